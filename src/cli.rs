@@ -1,0 +1,203 @@
+//! Command-line surface: every subcommand and flag, parsed by clap. No I/O here.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowtest",
+    version,
+    about = "End-to-end synthetic mail-flow tester",
+    long_about = "Sends tagged probe messages through real mail paths, waits for them at their IMAP \
+                  mailbox, rebuilds the path from Received headers and server logs, and reports \
+                  end-to-end and per-hop latency. `flowtest NAME` is short for `flowtest run NAME`."
+)]
+pub struct Cli {
+    /// Configuration file (else $FLOWTEST_CONFIG, else ./flowtest.toml).
+    #[arg(long, global = true, env = "FLOWTEST_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rebuild a message's path from its Received headers (file or stdin).
+    Trace(TraceArgs),
+    /// Send probes along scenarios and report delivery and per-stage latency.
+    Run(RunArgs),
+    /// List the configured scenarios.
+    List(ListArgs),
+    /// Validate the configuration and every scenario without sending anything.
+    CheckConfig,
+    /// Reconstruct messages' fates from server log files and name the failures.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Message file (RFC 5322; headers alone suffice). `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
+    pub format: TraceFormat,
+    /// Scenario whose expected path labels the hops with stage names.
+    #[arg(long)]
+    pub scenario: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    Human,
+    Json,
+    Junit,
+    Nagios,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario names to run.
+    pub names: Vec<String>,
+    /// Run every configured scenario (concurrently, bounded).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Override every scenario's timeout (e.g. `30s`, `2m`).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Write a draft incident record for each failure into DIR.
+    #[arg(long)]
+    pub incident: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
+    pub format: TraceFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Log sources: `ROLE=PATH` (ROLE is the host role, e.g. ec2, dell) or a bare path.
+    #[arg(required = true)]
+    pub sources: Vec<String>,
+    #[arg(long)]
+    pub message_id: Option<String>,
+    #[arg(long)]
+    pub rcpt: Option<String>,
+    /// Start of the window (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Year for log formats that have none (classic syslog); default: inferred from file times.
+    #[arg(long)]
+    pub year: Option<i32>,
+    #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
+    pub format: TraceFormat,
+    /// Write a draft incident record for each failure into DIR.
+    #[arg(long)]
+    pub incident: Option<PathBuf>,
+}
+
+const SUBCOMMANDS: &[&str] = &["trace", "run", "list", "check-config", "diagnose", "help"];
+
+impl Cli {
+    /// Parse `std::env::args`, turning `flowtest NAME ...` into `flowtest run NAME ...`.
+    pub fn parse_with_shorthand() -> Self {
+        Self::parse_from(with_shorthand(std::env::args_os().collect()))
+    }
+}
+
+/// Insert `run` before the first positional argument when it is not a known subcommand.
+pub fn with_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--config" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            // Global flags such as --config=X, --help, --version: keep scanning only past
+            // --config=...; anything else is for clap to judge.
+            if a.starts_with("--config=") {
+                i += 1;
+                continue;
+            }
+            return args;
+        }
+        if !SUBCOMMANDS.contains(&a.as_ref()) {
+            args.insert(i, "run".into());
+        }
+        return args;
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<std::ffi::OsString> {
+        s.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn shorthand_inserts_run() {
+        assert_eq!(
+            with_shorthand(v(&["flowtest", "gmail-inbound"])),
+            v(&["flowtest", "run", "gmail-inbound"])
+        );
+        assert_eq!(
+            with_shorthand(v(&[
+                "flowtest",
+                "--config",
+                "x.toml",
+                "lab-inbound",
+                "--format",
+                "json"
+            ])),
+            v(&[
+                "flowtest",
+                "--config",
+                "x.toml",
+                "run",
+                "lab-inbound",
+                "--format",
+                "json"
+            ])
+        );
+    }
+
+    #[test]
+    fn shorthand_leaves_subcommands_and_flags() {
+        for args in [
+            v(&["flowtest", "trace", "-"]),
+            v(&["flowtest", "--help"]),
+            v(&["flowtest", "check-config"]),
+            v(&["flowtest"]),
+        ] {
+            assert_eq!(with_shorthand(args.clone()), args);
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,1 @@
+//! Configuration: flowtest.toml and scenario files.

@@ -1,0 +1,1 @@
+//! Findings vocabulary and diagnosis rules with runbook hints (issue 5).

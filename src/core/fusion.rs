@@ -1,0 +1,1 @@
+//! Timeline fusion of client times, Received hops and server logs (issue 5).

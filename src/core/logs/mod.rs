@@ -1,0 +1,1 @@
+//! Server log line parsers (issue 5).

@@ -1,0 +1,8 @@
+//! The pure core: no network, no tokio, no filesystem beyond what callers hand in.
+//! Every function here is deterministic given its inputs (time is passed in, never read).
+pub mod diagnosis;
+pub mod fusion;
+pub mod logs;
+pub mod probe;
+pub mod report;
+pub mod trace;

@@ -1,0 +1,1 @@
+//! Probe identity: ids, tags and their HMAC signatures.

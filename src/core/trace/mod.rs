@@ -1,0 +1,1 @@
+//! Received-header trace engine (issue 3).

@@ -1,0 +1,1 @@
+//! The I/O edges: everything that touches the network, the filesystem or a clock.

@@ -1,0 +1,20 @@
+//! flowtest: end-to-end synthetic mail-flow testing.
+//!
+//! Layout (see README "Code map"):
+//! - [`core`]: pure logic, no network and no tokio: Received-header trace, log parsing, timeline
+//!   fusion, diagnosis, probe identity, report rendering. Everything here is deterministic and
+//!   tested with golden files.
+//! - [`edge`]: the I/O edges: SMTP sender, IMAP watcher, log sources, result store.
+//! - [`config`]: `flowtest.toml` and scenario files, resolved into one validated configuration.
+//! - [`runner`]: the one orchestrator (send -> wait -> fetch -> trace -> logs -> diagnose) shared by
+//!   the one-shot CLI and the canary.
+//! - [`cmd`]: one module per subcommand; thin glue from parsed arguments to the pieces above.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod core;
+pub mod edge;
+pub mod exit;
+pub mod runner;

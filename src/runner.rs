@@ -1,0 +1,1 @@
+//! The orchestrator shared by `flowtest run` and the canary.
