@@ -1,1 +1,337 @@
-//! Configuration: flowtest.toml and scenario files.
+//! Configuration: `flowtest.toml` (shared settings) and one scenario file per mail path.
+//!
+//! Raw TOML is deserialized with unknown keys rejected, then resolved into one validated,
+//! read-only [`Config`] before any I/O happens. Errors name the file, the line and the field.
+//! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
+//! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
+pub mod scenario;
+pub mod secret;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
+use secret::SecretRef;
+
+/// A configuration error: which file, which line (when known), which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub(crate) fn new(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn at(mut self, src: &str, offset: usize, field: &str) -> Self {
+        self.line = Some(line_of(src, offset));
+        self.field = Some(field.to_string());
+        self
+    }
+    pub(crate) fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+}
+
+/// 1-based line number of a byte offset.
+pub(crate) fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Turn a toml deserialization error into a ConfigError with file and line.
+pub(crate) fn toml_error(file: &Path, src: &str, e: toml::de::Error) -> ConfigError {
+    let mut err = ConfigError::new(file, e.message().trim().to_string());
+    if let Some(span) = e.span() {
+        err.line = Some(line_of(src, span.start));
+    }
+    err
+}
+
+/// Where the configuration file is: `--config`, then `$FLOWTEST_CONFIG` (both folded into
+/// `explicit` by clap), then `./flowtest.toml`.
+pub fn locate(explicit: &Option<PathBuf>) -> PathBuf {
+    explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("flowtest.toml"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    probe: RawProbe,
+    state_dir: Option<Spanned<String>>,
+    scenarios_dir: Option<Spanned<String>>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default, rename = "log_source")]
+    log_sources: Vec<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    /// Domain of probe Message-IDs (`<uuid@domain>`).
+    domain: String,
+    key_env: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+}
+
+/// Defaults a scenario inherits unless it sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    pub timeout: Option<Spanned<String>>,
+    pub poll_interval: Option<Spanned<String>>,
+    pub cleanup: Option<bool>,
+    pub sweep_after: Option<Spanned<String>>,
+}
+
+/// Scenario defaults after parsing.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub cleanup: bool,
+    /// A verified probe older than this is left over from a crashed run and may be swept.
+    pub sweep_after: Duration,
+}
+
+/// The validated configuration. Built once, read-only afterwards.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub probe_domain: String,
+    pub probe_key: SecretRef,
+    pub state_dir: PathBuf,
+    pub scenarios_dir: PathBuf,
+    pub max_concurrency: usize,
+    pub defaults: Defaults,
+    pub scenarios: Vec<Scenario>,
+    /// `[[log_source]]` tables, interpreted by the log-source edge.
+    pub log_sources: Vec<toml::Table>,
+}
+
+impl Config {
+    /// Read and validate the configuration and every scenario file. No network, no secrets read.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, format!("cannot read configuration: {e}")))?;
+        Self::from_str(path, &src)
+    }
+
+    pub fn from_str(path: &Path, src: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(src).map_err(|e| toml_error(path, src, e))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+
+        let domain = raw.probe.domain.trim().to_string();
+        if domain.is_empty() || domain.contains(['@', ' ', '<', '>']) {
+            return Err(ConfigError::new(path, "must be a bare domain name").field("probe.domain"));
+        }
+        let probe_key = match (raw.probe.key_env, raw.probe.key_file) {
+            (Some(env), None) => SecretRef::Env(env.into_inner()),
+            (None, Some(file)) => {
+                SecretRef::File(resolve_path(path, src, &base, &file, "probe.key_file")?)
+            }
+            _ => {
+                return Err(
+                    ConfigError::new(path, "set exactly one of key_env or key_file").field("probe"),
+                )
+            }
+        };
+        let state_dir = match &raw.state_dir {
+            Some(s) => resolve_path(path, src, &base, s, "state_dir")?,
+            None => default_state_dir(),
+        };
+        let scenarios_dir = match &raw.scenarios_dir {
+            Some(s) => resolve_path(path, src, &base, s, "scenarios_dir")?,
+            None => base.join("scenarios"),
+        };
+        let max_concurrency = raw.max_concurrency.unwrap_or(4);
+        if max_concurrency == 0 {
+            return Err(ConfigError::new(path, "must be at least 1").field("max_concurrency"));
+        }
+        let d = &raw.defaults;
+        let defaults = Defaults {
+            timeout: opt_duration(path, src, d.timeout.as_ref(), "defaults.timeout")?
+                .unwrap_or(Duration::from_secs(120)),
+            poll_interval: opt_duration(
+                path,
+                src,
+                d.poll_interval.as_ref(),
+                "defaults.poll_interval",
+            )?
+            .unwrap_or(Duration::from_secs(2)),
+            cleanup: d.cleanup.unwrap_or(true),
+            sweep_after: opt_duration(path, src, d.sweep_after.as_ref(), "defaults.sweep_after")?
+                .unwrap_or(Duration::from_secs(6 * 3600)),
+        };
+        let scenarios = scenario::load_dir(&scenarios_dir, &defaults)?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            probe_domain: domain,
+            probe_key,
+            state_dir,
+            scenarios_dir,
+            max_concurrency,
+            defaults,
+            scenarios,
+            log_sources: raw.log_sources,
+        })
+    }
+
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("flowtest");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) if !h.is_empty() => PathBuf::from(h).join(".local/state/flowtest"),
+        _ => PathBuf::from("/var/lib/flowtest"),
+    }
+}
+
+/// Expand `${VAR}` in a path-valued field and make it relative to `base`.
+pub(crate) fn resolve_path(
+    file: &Path,
+    src: &str,
+    base: &Path,
+    value: &Spanned<String>,
+    field: &str,
+) -> Result<PathBuf, ConfigError> {
+    let expanded = expand_env(value.get_ref())
+        .map_err(|m| ConfigError::new(file, m).at(src, value.span().start, field))?;
+    if expanded.is_empty() {
+        return Err(ConfigError::new(file, "is empty").at(src, value.span().start, field));
+    }
+    let p = PathBuf::from(expanded);
+    Ok(if p.is_absolute() { p } else { base.join(p) })
+}
+
+/// `${NAME}` expansion. An unset variable is an error that names it.
+pub(crate) fn expand_env(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("unterminated ${{ in {s:?}"));
+        };
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("bad variable name {name:?}"));
+        }
+        match std::env::var(name) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub(crate) fn opt_duration(
+    file: &Path,
+    src: &str,
+    v: Option<&Spanned<String>>,
+    field: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    v.map(|s| {
+        parse_duration(s.get_ref())
+            .map_err(|m| ConfigError::new(file, m).at(src, s.span().start, field))
+    })
+    .transpose()
+}
+
+/// `500ms`, `30s`, `2m`, `1h 30m`: humantime syntax. Zero is refused: every wait must be bounded
+/// by something real.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{s:?} is not a duration ({e}); write e.g. \"30s\", \"2m\", \"500ms\"")
+    })?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a duration must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("FLOWTEST_TEST_EXPAND", "/x/y");
+        assert_eq!(
+            expand_env("${FLOWTEST_TEST_EXPAND}/ca.pem").unwrap(),
+            "/x/y/ca.pem"
+        );
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert!(expand_env("${FLOWTEST_TEST_UNSET_XYZ}")
+            .unwrap_err()
+            .contains("FLOWTEST_TEST_UNSET_XYZ"));
+        assert!(expand_env("${oops").is_err());
+    }
+
+    #[test]
+    fn line_numbers() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+    }
+}

@@ -1,0 +1,619 @@
+//! Scenario files: one mail path each (who sends, where it must arrive, what path it should take).
+//!
+//! A scenario is a `*.toml` file in the scenarios directory. See `scenarios/README.md` for the
+//! format. This module parses and validates; it never opens a connection or reads a secret.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::secret::SecretRef;
+use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
+
+/// How a connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS; the upgrade is required, never optional.
+    Starttls,
+    /// TLS from the first byte (SMTPS 465, IMAPS 993).
+    Tls,
+    /// No TLS at all. Refused unless `allow_plaintext = true`.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    description: Option<String>,
+    timeout: Option<Spanned<String>>,
+    cleanup: Option<bool>,
+    sweep_after: Option<Spanned<String>>,
+    sender: RawSender,
+    receiver: RawReceiver,
+    #[serde(default)]
+    slo: RawSlo,
+    #[serde(default)]
+    headers: toml::Table,
+    #[serde(default)]
+    path: Vec<toml::Value>,
+}
+
+/// One struct for every sender kind (serde's tagged enums lose line numbers); fields that do
+/// not belong to the chosen `kind` are refused in `parse`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSender {
+    kind: Spanned<String>,
+    host: String,
+    port: Option<u16>,
+    tls: Spanned<TlsMode>,
+    #[serde(default)]
+    allow_plaintext: bool,
+    ca_file: Option<Spanned<String>>,
+    helo: Option<String>,
+    mail_from: String,
+    rcpt_to: OneOrMany,
+    header_from: Option<String>,
+    header_to: Option<String>,
+    auth: Option<RawAuth>,
+    command_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    username: String,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    host: String,
+    port: Option<u16>,
+    tls: Spanned<TlsMode>,
+    #[serde(default)]
+    allow_plaintext: bool,
+    ca_file: Option<Spanned<String>>,
+    username: String,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    folders: Option<Vec<String>>,
+    junk_folders: Option<Vec<String>>,
+    idle: Option<bool>,
+    poll_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    target: Option<Spanned<String>>,
+    max: Option<Spanned<String>>,
+}
+
+/// Credentials for SMTP AUTH.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub username: String,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSender {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub helo: Option<String>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub header_from: String,
+    pub header_to: String,
+    pub auth: Option<Auth>,
+    /// Bound on each SMTP command (and the connection).
+    pub command_timeout: Duration,
+}
+
+/// How a probe leaves. More kinds (SendGrid's API, ...) join this enum.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    Smtp(SmtpSender),
+}
+
+impl Sender {
+    pub fn recipients(&self) -> &[String] {
+        match self {
+            Sender::Smtp(s) => &s.rcpt_to,
+        }
+    }
+    pub fn mail_from(&self) -> &str {
+        match self {
+            Sender::Smtp(s) => &s.mail_from,
+        }
+    }
+}
+
+/// Where a probe must arrive.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    pub password: SecretRef,
+    /// Folders watched for the probe (INBOX first).
+    pub folders: Vec<String>,
+    /// Folders whose arrival means "delivered to spam".
+    pub junk_folders: Vec<String>,
+    /// Use IMAP IDLE when the server offers it; else poll.
+    pub idle: bool,
+    pub poll_interval: Duration,
+}
+
+/// Latency objectives for one scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slo {
+    /// Delivered later than this is `slow` (and the p95 target in reports).
+    pub target: Option<Duration>,
+    /// Hard maximum: later than this is a miss in SLA reports.
+    pub max: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub sender: Sender,
+    pub receiver: Receiver,
+    pub timeout: Duration,
+    pub cleanup: bool,
+    pub sweep_after: Duration,
+    pub slo: Slo,
+    /// Extra headers added to the probe (e.g. to steer a filter in a test).
+    pub headers: Vec<(String, String)>,
+    /// The expected path: ordered stage matchers for the trace engine.
+    pub path: Vec<toml::Value>,
+}
+
+const JUNK_NAMES: &[&str] = &[
+    "junk",
+    "spam",
+    "[gmail]/spam",
+    "junk e-mail",
+    "junk email",
+    "bulk mail",
+];
+
+/// Load every `*.toml` scenario in `dir`, sorted by name. Names must be unique.
+pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, ConfigError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::new(dir, format!("cannot read scenarios directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    let mut out: Vec<Scenario> = Vec::with_capacity(files.len());
+    for f in files {
+        let src = std::fs::read_to_string(&f)
+            .map_err(|e| ConfigError::new(&f, format!("cannot read scenario: {e}")))?;
+        let s = parse(&f, &src, defaults)?;
+        if let Some(prev) = out.iter().find(|o| o.name == s.name) {
+            return Err(ConfigError::new(
+                &f,
+                format!(
+                    "scenario name {:?} is already used by {}",
+                    s.name,
+                    prev.file.display()
+                ),
+            )
+            .field("name"));
+        }
+        out.push(s);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn secret_ref(
+    file: &Path,
+    src: &str,
+    base: &Path,
+    env: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    field: &str,
+) -> Result<SecretRef, ConfigError> {
+    match (env, path) {
+        (Some(e), None) => {
+            let name = e.get_ref().trim();
+            if name.is_empty() {
+                return Err(ConfigError::new(file, "is empty").at(
+                    src,
+                    e.span().start,
+                    &format!("{field}_env"),
+                ));
+            }
+            Ok(SecretRef::Env(name.to_string()))
+        }
+        (None, Some(p)) => Ok(SecretRef::File(resolve_path(
+            file,
+            src,
+            base,
+            &p,
+            &format!("{field}_file"),
+        )?)),
+        (Some(e), Some(_)) => Err(ConfigError::new(
+            file,
+            format!("set only one of {field}_env and {field}_file"),
+        )
+        .at(src, e.span().start, field)),
+        (None, None) => Err(ConfigError::new(
+            file,
+            format!(
+                "missing {field}_env or {field}_file (secrets are never written in config files)"
+            ),
+        )
+        .field(field)),
+    }
+}
+
+fn check_tls(
+    file: &Path,
+    src: &str,
+    tls: &Spanned<TlsMode>,
+    allow_plaintext: bool,
+    field: &str,
+) -> Result<TlsMode, ConfigError> {
+    if *tls.get_ref() == TlsMode::None && !allow_plaintext {
+        return Err(ConfigError::new(
+            file,
+            "tls = \"none\" sends credentials and mail in clear text; set allow_plaintext = true to accept that",
+        )
+        .at(src, tls.span().start, field));
+    }
+    Ok(*tls.get_ref())
+}
+
+fn check_addr(file: &Path, field: &str, a: &str) -> Result<(), ConfigError> {
+    let a = a.trim();
+    let ok = a.is_empty() /* null sender */ || {
+        let mut parts = a.rsplitn(2, '@');
+        let domain = parts.next().unwrap_or("");
+        let local = parts.next().unwrap_or("");
+        !local.is_empty() && !domain.is_empty() && !a.contains([' ', '<', '>', '\r', '\n'])
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            file,
+            format!("{a:?} is not a bare address like user@example.com"),
+        )
+        .field(field))
+    }
+}
+
+/// Parse one scenario file's text.
+pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, ConfigError> {
+    let raw: RawScenario = toml::from_str(src).map_err(|e| toml_error(file, src, e))?;
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = raw.name.get_ref().trim().to_string();
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !["trace", "run", "list", "check-config", "diagnose", "help"].contains(&name.as_str());
+    if !name_ok {
+        return Err(ConfigError::new(
+            file,
+            format!("{name:?}: use letters, digits, '-' and '_' (and not a subcommand's name)"),
+        )
+        .at(src, raw.name.span().start, "name"));
+    }
+
+    let sender_span = raw.sender.kind.span().start;
+    let s = raw.sender;
+    let sender = match s.kind.get_ref().as_str() {
+        "smtp" => {
+            let tls = check_tls(file, src, &s.tls, s.allow_plaintext, "sender.tls")?;
+            let rcpt_to = match s.rcpt_to {
+                OneOrMany::One(a) => vec![a],
+                OneOrMany::Many(v) => v,
+            };
+            if rcpt_to.is_empty() {
+                return Err(ConfigError::new(file, "needs at least one recipient").at(
+                    src,
+                    sender_span,
+                    "sender.rcpt_to",
+                ));
+            }
+            check_addr(file, "sender.mail_from", &s.mail_from)?;
+            for r in &rcpt_to {
+                check_addr(file, "sender.rcpt_to", r)?;
+            }
+            let auth = match s.auth {
+                Some(a) => Some(Auth {
+                    password: secret_ref(
+                        file,
+                        src,
+                        &base,
+                        a.password_env,
+                        a.password_file,
+                        "sender.auth.password",
+                    )?,
+                    username: a.username,
+                }),
+                None => None,
+            };
+            if auth.is_some() && tls == TlsMode::None {
+                return Err(ConfigError::new(
+                    file,
+                    "AUTH over a plaintext connection is refused; use starttls or tls",
+                )
+                .at(src, s.tls.span().start, "sender.tls"));
+            }
+            let header_from = s.header_from.unwrap_or_else(|| s.mail_from.clone());
+            let header_to = s.header_to.unwrap_or_else(|| rcpt_to.join(", "));
+            Sender::Smtp(SmtpSender {
+                port: s.port.unwrap_or(match tls {
+                    TlsMode::Tls => 465,
+                    TlsMode::Starttls => 587,
+                    TlsMode::None => 25,
+                }),
+                host: nonempty(file, "sender.host", s.host)?,
+                tls,
+                ca_file: s
+                    .ca_file
+                    .map(|p| resolve_path(file, src, &base, &p, "sender.ca_file"))
+                    .transpose()?,
+                helo: s.helo,
+                mail_from: s.mail_from,
+                rcpt_to,
+                header_from,
+                header_to,
+                auth,
+                command_timeout: opt_duration(
+                    file,
+                    src,
+                    s.command_timeout.as_ref(),
+                    "sender.command_timeout",
+                )?
+                .unwrap_or(Duration::from_secs(30)),
+            })
+        }
+        other => {
+            return Err(ConfigError::new(
+                file,
+                format!("unknown sender kind {other:?} (known: \"smtp\")"),
+            )
+            .at(src, sender_span, "sender.kind"))
+        }
+    };
+
+    let r = raw.receiver;
+    let rtls = check_tls(file, src, &r.tls, r.allow_plaintext, "receiver.tls")?;
+    let folders = r.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
+    if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
+        return Err(
+            ConfigError::new(file, "list at least one non-empty folder").field("receiver.folders")
+        );
+    }
+    let junk_folders = match r.junk_folders {
+        Some(j) => {
+            if let Some(bad) = j.iter().find(|f| !folders.contains(f)) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("{bad:?} is not one of receiver.folders"),
+                )
+                .field("receiver.junk_folders"));
+            }
+            j
+        }
+        None => folders
+            .iter()
+            .filter(|f| JUNK_NAMES.contains(&f.to_ascii_lowercase().as_str()))
+            .cloned()
+            .collect(),
+    };
+    let receiver = Receiver {
+        port: r
+            .port
+            .unwrap_or(if rtls == TlsMode::Tls { 993 } else { 143 }),
+        host: nonempty(file, "receiver.host", r.host)?,
+        tls: rtls,
+        ca_file: r
+            .ca_file
+            .map(|p| resolve_path(file, src, &base, &p, "receiver.ca_file"))
+            .transpose()?,
+        password: secret_ref(
+            file,
+            src,
+            &base,
+            r.password_env,
+            r.password_file,
+            "receiver.password",
+        )?,
+        username: nonempty(file, "receiver.username", r.username)?,
+        folders,
+        junk_folders,
+        idle: r.idle.unwrap_or(true),
+        poll_interval: opt_duration(
+            file,
+            src,
+            r.poll_interval.as_ref(),
+            "receiver.poll_interval",
+        )?
+        .unwrap_or(defaults.poll_interval),
+    };
+
+    let timeout =
+        opt_duration(file, src, raw.timeout.as_ref(), "timeout")?.unwrap_or(defaults.timeout);
+    let slo = Slo {
+        target: opt_duration(file, src, raw.slo.target.as_ref(), "slo.target")?,
+        max: opt_duration(file, src, raw.slo.max.as_ref(), "slo.max")?,
+    };
+    if let (Some(t), Some(m)) = (slo.target, slo.max) {
+        if t > m {
+            return Err(ConfigError::new(file, "slo.target is above slo.max").field("slo"));
+        }
+    }
+    let mut headers = Vec::new();
+    for (k, v) in raw.headers {
+        let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let value = v.as_str().map(str::to_string);
+        match value {
+            Some(v) if valid_name && !v.contains(['\r', '\n']) && !k.to_ascii_lowercase().starts_with("x-flowtest-") => {
+                headers.push((k, v))
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    file,
+                    format!("header {k:?}: names are printable ASCII without ':', values single-line strings, and X-Flowtest-* is reserved"),
+                )
+                .field("headers"))
+            }
+        }
+    }
+    Ok(Scenario {
+        name,
+        description: raw.description.unwrap_or_default(),
+        file: file.to_path_buf(),
+        sender,
+        receiver,
+        timeout,
+        cleanup: raw.cleanup.unwrap_or(defaults.cleanup),
+        sweep_after: opt_duration(file, src, raw.sweep_after.as_ref(), "sweep_after")?
+            .unwrap_or(defaults.sweep_after),
+        slo,
+        headers,
+        path: raw.path,
+    })
+}
+
+fn nonempty(file: &Path, field: &str, v: String) -> Result<String, ConfigError> {
+    let t = v.trim();
+    if t.is_empty() {
+        Err(ConfigError::new(file, "is empty").field(field))
+    } else {
+        Ok(t.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            cleanup: true,
+            sweep_after: Duration::from_secs(3600),
+        }
+    }
+
+    const GOOD: &str = r#"
+name = "lab-inbound"
+description = "internet -> ec2 -> dell"
+timeout = "20s"
+
+[sender]
+kind = "smtp"
+host = "mx.corp.test"
+port = 25
+tls = "starttls"
+ca_file = "/tmp/ca.pem"
+mail_from = "probe@provider.test"
+rcpt_to = "alice@corp.test"
+
+[receiver]
+host = "imap.corp.test"
+tls = "tls"
+username = "alice@corp.test"
+password_env = "ALICE_PW"
+folders = ["INBOX", "Junk"]
+
+[slo]
+target = "5s"
+max = "30s"
+"#;
+
+    fn parse_str(s: &str) -> Result<Scenario, ConfigError> {
+        parse(Path::new("/etc/flowtest/scenarios/x.toml"), s, &defaults())
+    }
+
+    #[test]
+    fn parses_a_full_scenario() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.name, "lab-inbound");
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        assert_eq!(s.receiver.port, 993);
+        assert_eq!(s.receiver.junk_folders, vec!["Junk".to_string()]);
+        assert_eq!(s.receiver.poll_interval, Duration::from_secs(1));
+        assert_eq!(s.slo.target, Some(Duration::from_secs(5)));
+        let Sender::Smtp(smtp) = &s.sender;
+        assert_eq!(smtp.rcpt_to, vec!["alice@corp.test".to_string()]);
+        assert_eq!(smtp.header_from, "probe@provider.test");
+        assert_eq!(s.receiver.password, SecretRef::Env("ALICE_PW".into()));
+    }
+
+    #[test]
+    fn unknown_key_names_field_and_line() {
+        let src = GOOD.replace("port = 25", "port = 25\nhots = \"x\"");
+        let e = parse_str(&src).unwrap_err();
+        assert!(e.message.contains("unknown field `hots`"), "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
+    }
+
+    #[test]
+    fn plaintext_needs_opt_in() {
+        let src = GOOD.replace("tls = \"starttls\"", "tls = \"none\"");
+        let e = parse_str(&src).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.tls"));
+        assert!(e.message.contains("allow_plaintext"));
+        assert_eq!(e.line, Some(10));
+        let ok = src.replace("tls = \"none\"", "tls = \"none\"\nallow_plaintext = true");
+        parse_str(&ok).unwrap();
+    }
+
+    #[test]
+    fn secrets_must_be_references() {
+        let src = GOOD.replace("password_env = \"ALICE_PW\"", "password = \"hunter2\"");
+        let e = parse_str(&src).unwrap_err();
+        assert!(e.message.contains("unknown field `password`"), "{e}");
+        let src = GOOD.replace("password_env = \"ALICE_PW\"\n", "");
+        let e = parse_str(&src).unwrap_err();
+        assert!(e.message.contains("never written in config files"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_clear() {
+        let e = parse_str(&GOOD.replace("\"20s\"", "\"soon\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("timeout"));
+        let e = parse_str(&GOOD.replace("name = \"lab-inbound\"", "name = \"run\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        let e =
+            parse_str(&GOOD.replace("\"alice@corp.test\"\n\n", "\"alice corp\"\n\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.rcpt_to"));
+        let e = parse_str(&GOOD.replace("kind = \"smtp\"", "kind = \"pigeon\"")).unwrap_err();
+        assert!(e.message.contains("pigeon"), "{e}");
+        let e = parse_str(&format!("{GOOD}\n[headers]\nX-Flowtest-Id = \"forged\"\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("headers"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Secrets: referenced by environment variable or file, resolved at the edge, never printed.
+//!
+//! A [`Secret`] wraps `secrecy::SecretString`; its `Debug` and `Display` say `[redacted]`, so a
+//! secret cannot leak through `{:?}` of any struct that holds it. Only [`Secret::expose`] reads
+//! the value, and only the code that hands it to a server calls it.
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(SecretString::from(value))
+    }
+    /// The secret's value. Call only to hand it to a server or a MAC; never format it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where a secret comes from. Config files hold only these references, never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+/// Why a secret could not be had. The message names the reference, never a value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    EnvMissing(String),
+    #[error("environment variable {0} is empty")]
+    EnvEmpty(String),
+    #[error("cannot read secret file {path}: {reason}")]
+    FileUnreadable { path: PathBuf, reason: String },
+    #[error("secret file {0} is empty")]
+    FileEmpty(PathBuf),
+}
+
+impl SecretRef {
+    /// Read the secret now. Trailing newlines of files and variables are not part of the secret.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            SecretRef::Env(name) => {
+                let v = std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?;
+                let v = v.trim_end_matches(['\r', '\n']).to_string();
+                if v.is_empty() {
+                    return Err(SecretError::EnvEmpty(name.clone()));
+                }
+                Ok(Secret::new(v))
+            }
+            SecretRef::File(path) => read_secret_file(path),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            SecretRef::Env(n) => format!("${n}"),
+            SecretRef::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
+    let raw = std::fs::read(path).map_err(|e| SecretError::FileUnreadable {
+        path: path.to_path_buf(),
+        reason: e.kind().to_string(),
+    })?;
+    let text = String::from_utf8(raw).map_err(|_| SecretError::FileUnreadable {
+        path: path.to_path_buf(),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let v = text.trim_end_matches(['\r', '\n']).to_string();
+    if v.is_empty() {
+        return Err(SecretError::FileEmpty(path.to_path_buf()));
+    }
+    Ok(Secret::new(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("hunter2-very-secret".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{s}"), "[redacted]");
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            password: Secret,
+        }
+        let h = Holder { password: s };
+        assert!(!format!("{h:?}").contains("hunter2"));
+        assert_eq!(h.password.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn file_secret_trims_newline_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret\n").unwrap();
+        assert_eq!(
+            SecretRef::File(p.clone()).resolve().unwrap().expose(),
+            "s3cret"
+        );
+        std::fs::write(&p, "\n").unwrap();
+        assert_eq!(
+            SecretRef::File(p.clone()).resolve().unwrap_err(),
+            SecretError::FileEmpty(p)
+        );
+        let missing = dir.path().join("nope");
+        let e = SecretRef::File(missing.clone()).resolve().unwrap_err();
+        assert!(e.to_string().contains(&missing.display().to_string()));
+    }
+
+    #[test]
+    fn missing_env_names_the_variable() {
+        let e = SecretRef::Env("FLOWTEST_TEST_SURELY_UNSET_VAR".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable FLOWTEST_TEST_SURELY_UNSET_VAR is not set"
+        );
+    }
+}
