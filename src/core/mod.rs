@@ -3,6 +3,8 @@
 pub mod diagnosis;
 pub mod fusion;
 pub mod logs;
+pub mod outcome;
 pub mod probe;
+pub mod reply;
 pub mod report;
 pub mod trace;

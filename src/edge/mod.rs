@@ -1,1 +1,4 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
+pub mod imap;
+pub mod smtp;
+pub mod tls;

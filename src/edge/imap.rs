@@ -1,0 +1,648 @@
+//! IMAP edge: open the receiver's mailbox, arm push detection (IDLE) on every watched folder
+//! before the probe is sent, detect the probe by its tag, fetch it, and delete exactly the
+//! messages the runner names (verified probes), by UID, with `UID EXPUNGE` so nothing else that
+//! happens to be flagged `\Deleted` is ever expunged.
+//!
+//! Messages are read with `BODY.PEEK` only: flowtest never changes a flag of a message that is
+//! not its own verified probe. Every network step is bounded by a timeout.
+//! Not here: deciding what to delete (the runner does, from verified tags and the store).
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::Fetch;
+use async_imap::{Client, Session};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use uuid::Uuid;
+
+use crate::config::secret::Secret;
+use crate::config::{Receiver, TlsMode};
+use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
+
+/// Bound on each IMAP command (login, select, fetch, store).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Re-issue IDLE well before the 29-minute limit of RFC 2177.
+const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
+/// Largest message fetched whole (bounces are scanned for a quoted probe).
+const MAX_FETCH: u32 = 4 * 1024 * 1024;
+
+/// A plain or TLS TCP stream, as async-imap wants one type.
+#[derive(Debug)]
+pub enum ImapStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type ImapSession = Session<ImapStream>;
+
+/// Why the mailbox could not be read. `Auth` is what users would see as "password does not match".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    Connect(String),
+    Tls(String),
+    Auth(String),
+    Protocol(String),
+    Timeout(String),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Connect(m) => write!(f, "IMAP connection failed: {m}"),
+            FetchError::Tls(m) => write!(f, "IMAP TLS failed: {m}"),
+            FetchError::Auth(m) => write!(f, "IMAP login failed: {m}"),
+            FetchError::Protocol(m) => write!(f, "IMAP error: {m}"),
+            FetchError::Timeout(m) => write!(f, "IMAP timeout: {m}"),
+        }
+    }
+}
+
+fn proto(e: async_imap::error::Error) -> FetchError {
+    FetchError::Protocol(e.to_string())
+}
+
+async fn bounded<T, E: Into<FetchError>>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, FetchError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(FetchError::Timeout(format!("{what}: no answer within {} s", COMMAND_TIMEOUT.as_secs()))),
+    }
+}
+
+impl From<async_imap::error::Error> for FetchError {
+    fn from(e: async_imap::error::Error) -> Self {
+        proto(e)
+    }
+}
+
+/// Resolved before any connection: TLS config and password.
+#[derive(Clone)]
+pub struct Prepared {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub password: Secret,
+}
+
+/// Read one CRLF-terminated line from a not-yet-buffered stream (greeting / STARTTLS answer).
+async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
+    let mut line = Vec::with_capacity(128);
+    let mut b = [0u8; 1];
+    while line.len() < 8192 {
+        let n = s.read(&mut b).await.map_err(|e| FetchError::Connect(e.to_string()))?;
+        if n == 0 {
+            return Err(FetchError::Connect("connection closed by server".into()));
+        }
+        line.push(b[0]);
+        if b[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+        }
+    }
+    Err(FetchError::Protocol("line too long".into()))
+}
+
+async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStream, FetchError> {
+    let name = ServerName::try_from(host.to_string()).map_err(|e| FetchError::Tls(format!("{host}: {e}")))?;
+    let tls = TlsConnector::from(prep.tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    Ok(ImapStream::Tls(Box::new(tls)))
+}
+
+async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, FetchError> {
+    let tcp = bounded("connect", async {
+        TcpStream::connect((r.host.as_str(), r.port))
+            .await
+            .map_err(|e| FetchError::Connect(format!("{}:{}: {e}", r.host, r.port)))
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    match r.tls {
+        TlsMode::Tls => {
+            let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
+            let mut c = Client::new(s);
+            bounded("greeting", async { c.read_response().await.map_err(|e| FetchError::Connect(e.to_string())) })
+                .await?
+                .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+            Ok(c)
+        }
+        TlsMode::None => {
+            let mut c = Client::new(ImapStream::Plain(tcp));
+            bounded("greeting", async { c.read_response().await.map_err(|e| FetchError::Connect(e.to_string())) })
+                .await?
+                .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+            Ok(c)
+        }
+        TlsMode::Starttls => {
+            let mut tcp = tcp;
+            bounded("STARTTLS", async {
+                let greeting = read_line_raw(&mut tcp).await?;
+                if !greeting.starts_with("* OK") {
+                    return Err(FetchError::Connect(format!("unexpected greeting: {greeting}")));
+                }
+                tcp.write_all(b"ft0 STARTTLS\r\n").await.map_err(|e| FetchError::Connect(e.to_string()))?;
+                loop {
+                    let l = read_line_raw(&mut tcp).await?;
+                    if let Some(rest) = l.strip_prefix("ft0 ") {
+                        if rest.starts_with("OK") {
+                            return Ok(());
+                        }
+                        return Err(FetchError::Tls(format!("STARTTLS refused: {rest}")));
+                    }
+                }
+            })
+            .await?;
+            let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
+            Ok(Client::new(s))
+        }
+    }
+}
+
+/// Connect and log in. A `NO` to LOGIN is an authentication failure.
+pub async fn login(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
+    let client = connect(r, prep).await?;
+    match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&r.username, prep.password.expose())).await {
+        Err(_) => Err(FetchError::Timeout("login: no answer".into())),
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err((async_imap::error::Error::No(m), _))) => Err(FetchError::Auth(m)),
+        Ok(Err((e, _))) => Err(FetchError::Auth(e.to_string())),
+    }
+}
+
+/// A verified probe seen in a folder.
+#[derive(Debug, Clone)]
+pub struct SeenProbe {
+    pub folder: String,
+    pub uid: u32,
+    pub tag: ProbeTag,
+    pub internal_date: Option<DateTime<Utc>>,
+    /// True when this message is a bounce quoting the probe rather than the probe itself.
+    pub bounce: bool,
+}
+
+/// One watched folder: its session and the first UID that is "new" for this run.
+struct Folder {
+    name: String,
+    session: ImapSession,
+    uid_next: u32,
+    can_idle: bool,
+    can_uidplus: bool,
+}
+
+/// The receiver's mailbox, one session per watched folder.
+pub struct Mailbox {
+    folders: Vec<Folder>,
+    idle: bool,
+    poll: Duration,
+}
+
+/// How arrival was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectedBy {
+    Idle,
+    Poll,
+}
+
+/// The probe (or its bounce) was found.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub seen: SeenProbe,
+    pub detected_at: DateTime<Utc>,
+    pub detected_by: DetectedBy,
+    /// The whole message as fetched (`BODY.PEEK[]`).
+    pub raw: Vec<u8>,
+}
+
+/// What else the wait noticed (forged tags, protocol trouble); reported as warnings.
+#[derive(Debug, Default, Clone)]
+pub struct WaitNotes {
+    pub warnings: Vec<String>,
+}
+
+impl Mailbox {
+    /// Log in and select every watched folder; remember where "new" starts.
+    pub async fn open(r: &Receiver, prep: &Prepared) -> Result<Mailbox, FetchError> {
+        let mut folders = Vec::with_capacity(r.folders.len());
+        for name in &r.folders {
+            let mut session = login(r, prep).await?;
+            let caps = bounded("CAPABILITY", session.capabilities()).await?;
+            let can_idle = caps.has_str("IDLE");
+            let can_uidplus = caps.has_str("UIDPLUS");
+            let mb = bounded("SELECT", session.select(name)).await?;
+            let uid_next = mb.uid_next.unwrap_or(1);
+            folders.push(Folder { name: name.clone(), session, uid_next, can_idle, can_uidplus });
+        }
+        Ok(Mailbox { folders, idle: r.idle, poll: r.poll_interval })
+    }
+
+    /// Whether push detection will be used on every folder.
+    pub fn uses_idle(&self) -> bool {
+        self.idle && self.folders.iter().all(|f| f.can_idle)
+    }
+
+    /// Arm detection on every folder and return once all are armed (IDLE accepted, or poll
+    /// mode ready). Send the probe only after this returns.
+    pub async fn arm(self, key: ProbeKey, want: Uuid) -> Result<Armed, FetchError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (found_tx, found_rx) = tokio::sync::mpsc::channel::<Arrival>(4);
+        let mut tasks = Vec::new();
+        let mut armed = Vec::new();
+        let use_idle = self.idle;
+        for f in self.folders {
+            let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
+            let ctx = WatchCtx {
+                key: key.clone(),
+                want,
+                stop: stop_rx.clone(),
+                found: found_tx.clone(),
+                poll: self.poll,
+                idle: use_idle && f.can_idle,
+            };
+            tasks.push(tokio::spawn(watch_folder(f, ctx, armed_tx)));
+            armed.push(armed_rx);
+        }
+        drop(found_tx);
+        for a in armed {
+            match tokio::time::timeout(COMMAND_TIMEOUT, a).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    let _ = stop_tx.send(true);
+                    return Err(e);
+                }
+                Ok(Err(_)) | Err(_) => {
+                    let _ = stop_tx.send(true);
+                    return Err(FetchError::Timeout("arming IDLE".into()));
+                }
+            }
+        }
+        Ok(Armed { tasks, stop: stop_tx, found: found_rx, idle: self.idle, poll: self.poll })
+    }
+
+    /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
+    /// Uses `SEARCH HEADER` to find candidates, then verifies each tag from its own headers.
+    pub async fn scan_probes(&mut self, key: &ProbeKey) -> (Vec<SeenProbe>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for f in &mut self.folders {
+            match scan_folder(f, key).await {
+                Ok(mut v) => out.append(&mut v),
+                Err(e) => warnings.push(format!("scanning {}: {e}", f.name)),
+            }
+        }
+        (out, warnings)
+    }
+
+    /// Delete these UIDs from `folder`. Only ever called with verified probes (or bounces that
+    /// quote one). Requires UIDPLUS so that only these UIDs are expunged.
+    pub async fn delete(&mut self, folder: &str, uids: &[u32]) -> Result<usize, FetchError> {
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        let Some(f) = self.folders.iter_mut().find(|f| f.name == folder) else {
+            return Err(FetchError::Protocol(format!("folder {folder} is not watched")));
+        };
+        if !f.can_uidplus {
+            return Err(FetchError::Protocol(
+                "server lacks UIDPLUS: probes left in place rather than risk expunging other mail".into(),
+            ));
+        }
+        let set = uid_set(uids);
+        bounded("UID STORE", async {
+            let s = f.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
+            s.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        let n = bounded("UID EXPUNGE", async {
+            let s = f.session.uid_expunge(&set).await?;
+            s.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        Ok(n.len())
+    }
+
+    pub async fn logout(self) {
+        for mut f in self.folders {
+            let _ = tokio::time::timeout(Duration::from_secs(3), f.session.logout()).await;
+        }
+    }
+}
+
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, FetchError> {
+    let mut uids: Vec<u32> = bounded("UID SEARCH", f.session.uid_search("HEADER X-Flowtest-Id \"\""))
+        .await?
+        .into_iter()
+        .collect();
+    let bounces: Vec<u32> = bounded(
+        "UID SEARCH",
+        f.session.uid_search("HEADER Content-Type \"multipart/report\" BODY \"X-Flowtest-Id\""),
+    )
+    .await
+    .map(|s| s.into_iter().collect())
+    .unwrap_or_default();
+    uids.sort_unstable();
+    let mut out = Vec::new();
+    if !uids.is_empty() {
+        let fetched = fetch(&mut f.session, &uid_set(&uids), "(UID INTERNALDATE BODY.PEEK[HEADER])").await?;
+        for m in fetched {
+            if let (Some(uid), Some(h)) = (m.uid, m.header()) {
+                if let Verdict::Valid(tag) = probe::verify(h, key) {
+                    out.push(SeenProbe { folder: f.name.clone(), uid, tag, internal_date: internal(&m), bounce: false });
+                }
+            }
+        }
+    }
+    for uid in bounces {
+        if uids.contains(&uid) {
+            continue;
+        }
+        if let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? {
+            if let Some(tag) = probe::quoted_probe(&raw, key) {
+                out.push(SeenProbe { folder: f.name.clone(), uid, tag, internal_date: idate, bounce: true });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn internal(m: &Fetch) -> Option<DateTime<Utc>> {
+    m.internal_date().map(|d| d.with_timezone(&Utc))
+}
+
+async fn fetch(session: &mut ImapSession, set: &str, query: &str) -> Result<Vec<Fetch>, FetchError> {
+    bounded("UID FETCH", async {
+        let s = session.uid_fetch(set, query).await?;
+        s.try_collect::<Vec<_>>().await
+    })
+    .await
+}
+
+/// The whole message by UID (size-capped), with its INTERNALDATE.
+async fn fetch_whole(
+    session: &mut ImapSession,
+    uid: u32,
+) -> Result<Option<(Vec<u8>, Option<DateTime<Utc>>)>, FetchError> {
+    let sizes = fetch(session, &uid.to_string(), "(UID RFC822.SIZE)").await?;
+    let Some(size) = sizes.iter().find(|m| m.uid == Some(uid)).and_then(|m| m.size) else {
+        return Ok(None);
+    };
+    if size > MAX_FETCH {
+        return Ok(None);
+    }
+    let got = fetch(session, &uid.to_string(), "(UID INTERNALDATE BODY.PEEK[])").await?;
+    Ok(got
+        .iter()
+        .find(|m| m.uid == Some(uid))
+        .and_then(|m| m.body().map(|b| (b.to_vec(), internal(m)))))
+}
+
+struct WatchCtx {
+    key: ProbeKey,
+    want: Uuid,
+    stop: watch::Receiver<bool>,
+    found: tokio::sync::mpsc::Sender<Arrival>,
+    poll: Duration,
+    idle: bool,
+}
+
+/// Look at messages with UID >= uid_next; report ours when it is there.
+async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut WaitNotes) -> Result<bool, FetchError> {
+    let detected_at = Utc::now();
+    let set = format!("{}:*", f.uid_next);
+    let fetched = fetch(&mut f.session, &set, "(UID RFC822.SIZE BODY.PEEK[HEADER])").await?;
+    let mut hit: Option<(u32, bool)> = None;
+    let mut max_uid = f.uid_next.saturating_sub(1);
+    for m in &fetched {
+        let Some(uid) = m.uid else { continue };
+        // `N:*` returns the last message even when its UID is below N.
+        if uid < f.uid_next {
+            continue;
+        }
+        max_uid = max_uid.max(uid);
+        let Some(h) = m.header() else { continue };
+        match probe::verify(h, &ctx.key) {
+            Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
+            Verdict::Forged(why) if probe::header_value(h, probe::H_ID).as_deref() == Some(&ctx.want.to_string()) => {
+                notes.warnings.push(format!("{}: a message claims to be this probe but {why}; left untouched", f.name));
+            }
+            Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
+                if let Some((raw, _)) = fetch_whole(&mut f.session, uid).await? {
+                    if probe::quoted_probe(&raw, &ctx.key).is_some_and(|t| t.id == ctx.want) {
+                        hit = hit.or(Some((uid, true)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    f.uid_next = max_uid + 1;
+    let Some((uid, bounce)) = hit else { return Ok(false) };
+    let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? else {
+        notes.warnings.push(format!("{}: probe UID {uid} vanished or is too large to fetch", f.name));
+        return Ok(false);
+    };
+    let tag = if bounce {
+        probe::quoted_probe(&raw, &ctx.key)
+    } else {
+        probe::verify(&raw, &ctx.key).valid().cloned()
+    };
+    let Some(tag) = tag else { return Ok(false) };
+    let arrival = Arrival {
+        seen: SeenProbe { folder: f.name.clone(), uid, tag, internal_date: idate, bounce },
+        detected_at,
+        detected_by: by,
+        raw,
+    };
+    let _ = ctx.found.send(arrival).await;
+    Ok(true)
+}
+
+fn is_report(h: &[u8]) -> bool {
+    probe::header_value(h, "Content-Type").is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
+}
+
+/// One folder's watch loop: IDLE (or poll) until our probe shows up or we are told to stop.
+/// Returns the folder (its session reusable for cleanup) and notes.
+async fn watch_folder(
+    mut f: Folder,
+    mut ctx: WatchCtx,
+    armed: tokio::sync::oneshot::Sender<Result<(), FetchError>>,
+) -> (Option<Folder>, WaitNotes) {
+    let mut notes = WaitNotes::default();
+    let mut armed = Some(armed);
+    loop {
+        if *ctx.stop.borrow() {
+            return (Some(f), notes);
+        }
+        if ctx.idle {
+            let mut handle = f.session.idle();
+            if let Err(e) = bounded("IDLE", handle.init()).await {
+                if let Some(a) = armed.take() {
+                    let _ = a.send(Err(e));
+                }
+                return (None, notes);
+            }
+            if let Some(a) = armed.take() {
+                let _ = a.send(Ok(()));
+            }
+            let resp = {
+                let (wait, interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
+                let mut interrupt = Some(interrupt);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        r = &mut wait => break r,
+                        changed = ctx.stop.changed(), if interrupt.is_some() => {
+                            if changed.is_err() || *ctx.stop.borrow() {
+                                // Dropping the stop source ends the wait with ManualInterrupt.
+                                interrupt = None;
+                            }
+                        }
+                    }
+                }
+            };
+            let session = match bounded("DONE", handle.done()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    notes.warnings.push(format!("{}: ending IDLE failed: {e}", f.name));
+                    return (None, notes);
+                }
+            };
+            f.session = session;
+            match resp {
+                Ok(IdleResponse::NewData(_)) | Ok(IdleResponse::Timeout) => {
+                    match check_new(&mut f, &ctx, DetectedBy::Idle, &mut notes).await {
+                        Ok(true) => return (Some(f), notes),
+                        Ok(false) => {}
+                        Err(e) => {
+                            notes.warnings.push(format!("{}: {e}", f.name));
+                            return (None, notes);
+                        }
+                    }
+                }
+                Ok(IdleResponse::ManualInterrupt) => return (Some(f), notes),
+                Err(e) => {
+                    notes.warnings.push(format!("{}: IDLE failed: {e}", f.name));
+                    return (None, notes);
+                }
+            }
+        } else {
+            if let Some(a) = armed.take() {
+                let _ = a.send(Ok(()));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ctx.poll) => {}
+                changed = ctx.stop.changed() => {
+                    if changed.is_err() {
+                        // The runner is gone: nobody will read a result.
+                        return (Some(f), notes);
+                    }
+                    continue;
+                }
+            }
+            if let Err(e) = bounded("NOOP", f.session.noop()).await {
+                notes.warnings.push(format!("{}: {e}", f.name));
+                return (None, notes);
+            }
+            match check_new(&mut f, &ctx, DetectedBy::Poll, &mut notes).await {
+                Ok(true) => return (Some(f), notes),
+                Ok(false) => {}
+                Err(e) => {
+                    notes.warnings.push(format!("{}: {e}", f.name));
+                    return (None, notes);
+                }
+            }
+        }
+    }
+}
+
+/// Watches armed and running; the probe may now be sent.
+pub struct Armed {
+    tasks: Vec<tokio::task::JoinHandle<(Option<Folder>, WaitNotes)>>,
+    stop: watch::Sender<bool>,
+    found: tokio::sync::mpsc::Receiver<Arrival>,
+    idle: bool,
+    poll: Duration,
+}
+
+impl Armed {
+    /// Wait for the probe until `deadline`, or until `cancel` resolves (fail-fast from logs).
+    /// Always returns the mailbox (for cleanup) when the sessions survived.
+    pub async fn wait(
+        mut self,
+        deadline: Instant,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> (Option<Arrival>, Option<Mailbox>, WaitNotes) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        tokio::pin!(cancel);
+        let arrival = tokio::select! {
+            a = self.found.recv() => a,
+            _ = tokio::time::sleep(remaining) => None,
+            _ = &mut cancel => None,
+        };
+        let _ = self.stop.send(true);
+        let mut notes = WaitNotes::default();
+        let mut folders = Vec::new();
+        let mut lost_session = false;
+        for t in self.tasks {
+            match tokio::time::timeout(COMMAND_TIMEOUT, t).await {
+                Ok(Ok((Some(f), n))) => {
+                    folders.push(f);
+                    notes.warnings.extend(n.warnings);
+                }
+                Ok(Ok((None, n))) => {
+                    lost_session = true;
+                    notes.warnings.extend(n.warnings);
+                }
+                _ => lost_session = true,
+            }
+        }
+        let mailbox = (!lost_session).then_some(Mailbox { folders, idle: self.idle, poll: self.poll });
+        (arrival, mailbox, notes)
+    }
+}
