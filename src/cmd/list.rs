@@ -1,7 +1,69 @@
-//! `flowtest list` (work in progress: lands with its issue).
+//! `flowtest list`: the configured scenarios, one line each (or JSON).
+use std::path::PathBuf;
+
+use crate::cli::{ListArgs, TraceFormat};
+use crate::config::{Sender, TlsMode};
 use crate::exit::Exit;
 
-pub fn run(_config: &Option<std::path::PathBuf>, _args: crate::cli::ListArgs) -> Exit {
-    eprintln!("flowtest: 'list' is not implemented yet");
-    Exit::Unusable
+use super::load_config;
+
+fn tls_word(t: TlsMode) -> &'static str {
+    match t {
+        TlsMode::Starttls => "starttls",
+        TlsMode::Tls => "tls",
+        TlsMode::None => "plaintext",
+    }
+}
+
+pub fn run(config: &Option<PathBuf>, args: ListArgs) -> Exit {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match args.format {
+        TraceFormat::Json => {
+            let v: Vec<serde_json::Value> = config
+                .scenarios
+                .iter()
+                .map(|s| {
+                    let Sender::Smtp(smtp) = &s.sender;
+                    serde_json::json!({
+                        "name": s.name,
+                        "description": s.description,
+                        "file": s.file,
+                        "sender": {"kind": "smtp", "host": smtp.host, "port": smtp.port, "tls": tls_word(smtp.tls)},
+                        "receiver": {"host": s.receiver.host, "port": s.receiver.port, "user": s.receiver.username, "folders": s.receiver.folders},
+                        "timeout_ms": s.timeout.as_millis() as u64,
+                        "stages": s.path.iter().map(|m| m.stage.clone()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "scenarios": v }))
+                    .unwrap_or_default()
+            );
+        }
+        TraceFormat::Human => {
+            if config.scenarios.is_empty() {
+                println!("no scenarios in {}", config.scenarios_dir.display());
+            }
+            for s in &config.scenarios {
+                let Sender::Smtp(smtp) = &s.sender;
+                println!("{:<24} {}", s.name, s.description);
+                println!(
+                    "{:<24} smtp {}:{} ({}) -> imap {}:{} as {} [{}]",
+                    "",
+                    smtp.host,
+                    smtp.port,
+                    tls_word(smtp.tls),
+                    s.receiver.host,
+                    s.receiver.port,
+                    s.receiver.username,
+                    s.receiver.folders.join(", ")
+                );
+            }
+        }
+    }
+    Exit::Ok
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::secret::SecretRef;
 use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
+use crate::core::trace::StageMatcher;
 
 /// How a connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -38,7 +39,7 @@ struct RawScenario {
     #[serde(default)]
     headers: toml::Table,
     #[serde(default)]
-    path: Vec<toml::Value>,
+    path: Vec<StageMatcher>,
 }
 
 /// One struct for every sender kind (serde's tagged enums lose line numbers); fields that do
@@ -185,7 +186,7 @@ pub struct Scenario {
     /// Extra headers added to the probe (e.g. to steer a filter in a test).
     pub headers: Vec<(String, String)>,
     /// The expected path: ordered stage matchers for the trace engine.
-    pub path: Vec<toml::Value>,
+    pub path: Vec<StageMatcher>,
 }
 
 const JUNK_NAMES: &[&str] = &[

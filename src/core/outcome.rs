@@ -30,3 +30,154 @@ pub struct Submission {
     pub text: String,
     pub queue_id: Option<String>,
 }
+
+/// How arrival was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectedBy {
+    /// IMAP IDLE push.
+    Idle,
+    /// NOOP/fetch polling (server without IDLE, or IDLE turned off).
+    Poll,
+}
+
+/// The probe's verdict. See README "Statuses and exit codes".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Delivered,
+    Slow,
+    DeliveredSpam,
+    Lost,
+    Rejected,
+    Bounced,
+    SendFailed,
+    FetchFailed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Delivered => "delivered",
+            Status::Slow => "slow",
+            Status::DeliveredSpam => "delivered_spam",
+            Status::Lost => "lost",
+            Status::Rejected => "rejected",
+            Status::Bounced => "bounced",
+            Status::SendFailed => "send_failed",
+            Status::FetchFailed => "fetch_failed",
+        }
+    }
+
+    pub fn exit(self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            Status::Delivered => Exit::Ok,
+            Status::Slow | Status::DeliveredSpam => Exit::Degraded,
+            _ => Exit::Failed,
+        }
+    }
+
+    pub fn is_delivered(self) -> bool {
+        matches!(
+            self,
+            Status::Delivered | Status::Slow | Status::DeliveredSpam
+        )
+    }
+}
+
+/// Where a stage's number comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageSource {
+    /// flowtest's own clock (precise).
+    Client,
+    /// Received header arithmetic (whole seconds, remote clocks).
+    Header,
+    /// Server logs (sub-second, per host).
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub ms: Option<i64>,
+    pub source: StageSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SloReport {
+    pub target_ms: Option<u64>,
+    pub max_ms: Option<u64>,
+}
+
+/// What cleanup did. Only verified probes (and bounces quoting one) are ever deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CleanupReport {
+    /// This run's own probe (and its bounce) removed.
+    pub deleted: u32,
+    /// Left-over probes of earlier runs removed.
+    pub swept: u32,
+    /// Probe ids recorded `lost` earlier and seen now: marked late in the store.
+    pub marked_late: Vec<String>,
+    /// Why cleanup did not (fully) happen, if it did not.
+    pub note: Option<String>,
+}
+
+/// One probe's full result: the JSON contract of `flowtest run --format json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub probe_id: String,
+    pub status: Status,
+    pub sent_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub detected_at: Option<DateTime<Utc>>,
+    /// Submission start to detection in the mailbox, flowtest's own clock.
+    pub total_ms: Option<i64>,
+    pub folder: Option<String>,
+    pub detected_by: Option<DetectedBy>,
+    pub submission: Option<Submission>,
+    pub stages: Vec<Stage>,
+    pub hops: Vec<crate::core::trace::Hop>,
+    pub missing_stages: Vec<String>,
+    pub findings: Vec<crate::core::diagnosis::Finding>,
+    pub slo: SloReport,
+    pub timeout_ms: u64,
+    pub cleanup: CleanupReport,
+    pub warnings: Vec<String>,
+}
+
+/// Per-stage latencies from what the client knows: its own submission timing and the hops
+/// that carry a stage name (header arithmetic). Logs refine these when available.
+pub fn client_stages(sub: Option<&Submission>, hops: &[crate::core::trace::Hop]) -> Vec<Stage> {
+    let mut out = Vec::new();
+    if let Some(s) = sub {
+        if let Some(acc) = s.accepted_at {
+            out.push(Stage {
+                name: "submission".into(),
+                ms: Some((acc - s.started_at).num_milliseconds()),
+                source: StageSource::Client,
+            });
+        }
+    }
+    for h in hops {
+        if let Some(name) = &h.stage {
+            out.push(Stage {
+                name: name.clone(),
+                ms: h.delay_ms,
+                source: StageSource::Header,
+            });
+        }
+    }
+    out
+}
+
+/// Exit code of a set of results: the worst one.
+pub fn exit_of(results: &[RunResult]) -> crate::exit::Exit {
+    results
+        .iter()
+        .map(|r| r.status.exit())
+        .max()
+        .unwrap_or(crate::exit::Exit::Ok)
+}

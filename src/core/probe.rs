@@ -258,7 +258,7 @@ pub fn quoted_probe(message: &[u8], key: &ProbeKey) -> Option<ProbeTag> {
                         .map(|p| p + 4)
                 })
                 .unwrap_or(0);
-            if let Verdict::Valid(tag) = verify(&hay[block_start.max(0)..], key) {
+            if let Verdict::Valid(tag) = verify(&hay[block_start..], key) {
                 return Some(tag);
             }
             // Block boundaries in DSNs vary; also try from the tag line itself.

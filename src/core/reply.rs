@@ -42,8 +42,14 @@ mod tests {
 
     #[test]
     fn enhanced_codes() {
-        assert_eq!(enhanced_code("5.7.1 <a@b>: Relay access denied").as_deref(), Some("5.7.1"));
-        assert_eq!(enhanced_code("2.0.0 Ok: queued as 4XyZ1").as_deref(), Some("2.0.0"));
+        assert_eq!(
+            enhanced_code("5.7.1 <a@b>: Relay access denied").as_deref(),
+            Some("5.7.1")
+        );
+        assert_eq!(
+            enhanced_code("2.0.0 Ok: queued as 4XyZ1").as_deref(),
+            Some("2.0.0")
+        );
         assert_eq!(enhanced_code("Ok"), None);
         assert_eq!(enhanced_code("1.2.3 nope"), None);
         assert_eq!(enhanced_code("5.7.1.2 x"), None);
@@ -52,9 +58,15 @@ mod tests {
 
     #[test]
     fn queue_ids() {
-        assert_eq!(queue_id("2.0.0 Ok: queued as 4dN7Qk2XyZz8").as_deref(), Some("4dN7Qk2XyZz8"));
+        assert_eq!(
+            queue_id("2.0.0 Ok: queued as 4dN7Qk2XyZz8").as_deref(),
+            Some("4dN7Qk2XyZz8")
+        );
         assert_eq!(queue_id("Ok: queued as ABC123.").as_deref(), Some("ABC123"));
-        assert_eq!(queue_id("OK id=1vXyZ-000123-AB").as_deref(), Some("1vXyZ-000123-AB"));
+        assert_eq!(
+            queue_id("OK id=1vXyZ-000123-AB").as_deref(),
+            Some("1vXyZ-000123-AB")
+        );
         assert_eq!(queue_id("2.0.0 OK 1700000000 x1si123 - gsmtp"), None);
         assert_eq!(queue_id("queued as "), None);
     }

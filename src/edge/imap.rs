@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::config::secret::Secret;
 use crate::config::{Receiver, TlsMode};
+use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
 
 /// Bound on each IMAP command (login, select, fetch, store).
@@ -44,7 +45,11 @@ pub enum ImapStream {
 }
 
 impl AsyncRead for ImapStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -53,7 +58,11 @@ impl AsyncRead for ImapStream {
 }
 
 impl AsyncWrite for ImapStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -107,7 +116,10 @@ async fn bounded<T, E: Into<FetchError>>(
 ) -> Result<T, FetchError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
         Ok(r) => r.map_err(Into::into),
-        Err(_) => Err(FetchError::Timeout(format!("{what}: no answer within {} s", COMMAND_TIMEOUT.as_secs()))),
+        Err(_) => Err(FetchError::Timeout(format!(
+            "{what}: no answer within {} s",
+            COMMAND_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -129,7 +141,10 @@ async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
     let mut line = Vec::with_capacity(128);
     let mut b = [0u8; 1];
     while line.len() < 8192 {
-        let n = s.read(&mut b).await.map_err(|e| FetchError::Connect(e.to_string()))?;
+        let n = s
+            .read(&mut b)
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
         if n == 0 {
             return Err(FetchError::Connect("connection closed by server".into()));
         }
@@ -142,7 +157,8 @@ async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
 }
 
 async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStream, FetchError> {
-    let name = ServerName::try_from(host.to_string()).map_err(|e| FetchError::Tls(format!("{host}: {e}")))?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| FetchError::Tls(format!("{host}: {e}")))?;
     let tls = TlsConnector::from(prep.tls.clone())
         .connect(name, tcp)
         .await
@@ -162,16 +178,24 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
         TlsMode::Tls => {
             let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
             let mut c = Client::new(s);
-            bounded("greeting", async { c.read_response().await.map_err(|e| FetchError::Connect(e.to_string())) })
-                .await?
-                .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+            bounded("greeting", async {
+                c.read_response()
+                    .await
+                    .map_err(|e| FetchError::Connect(e.to_string()))
+            })
+            .await?
+            .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
             Ok(c)
         }
         TlsMode::None => {
             let mut c = Client::new(ImapStream::Plain(tcp));
-            bounded("greeting", async { c.read_response().await.map_err(|e| FetchError::Connect(e.to_string())) })
-                .await?
-                .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+            bounded("greeting", async {
+                c.read_response()
+                    .await
+                    .map_err(|e| FetchError::Connect(e.to_string()))
+            })
+            .await?
+            .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
             Ok(c)
         }
         TlsMode::Starttls => {
@@ -179,9 +203,13 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
             bounded("STARTTLS", async {
                 let greeting = read_line_raw(&mut tcp).await?;
                 if !greeting.starts_with("* OK") {
-                    return Err(FetchError::Connect(format!("unexpected greeting: {greeting}")));
+                    return Err(FetchError::Connect(format!(
+                        "unexpected greeting: {greeting}"
+                    )));
                 }
-                tcp.write_all(b"ft0 STARTTLS\r\n").await.map_err(|e| FetchError::Connect(e.to_string()))?;
+                tcp.write_all(b"ft0 STARTTLS\r\n")
+                    .await
+                    .map_err(|e| FetchError::Connect(e.to_string()))?;
                 loop {
                     let l = read_line_raw(&mut tcp).await?;
                     if let Some(rest) = l.strip_prefix("ft0 ") {
@@ -202,7 +230,12 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
 /// Connect and log in. A `NO` to LOGIN is an authentication failure.
 pub async fn login(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
     let client = connect(r, prep).await?;
-    match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&r.username, prep.password.expose())).await {
+    match tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        client.login(&r.username, prep.password.expose()),
+    )
+    .await
+    {
         Err(_) => Err(FetchError::Timeout("login: no answer".into())),
         Ok(Ok(s)) => Ok(s),
         Ok(Err((async_imap::error::Error::No(m), _))) => Err(FetchError::Auth(m)),
@@ -237,14 +270,6 @@ pub struct Mailbox {
     poll: Duration,
 }
 
-/// How arrival was noticed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectedBy {
-    Idle,
-    Poll,
-}
-
 /// The probe (or its bounce) was found.
 #[derive(Debug, Clone)]
 pub struct Arrival {
@@ -272,9 +297,19 @@ impl Mailbox {
             let can_uidplus = caps.has_str("UIDPLUS");
             let mb = bounded("SELECT", session.select(name)).await?;
             let uid_next = mb.uid_next.unwrap_or(1);
-            folders.push(Folder { name: name.clone(), session, uid_next, can_idle, can_uidplus });
+            folders.push(Folder {
+                name: name.clone(),
+                session,
+                uid_next,
+                can_idle,
+                can_uidplus,
+            });
         }
-        Ok(Mailbox { folders, idle: r.idle, poll: r.poll_interval })
+        Ok(Mailbox {
+            folders,
+            idle: r.idle,
+            poll: r.poll_interval,
+        })
     }
 
     /// Whether push detection will be used on every folder.
@@ -317,7 +352,13 @@ impl Mailbox {
                 }
             }
         }
-        Ok(Armed { tasks, stop: stop_tx, found: found_rx, idle: self.idle, poll: self.poll })
+        Ok(Armed {
+            tasks,
+            stop: stop_tx,
+            found: found_rx,
+            idle: self.idle,
+            poll: self.poll,
+        })
     }
 
     /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
@@ -341,16 +382,22 @@ impl Mailbox {
             return Ok(0);
         }
         let Some(f) = self.folders.iter_mut().find(|f| f.name == folder) else {
-            return Err(FetchError::Protocol(format!("folder {folder} is not watched")));
+            return Err(FetchError::Protocol(format!(
+                "folder {folder} is not watched"
+            )));
         };
         if !f.can_uidplus {
             return Err(FetchError::Protocol(
-                "server lacks UIDPLUS: probes left in place rather than risk expunging other mail".into(),
+                "server lacks UIDPLUS: probes left in place rather than risk expunging other mail"
+                    .into(),
             ));
         }
         let set = uid_set(uids);
         bounded("UID STORE", async {
-            let s = f.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
+            let s = f
+                .session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?;
             s.try_collect::<Vec<_>>().await
         })
         .await?;
@@ -370,17 +417,24 @@ impl Mailbox {
 }
 
 fn uid_set(uids: &[u32]) -> String {
-    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, FetchError> {
-    let mut uids: Vec<u32> = bounded("UID SEARCH", f.session.uid_search("HEADER X-Flowtest-Id \"\""))
-        .await?
-        .into_iter()
-        .collect();
+    let mut uids: Vec<u32> = bounded(
+        "UID SEARCH",
+        f.session.uid_search("HEADER X-Flowtest-Id \"\""),
+    )
+    .await?
+    .into_iter()
+    .collect();
     let bounces: Vec<u32> = bounded(
         "UID SEARCH",
-        f.session.uid_search("HEADER Content-Type \"multipart/report\" BODY \"X-Flowtest-Id\""),
+        f.session
+            .uid_search("HEADER Content-Type \"multipart/report\" BODY \"X-Flowtest-Id\""),
     )
     .await
     .map(|s| s.into_iter().collect())
@@ -388,11 +442,22 @@ async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, F
     uids.sort_unstable();
     let mut out = Vec::new();
     if !uids.is_empty() {
-        let fetched = fetch(&mut f.session, &uid_set(&uids), "(UID INTERNALDATE BODY.PEEK[HEADER])").await?;
+        let fetched = fetch(
+            &mut f.session,
+            &uid_set(&uids),
+            "(UID INTERNALDATE BODY.PEEK[HEADER])",
+        )
+        .await?;
         for m in fetched {
             if let (Some(uid), Some(h)) = (m.uid, m.header()) {
                 if let Verdict::Valid(tag) = probe::verify(h, key) {
-                    out.push(SeenProbe { folder: f.name.clone(), uid, tag, internal_date: internal(&m), bounce: false });
+                    out.push(SeenProbe {
+                        folder: f.name.clone(),
+                        uid,
+                        tag,
+                        internal_date: internal(&m),
+                        bounce: false,
+                    });
                 }
             }
         }
@@ -403,7 +468,13 @@ async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, F
         }
         if let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? {
             if let Some(tag) = probe::quoted_probe(&raw, key) {
-                out.push(SeenProbe { folder: f.name.clone(), uid, tag, internal_date: idate, bounce: true });
+                out.push(SeenProbe {
+                    folder: f.name.clone(),
+                    uid,
+                    tag,
+                    internal_date: idate,
+                    bounce: true,
+                });
             }
         }
     }
@@ -414,7 +485,11 @@ fn internal(m: &Fetch) -> Option<DateTime<Utc>> {
     m.internal_date().map(|d| d.with_timezone(&Utc))
 }
 
-async fn fetch(session: &mut ImapSession, set: &str, query: &str) -> Result<Vec<Fetch>, FetchError> {
+async fn fetch(
+    session: &mut ImapSession,
+    set: &str,
+    query: &str,
+) -> Result<Vec<Fetch>, FetchError> {
     bounded("UID FETCH", async {
         let s = session.uid_fetch(set, query).await?;
         s.try_collect::<Vec<_>>().await
@@ -428,7 +503,11 @@ async fn fetch_whole(
     uid: u32,
 ) -> Result<Option<(Vec<u8>, Option<DateTime<Utc>>)>, FetchError> {
     let sizes = fetch(session, &uid.to_string(), "(UID RFC822.SIZE)").await?;
-    let Some(size) = sizes.iter().find(|m| m.uid == Some(uid)).and_then(|m| m.size) else {
+    let Some(size) = sizes
+        .iter()
+        .find(|m| m.uid == Some(uid))
+        .and_then(|m| m.size)
+    else {
         return Ok(None);
     };
     if size > MAX_FETCH {
@@ -451,7 +530,12 @@ struct WatchCtx {
 }
 
 /// Look at messages with UID >= uid_next; report ours when it is there.
-async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut WaitNotes) -> Result<bool, FetchError> {
+async fn check_new(
+    f: &mut Folder,
+    ctx: &WatchCtx,
+    by: DetectedBy,
+    notes: &mut WaitNotes,
+) -> Result<bool, FetchError> {
     let detected_at = Utc::now();
     let set = format!("{}:*", f.uid_next);
     let fetched = fetch(&mut f.session, &set, "(UID RFC822.SIZE BODY.PEEK[HEADER])").await?;
@@ -467,8 +551,14 @@ async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut W
         let Some(h) = m.header() else { continue };
         match probe::verify(h, &ctx.key) {
             Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
-            Verdict::Forged(why) if probe::header_value(h, probe::H_ID).as_deref() == Some(&ctx.want.to_string()) => {
-                notes.warnings.push(format!("{}: a message claims to be this probe but {why}; left untouched", f.name));
+            Verdict::Forged(why)
+                if probe::header_value(h, probe::H_ID).as_deref()
+                    == Some(&ctx.want.to_string()) =>
+            {
+                notes.warnings.push(format!(
+                    "{}: a message claims to be this probe but {why}; left untouched",
+                    f.name
+                ));
             }
             Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
                 if let Some((raw, _)) = fetch_whole(&mut f.session, uid).await? {
@@ -481,9 +571,14 @@ async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut W
         }
     }
     f.uid_next = max_uid + 1;
-    let Some((uid, bounce)) = hit else { return Ok(false) };
+    let Some((uid, bounce)) = hit else {
+        return Ok(false);
+    };
     let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? else {
-        notes.warnings.push(format!("{}: probe UID {uid} vanished or is too large to fetch", f.name));
+        notes.warnings.push(format!(
+            "{}: probe UID {uid} vanished or is too large to fetch",
+            f.name
+        ));
         return Ok(false);
     };
     let tag = if bounce {
@@ -493,7 +588,13 @@ async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut W
     };
     let Some(tag) = tag else { return Ok(false) };
     let arrival = Arrival {
-        seen: SeenProbe { folder: f.name.clone(), uid, tag, internal_date: idate, bounce },
+        seen: SeenProbe {
+            folder: f.name.clone(),
+            uid,
+            tag,
+            internal_date: idate,
+            bounce,
+        },
         detected_at,
         detected_by: by,
         raw,
@@ -503,7 +604,8 @@ async fn check_new(f: &mut Folder, ctx: &WatchCtx, by: DetectedBy, notes: &mut W
 }
 
 fn is_report(h: &[u8]) -> bool {
-    probe::header_value(h, "Content-Type").is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
+    probe::header_value(h, "Content-Type")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
 }
 
 /// One folder's watch loop: IDLE (or poll) until our probe shows up or we are told to stop.
@@ -549,7 +651,9 @@ async fn watch_folder(
             let session = match bounded("DONE", handle.done()).await {
                 Ok(s) => s,
                 Err(e) => {
-                    notes.warnings.push(format!("{}: ending IDLE failed: {e}", f.name));
+                    notes
+                        .warnings
+                        .push(format!("{}: ending IDLE failed: {e}", f.name));
                     return (None, notes);
                 }
             };
@@ -642,7 +746,11 @@ impl Armed {
                 _ => lost_session = true,
             }
         }
-        let mailbox = (!lost_session).then_some(Mailbox { folders, idle: self.idle, poll: self.poll });
+        let mailbox = (!lost_session).then_some(Mailbox {
+            folders,
+            idle: self.idle,
+            poll: self.poll,
+        });
         (arrival, mailbox, notes)
     }
 }

@@ -1,4 +1,5 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod imap;
 pub mod smtp;
+pub mod store;
 pub mod tls;

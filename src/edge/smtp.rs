@@ -76,22 +76,34 @@ impl Conversation {
     fn failed(&self, text: String, code: Option<u16>) -> SendOutcome {
         SendOutcome::Failed(self.record(code, text, None))
     }
-    fn record(&self, code: Option<u16>, text: String, accepted_at: Option<DateTime<Utc>>) -> Submission {
+    fn record(
+        &self,
+        code: Option<u16>,
+        text: String,
+        accepted_at: Option<DateTime<Utc>>,
+    ) -> Submission {
         Submission {
             started_at: self.started_at,
             accepted_at,
             phase: self.phase,
             code,
             enhanced: reply::enhanced_code(&text),
-            queue_id: if accepted_at.is_some() { reply::queue_id(&text) } else { None },
+            queue_id: if accepted_at.is_some() {
+                reply::queue_id(&text)
+            } else {
+                None
+            },
             text,
         }
     }
     /// A negative reply at an envelope/data step is a rejection; elsewhere a failure.
-    fn from_error(&self, e: lettre::transport::smtp::Error) -> SendOutcome {
+    fn outcome_of(&self, e: lettre::transport::smtp::Error) -> SendOutcome {
         let code = code_of(&e);
         let text = error_text(&e);
-        let envelope_step = matches!(self.phase, SmtpPhase::Mail | SmtpPhase::Rcpt | SmtpPhase::Data | SmtpPhase::Message);
+        let envelope_step = matches!(
+            self.phase,
+            SmtpPhase::Mail | SmtpPhase::Rcpt | SmtpPhase::Data | SmtpPhase::Message
+        );
         // A 4xx/5xx greeting (e.g. postscreen, "554 no SMTP service") is the server saying no.
         let greeting_refusal = self.phase == SmtpPhase::Connect && code.is_some();
         if code.is_some() && (envelope_step || greeting_refusal) {
@@ -109,14 +121,17 @@ async fn step<T>(
 ) -> Result<T, SendOutcome> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(conv.from_error(e)),
+        Ok(Err(e)) => Err(conv.outcome_of(e)),
         Err(_) => Err(conv.failed(format!("no answer within {} s", limit.as_secs_f64()), None)),
     }
 }
 
 /// Send `message` as configured. Every step is bounded by the sender's command timeout.
 pub async fn send(cfg: &SmtpSender, prepared: &Prepared, message: &[u8]) -> SendOutcome {
-    let mut conv = Conversation { started_at: Utc::now(), phase: SmtpPhase::Connect };
+    let mut conv = Conversation {
+        started_at: Utc::now(),
+        phase: SmtpPhase::Connect,
+    };
     match send_inner(cfg, prepared, message, &mut conv).await {
         Ok(o) | Err(o) => o,
     }
@@ -136,12 +151,19 @@ async fn send_inner(
     let mail_from: Option<Address> = if cfg.mail_from.is_empty() {
         None
     } else {
-        Some(cfg.mail_from.parse().map_err(|e| conv.failed(format!("bad sender address: {e}"), None))?)
+        Some(
+            cfg.mail_from
+                .parse()
+                .map_err(|e| conv.failed(format!("bad sender address: {e}"), None))?,
+        )
     };
     let rcpts: Vec<Address> = cfg
         .rcpt_to
         .iter()
-        .map(|r| r.parse::<Address>().map_err(|e| conv.failed(format!("bad recipient {r}: {e}"), None)))
+        .map(|r| {
+            r.parse::<Address>()
+                .map_err(|e| conv.failed(format!("bad recipient {r}: {e}"), None))
+        })
         .collect::<Result<_, _>>()?;
     let envelope = Envelope::new(mail_from.clone(), rcpts.clone())
         .map_err(|e| conv.failed(format!("bad envelope: {e}"), None))?;
@@ -149,13 +171,23 @@ async fn send_inner(
         TlsMode::None => None,
         _ => Some(tls_params(&cfg.host, &prepared.ca_pem).map_err(|e| conv.failed(e, None))?),
     };
-    let implicit = if cfg.tls == TlsMode::Tls { tls.clone() } else { None };
+    let implicit = if cfg.tls == TlsMode::Tls {
+        tls.clone()
+    } else {
+        None
+    };
 
     // Connect, read the greeting, EHLO (and the TLS handshake first for implicit TLS).
     let mut conn = step(
         conv,
         limit,
-        AsyncSmtpConnection::connect_tokio1((cfg.host.as_str(), cfg.port), Some(limit), &helo, implicit, None),
+        AsyncSmtpConnection::connect_tokio1(
+            (cfg.host.as_str(), cfg.port),
+            Some(limit),
+            &helo,
+            implicit,
+            None,
+        ),
     )
     .await?;
 
@@ -174,9 +206,18 @@ async fn send_inner(
 
     if let Some(auth) = &cfg.auth {
         conv.phase = SmtpPhase::Auth;
-        let pw = prepared.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
+        let pw = prepared
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default();
         let creds = Credentials::new(auth.username.clone(), pw);
-        step(conv, limit, conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)).await?;
+        step(
+            conv,
+            limit,
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+        )
+        .await?;
     }
 
     conv.phase = SmtpPhase::Mail;
@@ -195,5 +236,9 @@ async fn send_inner(
     let code = resp.code().to_string().parse().ok();
     // QUIT politely but never let it delay or change the verdict.
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
-    Ok(SendOutcome::Accepted(conv.record(code, text, Some(accepted_at))))
+    Ok(SendOutcome::Accepted(conv.record(
+        code,
+        text,
+        Some(accepted_at),
+    )))
 }

@@ -8,7 +8,8 @@ use rustls::pki_types::CertificateDer;
 
 /// Read the PEM certificates of a CA file. Errors name the file.
 pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
@@ -19,11 +20,15 @@ pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// A rustls client config trusting the web PKI roots and the given extra CA certificates.
-pub fn client_config(extra_ca: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn client_config(
+    extra_ca: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for c in extra_ca {
-        roots.add(c.clone()).map_err(|e| format!("CA certificate rejected: {e}"))?;
+        roots
+            .add(c.clone())
+            .map_err(|e| format!("CA certificate rejected: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
