@@ -315,3 +315,155 @@ pub fn nagios(results: &[RunResult]) -> String {
     }
     format!("FLOWTEST {state} - {text} | {}\n", perf.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::diagnosis::{Finding, FindingCode};
+    use crate::core::outcome::{
+        CleanupReport, SloReport, SmtpPhase, Stage, StageSource, Submission,
+    };
+    use chrono::{TimeZone, Utc};
+
+    fn result(name: &str, status: Status, total: Option<i64>) -> RunResult {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+        RunResult {
+            scenario: name.into(),
+            probe_id: "019ac9a4-6e3b-7c5e-9a1b-2c3d4e5f6a7b".into(),
+            status,
+            sent_at: t0,
+            accepted_at: Some(t0),
+            detected_at: total.map(|t| t0 + chrono::Duration::milliseconds(t)),
+            total_ms: total,
+            folder: total.map(|_| "INBOX".into()),
+            detected_by: None,
+            submission: Some(Submission {
+                started_at: t0,
+                accepted_at: Some(t0),
+                phase: SmtpPhase::Message,
+                code: Some(250),
+                enhanced: Some("2.0.0".into()),
+                text: "2.0.0 Ok: queued as ABC".into(),
+                queue_id: Some("ABC".into()),
+            }),
+            stages: vec![Stage {
+                name: "submission".into(),
+                ms: Some(12),
+                source: StageSource::Client,
+            }],
+            hops: vec![],
+            missing_stages: vec![],
+            findings: vec![],
+            slo: SloReport {
+                target_ms: Some(5000),
+                max_ms: Some(20000),
+            },
+            timeout_ms: 30000,
+            cleanup: CleanupReport::default(),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn json_has_the_contract_keys() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&[result("a", Status::Delivered, Some(640))])).unwrap();
+        let r = &v["results"][0];
+        for k in [
+            "scenario",
+            "probe_id",
+            "status",
+            "sent_at",
+            "accepted_at",
+            "detected_at",
+            "total_ms",
+            "folder",
+            "submission",
+            "stages",
+            "hops",
+            "findings",
+        ] {
+            assert!(r.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(r["status"], "delivered");
+        assert_eq!(r["submission"]["queue_id"], "ABC");
+        assert_eq!(r["submission"]["code"], 250);
+        assert_eq!(r["stages"][0]["source"], "client");
+    }
+
+    #[test]
+    fn nagios_line_and_perfdata() {
+        let one = nagios(&[result("lab-inbound", Status::Delivered, Some(640))]);
+        assert_eq!(
+            one,
+            "FLOWTEST OK - lab-inbound delivered in 0.64s | total=0.640s;5.000;20.000 stage_submission=0.012s\n"
+        );
+        let two = nagios(&[
+            result("a", Status::Delivered, Some(640)),
+            result("b", Status::Lost, None),
+        ]);
+        assert!(
+            two.starts_with("FLOWTEST CRITICAL - a delivered in 0.64s, b lost | "),
+            "{two}"
+        );
+        assert!(
+            two.contains("a_total=0.640s;5.000;20.000") && two.contains("b_total=U;5.000;20.000"),
+            "{two}"
+        );
+        let slow = nagios(&[result("a", Status::Slow, Some(9000))]);
+        assert!(slow.starts_with("FLOWTEST WARNING"), "{slow}");
+    }
+
+    #[test]
+    fn junit_escapes_and_marks_failures() {
+        let mut bad = result("x<&>\"", Status::Rejected, None);
+        bad.findings.push(Finding {
+            code: FindingCode::RelayAccessDenied,
+            stage: Some("submission".into()),
+            host: None,
+            message_id: None,
+            message: "554 5.7.1 <c@d>: Relay access denied".into(),
+            evidence: vec!["554 5.7.1 <c@d>: Relay access denied\u{1}".into()],
+            hint: "add the domain".into(),
+        });
+        let x = junit(&[result("ok", Status::Delivered, Some(10)), bad]);
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("name=\"x&lt;&amp;&gt;&quot;\""), "{x}");
+        assert!(x.contains("<failure type=\"rejected\" message=\"554 5.7.1 &lt;c@d&gt;: Relay access denied\">"), "{x}");
+        assert!(!x.contains('\u{1}'));
+        assert_eq!(x.matches("<testcase ").count(), 2);
+        assert_eq!(x.matches("</testcase>").count(), 2);
+    }
+
+    #[test]
+    fn human_report_names_verdict_stages_and_fix() {
+        let mut r = result("lab-inbound", Status::Lost, None);
+        r.findings.push(Finding {
+            code: FindingCode::NextHopRefused,
+            stage: Some("tailscale-relay".into()),
+            host: Some("ec2".into()),
+            message_id: None,
+            message: "deferred on ec2".into(),
+            evidence: vec![
+                "status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)"
+                    .into(),
+            ],
+            hint: "check the Dell host".into(),
+        });
+        let h = human(&[r]);
+        assert!(
+            h.starts_with("lab-inbound              LOST (SLO 5.00 s)\n"),
+            "{h}"
+        );
+        assert!(
+            h.contains("finding next_hop_refused at tailscale-relay: deferred on ec2"),
+            "{h}"
+        );
+        assert!(h.contains("    fix: check the Dell host"), "{h}");
+        assert!(
+            h.contains("\n  submission                    12 ms  client\n"),
+            "{h}"
+        );
+        assert!(h.ends_with("1 scenario(s): 1 lost\n"), "{h}");
+    }
+}
