@@ -1,15 +1,16 @@
 //! Human rendering of a [`Trace`]: owns the terminal table (one line per hop with time, delay, a
-//! bar proportional to the delay, protocol and by-host; a second line with the from-host and the
-//! stage; warnings spelled out). It does not decide anything: every number comes from the trace.
+//! bar proportional to the delay, protocol and stage; then the route `from [ip] -> by`; warnings
+//! spelled out). It does not decide anything: every number comes from the trace.
 //!
-//! Layout for an 80-column terminal (wider terminals give the host column more room):
+//! Layout for an 80-column terminal (the route wraps before `->` rather than cutting host names;
+//! only a single name longer than the line is cut, with `…`):
 //! ```text
-//!   #  time (UTC)       delay  bar         with      by / from
+//!   #  time (UTC)       delay  bar                   with
 //!      -- 2025-11-04 --
-//!   0  18:12:31             -              ESMTPSA   mail.example.org
-//!        from client.example.org [198.51.100.10]
-//!   1  18:12:32.812    1.81 s  ██████▍     ESMTPS    mx.google.com
-//!        from mail.example.org [192.0.2.25]
+//!   0  18:12:31             -                        ESMTPSA
+//!        client.example.org [198.51.100.10] -> mail.example.org
+//!   1  18:12:32.812    1.81 s  ████████████████████  ESMTPS  stage gmail-mx
+//!        mail.example.org [192.0.2.25] -> mx.google.com
 //! ```
 //! Times are UTC with at most millisecond digits (the JSON keeps all of them); a date line is
 //! printed before the first timed hop and whenever the date changes.
@@ -17,16 +18,14 @@ use std::fmt::Write as _;
 
 use super::{Hop, HopWarning, Precision, Trace};
 
-const BAR_CELLS: usize = 10;
 const MIN_WIDTH: usize = 60;
-/// Columns before the host: hop(3) + 2 + time(12) + 2 + delay(8) + 2 + bar(10) + 2 + with(8) + 2.
-const FIXED: usize = 51;
 const INDENT: &str = "       ";
 
 /// Render the trace as a table for a terminal `width` columns wide (at least 60 is used).
 pub fn render_human(t: &Trace, width: usize) -> String {
     let width = width.max(MIN_WIDTH);
-    let host_w = width - FIXED;
+    let cells = if width >= 80 { 20 } else { 10 };
+    let line_w = width - INDENT.len();
     let mut out = String::new();
 
     let timed = t.hops.iter().filter(|h| h.timestamp.is_some()).count();
@@ -48,8 +47,8 @@ pub fn render_human(t: &Trace, width: usize) -> String {
     } else {
         let _ = writeln!(
             out,
-            "  #  {:<12}  {:>8}  {:<10}  {:<8}  by / from",
-            "time (UTC)", "delay", "bar", "with"
+            "  #  {:<12}  {:>8}  {:<cells$}  with",
+            "time (UTC)", "delay", "bar"
         );
     }
 
@@ -76,9 +75,10 @@ pub fn render_human(t: &Trace, width: usize) -> String {
                     Precision::Minute => {}
                     Precision::Second => s.push_str(&ts.utc.format(":%S").to_string()),
                     Precision::Fraction(d) => {
-                        let ms = format!("{:09}", ts.utc.timestamp_subsec_nanos().min(999_999_999));
+                        let frac =
+                            format!("{:09}", ts.utc.timestamp_subsec_nanos().min(999_999_999));
                         s.push_str(&ts.utc.format(":%S.").to_string());
-                        s.push_str(ms.get(..usize::from(d.clamp(1, 3))).unwrap_or_default());
+                        s.push_str(frac.get(..usize::from(d.clamp(1, 3))).unwrap_or_default());
                     }
                 }
                 s
@@ -86,29 +86,32 @@ pub fn render_human(t: &Trace, width: usize) -> String {
             None => "no date".into(),
         };
         let delay = hop.delay_ms.map_or_else(|| "-".to_string(), human_ms);
-        let bar = bar(hop.delay_ms, max_delay);
-        let with = fit(hop.protocol.as_deref().unwrap_or("-"), 8);
-        let by = fit(hop.by.as_deref().unwrap_or("-"), host_w);
-        let _ = writeln!(
-            out,
-            "{i:>3}  {time:<12}  {delay:>8}  {bar}  {with:<8}  {by}"
-        );
+        let bar = bar(hop.delay_ms, max_delay, cells);
+        let mut tail = hop.protocol.clone().unwrap_or_else(|| "-".into());
+        if let Some(stage) = &hop.stage {
+            let _ = write!(tail, "  stage {stage}");
+        }
+        let head = format!("{i:>3}  {time:<12}  {delay:>8}  {bar}  ");
+        let tail = fit(&tail, width.saturating_sub(head.chars().count()).max(8));
+        let _ = writeln!(out, "{head}{tail}");
 
-        let mut second = String::from("from ");
-        second.push_str(hop.from.as_deref().unwrap_or("-"));
+        let mut from = hop.from.clone().unwrap_or_else(|| "-".into());
         if let Some(ip) = &hop.from_ip {
             if hop.from.as_deref().map(|f| f.trim_matches(['[', ']'])) != Some(ip.as_str()) {
-                let _ = write!(second, " [{ip}]");
+                let _ = write!(from, " [{ip}]");
             }
         }
-        if let Some(stage) = &hop.stage {
-            let _ = write!(second, "  (stage {stage})");
+        let by = format!("-> {}", hop.by.as_deref().unwrap_or("-"));
+        if from.chars().count() + 1 + by.chars().count() <= line_w {
+            let _ = writeln!(out, "{INDENT}{from} {by}");
+        } else {
+            let _ = writeln!(out, "{INDENT}{}", fit(&from, line_w));
+            let _ = writeln!(out, "{INDENT}  {}", fit(&by, line_w - 2));
         }
-        let _ = writeln!(out, "{INDENT}{}", fit(&second, width - INDENT.len()));
 
         for w in &hop.warnings {
             let text = warning_text(*w, hop);
-            let _ = writeln!(out, "{INDENT}! {}", fit(&text, width - INDENT.len() - 2));
+            let _ = writeln!(out, "{INDENT}! {}", fit(&text, line_w - 2));
         }
     }
 
@@ -139,10 +142,12 @@ fn warning_text(w: HopWarning, hop: &Hop) -> String {
     }
 }
 
-/// A compact duration: `520 ms`, `1.25 s`, `12.5 s`, `2m 03s`, `1h 02m`, `3d 04h`.
+/// A compact duration of at most 8 characters: `520 ms`, `1.25 s`, `12.5 s`, `2m 03s`, `1h 02m`,
+/// `3d 04h`, `123d`, `72.1y`, with a leading `-` when negative.
 pub fn human_ms(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
     let a = ms.unsigned_abs();
+    const DAY: u64 = 86_400_000;
     let body = if a < 1_000 {
         format!("{a} ms")
     } else if a < 10_000 {
@@ -151,22 +156,28 @@ pub fn human_ms(ms: i64) -> String {
         format!("{:.1} s", a as f64 / 1000.0)
     } else if a < 3_600_000 {
         format!("{}m {:02}s", a / 60_000, (a / 1000) % 60)
-    } else if a < 86_400_000 {
+    } else if a < DAY {
         format!("{}h {:02}m", a / 3_600_000, (a / 60_000) % 60)
+    } else if a < 10 * DAY {
+        format!("{}d {:02}h", a / DAY, (a / 3_600_000) % 24)
+    } else if a < 365 * DAY {
+        format!("{}d", a / DAY)
+    } else if a < 10_000 * 365 * DAY {
+        format!("{:.1}y", a as f64 / (365.25 * DAY as f64))
     } else {
-        format!("{}d {:02}h", a / 86_400_000, (a / 3_600_000) % 24)
+        ">9999y".to_string()
     };
     format!("{sign}{body}")
 }
 
-/// A bar of `BAR_CELLS` cells, in eighths, proportional to `delay / max`; blank for none or <= 0.
-fn bar(delay: Option<i64>, max: i64) -> String {
+/// A bar of `cells` cells, in eighths, proportional to `delay / max`; blank for none or <= 0.
+fn bar(delay: Option<i64>, max: i64, cells: usize) -> String {
     const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
     let mut s = String::new();
     let eighths = match delay {
         Some(d) if d > 0 && max > 0 => {
-            let e = (d as f64 / max as f64 * (BAR_CELLS * 8) as f64).round() as usize;
-            e.clamp(1, BAR_CELLS * 8)
+            let e = (d as f64 / max as f64 * (cells * 8) as f64).round() as usize;
+            e.clamp(1, cells * 8)
         }
         _ => 0,
     };
@@ -177,7 +188,7 @@ fn bar(delay: Option<i64>, max: i64) -> String {
         s.push(PARTIAL[eighths % 8]);
     }
     let used = s.chars().count();
-    s.extend(std::iter::repeat_n(' ', BAR_CELLS - used));
+    s.extend(std::iter::repeat_n(' ', cells - used));
     s
 }
 
@@ -225,7 +236,10 @@ mod tests {
         }
         assert!(s.contains("4 hops, 3 with a time"), "{s}");
         assert!(s.contains("mx.google.com"));
-        assert!(s.contains("from mail.example.org [192.0.2.25]"));
+        assert!(
+            s.contains("mail.example.org [192.0.2.25] -> mx.google.com"),
+            "{s}"
+        );
         assert!(s.contains("18:12:31.190"));
         assert!(s.contains("no date"));
         assert!(s.contains("! no_date"));
@@ -241,11 +255,24 @@ mod tests {
     fn narrow_width_is_clamped_and_long_names_are_cut() {
         let mut t = sample();
         t.hops[0].by = Some("x".repeat(200));
+        t.hops[1].stage = Some("a-stage-name".into());
         let s = render_human(&t, 10);
         for line in s.lines() {
             assert!(line.chars().count() <= MIN_WIDTH, "too wide: {line:?}");
         }
         assert!(s.contains('…'));
+        // At 80 columns the stage fits beside the protocol, and a long route wraps before `->`
+        // instead of cutting host names.
+        let mut t = sample();
+        t.hops[1].stage = Some("a-stage-name".into());
+        t.hops[1].from = Some("a-rather-long-host-name.namprd04.prod.outlook.example".into());
+        t.hops[1].by = Some("another-long-host-name.outlook.office365.example".into());
+        let s = render_human(&t, 80);
+        assert!(
+            s.contains("\n         -> another-long-host-name.outlook.office365.example\n"),
+            "{s}"
+        );
+        assert!(s.contains("  -  stage a-stage-name\n"), "{s}");
     }
 
     #[test]
@@ -257,20 +284,35 @@ mod tests {
         assert_eq!(human_ms(123_000), "2m 03s");
         assert_eq!(human_ms(3_720_000), "1h 02m");
         assert_eq!(human_ms(3 * 86_400_000 + 4 * 3_600_000), "3d 04h");
-        assert_eq!(human_ms(i64::MIN).chars().next(), Some('-'));
+        assert_eq!(human_ms(123 * 86_400_000), "123d");
+        assert_eq!(human_ms(-2_275_074_000_000), "-72.1y");
+        assert_eq!(human_ms(i64::MIN), "->9999y");
+        for ms in [
+            0,
+            999,
+            -999,
+            9_999,
+            59_999,
+            -3_599_999,
+            86_399_999,
+            3_650_000_000_000,
+            -i64::MAX,
+        ] {
+            assert!(human_ms(ms).chars().count() <= 8, "{ms}: {}", human_ms(ms));
+        }
     }
 
     #[test]
     fn bars() {
-        assert_eq!(bar(None, 100), " ".repeat(10));
-        assert_eq!(bar(Some(-5), 100), " ".repeat(10));
-        assert_eq!(bar(Some(100), 100), "█".repeat(10));
+        assert_eq!(bar(None, 100, 10), " ".repeat(10));
+        assert_eq!(bar(Some(-5), 100, 10), " ".repeat(10));
+        assert_eq!(bar(Some(100), 100, 10), "█".repeat(10));
         assert_eq!(
-            bar(Some(50), 100),
+            bar(Some(50), 100, 10),
             format!("{}{}", "█".repeat(5), " ".repeat(5))
         );
-        assert_eq!(bar(Some(1), 1_000_000).chars().next(), Some('▏'));
-        assert_eq!(bar(Some(1), 1_000_000).chars().count(), 10);
+        assert_eq!(bar(Some(1), 1_000_000, 20).chars().next(), Some('▏'));
+        assert_eq!(bar(Some(1), 1_000_000, 20).chars().count(), 20);
     }
 
     #[test]
