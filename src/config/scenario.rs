@@ -474,6 +474,8 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
             return Err(ConfigError::new(file, "slo.target is above slo.max").field("slo"));
         }
     }
+    crate::core::trace::validate_path(&raw.path)
+        .map_err(|m| ConfigError::new(file, m).field("path"))?;
     let mut headers = Vec::new();
     for (k, v) in raw.headers {
         let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
@@ -601,6 +603,21 @@ max = "30s"
         let src = GOOD.replace("password_env = \"ALICE_PW\"\n", "");
         let e = parse_str(&src).unwrap_err();
         assert!(e.message.contains("never written in config files"), "{e}");
+    }
+
+    #[test]
+    fn expected_path_is_parsed_and_validated() {
+        let with_path = format!("{GOOD}\n[[path]]\nstage = \"ec2-mx\"\nby = \"mx.corp.test\"\n");
+        let s = parse_str(&with_path).unwrap();
+        assert_eq!(s.path.len(), 1);
+        assert_eq!(s.path[0].stage, "ec2-mx");
+        let e = parse_str(&format!("{GOOD}\n[[path]]\nstage = \"nothing\"\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("path"), "{e}");
+        let e = parse_str(&format!(
+            "{GOOD}\n[[path]]\nstage = \"x\"\nby = \"a\"\nhost = \"b\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `host`"), "{e}");
     }
 
     #[test]

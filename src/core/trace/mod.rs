@@ -1,42 +1,74 @@
-//! Received-header trace engine (issue 3). TEMPORARY contract stub on main: replaced wholesale
-//! by the trace branch at merge.
+//! Received-header trace engine: owns turning a raw message's Received headers into an ordered,
+//! timed path (hops, per-hop delays, warnings, stage labels) and its JSON contract. It does not
+//! read files, stdin or the clock (`now` and the fetch time are passed in), and does not load
+//! scenarios (callers pass the `[[path]]` matchers).
+//!
+//! # Model
+//! Every `Received` header is one hop, oldest first: the bottom-most header is hop 0. A header
+//! that cannot be parsed still yields a hop (null fields, a `malformed` warning) so hop counts
+//! stay true. Fields come from mail-parser's Received parser, made honest by a comment-aware scan
+//! (`fields.rs`); dates never come from mail-parser (`date.rs` explains why).
+//!
+//! # Numbers
+//! - `delay_ms`: this hop's timestamp minus the nearest earlier hop that has one, rounded to the
+//!   nearest millisecond (halves away from zero). Negative values are reported as they are.
+//! - `total_ms`: last timestamped hop minus the first one; null with fewer than two.
+//!
+//! # Warnings (per hop, a fixed set, serialized snake_case, in this order)
+//! - `malformed`: no clause (`from`/`by`/`with`/`id`/`for`/`via`) outside comments and not the
+//!   comment-plus-date form; the hop's fields are null.
+//! - `no_date`: no date, or one that does not parse (impossible dates such as 31 Feb included).
+//! - `clock_skew`: the hop is stamped earlier than the previous timestamped hop by more than the
+//!   written precision explains. Servers truncate what they print, so `18:12:38` stands for
+//!   `[18:12:38, 18:12:39)`: a second-precision hop after a millisecond one at `18:12:38.520`
+//!   has `delay_ms = -520` but no skew. Skew is flagged only when the later hop's whole interval
+//!   lies before the earlier hop's time (`t_later + resolution_later <= t_earlier`).
+//! - `future_date`: later than the reference time by more than [`FUTURE_TOLERANCE_SECS`]; the
+//!   reference is the message's fetch time when known, else the time of analysis (`now`).
+//!
+//! Nothing is clamped: numbers are reported as computed, and the warnings say what is suspect.
+//!
+//! Message-level `warnings` (strings): `no_received_headers` when the message has none.
+//!
+//! # `timestamp` format
+//! RFC 3339 in UTC with `Z`. The fraction is printed with exactly the digits the header had
+//! (`.434`, `.270951634`, `.430` keeps its zero), and not at all when the header had none; a time
+//! written without seconds prints `:00`.
+pub mod date;
+mod fields;
+pub mod render;
+pub mod stages;
+
 use chrono::{DateTime, Utc};
+use mail_parser::{HeaderName, MessageParser};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageMatcher {
-    pub stage: String,
-    pub by: Option<String>,
-    pub from: Option<String>,
-    pub from_ip: Option<String>,
-    pub protocol: Option<String>,
-    #[serde(default)]
-    pub optional: bool,
-}
+pub use date::{format_rfc3339, parse_received_date, ParsedDate, Precision};
+pub use render::render_human;
+pub use stages::{assign_stages, glob_match, validate_path, IpRange, StageMatcher};
 
+/// How far past the reference time a hop may be stamped before `future_date` is raised. Covers
+/// ordinary clock drift between a server and the machine running the analysis.
+pub const FUTURE_TOLERANCE_SECS: i64 = 120;
+
+/// Inputs besides the message: the analysis time, the fetch time if known, the expected path.
+#[derive(Debug, Clone, Copy)]
 pub struct TraceOptions<'a> {
     pub now: DateTime<Utc>,
     pub fetched_at: Option<DateTime<Utc>>,
     pub stages: &'a [StageMatcher],
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Hop {
-    pub from: Option<String>,
-    pub from_ip: Option<String>,
-    pub by: Option<String>,
-    pub protocol: Option<String>,
-    pub id: Option<String>,
-    #[serde(rename = "for")]
-    pub for_: Option<String>,
-    pub timestamp: Option<DateTime<Utc>>,
-    pub delay_ms: Option<i64>,
-    pub warnings: Vec<String>,
-    pub stage: Option<String>,
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TraceError {
+    #[error("the input is empty")]
+    Empty,
+    #[error("no message headers found")]
+    NoHeaders,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A message's path: hops oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trace {
     pub hops: Vec<Hop>,
     pub total_ms: Option<i64>,
@@ -44,14 +76,347 @@ pub struct Trace {
     pub missing_stages: Vec<String>,
 }
 
-#[derive(Debug)]
-pub struct TraceError(pub String);
+/// One Received header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    /// The from-host as written (a name, or an address literal such as `[192.0.2.7]`).
+    pub from: Option<String>,
+    /// The client IP: from the comment (`(host [192.0.2.7])`) or an address-literal from-host.
+    pub from_ip: Option<String>,
+    pub by: Option<String>,
+    /// The `with` protocol as written: `ESMTPS`, `esmtpsa`, `LMTP`, `HTTP`, `Microsoft SMTP Server`.
+    pub protocol: Option<String>,
+    pub id: Option<String>,
+    /// The recipient, a bare address.
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    pub timestamp: Option<Timestamp>,
+    pub delay_ms: Option<i64>,
+    pub warnings: Vec<HopWarning>,
+    pub stage: Option<String>,
+    /// The HELO/EHLO name when written separately (`(helo=x)`, `(HELO x)`).
+    pub helo: Option<String>,
+    /// The reverse-DNS name from the comment (`(name [ip])`), without a trailing dot.
+    pub from_rdns: Option<String>,
+    /// TLS version when the header states one (`TLSv1.3`).
+    pub tls: Option<String>,
+    pub tls_cipher: Option<String>,
+    /// The header value unfolded, whitespace runs collapsed (cut at 2 KiB with `...`).
+    pub raw: String,
+}
 
-pub fn trace_message(_raw: &[u8], _opts: &TraceOptions) -> Result<Trace, TraceError> {
-    Ok(Trace {
-        hops: vec![],
-        total_ms: None,
-        warnings: vec![],
-        missing_stages: vec![],
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HopWarning {
+    Malformed,
+    NoDate,
+    ClockSkew,
+    FutureDate,
+}
+
+impl HopWarning {
+    pub fn code(self) -> &'static str {
+        match self {
+            HopWarning::Malformed => "malformed",
+            HopWarning::NoDate => "no_date",
+            HopWarning::ClockSkew => "clock_skew",
+            HopWarning::FutureDate => "future_date",
+        }
+    }
+}
+
+/// A hop's time: the UTC instant and the precision it was written with. Serialized as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub utc: DateTime<Utc>,
+    pub precision: Precision,
+}
+
+impl Timestamp {
+    /// Nanoseconds since the Unix epoch, wide enough for any year 1900..=9999.
+    pub fn unix_nanos(&self) -> i128 {
+        i128::from(self.utc.timestamp()) * 1_000_000_000
+            + i128::from(self.utc.timestamp_subsec_nanos())
+    }
+
+    pub fn to_rfc3339(&self) -> String {
+        format_rfc3339(&self.utc, self.precision)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let p = parse_received_date(&s)
+            .filter(|_| s.ends_with('Z'))
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid timestamp `{s}`")))?;
+        Ok(Timestamp {
+            utc: p.utc,
+            precision: p.precision,
+        })
+    }
+}
+
+/// Round nanoseconds to milliseconds, halves away from zero.
+fn round_ms(ns: i128) -> i64 {
+    let half = if ns < 0 { -500_000 } else { 500_000 };
+    let ms = (ns + half) / 1_000_000;
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Whether a header name is a syntactically valid field name (RFC 5322 `ftext`).
+fn valid_field_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+/// Trace a raw RFC 5322 message (headers alone suffice). `Err` only when no header can be read.
+pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(TraceError::Empty);
+    }
+    let msg = MessageParser::new()
+        .parse_headers(raw)
+        .ok_or(TraceError::NoHeaders)?;
+    let headers = msg.headers();
+    if !headers.iter().any(|h| valid_field_name(h.name.as_str())) {
+        return Err(TraceError::NoHeaders);
+    }
+    let mut hops: Vec<Hop> = headers
+        .iter()
+        .filter(|h| h.name == HeaderName::Received)
+        .map(|h| {
+            let value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            fields::build_hop(value, &h.value)
+        })
+        .collect();
+    hops.reverse();
+    Ok(finish(hops, opts))
+}
+
+/// Delays, skew and future checks, stages and totals over hops already oldest first.
+fn finish(mut hops: Vec<Hop>, opts: &TraceOptions) -> Trace {
+    let reference = opts.fetched_at.unwrap_or(opts.now);
+    let limit = i128::from(reference.timestamp()) * 1_000_000_000
+        + i128::from(reference.timestamp_subsec_nanos())
+        + i128::from(FUTURE_TOLERANCE_SECS) * 1_000_000_000;
+    let mut prev: Option<Timestamp> = None;
+    let mut first: Option<Timestamp> = None;
+    for hop in &mut hops {
+        let Some(ts) = hop.timestamp else { continue };
+        let t = ts.unix_nanos();
+        if let Some(p) = prev {
+            let before = p.unix_nanos();
+            hop.delay_ms = Some(round_ms(t - before));
+            if t + ts.precision.resolution_ns() <= before {
+                hop.warnings.push(HopWarning::ClockSkew);
+            }
+        }
+        if t > limit {
+            hop.warnings.push(HopWarning::FutureDate);
+        }
+        hop.warnings.sort();
+        hop.warnings.dedup();
+        first.get_or_insert(ts);
+        prev = Some(ts);
+    }
+    let total_ms = match (first, prev) {
+        (Some(a), Some(b)) if hops.iter().filter(|h| h.timestamp.is_some()).count() >= 2 => {
+            Some(round_ms(b.unix_nanos() - a.unix_nanos()))
+        }
+        _ => None,
+    };
+    let missing_stages = assign_stages(&mut hops, opts.stages);
+    let mut warnings = Vec::new();
+    if hops.is_empty() {
+        warnings.push("no_received_headers".to_string());
+    }
+    Trace {
+        hops,
+        total_ms,
+        warnings,
+        missing_stages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-28T00:00:00Z".parse().unwrap()
+    }
+
+    fn trace(raw: &str) -> Trace {
+        trace_message(
+            raw.as_bytes(),
+            &TraceOptions {
+                now: now(),
+                fetched_at: None,
+                stages: &[],
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round_ms(1_499_999), 1);
+        assert_eq!(round_ms(1_500_000), 2);
+        assert_eq!(round_ms(-1_500_000), -2);
+        assert_eq!(round_ms(-1_499_999), -1);
+        assert_eq!(round_ms(0), 0);
+    }
+
+    #[test]
+    fn oldest_first_and_delays() {
+        let t = trace(
+            "Received: from b by c with ESMTP id 2; Tue, 4 Nov 2025 18:12:32.250 +0000\n\
+             Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\
+             Subject: x\n\nbody\n",
+        );
+        assert_eq!(t.hops.len(), 2);
+        assert_eq!(t.hops[0].by.as_deref(), Some("b"));
+        assert_eq!(t.hops[0].delay_ms, None);
+        assert_eq!(t.hops[1].delay_ms, Some(2250));
+        assert_eq!(t.total_ms, Some(2250));
+        assert!(t.warnings.is_empty());
+    }
+
+    #[test]
+    fn undated_hop_is_skipped_for_delays_but_counted() {
+        let t = trace(
+            "Received: from c by d with ESMTP id 3; Tue, 4 Nov 2025 18:12:35 +0000\n\
+             Received: from b by c with ESMTP id 2\n\
+             Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\n",
+        );
+        assert_eq!(t.hops.len(), 3);
+        assert_eq!(t.hops[1].warnings, vec![HopWarning::NoDate]);
+        assert_eq!(t.hops[1].delay_ms, None);
+        assert_eq!(t.hops[2].delay_ms, Some(5000));
+        assert_eq!(t.total_ms, Some(5000));
+    }
+
+    #[test]
+    fn skew_respects_written_precision() {
+        // ms stamp then second stamp in the same second: negative delay, no skew.
+        let t = trace(
+            "Received: from b by c with ESMTP; Tue, 4 Nov 2025 18:12:38 +0000\n\
+             Received: from a by b with HTTP; Tue, 4 Nov 2025 18:12:38.520 +0000\n\n",
+        );
+        assert_eq!(t.hops[1].delay_ms, Some(-520));
+        assert!(t.hops[1].warnings.is_empty());
+        // One whole second earlier: skew.
+        let t = trace(
+            "Received: from b by c with ESMTP; Tue, 4 Nov 2025 18:12:29 +0000\n\
+             Received: from a by b with ESMTP; Tue, 4 Nov 2025 18:12:30 +0000\n\n",
+        );
+        assert_eq!(t.hops[1].delay_ms, Some(-1000));
+        assert_eq!(t.hops[1].warnings, vec![HopWarning::ClockSkew]);
+    }
+
+    #[test]
+    fn future_uses_fetch_time_when_known() {
+        let raw = "Received: from a by b with ESMTP; Tue, 4 Nov 2025 18:15:00 +0000\n\n";
+        let fetched: DateTime<Utc> = "2025-11-04T18:12:30Z".parse().unwrap();
+        let opts = TraceOptions {
+            now: now(),
+            fetched_at: Some(fetched),
+            stages: &[],
+        };
+        let t = trace_message(raw.as_bytes(), &opts).unwrap();
+        assert_eq!(t.hops[0].warnings, vec![HopWarning::FutureDate]);
+        // Within the tolerance: no warning.
+        let opts = TraceOptions {
+            fetched_at: Some(fetched + chrono::TimeDelta::seconds(31)),
+            ..opts
+        };
+        let t = trace_message(raw.as_bytes(), &opts).unwrap();
+        assert!(t.hops[0].warnings.is_empty());
+        // Without a fetch time, `now` is the reference.
+        assert!(trace(raw).hops[0].warnings.is_empty());
+    }
+
+    #[test]
+    fn errors_only_without_headers() {
+        let opts = TraceOptions {
+            now: now(),
+            fetched_at: None,
+            stages: &[],
+        };
+        assert_eq!(trace_message(b"", &opts), Err(TraceError::Empty));
+        assert_eq!(trace_message(b" \r\n\n", &opts), Err(TraceError::Empty));
+        assert_eq!(
+            trace_message(b"hello world", &opts),
+            Err(TraceError::NoHeaders)
+        );
+        assert_eq!(
+            trace_message(b"\n\nbody only", &opts),
+            Err(TraceError::NoHeaders)
+        );
+        let t = trace_message(b"Subject: hi\n\n", &opts).unwrap();
+        assert!(t.hops.is_empty());
+        assert_eq!(t.warnings, vec!["no_received_headers"]);
+        assert_eq!(t.total_ms, None);
+    }
+
+    #[test]
+    fn json_contract_shape() {
+        let t = trace(
+            "Received: from [192.0.2.7] (helo=x.example) by mx.example.com with esmtp (Exim 4.96)\n\
+             \t(envelope-from <a@x.example>) id 1vGk2x-0003Ab-1Q for bob@example.com;\n\
+             \tTue, 04 Nov 2025 18:12:30.5 +0000\n\n",
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        let hop = &v["hops"][0];
+        for key in [
+            "from",
+            "from_ip",
+            "by",
+            "protocol",
+            "id",
+            "for",
+            "timestamp",
+            "delay_ms",
+            "warnings",
+            "stage",
+        ] {
+            assert!(hop.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(hop["from"], "[192.0.2.7]");
+        assert_eq!(hop["from_ip"], "192.0.2.7");
+        assert_eq!(hop["protocol"], "esmtp");
+        assert_eq!(hop["for"], "bob@example.com");
+        assert_eq!(hop["timestamp"], "2025-11-04T18:12:30.5Z");
+        assert_eq!(hop["warnings"], serde_json::json!([]));
+        assert!(v["total_ms"].is_null());
+        // Round trip.
+        let back: Trace = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn received_spf_and_x_received_are_not_hops() {
+        let t = trace(
+            "Received-SPF: pass (x) client-ip=192.0.2.1;\n\
+             X-Received: by 2002:a05::1 with SMTP id x; Tue, 4 Nov 2025 18:12:30 +0000\n\
+             Received: from a by b with SMTP; Tue, 4 Nov 2025 18:12:30 +0000\n\n",
+        );
+        assert_eq!(t.hops.len(), 1);
+    }
+
+    #[test]
+    fn qmail_invoked_from_network_has_no_from_host() {
+        let t = trace("Received: (qmail 4321 invoked from network); 4 Nov 2025 18:12:33 -0000\n\n");
+        assert_eq!(t.hops[0].from, None);
+        assert!(t.hops[0].warnings.is_empty());
+        assert!(t.hops[0].timestamp.is_some());
+    }
 }

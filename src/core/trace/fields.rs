@@ -1,0 +1,431 @@
+//! One Received header's raw text: owns the comment-aware scan that mail-parser cannot give us
+//! (which clauses appear outside comments, the protocol exactly as written, where the date is) and
+//! the merge of that scan with mail-parser's typed fields into a [`Hop`]. It does not parse the
+//! date text itself (`date.rs`) nor compute delays or stages (`mod.rs`, `stages.rs`).
+//!
+//! Rules, each for a reason seen in real headers:
+//! - Only clauses outside comments count. mail-parser takes the word after *any* `from`, so
+//!   qmail's `(qmail 123 invoked from network)` would yield a from-host "network"; we drop the
+//!   from-side fields unless a `from` clause exists outside comments.
+//! - The date is the text after the last `;` outside comments. When there is none (SendGrid's
+//!   filter and API hops), the first word from which the rest of the header parses completely as
+//!   a date is taken, trying at most [`MAX_DATE_CANDIDATES`] words (bounded work).
+//! - `protocol` is the text after `with` as written (`ESMTPS`, `esmtpsa`, `LMTP`, `HTTPREST`,
+//!   `Microsoft SMTP Server`, `mapi`): up to three words, stopping at a comment, `;`, another
+//!   clause keyword, or something that starts a date.
+//! - `malformed`: the header names no clause outside comments and is not the comment-plus-date
+//!   form (qmail's `(qmail 123 invoked by uid 89); 4 Nov 2025 ...` is well-formed).
+use std::net::IpAddr;
+
+use mail_parser::{HeaderValue, Host, Received, TlsVersion};
+
+use super::date::{parse_received_date, ParsedDate};
+use super::{Hop, HopWarning, Timestamp};
+
+/// How many word positions are tried as a date start in a header without `;`.
+pub(crate) const MAX_DATE_CANDIDATES: usize = 64;
+
+/// Longest `raw` text kept in a hop (the unfolded header value). Longer values are cut with `...`
+/// so a hostile header cannot balloon the JSON report; real Received headers are under 1 KiB.
+pub(crate) const MAX_RAW_KEPT: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    /// A word outside comments: byte range into the text.
+    Word(usize, usize),
+    /// `;` outside comments, at this byte offset.
+    Semicolon(usize),
+    /// A whole comment.
+    Comment,
+}
+
+/// Split the header value into words, `;` and comments, all at comment depth 0.
+fn tokenize(s: &str) -> Vec<Tok> {
+    let b = s.as_bytes();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    let mut word_start: Option<usize> = None;
+    while i < b.len() {
+        let c = b[i];
+        let ends_word = matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b';');
+        if ends_word {
+            if let Some(ws) = word_start.take() {
+                toks.push(Tok::Word(ws, i));
+            }
+        }
+        match c {
+            b'(' => {
+                // Skip the whole comment, nested, honouring quoted-pairs. Unclosed runs to the end.
+                let mut depth = 1u32;
+                i += 1;
+                while i < b.len() && depth > 0 {
+                    match b[i] {
+                        b'\\' => i += 1,
+                        b'(' => depth = depth.saturating_add(1),
+                        b')' => depth -= 1,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                toks.push(Tok::Comment);
+                continue;
+            }
+            b';' => toks.push(Tok::Semicolon(i)),
+            b')' => {} // stray: ignored outside comments
+            _ if !ends_word && word_start.is_none() => word_start = Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    if let Some(ws) = word_start {
+        toks.push(Tok::Word(ws, b.len()));
+    }
+    toks
+}
+
+const KEYWORDS: [&str; 6] = ["from", "by", "via", "with", "id", "for"];
+
+fn is_keyword(w: &str) -> bool {
+    KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
+}
+
+const DAY_AND_MONTH_NAMES: [&str; 19] = [
+    "mon", "tue", "wed", "thu", "fri", "sat", "sun", "jan", "feb", "mar", "apr", "may", "jun",
+    "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+fn is_day_or_month_name(w: &str) -> bool {
+    let w = w.trim_end_matches(',');
+    w.len() >= 3
+        && DAY_AND_MONTH_NAMES
+            .iter()
+            .any(|n| w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(n)))
+        && w.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Could a date start at this word? A cheap filter before the full parse.
+fn may_start_date(w: &str) -> bool {
+    w.as_bytes().first().is_some_and(u8::is_ascii_digit) || is_day_or_month_name(w)
+}
+
+/// What the comment-aware scan found in one header value.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub has_from: bool,
+    pub any_clause: bool,
+    pub protocol: Option<String>,
+    pub from_word: Option<String>,
+    pub by_word: Option<String>,
+    pub date: Option<ParsedDate>,
+    /// Only comments and `;` precede the date (the qmail form).
+    pub comment_only_prefix: bool,
+}
+
+pub(crate) fn scan(text: &str) -> Scan {
+    // A trailing `;` (`...+0000;`) is noise: the date is before it.
+    let text = text.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == ';');
+    let toks = tokenize(text);
+    let word = |t: &Tok| match *t {
+        Tok::Word(a, b) => text.get(a..b),
+        _ => None,
+    };
+    let mut out = Scan::default();
+
+    for (i, t) in toks.iter().enumerate() {
+        let Some(w) = word(t) else { continue };
+        if !is_keyword(w) {
+            continue;
+        }
+        out.any_clause = true;
+        let next_word = toks.get(i + 1).and_then(word).map(str::to_owned);
+        if w.eq_ignore_ascii_case("from") && !out.has_from {
+            out.has_from = true;
+            out.from_word = next_word;
+        } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
+            out.by_word = next_word;
+        } else if w.eq_ignore_ascii_case("with") && out.protocol.is_none() {
+            let mut words: Vec<&str> = Vec::new();
+            for t in toks.get(i + 1..).unwrap_or_default() {
+                let Some(p) = word(t) else { break };
+                if words.len() == 3 || is_keyword(p) || may_start_date(p) || p.ends_with(',') {
+                    break;
+                }
+                words.push(p);
+            }
+            if !words.is_empty() {
+                out.protocol = Some(words.join(" "));
+            }
+        }
+    }
+
+    // The date: after the last `;` outside comments, else the first word that starts one.
+    let last_semi = toks.iter().rposition(|t| matches!(t, Tok::Semicolon(_)));
+    let mut candidates: Vec<(usize, usize)> = Vec::new(); // (byte offset, token index)
+    if let Some(si) = last_semi {
+        if let Some(Tok::Semicolon(pos)) = toks.get(si) {
+            candidates.push((pos + 1, si + 1));
+        }
+    }
+    let region = last_semi.map_or(0, |si| si + 1);
+    for (ti, t) in toks.iter().enumerate().skip(region) {
+        if let (Tok::Word(a, _), Some(w)) = (t, word(t)) {
+            if may_start_date(w) && candidates.last().map(|c| c.0) != Some(*a) {
+                candidates.push((*a, ti));
+            }
+        }
+    }
+    for (pos, ti) in candidates.into_iter().take(MAX_DATE_CANDIDATES) {
+        if let Some(d) = text.get(pos..).and_then(parse_received_date) {
+            out.date = Some(d);
+            out.comment_only_prefix = toks
+                .get(..ti)
+                .unwrap_or_default()
+                .iter()
+                .all(|t| !matches!(t, Tok::Word(..)));
+            break;
+        }
+    }
+    out
+}
+
+/// Unfold and collapse whitespace runs to one space, for the `raw` field.
+pub(crate) fn unfold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_RAW_KEPT + 4));
+    for w in text.split_ascii_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+        if out.len() > MAX_RAW_KEPT {
+            let mut cut = MAX_RAW_KEPT;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push_str("...");
+            break;
+        }
+    }
+    out
+}
+
+fn tls_name(v: TlsVersion) -> &'static str {
+    match v {
+        TlsVersion::SSLv2 => "SSLv2",
+        TlsVersion::SSLv3 => "SSLv3",
+        TlsVersion::TLSv1_0 => "TLSv1.0",
+        TlsVersion::TLSv1_1 => "TLSv1.1",
+        TlsVersion::TLSv1_2 => "TLSv1.2",
+        TlsVersion::TLSv1_3 => "TLSv1.3",
+        TlsVersion::DTLSv1_0 => "DTLSv1.0",
+        TlsVersion::DTLSv1_2 => "DTLSv1.2",
+        TlsVersion::DTLSv1_3 => "DTLSv1.3",
+    }
+}
+
+/// The word as written when it denotes `ip` (`[192.0.2.7]`, `[IPv6:2001:db8::1]`, a bare IP),
+/// else the canonical text of `ip`. Keeps Gmail's `by 2002:a05:...` exactly as written.
+fn ip_as_written(ip: IpAddr, written: Option<&str>) -> String {
+    if let Some(w) = written {
+        let inner = w.trim_start_matches('[').trim_end_matches(']');
+        let inner = inner
+            .strip_prefix("IPv6:")
+            .or_else(|| inner.strip_prefix("ipv6:"))
+            .unwrap_or(inner);
+        if inner.parse::<IpAddr>().ok() == Some(ip) {
+            return w.to_owned();
+        }
+    }
+    ip.to_string()
+}
+
+/// A host as text. mail-parser yields an empty name for non-UTF-8 bytes (`caf\xe9.example`);
+/// the word as written (lossily decoded) is better than an empty string.
+fn host_text(h: &Host, written: Option<&str>) -> Option<String> {
+    match h {
+        Host::Name(n) if n.is_empty() => written.map(str::to_owned).filter(|w| !w.is_empty()),
+        Host::Name(n) => Some(n.to_string()),
+        Host::IpAddr(ip) => Some(ip_as_written(*ip, written)),
+    }
+}
+
+/// Exim writes `helo=[IPv6:2001:db8::7]`; mail-parser stops at the colon and yields "IPv6".
+/// Take the bracketed literal as written instead.
+fn helo_literal(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("helo=[")? + "helo=".len();
+    let len = text.get(start..)?.find(']')? + 1;
+    text.get(start..start + len).map(str::to_owned)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// Build one hop from the header's raw value bytes and mail-parser's parse of it.
+pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
+    let text = String::from_utf8_lossy(raw_value);
+    let s = scan(&text);
+    let rec: Option<&Received> = match parsed {
+        HeaderValue::Received(r) => Some(r),
+        _ => None,
+    };
+
+    let mut hop = Hop {
+        protocol: s.protocol.clone(),
+        timestamp: s.date.map(|d| Timestamp {
+            utc: d.utc,
+            precision: d.precision,
+        }),
+        raw: unfold(&text),
+        ..Hop::default()
+    };
+
+    if let Some(r) = rec {
+        if s.has_from {
+            hop.from = r
+                .from
+                .as_ref()
+                .and_then(|h| host_text(h, s.from_word.as_deref()));
+            hop.from_ip = r
+                .from_ip
+                .or(match r.from {
+                    Some(Host::IpAddr(ip)) => Some(ip),
+                    _ => None,
+                })
+                .map(|ip| ip.to_string());
+            hop.helo = match &r.helo {
+                Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
+                    helo_literal(&text)
+                }
+                Some(h) => host_text(h, None),
+                None => None,
+            };
+            hop.from_rdns = r
+                .from_iprev
+                .as_ref()
+                .and_then(|n| non_empty(n.trim_end_matches('.')));
+        }
+        hop.by =
+            r.by.as_ref()
+                .and_then(|h| host_text(h, s.by_word.as_deref()));
+        hop.id = r.id.as_deref().and_then(non_empty);
+        hop.for_ = r.for_.as_deref().and_then(non_empty);
+        hop.tls = r.tls_version.map(|v| tls_name(v).to_owned());
+        hop.tls_cipher = r.tls_cipher.as_deref().and_then(non_empty);
+    }
+
+    let malformed = rec.is_none() || !(s.any_clause || (s.date.is_some() && s.comment_only_prefix));
+    if malformed {
+        hop.warnings.push(HopWarning::Malformed);
+    }
+    if hop.timestamp.is_none() {
+        hop.warnings.push(HopWarning::NoDate);
+    }
+    hop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_as_written() {
+        let p = |s: &str| scan(s).protocol;
+        assert_eq!(
+            p("from a by b with ESMTPS id 4X for <x@y>; Tue, 4 Nov 2025 18:12:30 +0000").as_deref(),
+            Some("ESMTPS")
+        );
+        assert_eq!(
+            p("from a (a) by b (b) with Microsoft SMTP Server (version=TLS1_2) id 15.20.1.2; Tue, 4 Nov 2025 18:12:30 +0000")
+                .as_deref(),
+            Some("Microsoft SMTP Server")
+        );
+        assert_eq!(
+            p("from [192.0.2.7] by b with esmtps  (TLS1.3) tls X (Exim 4.96) id 1; Tue, 4 Nov 2025 18:12:30 +0000")
+                .as_deref(),
+            Some("esmtps")
+        );
+        assert_eq!(
+            p("by b with HTTP; Tue, 4 Nov 2025 18:12:30 +0000").as_deref(),
+            Some("HTTP")
+        );
+        // No `;`: the date must not be swallowed into the protocol.
+        assert_eq!(
+            p("by b with SMTP Tue, 4 Nov 2025 18:12:30 +0000").as_deref(),
+            Some("SMTP")
+        );
+        // `with` inside a comment is not a clause.
+        assert_eq!(
+            p("from a (using TLSv1.3 with cipher X) by b; 4 Nov 2025 18:12:30 +0000"),
+            None
+        );
+    }
+
+    #[test]
+    fn date_location() {
+        let d = |s: &str| {
+            scan(s)
+                .date
+                .map(|d| super::super::date::format_rfc3339(&d.utc, d.precision))
+        };
+        assert_eq!(
+            d("by f with SMTP id f-1-2 2018-03-26 13:35:36.270951634 +0000 UTC m=+266323.963383415")
+                .as_deref(),
+            Some("2018-03-26T13:35:36.270951634Z")
+        );
+        assert_eq!(
+            d("from X (unknown) by g (SG) with HTTP id 3p Thu, 17 Jun 2021 14:45:16.434 +0000 (UTC)")
+                .as_deref(),
+            Some("2021-06-17T14:45:16.434Z")
+        );
+        // A date inside a comment is not the header's date.
+        assert_eq!(
+            d("from a by b (Oracle (built Jan  1 2025)) with ESMTP id 1; 4 Nov 2025 18:12:30 +0000")
+                .as_deref(),
+            Some("2025-11-04T18:12:30Z")
+        );
+        assert_eq!(d("from a (built 4 Nov 2025 18:12:30 +0000) by b"), None);
+        // Trailing semicolon.
+        assert_eq!(
+            d("from a by b; Tue, 4 Nov 2025 18:12:30 +0000;").as_deref(),
+            Some("2025-11-04T18:12:30Z")
+        );
+        assert_eq!(d("from a by b; garbage"), None);
+        assert_eq!(d("from a by b;"), None);
+    }
+
+    #[test]
+    fn comment_only_prefix() {
+        let s = scan("(qmail 28031 invoked by uid 89); 4 Nov 2025 18:12:34 -0000");
+        assert!(!s.any_clause && s.comment_only_prefix && s.date.is_some());
+        let s = scan("garbage; 4 Nov 2025 18:12:34 -0000");
+        assert!(!s.any_clause && !s.comment_only_prefix && s.date.is_some());
+    }
+
+    #[test]
+    fn tokenizer_survives_unbalanced_and_escapes() {
+        for s in [
+            "((((",
+            "))))",
+            "(\\",
+            "\\(",
+            "a (b \\) c",
+            ";;;",
+            "(;) ;",
+            "",
+        ] {
+            let _ = scan(s);
+        }
+        let s = scan("from a (x \\) by y) by b; 4 Nov 2025 18:12:34 -0000");
+        assert_eq!(s.by_word.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn unfold_collapses_and_caps() {
+        assert_eq!(unfold(" from a\r\n\tby b;  x \n"), "from a by b; x");
+        let long = "é".repeat(3000);
+        let u = unfold(&long);
+        assert!(u.ends_with("...") && u.len() <= MAX_RAW_KEPT + 3);
+    }
+}
