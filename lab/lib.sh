@@ -15,7 +15,7 @@ LAB_HOSTS=(ec2 dell provider)
 LAB_NAMESPACES=(internet ec2 dell provider)
 # The lab's address space. Nothing in the root namespace may route these (lab.md, hard rule).
 LAB_SUBNETS=(198.18.0.0/15 100.64.0.0/10)
-LAB_PACKAGES=(postfix libsasl2-modules dovecot-imapd dovecot-lmtpd dovecot-sieve swaks curl openssl iproute2 ca-certificates)
+LAB_PACKAGES=(postfix libsasl2-modules dovecot-imapd dovecot-lmtpd dovecot-sieve swaks libnet-ssleay-perl curl openssl iproute2 ca-certificates)
 # Users per mail host (the passwords are generated at lab/up into secrets/, never kept in the repo).
 DELL_USERS=(alice@corp.test bob@corp.test postmaster@corp.test info@newdomain.test)
 PROVIDER_USERS=(probe@provider.test)
@@ -295,7 +295,8 @@ users_of() {
 # write_users HOST [broken]: the Dovecot passwd-file; "broken" hashes a different random password
 # for everyone (the imap-auth-broken fault: logins fail with a password mismatch).
 write_users() {
-  local host=$1 mode=${2:-} u pw hash out=$LAB_DIR/$host/dovecot/users
+  local host=$1 mode=${2:-} u pw hash out
+  out=$LAB_DIR/$1/dovecot/users
   : >"$out.tmp"
   while read -r u; do
     pw=$(cat "$LAB_DIR/secrets/$u")
@@ -616,6 +617,10 @@ teardown() {
   for ns in "${LAB_NAMESPACES[@]}"; do
     ns_exists "$ns" && die "namespace $ns still exists after teardown"
   done
+  # `ip netns add` turns /run/netns into a mount point; drop it again when no namespace is left.
+  if mountpoint -q /run/netns && [[ -z $(ls -A /run/netns) ]]; then
+    umount /run/netns
+  fi
   if grep -q " $LAB_DIR" /proc/self/mountinfo; then
     die "a mount under $LAB_DIR is left in the root mount namespace"
   fi
