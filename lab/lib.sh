@@ -674,6 +674,10 @@ apply_fault() {
       ;;
     imap-auth-broken)
       write_users dell broken
+      # passwd-file is re-read only when its mtime (whole seconds) or size changes, checked at most
+      # once a second: a same-size file written within the same second could go unnoticed. A reload
+      # restarts the auth process, so the broken file is in force when this returns.
+      reload_dovecot dell
       ;;
     imap-no-idle)
       printf '# fault imap-no-idle: advertise no IDLE\nimap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ NAMESPACE UIDPLUS CHILDREN UNSELECT MOVE\n' \
