@@ -15,6 +15,7 @@ LAB_HOSTS=(ec2 dell provider)
 LAB_NAMESPACES=(internet ec2 dell provider)
 # The lab's address space. Nothing in the root namespace may route these (lab.md, hard rule).
 LAB_SUBNETS=(198.18.0.0/15 100.64.0.0/10)
+# shellcheck disable=SC2034 # used by lab/up, lab/test and lab/docker/Dockerfile
 LAB_PACKAGES=(postfix libsasl2-modules dovecot-imapd dovecot-lmtpd dovecot-sieve swaks libnet-ssleay-perl curl openssl iproute2 ca-certificates)
 # Users per mail host (the passwords are generated at lab/up into secrets/, never kept in the repo).
 DELL_USERS=(alice@corp.test bob@corp.test postmaster@corp.test info@newdomain.test)
@@ -597,8 +598,7 @@ teardown() {
     [[ ${#pids[@]} -gt 0 ]] || break
     note "signal $round to ${#pids[@]} process(es)"
     kill "-$round" "${pids[@]}" 2>/dev/null || true
-    local i
-    for i in $(seq 1 40); do
+    for _ in $(seq 1 40); do
       local alive=0 p
       for p in "${pids[@]}"; do pid_alive "$p" && alive=1; done
       [[ $alive -eq 1 ]] || break
