@@ -20,18 +20,6 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memmem::find(hay, needle).is_some()
 }
 
-/// Case-insensitive ASCII containment, for reply texts whose case varies between servers.
-pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if hay.len() < needle.len() {
-        return false;
-    }
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
 #[inline]
 pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     hay.strip_prefix(prefix)
@@ -158,6 +146,5 @@ mod tests {
         assert_eq!(seconds_to_ms(b"1..2"), None);
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         assert_eq!(parse_u64(b"1234"), Some(1234));
-        assert!(contains_ci(b"Relay ACCESS denied", b"access denied"));
     }
 }
