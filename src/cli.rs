@@ -106,6 +106,9 @@ pub struct DiagnoseArgs {
     /// Year for log formats that have none (classic syslog); default: inferred from file times.
     #[arg(long)]
     pub year: Option<i32>,
+    /// Time zone of timestamps that carry none (classic syslog, Dovecot's log): UTC, +02:00.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
     #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
     pub format: TraceFormat,
     /// Write a draft incident record for each failure into DIR.

@@ -131,15 +131,10 @@ fn finding(
     message: String,
     evidence: Vec<String>,
 ) -> Finding {
-    Finding {
-        code,
-        stage: stage.map(str::to_string),
-        host: None,
-        message_id: None,
-        message,
-        evidence,
-        hint: code.hint().to_string(),
-    }
+    let mut f = Finding::new(code, None, message);
+    f.stage = stage.map(str::to_string);
+    f.evidence = evidence;
+    f
 }
 
 fn ms(d: Duration) -> u64 {

@@ -27,7 +27,10 @@ impl Cfg {
             "state_dir = \"${FLOWTEST_LAB_DIR}/state\"",
             &format!("state_dir = {:?}", state.display().to_string()),
         );
-        assert_ne!(text, base, "lab/flowtest.toml changed shape: update this test");
+        assert_ne!(
+            text, base,
+            "lab/flowtest.toml changed shape: update this test"
+        );
         std::fs::write(dir.path().join("flowtest.toml"), text).unwrap();
         std::fs::create_dir(dir.path().join("scenarios")).unwrap();
         for (name, toml) in scenarios {
@@ -49,7 +52,10 @@ fn repo() -> PathBuf {
 fn lab_scenario(file: &str, name: &str, edit: impl Fn(String) -> String) -> (String, String) {
     let text = std::fs::read_to_string(repo().join("lab/scenarios").join(file)).unwrap();
     let orig_name = file.trim_end_matches(".toml");
-    let text = text.replace(&format!("name = \"{orig_name}\""), &format!("name = \"{name}\""));
+    let text = text.replace(
+        &format!("name = \"{orig_name}\""),
+        &format!("name = \"{name}\""),
+    );
     (name.to_string(), edit(text))
 }
 
@@ -72,7 +78,12 @@ fn only(v: &Value) -> &Value {
 }
 
 fn stage_names(r: &Value) -> Vec<String> {
-    r["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -80,28 +91,57 @@ fn every_lab_scenario_is_delivered_with_its_stages_in_order() {
     let lab = lab();
     let _g = lab.healthy();
     // The shipped configuration, exactly as `lab/run flowtest run --all` uses it (own state dir).
-    let scen: Vec<(String, String)> = ["lab-inbound.toml", "lab-provider-inbound.toml", "lab-outbound.toml"]
-        .iter()
-        .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
-        .collect();
-    let cfg = Cfg::new(&scen.iter().map(|(n, t)| (n.as_str(), t.clone())).collect::<Vec<_>>());
+    let scen: Vec<(String, String)> = [
+        "lab-inbound.toml",
+        "lab-provider-inbound.toml",
+        "lab-outbound.toml",
+    ]
+    .iter()
+    .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
+    .collect();
+    let cfg = Cfg::new(
+        &scen
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect::<Vec<_>>(),
+    );
     let (out, v) = flowtest(&lab, &cfg.path(), &["run", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     let expect: &[(&str, &[&str])] = &[
-        ("lab-inbound", &["submission", "ec2-mx", "tailscale-relay", "dovecot-lmtp"]),
-        ("lab-outbound", &["submission", "dell-submission", "sendgrid-relay"]),
-        ("lab-provider-inbound", &["submission", "provider-submission", "ec2-mx", "tailscale-relay", "dovecot-lmtp"]),
+        (
+            "lab-inbound",
+            &["submission", "ec2-mx", "tailscale-relay", "dovecot-lmtp"],
+        ),
+        (
+            "lab-outbound",
+            &["submission", "dell-submission", "sendgrid-relay"],
+        ),
+        (
+            "lab-provider-inbound",
+            &[
+                "submission",
+                "provider-submission",
+                "ec2-mx",
+                "tailscale-relay",
+                "dovecot-lmtp",
+            ],
+        ),
     ];
     for (name, stages) in expect {
-        let r = results.iter().find(|r| r["scenario"] == *name).unwrap_or_else(|| panic!("{name} missing"));
+        let r = results
+            .iter()
+            .find(|r| r["scenario"] == *name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(r["status"], "delivered", "{r:#}");
         let total = r["total_ms"].as_i64().unwrap();
         assert!(total > 0 && total < 20_000, "{name}: total {total}");
         let got = stage_names(r);
         assert!(
-            got.len() >= stages.len() && got[..stages.len()] == stages.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
+            got.len() >= stages.len()
+                && got[..stages.len()]
+                    == stages.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
             "{name}: stages {got:?}, expected {stages:?} first"
         );
         assert_eq!(r["missing_stages"].as_array().unwrap().len(), 0, "{r:#}");
@@ -109,15 +149,23 @@ fn every_lab_scenario_is_delivered_with_its_stages_in_order() {
         assert_eq!(r["cleanup"]["deleted"], 1, "own probe removed: {r:#}");
     }
     // Three hops for the inbound path (ec2, dell, LMTP) at least.
-    let inbound = results.iter().find(|r| r["scenario"] == "lab-inbound").unwrap();
-    assert!(inbound["hops"].as_array().unwrap().len() >= 3, "{inbound:#}");
+    let inbound = results
+        .iter()
+        .find(|r| r["scenario"] == "lab-inbound")
+        .unwrap();
+    assert!(
+        inbound["hops"].as_array().unwrap().len() >= 3,
+        "{inbound:#}"
+    );
 }
 
 #[test]
 fn junk_filing_is_delivered_spam_exit_1() {
     let lab = lab();
     let _g = lab.healthy();
-    let (n, t) = lab_scenario("lab-inbound.toml", "spam-probe", |t| t.replace("[slo]", "[headers]\nX-Lab-Spam = \"yes\"\n\n[slo]"));
+    let (n, t) = lab_scenario("lab-inbound.toml", "spam-probe", |t| {
+        t.replace("[slo]", "[headers]\nX-Lab-Spam = \"yes\"\n\n[slo]")
+    });
     let cfg = Cfg::new(&[(&n, t)]);
     let (out, v) = flowtest(&lab, &cfg.path(), &["spam-probe"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
@@ -133,7 +181,10 @@ fn idle_detects_arrival_and_polling_works_when_idle_is_off() {
     let _g = lab.healthy();
     let (n1, t1) = lab_scenario("lab-inbound.toml", "idle-probe", |t| t);
     let (n2, t2) = lab_scenario("lab-inbound.toml", "poll-probe", |t| {
-        t.replace("folders = [\"INBOX\", \"Junk\"]", "folders = [\"INBOX\", \"Junk\"]\nidle = false\npoll_interval = \"200ms\"")
+        t.replace(
+            "folders = [\"INBOX\", \"Junk\"]",
+            "folders = [\"INBOX\", \"Junk\"]\nidle = false\npoll_interval = \"200ms\"",
+        )
     });
     let cfg = Cfg::new(&[(&n1, t1), (&n2, t2)]);
     let (out, v) = flowtest(&lab, &cfg.path(), &["idle-probe"]);
@@ -154,7 +205,10 @@ fn server_without_idle_falls_back_to_polling() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let r = only(&v);
     assert_eq!(r["detected_by"], "poll");
-    assert!(r["warnings"].to_string().contains("does not offer IDLE"), "{r:#}");
+    assert!(
+        r["warnings"].to_string().contains("does not offer IDLE"),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -170,9 +224,18 @@ fn relay_domain_missing_is_rejected_without_waiting() {
     let r = only(&v);
     assert_eq!(r["status"], "rejected");
     assert_eq!(r["submission"]["code"], 554);
-    assert!(r["submission"]["text"].as_str().unwrap().contains("Relay access denied"), "{r:#}");
+    assert!(
+        r["submission"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Relay access denied"),
+        "{r:#}"
+    );
     assert_eq!(r["findings"][0]["code"], "relay_access_denied");
-    assert!(took < Duration::from_secs(15), "a rejection must not wait for the 60 s timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "a rejection must not wait for the 60 s timeout: {took:?}"
+    );
 }
 
 #[test]
@@ -186,7 +249,10 @@ fn imap_auth_broken_is_fetch_failed() {
     let r = only(&v);
     assert_eq!(r["status"], "fetch_failed");
     assert_eq!(r["findings"][0]["code"], "imap_auth_failed");
-    assert!(r["submission"].is_null(), "nothing is sent when the mailbox cannot be read");
+    assert!(
+        r["submission"].is_null(),
+        "nothing is sent when the mailbox cannot be read"
+    );
 }
 
 #[test]
@@ -201,7 +267,10 @@ fn dell_down_is_lost_then_recorded_late_after_heal() {
         assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
         let r = only(&v);
         assert_eq!(r["status"], "lost", "{r:#}");
-        assert!(r["submission"]["queue_id"].is_string(), "accepted by ec2: {r:#}");
+        assert!(
+            r["submission"]["queue_id"].is_string(),
+            "accepted by ec2: {r:#}"
+        );
         lost_id = r["probe_id"].as_str().unwrap().to_string();
     } // heal: dell back, queues flushed, the deferred probe is delivered.
     let _g = lab.healthy();
@@ -209,11 +278,17 @@ fn dell_down_is_lost_then_recorded_late_after_heal() {
     loop {
         let (out, v) = flowtest(&lab, &cfg.path(), &["lostlate"]);
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-        let late = only(&v)["cleanup"]["marked_late"].as_array().unwrap().clone();
+        let late = only(&v)["cleanup"]["marked_late"]
+            .as_array()
+            .unwrap()
+            .clone();
         if late.iter().any(|x| x == lost_id.as_str()) {
             break;
         }
-        assert!(Instant::now() < deadline, "the lost probe {lost_id} was never recorded late");
+        assert!(
+            Instant::now() < deadline,
+            "the lost probe {lost_id} was never recorded late"
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
 }
@@ -255,7 +330,17 @@ fn imap_dump(lab: &Lab, user: &str, folder: &str) -> String {
     let url = format!("imaps://imap.corp.test/{folder}");
     let ca = lab.dir.join("ca/ca.pem").display().to_string();
     let creds = format!("{user}:{pw}");
-    let out = lab.run(&["curl", "-sS", "--cacert", &ca, "--user", &creds, &url, "-X", "UID FETCH 1:* (UID FLAGS BODY.PEEK[])"]);
+    let out = lab.run(&[
+        "curl",
+        "-sS",
+        "--cacert",
+        &ca,
+        "--user",
+        &creds,
+        &url,
+        "-X",
+        "UID FETCH 1:* (UID FLAGS BODY.PEEK[])",
+    ]);
     assert!(out.status.success(), "{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -271,11 +356,23 @@ fn cleanup_never_touches_ordinary_mail_or_forged_probes() {
          X-Flowtest-Sent-At: 2020-01-01T00:00:00.000000000Z\nX-Flowtest-Signature: v1={}",
         "ab".repeat(32)
     );
-    for (subject, extra) in [(format!("{marker} ordinary"), String::new()), (format!("{marker} forged"), forged_headers)] {
+    for (subject, extra) in [
+        (format!("{marker} ordinary"), String::new()),
+        (format!("{marker} forged"), forged_headers),
+    ] {
         let subject_header = format!("Subject: {subject}");
         let mut argv: Vec<&str> = vec![
-            "swaks", "--silent", "2", "--server", "mx.corp.test", "--from", "someone@provider.test",
-            "--to", "alice@corp.test", "--header", &subject_header,
+            "swaks",
+            "--silent",
+            "2",
+            "--server",
+            "mx.corp.test",
+            "--from",
+            "someone@provider.test",
+            "--to",
+            "alice@corp.test",
+            "--header",
+            &subject_header,
         ];
         for h in extra.lines() {
             argv.push("--add-header");
@@ -284,16 +381,54 @@ fn cleanup_never_touches_ordinary_mail_or_forged_probes() {
         let out = lab.run(&argv);
         assert!(out.status.success(), "{}", describe(&out));
     }
-    assert!(lab.wait_for_message("alice@corp.test", "INBOX", &format!("{marker} forged"), Duration::from_secs(20)).is_some());
-    assert!(lab.wait_for_message("alice@corp.test", "INBOX", &format!("{marker} ordinary"), Duration::from_secs(20)).is_some());
+    assert!(lab
+        .wait_for_message(
+            "alice@corp.test",
+            "INBOX",
+            &format!("{marker} forged"),
+            Duration::from_secs(20)
+        )
+        .is_some());
+    assert!(lab
+        .wait_for_message(
+            "alice@corp.test",
+            "INBOX",
+            &format!("{marker} ordinary"),
+            Duration::from_secs(20)
+        )
+        .is_some());
     // Flag the ordinary one, so a changed flag would show.
     let pw = lab.password("alice@corp.test");
     let ca = lab.dir.join("ca/ca.pem").display().to_string();
     let creds = format!("alice@corp.test:{pw}");
-    let search = lab.run(&["curl", "-sS", "--cacert", &ca, "--user", &creds, "imaps://imap.corp.test/INBOX", "-X", &format!("UID SEARCH SUBJECT \"{marker} ordinary\"")]);
-    let uid: String = String::from_utf8_lossy(&search.stdout).split_whitespace().last().unwrap_or("").to_string();
+    let search = lab.run(&[
+        "curl",
+        "-sS",
+        "--cacert",
+        &ca,
+        "--user",
+        &creds,
+        "imaps://imap.corp.test/INBOX",
+        "-X",
+        &format!("UID SEARCH SUBJECT \"{marker} ordinary\""),
+    ]);
+    let uid: String = String::from_utf8_lossy(&search.stdout)
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_string();
     assert!(uid.parse::<u32>().is_ok(), "{}", describe(&search));
-    let flag = lab.run(&["curl", "-sS", "--cacert", &ca, "--user", &creds, "imaps://imap.corp.test/INBOX", "-X", &format!("UID STORE {uid} +FLAGS (\\Flagged)")]);
+    let flag = lab.run(&[
+        "curl",
+        "-sS",
+        "--cacert",
+        &ca,
+        "--user",
+        &creds,
+        "imaps://imap.corp.test/INBOX",
+        "-X",
+        &format!("UID STORE {uid} +FLAGS (\\Flagged)"),
+    ]);
     assert!(flag.status.success(), "{}", describe(&flag));
 
     let before: Vec<String> = imap_dump(&lab, "alice@corp.test", "INBOX")
@@ -319,8 +454,14 @@ fn cleanup_never_touches_ordinary_mail_or_forged_probes() {
         .filter(|m| m.contains(&marker))
         .map(str::to_string)
         .collect();
-    assert_eq!(before, after, "ordinary mail and the forged probe are untouched: content, flags, folder");
+    assert_eq!(
+        before, after,
+        "ordinary mail and the forged probe are untouched: content, flags, folder"
+    );
     // No real probe of this scenario is left behind.
     let all = imap_dump(&lab, "alice@corp.test", "INBOX");
-    assert!(!all.contains("X-Flowtest-Scenario: cleanup\r\nX-Flowtest-Sent-At: 2026"), "real probes were removed");
+    assert!(
+        !all.contains("X-Flowtest-Scenario: cleanup\r\nX-Flowtest-Sent-At: 2026"),
+        "real probes were removed"
+    );
 }

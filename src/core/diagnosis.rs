@@ -1,8 +1,16 @@
-//! Findings vocabulary and diagnosis rules (issue 5). TEMPORARY contract stub on main: replaced
-//! wholesale by the logs branch at merge.
+//! Findings vocabulary and diagnosis rules with runbook hints (issue 5). Owns the fixed set of
+//! [`FindingCode`]s, the mapping from SMTP replies / Postfix status texts / Dovecot and Postfix
+//! warning lines to a code, and each code's hint in the operator's words (runbook.md). Does not
+//! read logs or correlate them (that is `core::logs` / `core::fusion`).
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+use crate::core::logs::{DeliveryStatus, Severity};
+
+/// What went wrong, from a fixed vocabulary so that reports, metrics labels and incident files
+/// stay stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingCode {
     RelayAccessDenied,
@@ -24,25 +32,734 @@ pub enum FindingCode {
     SpamFolder,
     ImapAuthFailed,
     UnexpectedPath,
+    /// A mail daemon logged a fatal/panic (or a process died): the service itself is broken.
+    ServiceError,
 }
 
 impl FindingCode {
+    pub const ALL: [FindingCode; 20] = [
+        FindingCode::RelayAccessDenied,
+        FindingCode::LookupFailure,
+        FindingCode::NextHopRefused,
+        FindingCode::NextHopTimeout,
+        FindingCode::NextHopUnreachable,
+        FindingCode::RecipientUnknown,
+        FindingCode::MailboxPermissionDenied,
+        FindingCode::MailboxFull,
+        FindingCode::AuthFailed,
+        FindingCode::AuthBackendError,
+        FindingCode::TlsError,
+        FindingCode::DnsError,
+        FindingCode::RateLimited,
+        FindingCode::RejectedOther,
+        FindingCode::DeferredOther,
+        FindingCode::BouncedOther,
+        FindingCode::SpamFolder,
+        FindingCode::ImapAuthFailed,
+        FindingCode::UnexpectedPath,
+        FindingCode::ServiceError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::RelayAccessDenied => "relay_access_denied",
+            FindingCode::LookupFailure => "lookup_failure",
+            FindingCode::NextHopRefused => "next_hop_refused",
+            FindingCode::NextHopTimeout => "next_hop_timeout",
+            FindingCode::NextHopUnreachable => "next_hop_unreachable",
+            FindingCode::RecipientUnknown => "recipient_unknown",
+            FindingCode::MailboxPermissionDenied => "mailbox_permission_denied",
+            FindingCode::MailboxFull => "mailbox_full",
+            FindingCode::AuthFailed => "auth_failed",
+            FindingCode::AuthBackendError => "auth_backend_error",
+            FindingCode::TlsError => "tls_error",
+            FindingCode::DnsError => "dns_error",
+            FindingCode::RateLimited => "rate_limited",
+            FindingCode::RejectedOther => "rejected_other",
+            FindingCode::DeferredOther => "deferred_other",
+            FindingCode::BouncedOther => "bounced_other",
+            FindingCode::SpamFolder => "spam_folder",
+            FindingCode::ImapAuthFailed => "imap_auth_failed",
+            FindingCode::UnexpectedPath => "unexpected_path",
+            FindingCode::ServiceError => "service_error",
+        }
+    }
+
+    /// A short human title ("Relay access denied").
+    pub fn title(self) -> &'static str {
+        match self {
+            FindingCode::RelayAccessDenied => "Relay access denied",
+            FindingCode::LookupFailure => "Lookup table failure",
+            FindingCode::NextHopRefused => "Next hop refused the connection",
+            FindingCode::NextHopTimeout => "Next hop timed out",
+            FindingCode::NextHopUnreachable => "Next hop unreachable",
+            FindingCode::RecipientUnknown => "Recipient unknown",
+            FindingCode::MailboxPermissionDenied => "Mail store permission denied",
+            FindingCode::MailboxFull => "Mailbox full",
+            FindingCode::AuthFailed => "SMTP authentication failed",
+            FindingCode::AuthBackendError => "Authentication backend error",
+            FindingCode::TlsError => "TLS failure",
+            FindingCode::DnsError => "DNS failure",
+            FindingCode::RateLimited => "Rate limited",
+            FindingCode::RejectedOther => "Rejected",
+            FindingCode::DeferredOther => "Delivery deferred",
+            FindingCode::BouncedOther => "Bounced",
+            FindingCode::SpamFolder => "Delivered to the spam folder",
+            FindingCode::ImapAuthFailed => "Mail client login failed",
+            FindingCode::UnexpectedPath => "Unexpected mail path",
+            FindingCode::ServiceError => "Mail service error",
+        }
+    }
+
+    /// The fix, in the operator's runbook wording.
     pub fn hint(self) -> &'static str {
-        ""
+        match self {
+            FindingCode::RelayAccessDenied => {
+                "Add the domain to relay_domains on the EC2 MX (postconf -e 'relay_domains = \
+                 <existing domains> <new domain>'), add its transport_maps line (<domain> \
+                 smtp:[<Dell Tailscale IP>]:2525), postmap the transport map, then postfix reload."
+            }
+            FindingCode::LookupFailure => {
+                "A Postfix lookup table is unavailable (usually transport.db was never built): \
+                 run postmap on the map named in the warning (e.g. postmap /etc/postfix/transport), \
+                 postfix reload, then postqueue -f to retry the deferred mail."
+            }
+            FindingCode::NextHopRefused => {
+                "Nothing accepts mail on the next hop: check Dell's Postfix container (listening \
+                 on 2525) or Dovecot's LMTP socket is up (docker compose ps / logs on the Dell \
+                 host), start it, then postqueue -f on the EC2 MX."
+            }
+            FindingCode::NextHopTimeout => {
+                "The next hop does not answer: check the Tailscale link (tailscale status, \
+                 tailscale ping between EC2 and the Dell host) and that the Dell host and its \
+                 Postfix are up, then postqueue -f on the EC2 MX."
+            }
+            FindingCode::NextHopUnreachable => {
+                "No route to the next hop: check the Tailscale link on EC2 and on the Dell host \
+                 (tailscale status; tailscale up if it is down) and the Dell host itself, then \
+                 postqueue -f on the EC2 MX."
+            }
+            FindingCode::RecipientUnknown => {
+                "The mailbox does not exist: create the user (usermgmt / its row in MariaDB, \
+                 enabled) or fix the address; check with doveadm user <address> on the Dell host."
+            }
+            FindingCode::MailboxPermissionDenied => {
+                "Fix the mail store's ownership: it must belong to uid/gid 5000 (not 1000): \
+                 chown -R 5000:5000 the mail directory, restart Dovecot, then postqueue -f on Dell."
+            }
+            FindingCode::MailboxFull => {
+                "The mailbox is over quota: free space or raise the user's quota (doveadm quota \
+                 get -u <user>), then postqueue -f on Dell."
+            }
+            FindingCode::AuthFailed => {
+                "SMTP authentication failed: for outbound mail check the SendGrid SASL \
+                 credentials (smtp_sasl_password_maps on Dell: postmap it, postfix reload); for \
+                 a submitting client check its username and password."
+            }
+            FindingCode::AuthBackendError => {
+                "Dovecot cannot query its user database: fix Dovecot's SQL auth credentials \
+                 (the connect= user/password in dovecot-sql.conf.ext; the two database passwords \
+                 are easily confused), test the connection to MariaDB, check MariaDB's logs, \
+                 restart Dovecot."
+            }
+            FindingCode::TlsError => {
+                "TLS failed: check the certificate (expiry, chain, names) and the smtp_tls_* / \
+                 smtpd_tls_* (or Dovecot ssl_*) settings on both ends; read the TLS lines in the \
+                 evidence."
+            }
+            FindingCode::DnsError => {
+                "Name resolution failed: check the destination domain's MX/A records and the \
+                 resolver inside the container (/etc/resolv.conf); then postqueue -f."
+            }
+            FindingCode::RateLimited => {
+                "The receiving side is throttling: slow the sender down, or if it is our own \
+                 MX raise smtpd_client_connection_rate_limit / anvil limits; retry later with \
+                 postqueue -f."
+            }
+            FindingCode::RejectedOther => {
+                "The server rejected the message: read the reject reason in the evidence and fix \
+                 the restriction, sender or recipient it names (postconf -n on that host)."
+            }
+            FindingCode::DeferredOther => {
+                "Delivery was deferred: read the reason in the evidence, check mailq on that \
+                 host, fix the cause, then postqueue -f."
+            }
+            FindingCode::BouncedOther => {
+                "The message bounced: read the DSN and reply in the evidence; the sender got a \
+                 non-delivery notice. Fix the cause it names and resend."
+            }
+            FindingCode::SpamFolder => {
+                "The message was filed into the Junk/Spam folder: check the spam filter and \
+                 sieve rules, and the sender's SPF/DKIM/DMARC."
+            }
+            FindingCode::ImapAuthFailed => {
+                "Mail client login failed (\"password does not match\"): check the user's row \
+                 exists and is enabled in the user database and the password; if every user \
+                 fails, check Dovecot's SQL auth config and the mail store's uid/gid (5000), \
+                 then restart Dovecot."
+            }
+            FindingCode::UnexpectedPath => {
+                "The message took a path other than expected (a mail loop or another relay): \
+                 check relay_domains, mydestination and transport_maps on each hop (EC2 MX -> \
+                 Tailscale -> Dell LMTP)."
+            }
+            FindingCode::ServiceError => {
+                "A mail daemon logged a fatal error: read it in the evidence, fix the setting it \
+                 names (postfix check / doveconf -n), then restart the service (docker compose \
+                 restart on the Dell host, or the EC2 container)."
+            }
+        }
+    }
+
+    /// Retrying will not help without a change (5xx-class causes).
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            FindingCode::RelayAccessDenied
+                | FindingCode::RecipientUnknown
+                | FindingCode::RejectedOther
+                | FindingCode::BouncedOther
+                | FindingCode::UnexpectedPath
+        )
+    }
+
+    /// The message did not reach its mailbox (or a client could not log in). `spam_folder` is
+    /// a degradation, not a failure.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, FindingCode::SpamFolder)
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One diagnosed problem with its evidence and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub code: FindingCode,
+    /// The stage where the message got stuck (the host role of the log that showed it).
     pub stage: Option<String>,
     pub host: Option<String>,
     pub message_id: Option<String>,
+    /// One line saying what happened.
     pub message: String,
+    /// The log lines that show it (bounded).
     pub evidence: Vec<String>,
     pub hint: String,
+    /// Occurrences folded into this finding (host-level findings aggregate repeats).
+    pub count: u64,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
-pub fn classify_smtp_reply(_code: u16, _enhanced: Option<&str>, _text: &str) -> FindingCode {
+impl Finding {
+    pub fn new(code: FindingCode, host: Option<&str>, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            stage: host.map(str::to_owned),
+            host: host.map(str::to_owned),
+            message_id: None,
+            message: message.into(),
+            evidence: Vec::new(),
+            hint: code.hint().to_owned(),
+            count: 1,
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
+    /// Widen the seen-interval to include `t`.
+    pub fn seen(&mut self, t: Option<DateTime<Utc>>) {
+        if let Some(t) = t {
+            self.first_seen = Some(self.first_seen.map_or(t, |f| f.min(t)));
+            self.last_seen = Some(self.last_seen.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    /// Add an evidence line unless present or the bound is reached.
+    pub fn add_evidence(&mut self, line: &str, max: usize) {
+        if self.evidence.len() < max && !self.evidence.iter().any(|e| e == line) {
+            self.evidence.push(line.to_owned());
+        }
+    }
+}
+
+fn has(hay: &str, needles: &[&str]) -> bool {
+    needles.iter().any(|n| hay.contains(n))
+}
+
+/// The specific cause named by a reply / status / error text, if any (case-insensitive).
+/// Generic outcomes (`*_other`) are left to the callers, who know the status.
+pub fn classify_text(text: &str) -> Option<FindingCode> {
+    let t = text.to_ascii_lowercase();
+    let t = t.as_str();
+    if t.contains("relay access denied") {
+        return Some(FindingCode::RelayAccessDenied);
+    }
+    if has(
+        t,
+        &[
+            "loops back to myself",
+            "mail forwarding loop",
+            "too many hops",
+        ],
+    ) {
+        return Some(FindingCode::UnexpectedPath);
+    }
+    if has(
+        t,
+        &[
+            "address resolver failure",
+            "lookup failure",
+            "lookup error",
+            "transport_maps",
+            "open database",
+            "table lookup problem",
+        ],
+    ) {
+        return Some(FindingCode::LookupFailure);
+    }
+    if has(
+        t,
+        &[
+            "tls is required",
+            "cannot start tls",
+            "tls handshake",
+            "ssl_connect",
+            "ssl_accept",
+            "certificate verification failed",
+            "server certificate not verified",
+            "must issue a starttls",
+            "cannot load certificate",
+            "can't load ssl certificate",
+        ],
+    ) {
+        return Some(FindingCode::TlsError);
+    }
+    if has(
+        t,
+        &[
+            "sasl authentication failed",
+            "authentication failed",
+            "authentication required",
+            " 535 ",
+            "5.7.8",
+        ],
+    ) || t.starts_with("535")
+    {
+        return Some(FindingCode::AuthFailed);
+    }
+    if has(
+        t,
+        &[
+            "network is unreachable",
+            "no route to host",
+            "host is unreachable",
+        ],
+    ) {
+        return Some(FindingCode::NextHopUnreachable);
+    }
+    if t.contains("connection refused")
+        || (t.contains("connect to ") && t.contains("no such file or directory"))
+    {
+        return Some(FindingCode::NextHopRefused);
+    }
+    if has(
+        t,
+        &[
+            "connection timed out",
+            "timed out while",
+            "operation timed out",
+        ],
+    ) {
+        return Some(FindingCode::NextHopTimeout);
+    }
+    if has(
+        t,
+        &[
+            "host or domain name not found",
+            "name service error",
+            "host not found",
+            "domain not found",
+            "nxdomain",
+        ],
+    ) {
+        return Some(FindingCode::DnsError);
+    }
+    if has(
+        t,
+        &["permission denied", "missing +w perm", "missing +x perm"],
+    ) {
+        return Some(FindingCode::MailboxPermissionDenied);
+    }
+    if has(
+        t,
+        &[
+            "quota exceeded",
+            "mailbox full",
+            "mailbox is full",
+            "over quota",
+            "overquota",
+            " 5.2.2 ",
+            " 4.2.2 ",
+        ],
+    ) {
+        return Some(FindingCode::MailboxFull);
+    }
+    if has(
+        t,
+        &[
+            "user doesn't exist",
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "recipient unknown",
+            "mailbox unavailable",
+            "does not exist",
+            " 5.1.1 ",
+        ],
+    ) {
+        return Some(FindingCode::RecipientUnknown);
+    }
+    if has(
+        t,
+        &[
+            "rate limit",
+            "too many connections",
+            "too many messages",
+            "too many recipients",
+            "4.7.28",
+            "throttl",
+            "unusual rate",
+            "concurrency limit exceeded",
+        ],
+    ) {
+        return Some(FindingCode::RateLimited);
+    }
+    None
+}
+
+/// Classify a reply the client got from a server (e.g. at submission time).
+pub fn classify_smtp_reply(code: u16, enhanced: Option<&str>, text: &str) -> FindingCode {
+    // Codes first where they are unambiguous, then the text, then the class.
+    if let Some(e) = enhanced {
+        let e = e.trim();
+        if e.starts_with("5.1.1") || e == "5.1.0" || e == "5.1.10" {
+            return FindingCode::RecipientUnknown;
+        }
+        if e == "4.2.2" || e == "5.2.2" {
+            return FindingCode::MailboxFull;
+        }
+        if e == "5.7.8" || e == "4.7.8" {
+            return FindingCode::AuthFailed;
+        }
+        if e == "4.7.28" || e == "4.5.3" {
+            return FindingCode::RateLimited;
+        }
+    }
+    if code == 535 {
+        return FindingCode::AuthFailed;
+    }
+    if let Some(c) = classify_text(text) {
+        return c;
+    }
+    if code == 421 && text.to_ascii_lowercase().contains("too many") {
+        return FindingCode::RateLimited;
+    }
     FindingCode::RejectedOther
+}
+
+/// Classify the text of a Postfix `status=deferred (...)` / `status=bounced (...)`.
+/// Without a specific cause: a 5xx reply in the text means bounced, otherwise deferred.
+pub fn classify_status_text(text: &str) -> FindingCode {
+    if let Some(c) = classify_text(text) {
+        return c;
+    }
+    let t = text.trim_start();
+    if t.contains(" said: 5") || t.starts_with('5') {
+        FindingCode::BouncedOther
+    } else {
+        FindingCode::DeferredOther
+    }
+}
+
+/// Classify a delivery outcome with its status word (`None` for a successful one).
+pub fn classify_delivery(status: DeliveryStatus, reason: &str) -> Option<FindingCode> {
+    match status {
+        DeliveryStatus::Sent | DeliveryStatus::Verify => None,
+        DeliveryStatus::Deferred => {
+            Some(classify_text(reason).unwrap_or(FindingCode::DeferredOther))
+        }
+        DeliveryStatus::Bounced => Some(classify_text(reason).unwrap_or(FindingCode::BouncedOther)),
+        DeliveryStatus::Other => Some(classify_status_text(reason)),
+    }
+}
+
+/// Classify a Postfix `warning:` / `error:` / `fatal:` line into a host-level finding. Most
+/// warnings are noise (clients without reverse DNS, TLS scanners): only causes that break mail
+/// flow qualify.
+pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
+    let t = text.to_ascii_lowercase();
+    if (t.contains(" is unavailable") && t.contains("open database"))
+        || t.contains("lookup error")
+        || t.contains("lookup failure")
+        || t.contains("transport_maps")
+        || t.contains("open database")
+    {
+        return Some(FindingCode::LookupFailure);
+    }
+    if t.contains("sasl") && t.contains("authentication failed") {
+        return Some(FindingCode::AuthFailed);
+    }
+    if t.contains("connection rate limit exceeded")
+        || t.contains("connection concurrency limit exceeded")
+        || t.contains("message delivery request rate limit exceeded")
+    {
+        return Some(FindingCode::RateLimited);
+    }
+    if (t.contains("cannot load") || t.contains("cannot get"))
+        && (t.contains("certificate") || t.contains("private key"))
+    {
+        return Some(FindingCode::TlsError);
+    }
+    if t.contains("permission denied") && (t.contains("maildir") || t.contains("mailbox")) {
+        return Some(FindingCode::MailboxPermissionDenied);
+    }
+    if t.contains("bad command startup")
+        || t.contains("exit status")
+        || t.contains("killed by signal")
+    {
+        return Some(FindingCode::ServiceError);
+    }
+    match severity {
+        Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
+        Severity::Warning | Severity::Error => None,
+    }
+}
+
+/// Classify a Dovecot error/warning/fatal line into a finding.
+pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<FindingCode> {
+    let t = text.to_ascii_lowercase();
+    if has(
+        &t,
+        &[
+            "permission denied",
+            "missing +w perm",
+            "missing +x perm",
+            "eacces",
+        ],
+    ) {
+        return Some(FindingCode::MailboxPermissionDenied);
+    }
+    if has(&t, &["quota exceeded", "mailbox is full", "over quota"]) {
+        return Some(FindingCode::MailboxFull);
+    }
+    if t.contains("user doesn't exist") {
+        return Some(FindingCode::RecipientUnknown);
+    }
+    if has(
+        &t,
+        &[
+            "password query failed",
+            "user query failed",
+            "connect failed to database",
+            "access denied for user",
+        ],
+    ) {
+        return Some(FindingCode::AuthBackendError);
+    }
+    if has(
+        &t,
+        &[
+            "can't load ssl certificate",
+            "can't load ssl private key",
+            "ssl_ctx_use",
+        ],
+    ) {
+        return Some(FindingCode::TlsError);
+    }
+    match severity {
+        Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
+        Severity::Warning | Severity::Error => None,
+    }
+}
+
+/// Mailbox names that mean "filed as spam".
+pub fn is_spam_mailbox(name: &str) -> bool {
+    let n = name.trim().trim_matches(['\'', '"']).to_ascii_lowercase();
+    let leaf = n.rsplit(['/', '.']).next().unwrap_or(&n);
+    matches!(
+        leaf,
+        "junk" | "spam" | "junk e-mail" | "junk email" | "bulk" | "bulk mail"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_replies() {
+        use FindingCode::*;
+        let cases: &[(u16, Option<&str>, &str, FindingCode)] = &[
+            (
+                554,
+                Some("5.7.1"),
+                "<bob@other.test>: Relay access denied",
+                RelayAccessDenied,
+            ),
+            (
+                454,
+                Some("4.7.1"),
+                "<bob@other.test>: Relay access denied",
+                RelayAccessDenied,
+            ),
+            (
+                451,
+                Some("4.3.0"),
+                "<a@newdomain.test>: Temporary lookup failure",
+                LookupFailure,
+            ),
+            (
+                535,
+                Some("5.7.8"),
+                "Error: authentication failed: authentication failure",
+                AuthFailed,
+            ),
+            (535, None, "Authentication credentials invalid", AuthFailed),
+            (
+                550,
+                Some("5.1.1"),
+                "<x@corp.test>: Recipient address rejected: User unknown in virtual mailbox table",
+                RecipientUnknown,
+            ),
+            (
+                452,
+                Some("4.2.2"),
+                "<alice@corp.test> Quota exceeded (mailbox for user is full)",
+                MailboxFull,
+            ),
+            (
+                421,
+                Some("4.7.0"),
+                "mx.corp.test Error: too many connections from 198.18.2.2",
+                RateLimited,
+            ),
+            (
+                450,
+                Some("4.7.1"),
+                "Client host rejected: rate limit exceeded",
+                RateLimited,
+            ),
+            (
+                421,
+                Some("4.7.28"),
+                "Our system has detected an unusual rate of unsolicited mail",
+                RateLimited,
+            ),
+            (
+                530,
+                Some("5.7.0"),
+                "Must issue a STARTTLS command first",
+                TlsError,
+            ),
+            (
+                554,
+                Some("5.7.1"),
+                "<x>: Sender address rejected: Access denied",
+                RejectedOther,
+            ),
+            (
+                450,
+                Some("4.7.1"),
+                "<x>: Helo command rejected: Host not found",
+                DnsError,
+            ),
+            (
+                550,
+                Some("5.7.26"),
+                "Unauthenticated email is not accepted",
+                RejectedOther,
+            ),
+        ];
+        for (code, enh, text, want) in cases {
+            assert_eq!(
+                classify_smtp_reply(*code, *enh, text),
+                *want,
+                "{code} {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_texts() {
+        use FindingCode::*;
+        let cases: &[(&str, FindingCode)] = &[
+            ("connect to 100.64.0.2[100.64.0.2]:2525: Connection refused", NextHopRefused),
+            ("delivery temporarily suspended: connect to 100.64.0.2[100.64.0.2]:2525: Connection timed out", NextHopTimeout),
+            ("connect to 100.64.0.2[100.64.0.2]:2525: Network is unreachable", NextHopUnreachable),
+            ("connect to 100.64.0.2[100.64.0.2]:2525: No route to host", NextHopUnreachable),
+            ("conversation with x[1.2.3.4] timed out while receiving the initial server greeting", NextHopTimeout),
+            ("address resolver failure", LookupFailure),
+            ("Host or domain name not found. Name service error for name=nowhere.test type=MX: Host not found, try again", DnsError),
+            ("host dell[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
+            ("host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command)", DeferredOther),
+            ("host x[1.2.3.4] said: 550 5.7.1 Message rejected as spam (in reply to end of DATA command)", BouncedOther),
+            ("mail for corp.test loops back to myself", UnexpectedPath),
+            ("SASL authentication failed; server smtp.provider.test[198.18.2.2] said: 535 5.7.8 Error: authentication failed", AuthFailed),
+            ("TLS is required, but was not offered by host x[1.2.3.4]", TlsError),
+            ("connect to dell[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
+            ("maildir delivery failed: create maildir file /var/mail/x/tmp/1: Permission denied", MailboxPermissionDenied),
+            ("lost connection with x[1.2.3.4] while sending end of data -- message may be sent more than once", DeferredOther),
+        ];
+        for (text, want) in cases {
+            assert_eq!(classify_status_text(text), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn problems() {
+        assert_eq!(
+            classify_postfix_problem(Severity::Warning, "hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory"),
+            Some(FindingCode::LookupFailure)
+        );
+        assert_eq!(
+            classify_postfix_problem(
+                Severity::Warning,
+                "hostname x does not resolve to address 1.2.3.4"
+            ),
+            None
+        );
+        assert_eq!(
+            classify_postfix_problem(Severity::Fatal, "no SASL authentication mechanisms"),
+            Some(FindingCode::ServiceError)
+        );
+        assert_eq!(
+            classify_dovecot_problem(Severity::Error, "Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=5000(<unknown>) egid=5000(<unknown>) missing +w perm: /var/mail/alice, dir owned by 1000:1000 mode=0700)"),
+            Some(FindingCode::MailboxPermissionDenied)
+        );
+        assert!(
+            is_spam_mailbox("Junk") && is_spam_mailbox("INBOX.Spam") && !is_spam_mailbox("INBOX")
+        );
+    }
+
+    #[test]
+    fn every_code_has_a_concrete_hint() {
+        for c in FindingCode::ALL {
+            assert!(c.hint().len() > 60, "{c}");
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+        assert!(FindingCode::RelayAccessDenied
+            .hint()
+            .contains("relay_domains"));
+        assert!(FindingCode::RelayAccessDenied.hint().contains("postmap"));
+        assert!(FindingCode::LookupFailure.hint().contains("postmap"));
+        assert!(FindingCode::NextHopTimeout.hint().contains("Tailscale"));
+        assert!(FindingCode::MailboxPermissionDenied.hint().contains("5000"));
+        assert!(FindingCode::AuthBackendError.hint().contains("SQL"));
+    }
 }

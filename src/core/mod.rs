@@ -2,6 +2,7 @@
 //! Every function here is deterministic given its inputs (time is passed in, never read).
 pub mod diagnosis;
 pub mod fusion;
+pub mod incident;
 pub mod logs;
 pub mod outcome;
 pub mod probe;

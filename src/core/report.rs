@@ -417,15 +417,14 @@ mod tests {
     #[test]
     fn junit_escapes_and_marks_failures() {
         let mut bad = result("x<&>\"", Status::Rejected, None);
-        bad.findings.push(Finding {
-            code: FindingCode::RelayAccessDenied,
-            stage: Some("submission".into()),
-            host: None,
-            message_id: None,
-            message: "554 5.7.1 <c@d>: Relay access denied".into(),
-            evidence: vec!["554 5.7.1 <c@d>: Relay access denied\u{1}".into()],
-            hint: "add the domain".into(),
-        });
+        let mut f = Finding::new(
+            FindingCode::RelayAccessDenied,
+            None,
+            "554 5.7.1 <c@d>: Relay access denied",
+        );
+        f.stage = Some("submission".into());
+        f.evidence = vec!["554 5.7.1 <c@d>: Relay access denied\u{1}".into()];
+        bad.findings.push(f);
         let x = junit(&[result("ok", Status::Delivered, Some(10)), bad]);
         assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
         assert!(x.contains("name=\"x&lt;&amp;&gt;&quot;\""), "{x}");
@@ -438,18 +437,13 @@ mod tests {
     #[test]
     fn human_report_names_verdict_stages_and_fix() {
         let mut r = result("lab-inbound", Status::Lost, None);
-        r.findings.push(Finding {
-            code: FindingCode::NextHopRefused,
-            stage: Some("tailscale-relay".into()),
-            host: Some("ec2".into()),
-            message_id: None,
-            message: "deferred on ec2".into(),
-            evidence: vec![
-                "status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)"
-                    .into(),
-            ],
-            hint: "check the Dell host".into(),
-        });
+        let mut f = Finding::new(FindingCode::NextHopRefused, Some("ec2"), "deferred on ec2");
+        f.stage = Some("tailscale-relay".into());
+        f.evidence = vec![
+            "status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)".into(),
+        ];
+        f.hint = "check the Dell host".into();
+        r.findings.push(f);
         let h = human(&[r]);
         assert!(
             h.starts_with("lab-inbound              LOST (SLO 5.00 s)\n"),

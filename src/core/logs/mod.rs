@@ -1,1 +1,527 @@
-//! Server log line parsers (issue 5).
+//! Server log line parsers (issue 5): one line of bytes in, one typed [`LogRecord`] out.
+//! Owns format detection (syslog, RFC 3339, journald, docker, Postfix `maillog_file`, Dovecot's
+//! own log), year inference, and the Postfix / Dovecot event grammar. Does not correlate lines
+//! into messages (that is `core::fusion`) nor name causes (that is `core::diagnosis`).
+//!
+//! Parsers never fail: a line that is not understood yields `None` / [`Parsed::Unknown`] and
+//! the caller counts it. Input is bytes; invalid UTF-8 is tolerated everywhere.
+
+mod dovecot;
+mod postfix;
+mod prefix;
+pub mod reader;
+pub(crate) mod scan;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+
+pub use prefix::{parse_tz, LineFormat};
+pub use reader::{BoundedLines, LineRead};
+
+/// What the parser needs to know about a source that its lines do not say.
+#[derive(Debug, Clone)]
+pub struct ParseContext {
+    /// Host role of the source (`ec2`, `dell`, `dovecot`, ...): names the stage and keys queue ids.
+    pub role: Arc<str>,
+    /// Year for year-less formats when no `reference` is given.
+    pub year: i32,
+    /// Zone of timestamps that carry none (classic syslog, Dovecot's own log).
+    pub tz: FixedOffset,
+    /// A time the log cannot be later than (file mtime, or now for a live command). When set,
+    /// year-less dates more than two days after it are taken to be from the previous year.
+    pub reference: Option<DateTime<Utc>>,
+}
+
+impl ParseContext {
+    pub fn new(role: &str, year: i32) -> Self {
+        ParseContext {
+            role: Arc::from(role),
+            year,
+            tz: FixedOffset::east_opt(0).expect("zero offset is valid"),
+            reference: None,
+        }
+    }
+}
+
+/// Postfix `delays=a/b/c/d`, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Delays {
+    /// Before the queue manager (including reception).
+    pub before_qmgr_ms: u64,
+    /// In the queue manager (waiting for a delivery agent).
+    pub in_qmgr_ms: u64,
+    /// Connection setup (DNS, connect, greeting, EHLO, TLS).
+    pub conn_setup_ms: u64,
+    /// Message transmission.
+    pub transmission_ms: u64,
+}
+
+/// Postfix delivery status word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Sent,
+    Deferred,
+    Bounced,
+    /// `status=deliverable` / `undeliverable` (address verification probes).
+    Verify,
+    Other,
+}
+
+/// One delivery attempt result line (`to=<...>, relay=..., status=...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub queue_id: String,
+    /// Postfix service that logged it (`smtp`, `lmtp`, `local`, `virtual`, `pipe`, `error`, `qmgr`...).
+    pub service: String,
+    pub to: String,
+    pub orig_to: Option<String>,
+    pub relay: Option<String>,
+    pub delay_ms: Option<u64>,
+    pub delays: Option<Delays>,
+    pub dsn: Option<String>,
+    pub status: DeliveryStatus,
+    /// Text inside `status=word (...)`.
+    pub reason: String,
+    /// `queued as NEXTID` from the next hop's 250 reply.
+    pub queued_as: Option<String>,
+    /// Dovecot's LMTP session id from `250 2.0.0 <rcpt> SESSION Saved`.
+    pub lmtp_session: Option<String>,
+}
+
+/// A rejection by smtpd / postscreen / cleanup (`NOQUEUE: reject: ...` or `QID: reject: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub queue_id: Option<String>,
+    /// `reject`, `milter-reject`, `discard`, `hold`, `defer`.
+    pub action: String,
+    /// SMTP stage: `RCPT`, `DATA`, `END-OF-MESSAGE`, `CONNECT`, `header`, `body`, ...
+    pub stage: String,
+    pub client: Option<String>,
+    pub code: Option<u16>,
+    pub dsn: Option<String>,
+    /// The reply text after the codes, e.g. `<x@y>: Relay access denied`.
+    pub reason: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub helo: Option<String>,
+}
+
+/// Severity of a `warning:` / `error:` / `fatal:` / `panic:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Error,
+    Fatal,
+    Panic,
+}
+
+/// Why a Dovecot passdb lookup failed for a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFailureKind {
+    PasswordMismatch,
+    UnknownUser,
+}
+
+/// What a line says. Only events the correlator or the diagnosis use carry data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// smtpd: `QID: client=host[ip][, sasl_method=..., sasl_username=...]`.
+    Client {
+        queue_id: String,
+        client: String,
+        sasl_username: Option<String>,
+    },
+    /// pickup: `QID: uid=N from=<x>` (local submission).
+    Pickup { queue_id: String, from: String },
+    /// cleanup: `QID: message-id=<...>`.
+    MessageId {
+        queue_id: String,
+        message_id: String,
+    },
+    /// qmgr: `QID: from=<x>, size=N, nrcpt=N (queue active)`.
+    QueueActive {
+        queue_id: String,
+        from: String,
+        size: Option<u64>,
+        nrcpt: Option<u32>,
+    },
+    /// A delivery attempt's outcome (smtp, lmtp, local, virtual, pipe, error, qmgr...).
+    Delivery(Delivery),
+    /// qmgr: `QID: from=<x>, status=expired, returned to sender`.
+    Expired { queue_id: String, from: String },
+    /// qmgr: `QID: removed`.
+    Removed { queue_id: String },
+    /// smtpd / postscreen / cleanup rejection.
+    Reject(Reject),
+    /// bounce: `QID: sender non-delivery notification: QID2`.
+    Notification {
+        queue_id: String,
+        kind: String,
+        notice_queue_id: String,
+    },
+    /// smtp/lmtp per-attempt detail with a queue id (`QID: lost connection with ...`,
+    /// `QID: SASL authentication failed; server ... said: 535 ...`, `QID: host X said: ...`).
+    AttemptDetail { queue_id: String, text: String },
+    /// smtpd: `warning: host[ip]: SASL LOGIN authentication failed: ...`.
+    SaslAuthFailed {
+        client: String,
+        mechanism: String,
+        reason: String,
+    },
+    /// Other `warning:` / `error:` / `fatal:` / `panic:` lines (Postfix).
+    Problem {
+        severity: Severity,
+        queue_id: Option<String>,
+        text: String,
+    },
+    /// Dovecot LMTP/LDA delivery outcome (`msgid=<..>: saved mail to INBOX`, `save failed to ...`).
+    DovecotDelivery {
+        user: Option<String>,
+        session: Option<String>,
+        message_id: Option<String>,
+        mailbox: Option<String>,
+        saved: bool,
+        delivery_time_ms: Option<u64>,
+        text: String,
+    },
+    /// Dovecot error/warning/fatal line from any process (with user and session when known).
+    DovecotProblem {
+        service: String,
+        user: Option<String>,
+        session: Option<String>,
+        severity: Severity,
+        text: String,
+    },
+    /// Dovecot imap-login / pop3-login outcome.
+    Login {
+        service: String,
+        user: Option<String>,
+        success: bool,
+        remote_ip: Option<String>,
+        text: String,
+    },
+    /// Dovecot auth: passdb said password mismatch / unknown user.
+    AuthFailure {
+        user: Option<String>,
+        kind: AuthFailureKind,
+        remote_ip: Option<String>,
+        text: String,
+    },
+    /// Dovecot auth backend (SQL/LDAP) failure: the user database could not be queried.
+    AuthBackendError { text: String },
+    /// A recognized line that carries nothing flowtest needs (connect/disconnect, TLS info...).
+    Info,
+}
+
+impl Event {
+    /// Queue id the event belongs to, if any.
+    pub fn queue_id(&self) -> Option<&str> {
+        match self {
+            Event::Client { queue_id, .. }
+            | Event::Pickup { queue_id, .. }
+            | Event::MessageId { queue_id, .. }
+            | Event::QueueActive { queue_id, .. }
+            | Event::Expired { queue_id, .. }
+            | Event::Removed { queue_id }
+            | Event::Notification { queue_id, .. }
+            | Event::AttemptDetail { queue_id, .. } => Some(queue_id),
+            Event::Delivery(d) => Some(&d.queue_id),
+            Event::Reject(r) => r.queue_id.as_deref(),
+            Event::Problem { queue_id, .. } => queue_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// One parsed log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub role: Arc<str>,
+    pub format: LineFormat,
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The timestamp has sub-second digits (else it is floored to the second).
+    pub subsecond: bool,
+    pub host: Option<String>,
+    pub program: String,
+    pub pid: Option<u32>,
+    pub event: Event,
+    /// The whole line (lossy UTF-8, without the newline).
+    pub raw: String,
+}
+
+/// Outcome of parsing one line on the fast path.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a line flowtest understands (counted, skipped).
+    Unknown,
+    /// Recognized, but nothing to correlate (no allocation was made).
+    Info,
+    Record(Box<LogRecord>),
+}
+
+/// Per-source counters, reported so that skipped input is never silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceCounts {
+    /// Lines read (including unknown and over-long ones).
+    pub lines: u64,
+    /// Lines recognized (a known format and a known Postfix / Dovecot message).
+    pub parsed: u64,
+    /// Lines skipped because they were not understood.
+    pub unknown: u64,
+    /// Lines that were not valid UTF-8 (still parsed, lossily).
+    pub invalid_utf8: u64,
+    /// Lines longer than the reader's cap (cut there; counted as unknown).
+    pub overlong: u64,
+    /// Recognized lines by layout.
+    pub formats: std::collections::BTreeMap<LineFormat, u64>,
+}
+
+/// What a line's header identifies its writer as.
+enum Family {
+    Postfix,
+    Dovecot,
+    Other,
+}
+
+fn family(program: &[u8], msg: &[u8]) -> Family {
+    let name = prefix::program_name(program);
+    if let Some(slash) = memchr::memrchr(b'/', name) {
+        // `postfix/smtpd`, `postfix-ec2/qmgr`, `postfix/submission/smtpd`: the first component
+        // is the syslog_name, the last the service. A custom syslog_name without "postfix" is
+        // accepted when the service is a Postfix daemon name.
+        let first = &name[..memchr::memchr(b'/', name).unwrap_or(slash)];
+        if first.starts_with(b"postfix") || postfix::is_service(&name[slash + 1..]) {
+            return Family::Postfix;
+        }
+        return Family::Other;
+    }
+    if name == b"dovecot" {
+        // Via syslog the Dovecot process token is the start of the message.
+        let _ = msg;
+        return Family::Dovecot;
+    }
+    if prefix::is_dovecot_service(name) {
+        return Family::Dovecot;
+    }
+    Family::Other
+}
+
+/// Parse a line into the event it carries. `year_bump` is the rollover count the stateful
+/// [`LineParser`] tracks for year-less formats.
+fn parse_event<'a>(
+    line: &'a [u8],
+    ctx: &ParseContext,
+    year_bump: i32,
+) -> Option<(prefix::Header<'a>, Option<Event>)> {
+    let h = prefix::parse_header(line, ctx, year_bump)?;
+    let ev = match family(h.program, h.msg) {
+        Family::Postfix => {
+            let name = prefix::program_name(h.program);
+            let service = match memchr::memrchr(b'/', name) {
+                Some(i) => &name[i + 1..],
+                None => name,
+            };
+            postfix::parse(service, h.msg)?
+        }
+        Family::Dovecot => {
+            let name = prefix::program_name(h.program);
+            if name == b"dovecot" {
+                dovecot::parse_syslog(h.msg)?
+            } else {
+                dovecot::parse(h.program, h.msg)?
+            }
+        }
+        Family::Other => return None,
+    };
+    Some((h, ev))
+}
+
+fn build_record(line: &[u8], ctx: &ParseContext, h: prefix::Header<'_>, event: Event) -> LogRecord {
+    LogRecord {
+        role: ctx.role.clone(),
+        format: h.format,
+        timestamp: h.ts,
+        subsecond: h.subsecond,
+        host: h.host.map(scan::lossy),
+        program: scan::lossy(h.program),
+        pid: h.pid,
+        event,
+        raw: scan::lossy(line),
+    }
+}
+
+fn strip_eol(mut line: &[u8]) -> &[u8] {
+    while let Some((&last, rest)) = line.split_last() {
+        if last == b'\n' || last == b'\r' {
+            line = rest;
+        } else {
+            break;
+        }
+    }
+    line
+}
+
+/// Parse one line (pure, stateless). `None` when the line is not understood. Known lines that
+/// carry nothing of interest come back as [`Event::Info`].
+pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
+    let line = strip_eol(line);
+    let (h, ev) = parse_event(line, ctx, 0)?;
+    let ev = ev.unwrap_or(Event::Info);
+    Some(build_record(line, ctx, h, ev))
+}
+
+/// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
+/// counts what it saw. Known-but-irrelevant lines are not allocated for.
+#[derive(Debug, Clone)]
+pub struct LineParser {
+    ctx: ParseContext,
+    year_bump: i32,
+    last_month: Option<u32>,
+    counts: SourceCounts,
+}
+
+impl LineParser {
+    pub fn new(ctx: ParseContext) -> Self {
+        LineParser {
+            ctx,
+            year_bump: 0,
+            last_month: None,
+            counts: SourceCounts::default(),
+        }
+    }
+
+    pub fn context(&self) -> &ParseContext {
+        &self.ctx
+    }
+
+    pub fn counts(&self) -> &SourceCounts {
+        &self.counts
+    }
+
+    /// Count a line the reader had to cut (over its length cap) as read and unknown.
+    pub fn note_overlong(&mut self) {
+        self.counts.lines += 1;
+        self.counts.overlong += 1;
+        self.counts.unknown += 1;
+    }
+
+    pub fn parse(&mut self, line: &[u8]) -> Parsed {
+        let line = strip_eol(line);
+        self.counts.lines += 1;
+        if std::str::from_utf8(line).is_err() {
+            self.counts.invalid_utf8 += 1;
+        }
+        // Rollover: only meaningful without a reference time (with one, every line resolves
+        // its own year).
+        let mut bump = self.year_bump;
+        let month = if self.ctx.reference.is_none() {
+            peek_classic_month(line)
+        } else {
+            None
+        };
+        if let (Some(m), Some(last)) = (month, self.last_month) {
+            if m + 6 <= last {
+                // Dec -> Jan: a new year starts.
+                self.year_bump += 1;
+                bump = self.year_bump;
+            } else if last + 6 <= m && bump > 0 {
+                // A straggler from before the rollover (lines slightly out of order).
+                bump -= 1;
+            }
+        }
+        let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
+            self.counts.unknown += 1;
+            return Parsed::Unknown;
+        };
+        if let (Some(m), true) = (month, bump == self.year_bump) {
+            self.last_month = Some(m);
+        }
+        self.counts.parsed += 1;
+        *self.counts.formats.entry(h.format).or_insert(0) += 1;
+        match ev {
+            None | Some(Event::Info) => Parsed::Info,
+            Some(ev) => Parsed::Record(Box::new(build_record(line, &self.ctx, h, ev))),
+        }
+    }
+}
+
+/// Month of a classic `Mmm dd` (or docker-wrapped) stamp, without parsing the rest.
+fn peek_classic_month(line: &[u8]) -> Option<u32> {
+    const M: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let head = line.get(..3)?;
+    let m = M.iter().position(|x| &x[..] == head)?;
+    Some(m as u32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn rollover_dec_to_jan() {
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let lines: [&[u8]; 3] = [
+            b"Dec 31 23:59:59 mx postfix/qmgr[1]: ABCDE12345: removed",
+            b"Jan  1 00:00:01 mx postfix/qmgr[1]: ABCDE12346: removed",
+            b"Dec 31 23:59:58 mx postfix/qmgr[1]: ABCDE12347: removed",
+        ];
+        let years: Vec<i32> = lines
+            .iter()
+            .map(|l| match p.parse(l) {
+                Parsed::Record(r) => chrono::Datelike::year(&r.timestamp.unwrap()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(years, vec![2025, 2026, 2025]);
+    }
+
+    #[test]
+    fn counts_unknown_and_info() {
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        assert!(matches!(p.parse(b"garbage"), Parsed::Unknown));
+        assert!(matches!(
+            p.parse(b"Nov  4 18:12:34 mx postfix/smtpd[1]: connect from x[1.2.3.4]"),
+            Parsed::Info
+        ));
+        assert!(matches!(
+            p.parse(b"Nov  4 18:12:34 mx sshd[1]: Accepted publickey for root"),
+            Parsed::Unknown
+        ));
+        let c = p.counts();
+        assert_eq!((c.lines, c.parsed, c.unknown), (3, 1, 2));
+    }
+
+    #[test]
+    fn parse_line_builds_record() {
+        let r = parse_line(
+            b"Nov  4 18:12:34 mx postfix/cleanup[7]: 4dJHx72Wm3z1: message-id=<a@b>\n",
+            &ParseContext::new("ec2", 2025),
+        )
+        .unwrap();
+        assert_eq!(&*r.role, "ec2");
+        assert_eq!(
+            r.timestamp,
+            Some(Utc.with_ymd_and_hms(2025, 11, 4, 18, 12, 34).unwrap())
+        );
+        assert_eq!(
+            r.event,
+            Event::MessageId {
+                queue_id: "4dJHx72Wm3z1".into(),
+                message_id: "<a@b>".into()
+            }
+        );
+        assert_eq!(
+            r.raw,
+            "Nov  4 18:12:34 mx postfix/cleanup[7]: 4dJHx72Wm3z1: message-id=<a@b>"
+        );
+    }
+}

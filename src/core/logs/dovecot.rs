@@ -1,0 +1,394 @@
+//! Dovecot message grammar: the process prefix (`lmtp(user)<pid><session>`) and the messages
+//! of LMTP/LDA deliveries, imap/pop3 logins, auth and auth-worker, and error lines of any
+//! process. Does not interpret them (that is `core::diagnosis`).
+//!
+//! Same return convention as `postfix.rs`: `None` unknown, `Some(None)` known but irrelevant.
+
+use super::prefix::{is_dovecot_service, program_name};
+use super::scan::{self, contains, field, find, lossy, split_once, strip_prefix};
+use super::{AuthFailureKind, Event, Severity};
+
+/// The parts of a Dovecot process token.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Proc<'a> {
+    name: &'a [u8],
+    user: Option<&'a [u8]>,
+    session: Option<&'a [u8]>,
+}
+
+fn parse_proc(token: &[u8]) -> Option<Proc<'_>> {
+    let name = program_name(token);
+    if !is_dovecot_service(name) {
+        return None;
+    }
+    let mut p = Proc {
+        name,
+        ..Proc::default()
+    };
+    let mut rest = &token[name.len()..];
+    if let Some(r) = rest.strip_prefix(b"(") {
+        let close = memchr::memchr(b')', r)?;
+        let inner = &r[..close];
+        rest = &r[close + 1..];
+        // 2.3: `(user)` or `(pid)`; 2.2: `(pid, user)` / `(user, session)`.
+        for part in inner.split(|&c| c == b',') {
+            let part = scan::trim(part);
+            if part.is_empty() || part.iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            if p.user.is_none() {
+                p.user = Some(part);
+            } else if p.session.is_none() {
+                p.session = Some(
+                    part.strip_prefix(b"<")
+                        .unwrap_or(part)
+                        .strip_suffix(b">")
+                        .unwrap_or(part),
+                );
+            }
+        }
+    }
+    // `<pid><session>` (2.3).
+    let mut angles = Vec::with_capacity(2);
+    while let Some(r) = rest.strip_prefix(b"<") {
+        let close = memchr::memchr(b'>', r)?;
+        angles.push(&r[..close]);
+        rest = &r[close + 1..];
+        if angles.len() > 4 {
+            return None;
+        }
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    if let Some(s) = angles.iter().find(|a| !a.iter().all(u8::is_ascii_digit)) {
+        p.session = Some(s);
+    }
+    Some(p)
+}
+
+fn level(msg: &[u8]) -> (Option<Severity>, &[u8]) {
+    for (pfx, sev) in [
+        (&b"Info: "[..], None),
+        (b"Debug: ", None),
+        (b"Warning: ", Some(Severity::Warning)),
+        (b"Error: ", Some(Severity::Error)),
+        (b"Fatal: ", Some(Severity::Fatal)),
+        (b"Panic: ", Some(Severity::Panic)),
+    ] {
+        if let Some(rest) = strip_prefix(msg, pfx) {
+            return (sev, rest);
+        }
+    }
+    (None, msg)
+}
+
+/// A syslog line from program `dovecot`: the message starts with the process token.
+pub(crate) fn parse_syslog(msg: &[u8]) -> Option<Option<Event>> {
+    let (token, rest) = match split_once(msg, b": ") {
+        Some(x) => x,
+        None => {
+            // `dovecot: master: Dovecot v2.3 starting up` always has a colon; a bare message
+            // (e.g. `dovecot: Fatal: ...` handled below) may not.
+            return None;
+        }
+    };
+    if matches!(
+        token,
+        b"Info" | b"Warning" | b"Error" | b"Fatal" | b"Panic" | b"Debug"
+    ) {
+        return parse(b"master", msg);
+    }
+    parse(token, rest)
+}
+
+/// Message-id as logged (`msgid=<a@b>`), keeping the brackets like Postfix's `message-id=`.
+fn msgid(msg: &[u8]) -> Option<String> {
+    let at = find(msg, b"msgid=")?;
+    if at > 0 && !matches!(msg[at - 1], b' ' | b',' | b':') {
+        return None;
+    }
+    let v = &msg[at + 6..];
+    if v.starts_with(b"<") {
+        let end = memchr::memchr(b'>', v).map(|i| i + 1).unwrap_or(v.len());
+        return Some(lossy(&v[..end]));
+    }
+    let end = v
+        .iter()
+        .position(|&c| c == b' ' || c == b',' || c == b':')
+        .unwrap_or(v.len());
+    (end > 0).then(|| lossy(&v[..end]))
+}
+
+/// `delivery_time=12ms` (Dovecot's `%{delivery_time}` is whole milliseconds).
+fn delivery_time_ms(msg: &[u8]) -> Option<u64> {
+    let v = field(msg, b"delivery_time=")?;
+    let num_end = v
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(v.len());
+    scan::parse_u64(&v[..num_end])
+}
+
+fn mailbox_after(msg: &[u8], marker: &[u8]) -> Option<String> {
+    let at = find(msg, marker)?;
+    let v = &msg[at + marker.len()..];
+    if let Some(q) = v.strip_prefix(b"'").or_else(|| v.strip_prefix(b"\"")) {
+        let end = q
+            .iter()
+            .position(|&c| c == b'\'' || c == b'"')
+            .unwrap_or(q.len());
+        return Some(lossy(&q[..end]));
+    }
+    let end = v
+        .iter()
+        .position(|&c| c == b',' || c == b':' || c == b' ')
+        .unwrap_or(v.len());
+    Some(lossy(&v[..end]))
+}
+
+pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
+    let p = parse_proc(token)?;
+    let (sev, text) = level(msg);
+    let user = p.user.map(lossy);
+    let session = p.session.map(lossy);
+    match p.name {
+        b"lmtp" | b"lda" | b"dovecot-lda" => {
+            let saved_to = if contains(text, b"saved mail to ") {
+                mailbox_after(text, b"saved mail to ")
+            } else if contains(text, b"stored mail into mailbox ") {
+                mailbox_after(text, b"stored mail into mailbox ")
+            } else {
+                None
+            };
+            if saved_to.is_some()
+                || contains(text, b"save failed to ")
+                || contains(text, b"rejected: ")
+            {
+                let saved = saved_to.is_some();
+                return Some(Some(Event::DovecotDelivery {
+                    user,
+                    session,
+                    message_id: msgid(text),
+                    mailbox: saved_to.or_else(|| mailbox_after(text, b"save failed to ")),
+                    saved,
+                    delivery_time_ms: delivery_time_ms(text),
+                    text: lossy(text),
+                }));
+            }
+            problem_or_info(p.name, user, session, sev, text)
+        }
+        b"imap-login" | b"pop3-login" | b"submission-login" | b"managesieve-login" => {
+            let service = lossy(&p.name[..p.name.len() - 6]);
+            if let Some(rest) = strip_prefix(text, b"Login: ") {
+                return Some(Some(Event::Login {
+                    service,
+                    user: field(rest, b"user=").map(lossy),
+                    success: true,
+                    remote_ip: field(rest, b"rip=").map(lossy),
+                    text: lossy(text),
+                }));
+            }
+            if contains(text, b"auth failed") {
+                return Some(Some(Event::Login {
+                    service,
+                    user: field(text, b"user=").map(lossy),
+                    success: false,
+                    remote_ip: field(text, b"rip=").map(lossy),
+                    text: lossy(text),
+                }));
+            }
+            problem_or_info(p.name, user, session, sev, text)
+        }
+        b"auth" | b"auth-worker" => auth(p.name, sev, text),
+        _ => problem_or_info(p.name, user, session, sev, text),
+    }
+}
+
+fn problem_or_info(
+    name: &[u8],
+    user: Option<String>,
+    session: Option<String>,
+    sev: Option<Severity>,
+    text: &[u8],
+) -> Option<Option<Event>> {
+    Some(sev.map(|severity| Event::DovecotProblem {
+        service: lossy(name),
+        user,
+        session,
+        severity,
+        text: lossy(text),
+    }))
+}
+
+const BACKEND_MARKERS: &[&[u8]] = &[
+    b"Password query failed",
+    b"User query failed",
+    b"Iterate query failed",
+    b"Connect failed to database",
+    b"Access denied for user",
+    b"Can't connect to",
+    b"Lost connection to MySQL",
+    b"Lost connection to server",
+    b"Unknown database",
+    b"Worker process died",
+    b"auth worker: Aborted",
+    b"connect(",
+];
+
+fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>> {
+    // `driver(user,ip,<session>): message`
+    let (user, ip, body) = match find(text, b"): ") {
+        Some(close) if memchr::memchr(b'(', &text[..close]).is_some() => {
+            let open = memchr::memchr(b'(', &text[..close]).unwrap_or(0);
+            let inner = &text[open + 1..close];
+            let mut parts = inner.split(|&c| c == b',');
+            let user = parts
+                .next()
+                .filter(|u| !u.is_empty() && *u != b"?")
+                .map(lossy);
+            let ip = parts.next().filter(|u| !u.is_empty()).map(lossy);
+            (user, ip, &text[close + 3..])
+        }
+        _ => (None, None, text),
+    };
+    if BACKEND_MARKERS.iter().any(|m| contains(text, m))
+        && (sev.is_some() || contains(text, b"failed"))
+    {
+        return Some(Some(Event::AuthBackendError { text: lossy(text) }));
+    }
+    if contains(body, b"Password mismatch") || contains(body, b"password mismatch") {
+        return Some(Some(Event::AuthFailure {
+            user,
+            kind: AuthFailureKind::PasswordMismatch,
+            remote_ip: ip,
+            text: lossy(text),
+        }));
+    }
+    if contains(body, b"unknown user") {
+        return Some(Some(Event::AuthFailure {
+            user,
+            kind: AuthFailureKind::UnknownUser,
+            remote_ip: ip,
+            text: lossy(text),
+        }));
+    }
+    problem_or_info(name, user, None, sev, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(token: &str, msg: &str) -> Event {
+        parse(token.as_bytes(), msg.as_bytes())
+            .unwrap_or_else(|| panic!("unknown: {msg}"))
+            .unwrap_or_else(|| panic!("info: {msg}"))
+    }
+
+    #[test]
+    fn proc_tokens() {
+        assert_eq!(
+            parse_proc(b"lmtp(alice@corp.test)<2142><Zq0gHlsHamU6BwAAWjKm6A>"),
+            Some(Proc {
+                name: b"lmtp",
+                user: Some(b"alice@corp.test"),
+                session: Some(b"Zq0gHlsHamU6BwAAWjKm6A")
+            })
+        );
+        assert_eq!(
+            parse_proc(b"auth-worker(2130)"),
+            Some(Proc {
+                name: b"auth-worker",
+                user: None,
+                session: None
+            })
+        );
+        assert_eq!(parse_proc(b"sshd(1)"), None);
+        assert_eq!(parse_proc(b"lmtp(x"), None);
+    }
+
+    #[test]
+    fn lmtp_saved_with_delivery_time() {
+        let e = ev(
+            "lmtp(alice@corp.test)<2142><Zq0gHlsHamU6BwAAWjKm6A>",
+            "Info: msgid=<p1@flowtest>: saved mail to INBOX delivery_time=3ms",
+        );
+        assert_eq!(
+            e,
+            Event::DovecotDelivery {
+                user: Some("alice@corp.test".into()),
+                session: Some("Zq0gHlsHamU6BwAAWjKm6A".into()),
+                message_id: Some("<p1@flowtest>".into()),
+                mailbox: Some("INBOX".into()),
+                saved: true,
+                delivery_time_ms: Some(3),
+                text: "msgid=<p1@flowtest>: saved mail to INBOX delivery_time=3ms".into(),
+            }
+        );
+        let Event::DovecotDelivery { mailbox, saved, .. } = ev(
+            "lmtp(alice@corp.test)<1><S1234567>",
+            "Info: msgid=<x@y>: sieve: stored mail into mailbox 'Junk'",
+        ) else {
+            panic!()
+        };
+        assert_eq!((mailbox.as_deref(), saved), (Some("Junk"), true));
+        let Event::DovecotDelivery { mailbox, saved, .. } = ev(
+            "lmtp(alice@corp.test)<1><S1234567>",
+            "Error: msgid=<x@y>: save failed to INBOX: Quota exceeded (mailbox for user is full)",
+        ) else {
+            panic!()
+        };
+        assert_eq!((mailbox.as_deref(), saved), (Some("INBOX"), false));
+    }
+
+    #[test]
+    fn auth_lines() {
+        assert!(matches!(
+            ev("auth", "passwd-file(alice@corp.test,198.18.3.1,<abc>): Password mismatch"),
+            Event::AuthFailure { kind: AuthFailureKind::PasswordMismatch, ref user, .. } if user.as_deref() == Some("alice@corp.test")
+        ));
+        assert!(matches!(
+            ev(
+                "auth-worker(12)",
+                "sql(bob@corp.test,198.18.3.1): unknown user"
+            ),
+            Event::AuthFailure {
+                kind: AuthFailureKind::UnknownUser,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ev("auth-worker(12)", "Error: mysql(mariadb): Connect failed to database (mailserver): Access denied for user 'mailuser'@'172.18.0.3' (using password: YES) - waiting for 1 seconds before retry"),
+            Event::AuthBackendError { .. }
+        ));
+        assert!(matches!(
+            ev(
+                "auth-worker(12)",
+                "Error: sql(alice@corp.test,1.2.3.4,<x>): Password query failed: Access denied"
+            ),
+            Event::AuthBackendError { .. }
+        ));
+    }
+
+    #[test]
+    fn logins_and_syslog() {
+        assert!(matches!(
+            ev("imap-login", "Login: user=<alice@corp.test>, method=PLAIN, rip=198.18.3.1, lip=198.18.3.2, mpid=3, TLS, session=<x>"),
+            Event::Login { success: true, .. }
+        ));
+        assert!(matches!(
+            ev("imap-login", "Info: Disconnected: Connection closed (auth failed, 1 attempts in 2 secs): user=<alice@corp.test>, method=PLAIN, rip=198.18.3.1, lip=198.18.3.2, TLS, session=<x>"),
+            Event::Login { success: false, ref user, .. } if user.as_deref() == Some("alice@corp.test")
+        ));
+        assert_eq!(
+            parse_syslog(b"imap-login: Disconnected (no auth attempts in 0 secs): user=<>"),
+            Some(None)
+        );
+        assert!(matches!(
+            parse_syslog(b"imap(alice@corp.test)<3><s>: Error: chdir(/var/mail/alice) failed: Permission denied (euid=1000)"),
+            Some(Some(Event::DovecotProblem { severity: Severity::Error, .. }))
+        ));
+        assert_eq!(parse_syslog(b"sshd: nope"), None);
+    }
+}

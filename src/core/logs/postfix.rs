@@ -1,0 +1,705 @@
+//! Postfix message grammar: the text after `postfix/<service>[pid]: `. Owns smtpd, postscreen,
+//! cleanup, qmgr, pickup, the delivery agents (smtp, lmtp, local, virtual, pipe, error, retry,
+//! discard), bounce/defer/trace notifications, trivial-rewrite and the warning/error/fatal
+//! lines. Does not interpret reasons (that is `core::diagnosis`).
+//!
+//! Return convention: `None` = not understood (the caller counts it as unknown);
+//! `Some(None)` = understood but carries nothing flowtest needs; `Some(Some(ev))` = an event.
+
+use super::scan::{self, field, find, lossy, rfind, split_once, strip_prefix};
+use super::{Delays, Delivery, DeliveryStatus, Event, Reject, Severity};
+
+const SERVICES: &[&[u8]] = &[
+    b"smtpd",
+    b"postscreen",
+    b"cleanup",
+    b"qmgr",
+    b"oqmgr",
+    b"smtp",
+    b"lmtp",
+    b"local",
+    b"virtual",
+    b"pipe",
+    b"error",
+    b"retry",
+    b"discard",
+    b"bounce",
+    b"defer",
+    b"trace",
+    b"trivial-rewrite",
+    b"pickup",
+    b"master",
+    b"anvil",
+    b"scache",
+    b"tlsmgr",
+    b"postlogd",
+    b"postfix-script",
+    b"sendmail",
+    b"postsuper",
+    b"verify",
+    b"proxymap",
+    b"tlsproxy",
+    b"dnsblog",
+    b"showq",
+    b"flush",
+    b"spawn",
+    b"postdrop",
+    b"postqueue",
+    b"postmap",
+    b"postmulti",
+    b"postconf",
+    b"relay",
+    b"submission",
+];
+
+pub(crate) fn is_service(name: &[u8]) -> bool {
+    SERVICES.contains(&name)
+}
+
+/// Informational lines without a queue id, by prefix. Recognized, not needed.
+const INFO_PREFIXES: &[&[u8]] = &[
+    b"connect from ",
+    b"disconnect from ",
+    b"lost connection after ",
+    b"timeout after ",
+    b"too many errors after ",
+    b"Anonymous TLS connection established",
+    b"Trusted TLS connection established",
+    b"Untrusted TLS connection established",
+    b"Verified TLS connection established",
+    b"SSL_accept error",
+    b"SSL_connect error",
+    b"improper command pipelining",
+    b"statistics: ",
+    b"setting up TLS connection",
+    b"TLS SNI",
+    b"CONNECT from ",
+    b"PASS NEW ",
+    b"PASS OLD ",
+    b"DISCONNECT ",
+    b"HANGUP ",
+    b"PREGREET ",
+    b"DNSBL rank ",
+    b"BARE NEWLINE ",
+    b"NON-SMTP COMMAND ",
+    b"COMMAND ",
+    b"WHITELISTED ",
+    b"BLACKLISTED ",
+    b"ALLOWLISTED ",
+    b"DENYLISTED ",
+    b"cache ",
+    b"daemon started",
+    b"reload ",
+    b"reload --",
+    b"terminating on signal",
+    b"starting the Postfix mail system",
+    b"stopping the Postfix mail system",
+    b"refreshing the Postfix mail system",
+    b"waiting on ",
+    b"connect to ",
+    b"Host offered STARTTLS",
+    b"host ",
+    b"AUTH command ",
+    b"SASL ",
+    b"dict_",
+    b"table ",
+    b"exiting",
+    b"postfix/",
+    b"mail system is ",
+];
+
+fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
+    for (p, s) in [
+        (&b"warning: "[..], Severity::Warning),
+        (b"error: ", Severity::Error),
+        (b"fatal: ", Severity::Fatal),
+        (b"panic: ", Severity::Panic),
+    ] {
+        if let Some(rest) = strip_prefix(msg, p) {
+            return Some((s, rest));
+        }
+    }
+    None
+}
+
+/// `QID: rest` at the start of `msg`.
+fn split_qid(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let head = &msg[..msg.len().min(24)];
+    let i = find(head, b": ")?;
+    let q = &msg[..i];
+    if !scan::is_queue_id(q) {
+        return None;
+    }
+    Some((q, &msg[i + 2..]))
+}
+
+pub(crate) fn parse(service: &[u8], msg: &[u8]) -> Option<Option<Event>> {
+    if let Some((sev, text)) = severity_prefix(msg) {
+        return Some(Some(problem(service, sev, text)));
+    }
+    if let Some(rest) = strip_prefix(msg, b"NOQUEUE: ") {
+        return noqueue(rest);
+    }
+    if let Some((qid, rest)) = split_qid(msg) {
+        return with_qid(service, qid, rest);
+    }
+    if INFO_PREFIXES.iter().any(|p| msg.starts_with(p)) {
+        return Some(None);
+    }
+    None
+}
+
+fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
+    // smtpd: `warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`
+    if service == b"smtpd" || service == b"submission" {
+        if let Some(at) = find(text, b": SASL ") {
+            let after = &text[at + 7..];
+            if let Some(m_end) = find(after, b" authentication failed") {
+                let reason = split_once(after, b"authentication failed: ")
+                    .map(|(_, r)| r)
+                    .unwrap_or(b"");
+                return Event::SaslAuthFailed {
+                    client: lossy(&text[..at]),
+                    mechanism: lossy(&after[..m_end]),
+                    reason: lossy(reason),
+                };
+            }
+        }
+    }
+    let queue_id = split_qid(text).map(|(q, _)| lossy(q));
+    Event::Problem {
+        severity,
+        queue_id,
+        text: lossy(text),
+    }
+}
+
+fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
+    for action in [
+        &b"reject: "[..],
+        b"milter-reject: ",
+        b"discard: ",
+        b"hold: ",
+        b"defer: ",
+    ] {
+        if let Some(body) = strip_prefix(rest, action) {
+            let action = &action[..action.len() - 2];
+            return Some(Some(Event::Reject(reject(None, action, body)?)));
+        }
+    }
+    for info in [
+        &b"warn: "[..],
+        b"filter: ",
+        b"redirect: ",
+        b"lost connection",
+    ] {
+        if rest.starts_with(info) {
+            return Some(None);
+        }
+    }
+    None
+}
+
+fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
+    let queue_id = || lossy(qid);
+    if let Some((sev, text)) = severity_prefix(rest) {
+        // `QID: warning: header Subject: ...` (cleanup header_checks WARN) and friends.
+        return Some(Some(Event::Problem {
+            severity: sev,
+            queue_id: Some(queue_id()),
+            text: lossy(text),
+        }));
+    }
+    if rest == b"removed" {
+        return Some(Some(Event::Removed {
+            queue_id: queue_id(),
+        }));
+    }
+    if let Some(v) = strip_prefix(rest, b"client=") {
+        let (client, tail) = match memchr::memchr(b',', v) {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &b""[..]),
+        };
+        return Some(Some(Event::Client {
+            queue_id: queue_id(),
+            client: lossy(client),
+            sasl_username: field(tail, b"sasl_username=").map(lossy),
+        }));
+    }
+    if let Some(v) = strip_prefix(rest, b"message-id=") {
+        return Some(Some(Event::MessageId {
+            queue_id: queue_id(),
+            message_id: lossy(scan::trim(v)),
+        }));
+    }
+    if rest.starts_with(b"resent-message-id=") {
+        return Some(None);
+    }
+    for action in [
+        &b"reject: "[..],
+        b"milter-reject: ",
+        b"discard: ",
+        b"hold: ",
+        b"defer: ",
+    ] {
+        if let Some(body) = strip_prefix(rest, action) {
+            let action = &action[..action.len() - 2];
+            return Some(Some(Event::Reject(reject(Some(queue_id()), action, body)?)));
+        }
+    }
+    for info in [
+        &b"warn: "[..],
+        b"filter: ",
+        b"redirect: ",
+        b"replace: ",
+        b"info: ",
+        b"prepend: ",
+        b"skipped, still being delivered",
+        b"requeued",
+        b"placed on hold",
+        b"released from hold",
+        b"enabling PIX workarounds",
+        b"breaking line",
+        b"Cannot start TLS",
+    ] {
+        if rest.starts_with(info) {
+            if info == b"Cannot start TLS" {
+                return Some(Some(Event::AttemptDetail {
+                    queue_id: queue_id(),
+                    text: lossy(rest),
+                }));
+            }
+            return Some(None);
+        }
+    }
+    if rest.starts_with(b"from=") {
+        let from = field(rest, b"from=").map(lossy).unwrap_or_default();
+        if scan::contains(rest, b"status=expired") {
+            return Some(Some(Event::Expired {
+                queue_id: queue_id(),
+                from,
+            }));
+        }
+        return Some(Some(Event::QueueActive {
+            queue_id: queue_id(),
+            from,
+            size: field(rest, b"size=").and_then(scan::parse_u64),
+            nrcpt: field(rest, b"nrcpt=")
+                .and_then(scan::parse_u64)
+                .and_then(|n| u32::try_from(n).ok()),
+        }));
+    }
+    if let Some(v) = strip_prefix(rest, b"uid=") {
+        let from = field(v, b"from=").map(lossy).unwrap_or_default();
+        return Some(Some(Event::Pickup {
+            queue_id: queue_id(),
+            from,
+        }));
+    }
+    if rest.starts_with(b"to=") {
+        return delivery(service, qid, rest).map(|d| Some(Event::Delivery(d)));
+    }
+    if let Some(at) = find(rest, b" notification: ") {
+        let next = scan::alnum_token(&rest[at + 15..]);
+        if scan::is_queue_id(next) {
+            return Some(Some(Event::Notification {
+                queue_id: queue_id(),
+                kind: lossy(&rest[..at]),
+                notice_queue_id: lossy(next),
+            }));
+        }
+    }
+    for detail in [
+        &b"lost connection with "[..],
+        b"conversation with ",
+        b"host ",
+        b"SASL authentication failed",
+        b"TLS is required",
+        b"Server certificate not verified",
+        b"certificate verification failed",
+    ] {
+        if rest.starts_with(detail) {
+            return Some(Some(Event::AttemptDetail {
+                queue_id: queue_id(),
+                text: lossy(rest),
+            }));
+        }
+    }
+    None
+}
+
+fn parse_status(word: &[u8]) -> DeliveryStatus {
+    match word {
+        b"sent" => DeliveryStatus::Sent,
+        b"deferred" => DeliveryStatus::Deferred,
+        b"bounced" => DeliveryStatus::Bounced,
+        b"deliverable" | b"undeliverable" => DeliveryStatus::Verify,
+        _ => DeliveryStatus::Other,
+    }
+}
+
+fn parse_delays(v: &[u8]) -> Option<Delays> {
+    let mut it = v.split(|&c| c == b'/');
+    let a = scan::seconds_to_ms(it.next()?)?;
+    let b = scan::seconds_to_ms(it.next()?)?;
+    let c = scan::seconds_to_ms(it.next()?)?;
+    let d = scan::seconds_to_ms(it.next()?)?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some(Delays {
+        before_qmgr_ms: a,
+        in_qmgr_ms: b,
+        conn_setup_ms: c,
+        transmission_ms: d,
+    })
+}
+
+fn delivery(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Delivery> {
+    let st = find(rest, b"status=")?;
+    let fields = &rest[..st];
+    let after = &rest[st + 7..];
+    let word_end = after
+        .iter()
+        .position(|&c| c == b' ' || c == b',')
+        .unwrap_or(after.len());
+    let status = parse_status(&after[..word_end]);
+    let tail = &after[word_end..];
+    let reason = match memchr::memchr(b'(', tail) {
+        Some(open) => {
+            let inner = &tail[open + 1..];
+            let close = memchr::memrchr(b')', inner).unwrap_or(inner.len());
+            &inner[..close]
+        }
+        None => scan::trim(tail),
+    };
+    let to = field(fields, b"to=")?;
+    let queued_as = find(reason, b"queued as ").and_then(|i| {
+        let t = scan::alnum_token(&reason[i + 10..]);
+        let t = t.strip_suffix(b")").unwrap_or(t);
+        (t.len() >= 3 && t.iter().all(u8::is_ascii_alphanumeric)).then(|| lossy(t))
+    });
+    Some(Delivery {
+        queue_id: lossy(qid),
+        service: lossy(service),
+        to: lossy(to),
+        orig_to: field(fields, b"orig_to=").map(lossy),
+        relay: field(fields, b"relay=").map(lossy),
+        delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
+        delays: field(fields, b"delays=").and_then(parse_delays),
+        dsn: field(fields, b"dsn=").map(lossy),
+        status,
+        lmtp_session: if status == DeliveryStatus::Sent {
+            lmtp_session(reason)
+        } else {
+            None
+        },
+        reason: lossy(reason),
+        queued_as,
+    })
+}
+
+/// Dovecot's LMTP reply `250 2.0.0 <rcpt> SESSION Saved` carries the session id.
+fn lmtp_session(reason: &[u8]) -> Option<String> {
+    let gt = find(reason, b"> ")?;
+    let rest = &reason[gt + 2..];
+    let tok = scan::alnum_token(rest);
+    let after = rest.get(tok.len()..)?;
+    if tok.len() >= 8 && after.starts_with(b" Saved") {
+        Some(lossy(tok))
+    } else {
+        None
+    }
+}
+
+/// Parse an SMTP reply `554 5.7.1 text` at the start of `b`: (code, enhanced, text).
+pub(crate) fn split_reply(b: &[u8]) -> (Option<u16>, Option<&[u8]>, &[u8]) {
+    let b = scan::trim(b);
+    let mut code = None;
+    let mut rest = b;
+    if b.len() >= 3
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && matches!(b.get(3), None | Some(b' ') | Some(b'-'))
+    {
+        code = scan::parse_u64(&b[..3]).and_then(|c| u16::try_from(c).ok());
+        rest = b.get(4..).unwrap_or(&[]);
+    }
+    let tok_end = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+    let tok = &rest[..tok_end];
+    let is_enh = tok.len() >= 5
+        && matches!(tok.first(), Some(b'2' | b'4' | b'5'))
+        && tok.get(1) == Some(&b'.')
+        && tok.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        && tok.iter().filter(|&&c| c == b'.').count() == 2;
+    if is_enh {
+        (code, Some(tok), scan::trim(&rest[tok_end..]))
+    } else {
+        (code, None, rest)
+    }
+}
+
+fn reject(queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject> {
+    let stage_end = memchr::memchr(b' ', body)?;
+    let stage = &body[..stage_end];
+    let after_stage = &body[stage_end + 1..];
+    if stage == b"header" || stage == b"body" {
+        // `header Subject: x from host[ip]; from=<a> to=<b> proto=ESMTP helo=<h>: 5.7.1 text`
+        let fields_at = rfind(after_stage, b"; from=<").unwrap_or(after_stage.len());
+        let (client, fields) = {
+            let head = &after_stage[..fields_at];
+            let client = rfind(head, b" from ").map(|i| lossy(&head[i + 6..]));
+            (client, &after_stage[fields_at..])
+        };
+        let reply_at = find(fields, b">: ").map(|i| i + 3);
+        let reply = reply_at.map(|i| &fields[i..]).unwrap_or(b"");
+        let (code, dsn, text) = split_reply(reply);
+        return Some(Reject {
+            queue_id,
+            action: lossy(action),
+            stage: lossy(stage),
+            client,
+            code,
+            dsn: dsn.map(lossy),
+            reason: lossy(if text.is_empty() { reply } else { text }),
+            from: field(fields, b"from=").map(lossy),
+            to: field(fields, b"to=").map(lossy),
+            helo: field(fields, b"helo=").map(lossy),
+        });
+    }
+    // `RCPT from host[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
+    // postscreen: `RCPT from [ip]:port: 550 5.7.1 text; from=<a>, to=<b>, proto=ESMTP, helo=<h>`
+    let after_from = strip_prefix(after_stage, b"from ")?;
+    let close = memchr::memchr(b']', after_from)?;
+    let mut cend = close + 1;
+    if after_from.get(cend) == Some(&b':') {
+        let digits = after_from[cend + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits > 0 {
+            cend += 1 + digits;
+        }
+    }
+    let client = &after_from[..cend];
+    let tail = strip_prefix(&after_from[cend..], b": ").unwrap_or(&after_from[cend..]);
+    let fields_at = rfind(tail, b"; from=<")
+        .or_else(|| rfind(tail, b"; proto="))
+        .unwrap_or(tail.len());
+    let reply = &tail[..fields_at];
+    let fields = &tail[fields_at..];
+    let (code, dsn, text) = split_reply(reply);
+    Some(Reject {
+        queue_id,
+        action: lossy(action),
+        stage: lossy(stage),
+        client: Some(lossy(client)),
+        code,
+        dsn: dsn.map(lossy),
+        reason: lossy(text),
+        from: field(fields, b"from=").map(lossy),
+        to: field(fields, b"to=").map(lossy),
+        helo: field(fields, b"helo=").map(lossy),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(service: &str, msg: &str) -> Event {
+        parse(service.as_bytes(), msg.as_bytes())
+            .unwrap_or_else(|| panic!("unknown: {msg}"))
+            .unwrap_or_else(|| panic!("info: {msg}"))
+    }
+
+    #[test]
+    fn delivery_sent_with_next_queue_id() {
+        let e = ev(
+            "smtp",
+            "4dJHx72Wm3z1: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.52, \
+             delays=0.01/0/0.3/0.21, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9F1C2A0B4D)",
+        );
+        let Event::Delivery(d) = e else { panic!() };
+        assert_eq!(d.to, "alice@corp.test");
+        assert_eq!(d.relay.as_deref(), Some("100.64.0.2[100.64.0.2]:2525"));
+        assert_eq!(d.delay_ms, Some(520));
+        assert_eq!(
+            d.delays,
+            Some(Delays {
+                before_qmgr_ms: 10,
+                in_qmgr_ms: 0,
+                conn_setup_ms: 300,
+                transmission_ms: 210
+            })
+        );
+        assert_eq!(d.status, DeliveryStatus::Sent);
+        assert_eq!(d.queued_as.as_deref(), Some("9F1C2A0B4D"));
+        assert_eq!(d.reason, "250 2.0.0 Ok: queued as 9F1C2A0B4D");
+    }
+
+    #[test]
+    fn lmtp_session_and_deferral() {
+        let Event::Delivery(d) = ev(
+            "lmtp",
+            "9F1C2A0B4D: to=<alice@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], \
+             delay=0.03, delays=0.01/0/0/0.02, dsn=2.0.0, status=sent (250 2.0.0 \
+             <alice@corp.test> Zq0gHlsHamU6BwAAWjKm6A Saved)",
+        ) else {
+            panic!()
+        };
+        assert_eq!(d.lmtp_session.as_deref(), Some("Zq0gHlsHamU6BwAAWjKm6A"));
+        let Event::Delivery(d) = ev(
+            "smtp",
+            "4dJHx72Wm3z1: to=<alice@corp.test>, relay=none, delay=31, delays=0.01/0/31/0, \
+             dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)",
+        ) else {
+            panic!()
+        };
+        assert_eq!(d.status, DeliveryStatus::Deferred);
+        assert_eq!(
+            d.reason,
+            "connect to 100.64.0.2[100.64.0.2]:2525: Connection refused"
+        );
+        assert_eq!(d.dsn.as_deref(), Some("4.4.1"));
+        assert_eq!(d.queued_as, None);
+    }
+
+    #[test]
+    fn noqueue_reject_smtpd_and_postscreen() {
+        let Event::Reject(r) = ev(
+            "smtpd",
+            "NOQUEUE: reject: RCPT from smtp.provider.test[198.18.2.2]: 554 5.7.1 <bob@other.test>: \
+             Relay access denied; from=<probe@provider.test> to=<bob@other.test> proto=ESMTP \
+             helo=<smtp.provider.test>",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.stage, "RCPT");
+        assert_eq!(r.client.as_deref(), Some("smtp.provider.test[198.18.2.2]"));
+        assert_eq!(r.code, Some(554));
+        assert_eq!(r.dsn.as_deref(), Some("5.7.1"));
+        assert_eq!(r.reason, "<bob@other.test>: Relay access denied");
+        assert_eq!(r.from.as_deref(), Some("probe@provider.test"));
+        assert_eq!(r.to.as_deref(), Some("bob@other.test"));
+        assert_eq!(r.helo.as_deref(), Some("smtp.provider.test"));
+        let Event::Reject(r) = ev(
+            "postscreen",
+            "NOQUEUE: reject: RCPT from [192.0.2.9]:51234: 550 5.7.1 Service unavailable; client \
+             [192.0.2.9] blocked using zen.spamhaus.org; from=<a@b.example>, to=<c@corp.test>, \
+             proto=ESMTP, helo=<x>",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.client.as_deref(), Some("[192.0.2.9]:51234"));
+        assert_eq!(r.to.as_deref(), Some("c@corp.test"));
+        assert_eq!(r.code, Some(550));
+    }
+
+    #[test]
+    fn cleanup_header_reject_and_milter() {
+        let Event::Reject(r) = ev(
+            "cleanup",
+            "4dJHx72Wm3z1: reject: header Subject: buy now from x.example[192.0.2.1]; \
+             from=<a@x.example> to=<alice@corp.test> proto=ESMTP helo=<x.example>: 5.7.1 \
+             message content rejected",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.queue_id.as_deref(), Some("4dJHx72Wm3z1"));
+        assert_eq!(r.stage, "header");
+        assert_eq!(r.dsn.as_deref(), Some("5.7.1"));
+        assert_eq!(r.reason, "message content rejected");
+        assert_eq!(r.to.as_deref(), Some("alice@corp.test"));
+        let Event::Reject(r) = ev(
+            "cleanup",
+            "4dJHx72Wm3z1: milter-reject: END-OF-MESSAGE from x[192.0.2.1]: 5.7.1 Command \
+             rejected; from=<a@x> to=<b@y> proto=ESMTP helo=<x>",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.action, "milter-reject");
+        assert_eq!(r.code, None);
+        assert_eq!(r.dsn.as_deref(), Some("5.7.1"));
+    }
+
+    #[test]
+    fn qmgr_cleanup_smtpd_bounce() {
+        assert_eq!(
+            ev(
+                "qmgr",
+                "ABCDEF1234: from=<a@b>, size=1234, nrcpt=1 (queue active)"
+            ),
+            Event::QueueActive {
+                queue_id: "ABCDEF1234".into(),
+                from: "a@b".into(),
+                size: Some(1234),
+                nrcpt: Some(1)
+            }
+        );
+        assert_eq!(
+            ev(
+                "qmgr",
+                "ABCDEF1234: from=<a@b>, status=expired, returned to sender"
+            ),
+            Event::Expired {
+                queue_id: "ABCDEF1234".into(),
+                from: "a@b".into()
+            }
+        );
+        assert_eq!(
+            ev(
+                "smtpd",
+                "ABCDEF1234: client=x[1.2.3.4], sasl_method=PLAIN, sasl_username=alice"
+            ),
+            Event::Client {
+                queue_id: "ABCDEF1234".into(),
+                client: "x[1.2.3.4]".into(),
+                sasl_username: Some("alice".into())
+            }
+        );
+        assert_eq!(
+            ev(
+                "bounce",
+                "ABCDEF1234: sender non-delivery notification: 0123456789"
+            ),
+            Event::Notification {
+                queue_id: "ABCDEF1234".into(),
+                kind: "sender non-delivery".into(),
+                notice_queue_id: "0123456789".into()
+            }
+        );
+        assert!(matches!(
+            ev("smtpd", "warning: unknown[198.18.3.1]: SASL PLAIN authentication failed: authentication failure"),
+            Event::SaslAuthFailed { ref mechanism, .. } if mechanism == "PLAIN"
+        ));
+        assert!(matches!(
+            ev("trivial-rewrite", "warning: hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory"),
+            Event::Problem { severity: Severity::Warning, queue_id: None, .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_and_info() {
+        assert!(parse(b"smtpd", b"connect from x[1.2.3.4]") == Some(None));
+        assert!(parse(b"smtpd", b"something new").is_none());
+        assert!(parse(b"smtpd", b"ABCDEF1234: something new").is_none());
+        assert!(parse(b"smtp", b"ABCDEF1234: to=<x>").is_none());
+    }
+
+    #[test]
+    fn reply_split() {
+        assert_eq!(
+            split_reply(b"451 4.3.0 <a@b>: Temporary lookup failure"),
+            (
+                Some(451),
+                Some(&b"4.3.0"[..]),
+                &b"<a@b>: Temporary lookup failure"[..]
+            )
+        );
+        assert_eq!(
+            split_reply(b"5.7.1 x"),
+            (None, Some(&b"5.7.1"[..]), &b"x"[..])
+        );
+        assert_eq!(split_reply(b"hello"), (None, None, &b"hello"[..]));
+    }
+}

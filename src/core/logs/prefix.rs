@@ -1,0 +1,605 @@
+//! Line-format detection: the timestamp / host / program prefix of one log line, in any of the
+//! formats flowtest reads. Owns time parsing (year inference, zones); does not look at the
+//! message text (that is `postfix.rs` / `dovecot.rs`).
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::ParseContext;
+
+/// The layout a line was recognized in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// `Nov  4 18:12:34 host prog[pid]: msg` (BSD syslog, rsyslog's traditional format; no year).
+    ClassicSyslog,
+    /// Postfix's own `maillog_file` (postlogd): like classic syslog but the day is zero-padded
+    /// (`Nov 04`). Only distinguishable from classic syslog on days 1-9.
+    PostfixMaillog,
+    /// `2025-11-04T18:12:34.123456+00:00 host prog[pid]: msg` (rsyslog high precision, RFC 5424 time).
+    Rfc3339Syslog,
+    /// `journalctl -o short-iso[-precise]`: `2025-11-04T18:12:34+0000 host prog[pid]: msg`.
+    JournalShortIso,
+    /// `docker logs --timestamps`: an RFC 3339 nanosecond UTC stamp before the container's line.
+    Docker,
+    /// Dovecot's own `log_path` file: `<log_timestamp>service(user)<pid><session>: Level: msg`.
+    DovecotLog,
+    /// No timestamp at all, but a recognizable `program[pid]:` / Dovecot prefix.
+    Bare,
+}
+
+impl LineFormat {
+    pub const ALL: [LineFormat; 7] = [
+        LineFormat::ClassicSyslog,
+        LineFormat::PostfixMaillog,
+        LineFormat::Rfc3339Syslog,
+        LineFormat::JournalShortIso,
+        LineFormat::Docker,
+        LineFormat::DovecotLog,
+        LineFormat::Bare,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineFormat::ClassicSyslog => "classic_syslog",
+            LineFormat::PostfixMaillog => "postfix_maillog",
+            LineFormat::Rfc3339Syslog => "rfc3339_syslog",
+            LineFormat::JournalShortIso => "journal_short_iso",
+            LineFormat::Docker => "docker",
+            LineFormat::DovecotLog => "dovecot_log",
+            LineFormat::Bare => "bare",
+        }
+    }
+}
+
+/// The parsed prefix of a line; borrowed slices into the line.
+#[derive(Debug, Clone)]
+pub(crate) struct Header<'a> {
+    pub format: LineFormat,
+    pub ts: Option<DateTime<Utc>>,
+    /// The timestamp carries sub-second digits (otherwise it is a whole-second floor).
+    pub subsecond: bool,
+    pub host: Option<&'a [u8]>,
+    /// The program token without `[pid]`, e.g. `postfix/smtpd`, `dovecot`, or Dovecot's own
+    /// process token `lmtp(alice@x)<12><sess>` (kept whole: dovecot.rs splits it).
+    pub program: &'a [u8],
+    pub pid: Option<u32>,
+    pub msg: &'a [u8],
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// Dovecot process names as they appear at the start of its own log lines.
+const DOVECOT_SERVICES: &[&[u8]] = &[
+    b"lmtp",
+    b"lda",
+    b"imap",
+    b"pop3",
+    b"imap-login",
+    b"pop3-login",
+    b"submission",
+    b"submission-login",
+    b"managesieve",
+    b"managesieve-login",
+    b"auth",
+    b"auth-worker",
+    b"master",
+    b"config",
+    b"dict",
+    b"indexer",
+    b"indexer-worker",
+    b"doveadm",
+    b"anvil",
+    b"log",
+    b"stats",
+    b"quota-status",
+    b"dovecot",
+    b"imap-hibernate",
+    b"replicator",
+    b"aggregator",
+];
+
+pub(crate) fn is_dovecot_service(name: &[u8]) -> bool {
+    DOVECOT_SERVICES.contains(&name)
+}
+
+/// Name part of a program token: up to the first `[`, `(` or `<`.
+pub(crate) fn program_name(token: &[u8]) -> &[u8] {
+    let end = token
+        .iter()
+        .position(|&c| c == b'[' || c == b'(' || c == b'<')
+        .unwrap_or(token.len());
+    &token[..end]
+}
+
+fn digits2(b: &[u8], i: usize) -> Option<u32> {
+    let a = *b.get(i)?;
+    let c = *b.get(i + 1)?;
+    if a.is_ascii_digit() && c.is_ascii_digit() {
+        Some(u32::from(a - b'0') * 10 + u32::from(c - b'0'))
+    } else {
+        None
+    }
+}
+
+fn digits4(b: &[u8], i: usize) -> Option<i32> {
+    let hi = digits2(b, i)?;
+    let lo = digits2(b, i + 2)?;
+    Some((hi * 100 + lo) as i32)
+}
+
+/// `HH:MM:SS[.frac]` at `i`: (h, m, s, nanos, had_fraction, end index).
+fn parse_hms(b: &[u8], i: usize) -> Option<(u32, u32, u32, u32, bool, usize)> {
+    let h = digits2(b, i)?;
+    if b.get(i + 2) != Some(&b':') {
+        return None;
+    }
+    let m = digits2(b, i + 3)?;
+    if b.get(i + 5) != Some(&b':') {
+        return None;
+    }
+    let s = digits2(b, i + 6)?;
+    let mut j = i + 8;
+    let mut nanos = 0u32;
+    let mut frac = false;
+    if matches!(b.get(j), Some(b'.') | Some(b',')) && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+        frac = true;
+        j += 1;
+        let mut n = 0;
+        while let Some(c) = b.get(j).filter(|c| c.is_ascii_digit()) {
+            if n < 9 {
+                nanos = nanos * 10 + u32::from(c - b'0');
+                n += 1;
+            }
+            j += 1;
+        }
+        while n < 9 {
+            nanos *= 10;
+            n += 1;
+        }
+    }
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // A leap second (:60) is folded into :59.999999999 rather than rejected.
+    let (s, nanos) = if s == 60 {
+        (59, 999_999_999)
+    } else {
+        (s, nanos)
+    };
+    Some((h, m, s, nanos, frac, j))
+}
+
+/// Zone suffix kinds of an ISO timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zone {
+    None,
+    Z,
+    Colon(i32),
+    Compact(i32),
+}
+
+struct Iso {
+    naive: NaiveDateTime,
+    zone: Zone,
+    frac_digits: usize,
+    end: usize,
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±hh:mm|±hhmm|±hh]` at the start of `b`.
+fn parse_iso(b: &[u8]) -> Option<Iso> {
+    let y = digits4(b, 0)?;
+    if b.get(4) != Some(&b'-') {
+        return None;
+    }
+    let mo = digits2(b, 5)?;
+    if b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let d = digits2(b, 8)?;
+    if !matches!(b.get(10), Some(b'T') | Some(b' ')) {
+        return None;
+    }
+    let (h, mi, s, nanos, _frac, mut j) = parse_hms(b, 11)?;
+    let frac_digits = if b.get(19) == Some(&b'.') || b.get(19) == Some(&b',') {
+        j - 20
+    } else {
+        0
+    };
+    let date = NaiveDate::from_ymd_opt(y, mo, d)?;
+    let naive = date.and_hms_nano_opt(h, mi, s, nanos)?;
+    let zone = match b.get(j) {
+        Some(b'Z') | Some(b'z') => {
+            j += 1;
+            Zone::Z
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let sgn = if sign == b'-' { -1 } else { 1 };
+            let hh = digits2(b, j + 1)?;
+            if b.get(j + 3) == Some(&b':') {
+                let mm = digits2(b, j + 4)?;
+                j += 6;
+                Zone::Colon(sgn * (hh as i32 * 3600 + mm as i32 * 60))
+            } else if let Some(mm) = digits2(b, j + 3) {
+                j += 5;
+                Zone::Compact(sgn * (hh as i32 * 3600 + mm as i32 * 60))
+            } else {
+                j += 3;
+                Zone::Compact(sgn * hh as i32 * 3600)
+            }
+        }
+        _ => Zone::None,
+    };
+    if let Zone::Colon(o) | Zone::Compact(o) = zone {
+        if o.abs() > 18 * 3600 {
+            return None;
+        }
+    }
+    // A timestamp must end the token.
+    match b.get(j) {
+        None | Some(b' ') | Some(b'\t') => {}
+        _ => return None,
+    }
+    Some(Iso {
+        naive,
+        zone,
+        frac_digits,
+        end: j,
+    })
+}
+
+fn to_utc(naive: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
+    (naive - TimeDelta::seconds(i64::from(offset_secs))).and_utc()
+}
+
+fn ctx_offset(ctx: &ParseContext) -> i32 {
+    ctx.tz.local_minus_utc()
+}
+
+struct Classic {
+    month: u32,
+    day: u32,
+    h: u32,
+    m: u32,
+    s: u32,
+    nanos: u32,
+    frac: bool,
+    zero_padded: bool,
+    end: usize,
+}
+
+/// `Mmm dd HH:MM:SS[.frac]` (day space- or zero-padded) at the start of `b`.
+fn parse_classic(b: &[u8]) -> Option<Classic> {
+    let mon = b.get(..3)?;
+    let month = MONTHS.iter().position(|m| &m[..] == mon)? as u32 + 1;
+    if b.get(3) != Some(&b' ') {
+        return None;
+    }
+    let (day, zero_padded, i) = match (b.get(4), b.get(5)) {
+        (Some(b' '), Some(c)) if c.is_ascii_digit() => (u32::from(c - b'0'), false, 6),
+        (Some(&a), Some(&c)) if a.is_ascii_digit() && c.is_ascii_digit() => {
+            (u32::from(a - b'0') * 10 + u32::from(c - b'0'), a == b'0', 6)
+        }
+        (Some(&a), Some(b' ')) if a.is_ascii_digit() => (u32::from(a - b'0'), false, 5),
+        _ => return None,
+    };
+    if b.get(i) != Some(&b' ') || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (h, m, s, nanos, frac, end) = parse_hms(b, i + 1)?;
+    match b.get(end) {
+        None | Some(b' ') => {}
+        _ => return None,
+    }
+    Some(Classic {
+        month,
+        day,
+        h,
+        m,
+        s,
+        nanos,
+        frac,
+        zero_padded,
+        end,
+    })
+}
+
+/// Resolve a year-less timestamp. With a reference time (e.g. the file's mtime, or "now" for a
+/// live command), a date more than two days after the reference belongs to the previous year
+/// (the usual syslog rule: logs are not written in the future). Without one, `ctx.year` plus
+/// the caller's rollover count is used.
+fn classic_to_utc(c: &Classic, ctx: &ParseContext, year_bump: i32) -> Option<DateTime<Utc>> {
+    let off = ctx_offset(ctx);
+    let build = |year: i32| -> Option<DateTime<Utc>> {
+        let d = NaiveDate::from_ymd_opt(year, c.month, c.day)?;
+        Some(to_utc(d.and_hms_nano_opt(c.h, c.m, c.s, c.nanos)?, off))
+    };
+    match ctx.reference {
+        Some(r) => {
+            let local_year = (r + TimeDelta::seconds(i64::from(off))).year();
+            match build(local_year) {
+                Some(t) if t <= r + TimeDelta::days(2) => Some(t),
+                // Future (or 29 Feb in a non-leap year): previous year.
+                _ => build(local_year - 1),
+            }
+        }
+        None => build(ctx.year.saturating_add(year_bump)),
+    }
+}
+
+/// Split `prog[pid]` into name-with-suffix and pid. Dovecot tokens (`lmtp(x)<1><s>`) are kept
+/// whole; only `[digits]` counts as a pid here.
+fn split_pid(token: &[u8]) -> (&[u8], Option<u32>) {
+    if let Some(open) = memchr::memchr(b'[', token) {
+        if token.last() == Some(&b']') && open + 1 < token.len() {
+            let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
+                .and_then(|p| u32::try_from(p).ok());
+            return (&token[..open], pid);
+        }
+    }
+    (token, None)
+}
+
+fn valid_program(token: &[u8]) -> bool {
+    !token.is_empty()
+        && token.len() <= 200
+        && !token.contains(&b' ')
+        && token[0].is_ascii_alphabetic()
+}
+
+/// `prog:` alone at the end of the line (empty message).
+fn prog_at_end(t: &[u8]) -> Option<(&[u8], &[u8])> {
+    let t = t.strip_suffix(b":")?;
+    Some((t, &b""[..]))
+}
+
+/// `[host ]program[pid]: msg` (host optional). Returns (host, program token, message).
+fn parse_rest(r: &[u8]) -> Option<(Option<&[u8]>, &[u8], &[u8])> {
+    let sp = memchr::memchr(b' ', r);
+    let colon = super::scan::find(r, b": ");
+    match (sp, colon) {
+        (_, Some(c)) if sp.is_none_or(|s| c < s) => Some((None, &r[..c], &r[c + 2..])),
+        (Some(s), _) => {
+            let host = &r[..s];
+            let rest = &r[s + 1..];
+            let (prog, msg) = match super::scan::find(rest, b": ") {
+                Some(c) => (&rest[..c], &rest[c + 2..]),
+                None => prog_at_end(rest)?,
+            };
+            if host.is_empty() {
+                return None;
+            }
+            Some((Some(host), prog, msg))
+        }
+        (None, None) => {
+            let (p, m) = prog_at_end(r)?;
+            Some((None, p, m))
+        }
+        _ => None,
+    }
+}
+
+/// Parse the prefix of `line` (no trailing newline). `year_bump` is the caller's Dec -> Jan
+/// rollover count for year-less formats.
+pub(crate) fn parse_header<'a>(
+    line: &'a [u8],
+    ctx: &ParseContext,
+    year_bump: i32,
+) -> Option<Header<'a>> {
+    let mut format;
+    let ts;
+    let subsecond;
+    let rest: &[u8];
+
+    if let Some(iso) = parse_iso(line) {
+        let after = line.get(iso.end + 1..).unwrap_or(&[]);
+        // docker --timestamps: an inner line with its own timestamp follows the stamp.
+        let inner_iso = parse_iso(after);
+        let inner_classic = if inner_iso.is_none() {
+            parse_classic(after)
+        } else {
+            None
+        };
+        let offset = match iso.zone {
+            Zone::None => ctx_offset(ctx),
+            Zone::Z => 0,
+            Zone::Colon(o) | Zone::Compact(o) => o,
+        };
+        ts = Some(to_utc(iso.naive, offset));
+        subsecond = iso.frac_digits > 0;
+        if let Some(inner) = inner_iso {
+            format = LineFormat::Docker;
+            rest = after.get(inner.end + 1..).unwrap_or(&[]);
+        } else if let Some(inner) = inner_classic {
+            format = LineFormat::Docker;
+            rest = after.get(inner.end + 1..).unwrap_or(&[]);
+        } else {
+            format = match iso.zone {
+                Zone::Compact(_) => LineFormat::JournalShortIso,
+                Zone::Z if iso.frac_digits == 9 => LineFormat::Docker,
+                _ => LineFormat::Rfc3339Syslog,
+            };
+            rest = after;
+        }
+    } else if let Some(c) = parse_classic(line) {
+        ts = Some(classic_to_utc(&c, ctx, year_bump)?);
+        subsecond = c.frac;
+        format = if c.zero_padded {
+            LineFormat::PostfixMaillog
+        } else {
+            LineFormat::ClassicSyslog
+        };
+        rest = line.get(c.end + 1..).unwrap_or(&[]);
+    } else {
+        ts = None;
+        subsecond = false;
+        format = LineFormat::Bare;
+        rest = line;
+    }
+
+    // Tolerate the double space some writers put after the stamp.
+    let rest = rest.trim_ascii_start();
+    let (host, token, msg) = parse_rest(rest)?;
+    let (program, pid) = split_pid(token);
+    if !valid_program(program) {
+        return None;
+    }
+    let name = program_name(program);
+    let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
+    if dovecot_own && format != LineFormat::Docker {
+        format = LineFormat::DovecotLog;
+    }
+    if format == LineFormat::Bare {
+        // Without a timestamp, only accept lines that are unmistakably Postfix or Dovecot.
+        let postfixish = memchr::memchr(b'/', name).is_some() && pid.is_some();
+        if !(postfixish || dovecot_own) {
+            return None;
+        }
+    }
+    if let Some(h) = host {
+        if h.len() > 255 || h.iter().any(|&c| c < 0x21 || c == b':') {
+            return None;
+        }
+    }
+    Some(Header {
+        format,
+        ts,
+        subsecond,
+        host,
+        program,
+        pid,
+        msg,
+    })
+}
+
+/// Parse a time zone setting: `UTC`, `Z`, `+02:00`, `-0500`, `+2`.
+pub fn parse_tz(s: &str) -> Result<FixedOffset, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("gmt")
+    {
+        return Ok(FixedOffset::east_opt(0).expect("zero offset is valid"));
+    }
+    let bad = || {
+        format!(
+            "time zone '{s}' is not a fixed offset: use UTC, +HH:MM or -HH:MM \
+             (named zones such as Europe/Berlin are not supported)"
+        )
+    };
+    let b = t.as_bytes();
+    let sign = match b.first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Err(bad()),
+    };
+    let body = &t[1..];
+    let (h, m) = match body.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if body.len() == 4 => (&body[..2], &body[2..]),
+        None => (body, "0"),
+    };
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if !(0..=18).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn ctx() -> ParseContext {
+        ParseContext::new("ec2", 2025)
+    }
+
+    fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn classic_and_maillog() {
+        let l = b"Nov  4 18:12:34 mx postfix/smtpd[123]: connect from x[1.2.3.4]";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::ClassicSyslog);
+        assert_eq!(h.ts, Some(ts(2025, 11, 4, 18, 12, 34)));
+        assert_eq!(h.host, Some(&b"mx"[..]));
+        assert_eq!(h.program, b"postfix/smtpd");
+        assert_eq!(h.pid, Some(123));
+        assert_eq!(h.msg, b"connect from x[1.2.3.4]");
+        let l = b"Nov 04 18:12:34 mx postfix/qmgr[9]: ABCDEF123: removed";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::PostfixMaillog);
+    }
+
+    #[test]
+    fn iso_variants() {
+        let l = b"2025-11-04T18:12:34.123456+01:00 mx postfix/smtpd[1]: x";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::Rfc3339Syslog);
+        assert_eq!(
+            h.ts.unwrap(),
+            ts(2025, 11, 4, 17, 12, 34) + TimeDelta::microseconds(123456)
+        );
+        assert!(h.subsecond);
+        let l = b"2025-11-04T18:12:34+0000 mx postfix/smtpd[1]: x";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::JournalShortIso);
+        assert!(!h.subsecond);
+        let l = b"2025-11-04T18:12:34.123456789Z Nov  4 18:12:34 mx postfix/smtpd[1]: x";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::Docker);
+        assert_eq!(h.host, Some(&b"mx"[..]));
+        assert_eq!(h.msg, b"x");
+        let l = b"2025-11-04T18:12:34.123456 lmtp(alice@corp.test)<12><abc>: Info: hi";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::DovecotLog);
+        assert_eq!(h.program, b"lmtp(alice@corp.test)<12><abc>");
+        assert_eq!(h.msg, b"Info: hi");
+    }
+
+    #[test]
+    fn year_inference_with_reference() {
+        let mut c = ctx();
+        c.reference = Some(ts(2026, 1, 3, 0, 0, 0));
+        let h = parse_header(b"Dec 31 23:59:59 mx postfix/smtpd[1]: x", &c, 0).unwrap();
+        assert_eq!(h.ts, Some(ts(2025, 12, 31, 23, 59, 59)));
+        let h = parse_header(b"Jan  2 00:00:01 mx postfix/smtpd[1]: x", &c, 0).unwrap();
+        assert_eq!(h.ts, Some(ts(2026, 1, 2, 0, 0, 1)));
+    }
+
+    #[test]
+    fn timezone_applies_to_naive_stamps() {
+        let mut c = ctx();
+        c.tz = parse_tz("+02:00").unwrap();
+        let h = parse_header(b"Nov  4 18:12:34 mx postfix/smtpd[1]: x", &c, 0).unwrap();
+        assert_eq!(h.ts, Some(ts(2025, 11, 4, 16, 12, 34)));
+        assert!(parse_tz("Europe/Berlin").is_err());
+        assert_eq!(
+            parse_tz("-0530").unwrap().local_minus_utc(),
+            -(5 * 3600 + 1800)
+        );
+    }
+
+    #[test]
+    fn rejects_non_log_lines() {
+        for l in [
+            &b"hello world"[..],
+            b"",
+            b"Nov 44 18:12:34 mx postfix/smtpd[1]: x",
+            b"2025-13-04T18:12:34Z mx p[1]: x",
+            b"-- Logs begin at Tue 2025-11-04 --",
+            b"Nov  4 18:12:34",
+            b"2025-02-30T00:00:00Z mx p[1]: x",
+        ] {
+            assert!(
+                parse_header(l, &ctx(), 0).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(l)
+            );
+        }
+    }
+}

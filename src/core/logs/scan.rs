@@ -1,0 +1,150 @@
+//! Byte-scanning helpers shared by the line parsers. Owns nothing but slicing; never panics
+//! (every index is checked), never allocates except in [`lossy`].
+
+use memchr::memmem;
+
+/// Position of `needle` in `hay` (memchr's SIMD substring search).
+#[inline]
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memmem::find(hay, needle)
+}
+
+/// Position of the last `needle` in `hay`.
+#[inline]
+pub(crate) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memmem::rfind(hay, needle)
+}
+
+#[inline]
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memmem::find(hay, needle).is_some()
+}
+
+#[inline]
+pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    hay.strip_prefix(prefix)
+}
+
+/// Bytes as an owned `String`, replacing invalid UTF-8 (logs are not guaranteed to be UTF-8).
+pub(crate) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub(crate) fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// Split at the first occurrence of `sep`: (before, after).
+pub(crate) fn split_once<'a>(hay: &'a [u8], sep: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let i = find(hay, sep)?;
+    Some((&hay[..i], &hay[i + sep.len()..]))
+}
+
+/// The value of `key=` in a Postfix-style field list (`a=<x>, b=y c=z`). The key must start at a
+/// field boundary (line start, space or comma) so `to=` does not match inside `orig_to=`.
+/// Values in angle brackets are returned without the brackets (and may contain spaces and
+/// commas); other values end at `,` or space.
+pub(crate) fn field<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while from < hay.len() {
+        let rel = find(&hay[from..], key)?;
+        let at = from + rel;
+        let boundary = at == 0 || matches!(hay[at - 1], b' ' | b',' | b'\t');
+        let vstart = at + key.len();
+        if boundary && vstart <= hay.len() {
+            let rest = &hay[vstart..];
+            if let Some(inner) = rest.strip_prefix(b"<") {
+                let end = memchr::memchr(b'>', inner).unwrap_or(inner.len());
+                return Some(&inner[..end]);
+            }
+            let end = rest
+                .iter()
+                .position(|&c| c == b',' || c == b' ' || c == b';')
+                .unwrap_or(rest.len());
+            return Some(&rest[..end]);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Parse a decimal like `0.52` / `12` / `1.2e-3`-free Postfix delay into milliseconds, rounded.
+pub(crate) fn seconds_to_ms(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some((v * 1000.0).round() as u64)
+}
+
+/// Parse an unsigned decimal integer of at most 19 digits.
+pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    b.iter().try_fold(0u64, |acc, &c| {
+        acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })
+}
+
+/// A Postfix queue id: short ids are upper-case hex; long ids (`enable_long_queue_ids`) are
+/// alphanumerics from an alphabet without vowels. Requiring one of the two keeps words such as
+/// `statistics:` from passing for queue ids.
+pub(crate) fn is_queue_id(b: &[u8]) -> bool {
+    if !(5..=20).contains(&b.len()) || !b.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let hex = b.iter().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'));
+    let no_vowels = !b
+        .iter()
+        .any(|c| matches!(c.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u'));
+    hex || no_vowels
+}
+
+/// Leading token of alphanumerics (for `queued as XYZ` and session ids).
+pub(crate) fn alnum_token(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .position(|c| {
+            !(c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_' || *c == b'/' || *c == b'+')
+        })
+        .unwrap_or(b.len());
+    &b[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_respects_boundaries() {
+        let l = b"to=<a@x>, orig_to=<b@x>, relay=none, delay=0.5, dsn=4.4.1, status=deferred (x)";
+        assert_eq!(field(l, b"to="), Some(&b"a@x"[..]));
+        assert_eq!(field(l, b"orig_to="), Some(&b"b@x"[..]));
+        assert_eq!(field(l, b"relay="), Some(&b"none"[..]));
+        assert_eq!(field(l, b"dsn="), Some(&b"4.4.1"[..]));
+        let l2 = b"orig_to=<b@x>, to=<a@x>";
+        assert_eq!(field(l2, b"to="), Some(&b"a@x"[..]));
+        assert_eq!(field(b"x", b"to="), None);
+        assert_eq!(field(b"to=", b"to="), Some(&b""[..]));
+        assert_eq!(
+            field(b"to=<unterminated", b"to="),
+            Some(&b"unterminated"[..])
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(seconds_to_ms(b"0.52"), Some(520));
+        assert_eq!(seconds_to_ms(b"0"), Some(0));
+        assert_eq!(seconds_to_ms(b"12"), Some(12000));
+        assert_eq!(seconds_to_ms(b"-1"), None);
+        assert_eq!(seconds_to_ms(b"1..2"), None);
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"1234"), Some(1234));
+    }
+}
