@@ -605,6 +605,12 @@ teardown() {
       sleep 0.05
     done
   done
+  pids=()
+  for ns in "${LAB_NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+  done
+  [[ ${#pids[@]} -eq 0 ]] || die "processes still running in the lab namespaces after SIGKILL: ${pids[*]}"
   step "removing links and namespaces"
   # Namespace deletion is asynchronous: delete the veths explicitly first (lab.md gotcha 8).
   if ns_exists internet; then
