@@ -324,25 +324,38 @@ fn lab_handle() -> Lab {
     lab()
 }
 
-/// Raw IMAP via curl inside the lab: `UID FETCH 1:* (UID FLAGS BODY.PEEK[])` output.
-fn imap_dump(lab: &Lab, user: &str, folder: &str) -> String {
-    let pw = lab.password(user);
-    let url = format!("imaps://imap.corp.test/{folder}");
-    let ca = lab.dir.join("ca/ca.pem").display().to_string();
-    let creds = format!("{user}:{pw}");
-    let out = lab.run(&[
-        "curl",
-        "-sS",
-        "--cacert",
-        &ca,
-        "--user",
-        &creds,
-        &url,
-        "-X",
-        "UID FETCH 1:* (UID FLAGS BODY.PEEK[])",
-    ]);
+/// (UID, FLAGS, raw content) of every INBOX message whose subject holds `marker`. FLAGS are read
+/// before the content: curl's fetch sets \Seen, so callers fetch once before the first snapshot.
+fn snapshot(lab: &Lab, marker: &str) -> Vec<(u32, String, String)> {
+    let user = "alice@corp.test";
+    let mut uids = lab
+        .imap_search(user, "INBOX", &format!("SUBJECT \"{marker}\""))
+        .unwrap();
+    uids.sort_unstable();
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = lab.imap_curl(
+        user,
+        "INBOX",
+        &["--request", &format!("UID FETCH {set} (UID FLAGS)")],
+    );
     assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let contents = lab.imap_fetch(user, "INBOX", &uids).unwrap();
+    uids.iter()
+        .zip(contents)
+        .map(|(uid, c)| {
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("UID {uid} ")))
+                .unwrap_or_else(|| panic!("no FLAGS for UID {uid}: {text}"));
+            let flags = line[line.find("FLAGS (").unwrap()..].to_string();
+            (*uid, flags, c)
+        })
+        .collect()
 }
 
 #[test]
@@ -398,70 +411,85 @@ fn cleanup_never_touches_ordinary_mail_or_forged_probes() {
         )
         .is_some());
     // Flag the ordinary one, so a changed flag would show.
-    let pw = lab.password("alice@corp.test");
-    let ca = lab.dir.join("ca/ca.pem").display().to_string();
-    let creds = format!("alice@corp.test:{pw}");
-    let search = lab.run(&[
-        "curl",
-        "-sS",
-        "--cacert",
-        &ca,
-        "--user",
-        &creds,
-        "imaps://imap.corp.test/INBOX",
-        "-X",
-        &format!("UID SEARCH SUBJECT \"{marker} ordinary\""),
-    ]);
-    let uid: String = String::from_utf8_lossy(&search.stdout)
-        .split_whitespace()
-        .last()
-        .unwrap_or("")
-        .to_string();
-    assert!(uid.parse::<u32>().is_ok(), "{}", describe(&search));
-    let flag = lab.run(&[
-        "curl",
-        "-sS",
-        "--cacert",
-        &ca,
-        "--user",
-        &creds,
-        "imaps://imap.corp.test/INBOX",
-        "-X",
-        &format!("UID STORE {uid} +FLAGS (\\Flagged)"),
-    ]);
+    let uids = lab
+        .imap_search(
+            "alice@corp.test",
+            "INBOX",
+            &format!("SUBJECT \"{marker} ordinary\""),
+        )
+        .unwrap();
+    assert_eq!(uids.len(), 1);
+    let flag = lab.imap_curl(
+        "alice@corp.test",
+        "INBOX",
+        &[
+            "--request",
+            &format!("UID STORE {} +FLAGS (\\Flagged)", uids[0]),
+        ],
+    );
     assert!(flag.status.success(), "{}", describe(&flag));
-
-    let before: Vec<String> = imap_dump(&lab, "alice@corp.test", "INBOX")
-        .split("* ")
-        .filter(|m| m.contains(&marker))
-        .map(str::to_string)
-        .collect();
+    let _settle_seen = snapshot(&lab, &marker);
+    let before = snapshot(&lab, &marker);
     assert_eq!(before.len(), 2, "{before:?}");
-    assert!(before.iter().any(|m| m.contains("\\Flagged")), "{before:?}");
+    assert!(
+        before.iter().any(|m| m.1.contains("\\Flagged")),
+        "{before:?}"
+    );
 
     // Sweep aggressively: anything verified older than 1 s is fair game; the forged one is old.
     let (n, t) = lab_scenario("lab-inbound.toml", "cleanup", |t| {
         t.replacen("\n[sender]", "\nsweep_after = \"1s\"\n\n[sender]", 1)
     });
-    let cfg = Cfg::new(&[(&n, t)]);
+    // A run with cleanup off leaves its (verified) probe behind, as a crashed run would.
+    let (n2, t2) = lab_scenario("lab-inbound.toml", "leftover", |t| {
+        t.replacen("\n[sender]", "\ncleanup = false\n\n[sender]", 1)
+    });
+    let cfg = Cfg::new(&[(&n, t), (&n2, t2)]);
+    let (out, v) = flowtest(&lab, &cfg.path(), &["leftover"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(only(&v)["cleanup"]["deleted"], 0);
+    let leftover = lab
+        .imap_search(
+            "alice@corp.test",
+            "INBOX",
+            "SUBJECT \"flowtest probe leftover \"",
+        )
+        .unwrap();
+    assert_eq!(leftover.len(), 1, "the leftover probe is there");
+    let mut swept = 0;
     for _ in 0..4 {
         let (out, v) = flowtest(&lab, &cfg.path(), &["cleanup"]);
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
         assert_eq!(only(&v)["cleanup"]["deleted"], 1);
+        swept += only(&v)["cleanup"]["swept"].as_u64().unwrap();
     }
-    let after: Vec<String> = imap_dump(&lab, "alice@corp.test", "INBOX")
-        .split("* ")
-        .filter(|m| m.contains(&marker))
-        .map(str::to_string)
-        .collect();
+    assert!(swept >= 1, "the verified leftover probe was swept");
+    let leftover = lab
+        .imap_search(
+            "alice@corp.test",
+            "INBOX",
+            "SUBJECT \"flowtest probe leftover \"",
+        )
+        .unwrap();
+    assert!(
+        leftover.is_empty(),
+        "leftover probe still there: {leftover:?}"
+    );
+    let after = snapshot(&lab, &marker);
     assert_eq!(
         before, after,
         "ordinary mail and the forged probe are untouched: content, flags, folder"
     );
     // No real probe of this scenario is left behind.
-    let all = imap_dump(&lab, "alice@corp.test", "INBOX");
+    let left = lab
+        .imap_search(
+            "alice@corp.test",
+            "INBOX",
+            "SUBJECT \"flowtest probe cleanup \"",
+        )
+        .unwrap();
     assert!(
-        !all.contains("X-Flowtest-Scenario: cleanup\r\nX-Flowtest-Sent-At: 2026"),
-        "real probes were removed"
+        left.is_empty(),
+        "real probes of this scenario left behind: UIDs {left:?}"
     );
 }

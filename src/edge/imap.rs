@@ -401,12 +401,14 @@ impl Mailbox {
             s.try_collect::<Vec<_>>().await
         })
         .await?;
-        let n = bounded("UID EXPUNGE", async {
+        // The EXPUNGE responses may include messages other sessions removed meanwhile, so the
+        // count is what we asked for, once the server said OK.
+        bounded("UID EXPUNGE", async {
             let s = f.session.uid_expunge(&set).await?;
             s.try_collect::<Vec<_>>().await
         })
         .await?;
-        Ok(n.len())
+        Ok(uids.len())
     }
 
     pub async fn logout(self) {
