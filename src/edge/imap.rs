@@ -34,6 +34,13 @@ use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Re-issue IDLE well before the 29-minute limit of RFC 2177.
 const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
+
+/// While IDLE waits, look anyway this often: some servers (Gmail) withhold news during IDLE
+/// until the client issues a command, so a push alone can miss a probe. Five poll intervals,
+/// between 2 s and the IDLE refresh limit.
+fn idle_backstop(poll: Duration) -> Duration {
+    (poll * 5).clamp(Duration::from_secs(2), IDLE_REFRESH)
+}
 /// Largest message fetched whole (bounces are scanned for a quoted probe).
 const MAX_FETCH: u32 = 4 * 1024 * 1024;
 
@@ -635,7 +642,7 @@ async fn watch_folder(
                 let _ = a.send(Ok(()));
             }
             let resp = {
-                let (wait, interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
+                let (wait, interrupt) = handle.wait_with_timeout(idle_backstop(ctx.poll));
                 let mut interrupt = Some(interrupt);
                 tokio::pin!(wait);
                 loop {
@@ -661,8 +668,14 @@ async fn watch_folder(
             };
             f.session = session;
             match resp {
-                Ok(IdleResponse::NewData(_)) | Ok(IdleResponse::Timeout) => {
-                    match check_new(&mut f, &ctx, DetectedBy::Idle, &mut notes).await {
+                Ok(r @ (IdleResponse::NewData(_) | IdleResponse::Timeout)) => {
+                    // Found after a push: IDLE; found by the backstop look: a poll.
+                    let by = if matches!(r, IdleResponse::Timeout) {
+                        DetectedBy::Poll
+                    } else {
+                        DetectedBy::Idle
+                    };
+                    match check_new(&mut f, &ctx, by, &mut notes).await {
                         Ok(true) => return (Some(f), notes),
                         Ok(false) => {}
                         Err(e) => {
