@@ -173,6 +173,19 @@ async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStr
     Ok(ImapStream::Tls(Box::new(tls)))
 }
 
+/// A client on `stream` once the server's greeting has been read.
+async fn greeted(stream: ImapStream) -> Result<Client<ImapStream>, FetchError> {
+    let mut c = Client::new(stream);
+    bounded("greeting", async {
+        c.read_response()
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))
+    })
+    .await?
+    .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+    Ok(c)
+}
+
 async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, FetchError> {
     let tcp = bounded("connect", async {
         TcpStream::connect((r.host.as_str(), r.port))
@@ -183,28 +196,9 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
     let _ = tcp.set_nodelay(true);
     match r.tls {
         TlsMode::Tls => {
-            let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
-            let mut c = Client::new(s);
-            bounded("greeting", async {
-                c.read_response()
-                    .await
-                    .map_err(|e| FetchError::Connect(e.to_string()))
-            })
-            .await?
-            .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
-            Ok(c)
+            greeted(bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?).await
         }
-        TlsMode::None => {
-            let mut c = Client::new(ImapStream::Plain(tcp));
-            bounded("greeting", async {
-                c.read_response()
-                    .await
-                    .map_err(|e| FetchError::Connect(e.to_string()))
-            })
-            .await?
-            .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
-            Ok(c)
-        }
+        TlsMode::None => greeted(ImapStream::Plain(tcp)).await,
         TlsMode::Starttls => {
             let mut tcp = tcp;
             bounded("STARTTLS", async {
