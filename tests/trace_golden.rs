@@ -2,7 +2,8 @@
 //! and its JSON compared with `<case>.json`. An optional `<case>.toml` sidecar gives the fetch
 //! time (`fetched_at`) and the expected path (`[[path]]` stage matchers, the scenario format).
 //!
-//! The analysis time is fixed at 2026-11-28T00:00:00Z so `future_date` cases are deterministic.
+//! The analysis time is fixed at 2027-01-01T00:00:00Z so `future_date` cases are deterministic
+//! (and after the lab captures of 2026-11-28, which must not be flagged).
 //! On a mismatch the actual output is written to `<case>.actual` and the test fails.
 //! `FLOWTEST_BLESS=1 cargo test --test trace_golden` rewrites the expected files: read every diff
 //! before committing, a blessed wrong answer is worse than a failing test.
@@ -27,7 +28,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn analysis_time() -> DateTime<Utc> {
-    "2026-11-28T00:00:00Z".parse().expect("fixed time")
+    "2027-01-01T00:00:00Z".parse().expect("fixed time")
 }
 
 /// Trace one case and return its pretty JSON (with a trailing newline).

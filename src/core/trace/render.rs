@@ -102,7 +102,10 @@ pub fn render_human(t: &Trace, width: usize) -> String {
             }
         }
         let by = format!("-> {}", hop.by.as_deref().unwrap_or("-"));
-        if from.chars().count() + 1 + by.chars().count() <= line_w {
+        if hop.from.is_none() && hop.by.is_none() {
+            // Nothing to route (qmail's `(qmail 123 invoked from network)`, junk): show the text.
+            let _ = writeln!(out, "{INDENT}{}", fit(&hop.raw, line_w));
+        } else if from.chars().count() + 1 + by.chars().count() <= line_w {
             let _ = writeln!(out, "{INDENT}{from} {by}");
         } else {
             let _ = writeln!(out, "{INDENT}{}", fit(&from, line_w));
@@ -245,6 +248,17 @@ mod tests {
         assert!(s.contains("! no_date"));
         assert!(s.contains("! clock_skew: stamped 7m 28s before"), "{s}");
         assert!(s.contains("-- 2025-11-04 --"));
+        assert!(s.contains("\n       x -> mail.example.org\n"), "{s}");
+        // A hop with neither from nor by shows its text instead of `- -> -`.
+        let mut t = sample();
+        t.hops[1].from = None;
+        t.hops[1].by = None;
+        let s = render_human(&t, 80);
+        assert!(
+            s.contains("\n       from x by mail.example.org; garbage\n"),
+            "{s}"
+        );
+        assert!(!s.contains("- -> -"), "{s}");
         assert!(
             s.contains("██████████"),
             "the longest delay fills the bar:\n{s}"
