@@ -64,7 +64,9 @@ impl Options {
     }
 
     fn wants(&self, m: &MessageChain) -> bool {
-        self.message_id.as_deref().is_none_or(|id| m.has_message_id(id))
+        self.message_id
+            .as_deref()
+            .is_none_or(|id| m.has_message_id(id))
             && self.rcpt.as_deref().is_none_or(|r| m.mentions_rcpt(r))
     }
 }
@@ -235,8 +237,11 @@ impl Writer<'_> {
         }
         match self.opts.format {
             TraceFormat::Json => {
-                self.out
-                    .write_all(if self.first_message { b"\n  " } else { b",\n  " })?;
+                self.out.write_all(if self.first_message {
+                    b"\n  "
+                } else {
+                    b",\n  "
+                })?;
                 serde_json::to_writer(&mut *self.out, &m).map_err(io::Error::other)?;
             }
             TraceFormat::Human => {
@@ -280,8 +285,11 @@ impl Writer<'_> {
         }
         match self.opts.format {
             TraceFormat::Json => {
-                let findings: Vec<&Finding> =
-                    self.top_findings.iter().chain(host_findings.iter()).collect();
+                let findings: Vec<&Finding> = self
+                    .top_findings
+                    .iter()
+                    .chain(host_findings.iter())
+                    .collect();
                 #[derive(Serialize)]
                 struct Tail<'a> {
                     findings: Vec<&'a Finding>,
@@ -463,7 +471,10 @@ fn write_human_message(o: &mut dyn Write, m: &MessageChain, with_lines: bool) ->
             o,
             "  {:<10} {:<14} {:<10} {}{}{}{}  {}",
             h.host,
-            h.queue_id.as_deref().or(h.lmtp_session.as_deref()).unwrap_or("-"),
+            h.queue_id
+                .as_deref()
+                .or(h.lmtp_session.as_deref())
+                .unwrap_or("-"),
             h.status,
             h.relay
                 .as_deref()
@@ -670,7 +681,11 @@ pub fn write_incidents(
         let mut n = 0;
         loop {
             let p = dir.join(incident::candidate_file_name(&d.stem, n));
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+            {
                 Ok(mut f) => {
                     f.write_all(d.body.as_bytes())?;
                     written.push(p);
@@ -767,7 +782,10 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
                 }
             }
             Err(e) => {
-                eprintln!("flowtest: cannot write incident drafts into {}: {e}", dir.display());
+                eprintln!(
+                    "flowtest: cannot write incident drafts into {}: {e}",
+                    dir.display()
+                );
                 return Exit::Unusable;
             }
         }
@@ -790,7 +808,9 @@ mod tests {
             "2025-11-04T18:12:34+00:00"
         );
         assert_eq!(
-            parse_time("2025-11-04T19:12:34+01:00").unwrap().to_rfc3339(),
+            parse_time("2025-11-04T19:12:34+01:00")
+                .unwrap()
+                .to_rfc3339(),
             "2025-11-04T18:12:34+00:00"
         );
         assert!(parse_time("yesterday").is_err());
@@ -800,7 +820,10 @@ mod tests {
         );
         assert_eq!(
             parse_source("/var/log/dell-postfix.log"),
-            ("dell-postfix".into(), PathBuf::from("/var/log/dell-postfix.log"))
+            (
+                "dell-postfix".into(),
+                PathBuf::from("/var/log/dell-postfix.log")
+            )
         );
         assert_eq!(
             parse_source("./x=y/z.log"),

@@ -335,13 +335,20 @@ struct NoQueue {
 }
 
 #[derive(Debug, Clone)]
+struct ChainFinding {
+    f: Finding,
+    /// Seen where the problem is (not as a symptom upstream).
+    cause: bool,
+}
+
+#[derive(Debug, Clone)]
 struct Chain {
     id: ChainId,
     message_id: Option<String>,
     entries: Vec<Entry>,
     dovecot: Vec<DoveDelivery>,
     noqueue: Vec<NoQueue>,
-    findings: Vec<Finding>,
+    findings: Vec<ChainFinding>,
     notes: Vec<String>,
     lines: Vec<String>,
     lines_dropped: u64,
@@ -389,23 +396,39 @@ impl Chain {
         }
     }
 
-    /// Add (or fold into an existing same code+host) finding.
-    fn add_finding(&mut self, mut f: Finding, limits: &Limits) {
-        if let Some(existing) = self
+    /// Add a finding, folding repeats. Same code and host: one finding, counted. A finding
+    /// from the side that caused it (`cause`: the rejecting host, Dovecot's own line) absorbs
+    /// the same code seen as a symptom elsewhere (the upstream bounce, Postfix's LMTP
+    /// deferral), taking over its host, so each cause is reported once where it happened.
+    fn add_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+        let pos = self
             .findings
-            .iter_mut()
-            .find(|x| x.code == f.code && x.host == f.host)
-        {
-            existing.count += 1;
-            for e in f.evidence.drain(..) {
-                existing.add_evidence(&e, limits.max_evidence);
+            .iter()
+            .position(|x| x.f.code == f.code && x.f.host == f.host)
+            .or_else(|| {
+                self.findings
+                    .iter()
+                    .position(|x| x.f.code == f.code && (cause || x.cause))
+            });
+        if let Some(i) = pos {
+            let existing = &mut self.findings[i];
+            if cause && !existing.cause {
+                existing.cause = true;
+                existing.f.host = f.host.clone();
+                existing.f.stage = f.stage.clone();
+                std::mem::swap(&mut existing.f.message, &mut f.message);
             }
-            existing.seen(f.first_seen);
-            existing.seen(f.last_seen);
+            let ex = &mut existing.f;
+            ex.count += f.count.max(1);
+            for e in f.evidence.drain(..) {
+                ex.add_evidence(&e, limits.max_evidence);
+            }
+            ex.seen(f.first_seen);
+            ex.seen(f.last_seen);
             return;
         }
         if self.findings.len() < 16 {
-            self.findings.push(f);
+            self.findings.push(ChainFinding { f, cause });
         }
     }
 
@@ -447,6 +470,7 @@ struct RecentFailure {
 struct RecentLine {
     host: Arc<str>,
     key: String,
+    session: Option<String>,
     at: Option<DateTime<Utc>>,
     code: Option<FindingCode>,
     raw: String,
@@ -751,7 +775,7 @@ impl Correlator {
                 self.msgids.insert(msgid_key(m).to_owned(), keep);
             }
         }
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let k = self.chains.get_mut(&keep).expect("checked above");
         if k.message_id.is_none() {
             k.message_id = g.message_id.clone();
@@ -764,7 +788,7 @@ impl Correlator {
         k.dovecot.extend(g.dovecot.into_iter().take(64));
         k.noqueue.extend(g.noqueue.into_iter().take(16));
         for f in g.findings {
-            k.add_finding(f, &limits);
+            k.add_finding(f.f, &limits, f.cause);
         }
         for n in g.notes {
             if !k.notes.contains(&n) && k.notes.len() < 8 {
@@ -820,7 +844,7 @@ impl Correlator {
         let role = rec.role.clone();
         let ts = rec.timestamp;
         let sub = rec.subsecond;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         match &rec.event {
             Event::Client {
                 queue_id,
@@ -880,9 +904,7 @@ impl Correlator {
                     }
                 }
             }
-            Event::QueueActive {
-                queue_id, from, ..
-            } => {
+            Event::QueueActive { queue_id, from, .. } => {
                 let cid = self.entry_chain(&role, queue_id, ts, sub);
                 if let Some(ch) = self.chains.get_mut(&cid) {
                     if let Some(e) = ch.entry_mut(&role, queue_id) {
@@ -931,7 +953,8 @@ impl Correlator {
                         if e.details.len() >= 4 {
                             e.details.pop_front();
                         }
-                        e.details.push_back(clip(text, limits.max_line_bytes));
+                        let _ = text;
+                        e.details.push_back(clip(&rec.raw, limits.max_line_bytes));
                     }
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
@@ -940,7 +963,8 @@ impl Correlator {
             Event::SaslAuthFailed {
                 client, mechanism, ..
             } => {
-                let msg = format!("{role}: SASL {mechanism} authentication failed for client {client}");
+                let msg =
+                    format!("{role}: SASL {mechanism} authentication failed for client {client}");
                 self.host_finding(FindingCode::AuthFailed, &role, msg, &rec);
             }
             Event::Problem {
@@ -965,6 +989,7 @@ impl Correlator {
                     RecentLine {
                         host: role.clone(),
                         key: String::new(),
+                        session: None,
                         at: ts,
                         code,
                         raw: clip(&rec.raw, limits.max_line_bytes),
@@ -998,7 +1023,11 @@ impl Correlator {
                             .recent_failures
                             .iter()
                             .rev()
-                            .find(|f| f.to == key && f.service == "lmtp" && within(f.at, ts, limits.link_window))
+                            .find(|f| {
+                                f.to == key
+                                    && f.service == "lmtp"
+                                    && within(f.at, ts, limits.link_window)
+                            })
                             .map(|f| f.chain);
                         if let Some(cid) = hit {
                             self.upgrade_with_dovecot(cid, code, &rec);
@@ -1009,6 +1038,7 @@ impl Correlator {
                             RecentLine {
                                 host: role.clone(),
                                 key,
+                                session: session.clone(),
                                 at: ts,
                                 code,
                                 raw: clip(&rec.raw, limits.max_line_bytes),
@@ -1017,13 +1047,19 @@ impl Correlator {
                     }
                 }
                 if let (Some(c), false) = (code, attached) {
-                    let who = user.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-                    let msg = format!("{role} dovecot {service}{who}: {}", clip(text, 300));
+                    let who = user
+                        .as_deref()
+                        .map(|u| format!(" ({u})"))
+                        .unwrap_or_default();
+                    let msg = format!("{role}: Dovecot {service}{who}: {}", clip(text, 300));
                     self.host_finding(c, &role, msg, &rec);
                 } else if let (Some(c), true) = (code, attached) {
                     // Still worth a host-level mention: the cause affects every message.
-                    if matches!(c, FindingCode::MailboxPermissionDenied | FindingCode::AuthBackendError) {
-                        let msg = format!("{role} dovecot {service}: {}", clip(text, 300));
+                    if matches!(
+                        c,
+                        FindingCode::MailboxPermissionDenied | FindingCode::AuthBackendError
+                    ) {
+                        let msg = format!("{role}: Dovecot {service}: {}", clip(text, 300));
                         self.host_finding(c, &role, msg, &rec);
                     }
                 }
@@ -1069,7 +1105,7 @@ impl Correlator {
     fn on_delivery(&mut self, rec: &LogRecord, d: &Delivery) {
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let mut cid = self.entry_chain(&role, &d.queue_id, ts, rec.subsecond);
         let mut code = classify_delivery(d.status, &d.reason);
         let mut evidence = vec![clip(&rec.raw, limits.max_line_bytes)];
@@ -1142,36 +1178,15 @@ impl Correlator {
             }
             // Host warnings that explain it (e.g. transport.db unavailable next to "address
             // resolver failure").
-            for p in self.recent_problems.iter().rev() {
-                if p.host == role
-                    && within(p.at, ts, limits.link_window)
-                    && p.code.is_some()
-                    && (p.code == Some(c) || generic(c))
-                {
-                    if generic(c) {
-                        c = p.code.unwrap_or(c);
-                    }
-                    evidence.push(p.raw.clone());
-                    break;
-                }
-            }
-            // The next hop's NOQUEUE reject of this very recipient: fold it in.
-            let mut folded = false;
+            let (c2, ev) = self.explaining_problems(&role, ts, c);
+            c = c2;
+            evidence.extend(ev);
+            // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from
+            // the rejecting side, absorbs this one when the codes agree).
             if let Some(nq) = self.find_noqueue(&role, &to_key, from.as_deref(), ts) {
                 cid = self.merge(cid, nq);
-                if let Some(ch) = self.chains.get_mut(&cid) {
-                    if let Some(f) = ch
-                        .findings
-                        .iter_mut()
-                        .find(|f| f.host.as_deref() != Some(&role))
-                    {
-                        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-                        f.seen(ts);
-                        folded = true;
-                    }
-                }
             }
-            if !folded {
+            {
                 let what = match d.status {
                     DeliveryStatus::Bounced => "bounced",
                     _ => "deferred",
@@ -1189,7 +1204,7 @@ impl Correlator {
                 }
                 f.seen(ts);
                 if let Some(ch) = self.chains.get_mut(&cid) {
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, false);
                 }
             }
             if self.recent_failures.len() >= RECENT_CAP {
@@ -1259,18 +1274,27 @@ impl Correlator {
         });
         match down {
             Some((host, dcid)) => {
-                let (arrived, sub) = self
+                let Some((arrived, sub, linked)) = self
                     .chains
                     .get(&dcid)
                     .and_then(|ch| ch.entries.iter().find(|e| e.host == host && e.qid == next))
-                    .map(|e| (e.arrived, e.subsecond))
-                    .unwrap_or((None, false));
+                    .map(|e| (e.arrived, e.subsecond, e.upstream.is_some()))
+                else {
+                    return;
+                };
+                if linked {
+                    // Another recipient of the same hand-off: already joined and sampled.
+                    return;
+                }
                 if let Some(ch) = self.chains.get_mut(&cid) {
                     ch.pending_links += 1;
                 }
                 self.link(p, &host, next, arrived, sub, dcid);
             }
             None => {
+                if self.pending_next.get(next).is_some_and(|x| x.chain == cid) {
+                    return;
+                }
                 if let Some(ch) = self.chains.get_mut(&cid) {
                     ch.pending_links += 1;
                 }
@@ -1285,15 +1309,18 @@ impl Correlator {
             return;
         };
         let up = ch.entries.iter().find_map(|e| {
-            e.rcpts.iter().filter_map(|r| r.last.as_ref()).find_map(|a| {
-                (a.lmtp_session.as_deref() == Some(session)).then(|| {
-                    let w = a
-                        .delays
-                        .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
-                        .unwrap_or(0);
-                    (e.host.clone(), a.at, a.subsecond, w)
+            e.rcpts
+                .iter()
+                .filter_map(|r| r.last.as_ref())
+                .find_map(|a| {
+                    (a.lmtp_session.as_deref() == Some(session)).then(|| {
+                        let w = a
+                            .delays
+                            .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
+                            .unwrap_or(0);
+                        (e.host.clone(), a.at, a.subsecond, w)
+                    })
                 })
-            })
         });
         let down = ch
             .dovecot
@@ -1331,33 +1358,31 @@ impl Correlator {
     fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let mut code = classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason);
         let mut evidence = vec![clip(&rec.raw, limits.max_line_bytes)];
-        for p in self.recent_problems.iter().rev() {
-            if p.host == role
-                && within(p.at, ts, limits.link_window)
-                && p.code.is_some()
-                && (p.code == Some(code) || generic(code))
-            {
-                if generic(code) {
-                    code = p.code.unwrap_or(code);
-                }
-                evidence.push(p.raw.clone());
-                break;
-            }
-        }
+        let (c2, ev) = self.explaining_problems(&role, ts, code);
+        code = c2;
+        evidence.extend(ev);
         let reply = format!(
             "{}{}{}",
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
-            r.dsn.as_deref().map(|d| format!("{d} ")).unwrap_or_default(),
+            r.dsn
+                .as_deref()
+                .map(|d| format!("{d} "))
+                .unwrap_or_default(),
             r.reason
         );
         let msg = format!(
-            "{role} rejected {} from <{}> to <{}>{}: {}",
+            "{role} rejected {}{}{}{}: {}",
             r.stage,
-            r.from.as_deref().unwrap_or(""),
-            r.to.as_deref().unwrap_or(""),
+            r.from
+                .as_deref()
+                .map(|f| format!(" from <{f}>"))
+                .unwrap_or_default(),
+            r.to.as_deref()
+                .map(|t| format!(" to <{t}>"))
+                .unwrap_or_default(),
             r.client
                 .as_deref()
                 .map(|c| format!(" (client {c})"))
@@ -1395,7 +1420,7 @@ impl Correlator {
                     }
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, true);
                 }
             }
             None => {
@@ -1408,7 +1433,7 @@ impl Correlator {
                     });
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, true);
                 }
                 if let Some(to) = &r.to {
                     let key = to.to_ascii_lowercase();
@@ -1426,30 +1451,11 @@ impl Correlator {
                                     _ => true,
                                 }
                         })
-                        .map(|x| (x.chain, x.host.clone()));
-                    if let Some((up, up_host)) = hit {
+                        .map(|x| x.chain);
+                    if let Some(up) = hit {
                         if self.chains.contains_key(&up) {
+                            // The reject's finding (cause side) absorbs the upstream bounce's.
                             cid = self.merge(up, cid);
-                            if let Some(ch) = self.chains.get_mut(&cid) {
-                                // Fold the upstream's finding into the rejecting host's one.
-                                if let Some(pos) = ch
-                                    .findings
-                                    .iter()
-                                    .position(|f| f.host.as_deref() == Some(&*up_host))
-                                {
-                                    let upf = ch.findings.remove(pos);
-                                    if let Some(f) = ch
-                                        .findings
-                                        .iter_mut()
-                                        .find(|f| f.host.as_deref() == Some(&*role))
-                                    {
-                                        for e in upf.evidence {
-                                            f.add_evidence(&e, limits.max_evidence);
-                                        }
-                                        f.seen(upf.first_seen);
-                                    }
-                                }
-                            }
                         }
                     }
                     let v = self.noqueue_by_rcpt.entry(key).or_default();
@@ -1461,19 +1467,68 @@ impl Correlator {
         }
     }
 
+    /// Recent warning lines on `host` that explain a failure classified as `code` (up to
+    /// three, oldest first); a generic code takes the warnings' specific one.
+    fn explaining_problems(
+        &self,
+        host: &str,
+        ts: Option<DateTime<Utc>>,
+        code: FindingCode,
+    ) -> (FindingCode, Vec<String>) {
+        let mut code = code;
+        let mut hits: Vec<String> = Vec::new();
+        for p in self.recent_problems.iter().rev() {
+            if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
+                continue;
+            }
+            let Some(pc) = p.code else { continue };
+            if pc == code || generic(code) {
+                code = pc;
+                if !hits.contains(&p.raw) {
+                    hits.push(p.raw.clone());
+                }
+                if hits.len() >= 3 {
+                    break;
+                }
+            }
+        }
+        hits.reverse();
+        (code, hits)
+    }
+
     fn upgrade_with_dovecot(&mut self, cid: ChainId, code: Option<FindingCode>, rec: &LogRecord) {
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let Some(ch) = self.chains.get_mut(&cid) else {
             return;
         };
         ch.add_line(&rec.raw, &limits);
-        // The LMTP failure's generic finding gets the specific cause and the Dovecot line.
-        if let Some(f) = ch.findings.iter_mut().rev().find(|f| generic(f.code) || Some(f.code) == code) {
-            if let (true, Some(c)) = (generic(f.code), code) {
-                f.code = c;
-                f.hint = c.hint().to_owned();
+        // The LMTP failure's generic finding gets the specific cause, the Dovecot line, and
+        // Dovecot's host (where the cause is).
+        if let Some(x) = ch
+            .findings
+            .iter_mut()
+            .rev()
+            .find(|x| generic(x.f.code) || Some(x.f.code) == code)
+        {
+            if let (true, Some(c)) = (generic(x.f.code), code) {
+                x.f.code = c;
+                x.f.hint = c.hint().to_owned();
             }
-            f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+            if code.is_some() {
+                x.cause = true;
+                x.f.host = Some(rec.role.to_string());
+                x.f.stage = Some(rec.role.to_string());
+                if let Event::DovecotProblem { user, text, .. } = &rec.event {
+                    x.f.message = format!(
+                        "{}: Dovecot could not deliver for {}: {}",
+                        rec.role,
+                        user.as_deref().unwrap_or("?"),
+                        clip(text, 300)
+                    );
+                }
+            }
+            x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+            x.f.seen(rec.timestamp);
         }
     }
 
@@ -1492,7 +1547,25 @@ impl Correlator {
         };
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
+        // A save failure's reason is often generic; Dovecot's error line just before it
+        // (same session, or same user within the window) has the cause.
+        let (recent_code, recent_raw) = if *saved {
+            (None, None)
+        } else {
+            let user_key = user.as_deref().map(str::to_ascii_lowercase);
+            self.recent_dovecot
+                .iter()
+                .rev()
+                .find(|r| {
+                    r.code.is_some()
+                        && ((session.is_some() && r.session == *session)
+                            || (user_key.as_deref() == Some(r.key.as_str())
+                                && within(r.at, ts, limits.link_window)))
+                })
+                .map(|r| (r.code, Some(r.raw.clone())))
+                .unwrap_or((None, None))
+        };
         let by_msgid = message_id
             .as_deref()
             .map(msgid_key)
@@ -1552,15 +1625,23 @@ impl Correlator {
             let who = user.as_deref().unwrap_or("?");
             let mb = mailbox.as_deref().unwrap_or("?");
             if !*saved {
-                let c = classify_text(text).unwrap_or(FindingCode::DeferredOther);
+                let c = classify_text(text)
+                    .or(recent_code)
+                    .unwrap_or(FindingCode::DeferredOther);
                 let mut f = Finding::new(
                     c,
                     Some(&role),
-                    format!("{role}: Dovecot could not save the message for {who} into {mb}: {}", clip(text, 300)),
+                    format!(
+                        "{role}: Dovecot could not save the message for {who} into {mb}: {}",
+                        clip(text, 300)
+                    ),
                 );
+                if let Some(r) = &recent_raw {
+                    f.add_evidence(r, limits.max_evidence);
+                }
                 f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
                 f.seen(ts);
-                ch.add_finding(f, &limits);
+                ch.add_finding(f, &limits, true);
             } else if is_spam_mailbox(mb) {
                 let mut f = Finding::new(
                     FindingCode::SpamFolder,
@@ -1569,7 +1650,7 @@ impl Correlator {
                 );
                 f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
                 f.seen(ts);
-                ch.add_finding(f, &limits);
+                ch.add_finding(f, &limits, true);
             }
         }
         if let Some(s) = session {
@@ -1582,9 +1663,7 @@ impl Correlator {
     fn sweep(&mut self, flush_all: bool) {
         let now = self.now;
         let l = &self.limits;
-        let quiet = |ch: &Chain| -> Option<TimeDelta> {
-            Some(now? - ch.last_activity.or(now)?)
-        };
+        let quiet = |ch: &Chain| -> Option<TimeDelta> { Some(now? - ch.last_activity.or(now)?) };
         let mut done: Vec<ChainId> = self
             .chains
             .values()
@@ -1597,7 +1676,11 @@ impl Correlator {
                 };
                 if ch.entries.is_empty() {
                     // NOQUEUE rejects and Dovecot-only deliveries.
-                    let wait = if ch.dovecot.is_empty() { l.settle } else { l.grace };
+                    let wait = if ch.dovecot.is_empty() {
+                        l.settle
+                    } else {
+                        l.grace
+                    };
                     return q >= wait;
                 }
                 let closed = ch.entries.iter().all(Entry::closed);
@@ -1726,7 +1809,11 @@ impl Correlator {
         if let Some(ch) = self.msgids.get(key).and_then(|c| self.chains.get(c)) {
             return Some(build_chain(ch));
         }
-        self.finished.iter().rev().find(|m| m.has_message_id(key)).cloned()
+        self.finished
+            .iter()
+            .rev()
+            .find(|m| m.has_message_id(key))
+            .cloned()
     }
 
     /// Host-level findings (warnings, auth failures...) aggregated per code and host.
@@ -1893,8 +1980,12 @@ fn noqueue_hop(n: &NoQueue) -> Hop {
         delays: None,
         dsn: r.dsn.clone(),
         reason: Some(format!(
-            "{}{}",
+            "{}{}{}",
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+            r.dsn
+                .as_deref()
+                .map(|d| format!("{d} "))
+                .unwrap_or_default(),
             r.reason
         )),
         from: r.from.clone(),
@@ -1917,11 +2008,7 @@ fn ordered_entries(ch: &Chain) -> Vec<&Entry> {
     let mut roots: Vec<&Entry> = ch
         .entries
         .iter()
-        .filter(|e| {
-            e.upstream
-                .as_ref()
-                .is_none_or(|(h, q)| !in_chain(h, q))
-        })
+        .filter(|e| e.upstream.as_ref().is_none_or(|(h, q)| !in_chain(h, q)))
         .collect();
     roots.sort_by_key(|e| (e.arrived, e.host.clone(), e.qid.clone()));
     let mut out: Vec<&Entry> = Vec::with_capacity(ch.entries.len());
@@ -2032,7 +2119,7 @@ fn build_chain(ch: &Chain) -> MessageChain {
             }
         }
     }
-    let mut findings = ch.findings.clone();
+    let mut findings: Vec<Finding> = ch.findings.iter().map(|x| x.f.clone()).collect();
     for f in &mut findings {
         f.message_id = ch.message_id.clone();
     }
@@ -2048,9 +2135,10 @@ fn build_chain(ch: &Chain) -> MessageChain {
         hops,
         findings,
         notes,
+        // A reject or a Dovecot delivery is final; queue entries must all have closed.
         complete: !ch.evicted
-            && !ch.entries.is_empty()
-            && ch.entries.iter().all(Entry::closed),
+            && ch.entries.iter().all(Entry::closed)
+            && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty()),
         lines: ch.lines.clone(),
         lines_dropped: ch.lines_dropped,
     }
@@ -2147,11 +2235,11 @@ pub fn probe_chains<'a>(ctx: &ProbeContext, messages: &'a [MessageChain]) -> Vec
         .collect();
     if out.is_empty() {
         if let Some(q) = &ctx.submission_queue_id {
-            out.extend(
-                messages
+            out.extend(messages.iter().filter(|m| {
+                m.hops
                     .iter()
-                    .filter(|m| m.hops.iter().any(|h| h.queue_id.as_deref() == Some(q.as_str()))),
-            );
+                    .any(|h| h.queue_id.as_deref() == Some(q.as_str()))
+            }));
         }
     }
     if out.is_empty() {
@@ -2191,7 +2279,9 @@ fn constrain(
 ) {
     let min = hi.map_or(i64::MIN / 4, |h| ms_between(h, t_log));
     let max = lo.map_or(i64::MAX / 4, |l| ms_between(l, t_log) + res_ms);
-    let e = acc.entry(host.to_owned()).or_insert((i64::MIN / 4, i64::MAX / 4, false));
+    let e = acc
+        .entry(host.to_owned())
+        .or_insert((i64::MIN / 4, i64::MAX / 4, false));
     let (nlo, nhi) = (e.0.max(min), e.1.min(max));
     if nlo > nhi {
         e.2 = true;
@@ -2204,7 +2294,11 @@ fn constrain(
 }
 
 /// Fuse a probe's client times with the log chains and Received hops into stages.
-pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[HeaderHop]) -> ProbeTimeline {
+pub fn fuse_probe(
+    ctx: &ProbeContext,
+    messages: &[MessageChain],
+    header_hops: &[HeaderHop],
+) -> ProbeTimeline {
     let chains = probe_chains(ctx, messages);
     let mut hops: Vec<Hop> = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
@@ -2236,23 +2330,41 @@ pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[
 
     // Per-host skew against the client's clock.
     let mut acc: BTreeMap<String, (i64, i64, bool)> = BTreeMap::new();
-    let upper = if status == MessageStatus::Delivered { ctx.detected_at } else { None };
+    let upper = if status == MessageStatus::Delivered {
+        ctx.detected_at
+    } else {
+        None
+    };
     for (i, h) in hops.iter().enumerate() {
         let res = if h.whole_seconds { 1000 } else { 1 };
         if let Some(t) = h.arrived_at {
             // The first hop received the probe from the client: between send and accept.
-            let hi = if i == 0 { ctx.accepted_at.or(upper) } else { upper };
+            let hi = if i == 0 {
+                ctx.accepted_at.or(upper)
+            } else {
+                upper
+            };
             constrain(&mut acc, &h.host, t, res, Some(ctx.submitted_at), hi);
         }
         if let Some(t) = h.left_at {
-            let lo = if h.status == "saved" { ctx.accepted_at.or(Some(ctx.submitted_at)) } else { Some(ctx.submitted_at) };
+            let lo = if h.status == "saved" {
+                ctx.accepted_at.or(Some(ctx.submitted_at))
+            } else {
+                Some(ctx.submitted_at)
+            };
             constrain(&mut acc, &h.host, t, res, lo, upper);
         }
     }
     let skew: Vec<HostSkew> = acc
         .iter()
         .map(|(host, (lo, hi, bad))| {
-            let est = if *lo > 0 { *lo } else if *hi < 0 { *hi } else { 0 };
+            let est = if *lo > 0 {
+                *lo
+            } else if *hi < 0 {
+                *hi
+            } else {
+                0
+            };
             HostSkew {
                 host: host.clone(),
                 min_ms: *lo,
@@ -2272,7 +2384,11 @@ pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[
             ));
         }
     }
-    let est = |host: &str| skew.iter().find(|s| s.host == host).map_or(0, |s| s.estimate_ms);
+    let est = |host: &str| {
+        skew.iter()
+            .find(|s| s.host == host)
+            .map_or(0, |s| s.estimate_ms)
+    };
 
     // Log stages: one per Postfix hop (its own delay=), Dovecot's delivery time.
     let mut covered: Vec<String> = Vec::new();
@@ -2328,7 +2444,11 @@ pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[
     // Header stages for hosts without logs.
     let mut prev: Option<DateTime<Utc>> = None;
     for hh in header_hops {
-        let name = hh.role.clone().or_else(|| hh.by.clone()).unwrap_or_else(|| "?".into());
+        let name = hh
+            .role
+            .clone()
+            .or_else(|| hh.by.clone())
+            .unwrap_or_else(|| "?".into());
         if let (Some(p), Some(t)) = (prev, hh.timestamp) {
             if !covered.contains(&name) {
                 let raw = ms_between(p, t);
@@ -2340,7 +2460,9 @@ pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[
                     source: StageSource::Header,
                     precision_ms: 1000,
                     bounded: v != raw,
-                    detail: Some("difference of whole-second Received timestamps (two clocks)".into()),
+                    detail: Some(
+                        "difference of whole-second Received timestamps (two clocks)".into(),
+                    ),
                 });
                 if v != raw {
                     notes.push(format!("Received timestamps of {name} disagree with the client's clock ({raw} ms); bounded"));
@@ -2371,7 +2493,10 @@ pub fn fuse_probe(ctx: &ProbeContext, messages: &[MessageChain], header_hops: &[
                     source: StageSource::Client,
                     precision_ms: if h.whole_seconds { 1000 } else { 1 },
                     bounded: v != raw,
-                    detail: Some(format!("{}'s last log event until the client saw the message", h.host)),
+                    detail: Some(format!(
+                        "{}'s last log event until the client saw the message",
+                        h.host
+                    )),
                 });
             }
         }

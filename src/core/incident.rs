@@ -136,7 +136,9 @@ fn impact(code: FindingCode, component: &str) -> &'static str {
         }
         FindingCode::AuthFailed => "Mail submission (SMTP AUTH)",
         FindingCode::SpamFolder => "Inbound mail lands in the spam folder",
-        FindingCode::NextHopTimeout | FindingCode::NextHopUnreachable | FindingCode::NextHopRefused => {
+        FindingCode::NextHopTimeout
+        | FindingCode::NextHopUnreachable
+        | FindingCode::NextHopRefused => {
             "Inbound mail (queued on the EC2 MX; nothing reaches the Dell host)"
         }
         _ => "Inbound mail",
@@ -256,7 +258,9 @@ fn root_cause(code: FindingCode) -> &'static str {
         FindingCode::RejectedOther => "A restriction on the receiving server (see the reply).",
         FindingCode::DeferredOther => "A temporary failure (see the reason).",
         FindingCode::BouncedOther => "A permanent failure (see the DSN).",
-        FindingCode::SpamFolder => "The spam filter or a sieve rule classified the message as spam.",
+        FindingCode::SpamFolder => {
+            "The spam filter or a sieve rule classified the message as spam."
+        }
         FindingCode::ImapAuthFailed => {
             "A wrong password or a missing/disabled user row; if every user fails, Dovecot's SQL \
              auth config or the mail store's uid/gid."
@@ -320,7 +324,10 @@ fn title_case(s: &str) -> String {
         .map(|w| {
             let mut c = w.chars();
             match c.next() {
-                Some(f) => f.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect(),
+                Some(f) => f
+                    .to_uppercase()
+                    .chain(c.flat_map(char::to_lowercase))
+                    .collect(),
                 None => String::new(),
             }
         })
@@ -436,10 +443,15 @@ mod tests {
             Some("ec2"),
             "ec2 rejected RCPT from <a@provider.test> to <bob@newdomain.test>: 554 5.7.1 Relay access denied",
         );
-        f.evidence.push("Nov  4 18:12:34 mx postfix/smtpd[1]: NOQUEUE: reject: ...".into());
+        f.evidence
+            .push("Nov  4 18:12:34 mx postfix/smtpd[1]: NOQUEUE: reject: ...".into());
         f.seen(Some(Utc.with_ymd_and_hms(2025, 11, 4, 18, 12, 34).unwrap()));
         let g = IncidentGroup::new(&f);
-        let d = render(&g, NaiveDate::from_ymd_opt(2025, 11, 4).unwrap(), "flowtest diagnose");
+        let d = render(
+            &g,
+            NaiveDate::from_ymd_opt(2025, 11, 4).unwrap(),
+            "flowtest diagnose",
+        );
         assert_eq!(d.stem, "POSTFIX_RELAY_ACCESS_DENIED_2025-11-04");
         for section in [
             "# [Postfix] [Relay Access Denied]",
@@ -457,15 +469,26 @@ mod tests {
         ] {
             assert!(d.body.contains(section), "missing {section}:\n{}", d.body);
         }
-        assert_eq!(candidate_file_name(&d.stem, 0), "POSTFIX_RELAY_ACCESS_DENIED_2025-11-04.md");
-        assert_eq!(candidate_file_name(&d.stem, 1), "POSTFIX_RELAY_ACCESS_DENIED_2025-11-04_2.md");
+        assert_eq!(
+            candidate_file_name(&d.stem, 0),
+            "POSTFIX_RELAY_ACCESS_DENIED_2025-11-04.md"
+        );
+        assert_eq!(
+            candidate_file_name(&d.stem, 1),
+            "POSTFIX_RELAY_ACCESS_DENIED_2025-11-04_2.md"
+        );
     }
 
     #[test]
     fn components() {
         let f = Finding::new(FindingCode::AuthBackendError, Some("dell"), "x");
         assert_eq!(
-            render(&IncidentGroup::new(&f), NaiveDate::from_ymd_opt(2025, 11, 6).unwrap(), "t").stem,
+            render(
+                &IncidentGroup::new(&f),
+                NaiveDate::from_ymd_opt(2025, 11, 6).unwrap(),
+                "t"
+            )
+            .stem,
             "DOVECOT_AUTH_FAILURE_2025-11-06"
         );
         let f = Finding::new(FindingCode::NextHopTimeout, Some("ec2"), "x");
