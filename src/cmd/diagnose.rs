@@ -584,7 +584,7 @@ pub fn analyze(
         };
         corr.push(*rec);
         pushed += 1;
-        if pushed % 1024 == 0 {
+        if pushed.is_multiple_of(1024) {
             for m in corr.take_finished() {
                 w.message(m).map_err(AnalyzeError::Write)?;
             }

@@ -506,6 +506,14 @@ pub struct Correlator {
     now: Option<DateTime<Utc>>,
 }
 
+/// Connection setup plus transmission of a hand-off (the window in which the next hop saw the
+/// message), in ms; saturating because the figures come from untrusted log text.
+fn handoff_window_ms(d: Delays) -> i64 {
+    i64::try_from(d.conn_setup_ms.saturating_add(d.transmission_ms))
+        .unwrap_or(i64::MAX)
+        .min(86_400_000)
+}
+
 fn within(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>, w: TimeDelta) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= w,
@@ -669,8 +677,11 @@ impl Correlator {
         let d = (b - a).num_milliseconds();
         // Arrival happened during the upstream's connection+transmission window that ends at
         // its `sent` line: down - up in [d - res_a, d + res_b + window].
-        let lo = d - res_a;
-        let hi = d + res_b + window_ms.max(0) + 10;
+        let lo = d.saturating_sub(res_a);
+        let hi = d
+            .saturating_add(res_b)
+            .saturating_add(window_ms.max(0))
+            .saturating_add(10);
         let acc = self
             .skew
             .entry((down.to_owned(), up.to_owned()))
@@ -1097,7 +1108,9 @@ impl Correlator {
             }
             Event::Info => {}
         }
-        if self.stats.records % 4096 == 0 || self.chains.len() > self.limits.max_open_chains {
+        if self.stats.records.is_multiple_of(4096)
+            || self.chains.len() > self.limits.max_open_chains
+        {
             self.sweep(false);
         }
     }
@@ -1257,9 +1270,7 @@ impl Correlator {
         subsecond: bool,
         delays: Option<Delays>,
     ) {
-        let window_ms = delays
-            .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
-            .unwrap_or(0);
+        let window_ms = delays.map(handoff_window_ms).unwrap_or(0);
         let p = Pending {
             up_host: role.clone(),
             chain: cid,
@@ -1314,10 +1325,7 @@ impl Correlator {
                 .filter_map(|r| r.last.as_ref())
                 .find_map(|a| {
                     (a.lmtp_session.as_deref() == Some(session)).then(|| {
-                        let w = a
-                            .delays
-                            .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
-                            .unwrap_or(0);
+                        let w = a.delays.map(handoff_window_ms).unwrap_or(0);
                         (e.host.clone(), a.at, a.subsecond, w)
                     })
                 })
@@ -1960,7 +1968,11 @@ fn dovecot_hop(d: &DoveDelivery) -> Hop {
         mailbox: d.mailbox.clone(),
         attempts: 1,
         arrived_at: match (d.at, d.delivery_time_ms) {
-            (Some(t), Some(ms)) => Some(t - TimeDelta::milliseconds(ms as i64)),
+            (Some(t), Some(ms)) => {
+                TimeDelta::try_milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+                    .and_then(|d| t.checked_sub_signed(d))
+                    .or(Some(t))
+            }
             (t, _) => t,
         },
         left_at: d.at,
@@ -2483,7 +2495,9 @@ pub fn fuse_probe(
             .or_else(|| hops.iter().rev().find(|h| h.left_at.is_some()));
         if let Some(h) = last {
             if let Some(t) = h.left_at {
-                let corrected = t - TimeDelta::milliseconds(est(&h.host));
+                let corrected = TimeDelta::try_milliseconds(est(&h.host))
+                    .and_then(|d| t.checked_sub_signed(d))
+                    .unwrap_or(t);
                 let raw = ms_between(corrected, det);
                 let floor_ms = ctx.accepted_at.map_or(0, |a| ms_between(a, det).max(0));
                 let v = raw.clamp(0, floor_ms.max(0));
