@@ -413,10 +413,12 @@ impl Chain {
         if let Some(i) = pos {
             let existing = &mut self.findings[i];
             if cause && !existing.cause {
+                // The cause's own lines lead the evidence.
                 existing.cause = true;
                 existing.f.host = f.host.clone();
                 existing.f.stage = f.stage.clone();
                 std::mem::swap(&mut existing.f.message, &mut f.message);
+                std::mem::swap(&mut existing.f.evidence, &mut f.evidence);
             }
             let ex = &mut existing.f;
             ex.count += f.count.max(1);
