@@ -38,7 +38,12 @@ fn delivered_logs_exit_zero_with_human_summary() {
         &src("dovecot", "classic-syslog/delivered-3hop/dovecot.log"),
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains("summary: 2 message(s): 2 delivered"), "{out}");
     assert!(out.contains("source ec2 ("), "{out}");
     assert!(out.contains("16 lines, 15 parsed, 1 unknown"), "{out}");
@@ -66,7 +71,15 @@ fn relay_denied_exits_two_with_json_findings_and_hint() {
     assert!(f["hint"].as_str().unwrap().contains("relay_domains"));
     assert_eq!(f["evidence"].as_array().unwrap().len(), 2);
     let hop = &msgs[0]["hops"][0];
-    for k in ["host", "queue_id", "status", "relay", "delay_ms", "arrived_at", "left_at"] {
+    for k in [
+        "host",
+        "queue_id",
+        "status",
+        "relay",
+        "delay_ms",
+        "arrived_at",
+        "left_at",
+    ] {
         assert!(hop.get(k).is_some(), "hop lacks {k}: {hop}");
     }
     assert_eq!(v["summary"]["failed"], 2);
@@ -80,7 +93,10 @@ fn unreadable_input_exits_three_with_one_line_error() {
     assert_eq!(o.status.code(), Some(3));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("flowtest: cannot read /nonexistent/flowtest/ec2.log"), "{err}");
+    assert!(
+        err.starts_with("flowtest: cannot read /nonexistent/flowtest/ec2.log"),
+        "{err}"
+    );
     assert!(o.stdout.is_empty());
 
     let dir = tempfile::tempdir().unwrap();
@@ -109,9 +125,18 @@ fn bad_arguments_exit_three_before_reading() {
 #[test]
 fn filters_and_window() {
     let args = |extra: &[&str]| {
-        let mut a: Vec<String> = vec!["--year".into(), "2025".into(), "--format".into(), "json".into()];
+        let mut a: Vec<String> = vec![
+            "--year".into(),
+            "2025".into(),
+            "--format".into(),
+            "json".into(),
+        ];
         a.extend(extra.iter().map(|s| s.to_string()));
-        for (r, f) in [("ec2", "ec2.log"), ("dell", "dell.log"), ("dovecot", "dovecot.log")] {
+        for (r, f) in [
+            ("ec2", "ec2.log"),
+            ("dell", "dell.log"),
+            ("dovecot", "dovecot.log"),
+        ] {
             a.push(src(r, &format!("classic-syslog/delivered-3hop/{f}")));
         }
         a
@@ -207,7 +232,9 @@ fn incident_drafts_are_written_and_never_overwritten() {
     let o = bin().arg("diagnose").args(&args).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(fs::read_to_string(&first).unwrap(), "edited by hand");
-    assert!(inc.join("POSTFIX_RELAY_ACCESS_DENIED_2025-11-05_2.md").exists());
+    assert!(inc
+        .join("POSTFIX_RELAY_ACCESS_DENIED_2025-11-05_2.md")
+        .exists());
 }
 
 #[test]
@@ -222,7 +249,16 @@ fn dovecot_auth_errors_draft_the_runbook_incident() {
     // No message failed (host-level findings only).
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("finding auth_backend_error at dell (3x)"), "{out}");
-    assert!(dir.path().join("DOVECOT_AUTH_FAILURE_2025-11-06.md").exists());
-    assert!(dir.path().join("DOVECOT_LOGIN_FAILURE_2025-11-06.md").exists());
+    assert!(
+        out.contains("finding auth_backend_error at dell (3x)"),
+        "{out}"
+    );
+    assert!(dir
+        .path()
+        .join("DOVECOT_AUTH_FAILURE_2025-11-06.md")
+        .exists());
+    assert!(dir
+        .path()
+        .join("DOVECOT_LOGIN_FAILURE_2025-11-06.md")
+        .exists());
 }

@@ -68,6 +68,7 @@ fn run_case(dir: &Path) -> Value {
                 display: file,
                 reader: Box::new(BufReader::new(fs::File::open(p).unwrap())),
                 reference: None,
+                skipped_bytes: 0,
             }
         })
         .collect();

@@ -210,12 +210,14 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             display: "a".into(),
             reader: Box::new(Cursor::new(a)),
             reference: None,
+            skipped_bytes: 0,
         },
         Input {
             name: "dell".into(),
             display: "b".into(),
             reader: Box::new(Cursor::new(b)),
             reference: None,
+            skipped_bytes: 0,
         },
     ];
     for format in [TraceFormat::Json, TraceFormat::Human] {
@@ -237,6 +239,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
                 display: i.display.clone(),
                 reader: Box::new(Cursor::new(Vec::<u8>::new())),
                 reference: None,
+                skipped_bytes: 0,
             })
             .collect();
         let mut out = Vec::new();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
@@ -19,6 +19,7 @@ use crate::core::incident::{self, IncidentGroup};
 use crate::core::logs::{
     parse_tz, BoundedLines, LineParser, LineRead, LogRecord, ParseContext, Parsed, SourceCounts,
 };
+use crate::edge::logsource::seek_offset_for;
 use crate::exit::Exit;
 
 /// Longest line kept; longer ones are cut and counted (binary input must not grow memory).
@@ -40,6 +41,8 @@ pub struct Input {
     pub reader: Box<dyn BufRead>,
     /// Latest time the log can contain (file mtime); resolves year-less timestamps.
     pub reference: Option<DateTime<Utc>>,
+    /// Bytes skipped at the start because they lie before `--since` (0 when read whole).
+    pub skipped_bytes: u64,
 }
 
 /// Resolved options (validated before any input is read).
@@ -82,6 +85,8 @@ pub struct SourceReport {
     pub out_of_window: u64,
     /// Reading stopped early because the log had passed `--until`.
     pub stopped_after_until: bool,
+    /// Bytes not read at the start of the file because they lie before `--since`.
+    pub skipped_bytes: u64,
 }
 
 /// What the run found (besides what it printed).
@@ -119,6 +124,7 @@ struct Src {
     last_ts: Option<DateTime<Utc>>,
     out_of_window: u64,
     stopped_after_until: bool,
+    skipped_bytes: u64,
 }
 
 impl Src {
@@ -168,6 +174,7 @@ impl Src {
             counts: self.parser.counts().clone(),
             out_of_window: self.out_of_window,
             stopped_after_until: self.stopped_after_until,
+            skipped_bytes: self.skipped_bytes,
         }
     }
 }
@@ -524,14 +531,7 @@ pub fn analyze(
     let mut srcs: Vec<Src> = inputs
         .into_iter()
         .map(|i| {
-            let (year, reference) = match (opts.year, i.reference) {
-                (Some(y), _) => (y, None),
-                (None, Some(r)) => (r.year(), Some(r)),
-                (None, None) => (opts.fallback_year, None),
-            };
-            let mut ctx = ParseContext::new(&i.name, year);
-            ctx.tz = opts.tz;
-            ctx.reference = reference;
+            let ctx = context_for(&i.name, i.reference, opts);
             Src {
                 name: i.name,
                 display: i.display,
@@ -542,6 +542,7 @@ pub fn analyze(
                 last_ts: None,
                 out_of_window: 0,
                 stopped_after_until: false,
+                skipped_bytes: i.skipped_bytes,
             }
         })
         .collect();
@@ -602,6 +603,19 @@ pub fn analyze(
         .map_err(AnalyzeError::Write)
 }
 
+/// How a source's lines are read: explicit `--year`, else the source's reference time.
+fn context_for(name: &str, reference: Option<DateTime<Utc>>, opts: &Options) -> ParseContext {
+    let (year, reference) = match (opts.year, reference) {
+        (Some(y), _) => (y, None),
+        (None, Some(r)) => (r.year(), Some(r)),
+        (None, None) => (opts.fallback_year, None),
+    };
+    let mut ctx = ParseContext::new(name, year);
+    ctx.tz = opts.tz;
+    ctx.reference = reference;
+    ctx
+}
+
 /// `--since` / `--until`: RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     let t = s.trim();
@@ -639,16 +653,19 @@ pub fn parse_source(s: &str) -> (String, PathBuf) {
     (name, p)
 }
 
-fn open_input(name: String, path: &Path) -> Result<Input, String> {
+/// Open one source. With `--since`, a regular file is entered near that time (binary search on
+/// its timestamps) instead of being read from the top.
+fn open_input(name: String, path: &Path, opts: &Options) -> Result<Input, String> {
     if path == Path::new("-") {
         return Ok(Input {
             name,
             display: "-".into(),
             reader: Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
             reference: Some(Utc::now()),
+            skipped_bytes: 0,
         });
     }
-    let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let meta = f
         .metadata()
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -656,11 +673,19 @@ fn open_input(name: String, path: &Path) -> Result<Input, String> {
         return Err(format!("cannot read {}: is a directory", path.display()));
     }
     let reference = meta.modified().ok().map(DateTime::<Utc>::from);
+    let mut skipped_bytes = 0;
+    if let (Some(since), true) = (opts.since, meta.is_file()) {
+        let ctx = context_for(&name, reference, opts);
+        skipped_bytes = seek_offset_for(path, since, &ctx)
+            .and_then(|off| f.seek(SeekFrom::Start(off)))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
     Ok(Input {
         name,
         display: path.display().to_string(),
         reader: Box::new(BufReader::with_capacity(1 << 20, f)),
         reference,
+        skipped_bytes,
     })
 }
 
@@ -734,17 +759,6 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
             return Exit::Unusable;
         }
     }
-    let mut inputs = Vec::new();
-    for s in &args.sources {
-        let (name, path) = parse_source(s);
-        match open_input(name, &path) {
-            Ok(i) => inputs.push(i),
-            Err(e) => {
-                eprintln!("flowtest: {e}");
-                return Exit::Unusable;
-            }
-        }
-    }
     let opts = Options {
         message_id: args.message_id.clone(),
         rcpt: args.rcpt.clone(),
@@ -756,6 +770,17 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
         format: args.format,
         limits: Limits::default(),
     };
+    let mut inputs = Vec::new();
+    for s in &args.sources {
+        let (name, path) = parse_source(s);
+        match open_input(name, &path, &opts) {
+            Ok(i) => inputs.push(i),
+            Err(e) => {
+                eprintln!("flowtest: {e}");
+                return Exit::Unusable;
+            }
+        }
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let summary = match analyze(inputs, &opts, &mut out) {
