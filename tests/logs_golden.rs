@@ -43,6 +43,11 @@ fn case_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn run_case(dir: &Path) -> Value {
+    run_case_with(dir, None, true)
+}
+
+/// Run a case; `message_id` overrides the case's own filter.
+fn run_case_with(dir: &Path, message_id: Option<&str>, prefilter: bool) -> Value {
     let case: Value = fs::read_to_string(dir.join("case.json"))
         .map(|s| serde_json::from_str(&s).expect("case.json is JSON"))
         .unwrap_or(Value::Null);
@@ -73,7 +78,7 @@ fn run_case(dir: &Path) -> Value {
         })
         .collect();
     let opts = Options {
-        message_id: get("message_id"),
+        message_id: message_id.map(str::to_owned).or_else(|| get("message_id")),
         rcpt: get("rcpt"),
         since: get("since").map(|s| parse_time(&s).unwrap()),
         until: get("until").map(|s| parse_time(&s).unwrap()),
@@ -82,6 +87,7 @@ fn run_case(dir: &Path) -> Value {
         tz: parse_tz(&get("tz").unwrap_or_else(|| "UTC".into())).unwrap(),
         format: TraceFormat::Json,
         limits: Limits::default(),
+        prefilter,
     };
     let mut out = Vec::new();
     analyze(inputs, &opts, &mut out).expect("analysis runs");
@@ -133,4 +139,40 @@ fn golden_cases() {
         ran >= MIN_CASES,
         "only {ran} golden cases ran (expected at least {MIN_CASES})"
     );
+}
+
+/// The `--message-id` prefilter skips lines before parsing them; for every message of every
+/// case it must give the same message and findings as the full parse.
+#[test]
+fn prefilter_gives_the_same_answer_as_full_parse() {
+    let mut dirs = Vec::new();
+    case_dirs(&fixtures(), &mut dirs);
+    let mut compared = 0;
+    for dir in &dirs {
+        let all = run_case_with(dir, None, false);
+        let ids: Vec<String> = all["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["message_id"].as_str().map(str::to_owned))
+            .collect();
+        for id in ids {
+            let full = run_case_with(dir, Some(&id), false);
+            let fast = run_case_with(dir, Some(&id), true);
+            assert_eq!(
+                full["messages"],
+                fast["messages"],
+                "{}: message {id} differs with the prefilter",
+                dir.display()
+            );
+            assert_eq!(
+                full["findings"],
+                fast["findings"],
+                "{}: {id}",
+                dir.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 15, "only {compared} messages compared");
 }

@@ -231,6 +231,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             tz: flowtest::core::logs::parse_tz("UTC").unwrap(),
             format,
             limits: Limits::default(),
+            prefilter: true,
         };
         let inputs: Vec<Input> = inputs
             .iter()
@@ -259,6 +260,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
         tz: flowtest::core::logs::parse_tz("UTC").unwrap(),
         format: TraceFormat::Json,
         limits: Limits::default(),
+        prefilter: true,
     };
     let mut out = Vec::new();
     let summary = analyze(inputs, &opts, &mut out).unwrap();

@@ -17,7 +17,8 @@ use crate::core::diagnosis::{Finding, FindingCode};
 use crate::core::fusion::{Correlator, Limits, MessageChain, SkewEstimate};
 use crate::core::incident::{self, IncidentGroup};
 use crate::core::logs::{
-    parse_tz, BoundedLines, LineParser, LineRead, LogRecord, ParseContext, Parsed, SourceCounts,
+    parse_tz, BoundedLines, Focus, LineParser, LineRead, LogRecord, ParseContext, Parsed,
+    SourceCounts,
 };
 use crate::edge::logsource::seek_offset_for;
 use crate::exit::Exit;
@@ -59,6 +60,9 @@ pub struct Options {
     pub tz: FixedOffset,
     pub format: TraceFormat,
     pub limits: Limits,
+    /// With `--message-id` (and no `--rcpt`), skip lines that cannot concern the message before
+    /// parsing them (see `core::logs::focus`). Same result, much faster on big files.
+    pub prefilter: bool,
 }
 
 impl Options {
@@ -119,7 +123,8 @@ struct Src {
     display: String,
     lines: BoundedLines<Box<dyn BufRead>>,
     parser: LineParser,
-    pending: Option<Box<LogRecord>>,
+    pending: std::collections::VecDeque<LogRecord>,
+    scratch: Vec<LogRecord>,
     done: bool,
     last_ts: Option<DateTime<Utc>>,
     out_of_window: u64,
@@ -129,9 +134,9 @@ struct Src {
 
 impl Src {
     /// Read until one record is pending or the input ends.
-    fn fill(&mut self, opts: &Options) -> io::Result<()> {
-        while self.pending.is_none() && !self.done {
-            let parsed = match self.lines.next_line()? {
+    fn fill(&mut self, opts: &Options, mut focus: Option<&mut Focus>) -> io::Result<()> {
+        while self.pending.is_empty() && !self.done {
+            match self.lines.next_line()? {
                 None => {
                     self.done = true;
                     break;
@@ -140,31 +145,43 @@ impl Src {
                     self.parser.note_overlong();
                     continue;
                 }
-                Some(LineRead::Line(l)) => self.parser.parse(l),
-            };
-            let Parsed::Record(rec) = parsed else {
-                continue;
-            };
-            if let Some(t) = rec.timestamp {
-                if opts.since.is_some_and(|s| t < s) {
-                    self.out_of_window += 1;
-                    continue;
-                }
-                if let Some(u) = opts.until {
-                    if t > u {
-                        self.out_of_window += 1;
-                        if t > u + TimeDelta::seconds(UNTIL_SLACK_SECS) {
-                            self.done = true;
-                            self.stopped_after_until = true;
+                Some(LineRead::Line(l)) => match focus.as_deref_mut() {
+                    Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
+                    None => {
+                        if let Parsed::Record(r) = self.parser.parse(l) {
+                            self.scratch.push(*r);
                         }
-                        continue;
                     }
-                }
-                self.last_ts = Some(t);
+                },
             }
-            self.pending = Some(rec);
+            let recs = std::mem::take(&mut self.scratch);
+            for rec in recs {
+                self.admit(rec, opts);
+            }
         }
         Ok(())
+    }
+
+    /// Keep a record if it is inside the window.
+    fn admit(&mut self, rec: LogRecord, opts: &Options) {
+        if let Some(t) = rec.timestamp {
+            if opts.since.is_some_and(|s| t < s) {
+                self.out_of_window += 1;
+                return;
+            }
+            if let Some(u) = opts.until {
+                if t > u {
+                    self.out_of_window += 1;
+                    if t > u + TimeDelta::seconds(UNTIL_SLACK_SECS) {
+                        self.done = true;
+                        self.stopped_after_until = true;
+                    }
+                    return;
+                }
+            }
+            self.last_ts = Some(t);
+        }
+        self.pending.push_back(rec);
     }
 
     fn report(&self) -> SourceReport {
@@ -537,7 +554,8 @@ pub fn analyze(
                 display: i.display,
                 lines: BoundedLines::new(i.reader, LINE_CAP),
                 parser: LineParser::new(ctx),
-                pending: None,
+                pending: std::collections::VecDeque::new(),
+                scratch: Vec::new(),
                 done: false,
                 last_ts: None,
                 out_of_window: 0,
@@ -558,18 +576,23 @@ pub fn analyze(
         span: None,
     };
     w.begin().map_err(AnalyzeError::Write)?;
+    let mut focus = match (&opts.message_id, &opts.rcpt, opts.prefilter) {
+        (Some(id), None, true) => Some(Focus::message_ids(&[id])),
+        _ => None,
+    };
     let mut pushed: u64 = 0;
     loop {
         for s in srcs.iter_mut() {
-            s.fill(opts).map_err(|err| AnalyzeError::Read {
-                source: s.display.clone(),
-                err,
-            })?;
+            s.fill(opts, focus.as_mut())
+                .map_err(|err| AnalyzeError::Read {
+                    source: s.display.clone(),
+                    err,
+                })?;
         }
         // The oldest pending record goes first (k-way merge; sources are roughly ordered).
         let mut best: Option<(usize, Option<DateTime<Utc>>)> = None;
         for (i, s) in srcs.iter().enumerate() {
-            let Some(r) = &s.pending else { continue };
+            let Some(r) = s.pending.front() else { continue };
             let t = r.timestamp.or(s.last_ts);
             let better = match best {
                 None => true,
@@ -580,10 +603,10 @@ pub fn analyze(
             }
         }
         let Some((i, _)) = best else { break };
-        let Some(rec) = srcs[i].pending.take() else {
+        let Some(rec) = srcs[i].pending.pop_front() else {
             break;
         };
-        corr.push(*rec);
+        corr.push(rec);
         pushed += 1;
         if pushed.is_multiple_of(1024) {
             for m in corr.take_finished() {
@@ -769,6 +792,7 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
         tz,
         format: args.format,
         limits: Limits::default(),
+        prefilter: true,
     };
     let mut inputs = Vec::new();
     for s in &args.sources {

@@ -1786,7 +1786,11 @@ impl Correlator {
                 }
             }
         }
-        let out = build_chain(&ch);
+        let mut ch = ch;
+        // The chain is gone: move its lines out instead of copying them.
+        let lines = std::mem::take(&mut ch.lines);
+        let mut out = build_chain(&ch);
+        out.lines = lines;
         self.stats.chains_emitted += 1;
         if self.finished.len() >= self.limits.max_finished {
             self.finished.pop_front();
