@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::prefix::{program_name, Header};
+use super::prefix::program_name;
 use super::scan::{self, find, split_once};
 use super::{Event, LogRecord};
 
@@ -149,20 +149,21 @@ impl Focus {
         Decision::Skip
     }
 
-    pub(crate) fn decide<'a>(&self, h: &Header<'a>) -> Decision<'a> {
-        let name = program_name(h.program);
+    /// Decide from a line's program token and message (see `prefix::quick_program_msg`).
+    pub(crate) fn decide<'a>(&self, program: &'a [u8], msg: &'a [u8]) -> Decision<'a> {
+        let name = program_name(program);
         if memchr::memchr(b'/', name).is_some() {
-            return self.postfix(h.msg);
+            return self.postfix(msg);
         }
         if name == b"dovecot" {
             // Via syslog the process token starts the message.
-            return match split_once(h.msg, b": ") {
+            return match split_once(msg, b": ") {
                 Some((token, rest)) => self.dovecot(token, rest),
                 None => Decision::Full,
             };
         }
         if super::prefix::is_dovecot_service(name) {
-            return self.dovecot(h.program, h.msg);
+            return self.dovecot(program, msg);
         }
         // Not Postfix or Dovecot: let the full parser call it unknown.
         Decision::Full

@@ -276,7 +276,8 @@ pub struct SourceCounts {
     pub parsed: u64,
     /// Lines skipped because they were not understood.
     pub unknown: u64,
-    /// Lines that were not valid UTF-8 (still parsed, lossily).
+    /// Lines that were not valid UTF-8 (still parsed, lossily). Lines skipped by a
+    /// [`Focus`] are not checked.
     pub invalid_utf8: u64,
     /// Lines longer than the reader's cap (cut there; counted as unknown).
     pub overlong: u64,
@@ -468,62 +469,39 @@ impl LineParser {
     /// `out`; a remembered `client=` line of a newly focused queue id comes first.
     pub fn parse_focused(&mut self, line: &[u8], focus: &mut Focus, out: &mut Vec<LogRecord>) {
         let line = strip_eol(line);
-        self.count_line(line);
-        let (bump, month) = self.rollover(line);
-        let Some(h) = prefix::parse_header(line, &self.ctx, bump) else {
-            self.counts.unknown += 1;
-            return;
+        // First look without timestamps or UTF-8 validation: most lines stop here.
+        let decision = match prefix::quick_program_msg(line) {
+            Some((program, msg)) => focus.decide(program, msg),
+            None => focus::Decision::Full,
         };
-        match focus.decide(&h) {
+        match decision {
             focus::Decision::Skip => {
+                self.counts.lines += 1;
                 self.counts.filtered += 1;
-                self.note_month(month, bump);
                 return;
             }
             focus::Decision::Remember(q) => {
-                self.ring.put(q, line);
+                self.counts.lines += 1;
                 self.counts.filtered += 1;
-                self.note_month(month, bump);
+                self.ring.put(q, line);
                 return;
             }
             focus::Decision::FullWithReplay(q) => {
                 for old in self.ring.take(q) {
-                    // Counted as filtered when it was read; now it is parsed.
+                    // Counted as read and filtered when it came; now it is parsed.
                     self.counts.filtered = self.counts.filtered.saturating_sub(1);
-                    let Some(oh) = prefix::parse_header(&old, &self.ctx, self.year_bump) else {
-                        self.counts.unknown += 1;
-                        continue;
-                    };
-                    let ev = event_of(&oh);
-                    match ev {
-                        None => self.counts.unknown += 1,
-                        Some(ev) => {
-                            self.counts.parsed += 1;
-                            *self.counts.formats.entry(oh.format).or_insert(0) += 1;
-                            if let Some(ev) = ev.filter(|e| *e != Event::Info) {
-                                let r = build_record(&old, &self.ctx, oh, ev, &mut self.interner);
-                                focus.learn(&r);
-                                out.push(r);
-                            }
-                        }
+                    self.counts.lines = self.counts.lines.saturating_sub(1);
+                    if let Parsed::Record(r) = self.parse(&old) {
+                        focus.learn(&r);
+                        out.push(*r);
                     }
                 }
             }
             focus::Decision::Full => {}
         }
-        let Some(ev) = event_of(&h) else {
-            self.counts.unknown += 1;
-            return;
-        };
-        if let Parsed::Record(r) = self.accept(line, h, ev, bump, month) {
+        if let Parsed::Record(r) = self.parse(line) {
             focus.learn(&r);
             out.push(*r);
-        }
-    }
-
-    fn note_month(&mut self, month: Option<u32>, bump: i32) {
-        if let (Some(m), true) = (month, bump == self.year_bump) {
-            self.last_month = Some(m);
         }
     }
 

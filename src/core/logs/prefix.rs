@@ -472,6 +472,34 @@ pub(crate) fn parse_header<'a>(
     })
 }
 
+/// Program token and message of a line without parsing or validating its timestamp: the cheap
+/// first look the message-id focus needs to skip most lines. Lines it accepts still go through
+/// [`parse_header`] before they count as parsed.
+pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    fn skip_stamp(b: &[u8]) -> Option<&[u8]> {
+        let iso = b.len() > 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+        if iso {
+            let sp = memchr::memchr(b' ', b)?;
+            return Some(&b[sp + 1..]);
+        }
+        let classic = b.len() > 16 && MONTHS.iter().any(|m| &b[..3] == &m[..]) && b[3] == b' ';
+        if classic {
+            // `Mmm dd HH:MM:SS` (maybe `.frac`), then a space.
+            let sp = memchr::memchr(b' ', &b[15..]).map(|i| i + 15)?;
+            return Some(&b[sp + 1..]);
+        }
+        None
+    }
+    let mut rest = skip_stamp(line).unwrap_or(line);
+    // docker --timestamps wraps a line that has its own stamp.
+    if let Some(inner) = skip_stamp(rest) {
+        rest = inner;
+    }
+    let (_, token, msg) = parse_rest(rest.trim_ascii_start())?;
+    let (program, _) = split_pid(token);
+    valid_program(program).then_some((program, msg))
+}
+
 /// Parse a time zone setting: `UTC`, `Z`, `+02:00`, `-0500`, `+2`.
 pub fn parse_tz(s: &str) -> Result<FixedOffset, String> {
     let t = s.trim();
