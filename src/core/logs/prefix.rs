@@ -482,7 +482,7 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
             let sp = memchr::memchr(b' ', b)?;
             return Some(&b[sp + 1..]);
         }
-        let classic = b.len() > 16 && MONTHS.iter().any(|m| &b[..3] == &m[..]) && b[3] == b' ';
+        let classic = b.len() > 16 && MONTHS.iter().any(|m| b[..3] == m[..]) && b[3] == b' ';
         if classic {
             // `Mmm dd HH:MM:SS` (maybe `.frac`), then a space.
             let sp = memchr::memchr(b' ', &b[15..]).map(|i| i + 15)?;
