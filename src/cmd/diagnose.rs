@@ -564,7 +564,12 @@ pub fn analyze(
             }
         })
         .collect();
-    let mut corr = Correlator::new(opts.limits);
+    let mut limits = opts.limits;
+    if !opts.filtered() {
+        // Unfiltered runs print no log lines: do not keep them (counted as dropped).
+        limits.max_lines = 0;
+    }
+    let mut corr = Correlator::new(limits);
     let mut w = Writer {
         out,
         opts,

@@ -41,7 +41,11 @@ pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]>
 
 /// Bytes as an owned `String`, replacing invalid UTF-8 (logs are not guaranteed to be UTF-8).
 pub(crate) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // std's validation has an ASCII fast path the lossy iterator lacks; logs are mostly ASCII.
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
