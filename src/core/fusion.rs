@@ -1487,11 +1487,19 @@ impl Correlator {
     ) -> (FindingCode, Vec<String>) {
         let mut code = code;
         let mut hits: Vec<String> = Vec::new();
+        // The ring is in arrival order (roughly time order): stop once it is well older than
+        // the window instead of walking all of it for every failure.
+        let floor = ts.and_then(|t| t.checked_sub_signed(self.limits.link_window * 4));
         for p in self.recent_problems.iter().rev() {
+            if let (Some(f), Some(a)) = (floor, p.at) {
+                if a < f {
+                    break;
+                }
+            }
+            let Some(pc) = p.code else { continue };
             if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
                 continue;
             }
-            let Some(pc) = p.code else { continue };
             if pc == code || generic(code) {
                 code = pc;
                 if !hits.contains(&p.raw) {

@@ -6,8 +6,6 @@
 //! Lines that always pass: Postfix `warning:`/`error:`/`fatal:`/`panic:` and `NOQUEUE:` lines,
 //! Dovecot error/warning lines, auth and failed logins (host-level findings need them).
 
-use std::collections::HashSet;
-
 use super::prefix::program_name;
 use super::scan::{self, find, split_once};
 use super::{Event, LogRecord};
@@ -16,8 +14,25 @@ use super::{Event, LogRecord};
 #[derive(Debug, Clone, Default)]
 pub struct Focus {
     needles: Vec<Vec<u8>>,
-    qids: HashSet<Vec<u8>>,
-    sessions: HashSet<Vec<u8>>,
+    // A focus follows a handful of ids: a linear scan beats hashing every line's queue id.
+    qids: Small,
+    sessions: Small,
+}
+
+/// A small set of byte strings.
+#[derive(Debug, Clone, Default)]
+struct Small(Vec<Vec<u8>>);
+
+impl Small {
+    fn contains(&self, k: &[u8]) -> bool {
+        self.0.iter().any(|x| x == k)
+    }
+
+    fn insert(&mut self, k: Vec<u8>) {
+        if !self.contains(&k) {
+            self.0.push(k);
+        }
+    }
 }
 
 /// The prefilter's verdict for one line.
