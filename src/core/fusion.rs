@@ -1093,6 +1093,50 @@ impl Correlator {
                     self.host_finding(FindingCode::ImapAuthFailed, &role, msg, &rec);
                 }
             }
+            Event::AuthFailure {
+                user,
+                kind,
+                remote_ip: None,
+                ..
+            } => {
+                // A lookup without a client address is Dovecot resolving an LMTP/LDA
+                // recipient, not a login: evidence for the delivery's own finding.
+                let code = match kind {
+                    AuthFailureKind::UnknownUser => FindingCode::RecipientUnknown,
+                    AuthFailureKind::PasswordMismatch => FindingCode::ImapAuthFailed,
+                };
+                if let Some(u) = user {
+                    let key = u.to_ascii_lowercase();
+                    let hit = self
+                        .recent_failures
+                        .iter()
+                        .rev()
+                        .find(|f| f.to == key && within(f.at, ts, limits.link_window))
+                        .map(|f| f.chain);
+                    if let Some(cid) = hit {
+                        if let Some(ch) = self.chains.get_mut(&cid) {
+                            ch.add_line(&rec.raw, &limits);
+                            if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
+                                x.f.add_evidence(
+                                    &clip(&rec.raw, limits.max_line_bytes),
+                                    limits.max_evidence,
+                                );
+                            }
+                        }
+                    }
+                    Self::remember(
+                        &mut self.recent_dovecot,
+                        RecentLine {
+                            host: role.clone(),
+                            key,
+                            session: None,
+                            at: ts,
+                            code: Some(code),
+                            raw: clip(&rec.raw, limits.max_line_bytes),
+                        },
+                    );
+                }
+            }
             Event::AuthFailure { user, kind, .. } => {
                 let what = match kind {
                     AuthFailureKind::PasswordMismatch => "password mismatch",
@@ -1897,6 +1941,9 @@ fn rcpt_hop_status(e: &Entry) -> &'static str {
         "sent"
     } else if has(RcptStatus::Rejected) {
         "rejected"
+    } else if e.removed && e.rcpts.is_empty() {
+        // Gone without a delivery line in these logs (deleted, or delivered before them).
+        "removed"
     } else if e.qmgr_seen || e.message_id.is_some() || has(RcptStatus::Pending) {
         "queued"
     } else {
@@ -2065,6 +2112,17 @@ fn build_chain(ch: &Chain) -> MessageChain {
     let mut leaf_status: Vec<MessageStatus> = Vec::new();
     let mut notes = ch.notes.clone();
     let mut placed = vec![false; ch.dovecot.len()];
+    // Dovecot deliveries in time order; per user only the latest decides the outcome (an
+    // earlier failed save that was retried successfully is history, not a leaf).
+    let mut dove_order: Vec<usize> = (0..ch.dovecot.len()).collect();
+    dove_order.sort_by_key(|&i| ch.dovecot[i].at);
+    let user_key = |d: &DoveDelivery| d.user.as_deref().map(str::to_ascii_lowercase);
+    let is_latest = |i: usize| {
+        let d = &ch.dovecot[i];
+        !ch.dovecot
+            .iter()
+            .any(|o| user_key(o) == user_key(d) && o.at > d.at)
+    };
     for e in &entries {
         let hop = entry_hop(e);
         let has_downstream = ch.entries.iter().any(|k| {
@@ -2078,15 +2136,28 @@ fn build_chain(ch: &Chain) -> MessageChain {
             .iter()
             .filter_map(|r| r.last.as_ref()?.lmtp_session.as_deref())
             .collect();
+        let lmtp_rcpts: Vec<String> = e
+            .rcpts
+            .iter()
+            .filter(|r| r.last.as_ref().is_some_and(|a| a.service == "lmtp"))
+            .map(|r| r.to.to_ascii_lowercase())
+            .collect();
         let handed_to = hop.next_queue_id.clone();
         hops.push(hop);
         let mut has_dove = false;
-        for (i, d) in ch.dovecot.iter().enumerate() {
-            if !placed[i] && d.session.as_deref().is_some_and(|s| sessions.contains(&s)) {
+        // Dovecot's side of this entry's LMTP hand-offs: by session id, else (a failed
+        // attempt's reply carries none) by recipient.
+        for &i in &dove_order {
+            let d = &ch.dovecot[i];
+            let by_session = d.session.as_deref().is_some_and(|s| sessions.contains(&s));
+            let by_rcpt = user_key(d).is_some_and(|u| lmtp_rcpts.contains(&u));
+            if !placed[i] && (by_session || by_rcpt) {
                 placed[i] = true;
                 has_dove = true;
                 let h = dovecot_hop(d);
-                leaf_status.push(status_of_hop(&h.status));
+                if is_latest(i) {
+                    leaf_status.push(status_of_hop(&h.status));
+                }
                 hops.push(h);
             }
         }
@@ -2100,10 +2171,12 @@ fn build_chain(ch: &Chain) -> MessageChain {
             }
         }
     }
-    for (i, d) in ch.dovecot.iter().enumerate() {
+    for &i in &dove_order {
         if !placed[i] {
-            let h = dovecot_hop(d);
-            leaf_status.push(status_of_hop(&h.status));
+            let h = dovecot_hop(&ch.dovecot[i]);
+            if is_latest(i) {
+                leaf_status.push(status_of_hop(&h.status));
+            }
             hops.push(h);
         }
     }
