@@ -19,7 +19,7 @@ use flowtest::core::logs::parse_tz;
 use serde_json::Value;
 
 /// At least this many cases must run (guards against a loader that silently finds nothing).
-const MIN_CASES: usize = 12;
+const MIN_CASES: usize = 15;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs")

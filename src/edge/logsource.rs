@@ -330,11 +330,12 @@ pub async fn fetch_window(
 ) -> Result<Vec<Vec<u8>>, LogSourceError> {
     cfg.validate()?;
     if cfg.kind == LogSourceKind::File {
+        let role = cfg.role.clone();
         let cfg = cfg.clone();
         return tokio::task::spawn_blocking(move || read_file_window(&cfg, since, until, now))
             .await
             .map_err(|e| LogSourceError::Spawn {
-                role: String::new(),
+                role,
                 err: io::Error::other(e),
             })?;
     }
