@@ -335,13 +335,20 @@ struct NoQueue {
 }
 
 #[derive(Debug, Clone)]
+struct ChainFinding {
+    f: Finding,
+    /// Seen where the problem is (not as a symptom upstream).
+    cause: bool,
+}
+
+#[derive(Debug, Clone)]
 struct Chain {
     id: ChainId,
     message_id: Option<String>,
     entries: Vec<Entry>,
     dovecot: Vec<DoveDelivery>,
     noqueue: Vec<NoQueue>,
-    findings: Vec<Finding>,
+    findings: Vec<ChainFinding>,
     notes: Vec<String>,
     lines: Vec<String>,
     lines_dropped: u64,
@@ -389,23 +396,41 @@ impl Chain {
         }
     }
 
-    /// Add (or fold into an existing same code+host) finding.
-    fn add_finding(&mut self, mut f: Finding, limits: &Limits) {
-        if let Some(existing) = self
+    /// Add a finding, folding repeats. Same code and host: one finding, counted. A finding
+    /// from the side that caused it (`cause`: the rejecting host, Dovecot's own line) absorbs
+    /// the same code seen as a symptom elsewhere (the upstream bounce, Postfix's LMTP
+    /// deferral), taking over its host, so each cause is reported once where it happened.
+    fn add_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+        let pos = self
             .findings
-            .iter_mut()
-            .find(|x| x.code == f.code && x.host == f.host)
-        {
-            existing.count += 1;
-            for e in f.evidence.drain(..) {
-                existing.add_evidence(&e, limits.max_evidence);
+            .iter()
+            .position(|x| x.f.code == f.code && x.f.host == f.host)
+            .or_else(|| {
+                self.findings
+                    .iter()
+                    .position(|x| x.f.code == f.code && (cause || x.cause))
+            });
+        if let Some(i) = pos {
+            let existing = &mut self.findings[i];
+            if cause && !existing.cause {
+                // The cause's own lines lead the evidence.
+                existing.cause = true;
+                existing.f.host = f.host.clone();
+                existing.f.stage = f.stage.clone();
+                std::mem::swap(&mut existing.f.message, &mut f.message);
+                std::mem::swap(&mut existing.f.evidence, &mut f.evidence);
             }
-            existing.seen(f.first_seen);
-            existing.seen(f.last_seen);
+            let ex = &mut existing.f;
+            ex.count += f.count.max(1);
+            for e in f.evidence.drain(..) {
+                ex.add_evidence(&e, limits.max_evidence);
+            }
+            ex.seen(f.first_seen);
+            ex.seen(f.last_seen);
             return;
         }
         if self.findings.len() < 16 {
-            self.findings.push(f);
+            self.findings.push(ChainFinding { f, cause });
         }
     }
 
@@ -447,6 +472,7 @@ struct RecentFailure {
 struct RecentLine {
     host: Arc<str>,
     key: String,
+    session: Option<String>,
     at: Option<DateTime<Utc>>,
     code: Option<FindingCode>,
     raw: String,
@@ -480,6 +506,14 @@ pub struct Correlator {
     finished: VecDeque<MessageChain>,
     stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
+}
+
+/// Connection setup plus transmission of a hand-off (the window in which the next hop saw the
+/// message), in ms; saturating because the figures come from untrusted log text.
+fn handoff_window_ms(d: Delays) -> i64 {
+    i64::try_from(d.conn_setup_ms.saturating_add(d.transmission_ms))
+        .unwrap_or(i64::MAX)
+        .min(86_400_000)
 }
 
 fn within(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>, w: TimeDelta) -> bool {
@@ -645,8 +679,11 @@ impl Correlator {
         let d = (b - a).num_milliseconds();
         // Arrival happened during the upstream's connection+transmission window that ends at
         // its `sent` line: down - up in [d - res_a, d + res_b + window].
-        let lo = d - res_a;
-        let hi = d + res_b + window_ms.max(0) + 10;
+        let lo = d.saturating_sub(res_a);
+        let hi = d
+            .saturating_add(res_b)
+            .saturating_add(window_ms.max(0))
+            .saturating_add(10);
         let acc = self
             .skew
             .entry((down.to_owned(), up.to_owned()))
@@ -751,7 +788,7 @@ impl Correlator {
                 self.msgids.insert(msgid_key(m).to_owned(), keep);
             }
         }
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let k = self.chains.get_mut(&keep).expect("checked above");
         if k.message_id.is_none() {
             k.message_id = g.message_id.clone();
@@ -764,7 +801,7 @@ impl Correlator {
         k.dovecot.extend(g.dovecot.into_iter().take(64));
         k.noqueue.extend(g.noqueue.into_iter().take(16));
         for f in g.findings {
-            k.add_finding(f, &limits);
+            k.add_finding(f.f, &limits, f.cause);
         }
         for n in g.notes {
             if !k.notes.contains(&n) && k.notes.len() < 8 {
@@ -820,7 +857,7 @@ impl Correlator {
         let role = rec.role.clone();
         let ts = rec.timestamp;
         let sub = rec.subsecond;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         match &rec.event {
             Event::Client {
                 queue_id,
@@ -929,7 +966,8 @@ impl Correlator {
                         if e.details.len() >= 4 {
                             e.details.pop_front();
                         }
-                        e.details.push_back(clip(text, limits.max_line_bytes));
+                        let _ = text;
+                        e.details.push_back(clip(&rec.raw, limits.max_line_bytes));
                     }
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
@@ -964,6 +1002,7 @@ impl Correlator {
                     RecentLine {
                         host: role.clone(),
                         key: String::new(),
+                        session: None,
                         at: ts,
                         code,
                         raw: clip(&rec.raw, limits.max_line_bytes),
@@ -1012,6 +1051,7 @@ impl Correlator {
                             RecentLine {
                                 host: role.clone(),
                                 key,
+                                session: session.clone(),
                                 at: ts,
                                 code,
                                 raw: clip(&rec.raw, limits.max_line_bytes),
@@ -1024,7 +1064,7 @@ impl Correlator {
                         .as_deref()
                         .map(|u| format!(" ({u})"))
                         .unwrap_or_default();
-                    let msg = format!("{role} dovecot {service}{who}: {}", clip(text, 300));
+                    let msg = format!("{role}: Dovecot {service}{who}: {}", clip(text, 300));
                     self.host_finding(c, &role, msg, &rec);
                 } else if let (Some(c), true) = (code, attached) {
                     // Still worth a host-level mention: the cause affects every message.
@@ -1032,7 +1072,7 @@ impl Correlator {
                         c,
                         FindingCode::MailboxPermissionDenied | FindingCode::AuthBackendError
                     ) {
-                        let msg = format!("{role} dovecot {service}: {}", clip(text, 300));
+                        let msg = format!("{role}: Dovecot {service}: {}", clip(text, 300));
                         self.host_finding(c, &role, msg, &rec);
                     }
                 }
@@ -1053,6 +1093,50 @@ impl Correlator {
                     self.host_finding(FindingCode::ImapAuthFailed, &role, msg, &rec);
                 }
             }
+            Event::AuthFailure {
+                user,
+                kind,
+                remote_ip: None,
+                ..
+            } => {
+                // A lookup without a client address is Dovecot resolving an LMTP/LDA
+                // recipient, not a login: evidence for the delivery's own finding.
+                let code = match kind {
+                    AuthFailureKind::UnknownUser => FindingCode::RecipientUnknown,
+                    AuthFailureKind::PasswordMismatch => FindingCode::ImapAuthFailed,
+                };
+                if let Some(u) = user {
+                    let key = u.to_ascii_lowercase();
+                    let hit = self
+                        .recent_failures
+                        .iter()
+                        .rev()
+                        .find(|f| f.to == key && within(f.at, ts, limits.link_window))
+                        .map(|f| f.chain);
+                    if let Some(cid) = hit {
+                        if let Some(ch) = self.chains.get_mut(&cid) {
+                            ch.add_line(&rec.raw, &limits);
+                            if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
+                                x.f.add_evidence(
+                                    &clip(&rec.raw, limits.max_line_bytes),
+                                    limits.max_evidence,
+                                );
+                            }
+                        }
+                    }
+                    Self::remember(
+                        &mut self.recent_dovecot,
+                        RecentLine {
+                            host: role.clone(),
+                            key,
+                            session: None,
+                            at: ts,
+                            code: Some(code),
+                            raw: clip(&rec.raw, limits.max_line_bytes),
+                        },
+                    );
+                }
+            }
             Event::AuthFailure { user, kind, .. } => {
                 let what = match kind {
                     AuthFailureKind::PasswordMismatch => "password mismatch",
@@ -1070,7 +1154,9 @@ impl Correlator {
             }
             Event::Info => {}
         }
-        if self.stats.records % 4096 == 0 || self.chains.len() > self.limits.max_open_chains {
+        if self.stats.records.is_multiple_of(4096)
+            || self.chains.len() > self.limits.max_open_chains
+        {
             self.sweep(false);
         }
     }
@@ -1078,7 +1164,7 @@ impl Correlator {
     fn on_delivery(&mut self, rec: &LogRecord, d: &Delivery) {
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let mut cid = self.entry_chain(&role, &d.queue_id, ts, rec.subsecond);
         let mut code = classify_delivery(d.status, &d.reason);
         let mut evidence = vec![clip(&rec.raw, limits.max_line_bytes)];
@@ -1151,36 +1237,15 @@ impl Correlator {
             }
             // Host warnings that explain it (e.g. transport.db unavailable next to "address
             // resolver failure").
-            for p in self.recent_problems.iter().rev() {
-                if p.host == role
-                    && within(p.at, ts, limits.link_window)
-                    && p.code.is_some()
-                    && (p.code == Some(c) || generic(c))
-                {
-                    if generic(c) {
-                        c = p.code.unwrap_or(c);
-                    }
-                    evidence.push(p.raw.clone());
-                    break;
-                }
-            }
-            // The next hop's NOQUEUE reject of this very recipient: fold it in.
-            let mut folded = false;
+            let (c2, ev) = self.explaining_problems(&role, ts, c);
+            c = c2;
+            evidence.extend(ev);
+            // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from
+            // the rejecting side, absorbs this one when the codes agree).
             if let Some(nq) = self.find_noqueue(&role, &to_key, from.as_deref(), ts) {
                 cid = self.merge(cid, nq);
-                if let Some(ch) = self.chains.get_mut(&cid) {
-                    if let Some(f) = ch
-                        .findings
-                        .iter_mut()
-                        .find(|f| f.host.as_deref() != Some(&role))
-                    {
-                        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-                        f.seen(ts);
-                        folded = true;
-                    }
-                }
             }
-            if !folded {
+            {
                 let what = match d.status {
                     DeliveryStatus::Bounced => "bounced",
                     _ => "deferred",
@@ -1198,7 +1263,7 @@ impl Correlator {
                 }
                 f.seen(ts);
                 if let Some(ch) = self.chains.get_mut(&cid) {
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, false);
                 }
             }
             if self.recent_failures.len() >= RECENT_CAP {
@@ -1251,9 +1316,7 @@ impl Correlator {
         subsecond: bool,
         delays: Option<Delays>,
     ) {
-        let window_ms = delays
-            .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
-            .unwrap_or(0);
+        let window_ms = delays.map(handoff_window_ms).unwrap_or(0);
         let p = Pending {
             up_host: role.clone(),
             chain: cid,
@@ -1268,18 +1331,27 @@ impl Correlator {
         });
         match down {
             Some((host, dcid)) => {
-                let (arrived, sub) = self
+                let Some((arrived, sub, linked)) = self
                     .chains
                     .get(&dcid)
                     .and_then(|ch| ch.entries.iter().find(|e| e.host == host && e.qid == next))
-                    .map(|e| (e.arrived, e.subsecond))
-                    .unwrap_or((None, false));
+                    .map(|e| (e.arrived, e.subsecond, e.upstream.is_some()))
+                else {
+                    return;
+                };
+                if linked {
+                    // Another recipient of the same hand-off: already joined and sampled.
+                    return;
+                }
                 if let Some(ch) = self.chains.get_mut(&cid) {
                     ch.pending_links += 1;
                 }
                 self.link(p, &host, next, arrived, sub, dcid);
             }
             None => {
+                if self.pending_next.get(next).is_some_and(|x| x.chain == cid) {
+                    return;
+                }
                 if let Some(ch) = self.chains.get_mut(&cid) {
                     ch.pending_links += 1;
                 }
@@ -1299,10 +1371,7 @@ impl Correlator {
                 .filter_map(|r| r.last.as_ref())
                 .find_map(|a| {
                     (a.lmtp_session.as_deref() == Some(session)).then(|| {
-                        let w = a
-                            .delays
-                            .map(|d| (d.conn_setup_ms + d.transmission_ms) as i64)
-                            .unwrap_or(0);
+                        let w = a.delays.map(handoff_window_ms).unwrap_or(0);
                         (e.host.clone(), a.at, a.subsecond, w)
                     })
                 })
@@ -1343,22 +1412,12 @@ impl Correlator {
     fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let mut code = classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason);
         let mut evidence = vec![clip(&rec.raw, limits.max_line_bytes)];
-        for p in self.recent_problems.iter().rev() {
-            if p.host == role
-                && within(p.at, ts, limits.link_window)
-                && p.code.is_some()
-                && (p.code == Some(code) || generic(code))
-            {
-                if generic(code) {
-                    code = p.code.unwrap_or(code);
-                }
-                evidence.push(p.raw.clone());
-                break;
-            }
-        }
+        let (c2, ev) = self.explaining_problems(&role, ts, code);
+        code = c2;
+        evidence.extend(ev);
         let reply = format!(
             "{}{}{}",
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
@@ -1369,10 +1428,15 @@ impl Correlator {
             r.reason
         );
         let msg = format!(
-            "{role} rejected {} from <{}> to <{}>{}: {}",
+            "{role} rejected {}{}{}{}: {}",
             r.stage,
-            r.from.as_deref().unwrap_or(""),
-            r.to.as_deref().unwrap_or(""),
+            r.from
+                .as_deref()
+                .map(|f| format!(" from <{f}>"))
+                .unwrap_or_default(),
+            r.to.as_deref()
+                .map(|t| format!(" to <{t}>"))
+                .unwrap_or_default(),
             r.client
                 .as_deref()
                 .map(|c| format!(" (client {c})"))
@@ -1410,7 +1474,7 @@ impl Correlator {
                     }
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, true);
                 }
             }
             None => {
@@ -1423,7 +1487,7 @@ impl Correlator {
                     });
                     ch.add_line(&rec.raw, &limits);
                     ch.touch(ts);
-                    ch.add_finding(f, &limits);
+                    ch.add_finding(f, &limits, true);
                 }
                 if let Some(to) = &r.to {
                     let key = to.to_ascii_lowercase();
@@ -1441,30 +1505,11 @@ impl Correlator {
                                     _ => true,
                                 }
                         })
-                        .map(|x| (x.chain, x.host.clone()));
-                    if let Some((up, up_host)) = hit {
+                        .map(|x| x.chain);
+                    if let Some(up) = hit {
                         if self.chains.contains_key(&up) {
+                            // The reject's finding (cause side) absorbs the upstream bounce's.
                             cid = self.merge(up, cid);
-                            if let Some(ch) = self.chains.get_mut(&cid) {
-                                // Fold the upstream's finding into the rejecting host's one.
-                                if let Some(pos) = ch
-                                    .findings
-                                    .iter()
-                                    .position(|f| f.host.as_deref() == Some(&*up_host))
-                                {
-                                    let upf = ch.findings.remove(pos);
-                                    if let Some(f) = ch
-                                        .findings
-                                        .iter_mut()
-                                        .find(|f| f.host.as_deref() == Some(&*role))
-                                    {
-                                        for e in upf.evidence {
-                                            f.add_evidence(&e, limits.max_evidence);
-                                        }
-                                        f.seen(upf.first_seen);
-                                    }
-                                }
-                            }
                         }
                     }
                     let v = self.noqueue_by_rcpt.entry(key).or_default();
@@ -1476,24 +1521,76 @@ impl Correlator {
         }
     }
 
+    /// Recent warning lines on `host` that explain a failure classified as `code` (up to
+    /// three, oldest first); a generic code takes the warnings' specific one.
+    fn explaining_problems(
+        &self,
+        host: &str,
+        ts: Option<DateTime<Utc>>,
+        code: FindingCode,
+    ) -> (FindingCode, Vec<String>) {
+        let mut code = code;
+        let mut hits: Vec<String> = Vec::new();
+        // The ring is in arrival order (roughly time order): stop once it is well older than
+        // the window instead of walking all of it for every failure.
+        let floor = ts.and_then(|t| t.checked_sub_signed(self.limits.link_window * 4));
+        for p in self.recent_problems.iter().rev() {
+            if let (Some(f), Some(a)) = (floor, p.at) {
+                if a < f {
+                    break;
+                }
+            }
+            let Some(pc) = p.code else { continue };
+            if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
+                continue;
+            }
+            if pc == code || generic(code) {
+                code = pc;
+                if !hits.contains(&p.raw) {
+                    hits.push(p.raw.clone());
+                }
+                if hits.len() >= 3 {
+                    break;
+                }
+            }
+        }
+        hits.reverse();
+        (code, hits)
+    }
+
     fn upgrade_with_dovecot(&mut self, cid: ChainId, code: Option<FindingCode>, rec: &LogRecord) {
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let Some(ch) = self.chains.get_mut(&cid) else {
             return;
         };
         ch.add_line(&rec.raw, &limits);
-        // The LMTP failure's generic finding gets the specific cause and the Dovecot line.
-        if let Some(f) = ch
+        // The LMTP failure's generic finding gets the specific cause, the Dovecot line, and
+        // Dovecot's host (where the cause is).
+        if let Some(x) = ch
             .findings
             .iter_mut()
             .rev()
-            .find(|f| generic(f.code) || Some(f.code) == code)
+            .find(|x| generic(x.f.code) || Some(x.f.code) == code)
         {
-            if let (true, Some(c)) = (generic(f.code), code) {
-                f.code = c;
-                f.hint = c.hint().to_owned();
+            if let (true, Some(c)) = (generic(x.f.code), code) {
+                x.f.code = c;
+                x.f.hint = c.hint().to_owned();
             }
-            f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+            if code.is_some() {
+                x.cause = true;
+                x.f.host = Some(rec.role.to_string());
+                x.f.stage = Some(rec.role.to_string());
+                if let Event::DovecotProblem { user, text, .. } = &rec.event {
+                    x.f.message = format!(
+                        "{}: Dovecot could not deliver for {}: {}",
+                        rec.role,
+                        user.as_deref().unwrap_or("?"),
+                        clip(text, 300)
+                    );
+                }
+            }
+            x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+            x.f.seen(rec.timestamp);
         }
     }
 
@@ -1512,7 +1609,25 @@ impl Correlator {
         };
         let role = rec.role.clone();
         let ts = rec.timestamp;
-        let limits = self.limits.clone();
+        let limits = self.limits;
+        // A save failure's reason is often generic; Dovecot's error line just before it
+        // (same session, or same user within the window) has the cause.
+        let (recent_code, recent_raw) = if *saved {
+            (None, None)
+        } else {
+            let user_key = user.as_deref().map(str::to_ascii_lowercase);
+            self.recent_dovecot
+                .iter()
+                .rev()
+                .find(|r| {
+                    r.code.is_some()
+                        && ((session.is_some() && r.session == *session)
+                            || (user_key.as_deref() == Some(r.key.as_str())
+                                && within(r.at, ts, limits.link_window)))
+                })
+                .map(|r| (r.code, Some(r.raw.clone())))
+                .unwrap_or((None, None))
+        };
         let by_msgid = message_id
             .as_deref()
             .map(msgid_key)
@@ -1572,7 +1687,9 @@ impl Correlator {
             let who = user.as_deref().unwrap_or("?");
             let mb = mailbox.as_deref().unwrap_or("?");
             if !*saved {
-                let c = classify_text(text).unwrap_or(FindingCode::DeferredOther);
+                let c = classify_text(text)
+                    .or(recent_code)
+                    .unwrap_or(FindingCode::DeferredOther);
                 let mut f = Finding::new(
                     c,
                     Some(&role),
@@ -1581,9 +1698,12 @@ impl Correlator {
                         clip(text, 300)
                     ),
                 );
+                if let Some(r) = &recent_raw {
+                    f.add_evidence(r, limits.max_evidence);
+                }
                 f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
                 f.seen(ts);
-                ch.add_finding(f, &limits);
+                ch.add_finding(f, &limits, true);
             } else if is_spam_mailbox(mb) {
                 let mut f = Finding::new(
                     FindingCode::SpamFolder,
@@ -1592,7 +1712,7 @@ impl Correlator {
                 );
                 f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
                 f.seen(ts);
-                ch.add_finding(f, &limits);
+                ch.add_finding(f, &limits, true);
             }
         }
         if let Some(s) = session {
@@ -1718,7 +1838,11 @@ impl Correlator {
                 }
             }
         }
-        let out = build_chain(&ch);
+        let mut ch = ch;
+        // The chain is gone: move its lines out instead of copying them.
+        let lines = std::mem::take(&mut ch.lines);
+        let mut out = build_chain(&ch);
+        out.lines = lines;
         self.stats.chains_emitted += 1;
         if self.finished.len() >= self.limits.max_finished {
             self.finished.pop_front();
@@ -1817,6 +1941,9 @@ fn rcpt_hop_status(e: &Entry) -> &'static str {
         "sent"
     } else if has(RcptStatus::Rejected) {
         "rejected"
+    } else if e.removed && e.rcpts.is_empty() {
+        // Gone without a delivery line in these logs (deleted, or delivered before them).
+        "removed"
     } else if e.qmgr_seen || e.message_id.is_some() || has(RcptStatus::Pending) {
         "queued"
     } else {
@@ -1902,7 +2029,11 @@ fn dovecot_hop(d: &DoveDelivery) -> Hop {
         mailbox: d.mailbox.clone(),
         attempts: 1,
         arrived_at: match (d.at, d.delivery_time_ms) {
-            (Some(t), Some(ms)) => Some(t - TimeDelta::milliseconds(ms as i64)),
+            (Some(t), Some(ms)) => {
+                TimeDelta::try_milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+                    .and_then(|d| t.checked_sub_signed(d))
+                    .or(Some(t))
+            }
             (t, _) => t,
         },
         left_at: d.at,
@@ -1922,8 +2053,12 @@ fn noqueue_hop(n: &NoQueue) -> Hop {
         delays: None,
         dsn: r.dsn.clone(),
         reason: Some(format!(
-            "{}{}",
+            "{}{}{}",
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+            r.dsn
+                .as_deref()
+                .map(|d| format!("{d} "))
+                .unwrap_or_default(),
             r.reason
         )),
         from: r.from.clone(),
@@ -1977,6 +2112,17 @@ fn build_chain(ch: &Chain) -> MessageChain {
     let mut leaf_status: Vec<MessageStatus> = Vec::new();
     let mut notes = ch.notes.clone();
     let mut placed = vec![false; ch.dovecot.len()];
+    // Dovecot deliveries in time order; per user only the latest decides the outcome (an
+    // earlier failed save that was retried successfully is history, not a leaf).
+    let mut dove_order: Vec<usize> = (0..ch.dovecot.len()).collect();
+    dove_order.sort_by_key(|&i| ch.dovecot[i].at);
+    let user_key = |d: &DoveDelivery| d.user.as_deref().map(str::to_ascii_lowercase);
+    let is_latest = |i: usize| {
+        let d = &ch.dovecot[i];
+        !ch.dovecot
+            .iter()
+            .any(|o| user_key(o) == user_key(d) && o.at > d.at)
+    };
     for e in &entries {
         let hop = entry_hop(e);
         let has_downstream = ch.entries.iter().any(|k| {
@@ -1990,15 +2136,28 @@ fn build_chain(ch: &Chain) -> MessageChain {
             .iter()
             .filter_map(|r| r.last.as_ref()?.lmtp_session.as_deref())
             .collect();
+        let lmtp_rcpts: Vec<String> = e
+            .rcpts
+            .iter()
+            .filter(|r| r.last.as_ref().is_some_and(|a| a.service == "lmtp"))
+            .map(|r| r.to.to_ascii_lowercase())
+            .collect();
         let handed_to = hop.next_queue_id.clone();
         hops.push(hop);
         let mut has_dove = false;
-        for (i, d) in ch.dovecot.iter().enumerate() {
-            if !placed[i] && d.session.as_deref().is_some_and(|s| sessions.contains(&s)) {
+        // Dovecot's side of this entry's LMTP hand-offs: by session id, else (a failed
+        // attempt's reply carries none) by recipient.
+        for &i in &dove_order {
+            let d = &ch.dovecot[i];
+            let by_session = d.session.as_deref().is_some_and(|s| sessions.contains(&s));
+            let by_rcpt = user_key(d).is_some_and(|u| lmtp_rcpts.contains(&u));
+            if !placed[i] && (by_session || by_rcpt) {
                 placed[i] = true;
                 has_dove = true;
                 let h = dovecot_hop(d);
-                leaf_status.push(status_of_hop(&h.status));
+                if is_latest(i) {
+                    leaf_status.push(status_of_hop(&h.status));
+                }
                 hops.push(h);
             }
         }
@@ -2012,10 +2171,12 @@ fn build_chain(ch: &Chain) -> MessageChain {
             }
         }
     }
-    for (i, d) in ch.dovecot.iter().enumerate() {
+    for &i in &dove_order {
         if !placed[i] {
-            let h = dovecot_hop(d);
-            leaf_status.push(status_of_hop(&h.status));
+            let h = dovecot_hop(&ch.dovecot[i]);
+            if is_latest(i) {
+                leaf_status.push(status_of_hop(&h.status));
+            }
             hops.push(h);
         }
     }
@@ -2057,7 +2218,7 @@ fn build_chain(ch: &Chain) -> MessageChain {
             }
         }
     }
-    let mut findings = ch.findings.clone();
+    let mut findings: Vec<Finding> = ch.findings.iter().map(|x| x.f.clone()).collect();
     for f in &mut findings {
         f.message_id = ch.message_id.clone();
     }
@@ -2073,7 +2234,10 @@ fn build_chain(ch: &Chain) -> MessageChain {
         hops,
         findings,
         notes,
-        complete: !ch.evicted && !ch.entries.is_empty() && ch.entries.iter().all(Entry::closed),
+        // A reject or a Dovecot delivery is final; queue entries must all have closed.
+        complete: !ch.evicted
+            && ch.entries.iter().all(Entry::closed)
+            && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty()),
         lines: ch.lines.clone(),
         lines_dropped: ch.lines_dropped,
     }
@@ -2418,7 +2582,9 @@ pub fn fuse_probe(
             .or_else(|| hops.iter().rev().find(|h| h.left_at.is_some()));
         if let Some(h) = last {
             if let Some(t) = h.left_at {
-                let corrected = t - TimeDelta::milliseconds(est(&h.host));
+                let corrected = TimeDelta::try_milliseconds(est(&h.host))
+                    .and_then(|d| t.checked_sub_signed(d))
+                    .unwrap_or(t);
                 let raw = ms_between(corrected, det);
                 let floor_ms = ctx.accepted_at.map_or(0, |a| ms_between(a, det).max(0));
                 let v = raw.clamp(0, floor_ms.max(0));
@@ -2479,5 +2645,248 @@ pub fn fuse_probe(
         skew,
         notes,
         hops,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::logs::{parse_line, ParseContext};
+    use chrono::TimeZone;
+
+    fn feed(corr: &mut Correlator, role: &str, text: &str) {
+        let ctx = ParseContext::new(role, 2025);
+        for l in text.lines() {
+            if let Some(r) = parse_line(l.as_bytes(), &ctx) {
+                corr.push(r);
+            }
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    const EC2: &str = "\
+Nov  7 12:00:05 mx postfix/smtpd[1]: 1A1A1A1A1A: client=smtp.provider.test[198.18.2.2]
+Nov  7 12:00:05 mx postfix/cleanup[2]: 1A1A1A1A1A: message-id=<p1@flowtest>
+Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: from=<probe@provider.test>, size=1200, nrcpt=1 (queue active)
+Nov  7 12:00:05 mx postfix/smtp[4]: 1A1A1A1A1A: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.01/0/0.04/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 2B2B2B2B2B)
+Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: removed";
+    // Dell's clock runs 7 s ahead.
+    const DELL: &str = "\
+Nov  7 12:00:12 dell postfix/smtpd[1]: 2B2B2B2B2B: client=unknown[100.64.0.1]
+Nov  7 12:00:12 dell postfix/cleanup[2]: 2B2B2B2B2B: message-id=<p1@flowtest>
+Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: from=<probe@provider.test>, size=1400, nrcpt=1 (queue active)
+Nov  7 12:00:12 dell postfix/lmtp[4]: 2B2B2B2B2B: to=<bob@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.03, delays=0.01/0/0.01/0.01, dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> c2tldzFza2V3MXNrZXcxcw Saved)
+Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
+
+    #[test]
+    fn links_hosts_in_either_order() {
+        for ec2_first in [true, false] {
+            let mut c = Correlator::new(Limits::default());
+            if ec2_first {
+                feed(&mut c, "ec2", EC2);
+                feed(&mut c, "dell", DELL);
+            } else {
+                feed(&mut c, "dell", DELL);
+                feed(&mut c, "ec2", EC2);
+            }
+            let ms = c.finish();
+            assert_eq!(ms.len(), 1, "{ms:#?}");
+            let hosts: Vec<&str> = ms[0].hops.iter().map(|h| h.host.as_str()).collect();
+            assert_eq!(hosts, ["ec2", "dell"]);
+            assert_eq!(ms[0].status, MessageStatus::Delivered);
+            assert!(ms[0].complete);
+        }
+    }
+
+    #[test]
+    fn skewed_host_is_bounded_by_client_clock() {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", EC2);
+        feed(&mut c, "dell", DELL);
+        let skew = c.skew();
+        assert_eq!(skew.len(), 1);
+        assert!(
+            skew[0].significant && skew[0].min_ms >= 6000 && skew[0].max_ms <= 8200,
+            "{skew:?}"
+        );
+        let ms = c.finish();
+        let ctx = ProbeContext {
+            message_id: "p1@flowtest".into(),
+            mail_from: "probe@provider.test".into(),
+            rcpt_to: vec!["bob@corp.test".into()],
+            submitted_at: at("2025-11-07T12:00:04.900Z"),
+            accepted_at: Some(at("2025-11-07T12:00:05.050Z")),
+            detected_at: Some(at("2025-11-07T12:00:05.900Z")),
+            ..ProbeContext::default()
+        };
+        let t = fuse_probe(&ctx, &ms, &[]);
+        assert_eq!(t.status, MessageStatus::Delivered);
+        assert_eq!(t.last_host.as_deref(), Some("dell"));
+        let dell = t.skew.iter().find(|s| s.host == "dell").unwrap();
+        assert!(
+            dell.significant && (6000..=7000).contains(&dell.estimate_ms),
+            "{dell:?}"
+        );
+        let ec2 = t.skew.iter().find(|s| s.host == "ec2").unwrap();
+        assert!(!ec2.significant, "{ec2:?}");
+        let e2e = 1000;
+        for s in &t.stages {
+            assert!(s.ms <= e2e, "impossible stage {s:?}");
+        }
+        let stage = |n: &str| t.stages.iter().find(|s| s.name == n).unwrap().ms;
+        assert_eq!(stage("submit"), 150);
+        assert_eq!(stage("ec2"), 100);
+        assert_eq!(stage("dell"), 30);
+        assert_eq!(stage("end_to_end"), 1000);
+        assert!(t
+            .notes
+            .iter()
+            .any(|n| n.contains("clock skew") && n.contains("dell")));
+    }
+
+    #[test]
+    fn noqueue_reject_matches_probe_by_sender_recipient_time() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  5 09:02:00 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <info@newdomain.test>: Relay access denied; from=<probe@provider.test> to=<info@newdomain.test> proto=ESMTP helo=<flowtest>\n\
+             Nov  5 09:02:30 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <info@newdomain.test>: Relay access denied; from=<other@provider.test> to=<info@newdomain.test> proto=ESMTP helo=<flowtest>",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 2);
+        let ctx = ProbeContext {
+            message_id: "<nope@flowtest>".into(),
+            mail_from: "PROBE@provider.test".into(),
+            rcpt_to: vec!["info@newdomain.test".into()],
+            submitted_at: at("2025-11-05T09:01:59.950Z"),
+            accepted_at: None,
+            ..ProbeContext::default()
+        };
+        let t = fuse_probe(&ctx, &ms, &[]);
+        assert_eq!(t.status, MessageStatus::Rejected);
+        assert_eq!(t.findings.len(), 1);
+        assert_eq!(t.findings[0].code, FindingCode::RelayAccessDenied);
+        assert_eq!(t.findings[0].host.as_deref(), Some("ec2"));
+        // Outside the window: nothing.
+        let late = ProbeContext {
+            submitted_at: at("2025-11-05T10:00:00Z"),
+            ..ctx
+        };
+        let t = fuse_probe(&late, &ms, &[]);
+        assert_eq!(t.status, MessageStatus::Unknown);
+        assert!(t.notes.iter().any(|n| n.contains("no log line")));
+    }
+
+    #[test]
+    fn header_hops_fill_hosts_without_logs() {
+        let ctx = ProbeContext {
+            message_id: "x@y".into(),
+            submitted_at: at("2025-11-07T12:00:00Z"),
+            accepted_at: Some(at("2025-11-07T12:00:00.200Z")),
+            detected_at: Some(at("2025-11-07T12:00:03Z")),
+            ..ProbeContext::default()
+        };
+        let hops = [
+            HeaderHop {
+                by: Some("smtp.provider.test".into()),
+                role: Some("provider".into()),
+                timestamp: Some(at("2025-11-07T12:00:00Z")),
+            },
+            HeaderHop {
+                by: Some("mx.corp.test".into()),
+                role: Some("ec2".into()),
+                timestamp: Some(at("2025-11-07T12:00:01Z")),
+            },
+            // A clock far ahead: the raw difference (1 h) is impossible and gets bounded.
+            HeaderHop {
+                by: Some("dell.corp.test".into()),
+                role: Some("dell".into()),
+                timestamp: Some(at("2025-11-07T13:00:01Z")),
+            },
+        ];
+        let t = fuse_probe(&ctx, &[], &hops);
+        let ec2 = t.stages.iter().find(|s| s.name == "ec2 (header)").unwrap();
+        assert_eq!(
+            (ec2.ms, ec2.source, ec2.bounded),
+            (1000, StageSource::Header, false)
+        );
+        let dell = t.stages.iter().find(|s| s.name == "dell (header)").unwrap();
+        assert!(dell.bounded && dell.ms <= 3000, "{dell:?}");
+    }
+
+    #[test]
+    fn open_chains_stay_bounded() {
+        let limits = Limits {
+            max_open_chains: 100,
+            ..Limits::default()
+        };
+        let mut c = Correlator::new(limits);
+        let ctx = ParseContext::new("ec2", 2025);
+        let mut emitted: Vec<MessageChain> = Vec::new();
+        for i in 0..5_000u32 {
+            // Messages that never finish (no "removed"): only the cap can bound them.
+            let l = format!("Nov  7 12:00:05 mx postfix/cleanup[2]: {i:010X}: message-id=<m{i}@x>");
+            c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+            assert!(c.open_chains() <= 101);
+            emitted.extend(c.take_finished());
+        }
+        assert!(c.stats().chains_evicted > 0);
+        let rest = c.finish();
+        assert_eq!(emitted.len() + rest.len(), 5_000);
+        assert!(emitted
+            .iter()
+            .all(|m| !m.complete && m.notes.iter().any(|n| n.contains("open-message limit"))));
+        assert!(rest
+            .iter()
+            .chain(emitted.iter())
+            .all(|m| m.status == MessageStatus::Queued));
+    }
+
+    #[test]
+    fn deferred_then_delivered_keeps_the_deferral_finding() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  6 07:30:00 mx postfix/cleanup[1]: 3A4B5C6D7E: message-id=<d@x>\n\
+             Nov  6 07:30:00 mx postfix/smtp[2]: 3A4B5C6D7E: to=<alice@corp.test>, relay=none, delay=0.03, delays=0.02/0/0.01/0, dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: No route to host)\n\
+             Nov  6 07:31:00 mx postfix/smtp[2]: 3A4B5C6D7E: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=60, delays=60/0/0.04/0.04, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 6F7E8D9C0B)\n\
+             Nov  6 07:31:00 mx postfix/qmgr[3]: 3A4B5C6D7E: removed",
+        );
+        let ms = c.finish();
+        assert_eq!(ms[0].status, MessageStatus::Delivered);
+        assert_eq!(ms[0].findings.len(), 1);
+        assert_eq!(ms[0].findings[0].code, FindingCode::NextHopUnreachable);
+        assert_eq!(ms[0].hops[0].attempts, 2);
+    }
+
+    #[test]
+    fn dovecot_error_upgrades_generic_lmtp_deferral_and_times_are_utc() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  6 10:20:00 dell postfix/cleanup[4]: 7A8B9C0D1E: message-id=<q@x>\n\
+             Nov  6 10:20:00 dell postfix/lmtp[5]: 7A8B9C0D1E: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.05, delays=0.01/0/0.01/0.03, dsn=4.2.0, status=deferred (host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command))",
+        );
+        feed(
+            &mut c,
+            "dovecot",
+            "2025-11-06T10:20:00.043977 lmtp(alice@corp.test)<512><S1>: Error: Mailbox INBOX: open(/var/mail/alice) failed: Permission denied (euid=5000)",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1);
+        let f = &ms[0].findings[0];
+        assert_eq!(f.code, FindingCode::MailboxPermissionDenied);
+        assert_eq!(f.host.as_deref(), Some("dovecot"));
+        assert_eq!(f.evidence.len(), 2);
+        assert_eq!(
+            f.first_seen,
+            Some(Utc.with_ymd_and_hms(2025, 11, 6, 10, 20, 0).unwrap())
+        );
     }
 }

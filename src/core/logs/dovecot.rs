@@ -161,16 +161,21 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             } else {
                 None
             };
-            if saved_to.is_some()
-                || contains(text, b"save failed to ")
-                || contains(text, b"rejected: ")
-            {
+            let failed_to = if contains(text, b"save failed to ") {
+                mailbox_after(text, b"save failed to ")
+            } else if contains(text, b"failed to store into mailbox ") {
+                // sieve's wording
+                mailbox_after(text, b"failed to store into mailbox ")
+            } else {
+                None
+            };
+            if saved_to.is_some() || failed_to.is_some() || contains(text, b"rejected: ") {
                 let saved = saved_to.is_some();
                 return Some(Some(Event::DovecotDelivery {
                     user,
                     session,
                     message_id: msgid(text),
-                    mailbox: saved_to.or_else(|| mailbox_after(text, b"save failed to ")),
+                    mailbox: saved_to.or(failed_to),
                     saved,
                     delivery_time_ms: delivery_time_ms(text),
                     text: lossy(text),

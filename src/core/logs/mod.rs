@@ -7,6 +7,7 @@
 //! the caller counts it. Input is bytes; invalid UTF-8 is tolerated everywhere.
 
 mod dovecot;
+pub mod focus;
 mod postfix;
 mod prefix;
 pub mod reader;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
+pub use focus::Focus;
 pub use prefix::{parse_tz, LineFormat};
 pub use reader::{BoundedLines, LineRead};
 
@@ -246,8 +248,9 @@ pub struct LogRecord {
     pub timestamp: Option<DateTime<Utc>>,
     /// The timestamp has sub-second digits (else it is floored to the second).
     pub subsecond: bool,
-    pub host: Option<String>,
-    pub program: String,
+    /// The host name the line itself carries (syslog formats), if any.
+    pub host: Option<Arc<str>>,
+    pub program: Arc<str>,
     pub pid: Option<u32>,
     pub event: Event,
     /// The whole line (lossy UTF-8, without the newline).
@@ -273,10 +276,14 @@ pub struct SourceCounts {
     pub parsed: u64,
     /// Lines skipped because they were not understood.
     pub unknown: u64,
-    /// Lines that were not valid UTF-8 (still parsed, lossily).
+    /// Lines that were not valid UTF-8 (still parsed, lossily). Lines skipped by a
+    /// [`Focus`] are not checked.
     pub invalid_utf8: u64,
     /// Lines longer than the reader's cap (cut there; counted as unknown).
     pub overlong: u64,
+    /// Lines skipped unparsed by a message-id [`Focus`] (they cannot concern the message).
+    /// `lines = parsed + unknown + filtered`.
+    pub filtered: u64,
     /// Recognized lines by layout.
     pub formats: std::collections::BTreeMap<LineFormat, u64>,
 }
@@ -319,7 +326,13 @@ fn parse_event<'a>(
     year_bump: i32,
 ) -> Option<(prefix::Header<'a>, Option<Event>)> {
     let h = prefix::parse_header(line, ctx, year_bump)?;
-    let ev = match family(h.program, h.msg) {
+    let ev = event_of(&h)?;
+    Some((h, ev))
+}
+
+/// The event a recognized header's message carries (`None`: not understood).
+fn event_of(h: &prefix::Header<'_>) -> Option<Option<Event>> {
+    Some(match family(h.program, h.msg) {
         Family::Postfix => {
             let name = prefix::program_name(h.program);
             let service = match memchr::memrchr(b'/', name) {
@@ -337,18 +350,44 @@ fn parse_event<'a>(
             }
         }
         Family::Other => return None,
-    };
-    Some((h, ev))
+    })
 }
 
-fn build_record(line: &[u8], ctx: &ParseContext, h: prefix::Header<'_>, event: Event) -> LogRecord {
+/// Small cache of repeated strings (program names, host names) so that records share them.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    items: Vec<(Box<[u8]>, Arc<str>)>,
+}
+
+impl Interner {
+    const CAP: usize = 64;
+
+    fn get(&mut self, b: &[u8]) -> Arc<str> {
+        if let Some((_, a)) = self.items.iter().find(|(k, _)| &**k == b) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(String::from_utf8_lossy(b).as_ref());
+        if self.items.len() < Self::CAP {
+            self.items.push((b.into(), a.clone()));
+        }
+        a
+    }
+}
+
+fn build_record(
+    line: &[u8],
+    ctx: &ParseContext,
+    h: prefix::Header<'_>,
+    event: Event,
+    interner: &mut Interner,
+) -> LogRecord {
     LogRecord {
         role: ctx.role.clone(),
         format: h.format,
         timestamp: h.ts,
         subsecond: h.subsecond,
-        host: h.host.map(scan::lossy),
-        program: scan::lossy(h.program),
+        host: h.host.map(|x| interner.get(x)),
+        program: interner.get(h.program),
         pid: h.pid,
         event,
         raw: scan::lossy(line),
@@ -372,7 +411,7 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
     let (h, ev) = parse_event(line, ctx, 0)?;
     let ev = ev.unwrap_or(Event::Info);
-    Some(build_record(line, ctx, h, ev))
+    Some(build_record(line, ctx, h, ev, &mut Interner::default()))
 }
 
 /// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
@@ -383,6 +422,8 @@ pub struct LineParser {
     year_bump: i32,
     last_month: Option<u32>,
     counts: SourceCounts,
+    interner: Interner,
+    ring: focus::Ring,
 }
 
 impl LineParser {
@@ -392,6 +433,8 @@ impl LineParser {
             year_bump: 0,
             last_month: None,
             counts: SourceCounts::default(),
+            interner: Interner::default(),
+            ring: focus::Ring::new(),
         }
     }
 
@@ -412,10 +455,65 @@ impl LineParser {
 
     pub fn parse(&mut self, line: &[u8]) -> Parsed {
         let line = strip_eol(line);
+        self.count_line(line);
+        let (bump, month) = self.rollover(line);
+        let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
+            self.counts.unknown += 1;
+            return Parsed::Unknown;
+        };
+        self.accept(line, h, ev, bump, month)
+    }
+
+    /// Like [`LineParser::parse`], but lines that cannot concern `focus` are skipped (counted
+    /// as `filtered`) before any record is built; what passes widens the focus. Records go to
+    /// `out`; a remembered `client=` line of a newly focused queue id comes first.
+    pub fn parse_focused(&mut self, line: &[u8], focus: &mut Focus, out: &mut Vec<LogRecord>) {
+        let line = strip_eol(line);
+        // First look without timestamps or UTF-8 validation: most lines stop here.
+        let decision = match prefix::quick_program_msg(line) {
+            Some((program, msg)) => focus.decide(program, msg),
+            None => focus::Decision::Full,
+        };
+        match decision {
+            focus::Decision::Skip => {
+                self.counts.lines += 1;
+                self.counts.filtered += 1;
+                return;
+            }
+            focus::Decision::Remember(q) => {
+                self.counts.lines += 1;
+                self.counts.filtered += 1;
+                self.ring.put(q, line);
+                return;
+            }
+            focus::Decision::FullWithReplay(q) => {
+                for old in self.ring.take(q) {
+                    // Counted as read and filtered when it came; now it is parsed.
+                    self.counts.filtered = self.counts.filtered.saturating_sub(1);
+                    self.counts.lines = self.counts.lines.saturating_sub(1);
+                    if let Parsed::Record(r) = self.parse(&old) {
+                        focus.learn(&r);
+                        out.push(*r);
+                    }
+                }
+            }
+            focus::Decision::Full => {}
+        }
+        if let Parsed::Record(r) = self.parse(line) {
+            focus.learn(&r);
+            out.push(*r);
+        }
+    }
+
+    fn count_line(&mut self, line: &[u8]) {
         self.counts.lines += 1;
         if std::str::from_utf8(line).is_err() {
             self.counts.invalid_utf8 += 1;
         }
+    }
+
+    /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
+    fn rollover(&mut self, line: &[u8]) -> (i32, Option<u32>) {
         // Rollover: only meaningful without a reference time (with one, every line resolves
         // its own year).
         let mut bump = self.year_bump;
@@ -434,10 +532,17 @@ impl LineParser {
                 bump -= 1;
             }
         }
-        let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
-            self.counts.unknown += 1;
-            return Parsed::Unknown;
-        };
+        (bump, month)
+    }
+
+    fn accept(
+        &mut self,
+        line: &[u8],
+        h: prefix::Header<'_>,
+        ev: Option<Event>,
+        bump: i32,
+        month: Option<u32>,
+    ) -> Parsed {
         if let (Some(m), true) = (month, bump == self.year_bump) {
             self.last_month = Some(m);
         }
@@ -445,7 +550,13 @@ impl LineParser {
         *self.counts.formats.entry(h.format).or_insert(0) += 1;
         match ev {
             None | Some(Event::Info) => Parsed::Info,
-            Some(ev) => Parsed::Record(Box::new(build_record(line, &self.ctx, h, ev))),
+            Some(ev) => Parsed::Record(Box::new(build_record(
+                line,
+                &self.ctx,
+                h,
+                ev,
+                &mut self.interner,
+            ))),
         }
     }
 }

@@ -679,6 +679,62 @@ mod tests {
     }
 
     #[test]
+    fn local_virtual_pipe_error_and_pickup() {
+        for (svc, line, status, relay) in [
+            ("local", "ABCDEF1234: to=<root@mx.corp.test>, orig_to=<postmaster>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to mailbox)", DeliveryStatus::Sent, "local"),
+            ("virtual", "ABCDEF1234: to=<alice@corp.test>, relay=virtual, delay=0.02, delays=0.01/0/0/0.01, dsn=4.2.0, status=deferred (maildir delivery failed: create maildir file /var/mail/corp.test/alice/tmp/x: Permission denied)", DeliveryStatus::Deferred, "virtual"),
+            ("pipe", "ABCDEF1234: to=<bob@corp.test>, relay=dovecot, delay=0.05, delays=0/0/0/0.05, dsn=2.0.0, status=sent (delivered via dovecot service)", DeliveryStatus::Sent, "dovecot"),
+            ("error", "ABCDEF1234: to=<x@corp.test>, relay=none, delay=4, delays=0.01/4/0/0, dsn=4.3.0, status=deferred (address resolver failure)", DeliveryStatus::Deferred, "none"),
+            ("smtp", "ABCDEF1234: to=<a@gmail.example>, relay=gmail-smtp-in.l.google.example[192.0.2.27]:25, delay=1.3, delays=0.01/0/0.4/0.9, dsn=5.7.26, status=bounced (host gmail-smtp-in.l.google.example[192.0.2.27] said: 550-5.7.26 Unauthenticated email is not accepted (in reply to end of DATA command))", DeliveryStatus::Bounced, "gmail-smtp-in.l.google.example[192.0.2.27]:25"),
+        ] {
+            let Event::Delivery(d) = ev(svc, line) else { panic!("{line}") };
+            assert_eq!(d.status, status, "{line}");
+            assert_eq!(d.relay.as_deref(), Some(relay));
+            assert_eq!(d.service, svc);
+        }
+        let Event::Delivery(d) = ev("local", "ABCDEF1234: to=<root@mx.corp.test>, orig_to=<postmaster>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to mailbox)") else { panic!() };
+        assert_eq!(d.orig_to.as_deref(), Some("postmaster"));
+        assert_eq!(
+            ev("pickup", "ABCDEF1234: uid=0 from=<root>"),
+            Event::Pickup {
+                queue_id: "ABCDEF1234".into(),
+                from: "root".into()
+            }
+        );
+        assert_eq!(
+            ev("smtp", "ABCDEF1234: lost connection with x[192.0.2.1] while receiving the initial server greeting"),
+            Event::AttemptDetail { queue_id: "ABCDEF1234".into(), text: "lost connection with x[192.0.2.1] while receiving the initial server greeting".into() }
+        );
+        for info in [
+            "CONNECT from [192.0.2.9]:51234 to [198.18.1.2]:25",
+            "PASS NEW [192.0.2.9]:51234",
+            "DISCONNECT [192.0.2.9]:51234",
+        ] {
+            assert_eq!(parse(b"postscreen", info.as_bytes()), Some(None), "{info}");
+        }
+        assert!(matches!(
+            ev(
+                "master",
+                "warning: process /usr/lib/postfix/sbin/smtpd pid 123 exit status 1"
+            ),
+            Event::Problem {
+                severity: Severity::Warning,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ev(
+                "qmgr",
+                "fatal: open database /etc/postfix/transport.db: No such file or directory"
+            ),
+            Event::Problem {
+                severity: Severity::Fatal,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn unknown_and_info() {
         assert!(parse(b"smtpd", b"connect from x[1.2.3.4]") == Some(None));
         assert!(parse(b"smtpd", b"something new").is_none());

@@ -130,8 +130,8 @@ fn digits4(b: &[u8], i: usize) -> Option<i32> {
     Some((hi * 100 + lo) as i32)
 }
 
-/// `HH:MM:SS[.frac]` at `i`: (h, m, s, nanos, had_fraction, end index).
-fn parse_hms(b: &[u8], i: usize) -> Option<(u32, u32, u32, u32, bool, usize)> {
+/// `HH:MM:SS[.frac]` at `i`: (h, m, s, nanos, fraction digits, end index).
+fn parse_hms(b: &[u8], i: usize) -> Option<(u32, u32, u32, u32, usize, usize)> {
     let h = digits2(b, i)?;
     if b.get(i + 2) != Some(&b':') {
         return None;
@@ -143,9 +143,8 @@ fn parse_hms(b: &[u8], i: usize) -> Option<(u32, u32, u32, u32, bool, usize)> {
     let s = digits2(b, i + 6)?;
     let mut j = i + 8;
     let mut nanos = 0u32;
-    let mut frac = false;
+    let mut frac = 0usize;
     if matches!(b.get(j), Some(b'.') | Some(b',')) && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
-        frac = true;
         j += 1;
         let mut n = 0;
         while let Some(c) = b.get(j).filter(|c| c.is_ascii_digit()) {
@@ -153,6 +152,7 @@ fn parse_hms(b: &[u8], i: usize) -> Option<(u32, u32, u32, u32, bool, usize)> {
                 nanos = nanos * 10 + u32::from(c - b'0');
                 n += 1;
             }
+            frac += 1;
             j += 1;
         }
         while n < 9 {
@@ -202,12 +202,7 @@ fn parse_iso(b: &[u8]) -> Option<Iso> {
     if !matches!(b.get(10), Some(b'T') | Some(b' ')) {
         return None;
     }
-    let (h, mi, s, nanos, _frac, mut j) = parse_hms(b, 11)?;
-    let frac_digits = if b.get(19) == Some(&b'.') || b.get(19) == Some(&b',') {
-        j - 20
-    } else {
-        0
-    };
+    let (h, mi, s, nanos, frac_digits, mut j) = parse_hms(b, 11)?;
     let date = NaiveDate::from_ymd_opt(y, mo, d)?;
     let naive = date.and_hms_nano_opt(h, mi, s, nanos)?;
     let zone = match b.get(j) {
@@ -265,7 +260,7 @@ struct Classic {
     m: u32,
     s: u32,
     nanos: u32,
-    frac: bool,
+    frac: usize,
     zero_padded: bool,
     end: usize,
 }
@@ -356,7 +351,10 @@ fn prog_at_end(t: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// `[host ]program[pid]: msg` (host optional). Returns (host, program token, message).
-fn parse_rest(r: &[u8]) -> Option<(Option<&[u8]>, &[u8], &[u8])> {
+/// (host, program token, message) of a line's remainder.
+type Rest<'a> = (Option<&'a [u8]>, &'a [u8], &'a [u8]);
+
+fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
     let sp = memchr::memchr(b' ', r);
     let colon = super::scan::find(r, b": ");
     match (sp, colon) {
@@ -425,7 +423,7 @@ pub(crate) fn parse_header<'a>(
         }
     } else if let Some(c) = parse_classic(line) {
         ts = Some(classic_to_utc(&c, ctx, year_bump)?);
-        subsecond = c.frac;
+        subsecond = c.frac > 0;
         format = if c.zero_padded {
             LineFormat::PostfixMaillog
         } else {
@@ -472,6 +470,34 @@ pub(crate) fn parse_header<'a>(
         pid,
         msg,
     })
+}
+
+/// Program token and message of a line without parsing or validating its timestamp: the cheap
+/// first look the message-id focus needs to skip most lines. Lines it accepts still go through
+/// [`parse_header`] before they count as parsed.
+pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    fn skip_stamp(b: &[u8]) -> Option<&[u8]> {
+        let iso = b.len() > 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+        if iso {
+            let sp = memchr::memchr(b' ', b)?;
+            return Some(&b[sp + 1..]);
+        }
+        let classic = b.len() > 16 && MONTHS.iter().any(|m| b[..3] == m[..]) && b[3] == b' ';
+        if classic {
+            // `Mmm dd HH:MM:SS` (maybe `.frac`), then a space.
+            let sp = memchr::memchr(b' ', &b[15..]).map(|i| i + 15)?;
+            return Some(&b[sp + 1..]);
+        }
+        None
+    }
+    let mut rest = skip_stamp(line).unwrap_or(line);
+    // docker --timestamps wraps a line that has its own stamp.
+    if let Some(inner) = skip_stamp(rest) {
+        rest = inner;
+    }
+    let (_, token, msg) = parse_rest(rest.trim_ascii_start())?;
+    let (program, _) = split_pid(token);
+    valid_program(program).then_some((program, msg))
 }
 
 /// Parse a time zone setting: `UTC`, `Z`, `+02:00`, `-0500`, `+2`.

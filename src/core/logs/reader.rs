@@ -17,6 +17,8 @@ pub struct BoundedLines<R> {
     inner: R,
     buf: Vec<u8>,
     cap: usize,
+    /// Bytes of the reader's buffer handed out by the last call (consumed on the next one).
+    pending_consume: usize,
 }
 
 impl<R: BufRead> BoundedLines<R> {
@@ -25,12 +27,33 @@ impl<R: BufRead> BoundedLines<R> {
             inner,
             buf: Vec::with_capacity(cap.min(64 * 1024)),
             cap: cap.max(1),
+            pending_consume: 0,
         }
     }
 
     /// The next line without its `\n`, or `None` at end of input. A final line without a
     /// newline is returned too.
     pub fn next_line(&mut self) -> io::Result<Option<LineRead<'_>>> {
+        if self.pending_consume > 0 {
+            self.inner.consume(self.pending_consume);
+            self.pending_consume = 0;
+        }
+        // Fast path: the whole line is already in the reader's buffer; hand out a slice of it
+        // (no copy) and consume it on the next call.
+        let fast = match self.inner.fill_buf() {
+            Ok([]) => return Ok(None),
+            Ok(chunk) => match memchr::memchr(b'\n', chunk) {
+                Some(i) if i <= self.cap => Some(i),
+                _ => None,
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = fast {
+            self.pending_consume = i + 1;
+            let chunk = self.inner.fill_buf()?;
+            return Ok(Some(LineRead::Line(&chunk[..i])));
+        }
         self.buf.clear();
         let mut overlong = false;
         let mut any = false;

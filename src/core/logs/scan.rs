@@ -3,16 +3,30 @@
 
 use memchr::memmem;
 
-/// Position of `needle` in `hay` (memchr's SIMD substring search).
+/// Haystacks shorter than this are searched by first-byte scan: building memchr's SIMD
+/// searcher costs more than it saves on a log line.
+const SHORT: usize = 512;
+
+/// Position of `needle` in `hay`.
 #[inline]
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::find(hay, needle)
+    let (&first, rest) = needle.split_first()?;
+    if hay.len() >= SHORT {
+        return memmem::find(hay, needle);
+    }
+    let last_start = hay.len().checked_sub(needle.len())?;
+    memchr::memchr_iter(first, &hay[..=last_start]).find(|&i| hay[i + 1..].starts_with(rest))
 }
 
 /// Position of the last `needle` in `hay`.
 #[inline]
 pub(crate) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::rfind(hay, needle)
+    let (&first, rest) = needle.split_first()?;
+    if hay.len() >= SHORT {
+        return memmem::rfind(hay, needle);
+    }
+    let last_start = hay.len().checked_sub(needle.len())?;
+    memchr::memrchr_iter(first, &hay[..=last_start]).find(|&i| hay[i + 1..].starts_with(rest))
 }
 
 #[inline]
@@ -27,7 +41,11 @@ pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]>
 
 /// Bytes as an owned `String`, replacing invalid UTF-8 (logs are not guaranteed to be UTF-8).
 pub(crate) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // std's validation has an ASCII fast path the lossy iterator lacks; logs are mostly ASCII.
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
@@ -146,5 +164,12 @@ mod tests {
         assert_eq!(seconds_to_ms(b"1..2"), None);
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         assert_eq!(parse_u64(b"1234"), Some(1234));
+        assert_eq!(find(b"abcabc", b"ca"), Some(2));
+        assert_eq!(rfind(b"abcabc", b"ab"), Some(3));
+        assert_eq!(find(b"ab", b"abc"), None);
+        assert_eq!(find(b"abc", b""), None);
+        let long = [b"x".repeat(600), b"needle".to_vec()].concat();
+        assert_eq!(find(&long, b"needle"), Some(600));
+        assert_eq!(rfind(&long, b"x"), Some(599));
     }
 }

@@ -1,0 +1,233 @@
+//! Message-id focus for huge logs: decide from a line's prefix and a few byte comparisons
+//! whether it can concern the messages asked for, before any record is built. Owns the
+//! learned queue ids / LMTP sessions and the small replay ring of `client=` lines (logged before
+//! the Message-ID is known). Does not parse events (the caller does, for lines that pass).
+//!
+//! Lines that always pass: Postfix `warning:`/`error:`/`fatal:`/`panic:` and `NOQUEUE:` lines,
+//! Dovecot error/warning lines, auth and failed logins (host-level findings need them).
+
+use super::prefix::program_name;
+use super::scan::{self, find, split_once};
+use super::{Event, LogRecord};
+
+/// What the caller wants to follow.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    needles: Vec<Vec<u8>>,
+    // A focus follows a handful of ids: a linear scan beats hashing every line's queue id.
+    qids: Small,
+    sessions: Small,
+}
+
+/// A small set of byte strings.
+#[derive(Debug, Clone, Default)]
+struct Small(Vec<Vec<u8>>);
+
+impl Small {
+    fn contains(&self, k: &[u8]) -> bool {
+        self.0.iter().any(|x| x == k)
+    }
+
+    fn insert(&mut self, k: Vec<u8>) {
+        if !self.contains(&k) {
+            self.0.push(k);
+        }
+    }
+}
+
+/// The prefilter's verdict for one line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision<'a> {
+    /// Parse it fully.
+    Full,
+    /// Parse it fully, after replaying the remembered `client=` line of this queue id.
+    FullWithReplay(&'a [u8]),
+    /// Remember it (a `client=`/`uid=` line of a not-yet-known queue id), else skip.
+    Remember(&'a [u8]),
+    Skip,
+}
+
+impl Focus {
+    /// Follow these Message-IDs (angle brackets optional).
+    pub fn message_ids<S: AsRef<str>>(ids: &[S]) -> Self {
+        Focus {
+            needles: ids
+                .iter()
+                .map(|i| {
+                    let k = i
+                        .as_ref()
+                        .trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>');
+                    k.as_bytes().to_vec()
+                })
+                .filter(|k| !k.is_empty())
+                .collect(),
+            ..Focus::default()
+        }
+    }
+
+    fn hits(&self, b: &[u8]) -> bool {
+        self.needles.iter().any(|n| find(b, n).is_some())
+    }
+
+    /// Widen the focus with what a passed record reveals: the queue id of a focused
+    /// Message-ID, the next hop's queue id and the LMTP session of a focused delivery.
+    pub fn learn(&mut self, rec: &LogRecord) {
+        match &rec.event {
+            Event::MessageId {
+                queue_id,
+                message_id,
+            } if self.hits(message_id.as_bytes()) => {
+                self.qids.insert(queue_id.as_bytes().to_vec());
+            }
+            Event::Delivery(d) if self.qids.contains(d.queue_id.as_bytes()) => {
+                if let Some(n) = &d.queued_as {
+                    self.qids.insert(n.as_bytes().to_vec());
+                }
+                if let Some(s) = &d.lmtp_session {
+                    self.sessions.insert(s.as_bytes().to_vec());
+                }
+            }
+            Event::DovecotDelivery {
+                session: Some(s),
+                message_id: Some(m),
+                ..
+            } if self.hits(m.as_bytes()) => {
+                self.sessions.insert(s.as_bytes().to_vec());
+            }
+            _ => {}
+        }
+    }
+
+    /// Decide for a Postfix line (`msg` after `program[pid]: `).
+    fn postfix<'a>(&self, msg: &'a [u8]) -> Decision<'a> {
+        const ALWAYS: [&[u8]; 5] = [
+            b"warning: ",
+            b"error: ",
+            b"fatal: ",
+            b"panic: ",
+            b"NOQUEUE: ",
+        ];
+        if ALWAYS.iter().any(|p| msg.starts_with(p)) {
+            return Decision::Full;
+        }
+        let head = &msg[..msg.len().min(24)];
+        let Some((q, _)) = split_once(head, b": ") else {
+            return Decision::Skip;
+        };
+        if !scan::is_queue_id(q) {
+            return Decision::Skip;
+        }
+        let rest = &msg[q.len() + 2..];
+        if self.qids.contains(q) {
+            return Decision::Full;
+        }
+        if rest.starts_with(b"message-id=") && self.hits(rest) {
+            return Decision::FullWithReplay(q);
+        }
+        if rest.starts_with(b"client=") || rest.starts_with(b"uid=") {
+            return Decision::Remember(q);
+        }
+        Decision::Skip
+    }
+
+    /// Decide for a Dovecot line: `token` is its process token (`lmtp(user)<pid><session>`).
+    fn dovecot(&self, token: &[u8], msg: &[u8]) -> Decision<'static> {
+        const LEVELS: [&[u8]; 4] = [b"Error: ", b"Warning: ", b"Fatal: ", b"Panic: "];
+        if LEVELS.iter().any(|p| msg.starts_with(p)) {
+            return Decision::Full;
+        }
+        let name = program_name(token);
+        if name == b"auth" || name == b"auth-worker" {
+            return Decision::Full;
+        }
+        if name.ends_with(b"-login") {
+            return if find(msg, b"auth failed").is_some() {
+                Decision::Full
+            } else {
+                Decision::Skip
+            };
+        }
+        if self.hits(msg) {
+            return Decision::Full;
+        }
+        // `<pid><session>`: the session is the last angle-bracketed part.
+        if let Some(open) = memchr::memrchr(b'<', token) {
+            let s = token[open + 1..]
+                .strip_suffix(b">")
+                .unwrap_or(&token[open + 1..]);
+            if self.sessions.contains(s) {
+                return Decision::Full;
+            }
+        }
+        Decision::Skip
+    }
+
+    /// Decide from a line's program token and message (see `prefix::quick_program_msg`).
+    pub(crate) fn decide<'a>(&self, program: &'a [u8], msg: &'a [u8]) -> Decision<'a> {
+        let name = program_name(program);
+        if memchr::memchr(b'/', name).is_some() {
+            return self.postfix(msg);
+        }
+        if name == b"dovecot" {
+            // Via syslog the process token starts the message.
+            return match split_once(msg, b": ") {
+                Some((token, rest)) => self.dovecot(token, rest),
+                None => Decision::Full,
+            };
+        }
+        if super::prefix::is_dovecot_service(name) {
+            return self.dovecot(program, msg);
+        }
+        // Not Postfix or Dovecot: let the full parser call it unknown.
+        Decision::Full
+    }
+}
+
+/// The last `client=`/`uid=` lines of queue ids nobody asked for yet, in a fixed ring whose
+/// buffers are reused (no allocation once warm).
+#[derive(Debug, Clone)]
+pub(crate) struct Ring {
+    slots: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+impl Ring {
+    const SIZE: usize = 8192;
+
+    pub(crate) fn new() -> Self {
+        Ring {
+            slots: Vec::new(),
+            next: 0,
+        }
+    }
+
+    pub(crate) fn put(&mut self, qid: &[u8], line: &[u8]) {
+        if self.slots.len() < Self::SIZE {
+            self.slots.push((qid.to_vec(), line.to_vec()));
+            return;
+        }
+        let (q, l) = &mut self.slots[self.next];
+        q.clear();
+        q.extend_from_slice(qid);
+        l.clear();
+        l.extend_from_slice(line);
+        self.next = (self.next + 1) % Self::SIZE;
+    }
+
+    /// Take the remembered lines of `qid` (oldest first).
+    pub(crate) fn take(&mut self, qid: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let n = self.slots.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let (q, l) = &mut self.slots[i];
+            if q == qid {
+                out.push(std::mem::take(l));
+                q.clear();
+            }
+        }
+        out
+    }
+}

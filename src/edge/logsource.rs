@@ -1,0 +1,805 @@
+//! Log sources (issue 5): where server logs come from, as configured per host in flowtest.toml
+//! (`[[log_source]]`): a file (with its rotated `.1` sibling; followable while it grows), a
+//! command printing log lines (`{since}` / `{until}` placeholders, timeout, killed on drop), or
+//! a docker container (`docker logs --timestamps`). Owns reading bytes and lines; does not parse
+//! them (`core::logs`) or correlate them (`core::fusion`).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::sync::mpsc;
+
+use crate::core::logs::{
+    parse_line, parse_tz, BoundedLines, LineParser, LineRead, ParseContext, Parsed,
+};
+
+/// Longest line delivered; longer ones are cut (binary files must not grow memory).
+pub const LINE_CAP: usize = 64 * 1024;
+/// Most bytes one window fetch may return (a runaway command must not fill memory).
+pub const MAX_WINDOW_BYTES: usize = 256 * 1024 * 1024;
+/// Lines may be this much out of order in a log (several processes write it).
+const ORDER_SLACK: TimeDelta = TimeDelta::minutes(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSourceKind {
+    File,
+    Command,
+    Docker,
+}
+
+/// A command as one shell string (`sh -c`) or an argument vector (no shell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// One `[[log_source]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceConfig {
+    /// Host role whose log this is (`ec2`, `dell`, `dovecot`, ...): names the stage.
+    pub role: String,
+    pub kind: LogSourceKind,
+    /// `kind = "file"`: the log file (its rotated `<path>.1` is read too when needed).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `kind = "command"`: prints log lines; `{since}` / `{until}` (RFC 3339 UTC) and
+    /// `{since_epoch}` / `{until_epoch}` are substituted.
+    #[serde(default)]
+    pub command: Option<CommandSpec>,
+    /// `kind = "docker"`: the container name.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Zone of timestamps that carry none (`UTC`, `+02:00`); default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Seconds a command / docker fetch may take (default 30).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogSourceError {
+    #[error("log source {role}: {msg}")]
+    Config { role: String, msg: String },
+    #[error("log source {role}: cannot read {path}: {err}")]
+    Io {
+        role: String,
+        path: String,
+        err: io::Error,
+    },
+    #[error("log source {role}: command failed to start: {err}")]
+    Spawn { role: String, err: io::Error },
+    #[error("log source {role}: command timed out after {secs} s (killed)")]
+    Timeout { role: String, secs: u64 },
+    #[error("log source {role}: command exited with {status}: {stderr}")]
+    Failed {
+        role: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("log source {role}: more than {MAX_WINDOW_BYTES} bytes of output; narrow the window")]
+    TooLarge { role: String },
+}
+
+impl LogSourceConfig {
+    /// Check the fields the kind needs (before any I/O).
+    pub fn validate(&self) -> Result<(), LogSourceError> {
+        let bad = |msg: &str| {
+            Err(LogSourceError::Config {
+                role: self.role.clone(),
+                msg: msg.to_owned(),
+            })
+        };
+        if self.role.trim().is_empty() {
+            return bad("role is empty");
+        }
+        match self.kind {
+            LogSourceKind::File if self.path.is_none() => return bad("kind = \"file\" needs path"),
+            LogSourceKind::Command if self.command.is_none() => {
+                return bad("kind = \"command\" needs command")
+            }
+            LogSourceKind::Docker if self.container.as_deref().is_none_or(str::is_empty) => {
+                return bad("kind = \"docker\" needs container")
+            }
+            _ => {}
+        }
+        if let Some(CommandSpec::Argv(v)) = &self.command {
+            if v.is_empty() {
+                return bad("command is an empty list");
+            }
+        }
+        if let Some(tz) = &self.timezone {
+            if let Err(e) = parse_tz(tz) {
+                return bad(&e);
+            }
+        }
+        Ok(())
+    }
+
+    /// How to parse this source's lines. `now` resolves year-less timestamps (logs are not
+    /// written in the future).
+    pub fn parse_context(&self, now: DateTime<Utc>) -> Result<ParseContext, LogSourceError> {
+        let mut ctx = ParseContext::new(&self.role, now.year());
+        if let Some(tz) = &self.timezone {
+            ctx.tz = parse_tz(tz).map_err(|msg| LogSourceError::Config {
+                role: self.role.clone(),
+                msg,
+            })?;
+        }
+        ctx.reference = Some(now);
+        Ok(ctx)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.unwrap_or(30).max(1))
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Substitute `{since}`, `{until}`, `{since_epoch}`, `{until_epoch}`.
+pub fn substitute(s: &str, since: DateTime<Utc>, until: DateTime<Utc>) -> String {
+    s.replace("{since_epoch}", &since.timestamp().to_string())
+        .replace("{until_epoch}", &until.timestamp().to_string())
+        .replace("{since}", &rfc3339(since))
+        .replace("{until}", &rfc3339(until))
+}
+
+/// The argv a command or docker source runs for a window.
+pub fn command_argv(
+    cfg: &LogSourceConfig,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Option<Vec<String>> {
+    match cfg.kind {
+        LogSourceKind::File => None,
+        LogSourceKind::Command => Some(match cfg.command.as_ref()? {
+            CommandSpec::Shell(s) => vec!["sh".into(), "-c".into(), substitute(s, since, until)],
+            CommandSpec::Argv(v) => v.iter().map(|a| substitute(a, since, until)).collect(),
+        }),
+        LogSourceKind::Docker => Some(vec![
+            "docker".into(),
+            "logs".into(),
+            "--timestamps".into(),
+            "--since".into(),
+            rfc3339(since),
+            "--until".into(),
+            rfc3339(until),
+            cfg.container.clone()?,
+        ]),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// First timestamp found in the lines following byte `pos` (after skipping the partial line).
+fn first_time_after(
+    f: &mut File,
+    pos: u64,
+    ctx: &ParseContext,
+) -> io::Result<Option<(DateTime<Utc>, u64)>> {
+    f.seek(SeekFrom::Start(pos))?;
+    let mut r = BufReader::with_capacity(64 * 1024, &mut *f);
+    let mut off = pos;
+    let mut buf = Vec::new();
+    if pos > 0 {
+        // Skip the rest of the line we landed in.
+        off += r.read_until(b'\n', &mut buf)? as u64;
+    }
+    for _ in 0..64 {
+        buf.clear();
+        let n = r
+            .by_ref()
+            .take(LINE_CAP as u64)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(t) = parse_line(&buf, ctx).and_then(|r| r.timestamp) {
+            return Ok(Some((t, off)));
+        }
+        off += n as u64;
+    }
+    Ok(None)
+}
+
+/// Byte offset at which to start reading `path` so that no line at or after `since` (minus the
+/// ordering slack) is missed: a binary search on line timestamps. Files whose lines carry no
+/// timestamp are read from the start.
+pub fn seek_offset_for(path: &Path, since: DateTime<Utc>, ctx: &ParseContext) -> io::Result<u64> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let target = since - ORDER_SLACK;
+    let (mut lo, mut hi) = (0u64, len);
+    // Invariant: every line starting before `lo` is older than `target`.
+    while hi - lo > 256 * 1024 {
+        let mid = lo + (hi - lo) / 2;
+        match first_time_after(&mut f, mid, ctx)? {
+            Some((t, off)) if t < target => lo = off.max(lo),
+            Some(_) => hi = mid,
+            None => hi = mid,
+        }
+    }
+    if lo == 0 {
+        return Ok(0);
+    }
+    // Start at a line boundary at or before `lo`.
+    let start = lo.saturating_sub(1);
+    f.seek(SeekFrom::Start(start))?;
+    let mut r = BufReader::new(&mut f);
+    let mut skip = Vec::new();
+    let n = r.read_until(b'\n', &mut skip)? as u64;
+    Ok(start + n)
+}
+
+/// The lines of a file source covering [since, until]: `<path>.1` first when the current file
+/// starts after `since`, then `<path>`; reading starts near `since` (binary search) and stops
+/// once lines are well past `until`.
+pub fn read_file_window(
+    cfg: &LogSourceConfig,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<u8>>, LogSourceError> {
+    cfg.validate()?;
+    let path = cfg.path.clone().ok_or_else(|| LogSourceError::Config {
+        role: cfg.role.clone(),
+        msg: "no path".into(),
+    })?;
+    let ctx = cfg.parse_context(now)?;
+    let io_err = |p: &Path, err: io::Error| LogSourceError::Io {
+        role: cfg.role.clone(),
+        path: p.display().to_string(),
+        err,
+    };
+    let mut rotated = path.clone().into_os_string();
+    rotated.push(".1");
+    let rotated = PathBuf::from(rotated);
+    let mut files = Vec::new();
+    if rotated.exists() {
+        // The current file's first line: if it is newer than `since`, the window reaches back
+        // into the rotated file.
+        let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let first = first_time_after(&mut f, 0, &ctx).map_err(|e| io_err(&path, e))?;
+        if first.is_none_or(|(t, _)| t > since) {
+            files.push(rotated);
+        }
+    }
+    files.push(path);
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for p in files {
+        let start = seek_offset_for(&p, since, &ctx).map_err(|e| io_err(&p, e))?;
+        let mut f = File::open(&p).map_err(|e| io_err(&p, e))?;
+        f.seek(SeekFrom::Start(start)).map_err(|e| io_err(&p, e))?;
+        let mut lines = BoundedLines::new(BufReader::with_capacity(1 << 20, f), LINE_CAP);
+        let mut parser = LineParser::new(ctx.clone());
+        while let Some(l) = lines.next_line().map_err(|e| io_err(&p, e))? {
+            let l = match l {
+                LineRead::Line(l) | LineRead::Overlong(l) => l,
+            };
+            if let Parsed::Record(r) = parser.parse(l) {
+                if r.timestamp.is_some_and(|t| t > until + ORDER_SLACK) {
+                    break;
+                }
+            }
+            bytes += l.len();
+            if bytes > MAX_WINDOW_BYTES {
+                return Err(LogSourceError::TooLarge {
+                    role: cfg.role.clone(),
+                });
+            }
+            out.push(l.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands and docker
+
+fn docker_time(line: &[u8]) -> Option<DateTime<Utc>> {
+    let sp = memchr::memchr(b' ', line)?;
+    let s = std::str::from_utf8(&line[..sp]).ok()?;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Run a command or docker source for [since, until] and return its lines. The child is killed
+/// on timeout and when this future is dropped. docker's stderr is the container's stderr (where
+/// Dovecot logs), so for docker both streams are lines, merged by their docker timestamps.
+pub async fn fetch_window(
+    cfg: &LogSourceConfig,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<u8>>, LogSourceError> {
+    cfg.validate()?;
+    if cfg.kind == LogSourceKind::File {
+        let role = cfg.role.clone();
+        let cfg = cfg.clone();
+        return tokio::task::spawn_blocking(move || read_file_window(&cfg, since, until, now))
+            .await
+            .map_err(|e| LogSourceError::Spawn {
+                role,
+                err: io::Error::other(e),
+            })?;
+    }
+    let argv = command_argv(cfg, since, until).ok_or_else(|| LogSourceError::Config {
+        role: cfg.role.clone(),
+        msg: "nothing to run".into(),
+    })?;
+    let role = cfg.role.clone();
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|err| LogSourceError::Spawn {
+        role: role.clone(),
+        err,
+    })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let limit = MAX_WINDOW_BYTES as u64 + 1;
+    let work = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut so = (&mut stdout).take(limit);
+        let mut se = (&mut stderr).take(limit);
+        let (a, b) = tokio::join!(so.read_to_end(&mut out), se.read_to_end(&mut err));
+        a?;
+        b?;
+        let status = child.wait().await?;
+        Ok::<_, io::Error>((status, out, err))
+    };
+    let secs = cfg.timeout().as_secs();
+    let (status, out, err) = match tokio::time::timeout(cfg.timeout(), work).await {
+        Ok(r) => r.map_err(|err| LogSourceError::Spawn {
+            role: role.clone(),
+            err,
+        })?,
+        // Dropping `work` drops the child: kill_on_drop ends it.
+        Err(_) => return Err(LogSourceError::Timeout { role, secs }),
+    };
+    if out.len() > MAX_WINDOW_BYTES || err.len() > MAX_WINDOW_BYTES {
+        return Err(LogSourceError::TooLarge { role });
+    }
+    if !status.success() {
+        let msg = String::from_utf8_lossy(&err);
+        let first = msg.lines().next().unwrap_or("").chars().take(300).collect();
+        return Err(LogSourceError::Failed {
+            role,
+            status: status.to_string(),
+            stderr: first,
+        });
+    }
+    let split = |b: &[u8]| -> Vec<Vec<u8>> {
+        b.split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| l[..l.len().min(LINE_CAP)].to_vec())
+            .collect()
+    };
+    let mut lines = split(&out);
+    if cfg.kind == LogSourceKind::Docker {
+        lines.extend(split(&err));
+        // Stable: lines without a docker stamp keep their relative place at the start.
+        lines.sort_by_key(|l| docker_time(l));
+    }
+    Ok(lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Following a growing file
+
+/// Where a follower starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowFrom {
+    Beginning,
+    End,
+}
+
+/// A running follower; dropping it stops the task.
+pub struct FollowHandle {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FollowHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.ino() ^ (m.dev() << 32)
+}
+
+#[cfg(not(unix))]
+fn file_id(_m: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Follow `path` like `tail -F`: poll its size every `poll`, deliver each complete new line,
+/// start over when the file is truncated, and switch to the new file when it is rotated
+/// (after draining the old one). A missing file is waited for.
+pub fn follow_file(
+    path: PathBuf,
+    from: FollowFrom,
+    poll: Duration,
+) -> (FollowHandle, mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = mpsc::channel(4096);
+    let task = tokio::spawn(async move {
+        let mut state: Option<(tokio::fs::File, u64, u64)> = None; // (file, id, position)
+        let mut partial: Vec<u8> = Vec::new();
+        let mut first_open = true;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            if state.is_none() {
+                if let Ok(f) = tokio::fs::File::open(&path).await {
+                    if let Ok(m) = f.metadata().await {
+                        let pos = if first_open && from == FollowFrom::End {
+                            m.len()
+                        } else {
+                            0
+                        };
+                        let mut f = f;
+                        use tokio::io::AsyncSeekExt;
+                        if f.seek(SeekFrom::Start(pos)).await.is_ok() {
+                            state = Some((f, file_id(&m), pos));
+                            partial.clear();
+                        }
+                    }
+                }
+                first_open = false;
+            }
+            if let Some((f, id, pos)) = state.as_mut() {
+                // Drain what is there.
+                loop {
+                    match f.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            *pos += n as u64;
+                            for &b in &buf[..n] {
+                                if b == b'\n' {
+                                    let line = std::mem::take(&mut partial);
+                                    if tx.send(line).await.is_err() {
+                                        return;
+                                    }
+                                } else if partial.len() < LINE_CAP {
+                                    partial.push(b);
+                                }
+                            }
+                        }
+                    }
+                }
+                // Truncated in place, or replaced by a new file (rotation)?
+                match tokio::fs::metadata(&path).await {
+                    Ok(m) if file_id(&m) != *id => state = None,
+                    Ok(m) if m.len() < *pos => {
+                        use tokio::io::AsyncSeekExt;
+                        if f.seek(SeekFrom::Start(0)).await.is_ok() {
+                            *pos = 0;
+                            partial.clear();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(poll).await;
+        }
+    });
+    (FollowHandle { task }, rx)
+}
+
+/// Run a long-lived command (e.g. `docker logs -f`, `ssh host tail -F`) and deliver its stdout
+/// lines. The child is killed when the handle is dropped.
+pub fn follow_command(
+    argv: Vec<String>,
+) -> Result<(CommandFollow, mpsc::Receiver<Vec<u8>>), io::Error> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let mut child = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel(4096);
+    let task = tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut r)
+                .take(LINE_CAP as u64)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if line.last() != Some(&b'\n') {
+                        // Cut at the cap: skip the rest of that line.
+                        let mut sink = Vec::new();
+                        let _ = r.read_until(b'\n', &mut sink).await;
+                    }
+                    while line.last() == Some(&b'\n') || line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    if tx.send(line.clone()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok((
+        CommandFollow {
+            _child: child,
+            task,
+        },
+        rx,
+    ))
+}
+
+/// A followed command; dropping it kills the child and stops the reader.
+pub struct CommandFollow {
+    _child: tokio::process::Child,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CommandFollow {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::io::Write;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 11, 4, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn config_kinds_and_validation() {
+        let c: LogSourceConfig = toml::from_str(
+            "role = \"ec2\"\nkind = \"command\"\ncommand = \"ssh ec2 docker logs --timestamps --since {since} mailserver-postfix\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let argv = command_argv(&c, t(18, 0, 0), t(18, 5, 0)).unwrap();
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert_eq!(
+            argv[2],
+            "ssh ec2 docker logs --timestamps --since 2025-11-04T18:00:00Z mailserver-postfix"
+        );
+        let d: LogSourceConfig = toml::from_str(
+            "role = \"dell\"\nkind = \"docker\"\ncontainer = \"dovecot\"\ntimezone = \"+01:00\"\n",
+        )
+        .unwrap();
+        d.validate().unwrap();
+        assert_eq!(
+            command_argv(&d, t(18, 0, 0), t(18, 5, 0)).unwrap(),
+            [
+                "docker",
+                "logs",
+                "--timestamps",
+                "--since",
+                "2025-11-04T18:00:00Z",
+                "--until",
+                "2025-11-04T18:05:00Z",
+                "dovecot"
+            ]
+        );
+        assert_eq!(
+            d.parse_context(t(18, 0, 0)).unwrap().tz.local_minus_utc(),
+            3600
+        );
+        let a: LogSourceConfig = toml::from_str(
+            "role = \"x\"\nkind = \"command\"\ncommand = [\"journalctl\", \"-o\", \"short-iso\", \"--since\", \"@{since_epoch}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            command_argv(&a, t(0, 0, 0), t(0, 0, 1)).unwrap()[4],
+            format!("@{}", t(0, 0, 0).timestamp())
+        );
+        for bad in [
+            "role = \"x\"\nkind = \"file\"\n",
+            "role = \"x\"\nkind = \"docker\"\ncontainer = \"\"\n",
+            "role = \"x\"\nkind = \"command\"\ncommand = []\n",
+            "role = \"x\"\nkind = \"file\"\npath = \"/x\"\ntimezone = \"Europe/Berlin\"\n",
+            "role = \"\"\nkind = \"file\"\npath = \"/x\"\n",
+        ] {
+            let c: LogSourceConfig = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<LogSourceConfig>(
+            "role = \"x\"\nkind = \"file\"\npath = \"/x\"\npaht = 1\n"
+        )
+        .is_err());
+        assert!(toml::from_str::<LogSourceConfig>("role = \"x\"\nkind = \"ftp\"\n").is_err());
+    }
+
+    fn file_cfg(path: &Path) -> LogSourceConfig {
+        LogSourceConfig {
+            role: "ec2".into(),
+            kind: LogSourceKind::File,
+            path: Some(path.to_path_buf()),
+            command: None,
+            container: None,
+            timezone: None,
+            timeout_secs: None,
+        }
+    }
+
+    fn line(h: u32, m: u32, s: u32, n: usize) -> String {
+        format!("Nov  4 {h:02}:{m:02}:{s:02} mx postfix/qmgr[1]: {n:010X}: removed\n")
+    }
+
+    #[test]
+    fn file_window_uses_rotated_file_and_seeks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        let mut old = File::create(dir.path().join("mail.log.1")).unwrap();
+        for i in 0..60 {
+            old.write_all(line(17, i, 0, i as usize).as_bytes())
+                .unwrap();
+        }
+        // A big current file so that the binary search has work to do.
+        let mut cur = File::create(&p).unwrap();
+        let mut n = 1000;
+        for h in 18..21 {
+            for m in 0..60 {
+                for s in 0..60 {
+                    cur.write_all(line(h, m, s, n).as_bytes()).unwrap();
+                    n += 1;
+                }
+            }
+        }
+        drop(cur);
+        let now = t(23, 0, 0);
+        // Window inside the rotated file's last minutes and the current file's first.
+        let w = read_file_window(&file_cfg(&p), t(17, 58, 0), t(18, 1, 0), now).unwrap();
+        let text: Vec<String> = w
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert!(
+            text.iter().any(|l| l.starts_with("Nov  4 17:58:00")),
+            "{:?}",
+            &text[..3]
+        );
+        assert!(text.iter().any(|l| l.starts_with("Nov  4 18:01:00")));
+        // Far later lines are not read (stop after until + slack).
+        assert!(!text.iter().any(|l| l.starts_with("Nov  4 19:")));
+        // A window late in the big file starts near it (seeked), not at the top.
+        let w = read_file_window(&file_cfg(&p), t(20, 30, 0), t(20, 31, 0), now).unwrap();
+        assert!(w.len() < 3000, "read {} lines: no seek?", w.len());
+        let first = String::from_utf8_lossy(&w[0]).into_owned();
+        assert!(first.as_str() <= "Nov  4 20:25:00", "{first}");
+        assert!(w.iter().any(|l| l.starts_with(b"Nov  4 20:30:30")));
+        // Missing file: an error naming the path.
+        let e = read_file_window(
+            &file_cfg(&dir.path().join("nope.log")),
+            t(0, 0, 0),
+            t(1, 0, 0),
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nope.log"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn command_placeholders_timeout_and_failure() {
+        let mut c = file_cfg(Path::new("/x"));
+        c.kind = LogSourceKind::Command;
+        c.command = Some(CommandSpec::Shell("printf '%s\\n' {since} {until}".into()));
+        let lines = fetch_window(&c, t(18, 0, 0), t(18, 5, 0), t(19, 0, 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                b"2025-11-04T18:00:00Z".to_vec(),
+                b"2025-11-04T18:05:00Z".to_vec()
+            ]
+        );
+
+        c.command = Some(CommandSpec::Shell("sleep 20".into()));
+        c.timeout_secs = Some(1);
+        let start = std::time::Instant::now();
+        let e = fetch_window(&c, t(18, 0, 0), t(18, 5, 0), t(19, 0, 0))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LogSourceError::Timeout { .. }), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+
+        c.command = Some(CommandSpec::Shell("echo nope >&2; exit 3".into()));
+        let e = fetch_window(&c, t(18, 0, 0), t(18, 5, 0), t(19, 0, 0))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+
+        c.command = Some(CommandSpec::Argv(vec!["/nonexistent/flowtest-cmd".into()]));
+        assert!(matches!(
+            fetch_window(&c, t(18, 0, 0), t(18, 5, 0), t(19, 0, 0)).await,
+            Err(LogSourceError::Spawn { .. })
+        ));
+    }
+
+    async fn recv(rx: &mut mpsc::Receiver<Vec<u8>>) -> String {
+        let l = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("line within 5 s")
+            .expect("follower alive");
+        String::from_utf8(l).unwrap()
+    }
+
+    #[tokio::test]
+    async fn follow_handles_growth_truncation_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        std::fs::write(&p, "old line\n").unwrap();
+        let (_h, mut rx) = follow_file(p.clone(), FollowFrom::End, Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"one\ntw").unwrap();
+        assert_eq!(recv(&mut rx).await, "one");
+        f.write_all(b"o\n").unwrap();
+        assert_eq!(recv(&mut rx).await, "two");
+        // Truncation (copytruncate rotation): start over.
+        drop(f);
+        std::fs::write(&p, "").unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::write(&p, "after truncate\n").unwrap();
+        assert_eq!(recv(&mut rx).await, "after truncate");
+        // Rename rotation: drain the old file, then read the new one from its start.
+        std::fs::rename(&p, dir.path().join("mail.log.1")).unwrap();
+        std::fs::write(&p, "new file\n").unwrap();
+        assert_eq!(recv(&mut rx).await, "new file");
+    }
+
+    #[tokio::test]
+    async fn follow_command_streams_and_is_killed_on_drop() {
+        let (h, mut rx) = follow_command(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo a; echo b; sleep 30".into(),
+        ])
+        .unwrap();
+        assert_eq!(recv(&mut rx).await, "a");
+        assert_eq!(recv(&mut rx).await, "b");
+        drop(h);
+        // The reader ends once the child is killed.
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
+        assert!(end.is_none());
+    }
+}

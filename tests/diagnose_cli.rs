@@ -1,0 +1,264 @@
+//! `flowtest diagnose` end to end: the real binary on fixture logs in temp dirs. Exit codes
+//! (0 no failure, 2 failed messages, 3 unreadable input / bad arguments), one-line errors,
+//! JSON shape, filters, year inference from the file time, and incident drafts that never
+//! overwrite.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowtest"));
+    c.env_remove("FLOWTEST_CONFIG");
+    c
+}
+
+fn fx(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/logs")
+        .join(rel)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().arg("diagnose").args(args).output().unwrap()
+}
+
+fn src(role: &str, rel: &str) -> String {
+    format!("{role}={}", fx(rel).display())
+}
+
+#[test]
+fn delivered_logs_exit_zero_with_human_summary() {
+    let o = run(&[
+        "--year",
+        "2025",
+        &src("provider", "classic-syslog/delivered-3hop/provider.log"),
+        &src("ec2", "classic-syslog/delivered-3hop/ec2.log"),
+        &src("dell", "classic-syslog/delivered-3hop/dell.log"),
+        &src("dovecot", "classic-syslog/delivered-3hop/dovecot.log"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("summary: 2 message(s): 2 delivered"), "{out}");
+    assert!(out.contains("source ec2 ("), "{out}");
+    assert!(out.contains("16 lines, 15 parsed, 1 unknown"), "{out}");
+}
+
+#[test]
+fn relay_denied_exits_two_with_json_findings_and_hint() {
+    let o = run(&[
+        "--year",
+        "2025",
+        "--format",
+        "json",
+        &src("provider", "postfix-maillog/relay-denied/provider.log"),
+        &src("ec2", "postfix-maillog/relay-denied/ec2.log"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
+    let msgs = v["messages"].as_array().unwrap();
+    let statuses: Vec<&str> = msgs.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["bounced", "delivered", "rejected"]);
+    let f = &msgs[0]["findings"][0];
+    assert_eq!(f["code"], "relay_access_denied");
+    assert_eq!(f["host"], "ec2");
+    assert_eq!(f["message_id"], "<ft-0195f3b0-11aa@flowtest.provider.test>");
+    assert!(f["hint"].as_str().unwrap().contains("relay_domains"));
+    assert_eq!(f["evidence"].as_array().unwrap().len(), 2);
+    let hop = &msgs[0]["hops"][0];
+    for k in [
+        "host",
+        "queue_id",
+        "status",
+        "relay",
+        "delay_ms",
+        "arrived_at",
+        "left_at",
+    ] {
+        assert!(hop.get(k).is_some(), "hop lacks {k}: {hop}");
+    }
+    assert_eq!(v["summary"]["failed"], 2);
+    assert!(v["findings"].as_array().unwrap().len() >= 2);
+    assert_eq!(v["sources"][1]["name"], "ec2");
+}
+
+#[test]
+fn unreadable_input_exits_three_with_one_line_error() {
+    let o = run(&["ec2=/nonexistent/flowtest/ec2.log"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("flowtest: cannot read /nonexistent/flowtest/ec2.log"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn bad_arguments_exit_three_before_reading() {
+    let log = fx("classic-syslog/delivered-3hop/ec2.log");
+    let log = log.to_str().unwrap();
+    for args in [
+        vec!["--since", "yesterday", log],
+        vec!["--until", "2025-13-01", log],
+        vec!["--since", "2025-11-05", "--until", "2025-11-04", log],
+        vec!["--tz", "Europe/Berlin", log],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("flowtest: "), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn filters_and_window() {
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "--year".into(),
+            "2025".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        for (r, f) in [
+            ("ec2", "ec2.log"),
+            ("dell", "dell.log"),
+            ("dovecot", "dovecot.log"),
+        ] {
+            a.push(src(r, &format!("classic-syslog/delivered-3hop/{f}")));
+        }
+        a
+    };
+    let json = |a: Vec<String>| -> serde_json::Value {
+        let o = bin().arg("diagnose").args(&a).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = json(args(&["--rcpt", "postmaster@corp.test"]));
+    let m = v["messages"].as_array().unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["message_id"], "<CAF=x9k2QnR@mail.provider.test>");
+    // Filtered output carries the message's log lines.
+    assert!(m[0]["lines"].as_array().unwrap().len() >= 10);
+
+    let v = json(args(&["--until", "2025-11-04T18:12:35Z"]));
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    let skipped: u64 = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["out_of_window"].as_u64().unwrap())
+        .sum();
+    assert!(skipped > 0);
+
+    let o = bin()
+        .args(["diagnose", "--year", "2025", "--message-id", "<nope@x>"])
+        .arg(fx("classic-syslog/delivered-3hop/ec2.log"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no log line mentions message-id <nope@x>"));
+}
+
+#[test]
+fn year_comes_from_the_file_time_when_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ec2.log");
+    fs::copy(fx("classic-syslog/delivered-3hop/ec2.log"), &p).unwrap();
+    // Written early in January 2026: November lines belong to 2025.
+    let jan = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_571_200); // 2026-01-05
+    fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(jan)
+        .unwrap();
+    let o = bin()
+        .args(["diagnose", "--format", "json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["sources"][0]["name"], "ec2");
+    let t = v["messages"][0]["hops"][0]["arrived_at"].as_str().unwrap();
+    assert!(t.starts_with("2025-11-04T18:12:30"), "{t}");
+}
+
+#[test]
+fn incident_drafts_are_written_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let inc = dir.path().join("incidents");
+    let args = [
+        "--year".to_string(),
+        "2025".into(),
+        "--incident".into(),
+        inc.display().to_string(),
+        src("provider", "postfix-maillog/relay-denied/provider.log"),
+        src("ec2", "postfix-maillog/relay-denied/ec2.log"),
+    ];
+    let o = bin().arg("diagnose").args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let first = inc.join("POSTFIX_RELAY_ACCESS_DENIED_2025-11-05.md");
+    let body = fs::read_to_string(&first).unwrap();
+    for s in [
+        "# [Postfix] [Relay Access Denied]",
+        "**Date:** 2025-11-05",
+        "## Symptoms",
+        "## Root Cause",
+        "## Resolution Steps",
+        "## Prevention",
+        "## Related Documents",
+        "NOQUEUE: reject: RCPT from smtp.provider.test",
+        "<ft-0195f3b0-11aa@flowtest.provider.test>",
+        "postmap",
+    ] {
+        assert!(body.contains(s), "missing {s:?} in\n{body}");
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrote draft incident"));
+    // A person edits the draft; a second run must not touch it.
+    fs::write(&first, "edited by hand").unwrap();
+    let o = bin().arg("diagnose").args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(fs::read_to_string(&first).unwrap(), "edited by hand");
+    assert!(inc
+        .join("POSTFIX_RELAY_ACCESS_DENIED_2025-11-05_2.md")
+        .exists());
+}
+
+#[test]
+fn dovecot_auth_errors_draft_the_runbook_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["diagnose", "--year", "2025", "--incident"])
+        .arg(dir.path())
+        .arg(src("dell", "dovecot-log/auth-sql-error/dovecot.log"))
+        .output()
+        .unwrap();
+    // No message failed (host-level findings only).
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("finding auth_backend_error at dell (3x)"),
+        "{out}"
+    );
+    assert!(dir
+        .path()
+        .join("DOVECOT_AUTH_FAILURE_2025-11-06.md")
+        .exists());
+    assert!(dir
+        .path()
+        .join("DOVECOT_LOGIN_FAILURE_2025-11-06.md")
+        .exists());
+}
