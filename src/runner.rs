@@ -13,12 +13,15 @@ use uuid::Uuid;
 
 use crate::config::{Config, Scenario, Sender};
 use crate::core::diagnosis::{classify_smtp_reply, Finding, FindingCode};
+use crate::core::fusion::{HeaderHop, MessageStatus, ProbeContext, ProbeTimeline};
 use crate::core::outcome::{
     client_stages, CleanupReport, RunResult, SloReport, Status, Submission,
 };
 use crate::core::probe::{ProbeKey, ProbeMessage, ProbeTag};
 use crate::core::trace::{trace_message, TraceOptions};
+use crate::core::trace::{Hop, StageMatcher};
 use crate::edge::imap::{self, FetchError, Mailbox};
+use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::smtp::{self, SendOutcome};
 use crate::edge::store::Store;
 use crate::edge::tls;
@@ -187,6 +190,11 @@ impl Runner {
             hops: Vec::new(),
             missing_stages: Vec::new(),
             findings: Vec::new(),
+            log_status: None,
+            last_hop: None,
+            skew: Vec::new(),
+            notes: Vec::new(),
+            verdict_at: Utc::now(),
             slo: SloReport {
                 target_ms: s.slo.target.map(ms),
                 max_ms: s.slo.max.map(ms),
@@ -200,7 +208,7 @@ impl Runner {
         let mailbox = match Mailbox::open(&s.receiver, &p.imap).await {
             Ok(m) => m,
             Err(e) => {
-                self.fetch_failed(&mut result, &e);
+                self.fetch_failed(&mut result, &e).await;
                 return self.finish(result);
             }
         };
@@ -212,12 +220,14 @@ impl Runner {
         let armed = match mailbox.arm(self.key.clone(), id).await {
             Ok(a) => a,
             Err(e) => {
-                self.fetch_failed(&mut result, &e);
+                self.fetch_failed(&mut result, &e).await;
                 return self.finish(result);
             }
         };
 
-        // 2. Send.
+        // 2. Follow the server logs from this moment, then send.
+        let (mut logs, log_warnings) = LogWatch::start(&self.config.log_sources);
+        result.warnings.extend(log_warnings);
         let tag = ProbeTag::new(id, &s.name, Utc::now());
         result.sent_at = tag.sent_at;
         if let Err(e) = self
@@ -244,15 +254,29 @@ impl Runner {
         result.submission = Some(sub.clone());
         result.accepted_at = sub.accepted_at;
         let deadline = Instant::now() + timeout;
+        let mut probe = ProbeContext {
+            message_id: tag.message_id(&self.config.probe_domain),
+            mail_from: s.sender.mail_from().to_string(),
+            rcpt_to: s.sender.recipients().to_vec(),
+            submitted_at: sub.started_at,
+            accepted_at: sub.accepted_at,
+            detected_at: None,
+            submission_queue_id: sub.queue_id.clone(),
+            expected_hosts: Vec::new(),
+        };
         let (arrival, mut mailbox, notes) = match &outcome {
             SendOutcome::Accepted(_) => {
                 self.progress.set(&s.name, "waiting for arrival");
-                armed.wait(deadline, std::future::pending::<()>()).await
+                // While waiting, the logs may show the probe's fate first: a bounce or a reject
+                // ends the wait at once; a deferral is shown live and the wait goes on.
+                let fail_fast = watch_logs(&mut logs, &probe, &self.progress, &s.name);
+                armed.wait(deadline, fail_fast).await
             }
             SendOutcome::Rejected(_) | SendOutcome::Failed(_) => {
                 armed.wait(Instant::now(), async {}).await
             }
         };
+        result.verdict_at = Utc::now();
         result.warnings.extend(notes.warnings);
 
         match &outcome {
@@ -352,9 +376,19 @@ impl Runner {
         } else if matches!(outcome, SendOutcome::Accepted(_)) {
             result.status = Status::Lost;
         }
+        // 4. The server logs' account, fused with our clocks and the Received hops.
+        probe.detected_at = result.detected_at;
         result.stages = client_stages(result.submission.as_ref(), &result.hops);
+        if !logs.is_empty()
+            && matches!(outcome, SendOutcome::Accepted(_) | SendOutcome::Rejected(_))
+        {
+            logs.refresh(true).await;
+            result.warnings.extend(logs.warnings());
+            let timeline = logs.timeline(&probe, &header_hops(&result.hops, &s.path));
+            apply_timeline(&mut result, timeline, &s.path, arrival.is_some());
+        }
 
-        // 4. Cleanup: this run's probe, then left-overs of earlier runs.
+        // 5. Cleanup: this run's probe, then left-overs of earlier runs.
         self.progress.set(&s.name, "cleaning up");
         match mailbox.as_mut() {
             Some(mb) => {
@@ -376,12 +410,15 @@ impl Runner {
         self.finish(result)
     }
 
-    fn fetch_failed(&self, result: &mut RunResult, e: &FetchError) {
+    /// The mailbox could not be read. Say why, in the logs' words when they know more (a
+    /// Dovecot "Permission denied" behind a SELECT failure, an auth backend error behind a login).
+    async fn fetch_failed(&self, result: &mut RunResult, e: &FetchError) {
         result.status = Status::FetchFailed;
+        result.verdict_at = Utc::now();
         let code = match e {
             FetchError::Auth(_) => FindingCode::ImapAuthFailed,
             FetchError::Tls(_) => FindingCode::TlsError,
-            _ => FindingCode::NextHopRefused,
+            _ => FindingCode::ServiceError,
         };
         result.findings.push(finding(
             code,
@@ -389,6 +426,24 @@ impl Runner {
             e.to_string(),
             vec![e.to_string()],
         ));
+        if self.config.log_sources.is_empty() {
+            return;
+        }
+        let (found, warnings) =
+            recent_host_findings(&self.config.log_sources, Duration::from_secs(20)).await;
+        result.warnings.extend(warnings);
+        for mut f in found {
+            if f.code != code
+                && f.code.is_failure()
+                && !result.findings.iter().any(|x| x.code == f.code)
+            {
+                f.stage = f
+                    .host
+                    .as_deref()
+                    .map(|h| stage_for_role(h, &result_path(&self.config, &result.scenario)));
+                result.findings.push(f);
+            }
+        }
     }
 
     async fn cleanup(
@@ -473,5 +528,119 @@ fn reply_line(s: &Submission) -> String {
     match s.code {
         Some(c) => format!("{c} {}", s.text),
         None => s.text.clone(),
+    }
+}
+
+/// Poll the logs while the probe is in flight. Resolves (ending the wait) only when they show a
+/// permanent failure; never resolves otherwise. Deferrals are shown in the progress line.
+async fn watch_logs(
+    logs: &mut LogWatch,
+    probe: &ProbeContext,
+    progress: &Progress,
+    scenario: &str,
+) {
+    if logs.is_empty() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        logs.refresh(false).await;
+        let t = logs.timeline(probe, &[]);
+        match t.status {
+            MessageStatus::Bounced | MessageStatus::Rejected => return,
+            MessageStatus::Deferred => {
+                let why = t
+                    .findings
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_default();
+                let at = t.last_host.unwrap_or_default();
+                progress.set(scenario, &format!("deferred at {at}: {why}; still waiting"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The Received hops as fusion wants them: oldest first, with the log role of their stage.
+fn header_hops(hops: &[Hop], path: &[StageMatcher]) -> Vec<HeaderHop> {
+    hops.iter()
+        .map(|h| HeaderHop {
+            by: h.by.clone(),
+            role: h
+                .stage
+                .as_ref()
+                .and_then(|st| path.iter().find(|m| &m.stage == st))
+                .and_then(|m| m.role.clone()),
+            timestamp: h.timestamp.as_ref().map(|t| t.utc),
+        })
+        .collect()
+}
+
+fn result_path(config: &Config, scenario: &str) -> Vec<StageMatcher> {
+    config
+        .scenario(scenario)
+        .map(|s| s.path.clone())
+        .unwrap_or_default()
+}
+
+/// Stage name for a log role (`ec2` -> `ec2-mx` when a path stage says `role = "ec2"`).
+fn stage_for_role(role: &str, path: &[StageMatcher]) -> String {
+    path.iter()
+        .find(|m| m.role.as_deref() == Some(role))
+        .map(|m| m.stage.clone())
+        .unwrap_or_else(|| role.to_string())
+}
+
+/// Fold the logs' timeline into the result: log-derived stages replace header arithmetic where
+/// the logs cover the probe; their findings (deferrals on the way included) join the result's;
+/// a probe that did not arrive takes the logs' verdict (bounced, rejected) or names where it
+/// was last seen.
+fn apply_timeline(result: &mut RunResult, t: ProbeTimeline, path: &[StageMatcher], arrived: bool) {
+    if t.hops.is_empty() {
+        result.notes.extend(t.notes);
+        return;
+    }
+    result.log_status = Some(t.status.as_str().to_string());
+    result.last_hop = t.last_host.as_deref().map(|r| stage_for_role(r, path));
+    result.stages = t
+        .stages
+        .into_iter()
+        .map(|mut st| {
+            st.name = match st.name.as_str() {
+                "submit" => "submission".to_string(),
+                n => stage_for_role(n, path),
+            };
+            st
+        })
+        .collect();
+    result.skew = t.skew;
+    result.notes.extend(t.notes);
+    for mut f in t.findings {
+        if let Some(h) = f.host.as_deref() {
+            f.stage = Some(stage_for_role(h, path));
+        }
+        // The same cause seen at submission and in a log is one finding with both evidences.
+        if let Some(existing) = result.findings.iter_mut().find(|e| e.code == f.code) {
+            for line in f.evidence {
+                existing.add_evidence(&line, 10);
+            }
+            if existing.host.is_none() {
+                existing.host = f.host;
+            }
+            if existing.first_seen.is_none() {
+                existing.first_seen = f.first_seen;
+                existing.last_seen = f.last_seen;
+            }
+            continue;
+        }
+        result.findings.push(f);
+    }
+    if !arrived && result.status == Status::Lost {
+        result.status = match t.status {
+            MessageStatus::Bounced => Status::Bounced,
+            MessageStatus::Rejected => Status::Rejected,
+            _ => Status::Lost,
+        };
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::cli::{RunArgs, RunFormat};
 use crate::config::{parse_duration, Config, Scenario};
-use crate::core::outcome::exit_of;
+use crate::core::incident::IncidentGroup;
+use crate::core::outcome::{exit_of, RunResult};
 use crate::core::probe::ProbeKey;
 use crate::core::report;
 use crate::edge::store::Store;
@@ -53,6 +54,31 @@ pub fn select<'a>(
         }
     }
     Ok(out)
+}
+
+/// One draft per cause (finding code and host) among the failed probes, in the operator's template.
+fn write_incident_drafts(
+    dir: &std::path::Path,
+    results: &[RunResult],
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut groups: Vec<IncidentGroup> = Vec::new();
+    for r in results.iter().filter(|r| r.status.exit() == Exit::Failed) {
+        for f in r.findings.iter().filter(|f| f.code.is_failure()) {
+            let mut f = f.clone();
+            f.message_id.get_or_insert_with(|| r.probe_id.clone());
+            if f.first_seen.is_none() {
+                f.seen(Some(r.verdict_at));
+            }
+            match groups
+                .iter_mut()
+                .find(|g| g.code == f.code && g.host == f.host)
+            {
+                Some(g) => g.add(&f, 20),
+                None => groups.push(IncidentGroup::new(&f)),
+            }
+        }
+    }
+    super::diagnose::write_incidents(dir, &groups, "flowtest run")
 }
 
 /// The probe key, from the configured environment variable or file.
@@ -138,6 +164,19 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         RunFormat::Junit => report::junit(&results),
         RunFormat::Nagios => report::nagios(&results),
     };
+    if let Some(dir) = &args.incident {
+        match write_incident_drafts(dir, &results) {
+            Ok(paths) => {
+                for p in paths {
+                    eprintln!("flowtest: incident draft written: {}", p.display());
+                }
+            }
+            Err(e) => eprintln!(
+                "flowtest: cannot write incident drafts into {}: {e}",
+                dir.display()
+            ),
+        }
+    }
     match &args.output {
         Some(path) => {
             if let Err(e) = std::fs::write(path, &text) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::edge::logsource::LogSourceConfig;
 pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
 
@@ -141,8 +142,8 @@ pub struct Config {
     pub max_concurrency: usize,
     pub defaults: Defaults,
     pub scenarios: Vec<Scenario>,
-    /// `[[log_source]]` tables, interpreted by the log-source edge.
-    pub log_sources: Vec<toml::Table>,
+    /// `[[log_source]]`: server logs read while probes are in flight (and by `diagnose`).
+    pub log_sources: Vec<LogSourceConfig>,
 }
 
 impl Config {
@@ -205,6 +206,29 @@ impl Config {
                 .unwrap_or(Duration::from_secs(6 * 3600)),
         };
         let scenarios = scenario::load_dir(&scenarios_dir, &defaults)?;
+        let log_sources = raw
+            .log_sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| log_source(path, &base, i, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let roles: Vec<&str> = log_sources.iter().map(|l| l.role.as_str()).collect();
+        for s in &scenarios {
+            for m in &s.path {
+                if let Some(r) = m.role.as_deref() {
+                    if !roles.contains(&r) {
+                        return Err(ConfigError::new(
+                            &s.file,
+                            format!(
+                                "stage {:?} names role {r:?}, but no [[log_source]] has that role",
+                                m.stage
+                            ),
+                        )
+                        .field("path.role"));
+                    }
+                }
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -214,13 +238,39 @@ impl Config {
             max_concurrency,
             defaults,
             scenarios,
-            log_sources: raw.log_sources,
+            log_sources,
         })
     }
 
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
     }
+}
+
+/// One `[[log_source]]` table: `${VAR}` in `path` expanded and made relative to the config file,
+/// then checked by the log-source edge's own validation.
+fn log_source(
+    file: &Path,
+    base: &Path,
+    i: usize,
+    mut t: toml::Table,
+) -> Result<LogSourceConfig, ConfigError> {
+    let field = format!("log_source[{i}]");
+    if let Some(toml::Value::String(p)) = t.get("path") {
+        let expanded =
+            expand_env(p).map_err(|m| ConfigError::new(file, m).field(&format!("{field}.path")))?;
+        let pb = PathBuf::from(expanded);
+        let pb = if pb.is_absolute() { pb } else { base.join(pb) };
+        t.insert("path".into(), toml::Value::String(pb.display().to_string()));
+    }
+    let cfg: LogSourceConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            ConfigError::new(file, e.message().trim().to_string()).field(&field)
+        })?;
+    cfg.validate()
+        .map_err(|e| ConfigError::new(file, e.to_string()).field(&field))?;
+    Ok(cfg)
 }
 
 fn default_state_dir() -> PathBuf {

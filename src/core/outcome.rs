@@ -86,24 +86,7 @@ impl Status {
     }
 }
 
-/// Where a stage's number comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageSource {
-    /// flowtest's own clock (precise).
-    Client,
-    /// Received header arithmetic (whole seconds, remote clocks).
-    Header,
-    /// Server logs (sub-second, per host).
-    Log,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Stage {
-    pub name: String,
-    pub ms: Option<i64>,
-    pub source: StageSource,
-}
+pub use crate::core::fusion::{HostSkew, Stage, StageSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SloReport {
@@ -142,31 +125,51 @@ pub struct RunResult {
     pub hops: Vec<crate::core::trace::Hop>,
     pub missing_stages: Vec<String>,
     pub findings: Vec<crate::core::diagnosis::Finding>,
+    /// What the server logs say became of the probe (`delivered`, `deferred`, `bounced`,
+    /// `rejected`, `queued`, `unknown`); null when no log source is configured.
+    pub log_status: Option<String>,
+    /// The last stage (or host role) whose log saw the probe: where a lost probe stopped.
+    pub last_hop: Option<String>,
+    /// Per-host clock offsets estimated from the logs against flowtest's clock.
+    pub skew: Vec<HostSkew>,
+    /// Remarks from fusing the evidence (skew corrections, bounded figures).
+    pub notes: Vec<String>,
+    /// When flowtest reached its verdict (with `findings[].first_seen`: how fast it failed).
+    pub verdict_at: DateTime<Utc>,
     pub slo: SloReport,
     pub timeout_ms: u64,
     pub cleanup: CleanupReport,
     pub warnings: Vec<String>,
 }
 
-/// Per-stage latencies from what the client knows: its own submission timing and the hops
-/// that carry a stage name (header arithmetic). Logs refine these when available.
+/// Per-stage latencies from what the client alone knows: its own submission timing and the
+/// hops that carry a stage name (Received arithmetic: whole seconds, two clocks, so negative
+/// figures are bounded to zero and flagged). Used when no server log covers the probe.
 pub fn client_stages(sub: Option<&Submission>, hops: &[crate::core::trace::Hop]) -> Vec<Stage> {
     let mut out = Vec::new();
     if let Some(s) = sub {
         if let Some(acc) = s.accepted_at {
             out.push(Stage {
                 name: "submission".into(),
-                ms: Some((acc - s.started_at).num_milliseconds()),
+                ms: (acc - s.started_at).num_milliseconds().max(0) as u64,
                 source: StageSource::Client,
+                precision_ms: 1,
+                bounded: false,
+                detail: Some("SMTP submission until the server accepted (client clock)".into()),
             });
         }
     }
     for h in hops {
-        if let Some(name) = &h.stage {
+        if let (Some(name), Some(ms)) = (&h.stage, h.delay_ms) {
             out.push(Stage {
                 name: name.clone(),
-                ms: h.delay_ms,
+                ms: ms.max(0) as u64,
                 source: StageSource::Header,
+                precision_ms: 1000,
+                bounded: ms < 0,
+                detail: Some(
+                    "difference of Received timestamps (whole seconds, two clocks)".into(),
+                ),
             });
         }
     }

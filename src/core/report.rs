@@ -3,7 +3,7 @@
 //! conventions (JUnit: one test case per scenario; Nagios: one status line with perfdata).
 use std::fmt::Write as _;
 
-use crate::core::outcome::{exit_of, RunResult, Status};
+use crate::core::outcome::{exit_of, RunResult, StageSource, Status};
 use crate::exit::Exit;
 
 /// `{"results": [...]}`, pretty-printed.
@@ -81,17 +81,30 @@ pub fn human(results: &[RunResult]) -> String {
         if !r.stages.is_empty() {
             let _ = writeln!(o, "  {:<24} {:>10}  source", "stage", "latency");
             for st in &r.stages {
-                let src = serde_json::to_value(st.source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let src = match st.source {
+                    StageSource::Client => "client",
+                    StageSource::Header => "header",
+                    StageSource::Log => "log",
+                };
+                // Say how coarse a figure is when it is coarse; flag figures bounded by our clock.
+                let res = match st.precision_ms {
+                    0..=1 => String::new(),
+                    p if p < 1000 => format!(" ({p} ms res.)"),
+                    p => format!(" ({} s res.)", p / 1000),
+                };
+                let bounded = if st.bounded { ", bounded" } else { "" };
                 let _ = writeln!(
                     o,
-                    "  {:<24} {:>10}  {}",
+                    "  {:<24} {:>10}  {src}{res}{bounded}",
                     truncate(&st.name, 24),
-                    human_ms(st.ms),
-                    src
+                    human_ms(Some(st.ms as i64))
                 );
+            }
+        }
+        if let Some(h) = &r.last_hop {
+            if !r.status.is_delivered() {
+                let log = r.log_status.as_deref().unwrap_or("unknown");
+                let _ = writeln!(o, "  last seen at: {h} (logs: {log})");
             }
         }
         if !r.missing_stages.is_empty() {
@@ -241,7 +254,7 @@ pub fn junit(results: &[RunResult]) -> String {
         }
         let mut out = format!("probe {} status {}", r.probe_id, r.status.as_str());
         for st in &r.stages {
-            let _ = write!(out, "\nstage {} {}", st.name, human_ms(st.ms));
+            let _ = write!(out, "\nstage {} {}", st.name, human_ms(Some(st.ms as i64)));
         }
         let _ = writeln!(o, "      <system-out>{}</system-out>", xml_escape(&out));
         let _ = writeln!(o, "    </testcase>");
@@ -304,13 +317,11 @@ pub fn nagios(results: &[RunResult]) -> String {
             None => perf.push(format!("{prefix}total=U;{warn};{}", secs(crit as i64))),
         }
         for st in &r.stages {
-            if let Some(m) = st.ms {
-                perf.push(format!(
-                    "{prefix}stage_{}={}s",
-                    perf_label(&st.name),
-                    secs(m)
-                ));
-            }
+            perf.push(format!(
+                "{prefix}stage_{}={}s",
+                perf_label(&st.name),
+                secs(st.ms as i64)
+            ));
         }
     }
     format!("FLOWTEST {state} - {text} | {}\n", perf.join(" "))
@@ -348,12 +359,20 @@ mod tests {
             }),
             stages: vec![Stage {
                 name: "submission".into(),
-                ms: Some(12),
+                ms: 12,
                 source: StageSource::Client,
+                precision_ms: 1,
+                bounded: false,
+                detail: None,
             }],
             hops: vec![],
             missing_stages: vec![],
             findings: vec![],
+            log_status: None,
+            last_hop: None,
+            skew: vec![],
+            notes: vec![],
+            verdict_at: t0,
             slo: SloReport {
                 target_ms: Some(5000),
                 max_ms: Some(20000),

@@ -114,7 +114,24 @@ impl fmt::Display for FetchError {
 }
 
 fn proto(e: async_imap::error::Error) -> FetchError {
-    FetchError::Protocol(e.to_string())
+    FetchError::Protocol(server_text(&e))
+}
+
+/// The server's own words for a NO/BAD answer (async-imap's Display shows its Debug structure).
+fn server_text(e: &async_imap::error::Error) -> String {
+    let full = e.to_string();
+    if let Some(i) = full.find("information: Some(\"") {
+        let rest = &full[i + "information: Some(\"".len()..];
+        if let Some(end) = rest.find("\")") {
+            let kind = if matches!(e, async_imap::error::Error::Bad(_)) {
+                "BAD"
+            } else {
+                "NO"
+            };
+            return format!("{kind} {}", &rest[..end]);
+        }
+    }
+    full
 }
 
 async fn bounded<T, E: Into<FetchError>>(
@@ -239,8 +256,7 @@ pub async fn login(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchEr
     {
         Err(_) => Err(FetchError::Timeout("login: no answer".into())),
         Ok(Ok(s)) => Ok(s),
-        Ok(Err((async_imap::error::Error::No(m), _))) => Err(FetchError::Auth(m)),
-        Ok(Err((e, _))) => Err(FetchError::Auth(e.to_string())),
+        Ok(Err((e, _))) => Err(FetchError::Auth(server_text(&e))),
     }
 }
 

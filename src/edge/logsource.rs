@@ -412,6 +412,9 @@ pub async fn fetch_window(
 pub enum FollowFrom {
     Beginning,
     End,
+    /// A byte offset measured by the caller (e.g. the size just before sending a probe), so
+    /// nothing written after that moment can be missed however late the task first runs.
+    Offset(u64),
 }
 
 /// A running follower; dropping it stops the task.
@@ -457,10 +460,11 @@ pub fn follow_file(
             if state.is_none() {
                 if let Ok(f) = tokio::fs::File::open(&path).await {
                     if let Ok(m) = f.metadata().await {
-                        let pos = if first_open && from == FollowFrom::End {
-                            m.len()
-                        } else {
-                            0
+                        let pos = match from {
+                            FollowFrom::End if first_open => m.len(),
+                            // A file shorter than the offset was truncated or replaced meanwhile.
+                            FollowFrom::Offset(o) if first_open && o <= m.len() => o,
+                            _ => 0,
                         };
                         let mut f = f;
                         use tokio::io::AsyncSeekExt;

@@ -1,6 +1,7 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod imap;
 pub mod logsource;
+pub mod logwatch;
 pub mod smtp;
 pub mod store;
 pub mod tls;

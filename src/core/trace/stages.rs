@@ -47,6 +47,10 @@ pub struct StageMatcher {
     /// An optional stage is never reported as missing.
     #[serde(default)]
     pub optional: bool,
+    /// The host role of this stage's server log (`role` of a `[[log_source]]` in flowtest.toml):
+    /// log-derived latency for that host is reported under this stage's name. Not a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl StageMatcher {
@@ -64,6 +68,9 @@ impl StageMatcher {
             return Err(format!(
                 "path stage `{name}` has no condition: give at least one of by, from, from_ip, protocol"
             ));
+        }
+        if self.role.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(format!("path stage `{name}`: `role` is empty"));
         }
         for (field, glob) in [
             ("by", &self.by),
@@ -259,6 +266,7 @@ mod tests {
             from_ip: None,
             protocol: None,
             optional: false,
+            role: None,
         }
     }
 

@@ -1,0 +1,201 @@
+//! Live server-log evidence for one probe while `flowtest run` waits: every configured
+//! `[[log_source]]` is followed from the moment before the probe is sent, its lines are kept
+//! (bounded), and the probe's fused timeline (core::fusion) is rebuilt on demand from them.
+//!
+//! File sources are followed like `tail -F` from their size just before sending; command and
+//! docker sources are re-fetched for the probe's window every few seconds. Parsing and fusion are
+//! the pure core's; this module only gathers lines and hands them over.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
+
+use crate::core::diagnosis::Finding;
+use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
+use crate::core::logs::{LineParser, ParseContext, Parsed};
+use crate::edge::logsource::{
+    fetch_window, follow_file, FollowFrom, FollowHandle, LogSourceConfig, LogSourceKind,
+};
+
+/// Lines kept per source; a busy production log drops its oldest lines past this (counted).
+const MAX_LINES_PER_SOURCE: usize = 200_000;
+/// How often command and docker sources are fetched again.
+const REFETCH: Duration = Duration::from_secs(2);
+/// How far before the send a fetched window starts (clock skew between hosts).
+const WINDOW_SLACK_SECS: i64 = 30;
+
+struct Source {
+    cfg: LogSourceConfig,
+    ctx: ParseContext,
+    lines: VecDeque<Vec<u8>>,
+    dropped: u64,
+    follow: Option<(FollowHandle, mpsc::Receiver<Vec<u8>>)>,
+    last_fetch: Option<Instant>,
+    error: Option<String>,
+}
+
+/// Log evidence being gathered for one probe.
+pub struct LogWatch {
+    sources: Vec<Source>,
+    since: DateTime<Utc>,
+}
+
+impl LogWatch {
+    /// Start following `sources` now (call right before sending). Sources that cannot be set up
+    /// are reported as warnings and skipped: logs refine a result, they never block it.
+    pub fn start(sources: &[LogSourceConfig]) -> (LogWatch, Vec<String>) {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for cfg in sources {
+            let ctx = match cfg.parse_context(now) {
+                Ok(c) => c,
+                Err(e) => {
+                    warnings.push(e.to_string());
+                    continue;
+                }
+            };
+            let follow = match (&cfg.kind, &cfg.path) {
+                (LogSourceKind::File, Some(path)) => {
+                    let from = match std::fs::metadata(path) {
+                        Ok(m) => FollowFrom::Offset(m.len()),
+                        // Not there yet: whatever appears is new.
+                        Err(_) => FollowFrom::Beginning,
+                    };
+                    Some(follow_file(path.clone(), from, Duration::from_millis(100)))
+                }
+                _ => None,
+            };
+            out.push(Source {
+                cfg: cfg.clone(),
+                ctx,
+                lines: VecDeque::new(),
+                dropped: 0,
+                follow,
+                last_fetch: None,
+                error: None,
+            });
+        }
+        (
+            LogWatch {
+                sources: out,
+                since: now - TimeDelta::seconds(WINDOW_SLACK_SECS),
+            },
+            warnings,
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Take in what the sources have produced since the last call.
+    pub async fn refresh(&mut self, force_fetch: bool) {
+        let since = self.since;
+        for s in &mut self.sources {
+            if let Some((_, rx)) = s.follow.as_mut() {
+                while let Ok(line) = rx.try_recv() {
+                    if s.lines.len() >= MAX_LINES_PER_SOURCE {
+                        s.lines.pop_front();
+                        s.dropped += 1;
+                    }
+                    s.lines.push_back(line);
+                }
+                continue;
+            }
+            let due = force_fetch || s.last_fetch.is_none_or(|t| t.elapsed() >= REFETCH);
+            if !due {
+                continue;
+            }
+            s.last_fetch = Some(Instant::now());
+            let now = Utc::now();
+            match fetch_window(&s.cfg, since, now + TimeDelta::seconds(5), now).await {
+                Ok(lines) => {
+                    let skip = lines.len().saturating_sub(MAX_LINES_PER_SOURCE);
+                    s.dropped = skip as u64;
+                    s.lines = lines.into_iter().skip(skip).collect();
+                    s.error = None;
+                }
+                Err(e) => s.error = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Problems reading the sources, for the result's warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for s in &self.sources {
+            if let Some(e) = &s.error {
+                w.push(format!("log source {}: {e}", s.cfg.role));
+            }
+            if s.dropped > 0 {
+                w.push(format!(
+                    "log source {}: {} old lines dropped (busy log)",
+                    s.cfg.role, s.dropped
+                ));
+            }
+        }
+        w
+    }
+
+    /// The probe's timeline from every line gathered so far (all sources merged in time order).
+    pub fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
+        let mut records = Vec::new();
+        for s in &self.sources {
+            let mut parser = LineParser::new(s.ctx.clone());
+            for line in &s.lines {
+                if let Parsed::Record(r) = parser.parse(line) {
+                    records.push(*r);
+                }
+            }
+        }
+        // Stable: lines of one source keep their order when timestamps tie or are missing.
+        records.sort_by_key(|r| r.timestamp);
+        let mut corr = Correlator::new(Limits::default());
+        for r in records {
+            corr.push(r);
+        }
+        fuse_probe(probe, &corr.finish(), header_hops)
+    }
+}
+
+/// Host-level findings (daemon errors, auth failures, permission problems) the sources logged
+/// in the last `lookback`: why a mailbox could not be read when nothing was sent.
+pub async fn recent_host_findings(
+    sources: &[LogSourceConfig],
+    lookback: Duration,
+) -> (Vec<Finding>, Vec<String>) {
+    let now = Utc::now();
+    let since = now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::seconds(30));
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    for cfg in sources {
+        let ctx = match cfg.parse_context(now) {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(e.to_string());
+                continue;
+            }
+        };
+        match fetch_window(cfg, since, now + TimeDelta::seconds(1), now).await {
+            Ok(lines) => {
+                let mut parser = LineParser::new(ctx);
+                for line in &lines {
+                    if let Parsed::Record(r) = parser.parse(line) {
+                        if r.timestamp.is_none_or(|t| t >= since) {
+                            records.push(*r);
+                        }
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("log source {}: {e}", cfg.role)),
+        }
+    }
+    records.sort_by_key(|r| r.timestamp);
+    let mut corr = Correlator::new(Limits::default());
+    for r in records {
+        corr.push(r);
+    }
+    (corr.host_findings(), warnings)
+}
