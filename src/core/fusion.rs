@@ -2489,55 +2489,115 @@ pub fn fuse_probe(
             .map_or(0, |s| s.estimate_ms)
     };
 
-    // Log stages: one per Postfix hop (its own delay=), Dovecot's delivery time.
+    // Log stages, one per host, NOT overlapping: a hand-off belongs to the host that receives.
+    // Postfix's `delays=a/b/c/d` splits each hop: a+b is time spent on that host before it
+    // starts talking to the next one; c+d (connect, transmit until the next host's 250) is the
+    // next host taking the message, so it counts for the next host's stage. An injected delay
+    // in dell's smtpd therefore shows on dell, not on the MX that waited for it. Dovecot's stage
+    // is the LMTP hand-off that carried the probe to it (its own delivery_time is inside that).
+    // Every term comes from one host's own clock.
+    let precision_of = |ms: u64| -> u64 {
+        // Postfix prints delays with two significant digits (0.52, 1.2, 31).
+        if ms < 1000 {
+            10
+        } else if ms < 10_000 {
+            100
+        } else {
+            1000
+        }
+    };
     let mut covered: Vec<String> = Vec::new();
+    // (ms, precision, from host) of the hand-off in progress, owed to the next host.
+    let mut carry: Option<(u64, u64, String)> = None;
+    let cap = e2e.map(|e| e.max(0) as u64);
+    let push_log_stage =
+        |stages: &mut Vec<Stage>, name: String, ms: u64, precision: u64, detail: String| {
+            let mut v = ms;
+            let mut bounded = false;
+            if let Some(c) = cap {
+                // Allow Postfix's rounding before calling a figure impossible.
+                if v > c + c / 20 + 10 {
+                    v = c;
+                    bounded = true;
+                }
+            }
+            stages.push(Stage {
+                name,
+                ms: v,
+                source: StageSource::Log,
+                precision_ms: precision,
+                bounded,
+                detail: Some(detail),
+            });
+        };
     for h in &hops {
         if !covered.contains(&h.host) {
             covered.push(h.host.clone());
         }
-        let Some(ms) = h.delay_ms else { continue };
-        let mut bounded = false;
-        let mut v = ms;
-        if let Some(e) = e2e {
-            let cap = e.max(0) as u64;
-            // Postfix prints two significant digits: allow its rounding before calling it
-            // impossible.
-            if v > cap + cap / 20 + 10 && h.status != "deferred" {
-                v = cap;
-                bounded = true;
-            }
-        }
-        let is_dove = h.queue_id.is_none() && (h.status == "saved" || h.status == "save_failed");
-        let detail = if is_dove {
-            Some("Dovecot LMTP delivery_time (inside the previous hop's transmission)".to_owned())
-        } else {
-            h.delays.map(|d| {
-                format!(
-                    "before queue manager {} ms, in queue manager {} ms, connection setup {} ms, transmission {} ms",
-                    d.before_qmgr_ms, d.in_qmgr_ms, d.conn_setup_ms, d.transmission_ms
-                )
-            })
-        };
         if h.status == "rejected" {
             continue;
         }
-        stages.push(Stage {
-            name: h.host.clone(),
-            ms: v,
-            source: StageSource::Log,
-            // Postfix prints delays with two significant digits (0.52, 1.2, 31).
-            precision_ms: if is_dove {
-                1
-            } else if ms < 1000 {
-                10
-            } else if ms < 10_000 {
-                100
-            } else {
-                1000
-            },
-            bounded,
-            detail,
-        });
+        let is_dove = h.queue_id.is_none() && (h.status == "saved" || h.status == "save_failed");
+        let incoming = carry.take();
+        if is_dove {
+            let (ms, precision, detail) = match (&incoming, h.delay_ms) {
+                (Some((c, p, from)), _) => (
+                    *c,
+                    *p,
+                    format!("LMTP hand-off from {from} (connect + transmit); Dovecot's own delivery_time {} ms is inside it", h.delay_ms.unwrap_or(0)),
+                ),
+                (None, Some(d)) => (d, 1, "Dovecot LMTP delivery_time".to_owned()),
+                (None, None) => continue,
+            };
+            push_log_stage(&mut stages, h.host.clone(), ms, precision, detail);
+            continue;
+        }
+        match h.delays {
+            Some(d) => {
+                // This host's `a` starts when the SMTP session from the previous host starts, so
+                // it covers the same reception as the previous host's c+d (two clocks, one
+                // interval): take the larger of the two, then add this host's queue-manager wait.
+                let (ms, precision, detail) = match &incoming {
+                    Some((c, p, from)) => (
+                        (*c).max(d.before_qmgr_ms) + d.in_qmgr_ms,
+                        precision_of(d.before_qmgr_ms).max(*p),
+                        format!(
+                            "hand-off from {from} (its connect + transmit {c} ms; reception here {} ms, the larger counts) + in queue manager {} ms",
+                            d.before_qmgr_ms, d.in_qmgr_ms
+                        ),
+                    ),
+                    None => (
+                        d.before_qmgr_ms + d.in_qmgr_ms,
+                        precision_of(d.before_qmgr_ms + d.in_qmgr_ms),
+                        format!("before queue manager {} ms + in queue manager {} ms", d.before_qmgr_ms, d.in_qmgr_ms),
+                    ),
+                };
+                push_log_stage(&mut stages, h.host.clone(), ms, precision, detail);
+                let out = d.conn_setup_ms + d.transmission_ms;
+                carry = Some((out, precision_of(out), h.host.clone()));
+            }
+            None => {
+                if let Some(ms) = h.delay_ms {
+                    push_log_stage(
+                        &mut stages,
+                        h.host.clone(),
+                        ms,
+                        precision_of(ms),
+                        "Postfix delay= (no breakdown)".into(),
+                    );
+                }
+            }
+        }
+    }
+    if let Some((ms, precision, from)) = carry {
+        // Handed off to a host without a log source, or not handed off at all (deferred).
+        push_log_stage(
+            &mut stages,
+            format!("{from} -> next hop"),
+            ms,
+            precision,
+            format!("{from}'s connect + transmit to the next hop (no log of the receiving side)"),
+        );
     }
 
     // Header stages for hosts without logs.
@@ -2738,8 +2798,12 @@ Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
         }
         let stage = |n: &str| t.stages.iter().find(|s| s.name == n).unwrap().ms;
         assert_eq!(stage("submit"), 150);
-        assert_eq!(stage("ec2"), 100);
-        assert_eq!(stage("dell"), 30);
+        // Hand-offs belong to the receiving host: ec2 = its own a+b; dell = max(ec2's c+d 90 ms,
+        // its own reception a 10 ms) + its b; dell's own hand-off to an unlogged LMTP server
+        // stands alone.
+        assert_eq!(stage("ec2"), 10);
+        assert_eq!(stage("dell"), 90);
+        assert_eq!(stage("dell -> next hop"), 20);
         assert_eq!(stage("end_to_end"), 1000);
         assert!(t
             .notes

@@ -117,18 +117,19 @@ fn proto(e: async_imap::error::Error) -> FetchError {
     FetchError::Protocol(server_text(&e))
 }
 
-/// The server's own words for a NO/BAD answer (async-imap's Display shows its Debug structure).
+/// The server's own words for a NO/BAD answer (async-imap's Display shows its Debug structure,
+/// e.g. `no response: code: None, info: Some("[LIMIT] Maximum number of connections ...")`).
 fn server_text(e: &async_imap::error::Error) -> String {
     let full = e.to_string();
-    if let Some(i) = full.find("information: Some(\"") {
-        let rest = &full[i + "information: Some(\"".len()..];
+    let kind = match e {
+        async_imap::error::Error::Bad(_) => "BAD",
+        async_imap::error::Error::No(_) => "NO",
+        _ => return full,
+    };
+    if let Some(i) = full.find("Some(\"") {
+        let rest = &full[i + "Some(\"".len()..];
         if let Some(end) = rest.find("\")") {
-            let kind = if matches!(e, async_imap::error::Error::Bad(_)) {
-                "BAD"
-            } else {
-                "NO"
-            };
-            return format!("{kind} {}", &rest[..end]);
+            return format!("{kind} {}", rest[..end].replace("\\\"", "\""));
         }
     }
     full
@@ -777,5 +778,37 @@ impl Armed {
             poll: self.poll,
         });
         (arrival, mailbox, notes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_words_are_extracted_from_no_and_bad() {
+        let e = async_imap::error::Error::No(
+            "code: None, info: Some(\"[LIMIT] Maximum number of connections from user+IP exceeded\")".into(),
+        );
+        assert_eq!(
+            server_text(&e),
+            "NO [LIMIT] Maximum number of connections from user+IP exceeded"
+        );
+        let e = async_imap::error::Error::Bad("nothing structured".into());
+        assert!(server_text(&e).contains("nothing structured"));
+    }
+
+    #[test]
+    fn uid_sets_and_backstop() {
+        assert_eq!(uid_set(&[3, 7, 9]), "3,7,9");
+        assert_eq!(
+            idle_backstop(Duration::from_millis(100)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            idle_backstop(Duration::from_secs(2)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(idle_backstop(Duration::from_secs(3600)), IDLE_REFRESH);
     }
 }

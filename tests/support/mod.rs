@@ -6,6 +6,8 @@
 //! needs the lab panics with a clear message when the lab is absent.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+pub mod flowtest;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
