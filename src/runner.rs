@@ -382,6 +382,9 @@ impl Runner {
         if !logs.is_empty()
             && matches!(outcome, SendOutcome::Accepted(_) | SendOutcome::Rejected(_))
         {
+            // Let the followers (100 ms polls) catch the last lines: a rejection is logged
+            // just before the reply we already have.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             logs.refresh(true).await;
             result.warnings.extend(logs.warnings());
             let timeline = logs.timeline(&probe, &header_hops(&result.hops, &s.path));
