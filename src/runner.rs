@@ -208,7 +208,7 @@ impl Runner {
         let mailbox = match Mailbox::open(&s.receiver, &p.imap).await {
             Ok(m) => m,
             Err(e) => {
-                self.fetch_failed(&mut result, &e).await;
+                self.fetch_failed(&mut result, &e, &s.path).await;
                 return self.finish(result);
             }
         };
@@ -220,7 +220,7 @@ impl Runner {
         let armed = match mailbox.arm(self.key.clone(), id).await {
             Ok(a) => a,
             Err(e) => {
-                self.fetch_failed(&mut result, &e).await;
+                self.fetch_failed(&mut result, &e, &s.path).await;
                 return self.finish(result);
             }
         };
@@ -415,7 +415,7 @@ impl Runner {
 
     /// The mailbox could not be read. Say why, in the logs' words when they know more (a
     /// Dovecot "Permission denied" behind a SELECT failure, an auth backend error behind a login).
-    async fn fetch_failed(&self, result: &mut RunResult, e: &FetchError) {
+    async fn fetch_failed(&self, result: &mut RunResult, e: &FetchError, path: &[StageMatcher]) {
         result.status = Status::FetchFailed;
         result.verdict_at = Utc::now();
         let code = match e {
@@ -440,10 +440,7 @@ impl Runner {
                 && f.code.is_failure()
                 && !result.findings.iter().any(|x| x.code == f.code)
             {
-                f.stage = f
-                    .host
-                    .as_deref()
-                    .map(|h| stage_for_role(h, &result_path(&self.config, &result.scenario)));
+                f.stage = f.host.as_deref().map(|h| stage_for_role(h, path));
                 result.findings.push(f);
             }
         }
@@ -578,13 +575,6 @@ fn header_hops(hops: &[Hop], path: &[StageMatcher]) -> Vec<HeaderHop> {
             timestamp: h.timestamp.as_ref().map(|t| t.utc),
         })
         .collect()
-}
-
-fn result_path(config: &Config, scenario: &str) -> Vec<StageMatcher> {
-    config
-        .scenario(scenario)
-        .map(|s| s.path.clone())
-        .unwrap_or_default()
 }
 
 /// Stage name for a log role (`ec2` -> `ec2-mx` when a path stage says `role = "ec2"`).
