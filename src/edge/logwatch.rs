@@ -141,23 +141,38 @@ impl LogWatch {
 
     /// The probe's timeline from every line gathered so far (all sources merged in time order).
     pub fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
-        let mut records = Vec::new();
-        for s in &self.sources {
-            let mut parser = LineParser::new(s.ctx.clone());
-            for line in &s.lines {
-                if let Parsed::Record(r) = parser.parse(line) {
+        let corr = correlate(
+            self.sources.iter().map(|s| (s.ctx.clone(), s.lines.iter())),
+            None,
+        );
+        fuse_probe(probe, &corr.finish(), header_hops)
+    }
+}
+
+/// Parse every source's lines, merge them in time order (stable, so one source's lines keep their
+/// order when timestamps tie or are missing) and correlate them. Records stamped before `since`
+/// are left out.
+fn correlate<'a, L: Iterator<Item = &'a Vec<u8>>>(
+    sources: impl Iterator<Item = (ParseContext, L)>,
+    since: Option<DateTime<Utc>>,
+) -> Correlator {
+    let mut records = Vec::new();
+    for (ctx, lines) in sources {
+        let mut parser = LineParser::new(ctx);
+        for line in lines {
+            if let Parsed::Record(r) = parser.parse(line) {
+                if since.is_none_or(|s| r.timestamp.is_none_or(|t| t >= s)) {
                     records.push(*r);
                 }
             }
         }
-        // Stable: lines of one source keep their order when timestamps tie or are missing.
-        records.sort_by_key(|r| r.timestamp);
-        let mut corr = Correlator::new(Limits::default());
-        for r in records {
-            corr.push(r);
-        }
-        fuse_probe(probe, &corr.finish(), header_hops)
     }
+    records.sort_by_key(|r| r.timestamp);
+    let mut corr = Correlator::new(Limits::default());
+    for r in records {
+        corr.push(r);
+    }
+    corr
 }
 
 /// Host-level findings (daemon errors, auth failures, permission problems) the sources logged
@@ -168,7 +183,7 @@ pub async fn recent_host_findings(
 ) -> (Vec<Finding>, Vec<String>) {
     let now = Utc::now();
     let since = now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::seconds(30));
-    let mut records = Vec::new();
+    let mut fetched = Vec::new();
     let mut warnings = Vec::new();
     for cfg in sources {
         let ctx = match cfg.parse_context(now) {
@@ -179,23 +194,15 @@ pub async fn recent_host_findings(
             }
         };
         match fetch_window(cfg, since, now + TimeDelta::seconds(1), now).await {
-            Ok(lines) => {
-                let mut parser = LineParser::new(ctx);
-                for line in &lines {
-                    if let Parsed::Record(r) = parser.parse(line) {
-                        if r.timestamp.is_none_or(|t| t >= since) {
-                            records.push(*r);
-                        }
-                    }
-                }
-            }
+            Ok(lines) => fetched.push((ctx, lines)),
             Err(e) => warnings.push(format!("log source {}: {e}", cfg.role)),
         }
     }
-    records.sort_by_key(|r| r.timestamp);
-    let mut corr = Correlator::new(Limits::default());
-    for r in records {
-        corr.push(r);
-    }
+    let corr = correlate(
+        fetched
+            .iter()
+            .map(|(ctx, lines)| (ctx.clone(), lines.iter())),
+        Some(since),
+    );
     (corr.host_findings(), warnings)
 }
