@@ -20,7 +20,7 @@ use crate::core::outcome::{
 use crate::core::probe::{ProbeKey, ProbeMessage, ProbeTag};
 use crate::core::trace::{trace_message, TraceOptions};
 use crate::core::trace::{Hop, StageMatcher};
-use crate::edge::imap::{self, FetchError, Mailbox};
+use crate::edge::imap::{self, Armed, FetchError, Mailbox, WaitEnd, WaitNotes};
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::smtp::{self, SendOutcome};
 use crate::edge::store::Store;
@@ -217,6 +217,7 @@ impl Runner {
                 .warnings
                 .push("the IMAP server does not offer IDLE: polling instead".into());
         }
+        let starts = mailbox.starts();
         let armed = match mailbox.arm(self.key.clone(), id).await {
             Ok(a) => a,
             Err(e) => {
@@ -270,10 +271,35 @@ impl Runner {
                 // While waiting, the logs may show the probe's fate first: a bounce or a reject
                 // ends the wait at once; a deferral is shown live and the wait goes on.
                 let fail_fast = watch_logs(&mut logs, &probe, &self.progress, &s.name);
-                armed.wait(deadline, fail_fast).await
+                tokio::pin!(fail_fast);
+                let mut armed = armed;
+                let mut notes = WaitNotes::default();
+                loop {
+                    let (end, mb, n) = armed.wait(deadline, fail_fast.as_mut()).await;
+                    notes.warnings.extend(n.warnings);
+                    match end {
+                        WaitEnd::Arrived(a) => break (Some(*a), mb, notes),
+                        WaitEnd::Deadline | WaitEnd::Cancelled => break (None, mb, notes),
+                        // A restarted Dovecot or a network blip is not a lost probe: log in
+                        // again and keep looking from where this run started.
+                        WaitEnd::SessionsLost => {
+                            self.progress
+                                .set(&s.name, "IMAP connection lost; reconnecting");
+                            match self.reconnect(p, &starts, id, deadline, &mut notes).await {
+                                Some(a) => {
+                                    notes.warnings.push("the IMAP connection was lost while waiting and was re-established".into());
+                                    armed = a;
+                                    self.progress.set(&s.name, "waiting for arrival");
+                                }
+                                None => break (None, None, notes),
+                            }
+                        }
+                    }
+                }
             }
             SendOutcome::Rejected(_) | SendOutcome::Failed(_) => {
-                armed.wait(Instant::now(), async {}).await
+                let (_, mb, n) = armed.wait(Instant::now(), async {}).await;
+                (None, mb, n)
             }
         };
         result.verdict_at = Utc::now();
@@ -411,6 +437,42 @@ impl Runner {
             mb.logout().await;
         }
         self.finish(result)
+    }
+
+    /// Log in again after every session dropped, retrying with back-off until `deadline`.
+    async fn reconnect(
+        &self,
+        p: &Prepared,
+        starts: &[(String, u32)],
+        id: Uuid,
+        deadline: Instant,
+        notes: &mut WaitNotes,
+    ) -> Option<Armed> {
+        let mut pause = Duration::from_millis(500);
+        while Instant::now() + pause < deadline {
+            tokio::time::sleep(pause).await;
+            let attempt = match Mailbox::open_resuming(&p.scenario.receiver, &p.imap, starts).await
+            {
+                Ok(m) => m.arm(self.key.clone(), id).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    if notes
+                        .warnings
+                        .last()
+                        .is_none_or(|w| !w.contains(&e.to_string()))
+                    {
+                        notes
+                            .warnings
+                            .push(format!("reconnecting to the mailbox: {e}"));
+                    }
+                }
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        None
     }
 
     /// The mailbox could not be read. Say why, in the logs' words when they know more (a

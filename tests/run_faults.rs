@@ -253,11 +253,60 @@ fn deferred_probe_delivered_after_heal_keeps_its_deferral_finding() {
     std::thread::sleep(Duration::from_secs(4));
     drop(fault);
     let (out, v) = run.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let r = only(&v);
-    assert_eq!(r["status"], "delivered");
-    assert_eq!(r["log_status"], "delivered");
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["status"], "delivered", "{r:#}");
+    assert_eq!(r["log_status"], "delivered", "{r:#}");
     let f = finding(r, "next_hop_refused");
     assert_eq!(f["stage"], "ec2-mx");
     assert!(evidence(f).contains("Connection refused"), "{f:#}");
+}
+
+/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace).
+fn kill_dell_imap_sessions() -> usize {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", "dell"])
+        .output()
+        .unwrap();
+    let mut killed = 0;
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "imap"
+            && std::process::Command::new("kill")
+                .arg(pid)
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+#[test]
+fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
+    // Regression (CI): a Dovecot restart during the wait used to end it at once as `lost`.
+    // slow-dell holds the probe 3 s at dell, long enough to kill the watching sessions first.
+    let lab = lab();
+    let (n, t) = lab_scenario("lab-inbound.toml", "f-reconnect", |t| t);
+    let cfg = Cfg::new(&[(&n, t)]);
+    let path = cfg.path();
+    let _f = lab.fault("slow-dell", &["3"]);
+    let run = std::thread::spawn(move || {
+        flowtest(&lab, &path, &["run", "f-reconnect", "--timeout", "30s"])
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        kill_dell_imap_sessions() >= 2,
+        "the run's two IDLE sessions were there to kill"
+    );
+    let (out, v) = run.join().unwrap();
+    let r = only(&v);
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["status"], "delivered", "{r:#}");
+    assert!(
+        r["warnings"].to_string().contains("re-established"),
+        "{r:#}"
+    );
+    assert_eq!(r["cleanup"]["deleted"], 1, "{r:#}");
 }

@@ -466,6 +466,26 @@ struct RecentFailure {
     at: Option<DateTime<Utc>>,
     chain: ChainId,
     service: String,
+    /// The delivery's reason text: a rejection joins it only if it quotes the rejection's reply.
+    reason: String,
+}
+
+/// Whether a delivery failure's reason quotes this rejection's reply ("host X said: 554 5.7.1
+/// ..."): only then is the rejection the cause. Same recipient and sender within the window is
+/// not enough: an earlier probe's rejection, or a failure of another kind (a lost connection)
+/// at the same moment, would otherwise be taken for it.
+fn quotes_reply(reason: &str, r: &Reject) -> bool {
+    match (r.code, r.dsn.as_deref()) {
+        // Postfix: "host X[ip] said: 554 5.7.1 <rcpt>: Relay access denied (in reply to ...)".
+        (Some(code), dsn) => {
+            reason.contains(&format!("said: {code}"))
+                || dsn.is_some_and(|d| reason.contains(&format!("{code} {d}")))
+        }
+        (None, _) => {
+            let head: String = r.reason.chars().take(24).collect();
+            !head.is_empty() && reason.contains(&head)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1242,7 +1262,7 @@ impl Correlator {
             evidence.extend(ev);
             // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from
             // the rejecting side, absorbs this one when the codes agree).
-            if let Some(nq) = self.find_noqueue(&role, &to_key, from.as_deref(), ts) {
+            if let Some(nq) = self.find_noqueue(&role, &to_key, from.as_deref(), ts, &d.reason) {
                 cid = self.merge(cid, nq);
             }
             {
@@ -1276,6 +1296,7 @@ impl Correlator {
                 at: ts,
                 chain: cid,
                 service: d.service.clone(),
+                reason: clip(&d.reason, 300),
             });
         }
         if let Some(next) = &d.queued_as {
@@ -1392,6 +1413,7 @@ impl Correlator {
         to_key: &str,
         from: Option<&str>,
         ts: Option<DateTime<Utc>>,
+        reason: &str,
     ) -> Option<ChainId> {
         let v = self.noqueue_by_rcpt.get(to_key)?;
         v.iter().rev().copied().find(|cid| {
@@ -1400,6 +1422,7 @@ impl Correlator {
                     && ch.noqueue.iter().any(|nq| {
                         &*nq.host != host
                             && within(nq.at, ts, self.limits.link_window)
+                            && quotes_reply(reason, &nq.reject)
                             && match (from, nq.reject.from.as_deref()) {
                                 (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
                                 _ => true,
@@ -1500,6 +1523,7 @@ impl Correlator {
                             x.to == key
                                 && x.host != role
                                 && within(x.at, ts, limits.link_window)
+                                && quotes_reply(&x.reason, r)
                                 && match (x.from.as_deref(), r.from.as_deref()) {
                                     (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
                                     _ => true,
@@ -2341,9 +2365,13 @@ pub fn probe_chains<'a>(ctx: &ProbeContext, messages: &'a [MessageChain]) -> Vec
             }));
         }
     }
-    if out.is_empty() {
-        // NOQUEUE: same sender and recipient within two minutes of the submission (wide
-        // enough for modest clock skew; the closest one wins).
+    // NOQUEUE rejections carry no id: match them by sender, recipient and time, but only for a
+    // probe whose submission was refused. An accepted probe has its Message-ID and queue id to
+    // be found by; matching it by sender and recipient would take an earlier probe's rejection
+    // (same addresses, minutes before) for its own.
+    if out.is_empty() && ctx.accepted_at.is_none() {
+        // Same sender and recipient within two minutes of the submission (wide enough for
+        // modest clock skew; the closest one wins).
         let lo = ctx.submitted_at - TimeDelta::seconds(120);
         let hi = ctx.accepted_at.unwrap_or(ctx.submitted_at) + TimeDelta::seconds(120);
         let best = messages
@@ -2812,6 +2840,31 @@ Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
     }
 
     #[test]
+    fn a_rejection_joins_only_the_delivery_that_quotes_it() {
+        // Regression (CI, run_faults): ec2 rejected one message at RCPT; seconds later dell's
+        // LMTP delivery of ANOTHER message (same sender and recipient) failed for an unrelated
+        // reason. They must not be merged: the delivery does not quote the rejection's reply.
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  5 09:02:00 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <alice@corp.test>: Relay access denied; from=<sender@provider.test> to=<alice@corp.test> proto=ESMTP helo=<client>",
+        );
+        feed(
+            &mut c,
+            "dell",
+            "Nov  5 09:02:05 dell postfix/lmtp[9]: 4AAAAAAAAA: to=<alice@corp.test>, relay=dell.corp.test[/run/lmtp], delay=0.1, delays=0.05/0/0.05/0, dsn=4.4.2, status=deferred (lost connection with dell.corp.test[/run/lmtp] while receiving the initial server greeting)",
+        );
+        let ms = c.finish();
+        let rejected: Vec<_> = ms
+            .iter()
+            .filter(|m| m.status == MessageStatus::Rejected)
+            .collect();
+        assert_eq!(rejected.len(), 1, "{ms:#?}");
+        assert!(rejected[0].hops.iter().all(|h| h.host == "ec2"), "{ms:#?}");
+    }
+
+    #[test]
     fn noqueue_reject_matches_probe_by_sender_recipient_time() {
         let mut c = Correlator::new(Limits::default());
         feed(
@@ -2843,6 +2896,16 @@ Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
         let t = fuse_probe(&late, &ms, &[]);
         assert_eq!(t.status, MessageStatus::Unknown);
         assert!(t.notes.iter().any(|n| n.contains("no log line")));
+        // Regression (CI, run_faults): an ACCEPTED probe with the same sender and recipient
+        // must not take an earlier rejection for its own while its own lines are not logged yet.
+        let accepted = ProbeContext {
+            accepted_at: Some(late.submitted_at),
+            submitted_at: ctx.submitted_at,
+            ..late
+        };
+        let t = fuse_probe(&accepted, &ms, &[]);
+        assert_eq!(t.status, MessageStatus::Unknown, "{t:?}");
+        assert!(t.findings.is_empty());
     }
 
     #[test]

@@ -307,6 +307,24 @@ pub struct WaitNotes {
 impl Mailbox {
     /// Log in and select every watched folder; remember where "new" starts.
     pub async fn open(r: &Receiver, prep: &Prepared) -> Result<Mailbox, FetchError> {
+        Self::open_resuming(r, prep, &[]).await
+    }
+
+    /// Where "new" starts in each folder: kept by the runner so that a reconnection after a
+    /// lost session still looks at everything that arrived since the probe was sent.
+    pub fn starts(&self) -> Vec<(String, u32)> {
+        self.folders
+            .iter()
+            .map(|f| (f.name.clone(), f.uid_next))
+            .collect()
+    }
+
+    /// Like [`Mailbox::open`], but "new" starts where `starts` says for the folders it names.
+    pub async fn open_resuming(
+        r: &Receiver,
+        prep: &Prepared,
+        starts: &[(String, u32)],
+    ) -> Result<Mailbox, FetchError> {
         let mut folders = Vec::with_capacity(r.folders.len());
         for name in &r.folders {
             let mut session = login(r, prep).await?;
@@ -314,7 +332,10 @@ impl Mailbox {
             let can_idle = caps.has_str("IDLE");
             let can_uidplus = caps.has_str("UIDPLUS");
             let mb = bounded("SELECT", session.select(name)).await?;
-            let uid_next = mb.uid_next.unwrap_or(1);
+            let uid_next = match starts.iter().find(|(n, _)| n == name) {
+                Some((_, u)) => *u,
+                None => mb.uid_next.unwrap_or(1),
+            };
             folders.push(Folder {
                 name: name.clone(),
                 session,
@@ -637,6 +658,22 @@ async fn watch_folder(
 ) -> (Option<Folder>, WaitNotes) {
     let mut notes = WaitNotes::default();
     let mut armed = Some(armed);
+    // Look once before waiting: after a reconnection the probe may already be there.
+    match check_new(&mut f, &ctx, DetectedBy::Poll, &mut notes).await {
+        Ok(true) => {
+            if let Some(a) = armed.take() {
+                let _ = a.send(Ok(()));
+            }
+            return (Some(f), notes);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            if let Some(a) = armed.take() {
+                let _ = a.send(Err(e));
+            }
+            return (None, notes);
+        }
+    }
     loop {
         if *ctx.stop.borrow() {
             return (Some(f), notes);
@@ -747,13 +784,17 @@ impl Armed {
         mut self,
         deadline: Instant,
         cancel: impl std::future::Future<Output = ()>,
-    ) -> (Option<Arrival>, Option<Mailbox>, WaitNotes) {
+    ) -> (WaitEnd, Option<Mailbox>, WaitNotes) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         tokio::pin!(cancel);
-        let arrival = tokio::select! {
-            a = self.found.recv() => a,
-            _ = tokio::time::sleep(remaining) => None,
-            _ = &mut cancel => None,
+        let end = tokio::select! {
+            a = self.found.recv() => match a {
+                Some(a) => WaitEnd::Arrived(Box::new(a)),
+                // Every folder's watch ended without finding it: the sessions are gone.
+                None => WaitEnd::SessionsLost,
+            },
+            _ = tokio::time::sleep(remaining) => WaitEnd::Deadline,
+            _ = &mut cancel => WaitEnd::Cancelled,
         };
         let _ = self.stop.send(true);
         let mut notes = WaitNotes::default();
@@ -777,8 +818,19 @@ impl Armed {
             idle: self.idle,
             poll: self.poll,
         });
-        (arrival, mailbox, notes)
+        (end, mailbox, notes)
     }
+}
+
+/// Why a wait ended.
+#[derive(Debug)]
+pub enum WaitEnd {
+    Arrived(Box<Arrival>),
+    Deadline,
+    /// The caller's cancel future resolved (the logs showed a permanent failure).
+    Cancelled,
+    /// Every IMAP session dropped (server restart, network): reconnect and wait on.
+    SessionsLost,
 }
 
 #[cfg(test)]
