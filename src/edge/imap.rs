@@ -246,8 +246,31 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
     }
 }
 
-/// Connect and log in. A `NO` to LOGIN is an authentication failure.
+/// Connect and log in. A `NO` to LOGIN is an authentication failure, except a server's
+/// connection limit (`[LIMIT]`, Dovecot's mail_max_userip_connections): that is retried a few
+/// times with back-off, since sessions of other runs or clients end all the time.
 pub async fn login(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
+    let mut pause = Duration::from_secs(1);
+    for _ in 0..3 {
+        match login_once(r, prep).await {
+            Err(FetchError::Auth(m)) if is_limit(&m) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    login_once(r, prep).await
+}
+
+fn is_limit(text: &str) -> bool {
+    text.contains("[LIMIT]")
+        || text
+            .to_ascii_lowercase()
+            .contains("maximum number of connections")
+}
+
+async fn login_once(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
     let client = connect(r, prep).await?;
     match tokio::time::timeout(
         COMMAND_TIMEOUT,
@@ -848,6 +871,16 @@ mod tests {
         );
         let e = async_imap::error::Error::Bad("nothing structured".into());
         assert!(server_text(&e).contains("nothing structured"));
+    }
+
+    #[test]
+    fn connection_limits_are_recognised() {
+        assert!(is_limit(
+            "NO [LIMIT] Maximum number of connections from user+IP exceeded"
+        ));
+        assert!(!is_limit(
+            "NO [AUTHENTICATIONFAILED] Authentication failed."
+        ));
     }
 
     #[test]
