@@ -183,6 +183,7 @@ impl Runner {
             accepted_at: None,
             detected_at: None,
             total_ms: None,
+            delivered_ms: None,
             folder: None,
             detected_by: None,
             submission: None,
@@ -669,6 +670,16 @@ fn apply_timeline(result: &mut RunResult, t: ProbeTimeline, path: &[StageMatcher
             st
         })
         .collect();
+    // With the mailbox server's own "saved" line, fusion's `detect` stage runs from that save to
+    // our detection: what remains of the total is the delivery itself.
+    if t.hops.iter().any(|h| h.status == "saved") {
+        if let (Some(total), Some(detect)) = (
+            result.total_ms,
+            result.stages.iter().find(|st| st.name == "detect"),
+        ) {
+            result.delivered_ms = Some(total - detect.ms as i64);
+        }
+    }
     result.skew = t.skew;
     result.notes.extend(t.notes);
     for mut f in t.findings {

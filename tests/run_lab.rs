@@ -71,6 +71,15 @@ fn every_lab_scenario_is_delivered_with_its_stages_in_order() {
         assert_eq!(r["status"], "delivered", "{r:#}");
         let total = r["total_ms"].as_i64().unwrap();
         assert!(total > 0 && total < 20_000, "{name}: total {total}");
+        // The mailbox server's own save line bounds delivery below detection.
+        let delivered = r["delivered_ms"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name}: no delivered_ms: {r:#}"));
+        assert!(
+            delivered > 0 && delivered <= total,
+            "{name}: delivered {delivered} of total {total}"
+        );
+        assert_eq!(r["log_status"], "delivered", "{r:#}");
         let got = stage_names(r);
         assert!(
             got.len() >= stages.len()

@@ -2535,6 +2535,10 @@ pub fn fuse_probe(
         }
     };
     let mut covered: Vec<String> = Vec::new();
+    // The client-measured submission, owed once to the first host's reception.
+    let mut submit_ms: Option<u64> = ctx
+        .accepted_at
+        .map(|a| ms_between(ctx.submitted_at, a).max(0) as u64);
     // (ms, precision, from host) of the hand-off in progress, owed to the next host.
     let mut carry: Option<(u64, u64, String)> = None;
     let cap = e2e.map(|e| e.max(0) as u64);
@@ -2594,11 +2598,23 @@ pub fn fuse_probe(
                             d.before_qmgr_ms, d.in_qmgr_ms
                         ),
                     ),
-                    None => (
-                        d.before_qmgr_ms + d.in_qmgr_ms,
-                        precision_of(d.before_qmgr_ms + d.in_qmgr_ms),
-                        format!("before queue manager {} ms + in queue manager {} ms", d.before_qmgr_ms, d.in_qmgr_ms),
-                    ),
+                    // The first host's `a` includes receiving the probe from the client, which
+                    // the client's own `submission` stage already counts: leave it out here.
+                    None => match submit_ms.take() {
+                        Some(sub) => (
+                            (d.before_qmgr_ms + d.in_qmgr_ms).saturating_sub(sub),
+                            precision_of(d.before_qmgr_ms + d.in_qmgr_ms),
+                            format!(
+                                "before queue manager {} ms + in queue manager {} ms, less the {sub} ms submission the client measured",
+                                d.before_qmgr_ms, d.in_qmgr_ms
+                            ),
+                        ),
+                        None => (
+                            d.before_qmgr_ms + d.in_qmgr_ms,
+                            precision_of(d.before_qmgr_ms + d.in_qmgr_ms),
+                            format!("before queue manager {} ms + in queue manager {} ms", d.before_qmgr_ms, d.in_qmgr_ms),
+                        ),
+                    },
                 };
                 push_log_stage(&mut stages, h.host.clone(), ms, precision, detail);
                 let out = d.conn_setup_ms + d.transmission_ms;
@@ -2826,10 +2842,10 @@ Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
         }
         let stage = |n: &str| t.stages.iter().find(|s| s.name == n).unwrap().ms;
         assert_eq!(stage("submit"), 150);
-        // Hand-offs belong to the receiving host: ec2 = its own a+b; dell = max(ec2's c+d 90 ms,
-        // its own reception a 10 ms) + its b; dell's own hand-off to an unlogged LMTP server
-        // stands alone.
-        assert_eq!(stage("ec2"), 10);
+        // Hand-offs belong to the receiving host: ec2 = its own a+b (10 ms) less the 150 ms
+        // submission the client already counts (so 0); dell = max(ec2's c+d 90 ms, its own
+        // reception a 10 ms) + its b; dell's own hand-off to an unlogged LMTP server stands alone.
+        assert_eq!(stage("ec2"), 0);
         assert_eq!(stage("dell"), 90);
         assert_eq!(stage("dell -> next hop"), 20);
         assert_eq!(stage("end_to_end"), 1000);

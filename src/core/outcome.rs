@@ -118,6 +118,9 @@ pub struct RunResult {
     pub detected_at: Option<DateTime<Utc>>,
     /// Submission start to detection in the mailbox, flowtest's own clock.
     pub total_ms: Option<i64>,
+    /// Submission start to the mailbox server's own "saved" log line (skew-corrected): delivery
+    /// without the client's notification delay (Dovecot's IDLE waits 500 ms). Null without logs.
+    pub delivered_ms: Option<i64>,
     pub folder: Option<String>,
     pub detected_by: Option<DetectedBy>,
     pub submission: Option<Submission>,

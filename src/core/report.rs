@@ -50,6 +50,9 @@ pub fn human(results: &[RunResult]) -> String {
         let _ = write!(o, "{:<24} {}", r.scenario, verdict_word(r.status));
         if let Some(t) = r.total_ms {
             let _ = write!(o, " in {}", human_ms(Some(t)));
+            if let Some(d) = r.delivered_ms {
+                let _ = write!(o, " (saved after {})", human_ms(Some(d)));
+            }
         }
         if let Some(target) = r.slo.target_ms {
             let _ = write!(o, " (SLO {})", human_ms(Some(target as i64)));
@@ -346,6 +349,7 @@ mod tests {
             accepted_at: Some(t0),
             detected_at: total.map(|t| t0 + chrono::Duration::milliseconds(t)),
             total_ms: total,
+            delivered_ms: None,
             folder: total.map(|_| "INBOX".into()),
             detected_by: None,
             submission: Some(Submission {
