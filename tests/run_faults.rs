@@ -297,8 +297,8 @@ fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        kill_dell_imap_sessions() >= 2,
-        "the run's two IDLE sessions were there to kill"
+        kill_dell_imap_sessions() >= 1,
+        "the run's IDLE session was there to kill"
     );
     let (out, v) = run.join().unwrap();
     let r = only(&v);

@@ -295,18 +295,23 @@ pub struct SeenProbe {
     pub bounce: bool,
 }
 
-/// One watched folder: its session and the first UID that is "new" for this run.
-struct Folder {
+/// One watched folder and the first UID that is "new" for this run.
+struct FolderState {
     name: String,
-    session: ImapSession,
     uid_next: u32,
-    can_idle: bool,
-    can_uidplus: bool,
 }
 
-/// The receiver's mailbox, one session per watched folder.
+/// The receiver's mailbox: ONE session for every watched folder (servers limit connections per
+/// user: Dovecot allows 10 per user and address by default, shared with the user's own clients).
+/// IDLE watches the first folder (INBOX); the others are looked at every few poll intervals,
+/// which is when IDLE's backstop look happens anyway.
 pub struct Mailbox {
-    folders: Vec<Folder>,
+    session: ImapSession,
+    folders: Vec<FolderState>,
+    /// Index of the folder currently SELECTed.
+    selected: usize,
+    can_idle: bool,
+    can_uidplus: bool,
     idle: bool,
     poll: Duration,
 }
@@ -348,79 +353,79 @@ impl Mailbox {
         prep: &Prepared,
         starts: &[(String, u32)],
     ) -> Result<Mailbox, FetchError> {
+        let mut session = login(r, prep).await?;
+        let caps = bounded("CAPABILITY", session.capabilities()).await?;
+        let can_idle = caps.has_str("IDLE");
+        let can_uidplus = caps.has_str("UIDPLUS");
         let mut folders = Vec::with_capacity(r.folders.len());
-        for name in &r.folders {
-            let mut session = login(r, prep).await?;
-            let caps = bounded("CAPABILITY", session.capabilities()).await?;
-            let can_idle = caps.has_str("IDLE");
-            let can_uidplus = caps.has_str("UIDPLUS");
+        // Select each in turn (proves it exists and gives UIDNEXT); the first stays selected.
+        for name in r.folders.iter().rev() {
             let mb = bounded("SELECT", session.select(name)).await?;
             let uid_next = match starts.iter().find(|(n, _)| n == name) {
                 Some((_, u)) => *u,
                 None => mb.uid_next.unwrap_or(1),
             };
-            folders.push(Folder {
+            folders.push(FolderState {
                 name: name.clone(),
-                session,
                 uid_next,
-                can_idle,
-                can_uidplus,
             });
         }
+        folders.reverse();
         Ok(Mailbox {
+            session,
             folders,
+            selected: 0,
+            can_idle,
+            can_uidplus,
             idle: r.idle,
             poll: r.poll_interval,
         })
     }
 
-    /// Whether push detection will be used on every folder.
+    /// Whether push detection will be used.
     pub fn uses_idle(&self) -> bool {
-        self.idle && self.folders.iter().all(|f| f.can_idle)
+        self.idle && self.can_idle
     }
 
-    /// Arm detection on every folder and return once all are armed (IDLE accepted, or poll
-    /// mode ready). Send the probe only after this returns.
+    async fn select(&mut self, i: usize) -> Result<(), FetchError> {
+        if self.selected != i {
+            let name = self.folders[i].name.clone();
+            bounded("SELECT", self.session.select(&name)).await?;
+            self.selected = i;
+        }
+        Ok(())
+    }
+
+    /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready). Send the
+    /// probe only after this returns.
     pub async fn arm(self, key: ProbeKey, want: Uuid) -> Result<Armed, FetchError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (found_tx, found_rx) = tokio::sync::mpsc::channel::<Arrival>(4);
-        let mut tasks = Vec::new();
-        let mut armed = Vec::new();
-        let use_idle = self.idle;
-        for f in self.folders {
-            let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
-            let ctx = WatchCtx {
-                key: key.clone(),
-                want,
-                stop: stop_rx.clone(),
-                found: found_tx.clone(),
-                poll: self.poll,
-                idle: use_idle && f.can_idle,
-            };
-            tasks.push(tokio::spawn(watch_folder(f, ctx, armed_tx)));
-            armed.push(armed_rx);
-        }
-        drop(found_tx);
-        for a in armed {
-            match tokio::time::timeout(COMMAND_TIMEOUT, a).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    let _ = stop_tx.send(true);
-                    return Err(e);
-                }
-                Ok(Err(_)) | Err(_) => {
-                    let _ = stop_tx.send(true);
-                    return Err(FetchError::Timeout("arming IDLE".into()));
-                }
+        let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
+        let ctx = WatchCtx {
+            key,
+            want,
+            stop: stop_rx,
+            found: found_tx,
+            poll: self.poll,
+            idle: self.idle && self.can_idle,
+        };
+        let task = tokio::spawn(watch_mailbox(self, ctx, armed_tx));
+        match tokio::time::timeout(COMMAND_TIMEOUT, armed_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Armed {
+                task,
+                stop: stop_tx,
+                found: found_rx,
+            }),
+            Ok(Ok(Err(e))) => {
+                let _ = stop_tx.send(true);
+                Err(e)
+            }
+            Ok(Err(_)) | Err(_) => {
+                let _ = stop_tx.send(true);
+                Err(FetchError::Timeout("arming IDLE".into()))
             }
         }
-        Ok(Armed {
-            tasks,
-            stop: stop_tx,
-            found: found_rx,
-            idle: self.idle,
-            poll: self.poll,
-        })
     }
 
     /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
@@ -428,10 +433,15 @@ impl Mailbox {
     pub async fn scan_probes(&mut self, key: &ProbeKey) -> (Vec<SeenProbe>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        for f in &mut self.folders {
-            match scan_folder(f, key).await {
+        for i in 0..self.folders.len() {
+            let name = self.folders[i].name.clone();
+            let scanned = match self.select(i).await {
+                Ok(()) => scan_folder(&mut self.session, &name, key).await,
+                Err(e) => Err(e),
+            };
+            match scanned {
                 Ok(mut v) => out.append(&mut v),
-                Err(e) => warnings.push(format!("scanning {}: {e}", f.name)),
+                Err(e) => warnings.push(format!("scanning {name}: {e}")),
             }
         }
         (out, warnings)
@@ -443,40 +453,37 @@ impl Mailbox {
         if uids.is_empty() {
             return Ok(0);
         }
-        let Some(f) = self.folders.iter_mut().find(|f| f.name == folder) else {
+        let Some(i) = self.folders.iter().position(|f| f.name == folder) else {
             return Err(FetchError::Protocol(format!(
                 "folder {folder} is not watched"
             )));
         };
-        if !f.can_uidplus {
+        if !self.can_uidplus {
             return Err(FetchError::Protocol(
                 "server lacks UIDPLUS: probes left in place rather than risk expunging other mail"
                     .into(),
             ));
         }
+        self.select(i).await?;
         let set = uid_set(uids);
+        let session = &mut self.session;
         bounded("UID STORE", async {
-            let s = f
-                .session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?;
+            let s = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
             s.try_collect::<Vec<_>>().await
         })
         .await?;
         // The EXPUNGE responses may include messages other sessions removed meanwhile, so the
         // count is what we asked for, once the server said OK.
         bounded("UID EXPUNGE", async {
-            let s = f.session.uid_expunge(&set).await?;
+            let s = session.uid_expunge(&set).await?;
             s.try_collect::<Vec<_>>().await
         })
         .await?;
         Ok(uids.len())
     }
 
-    pub async fn logout(self) {
-        for mut f in self.folders {
-            let _ = tokio::time::timeout(Duration::from_secs(3), f.session.logout()).await;
-        }
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.session.logout()).await;
     }
 }
 
@@ -487,18 +494,21 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
-async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, FetchError> {
+async fn scan_folder(
+    session: &mut ImapSession,
+    folder: &str,
+    key: &ProbeKey,
+) -> Result<Vec<SeenProbe>, FetchError> {
     let mut uids: Vec<u32> = bounded(
         "UID SEARCH",
-        f.session.uid_search("HEADER X-Flowtest-Id \"\""),
+        session.uid_search("HEADER X-Flowtest-Id \"\""),
     )
     .await?
     .into_iter()
     .collect();
     let bounces: Vec<u32> = bounded(
         "UID SEARCH",
-        f.session
-            .uid_search("HEADER Content-Type \"multipart/report\" BODY \"X-Flowtest-Id\""),
+        session.uid_search("HEADER Content-Type \"multipart/report\" BODY \"X-Flowtest-Id\""),
     )
     .await
     .map(|s| s.into_iter().collect())
@@ -507,7 +517,7 @@ async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, F
     let mut out = Vec::new();
     if !uids.is_empty() {
         let fetched = fetch(
-            &mut f.session,
+            session,
             &uid_set(&uids),
             "(UID INTERNALDATE BODY.PEEK[HEADER])",
         )
@@ -516,7 +526,7 @@ async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, F
             if let (Some(uid), Some(h)) = (m.uid, m.header()) {
                 if let Verdict::Valid(tag) = probe::verify(h, key) {
                     out.push(SeenProbe {
-                        folder: f.name.clone(),
+                        folder: folder.to_string(),
                         uid,
                         tag,
                         internal_date: internal(&m),
@@ -530,10 +540,10 @@ async fn scan_folder(f: &mut Folder, key: &ProbeKey) -> Result<Vec<SeenProbe>, F
         if uids.contains(&uid) {
             continue;
         }
-        if let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? {
+        if let Some((raw, idate)) = fetch_whole(session, uid).await? {
             if let Some(tag) = probe::quoted_probe(&raw, key) {
                 out.push(SeenProbe {
-                    folder: f.name.clone(),
+                    folder: folder.to_string(),
                     uid,
                     tag,
                     internal_date: idate,
@@ -593,22 +603,30 @@ struct WatchCtx {
     idle: bool,
 }
 
-/// Look at messages with UID >= uid_next; report ours when it is there.
+/// Look at messages with UID >= uid_next in folder `i`; report ours when it is there.
 async fn check_new(
-    f: &mut Folder,
+    mb: &mut Mailbox,
+    i: usize,
     ctx: &WatchCtx,
     by: DetectedBy,
     notes: &mut WaitNotes,
 ) -> Result<bool, FetchError> {
+    mb.select(i).await?;
     let detected_at = Utc::now();
-    let set = format!("{}:*", f.uid_next);
-    let fetched = fetch(&mut f.session, &set, "(UID RFC822.SIZE BODY.PEEK[HEADER])").await?;
+    let name = mb.folders[i].name.clone();
+    let start = mb.folders[i].uid_next;
+    let fetched = fetch(
+        &mut mb.session,
+        &format!("{start}:*"),
+        "(UID RFC822.SIZE BODY.PEEK[HEADER])",
+    )
+    .await?;
     let mut hit: Option<(u32, bool)> = None;
-    let mut max_uid = f.uid_next.saturating_sub(1);
+    let mut max_uid = start.saturating_sub(1);
     for m in &fetched {
         let Some(uid) = m.uid else { continue };
         // `N:*` returns the last message even when its UID is below N.
-        if uid < f.uid_next {
+        if uid < start {
             continue;
         }
         max_uid = max_uid.max(uid);
@@ -620,12 +638,11 @@ async fn check_new(
                     == Some(&ctx.want.to_string()) =>
             {
                 notes.warnings.push(format!(
-                    "{}: a message claims to be this probe but {why}; left untouched",
-                    f.name
+                    "{name}: a message claims to be this probe but {why}; left untouched"
                 ));
             }
             Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
-                if let Some((raw, _)) = fetch_whole(&mut f.session, uid).await? {
+                if let Some((raw, _)) = fetch_whole(&mut mb.session, uid).await? {
                     if probe::quoted_probe(&raw, &ctx.key).is_some_and(|t| t.id == ctx.want) {
                         hit = hit.or(Some((uid, true)));
                     }
@@ -634,14 +651,13 @@ async fn check_new(
             _ => {}
         }
     }
-    f.uid_next = max_uid + 1;
+    mb.folders[i].uid_next = max_uid + 1;
     let Some((uid, bounce)) = hit else {
         return Ok(false);
     };
-    let Some((raw, idate)) = fetch_whole(&mut f.session, uid).await? else {
+    let Some((raw, idate)) = fetch_whole(&mut mb.session, uid).await? else {
         notes.warnings.push(format!(
-            "{}: probe UID {uid} vanished or is too large to fetch",
-            f.name
+            "{name}: probe UID {uid} vanished or is too large to fetch"
         ));
         return Ok(false);
     };
@@ -653,7 +669,7 @@ async fn check_new(
     let Some(tag) = tag else { return Ok(false) };
     let arrival = Arrival {
         seen: SeenProbe {
-            folder: f.name.clone(),
+            folder: name,
             uid,
             tag,
             internal_date: idate,
@@ -667,27 +683,43 @@ async fn check_new(
     Ok(true)
 }
 
+/// Look at every watched folder (the IDLE one last, so it stays selected).
+async fn check_all(
+    mb: &mut Mailbox,
+    ctx: &WatchCtx,
+    by: DetectedBy,
+    notes: &mut WaitNotes,
+) -> Result<bool, FetchError> {
+    for i in (0..mb.folders.len()).rev() {
+        if check_new(mb, i, ctx, by, notes).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn is_report(h: &[u8]) -> bool {
     probe::header_value(h, "Content-Type")
         .is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
 }
 
-/// One folder's watch loop: IDLE (or poll) until our probe shows up or we are told to stop.
-/// Returns the folder (its session reusable for cleanup) and notes.
-async fn watch_folder(
-    mut f: Folder,
+/// The watch loop: IDLE on the first folder (or poll) until our probe shows up or we are told
+/// to stop; every few poll intervals, a look at every folder. Returns the mailbox (its session
+/// reusable for cleanup) unless the session was lost.
+async fn watch_mailbox(
+    mut mb: Mailbox,
     mut ctx: WatchCtx,
     armed: tokio::sync::oneshot::Sender<Result<(), FetchError>>,
-) -> (Option<Folder>, WaitNotes) {
+) -> (Option<Mailbox>, WaitNotes) {
     let mut notes = WaitNotes::default();
     let mut armed = Some(armed);
     // Look once before waiting: after a reconnection the probe may already be there.
-    match check_new(&mut f, &ctx, DetectedBy::Poll, &mut notes).await {
+    match check_all(&mut mb, &ctx, DetectedBy::Poll, &mut notes).await {
         Ok(true) => {
             if let Some(a) = armed.take() {
                 let _ = a.send(Ok(()));
             }
-            return (Some(f), notes);
+            return (Some(mb), notes);
         }
         Ok(false) => {}
         Err(e) => {
@@ -699,10 +731,10 @@ async fn watch_folder(
     }
     loop {
         if *ctx.stop.borrow() {
-            return (Some(f), notes);
+            return (Some(mb), notes);
         }
-        if ctx.idle {
-            let mut handle = f.session.idle();
+        let by = if ctx.idle {
+            let mut handle = mb.session.idle();
             if let Err(e) = bounded("IDLE", handle.init()).await {
                 if let Some(a) = armed.take() {
                     let _ = a.send(Err(e));
@@ -728,36 +760,30 @@ async fn watch_folder(
                     }
                 }
             };
-            let session = match bounded("DONE", handle.done()).await {
+            mb.session = match bounded("DONE", handle.done()).await {
                 Ok(s) => s,
                 Err(e) => {
-                    notes
-                        .warnings
-                        .push(format!("{}: ending IDLE failed: {e}", f.name));
+                    notes.warnings.push(format!("ending IDLE failed: {e}"));
                     return (None, notes);
                 }
             };
-            f.session = session;
             match resp {
-                Ok(r @ (IdleResponse::NewData(_) | IdleResponse::Timeout)) => {
-                    // Found after a push: IDLE; found by the backstop look: a poll.
-                    let by = if matches!(r, IdleResponse::Timeout) {
-                        DetectedBy::Poll
-                    } else {
-                        DetectedBy::Idle
-                    };
-                    match check_new(&mut f, &ctx, by, &mut notes).await {
-                        Ok(true) => return (Some(f), notes),
-                        Ok(false) => {}
+                // A push concerns the IDLE folder: look there first, as a push.
+                Ok(IdleResponse::NewData(_)) => {
+                    match check_new(&mut mb, 0, &ctx, DetectedBy::Idle, &mut notes).await {
+                        Ok(true) => return (Some(mb), notes),
+                        Ok(false) => continue,
                         Err(e) => {
-                            notes.warnings.push(format!("{}: {e}", f.name));
+                            notes.warnings.push(e.to_string());
                             return (None, notes);
                         }
                     }
                 }
-                Ok(IdleResponse::ManualInterrupt) => return (Some(f), notes),
+                // The backstop: a look at every folder.
+                Ok(IdleResponse::Timeout) => DetectedBy::Poll,
+                Ok(IdleResponse::ManualInterrupt) => return (Some(mb), notes),
                 Err(e) => {
-                    notes.warnings.push(format!("{}: IDLE failed: {e}", f.name));
+                    notes.warnings.push(format!("IDLE failed: {e}"));
                     return (None, notes);
                 }
             }
@@ -770,39 +796,38 @@ async fn watch_folder(
                 changed = ctx.stop.changed() => {
                     if changed.is_err() {
                         // The runner is gone: nobody will read a result.
-                        return (Some(f), notes);
+                        return (Some(mb), notes);
                     }
                     continue;
                 }
             }
-            if let Err(e) = bounded("NOOP", f.session.noop()).await {
-                notes.warnings.push(format!("{}: {e}", f.name));
+            if let Err(e) = bounded("NOOP", mb.session.noop()).await {
+                notes.warnings.push(e.to_string());
                 return (None, notes);
             }
-            match check_new(&mut f, &ctx, DetectedBy::Poll, &mut notes).await {
-                Ok(true) => return (Some(f), notes),
-                Ok(false) => {}
-                Err(e) => {
-                    notes.warnings.push(format!("{}: {e}", f.name));
-                    return (None, notes);
-                }
+            DetectedBy::Poll
+        };
+        match check_all(&mut mb, &ctx, by, &mut notes).await {
+            Ok(true) => return (Some(mb), notes),
+            Ok(false) => {}
+            Err(e) => {
+                notes.warnings.push(e.to_string());
+                return (None, notes);
             }
         }
     }
 }
 
-/// Watches armed and running; the probe may now be sent.
+/// Detection armed and running; the probe may now be sent.
 pub struct Armed {
-    tasks: Vec<tokio::task::JoinHandle<(Option<Folder>, WaitNotes)>>,
+    task: tokio::task::JoinHandle<(Option<Mailbox>, WaitNotes)>,
     stop: watch::Sender<bool>,
     found: tokio::sync::mpsc::Receiver<Arrival>,
-    idle: bool,
-    poll: Duration,
 }
 
 impl Armed {
     /// Wait for the probe until `deadline`, or until `cancel` resolves (fail-fast from logs).
-    /// Always returns the mailbox (for cleanup) when the sessions survived.
+    /// Returns the mailbox (for cleanup) when the session survived.
     pub async fn wait(
         mut self,
         deadline: Instant,
@@ -813,35 +838,23 @@ impl Armed {
         let end = tokio::select! {
             a = self.found.recv() => match a {
                 Some(a) => WaitEnd::Arrived(Box::new(a)),
-                // Every folder's watch ended without finding it: the sessions are gone.
+                // The watch ended without finding it: the session is gone.
                 None => WaitEnd::SessionsLost,
             },
             _ = tokio::time::sleep(remaining) => WaitEnd::Deadline,
             _ = &mut cancel => WaitEnd::Cancelled,
         };
         let _ = self.stop.send(true);
-        let mut notes = WaitNotes::default();
-        let mut folders = Vec::new();
-        let mut lost_session = false;
-        for t in self.tasks {
-            match tokio::time::timeout(COMMAND_TIMEOUT, t).await {
-                Ok(Ok((Some(f), n))) => {
-                    folders.push(f);
-                    notes.warnings.extend(n.warnings);
-                }
-                Ok(Ok((None, n))) => {
-                    lost_session = true;
-                    notes.warnings.extend(n.warnings);
-                }
-                _ => lost_session = true,
-            }
+        match tokio::time::timeout(COMMAND_TIMEOUT, self.task).await {
+            Ok(Ok((mb, notes))) => (end, mb, notes),
+            _ => (
+                end,
+                None,
+                WaitNotes {
+                    warnings: vec!["the IMAP watch did not stop in time".into()],
+                },
+            ),
         }
-        let mailbox = (!lost_session).then_some(Mailbox {
-            folders,
-            idle: self.idle,
-            poll: self.poll,
-        });
-        (end, mailbox, notes)
     }
 }
 
