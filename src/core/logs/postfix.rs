@@ -174,7 +174,8 @@ fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
     }
 }
 
-fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
+/// A reject/milter-reject/discard/hold/defer action line: the action's name and what follows.
+fn reject_action(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     for action in [
         &b"reject: "[..],
         b"milter-reject: ",
@@ -183,9 +184,15 @@ fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
         b"defer: ",
     ] {
         if let Some(body) = strip_prefix(rest, action) {
-            let action = &action[..action.len() - 2];
-            return Some(Some(Event::Reject(reject(None, action, body)?)));
+            return Some((&action[..action.len() - 2], body));
         }
+    }
+    None
+}
+
+fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
+    if let Some((action, body)) = reject_action(rest) {
+        return Some(Some(Event::Reject(reject(None, action, body)?)));
     }
     for info in [
         &b"warn: "[..],
@@ -235,17 +242,8 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
     if rest.starts_with(b"resent-message-id=") {
         return Some(None);
     }
-    for action in [
-        &b"reject: "[..],
-        b"milter-reject: ",
-        b"discard: ",
-        b"hold: ",
-        b"defer: ",
-    ] {
-        if let Some(body) = strip_prefix(rest, action) {
-            let action = &action[..action.len() - 2];
-            return Some(Some(Event::Reject(reject(Some(queue_id()), action, body)?)));
-        }
+    if let Some((action, body)) = reject_action(rest) {
+        return Some(Some(Event::Reject(reject(Some(queue_id()), action, body)?)));
     }
     for info in [
         &b"warn: "[..],
