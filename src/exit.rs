@@ -19,6 +19,18 @@ impl Exit {
     }
 }
 
+impl From<crate::core::outcome::Severity> for Exit {
+    fn from(s: crate::core::outcome::Severity) -> Self {
+        use crate::core::outcome::Severity;
+        match s {
+            Severity::Ok => Exit::Ok,
+            Severity::Degraded => Exit::Degraded,
+            Severity::Failed => Exit::Failed,
+            Severity::Unknown => Exit::Unusable,
+        }
+    }
+}
+
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e.code())

@@ -11,10 +11,12 @@
 //! - [`cmd`]: one module per subcommand; thin glue from parsed arguments to the pieces above.
 #![forbid(unsafe_code)]
 
+/// The pure core, its own crate (`crates/core`) so the layering is a compile error.
+pub use flowtest_core as core;
+
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod core;
 pub mod edge;
 pub mod exit;
 pub mod runner;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::{RunArgs, RunFormat};
 use crate::config::{parse_duration, Config, Scenario};
 use crate::core::incident::IncidentGroup;
-use crate::core::outcome::{exit_of, RunResult};
+use crate::core::outcome::{severity_of, RunResult, Severity};
 use crate::core::probe::ProbeKey;
 use crate::core::report;
 use crate::edge::store::Store;
@@ -62,7 +62,10 @@ fn write_incident_drafts(
     results: &[RunResult],
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut groups: Vec<IncidentGroup> = Vec::new();
-    for r in results.iter().filter(|r| r.status.exit() == Exit::Failed) {
+    for r in results
+        .iter()
+        .filter(|r| r.status.severity() == Severity::Failed)
+    {
         for f in r.findings.iter().filter(|f| f.code.is_failure()) {
             let mut f = f.clone();
             f.message_id.get_or_insert_with(|| r.probe_id.clone());
@@ -187,5 +190,5 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         }
         None => print!("{text}"),
     }
-    exit_of(&results)
+    Exit::from(severity_of(&results))
 }

@@ -4,6 +4,7 @@
 //! read-only [`Config`] before any I/O happens. Errors name the file, the line and the field.
 //! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
 //! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
+pub mod logsource;
 pub mod scenario;
 pub mod secret;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::edge::logsource::LogSourceConfig;
+use logsource::LogSourceConfig;
 pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
 
@@ -269,7 +270,7 @@ fn log_source(
             ConfigError::new(file, e.message().trim().to_string()).field(&field)
         })?;
     cfg.validate()
-        .map_err(|e| ConfigError::new(file, e.to_string()).field(&field))?;
+        .map_err(|msg| ConfigError::new(file, msg).field(&field))?;
     Ok(cfg)
 }
 

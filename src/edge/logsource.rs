@@ -10,62 +10,37 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::core::logs::{
-    parse_line, parse_tz, BoundedLines, LineParser, LineRead, ParseContext, Parsed,
-};
+use crate::core::logs::{parse_line, BoundedLines, LineParser, LineRead, ParseContext, Parsed};
 
 /// Longest line delivered; longer ones are cut (binary files must not grow memory).
+pub use crate::config::logsource::{CommandSpec, LogSourceConfig, LogSourceKind};
+
+/// Check a source before I/O, as an edge error.
+fn checked(cfg: &LogSourceConfig) -> Result<(), LogSourceError> {
+    cfg.validate().map_err(|msg| LogSourceError::Config {
+        role: cfg.role.clone(),
+        msg,
+    })
+}
+
+/// The parse context of a source, as an edge error.
+fn context(cfg: &LogSourceConfig, now: DateTime<Utc>) -> Result<ParseContext, LogSourceError> {
+    cfg.parse_context(now)
+        .map_err(|msg| LogSourceError::Config {
+            role: cfg.role.clone(),
+            msg,
+        })
+}
+
 pub const LINE_CAP: usize = 64 * 1024;
 /// Most bytes one window fetch may return (a runaway command must not fill memory).
 pub const MAX_WINDOW_BYTES: usize = 256 * 1024 * 1024;
 /// Lines may be this much out of order in a log (several processes write it).
 const ORDER_SLACK: TimeDelta = TimeDelta::minutes(5);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogSourceKind {
-    File,
-    Command,
-    Docker,
-}
-
-/// A command as one shell string (`sh -c`) or an argument vector (no shell).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum CommandSpec {
-    Shell(String),
-    Argv(Vec<String>),
-}
-
-/// One `[[log_source]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSourceConfig {
-    /// Host role whose log this is (`ec2`, `dell`, `dovecot`, ...): names the stage.
-    pub role: String,
-    pub kind: LogSourceKind,
-    /// `kind = "file"`: the log file (its rotated `<path>.1` is read too when needed).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// `kind = "command"`: prints log lines; `{since}` / `{until}` (RFC 3339 UTC) and
-    /// `{since_epoch}` / `{until_epoch}` are substituted.
-    #[serde(default)]
-    pub command: Option<CommandSpec>,
-    /// `kind = "docker"`: the container name.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Zone of timestamps that carry none (`UTC`, `+02:00`); default UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Seconds a command / docker fetch may take (default 30).
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogSourceError {
@@ -89,60 +64,6 @@ pub enum LogSourceError {
     },
     #[error("log source {role}: more than {MAX_WINDOW_BYTES} bytes of output; narrow the window")]
     TooLarge { role: String },
-}
-
-impl LogSourceConfig {
-    /// Check the fields the kind needs (before any I/O).
-    pub fn validate(&self) -> Result<(), LogSourceError> {
-        let bad = |msg: &str| {
-            Err(LogSourceError::Config {
-                role: self.role.clone(),
-                msg: msg.to_owned(),
-            })
-        };
-        if self.role.trim().is_empty() {
-            return bad("role is empty");
-        }
-        match self.kind {
-            LogSourceKind::File if self.path.is_none() => return bad("kind = \"file\" needs path"),
-            LogSourceKind::Command if self.command.is_none() => {
-                return bad("kind = \"command\" needs command")
-            }
-            LogSourceKind::Docker if self.container.as_deref().is_none_or(str::is_empty) => {
-                return bad("kind = \"docker\" needs container")
-            }
-            _ => {}
-        }
-        if let Some(CommandSpec::Argv(v)) = &self.command {
-            if v.is_empty() {
-                return bad("command is an empty list");
-            }
-        }
-        if let Some(tz) = &self.timezone {
-            if let Err(e) = parse_tz(tz) {
-                return bad(&e);
-            }
-        }
-        Ok(())
-    }
-
-    /// How to parse this source's lines. `now` resolves year-less timestamps (logs are not
-    /// written in the future).
-    pub fn parse_context(&self, now: DateTime<Utc>) -> Result<ParseContext, LogSourceError> {
-        let mut ctx = ParseContext::new(&self.role, now.year());
-        if let Some(tz) = &self.timezone {
-            ctx.tz = parse_tz(tz).map_err(|msg| LogSourceError::Config {
-                role: self.role.clone(),
-                msg,
-            })?;
-        }
-        ctx.reference = Some(now);
-        Ok(ctx)
-    }
-
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs.unwrap_or(30).max(1))
-    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -254,12 +175,12 @@ pub fn read_file_window(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<u8>>, LogSourceError> {
-    cfg.validate()?;
+    checked(cfg)?;
     let path = cfg.path.clone().ok_or_else(|| LogSourceError::Config {
         role: cfg.role.clone(),
         msg: "no path".into(),
     })?;
-    let ctx = cfg.parse_context(now)?;
+    let ctx = context(cfg, now)?;
     let io_err = |p: &Path, err: io::Error| LogSourceError::Io {
         role: cfg.role.clone(),
         path: p.display().to_string(),
@@ -328,7 +249,7 @@ pub async fn fetch_window(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<u8>>, LogSourceError> {
-    cfg.validate()?;
+    checked(cfg)?;
     if cfg.kind == LogSourceKind::File {
         let role = cfg.role.clone();
         let cfg = cfg.clone();

@@ -52,7 +52,7 @@ impl LogWatch {
             let ctx = match cfg.parse_context(now) {
                 Ok(c) => c,
                 Err(e) => {
-                    warnings.push(e.to_string());
+                    warnings.push(format!("log source {}: {e}", cfg.role));
                     continue;
                 }
             };
@@ -126,8 +126,9 @@ impl LogWatch {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         for s in &self.sources {
+            // The error names its source already.
             if let Some(e) = &s.error {
-                w.push(format!("log source {}: {e}", s.cfg.role));
+                w.push(e.clone());
             }
             if s.dropped > 0 {
                 w.push(format!(
@@ -189,13 +190,14 @@ pub async fn recent_host_findings(
         let ctx = match cfg.parse_context(now) {
             Ok(c) => c,
             Err(e) => {
-                warnings.push(e.to_string());
+                warnings.push(format!("log source {}: {e}", cfg.role));
                 continue;
             }
         };
         match fetch_window(cfg, since, now + TimeDelta::seconds(1), now).await {
             Ok(lines) => fetched.push((ctx, lines)),
-            Err(e) => warnings.push(format!("log source {}: {e}", cfg.role)),
+            // The error names its source already.
+            Err(e) => warnings.push(e.to_string()),
         }
     }
     let corr = correlate(

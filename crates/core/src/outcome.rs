@@ -41,6 +41,33 @@ pub enum DetectedBy {
     Poll,
 }
 
+/// How bad an outcome is, worst last. Nagios' OK / WARNING / CRITICAL / UNKNOWN; the CLI's exit
+/// codes follow the same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Delivered within the SLO.
+    Ok,
+    /// Delivered, but slow or into a junk folder.
+    Degraded,
+    /// Not delivered.
+    Failed,
+    /// flowtest itself could not decide.
+    Unknown,
+}
+
+impl Severity {
+    /// Nagios' name for this state.
+    pub fn nagios(self) -> &'static str {
+        match self {
+            Severity::Ok => "OK",
+            Severity::Degraded => "WARNING",
+            Severity::Failed => "CRITICAL",
+            Severity::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 /// The probe's verdict. See README "Statuses and exit codes".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,12 +96,12 @@ impl Status {
         }
     }
 
-    pub fn exit(self) -> crate::exit::Exit {
-        use crate::exit::Exit;
+    /// How bad this verdict is, in Nagios' terms (the CLI maps it to an exit code).
+    pub fn severity(self) -> Severity {
         match self {
-            Status::Delivered => Exit::Ok,
-            Status::Slow | Status::DeliveredSpam => Exit::Degraded,
-            _ => Exit::Failed,
+            Status::Delivered => Severity::Ok,
+            Status::Slow | Status::DeliveredSpam => Severity::Degraded,
+            _ => Severity::Failed,
         }
     }
 
@@ -86,7 +113,7 @@ impl Status {
     }
 }
 
-pub use crate::core::fusion::{HostSkew, Stage, StageSource};
+pub use crate::fusion::{HostSkew, Stage, StageSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SloReport {
@@ -125,9 +152,9 @@ pub struct RunResult {
     pub detected_by: Option<DetectedBy>,
     pub submission: Option<Submission>,
     pub stages: Vec<Stage>,
-    pub hops: Vec<crate::core::trace::Hop>,
+    pub hops: Vec<crate::trace::Hop>,
     pub missing_stages: Vec<String>,
-    pub findings: Vec<crate::core::diagnosis::Finding>,
+    pub findings: Vec<crate::diagnosis::Finding>,
     /// What the server logs say became of the probe (`delivered`, `deferred`, `bounced`,
     /// `rejected`, `queued`, `unknown`); null when no log source is configured.
     pub log_status: Option<String>,
@@ -148,7 +175,7 @@ pub struct RunResult {
 /// Per-stage latencies from what the client alone knows: its own submission timing and the
 /// hops that carry a stage name (Received arithmetic: whole seconds, two clocks, so negative
 /// figures are bounded to zero and flagged). Used when no server log covers the probe.
-pub fn client_stages(sub: Option<&Submission>, hops: &[crate::core::trace::Hop]) -> Vec<Stage> {
+pub fn client_stages(sub: Option<&Submission>, hops: &[crate::trace::Hop]) -> Vec<Stage> {
     let mut out = Vec::new();
     if let Some(s) = sub {
         if let Some(acc) = s.accepted_at {
@@ -179,11 +206,11 @@ pub fn client_stages(sub: Option<&Submission>, hops: &[crate::core::trace::Hop])
     out
 }
 
-/// Exit code of a set of results: the worst one.
-pub fn exit_of(results: &[RunResult]) -> crate::exit::Exit {
+/// Severity of a set of results: the worst one.
+pub fn severity_of(results: &[RunResult]) -> Severity {
     results
         .iter()
-        .map(|r| r.status.exit())
+        .map(|r| r.status.severity())
         .max()
-        .unwrap_or(crate::exit::Exit::Ok)
+        .unwrap_or(Severity::Ok)
 }

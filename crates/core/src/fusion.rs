@@ -11,13 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::core::diagnosis::{
+use crate::diagnosis::{
     classify_delivery, classify_dovecot_problem, classify_postfix_problem, classify_smtp_reply,
     classify_text, is_spam_mailbox, Finding, FindingCode,
 };
-use crate::core::logs::{
-    AuthFailureKind, Delays, Delivery, DeliveryStatus, Event, LogRecord, Reject,
-};
+use crate::logs::{AuthFailureKind, Delays, Delivery, DeliveryStatus, Event, LogRecord, Reject};
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
 #[derive(Debug, Clone, Copy)]
@@ -2755,7 +2753,7 @@ pub fn fuse_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::logs::{parse_line, ParseContext};
+    use crate::logs::{parse_line, ParseContext};
     use chrono::TimeZone;
 
     fn feed(corr: &mut Correlator, role: &str, text: &str) {

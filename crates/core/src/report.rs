@@ -3,8 +3,7 @@
 //! conventions (JUnit: one test case per scenario; Nagios: one status line with perfdata).
 use std::fmt::Write as _;
 
-use crate::core::outcome::{exit_of, RunResult, StageSource, Status};
-use crate::exit::Exit;
+use crate::outcome::{severity_of, RunResult, StageSource, Status};
 
 /// `{"results": [...]}`, pretty-printed.
 pub fn json(results: &[RunResult]) -> String {
@@ -66,7 +65,7 @@ pub fn human(results: &[RunResult]) -> String {
             let _ = write!(
                 o,
                 "  seen by {}",
-                if by == crate::core::outcome::DetectedBy::Idle {
+                if by == crate::outcome::DetectedBy::Idle {
                     "IDLE"
                 } else {
                     "poll"
@@ -281,13 +280,7 @@ fn perf_label(s: &str) -> String {
 /// Nagios plugin output: `FLOWTEST OK - ... | total=0.512s;5;30 stage_submission=0.012s ...`.
 /// With several scenarios each label is prefixed with the scenario name.
 pub fn nagios(results: &[RunResult]) -> String {
-    let exit = exit_of(results);
-    let state = match exit {
-        Exit::Ok => "OK",
-        Exit::Degraded => "WARNING",
-        Exit::Failed => "CRITICAL",
-        Exit::Unusable => "UNKNOWN",
-    };
+    let state = severity_of(results).nagios();
     let text = results
         .iter()
         .map(|r| match r.total_ms {
@@ -333,10 +326,8 @@ pub fn nagios(results: &[RunResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::diagnosis::{Finding, FindingCode};
-    use crate::core::outcome::{
-        CleanupReport, SloReport, SmtpPhase, Stage, StageSource, Submission,
-    };
+    use crate::diagnosis::{Finding, FindingCode};
+    use crate::outcome::{CleanupReport, SloReport, SmtpPhase, Stage, StageSource, Submission};
     use chrono::{TimeZone, Utc};
 
     fn result(name: &str, status: Status, total: Option<i64>) -> RunResult {

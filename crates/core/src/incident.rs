@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::core::diagnosis::{Finding, FindingCode};
+use crate::diagnosis::{Finding, FindingCode};
 
 /// One incident: every occurrence of one cause (code) on one host, folded together.
 #[derive(Debug, Clone)]

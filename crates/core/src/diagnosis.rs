@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::core::logs::{DeliveryStatus, Severity};
+use crate::logs::{DeliveryStatus, Severity};
 
 /// What went wrong, from a fixed vocabulary so that reports, metrics labels and incident files
 /// stay stable.
