@@ -15,6 +15,7 @@
 pub use flowtest_core as core;
 
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod edge;
