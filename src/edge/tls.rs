@@ -10,11 +10,16 @@ use rustls::pki_types::CertificateDer;
 pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+    parse_ca(&bytes).map_err(|e| format!("CA file {}: {e}", path.display()))
+}
+
+/// The PEM certificates in `pem`; at least one.
+pub fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
+        .map_err(|e| format!("not valid PEM: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("CA file {} holds no certificate", path.display()));
+        return Err("holds no certificate".into());
     }
     Ok(certs)
 }

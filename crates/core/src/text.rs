@@ -1,0 +1,51 @@
+//! Untrusted text made safe to show: server replies, Received fields, log lines and mailbox names
+//! come from peers flowtest does not control, and a terminal obeys escape sequences in them (set
+//! the title, clear the screen, rewrite earlier lines). Every human-readable output passes such
+//! text through [`escape_control`]. JSON output needs nothing: its encoder escapes controls.
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Whether `c` is a control character a terminal might act on (C0 but tab, DEL, C1) or a
+/// bidirectional override that reorders what is shown.
+fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with control characters shown as escapes (`\x1b`, `\u{9b}`); borrowed when clean.
+pub fn escape_control(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_text_is_borrowed_and_unchanged() {
+        assert!(matches!(
+            escape_control("250 2.0.0 Ok\tqueued"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn terminal_controls_are_escaped() {
+        assert_eq!(escape_control("a\x1b]0;t\x07b"), "a\\x1b]0;t\\x07b");
+        assert_eq!(escape_control("x\r\ny"), "x\\x0d\\x0ay");
+        assert_eq!(escape_control("\u{9b}2J\u{7f}"), "\\u{9b}2J\\x7f");
+        assert_eq!(escape_control("a\u{202e}b"), "a\\u{202e}b");
+    }
+}
