@@ -178,7 +178,7 @@ async fn open(
 fn helo_name(cfg: &SmtpSender) -> String {
     cfg.helo
         .clone()
-        .or_else(|| hostname_of_machine())
+        .or_else(hostname_of_machine)
         .unwrap_or_else(|| "localhost".into())
 }
 
