@@ -29,6 +29,7 @@ use crate::config::secret::Secret;
 use crate::config::{Receiver, TlsMode};
 use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
+use crate::edge::bounded::{Guarded, Limits};
 
 /// Bound on each IMAP command (login, select, fetch, store).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,7 +90,9 @@ impl AsyncWrite for ImapStream {
     }
 }
 
-type ImapSession = Session<ImapStream>;
+/// Sessions read through the guard, so a server cannot grow memory without bound.
+type Guard = Guarded<ImapStream>;
+type ImapSession = Session<Guard>;
 
 /// Why the mailbox could not be read. `Auth` is what users would see as "password does not match".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +101,9 @@ pub enum FetchError {
     Tls(String),
     Auth(String),
     Protocol(String),
+    /// The server turned the session away (`* BYE` at greeting or at login): a service
+    /// problem, not a credential problem.
+    Refused(String),
     Timeout(String),
 }
 
@@ -108,6 +114,7 @@ impl fmt::Display for FetchError {
             FetchError::Tls(m) => write!(f, "IMAP TLS failed: {m}"),
             FetchError::Auth(m) => write!(f, "IMAP login failed: {m}"),
             FetchError::Protocol(m) => write!(f, "IMAP error: {m}"),
+            FetchError::Refused(m) => write!(f, "IMAP server refused the session: {m}"),
             FetchError::Timeout(m) => write!(f, "IMAP timeout: {m}"),
         }
     }
@@ -191,20 +198,61 @@ async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStr
     Ok(ImapStream::Tls(Box::new(tls)))
 }
 
-/// A client on `stream` once the server's greeting has been read.
-async fn greeted(stream: ImapStream) -> Result<Client<ImapStream>, FetchError> {
-    let mut c = Client::new(stream);
-    bounded("greeting", async {
-        c.read_response()
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))
+/// A client on `stream` once the server's greeting has been read and is `OK` or `PREAUTH`.
+async fn greeted(stream: ImapStream) -> Result<Client<Guard>, FetchError> {
+    let mut c = Client::new(Guarded::new(stream, Limits::IMAP));
+    let greeting = bounded("greeting", async {
+        c.read_response().await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                FetchError::Protocol(format!("unreadable greeting: {}", safe(&e.to_string())))
+            } else {
+                FetchError::Connect(e.to_string())
+            }
+        })
     })
     .await?
-    .ok_or_else(|| FetchError::Connect("no greeting".into()))?;
+    .ok_or_else(|| FetchError::Connect("connection closed before the greeting".into()))?;
+    check_greeting(greeting.parsed())?;
     Ok(c)
 }
 
-async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, FetchError> {
+/// Whether an I/O error is the peer going away rather than bad data.
+fn is_disconnect(e: &async_imap::error::Error) -> bool {
+    match e {
+        async_imap::error::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        async_imap::error::Error::ConnectionLost => true,
+        _ => false,
+    }
+}
+
+/// Untrusted server text, safe to show.
+fn safe(s: &str) -> String {
+    crate::core::text::escape_control(s).into_owned()
+}
+
+/// A greeting must be `* OK` or `* PREAUTH`; `* BYE` is the server turning us away.
+fn check_greeting(r: &async_imap::imap_proto::Response<'_>) -> Result<(), FetchError> {
+    use async_imap::imap_proto::{Response, Status};
+    match r {
+        Response::Data {
+            status: Status::Ok | Status::PreAuth,
+            ..
+        } => Ok(()),
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => Err(FetchError::Refused(format!(
+            "BYE {}",
+            safe(outcome.information.as_deref().unwrap_or(""))
+        ))),
+        other => Err(FetchError::Protocol(format!(
+            "unexpected greeting: {}",
+            safe(&format!("{other:?}"))
+        ))),
+    }
+}
+
+async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<Guard>, FetchError> {
     let tcp = bounded("connect", async {
         TcpStream::connect((r.host.as_str(), r.port))
             .await
@@ -221,6 +269,9 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
             let mut tcp = tcp;
             bounded("STARTTLS", async {
                 let greeting = read_line_raw(&mut tcp).await?;
+                if greeting.starts_with("* BYE") {
+                    return Err(FetchError::Refused(safe(&greeting)));
+                }
                 if !greeting.starts_with("* OK") {
                     return Err(FetchError::Connect(format!(
                         "unexpected greeting: {greeting}"
@@ -241,7 +292,7 @@ async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<ImapStream>, Fe
             })
             .await?;
             let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
-            Ok(Client::new(s))
+            Ok(Client::new(Guarded::new(s, Limits::IMAP)))
         }
     }
 }
@@ -280,7 +331,19 @@ async fn login_once(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchE
     {
         Err(_) => Err(FetchError::Timeout("login: no answer".into())),
         Ok(Ok(s)) => Ok(s),
-        Ok(Err((e, _))) => Err(FetchError::Auth(server_text(&e))),
+        Ok(Err((e, _))) => Err(login_error(e)),
+    }
+}
+
+/// What a failed LOGIN means: only a `NO` is the credentials' fault.
+fn login_error(e: async_imap::error::Error) -> FetchError {
+    match e {
+        async_imap::error::Error::No(_) => FetchError::Auth(server_text(&e)),
+        e if is_disconnect(&e) => FetchError::Refused(format!(
+            "the connection was closed at login ({})",
+            safe(&e.to_string())
+        )),
+        e => FetchError::Protocol(format!("answer to LOGIN: {}", safe(&server_text(&e)))),
     }
 }
 

@@ -1,4 +1,5 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
+pub mod bounded;
 pub mod imap;
 pub mod logsource;
 pub mod logwatch;
