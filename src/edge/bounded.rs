@@ -250,7 +250,8 @@ mod tests {
         assert!(long.to_string().contains("longer than 16"), "{long}");
         let lit = Scanner::new(SMALL).feed(b"* 1 FETCH {33}\r\n").unwrap_err();
         assert!(lit.to_string().contains("33-byte literal"), "{lit}");
-        let huge = Scanner::new(SMALL)
+        let wide = Limits { line: 64, ..SMALL };
+        let huge = Scanner::new(wide)
             .feed(b"* {99999999999999999999999}\r\n")
             .unwrap_err();
         assert!(huge.to_string().contains("literal"), "{huge}");
