@@ -256,7 +256,7 @@ mod tests {
             .unwrap_err();
         assert!(huge.to_string().contains("literal"), "{huge}");
         let mut s = Scanner::new(SMALL);
-        for _ in 0..20 {
+        for _ in 0..30 {
             if s.feed(b"* OK x\r\n").is_err() {
                 return;
             }
