@@ -69,7 +69,13 @@ fn core_has_no_io_dependencies() {
 
 #[test]
 fn the_check_recognises_forbidden_names() {
-    for name in ["tokio", "tokio-rustls", "hickory-resolver", "rusqlite", "lettre"] {
+    for name in [
+        "tokio",
+        "tokio-rustls",
+        "hickory-resolver",
+        "rusqlite",
+        "lettre",
+    ] {
         assert!(forbidden(name), "{name}");
     }
     for name in ["serde", "chrono", "mail-parser", "tokenizer"] {

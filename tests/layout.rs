@@ -107,7 +107,13 @@ fn raw_or_byte_string_end(src: &[char], from: usize) -> Option<usize> {
     }
     k += 1;
     while k < src.len() {
-        if src[k] == '"' && src[k + 1..].iter().take(hashes).filter(|&&c| c == '#').count() == hashes
+        if src[k] == '"'
+            && src[k + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&c| c == '#')
+                .count()
+                == hashes
         {
             return Some(k + 1 + hashes);
         }
@@ -289,7 +295,11 @@ fn files_and_functions_stay_within_limits() {
     let mut found = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read source");
-        let rel = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        let rel = file
+            .strip_prefix(root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         found.extend(offences(&rel, &text));
     }
     assert!(
@@ -335,7 +345,10 @@ fn long_functions_and_files_are_reported_with_their_line() {
     let src = format!("// header\nfn long() {{\n{body}}}\nfn short() {{}}\n");
     let found = offences("src/x.rs", &src);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with("src/x.rs:2: fn long is 152 lines"), "{found:?}");
+    assert!(
+        found[0].starts_with("src/x.rs:2: fn long is 152 lines"),
+        "{found:?}"
+    );
 
     let filler = "const A: u8 = 0;\n".repeat(MAX_FILE_LINES);
     let tests = format!("#[cfg(test)]\nmod tests {{\n{filler}}}\n");

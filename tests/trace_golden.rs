@@ -86,7 +86,11 @@ fn check_facts(path: &Path, actual: &str) -> Result<Vec<String>, String> {
     let hops = trace["hops"].as_array().cloned().unwrap_or_default();
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut errors = Vec::new();
@@ -97,12 +101,14 @@ fn check_facts(path: &Path, actual: &str) -> Result<Vec<String>, String> {
         facts.total_ms.expected()?,
         trace["total_ms"].as_i64(),
     );
-    let last_by = hops
-        .last()
-        .and_then(|h| h["by"].as_str())
-        .unwrap_or("none");
+    let last_by = hops.last().and_then(|h| h["by"].as_str()).unwrap_or("none");
     fact_eq(&mut errors, "last_by", facts.last_by.as_str(), last_by);
-    fact_eq(&mut errors, "warnings", facts.warnings, strings(&trace["warnings"]));
+    fact_eq(
+        &mut errors,
+        "warnings",
+        facts.warnings,
+        strings(&trace["warnings"]),
+    );
     fact_eq(
         &mut errors,
         "missing_stages",
@@ -116,7 +122,12 @@ fn check_facts(path: &Path, actual: &str) -> Result<Vec<String>, String> {
             hop_warnings.insert(i.to_string(), w);
         }
     }
-    fact_eq(&mut errors, "hop_warnings", facts.hop_warnings, hop_warnings);
+    fact_eq(
+        &mut errors,
+        "hop_warnings",
+        facts.hop_warnings,
+        hop_warnings,
+    );
     if let Some(stages) = facts.stages {
         let actual: Vec<String> = hops
             .iter()
