@@ -162,7 +162,7 @@ impl Runner {
             match h.await {
                 Ok(r) => out.push(r),
                 // A panic in one scenario must not hide the others' results.
-                Err(e) => eprintln!("flowtest: internal error in a scenario task: {e}"),
+                Err(e) => tracing::error!("internal error in a scenario task: {e}"),
             }
         }
         out
@@ -581,7 +581,7 @@ impl Runner {
             &json,
         ) {
             // The result is still reported; say loudly that it was not stored.
-            eprintln!("flowtest: {e}");
+            tracing::error!("{e}");
         }
         result
     }
