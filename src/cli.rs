@@ -1,7 +1,7 @@
 //! Command-line surface: every subcommand and flag, parsed by clap. No I/O here.
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,6 +16,18 @@ pub struct Cli {
     /// Configuration file (else $FLOWTEST_CONFIG, else ./flowtest.toml).
     #[arg(long, global = true, env = "FLOWTEST_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace. RUST_LOG, when set, decides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Errors only on stderr; for `run`, also no live progress line.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Format of diagnostics on stderr: text, or JSON lines (one object per event) for daemons.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -33,6 +45,13 @@ pub enum Command {
     CheckConfig,
     /// Reconstruct messages' fates from server log files and name the failures.
     Diagnose(DiagnoseArgs),
+}
+
+/// How diagnostics (`tracing` events) are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,8 +97,8 @@ pub struct RunArgs {
     /// Write a draft incident record for each failure into DIR.
     #[arg(long)]
     pub incident: Option<PathBuf>,
-    /// No live progress line.
-    #[arg(long, short)]
+    /// No live progress line: set from the global `--quiet`.
+    #[arg(skip)]
     pub quiet: bool,
 }
 
@@ -118,6 +137,20 @@ pub struct DiagnoseArgs {
 
 const SUBCOMMANDS: &[&str] = &["trace", "run", "list", "check-config", "diagnose", "help"];
 
+/// Global flags whose value is the next argument.
+const GLOBAL_WITH_VALUE: &[&str] = &["--config", "--log-format"];
+
+/// A global flag written as one argument: `--config=X`, `--log-format=X`, `--verbose`,
+/// `--quiet`, or a run of short `-v`/`-q` flags such as `-vv`.
+fn is_global_flag(a: &str) -> bool {
+    a.starts_with("--config=")
+        || a.starts_with("--log-format=")
+        || a == "--verbose"
+        || a == "--quiet"
+        || a.strip_prefix('-')
+            .is_some_and(|f| !f.is_empty() && f.chars().all(|c| c == 'v' || c == 'q'))
+}
+
 impl Cli {
     /// Parse `std::env::args`, turning `flowtest NAME ...` into `flowtest run NAME ...`.
     pub fn parse_with_shorthand() -> Self {
@@ -130,14 +163,14 @@ pub fn with_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     let mut i = 1;
     while i < args.len() {
         let a = args[i].to_string_lossy();
-        if a == "--config" {
+        if GLOBAL_WITH_VALUE.contains(&a.as_ref()) {
             i += 2;
             continue;
         }
         if a.starts_with('-') {
-            // Global flags such as --config=X, --help, --version: keep scanning only past
-            // --config=...; anything else is for clap to judge.
-            if a.starts_with("--config=") {
+            // Global flags (--config=X, -v, -q, --log-format=json): keep scanning past them;
+            // anything else (--help, --version, a typo) is for clap to judge.
+            if is_global_flag(&a) {
                 i += 1;
                 continue;
             }
@@ -184,6 +217,39 @@ mod tests {
                 "json"
             ])
         );
+    }
+
+    #[test]
+    fn shorthand_skips_global_flags() {
+        assert_eq!(
+            with_shorthand(v(&[
+                "flowtest",
+                "-vv",
+                "--log-format",
+                "json",
+                "lab-inbound"
+            ])),
+            v(&[
+                "flowtest",
+                "-vv",
+                "--log-format",
+                "json",
+                "run",
+                "lab-inbound"
+            ])
+        );
+        assert_eq!(
+            with_shorthand(v(&["flowtest", "-q", "--log-format=text", "lab-inbound"])),
+            v(&["flowtest", "-q", "--log-format=text", "run", "lab-inbound"])
+        );
+        let cli = Cli::parse_from(with_shorthand(v(&[
+            "flowtest", "-vv", "x", "--format", "json",
+        ])));
+        assert_eq!(cli.verbose, 2);
+        assert!(matches!(cli.command, Command::Run(_)));
+        let cli = Cli::parse_from(v(&["flowtest", "run", "x", "-q"]));
+        assert!(cli.quiet);
+        assert!(Cli::try_parse_from(v(&["flowtest", "-v", "-q", "list"])).is_err());
     }
 
     #[test]

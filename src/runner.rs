@@ -46,11 +46,11 @@ impl std::fmt::Debug for Prepared {
 pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
     let ctx = |m: String| format!("scenario {}: {m}", s.name);
     let recv_ca = match &s.receiver.ca_file {
-        Some(p) => tls::read_ca(p).map_err(ctx)?,
+        Some(p) => tls::read_ca(p).map_err(|e| ctx(e.to_string()))?,
         None => Vec::new(),
     };
     let imap = imap::Prepared {
-        tls: tls::client_config(&recv_ca).map_err(ctx)?,
+        tls: tls::client_config(&recv_ca).map_err(|e| ctx(e.to_string()))?,
         password: s
             .receiver
             .password
@@ -61,7 +61,7 @@ pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
         Sender::Smtp(cfg) => {
             let ca_pem = match &cfg.ca_file {
                 Some(p) => {
-                    tls::read_ca(p).map_err(ctx)?;
+                    tls::read_ca(p).map_err(|e| ctx(e.to_string()))?;
                     Some(
                         std::fs::read(p)
                             .map_err(|e| ctx(format!("cannot read {}: {e}", p.display())))?,
@@ -162,7 +162,7 @@ impl Runner {
             match h.await {
                 Ok(r) => out.push(r),
                 // A panic in one scenario must not hide the others' results.
-                Err(e) => eprintln!("flowtest: internal error in a scenario task: {e}"),
+                Err(e) => tracing::error!("internal error in a scenario task: {e}"),
             }
         }
         out
@@ -581,7 +581,7 @@ impl Runner {
             &json,
         ) {
             // The result is still reported; say loudly that it was not stored.
-            eprintln!("flowtest: {e}");
+            tracing::error!("{e}");
         }
         result
     }

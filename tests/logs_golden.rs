@@ -4,10 +4,17 @@
 //! one source named by its file stem, unless `case.json` maps it. `case.json` may also set
 //! `year`, `tz`, `message_id`, `rcpt`, `since`, `until`.
 //!
-//! `FLOWTEST_BLESS=1 cargo test --test logs_golden` rewrites `expected.json` (for every case
-//! directory with `.log` files); on a mismatch the output is written to
-//! `expected.json.actual` beside it.
+//! Every case also has a `facts.toml`: what must hold whatever the rest of the output says (the
+//! finding codes, each message's status, hop path and findings), checked before comparing and
+//! while blessing, so a bless cannot accept an output that breaks them. See [`Facts`].
+//!
+//! On a mismatch the output is written to `expected.json.actual` beside it and the test fails,
+//! printing a short line diff. `FLOWTEST_BLESS=1 cargo test --test logs_golden` rewrites
+//! `expected.json` of the cases whose output differs and prints each diff. A case directory
+//! without `expected.json` fails either way (review `expected.json.actual` and rename it).
+mod golden;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -16,6 +23,8 @@ use flowtest::cli::TraceFormat;
 use flowtest::cmd::diagnose::{analyze, parse_time, Input, Options};
 use flowtest::core::fusion::Limits;
 use flowtest::core::logs::parse_tz;
+use golden::{fact_eq, Case, Golden};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// At least this many cases must run (guards against a loader that silently finds nothing).
@@ -100,45 +109,164 @@ fn run_case_with(dir: &Path, message_id: Option<&str>, prefilter: bool) -> Value
     })
 }
 
-#[test]
-fn golden_cases() {
-    let bless = std::env::var_os("FLOWTEST_BLESS").is_some_and(|v| v == "1");
-    let mut dirs = Vec::new();
-    case_dirs(&fixtures(), &mut dirs);
-    let mut ran = 0;
-    let mut failed = Vec::new();
-    for dir in &dirs {
-        let expected_path = dir.join("expected.json");
-        if !expected_path.exists() && !bless {
-            // A lab capture still waiting for its verified expected.json.
-            eprintln!("skipping {} (no expected.json yet)", dir.display());
-            continue;
-        }
-        let actual = run_case(dir);
-        let pretty = serde_json::to_string_pretty(&actual).unwrap() + "\n";
-        ran += 1;
-        if bless {
-            fs::write(&expected_path, &pretty).unwrap();
-            continue;
-        }
-        let expected: Value =
-            serde_json::from_str(&fs::read_to_string(&expected_path).unwrap()).unwrap();
-        let actual_path = dir.join("expected.json.actual");
-        if expected != actual {
-            fs::write(&actual_path, &pretty).unwrap();
-            failed.push(dir.display().to_string());
-        } else if actual_path.exists() {
-            let _ = fs::remove_file(&actual_path);
+/// A case's must-hold facts (`facts.toml`). Lists are compared exactly and in output order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Facts {
+    /// The codes of the report's findings.
+    findings: Vec<String>,
+    /// Hosts whose clock skew is significant.
+    #[serde(default)]
+    skewed_hosts: Vec<String>,
+    /// Every reconstructed message, in output order.
+    #[serde(default, rename = "message")]
+    messages: Vec<MessageFacts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageFacts {
+    /// The Message-ID; absent when the logs never showed one.
+    id: Option<String>,
+    status: String,
+    complete: bool,
+    /// `host:status` for each hop, in order.
+    hops: Vec<String>,
+    /// The codes of this message's findings.
+    #[serde(default)]
+    findings: Vec<String>,
+    /// How many notes the message carries; checked when given.
+    notes: Option<usize>,
+    /// Host -> the least `delay_ms` its hop must show.
+    #[serde(default)]
+    min_delay_ms: BTreeMap<String, i64>,
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x[key].as_str().unwrap_or("null").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The facts `actual` violates; `Err` when the facts file is missing or invalid.
+fn check_facts(dir: &Path, actual: &Value) -> Result<Vec<String>, String> {
+    let path = dir.join("facts.toml");
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("no facts file {} ({e})", path.display()))?;
+    let facts: Facts = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut errors = Vec::new();
+    fact_eq(
+        &mut errors,
+        "findings",
+        facts.findings,
+        strings(&actual["findings"], "code"),
+    );
+    let skewed: Vec<String> = actual["skew"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["significant"].as_bool() == Some(true))
+                .filter_map(|s| s["host"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    fact_eq(&mut errors, "skewed_hosts", facts.skewed_hosts, skewed);
+    let messages = actual["messages"].as_array().cloned().unwrap_or_default();
+    fact_eq(
+        &mut errors,
+        "message count",
+        facts.messages.len(),
+        messages.len(),
+    );
+    for (i, (want, got)) in facts.messages.iter().zip(&messages).enumerate() {
+        check_message(&mut errors, &format!("message {i}"), want, got);
+    }
+    Ok(errors)
+}
+
+fn check_message(errors: &mut Vec<String>, at: &str, want: &MessageFacts, got: &Value) {
+    fact_eq(
+        errors,
+        &format!("{at} id"),
+        want.id.as_deref(),
+        got["message_id"].as_str(),
+    );
+    fact_eq(
+        errors,
+        &format!("{at} status"),
+        Some(want.status.as_str()),
+        got["status"].as_str(),
+    );
+    fact_eq(
+        errors,
+        &format!("{at} complete"),
+        Some(want.complete),
+        got["complete"].as_bool(),
+    );
+    let hops = got["hops"].as_array().cloned().unwrap_or_default();
+    let path: Vec<String> = hops
+        .iter()
+        .map(|h| {
+            let field = |k: &str| h[k].as_str().unwrap_or("null").to_owned();
+            format!("{}:{}", field("host"), field("status"))
+        })
+        .collect();
+    fact_eq(errors, &format!("{at} hops"), &want.hops, &path);
+    fact_eq(
+        errors,
+        &format!("{at} findings"),
+        want.findings.clone(),
+        strings(&got["findings"], "code"),
+    );
+    if let Some(n) = want.notes {
+        let notes = got["notes"].as_array().map_or(0, Vec::len);
+        fact_eq(errors, &format!("{at} notes"), n, notes);
+    }
+    for (host, min) in &want.min_delay_ms {
+        let delay = hops
+            .iter()
+            .find(|h| h["host"].as_str() == Some(host))
+            .and_then(|h| h["delay_ms"].as_i64());
+        if delay.is_none_or(|d| d < *min) {
+            errors.push(format!(
+                "{at}: {host}'s hop delay_ms is {delay:?}, expected at least {min}"
+            ));
         }
     }
-    assert!(
-        failed.is_empty(),
-        "golden mismatch (see expected.json.actual beside each): {failed:#?}"
-    );
-    assert!(
-        ran >= MIN_CASES,
-        "only {ran} golden cases ran (expected at least {MIN_CASES})"
-    );
+}
+
+#[test]
+fn golden_cases() {
+    let mut dirs = Vec::new();
+    case_dirs(&fixtures(), &mut dirs);
+    let root = fixtures();
+    let mut golden = Golden::from_env();
+    for dir in &dirs {
+        let name = dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
+        let actual = run_case(dir);
+        let fact_errors = match check_facts(dir, &actual) {
+            Ok(errors) => errors,
+            Err(e) => vec![e],
+        };
+        golden.check(
+            Case {
+                name: &name,
+                expected_path: dir.join("expected.json"),
+                actual_path: dir.join("expected.json.actual"),
+                actual: serde_json::to_string_pretty(&actual).unwrap() + "\n",
+                fact_errors,
+            },
+            |expected, actual| {
+                serde_json::from_str::<Value>(expected).ok()
+                    == serde_json::from_str::<Value>(actual).ok()
+            },
+        );
+    }
+    golden.finish(MIN_CASES);
 }
 
 /// The `--message-id` prefilter skips lines before parsing them; for every message of every

@@ -1,7 +1,11 @@
-//! One module per subcommand: glue from parsed arguments to core, edges and runner.
+//! One module per subcommand: glue from parsed arguments to core, edges and runner, plus the
+//! process-wide diagnostics setup (`tracing` to stderr) that `main` runs once.
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
 use crate::exit::Exit;
 
@@ -13,9 +17,13 @@ pub mod trace;
 
 /// Run the parsed command and return its exit code. Errors are printed here, once, on stderr.
 pub fn dispatch(cli: Cli) -> Exit {
+    tracing::debug!(command = ?cli.command, "starting");
     match cli.command {
         Command::Trace(args) => trace::run(&cli.config, args),
-        Command::Run(args) => run::run(&cli.config, args),
+        Command::Run(mut args) => {
+            args.quiet = cli.quiet;
+            run::run(&cli.config, args)
+        }
         Command::List(args) => list::run(&cli.config, args),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Diagnose(args) => diagnose::run(&cli.config, args),
@@ -36,7 +44,57 @@ pub fn load_config(explicit: &Option<PathBuf>) -> Result<Config, Exit> {
             "no configuration: pass --config FILE, set FLOWTEST_CONFIG, or create ./flowtest.toml",
         ));
     }
-    Config::load(&path).map_err(unusable)
+    let config = Config::load(&path).map_err(unusable)?;
+    tracing::info!(
+        path = %path.display(),
+        scenarios = config.scenarios.len(),
+        "configuration loaded"
+    );
+    Ok(config)
+}
+
+/// The filter used when RUST_LOG is unset: dependencies at `warn`, flowtest's own crates at the
+/// level the flags ask for.
+fn default_filter(verbose: u8, quiet: bool) -> String {
+    let ours = match (quiet, verbose) {
+        (true, _) => return "error".into(),
+        (false, 0) => return "warn".into(),
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    format!("warn,flowtest={ours},flowtest_core={ours}")
+}
+
+/// Send `tracing` events to stderr, as text or JSON lines. RUST_LOG, when set, picks what is
+/// shown; otherwise `-v`/`-q` do. Call once, before anything logs.
+pub fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG={v:?} ignored: {e}")));
+    let (filter, problem) = match from_env {
+        Some(Ok(f)) => (f, None),
+        Some(Err(problem)) => (
+            EnvFilter::new(default_filter(verbose, quiet)),
+            Some(problem),
+        ),
+        None => (EnvFilter::new(default_filter(verbose, quiet)), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    if installed.is_ok() {
+        if let Some(problem) = problem {
+            tracing::warn!("{problem}");
+        }
+    }
 }
 
 /// A tokio runtime for the async edges.

@@ -307,115 +307,229 @@ fn check_addr(file: &Path, field: &str, a: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Parse one scenario file's text.
+/// The scenario file being parsed: its path and text (errors name both, with line numbers) and
+/// the directory its relative paths resolve against.
+struct Source<'a> {
+    file: &'a Path,
+    src: &'a str,
+    base: PathBuf,
+}
+
+impl Source<'_> {
+    fn at(&self, message: impl Into<String>, offset: usize, field: &str) -> ConfigError {
+        ConfigError::new(self.file, message).at(self.src, offset, field)
+    }
+
+    fn duration(
+        &self,
+        v: Option<&Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<Duration>, ConfigError> {
+        opt_duration(self.file, self.src, v, field)
+    }
+
+    fn ca_file(
+        &self,
+        v: Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        v.map(|p| resolve_path(self.file, self.src, &self.base, &p, field))
+            .transpose()
+    }
+
+    fn secret(
+        &self,
+        env: Option<Spanned<String>>,
+        path: Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<SecretRef, ConfigError> {
+        secret_ref(self.file, self.src, &self.base, env, path, field)
+    }
+}
+
+/// Parse one scenario file's text. Checks run in a fixed order (name, sender, receiver, timing,
+/// path, headers), so a file with several mistakes always reports the same first one.
 pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, ConfigError> {
     let raw: RawScenario = toml::from_str(src).map_err(|e| toml_error(file, src, e))?;
-    let base = file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let name = raw.name.get_ref().trim().to_string();
+    let at = Source {
+        file,
+        src,
+        base: file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let name = scenario_name(&at, &raw.name)?;
+    let sender = parse_sender(&at, raw.sender)?;
+    let receiver = parse_receiver(&at, raw.receiver, defaults)?;
+    let timeout = at
+        .duration(raw.timeout.as_ref(), "timeout")?
+        .unwrap_or(defaults.timeout);
+    let slo = parse_slo(&at, &raw.slo)?;
+    crate::core::trace::validate_path(&raw.path)
+        .map_err(|m| ConfigError::new(file, m).field("path"))?;
+    let headers = parse_headers(file, raw.headers)?;
+    Ok(Scenario {
+        name,
+        description: raw.description.unwrap_or_default(),
+        file: file.to_path_buf(),
+        sender,
+        receiver,
+        timeout,
+        cleanup: raw.cleanup.unwrap_or(defaults.cleanup),
+        sweep_after: at
+            .duration(raw.sweep_after.as_ref(), "sweep_after")?
+            .unwrap_or(defaults.sweep_after),
+        slo,
+        headers,
+        path: raw.path,
+    })
+}
+
+/// A name usable on the command line: letters, digits, '-', '_', and not a subcommand.
+fn scenario_name(at: &Source<'_>, raw: &Spanned<String>) -> Result<String, ConfigError> {
+    let name = raw.get_ref().trim().to_string();
     let name_ok = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !["trace", "run", "list", "check-config", "diagnose", "help"].contains(&name.as_str());
     if !name_ok {
-        return Err(ConfigError::new(
-            file,
+        return Err(at.at(
             format!("{name:?}: use letters, digits, '-' and '_' (and not a subcommand's name)"),
-        )
-        .at(src, raw.name.span().start, "name"));
+            raw.span().start,
+            "name",
+        ));
     }
+    Ok(name)
+}
 
-    let sender_span = raw.sender.kind.span().start;
-    let s = raw.sender;
-    let sender = match s.kind.get_ref().as_str() {
-        "smtp" => {
-            let tls = check_tls(file, src, &s.tls, s.allow_plaintext, "sender.tls")?;
-            let rcpt_to = match s.rcpt_to {
-                OneOrMany::One(a) => vec![a],
-                OneOrMany::Many(v) => v,
-            };
-            if rcpt_to.is_empty() {
-                return Err(ConfigError::new(file, "needs at least one recipient").at(
-                    src,
-                    sender_span,
-                    "sender.rcpt_to",
-                ));
-            }
-            check_addr(file, "sender.mail_from", &s.mail_from)?;
-            for r in &rcpt_to {
-                check_addr(file, "sender.rcpt_to", r)?;
-            }
-            let auth = match s.auth {
-                Some(a) => Some(Auth {
-                    password: secret_ref(
-                        file,
-                        src,
-                        &base,
-                        a.password_env,
-                        a.password_file,
-                        "sender.auth.password",
-                    )?,
-                    username: a.username,
-                }),
-                None => None,
-            };
-            if auth.is_some() && tls == TlsMode::None {
-                return Err(ConfigError::new(
-                    file,
-                    "AUTH over a plaintext connection is refused; use starttls or tls",
-                )
-                .at(src, s.tls.span().start, "sender.tls"));
-            }
-            let header_from = s.header_from.unwrap_or_else(|| s.mail_from.clone());
-            let header_to = s.header_to.unwrap_or_else(|| rcpt_to.join(", "));
-            Sender::Smtp(SmtpSender {
-                port: s.port.unwrap_or(match tls {
-                    TlsMode::Tls => 465,
-                    TlsMode::Starttls => 587,
-                    TlsMode::None => 25,
-                }),
-                host: nonempty(file, "sender.host", s.host)?,
-                tls,
-                ca_file: s
-                    .ca_file
-                    .map(|p| resolve_path(file, src, &base, &p, "sender.ca_file"))
-                    .transpose()?,
-                helo: s.helo,
-                mail_from: s.mail_from,
-                rcpt_to,
-                header_from,
-                header_to,
-                auth,
-                command_timeout: opt_duration(
-                    file,
-                    src,
-                    s.command_timeout.as_ref(),
-                    "sender.command_timeout",
-                )?
-                .unwrap_or(Duration::from_secs(30)),
-            })
-        }
-        other => {
-            return Err(ConfigError::new(
-                file,
-                format!("unknown sender kind {other:?} (known: \"smtp\")"),
-            )
-            .at(src, sender_span, "sender.kind"))
-        }
+fn parse_sender(at: &Source<'_>, s: RawSender) -> Result<Sender, ConfigError> {
+    match s.kind.get_ref().as_str() {
+        "smtp" => parse_smtp_sender(at, s).map(Sender::Smtp),
+        other => Err(at.at(
+            format!("unknown sender kind {other:?} (known: \"smtp\")"),
+            s.kind.span().start,
+            "sender.kind",
+        )),
+    }
+}
+
+fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, ConfigError> {
+    let file = at.file;
+    let tls = check_tls(file, at.src, &s.tls, s.allow_plaintext, "sender.tls")?;
+    let rcpt_to = envelope(at, s.rcpt_to, &s.mail_from, s.kind.span().start)?;
+    let auth = smtp_auth(at, s.auth, tls, s.tls.span().start)?;
+    let header_from = s.header_from.unwrap_or_else(|| s.mail_from.clone());
+    let header_to = s.header_to.unwrap_or_else(|| rcpt_to.join(", "));
+    Ok(SmtpSender {
+        port: s.port.unwrap_or(match tls {
+            TlsMode::Tls => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        }),
+        host: nonempty(file, "sender.host", s.host)?,
+        tls,
+        ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
+        helo: s.helo,
+        mail_from: s.mail_from,
+        rcpt_to,
+        header_from,
+        header_to,
+        auth,
+        command_timeout: at
+            .duration(s.command_timeout.as_ref(), "sender.command_timeout")?
+            .unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+/// The recipients (at least one), after checking them and the envelope sender are bare
+/// addresses. Errors about the list as a whole point at the sender table (`kind_offset`).
+fn envelope(
+    at: &Source<'_>,
+    rcpt_to: OneOrMany,
+    mail_from: &str,
+    kind_offset: usize,
+) -> Result<Vec<String>, ConfigError> {
+    let rcpt_to = match rcpt_to {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(v) => v,
     };
+    if rcpt_to.is_empty() {
+        return Err(at.at(
+            "needs at least one recipient",
+            kind_offset,
+            "sender.rcpt_to",
+        ));
+    }
+    check_addr(at.file, "sender.mail_from", mail_from)?;
+    for r in &rcpt_to {
+        check_addr(at.file, "sender.rcpt_to", r)?;
+    }
+    Ok(rcpt_to)
+}
 
-    let r = raw.receiver;
-    let rtls = check_tls(file, src, &r.tls, r.allow_plaintext, "receiver.tls")?;
+/// SMTP AUTH credentials, refused over a plaintext connection (`tls_offset`: the `tls` key).
+fn smtp_auth(
+    at: &Source<'_>,
+    auth: Option<RawAuth>,
+    tls: TlsMode,
+    tls_offset: usize,
+) -> Result<Option<Auth>, ConfigError> {
+    let Some(a) = auth else { return Ok(None) };
+    let auth = Auth {
+        password: at.secret(a.password_env, a.password_file, "sender.auth.password")?,
+        username: a.username,
+    };
+    if tls == TlsMode::None {
+        return Err(at.at(
+            "AUTH over a plaintext connection is refused; use starttls or tls",
+            tls_offset,
+            "sender.tls",
+        ));
+    }
+    Ok(Some(auth))
+}
+
+fn parse_receiver(
+    at: &Source<'_>,
+    r: RawReceiver,
+    defaults: &Defaults,
+) -> Result<Receiver, ConfigError> {
+    let file = at.file;
+    let tls = check_tls(file, at.src, &r.tls, r.allow_plaintext, "receiver.tls")?;
     let folders = r.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
     if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
         return Err(
             ConfigError::new(file, "list at least one non-empty folder").field("receiver.folders")
         );
     }
-    let junk_folders = match r.junk_folders {
+    let junk_folders = junk_folders(file, r.junk_folders, &folders)?;
+    Ok(Receiver {
+        port: r
+            .port
+            .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
+        host: nonempty(file, "receiver.host", r.host)?,
+        tls,
+        ca_file: at.ca_file(r.ca_file, "receiver.ca_file")?,
+        password: at.secret(r.password_env, r.password_file, "receiver.password")?,
+        username: nonempty(file, "receiver.username", r.username)?,
+        folders,
+        junk_folders,
+        idle: r.idle.unwrap_or(true),
+        poll_interval: at
+            .duration(r.poll_interval.as_ref(), "receiver.poll_interval")?
+            .unwrap_or(defaults.poll_interval),
+    })
+}
+
+/// The junk folders as given (each must be watched), else the watched folders with a junk name.
+fn junk_folders(
+    file: &Path,
+    given: Option<Vec<String>>,
+    folders: &[String],
+) -> Result<Vec<String>, ConfigError> {
+    match given {
         Some(j) => {
             if let Some(bad) = j.iter().find(|f| !folders.contains(f)) {
                 return Err(ConfigError::new(
@@ -424,60 +538,34 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
                 )
                 .field("receiver.junk_folders"));
             }
-            j
+            Ok(j)
         }
-        None => folders
+        None => Ok(folders
             .iter()
             .filter(|f| JUNK_NAMES.contains(&f.to_ascii_lowercase().as_str()))
             .cloned()
-            .collect(),
-    };
-    let receiver = Receiver {
-        port: r
-            .port
-            .unwrap_or(if rtls == TlsMode::Tls { 993 } else { 143 }),
-        host: nonempty(file, "receiver.host", r.host)?,
-        tls: rtls,
-        ca_file: r
-            .ca_file
-            .map(|p| resolve_path(file, src, &base, &p, "receiver.ca_file"))
-            .transpose()?,
-        password: secret_ref(
-            file,
-            src,
-            &base,
-            r.password_env,
-            r.password_file,
-            "receiver.password",
-        )?,
-        username: nonempty(file, "receiver.username", r.username)?,
-        folders,
-        junk_folders,
-        idle: r.idle.unwrap_or(true),
-        poll_interval: opt_duration(
-            file,
-            src,
-            r.poll_interval.as_ref(),
-            "receiver.poll_interval",
-        )?
-        .unwrap_or(defaults.poll_interval),
-    };
+            .collect()),
+    }
+}
 
-    let timeout =
-        opt_duration(file, src, raw.timeout.as_ref(), "timeout")?.unwrap_or(defaults.timeout);
+fn parse_slo(at: &Source<'_>, raw: &RawSlo) -> Result<Slo, ConfigError> {
     let slo = Slo {
-        target: opt_duration(file, src, raw.slo.target.as_ref(), "slo.target")?,
-        max: opt_duration(file, src, raw.slo.max.as_ref(), "slo.max")?,
+        target: at.duration(raw.target.as_ref(), "slo.target")?,
+        max: at.duration(raw.max.as_ref(), "slo.max")?,
     };
     if let (Some(t), Some(m)) = (slo.target, slo.max) {
         if t > m {
-            return Err(ConfigError::new(file, "slo.target is above slo.max").field("slo"));
+            return Err(ConfigError::new(at.file, "slo.target is above slo.max").field("slo"));
         }
     }
-    crate::core::trace::validate_path(&raw.path)
-        .map_err(|m| ConfigError::new(file, m).field("path"))?;
+    Ok(slo)
+}
+
+/// Extra probe headers: printable names without ':', single-line string values, and nothing in
+/// the `X-Flowtest-*` namespace flowtest itself writes.
+fn parse_headers(file: &Path, raw: toml::Table) -> Result<Vec<(String, String)>, ConfigError> {
     let mut headers = Vec::new();
-    for (k, v) in raw.headers {
+    for (k, v) in raw {
         let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
         let value = v.as_str().map(str::to_string);
         match value {
@@ -493,20 +581,7 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
             }
         }
     }
-    Ok(Scenario {
-        name,
-        description: raw.description.unwrap_or_default(),
-        file: file.to_path_buf(),
-        sender,
-        receiver,
-        timeout,
-        cleanup: raw.cleanup.unwrap_or(defaults.cleanup),
-        sweep_after: opt_duration(file, src, raw.sweep_after.as_ref(), "sweep_after")?
-            .unwrap_or(defaults.sweep_after),
-        slo,
-        headers,
-        path: raw.path,
-    })
+    Ok(headers)
 }
 
 fn nonempty(file: &Path, field: &str, v: String) -> Result<String, ConfigError> {

@@ -40,16 +40,31 @@ pub enum SecretRef {
     File(PathBuf),
 }
 
-/// Why a secret could not be had. The message names the reference, never a value.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a secret could not be had. The message names the reference, never a value; sources
+/// carry no secret bytes either (`Utf8Error` holds positions only).
+#[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("environment variable {0} is not set")]
-    EnvMissing(String),
+    #[error("environment variable {name} is not set")]
+    EnvMissing {
+        name: String,
+        #[source]
+        source: std::env::VarError,
+    },
     #[error("environment variable {0} is empty")]
     EnvEmpty(String),
-    #[error("cannot read secret file {path}: {reason}")]
-    FileUnreadable { path: PathBuf, reason: String },
-    #[error("secret file {0} is empty")]
+    #[error("cannot read secret file {}: {}", path.display(), source.kind())]
+    FileUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read secret file {}: not UTF-8 text", path.display())]
+    FileNotText {
+        path: PathBuf,
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    #[error("secret file {} is empty", .0.display())]
     FileEmpty(PathBuf),
 }
 
@@ -58,7 +73,10 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
             SecretRef::Env(name) => {
-                let v = std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?;
+                let v = std::env::var(name).map_err(|source| SecretError::EnvMissing {
+                    name: name.clone(),
+                    source,
+                })?;
                 let v = v.trim_end_matches(['\r', '\n']).to_string();
                 if v.is_empty() {
                     return Err(SecretError::EnvEmpty(name.clone()));
@@ -78,13 +96,13 @@ impl SecretRef {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
-    let raw = std::fs::read(path).map_err(|e| SecretError::FileUnreadable {
+    let raw = std::fs::read(path).map_err(|source| SecretError::FileUnreadable {
         path: path.to_path_buf(),
-        reason: e.kind().to_string(),
+        source,
     })?;
-    let text = String::from_utf8(raw).map_err(|_| SecretError::FileUnreadable {
+    let text = String::from_utf8(raw).map_err(|e| SecretError::FileNotText {
         path: path.to_path_buf(),
-        reason: "not UTF-8 text".into(),
+        source: e.utf8_error(),
     })?;
     let v = text.trim_end_matches(['\r', '\n']).to_string();
     if v.is_empty() {
@@ -122,13 +140,32 @@ mod tests {
             "s3cret"
         );
         std::fs::write(&p, "\n").unwrap();
-        assert_eq!(
+        assert!(matches!(
             SecretRef::File(p.clone()).resolve().unwrap_err(),
-            SecretError::FileEmpty(p)
-        );
+            SecretError::FileEmpty(f) if f == p
+        ));
         let missing = dir.path().join("nope");
         let e = SecretRef::File(missing.clone()).resolve().unwrap_err();
-        assert!(e.to_string().contains(&missing.display().to_string()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read secret file {}: entity not found",
+                missing.display()
+            )
+        );
+        let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+
+        std::fs::write(&p, b"s3cret\xff\n").unwrap();
+        let e = SecretRef::File(p.clone()).resolve().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot read secret file {}: not UTF-8 text", p.display())
+        );
+        assert!(
+            !format!("{e:?}").contains("115, 51"),
+            "no secret bytes: {e:?}"
+        );
     }
 
     #[test]

@@ -14,11 +14,31 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// Why the result store failed. Each names the database file and keeps the underlying error
+/// as its source.
 #[derive(Debug, thiserror::Error)]
-#[error("result store {path}: {message}")]
-pub struct StoreError {
-    pub path: PathBuf,
-    pub message: String,
+pub enum StoreError {
+    #[error("result store {}: cannot create state directory: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("result store {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "result store {}: written by a newer flowtest (schema {found}, this one knows {known})",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 pub struct Store {
@@ -53,26 +73,29 @@ impl Store {
     /// Open (creating if needed) `<dir>/flowtest.db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("flowtest.db");
-        let err = |m: String| StoreError {
+        let err = |source: rusqlite::Error| StoreError::Sqlite {
             path: path.clone(),
-            message: m,
+            source,
         };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| err(format!("cannot create state directory: {e}")))?;
-        let conn = Connection::open(&path).map_err(|e| err(e.to_string()))?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)?;
         if version > SCHEMA_VERSION {
-            return Err(err(format!(
-                "written by a newer flowtest (schema {version}, this one knows {SCHEMA_VERSION})"
-            )));
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS results (
@@ -89,7 +112,7 @@ impl Store {
             CREATE INDEX IF NOT EXISTS results_by_scenario ON results(scenario, sent_at);
             PRAGMA user_version = 1;",
         )
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
         Ok(Store {
             path,
             conn: Mutex::new(conn),
@@ -100,10 +123,10 @@ impl Store {
         &self.path
     }
 
-    fn err(&self, e: impl ToString) -> StoreError {
-        StoreError {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
             path: self.path.clone(),
-            message: e.to_string(),
+            source,
         }
     }
 
@@ -248,5 +271,32 @@ mod tests {
             again.get("p").unwrap().unwrap().result_json.as_deref(),
             Some("{\"a\":1}")
         );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_keep_their_source() {
+        use std::error::Error;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.conn().execute_batch("PRAGMA user_version = 99;").unwrap();
+        drop(s);
+        let e = Store::open(dir.path()).err().expect("newer schema refused");
+        let db = dir.path().join("flowtest.db");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "result store {}: written by a newer flowtest (schema 99, this one knows 1)",
+                db.display()
+            )
+        );
+
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let e = Store::open(&file).err().expect("a file is not a directory");
+        assert!(
+            e.to_string().contains("cannot create state directory"),
+            "{e}"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 }

@@ -48,12 +48,19 @@ pub struct Prepared {
 }
 
 /// The TLS configuration for a sender: the web PKI plus its own CA file, if any.
-fn tls_config(ca_pem: &Option<Vec<u8>>) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    let extra = match ca_pem {
-        Some(pem) => crate::edge::tls::parse_ca(pem).map_err(|e| format!("CA certificate: {e}"))?,
-        None => Vec::new(),
+fn tls_config(
+    cfg: &SmtpSender,
+    ca_pem: &Option<Vec<u8>>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use crate::edge::tls;
+    let extra = match (ca_pem, &cfg.ca_file) {
+        (Some(pem), Some(path)) => tls::parse_ca(pem, path).map_err(|e| e.to_string())?,
+        (Some(pem), None) => {
+            tls::parse_ca(pem, std::path::Path::new("(sender CA)")).map_err(|e| e.to_string())?
+        }
+        (None, _) => Vec::new(),
     };
-    crate::edge::tls::client_config(&extra)
+    tls::client_config(&extra).map_err(|e| e.to_string())
 }
 
 struct Conversation {
@@ -210,7 +217,7 @@ async fn converse(
 ) -> Result<SendOutcome, SendOutcome> {
     let tls = match cfg.tls {
         TlsMode::None => None,
-        _ => Some(tls_config(&prepared.ca_pem).map_err(|e| conv.failed(e, None))?),
+        _ => Some(tls_config(cfg, &prepared.ca_pem).map_err(|e| conv.failed(e, None))?),
     };
     let (mut wire, mut caps) = open(cfg, tls.as_ref(), conv).await?;
 
