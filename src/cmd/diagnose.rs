@@ -11,7 +11,7 @@ use chrono::Datelike;
 use crate::cli::{DiagnoseArgs, TraceFormat};
 use crate::clock;
 use crate::core::diagnose::{
-    analyze, parse_time, AnalyzeError, Format, Input, Options, Summary, Window,
+    analyze, parse_time, AnalyzeError, Format, Input, Options, Summary, Window, WindowError,
 };
 use crate::core::fusion::Limits;
 use crate::core::logs::parse_tz;
@@ -64,7 +64,7 @@ fn options(args: &DiagnoseArgs) -> Result<Options, String> {
             .map_err(|e| format!("--{flag}: {e}"))
     };
     let window = Window::new(time("since", &args.since)?, time("until", &args.until)?)
-        .map_err(|e| e.to_string())?;
+        .map_err(|WindowError::SinceAfterUntil| "--since is after --until".to_owned())?;
     let tz = parse_tz(&args.tz).map_err(|e| format!("--tz: {e}"))?;
     if let Some(y) = args.year.filter(|y| !(1970..=9999).contains(y)) {
         return Err(format!("--year {y} is out of range"));

@@ -54,7 +54,7 @@ impl Window {
 /// Why two times do not make a [`Window`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
-    #[error("--since is after --until")]
+    #[error("the window starts after it ends")]
     SinceAfterUntil,
 }
 
