@@ -19,8 +19,7 @@ use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use flowtest::cli::TraceFormat;
-use flowtest::cmd::diagnose::{analyze, parse_time, Input, Options};
+use flowtest::core::diagnose::{analyze, parse_time, Format, Input, Options};
 use flowtest::core::fusion::Limits;
 use flowtest::core::logs::parse_tz;
 use golden::{fact_eq, Case, Golden};
@@ -94,7 +93,7 @@ fn run_case_with(dir: &Path, message_id: Option<&str>, prefilter: bool) -> Value
         year: Some(case.get("year").and_then(Value::as_i64).unwrap_or(2025) as i32),
         fallback_year: 2025,
         tz: parse_tz(&get("tz").unwrap_or_else(|| "UTC".into())).unwrap(),
-        format: TraceFormat::Json,
+        format: Format::Json,
         limits: Limits::default(),
         prefilter,
     };

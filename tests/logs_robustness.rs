@@ -8,8 +8,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use chrono::TimeDelta;
-use flowtest::cli::TraceFormat;
-use flowtest::cmd::diagnose::{analyze, Input, Options};
+use flowtest::core::diagnose::{analyze, Format, Input, Options};
 use flowtest::core::fusion::{Correlator, Limits};
 use flowtest::core::logs::{parse_line, LineParser, ParseContext, Parsed};
 
@@ -220,7 +219,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             skipped_bytes: 0,
         },
     ];
-    for format in [TraceFormat::Json, TraceFormat::Human] {
+    for format in [Format::Json, Format::Human] {
         let opts = Options {
             message_id: None,
             rcpt: None,
@@ -245,7 +244,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             .collect();
         let mut out = Vec::new();
         analyze(inputs, &opts, &mut out).unwrap();
-        if format == TraceFormat::Json {
+        if format == Format::Json {
             let _: serde_json::Value = serde_json::from_slice(&out).unwrap();
         }
     }
@@ -258,7 +257,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
         year: Some(2025),
         fallback_year: 2025,
         tz: flowtest::core::logs::parse_tz("UTC").unwrap(),
-        format: TraceFormat::Json,
+        format: Format::Json,
         limits: Limits::default(),
         prefilter: true,
     };

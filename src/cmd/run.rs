@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crate::cli::{RunArgs, RunFormat};
 use crate::config::{parse_duration, Config, Scenario};
-use crate::core::incident::IncidentGroup;
-use crate::core::outcome::{severity_of, RunResult, Severity};
+use crate::core::grouping::IncidentGroups;
+use crate::core::outcome::severity_of;
 use crate::core::probe::ProbeKey;
 use crate::core::report;
+use crate::edge::incidents;
 use crate::edge::store::Store;
 use crate::exit::Exit;
 use crate::runner::{prepare, Progress, Runner};
@@ -54,34 +55,6 @@ pub fn select<'a>(
         }
     }
     Ok(out)
-}
-
-/// One draft per cause (finding code and host) among the failed probes, in the operator's template.
-fn write_incident_drafts(
-    dir: &std::path::Path,
-    results: &[RunResult],
-) -> std::io::Result<Vec<PathBuf>> {
-    let mut groups: Vec<IncidentGroup> = Vec::new();
-    for r in results
-        .iter()
-        .filter(|r| r.status.severity() == Severity::Failed)
-    {
-        for f in r.findings.iter().filter(|f| f.code.is_failure()) {
-            let mut f = f.clone();
-            f.message_id.get_or_insert_with(|| r.probe_id.clone());
-            if f.first_seen.is_none() {
-                f.seen(Some(r.verdict_at));
-            }
-            match groups
-                .iter_mut()
-                .find(|g| g.code == f.code && g.host == f.host)
-            {
-                Some(g) => g.add(&f, 20),
-                None => groups.push(IncidentGroup::new(&f)),
-            }
-        }
-    }
-    super::diagnose::write_incidents(dir, &groups, "flowtest run")
 }
 
 /// The probe key, from the configured environment variable or file.
@@ -168,7 +141,9 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         RunFormat::Nagios => report::nagios(&results),
     };
     if let Some(dir) = &args.incident {
-        match write_incident_drafts(dir, &results) {
+        // One draft per cause (finding code and host) among the failed probes.
+        let groups = IncidentGroups::from_results(&results).into_groups();
+        match incidents::write_drafts(dir, &groups, "flowtest run") {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: incident draft written: {}", p.display());

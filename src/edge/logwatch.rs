@@ -6,14 +6,18 @@
 //! docker sources are re-fetched for the probe's window every few seconds. Parsing and fusion are
 //! the pure core's; this module only gathers lines and hands them over.
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::clock;
+use crate::core::diagnose::merge::{Merge, ParsedLines};
+use crate::core::diagnose::Window;
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
-use crate::core::logs::{LineParser, ParseContext, Parsed};
+use crate::core::logs::ParseContext;
 use crate::edge::logsource::{
     fetch_window, follow_file, FollowFrom, FollowHandle, LogSourceConfig, LogSourceKind,
 };
@@ -45,7 +49,7 @@ impl LogWatch {
     /// Start following `sources` now (call right before sending). Sources that cannot be set up
     /// are reported as warnings and skipped: logs refine a result, they never block it.
     pub fn start(sources: &[LogSourceConfig]) -> (LogWatch, Vec<String>) {
-        let now = Utc::now();
+        let now = clock::now();
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for cfg in sources {
@@ -108,8 +112,8 @@ impl LogWatch {
             if !due {
                 continue;
             }
-            s.last_fetch = Some(Instant::now());
-            let now = Utc::now();
+            s.last_fetch = Some(clock::instant());
+            let now = clock::now();
             match fetch_window(&s.cfg, since, now + TimeDelta::seconds(5), now).await {
                 Ok(lines) => {
                     let skip = lines.len().saturating_sub(MAX_LINES_PER_SOURCE);
@@ -150,27 +154,19 @@ impl LogWatch {
     }
 }
 
-/// Parse every source's lines, merge them in time order (stable, so one source's lines keep their
-/// order when timestamps tie or are missing) and correlate them. Records stamped before `since`
-/// are left out.
+/// Parse every source's lines, merge them in time order (`core::diagnose::merge`: a source's
+/// lines keep their order when timestamps tie or are missing) and correlate them. Records stamped
+/// before `since` are left out.
 fn correlate<'a, L: Iterator<Item = &'a Vec<u8>>>(
     sources: impl Iterator<Item = (ParseContext, L)>,
     since: Option<DateTime<Utc>>,
 ) -> Correlator {
-    let mut records = Vec::new();
-    for (ctx, lines) in sources {
-        let mut parser = LineParser::new(ctx);
-        for line in lines {
-            if let Parsed::Record(r) = parser.parse(line) {
-                if since.is_none_or(|s| r.timestamp.is_none_or(|t| t >= s)) {
-                    records.push(*r);
-                }
-            }
-        }
-    }
-    records.sort_by_key(|r| r.timestamp);
+    let window = Window { since, until: None };
+    let lanes = sources
+        .map(|(ctx, lines)| ParsedLines::new(ctx, lines, window))
+        .collect();
     let mut corr = Correlator::new(Limits::default());
-    for r in records {
+    for r in Merge::new(lanes) {
         corr.push(r);
     }
     corr
@@ -182,7 +178,7 @@ pub async fn recent_host_findings(
     sources: &[LogSourceConfig],
     lookback: Duration,
 ) -> (Vec<Finding>, Vec<String>) {
-    let now = Utc::now();
+    let now = clock::now();
     let since = now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::seconds(30));
     let mut fetched = Vec::new();
     let mut warnings = Vec::new();
@@ -207,4 +203,97 @@ pub async fn recent_host_findings(
         Some(since),
     );
     (corr.host_findings(), warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge::logsource::CommandSpec;
+
+    fn source(kind: LogSourceKind) -> LogSourceConfig {
+        LogSourceConfig {
+            role: "ec2".into(),
+            kind,
+            path: None,
+            command: None,
+            container: None,
+            timezone: None,
+            timeout_secs: Some(5),
+        }
+    }
+
+    /// One warning, naming its source exactly once ("log source ec2: ...").
+    fn assert_named_once(warnings: &[String]) {
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert!(w.starts_with("log source ec2: "), "{w}");
+        assert_eq!(w.matches("log source ec2").count(), 1, "{w}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_source_is_named_once() {
+        let mut cfg = source(LogSourceKind::Command);
+        cfg.command = Some(CommandSpec::Argv(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo broken >&2; exit 3".into(),
+        ]));
+        let (mut watch, warnings) = LogWatch::start(&[cfg]);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        watch.refresh(true).await;
+        let warnings = watch.warnings();
+        assert_named_once(&warnings);
+        assert!(warnings[0].contains("broken"), "{warnings:#?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_file_source_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = source(LogSourceKind::File);
+        cfg.path = Some(dir.path().join("missing.log"));
+        let (findings, warnings) = recent_host_findings(&[cfg], Duration::from_secs(30)).await;
+        assert!(findings.is_empty());
+        assert_named_once(&warnings);
+        assert!(warnings[0].contains("missing.log"), "{warnings:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_source_with_a_bad_time_zone_is_named_once() {
+        let mut cfg = source(LogSourceKind::Command);
+        cfg.command = Some(CommandSpec::Argv(vec!["true".into()]));
+        cfg.timezone = Some("Mars/Olympus".into());
+        let (watch, warnings) = LogWatch::start(std::slice::from_ref(&cfg));
+        assert!(watch.is_empty());
+        assert_named_once(&warnings);
+        let (_, warnings) = recent_host_findings(&[cfg], Duration::from_secs(30)).await;
+        assert_named_once(&warnings);
+    }
+
+    #[test]
+    fn records_before_since_are_left_out() {
+        let ec2: Vec<Vec<u8>> = vec![
+            b"Nov  4 18:12:30 mx postfix/qmgr[1]: 4ABC00000: removed".to_vec(),
+            b"Nov  4 18:12:33 mx postfix/qmgr[1]: 4ABE00000: removed".to_vec(),
+        ];
+        let dell: Vec<Vec<u8>> =
+            vec![b"Nov  4 18:12:31 dell postfix/qmgr[1]: 5ABC00000: removed".to_vec()];
+        let since = DateTime::parse_from_rfc3339("2025-11-04T18:12:31Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let corr = correlate(
+            [
+                (ParseContext::new("ec2", 2025), ec2.iter()),
+                (ParseContext::new("dell", 2025), dell.iter()),
+            ]
+            .into_iter(),
+            Some(since),
+        );
+        assert_eq!(corr.stats().records, 2);
+        assert_eq!(
+            corr.now(),
+            DateTime::parse_from_rfc3339("2025-11-04T18:12:33Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod bounded;
 pub mod imap;
+pub mod incidents;
+pub mod loginput;
 pub mod logsource;
 pub mod logwatch;
 pub mod smtp;

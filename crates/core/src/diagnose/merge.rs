@@ -1,0 +1,231 @@
+//! The one k-way merge of log sources by time: each source is roughly ordered on its own, and
+//! the oldest record at the head of any source goes next. Used by `flowtest diagnose` (streaming
+//! files of any size) and by the live log watch of `flowtest run` (lines gathered in memory).
+//! Does not parse lines or decide what a source keeps (the [`RecordSource`] does) and does not
+//! correlate records (`crate::fusion`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use chrono::{DateTime, Utc};
+
+use crate::logs::{LineParser, LogRecord, ParseContext, Parsed};
+
+use super::window::{Placement, Window};
+
+/// One log source as the merge reads it.
+pub trait RecordSource {
+    /// Why reading failed (naming the source).
+    type Error;
+    /// State every source reads with (a shared prefilter, say); `()` for none.
+    type Shared;
+    /// Read on (typically one line) and append what it yields to `out`, possibly nothing.
+    /// `Ok(false)` once the source has nothing more; what was appended still counts.
+    fn read(
+        &mut self,
+        shared: &mut Self::Shared,
+        out: &mut Vec<LogRecord>,
+    ) -> Result<bool, Self::Error>;
+}
+
+struct Lane<S> {
+    source: S,
+    pending: VecDeque<LogRecord>,
+    scratch: Vec<LogRecord>,
+    done: bool,
+    /// The latest timestamp taken from this source: where its untimestamped records belong.
+    last_ts: Option<DateTime<Utc>>,
+}
+
+impl<S: RecordSource> Lane<S> {
+    /// Read until a record is pending or the source is done.
+    fn fill(&mut self, shared: &mut S::Shared) -> Result<(), S::Error> {
+        while self.pending.is_empty() && !self.done {
+            let more = self.source.read(shared, &mut self.scratch)?;
+            for rec in self.scratch.drain(..) {
+                if let Some(t) = rec.timestamp {
+                    self.last_ts = Some(t);
+                }
+                self.pending.push_back(rec);
+            }
+            self.done = !more;
+        }
+        Ok(())
+    }
+
+    /// The time the head record is ordered by.
+    fn head_time(&self) -> Option<Option<DateTime<Utc>>> {
+        let rec = self.pending.front()?;
+        Some(rec.timestamp.or(self.last_ts))
+    }
+}
+
+/// Records of several sources, oldest first. Ties go to the source listed first, so one
+/// source's records keep their order when timestamps tie or are missing.
+pub struct Merge<S> {
+    lanes: Vec<Lane<S>>,
+}
+
+impl<S: RecordSource> Merge<S> {
+    pub fn new(sources: Vec<S>) -> Self {
+        let lanes = sources
+            .into_iter()
+            .map(|source| Lane {
+                source,
+                pending: VecDeque::new(),
+                scratch: Vec::new(),
+                done: false,
+                last_ts: None,
+            })
+            .collect();
+        Merge { lanes }
+    }
+
+    /// The next record in time order, `None` when every source is done.
+    pub fn next_record(&mut self, shared: &mut S::Shared) -> Result<Option<LogRecord>, S::Error> {
+        for lane in &mut self.lanes {
+            lane.fill(shared)?;
+        }
+        let mut best: Option<(usize, Option<DateTime<Utc>>)> = None;
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let Some(t) = lane.head_time() else { continue };
+            if best.is_none_or(|(_, bt)| t < bt) {
+                best = Some((i, t));
+            }
+        }
+        Ok(best.and_then(|(i, _)| self.lanes[i].pending.pop_front()))
+    }
+
+    /// The sources, in the order given (for their counts once the merge is over).
+    pub fn into_sources(self) -> Vec<S> {
+        self.lanes.into_iter().map(|l| l.source).collect()
+    }
+}
+
+impl<S: RecordSource<Error = Infallible, Shared = ()>> Iterator for Merge<S> {
+    type Item = LogRecord;
+
+    fn next(&mut self) -> Option<LogRecord> {
+        match self.next_record(&mut ()) {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Lines already in memory, parsed one by one; records stamped outside `window` are left out.
+pub struct ParsedLines<I> {
+    lines: I,
+    parser: LineParser,
+    window: Window,
+}
+
+impl<I> ParsedLines<I> {
+    pub fn new(ctx: ParseContext, lines: I, window: Window) -> Self {
+        ParsedLines {
+            lines,
+            parser: LineParser::new(ctx),
+            window,
+        }
+    }
+}
+
+impl<I, L> RecordSource for ParsedLines<I>
+where
+    I: Iterator<Item = L>,
+    L: AsRef<[u8]>,
+{
+    type Error = Infallible;
+    type Shared = ();
+
+    fn read(&mut self, _: &mut (), out: &mut Vec<LogRecord>) -> Result<bool, Infallible> {
+        let Some(line) = self.lines.next() else {
+            return Ok(false);
+        };
+        if let Parsed::Record(r) = self.parser.parse(line.as_ref()) {
+            if r.timestamp
+                .is_none_or(|t| self.window.place(t) == Placement::Inside)
+            {
+                out.push(*r);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(sources: &[(&str, &[&str])], window: Window) -> Vec<String> {
+        let lanes: Vec<_> = sources
+            .iter()
+            .map(|(role, lines)| {
+                ParsedLines::new(ParseContext::new(role, 2025), lines.iter(), window)
+            })
+            .collect();
+        Merge::new(lanes)
+            .map(|r| format!("{} {}", r.role, r.raw))
+            .collect()
+    }
+
+    const A: &[&str] = &[
+        "Nov  4 18:12:30 mx postfix/qmgr[1]: 4ABC00000: removed",
+        "Nov  4 18:12:32 mx postfix/qmgr[1]: 4ABD00000: removed",
+        "Nov  4 18:12:34 mx postfix/qmgr[1]: 4ABE00000: removed",
+    ];
+    const B: &[&str] = &[
+        "Nov  4 18:12:31 dell postfix/qmgr[1]: 5ABC00000: removed",
+        "Nov  4 18:12:32 dell postfix/qmgr[1]: 5ABD00000: removed",
+        "Nov  4 18:12:33 dell postfix/qmgr[1]: 5ABE00000: removed",
+    ];
+
+    #[test]
+    fn oldest_head_first_and_ties_to_the_first_source() {
+        let got = merged(&[("ec2", A), ("dell", B)], Window::default());
+        let order: Vec<&str> = got
+            .iter()
+            .map(|l| l.split_whitespace().nth(6).unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "4ABC00000:",
+                "5ABC00000:",
+                "4ABD00000:",
+                "5ABD00000:",
+                "5ABE00000:",
+                "4ABE00000:"
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn window_leaves_records_out() {
+        let since = DateTime::parse_from_rfc3339("2025-11-04T18:12:32Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let got = merged(
+            &[("ec2", A), ("dell", B)],
+            Window {
+                since: Some(since),
+                until: None,
+            },
+        );
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(got[0].contains("4ABD00000"), "{got:#?}");
+    }
+
+    #[test]
+    fn a_source_out_of_order_keeps_its_own_order() {
+        let late_first: &[&str] = &[
+            "Nov  4 18:12:35 mx postfix/qmgr[1]: 4ABF00000: removed",
+            "Nov  4 18:12:30 mx postfix/qmgr[1]: 4ABC00000: removed",
+        ];
+        let got = merged(&[("ec2", late_first), ("dell", B)], Window::default());
+        let pos = |q: &str| got.iter().position(|l| l.contains(q)).unwrap();
+        assert!(pos("4ABF00000") < pos("4ABC00000"), "{got:#?}");
+        assert!(pos("5ABE00000") < pos("4ABF00000"), "{got:#?}");
+    }
+}

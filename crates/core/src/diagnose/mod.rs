@@ -1,0 +1,213 @@
+//! Reconstructing messages' fates from server logs (`flowtest diagnose`): already-opened log
+//! streams are windowed in time, merged in time order, correlated (`crate::fusion`), their
+//! failures grouped into incidents (`crate::grouping`), and the report streamed as human text or
+//! JSON. Does not open files, read clocks (the caller hands in readers, reference times and the
+//! fallback year), parse lines (`crate::logs`) or write incident files.
+
+pub mod merge;
+mod render;
+mod report;
+mod source;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use serde::Serialize;
+
+use crate::fusion::{Correlator, Limits, MessageChain};
+use crate::incident::IncidentGroup;
+use crate::logs::{Focus, ParseContext, SourceCounts};
+use crate::outcome::Severity;
+
+use merge::Merge;
+use report::Report;
+use source::LogStream;
+pub use window::{parse_time, Window, WindowError};
+
+/// Longest line kept; longer ones are cut and counted (binary input must not grow memory).
+pub const LINE_CAP: usize = 64 * 1024;
+/// Records correlated between two looks for finished messages (so output streams).
+const TAKE_FINISHED_EVERY: u64 = 1024;
+
+/// How the report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// One log source to read.
+pub struct Input {
+    /// Host role (`ec2`, `dell`, ...).
+    pub name: String,
+    /// How to show the source in reports (its path).
+    pub display: String,
+    pub reader: Box<dyn BufRead>,
+    /// Latest time the log can contain (file mtime); resolves year-less timestamps.
+    pub reference: Option<DateTime<Utc>>,
+    /// Bytes skipped at the start because they lie before `since` (0 when read whole).
+    pub skipped_bytes: u64,
+}
+
+/// What to look for and how to report it (validated before any input is read).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub message_id: Option<String>,
+    pub rcpt: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Explicit year for year-less formats (else each source's reference time decides).
+    pub year: Option<i32>,
+    /// Year used when there is neither `year` nor a reference.
+    pub fallback_year: i32,
+    pub tz: FixedOffset,
+    pub format: Format,
+    pub limits: Limits,
+    /// With `message_id` (and no `rcpt`), skip lines that cannot concern the message before
+    /// parsing them (see `crate::logs::focus`). Same result, much faster on big files.
+    pub prefilter: bool,
+}
+
+impl Options {
+    fn filtered(&self) -> bool {
+        self.message_id.is_some() || self.rcpt.is_some()
+    }
+
+    fn wants(&self, m: &MessageChain) -> bool {
+        self.message_id
+            .as_deref()
+            .is_none_or(|id| m.has_message_id(id))
+            && self.rcpt.as_deref().is_none_or(|r| m.mentions_rcpt(r))
+    }
+
+    /// The window records must fall in.
+    pub fn window(&self) -> Window {
+        Window {
+            since: self.since,
+            until: self.until,
+        }
+    }
+
+    /// How a source's lines are read: explicit `year`, else the source's reference time.
+    pub fn context_for(&self, name: &str, reference: Option<DateTime<Utc>>) -> ParseContext {
+        let (year, reference) = match (self.year, reference) {
+            (Some(y), _) => (y, None),
+            (None, Some(r)) => (r.year(), Some(r)),
+            (None, None) => (self.fallback_year, None),
+        };
+        let mut ctx = ParseContext::new(name, year);
+        ctx.tz = self.tz;
+        ctx.reference = reference;
+        ctx
+    }
+
+    /// The prefilter shared by every source, when it applies.
+    fn focus(&self) -> Option<Focus> {
+        match (&self.message_id, &self.rcpt, self.prefilter) {
+            (Some(id), None, true) => Some(Focus::message_ids(&[id])),
+            _ => None,
+        }
+    }
+
+    /// Correlator limits: unfiltered runs print no log lines, so none are kept (counted as
+    /// dropped).
+    fn correlator_limits(&self) -> Limits {
+        let mut limits = self.limits;
+        if !self.filtered() {
+            limits.max_lines = 0;
+        }
+        limits
+    }
+}
+
+/// Per-source report line.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub path: String,
+    #[serde(flatten)]
+    pub counts: SourceCounts,
+    /// Records outside `since` / `until`.
+    pub out_of_window: u64,
+    /// Reading stopped early because the log had passed `until`.
+    pub stopped_after_until: bool,
+    /// Bytes not read at the start of the file because they lie before `since`.
+    pub skipped_bytes: u64,
+}
+
+/// What the run found (besides what it printed).
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub messages: u64,
+    pub by_status: BTreeMap<&'static str, u64>,
+    pub failed: u64,
+    pub incidents: Vec<IncidentGroup>,
+    pub sources: Vec<SourceReport>,
+}
+
+impl Summary {
+    /// Failed when any matched message failed.
+    pub fn severity(&self) -> Severity {
+        if self.failed > 0 {
+            Severity::Failed
+        } else {
+            Severity::Ok
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum AnalyzeError {
+    Read { source: String, err: io::Error },
+    Write(io::Error),
+}
+
+impl std::fmt::Display for AnalyzeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalyzeError::Read { source, err } => write!(f, "cannot read {source}: {err}"),
+            AnalyzeError::Write(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AnalyzeError {}
+
+/// Analyze `inputs`, streaming the report to `out`. Deterministic given the inputs' bytes.
+pub fn analyze(
+    inputs: Vec<Input>,
+    opts: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    let streams: Vec<LogStream> = inputs
+        .into_iter()
+        .map(|i| LogStream::new(i, opts))
+        .collect();
+    let mut merge = Merge::new(streams);
+    let mut focus = opts.focus();
+    let mut corr = Correlator::new(opts.correlator_limits());
+    let mut report = Report::begin(out, opts).map_err(AnalyzeError::Write)?;
+    let mut pushed: u64 = 0;
+    while let Some(rec) = merge.next_record(&mut focus)? {
+        corr.push(rec);
+        pushed += 1;
+        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+            for m in corr.take_finished() {
+                report.message(m).map_err(AnalyzeError::Write)?;
+            }
+        }
+    }
+    for m in corr.take_finished() {
+        report.message(m).map_err(AnalyzeError::Write)?;
+    }
+    let outcome = corr.finish_all();
+    for m in outcome.messages {
+        report.message(m).map_err(AnalyzeError::Write)?;
+    }
+    let sources = merge.into_sources().iter().map(LogStream::report).collect();
+    report
+        .end(outcome.host_findings, outcome.skew, sources)
+        .map_err(AnalyzeError::Write)
+}

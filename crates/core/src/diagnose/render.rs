@@ -1,0 +1,279 @@
+//! The diagnosis report's text: JSON (an object streamed as messages finish, then findings,
+//! skew, sources and summary) and human (failed or matched messages, then host findings,
+//! significant skew, one line per source and a summary line). Does not decide what is shown
+//! (`super::report`).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::diagnosis::Finding;
+use crate::fusion::{MessageChain, SkewEstimate};
+
+use super::{Options, SourceReport, Summary};
+
+/// What follows the messages.
+pub(super) struct Tail<'a> {
+    pub top_findings: &'a [Finding],
+    pub host_findings: &'a [Finding],
+    pub skew: &'a [SkewEstimate],
+    pub sources: &'a [SourceReport],
+    pub summary: &'a Summary,
+    pub findings_by_code: &'a BTreeMap<&'static str, u64>,
+    pub findings_truncated: u64,
+}
+
+pub(super) fn json_head(o: &mut dyn Write) -> io::Result<()> {
+    o.write_all(b"{\"messages\": [")
+}
+
+pub(super) fn json_message(o: &mut dyn Write, m: &MessageChain, first: bool) -> io::Result<()> {
+    o.write_all(if first { b"\n  " } else { b",\n  " })?;
+    serde_json::to_writer(&mut *o, m).map_err(io::Error::other)
+}
+
+#[derive(Serialize)]
+struct JsonTail<'a> {
+    findings: Vec<&'a Finding>,
+    skew: &'a [SkewEstimate],
+    sources: &'a [SourceReport],
+    summary: JsonSummary<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    messages: u64,
+    failed: u64,
+    by_status: &'a BTreeMap<&'static str, u64>,
+    findings_by_code: &'a BTreeMap<&'static str, u64>,
+    findings_truncated: u64,
+}
+
+/// Close the message list and write the other members, one per line.
+pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
+    let tail = JsonTail {
+        findings: t.top_findings.iter().chain(t.host_findings).collect(),
+        skew: t.skew,
+        sources: t.sources,
+        summary: JsonSummary {
+            messages: t.summary.messages,
+            failed: t.summary.failed,
+            by_status: &t.summary.by_status,
+            findings_by_code: t.findings_by_code,
+            findings_truncated: t.findings_truncated,
+        },
+    };
+    let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
+    o.write_all(b"\n]")?;
+    if let serde_json::Value::Object(map) = v {
+        for (k, v) in map {
+            write!(o, ",\n\"{k}\": ")?;
+            serde_json::to_writer(&mut *o, &v).map_err(io::Error::other)?;
+        }
+    }
+    o.write_all(b"\n}\n")
+}
+
+pub(super) fn human_tail(o: &mut dyn Write, t: &Tail, opts: &Options) -> io::Result<()> {
+    if t.summary.messages == 0 {
+        match (&opts.message_id, &opts.rcpt) {
+            (Some(id), _) => writeln!(o, "no log line mentions message-id {id}")?,
+            (None, Some(r)) => writeln!(o, "no log line mentions recipient {r}")?,
+            _ => {}
+        }
+    }
+    if !t.host_findings.is_empty() {
+        writeln!(o, "\nhost findings:")?;
+        for f in t.host_findings {
+            human_finding(o, f, "  ")?;
+        }
+    }
+    for s in t.skew.iter().filter(|s| s.significant || s.conflicts > 0) {
+        human_skew(o, s)?;
+    }
+    writeln!(o)?;
+    for s in t.sources {
+        human_source(o, s)?;
+    }
+    human_summary(o, t)
+}
+
+/// `text` when `n` is above zero, else nothing.
+fn if_any(n: u64, text: impl FnOnce() -> String) -> String {
+    if n > 0 {
+        text()
+    } else {
+        String::new()
+    }
+}
+
+fn human_skew(o: &mut dyn Write, s: &SkewEstimate) -> io::Result<()> {
+    writeln!(
+        o,
+        "\nclock skew: {} vs {}: {:+.3}..{:+.3} s over {} hand-off(s){}",
+        s.host,
+        s.reference,
+        s.min_ms as f64 / 1000.0,
+        s.max_ms as f64 / 1000.0,
+        s.samples,
+        if_any(s.conflicts, || format!(", {} contradicting", s.conflicts))
+    )
+}
+
+fn human_source(o: &mut dyn Write, s: &SourceReport) -> io::Result<()> {
+    let fmts: Vec<String> = s
+        .counts
+        .formats
+        .iter()
+        .map(|(k, v)| format!("{} {v}", k.as_str()))
+        .collect();
+    writeln!(
+        o,
+        "source {} ({}): {} lines, {} parsed, {} unknown{}{} [{}]",
+        s.name,
+        s.path,
+        s.counts.lines,
+        s.counts.parsed,
+        s.counts.unknown,
+        if_any(s.counts.invalid_utf8, || format!(
+            ", {} not UTF-8",
+            s.counts.invalid_utf8
+        )),
+        if_any(s.out_of_window, || format!(
+            ", {} outside the window",
+            s.out_of_window
+        )),
+        fmts.join(", ")
+    )
+}
+
+fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
+    let st: Vec<String> = t
+        .summary
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    writeln!(
+        o,
+        "summary: {} message(s){}{}",
+        t.summary.messages,
+        if st.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", st.join(", "))
+        },
+        if_any(t.findings_truncated, || format!(
+            " ({} more findings not listed)",
+            t.findings_truncated
+        ))
+    )
+}
+
+fn fmt_ts(t: Option<DateTime<Utc>>, whole: bool) -> String {
+    match t {
+        Some(t) if whole => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        None => "-".into(),
+    }
+}
+
+fn human_finding(o: &mut dyn Write, f: &Finding, indent: &str) -> io::Result<()> {
+    writeln!(
+        o,
+        "{indent}finding {} at {}{}: {}",
+        f.code,
+        f.host.as_deref().unwrap_or("?"),
+        if f.count > 1 {
+            format!(" ({}x)", f.count)
+        } else {
+            String::new()
+        },
+        f.message
+    )?;
+    writeln!(o, "{indent}  fix: {}", f.hint)?;
+    for e in &f.evidence {
+        writeln!(o, "{indent}  | {e}")?;
+    }
+    Ok(())
+}
+
+pub(super) fn human_message(
+    o: &mut dyn Write,
+    m: &MessageChain,
+    with_lines: bool,
+) -> io::Result<()> {
+    writeln!(
+        o,
+        "{}  {}  from <{}> to <{}>",
+        m.message_id.as_deref().unwrap_or("(no message-id)"),
+        m.status.as_str().to_uppercase(),
+        m.from.as_deref().unwrap_or(""),
+        m.to.join(">, <")
+    )?;
+    for h in &m.hops {
+        human_hop(o, h)?;
+    }
+    for f in &m.findings {
+        human_finding(o, f, "  ")?;
+    }
+    for n in &m.notes {
+        writeln!(o, "  note: {n}")?;
+    }
+    if with_lines {
+        for l in &m.lines {
+            writeln!(o, "  > {l}")?;
+        }
+        if m.lines_dropped > 0 {
+            writeln!(o, "  > ... {} more line(s)", m.lines_dropped)?;
+        }
+    }
+    writeln!(o)
+}
+
+fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
+    let delay = match (h.delay_ms, h.delays) {
+        (Some(d), Some(ds)) => format!(
+            "  delay {:.3} s ({}/{}/{}/{} ms)",
+            d as f64 / 1000.0,
+            ds.before_qmgr_ms,
+            ds.in_qmgr_ms,
+            ds.conn_setup_ms,
+            ds.transmission_ms
+        ),
+        (Some(d), None) => format!("  {d} ms"),
+        _ => String::new(),
+    };
+    writeln!(
+        o,
+        "  {:<10} {:<14} {:<10} {}{}{}{}  {}",
+        h.host,
+        h.queue_id
+            .as_deref()
+            .or(h.lmtp_session.as_deref())
+            .unwrap_or("-"),
+        h.status,
+        h.relay
+            .as_deref()
+            .map(|r| format!("relay={r}"))
+            .unwrap_or_default(),
+        h.mailbox
+            .as_deref()
+            .map(|r| format!("mailbox={r}"))
+            .unwrap_or_default(),
+        h.next_queue_id
+            .as_deref()
+            .map(|n| format!(" -> {n}"))
+            .unwrap_or_default(),
+        delay,
+        fmt_ts(h.left_at.or(h.arrived_at), h.whole_seconds)
+    )?;
+    if h.status != "sent" && h.status != "saved" {
+        if let Some(r) = &h.reason {
+            writeln!(o, "  {:<10} reason: {r}", "")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The diagnosis report as it streams out: each finished message is counted, its failures
+//! grouped into incidents and its entry written; at the end the host findings near what was
+//! asked about, the clock skew, the sources and the summary follow. Does not format text itself
+//! (`super::render`).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::diagnosis::Finding;
+use crate::fusion::{MessageChain, SkewEstimate};
+use crate::grouping::IncidentGroups;
+
+use super::render::{self, Tail};
+use super::{Format, Options, SourceReport, Summary};
+
+/// Message findings listed at the top level at most (the rest are counted).
+const MAX_TOP_FINDINGS: usize = 1_000;
+/// With a filter, host findings this close to the matched messages' span are shown.
+const HOST_FINDING_MARGIN: TimeDelta = TimeDelta::seconds(60);
+
+/// First and last time any matched message was seen at a hop.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+/// Streams the report as it is produced.
+pub(super) struct Report<'a> {
+    out: &'a mut dyn Write,
+    opts: &'a Options,
+    first_message: bool,
+    summary: Summary,
+    top_findings: Vec<Finding>,
+    findings_truncated: u64,
+    groups: IncidentGroups,
+    span: Option<Span>,
+}
+
+impl<'a> Report<'a> {
+    pub(super) fn begin(out: &'a mut dyn Write, opts: &'a Options) -> io::Result<Self> {
+        if opts.format == Format::Json {
+            render::json_head(out)?;
+        }
+        Ok(Report {
+            out,
+            opts,
+            first_message: true,
+            summary: Summary::default(),
+            top_findings: Vec::new(),
+            findings_truncated: 0,
+            groups: IncidentGroups::default(),
+            span: None,
+        })
+    }
+
+    pub(super) fn message(&mut self, mut m: MessageChain) -> io::Result<()> {
+        if !self.opts.wants(&m) {
+            return Ok(());
+        }
+        self.count(&m);
+        if !self.opts.filtered() {
+            // Unfiltered runs can cover millions of messages: keep the output to the facts.
+            m.lines.clear();
+        }
+        match self.opts.format {
+            Format::Json => render::json_message(&mut *self.out, &m, self.first_message)?,
+            Format::Human => {
+                if self.opts.filtered() || !m.findings.is_empty() || m.status.is_failure() {
+                    render::human_message(&mut *self.out, &m, self.opts.filtered())?;
+                }
+            }
+        }
+        self.first_message = false;
+        Ok(())
+    }
+
+    /// Fold a matched message into the summary, the span, the findings and the incidents.
+    fn count(&mut self, m: &MessageChain) {
+        self.summary.messages += 1;
+        *self.summary.by_status.entry(m.status.as_str()).or_insert(0) += 1;
+        if m.status.is_failure() {
+            self.summary.failed += 1;
+        }
+        for h in &m.hops {
+            for t in [h.arrived_at, h.left_at].into_iter().flatten() {
+                self.span = Some(match self.span {
+                    None => Span { first: t, last: t },
+                    Some(s) => Span {
+                        first: s.first.min(t),
+                        last: s.last.max(t),
+                    },
+                });
+            }
+        }
+        for f in &m.findings {
+            if self.top_findings.len() < MAX_TOP_FINDINGS {
+                self.top_findings.push(f.clone());
+            } else {
+                self.findings_truncated += 1;
+            }
+        }
+        if m.status.is_failure() {
+            for f in &m.findings {
+                self.groups.add(f);
+            }
+        }
+    }
+
+    /// With a filter, only host findings around the matched messages are relevant.
+    fn relevant(&self, host_findings: Vec<Finding>) -> Vec<Finding> {
+        if !self.opts.filtered() {
+            return host_findings;
+        }
+        let Some(span) = self.span else {
+            return Vec::new();
+        };
+        host_findings
+            .into_iter()
+            .filter(|f| {
+                let first = f.first_seen.unwrap_or(span.first);
+                let last = f.last_seen.unwrap_or(span.last);
+                first <= span.last + HOST_FINDING_MARGIN && last >= span.first - HOST_FINDING_MARGIN
+            })
+            .collect()
+    }
+
+    pub(super) fn end(
+        mut self,
+        host_findings: Vec<Finding>,
+        skew: Vec<SkewEstimate>,
+        sources: Vec<SourceReport>,
+    ) -> io::Result<Summary> {
+        let host_findings = self.relevant(host_findings);
+        for f in &host_findings {
+            self.groups.add(f);
+        }
+        let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for f in self.top_findings.iter().chain(host_findings.iter()) {
+            *by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
+        }
+        let tail = Tail {
+            top_findings: &self.top_findings,
+            host_findings: &host_findings,
+            skew: &skew,
+            sources: &sources,
+            summary: &self.summary,
+            findings_by_code: &by_code,
+            findings_truncated: self.findings_truncated,
+        };
+        match self.opts.format {
+            Format::Json => render::json_tail(&mut *self.out, &tail)?,
+            Format::Human => render::human_tail(&mut *self.out, &tail, self.opts)?,
+        }
+        self.out.flush()?;
+        self.summary.sources = sources;
+        self.summary.incidents = self.groups.into_groups();
+        Ok(self.summary)
+    }
+}

@@ -1,0 +1,105 @@
+//! One already-opened log stream of a diagnosis, as the merge reads it: bounded lines, parsed
+//! (through the shared `--message-id` prefilter when there is one), kept when inside the window,
+//! and counted for the per-source report. Does not open anything (the caller hands in a reader).
+
+use std::io::BufRead;
+
+use chrono::{DateTime, Utc};
+
+use crate::logs::{BoundedLines, Focus, LineParser, LineRead, LogRecord, Parsed};
+
+use super::merge::RecordSource;
+use super::window::{Placement, Window};
+use super::{AnalyzeError, Input, Options, SourceReport, LINE_CAP};
+
+pub(super) struct LogStream {
+    name: String,
+    display: String,
+    lines: BoundedLines<Box<dyn BufRead>>,
+    parser: LineParser,
+    window: Window,
+    scratch: Vec<LogRecord>,
+    out_of_window: u64,
+    stopped_after_until: bool,
+    skipped_bytes: u64,
+}
+
+impl LogStream {
+    pub(super) fn new(input: Input, opts: &Options) -> Self {
+        let ctx = opts.context_for(&input.name, input.reference);
+        LogStream {
+            name: input.name,
+            display: input.display,
+            lines: BoundedLines::new(input.reader, LINE_CAP),
+            parser: LineParser::new(ctx),
+            window: opts.window(),
+            scratch: Vec::new(),
+            out_of_window: 0,
+            stopped_after_until: false,
+            skipped_bytes: input.skipped_bytes,
+        }
+    }
+
+    /// Whether a record is kept (inside the window); notes when the log has gone past it.
+    fn admit(&mut self, t: Option<DateTime<Utc>>) -> bool {
+        match t.map(|t| self.window.place(t)) {
+            None | Some(Placement::Inside) => true,
+            Some(Placement::Outside) => {
+                self.out_of_window += 1;
+                false
+            }
+            Some(Placement::Beyond) => {
+                self.out_of_window += 1;
+                self.stopped_after_until = true;
+                false
+            }
+        }
+    }
+
+    pub(super) fn report(&self) -> SourceReport {
+        SourceReport {
+            name: self.name.clone(),
+            path: self.display.clone(),
+            counts: self.parser.counts().clone(),
+            out_of_window: self.out_of_window,
+            stopped_after_until: self.stopped_after_until,
+            skipped_bytes: self.skipped_bytes,
+        }
+    }
+}
+
+impl RecordSource for LogStream {
+    type Error = AnalyzeError;
+    type Shared = Option<Focus>;
+
+    fn read(
+        &mut self,
+        focus: &mut Option<Focus>,
+        out: &mut Vec<LogRecord>,
+    ) -> Result<bool, AnalyzeError> {
+        let line = self.lines.next_line().map_err(|err| AnalyzeError::Read {
+            source: self.display.clone(),
+            err,
+        })?;
+        match line {
+            None => return Ok(false),
+            Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
+            Some(LineRead::Line(l)) => match focus {
+                Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
+                None => {
+                    if let Parsed::Record(r) = self.parser.parse(l) {
+                        self.scratch.push(*r);
+                    }
+                }
+            },
+        }
+        let mut recs = std::mem::take(&mut self.scratch);
+        for rec in recs.drain(..) {
+            if self.admit(rec.timestamp) {
+                out.push(rec);
+            }
+        }
+        self.scratch = recs;
+        Ok(!self.stopped_after_until)
+    }
+}
