@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{DiagnoseArgs, TraceFormat};
 use crate::core::diagnosis::{Finding, FindingCode};
-use crate::core::fusion::{Correlator, Limits, MessageChain, SkewEstimate};
+use crate::core::fusion::{Correlator, HopStatus, Limits, MessageChain, SkewEstimate};
 use crate::core::incident::{self, IncidentGroup};
 use crate::core::logs::{
     parse_tz, BoundedLines, Focus, LineParser, LineRead, LogRecord, ParseContext, Parsed,
@@ -515,7 +515,7 @@ fn write_human_message(o: &mut dyn Write, m: &MessageChain, with_lines: bool) ->
             delay,
             fmt_ts(h.left_at.or(h.arrived_at), h.whole_seconds)
         )?;
-        if h.status != "sent" && h.status != "saved" {
+        if h.status != HopStatus::Sent && h.status != HopStatus::Saved {
             if let Some(r) = &h.reason {
                 writeln!(o, "  {:<10} reason: {r}", "")?;
             }
