@@ -198,6 +198,7 @@ impl Correlator {
                 remote_ip,
                 ..
             } => self.on_login_failed(&rec, service, user.as_deref(), remote_ip.as_deref()),
+            // A successful login, and lines that carry nothing to correlate.
             Event::Login { .. } | Event::Info => {}
             Event::AuthFailure {
                 user,

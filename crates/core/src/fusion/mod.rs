@@ -35,7 +35,6 @@ pub use model::{
     ProbeTimeline, SkewEstimate, Stage, StageSource,
 };
 pub use probe::{fuse_probe, probe_chains, HeaderHop, ProbeContext};
-pub use skew::{OffsetRange, OnConflict, SkewBounds, Stamp};
 
 #[cfg(test)]
 mod tests;

@@ -274,3 +274,54 @@ pub struct ProbeTimeline {
     /// The log chain(s) used (empty when no log mentions the probe).
     pub hops: Vec<Hop>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [HopStatus; 10] = [
+        HopStatus::Sent,
+        HopStatus::Deferred,
+        HopStatus::Bounced,
+        HopStatus::Expired,
+        HopStatus::Rejected,
+        HopStatus::Removed,
+        HopStatus::Queued,
+        HopStatus::Saved,
+        HopStatus::SaveFailed,
+        HopStatus::Unknown,
+    ];
+
+    #[test]
+    fn hop_status_serializes_display_and_as_str_alike() {
+        for s in ALL {
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::Value::from(s.as_str()), "{s:?}");
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!(HopStatus::SaveFailed.as_str(), "save_failed");
+        // Padding applies as it does to a string (the human report aligns on it).
+        assert_eq!(format!("[{:<10}]", HopStatus::Sent), "[sent      ]");
+    }
+
+    #[test]
+    fn a_leaf_hops_status_decides_the_message_status() {
+        use MessageStatus as M;
+        let expect = [
+            (HopStatus::Sent, M::Delivered),
+            (HopStatus::Saved, M::Delivered),
+            (HopStatus::Deferred, M::Deferred),
+            (HopStatus::SaveFailed, M::Deferred),
+            (HopStatus::Bounced, M::Bounced),
+            (HopStatus::Expired, M::Bounced),
+            (HopStatus::Rejected, M::Rejected),
+            (HopStatus::Queued, M::Queued),
+            (HopStatus::Removed, M::Unknown),
+            (HopStatus::Unknown, M::Unknown),
+        ];
+        assert_eq!(expect.len(), ALL.len());
+        for (hop, msg) in expect {
+            assert_eq!(hop.message_status(), msg, "{hop:?}");
+        }
+    }
+}

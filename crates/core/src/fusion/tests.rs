@@ -16,6 +16,18 @@ fn feed(corr: &mut Correlator, role: &str, text: &str) {
     }
 }
 
+/// Two correlators fed the same two logs (role, text), one in each order: logs of different
+/// hosts arrive in either order.
+fn in_both_orders(a: (&str, &str), b: (&str, &str)) -> [Correlator; 2] {
+    [[a, b], [b, a]].map(|logs| {
+        let mut c = Correlator::new(Limits::default());
+        for (role, text) in logs {
+            feed(&mut c, role, text);
+        }
+        c
+    })
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -36,15 +48,7 @@ Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
 
 #[test]
 fn links_hosts_in_either_order() {
-    for ec2_first in [true, false] {
-        let mut c = Correlator::new(Limits::default());
-        if ec2_first {
-            feed(&mut c, "ec2", EC2);
-            feed(&mut c, "dell", DELL);
-        } else {
-            feed(&mut c, "dell", DELL);
-            feed(&mut c, "ec2", EC2);
-        }
+    for c in in_both_orders(("ec2", EC2), ("dell", DELL)) {
         let ms = c.finish();
         assert_eq!(ms.len(), 1, "{ms:#?}");
         let hosts: Vec<&str> = ms[0].hops.iter().map(|h| h.host.as_str()).collect();
@@ -280,4 +284,249 @@ fn dovecot_error_upgrades_generic_lmtp_deferral_and_times_are_utc() {
         f.first_seen,
         Some(Utc.with_ymd_and_hms(2025, 11, 6, 10, 20, 0).unwrap())
     );
+}
+
+// One test per family of log events the tests above leave out: what each kind of line does to
+// the chains and host findings, through `Correlator::push`.
+
+fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
+    m.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code:?} finding in {m:#?}"))
+}
+
+#[test]
+fn queue_lifecycle_lines_shape_the_hop() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/pickup[1]: 1C1C1C1C1C: uid=0 from=<root>\n\
+         Nov  7 12:00:00 mx postfix/cleanup[2]: 1C1C1C1C1C: message-id=<e@x>\n\
+         Nov  7 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: from=<root@mx.test>, size=300, nrcpt=1 (queue active)\n\
+         Nov 12 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: from=<root@mx.test>, status=expired, returned to sender\n\
+         Nov 12 12:00:00 mx postfix/bounce[4]: 1C1C1C1C1C: sender non-delivery notification: 2D2D2D2D2D\n\
+         Nov 12 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let m = &ms[0];
+    assert_eq!(m.hops.len(), 1);
+    let h = &m.hops[0];
+    assert_eq!(h.status, HopStatus::Expired);
+    assert_eq!(h.client.as_deref(), Some("local pickup"));
+    assert_eq!(h.from.as_deref(), Some("root@mx.test"));
+    assert_eq!(m.status, MessageStatus::Bounced);
+    assert!(m.complete);
+    assert_eq!(m.lines.len(), 6, "every line of the entry is kept");
+}
+
+#[test]
+fn a_queue_entry_without_delivery_lines_is_queued_or_removed() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/cleanup[2]: 2A2A2A2A2A: message-id=<q@x>\n\
+         Nov  7 12:00:00 mx postfix/smtpd[1]: 3B3B3B3B3B: client=unknown[198.18.1.1]\n\
+         Nov  7 12:00:01 mx postfix/qmgr[3]: 3B3B3B3B3B: removed",
+    );
+    let ms = c.finish();
+    let status_of = |qid: &str| {
+        let m = ms
+            .iter()
+            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+            .unwrap();
+        (m.hops[0].status, m.status)
+    };
+    assert_eq!(
+        status_of("2A2A2A2A2A"),
+        (HopStatus::Queued, MessageStatus::Queued)
+    );
+    assert_eq!(
+        status_of("3B3B3B3B3B"),
+        (HopStatus::Removed, MessageStatus::Unknown)
+    );
+}
+
+#[test]
+fn an_attempt_detail_names_the_generic_failure_that_follows() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  7 13:00:00 dell postfix/cleanup[1304]: 6F6F6F6F6F: message-id=<o@corp.test>\n\
+         Nov  7 13:00:00 dell postfix/smtp[1305]: 6F6F6F6F6F: SASL authentication failed; server 198.18.2.2[198.18.2.2] said: 535 5.7.8 Error: authentication failed\n\
+         Nov  7 13:00:00 dell postfix/smtp[1305]: 6F6F6F6F6F: to=<someone@provider.test>, relay=198.18.2.2[198.18.2.2]:587, delay=0.2, delays=0.01/0/0.19/0, dsn=4.0.0, status=deferred (delivery temporarily suspended)",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].status, MessageStatus::Deferred);
+    let f = finding(&ms[0], FindingCode::AuthFailed);
+    assert_eq!(f.host.as_deref(), Some("dell"));
+    assert!(
+        f.evidence.iter().any(|e| e.contains("said: 535")),
+        "the detail line is evidence: {f:#?}"
+    );
+}
+
+#[test]
+fn a_postfix_warning_explains_a_later_failure_and_counts_for_the_host() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov 05 09:59:58 mx postfix/cleanup[3503]: 7E8F9A0B1C: message-id=<w@provider.test>\n\
+         Nov 05 10:00:01 mx postfix/trivial-rewrite[3501]: warning: hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory\n\
+         Nov 05 10:00:02 mx postfix/error[3504]: 7E8F9A0B1C: to=<bob@corp.test>, relay=none, delay=4, delays=0.01/4/0/0, dsn=4.3.0, status=deferred (address resolver failure)",
+    );
+    let out = c.finish_all();
+    assert_eq!(out.messages.len(), 1);
+    let f = finding(&out.messages[0], FindingCode::LookupFailure);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("transport.db")),
+        "{f:#?}"
+    );
+    assert!(out
+        .host_findings
+        .iter()
+        .any(|h| h.code == FindingCode::LookupFailure && h.host.as_deref() == Some("ec2")));
+}
+
+#[test]
+fn host_level_lines_become_counted_host_findings() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  7 13:00:05 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.1]: SASL PLAIN authentication failed: authentication failure\n\
+         Nov  7 13:00:09 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.1]: SASL LOGIN authentication failed: authentication failure",
+    );
+    feed(
+        &mut c,
+        "dovecot",
+        "Nov 06 11:00:01 auth-worker(620): Error: sql(alice@corp.test,198.18.3.1,<Qk9Wc2Z6bGFiMQ>): Password query failed: Not connected to database\n\
+         Nov 06 11:00:10 auth: passwd-file(bob@corp.test,198.18.3.1,<Zm9vYmFyYmF6MQ>): Password mismatch",
+    );
+    let out = c.finish_all();
+    assert!(out.messages.is_empty(), "{:#?}", out.messages);
+    let host = |code: FindingCode, host: &str| {
+        out.host_findings
+            .iter()
+            .find(|f| f.code == code && f.host.as_deref() == Some(host))
+            .unwrap_or_else(|| panic!("no {code:?} on {host}: {:#?}", out.host_findings))
+    };
+    let sasl = host(FindingCode::AuthFailed, "dell");
+    assert_eq!((sasl.count, sasl.evidence.len()), (2, 2), "{sasl:#?}");
+    host(FindingCode::AuthBackendError, "dovecot");
+    host(FindingCode::ImapAuthFailed, "dovecot");
+}
+
+const LMTP_SPAM: &str = "\
+Nov  6 12:00:00 dell postfix/cleanup[704]: 8B9C0D1E2F: message-id=<s@x>
+Nov  6 12:00:00 dell postfix/lmtp[705]: 8B9C0D1E2F: to=<alice@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.06, delays=0.01/0/0.01/0.04, dsn=2.0.0, status=sent (250 2.0.0 <alice@corp.test> U3BhbVNwYW1TcGFtU3BhbQ Saved)
+Nov  6 12:00:00 dell postfix/qmgr[690]: 8B9C0D1E2F: removed";
+const DOVECOT_SPAM: &str = "\
+2025-11-06T12:00:00.540911 lmtp(alice@corp.test)<712><U3BhbVNwYW1TcGFtU3BhbQ>: Info: sieve: msgid=<s@x>: stored mail into mailbox 'Junk'";
+
+#[test]
+fn dovecots_save_follows_the_lmtp_hand_off_in_either_order() {
+    for c in in_both_orders(("dell", LMTP_SPAM), ("dovecot", DOVECOT_SPAM)) {
+        let skew = c.skew();
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let hops: Vec<(&str, HopStatus)> =
+            m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect();
+        assert_eq!(
+            hops,
+            [("dell", HopStatus::Sent), ("dovecot", HopStatus::Saved)]
+        );
+        assert_eq!(m.hops[1].mailbox.as_deref(), Some("Junk"));
+        assert_eq!(m.status, MessageStatus::Delivered);
+        assert_eq!(
+            finding(m, FindingCode::SpamFolder).host.as_deref(),
+            Some("dovecot")
+        );
+        assert_eq!(
+            skew.iter()
+                .map(|s| (s.host.as_str(), s.reference.as_str(), s.samples))
+                .collect::<Vec<_>>(),
+            [("dovecot", "dell", 1)],
+            "the LMTP hand-off is sampled once"
+        );
+    }
+}
+
+#[test]
+fn a_failed_save_takes_its_cause_from_dovecots_error_line() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dovecot",
+        "2025-11-06T10:20:00.043977 lmtp(alice@corp.test)<512><Pq1Rs2Tu3Vw4Xy5Za6Bc7D>: Error: Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=5000)\n\
+         2025-11-06T10:20:00.044310 lmtp(alice@corp.test)<512><Pq1Rs2Tu3Vw4Xy5Za6Bc7D>: Error: msgid=<f@x>: save failed to INBOX: Internal error occurred. Refer to server log for more information.",
+    );
+    let out = c.finish_all();
+    assert_eq!(out.messages.len(), 1, "{:#?}", out.messages);
+    let m = &out.messages[0];
+    assert_eq!(m.hops[0].status, HopStatus::SaveFailed);
+    assert_eq!(m.status, MessageStatus::Deferred);
+    let f = finding(m, FindingCode::MailboxPermissionDenied);
+    assert!(
+        f.evidence[0].contains("Permission denied"),
+        "the cause leads: {f:#?}"
+    );
+    assert!(out
+        .host_findings
+        .iter()
+        .any(|h| h.code == FindingCode::MailboxPermissionDenied));
+}
+
+const LMTP_BOUNCE: &str = "Nov 28 05:35:49 dell postfix/lmtp[22969]: 3BC65DC1A1: to=<nobody@corp.test>, relay=dell.corp.test[/run/lmtp], delay=0, delays=0/0/0/0, dsn=5.1.1, status=bounced (host dell.corp.test[/run/lmtp] said: 550 5.1.1 <nobody@corp.test> User doesn't exist: nobody@corp.test (in reply to RCPT TO command))";
+const UNKNOWN_USER: &str =
+    "2025-11-28T05:35:49.248453 auth: Info: passwd-file(nobody@corp.test): unknown user";
+
+#[test]
+fn a_recipient_lookup_failure_is_evidence_for_the_bounce_in_either_order() {
+    for c in in_both_orders(("dell", LMTP_BOUNCE), ("dovecot", UNKNOWN_USER)) {
+        let out = c.finish_all();
+        assert_eq!(out.messages.len(), 1, "{:#?}", out.messages);
+        let f = finding(&out.messages[0], FindingCode::RecipientUnknown);
+        assert!(
+            f.evidence.iter().any(|e| e.contains("unknown user")),
+            "{f:#?}"
+        );
+        assert!(
+            out.host_findings.is_empty(),
+            "a delivery's lookup is not a login failure: {:#?}",
+            out.host_findings
+        );
+    }
+}
+
+#[test]
+fn rejects_of_a_queued_message_close_or_keep_the_entry() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/cleanup[2]: 1E1E1E1E1E: milter-reject: END-OF-MESSAGE from unknown[198.18.1.1]: 5.7.1 Spam detected; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>\n\
+         Nov  7 12:00:00 mx postfix/cleanup[2]: 2F2F2F2F2F: hold: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held",
+    );
+    let ms = c.finish();
+    let hop = |qid: &str| {
+        ms.iter()
+            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+            .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
+    };
+    let rejected = hop("1E1E1E1E1E");
+    assert_eq!(rejected.hops[0].status, HopStatus::Rejected);
+    assert_eq!(rejected.status, MessageStatus::Rejected);
+    assert!(rejected.complete, "a whole-message reject closes the entry");
+    assert_eq!(rejected.from.as_deref(), Some("a@provider.test"));
+    let held = hop("2F2F2F2F2F");
+    assert_ne!(held.hops[0].status, HopStatus::Rejected, "{held:#?}");
+    assert!(!held.complete, "a held message stays in the queue");
 }
