@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, Scenario, Sender};
 use crate::core::diagnosis::{classify_smtp_reply, Finding, FindingCode};
-use crate::core::fusion::{HeaderHop, MessageStatus, ProbeContext, ProbeTimeline};
+use crate::core::fusion::{HeaderHop, HopStatus, MessageStatus, ProbeContext, ProbeTimeline};
 use crate::core::outcome::{
     client_stages, CleanupReport, RunResult, SloReport, Status, Submission,
 };
@@ -672,7 +672,7 @@ fn apply_timeline(result: &mut RunResult, t: ProbeTimeline, path: &[StageMatcher
         .collect();
     // With the mailbox server's own "saved" line, fusion's `detect` stage runs from that save to
     // our detection: what remains of the total is the delivery itself.
-    if t.hops.iter().any(|h| h.status == "saved") {
+    if t.hops.iter().any(|h| h.status == HopStatus::Saved) {
         if let (Some(total), Some(detect)) = (
             result.total_ms,
             result.stages.iter().find(|st| st.name == "detect"),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::diagnosis::Finding;
-use crate::fusion::{MessageChain, SkewEstimate};
+use crate::fusion::{HopStatus, MessageChain, SkewEstimate};
 
 use super::{Options, SourceReport, Summary};
 
@@ -270,7 +270,7 @@ fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
         delay,
         fmt_ts(h.left_at.or(h.arrived_at), h.whole_seconds)
     )?;
-    if h.status != "sent" && h.status != "saved" {
+    if h.status != HopStatus::Sent && h.status != HopStatus::Saved {
         if let Some(r) = &h.reason {
             writeln!(o, "  {:<10} reason: {r}", "")?;
         }

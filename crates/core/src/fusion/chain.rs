@@ -1,0 +1,399 @@
+//! The correlator's working state for one message while it is being correlated: its queue
+//! entries on each host, Dovecot deliveries, NOQUEUE rejects, findings and lines, plus the small
+//! text and time helpers the event handlers share. Does not index chains (`correlator`) nor
+//! turn them into output (`assemble`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::diagnosis::{Finding, FindingCode};
+use crate::logs::{Delays, Reject};
+
+use super::correlator::Limits;
+
+pub(super) type ChainId = u64;
+
+/// Recipients kept per queue entry; more are counted in `rcpts_dropped`.
+const MAX_RCPTS: usize = 64;
+/// Findings kept per chain.
+const MAX_FINDINGS: usize = 16;
+/// Notes kept per chain.
+const MAX_NOTES: usize = 8;
+/// Per-attempt detail lines kept per queue entry (the last ones).
+const MAX_DETAILS: usize = 4;
+
+/// `s` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
+pub(super) fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Both times known and at most `w` apart. Without timestamps a time join cannot be checked, so
+/// it is refused.
+pub(super) fn within(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>, w: TimeDelta) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= w,
+        _ => false,
+    }
+}
+
+/// A catch-all code that a more specific one (from a nearby line) may replace.
+pub(super) fn generic(code: FindingCode) -> bool {
+    matches!(
+        code,
+        FindingCode::DeferredOther | FindingCode::BouncedOther | FindingCode::RejectedOther
+    )
+}
+
+/// Two envelope senders do not contradict each other (equal, or one is unknown).
+pub(super) fn senders_agree(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    }
+}
+
+/// A rejection's reply as the client saw it: `554 5.7.1 <x@y>: Relay access denied`.
+pub(super) fn reply_text(r: &Reject) -> String {
+    format!(
+        "{}{}{}",
+        r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+        r.dsn
+            .as_deref()
+            .map(|d| format!("{d} "))
+            .unwrap_or_default(),
+        r.reason
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RcptStatus {
+    Pending,
+    Sent,
+    Deferred,
+    Bounced,
+    Rejected,
+}
+
+/// One delivery attempt to one recipient (the last one is kept).
+#[derive(Debug, Clone)]
+pub(super) struct Attempt {
+    pub service: String,
+    pub relay: Option<String>,
+    pub delay_ms: Option<u64>,
+    pub delays: Option<Delays>,
+    pub dsn: Option<String>,
+    pub reason: String,
+    pub queued_as: Option<String>,
+    pub lmtp_session: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub subsecond: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Rcpt {
+    pub to: String,
+    pub status: RcptStatus,
+    pub attempts: u32,
+    pub last: Option<Attempt>,
+}
+
+/// One queue entry (a queue id on one host).
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub host: Arc<str>,
+    pub qid: String,
+    pub client: Option<String>,
+    pub from: Option<String>,
+    pub message_id: Option<String>,
+    pub arrived: Option<DateTime<Utc>>,
+    pub subsecond: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub removed: bool,
+    pub expired: bool,
+    /// Whole-message rejection (cleanup/milter/DATA) with its reason.
+    pub rejected: Option<String>,
+    pub qmgr_seen: bool,
+    pub rcpts: Vec<Rcpt>,
+    pub rcpts_dropped: u32,
+    /// Per-attempt detail lines (`lost connection`, `SASL authentication failed`...), last few.
+    pub details: VecDeque<String>,
+    /// The entry on another host that handed this one over: (host, queue id).
+    pub upstream: Option<(Arc<str>, String)>,
+}
+
+impl Entry {
+    pub fn new(host: Arc<str>, qid: &str, ts: Option<DateTime<Utc>>, subsecond: bool) -> Self {
+        Entry {
+            host,
+            qid: qid.to_owned(),
+            client: None,
+            from: None,
+            message_id: None,
+            arrived: ts,
+            subsecond,
+            last_seen: ts,
+            removed: false,
+            expired: false,
+            rejected: None,
+            qmgr_seen: false,
+            rcpts: Vec::new(),
+            rcpts_dropped: 0,
+            details: VecDeque::new(),
+            upstream: None,
+        }
+    }
+
+    pub fn closed(&self) -> bool {
+        self.removed || self.rejected.is_some()
+    }
+
+    /// The last attempt that handed the message over as queue id `next`.
+    pub fn sent_to(&self, next: &str) -> Option<&Attempt> {
+        self.rcpts
+            .iter()
+            .filter_map(|r| r.last.as_ref())
+            .find(|a| a.queued_as.as_deref() == Some(next))
+    }
+
+    /// The recipient `to`, added (pending, no attempt yet) on first sight; `None` (and counted)
+    /// once the entry holds its maximum of recipients.
+    pub fn rcpt_mut(&mut self, to: &str) -> Option<&mut Rcpt> {
+        match self.rcpts.iter().position(|r| r.to == to) {
+            Some(i) => Some(&mut self.rcpts[i]),
+            None if self.rcpts.len() < MAX_RCPTS => {
+                self.rcpts.push(Rcpt {
+                    to: to.to_owned(),
+                    status: RcptStatus::Pending,
+                    attempts: 0,
+                    last: None,
+                });
+                self.rcpts.last_mut()
+            }
+            None => {
+                self.rcpts_dropped += 1;
+                None
+            }
+        }
+    }
+
+    /// Keep a per-attempt detail line (only the last few) for the next delivery's finding.
+    pub fn add_detail(&mut self, line: String) {
+        if self.details.len() >= MAX_DETAILS {
+            self.details.pop_front();
+        }
+        self.details.push_back(line);
+    }
+
+    /// The LMTP session ids of this entry's recipients' last attempts.
+    pub fn lmtp_sessions(&self) -> impl Iterator<Item = &str> {
+        self.rcpts
+            .iter()
+            .filter_map(|r| r.last.as_ref()?.lmtp_session.as_deref())
+    }
+
+    /// Whether `k` is a downstream entry this one handed over to.
+    pub fn feeds(&self, k: &Entry) -> bool {
+        k.upstream
+            .as_ref()
+            .is_some_and(|(h, q)| *h == self.host && *q == self.qid)
+    }
+}
+
+/// Dovecot's delivery line for the message (saved or not).
+#[derive(Debug, Clone)]
+pub(super) struct DoveDelivery {
+    pub host: Arc<str>,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub mailbox: Option<String>,
+    pub saved: bool,
+    pub delivery_time_ms: Option<u64>,
+    pub at: Option<DateTime<Utc>>,
+    pub subsecond: bool,
+}
+
+impl DoveDelivery {
+    /// The recipient lower-cased, for matching by user.
+    pub fn user_key(&self) -> Option<String> {
+        self.user.as_deref().map(str::to_ascii_lowercase)
+    }
+}
+
+/// A rejection before a queue id was assigned.
+#[derive(Debug, Clone)]
+pub(super) struct NoQueue {
+    pub host: Arc<str>,
+    pub reject: Reject,
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ChainFinding {
+    pub f: Finding,
+    /// Seen where the problem is (not as a symptom upstream).
+    pub cause: bool,
+}
+
+/// Everything gathered so far about one message.
+#[derive(Debug, Clone)]
+pub(super) struct Chain {
+    pub id: ChainId,
+    pub message_id: Option<String>,
+    pub entries: Vec<Entry>,
+    pub dovecot: Vec<DoveDelivery>,
+    pub noqueue: Vec<NoQueue>,
+    pub findings: Vec<ChainFinding>,
+    pub notes: Vec<String>,
+    pub lines: Vec<String>,
+    pub lines_dropped: u64,
+    pub last_activity: Option<DateTime<Utc>>,
+    /// `queued as` links not yet matched to a downstream entry.
+    pub pending_links: u32,
+    pub evicted: bool,
+}
+
+/// Queue entries kept per chain after merges.
+const MAX_ENTRIES: usize = 32;
+/// Dovecot deliveries kept per chain.
+pub(super) const MAX_DOVECOT: usize = 64;
+/// NOQUEUE rejects taken over from a merged chain.
+const MAX_NOQUEUE_MERGED: usize = 16;
+
+impl Chain {
+    pub fn new(id: ChainId) -> Self {
+        Chain {
+            id,
+            message_id: None,
+            entries: Vec::new(),
+            dovecot: Vec::new(),
+            noqueue: Vec::new(),
+            findings: Vec::new(),
+            notes: Vec::new(),
+            lines: Vec::new(),
+            lines_dropped: 0,
+            last_activity: None,
+            pending_links: 0,
+            evicted: false,
+        }
+    }
+
+    pub fn entry_mut(&mut self, host: &str, qid: &str) -> Option<&mut Entry> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.qid == qid && &*e.host == host)
+    }
+
+    pub fn touch(&mut self, ts: Option<DateTime<Utc>>) {
+        if let Some(t) = ts {
+            self.last_activity = Some(self.last_activity.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    pub fn add_line(&mut self, raw: &str, limits: &Limits) {
+        if self.lines.len() < limits.max_lines {
+            self.lines.push(clip(raw, limits.max_line_bytes));
+        } else {
+            self.lines_dropped += 1;
+        }
+    }
+
+    /// Add a note once (bounded).
+    pub fn add_note(&mut self, note: String) {
+        if !self.notes.contains(&note) && self.notes.len() < MAX_NOTES {
+            self.notes.push(note);
+        }
+    }
+
+    /// Add a finding, folding repeats. Same code and host: one finding, counted. A finding
+    /// from the side that caused it (`cause`: the rejecting host, Dovecot's own line) absorbs
+    /// the same code seen as a symptom elsewhere (the upstream bounce, Postfix's LMTP
+    /// deferral), taking over its host, so each cause is reported once where it happened.
+    pub fn add_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+        let pos = self
+            .findings
+            .iter()
+            .position(|x| x.f.code == f.code && x.f.host == f.host)
+            .or_else(|| {
+                self.findings
+                    .iter()
+                    .position(|x| x.f.code == f.code && (cause || x.cause))
+            });
+        let Some(i) = pos else {
+            if self.findings.len() < MAX_FINDINGS {
+                self.findings.push(ChainFinding { f, cause });
+            }
+            return;
+        };
+        let existing = &mut self.findings[i];
+        if cause && !existing.cause {
+            // The cause's own lines lead the evidence.
+            existing.cause = true;
+            existing.f.host = f.host.clone();
+            existing.f.stage = f.stage.clone();
+            std::mem::swap(&mut existing.f.message, &mut f.message);
+            std::mem::swap(&mut existing.f.evidence, &mut f.evidence);
+        }
+        let ex = &mut existing.f;
+        ex.count += f.count.max(1);
+        for e in f.evidence.drain(..) {
+            ex.add_evidence(&e, limits.max_evidence);
+        }
+        ex.seen(f.first_seen);
+        ex.seen(f.last_seen);
+    }
+
+    /// An LMTP hand-off was logged but Dovecot's side of it not yet.
+    pub fn awaiting_dovecot(&self) -> bool {
+        self.entries.iter().any(|e| {
+            e.rcpts.iter().any(|r| {
+                r.last.as_ref().is_some_and(|a| {
+                    a.lmtp_session.is_some()
+                        && !self
+                            .dovecot
+                            .iter()
+                            .any(|d| d.session.is_some() && d.session == a.lmtp_session)
+                })
+            })
+        }) && self.dovecot.is_empty()
+    }
+
+    /// Take over everything of chain `g` (merged into this one), within the bounds.
+    pub fn absorb(&mut self, g: Chain, limits: &Limits) {
+        if self.message_id.is_none() {
+            self.message_id = g.message_id;
+        }
+        for e in g.entries {
+            if self.entries.len() < MAX_ENTRIES {
+                self.entries.push(e);
+            }
+        }
+        self.dovecot.extend(g.dovecot.into_iter().take(MAX_DOVECOT));
+        self.noqueue
+            .extend(g.noqueue.into_iter().take(MAX_NOQUEUE_MERGED));
+        for f in g.findings {
+            self.add_finding(f.f, limits, f.cause);
+        }
+        for n in g.notes {
+            self.add_note(n);
+        }
+        for l in g.lines {
+            if self.lines.len() < limits.max_lines {
+                self.lines.push(l);
+            } else {
+                self.lines_dropped += 1;
+            }
+        }
+        self.lines_dropped += g.lines_dropped;
+        self.pending_links += g.pending_links;
+        self.touch(g.last_activity);
+    }
+}

@@ -1,0 +1,420 @@
+//! The streaming correlator: its bounds (`Limits`), its indices, the dispatch of each parsed
+//! record to the handler for its event kind (`on_*` modules), and when a chain is done and
+//! emitted. Owns all bounded streaming state; "now" is the newest log timestamp seen. Does not
+//! parse lines (`core::logs`) nor shape the output (`assemble`).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::diagnosis::{Finding, FindingCode};
+use crate::logs::{Event, LogRecord};
+
+use super::assemble::build_chain;
+use super::chain::{Chain, ChainId, Entry};
+use super::links::Pending;
+use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::skew::SkewBounds;
+
+/// Bounds on the correlator's memory and its waiting times (in log time).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open chains kept at most; beyond it the least recently active are emitted as they are.
+    pub max_open_chains: usize,
+    /// Evidence lines per finding.
+    pub max_evidence: usize,
+    /// Log lines kept per message.
+    pub max_lines: usize,
+    /// Longest evidence / log line kept (longer ones are cut).
+    pub max_line_bytes: usize,
+    /// Quiet time after which a fully resolved chain is emitted.
+    pub settle: TimeDelta,
+    /// Quiet time after which a chain still waiting for another host's log is emitted.
+    pub grace: TimeDelta,
+    /// Quiet time after which a chain whose queue entries never closed is emitted.
+    pub idle_timeout: TimeDelta,
+    /// Finished chains held until taken; older ones are dropped (and counted).
+    pub max_finished: usize,
+    /// Distinct host-level findings (code x host) kept.
+    pub max_host_findings: usize,
+    /// Window for joins by time (NOQUEUE rejects to bounces, Dovecot errors to LMTP failures).
+    pub link_window: TimeDelta,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_open_chains: 50_000,
+            max_evidence: 12,
+            max_lines: 48,
+            max_line_bytes: 1_000,
+            settle: TimeDelta::seconds(10),
+            grace: TimeDelta::seconds(120),
+            idle_timeout: TimeDelta::hours(6),
+            max_finished: 100_000,
+            max_host_findings: 1_000,
+            link_window: TimeDelta::seconds(30),
+        }
+    }
+}
+
+/// A delivery failure, kept a while so that a line logged after it (the next hop's reject,
+/// Dovecot's error) can join its chain.
+#[derive(Debug, Clone)]
+pub(super) struct RecentFailure {
+    pub host: Arc<str>,
+    /// Recipient, lower-cased.
+    pub to: String,
+    pub from: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub chain: ChainId,
+    pub service: String,
+    /// The delivery's reason text: a rejection joins it only if it quotes the rejection's reply.
+    pub reason: String,
+}
+
+/// A problem line (Postfix warning, Dovecot error), kept a while so that a failure logged after
+/// it can take it as its explanation.
+#[derive(Debug, Clone)]
+pub(super) struct RecentLine {
+    pub host: Arc<str>,
+    /// Recipient / user lower-cased (empty for host-wide lines).
+    pub key: String,
+    pub session: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub code: Option<FindingCode>,
+    pub raw: String,
+}
+
+/// Entries kept in each ring of recent lines.
+const RECENT_CAP: usize = 256;
+
+/// Push onto a bounded ring, dropping the oldest.
+pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
+    if ring.len() >= RECENT_CAP {
+        ring.pop_front();
+    }
+    ring.push_back(item);
+}
+
+/// Streaming correlator: push records (in roughly time order per source), take finished chains.
+pub struct Correlator {
+    pub(super) limits: Limits,
+    pub(super) next_id: ChainId,
+    pub(super) chains: HashMap<ChainId, Chain>,
+    pub(super) qids: HashMap<String, Vec<(Arc<str>, ChainId)>>,
+    pub(super) msgids: HashMap<String, ChainId>,
+    pub(super) sessions: HashMap<String, ChainId>,
+    pub(super) pending_next: HashMap<String, Pending>,
+    pub(super) noqueue_by_rcpt: HashMap<String, Vec<ChainId>>,
+    pub(super) recent_failures: VecDeque<RecentFailure>,
+    pub(super) recent_dovecot: VecDeque<RecentLine>,
+    pub(super) recent_problems: VecDeque<RecentLine>,
+    pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
+    /// Clock offset of a host (first) against the host that handed it messages (second).
+    pub(super) skew: BTreeMap<(String, String), SkewBounds>,
+    finished: VecDeque<MessageChain>,
+    pub(super) stats: CorrelatorStats,
+    now: Option<DateTime<Utc>>,
+}
+
+impl Correlator {
+    pub fn new(limits: Limits) -> Self {
+        Correlator {
+            limits,
+            next_id: 1,
+            chains: HashMap::new(),
+            qids: HashMap::new(),
+            msgids: HashMap::new(),
+            sessions: HashMap::new(),
+            pending_next: HashMap::new(),
+            noqueue_by_rcpt: HashMap::new(),
+            recent_failures: VecDeque::new(),
+            recent_dovecot: VecDeque::new(),
+            recent_problems: VecDeque::new(),
+            host_findings: BTreeMap::new(),
+            skew: BTreeMap::new(),
+            finished: VecDeque::new(),
+            stats: CorrelatorStats::default(),
+            now: None,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Number of chains still open (for memory checks and tests).
+    pub fn open_chains(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// The newest log timestamp seen so far (the correlator's notion of "now").
+    pub fn now(&self) -> Option<DateTime<Utc>> {
+        self.now
+    }
+
+    pub fn stats(&self) -> &CorrelatorStats {
+        &self.stats
+    }
+
+    /// Feed one parsed record.
+    pub fn push(&mut self, rec: LogRecord) {
+        self.stats.records += 1;
+        if let Some(t) = rec.timestamp {
+            self.now = Some(self.now.map_or(t, |n| n.max(t)));
+        }
+        match &rec.event {
+            Event::Client {
+                queue_id, client, ..
+            } => self.on_client(&rec, queue_id, client),
+            Event::Pickup { queue_id, from } => self.on_pickup(&rec, queue_id, from),
+            Event::MessageId {
+                queue_id,
+                message_id,
+            } => self.on_message_id(&rec, queue_id, message_id),
+            Event::QueueActive { queue_id, from, .. } => self.on_queue_active(&rec, queue_id, from),
+            Event::Delivery(d) => self.on_delivery(&rec, d),
+            Event::Expired { queue_id, .. } => self.on_expired(&rec, queue_id),
+            Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
+            Event::Reject(r) => self.on_reject(&rec, r),
+            Event::Notification { queue_id, .. } => self.on_notification(&rec, queue_id),
+            Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(&rec, queue_id),
+            Event::SaslAuthFailed {
+                client, mechanism, ..
+            } => self.on_sasl_auth_failed(&rec, client, mechanism),
+            Event::Problem {
+                severity,
+                queue_id,
+                text,
+            } => self.on_postfix_problem(&rec, *severity, queue_id.as_deref(), text),
+            Event::DovecotDelivery { .. } => self.on_dovecot_delivery(&rec),
+            Event::DovecotProblem { .. } => self.on_dovecot_problem(&rec),
+            Event::Login {
+                service,
+                user,
+                success: false,
+                remote_ip,
+                ..
+            } => self.on_login_failed(&rec, service, user.as_deref(), remote_ip.as_deref()),
+            // A successful login, and lines that carry nothing to correlate.
+            Event::Login { .. } | Event::Info => {}
+            Event::AuthFailure {
+                user,
+                kind,
+                remote_ip: None,
+                ..
+            } => self.on_recipient_lookup_failed(&rec, user.as_deref(), *kind),
+            Event::AuthFailure { user, kind, .. } => {
+                self.on_auth_failed(&rec, user.as_deref(), *kind)
+            }
+            Event::AuthBackendError { text } => self.on_auth_backend_error(&rec, text),
+        }
+        if self.stats.records.is_multiple_of(4096)
+            || self.chains.len() > self.limits.max_open_chains
+        {
+            self.sweep(false);
+        }
+    }
+
+    /// The chain is quiet long enough to be done: resolved chains settle quickly, chains waiting
+    /// for another host's log get the grace time, queue entries never closed the idle timeout.
+    fn is_done(&self, ch: &Chain) -> bool {
+        let Some(now) = self.now else {
+            return false;
+        };
+        let quiet = now - ch.last_activity.unwrap_or(now);
+        let l = &self.limits;
+        if ch.entries.is_empty() {
+            // NOQUEUE rejects and Dovecot-only deliveries.
+            let wait = if ch.dovecot.is_empty() {
+                l.settle
+            } else {
+                l.grace
+            };
+            return quiet >= wait;
+        }
+        if !ch.entries.iter().all(Entry::closed) {
+            return quiet >= l.idle_timeout;
+        }
+        let waiting = ch.pending_links > 0 || ch.awaiting_dovecot();
+        quiet >= if waiting { l.grace } else { l.settle }
+    }
+
+    /// Emit chains that are done (or must go to respect the bounds).
+    fn sweep(&mut self, flush_all: bool) {
+        let mut done: Vec<ChainId> = self
+            .chains
+            .values()
+            .filter(|ch| flush_all || self.is_done(ch))
+            .map(|ch| ch.id)
+            .collect();
+        let over = (self.chains.len() - done.len()).saturating_sub(self.limits.max_open_chains);
+        if over > 0 {
+            self.evict(over, &mut done);
+        }
+        done.sort_unstable();
+        for id in done {
+            self.emit(id);
+        }
+    }
+
+    /// Mark the least recently active open chains (not already `done`) for emission: `over`
+    /// of them plus a tenth of the cap, so that eviction does not run on every record.
+    fn evict(&mut self, over: usize, done: &mut Vec<ChainId>) {
+        let target = over + self.limits.max_open_chains / 10;
+        let done_set: HashSet<ChainId> = done.iter().copied().collect();
+        let mut rest: Vec<(Option<DateTime<Utc>>, ChainId)> = self
+            .chains
+            .values()
+            .filter(|c| !done_set.contains(&c.id))
+            .map(|c| (c.last_activity, c.id))
+            .collect();
+        rest.sort();
+        for (_, id) in rest.into_iter().take(target) {
+            if let Some(ch) = self.chains.get_mut(&id) {
+                ch.evicted = true;
+            }
+            self.stats.chains_evicted += 1;
+            done.push(id);
+        }
+    }
+
+    fn emit(&mut self, id: ChainId) {
+        let Some(mut ch) = self.chains.remove(&id) else {
+            return;
+        };
+        self.unindex(&ch);
+        // The chain is gone: move its lines out instead of copying them.
+        let lines = std::mem::take(&mut ch.lines);
+        let mut out = build_chain(&ch);
+        out.lines = lines;
+        self.stats.chains_emitted += 1;
+        if self.finished.len() >= self.limits.max_finished {
+            self.finished.pop_front();
+            self.stats.finished_dropped += 1;
+        }
+        self.finished.push_back(out);
+    }
+
+    /// Drop the index entries pointing at chain `ch` (being emitted).
+    fn unindex(&mut self, ch: &Chain) {
+        let id = ch.id;
+        let sessions = &mut self.sessions;
+        let mut drop_session = |s: &String| {
+            if sessions.get(s) == Some(&id) {
+                sessions.remove(s);
+            }
+        };
+        for e in &ch.entries {
+            if let Some(v) = self.qids.get_mut(&e.qid) {
+                v.retain(|(_, c)| *c != id);
+                if v.is_empty() {
+                    self.qids.remove(&e.qid);
+                }
+            }
+            for a in e.rcpts.iter().filter_map(|r| r.last.as_ref()) {
+                if let Some(s) = &a.lmtp_session {
+                    drop_session(s);
+                }
+                if let Some(n) = &a.queued_as {
+                    if self.pending_next.get(n).is_some_and(|p| p.chain == id) {
+                        self.pending_next.remove(n);
+                    }
+                }
+            }
+        }
+        for s in ch.dovecot.iter().filter_map(|d| d.session.as_ref()) {
+            drop_session(s);
+        }
+        for to in ch.noqueue.iter().filter_map(|nq| nq.reject.to.as_ref()) {
+            let k = to.to_ascii_lowercase();
+            if let Some(v) = self.noqueue_by_rcpt.get_mut(&k) {
+                v.retain(|c| *c != id);
+                if v.is_empty() {
+                    self.noqueue_by_rcpt.remove(&k);
+                }
+            }
+        }
+        let msgids = ch
+            .message_id
+            .iter()
+            .chain(ch.entries.iter().filter_map(|e| e.message_id.as_ref()));
+        for m in msgids {
+            if self.msgids.get(msgid_key(m)) == Some(&id) {
+                self.msgids.remove(msgid_key(m));
+            }
+        }
+    }
+
+    /// Chains finished so far (emptied by this call). Call regularly when streaming.
+    pub fn take_finished(&mut self) -> Vec<MessageChain> {
+        self.finished.drain(..).collect()
+    }
+
+    /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
+    pub fn messages(&self) -> Vec<MessageChain> {
+        let mut out: Vec<MessageChain> = self.finished.iter().cloned().collect();
+        let mut ids: Vec<&ChainId> = self.chains.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(ch) = self.chains.get(id) {
+                out.push(build_chain(ch));
+            }
+        }
+        out
+    }
+
+    /// The chain(s) of one message-id, open or finished-but-not-taken (live use by the runner).
+    pub fn message(&self, message_id: &str) -> Option<MessageChain> {
+        let key = msgid_key(message_id);
+        if let Some(ch) = self.msgids.get(key).and_then(|c| self.chains.get(c)) {
+            return Some(build_chain(ch));
+        }
+        self.finished
+            .iter()
+            .rev()
+            .find(|m| m.has_message_id(key))
+            .cloned()
+    }
+
+    /// Host-level findings (warnings, auth failures...) aggregated per code and host.
+    pub fn host_findings(&self) -> Vec<Finding> {
+        self.host_findings.values().cloned().collect()
+    }
+
+    /// Clock offset estimates per host pair, from the hand-offs seen.
+    pub fn skew(&self) -> Vec<SkewEstimate> {
+        self.skew
+            .iter()
+            .map(|((host, reference), b)| SkewEstimate {
+                host: host.clone(),
+                reference: reference.clone(),
+                min_ms: b.min_ms,
+                max_ms: b.max_ms,
+                samples: b.samples,
+                conflicts: b.conflicts,
+                significant: b.significant(),
+            })
+            .collect()
+    }
+
+    /// End of input: emit everything still open and return all finished chains.
+    pub fn finish(self) -> Vec<MessageChain> {
+        self.finish_all().messages
+    }
+
+    /// End of input: all chains plus host findings, skew and counters.
+    pub fn finish_all(mut self) -> Outcome {
+        self.sweep(true);
+        let host_findings = self.host_findings();
+        let skew = self.skew();
+        Outcome {
+            messages: self.finished.drain(..).collect(),
+            host_findings,
+            skew,
+            stats: self.stats.clone(),
+        }
+    }
+}

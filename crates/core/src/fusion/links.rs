@@ -1,0 +1,304 @@
+//! How the correlator finds and joins chains: the chain of a (host, queue id), `queued as`
+//! hand-offs to the next host (matched in either arrival order), merges of two chains found to
+//! be one message, and the clock-skew sample each hand-off yields. Does not interpret events
+//! (the `on_*` handlers do) nor decide when a chain is done (`correlator`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::logs::Delays;
+
+use super::chain::{Chain, ChainId, Entry};
+use super::correlator::Correlator;
+use super::model::msgid_key;
+use super::skew::{handoff_note, OffsetRange, OnConflict, Stamp};
+
+/// The sending side of a hand-off between two hosts.
+#[derive(Debug, Clone)]
+pub(super) struct Handoff {
+    /// The host that handed the message on.
+    pub up_host: Arc<str>,
+    /// Its log's time of the hand-off (the end of the sending).
+    pub sent: Option<Stamp>,
+    /// Connect + transmit of the hand-off in ms: the window in which the next host saw it.
+    pub window_ms: i64,
+}
+
+/// A `queued as` hand-off whose downstream entry has not been seen yet.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub handoff: Handoff,
+    pub chain: ChainId,
+}
+
+/// Connection setup plus transmission of a hand-off (the window in which the next hop saw the
+/// message), in ms; saturating because the figures come from untrusted log text.
+fn handoff_window_ms(d: Delays) -> i64 {
+    i64::try_from(d.conn_setup_ms.saturating_add(d.transmission_ms))
+        .unwrap_or(i64::MAX)
+        .min(86_400_000)
+}
+
+/// Two message-ids do not contradict each other (the same, or one is unknown).
+pub(super) fn msgids_agree(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => msgid_key(x) == msgid_key(y),
+        _ => true,
+    }
+}
+
+impl Handoff {
+    pub fn new(
+        up_host: Arc<str>,
+        at: Option<DateTime<Utc>>,
+        subsecond: bool,
+        delays: Option<Delays>,
+    ) -> Self {
+        Handoff {
+            up_host,
+            sent: Stamp::of(at, subsecond),
+            window_ms: delays.map(handoff_window_ms).unwrap_or(0),
+        }
+    }
+}
+
+impl Correlator {
+    pub(super) fn new_chain(&mut self) -> ChainId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.chains.insert(id, Chain::new(id));
+        id
+    }
+
+    pub(super) fn find_entry(&self, host: &str, qid: &str) -> Option<ChainId> {
+        self.qids
+            .get(qid)?
+            .iter()
+            .find(|(h, _)| &**h == host)
+            .map(|(_, c)| *c)
+    }
+
+    /// The chain holding (host, qid), creating entry and chain on first sight.
+    pub(super) fn entry_chain(
+        &mut self,
+        host: &Arc<str>,
+        qid: &str,
+        ts: Option<DateTime<Utc>>,
+        subsecond: bool,
+    ) -> ChainId {
+        if let Some(c) = self.find_entry(host, qid) {
+            return c;
+        }
+        let cid = self.new_chain();
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.entries
+                .push(Entry::new(host.clone(), qid, ts, subsecond));
+            ch.touch(ts);
+        }
+        self.qids
+            .entry(qid.to_owned())
+            .or_default()
+            .push((host.clone(), cid));
+        // Someone upstream already said `queued as <qid>`?
+        if self
+            .pending_next
+            .get(qid)
+            .is_some_and(|p| p.handoff.up_host != *host)
+        {
+            if let Some(p) = self.pending_next.remove(qid) {
+                return self.link(p, host, qid, Stamp::of(ts, subsecond), cid);
+            }
+        }
+        cid
+    }
+
+    /// Join the upstream chain of `p` with the chain of the downstream entry (host, qid).
+    fn link(
+        &mut self,
+        p: Pending,
+        host: &Arc<str>,
+        qid: &str,
+        arrived: Option<Stamp>,
+        down_chain: ChainId,
+    ) -> ChainId {
+        let keep = self.merge(p.chain, down_chain);
+        {
+            let Some(ch) = self.chains.get_mut(&keep) else {
+                return keep;
+            };
+            ch.pending_links = ch.pending_links.saturating_sub(1);
+            let up_qid = ch
+                .entries
+                .iter()
+                .find(|e| e.host == p.handoff.up_host && e.sent_to(qid).is_some())
+                .map(|e| e.qid.clone());
+            if let (Some(uq), Some(e)) = (up_qid, ch.entry_mut(host, qid)) {
+                e.upstream = Some((p.handoff.up_host.clone(), uq));
+            }
+        }
+        self.skew_sample(&p.handoff, host, arrived, keep);
+        keep
+    }
+
+    /// A delivery line said `queued as next`: link to that entry if it is known, else wait for
+    /// it.
+    pub(super) fn on_queued_as(&mut self, cid: ChainId, next: &str, handoff: Handoff) {
+        let down = self.qids.get(next).and_then(|v| {
+            v.iter()
+                .find(|(h, _)| *h != handoff.up_host)
+                .map(|(h, c)| (h.clone(), *c))
+        });
+        let p = Pending {
+            handoff,
+            chain: cid,
+        };
+        let Some((host, dcid)) = down else {
+            if self.pending_next.get(next).is_some_and(|x| x.chain == cid) {
+                return;
+            }
+            if let Some(ch) = self.chains.get_mut(&cid) {
+                ch.pending_links += 1;
+            }
+            self.pending_next.insert(next.to_owned(), p);
+            return;
+        };
+        let Some((arrived, linked)) = self
+            .chains
+            .get(&dcid)
+            .and_then(|ch| ch.entries.iter().find(|e| e.host == host && e.qid == next))
+            .map(|e| (Stamp::of(e.arrived, e.subsecond), e.upstream.is_some()))
+        else {
+            return;
+        };
+        if linked {
+            // Another recipient of the same hand-off: already joined and sampled.
+            return;
+        }
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.pending_links += 1;
+        }
+        self.link(p, &host, next, arrived, dcid);
+    }
+
+    /// Two chains may be joined by a session id only if their message-ids do not contradict.
+    pub(super) fn compatible(&self, a: ChainId, b: ChainId) -> bool {
+        let ma = self.chains.get(&a).and_then(|c| c.message_id.as_deref());
+        let mb = self.chains.get(&b).and_then(|c| c.message_id.as_deref());
+        msgids_agree(ma, mb)
+    }
+
+    /// Record one hand-off's constraint on the `down - up` clock offset, and note it on the
+    /// chain when this hand-off alone shows the clocks apart.
+    fn skew_sample(&mut self, h: &Handoff, down: &str, arrived: Option<Stamp>, chain: ChainId) {
+        let (Some(sent), Some(arrived)) = (h.sent, arrived) else {
+            return;
+        };
+        let up = &*h.up_host;
+        if up == down {
+            return;
+        }
+        let sample = OffsetRange::handoff(sent, arrived, h.window_ms);
+        self.skew
+            .entry((down.to_owned(), up.to_owned()))
+            .or_default()
+            .add(sample, OnConflict::KeepEarlier);
+        if let Some(note) = handoff_note(down, up, sample) {
+            if let Some(ch) = self.chains.get_mut(&chain) {
+                ch.add_note(note);
+            }
+        }
+    }
+
+    /// Skew sample between a Postfix LMTP hand-off and Dovecot's saved line in chain `cid`.
+    pub(super) fn sample_dovecot(&mut self, cid: ChainId, session: &str) {
+        let Some(ch) = self.chains.get(&cid) else {
+            return;
+        };
+        let up = ch.entries.iter().find_map(|e| {
+            e.rcpts
+                .iter()
+                .filter_map(|r| r.last.as_ref())
+                .find(|a| a.lmtp_session.as_deref() == Some(session))
+                .map(|a| Handoff::new(e.host.clone(), a.at, a.subsecond, a.delays))
+        });
+        let down = ch
+            .dovecot
+            .iter()
+            .find(|d| d.session.as_deref() == Some(session))
+            .map(|d| (d.host.clone(), Stamp::of(d.at, d.subsecond)));
+        if let (Some(up), Some((host, arrived))) = (up, down) {
+            self.skew_sample(&up, &host, arrived, cid);
+        }
+    }
+
+    /// Merge chain `b` into `a` (the older id survives); returns the survivor.
+    pub(super) fn merge(&mut self, a: ChainId, b: ChainId) -> ChainId {
+        if a == b {
+            return a;
+        }
+        let (keep, gone) = if a < b { (a, b) } else { (b, a) };
+        let Some(g) = self.chains.remove(&gone) else {
+            return keep;
+        };
+        if !self.chains.contains_key(&keep) {
+            // Survivor already emitted (should not happen): put the other back.
+            self.chains.insert(gone, g);
+            return gone;
+        }
+        self.repoint(&g, gone, keep);
+        let limits = self.limits;
+        if let Some(k) = self.chains.get_mut(&keep) {
+            k.absorb(g, &limits);
+        }
+        keep
+    }
+
+    /// Make every index entry of chain `g` that points at `gone` point at `keep`.
+    fn repoint(&mut self, g: &Chain, gone: ChainId, keep: ChainId) {
+        let sessions = &mut self.sessions;
+        let mut repoint_session = |s: &String| {
+            if sessions.get(s) == Some(&gone) {
+                sessions.insert(s.clone(), keep);
+            }
+        };
+        for e in &g.entries {
+            if let Some(v) = self.qids.get_mut(&e.qid) {
+                for (h, c) in v.iter_mut() {
+                    if *h == e.host && *c == gone {
+                        *c = keep;
+                    }
+                }
+            }
+            for a in e.rcpts.iter().filter_map(|r| r.last.as_ref()) {
+                if let Some(s) = &a.lmtp_session {
+                    repoint_session(s);
+                }
+                if let Some(p) = a
+                    .queued_as
+                    .as_ref()
+                    .and_then(|n| self.pending_next.get_mut(n))
+                {
+                    if p.chain == gone {
+                        p.chain = keep;
+                    }
+                }
+            }
+        }
+        for s in g.dovecot.iter().filter_map(|d| d.session.as_ref()) {
+            repoint_session(s);
+        }
+        for to in g.noqueue.iter().filter_map(|nq| nq.reject.to.as_ref()) {
+            if let Some(v) = self.noqueue_by_rcpt.get_mut(&to.to_ascii_lowercase()) {
+                for c in v.iter_mut().filter(|c| **c == gone) {
+                    *c = keep;
+                }
+            }
+        }
+        if let Some(m) = &g.message_id {
+            if self.msgids.get(msgid_key(m)) == Some(&gone) {
+                self.msgids.insert(msgid_key(m).to_owned(), keep);
+            }
+        }
+    }
+}

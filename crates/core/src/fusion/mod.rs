@@ -1,0 +1,40 @@
+//! Timeline fusion: joins parsed log records into per-message chains (Message-ID -> queue id ->
+//! `queued as` -> next queue id -> LMTP session -> Dovecot's saved line), attaches findings with
+//! their evidence, estimates clock skew between hosts, and fuses a chain with a probe's own
+//! client times and Received hops into per-stage latencies. Does not read files or clocks
+//! (callers push records and the "now" is the newest log timestamp seen), and does not parse
+//! lines (`core::logs`).
+//!
+//! Where things are:
+//! - `model`: the output types (serialized to JSON as they are).
+//! - `correlator`: the streaming `Correlator`, its `Limits`, dispatch and emission of chains.
+//! - `on_queue`, `on_delivery`, `on_reject`, `on_dovecot`, `on_host`: one handler module per
+//!   family of log events.
+//! - `links`: finding and joining chains (`queued as` hand-offs, merges).
+//! - `chain`: the working state of one message while it is correlated.
+//! - `assemble`: working state -> `MessageChain`.
+//! - `skew`: the clock-offset estimator shared by the correlator and probe fusion.
+//! - `probe`: one probe's `ProbeTimeline`.
+
+mod assemble;
+mod chain;
+mod correlator;
+mod links;
+mod model;
+mod on_delivery;
+mod on_dovecot;
+mod on_host;
+mod on_queue;
+mod on_reject;
+mod probe;
+mod skew;
+
+pub use correlator::{Correlator, Limits};
+pub use model::{
+    msgid_key, CorrelatorStats, Hop, HopStatus, HostSkew, MessageChain, MessageStatus, Outcome,
+    ProbeTimeline, SkewEstimate, Stage, StageSource,
+};
+pub use probe::{fuse_probe, probe_chains, HeaderHop, ProbeContext};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! The output model of fusion: what a message's chain, a probe's timeline and the clock-skew
+//! estimates look like once assembled (these types are serialized to JSON as they are). Holds
+//! no correlation logic; the working state they are built from lives in `chain`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::diagnosis::Finding;
+use crate::logs::Delays;
+
+/// Final state of a message as far as the logs show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Delivered,
+    Deferred,
+    Bounced,
+    Rejected,
+    Queued,
+    Unknown,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Bounced => "bounced",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Queued => "queued",
+            MessageStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The message did not get where it was going (as far as the logs show).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Deferred | MessageStatus::Bounced | MessageStatus::Rejected
+        )
+    }
+
+    /// Severity order for "worst of": higher is worse.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Delivered => 0,
+            MessageStatus::Unknown => 1,
+            MessageStatus::Queued => 2,
+            MessageStatus::Deferred => 3,
+            MessageStatus::Rejected => 4,
+            MessageStatus::Bounced => 5,
+        }
+    }
+}
+
+/// What one host did with the message (serialized as the snake_case name, e.g. `save_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HopStatus {
+    /// Postfix handed it on (`status=sent`, or an address verification that succeeded).
+    Sent,
+    /// The last attempt was deferred; the message waits in the queue for a retry.
+    Deferred,
+    Bounced,
+    /// Postfix gave up after the maximal queue lifetime and returned it to the sender.
+    Expired,
+    /// Refused: a NOQUEUE or cleanup/milter reject, or every recipient rejected.
+    Rejected,
+    /// Left the queue without a delivery line in these logs (deleted, or delivered before them).
+    Removed,
+    /// In the queue, with no delivery attempt logged yet.
+    Queued,
+    /// Dovecot saved it into a mailbox.
+    Saved,
+    /// Dovecot could not save it.
+    SaveFailed,
+    Unknown,
+}
+
+impl HopStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopStatus::Sent => "sent",
+            HopStatus::Deferred => "deferred",
+            HopStatus::Bounced => "bounced",
+            HopStatus::Expired => "expired",
+            HopStatus::Rejected => "rejected",
+            HopStatus::Removed => "removed",
+            HopStatus::Queued => "queued",
+            HopStatus::Saved => "saved",
+            HopStatus::SaveFailed => "save_failed",
+            HopStatus::Unknown => "unknown",
+        }
+    }
+
+    /// What this hop's status means for the whole message when the hop is where it ended.
+    pub fn message_status(self) -> MessageStatus {
+        match self {
+            HopStatus::Sent | HopStatus::Saved => MessageStatus::Delivered,
+            HopStatus::Deferred | HopStatus::SaveFailed => MessageStatus::Deferred,
+            HopStatus::Bounced | HopStatus::Expired => MessageStatus::Bounced,
+            HopStatus::Rejected => MessageStatus::Rejected,
+            HopStatus::Queued => MessageStatus::Queued,
+            HopStatus::Removed | HopStatus::Unknown => MessageStatus::Unknown,
+        }
+    }
+
+    /// Dovecot's own outcome (saved or not), rather than a Postfix queue's.
+    pub fn is_mailbox_save(self) -> bool {
+        matches!(self, HopStatus::Saved | HopStatus::SaveFailed)
+    }
+}
+
+impl fmt::Display for HopStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad` so that width and alignment (`{:<10}`) apply as they do to a string.
+        f.pad(self.as_str())
+    }
+}
+
+/// One host's part in a message's journey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// Host role of the log source (`ec2`, `dell`, `dovecot`, ...).
+    pub host: String,
+    pub queue_id: Option<String>,
+    /// Postfix delivery agent of the last attempt (`smtp`, `lmtp`, ...) or `dovecot`.
+    pub service: Option<String>,
+    pub status: HopStatus,
+    pub relay: Option<String>,
+    /// Postfix `delay=` of the last attempt (arrival on this host to end of that attempt), or
+    /// Dovecot's `delivery_time`.
+    pub delay_ms: Option<u64>,
+    pub delays: Option<Delays>,
+    pub dsn: Option<String>,
+    pub reason: Option<String>,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub client: Option<String>,
+    pub next_queue_id: Option<String>,
+    pub lmtp_session: Option<String>,
+    pub mailbox: Option<String>,
+    pub attempts: u32,
+    pub arrived_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    /// The timestamps above are whole-second floors (the log had no fraction).
+    pub whole_seconds: bool,
+}
+
+/// Everything the logs say about one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageChain {
+    pub message_id: Option<String>,
+    pub status: MessageStatus,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub hops: Vec<Hop>,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+    /// All its queue entries closed normally (false: still open at end of input or evicted).
+    pub complete: bool,
+    /// The log lines (bounded; `lines_dropped` counts the rest).
+    pub lines: Vec<String>,
+    pub lines_dropped: u64,
+}
+
+impl MessageChain {
+    /// All envelope recipients and original recipients seen, lower-cased.
+    pub fn mentions_rcpt(&self, rcpt: &str) -> bool {
+        let r = rcpt.trim().trim_matches(['<', '>']);
+        self.to.iter().any(|t| t.eq_ignore_ascii_case(r))
+            || self
+                .hops
+                .iter()
+                .any(|h| h.to.iter().any(|t| t.eq_ignore_ascii_case(r)))
+    }
+
+    /// Same Message-ID (angle brackets optional on either side).
+    pub fn has_message_id(&self, id: &str) -> bool {
+        self.message_id
+            .as_deref()
+            .is_some_and(|m| msgid_key(m) == msgid_key(id))
+    }
+}
+
+/// Message-id comparison key: without angle brackets and surrounding space.
+pub fn msgid_key(id: &str) -> &str {
+    id.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+/// Estimated clock offset of `host` relative to `reference` (`host - reference`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkewEstimate {
+    pub host: String,
+    pub reference: String,
+    pub min_ms: i64,
+    pub max_ms: i64,
+    pub samples: u64,
+    /// Samples that contradicted the others (drifting clock or a wrong model); not intersected.
+    pub conflicts: u64,
+    /// Zero lies outside [min, max]: the clocks really disagree.
+    pub significant: bool,
+}
+
+/// Everything the correlator knows at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub messages: Vec<MessageChain>,
+    pub host_findings: Vec<Finding>,
+    pub skew: Vec<SkewEstimate>,
+    pub stats: CorrelatorStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CorrelatorStats {
+    pub records: u64,
+    pub chains_emitted: u64,
+    /// Chains emitted early because `max_open_chains` was reached.
+    pub chains_evicted: u64,
+    /// Finished chains dropped because nobody took them and `max_finished` was reached.
+    pub finished_dropped: u64,
+    pub host_findings_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageSource {
+    /// One server's own clock (Postfix `delay=`, Dovecot `delivery_time`).
+    Log,
+    /// Received header timestamps (whole seconds, two different clocks).
+    Header,
+    /// The client's own clock, or a cross-clock figure bounded by it.
+    Client,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub ms: u64,
+    pub source: StageSource,
+    /// Resolution of the figure (1 for millisecond logs, 1000 for whole-second timestamps).
+    pub precision_ms: u64,
+    /// The raw figure was impossible (negative, or longer than the client saw end to end) and
+    /// was clamped to the client's bounds.
+    pub bounded: bool,
+    pub detail: Option<String>,
+}
+
+/// Clock offset of a host's log relative to the client (`host - client`), from the probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostSkew {
+    pub host: String,
+    pub min_ms: i64,
+    pub max_ms: i64,
+    /// The offset within [min, max] closest to zero: what stage arithmetic corrects by.
+    pub estimate_ms: i64,
+    pub significant: bool,
+    /// The constraints contradicted each other (bounds are then those of the last event).
+    pub inconsistent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeTimeline {
+    pub message_id: String,
+    pub status: MessageStatus,
+    pub stages: Vec<Stage>,
+    pub findings: Vec<Finding>,
+    /// The last host whose log saw the message.
+    pub last_host: Option<String>,
+    pub skew: Vec<HostSkew>,
+    pub notes: Vec<String>,
+    /// The log chain(s) used (empty when no log mentions the probe).
+    pub hops: Vec<Hop>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [HopStatus; 10] = [
+        HopStatus::Sent,
+        HopStatus::Deferred,
+        HopStatus::Bounced,
+        HopStatus::Expired,
+        HopStatus::Rejected,
+        HopStatus::Removed,
+        HopStatus::Queued,
+        HopStatus::Saved,
+        HopStatus::SaveFailed,
+        HopStatus::Unknown,
+    ];
+
+    #[test]
+    fn hop_status_serializes_display_and_as_str_alike() {
+        for s in ALL {
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::Value::from(s.as_str()), "{s:?}");
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!(HopStatus::SaveFailed.as_str(), "save_failed");
+        // Padding applies as it does to a string (the human report aligns on it).
+        assert_eq!(format!("[{:<10}]", HopStatus::Sent), "[sent      ]");
+    }
+
+    #[test]
+    fn a_leaf_hops_status_decides_the_message_status() {
+        use MessageStatus as M;
+        let expect = [
+            (HopStatus::Sent, M::Delivered),
+            (HopStatus::Saved, M::Delivered),
+            (HopStatus::Deferred, M::Deferred),
+            (HopStatus::SaveFailed, M::Deferred),
+            (HopStatus::Bounced, M::Bounced),
+            (HopStatus::Expired, M::Bounced),
+            (HopStatus::Rejected, M::Rejected),
+            (HopStatus::Queued, M::Queued),
+            (HopStatus::Removed, M::Unknown),
+            (HopStatus::Unknown, M::Unknown),
+        ];
+        assert_eq!(expect.len(), ALL.len());
+        for (hop, msg) in expect {
+            assert_eq!(hop.message_status(), msg, "{hop:?}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Correlator handler for a Postfix delivery attempt (`to=<..>, relay=.., status=..`): records
+//! the attempt on its recipient, turns a failure into a finding (explained by nearby Dovecot and
+//! host warning lines, joined with the next hop's NOQUEUE reject it quotes), and follows the
+//! hand-off to the next host (`queued as`) or to Dovecot (LMTP session id). Rejects and
+//! Dovecot's own lines have their modules (`on_reject`, `on_dovecot`).
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnosis::{classify_delivery, classify_text, Finding, FindingCode};
+use crate::logs::{Delivery, DeliveryStatus, LogRecord};
+
+use super::chain::{clip, generic, within, Attempt, ChainId, RcptStatus};
+use super::correlator::{remember, Correlator, RecentFailure};
+use super::links::Handoff;
+
+/// A failed delivery's classification and the lines that show it.
+struct Failure {
+    code: FindingCode,
+    evidence: Vec<String>,
+}
+
+impl Correlator {
+    pub(super) fn on_delivery(&mut self, rec: &LogRecord, d: &Delivery) {
+        let (mut cid, failure, from) = self.record_attempt(rec, d);
+        if let Some(failure) = failure {
+            cid = self.on_delivery_failure(rec, d, cid, failure, from);
+        }
+        if let Some(next) = &d.queued_as {
+            let handoff = Handoff::new(rec.role.clone(), rec.timestamp, rec.subsecond, d.delays);
+            self.on_queued_as(cid, next, handoff);
+        }
+        if let Some(s) = &d.lmtp_session {
+            self.join_lmtp_session(cid, s);
+        }
+    }
+
+    /// File the line and the attempt with the recipient of its queue entry. Returns the chain,
+    /// the failure (if the attempt failed; the entry's pending detail lines may name a generic
+    /// failure more precisely and join its evidence) and the entry's sender.
+    fn record_attempt(
+        &mut self,
+        rec: &LogRecord,
+        d: &Delivery,
+    ) -> (ChainId, Option<Failure>, Option<String>) {
+        let ts = rec.timestamp;
+        let limits = self.limits;
+        let cid = self.entry_chain(&rec.role, &d.queue_id, ts, rec.subsecond);
+        let mut failure = classify_delivery(d.status, &d.reason).map(|code| Failure {
+            code,
+            evidence: vec![clip(&rec.raw, limits.max_line_bytes)],
+        });
+        let mut from = None;
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return (cid, failure, from);
+        };
+        ch.add_line(&rec.raw, &limits);
+        ch.touch(ts);
+        let Some(e) = ch.entry_mut(&rec.role, &d.queue_id) else {
+            return (cid, failure, from);
+        };
+        from = e.from.clone();
+        e.last_seen = ts.or(e.last_seen);
+        if let Some(f) = &mut failure {
+            for dc in e.details.iter().filter_map(|det| classify_text(det)) {
+                if generic(f.code) {
+                    f.code = dc;
+                }
+            }
+            f.evidence.extend(e.details.drain(..));
+        }
+        let status = match d.status {
+            DeliveryStatus::Sent | DeliveryStatus::Verify => RcptStatus::Sent,
+            DeliveryStatus::Deferred | DeliveryStatus::Other => RcptStatus::Deferred,
+            DeliveryStatus::Bounced => RcptStatus::Bounced,
+        };
+        if let Some(r) = e.rcpt_mut(&d.to) {
+            r.attempts += 1;
+            r.status = status;
+            r.last = Some(Attempt {
+                service: d.service.clone(),
+                relay: d.relay.clone(),
+                delay_ms: d.delay_ms,
+                delays: d.delays,
+                dsn: d.dsn.clone(),
+                reason: clip(&d.reason, limits.max_line_bytes),
+                queued_as: d.queued_as.clone(),
+                lmtp_session: d.lmtp_session.clone(),
+                at: ts,
+                subsecond: rec.subsecond,
+            });
+        }
+        (cid, failure, from)
+    }
+
+    /// A failed attempt: explain it, join the next hop's reject it quotes, add its finding and
+    /// remember it for lines logged after it. Returns the (possibly merged) chain.
+    fn on_delivery_failure(
+        &mut self,
+        rec: &LogRecord,
+        d: &Delivery,
+        mut cid: ChainId,
+        mut failure: Failure,
+        from: Option<String>,
+    ) -> ChainId {
+        let role = &rec.role;
+        let ts = rec.timestamp;
+        let limits = self.limits;
+        let to_key = d.to.to_ascii_lowercase();
+        // Dovecot's own error line explains LMTP's generic "Internal error occurred".
+        if d.service == "lmtp" || d.service == "lda" {
+            self.explain_by_dovecot(&to_key, ts, &mut failure);
+        }
+        // Host warnings that explain it (e.g. transport.db unavailable next to "address
+        // resolver failure").
+        let (code, ev) = self.explaining_problems(role, ts, failure.code);
+        failure.code = code;
+        failure.evidence.extend(ev);
+        // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from the
+        // rejecting side, absorbs this one when the codes agree).
+        if let Some(nq) = self.find_noqueue(role, &to_key, from.as_deref(), ts, &d.reason) {
+            cid = self.merge(cid, nq);
+        }
+        let what = match d.status {
+            DeliveryStatus::Bounced => "bounced",
+            _ => "deferred",
+        };
+        let msg = format!(
+            "{role}: delivery to <{}> {what} via {} (relay={}): {}",
+            d.to,
+            d.service,
+            d.relay.as_deref().unwrap_or("none"),
+            clip(&d.reason, 300)
+        );
+        let mut f = Finding::new(failure.code, Some(role), msg);
+        for ev in &failure.evidence {
+            f.add_evidence(ev, limits.max_evidence);
+        }
+        f.seen(ts);
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.add_finding(f, &limits, false);
+        }
+        remember(
+            &mut self.recent_failures,
+            RecentFailure {
+                host: role.clone(),
+                to: to_key,
+                from,
+                at: ts,
+                chain: cid,
+                service: d.service.clone(),
+                reason: clip(&d.reason, 300),
+            },
+        );
+        cid
+    }
+
+    /// The latest Dovecot error for this recipient within the window joins the evidence, and
+    /// names a generic failure.
+    fn explain_by_dovecot(&self, to_key: &str, ts: Option<DateTime<Utc>>, failure: &mut Failure) {
+        let hit = self
+            .recent_dovecot
+            .iter()
+            .rev()
+            .find(|r| r.key == to_key && within(r.at, ts, self.limits.link_window));
+        if let Some(r) = hit {
+            if let (true, Some(dc)) = (generic(failure.code), r.code) {
+                failure.code = dc;
+            }
+            failure.evidence.push(r.raw.clone());
+        }
+    }
+
+    /// An LMTP hand-off's session id joins the chain with Dovecot's line of the same session
+    /// (when their message-ids agree) and samples the skew between the two.
+    fn join_lmtp_session(&mut self, cid: ChainId, session: &str) {
+        match self.sessions.get(session).copied() {
+            Some(other) if other != cid && self.chains.contains_key(&other) => {
+                if self.compatible(cid, other) {
+                    let keep = self.merge(cid, other);
+                    self.sample_dovecot(keep, session);
+                }
+            }
+            Some(_) => self.sample_dovecot(cid, session),
+            None => {
+                self.sessions.insert(session.to_owned(), cid);
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Correlator handlers for Dovecot's side of a delivery: the LMTP/LDA delivery line (saved or
+//! save failed; joined to its message by Message-ID or LMTP session), Dovecot error lines that
+//! explain a Postfix LMTP failure, and recipient lookups that failed during delivery. Dovecot's
+//! login and auth lines about clients are host-level (`on_host`).
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnosis::{classify_dovecot_problem, classify_text, is_spam_mailbox};
+use crate::diagnosis::{Finding, FindingCode};
+use crate::logs::{AuthFailureKind, Event, LogRecord};
+
+use super::chain::{clip, generic, within, ChainId, DoveDelivery, MAX_DOVECOT};
+use super::correlator::{remember, Correlator, RecentLine};
+use super::links::msgids_agree;
+use super::model::msgid_key;
+
+/// The finding a Dovecot delivery line carries, if any: a failed save (named by its own text,
+/// else by the Dovecot error line `cause` just before it) or a save into a spam folder.
+fn delivery_finding(
+    rec: &LogRecord,
+    d: &DoveDelivery,
+    text: &str,
+    cause: Option<&RecentLine>,
+    max_evidence: usize,
+    max_line_bytes: usize,
+) -> Option<Finding> {
+    let role = &rec.role;
+    let who = d.user.as_deref().unwrap_or("?");
+    let mb = d.mailbox.as_deref().unwrap_or("?");
+    let mut f = if !d.saved {
+        let code = classify_text(text)
+            .or(cause.and_then(|c| c.code))
+            .unwrap_or(FindingCode::DeferredOther);
+        let msg = format!(
+            "{role}: Dovecot could not save the message for {who} into {mb}: {}",
+            clip(text, 300)
+        );
+        let mut f = Finding::new(code, Some(role), msg);
+        if let Some(c) = cause {
+            f.add_evidence(&c.raw, max_evidence);
+        }
+        f
+    } else if is_spam_mailbox(mb) {
+        let msg = format!("{role}: Dovecot filed the message for {who} into {mb}");
+        Finding::new(FindingCode::SpamFolder, Some(role), msg)
+    } else {
+        return None;
+    };
+    f.add_evidence(&clip(&rec.raw, max_line_bytes), max_evidence);
+    f.seen(rec.timestamp);
+    Some(f)
+}
+
+impl Correlator {
+    pub(super) fn on_dovecot_delivery(&mut self, rec: &LogRecord) {
+        let Event::DovecotDelivery {
+            user,
+            session,
+            message_id,
+            mailbox,
+            saved,
+            delivery_time_ms,
+            text,
+        } = &rec.event
+        else {
+            return;
+        };
+        let d = DoveDelivery {
+            host: rec.role.clone(),
+            user: user.clone(),
+            session: session.clone(),
+            mailbox: mailbox.clone(),
+            saved: *saved,
+            delivery_time_ms: *delivery_time_ms,
+            at: rec.timestamp,
+            subsecond: rec.subsecond,
+        };
+        // A save failure's reason is often generic; Dovecot's error line just before it (same
+        // session, or same user within the window) has the cause.
+        let cause = if d.saved {
+            None
+        } else {
+            self.save_failure_cause(&d)
+        };
+        let limits = self.limits;
+        let finding = delivery_finding(
+            rec,
+            &d,
+            text,
+            cause.as_ref(),
+            limits.max_evidence,
+            limits.max_line_bytes,
+        );
+        let cid = self.dovecot_chain(message_id.as_deref(), session.as_deref());
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            if ch.message_id.is_none() {
+                ch.message_id = message_id.clone();
+            }
+            if ch.dovecot.len() < MAX_DOVECOT {
+                ch.dovecot.push(d);
+            }
+            ch.add_line(&rec.raw, &limits);
+            ch.touch(rec.timestamp);
+            if let Some(f) = finding {
+                ch.add_finding(f, &limits, true);
+            }
+        }
+        if let Some(s) = session {
+            self.sessions.entry(s.clone()).or_insert(cid);
+            self.sample_dovecot(cid, s);
+        }
+    }
+
+    /// The latest classified Dovecot error of the same session, or of the same user within the
+    /// window.
+    fn save_failure_cause(&self, d: &DoveDelivery) -> Option<RecentLine> {
+        let user_key = d.user_key();
+        self.recent_dovecot
+            .iter()
+            .rev()
+            .find(|r| {
+                r.code.is_some()
+                    && ((d.session.is_some() && r.session == d.session)
+                        || (user_key.as_deref() == Some(r.key.as_str())
+                            && within(r.at, d.at, self.limits.link_window)))
+            })
+            .cloned()
+    }
+
+    /// The chain a Dovecot delivery line belongs to: by its Message-ID, else by its LMTP session
+    /// (unless that chain's Message-ID differs), else a new one.
+    fn dovecot_chain(&mut self, message_id: Option<&str>, session: Option<&str>) -> ChainId {
+        let by_msgid = message_id
+            .map(msgid_key)
+            .filter(|k| !k.is_empty())
+            .and_then(|k| self.msgids.get(k).copied())
+            .filter(|c| self.chains.contains_key(c));
+        let by_session = session
+            .and_then(|s| self.sessions.get(s).copied())
+            .filter(|c| self.chains.contains_key(c));
+        match (by_msgid, by_session) {
+            (Some(a), Some(b)) if a != b && self.compatible(a, b) => self.merge(a, b),
+            (Some(a), _) => a,
+            (None, Some(b)) => {
+                let theirs = self.chains.get(&b).and_then(|c| c.message_id.as_deref());
+                if msgids_agree(message_id, theirs) {
+                    b
+                } else {
+                    // A session-joined chain with a different message-id must not absorb this.
+                    self.new_chain()
+                }
+            }
+            (None, None) => {
+                let c = self.new_chain();
+                if let Some(k) = message_id.map(msgid_key).filter(|k| !k.is_empty()) {
+                    self.msgids.insert(k.to_owned(), c);
+                }
+                c
+            }
+        }
+    }
+
+    pub(super) fn on_dovecot_problem(&mut self, rec: &LogRecord) {
+        let Event::DovecotProblem {
+            service,
+            user,
+            session,
+            severity,
+            text,
+        } = &rec.event
+        else {
+            return;
+        };
+        let limits = self.limits;
+        let code = classify_dovecot_problem(*severity, text);
+        let mut attached = false;
+        if let Some(ch) = session
+            .as_ref()
+            .and_then(|s| self.sessions.get(s))
+            .and_then(|cid| self.chains.get_mut(cid))
+        {
+            ch.add_line(&rec.raw, &limits);
+            ch.touch(rec.timestamp);
+            attached = true;
+        }
+        if service == "lmtp" || service == "lda" {
+            if let Some(u) = user {
+                attached |= self.attach_to_lmtp_failure(rec, u, session.clone(), code);
+            }
+        }
+        let Some(c) = code else {
+            return;
+        };
+        let role = &rec.role;
+        if !attached {
+            let who = user
+                .as_deref()
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default();
+            let msg = format!("{role}: Dovecot {service}{who}: {}", clip(text, 300));
+            self.host_finding(c, role, msg, rec);
+        } else if matches!(
+            c,
+            FindingCode::MailboxPermissionDenied | FindingCode::AuthBackendError
+        ) {
+            // Still worth a host-level mention: the cause affects every message.
+            let msg = format!("{role}: Dovecot {service}: {}", clip(text, 300));
+            self.host_finding(c, role, msg, rec);
+        }
+    }
+
+    /// A Dovecot LMTP/LDA error for `user`: it explains the LMTP failure Postfix logged just
+    /// before (if any), and is remembered for a failure logged after it. Returns whether it
+    /// joined a failure's chain.
+    fn attach_to_lmtp_failure(
+        &mut self,
+        rec: &LogRecord,
+        user: &str,
+        session: Option<String>,
+        code: Option<FindingCode>,
+    ) -> bool {
+        let key = user.to_ascii_lowercase();
+        let hit = self.recent_failure_of(&key, rec.timestamp, Some("lmtp"));
+        if let Some(cid) = hit {
+            self.upgrade_with_dovecot(cid, code, rec);
+        }
+        let raw = clip(&rec.raw, self.limits.max_line_bytes);
+        remember(
+            &mut self.recent_dovecot,
+            RecentLine {
+                host: rec.role.clone(),
+                key,
+                session,
+                at: rec.timestamp,
+                code,
+                raw,
+            },
+        );
+        hit.is_some()
+    }
+
+    /// The chain of the latest delivery failure to `to_key` within the window (by `service`
+    /// when given).
+    fn recent_failure_of(
+        &self,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        service: Option<&str>,
+    ) -> Option<ChainId> {
+        self.recent_failures
+            .iter()
+            .rev()
+            .find(|f| {
+                f.to == to_key
+                    && service.is_none_or(|s| f.service == s)
+                    && within(f.at, ts, self.limits.link_window)
+            })
+            .map(|f| f.chain)
+    }
+
+    /// The LMTP failure's generic finding gets the specific cause, the Dovecot line, and
+    /// Dovecot's host (where the cause is).
+    fn upgrade_with_dovecot(&mut self, cid: ChainId, code: Option<FindingCode>, rec: &LogRecord) {
+        let limits = self.limits;
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        ch.add_line(&rec.raw, &limits);
+        let Some(x) = ch
+            .findings
+            .iter_mut()
+            .rev()
+            .find(|x| generic(x.f.code) || Some(x.f.code) == code)
+        else {
+            return;
+        };
+        if let (true, Some(c)) = (generic(x.f.code), code) {
+            x.f.code = c;
+            x.f.hint = c.hint().to_owned();
+        }
+        if code.is_some() {
+            x.cause = true;
+            x.f.host = Some(rec.role.to_string());
+            x.f.stage = Some(rec.role.to_string());
+            if let Event::DovecotProblem { user, text, .. } = &rec.event {
+                x.f.message = format!(
+                    "{}: Dovecot could not deliver for {}: {}",
+                    rec.role,
+                    user.as_deref().unwrap_or("?"),
+                    clip(text, 300)
+                );
+            }
+        }
+        x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        x.f.seen(rec.timestamp);
+    }
+
+    /// A passdb lookup without a client address: Dovecot resolving an LMTP/LDA recipient, not a
+    /// login. Evidence for the delivery failure's own finding, and remembered for one logged
+    /// after it.
+    pub(super) fn on_recipient_lookup_failed(
+        &mut self,
+        rec: &LogRecord,
+        user: Option<&str>,
+        kind: AuthFailureKind,
+    ) {
+        let code = match kind {
+            AuthFailureKind::UnknownUser => FindingCode::RecipientUnknown,
+            AuthFailureKind::PasswordMismatch => FindingCode::ImapAuthFailed,
+        };
+        let Some(u) = user else {
+            return;
+        };
+        let limits = self.limits;
+        let key = u.to_ascii_lowercase();
+        let raw = clip(&rec.raw, limits.max_line_bytes);
+        let hit = self.recent_failure_of(&key, rec.timestamp, None);
+        if let Some(ch) = hit.and_then(|cid| self.chains.get_mut(&cid)) {
+            ch.add_line(&rec.raw, &limits);
+            if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
+                x.f.add_evidence(&raw, limits.max_evidence);
+            }
+        }
+        remember(
+            &mut self.recent_dovecot,
+            RecentLine {
+                host: rec.role.clone(),
+                key,
+                session: None,
+                at: rec.timestamp,
+                code: Some(code),
+                raw,
+            },
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Correlator handlers for host-level lines, which concern a server rather than one message:
+//! Postfix warnings and errors (also kept a while to explain a failure logged after them), SASL
+//! and Dovecot login/auth failures, auth backend errors. They become findings aggregated per
+//! code and host. Lines about one message's delivery have their own modules.
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnosis::{classify_postfix_problem, Finding, FindingCode};
+use crate::logs::{AuthFailureKind, LogRecord, Severity};
+
+use super::chain::{clip, generic, within};
+use super::correlator::{remember, Correlator, RecentLine};
+
+/// Problem lines that explain one failure, at most.
+const MAX_EXPLAINING: usize = 3;
+
+impl Correlator {
+    /// Count a host-level finding (one per code and host), bounded by `max_host_findings`.
+    pub(super) fn host_finding(
+        &mut self,
+        code: FindingCode,
+        host: &str,
+        message: String,
+        rec: &LogRecord,
+    ) {
+        let key = (code, host.to_owned());
+        let max_ev = self.limits.max_evidence;
+        let line = clip(&rec.raw, self.limits.max_line_bytes);
+        if let Some(f) = self.host_findings.get_mut(&key) {
+            f.count += 1;
+            f.add_evidence(&line, max_ev);
+            f.seen(rec.timestamp);
+            return;
+        }
+        if self.host_findings.len() >= self.limits.max_host_findings {
+            self.stats.host_findings_dropped += 1;
+            return;
+        }
+        let mut f = Finding::new(code, Some(host), message);
+        f.add_evidence(&line, max_ev);
+        f.seen(rec.timestamp);
+        self.host_findings.insert(key, f);
+    }
+
+    pub(super) fn on_sasl_auth_failed(&mut self, rec: &LogRecord, client: &str, mechanism: &str) {
+        let role = &rec.role;
+        let msg = format!("{role}: SASL {mechanism} authentication failed for client {client}");
+        self.host_finding(FindingCode::AuthFailed, role, msg, rec);
+    }
+
+    /// A Postfix warning/error: filed with its message if it names a queue id, counted as a
+    /// host finding if it is a known problem, and remembered to explain failures after it.
+    pub(super) fn on_postfix_problem(
+        &mut self,
+        rec: &LogRecord,
+        severity: Severity,
+        queue_id: Option<&str>,
+        text: &str,
+    ) {
+        let role = &rec.role;
+        let limits = self.limits;
+        let code = classify_postfix_problem(severity, text);
+        if let Some(ch) = queue_id
+            .and_then(|q| self.find_entry(role, q))
+            .and_then(|cid| self.chains.get_mut(&cid))
+        {
+            ch.add_line(&rec.raw, &limits);
+        }
+        if let Some(c) = code {
+            let msg = format!("{role}: {}", clip(text, 300));
+            self.host_finding(c, role, msg, rec);
+        }
+        remember(
+            &mut self.recent_problems,
+            RecentLine {
+                host: role.clone(),
+                key: String::new(),
+                session: None,
+                at: rec.timestamp,
+                code,
+                raw: clip(&rec.raw, limits.max_line_bytes),
+            },
+        );
+    }
+
+    pub(super) fn on_login_failed(
+        &mut self,
+        rec: &LogRecord,
+        service: &str,
+        user: Option<&str>,
+        remote_ip: Option<&str>,
+    ) {
+        let msg = format!(
+            "{}: {service} login failed for {} from {}",
+            rec.role,
+            user.unwrap_or("?"),
+            remote_ip.unwrap_or("?")
+        );
+        self.host_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
+    }
+
+    /// A client's login rejected by Dovecot's passdb.
+    pub(super) fn on_auth_failed(
+        &mut self,
+        rec: &LogRecord,
+        user: Option<&str>,
+        kind: AuthFailureKind,
+    ) {
+        let what = match kind {
+            AuthFailureKind::PasswordMismatch => "password mismatch",
+            AuthFailureKind::UnknownUser => "unknown user",
+        };
+        let msg = format!(
+            "{}: Dovecot auth {what} for {}",
+            rec.role,
+            user.unwrap_or("?")
+        );
+        self.host_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
+    }
+
+    pub(super) fn on_auth_backend_error(&mut self, rec: &LogRecord, text: &str) {
+        let msg = format!(
+            "{}: Dovecot auth backend error: {}",
+            rec.role,
+            clip(text, 300)
+        );
+        self.host_finding(FindingCode::AuthBackendError, &rec.role, msg, rec);
+    }
+
+    /// Recent warning lines on `host` that explain a failure classified as `code` (up to
+    /// three, oldest first); a generic code takes the warnings' specific one.
+    pub(super) fn explaining_problems(
+        &self,
+        host: &str,
+        ts: Option<DateTime<Utc>>,
+        code: FindingCode,
+    ) -> (FindingCode, Vec<String>) {
+        let mut code = code;
+        let mut hits: Vec<String> = Vec::new();
+        // The ring is in arrival order (roughly time order): stop once it is well older than
+        // the window instead of walking all of it for every failure.
+        let floor = ts.and_then(|t| t.checked_sub_signed(self.limits.link_window * 4));
+        for p in self.recent_problems.iter().rev() {
+            if let (Some(f), Some(a)) = (floor, p.at) {
+                if a < f {
+                    break;
+                }
+            }
+            let Some(pc) = p.code else { continue };
+            if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
+                continue;
+            }
+            if pc == code || generic(code) {
+                code = pc;
+                if !hits.contains(&p.raw) {
+                    hits.push(p.raw.clone());
+                }
+                if hits.len() >= MAX_EXPLAINING {
+                    break;
+                }
+            }
+        }
+        hits.reverse();
+        (code, hits)
+    }
+}

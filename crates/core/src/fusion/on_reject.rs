@@ -1,0 +1,173 @@
+//! Correlator handler for rejections (smtpd NOQUEUE rejects, cleanup/milter rejects of a queued
+//! message): the finding on the rejecting host, and the join between a NOQUEUE reject and the
+//! upstream delivery failure that quotes its reply, in whichever order the two logs arrive.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnosis::{classify_smtp_reply, Finding};
+use crate::logs::{LogRecord, Reject};
+
+use super::chain::{clip, reply_text, senders_agree, within, ChainId, NoQueue, RcptStatus};
+use super::correlator::Correlator;
+
+/// Whether a delivery failure's reason quotes this rejection's reply ("host X said: 554 5.7.1
+/// ..."): only then is the rejection the cause. Same recipient and sender within the window is
+/// not enough: an earlier probe's rejection, or a failure of another kind (a lost connection)
+/// at the same moment, would otherwise be taken for it.
+fn quotes_reply(reason: &str, r: &Reject) -> bool {
+    match (r.code, r.dsn.as_deref()) {
+        // Postfix: "host X[ip] said: 554 5.7.1 <rcpt>: Relay access denied (in reply to ...)".
+        (Some(code), dsn) => {
+            reason.contains(&format!("said: {code}"))
+                || dsn.is_some_and(|d| reason.contains(&format!("{code} {d}")))
+        }
+        (None, _) => {
+            let head: String = r.reason.chars().take(24).collect();
+            !head.is_empty() && reason.contains(&head)
+        }
+    }
+}
+
+/// The finding's text: who rejected what, at which stage, with the reply.
+fn reject_message(role: &str, r: &Reject, reply: &str) -> String {
+    format!(
+        "{role} rejected {}{}{}{}: {}",
+        r.stage,
+        r.from
+            .as_deref()
+            .map(|f| format!(" from <{f}>"))
+            .unwrap_or_default(),
+        r.to.as_deref()
+            .map(|t| format!(" to <{t}>"))
+            .unwrap_or_default(),
+        r.client
+            .as_deref()
+            .map(|c| format!(" (client {c})"))
+            .unwrap_or_default(),
+        clip(reply, 300)
+    )
+}
+
+impl Correlator {
+    pub(super) fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
+        let ts = rec.timestamp;
+        let limits = self.limits;
+        let code = classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason);
+        let (code, explaining) = self.explaining_problems(&rec.role, ts, code);
+        let reply = reply_text(r);
+        let mut f = Finding::new(code, Some(&rec.role), reject_message(&rec.role, r, &reply));
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        for e in &explaining {
+            f.add_evidence(e, limits.max_evidence);
+        }
+        f.seen(ts);
+        match &r.queue_id {
+            Some(q) => self.on_queued_reject(rec, r, q, &reply, f),
+            None => self.on_noqueue_reject(rec, r, f),
+        }
+    }
+
+    /// A reject of a message that has a queue id: one recipient (RCPT) or the whole message.
+    fn on_queued_reject(&mut self, rec: &LogRecord, r: &Reject, q: &str, reply: &str, f: Finding) {
+        let limits = self.limits;
+        let cid = self.entry_chain(&rec.role, q, rec.timestamp, rec.subsecond);
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        if let Some(e) = ch.entry_mut(&rec.role, q) {
+            if r.stage == "RCPT" {
+                if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
+                    rc.status = RcptStatus::Rejected;
+                }
+            } else if r.action != "hold" {
+                e.rejected = Some(clip(reply, 300));
+            }
+            if e.from.is_none() {
+                e.from = r.from.clone();
+            }
+        }
+        ch.add_line(&rec.raw, &limits);
+        ch.touch(rec.timestamp);
+        ch.add_finding(f, &limits, true);
+    }
+
+    /// A NOQUEUE reject: a chain of its own, joined with the upstream delivery failure that
+    /// quotes it if that was logged first (else the failure finds it by `find_noqueue`).
+    fn on_noqueue_reject(&mut self, rec: &LogRecord, r: &Reject, f: Finding) {
+        let limits = self.limits;
+        let ts = rec.timestamp;
+        let mut cid = self.new_chain();
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.noqueue.push(NoQueue {
+                host: rec.role.clone(),
+                reject: r.clone(),
+                at: ts,
+            });
+            ch.add_line(&rec.raw, &limits);
+            ch.touch(ts);
+            ch.add_finding(f, &limits, true);
+        }
+        let Some(to) = &r.to else {
+            return;
+        };
+        let key = to.to_ascii_lowercase();
+        if let Some(up) = self.upstream_failure_quoting(&rec.role, &key, ts, r) {
+            // The reject's finding (cause side) absorbs the upstream bounce's.
+            cid = self.merge(up, cid);
+        }
+        let v = self.noqueue_by_rcpt.entry(key).or_default();
+        if !v.contains(&cid) {
+            v.push(cid);
+        }
+    }
+
+    /// The chain of a recent delivery failure on another host, to this recipient from the same
+    /// sender within the window, whose reason quotes this reject's reply.
+    fn upstream_failure_quoting(
+        &self,
+        host: &Arc<str>,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        r: &Reject,
+    ) -> Option<ChainId> {
+        self.recent_failures
+            .iter()
+            .rev()
+            .find(|x| {
+                x.to == to_key
+                    && x.host != *host
+                    && within(x.at, ts, self.limits.link_window)
+                    && quotes_reply(&x.reason, r)
+                    && senders_agree(x.from.as_deref(), r.from.as_deref())
+            })
+            .map(|x| x.chain)
+            .filter(|c| self.chains.contains_key(c))
+    }
+
+    /// The NOQUEUE reject chain (on another host, within the window, same sender) whose reply
+    /// a delivery failure to `to_key` quotes: the next hop refused what this host tried to
+    /// deliver.
+    pub(super) fn find_noqueue(
+        &self,
+        host: &str,
+        to_key: &str,
+        from: Option<&str>,
+        ts: Option<DateTime<Utc>>,
+        reason: &str,
+    ) -> Option<ChainId> {
+        let v = self.noqueue_by_rcpt.get(to_key)?;
+        v.iter().rev().copied().find(|cid| {
+            self.chains.get(cid).is_some_and(|ch| {
+                ch.entries.is_empty()
+                    && ch.noqueue.iter().any(|nq| {
+                        &*nq.host != host
+                            && within(nq.at, ts, self.limits.link_window)
+                            && quotes_reply(reason, &nq.reject)
+                            && senders_agree(from, nq.reject.from.as_deref())
+                    })
+            })
+        })
+    }
+}

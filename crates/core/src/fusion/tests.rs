@@ -1,0 +1,532 @@
+//! Behaviour tests of fusion as a whole: correlating log lines into chains, clock skew between
+//! hosts, and fusing a probe's timeline (module-level tests live beside their modules).
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::diagnosis::FindingCode;
+use crate::logs::{parse_line, ParseContext};
+
+fn feed(corr: &mut Correlator, role: &str, text: &str) {
+    let ctx = ParseContext::new(role, 2025);
+    for l in text.lines() {
+        if let Some(r) = parse_line(l.as_bytes(), &ctx) {
+            corr.push(r);
+        }
+    }
+}
+
+/// Two correlators fed the same two logs (role, text), one in each order: logs of different
+/// hosts arrive in either order.
+fn in_both_orders(a: (&str, &str), b: (&str, &str)) -> [Correlator; 2] {
+    [[a, b], [b, a]].map(|logs| {
+        let mut c = Correlator::new(Limits::default());
+        for (role, text) in logs {
+            feed(&mut c, role, text);
+        }
+        c
+    })
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const EC2: &str = "\
+Nov  7 12:00:05 mx postfix/smtpd[1]: 1A1A1A1A1A: client=smtp.provider.test[198.18.2.2]
+Nov  7 12:00:05 mx postfix/cleanup[2]: 1A1A1A1A1A: message-id=<p1@flowtest>
+Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: from=<probe@provider.test>, size=1200, nrcpt=1 (queue active)
+Nov  7 12:00:05 mx postfix/smtp[4]: 1A1A1A1A1A: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.01/0/0.04/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 2B2B2B2B2B)
+Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: removed";
+// Dell's clock runs 7 s ahead.
+const DELL: &str = "\
+Nov  7 12:00:12 dell postfix/smtpd[1]: 2B2B2B2B2B: client=unknown[100.64.0.1]
+Nov  7 12:00:12 dell postfix/cleanup[2]: 2B2B2B2B2B: message-id=<p1@flowtest>
+Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: from=<probe@provider.test>, size=1400, nrcpt=1 (queue active)
+Nov  7 12:00:12 dell postfix/lmtp[4]: 2B2B2B2B2B: to=<bob@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.03, delays=0.01/0/0.01/0.01, dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> c2tldzFza2V3MXNrZXcxcw Saved)
+Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
+
+#[test]
+fn links_hosts_in_either_order() {
+    for c in in_both_orders(("ec2", EC2), ("dell", DELL)) {
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let hosts: Vec<&str> = ms[0].hops.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(hosts, ["ec2", "dell"]);
+        assert_eq!(ms[0].status, MessageStatus::Delivered);
+        assert!(ms[0].complete);
+    }
+}
+
+#[test]
+fn skewed_host_is_bounded_by_client_clock() {
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", EC2);
+    feed(&mut c, "dell", DELL);
+    let skew = c.skew();
+    assert_eq!(skew.len(), 1);
+    assert!(
+        skew[0].significant && skew[0].min_ms >= 6000 && skew[0].max_ms <= 8200,
+        "{skew:?}"
+    );
+    let ms = c.finish();
+    let ctx = ProbeContext {
+        message_id: "p1@flowtest".into(),
+        mail_from: "probe@provider.test".into(),
+        rcpt_to: vec!["bob@corp.test".into()],
+        submitted_at: at("2025-11-07T12:00:04.900Z"),
+        accepted_at: Some(at("2025-11-07T12:00:05.050Z")),
+        detected_at: Some(at("2025-11-07T12:00:05.900Z")),
+        ..ProbeContext::default()
+    };
+    let t = fuse_probe(&ctx, &ms, &[]);
+    assert_eq!(t.status, MessageStatus::Delivered);
+    assert_eq!(t.last_host.as_deref(), Some("dell"));
+    let dell = t.skew.iter().find(|s| s.host == "dell").unwrap();
+    assert!(
+        dell.significant && (6000..=7000).contains(&dell.estimate_ms),
+        "{dell:?}"
+    );
+    let ec2 = t.skew.iter().find(|s| s.host == "ec2").unwrap();
+    assert!(!ec2.significant, "{ec2:?}");
+    let e2e = 1000;
+    for s in &t.stages {
+        assert!(s.ms <= e2e, "impossible stage {s:?}");
+    }
+    let stage = |n: &str| t.stages.iter().find(|s| s.name == n).unwrap().ms;
+    assert_eq!(stage("submit"), 150);
+    // Hand-offs belong to the receiving host: ec2 = its own a+b (10 ms) less the 150 ms
+    // submission the client already counts (so 0); dell = max(ec2's c+d 90 ms, its own
+    // reception a 10 ms) + its b; dell's own hand-off to an unlogged LMTP server stands alone.
+    assert_eq!(stage("ec2"), 0);
+    assert_eq!(stage("dell"), 90);
+    assert_eq!(stage("dell -> next hop"), 20);
+    assert_eq!(stage("end_to_end"), 1000);
+    assert!(t
+        .notes
+        .iter()
+        .any(|n| n.contains("clock skew") && n.contains("dell")));
+}
+
+#[test]
+fn a_rejection_joins_only_the_delivery_that_quotes_it() {
+    // Regression (CI, run_faults): ec2 rejected one message at RCPT; seconds later dell's
+    // LMTP delivery of ANOTHER message (same sender and recipient) failed for an unrelated
+    // reason. They must not be merged: the delivery does not quote the rejection's reply.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 09:02:00 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <alice@corp.test>: Relay access denied; from=<sender@provider.test> to=<alice@corp.test> proto=ESMTP helo=<client>",
+    );
+    feed(
+        &mut c,
+        "dell",
+        "Nov  5 09:02:05 dell postfix/lmtp[9]: 4AAAAAAAAA: to=<alice@corp.test>, relay=dell.corp.test[/run/lmtp], delay=0.1, delays=0.05/0/0.05/0, dsn=4.4.2, status=deferred (lost connection with dell.corp.test[/run/lmtp] while receiving the initial server greeting)",
+    );
+    let ms = c.finish();
+    let rejected: Vec<_> = ms
+        .iter()
+        .filter(|m| m.status == MessageStatus::Rejected)
+        .collect();
+    assert_eq!(rejected.len(), 1, "{ms:#?}");
+    assert!(rejected[0].hops.iter().all(|h| h.host == "ec2"), "{ms:#?}");
+}
+
+#[test]
+fn noqueue_reject_matches_probe_by_sender_recipient_time() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 09:02:00 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <info@newdomain.test>: Relay access denied; from=<probe@provider.test> to=<info@newdomain.test> proto=ESMTP helo=<flowtest>\n\
+         Nov  5 09:02:30 mx postfix/smtpd[3]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 554 5.7.1 <info@newdomain.test>: Relay access denied; from=<other@provider.test> to=<info@newdomain.test> proto=ESMTP helo=<flowtest>",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 2);
+    let ctx = ProbeContext {
+        message_id: "<nope@flowtest>".into(),
+        mail_from: "PROBE@provider.test".into(),
+        rcpt_to: vec!["info@newdomain.test".into()],
+        submitted_at: at("2025-11-05T09:01:59.950Z"),
+        accepted_at: None,
+        ..ProbeContext::default()
+    };
+    let t = fuse_probe(&ctx, &ms, &[]);
+    assert_eq!(t.status, MessageStatus::Rejected);
+    assert_eq!(t.findings.len(), 1);
+    assert_eq!(t.findings[0].code, FindingCode::RelayAccessDenied);
+    assert_eq!(t.findings[0].host.as_deref(), Some("ec2"));
+    // Outside the window: nothing.
+    let late = ProbeContext {
+        submitted_at: at("2025-11-05T10:00:00Z"),
+        ..ctx
+    };
+    let t = fuse_probe(&late, &ms, &[]);
+    assert_eq!(t.status, MessageStatus::Unknown);
+    assert!(t.notes.iter().any(|n| n.contains("no log line")));
+    // Regression (CI, run_faults): an ACCEPTED probe with the same sender and recipient
+    // must not take an earlier rejection for its own while its own lines are not logged yet.
+    let accepted = ProbeContext {
+        accepted_at: Some(late.submitted_at),
+        submitted_at: ctx.submitted_at,
+        ..late
+    };
+    let t = fuse_probe(&accepted, &ms, &[]);
+    assert_eq!(t.status, MessageStatus::Unknown, "{t:?}");
+    assert!(t.findings.is_empty());
+}
+
+#[test]
+fn header_hops_fill_hosts_without_logs() {
+    let ctx = ProbeContext {
+        message_id: "x@y".into(),
+        submitted_at: at("2025-11-07T12:00:00Z"),
+        accepted_at: Some(at("2025-11-07T12:00:00.200Z")),
+        detected_at: Some(at("2025-11-07T12:00:03Z")),
+        ..ProbeContext::default()
+    };
+    let hops = [
+        HeaderHop {
+            by: Some("smtp.provider.test".into()),
+            role: Some("provider".into()),
+            timestamp: Some(at("2025-11-07T12:00:00Z")),
+        },
+        HeaderHop {
+            by: Some("mx.corp.test".into()),
+            role: Some("ec2".into()),
+            timestamp: Some(at("2025-11-07T12:00:01Z")),
+        },
+        // A clock far ahead: the raw difference (1 h) is impossible and gets bounded.
+        HeaderHop {
+            by: Some("dell.corp.test".into()),
+            role: Some("dell".into()),
+            timestamp: Some(at("2025-11-07T13:00:01Z")),
+        },
+    ];
+    let t = fuse_probe(&ctx, &[], &hops);
+    let ec2 = t.stages.iter().find(|s| s.name == "ec2 (header)").unwrap();
+    assert_eq!(
+        (ec2.ms, ec2.source, ec2.bounded),
+        (1000, StageSource::Header, false)
+    );
+    let dell = t.stages.iter().find(|s| s.name == "dell (header)").unwrap();
+    assert!(dell.bounded && dell.ms <= 3000, "{dell:?}");
+}
+
+#[test]
+fn open_chains_stay_bounded() {
+    let limits = Limits {
+        max_open_chains: 100,
+        ..Limits::default()
+    };
+    let mut c = Correlator::new(limits);
+    let ctx = ParseContext::new("ec2", 2025);
+    let mut emitted: Vec<MessageChain> = Vec::new();
+    for i in 0..5_000u32 {
+        // Messages that never finish (no "removed"): only the cap can bound them.
+        let l = format!("Nov  7 12:00:05 mx postfix/cleanup[2]: {i:010X}: message-id=<m{i}@x>");
+        c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+        assert!(c.open_chains() <= 101);
+        emitted.extend(c.take_finished());
+    }
+    assert!(c.stats().chains_evicted > 0);
+    let rest = c.finish();
+    assert_eq!(emitted.len() + rest.len(), 5_000);
+    assert!(emitted
+        .iter()
+        .all(|m| !m.complete && m.notes.iter().any(|n| n.contains("open-message limit"))));
+    assert!(rest
+        .iter()
+        .chain(emitted.iter())
+        .all(|m| m.status == MessageStatus::Queued));
+}
+
+#[test]
+fn deferred_then_delivered_keeps_the_deferral_finding() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  6 07:30:00 mx postfix/cleanup[1]: 3A4B5C6D7E: message-id=<d@x>\n\
+         Nov  6 07:30:00 mx postfix/smtp[2]: 3A4B5C6D7E: to=<alice@corp.test>, relay=none, delay=0.03, delays=0.02/0/0.01/0, dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: No route to host)\n\
+         Nov  6 07:31:00 mx postfix/smtp[2]: 3A4B5C6D7E: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=60, delays=60/0/0.04/0.04, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 6F7E8D9C0B)\n\
+         Nov  6 07:31:00 mx postfix/qmgr[3]: 3A4B5C6D7E: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms[0].status, MessageStatus::Delivered);
+    assert_eq!(ms[0].findings.len(), 1);
+    assert_eq!(ms[0].findings[0].code, FindingCode::NextHopUnreachable);
+    assert_eq!(ms[0].hops[0].attempts, 2);
+}
+
+#[test]
+fn dovecot_error_upgrades_generic_lmtp_deferral_and_times_are_utc() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  6 10:20:00 dell postfix/cleanup[4]: 7A8B9C0D1E: message-id=<q@x>\n\
+         Nov  6 10:20:00 dell postfix/lmtp[5]: 7A8B9C0D1E: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.05, delays=0.01/0/0.01/0.03, dsn=4.2.0, status=deferred (host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command))",
+    );
+    feed(
+        &mut c,
+        "dovecot",
+        "2025-11-06T10:20:00.043977 lmtp(alice@corp.test)<512><S1>: Error: Mailbox INBOX: open(/var/mail/alice) failed: Permission denied (euid=5000)",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1);
+    let f = &ms[0].findings[0];
+    assert_eq!(f.code, FindingCode::MailboxPermissionDenied);
+    assert_eq!(f.host.as_deref(), Some("dovecot"));
+    assert_eq!(f.evidence.len(), 2);
+    assert_eq!(
+        f.first_seen,
+        Some(Utc.with_ymd_and_hms(2025, 11, 6, 10, 20, 0).unwrap())
+    );
+}
+
+// One test per family of log events the tests above leave out: what each kind of line does to
+// the chains and host findings, through `Correlator::push`.
+
+fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
+    m.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code:?} finding in {m:#?}"))
+}
+
+#[test]
+fn queue_lifecycle_lines_shape_the_hop() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/pickup[1]: 1C1C1C1C1C: uid=0 from=<root>\n\
+         Nov  7 12:00:00 mx postfix/cleanup[2]: 1C1C1C1C1C: message-id=<e@x>\n\
+         Nov  7 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: from=<root@mx.test>, size=300, nrcpt=1 (queue active)\n\
+         Nov 12 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: from=<root@mx.test>, status=expired, returned to sender\n\
+         Nov 12 12:00:00 mx postfix/bounce[4]: 1C1C1C1C1C: sender non-delivery notification: 2D2D2D2D2D\n\
+         Nov 12 12:00:00 mx postfix/qmgr[3]: 1C1C1C1C1C: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let m = &ms[0];
+    assert_eq!(m.hops.len(), 1);
+    let h = &m.hops[0];
+    assert_eq!(h.status, HopStatus::Expired);
+    assert_eq!(h.client.as_deref(), Some("local pickup"));
+    assert_eq!(h.from.as_deref(), Some("root@mx.test"));
+    assert_eq!(m.status, MessageStatus::Bounced);
+    assert!(m.complete);
+    assert_eq!(m.lines.len(), 6, "every line of the entry is kept");
+}
+
+#[test]
+fn a_queue_entry_without_delivery_lines_is_queued_or_removed() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/cleanup[2]: 2A2A2A2A2A: message-id=<q@x>\n\
+         Nov  7 12:00:00 mx postfix/smtpd[1]: 3B3B3B3B3B: client=unknown[198.18.1.1]\n\
+         Nov  7 12:00:01 mx postfix/qmgr[3]: 3B3B3B3B3B: removed",
+    );
+    let ms = c.finish();
+    let status_of = |qid: &str| {
+        let m = ms
+            .iter()
+            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+            .unwrap();
+        (m.hops[0].status, m.status)
+    };
+    assert_eq!(
+        status_of("2A2A2A2A2A"),
+        (HopStatus::Queued, MessageStatus::Queued)
+    );
+    assert_eq!(
+        status_of("3B3B3B3B3B"),
+        (HopStatus::Removed, MessageStatus::Unknown)
+    );
+}
+
+#[test]
+fn an_attempt_detail_names_the_generic_failure_that_follows() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  7 13:00:00 dell postfix/cleanup[1304]: 6F6F6F6F6F: message-id=<o@corp.test>\n\
+         Nov  7 13:00:00 dell postfix/smtp[1305]: 6F6F6F6F6F: SASL authentication failed; server 198.18.2.2[198.18.2.2] said: 535 5.7.8 Error: authentication failed\n\
+         Nov  7 13:00:00 dell postfix/smtp[1305]: 6F6F6F6F6F: to=<someone@provider.test>, relay=198.18.2.2[198.18.2.2]:587, delay=0.2, delays=0.01/0/0.19/0, dsn=4.0.0, status=deferred (delivery temporarily suspended)",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].status, MessageStatus::Deferred);
+    let f = finding(&ms[0], FindingCode::AuthFailed);
+    assert_eq!(f.host.as_deref(), Some("dell"));
+    assert!(
+        f.evidence.iter().any(|e| e.contains("said: 535")),
+        "the detail line is evidence: {f:#?}"
+    );
+}
+
+#[test]
+fn a_postfix_warning_explains_a_later_failure_and_counts_for_the_host() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov 05 09:59:58 mx postfix/cleanup[3503]: 7E8F9A0B1C: message-id=<w@provider.test>\n\
+         Nov 05 10:00:01 mx postfix/trivial-rewrite[3501]: warning: hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory\n\
+         Nov 05 10:00:02 mx postfix/error[3504]: 7E8F9A0B1C: to=<bob@corp.test>, relay=none, delay=4, delays=0.01/4/0/0, dsn=4.3.0, status=deferred (address resolver failure)",
+    );
+    let out = c.finish_all();
+    assert_eq!(out.messages.len(), 1);
+    let f = finding(&out.messages[0], FindingCode::LookupFailure);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("transport.db")),
+        "{f:#?}"
+    );
+    assert!(out
+        .host_findings
+        .iter()
+        .any(|h| h.code == FindingCode::LookupFailure && h.host.as_deref() == Some("ec2")));
+}
+
+#[test]
+fn host_level_lines_become_counted_host_findings() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  7 13:00:05 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.1]: SASL PLAIN authentication failed: authentication failure\n\
+         Nov  7 13:00:09 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.1]: SASL LOGIN authentication failed: authentication failure",
+    );
+    feed(
+        &mut c,
+        "dovecot",
+        "Nov 06 11:00:01 auth-worker(620): Error: sql(alice@corp.test,198.18.3.1,<Qk9Wc2Z6bGFiMQ>): Password query failed: Not connected to database\n\
+         Nov 06 11:00:10 auth: passwd-file(bob@corp.test,198.18.3.1,<Zm9vYmFyYmF6MQ>): Password mismatch",
+    );
+    let out = c.finish_all();
+    assert!(out.messages.is_empty(), "{:#?}", out.messages);
+    let host = |code: FindingCode, host: &str| {
+        out.host_findings
+            .iter()
+            .find(|f| f.code == code && f.host.as_deref() == Some(host))
+            .unwrap_or_else(|| panic!("no {code:?} on {host}: {:#?}", out.host_findings))
+    };
+    let sasl = host(FindingCode::AuthFailed, "dell");
+    assert_eq!((sasl.count, sasl.evidence.len()), (2, 2), "{sasl:#?}");
+    host(FindingCode::AuthBackendError, "dovecot");
+    host(FindingCode::ImapAuthFailed, "dovecot");
+}
+
+const LMTP_SPAM: &str = "\
+Nov  6 12:00:00 dell postfix/cleanup[704]: 8B9C0D1E2F: message-id=<s@x>
+Nov  6 12:00:00 dell postfix/lmtp[705]: 8B9C0D1E2F: to=<alice@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.06, delays=0.01/0/0.01/0.04, dsn=2.0.0, status=sent (250 2.0.0 <alice@corp.test> U3BhbVNwYW1TcGFtU3BhbQ Saved)
+Nov  6 12:00:00 dell postfix/qmgr[690]: 8B9C0D1E2F: removed";
+const DOVECOT_SPAM: &str = "\
+2025-11-06T12:00:00.540911 lmtp(alice@corp.test)<712><U3BhbVNwYW1TcGFtU3BhbQ>: Info: sieve: msgid=<s@x>: stored mail into mailbox 'Junk'";
+
+#[test]
+fn dovecots_save_follows_the_lmtp_hand_off_in_either_order() {
+    for c in in_both_orders(("dell", LMTP_SPAM), ("dovecot", DOVECOT_SPAM)) {
+        let skew = c.skew();
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let hops: Vec<(&str, HopStatus)> =
+            m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect();
+        assert_eq!(
+            hops,
+            [("dell", HopStatus::Sent), ("dovecot", HopStatus::Saved)]
+        );
+        assert_eq!(m.hops[1].mailbox.as_deref(), Some("Junk"));
+        assert_eq!(m.status, MessageStatus::Delivered);
+        assert_eq!(
+            finding(m, FindingCode::SpamFolder).host.as_deref(),
+            Some("dovecot")
+        );
+        assert_eq!(
+            skew.iter()
+                .map(|s| (s.host.as_str(), s.reference.as_str(), s.samples))
+                .collect::<Vec<_>>(),
+            [("dovecot", "dell", 1)],
+            "the LMTP hand-off is sampled once"
+        );
+    }
+}
+
+#[test]
+fn a_failed_save_takes_its_cause_from_dovecots_error_line() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dovecot",
+        "2025-11-06T10:20:00.043977 lmtp(alice@corp.test)<512><Pq1Rs2Tu3Vw4Xy5Za6Bc7D>: Error: Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=5000)\n\
+         2025-11-06T10:20:00.044310 lmtp(alice@corp.test)<512><Pq1Rs2Tu3Vw4Xy5Za6Bc7D>: Error: msgid=<f@x>: save failed to INBOX: Internal error occurred. Refer to server log for more information.",
+    );
+    let out = c.finish_all();
+    assert_eq!(out.messages.len(), 1, "{:#?}", out.messages);
+    let m = &out.messages[0];
+    assert_eq!(m.hops[0].status, HopStatus::SaveFailed);
+    assert_eq!(m.status, MessageStatus::Deferred);
+    let f = finding(m, FindingCode::MailboxPermissionDenied);
+    assert!(
+        f.evidence[0].contains("Permission denied"),
+        "the cause leads: {f:#?}"
+    );
+    assert!(out
+        .host_findings
+        .iter()
+        .any(|h| h.code == FindingCode::MailboxPermissionDenied));
+}
+
+const LMTP_BOUNCE: &str = "Nov 28 05:35:49 dell postfix/lmtp[22969]: 3BC65DC1A1: to=<nobody@corp.test>, relay=dell.corp.test[/run/lmtp], delay=0, delays=0/0/0/0, dsn=5.1.1, status=bounced (host dell.corp.test[/run/lmtp] said: 550 5.1.1 <nobody@corp.test> User doesn't exist: nobody@corp.test (in reply to RCPT TO command))";
+const UNKNOWN_USER: &str =
+    "2025-11-28T05:35:49.248453 auth: Info: passwd-file(nobody@corp.test): unknown user";
+
+#[test]
+fn a_recipient_lookup_failure_is_evidence_for_the_bounce_in_either_order() {
+    for c in in_both_orders(("dell", LMTP_BOUNCE), ("dovecot", UNKNOWN_USER)) {
+        let out = c.finish_all();
+        assert_eq!(out.messages.len(), 1, "{:#?}", out.messages);
+        let f = finding(&out.messages[0], FindingCode::RecipientUnknown);
+        assert!(
+            f.evidence.iter().any(|e| e.contains("unknown user")),
+            "{f:#?}"
+        );
+        assert!(
+            out.host_findings.is_empty(),
+            "a delivery's lookup is not a login failure: {:#?}",
+            out.host_findings
+        );
+    }
+}
+
+#[test]
+fn rejects_of_a_queued_message_close_or_keep_the_entry() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:00 mx postfix/cleanup[2]: 1E1E1E1E1E: milter-reject: END-OF-MESSAGE from unknown[198.18.1.1]: 5.7.1 Spam detected; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>\n\
+         Nov  7 12:00:00 mx postfix/cleanup[2]: 2F2F2F2F2F: hold: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held",
+    );
+    let ms = c.finish();
+    let hop = |qid: &str| {
+        ms.iter()
+            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+            .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
+    };
+    let rejected = hop("1E1E1E1E1E");
+    assert_eq!(rejected.hops[0].status, HopStatus::Rejected);
+    assert_eq!(rejected.status, MessageStatus::Rejected);
+    assert!(rejected.complete, "a whole-message reject closes the entry");
+    assert_eq!(rejected.from.as_deref(), Some("a@provider.test"));
+    let held = hop("2F2F2F2F2F");
+    assert_ne!(held.hops[0].status, HopStatus::Rejected, "{held:#?}");
+    assert!(!held.complete, "a held message stays in the queue");
+}
