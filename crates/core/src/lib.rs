@@ -9,3 +9,4 @@ pub mod probe;
 pub mod reply;
 pub mod report;
 pub mod trace;
+pub mod verdict;
