@@ -129,7 +129,7 @@ async fn step<T>(
 /// Send `message` as configured. Every step is bounded by the sender's command timeout.
 pub async fn send(cfg: &SmtpSender, prepared: &Prepared, message: &[u8]) -> SendOutcome {
     let mut conv = Conversation {
-        started_at: Utc::now(),
+        started_at: crate::clock::now(),
         phase: SmtpPhase::Connect,
     };
     match send_inner(cfg, prepared, message, &mut conv).await {
@@ -231,7 +231,7 @@ async fn send_inner(
     conv.phase = SmtpPhase::Message;
     let _ = &envelope;
     let resp = step(conv, limit, conn.message(message)).await?;
-    let accepted_at = Utc::now();
+    let accepted_at = crate::clock::now();
     let text = response_text(&resp);
     let code = resp.code().to_string().parse().ok();
     // QUIT politely but never let it delay or change the verdict.
