@@ -35,7 +35,7 @@ impl Run<'_> {
                 Err(e) => self.result.cleanup.note = Some(e.to_string()),
             }
         }
-        for (folder, uids) in self.to_sweep(mb).await {
+        for (folder, uids) in self.leftovers_to_delete(mb).await {
             match mb.delete(&folder, &uids).await {
                 Ok(n) => self.result.cleanup.swept += n as u32,
                 Err(e) => self.result.cleanup.note = Some(e.to_string()),
@@ -45,7 +45,10 @@ impl Run<'_> {
 
     /// The UIDs to delete, by folder, among the verified probes in the mailbox; probes reported
     /// lost earlier are marked late on the way.
-    async fn to_sweep(&mut self, mb: &mut dyn MailboxSession) -> BTreeMap<String, Vec<u32>> {
+    async fn leftovers_to_delete(
+        &mut self,
+        mb: &mut dyn MailboxSession,
+    ) -> BTreeMap<String, Vec<u32>> {
         let (seen, warnings) = mb.scan_probes(&self.runner.key).await;
         self.result.warnings.extend(warnings);
         let store = &self.runner.store;

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::{Prepared, Progress, Runner};
-use crate::clock::{SharedClock, TestClock};
+use crate::clock::{self, SharedClock, TestClock};
 use crate::config::secret::SecretRef;
 use crate::config::{Config, Defaults, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use crate::core::diagnosis::{Finding, FindingCode};
@@ -224,11 +224,11 @@ async fn filed_into_junk_is_delivered_spam() {
 async fn nothing_by_the_deadline_is_lost() {
     let mut lab = Lab::new(Reply::Accept, Vec::new());
     lab.scenario.timeout = Duration::from_secs(10);
-    let started = tokio::time::Instant::now();
+    let started = clock::instant();
     let r = lab.run().await;
     assert_eq!(r.status, Status::Lost);
     assert_eq!(
-        started.elapsed(),
+        clock::instant().duration_since(started),
         Duration::from_secs(10),
         "waited the timeout, no more"
     );
@@ -247,12 +247,12 @@ async fn a_refused_submission_is_rejected_without_waiting() {
         },
         Vec::new(),
     );
-    let started = tokio::time::Instant::now();
+    let started = clock::instant();
     let r = lab.run().await;
     assert_eq!(r.status, Status::Rejected);
     assert_eq!(codes(&r), vec![FindingCode::RelayAccessDenied]);
     assert_eq!(r.findings[0].stage.as_deref(), Some("submission"));
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(clock::instant().duration_since(started) < Duration::from_secs(1));
     assert!(r.accepted_at.is_none());
 }
 
@@ -328,15 +328,15 @@ async fn a_bounce_in_the_logs_ends_the_wait_early() {
         fate: Some((Duration::from_secs(2), MessageStatus::Bounced)),
         host_findings: Vec::new(),
     });
-    let started = tokio::time::Instant::now();
+    let started = clock::instant();
     let r = lab.run().await;
     assert_eq!(r.status, Status::Bounced);
     assert_eq!(r.log_status.as_deref(), Some("bounced"));
     assert_eq!(r.last_hop.as_deref(), Some("ec2"));
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        clock::instant().duration_since(started) < Duration::from_secs(3),
         "fail fast, not the 30 s timeout: {:?}",
-        started.elapsed()
+        clock::instant().duration_since(started)
     );
 }
 
@@ -384,11 +384,11 @@ async fn sessions_that_never_come_back_leave_the_probe_lost_and_nothing_cleaned(
         }],
     );
     lab.scenario.timeout = Duration::from_secs(5);
-    let started = tokio::time::Instant::now();
+    let started = clock::instant();
     let r = lab.run().await;
     assert_eq!(r.status, Status::Lost);
     assert!(
-        started.elapsed() <= Duration::from_secs(5),
+        clock::instant().duration_since(started) <= Duration::from_secs(5),
         "bounded by the deadline"
     );
     assert_eq!(
