@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::core::diagnosis::Finding;
-use crate::core::fusion::{HeaderHop, Hop as LogHop, MessageStatus, ProbeContext, ProbeTimeline};
+use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
+use crate::core::logs::{LineParser, ParseContext, Parsed};
 use crate::core::outcome::{DetectedBy, RunResult, SmtpPhase, Submission};
 use crate::core::probe::{self, ProbeKey, ProbeMessage, ProbeTag};
 use crate::core::verdict::RecordState;
@@ -399,15 +400,16 @@ pub fn probe_raw(key: &ProbeKey, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
     .render(key)
 }
 
-/// Server logs that show the probe's fate from `after` on (nothing before).
+/// Server logs: from `bounce_after` on, the sending host's Postfix log shows the probe bounced
+/// (real log lines, parsed and fused by the core like any log's).
 pub struct FakeLogs {
-    pub fate: Option<(Duration, MessageStatus)>,
+    pub bounce_after: Option<Duration>,
     pub host_findings: Vec<Finding>,
 }
 
 struct FakeFeed {
     started: Instant,
-    fate: Option<(Duration, MessageStatus)>,
+    bounce_after: Option<Duration>,
 }
 
 impl LogSources for FakeLogs {
@@ -417,12 +419,38 @@ impl LogSources for FakeLogs {
     fn follow(&self) -> (Box<dyn LogFeed>, Vec<String>) {
         let feed = FakeFeed {
             started: crate::clock::instant(),
-            fate: self.fate,
+            bounce_after: self.bounce_after,
         };
         (Box::new(feed), Vec::new())
     }
     fn recent_host_findings(&self, _: Duration) -> BoxFuture<'_, (Vec<Finding>, Vec<String>)> {
         Box::pin(async move { (self.host_findings.clone(), vec!["a log warning".into()]) })
+    }
+}
+
+impl FakeFeed {
+    /// The log lines written so far.
+    fn lines(&self, probe: &ProbeContext) -> Vec<String> {
+        let elapsed = crate::clock::instant().saturating_duration_since(self.started);
+        if self.bounce_after.is_none_or(|after| elapsed < after) {
+            return Vec::new();
+        }
+        let at = probe.submitted_at.format("%b %e %H:%M:%S");
+        let rcpt = probe.rcpt_to.first().map_or("", String::as_str);
+        vec![
+            format!("{at} mx postfix/smtpd[1]: 3B514DC192: client=unknown[198.18.1.1]"),
+            format!("{at} mx postfix/cleanup[2]: 3B514DC192: message-id={}", probe.message_id),
+            format!(
+                "{at} mx postfix/qmgr[3]: 3B514DC192: from=<{}>, size=481, nrcpt=1 (queue active)",
+                probe.mail_from
+            ),
+            format!(
+                "{at} mx postfix/smtp[4]: 3B514DC192: to=<{rcpt}>, relay=198.18.2.2[198.18.2.2]:25, \
+                 delay=0.2, delays=0/0/0/0.2, dsn=5.1.1, status=bounced (host 198.18.2.2[198.18.2.2] \
+                 said: 550 5.1.1 <{rcpt}> User unknown (in reply to RCPT TO command))"
+            ),
+            format!("{at} mx postfix/qmgr[3]: 3B514DC192: removed"),
+        ]
     }
 }
 
@@ -436,48 +464,15 @@ impl LogFeed for FakeFeed {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
-    fn timeline(&self, probe: &ProbeContext, _: &[HeaderHop]) -> ProbeTimeline {
-        let shown = self.fate.filter(|(after, _)| {
-            crate::clock::instant().saturating_duration_since(self.started) >= *after
-        });
-        let (status, hops) = match shown {
-            Some((_, st)) => (st, vec![log_hop("ec2", st.as_str())]),
-            None => (MessageStatus::Unknown, Vec::new()),
-        };
-        ProbeTimeline {
-            message_id: probe.message_id.clone(),
-            status,
-            stages: Vec::new(),
-            findings: Vec::new(),
-            last_host: shown.map(|_| "ec2".to_string()),
-            skew: Vec::new(),
-            notes: Vec::new(),
-            hops,
+    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
+        let mut parser = LineParser::new(ParseContext::new("ec2", 2026));
+        let mut corr = Correlator::new(Limits::default());
+        for line in self.lines(probe) {
+            if let Parsed::Record(r) = parser.parse(line.as_bytes()) {
+                corr.push(*r);
+            }
         }
-    }
-}
-
-fn log_hop(host: &str, status: &str) -> LogHop {
-    LogHop {
-        host: host.into(),
-        queue_id: None,
-        service: None,
-        status: status.into(),
-        relay: None,
-        delay_ms: None,
-        delays: None,
-        dsn: None,
-        reason: None,
-        from: None,
-        to: Vec::new(),
-        client: None,
-        next_queue_id: None,
-        lmtp_session: None,
-        mailbox: None,
-        attempts: 1,
-        arrived_at: None,
-        left_at: None,
-        whole_seconds: false,
+        fuse_probe(probe, &corr.finish(), header_hops)
     }
 }
 

@@ -14,7 +14,6 @@ use crate::clock::{self, SharedClock, TestClock};
 use crate::config::secret::SecretRef;
 use crate::config::{Config, Defaults, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use crate::core::diagnosis::{Finding, FindingCode};
-use crate::core::fusion::MessageStatus;
 use crate::core::outcome::{RunResult, SmtpPhase, Status};
 use crate::core::probe::ProbeKey;
 use crate::edge::imap::FetchError;
@@ -278,7 +277,7 @@ async fn a_failed_connection_is_send_failed() {
 #[tokio::test(start_paused = true)]
 async fn an_unreadable_mailbox_is_fetch_failed_and_nothing_is_sent() {
     let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
-        fate: None,
+        bounce_after: None,
         host_findings: vec![
             Finding::new(FindingCode::ImapAuthFailed, Some("dovecot"), "same cause"),
             Finding::new(
@@ -325,7 +324,7 @@ async fn a_bounce_in_the_mailbox_is_bounced_and_removed() {
 #[tokio::test(start_paused = true)]
 async fn a_bounce_in_the_logs_ends_the_wait_early() {
     let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
-        fate: Some((Duration::from_secs(2), MessageStatus::Bounced)),
+        bounce_after: Some(Duration::from_secs(2)),
         host_findings: Vec::new(),
     });
     let started = clock::instant();
@@ -333,6 +332,12 @@ async fn a_bounce_in_the_logs_ends_the_wait_early() {
     assert_eq!(r.status, Status::Bounced);
     assert_eq!(r.log_status.as_deref(), Some("bounced"));
     assert_eq!(r.last_hop.as_deref(), Some("ec2"));
+    assert_eq!(
+        codes(&r),
+        vec![FindingCode::RecipientUnknown],
+        "the log finding joins"
+    );
+    assert_eq!(r.findings[0].stage.as_deref(), Some("ec2"));
     assert!(
         clock::instant().duration_since(started) < Duration::from_secs(3),
         "fail fast, not the 30 s timeout: {:?}",
