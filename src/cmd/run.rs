@@ -101,13 +101,13 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         Err(e) => return e,
     };
     let progress = Arc::new(Progress::default());
-    let runner = Arc::new(Runner {
-        config: Arc::new(config),
+    let runner = Arc::new(Runner::new(
+        Arc::new(config),
         key,
         store,
-        progress: Arc::clone(&progress),
+        Arc::clone(&progress),
         timeout_override,
-    });
+    ));
     let live = !args.quiet && std::io::stderr().is_terminal();
     let results = rt.block_on(async {
         let ticker = live.then(|| {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::Fetch;
@@ -21,6 +21,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use uuid::Uuid;
@@ -384,6 +385,8 @@ pub struct Mailbox {
 pub struct Arrival {
     pub seen: SeenProbe,
     pub detected_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock: latencies are measured from it.
+    pub detected_instant: Instant,
     pub detected_by: DetectedBy,
     /// The whole message as fetched (`BODY.PEEK[]`).
     pub raw: Vec<u8>,
@@ -675,7 +678,8 @@ async fn check_new(
     notes: &mut WaitNotes,
 ) -> Result<bool, FetchError> {
     mb.select(i).await?;
-    let detected_at = Utc::now();
+    let detected_at = crate::clock::now();
+    let detected_instant = crate::clock::instant();
     let name = mb.folders[i].name.clone();
     let start = mb.folders[i].uid_next;
     let fetched = fetch(
@@ -739,6 +743,7 @@ async fn check_new(
             bounce,
         },
         detected_at,
+        detected_instant,
         detected_by: by,
         raw,
     };
@@ -896,7 +901,7 @@ impl Armed {
         deadline: Instant,
         cancel: impl std::future::Future<Output = ()>,
     ) -> (WaitEnd, Option<Mailbox>, WaitNotes) {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = deadline.saturating_duration_since(crate::clock::instant());
         tokio::pin!(cancel);
         let end = tokio::select! {
             a = self.found.recv() => match a {

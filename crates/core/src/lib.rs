@@ -12,3 +12,4 @@ pub mod reply;
 pub mod report;
 pub mod text;
 pub mod trace;
+pub mod verdict;

@@ -1,0 +1,762 @@
+//! The pure decisions of one probe run: its status from what arrived (or did not), the finding a
+//! failed submission gets, how the logs' timeline folds into the result, and what cleanup may
+//! delete. Not here: any I/O or clock read (the runner gathers the facts and applies the answers),
+//! nor log fusion itself (fusion.rs).
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnosis::{classify_smtp_reply, Finding, FindingCode};
+use crate::fusion::{HeaderHop, HopStatus, MessageStatus, ProbeTimeline};
+use crate::outcome::{CleanupReport, RunResult, SloReport, SmtpPhase, Status, Submission};
+use crate::trace::{Hop, StageMatcher};
+
+/// A run's result before anything is known: `lost` until shown otherwise, stamped `now`.
+pub fn fresh_result(
+    scenario: &str,
+    probe_id: &str,
+    now: DateTime<Utc>,
+    slo: SloReport,
+    timeout_ms: u64,
+) -> RunResult {
+    RunResult {
+        scenario: scenario.to_string(),
+        probe_id: probe_id.to_string(),
+        status: Status::Lost,
+        sent_at: now,
+        accepted_at: None,
+        detected_at: None,
+        total_ms: None,
+        delivered_ms: None,
+        folder: None,
+        detected_by: None,
+        submission: None,
+        stages: Vec::new(),
+        hops: Vec::new(),
+        missing_stages: Vec::new(),
+        findings: Vec::new(),
+        log_status: None,
+        last_hop: None,
+        skew: Vec::new(),
+        notes: Vec::new(),
+        verdict_at: now,
+        slo,
+        timeout_ms,
+        cleanup: CleanupReport::default(),
+        warnings: Vec::new(),
+    }
+}
+
+/// A finding with a stage and evidence, as the runner reports its own observations.
+pub fn finding(
+    code: FindingCode,
+    stage: Option<&str>,
+    message: String,
+    evidence: Vec<String>,
+) -> Finding {
+    let mut f = Finding::new(code, None, message);
+    f.stage = stage.map(str::to_string);
+    f.evidence = evidence;
+    f
+}
+
+/// What the mailbox showed of the probe.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivalFacts<'a> {
+    /// The folder it was found in.
+    pub folder: &'a str,
+    /// A bounce quoting the probe arrived rather than the probe itself.
+    pub bounce: bool,
+    /// Submission start to detection, monotonic milliseconds.
+    pub total_ms: Option<i64>,
+}
+
+/// A status and the finding that explains it (none for a plain delivery, a slow one, or a loss).
+#[derive(Debug, Clone)]
+pub struct StatusDecision {
+    pub status: Status,
+    pub finding: Option<Finding>,
+}
+
+/// The status of an accepted probe: bounced, filed as spam, slower than the SLO target,
+/// delivered, or (nothing arrived) lost. A bounce wins over the folder; the folder over speed.
+pub fn arrival_status(
+    arrival: Option<&ArrivalFacts>,
+    junk_folders: &[String],
+    slo_target_ms: Option<u64>,
+) -> StatusDecision {
+    let Some(a) = arrival else {
+        return StatusDecision {
+            status: Status::Lost,
+            finding: None,
+        };
+    };
+    if a.bounce {
+        return StatusDecision {
+            status: Status::Bounced,
+            finding: Some(finding(
+                FindingCode::BouncedOther,
+                None,
+                format!("a bounce of the probe arrived in {}", a.folder),
+                Vec::new(),
+            )),
+        };
+    }
+    if junk_folders.iter().any(|j| j == a.folder) {
+        return StatusDecision {
+            status: Status::DeliveredSpam,
+            finding: Some(finding(
+                FindingCode::SpamFolder,
+                Some("mailbox"),
+                format!("the probe was filed into {}", a.folder),
+                Vec::new(),
+            )),
+        };
+    }
+    let slow = slo_target_ms.is_some_and(|t| a.total_ms.unwrap_or(0) > t as i64);
+    StatusDecision {
+        status: if slow {
+            Status::Slow
+        } else {
+            Status::Delivered
+        },
+        finding: None,
+    }
+}
+
+/// The finding for stages of the expected path the probe did not pass, if any.
+pub fn missing_stages_finding(missing: &[String]) -> Option<Finding> {
+    if missing.is_empty() {
+        return None;
+    }
+    Some(finding(
+        FindingCode::UnexpectedPath,
+        None,
+        format!(
+            "the probe did not pass the expected stage(s): {}",
+            missing.join(", ")
+        ),
+        Vec::new(),
+    ))
+}
+
+/// The server's reply as one evidence line: `550 5.7.1 text`, or the error when there was none.
+pub fn reply_line(s: &Submission) -> String {
+    match s.code {
+        Some(c) => format!("{c} {}", s.text),
+        None => s.text.clone(),
+    }
+}
+
+/// How a submission that did not end in acceptance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitFailure {
+    /// The server answered 4xx/5xx to the envelope or the data.
+    Rejected,
+    /// No verdict from a server: connection, TLS, AUTH, protocol, timeout.
+    Failed,
+}
+
+/// Why a submission could not happen at all: the phase where it stopped first, then the reply
+/// code, then the error's words (a TLS or certificate problem), else the next hop refused.
+pub fn send_failure_code(sub: &Submission) -> FindingCode {
+    match (sub.phase, sub.code) {
+        (SmtpPhase::Auth, _) => FindingCode::AuthFailed,
+        (SmtpPhase::Starttls, _) => FindingCode::TlsError,
+        (_, Some(c)) => classify_smtp_reply(c, sub.enhanced.as_deref(), &sub.text),
+        _ => {
+            let text = sub.text.to_ascii_lowercase();
+            if text.contains("tls") || text.contains("certificate") {
+                FindingCode::TlsError
+            } else {
+                FindingCode::NextHopRefused
+            }
+        }
+    }
+}
+
+/// The status and finding of a submission that was not accepted.
+pub fn submission_verdict(how: SubmitFailure, sub: &Submission) -> StatusDecision {
+    let (status, code, message) = match how {
+        SubmitFailure::Rejected => (
+            Status::Rejected,
+            classify_smtp_reply(sub.code.unwrap_or(0), sub.enhanced.as_deref(), &sub.text),
+            format!(
+                "the sending server refused the probe at {:?}: {}",
+                sub.phase,
+                reply_line(sub)
+            ),
+        ),
+        SubmitFailure::Failed => (
+            Status::SendFailed,
+            send_failure_code(sub),
+            format!("could not submit the probe ({:?}): {}", sub.phase, sub.text),
+        ),
+    };
+    StatusDecision {
+        status,
+        finding: Some(finding(
+            code,
+            Some("submission"),
+            message,
+            vec![reply_line(sub)],
+        )),
+    }
+}
+
+/// Add host-level findings from the logs to a mailbox failure's result: failures other than the
+/// one already reported (`reported`), each once, named by the stage of its host.
+pub fn add_host_findings(
+    result: &mut RunResult,
+    found: Vec<Finding>,
+    reported: FindingCode,
+    path: &[StageMatcher],
+) {
+    for mut f in found {
+        if f.code != reported
+            && f.code.is_failure()
+            && !result.findings.iter().any(|x| x.code == f.code)
+        {
+            f.stage = f.host.as_deref().map(|h| stage_for_role(h, path));
+            result.findings.push(f);
+        }
+    }
+}
+
+/// The Received hops as fusion wants them: oldest first, with the log role of their stage.
+pub fn header_hops(hops: &[Hop], path: &[StageMatcher]) -> Vec<HeaderHop> {
+    hops.iter()
+        .map(|h| HeaderHop {
+            by: h.by.clone(),
+            role: h
+                .stage
+                .as_ref()
+                .and_then(|st| path.iter().find(|m| &m.stage == st))
+                .and_then(|m| m.role.clone()),
+            timestamp: h.timestamp.as_ref().map(|t| t.utc),
+        })
+        .collect()
+}
+
+/// Stage name for a log role (`ec2` -> `ec2-mx` when a path stage says `role = "ec2"`).
+pub fn stage_for_role(role: &str, path: &[StageMatcher]) -> String {
+    path.iter()
+        .find(|m| m.role.as_deref() == Some(role))
+        .map(|m| m.stage.clone())
+        .unwrap_or_else(|| role.to_string())
+}
+
+/// Fold the logs' timeline into the result: log-derived stages replace header arithmetic where
+/// the logs cover the probe; their findings (deferrals on the way included) join the result's;
+/// a probe that did not arrive takes the logs' verdict (bounced, rejected) or names where it
+/// was last seen.
+pub fn apply_timeline(
+    result: &mut RunResult,
+    t: ProbeTimeline,
+    path: &[StageMatcher],
+    arrived: bool,
+) {
+    if t.hops.is_empty() {
+        result.notes.extend(t.notes);
+        return;
+    }
+    result.log_status = Some(t.status.as_str().to_string());
+    result.last_hop = t.last_host.as_deref().map(|r| stage_for_role(r, path));
+    result.stages = t
+        .stages
+        .into_iter()
+        .map(|mut st| {
+            st.name = match st.name.as_str() {
+                "submit" => "submission".to_string(),
+                n => stage_for_role(n, path),
+            };
+            st
+        })
+        .collect();
+    // With the mailbox server's own "saved" line, fusion's `detect` stage runs from that save to
+    // our detection: what remains of the total is the delivery itself.
+    if t.hops.iter().any(|h| h.status == HopStatus::Saved) {
+        if let (Some(total), Some(detect)) = (
+            result.total_ms,
+            result.stages.iter().find(|st| st.name == "detect"),
+        ) {
+            result.delivered_ms = Some(total - detect.ms as i64);
+        }
+    }
+    result.skew = t.skew;
+    result.notes.extend(t.notes);
+    for f in t.findings {
+        merge_finding(result, f, path);
+    }
+    if !arrived && result.status == Status::Lost {
+        result.status = match t.status {
+            MessageStatus::Bounced => Status::Bounced,
+            MessageStatus::Rejected => Status::Rejected,
+            _ => Status::Lost,
+        };
+    }
+}
+
+/// The same cause seen at submission and in a log is one finding with both evidences.
+fn merge_finding(result: &mut RunResult, mut f: Finding, path: &[StageMatcher]) {
+    if let Some(h) = f.host.as_deref() {
+        f.stage = Some(stage_for_role(h, path));
+    }
+    let Some(existing) = result.findings.iter_mut().find(|e| e.code == f.code) else {
+        result.findings.push(f);
+        return;
+    };
+    for line in f.evidence {
+        existing.add_evidence(&line, 10);
+    }
+    if existing.host.is_none() {
+        existing.host = f.host;
+    }
+    if existing.first_seen.is_none() {
+        existing.first_seen = f.first_seen;
+        existing.last_seen = f.last_seen;
+    }
+}
+
+/// What the result store knows of a probe seen in the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    /// Recorded before sending; its run has not stored a result (still running, or crashed).
+    Pending,
+    /// Its run gave up waiting: reported `lost`.
+    Lost,
+    /// Any other final result.
+    Finished,
+}
+
+impl RecordState {
+    /// From the store's status column (`pending`, or a [`Status`] name).
+    pub fn from_status(status: &str) -> RecordState {
+        match status {
+            "pending" => RecordState::Pending,
+            s if s == Status::Lost.as_str() => RecordState::Lost,
+            _ => RecordState::Finished,
+        }
+    }
+}
+
+/// What cleanup does with one verified probe (or a bounce quoting one) found in the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupAction {
+    /// This run's own probe: its bounce, or a duplicate delivery.
+    DeleteOwn,
+    /// Reported `lost` by an earlier run: mark it late in the store, then delete it.
+    MarkLateAndDelete,
+    /// Its run finished but did not clean up: ours to remove.
+    DeleteFinished,
+    /// In flight or unknown, but older than `sweep_after`: no run can still be waiting for it.
+    SweepOld,
+    /// Perhaps still awaited by another run: leave it.
+    Leave,
+}
+
+impl CleanupAction {
+    pub fn deletes(self) -> bool {
+        self != CleanupAction::Leave
+    }
+}
+
+/// The run doing the cleanup.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupPolicy<'a> {
+    pub own_probe_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub sweep_after: Duration,
+}
+
+/// Decide for one seen probe. `stored` is asked only for probes of other runs.
+pub fn cleanup_action(
+    probe_id: &str,
+    sent_at: DateTime<Utc>,
+    policy: &CleanupPolicy,
+    stored: impl FnOnce() -> Option<RecordState>,
+) -> CleanupAction {
+    if probe_id == policy.own_probe_id {
+        return CleanupAction::DeleteOwn;
+    }
+    match stored() {
+        Some(RecordState::Lost) => CleanupAction::MarkLateAndDelete,
+        Some(RecordState::Finished) => CleanupAction::DeleteFinished,
+        // In flight (here or in another process) or unknown to this store.
+        Some(RecordState::Pending) | None => {
+            let old = (policy.now - sent_at)
+                .to_std()
+                .is_ok_and(|age| age > policy.sweep_after);
+            if old {
+                CleanupAction::SweepOld
+            } else {
+                CleanupAction::Leave
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::{Hop as LogHop, Stage, StageSource};
+    use chrono::{TimeDelta, TimeZone};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap()
+    }
+
+    fn result() -> RunResult {
+        fresh_result(
+            "lab-inbound",
+            "own",
+            t0(),
+            SloReport {
+                target_ms: Some(5000),
+                max_ms: None,
+            },
+            30_000,
+        )
+    }
+
+    fn sub(phase: SmtpPhase, code: Option<u16>, text: &str) -> Submission {
+        Submission {
+            started_at: t0(),
+            accepted_at: None,
+            phase,
+            code,
+            enhanced: None,
+            text: text.into(),
+            queue_id: None,
+        }
+    }
+
+    fn matcher(stage: &str, role: &str) -> StageMatcher {
+        StageMatcher {
+            stage: stage.into(),
+            by: Some("*".into()),
+            from: None,
+            from_ip: None,
+            protocol: None,
+            optional: false,
+            role: Some(role.into()),
+        }
+    }
+
+    fn log_hop(host: &str, status: &str) -> LogHop {
+        LogHop {
+            host: host.into(),
+            queue_id: None,
+            service: None,
+            status: status.into(),
+            relay: None,
+            delay_ms: None,
+            delays: None,
+            dsn: None,
+            reason: None,
+            from: None,
+            to: Vec::new(),
+            client: None,
+            next_queue_id: None,
+            lmtp_session: None,
+            mailbox: None,
+            attempts: 1,
+            arrived_at: None,
+            left_at: None,
+            whole_seconds: false,
+        }
+    }
+
+    fn stage(name: &str, ms: u64) -> Stage {
+        Stage {
+            name: name.into(),
+            ms,
+            source: StageSource::Log,
+            precision_ms: 1,
+            bounded: false,
+            detail: None,
+        }
+    }
+
+    fn timeline(status: MessageStatus, hops: Vec<LogHop>) -> ProbeTimeline {
+        ProbeTimeline {
+            message_id: "<x@probe>".into(),
+            status,
+            stages: Vec::new(),
+            findings: Vec::new(),
+            last_host: None,
+            skew: Vec::new(),
+            notes: vec!["a note".into()],
+            hops,
+        }
+    }
+
+    #[test]
+    fn arrival_decides_delivered_slow_spam_bounced_lost() {
+        let junk = vec!["Junk".to_string()];
+        let at = |folder, bounce, total| ArrivalFacts {
+            folder,
+            bounce,
+            total_ms: Some(total),
+        };
+        let d = arrival_status(Some(&at("INBOX", false, 5000)), &junk, Some(5000));
+        assert_eq!(d.status, Status::Delivered, "the target itself is not slow");
+        assert!(d.finding.is_none());
+        let d = arrival_status(Some(&at("INBOX", false, 5001)), &junk, Some(5000));
+        assert_eq!(d.status, Status::Slow);
+        assert_eq!(
+            arrival_status(Some(&at("INBOX", false, 99_999)), &junk, None).status,
+            Status::Delivered,
+            "no target, never slow"
+        );
+        let d = arrival_status(Some(&at("Junk", false, 9000)), &junk, Some(5000));
+        assert_eq!(
+            d.status,
+            Status::DeliveredSpam,
+            "the folder wins over speed"
+        );
+        let f = d.finding.unwrap();
+        assert_eq!(f.code, FindingCode::SpamFolder);
+        assert_eq!(f.stage.as_deref(), Some("mailbox"));
+        let d = arrival_status(Some(&at("Junk", true, 10)), &junk, Some(5000));
+        assert_eq!(d.status, Status::Bounced, "a bounce wins over the folder");
+        assert_eq!(d.finding.unwrap().code, FindingCode::BouncedOther);
+        let d = arrival_status(None, &junk, Some(5000));
+        assert_eq!(d.status, Status::Lost);
+        assert!(d.finding.is_none());
+    }
+
+    #[test]
+    fn failed_submissions_are_classified_by_phase_code_then_words() {
+        let c = |phase, code, text| send_failure_code(&sub(phase, code, text));
+        assert_eq!(
+            c(SmtpPhase::Auth, Some(535), "bad credentials"),
+            FindingCode::AuthFailed
+        );
+        assert_eq!(
+            c(SmtpPhase::Starttls, None, "handshake"),
+            FindingCode::TlsError
+        );
+        assert_eq!(
+            c(
+                SmtpPhase::Connect,
+                None,
+                "invalid peer Certificate: UnknownIssuer"
+            ),
+            FindingCode::TlsError
+        );
+        assert_eq!(
+            c(SmtpPhase::Connect, None, "connection refused"),
+            FindingCode::NextHopRefused
+        );
+        assert_eq!(
+            c(SmtpPhase::Connect, Some(421), "too many connections"),
+            classify_smtp_reply(421, None, "too many connections")
+        );
+    }
+
+    #[test]
+    fn submission_verdicts_carry_the_reply_as_evidence() {
+        let s = sub(SmtpPhase::Rcpt, Some(554), "5.7.1 Relay access denied");
+        let d = submission_verdict(SubmitFailure::Rejected, &s);
+        assert_eq!(d.status, Status::Rejected);
+        let f = d.finding.unwrap();
+        assert_eq!(f.code, FindingCode::RelayAccessDenied);
+        assert_eq!(f.stage.as_deref(), Some("submission"));
+        assert_eq!(f.evidence, vec!["554 5.7.1 Relay access denied"]);
+        assert!(f.message.contains("Rcpt"), "{}", f.message);
+        let s = sub(SmtpPhase::Connect, None, "connection refused");
+        let d = submission_verdict(SubmitFailure::Failed, &s);
+        assert_eq!(d.status, Status::SendFailed);
+        assert_eq!(d.finding.unwrap().evidence, vec!["connection refused"]);
+    }
+
+    #[test]
+    fn missing_stages_are_one_finding() {
+        assert!(missing_stages_finding(&[]).is_none());
+        let f = missing_stages_finding(&["a".into(), "b".into()]).unwrap();
+        assert_eq!(f.code, FindingCode::UnexpectedPath);
+        assert!(f.message.ends_with("a, b"), "{}", f.message);
+    }
+
+    #[test]
+    fn host_findings_join_once_named_by_stage() {
+        let path = [matcher("dovecot-store", "dovecot")];
+        let mut r = result();
+        r.findings.push(finding(
+            FindingCode::ImapAuthFailed,
+            Some("mailbox"),
+            "login".into(),
+            vec![],
+        ));
+        let found = vec![
+            Finding::new(FindingCode::ImapAuthFailed, Some("dovecot"), "same cause"),
+            Finding::new(FindingCode::SpamFolder, Some("dovecot"), "not a failure"),
+            Finding::new(
+                FindingCode::MailboxPermissionDenied,
+                Some("dovecot"),
+                "perm",
+            ),
+            Finding::new(
+                FindingCode::MailboxPermissionDenied,
+                Some("dovecot"),
+                "again",
+            ),
+        ];
+        add_host_findings(&mut r, found, FindingCode::ImapAuthFailed, &path);
+        let codes: Vec<_> = r.findings.iter().map(|f| f.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                FindingCode::ImapAuthFailed,
+                FindingCode::MailboxPermissionDenied
+            ]
+        );
+        assert_eq!(r.findings[1].stage.as_deref(), Some("dovecot-store"));
+    }
+
+    #[test]
+    fn timeline_renames_stages_and_merges_findings() {
+        let path = [matcher("ec2-mx", "ec2")];
+        let mut r = result();
+        r.total_ms = Some(2000);
+        r.findings.push(finding(
+            FindingCode::RelayAccessDenied,
+            Some("submission"),
+            "refused".into(),
+            vec!["554 relay".into()],
+        ));
+        let mut t = timeline(
+            MessageStatus::Delivered,
+            vec![log_hop("ec2", "sent"), log_hop("dovecot", "saved")],
+        );
+        t.last_host = Some("ec2".into());
+        t.stages = vec![stage("submit", 5), stage("ec2", 700), stage("detect", 500)];
+        let mut logged = Finding::new(FindingCode::RelayAccessDenied, Some("ec2"), "log");
+        logged.evidence = vec!["postfix: relay denied".into(), "554 relay".into()];
+        logged.first_seen = Some(t0());
+        t.findings = vec![
+            logged,
+            Finding::new(FindingCode::LookupFailure, Some("ec2"), "deferred"),
+        ];
+        apply_timeline(&mut r, t, &path, true);
+        let names: Vec<_> = r.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["submission", "ec2-mx", "detect"]);
+        assert_eq!(r.delivered_ms, Some(1500), "total minus the detect stage");
+        assert_eq!(r.log_status.as_deref(), Some("delivered"));
+        assert_eq!(r.last_hop.as_deref(), Some("ec2-mx"));
+        assert_eq!(r.findings.len(), 2, "the same code merges");
+        let merged = &r.findings[0];
+        assert_eq!(merged.evidence, vec!["554 relay", "postfix: relay denied"]);
+        assert_eq!(merged.host.as_deref(), Some("ec2"));
+        assert_eq!(merged.first_seen, Some(t0()));
+        assert_eq!(r.findings[1].stage.as_deref(), Some("ec2-mx"));
+        assert_eq!(r.notes, vec!["a note"]);
+        assert_eq!(
+            r.status,
+            Status::Lost,
+            "an arrived probe's status is not the logs'"
+        );
+    }
+
+    #[test]
+    fn timeline_decides_for_a_probe_that_did_not_arrive() {
+        for (logs, want) in [
+            (MessageStatus::Bounced, Status::Bounced),
+            (MessageStatus::Rejected, Status::Rejected),
+            (MessageStatus::Deferred, Status::Lost),
+        ] {
+            let mut r = result();
+            apply_timeline(
+                &mut r,
+                timeline(logs, vec![log_hop("ec2", "x")]),
+                &[],
+                false,
+            );
+            assert_eq!(r.status, want);
+            assert!(
+                r.delivered_ms.is_none(),
+                "no saved line, no delivery figure"
+            );
+        }
+        // Without log hops only the notes are taken.
+        let mut r = result();
+        r.stages = vec![stage("submission", 3)];
+        apply_timeline(&mut r, timeline(MessageStatus::Bounced, vec![]), &[], false);
+        assert_eq!(r.status, Status::Lost);
+        assert_eq!(r.stages.len(), 1);
+        assert!(r.log_status.is_none());
+        assert_eq!(r.notes, vec!["a note"]);
+    }
+
+    #[test]
+    fn header_hops_carry_the_role_of_their_stage() {
+        let path = [matcher("ec2-mx", "ec2")];
+        let hop = |stage: Option<&str>| Hop {
+            from: None,
+            from_ip: None,
+            by: Some("mx.example".into()),
+            protocol: None,
+            id: None,
+            for_: None,
+            timestamp: None,
+            delay_ms: None,
+            warnings: Vec::new(),
+            stage: stage.map(str::to_string),
+            helo: None,
+            from_rdns: None,
+            tls: None,
+            tls_cipher: None,
+            raw: String::new(),
+        };
+        let h = header_hops(&[hop(Some("ec2-mx")), hop(Some("other")), hop(None)], &path);
+        let roles: Vec<_> = h.iter().map(|h| h.role.as_deref()).collect();
+        assert_eq!(roles, vec![Some("ec2"), None, None]);
+        assert_eq!(h[0].by.as_deref(), Some("mx.example"));
+        assert_eq!(stage_for_role("dell", &path), "dell");
+    }
+
+    #[test]
+    fn cleanup_deletes_only_what_no_run_awaits() {
+        let policy = CleanupPolicy {
+            own_probe_id: "own",
+            now: t0(),
+            sweep_after: Duration::from_secs(3600),
+        };
+        let young = t0() - TimeDelta::minutes(5);
+        let old = t0() - TimeDelta::hours(2);
+        let never = || -> Option<RecordState> { panic!("own probes need no store lookup") };
+        assert_eq!(
+            cleanup_action("own", young, &policy, never),
+            CleanupAction::DeleteOwn
+        );
+        let act = |st: Option<RecordState>, sent| cleanup_action("other", sent, &policy, || st);
+        assert_eq!(
+            act(Some(RecordState::Lost), young),
+            CleanupAction::MarkLateAndDelete
+        );
+        assert_eq!(
+            act(Some(RecordState::Finished), young),
+            CleanupAction::DeleteFinished
+        );
+        assert_eq!(act(Some(RecordState::Pending), young), CleanupAction::Leave);
+        assert_eq!(act(None, young), CleanupAction::Leave);
+        assert_eq!(
+            act(Some(RecordState::Pending), old),
+            CleanupAction::SweepOld
+        );
+        assert_eq!(act(None, old), CleanupAction::SweepOld);
+        // A tag stamped in the future (skewed sender clock) is never old.
+        assert_eq!(act(None, t0() + TimeDelta::hours(5)), CleanupAction::Leave);
+        assert!(!CleanupAction::Leave.deletes());
+        assert!(CleanupAction::SweepOld.deletes());
+    }
+
+    #[test]
+    fn stored_statuses_map_to_record_states() {
+        assert_eq!(RecordState::from_status("pending"), RecordState::Pending);
+        assert_eq!(RecordState::from_status("lost"), RecordState::Lost);
+        assert_eq!(RecordState::from_status("delivered"), RecordState::Finished);
+        assert_eq!(RecordState::from_status("bounced"), RecordState::Finished);
+    }
+}

@@ -1,0 +1,174 @@
+//! The real edges behind the runner's traits: SMTP submission, the IMAP mailbox, the followed
+//! server logs and the SQLite store. Each adapter only forwards; the protocol work stays in
+//! `edge`. Not here: any decision (the runner and core make them).
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::ports::{
+    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
+    ResultStore, ResumePoints, Waited,
+};
+use crate::config::{Receiver, SmtpSender};
+use crate::core::diagnosis::Finding;
+use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
+use crate::core::outcome::RunResult;
+use crate::core::probe::ProbeKey;
+use crate::core::verdict::RecordState;
+use crate::edge::imap::{self, Armed, FetchError, Mailbox, SeenProbe};
+use crate::edge::logsource::LogSourceConfig;
+use crate::edge::logwatch::{recent_host_findings, LogWatch};
+use crate::edge::smtp::{self, SendOutcome};
+use crate::edge::store::{Store, StoreError};
+
+/// SMTP submission as configured by a scenario, secrets resolved.
+pub struct SmtpProbeSender {
+    pub cfg: SmtpSender,
+    pub prepared: smtp::Prepared,
+}
+
+impl ProbeSender for SmtpProbeSender {
+    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(smtp::send(&self.cfg, &self.prepared, message))
+    }
+}
+
+/// The receiver's IMAP account, password and TLS resolved.
+pub struct ImapAccount {
+    pub receiver: Receiver,
+    pub prepared: imap::Prepared,
+}
+
+impl MailboxAccess for ImapAccount {
+    fn open<'a>(
+        &'a self,
+        resume: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
+        Box::pin(async move {
+            let mb = Mailbox::open_resuming(&self.receiver, &self.prepared, resume).await?;
+            Ok(Box::new(mb) as Box<dyn MailboxSession>)
+        })
+    }
+}
+
+impl MailboxSession for Mailbox {
+    fn uses_idle(&self) -> bool {
+        Mailbox::uses_idle(self)
+    }
+    fn resume_points(&self) -> ResumePoints {
+        self.starts()
+    }
+    fn arm(
+        self: Box<Self>,
+        key: ProbeKey,
+        want: Uuid,
+    ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
+        Box::pin(async move {
+            let armed = Mailbox::arm(*self, key, want).await?;
+            Ok(Box::new(armed) as Box<dyn ArmedWait>)
+        })
+    }
+    fn scan_probes<'a>(
+        &'a mut self,
+        key: &'a ProbeKey,
+    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
+        Box::pin(Mailbox::scan_probes(self, key))
+    }
+    fn delete<'a>(
+        &'a mut self,
+        folder: &'a str,
+        uids: &'a [u32],
+    ) -> BoxFuture<'a, Result<usize, FetchError>> {
+        Box::pin(Mailbox::delete(self, folder, uids))
+    }
+    fn logout(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(Mailbox::logout(*self))
+    }
+}
+
+impl ArmedWait for Armed {
+    fn wait<'a>(self: Box<Self>, deadline: Instant, cancel: Cancel<'a>) -> BoxFuture<'a, Waited> {
+        Box::pin(async move {
+            let (end, mb, notes) = Armed::wait(*self, deadline, cancel).await;
+            Waited {
+                end,
+                session: mb.map(|m| Box::new(m) as Box<dyn MailboxSession>),
+                notes,
+            }
+        })
+    }
+}
+
+/// The `[[log_source]]`s of the configuration.
+pub struct ConfiguredLogs {
+    pub sources: Vec<LogSourceConfig>,
+}
+
+impl LogSources for ConfiguredLogs {
+    fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+    fn follow(&self) -> (Box<dyn LogFeed>, Vec<String>) {
+        let (watch, warnings) = LogWatch::start(&self.sources);
+        (Box::new(watch), warnings)
+    }
+    fn recent_host_findings(
+        &self,
+        lookback: Duration,
+    ) -> BoxFuture<'_, (Vec<Finding>, Vec<String>)> {
+        Box::pin(recent_host_findings(&self.sources, lookback))
+    }
+}
+
+impl LogFeed for LogWatch {
+    fn is_empty(&self) -> bool {
+        LogWatch::is_empty(self)
+    }
+    fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
+        Box::pin(LogWatch::refresh(self, force))
+    }
+    fn warnings(&self) -> Vec<String> {
+        LogWatch::warnings(self)
+    }
+    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
+        LogWatch::timeline(self, probe, header_hops)
+    }
+}
+
+impl ResultStore for Store {
+    fn record_pending(
+        &self,
+        probe_id: &str,
+        scenario: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Store::record_pending(self, probe_id, scenario, sent_at)
+    }
+    fn record_result(
+        &self,
+        result: &RunResult,
+        json: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Store::record_result(
+            self,
+            &result.probe_id,
+            &result.scenario,
+            result.status.as_str(),
+            result.sent_at,
+            finished_at,
+            result.total_ms,
+            json,
+        )
+    }
+    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError> {
+        Ok(self
+            .get(probe_id)?
+            .map(|r| RecordState::from_status(&r.status)))
+    }
+    fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        Store::mark_late(self, probe_id, seen_at)
+    }
+}

@@ -1,0 +1,76 @@
+//! The server logs during and after the wait: fail fast when they show a permanent failure,
+//! then fold their account of the probe into the result. Not here: following or parsing the
+//! logs (edge::logwatch, core::logs) or the fusion itself (core::fusion, core::verdict).
+use std::time::Duration;
+
+use super::ports::LogFeed;
+use super::progress::Progress;
+use super::steps::{Run, Sent};
+use crate::core::fusion::{MessageStatus, ProbeContext};
+use crate::core::outcome::client_stages;
+use crate::core::verdict::{apply_timeline, header_hops};
+use crate::edge::smtp::SendOutcome;
+
+/// How often the logs are looked at while the probe is in flight.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// Time for the followers (100 ms polls) to catch the last lines before the final look: a
+/// rejection is logged just before the reply we already have.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Poll the logs while the probe is in flight. Resolves (ending the wait) only when they show a
+/// permanent failure; never resolves otherwise. Deferrals are shown in the progress line.
+pub(super) async fn watch_logs(
+    logs: &mut dyn LogFeed,
+    probe: &ProbeContext,
+    progress: &Progress,
+    scenario: &str,
+) {
+    if logs.is_empty() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        logs.refresh(false).await;
+        let t = logs.timeline(probe, &[]);
+        match t.status {
+            MessageStatus::Bounced | MessageStatus::Rejected => return,
+            MessageStatus::Deferred => {
+                let why = t
+                    .findings
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_default();
+                let at = t.last_host.unwrap_or_default();
+                progress.set(scenario, &format!("deferred at {at}: {why}; still waiting"));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The stages from the client's own clocks and the Received hops, then the server logs'
+    /// account fused over them (when logs are configured and the probe reached a server).
+    pub(super) async fn fuse_logs(
+        &mut self,
+        logs: &mut dyn LogFeed,
+        sent: &mut Sent,
+        arrived: bool,
+    ) {
+        sent.probe.detected_at = self.result.detected_at;
+        self.result.stages = client_stages(self.result.submission.as_ref(), &self.result.hops);
+        let reached_a_server = matches!(
+            sent.outcome,
+            SendOutcome::Accepted(_) | SendOutcome::Rejected(_)
+        );
+        if logs.is_empty() || !reached_a_server {
+            return;
+        }
+        tokio::time::sleep(SETTLE).await;
+        logs.refresh(true).await;
+        self.result.warnings.extend(logs.warnings());
+        let path = &self.prepared.scenario.path;
+        let timeline = logs.timeline(&sent.probe, &header_hops(&self.result.hops, path));
+        apply_timeline(&mut self.result, timeline, path, arrived);
+    }
+}

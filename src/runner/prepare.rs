@@ -1,0 +1,91 @@
+//! Resolving a scenario before any probe is sent: secrets read, CA files parsed, the real edges
+//! built. Everything that could stop flowtest from running at all fails here, so a run never
+//! half-starts. Not here: any network connection.
+use std::sync::Arc;
+
+use super::adapters::{ImapAccount, SmtpProbeSender};
+use super::ports::{MailboxAccess, ProbeSender};
+use crate::config::{Scenario, Sender};
+use crate::edge::{imap, smtp, tls};
+
+/// A scenario with everything it needs resolved, and the edges that send and receive its probe.
+pub struct Prepared {
+    pub scenario: Scenario,
+    pub(super) sender: Arc<dyn ProbeSender>,
+    pub(super) mailbox: Arc<dyn MailboxAccess>,
+}
+
+impl Prepared {
+    /// A scenario with given edges (fakes in tests; [`prepare`] builds the real ones).
+    pub fn with_edges(
+        scenario: Scenario,
+        sender: Arc<dyn ProbeSender>,
+        mailbox: Arc<dyn MailboxAccess>,
+    ) -> Prepared {
+        Prepared {
+            scenario,
+            sender,
+            mailbox,
+        }
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("scenario", &self.scenario.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolve a scenario's secrets and CA files. The error is one line naming what is missing
+/// (a variable's name or a file's path, never a value).
+pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
+    let ctx = |m: String| format!("scenario {}: {m}", s.name);
+    let recv_ca = match &s.receiver.ca_file {
+        Some(p) => tls::read_ca(p).map_err(|e| ctx(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let imap = imap::Prepared {
+        tls: tls::client_config(&recv_ca).map_err(|e| ctx(e.to_string()))?,
+        password: s
+            .receiver
+            .password
+            .resolve()
+            .map_err(|e| ctx(format!("receiver password: {e}")))?,
+    };
+    let sender: Arc<dyn ProbeSender> = match &s.sender {
+        Sender::Smtp(cfg) => {
+            let ca_pem = match &cfg.ca_file {
+                Some(p) => {
+                    tls::read_ca(p).map_err(|e| ctx(e.to_string()))?;
+                    Some(
+                        std::fs::read(p)
+                            .map_err(|e| ctx(format!("cannot read {}: {e}", p.display())))?,
+                    )
+                }
+                None => None,
+            };
+            let password = match &cfg.auth {
+                Some(a) => Some(
+                    a.password
+                        .resolve()
+                        .map_err(|e| ctx(format!("sender password: {e}")))?,
+                ),
+                None => None,
+            };
+            Arc::new(SmtpProbeSender {
+                cfg: cfg.clone(),
+                prepared: smtp::Prepared { ca_pem, password },
+            })
+        }
+    };
+    Ok(Prepared {
+        scenario: s.clone(),
+        sender,
+        mailbox: Arc::new(ImapAccount {
+            receiver: s.receiver.clone(),
+            prepared: imap,
+        }),
+    })
+}

@@ -1,0 +1,246 @@
+//! The steps of one run, in order: open the mailbox and arm detection, follow the logs, submit
+//! the probe, then judge what came of it. Waiting (wait.rs), log fusion (logs.rs) and cleanup
+//! (cleanup.rs) are steps of the same [`Run`] in their own files. Not here: what a status means
+//! (core::verdict decides).
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::ports::{ArmedWait, LogFeed, ResumePoints};
+use super::{Prepared, Runner};
+use crate::clock;
+use crate::config::{Scenario, Sender};
+use crate::core::diagnosis::FindingCode;
+use crate::core::fusion::ProbeContext;
+use crate::core::outcome::{RunResult, SloReport, Submission};
+use crate::core::probe::{ProbeMessage, ProbeTag};
+use crate::core::trace::{trace_message, TraceOptions};
+use crate::core::verdict::{
+    add_host_findings, arrival_status, finding, fresh_result, missing_stages_finding,
+    submission_verdict, ArrivalFacts, StatusDecision, SubmitFailure,
+};
+use crate::edge::imap::{Arrival, FetchError};
+use crate::edge::smtp::SendOutcome;
+
+/// How far back the logs are searched for why a mailbox could not be read.
+const HOST_FINDINGS_LOOKBACK: Duration = Duration::from_secs(20);
+
+/// One run in progress: the runner's shared parts, the scenario, and the result being built.
+pub(super) struct Run<'r> {
+    pub(super) runner: &'r Runner,
+    pub(super) prepared: &'r Prepared,
+    pub(super) id: Uuid,
+    pub(super) result: RunResult,
+}
+
+/// Detection armed, with where a reconnection must resume looking.
+pub(super) struct ArmedMailbox {
+    pub(super) armed: Box<dyn ArmedWait>,
+    pub(super) resume: ResumePoints,
+}
+
+/// The probe as submitted.
+pub(super) struct Sent {
+    pub(super) outcome: SendOutcome,
+    /// Monotonic submission start: latencies are measured from it.
+    pub(super) started: Instant,
+    /// Monotonic end of the wait for arrival.
+    pub(super) deadline: Instant,
+    /// What fusion needs to find the probe in the logs.
+    pub(super) probe: ProbeContext,
+}
+
+impl<'r> Run<'r> {
+    pub(super) fn new(runner: &'r Runner, prepared: &'r Prepared) -> Run<'r> {
+        let s = &prepared.scenario;
+        let id = Uuid::now_v7();
+        let result = fresh_result(
+            &s.name,
+            &id.to_string(),
+            runner.clock.now(),
+            SloReport {
+                target_ms: s.slo.target.map(clock::millis),
+                max_ms: s.slo.max.map(clock::millis),
+            },
+            clock::millis(runner.timeout_override.unwrap_or(s.timeout)),
+        );
+        Run {
+            runner,
+            prepared,
+            id,
+            result,
+        }
+    }
+
+    pub(super) fn scenario(&self) -> &'r Scenario {
+        &self.prepared.scenario
+    }
+
+    pub(super) fn progress(&self, what: &str) {
+        self.runner.progress.set(&self.scenario().name, what);
+    }
+
+    /// Log in and arm detection before anything is sent. `None` when the mailbox cannot be read:
+    /// the result then says why (`fetch_failed`).
+    pub(super) async fn open_and_arm(&mut self) -> Option<ArmedMailbox> {
+        self.progress("logging in to the mailbox");
+        let session = match self.prepared.mailbox.open(&[]).await {
+            Ok(m) => m,
+            Err(e) => return self.fetch_failed(&e).await,
+        };
+        if self.scenario().receiver.idle && !session.uses_idle() {
+            self.result
+                .warnings
+                .push("the IMAP server does not offer IDLE: polling instead".into());
+        }
+        let resume = session.resume_points();
+        match session.arm(self.runner.key.clone(), self.id).await {
+            Ok(armed) => Some(ArmedMailbox { armed, resume }),
+            Err(e) => self.fetch_failed(&e).await,
+        }
+    }
+
+    /// Start following the server logs (right before sending).
+    pub(super) fn follow_logs(&mut self) -> Box<dyn LogFeed> {
+        let (logs, warnings) = self.runner.logs.follow();
+        self.result.warnings.extend(warnings);
+        logs
+    }
+
+    /// Tag, record as pending, render and submit the probe.
+    pub(super) async fn submit(&mut self) -> Sent {
+        let s = self.scenario();
+        let domain = &self.runner.config.probe_domain;
+        let tag = ProbeTag::new(self.id, &s.name, self.runner.clock.now());
+        self.result.sent_at = tag.sent_at;
+        if let Err(e) =
+            self.runner
+                .store
+                .record_pending(&self.result.probe_id, &s.name, tag.sent_at)
+        {
+            self.result.warnings.push(e.to_string());
+        }
+        self.progress("sending");
+        let message = match &s.sender {
+            Sender::Smtp(cfg) => ProbeMessage {
+                tag: &tag,
+                domain,
+                header_from: &cfg.header_from,
+                header_to: &cfg.header_to,
+                extra_headers: &s.headers,
+            }
+            .render(&self.runner.key),
+        };
+        let started = self.runner.clock.instant();
+        let outcome = self.prepared.sender.send(&message).await;
+        let sub: Submission = outcome.submission().clone();
+        self.result.submission = Some(sub.clone());
+        self.result.accepted_at = sub.accepted_at;
+        let timeout = self.runner.timeout_override.unwrap_or(s.timeout);
+        Sent {
+            deadline: self.runner.clock.instant() + timeout,
+            started,
+            probe: ProbeContext {
+                message_id: tag.message_id(domain),
+                mail_from: s.sender.mail_from().to_string(),
+                rcpt_to: s.sender.recipients().to_vec(),
+                submitted_at: sub.started_at,
+                accepted_at: sub.accepted_at,
+                detected_at: None,
+                submission_queue_id: sub.queue_id.clone(),
+                expected_hosts: Vec::new(),
+            },
+            outcome,
+        }
+    }
+
+    /// The status from the submission's outcome and what arrived.
+    pub(super) fn judge(&mut self, sent: &Sent, arrival: Option<&Arrival>) {
+        match &sent.outcome {
+            SendOutcome::Rejected(sub) => {
+                self.apply(submission_verdict(SubmitFailure::Rejected, sub));
+            }
+            SendOutcome::Failed(sub) => {
+                self.apply(submission_verdict(SubmitFailure::Failed, sub));
+            }
+            SendOutcome::Accepted(_) => match arrival {
+                Some(a) => self.record_arrival(a, sent.started),
+                None => self.apply(arrival_status(None, &[], None)),
+            },
+        }
+    }
+
+    fn apply(&mut self, d: StatusDecision) {
+        self.result.status = d.status;
+        self.result.findings.extend(d.finding);
+    }
+
+    /// Detection facts, the Received trace, and the status they decide.
+    fn record_arrival(&mut self, a: &Arrival, started: Instant) {
+        let s = self.scenario();
+        let r = &mut self.result;
+        r.detected_at = Some(a.detected_at);
+        r.detected_by = Some(a.detected_by);
+        r.folder = Some(a.seen.folder.clone());
+        let total = a.detected_instant.saturating_duration_since(started);
+        r.total_ms = Some(i64::try_from(total.as_millis()).unwrap_or(i64::MAX));
+        let options = TraceOptions {
+            now: self.runner.clock.now(),
+            fetched_at: Some(a.detected_at),
+            stages: &s.path,
+        };
+        match trace_message(&a.raw, &options) {
+            Ok(t) => {
+                r.hops = t.hops;
+                r.missing_stages = t.missing_stages;
+                r.warnings.extend(t.warnings);
+            }
+            Err(e) => r.warnings.push(format!("trace: {e:?}")),
+        }
+        r.findings.extend(missing_stages_finding(&r.missing_stages));
+        let facts = ArrivalFacts {
+            folder: &a.seen.folder,
+            bounce: a.seen.bounce,
+            total_ms: r.total_ms,
+        };
+        let d = arrival_status(
+            Some(&facts),
+            &s.receiver.junk_folders,
+            s.slo.target.map(clock::millis),
+        );
+        self.apply(d);
+    }
+
+    /// The mailbox could not be read. Say why, in the logs' words when they know more (a
+    /// Dovecot "Permission denied" behind a SELECT failure, an auth backend error behind a
+    /// login). Always `None`: nothing is armed.
+    async fn fetch_failed<T>(&mut self, e: &FetchError) -> Option<T> {
+        let r = &mut self.result;
+        r.status = crate::core::outcome::Status::FetchFailed;
+        r.verdict_at = self.runner.clock.now();
+        let code = match e {
+            FetchError::Auth(_) => FindingCode::ImapAuthFailed,
+            FetchError::Tls(_) => FindingCode::TlsError,
+            _ => FindingCode::ServiceError,
+        };
+        r.findings.push(finding(
+            code,
+            Some("mailbox"),
+            e.to_string(),
+            vec![e.to_string()],
+        ));
+        if self.runner.logs.is_empty() {
+            return None;
+        }
+        let (found, warnings) = self
+            .runner
+            .logs
+            .recent_host_findings(HOST_FINDINGS_LOOKBACK)
+            .await;
+        let r = &mut self.result;
+        r.warnings.extend(warnings);
+        add_host_findings(r, found, code, &self.prepared.scenario.path);
+        None
+    }
+}

@@ -1,0 +1,547 @@
+//! In-memory edges for the runner's tests: a sender that delivers into a fake mailbox on a
+//! script (in tokio's paused time), a mailbox that verifies tags like the real one, scripted
+//! logs, and a store in a map.
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::core::diagnosis::Finding;
+use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
+use crate::core::logs::{LineParser, ParseContext, Parsed};
+use crate::core::outcome::{DetectedBy, RunResult, SmtpPhase, Submission};
+use crate::core::probe::{self, ProbeKey, ProbeMessage, ProbeTag};
+use crate::core::verdict::RecordState;
+use crate::edge::imap::{Arrival, FetchError, SeenProbe, WaitEnd, WaitNotes};
+use crate::edge::smtp::SendOutcome;
+use crate::edge::store::StoreError;
+use crate::runner::ports::{
+    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
+    ResultStore, ResumePoints, Waited,
+};
+
+/// One message in the fake mailbox.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub folder: String,
+    pub uid: u32,
+    pub raw: Vec<u8>,
+    pub internal_date: Option<DateTime<Utc>>,
+    /// A bounce quoting the probe rather than the probe itself.
+    pub bounce: bool,
+}
+
+/// The server side of the fake mailbox.
+pub struct World {
+    pub folders: Vec<String>,
+    pub msgs: Vec<Msg>,
+    next_uid: u32,
+    /// Bumped when every session is dropped (a server restart).
+    generation: u32,
+    /// Errors the next logins fail with, in order.
+    pub open_errors: VecDeque<FetchError>,
+    pub opens: u32,
+    pub logouts: u32,
+    pub idle: bool,
+    /// Bumped on every change, so waits wake up.
+    changed: watch::Sender<u64>,
+}
+
+impl World {
+    pub fn add(
+        &mut self,
+        folder: &str,
+        raw: Vec<u8>,
+        internal_date: Option<DateTime<Utc>>,
+        bounce: bool,
+    ) {
+        self.msgs.push(Msg {
+            folder: folder.into(),
+            uid: self.next_uid,
+            raw,
+            internal_date,
+            bounce,
+        });
+        self.next_uid += 1;
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn drop_sessions(&mut self, refused: usize) {
+        self.generation += 1;
+        for _ in 0..refused {
+            self.open_errors
+                .push_back(FetchError::Connect("connection refused".into()));
+        }
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+/// What the fake mailbox server does after the probe is accepted.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The probe lands in a folder.
+    Deliver {
+        after: Duration,
+        folder: &'static str,
+    },
+    /// A bounce quoting the probe lands in a folder.
+    Bounce {
+        after: Duration,
+        folder: &'static str,
+    },
+    /// Every IMAP session drops; the next `refused` logins fail.
+    DropSessions { after: Duration, refused: usize },
+}
+
+/// The shared fake mail system: the sender delivers into it, the mailbox reads it.
+#[derive(Clone)]
+pub struct FakeMail {
+    world: Arc<Mutex<World>>,
+    key: ProbeKey,
+    clock: SharedClock,
+}
+
+impl FakeMail {
+    pub fn new(key: ProbeKey, clock: SharedClock, folders: &[&str]) -> FakeMail {
+        let (changed, _) = watch::channel(0);
+        FakeMail {
+            world: Arc::new(Mutex::new(World {
+                folders: folders.iter().map(|f| f.to_string()).collect(),
+                msgs: Vec::new(),
+                next_uid: 1,
+                generation: 0,
+                open_errors: VecDeque::new(),
+                opens: 0,
+                logouts: 0,
+                idle: true,
+                changed,
+            })),
+            key,
+            clock,
+        }
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap()
+    }
+
+    fn run_events(&self, raw: Vec<u8>, events: Vec<Event>) {
+        for ev in events {
+            let me = self.clone();
+            let raw = raw.clone();
+            tokio::spawn(async move {
+                let (after, action) = match ev {
+                    Event::Deliver { after, folder } => (after, Ok((folder, false))),
+                    Event::Bounce { after, folder } => (after, Ok((folder, true))),
+                    Event::DropSessions { after, refused } => (after, Err(refused)),
+                };
+                tokio::time::sleep(after).await;
+                let now = me.clock.now();
+                let mut w = me.world();
+                match action {
+                    Ok((folder, bounce)) => w.add(folder, raw, Some(now), bounce),
+                    Err(refused) => w.drop_sessions(refused),
+                }
+            });
+        }
+    }
+
+    fn seen(&self, m: &Msg) -> Option<SeenProbe> {
+        let tag = probe::verify(&m.raw, &self.key).valid().cloned()?;
+        Some(SeenProbe {
+            folder: m.folder.clone(),
+            uid: m.uid,
+            tag,
+            internal_date: m.internal_date,
+            bounce: m.bounce,
+        })
+    }
+}
+
+impl MailboxAccess for FakeMail {
+    fn open<'a>(
+        &'a self,
+        resume: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
+        Box::pin(async move {
+            let mut w = self.world();
+            w.opens += 1;
+            if let Some(e) = w.open_errors.pop_front() {
+                return Err(e);
+            }
+            let starts = w
+                .folders
+                .iter()
+                .map(|f| match resume.iter().find(|(n, _)| n == f) {
+                    Some((_, u)) => (f.clone(), *u),
+                    None => (f.clone(), w.next_uid),
+                })
+                .collect();
+            let session = FakeSession {
+                mail: self.clone(),
+                starts,
+                generation: w.generation,
+                idle: w.idle,
+            };
+            Ok(Box::new(session) as Box<dyn MailboxSession>)
+        })
+    }
+}
+
+pub struct FakeSession {
+    mail: FakeMail,
+    starts: ResumePoints,
+    generation: u32,
+    idle: bool,
+}
+
+impl MailboxSession for FakeSession {
+    fn uses_idle(&self) -> bool {
+        self.idle
+    }
+    fn resume_points(&self) -> ResumePoints {
+        self.starts.clone()
+    }
+    fn arm(
+        self: Box<Self>,
+        key: ProbeKey,
+        want: Uuid,
+    ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
+        Box::pin(async move {
+            let changed = self.mail.world().changed.subscribe();
+            Ok(Box::new(FakeArmed {
+                session: *self,
+                key,
+                want,
+                changed,
+            }) as Box<dyn ArmedWait>)
+        })
+    }
+    fn scan_probes<'a>(
+        &'a mut self,
+        _key: &'a ProbeKey,
+    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
+        Box::pin(async move {
+            let w = self.mail.world();
+            let seen = w.msgs.iter().filter_map(|m| self.mail.seen(m)).collect();
+            (seen, Vec::new())
+        })
+    }
+    fn delete<'a>(
+        &'a mut self,
+        folder: &'a str,
+        uids: &'a [u32],
+    ) -> BoxFuture<'a, Result<usize, FetchError>> {
+        Box::pin(async move {
+            let mut w = self.mail.world();
+            let before = w.msgs.len();
+            w.msgs
+                .retain(|m| !(m.folder == folder && uids.contains(&m.uid)));
+            Ok(before - w.msgs.len())
+        })
+    }
+    fn logout(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.mail.world().logouts += 1;
+        })
+    }
+}
+
+pub struct FakeArmed {
+    session: FakeSession,
+    key: ProbeKey,
+    want: Uuid,
+    changed: watch::Receiver<u64>,
+}
+
+enum Look {
+    Found(Box<Arrival>),
+    Lost,
+    Nothing,
+}
+
+impl FakeArmed {
+    fn look(&self) -> Look {
+        let mail = &self.session.mail;
+        let w = mail.world();
+        if w.generation != self.session.generation {
+            return Look::Lost;
+        }
+        let start = |folder: &str| {
+            self.session
+                .starts
+                .iter()
+                .find(|(n, _)| n == folder)
+                .map_or(1, |(_, u)| *u)
+        };
+        let hit = w.msgs.iter().find(|m| {
+            m.uid >= start(&m.folder)
+                && probe::verify(&m.raw, &self.key)
+                    .valid()
+                    .is_some_and(|t| t.id == self.want)
+        });
+        match hit.and_then(|m| mail.seen(m).map(|s| (s, m.raw.clone()))) {
+            Some((seen, raw)) => Look::Found(Box::new(Arrival {
+                seen,
+                detected_at: mail.clock.now(),
+                detected_instant: mail.clock.instant(),
+                detected_by: DetectedBy::Idle,
+                raw,
+            })),
+            None => Look::Nothing,
+        }
+    }
+}
+
+impl ArmedWait for FakeArmed {
+    fn wait<'a>(
+        mut self: Box<Self>,
+        deadline: Instant,
+        mut cancel: Cancel<'a>,
+    ) -> BoxFuture<'a, Waited> {
+        Box::pin(async move {
+            let end = loop {
+                self.changed.borrow_and_update();
+                match self.look() {
+                    Look::Found(a) => break WaitEnd::Arrived(a),
+                    Look::Lost => break WaitEnd::SessionsLost,
+                    Look::Nothing => {}
+                }
+                tokio::select! {
+                    _ = self.changed.changed() => {}
+                    _ = tokio::time::sleep_until(deadline) => break WaitEnd::Deadline,
+                    _ = cancel.as_mut() => break WaitEnd::Cancelled,
+                }
+            };
+            let session = match end {
+                WaitEnd::SessionsLost => None,
+                _ => Some(Box::new(self.session) as Box<dyn MailboxSession>),
+            };
+            Waited {
+                end,
+                session,
+                notes: WaitNotes::default(),
+            }
+        })
+    }
+}
+
+/// The sending server's answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Accept,
+    Reject {
+        phase: SmtpPhase,
+        code: u16,
+        text: &'static str,
+    },
+    Fail {
+        phase: SmtpPhase,
+        text: &'static str,
+    },
+}
+
+/// A sender that answers as told and, when it accepts, runs the mail system's events.
+pub struct FakeSender {
+    pub mail: FakeMail,
+    pub reply: Reply,
+    pub events: Vec<Event>,
+    pub sent: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ProbeSender for FakeSender {
+    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(async move {
+            self.sent.lock().unwrap().push(message.to_vec());
+            let now = self.mail.clock.now();
+            let sub = |phase, code: Option<u16>, text: &str, accepted| Submission {
+                started_at: now,
+                accepted_at: accepted,
+                phase,
+                code,
+                enhanced: crate::core::reply::enhanced_code(text),
+                text: text.to_string(),
+                queue_id: None,
+            };
+            match &self.reply {
+                Reply::Accept => {
+                    self.mail.run_events(message.to_vec(), self.events.clone());
+                    SendOutcome::Accepted(sub(
+                        SmtpPhase::Message,
+                        Some(250),
+                        "2.0.0 Ok: queued as ABC",
+                        Some(now),
+                    ))
+                }
+                Reply::Reject { phase, code, text } => {
+                    SendOutcome::Rejected(sub(*phase, Some(*code), text, None))
+                }
+                Reply::Fail { phase, text } => SendOutcome::Failed(sub(*phase, None, text, None)),
+            }
+        })
+    }
+}
+
+/// A probe message of some run, as the mailbox would hold it.
+pub fn probe_raw(key: &ProbeKey, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
+    let tag = ProbeTag::new(id, "other-run", sent_at);
+    ProbeMessage {
+        tag: &tag,
+        domain: "probe.test",
+        header_from: "probe@probe.test",
+        header_to: "user@example.test",
+        extra_headers: &[],
+    }
+    .render(key)
+}
+
+/// Server logs: from `bounce_after` on, the sending host's Postfix log shows the probe bounced
+/// (real log lines, parsed and fused by the core like any log's).
+pub struct FakeLogs {
+    pub bounce_after: Option<Duration>,
+    pub host_findings: Vec<Finding>,
+}
+
+struct FakeFeed {
+    started: Instant,
+    bounce_after: Option<Duration>,
+}
+
+impl LogSources for FakeLogs {
+    fn is_empty(&self) -> bool {
+        false
+    }
+    fn follow(&self) -> (Box<dyn LogFeed>, Vec<String>) {
+        let feed = FakeFeed {
+            started: crate::clock::instant(),
+            bounce_after: self.bounce_after,
+        };
+        (Box::new(feed), Vec::new())
+    }
+    fn recent_host_findings(&self, _: Duration) -> BoxFuture<'_, (Vec<Finding>, Vec<String>)> {
+        Box::pin(async move { (self.host_findings.clone(), vec!["a log warning".into()]) })
+    }
+}
+
+impl FakeFeed {
+    /// The log lines written so far.
+    fn lines(&self, probe: &ProbeContext) -> Vec<String> {
+        let elapsed = crate::clock::instant().saturating_duration_since(self.started);
+        if self.bounce_after.is_none_or(|after| elapsed < after) {
+            return Vec::new();
+        }
+        let at = probe.submitted_at.format("%b %e %H:%M:%S");
+        let rcpt = probe.rcpt_to.first().map_or("", String::as_str);
+        vec![
+            format!("{at} mx postfix/smtpd[1]: 3B514DC192: client=unknown[198.18.1.1]"),
+            format!("{at} mx postfix/cleanup[2]: 3B514DC192: message-id={}", probe.message_id),
+            format!(
+                "{at} mx postfix/qmgr[3]: 3B514DC192: from=<{}>, size=481, nrcpt=1 (queue active)",
+                probe.mail_from
+            ),
+            format!(
+                "{at} mx postfix/smtp[4]: 3B514DC192: to=<{rcpt}>, relay=198.18.2.2[198.18.2.2]:25, \
+                 delay=0.2, delays=0/0/0/0.2, dsn=5.1.1, status=bounced (host 198.18.2.2[198.18.2.2] \
+                 said: 550 5.1.1 <{rcpt}> User unknown (in reply to RCPT TO command))"
+            ),
+            format!("{at} mx postfix/qmgr[3]: 3B514DC192: removed"),
+        ]
+    }
+}
+
+impl LogFeed for FakeFeed {
+    fn is_empty(&self) -> bool {
+        false
+    }
+    fn refresh(&mut self, _force: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
+        let mut parser = LineParser::new(ParseContext::new("ec2", 2026));
+        let mut corr = Correlator::new(Limits::default());
+        for line in self.lines(probe) {
+            if let Parsed::Record(r) = parser.parse(line.as_bytes()) {
+                corr.push(*r);
+            }
+        }
+        fuse_probe(probe, &corr.finish(), header_hops)
+    }
+}
+
+/// A stored row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub status: String,
+    pub sent_at: DateTime<Utc>,
+    pub late_seen_at: Option<DateTime<Utc>>,
+}
+
+/// The result store in a map.
+#[derive(Default)]
+pub struct MemStore {
+    pub rows: Mutex<BTreeMap<String, Row>>,
+}
+
+impl MemStore {
+    pub fn put(&self, id: &str, status: &str, sent_at: DateTime<Utc>) {
+        self.rows.lock().unwrap().insert(
+            id.into(),
+            Row {
+                status: status.into(),
+                sent_at,
+                late_seen_at: None,
+            },
+        );
+    }
+    pub fn row(&self, id: &str) -> Option<Row> {
+        self.rows.lock().unwrap().get(id).cloned()
+    }
+}
+
+impl ResultStore for MemStore {
+    fn record_pending(
+        &self,
+        probe_id: &str,
+        _: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.put(probe_id, "pending", sent_at);
+        Ok(())
+    }
+    fn record_result(
+        &self,
+        result: &RunResult,
+        json: &str,
+        _: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        assert!(
+            json.contains(&result.probe_id),
+            "the stored JSON is the result's"
+        );
+        self.put(&result.probe_id, result.status.as_str(), result.sent_at);
+        Ok(())
+    }
+    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError> {
+        Ok(self
+            .row(probe_id)
+            .map(|r| RecordState::from_status(&r.status)))
+    }
+    fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        match rows.get_mut(probe_id) {
+            Some(r) if r.status == "lost" && r.late_seen_at.is_none() => {
+                r.late_seen_at = Some(seen_at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! The runner end to end against fakes (tests/fakes.rs), in tokio's paused time with a test
+//! clock: every status, a mid-wait reconnect, a late arrival, and cleanups that must not delete.
+mod fakes;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::{Prepared, Progress, Runner};
+use crate::clock::{self, SharedClock, TestClock};
+use crate::config::secret::SecretRef;
+use crate::config::{Config, Defaults, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
+use crate::core::diagnosis::{Finding, FindingCode};
+use crate::core::outcome::{RunResult, SmtpPhase, Status};
+use crate::core::probe::ProbeKey;
+use crate::edge::imap::FetchError;
+use fakes::{probe_raw, Event, FakeLogs, FakeMail, FakeSender, MemStore, Reply};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap()
+}
+
+fn key() -> ProbeKey {
+    ProbeKey::new(b"a test probe key of enough bytes!").unwrap()
+}
+
+fn scenario() -> Scenario {
+    Scenario {
+        name: "fake-inbound".into(),
+        description: String::new(),
+        file: PathBuf::from("fake.toml"),
+        sender: Sender::Smtp(SmtpSender {
+            host: "mx.test".into(),
+            port: 25,
+            tls: TlsMode::None,
+            ca_file: None,
+            helo: None,
+            mail_from: "probe@probe.test".into(),
+            rcpt_to: vec!["user@example.test".into()],
+            header_from: "probe@probe.test".into(),
+            header_to: "user@example.test".into(),
+            auth: None,
+            command_timeout: Duration::from_secs(10),
+        }),
+        receiver: Receiver {
+            host: "imap.test".into(),
+            port: 143,
+            tls: TlsMode::None,
+            ca_file: None,
+            username: "user".into(),
+            password: SecretRef::Env("FAKE_PASSWORD".into()),
+            folders: vec!["INBOX".into(), "Junk".into()],
+            junk_folders: vec!["Junk".into()],
+            idle: true,
+            poll_interval: Duration::from_secs(1),
+        },
+        timeout: Duration::from_secs(30),
+        cleanup: true,
+        sweep_after: Duration::from_secs(3600),
+        slo: Slo {
+            target: Some(Duration::from_secs(5)),
+            max: Some(Duration::from_secs(20)),
+        },
+        headers: Vec::new(),
+        path: Vec::new(),
+    }
+}
+
+fn config() -> Config {
+    Config {
+        path: PathBuf::from("flowtest.toml"),
+        probe_domain: "probe.test".into(),
+        probe_key: SecretRef::Env("FAKE_KEY".into()),
+        state_dir: PathBuf::from("state"),
+        scenarios_dir: PathBuf::from("scenarios"),
+        max_concurrency: 2,
+        defaults: Defaults {
+            timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            cleanup: true,
+            sweep_after: Duration::from_secs(3600),
+        },
+        scenarios: Vec::new(),
+        log_sources: Vec::new(),
+    }
+}
+
+/// One scenario's world: the runner, its fake mail system and store.
+struct Lab {
+    runner: Runner,
+    mail: FakeMail,
+    store: Arc<MemStore>,
+    sender: Arc<FakeSender>,
+    scenario: Scenario,
+}
+
+impl Lab {
+    fn new(reply: Reply, events: Vec<Event>) -> Lab {
+        let clock: SharedClock = Arc::new(TestClock::starting_at(t0()));
+        let mail = FakeMail::new(key(), Arc::clone(&clock), &["INBOX", "Junk"]);
+        let store = Arc::new(MemStore::default());
+        let runner = Runner::new(
+            Arc::new(config()),
+            key(),
+            store.clone(),
+            Arc::new(Progress::default()),
+            None,
+        )
+        .with_clock(clock);
+        let sender = Arc::new(FakeSender {
+            mail: mail.clone(),
+            reply,
+            events,
+            sent: Mutex::new(Vec::new()),
+        });
+        Lab {
+            runner,
+            mail,
+            store,
+            sender,
+            scenario: scenario(),
+        }
+    }
+
+    fn delivered_after(ms: u64, folder: &'static str) -> Lab {
+        Lab::new(
+            Reply::Accept,
+            vec![Event::Deliver {
+                after: Duration::from_millis(ms),
+                folder,
+            }],
+        )
+    }
+
+    fn with_logs(mut self, logs: FakeLogs) -> Lab {
+        self.runner = self.runner.with_logs(Arc::new(logs));
+        self
+    }
+
+    async fn run(&self) -> RunResult {
+        let p = Prepared::with_edges(
+            self.scenario.clone(),
+            self.sender.clone(),
+            Arc::new(self.mail.clone()),
+        );
+        let r = self.runner.run_one(&p).await;
+        assert_eq!(
+            self.store.row(&r.probe_id).map(|row| row.status),
+            Some(r.status.as_str().to_string()),
+            "every result is stored"
+        );
+        assert_eq!(
+            self.runner.progress.step(&r.scenario),
+            None,
+            "progress cleared"
+        );
+        r
+    }
+
+    fn remaining(&self) -> Vec<(String, u32)> {
+        let w = self.mail.world();
+        w.msgs.iter().map(|m| (m.folder.clone(), m.uid)).collect()
+    }
+
+    fn seed_probe(&self, folder: &str, id: Uuid, sent_at: DateTime<Utc>) {
+        let raw = probe_raw(&key(), id, sent_at);
+        self.mail
+            .world()
+            .add(folder, raw, Some(sent_at + TimeDelta::seconds(90)), false);
+    }
+}
+
+fn codes(r: &RunResult) -> Vec<FindingCode> {
+    r.findings.iter().map(|f| f.code).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn delivered_in_time_with_latency_from_the_monotonic_clock() {
+    let lab = Lab::delivered_after(1500, "INBOX");
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered, "{r:?}");
+    assert_eq!(r.total_ms, Some(1500));
+    assert_eq!(r.sent_at, t0());
+    assert_eq!(r.detected_at, Some(t0() + TimeDelta::milliseconds(1500)));
+    assert_eq!(r.folder.as_deref(), Some("INBOX"));
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.stages[0].name, "submission");
+    assert_eq!(r.timeout_ms, 30_000);
+    assert_eq!(r.slo.target_ms, Some(5000));
+    assert_eq!(r.cleanup.deleted, 1, "the own probe is removed");
+    assert!(lab.remaining().is_empty());
+    assert_eq!(lab.mail.world().logouts, 1);
+    let sent = lab.sender.sent.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    let text = String::from_utf8_lossy(&sent[0]);
+    assert!(
+        text.contains(&r.probe_id),
+        "the probe is tagged with its id"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_than_the_slo_target_is_slow() {
+    let r = Lab::delivered_after(6000, "INBOX").run().await;
+    assert_eq!(r.status, Status::Slow);
+    assert_eq!(r.total_ms, Some(6000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn filed_into_junk_is_delivered_spam() {
+    let lab = Lab::delivered_after(800, "Junk");
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::DeliveredSpam);
+    assert_eq!(codes(&r), vec![FindingCode::SpamFolder]);
+    assert_eq!(r.folder.as_deref(), Some("Junk"));
+    assert_eq!(r.cleanup.deleted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_by_the_deadline_is_lost() {
+    let mut lab = Lab::new(Reply::Accept, Vec::new());
+    lab.scenario.timeout = Duration::from_secs(10);
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Lost);
+    assert_eq!(
+        clock::instant().duration_since(started),
+        Duration::from_secs(10),
+        "waited the timeout, no more"
+    );
+    assert_eq!(r.verdict_at - r.sent_at, TimeDelta::seconds(10));
+    assert!(r.total_ms.is_none() && r.detected_at.is_none());
+    assert_eq!(r.timeout_ms, 10_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_submission_is_rejected_without_waiting() {
+    let lab = Lab::new(
+        Reply::Reject {
+            phase: SmtpPhase::Rcpt,
+            code: 554,
+            text: "5.7.1 <user@example.test>: Relay access denied",
+        },
+        Vec::new(),
+    );
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Rejected);
+    assert_eq!(codes(&r), vec![FindingCode::RelayAccessDenied]);
+    assert_eq!(r.findings[0].stage.as_deref(), Some("submission"));
+    assert!(clock::instant().duration_since(started) < Duration::from_secs(1));
+    assert!(r.accepted_at.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_connection_is_send_failed() {
+    let lab = Lab::new(
+        Reply::Fail {
+            phase: SmtpPhase::Connect,
+            text: "mx.test:25: Connection refused",
+        },
+        Vec::new(),
+    );
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::SendFailed);
+    assert_eq!(codes(&r), vec![FindingCode::NextHopRefused]);
+    assert_eq!(
+        r.findings[0].evidence,
+        vec!["mx.test:25: Connection refused"]
+    );
+    assert_eq!(lab.mail.world().logouts, 1, "the session is still closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_mailbox_is_fetch_failed_and_nothing_is_sent() {
+    let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
+        bounce_after: None,
+        host_findings: vec![
+            Finding::new(FindingCode::ImapAuthFailed, Some("dovecot"), "same cause"),
+            Finding::new(
+                FindingCode::MailboxPermissionDenied,
+                Some("dovecot"),
+                "perm",
+            ),
+        ],
+    });
+    lab.mail
+        .world()
+        .open_errors
+        .push_back(FetchError::Auth("NO [AUTHENTICATIONFAILED]".into()));
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::FetchFailed);
+    assert_eq!(
+        codes(&r),
+        vec![
+            FindingCode::ImapAuthFailed,
+            FindingCode::MailboxPermissionDenied
+        ],
+        "the logs' other cause joins"
+    );
+    assert_eq!(r.warnings, vec!["a log warning"]);
+    assert!(lab.sender.sent.lock().unwrap().is_empty(), "no probe sent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bounce_in_the_mailbox_is_bounced_and_removed() {
+    let lab = Lab::new(
+        Reply::Accept,
+        vec![Event::Bounce {
+            after: Duration::from_millis(700),
+            folder: "INBOX",
+        }],
+    );
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Bounced);
+    assert_eq!(codes(&r), vec![FindingCode::BouncedOther]);
+    assert_eq!(r.cleanup.deleted, 1);
+    assert!(lab.remaining().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bounce_in_the_logs_ends_the_wait_early() {
+    let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
+        bounce_after: Some(Duration::from_secs(2)),
+        host_findings: Vec::new(),
+    });
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Bounced);
+    assert_eq!(r.log_status.as_deref(), Some("bounced"));
+    assert_eq!(r.last_hop.as_deref(), Some("ec2"));
+    assert_eq!(
+        codes(&r),
+        vec![FindingCode::RecipientUnknown],
+        "the log finding joins"
+    );
+    assert_eq!(r.findings[0].stage.as_deref(), Some("ec2"));
+    assert!(
+        clock::instant().duration_since(started) < Duration::from_secs(3),
+        "fail fast, not the 30 s timeout: {:?}",
+        clock::instant().duration_since(started)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_session_is_reopened_and_the_probe_still_found() {
+    // The first login again fails (server still restarting); the second works.
+    let mut lab = Lab::new(
+        Reply::Accept,
+        vec![
+            Event::DropSessions {
+                after: Duration::from_millis(1000),
+                refused: 1,
+            },
+            // Lands while no session is open: the new session must look from the old start.
+            Event::Deliver {
+                after: Duration::from_millis(1200),
+                folder: "INBOX",
+            },
+        ],
+    );
+    lab.scenario.slo.target = None;
+    let r = lab.run().await;
+    // Lost at 1.0 s; retries at 1.5 s (fails) and 2.5 s (works, finds it at once).
+    assert_eq!(r.status, Status::Delivered, "{r:?}");
+    assert_eq!(r.total_ms, Some(2500));
+    assert_eq!(lab.mail.world().opens, 3);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w == "reconnecting to the mailbox: IMAP connection failed: connection refused"),
+        "{:?}",
+        r.warnings
+    );
+    assert!(r.warnings.iter().any(|w| w.contains("re-established")));
+    assert_eq!(r.cleanup.deleted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sessions_that_never_come_back_leave_the_probe_lost_and_nothing_cleaned() {
+    let mut lab = Lab::new(
+        Reply::Accept,
+        vec![Event::DropSessions {
+            after: Duration::from_millis(100),
+            refused: 10,
+        }],
+    );
+    lab.scenario.timeout = Duration::from_secs(5);
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Lost);
+    assert!(
+        clock::instant().duration_since(started) <= Duration::from_secs(5),
+        "bounded by the deadline"
+    );
+    assert_eq!(
+        r.cleanup.note.as_deref(),
+        Some("the IMAP session was lost; nothing cleaned")
+    );
+    let reconnecting = r
+        .warnings
+        .iter()
+        .filter(|w| w.contains("reconnecting"))
+        .count();
+    assert_eq!(
+        reconnecting, 1,
+        "the same failure is one warning: {:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_stored_lost_is_marked_late_and_removed() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    let old = Uuid::now_v7();
+    let old_sent = t0() - TimeDelta::minutes(10);
+    lab.store.put(&old.to_string(), "lost", old_sent);
+    lab.seed_probe("Junk", old, old_sent);
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered);
+    assert_eq!(r.cleanup.marked_late, vec![old.to_string()]);
+    assert_eq!(r.cleanup.swept, 1);
+    assert_eq!(r.cleanup.deleted, 1);
+    let row = lab.store.row(&old.to_string()).unwrap();
+    assert_eq!(row.status, "lost", "the verdict stays");
+    assert_eq!(row.late_seen_at, Some(old_sent + TimeDelta::seconds(90)));
+    assert!(lab.remaining().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleanup_leaves_probes_in_flight_and_mail_that_is_not_a_verified_probe() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    // Another run's probe, sent 5 minutes ago, still awaited (sweep_after is an hour).
+    let in_flight = Uuid::now_v7();
+    let young = t0() - TimeDelta::minutes(5);
+    lab.store.put(&in_flight.to_string(), "pending", young);
+    lab.seed_probe("INBOX", in_flight, young);
+    // A probe signed with another key (another installation, or forged).
+    let foreign = ProbeKey::new(b"somebody else's key, long enough").unwrap();
+    let forged = probe_raw(&foreign, Uuid::now_v7(), t0() - TimeDelta::hours(5));
+    lab.mail.world().add("INBOX", forged, None, false);
+    // A user's own mail.
+    let plain = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n".to_vec();
+    lab.mail.world().add("INBOX", plain, None, false);
+    // Unknown to this store and two hours old: a crashed run's left-over, swept.
+    let stale = Uuid::now_v7();
+    lab.seed_probe("Junk", stale, t0() - TimeDelta::hours(2));
+    let kept: Vec<_> = lab.remaining()[..3].to_vec();
+
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered);
+    assert_eq!(r.cleanup.deleted, 1);
+    assert_eq!(r.cleanup.swept, 1, "only the stale probe");
+    assert!(r.cleanup.marked_late.is_empty());
+    assert_eq!(lab.remaining(), kept);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleanup_off_deletes_nothing() {
+    let mut lab = Lab::delivered_after(500, "INBOX");
+    lab.scenario.cleanup = false;
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered);
+    assert_eq!(
+        r.cleanup.note.as_deref(),
+        Some("cleanup is off for this scenario")
+    );
+    assert_eq!(lab.remaining().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_without_idle_is_a_warning() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    lab.mail.world().idle = false;
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered);
+    assert_eq!(
+        r.warnings[0],
+        "the IMAP server does not offer IDLE: polling instead"
+    );
+    let lab = Lab::delivered_after(500, "INBOX");
+    let r = lab.run().await;
+    assert!(
+        !r.warnings.iter().any(|w| w.contains("IDLE")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_all_keeps_the_input_order() {
+    let lab = Lab::delivered_after(300, "INBOX");
+    let runner = Arc::new(lab.runner);
+    let mut prepared = Vec::new();
+    for name in ["b-second", "a-first"] {
+        let mut s = scenario();
+        s.name = name.into();
+        prepared.push(Prepared::with_edges(
+            s,
+            lab.sender.clone(),
+            Arc::new(lab.mail.clone()),
+        ));
+    }
+    let results = runner.run_all(prepared).await;
+    let names: Vec<_> = results.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(names, vec!["b-second", "a-first"]);
+    assert!(results.iter().all(|r| r.status == Status::Delivered));
+}
