@@ -18,6 +18,7 @@ use crate::core::outcome::{
     client_stages, CleanupReport, RunResult, SloReport, Status, Submission,
 };
 use crate::core::probe::{ProbeKey, ProbeMessage, ProbeTag};
+use crate::core::runbook::Facts;
 use crate::core::trace::{trace_message, TraceOptions};
 use crate::core::trace::{Hop, StageMatcher};
 use crate::edge::imap::{self, Armed, FetchError, Mailbox, WaitEnd, WaitNotes};
@@ -566,8 +567,16 @@ impl Runner {
         }
     }
 
-    fn finish(&self, result: RunResult) -> RunResult {
+    fn finish(&self, mut result: RunResult) -> RunResult {
         self.progress.done(&result.scenario);
+        // The hints in the operator's runbook, about this scenario's recipient.
+        let facts = Facts {
+            recipient: self
+                .config
+                .scenario(&result.scenario)
+                .and_then(|s| s.sender.recipients().first().cloned()),
+        };
+        self.config.runbook.apply(&mut result.findings, &facts);
         let json =
             serde_json::to_string(&result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         let finished = Utc::now();

@@ -20,6 +20,7 @@ use crate::core::logs::{
     parse_tz, BoundedLines, Focus, LineParser, LineRead, LogRecord, ParseContext, Parsed,
     SourceCounts,
 };
+use crate::core::runbook::{Facts, Runbook};
 use crate::edge::logsource::seek_offset_for;
 use crate::exit::Exit;
 
@@ -200,6 +201,9 @@ impl Src {
 struct Writer<'a> {
     out: &'a mut dyn Write,
     opts: &'a Options,
+    /// Renders every finding's hint (the configured runbook, or the built-in one).
+    runbook: &'a Runbook,
+    facts: Facts,
     first_message: bool,
     summary: Summary,
     top_findings: Vec<Finding>,
@@ -229,6 +233,7 @@ impl Writer<'_> {
         if !self.opts.wants(&m) {
             return Ok(());
         }
+        self.runbook.apply(&mut m.findings, &self.facts);
         self.summary.messages += 1;
         *self.summary.by_status.entry(m.status.as_str()).or_insert(0) += 1;
         if m.status.is_failure() {
@@ -285,7 +290,7 @@ impl Writer<'_> {
         sources: Vec<SourceReport>,
     ) -> io::Result<Summary> {
         // With a filter, only host findings around the matched messages are relevant.
-        let host_findings: Vec<Finding> = host_findings
+        let mut host_findings: Vec<Finding> = host_findings
             .into_iter()
             .filter(|f| {
                 if !self.opts.filtered() {
@@ -298,6 +303,7 @@ impl Writer<'_> {
                 fa <= b + TimeDelta::seconds(60) && fb >= a - TimeDelta::seconds(60)
             })
             .collect();
+        self.runbook.apply(&mut host_findings, &self.facts);
         for f in &host_findings {
             if f.code.is_failure() {
                 self.group(f);
@@ -539,10 +545,21 @@ fn write_human_message(o: &mut dyn Write, m: &MessageChain, with_lines: bool) ->
 }
 
 /// Analyze `inputs`, streaming the report to `out`. Pure apart from reading the inputs and
-/// writing `out` (used by the command and by the golden tests).
+/// writing `out` (used by the command and by the golden tests). Hints come from the built-in
+/// runbook.
 pub fn analyze(
     inputs: Vec<Input>,
     opts: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    analyze_with(inputs, opts, Runbook::builtin(), out)
+}
+
+/// [`analyze`] with hints from `runbook`.
+pub fn analyze_with(
+    inputs: Vec<Input>,
+    opts: &Options,
+    runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
     let mut srcs: Vec<Src> = inputs
@@ -573,6 +590,10 @@ pub fn analyze(
     let mut w = Writer {
         out,
         opts,
+        runbook,
+        facts: Facts {
+            recipient: opts.rcpt.clone(),
+        },
         first_message: true,
         summary: Summary::default(),
         top_findings: Vec::new(),
@@ -722,6 +743,8 @@ pub fn write_incidents(
     dir: &Path,
     groups: &[IncidentGroup],
     source: &str,
+    runbook: &Runbook,
+    facts: &Facts,
 ) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
@@ -730,7 +753,7 @@ pub fn write_incidents(
             .first_seen
             .map(|t| t.date_naive())
             .unwrap_or_else(|| Utc::now().date_naive());
-        let d = incident::render(g, date, source);
+        let d = incident::render(runbook, g, date, source, facts);
         let mut n = 0;
         loop {
             let p = dir.join(incident::candidate_file_name(&d.stem, n));
@@ -752,8 +775,22 @@ pub fn write_incidents(
     Ok(written)
 }
 
-pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
+/// The configured runbook when a configuration is named or `./flowtest.toml` exists, else the
+/// built-in one (diagnose needs no configuration).
+fn runbook(config: &Option<PathBuf>) -> Result<Runbook, Exit> {
+    let path = crate::config::locate(config);
+    if config.is_none() && !path.exists() {
+        return Ok(Runbook::builtin().clone());
+    }
+    super::load_config(config).map(|c| c.runbook)
+}
+
+pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
     // Resolve and validate everything before reading any input.
+    let runbook = match runbook(config) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     let since = match args.since.as_deref().map(parse_time).transpose() {
         Ok(t) => t,
         Err(e) => {
@@ -812,7 +849,7 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let summary = match analyze(inputs, &opts, &mut out) {
+    let summary = match analyze_with(inputs, &opts, &runbook, &mut out) {
         Ok(s) => s,
         Err(AnalyzeError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
             return Exit::Ok;
@@ -829,7 +866,16 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
     };
     drop(out);
     if let Some(dir) = &args.incident {
-        match write_incidents(dir, &summary.incidents, "flowtest diagnose") {
+        let facts = Facts {
+            recipient: opts.rcpt.clone(),
+        };
+        match write_incidents(
+            dir,
+            &summary.incidents,
+            "flowtest diagnose",
+            &runbook,
+            &facts,
+        ) {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: wrote draft incident {}", p.display());

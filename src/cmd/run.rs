@@ -11,6 +11,7 @@ use crate::core::incident::IncidentGroup;
 use crate::core::outcome::{severity_of, RunResult, Severity};
 use crate::core::probe::ProbeKey;
 use crate::core::report;
+use crate::core::runbook::{Facts, Runbook};
 use crate::edge::store::Store;
 use crate::exit::Exit;
 use crate::runner::{prepare, Progress, Runner};
@@ -60,6 +61,7 @@ pub fn select<'a>(
 fn write_incident_drafts(
     dir: &std::path::Path,
     results: &[RunResult],
+    runbook: &Runbook,
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut groups: Vec<IncidentGroup> = Vec::new();
     for r in results
@@ -81,7 +83,8 @@ fn write_incident_drafts(
             }
         }
     }
-    super::diagnose::write_incidents(dir, &groups, "flowtest run")
+    // Drafts gather several scenarios: placeholders about one probe's recipient stay neutral.
+    super::diagnose::write_incidents(dir, &groups, "flowtest run", runbook, &Facts::default())
 }
 
 /// The probe key, from the configured environment variable or file.
@@ -168,7 +171,7 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         RunFormat::Nagios => report::nagios(&results),
     };
     if let Some(dir) = &args.incident {
-        match write_incident_drafts(dir, &results) {
+        match write_incident_drafts(dir, &results, &runner.config.runbook) {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: incident draft written: {}", p.display());

@@ -1596,7 +1596,6 @@ impl Correlator {
         {
             if let (true, Some(c)) = (generic(x.f.code), code) {
                 x.f.code = c;
-                x.f.hint = c.hint().to_owned();
             }
             if code.is_some() {
                 x.cause = true;
@@ -1611,6 +1610,7 @@ impl Correlator {
                     );
                 }
             }
+            x.f.rehint();
             x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
             x.f.seen(rec.timestamp);
         }

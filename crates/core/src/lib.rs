@@ -8,4 +8,5 @@ pub mod outcome;
 pub mod probe;
 pub mod reply;
 pub mod report;
+pub mod runbook;
 pub mod trace;
