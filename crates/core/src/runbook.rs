@@ -8,7 +8,7 @@
 //!
 //! Placeholders, written `{name}` in any text (`{{` and `}}` are literal braces):
 //! - `{role}`: the host role where the finding was seen (a `[[log_source]]` role such as
-//!   `ec2`), by the `name` its `[roles.<role>]` table gives it, else the role itself;
+//!   `mx`), by the `name` its `[roles.<role>]` table gives it, else the role itself;
 //! - `{stage}`: the stage where the message stopped (a scenario path stage, else the role);
 //! - `{next_hop}`: what that role hands mail to, from `[roles.<role>] next_hop` (a role, shown
 //!   by its name when the runbook names it);
@@ -169,7 +169,7 @@ struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Runbook {
     roles: BTreeMap<String, Role>,
-    /// Component id (file-name form, `SENDGRID`) -> title (`SendGrid`).
+    /// Component id (file-name form, `SMARTHOST`) -> title (`Smarthost`).
     components: BTreeMap<String, String>,
     findings: BTreeMap<FindingCode, Entry>,
 }
