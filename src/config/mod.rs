@@ -64,15 +64,8 @@ impl ConfigError {
     }
 }
 
-/// 1-based line number of a byte offset.
-pub(crate) fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes()
-        .iter()
-        .take(offset)
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
+/// 1-based line number of a byte offset (the runbook's errors count lines the same way).
+pub(crate) use crate::core::runbook::line_of;
 
 /// Turn a toml deserialization error into a ConfigError with file and line.
 pub(crate) fn toml_error(file: &Path, src: &str, e: toml::de::Error) -> ConfigError {

@@ -443,7 +443,7 @@ fn scan<'a>(text: &'a str, mut emit: impl FnMut(Piece<'a>)) {
 }
 
 /// 1-based line number of a byte offset.
-fn line_of(src: &str, offset: usize) -> usize {
+pub fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()
         .iter()
         .take(offset)
