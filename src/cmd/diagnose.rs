@@ -11,10 +11,11 @@ use chrono::Datelike;
 use crate::cli::{DiagnoseArgs, TraceFormat};
 use crate::clock;
 use crate::core::diagnose::{
-    analyze, parse_time, AnalyzeError, Format, Input, Options, Summary, Window, WindowError,
+    analyze_with, parse_time, AnalyzeError, Format, Input, Options, Summary, Window, WindowError,
 };
 use crate::core::fusion::Limits;
 use crate::core::logs::parse_tz;
+use crate::core::runbook::{Facts, Runbook};
 use crate::edge::{incidents, loginput};
 use crate::exit::Exit;
 
@@ -23,7 +24,11 @@ use super::unusable;
 /// Output buffer: the report streams, but not line by line.
 const OUT_BUFFER: usize = 1 << 16;
 
-pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
+pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
+    let runbook = match runbook(config) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     let opts = match options(&args) {
         Ok(o) => o,
         Err(e) => return unusable(e),
@@ -32,13 +37,17 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
         Ok(i) => i,
         Err(e) => return unusable(e),
     };
-    let summary = match report(inputs, &opts) {
+    let summary = match report(inputs, &opts, &runbook) {
         Ok(Some(s)) => s,
         Ok(None) => return Exit::Ok,
         Err(e) => return unusable(e),
     };
     if let Some(dir) = &args.incident {
-        match incidents::write_drafts(dir, &summary.incidents, "flowtest diagnose") {
+        let facts = Facts {
+            recipient: opts.rcpt.clone(),
+        };
+        let source = "flowtest diagnose";
+        match incidents::write_drafts(dir, &summary.incidents, source, &runbook, &facts) {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: wrote draft incident {}", p.display());
@@ -53,6 +62,16 @@ pub fn run(_config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
         }
     }
     Exit::from(summary.severity())
+}
+
+/// The configured runbook when a configuration is named or `./flowtest.toml` exists, else the
+/// built-in one (diagnose needs no configuration).
+fn runbook(config: &Option<PathBuf>) -> Result<Runbook, Exit> {
+    let path = crate::config::locate(config);
+    if config.is_none() && !path.exists() {
+        return Ok(Runbook::builtin().clone());
+    }
+    super::load_config(config).map(|c| c.runbook)
 }
 
 /// The analysis options, or the one-line reason the arguments are unusable.
@@ -87,10 +106,14 @@ fn options(args: &DiagnoseArgs) -> Result<Options, String> {
 }
 
 /// Stream the report to stdout. `None` when stdout was closed early (`| head`): not an error.
-fn report(inputs: Vec<Input>, opts: &Options) -> Result<Option<Summary>, AnalyzeError> {
+fn report(
+    inputs: Vec<Input>,
+    opts: &Options,
+    runbook: &Runbook,
+) -> Result<Option<Summary>, AnalyzeError> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
-    match analyze(inputs, opts, &mut out) {
+    match analyze_with(inputs, opts, runbook, &mut out) {
         Ok(s) => Ok(Some(s)),
         Err(AnalyzeError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),
         Err(e @ AnalyzeError::Read { .. }) => {

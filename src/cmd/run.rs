@@ -11,6 +11,7 @@ use crate::core::grouping::IncidentGroups;
 use crate::core::outcome::severity_of;
 use crate::core::probe::ProbeKey;
 use crate::core::report;
+use crate::core::runbook::Facts;
 use crate::edge::incidents;
 use crate::edge::store::Store;
 use crate::exit::Exit;
@@ -143,7 +144,9 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
     if let Some(dir) = &args.incident {
         // One draft per cause (finding code and host) among the failed probes.
         let groups = IncidentGroups::from_results(&results).into_groups();
-        match incidents::write_drafts(dir, &groups, "flowtest run") {
+        // Drafts gather several scenarios: placeholders about one probe's recipient stay neutral.
+        let facts = Facts::default();
+        match incidents::write_drafts(dir, &groups, "flowtest run", &runner.config.runbook, &facts) {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: incident draft written: {}", p.display());

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::core::runbook::Runbook;
 use logsource::LogSourceConfig;
 pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
@@ -63,15 +64,8 @@ impl ConfigError {
     }
 }
 
-/// 1-based line number of a byte offset.
-pub(crate) fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes()
-        .iter()
-        .take(offset)
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
+/// 1-based line number of a byte offset (the runbook's errors count lines the same way).
+pub(crate) use crate::core::runbook::line_of;
 
 /// Turn a toml deserialization error into a ConfigError with file and line.
 pub(crate) fn toml_error(file: &Path, src: &str, e: toml::de::Error) -> ConfigError {
@@ -101,6 +95,8 @@ struct RawConfig {
     defaults: RawDefaults,
     #[serde(default, rename = "log_source")]
     log_sources: Vec<toml::Table>,
+    /// The operator's runbook (hints and incident texts), relative to this file.
+    runbook: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +141,8 @@ pub struct Config {
     pub scenarios: Vec<Scenario>,
     /// `[[log_source]]`: server logs read while probes are in flight (and by `diagnose`).
     pub log_sources: Vec<LogSourceConfig>,
+    /// `runbook = "..."`, else the built-in runbook (`runbook/default.toml`).
+    pub runbook: Runbook,
 }
 
 impl Config {
@@ -230,6 +228,10 @@ impl Config {
                 }
             }
         }
+        let runbook = match &raw.runbook {
+            Some(r) => load_runbook(&resolve_path(path, src, &base, r, "runbook")?)?,
+            None => Runbook::builtin().clone(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -240,6 +242,7 @@ impl Config {
             defaults,
             scenarios,
             log_sources,
+            runbook,
         })
     }
 
@@ -272,6 +275,33 @@ fn log_source(
     cfg.validate()
         .map_err(|msg| ConfigError::new(file, msg).field(&field))?;
     Ok(cfg)
+}
+
+/// A runbook larger than this is refused (the default is about 15 KiB).
+const MAX_RUNBOOK_BYTES: u64 = 1 << 20;
+
+/// Read and validate a runbook file; errors name that file, the line and the key.
+pub fn load_runbook(file: &Path) -> Result<Runbook, ConfigError> {
+    let read = || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut src = String::new();
+        let f = std::fs::File::open(file)?;
+        f.take(MAX_RUNBOOK_BYTES + 1).read_to_string(&mut src)?;
+        Ok(src)
+    };
+    let src = read().map_err(|e| ConfigError::new(file, format!("cannot read runbook: {e}")))?;
+    if src.len() as u64 > MAX_RUNBOOK_BYTES {
+        return Err(ConfigError::new(
+            file,
+            format!("runbook is larger than {MAX_RUNBOOK_BYTES} bytes"),
+        ));
+    }
+    Runbook::parse(&src).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        line: e.line,
+        field: e.key,
+        message: e.message,
+    })
 }
 
 fn default_state_dir() -> PathBuf {

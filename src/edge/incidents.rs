@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::clock;
 use crate::core::grouping;
+use crate::core::runbook::{Facts, Runbook};
 use crate::core::incident::{candidate_file_name, IncidentGroup};
 
 /// Names tried per draft before giving up.
@@ -19,10 +20,12 @@ pub fn write_drafts(
     dir: &Path,
     groups: &[IncidentGroup],
     source: &str,
+    runbook: &Runbook,
+    facts: &Facts,
 ) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let today = clock::now().date_naive();
-    grouping::drafts(groups, today, source)
+    grouping::drafts(groups, today, source, runbook, facts)
         .iter()
         .map(|d| write_new(dir, &d.stem, d.body.as_bytes()))
         .collect()
@@ -59,12 +62,12 @@ mod tests {
                 .into(),
         ));
         let groups = [IncidentGroup::new(&f)];
-        let first = write_drafts(dir.path(), &groups, "test").unwrap();
+        let first = write_drafts(dir.path(), &groups, "test", Runbook::builtin(), &Facts::default()).unwrap();
         assert_eq!(first.len(), 1);
         let name = first[0].file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with("_2025-11-05.md"), "{name}");
         std::fs::write(&first[0], "edited").unwrap();
-        let second = write_drafts(dir.path(), &groups, "test").unwrap();
+        let second = write_drafts(dir.path(), &groups, "test", Runbook::builtin(), &Facts::default()).unwrap();
         assert_ne!(second, first);
         assert!(second[0].to_string_lossy().ends_with("_2025-11-05_2.md"));
         assert_eq!(std::fs::read_to_string(&first[0]).unwrap(), "edited");

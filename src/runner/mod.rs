@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::core::runbook::Facts;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::outcome::RunResult;
@@ -115,8 +116,16 @@ impl Runner {
     }
 
     /// Store the result and take the scenario off the progress line.
-    fn finish(&self, result: RunResult) -> RunResult {
+    fn finish(&self, mut result: RunResult) -> RunResult {
         self.progress.done(&result.scenario);
+        // The hints in the operator's runbook, about this scenario's recipient.
+        let facts = Facts {
+            recipient: self
+                .config
+                .scenario(&result.scenario)
+                .and_then(|s| s.sender.recipients().first().cloned()),
+        };
+        self.config.runbook.apply(&mut result.findings, &facts);
         let json =
             serde_json::to_string(&result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         if let Err(e) = self.store.record_result(&result, &json, self.clock.now()) {

@@ -1,12 +1,13 @@
-//! Findings vocabulary and diagnosis rules with runbook hints (issue 5). Owns the fixed set of
-//! [`FindingCode`]s, the mapping from SMTP replies / Postfix status texts / Dovecot and Postfix
-//! warning lines to a code, and each code's hint in the operator's words (runbook.md). Does not
-//! read logs or correlate them (that is `core::logs` / `core::fusion`).
+//! Findings vocabulary and diagnosis rules. Owns the fixed set of [`FindingCode`]s and the
+//! mapping from SMTP replies / Postfix status texts / Dovecot and Postfix warning lines to a
+//! code. Does not hold the fixes' wording (each finding's hint comes from the runbook,
+//! `core::runbook`) and does not read logs or correlate them (`core::logs` / `core::fusion`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::logs::{DeliveryStatus, Severity};
+use crate::runbook::{Facts, Runbook, Subject};
 
 /// What went wrong, from a fixed vocabulary so that reports, metrics labels and incident files
 /// stay stable.
@@ -111,106 +112,6 @@ impl FindingCode {
         }
     }
 
-    /// The fix, in the operator's runbook wording.
-    pub fn hint(self) -> &'static str {
-        match self {
-            FindingCode::RelayAccessDenied => {
-                "Add the domain to relay_domains on the EC2 MX (postconf -e 'relay_domains = \
-                 <existing domains> <new domain>'), add its transport_maps line (<domain> \
-                 smtp:[<Dell Tailscale IP>]:2525), postmap the transport map, then postfix reload."
-            }
-            FindingCode::LookupFailure => {
-                "A Postfix lookup table is unavailable (usually transport.db was never built): \
-                 run postmap on the map named in the warning (e.g. postmap /etc/postfix/transport), \
-                 postfix reload, then postqueue -f to retry the deferred mail."
-            }
-            FindingCode::NextHopRefused => {
-                "Nothing accepts mail on the next hop: check Dell's Postfix container (listening \
-                 on 2525) or Dovecot's LMTP socket is up (docker compose ps / logs on the Dell \
-                 host), start it, then postqueue -f on the EC2 MX."
-            }
-            FindingCode::NextHopTimeout => {
-                "The next hop does not answer: check the Tailscale link (tailscale status, \
-                 tailscale ping between EC2 and the Dell host) and that the Dell host and its \
-                 Postfix are up, then postqueue -f on the EC2 MX."
-            }
-            FindingCode::NextHopUnreachable => {
-                "No route to the next hop: check the Tailscale link on EC2 and on the Dell host \
-                 (tailscale status; tailscale up if it is down) and the Dell host itself, then \
-                 postqueue -f on the EC2 MX."
-            }
-            FindingCode::RecipientUnknown => {
-                "The mailbox does not exist: create the user (usermgmt / its row in MariaDB, \
-                 enabled) or fix the address; check with doveadm user <address> on the Dell host."
-            }
-            FindingCode::MailboxPermissionDenied => {
-                "Fix the mail store's ownership: it must belong to uid/gid 5000 (not 1000): \
-                 chown -R 5000:5000 the mail directory, restart Dovecot, then postqueue -f on Dell."
-            }
-            FindingCode::MailboxFull => {
-                "The mailbox is over quota: free space or raise the user's quota (doveadm quota \
-                 get -u <user>), then postqueue -f on Dell."
-            }
-            FindingCode::AuthFailed => {
-                "SMTP authentication failed: for outbound mail check the SendGrid SASL \
-                 credentials (smtp_sasl_password_maps on Dell: postmap it, postfix reload); for \
-                 a submitting client check its username and password."
-            }
-            FindingCode::AuthBackendError => {
-                "Dovecot cannot query its user database: fix Dovecot's SQL auth credentials \
-                 (the connect= user/password in dovecot-sql.conf.ext; the two database passwords \
-                 are easily confused), test the connection to MariaDB, check MariaDB's logs, \
-                 restart Dovecot."
-            }
-            FindingCode::TlsError => {
-                "TLS failed: check the certificate (expiry, chain, names) and the smtp_tls_* / \
-                 smtpd_tls_* (or Dovecot ssl_*) settings on both ends; read the TLS lines in the \
-                 evidence."
-            }
-            FindingCode::DnsError => {
-                "Name resolution failed: check the destination domain's MX/A records and the \
-                 resolver inside the container (/etc/resolv.conf); then postqueue -f."
-            }
-            FindingCode::RateLimited => {
-                "The receiving side is throttling: slow the sender down, or if it is our own \
-                 MX raise smtpd_client_connection_rate_limit / anvil limits; retry later with \
-                 postqueue -f."
-            }
-            FindingCode::RejectedOther => {
-                "The server rejected the message: read the reject reason in the evidence and fix \
-                 the restriction, sender or recipient it names (postconf -n on that host)."
-            }
-            FindingCode::DeferredOther => {
-                "Delivery was deferred: read the reason in the evidence, check mailq on that \
-                 host, fix the cause, then postqueue -f."
-            }
-            FindingCode::BouncedOther => {
-                "The message bounced: read the DSN and reply in the evidence; the sender got a \
-                 non-delivery notice. Fix the cause it names and resend."
-            }
-            FindingCode::SpamFolder => {
-                "The message was filed into the Junk/Spam folder: check the spam filter and \
-                 sieve rules, and the sender's SPF/DKIM/DMARC."
-            }
-            FindingCode::ImapAuthFailed => {
-                "Mail client login failed (\"password does not match\"): check the user's row \
-                 exists and is enabled in the user database and the password; if every user \
-                 fails, check Dovecot's SQL auth config and the mail store's uid/gid (5000), \
-                 then restart Dovecot."
-            }
-            FindingCode::UnexpectedPath => {
-                "The message took a path other than expected (a mail loop or another relay): \
-                 check relay_domains, mydestination and transport_maps on each hop (EC2 MX -> \
-                 Tailscale -> Dell LMTP)."
-            }
-            FindingCode::ServiceError => {
-                "A mail daemon logged a fatal error: read it in the evidence, fix the setting it \
-                 names (postfix check / doveconf -n), then restart the service (docker compose \
-                 restart on the Dell host, or the EC2 container)."
-            }
-        }
-    }
-
     /// Retrying will not help without a change (5xx-class causes).
     pub fn is_permanent(self) -> bool {
         matches!(
@@ -248,6 +149,8 @@ pub struct Finding {
     pub message: String,
     /// The log lines that show it (bounded).
     pub evidence: Vec<String>,
+    /// The fix, rendered from the built-in runbook when the finding is made; a configured
+    /// runbook renders it again ([`Runbook::apply`]) before it is shown.
     pub hint: String,
     /// Occurrences folded into this finding (host-level findings aggregate repeats).
     pub count: u64,
@@ -257,18 +160,25 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(code: FindingCode, host: Option<&str>, message: impl Into<String>) -> Self {
-        Finding {
+        let mut f = Finding {
             code,
             stage: host.map(str::to_owned),
             host: host.map(str::to_owned),
             message_id: None,
             message: message.into(),
             evidence: Vec::new(),
-            hint: code.hint().to_owned(),
+            hint: String::new(),
             count: 1,
             first_seen: None,
             last_seen: None,
-        }
+        };
+        f.rehint();
+        f
+    }
+
+    /// Render the hint again from the built-in runbook, after the code, host or stage changed.
+    pub fn rehint(&mut self) {
+        self.hint = Runbook::builtin().hint(Subject::of(self), &Facts::default());
     }
 
     /// Widen the seen-interval to include `t`.
@@ -705,13 +615,13 @@ mod tests {
             ("conversation with x[1.2.3.4] timed out while receiving the initial server greeting", NextHopTimeout),
             ("address resolver failure", LookupFailure),
             ("Host or domain name not found. Name service error for name=nowhere.test type=MX: Host not found, try again", DnsError),
-            ("host dell[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
-            ("host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command)", DeferredOther),
+            ("host store[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
+            ("host store[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command)", DeferredOther),
             ("host x[1.2.3.4] said: 550 5.7.1 Message rejected as spam (in reply to end of DATA command)", BouncedOther),
             ("mail for corp.test loops back to myself", UnexpectedPath),
             ("SASL authentication failed; server smtp.provider.test[198.18.2.2] said: 535 5.7.8 Error: authentication failed", AuthFailed),
             ("TLS is required, but was not offered by host x[1.2.3.4]", TlsError),
-            ("connect to dell[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
+            ("connect to store[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
             ("maildir delivery failed: create maildir file /var/mail/x/tmp/1: Permission denied", MailboxPermissionDenied),
             ("lost connection with x[1.2.3.4] while sending end of data -- message may be sent more than once", DeferredOther),
         ];
@@ -738,7 +648,7 @@ mod tests {
             Some(FindingCode::ServiceError)
         );
         assert_eq!(
-            classify_dovecot_problem(Severity::Error, "Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=5000(<unknown>) egid=5000(<unknown>) missing +w perm: /var/mail/alice, dir owned by 1000:1000 mode=0700)"),
+            classify_dovecot_problem(Severity::Error, "Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=2000(<unknown>) egid=2000(<unknown>) missing +w perm: /var/mail/alice, dir owned by 1000:1000 mode=0700)"),
             Some(FindingCode::MailboxPermissionDenied)
         );
         assert!(
@@ -747,19 +657,19 @@ mod tests {
     }
 
     #[test]
-    fn every_code_has_a_concrete_hint() {
+    fn codes_serialize_as_their_names() {
         for c in FindingCode::ALL {
-            assert!(c.hint().len() > 60, "{c}");
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(json, format!("\"{}\"", c.as_str()));
         }
-        assert!(FindingCode::RelayAccessDenied
-            .hint()
-            .contains("relay_domains"));
-        assert!(FindingCode::RelayAccessDenied.hint().contains("postmap"));
-        assert!(FindingCode::LookupFailure.hint().contains("postmap"));
-        assert!(FindingCode::NextHopTimeout.hint().contains("Tailscale"));
-        assert!(FindingCode::MailboxPermissionDenied.hint().contains("5000"));
-        assert!(FindingCode::AuthBackendError.hint().contains("SQL"));
+    }
+
+    #[test]
+    fn new_findings_carry_the_builtin_runbook_hint() {
+        let mut f = Finding::new(FindingCode::LookupFailure, Some("mx"), "x");
+        assert!(f.hint.contains("postmap"), "{}", f.hint);
+        f.code = FindingCode::SpamFolder;
+        f.rehint();
+        assert!(f.hint.contains("Junk/Spam"), "{}", f.hint);
     }
 }

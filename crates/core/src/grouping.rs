@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::diagnosis::{Finding, FindingCode};
+use crate::runbook::{Facts, Runbook};
 use crate::incident::{self, IncidentDraft, IncidentGroup};
 use crate::outcome::{RunResult, Severity};
 
@@ -63,12 +64,18 @@ impl IncidentGroups {
 
 /// The drafts of `groups`, each dated by its first evidence (`today` when it has none);
 /// `source` says which command wrote them.
-pub fn drafts(groups: &[IncidentGroup], today: NaiveDate, source: &str) -> Vec<IncidentDraft> {
+pub fn drafts(
+    groups: &[IncidentGroup],
+    today: NaiveDate,
+    source: &str,
+    runbook: &Runbook,
+    facts: &Facts,
+) -> Vec<IncidentDraft> {
     groups
         .iter()
         .map(|g| {
             let date = g.first_seen.map_or(today, |t| t.date_naive());
-            incident::render(g, date, source)
+            incident::render(runbook, g, date, source, facts)
         })
         .collect()
 }

@@ -10,6 +10,7 @@ pub mod outcome;
 pub mod probe;
 pub mod reply;
 pub mod report;
+pub mod runbook;
 pub mod text;
 pub mod trace;
 pub mod verdict;

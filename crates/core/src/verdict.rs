@@ -443,12 +443,12 @@ mod tests {
         }
     }
 
-    fn log_hop(host: &str, status: &str) -> LogHop {
+    fn log_hop(host: &str, status: HopStatus) -> LogHop {
         LogHop {
             host: host.into(),
             queue_id: None,
             service: None,
-            status: status.into(),
+            status,
             relay: None,
             delay_ms: None,
             delays: None,
@@ -628,7 +628,7 @@ mod tests {
         ));
         let mut t = timeline(
             MessageStatus::Delivered,
-            vec![log_hop("ec2", "sent"), log_hop("dovecot", "saved")],
+            vec![log_hop("ec2", HopStatus::Sent), log_hop("dovecot", HopStatus::Saved)],
         );
         t.last_host = Some("ec2".into());
         t.stages = vec![stage("submit", 5), stage("ec2", 700), stage("detect", 500)];
@@ -669,7 +669,7 @@ mod tests {
             let mut r = result();
             apply_timeline(
                 &mut r,
-                timeline(logs, vec![log_hop("ec2", "x")]),
+                timeline(logs, vec![log_hop("ec2", HopStatus::Queued)]),
                 &[],
                 false,
             );

@@ -10,6 +10,7 @@ mod report;
 mod source;
 pub mod window;
 
+use crate::runbook::Runbook;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
@@ -175,10 +176,21 @@ impl std::fmt::Display for AnalyzeError {
 
 impl std::error::Error for AnalyzeError {}
 
-/// Analyze `inputs`, streaming the report to `out`. Deterministic given the inputs' bytes.
+/// Analyze `inputs`, streaming the report to `out`, with the built-in runbook's hints.
+/// Deterministic given the inputs' bytes.
 pub fn analyze(
     inputs: Vec<Input>,
     opts: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    analyze_with(inputs, opts, Runbook::builtin(), out)
+}
+
+/// [`analyze`] with hints from `runbook`.
+pub fn analyze_with(
+    inputs: Vec<Input>,
+    opts: &Options,
+    runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
     let streams: Vec<LogStream> = inputs
@@ -188,7 +200,7 @@ pub fn analyze(
     let mut merge = Merge::new(streams);
     let mut focus = opts.focus();
     let mut corr = Correlator::new(opts.correlator_limits());
-    let mut report = Report::begin(out, opts).map_err(AnalyzeError::Write)?;
+    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;
     while let Some(rec) = merge.next_record(&mut focus)? {
         corr.push(rec);

@@ -12,6 +12,7 @@ use crate::diagnosis::Finding;
 use crate::fusion::{MessageChain, SkewEstimate};
 use crate::grouping::IncidentGroups;
 
+use crate::runbook::{Facts, Runbook};
 use super::render::{self, Tail};
 use super::{Format, Options, SourceReport, Summary};
 
@@ -31,6 +32,9 @@ struct Span {
 pub(super) struct Report<'a> {
     out: &'a mut dyn Write,
     opts: &'a Options,
+    /// Renders every finding's hint (the configured runbook, or the built-in one).
+    runbook: &'a Runbook,
+    facts: Facts,
     first_message: bool,
     summary: Summary,
     top_findings: Vec<Finding>,
@@ -40,13 +44,21 @@ pub(super) struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    pub(super) fn begin(out: &'a mut dyn Write, opts: &'a Options) -> io::Result<Self> {
+    pub(super) fn begin(
+        out: &'a mut dyn Write,
+        opts: &'a Options,
+        runbook: &'a Runbook,
+    ) -> io::Result<Self> {
         if opts.format == Format::Json {
             render::json_head(out)?;
         }
         Ok(Report {
             out,
             opts,
+            runbook,
+            facts: Facts {
+                recipient: opts.rcpt.clone(),
+            },
             first_message: true,
             summary: Summary::default(),
             top_findings: Vec::new(),
@@ -60,6 +72,7 @@ impl<'a> Report<'a> {
         if !self.opts.wants(&m) {
             return Ok(());
         }
+        self.runbook.apply(&mut m.findings, &self.facts);
         self.count(&m);
         if !self.opts.filtered() {
             // Unfiltered runs can cover millions of messages: keep the output to the facts.
@@ -133,7 +146,8 @@ impl<'a> Report<'a> {
         skew: Vec<SkewEstimate>,
         sources: Vec<SourceReport>,
     ) -> io::Result<Summary> {
-        let host_findings = self.relevant(host_findings);
+        let mut host_findings = self.relevant(host_findings);
+        self.runbook.apply(&mut host_findings, &self.facts);
         for f in &host_findings {
             self.groups.add(f);
         }

@@ -276,7 +276,6 @@ impl Correlator {
         };
         if let (true, Some(c)) = (generic(x.f.code), code) {
             x.f.code = c;
-            x.f.hint = c.hint().to_owned();
         }
         if code.is_some() {
             x.cause = true;
@@ -291,6 +290,8 @@ impl Correlator {
                 );
             }
         }
+        // The code or host may have changed: the hint follows them.
+        x.f.rehint();
         x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         x.f.seen(rec.timestamp);
     }
