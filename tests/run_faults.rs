@@ -6,7 +6,7 @@
 //! Needs the lab (`lab/up`); panics with a clear message when it is absent.
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -20,7 +20,7 @@ fn run_scenario(file: &str, name: &str, extra: &[&str]) -> (Option<i32>, Value, 
     let cfg = Cfg::new(&[(&n, t)]);
     let mut args = vec!["run", name];
     args.extend_from_slice(extra);
-    let started = Instant::now();
+    let started = flowtest::clock::std_instant();
     let (out, v) = flowtest(&lab, &cfg.path(), &args);
     let took = started.elapsed();
     (out.status.code(), only(&v).clone(), took)

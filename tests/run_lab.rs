@@ -5,7 +5,7 @@
 //! Needs the lab (`lab/up`); panics with a clear message when it is absent.
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::flowtest::{flowtest, lab_scenario, only, Cfg};
@@ -160,7 +160,7 @@ fn relay_domain_missing_is_rejected_without_waiting() {
     let _g = lab.fault("relay-domain-missing", &[]);
     let (n, t) = lab_scenario("lab-inbound.toml", "relay", |t| t);
     let cfg = Cfg::new(&[(&n, t)]);
-    let started = Instant::now();
+    let started = flowtest::clock::std_instant();
     let (out, v) = flowtest(&lab, &cfg.path(), &["relay", "--timeout", "60s"]);
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
@@ -217,7 +217,7 @@ fn dell_down_is_lost_then_recorded_late_after_heal() {
         lost_id = r["probe_id"].as_str().unwrap().to_string();
     } // heal: dell back, queues flushed, the deferred probe is delivered.
     let _g = lab.healthy();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = flowtest::clock::std_instant() + Duration::from_secs(60);
     loop {
         let (out, v) = flowtest(&lab, &cfg.path(), &["lostlate"]);
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -229,7 +229,7 @@ fn dell_down_is_lost_then_recorded_late_after_heal() {
             break;
         }
         assert!(
-            Instant::now() < deadline,
+            flowtest::clock::std_instant() < deadline,
             "the lost probe {lost_id} was never recorded late"
         );
         std::thread::sleep(Duration::from_secs(2));

@@ -1,6 +1,6 @@
 //! The SMTP edge against scripted, misbehaving servers on loopback: every outcome is attributed
 //! to the right step, and nothing hangs past its timeout.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowtest::config::secret::{Secret, SecretRef};
 use flowtest::config::{Auth, SmtpSender, TlsMode};
@@ -173,7 +173,7 @@ async fn auth_failure_is_send_failed_at_auth() {
 #[tokio::test]
 async fn silent_server_times_out_instead_of_hanging() {
     let port = scripted(None, vec![]).await;
-    let t = Instant::now();
+    let t = flowtest::clock::std_instant();
     let SendOutcome::Failed(s) = send(&sender(port), &NO_TLS, MSG).await else {
         panic!()
     };
@@ -187,7 +187,7 @@ async fn silent_server_times_out_instead_of_hanging() {
 #[tokio::test]
 async fn server_hanging_mid_conversation_times_out() {
     let port = scripted(Some("220 test ESMTP\r\n"), vec![EHLO, ("MAIL", "hang")]).await;
-    let t = Instant::now();
+    let t = flowtest::clock::std_instant();
     let SendOutcome::Failed(s) = send(&sender(port), &NO_TLS, MSG).await else {
         panic!()
     };

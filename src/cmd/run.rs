@@ -146,7 +146,8 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         let groups = IncidentGroups::from_results(&results).into_groups();
         // Drafts gather several scenarios: placeholders about one probe's recipient stay neutral.
         let facts = Facts::default();
-        match incidents::write_drafts(dir, &groups, "flowtest run", &runner.config.runbook, &facts) {
+        match incidents::write_drafts(dir, &groups, "flowtest run", &runner.config.runbook, &facts)
+        {
             Ok(paths) => {
                 for p in paths {
                     eprintln!("flowtest: incident draft written: {}", p.display());

@@ -78,7 +78,7 @@ pub fn run(config: &Option<PathBuf>, args: TraceArgs) -> Exit {
         }
     };
     let opts = TraceOptions {
-        now: chrono::Utc::now(),
+        now: crate::clock::now(),
         fetched_at: None,
         stages: &stages,
     };

@@ -658,7 +658,7 @@ mod tests {
 
         c.command = Some(CommandSpec::Shell("sleep 20".into()));
         c.timeout_secs = Some(1);
-        let start = std::time::Instant::now();
+        let start = crate::clock::std_instant();
         let e = fetch_window(&c, t(18, 0, 0), t(18, 5, 0), t(19, 0, 0))
             .await
             .unwrap_err();

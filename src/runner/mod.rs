@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::runbook::Facts;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::outcome::RunResult;
 use crate::core::probe::ProbeKey;
+use crate::core::runbook::Facts;
 
 mod adapters;
 mod cleanup;

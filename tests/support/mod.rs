@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long any one command in the lab may take before the test kills it and fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -78,7 +78,7 @@ pub fn run_with_timeout(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Ou
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let start = Instant::now();
+    let start = ::flowtest::clock::std_instant();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -206,7 +206,7 @@ impl Lab {
 
     /// Polls a log until a line contains every needle; returns that line.
     pub fn wait_for_log(&self, file: &str, needles: &[&str], timeout: Duration) -> Option<String> {
-        let start = Instant::now();
+        let start = ::flowtest::clock::std_instant();
         loop {
             let text = self.log(file);
             if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
@@ -352,7 +352,7 @@ impl Lab {
         needle: &str,
         timeout: Duration,
     ) -> Option<String> {
-        let start = Instant::now();
+        let start = ::flowtest::clock::std_instant();
         let criteria = format!("TEXT \"{needle}\"");
         loop {
             // Server-side search keeps each poll cheap however full the mailbox gets; the match is

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::diagnosis::{Finding, FindingCode};
-use crate::runbook::{Facts, Runbook};
 use crate::incident::{self, IncidentDraft, IncidentGroup};
 use crate::outcome::{RunResult, Severity};
+use crate::runbook::{Facts, Runbook};
 
 /// Incidents kept at most (one per cause and host); findings of further causes are dropped.
 pub const MAX_GROUPS: usize = 50;

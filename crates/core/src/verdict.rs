@@ -628,7 +628,10 @@ mod tests {
         ));
         let mut t = timeline(
             MessageStatus::Delivered,
-            vec![log_hop("ec2", HopStatus::Sent), log_hop("dovecot", HopStatus::Saved)],
+            vec![
+                log_hop("ec2", HopStatus::Sent),
+                log_hop("dovecot", HopStatus::Saved),
+            ],
         );
         t.last_host = Some("ec2".into());
         t.stages = vec![stage("submit", 5), stage("ec2", 700), stage("detect", 500)];

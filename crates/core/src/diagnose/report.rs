@@ -12,9 +12,9 @@ use crate::diagnosis::Finding;
 use crate::fusion::{MessageChain, SkewEstimate};
 use crate::grouping::IncidentGroups;
 
-use crate::runbook::{Facts, Runbook};
 use super::render::{self, Tail};
 use super::{Format, Options, SourceReport, Summary};
+use crate::runbook::{Facts, Runbook};
 
 /// Message findings listed at the top level at most (the rest are counted).
 const MAX_TOP_FINDINGS: usize = 1_000;
