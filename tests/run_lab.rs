@@ -1,4 +1,4 @@
-//! `flowtest run` against the real lab (issue 4's acceptance): every lab scenario delivered with
+//! `flowtest run` against the real lab: every lab scenario delivered with
 //! its stages in order; Junk filing; lost then late; fail-fast rejection; IMAP auth failure;
 //! IDLE versus poll; concurrent runs; and cleanup that never touches anything but verified probes.
 //!

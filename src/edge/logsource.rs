@@ -1,4 +1,4 @@
-//! Log sources (issue 5): where server logs come from, as configured per host in flowtest.toml
+//! Log sources: where server logs come from, as configured per host in flowtest.toml
 //! (`[[log_source]]`): a file (with its rotated `.1` sibling; followable while it grows), a
 //! command printing log lines (`{since}` / `{until}` placeholders, timeout, killed on drop), or
 //! a docker container (`docker logs --timestamps`). Owns reading bytes and lines; does not parse

@@ -1,4 +1,4 @@
-//! Server log line parsers (issue 5): one line of bytes in, one typed [`LogRecord`] out.
+//! Server log line parsers: one line of bytes in, one typed [`LogRecord`] out.
 //! Owns format detection (syslog, RFC 3339, journald, docker, Postfix `maillog_file`, Dovecot's
 //! own log), year inference, and the Postfix / Dovecot event grammar. Does not correlate lines
 //! into messages (that is `core::fusion`) nor name causes (that is `core::diagnosis`).
