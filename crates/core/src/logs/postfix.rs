@@ -449,7 +449,9 @@ fn to_line(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
         });
     }
     let status = parse_status(word);
-    Some(Event::Delivery(delivery(service, qid, fields, to, status, reason)))
+    Some(Event::Delivery(delivery(
+        service, qid, fields, to, status, reason,
+    )))
 }
 
 fn delivery(
@@ -914,7 +916,10 @@ mod tests {
             "warning: tls_server_sni_maps: mail.corp.test map lookup problem",
         );
         let m = e.map_lookup().unwrap();
-        assert_eq!((m.map, m.key), ("tls_server_sni_maps", Some("mail.corp.test")));
+        assert_eq!(
+            (m.map, m.key),
+            ("tls_server_sni_maps", Some("mail.corp.test"))
+        );
         // Other warnings are not map lookups.
         for t in [
             "map lookup problem",
