@@ -1,7 +1,8 @@
 //! Message-id focus for huge logs: decide from a line's prefix and a few byte comparisons
 //! whether it can concern the messages asked for, before any record is built. Owns the
-//! learned queue ids / LMTP sessions and the small replay ring of `client=` lines (logged before
-//! the Message-ID is known). Does not parse events (the caller does, for lines that pass).
+//! learned queue ids / LMTP sessions and the small replay ring of `client=` lines and smtpd's
+//! per-recipient rejects (logged before the Message-ID is known). Does not parse events (the
+//! caller does, for lines that pass).
 //!
 //! Lines that always pass: Postfix `warning:`/`error:`/`fatal:`/`panic:` and `NOQUEUE:` lines,
 //! Dovecot error/warning lines, auth and failed logins (host-level findings need them).
@@ -40,9 +41,10 @@ impl Small {
 pub(crate) enum Decision<'a> {
     /// Parse it fully.
     Full,
-    /// Parse it fully, after replaying the remembered `client=` line of this queue id.
+    /// Parse it fully, after replaying the remembered lines of this queue id.
     FullWithReplay(&'a [u8]),
-    /// Remember it (a `client=`/`uid=` line of a not-yet-known queue id), else skip.
+    /// Remember it (a `client=`/`uid=` line or a recipient reject of a not-yet-known queue
+    /// id), else skip.
     Remember(&'a [u8]),
     Skip,
 }
@@ -126,7 +128,12 @@ impl Focus {
         if rest.starts_with(b"message-id=") && self.hits(rest) {
             return Decision::FullWithReplay(q);
         }
-        if rest.starts_with(b"client=") || rest.starts_with(b"uid=") {
+        // smtpd rejects a recipient after the queue file exists (`QID: reject: RCPT ...`) before
+        // cleanup logs the Message-ID: the message's own finding.
+        if rest.starts_with(b"client=")
+            || rest.starts_with(b"uid=")
+            || rest.starts_with(b"reject: ")
+        {
             return Decision::Remember(q);
         }
         Decision::Skip
@@ -185,7 +192,7 @@ impl Focus {
     }
 }
 
-/// The last `client=`/`uid=` lines of queue ids nobody asked for yet, in a fixed ring whose
+/// The last `client=`/`uid=`/`reject:` lines of queue ids nobody asked for yet, in a fixed ring whose
 /// buffers are reused (no allocation once warm).
 #[derive(Debug, Clone)]
 pub(crate) struct Ring {
