@@ -245,7 +245,11 @@ pub fn junit(results: &[RunResult]) -> String {
             // Without a finding, what the run itself said (an internal error names what failed).
             let msg = first
                 .map(|f| f.message.clone())
-                .or_else(|| (el == "error").then(|| r.warnings.first().cloned()).flatten())
+                .or_else(|| {
+                    (el == "error")
+                        .then(|| r.warnings.first().cloned())
+                        .flatten()
+                })
                 .unwrap_or_else(|| r.status.as_str().to_string());
             let mut body = String::new();
             for f in &r.findings {
@@ -507,12 +511,18 @@ mod tests {
         ];
         let h = human(&both);
         assert!(h.contains("\na                        ERROR (SLO"), "{h}");
-        assert!(h.contains("\nb                        INTERRUPTED (SLO"), "{h}");
+        assert!(
+            h.contains("\nb                        INTERRUPTED (SLO"),
+            "{h}"
+        );
         assert!(
             h.contains("  warning: internal error: the scenario's task panicked: boom"),
             "{h}"
         );
-        assert!(h.ends_with("4 scenario(s): 1 delivered, 1 lost, 1 error, 1 interrupted\n"), "{h}");
+        assert!(
+            h.ends_with("4 scenario(s): 1 delivered, 1 lost, 1 error, 1 interrupted\n"),
+            "{h}"
+        );
 
         let v: serde_json::Value = serde_json::from_str(&json(&both)).unwrap();
         assert_eq!(v["results"][1]["status"], "error");
@@ -524,12 +534,20 @@ mod tests {
             x.contains("<error type=\"error\" message=\"internal error: the scenario&apos;s task panicked: boom\">"),
             "{x}"
         );
-        assert!(x.contains("<error type=\"interrupted\" message=\"interrupted\">"), "{x}");
+        assert!(
+            x.contains("<error type=\"interrupted\" message=\"interrupted\">"),
+            "{x}"
+        );
         assert!(x.contains("<failure type=\"lost\""), "{x}");
         assert_eq!(x.matches("<error ").count(), x.matches("</error>").count());
 
         let n = nagios(&both);
-        assert!(n.starts_with("FLOWTEST UNKNOWN - ok delivered in 0.01s, a error, b interrupted, c lost | "), "{n}");
+        assert!(
+            n.starts_with(
+                "FLOWTEST UNKNOWN - ok delivered in 0.01s, a error, b interrupted, c lost | "
+            ),
+            "{n}"
+        );
         let n = nagios(&[result("b", Status::Interrupted, None)]);
         assert!(n.starts_with("FLOWTEST UNKNOWN - b interrupted | "), "{n}");
     }
