@@ -46,6 +46,14 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// A row still `pending`: its run has stored no result (still running, or killed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRow {
+    pub probe_id: String,
+    pub scenario: String,
+    pub sent_at: DateTime<Utc>,
+}
+
 /// One stored row, as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResult {
@@ -85,6 +93,9 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
+        // FULL, not NORMAL: with WAL, NORMAL may lose the last commits on a power cut (the WAL is
+        // not synced at each commit). A result is printed only after it is stored, so a printed
+        // result must survive; one fsync per probe result costs nothing next to a mail round trip.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         let version: i64 = conn
@@ -222,6 +233,66 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The rows still `pending` whose probe was sent before `before`, oldest first: candidates
+    /// left by a run that was killed (the caller decides which are past their deadline).
+    pub fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT probe_id, scenario, sent_at FROM results
+                 WHERE status = 'pending' ORDER BY sent_at",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (probe_id, scenario, sent_at) = row.map_err(|e| self.err(e))?;
+            // Timestamps are compared parsed: text order breaks across time zones and precisions.
+            match parse_ts(&sent_at) {
+                Some(sent_at) if sent_at < before => out.push(PendingRow {
+                    probe_id,
+                    scenario,
+                    sent_at,
+                }),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(%probe_id, %sent_at, "pending row with an unreadable send time")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Give a row still `pending` its final result (one statement, so one transaction). False
+    /// when the row is no longer pending: its own run stored a result meanwhile, which wins.
+    pub fn resolve_pending(
+        &self,
+        probe_id: &str,
+        status: &str,
+        finished_at: DateTime<Utc>,
+        result_json: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE results SET status = ?2, finished_at = ?3, result_json = ?4
+                 WHERE probe_id = ?1 AND status = 'pending'",
+                params![probe_id, status, ts(finished_at), result_json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +327,51 @@ mod tests {
             .unwrap();
         assert!(!s.mark_late("p2", seen).unwrap());
         assert!(!s.mark_late("nope", seen).unwrap());
+    }
+
+    #[test]
+    fn pending_rows_are_listed_and_resolved_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+        let sec = chrono::Duration::seconds;
+        s.record_pending("old", "a", t0).unwrap();
+        s.record_pending("young", "b", t0 + sec(60)).unwrap();
+        s.record_pending("done", "a", t0).unwrap();
+        s.record_result("done", "a", "delivered", t0, t0 + sec(1), Some(5), "{}")
+            .unwrap();
+        let listed = s.pending_before(t0 + sec(30)).unwrap();
+        assert_eq!(
+            listed,
+            vec![PendingRow {
+                probe_id: "old".into(),
+                scenario: "a".into(),
+                sent_at: t0
+            }]
+        );
+        assert_eq!(s.pending_before(t0 + sec(61)).unwrap().len(), 2);
+
+        assert!(s
+            .resolve_pending("old", "lost", t0 + sec(90), "{\"x\":1}")
+            .unwrap());
+        assert!(
+            !s.resolve_pending("old", "lost", t0 + sec(91), "{}")
+                .unwrap(),
+            "once"
+        );
+        assert!(
+            !s.resolve_pending("done", "lost", t0 + sec(91), "{}")
+                .unwrap(),
+            "a stored result wins"
+        );
+        let row = s.get("old").unwrap().unwrap();
+        assert_eq!(row.status, "lost");
+        assert_eq!(row.sent_at, t0);
+        assert_eq!(row.result_json.as_deref(), Some("{\"x\":1}"));
+        assert_eq!(s.get("done").unwrap().unwrap().status, "delivered");
+        // Resolved to lost, a late arrival is then marked as for any lost probe.
+        assert!(s.mark_late("old", t0 + sec(120)).unwrap());
+        assert_eq!(s.pending_before(t0 + sec(61)).unwrap().len(), 1);
     }
 
     #[test]

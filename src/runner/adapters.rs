@@ -21,7 +21,7 @@ use crate::edge::imap::{self, Armed, FetchError, Mailbox, SeenProbe};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::smtp::{self, SendOutcome};
-use crate::edge::store::{Store, StoreError};
+use crate::edge::store::{PendingRow, Store, StoreError};
 
 /// SMTP submission as configured by a scenario, secrets resolved.
 pub struct SmtpProbeSender {
@@ -170,5 +170,17 @@ impl ResultStore for Store {
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         Store::mark_late(self, probe_id, seen_at)
+    }
+    fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError> {
+        Store::pending_before(self, before)
+    }
+    fn resolve_pending(
+        &self,
+        result: &RunResult,
+        json: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let status = result.status.as_str();
+        Store::resolve_pending(self, &result.probe_id, status, finished_at, json)
     }
 }

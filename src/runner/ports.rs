@@ -16,7 +16,7 @@ use crate::core::probe::ProbeKey;
 use crate::core::verdict::RecordState;
 use crate::edge::imap::{FetchError, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::StoreError;
+use crate::edge::store::{PendingRow, StoreError};
 
 /// A boxed future that may move between threads (runs are spawned on tokio).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,4 +124,13 @@ pub trait ResultStore: Send + Sync {
     fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError>;
     /// A probe recorded `lost` was seen after all; true when it was marked now.
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Rows still `pending` sent before `before` (left by a run that may have been killed).
+    fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError>;
+    /// Store `result` for a row that is still `pending`; false when it is not (any more).
+    fn resolve_pending(
+        &self,
+        result: &RunResult,
+        json: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }

@@ -52,9 +52,8 @@ pub(super) struct Sent {
 }
 
 impl<'r> Run<'r> {
-    pub(super) fn new(runner: &'r Runner, prepared: &'r Prepared) -> Run<'r> {
+    pub(super) fn new(runner: &'r Runner, prepared: &'r Prepared, id: Uuid) -> Run<'r> {
         let s = &prepared.scenario;
-        let id = Uuid::now_v7();
         let result = fresh_result(
             &s.name,
             &id.to_string(),

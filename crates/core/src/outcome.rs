@@ -80,6 +80,10 @@ pub enum Status {
     Bounced,
     SendFailed,
     FetchFailed,
+    /// flowtest failed inside (a panic, an internal error): the probe's fate is not known.
+    Error,
+    /// The run was stopped (SIGINT/SIGTERM) before the probe's fate was known.
+    Interrupted,
 }
 
 impl Status {
@@ -93,14 +97,18 @@ impl Status {
             Status::Bounced => "bounced",
             Status::SendFailed => "send_failed",
             Status::FetchFailed => "fetch_failed",
+            Status::Error => "error",
+            Status::Interrupted => "interrupted",
         }
     }
 
-    /// How bad this verdict is, in Nagios' terms (the CLI maps it to an exit code).
+    /// How bad this verdict is, in Nagios' terms (the CLI maps it to an exit code). A run that
+    /// failed inside or was stopped decided nothing about the mail path: UNKNOWN, never OK.
     pub fn severity(self) -> Severity {
         match self {
             Status::Delivered => Severity::Ok,
             Status::Slow | Status::DeliveredSpam => Severity::Degraded,
+            Status::Error | Status::Interrupted => Severity::Unknown,
             _ => Severity::Failed,
         }
     }
@@ -213,4 +221,25 @@ pub fn severity_of(results: &[RunResult]) -> Severity {
         .map(|r| r.status.severity())
         .max()
         .unwrap_or(Severity::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_failed_inside_or_was_stopped_is_unknown_never_ok() {
+        assert_eq!(Status::Error.as_str(), "error");
+        assert_eq!(Status::Interrupted.as_str(), "interrupted");
+        for s in [Status::Error, Status::Interrupted] {
+            assert_eq!(s.severity(), Severity::Unknown);
+            assert_eq!(s.severity().nagios(), "UNKNOWN");
+            assert!(!s.is_delivered());
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert_eq!(Status::Lost.severity(), Severity::Failed);
+    }
 }

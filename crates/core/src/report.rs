@@ -3,7 +3,7 @@
 //! conventions (JUnit: one test case per scenario; Nagios: one status line with perfdata).
 use std::fmt::Write as _;
 
-use crate::outcome::{severity_of, RunResult, StageSource, Status};
+use crate::outcome::{severity_of, RunResult, Severity, StageSource, Status};
 
 /// `{"results": [...]}`, pretty-printed.
 pub fn json(results: &[RunResult]) -> String {
@@ -39,6 +39,8 @@ fn verdict_word(s: Status) -> &'static str {
         Status::Bounced => "BOUNCED",
         Status::SendFailed => "SEND FAILED",
         Status::FetchFailed => "FETCH FAILED",
+        Status::Error => "ERROR",
+        Status::Interrupted => "INTERRUPTED",
     }
 }
 
@@ -194,13 +196,26 @@ fn xml_escape(s: &str) -> String {
     o
 }
 
-/// JUnit XML: one `<testcase>` per scenario; anything but `delivered` is a `<failure>` whose
-/// type is the status.
+/// JUnit's element for a result that is not `delivered`: a run that could not decide (`error`,
+/// `interrupted`) is an `<error>`, any verdict on the mail path a `<failure>`.
+fn junit_element(s: Status) -> &'static str {
+    if s.severity() == Severity::Unknown {
+        "error"
+    } else {
+        "failure"
+    }
+}
+
+/// JUnit XML: one `<testcase>` per scenario; anything but `delivered` is a `<failure>` (or an
+/// `<error>` when flowtest could not decide) whose type is the status.
 pub fn junit(results: &[RunResult]) -> String {
-    let failures = results
-        .iter()
-        .filter(|r| r.status != Status::Delivered)
-        .count();
+    let not_ok = |el: &str| {
+        results
+            .iter()
+            .filter(|r| r.status != Status::Delivered && junit_element(r.status) == el)
+            .count()
+    };
+    let (failures, errors) = (not_ok("failure"), not_ok("error"));
     let total_s: f64 = results
         .iter()
         .filter_map(|r| r.total_ms)
@@ -209,12 +224,12 @@ pub fn junit(results: &[RunResult]) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
-        "<testsuites name=\"flowtest\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total_s:.3}\">",
+        "<testsuites name=\"flowtest\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total_s:.3}\">",
         results.len()
     );
     let _ = writeln!(
         o,
-        "  <testsuite name=\"flowtest\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{total_s:.3}\">",
+        "  <testsuite name=\"flowtest\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{total_s:.3}\">",
         results.len()
     );
     for r in results {
@@ -225,9 +240,16 @@ pub fn junit(results: &[RunResult]) -> String {
             xml_escape(&r.scenario)
         );
         if r.status != Status::Delivered {
+            let el = junit_element(r.status);
             let first = r.findings.first();
+            // Without a finding, what the run itself said (an internal error names what failed).
             let msg = first
                 .map(|f| f.message.clone())
+                .or_else(|| {
+                    (el == "error")
+                        .then(|| r.warnings.first().cloned())
+                        .flatten()
+                })
                 .unwrap_or_else(|| r.status.as_str().to_string());
             let mut body = String::new();
             for f in &r.findings {
@@ -248,7 +270,7 @@ pub fn junit(results: &[RunResult]) -> String {
             }
             let _ = writeln!(
                 o,
-                "      <failure type=\"{}\" message=\"{}\">{}</failure>",
+                "      <{el} type=\"{}\" message=\"{}\">{}</{el}>",
                 r.status.as_str(),
                 xml_escape(&msg),
                 xml_escape(&body)
@@ -473,5 +495,60 @@ mod tests {
             "{h}"
         );
         assert!(h.ends_with("1 scenario(s): 1 lost\n"), "{h}");
+    }
+
+    #[test]
+    fn error_and_interrupted_render_as_unknown_in_every_format() {
+        let mut err = result("a", Status::Error, None);
+        err.warnings
+            .push("internal error: the scenario's task panicked: boom".into());
+        let stopped = result("b", Status::Interrupted, None);
+        let both = [
+            result("ok", Status::Delivered, Some(10)),
+            err,
+            stopped,
+            result("c", Status::Lost, None),
+        ];
+        let h = human(&both);
+        assert!(h.contains("\na                        ERROR (SLO"), "{h}");
+        assert!(
+            h.contains("\nb                        INTERRUPTED (SLO"),
+            "{h}"
+        );
+        assert!(
+            h.contains("  warning: internal error: the scenario's task panicked: boom"),
+            "{h}"
+        );
+        assert!(
+            h.ends_with("4 scenario(s): 1 delivered, 1 lost, 1 error, 1 interrupted\n"),
+            "{h}"
+        );
+
+        let v: serde_json::Value = serde_json::from_str(&json(&both)).unwrap();
+        assert_eq!(v["results"][1]["status"], "error");
+        assert_eq!(v["results"][2]["status"], "interrupted");
+
+        let x = junit(&both);
+        assert!(x.contains("tests=\"4\" failures=\"1\" errors=\"2\""), "{x}");
+        assert!(
+            x.contains("<error type=\"error\" message=\"internal error: the scenario&apos;s task panicked: boom\">"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<error type=\"interrupted\" message=\"interrupted\">"),
+            "{x}"
+        );
+        assert!(x.contains("<failure type=\"lost\""), "{x}");
+        assert_eq!(x.matches("<error ").count(), x.matches("</error>").count());
+
+        let n = nagios(&both);
+        assert!(
+            n.starts_with(
+                "FLOWTEST UNKNOWN - ok delivered in 0.01s, a error, b interrupted, c lost | "
+            ),
+            "{n}"
+        );
+        let n = nagios(&[result("b", Status::Interrupted, None)]);
+        assert!(n.starts_with("FLOWTEST UNKNOWN - b interrupted | "), "{n}");
     }
 }

@@ -19,7 +19,7 @@ use crate::core::probe::{self, ProbeKey, ProbeMessage, ProbeTag};
 use crate::core::verdict::RecordState;
 use crate::edge::imap::{Arrival, FetchError, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::StoreError;
+use crate::edge::store::{PendingRow, StoreError};
 use crate::runner::ports::{
     ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
     ResultStore, ResumePoints, Waited,
@@ -479,6 +479,7 @@ impl LogFeed for FakeFeed {
 /// A stored row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    pub scenario: String,
     pub status: String,
     pub sent_at: DateTime<Utc>,
     pub late_seen_at: Option<DateTime<Utc>>,
@@ -495,6 +496,7 @@ impl MemStore {
         self.rows.lock().unwrap().insert(
             id.into(),
             Row {
+                scenario: "fake-inbound".into(),
                 status: status.into(),
                 sent_at,
                 late_seen_at: None,
@@ -510,10 +512,13 @@ impl ResultStore for MemStore {
     fn record_pending(
         &self,
         probe_id: &str,
-        _: &str,
+        scenario: &str,
         sent_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.put(probe_id, "pending", sent_at);
+        if let Some(r) = self.rows.lock().unwrap().get_mut(probe_id) {
+            r.scenario = scenario.into();
+        }
         Ok(())
     }
     fn record_result(
@@ -539,6 +544,33 @@ impl ResultStore for MemStore {
         match rows.get_mut(probe_id) {
             Some(r) if r.status == "lost" && r.late_seen_at.is_none() => {
                 r.late_seen_at = Some(seen_at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .iter()
+            .filter(|(_, r)| r.status == "pending" && r.sent_at < before)
+            .map(|(id, r)| PendingRow {
+                probe_id: id.clone(),
+                scenario: r.scenario.clone(),
+                sent_at: r.sent_at,
+            })
+            .collect())
+    }
+    fn resolve_pending(
+        &self,
+        result: &RunResult,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        match rows.get_mut(&result.probe_id) {
+            Some(r) if r.status == "pending" => {
+                r.status = result.status.as_str().into();
                 Ok(true)
             }
             _ => Ok(false),

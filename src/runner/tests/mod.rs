@@ -1,6 +1,7 @@
 //! The runner end to end against fakes (tests/fakes.rs), in tokio's paused time with a test
 //! clock: every status, a mid-wait reconnect, a late arrival, and cleanups that must not delete.
 mod fakes;
+mod stopping;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
