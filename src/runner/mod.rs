@@ -111,7 +111,8 @@ impl Runner {
         run.judge(&sent, waited.arrival.as_ref());
         run.fuse_logs(logs.as_mut(), &mut sent, waited.arrival.is_some())
             .await;
-        run.clean_up(waited.session, waited.arrival.as_ref()).await;
+        run.clean_up_bounded(waited.session, waited.arrival.as_ref())
+            .await;
         self.finish(run.result)
     }
 
