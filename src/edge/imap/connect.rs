@@ -98,10 +98,10 @@ async fn greeted(stream: ImapStream, deadline: Instant) -> Result<Client<Guard>,
     let mut c = Client::new(Guarded::new(stream, Limits::IMAP));
     let greeting = within("greeting", step_until(deadline), async {
         c.read_response().await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                FetchError::Protocol(format!("unreadable greeting: {}", safe(&e.to_string())))
-            } else {
+            if is_peer_gone(&e) {
                 FetchError::Connect(e.to_string())
+            } else {
+                FetchError::Protocol(format!("unreadable greeting: {}", unreadable(&e)))
             }
         })
     })
@@ -111,13 +111,38 @@ async fn greeted(stream: ImapStream, deadline: Instant) -> Result<Client<Guard>,
     Ok(c)
 }
 
-/// Whether an I/O error is the peer going away rather than bad data.
+/// Whether an I/O error is the peer going away, rather than bytes that are not IMAP (a parse
+/// failure, or a cap of the read guard).
+fn is_peer_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::UnexpectedEof
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::NotConnected
+    )
+}
+
+/// Whether a failed command is the peer going away rather than bad data.
 fn is_disconnect(e: &async_imap::error::Error) -> bool {
     match e {
-        async_imap::error::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        async_imap::error::Error::Io(io) => is_peer_gone(io),
         async_imap::error::Error::ConnectionLost => true,
         _ => false,
     }
+}
+
+/// What the server sent instead of IMAP, safe to show: async-imap's parse errors end with
+/// `during parsing of "<the bytes>"`, before which come only the parser's internals.
+fn unreadable(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let shown = match text.split_once(" during parsing of ") {
+        Some((_, bytes)) => format!("not IMAP: {bytes}"),
+        None => text,
+    };
+    safe(&shown.chars().take(200).collect::<String>())
 }
 
 /// A greeting must be `* OK` or `* PREAUTH`; `* BYE` is the server turning us away.
@@ -264,6 +289,22 @@ fn login_error(e: async_imap::error::Error) -> FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_failures_are_bad_data_and_shown_without_parser_internals() {
+        let e = std::io::Error::other(
+            "Error(Error { input: [22, 3], code: TakeWhile1 }) during parsing of \"\\u{16} SSH\"",
+        );
+        assert!(!is_peer_gone(&e));
+        let shown = unreadable(&e);
+        assert!(shown.starts_with("not IMAP: "), "{shown}");
+        assert!(!shown.contains("TakeWhile1"), "{shown}");
+        let gone = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_peer_gone(&gone));
+        let capped = std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long");
+        assert!(!is_peer_gone(&capped));
+        assert_eq!(unreadable(&capped), "line too long");
+    }
 
     #[test]
     fn connection_limits_are_recognised() {
