@@ -7,6 +7,7 @@
 //! must end as (the tests assert that).
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -295,34 +296,23 @@ fn peak_rss(pid: u32) -> Option<u64> {
 }
 
 /// Run `flowtest --config <config> <args>`, polling its peak memory until it exits; kill it and
-/// panic after `limit`.
+/// panic after `limit`. Its output goes to files beside the configuration, so no pipe can fill.
 pub fn run_watched(config: &Path, args: &[&str], limit: Duration) -> Watched {
+    let dir = config.parent().expect("the configuration's directory");
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtest"));
     cmd.arg("--config").arg(config).args(args);
     cmd.env_remove("FLOWTEST_CONFIG");
     cmd.env(KEY_ENV.0, KEY_ENV.1)
         .env(PASSWORD_ENV.0, PASSWORD_ENV.1);
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"));
     let start = flowtest::clock::std_instant();
     let mut child = cmd.spawn().expect("start flowtest");
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("stdout is piped");
-    let mut err = child.stderr.take().expect("stderr is piped");
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
     let mut peak = 0;
     let status = loop {
-        if let Some(p) = peak_rss(pid) {
+        if let Some(p) = peak_rss(child.id()) {
             peak = p;
         }
         match child.try_wait().expect("wait for flowtest") {
@@ -335,14 +325,13 @@ pub fn run_watched(config: &Path, args: &[&str], limit: Duration) -> Watched {
             None => thread::sleep(Duration::from_millis(20)),
         }
     };
-    let took = start.elapsed();
     Watched {
+        took: start.elapsed(),
         output: Output {
             status,
-            stdout: out_reader.join().unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
         },
-        took,
         peak_rss: peak,
     }
 }
