@@ -34,7 +34,7 @@ use crate::edge::bounded::Guarded;
 /// Bound on each IMAP command (login, select, fetch, store), below the probe's deadline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the verdict, how long the watch may take to end IDLE and hand its session back.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Re-issue IDLE well before the 29-minute limit of RFC 2177.
 const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
 
