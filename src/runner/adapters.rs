@@ -30,8 +30,13 @@ pub struct SmtpProbeSender {
 }
 
 impl ProbeSender for SmtpProbeSender {
-    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome> {
-        Box::pin(smtp::send(&self.cfg, &self.prepared, message))
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(smtp::send_until(
+            &self.cfg,
+            &self.prepared,
+            message,
+            deadline,
+        ))
     }
 }
 
@@ -45,9 +50,11 @@ impl MailboxAccess for ImapAccount {
     fn open<'a>(
         &'a self,
         resume: &'a [(String, u32)],
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
         Box::pin(async move {
-            let mb = Mailbox::open_resuming(&self.receiver, &self.prepared, resume).await?;
+            let mb =
+                Mailbox::open_resuming(&self.receiver, &self.prepared, resume, deadline).await?;
             Ok(Box::new(mb) as Box<dyn MailboxSession>)
         })
     }
@@ -64,9 +71,10 @@ impl MailboxSession for Mailbox {
         self: Box<Self>,
         key: ProbeKey,
         want: Uuid,
+        deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
         Box::pin(async move {
-            let armed = Mailbox::arm(*self, key, want).await?;
+            let armed = Mailbox::arm(*self, key, want, deadline).await?;
             Ok(Box::new(armed) as Box<dyn ArmedWait>)
         })
     }

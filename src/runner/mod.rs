@@ -176,7 +176,8 @@ impl Runner {
         {
             run.result = interrupted(run.result, IN_FLIGHT);
         }
-        run.clean_up(waited.session, waited.arrival.as_ref()).await;
+        run.clean_up_bounded(waited.session, waited.arrival.as_ref())
+            .await;
         self.finish(run.result)
     }
 

@@ -30,16 +30,18 @@ pub type ResumePoints = Vec<(String, u32)>;
 
 /// Submits one rendered probe (SMTP today).
 pub trait ProbeSender: Send + Sync {
-    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome>;
+    /// Submit `message`; every step of the submission ends by `deadline` (the probe's).
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome>;
 }
 
 /// The receiver's account: opens mailbox sessions.
 pub trait MailboxAccess: Send + Sync {
-    /// Log in and select the watched folders; "new" starts where `resume` says for the folders
-    /// it names (empty: now).
+    /// Log in and select the watched folders by `deadline`; "new" starts where `resume` says
+    /// for the folders it names (empty: now).
     fn open<'a>(
         &'a self,
         resume: &'a [(String, u32)],
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>>;
 }
 
@@ -48,11 +50,13 @@ pub trait MailboxSession: Send {
     /// Whether push detection (IDLE) will be used.
     fn uses_idle(&self) -> bool;
     fn resume_points(&self) -> ResumePoints;
-    /// Arm detection of probe `want`; returns once armed (the probe may be sent then).
+    /// Arm detection of probe `want`; returns once armed (the probe may be sent then). The
+    /// watch's steps are bounded by `deadline`, the probe's.
     fn arm(
         self: Box<Self>,
         key: ProbeKey,
         want: Uuid,
+        deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
     /// Every verified probe (or bounce quoting one) in the watched folders, with warnings.
     fn scan_probes<'a>(

@@ -107,8 +107,8 @@ impl Run<'_> {
         let mut pause = RECONNECT_FIRST;
         while self.runner.clock.instant() + pause < deadline && !self.runner.stop.requested() {
             tokio::time::sleep(pause).await;
-            let attempt = match self.prepared.mailbox.open(resume).await {
-                Ok(m) => m.arm(self.runner.key.clone(), self.id).await,
+            let attempt = match self.prepared.mailbox.open(resume, deadline).await {
+                Ok(m) => m.arm(self.runner.key.clone(), self.id, deadline).await,
                 Err(e) => Err(e),
             };
             match attempt {

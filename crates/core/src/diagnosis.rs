@@ -35,10 +35,13 @@ pub enum FindingCode {
     UnexpectedPath,
     /// A mail daemon logged a fatal/panic (or a process died): the service itself is broken.
     ServiceError,
+    /// The IMAP server turned the session away (`BYE`) or answered with something that is not
+    /// IMAP: a service or protocol problem, not the user's credentials.
+    ImapProtocolError,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 20] = [
+    pub const ALL: [FindingCode; 21] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -59,6 +62,7 @@ impl FindingCode {
         FindingCode::ImapAuthFailed,
         FindingCode::UnexpectedPath,
         FindingCode::ServiceError,
+        FindingCode::ImapProtocolError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +87,7 @@ impl FindingCode {
             FindingCode::ImapAuthFailed => "imap_auth_failed",
             FindingCode::UnexpectedPath => "unexpected_path",
             FindingCode::ServiceError => "service_error",
+            FindingCode::ImapProtocolError => "imap_protocol_error",
         }
     }
 
@@ -109,6 +114,7 @@ impl FindingCode {
             FindingCode::ImapAuthFailed => "Mail client login failed",
             FindingCode::UnexpectedPath => "Unexpected mail path",
             FindingCode::ServiceError => "Mail service error",
+            FindingCode::ImapProtocolError => "Mail server refused the session or spoke garbage",
         }
     }
 

@@ -167,6 +167,7 @@ impl MailboxAccess for FakeMail {
     fn open<'a>(
         &'a self,
         resume: &'a [(String, u32)],
+        _deadline: Instant,
     ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
         Box::pin(async move {
             let mut w = self.world();
@@ -211,6 +212,7 @@ impl MailboxSession for FakeSession {
         self: Box<Self>,
         key: ProbeKey,
         want: Uuid,
+        _deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
         Box::pin(async move {
             let changed = self.mail.world().changed.subscribe();
@@ -344,6 +346,8 @@ pub enum Reply {
         phase: SmtpPhase,
         text: &'static str,
     },
+    /// Never answers: the submission fails when its deadline comes, as the real one does.
+    Silent,
 }
 
 /// A sender that answers as told and, when it accepts, runs the mail system's events.
@@ -355,7 +359,7 @@ pub struct FakeSender {
 }
 
 impl ProbeSender for FakeSender {
-    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome> {
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async move {
             self.sent.lock().unwrap().push(message.to_vec());
             let now = self.mail.clock.now();
@@ -382,6 +386,10 @@ impl ProbeSender for FakeSender {
                     SendOutcome::Rejected(sub(*phase, Some(*code), text, None))
                 }
                 Reply::Fail { phase, text } => SendOutcome::Failed(sub(*phase, None, text, None)),
+                Reply::Silent => {
+                    tokio::time::sleep_until(deadline).await;
+                    SendOutcome::Failed(sub(SmtpPhase::Connect, None, "no answer", None))
+                }
             }
         })
     }

@@ -308,6 +308,50 @@ async fn an_unreadable_mailbox_is_fetch_failed_and_nothing_is_sent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_silent_sending_server_ends_at_the_probes_deadline() {
+    let mut lab = Lab::new(Reply::Silent, Vec::new());
+    lab.scenario.timeout = Duration::from_secs(7);
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::SendFailed, "{r:?}");
+    assert_eq!(
+        clock::instant().duration_since(started),
+        Duration::from_secs(7),
+        "the submission got the probe's deadline, not its own"
+    );
+    assert_eq!(lab.mail.world().logouts, 1, "cleanup still ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mailbox_that_refuses_or_speaks_garbage_is_not_an_auth_failure() {
+    for (e, code) in [
+        (
+            FetchError::Refused("BYE shutting down".into()),
+            FindingCode::ImapProtocolError,
+        ),
+        (
+            FetchError::Protocol("unreadable greeting".into()),
+            FindingCode::ImapProtocolError,
+        ),
+        (
+            FetchError::Timeout("SELECT: no answer within 5.0 s".into()),
+            FindingCode::ServiceError,
+        ),
+        (
+            FetchError::Auth("NO [AUTHENTICATIONFAILED]".into()),
+            FindingCode::ImapAuthFailed,
+        ),
+    ] {
+        let lab = Lab::new(Reply::Accept, Vec::new());
+        lab.mail.world().open_errors.push_back(e.clone());
+        let r = lab.run().await;
+        assert_eq!(r.status, Status::FetchFailed);
+        assert_eq!(codes(&r), vec![code], "{e}");
+        assert!(!r.findings[0].hint.is_empty());
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_bounce_in_the_mailbox_is_bounced_and_removed() {
     let lab = Lab::new(
         Reply::Accept,

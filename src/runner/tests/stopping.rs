@@ -18,7 +18,7 @@ use crate::runner::{Prepared, Runner, Stop};
 struct PanickingSender;
 
 impl ProbeSender for PanickingSender {
-    fn send<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, SendOutcome> {
+    fn send<'a>(&'a self, _: &'a [u8], _: tokio::time::Instant) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async { panic!("sender bug: index out of range") })
     }
 }
