@@ -7,6 +7,20 @@ use crate::exit::Exit;
 
 use super::load_config;
 
+/// The sender as `list` shows it: JSON, and the words of the human line (`smtp host:port (tls)`).
+fn sender_view(sender: &Sender) -> (serde_json::Value, String) {
+    match sender {
+        Sender::Smtp(smtp) => (
+            serde_json::json!({"kind": "smtp", "host": smtp.host, "port": smtp.port, "tls": tls_word(smtp.tls)}),
+            format!("smtp {}:{} ({})", smtp.host, smtp.port, tls_word(smtp.tls)),
+        ),
+        Sender::SendGrid(sg) => (
+            serde_json::json!({"kind": "sendgrid", "base_url": sg.base_url}),
+            format!("sendgrid {}", sg.base_url),
+        ),
+    }
+}
+
 fn tls_word(t: TlsMode) -> &'static str {
     match t {
         TlsMode::Starttls => "starttls",
@@ -26,12 +40,12 @@ pub fn run(config: &Option<PathBuf>, args: ListArgs) -> Exit {
                 .scenarios
                 .iter()
                 .map(|s| {
-                    let Sender::Smtp(smtp) = &s.sender;
+                    let (sender, _) = sender_view(&s.sender);
                     serde_json::json!({
                         "name": s.name,
                         "description": s.description,
                         "file": s.file,
-                        "sender": {"kind": "smtp", "host": smtp.host, "port": smtp.port, "tls": tls_word(smtp.tls)},
+                        "sender": sender,
                         "receiver": {"host": s.receiver.host, "port": s.receiver.port, "user": s.receiver.username, "folders": s.receiver.folders},
                         "timeout_ms": s.timeout.as_millis() as u64,
                         "stages": s.path.iter().map(|m| m.stage.clone()).collect::<Vec<_>>(),
@@ -49,14 +63,12 @@ pub fn run(config: &Option<PathBuf>, args: ListArgs) -> Exit {
                 println!("no scenarios in {}", config.scenarios_dir.display());
             }
             for s in &config.scenarios {
-                let Sender::Smtp(smtp) = &s.sender;
+                let (_, sender) = sender_view(&s.sender);
                 println!("{:<24} {}", s.name, s.description);
                 println!(
-                    "{:<24} smtp {}:{} ({}) -> imap {}:{} as {} [{}]",
+                    "{:<24} {} -> imap {}:{} as {} [{}]",
                     "",
-                    smtp.host,
-                    smtp.port,
-                    tls_word(smtp.tls),
+                    sender,
                     s.receiver.host,
                     s.receiver.port,
                     s.receiver.username,

@@ -7,6 +7,7 @@
 pub mod logsource;
 pub mod scenario;
 pub mod secret;
+pub mod sendgrid;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::core::runbook::Runbook;
 use logsource::LogSourceConfig;
 pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
+pub use sendgrid::SendGridSender;
 
 /// A configuration error: which file, which line (when known), which field, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::secret::SecretRef;
+pub use super::sendgrid::{check_base_url, SendGridSender, DEFAULT_SENDGRID_URL};
 use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
 use crate::core::trace::StageMatcher;
 
@@ -48,9 +49,9 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct RawSender {
     kind: Spanned<String>,
-    host: String,
+    host: Option<String>,
     port: Option<u16>,
-    tls: Spanned<TlsMode>,
+    tls: Option<Spanned<TlsMode>>,
     #[serde(default)]
     allow_plaintext: bool,
     ca_file: Option<Spanned<String>>,
@@ -61,6 +62,9 @@ struct RawSender {
     header_to: Option<String>,
     auth: Option<RawAuth>,
     command_timeout: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    api_key_env: Option<Spanned<String>>,
+    api_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,21 +130,36 @@ pub struct SmtpSender {
     pub command_timeout: Duration,
 }
 
-/// How a probe leaves. More kinds (SendGrid's API, ...) join this enum.
+/// How a probe leaves: SMTP submission, or SendGrid's v3 mail-send API.
 #[derive(Debug, Clone)]
 pub enum Sender {
     Smtp(SmtpSender),
+    SendGrid(SendGridSender),
 }
 
 impl Sender {
     pub fn recipients(&self) -> &[String] {
         match self {
             Sender::Smtp(s) => &s.rcpt_to,
+            Sender::SendGrid(s) => &s.rcpt_to,
         }
     }
     pub fn mail_from(&self) -> &str {
         match self {
             Sender::Smtp(s) => &s.mail_from,
+            Sender::SendGrid(s) => &s.mail_from,
+        }
+    }
+    pub fn header_from(&self) -> &str {
+        match self {
+            Sender::Smtp(s) => &s.header_from,
+            Sender::SendGrid(s) => &s.header_from,
+        }
+    }
+    pub fn header_to(&self) -> &str {
+        match self {
+            Sender::Smtp(s) => &s.header_to,
+            Sender::SendGrid(s) => &s.header_to,
         }
     }
 }
@@ -407,8 +426,9 @@ fn scenario_name(at: &Source<'_>, raw: &Spanned<String>) -> Result<String, Confi
 fn parse_sender(at: &Source<'_>, s: RawSender) -> Result<Sender, ConfigError> {
     match s.kind.get_ref().as_str() {
         "smtp" => parse_smtp_sender(at, s).map(Sender::Smtp),
+        "sendgrid" => parse_sendgrid_sender(at, s).map(Sender::SendGrid),
         other => Err(at.at(
-            format!("unknown sender kind {other:?} (known: \"smtp\")"),
+            format!("unknown sender kind {other:?} (known: \"smtp\", \"sendgrid\")"),
             s.kind.span().start,
             "sender.kind",
         )),
@@ -417,9 +437,26 @@ fn parse_sender(at: &Source<'_>, s: RawSender) -> Result<Sender, ConfigError> {
 
 fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, ConfigError> {
     let file = at.file;
-    let tls = check_tls(file, at.src, &s.tls, s.allow_plaintext, "sender.tls")?;
+    let kind_at = s.kind.span().start;
+    refuse_fields(
+        at,
+        kind_at,
+        "smtp",
+        &[
+            ("base_url", s.base_url.is_some()),
+            ("api_key_env", s.api_key_env.is_some()),
+            ("api_key_file", s.api_key_file.is_some()),
+        ],
+    )?;
+    let Some(tls_raw) = s.tls else {
+        return Err(at.at("missing field `tls`", kind_at, "sender.tls"));
+    };
+    let Some(host) = s.host else {
+        return Err(at.at("missing field `host`", kind_at, "sender.host"));
+    };
+    let tls = check_tls(file, at.src, &tls_raw, s.allow_plaintext, "sender.tls")?;
     let rcpt_to = envelope(at, s.rcpt_to, &s.mail_from, s.kind.span().start)?;
-    let auth = smtp_auth(at, s.auth, tls, s.tls.span().start)?;
+    let auth = smtp_auth(at, s.auth, tls, tls_raw.span().start)?;
     let header_from = s.header_from.unwrap_or_else(|| s.mail_from.clone());
     let header_to = s.header_to.unwrap_or_else(|| rcpt_to.join(", "));
     Ok(SmtpSender {
@@ -428,7 +465,7 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
             TlsMode::Starttls => 587,
             TlsMode::None => 25,
         }),
-        host: nonempty(file, "sender.host", s.host)?,
+        host: nonempty(file, "sender.host", host)?,
         tls,
         ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
         helo: s.helo,
@@ -438,6 +475,58 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
         header_to,
         auth,
         command_timeout: at
+            .duration(s.command_timeout.as_ref(), "sender.command_timeout")?
+            .unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+/// Refuse the sender keys that do not belong to `kind` (`given`: each key and whether it is set).
+fn refuse_fields(
+    at: &Source<'_>,
+    kind_at: usize,
+    kind: &str,
+    given: &[(&str, bool)],
+) -> Result<(), ConfigError> {
+    match given.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(at.at(
+            format!("{name} does not apply to kind = {kind:?}"),
+            kind_at,
+            &format!("sender.{name}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// SendGrid's v3 API: the key by reference, the base URL (https unless `allow_plaintext`).
+fn parse_sendgrid_sender(at: &Source<'_>, s: RawSender) -> Result<SendGridSender, ConfigError> {
+    let kind_at = s.kind.span().start;
+    refuse_fields(
+        at,
+        kind_at,
+        "sendgrid",
+        &[
+            ("host", s.host.is_some()),
+            ("port", s.port.is_some()),
+            ("tls", s.tls.is_some()),
+            ("helo", s.helo.is_some()),
+            ("auth", s.auth.is_some()),
+        ],
+    )?;
+    let base_url = match &s.base_url {
+        Some(u) => check_base_url(u.get_ref(), s.allow_plaintext)
+            .map_err(|m| at.at(m, u.span().start, "sender.base_url"))?,
+        None => DEFAULT_SENDGRID_URL.to_string(),
+    };
+    let rcpt_to = envelope(at, s.rcpt_to, &s.mail_from, kind_at)?;
+    Ok(SendGridSender {
+        base_url,
+        api_key: at.secret(s.api_key_env, s.api_key_file, "sender.api_key")?,
+        ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
+        header_from: s.header_from.unwrap_or_else(|| s.mail_from.clone()),
+        header_to: s.header_to.unwrap_or_else(|| rcpt_to.join(", ")),
+        mail_from: s.mail_from,
+        rcpt_to,
+        request_timeout: at
             .duration(s.command_timeout.as_ref(), "sender.command_timeout")?
             .unwrap_or(Duration::from_secs(30)),
     })
@@ -645,7 +734,9 @@ max = "30s"
         assert_eq!(s.receiver.junk_folders, vec!["Junk".to_string()]);
         assert_eq!(s.receiver.poll_interval, Duration::from_secs(1));
         assert_eq!(s.slo.target, Some(Duration::from_secs(5)));
-        let Sender::Smtp(smtp) = &s.sender;
+        let Sender::Smtp(smtp) = &s.sender else {
+            panic!("an smtp sender")
+        };
         assert_eq!(smtp.rcpt_to, vec!["alice@corp.test".to_string()]);
         assert_eq!(smtp.header_from, "probe@provider.test");
         assert_eq!(s.receiver.password, SecretRef::Env("ALICE_PW".into()));

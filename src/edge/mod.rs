@@ -5,6 +5,7 @@ pub mod incidents;
 pub mod loginput;
 pub mod logsource;
 pub mod logwatch;
+pub mod sendgrid;
 pub mod smtp;
 pub mod store;
 pub mod tls;

@@ -1,4 +1,4 @@
-//! The real edges behind the runner's traits: SMTP submission, the IMAP mailbox, the followed
+//! The real edges behind the runner's traits: SMTP or SendGrid API submission, the IMAP mailbox, the followed
 //! server logs and the SQLite store. Each adapter only forwards; the protocol work stays in
 //! `edge`. Not here: any decision (the runner and core make them).
 use std::time::Duration;
@@ -11,7 +11,7 @@ use super::ports::{
     ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
     ResultStore, ResumePoints, Waited,
 };
-use crate::config::{Receiver, SmtpSender};
+use crate::config::{Receiver, SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
@@ -20,6 +20,7 @@ use crate::core::verdict::RecordState;
 use crate::edge::imap::{self, Armed, FetchError, Mailbox, SeenProbe};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
+use crate::edge::sendgrid;
 use crate::edge::smtp::{self, SendOutcome};
 use crate::edge::store::{PendingRow, Store, StoreError};
 
@@ -32,6 +33,23 @@ pub struct SmtpProbeSender {
 impl ProbeSender for SmtpProbeSender {
     fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
         Box::pin(smtp::send_until(
+            &self.cfg,
+            &self.prepared,
+            message,
+            deadline,
+        ))
+    }
+}
+
+/// SendGrid's v3 API as configured by a scenario, client built and key resolved.
+pub struct SendGridProbeSender {
+    pub cfg: SendGridSender,
+    pub prepared: sendgrid::Prepared,
+}
+
+impl ProbeSender for SendGridProbeSender {
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(sendgrid::send_until(
             &self.cfg,
             &self.prepared,
             message,

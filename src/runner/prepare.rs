@@ -3,10 +3,10 @@
 //! half-starts. Not here: any network connection.
 use std::sync::Arc;
 
-use super::adapters::{ImapAccount, SmtpProbeSender};
+use super::adapters::{ImapAccount, SendGridProbeSender, SmtpProbeSender};
 use super::ports::{MailboxAccess, ProbeSender};
 use crate::config::{Scenario, Sender};
-use crate::edge::{imap, smtp, tls};
+use crate::edge::{imap, sendgrid, smtp, tls};
 
 /// A scenario with everything it needs resolved, and the edges that send and receive its probe.
 pub struct Prepared {
@@ -77,6 +77,20 @@ pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
             Arc::new(SmtpProbeSender {
                 cfg: cfg.clone(),
                 prepared: smtp::Prepared { ca_pem, password },
+            })
+        }
+        Sender::SendGrid(cfg) => {
+            let ca = match &cfg.ca_file {
+                Some(p) => tls::read_ca(p).map_err(|e| ctx(e.to_string()))?,
+                None => Vec::new(),
+            };
+            let key = cfg
+                .api_key
+                .resolve()
+                .map_err(|e| ctx(format!("SendGrid API key: {e}")))?;
+            Arc::new(SendGridProbeSender {
+                cfg: cfg.clone(),
+                prepared: sendgrid::prepare(cfg, &ca, key).map_err(ctx)?,
             })
         }
     };

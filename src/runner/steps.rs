@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::ports::{ArmedWait, LogFeed, MailboxSession, ResumePoints};
 use super::{Prepared, Runner};
 use crate::clock;
-use crate::config::{Scenario, Sender};
+use crate::config::Scenario;
 use crate::core::diagnosis::FindingCode;
 use crate::core::fusion::ProbeContext;
 use crate::core::outcome::{RunResult, SloReport, Submission};
@@ -143,16 +143,14 @@ impl<'r> Run<'r> {
             self.result.warnings.push(e.to_string());
         }
         self.progress("sending");
-        let message = match &s.sender {
-            Sender::Smtp(cfg) => ProbeMessage {
-                tag: &tag,
-                domain,
-                header_from: &cfg.header_from,
-                header_to: &cfg.header_to,
-                extra_headers: &s.headers,
-            }
-            .render(&self.runner.key),
-        };
+        let message = ProbeMessage {
+            tag: &tag,
+            domain,
+            header_from: s.sender.header_from(),
+            header_to: s.sender.header_to(),
+            extra_headers: &s.headers,
+        }
+        .render(&self.runner.key);
         let started = self.runner.clock.instant();
         let outcome = self.prepared.sender.send(&message, self.deadline).await;
         let sub: Submission = outcome.submission().clone();

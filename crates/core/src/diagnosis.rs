@@ -38,10 +38,18 @@ pub enum FindingCode {
     /// The IMAP server turned the session away (`BYE`) or answered with something that is not
     /// IMAP: a service or protocol problem, not the user's credentials.
     ImapProtocolError,
+    /// A mail-sending API (SendGrid) refused the key: invalid, revoked, or missing a scope.
+    ProviderAuthFailed,
+    /// A mail-sending API refused the request as malformed (its error list names the fields).
+    ProviderRequestInvalid,
+    /// The message is over the sending side's size limit.
+    MessageTooLarge,
+    /// A mail-sending API could not be reached or kept failing (connect error, timeout, 5xx).
+    ProviderUnavailable,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 21] = [
+    pub const ALL: [FindingCode; 25] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -63,6 +71,10 @@ impl FindingCode {
         FindingCode::UnexpectedPath,
         FindingCode::ServiceError,
         FindingCode::ImapProtocolError,
+        FindingCode::ProviderAuthFailed,
+        FindingCode::ProviderRequestInvalid,
+        FindingCode::MessageTooLarge,
+        FindingCode::ProviderUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +100,10 @@ impl FindingCode {
             FindingCode::UnexpectedPath => "unexpected_path",
             FindingCode::ServiceError => "service_error",
             FindingCode::ImapProtocolError => "imap_protocol_error",
+            FindingCode::ProviderAuthFailed => "provider_auth_failed",
+            FindingCode::ProviderRequestInvalid => "provider_request_invalid",
+            FindingCode::MessageTooLarge => "message_too_large",
+            FindingCode::ProviderUnavailable => "provider_unavailable",
         }
     }
 
@@ -115,6 +131,10 @@ impl FindingCode {
             FindingCode::UnexpectedPath => "Unexpected mail path",
             FindingCode::ServiceError => "Mail service error",
             FindingCode::ImapProtocolError => "Mail server refused the session or spoke garbage",
+            FindingCode::ProviderAuthFailed => "Sending API refused the key",
+            FindingCode::ProviderRequestInvalid => "Sending API refused the request",
+            FindingCode::MessageTooLarge => "Message too large",
+            FindingCode::ProviderUnavailable => "Sending API unavailable",
         }
     }
 
@@ -127,6 +147,8 @@ impl FindingCode {
                 | FindingCode::RejectedOther
                 | FindingCode::BouncedOther
                 | FindingCode::UnexpectedPath
+                | FindingCode::ProviderRequestInvalid
+                | FindingCode::MessageTooLarge
         )
     }
 

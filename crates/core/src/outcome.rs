@@ -14,6 +14,8 @@ pub enum SmtpPhase {
     Rcpt,
     Data,
     Message,
+    /// A mail-sending HTTP API request (SendGrid's v3 `mail/send`); `code` is the HTTP status.
+    HttpApi,
 }
 
 /// What the sending server said about the probe.

@@ -161,6 +161,7 @@ pub enum SubmitFailure {
 /// code, then the error's words (a TLS or certificate problem), else the next hop refused.
 pub fn send_failure_code(sub: &Submission) -> FindingCode {
     match (sub.phase, sub.code) {
+        (SmtpPhase::HttpApi, code) => api_failure_code(code),
         (SmtpPhase::Auth, _) => FindingCode::AuthFailed,
         (SmtpPhase::Starttls, _) => FindingCode::TlsError,
         (_, Some(c)) => classify_smtp_reply(c, sub.enhanced.as_deref(), &sub.text),
@@ -175,9 +176,26 @@ pub fn send_failure_code(sub: &Submission) -> FindingCode {
     }
 }
 
+/// The finding for a mail-sending API's answer (an HTTP status; none: no answer at all, i.e. a
+/// connection failure or a timeout).
+pub fn api_failure_code(status: Option<u16>) -> FindingCode {
+    match status {
+        Some(401 | 403) => FindingCode::ProviderAuthFailed,
+        Some(413) => FindingCode::MessageTooLarge,
+        Some(429) => FindingCode::RateLimited,
+        Some(400..=499) => FindingCode::ProviderRequestInvalid,
+        _ => FindingCode::ProviderUnavailable,
+    }
+}
+
 /// The status and finding of a submission that was not accepted.
 pub fn submission_verdict(how: SubmitFailure, sub: &Submission) -> StatusDecision {
     let (status, code, message) = match how {
+        SubmitFailure::Rejected if sub.phase == SmtpPhase::HttpApi => (
+            Status::Rejected,
+            api_failure_code(sub.code),
+            format!("the sending API refused the probe: {}", reply_line(sub)),
+        ),
         SubmitFailure::Rejected => (
             Status::Rejected,
             classify_smtp_reply(sub.code.unwrap_or(0), sub.enhanced.as_deref(), &sub.text),
