@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert_eq!(
             describe_errors(&errs),
-            "[from] The from address does not match (help: http://x/h); bad\\nline"
+            "[from] The from address does not match (help: http://x/h); bad\\x0aline"
         );
         assert!(api_errors(b"<html>").is_empty());
     }
