@@ -202,7 +202,12 @@ fn shipped_example_configuration_passes_check_config() {
     let o = flowtest(&root.join("flowtest.example.toml"), &["check-config"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for name in ["gmail-inbound", "sendgrid-inbound", "outbound-sendgrid"] {
+    for name in [
+        "gmail-inbound",
+        "sendgrid-inbound",
+        "sendgrid-api-inbound",
+        "outbound-sendgrid",
+    ] {
         assert!(out.contains(name), "{out}");
     }
     assert!(!out.contains(SECRET));

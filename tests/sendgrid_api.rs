@@ -34,7 +34,13 @@ fn stand_in(behaviour: &str, extra: &[&str]) -> StandIn {
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowtest-lab-sendgrid"))
-        .args(["--listen", "127.0.0.1:0", "--behaviour", behaviour, "--key-file"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--behaviour",
+            behaviour,
+            "--key-file",
+        ])
         .arg(&key_file)
         .args(extra)
         .stdout(Stdio::piped())
@@ -111,7 +117,11 @@ async fn accepted_means_queued_with_the_message_id() {
     assert!(sub.accepted_at.is_some());
     let id = sub.queue_id.as_deref().expect("X-Message-Id");
     assert_eq!(id.len(), 22, "{id}");
-    assert!(sub.text.contains(id) && sub.text.contains("not yet delivered"), "{}", sub.text);
+    assert!(
+        sub.text.contains(id) && sub.text.contains("not yet delivered"),
+        "{}",
+        sub.text
+    );
     assert_no_key(&out);
 }
 
@@ -120,9 +130,18 @@ async fn a_wrong_key_is_provider_auth_failed() {
     let s = stand_in("normal", &[]);
     let (out, _) = send_with(&s, "SG.wrong", Duration::from_secs(10)).await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::ProviderAuthFailed));
-    assert!(evidence[0].starts_with("401 Unauthorized: "), "{evidence:?}");
-    assert!(evidence[0].contains("invalid, expired, or revoked"), "{evidence:?}");
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderAuthFailed)
+    );
+    assert!(
+        evidence[0].starts_with("401 Unauthorized: "),
+        "{evidence:?}"
+    );
+    assert!(
+        evidence[0].contains("invalid, expired, or revoked"),
+        "{evidence:?}"
+    );
     assert_no_key(&out);
 }
 
@@ -131,7 +150,10 @@ async fn a_401_is_provider_auth_failed_at_once() {
     let s = stand_in("unauthorized", &[]);
     let (out, took) = send_with(&s, KEY, Duration::from_secs(10)).await;
     let (status, code, _) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::ProviderAuthFailed));
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderAuthFailed)
+    );
     assert!(took < Duration::from_secs(2), "no retry on 401: {took:?}");
     assert_no_key(&out);
 }
@@ -141,10 +163,23 @@ async fn a_400_is_rejected_with_the_errors_field_by_field() {
     let s = stand_in("bad-request", &[]);
     let (out, _) = send_with(&s, KEY, Duration::from_secs(10)).await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::Rejected, FindingCode::ProviderRequestInvalid));
+    assert_eq!(
+        (status, code),
+        (Status::Rejected, FindingCode::ProviderRequestInvalid)
+    );
     let line = &evidence[0];
-    assert!(line.starts_with("400 Bad Request: [from] The from address does not match a verified Sender Identity."), "{line}");
-    assert!(line.contains("; [personalizations.0.to.0.email] Does not contain a valid address. (help: http"), "{line}");
+    assert!(
+        line.starts_with(
+            "400 Bad Request: [from] The from address does not match a verified Sender Identity."
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "; [personalizations.0.to.0.email] Does not contain a valid address. (help: http"
+        ),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +190,10 @@ async fn a_429_is_waited_out_then_accepted() {
         panic!("{out:?}")
     };
     assert!(sub.queue_id.is_some());
-    assert!(took >= Duration::from_millis(950), "Retry-After: 1 honoured: {took:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "Retry-After: 1 honoured: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -163,8 +201,14 @@ async fn a_429_whose_wait_passes_the_deadline_is_rate_limited() {
     let s = stand_in("rate-limit-once", &[]);
     let (out, took) = send_with(&s, KEY, Duration::from_millis(600)).await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::RateLimited));
-    assert!(evidence[0].starts_with("429 Too Many Requests: too many requests"), "{evidence:?}");
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::RateLimited)
+    );
+    assert!(
+        evidence[0].starts_with("429 Too Many Requests: too many requests"),
+        "{evidence:?}"
+    );
     assert!(evidence[0].contains("deadline"), "{evidence:?}");
     assert!(took < Duration::from_millis(600), "{took:?}");
 }
@@ -174,11 +218,20 @@ async fn a_500_is_retried_then_given_up() {
     let s = stand_in("server-error", &[]);
     let (out, took) = send_with(&s, KEY, Duration::from_secs(10)).await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::ProviderUnavailable));
-    assert!(evidence[0].starts_with("500 Internal Server Error: internal server error"), "{evidence:?}");
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderUnavailable)
+    );
+    assert!(
+        evidence[0].starts_with("500 Internal Server Error: internal server error"),
+        "{evidence:?}"
+    );
     assert!(evidence[0].contains("attempt 4 of 4"), "{evidence:?}");
     // Backoff 250 + 500 + 1000 ms between the four attempts.
-    assert!(took >= Duration::from_millis(1700) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1700) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -186,10 +239,16 @@ async fn a_slow_answer_ends_at_the_probe_deadline() {
     let s = stand_in("slow", &["--delay", "20s"]);
     let (out, took) = send_with(&s, KEY, Duration::from_secs(1)).await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::ProviderUnavailable));
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderUnavailable)
+    );
     assert!(out.submission().code.is_none());
     assert!(evidence[0].contains("no complete answer"), "{evidence:?}");
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -201,9 +260,18 @@ async fn nobody_listening_is_provider_unavailable_within_the_deadline() {
     let cfg = sender(format!("http://127.0.0.1:{port}"));
     let prepared = prepare(&cfg, &[], Secret::new(KEY.into())).unwrap();
     let t0 = flowtest::clock::std_instant();
-    let out = send_until(&cfg, &prepared, MSG, flowtest::clock::instant() + Duration::from_secs(3)).await;
+    let out = send_until(
+        &cfg,
+        &prepared,
+        MSG,
+        flowtest::clock::instant() + Duration::from_secs(3),
+    )
+    .await;
     let (status, code, evidence) = judged(&out);
-    assert_eq!((status, code), (Status::SendFailed, FindingCode::ProviderUnavailable));
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderUnavailable)
+    );
     assert!(evidence[0].contains("cannot connect"), "{evidence:?}");
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert!(!format!("{prepared:?}").contains(KEY));

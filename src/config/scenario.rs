@@ -800,4 +800,67 @@ max = "30s"
         let e = parse_str(&format!("{GOOD}\n[headers]\nX-Flowtest-Id = \"forged\"\n")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("headers"));
     }
+
+    const SENDGRID: &str = r#"
+name = "sendgrid-api"
+
+[sender]
+kind = "sendgrid"
+api_key_env = "SG_KEY"
+mail_from = "probe@provider.test"
+rcpt_to = "alice@corp.test"
+
+[receiver]
+host = "imap.corp.test"
+tls = "tls"
+username = "alice@corp.test"
+password_env = "ALICE_PW"
+"#;
+
+    #[test]
+    fn parses_a_sendgrid_sender() {
+        let s = parse_str(SENDGRID).unwrap();
+        let Sender::SendGrid(sg) = &s.sender else {
+            panic!("a sendgrid sender")
+        };
+        assert_eq!(sg.base_url, "https://api.sendgrid.com");
+        assert_eq!(sg.api_key, SecretRef::Env("SG_KEY".into()));
+        assert_eq!(s.sender.header_from(), "probe@provider.test");
+        assert_eq!(s.sender.recipients(), ["alice@corp.test".to_string()]);
+        let lab = SENDGRID.replace(
+            "kind = \"sendgrid\"",
+            "kind = \"sendgrid\"\nbase_url = \"http://127.0.0.1:8025/\"\nallow_plaintext = true",
+        );
+        let Sender::SendGrid(sg) = parse_str(&lab).unwrap().sender else {
+            panic!("a sendgrid sender")
+        };
+        assert_eq!(sg.base_url, "http://127.0.0.1:8025");
+    }
+
+    #[test]
+    fn sendgrid_sender_refuses_what_does_not_apply() {
+        let plain = SENDGRID.replace(
+            "kind = \"sendgrid\"",
+            "kind = \"sendgrid\"\nbase_url = \"http://127.0.0.1:8025\"",
+        );
+        let e = parse_str(&plain).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.base_url"), "{e}");
+        assert!(e.message.contains("allow_plaintext"), "{e}");
+        let e = parse_str(
+            &SENDGRID.replace("kind = \"sendgrid\"", "kind = \"sendgrid\"\nhost = \"x\""),
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.host"), "{e}");
+        let e = parse_str(&SENDGRID.replace("api_key_env = \"SG_KEY\"\n", "")).unwrap_err();
+        assert!(
+            e.message.contains("api_key_env or sender.api_key_file")
+                || e.message.contains("never written"),
+            "{e}"
+        );
+        let e = parse_str(&GOOD.replace("kind = \"smtp\"", "kind = \"smtp\"\napi_key_env = \"K\""))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.api_key_env"), "{e}");
+        let e = parse_str(&GOOD.replace("tls = \"starttls\"\n", "")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.tls"), "{e}");
+    }
 }

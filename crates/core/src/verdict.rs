@@ -590,6 +590,62 @@ mod tests {
     }
 
     #[test]
+    fn api_answers_have_their_own_findings() {
+        let api = |code: Option<u16>| sub(SmtpPhase::HttpApi, code, "x");
+        let cases = [
+            (
+                SubmitFailure::Failed,
+                Some(401),
+                Status::SendFailed,
+                FindingCode::ProviderAuthFailed,
+            ),
+            (
+                SubmitFailure::Failed,
+                Some(403),
+                Status::SendFailed,
+                FindingCode::ProviderAuthFailed,
+            ),
+            (
+                SubmitFailure::Failed,
+                Some(429),
+                Status::SendFailed,
+                FindingCode::RateLimited,
+            ),
+            (
+                SubmitFailure::Failed,
+                Some(503),
+                Status::SendFailed,
+                FindingCode::ProviderUnavailable,
+            ),
+            (
+                SubmitFailure::Failed,
+                None,
+                Status::SendFailed,
+                FindingCode::ProviderUnavailable,
+            ),
+            (
+                SubmitFailure::Rejected,
+                Some(400),
+                Status::Rejected,
+                FindingCode::ProviderRequestInvalid,
+            ),
+            (
+                SubmitFailure::Rejected,
+                Some(413),
+                Status::Rejected,
+                FindingCode::MessageTooLarge,
+            ),
+        ];
+        for (how, code, status, finding) in cases {
+            let d = submission_verdict(how, &api(code));
+            assert_eq!(d.status, status, "{code:?}");
+            let f = d.finding.unwrap();
+            assert_eq!(f.code, finding, "{code:?}");
+            assert!(!f.hint.is_empty());
+        }
+    }
+
+    #[test]
     fn missing_stages_are_one_finding() {
         assert!(missing_stages_finding(&[]).is_none());
         let f = missing_stages_finding(&["a".into(), "b".into()]).unwrap();
