@@ -87,19 +87,19 @@ fn errors_response(status: StatusCode, errors: &[ApiError]) -> Response {
     (status, axum::Json(json!({ "errors": list }))).into_response()
 }
 
-/// The Bearer key, checked; the answer SendGrid gives otherwise.
-fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), Response> {
+/// The answer SendGrid gives when the Bearer key is missing or wrong; None when it is right.
+fn auth_refusal(state: &State, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        None => Err(errors_response(
+        None => Some(errors_response(
             StatusCode::UNAUTHORIZED,
             &[error(None, "authorization required", None)],
         )),
-        Some(k) if k.trim() == state.key && state.behaviour != Behaviour::Unauthorized => Ok(()),
-        Some(_) => Err(errors_response(
+        Some(k) if k.trim() == state.key && state.behaviour != Behaviour::Unauthorized => None,
+        Some(_) => Some(errors_response(
             StatusCode::UNAUTHORIZED,
             &[error(
                 None,
@@ -111,7 +111,7 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn scopes(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_auth(&state, &headers) {
+    if let Some(r) = auth_refusal(&state, &headers) {
         return r;
     }
     axum::Json(json!({ "scopes": ["mail.send"] })).into_response()
@@ -123,7 +123,7 @@ async fn mail_send(
     body: Bytes,
 ) -> Response {
     let n = state.requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(r) = check_auth(&state, &headers) {
+    if let Some(r) = auth_refusal(&state, &headers) {
         return r;
     }
     match state.behaviour {
