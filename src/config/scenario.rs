@@ -67,7 +67,7 @@ struct RawSender {
     api_key_file: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),
@@ -138,30 +138,42 @@ pub enum Sender {
 }
 
 impl Sender {
-    pub fn recipients(&self) -> &[String] {
+    /// The addresses every sender kind has.
+    fn addresses(&self) -> SenderAddresses<'_> {
         match self {
-            Sender::Smtp(s) => &s.rcpt_to,
-            Sender::SendGrid(s) => &s.rcpt_to,
+            Sender::Smtp(s) => SenderAddresses {
+                mail_from: &s.mail_from,
+                rcpt_to: &s.rcpt_to,
+                header_from: &s.header_from,
+                header_to: &s.header_to,
+            },
+            Sender::SendGrid(s) => SenderAddresses {
+                mail_from: &s.mail_from,
+                rcpt_to: &s.rcpt_to,
+                header_from: &s.header_from,
+                header_to: &s.header_to,
+            },
         }
+    }
+    pub fn recipients(&self) -> &[String] {
+        self.addresses().rcpt_to
     }
     pub fn mail_from(&self) -> &str {
-        match self {
-            Sender::Smtp(s) => &s.mail_from,
-            Sender::SendGrid(s) => &s.mail_from,
-        }
+        self.addresses().mail_from
     }
     pub fn header_from(&self) -> &str {
-        match self {
-            Sender::Smtp(s) => &s.header_from,
-            Sender::SendGrid(s) => &s.header_from,
-        }
+        self.addresses().header_from
     }
     pub fn header_to(&self) -> &str {
-        match self {
-            Sender::Smtp(s) => &s.header_to,
-            Sender::SendGrid(s) => &s.header_to,
-        }
+        self.addresses().header_to
     }
+}
+
+struct SenderAddresses<'a> {
+    mail_from: &'a str,
+    rcpt_to: &'a [String],
+    header_from: &'a str,
+    header_to: &'a str,
 }
 
 /// Where a probe must arrive.
@@ -438,16 +450,8 @@ fn parse_sender(at: &Source<'_>, s: RawSender) -> Result<Sender, ConfigError> {
 fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, ConfigError> {
     let file = at.file;
     let kind_at = s.kind.span().start;
-    refuse_fields(
-        at,
-        kind_at,
-        "smtp",
-        &[
-            ("base_url", s.base_url.is_some()),
-            ("api_key_env", s.api_key_env.is_some()),
-            ("api_key_file", s.api_key_file.is_some()),
-        ],
-    )?;
+    refuse_foreign_keys(at, &s)?;
+    let addr = addresses(at, &s)?;
     let Some(tls_raw) = s.tls else {
         return Err(at.at("missing field `tls`", kind_at, "sender.tls"));
     };
@@ -455,10 +459,7 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
         return Err(at.at("missing field `host`", kind_at, "sender.host"));
     };
     let tls = check_tls(file, at.src, &tls_raw, s.allow_plaintext, "sender.tls")?;
-    let rcpt_to = envelope(at, s.rcpt_to, &s.mail_from, s.kind.span().start)?;
     let auth = smtp_auth(at, s.auth, tls, tls_raw.span().start)?;
-    let header_from = s.header_from.unwrap_or_else(|| s.mail_from.clone());
-    let header_to = s.header_to.unwrap_or_else(|| rcpt_to.join(", "));
     Ok(SmtpSender {
         port: s.port.unwrap_or(match tls {
             TlsMode::Tls => 465,
@@ -469,28 +470,59 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
         tls,
         ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
         helo: s.helo,
-        mail_from: s.mail_from,
-        rcpt_to,
-        header_from,
-        header_to,
+        mail_from: addr.mail_from,
+        rcpt_to: addr.rcpt_to,
+        header_from: addr.header_from,
+        header_to: addr.header_to,
         auth,
-        command_timeout: at
-            .duration(s.command_timeout.as_ref(), "sender.command_timeout")?
-            .unwrap_or(Duration::from_secs(30)),
+        command_timeout: command_timeout(at, s.command_timeout.as_ref())?,
     })
 }
 
-/// Refuse the sender keys that do not belong to `kind` (`given`: each key and whether it is set).
-fn refuse_fields(
-    at: &Source<'_>,
-    kind_at: usize,
-    kind: &str,
-    given: &[(&str, bool)],
-) -> Result<(), ConfigError> {
-    match given.iter().find(|(_, set)| *set) {
-        Some((name, _)) => Err(at.at(
+/// `sender.command_timeout`, 30 s when not set.
+fn command_timeout(at: &Source<'_>, v: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
+    Ok(at
+        .duration(v, "sender.command_timeout")?
+        .unwrap_or(Duration::from_secs(30)))
+}
+
+/// A sender's envelope and the header addresses the probe is written with.
+struct Addresses {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    header_from: String,
+    header_to: String,
+}
+
+/// The envelope checked ([`envelope`]); the headers default to it.
+fn addresses(at: &Source<'_>, s: &RawSender) -> Result<Addresses, ConfigError> {
+    let rcpt_to = envelope(at, s.rcpt_to.clone(), &s.mail_from, s.kind.span().start)?;
+    Ok(Addresses {
+        header_from: s.header_from.clone().unwrap_or_else(|| s.mail_from.clone()),
+        header_to: s.header_to.clone().unwrap_or_else(|| rcpt_to.join(", ")),
+        mail_from: s.mail_from.clone(),
+        rcpt_to,
+    })
+}
+
+/// Refuse a sender key that belongs to another kind than the one chosen.
+fn refuse_foreign_keys(at: &Source<'_>, s: &RawSender) -> Result<(), ConfigError> {
+    let kind = s.kind.get_ref().as_str();
+    // Each kind-specific key: its name, whether it is set, the kind it belongs to.
+    let keys = [
+        ("host", s.host.is_some(), "smtp"),
+        ("port", s.port.is_some(), "smtp"),
+        ("tls", s.tls.is_some(), "smtp"),
+        ("helo", s.helo.is_some(), "smtp"),
+        ("auth", s.auth.is_some(), "smtp"),
+        ("base_url", s.base_url.is_some(), "sendgrid"),
+        ("api_key_env", s.api_key_env.is_some(), "sendgrid"),
+        ("api_key_file", s.api_key_file.is_some(), "sendgrid"),
+    ];
+    match keys.iter().find(|(_, set, owner)| *set && *owner != kind) {
+        Some((name, _, _)) => Err(at.at(
             format!("{name} does not apply to kind = {kind:?}"),
-            kind_at,
+            s.kind.span().start,
             &format!("sender.{name}"),
         )),
         None => Ok(()),
@@ -499,36 +531,22 @@ fn refuse_fields(
 
 /// SendGrid's v3 API: the key by reference, the base URL (https unless `allow_plaintext`).
 fn parse_sendgrid_sender(at: &Source<'_>, s: RawSender) -> Result<SendGridSender, ConfigError> {
-    let kind_at = s.kind.span().start;
-    refuse_fields(
-        at,
-        kind_at,
-        "sendgrid",
-        &[
-            ("host", s.host.is_some()),
-            ("port", s.port.is_some()),
-            ("tls", s.tls.is_some()),
-            ("helo", s.helo.is_some()),
-            ("auth", s.auth.is_some()),
-        ],
-    )?;
+    refuse_foreign_keys(at, &s)?;
     let base_url = match &s.base_url {
         Some(u) => check_base_url(u.get_ref(), s.allow_plaintext)
             .map_err(|m| at.at(m, u.span().start, "sender.base_url"))?,
         None => DEFAULT_SENDGRID_URL.to_string(),
     };
-    let rcpt_to = envelope(at, s.rcpt_to, &s.mail_from, kind_at)?;
+    let addr = addresses(at, &s)?;
     Ok(SendGridSender {
         base_url,
         api_key: at.secret(s.api_key_env, s.api_key_file, "sender.api_key")?,
         ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
-        header_from: s.header_from.unwrap_or_else(|| s.mail_from.clone()),
-        header_to: s.header_to.unwrap_or_else(|| rcpt_to.join(", ")),
-        mail_from: s.mail_from,
-        rcpt_to,
-        request_timeout: at
-            .duration(s.command_timeout.as_ref(), "sender.command_timeout")?
-            .unwrap_or(Duration::from_secs(30)),
+        mail_from: addr.mail_from,
+        rcpt_to: addr.rcpt_to,
+        header_from: addr.header_from,
+        header_to: addr.header_to,
+        request_timeout: command_timeout(at, s.command_timeout.as_ref())?,
     })
 }
 
