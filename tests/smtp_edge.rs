@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use flowtest::config::secret::{Secret, SecretRef};
-use flowtest::config::{Auth, SmtpSender, TlsMode};
+use flowtest::config::{Auth, AuthMechanism, SmtpSender, TlsMode};
 use flowtest::core::outcome::SmtpPhase;
 use flowtest::edge::smtp::{send, Prepared, SendOutcome};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -159,6 +159,7 @@ async fn auth_failure_is_send_failed_at_auth() {
     cfg.auth = Some(Auth {
         username: "u".into(),
         password: SecretRef::Env("UNUSED".into()),
+        mechanism: AuthMechanism::Password,
     });
     let prepared = Prepared {
         ca_pem: None,
@@ -232,4 +233,85 @@ async fn starttls_required_but_not_offered_fails_clearly() {
     };
     assert_eq!(s.phase, SmtpPhase::Starttls);
     assert!(s.text.contains("STARTTLS"), "{}", s.text);
+}
+
+const EHLO_OAUTH: (&str, &str) = (
+    "EHLO",
+    "250-test\r\n250-AUTH LOGIN PLAIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n",
+);
+
+fn xoauth2(port: u16) -> (flowtest::config::SmtpSender, Prepared) {
+    let mut cfg = sender(port);
+    cfg.auth = Some(Auth {
+        username: "probe@gmail.test".into(),
+        password: SecretRef::Env("UNUSED".into()),
+        mechanism: AuthMechanism::XOAuth2,
+    });
+    let prepared = Prepared {
+        ca_pem: None,
+        password: Some(Secret::new("ya29.token".into())),
+    };
+    (cfg, prepared)
+}
+
+#[tokio::test]
+async fn xoauth2_sends_the_token_in_its_sasl_form() {
+    // The scripted server compares upper-cased lines: the expected line is upper-cased too.
+    let port = scripted(
+        Some("220 test ESMTP\r\n"),
+        vec![
+            EHLO_OAUTH,
+            (
+                "AUTH XOAUTH2 DXNLCJ1WCM9IZUBNBWFPBC50ZXN0AWF1DGG9QMVHCMVYIHLHMJKUDG9RZW4BAQ==",
+                "235 2.7.0 Accepted\r\n",
+            ),
+            ("AUTH", "535 5.7.8 not the expected XOAUTH2 line\r\n"),
+            DATA,
+        ],
+    )
+    .await;
+    let (cfg, prepared) = xoauth2(port);
+    let out = send(&cfg, &prepared, MSG).await;
+    assert!(matches!(out, SendOutcome::Accepted(_)), "{out:?}");
+}
+
+#[tokio::test]
+async fn xoauth2_error_challenge_is_decoded_and_shown() {
+    let port = scripted(
+        Some("220 test ESMTP\r\n"),
+        vec![
+            EHLO_OAUTH,
+            ("AUTH XOAUTH2", "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==\r\n"),
+            ("\r\n", "535 5.7.8 Username and Password not accepted\r\n"),
+        ],
+    )
+    .await;
+    let (cfg, prepared) = xoauth2(port);
+    let SendOutcome::Failed(s) = send(&cfg, &prepared, MSG).await else {
+        panic!()
+    };
+    assert_eq!((s.code, s.phase), (Some(535), SmtpPhase::Auth));
+    assert!(
+        s.text.contains("Username and Password not accepted"),
+        "{}",
+        s.text
+    );
+    assert!(
+        s.text
+            .contains(r#"XOAUTH2 error: {"status":"401","schemes":"Bearer""#),
+        "{}",
+        s.text
+    );
+    assert!(!s.text.contains("ya29"), "{}", s.text);
+}
+
+#[tokio::test]
+async fn xoauth2_needs_the_server_to_offer_it() {
+    let port = scripted(Some("220 test ESMTP\r\n"), vec![EHLO]).await;
+    let (cfg, prepared) = xoauth2(port);
+    let SendOutcome::Failed(s) = send(&cfg, &prepared, MSG).await else {
+        panic!()
+    };
+    assert_eq!(s.phase, SmtpPhase::Auth);
+    assert!(s.text.contains("offered: PLAIN LOGIN"), "{}", s.text);
 }

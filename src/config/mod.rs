@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use crate::core::runbook::Runbook;
 use logsource::LogSourceConfig;
-pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
+pub use scenario::{Auth, AuthMechanism, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
 pub use sendgrid::SendGridSender;
 

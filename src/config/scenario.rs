@@ -78,8 +78,11 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     username: String,
+    mechanism: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,11 +110,23 @@ struct RawSlo {
     max: Option<Spanned<String>>,
 }
 
+/// How SMTP AUTH proves who we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    /// A password, by PLAIN (preferred) or LOGIN, as the server offers them.
+    Password,
+    /// An OAuth 2 access token by XOAUTH2 (Gmail, Microsoft 365); refreshing it is the
+    /// configured reference's business, never flowtest's.
+    XOAuth2,
+}
+
 /// Credentials for SMTP AUTH.
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub username: String,
+    /// The password, or the access token with [`AuthMechanism::XOAuth2`].
     pub password: SecretRef,
+    pub mechanism: AuthMechanism,
 }
 
 #[derive(Debug, Clone)]
@@ -584,9 +599,34 @@ fn smtp_auth(
     tls_offset: usize,
 ) -> Result<Option<Auth>, ConfigError> {
     let Some(a) = auth else { return Ok(None) };
+    let mechanism = match a.mechanism.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("password") => AuthMechanism::Password,
+        Some("xoauth2") => AuthMechanism::XOAuth2,
+        Some(other) => {
+            return Err(at.at(
+                format!("unknown mechanism {other:?} (known: \"password\", \"xoauth2\")"),
+                a.mechanism.as_ref().map_or(tls_offset, |m| m.span().start),
+                "sender.auth.mechanism",
+            ))
+        }
+    };
+    let password = match mechanism {
+        AuthMechanism::Password if a.token_env.is_none() && a.token_file.is_none() => {
+            at.secret(a.password_env, a.password_file, "sender.auth.password")?
+        }
+        AuthMechanism::XOAuth2 if a.password_env.is_none() && a.password_file.is_none() => {
+            at.secret(a.token_env, a.token_file, "sender.auth.token")?
+        }
+        _ => return Err(ConfigError::new(
+            at.file,
+            "password_* goes with mechanism = \"password\", token_* with mechanism = \"xoauth2\"",
+        )
+        .field("sender.auth")),
+    };
     let auth = Auth {
-        password: at.secret(a.password_env, a.password_file, "sender.auth.password")?,
+        password,
         username: a.username,
+        mechanism,
     };
     if tls == TlsMode::None {
         return Err(at.at(
@@ -880,5 +920,23 @@ password_env = "ALICE_PW"
         assert_eq!(e.field.as_deref(), Some("sender.api_key_env"), "{e}");
         let e = parse_str(&GOOD.replace("tls = \"starttls\"\n", "")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.tls"), "{e}");
+    }
+
+    #[test]
+    fn xoauth2_takes_a_token_reference() {
+        let auth = "[sender.auth]\nusername = \"probe@provider.test\"\nmechanism = \"xoauth2\"\ntoken_file = \"/run/token\"\n\n[receiver]";
+        let s = parse_str(&GOOD.replace("[receiver]", auth)).unwrap();
+        let Sender::Smtp(smtp) = &s.sender else {
+            panic!("an smtp sender")
+        };
+        let a = smtp.auth.as_ref().unwrap();
+        assert_eq!(a.mechanism, AuthMechanism::XOAuth2);
+        assert_eq!(a.password, SecretRef::File("/run/token".into()));
+        let mixed = auth.replace("token_file", "password_file");
+        let e = parse_str(&GOOD.replace("[receiver]", &mixed)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.auth"), "{e}");
+        let unknown = auth.replace("\"xoauth2\"", "\"cram-md5\"");
+        let e = parse_str(&GOOD.replace("[receiver]", &unknown)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.auth.mechanism"), "{e}");
     }
 }

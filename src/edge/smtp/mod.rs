@@ -244,6 +244,7 @@ async fn converse(
             conv,
             &caps,
             &a.username,
+            a.mechanism,
             prepared.password.as_ref(),
         )
         .await?;
