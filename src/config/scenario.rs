@@ -859,25 +859,16 @@ max = "30s"
         assert_eq!(e.field.as_deref(), Some("headers"));
     }
 
-    const SENDGRID: &str = r#"
-name = "sendgrid-api"
-
-[sender]
-kind = "sendgrid"
-api_key_env = "SG_KEY"
-mail_from = "probe@provider.test"
-rcpt_to = "alice@corp.test"
-
-[receiver]
-host = "imap.corp.test"
-tls = "tls"
-username = "alice@corp.test"
-password_env = "ALICE_PW"
-"#;
+    /// [`GOOD`] with a SendGrid API sender instead of its SMTP one.
+    fn sendgrid() -> String {
+        let (head, rest) = GOOD.split_once("[sender]").unwrap();
+        let (_, tail) = rest.split_once("[receiver]").unwrap();
+        format!("{head}[sender]\nkind = \"sendgrid\"\napi_key_env = \"SG_KEY\"\nmail_from = \"probe@provider.test\"\nrcpt_to = \"alice@corp.test\"\n\n[receiver]{tail}")
+    }
 
     #[test]
     fn parses_a_sendgrid_sender() {
-        let s = parse_str(SENDGRID).unwrap();
+        let s = parse_str(&sendgrid()).unwrap();
         let Sender::SendGrid(sg) = &s.sender else {
             panic!("a sendgrid sender")
         };
@@ -885,7 +876,7 @@ password_env = "ALICE_PW"
         assert_eq!(sg.api_key, SecretRef::Env("SG_KEY".into()));
         assert_eq!(s.sender.header_from(), "probe@provider.test");
         assert_eq!(s.sender.recipients(), ["alice@corp.test".to_string()]);
-        let lab = SENDGRID.replace(
+        let lab = sendgrid().replace(
             "kind = \"sendgrid\"",
             "kind = \"sendgrid\"\nbase_url = \"http://127.0.0.1:8025/\"\nallow_plaintext = true",
         );
@@ -897,7 +888,7 @@ password_env = "ALICE_PW"
 
     #[test]
     fn sendgrid_sender_refuses_what_does_not_apply() {
-        let plain = SENDGRID.replace(
+        let plain = sendgrid().replace(
             "kind = \"sendgrid\"",
             "kind = \"sendgrid\"\nbase_url = \"http://127.0.0.1:8025\"",
         );
@@ -905,11 +896,11 @@ password_env = "ALICE_PW"
         assert_eq!(e.field.as_deref(), Some("sender.base_url"), "{e}");
         assert!(e.message.contains("allow_plaintext"), "{e}");
         let e = parse_str(
-            &SENDGRID.replace("kind = \"sendgrid\"", "kind = \"sendgrid\"\nhost = \"x\""),
+            &sendgrid().replace("kind = \"sendgrid\"", "kind = \"sendgrid\"\nhost = \"x\""),
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.host"), "{e}");
-        let e = parse_str(&SENDGRID.replace("api_key_env = \"SG_KEY\"\n", "")).unwrap_err();
+        let e = parse_str(&sendgrid().replace("api_key_env = \"SG_KEY\"\n", "")).unwrap_err();
         assert!(
             e.message.contains("api_key_env or sender.api_key_file")
                 || e.message.contains("never written"),
