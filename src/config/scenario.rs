@@ -83,6 +83,7 @@ struct RawAuth {
     password_file: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    token_command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -611,11 +612,29 @@ fn smtp_auth(
         }
     };
     let password = match mechanism {
-        AuthMechanism::Password if a.token_env.is_none() && a.token_file.is_none() => {
+        AuthMechanism::Password
+            if a.token_env.is_none() && a.token_file.is_none() && a.token_command.is_none() =>
+        {
             at.secret(a.password_env, a.password_file, "sender.auth.password")?
         }
         AuthMechanism::XOAuth2 if a.password_env.is_none() && a.password_file.is_none() => {
-            at.secret(a.token_env, a.token_file, "sender.auth.token")?
+            match a.token_command {
+                Some(argv) if a.token_env.is_none() && a.token_file.is_none() => {
+                    if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                        return Err(ConfigError::new(at.file, "names no program")
+                            .field("sender.auth.token_command"));
+                    }
+                    SecretRef::Command(argv)
+                }
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        at.file,
+                        "set only one of token_env, token_file and token_command",
+                    )
+                    .field("sender.auth"))
+                }
+                None => at.secret(a.token_env, a.token_file, "sender.auth.token")?,
+            }
         }
         _ => return Err(ConfigError::new(
             at.file,
@@ -926,6 +945,19 @@ max = "30s"
         let mixed = auth.replace("token_file", "password_file");
         let e = parse_str(&GOOD.replace("[receiver]", &mixed)).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.auth"), "{e}");
+        let cmd = auth.replace(
+            "token_file = \"/run/token\"",
+            "token_command = [\"oauth2l\", \"fetch\"]",
+        );
+        let s = parse_str(&GOOD.replace("[receiver]", &cmd)).unwrap();
+        let Sender::Smtp(smtp) = &s.sender else {
+            panic!("an smtp sender")
+        };
+        let argv = vec!["oauth2l".to_string(), "fetch".to_string()];
+        assert_eq!(
+            smtp.auth.as_ref().unwrap().password,
+            SecretRef::Command(argv)
+        );
         let unknown = auth.replace("\"xoauth2\"", "\"cram-md5\"");
         let e = parse_str(&GOOD.replace("[receiver]", &unknown)).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.auth.mechanism"), "{e}");

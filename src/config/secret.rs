@@ -38,7 +38,13 @@ impl fmt::Display for Secret {
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+    /// A program (and its arguments, no shell) that prints the secret on stdout, e.g. one that
+    /// refreshes an OAuth 2 access token; run at most [`COMMAND_TIMEOUT`].
+    Command(Vec<String>),
 }
+
+/// How long a secret's command may run.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a secret could not be had. The message names the reference, never a value; sources
 /// carry no secret bytes either (`Utf8Error` holds positions only).
@@ -66,6 +72,9 @@ pub enum SecretError {
     },
     #[error("secret file {} is empty", .0.display())]
     FileEmpty(PathBuf),
+    /// The message names the program and what went wrong, never its output.
+    #[error("secret command {command}: {reason}")]
+    CommandFailed { command: String, reason: String },
 }
 
 impl SecretRef {
@@ -84,6 +93,7 @@ impl SecretRef {
                 Ok(Secret::new(v))
             }
             SecretRef::File(path) => read_secret_file(path),
+            SecretRef::Command(argv) => run_secret_command(argv),
         }
     }
 
@@ -91,8 +101,70 @@ impl SecretRef {
         match self {
             SecretRef::Env(n) => format!("${n}"),
             SecretRef::File(p) => p.display().to_string(),
+            SecretRef::Command(argv) => format!("`{}`", argv.join(" ")),
         }
     }
+}
+
+/// Run `argv` (no shell, stdin closed, stderr dropped) and take its stdout, trailing newlines
+/// removed, as the secret; a non-zero exit, no output or a run past [`COMMAND_TIMEOUT`] is an
+/// error.
+fn run_secret_command(argv: &[String]) -> Result<Secret, SecretError> {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let failed = |reason: String| SecretError::CommandFailed {
+        command: argv.first().cloned().unwrap_or_default(),
+        reason,
+    };
+    let Some((program, args)) = argv.split_first() else {
+        return Err(failed("is empty".into()));
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| failed(format!("cannot start: {}", e.kind())))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| failed("no stdout".into()))?;
+    // Read on a thread so a command that fills the pipe cannot block its own exit.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.by_ref().take(64 * 1024).read_to_end(&mut out);
+        out
+    });
+    let started = crate::clock::std_instant();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if started.elapsed() < COMMAND_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "still running after {} s; killed",
+                    COMMAND_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(failed(format!("cannot wait for it: {}", e.kind()))),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(failed(format!("exited with {status}")));
+    }
+    let text =
+        String::from_utf8(out).map_err(|_| failed("printed something that is not UTF-8".into()))?;
+    let v = text.trim_end_matches(['\r', '\n']).to_string();
+    if v.is_empty() {
+        return Err(failed("printed nothing".into()));
+    }
+    Ok(Secret::new(v))
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
@@ -166,6 +238,24 @@ mod tests {
             !format!("{e:?}").contains("115, 51"),
             "no secret bytes: {e:?}"
         );
+    }
+
+    #[test]
+    fn command_secret_is_its_output_and_failures_say_why_not_what() {
+        let cmd = |s: &str| SecretRef::Command(vec!["sh".into(), "-c".into(), s.into()]);
+        assert_eq!(cmd("echo ya29.tok").resolve().unwrap().expose(), "ya29.tok");
+        let e = cmd("echo leaked; exit 3")
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "secret command sh: exited with exit status: 3");
+        let e = cmd("true").resolve().unwrap_err().to_string();
+        assert!(e.ends_with("printed nothing"), "{e}");
+        let e = SecretRef::Command(vec!["/nonexistent/flowtest-token".into()])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot start"), "{e}");
     }
 
     #[test]
