@@ -303,6 +303,14 @@ async fn xoauth2_error_challenge_is_decoded_and_shown() {
         s.text
     );
     assert!(!s.text.contains("ya29"), "{}", s.text);
+    let d = flowtest::core::verdict::submission_verdict(
+        flowtest::core::verdict::SubmitFailure::Failed,
+        &s,
+    );
+    assert_eq!(
+        d.finding.unwrap().code,
+        flowtest::core::diagnosis::FindingCode::ProviderAuthFailed
+    );
 }
 
 #[tokio::test]

@@ -131,7 +131,7 @@ impl FindingCode {
             FindingCode::UnexpectedPath => "Unexpected mail path",
             FindingCode::ServiceError => "Mail service error",
             FindingCode::ImapProtocolError => "Mail server refused the session or spoke garbage",
-            FindingCode::ProviderAuthFailed => "Sending API refused the key",
+            FindingCode::ProviderAuthFailed => "Provider refused the key or token",
             FindingCode::ProviderRequestInvalid => "Sending API refused the request",
             FindingCode::MessageTooLarge => "Message too large",
             FindingCode::ProviderUnavailable => "Sending API unavailable",

@@ -162,6 +162,11 @@ pub enum SubmitFailure {
 pub fn send_failure_code(sub: &Submission) -> FindingCode {
     match (sub.phase, sub.code) {
         (SmtpPhase::HttpApi, code) => api_failure_code(code),
+        // The SMTP edge marks an OAuth 2 refusal (the decoded XOAUTH2 challenge) this way: the
+        // token, not a password, was refused.
+        (SmtpPhase::Auth, _) if sub.text.contains(XOAUTH2_REFUSAL) => {
+            FindingCode::ProviderAuthFailed
+        }
         (SmtpPhase::Auth, _) => FindingCode::AuthFailed,
         (SmtpPhase::Starttls, _) => FindingCode::TlsError,
         (_, Some(c)) => classify_smtp_reply(c, sub.enhanced.as_deref(), &sub.text),
@@ -175,6 +180,9 @@ pub fn send_failure_code(sub: &Submission) -> FindingCode {
         }
     }
 }
+
+/// What the SMTP edge writes into a submission's text when a server refused an XOAUTH2 token.
+pub const XOAUTH2_REFUSAL: &str = "XOAUTH2 error:";
 
 /// The finding for a mail-sending API's answer (an HTTP status; none: no answer at all, i.e. a
 /// connection failure or a timeout).
@@ -643,6 +651,21 @@ mod tests {
             assert_eq!(f.code, finding, "{code:?}");
             assert!(!f.hint.is_empty());
         }
+    }
+
+    #[test]
+    fn a_refused_oauth_token_is_provider_auth_failed() {
+        let text = format!("5.7.8 Username and Password not accepted ({XOAUTH2_REFUSAL} {{}})");
+        let s = sub(SmtpPhase::Auth, Some(535), &text);
+        let d = submission_verdict(SubmitFailure::Failed, &s);
+        assert_eq!(d.finding.unwrap().code, FindingCode::ProviderAuthFailed);
+        let s = sub(
+            SmtpPhase::Auth,
+            Some(535),
+            "5.7.8 Error: authentication failed",
+        );
+        let d = submission_verdict(SubmitFailure::Failed, &s);
+        assert_eq!(d.finding.unwrap().code, FindingCode::AuthFailed);
     }
 
     #[test]

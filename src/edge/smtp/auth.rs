@@ -7,6 +7,7 @@ use super::wire::{Reply, Wire};
 use super::{Conversation, SendOutcome};
 use crate::config::secret::Secret;
 use crate::config::AuthMechanism;
+use crate::core::verdict::XOAUTH2_REFUSAL;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -94,9 +95,9 @@ async fn xoauth2_refused(wire: &mut Wire, conv: &Conversation, challenge: &Reply
     };
     match last {
         Some(r) => conv.failed(
-            format!("{} (XOAUTH2 error: {shown})", r.text()),
+            format!("{} ({XOAUTH2_REFUSAL} {shown})", r.text()),
             Some(r.code),
         ),
-        None => conv.failed(format!("XOAUTH2 refused: {shown}"), Some(334)),
+        None => conv.failed(format!("({XOAUTH2_REFUSAL} {shown})"), Some(334)),
     }
 }
