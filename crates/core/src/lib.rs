@@ -2,6 +2,7 @@
 //! Every function here is deterministic given its inputs (time is passed in, never read).
 pub mod diagnose;
 pub mod diagnosis;
+pub mod doctor;
 pub mod fusion;
 pub mod grouping;
 pub mod incident;
