@@ -45,6 +45,8 @@ pub enum Command {
     CheckConfig,
     /// Reconstruct messages' fates from server log files and name the failures.
     Diagnose(DiagnoseArgs),
+    /// Check DNS, reachability, TLS, IMAP and the hops behind them, without sending mail.
+    Doctor(DoctorArgs),
 }
 
 /// How diagnostics (`tracing` events) are written on stderr.
@@ -135,7 +137,30 @@ pub struct DiagnoseArgs {
     pub incident: Option<PathBuf>,
 }
 
-const SUBCOMMANDS: &[&str] = &["trace", "run", "list", "check-config", "diagnose", "help"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    Human,
+    Json,
+    Nagios,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Scenarios to check (default: every configured scenario).
+    pub names: Vec<String>,
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Human)]
+    pub format: DoctorFormat,
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "trace",
+    "run",
+    "list",
+    "check-config",
+    "diagnose",
+    "doctor",
+    "help",
+];
 
 /// Global flags whose value is the next argument.
 const GLOBAL_WITH_VALUE: &[&str] = &["--config", "--log-format"];
@@ -258,6 +283,7 @@ mod tests {
             v(&["flowtest", "trace", "-"]),
             v(&["flowtest", "--help"]),
             v(&["flowtest", "check-config"]),
+            v(&["flowtest", "doctor", "lab-inbound"]),
             v(&["flowtest"]),
         ] {
             assert_eq!(with_shorthand(args.clone()), args);

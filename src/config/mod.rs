@@ -4,6 +4,7 @@
 //! read-only [`Config`] before any I/O happens. Errors name the file, the line and the field.
 //! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
 //! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
+pub mod doctor;
 pub mod logsource;
 pub mod scenario;
 pub mod secret;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::runbook::Runbook;
+pub use doctor::DoctorConfig;
 use logsource::LogSourceConfig;
 pub use scenario::{Auth, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
@@ -97,6 +99,8 @@ struct RawConfig {
     log_sources: Vec<toml::Table>,
     /// The operator's runbook (hints and incident texts), relative to this file.
     runbook: Option<Spanned<String>>,
+    #[serde(default)]
+    doctor: doctor::RawDoctor,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +147,8 @@ pub struct Config {
     pub log_sources: Vec<LogSourceConfig>,
     /// `runbook = "..."`, else the built-in runbook (`runbook/default.toml`).
     pub runbook: Runbook,
+    /// `[doctor]`: what `flowtest doctor` checks against.
+    pub doctor: DoctorConfig,
 }
 
 impl Config {
@@ -232,6 +238,7 @@ impl Config {
             Some(r) => load_runbook(&resolve_path(path, src, &base, r, "runbook")?)?,
             None => Runbook::builtin().clone(),
         };
+        let doctor = DoctorConfig::from_raw(path, src, raw.doctor)?;
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -243,6 +250,7 @@ impl Config {
             scenarios,
             log_sources,
             runbook,
+            doctor,
         })
     }
 

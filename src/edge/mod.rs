@@ -1,5 +1,6 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod bounded;
+pub mod doctor;
 pub mod imap;
 pub mod incidents;
 pub mod loginput;

@@ -54,15 +54,21 @@ pub fn parse_ca(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// A rustls client config trusting the web PKI roots and the given extra CA certificates.
-pub fn client_config(
-    extra_ca: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// The web PKI roots and the given extra CA certificates.
+pub fn root_store(extra_ca: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for c in extra_ca {
         roots.add(c.clone()).map_err(TlsError::CaRejected)?;
     }
+    Ok(roots)
+}
+
+/// A rustls client config trusting the web PKI roots and the given extra CA certificates.
+pub fn client_config(
+    extra_ca: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = root_store(extra_ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
