@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -14,7 +14,7 @@ use hickory_resolver::TokioResolver;
 use crate::core::doctor::judge::{Answer, Mx};
 
 /// A resolver that asks `nameserver` (UDP, then TCP) or, without one, the system's
-/// (`/etc/resolv.conf`). One attempt per query, bounded by `timeout`; no caching across runs.
+/// (`/etc/resolv.conf`); never the hosts file. One attempt per query, bounded by `timeout`; no caching across runs.
 pub fn resolver(
     nameserver: Option<SocketAddr>,
     timeout: Duration,
@@ -42,6 +42,8 @@ pub fn resolver(
     opts.timeout = timeout;
     opts.attempts = 1;
     opts.cache_size = 0;
+    // What DNS says, not /etc/hosts: the records others resolve are what is being checked.
+    opts.use_hosts_file = ResolveHosts::Never;
     builder
         .build()
         .map_err(|e| format!("cannot set up the DNS resolver: {e}"))
