@@ -14,6 +14,12 @@ dns_dir() {
   echo "$LAB_DIR/dns"
 }
 
+# zone_head DOMAIN SERIAL: a zone's SOA and NS records.
+zone_head() {
+  # shellcheck disable=SC2016 # $TTL is a zone-file directive, not a shell variable
+  printf '$TTL 60\n@ IN SOA ns.internet.test. hostmaster.%s. %s 60 60 600 60\n@ IN NS ns.internet.test.\n' "$1" "$2"
+}
+
 # write_zones [mx-missing]: the lab's zones; "mx-missing" leaves corp.test without its MX record.
 write_zones() {
   local mode=${1:-} d serial
@@ -21,11 +27,8 @@ write_zones() {
   install -d -m 0755 "$d"
   # A serial that grows with each write, so a reload is never mistaken for the same zone.
   serial=$(date +%s)
-  zone_head() {
-    printf '$TTL 60\n@ IN SOA ns.internet.test. hostmaster.%s. %s 60 60 600 60\n@ IN NS ns.internet.test.\n' "$1" "$serial"
-  }
   {
-    zone_head corp.test
+    zone_head corp.test "$serial"
     [[ $mode == mx-missing ]] || echo '@ IN MX 10 mx.corp.test.'
     echo '@ IN TXT "v=spf1 ip4:198.18.1.2 ip4:198.18.3.2 -all"'
     echo 'mx IN A 198.18.1.2'
@@ -34,7 +37,7 @@ write_zones() {
     echo 'smtp IN A 198.18.3.2'
   } >"$d/corp.test.zone"
   {
-    zone_head provider.test
+    zone_head provider.test "$serial"
     echo '@ IN MX 10 smtp.provider.test.'
     echo '@ IN A 198.18.2.2'
     echo '@ IN TXT "v=spf1 ip4:198.18.2.2 -all"'
@@ -42,17 +45,16 @@ write_zones() {
     echo 'imap IN A 198.18.2.2'
   } >"$d/provider.test.zone"
   {
-    zone_head internet.test
+    zone_head internet.test "$serial"
     echo "ns IN A $LAB_DNS_IP"
     echo "client IN A $LAB_DNS_IP"
     echo '@ IN TXT "v=spf1 -all"'
   } >"$d/internet.test.zone"
   {
-    zone_head newdomain.test
+    zone_head newdomain.test "$serial"
     echo '@ IN MX 10 mx.corp.test.'
     echo '@ IN TXT "v=spf1 ip4:198.18.1.2 -all"'
   } >"$d/newdomain.test.zone"
-  unset -f zone_head
 }
 
 write_nsd_conf() {
