@@ -194,6 +194,33 @@ fn one<'a>(v: &'a Value, scenario: &str, item: &str) -> &'a Value {
     found[0]
 }
 
+/// Write flowtest.toml in `d` with the given `[doctor]` lines, run `flowtest doctor --format json`
+/// (killed past `limit`) and return the run and its JSON.
+fn run_doctor(d: &Path, doctor: &str, limit: Duration) -> (hostile::Watched, Value) {
+    std::fs::write(
+        d.join("flowtest.toml"),
+        format!(
+            "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"{}\"\n[doctor]\n{doctor}",
+            d.join("state").display().to_string(),
+            KEY_ENV.0
+        ),
+    )
+    .unwrap();
+    let run = run_watched(
+        &d.join("flowtest.toml"),
+        &["doctor", "--format", "json"],
+        limit,
+    );
+    let v = serde_json::from_slice(&run.output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&run.output.stdout),
+            String::from_utf8_lossy(&run.output.stderr)
+        )
+    });
+    (run, v)
+}
+
 #[test]
 fn doctor_judges_dns_tls_smtp_and_imap_items_with_their_reasons() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,31 +242,12 @@ fn doctor_judges_dns_tls_smtp_and_imap_items_with_their_reasons() {
         )
         .unwrap();
     }
-    std::fs::write(
-        d.join("flowtest.toml"),
-        format!(
-            "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"{}\"\n\
-             [doctor]\nnameserver = \"127.0.0.1:{dns_port}\"\ncheck_timeout = \"3s\"\ncert_warn_days = 40\n\
-             [doctor.expected_mx]\n\"corp.test\" = [\"mx.corp.test\"]\n",
-            d.join("state").display().to_string(),
-            KEY_ENV.0
-        ),
-    )
-    .unwrap();
-
-    let run = run_watched(
-        &d.join("flowtest.toml"),
-        &["doctor", "--format", "json"],
-        Duration::from_secs(60),
+    let doctor = format!(
+        "nameserver = \"127.0.0.1:{dns_port}\"\ncheck_timeout = \"3s\"\ncert_warn_days = 40\n\
+         [doctor.expected_mx]\n\"corp.test\" = [\"mx.corp.test\"]\n"
     );
+    let (run, v) = run_doctor(d, &doctor, Duration::from_secs(60));
     stop_dns.store(true, Ordering::Relaxed);
-    let stdout = String::from_utf8_lossy(&run.output.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {stdout}\n{}",
-            String::from_utf8_lossy(&run.output.stderr)
-        )
-    });
 
     // DNS: the expected MX passes; no MX is the RFC 5321 fallback; NXDOMAIN is explained.
     let mx = one(&v, "good", "dns-mx");
@@ -367,23 +375,9 @@ fn every_check_has_its_own_timeout() {
         "tls = \"none\"\nallow_plaintext = true\n",
     );
     std::fs::write(d.join("scenarios/silent.toml"), s).unwrap();
-    std::fs::write(
-        d.join("flowtest.toml"),
-        format!(
-            "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"{}\"\n\
-             [doctor]\nnameserver = \"127.0.0.1:{dns_port}\"\ncheck_timeout = \"1s\"\n",
-            d.join("state").display().to_string(),
-            KEY_ENV.0
-        ),
-    )
-    .unwrap();
-    let run = run_watched(
-        &d.join("flowtest.toml"),
-        &["doctor", "--format", "json"],
-        Duration::from_secs(30),
-    );
+    let doctor = format!("nameserver = \"127.0.0.1:{dns_port}\"\ncheck_timeout = \"1s\"\n");
+    let (run, v) = run_doctor(d, &doctor, Duration::from_secs(30));
     assert!(run.took < Duration::from_secs(15), "took {:?}", run.took);
-    let v: Value = serde_json::from_slice(&run.output.stdout).unwrap();
     let mx = one(&v, "silent", "dns-mx");
     assert_eq!(mx["status"], "fail");
     assert!(mx["detail"].as_str().unwrap().contains("failed"), "{mx}");
