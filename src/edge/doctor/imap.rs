@@ -84,8 +84,13 @@ pub async fn check(
             }
             _ => None,
         };
-        let handshake_done = tls_err.is_none() && !matches!(&session, Err(FetchError::Connect(_)));
-        if handshake_done || tls_err.is_some() {
+        // A connection that failed never reached the handshake: TLS is then "not checked".
+        let not_reached = match &session {
+            Err(FetchError::Connect(_)) => true,
+            Err(FetchError::Timeout(m)) => m.starts_with("connect"),
+            _ => false,
+        };
+        if !not_reached {
             let j = todo.tls(&r.host, tls_err.as_deref());
             todo.report(Item::Tls, j, None);
         }

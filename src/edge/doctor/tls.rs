@@ -195,3 +195,36 @@ pub fn parse_leaf(der: &[u8]) -> Leaf {
         not_after: DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifiers_errors_map_to_verdicts() {
+        let cert = |c| Error::InvalidCertificate(c);
+        assert_eq!(
+            verdict_of(&cert(CertificateError::Expired)),
+            Verdict::Expired
+        );
+        assert_eq!(
+            verdict_of(&cert(CertificateError::NotValidForName)),
+            Verdict::WrongName
+        );
+        assert_eq!(
+            verdict_of(&cert(CertificateError::NotValidYet)),
+            Verdict::NotYetValid
+        );
+        assert_eq!(
+            verdict_of(&cert(CertificateError::UnknownIssuer)),
+            Verdict::Untrusted("UnknownIssuer".into())
+        );
+    }
+
+    #[test]
+    fn garbage_is_no_certificate_and_a_recorder_without_a_handshake_saw_nothing() {
+        assert_eq!(parse_leaf(b"not DER"), Leaf::default());
+        let r = Recorder::new(&[]).unwrap();
+        assert!(r.seen("mx.example").is_none());
+    }
+}
