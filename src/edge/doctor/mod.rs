@@ -229,6 +229,8 @@ async fn dns_checks(
     let late = format!("no answer within {:.1} s", ctx.timeout.as_secs_f64());
     let timed_out = || Answer::Failed(late.clone());
     let timed_out_mx = || Answer::Failed(late.clone());
+    // The hosts to resolve: the servers the scenario talks to, then each MX exchanger.
+    let mut targets = hosts(s);
     for domain in recipient_domains(s) {
         let started = crate::clock::instant();
         let answer = ctx
@@ -250,8 +252,16 @@ async fn dns_checks(
             .unwrap_or_default();
         let j = judge::mx(&domain, &answer, &expected, &fallback);
         out.push(ctx.check(Item::DnsMx, &domain, j, elapsed_ms(started)));
+        if let Answer::Records(mx) = &answer {
+            for m in mx {
+                let h = m.exchange.trim_end_matches('.').to_ascii_lowercase();
+                if !h.is_empty() && !targets.contains(&h) {
+                    targets.push(h);
+                }
+            }
+        }
     }
-    for host in hosts(s) {
+    for host in targets {
         if host.parse::<std::net::IpAddr>().is_ok() {
             continue;
         }
