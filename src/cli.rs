@@ -45,6 +45,8 @@ pub enum Command {
     CheckConfig,
     /// Reconstruct messages' fates from server log files and name the failures.
     Diagnose(DiagnoseArgs),
+    /// Probe every scenario on its schedule; serve /metrics, /healthz and a status page.
+    Canary(CanaryArgs),
 }
 
 /// How diagnostics (`tracing` events) are written on stderr.
@@ -135,7 +137,22 @@ pub struct DiagnoseArgs {
     pub incident: Option<PathBuf>,
 }
 
-const SUBCOMMANDS: &[&str] = &["trace", "run", "list", "check-config", "diagnose", "help"];
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Address for /metrics, /healthz and the status page (overrides `[canary] listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "trace",
+    "run",
+    "list",
+    "check-config",
+    "diagnose",
+    "canary",
+    "help",
+];
 
 /// Global flags whose value is the next argument.
 const GLOBAL_WITH_VALUE: &[&str] = &["--config", "--log-format"];

@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
 use crate::exit::Exit;
 
+pub mod canary;
 pub mod check_config;
 pub mod diagnose;
 pub mod list;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::List(args) => list::run(&cli.config, args),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Diagnose(args) => diagnose::run(&cli.config, args),
+        Command::Canary(args) => canary::run(&cli.config, args),
     }
 }
 

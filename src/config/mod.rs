@@ -4,6 +4,7 @@
 //! read-only [`Config`] before any I/O happens. Errors name the file, the line and the field.
 //! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
 //! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
+pub mod canary;
 pub mod logsource;
 pub mod scenario;
 pub mod secret;
@@ -97,6 +98,8 @@ struct RawConfig {
     log_sources: Vec<toml::Table>,
     /// The operator's runbook (hints and incident texts), relative to this file.
     runbook: Option<Spanned<String>>,
+    /// `[canary]`: the scheduled canary's settings.
+    canary: Option<canary::RawCanary>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +146,8 @@ pub struct Config {
     pub log_sources: Vec<LogSourceConfig>,
     /// `runbook = "..."`, else the built-in runbook (`runbook/default.toml`).
     pub runbook: Runbook,
+    /// `[canary]`, or its defaults.
+    pub canary: canary::CanaryConfig,
 }
 
 impl Config {
@@ -232,6 +237,7 @@ impl Config {
             Some(r) => load_runbook(&resolve_path(path, src, &base, r, "runbook")?)?,
             None => Runbook::builtin().clone(),
         };
+        let canary = canary::parse(path, src, &base, raw.canary)?;
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -243,6 +249,7 @@ impl Config {
             scenarios,
             log_sources,
             runbook,
+            canary,
         })
     }
 

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::secret::SecretRef;
 use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
+use crate::core::canary::schedule::Schedule;
 use crate::core::trace::StageMatcher;
 
 /// How a connection is protected.
@@ -40,6 +41,9 @@ struct RawScenario {
     headers: toml::Table,
     #[serde(default)]
     path: Vec<StageMatcher>,
+    /// The canary's schedule: a period or a cron expression.
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
 }
 
 /// One struct for every sender kind (serde's tagged enums lose line numbers); fields that do
@@ -187,6 +191,8 @@ pub struct Scenario {
     pub headers: Vec<(String, String)>,
     /// The expected path: ordered stage matchers for the trace engine.
     pub path: Vec<StageMatcher>,
+    /// When the canary runs it (`None`: the canary's default period).
+    pub schedule: Option<Schedule>,
 }
 
 const JUNK_NAMES: &[&str] = &[
@@ -229,7 +235,7 @@ pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, Config
     Ok(out)
 }
 
-fn secret_ref(
+pub(super) fn secret_ref(
     file: &Path,
     src: &str,
     base: &Path,
@@ -369,6 +375,8 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
     crate::core::trace::validate_path(&raw.path)
         .map_err(|m| ConfigError::new(file, m).field("path"))?;
     let headers = parse_headers(file, raw.headers)?;
+    let schedule =
+        super::canary::scenario_schedule(file, src, raw.every.as_ref(), raw.cron.as_ref())?;
     Ok(Scenario {
         name,
         description: raw.description.unwrap_or_default(),
@@ -383,6 +391,7 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
         slo,
         headers,
         path: raw.path,
+        schedule,
     })
 }
 

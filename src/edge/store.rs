@@ -200,6 +200,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The latest final verdict (not `pending`) stored for a scenario: what the canary shows
+    /// until its own first verdict.
+    pub fn last_status(&self, scenario: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT status FROM results WHERE scenario = ?1 AND status != 'pending'
+                 ORDER BY sent_at DESC LIMIT 1",
+                params![scenario],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// A probe recorded as `lost` was seen after all: note when, keep the verdict.
     /// Returns true when the row was updated (it was lost and not yet marked late).
     pub fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -256,6 +270,15 @@ mod tests {
             .unwrap();
         assert!(!s.mark_late("p2", seen).unwrap());
         assert!(!s.mark_late("nope", seen).unwrap());
+        assert_eq!(s.last_status("x").unwrap().as_deref(), Some("delivered"));
+        s.record_pending("p3", "x", t0 + chrono::Duration::seconds(60))
+            .unwrap();
+        assert_eq!(
+            s.last_status("x").unwrap().as_deref(),
+            Some("delivered"),
+            "pending skipped"
+        );
+        assert_eq!(s.last_status("none").unwrap(), None);
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn scenario() -> Scenario {
         },
         headers: Vec::new(),
         path: Vec::new(),
+        schedule: None,
     }
 }
 
