@@ -101,6 +101,11 @@ impl Alerts {
 }
 
 async fn deliver_all(mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>, policy: RetryPolicy) {
+    // reqwest is built without a TLS provider of its own: make sure the process has one (main
+    // installs it first thing; this covers library users such as tests).
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let client = match reqwest::Client::builder()
         .timeout(policy.request_timeout)
         .redirect(reqwest::redirect::Policy::none())

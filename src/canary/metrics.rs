@@ -253,7 +253,7 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::diagnosis::{Finding, FindingCode};
     use crate::core::outcome::{Stage, StageSource, Status};

@@ -87,6 +87,7 @@ fn config() -> Config {
         scenarios: Vec::new(),
         log_sources: Vec::new(),
         runbook: crate::core::runbook::Runbook::builtin().clone(),
+        canary: Default::default(),
     }
 }
 
