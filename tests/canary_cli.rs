@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "T0KEN-must-never-be-logged";
 
@@ -135,19 +135,19 @@ fn signal(child: &Child, sig: &str) {
 
 /// Poll /metrics until `cond` holds (at most `secs`).
 fn wait_metrics(addr: &str, secs: u64, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let deadline = flowtest::clock::std_instant() + Duration::from_secs(secs);
     loop {
         if let Some((200, text)) = get(addr, "/metrics") {
             if cond(&text) {
                 return text;
             }
             assert!(
-                Instant::now() < deadline,
+                flowtest::clock::std_instant() < deadline,
                 "timed out waiting for {what}:\n{text}"
             );
         } else {
             assert!(
-                Instant::now() < deadline,
+                flowtest::clock::std_instant() < deadline,
                 "timed out waiting for {what}: no /metrics"
             );
         }
@@ -219,13 +219,13 @@ fn canary_probes_alerts_survives_a_bad_reload_and_stops_on_sigterm() {
     });
 
     signal(&child, "-TERM");
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = flowtest::clock::std_instant() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         assert!(
-            Instant::now() < deadline,
+            flowtest::clock::std_instant() < deadline,
             "canary did not stop after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(100));

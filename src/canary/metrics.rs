@@ -258,8 +258,14 @@ pub(crate) mod tests {
     use crate::core::diagnosis::{Finding, FindingCode};
     use crate::core::outcome::{Stage, StageSource, Status};
 
-    /// Parse exposition lines `name{labels} value` into (name, sorted labels, value).
-    pub(crate) fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    /// One exposition line: `name{labels} value`, labels sorted.
+    pub(crate) struct Sample {
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    }
+
+    pub(crate) fn samples(text: &str) -> Vec<Sample> {
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .map(|l| {
@@ -277,7 +283,11 @@ pub(crate) mod tests {
                     })
                     .collect();
                 labels.sort();
-                (name.to_string(), labels, value.parse().expect("a number"))
+                Sample {
+                    name: name.to_string(),
+                    labels,
+                    value: value.parse().expect("a number"),
+                }
             })
             .collect()
     }
@@ -285,13 +295,13 @@ pub(crate) mod tests {
     pub(crate) fn value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         samples(text)
             .into_iter()
-            .find(|(n, labels, _)| {
-                n == name
+            .find(|s| {
+                s.name == name
                     && want
                         .iter()
-                        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
             })
-            .map(|(_, _, v)| v)
+            .map(|s| s.value)
     }
 
     fn result(status: Status, total_ms: Option<i64>) -> RunResult {
@@ -318,10 +328,14 @@ pub(crate) mod tests {
             Some(1.0)
         );
         assert_eq!(value(&text, "flowtest_probes_in_flight", &[]), Some(0.0));
-        for (name, labels, _) in samples(&text) {
+        for s in samples(&text) {
             assert!(
-                labels.iter().any(|(k, v)| k == "location" && v == "onprem"),
-                "{name} {labels:?} lacks the location"
+                s.labels
+                    .iter()
+                    .any(|(k, v)| k == "location" && v == "onprem"),
+                "{} {:?} lacks the location",
+                s.name,
+                s.labels
             );
         }
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with EOF");

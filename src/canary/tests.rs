@@ -211,14 +211,14 @@ impl Harness {
 
     /// Poll until `cond` holds on the metrics, for at most `secs`.
     async fn wait_for(&self, secs: u64, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let deadline = clock::instant() + Duration::from_secs(secs);
         loop {
             let (_, text) = get(&format!("{}/metrics", self.base)).await;
             if cond(&text) {
                 return text;
             }
             assert!(
-                tokio::time::Instant::now() < deadline,
+                clock::instant() < deadline,
                 "timed out waiting for {what}:\n{text}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
