@@ -10,7 +10,7 @@ pub mod status_page;
 
 use chrono::{TimeZone, Utc};
 
-use crate::outcome::{CleanupReport, RunResult, SloReport, Status};
+use crate::outcome::{RunResult, SloReport, Status};
 
 /// A result with only a scenario, a verdict and a latency, stamped 2026-11-29 06:00 UTC: the
 /// fixture the canary's tests (here and in the daemon) build on.
@@ -19,33 +19,12 @@ pub fn bare_result(scenario: &str, status: Status, total_ms: Option<i64>) -> Run
         .with_ymd_and_hms(2026, 11, 29, 6, 0, 0)
         .single()
         .unwrap_or_default();
-    RunResult {
-        scenario: scenario.into(),
-        probe_id: "0193-probe".into(),
-        status,
-        sent_at: t,
-        accepted_at: None,
-        detected_at: None,
-        total_ms,
-        delivered_ms: None,
-        folder: None,
-        detected_by: None,
-        submission: None,
-        stages: Vec::new(),
-        hops: Vec::new(),
-        missing_stages: Vec::new(),
-        findings: Vec::new(),
-        log_status: None,
-        last_hop: None,
-        skew: Vec::new(),
-        notes: Vec::new(),
-        verdict_at: t,
-        slo: SloReport {
-            target_ms: None,
-            max_ms: None,
-        },
-        timeout_ms: 60_000,
-        cleanup: CleanupReport::default(),
-        warnings: Vec::new(),
-    }
+    let slo = SloReport {
+        target_ms: None,
+        max_ms: None,
+    };
+    let mut r = crate::verdict::fresh_result(scenario, "0193-probe", t, slo, 60_000);
+    r.status = status;
+    r.total_ms = total_ms;
+    r
 }
