@@ -15,6 +15,7 @@ use super::prober::{Generation, Loader, Prober};
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::canary::bare_result;
+use crate::core::diagnosis::{Finding, FindingCode};
 use crate::core::outcome::{RunResult, Status};
 use crate::runner::ports::BoxFuture;
 
@@ -42,6 +43,12 @@ impl Prober for FakeProber {
                 Status::Lost
             };
             let mut r = bare_result(scenario, status, Some(150 + n as i64));
+            if status == Status::Lost {
+                let mut f =
+                    Finding::new(FindingCode::NextHopTimeout, Some("ec2"), "dell timed out");
+                f.hint = "check the VPN".into();
+                r.findings.push(f);
+            }
             r.probe_id = format!("probe-{n}");
             r.verdict_at = self.clock.now();
             Some(r)
@@ -107,7 +114,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 const SCENARIO: &str = r#"
 name = "NAME"
-every = "1s"
+SCHEDULE
 [sender]
 kind = "smtp"
 host = "127.0.0.1"
@@ -133,6 +140,10 @@ struct Harness {
 }
 
 async fn start(names: &[&str], delay: Duration, extra: &str) -> Harness {
+    start_on(names, "every = \"1s\"", delay, extra).await
+}
+
+async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let (hook, hooks) = receiver().await;
     std::fs::write(dir.path().join("hook.url"), &hook).unwrap();
@@ -140,13 +151,14 @@ async fn start(names: &[&str], delay: Duration, extra: &str) -> Harness {
     for n in names {
         std::fs::write(
             dir.path().join(format!("scenarios/{n}.toml")),
-            SCENARIO.replace("NAME", n),
+            SCENARIO.replace("NAME", n).replace("SCHEDULE", schedule),
         )
         .unwrap();
     }
     let cfg = format!(
         "state_dir = \"state\"\n{extra}\n[probe]\ndomain = \"probe.example.test\"\nkey_env = \"UNUSED\"\n\
          [canary]\nlocation = \"test-loc\"\nfailures_before_alert = 2\ngrace = \"5s\"\n\
+         incident_dir = \"incidents\"\n\
          [[canary.webhook]]\nformat = \"generic\"\nurl_file = \"hook.url\"\n\
          [[canary.webhook]]\nformat = \"slack\"\nurl_file = \"hook.url\"\n"
     );
@@ -313,6 +325,18 @@ async fn flipping_world_alerts_once_each_way_and_serves_metrics_health_and_page(
         .collect();
     assert_eq!(transitions, ["failing", "recovered"], "{flips:?}");
     assert_eq!(generic[0]["status"], "lost");
+    assert_eq!(generic[0]["finding"], "next_hop_timeout");
+    assert_eq!(generic[0]["hint"], "check the VPN");
+    assert_eq!(generic[0]["failing_stage"], "ec2");
+    let draft = generic[0]["incident_draft"]
+        .as_str()
+        .expect("an incident draft path");
+    assert!(std::path::Path::new(draft).is_file(), "{draft}");
+    assert_eq!(
+        generic[1]["incident_draft"],
+        Value::Null,
+        "a recovery writes no draft"
+    );
     assert_eq!(generic[0]["location"], "test-loc");
     assert!(generic[0]["consecutive_failures"].as_u64().unwrap() >= 2);
     assert_eq!(slack.len(), 2, "the Slack webhook got both too: {flips:?}");
@@ -391,4 +415,65 @@ async fn a_probe_outliving_its_tick_is_never_doubled_and_finishes_at_shutdown() 
         finished_before + 1,
         "the in-flight probe finished"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded_across_scenarios() {
+    let h = start(
+        &["a", "b", "c"],
+        Duration::from_millis(1200),
+        "max_concurrency = 2",
+    )
+    .await;
+    let count_ref = Arc::clone(&h.loader.count);
+    h.wait_for(10, "five verdicts", |t| {
+        count(t, "flowtest_probes_total", &[("status", "lost")]) >= 1.0
+            && count_ref.load(Ordering::SeqCst) >= 5
+    })
+    .await;
+    assert_eq!(
+        h.loader.max_running.load(Ordering::SeqCst),
+        2,
+        "three scenarios due at once run two at a time"
+    );
+    h.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_is_present_before_any_verdict_from_the_store_or_zero() {
+    // Once a year: no probe fires during the test.
+    let h = start_on(
+        &["stored", "fresh"],
+        "cron = \"0 0 1 1 *\"",
+        Duration::ZERO,
+        "",
+    )
+    .await;
+    h.wait_for(5, "up for both scenarios", |t| {
+        super::metrics::tests::value(t, "flowtest_up", &[("scenario", "fresh")]).is_some()
+    })
+    .await;
+    assert_eq!(
+        h.metric(
+            "flowtest_up",
+            &[("scenario", "stored"), ("location", "test-loc")]
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        h.metric("flowtest_up", &[("scenario", "fresh")]).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        h.loader.count.load(Ordering::SeqCst),
+        0,
+        "a cron schedule waits for its time"
+    );
+    let (_, page) = get(&format!("{}/", h.base)).await;
+    assert!(
+        page.contains("<h2>fresh <span class=\"none\">no verdict yet</span></h2>"),
+        "{page}"
+    );
+    h.stop().await.unwrap();
 }
