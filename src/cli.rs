@@ -175,6 +175,20 @@ impl Cli {
     }
 }
 
+/// The diagnostics format: as `--log-format` says when given; otherwise the canary writes JSON
+/// lines whenever stderr is not a terminal (a daemon's log goes to a journal or a collector),
+/// and every other command writes text.
+pub fn log_format_for(cli: &Cli, args: &[std::ffi::OsString], stderr_terminal: bool) -> LogFormat {
+    let given = args.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "--log-format" || a.starts_with("--log-format=")
+    });
+    match cli.command {
+        Command::Canary(_) if !given && !stderr_terminal => LogFormat::Json,
+        _ => cli.log_format,
+    }
+}
+
 /// Insert `run` before the first positional argument when it is not a known subcommand.
 pub fn with_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut i = 1;
@@ -279,6 +293,29 @@ mod tests {
         ] {
             assert_eq!(with_shorthand(args.clone()), args);
         }
+    }
+
+    #[test]
+    fn the_canary_logs_json_lines_off_a_terminal_unless_told_otherwise() {
+        let format = |args: &[&str], terminal: bool| {
+            let args = v(args);
+            log_format_for(
+                &Cli::parse_from(with_shorthand(args.clone())),
+                &args,
+                terminal,
+            )
+        };
+        assert_eq!(format(&["flowtest", "canary"], false), LogFormat::Json);
+        assert_eq!(format(&["flowtest", "canary"], true), LogFormat::Text);
+        assert_eq!(
+            format(&["flowtest", "--log-format", "text", "canary"], false),
+            LogFormat::Text
+        );
+        assert_eq!(
+            format(&["flowtest", "--log-format=json", "canary"], true),
+            LogFormat::Json
+        );
+        assert_eq!(format(&["flowtest", "list"], false), LogFormat::Text);
     }
 
     #[test]
