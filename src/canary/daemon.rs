@@ -319,9 +319,13 @@ async fn scenario_loop(
     let mut n: u64 = 0;
     loop {
         let fire = planned + jitter_delta(schedule::jitter(jitter_max, seeds.hash_one(n)));
-        let wait = (fire - shared.clock.now())
+        let mut wait = (fire - shared.clock.now())
             .to_std()
             .unwrap_or(Duration::ZERO);
+        if let Schedule::Every(period) = &schedule {
+            // A wall clock stepped backwards must not stall a periodic scenario.
+            wait = wait.min(*period + jitter_max);
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,

@@ -130,8 +130,24 @@ username = "box@example.test"
 password_env = "FLOWTEST_CANARY_TEST_UNUSED"
 "#;
 
+/// The machine's clocks, with a wall clock the test can step (NTP stepping back, say).
+#[derive(Default)]
+struct SteppedClock {
+    wall_offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl clock::Clock for SteppedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        clock::now() + chrono::TimeDelta::seconds(self.wall_offset_secs.load(Ordering::SeqCst))
+    }
+    fn instant(&self) -> tokio::time::Instant {
+        clock::instant()
+    }
+}
+
 struct Harness {
     _dir: tempfile::TempDir,
+    clock: Arc<SteppedClock>,
     base: String,
     loader: Arc<FakeLoader>,
     control: mpsc::Sender<Control>,
@@ -180,10 +196,11 @@ async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) 
         request_timeout: Duration::from_secs(2),
     };
     let (alerts, _task) = Alerts::start(Arc::clone(&metrics), policy);
+    let stepped = Arc::new(SteppedClock::default());
     let shared = Arc::new(Shared::new(
         metrics,
         alerts,
-        clock::system(),
+        Arc::clone(&stepped) as SharedClock,
         "test-loc".into(),
         dir.path().join("state"),
     ));
@@ -199,6 +216,7 @@ async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) 
     ));
     Harness {
         _dir: dir,
+        clock: stepped,
         base,
         loader,
         control,
@@ -475,5 +493,22 @@ async fn up_is_present_before_any_verdict_from_the_store_or_zero() {
         page.contains("<h2>fresh <span class=\"none\">no verdict yet</span></h2>"),
         "{page}"
     );
+    h.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_stepped_back_does_not_stall_a_periodic_scenario() {
+    let h = start(&["steady"], Duration::from_millis(10), "").await;
+    h.wait_for(5, "a first verdict", |t| {
+        count(t, "flowtest_probes_total", &[("scenario", "steady")]) >= 1.0
+    })
+    .await;
+    h.clock.wall_offset_secs.store(-3600, Ordering::SeqCst);
+    let before = h.loader.count.load(Ordering::SeqCst);
+    let count_ref = Arc::clone(&h.loader.count);
+    h.wait_for(6, "probing on a 1 s period after the step", |_| {
+        count_ref.load(Ordering::SeqCst) >= before + 3
+    })
+    .await;
     h.stop().await.unwrap();
 }
