@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub struct Shared {
     in_flight: Mutex<HashMap<String, AbortHandle>>,
     finished: Notify,
     heartbeat: Mutex<Instant>,
+    /// Set at shutdown: probes still queued for a concurrency slot are not started.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -72,6 +75,7 @@ impl Shared {
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
             heartbeat,
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -122,6 +126,10 @@ impl Shared {
         let Ok(_permit) = Arc::clone(&gen.limit).acquire_owned().await else {
             return;
         };
+        if self.stopping.load(Ordering::SeqCst) {
+            tracing::info!(scenario = name, "shutting down: queued probe not started");
+            return;
+        }
         let result = {
             let _counted = InFlight::new(&self.metrics);
             gen.gen.prober.probe(name).await
@@ -247,6 +255,7 @@ pub async fn run(
             }
         }
     }
+    shared.stopping.store(true, Ordering::SeqCst);
     let _ = loops.stop.send(true);
     drain(&shared, loops.active.gen.config.canary.grace).await;
     Ok(())
