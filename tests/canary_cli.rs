@@ -275,3 +275,44 @@ fn canary_probes_alerts_survives_a_bad_reload_and_stops_on_sigterm() {
         "{got:?}"
     );
 }
+
+#[test]
+fn check_config_reads_webhook_references_without_showing_them() {
+    let dir = setup();
+    let run = |hook: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_flowtest"));
+        c.arg("--config")
+            .arg(dir.path().join("flowtest.toml"))
+            .arg("check-config")
+            .env_remove("FLOWTEST_CONFIG")
+            .env_remove("FT_HOOK")
+            .env("FT_KEY", "0123456789abcdef0123456789abcdef")
+            .env("FT_PW", "pw");
+        if let Some(h) = hook {
+            c.env("FT_HOOK", h);
+        }
+        c.output().unwrap()
+    };
+    let o = run(None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("webhook[0] (generic)") && err.contains("FT_HOOK"),
+        "{err}"
+    );
+    let o = run(Some(&format!("not a url {TOKEN}")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not a valid URL") && !err.contains(TOKEN),
+        "{err}"
+    );
+    let o = run(Some(&format!("https://hooks.example.test/{TOKEN}")));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(TOKEN));
+}

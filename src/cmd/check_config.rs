@@ -22,6 +22,9 @@ pub fn run(config: &Option<PathBuf>) -> Exit {
             problems.push(e);
         }
     }
+    if let Err(e) = crate::canary::alerts::resolve(&config.canary.webhooks) {
+        problems.push(format!("canary: {e}"));
+    }
     if problems.is_empty() {
         println!(
             "{}: ok ({} scenario(s): {})",
