@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::config::secret::Secret;
 use crate::config::{Receiver, TlsMode};
 use crate::core::outcome::DetectedBy;
-use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
+use crate::core::probe::{Installation, ProbeTag, Verdict};
 use crate::edge::bounded::{Guarded, Limits};
 
 /// Bound on each IMAP command (login, select, fetch, store).
@@ -464,7 +464,7 @@ impl Mailbox {
 
     /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready). Send the
     /// probe only after this returns.
-    pub async fn arm(self, key: ProbeKey, want: Uuid) -> Result<Armed, FetchError> {
+    pub async fn arm(self, key: Installation, want: Uuid) -> Result<Armed, FetchError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (found_tx, found_rx) = tokio::sync::mpsc::channel::<Arrival>(4);
         let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
@@ -496,7 +496,7 @@ impl Mailbox {
 
     /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
     /// Uses `SEARCH HEADER` to find candidates, then verifies each tag from its own headers.
-    pub async fn scan_probes(&mut self, key: &ProbeKey) -> (Vec<SeenProbe>, Vec<String>) {
+    pub async fn scan_probes(&mut self, key: &Installation) -> (Vec<SeenProbe>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for i in 0..self.folders.len() {
@@ -563,7 +563,7 @@ fn uid_set(uids: &[u32]) -> String {
 async fn scan_folder(
     session: &mut ImapSession,
     folder: &str,
-    key: &ProbeKey,
+    key: &Installation,
 ) -> Result<Vec<SeenProbe>, FetchError> {
     let mut uids: Vec<u32> = bounded(
         "UID SEARCH",
@@ -590,7 +590,7 @@ async fn scan_folder(
         .await?;
         for m in fetched {
             if let (Some(uid), Some(h)) = (m.uid, m.header()) {
-                if let Verdict::Valid(tag) = probe::verify(h, key) {
+                if let Verdict::Valid(tag) = key.verify(h) {
                     out.push(SeenProbe {
                         folder: folder.to_string(),
                         uid,
@@ -607,7 +607,7 @@ async fn scan_folder(
             continue;
         }
         if let Some((raw, idate)) = fetch_whole(session, uid).await? {
-            if let Some(tag) = probe::quoted_probe(&raw, key) {
+            if let Some(tag) = key.quoted_probe(&raw) {
                 out.push(SeenProbe {
                     folder: folder.to_string(),
                     uid,
@@ -661,7 +661,7 @@ async fn fetch_whole(
 }
 
 struct WatchCtx {
-    key: ProbeKey,
+    key: Installation,
     want: Uuid,
     stop: watch::Receiver<bool>,
     found: tokio::sync::mpsc::Sender<Arrival>,
@@ -698,7 +698,7 @@ async fn check_new(
         }
         max_uid = max_uid.max(uid);
         let Some(h) = m.header() else { continue };
-        match probe::verify(h, &ctx.key) {
+        match ctx.key.verify(h) {
             Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
             Verdict::Forged(why)
                 if probe::header_value(h, probe::H_ID).as_deref()
@@ -710,7 +710,7 @@ async fn check_new(
             }
             Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
                 if let Some((raw, _)) = fetch_whole(&mut mb.session, uid).await? {
-                    if probe::quoted_probe(&raw, &ctx.key).is_some_and(|t| t.id == ctx.want) {
+                    if ctx.key.quoted_probe(&raw).is_some_and(|t| t.id == ctx.want) {
                         hit = hit.or(Some((uid, true)));
                     }
                 }
@@ -729,9 +729,9 @@ async fn check_new(
         return Ok(false);
     };
     let tag = if bounce {
-        probe::quoted_probe(&raw, &ctx.key)
+        ctx.key.quoted_probe(&raw)
     } else {
-        probe::verify(&raw, &ctx.key).valid().cloned()
+        ctx.key.verify(&raw).valid().cloned()
     };
     let Some(tag) = tag else { return Ok(false) };
     let arrival = Arrival {
