@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::config::secret::Secret;
 use crate::config::{Receiver, TlsMode};
 use crate::core::outcome::DetectedBy;
-use crate::core::probe::{Installation, ProbeTag, Verdict};
+use crate::core::probe::{self, Installation, ProbeTag, Verdict};
 use crate::edge::bounded::{Guarded, Limits};
 
 /// Bound on each IMAP command (login, select, fetch, store).

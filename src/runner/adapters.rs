@@ -15,7 +15,7 @@ use crate::config::{Receiver, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
+use crate::core::probe::Installation;
 use crate::core::verdict::RecordState;
 use crate::edge::imap::{self, Armed, FetchError, Mailbox, SeenProbe};
 use crate::edge::logsource::LogSourceConfig;
@@ -62,7 +62,7 @@ impl MailboxSession for Mailbox {
     }
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
         Box::pin(async move {
@@ -72,7 +72,7 @@ impl MailboxSession for Mailbox {
     }
     fn scan_probes<'a>(
         &'a mut self,
-        key: &'a ProbeKey,
+        key: &'a Installation,
     ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
         Box::pin(Mailbox::scan_probes(self, key))
     }

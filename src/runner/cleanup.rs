@@ -49,7 +49,7 @@ impl Run<'_> {
         &mut self,
         mb: &mut dyn MailboxSession,
     ) -> BTreeMap<String, Vec<u32>> {
-        let (seen, warnings) = mb.scan_probes(&self.runner.key).await;
+        let (seen, warnings) = mb.scan_probes(&self.runner.installation).await;
         self.result.warnings.extend(warnings);
         let store = &self.runner.store;
         let now = self.runner.clock.now();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
+use crate::core::probe::{Installation, ProbeKey};
 use crate::core::runbook::Facts;
 
 mod adapters;
@@ -33,7 +33,8 @@ use steps::Run;
 /// What every run shares.
 pub struct Runner {
     pub config: Arc<Config>,
-    pub key: ProbeKey,
+    /// The probe key and domain every tag is signed and verified with.
+    pub installation: Installation,
     pub store: Arc<dyn ResultStore>,
     pub progress: Arc<Progress>,
     /// Overrides each scenario's timeout (`--timeout`).
@@ -54,9 +55,10 @@ impl Runner {
         let logs = Arc::new(ConfiguredLogs {
             sources: config.log_sources.clone(),
         });
+        let installation = Installation::new(key, &config.probe_domain);
         Runner {
             config,
-            key,
+            installation,
             store,
             progress,
             timeout_override,

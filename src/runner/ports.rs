@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
+use crate::core::probe::Installation;
 use crate::core::verdict::RecordState;
 use crate::edge::imap::{FetchError, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
@@ -51,13 +51,13 @@ pub trait MailboxSession: Send {
     /// Arm detection of probe `want`; returns once armed (the probe may be sent then).
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
     /// Every verified probe (or bounce quoting one) in the watched folders, with warnings.
     fn scan_probes<'a>(
         &'a mut self,
-        key: &'a ProbeKey,
+        key: &'a Installation,
     ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)>;
     /// Delete these UIDs (verified probes only) from `folder`; the count deleted.
     fn delete<'a>(

@@ -99,7 +99,7 @@ impl Run<'_> {
         while self.runner.clock.instant() + pause < deadline {
             tokio::time::sleep(pause).await;
             let attempt = match self.prepared.mailbox.open(resume).await {
-                Ok(m) => m.arm(self.runner.key.clone(), self.id).await,
+                Ok(m) => m.arm(self.runner.installation.clone(), self.id).await,
                 Err(e) => Err(e),
             };
             match attempt {

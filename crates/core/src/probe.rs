@@ -541,15 +541,24 @@ mod tests {
         assert!(why.contains("another key"), "{why}");
         for (from, to) in [
             // Same signature, different scenario / recipient / time: the tag was altered.
-            ("X-Flowtest-Scenario: lab-inbound", "X-Flowtest-Scenario: lab-outbound"),
-            ("X-Flowtest-Rcpt: alice@corp.test", "X-Flowtest-Rcpt: bob@corp.test"),
+            (
+                "X-Flowtest-Scenario: lab-inbound",
+                "X-Flowtest-Scenario: lab-outbound",
+            ),
+            (
+                "X-Flowtest-Rcpt: alice@corp.test",
+                "X-Flowtest-Rcpt: bob@corp.test",
+            ),
             ("06:00:00.123456789Z", "06:00:01.123456789Z"),
             ("X-Flowtest-Signature", "X-Other"),
             ("X-Flowtest-Rcpt", "X-Other"),
         ] {
             let altered = m.replace(from, to);
             assert!(
-                matches!(verify(altered.as_bytes(), &key(), DOMAIN), Verdict::Forged(_)),
+                matches!(
+                    verify(altered.as_bytes(), &key(), DOMAIN),
+                    Verdict::Forged(_)
+                ),
                 "{from} -> {to}"
             );
         }
@@ -638,6 +647,9 @@ mod tests {
         assert!(ProbeKey::new(b"short").is_err());
         assert_eq!(key().id(), key().id());
         assert_eq!(key().id().len(), 8);
-        assert_ne!(key().id(), ProbeKey::new(b"another-installation-key!!").unwrap().id());
+        assert_ne!(
+            key().id(),
+            ProbeKey::new(b"another-installation-key!!").unwrap().id()
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::core::diagnosis::Finding;
 use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
 use crate::core::logs::{LineParser, ParseContext, Parsed};
 use crate::core::outcome::{DetectedBy, RunResult, SmtpPhase, Submission};
-use crate::core::probe::{self, ProbeKey, ProbeMessage, ProbeTag};
+use crate::core::probe::{Installation, ProbeMessage, ProbeTag};
 use crate::core::verdict::RecordState;
 use crate::edge::imap::{Arrival, FetchError, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
@@ -102,12 +102,12 @@ pub enum Event {
 #[derive(Clone)]
 pub struct FakeMail {
     world: Arc<Mutex<World>>,
-    key: ProbeKey,
+    key: Installation,
     clock: SharedClock,
 }
 
 impl FakeMail {
-    pub fn new(key: ProbeKey, clock: SharedClock, folders: &[&str]) -> FakeMail {
+    pub fn new(key: Installation, clock: SharedClock, folders: &[&str]) -> FakeMail {
         let (changed, _) = watch::channel(0);
         FakeMail {
             world: Arc::new(Mutex::new(World {
@@ -152,7 +152,7 @@ impl FakeMail {
     }
 
     fn seen(&self, m: &Msg) -> Option<SeenProbe> {
-        let tag = probe::verify(&m.raw, &self.key).valid().cloned()?;
+        let tag = self.key.verify(&m.raw).valid().cloned()?;
         Some(SeenProbe {
             folder: m.folder.clone(),
             uid: m.uid,
@@ -209,7 +209,7 @@ impl MailboxSession for FakeSession {
     }
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
         Box::pin(async move {
@@ -224,7 +224,7 @@ impl MailboxSession for FakeSession {
     }
     fn scan_probes<'a>(
         &'a mut self,
-        _key: &'a ProbeKey,
+        _key: &'a Installation,
     ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
         Box::pin(async move {
             let w = self.mail.world();
@@ -254,7 +254,7 @@ impl MailboxSession for FakeSession {
 
 pub struct FakeArmed {
     session: FakeSession,
-    key: ProbeKey,
+    key: Installation,
     want: Uuid,
     changed: watch::Receiver<u64>,
 }
@@ -281,7 +281,9 @@ impl FakeArmed {
         };
         let hit = w.msgs.iter().find(|m| {
             m.uid >= start(&m.folder)
-                && probe::verify(&m.raw, &self.key)
+                && self
+                    .key
+                    .verify(&m.raw)
                     .valid()
                     .is_some_and(|t| t.id == self.want)
         });
@@ -388,16 +390,16 @@ impl ProbeSender for FakeSender {
 }
 
 /// A probe message of some run, as the mailbox would hold it.
-pub fn probe_raw(key: &ProbeKey, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
-    let tag = ProbeTag::new(id, "other-run", sent_at);
+pub fn probe_raw(inst: &Installation, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
+    let tag = ProbeTag::new(id, "other-run", sent_at).to(&["user@example.test".to_string()]);
     ProbeMessage {
         tag: &tag,
-        domain: "probe.test",
+        domain: &inst.domain,
         header_from: "probe@probe.test",
         header_to: "user@example.test",
         extra_headers: &[],
     }
-    .render(key)
+    .render(&inst.key)
 }
 
 /// Server logs: from `bounce_after` on, the sending host's Postfix log shows the probe bounced

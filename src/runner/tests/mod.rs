@@ -15,7 +15,7 @@ use crate::config::secret::SecretRef;
 use crate::config::{Config, Defaults, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use crate::core::diagnosis::{Finding, FindingCode};
 use crate::core::outcome::{RunResult, SmtpPhase, Status};
-use crate::core::probe::ProbeKey;
+use crate::core::probe::{Installation, ProbeKey};
 use crate::edge::imap::FetchError;
 use fakes::{probe_raw, Event, FakeLogs, FakeMail, FakeSender, MemStore, Reply};
 
@@ -25,6 +25,10 @@ fn t0() -> DateTime<Utc> {
 
 fn key() -> ProbeKey {
     ProbeKey::new(b"a test probe key of enough bytes!").unwrap()
+}
+
+fn installation() -> Installation {
+    Installation::new(key(), "probe.test")
 }
 
 fn scenario() -> Scenario {
@@ -101,7 +105,7 @@ struct Lab {
 impl Lab {
     fn new(reply: Reply, events: Vec<Event>) -> Lab {
         let clock: SharedClock = Arc::new(TestClock::starting_at(t0()));
-        let mail = FakeMail::new(key(), Arc::clone(&clock), &["INBOX", "Junk"]);
+        let mail = FakeMail::new(installation(), Arc::clone(&clock), &["INBOX", "Junk"]);
         let store = Arc::new(MemStore::default());
         let runner = Runner::new(
             Arc::new(config()),
@@ -167,7 +171,7 @@ impl Lab {
     }
 
     fn seed_probe(&self, folder: &str, id: Uuid, sent_at: DateTime<Utc>) {
-        let raw = probe_raw(&key(), id, sent_at);
+        let raw = probe_raw(&installation(), id, sent_at);
         self.mail
             .world()
             .add(folder, raw, Some(sent_at + TimeDelta::seconds(90)), false);
@@ -440,7 +444,10 @@ async fn cleanup_leaves_probes_in_flight_and_mail_that_is_not_a_verified_probe()
     lab.store.put(&in_flight.to_string(), "pending", young);
     lab.seed_probe("INBOX", in_flight, young);
     // A probe signed with another key (another installation, or forged).
-    let foreign = ProbeKey::new(b"somebody else's key, long enough").unwrap();
+    let foreign = Installation::new(
+        ProbeKey::new(b"somebody else's key, long enough").unwrap(),
+        "probe.test",
+    );
     let forged = probe_raw(&foreign, Uuid::now_v7(), t0() - TimeDelta::hours(5));
     lab.mail.world().add("INBOX", forged, None, false);
     // A user's own mail.
