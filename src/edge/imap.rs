@@ -30,6 +30,7 @@ use crate::config::secret::Secret;
 use crate::config::{Receiver, TlsMode};
 use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, Installation, ProbeTag, Verdict};
+use crate::core::verdict::{CopyAt, CopyKind};
 use crate::edge::bounded::{Guarded, Limits};
 
 /// Bound on each IMAP command (login, select, fetch, store).
@@ -494,15 +495,17 @@ impl Mailbox {
         }
     }
 
-    /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
-    /// Uses `SEARCH HEADER` to find candidates, then verifies each tag from its own headers.
-    pub async fn scan_probes(&mut self, key: &Installation) -> (Vec<SeenProbe>, Vec<String>) {
+    /// Every message carrying a genuine tag of this installation in the watched folders: the
+    /// probes, the bounces quoting one, and tags transplanted into other messages, each with
+    /// the folder's UIDVALIDITY as read right then. Uses `SEARCH HEADER` to find candidates,
+    /// then verifies each tag from its own headers.
+    pub async fn scan_probes(&mut self, key: &Installation) -> (Vec<ScannedCopy>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for i in 0..self.folders.len() {
             let name = self.folders[i].name.clone();
-            let scanned = match self.select(i).await {
-                Ok(()) => scan_folder(&mut self.session, &name, key).await,
+            let scanned = match self.reselect(i).await {
+                Ok(uid_validity) => scan_folder(&mut self.session, &name, uid_validity, key).await,
                 Err(e) => Err(e),
             };
             match scanned {
@@ -513,9 +516,28 @@ impl Mailbox {
         (out, warnings)
     }
 
-    /// Delete these UIDs from `folder`. Only ever called with verified probes (or bounces that
-    /// quote one). Requires UIDPLUS so that only these UIDs are expunged.
-    pub async fn delete(&mut self, folder: &str, uids: &[u32]) -> Result<usize, FetchError> {
+    /// SELECT folder `i` afresh (even when it is selected) and return its UIDVALIDITY.
+    async fn reselect(&mut self, i: usize) -> Result<u32, FetchError> {
+        let name = self.folders[i].name.clone();
+        let mb = bounded("SELECT", self.session.select(&name)).await?;
+        self.selected = i;
+        mb.uid_validity.ok_or_else(|| {
+            FetchError::Protocol(format!(
+                "{name}: the server sent no UIDVALIDITY; its probes are left in place"
+            ))
+        })
+    }
+
+    /// Delete these UIDs from `folder`, read under `uid_validity`. Only ever called with
+    /// verified probes (or bounces that quote one). The folder is selected afresh and its
+    /// UIDVALIDITY compared first: when it changed, the UIDs may name other messages now, and
+    /// nothing is deleted. Requires UIDPLUS so that only these UIDs are expunged.
+    pub async fn delete(
+        &mut self,
+        folder: &str,
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<usize, FetchError> {
         if uids.is_empty() {
             return Ok(0);
         }
@@ -530,7 +552,13 @@ impl Mailbox {
                     .into(),
             ));
         }
-        self.select(i).await?;
+        let now_validity = self.reselect(i).await?;
+        if now_validity != uid_validity {
+            return Err(FetchError::Protocol(format!(
+                "UIDVALIDITY of {folder} changed ({uid_validity} when scanned, {now_validity} \
+                 now): its UIDs may name other messages, nothing deleted"
+            )));
+        }
         let set = uid_set(uids);
         let session = &mut self.session;
         bounded("UID STORE", async {
@@ -560,11 +588,26 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
+/// A message carrying a genuine tag of this installation, where it was seen.
+#[derive(Debug, Clone)]
+pub struct ScannedCopy {
+    pub at: CopyAt,
+    pub kind: CopyKind,
+    pub tag: ProbeTag,
+    pub internal_date: Option<DateTime<Utc>>,
+}
+
 async fn scan_folder(
     session: &mut ImapSession,
     folder: &str,
+    uid_validity: u32,
     key: &Installation,
-) -> Result<Vec<SeenProbe>, FetchError> {
+) -> Result<Vec<ScannedCopy>, FetchError> {
+    let at = |uid| CopyAt {
+        folder: folder.to_string(),
+        uid_validity,
+        uid,
+    };
     let mut uids: Vec<u32> = bounded(
         "UID SEARCH",
         session.uid_search("HEADER X-Flowtest-Id \"\""),
@@ -589,17 +632,20 @@ async fn scan_folder(
         )
         .await?;
         for m in fetched {
-            if let (Some(uid), Some(h)) = (m.uid, m.header()) {
-                if let Verdict::Valid(tag) = key.verify(h) {
-                    out.push(SeenProbe {
-                        folder: folder.to_string(),
-                        uid,
-                        tag,
-                        internal_date: internal(&m),
-                        bounce: false,
-                    });
-                }
-            }
+            let (Some(uid), Some(h)) = (m.uid, m.header()) else {
+                continue;
+            };
+            let (kind, tag) = match key.verify(h) {
+                Verdict::Valid(tag) => (CopyKind::Probe, tag),
+                Verdict::Transplanted(tag) => (CopyKind::Transplanted, tag),
+                Verdict::Forged(_) | Verdict::NotAProbe => continue,
+            };
+            out.push(ScannedCopy {
+                at: at(uid),
+                kind,
+                tag,
+                internal_date: internal(&m),
+            });
         }
     }
     for uid in bounces {
@@ -608,12 +654,11 @@ async fn scan_folder(
         }
         if let Some((raw, idate)) = fetch_whole(session, uid).await? {
             if let Some(tag) = key.quoted_probe(&raw) {
-                out.push(SeenProbe {
-                    folder: folder.to_string(),
-                    uid,
+                out.push(ScannedCopy {
+                    at: at(uid),
+                    kind: CopyKind::Bounce,
                     tag,
                     internal_date: idate,
-                    bounce: true,
                 });
             }
         }

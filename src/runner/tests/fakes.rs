@@ -15,11 +15,12 @@ use crate::core::diagnosis::Finding;
 use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
 use crate::core::logs::{LineParser, ParseContext, Parsed};
 use crate::core::outcome::{DetectedBy, RunResult, SmtpPhase, Submission};
+use crate::core::probe::Verdict;
 use crate::core::probe::{Installation, ProbeMessage, ProbeTag};
-use crate::core::verdict::RecordState;
-use crate::edge::imap::{Arrival, FetchError, SeenProbe, WaitEnd, WaitNotes};
+use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
+use crate::edge::imap::{Arrival, FetchError, ScannedCopy, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::StoreError;
+use crate::edge::store::{Claim, StoreError};
 use crate::runner::ports::{
     ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
     ResultStore, ResumePoints, Waited,
@@ -48,6 +49,11 @@ pub struct World {
     pub opens: u32,
     pub logouts: u32,
     pub idle: bool,
+    /// Every folder's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// When set, UIDVALIDITY becomes this right after the next scan (a folder re-created
+    /// between cleanup's scan and its deletion).
+    pub uid_validity_after_scan: Option<u32>,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
 }
@@ -119,6 +125,8 @@ impl FakeMail {
                 opens: 0,
                 logouts: 0,
                 idle: true,
+                uid_validity: 7,
+                uid_validity_after_scan: None,
                 changed,
             })),
             key,
@@ -149,6 +157,26 @@ impl FakeMail {
                 }
             });
         }
+    }
+
+    /// What a cleanup scan sees of a message: like the real mailbox, any genuine tag.
+    fn scanned(&self, m: &Msg, uid_validity: u32) -> Option<ScannedCopy> {
+        let (kind, tag) = match self.key.verify(&m.raw) {
+            Verdict::Valid(t) if m.bounce => (CopyKind::Bounce, t),
+            Verdict::Valid(t) => (CopyKind::Probe, t),
+            Verdict::Transplanted(t) => (CopyKind::Transplanted, t),
+            _ => return None,
+        };
+        Some(ScannedCopy {
+            at: CopyAt {
+                folder: m.folder.clone(),
+                uid_validity,
+                uid: m.uid,
+            },
+            kind,
+            tag,
+            internal_date: m.internal_date,
+        })
     }
 
     fn seen(&self, m: &Msg) -> Option<SeenProbe> {
@@ -225,20 +253,34 @@ impl MailboxSession for FakeSession {
     fn scan_probes<'a>(
         &'a mut self,
         _key: &'a Installation,
-    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
+    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)> {
         Box::pin(async move {
-            let w = self.mail.world();
-            let seen = w.msgs.iter().filter_map(|m| self.mail.seen(m)).collect();
+            let mut w = self.mail.world();
+            let v = w.uid_validity;
+            let seen = w
+                .msgs
+                .iter()
+                .filter_map(|m| self.mail.scanned(m, v))
+                .collect();
+            if let Some(next) = w.uid_validity_after_scan.take() {
+                w.uid_validity = next;
+            }
             (seen, Vec::new())
         })
     }
     fn delete<'a>(
         &'a mut self,
         folder: &'a str,
+        uid_validity: u32,
         uids: &'a [u32],
     ) -> BoxFuture<'a, Result<usize, FetchError>> {
         Box::pin(async move {
             let mut w = self.mail.world();
+            if w.uid_validity != uid_validity {
+                return Err(FetchError::Protocol(format!(
+                    "UIDVALIDITY of {folder} changed; nothing deleted"
+                )));
+            }
             let before = w.msgs.len();
             w.msgs
                 .retain(|m| !(m.folder == folder && uids.contains(&m.uid)));
@@ -484,6 +526,8 @@ pub struct Row {
     pub status: String,
     pub sent_at: DateTime<Utc>,
     pub late_seen_at: Option<DateTime<Utc>>,
+    pub probe_deleted: Option<CopyAt>,
+    pub bounce_deleted: Option<CopyAt>,
 }
 
 /// The result store in a map.
@@ -493,15 +537,18 @@ pub struct MemStore {
 }
 
 impl MemStore {
+    /// Insert or update a row's status, keeping what it recorded of removals.
     pub fn put(&self, id: &str, status: &str, sent_at: DateTime<Utc>) {
-        self.rows.lock().unwrap().insert(
-            id.into(),
-            Row {
-                status: status.into(),
-                sent_at,
-                late_seen_at: None,
-            },
-        );
+        let mut rows = self.rows.lock().unwrap();
+        let row = rows.entry(id.into()).or_insert(Row {
+            status: String::new(),
+            sent_at,
+            late_seen_at: None,
+            probe_deleted: None,
+            bounce_deleted: None,
+        });
+        row.status = status.into();
+        row.sent_at = sent_at;
     }
     pub fn row(&self, id: &str) -> Option<Row> {
         self.rows.lock().unwrap().get(id).cloned()
@@ -531,10 +578,54 @@ impl ResultStore for MemStore {
         self.put(&result.probe_id, result.status.as_str(), result.sent_at);
         Ok(())
     }
-    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError> {
-        Ok(self
-            .row(probe_id)
-            .map(|r| RecordState::from_status(&r.status)))
+    fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
+        Ok(self.row(probe_id).map(|r| StoredProbe {
+            state: RecordState::from_status(&r.status),
+            probe_deleted: r.probe_deleted,
+            bounce_deleted: r.bounce_deleted,
+        }))
+    }
+    fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        _: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        let Some(r) = rows.get_mut(probe_id) else {
+            return Ok(Claim::NoRecord);
+        };
+        let slot = match kind {
+            CopyKind::Bounce => &mut r.bounce_deleted,
+            _ => &mut r.probe_deleted,
+        };
+        Ok(match slot {
+            None => {
+                *slot = Some(at.clone());
+                Claim::Claimed
+            }
+            Some(done) if done == at => Claim::SameCopy,
+            Some(done) => Claim::OtherCopy(done.clone()),
+        })
+    }
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        if let Some(r) = rows.get_mut(probe_id) {
+            let slot = match kind {
+                CopyKind::Bounce => &mut r.bounce_deleted,
+                _ => &mut r.probe_deleted,
+            };
+            if slot.as_ref() == Some(at) {
+                *slot = None;
+            }
+        }
+        Ok(())
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut rows = self.rows.lock().unwrap();
