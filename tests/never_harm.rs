@@ -170,26 +170,11 @@ fn snapshot(lab: &Lab, folder: &str, marker: &str) -> BTreeMap<u32, Seen> {
     if uids.is_empty() {
         return BTreeMap::new();
     }
-    let set: Vec<String> = uids.iter().map(u32::to_string).collect();
-    let out = lab.imap_curl(
-        USER,
-        folder,
-        &[
-            "--request",
-            &format!("UID FETCH {} (UID FLAGS)", set.join(",")),
-        ],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = lab.imap_flags(USER, folder, &uids);
     let contents = lab.imap_fetch(USER, folder, &uids).unwrap();
     uids.iter()
-        .zip(contents)
-        .map(|(uid, c)| {
-            let line = text
-                .lines()
-                .find(|l| l.contains(&format!("UID {uid} ")))
-                .unwrap_or_else(|| panic!("no FLAGS for UID {uid}: {text}"));
-            let flags = line[line.find("FLAGS (").unwrap()..].to_string();
+        .zip(flags.into_iter().zip(contents))
+        .map(|(uid, (flags, c))| {
             let mut h = std::hash::DefaultHasher::new();
             c.hash(&mut h);
             let tag = format!("X-NH-Plant: {marker} ");

@@ -279,29 +279,11 @@ fn snapshot(lab: &Lab, marker: &str) -> Vec<(u32, String, String)> {
         .imap_search(user, "INBOX", &format!("SUBJECT \"{marker}\""))
         .unwrap();
     uids.sort_unstable();
-    let set = uids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let out = lab.imap_curl(
-        user,
-        "INBOX",
-        &["--request", &format!("UID FETCH {set} (UID FLAGS)")],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = lab.imap_flags(user, "INBOX", &uids);
     let contents = lab.imap_fetch(user, "INBOX", &uids).unwrap();
     uids.iter()
-        .zip(contents)
-        .map(|(uid, c)| {
-            let line = text
-                .lines()
-                .find(|l| l.contains(&format!("UID {uid} ")))
-                .unwrap_or_else(|| panic!("no FLAGS for UID {uid}: {text}"));
-            let flags = line[line.find("FLAGS (").unwrap()..].to_string();
-            (*uid, flags, c)
-        })
+        .zip(flags.into_iter().zip(contents))
+        .map(|(uid, (flags, c))| (*uid, flags, c))
         .collect()
 }
 
