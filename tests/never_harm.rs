@@ -214,6 +214,55 @@ fn probe_uids(lab: &Lab, folder: &str, probe_id: &str) -> Vec<u32> {
     .unwrap()
 }
 
+/// Every run reported the replays and transplanted tags it left, as counts and as warnings.
+fn assert_reported(results: &[Value], seed: u64) {
+    let replayed: u64 = results
+        .iter()
+        .map(|r| r["cleanup"]["replayed"].as_u64().unwrap_or(0))
+        .sum();
+    let forged: u64 = results
+        .iter()
+        .map(|r| r["cleanup"]["forged"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(replayed >= 3, "seed {seed}: replays reported: {results:#?}");
+    assert!(
+        forged >= 3,
+        "seed {seed}: transplanted tags reported: {results:#?}"
+    );
+    let warned = |needle: &str| {
+        results.iter().any(|r| {
+            r["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|x| x.as_str().is_some_and(|x| x.starts_with(needle)))
+            })
+        })
+    };
+    assert!(warned("probe_replayed: ") && warned("probe_forged: "));
+}
+
+/// A real delivered probe that its run (cleanup off) left in place.
+struct KeptProbe {
+    id: String,
+    folder: String,
+    uid: u32,
+    raw: String,
+}
+
+fn kept_probe(lab: &Lab, cfg: &Cfg) -> KeptProbe {
+    let r = run(lab, cfg, "nh-keep");
+    let id = r["probe_id"].as_str().unwrap().to_string();
+    let folder = r["folder"].as_str().unwrap().to_string();
+    let uids = probe_uids(lab, &folder, &id);
+    assert_eq!(uids.len(), 1, "the kept probe is there: {r:#}");
+    let raw = crlf(&lab.imap_fetch(USER, &folder, &uids).unwrap()[0]);
+    KeptProbe {
+        id,
+        folder,
+        uid: uids[0],
+        raw,
+    }
+}
+
 fn run(lab: &Lab, cfg: &Cfg, name: &str) -> Value {
     let (out, v) = flowtest(lab, &cfg.path(), &[name]);
     let r = only(&v).clone();
@@ -267,29 +316,20 @@ fn cleanup_never_harms_planted_mail_and_removes_each_probe_once() {
     let cfg = Cfg::new(&refs);
 
     // A real probe, left in place (cleanup off), copied, then removed by a cleaning run.
-    let p1 = run(&lab, &cfg, "nh-keep");
-    let p1_id = p1["probe_id"].as_str().unwrap().to_string();
-    let p1_folder = p1["folder"].as_str().unwrap().to_string();
-    let p1_uids = probe_uids(&lab, &p1_folder, &p1_id);
-    assert_eq!(p1_uids.len(), 1, "the kept probe is there");
-    let removed = crlf(&lab.imap_fetch(USER, &p1_folder, &p1_uids).unwrap()[0]);
+    let p1 = kept_probe(&lab, &cfg);
     let first = run(&lab, &cfg, "nh-a");
     assert_eq!(first["cleanup"]["deleted"], 1, "{first:#}");
     assert!(
-        probe_uids(&lab, &p1_folder, &p1_id).is_empty(),
+        probe_uids(&lab, &p1.folder, &p1.id).is_empty(),
         "P1 removed"
     );
+    let removed = p1.raw;
     // A second real probe, left in place with a replayed copy beside it (higher UID).
-    let p2 = run(&lab, &cfg, "nh-keep");
-    let p2_id = p2["probe_id"].as_str().unwrap().to_string();
-    let p2_folder = p2["folder"].as_str().unwrap().to_string();
-    let p2_uids = probe_uids(&lab, &p2_folder, &p2_id);
-    assert_eq!(p2_uids.len(), 1);
-    let p2_raw = crlf(&lab.imap_fetch(USER, &p2_folder, &p2_uids).unwrap()[0]);
+    let p2 = kept_probe(&lab, &cfg);
     append(
         &lab,
-        &p2_folder,
-        &format!("X-NH-Plant: {marker}\r\n{p2_raw}"),
+        &p2.folder,
+        &format!("X-NH-Plant: {marker}\r\n{}", p2.raw),
     );
 
     // The mix: every kind once, then random ones, into random folders.
@@ -331,32 +371,11 @@ fn cleanup_never_harms_planted_mail_and_removes_each_probe_once() {
         let folder = r["folder"].as_str().unwrap();
         assert!(probe_uids(&lab, folder, id).is_empty(), "{id} left behind");
     }
-    let replayed: u64 = results
-        .iter()
-        .map(|r| r["cleanup"]["replayed"].as_u64().unwrap_or(0))
-        .sum();
-    let forged: u64 = results
-        .iter()
-        .map(|r| r["cleanup"]["forged"].as_u64().unwrap_or(0))
-        .sum();
-    assert!(replayed >= 3, "seed {seed}: replays reported: {results:#?}");
-    assert!(
-        forged >= 3,
-        "seed {seed}: transplanted tags reported: {results:#?}"
-    );
-    let warned = |needle: &str| {
-        results.iter().any(|r| {
-            r["warnings"].as_array().is_some_and(|w| {
-                w.iter()
-                    .any(|x| x.as_str().is_some_and(|x| x.starts_with(needle)))
-            })
-        })
-    };
-    assert!(warned("probe_replayed: ") && warned("probe_forged: "));
+    assert_reported(&results, seed);
 
     // P2: the original (lowest UID) removed, its replay kept.
     assert!(
-        !probe_uids(&lab, &p2_folder, &p2_id).contains(&p2_uids[0]),
+        !probe_uids(&lab, &p2.folder, &p2.id).contains(&p2.uid),
         "seed {seed}: the second real probe was not removed"
     );
     let after = planted(&lab, &marker);

@@ -1,7 +1,9 @@
 //! IMAP edge: open the receiver's mailbox, arm push detection (IDLE) on every watched folder
-//! before the probe is sent, detect the probe by its tag, fetch it, and delete exactly the
-//! messages the runner names (verified probes), by UID, with `UID EXPUNGE` so nothing else that
-//! happens to be flagged `\Deleted` is ever expunged.
+//! before the probe is sent, detect the probe by its tag, fetch it, find every message carrying
+//! a genuine tag (with the UIDVALIDITY its UID was read under), and delete exactly the messages
+//! the runner names, by UID, after re-selecting the folder and checking its UIDVALIDITY, with
+//! `UID EXPUNGE` (UIDPLUS only) so nothing else that happens to be flagged `\Deleted` is ever
+//! expunged.
 //!
 //! Messages are read with `BODY.PEEK` only: flowtest never changes a flag of a message that is
 //! not its own verified probe. Every network step is bounded by a timeout.

@@ -4,6 +4,8 @@
 //! crash still leaves a trace), then replaced by the final result in one transaction. WAL mode
 //! and a busy timeout let a canary and a one-shot run share the file. A probe reported `lost`
 //! that shows up later is marked late, never rewritten: the original verdict stays on record.
+//! Cleanup claims each probe's removal (and its bounce's) here before deleting, once, with the
+//! folder, UIDVALIDITY and UID: a later copy is then known to be a replay.
 //! Not here: what a result means (core) or which probes to delete (runner).
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
