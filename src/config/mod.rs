@@ -205,6 +205,13 @@ impl Config {
                 .unwrap_or(Duration::from_secs(6 * 3600)),
         };
         let scenarios = scenario::load_dir(&scenarios_dir, &defaults)?;
+        scenario::check_sweep_after(&scenarios, |m| {
+            let e = ConfigError::new(path, m);
+            match &d.sweep_after {
+                Some(v) => e.at(src, v.span().start, "defaults.sweep_after"),
+                None => e.field("defaults.sweep_after"),
+            }
+        })?;
         let log_sources = raw
             .log_sources
             .into_iter()
@@ -407,6 +414,52 @@ mod tests {
             .unwrap_err()
             .contains("FLOWTEST_TEST_UNSET_XYZ"));
         assert!(expand_env("${oops").is_err());
+    }
+
+    /// A configuration directory with one scenario of `timeout` and `extra` lines, and
+    /// `defaults` lines in flowtest.toml.
+    fn sweep_config(defaults: &str, extra: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("flowtest.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[probe]\ndomain = \"probe.test\"\nkey_env = \"K\"\n\n[defaults]\n{defaults}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+        std::fs::write(
+            dir.path().join("scenarios/a.toml"),
+            format!(
+                "name = \"a\"\ntimeout = \"10m\"\n{extra}\n[sender]\nkind = \"smtp\"\nhost = \"h\"\ntls = \"starttls\"\n\
+                 mail_from = \"a@b.test\"\nrcpt_to = \"c@d.test\"\n[receiver]\nhost = \"h\"\ntls = \"tls\"\n\
+                 username = \"u\"\npassword_env = \"P\"\n"
+            ),
+        )
+        .unwrap();
+        Config::load(&cfg)
+    }
+
+    #[test]
+    fn sweep_after_must_exceed_every_timeout() {
+        if let Err(e) = sweep_config("", "") {
+            panic!("6 h by default: {e}");
+        }
+        let e = sweep_config("sweep_after = \"5m\"", "").unwrap_err();
+        assert!(e.file.ends_with("flowtest.toml"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.field.as_deref(), Some("defaults.sweep_after"));
+        assert!(
+            e.message
+                .contains("longest scenario timeout (600s, scenario a)"),
+            "{e}"
+        );
+        let e = sweep_config("", "sweep_after = \"10m\"").unwrap_err();
+        assert!(e.file.ends_with("scenarios/a.toml"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.field.as_deref(), Some("sweep_after"));
+        assert!(sweep_config("sweep_after = \"11m\"", "").is_ok());
     }
 
     #[test]

@@ -386,6 +386,43 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
     })
 }
 
+/// Where a scenario file sets `sweep_after`, if it does.
+#[derive(Deserialize)]
+struct SweepSpot {
+    #[serde(default)]
+    sweep_after: Option<Spanned<String>>,
+}
+
+/// Every scenario's `sweep_after` must be longer than the longest timeout of any scenario: a
+/// probe younger than that may still be awaited by its run. The error names the scenario file
+/// and line that set it, or (when inherited) what `inherited` builds for `defaults.sweep_after`.
+pub fn check_sweep_after(
+    scenarios: &[Scenario],
+    inherited: impl Fn(String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let Some(longest) = scenarios.iter().max_by_key(|s| s.timeout) else {
+        return Ok(());
+    };
+    for s in scenarios {
+        if s.sweep_after > longest.timeout {
+            continue;
+        }
+        let message = format!(
+            "sweep_after ({:?}) must be longer than the longest scenario timeout ({:?}, scenario {})",
+            s.sweep_after, longest.timeout, longest.name
+        );
+        let src = std::fs::read_to_string(&s.file).unwrap_or_default();
+        let spot = toml::from_str::<SweepSpot>(&src)
+            .ok()
+            .and_then(|w| w.sweep_after);
+        return Err(match spot {
+            Some(v) => ConfigError::new(&s.file, message).at(&src, v.span().start, "sweep_after"),
+            None => inherited(message),
+        });
+    }
+    Ok(())
+}
+
 /// A name usable on the command line: letters, digits, '-', '_', and not a subcommand.
 fn scenario_name(at: &Source<'_>, raw: &Spanned<String>) -> Result<String, ConfigError> {
     let name = raw.get_ref().trim().to_string();
