@@ -6,8 +6,8 @@
 //! file that is not a log is said to be one with exit 3.
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Text a hostile peer could put in a header or a log line: a title-setting OSC ended by BEL, a
 /// screen clear, a C1 CSI and a bare carriage return.
@@ -17,18 +17,6 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flowtest"));
     c.env_remove("FLOWTEST_CONFIG").env_remove("RUST_LOG");
     c
-}
-
-fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -62,13 +50,24 @@ fn trace_escapes_hostile_received_fields() {
          Received: junk{HOSTILE} not a received header\r\n\
          Subject: x\r\n\r\nbody\r\n"
     );
-    let o = run_stdin(&["trace", "-"], msg.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("hostile.eml");
+    std::fs::write(&eml, &msg).unwrap();
+    let trace = |format: &str| {
+        bin()
+            .arg("trace")
+            .arg(&eml)
+            .args(["--format", format])
+            .output()
+            .unwrap()
+    };
+    let o = trace("human");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_no_raw_controls("trace output", &o.stdout);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("\\x1b]0;pwned\\x07"), "{out}");
     // JSON keeps the text as it is, escaped by the encoder.
-    let o = run_stdin(&["trace", "-", "--format", "json"], msg.as_bytes());
+    let o = trace("json");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("\\u001b]0;pwned"), "{v}");
 }
@@ -237,7 +236,7 @@ fn files_named_in_config_are_read_with_a_cap() {
             ),
         };
         let d = config(&scenario);
-        let start = Instant::now();
+        let start = flowtest::clock::instant();
         let o = flowtest(d.path(), &["check-config"]);
         assert!(
             start.elapsed() < Duration::from_secs(10),

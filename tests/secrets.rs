@@ -69,21 +69,36 @@ fn assert_clean(place: &str, haystack: &[u8], secrets: &[(String, String)]) {
     }
 }
 
-fn all_scenarios() -> Cfg {
-    let scen: Vec<(String, String)> = [
-        "lab-inbound.toml",
-        "lab-provider-inbound.toml",
-        "lab-outbound.toml",
-    ]
-    .iter()
-    .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
-    .collect();
-    Cfg::new(
-        &scen
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.clone()))
-            .collect::<Vec<_>>(),
-    )
+/// `flowtest --config CFG -vvv run TARGET --format F --incident INC` in every format, with `env`.
+fn run_every_format(
+    lab: &Lab,
+    cfg: &Path,
+    target: &str,
+    incidents: &Path,
+    env: &[(&str, &str)],
+) -> Vec<(String, Output)> {
+    let cfg = cfg.display().to_string();
+    let inc = incidents.display().to_string();
+    ["human", "json", "junit", "nagios"]
+        .iter()
+        .map(|format| {
+            let args = [
+                "--config",
+                &cfg,
+                "-vvv",
+                "run",
+                target,
+                "--format",
+                format,
+                "--incident",
+                &inc,
+            ];
+            (
+                format!("run --format {format}"),
+                flowtest_env(lab, &args, env),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -94,34 +109,17 @@ fn no_output_log_draft_or_store_holds_a_secret() {
     // The search finds a secret where there is one.
     let planted = format!("x{}y", secrets[0].1).into_bytes();
     assert!(std::panic::catch_unwind(|| assert_clean("planted", &planted, &secrets)).is_err());
-    let cfg = all_scenarios();
+    let cfg = Cfg::shipped();
     let cfg_path = cfg.path().display().to_string();
     let incidents = tempfile::tempdir().unwrap();
-    let inc = incidents.path().display().to_string();
-    let mut outputs: Vec<(String, Output)> = Vec::new();
-    for format in ["human", "json", "junit", "nagios"] {
-        let args = [
-            "--config",
-            &cfg_path,
-            "-vvv",
-            "run",
-            "--all",
-            "--format",
-            format,
-            "--incident",
-            &inc,
-        ];
-        let out = flowtest_env(&lab, &args, &[]);
+    let mut outputs = run_every_format(&lab, &cfg.path(), "--all", incidents.path(), &[]);
+    for (what, out) in &outputs {
         assert!(
             matches!(out.status.code(), Some(0..=2)),
-            "run --format {format}: {}",
-            describe(&out)
+            "{what}: {}",
+            describe(out)
         );
-        assert!(
-            !out.stdout.is_empty(),
-            "run --format {format} printed nothing"
-        );
-        outputs.push((format!("run --format {format}"), out));
+        assert!(!out.stdout.is_empty(), "{what} printed nothing");
     }
     for cmd in [
         &["check-config"][..],
@@ -175,31 +173,17 @@ fn a_wrong_password_is_never_echoed() {
         edited
     });
     let cfg = Cfg::new(&[(name.as_str(), text)]);
-    let cfg_path = cfg.path().display().to_string();
     let incidents = tempfile::tempdir().unwrap();
-    let inc = incidents.path().display().to_string();
     let env = [("FT_SECRETS_TEST_WRONG_PW", wrong.as_str())];
-    for format in ["human", "json", "junit", "nagios"] {
-        let args = [
-            "--config",
-            &cfg_path,
-            "-vvv",
-            "run",
-            "wrong-pw",
-            "--format",
-            format,
-            "--incident",
-            &inc,
-        ];
-        let out = flowtest_env(&lab, &args, &env);
+    for (what, out) in run_every_format(&lab, &cfg.path(), "wrong-pw", incidents.path(), &env) {
         assert_eq!(
             out.status.code(),
             Some(2),
-            "a failed login is fetch_failed: {}",
+            "{what}: a failed login is fetch_failed: {}",
             describe(&out)
         );
-        assert_clean(&format!("{format} stdout"), &out.stdout, &secrets);
-        assert_clean(&format!("{format} stderr"), &out.stderr, &secrets);
+        assert_clean(&format!("{what} stdout"), &out.stdout, &secrets);
+        assert_clean(&format!("{what} stderr"), &out.stderr, &secrets);
     }
     let state = cfg.path().parent().unwrap().join("state");
     for f in files_under(&state)

@@ -606,6 +606,13 @@ mod tests {
         format!("Nov  4 {h:02}:{m:02}:{s:02} mx postfix/qmgr[1]: {n:010X}: removed\n")
     }
 
+    fn texts(lines: &[Vec<u8>]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
     #[test]
     fn file_window_reads_a_gzipped_rotated_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -619,10 +626,7 @@ mod tests {
         std::fs::write(dir.path().join("mail.log.1.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(&p, line(18, 0, 0, 1000)).unwrap();
         let w = read_file_window(&file_cfg(&p), t(17, 58, 0), t(18, 1, 0), t(23, 0, 0)).unwrap();
-        let text: Vec<String> = w
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
+        let text = texts(&w);
         assert!(
             text.iter().any(|l| l.starts_with("Nov  4 17:58:00")),
             "{text:?}"
@@ -662,10 +666,7 @@ mod tests {
         let now = t(23, 0, 0);
         // Window inside the rotated file's last minutes and the current file's first.
         let w = read_file_window(&file_cfg(&p), t(17, 58, 0), t(18, 1, 0), now).unwrap();
-        let text: Vec<String> = w
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
+        let text = texts(&w);
         assert!(
             text.iter().any(|l| l.starts_with("Nov  4 17:58:00")),
             "{:?}",
