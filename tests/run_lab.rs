@@ -25,20 +25,7 @@ fn every_lab_scenario_is_delivered_with_its_stages_in_order() {
     let lab = lab();
     let _g = lab.healthy();
     // The shipped configuration, exactly as `lab/run flowtest run --all` uses it (own state dir).
-    let scen: Vec<(String, String)> = [
-        "lab-inbound.toml",
-        "lab-provider-inbound.toml",
-        "lab-outbound.toml",
-    ]
-    .iter()
-    .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
-    .collect();
-    let cfg = Cfg::new(
-        &scen
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let cfg = Cfg::shipped();
     let (out, v) = flowtest(&lab, &cfg.path(), &["run", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let results = v["results"].as_array().unwrap();
