@@ -176,10 +176,19 @@ impl Correlator {
             } => self.on_message_id(&rec, queue_id, message_id),
             Event::QueueActive { queue_id, from, .. } => self.on_queue_active(&rec, queue_id, from),
             Event::Delivery(d) => self.on_delivery(&rec, d),
-            Event::Expired { queue_id, .. } => self.on_expired(&rec, queue_id),
+            Event::Expired {
+                queue_id,
+                rcpt,
+                returned_to_sender,
+                ..
+            } => self.on_expired(&rec, queue_id, rcpt.as_ref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
             Event::Reject(r) => self.on_reject(&rec, r),
-            Event::Notification { queue_id, .. } => self.on_notification(&rec, queue_id),
+            Event::Notification {
+                queue_id,
+                notice_queue_id,
+                ..
+            } => self.on_notification(&rec, queue_id, notice_queue_id),
             Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(&rec, queue_id),
             Event::SaslAuthFailed {
                 client, mechanism, ..
