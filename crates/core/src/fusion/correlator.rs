@@ -14,6 +14,7 @@ use crate::logs::{Event, LogRecord};
 use super::assemble::build_chain;
 use super::chain::{Chain, ChainId, Entry};
 use super::links::Pending;
+use super::on_refused::RecentRefusal;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::skew::SkewBounds;
 
@@ -64,6 +65,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub(super) struct RecentFailure {
     pub host: Arc<str>,
+    pub qid: String,
     /// Recipient, lower-cased.
     pub to: String,
     pub from: Option<String>,
@@ -111,6 +113,7 @@ pub struct Correlator {
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
+    pub(super) recent_refusals: VecDeque<RecentRefusal>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
@@ -133,6 +136,7 @@ impl Correlator {
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
+            recent_refusals: VecDeque::new(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),

@@ -13,7 +13,7 @@ use super::model::msgid_key;
 impl Correlator {
     /// The common shape of a queue entry's line: find (or open) the entry, let `update` change
     /// it, and file the line with its chain. Returns the chain.
-    fn on_entry_line(
+    pub(super) fn on_entry_line(
         &mut self,
         rec: &LogRecord,
         queue_id: &str,
@@ -132,12 +132,16 @@ impl Correlator {
         });
     }
 
-    /// A bounce/delay notification: the line is kept with the message, and the notification's
-    /// queue entry (same host) joins its chain as a notice, not as a hop or a message of its
-    /// own.
+    /// A bounce/delay notification: the line is kept with the message. The notice of an
+    /// expired message (same host) joins its chain as a notice, not as a hop or a message of
+    /// its own: it is how the expiry reached the sender. The notice of a bounced delivery stays
+    /// a message of its own, whose way back to the sender is reported like any message's.
     pub(super) fn on_notification(&mut self, rec: &LogRecord, queue_id: &str, notice_qid: &str) {
-        let cid = self.on_entry_line(rec, queue_id, |_| {});
-        if notice_qid == queue_id {
+        let mut expired = false;
+        let cid = self.on_entry_line(rec, queue_id, |e| {
+            expired = e.expired || e.rcpts.iter().any(|r| r.status == RcptStatus::Expired);
+        });
+        if !expired || notice_qid == queue_id {
             return;
         }
         let host = &rec.role;
