@@ -178,6 +178,11 @@ fn ordered_entries(ch: &Chain) -> Vec<&Entry> {
     out
 }
 
+/// `down` is a temporary refusal that its sender (now `up_status`) got past on a later try.
+fn refusal_overtaken(down: &Entry, up_status: HopStatus) -> bool {
+    down.refused.is_some() && up_status == HopStatus::Sent
+}
+
 /// Walks a chain's entries in path order, placing Dovecot's deliveries after the entry that
 /// handed the message to Dovecot, and collects the status of every hop where the message ended
 /// (a leaf: no downstream entry, no Dovecot delivery after it).
@@ -251,7 +256,11 @@ impl<'a> Walk<'a> {
                 self.push_dovecot(i);
             }
         }
-        for n in ch.entries.iter().filter(|n| n.notice_of.as_deref() == Some(&e.qid)) {
+        for n in ch
+            .entries
+            .iter()
+            .filter(|n| n.notice_of.as_deref() == Some(&e.qid))
+        {
             if n.host == e.host {
                 self.notes.push(format!(
                     "{} notified the sender as queue id {}",
@@ -262,7 +271,7 @@ impl<'a> Walk<'a> {
         let has_downstream = ch
             .entries
             .iter()
-            .any(|k| k.notice_of.is_none() && e.feeds(k));
+            .any(|k| k.notice_of.is_none() && e.feeds(k) && !refusal_overtaken(k, status));
         if has_downstream || has_dove || self.refusal_retried(e, status) {
             return;
         }
@@ -284,7 +293,7 @@ impl<'a> Walk<'a> {
                     .entries
                     .iter()
                     .find(|u| u.host == *h && u.qid == *q)
-                    .is_some_and(|u| entry_status(u) == HopStatus::Sent)
+                    .is_some_and(|u| refusal_overtaken(e, entry_status(u)))
             })
     }
 

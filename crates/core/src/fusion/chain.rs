@@ -165,7 +165,10 @@ impl Entry {
     /// The message's part in this entry is over. A notification's own fate does not keep the
     /// message open.
     pub fn closed(&self) -> bool {
-        self.removed || self.rejected.is_some() || self.refused.is_some() || self.notice_of.is_some()
+        self.removed
+            || self.rejected.is_some()
+            || self.refused.is_some()
+            || self.notice_of.is_some()
     }
 
     /// The last attempt that handed the message over as queue id `next`.

@@ -14,8 +14,8 @@ use crate::logs::{Event, LogRecord};
 use super::assemble::build_chain;
 use super::chain::{Chain, ChainId, Entry};
 use super::links::Pending;
-use super::on_refused::RecentRefusal;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::on_refused::RecentRefusal;
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).

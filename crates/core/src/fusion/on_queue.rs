@@ -188,7 +188,12 @@ impl Correlator {
 /// A per-recipient expiry: the recipient's status, and its last relay, dsn and reason as the
 /// attempt that describes it.
 fn record_expired_rcpt(e: &mut Entry, x: &ExpiredRcpt, rec: &LogRecord, max_line: usize) {
-    let service = rec.program.rsplit('/').next().unwrap_or_default().to_owned();
+    let service = rec
+        .program
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let Some(r) = e.rcpt_mut(&x.to) else {
         return;
     };
@@ -213,10 +218,12 @@ fn record_expired_rcpt(e: &mut Entry, x: &ExpiredRcpt, rec: &LogRecord, max_line
     });
 }
 
-/// The reason of the entry's latest attempt (the last deferral, for a message that expired).
+/// The reason of the entry's latest failed attempt (the last deferral, for a message that
+/// expired).
 fn last_reason_of(e: &Entry) -> String {
     e.rcpts
         .iter()
+        .filter(|r| r.status != RcptStatus::Sent)
         .filter_map(|r| r.last.as_ref())
         .filter(|a| !a.reason.is_empty())
         .max_by_key(|a| a.at)

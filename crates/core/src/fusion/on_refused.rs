@@ -103,7 +103,9 @@ impl Correlator {
             .recent_refusals
             .iter()
             .rev()
-            .find(|r| r.key == to_key && r.host != *host && within(r.at, ts, self.limits.link_window))
+            .find(|r| {
+                r.key == to_key && r.host != *host && within(r.at, ts, self.limits.link_window)
+            })
             .map(|r| (r.host.clone(), r.qid.clone()));
         hit.and_then(|(down_host, down_qid)| self.join_refusal(host, qid, &down_host, &down_qid))
             .unwrap_or(cid)
@@ -159,7 +161,12 @@ impl Correlator {
 
     /// Recent `lookup error` lines on `host` about the same key (or, without one, the same
     /// map): what made the lookup fail. Earlier refusals are not their own explanation.
-    fn lookup_errors(&self, host: &str, ts: Option<DateTime<Utc>>, m: &MapLookup<'_>) -> Vec<String> {
+    fn lookup_errors(
+        &self,
+        host: &str,
+        ts: Option<DateTime<Utc>>,
+        m: &MapLookup<'_>,
+    ) -> Vec<String> {
         let needle = m.key.unwrap_or(m.map);
         let mut hits: Vec<String> = self
             .recent_problems
