@@ -12,7 +12,7 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
 use super::assemble::build_chain;
-use super::chain::{Chain, ChainId, Entry};
+use super::chain::{within, Chain, ChainId, Entry};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::on_refused::RecentRefusal;
@@ -161,6 +161,23 @@ impl Correlator {
 
     pub fn stats(&self) -> &CorrelatorStats {
         &self.stats
+    }
+
+    /// The latest remembered delivery failure on a host other than `host`, to `to_key`, within
+    /// the link window of `ts`, that `also` accepts: what a line on the next hop explains.
+    pub(super) fn failure_elsewhere(
+        &self,
+        host: &str,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        also: impl Fn(&RecentFailure) -> bool,
+    ) -> Option<&RecentFailure> {
+        self.recent_failures.iter().rev().find(|x| {
+            x.to == to_key
+                && &*x.host != host
+                && within(x.at, ts, self.limits.link_window)
+                && also(x)
+        })
     }
 
     /// Feed one parsed record.

@@ -119,15 +119,7 @@ impl Correlator {
         key: &str,
         ts: Option<DateTime<Utc>>,
     ) -> Option<(Arc<str>, String)> {
-        self.recent_failures
-            .iter()
-            .rev()
-            .find(|x| {
-                x.to == key
-                    && x.host != *host
-                    && within(x.at, ts, self.limits.link_window)
-                    && x.reason.contains(CLEANUP_TEMP_REPLY)
-            })
+        self.failure_elsewhere(host, key, ts, |x| x.reason.contains(CLEANUP_TEMP_REPLY))
             .map(|x| (x.host.clone(), x.qid.clone()))
     }
 

@@ -296,6 +296,18 @@ fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
         .unwrap_or_else(|| panic!("no {code:?} finding in {m:#?}"))
 }
 
+/// Each hop's host and status, in order.
+fn host_path(m: &MessageChain) -> Vec<(&str, HopStatus)> {
+    m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect()
+}
+
+/// The message whose first hop is queue id `qid`.
+fn by_first_qid<'a>(ms: &'a [MessageChain], qid: &str) -> &'a MessageChain {
+    ms.iter()
+        .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+        .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
+}
+
 #[test]
 fn queue_lifecycle_lines_shape_the_hop() {
     let mut c = Correlator::new(Limits::default());
@@ -437,8 +449,7 @@ fn dovecots_save_follows_the_lmtp_hand_off_in_either_order() {
         let ms = c.finish();
         assert_eq!(ms.len(), 1, "{ms:#?}");
         let m = &ms[0];
-        let hops: Vec<(&str, HopStatus)> =
-            m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect();
+        let hops = host_path(m);
         assert_eq!(
             hops,
             [("dell", HopStatus::Sent), ("dovecot", HopStatus::Saved)]
@@ -516,11 +527,7 @@ fn rejects_of_a_queued_message_close_or_keep_the_entry() {
          Nov  7 12:00:00 mx postfix/cleanup[2]: 2F2F2F2F2F: hold: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held",
     );
     let ms = c.finish();
-    let hop = |qid: &str| {
-        ms.iter()
-            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
-            .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
-    };
+    let hop = |qid: &str| by_first_qid(&ms, qid);
     let rejected = hop("1E1E1E1E1E");
     assert_eq!(rejected.hops[0].status, HopStatus::Rejected);
     assert_eq!(rejected.status, MessageStatus::Rejected);
@@ -633,8 +640,7 @@ fn a_map_lookup_refusal_joins_the_upstream_deferral_in_either_order() {
         let ms = c.finish();
         assert_eq!(ms.len(), 1, "{ms:#?}");
         let m = &ms[0];
-        let path: Vec<(&str, HopStatus)> =
-            m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect();
+        let path = host_path(m);
         assert_eq!(
             path,
             [("ec2", HopStatus::Deferred), ("dell", HopStatus::Refused)]
@@ -670,11 +676,7 @@ fn a_refusal_without_a_sender_log_is_still_refused_and_a_warning_alone_changes_n
          Nov  7 11:20:10 dell postfix/cleanup[2]: warning: 0D0D0D0D0D: smtp_generic_maps map lookup problem for x@corp.test",
     );
     let ms = c.finish();
-    let by_qid = |q: &str| {
-        ms.iter()
-            .find(|m| m.hops[0].queue_id.as_deref() == Some(q))
-            .unwrap_or_else(|| panic!("no {q} in {ms:#?}"))
-    };
+    let by_qid = |q: &str| by_first_qid(&ms, q);
     let refused = by_qid("9C9C9C9C9C");
     assert_eq!(refused.hops[0].status, HopStatus::Refused);
     assert_eq!(refused.status, MessageStatus::Deferred);
