@@ -224,6 +224,29 @@ impl Correlator {
         self.link(p, &host, next, arrived, dcid);
     }
 
+    /// The entry (host, qid) just named a localhost client: if a `queued as qid` of the same
+    /// host waits for it (two instances logging to separate files), link them now.
+    pub(super) fn on_local_client(&mut self, host: &Arc<str>, qid: &str) {
+        if !self
+            .pending_next
+            .get(qid)
+            .is_some_and(|p| p.handoff.up_host == *host)
+        {
+            return;
+        }
+        let Some(cid) = self.find_entry(host, qid) else {
+            return;
+        };
+        let arrived = self
+            .chains
+            .get(&cid)
+            .and_then(|ch| ch.entries.iter().find(|e| e.host == *host && e.qid == qid))
+            .and_then(|e| Stamp::of(e.arrived, e.subsecond));
+        if let Some(p) = self.pending_next.remove(qid) {
+            self.link(p, host, qid, arrived, cid);
+        }
+    }
+
     /// The entry (host, qid) of chain `cid` came from a localhost client.
     fn reinjected(&self, host: &str, qid: &str, cid: ChainId) -> bool {
         self.chains

@@ -8,6 +8,7 @@ use crate::logs::{ExpiredRcpt, LogRecord};
 
 use super::chain::{clip, Attempt, ChainId, Entry, RcptStatus};
 use super::correlator::Correlator;
+use super::links::client_is_local;
 use super::model::msgid_key;
 
 impl Correlator {
@@ -39,6 +40,9 @@ impl Correlator {
                 e.subsecond = rec.subsecond;
             }
         });
+        if client_is_local(client) {
+            self.on_local_client(&rec.role, queue_id);
+        }
     }
 
     pub(super) fn on_pickup(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {

@@ -800,3 +800,19 @@ fn a_recipient_rejected_at_rcpt_leaves_the_hop_its_delivery_fields() {
     assert_eq!(hop.to, ["nobody@corp.test", "alice@corp.test"]);
     finding(&ms[0], FindingCode::RecipientUnknown);
 }
+
+#[test]
+fn a_reinjection_logged_after_its_queued_as_still_links() {
+    // Two instances logging to separate files: the sending one's file is read first.
+    let text = FILTERED.replace("RELAY", "filter.corp.test[10.1.1.1]:2500");
+    let (second, first): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.contains("2C2C2C2C2C:"));
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", &first.join("\n"));
+    feed(&mut c, "ec2", &second.join("\n"));
+    assert!(c.skew().is_empty(), "{:?}", c.skew());
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let qids: Vec<_> = ms[0].hops.iter().map(|h| h.queue_id.as_deref()).collect();
+    assert_eq!(qids, [Some("9E9E9E9E9E"), Some("2C2C2C2C2C")]);
+}
