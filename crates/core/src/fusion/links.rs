@@ -227,10 +227,10 @@ impl Correlator {
     /// The entry (host, qid) just named a localhost client: if a `queued as qid` of the same
     /// host waits for it (two instances logging to separate files), link them now.
     pub(super) fn on_local_client(&mut self, host: &Arc<str>, qid: &str) {
-        if !self
+        if self
             .pending_next
             .get(qid)
-            .is_some_and(|p| p.handoff.up_host == *host)
+            .is_none_or(|p| p.handoff.up_host != *host)
         {
             return;
         }
