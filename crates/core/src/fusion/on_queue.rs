@@ -1,6 +1,7 @@
 //! Correlator handlers for a Postfix queue entry's life: smtpd's `client=`, pickup, cleanup's
 //! `message-id=` (which joins chains of the same message), qmgr's `queue active`, `expired`
-//! and `removed`, bounce notifications and per-attempt detail lines. Delivery attempts and
+//! (whole message or one recipient, with its finding) and `removed`, bounce notifications (an
+//! expired message's notice joins its chain) and per-attempt detail lines. Delivery attempts and
 //! rejects have their own modules (`on_delivery`, `on_reject`).
 
 use crate::diagnosis::{Finding, FindingCode};
