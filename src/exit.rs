@@ -9,7 +9,8 @@ pub enum Exit {
     Degraded = 1,
     /// Failed: lost, rejected, bounced, could not send, could not fetch.
     Failed = 2,
-    /// flowtest itself could not run: usage, configuration, missing secret, unreadable input.
+    /// flowtest itself could not run or could not decide: usage, configuration, missing secret,
+    /// unreadable input, or a scenario that ended in `error` (an internal failure) or `interrupted`.
     Unusable = 3,
 }
 

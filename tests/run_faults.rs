@@ -1,4 +1,4 @@
-//! `flowtest run` under every lab fault (issue 5's acceptance): the right status, finding code
+//! `flowtest run` under every lab fault: the right status, finding code
 //! and stage from the servers' own logs; permanent failures end the wait at once (fail-fast is
 //! measured from the failing log line to the verdict); a deferred probe delivered after
 //! `lab/heal` keeps its deferral finding.

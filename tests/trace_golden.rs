@@ -53,6 +53,12 @@ struct Facts {
     stages: Option<Vec<String>>,
     /// Each hop's `delay_ms` (`"none"` for null); checked when given.
     delays_ms: Option<Vec<Millis>>,
+    /// Each hop's `from_ip` (`""` for none); checked when given.
+    from_ips: Option<Vec<String>>,
+    /// Each hop's `id` (`""` for none); checked when given.
+    ids: Option<Vec<String>>,
+    /// Each hop's time, RFC 3339 UTC (`""` for none); checked when given.
+    timestamps: Option<Vec<String>>,
 }
 
 /// A millisecond figure that may be absent, written as an integer or `"none"`.
@@ -142,6 +148,19 @@ fn check_facts(path: &Path, actual: &str) -> Result<Vec<String>, String> {
             .collect::<Result<Vec<_>, _>>()?;
         let actual: Vec<Option<i64>> = hops.iter().map(|h| h["delay_ms"].as_i64()).collect();
         fact_eq(&mut errors, "delays_ms", expected, actual);
+    }
+    for (name, want, field) in [
+        ("from_ips", facts.from_ips, "from_ip"),
+        ("ids", facts.ids, "id"),
+        ("timestamps", facts.timestamps, "timestamp"),
+    ] {
+        if let Some(want) = want {
+            let actual: Vec<String> = hops
+                .iter()
+                .map(|h| h[field].as_str().unwrap_or("").to_owned())
+                .collect();
+            fact_eq(&mut errors, name, want, actual);
+        }
     }
     Ok(errors)
 }

@@ -5,17 +5,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
 use crate::cli::{RunArgs, RunFormat};
 use crate::config::{parse_duration, Config, Scenario};
 use crate::core::grouping::IncidentGroups;
-use crate::core::outcome::severity_of;
+use crate::core::outcome::{severity_of, Severity};
 use crate::core::probe::ProbeKey;
 use crate::core::report;
 use crate::core::runbook::Facts;
 use crate::edge::incidents;
 use crate::edge::store::Store;
 use crate::exit::Exit;
-use crate::runner::{prepare, Progress, Runner};
+use crate::runner::{prepare, Progress, Runner, Stop, STOP_GRACE};
 
 use super::{load_config, runtime, unusable};
 
@@ -102,15 +104,20 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         Err(e) => return e,
     };
     let progress = Arc::new(Progress::default());
-    let runner = Arc::new(Runner::new(
-        Arc::new(config),
-        key,
-        store,
-        Arc::clone(&progress),
-        timeout_override,
-    ));
+    let stop = Stop::default();
+    let runner = Arc::new(
+        Runner::new(
+            Arc::new(config),
+            key,
+            store,
+            Arc::clone(&progress),
+            timeout_override,
+        )
+        .with_stop(stop.clone()),
+    );
     let live = !args.quiet && std::io::stderr().is_terminal();
     let results = rt.block_on(async {
+        let signals = tokio::spawn(stop_on_signal(stop.clone()));
         let ticker = live.then(|| {
             let progress = Arc::clone(&progress);
             tokio::spawn(async move {
@@ -127,7 +134,9 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
                 }
             })
         });
+        // Every result is stored before run_all returns it: what is printed below is on record.
         let results = runner.run_all(prepared).await;
+        signals.abort();
         if let Some(t) = ticker {
             t.abort();
             eprint!("\r\x1b[2K");
@@ -169,5 +178,55 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         }
         None => print!("{text}"),
     }
-    Exit::from(severity_of(&results))
+    // A stopped run checked less than it was asked to: never OK, even if what ran delivered.
+    let severity = match stop.requested() {
+        true => Severity::Unknown,
+        false => severity_of(&results),
+    };
+    Exit::from(severity)
+}
+
+/// On SIGINT or SIGTERM, ask the run to stop (in-flight probes get [`STOP_GRACE`], then the
+/// results gathered are printed); on a second one, quit at once.
+async fn stop_on_signal(stop: Stop) {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            None
+        }
+    };
+    let first = next_signal(&mut term).await;
+    eprintln!(
+        "\nflowtest: {first}: stopping; probes in flight get {} s, then the results are printed \
+         (again to quit at once)",
+        STOP_GRACE.as_secs()
+    );
+    stop.request();
+    let again = next_signal(&mut term).await;
+    eprintln!("flowtest: {again} again: quitting now; finished results are in the store");
+    std::process::exit(Exit::Unusable.code().into());
+}
+
+/// The next SIGINT or SIGTERM, by name. A signal that cannot be listened for never comes.
+async fn next_signal(term: &mut Option<Signal>) -> &'static str {
+    let sigterm = async {
+        let got = match term {
+            Some(t) => t.recv().await.is_some(),
+            None => false,
+        };
+        if !got {
+            std::future::pending::<()>().await;
+        }
+    };
+    let sigint = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = sigint => "SIGINT",
+        () = sigterm => "SIGTERM",
+    }
 }

@@ -89,21 +89,18 @@ pub fn run(config: &Option<PathBuf>, args: TraceArgs) -> Exit {
             return Exit::Unusable;
         }
     };
-    let out = match args.format {
-        TraceFormat::Json => match serde_json::to_string_pretty(&trace) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("flowtest: cannot encode the trace as JSON: {e}");
-                return Exit::Unusable;
-            }
-        },
-        TraceFormat::Human => render_human(&trace, terminal_width()),
+    // The hops own their text: the input is not needed while the output is made. Peak memory
+    // stays the input plus the trace, not the input, the trace and the output together.
+    drop(raw);
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = match args.format {
+        // Streamed: a JSON document several times the input's size is never held whole.
+        TraceFormat::Json => serde_json::to_writer_pretty(&mut stdout, &trace)
+            .map_err(std::io::Error::from)
+            .and_then(|()| stdout.write_all(b"\n")),
+        TraceFormat::Human => stdout.write_all(render_human(&trace, terminal_width()).as_bytes()),
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match written.and_then(|()| stdout.flush()) {
         Ok(()) => Exit::Ok,
         // `flowtest trace msg | head`: the reader left; the trace itself succeeded.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,

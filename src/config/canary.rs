@@ -122,13 +122,21 @@ pub(crate) fn parse(
         }
         None => d.location,
     };
-    let every = opt_duration(file, src, raw.every.as_ref(), "canary.every")?.unwrap_or(d.every);
+    let every = opt_duration(
+        file,
+        src,
+        raw.every.as_ref(),
+        "canary.every",
+        super::MAX_WAIT,
+    )?
+    .unwrap_or(d.every);
     if let Err(m) = Schedule::every(every) {
         return Err(ConfigError::new(file, m).field("canary.every"));
     }
     let jitter = match &raw.jitter {
         Some(j) if j.get_ref().trim() == "0" => Duration::ZERO,
-        j => opt_duration(file, src, j.as_ref(), "canary.jitter")?.unwrap_or(d.jitter),
+        j => opt_duration(file, src, j.as_ref(), "canary.jitter", super::MAX_WAIT)?
+            .unwrap_or(d.jitter),
     };
     let failures_before_alert = raw.failures_before_alert.unwrap_or(d.failures_before_alert);
     if failures_before_alert == 0 {
@@ -136,7 +144,14 @@ pub(crate) fn parse(
             ConfigError::new(file, "must be at least 1").field("canary.failures_before_alert")
         );
     }
-    let grace = opt_duration(file, src, raw.grace.as_ref(), "canary.grace")?.unwrap_or(d.grace);
+    let grace = opt_duration(
+        file,
+        src,
+        raw.grace.as_ref(),
+        "canary.grace",
+        super::MAX_WAIT,
+    )?
+    .unwrap_or(d.grace);
     let incident_dir = raw
         .incident_dir
         .as_ref()
@@ -208,7 +223,7 @@ pub(crate) fn scenario_schedule(
             ),
         ),
         (Some(e), None) => {
-            let d = opt_duration(file, src, Some(e), "every")?.unwrap_or_default();
+            let d = opt_duration(file, src, Some(e), "every", super::MAX_WAIT)?.unwrap_or_default();
             Schedule::every(d)
                 .map(Some)
                 .map_err(|m| ConfigError::new(file, m).at(src, e.span().start, "every"))

@@ -1,39 +1,43 @@
 //! IMAP edge: open the receiver's mailbox, arm push detection (IDLE) on every watched folder
-//! before the probe is sent, detect the probe by its tag, fetch it, and delete exactly the
-//! messages the runner names (verified probes), by UID, with `UID EXPUNGE` so nothing else that
-//! happens to be flagged `\Deleted` is ever expunged.
+//! before the probe is sent, detect the probe by its tag, fetch it, find every message carrying
+//! a genuine tag (with the UIDVALIDITY its UID was read under), and delete exactly the messages
+//! the runner names, by UID, after re-selecting the folder and checking its UIDVALIDITY, with
+//! `UID EXPUNGE` (UIDPLUS only) so nothing else that happens to be flagged `\Deleted` is ever
+//! expunged.
 //!
 //! Messages are read with `BODY.PEEK` only: flowtest never changes a flag of a message that is
-//! not its own verified probe. Every network step is bounded by a timeout.
-//! Not here: deciding what to delete (the runner does, from verified tags and the store).
+//! not its own verified probe. Every network step is bounded: up to the verdict by the probe's
+//! deadline (and a per-command cap before that), afterwards by a short grace.
+//! Not here: deciding what to delete (the runner does, from verified tags and the store);
+//! opening the session (`connect`).
+mod connect;
+
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::Fetch;
-use async_imap::{Client, Session};
+use async_imap::Session;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
-use crate::config::secret::Secret;
-use crate::config::{Receiver, TlsMode};
-use crate::core::outcome::DetectedBy;
-use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
-use crate::edge::bounded::{Guarded, Limits};
+pub use connect::{login, ImapStream};
 
-/// Bound on each IMAP command (login, select, fetch, store).
+use crate::config::secret::Secret;
+use crate::config::Receiver;
+use crate::core::outcome::DetectedBy;
+use crate::core::probe::{self, Installation, ProbeTag, Verdict};
+use crate::core::verdict::{CopyAt, CopyKind};
+use crate::edge::bounded::Guarded;
+
+/// Bound on each IMAP command (login, select, fetch, store), below the probe's deadline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the verdict, how long the watch may take to end IDLE and hand its session back.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Re-issue IDLE well before the 29-minute limit of RFC 2177.
 const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
 
@@ -45,51 +49,6 @@ fn idle_backstop(poll: Duration) -> Duration {
 }
 /// Largest message fetched whole (bounces are scanned for a quoted probe).
 const MAX_FETCH: u32 = 4 * 1024 * 1024;
-
-/// A plain or TLS TCP stream, as async-imap wants one type.
-#[derive(Debug)]
-pub enum ImapStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ImapStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ImapStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
 
 /// Sessions read through the guard, so a server cannot grow memory without bound.
 type Guard = Guarded<ImapStream>;
@@ -143,17 +102,34 @@ fn server_text(e: &async_imap::error::Error) -> String {
     full
 }
 
+/// The end of one step: the per-command cap, or `deadline` when that comes first.
+fn step_until(deadline: Instant) -> Instant {
+    (crate::clock::instant() + COMMAND_TIMEOUT).min(deadline)
+}
+
+/// Run one step, failing with `Timeout` when it has not ended by `until`.
+async fn within<T, E: Into<FetchError>>(
+    what: &str,
+    until: Instant,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, FetchError> {
+    let allowed = until.saturating_duration_since(crate::clock::instant());
+    match tokio::time::timeout_at(until, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(FetchError::Timeout(format!(
+            "{what}: no answer within {:.1} s",
+            allowed.as_secs_f64()
+        ))),
+    }
+}
+
+/// Run one command under the per-command cap alone (steps after the verdict, whose whole is
+/// bounded by the caller).
 async fn bounded<T, E: Into<FetchError>>(
     what: &str,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, FetchError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
-        Ok(r) => r.map_err(Into::into),
-        Err(_) => Err(FetchError::Timeout(format!(
-            "{what}: no answer within {} s",
-            COMMAND_TIMEOUT.as_secs()
-        ))),
-    }
+    within(what, crate::clock::instant() + COMMAND_TIMEOUT, fut).await
 }
 
 impl From<async_imap::error::Error> for FetchError {
@@ -169,183 +145,9 @@ pub struct Prepared {
     pub password: Secret,
 }
 
-/// Read one CRLF-terminated line from a not-yet-buffered stream (greeting / STARTTLS answer).
-async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
-    let mut line = Vec::with_capacity(128);
-    let mut b = [0u8; 1];
-    while line.len() < 8192 {
-        let n = s
-            .read(&mut b)
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        if n == 0 {
-            return Err(FetchError::Connect("connection closed by server".into()));
-        }
-        line.push(b[0]);
-        if b[0] == b'\n' {
-            return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
-        }
-    }
-    Err(FetchError::Protocol("line too long".into()))
-}
-
-async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStream, FetchError> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| FetchError::Tls(format!("{host}: {e}")))?;
-    let tls = TlsConnector::from(prep.tls.clone())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| FetchError::Tls(e.to_string()))?;
-    Ok(ImapStream::Tls(Box::new(tls)))
-}
-
-/// A client on `stream` once the server's greeting has been read and is `OK` or `PREAUTH`.
-async fn greeted(stream: ImapStream) -> Result<Client<Guard>, FetchError> {
-    let mut c = Client::new(Guarded::new(stream, Limits::IMAP));
-    let greeting = bounded("greeting", async {
-        c.read_response().await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                FetchError::Protocol(format!("unreadable greeting: {}", safe(&e.to_string())))
-            } else {
-                FetchError::Connect(e.to_string())
-            }
-        })
-    })
-    .await?
-    .ok_or_else(|| FetchError::Connect("connection closed before the greeting".into()))?;
-    check_greeting(greeting.parsed())?;
-    Ok(c)
-}
-
-/// Whether an I/O error is the peer going away rather than bad data.
-fn is_disconnect(e: &async_imap::error::Error) -> bool {
-    match e {
-        async_imap::error::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
-        async_imap::error::Error::ConnectionLost => true,
-        _ => false,
-    }
-}
-
 /// Untrusted server text, safe to show.
 fn safe(s: &str) -> String {
     crate::core::text::escape_control(s).into_owned()
-}
-
-/// A greeting must be `* OK` or `* PREAUTH`; `* BYE` is the server turning us away.
-fn check_greeting(r: &async_imap::imap_proto::Response<'_>) -> Result<(), FetchError> {
-    use async_imap::imap_proto::{Response, Status};
-    match r {
-        Response::Data {
-            status: Status::Ok | Status::PreAuth,
-            ..
-        } => Ok(()),
-        Response::Data {
-            status: Status::Bye,
-            outcome,
-        } => Err(FetchError::Refused(format!(
-            "BYE {}",
-            safe(outcome.information.as_deref().unwrap_or(""))
-        ))),
-        other => Err(FetchError::Protocol(format!(
-            "unexpected greeting: {}",
-            safe(&format!("{other:?}"))
-        ))),
-    }
-}
-
-async fn connect(r: &Receiver, prep: &Prepared) -> Result<Client<Guard>, FetchError> {
-    let tcp = bounded("connect", async {
-        TcpStream::connect((r.host.as_str(), r.port))
-            .await
-            .map_err(|e| FetchError::Connect(format!("{}:{}: {e}", r.host, r.port)))
-    })
-    .await?;
-    let _ = tcp.set_nodelay(true);
-    match r.tls {
-        TlsMode::Tls => {
-            greeted(bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?).await
-        }
-        TlsMode::None => greeted(ImapStream::Plain(tcp)).await,
-        TlsMode::Starttls => {
-            let mut tcp = tcp;
-            bounded("STARTTLS", async {
-                let greeting = read_line_raw(&mut tcp).await?;
-                if greeting.starts_with("* BYE") {
-                    return Err(FetchError::Refused(safe(&greeting)));
-                }
-                if !greeting.starts_with("* OK") {
-                    return Err(FetchError::Connect(format!(
-                        "unexpected greeting: {greeting}"
-                    )));
-                }
-                tcp.write_all(b"ft0 STARTTLS\r\n")
-                    .await
-                    .map_err(|e| FetchError::Connect(e.to_string()))?;
-                loop {
-                    let l = read_line_raw(&mut tcp).await?;
-                    if let Some(rest) = l.strip_prefix("ft0 ") {
-                        if rest.starts_with("OK") {
-                            return Ok(());
-                        }
-                        return Err(FetchError::Tls(format!("STARTTLS refused: {rest}")));
-                    }
-                }
-            })
-            .await?;
-            let s = bounded("TLS handshake", tls_wrap(tcp, &r.host, prep)).await?;
-            Ok(Client::new(Guarded::new(s, Limits::IMAP)))
-        }
-    }
-}
-
-/// Connect and log in. A `NO` to LOGIN is an authentication failure, except a server's
-/// connection limit (`[LIMIT]`, Dovecot's mail_max_userip_connections): that is retried a few
-/// times with back-off, since sessions of other runs or clients end all the time.
-pub async fn login(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
-    let mut pause = Duration::from_secs(1);
-    for _ in 0..3 {
-        match login_once(r, prep).await {
-            Err(FetchError::Auth(m)) if is_limit(&m) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    login_once(r, prep).await
-}
-
-fn is_limit(text: &str) -> bool {
-    text.contains("[LIMIT]")
-        || text
-            .to_ascii_lowercase()
-            .contains("maximum number of connections")
-}
-
-async fn login_once(r: &Receiver, prep: &Prepared) -> Result<ImapSession, FetchError> {
-    let client = connect(r, prep).await?;
-    match tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        client.login(&r.username, prep.password.expose()),
-    )
-    .await
-    {
-        Err(_) => Err(FetchError::Timeout("login: no answer".into())),
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err((e, _))) => Err(login_error(e)),
-    }
-}
-
-/// What a failed LOGIN means: only a `NO` is the credentials' fault.
-fn login_error(e: async_imap::error::Error) -> FetchError {
-    match e {
-        async_imap::error::Error::No(_) => FetchError::Auth(server_text(&e)),
-        e if is_disconnect(&e) => FetchError::Refused(format!(
-            "the connection was closed at login ({})",
-            safe(&e.to_string())
-        )),
-        e => FetchError::Protocol(format!("answer to LOGIN: {}", safe(&server_text(&e)))),
-    }
 }
 
 /// A verified probe seen in a folder.
@@ -399,9 +201,13 @@ pub struct WaitNotes {
 }
 
 impl Mailbox {
-    /// Log in and select every watched folder; remember where "new" starts.
-    pub async fn open(r: &Receiver, prep: &Prepared) -> Result<Mailbox, FetchError> {
-        Self::open_resuming(r, prep, &[]).await
+    /// Log in and select every watched folder by `deadline`; remember where "new" starts.
+    pub async fn open(
+        r: &Receiver,
+        prep: &Prepared,
+        deadline: Instant,
+    ) -> Result<Mailbox, FetchError> {
+        Self::open_resuming(r, prep, &[], deadline).await
     }
 
     /// Where "new" starts in each folder: kept by the runner so that a reconnection after a
@@ -418,15 +224,16 @@ impl Mailbox {
         r: &Receiver,
         prep: &Prepared,
         starts: &[(String, u32)],
+        deadline: Instant,
     ) -> Result<Mailbox, FetchError> {
-        let mut session = login(r, prep).await?;
-        let caps = bounded("CAPABILITY", session.capabilities()).await?;
+        let mut session = login(r, prep, deadline).await?;
+        let caps = within("CAPABILITY", step_until(deadline), session.capabilities()).await?;
         let can_idle = caps.has_str("IDLE");
         let can_uidplus = caps.has_str("UIDPLUS");
         let mut folders = Vec::with_capacity(r.folders.len());
         // Select each in turn (proves it exists and gives UIDNEXT); the first stays selected.
         for name in r.folders.iter().rev() {
-            let mb = bounded("SELECT", session.select(name)).await?;
+            let mb = within("SELECT", step_until(deadline), session.select(name)).await?;
             let uid_next = match starts.iter().find(|(n, _)| n == name) {
                 Some((_, u)) => *u,
                 None => mb.uid_next.unwrap_or(1),
@@ -462,9 +269,15 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready). Send the
+    /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready), by
+    /// `deadline`, the probe's: the watch's own steps end by then plus [`STOP_GRACE`]. Send the
     /// probe only after this returns.
-    pub async fn arm(self, key: ProbeKey, want: Uuid) -> Result<Armed, FetchError> {
+    pub async fn arm(
+        self,
+        key: Installation,
+        want: Uuid,
+        deadline: Instant,
+    ) -> Result<Armed, FetchError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (found_tx, found_rx) = tokio::sync::mpsc::channel::<Arrival>(4);
         let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
@@ -475,34 +288,39 @@ impl Mailbox {
             found: found_tx,
             poll: self.poll,
             idle: self.idle && self.can_idle,
+            steps_end: deadline + STOP_GRACE,
         };
         let task = tokio::spawn(watch_mailbox(self, ctx, armed_tx));
-        match tokio::time::timeout(COMMAND_TIMEOUT, armed_rx).await {
-            Ok(Ok(Ok(()))) => Ok(Armed {
+        let armed = within("arming detection", step_until(deadline), async {
+            armed_rx
+                .await
+                .unwrap_or_else(|_| Err(FetchError::Protocol("the IMAP watch ended".into())))
+        })
+        .await;
+        match armed {
+            Ok(()) => Ok(Armed {
                 task,
                 stop: stop_tx,
                 found: found_rx,
             }),
-            Ok(Ok(Err(e))) => {
-                let _ = stop_tx.send(true);
+            Err(e) => {
+                task.abort();
                 Err(e)
-            }
-            Ok(Err(_)) | Err(_) => {
-                let _ = stop_tx.send(true);
-                Err(FetchError::Timeout("arming IDLE".into()))
             }
         }
     }
 
-    /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
-    /// Uses `SEARCH HEADER` to find candidates, then verifies each tag from its own headers.
-    pub async fn scan_probes(&mut self, key: &ProbeKey) -> (Vec<SeenProbe>, Vec<String>) {
+    /// Every message carrying a genuine tag of this installation in the watched folders: the
+    /// probes, the bounces quoting one, and tags transplanted into other messages, each with
+    /// the folder's UIDVALIDITY as read right then. Uses `SEARCH HEADER` to find candidates,
+    /// then verifies each tag from its own headers.
+    pub async fn scan_probes(&mut self, key: &Installation) -> (Vec<ScannedCopy>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for i in 0..self.folders.len() {
             let name = self.folders[i].name.clone();
-            let scanned = match self.select(i).await {
-                Ok(()) => scan_folder(&mut self.session, &name, key).await,
+            let scanned = match self.reselect(i).await {
+                Ok(uid_validity) => scan_folder(&mut self.session, &name, uid_validity, key).await,
                 Err(e) => Err(e),
             };
             match scanned {
@@ -513,9 +331,28 @@ impl Mailbox {
         (out, warnings)
     }
 
-    /// Delete these UIDs from `folder`. Only ever called with verified probes (or bounces that
-    /// quote one). Requires UIDPLUS so that only these UIDs are expunged.
-    pub async fn delete(&mut self, folder: &str, uids: &[u32]) -> Result<usize, FetchError> {
+    /// SELECT folder `i` afresh (even when it is selected) and return its UIDVALIDITY.
+    async fn reselect(&mut self, i: usize) -> Result<u32, FetchError> {
+        let name = self.folders[i].name.clone();
+        let mb = bounded("SELECT", self.session.select(&name)).await?;
+        self.selected = i;
+        mb.uid_validity.ok_or_else(|| {
+            FetchError::Protocol(format!(
+                "{name}: the server sent no UIDVALIDITY; its probes are left in place"
+            ))
+        })
+    }
+
+    /// Delete these UIDs from `folder`, read under `uid_validity`. Only ever called with
+    /// verified probes (or bounces that quote one). The folder is selected afresh and its
+    /// UIDVALIDITY compared first: when it changed, the UIDs may name other messages now, and
+    /// nothing is deleted. Requires UIDPLUS so that only these UIDs are expunged.
+    pub async fn delete(
+        &mut self,
+        folder: &str,
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<usize, FetchError> {
         if uids.is_empty() {
             return Ok(0);
         }
@@ -530,7 +367,13 @@ impl Mailbox {
                     .into(),
             ));
         }
-        self.select(i).await?;
+        let now_validity = self.reselect(i).await?;
+        if now_validity != uid_validity {
+            return Err(FetchError::Protocol(format!(
+                "UIDVALIDITY of {folder} changed ({uid_validity} when scanned, {now_validity} \
+                 now): its UIDs may name other messages, nothing deleted"
+            )));
+        }
         let set = uid_set(uids);
         let session = &mut self.session;
         bounded("UID STORE", async {
@@ -560,11 +403,26 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
+/// A message carrying a genuine tag of this installation, where it was seen.
+#[derive(Debug, Clone)]
+pub struct ScannedCopy {
+    pub at: CopyAt,
+    pub kind: CopyKind,
+    pub tag: ProbeTag,
+    pub internal_date: Option<DateTime<Utc>>,
+}
+
 async fn scan_folder(
     session: &mut ImapSession,
     folder: &str,
-    key: &ProbeKey,
-) -> Result<Vec<SeenProbe>, FetchError> {
+    uid_validity: u32,
+    key: &Installation,
+) -> Result<Vec<ScannedCopy>, FetchError> {
+    let at = |uid| CopyAt {
+        folder: folder.to_string(),
+        uid_validity,
+        uid,
+    };
     let mut uids: Vec<u32> = bounded(
         "UID SEARCH",
         session.uid_search("HEADER X-Flowtest-Id \"\""),
@@ -589,17 +447,20 @@ async fn scan_folder(
         )
         .await?;
         for m in fetched {
-            if let (Some(uid), Some(h)) = (m.uid, m.header()) {
-                if let Verdict::Valid(tag) = probe::verify(h, key) {
-                    out.push(SeenProbe {
-                        folder: folder.to_string(),
-                        uid,
-                        tag,
-                        internal_date: internal(&m),
-                        bounce: false,
-                    });
-                }
-            }
+            let (Some(uid), Some(h)) = (m.uid, m.header()) else {
+                continue;
+            };
+            let (kind, tag) = match key.verify(h) {
+                Verdict::Valid(tag) => (CopyKind::Probe, tag),
+                Verdict::Transplanted(tag) => (CopyKind::Transplanted, tag),
+                Verdict::Forged(_) | Verdict::NotAProbe => continue,
+            };
+            out.push(ScannedCopy {
+                at: at(uid),
+                kind,
+                tag,
+                internal_date: internal(&m),
+            });
         }
     }
     for uid in bounces {
@@ -607,13 +468,12 @@ async fn scan_folder(
             continue;
         }
         if let Some((raw, idate)) = fetch_whole(session, uid).await? {
-            if let Some(tag) = probe::quoted_probe(&raw, key) {
-                out.push(SeenProbe {
-                    folder: folder.to_string(),
-                    uid,
+            if let Some(tag) = key.quoted_probe(&raw) {
+                out.push(ScannedCopy {
+                    at: at(uid),
+                    kind: CopyKind::Bounce,
                     tag,
                     internal_date: idate,
-                    bounce: true,
                 });
             }
         }
@@ -661,12 +521,21 @@ async fn fetch_whole(
 }
 
 struct WatchCtx {
-    key: ProbeKey,
+    key: Installation,
     want: Uuid,
     stop: watch::Receiver<bool>,
     found: tokio::sync::mpsc::Sender<Arrival>,
     poll: Duration,
     idle: bool,
+    /// Every step of the watch ends by then: the probe's deadline plus [`STOP_GRACE`].
+    steps_end: Instant,
+}
+
+impl WatchCtx {
+    /// The end of the watch's next step.
+    fn step_until(&self) -> Instant {
+        step_until(self.steps_end)
+    }
 }
 
 /// Look at messages with UID >= uid_next in folder `i`; report ours when it is there.
@@ -698,7 +567,7 @@ async fn check_new(
         }
         max_uid = max_uid.max(uid);
         let Some(h) = m.header() else { continue };
-        match probe::verify(h, &ctx.key) {
+        match ctx.key.verify(h) {
             Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
             Verdict::Forged(why)
                 if probe::header_value(h, probe::H_ID).as_deref()
@@ -710,7 +579,7 @@ async fn check_new(
             }
             Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
                 if let Some((raw, _)) = fetch_whole(&mut mb.session, uid).await? {
-                    if probe::quoted_probe(&raw, &ctx.key).is_some_and(|t| t.id == ctx.want) {
+                    if ctx.key.quoted_probe(&raw).is_some_and(|t| t.id == ctx.want) {
                         hit = hit.or(Some((uid, true)));
                     }
                 }
@@ -729,9 +598,9 @@ async fn check_new(
         return Ok(false);
     };
     let tag = if bounce {
-        probe::quoted_probe(&raw, &ctx.key)
+        ctx.key.quoted_probe(&raw)
     } else {
-        probe::verify(&raw, &ctx.key).valid().cloned()
+        ctx.key.verify(&raw).valid().cloned()
     };
     let Some(tag) = tag else { return Ok(false) };
     let arrival = Arrival {
@@ -782,7 +651,13 @@ async fn watch_mailbox(
     let mut notes = WaitNotes::default();
     let mut armed = Some(armed);
     // Look once before waiting: after a reconnection the probe may already be there.
-    match check_all(&mut mb, &ctx, DetectedBy::Poll, &mut notes).await {
+    let first = within(
+        "looking for the probe",
+        ctx.step_until(),
+        check_all(&mut mb, &ctx, DetectedBy::Poll, &mut notes),
+    )
+    .await;
+    match first {
         Ok(true) => {
             if let Some(a) = armed.take() {
                 let _ = a.send(Ok(()));
@@ -803,7 +678,7 @@ async fn watch_mailbox(
         }
         let by = if ctx.idle {
             let mut handle = mb.session.idle();
-            if let Err(e) = bounded("IDLE", handle.init()).await {
+            if let Err(e) = within("IDLE", ctx.step_until(), handle.init()).await {
                 if let Some(a) = armed.take() {
                     let _ = a.send(Err(e));
                 }
@@ -828,7 +703,7 @@ async fn watch_mailbox(
                     }
                 }
             };
-            mb.session = match bounded("DONE", handle.done()).await {
+            mb.session = match within("DONE", ctx.step_until(), handle.done()).await {
                 Ok(s) => s,
                 Err(e) => {
                     notes.warnings.push(format!("ending IDLE failed: {e}"));
@@ -838,7 +713,13 @@ async fn watch_mailbox(
             match resp {
                 // A push concerns the IDLE folder: look there first, as a push.
                 Ok(IdleResponse::NewData(_)) => {
-                    match check_new(&mut mb, 0, &ctx, DetectedBy::Idle, &mut notes).await {
+                    let look = within(
+                        "looking for the probe",
+                        ctx.step_until(),
+                        check_new(&mut mb, 0, &ctx, DetectedBy::Idle, &mut notes),
+                    )
+                    .await;
+                    match look {
                         Ok(true) => return (Some(mb), notes),
                         Ok(false) => continue,
                         Err(e) => {
@@ -869,13 +750,19 @@ async fn watch_mailbox(
                     continue;
                 }
             }
-            if let Err(e) = bounded("NOOP", mb.session.noop()).await {
+            if let Err(e) = within("NOOP", ctx.step_until(), mb.session.noop()).await {
                 notes.warnings.push(e.to_string());
                 return (None, notes);
             }
             DetectedBy::Poll
         };
-        match check_all(&mut mb, &ctx, by, &mut notes).await {
+        let look = within(
+            "looking for the probe",
+            ctx.step_until(),
+            check_all(&mut mb, &ctx, by, &mut notes),
+        )
+        .await;
+        match look {
             Ok(true) => return (Some(mb), notes),
             Ok(false) => {}
             Err(e) => {
@@ -895,33 +782,36 @@ pub struct Armed {
 
 impl Armed {
     /// Wait for the probe until `deadline`, or until `cancel` resolves (fail-fast from logs).
-    /// Returns the mailbox (for cleanup) when the session survived.
+    /// Returns the mailbox (for cleanup) when the session survived; the watch gets
+    /// [`STOP_GRACE`] to hand it back.
     pub async fn wait(
         mut self,
         deadline: Instant,
         cancel: impl std::future::Future<Output = ()>,
     ) -> (WaitEnd, Option<Mailbox>, WaitNotes) {
-        let remaining = deadline.saturating_duration_since(crate::clock::instant());
         tokio::pin!(cancel);
         let end = tokio::select! {
             a = self.found.recv() => match a {
                 Some(a) => WaitEnd::Arrived(Box::new(a)),
+                // A watch step that ran into the deadline ends the watch too: that is the
+                // deadline, not a lost session to reconnect.
+                None if crate::clock::instant() >= deadline => WaitEnd::Deadline,
                 // The watch ended without finding it: the session is gone.
                 None => WaitEnd::SessionsLost,
             },
-            _ = tokio::time::sleep(remaining) => WaitEnd::Deadline,
+            _ = tokio::time::sleep_until(deadline) => WaitEnd::Deadline,
             _ = &mut cancel => WaitEnd::Cancelled,
         };
         let _ = self.stop.send(true);
-        match tokio::time::timeout(COMMAND_TIMEOUT, self.task).await {
+        match tokio::time::timeout(STOP_GRACE, &mut self.task).await {
             Ok(Ok((mb, notes))) => (end, mb, notes),
-            _ => (
-                end,
-                None,
-                WaitNotes {
+            _ => {
+                self.task.abort();
+                let notes = WaitNotes {
                     warnings: vec!["the IMAP watch did not stop in time".into()],
-                },
-            ),
+                };
+                (end, None, notes)
+            }
         }
     }
 }
@@ -952,16 +842,6 @@ mod tests {
         );
         let e = async_imap::error::Error::Bad("nothing structured".into());
         assert!(server_text(&e).contains("nothing structured"));
-    }
-
-    #[test]
-    fn connection_limits_are_recognised() {
-        assert!(is_limit(
-            "NO [LIMIT] Maximum number of connections from user+IP exceeded"
-        ));
-        assert!(!is_limit(
-            "NO [AUTHENTICATIONFAILED] Authentication failed."
-        ));
     }
 
     #[test]

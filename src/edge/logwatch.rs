@@ -52,14 +52,7 @@ impl LogWatch {
         let now = clock::now();
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        for cfg in sources {
-            let ctx = match cfg.parse_context(now) {
-                Ok(c) => c,
-                Err(e) => {
-                    warnings.push(format!("log source {}: {e}", cfg.role));
-                    continue;
-                }
-            };
+        for (cfg, ctx) in usable(sources, now, &mut warnings) {
             let follow = match (&cfg.kind, &cfg.path) {
                 (LogSourceKind::File, Some(path)) => {
                     let from = match std::fs::metadata(path) {
@@ -172,6 +165,23 @@ fn correlate<'a, L: Iterator<Item = &'a Vec<u8>>>(
     corr
 }
 
+/// The sources whose parse context can be set up, with it; the others become warnings naming
+/// their source (logs refine a result, they never block it).
+fn usable<'a>(
+    sources: &'a [LogSourceConfig],
+    now: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Vec<(&'a LogSourceConfig, ParseContext)> {
+    let mut out = Vec::new();
+    for cfg in sources {
+        match cfg.parse_context(now) {
+            Ok(ctx) => out.push((cfg, ctx)),
+            Err(e) => warnings.push(format!("log source {}: {e}", cfg.role)),
+        }
+    }
+    out
+}
+
 /// Host-level findings (daemon errors, auth failures, permission problems) the sources logged
 /// in the last `lookback`: why a mailbox could not be read when nothing was sent.
 pub async fn recent_host_findings(
@@ -182,14 +192,7 @@ pub async fn recent_host_findings(
     let since = now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::seconds(30));
     let mut fetched = Vec::new();
     let mut warnings = Vec::new();
-    for cfg in sources {
-        let ctx = match cfg.parse_context(now) {
-            Ok(c) => c,
-            Err(e) => {
-                warnings.push(format!("log source {}: {e}", cfg.role));
-                continue;
-            }
-        };
+    for (cfg, ctx) in usable(sources, now, &mut warnings) {
         match fetch_window(cfg, since, now + TimeDelta::seconds(1), now).await {
             Ok(lines) => fetched.push((ctx, lines)),
             // The error names its source already.

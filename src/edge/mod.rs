@@ -2,6 +2,7 @@
 pub mod bounded;
 pub mod imap;
 pub mod incidents;
+pub mod logfile;
 pub mod loginput;
 pub mod logsource;
 pub mod logwatch;

@@ -11,35 +11,44 @@ use std::time::Duration;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
+use crate::core::probe::{Installation, ProbeKey};
 use crate::core::runbook::Facts;
 
 mod adapters;
 mod cleanup;
+pub(crate) mod leftovers;
 mod logs;
 pub mod ports;
 mod prepare;
 mod progress;
 mod steps;
+mod stop;
 mod wait;
 
 pub use adapters::{ConfiguredLogs, ImapAccount, SmtpProbeSender};
 pub use prepare::{prepare, Prepared};
 pub use progress::Progress;
+pub use stop::{Stop, STOP_GRACE};
 
+use crate::core::outcome::Status;
+use crate::edge::smtp::SendOutcome;
 use ports::{LogSources, ResultStore};
 use steps::Run;
+use uuid::Uuid;
 
 /// What every run shares.
 pub struct Runner {
     pub config: Arc<Config>,
-    pub key: ProbeKey,
+    /// The probe key and domain every tag is signed and verified with.
+    pub installation: Installation,
     pub store: Arc<dyn ResultStore>,
     pub progress: Arc<Progress>,
     /// Overrides each scenario's timeout (`--timeout`).
     pub timeout_override: Option<Duration>,
     pub clock: SharedClock,
     pub logs: Arc<dyn LogSources>,
+    /// Set when the run is asked to stop: nothing new is sent, probes in flight get a grace.
+    pub stop: Stop,
 }
 
 impl Runner {
@@ -54,14 +63,16 @@ impl Runner {
         let logs = Arc::new(ConfiguredLogs {
             sources: config.log_sources.clone(),
         });
+        let installation = Installation::new(key, &config.probe_domain);
         Runner {
             config,
-            key,
+            installation,
             store,
             progress,
             timeout_override,
             clock: clock::system(),
             logs,
+            stop: Stop::default(),
         }
     }
 
@@ -73,37 +84,85 @@ impl Runner {
         Runner { logs, ..self }
     }
 
-    /// Run several scenarios, at most `max_concurrency` at once. Results keep the input order.
+    pub fn with_stop(self, stop: Stop) -> Runner {
+        Runner { stop, ..self }
+    }
+
+    /// Run several scenarios, at most `max_concurrency` at once. Results keep the input order,
+    /// one per scenario: a scenario whose task panicked gets an `error` result. Rows left
+    /// `pending` by killed runs are resolved first.
     pub async fn run_all(self: &Arc<Self>, prepared: Vec<Prepared>) -> Vec<RunResult> {
+        self.resolve_leftover_pending();
         let sem = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrency));
-        let mut handles = Vec::new();
+        let mut tasks = Vec::new();
         for p in prepared {
             let me = Arc::clone(self);
             let sem = Arc::clone(&sem);
-            handles.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.ok();
-                me.run_one(&p).await
-            }));
+            let p = Arc::new(p);
+            let id = Uuid::now_v7();
+            let handle = tokio::spawn({
+                let p = Arc::clone(&p);
+                async move {
+                    let _permit = sem.acquire_owned().await.ok();
+                    me.run_probe(&p, id).await
+                }
+            });
+            tasks.push((p, id, handle));
         }
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            match h.await {
-                Ok(r) => out.push(r),
-                // A panic in one scenario must not hide the others' results.
-                Err(e) => tracing::error!(error = %e, "internal error in a scenario task"),
-            }
+        let mut out = Vec::with_capacity(tasks.len());
+        for (p, id, handle) in tasks {
+            // A panic in one scenario must not hide the others' results, nor pass for no result.
+            let r = match handle.await {
+                Ok(r) => r,
+                Err(e) => self.internal_error(&p, id, e),
+            };
+            out.push(r);
         }
         out
+    }
+
+    /// The `error` result of a scenario whose task did not return one, stored over the
+    /// `pending` row it may have left.
+    fn internal_error(&self, p: &Prepared, id: Uuid, e: tokio::task::JoinError) -> RunResult {
+        let what = if e.is_panic() {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("the scenario's task panicked: {msg}")
+        } else {
+            format!("the scenario's task did not finish: {e}")
+        };
+        tracing::error!(scenario = %p.scenario.name, probe_id = %id, "internal error: {what}");
+        let mut result = Run::new(self, p, id).result;
+        result.status = Status::Error;
+        result.warnings.push(format!("internal error: {what}"));
+        self.finish(result)
     }
 
     /// One probe, start to finish. Never panics on server behaviour; always returns a result,
     /// and stores it.
     pub async fn run_one(&self, p: &Prepared) -> RunResult {
-        let mut run = Run::new(self, p);
+        self.run_probe(p, Uuid::now_v7()).await
+    }
+
+    async fn run_probe(&self, p: &Prepared, id: Uuid) -> RunResult {
+        let mut run = Run::new(self, p, id);
+        // Stopped before this scenario's turn: nothing is sent.
+        if self.stop.requested() {
+            return self.finish(interrupted(run.result, NOT_SENT));
+        }
         // The mailbox first: if users cannot read mail, there is no point sending.
         let Some(armed) = run.open_and_arm().await else {
             return self.finish(run.result);
         };
+        if self.stop.requested() {
+            // Nothing sent, nothing to clean: dropping the watch closes its session.
+            drop(armed);
+            return self.finish(interrupted(run.result, NOT_SENT));
+        }
         // Follow the server logs from this moment, then send.
         let mut logs = run.follow_logs();
         let mut sent = run.submit().await;
@@ -111,7 +170,16 @@ impl Runner {
         run.judge(&sent, waited.arrival.as_ref());
         run.fuse_logs(logs.as_mut(), &mut sent, waited.arrival.is_some())
             .await;
-        run.clean_up(waited.session, waited.arrival.as_ref()).await;
+        // Stopped while waiting: not lost, unknown (the logs may still have decided it).
+        let cut_short = self.stop.requested() && self.clock.instant() < sent.deadline;
+        if cut_short
+            && run.result.status == Status::Lost
+            && matches!(sent.outcome, SendOutcome::Accepted(_))
+        {
+            run.result = interrupted(run.result, IN_FLIGHT);
+        }
+        run.clean_up_bounded(waited.session, waited.arrival.as_ref())
+            .await;
         self.finish(run.result)
     }
 
@@ -129,11 +197,25 @@ impl Runner {
         let json =
             serde_json::to_string(&result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         if let Err(e) = self.store.record_result(&result, &json, self.clock.now()) {
-            // The result is still reported; say loudly that it was not stored.
+            // The result is still reported; say loudly, and in the result, that it was not stored.
             tracing::error!(error = %e, probe_id = %result.probe_id, "result not stored");
+            result
+                .warnings
+                .push(format!("this result was not stored: {e}"));
         }
         result
     }
+}
+
+/// Why an `interrupted` result has no verdict.
+const NOT_SENT: &str = "the run was stopped before this probe was sent; nothing was sent";
+const IN_FLIGHT: &str =
+    "the run was stopped while this probe was in flight; it had not arrived within the grace";
+
+fn interrupted(mut result: RunResult, why: &str) -> RunResult {
+    result.status = Status::Interrupted;
+    result.warnings.push(why.to_string());
+    result
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use uuid::Uuid;
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
-use crate::core::verdict::RecordState;
-use crate::edge::imap::{FetchError, SeenProbe, WaitEnd, WaitNotes};
+use crate::core::probe::Installation;
+use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
+use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::StoreError;
+use crate::edge::store::{Claim, PendingRow, StoreError};
 
 /// A boxed future that may move between threads (runs are spawned on tokio).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -30,16 +30,18 @@ pub type ResumePoints = Vec<(String, u32)>;
 
 /// Submits one rendered probe (SMTP today).
 pub trait ProbeSender: Send + Sync {
-    fn send<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, SendOutcome>;
+    /// Submit `message`; every step of the submission ends by `deadline` (the probe's).
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome>;
 }
 
 /// The receiver's account: opens mailbox sessions.
 pub trait MailboxAccess: Send + Sync {
-    /// Log in and select the watched folders; "new" starts where `resume` says for the folders
-    /// it names (empty: now).
+    /// Log in and select the watched folders by `deadline`; "new" starts where `resume` says
+    /// for the folders it names (empty: now).
     fn open<'a>(
         &'a self,
         resume: &'a [(String, u32)],
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>>;
 }
 
@@ -48,21 +50,27 @@ pub trait MailboxSession: Send {
     /// Whether push detection (IDLE) will be used.
     fn uses_idle(&self) -> bool;
     fn resume_points(&self) -> ResumePoints;
-    /// Arm detection of probe `want`; returns once armed (the probe may be sent then).
+    /// Arm detection of probe `want`; returns once armed (the probe may be sent then). The
+    /// watch's steps are bounded by `deadline`, the probe's.
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
+        deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
-    /// Every verified probe (or bounce quoting one) in the watched folders, with warnings.
+    /// Every message carrying a genuine tag of this installation in the watched folders (probes,
+    /// bounces quoting one, transplanted tags), with the UIDVALIDITY each UID was read under,
+    /// and warnings.
     fn scan_probes<'a>(
         &'a mut self,
-        key: &'a ProbeKey,
-    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)>;
-    /// Delete these UIDs (verified probes only) from `folder`; the count deleted.
+        key: &'a Installation,
+    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)>;
+    /// Delete these UIDs (verified probes only) from `folder`, unless its UIDVALIDITY is no
+    /// longer `uid_validity`; the count deleted.
     fn delete<'a>(
         &'a mut self,
         folder: &'a str,
+        uid_validity: u32,
         uids: &'a [u32],
     ) -> BoxFuture<'a, Result<usize, FetchError>>;
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()>;
@@ -121,7 +129,32 @@ pub trait ResultStore: Send + Sync {
         json: &str,
         finished_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError>;
+    /// The probe's state and recorded removals, if this store holds it.
+    fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError>;
+    /// Record this copy as the one removal of its kind, before deleting it.
+    fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        when: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+    /// Undo a claim whose deletion did not happen.
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError>;
     /// A probe recorded `lost` was seen after all; true when it was marked now.
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Rows still `pending` sent before `before` (left by a run that may have been killed).
+    fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError>;
+    /// Store `result` for a row that is still `pending`; false when it is not (any more).
+    fn resolve_pending(
+        &self,
+        result: &RunResult,
+        json: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }

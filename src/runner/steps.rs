@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::ports::{ArmedWait, LogFeed, ResumePoints};
+use super::ports::{ArmedWait, LogFeed, MailboxSession, ResumePoints};
 use super::{Prepared, Runner};
 use crate::clock;
 use crate::config::{Scenario, Sender};
@@ -25,12 +25,29 @@ use crate::edge::smtp::SendOutcome;
 
 /// How far back the logs are searched for why a mailbox could not be read.
 const HOST_FINDINGS_LOOKBACK: Duration = Duration::from_secs(20);
+/// Cleanup comes after the verdict, so it is not bounded by the probe's deadline; it gets this
+/// long, logout included.
+const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+/// The finding for a mailbox that could not be read. Only a `NO` to LOGIN is the credentials'
+/// fault; a server that sends `BYE` or garbage has its own code, never `imap_auth_failed`.
+fn mailbox_failure_code(e: &FetchError) -> FindingCode {
+    match e {
+        FetchError::Auth(_) => FindingCode::ImapAuthFailed,
+        FetchError::Tls(_) => FindingCode::TlsError,
+        FetchError::Refused(_) | FetchError::Protocol(_) => FindingCode::ImapProtocolError,
+        FetchError::Connect(_) | FetchError::Timeout(_) => FindingCode::ServiceError,
+    }
+}
 
 /// One run in progress: the runner's shared parts, the scenario, and the result being built.
 pub(super) struct Run<'r> {
     pub(super) runner: &'r Runner,
     pub(super) prepared: &'r Prepared,
     pub(super) id: Uuid,
+    /// The probe's one deadline: the scenario's timeout (or `--timeout`) from the run's start.
+    /// Every network step up to the verdict ends by then.
+    pub(super) deadline: Instant,
     pub(super) result: RunResult,
 }
 
@@ -52,9 +69,9 @@ pub(super) struct Sent {
 }
 
 impl<'r> Run<'r> {
-    pub(super) fn new(runner: &'r Runner, prepared: &'r Prepared) -> Run<'r> {
+    pub(super) fn new(runner: &'r Runner, prepared: &'r Prepared, id: Uuid) -> Run<'r> {
         let s = &prepared.scenario;
-        let id = Uuid::now_v7();
+        let timeout = runner.timeout_override.unwrap_or(s.timeout);
         let result = fresh_result(
             &s.name,
             &id.to_string(),
@@ -63,12 +80,13 @@ impl<'r> Run<'r> {
                 target_ms: s.slo.target.map(clock::millis),
                 max_ms: s.slo.max.map(clock::millis),
             },
-            clock::millis(runner.timeout_override.unwrap_or(s.timeout)),
+            clock::millis(timeout),
         );
         Run {
             runner,
             prepared,
             id,
+            deadline: runner.clock.instant() + timeout,
             result,
         }
     }
@@ -85,7 +103,7 @@ impl<'r> Run<'r> {
     /// the result then says why (`fetch_failed`).
     pub(super) async fn open_and_arm(&mut self) -> Option<ArmedMailbox> {
         self.progress("logging in to the mailbox");
-        let session = match self.prepared.mailbox.open(&[]).await {
+        let session = match self.prepared.mailbox.open(&[], self.deadline).await {
             Ok(m) => m,
             Err(e) => return self.fetch_failed(&e).await,
         };
@@ -95,7 +113,10 @@ impl<'r> Run<'r> {
                 .push("the IMAP server does not offer IDLE: polling instead".into());
         }
         let resume = session.resume_points();
-        match session.arm(self.runner.key.clone(), self.id).await {
+        match session
+            .arm(self.runner.installation.clone(), self.id, self.deadline)
+            .await
+        {
             Ok(armed) => Some(ArmedMailbox { armed, resume }),
             Err(e) => self.fetch_failed(&e).await,
         }
@@ -111,8 +132,9 @@ impl<'r> Run<'r> {
     /// Tag, record as pending, render and submit the probe.
     pub(super) async fn submit(&mut self) -> Sent {
         let s = self.scenario();
-        let domain = &self.runner.config.probe_domain;
-        let tag = ProbeTag::new(self.id, &s.name, self.runner.clock.now());
+        let domain = &self.runner.installation.domain;
+        let tag =
+            ProbeTag::new(self.id, &s.name, self.runner.clock.now()).to(s.sender.recipients());
         self.result.sent_at = tag.sent_at;
         if let Err(e) =
             self.runner
@@ -130,16 +152,15 @@ impl<'r> Run<'r> {
                 header_to: &cfg.header_to,
                 extra_headers: &s.headers,
             }
-            .render(&self.runner.key),
+            .render(&self.runner.installation.key),
         };
         let started = self.runner.clock.instant();
-        let outcome = self.prepared.sender.send(&message).await;
+        let outcome = self.prepared.sender.send(&message, self.deadline).await;
         let sub: Submission = outcome.submission().clone();
         self.result.submission = Some(sub.clone());
         self.result.accepted_at = sub.accepted_at;
-        let timeout = self.runner.timeout_override.unwrap_or(s.timeout);
         Sent {
-            deadline: self.runner.clock.instant() + timeout,
+            deadline: self.deadline,
             started,
             probe: ProbeContext {
                 message_id: tag.message_id(domain),
@@ -152,6 +173,21 @@ impl<'r> Run<'r> {
                 expected_hosts: Vec::new(),
             },
             outcome,
+        }
+    }
+
+    /// Clean up within [`CLEANUP_GRACE`]; past it the session is dropped and the note says so.
+    pub(super) async fn clean_up_bounded(
+        &mut self,
+        session: Option<Box<dyn MailboxSession>>,
+        own: Option<&Arrival>,
+    ) {
+        let cleaned = tokio::time::timeout(CLEANUP_GRACE, self.clean_up(session, own)).await;
+        if cleaned.is_err() {
+            self.result.cleanup.note = Some(format!(
+                "cleanup did not finish within {} s and was abandoned",
+                CLEANUP_GRACE.as_secs()
+            ));
         }
     }
 
@@ -219,11 +255,7 @@ impl<'r> Run<'r> {
         let r = &mut self.result;
         r.status = crate::core::outcome::Status::FetchFailed;
         r.verdict_at = self.runner.clock.now();
-        let code = match e {
-            FetchError::Auth(_) => FindingCode::ImapAuthFailed,
-            FetchError::Tls(_) => FindingCode::TlsError,
-            _ => FindingCode::ServiceError,
-        };
+        let code = mailbox_failure_code(e);
         r.findings.push(finding(
             code,
             Some("mailbox"),

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::logs::watch_logs;
 use super::ports::{ArmedWait, Cancel, LogFeed, MailboxSession};
 use super::steps::{ArmedMailbox, Run, Sent};
+use super::stop::STOP_GRACE;
 use crate::edge::imap::{Arrival, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
 
@@ -56,6 +57,14 @@ impl Run<'_> {
         // While waiting, the logs may show the probe's fate first: a bounce or a reject ends the
         // wait at once; a deferral is shown live and the wait goes on.
         let fail_fast = watch_logs(logs, &sent.probe, &runner.progress, name);
+        // A stop request (SIGINT/SIGTERM) leaves the probe a short grace to arrive.
+        let stop = runner.stop.after(STOP_GRACE);
+        let fail_fast = async move {
+            tokio::select! {
+                () = fail_fast => {}
+                () = stop => {}
+            }
+        };
         tokio::pin!(fail_fast);
         let ArmedMailbox {
             mut armed,
@@ -96,10 +105,13 @@ impl Run<'_> {
         notes: &mut WaitNotes,
     ) -> Option<Box<dyn ArmedWait>> {
         let mut pause = RECONNECT_FIRST;
-        while self.runner.clock.instant() + pause < deadline {
+        while self.runner.clock.instant() + pause < deadline && !self.runner.stop.requested() {
             tokio::time::sleep(pause).await;
-            let attempt = match self.prepared.mailbox.open(resume).await {
-                Ok(m) => m.arm(self.runner.key.clone(), self.id).await,
+            let attempt = match self.prepared.mailbox.open(resume, deadline).await {
+                Ok(m) => {
+                    m.arm(self.runner.installation.clone(), self.id, deadline)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match attempt {

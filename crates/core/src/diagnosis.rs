@@ -30,15 +30,20 @@ pub enum FindingCode {
     RejectedOther,
     DeferredOther,
     BouncedOther,
+    /// Postfix gave up after the maximal queue lifetime and returned the message to its sender.
+    Expired,
     SpamFolder,
     ImapAuthFailed,
     UnexpectedPath,
     /// A mail daemon logged a fatal/panic (or a process died): the service itself is broken.
     ServiceError,
+    /// The IMAP server turned the session away (`BYE`) or answered with something that is not
+    /// IMAP: a service or protocol problem, not the user's credentials.
+    ImapProtocolError,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 20] = [
+    pub const ALL: [FindingCode; 22] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -55,10 +60,12 @@ impl FindingCode {
         FindingCode::RejectedOther,
         FindingCode::DeferredOther,
         FindingCode::BouncedOther,
+        FindingCode::Expired,
         FindingCode::SpamFolder,
         FindingCode::ImapAuthFailed,
         FindingCode::UnexpectedPath,
         FindingCode::ServiceError,
+        FindingCode::ImapProtocolError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,10 +86,12 @@ impl FindingCode {
             FindingCode::RejectedOther => "rejected_other",
             FindingCode::DeferredOther => "deferred_other",
             FindingCode::BouncedOther => "bounced_other",
+            FindingCode::Expired => "expired",
             FindingCode::SpamFolder => "spam_folder",
             FindingCode::ImapAuthFailed => "imap_auth_failed",
             FindingCode::UnexpectedPath => "unexpected_path",
             FindingCode::ServiceError => "service_error",
+            FindingCode::ImapProtocolError => "imap_protocol_error",
         }
     }
 
@@ -105,10 +114,12 @@ impl FindingCode {
             FindingCode::RejectedOther => "Rejected",
             FindingCode::DeferredOther => "Delivery deferred",
             FindingCode::BouncedOther => "Bounced",
+            FindingCode::Expired => "Expired in the queue",
             FindingCode::SpamFolder => "Delivered to the spam folder",
             FindingCode::ImapAuthFailed => "Mail client login failed",
             FindingCode::UnexpectedPath => "Unexpected mail path",
             FindingCode::ServiceError => "Mail service error",
+            FindingCode::ImapProtocolError => "Mail server refused the session or spoke garbage",
         }
     }
 
@@ -120,6 +131,7 @@ impl FindingCode {
                 | FindingCode::RecipientUnknown
                 | FindingCode::RejectedOther
                 | FindingCode::BouncedOther
+                | FindingCode::Expired
                 | FindingCode::UnexpectedPath
         )
     }
@@ -414,6 +426,7 @@ pub fn classify_delivery(status: DeliveryStatus, reason: &str) -> Option<Finding
 pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
     if (t.contains(" is unavailable") && t.contains("open database"))
+        || t.contains("map lookup problem")
         || t.contains("lookup error")
         || t.contains("lookup failure")
         || t.contains("transport_maps")

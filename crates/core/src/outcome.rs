@@ -80,6 +80,10 @@ pub enum Status {
     Bounced,
     SendFailed,
     FetchFailed,
+    /// flowtest failed inside (a panic, an internal error): the probe's fate is not known.
+    Error,
+    /// The run was stopped (SIGINT/SIGTERM) before the probe's fate was known.
+    Interrupted,
 }
 
 impl Status {
@@ -93,14 +97,18 @@ impl Status {
             Status::Bounced => "bounced",
             Status::SendFailed => "send_failed",
             Status::FetchFailed => "fetch_failed",
+            Status::Error => "error",
+            Status::Interrupted => "interrupted",
         }
     }
 
-    /// How bad this verdict is, in Nagios' terms (the CLI maps it to an exit code).
+    /// How bad this verdict is, in Nagios' terms (the CLI maps it to an exit code). A run that
+    /// failed inside or was stopped decided nothing about the mail path: UNKNOWN, never OK.
     pub fn severity(self) -> Severity {
         match self {
             Status::Delivered => Severity::Ok,
             Status::Slow | Status::DeliveredSpam => Severity::Degraded,
+            Status::Error | Status::Interrupted => Severity::Unknown,
             _ => Severity::Failed,
         }
     }
@@ -130,8 +138,19 @@ pub struct CleanupReport {
     pub swept: u32,
     /// Probe ids recorded `lost` earlier and seen now: marked late in the store.
     pub marked_late: Vec<String>,
+    /// Further copies of a probe already removed once, left in place (`probe_replayed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replayed: u32,
+    /// Genuine tags on messages whose Message-ID is not the probe's, left in place
+    /// (`probe_forged`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub forged: u32,
     /// Why cleanup did not (fully) happen, if it did not.
     pub note: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One probe's full result: the JSON contract of `flowtest run --format json`.
@@ -213,4 +232,25 @@ pub fn severity_of(results: &[RunResult]) -> Severity {
         .map(|r| r.status.severity())
         .max()
         .unwrap_or(Severity::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_failed_inside_or_was_stopped_is_unknown_never_ok() {
+        assert_eq!(Status::Error.as_str(), "error");
+        assert_eq!(Status::Interrupted.as_str(), "interrupted");
+        for s in [Status::Error, Status::Interrupted] {
+            assert_eq!(s.severity(), Severity::Unknown);
+            assert_eq!(s.severity().nagios(), "UNKNOWN");
+            assert!(!s.is_delivered());
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert_eq!(Status::Lost.severity(), Severity::Failed);
+    }
 }

@@ -80,6 +80,8 @@ pub(super) enum RcptStatus {
     Sent,
     Deferred,
     Bounced,
+    /// Given up after the maximal queue lifetime (a per-recipient `status=expired`).
+    Expired,
     Rejected,
 }
 
@@ -121,6 +123,12 @@ pub(super) struct Entry {
     pub expired: bool,
     /// Whole-message rejection (cleanup/milter/DATA) with its reason.
     pub rejected: Option<String>,
+    /// Refused with a temporary error before it was queued (cleanup could not look up a map):
+    /// the client keeps the message and retries. What went wrong.
+    pub refused: Option<String>,
+    /// This entry is a notification (bounce, delay) this host generated about another entry
+    /// of the chain: that entry's queue id. Not a hop of the message.
+    pub notice_of: Option<String>,
     pub qmgr_seen: bool,
     pub rcpts: Vec<Rcpt>,
     pub rcpts_dropped: u32,
@@ -144,6 +152,8 @@ impl Entry {
             removed: false,
             expired: false,
             rejected: None,
+            refused: None,
+            notice_of: None,
             qmgr_seen: false,
             rcpts: Vec::new(),
             rcpts_dropped: 0,
@@ -152,8 +162,13 @@ impl Entry {
         }
     }
 
+    /// The message's part in this entry is over. A notification's own fate does not keep the
+    /// message open.
     pub fn closed(&self) -> bool {
-        self.removed || self.rejected.is_some()
+        self.removed
+            || self.rejected.is_some()
+            || self.refused.is_some()
+            || self.notice_of.is_some()
     }
 
     /// The last attempt that handed the message over as queue id `next`.

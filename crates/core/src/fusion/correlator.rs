@@ -12,9 +12,10 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
 use super::assemble::build_chain;
-use super::chain::{Chain, ChainId, Entry};
+use super::chain::{within, Chain, ChainId, Entry};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::on_refused::RecentRefusal;
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
@@ -64,6 +65,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub(super) struct RecentFailure {
     pub host: Arc<str>,
+    pub qid: String,
     /// Recipient, lower-cased.
     pub to: String,
     pub from: Option<String>,
@@ -111,6 +113,7 @@ pub struct Correlator {
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
+    pub(super) recent_refusals: VecDeque<RecentRefusal>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
@@ -133,6 +136,7 @@ impl Correlator {
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
+            recent_refusals: VecDeque::new(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
@@ -159,6 +163,23 @@ impl Correlator {
         &self.stats
     }
 
+    /// The latest remembered delivery failure on a host other than `host`, to `to_key`, within
+    /// the link window of `ts`, that `also` accepts: what a line on the next hop explains.
+    pub(super) fn failure_elsewhere(
+        &self,
+        host: &str,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        also: impl Fn(&RecentFailure) -> bool,
+    ) -> Option<&RecentFailure> {
+        self.recent_failures.iter().rev().find(|x| {
+            x.to == to_key
+                && &*x.host != host
+                && within(x.at, ts, self.limits.link_window)
+                && also(x)
+        })
+    }
+
     /// Feed one parsed record.
     pub fn push(&mut self, rec: LogRecord) {
         self.stats.records += 1;
@@ -176,10 +197,19 @@ impl Correlator {
             } => self.on_message_id(&rec, queue_id, message_id),
             Event::QueueActive { queue_id, from, .. } => self.on_queue_active(&rec, queue_id, from),
             Event::Delivery(d) => self.on_delivery(&rec, d),
-            Event::Expired { queue_id, .. } => self.on_expired(&rec, queue_id),
+            Event::Expired {
+                queue_id,
+                rcpt,
+                returned_to_sender,
+                ..
+            } => self.on_expired(&rec, queue_id, rcpt.as_ref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
             Event::Reject(r) => self.on_reject(&rec, r),
-            Event::Notification { queue_id, .. } => self.on_notification(&rec, queue_id),
+            Event::Notification {
+                queue_id,
+                notice_queue_id,
+                ..
+            } => self.on_notification(&rec, queue_id, notice_queue_id),
             Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(&rec, queue_id),
             Event::SaslAuthFailed {
                 client, mechanism, ..

@@ -132,18 +132,11 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         r: &Reject,
     ) -> Option<ChainId> {
-        self.recent_failures
-            .iter()
-            .rev()
-            .find(|x| {
-                x.to == to_key
-                    && x.host != *host
-                    && within(x.at, ts, self.limits.link_window)
-                    && quotes_reply(&x.reason, r)
-                    && senders_agree(x.from.as_deref(), r.from.as_deref())
-            })
-            .map(|x| x.chain)
-            .filter(|c| self.chains.contains_key(c))
+        self.failure_elsewhere(host, to_key, ts, |x| {
+            quotes_reply(&x.reason, r) && senders_agree(x.from.as_deref(), r.from.as_deref())
+        })
+        .map(|x| x.chain)
+        .filter(|c| self.chains.contains_key(c))
     }
 
     /// The NOQUEUE reject chain (on another host, within the window, same sender) whose reply

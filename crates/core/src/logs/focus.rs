@@ -1,7 +1,8 @@
 //! Message-id focus for huge logs: decide from a line's prefix and a few byte comparisons
 //! whether it can concern the messages asked for, before any record is built. Owns the
-//! learned queue ids / LMTP sessions and the small replay ring of `client=` lines (logged before
-//! the Message-ID is known). Does not parse events (the caller does, for lines that pass).
+//! learned queue ids / LMTP sessions and the small replay ring of `client=` lines and smtpd's
+//! per-recipient rejects (logged before the Message-ID is known). Does not parse events (the
+//! caller does, for lines that pass).
 //!
 //! Lines that always pass: Postfix `warning:`/`error:`/`fatal:`/`panic:` and `NOQUEUE:` lines,
 //! Dovecot error/warning lines, auth and failed logins (host-level findings need them).
@@ -40,9 +41,10 @@ impl Small {
 pub(crate) enum Decision<'a> {
     /// Parse it fully.
     Full,
-    /// Parse it fully, after replaying the remembered `client=` line of this queue id.
+    /// Parse it fully, after replaying the remembered lines of this queue id.
     FullWithReplay(&'a [u8]),
-    /// Remember it (a `client=`/`uid=` line of a not-yet-known queue id), else skip.
+    /// Remember it (a `client=`/`uid=` line or a recipient reject of a not-yet-known queue
+    /// id), else skip.
     Remember(&'a [u8]),
     Skip,
 }
@@ -102,15 +104,17 @@ impl Focus {
 
     /// Decide for a Postfix line (`msg` after `program[pid]: `).
     fn postfix<'a>(&self, msg: &'a [u8]) -> Decision<'a> {
-        const ALWAYS: [&[u8]; 5] = [
-            b"warning: ",
-            b"error: ",
-            b"fatal: ",
-            b"panic: ",
-            b"NOQUEUE: ",
-        ];
-        if ALWAYS.iter().any(|p| msg.starts_with(p)) {
+        const LEVELS: [&[u8]; 4] = [b"warning: ", b"error: ", b"fatal: ", b"panic: "];
+        if msg.starts_with(b"NOQUEUE: ") {
             return Decision::Full;
+        }
+        if let Some(p) = LEVELS.iter().find(|p| msg.starts_with(p)) {
+            // `warning: QID: ...` about one queue entry (cleanup refusing it): its remembered
+            // `client=` line comes with it, as with a full parse.
+            return match queue_id_head(&msg[p.len()..]) {
+                Some(q) => Decision::FullWithReplay(q),
+                None => Decision::Full,
+            };
         }
         let head = &msg[..msg.len().min(24)];
         let Some((q, _)) = split_once(head, b": ") else {
@@ -126,7 +130,16 @@ impl Focus {
         if rest.starts_with(b"message-id=") && self.hits(rest) {
             return Decision::FullWithReplay(q);
         }
-        if rest.starts_with(b"client=") || rest.starts_with(b"uid=") {
+        // `QID: warning: ...` passes like any warning, with the entry's remembered lines.
+        if LEVELS.iter().any(|p| rest.starts_with(p)) {
+            return Decision::FullWithReplay(q);
+        }
+        // smtpd rejects a recipient after the queue file exists (`QID: reject: RCPT ...`) before
+        // cleanup logs the Message-ID: the message's own finding.
+        if rest.starts_with(b"client=")
+            || rest.starts_with(b"uid=")
+            || rest.starts_with(b"reject: ")
+        {
             return Decision::Remember(q);
         }
         Decision::Skip
@@ -185,7 +198,13 @@ impl Focus {
     }
 }
 
-/// The last `client=`/`uid=` lines of queue ids nobody asked for yet, in a fixed ring whose
+/// The queue id a message starts with (`QID: ...`), if it does.
+fn queue_id_head(msg: &[u8]) -> Option<&[u8]> {
+    let (q, _) = split_once(&msg[..msg.len().min(24)], b": ")?;
+    scan::is_queue_id(q).then_some(q)
+}
+
+/// The last `client=`/`uid=`/`reject:` lines of queue ids nobody asked for yet, in a fixed ring whose
 /// buffers are reused (no allocation once warm).
 #[derive(Debug, Clone)]
 pub(crate) struct Ring {

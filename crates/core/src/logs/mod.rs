@@ -1,4 +1,4 @@
-//! Server log line parsers (issue 5): one line of bytes in, one typed [`LogRecord`] out.
+//! Server log line parsers: one line of bytes in, one typed [`LogRecord`] out.
 //! Owns format detection (syslog, RFC 3339, journald, docker, Postfix `maillog_file`, Dovecot's
 //! own log), year inference, and the Postfix / Dovecot event grammar. Does not correlate lines
 //! into messages (that is `core::fusion`) nor name causes (that is `core::diagnosis`).
@@ -93,6 +93,43 @@ pub struct Delivery {
     pub lmtp_session: Option<String>,
 }
 
+/// The recipient side of a per-recipient `status=expired` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRcpt {
+    pub to: String,
+    pub orig_to: Option<String>,
+    pub relay: Option<String>,
+    pub delay_ms: Option<u64>,
+    pub dsn: Option<String>,
+    /// The last attempt's reason, the text inside `(...)` (empty when not logged).
+    pub reason: String,
+}
+
+/// A map lookup that failed inside Postfix, read from a `warning:` / `fatal:` text such as
+/// cleanup's `QID: virtual_alias_maps map lookup problem for alice@x -- message not accepted,
+/// try again later` (also header_checks, canonical, bcc maps, and the smtp client's
+/// `smtp_generic_maps`). Borrowed from the event's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapLookup<'a> {
+    /// The parameter whose lookup failed: `virtual_alias_maps`, `header_checks`, ...
+    pub map: &'a str,
+    /// The key looked up (`for alice@corp.test`, or the SNI name), when logged.
+    pub key: Option<&'a str>,
+    /// What Postfix did about it (`message not accepted, try again later`), when logged.
+    pub reason: Option<&'a str>,
+    pub kind: MapProblem,
+}
+
+/// Which map problem a [`MapLookup`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapProblem {
+    /// `MAP map lookup problem`: the table could not be queried (missing `.db`, LDAP/SQL down).
+    LookupFailed,
+    /// `unreasonable MAP map nesting`: an alias loop or a chain deeper than Postfix allows.
+    Nesting,
+}
+
 /// A rejection by smtpd / postscreen / cleanup (`NOQUEUE: reject: ...` or `QID: reject: ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
@@ -154,8 +191,18 @@ pub enum Event {
     },
     /// A delivery attempt's outcome (smtp, lmtp, local, virtual, pipe, error, qmgr...).
     Delivery(Delivery),
-    /// qmgr: `QID: from=<x>, status=expired, returned to sender`.
-    Expired { queue_id: String, from: String },
+    /// Postfix gave up on the message (`maximal_queue_lifetime`): qmgr's
+    /// `QID: from=<x>, status=expired, returned to sender`, or a per-recipient
+    /// `QID: to=<x>, relay=none, ..., dsn=4.4.1, status=expired, returned to sender (reason)`.
+    Expired {
+        queue_id: String,
+        /// Empty when the line does not name the sender.
+        from: String,
+        /// The recipient of a per-recipient line, with its delivery fields.
+        rcpt: Option<ExpiredRcpt>,
+        /// `returned to sender`: a non-delivery notification goes back.
+        returned_to_sender: bool,
+    },
     /// qmgr: `QID: removed`.
     Removed { queue_id: String },
     /// smtpd / postscreen / cleanup rejection.
@@ -221,6 +268,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// The failed map lookup a Postfix `warning:`/`fatal:` line reports, if it is one. Such a
+    /// line from cleanup with `-- message not accepted, try again later` means the message
+    /// with `queue_id` was refused with a temporary error (the client got 451 4.3.0).
+    pub fn map_lookup(&self) -> Option<MapLookup<'_>> {
+        match self {
+            Event::Problem { text, .. } => postfix::map_lookup(text),
+            _ => None,
+        }
+    }
+
     /// Queue id the event belongs to, if any.
     pub fn queue_id(&self) -> Option<&str> {
         match self {
@@ -609,6 +666,26 @@ mod tests {
         ));
         let c = p.counts();
         assert_eq!((c.lines, c.parsed, c.unknown), (3, 1, 2));
+    }
+
+    #[test]
+    fn multi_instance_syslog_names_keep_the_event() {
+        let ctx = ParseContext::new("ec2", 2025);
+        for line in [
+            "Nov  4 18:12:34 mx postfix-out/submission/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.44]: 554 5.7.1 <b@x.test>: Relay access denied; from=<a@example.org> to=<b@x.test> proto=ESMTP helo=<pc>",
+            "2025-11-04T18:12:34.123+00:00 mx postfix-out/submission/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.44]: 554 5.7.1 <b@x.test>: Relay access denied; from=<a@example.org> to=<b@x.test> proto=ESMTP helo=<pc>",
+            "postfix-out/submission/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.44]: 554 5.7.1 <b@x.test>: Relay access denied; from=<a@example.org> to=<b@x.test> proto=ESMTP helo=<pc>",
+            "Nov  4 18:12:34 mx mta-out/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.44]: 554 5.7.1 <b@x.test>: Relay access denied; from=<a@example.org> to=<b@x.test> proto=ESMTP helo=<pc>",
+        ] {
+            let r = parse_line(line.as_bytes(), &ctx).unwrap_or_else(|| panic!("{line}"));
+            let Event::Reject(rej) = r.event else {
+                panic!("{line}: {:?}", r.event)
+            };
+            assert_eq!(rej.client.as_deref(), Some("unknown[192.0.2.44]"), "{line}");
+            assert_eq!(rej.dsn.as_deref(), Some("5.7.1"), "{line}");
+            assert_eq!(rej.reason, "<b@x.test>: Relay access denied", "{line}");
+            assert_eq!(r.pid, Some(123));
+        }
     }
 
     #[test]

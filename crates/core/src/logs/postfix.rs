@@ -7,7 +7,9 @@
 //! `Some(None)` = understood but carries nothing flowtest needs; `Some(Some(ev))` = an event.
 
 use super::scan::{self, field, find, lossy, rfind, split_once, strip_prefix};
-use super::{Delays, Delivery, DeliveryStatus, Event, Reject, Severity};
+use super::{
+    Delays, Delivery, DeliveryStatus, Event, ExpiredRcpt, MapLookup, MapProblem, Reject, Severity,
+};
 
 const SERVICES: &[&[u8]] = &[
     b"smtpd",
@@ -166,12 +168,55 @@ fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
             }
         }
     }
-    let queue_id = split_qid(text).map(|(q, _)| lossy(q));
+    // `warning: QID: text` (cleanup's map lookup problems): the text without the queue id, as
+    // for `QID: warning: text`.
+    let (queue_id, text) = match split_qid(text) {
+        Some((q, rest)) => (Some(lossy(q)), rest),
+        None => (None, text),
+    };
     Event::Problem {
         severity,
         queue_id,
         text: lossy(text),
     }
+}
+
+/// `[MAP: KEY ]MAP map lookup problem[ for KEY][ -- REASON]` or
+/// `unreasonable MAP map nesting for KEY[ -- REASON]` (see [`MapLookup`]).
+pub(crate) fn map_lookup(text: &str) -> Option<MapLookup<'_>> {
+    let (head, kind, tail) = if let Some((h, t)) = text.split_once(" map lookup problem") {
+        (h, MapProblem::LookupFailed, t)
+    } else {
+        let (h, t) = text.split_once(" map nesting")?;
+        (h.strip_prefix("unreasonable ")?, MapProblem::Nesting, t)
+    };
+    let (tail, reason) = match tail.split_once(" -- ") {
+        Some((t, r)) => (t, Some(r.trim()).filter(|r| !r.is_empty())),
+        None => (tail, None),
+    };
+    let mut key = tail
+        .trim()
+        .strip_prefix("for ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    // tlsmgr/smtpd: `tls_server_sni_maps: mail.example.com map lookup problem`.
+    let map = match head.split_once(": ") {
+        Some((m, k)) if key.is_none() => {
+            key = Some(k.trim()).filter(|k| !k.is_empty());
+            m
+        }
+        _ => head,
+    };
+    let map = map.trim();
+    if map.is_empty() || map.contains(' ') {
+        return None;
+    }
+    Some(MapLookup {
+        map,
+        key,
+        reason,
+        kind,
+    })
 }
 
 /// A reject/milter-reject/discard/hold/defer action line: the action's name and what follows.
@@ -272,10 +317,12 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
     }
     if rest.starts_with(b"from=") {
         let from = field(rest, b"from=").map(lossy).unwrap_or_default();
-        if scan::contains(rest, b"status=expired") {
+        if let Some(st) = find(rest, b"status=expired") {
             return Some(Some(Event::Expired {
                 queue_id: queue_id(),
                 from,
+                rcpt: None,
+                returned_to_sender: returned_to_sender(&rest[st..]),
             }));
         }
         return Some(Some(Event::QueueActive {
@@ -295,7 +342,15 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         }));
     }
     if rest.starts_with(b"to=") {
-        return delivery(service, qid, rest).map(|d| Some(Event::Delivery(d)));
+        return to_line(service, qid, rest).map(Some);
+    }
+    if rest.starts_with(b"status=expired") {
+        return Some(Some(Event::Expired {
+            queue_id: queue_id(),
+            from: String::new(),
+            rcpt: None,
+            returned_to_sender: returned_to_sender(rest),
+        }));
     }
     if let Some(at) = find(rest, b" notification: ") {
         let next = scan::alnum_token(&rest[at + 15..]);
@@ -353,7 +408,12 @@ fn parse_delays(v: &[u8]) -> Option<Delays> {
     })
 }
 
-fn delivery(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Delivery> {
+fn returned_to_sender(status_text: &[u8]) -> bool {
+    find(status_text, b"returned to sender").is_some()
+}
+
+/// A `to=<...>, ..., status=WORD ...` line: a delivery attempt, or the recipient's expiry.
+fn to_line(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
     let st = find(rest, b"status=")?;
     let fields = &rest[..st];
     let after = &rest[st + 7..];
@@ -361,23 +421,53 @@ fn delivery(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Delivery> {
         .iter()
         .position(|&c| c == b' ' || c == b',')
         .unwrap_or(after.len());
-    let status = parse_status(&after[..word_end]);
+    let word = &after[..word_end];
     let tail = &after[word_end..];
+    let to = field(fields, b"to=")?;
     let reason = match memchr::memchr(b'(', tail) {
         Some(open) => {
             let inner = &tail[open + 1..];
             let close = memchr::memrchr(b')', inner).unwrap_or(inner.len());
             &inner[..close]
         }
+        None if word == b"expired" => b"",
         None => scan::trim(tail),
     };
-    let to = field(fields, b"to=")?;
+    if word == b"expired" {
+        return Some(Event::Expired {
+            queue_id: lossy(qid),
+            from: String::new(),
+            rcpt: Some(ExpiredRcpt {
+                to: lossy(to),
+                orig_to: field(fields, b"orig_to=").map(lossy),
+                relay: field(fields, b"relay=").map(lossy),
+                delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
+                dsn: field(fields, b"dsn=").map(lossy),
+                reason: lossy(reason),
+            }),
+            returned_to_sender: returned_to_sender(tail),
+        });
+    }
+    let status = parse_status(word);
+    Some(Event::Delivery(delivery(
+        service, qid, fields, to, status, reason,
+    )))
+}
+
+fn delivery(
+    service: &[u8],
+    qid: &[u8],
+    fields: &[u8],
+    to: &[u8],
+    status: DeliveryStatus,
+    reason: &[u8],
+) -> Delivery {
     let queued_as = find(reason, b"queued as ").and_then(|i| {
         let t = scan::alnum_token(&reason[i + 10..]);
         let t = t.strip_suffix(b")").unwrap_or(t);
         (t.len() >= 3 && t.iter().all(u8::is_ascii_alphanumeric)).then(|| lossy(t))
     });
-    Some(Delivery {
+    Delivery {
         queue_id: lossy(qid),
         service: lossy(service),
         to: lossy(to),
@@ -394,7 +484,7 @@ fn delivery(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Delivery> {
         },
         reason: lossy(reason),
         queued_as,
-    })
+    }
 }
 
 /// Dovecot's LMTP reply `250 2.0.0 <rcpt> SESSION Saved` carries the session id.
@@ -641,7 +731,9 @@ mod tests {
             ),
             Event::Expired {
                 queue_id: "ABCDEF1234".into(),
-                from: "a@b".into()
+                from: "a@b".into(),
+                rcpt: None,
+                returned_to_sender: true,
             }
         );
         assert_eq!(
@@ -730,6 +822,133 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn expired_per_message_and_per_recipient() {
+        let Event::Expired {
+            queue_id,
+            rcpt: Some(r),
+            returned_to_sender: true,
+            ..
+        } = ev(
+            "error",
+            "4f8Zq11Hk5z9tW: to=<bob@slow.example>, relay=none, delay=432001, \
+             delays=432000/1/0/0, dsn=4.4.1, status=expired, returned to sender (connect to \
+             mx.slow.example[192.0.2.50]:25: Connection timed out)",
+        )
+        else {
+            panic!("not an expired recipient")
+        };
+        assert_eq!(queue_id, "4f8Zq11Hk5z9tW");
+        assert_eq!(r.to, "bob@slow.example");
+        assert_eq!(r.relay.as_deref(), Some("none"));
+        assert_eq!(r.dsn.as_deref(), Some("4.4.1"));
+        assert_eq!(r.delay_ms, Some(432_001_000));
+        assert_eq!(
+            r.reason,
+            "connect to mx.slow.example[192.0.2.50]:25: Connection timed out"
+        );
+        // Without a reason, and the qmgr form without a sender.
+        let Event::Expired { rcpt: Some(r), .. } = ev(
+            "error",
+            "ABCDEF1234: to=<b@x>, relay=none, delay=5, delays=5/0/0/0, dsn=4.4.7, status=expired, returned to sender",
+        ) else {
+            panic!()
+        };
+        assert_eq!((r.reason.as_str(), r.dsn.as_deref()), ("", Some("4.4.7")));
+        assert_eq!(
+            ev("qmgr", "ABCDEF1234: status=expired, returned to sender"),
+            Event::Expired {
+                queue_id: "ABCDEF1234".into(),
+                from: String::new(),
+                rcpt: None,
+                returned_to_sender: true,
+            }
+        );
+    }
+
+    #[test]
+    fn map_lookup_problems_carry_queue_id_map_and_reason() {
+        let e = ev(
+            "cleanup",
+            "warning: 4f8Zq11Hk5z9tW: virtual_alias_maps map lookup problem for alice@corp.test \
+             -- message not accepted, try again later",
+        );
+        assert_eq!(e.queue_id(), Some("4f8Zq11Hk5z9tW"));
+        let Event::Problem { ref text, .. } = e else {
+            panic!()
+        };
+        assert!(text.starts_with("virtual_alias_maps map"), "{text}");
+        assert_eq!(
+            e.map_lookup(),
+            Some(MapLookup {
+                map: "virtual_alias_maps",
+                key: Some("alice@corp.test"),
+                reason: Some("message not accepted, try again later"),
+                kind: MapProblem::LookupFailed,
+            })
+        );
+        // header_checks and bcc maps name no key; the `QID: warning:` order too.
+        let e = ev(
+            "cleanup",
+            "4f8Zq11Hk5z9tW: warning: header_checks map lookup problem -- message not accepted, try again later",
+        );
+        let m = e.map_lookup().unwrap();
+        assert_eq!((m.map, m.key), ("header_checks", None));
+        assert_eq!(e.queue_id(), Some("4f8Zq11Hk5z9tW"));
+        let e = ev(
+            "cleanup",
+            "warning: 4f8Zq11Hk5z9tW: unreasonable virtual_alias_maps map nesting for a@corp.test -- message not accepted, try again later",
+        );
+        let m = e.map_lookup().unwrap();
+        assert_eq!(m.kind, MapProblem::Nesting);
+        assert_eq!(m.key, Some("a@corp.test"));
+        // No queue id: the smtp client's fatal, the SNI form.
+        let e = ev(
+            "smtp",
+            "fatal: smtp_generic_maps map lookup problem for root@mx",
+        );
+        assert_eq!(e.queue_id(), None);
+        assert_eq!(e.map_lookup().unwrap().map, "smtp_generic_maps");
+        let e = ev(
+            "smtpd",
+            "warning: tls_server_sni_maps: mail.corp.test map lookup problem",
+        );
+        let m = e.map_lookup().unwrap();
+        assert_eq!(
+            (m.map, m.key),
+            ("tls_server_sni_maps", Some("mail.corp.test"))
+        );
+        // Other warnings are not map lookups.
+        for t in [
+            "map lookup problem",
+            " map lookup problem for x",
+            "a b map lookup problem",
+            "unreasonable map nesting",
+            "hash:/etc/postfix/transport is unavailable",
+        ] {
+            assert_eq!(map_lookup(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn queued_reject_milter_reject_bdat_keep_client_dsn_reason() {
+        for (svc, line, action, stage, code, dsn, reason) in [
+            ("smtpd", "4f8Zq11Hk5z9tW: reject: RCPT from mail.example.org[192.0.2.44]: 550 5.1.1 <nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.org> to=<nobody@corp.test> proto=ESMTP helo=<mail.example.org>", "reject", "RCPT", Some(550), "5.1.1", "<nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table"),
+            ("smtpd", "4f8Zq11Hk5z9tW: milter-reject: END-OF-MESSAGE from mail.example.org[192.0.2.44]: 5.7.1 Spam message rejected; from=<a@example.org> to=<b@corp.test> proto=ESMTP helo=<mail.example.org>", "milter-reject", "END-OF-MESSAGE", None, "5.7.1", "Spam message rejected"),
+            ("smtpd", "NOQUEUE: reject: BDAT from mail.example.org[192.0.2.44]: 554 5.5.1 Error: no valid recipients; from=<a@example.org> to=<b@corp.test> proto=ESMTP helo=<mail.example.org>", "reject", "BDAT", Some(554), "5.5.1", "Error: no valid recipients"),
+            ("smtpd", "4f8Zq11Hk5z9tW: reject: BDAT from mail.example.org[192.0.2.44]: 550 5.7.1 Message content rejected; from=<a@example.org> to=<b@corp.test> proto=ESMTP helo=<mail.example.org>", "reject", "BDAT", Some(550), "5.7.1", "Message content rejected"),
+        ] {
+            let Event::Reject(r) = ev(svc, line) else { panic!("{line}") };
+            assert_eq!(r.action, action, "{line}");
+            assert_eq!(r.stage, stage, "{line}");
+            assert_eq!(r.client.as_deref(), Some("mail.example.org[192.0.2.44]"), "{line}");
+            assert_eq!(r.code, code, "{line}");
+            assert_eq!(r.dsn.as_deref(), Some(dsn), "{line}");
+            assert_eq!(r.reason, reason, "{line}");
+            assert_eq!(r.helo.as_deref(), Some("mail.example.org"), "{line}");
+        }
     }
 
     #[test]

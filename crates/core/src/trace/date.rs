@@ -9,6 +9,8 @@
 //! - RFC 5322 `[weekday[,]] day month year hour:minute[:second[.fraction]] zone`, including the
 //!   obsolete forms: weekday without comma, full weekday and month names, 1-digit hour, a missing
 //!   `:second`, 2-digit years (00-49 -> 20xx, 50-99 -> 19xx) and 3-digit years (+1900).
+//! - Month before day, without the RFC comma: `Sat Apr 21 2018 03:01:04 +0000` and
+//!   `Apr 21 2018 03:01:04 +0000` (also `Apr 21, 2018`).
 //! - Fractional seconds to the nanosecond (more than 9 digits are truncated to 9).
 //! - Zones: `+hhmm`/`-hhmm`, `+hh:mm`, `UT`, `UTC`, `GMT`, `Z`, `EST/EDT`, `CST/CDT`, `MST/MDT`,
 //!   `PST/PDT`, and the other military letters which RFC 5322 (4.3) says to read as `-0000`.
@@ -323,19 +325,29 @@ fn month_number(w: &str) -> Option<u32> {
         .map(|p| p as u32 + 1)
 }
 
-/// `[weekday[,]] day month year time zone`.
+/// `[weekday[,]] day month year time zone`, or `[weekday[,]] month day[,] year time zone`.
 fn parse_rfc5322(c: &mut Cursor) -> Option<ParsedDate> {
-    if matches!(c.peek(), Some(b'a'..=b'z' | b'A'..=b'Z')) {
-        if !weekday_name(c.alpha()) {
-            return None;
-        }
+    let mut word = c.alpha();
+    if !word.is_empty() && weekday_name(word) {
         c.ws();
         c.eat(b',');
         c.ws();
+        word = c.alpha();
     }
-    let (day, _) = c.digits(1, 2)?;
-    c.ws();
-    let month = month_number(c.alpha())?;
+    // Month first (`Apr 21 2018`, as JavaScript's `Date.toString()` and some MTAs write it) or
+    // day first.
+    let (day, month) = if !word.is_empty() {
+        let month = month_number(word)?;
+        c.ws();
+        let (day, _) = c.digits(1, 2)?;
+        c.ws();
+        c.eat(b',');
+        (day, month)
+    } else {
+        let (day, _) = c.digits(1, 2)?;
+        c.ws();
+        (day, month_number(c.alpha())?)
+    };
     c.ws();
     let (y, ylen) = c.digits(2, 4)?;
     let year = match ylen {
@@ -496,6 +508,26 @@ mod tests {
             "2025-11-04T18:12:34Z"
         );
         none("Xyz, 4 Nov 2025 18:12:34 +0000");
+    }
+
+    #[test]
+    fn month_before_day_without_comma() {
+        assert_eq!(
+            rfc("Sat Apr 21 2018 03:01:04 +0000"),
+            "2018-04-21T03:01:04Z"
+        );
+        assert_eq!(rfc("Apr 21 2018 03:01:04 +0000"), "2018-04-21T03:01:04Z");
+        assert_eq!(
+            rfc("Sat, Apr 21, 2018 03:01:04 -0200 (BRST)"),
+            "2018-04-21T05:01:04Z"
+        );
+        assert_eq!(rfc("apr 1 18 03:01 +0000"), "2018-04-01T03:01:00Z");
+        // The same rules as the day-first form: a real month, a real day, a zone.
+        none("Apr 31 2018 03:01:04 +0000");
+        none("Sat Foo 21 2018 03:01:04 +0000");
+        none("Apr 2018 03:01:04 +0000");
+        none("Apr 21 2018 03:01:04");
+        none("Sat Apr 21 2018");
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! - `protocol` is the text after `with` as written (`ESMTPS`, `esmtpsa`, `LMTP`, `HTTPREST`,
 //!   `Microsoft SMTP Server`, `mapi`): up to three words, stopping at a comment, `;`, another
 //!   clause keyword, or something that starts a date.
+//! - The client IP falls back to forms mail-parser does not read, on the from side only:
+//!   qmail's SMTP AUTH `(user@192.0.2.4)` and Exim 3's `[192.0.2.4.51234]` (port as a fifth
+//!   dotted part; the from-host is then kept as written, brackets included).
+//! - `id` is the word as written when mail-parser's id is a cut-short prefix of it: it stops at
+//!   `/`, which Dovecot's base64 LMTP ids (`m3Kp/Qx+8m...`) and ecelerity's (`7B/1C-...`) hold.
 //! - `malformed`: the header names no clause outside comments and is not the comment-plus-date
 //!   form (qmail's `(qmail 123 invoked by uid 89); 4 Nov 2025 ...` is well-formed).
 use std::net::IpAddr;
@@ -35,8 +40,8 @@ enum Tok {
     Word(usize, usize),
     /// `;` outside comments, at this byte offset.
     Semicolon(usize),
-    /// A whole comment.
-    Comment,
+    /// A whole comment: byte range into the text, parentheses included.
+    Comment(usize, usize),
 }
 
 /// Split the header value into words, `;` and comments, all at comment depth 0.
@@ -56,6 +61,7 @@ fn tokenize(s: &str) -> Vec<Tok> {
         match c {
             b'(' => {
                 // Skip the whole comment, nested, honouring quoted-pairs. Unclosed runs to the end.
+                let start = i;
                 let mut depth = 1u32;
                 i += 1;
                 while i < b.len() && depth > 0 {
@@ -67,7 +73,7 @@ fn tokenize(s: &str) -> Vec<Tok> {
                     }
                     i += 1;
                 }
-                toks.push(Tok::Comment);
+                toks.push(Tok::Comment(start, i.min(b.len())));
                 continue;
             }
             b';' => toks.push(Tok::Semicolon(i)),
@@ -108,6 +114,50 @@ fn may_start_date(w: &str) -> bool {
     w.as_bytes().first().is_some_and(u8::is_ascii_digit) || is_day_or_month_name(w)
 }
 
+/// The client address written in a form mail-parser does not read, from the words and comments
+/// after `from` up to the next clause keyword.
+fn from_side_ip(text: &str, toks: &[Tok]) -> Option<IpAddr> {
+    for t in toks {
+        let (a, b) = match *t {
+            Tok::Word(a, b) => {
+                let w = text.get(a..b)?;
+                if is_keyword(w) {
+                    return None;
+                }
+                (a, b)
+            }
+            Tok::Comment(a, b) => (a, b),
+            Tok::Semicolon(_) => return None,
+        };
+        let Some(chunk) = text.get(a..b) else {
+            continue;
+        };
+        let found = chunk
+            .split(|c: char| c.is_ascii_whitespace() || c == '(' || c == ')')
+            .find_map(client_ip_word);
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// qmail's `user@192.0.2.4` or Exim 3's `[192.0.2.4.51234]`.
+fn client_ip_word(w: &str) -> Option<IpAddr> {
+    if let Some(inner) = w.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        let (ip, port) = inner.rsplit_once('.')?;
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        return ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
+    }
+    let (user, ip) = w.rsplit_once('@')?;
+    if user.is_empty() {
+        return None;
+    }
+    ip.parse().ok()
+}
+
 /// What the comment-aware scan found in one header value.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
@@ -116,6 +166,12 @@ pub(crate) struct Scan {
     pub protocol: Option<String>,
     pub from_word: Option<String>,
     pub by_word: Option<String>,
+    /// The word after `id` as written: mail-parser cuts ids at `/` (Dovecot's base64 LMTP ids,
+    /// ecelerity's `80/0A-02454-...`).
+    pub id_word: Option<String>,
+    /// The client address from a from-side form mail-parser does not read: qmail's
+    /// `(user@192.0.2.4)` and Exim 3's `[192.0.2.4.51234]` (the port as a fifth dotted part).
+    pub client_ip: Option<IpAddr>,
     pub date: Option<ParsedDate>,
     /// Only comments and `;` precede the date (the qmail form).
     pub comment_only_prefix: bool,
@@ -141,8 +197,11 @@ pub(crate) fn scan(text: &str) -> Scan {
         if w.eq_ignore_ascii_case("from") && !out.has_from {
             out.has_from = true;
             out.from_word = next_word;
+            out.client_ip = from_side_ip(text, toks.get(i + 1..).unwrap_or_default());
         } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
             out.by_word = next_word;
+        } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
+            out.id_word = next_word;
         } else if w.eq_ignore_ascii_case("with") && out.protocol.is_none() {
             let mut words: Vec<&str> = Vec::new();
             for t in toks.get(i + 1..).unwrap_or_default() {
@@ -258,6 +317,30 @@ fn helo_literal(text: &str) -> Option<String> {
     text.get(start..start + len).map(str::to_owned)
 }
 
+/// mail-parser strips the brackets of a literal it cannot read as an address (Exim 3's
+/// `[192.0.2.4.51234]`); the from-host is reported as written, like other literals.
+fn bracketed_as_written(from: String, written: Option<&str>) -> String {
+    match written {
+        Some(w)
+            if w.len() == from.len() + 2
+                && w.starts_with('[')
+                && w.get(1..w.len() - 1) == Some(&from) =>
+        {
+            w.to_owned()
+        }
+        _ => from,
+    }
+}
+
+/// The id as written when mail-parser cut it short (it stops at `/`, which Dovecot's base64
+/// LMTP ids and ecelerity's ids contain).
+fn whole_id<'a>(parsed: &'a str, written: Option<&'a str>) -> &'a str {
+    match written {
+        Some(w) if w.len() > parsed.len() && w.starts_with(parsed) => w,
+        _ => parsed,
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
@@ -286,13 +369,15 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             hop.from = r
                 .from
                 .as_ref()
-                .and_then(|h| host_text(h, s.from_word.as_deref()));
+                .and_then(|h| host_text(h, s.from_word.as_deref()))
+                .map(|f| bracketed_as_written(f, s.from_word.as_deref()));
             hop.from_ip = r
                 .from_ip
                 .or(match r.from {
                     Some(Host::IpAddr(ip)) => Some(ip),
                     _ => None,
                 })
+                .or(s.client_ip)
                 .map(|ip| ip.to_string());
             hop.helo = match &r.helo {
                 Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
@@ -309,7 +394,10 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
         hop.by =
             r.by.as_ref()
                 .and_then(|h| host_text(h, s.by_word.as_deref()));
-        hop.id = r.id.as_deref().and_then(non_empty);
+        hop.id =
+            r.id.as_deref()
+                .map(|id| whole_id(id, s.id_word.as_deref()))
+                .and_then(non_empty);
         hop.for_ = r.for_.as_deref().and_then(non_empty);
         hop.tls = r.tls_version.map(|v| tls_name(v).to_owned());
         hop.tls_cipher = r.tls_cipher.as_deref().and_then(non_empty);
@@ -393,6 +481,57 @@ mod tests {
         );
         assert_eq!(d("from a by b; garbage"), None);
         assert_eq!(d("from a by b;"), None);
+    }
+
+    #[test]
+    fn client_ip_forms_mail_parser_misses() {
+        let ip = |s: &str| scan(s).client_ip.map(|i| i.to_string());
+        // qmail with SMTP AUTH: `(user@ip)`.
+        assert_eq!(
+            ip("from unknown (HELO h) (carol@198.51.100.23) by m with ESMTPA; 4 Nov 2025 18:12:34 -0000")
+                .as_deref(),
+            Some("198.51.100.23")
+        );
+        // Exim 3: the port as a fifth dotted part, in the comment or as the from-host.
+        assert_eq!(
+            ip("from h ([203.0.113.9.1042] helo=h) by r with esmtp id 1; 4 Nov 2025 18:12:34 -0000")
+                .as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            ip("from [203.0.113.44.2310] by g with smtp id 1; 4 Nov 2025 18:12:34 -0000")
+                .as_deref(),
+            Some("203.0.113.44")
+        );
+        // Only the from side counts, and only these shapes.
+        assert_eq!(
+            ip("from h by m (envelope-from <a@192.0.2.1>) with SMTP; 4 Nov 2025 18:12:34 -0000"),
+            None
+        );
+        assert_eq!(
+            ip("from h ([192.0.2.1]) by m; 4 Nov 2025 18:12:34 -0000"),
+            None
+        );
+        assert_eq!(ip("from h (@192.0.2.1) by m"), None);
+        assert_eq!(ip("from h ([999.0.2.1.25]) by m"), None);
+        assert_eq!(ip("from h ([192.0.2.1.123456]) by m"), None);
+        assert_eq!(ip("(carol@192.0.2.1); 4 Nov 2025 18:12:34 -0000"), None);
+    }
+
+    #[test]
+    fn ids_keep_slashes_as_written() {
+        let s =
+            scan("by i with LMTP id m3Kp/Qx+8mVZRwAA1d0Lqw for <f@x>; 4 Nov 2025 18:12:34 -0000");
+        assert_eq!(s.id_word.as_deref(), Some("m3Kp/Qx+8mVZRwAA1d0Lqw"));
+        assert_eq!(
+            whole_id("m3Kp", s.id_word.as_deref()),
+            "m3Kp/Qx+8mVZRwAA1d0Lqw"
+        );
+        // mail-parser's id wins when the written word is not its extension.
+        assert_eq!(whole_id("abc", Some("<abc")), "abc");
+        assert_eq!(whole_id("abc", None), "abc");
+        // `id` inside a comment is not the clause.
+        assert_eq!(scan("from a (id x/y) by b").id_word, None);
     }
 
     #[test]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, one run, same lab: SMTP submission of one probe (STARTTLS to the lab MX,
+# verified against the lab CA) by flowtest's own SMTP client vs by curl. flowtest's figure is the
+# `submission` stage of `flowtest run lab-inbound` (connect to 250 after DATA, its own monotonic
+# clock); curl's is its --write-out time_total for the same transaction (QUIT included).
+#
+# usage: bench/submission_vs_curl.sh [RUNS=20]      (the lab must be up: lab/up)
+# Prints a Markdown table (median, p90, max for each side, and the ratio of medians).
+set -euo pipefail
+RUNS=${1:-20}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+LAB_DIR=${FLOWTEST_LAB_DIR:-/run/flowtest-lab}
+[ -d "$LAB_DIR/secrets" ] || { echo "the lab is not up: run lab/up" >&2; exit 1; }
+(cd "$REPO" && cargo build --release --quiet)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+MSG=$OUT/msg.eml
+printf 'From: sender@provider.test\r\nTo: alice@corp.test\r\nSubject: curl benchmark\r\nMessage-ID: <bench-%s@provider.test>\r\n\r\nbody\r\n' "$$" > "$MSG"
+
+for i in $(seq "$RUNS"); do
+  "$REPO/lab/run" curl -s --url smtp://mx.corp.test:25 --ssl-reqd --cacert "$LAB_DIR/ca/ca.pem" \
+    --mail-from sender@provider.test --mail-rcpt alice@corp.test --upload-file "$MSG" \
+    -w '%{time_total}\n' -o /dev/null >> "$OUT/curl.txt"
+  PATH="$REPO/target/release:$PATH" "$REPO/lab/run" "$REPO/target/release/flowtest" \
+    --config "$REPO/lab/flowtest.toml" run lab-inbound --format json --quiet > "$OUT/flowtest-$i.json" || true
+done
+
+python3 - "$OUT" <<'PY'
+import json, statistics, sys, os
+out = sys.argv[1]
+curl = [float(l) * 1000 for l in open(os.path.join(out, "curl.txt")) if l.strip()]
+ft = []
+for name in sorted(os.listdir(out)):
+    if not name.startswith("flowtest-"):
+        continue
+    try:
+        doc = json.load(open(os.path.join(out, name)))
+    except ValueError:
+        continue
+    for r in doc.get("results", []):
+        for st in r.get("stages", []):
+            if st.get("name") == "submission":
+                ft.append(float(st["ms"]))
+def row(name, xs):
+    xs = sorted(xs)
+    p90 = xs[min(len(xs) - 1, int(0.9 * len(xs)))]
+    return f"| {name} | {len(xs)} | {statistics.median(xs):.1f} | {p90:.1f} | {xs[-1]:.1f} |"
+print("| submitter | runs | median ms | p90 ms | max ms |")
+print("|---|---|---|---|---|")
+print(row("curl (STARTTLS, QUIT)", curl))
+print(row("flowtest submission stage", ft))
+print(f"\nratio of medians flowtest/curl: {statistics.median(ft) / statistics.median(curl):.2f}; "
+      f"difference: {statistics.median(ft) - statistics.median(curl):.1f} ms")
+PY

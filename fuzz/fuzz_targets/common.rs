@@ -1,0 +1,82 @@
+//! Shared by the log-line fuzz targets: the parse contexts every line is tried under and the
+//! checks every parse must pass. Included with `#[path]`; not a target itself.
+use flowtest::core::logs::{parse_line, Focus, LineParser, LogRecord, ParseContext, Parsed};
+
+/// Contexts that change how a line is read: zone, year inference with and without a reference.
+pub fn contexts() -> Vec<ParseContext> {
+    let mut plain = ParseContext::new("ec2", 2025);
+    plain.tz = chrono::FixedOffset::east_opt(0).expect("zero");
+    let mut east = ParseContext::new("dell", 2024);
+    east.tz = chrono::FixedOffset::east_opt(14 * 3600).expect("+14:00");
+    let mut referenced = ParseContext::new("dovecot", 1970);
+    referenced.tz = chrono::FixedOffset::west_opt(12 * 3600).expect("-12:00");
+    referenced.reference = chrono::DateTime::from_timestamp(1_767_225_600, 0);
+    vec![plain, east, referenced]
+}
+
+fn check_record(r: &LogRecord, line: &[u8]) {
+    // The raw text is the line itself (lossy), without its end-of-line bytes.
+    let trimmed = {
+        let mut l = line;
+        while let Some((&last, rest)) = l.split_last() {
+            if last == b'\n' || last == b'\r' {
+                l = rest;
+            } else {
+                break;
+            }
+        }
+        l
+    };
+    assert_eq!(r.raw, String::from_utf8_lossy(trimmed));
+    // The accessors never panic and agree with the event.
+    let _ = r.event.queue_id();
+    if let Some(m) = r.event.map_lookup() {
+        assert!(!m.map.is_empty() && !m.map.contains(' '));
+    }
+}
+
+/// The first byte picks one of `prefixes`; every line of the rest is put behind it. Lets a
+/// target reach one grammar instead of dying in the line prefix. `None` for empty input.
+pub fn behind_prefix(prefixes: &[&str], data: &[u8]) -> Option<Vec<u8>> {
+    let (&pick, msg) = data.split_first()?;
+    let prefix = prefixes[usize::from(pick) % prefixes.len()];
+    let mut text = Vec::with_capacity(msg.len() * 2 + 96);
+    for line in msg.split(|&c| c == b'\n') {
+        text.extend_from_slice(prefix.as_bytes());
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    Some(text)
+}
+
+/// Parse `data` line by line through every entry point and check the counters add up.
+pub fn parse_everywhere(data: &[u8]) {
+    for ctx in contexts() {
+        let mut stateful = LineParser::new(ctx.clone());
+        let mut focused = LineParser::new(ctx.clone());
+        let mut focus = Focus::message_ids(&["fuzz-1@corp.test", "<weekly@sender.example>"]);
+        let mut out = Vec::new();
+        let mut lines = 0u64;
+        for line in data.split(|&c| c == b'\n') {
+            lines += 1;
+            if let Some(r) = parse_line(line, &ctx) {
+                check_record(&r, line);
+            }
+            if let Parsed::Record(r) = stateful.parse(line) {
+                check_record(&r, line);
+            }
+            out.clear();
+            focused.parse_focused(line, &mut focus, &mut out);
+            for r in &out {
+                check_record(r, r.raw.as_bytes());
+            }
+        }
+        for p in [&stateful, &focused] {
+            let c = p.counts();
+            assert_eq!(c.lines, lines);
+            assert_eq!(c.lines, c.parsed + c.unknown + c.filtered);
+            assert!(c.invalid_utf8 <= c.lines);
+            assert_eq!(c.formats.values().sum::<u64>(), c.parsed);
+        }
+    }
+}
