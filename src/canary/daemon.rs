@@ -257,7 +257,8 @@ pub async fn run(
     }
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = loops.stop.send(true);
-    drain(&shared, loops.active.gen.config.canary.grace).await;
+    let gen = &loops.active.gen;
+    drain(&shared, gen.config.canary.grace, gen.prober.as_ref()).await;
     Ok(())
 }
 
@@ -360,26 +361,41 @@ fn jitter_delta(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::zero())
 }
 
-/// Wait for in-flight probes up to `grace`, then abort the rest (their rows stay `pending`).
-async fn drain(shared: &Shared, grace: Duration) {
+/// After the grace period, how long interrupted probes get to record their verdict and clean up
+/// (the runner's own stop grace plus its bounded cleanup) before they are aborted.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// Wait for in-flight probes up to `grace`; then interrupt them (they record `interrupted` and
+/// clean up) and wait [`INTERRUPT_GRACE`] more; abort whatever is left (its row stays `pending`
+/// until the next start resolves it).
+async fn drain(shared: &Shared, grace: Duration, prober: &dyn super::prober::Prober) {
     let deadline = shared.clock.instant() + grace;
+    if !wait_in_flight(shared, deadline).await {
+        return;
+    }
+    prober.interrupt();
+    let deadline = shared.clock.instant() + INTERRUPT_GRACE;
+    if wait_in_flight(shared, deadline).await {
+        for (name, task) in shared.in_flight().drain() {
+            tracing::warn!(scenario = %name, "probe aborted at shutdown: its row stays pending");
+            task.abort();
+        }
+    }
+}
+
+/// Wait until no probe is in flight (false) or `deadline` passes with some still running (true).
+async fn wait_in_flight(shared: &Shared, deadline: tokio::time::Instant) -> bool {
     loop {
         let notified = shared.finished.notified();
         let left = shared.in_flight().len();
         if left == 0 {
             tracing::info!("canary stopped");
-            return;
+            return false;
         }
         tracing::info!(in_flight = left, "waiting for in-flight probes");
         tokio::select! {
             _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                for (name, task) in shared.in_flight().drain() {
-                    tracing::warn!(scenario = %name, "probe interrupted at shutdown: its row stays pending");
-                    task.abort();
-                }
-                return;
-            }
+            _ = tokio::time::sleep_until(deadline) => return true,
         }
     }
 }

@@ -11,12 +11,15 @@ use crate::config::Config;
 use crate::core::outcome::RunResult;
 use crate::edge::store::Store;
 use crate::runner::ports::BoxFuture;
-use crate::runner::{prepare, Prepared, Progress, Runner};
+use crate::runner::{prepare, Prepared, Progress, Runner, Stop};
 
 /// Runs one probe of a named scenario to its verdict.
 pub trait Prober: Send + Sync {
     /// `None` when the scenario is not known to this prober.
     fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>>;
+    /// Ask probes in flight to end now: each is judged if it can be within the runner's short
+    /// grace, else recorded `interrupted`; own delivered probes are still cleaned up.
+    fn interrupt(&self) {}
 }
 
 /// One loaded configuration with everything resolved: what the scheduler runs until the next
@@ -39,6 +42,7 @@ pub trait Loader: Send + Sync {
 pub struct RunnerProber {
     runner: Arc<Runner>,
     prepared: HashMap<String, Prepared>,
+    stop: Stop,
 }
 
 impl RunnerProber {
@@ -51,14 +55,16 @@ impl RunnerProber {
             .iter()
             .map(|s| prepare(s).map(|p| (s.name.clone(), p)))
             .collect::<Result<HashMap<_, _>, _>>()?;
-        let runner = Arc::new(Runner::new(
-            config,
-            key,
-            store,
-            Arc::new(Progress::default()),
-            None,
-        ));
-        Ok(RunnerProber { runner, prepared })
+        let stop = Stop::default();
+        let runner = Arc::new(
+            Runner::new(config, key, store, Arc::new(Progress::default()), None)
+                .with_stop(stop.clone()),
+        );
+        Ok(RunnerProber {
+            runner,
+            prepared,
+            stop,
+        })
     }
 }
 
@@ -68,6 +74,9 @@ impl Prober for RunnerProber {
             let p = self.prepared.get(scenario)?;
             Some(self.runner.run_one(p).await)
         })
+    }
+    fn interrupt(&self) {
+        self.stop.request();
     }
 }
 

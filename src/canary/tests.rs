@@ -27,6 +27,8 @@ struct FakeProber {
     running: AtomicUsize,
     max_running: Arc<AtomicUsize>,
     count: Arc<AtomicUsize>,
+    /// Signalled by `interrupt`: a probe waiting then ends `interrupted`.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl Prober for FakeProber {
@@ -34,10 +36,15 @@ impl Prober for FakeProber {
         Box::pin(async move {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(self.delay).await;
+            let interrupted = tokio::select! {
+                _ = tokio::time::sleep(self.delay) => false,
+                _ = self.stop.notified() => true,
+            };
             self.running.fetch_sub(1, Ordering::SeqCst);
             let n = self.count.fetch_add(1, Ordering::SeqCst);
-            let status = if self.ok.load(Ordering::SeqCst) {
+            let status = if interrupted {
+                Status::Interrupted
+            } else if self.ok.load(Ordering::SeqCst) {
                 Status::Delivered
             } else {
                 Status::Lost
@@ -53,6 +60,9 @@ impl Prober for FakeProber {
             r.verdict_at = self.clock.now();
             Some(r)
         })
+    }
+    fn interrupt(&self) {
+        self.stop.notify_waiters();
     }
 }
 
@@ -80,6 +90,7 @@ impl Loader for FakeLoader {
                 running: AtomicUsize::new(0),
                 max_running: Arc::clone(&self.max_running),
                 count: Arc::clone(&self.count),
+                stop: Arc::new(tokio::sync::Notify::new()),
             }),
             config,
             webhooks,
@@ -518,4 +529,27 @@ async fn a_wall_clock_stepped_back_does_not_stall_a_periodic_scenario() {
     })
     .await;
     h.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_outliving_the_grace_is_interrupted_not_aborted() {
+    // Each probe would wait a minute; the grace is 5 s.
+    let h = start(&["long"], Duration::from_secs(60), "").await;
+    h.wait_for(8, "a probe in flight", |t| {
+        count(t, "flowtest_probes_in_flight", &[]) >= 1.0
+    })
+    .await;
+    let count_ref = Arc::clone(&h.loader.count);
+    let t0 = crate::clock::std_instant();
+    h.stop().await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(
+        count_ref.load(Ordering::SeqCst),
+        1,
+        "the interrupted probe returned its verdict instead of being aborted"
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(12),
+        "interrupted after the grace, not before and not after the extra wait: {took:?}"
+    );
 }
