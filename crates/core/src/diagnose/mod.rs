@@ -146,6 +146,9 @@ pub struct Summary {
     pub failed: u64,
     pub incidents: Vec<IncidentGroup>,
     pub sources: Vec<SourceReport>,
+    /// Log lines not kept because the open messages together held `max_retained_line_bytes`
+    /// (each message also keeps at most `max_lines`; its own `lines_dropped` counts both).
+    pub lines_dropped_over_cap: u64,
 }
 
 impl Summary {
@@ -211,13 +214,21 @@ pub fn analyze_with(
             }
         }
     }
-    for m in corr.take_finished() {
-        report.message(m).map_err(AnalyzeError::Write)?;
+    // Drained in batches, each reported before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        for m in corr.take_finished() {
+            report.message(m).map_err(AnalyzeError::Write)?;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
     }
     let outcome = corr.finish_all();
     for m in outcome.messages {
         report.message(m).map_err(AnalyzeError::Write)?;
     }
+    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
     let sources = merge.into_sources().iter().map(LogStream::report).collect();
     report
         .end(outcome.host_findings, outcome.skew, sources)
