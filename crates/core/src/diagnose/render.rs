@@ -51,6 +51,13 @@ struct JsonSummary<'a> {
     by_status: &'a BTreeMap<&'static str, u64>,
     findings_by_code: &'a BTreeMap<&'static str, u64>,
     findings_truncated: u64,
+    /// Present only when lines were dropped, so reports of ordinary runs keep their shape.
+    #[serde(skip_serializing_if = "is_zero")]
+    lines_dropped_over_cap: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Close the message list and write the other members, one per line.
@@ -65,6 +72,7 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
             by_status: &t.summary.by_status,
             findings_by_code: t.findings_by_code,
             findings_truncated: t.findings_truncated,
+            lines_dropped_over_cap: t.summary.lines_dropped_over_cap,
         },
     };
     let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
@@ -160,7 +168,7 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "summary: {} message(s){}{}",
+        "summary: {} message(s){}{}{}",
         t.summary.messages,
         if st.is_empty() {
             String::new()
@@ -170,6 +178,10 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         if_any(t.findings_truncated, || format!(
             " ({} more findings not listed)",
             t.findings_truncated
+        )),
+        if_any(t.summary.lines_dropped_over_cap, || format!(
+            " ({} log lines not kept: the open messages held the line memory cap)",
+            t.summary.lines_dropped_over_cap
         ))
     )
 }

@@ -258,6 +258,20 @@ pub(super) struct ChainFinding {
     pub cause: bool,
 }
 
+/// The bytes of log lines held by all open chains, and the lines refused for lack of room.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LineBudget {
+    pub bytes: usize,
+    pub dropped: u64,
+}
+
+impl LineBudget {
+    /// An emitted chain's lines leave the correlator with it.
+    pub fn release(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+}
+
 /// Everything gathered so far about one message.
 #[derive(Debug, Clone)]
 pub(super) struct Chain {
@@ -270,6 +284,8 @@ pub(super) struct Chain {
     pub notes: Vec<String>,
     pub lines: Vec<String>,
     pub lines_dropped: u64,
+    /// Bytes of `lines`, charged to the correlator's [`LineBudget`] until the chain is emitted.
+    pub line_bytes: usize,
     pub last_activity: Option<DateTime<Utc>>,
     /// `queued as` links not yet matched to a downstream entry.
     pub pending_links: u32,
@@ -295,6 +311,7 @@ impl Chain {
             notes: Vec::new(),
             lines: Vec::new(),
             lines_dropped: 0,
+            line_bytes: 0,
             last_activity: None,
             pending_links: 0,
             evicted: false,
@@ -313,12 +330,22 @@ impl Chain {
         }
     }
 
-    pub fn add_line(&mut self, raw: &str, limits: &Limits) {
-        if self.lines.len() < limits.max_lines {
-            self.lines.push(clip(raw, limits.max_line_bytes));
-        } else {
+    /// Keep a log line unless this chain has `max_lines` or all open chains together have
+    /// `max_retained_line_bytes`; a line not kept is counted.
+    pub fn add_line(&mut self, raw: &str, limits: &Limits, budget: &mut LineBudget) {
+        if self.lines.len() >= limits.max_lines {
             self.lines_dropped += 1;
+            return;
         }
+        let line = clip(raw, limits.max_line_bytes);
+        if budget.bytes.saturating_add(line.len()) > limits.max_retained_line_bytes {
+            self.lines_dropped += 1;
+            budget.dropped += 1;
+            return;
+        }
+        budget.bytes += line.len();
+        self.line_bytes += line.len();
+        self.lines.push(line);
     }
 
     /// Add a note once (bounded).
@@ -332,7 +359,36 @@ impl Chain {
     /// from the side that caused it (`cause`: the rejecting host, Dovecot's own line) absorbs
     /// the same code seen as a symptom elsewhere (the upstream bounce, Postfix's LMTP
     /// deferral), taking over its host, so each cause is reported once where it happened.
-    pub fn add_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+    /// [`Chain::fold_finding`], with the evidence lines it adds charged to the shared budget. When
+    /// the open chains already hold `max_retained_line_bytes`, the finding is still recorded (code,
+    /// count, times) but its new evidence lines are dropped and counted.
+    pub fn add_finding(
+        &mut self,
+        mut f: Finding,
+        limits: &Limits,
+        cause: bool,
+        budget: &mut LineBudget,
+    ) {
+        if budget.bytes >= limits.max_retained_line_bytes {
+            budget.dropped += f.evidence.len() as u64;
+            f.evidence.clear();
+        }
+        let before = self.evidence_bytes();
+        self.fold_finding(f, limits, cause);
+        let added = self.evidence_bytes().saturating_sub(before);
+        budget.bytes += added;
+        self.line_bytes += added;
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.findings
+            .iter()
+            .flat_map(|x| &x.f.evidence)
+            .map(String::len)
+            .sum()
+    }
+
+    fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
         let pos = self
             .findings
             .iter()
@@ -395,7 +451,8 @@ impl Chain {
         self.noqueue
             .extend(g.noqueue.into_iter().take(MAX_NOQUEUE_MERGED));
         for f in g.findings {
-            self.add_finding(f.f, limits, f.cause);
+            // Already charged: `g.line_bytes` comes along below.
+            self.fold_finding(f.f, limits, f.cause);
         }
         for n in g.notes {
             self.add_note(n);
@@ -408,6 +465,9 @@ impl Chain {
             }
         }
         self.lines_dropped += g.lines_dropped;
+        // Lines dropped here stay charged until this chain is emitted: the budget over-counts a
+        // little rather than ever under-counting.
+        self.line_bytes += g.line_bytes;
         self.pending_links += g.pending_links;
         self.touch(g.last_activity);
     }

@@ -12,7 +12,7 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
 use super::assemble::build_chain;
-use super::chain::{within, Chain, ChainId, Entry};
+use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::on_refused::RecentRefusal;
@@ -29,6 +29,10 @@ pub struct Limits {
     pub max_lines: usize,
     /// Longest evidence / log line kept (longer ones are cut).
     pub max_line_bytes: usize,
+    /// Bytes of log lines kept by all open chains together. Past it, further lines are dropped
+    /// (and counted) until chains are emitted: `max_lines` alone would let tens of thousands of
+    /// open messages hold gigabytes.
+    pub max_retained_line_bytes: usize,
     /// Quiet time after which a fully resolved chain is emitted.
     pub settle: TimeDelta,
     /// Quiet time after which a chain still waiting for another host's log is emitted.
@@ -50,6 +54,7 @@ impl Default for Limits {
             max_evidence: 12,
             max_lines: 48,
             max_line_bytes: 1_000,
+            max_retained_line_bytes: 16 << 20,
             settle: TimeDelta::seconds(10),
             grace: TimeDelta::seconds(120),
             idle_timeout: TimeDelta::hours(6),
@@ -118,6 +123,7 @@ pub struct Correlator {
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     finished: VecDeque<MessageChain>,
+    pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
 }
@@ -140,6 +146,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
         }
@@ -152,6 +159,16 @@ impl Correlator {
     /// Number of chains still open (for memory checks and tests).
     pub fn open_chains(&self) -> usize {
         self.chains.len()
+    }
+
+    /// Bytes of log lines the open chains hold together (at most `max_retained_line_bytes`).
+    pub fn retained_line_bytes(&self) -> usize {
+        self.line_budget.bytes
+    }
+
+    /// Log lines dropped so far because `max_retained_line_bytes` was reached.
+    pub fn lines_dropped_over_cap(&self) -> u64 {
+        self.line_budget.dropped
     }
 
     /// The newest log timestamp seen so far (the correlator's notion of "now").
@@ -316,6 +333,7 @@ impl Correlator {
             return;
         };
         self.unindex(&ch);
+        self.line_budget.release(ch.line_bytes);
         // The chain is gone: move its lines out instead of copying them.
         let lines = std::mem::take(&mut ch.lines);
         let mut out = build_chain(&ch);
@@ -430,6 +448,19 @@ impl Correlator {
             .collect()
     }
 
+    /// Emit up to `max` open chains, oldest (lowest id) first, as the end of input would: lets a
+    /// caller drain the open chains in batches instead of holding every finished chain at once.
+    /// Returns how many were emitted.
+    pub fn flush_open(&mut self, max: usize) -> usize {
+        let mut ids: Vec<ChainId> = self.chains.keys().copied().collect();
+        ids.sort_unstable();
+        ids.truncate(max);
+        for &id in &ids {
+            self.emit(id);
+        }
+        ids.len()
+    }
+
     /// End of input: emit everything still open and return all finished chains.
     pub fn finish(self) -> Vec<MessageChain> {
         self.finish_all().messages
@@ -444,7 +475,10 @@ impl Correlator {
             messages: self.finished.drain(..).collect(),
             host_findings,
             skew,
-            stats: self.stats.clone(),
+            stats: CorrelatorStats {
+                lines_dropped_over_cap: self.line_budget.dropped,
+                ..self.stats.clone()
+            },
         }
     }
 }

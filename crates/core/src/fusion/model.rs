@@ -228,6 +228,8 @@ pub struct CorrelatorStats {
     /// Finished chains dropped because nobody took them and `max_finished` was reached.
     pub finished_dropped: u64,
     pub host_findings_dropped: u64,
+    /// Log lines not kept because the open chains held `max_retained_line_bytes` already.
+    pub lines_dropped_over_cap: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

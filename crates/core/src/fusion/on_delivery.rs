@@ -59,7 +59,7 @@ impl Correlator {
         let Some(ch) = self.chains.get_mut(&cid) else {
             return (cid, failure, from);
         };
-        ch.add_line(&rec.raw, &limits);
+        ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         ch.touch(ts);
         let Some(e) = ch.entry_mut(&rec.role, &d.queue_id) else {
             return (cid, failure, from);
@@ -145,7 +145,7 @@ impl Correlator {
         }
         f.seen(ts);
         if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, false);
+            ch.add_finding(f, &limits, false, &mut self.line_budget);
         }
         remember(
             &mut self.recent_failures,

@@ -70,7 +70,7 @@ impl Correlator {
             .and_then(|q| self.find_entry(role, q))
             .and_then(|cid| self.chains.get_mut(&cid))
         {
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         }
         if let Some(c) = code {
             let msg = format!("{role}: {}", clip(text, 300));

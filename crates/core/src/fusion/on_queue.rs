@@ -27,7 +27,7 @@ impl Correlator {
             if let Some(e) = ch.entry_mut(&rec.role, queue_id) {
                 update(e);
             }
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
         }
         cid
@@ -126,7 +126,7 @@ impl Correlator {
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         f.seen(rec.timestamp);
         if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, true);
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
         }
     }
 

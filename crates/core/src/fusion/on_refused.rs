@@ -65,7 +65,7 @@ impl Correlator {
         }
         f.seen(ts);
         if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, true);
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
         }
         let Some(key) = m.key.map(str::to_ascii_lowercase) else {
             return true;

@@ -88,9 +88,9 @@ impl Correlator {
                 e.from = r.from.clone();
             }
         }
-        ch.add_line(&rec.raw, &limits);
+        ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         ch.touch(rec.timestamp);
-        ch.add_finding(f, &limits, true);
+        ch.add_finding(f, &limits, true, &mut self.line_budget);
     }
 
     /// A NOQUEUE reject: a chain of its own, joined with the upstream delivery failure that
@@ -105,9 +105,9 @@ impl Correlator {
                 reject: r.clone(),
                 at: ts,
             });
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(ts);
-            ch.add_finding(f, &limits, true);
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
         }
         let Some(to) = &r.to else {
             return;

@@ -816,3 +816,96 @@ fn a_reinjection_logged_after_its_queued_as_still_links() {
     let qids: Vec<_> = ms[0].hops.iter().map(|h| h.queue_id.as_deref()).collect();
     assert_eq!(qids, [Some("9E9E9E9E9E"), Some("2C2C2C2C2C")]);
 }
+
+/// Open messages, each with client, message-id, qmgr and `deferrals` deferred attempts.
+fn open_message_lines(i: u32, deferrals: u32) -> Vec<String> {
+    let q = format!("{:010X}", 0x100_0000 + i);
+    let mut v = vec![
+        format!("Nov  7 12:00:05 mx postfix/smtpd[1]: {q}: client=s{i}.example.org[203.0.113.9]"),
+        format!("Nov  7 12:00:05 mx postfix/cleanup[2]: {q}: message-id=<open{i}@x>"),
+        format!("Nov  7 12:00:05 mx postfix/qmgr[3]: {q}: from=<s{i}@example.org>, size=900, nrcpt=1 (queue active)"),
+    ];
+    for r in 0..deferrals {
+        v.push(format!(
+            "Nov  7 12:00:{:02} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=mx.corp.test[192.0.2.1]:25, delay={r}, delays=0.1/0/30/0, dsn=4.4.1, status=deferred (connect to mx.corp.test[192.0.2.1]:25: Connection timed out)",
+            6 + r
+        ));
+    }
+    v
+}
+
+#[test]
+fn retained_lines_and_evidence_stay_under_the_global_cap() {
+    let cap = 64 * 1024;
+    let limits = Limits {
+        max_retained_line_bytes: cap,
+        ..Limits::default()
+    };
+    let mut c = Correlator::new(limits);
+    let ctx = ParseContext::new("ec2", 2025);
+    let n = 3_000;
+    for i in 0..n {
+        for l in open_message_lines(i, 4) {
+            c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+            // A finding's evidence may take the last line that fits, never more than one.
+            assert!(c.retained_line_bytes() <= cap + limits.max_line_bytes);
+        }
+    }
+    // Every message stays open: without the global cap they would hold ~7 lines of ~200 bytes
+    // each, some 4 MB here.
+    assert_eq!(c.open_chains(), n as usize);
+    assert!(
+        c.lines_dropped_over_cap() > 10_000,
+        "{}",
+        c.lines_dropped_over_cap()
+    );
+    let out = c.finish_all();
+    assert_eq!(
+        out.stats.lines_dropped_over_cap,
+        out.messages.iter().map(|m| m.lines_dropped).sum::<u64>()
+            + evidence_dropped(&out.messages, 4)
+    );
+    // The earliest messages kept their lines; the per-message count says what each lost.
+    assert_eq!(out.messages[0].lines.len(), 7);
+    assert!(out
+        .messages
+        .iter()
+        .any(|m| m.lines.is_empty() && m.lines_dropped == 7));
+}
+
+/// Evidence lines missing from the messages' findings, against `per_message` expected each.
+fn evidence_dropped(messages: &[MessageChain], per_message: u64) -> u64 {
+    messages
+        .iter()
+        .map(|m| {
+            per_message
+                - m.findings
+                    .iter()
+                    .map(|f| f.evidence.len() as u64)
+                    .sum::<u64>()
+        })
+        .sum()
+}
+
+#[test]
+fn flushing_open_chains_in_batches_matches_the_end_of_input() {
+    let ctx = ParseContext::new("ec2", 2025);
+    let fill = |c: &mut Correlator| {
+        for i in 0..50 {
+            for l in open_message_lines(i, 2) {
+                c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+            }
+        }
+    };
+    let mut whole = Correlator::new(Limits::default());
+    fill(&mut whole);
+    let whole = whole.finish();
+    let mut batched = Correlator::new(Limits::default());
+    fill(&mut batched);
+    let mut got = Vec::new();
+    while batched.flush_open(7) > 0 {
+        got.extend(batched.take_finished());
+    }
+    assert_eq!(batched.open_chains(), 0);
+    assert_eq!(got, whole);
+}
