@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
 use crate::exit::Exit;
 
+pub mod canary;
 pub mod check_config;
 pub mod diagnose;
 pub mod doctor;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Diagnose(args) => diagnose::run(&cli.config, args),
         Command::Doctor(args) => doctor::run(&cli.config, args),
+        Command::Canary(args) => canary::run(&cli.config, args),
     }
 }
 

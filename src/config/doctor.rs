@@ -63,9 +63,16 @@ impl DoctorConfig {
             src,
             raw.check_timeout.as_ref(),
             "doctor.check_timeout",
+            super::MAX_WAIT,
         )?;
         c.check_timeout = timeout.unwrap_or(c.check_timeout);
-        let window = opt_duration(file, src, raw.log_window.as_ref(), "doctor.log_window")?;
+        let window = opt_duration(
+            file,
+            src,
+            raw.log_window.as_ref(),
+            "doctor.log_window",
+            super::MAX_WAIT,
+        )?;
         c.log_window = window.unwrap_or(c.log_window);
         if let Some(d) = &raw.cert_warn_days {
             if !(0..=3650).contains(d.get_ref()) {

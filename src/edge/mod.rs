@@ -3,6 +3,7 @@ pub mod bounded;
 pub mod doctor;
 pub mod imap;
 pub mod incidents;
+pub mod logfile;
 pub mod loginput;
 pub mod logsource;
 pub mod logwatch;

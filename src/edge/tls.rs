@@ -31,11 +31,18 @@ pub enum TlsError {
 
 /// Read the PEM certificates of a CA file.
 pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::ReadCa {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_ca_pem(path)?;
     parse_ca(&bytes, path)
+}
+
+/// The raw bytes of a CA file, size-capped like every file a configuration names.
+pub fn read_ca_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+    crate::config::files::read_capped(path, crate::config::files::MAX_CONFIG_FILE_BYTES).map_err(
+        |source| TlsError::ReadCa {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// The PEM certificates in `bytes` (read from `path`, named in errors); at least one.
