@@ -17,12 +17,26 @@ trap 'rm -rf "$OUT"' EXIT
 MSG=$OUT/msg.eml
 printf 'From: sender@provider.test\r\nTo: alice@corp.test\r\nSubject: curl benchmark\r\nMessage-ID: <bench-%s@provider.test>\r\n\r\nbody\r\n' "$$" > "$MSG"
 
-for i in $(seq "$RUNS"); do
+# Postfix serves each connection with an idle smtpd process when it has one and spawns a new one
+# (~40 ms) when not: right after a session ends its process is briefly busy. So each submission
+# waits a moment after the previous one, and the order alternates, to give both sides the same
+# server state.
+curl_once() {
   "$REPO/lab/run" curl -s --url smtp://mx.corp.test:25 --ssl-reqd --cacert "$LAB_DIR/ca/ca.pem" \
     --mail-from sender@provider.test --mail-rcpt alice@corp.test --upload-file "$MSG" \
     -w '%{time_total}\n' -o /dev/null >> "$OUT/curl.txt"
-  PATH="$REPO/target/release:$PATH" "$REPO/lab/run" "$REPO/target/release/flowtest" \
-    --config "$REPO/lab/flowtest.toml" run lab-inbound --format json --quiet > "$OUT/flowtest-$i.json" || true
+}
+flowtest_once() {
+  "$REPO/lab/run" "$REPO/target/release/flowtest" \
+    --config "$REPO/lab/flowtest.toml" run lab-inbound --format json --quiet > "$OUT/flowtest-$1.json" || true
+}
+for i in $(seq "$RUNS"); do
+  if ((i % 2)); then
+    curl_once; sleep 0.5; flowtest_once "$i"
+  else
+    flowtest_once "$i"; sleep 0.5; curl_once
+  fi
+  sleep 0.5
 done
 
 python3 - "$OUT" <<'PY'

@@ -17,14 +17,21 @@ LAB_NAMESPACES=(internet ec2 dell provider)
 LAB_SUBNETS=(198.18.0.0/15 100.64.0.0/10)
 # shellcheck disable=SC2034 # used by lab/up, lab/test and lab/docker/Dockerfile
 LAB_PACKAGES=(postfix libsasl2-modules dovecot-imapd dovecot-lmtpd dovecot-sieve swaks libnet-ssleay-perl curl openssl iproute2 ca-certificates)
+# The lab DNS server (lab/doctor.sh).
+LAB_PACKAGES+=(nsd)
 # Users per mail host (the passwords are generated at lab/up into secrets/, never kept in the repo).
 DELL_USERS=(alice@corp.test bob@corp.test postmaster@corp.test info@newdomain.test)
 PROVIDER_USERS=(probe@provider.test)
 LAB_VMAIL_UID=5000
 LAB_FAULTS=(dell-down vpn-down vpn-blackhole relay-domain-missing transport-unmapped dovecot-down
   mailstore-permission imap-auth-broken imap-no-idle slow-dell)
+# The faults `flowtest doctor` is tested against (lab/doctor.sh).
+LAB_FAULTS+=(cert-expired cert-wrong-name mx-missing)
 
 LAB_STEP="(start)"
+
+# shellcheck source=lab/doctor.sh
+source "$LAB_REPO/lab/doctor.sh"
 
 step() {
   LAB_STEP=$*
@@ -698,7 +705,7 @@ apply_fault() {
       reload_postfix dell
       ;;
     *)
-      die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
+      apply_doctor_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
       ;;
   esac
   add_fault_marker "$name" "$@"
@@ -727,4 +734,5 @@ heal() {
   for host in dell provider ec2; do
     flush_queue "$host"
   done
+  heal_doctor
 }

@@ -45,6 +45,10 @@ pub enum Command {
     CheckConfig,
     /// Reconstruct messages' fates from server log files and name the failures.
     Diagnose(DiagnoseArgs),
+    /// Check DNS, reachability, TLS, IMAP and the hops behind them, without sending mail.
+    Doctor(DoctorArgs),
+    /// Probe every scenario on its schedule; serve /metrics, /healthz and a status page.
+    Canary(CanaryArgs),
 }
 
 /// How diagnostics (`tracing` events) are written on stderr.
@@ -135,7 +139,38 @@ pub struct DiagnoseArgs {
     pub incident: Option<PathBuf>,
 }
 
-const SUBCOMMANDS: &[&str] = &["trace", "run", "list", "check-config", "diagnose", "help"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    Human,
+    Json,
+    Nagios,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Scenarios to check (default: every configured scenario).
+    pub names: Vec<String>,
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Human)]
+    pub format: DoctorFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Address for /metrics, /healthz and the status page (overrides `[canary] listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "trace",
+    "run",
+    "list",
+    "check-config",
+    "diagnose",
+    "doctor",
+    "canary",
+    "help",
+];
 
 /// Global flags whose value is the next argument.
 const GLOBAL_WITH_VALUE: &[&str] = &["--config", "--log-format"];
@@ -155,6 +190,20 @@ impl Cli {
     /// Parse `std::env::args`, turning `flowtest NAME ...` into `flowtest run NAME ...`.
     pub fn parse_with_shorthand() -> Self {
         Self::parse_from(with_shorthand(std::env::args_os().collect()))
+    }
+}
+
+/// The diagnostics format: as `--log-format` says when given; otherwise the canary writes JSON
+/// lines whenever stderr is not a terminal (a daemon's log goes to a journal or a collector),
+/// and every other command writes text.
+pub fn log_format_for(cli: &Cli, args: &[std::ffi::OsString], stderr_terminal: bool) -> LogFormat {
+    let given = args.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "--log-format" || a.starts_with("--log-format=")
+    });
+    match cli.command {
+        Command::Canary(_) if !given && !stderr_terminal => LogFormat::Json,
+        _ => cli.log_format,
     }
 }
 
@@ -258,10 +307,34 @@ mod tests {
             v(&["flowtest", "trace", "-"]),
             v(&["flowtest", "--help"]),
             v(&["flowtest", "check-config"]),
+            v(&["flowtest", "doctor", "lab-inbound"]),
             v(&["flowtest"]),
         ] {
             assert_eq!(with_shorthand(args.clone()), args);
         }
+    }
+
+    #[test]
+    fn the_canary_logs_json_lines_off_a_terminal_unless_told_otherwise() {
+        let format = |args: &[&str], terminal: bool| {
+            let args = v(args);
+            log_format_for(
+                &Cli::parse_from(with_shorthand(args.clone())),
+                &args,
+                terminal,
+            )
+        };
+        assert_eq!(format(&["flowtest", "canary"], false), LogFormat::Json);
+        assert_eq!(format(&["flowtest", "canary"], true), LogFormat::Text);
+        assert_eq!(
+            format(&["flowtest", "--log-format", "text", "canary"], false),
+            LogFormat::Text
+        );
+        assert_eq!(
+            format(&["flowtest", "--log-format=json", "canary"], true),
+            LogFormat::Json
+        );
+        assert_eq!(format(&["flowtest", "list"], false), LogFormat::Text);
     }
 
     #[test]

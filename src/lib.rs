@@ -14,6 +14,7 @@
 /// The pure core, its own crate (`crates/core`) so the layering is a compile error.
 pub use flowtest_core as core;
 
+pub mod canary;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

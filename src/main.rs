@@ -1,9 +1,17 @@
 //! Thin entry point: parse arguments, set up diagnostics once, run the command, map the outcome
 //! to an exit code.
+use std::io::IsTerminal;
+
+use clap::Parser;
 use flowtest::cli::Cli;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse_with_shorthand();
-    flowtest::cmd::init_logging(cli.verbose, cli.quiet, cli.log_format);
+    // The webhook client (reqwest without a bundled provider) needs the process-wide rustls
+    // provider; installing it twice is harmless (the second call is refused).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(flowtest::cli::with_shorthand(args.clone()));
+    let format = flowtest::cli::log_format_for(&cli, &args, std::io::stderr().is_terminal());
+    flowtest::cmd::init_logging(cli.verbose, cli.quiet, format);
     flowtest::cmd::dispatch(cli).into()
 }

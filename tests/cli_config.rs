@@ -199,9 +199,33 @@ fn shipped_example_configuration_passes_check_config() {
         ("FLOWTEST_IMAP_PASSWORD", SECRET),
         ("FLOWTEST_SENDGRID_API_KEY", SECRET),
     ];
-    let o = flowtest(&root.join("flowtest.example.toml"), &["check-config"], &env);
+    // The example as shipped, but with its state directory (which check-config creates and
+    // writes to) in a temporary directory rather than /var/lib.
+    let state = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root.join("flowtest.example.toml")).unwrap();
+    let local = example
+        .replace(
+            "state_dir = \"/var/lib/flowtest\"",
+            &format!(
+                "state_dir = {:?}",
+                state.path().join("state").display().to_string()
+            ),
+        )
+        .replace(
+            "scenarios_dir = \"scenarios\"",
+            &format!(
+                "scenarios_dir = {:?}",
+                root.join("scenarios").display().to_string()
+            ),
+        );
+    assert_ne!(local, example);
+    let cfg = state.path().join("flowtest.toml");
+    std::fs::write(&cfg, local).unwrap();
+    let o = flowtest(&cfg, &["check-config"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("writable"), "{out}");
+    assert!(state.path().join("state").is_dir());
     for name in [
         "gmail-inbound",
         "sendgrid-inbound",

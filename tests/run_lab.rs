@@ -25,20 +25,7 @@ fn every_lab_scenario_is_delivered_with_its_stages_in_order() {
     let lab = lab();
     let _g = lab.healthy();
     // The shipped configuration, exactly as `lab/run flowtest run --all` uses it (own state dir).
-    let scen: Vec<(String, String)> = [
-        "lab-inbound.toml",
-        "lab-provider-inbound.toml",
-        "lab-outbound.toml",
-    ]
-    .iter()
-    .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
-    .collect();
-    let cfg = Cfg::new(
-        &scen
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let cfg = Cfg::shipped();
     let (out, v) = flowtest(&lab, &cfg.path(), &["run", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let results = v["results"].as_array().unwrap();
@@ -279,29 +266,11 @@ fn snapshot(lab: &Lab, marker: &str) -> Vec<(u32, String, String)> {
         .imap_search(user, "INBOX", &format!("SUBJECT \"{marker}\""))
         .unwrap();
     uids.sort_unstable();
-    let set = uids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let out = lab.imap_curl(
-        user,
-        "INBOX",
-        &["--request", &format!("UID FETCH {set} (UID FLAGS)")],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = lab.imap_flags(user, "INBOX", &uids);
     let contents = lab.imap_fetch(user, "INBOX", &uids).unwrap();
     uids.iter()
-        .zip(contents)
-        .map(|(uid, c)| {
-            let line = text
-                .lines()
-                .find(|l| l.contains(&format!("UID {uid} ")))
-                .unwrap_or_else(|| panic!("no FLAGS for UID {uid}: {text}"));
-            let flags = line[line.find("FLAGS (").unwrap()..].to_string();
-            (*uid, flags, c)
-        })
+        .zip(flags.into_iter().zip(contents))
+        .map(|(uid, (flags, c))| (*uid, flags, c))
         .collect()
 }
 
@@ -383,10 +352,8 @@ fn cleanup_never_touches_ordinary_mail_or_forged_probes() {
         "{before:?}"
     );
 
-    // Sweep aggressively: anything verified older than 1 s is fair game; the forged one is old.
-    let (n, t) = lab_scenario("lab-inbound.toml", "cleanup", |t| {
-        t.replacen("\n[sender]", "\nsweep_after = \"1s\"\n\n[sender]", 1)
-    });
+    // Runs that clean up: a finished run's left-over is theirs to remove; the forged one never.
+    let (n, t) = lab_scenario("lab-inbound.toml", "cleanup", |t| t);
     // A run with cleanup off leaves its (verified) probe behind, as a crashed run would.
     let (n2, t2) = lab_scenario("lab-inbound.toml", "leftover", |t| {
         t.replacen("\n[sender]", "\ncleanup = false\n\n[sender]", 1)

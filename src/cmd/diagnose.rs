@@ -42,6 +42,10 @@ pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
         Ok(None) => return Exit::Ok,
         Err(e) => return unusable(e),
     };
+    let not_logs = loginput::not_mail_logs(&summary.sources);
+    if !not_logs.is_empty() {
+        return unusable(not_logs.join("; "));
+    }
     if let Some(dir) = &args.incident {
         let facts = Facts {
             recipient: opts.rcpt.clone(),

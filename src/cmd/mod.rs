@@ -9,8 +9,10 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
 use crate::exit::Exit;
 
+pub mod canary;
 pub mod check_config;
 pub mod diagnose;
+pub mod doctor;
 pub mod list;
 pub mod run;
 pub mod trace;
@@ -27,6 +29,8 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::List(args) => list::run(&cli.config, args),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Diagnose(args) => diagnose::run(&cli.config, args),
+        Command::Doctor(args) => doctor::run(&cli.config, args),
+        Command::Canary(args) => canary::run(&cli.config, args),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::{TraceArgs, TraceFormat};
-use crate::core::trace::{render_human, trace_message, TraceOptions};
+use crate::core::trace::{render_human, trace_lazy, trace_message, TraceOptions};
 use crate::exit::Exit;
 
 /// Largest message read. A message with attachments is rarely above 50 MiB; anything larger is
@@ -82,28 +82,26 @@ pub fn run(config: &Option<PathBuf>, args: TraceArgs) -> Exit {
         fetched_at: None,
         stages: &stages,
     };
-    let trace = match trace_message(&raw, &opts) {
-        Ok(t) => t,
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = match args.format {
+        // Streamed: the trace holds a few bytes per hop and rebuilds each hop as it is written,
+        // so peak memory stays near the input's size.
+        TraceFormat::Json => trace_lazy(&raw, &opts).map(|trace| {
+            serde_json::to_writer_pretty(&mut stdout, &trace)
+                .map_err(std::io::Error::from)
+                .and_then(|()| stdout.write_all(b"\n"))
+        }),
+        TraceFormat::Human => trace_message(&raw, &opts)
+            .map(|trace| stdout.write_all(render_human(&trace, terminal_width()).as_bytes())),
+    };
+    let written = match written {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("flowtest: {what}: {e}");
             return Exit::Unusable;
         }
     };
-    let out = match args.format {
-        TraceFormat::Json => match serde_json::to_string_pretty(&trace) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("flowtest: cannot encode the trace as JSON: {e}");
-                return Exit::Unusable;
-            }
-        },
-        TraceFormat::Human => render_human(&trace, terminal_width()),
-    };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match written.and_then(|()| stdout.flush()) {
         Ok(()) => Exit::Ok,
         // `flowtest trace msg | head`: the reader left; the trace itself succeeded.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,

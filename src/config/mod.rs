@@ -4,10 +4,14 @@
 //! read-only [`Config`] before any I/O happens. Errors name the file, the line and the field.
 //! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
 //! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
+pub mod canary;
+pub mod doctor;
+pub mod files;
 pub mod logsource;
 pub mod scenario;
 pub mod secret;
 pub mod sendgrid;
+mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +21,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::runbook::Runbook;
+pub use doctor::DoctorConfig;
 use logsource::LogSourceConfig;
 pub use scenario::{Auth, AuthMechanism, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use secret::SecretRef;
@@ -99,13 +104,17 @@ struct RawConfig {
     log_sources: Vec<toml::Table>,
     /// The operator's runbook (hints and incident texts), relative to this file.
     runbook: Option<Spanned<String>>,
+    #[serde(default)]
+    doctor: doctor::RawDoctor,
+    /// `[canary]`: the scheduled canary's settings.
+    canary: Option<canary::RawCanary>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProbe {
     /// Domain of probe Message-IDs (`<uuid@domain>`).
-    domain: String,
+    domain: Spanned<String>,
     key_env: Option<Spanned<String>>,
     key_file: Option<Spanned<String>>,
 }
@@ -145,6 +154,10 @@ pub struct Config {
     pub log_sources: Vec<LogSourceConfig>,
     /// `runbook = "..."`, else the built-in runbook (`runbook/default.toml`).
     pub runbook: Runbook,
+    /// `[doctor]`: what `flowtest doctor` checks against.
+    pub doctor: DoctorConfig,
+    /// `[canary]`, or its defaults.
+    pub canary: canary::CanaryConfig,
 }
 
 impl Config {
@@ -164,12 +177,24 @@ impl Config {
             base
         };
 
-        let domain = raw.probe.domain.trim().to_string();
+        let domain = raw.probe.domain.get_ref().trim().to_string();
+        let domain_at = raw.probe.domain.span().start;
+        validate::no_controls(&domain)
+            .map_err(|m| ConfigError::new(path, m).at(src, domain_at, "probe.domain"))?;
         if domain.is_empty() || domain.contains(['@', ' ', '<', '>']) {
-            return Err(ConfigError::new(path, "must be a bare domain name").field("probe.domain"));
+            return Err(ConfigError::new(path, "must be a bare domain name").at(
+                src,
+                domain_at,
+                "probe.domain",
+            ));
         }
         let probe_key = match (raw.probe.key_env, raw.probe.key_file) {
-            (Some(env), None) => SecretRef::Env(env.into_inner()),
+            (Some(env), None) => {
+                validate::env_name(env.get_ref()).map_err(|m| {
+                    ConfigError::new(path, m).at(src, env.span().start, "probe.key_env")
+                })?;
+                SecretRef::Env(env.into_inner())
+            }
             (None, Some(file)) => {
                 SecretRef::File(resolve_path(path, src, &base, &file, "probe.key_file")?)
             }
@@ -193,20 +218,26 @@ impl Config {
         }
         let d = &raw.defaults;
         let defaults = Defaults {
-            timeout: opt_duration(path, src, d.timeout.as_ref(), "defaults.timeout")?
+            timeout: opt_duration(path, src, d.timeout.as_ref(), "defaults.timeout", MAX_WAIT)?
                 .unwrap_or(Duration::from_secs(120)),
             poll_interval: opt_duration(
                 path,
                 src,
                 d.poll_interval.as_ref(),
                 "defaults.poll_interval",
+                MAX_WAIT,
             )?
             .unwrap_or(Duration::from_secs(2)),
             cleanup: d.cleanup.unwrap_or(true),
-            sweep_after: opt_duration(path, src, d.sweep_after.as_ref(), "defaults.sweep_after")?
-                .unwrap_or(Duration::from_secs(6 * 3600)),
+            sweep_after: opt_duration(
+                path,
+                src,
+                d.sweep_after.as_ref(),
+                "defaults.sweep_after",
+                MAX_AGE,
+            )?
+            .unwrap_or(Duration::from_secs(6 * 3600)),
         };
-        let scenarios = scenario::load_dir(&scenarios_dir, &defaults)?;
         let log_sources = raw
             .log_sources
             .into_iter()
@@ -214,26 +245,20 @@ impl Config {
             .map(|(i, t)| log_source(path, &base, i, t))
             .collect::<Result<Vec<_>, _>>()?;
         let roles: Vec<&str> = log_sources.iter().map(|l| l.role.as_str()).collect();
-        for s in &scenarios {
-            for m in &s.path {
-                if let Some(r) = m.role.as_deref() {
-                    if !roles.contains(&r) {
-                        return Err(ConfigError::new(
-                            &s.file,
-                            format!(
-                                "stage {:?} names role {r:?}, but no [[log_source]] has that role",
-                                m.stage
-                            ),
-                        )
-                        .field("path.role"));
-                    }
-                }
+        let scenarios = scenario::load_dir(&scenarios_dir, &defaults, &roles)?;
+        scenario::check_sweep_after(&scenarios, |m| {
+            let e = ConfigError::new(path, m);
+            match &d.sweep_after {
+                Some(v) => e.at(src, v.span().start, "defaults.sweep_after"),
+                None => e.field("defaults.sweep_after"),
             }
-        }
+        })?;
         let runbook = match &raw.runbook {
             Some(r) => load_runbook(&resolve_path(path, src, &base, r, "runbook")?)?,
             None => Runbook::builtin().clone(),
         };
+        let doctor = DoctorConfig::from_raw(path, src, raw.doctor)?;
+        let canary = canary::parse(path, src, &base, raw.canary)?;
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -245,6 +270,8 @@ impl Config {
             scenarios,
             log_sources,
             runbook,
+            doctor,
+            canary,
         })
     }
 
@@ -280,24 +307,15 @@ fn log_source(
 }
 
 /// A runbook larger than this is refused (the default is about 15 KiB).
-const MAX_RUNBOOK_BYTES: u64 = 1 << 20;
+const MAX_RUNBOOK_BYTES: u64 = files::MAX_CONFIG_FILE_BYTES;
 
 /// Read and validate a runbook file; errors name that file, the line and the key.
 pub fn load_runbook(file: &Path) -> Result<Runbook, ConfigError> {
     let read = || -> std::io::Result<String> {
-        use std::io::Read;
-        let mut src = String::new();
-        let f = std::fs::File::open(file)?;
-        f.take(MAX_RUNBOOK_BYTES + 1).read_to_string(&mut src)?;
-        Ok(src)
+        String::from_utf8(files::read_capped(file, MAX_RUNBOOK_BYTES)?)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
     };
     let src = read().map_err(|e| ConfigError::new(file, format!("cannot read runbook: {e}")))?;
-    if src.len() as u64 > MAX_RUNBOOK_BYTES {
-        return Err(ConfigError::new(
-            file,
-            format!("runbook is larger than {MAX_RUNBOOK_BYTES} bytes"),
-        ));
-    }
     Runbook::parse(&src).map_err(|e| ConfigError {
         file: file.to_path_buf(),
         line: e.line,
@@ -357,29 +375,39 @@ pub(crate) fn expand_env(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// An optional duration field, at most `max` ([`MAX_WAIT`] for waits, [`MAX_AGE`] for ages).
 pub(crate) fn opt_duration(
     file: &Path,
     src: &str,
     v: Option<&Spanned<String>>,
     field: &str,
+    max: Duration,
 ) -> Result<Option<Duration>, ConfigError> {
     v.map(|s| {
-        parse_duration(s.get_ref())
+        parse_duration_up_to(s.get_ref(), max)
             .map_err(|m| ConfigError::new(file, m).at(src, s.span().start, field))
     })
     .transpose()
 }
 
-/// `500ms`, `30s`, `2m`, `1h 30m`: humantime syntax. Zero is refused: every wait must be bounded
-/// by something real.
+pub use validate::{MAX_AGE, MAX_WAIT};
+
+/// A wait (`--timeout`, a scenario's timeout): `500ms`, `30s`, `2m`, `1h 30m` (humantime
+/// syntax), greater than zero (every wait must be bounded by something real) and at most
+/// [`MAX_WAIT`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_up_to(s, MAX_WAIT)
+}
+
+/// A duration in humantime syntax, greater than zero and at most `max`.
+pub fn parse_duration_up_to(s: &str, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
         format!("{s:?} is not a duration ({e}); write e.g. \"30s\", \"2m\", \"500ms\"")
     })?;
     if d.is_zero() {
         return Err(format!("{s:?}: a duration must be greater than zero"));
     }
-    Ok(d)
+    validate::at_most(s, d, max)
 }
 
 #[cfg(test)]
@@ -395,6 +423,12 @@ mod tests {
         assert!(parse_duration("soon")
             .unwrap_err()
             .contains("not a duration"));
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("25h").unwrap_err().contains("maximum"));
+        assert_eq!(
+            parse_duration_up_to("7d", MAX_AGE).unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
     }
 
     #[test]
@@ -409,6 +443,52 @@ mod tests {
             .unwrap_err()
             .contains("FLOWTEST_TEST_UNSET_XYZ"));
         assert!(expand_env("${oops").is_err());
+    }
+
+    /// A configuration directory with one scenario of `timeout` and `extra` lines, and
+    /// `defaults` lines in flowtest.toml.
+    fn sweep_config(defaults: &str, extra: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("flowtest.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[probe]\ndomain = \"probe.test\"\nkey_env = \"K\"\n\n[defaults]\n{defaults}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+        std::fs::write(
+            dir.path().join("scenarios/a.toml"),
+            format!(
+                "name = \"a\"\ntimeout = \"10m\"\n{extra}\n[sender]\nkind = \"smtp\"\nhost = \"h\"\ntls = \"starttls\"\n\
+                 mail_from = \"a@b.test\"\nrcpt_to = \"c@d.test\"\n[receiver]\nhost = \"h\"\ntls = \"tls\"\n\
+                 username = \"u\"\npassword_env = \"P\"\n"
+            ),
+        )
+        .unwrap();
+        Config::load(&cfg)
+    }
+
+    #[test]
+    fn sweep_after_must_exceed_every_timeout() {
+        if let Err(e) = sweep_config("", "") {
+            panic!("6 h by default: {e}");
+        }
+        let e = sweep_config("sweep_after = \"5m\"", "").unwrap_err();
+        assert!(e.file.ends_with("flowtest.toml"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.field.as_deref(), Some("defaults.sweep_after"));
+        assert!(
+            e.message
+                .contains("longest scenario timeout (600s, scenario a)"),
+            "{e}"
+        );
+        let e = sweep_config("", "sweep_after = \"10m\"").unwrap_err();
+        assert!(e.file.ends_with("scenarios/a.toml"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.field.as_deref(), Some("sweep_after"));
+        assert!(sweep_config("sweep_after = \"11m\"", "").is_ok());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use toml::Spanned;
 
 use super::secret::SecretRef;
 pub use super::sendgrid::{check_base_url, SendGridSender, DEFAULT_SENDGRID_URL};
+use super::validate::{self, MAX_AGE, MAX_WAIT};
 use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
+use crate::core::canary::schedule::Schedule;
 use crate::core::trace::StageMatcher;
 
 /// How a connection is protected.
@@ -37,10 +39,12 @@ struct RawScenario {
     receiver: RawReceiver,
     #[serde(default)]
     slo: RawSlo,
+    headers: Option<Spanned<toml::Table>>,
     #[serde(default)]
-    headers: toml::Table,
-    #[serde(default)]
-    path: Vec<StageMatcher>,
+    path: Vec<Spanned<StageMatcher>>,
+    /// The canary's schedule: a period or a cron expression.
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
 }
 
 /// One struct for every sender kind (serde's tagged enums lose line numbers); fields that do
@@ -49,17 +53,17 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct RawSender {
     kind: Spanned<String>,
-    host: Option<String>,
+    host: Option<Spanned<String>>,
     port: Option<u16>,
     tls: Option<Spanned<TlsMode>>,
     #[serde(default)]
     allow_plaintext: bool,
     ca_file: Option<Spanned<String>>,
-    helo: Option<String>,
-    mail_from: String,
-    rcpt_to: OneOrMany,
-    header_from: Option<String>,
-    header_to: Option<String>,
+    helo: Option<Spanned<String>>,
+    mail_from: Spanned<String>,
+    rcpt_to: Spanned<OneOrMany>,
+    header_from: Option<Spanned<String>>,
+    header_to: Option<Spanned<String>>,
     auth: Option<RawAuth>,
     command_timeout: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
@@ -77,7 +81,7 @@ enum OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAuth {
-    username: String,
+    username: Spanned<String>,
     mechanism: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
@@ -89,17 +93,17 @@ struct RawAuth {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReceiver {
-    host: String,
+    host: Spanned<String>,
     port: Option<u16>,
     tls: Spanned<TlsMode>,
     #[serde(default)]
     allow_plaintext: bool,
     ca_file: Option<Spanned<String>>,
-    username: String,
+    username: Spanned<String>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
-    folders: Option<Vec<String>>,
-    junk_folders: Option<Vec<String>>,
+    folders: Option<Spanned<Vec<String>>>,
+    junk_folders: Option<Spanned<Vec<String>>>,
     idle: Option<bool>,
     poll_interval: Option<Spanned<String>>,
 }
@@ -234,6 +238,8 @@ pub struct Scenario {
     pub headers: Vec<(String, String)>,
     /// The expected path: ordered stage matchers for the trace engine.
     pub path: Vec<StageMatcher>,
+    /// When the canary runs it (`None`: the canary's default period).
+    pub schedule: Option<Schedule>,
 }
 
 const JUNK_NAMES: &[&str] = &[
@@ -245,8 +251,13 @@ const JUNK_NAMES: &[&str] = &[
     "bulk mail",
 ];
 
-/// Load every `*.toml` scenario in `dir`, sorted by name. Names must be unique.
-pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, ConfigError> {
+/// Load every `*.toml` scenario in `dir`, sorted by name. Names must be unique; every role a
+/// scenario's path names must be one of `roles` (the `[[log_source]]` roles).
+pub fn load_dir(
+    dir: &Path,
+    defaults: &Defaults,
+    roles: &[&str],
+) -> Result<Vec<Scenario>, ConfigError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| ConfigError::new(dir, format!("cannot read scenarios directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
@@ -258,9 +269,9 @@ pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, Config
     for f in files {
         let src = std::fs::read_to_string(&f)
             .map_err(|e| ConfigError::new(&f, format!("cannot read scenario: {e}")))?;
-        let s = parse(&f, &src, defaults)?;
+        let s = parse(&f, &src, defaults, roles)?;
         if let Some(prev) = out.iter().find(|o| o.name == s.name) {
-            return Err(ConfigError::new(
+            let mut e = ConfigError::new(
                 &f,
                 format!(
                     "scenario name {:?} is already used by {}",
@@ -268,7 +279,9 @@ pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, Config
                     prev.file.display()
                 ),
             )
-            .field("name"));
+            .field("name");
+            e.line = name_line(&src);
+            return Err(e);
         }
         out.push(s);
     }
@@ -276,7 +289,17 @@ pub fn load_dir(dir: &Path, defaults: &Defaults) -> Result<Vec<Scenario>, Config
     Ok(out)
 }
 
-fn secret_ref(
+/// The line of a scenario file's `name` key (the file has parsed once already).
+fn name_line(src: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: Spanned<String>,
+    }
+    let n: NameOnly = toml::from_str(src).ok()?;
+    Some(super::line_of(src, n.name.span().start))
+}
+
+pub(super) fn secret_ref(
     file: &Path,
     src: &str,
     base: &Path,
@@ -287,13 +310,12 @@ fn secret_ref(
     match (env, path) {
         (Some(e), None) => {
             let name = e.get_ref().trim();
+            let field = format!("{field}_env");
             if name.is_empty() {
-                return Err(ConfigError::new(file, "is empty").at(
-                    src,
-                    e.span().start,
-                    &format!("{field}_env"),
-                ));
+                return Err(ConfigError::new(file, "is empty").at(src, e.span().start, &field));
             }
+            validate::env_name(name)
+                .map_err(|m| ConfigError::new(file, m).at(src, e.span().start, &field))?;
             Ok(SecretRef::Env(name.to_string()))
         }
         (None, Some(p)) => Ok(SecretRef::File(resolve_path(
@@ -335,25 +357,6 @@ fn check_tls(
     Ok(*tls.get_ref())
 }
 
-fn check_addr(file: &Path, field: &str, a: &str) -> Result<(), ConfigError> {
-    let a = a.trim();
-    let ok = a.is_empty() /* null sender */ || {
-        let mut parts = a.rsplitn(2, '@');
-        let domain = parts.next().unwrap_or("");
-        let local = parts.next().unwrap_or("");
-        !local.is_empty() && !domain.is_empty() && !a.contains([' ', '<', '>', '\r', '\n'])
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            file,
-            format!("{a:?} is not a bare address like user@example.com"),
-        )
-        .field(field))
-    }
-}
-
 /// The scenario file being parsed: its path and text (errors name both, with line numbers) and
 /// the directory its relative paths resolve against.
 struct Source<'a> {
@@ -367,12 +370,39 @@ impl Source<'_> {
         ConfigError::new(self.file, message).at(self.src, offset, field)
     }
 
+    /// A wait ([`MAX_WAIT`] at most).
     fn duration(
         &self,
         v: Option<&Spanned<String>>,
         field: &str,
     ) -> Result<Option<Duration>, ConfigError> {
-        opt_duration(self.file, self.src, v, field)
+        opt_duration(self.file, self.src, v, field, MAX_WAIT)
+    }
+
+    /// A value written into a protocol command or a header: one line, no control characters.
+    fn line(&self, v: &Spanned<String>, field: &str) -> Result<String, ConfigError> {
+        validate::no_controls(v.get_ref()).map_err(|m| self.at(m, v.span().start, field))?;
+        Ok(v.get_ref().clone())
+    }
+
+    /// Like [`Source::line`], and not empty once trimmed (hosts, usernames).
+    fn nonempty(&self, v: &Spanned<String>, field: &str) -> Result<String, ConfigError> {
+        let t = self.line(v, field)?.trim().to_string();
+        if t.is_empty() {
+            return Err(self.at("is empty", v.span().start, field));
+        }
+        Ok(t)
+    }
+
+    /// A bare address (`allow_null`: the empty null sender too).
+    fn address(
+        &self,
+        v: &str,
+        offset: usize,
+        field: &str,
+        allow_null: bool,
+    ) -> Result<(), ConfigError> {
+        validate::address(v, allow_null).map_err(|m| self.at(m, offset, field))
     }
 
     fn ca_file(
@@ -396,7 +426,12 @@ impl Source<'_> {
 
 /// Parse one scenario file's text. Checks run in a fixed order (name, sender, receiver, timing,
 /// path, headers), so a file with several mistakes always reports the same first one.
-pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, ConfigError> {
+pub fn parse(
+    file: &Path,
+    src: &str,
+    defaults: &Defaults,
+    roles: &[&str],
+) -> Result<Scenario, ConfigError> {
     let raw: RawScenario = toml::from_str(src).map_err(|e| toml_error(file, src, e))?;
     let at = Source {
         file,
@@ -413,9 +448,10 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
         .duration(raw.timeout.as_ref(), "timeout")?
         .unwrap_or(defaults.timeout);
     let slo = parse_slo(&at, &raw.slo)?;
-    crate::core::trace::validate_path(&raw.path)
-        .map_err(|m| ConfigError::new(file, m).field("path"))?;
-    let headers = parse_headers(file, raw.headers)?;
+    let path = parse_path(&at, raw.path, roles)?;
+    let headers = parse_headers(&at, raw.headers)?;
+    let schedule =
+        super::canary::scenario_schedule(file, src, raw.every.as_ref(), raw.cron.as_ref())?;
     Ok(Scenario {
         name,
         description: raw.description.unwrap_or_default(),
@@ -424,13 +460,76 @@ pub fn parse(file: &Path, src: &str, defaults: &Defaults) -> Result<Scenario, Co
         receiver,
         timeout,
         cleanup: raw.cleanup.unwrap_or(defaults.cleanup),
-        sweep_after: at
-            .duration(raw.sweep_after.as_ref(), "sweep_after")?
+        sweep_after: opt_duration(file, src, raw.sweep_after.as_ref(), "sweep_after", MAX_AGE)?
             .unwrap_or(defaults.sweep_after),
         slo,
         headers,
-        path: raw.path,
+        path,
+        schedule,
     })
+}
+
+/// Where a scenario file sets `sweep_after`, if it does.
+#[derive(Deserialize)]
+struct SweepSpot {
+    #[serde(default)]
+    sweep_after: Option<Spanned<String>>,
+}
+
+/// Every scenario's `sweep_after` must be longer than the longest timeout of any scenario: a
+/// probe younger than that may still be awaited by its run. The error names the scenario file
+/// and line that set it, or (when inherited) what `inherited` builds for `defaults.sweep_after`.
+pub fn check_sweep_after(
+    scenarios: &[Scenario],
+    inherited: impl Fn(String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let Some(longest) = scenarios.iter().max_by_key(|s| s.timeout) else {
+        return Ok(());
+    };
+    for s in scenarios {
+        if s.sweep_after > longest.timeout {
+            continue;
+        }
+        let message = format!(
+            "sweep_after ({:?}) must be longer than the longest scenario timeout ({:?}, scenario {})",
+            s.sweep_after, longest.timeout, longest.name
+        );
+        let src = std::fs::read_to_string(&s.file).unwrap_or_default();
+        let spot = toml::from_str::<SweepSpot>(&src)
+            .ok()
+            .and_then(|w| w.sweep_after);
+        return Err(match spot {
+            Some(v) => ConfigError::new(&s.file, message).at(&src, v.span().start, "sweep_after"),
+            None => inherited(message),
+        });
+    }
+    Ok(())
+}
+
+/// The expected path: validated by the trace engine, and every `role` one of `roles`.
+fn parse_path(
+    at: &Source<'_>,
+    raw: Vec<Spanned<StageMatcher>>,
+    roles: &[&str],
+) -> Result<Vec<StageMatcher>, ConfigError> {
+    let path: Vec<StageMatcher> = raw.iter().map(|m| m.get_ref().clone()).collect();
+    crate::core::trace::validate_path(&path)
+        .map_err(|m| ConfigError::new(at.file, m).field("path"))?;
+    for m in &raw {
+        if let Some(r) = m.get_ref().role.as_deref() {
+            if !roles.contains(&r) {
+                return Err(at.at(
+                    format!(
+                        "stage {:?} names role {r:?}, but no [[log_source]] has that role",
+                        m.get_ref().stage
+                    ),
+                    m.span().start,
+                    "path.role",
+                ));
+            }
+        }
+    }
+    Ok(path)
 }
 
 /// A name usable on the command line: letters, digits, '-', '_', and not a subcommand.
@@ -471,10 +570,12 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
     let Some(tls_raw) = s.tls else {
         return Err(at.at("missing field `tls`", kind_at, "sender.tls"));
     };
-    let Some(host) = s.host else {
+    let Some(host_raw) = s.host else {
         return Err(at.at("missing field `host`", kind_at, "sender.host"));
     };
     let tls = check_tls(file, at.src, &tls_raw, s.allow_plaintext, "sender.tls")?;
+    let host = at.nonempty(&host_raw, "sender.host")?;
+    let helo = s.helo.map(|h| at.line(&h, "sender.helo")).transpose()?;
     let auth = smtp_auth(at, s.auth, tls, tls_raw.span().start)?;
     Ok(SmtpSender {
         port: s.port.unwrap_or(match tls {
@@ -482,10 +583,10 @@ fn parse_smtp_sender(at: &Source<'_>, s: RawSender) -> Result<SmtpSender, Config
             TlsMode::Starttls => 587,
             TlsMode::None => 25,
         }),
-        host: nonempty(file, "sender.host", host)?,
+        host,
         tls,
         ca_file: at.ca_file(s.ca_file, "sender.ca_file")?,
-        helo: s.helo,
+        helo,
         mail_from: addr.mail_from,
         rcpt_to: addr.rcpt_to,
         header_from: addr.header_from,
@@ -512,12 +613,21 @@ struct Addresses {
 
 /// The envelope checked ([`envelope`]); the headers default to it.
 fn addresses(at: &Source<'_>, s: &RawSender) -> Result<Addresses, ConfigError> {
-    let rcpt_to = envelope(at, s.rcpt_to.clone(), &s.mail_from, s.kind.span().start)?;
+    let mail_from = envelope_sender(at, &s.mail_from)?;
+    let rcpt_to = envelope(at, s.rcpt_to.clone())?;
+    let header_from = match &s.header_from {
+        Some(h) => at.line(h, "sender.header_from")?,
+        None => mail_from.clone(),
+    };
+    let header_to = match &s.header_to {
+        Some(h) => at.line(h, "sender.header_to")?,
+        None => rcpt_to.join(", "),
+    };
     Ok(Addresses {
-        header_from: s.header_from.clone().unwrap_or_else(|| s.mail_from.clone()),
-        header_to: s.header_to.clone().unwrap_or_else(|| rcpt_to.join(", ")),
-        mail_from: s.mail_from.clone(),
+        mail_from,
         rcpt_to,
+        header_from,
+        header_to,
     })
 }
 
@@ -566,30 +676,31 @@ fn parse_sendgrid_sender(at: &Source<'_>, s: RawSender) -> Result<SendGridSender
     })
 }
 
-/// The recipients (at least one), after checking them and the envelope sender are bare
-/// addresses. Errors about the list as a whole point at the sender table (`kind_offset`).
-fn envelope(
-    at: &Source<'_>,
-    rcpt_to: OneOrMany,
-    mail_from: &str,
-    kind_offset: usize,
-) -> Result<Vec<String>, ConfigError> {
-    let rcpt_to = match rcpt_to {
+/// The envelope sender: a bare address, or empty for the null sender.
+fn envelope_sender(at: &Source<'_>, mail_from: &Spanned<String>) -> Result<String, ConfigError> {
+    let a = mail_from.get_ref().trim();
+    at.address(a, mail_from.span().start, "sender.mail_from", true)?;
+    Ok(a.to_string())
+}
+
+/// The recipients: at least one, each a bare address.
+fn envelope(at: &Source<'_>, rcpt_to: Spanned<OneOrMany>) -> Result<Vec<String>, ConfigError> {
+    let offset = rcpt_to.span().start;
+    let rcpt_to: Vec<String> = match rcpt_to.into_inner() {
         OneOrMany::One(a) => vec![a],
         OneOrMany::Many(v) => v,
     };
     if rcpt_to.is_empty() {
-        return Err(at.at(
-            "needs at least one recipient",
-            kind_offset,
-            "sender.rcpt_to",
-        ));
+        return Err(at.at("needs at least one recipient", offset, "sender.rcpt_to"));
     }
-    check_addr(at.file, "sender.mail_from", mail_from)?;
-    for r in &rcpt_to {
-        check_addr(at.file, "sender.rcpt_to", r)?;
-    }
-    Ok(rcpt_to)
+    rcpt_to
+        .into_iter()
+        .map(|r| {
+            let r = r.trim().to_string();
+            at.address(&r, offset, "sender.rcpt_to", false)?;
+            Ok(r)
+        })
+        .collect()
 }
 
 /// SMTP AUTH credentials, refused over a plaintext connection (`tls_offset`: the `tls` key).
@@ -644,7 +755,7 @@ fn smtp_auth(
     };
     let auth = Auth {
         password,
-        username: a.username,
+        username: at.line(&a.username, "sender.auth.username")?,
         mechanism,
     };
     if tls == TlsMode::None {
@@ -664,22 +775,31 @@ fn parse_receiver(
 ) -> Result<Receiver, ConfigError> {
     let file = at.file;
     let tls = check_tls(file, at.src, &r.tls, r.allow_plaintext, "receiver.tls")?;
-    let folders = r.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
-    if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
-        return Err(
-            ConfigError::new(file, "list at least one non-empty folder").field("receiver.folders")
-        );
-    }
-    let junk_folders = junk_folders(file, r.junk_folders, &folders)?;
+    let folders = match r.folders {
+        None => vec!["INBOX".to_string()],
+        Some(f) => {
+            let offset = f.span().start;
+            let f = f.into_inner();
+            if f.is_empty() || f.iter().any(|f| f.trim().is_empty()) {
+                return Err(at.at(
+                    "list at least one non-empty folder",
+                    offset,
+                    "receiver.folders",
+                ));
+            }
+            folder_names(at, f, offset, "receiver.folders")?
+        }
+    };
+    let junk_folders = junk_folders(at, r.junk_folders, &folders)?;
     Ok(Receiver {
         port: r
             .port
             .unwrap_or(if tls == TlsMode::Tls { 993 } else { 143 }),
-        host: nonempty(file, "receiver.host", r.host)?,
+        host: at.nonempty(&r.host, "receiver.host")?,
         tls,
         ca_file: at.ca_file(r.ca_file, "receiver.ca_file")?,
         password: at.secret(r.password_env, r.password_file, "receiver.password")?,
-        username: nonempty(file, "receiver.username", r.username)?,
+        username: at.nonempty(&r.username, "receiver.username")?,
         folders,
         junk_folders,
         idle: r.idle.unwrap_or(true),
@@ -689,20 +809,35 @@ fn parse_receiver(
     })
 }
 
+/// Mailbox names go into IMAP commands: no control characters.
+fn folder_names(
+    at: &Source<'_>,
+    names: Vec<String>,
+    offset: usize,
+    field: &str,
+) -> Result<Vec<String>, ConfigError> {
+    for f in &names {
+        validate::no_controls(f).map_err(|m| at.at(m, offset, field))?;
+    }
+    Ok(names)
+}
+
 /// The junk folders as given (each must be watched), else the watched folders with a junk name.
 fn junk_folders(
-    file: &Path,
-    given: Option<Vec<String>>,
+    at: &Source<'_>,
+    given: Option<Spanned<Vec<String>>>,
     folders: &[String],
 ) -> Result<Vec<String>, ConfigError> {
     match given {
         Some(j) => {
+            let offset = j.span().start;
+            let j = folder_names(at, j.into_inner(), offset, "receiver.junk_folders")?;
             if let Some(bad) = j.iter().find(|f| !folders.contains(f)) {
-                return Err(ConfigError::new(
-                    file,
+                return Err(at.at(
                     format!("{bad:?} is not one of receiver.folders"),
-                )
-                .field("receiver.junk_folders"));
+                    offset,
+                    "receiver.junk_folders",
+                ));
             }
             Ok(j)
         }
@@ -727,36 +862,40 @@ fn parse_slo(at: &Source<'_>, raw: &RawSlo) -> Result<Slo, ConfigError> {
     Ok(slo)
 }
 
-/// Extra probe headers: printable names without ':', single-line string values, and nothing in
-/// the `X-Flowtest-*` namespace flowtest itself writes.
-fn parse_headers(file: &Path, raw: toml::Table) -> Result<Vec<(String, String)>, ConfigError> {
+/// Extra probe headers: printable names without ':', string values without control characters,
+/// and nothing in the `X-Flowtest-*` namespace flowtest itself writes.
+fn parse_headers(
+    at: &Source<'_>,
+    raw: Option<Spanned<toml::Table>>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let offset = raw.span().start;
     let mut headers = Vec::new();
-    for (k, v) in raw {
+    for (k, v) in raw.into_inner() {
         let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-        let value = v.as_str().map(str::to_string);
-        match value {
-            Some(v) if valid_name && !v.contains(['\r', '\n']) && !k.to_ascii_lowercase().starts_with("x-flowtest-") => {
-                headers.push((k, v))
+        match v.as_str() {
+            Some(v)
+                if valid_name
+                    && validate::no_controls(v).is_ok()
+                    && !k.to_ascii_lowercase().starts_with("x-flowtest-") =>
+            {
+                headers.push((k, v.to_string()))
             }
             _ => {
-                return Err(ConfigError::new(
-                    file,
-                    format!("header {k:?}: names are printable ASCII without ':', values single-line strings, and X-Flowtest-* is reserved"),
-                )
-                .field("headers"))
+                return Err(at.at(
+                    format!(
+                        "header {:?}: names are printable ASCII without ':', values strings without control characters, and X-Flowtest-* is reserved",
+                        crate::core::text::escape_control(&k)
+                    ),
+                    offset,
+                    "headers",
+                ))
             }
         }
     }
     Ok(headers)
-}
-
-fn nonempty(file: &Path, field: &str, v: String) -> Result<String, ConfigError> {
-    let t = v.trim();
-    if t.is_empty() {
-        Err(ConfigError::new(file, "is empty").field(field))
-    } else {
-        Ok(t.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -799,7 +938,12 @@ max = "30s"
 "#;
 
     fn parse_str(s: &str) -> Result<Scenario, ConfigError> {
-        parse(Path::new("/etc/flowtest/scenarios/x.toml"), s, &defaults())
+        parse(
+            Path::new("/etc/flowtest/scenarios/x.toml"),
+            s,
+            &defaults(),
+            &["ec2", "dell"],
+        )
     }
 
     #[test]
@@ -961,5 +1105,93 @@ max = "30s"
         let unknown = auth.replace("\"xoauth2\"", "\"cram-md5\"");
         let e = parse_str(&GOOD.replace("[receiver]", &unknown)).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.auth.mechanism"), "{e}");
+    }
+
+    #[test]
+    fn protocol_values_refuse_control_characters_with_line_and_field() {
+        for (from, to, field, line) in [
+            (
+                "host = \"mx.corp.test\"",
+                "host = \"mx.corp.test\\r\\nQUIT\"",
+                "sender.host",
+                8,
+            ),
+            (
+                "port = 25",
+                "port = 25\nhelo = \"me\\u0000\"",
+                "sender.helo",
+                10,
+            ),
+            (
+                "mail_from = \"probe@provider.test\"",
+                "mail_from = \"p@x\\r\\nRCPT TO:<v@y>\"",
+                "sender.mail_from",
+                12,
+            ),
+            (
+                "rcpt_to = \"alice@corp.test\"",
+                "rcpt_to = [\"alice@corp.test\", \"b@c\\u001b[2J\"]",
+                "sender.rcpt_to",
+                13,
+            ),
+            (
+                "rcpt_to = \"alice@corp.test\"",
+                "rcpt_to = \"alice@corp.test\"\nheader_to = \"a\\nBcc: x@y\"",
+                "sender.header_to",
+                14,
+            ),
+            (
+                "username = \"alice@corp.test\"",
+                "username = \"alice\\u007f\"",
+                "receiver.username",
+                18,
+            ),
+            (
+                "folders = [\"INBOX\", \"Junk\"]",
+                "folders = [\"INBOX\\r\\nA1 LOGOUT\"]",
+                "receiver.folders",
+                20,
+            ),
+        ] {
+            let src = GOOD.replace(from, to);
+            assert_ne!(src, GOOD, "{from}");
+            let e = parse_str(&src).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(!e.to_string().chars().any(char::is_control), "{e:?}");
+        }
+        let e = parse_str(&format!("{GOOD}\n[headers]\nX-Test = \"a\\rb\"\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("headers"));
+        assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn addresses_and_env_names_are_checked_without_echoing_secrets() {
+        let e = parse_str(&GOOD.replace("\"probe@provider.test\"", "\"<probe@provider.test>\""))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.mail_from"));
+        assert_eq!(e.line, Some(12));
+        let e = parse_str(&GOOD.replace("rcpt_to = \"alice@corp.test\"", "rcpt_to = \"\""))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sender.rcpt_to"));
+        let e = parse_str(&GOOD.replace("\"ALICE_PW\"", "\"Tr0ub4dor&3\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver.password_env"));
+        assert_eq!(e.line, Some(19));
+        assert!(!format!("{e}{e:?}").contains("Tr0ub4dor"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_are_bounded_and_roles_must_exist() {
+        let e = parse_str(&GOOD.replace("\"20s\"", "\"18446744073709551615s\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("timeout"));
+        let e = parse_str(&GOOD.replace("\"20s\"", "\"25h\"")).unwrap_err();
+        assert!(e.message.contains("maximum"), "{e}");
+        assert_eq!(e.line, Some(4));
+        let with_role =
+            format!("{GOOD}\n[[path]]\nstage = \"mx\"\nby = \"mx.corp.test\"\nrole = \"nope\"\n");
+        let e = parse_str(&with_role).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("path.role"));
+        assert_eq!(e.line, Some(26), "{e}");
+        parse_str(&with_role.replace("\"nope\"", "\"ec2\"")).unwrap();
     }
 }

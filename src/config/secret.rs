@@ -58,7 +58,7 @@ pub enum SecretError {
     },
     #[error("environment variable {0} is empty")]
     EnvEmpty(String),
-    #[error("cannot read secret file {}: {}", path.display(), source.kind())]
+    #[error("cannot read secret file {}: {}", path.display(), describe_io(source))]
     FileUnreadable {
         path: PathBuf,
         #[source]
@@ -75,6 +75,15 @@ pub enum SecretError {
     /// The message names the program and what went wrong, never its output.
     #[error("secret command {command}: {reason}")]
     CommandFailed { command: String, reason: String },
+}
+
+/// An I/O error's kind, or for an oversized file its message (which holds only the cap, never
+/// file contents).
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => e.to_string(),
+        k => k.to_string(),
+    }
 }
 
 impl SecretRef {
@@ -168,10 +177,13 @@ fn run_secret_command(argv: &[String]) -> Result<Secret, SecretError> {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
-    let raw = std::fs::read(path).map_err(|source| SecretError::FileUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw =
+        super::files::read_capped(path, super::files::MAX_CONFIG_FILE_BYTES).map_err(|source| {
+            SecretError::FileUnreadable {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let text = String::from_utf8(raw).map_err(|e| SecretError::FileNotText {
         path: path.to_path_buf(),
         source: e.utf8_error(),

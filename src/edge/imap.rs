@@ -1,7 +1,9 @@
 //! IMAP edge: open the receiver's mailbox, arm push detection (IDLE) on every watched folder
-//! before the probe is sent, detect the probe by its tag, fetch it, and delete exactly the
-//! messages the runner names (verified probes), by UID, with `UID EXPUNGE` so nothing else that
-//! happens to be flagged `\Deleted` is ever expunged.
+//! before the probe is sent, detect the probe by its tag, fetch it, find every message carrying
+//! a genuine tag (with the UIDVALIDITY its UID was read under), and delete exactly the messages
+//! the runner names, by UID, after re-selecting the folder and checking its UIDVALIDITY, with
+//! `UID EXPUNGE` (UIDPLUS only) so nothing else that happens to be flagged `\Deleted` is ever
+//! expunged.
 //!
 //! Messages are read with `BODY.PEEK` only: flowtest never changes a flag of a message that is
 //! not its own verified probe. Every network step is bounded: up to the verdict by the probe's
@@ -28,7 +30,8 @@ pub use connect::{login, ImapStream};
 use crate::config::secret::Secret;
 use crate::config::Receiver;
 use crate::core::outcome::DetectedBy;
-use crate::core::probe::{self, ProbeKey, ProbeTag, Verdict};
+use crate::core::probe::{self, Installation, ProbeTag, Verdict};
+use crate::core::verdict::{CopyAt, CopyKind};
 use crate::edge::bounded::Guarded;
 
 /// Bound on each IMAP command (login, select, fetch, store), below the probe's deadline.
@@ -271,7 +274,7 @@ impl Mailbox {
     /// probe only after this returns.
     pub async fn arm(
         self,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
         deadline: Instant,
     ) -> Result<Armed, FetchError> {
@@ -307,15 +310,17 @@ impl Mailbox {
         }
     }
 
-    /// Every verified probe (or bounce quoting one) in the watched folders, newest UIDs included.
-    /// Uses `SEARCH HEADER` to find candidates, then verifies each tag from its own headers.
-    pub async fn scan_probes(&mut self, key: &ProbeKey) -> (Vec<SeenProbe>, Vec<String>) {
+    /// Every message carrying a genuine tag of this installation in the watched folders: the
+    /// probes, the bounces quoting one, and tags transplanted into other messages, each with
+    /// the folder's UIDVALIDITY as read right then. Uses `SEARCH HEADER` to find candidates,
+    /// then verifies each tag from its own headers.
+    pub async fn scan_probes(&mut self, key: &Installation) -> (Vec<ScannedCopy>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for i in 0..self.folders.len() {
             let name = self.folders[i].name.clone();
-            let scanned = match self.select(i).await {
-                Ok(()) => scan_folder(&mut self.session, &name, key).await,
+            let scanned = match self.reselect(i).await {
+                Ok(uid_validity) => scan_folder(&mut self.session, &name, uid_validity, key).await,
                 Err(e) => Err(e),
             };
             match scanned {
@@ -326,9 +331,28 @@ impl Mailbox {
         (out, warnings)
     }
 
-    /// Delete these UIDs from `folder`. Only ever called with verified probes (or bounces that
-    /// quote one). Requires UIDPLUS so that only these UIDs are expunged.
-    pub async fn delete(&mut self, folder: &str, uids: &[u32]) -> Result<usize, FetchError> {
+    /// SELECT folder `i` afresh (even when it is selected) and return its UIDVALIDITY.
+    async fn reselect(&mut self, i: usize) -> Result<u32, FetchError> {
+        let name = self.folders[i].name.clone();
+        let mb = bounded("SELECT", self.session.select(&name)).await?;
+        self.selected = i;
+        mb.uid_validity.ok_or_else(|| {
+            FetchError::Protocol(format!(
+                "{name}: the server sent no UIDVALIDITY; its probes are left in place"
+            ))
+        })
+    }
+
+    /// Delete these UIDs from `folder`, read under `uid_validity`. Only ever called with
+    /// verified probes (or bounces that quote one). The folder is selected afresh and its
+    /// UIDVALIDITY compared first: when it changed, the UIDs may name other messages now, and
+    /// nothing is deleted. Requires UIDPLUS so that only these UIDs are expunged.
+    pub async fn delete(
+        &mut self,
+        folder: &str,
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<usize, FetchError> {
         if uids.is_empty() {
             return Ok(0);
         }
@@ -343,7 +367,13 @@ impl Mailbox {
                     .into(),
             ));
         }
-        self.select(i).await?;
+        let now_validity = self.reselect(i).await?;
+        if now_validity != uid_validity {
+            return Err(FetchError::Protocol(format!(
+                "UIDVALIDITY of {folder} changed ({uid_validity} when scanned, {now_validity} \
+                 now): its UIDs may name other messages, nothing deleted"
+            )));
+        }
         let set = uid_set(uids);
         let session = &mut self.session;
         bounded("UID STORE", async {
@@ -373,11 +403,26 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
+/// A message carrying a genuine tag of this installation, where it was seen.
+#[derive(Debug, Clone)]
+pub struct ScannedCopy {
+    pub at: CopyAt,
+    pub kind: CopyKind,
+    pub tag: ProbeTag,
+    pub internal_date: Option<DateTime<Utc>>,
+}
+
 async fn scan_folder(
     session: &mut ImapSession,
     folder: &str,
-    key: &ProbeKey,
-) -> Result<Vec<SeenProbe>, FetchError> {
+    uid_validity: u32,
+    key: &Installation,
+) -> Result<Vec<ScannedCopy>, FetchError> {
+    let at = |uid| CopyAt {
+        folder: folder.to_string(),
+        uid_validity,
+        uid,
+    };
     let mut uids: Vec<u32> = bounded(
         "UID SEARCH",
         session.uid_search("HEADER X-Flowtest-Id \"\""),
@@ -402,17 +447,20 @@ async fn scan_folder(
         )
         .await?;
         for m in fetched {
-            if let (Some(uid), Some(h)) = (m.uid, m.header()) {
-                if let Verdict::Valid(tag) = probe::verify(h, key) {
-                    out.push(SeenProbe {
-                        folder: folder.to_string(),
-                        uid,
-                        tag,
-                        internal_date: internal(&m),
-                        bounce: false,
-                    });
-                }
-            }
+            let (Some(uid), Some(h)) = (m.uid, m.header()) else {
+                continue;
+            };
+            let (kind, tag) = match key.verify(h) {
+                Verdict::Valid(tag) => (CopyKind::Probe, tag),
+                Verdict::Transplanted(tag) => (CopyKind::Transplanted, tag),
+                Verdict::Forged(_) | Verdict::NotAProbe => continue,
+            };
+            out.push(ScannedCopy {
+                at: at(uid),
+                kind,
+                tag,
+                internal_date: internal(&m),
+            });
         }
     }
     for uid in bounces {
@@ -420,13 +468,12 @@ async fn scan_folder(
             continue;
         }
         if let Some((raw, idate)) = fetch_whole(session, uid).await? {
-            if let Some(tag) = probe::quoted_probe(&raw, key) {
-                out.push(SeenProbe {
-                    folder: folder.to_string(),
-                    uid,
+            if let Some(tag) = key.quoted_probe(&raw) {
+                out.push(ScannedCopy {
+                    at: at(uid),
+                    kind: CopyKind::Bounce,
                     tag,
                     internal_date: idate,
-                    bounce: true,
                 });
             }
         }
@@ -474,7 +521,7 @@ async fn fetch_whole(
 }
 
 struct WatchCtx {
-    key: ProbeKey,
+    key: Installation,
     want: Uuid,
     stop: watch::Receiver<bool>,
     found: tokio::sync::mpsc::Sender<Arrival>,
@@ -520,7 +567,7 @@ async fn check_new(
         }
         max_uid = max_uid.max(uid);
         let Some(h) = m.header() else { continue };
-        match probe::verify(h, &ctx.key) {
+        match ctx.key.verify(h) {
             Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
             Verdict::Forged(why)
                 if probe::header_value(h, probe::H_ID).as_deref()
@@ -532,7 +579,7 @@ async fn check_new(
             }
             Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
                 if let Some((raw, _)) = fetch_whole(&mut mb.session, uid).await? {
-                    if probe::quoted_probe(&raw, &ctx.key).is_some_and(|t| t.id == ctx.want) {
+                    if ctx.key.quoted_probe(&raw).is_some_and(|t| t.id == ctx.want) {
                         hit = hit.or(Some((uid, true)));
                     }
                 }
@@ -551,9 +598,9 @@ async fn check_new(
         return Ok(false);
     };
     let tag = if bounce {
-        probe::quoted_probe(&raw, &ctx.key)
+        ctx.key.quoted_probe(&raw)
     } else {
-        probe::verify(&raw, &ctx.key).valid().cloned()
+        ctx.key.verify(&raw).valid().cloned()
     };
     let Some(tag) = tag else { return Ok(false) };
     let arrival = Arrival {

@@ -1,16 +1,19 @@
 //! The log files `flowtest diagnose` reads: `NAME=PATH` arguments, each opened as a stream for
 //! the core's analysis (`core::diagnose`), a regular file entered near `--since` (binary search
-//! on its timestamps) rather than read from the top, `-` for stdin. Owns opening and the
-//! reference time of each source (its mtime; now for stdin); does not parse or analyze lines.
+//! on its timestamps) rather than read from the top, `-` for stdin. gzip-compressed sources
+//! (rotated `mail.log.2.gz`, or piped) are decompressed transparently and read from the start;
+//! a binary source is refused before anything is reported. Owns opening and the reference time
+//! of each source (its mtime; now for stdin); does not parse or analyze lines.
 
 use std::fs::File;
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use crate::clock;
-use crate::core::diagnose::{Input, Options};
+use crate::core::diagnose::{Input, Options, SourceReport};
+use crate::edge::logfile::{check_text, storage_of, text_reader, Storage};
 use crate::edge::logsource::seek_offset_for;
 
 /// Read buffer per source: large, sequential reads.
@@ -52,19 +55,21 @@ pub fn open_all(args: &[String], opts: &Options) -> Result<Vec<Input>, OpenError
 
 /// Open one source (`-` is stdin). With `opts.since`, a regular file is entered near that time.
 pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenError> {
-    if path == Path::new("-") {
-        return Ok(Input {
-            name,
-            display: "-".into(),
-            reader: Box::new(BufReader::with_capacity(READ_BUFFER, io::stdin())),
-            reference: Some(clock::now()),
-            skipped_bytes: 0,
-        });
-    }
     let failed = |err| OpenError {
         path: path.display().to_string(),
         err,
     };
+    if path == Path::new("-") {
+        let mut reader = text_reader(io::stdin(), READ_BUFFER).map_err(failed)?;
+        check_text(&mut reader, "stdin").map_err(failed)?;
+        return Ok(Input {
+            name,
+            display: "-".into(),
+            reader,
+            reference: Some(clock::now()),
+            skipped_bytes: 0,
+        });
+    }
     let mut f = File::open(path).map_err(failed)?;
     let meta = f.metadata().map_err(failed)?;
     if meta.is_dir() {
@@ -72,19 +77,43 @@ pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenErro
     }
     let reference = meta.modified().ok().map(DateTime::<Utc>::from);
     let mut skipped_bytes = 0;
-    if let (Some(since), true) = (opts.since, meta.is_file()) {
+    // Only a plain regular file can be entered in the middle; a compressed one is read whole.
+    let seekable = meta.is_file() && storage_of(&mut f).map_err(failed)? == Storage::Plain;
+    if let (Some(since), true) = (opts.since, seekable) {
         let ctx = opts.context_for(&name, reference);
         skipped_bytes = seek_offset_for(path, since, &ctx)
             .and_then(|off| f.seek(SeekFrom::Start(off)))
             .map_err(failed)?;
     }
+    let display = path.display().to_string();
+    let mut reader = text_reader(f, READ_BUFFER).map_err(failed)?;
+    check_text(&mut reader, &display).map_err(failed)?;
     Ok(Input {
         name,
-        display: path.display().to_string(),
-        reader: Box::new(BufReader::with_capacity(READ_BUFFER, f)),
+        display,
+        reader,
         reference,
         skipped_bytes,
     })
+}
+
+/// Lines a source must have before "none of them is a log line" means it is not a log.
+const NOT_A_LOG_MIN_LINES: u64 = 20;
+
+/// The sources that turned out not to be mail logs at all: many lines, not one of them a
+/// Postfix or Dovecot line. One message per source, naming it.
+pub fn not_mail_logs(sources: &[SourceReport]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| s.counts.parsed == 0 && s.counts.unknown >= NOT_A_LOG_MIN_LINES)
+        .map(|s| {
+            format!(
+                "{} is not a mail log: none of its {} lines is a Postfix or Dovecot log line",
+                crate::core::text::escape_control(&s.path),
+                s.counts.lines
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -168,5 +197,28 @@ mod tests {
         assert!(input.skipped_bytes < text.len() as u64);
         assert_eq!(text.as_bytes()[input.skipped_bytes as usize - 1], b'\n');
         assert!(input.reference.is_some());
+    }
+
+    #[test]
+    fn gzip_sources_are_read_whole_and_binary_ones_refused() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let text = "2025-11-04T20:00:01.000000+00:00 mx postfix/qmgr[1]: 4ABC: removed\n";
+        let gz = dir.path().join("ec2.log.2.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let mut o = opts();
+        o.since = Some(crate::core::diagnose::parse_time("2025-11-04 20:00:00").unwrap());
+        let mut input = open("ec2".into(), &gz, &o).unwrap();
+        assert_eq!(input.skipped_bytes, 0);
+        let mut got = String::new();
+        input.reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, text);
+
+        let bin = dir.path().join("core.dump");
+        std::fs::write(&bin, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0").unwrap();
+        let e = open("x".into(), &bin, &opts()).err().unwrap();
+        assert!(e.to_string().contains("not a log file"), "{e}");
     }
 }

@@ -1,5 +1,6 @@
 //! Log sources: where server logs come from, as configured per host in flowtest.toml
-//! (`[[log_source]]`): a file (with its rotated `.1` sibling; followable while it grows), a
+//! (`[[log_source]]`): a file (with its rotated `.1` or `.1.gz` sibling; gzip read transparently;
+//! followable while it grows), a
 //! command printing log lines (`{since}` / `{until}` placeholders, timeout, killed on drop), or
 //! a docker container (`docker logs --timestamps`). Owns reading bytes and lines; does not parse
 //! them (`core::logs`) or correlate them (`core::fusion`).
@@ -15,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use crate::core::logs::{parse_line, BoundedLines, LineParser, LineRead, ParseContext, Parsed};
+use crate::edge::logfile::{storage_of, text_reader, Storage};
 
 /// Longest line delivered; longer ones are cut (binary files must not grow memory).
 pub use crate::config::logsource::{CommandSpec, LogSourceConfig, LogSourceKind};
@@ -166,9 +168,21 @@ pub fn seek_offset_for(path: &Path, since: DateTime<Utc>, ctx: &ParseContext) ->
     Ok(start + n)
 }
 
-/// The lines of a file source covering [since, until]: `<path>.1` first when the current file
-/// starts after `since`, then `<path>`; reading starts near `since` (binary search) and stops
-/// once lines are well past `until`.
+/// The rotated sibling of `path`: `<path>.1`, else `<path>.1.gz` (logrotate without
+/// `delaycompress`), when one exists.
+fn rotated_sibling(path: &Path) -> Option<PathBuf> {
+    [".1", ".1.gz"].iter().find_map(|suffix| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        p.exists().then_some(p)
+    })
+}
+
+/// The lines of a file source covering [since, until]: the rotated sibling first when the
+/// current file starts after `since`, then `<path>`; reading starts near `since` (binary search;
+/// a gzip file is read from its start, its older lines skipped) and stops once lines are well
+/// past `until`.
 pub fn read_file_window(
     cfg: &LogSourceConfig,
     since: DateTime<Utc>,
@@ -186,11 +200,8 @@ pub fn read_file_window(
         path: p.display().to_string(),
         err,
     };
-    let mut rotated = path.clone().into_os_string();
-    rotated.push(".1");
-    let rotated = PathBuf::from(rotated);
     let mut files = Vec::new();
-    if rotated.exists() {
+    if let Some(rotated) = rotated_sibling(&path) {
         // The current file's first line: if it is newer than `since`, the window reaches back
         // into the rotated file.
         let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
@@ -203,10 +214,14 @@ pub fn read_file_window(
     let mut out = Vec::new();
     let mut bytes = 0usize;
     for p in files {
-        let start = seek_offset_for(&p, since, &ctx).map_err(|e| io_err(&p, e))?;
         let mut f = File::open(&p).map_err(|e| io_err(&p, e))?;
-        f.seek(SeekFrom::Start(start)).map_err(|e| io_err(&p, e))?;
-        let mut lines = BoundedLines::new(BufReader::with_capacity(1 << 20, f), LINE_CAP);
+        let compressed = storage_of(&mut f).map_err(|e| io_err(&p, e))? == Storage::Gzip;
+        if !compressed {
+            let start = seek_offset_for(&p, since, &ctx).map_err(|e| io_err(&p, e))?;
+            f.seek(SeekFrom::Start(start)).map_err(|e| io_err(&p, e))?;
+        }
+        let reader = text_reader(f, 1 << 20).map_err(|e| io_err(&p, e))?;
+        let mut lines = BoundedLines::new(reader, LINE_CAP);
         let mut parser = LineParser::new(ctx.clone());
         while let Some(l) = lines.next_line().map_err(|e| io_err(&p, e))? {
             let l = match l {
@@ -215,6 +230,10 @@ pub fn read_file_window(
             if let Parsed::Record(r) = parser.parse(l) {
                 if r.timestamp.is_some_and(|t| t > until + ORDER_SLACK) {
                     break;
+                }
+                // What a seek skips in a plain file is skipped line by line in a gzip one.
+                if compressed && r.timestamp.is_some_and(|t| t < since - ORDER_SLACK) {
+                    continue;
                 }
             }
             bytes += l.len();
@@ -587,6 +606,42 @@ mod tests {
         format!("Nov  4 {h:02}:{m:02}:{s:02} mx postfix/qmgr[1]: {n:010X}: removed\n")
     }
 
+    fn texts(lines: &[Vec<u8>]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn file_window_reads_a_gzipped_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        let mut old = String::new();
+        for i in 0..60 {
+            old.push_str(&line(17, i, 0, i as usize));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(old.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("mail.log.1.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(&p, line(18, 0, 0, 1000)).unwrap();
+        let w = read_file_window(&file_cfg(&p), t(17, 58, 0), t(18, 1, 0), t(23, 0, 0)).unwrap();
+        let text = texts(&w);
+        assert!(
+            text.iter().any(|l| l.starts_with("Nov  4 17:58:00")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|l| l.starts_with("Nov  4 18:00:00")),
+            "{text:?}"
+        );
+        // Lines well before the window are skipped as a seek would have.
+        assert!(
+            !text.iter().any(|l| l.starts_with("Nov  4 17:10:00")),
+            "{text:?}"
+        );
+    }
+
     #[test]
     fn file_window_uses_rotated_file_and_seeks() {
         let dir = tempfile::tempdir().unwrap();
@@ -611,10 +666,7 @@ mod tests {
         let now = t(23, 0, 0);
         // Window inside the rotated file's last minutes and the current file's first.
         let w = read_file_window(&file_cfg(&p), t(17, 58, 0), t(18, 1, 0), now).unwrap();
-        let text: Vec<String> = w
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
+        let text = texts(&w);
         assert!(
             text.iter().any(|l| l.starts_with("Nov  4 17:58:00")),
             "{:?}",

@@ -16,7 +16,9 @@ use crate::clock;
 use crate::core::diagnose::merge::{Merge, ParsedLines};
 use crate::core::diagnose::Window;
 use crate::core::diagnosis::Finding;
-use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
+use crate::core::fusion::{
+    fuse_probe, Correlator, HeaderHop, Limits, MessageChain, ProbeContext, ProbeTimeline,
+};
 use crate::core::logs::ParseContext;
 use crate::edge::logsource::{
     fetch_window, follow_file, FollowFrom, FollowHandle, LogSourceConfig, LogSourceKind,
@@ -188,6 +190,23 @@ pub async fn recent_host_findings(
     sources: &[LogSourceConfig],
     lookback: Duration,
 ) -> (Vec<Finding>, Vec<String>) {
+    let (corr, warnings) = recent(sources, lookback).await;
+    (corr.host_findings(), warnings)
+}
+
+/// Every message the sources logged in the last `lookback`, correlated across hosts (open
+/// ones included: mail still waiting in a queue), with the sources that could not be read as
+/// warnings naming them.
+pub async fn recent_messages(
+    sources: &[LogSourceConfig],
+    lookback: Duration,
+) -> (Vec<MessageChain>, Vec<String>) {
+    let (corr, warnings) = recent(sources, lookback).await;
+    (corr.finish(), warnings)
+}
+
+/// Fetch the last `lookback` of every source and correlate it.
+async fn recent(sources: &[LogSourceConfig], lookback: Duration) -> (Correlator, Vec<String>) {
     let now = clock::now();
     let since = now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::seconds(30));
     let mut fetched = Vec::new();
@@ -205,7 +224,7 @@ pub async fn recent_host_findings(
             .map(|(ctx, lines)| (ctx.clone(), lines.iter())),
         Some(since),
     );
-    (corr.host_findings(), warnings)
+    (corr, warnings)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod bounded;
+pub mod doctor;
 pub mod imap;
 pub mod incidents;
+pub mod logfile;
 pub mod loginput;
 pub mod logsource;
 pub mod logwatch;

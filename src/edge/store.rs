@@ -4,15 +4,32 @@
 //! crash still leaves a trace), then replaced by the final result in one transaction. WAL mode
 //! and a busy timeout let a canary and a one-shot run share the file. A probe reported `lost`
 //! that shows up later is marked late, never rewritten: the original verdict stays on record.
+//! Cleanup claims each probe's removal (and its bounce's) here before deleting, once, with the
+//! folder, UIDVALIDITY and UID: a later copy is then known to be a replay.
 //! Not here: what a result means (core) or which probes to delete (runner).
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-const SCHEMA_VERSION: i64 = 1;
+use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
+
+const SCHEMA_VERSION: i64 = 2;
+
+/// Schema 2: where and when each probe (and its bounce) was deleted, once. Added columns only,
+/// so a schema-1 database keeps its rows and an older flowtest is refused by the version check.
+const MIGRATE_TO_2: &str = "
+    ALTER TABLE results ADD COLUMN deleted_at TEXT;
+    ALTER TABLE results ADD COLUMN deleted_folder TEXT;
+    ALTER TABLE results ADD COLUMN deleted_uidvalidity INTEGER;
+    ALTER TABLE results ADD COLUMN deleted_uid INTEGER;
+    ALTER TABLE results ADD COLUMN bounce_deleted_at TEXT;
+    ALTER TABLE results ADD COLUMN bounce_deleted_folder TEXT;
+    ALTER TABLE results ADD COLUMN bounce_deleted_uidvalidity INTEGER;
+    ALTER TABLE results ADD COLUMN bounce_deleted_uid INTEGER;
+    PRAGMA user_version = 2;";
 
 /// Why the result store failed. Each names the database file and keeps the underlying error
 /// as its source.
@@ -98,7 +115,13 @@ impl Store {
         // result must survive; one fsync per probe result costs nothing next to a mail round trip.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
-        let version: i64 = conn
+        let mut conn = conn;
+        // One process migrates; another opening the file at the same time waits, then sees the
+        // new version.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
         if version > SCHEMA_VERSION {
@@ -108,7 +131,7 @@ impl Store {
                 known: SCHEMA_VERSION,
             });
         }
-        conn.execute_batch(
+        tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS results (
                 probe_id TEXT PRIMARY KEY,
                 scenario TEXT NOT NULL,
@@ -120,10 +143,13 @@ impl Store {
                 late_detected_at TEXT,
                 late_total_ms INTEGER
             );
-            CREATE INDEX IF NOT EXISTS results_by_scenario ON results(scenario, sent_at);
-            PRAGMA user_version = 1;",
+            CREATE INDEX IF NOT EXISTS results_by_scenario ON results(scenario, sent_at);            ",
         )
         .map_err(err)?;
+        if version < 2 {
+            tx.execute_batch(MIGRATE_TO_2).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
         Ok(Store {
             path,
             conn: Mutex::new(conn),
@@ -211,6 +237,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The latest final verdict (not `pending`) stored for a scenario: what the canary shows
+    /// until its own first verdict.
+    pub fn last_status(&self, scenario: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT status FROM results WHERE scenario = ?1 AND status != 'pending'
+                 ORDER BY sent_at DESC LIMIT 1",
+                params![scenario],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// A probe recorded as `lost` was seen after all: note when, keep the verdict.
     /// Returns true when the row was updated (it was lost and not yet marked late).
     pub fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -231,6 +271,127 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
     }
+
+    /// What cleanup needs to know of a probe: its state and its recorded removals.
+    pub fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT status, deleted_folder, deleted_uidvalidity, deleted_uid,
+                        bounce_deleted_folder, bounce_deleted_uidvalidity, bounce_deleted_uid
+                 FROM results WHERE probe_id = ?1",
+                params![probe_id],
+                |r| {
+                    Ok(StoredProbe {
+                        state: RecordState::from_status(&r.get::<_, String>(0)?),
+                        probe_deleted: copy_at(r.get(1)?, r.get(2)?, r.get(3)?),
+                        bounce_deleted: copy_at(r.get(4)?, r.get(5)?, r.get(6)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Record, before deleting it, that this copy is the one removal of its kind for the probe.
+    /// Atomic across processes: of two runs claiming at once, one claims and the other learns
+    /// which copy was claimed.
+    pub fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        when: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let cols = deletion_columns(kind);
+        let n = self
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE results SET {} = ?2, {} = ?3, {} = ?4, {} = ?5
+                     WHERE probe_id = ?1 AND {} IS NULL",
+                    cols[0], cols[1], cols[2], cols[3], cols[0]
+                ),
+                params![probe_id, ts(when), at.folder, at.uid_validity, at.uid],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let Some(rec) = self.probe_record(probe_id)? else {
+            return Ok(Claim::NoRecord);
+        };
+        Ok(match rec.deleted(kind) {
+            Some(done) if done == at => Claim::SameCopy,
+            Some(done) => Claim::OtherCopy(done.clone()),
+            // Not reachable unless the row changed in between; not ours to delete then.
+            None => Claim::NoRecord,
+        })
+    }
+
+    /// Undo a claim whose deletion did not happen (the server refused, UIDVALIDITY changed).
+    pub fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError> {
+        let cols = deletion_columns(kind);
+        self.conn()
+            .execute(
+                &format!(
+                    "UPDATE results SET {c0} = NULL, {c1} = NULL, {c2} = NULL, {c3} = NULL
+                     WHERE probe_id = ?1 AND {c1} = ?2 AND {c2} = ?3 AND {c3} = ?4",
+                    c0 = cols[0],
+                    c1 = cols[1],
+                    c2 = cols[2],
+                    c3 = cols[3]
+                ),
+                params![probe_id, at.folder, at.uid_validity, at.uid],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The outcome of [`Store::claim_deletion`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This copy is now recorded as the removal: delete it.
+    Claimed,
+    /// This very copy was claimed before (another run at the same moment, or a removal that
+    /// did not complete): deleting it again is harmless.
+    SameCopy,
+    /// Another copy was removed already: this one is a replay.
+    OtherCopy(CopyAt),
+    /// The store has no row for this probe.
+    NoRecord,
+}
+
+/// The `deleted_at, folder, uidvalidity, uid` columns of a kind of copy.
+fn deletion_columns(kind: CopyKind) -> [&'static str; 4] {
+    match kind {
+        CopyKind::Bounce => [
+            "bounce_deleted_at",
+            "bounce_deleted_folder",
+            "bounce_deleted_uidvalidity",
+            "bounce_deleted_uid",
+        ],
+        // Transplanted copies are never deleted; the probe's columns keep the match total.
+        CopyKind::Probe | CopyKind::Transplanted => [
+            "deleted_at",
+            "deleted_folder",
+            "deleted_uidvalidity",
+            "deleted_uid",
+        ],
+    }
+}
+
+fn copy_at(folder: Option<String>, uid_validity: Option<u32>, uid: Option<u32>) -> Option<CopyAt> {
+    Some(CopyAt {
+        folder: folder?,
+        uid_validity: uid_validity?,
+        uid: uid?,
+    })
 }
 
 impl Store {
@@ -327,6 +488,15 @@ mod tests {
             .unwrap();
         assert!(!s.mark_late("p2", seen).unwrap());
         assert!(!s.mark_late("nope", seen).unwrap());
+        assert_eq!(s.last_status("x").unwrap().as_deref(), Some("delivered"));
+        s.record_pending("p3", "x", t0 + chrono::Duration::seconds(60))
+            .unwrap();
+        assert_eq!(
+            s.last_status("x").unwrap().as_deref(),
+            Some("delivered"),
+            "pending skipped"
+        );
+        assert_eq!(s.last_status("none").unwrap(), None);
     }
 
     #[test]
@@ -389,6 +559,94 @@ mod tests {
         );
     }
 
+    fn at(uid: u32) -> CopyAt {
+        CopyAt {
+            folder: "INBOX".into(),
+            uid_validity: 11,
+            uid,
+        }
+    }
+
+    #[test]
+    fn a_removal_is_claimed_once_per_kind_and_can_be_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+        assert_eq!(
+            s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
+            Claim::NoRecord
+        );
+        s.record_pending("p", "lab-inbound", t0).unwrap();
+        assert_eq!(
+            s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
+            Claim::SameCopy
+        );
+        assert_eq!(
+            s.claim_deletion("p", CopyKind::Probe, &at(4), t0).unwrap(),
+            Claim::OtherCopy(at(3))
+        );
+        // The bounce is removed once too, independently of the probe.
+        assert_eq!(
+            s.claim_deletion("p", CopyKind::Bounce, &at(9), t0).unwrap(),
+            Claim::Claimed
+        );
+        // The final result keeps the recorded removals.
+        s.record_result("p", "lab-inbound", "delivered", t0, t0, Some(5), "{}")
+            .unwrap();
+        let rec = s.probe_record("p").unwrap().unwrap();
+        assert_eq!(rec.state, RecordState::Finished);
+        assert_eq!(rec.probe_deleted, Some(at(3)));
+        assert_eq!(rec.bounce_deleted, Some(at(9)));
+        // Giving back another copy's claim changes nothing; the claimed copy's clears it.
+        s.release_deletion("p", CopyKind::Probe, &at(4)).unwrap();
+        assert_eq!(
+            s.probe_record("p").unwrap().unwrap().probe_deleted,
+            Some(at(3))
+        );
+        s.release_deletion("p", CopyKind::Probe, &at(3)).unwrap();
+        let rec = s.probe_record("p").unwrap().unwrap();
+        assert_eq!((rec.probe_deleted, rec.bounce_deleted), (None, Some(at(9))));
+        assert_eq!(s.probe_record("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn a_schema_1_database_is_migrated_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("flowtest.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE results (probe_id TEXT PRIMARY KEY, scenario TEXT NOT NULL,
+                   status TEXT NOT NULL, sent_at TEXT NOT NULL, finished_at TEXT, total_ms INTEGER,
+                   result_json TEXT, late_detected_at TEXT, late_total_ms INTEGER);
+                 INSERT INTO results (probe_id, scenario, status, sent_at)
+                   VALUES ('old', 's', 'lost', '2026-11-28T06:00:00Z');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let rec = s.probe_record("old").unwrap().unwrap();
+        assert_eq!(rec.state, RecordState::Lost);
+        assert_eq!(rec.probe_deleted, None);
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+        assert_eq!(
+            s.claim_deletion("old", CopyKind::Probe, &at(1), t0)
+                .unwrap(),
+            Claim::Claimed
+        );
+        drop(s);
+        // Opening again (already migrated) is a no-op.
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.probe_record("old").unwrap().unwrap().probe_deleted,
+            Some(at(1))
+        );
+    }
+
     #[test]
     fn errors_name_the_file_and_keep_their_source() {
         use std::error::Error;
@@ -401,7 +659,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "result store {}: written by a newer flowtest (schema 99, this one knows 1)",
+                "result store {}: written by a newer flowtest (schema 99, this one knows 2)",
                 db.display()
             )
         );

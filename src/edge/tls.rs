@@ -31,11 +31,18 @@ pub enum TlsError {
 
 /// Read the PEM certificates of a CA file.
 pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::ReadCa {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_ca_pem(path)?;
     parse_ca(&bytes, path)
+}
+
+/// The raw bytes of a CA file, size-capped like every file a configuration names.
+pub fn read_ca_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+    crate::config::files::read_capped(path, crate::config::files::MAX_CONFIG_FILE_BYTES).map_err(
+        |source| TlsError::ReadCa {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// The PEM certificates in `bytes` (read from `path`, named in errors); at least one.
@@ -54,15 +61,21 @@ pub fn parse_ca(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// A rustls client config trusting the web PKI roots and the given extra CA certificates.
-pub fn client_config(
-    extra_ca: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// The web PKI roots and the given extra CA certificates.
+pub fn root_store(extra_ca: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for c in extra_ca {
         roots.add(c.clone()).map_err(TlsError::CaRejected)?;
     }
+    Ok(roots)
+}
+
+/// A rustls client config trusting the web PKI roots and the given extra CA certificates.
+pub fn client_config(
+    extra_ca: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = root_store(extra_ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

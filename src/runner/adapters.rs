@@ -15,14 +15,14 @@ use crate::config::{Receiver, SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
-use crate::core::verdict::RecordState;
-use crate::edge::imap::{self, Armed, FetchError, Mailbox, SeenProbe};
+use crate::core::probe::Installation;
+use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
+use crate::edge::imap::{self, Armed, FetchError, Mailbox, ScannedCopy};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::sendgrid;
 use crate::edge::smtp::{self, SendOutcome};
-use crate::edge::store::{PendingRow, Store, StoreError};
+use crate::edge::store::{Claim, PendingRow, Store, StoreError};
 
 /// SMTP submission as configured by a scenario, secrets resolved.
 pub struct SmtpProbeSender {
@@ -87,7 +87,7 @@ impl MailboxSession for Mailbox {
     }
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
@@ -98,16 +98,17 @@ impl MailboxSession for Mailbox {
     }
     fn scan_probes<'a>(
         &'a mut self,
-        key: &'a ProbeKey,
-    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
+        key: &'a Installation,
+    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)> {
         Box::pin(Mailbox::scan_probes(self, key))
     }
     fn delete<'a>(
         &'a mut self,
         folder: &'a str,
+        uid_validity: u32,
         uids: &'a [u32],
     ) -> BoxFuture<'a, Result<usize, FetchError>> {
-        Box::pin(Mailbox::delete(self, folder, uids))
+        Box::pin(Mailbox::delete(self, folder, uid_validity, uids))
     }
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(Mailbox::logout(*self))
@@ -189,10 +190,25 @@ impl ResultStore for Store {
             json,
         )
     }
-    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError> {
-        Ok(self
-            .get(probe_id)?
-            .map(|r| RecordState::from_status(&r.status)))
+    fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
+        Store::probe_record(self, probe_id)
+    }
+    fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        when: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        Store::claim_deletion(self, probe_id, kind, at, when)
+    }
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError> {
+        Store::release_deletion(self, probe_id, kind, at)
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         Store::mark_late(self, probe_id, seen_at)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
+use crate::core::probe::{Installation, ProbeKey};
 use crate::core::runbook::Facts;
 
 mod adapters;
@@ -39,7 +39,8 @@ use uuid::Uuid;
 /// What every run shares.
 pub struct Runner {
     pub config: Arc<Config>,
-    pub key: ProbeKey,
+    /// The probe key and domain every tag is signed and verified with.
+    pub installation: Installation,
     pub store: Arc<dyn ResultStore>,
     pub progress: Arc<Progress>,
     /// Overrides each scenario's timeout (`--timeout`).
@@ -62,9 +63,10 @@ impl Runner {
         let logs = Arc::new(ConfiguredLogs {
             sources: config.log_sources.clone(),
         });
+        let installation = Installation::new(key, &config.probe_domain);
         Runner {
             config,
-            key,
+            installation,
             store,
             progress,
             timeout_override,

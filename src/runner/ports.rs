@@ -12,11 +12,11 @@ use uuid::Uuid;
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
-use crate::core::probe::ProbeKey;
-use crate::core::verdict::RecordState;
-use crate::edge::imap::{FetchError, SeenProbe, WaitEnd, WaitNotes};
+use crate::core::probe::Installation;
+use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
+use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::{PendingRow, StoreError};
+use crate::edge::store::{Claim, PendingRow, StoreError};
 
 /// A boxed future that may move between threads (runs are spawned on tokio).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -54,19 +54,23 @@ pub trait MailboxSession: Send {
     /// watch's steps are bounded by `deadline`, the probe's.
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
-    /// Every verified probe (or bounce quoting one) in the watched folders, with warnings.
+    /// Every message carrying a genuine tag of this installation in the watched folders (probes,
+    /// bounces quoting one, transplanted tags), with the UIDVALIDITY each UID was read under,
+    /// and warnings.
     fn scan_probes<'a>(
         &'a mut self,
-        key: &'a ProbeKey,
-    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)>;
-    /// Delete these UIDs (verified probes only) from `folder`; the count deleted.
+        key: &'a Installation,
+    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)>;
+    /// Delete these UIDs (verified probes only) from `folder`, unless its UIDVALIDITY is no
+    /// longer `uid_validity`; the count deleted.
     fn delete<'a>(
         &'a mut self,
         folder: &'a str,
+        uid_validity: u32,
         uids: &'a [u32],
     ) -> BoxFuture<'a, Result<usize, FetchError>>;
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()>;
@@ -125,7 +129,23 @@ pub trait ResultStore: Send + Sync {
         json: &str,
         finished_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError>;
+    /// The probe's state and recorded removals, if this store holds it.
+    fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError>;
+    /// Record this copy as the one removal of its kind, before deleting it.
+    fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        when: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+    /// Undo a claim whose deletion did not happen.
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError>;
     /// A probe recorded `lost` was seen after all; true when it was marked now.
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Rows still `pending` sent before `before` (left by a run that may have been killed).

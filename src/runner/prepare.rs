@@ -58,11 +58,10 @@ pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
         Sender::Smtp(cfg) => {
             let ca_pem = match &cfg.ca_file {
                 Some(p) => {
-                    tls::read_ca(p).map_err(|e| ctx(e.to_string()))?;
-                    Some(
-                        std::fs::read(p)
-                            .map_err(|e| ctx(format!("cannot read {}: {e}", p.display())))?,
-                    )
+                    // Read once, capped; parsed here so a bad file stops the run before sending.
+                    let pem = tls::read_ca_pem(p).map_err(|e| ctx(e.to_string()))?;
+                    tls::parse_ca(&pem, p).map_err(|e| ctx(e.to_string()))?;
+                    Some(pem)
                 }
                 None => None,
             };

@@ -114,7 +114,7 @@ impl<'r> Run<'r> {
         }
         let resume = session.resume_points();
         match session
-            .arm(self.runner.key.clone(), self.id, self.deadline)
+            .arm(self.runner.installation.clone(), self.id, self.deadline)
             .await
         {
             Ok(armed) => Some(ArmedMailbox { armed, resume }),
@@ -132,8 +132,9 @@ impl<'r> Run<'r> {
     /// Tag, record as pending, render and submit the probe.
     pub(super) async fn submit(&mut self) -> Sent {
         let s = self.scenario();
-        let domain = &self.runner.config.probe_domain;
-        let tag = ProbeTag::new(self.id, &s.name, self.runner.clock.now());
+        let domain = &self.runner.installation.domain;
+        let tag =
+            ProbeTag::new(self.id, &s.name, self.runner.clock.now()).to(s.sender.recipients());
         self.result.sent_at = tag.sent_at;
         if let Err(e) =
             self.runner
@@ -150,7 +151,7 @@ impl<'r> Run<'r> {
             header_to: s.sender.header_to(),
             extra_headers: &s.headers,
         }
-        .render(&self.runner.key);
+        .render(&self.runner.installation.key);
         let started = self.runner.clock.instant();
         let outcome = self.prepared.sender.send(&message, self.deadline).await;
         let sub: Submission = outcome.submission().clone();

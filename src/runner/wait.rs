@@ -108,7 +108,10 @@ impl Run<'_> {
         while self.runner.clock.instant() + pause < deadline && !self.runner.stop.requested() {
             tokio::time::sleep(pause).await;
             let attempt = match self.prepared.mailbox.open(resume, deadline).await {
-                Ok(m) => m.arm(self.runner.key.clone(), self.id, deadline).await,
+                Ok(m) => {
+                    m.arm(self.runner.installation.clone(), self.id, deadline)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match attempt {

@@ -35,6 +35,25 @@ impl Cfg {
         Cfg { dir }
     }
 
+    /// The shipped lab scenarios, unedited, as `lab/run flowtest run --all` uses them (with this
+    /// configuration's own state directory).
+    pub fn shipped() -> Cfg {
+        let scen: Vec<(String, String)> = [
+            "lab-inbound.toml",
+            "lab-provider-inbound.toml",
+            "lab-outbound.toml",
+        ]
+        .iter()
+        .map(|f| lab_scenario(f, f.trim_end_matches(".toml"), |t| t))
+        .collect();
+        Cfg::new(
+            &scen
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.clone()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("flowtest.toml")
     }

@@ -335,6 +335,27 @@ impl Lab {
             .collect()
     }
 
+    /// The `FLAGS (...)` of each of these UIDs, in their order, from one `UID FETCH`.
+    pub fn imap_flags(&self, user: &str, folder: &str, uids: &[u32]) -> Vec<String> {
+        if uids.is_empty() {
+            return Vec::new();
+        }
+        let set: Vec<String> = uids.iter().map(u32::to_string).collect();
+        let request = format!("UID FETCH {} (UID FLAGS)", set.join(","));
+        let out = self.imap_curl(user, folder, &["--request", &request]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        uids.iter()
+            .map(|uid| {
+                let line = text
+                    .lines()
+                    .find(|l| l.contains(&format!("UID {uid} ")))
+                    .unwrap_or_else(|| panic!("no FLAGS for UID {uid}: {text}"));
+                line[line.find("FLAGS (").unwrap_or(0)..].to_string()
+            })
+            .collect()
+    }
+
     /// All raw messages in a folder, fetched by curl's IMAP client in the internet namespace.
     pub fn imap_messages(&self, user: &str, folder: &str) -> Vec<String> {
         let uids = self

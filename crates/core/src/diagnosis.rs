@@ -30,6 +30,8 @@ pub enum FindingCode {
     RejectedOther,
     DeferredOther,
     BouncedOther,
+    /// Postfix gave up after the maximal queue lifetime and returned the message to its sender.
+    Expired,
     SpamFolder,
     ImapAuthFailed,
     UnexpectedPath,
@@ -49,7 +51,7 @@ pub enum FindingCode {
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 25] = [
+    pub const ALL: [FindingCode; 26] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -66,6 +68,7 @@ impl FindingCode {
         FindingCode::RejectedOther,
         FindingCode::DeferredOther,
         FindingCode::BouncedOther,
+        FindingCode::Expired,
         FindingCode::SpamFolder,
         FindingCode::ImapAuthFailed,
         FindingCode::UnexpectedPath,
@@ -95,6 +98,7 @@ impl FindingCode {
             FindingCode::RejectedOther => "rejected_other",
             FindingCode::DeferredOther => "deferred_other",
             FindingCode::BouncedOther => "bounced_other",
+            FindingCode::Expired => "expired",
             FindingCode::SpamFolder => "spam_folder",
             FindingCode::ImapAuthFailed => "imap_auth_failed",
             FindingCode::UnexpectedPath => "unexpected_path",
@@ -126,6 +130,7 @@ impl FindingCode {
             FindingCode::RejectedOther => "Rejected",
             FindingCode::DeferredOther => "Delivery deferred",
             FindingCode::BouncedOther => "Bounced",
+            FindingCode::Expired => "Expired in the queue",
             FindingCode::SpamFolder => "Delivered to the spam folder",
             FindingCode::ImapAuthFailed => "Mail client login failed",
             FindingCode::UnexpectedPath => "Unexpected mail path",
@@ -146,6 +151,7 @@ impl FindingCode {
                 | FindingCode::RecipientUnknown
                 | FindingCode::RejectedOther
                 | FindingCode::BouncedOther
+                | FindingCode::Expired
                 | FindingCode::UnexpectedPath
                 | FindingCode::ProviderRequestInvalid
                 | FindingCode::MessageTooLarge
@@ -442,6 +448,7 @@ pub fn classify_delivery(status: DeliveryStatus, reason: &str) -> Option<Finding
 pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
     if (t.contains(" is unavailable") && t.contains("open database"))
+        || t.contains("map lookup problem")
         || t.contains("lookup error")
         || t.contains("lookup failure")
         || t.contains("transport_maps")

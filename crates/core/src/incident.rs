@@ -108,7 +108,7 @@ pub fn render(
     b.push_str(&format!(
         "DRAFT written by `{source}` from the servers' own logs: complete and correct it.\n\n{}: {}",
         g.code.title(),
-        g.example.message
+        crate::text::escape_control(&g.example.message)
     ));
     if let Some(h) = &g.host {
         b.push_str(&format!(" (host: {h})"));
@@ -161,7 +161,10 @@ pub fn render(
     b.push_str(&format!("- {}\n\n", t.prevention));
     b.push_str("## Related Documents\n\n");
     b.push_str(&format!("- {}\n", t.related));
-    IncidentDraft { stem, body: b }
+    // Messages, evidence and host names come from servers' logs: no control character of theirs
+    // reaches the draft (its own line breaks stay).
+    let body = crate::text::escape_control_lines(&b).into_owned();
+    IncidentDraft { stem, body }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The pure core: no network, no tokio, no filesystem beyond what callers hand in.
 //! Every function here is deterministic given its inputs (time is passed in, never read).
+pub mod canary;
 pub mod diagnose;
 pub mod diagnosis;
+pub mod doctor;
 pub mod fusion;
 pub mod grouping;
 pub mod incident;

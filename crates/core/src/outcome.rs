@@ -140,8 +140,19 @@ pub struct CleanupReport {
     pub swept: u32,
     /// Probe ids recorded `lost` earlier and seen now: marked late in the store.
     pub marked_late: Vec<String>,
+    /// Further copies of a probe already removed once, left in place (`probe_replayed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replayed: u32,
+    /// Genuine tags on messages whose Message-ID is not the probe's, left in place
+    /// (`probe_forged`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub forged: u32,
     /// Why cleanup did not (fully) happen, if it did not.
     pub note: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One probe's full result: the JSON contract of `flowtest run --format json`.

@@ -12,12 +12,15 @@ use uuid::Uuid;
 pub const H_ID: &str = "X-Flowtest-Id";
 pub const H_SCENARIO: &str = "X-Flowtest-Scenario";
 pub const H_SENT_AT: &str = "X-Flowtest-Sent-At";
+pub const H_RCPT: &str = "X-Flowtest-Rcpt";
 pub const H_SIGNATURE: &str = "X-Flowtest-Signature";
-/// The header names, as an IMAP `HEADER.FIELDS` list.
-pub const IMAP_FIELDS: &str =
-    "X-Flowtest-Id X-Flowtest-Scenario X-Flowtest-Sent-At X-Flowtest-Signature";
+/// The header fields verification reads, as an IMAP `HEADER.FIELDS` list.
+pub const IMAP_FIELDS: &str = "Message-ID X-Flowtest-Id X-Flowtest-Scenario X-Flowtest-Sent-At \
+                               X-Flowtest-Rcpt X-Flowtest-Signature";
 
-const SIG_VERSION: &str = "v1";
+/// Version 2 binds the Message-ID, the recipients and the key id; version 1 bound neither, so a
+/// v1 tag copied into any message verified. v1 tags are never trusted.
+const SIG_VERSION: &str = "v2";
 /// Shortest key accepted: an HMAC key shorter than this is guessable.
 pub const MIN_KEY_LEN: usize = 16;
 
@@ -41,13 +44,49 @@ impl ProbeKey {
         Ok(ProbeKey(bytes.to_vec()))
     }
 
+    /// A short public name for the key (8 hex digits of a hash of it), written into every tag so a
+    /// probe signed with another key (another installation, a rotated key) is told apart at once.
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = Sha256::new()
+            .chain_update(b"flowtest key id\0")
+            .chain_update(&self.0)
+            .finalize();
+        hex::encode(&digest[..4])
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; new_from_slice cannot fail for Hmac.
         <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length")
     }
 }
 
-/// What a probe carries: who it is, which scenario sent it, when.
+/// This installation's probe authority: its key and its probe domain, both bound into every tag.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub key: ProbeKey,
+    /// Probe Message-IDs are `<uuid@domain>`.
+    pub domain: String,
+}
+
+impl Installation {
+    pub fn new(key: ProbeKey, domain: &str) -> Self {
+        Installation {
+            key,
+            domain: domain.to_string(),
+        }
+    }
+    /// [`verify`] under this installation.
+    pub fn verify(&self, block: &[u8]) -> Verdict {
+        verify(block, &self.key, &self.domain)
+    }
+    /// [`quoted_probe`] under this installation.
+    pub fn quoted_probe(&self, message: &[u8]) -> Option<ProbeTag> {
+        quoted_probe(message, &self.key, &self.domain)
+    }
+}
+
+/// What a probe carries: who it is, which scenario sent it, when, to whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTag {
     pub id: Uuid,
@@ -55,6 +94,41 @@ pub struct ProbeTag {
     /// Exactly as written in `X-Flowtest-Sent-At` (RFC 3339, nanoseconds, UTC).
     pub sent_at_text: String,
     pub sent_at: DateTime<Utc>,
+    /// The envelope recipients, as written in `X-Flowtest-Rcpt` (comma-separated).
+    pub rcpt: String,
+}
+
+/// The fields the signature covers, in order.
+struct MacInput<'a> {
+    key_id: &'a str,
+    id: &'a str,
+    scenario: &'a str,
+    sent_at: &'a str,
+    message_id: &'a str,
+    rcpt: &'a str,
+}
+
+impl MacInput<'_> {
+    fn bytes(&self) -> Vec<u8> {
+        // NUL separators: no field can contain one (headers are single-line text), so the
+        // input is unambiguous.
+        [
+            SIG_VERSION,
+            self.key_id,
+            self.id,
+            self.scenario,
+            self.sent_at,
+            self.message_id,
+            self.rcpt,
+        ]
+        .join("\0")
+        .into_bytes()
+    }
+}
+
+/// The Message-ID a probe with this id must carry.
+pub fn implied_message_id(id: &Uuid, domain: &str) -> String {
+    format!("<{id}@{domain}>")
 }
 
 impl ProbeTag {
@@ -64,37 +138,50 @@ impl ProbeTag {
             scenario: scenario.to_string(),
             sent_at_text: sent_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
             sent_at,
+            rcpt: String::new(),
         }
     }
 
-    fn mac_input(id: &str, scenario: &str, sent_at: &str) -> Vec<u8> {
-        // NUL separators: no field can contain one (headers are single-line text), so the
-        // input is unambiguous.
-        [SIG_VERSION, id, scenario, sent_at].join("\0").into_bytes()
+    /// The same tag, bound to these envelope recipients.
+    pub fn to(mut self, recipients: &[String]) -> Self {
+        self.rcpt = recipients.join(", ");
+        self
     }
 
-    /// `v1=<hex HMAC-SHA256>` over the version, id, scenario and send time.
-    pub fn signature(&self, key: &ProbeKey) -> String {
+    /// `v2 k=<key id> <hex HMAC-SHA256>` over the version, key id, probe id, scenario, send time,
+    /// the Message-ID the probe must carry, and its recipients.
+    pub fn signature(&self, key: &ProbeKey, domain: &str) -> String {
+        let key_id = key.id();
         let mut mac = key.mac();
-        mac.update(&Self::mac_input(
-            &self.id.to_string(),
-            &self.scenario,
-            &self.sent_at_text,
-        ));
-        format!("{SIG_VERSION}={}", hex::encode(mac.finalize().into_bytes()))
+        mac.update(
+            &MacInput {
+                key_id: &key_id,
+                id: &self.id.to_string(),
+                scenario: &self.scenario,
+                sent_at: &self.sent_at_text,
+                message_id: &self.message_id(domain),
+                rcpt: &self.rcpt,
+            }
+            .bytes(),
+        );
+        format!(
+            "{SIG_VERSION} k={key_id} {}",
+            hex::encode(mac.finalize().into_bytes())
+        )
     }
 
     pub fn message_id(&self, domain: &str) -> String {
-        format!("<{}@{}>", self.id, domain)
+        implied_message_id(&self.id, domain)
     }
 
-    /// The four tag headers, in order.
-    pub fn headers(&self, key: &ProbeKey) -> [(&'static str, String); 4] {
+    /// The tag headers, in order.
+    pub fn headers(&self, key: &ProbeKey, domain: &str) -> [(&'static str, String); 5] {
         [
             (H_ID, self.id.to_string()),
             (H_SCENARIO, self.scenario.clone()),
             (H_SENT_AT, self.sent_at_text.clone()),
-            (H_SIGNATURE, self.signature(key)),
+            (H_RCPT, self.rcpt.clone()),
+            (H_SIGNATURE, self.signature(key, domain)),
         ]
     }
 }
@@ -128,7 +215,7 @@ impl ProbeMessage<'_> {
             &format!("flowtest probe {} {}", t.scenario, t.id),
         );
         h("Message-ID", &t.message_id(self.domain));
-        for (name, value) in t.headers(key) {
+        for (name, value) in t.headers(key, self.domain) {
             h(name, &value);
         }
         for (name, value) in self.extra_headers {
@@ -150,9 +237,14 @@ impl ProbeMessage<'_> {
 /// What a message in a mailbox is, as far as probes go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A probe of this installation: its signature verifies.
+    /// A probe of this installation: its signature verifies and it carries the Message-ID its id
+    /// implies.
     Valid(ProbeTag),
-    /// Carries probe headers that do not verify (forged, foreign key, altered). Never touched.
+    /// A genuine tag on a message whose Message-ID is not the probe's: tag headers copied into
+    /// another message. Never touched; reported as `probe_forged`.
+    Transplanted(ProbeTag),
+    /// Carries probe headers that do not verify (altered, incomplete, another installation's or
+    /// a retired key, an old unbound v1 tag). Never touched.
     Forged(String),
     /// No probe headers at all.
     NotAProbe,
@@ -198,46 +290,121 @@ pub fn header_value(block: &[u8], name: &str) -> Option<String> {
     found
 }
 
-/// Check a header block's probe tag against the key (constant-time compare).
-pub fn verify(block: &[u8], key: &ProbeKey) -> Verdict {
-    let Some(id_text) = header_value(block, H_ID) else {
-        return Verdict::NotAProbe;
+/// Check a header block's probe tag against the key (constant-time compare) and the probe
+/// domain. The block must hold the message's own `Message-ID`.
+pub fn verify(block: &[u8], key: &ProbeKey, domain: &str) -> Verdict {
+    verify_block(block, key, domain, MessageIdRule::Required)
+}
+
+/// Whether the checked block must carry the probe's Message-ID: a message's own header does;
+/// a bounce's quoted headers may omit it (not every DSN quotes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageIdRule {
+    Required,
+    IfPresent,
+}
+
+/// The tag fields of a header block, as written.
+struct TagFields {
+    id: String,
+    scenario: String,
+    sent_at: String,
+    rcpt: String,
+    signature: String,
+}
+
+fn tag_fields(block: &[u8]) -> Result<Option<TagFields>, String> {
+    let Some(id) = header_value(block, H_ID) else {
+        return Ok(None);
     };
-    let (Some(scenario), Some(sent_at_text), Some(sig)) = (
+    match (
         header_value(block, H_SCENARIO),
         header_value(block, H_SENT_AT),
+        header_value(block, H_RCPT),
         header_value(block, H_SIGNATURE),
-    ) else {
-        return Verdict::Forged("incomplete probe headers".into());
+    ) {
+        (Some(scenario), Some(sent_at), Some(rcpt), Some(signature)) => Ok(Some(TagFields {
+            id,
+            scenario,
+            sent_at,
+            rcpt,
+            signature,
+        })),
+        _ => Err("incomplete probe headers".into()),
+    }
+}
+
+/// `v2 k=<key id> <hex>` -> (key id, signature bytes).
+fn parse_signature(sig: &str) -> Result<(&str, Vec<u8>), String> {
+    let mut parts = sig.split_whitespace();
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(SIG_VERSION), Some(k), Some(hexsig), None) => {
+            let key_id = k.strip_prefix("k=").ok_or("signature has no key id")?;
+            let bytes = hex::decode(hexsig).map_err(|_| "signature is not hex".to_string())?;
+            Ok((key_id, bytes))
+        }
+        _ if sig.starts_with("v1=") => {
+            Err("an unbound v1 tag (it does not bind the Message-ID): never trusted".into())
+        }
+        _ => Err("unknown signature format".into()),
+    }
+}
+
+fn verify_block(block: &[u8], key: &ProbeKey, domain: &str, rule: MessageIdRule) -> Verdict {
+    let f = match tag_fields(block) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Verdict::NotAProbe,
+        Err(why) => return Verdict::Forged(why),
     };
-    let Ok(id) = Uuid::parse_str(&id_text) else {
+    let Ok(id) = Uuid::parse_str(&f.id) else {
         return Verdict::Forged("X-Flowtest-Id is not a UUID".into());
     };
-    let Some(hexsig) = sig.strip_prefix("v1=") else {
-        return Verdict::Forged("unknown signature version".into());
+    let (key_id, sig) = match parse_signature(&f.signature) {
+        Ok(v) => v,
+        Err(why) => return Verdict::Forged(why),
     };
-    let Ok(sig_bytes) = hex::decode(hexsig) else {
-        return Verdict::Forged("signature is not hex".into());
-    };
+    let ours = key.id();
+    if key_id != ours {
+        return Verdict::Forged(format!(
+            "signed with another key (k={key_id}; this installation's is k={ours})"
+        ));
+    }
+    let implied = implied_message_id(&id, domain);
     let mut mac = key.mac();
-    mac.update(&ProbeTag::mac_input(&id_text, &scenario, &sent_at_text));
-    if mac.verify_slice(&sig_bytes).is_err() {
+    mac.update(
+        &MacInput {
+            key_id: &ours,
+            id: &f.id,
+            scenario: &f.scenario,
+            sent_at: &f.sent_at,
+            message_id: &implied,
+            rcpt: &f.rcpt,
+        }
+        .bytes(),
+    );
+    if mac.verify_slice(&sig).is_err() {
         return Verdict::Forged("signature does not verify under this installation's key".into());
     }
-    let Ok(sent_at) = DateTime::parse_from_rfc3339(&sent_at_text) else {
+    let Ok(sent_at) = DateTime::parse_from_rfc3339(&f.sent_at) else {
         return Verdict::Forged("X-Flowtest-Sent-At is not RFC 3339".into());
     };
-    Verdict::Valid(ProbeTag {
+    let tag = ProbeTag {
         id,
-        scenario,
-        sent_at_text,
+        scenario: f.scenario,
+        sent_at_text: f.sent_at,
         sent_at: sent_at.with_timezone(&Utc),
-    })
+        rcpt: f.rcpt,
+    };
+    match (header_value(block, "Message-ID"), rule) {
+        (Some(mid), _) if mid.trim() == implied => Verdict::Valid(tag),
+        (None, MessageIdRule::IfPresent) => Verdict::Valid(tag),
+        _ => Verdict::Transplanted(tag),
+    }
 }
 
 /// A bounce (DSN) quotes the original headers in its body. Find a verified probe tag there.
 /// Only the first 256 KiB are scanned: quoted headers sit near the top of a DSN.
-pub fn quoted_probe(message: &[u8], key: &ProbeKey) -> Option<ProbeTag> {
+pub fn quoted_probe(message: &[u8], key: &ProbeKey, domain: &str) -> Option<ProbeTag> {
     let hay = &message[..message.len().min(256 * 1024)];
     let needle = H_ID.as_bytes();
     let mut start = 0;
@@ -258,12 +425,17 @@ pub fn quoted_probe(message: &[u8], key: &ProbeKey) -> Option<ProbeTag> {
                         .map(|p| p + 4)
                 })
                 .unwrap_or(0);
-            if let Verdict::Valid(tag) = verify(&hay[block_start..], key) {
-                return Some(tag);
-            }
-            // Block boundaries in DSNs vary; also try from the tag line itself.
-            if let Verdict::Valid(tag) = verify_fields_from(&hay[at..], key) {
-                return Some(tag);
+            let quoted = &hay[block_start..];
+            match verify_block(quoted, key, domain, MessageIdRule::IfPresent) {
+                Verdict::Valid(tag) => return Some(tag),
+                // Quoted beside another message's Message-ID: a copied tag, not our bounce.
+                Verdict::Transplanted(_) => {}
+                // Block boundaries in DSNs vary; also try from the tag line itself.
+                _ => {
+                    if let Verdict::Valid(tag) = verify_fields_from(&hay[at..], key, domain) {
+                        return Some(tag);
+                    }
+                }
             }
         }
         start = at + needle.len();
@@ -272,8 +444,8 @@ pub fn quoted_probe(message: &[u8], key: &ProbeKey) -> Option<ProbeTag> {
 }
 
 /// Verify when the probe fields are the first lines of `block` but maybe not the whole header.
-fn verify_fields_from(block: &[u8], key: &ProbeKey) -> Verdict {
-    // Take up to 8 header lines from here; the four tag headers are written together.
+fn verify_fields_from(block: &[u8], key: &ProbeKey, domain: &str) -> Verdict {
+    // Take up to 8 header lines from here; the tag headers are written together.
     let mut end = 0;
     let mut lines = 0;
     while end < block.len() && lines < 8 {
@@ -285,7 +457,7 @@ fn verify_fields_from(block: &[u8], key: &ProbeKey) -> Verdict {
             None => end = block.len(),
         }
     }
-    verify(&block[..end], key)
+    verify_block(&block[..end], key, domain, MessageIdRule::IfPresent)
 }
 
 fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -312,6 +484,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    const DOMAIN: &str = "probe.corp.test";
+
     fn key() -> ProbeKey {
         ProbeKey::new(b"0123456789abcdef0123456789abcdef").unwrap()
     }
@@ -324,13 +498,14 @@ mod tests {
             "lab-inbound",
             t,
         )
+        .to(&["alice@corp.test".to_string()])
     }
 
     fn message() -> Vec<u8> {
         let t = tag();
         ProbeMessage {
             tag: &t,
-            domain: "probe.corp.test",
+            domain: DOMAIN,
             header_from: "probe@provider.test",
             header_to: "alice@corp.test",
             extra_headers: &[("X-Lab-Spam".into(), "yes".into())],
@@ -338,75 +513,143 @@ mod tests {
         .render(&key())
     }
 
+    fn text() -> String {
+        String::from_utf8(message()).unwrap()
+    }
+
     #[test]
     fn a_rendered_probe_verifies() {
         let m = message();
-        let text = String::from_utf8(m.clone()).unwrap();
+        let text = text();
         assert!(
             text.contains("Message-ID: <019ac9a4-6e3b-7c5e-9a1b-2c3d4e5f6a7b@probe.corp.test>\r\n")
         );
         assert!(text.contains("X-Flowtest-Sent-At: 2026-11-28T06:00:00.123456789Z\r\n"));
+        assert!(text.contains("X-Flowtest-Rcpt: alice@corp.test\r\n"));
+        assert!(text.contains(&format!("X-Flowtest-Signature: v2 k={} ", key().id())));
         assert!(text.contains("X-Lab-Spam: yes\r\n"));
-        assert_eq!(verify(&m, &key()), Verdict::Valid(tag()));
+        assert_eq!(verify(&m, &key(), DOMAIN), Verdict::Valid(tag()));
     }
 
     #[test]
     fn forged_or_foreign_probes_do_not_verify() {
-        let m = String::from_utf8(message()).unwrap();
+        let m = text();
         let other = ProbeKey::new(b"another-installation-key!!").unwrap();
-        assert!(matches!(verify(m.as_bytes(), &other), Verdict::Forged(_)));
-        // Same signature, different scenario: the tag was altered.
-        let altered = m.replace(
-            "X-Flowtest-Scenario: lab-inbound",
-            "X-Flowtest-Scenario: lab-outbound",
-        );
-        assert!(matches!(
-            verify(altered.as_bytes(), &key()),
-            Verdict::Forged(_)
-        ));
-        let truncated = m.replace("X-Flowtest-Signature", "X-Other");
-        assert!(matches!(
-            verify(truncated.as_bytes(), &key()),
-            Verdict::Forged(_)
-        ));
+        let Verdict::Forged(why) = verify(m.as_bytes(), &other, DOMAIN) else {
+            panic!("a foreign key's probe verified")
+        };
+        assert!(why.contains("another key"), "{why}");
+        for (from, to) in [
+            // Same signature, different scenario / recipient / time: the tag was altered.
+            (
+                "X-Flowtest-Scenario: lab-inbound",
+                "X-Flowtest-Scenario: lab-outbound",
+            ),
+            (
+                "X-Flowtest-Rcpt: alice@corp.test",
+                "X-Flowtest-Rcpt: bob@corp.test",
+            ),
+            ("06:00:00.123456789Z", "06:00:01.123456789Z"),
+            ("X-Flowtest-Signature", "X-Other"),
+            ("X-Flowtest-Rcpt", "X-Other"),
+        ] {
+            let altered = m.replace(from, to);
+            assert!(
+                matches!(
+                    verify(altered.as_bytes(), &key(), DOMAIN),
+                    Verdict::Forged(_)
+                ),
+                "{from} -> {to}"
+            );
+        }
         assert_eq!(
-            verify(b"Subject: hi\r\n\r\nbody", &key()),
+            verify(b"Subject: hi\r\n\r\nbody", &key(), DOMAIN),
             Verdict::NotAProbe
         );
-        assert_eq!(verify(b"", &key()), Verdict::NotAProbe);
+        assert_eq!(verify(b"", &key(), DOMAIN), Verdict::NotAProbe);
+    }
+
+    #[test]
+    fn a_genuine_tag_on_another_message_is_transplanted_not_valid() {
+        let m = text();
+        let moved = m.replace(
+            "Message-ID: <019ac9a4-6e3b-7c5e-9a1b-2c3d4e5f6a7b@probe.corp.test>",
+            "Message-ID: <holiday-photos@friend.example>",
+        );
+        assert_eq!(
+            verify(moved.as_bytes(), &key(), DOMAIN),
+            Verdict::Transplanted(tag())
+        );
+        let no_mid = m.replace("Message-ID:", "X-Was-Message-ID:");
+        assert_eq!(
+            verify(no_mid.as_bytes(), &key(), DOMAIN),
+            Verdict::Transplanted(tag())
+        );
+        // The domain is part of what is signed: another installation's domain does not verify.
+        assert!(matches!(
+            verify(m.as_bytes(), &key(), "other.test"),
+            Verdict::Forged(_)
+        ));
+    }
+
+    #[test]
+    fn unbound_v1_tags_are_never_trusted() {
+        let block = format!(
+            "X-Flowtest-Id: {}\r\nX-Flowtest-Scenario: s\r\nX-Flowtest-Sent-At: x\r\n\
+             X-Flowtest-Rcpt: a\r\nX-Flowtest-Signature: v1=00ff\r\n\r\n",
+            tag().id
+        );
+        let Verdict::Forged(why) = verify(block.as_bytes(), &key(), DOMAIN) else {
+            panic!()
+        };
+        assert!(why.contains("v1"), "{why}");
     }
 
     #[test]
     fn header_block_from_imap_fields_and_folding() {
         let t = tag();
-        let sig = t.signature(&key());
+        let sig = t.signature(&key(), DOMAIN);
         // IMAP HEADER.FIELDS returns the fields in any order, possibly folded.
         let block = format!(
-            "X-Flowtest-Signature:\r\n {sig}\r\nx-flowtest-id: {}\r\nX-Flowtest-Scenario: lab-inbound\r\nX-Flowtest-Sent-At: {}\r\n\r\n",
-            t.id, t.sent_at_text
+            "X-Flowtest-Signature:\r\n {sig}\r\nx-flowtest-id: {}\r\nX-Flowtest-Scenario: lab-inbound\r\n\
+             X-Flowtest-Sent-At: {}\r\nX-Flowtest-Rcpt: alice@corp.test\r\nMessage-Id: {}\r\n\r\n",
+            t.id,
+            t.sent_at_text,
+            t.message_id(DOMAIN)
         );
-        assert_eq!(verify(block.as_bytes(), &key()), Verdict::Valid(t));
+        assert_eq!(verify(block.as_bytes(), &key(), DOMAIN), Verdict::Valid(t));
     }
 
     #[test]
     fn bounces_quoting_a_probe_are_recognised() {
-        let orig = String::from_utf8(message()).unwrap();
+        let orig = text();
         let dsn = format!(
-            "From: MAILER-DAEMON@dell.corp.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+            "From: MAILER-DAEMON@relay.corp.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
              Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
              --b\r\nContent-Type: text/plain\r\n\r\nI'm sorry.\r\n--b\r\n\
              Content-Type: text/rfc822-headers\r\n\r\nReceived: by mx.corp.test\r\n{}\r\n--b--\r\n",
             orig.split("\r\n\r\n").next().unwrap()
         );
-        assert_eq!(quoted_probe(dsn.as_bytes(), &key()), Some(tag()));
+        assert_eq!(quoted_probe(dsn.as_bytes(), &key(), DOMAIN), Some(tag()));
+        // Quoted headers without the Message-ID still count; a wrong one does not.
+        let no_mid = dsn.replace("Message-ID:", "X-Was:");
+        assert_eq!(quoted_probe(no_mid.as_bytes(), &key(), DOMAIN), Some(tag()));
+        let wrong_mid = dsn.replace("Message-ID: <", "Message-ID: <x");
+        assert_eq!(quoted_probe(wrong_mid.as_bytes(), &key(), DOMAIN), None);
         let forged = dsn.replace("lab-inbound", "lab-outbound");
-        assert_eq!(quoted_probe(forged.as_bytes(), &key()), None);
-        assert_eq!(quoted_probe(b"X-Flowtest-Id", &key()), None);
+        assert_eq!(quoted_probe(forged.as_bytes(), &key(), DOMAIN), None);
+        assert_eq!(quoted_probe(b"X-Flowtest-Id", &key(), DOMAIN), None);
     }
 
     #[test]
-    fn debug_hides_the_key() {
+    fn debug_hides_the_key_and_its_id_is_stable() {
         assert_eq!(format!("{:?}", key()), "ProbeKey([redacted])");
         assert!(ProbeKey::new(b"short").is_err());
+        assert_eq!(key().id(), key().id());
+        assert_eq!(key().id().len(), 8);
+        assert_ne!(
+            key().id(),
+            ProbeKey::new(b"another-installation-key!!").unwrap().id()
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! Report rendering for `flowtest run`: human, JSON, JUnit XML, Nagios. Pure: results in, text
 //! out. The JSON shape is a contract (README "JSON output"); the others follow their formats'
 //! conventions (JUnit: one test case per scenario; Nagios: one status line with perfdata).
+//! Text from servers, logs and mailboxes passes through [`esc`] in every format but JSON (whose
+//! encoder escapes controls itself), and JUnit's XML stays well-formed whatever it holds.
 use std::fmt::Write as _;
 
 use crate::outcome::{severity_of, RunResult, Severity, StageSource, Status};
+use crate::text::escape_control as esc;
 
 /// `{"results": [...]}`, pretty-printed.
 pub fn json(results: &[RunResult]) -> String {
@@ -48,7 +51,7 @@ fn verdict_word(s: Status) -> &'static str {
 pub fn human(results: &[RunResult]) -> String {
     let mut o = String::new();
     for r in results {
-        let _ = write!(o, "{:<24} {}", r.scenario, verdict_word(r.status));
+        let _ = write!(o, "{:<24} {}", esc(&r.scenario), verdict_word(r.status));
         if let Some(t) = r.total_ms {
             let _ = write!(o, " in {}", human_ms(Some(t)));
             if let Some(d) = r.delivered_ms {
@@ -59,9 +62,9 @@ pub fn human(results: &[RunResult]) -> String {
             let _ = write!(o, " (SLO {})", human_ms(Some(target as i64)));
         }
         o.push('\n');
-        let _ = write!(o, "  probe {}", r.probe_id);
+        let _ = write!(o, "  probe {}", esc(&r.probe_id));
         if let Some(f) = &r.folder {
-            let _ = write!(o, "  folder {f}");
+            let _ = write!(o, "  folder {}", esc(f));
         }
         if let Some(by) = r.detected_by {
             let _ = write!(
@@ -80,7 +83,7 @@ pub fn human(results: &[RunResult]) -> String {
                 Some(c) => format!("{c} {}", sub.text),
                 None => sub.text.clone(),
             };
-            let _ = writeln!(o, "  submission: {}", truncate(&reply, 100));
+            let _ = writeln!(o, "  submission: {}", truncate(&esc(&reply), 100));
         }
         if !r.stages.is_empty() {
             let _ = writeln!(o, "  {:<24} {:>10}  source", "stage", "latency");
@@ -100,7 +103,7 @@ pub fn human(results: &[RunResult]) -> String {
                 let _ = writeln!(
                     o,
                     "  {:<24} {:>10}  {src}{res}{bounded}",
-                    truncate(&st.name, 24),
+                    truncate(&esc(&st.name), 24),
                     human_ms(Some(st.ms as i64))
                 );
             }
@@ -108,11 +111,11 @@ pub fn human(results: &[RunResult]) -> String {
         if let Some(h) = &r.last_hop {
             if !r.status.is_delivered() {
                 let log = r.log_status.as_deref().unwrap_or("unknown");
-                let _ = writeln!(o, "  last seen at: {h} (logs: {log})");
+                let _ = writeln!(o, "  last seen at: {} (logs: {})", esc(h), esc(log));
             }
         }
         if !r.missing_stages.is_empty() {
-            let _ = writeln!(o, "  missing stages: {}", r.missing_stages.join(", "));
+            let _ = writeln!(o, "  missing stages: {}", esc(&r.missing_stages.join(", ")));
         }
         for f in &r.findings {
             let code = serde_json::to_value(f.code)
@@ -123,28 +126,28 @@ pub fn human(results: &[RunResult]) -> String {
                 .stage
                 .as_deref()
                 .or(f.host.as_deref())
-                .map(|s| format!(" at {s}"))
+                .map(|s| format!(" at {}", esc(s)))
                 .unwrap_or_default();
-            let _ = writeln!(o, "  finding {code}{at}: {}", f.message);
+            let _ = writeln!(o, "  finding {code}{at}: {}", esc(&f.message));
             for e in f.evidence.iter().take(5) {
-                let _ = writeln!(o, "    | {}", truncate(e, 110));
+                let _ = writeln!(o, "    | {}", truncate(&esc(e), 110));
             }
             if !f.hint.is_empty() {
-                let _ = writeln!(o, "    fix: {}", f.hint);
+                let _ = writeln!(o, "    fix: {}", esc(&f.hint));
             }
         }
         if !r.cleanup.marked_late.is_empty() {
             let _ = writeln!(
                 o,
                 "  late: earlier lost probe(s) arrived after all: {}",
-                r.cleanup.marked_late.join(", ")
+                esc(&r.cleanup.marked_late.join(", "))
             );
         }
         if let Some(n) = &r.cleanup.note {
-            let _ = writeln!(o, "  cleanup: {n}");
+            let _ = writeln!(o, "  cleanup: {}", esc(n));
         }
         for w in &r.warnings {
-            let _ = writeln!(o, "  warning: {w}");
+            let _ = writeln!(o, "  warning: {}", esc(w));
         }
         o.push('\n');
     }
@@ -179,7 +182,12 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// Text for an XML attribute or element. Controls are shown as `\x1b`-style escapes (a CI page
+/// renders them as terminal text too); anything XML 1.0 still forbids (C0 but tab and newline,
+/// U+FFFE, U+FFFF) becomes U+FFFD. Newlines are kept: the callers escape untrusted fields before
+/// joining them, so the newlines left are the report's own line breaks.
 fn xml_escape(s: &str) -> String {
+    let s = crate::text::escape_control_lines(s);
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -188,8 +196,8 @@ fn xml_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            // XML 1.0 forbids most control characters, even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => o.push('?'),
+            '\t' | '\n' => o.push(c),
+            c if (c as u32) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => o.push('\u{fffd}'),
             c => o.push(c),
         }
     }
@@ -244,10 +252,10 @@ pub fn junit(results: &[RunResult]) -> String {
             let first = r.findings.first();
             // Without a finding, what the run itself said (an internal error names what failed).
             let msg = first
-                .map(|f| f.message.clone())
+                .map(|f| esc(&f.message).into_owned())
                 .or_else(|| {
                     (el == "error")
-                        .then(|| r.warnings.first().cloned())
+                        .then(|| r.warnings.first().map(|w| esc(w).into_owned()))
                         .flatten()
                 })
                 .unwrap_or_else(|| r.status.as_str().to_string());
@@ -259,13 +267,13 @@ pub fn junit(results: &[RunResult]) -> String {
                     serde_json::to_string(&f.code)
                         .unwrap_or_default()
                         .trim_matches('"'),
-                    f.message
+                    esc(&f.message)
                 );
                 for e in &f.evidence {
-                    let _ = writeln!(body, "  {e}");
+                    let _ = writeln!(body, "  {}", esc(e));
                 }
                 if !f.hint.is_empty() {
-                    let _ = writeln!(body, "  fix: {}", f.hint);
+                    let _ = writeln!(body, "  fix: {}", esc(&f.hint));
                 }
             }
             let _ = writeln!(
@@ -276,9 +284,14 @@ pub fn junit(results: &[RunResult]) -> String {
                 xml_escape(&body)
             );
         }
-        let mut out = format!("probe {} status {}", r.probe_id, r.status.as_str());
+        let mut out = format!("probe {} status {}", esc(&r.probe_id), r.status.as_str());
         for st in &r.stages {
-            let _ = write!(out, "\nstage {} {}", st.name, human_ms(Some(st.ms as i64)));
+            let _ = write!(
+                out,
+                "\nstage {} {}",
+                esc(&st.name),
+                human_ms(Some(st.ms as i64))
+            );
         }
         let _ = writeln!(o, "      <system-out>{}</system-out>", xml_escape(&out));
         let _ = writeln!(o, "    </testcase>");
@@ -299,6 +312,11 @@ fn perf_label(s: &str) -> String {
         .collect()
 }
 
+/// Text in the Nagios status line: controls escaped, and `|` (which starts perfdata) replaced.
+fn nagios_text(s: &str) -> String {
+    esc(s).replace('|', "/")
+}
+
 /// Nagios plugin output: `FLOWTEST OK - ... | total=0.512s;5;30 stage_submission=0.012s ...`.
 /// With several scenarios each label is prefixed with the scenario name.
 pub fn nagios(results: &[RunResult]) -> String {
@@ -308,11 +326,11 @@ pub fn nagios(results: &[RunResult]) -> String {
         .map(|r| match r.total_ms {
             Some(t) => format!(
                 "{} {} in {:.2}s",
-                r.scenario,
+                nagios_text(&r.scenario),
                 r.status.as_str(),
                 t as f64 / 1000.0
             ),
-            None => format!("{} {}", r.scenario, r.status.as_str()),
+            None => format!("{} {}", nagios_text(&r.scenario), r.status.as_str()),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -550,5 +568,64 @@ mod tests {
         );
         let n = nagios(&[result("b", Status::Interrupted, None)]);
         assert!(n.starts_with("FLOWTEST UNKNOWN - b interrupted | "), "{n}");
+    }
+
+    /// Text a hostile server or log could hand us: a title-setting OSC, a screen clear, a C1
+    /// CSI, a bare CR and a line break.
+    const HOSTILE: &str = "x\x1b]0;pwned\x07y\x1b[2J\u{9b}31mz\rw\nv\u{1}";
+
+    fn hostile_result() -> RunResult {
+        let mut r = result("lab-inbound", Status::Rejected, None);
+        r.folder = Some(format!("INBOX{HOSTILE}"));
+        if let Some(sub) = r.submission.as_mut() {
+            sub.text = format!("554 {HOSTILE}");
+        }
+        r.last_hop = Some(HOSTILE.into());
+        r.warnings = vec![HOSTILE.into()];
+        let mut f = Finding::new(FindingCode::RelayAccessDenied, Some(HOSTILE), HOSTILE);
+        f.evidence = vec![HOSTILE.into()];
+        f.hint = HOSTILE.into();
+        r.findings.push(f);
+        r
+    }
+
+    /// Only the report's own line breaks are raw control characters.
+    fn assert_no_raw_controls(out: &str) {
+        for c in out.chars() {
+            assert!(
+                c == '\n' || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c)),
+                "raw U+{:04X} in {out:?}",
+                c as u32
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_in_every_human_format() {
+        let r = hostile_result();
+        let h = human(std::slice::from_ref(&r));
+        assert_no_raw_controls(&h);
+        assert!(
+            h.contains("x\\x1b]0;pwned\\x07y\\x1b[2J\\u{9b}31mz\\x0dw\\x0av"),
+            "{h}"
+        );
+        let n = nagios(std::slice::from_ref(&r));
+        assert_no_raw_controls(&n);
+        assert_eq!(n.matches('\n').count(), 1, "{n}");
+        let j = junit(std::slice::from_ref(&r));
+        assert_no_raw_controls(&j);
+        assert!(!j.contains("\u{fffd}"), "escaped before XML sees it: {j}");
+        // Well-formed enough for any parser: every '&' starts one of the five entities.
+        for (i, _) in j.match_indices('&') {
+            let rest = &j[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "{rest}"
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(&json(&[r])).unwrap();
+        assert_eq!(v["results"][0]["warnings"][0], HOSTILE);
     }
 }

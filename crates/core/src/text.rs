@@ -29,6 +29,26 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` with control characters escaped as by [`escape_control`], except its line breaks (`\n`):
+/// for a multi-line text built by flowtest itself (an incident draft, a JUnit body) whose
+/// untrusted parts are single lines.
+pub fn escape_control_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for line in s.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(text) => {
+                out.push_str(&escape_control(text));
+                out.push('\n');
+            }
+            None => out.push_str(&escape_control(line)),
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +67,14 @@ mod tests {
         assert_eq!(escape_control("x\r\ny"), "x\\x0d\\x0ay");
         assert_eq!(escape_control("\u{9b}2J\u{7f}"), "\\u{9b}2J\\x7f");
         assert_eq!(escape_control("a\u{202e}b"), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn line_breaks_survive_escape_control_lines() {
+        assert!(matches!(escape_control_lines("a\nb\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_control_lines("a\x1b[2J\nb\r\n"),
+            "a\\x1b[2J\nb\\x0d\n"
+        );
     }
 }

@@ -366,24 +366,101 @@ impl RecordState {
     }
 }
 
-/// What cleanup does with one verified probe (or a bounce quoting one) found in the mailbox.
+/// Where one message sits: its folder, the folder's UIDVALIDITY when the UID was read, its UID.
+/// The three together name one message for as long as the server keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CopyAt {
+    pub folder: String,
+    pub uid_validity: u32,
+    pub uid: u32,
+}
+
+impl std::fmt::Display for CopyAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} UID {} (UIDVALIDITY {})",
+            self.folder, self.uid, self.uid_validity
+        )
+    }
+}
+
+/// What a message carrying a genuine tag of this installation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyKind {
+    /// The probe itself: its tag verifies and its Message-ID is the one the probe id implies.
+    Probe,
+    /// A bounce (DSN) whose quoted headers carry the probe's verified tag.
+    Bounce,
+    /// A genuine tag on a message whose Message-ID is not the probe's: copied into other mail.
+    Transplanted,
+}
+
+/// One message seen for a probe id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenCopy {
+    pub kind: CopyKind,
+    pub at: CopyAt,
+}
+
+/// What the store holds of one probe, for cleanup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProbe {
+    pub state: RecordState,
+    /// Where the probe itself was deleted from, once (none: never deleted).
+    pub probe_deleted: Option<CopyAt>,
+    /// Where its bounce was deleted from, once.
+    pub bounce_deleted: Option<CopyAt>,
+}
+
+impl StoredProbe {
+    /// The recorded removal of this kind of copy, if any.
+    pub fn deleted(&self, kind: CopyKind) -> Option<&CopyAt> {
+        match kind {
+            CopyKind::Probe => self.probe_deleted.as_ref(),
+            CopyKind::Bounce => self.bounce_deleted.as_ref(),
+            CopyKind::Transplanted => None,
+        }
+    }
+}
+
+/// Why a copy may be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// This run's own probe, or its bounce.
+    Own,
+    /// Reported `lost` by an earlier run: mark it late in the store, then delete it.
+    MarkLate,
+    /// Its run finished (or reported it lost, for a bounce) and did not remove it.
+    Finished,
+}
+
+/// Why a copy is left in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// Its run is still going (recorded `pending`): never touched, whatever its age.
+    InFlight,
+    /// Recorded `pending` for longer than `sweep_after`: its run probably crashed. Still left
+    /// (a pending probe is never swept), but worth a note.
+    Stale,
+    /// Not in this installation's store: not a probe this store saw sent.
+    NotInStore,
+    /// A further copy of a probe that is (or was) removed once already: `probe_replayed`.
+    Replayed,
+    /// A genuine tag on a message whose Message-ID is not the probe's: `probe_forged`.
+    Forged,
+}
+
+/// What cleanup does with one copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupAction {
-    /// This run's own probe: its bounce, or a duplicate delivery.
-    DeleteOwn,
-    /// Reported `lost` by an earlier run: mark it late in the store, then delete it.
-    MarkLateAndDelete,
-    /// Its run finished but did not clean up: ours to remove.
-    DeleteFinished,
-    /// In flight or unknown, but older than `sweep_after`: no run can still be waiting for it.
-    SweepOld,
-    /// Perhaps still awaited by another run: leave it.
-    Leave,
+    Delete(DeleteReason),
+    Leave(LeaveReason),
 }
 
 impl CleanupAction {
     pub fn deletes(self) -> bool {
-        self != CleanupAction::Leave
+        matches!(self, CleanupAction::Delete(_))
     }
 }
 
@@ -392,33 +469,92 @@ impl CleanupAction {
 pub struct CleanupPolicy<'a> {
     pub own_probe_id: &'a str,
     pub now: DateTime<Utc>,
+    /// A probe still `pending` after this long is reported stale (and still left alone).
     pub sweep_after: Duration,
 }
 
-/// Decide for one seen probe. `stored` is asked only for probes of other runs.
-pub fn cleanup_action(
+/// Decide, for every message seen carrying probe `probe_id`'s tag (sent at `sent_at`), whether
+/// it may be deleted. The answer has one action per copy, in the order given.
+///
+/// A copy is deleted only when it is the probe itself or its bounce (never a transplanted tag),
+/// the probe is this run's or the store holds it as finished or lost, and it is the first
+/// removal of that kind of copy: of several copies present at once the lowest UID is taken; once
+/// a removal is recorded, only that very copy (same folder, UIDVALIDITY and UID: a removal that
+/// did not complete) may be deleted again, and every other copy is a replay.
+pub fn cleanup_plan(
     probe_id: &str,
     sent_at: DateTime<Utc>,
+    copies: &[SeenCopy],
+    stored: Option<&StoredProbe>,
     policy: &CleanupPolicy,
-    stored: impl FnOnce() -> Option<RecordState>,
-) -> CleanupAction {
-    if probe_id == policy.own_probe_id {
-        return CleanupAction::DeleteOwn;
+) -> Vec<CleanupAction> {
+    let mut out = vec![CleanupAction::Leave(LeaveReason::Forged); copies.len()];
+    for kind in [CopyKind::Probe, CopyKind::Bounce] {
+        let of_kind: Vec<usize> = (0..copies.len())
+            .filter(|&i| copies[i].kind == kind)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let reason = match removable(probe_id, sent_at, kind, stored, policy) {
+            Ok(reason) => reason,
+            Err(why) => {
+                for i in of_kind {
+                    out[i] = CleanupAction::Leave(why);
+                }
+                continue;
+            }
+        };
+        let chosen = match stored.and_then(|s| s.deleted(kind)) {
+            Some(done) => of_kind.iter().copied().find(|&i| copies[i].at == *done),
+            None => of_kind
+                .iter()
+                .copied()
+                .min_by(|&a, &b| first_copy_order(&copies[a].at, &copies[b].at)),
+        };
+        for i in of_kind {
+            out[i] = if Some(i) == chosen {
+                CleanupAction::Delete(reason)
+            } else {
+                CleanupAction::Leave(LeaveReason::Replayed)
+            };
+        }
     }
-    match stored() {
-        Some(RecordState::Lost) => CleanupAction::MarkLateAndDelete,
-        Some(RecordState::Finished) => CleanupAction::DeleteFinished,
-        // In flight (here or in another process) or unknown to this store.
-        Some(RecordState::Pending) | None => {
-            let old = (policy.now - sent_at)
+    out
+}
+
+/// Lowest UID first; the folder name only breaks ties, so the choice is the same in every run.
+fn first_copy_order(a: &CopyAt, b: &CopyAt) -> std::cmp::Ordering {
+    (a.uid, &a.folder, a.uid_validity).cmp(&(b.uid, &b.folder, b.uid_validity))
+}
+
+/// Whether copies of this kind may be removed at all, and why.
+fn removable(
+    probe_id: &str,
+    sent_at: DateTime<Utc>,
+    kind: CopyKind,
+    stored: Option<&StoredProbe>,
+    policy: &CleanupPolicy,
+) -> Result<DeleteReason, LeaveReason> {
+    if probe_id == policy.own_probe_id {
+        return Ok(DeleteReason::Own);
+    }
+    let Some(stored) = stored else {
+        return Err(LeaveReason::NotInStore);
+    };
+    match (stored.state, kind) {
+        (RecordState::Pending, _) => {
+            let stale = (policy.now - sent_at)
                 .to_std()
                 .is_ok_and(|age| age > policy.sweep_after);
-            if old {
-                CleanupAction::SweepOld
+            Err(if stale {
+                LeaveReason::Stale
             } else {
-                CleanupAction::Leave
-            }
+                LeaveReason::InFlight
+            })
         }
+        (RecordState::Lost, CopyKind::Probe) => Ok(DeleteReason::MarkLate),
+        (RecordState::Lost | RecordState::Finished, _) => Ok(DeleteReason::Finished),
     }
 }
 
@@ -816,40 +952,195 @@ mod tests {
         assert_eq!(stage_for_role("dell", &path), "dell");
     }
 
-    #[test]
-    fn cleanup_deletes_only_what_no_run_awaits() {
-        let policy = CleanupPolicy {
+    fn policy() -> CleanupPolicy<'static> {
+        CleanupPolicy {
             own_probe_id: "own",
             now: t0(),
             sweep_after: Duration::from_secs(3600),
-        };
+        }
+    }
+
+    fn at(folder: &str, uid: u32) -> CopyAt {
+        CopyAt {
+            folder: folder.into(),
+            uid_validity: 7,
+            uid,
+        }
+    }
+
+    fn copy(kind: CopyKind, folder: &str, uid: u32) -> SeenCopy {
+        SeenCopy {
+            kind,
+            at: at(folder, uid),
+        }
+    }
+
+    fn stored(state: RecordState) -> StoredProbe {
+        StoredProbe {
+            state,
+            probe_deleted: None,
+            bounce_deleted: None,
+        }
+    }
+
+    use CleanupAction::{Delete, Leave};
+
+    #[test]
+    fn cleanup_deletes_own_finished_and_lost_probes_once() {
         let young = t0() - TimeDelta::minutes(5);
-        let old = t0() - TimeDelta::hours(2);
-        let never = || -> Option<RecordState> { panic!("own probes need no store lookup") };
+        let one = [copy(CopyKind::Probe, "INBOX", 4)];
+        let plan =
+            |id: &str, st: Option<&StoredProbe>| cleanup_plan(id, young, &one, st, &policy());
+        // The own probe needs no stored row.
+        assert_eq!(plan("own", None), vec![Delete(DeleteReason::Own)]);
         assert_eq!(
-            cleanup_action("own", young, &policy, never),
-            CleanupAction::DeleteOwn
-        );
-        let act = |st: Option<RecordState>, sent| cleanup_action("other", sent, &policy, || st);
-        assert_eq!(
-            act(Some(RecordState::Lost), young),
-            CleanupAction::MarkLateAndDelete
+            plan("x", Some(&stored(RecordState::Lost))),
+            vec![Delete(DeleteReason::MarkLate)]
         );
         assert_eq!(
-            act(Some(RecordState::Finished), young),
-            CleanupAction::DeleteFinished
+            plan("x", Some(&stored(RecordState::Finished))),
+            vec![Delete(DeleteReason::Finished)]
         );
-        assert_eq!(act(Some(RecordState::Pending), young), CleanupAction::Leave);
-        assert_eq!(act(None, young), CleanupAction::Leave);
+        // A bounce of a lost probe is removed, without marking anything late.
+        let bounce = [copy(CopyKind::Bounce, "INBOX", 9)];
         assert_eq!(
-            act(Some(RecordState::Pending), old),
-            CleanupAction::SweepOld
+            cleanup_plan(
+                "x",
+                young,
+                &bounce,
+                Some(&stored(RecordState::Lost)),
+                &policy()
+            ),
+            vec![Delete(DeleteReason::Finished)]
         );
-        assert_eq!(act(None, old), CleanupAction::SweepOld);
-        // A tag stamped in the future (skewed sender clock) is never old.
-        assert_eq!(act(None, t0() + TimeDelta::hours(5)), CleanupAction::Leave);
-        assert!(!CleanupAction::Leave.deletes());
-        assert!(CleanupAction::SweepOld.deletes());
+        assert!(Delete(DeleteReason::Own).deletes());
+        assert!(!Leave(LeaveReason::Replayed).deletes());
+    }
+
+    #[test]
+    fn cleanup_never_touches_probes_in_flight_or_unknown_to_the_store() {
+        let copies = [
+            copy(CopyKind::Probe, "INBOX", 4),
+            copy(CopyKind::Probe, "Junk", 2),
+            copy(CopyKind::Bounce, "INBOX", 5),
+        ];
+        let plan = |sent, st: Option<&StoredProbe>| cleanup_plan("x", sent, &copies, st, &policy());
+        let young = t0() - TimeDelta::minutes(5);
+        let ancient = t0() - TimeDelta::days(30);
+        assert_eq!(
+            plan(young, Some(&stored(RecordState::Pending))),
+            vec![Leave(LeaveReason::InFlight); 3]
+        );
+        // Pending is never swept, however old: it is only reported stale.
+        assert_eq!(
+            plan(ancient, Some(&stored(RecordState::Pending))),
+            vec![Leave(LeaveReason::Stale); 3]
+        );
+        // A tag stamped in the future (skewed sender clock) is not stale.
+        assert_eq!(
+            plan(
+                t0() + TimeDelta::hours(5),
+                Some(&stored(RecordState::Pending))
+            ),
+            vec![Leave(LeaveReason::InFlight); 3]
+        );
+        assert_eq!(plan(ancient, None), vec![Leave(LeaveReason::NotInStore); 3]);
+    }
+
+    #[test]
+    fn transplanted_tags_are_forged_even_for_the_own_probe() {
+        let copies = [
+            copy(CopyKind::Transplanted, "INBOX", 1),
+            copy(CopyKind::Probe, "INBOX", 3),
+        ];
+        assert_eq!(
+            cleanup_plan("own", t0(), &copies, None, &policy()),
+            vec![Leave(LeaveReason::Forged), Delete(DeleteReason::Own)]
+        );
+        let finished = stored(RecordState::Finished);
+        assert_eq!(
+            cleanup_plan("x", t0(), &copies[..1], Some(&finished), &policy()),
+            vec![Leave(LeaveReason::Forged)]
+        );
+    }
+
+    #[test]
+    fn of_two_copies_at_once_the_lowest_uid_goes_and_the_other_is_replayed() {
+        let copies = [
+            copy(CopyKind::Probe, "INBOX", 12),
+            copy(CopyKind::Probe, "Junk", 3),
+            copy(CopyKind::Probe, "Archive", 12),
+        ];
+        let finished = stored(RecordState::Finished);
+        assert_eq!(
+            cleanup_plan("x", t0(), &copies, Some(&finished), &policy()),
+            vec![
+                Leave(LeaveReason::Replayed),
+                Delete(DeleteReason::Finished),
+                Leave(LeaveReason::Replayed)
+            ]
+        );
+        // Same UID in two folders: the folder name breaks the tie, the same way every time.
+        assert_eq!(
+            cleanup_plan(
+                "own",
+                t0(),
+                &[copies[0].clone(), copies[2].clone()],
+                None,
+                &policy()
+            ),
+            vec![Leave(LeaveReason::Replayed), Delete(DeleteReason::Own)]
+        );
+    }
+
+    #[test]
+    fn a_copy_after_a_recorded_removal_is_replayed_unless_it_is_that_very_message() {
+        let mut done = stored(RecordState::Finished);
+        done.probe_deleted = Some(at("INBOX", 4));
+        let again = [copy(CopyKind::Probe, "INBOX", 9)];
+        assert_eq!(
+            cleanup_plan("x", t0(), &again, Some(&done), &policy()),
+            vec![Leave(LeaveReason::Replayed)]
+        );
+        // The recorded copy itself (its removal did not complete): removed again, and only it.
+        let same = [
+            copy(CopyKind::Probe, "INBOX", 9),
+            copy(CopyKind::Probe, "INBOX", 4),
+        ];
+        assert_eq!(
+            cleanup_plan("x", t0(), &same, Some(&done), &policy()),
+            vec![Leave(LeaveReason::Replayed), Delete(DeleteReason::Finished)]
+        );
+        // Same folder and UID under another UIDVALIDITY is another message.
+        let renumbered = [SeenCopy {
+            kind: CopyKind::Probe,
+            at: CopyAt {
+                uid_validity: 8,
+                ..at("INBOX", 4)
+            },
+        }];
+        assert_eq!(
+            cleanup_plan("x", t0(), &renumbered, Some(&done), &policy()),
+            vec![Leave(LeaveReason::Replayed)]
+        );
+        // The own probe's replay is a replay too.
+        assert_eq!(
+            cleanup_plan("own", t0(), &again, Some(&done), &policy()),
+            vec![Leave(LeaveReason::Replayed)]
+        );
+        // The probe's removal says nothing about its bounce's: each is removed once.
+        let bounce = [copy(CopyKind::Bounce, "INBOX", 20)];
+        assert_eq!(
+            cleanup_plan("x", t0(), &bounce, Some(&done), &policy()),
+            vec![Delete(DeleteReason::Finished)]
+        );
+        done.bounce_deleted = Some(at("INBOX", 15));
+        assert_eq!(
+            cleanup_plan("x", t0(), &bounce, Some(&done), &policy()),
+            vec![Leave(LeaveReason::Replayed)]
+        );
+        assert_eq!(done.deleted(CopyKind::Transplanted), None);
+        assert_eq!(at("INBOX", 4).to_string(), "INBOX UID 4 (UIDVALIDITY 7)");
     }
 
     #[test]

@@ -15,11 +15,12 @@ use crate::core::diagnosis::Finding;
 use crate::core::fusion::{fuse_probe, Correlator, HeaderHop, Limits, ProbeContext, ProbeTimeline};
 use crate::core::logs::{LineParser, ParseContext, Parsed};
 use crate::core::outcome::{DetectedBy, RunResult, SmtpPhase, Submission};
-use crate::core::probe::{self, ProbeKey, ProbeMessage, ProbeTag};
-use crate::core::verdict::RecordState;
-use crate::edge::imap::{Arrival, FetchError, SeenProbe, WaitEnd, WaitNotes};
+use crate::core::probe::Verdict;
+use crate::core::probe::{Installation, ProbeMessage, ProbeTag};
+use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
+use crate::edge::imap::{Arrival, FetchError, ScannedCopy, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::{PendingRow, StoreError};
+use crate::edge::store::{Claim, PendingRow, StoreError};
 use crate::runner::ports::{
     ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
     ResultStore, ResumePoints, Waited,
@@ -48,6 +49,11 @@ pub struct World {
     pub opens: u32,
     pub logouts: u32,
     pub idle: bool,
+    /// Every folder's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// When set, UIDVALIDITY becomes this right after the next scan (a folder re-created
+    /// between cleanup's scan and its deletion).
+    pub uid_validity_after_scan: Option<u32>,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
 }
@@ -102,12 +108,12 @@ pub enum Event {
 #[derive(Clone)]
 pub struct FakeMail {
     world: Arc<Mutex<World>>,
-    key: ProbeKey,
+    key: Installation,
     clock: SharedClock,
 }
 
 impl FakeMail {
-    pub fn new(key: ProbeKey, clock: SharedClock, folders: &[&str]) -> FakeMail {
+    pub fn new(key: Installation, clock: SharedClock, folders: &[&str]) -> FakeMail {
         let (changed, _) = watch::channel(0);
         FakeMail {
             world: Arc::new(Mutex::new(World {
@@ -119,6 +125,8 @@ impl FakeMail {
                 opens: 0,
                 logouts: 0,
                 idle: true,
+                uid_validity: 7,
+                uid_validity_after_scan: None,
                 changed,
             })),
             key,
@@ -151,8 +159,28 @@ impl FakeMail {
         }
     }
 
+    /// What a cleanup scan sees of a message: like the real mailbox, any genuine tag.
+    fn scanned(&self, m: &Msg, uid_validity: u32) -> Option<ScannedCopy> {
+        let (kind, tag) = match self.key.verify(&m.raw) {
+            Verdict::Valid(t) if m.bounce => (CopyKind::Bounce, t),
+            Verdict::Valid(t) => (CopyKind::Probe, t),
+            Verdict::Transplanted(t) => (CopyKind::Transplanted, t),
+            _ => return None,
+        };
+        Some(ScannedCopy {
+            at: CopyAt {
+                folder: m.folder.clone(),
+                uid_validity,
+                uid: m.uid,
+            },
+            kind,
+            tag,
+            internal_date: m.internal_date,
+        })
+    }
+
     fn seen(&self, m: &Msg) -> Option<SeenProbe> {
-        let tag = probe::verify(&m.raw, &self.key).valid().cloned()?;
+        let tag = self.key.verify(&m.raw).valid().cloned()?;
         Some(SeenProbe {
             folder: m.folder.clone(),
             uid: m.uid,
@@ -210,7 +238,7 @@ impl MailboxSession for FakeSession {
     }
     fn arm(
         self: Box<Self>,
-        key: ProbeKey,
+        key: Installation,
         want: Uuid,
         _deadline: Instant,
     ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
@@ -226,21 +254,35 @@ impl MailboxSession for FakeSession {
     }
     fn scan_probes<'a>(
         &'a mut self,
-        _key: &'a ProbeKey,
-    ) -> BoxFuture<'a, (Vec<SeenProbe>, Vec<String>)> {
+        _key: &'a Installation,
+    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)> {
         Box::pin(async move {
-            let w = self.mail.world();
-            let seen = w.msgs.iter().filter_map(|m| self.mail.seen(m)).collect();
+            let mut w = self.mail.world();
+            let v = w.uid_validity;
+            let seen = w
+                .msgs
+                .iter()
+                .filter_map(|m| self.mail.scanned(m, v))
+                .collect();
+            if let Some(next) = w.uid_validity_after_scan.take() {
+                w.uid_validity = next;
+            }
             (seen, Vec::new())
         })
     }
     fn delete<'a>(
         &'a mut self,
         folder: &'a str,
+        uid_validity: u32,
         uids: &'a [u32],
     ) -> BoxFuture<'a, Result<usize, FetchError>> {
         Box::pin(async move {
             let mut w = self.mail.world();
+            if w.uid_validity != uid_validity {
+                return Err(FetchError::Protocol(format!(
+                    "UIDVALIDITY of {folder} changed; nothing deleted"
+                )));
+            }
             let before = w.msgs.len();
             w.msgs
                 .retain(|m| !(m.folder == folder && uids.contains(&m.uid)));
@@ -256,7 +298,7 @@ impl MailboxSession for FakeSession {
 
 pub struct FakeArmed {
     session: FakeSession,
-    key: ProbeKey,
+    key: Installation,
     want: Uuid,
     changed: watch::Receiver<u64>,
 }
@@ -283,7 +325,9 @@ impl FakeArmed {
         };
         let hit = w.msgs.iter().find(|m| {
             m.uid >= start(&m.folder)
-                && probe::verify(&m.raw, &self.key)
+                && self
+                    .key
+                    .verify(&m.raw)
                     .valid()
                     .is_some_and(|t| t.id == self.want)
         });
@@ -396,16 +440,16 @@ impl ProbeSender for FakeSender {
 }
 
 /// A probe message of some run, as the mailbox would hold it.
-pub fn probe_raw(key: &ProbeKey, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
-    let tag = ProbeTag::new(id, "other-run", sent_at);
+pub fn probe_raw(inst: &Installation, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u8> {
+    let tag = ProbeTag::new(id, "other-run", sent_at).to(&["user@example.test".to_string()]);
     ProbeMessage {
         tag: &tag,
-        domain: "probe.test",
+        domain: &inst.domain,
         header_from: "probe@probe.test",
         header_to: "user@example.test",
         extra_headers: &[],
     }
-    .render(key)
+    .render(&inst.key)
 }
 
 /// Server logs: from `bounce_after` on, the sending host's Postfix log shows the probe bounced
@@ -491,6 +535,8 @@ pub struct Row {
     pub status: String,
     pub sent_at: DateTime<Utc>,
     pub late_seen_at: Option<DateTime<Utc>>,
+    pub probe_deleted: Option<CopyAt>,
+    pub bounce_deleted: Option<CopyAt>,
 }
 
 /// The result store in a map.
@@ -500,16 +546,19 @@ pub struct MemStore {
 }
 
 impl MemStore {
+    /// Insert or update a row's status, keeping what it recorded of removals.
     pub fn put(&self, id: &str, status: &str, sent_at: DateTime<Utc>) {
-        self.rows.lock().unwrap().insert(
-            id.into(),
-            Row {
-                scenario: "fake-inbound".into(),
-                status: status.into(),
-                sent_at,
-                late_seen_at: None,
-            },
-        );
+        let mut rows = self.rows.lock().unwrap();
+        let row = rows.entry(id.into()).or_insert(Row {
+            scenario: "fake-inbound".into(),
+            status: String::new(),
+            sent_at,
+            late_seen_at: None,
+            probe_deleted: None,
+            bounce_deleted: None,
+        });
+        row.status = status.into();
+        row.sent_at = sent_at;
     }
     pub fn row(&self, id: &str) -> Option<Row> {
         self.rows.lock().unwrap().get(id).cloned()
@@ -542,10 +591,54 @@ impl ResultStore for MemStore {
         self.put(&result.probe_id, result.status.as_str(), result.sent_at);
         Ok(())
     }
-    fn state(&self, probe_id: &str) -> Result<Option<RecordState>, StoreError> {
-        Ok(self
-            .row(probe_id)
-            .map(|r| RecordState::from_status(&r.status)))
+    fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
+        Ok(self.row(probe_id).map(|r| StoredProbe {
+            state: RecordState::from_status(&r.status),
+            probe_deleted: r.probe_deleted,
+            bounce_deleted: r.bounce_deleted,
+        }))
+    }
+    fn claim_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+        _: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        let Some(r) = rows.get_mut(probe_id) else {
+            return Ok(Claim::NoRecord);
+        };
+        let slot = match kind {
+            CopyKind::Bounce => &mut r.bounce_deleted,
+            _ => &mut r.probe_deleted,
+        };
+        Ok(match slot {
+            None => {
+                *slot = Some(at.clone());
+                Claim::Claimed
+            }
+            Some(done) if done == at => Claim::SameCopy,
+            Some(done) => Claim::OtherCopy(done.clone()),
+        })
+    }
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        if let Some(r) = rows.get_mut(probe_id) {
+            let slot = match kind {
+                CopyKind::Bounce => &mut r.bounce_deleted,
+                _ => &mut r.probe_deleted,
+            };
+            if slot.as_ref() == Some(at) {
+                *slot = None;
+            }
+        }
+        Ok(())
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut rows = self.rows.lock().unwrap();

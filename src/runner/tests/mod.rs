@@ -16,7 +16,7 @@ use crate::config::secret::SecretRef;
 use crate::config::{Config, Defaults, Receiver, Scenario, Sender, Slo, SmtpSender, TlsMode};
 use crate::core::diagnosis::{Finding, FindingCode};
 use crate::core::outcome::{RunResult, SmtpPhase, Status};
-use crate::core::probe::ProbeKey;
+use crate::core::probe::{Installation, ProbeKey};
 use crate::edge::imap::FetchError;
 use fakes::{probe_raw, Event, FakeLogs, FakeMail, FakeSender, MemStore, Reply};
 
@@ -26,6 +26,10 @@ fn t0() -> DateTime<Utc> {
 
 fn key() -> ProbeKey {
     ProbeKey::new(b"a test probe key of enough bytes!").unwrap()
+}
+
+fn installation() -> Installation {
+    Installation::new(key(), "probe.test")
 }
 
 fn scenario() -> Scenario {
@@ -67,6 +71,7 @@ fn scenario() -> Scenario {
         },
         headers: Vec::new(),
         path: Vec::new(),
+        schedule: None,
     }
 }
 
@@ -87,6 +92,8 @@ fn config() -> Config {
         scenarios: Vec::new(),
         log_sources: Vec::new(),
         runbook: crate::core::runbook::Runbook::builtin().clone(),
+        doctor: Default::default(),
+        canary: Default::default(),
     }
 }
 
@@ -102,7 +109,7 @@ struct Lab {
 impl Lab {
     fn new(reply: Reply, events: Vec<Event>) -> Lab {
         let clock: SharedClock = Arc::new(TestClock::starting_at(t0()));
-        let mail = FakeMail::new(key(), Arc::clone(&clock), &["INBOX", "Junk"]);
+        let mail = FakeMail::new(installation(), Arc::clone(&clock), &["INBOX", "Junk"]);
         let store = Arc::new(MemStore::default());
         let runner = Runner::new(
             Arc::new(config()),
@@ -168,7 +175,7 @@ impl Lab {
     }
 
     fn seed_probe(&self, folder: &str, id: Uuid, sent_at: DateTime<Utc>) {
-        let raw = probe_raw(&key(), id, sent_at);
+        let raw = probe_raw(&installation(), id, sent_at);
         self.mail
             .world()
             .add(folder, raw, Some(sent_at + TimeDelta::seconds(90)), false);
@@ -485,23 +492,165 @@ async fn cleanup_leaves_probes_in_flight_and_mail_that_is_not_a_verified_probe()
     lab.store.put(&in_flight.to_string(), "pending", young);
     lab.seed_probe("INBOX", in_flight, young);
     // A probe signed with another key (another installation, or forged).
-    let foreign = ProbeKey::new(b"somebody else's key, long enough").unwrap();
+    let foreign = Installation::new(
+        ProbeKey::new(b"somebody else's key, long enough").unwrap(),
+        "probe.test",
+    );
     let forged = probe_raw(&foreign, Uuid::now_v7(), t0() - TimeDelta::hours(5));
     lab.mail.world().add("INBOX", forged, None, false);
     // A user's own mail.
     let plain = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n".to_vec();
     lab.mail.world().add("INBOX", plain, None, false);
-    // Unknown to this store and two hours old: a crashed run's left-over, swept.
+    // Unknown to this store and two hours old: not a probe this store saw sent, left.
+    lab.seed_probe("Junk", Uuid::now_v7(), t0() - TimeDelta::hours(2));
+    // Recorded pending two days ago: never swept, only reported stale.
     let stale = Uuid::now_v7();
-    lab.seed_probe("Junk", stale, t0() - TimeDelta::hours(2));
-    let kept: Vec<_> = lab.remaining()[..3].to_vec();
+    lab.store
+        .put(&stale.to_string(), "pending", t0() - TimeDelta::days(2));
+    lab.seed_probe("Junk", stale, t0() - TimeDelta::days(2));
+    // Its run finished without removing it: swept.
+    let finished = Uuid::now_v7();
+    lab.store.put(
+        &finished.to_string(),
+        "delivered",
+        t0() - TimeDelta::hours(2),
+    );
+    lab.seed_probe("Junk", finished, t0() - TimeDelta::hours(2));
+    let kept: Vec<_> = lab.remaining()[..5].to_vec();
 
     let r = lab.run().await;
     assert_eq!(r.status, Status::Delivered);
     assert_eq!(r.cleanup.deleted, 1);
-    assert_eq!(r.cleanup.swept, 1, "only the stale probe");
+    assert_eq!(r.cleanup.swept, 1, "only the finished probe");
     assert!(r.cleanup.marked_late.is_empty());
     assert_eq!(lab.remaining(), kept);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains(&stale.to_string()) && w.contains("still recorded pending")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!((r.cleanup.replayed, r.cleanup.forged), (0, 0));
+}
+
+/// The message a run's probe was delivered as, from what the sender submitted.
+fn submitted(lab: &Lab) -> Vec<u8> {
+    lab.sender.sent.lock().unwrap()[0].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replayed_copy_of_a_removed_probe_is_left_and_reported() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    let first = lab.run().await;
+    assert_eq!(first.cleanup.deleted, 1);
+    let row = lab.store.row(&first.probe_id).unwrap();
+    assert_eq!(
+        row.probe_deleted
+            .as_ref()
+            .map(|at| (at.folder.as_str(), at.uid_validity)),
+        Some(("INBOX", 7)),
+        "the removal is recorded with its folder and UIDVALIDITY"
+    );
+    // Somebody appends the very same probe again, twice, into two folders.
+    let raw = submitted(&lab);
+    lab.mail.world().add("Junk", raw.clone(), None, false);
+    lab.mail.world().add("INBOX", raw, None, false);
+    let replays = lab.remaining();
+
+    let r = lab.run().await;
+    assert_eq!(r.cleanup.deleted, 1, "the new run's own probe");
+    assert_eq!(r.cleanup.swept, 0);
+    assert_eq!(r.cleanup.replayed, 2);
+    assert_eq!(lab.remaining(), replays, "replays are left in place");
+    let notes: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("probe_replayed: "))
+        .collect();
+    assert_eq!(notes.len(), 2, "{:?}", r.warnings);
+    assert!(notes[0].contains(&first.probe_id) && notes[0].contains("UID"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_genuine_tag_on_another_message_is_forged_and_left() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    let first = lab.run().await;
+    // The first probe's tag headers, moved onto a user's message with its own Message-ID.
+    let text = String::from_utf8(submitted(&lab)).unwrap();
+    let moved = text.replace(
+        &format!("Message-ID: <{}@probe.test>", first.probe_id),
+        "Message-ID: <holiday@friend.example>",
+    );
+    assert_ne!(moved, text);
+    lab.mail
+        .world()
+        .add("INBOX", moved.into_bytes(), None, false);
+    let planted = lab.remaining();
+
+    let r = lab.run().await;
+    assert_eq!(r.cleanup.deleted, 1);
+    assert_eq!(r.cleanup.forged, 1);
+    assert_eq!(r.cleanup.replayed, 0);
+    assert_eq!(lab.remaining(), planted);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("probe_forged: INBOX UID ") && w.contains(&first.probe_id)),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn of_two_copies_delivered_at_once_the_lowest_uid_is_removed() {
+    let lab = Lab::new(
+        Reply::Accept,
+        vec![
+            Event::Deliver {
+                after: Duration::from_millis(400),
+                folder: "Junk",
+            },
+            Event::Deliver {
+                after: Duration::from_millis(400),
+                folder: "INBOX",
+            },
+        ],
+    );
+    let r = lab.run().await;
+    assert_eq!(r.cleanup.deleted, 1);
+    assert_eq!(r.cleanup.replayed, 1);
+    let left = lab.remaining();
+    assert_eq!(left.len(), 1);
+    let row = lab.store.row(&r.probe_id).unwrap();
+    let removed = row.probe_deleted.unwrap();
+    assert!(removed.uid < left[0].1, "{removed:?} vs {left:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_uidvalidity_deletes_nothing_and_says_why() {
+    let lab = Lab::delivered_after(500, "INBOX");
+    let finished = Uuid::now_v7();
+    lab.store.put(
+        &finished.to_string(),
+        "delivered",
+        t0() - TimeDelta::hours(1),
+    );
+    lab.seed_probe("Junk", finished, t0() - TimeDelta::hours(1));
+    lab.mail.world().uid_validity_after_scan = Some(8);
+    let r = lab.run().await;
+    assert_eq!((r.cleanup.deleted, r.cleanup.swept), (0, 0));
+    assert_eq!(lab.remaining().len(), 2, "nothing deleted");
+    let note = r.cleanup.note.as_deref().unwrap_or_default();
+    assert!(note.contains("UIDVALIDITY"), "{note}");
+    // The claims were given back: the next run (UIDVALIDITY now stable) removes both.
+    assert_eq!(
+        lab.store.row(&finished.to_string()).unwrap().probe_deleted,
+        None
+    );
+    let next = lab.run().await;
+    assert_eq!(next.cleanup.swept, 2, "{:?}", next.cleanup);
+    assert!(lab.remaining().is_empty());
 }
 
 #[tokio::test(start_paused = true)]

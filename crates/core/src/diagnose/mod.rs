@@ -146,6 +146,9 @@ pub struct Summary {
     pub failed: u64,
     pub incidents: Vec<IncidentGroup>,
     pub sources: Vec<SourceReport>,
+    /// Log lines not kept because the open messages together held `max_retained_line_bytes`
+    /// (each message also keeps at most `max_lines`; its own `lines_dropped` counts both).
+    pub lines_dropped_over_cap: u64,
 }
 
 impl Summary {
@@ -211,15 +214,93 @@ pub fn analyze_with(
             }
         }
     }
-    for m in corr.take_finished() {
-        report.message(m).map_err(AnalyzeError::Write)?;
+    // Drained in batches, each reported before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        for m in corr.take_finished() {
+            report.message(m).map_err(AnalyzeError::Write)?;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
     }
     let outcome = corr.finish_all();
     for m in outcome.messages {
         report.message(m).map_err(AnalyzeError::Write)?;
     }
+    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
     let sources = merge.into_sources().iter().map(LogStream::report).collect();
     report
         .end(outcome.host_findings, outcome.skew, sources)
         .map_err(AnalyzeError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` messages that stay deferred, all to `bob@corp.test`.
+    fn open_log(n: u32) -> String {
+        let mut s = String::new();
+        for i in 0..n {
+            let q = format!("{:010X}", 0x100_0000 + i);
+            s.push_str(&format!(
+                "Nov  7 12:00:05 mx postfix/cleanup[2]: {q}: message-id=<open{i}@x>\n\
+                 Nov  7 12:00:06 mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=none, delay=1, \
+                 delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to mx.corp.test[192.0.2.1]:25: \
+                 Connection timed out)\n"
+            ));
+        }
+        s
+    }
+
+    fn run(format: Format, cap: usize) -> (Summary, String) {
+        let opts = Options {
+            message_id: None,
+            rcpt: Some("bob@corp.test".into()),
+            since: None,
+            until: None,
+            year: Some(2025),
+            fallback_year: 2025,
+            tz: FixedOffset::east_opt(0).unwrap(),
+            format,
+            limits: Limits {
+                max_retained_line_bytes: cap,
+                ..Limits::default()
+            },
+            prefilter: true,
+        };
+        let input = Input {
+            name: "ec2".into(),
+            display: "ec2.log".into(),
+            reader: Box::new(io::Cursor::new(open_log(500).into_bytes())),
+            reference: None,
+            skipped_bytes: 0,
+        };
+        let mut out = Vec::new();
+        let s = analyze(vec![input], &opts, &mut out).unwrap();
+        (s, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn lines_dropped_over_the_cap_are_reported_in_both_formats() {
+        let (s, json) = run(Format::Json, 8 * 1024);
+        assert_eq!(s.messages, 500);
+        assert!(
+            s.lines_dropped_over_cap > 500,
+            "{}",
+            s.lines_dropped_over_cap
+        );
+        assert!(json.contains(&format!(
+            "\"lines_dropped_over_cap\":{}",
+            s.lines_dropped_over_cap
+        )));
+        let (h, human) = run(Format::Human, 8 * 1024);
+        assert_eq!(h.lines_dropped_over_cap, s.lines_dropped_over_cap);
+        assert!(human.contains(&format!("({} log lines not kept", s.lines_dropped_over_cap)));
+        // Under the default cap nothing is dropped and the summary keeps its usual shape.
+        let (d, json) = run(Format::Json, Limits::default().max_retained_line_bytes);
+        assert_eq!(d.lines_dropped_over_cap, 0);
+        assert!(!json.contains("lines_dropped_over_cap"));
+    }
 }

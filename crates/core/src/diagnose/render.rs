@@ -1,7 +1,8 @@
 //! The diagnosis report's text: JSON (an object streamed as messages finish, then findings,
 //! skew, sources and summary) and human (failed or matched messages, then host findings,
 //! significant skew, one line per source and a summary line). Does not decide what is shown
-//! (`super::report`).
+//! (`super::report`). Every text taken from a log line has its control characters escaped in the
+//! human report; JSON's encoder escapes them itself.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -13,6 +14,7 @@ use crate::diagnosis::Finding;
 use crate::fusion::{HopStatus, MessageChain, SkewEstimate};
 
 use super::{Options, SourceReport, Summary};
+use crate::text::escape_control as esc;
 
 /// What follows the messages.
 pub(super) struct Tail<'a> {
@@ -49,6 +51,13 @@ struct JsonSummary<'a> {
     by_status: &'a BTreeMap<&'static str, u64>,
     findings_by_code: &'a BTreeMap<&'static str, u64>,
     findings_truncated: u64,
+    /// Present only when lines were dropped, so reports of ordinary runs keep their shape.
+    #[serde(skip_serializing_if = "is_zero")]
+    lines_dropped_over_cap: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Close the message list and write the other members, one per line.
@@ -63,6 +72,7 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
             by_status: &t.summary.by_status,
             findings_by_code: t.findings_by_code,
             findings_truncated: t.findings_truncated,
+            lines_dropped_over_cap: t.summary.lines_dropped_over_cap,
         },
     };
     let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
@@ -79,8 +89,8 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
 pub(super) fn human_tail(o: &mut dyn Write, t: &Tail, opts: &Options) -> io::Result<()> {
     if t.summary.messages == 0 {
         match (&opts.message_id, &opts.rcpt) {
-            (Some(id), _) => writeln!(o, "no log line mentions message-id {id}")?,
-            (None, Some(r)) => writeln!(o, "no log line mentions recipient {r}")?,
+            (Some(id), _) => writeln!(o, "no log line mentions message-id {}", esc(id))?,
+            (None, Some(r)) => writeln!(o, "no log line mentions recipient {}", esc(r))?,
             _ => {}
         }
     }
@@ -113,8 +123,8 @@ fn human_skew(o: &mut dyn Write, s: &SkewEstimate) -> io::Result<()> {
     writeln!(
         o,
         "\nclock skew: {} vs {}: {:+.3}..{:+.3} s over {} hand-off(s){}",
-        s.host,
-        s.reference,
+        esc(&s.host),
+        esc(&s.reference),
         s.min_ms as f64 / 1000.0,
         s.max_ms as f64 / 1000.0,
         s.samples,
@@ -132,8 +142,8 @@ fn human_source(o: &mut dyn Write, s: &SourceReport) -> io::Result<()> {
     writeln!(
         o,
         "source {} ({}): {} lines, {} parsed, {} unknown{}{} [{}]",
-        s.name,
-        s.path,
+        esc(&s.name),
+        esc(&s.path),
         s.counts.lines,
         s.counts.parsed,
         s.counts.unknown,
@@ -158,7 +168,7 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "summary: {} message(s){}{}",
+        "summary: {} message(s){}{}{}",
         t.summary.messages,
         if st.is_empty() {
             String::new()
@@ -168,6 +178,10 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         if_any(t.findings_truncated, || format!(
             " ({} more findings not listed)",
             t.findings_truncated
+        )),
+        if_any(t.summary.lines_dropped_over_cap, || format!(
+            " ({} log lines not kept: the open messages held the line memory cap)",
+            t.summary.lines_dropped_over_cap
         ))
     )
 }
@@ -185,17 +199,17 @@ fn human_finding(o: &mut dyn Write, f: &Finding, indent: &str) -> io::Result<()>
         o,
         "{indent}finding {} at {}{}: {}",
         f.code,
-        f.host.as_deref().unwrap_or("?"),
+        esc(f.host.as_deref().unwrap_or("?")),
         if f.count > 1 {
             format!(" ({}x)", f.count)
         } else {
             String::new()
         },
-        f.message
+        esc(&f.message)
     )?;
-    writeln!(o, "{indent}  fix: {}", f.hint)?;
+    writeln!(o, "{indent}  fix: {}", esc(&f.hint))?;
     for e in &f.evidence {
-        writeln!(o, "{indent}  | {e}")?;
+        writeln!(o, "{indent}  | {}", esc(e))?;
     }
     Ok(())
 }
@@ -208,10 +222,10 @@ pub(super) fn human_message(
     writeln!(
         o,
         "{}  {}  from <{}> to <{}>",
-        m.message_id.as_deref().unwrap_or("(no message-id)"),
+        esc(m.message_id.as_deref().unwrap_or("(no message-id)")),
         m.status.as_str().to_uppercase(),
-        m.from.as_deref().unwrap_or(""),
-        m.to.join(">, <")
+        esc(m.from.as_deref().unwrap_or("")),
+        esc(&m.to.join(">, <"))
     )?;
     for h in &m.hops {
         human_hop(o, h)?;
@@ -220,11 +234,11 @@ pub(super) fn human_message(
         human_finding(o, f, "  ")?;
     }
     for n in &m.notes {
-        writeln!(o, "  note: {n}")?;
+        writeln!(o, "  note: {}", esc(n))?;
     }
     if with_lines {
         for l in &m.lines {
-            writeln!(o, "  > {l}")?;
+            writeln!(o, "  > {}", esc(l))?;
         }
         if m.lines_dropped > 0 {
             writeln!(o, "  > ... {} more line(s)", m.lines_dropped)?;
@@ -249,30 +263,31 @@ fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
     writeln!(
         o,
         "  {:<10} {:<14} {:<10} {}{}{}{}  {}",
-        h.host,
-        h.queue_id
+        esc(&h.host),
+        esc(h
+            .queue_id
             .as_deref()
             .or(h.lmtp_session.as_deref())
-            .unwrap_or("-"),
+            .unwrap_or("-")),
         h.status,
         h.relay
             .as_deref()
-            .map(|r| format!("relay={r}"))
+            .map(|r| format!("relay={}", esc(r)))
             .unwrap_or_default(),
         h.mailbox
             .as_deref()
-            .map(|r| format!("mailbox={r}"))
+            .map(|r| format!("mailbox={}", esc(r)))
             .unwrap_or_default(),
         h.next_queue_id
             .as_deref()
-            .map(|n| format!(" -> {n}"))
+            .map(|n| format!(" -> {}", esc(n)))
             .unwrap_or_default(),
         delay,
         fmt_ts(h.left_at.or(h.arrived_at), h.whole_seconds)
     )?;
     if h.status != HopStatus::Sent && h.status != HopStatus::Saved {
         if let Some(r) = &h.reason {
-            writeln!(o, "  {:<10} reason: {r}", "")?;
+            writeln!(o, "  {:<10} reason: {}", "", esc(r))?;
         }
     }
     Ok(())

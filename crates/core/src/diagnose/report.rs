@@ -140,6 +140,10 @@ impl<'a> Report<'a> {
             .collect()
     }
 
+    pub(super) fn lines_dropped_over_cap(&mut self, n: u64) {
+        self.summary.lines_dropped_over_cap = n;
+    }
+
     pub(super) fn end(
         mut self,
         host_findings: Vec<Finding>,

@@ -17,12 +17,17 @@ fn entry_status(e: &Entry) -> HopStatus {
     if e.rejected.is_some() {
         return HopStatus::Rejected;
     }
+    if e.refused.is_some() {
+        return HopStatus::Refused;
+    }
     if e.expired {
         return HopStatus::Expired;
     }
     let has = |s: RcptStatus| e.rcpts.iter().any(|r| r.status == s);
     if has(RcptStatus::Bounced) {
         HopStatus::Bounced
+    } else if has(RcptStatus::Expired) {
+        HopStatus::Expired
     } else if has(RcptStatus::Deferred) {
         HopStatus::Deferred
     } else if has(RcptStatus::Sent) {
@@ -40,12 +45,14 @@ fn entry_status(e: &Entry) -> HopStatus {
 }
 
 fn entry_hop(e: &Entry) -> Hop {
-    // The attempt that best describes the hop: the worst recipient's last one.
+    // The attempt that best describes the hop: the last one of the worst recipient that had
+    // one (a recipient rejected at RCPT never had an attempt; the status still counts it).
     let main = e
         .rcpts
         .iter()
+        .filter(|r| r.last.is_some())
         .max_by_key(|r| match r.status {
-            RcptStatus::Bounced => 4,
+            RcptStatus::Bounced | RcptStatus::Expired => 4,
             RcptStatus::Deferred => 3,
             RcptStatus::Rejected => 2,
             RcptStatus::Sent => 1,
@@ -65,6 +72,7 @@ fn entry_hop(e: &Entry) -> Hop {
         reason: e
             .rejected
             .clone()
+            .or_else(|| e.refused.clone())
             .or_else(|| main.map(|a| a.reason.clone())),
         from: e.from.clone(),
         to: e.rcpts.iter().map(|r| r.to.clone()).collect(),
@@ -142,11 +150,13 @@ fn noqueue_hop(n: &NoQueue) -> Hop {
 
 /// Order entries along their links: roots (no upstream inside the chain) by arrival, each
 /// followed by its downstream entries. Robust to clock skew, unlike sorting by time.
+/// Notifications about the message are not part of its path.
 fn ordered_entries(ch: &Chain) -> Vec<&Entry> {
     let in_chain = |h: &Arc<str>, q: &str| ch.entries.iter().any(|e| e.host == *h && e.qid == q);
     let mut roots: Vec<&Entry> = ch
         .entries
         .iter()
+        .filter(|e| e.notice_of.is_none())
         .filter(|e| e.upstream.as_ref().is_none_or(|(h, q)| !in_chain(h, q)))
         .collect();
     roots.sort_by_key(|e| (e.arrived, e.host.clone(), e.qid.clone()));
@@ -157,11 +167,20 @@ fn ordered_entries(ch: &Chain) -> Vec<&Entry> {
             continue;
         }
         out.push(e);
-        let mut kids: Vec<&Entry> = ch.entries.iter().filter(|k| e.feeds(k)).collect();
+        let mut kids: Vec<&Entry> = ch
+            .entries
+            .iter()
+            .filter(|k| k.notice_of.is_none() && e.feeds(k))
+            .collect();
         kids.sort_by_key(|k| k.arrived);
         stack.extend(kids.into_iter().rev());
     }
     out
+}
+
+/// `down` is a temporary refusal that its sender (now `up_status`) got past on a later try.
+fn refusal_overtaken(down: &Entry, up_status: HopStatus) -> bool {
+    down.refused.is_some() && up_status == HopStatus::Sent
 }
 
 /// Walks a chain's entries in path order, placing Dovecot's deliveries after the entry that
@@ -237,8 +256,23 @@ impl<'a> Walk<'a> {
                 self.push_dovecot(i);
             }
         }
-        let has_downstream = ch.entries.iter().any(|k| e.feeds(k));
-        if has_downstream || has_dove {
+        for n in ch
+            .entries
+            .iter()
+            .filter(|n| n.notice_of.as_deref() == Some(&e.qid))
+        {
+            if n.host == e.host {
+                self.notes.push(format!(
+                    "{} notified the sender as queue id {}",
+                    e.host, n.qid
+                ));
+            }
+        }
+        let has_downstream = ch
+            .entries
+            .iter()
+            .any(|k| k.notice_of.is_none() && e.feeds(k) && !refusal_overtaken(k, status));
+        if has_downstream || has_dove || self.refusal_retried(e, status) {
             return;
         }
         self.leaves.push(status.message_status());
@@ -248,6 +282,19 @@ impl<'a> Walk<'a> {
                 e.host
             ));
         }
+    }
+
+    /// A temporary refusal whose sender's latest attempt went through is history, not where
+    /// the message ended.
+    fn refusal_retried(&self, e: &Entry, status: HopStatus) -> bool {
+        status == HopStatus::Refused
+            && e.upstream.as_ref().is_some_and(|(h, q)| {
+                self.ch
+                    .entries
+                    .iter()
+                    .find(|u| u.host == *h && u.qid == *q)
+                    .is_some_and(|u| refusal_overtaken(e, entry_status(u)))
+            })
     }
 
     /// Dovecot deliveries no entry led to, then NOQUEUE rejects: each a hop of its own.

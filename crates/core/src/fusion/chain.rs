@@ -80,6 +80,8 @@ pub(super) enum RcptStatus {
     Sent,
     Deferred,
     Bounced,
+    /// Given up after the maximal queue lifetime (a per-recipient `status=expired`).
+    Expired,
     Rejected,
 }
 
@@ -121,6 +123,12 @@ pub(super) struct Entry {
     pub expired: bool,
     /// Whole-message rejection (cleanup/milter/DATA) with its reason.
     pub rejected: Option<String>,
+    /// Refused with a temporary error before it was queued (cleanup could not look up a map):
+    /// the client keeps the message and retries. What went wrong.
+    pub refused: Option<String>,
+    /// This entry is a notification (bounce, delay) this host generated about another entry
+    /// of the chain: that entry's queue id. Not a hop of the message.
+    pub notice_of: Option<String>,
     pub qmgr_seen: bool,
     pub rcpts: Vec<Rcpt>,
     pub rcpts_dropped: u32,
@@ -144,6 +152,8 @@ impl Entry {
             removed: false,
             expired: false,
             rejected: None,
+            refused: None,
+            notice_of: None,
             qmgr_seen: false,
             rcpts: Vec::new(),
             rcpts_dropped: 0,
@@ -152,8 +162,13 @@ impl Entry {
         }
     }
 
+    /// The message's part in this entry is over. A notification's own fate does not keep the
+    /// message open.
     pub fn closed(&self) -> bool {
-        self.removed || self.rejected.is_some()
+        self.removed
+            || self.rejected.is_some()
+            || self.refused.is_some()
+            || self.notice_of.is_some()
     }
 
     /// The last attempt that handed the message over as queue id `next`.
@@ -243,6 +258,20 @@ pub(super) struct ChainFinding {
     pub cause: bool,
 }
 
+/// The bytes of log lines held by all open chains, and the lines refused for lack of room.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LineBudget {
+    pub bytes: usize,
+    pub dropped: u64,
+}
+
+impl LineBudget {
+    /// An emitted chain's lines leave the correlator with it.
+    pub fn release(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+}
+
 /// Everything gathered so far about one message.
 #[derive(Debug, Clone)]
 pub(super) struct Chain {
@@ -255,6 +284,8 @@ pub(super) struct Chain {
     pub notes: Vec<String>,
     pub lines: Vec<String>,
     pub lines_dropped: u64,
+    /// Bytes of `lines`, charged to the correlator's [`LineBudget`] until the chain is emitted.
+    pub line_bytes: usize,
     pub last_activity: Option<DateTime<Utc>>,
     /// `queued as` links not yet matched to a downstream entry.
     pub pending_links: u32,
@@ -280,6 +311,7 @@ impl Chain {
             notes: Vec::new(),
             lines: Vec::new(),
             lines_dropped: 0,
+            line_bytes: 0,
             last_activity: None,
             pending_links: 0,
             evicted: false,
@@ -298,12 +330,22 @@ impl Chain {
         }
     }
 
-    pub fn add_line(&mut self, raw: &str, limits: &Limits) {
-        if self.lines.len() < limits.max_lines {
-            self.lines.push(clip(raw, limits.max_line_bytes));
-        } else {
+    /// Keep a log line unless this chain has `max_lines` or all open chains together have
+    /// `max_retained_line_bytes`; a line not kept is counted.
+    pub fn add_line(&mut self, raw: &str, limits: &Limits, budget: &mut LineBudget) {
+        if self.lines.len() >= limits.max_lines {
             self.lines_dropped += 1;
+            return;
         }
+        let line = clip(raw, limits.max_line_bytes);
+        if budget.bytes.saturating_add(line.len()) > limits.max_retained_line_bytes {
+            self.lines_dropped += 1;
+            budget.dropped += 1;
+            return;
+        }
+        budget.bytes += line.len();
+        self.line_bytes += line.len();
+        self.lines.push(line);
     }
 
     /// Add a note once (bounded).
@@ -317,7 +359,36 @@ impl Chain {
     /// from the side that caused it (`cause`: the rejecting host, Dovecot's own line) absorbs
     /// the same code seen as a symptom elsewhere (the upstream bounce, Postfix's LMTP
     /// deferral), taking over its host, so each cause is reported once where it happened.
-    pub fn add_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+    /// [`Chain::fold_finding`], with the evidence lines it adds charged to the shared budget. When
+    /// the open chains already hold `max_retained_line_bytes`, the finding is still recorded (code,
+    /// count, times) but its new evidence lines are dropped and counted.
+    pub fn add_finding(
+        &mut self,
+        mut f: Finding,
+        limits: &Limits,
+        cause: bool,
+        budget: &mut LineBudget,
+    ) {
+        if budget.bytes >= limits.max_retained_line_bytes {
+            budget.dropped += f.evidence.len() as u64;
+            f.evidence.clear();
+        }
+        let before = self.evidence_bytes();
+        self.fold_finding(f, limits, cause);
+        let added = self.evidence_bytes().saturating_sub(before);
+        budget.bytes += added;
+        self.line_bytes += added;
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.findings
+            .iter()
+            .flat_map(|x| &x.f.evidence)
+            .map(String::len)
+            .sum()
+    }
+
+    fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
         let pos = self
             .findings
             .iter()
@@ -380,7 +451,8 @@ impl Chain {
         self.noqueue
             .extend(g.noqueue.into_iter().take(MAX_NOQUEUE_MERGED));
         for f in g.findings {
-            self.add_finding(f.f, limits, f.cause);
+            // Already charged: `g.line_bytes` comes along below.
+            self.fold_finding(f.f, limits, f.cause);
         }
         for n in g.notes {
             self.add_note(n);
@@ -393,6 +465,9 @@ impl Chain {
             }
         }
         self.lines_dropped += g.lines_dropped;
+        // Lines dropped here stay charged until this chain is emitted: the budget over-counts a
+        // little rather than ever under-counting.
+        self.line_bytes += g.line_bytes;
         self.pending_links += g.pending_links;
         self.touch(g.last_activity);
     }

@@ -12,9 +12,10 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
 use super::assemble::build_chain;
-use super::chain::{Chain, ChainId, Entry};
+use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::on_refused::RecentRefusal;
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
@@ -28,6 +29,10 @@ pub struct Limits {
     pub max_lines: usize,
     /// Longest evidence / log line kept (longer ones are cut).
     pub max_line_bytes: usize,
+    /// Bytes of log lines kept by all open chains together. Past it, further lines are dropped
+    /// (and counted) until chains are emitted: `max_lines` alone would let tens of thousands of
+    /// open messages hold gigabytes.
+    pub max_retained_line_bytes: usize,
     /// Quiet time after which a fully resolved chain is emitted.
     pub settle: TimeDelta,
     /// Quiet time after which a chain still waiting for another host's log is emitted.
@@ -49,6 +54,7 @@ impl Default for Limits {
             max_evidence: 12,
             max_lines: 48,
             max_line_bytes: 1_000,
+            max_retained_line_bytes: 16 << 20,
             settle: TimeDelta::seconds(10),
             grace: TimeDelta::seconds(120),
             idle_timeout: TimeDelta::hours(6),
@@ -64,6 +70,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub(super) struct RecentFailure {
     pub host: Arc<str>,
+    pub qid: String,
     /// Recipient, lower-cased.
     pub to: String,
     pub from: Option<String>,
@@ -111,10 +118,12 @@ pub struct Correlator {
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
+    pub(super) recent_refusals: VecDeque<RecentRefusal>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     finished: VecDeque<MessageChain>,
+    pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
 }
@@ -133,9 +142,11 @@ impl Correlator {
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
+            recent_refusals: VecDeque::new(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
         }
@@ -150,6 +161,16 @@ impl Correlator {
         self.chains.len()
     }
 
+    /// Bytes of log lines the open chains hold together (at most `max_retained_line_bytes`).
+    pub fn retained_line_bytes(&self) -> usize {
+        self.line_budget.bytes
+    }
+
+    /// Log lines dropped so far because `max_retained_line_bytes` was reached.
+    pub fn lines_dropped_over_cap(&self) -> u64 {
+        self.line_budget.dropped
+    }
+
     /// The newest log timestamp seen so far (the correlator's notion of "now").
     pub fn now(&self) -> Option<DateTime<Utc>> {
         self.now
@@ -157,6 +178,23 @@ impl Correlator {
 
     pub fn stats(&self) -> &CorrelatorStats {
         &self.stats
+    }
+
+    /// The latest remembered delivery failure on a host other than `host`, to `to_key`, within
+    /// the link window of `ts`, that `also` accepts: what a line on the next hop explains.
+    pub(super) fn failure_elsewhere(
+        &self,
+        host: &str,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        also: impl Fn(&RecentFailure) -> bool,
+    ) -> Option<&RecentFailure> {
+        self.recent_failures.iter().rev().find(|x| {
+            x.to == to_key
+                && &*x.host != host
+                && within(x.at, ts, self.limits.link_window)
+                && also(x)
+        })
     }
 
     /// Feed one parsed record.
@@ -176,10 +214,19 @@ impl Correlator {
             } => self.on_message_id(&rec, queue_id, message_id),
             Event::QueueActive { queue_id, from, .. } => self.on_queue_active(&rec, queue_id, from),
             Event::Delivery(d) => self.on_delivery(&rec, d),
-            Event::Expired { queue_id, .. } => self.on_expired(&rec, queue_id),
+            Event::Expired {
+                queue_id,
+                rcpt,
+                returned_to_sender,
+                ..
+            } => self.on_expired(&rec, queue_id, rcpt.as_ref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
             Event::Reject(r) => self.on_reject(&rec, r),
-            Event::Notification { queue_id, .. } => self.on_notification(&rec, queue_id),
+            Event::Notification {
+                queue_id,
+                notice_queue_id,
+                ..
+            } => self.on_notification(&rec, queue_id, notice_queue_id),
             Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(&rec, queue_id),
             Event::SaslAuthFailed {
                 client, mechanism, ..
@@ -286,6 +333,7 @@ impl Correlator {
             return;
         };
         self.unindex(&ch);
+        self.line_budget.release(ch.line_bytes);
         // The chain is gone: move its lines out instead of copying them.
         let lines = std::mem::take(&mut ch.lines);
         let mut out = build_chain(&ch);
@@ -400,6 +448,19 @@ impl Correlator {
             .collect()
     }
 
+    /// Emit up to `max` open chains, oldest (lowest id) first, as the end of input would: lets a
+    /// caller drain the open chains in batches instead of holding every finished chain at once.
+    /// Returns how many were emitted.
+    pub fn flush_open(&mut self, max: usize) -> usize {
+        let mut ids: Vec<ChainId> = self.chains.keys().copied().collect();
+        ids.sort_unstable();
+        ids.truncate(max);
+        for &id in &ids {
+            self.emit(id);
+        }
+        ids.len()
+    }
+
     /// End of input: emit everything still open and return all finished chains.
     pub fn finish(self) -> Vec<MessageChain> {
         self.finish_all().messages
@@ -414,7 +475,10 @@ impl Correlator {
             messages: self.finished.drain(..).collect(),
             host_findings,
             skew,
-            stats: self.stats.clone(),
+            stats: CorrelatorStats {
+                lines_dropped_over_cap: self.line_budget.dropped,
+                ..self.stats.clone()
+            },
         }
     }
 }

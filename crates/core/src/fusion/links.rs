@@ -1,8 +1,10 @@
 //! How the correlator finds and joins chains: the chain of a (host, queue id), `queued as`
-//! hand-offs to the next host (matched in either arrival order), merges of two chains found to
-//! be one message, and the clock-skew sample each hand-off yields. Does not interpret events
+//! hand-offs to the next host (matched in either arrival order) or back into the same host
+//! (a content filter re-injecting it), merges of two chains found to be one message, and the
+//! clock-skew sample each hand-off between two hosts yields. Does not interpret events
 //! (the `on_*` handlers do) nor decide when a chain is done (`correlator`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +25,9 @@ pub(super) struct Handoff {
     pub sent: Option<Stamp>,
     /// Connect + transmit of the hand-off in ms: the window in which the next host saw it.
     pub window_ms: i64,
+    /// The relay is this host itself (a loopback address, or a content filter's port): the
+    /// next queue entry may be on the same host.
+    pub local: bool,
 }
 
 /// A `queued as` hand-off whose downstream entry has not been seen yet.
@@ -40,6 +45,38 @@ fn handoff_window_ms(d: Delays) -> i64 {
         .min(86_400_000)
 }
 
+/// Ports content filters listen on (amavis) and re-inject into (Postfix's second smtpd).
+const CONTENT_FILTER_PORTS: [u16; 2] = [10024, 10025];
+
+/// The address inside the brackets of `name[addr]` or `name[addr]:port` (`ipv6:` prefix
+/// allowed), if it is an IP address.
+fn bracket_ip(s: &str) -> Option<IpAddr> {
+    let open = s.find('[')?;
+    let close = open + s[open..].find(']')?;
+    let inner = &s[open + 1..close];
+    inner
+        .strip_prefix("ipv6:")
+        .or_else(|| inner.strip_prefix("IPv6:"))
+        .unwrap_or(inner)
+        .parse()
+        .ok()
+}
+
+/// A Postfix `relay=` that is this host itself: loopback (`127.0.0.1[127.0.0.1]:10024`,
+/// `localhost[::1]:25`) or a content filter port (`amavis[172.18.0.5]:10024`).
+pub(super) fn relay_is_local(relay: &str) -> bool {
+    let port = relay
+        .rsplit_once("]:")
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    bracket_ip(relay).is_some_and(|ip| ip.is_loopback())
+        || port.is_some_and(|p| CONTENT_FILTER_PORTS.contains(&p))
+}
+
+/// An smtpd `client=` on the loopback (`localhost[127.0.0.1]`): a re-injection on this host.
+pub(super) fn client_is_local(client: &str) -> bool {
+    bracket_ip(client).is_some_and(|ip| ip.is_loopback())
+}
+
 /// Two message-ids do not contradict each other (the same, or one is unknown).
 pub(super) fn msgids_agree(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
@@ -54,11 +91,13 @@ impl Handoff {
         at: Option<DateTime<Utc>>,
         subsecond: bool,
         delays: Option<Delays>,
+        relay: Option<&str>,
     ) -> Self {
         Handoff {
             up_host,
             sent: Stamp::of(at, subsecond),
             window_ms: delays.map(handoff_window_ms).unwrap_or(0),
+            local: relay.is_some_and(relay_is_local),
         }
     }
 }
@@ -104,7 +143,7 @@ impl Correlator {
         if self
             .pending_next
             .get(qid)
-            .is_some_and(|p| p.handoff.up_host != *host)
+            .is_some_and(|p| p.handoff.up_host != *host || p.handoff.local)
         {
             if let Some(p) = self.pending_next.remove(qid) {
                 return self.link(p, host, qid, Stamp::of(ts, subsecond), cid);
@@ -142,11 +181,15 @@ impl Correlator {
     }
 
     /// A delivery line said `queued as next`: link to that entry if it is known, else wait for
-    /// it.
+    /// it. The entry is on another host, or on the same one when the message went through a
+    /// local content filter (loopback relay or filter port, or re-injected by a localhost
+    /// client).
     pub(super) fn on_queued_as(&mut self, cid: ChainId, next: &str, handoff: Handoff) {
         let down = self.qids.get(next).and_then(|v| {
             v.iter()
-                .find(|(h, _)| *h != handoff.up_host)
+                .find(|(h, c)| {
+                    *h != handoff.up_host || handoff.local || self.reinjected(h, next, *c)
+                })
                 .map(|(h, c)| (h.clone(), *c))
         });
         let p = Pending {
@@ -181,6 +224,38 @@ impl Correlator {
         self.link(p, &host, next, arrived, dcid);
     }
 
+    /// The entry (host, qid) just named a localhost client: if a `queued as qid` of the same
+    /// host waits for it (two instances logging to separate files), link them now.
+    pub(super) fn on_local_client(&mut self, host: &Arc<str>, qid: &str) {
+        if self
+            .pending_next
+            .get(qid)
+            .is_none_or(|p| p.handoff.up_host != *host)
+        {
+            return;
+        }
+        let Some(cid) = self.find_entry(host, qid) else {
+            return;
+        };
+        let arrived = self
+            .chains
+            .get(&cid)
+            .and_then(|ch| ch.entries.iter().find(|e| e.host == *host && e.qid == qid))
+            .and_then(|e| Stamp::of(e.arrived, e.subsecond));
+        if let Some(p) = self.pending_next.remove(qid) {
+            self.link(p, host, qid, arrived, cid);
+        }
+    }
+
+    /// The entry (host, qid) of chain `cid` came from a localhost client.
+    fn reinjected(&self, host: &str, qid: &str, cid: ChainId) -> bool {
+        self.chains
+            .get(&cid)
+            .and_then(|ch| ch.entries.iter().find(|e| &*e.host == host && e.qid == qid))
+            .and_then(|e| e.client.as_deref())
+            .is_some_and(client_is_local)
+    }
+
     /// Two chains may be joined by a session id only if their message-ids do not contradict.
     pub(super) fn compatible(&self, a: ChainId, b: ChainId) -> bool {
         let ma = self.chains.get(&a).and_then(|c| c.message_id.as_deref());
@@ -189,7 +264,8 @@ impl Correlator {
     }
 
     /// Record one hand-off's constraint on the `down - up` clock offset, and note it on the
-    /// chain when this hand-off alone shows the clocks apart.
+    /// chain when this hand-off alone shows the clocks apart. A hand-off within one host
+    /// (same clock) yields none.
     fn skew_sample(&mut self, h: &Handoff, down: &str, arrived: Option<Stamp>, chain: ChainId) {
         let (Some(sent), Some(arrived)) = (h.sent, arrived) else {
             return;
@@ -220,7 +296,7 @@ impl Correlator {
                 .iter()
                 .filter_map(|r| r.last.as_ref())
                 .find(|a| a.lmtp_session.as_deref() == Some(session))
-                .map(|a| Handoff::new(e.host.clone(), a.at, a.subsecond, a.delays))
+                .map(|a| Handoff::new(e.host.clone(), a.at, a.subsecond, a.delays, None))
         });
         let down = ch
             .dovecot

@@ -8,8 +8,8 @@
 //! Where things are:
 //! - `model`: the output types (serialized to JSON as they are).
 //! - `correlator`: the streaming `Correlator`, its `Limits`, dispatch and emission of chains.
-//! - `on_queue`, `on_delivery`, `on_reject`, `on_dovecot`, `on_host`: one handler module per
-//!   family of log events.
+//! - `on_queue`, `on_delivery`, `on_reject`, `on_refused`, `on_dovecot`, `on_host`: one handler
+//!   module per family of log events.
 //! - `links`: finding and joining chains (`queued as` hand-offs, merges).
 //! - `chain`: the working state of one message while it is correlated.
 //! - `assemble`: working state -> `MessageChain`.
@@ -25,6 +25,7 @@ mod on_delivery;
 mod on_dovecot;
 mod on_host;
 mod on_queue;
+mod on_refused;
 mod on_reject;
 mod probe;
 mod skew;

@@ -68,6 +68,9 @@ pub enum HopStatus {
     Expired,
     /// Refused: a NOQUEUE or cleanup/milter reject, or every recipient rejected.
     Rejected,
+    /// Refused with a temporary error (cleanup could not look up a map): the sending side
+    /// keeps the message and retries.
+    Refused,
     /// Left the queue without a delivery line in these logs (deleted, or delivered before them).
     Removed,
     /// In the queue, with no delivery attempt logged yet.
@@ -87,6 +90,7 @@ impl HopStatus {
             HopStatus::Bounced => "bounced",
             HopStatus::Expired => "expired",
             HopStatus::Rejected => "rejected",
+            HopStatus::Refused => "refused",
             HopStatus::Removed => "removed",
             HopStatus::Queued => "queued",
             HopStatus::Saved => "saved",
@@ -99,7 +103,9 @@ impl HopStatus {
     pub fn message_status(self) -> MessageStatus {
         match self {
             HopStatus::Sent | HopStatus::Saved => MessageStatus::Delivered,
-            HopStatus::Deferred | HopStatus::SaveFailed => MessageStatus::Deferred,
+            HopStatus::Deferred | HopStatus::SaveFailed | HopStatus::Refused => {
+                MessageStatus::Deferred
+            }
             HopStatus::Bounced | HopStatus::Expired => MessageStatus::Bounced,
             HopStatus::Rejected => MessageStatus::Rejected,
             HopStatus::Queued => MessageStatus::Queued,
@@ -222,6 +228,8 @@ pub struct CorrelatorStats {
     /// Finished chains dropped because nobody took them and `max_finished` was reached.
     pub finished_dropped: u64,
     pub host_findings_dropped: u64,
+    /// Log lines not kept because the open chains held `max_retained_line_bytes` already.
+    pub lines_dropped_over_cap: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -279,12 +287,13 @@ pub struct ProbeTimeline {
 mod tests {
     use super::*;
 
-    const ALL: [HopStatus; 10] = [
+    const ALL: [HopStatus; 11] = [
         HopStatus::Sent,
         HopStatus::Deferred,
         HopStatus::Bounced,
         HopStatus::Expired,
         HopStatus::Rejected,
+        HopStatus::Refused,
         HopStatus::Removed,
         HopStatus::Queued,
         HopStatus::Saved,
@@ -315,6 +324,7 @@ mod tests {
             (HopStatus::Bounced, M::Bounced),
             (HopStatus::Expired, M::Bounced),
             (HopStatus::Rejected, M::Rejected),
+            (HopStatus::Refused, M::Deferred),
             (HopStatus::Queued, M::Queued),
             (HopStatus::Removed, M::Unknown),
             (HopStatus::Unknown, M::Unknown),

@@ -25,8 +25,14 @@ impl Correlator {
         if let Some(failure) = failure {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }
-        if let Some(next) = &d.queued_as {
-            let handoff = Handoff::new(rec.role.clone(), rec.timestamp, rec.subsecond, d.delays);
+        if let Some(next) = d.queued_as.as_ref().filter(|n| **n != d.queue_id) {
+            let handoff = Handoff::new(
+                rec.role.clone(),
+                rec.timestamp,
+                rec.subsecond,
+                d.delays,
+                d.relay.as_deref(),
+            );
             self.on_queued_as(cid, next, handoff);
         }
         if let Some(s) = &d.lmtp_session {
@@ -53,7 +59,7 @@ impl Correlator {
         let Some(ch) = self.chains.get_mut(&cid) else {
             return (cid, failure, from);
         };
-        ch.add_line(&rec.raw, &limits);
+        ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         ch.touch(ts);
         let Some(e) = ch.entry_mut(&rec.role, &d.queue_id) else {
             return (cid, failure, from);
@@ -120,6 +126,8 @@ impl Correlator {
         if let Some(nq) = self.find_noqueue(role, &to_key, from.as_deref(), ts, &d.reason) {
             cid = self.merge(cid, nq);
         }
+        // The next hop's cleanup refused it (a failed map lookup) and it says so.
+        cid = self.join_quoted_refusal(role, &d.queue_id, &to_key, ts, &d.reason, cid);
         let what = match d.status {
             DeliveryStatus::Bounced => "bounced",
             _ => "deferred",
@@ -137,12 +145,13 @@ impl Correlator {
         }
         f.seen(ts);
         if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, false);
+            ch.add_finding(f, &limits, false, &mut self.line_budget);
         }
         remember(
             &mut self.recent_failures,
             RecentFailure {
                 host: role.clone(),
+                qid: d.queue_id.clone(),
                 to: to_key,
                 from,
                 at: ts,

@@ -99,10 +99,10 @@ impl Correlator {
             if ch.dovecot.len() < MAX_DOVECOT {
                 ch.dovecot.push(d);
             }
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
             if let Some(f) = finding {
-                ch.add_finding(f, &limits, true);
+                ch.add_finding(f, &limits, true, &mut self.line_budget);
             }
         }
         if let Some(s) = session {
@@ -179,7 +179,7 @@ impl Correlator {
             .and_then(|s| self.sessions.get(s))
             .and_then(|cid| self.chains.get_mut(cid))
         {
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
             attached = true;
         }
@@ -265,7 +265,7 @@ impl Correlator {
         let Some(ch) = self.chains.get_mut(&cid) else {
             return;
         };
-        ch.add_line(&rec.raw, &limits);
+        ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         let Some(x) = ch
             .findings
             .iter_mut()
@@ -317,7 +317,7 @@ impl Correlator {
         let raw = clip(&rec.raw, limits.max_line_bytes);
         let hit = self.recent_failure_of(&key, rec.timestamp, None);
         if let Some(ch) = hit.and_then(|cid| self.chains.get_mut(&cid)) {
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
                 x.f.add_evidence(&raw, limits.max_evidence);
             }

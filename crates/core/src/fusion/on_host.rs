@@ -48,8 +48,9 @@ impl Correlator {
         self.host_finding(FindingCode::AuthFailed, role, msg, rec);
     }
 
-    /// A Postfix warning/error: filed with its message if it names a queue id, counted as a
-    /// host finding if it is a known problem, and remembered to explain failures after it.
+    /// A Postfix warning/error: filed with its message if it names a queue id (a map lookup
+    /// that made cleanup refuse the message closes its entry, `on_refused`), counted as a host
+    /// finding if it is a known problem, and remembered to explain failures after it.
     pub(super) fn on_postfix_problem(
         &mut self,
         rec: &LogRecord,
@@ -60,11 +61,16 @@ impl Correlator {
         let role = &rec.role;
         let limits = self.limits;
         let code = classify_postfix_problem(severity, text);
+        let refused = match (queue_id, rec.event.map_lookup()) {
+            (Some(q), Some(m)) => self.on_map_refusal(rec, q, &m),
+            _ => false,
+        };
         if let Some(ch) = queue_id
+            .filter(|_| !refused)
             .and_then(|q| self.find_entry(role, q))
             .and_then(|cid| self.chains.get_mut(&cid))
         {
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         }
         if let Some(c) = code {
             let msg = format!("{role}: {}", clip(text, 300));

@@ -1,18 +1,21 @@
 //! Correlator handlers for a Postfix queue entry's life: smtpd's `client=`, pickup, cleanup's
 //! `message-id=` (which joins chains of the same message), qmgr's `queue active`, `expired`
-//! and `removed`, bounce notifications and per-attempt detail lines. Delivery attempts and
+//! (whole message or one recipient, with its finding) and `removed`, bounce notifications (an
+//! expired message's notice joins its chain) and per-attempt detail lines. Delivery attempts and
 //! rejects have their own modules (`on_delivery`, `on_reject`).
 
-use crate::logs::LogRecord;
+use crate::diagnosis::{Finding, FindingCode};
+use crate::logs::{ExpiredRcpt, LogRecord};
 
-use super::chain::{clip, ChainId, Entry};
+use super::chain::{clip, Attempt, ChainId, Entry, RcptStatus};
 use super::correlator::Correlator;
+use super::links::client_is_local;
 use super::model::msgid_key;
 
 impl Correlator {
     /// The common shape of a queue entry's line: find (or open) the entry, let `update` change
     /// it, and file the line with its chain. Returns the chain.
-    fn on_entry_line(
+    pub(super) fn on_entry_line(
         &mut self,
         rec: &LogRecord,
         queue_id: &str,
@@ -24,7 +27,7 @@ impl Correlator {
             if let Some(e) = ch.entry_mut(&rec.role, queue_id) {
                 update(e);
             }
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
         }
         cid
@@ -38,6 +41,9 @@ impl Correlator {
                 e.subsecond = rec.subsecond;
             }
         });
+        if client_is_local(client) {
+            self.on_local_client(&rec.role, queue_id);
+        }
     }
 
     pub(super) fn on_pickup(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {
@@ -49,9 +55,15 @@ impl Correlator {
 
     /// The message-id joins this entry's chain with any other chain of the same message.
     pub(super) fn on_message_id(&mut self, rec: &LogRecord, queue_id: &str, message_id: &str) {
+        let mut notice = false;
         let mut cid = self.on_entry_line(rec, queue_id, |e| {
             e.message_id = Some(message_id.to_owned());
+            notice = e.notice_of.is_some();
         });
+        if notice {
+            // A notification's own message-id is not the message's.
+            return;
+        }
         let key = msgid_key(message_id);
         if key.is_empty() {
             return;
@@ -79,8 +91,43 @@ impl Correlator {
         });
     }
 
-    pub(super) fn on_expired(&mut self, rec: &LogRecord, queue_id: &str) {
-        self.on_entry_line(rec, queue_id, |e| e.expired = true);
+    /// Postfix gave up on the message (qmgr's whole-message line) or on one recipient (a
+    /// per-recipient line, which carries that recipient's last relay, dsn and reason).
+    pub(super) fn on_expired(
+        &mut self,
+        rec: &LogRecord,
+        queue_id: &str,
+        rcpt: Option<&ExpiredRcpt>,
+        returned_to_sender: bool,
+    ) {
+        let limits = self.limits;
+        let mut last_reason = String::new();
+        let cid = self.on_entry_line(rec, queue_id, |e| {
+            match rcpt {
+                Some(x) => record_expired_rcpt(e, x, rec, limits.max_line_bytes),
+                None => e.expired = true,
+            }
+            last_reason = last_reason_of(e);
+        });
+        // Its own code rather than the last deferral's: the deferral's finding (already on the
+        // chain, with that cause's fix) says why delivery failed; this one says that retrying
+        // has stopped and the sender must resend, which is what an operator acts on first.
+        let what = if returned_to_sender {
+            "expired in queue, returned to sender"
+        } else {
+            "expired in queue"
+        };
+        let msg = if last_reason.is_empty() {
+            format!("{}: {what}", rec.role)
+        } else {
+            format!("{}: {what}: {}", rec.role, clip(&last_reason, 300))
+        };
+        let mut f = Finding::new(FindingCode::Expired, Some(&rec.role), msg);
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        f.seen(rec.timestamp);
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
+        }
     }
 
     pub(super) fn on_removed(&mut self, rec: &LogRecord, queue_id: &str) {
@@ -90,9 +137,49 @@ impl Correlator {
         });
     }
 
-    /// A bounce/delay notification: only the line is kept with the message.
-    pub(super) fn on_notification(&mut self, rec: &LogRecord, queue_id: &str) {
-        self.on_entry_line(rec, queue_id, |_| {});
+    /// A bounce/delay notification: the line is kept with the message. The notice of an
+    /// expired message (same host) joins its chain as a notice, not as a hop or a message of
+    /// its own: it is how the expiry reached the sender. The notice of a bounced delivery stays
+    /// a message of its own, whose way back to the sender is reported like any message's.
+    pub(super) fn on_notification(&mut self, rec: &LogRecord, queue_id: &str, notice_qid: &str) {
+        let mut expired = false;
+        let cid = self.on_entry_line(rec, queue_id, |e| {
+            expired = e.expired || e.rcpts.iter().any(|r| r.status == RcptStatus::Expired);
+        });
+        if !expired || notice_qid == queue_id {
+            return;
+        }
+        let host = &rec.role;
+        let Some(ncid) = self.find_entry(host, notice_qid) else {
+            // Not seen yet: open it in this chain, so that its lines find the message.
+            if let Some(ch) = self.chains.get_mut(&cid) {
+                let mut n = Entry::new(host.clone(), notice_qid, rec.timestamp, rec.subsecond);
+                n.notice_of = Some(queue_id.to_owned());
+                ch.entries.push(n);
+            }
+            self.qids
+                .entry(notice_qid.to_owned())
+                .or_default()
+                .push((host.clone(), cid));
+            return;
+        };
+        // Only a chain that is nothing but the notification is taken over.
+        let lone = self
+            .chains
+            .get(&ncid)
+            .is_some_and(|c| c.entries.len() == 1 && c.dovecot.is_empty() && c.noqueue.is_empty());
+        if ncid == cid || !lone {
+            return;
+        }
+        let message_id = self.chains.get(&cid).and_then(|c| c.message_id.clone());
+        let keep = self.merge(cid, ncid);
+        if let Some(ch) = self.chains.get_mut(&keep) {
+            // The notification's message-id is its own, not the message's.
+            ch.message_id = message_id;
+            if let Some(n) = ch.entry_mut(host, notice_qid) {
+                n.notice_of = Some(queue_id.to_owned());
+            }
+        }
     }
 
     /// A per-attempt detail (`lost connection ...`): kept for the delivery line that follows,
@@ -101,4 +188,50 @@ impl Correlator {
         let line = clip(&rec.raw, self.limits.max_line_bytes);
         self.on_entry_line(rec, queue_id, |e| e.add_detail(line));
     }
+}
+
+/// A per-recipient expiry: the recipient's status, and its last relay, dsn and reason as the
+/// attempt that describes it.
+fn record_expired_rcpt(e: &mut Entry, x: &ExpiredRcpt, rec: &LogRecord, max_line: usize) {
+    let service = rec
+        .program
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let Some(r) = e.rcpt_mut(&x.to) else {
+        return;
+    };
+    r.status = RcptStatus::Expired;
+    let prev = r.last.take();
+    let reason = if x.reason.is_empty() {
+        prev.as_ref().map(|a| a.reason.clone()).unwrap_or_default()
+    } else {
+        clip(&x.reason, max_line)
+    };
+    r.last = Some(Attempt {
+        service,
+        relay: x.relay.clone(),
+        delay_ms: x.delay_ms,
+        delays: prev.as_ref().and_then(|a| a.delays),
+        dsn: x.dsn.clone(),
+        reason,
+        queued_as: None,
+        lmtp_session: None,
+        at: rec.timestamp,
+        subsecond: rec.subsecond,
+    });
+}
+
+/// The reason of the entry's latest failed attempt (the last deferral, for a message that
+/// expired).
+fn last_reason_of(e: &Entry) -> String {
+    e.rcpts
+        .iter()
+        .filter(|r| r.status != RcptStatus::Sent)
+        .filter_map(|r| r.last.as_ref())
+        .filter(|a| !a.reason.is_empty())
+        .max_by_key(|a| a.at)
+        .map(|a| a.reason.clone())
+        .unwrap_or_default()
 }

@@ -88,9 +88,9 @@ impl Correlator {
                 e.from = r.from.clone();
             }
         }
-        ch.add_line(&rec.raw, &limits);
+        ch.add_line(&rec.raw, &limits, &mut self.line_budget);
         ch.touch(rec.timestamp);
-        ch.add_finding(f, &limits, true);
+        ch.add_finding(f, &limits, true, &mut self.line_budget);
     }
 
     /// A NOQUEUE reject: a chain of its own, joined with the upstream delivery failure that
@@ -105,9 +105,9 @@ impl Correlator {
                 reject: r.clone(),
                 at: ts,
             });
-            ch.add_line(&rec.raw, &limits);
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(ts);
-            ch.add_finding(f, &limits, true);
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
         }
         let Some(to) = &r.to else {
             return;
@@ -132,18 +132,11 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         r: &Reject,
     ) -> Option<ChainId> {
-        self.recent_failures
-            .iter()
-            .rev()
-            .find(|x| {
-                x.to == to_key
-                    && x.host != *host
-                    && within(x.at, ts, self.limits.link_window)
-                    && quotes_reply(&x.reason, r)
-                    && senders_agree(x.from.as_deref(), r.from.as_deref())
-            })
-            .map(|x| x.chain)
-            .filter(|c| self.chains.contains_key(c))
+        self.failure_elsewhere(host, to_key, ts, |x| {
+            quotes_reply(&x.reason, r) && senders_agree(x.from.as_deref(), r.from.as_deref())
+        })
+        .map(|x| x.chain)
+        .filter(|c| self.chains.contains_key(c))
     }
 
     /// The NOQUEUE reject chain (on another host, within the window, same sender) whose reply

@@ -296,6 +296,18 @@ fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
         .unwrap_or_else(|| panic!("no {code:?} finding in {m:#?}"))
 }
 
+/// Each hop's host and status, in order.
+fn host_path(m: &MessageChain) -> Vec<(&str, HopStatus)> {
+    m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect()
+}
+
+/// The message whose first hop is queue id `qid`.
+fn by_first_qid<'a>(ms: &'a [MessageChain], qid: &str) -> &'a MessageChain {
+    ms.iter()
+        .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+        .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
+}
+
 #[test]
 fn queue_lifecycle_lines_shape_the_hop() {
     let mut c = Correlator::new(Limits::default());
@@ -437,8 +449,7 @@ fn dovecots_save_follows_the_lmtp_hand_off_in_either_order() {
         let ms = c.finish();
         assert_eq!(ms.len(), 1, "{ms:#?}");
         let m = &ms[0];
-        let hops: Vec<(&str, HopStatus)> =
-            m.hops.iter().map(|h| (h.host.as_str(), h.status)).collect();
+        let hops = host_path(m);
         assert_eq!(
             hops,
             [("dell", HopStatus::Sent), ("dovecot", HopStatus::Saved)]
@@ -516,11 +527,7 @@ fn rejects_of_a_queued_message_close_or_keep_the_entry() {
          Nov  7 12:00:00 mx postfix/cleanup[2]: 2F2F2F2F2F: hold: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held",
     );
     let ms = c.finish();
-    let hop = |qid: &str| {
-        ms.iter()
-            .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
-            .unwrap_or_else(|| panic!("no {qid} in {ms:#?}"))
-    };
+    let hop = |qid: &str| by_first_qid(&ms, qid);
     let rejected = hop("1E1E1E1E1E");
     assert_eq!(rejected.hops[0].status, HopStatus::Rejected);
     assert_eq!(rejected.status, MessageStatus::Rejected);
@@ -529,4 +536,376 @@ fn rejects_of_a_queued_message_close_or_keep_the_entry() {
     let held = hop("2F2F2F2F2F");
     assert_ne!(held.hops[0].status, HopStatus::Rejected, "{held:#?}");
     assert!(!held.complete, "a held message stays in the queue");
+}
+
+const EXPIRING: &str = "\
+Nov  7 08:00:00 mx postfix/smtpd[1]: 3C3C3C3C3C: client=smtp.provider.test[198.18.2.2]
+Nov  7 08:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, size=900, nrcpt=2 (queue active)
+Nov  7 08:00:30 mx postfix/smtp[4]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.slow.example[192.0.2.50]:25: Connection timed out)
+Nov  7 08:00:31 mx postfix/smtp[4]: 3C3C3C3C3C: to=<ok@fast.example>, relay=mx.fast.example[192.0.2.9]:25, delay=31, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
+const NOTICE_ID: &str =
+    "Nov  7 09:00:00 mx postfix/cleanup[2]: 4D4D4D4D4D: message-id=<bounce-4D@mx.corp.test>";
+const EXPIRED_RCPT: &str = "\
+Nov  7 09:00:00 mx postfix/error[5]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=3600, delays=3600/0/0/0, dsn=4.4.7, status=expired, returned to sender (connect to mx.slow.example[192.0.2.50]:25: Connection timed out)
+Nov  7 09:00:00 mx postfix/bounce[6]: 3C3C3C3C3C: sender non-delivery notification: 4D4D4D4D4D
+Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: removed";
+
+#[test]
+fn an_expired_recipient_is_ranked_like_a_bounce_and_keeps_its_notice() {
+    // The notice's cleanup line before the bounce line, and after it.
+    for text in [
+        format!("{EXPIRING}\n{NOTICE_ID}\n{EXPIRED_RCPT}"),
+        format!("{EXPIRING}\n{EXPIRED_RCPT}\n{NOTICE_ID}"),
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &text);
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "the notice is no message of its own: {ms:#?}");
+        let m = &ms[0];
+        assert_eq!(m.status, MessageStatus::Bounced);
+        assert_eq!(
+            m.message_id, None,
+            "the notice's message-id is not the message's"
+        );
+        assert!(m.complete);
+        assert_eq!(m.notes, ["ec2 notified the sender as queue id 4D4D4D4D4D"]);
+        let hop = &m.hops[0];
+        assert_eq!(m.hops.len(), 1, "{m:#?}");
+        assert_eq!(hop.status, HopStatus::Expired);
+        // The expired recipient's own line describes the hop.
+        assert_eq!(hop.dsn.as_deref(), Some("4.4.7"));
+        assert_eq!(hop.relay.as_deref(), Some("none"));
+        assert_eq!(hop.delay_ms, Some(3_600_000));
+        let f = finding(m, FindingCode::Expired);
+        assert_eq!(
+            f.message,
+            "ec2: expired in queue, returned to sender: connect to mx.slow.example[192.0.2.50]:25: Connection timed out"
+        );
+        assert_eq!(f.host.as_deref(), Some("ec2"));
+        finding(m, FindingCode::NextHopTimeout);
+    }
+}
+
+#[test]
+fn a_whole_message_expiry_quotes_the_last_deferral() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        &format!(
+            "{EXPIRING}\nNov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, status=expired, returned to sender"
+        ),
+    );
+    let ms = c.finish();
+    assert_eq!(ms[0].hops[0].status, HopStatus::Expired);
+    assert_eq!(ms[0].status, MessageStatus::Bounced);
+    assert!(finding(&ms[0], FindingCode::Expired).message.ends_with(
+        "returned to sender: connect to mx.slow.example[192.0.2.50]:25: Connection timed out"
+    ));
+}
+
+#[test]
+fn a_bounce_notice_stays_a_message_of_its_own() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 08:00:00 mx postfix/qmgr[3]: 5E5E5E5E5E: from=<a@provider.test>, size=900, nrcpt=1 (queue active)\n\
+         Nov  7 08:00:01 mx postfix/smtp[4]: 5E5E5E5E5E: to=<x@far.example>, relay=mx.far.example[192.0.2.9]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced (host mx.far.example[192.0.2.9] said: 550 5.1.1 User unknown (in reply to RCPT TO command))\n\
+         Nov  7 08:00:01 mx postfix/cleanup[2]: 6F6F6F6F6F: message-id=<bounce-6F@mx.corp.test>\n\
+         Nov  7 08:00:01 mx postfix/bounce[6]: 5E5E5E5E5E: sender non-delivery notification: 6F6F6F6F6F\n\
+         Nov  7 08:00:01 mx postfix/qmgr[3]: 5E5E5E5E5E: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 2, "{ms:#?}");
+    assert!(ms
+        .iter()
+        .any(|m| m.has_message_id("bounce-6F@mx.corp.test")));
+}
+
+const MX_DEFERS: &str = "\
+Nov  7 11:20:04 mx postfix/smtpd[1]: 7A7A7A7A7A: client=out.sender.example[203.0.113.25]
+Nov  7 11:20:04 mx postfix/cleanup[2]: 7A7A7A7A7A: message-id=<inv@sender.example>
+Nov  7 11:20:04 mx postfix/qmgr[3]: 7A7A7A7A7A: from=<billing@sender.example>, size=3020, nrcpt=1 (queue active)
+Nov  7 11:20:05 mx postfix/smtp[4]: 7A7A7A7A7A: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.4, delays=0.01/0/0.05/0.34, dsn=4.3.0, status=deferred (host 100.64.0.2[100.64.0.2] said: 451 4.3.0 Error: queue file write error (in reply to end of DATA command))";
+const DELL_REFUSES: &str = "\
+Nov  7 11:20:05 dell postfix/smtpd[1]: 8B8B8B8B8B: client=unknown[100.64.0.1]
+Nov  7 11:20:05 dell postfix/cleanup[2]: warning: ldap:/etc/postfix/ldap-aliases.cf lookup error for \"alice@corp.test\"
+Nov  7 11:20:05 dell postfix/cleanup[2]: warning: ldap:/etc/postfix/ldap-other.cf lookup error for \"bob@corp.test\"
+Nov  7 11:20:05 dell postfix/cleanup[2]: warning: 8B8B8B8B8B: virtual_alias_maps map lookup problem for alice@corp.test -- message not accepted, try again later";
+
+#[test]
+fn a_map_lookup_refusal_joins_the_upstream_deferral_in_either_order() {
+    for c in in_both_orders(("ec2", MX_DEFERS), ("dell", DELL_REFUSES)) {
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let path = host_path(m);
+        assert_eq!(
+            path,
+            [("ec2", HopStatus::Deferred), ("dell", HopStatus::Refused)]
+        );
+        assert_eq!(m.status, MessageStatus::Deferred);
+        let f = finding(m, FindingCode::LookupFailure);
+        assert_eq!(
+            f.message,
+            "dell: cleanup could not look up virtual_alias_maps for alice@corp.test: message not accepted, try again later"
+        );
+        assert_eq!(f.host.as_deref(), Some("dell"));
+        // The lookup error about this key explains it; the one about another key does not.
+        assert!(
+            f.evidence.iter().any(|e| e.contains("ldap-aliases.cf")),
+            "{f:#?}"
+        );
+        assert!(
+            !f.evidence.iter().any(|e| e.contains("ldap-other.cf")),
+            "{f:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_refusal_without_a_sender_log_is_still_refused_and_a_warning_alone_changes_nothing() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "dell",
+        "Nov  7 11:20:09 dell postfix/smtpd[1]: 9C9C9C9C9C: client=unknown[100.64.0.1]\n\
+         Nov  7 11:20:09 dell postfix/cleanup[2]: 9C9C9C9C9C: warning: header_checks map lookup problem -- message not accepted, try again later\n\
+         Nov  7 11:20:10 dell postfix/smtpd[1]: 0D0D0D0D0D: client=unknown[100.64.0.1]\n\
+         Nov  7 11:20:10 dell postfix/cleanup[2]: warning: 0D0D0D0D0D: smtp_generic_maps map lookup problem for x@corp.test",
+    );
+    let ms = c.finish();
+    let by_qid = |q: &str| by_first_qid(&ms, q);
+    let refused = by_qid("9C9C9C9C9C");
+    assert_eq!(refused.hops[0].status, HopStatus::Refused);
+    assert_eq!(refused.status, MessageStatus::Deferred);
+    assert!(refused.complete);
+    assert_eq!(
+        finding(refused, FindingCode::LookupFailure).message,
+        "dell: cleanup could not look up header_checks: message not accepted, try again later"
+    );
+    // No "message not accepted": the entry is not closed by it.
+    let other = by_qid("0D0D0D0D0D");
+    assert_ne!(other.hops[0].status, HopStatus::Refused);
+    assert!(!other.complete);
+}
+
+#[test]
+fn a_refusal_the_sender_got_past_on_retry_does_not_decide_the_status() {
+    let retry = "\
+Nov  7 11:30:05 mx postfix/smtp[4]: 7A7A7A7A7A: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=600, delays=599/0/0.05/0.34, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1E1E1E1E1E)
+Nov  7 11:30:05 mx postfix/qmgr[3]: 7A7A7A7A7A: removed";
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", MX_DEFERS);
+    feed(&mut c, "dell", DELL_REFUSES);
+    feed(&mut c, "ec2", retry);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].hops[1].status, HopStatus::Refused);
+    // The retry's hand-off is not in these logs: the ec2 hop (sent) is where it ended.
+    assert_eq!(ms[0].status, MessageStatus::Delivered, "{ms:#?}");
+}
+
+const FILTERED: &str = "\
+Nov  7 14:30:00 mx postfix/smtpd[1]: 9E9E9E9E9E: client=out.sender.example[203.0.113.25]
+Nov  7 14:30:00 mx postfix/qmgr[3]: 9E9E9E9E9E: from=<an@sender.example>, size=8810, nrcpt=1 (queue active)
+Nov  7 14:30:01 mx postfix/smtpd[7]: 2C2C2C2C2C: client=localhost[127.0.0.1]
+Nov  7 14:30:01 mx postfix/qmgr[3]: 2C2C2C2C2C: from=<an@sender.example>, size=9320, nrcpt=1 (queue active)
+Nov  7 14:30:01 mx postfix/smtp[4]: 9E9E9E9E9E: to=<alice@corp.test>, relay=RELAY, delay=1.2, delays=0.01/0/0/1.2, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 2C2C2C2C2C)
+Nov  7 14:30:01 mx postfix/qmgr[3]: 9E9E9E9E9E: removed
+Nov  7 14:30:01 mx postfix/smtp[8]: 2C2C2C2C2C: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.08, delays=0.01/0/0.03/0.04, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4B4B4B4B4B)
+Nov  7 14:30:01 mx postfix/qmgr[3]: 2C2C2C2C2C: removed";
+
+#[test]
+fn a_content_filter_reinjection_is_one_message_without_a_skew_sample() {
+    // No message-id lines: only the `queued as` link can join the two entries.
+    for relay in [
+        "127.0.0.1[127.0.0.1]:10024",
+        "localhost[::1]:25",
+        "amavis[172.18.0.5]:10024",
+        // A relay that is none of these: the localhost client of the next entry decides.
+        "filter.corp.test[10.1.1.1]:2500",
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &FILTERED.replace("RELAY", relay));
+        assert!(c.skew().is_empty(), "same clock: {:?}", c.skew());
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{relay}: {ms:#?}");
+        let qids: Vec<_> = ms[0].hops.iter().map(|h| h.queue_id.as_deref()).collect();
+        assert_eq!(qids, [Some("9E9E9E9E9E"), Some("2C2C2C2C2C")], "{relay}");
+        assert!(ms[0].complete);
+    }
+}
+
+#[test]
+fn a_same_host_queue_id_is_not_linked_through_a_remote_relay() {
+    // The next entry's client is not local and the relay is remote: a coincidence of ids.
+    let text = FILTERED
+        .replace("RELAY", "filter.corp.test[10.1.1.1]:2500")
+        .replace("client=localhost[127.0.0.1]", "client=unknown[10.1.1.1]");
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", &text);
+    assert_eq!(c.finish().len(), 2);
+}
+
+#[test]
+fn local_relays_and_clients_are_recognized() {
+    use super::links::{client_is_local, relay_is_local};
+    for r in [
+        "127.0.0.1[127.0.0.1]:10024",
+        "[127.0.0.1]:10025",
+        "localhost[::1]:25",
+        "x[ipv6:::1]:25",
+        "amavis[172.18.0.5]:10024",
+        "amavis[172.18.0.5]:10025",
+    ] {
+        assert!(relay_is_local(r), "{r}");
+    }
+    for r in [
+        "none",
+        "100.64.0.2[100.64.0.2]:2525",
+        "dell[private/dovecot-lmtp]",
+        "mx[192.0.2.1]:25",
+        "[127.0.0.1",
+        "x[192.0.2.1]:100245",
+    ] {
+        assert!(!relay_is_local(r), "{r}");
+    }
+    assert!(client_is_local("localhost[127.0.0.1]"));
+    assert!(client_is_local("localhost[::1]"));
+    assert!(!client_is_local("unknown[100.64.0.1]"));
+}
+
+#[test]
+fn a_recipient_rejected_at_rcpt_leaves_the_hop_its_delivery_fields() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 10:15:01 mx postfix/smtpd[1]: 3B3B3B3B3B: client=out.sender.example[203.0.113.25]\n\
+         Nov  7 10:15:01 mx postfix/smtpd[1]: 3B3B3B3B3B: reject: RCPT from out.sender.example[203.0.113.25]: 550 5.1.1 <nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<news@sender.example> to=<nobody@corp.test> proto=ESMTP helo=<x>\n\
+         Nov  7 10:15:02 mx postfix/qmgr[3]: 3B3B3B3B3B: from=<news@sender.example>, size=5120, nrcpt=1 (queue active)\n\
+         Nov  7 10:15:02 mx postfix/smtp[4]: 3B3B3B3B3B: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.31, delays=0.2/0/0.05/0.06, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 7E7E7E7E7E)\n\
+         Nov  7 10:15:02 mx postfix/qmgr[3]: 3B3B3B3B3B: removed",
+    );
+    let ms = c.finish();
+    let hop = &ms[0].hops[0];
+    assert_eq!(hop.status, HopStatus::Sent);
+    assert_eq!(hop.relay.as_deref(), Some("100.64.0.2[100.64.0.2]:2525"));
+    assert_eq!(hop.dsn.as_deref(), Some("2.0.0"));
+    assert_eq!(hop.next_queue_id.as_deref(), Some("7E7E7E7E7E"));
+    assert_eq!(hop.service.as_deref(), Some("smtp"));
+    assert!(hop.delays.is_some());
+    assert_eq!(hop.to, ["nobody@corp.test", "alice@corp.test"]);
+    finding(&ms[0], FindingCode::RecipientUnknown);
+}
+
+#[test]
+fn a_reinjection_logged_after_its_queued_as_still_links() {
+    // Two instances logging to separate files: the sending one's file is read first.
+    let text = FILTERED.replace("RELAY", "filter.corp.test[10.1.1.1]:2500");
+    let (second, first): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.contains("2C2C2C2C2C:"));
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", &first.join("\n"));
+    feed(&mut c, "ec2", &second.join("\n"));
+    assert!(c.skew().is_empty(), "{:?}", c.skew());
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let qids: Vec<_> = ms[0].hops.iter().map(|h| h.queue_id.as_deref()).collect();
+    assert_eq!(qids, [Some("9E9E9E9E9E"), Some("2C2C2C2C2C")]);
+}
+
+/// Open messages, each with client, message-id, qmgr and `deferrals` deferred attempts.
+fn open_message_lines(i: u32, deferrals: u32) -> Vec<String> {
+    let q = format!("{:010X}", 0x100_0000 + i);
+    let mut v = vec![
+        format!("Nov  7 12:00:05 mx postfix/smtpd[1]: {q}: client=s{i}.example.org[203.0.113.9]"),
+        format!("Nov  7 12:00:05 mx postfix/cleanup[2]: {q}: message-id=<open{i}@x>"),
+        format!("Nov  7 12:00:05 mx postfix/qmgr[3]: {q}: from=<s{i}@example.org>, size=900, nrcpt=1 (queue active)"),
+    ];
+    for r in 0..deferrals {
+        v.push(format!(
+            "Nov  7 12:00:{:02} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=mx.corp.test[192.0.2.1]:25, delay={r}, delays=0.1/0/30/0, dsn=4.4.1, status=deferred (connect to mx.corp.test[192.0.2.1]:25: Connection timed out)",
+            6 + r
+        ));
+    }
+    v
+}
+
+#[test]
+fn retained_lines_and_evidence_stay_under_the_global_cap() {
+    let cap = 64 * 1024;
+    let limits = Limits {
+        max_retained_line_bytes: cap,
+        ..Limits::default()
+    };
+    let mut c = Correlator::new(limits);
+    let ctx = ParseContext::new("ec2", 2025);
+    let n = 3_000;
+    for i in 0..n {
+        for l in open_message_lines(i, 4) {
+            c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+            // A finding's evidence may take the last line that fits, never more than one.
+            assert!(c.retained_line_bytes() <= cap + limits.max_line_bytes);
+        }
+    }
+    // Every message stays open: without the global cap they would hold ~7 lines of ~200 bytes
+    // each, some 4 MB here.
+    assert_eq!(c.open_chains(), n as usize);
+    assert!(
+        c.lines_dropped_over_cap() > 10_000,
+        "{}",
+        c.lines_dropped_over_cap()
+    );
+    let out = c.finish_all();
+    assert_eq!(
+        out.stats.lines_dropped_over_cap,
+        out.messages.iter().map(|m| m.lines_dropped).sum::<u64>()
+            + evidence_dropped(&out.messages, 4)
+    );
+    // The earliest messages kept their lines; the per-message count says what each lost.
+    assert_eq!(out.messages[0].lines.len(), 7);
+    assert!(out
+        .messages
+        .iter()
+        .any(|m| m.lines.is_empty() && m.lines_dropped == 7));
+}
+
+/// Evidence lines missing from the messages' findings, against `per_message` expected each.
+fn evidence_dropped(messages: &[MessageChain], per_message: u64) -> u64 {
+    messages
+        .iter()
+        .map(|m| {
+            per_message
+                - m.findings
+                    .iter()
+                    .map(|f| f.evidence.len() as u64)
+                    .sum::<u64>()
+        })
+        .sum()
+}
+
+#[test]
+fn flushing_open_chains_in_batches_matches_the_end_of_input() {
+    let ctx = ParseContext::new("ec2", 2025);
+    let fill = |c: &mut Correlator| {
+        for i in 0..50 {
+            for l in open_message_lines(i, 2) {
+                c.push(parse_line(l.as_bytes(), &ctx).unwrap());
+            }
+        }
+    };
+    let mut whole = Correlator::new(Limits::default());
+    fill(&mut whole);
+    let whole = whole.finish();
+    let mut batched = Correlator::new(Limits::default());
+    fill(&mut batched);
+    let mut got = Vec::new();
+    while batched.flush_open(7) > 0 {
+        got.extend(batched.take_finished());
+    }
+    assert_eq!(batched.open_chains(), 0);
+    assert_eq!(got, whole);
 }

@@ -104,15 +104,17 @@ impl Focus {
 
     /// Decide for a Postfix line (`msg` after `program[pid]: `).
     fn postfix<'a>(&self, msg: &'a [u8]) -> Decision<'a> {
-        const ALWAYS: [&[u8]; 5] = [
-            b"warning: ",
-            b"error: ",
-            b"fatal: ",
-            b"panic: ",
-            b"NOQUEUE: ",
-        ];
-        if ALWAYS.iter().any(|p| msg.starts_with(p)) {
+        const LEVELS: [&[u8]; 4] = [b"warning: ", b"error: ", b"fatal: ", b"panic: "];
+        if msg.starts_with(b"NOQUEUE: ") {
             return Decision::Full;
+        }
+        if let Some(p) = LEVELS.iter().find(|p| msg.starts_with(p)) {
+            // `warning: QID: ...` about one queue entry (cleanup refusing it): its remembered
+            // `client=` line comes with it, as with a full parse.
+            return match queue_id_head(&msg[p.len()..]) {
+                Some(q) => Decision::FullWithReplay(q),
+                None => Decision::Full,
+            };
         }
         let head = &msg[..msg.len().min(24)];
         let Some((q, _)) = split_once(head, b": ") else {
@@ -126,6 +128,10 @@ impl Focus {
             return Decision::Full;
         }
         if rest.starts_with(b"message-id=") && self.hits(rest) {
+            return Decision::FullWithReplay(q);
+        }
+        // `QID: warning: ...` passes like any warning, with the entry's remembered lines.
+        if LEVELS.iter().any(|p| rest.starts_with(p)) {
             return Decision::FullWithReplay(q);
         }
         // smtpd rejects a recipient after the queue file exists (`QID: reject: RCPT ...`) before
@@ -190,6 +196,12 @@ impl Focus {
         // Not Postfix or Dovecot: let the full parser call it unknown.
         Decision::Full
     }
+}
+
+/// The queue id a message starts with (`QID: ...`), if it does.
+fn queue_id_head(msg: &[u8]) -> Option<&[u8]> {
+    let (q, _) = split_once(&msg[..msg.len().min(24)], b": ")?;
+    scan::is_queue_id(q).then_some(q)
 }
 
 /// The last `client=`/`uid=`/`reject:` lines of queue ids nobody asked for yet, in a fixed ring whose

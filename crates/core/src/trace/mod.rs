@@ -38,14 +38,19 @@ pub mod date;
 mod fields;
 pub mod render;
 pub mod stages;
+mod stream;
 
 use chrono::{DateTime, Utc};
+use std::ops::Range;
+
+use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, MessageParser};
 use serde::{Deserialize, Serialize};
 
 pub use date::{format_rfc3339, parse_received_date, ParsedDate, Precision};
 pub use render::render_human;
 pub use stages::{assign_stages, glob_match, validate_path, IpRange, StageMatcher};
+pub use stream::{trace_lazy, LazyTrace};
 
 /// How far past the reference time a hop may be stamped before `future_date` is raised. Covers
 /// ordinary clock drift between a server and the machine running the analysis.
@@ -175,74 +180,117 @@ fn valid_field_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
-/// Trace a raw RFC 5322 message (headers alone suffice). `Err` only when no header can be read.
-pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceError> {
+/// Where each Received header's value lies in `raw`, as written (newest first). Other headers are
+/// skipped unparsed and nothing is kept but the ranges: a message of 300k hops costs a few MB here,
+/// not a parsed copy of its whole header block.
+fn received_values(raw: &[u8]) -> Result<Vec<Range<usize>>, TraceError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(TraceError::Empty);
     }
     let msg = MessageParser::new()
+        .ignore_header(HeaderName::Received)
+        .default_header_ignore()
         .parse_headers(raw)
         .ok_or(TraceError::NoHeaders)?;
     let headers = msg.headers();
     if !headers.iter().any(|h| valid_field_name(h.name.as_str())) {
         return Err(TraceError::NoHeaders);
     }
-    let mut hops: Vec<Hop> = headers
+    Ok(headers
         .iter()
         .filter(|h| h.name == HeaderName::Received)
-        .map(|h| {
-            let value = raw
-                .get(h.offset_start as usize..h.offset_end as usize)
-                .unwrap_or_default();
-            fields::build_hop(value, &h.value)
-        })
-        .collect();
-    hops.reverse();
-    Ok(finish(hops, opts))
+        .map(|h| h.offset_start as usize..h.offset_end as usize)
+        .collect())
 }
 
-/// Delays, skew and future checks, stages and totals over hops already oldest first.
-fn finish(mut hops: Vec<Hop>, opts: &TraceOptions) -> Trace {
-    let reference = opts.fetched_at.unwrap_or(opts.now);
-    let limit = i128::from(reference.timestamp()) * 1_000_000_000
-        + i128::from(reference.timestamp_subsec_nanos())
-        + i128::from(FUTURE_TOLERANCE_SECS) * 1_000_000_000;
-    let mut prev: Option<Timestamp> = None;
-    let mut first: Option<Timestamp> = None;
-    for hop in &mut hops {
-        let Some(ts) = hop.timestamp else { continue };
+/// One hop from one Received value: mail-parser parses this header alone, and its parse is
+/// dropped before the next header is read.
+fn hop_at(raw: &[u8], value: &Range<usize>) -> Hop {
+    let bytes = raw.get(value.clone()).unwrap_or_default();
+    let parsed = MessageStream::new(bytes).parse_received();
+    fields::build_hop(bytes, &parsed)
+}
+
+/// Trace a raw RFC 5322 message (headers alone suffice). `Err` only when no header can be read.
+pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceError> {
+    let values = received_values(raw)?;
+    let mut timeline = Timeline::new(opts);
+    let mut hops: Vec<Hop> = values
+        .iter()
+        .rev()
+        .map(|v| {
+            let mut hop = hop_at(raw, v);
+            timeline.step(&mut hop);
+            hop
+        })
+        .collect();
+    let missing_stages = assign_stages(&mut hops, opts.stages);
+    Ok(Trace {
+        warnings: message_warnings(hops.len()),
+        hops,
+        total_ms: timeline.total_ms(),
+        missing_stages,
+    })
+}
+
+fn message_warnings(hops: usize) -> Vec<String> {
+    if hops == 0 {
+        vec!["no_received_headers".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Delays, skew and future checks over hops taken oldest first, one at a time, and the total.
+struct Timeline {
+    /// The latest instant not flagged `future_date`, in Unix nanoseconds.
+    limit: i128,
+    prev: Option<Timestamp>,
+    first: Option<Timestamp>,
+    timed: usize,
+}
+
+impl Timeline {
+    fn new(opts: &TraceOptions) -> Self {
+        let reference = opts.fetched_at.unwrap_or(opts.now);
+        Timeline {
+            limit: i128::from(reference.timestamp()) * 1_000_000_000
+                + i128::from(reference.timestamp_subsec_nanos())
+                + i128::from(FUTURE_TOLERANCE_SECS) * 1_000_000_000,
+            prev: None,
+            first: None,
+            timed: 0,
+        }
+    }
+
+    fn step(&mut self, hop: &mut Hop) {
+        let Some(ts) = hop.timestamp else { return };
         let t = ts.unix_nanos();
-        if let Some(p) = prev {
+        if let Some(p) = self.prev {
             let before = p.unix_nanos();
             hop.delay_ms = Some(round_ms(t - before));
             if t + ts.precision.resolution_ns() <= before {
                 hop.warnings.push(HopWarning::ClockSkew);
             }
         }
-        if t > limit {
+        if t > self.limit {
             hop.warnings.push(HopWarning::FutureDate);
         }
         hop.warnings.sort();
         hop.warnings.dedup();
-        first.get_or_insert(ts);
-        prev = Some(ts);
+        self.first.get_or_insert(ts);
+        self.prev = Some(ts);
+        self.timed += 1;
     }
-    let total_ms = match (first, prev) {
-        (Some(a), Some(b)) if hops.iter().filter(|h| h.timestamp.is_some()).count() >= 2 => {
-            Some(round_ms(b.unix_nanos() - a.unix_nanos()))
+
+    /// Last timestamped hop minus the first; `None` with fewer than two.
+    fn total_ms(&self) -> Option<i64> {
+        match (self.first, self.prev) {
+            (Some(a), Some(b)) if self.timed >= 2 => {
+                Some(round_ms(b.unix_nanos() - a.unix_nanos()))
+            }
+            _ => None,
         }
-        _ => None,
-    };
-    let missing_stages = assign_stages(&mut hops, opts.stages);
-    let mut warnings = Vec::new();
-    if hops.is_empty() {
-        warnings.push("no_received_headers".to_string());
-    }
-    Trace {
-        hops,
-        total_ms,
-        warnings,
-        missing_stages,
     }
 }
 

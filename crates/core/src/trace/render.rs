@@ -13,10 +13,12 @@
 //!        mail.example.org [192.0.2.25] -> mx.google.com
 //! ```
 //! Times are UTC with at most millisecond digits (the JSON keeps all of them); a date line is
-//! printed before the first timed hop and whenever the date changes.
+//! printed before the first timed hop and whenever the date changes. Every field taken from the
+//! message (hosts, protocol, the raw header) has its control characters escaped before layout.
 use std::fmt::Write as _;
 
 use super::{Hop, HopWarning, Precision, Trace};
+use crate::text::escape_control as esc;
 
 const MIN_WIDTH: usize = 60;
 const INDENT: &str = "       ";
@@ -87,24 +89,24 @@ pub fn render_human(t: &Trace, width: usize) -> String {
         };
         let delay = hop.delay_ms.map_or_else(|| "-".to_string(), human_ms);
         let bar = bar(hop.delay_ms, max_delay, cells);
-        let mut tail = hop.protocol.clone().unwrap_or_else(|| "-".into());
+        let mut tail = esc(hop.protocol.as_deref().unwrap_or("-")).into_owned();
         if let Some(stage) = &hop.stage {
-            let _ = write!(tail, "  stage {stage}");
+            let _ = write!(tail, "  stage {}", esc(stage));
         }
         let head = format!("{i:>3}  {time:<12}  {delay:>8}  {bar}  ");
         let tail = fit(&tail, width.saturating_sub(head.chars().count()).max(8));
         let _ = writeln!(out, "{head}{tail}");
 
-        let mut from = hop.from.clone().unwrap_or_else(|| "-".into());
+        let mut from = esc(hop.from.as_deref().unwrap_or("-")).into_owned();
         if let Some(ip) = &hop.from_ip {
             if hop.from.as_deref().map(|f| f.trim_matches(['[', ']'])) != Some(ip.as_str()) {
-                let _ = write!(from, " [{ip}]");
+                let _ = write!(from, " [{}]", esc(ip));
             }
         }
-        let by = format!("-> {}", hop.by.as_deref().unwrap_or("-"));
+        let by = format!("-> {}", esc(hop.by.as_deref().unwrap_or("-")));
         if hop.from.is_none() && hop.by.is_none() {
             // Nothing to route (qmail's `(qmail 123 invoked from network)`, junk): show the text.
-            let _ = writeln!(out, "{INDENT}{}", fit(&hop.raw, line_w));
+            let _ = writeln!(out, "{INDENT}{}", fit(&esc(&hop.raw), line_w));
         } else if from.chars().count() + 1 + by.chars().count() <= line_w {
             let _ = writeln!(out, "{INDENT}{from} {by}");
         } else {
@@ -119,11 +121,11 @@ pub fn render_human(t: &Trace, width: usize) -> String {
     }
 
     if !t.missing_stages.is_empty() {
-        let _ = writeln!(out, "missing stages: {}", t.missing_stages.join(", "));
+        let _ = writeln!(out, "missing stages: {}", esc(&t.missing_stages.join(", ")));
     }
     for w in &t.warnings {
         if w != "no_received_headers" {
-            let _ = writeln!(out, "warning: {w}");
+            let _ = writeln!(out, "warning: {}", esc(w));
         }
     }
     out
@@ -132,7 +134,10 @@ pub fn render_human(t: &Trace, width: usize) -> String {
 fn warning_text(w: HopWarning, hop: &Hop) -> String {
     match w {
         HopWarning::Malformed => {
-            format!("malformed: not a Received header we can read: {}", hop.raw)
+            format!(
+                "malformed: not a Received header we can read: {}",
+                esc(&hop.raw)
+            )
         }
         HopWarning::NoDate => "no_date: the date is missing or not a valid date".into(),
         HopWarning::ClockSkew => format!(

@@ -129,22 +129,47 @@ pub fn validate_path(path: &[StageMatcher]) -> Result<(), String> {
 /// Label `hops` (oldest first) with stage names; return the required stages never matched.
 /// See the module documentation for the algorithm.
 pub fn assign_stages(hops: &mut [Hop], stages: &[StageMatcher]) -> Vec<String> {
-    let mut used = vec![false; stages.len()];
-    let mut next = 0;
+    let mut walk = StageWalk::new(stages);
     for hop in hops.iter_mut() {
-        hop.stage = None;
-        if let Some(j) = (next..stages.len()).find(|&j| stages[j].matches(hop)) {
-            hop.stage = Some(stages[j].stage.clone());
-            used[j] = true;
-            next = j + 1;
+        hop.stage = walk.step(hop).map(|j| stages[j].stage.clone());
+    }
+    walk.missing()
+}
+
+/// [`assign_stages`] one hop at a time, oldest first: each hop takes the first matcher at or
+/// after the one after the last match. Lets a trace label hops it does not hold all at once.
+pub(crate) struct StageWalk<'a> {
+    stages: &'a [StageMatcher],
+    used: Vec<bool>,
+    next: usize,
+}
+
+impl<'a> StageWalk<'a> {
+    pub(crate) fn new(stages: &'a [StageMatcher]) -> Self {
+        StageWalk {
+            stages,
+            used: vec![false; stages.len()],
+            next: 0,
         }
     }
-    stages
-        .iter()
-        .zip(used)
-        .filter(|(m, used)| !used && !m.optional)
-        .map(|(m, _)| m.stage.clone())
-        .collect()
+
+    /// The index of the matcher this hop takes, if any.
+    pub(crate) fn step(&mut self, hop: &Hop) -> Option<usize> {
+        let j = (self.next..self.stages.len()).find(|&j| self.stages[j].matches(hop))?;
+        self.used[j] = true;
+        self.next = j + 1;
+        Some(j)
+    }
+
+    /// The required stages no hop took.
+    pub(crate) fn missing(self) -> Vec<String> {
+        self.stages
+            .iter()
+            .zip(self.used)
+            .filter(|(m, used)| !used && !m.optional)
+            .map(|(m, _)| m.stage.clone())
+            .collect()
+    }
 }
 
 /// Case-insensitive glob where `*` matches any run of characters (dots included). Iterative with

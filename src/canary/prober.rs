@@ -1,0 +1,119 @@
+//! How the canary runs one probe and loads its configuration: [`Prober`] and [`Loader`], with
+//! real implementations over the one orchestrator (`runner::Runner::run_one`) and
+//! `Config::load`. The daemon only sees these traits, so its scheduling, reload and shutdown run
+//! in tests against fakes. Not here: scheduling (`daemon`).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::alerts::{self, ResolvedWebhook};
+use crate::config::Config;
+use crate::core::outcome::RunResult;
+use crate::edge::store::Store;
+use crate::runner::ports::BoxFuture;
+use crate::runner::{prepare, Prepared, Progress, Runner, Stop};
+
+/// Runs one probe of a named scenario to its verdict.
+pub trait Prober: Send + Sync {
+    /// `None` when the scenario is not known to this prober.
+    fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>>;
+    /// Ask probes in flight to end now: each is judged if it can be within the runner's short
+    /// grace, else recorded `interrupted`; own delivered probes are still cleaned up.
+    fn interrupt(&self) {}
+}
+
+/// One loaded configuration with everything resolved: what the scheduler runs until the next
+/// reload.
+pub struct Generation {
+    pub config: Arc<Config>,
+    pub prober: Arc<dyn Prober>,
+    pub webhooks: Arc<Vec<ResolvedWebhook>>,
+}
+
+/// Loads (and reloads) the configuration.
+pub trait Loader: Send + Sync {
+    /// Read, validate and resolve the configuration; the error says why in one line.
+    fn load(&self) -> Result<Generation, String>;
+    /// The latest verdict stored for a scenario, if any.
+    fn stored_status(&self, scenario: &str) -> Option<String>;
+}
+
+/// The real prober: the shared runner with every scenario prepared.
+pub struct RunnerProber {
+    runner: Arc<Runner>,
+    prepared: HashMap<String, Prepared>,
+    stop: Stop,
+}
+
+impl RunnerProber {
+    /// Resolve the probe key and every scenario's secrets and CA files now, so a bad
+    /// configuration is refused before it replaces a running one.
+    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Result<RunnerProber, String> {
+        let key = crate::cmd::run::probe_key(&config)?;
+        let prepared = config
+            .scenarios
+            .iter()
+            .map(|s| prepare(s).map(|p| (s.name.clone(), p)))
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        let stop = Stop::default();
+        let runner = Arc::new(
+            Runner::new(config, key, store, Arc::new(Progress::default()), None)
+                .with_stop(stop.clone()),
+        );
+        Ok(RunnerProber {
+            runner,
+            prepared,
+            stop,
+        })
+    }
+}
+
+impl Prober for RunnerProber {
+    fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>> {
+        Box::pin(async move {
+            let p = self.prepared.get(scenario)?;
+            Some(self.runner.run_one(p).await)
+        })
+    }
+    fn interrupt(&self) {
+        self.stop.request();
+    }
+}
+
+/// Loads `flowtest.toml` from a path, sharing one result store across reloads.
+pub struct ConfigLoader {
+    pub path: PathBuf,
+    pub store: Arc<Store>,
+}
+
+impl Loader for ConfigLoader {
+    fn load(&self) -> Result<Generation, String> {
+        let config = Arc::new(Config::load(&self.path).map_err(|e| e.to_string())?);
+        if config.state_dir != self.store.path().parent().unwrap_or(&config.state_dir) {
+            tracing::warn!(
+                state_dir = %config.state_dir.display(),
+                "state_dir changed: the canary keeps its store until it is restarted"
+            );
+        }
+        let webhooks = Arc::new(alerts::resolve(&config.canary.webhooks)?);
+        let prober = Arc::new(RunnerProber::new(
+            Arc::clone(&config),
+            Arc::clone(&self.store),
+        )?);
+        Ok(Generation {
+            config,
+            prober,
+            webhooks,
+        })
+    }
+
+    fn stored_status(&self, scenario: &str) -> Option<String> {
+        match self.store.last_status(scenario) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, scenario, "cannot read the last stored verdict");
+                None
+            }
+        }
+    }
+}
