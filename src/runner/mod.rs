@@ -88,22 +88,24 @@ impl Runner {
         Runner { stop, ..self }
     }
 
-    /// Run several scenarios, at most `max_concurrency` at once. Results keep the input order,
-    /// one per scenario: a scenario whose task panicked gets an `error` result. Rows left
-    /// `pending` by killed runs are resolved first.
+    /// Run several scenarios, at most `max_concurrency` at once, started in the input order.
+    /// Results keep that order, one per scenario: a scenario whose task panicked gets an
+    /// `error` result. Rows left `pending` by killed runs are resolved first.
     pub async fn run_all(self: &Arc<Self>, prepared: Vec<Prepared>) -> Vec<RunResult> {
         self.resolve_leftover_pending();
         let sem = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrency));
         let mut tasks = Vec::new();
         for p in prepared {
             let me = Arc::clone(self);
-            let sem = Arc::clone(&sem);
+            // The permit is taken here, not in the task: tasks are scheduled in no set order,
+            // and a scenario must not overtake the one listed before it.
+            let permit = Arc::clone(&sem).acquire_owned().await.ok();
             let p = Arc::new(p);
             let id = Uuid::now_v7();
             let handle = tokio::spawn({
                 let p = Arc::clone(&p);
                 async move {
-                    let _permit = sem.acquire_owned().await.ok();
+                    let _permit = permit;
                     me.run_probe(&p, id).await
                 }
             });

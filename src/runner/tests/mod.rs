@@ -704,3 +704,44 @@ async fn run_all_keeps_the_input_order() {
     assert_eq!(names, vec!["b-second", "a-first"]);
     assert!(results.iter().all(|r| r.status == Status::Delivered));
 }
+
+// Several worker threads: tasks are then scheduled in no set order, which is how a later
+// scenario used to overtake an earlier one (and how CI's signal test caught it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_at_a_time_scenarios_are_sent_in_the_listed_order() {
+    let lab = Lab::delivered_after(300, "INBOX");
+    let mut one = config();
+    one.max_concurrency = 1;
+    let runner = Arc::new(Runner {
+        config: Arc::new(one),
+        ..lab.runner
+    });
+    let names = ["s0", "s1", "s2", "s3", "s4", "s5"];
+    let prepared = names
+        .iter()
+        .map(|name| {
+            let mut s = scenario();
+            s.name = (*name).into();
+            Prepared::with_edges(s, lab.sender.clone(), Arc::new(lab.mail.clone()))
+        })
+        .collect();
+    let results = runner.run_all(prepared).await;
+    assert!(results.iter().all(|r| r.status == Status::Delivered));
+    let sent: Vec<String> = lab
+        .sender
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(m);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("X-Flowtest-Scenario:"))
+                .expect("the probe names its scenario")
+                .to_string();
+            line["X-Flowtest-Scenario:".len()..].trim().to_string()
+        })
+        .collect();
+    assert_eq!(sent, names);
+}
