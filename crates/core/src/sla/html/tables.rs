@@ -171,11 +171,11 @@ pub fn stages(out: &mut String, s: &ScenarioReport) {
 fn incident_row(out: &mut String, i: &Incident) {
     let (end, lasted) = match i.end {
         Some(e) => (format::instant(e), format::span(i.start, e)),
-        None => ("still failing at the window's end".into(), "–".into()),
+        None => ("ongoing at the window's end".into(), "–".into()),
     };
     let _ = write!(
         out,
-        "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td><ul class=\"findings\">",
+        "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td><ul class=\"findings\">",
         escape(&format::instant(i.start)),
         escape(&end),
         escape(&lasted),

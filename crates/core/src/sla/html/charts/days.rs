@@ -240,7 +240,7 @@ fn availability_span(days: &[DayReport], target: f64) -> Span {
 /// a grey mark for a day without a decided probe.
 pub fn availability(s: &ScenarioReport, axis: &DayAxis, tz: &str, target: f64) -> String {
     let items = [
-        legend_item("ok", "at or above the objective"),
+        legend_item("ok", "meets the objective"),
         legend_item("bad", "below the objective"),
         legend_item(
             "target",

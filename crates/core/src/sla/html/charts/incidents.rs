@@ -11,6 +11,9 @@ use crate::sla::html::svg::{Point, Rect, Svg};
 use crate::sla::model::{Incident, ScenarioReport, Window};
 
 const LANE_HEIGHT: f64 = 28.0;
+const BAR_HEIGHT: f64 = 17.0;
+/// The plot is at least this high, so the y axis's title fits beside one lane.
+const MIN_PLOT_HEIGHT: f64 = 84.0;
 /// The narrowest an incident is drawn, so a one-probe outage on a month's axis still shows.
 const MIN_WIDTH: f64 = 3.0;
 /// The lane of incidents whose findings name no stage.
@@ -96,11 +99,11 @@ pub fn timeline(s: &ScenarioReport, window: &Window) -> String {
         },
         LegendItem {
             class: "ongoing".into(),
-            text: "still failing at the window's end".into(),
+            text: "ongoing at window end".into(),
         },
     ];
     let lines = chart::legend_lines(&items, LEFT, WIDTH - 18.0) as f64;
-    let plot_height = LANE_HEIGHT * lanes.len().max(1) as f64;
+    let plot_height = (LANE_HEIGHT * lanes.len() as f64).max(MIN_PLOT_HEIGHT);
     let frame = Frame::new(WIDTH, plot_height, LEFT, BOTTOM + 16.0 * lines + 4.0);
     let mut svg = Svg::new(
         frame.width,
@@ -113,7 +116,8 @@ pub fn timeline(s: &ScenarioReport, window: &Window) -> String {
         frame.left(),
         frame.right(),
     );
-    let lane_center = |k: usize| frame.top() + LANE_HEIGHT * (k as f64 + 0.5);
+    let lane = frame.plot.height / lanes.len().max(1) as f64;
+    let lane_center = |k: usize| frame.top() + lane * (k as f64 + 0.5);
     let y_ticks: Vec<Tick> = lanes
         .iter()
         .enumerate()
@@ -157,9 +161,9 @@ fn incident_bar(svg: &mut Svg, i: &Incident, window: &Window, x: &Linear, center
     let left = from.min(x.to_px - width);
     let bar = Rect {
         x: left,
-        y: center - LANE_HEIGHT * 0.3,
+        y: center - BAR_HEIGHT / 2.0,
         width,
-        height: LANE_HEIGHT * 0.6,
+        height: BAR_HEIGHT,
     };
     let class = if i.end.is_some() {
         "incident"

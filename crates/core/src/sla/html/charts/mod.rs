@@ -20,7 +20,7 @@ use crate::sla::model::SlaReport;
 /// Every chart's width in SVG units (the page scales it to its column).
 pub const WIDTH: f64 = 560.0;
 /// Room on the left for the y axis's tick labels and title.
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 90.0;
 /// Room under the plot for the x axis's ticks and title, without a legend.
 const BOTTOM: f64 = 46.0;
 /// The most tick labels an x axis carries.
