@@ -75,7 +75,7 @@ fn day_report(date: NaiveDate, plan: &DayPlan) -> DayReport {
 fn stage(name: &str, p50: u64, p95: u64) -> StageLatency {
     StageLatency {
         name: name.into(),
-        samples: PER_DAY as u64 * DAYS as u64,
+        samples: PER_DAY * DAYS as u64,
         p50_ms: Some(p50),
         p95_ms: Some(p95),
         p99_ms: Some(p95 * 3 / 2),
@@ -332,6 +332,14 @@ fn the_checks_catch_a_page_that_logs_and_fetches() {
     assert_eq!(
         visit.page_requests,
         vec!["https://example.com/pixel.png".to_string()],
+        "{visit:#?}"
+    );
+    // The browser's own traffic (update checks and the like) is told apart, never the page's.
+    assert!(
+        !visit
+            .browser_requests
+            .iter()
+            .any(|u| u.contains("example.com")),
         "{visit:#?}"
     );
 }

@@ -17,6 +17,19 @@ fn bare(days: Vec<crate::sla::model::DayReport>) -> ScenarioReport {
     }
 }
 
+/// `svg` has a `<text>` of `class` reading `text`.
+fn assert_text(svg: &str, class: &str, text: &str) {
+    let end = svg
+        .find(&format!(">{text}</text>"))
+        .unwrap_or_else(|| panic!("no text {text:?}: {svg}"));
+    let start = svg[..end].rfind("<text ").expect("a text element");
+    assert!(
+        svg[start..end].starts_with(&format!("<text class=\"{class}\"")),
+        "{text:?} is not a {class}: {}",
+        &svg[start..end]
+    );
+}
+
 /// The chart has its title, both axis titles, and every one of `ticks` as a tick label.
 fn assert_labelled(svg: &str, title: &str, axes: [&str; 2], ticks: &[&str]) {
     assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"), "{svg}");
@@ -25,18 +38,10 @@ fn assert_labelled(svg: &str, title: &str, axes: [&str; 2], ticks: &[&str]) {
         "no title {title:?}: {svg}"
     );
     for a in axes {
-        assert!(svg.contains(&format!("class=\"axis-title\"")), "{svg}");
-        assert!(
-            svg.contains(&format!(">{a}</text>")),
-            "no axis title {a:?}: {svg}"
-        );
+        assert_text(svg, "axis-title", a);
     }
     for t in ticks {
-        assert!(svg.contains(&format!("class=\"tick\"")), "{svg}");
-        assert!(
-            svg.contains(&format!(">{t}</text>")),
-            "no tick {t:?}: {svg}"
-        );
+        assert_text(svg, "tick", t);
     }
 }
 
