@@ -49,6 +49,24 @@ pub fn escape_control_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` as HTML or XML text or attribute value: the five markup characters become entities,
+/// so untrusted text can neither open a tag nor close a quoted attribute. Controls are the
+/// caller's to escape first ([`escape_control`] or [`escape_control_lines`]).
+pub fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +85,15 @@ mod tests {
         assert_eq!(escape_control("x\r\ny"), "x\\x0d\\x0ay");
         assert_eq!(escape_control("\u{9b}2J\u{7f}"), "\\u{9b}2J\\x7f");
         assert_eq!(escape_control("a\u{202e}b"), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn markup_characters_become_entities() {
+        assert_eq!(
+            escape_markup(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(escape_markup("plain text"), "plain text");
     }
 
     #[test]

@@ -119,18 +119,7 @@ fn last_result(out: &mut String, r: &RunResult) {
 
 /// HTML text and attribute escaping, with control characters made visible.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in crate::text::escape_control(s).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape_markup(&crate::text::escape_control(s))
 }
 
 #[cfg(test)]

@@ -175,7 +175,8 @@ fn legend_layout(items: &[LegendItem], left: f64, right: f64) -> Vec<Point> {
     let mut at = Point { x: 0.0, y: 0.0 };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let w = 16.0 + short(&item.text).chars().count() as f64 * CHAR_WIDTH + 14.0;
+        let w =
+            16.0 + shortened(&item.text, LEGEND_CHARS).chars().count() as f64 * CHAR_WIDTH + 14.0;
         if at.x > 0.0 && left + at.x + w > right {
             at = Point {
                 x: 0.0,
@@ -188,11 +189,12 @@ fn legend_layout(items: &[LegendItem], left: f64, right: f64) -> Vec<Point> {
     out
 }
 
-fn short(text: &str) -> String {
-    if text.chars().count() <= LEGEND_CHARS {
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+pub fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
         text.to_string()
     } else {
-        let mut s: String = text.chars().take(LEGEND_CHARS - 1).collect();
+        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
         s.push('…');
         s
     }
@@ -213,7 +215,10 @@ pub fn legend(svg: &mut Svg, origin: Point, right: f64, items: &[LegendItem]) {
             x: x + 16.0,
             y: y + 11.5,
         };
-        svg.text(label(at, Anchor::Start, "legend"), &short(&item.text));
+        svg.text(
+            label(at, Anchor::Start, "legend"),
+            &shortened(&item.text, LEGEND_CHARS),
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 //! Not here: the other formats' wording (the `sla` text renderers).
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::sla::model::DayReport;
+
 /// A latency: `420 ms` under a second, `1.5 s` under a minute, `2.5 min` beyond.
 pub fn ms(v: f64) -> String {
     let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
@@ -54,6 +56,11 @@ pub fn count(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A day's probes, delivered, lost, late and failed counts, in that order.
+pub fn day_counts(d: &DayReport) -> [String; 5] {
+    [d.probes, d.delivered, d.lost, d.late, d.failed].map(count)
 }
 
 /// A day on an axis: `Nov 3`.

@@ -7,19 +7,7 @@ use std::fmt::Write as _;
 /// `\x1b`-style escapes; the five markup characters become entities, so a name such as
 /// `<script>` or `"` in a scenario, finding or hint can never open a tag or close an attribute.
 pub fn escape(s: &str) -> String {
-    let s = crate::text::escape_control_lines(s);
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape_markup(&crate::text::escape_control_lines(s))
 }
 
 /// A coordinate or length: at most two decimals, trailing zeros dropped, never `-0`, and a

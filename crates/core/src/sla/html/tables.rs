@@ -228,16 +228,14 @@ pub fn days(out: &mut String, r: &SlaReport, s: &ScenarioReport) {
     );
     for d in &s.days {
         let l = d.latency_ms;
+        out.push_str("<tr><td>");
+        out.push_str(&format::day(d.date));
+        for n in format::day_counts(d) {
+            let _ = write!(out, "</td><td class=\"n\">{n}");
+        }
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            format::day(d.date),
-            format::count(d.probes),
-            format::count(d.delivered),
-            format::count(d.lost),
-            format::count(d.late),
-            format::count(d.failed),
+            "</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             availability_class(d.availability_percent, r.slo_target_percent),
             format::pct(d.availability_percent),
             format::pct(d.slo_percent),

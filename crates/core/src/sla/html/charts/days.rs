@@ -3,8 +3,8 @@
 //! Not here: the day axis they share (`charts`), stages and incidents.
 use chrono::NaiveDate;
 
-use super::{DayAxis, BOTTOM, LEFT, WIDTH};
-use crate::sla::html::chart::{self, Frame, LegendItem, Tick, LEGEND_BELOW};
+use super::{finish, frame_with_legend, DayAxis};
+use crate::sla::html::chart::{self, Frame, LegendItem, Tick};
 use crate::sla::html::format;
 use crate::sla::html::scale::{nice_span, Linear, Span};
 use crate::sla::html::svg::{Anchor, Label, Point, Rect, Svg};
@@ -55,14 +55,10 @@ fn runs(points: &[DayLatency]) -> Vec<&[DayLatency]> {
 
 /// What a day's hover tip says about its probes.
 fn day_tip(d: &DayReport) -> String {
+    let [probes, delivered, lost, late, failed] = format::day_counts(d);
     let mut tip = format!(
-        "{}: {} probes, {} delivered, {} lost, {} late, {} failed",
-        format::day(d.date),
-        format::count(d.probes),
-        format::count(d.delivered),
-        format::count(d.lost),
-        format::count(d.late),
-        format::count(d.failed)
+        "{}: {probes} probes, {delivered} delivered, {lost} lost, {late} late, {failed} failed",
+        format::day(d.date)
     );
     tip.push_str(&format!(
         "\navailability {}, within the latency target {}",
@@ -108,8 +104,7 @@ pub fn latency(s: &ScenarioReport, axis: &DayAxis, tz: &str) -> String {
         legend_item("p95", "p95"),
         legend_item("nodelivery", "no delivery that day"),
     ];
-    let lines = chart::legend_lines(&items, LEFT, WIDTH - 18.0) as f64;
-    let frame = Frame::new(WIDTH, PLOT_HEIGHT, LEFT, BOTTOM + 16.0 * lines + 4.0);
+    let frame = frame_with_legend(PLOT_HEIGHT, &items);
     let points = day_latencies(&s.days);
     let mut svg = Svg::new(
         frame.width,
@@ -157,12 +152,7 @@ pub fn latency(s: &ScenarioReport, axis: &DayAxis, tz: &str) -> String {
             "no probe was delivered: no latency to show",
         );
     }
-    let origin = Point {
-        x: LEFT,
-        y: frame.bottom() + LEGEND_BELOW,
-    };
-    chart::legend(&mut svg, origin, WIDTH - 18.0, &items);
-    svg.finish()
+    finish(svg, &frame, &items)
 }
 
 /// One run of consecutive days: the band and the two lines, or for a lone day a short bar
@@ -175,20 +165,15 @@ fn latency_run(
     y: &Linear,
     slot: f64,
 ) {
-    let p95: Vec<Point> = run
-        .iter()
-        .map(|d| Point {
-            x: axis.center(x, d.date),
-            y: y.map(d.p95),
-        })
-        .collect();
-    let p50: Vec<Point> = run
-        .iter()
-        .map(|d| Point {
-            x: axis.center(x, d.date),
-            y: y.map(d.p50),
-        })
-        .collect();
+    let line = |value: fn(&DayLatency) -> f64| -> Vec<Point> {
+        run.iter()
+            .map(|d| Point {
+                x: axis.center(x, d.date),
+                y: y.map(value(d)),
+            })
+            .collect()
+    };
+    let (p95, p50) = (line(|d| d.p95), line(|d| d.p50));
     if let [one] = run {
         let w = (slot * 0.4).clamp(3.0, 24.0);
         let bar = Rect {
@@ -247,8 +232,7 @@ pub fn availability(s: &ScenarioReport, axis: &DayAxis, tz: &str, target: f64) -
             &format!("objective {}", format::pct(Some(target))),
         ),
     ];
-    let lines = chart::legend_lines(&items, LEFT, WIDTH - 18.0) as f64;
-    let frame = Frame::new(WIDTH, PLOT_HEIGHT, LEFT, BOTTOM + 16.0 * lines + 4.0);
+    let frame = frame_with_legend(PLOT_HEIGHT, &items);
     let mut svg = Svg::new(
         frame.width,
         frame.height,
@@ -325,10 +309,5 @@ pub fn availability(s: &ScenarioReport, axis: &DayAxis, tz: &str, target: f64) -
     if s.days.is_empty() {
         chart::note(&mut svg, &frame, "no probe in the window");
     }
-    let origin = Point {
-        x: LEFT,
-        y: frame.bottom() + LEGEND_BELOW,
-    };
-    chart::legend(&mut svg, origin, WIDTH - 18.0, &items);
-    svg.finish()
+    finish(svg, &frame, &items)
 }

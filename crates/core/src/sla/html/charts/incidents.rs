@@ -3,11 +3,11 @@
 //! Not here: the incident table (the page), the other charts.
 use chrono::{DateTime, Utc};
 
-use super::{BOTTOM, LEFT, WIDTH, X_TICKS};
-use crate::sla::html::chart::{self, Frame, LegendItem, Tick, LEGEND_BELOW};
+use super::{finish, frame_with_legend, X_TICKS};
+use crate::sla::html::chart::{self, LegendItem, Tick};
 use crate::sla::html::format;
 use crate::sla::html::scale::{time_ticks, Linear, Span};
-use crate::sla::html::svg::{Point, Rect, Svg};
+use crate::sla::html::svg::{Rect, Svg};
 use crate::sla::model::{Incident, ScenarioReport, Window};
 
 const LANE_HEIGHT: f64 = 28.0;
@@ -34,16 +34,6 @@ fn lanes(incidents: &[Incident]) -> Vec<&str> {
         }
     }
     out
-}
-
-fn short(name: &str) -> String {
-    if name.chars().count() <= LANE_CHARS {
-        name.to_string()
-    } else {
-        let mut s: String = name.chars().take(LANE_CHARS - 1).collect();
-        s.push('…');
-        s
-    }
 }
 
 /// An incident's hover tip: when, how many probes, where, what it cost, and each finding with
@@ -102,9 +92,8 @@ pub fn timeline(s: &ScenarioReport, window: &Window) -> String {
             text: "ongoing at window end".into(),
         },
     ];
-    let lines = chart::legend_lines(&items, LEFT, WIDTH - 18.0) as f64;
     let plot_height = (LANE_HEIGHT * lanes.len() as f64).max(MIN_PLOT_HEIGHT);
-    let frame = Frame::new(WIDTH, plot_height, LEFT, BOTTOM + 16.0 * lines + 4.0);
+    let frame = frame_with_legend(plot_height, &items);
     let mut svg = Svg::new(
         frame.width,
         frame.height,
@@ -123,7 +112,7 @@ pub fn timeline(s: &ScenarioReport, window: &Window) -> String {
         .enumerate()
         .map(|(k, name)| Tick {
             px: lane_center(k),
-            label: short(name),
+            label: chart::shortened(name, LANE_CHARS),
         })
         .collect();
     chart::y_axis(&mut svg, &frame, &y_ticks, "stopped at");
@@ -140,12 +129,7 @@ pub fn timeline(s: &ScenarioReport, window: &Window) -> String {
     if s.incidents.is_empty() {
         chart::note(&mut svg, &frame, "no incident in the window");
     }
-    let origin = Point {
-        x: LEFT,
-        y: frame.bottom() + LEGEND_BELOW,
-    };
-    chart::legend(&mut svg, origin, WIDTH - 18.0, &items);
-    svg.finish()
+    finish(svg, &frame, &items)
 }
 
 fn window_days(w: &Window) -> i64 {

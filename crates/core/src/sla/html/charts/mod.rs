@@ -12,9 +12,10 @@ pub use stages::stages;
 
 use chrono::{Duration, NaiveDate};
 
-use super::chart::{Frame, Tick};
+use super::chart::{self, Frame, LegendItem, Tick, LEGEND_BELOW};
 use super::format;
 use super::scale::{day_ticks, Linear, Span};
+use super::svg::{Point, Svg};
 use crate::sla::model::SlaReport;
 
 /// Every chart's width in SVG units (the page scales it to its column).
@@ -25,6 +26,25 @@ const LEFT: f64 = 90.0;
 const BOTTOM: f64 = 46.0;
 /// The most tick labels an x axis carries.
 const X_TICKS: usize = 7;
+
+/// Where a chart's legend may reach on the right.
+const LEGEND_RIGHT: f64 = WIDTH - 18.0;
+
+/// A chart's frame around a plot `plot_height` high, with room under it for `legend`.
+fn frame_with_legend(plot_height: f64, legend: &[LegendItem]) -> Frame {
+    let lines = chart::legend_lines(legend, LEFT, LEGEND_RIGHT) as f64;
+    Frame::new(WIDTH, plot_height, LEFT, BOTTOM + 16.0 * lines + 4.0)
+}
+
+/// The chart with its legend under the x axis's title.
+fn finish(mut svg: Svg, frame: &Frame, legend: &[LegendItem]) -> String {
+    let origin = Point {
+        x: LEFT,
+        y: frame.bottom() + LEGEND_BELOW,
+    };
+    chart::legend(&mut svg, origin, LEGEND_RIGHT, legend);
+    svg.finish()
+}
 
 /// The days the day charts share, so every scenario's charts line up: from the first day any
 /// scenario reports to the last, else the window's days.

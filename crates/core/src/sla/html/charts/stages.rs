@@ -3,11 +3,11 @@
 //! A stacked sum of per-stage percentiles is not the end-to-end percentile (slow stages need
 //! not coincide), which is why the measured one is drawn beside it.
 //! Not here: the stage table (the page), the other charts.
-use super::{BOTTOM, LEFT, WIDTH};
-use crate::sla::html::chart::{self, Frame, LegendItem, Tick, LEGEND_BELOW};
+use super::{finish, frame_with_legend};
+use crate::sla::html::chart::{self, LegendItem, Tick};
 use crate::sla::html::format;
 use crate::sla::html::scale::{nice_span, Linear, Span};
-use crate::sla::html::svg::{Point, Rect, Svg};
+use crate::sla::html::svg::{Rect, Svg};
 use crate::sla::model::{ScenarioReport, StageLatency};
 
 /// The stage that is the whole path, not a part of it: drawn as the measured mark, not stacked.
@@ -65,8 +65,7 @@ pub fn stages(s: &ScenarioReport) -> String {
         class: "e2e".into(),
         text: "end-to-end, measured".into(),
     });
-    let lines = chart::legend_lines(&items, LEFT, WIDTH - 18.0) as f64;
-    let frame = Frame::new(WIDTH, ROW_HEIGHT * 3.0, LEFT, BOTTOM + 16.0 * lines + 4.0);
+    let frame = frame_with_legend(ROW_HEIGHT * 3.0, &items);
     let mut svg = Svg::new(
         frame.width,
         frame.height,
@@ -112,12 +111,7 @@ pub fn stages(s: &ScenarioReport) -> String {
     if parts.iter().all(|st| st.samples == 0) {
         chart::note(&mut svg, &frame, "no stage was measured");
     }
-    let origin = Point {
-        x: LEFT,
-        y: frame.bottom() + LEGEND_BELOW,
-    };
-    chart::legend(&mut svg, origin, WIDTH - 18.0, &items);
-    svg.finish()
+    finish(svg, &frame, &items)
 }
 
 /// One percentile's bar: a segment per stage with a value, then the end-to-end mark.
