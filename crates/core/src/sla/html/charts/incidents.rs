@@ -25,13 +25,17 @@ fn lane_of(i: &Incident) -> &str {
     i.stage.as_deref().unwrap_or(NO_STAGE)
 }
 
-/// The lanes in order of first appearance.
+/// The lanes in order of first appearance; one labelled `none` when there is no incident, so
+/// the y axis still says what it would hold.
 fn lanes(incidents: &[Incident]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for i in incidents {
         if !out.contains(&lane_of(i)) {
             out.push(lane_of(i));
         }
+    }
+    if out.is_empty() {
+        out.push("none");
     }
     out
 }

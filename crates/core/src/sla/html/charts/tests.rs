@@ -208,6 +208,13 @@ fn the_timeline_puts_incidents_in_their_stage_lanes_with_findings_and_hints() {
     let quiet = bare(Vec::new());
     let svg = timeline(&quiet, &r.window);
     assert!(svg.contains("no incident in the window"));
+    assert_labelled(
+        &svg,
+        "Incidents",
+        ["stopped at", "time (UTC)"],
+        &["none", "Nov 1"],
+    );
+    assert!(!svg.contains("<rect class=\"incident\"") && !svg.contains("<rect class=\"ongoing\""));
 }
 
 #[test]
@@ -253,4 +260,29 @@ fn a_short_window_is_labelled_in_hours() {
     );
     // The ongoing incident starts after the window: drawn at its right edge, inside the plot.
     assert!(!svg.contains("x=\"-"), "{svg}");
+}
+
+#[test]
+fn a_year_of_days_keeps_its_axis_readable() {
+    let days: Vec<_> = (0..365)
+        .map(|k| {
+            let d = fixture::date("2026-01-01") + chrono::Duration::days(k);
+            day(
+                &d.to_string(),
+                1440,
+                1440 - (k as u64 % 5),
+                Some(lat(400 + k as u64, 900)),
+            )
+        })
+        .collect();
+    let year = bare(days);
+    let axis = DayAxis::of(&fixture::report(vec![year.clone()]));
+    assert_eq!(axis.days, 365);
+    let svg = latency(&year, &axis, "UTC");
+    let ticks = svg.matches("<text class=\"tick\"").count();
+    assert!((4..=7 + 6).contains(&ticks), "{ticks} ticks");
+    // 365 days in 450 pixels: lines, no points.
+    assert_eq!(svg.matches("<circle").count(), 0);
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    assert_eq!(svg.matches("<rect class=\"hit\"").count(), 365);
 }
