@@ -89,8 +89,9 @@ fn nice_step(raw: f64) -> f64 {
     nice * power
 }
 
-/// Ticks at nice round values inside `span`, about `target` of them (never fewer than two for
-/// a non-empty span that a nice step fits twice).
+/// Ticks at nice round values inside `span`, about `target` of them (fewer, even one, when the
+/// span does not reach from one nice multiple to the next; [`nice_span`] widens a span so its
+/// ends are ticks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticks {
     pub values: Vec<f64>,

@@ -142,7 +142,8 @@ pub fn latency(s: &ScenarioReport, axis: &DayAxis, tz: &str) -> String {
             width: w,
             height: 5.0,
         };
-        svg.rect(mark, "nodelivery", Some(&day_tip(d)));
+        // The day's column (below) carries its tip.
+        svg.rect(mark, "nodelivery", None);
     }
     day_hover(&mut svg, &s.days, axis, &x, &frame);
     if points.is_empty() {
@@ -208,6 +209,30 @@ fn day_hover(svg: &mut Svg, days: &[DayReport], axis: &DayAxis, x: &Linear, fram
         };
         svg.rect(col, "hit", Some(&day_tip(d)));
     }
+}
+
+/// The objective as a dashed line across the plot, named at its right end.
+fn objective_line(svg: &mut Svg, frame: &Frame, y: &Linear, target: f64) {
+    let ty = y.map_clamped(target);
+    let from = Point {
+        x: frame.left(),
+        y: ty,
+    };
+    let to = Point {
+        x: frame.right(),
+        y: ty,
+    };
+    svg.line(from, to, "target");
+    let label = Label {
+        at: Point {
+            x: frame.right() - 2.0,
+            y: ty - 4.0,
+        },
+        anchor: Anchor::End,
+        class: "target-label",
+        vertical: false,
+    };
+    svg.text(label, &format!("objective {}", format::pct(Some(target))));
 }
 
 /// The availability axis: down to a little under the lowest day (or the objective), so that
@@ -283,29 +308,7 @@ pub fn availability(s: &ScenarioReport, axis: &DayAxis, tz: &str, target: f64) -
             }
         }
     }
-    let ty = y.map_clamped(target);
-    svg.line(
-        Point {
-            x: frame.left(),
-            y: ty,
-        },
-        Point {
-            x: frame.right(),
-            y: ty,
-        },
-        "target",
-    );
-    let at = Point {
-        x: frame.right() - 2.0,
-        y: ty - 4.0,
-    };
-    let label = Label {
-        at,
-        anchor: Anchor::End,
-        class: "target-label",
-        vertical: false,
-    };
-    svg.text(label, &format!("objective {}", format::pct(Some(target))));
+    objective_line(&mut svg, &frame, &y, target);
     if s.days.is_empty() {
         chart::note(&mut svg, &frame, "no probe in the window");
     }
