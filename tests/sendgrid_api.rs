@@ -1,8 +1,9 @@
 //! The `sendgrid` sender against the lab's SendGrid API stand-in on 127.0.0.1 (no lab needed):
 //! each answer gives the documented status and finding, retries stay within the probe's
 //! deadline, and the API key never shows.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/sendgrid.rs"]
+mod stand_in;
+
 use std::time::Duration;
 
 use flowtest::config::secret::{Secret, SecretRef};
@@ -12,56 +13,7 @@ use flowtest::core::outcome::{SmtpPhase, Status};
 use flowtest::core::verdict::{submission_verdict, SubmitFailure};
 use flowtest::edge::sendgrid::{prepare, send_until};
 use flowtest::edge::smtp::SendOutcome;
-
-const KEY: &str = "SG.lab-test-key-0123456789";
-
-/// The stand-in as a child process, killed when dropped.
-struct StandIn {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stand_in(behaviour: &str, extra: &[&str]) -> StandIn {
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowtest-lab-sendgrid"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--behaviour",
-            behaviour,
-            "--key-file",
-        ])
-        .arg(&key_file)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("stand-in said {line:?}"))
-        .to_string();
-    StandIn {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
+use stand_in::{stand_in, StandIn, KEY};
 
 fn sender(base_url: String) -> SendGridSender {
     SendGridSender {
@@ -275,4 +227,20 @@ async fn nobody_listening_is_provider_unavailable_within_the_deadline() {
     assert!(evidence[0].contains("cannot connect"), "{evidence:?}");
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert!(!format!("{prepared:?}").contains(KEY));
+}
+
+#[tokio::test]
+async fn a_key_without_the_mail_send_scope_is_provider_auth_failed() {
+    let s = stand_in("no-mail-send-scope", &[]);
+    let (out, _) = send_with(&s, KEY, Duration::from_secs(10)).await;
+    let (status, code, evidence) = judged(&out);
+    assert_eq!(
+        (status, code),
+        (Status::SendFailed, FindingCode::ProviderAuthFailed)
+    );
+    assert!(
+        evidence[0].starts_with("403 Forbidden: access forbidden"),
+        "{evidence:?}"
+    );
+    assert_no_key(&out);
 }
