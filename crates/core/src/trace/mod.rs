@@ -36,6 +36,7 @@
 //! written without seconds prints `:00`.
 pub mod date;
 mod fields;
+pub mod providers;
 pub mod render;
 pub mod stages;
 mod stream;
@@ -225,6 +226,9 @@ pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceErro
         })
         .collect();
     let missing_stages = assign_stages(&mut hops, opts.stages);
+    for hop in &mut hops {
+        providers::name_unlabelled(hop, opts.stages);
+    }
     Ok(Trace {
         warnings: message_warnings(hops.len()),
         hops,

@@ -90,6 +90,7 @@ impl LazyTrace<'_> {
                 .stage
                 .and_then(|j| self.opts.stages.get(j as usize))
                 .map(|m| m.stage.clone());
+            super::providers::name_unlabelled(&mut hop, self.opts.stages);
             hop
         })
     }
