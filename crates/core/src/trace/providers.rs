@@ -18,7 +18,16 @@
 //!   the v3 API, `with ESMTP` for the SMTP relay).
 //! - `sendgrid-filter`: `by filter*.sendgrid.net` or `by filterdrecv-*` (the filter hop,
 //!   written in Go's time format with no `;`).
+//!
+//! ARC headers (RFC 8617) are the other evidence a provider leaves: each set's `ARC-Seal` names
+//! the sealer (`d=google.com`) and when it sealed (`t=`, Unix seconds), its
+//! `ARC-Authentication-Results` what that hop found (`spf=pass dkim=pass`). Each of Gmail's sets
+//! (sealed by google.com, or results recorded by mx.google.com) becomes one `gmail-arc: ...` note;
+//! other sealers' sets are not noted.
+use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
+
+use chrono::DateTime;
 
 use super::stages::{glob_match, StageMatcher};
 use super::Hop;
@@ -71,6 +80,106 @@ pub(crate) fn name_unlabelled(hop: &mut Hop, path: &[StageMatcher]) {
             hop.stage = Some(name.to_string());
         }
     }
+}
+
+/// One ARC header's value as written.
+pub(crate) struct ArcHeader<'a> {
+    /// `ARC-Seal`; else `ARC-Authentication-Results`.
+    pub seal: bool,
+    pub text: &'a str,
+}
+
+/// RFC 8617 allows instances 1 to 50; anything past that is not read.
+const MAX_ARC_INSTANCE: u32 = 50;
+
+/// What one ARC set (one instance `i=`) says.
+#[derive(Default)]
+struct ArcSet {
+    sealer: Option<String>,
+    sealed_at: Option<String>,
+    chain: Option<String>,
+    authserv: Option<String>,
+    results: Vec<String>,
+}
+
+/// `tag=value` pairs of a seal (`;`-separated, whitespace folded away).
+fn tags(text: &str) -> BTreeMap<String, String> {
+    text.split(';')
+        .filter_map(|t| t.split_once('='))
+        .map(|(k, v)| {
+            let v: String = v.split_whitespace().collect();
+            (k.trim().to_ascii_lowercase(), v)
+        })
+        .collect()
+}
+
+/// The instance number `i=N` that opens every ARC header.
+fn instance(text: &str) -> Option<u32> {
+    let first = text.split(';').next()?.trim();
+    let n = first.strip_prefix("i=")?.trim().parse::<u32>().ok()?;
+    (1..=MAX_ARC_INSTANCE).contains(&n).then_some(n)
+}
+
+/// One note per Gmail ARC set, oldest instance first: when it was sealed and what it recorded.
+/// Headers without a readable instance are skipped.
+pub(crate) fn arc_notes(headers: &[ArcHeader<'_>]) -> Vec<String> {
+    let mut sets: BTreeMap<u32, ArcSet> = BTreeMap::new();
+    for h in headers {
+        let Some(i) = instance(h.text) else { continue };
+        let set = sets.entry(i).or_default();
+        if h.seal {
+            let t = tags(h.text);
+            set.sealer = t.get("d").map(|d| d.to_ascii_lowercase());
+            set.chain = t.get("cv").cloned();
+            set.sealed_at = t
+                .get("t")
+                .and_then(|s| s.parse::<i64>().ok())
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .map(|at| at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        } else {
+            let mut parts = h.text.split(';').skip(1).map(str::trim);
+            set.authserv = parts
+                .next()
+                .and_then(|a| a.split_whitespace().next())
+                .map(str::to_ascii_lowercase);
+            set.results = parts
+                .filter_map(|p| p.split_whitespace().next())
+                .filter(|r| r.contains('=') && !r.starts_with('('))
+                .map(str::to_string)
+                .collect();
+        }
+    }
+    sets.into_iter()
+        .filter(|(_, s)| s.is_gmail())
+        .map(|(i, s)| describe(i, &s))
+        .collect()
+}
+
+impl ArcSet {
+    fn is_gmail(&self) -> bool {
+        self.sealer.as_deref() == Some("google.com")
+            || self.authserv.as_deref() == Some("mx.google.com")
+    }
+}
+
+fn describe(i: u32, s: &ArcSet) -> String {
+    let mut out = format!("gmail-arc: ARC set i={i}");
+    if let Some(d) = &s.sealer {
+        out.push_str(&format!(" sealed by {d}"));
+    }
+    if let Some(at) = &s.sealed_at {
+        out.push_str(&format!(" at {at}"));
+    }
+    if let Some(cv) = &s.chain {
+        out.push_str(&format!(" (cv={cv})"));
+    }
+    if let Some(a) = &s.authserv {
+        out.push_str(&format!("; {a}"));
+        if !s.results.is_empty() {
+            out.push_str(&format!(": {}", s.results.join(" ")));
+        }
+    }
+    crate::text::escape_control(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -157,5 +266,36 @@ mod tests {
         let mut filter = hop("filterdrecv-7bd4646d8d-4qk7x", "SMTP");
         name_unlabelled(&mut filter, &path);
         assert_eq!(filter.stage, None);
+    }
+
+    #[test]
+    fn gmails_arc_sets_become_one_note_each() {
+        let notes = arc_notes(&[
+            ArcHeader {
+                seal: true,
+                text: " i=2; a=rsa-sha256; t=1762281067; cv=pass;\r\n        d=google.com; s=arc-20240605;\r\n        b=Zm9v",
+            },
+            ArcHeader {
+                seal: false,
+                text: " i=2; mx.google.com;\r\n       dkim=pass header.i=@example.org header.s=s1;\r\n       spf=pass (google.com: domain of a@example.org designates 192.0.2.25 as permitted sender) smtp.mailfrom=a@example.org;\r\n       dmarc=pass (p=NONE sp=NONE dis=NONE) header.from=example.org",
+            },
+            ArcHeader {
+                seal: true,
+                text: " i=1; a=rsa-sha256; s=arcselector10001; d=microsoft.com; cv=none; b=YmFy",
+            },
+            // Not a readable instance: skipped.
+            ArcHeader {
+                seal: true,
+                text: " i=99; d=evil.test; t=1",
+            },
+        ]);
+        // Microsoft's set (i=1) is not Gmail's: not noted.
+        assert_eq!(
+            notes,
+            [
+                "gmail-arc: ARC set i=2 sealed by google.com at 2025-11-04T18:31:07Z (cv=pass); mx.google.com: dkim=pass spf=pass dmarc=pass",
+            ]
+        );
+        assert!(arc_notes(&[]).is_empty());
     }
 }

@@ -128,6 +128,9 @@ pub fn render_human(t: &Trace, width: usize) -> String {
             let _ = writeln!(out, "warning: {}", esc(w));
         }
     }
+    for n in &t.notes {
+        let _ = writeln!(out, "note: {}", esc(n));
+    }
     out
 }
 
@@ -341,6 +344,7 @@ mod tests {
             total_ms: None,
             warnings: vec!["no_received_headers".into()],
             missing_stages: vec!["ec2-mx".into()],
+            notes: vec![],
         };
         let s = render_human(&t, 80);
         assert!(s.contains("0 hops"));
