@@ -14,7 +14,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use hostile::{imap, run_watched, ImapScript, Watched, KEY_ENV, PASSWORD_ENV};
+use hostile::{imap, loopback_receiver, run_watched, ImapScript, Watched, KEY_ENV};
 use serde_json::Value;
 use stand_in::{stand_in, StandIn, KEY};
 
@@ -44,16 +44,8 @@ allow_plaintext = true
 api_key_file = {key_file:?}
 mail_from = "probe@provider.test"
 rcpt_to = "alice@corp.test"
-[receiver]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-allow_plaintext = true
-username = "user@example.test"
-password_env = "{}"
-folders = ["INBOX"]
-"#,
-        PASSWORD_ENV.0
+{}"#,
+        loopback_receiver(imap_port, r#"["INBOX"]"#)
     )
 }
 

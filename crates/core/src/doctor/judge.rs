@@ -199,6 +199,18 @@ pub struct TlsSeen {
     pub verdict: Verdict,
 }
 
+/// The runbook's fix for a finding code, with no host, stage or facts to fill in.
+fn runbook_fix(runbook: &Runbook, code: FindingCode) -> String {
+    runbook.hint(
+        Subject {
+            code,
+            role: None,
+            stage: None,
+        },
+        &Facts::default(),
+    )
+}
+
 /// A certificate and handshake: a failure when the verifier refused it (expired, wrong name,
 /// untrusted chain), a warning when it expires within `warn_days`.
 pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -> Judgement {
@@ -217,16 +229,7 @@ pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -
         facts.push(format!("expires {} ({d} days)", na.format("%Y-%m-%d")));
     }
     let seen = facts.join(", ");
-    let runbook_hint = || {
-        runbook.hint(
-            Subject {
-                code: FindingCode::TlsError,
-                role: None,
-                stage: None,
-            },
-            &Facts::default(),
-        )
-    };
+    let runbook_hint = || runbook_fix(runbook, FindingCode::TlsError);
     match &t.verdict {
         Verdict::Expired => {
             let ago = days
@@ -266,14 +269,7 @@ pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -
 
 /// A TLS handshake that failed before a certificate was seen.
 pub fn tls_failed(why: &str, runbook: &Runbook) -> Judgement {
-    let hint = runbook.hint(
-        Subject {
-            code: FindingCode::TlsError,
-            role: None,
-            stage: None,
-        },
-        &Facts::default(),
-    );
+    let hint = runbook_fix(runbook, FindingCode::TlsError);
     Judgement::with(Status::Fail, format!("TLS handshake failed: {why}"), hint)
 }
 
@@ -317,14 +313,7 @@ pub fn folders(watched: &[String], missing: &[String]) -> Judgement {
 /// is the session's.
 pub fn imap_login_failed(why: &str, credentials: bool, runbook: &Runbook) -> Judgement {
     let hint = if credentials {
-        runbook.hint(
-            Subject {
-                code: FindingCode::ImapAuthFailed,
-                role: None,
-                stage: None,
-            },
-            &Facts::default(),
-        )
+        runbook_fix(runbook, FindingCode::ImapAuthFailed)
     } else {
         Hint::ImapSession.text().to_owned()
     };
@@ -470,16 +459,7 @@ pub const MAIL_SEND_SCOPE: &str = "mail.send";
 /// refused (401/403, the runbook's `provider_auth_failed`) or lacks `mail.send`; unknown when
 /// SendGrid could not be asked or its answer does not say (5xx, 429, a timeout).
 pub fn sendgrid_key(check: &KeyCheck, runbook: &Runbook) -> Judgement {
-    let finding = |code| {
-        runbook.hint(
-            Subject {
-                code,
-                role: None,
-                stage: None,
-            },
-            &Facts::default(),
-        )
-    };
+    let finding = |code| runbook_fix(runbook, code);
     match check {
         KeyCheck::NoKey(why) => Judgement::with(
             Status::Fail,
