@@ -18,7 +18,7 @@ use std::time::Duration;
 use hickory_resolver::proto::op::{Message, OpCode, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{A, MX};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hostile::{imap, run_watched, ImapScript, KEY_ENV, PASSWORD_ENV};
+use hostile::{imap, loopback_receiver, run_watched, ImapScript, KEY_ENV};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -166,16 +166,8 @@ ca_file = {ca:?}
 helo = "client.test"
 mail_from = "probe@probe.test"
 rcpt_to = "{rcpt}"
-[receiver]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-allow_plaintext = true
-username = "user@example.test"
-password_env = "{}"
-folders = ["INBOX", "Junk"]
-"#,
-        PASSWORD_ENV.0
+{}"#,
+        loopback_receiver(imap_port, r#"["INBOX", "Junk"]"#)
     )
 }
 

@@ -1,7 +1,8 @@
 //! `flowtest doctor` on the lab: every item passes on the healthy lab, and each fault makes the
 //! matching item fail with its reason: dell-down and vpn-down the relay behind the MX (from the
 //! MX's deferrals of a probe sent for the purpose), cert-expired the MX's TLS item,
-//! cert-wrong-name the IMAP server's TLS item, mx-missing corp.test's MX item.
+//! cert-wrong-name the IMAP server's TLS item, mx-missing corp.test's MX item. The SendGrid API
+//! key item passes against the lab's stand-in with the lab's key and fails with a wrong one.
 //!
 //! Needs the lab (`lab/up`, with its DNS server); panics with a clear message when it is absent.
 mod support;
@@ -128,4 +129,56 @@ fn each_fault_fails_its_item_with_the_reason() {
     let _g = lab.healthy();
     let (_, v) = doctor(&lab, &cfg);
     assert_eq!(item(&v, "dns-mx", "corp.test")["status"], "pass", "{v:#}");
+}
+
+#[test]
+fn the_sendgrid_api_key_item_passes_with_the_labs_key_and_fails_with_a_wrong_one() {
+    let lab = lab();
+    let _g = lab.healthy();
+    let wrong = tempfile::tempdir().unwrap();
+    let wrong_key = wrong.path().join("key");
+    std::fs::write(&wrong_key, "SG.not-the-lab-key-0123456789\n").unwrap();
+    let (good, good_text) = lab_scenario("lab-sendgrid-inbound.toml", "doc-sendgrid", |t| t);
+    let (bad, bad_text) = lab_scenario("lab-sendgrid-inbound.toml", "doc-sendgrid-wrong", |t| {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("api_key_file"))
+            .expect("the lab scenario reads its key from a file")
+            .to_string();
+        t.replace(
+            &line,
+            &format!("api_key_file = {:?}", wrong_key.display().to_string()),
+        )
+    });
+    let cfg = Cfg::new(&[(&good, good_text), (&bad, bad_text)]);
+    let (_, v) = doctor(&lab, &cfg);
+    let key_item = |scenario: &str| -> &Value {
+        let found: Vec<&Value> = v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["scenario"] == scenario && c["item"] == "sendgrid-api-key")
+            .collect();
+        assert_eq!(found.len(), 1, "{scenario}: {v:#}");
+        found[0]
+    };
+    let ok = key_item("doc-sendgrid");
+    assert_eq!(ok["status"], "pass", "{ok:#}");
+    assert!(
+        ok["target"].as_str().unwrap().ends_with("/v3/scopes"),
+        "{ok:#}"
+    );
+    let refused = key_item("doc-sendgrid-wrong");
+    assert_eq!(refused["status"], "fail", "{refused:#}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("401 Unauthorized"),
+        "{refused:#}"
+    );
+    assert!(
+        !v.to_string().contains("not-the-lab-key"),
+        "the key shows: {v:#}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The `sendgrid` sender against the lab's SendGrid API stand-in on 127.0.0.1 (no lab needed):
 //! each answer gives the documented status and finding, retries stay within the probe's
 //! deadline, and the API key never shows.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/sendgrid.rs"]
+mod stand_in;
+
 use std::time::Duration;
 
 use flowtest::config::secret::{Secret, SecretRef};
@@ -12,56 +13,7 @@ use flowtest::core::outcome::{SmtpPhase, Status};
 use flowtest::core::verdict::{submission_verdict, SubmitFailure};
 use flowtest::edge::sendgrid::{prepare, send_until};
 use flowtest::edge::smtp::SendOutcome;
-
-const KEY: &str = "SG.lab-test-key-0123456789";
-
-/// The stand-in as a child process, killed when dropped.
-struct StandIn {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stand_in(behaviour: &str, extra: &[&str]) -> StandIn {
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowtest-lab-sendgrid"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--behaviour",
-            behaviour,
-            "--key-file",
-        ])
-        .arg(&key_file)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("stand-in said {line:?}"))
-        .to_string();
-    StandIn {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
+use stand_in::{stand_in, StandIn, KEY};
 
 fn sender(base_url: String) -> SendGridSender {
     SendGridSender {
@@ -146,16 +98,22 @@ async fn a_wrong_key_is_provider_auth_failed() {
 }
 
 #[tokio::test]
-async fn a_401_is_provider_auth_failed_at_once() {
-    let s = stand_in("unauthorized", &[]);
-    let (out, took) = send_with(&s, KEY, Duration::from_secs(10)).await;
-    let (status, code, _) = judged(&out);
-    assert_eq!(
-        (status, code),
-        (Status::SendFailed, FindingCode::ProviderAuthFailed)
-    );
-    assert!(took < Duration::from_secs(2), "no retry on 401: {took:?}");
-    assert_no_key(&out);
+async fn a_401_or_a_key_without_mail_send_403_is_provider_auth_failed_at_once() {
+    for (behaviour, answer) in [
+        ("unauthorized", "401 Unauthorized: "),
+        ("no-mail-send-scope", "403 Forbidden: access forbidden"),
+    ] {
+        let s = stand_in(behaviour, &[]);
+        let (out, took) = send_with(&s, KEY, Duration::from_secs(10)).await;
+        let (status, code, evidence) = judged(&out);
+        assert_eq!(
+            (status, code),
+            (Status::SendFailed, FindingCode::ProviderAuthFailed)
+        );
+        assert!(evidence[0].starts_with(answer), "{evidence:?}");
+        assert!(took < Duration::from_secs(2), "no retry: {took:?}");
+        assert_no_key(&out);
+    }
 }
 
 #[tokio::test]

@@ -28,7 +28,8 @@ pub(crate) struct RawDoctor {
 pub struct DoctorConfig {
     /// The DNS server to ask (port 53 unless given); `None`: the system's resolver.
     pub nameserver: Option<SocketAddr>,
-    /// Bound on each check (a DNS query, a connect, a handshake, a login, a log fetch).
+    /// Bound on each check (a DNS query, a connect, a handshake, a login, an API request, a
+    /// log fetch).
     pub check_timeout: Duration,
     /// How far back the logs are read to judge hops flowtest cannot reach.
     pub log_window: Duration,

@@ -232,6 +232,16 @@ pub struct Setup {
 pub const KEY_ENV: (&str, &str) = ("FT_HOSTILE_KEY", "0123456789abcdef0123456789abcdef");
 pub const PASSWORD_ENV: (&str, &str) = ("FT_HOSTILE_PW", "hostile-test-password");
 
+/// A scenario's `[receiver]` table for the scripted IMAP server on `imap_port` (plain IMAP on
+/// loopback, the password from [`PASSWORD_ENV`]), watching `folders` (a TOML list).
+pub fn loopback_receiver(imap_port: u16, folders: &str) -> String {
+    format!(
+        "[receiver]\nhost = \"127.0.0.1\"\nport = {imap_port}\ntls = \"none\"\nallow_plaintext = true\n\
+         username = \"user@example.test\"\npassword_env = \"{}\"\nfolders = {folders}\n",
+        PASSWORD_ENV.0
+    )
+}
+
 impl Setup {
     pub fn new(smtp_port: u16, imap_port: u16) -> Setup {
         let dir = tempfile::tempdir().expect("temp dir");

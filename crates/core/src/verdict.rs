@@ -260,6 +260,7 @@ pub fn header_hops(hops: &[Hop], path: &[StageMatcher]) -> Vec<HeaderHop> {
                 .and_then(|st| path.iter().find(|m| &m.stage == st))
                 .and_then(|m| m.role.clone()),
             timestamp: h.timestamp.as_ref().map(|t| t.utc),
+            stage: h.stage.clone(),
         })
         .collect()
 }

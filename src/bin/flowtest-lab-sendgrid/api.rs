@@ -110,11 +110,29 @@ fn auth_refusal(state: &State, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// The 403 SendGrid gives a valid key that lacks the call's scope.
+fn forbidden() -> Response {
+    errors_response(
+        StatusCode::FORBIDDEN,
+        &[error(None, "access forbidden", None)],
+    )
+}
+
+/// The key's scopes, as SendGrid lists them; `--behaviour slow` answers after `--delay` here too.
 async fn scopes(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
     if let Some(r) = auth_refusal(&state, &headers) {
         return r;
     }
-    axum::Json(json!({ "scopes": ["mail.send"] })).into_response()
+    let scopes: &[&str] = match state.behaviour {
+        Behaviour::Forbidden => return forbidden(),
+        Behaviour::NoMailSendScope => &["alerts.read", "stats.read", "user.profile.read"],
+        Behaviour::Slow => {
+            tokio::time::sleep(state.delay).await;
+            &["mail.send", "user.profile.read"]
+        }
+        _ => &["mail.send", "user.profile.read"],
+    };
+    axum::Json(json!({ "scopes": scopes })).into_response()
 }
 
 async fn mail_send(
@@ -127,6 +145,7 @@ async fn mail_send(
         return r;
     }
     match state.behaviour {
+        Behaviour::NoMailSendScope | Behaviour::Forbidden => return forbidden(),
         Behaviour::ServerError => {
             return errors_response(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// How the stand-in answers `POST /v3/mail/send`.
+/// How the stand-in answers `POST /v3/mail/send` and `GET /v3/scopes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Behaviour {
     /// Like SendGrid: validate, 202 + X-Message-Id, relay.
@@ -31,6 +31,10 @@ pub enum Behaviour {
     Slow,
     /// 400 with a field-by-field error list for every request.
     BadRequest,
+    /// A valid key without the Mail Send scope: `/v3/scopes` lists others, mail/send is 403.
+    NoMailSendScope,
+    /// 403 for every request, whatever the key.
+    Forbidden,
 }
 
 #[derive(Debug, Parser)]

@@ -1,13 +1,14 @@
 //! `flowtest doctor`: the operator's troubleshooting guide, automated. For each scenario it
 //! looks at DNS (each recipient domain's MX set, every host's A/AAAA), the servers flowtest
 //! talks to (TCP, SMTP banner and EHLO, TLS and the certificate, IMAP login, capabilities and
-//! folders) and the hops it cannot reach, judged from the server logs. It sends no mail, and
-//! every check has its own timeout (`[doctor] check_timeout`).
+//! folders, the SendGrid API key) and the hops it cannot reach, judged from the server logs. It
+//! sends no mail, and every check has its own timeout (`[doctor] check_timeout`).
 //!
 //! Owns the order of the checks and their I/O; what each observation means is
 //! `core::doctor::judge`, the outputs `core::doctor::render`.
 mod dns;
 mod imap;
+mod sendgrid;
 mod smtp;
 pub mod tls;
 
@@ -153,8 +154,8 @@ pub async fn examine(config: &Config, scenarios: &[&Scenario]) -> Vec<Check> {
                     smtp::check(&ctx, smtp, &ca, &mut out).await;
                 }
             }
-            // The API sender has no SMTP hop of ours to look at; its key check is not built yet.
-            Sender::SendGrid(_) => {}
+            // The API sender has no SMTP hop of ours to look at: its key is what can be checked.
+            Sender::SendGrid(sg) => sendgrid::check(&ctx, sg, &mut out).await,
         }
         let r = &s.receiver;
         if let Some(ca) = read_ca(
@@ -213,7 +214,11 @@ fn hosts(s: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
     match &s.sender {
         Sender::Smtp(smtp) => out.push(smtp.host.to_ascii_lowercase()),
-        Sender::SendGrid(_) => {}
+        // The API's host (an address literal is skipped when resolving).
+        Sender::SendGrid(sg) => out.extend(reqwest::Url::parse(&sg.base_url).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        })),
     }
     let imap = s.receiver.host.to_ascii_lowercase();
     if !out.contains(&imap) {

@@ -34,6 +34,7 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Prepared {
     client: reqwest::Client,
     api_key: Secret,
+    base_url: String,
     url: String,
 }
 
@@ -64,6 +65,7 @@ pub fn prepare(
     Ok(Prepared {
         client,
         api_key,
+        base_url: cfg.base_url.clone(),
         url: format!("{}/v3/mail/send", cfg.base_url),
     })
 }
@@ -218,21 +220,57 @@ fn details(body: &[u8]) -> String {
 async fn post(p: &Prepared, body: &serde_json::Value, until: Instant) -> Result<Answer, NoAnswer> {
     let json = serde_json::to_vec(body)
         .map_err(|e| NoAnswer::Other(format!("cannot encode the request: {e}")))?;
+    let request = p
+        .client
+        .post(&p.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json);
+    exchange(p, request, &p.url, until).await
+}
+
+/// What a GET answered: the status and the body up to [`BODY_CAP`].
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// The status's reason phrase (`Unauthorized`).
+    pub reason: String,
+    pub body: Vec<u8>,
+}
+
+/// `GET {base_url}{path}` with the key (SendGrid's cheap authenticated calls, `/v3/scopes`),
+/// bounded by `until` from connect to the last body byte read. The error names the URL, never
+/// the key.
+pub async fn get(p: &Prepared, path: &str, until: Instant) -> Result<Reply, String> {
+    let url = format!("{}{path}", p.base_url);
+    let request = p.client.get(&url);
+    match exchange(p, request, &url, until).await {
+        Ok(a) => Ok(Reply {
+            status: a.status,
+            reason: a.reason,
+            body: a.body,
+        }),
+        Err(NoAnswer::Connect(e) | NoAnswer::Other(e)) => Err(e),
+    }
+}
+
+/// Send `request` with the key and read the answer, all of it bounded by `until`.
+async fn exchange(
+    p: &Prepared,
+    request: reqwest::RequestBuilder,
+    url: &str,
+    until: Instant,
+) -> Result<Answer, NoAnswer> {
     let exchange = async {
-        let resp = p
-            .client
-            .post(&p.url)
+        let resp = request
             .bearer_auth(p.api_key.expose())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(json)
             .send()
             .await
             .map_err(|e| {
                 let text = error_chain(&e);
                 if e.is_connect() {
-                    NoAnswer::Connect(format!("cannot connect to {}: {text}", p.url))
+                    NoAnswer::Connect(format!("cannot connect to {url}: {text}"))
                 } else {
-                    NoAnswer::Other(format!("request to {} failed: {text}", p.url))
+                    NoAnswer::Other(format!("request to {url} failed: {text}"))
                 }
             })?;
         read_answer(resp).await
@@ -240,8 +278,7 @@ async fn post(p: &Prepared, body: &serde_json::Value, until: Instant) -> Result<
     match tokio::time::timeout_at(until, exchange).await {
         Ok(r) => r,
         Err(_) => Err(NoAnswer::Other(format!(
-            "no complete answer from {} in time (request timeout or the probe's deadline)",
-            p.url
+            "no complete answer from {url} in time (the request timeout or the deadline)"
         ))),
     }
 }

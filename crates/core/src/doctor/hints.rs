@@ -24,6 +24,8 @@ pub enum Hint {
     ImapSession,
     RelayNoEvidence,
     LogsUnreadable,
+    SendGridNoMailSend,
+    SendGridKeyUnjudged,
 }
 
 impl Hint {
@@ -48,6 +50,8 @@ impl Hint {
             Hint::ImapSession => "The IMAP session failed before login could be judged: check the receiver's host and port reach Dovecot's IMAP listener and read Dovecot's log.",
             Hint::RelayNoEvidence => "No mail for this path passed the sending host in the log window and none is waiting: run a probe (flowtest run <scenario>) and run doctor again, or widen [doctor] log_window.",
             Hint::LogsUnreadable => "The sending host's log could not be read: fix the [[log_source]] for that role (path, command, permissions) so doctor can judge the hop behind it.",
+            Hint::SendGridNoMailSend => "The API key is valid but lacks the mail.send scope: in SendGrid's Settings > API Keys give the key Mail Send access (Restricted Access > Mail Send: Full Access) or create one that has it, and store it where the scenario's api_key_env / api_key_file points.",
+            Hint::SendGridKeyUnjudged => "SendGrid's answer did not say whether the key is good: check https://status.sendgrid.com and the scenario's base_url, then run doctor again.",
         }
     }
 }
@@ -78,6 +82,8 @@ mod tests {
             Hint::ImapSession,
             Hint::RelayNoEvidence,
             Hint::LogsUnreadable,
+            Hint::SendGridNoMailSend,
+            Hint::SendGridKeyUnjudged,
         ] {
             assert!(h.text().len() > 40 && h.text().ends_with('.'), "{h:?}");
         }

@@ -199,6 +199,18 @@ pub struct TlsSeen {
     pub verdict: Verdict,
 }
 
+/// The runbook's fix for a finding code, with no host, stage or facts to fill in.
+fn runbook_fix(runbook: &Runbook, code: FindingCode) -> String {
+    runbook.hint(
+        Subject {
+            code,
+            role: None,
+            stage: None,
+        },
+        &Facts::default(),
+    )
+}
+
 /// A certificate and handshake: a failure when the verifier refused it (expired, wrong name,
 /// untrusted chain), a warning when it expires within `warn_days`.
 pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -> Judgement {
@@ -217,16 +229,7 @@ pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -
         facts.push(format!("expires {} ({d} days)", na.format("%Y-%m-%d")));
     }
     let seen = facts.join(", ");
-    let runbook_hint = || {
-        runbook.hint(
-            Subject {
-                code: FindingCode::TlsError,
-                role: None,
-                stage: None,
-            },
-            &Facts::default(),
-        )
-    };
+    let runbook_hint = || runbook_fix(runbook, FindingCode::TlsError);
     match &t.verdict {
         Verdict::Expired => {
             let ago = days
@@ -266,14 +269,7 @@ pub fn tls(t: &TlsSeen, now: DateTime<Utc>, warn_days: i64, runbook: &Runbook) -
 
 /// A TLS handshake that failed before a certificate was seen.
 pub fn tls_failed(why: &str, runbook: &Runbook) -> Judgement {
-    let hint = runbook.hint(
-        Subject {
-            code: FindingCode::TlsError,
-            role: None,
-            stage: None,
-        },
-        &Facts::default(),
-    );
+    let hint = runbook_fix(runbook, FindingCode::TlsError);
     Judgement::with(Status::Fail, format!("TLS handshake failed: {why}"), hint)
 }
 
@@ -317,14 +313,7 @@ pub fn folders(watched: &[String], missing: &[String]) -> Judgement {
 /// is the session's.
 pub fn imap_login_failed(why: &str, credentials: bool, runbook: &Runbook) -> Judgement {
     let hint = if credentials {
-        runbook.hint(
-            Subject {
-                code: FindingCode::ImapAuthFailed,
-                role: None,
-                stage: None,
-            },
-            &Facts::default(),
-        )
+        runbook_fix(runbook, FindingCode::ImapAuthFailed)
     } else {
         Hint::ImapSession.text().to_owned()
     };
@@ -443,6 +432,88 @@ pub fn relay(e: &RelayEvidence<'_>, chains: &[MessageChain], runbook: &Runbook) 
         ),
         Hint::RelayNoEvidence.text(),
     )
+}
+
+/// What checking a SendGrid API key (`GET /v3/scopes`) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The key could not be read from its reference (the reason names the reference only).
+    NoKey(String),
+    /// 2xx with the key's scopes.
+    Scopes(Vec<String>),
+    /// Any other answer: the status, its reason phrase, and what the body said (SendGrid's
+    /// errors field by field, or why the body was not the scopes list).
+    Status {
+        code: u16,
+        reason: String,
+        said: String,
+    },
+    /// No answer: connect failure, TLS failure, or no complete answer within the timeout.
+    NoAnswer(String),
+}
+
+/// The scope a key needs to send mail.
+pub const MAIL_SEND_SCOPE: &str = "mail.send";
+
+/// A SendGrid API key: passes when SendGrid accepts it and it may send mail; fails when it is
+/// refused (401/403, the runbook's `provider_auth_failed`) or lacks `mail.send`; unknown when
+/// SendGrid could not be asked or its answer does not say (5xx, 429, a timeout).
+pub fn sendgrid_key(check: &KeyCheck, runbook: &Runbook) -> Judgement {
+    let finding = |code| runbook_fix(runbook, code);
+    match check {
+        KeyCheck::NoKey(why) => Judgement::with(
+            Status::Fail,
+            format!("no API key to check: {why}"),
+            finding(FindingCode::ProviderAuthFailed),
+        ),
+        KeyCheck::Scopes(scopes) if scopes.iter().any(|s| s == MAIL_SEND_SCOPE) => {
+            Judgement::pass(format!(
+                "key accepted; its {} scope(s) include {MAIL_SEND_SCOPE}",
+                scopes.len()
+            ))
+        }
+        KeyCheck::Scopes(scopes) => Judgement::with(
+            Status::Fail,
+            format!(
+                "key accepted, but its {} scope(s) lack {MAIL_SEND_SCOPE}: it cannot send mail",
+                scopes.len()
+            ),
+            Hint::SendGridNoMailSend.text(),
+        ),
+        KeyCheck::Status { code, reason, said } => {
+            let mut seen = format!("{code} {reason}").trim_end().to_string();
+            if !said.is_empty() {
+                seen = format!("{seen}: {said}");
+            }
+            match code {
+                401 => Judgement::with(
+                    Status::Fail,
+                    format!("{seen} (the key is wrong, revoked or expired)"),
+                    finding(FindingCode::ProviderAuthFailed),
+                ),
+                403 => Judgement::with(
+                    Status::Fail,
+                    format!("{seen} (the key lacks a scope this call needs)"),
+                    finding(FindingCode::ProviderAuthFailed),
+                ),
+                429 | 500..=599 => Judgement::with(
+                    Status::Unknown,
+                    format!("could not judge the key: {seen}"),
+                    finding(FindingCode::ProviderUnavailable),
+                ),
+                _ => Judgement::with(
+                    Status::Unknown,
+                    format!("could not judge the key: {seen}"),
+                    Hint::SendGridKeyUnjudged.text(),
+                ),
+            }
+        }
+        KeyCheck::NoAnswer(why) => Judgement::with(
+            Status::Unknown,
+            format!("could not judge the key: {why}"),
+            finding(FindingCode::ProviderUnavailable),
+        ),
+    }
 }
 
 /// `3 min`, `2 h 5 min`, `40 s`.

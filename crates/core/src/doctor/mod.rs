@@ -66,6 +66,8 @@ pub enum Item {
     ImapFolders,
     /// A hop flowtest cannot reach, judged from the sending side's log.
     Relay,
+    /// The SendGrid API key: accepted, and allowed to send mail (`mail.send`).
+    SendgridApiKey,
 }
 
 impl Item {
@@ -81,6 +83,7 @@ impl Item {
             Item::ImapCapabilities => "imap-capabilities",
             Item::ImapFolders => "imap-folders",
             Item::Relay => "relay",
+            Item::SendgridApiKey => "sendgrid-api-key",
         }
     }
 }

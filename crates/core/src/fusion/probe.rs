@@ -31,12 +31,13 @@ pub struct ProbeContext {
 }
 
 /// A Received hop as the trace engine sees it (oldest first). `role` is the host role the
-/// caller mapped the `by` host to, if any.
+/// caller mapped the `by` host to, if any; `stage` the trace's stage name for the hop.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderHop {
     pub by: Option<String>,
     pub role: Option<String>,
     pub timestamp: Option<DateTime<Utc>>,
+    pub stage: Option<String>,
 }
 
 fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
@@ -383,11 +384,19 @@ fn header_stages(
 ) {
     let mut prev: Option<DateTime<Utc>> = None;
     for hh in header_hops {
-        let name = hh
-            .role
-            .clone()
-            .or_else(|| hh.by.clone())
-            .unwrap_or_else(|| "?".into());
+        // A hop with no log role is named by its stage (stable across messages, where a
+        // provider's host names are not), and its host is kept in the detail.
+        let (name, host) = match (&hh.role, &hh.stage) {
+            (Some(role), _) => (role.clone(), None),
+            (None, Some(stage)) => (stage.clone(), hh.by.as_deref()),
+            (None, None) => (hh.by.clone().unwrap_or_else(|| "?".into()), None),
+        };
+        let detail = match host {
+            Some(h) => {
+                format!("by {h}: difference of whole-second Received timestamps (two clocks)")
+            }
+            None => "difference of whole-second Received timestamps (two clocks)".into(),
+        };
         if let (Some(p), Some(at)) = (prev, hh.timestamp) {
             if !covered.contains(&name) {
                 let raw = ms_between(p, at);
@@ -398,9 +407,7 @@ fn header_stages(
                     source: StageSource::Header,
                     precision_ms: 1000,
                     bounded: v != raw,
-                    detail: Some(
-                        "difference of whole-second Received timestamps (two clocks)".into(),
-                    ),
+                    detail: Some(detail),
                 });
                 if v != raw {
                     t.notes.push(format!("Received timestamps of {name} disagree with the client's clock ({raw} ms); bounded"));

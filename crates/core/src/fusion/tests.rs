@@ -191,17 +191,20 @@ fn header_hops_fill_hosts_without_logs() {
             by: Some("smtp.provider.test".into()),
             role: Some("provider".into()),
             timestamp: Some(at("2025-11-07T12:00:00Z")),
+            stage: None,
         },
         HeaderHop {
             by: Some("mx.corp.test".into()),
             role: Some("ec2".into()),
             timestamp: Some(at("2025-11-07T12:00:01Z")),
+            stage: None,
         },
         // A clock far ahead: the raw difference (1 h) is impossible and gets bounded.
         HeaderHop {
             by: Some("dell.corp.test".into()),
             role: Some("dell".into()),
             timestamp: Some(at("2025-11-07T13:00:01Z")),
+            stage: None,
         },
     ];
     let t = fuse_probe(&ctx, &[], &hops);
@@ -212,6 +215,57 @@ fn header_hops_fill_hosts_without_logs() {
     );
     let dell = t.stages.iter().find(|s| s.name == "dell (header)").unwrap();
     assert!(dell.bounded && dell.ms <= 3000, "{dell:?}");
+}
+
+#[test]
+fn header_hops_without_a_role_are_named_by_their_stage_with_the_host_in_the_detail() {
+    let ctx = ProbeContext {
+        message_id: "x@y".into(),
+        submitted_at: at("2025-11-04T18:12:38Z"),
+        accepted_at: Some(at("2025-11-04T18:12:38.300Z")),
+        detected_at: Some(at("2025-11-04T18:12:45Z")),
+        ..ProbeContext::default()
+    };
+    let hop = |by: &str, stage: Option<&str>, t: &str| HeaderHop {
+        by: Some(by.into()),
+        role: None,
+        timestamp: Some(at(t)),
+        stage: stage.map(str::to_string),
+    };
+    let hops = [
+        hop(
+            "geopod-ismtpd-3",
+            Some("sendgrid-api"),
+            "2025-11-04T18:12:38Z",
+        ),
+        hop(
+            "filterdrecv-7bd4646d8d-4qk7x",
+            Some("sendgrid-filter"),
+            "2025-11-04T18:12:39Z",
+        ),
+        hop("mx.corp.test", None, "2025-11-04T18:12:41Z"),
+    ];
+    let t = fuse_probe(&ctx, &[], &hops);
+    let names: Vec<&str> = t.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "submit",
+            "sendgrid-filter (header)",
+            "mx.corp.test (header)",
+            "end_to_end"
+        ]
+    );
+    let filter = &t.stages[1];
+    assert_eq!(filter.ms, 1000);
+    assert_eq!(
+        filter.detail.as_deref(),
+        Some("by filterdrecv-7bd4646d8d-4qk7x: difference of whole-second Received timestamps (two clocks)")
+    );
+    assert_eq!(
+        t.stages[2].detail.as_deref(),
+        Some("difference of whole-second Received timestamps (two clocks)")
+    );
 }
 
 #[test]

@@ -30,12 +30,16 @@
 //!
 //! Message-level `warnings` (strings): `no_received_headers` when the message has none.
 //!
+//! Message-level `notes` (strings, the key absent when there are none): what ARC headers tell of
+//! the path (`providers::arc_notes`): each of Gmail's ARC sets, its seal time and recorded results.
+//!
 //! # `timestamp` format
 //! RFC 3339 in UTC with `Z`. The fraction is printed with exactly the digits the header had
 //! (`.434`, `.270951634`, `.430` keeps its zero), and not at all when the header had none; a time
 //! written without seconds prints `:00`.
 pub mod date;
 mod fields;
+pub mod providers;
 pub mod render;
 pub mod stages;
 mod stream;
@@ -79,6 +83,10 @@ pub struct Trace {
     pub total_ms: Option<i64>,
     pub warnings: Vec<String>,
     pub missing_stages: Vec<String>,
+    /// What other headers say of the path: Gmail's ARC sets (`gmail-arc: ...`), one each.
+    /// Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One Received header.
@@ -180,10 +188,17 @@ fn valid_field_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
-/// Where each Received header's value lies in `raw`, as written (newest first). Other headers are
-/// skipped unparsed and nothing is kept but the ranges: a message of 300k hops costs a few MB here,
-/// not a parsed copy of its whole header block.
-fn received_values(raw: &[u8]) -> Result<Vec<Range<usize>>, TraceError> {
+/// What a trace reads of a message's header block besides nothing else: where each Received
+/// value lies (newest first) and the notes its ARC headers give.
+struct HeaderValues {
+    received: Vec<Range<usize>>,
+    notes: Vec<String>,
+}
+
+/// Where each Received header's value lies in `raw`, as written (newest first), and the ARC
+/// headers' notes. Other headers are skipped unparsed and nothing is kept but the ranges: a
+/// message of 300k hops costs a few MB here, not a parsed copy of its whole header block.
+fn received_values(raw: &[u8]) -> Result<HeaderValues, TraceError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(TraceError::Empty);
     }
@@ -196,11 +211,27 @@ fn received_values(raw: &[u8]) -> Result<Vec<Range<usize>>, TraceError> {
     if !headers.iter().any(|h| valid_field_name(h.name.as_str())) {
         return Err(TraceError::NoHeaders);
     }
-    Ok(headers
+    let value = |h: &mail_parser::Header<'_>| h.offset_start as usize..h.offset_end as usize;
+    let arc: Vec<providers::ArcHeader<'_>> = headers
         .iter()
-        .filter(|h| h.name == HeaderName::Received)
-        .map(|h| h.offset_start as usize..h.offset_end as usize)
-        .collect())
+        .filter_map(|h| {
+            let seal = match h.name {
+                HeaderName::ArcSeal => true,
+                HeaderName::ArcAuthenticationResults => false,
+                _ => return None,
+            };
+            let text = std::str::from_utf8(raw.get(value(h))?).ok()?;
+            Some(providers::ArcHeader { seal, text })
+        })
+        .collect();
+    Ok(HeaderValues {
+        received: headers
+            .iter()
+            .filter(|h| h.name == HeaderName::Received)
+            .map(value)
+            .collect(),
+        notes: providers::arc_notes(&arc),
+    })
 }
 
 /// One hop from one Received value: mail-parser parses this header alone, and its parse is
@@ -216,6 +247,7 @@ pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceErro
     let values = received_values(raw)?;
     let mut timeline = Timeline::new(opts);
     let mut hops: Vec<Hop> = values
+        .received
         .iter()
         .rev()
         .map(|v| {
@@ -225,11 +257,15 @@ pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceErro
         })
         .collect();
     let missing_stages = assign_stages(&mut hops, opts.stages);
+    for hop in &mut hops {
+        providers::name_unlabelled(hop, opts.stages);
+    }
     Ok(Trace {
         warnings: message_warnings(hops.len()),
         hops,
         total_ms: timeline.total_ms(),
         missing_stages,
+        notes: values.notes,
     })
 }
 

@@ -128,7 +128,37 @@ pub fn render_human(t: &Trace, width: usize) -> String {
             let _ = writeln!(out, "warning: {}", esc(w));
         }
     }
+    for n in &t.notes {
+        wrap(&mut out, "note: ", &esc(n), width);
+    }
     out
+}
+
+/// `text` after `lead`, wrapped at spaces to `width` columns; continuation lines are indented
+/// under the text, and a single word longer than the line is cut.
+fn wrap(out: &mut String, lead: &str, text: &str, width: usize) {
+    let indent = " ".repeat(lead.len());
+    let room = width.saturating_sub(lead.len()).max(8);
+    let mut line = String::new();
+    let mut first = true;
+    let mut flush = |line: &mut String, first: &mut bool| {
+        let head = if *first { lead } else { &indent };
+        let _ = writeln!(out, "{head}{}", fit(line, room));
+        line.clear();
+        *first = false;
+    };
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            flush(&mut line, &mut first);
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        flush(&mut line, &mut first);
+    }
 }
 
 fn warning_text(w: HopWarning, hop: &Hop) -> String {
@@ -335,12 +365,34 @@ mod tests {
     }
 
     #[test]
+    fn notes_wrap_within_the_width() {
+        let t = Trace {
+            hops: vec![],
+            total_ms: None,
+            warnings: vec![],
+            missing_stages: vec![],
+            notes: vec!["gmail-arc: ARC set i=1 sealed by google.com at 2025-11-04T18:31:07Z (cv=none); mx.google.com: dkim=pass spf=pass dmarc=pass".into()],
+        };
+        let s = render_human(&t, 80);
+        let notes: Vec<&str> = s.lines().skip_while(|l| !l.starts_with("note: ")).collect();
+        assert_eq!(
+            notes,
+            [
+                "note: gmail-arc: ARC set i=1 sealed by google.com at 2025-11-04T18:31:07Z",
+                "      (cv=none); mx.google.com: dkim=pass spf=pass dmarc=pass",
+            ],
+            "{s}"
+        );
+    }
+
+    #[test]
     fn empty_trace() {
         let t = Trace {
             hops: vec![],
             total_ms: None,
             warnings: vec!["no_received_headers".into()],
             missing_stages: vec!["ec2-mx".into()],
+            notes: vec![],
         };
         let s = render_human(&t, 80);
         assert!(s.contains("0 hops"));

@@ -11,7 +11,9 @@
 //! - a hop that matches nothing after the cursor keeps `stage: null` (e.g. a second hop by the
 //!   same host, such as an amavis re-injection on the MX, after the MX stage was used);
 //! - matching is greedy: stages skipped over by a later match can no longer be matched;
-//! - required stages (`optional = false`) never matched are reported as missing, in path order.
+//! - required stages (`optional = false`) never matched are reported as missing, in path order;
+//! - a hop left unlabelled that Gmail or SendGrid wrote then takes its built-in name
+//!   (`gmail-mx`, `sendgrid-filter`...; see `providers`), unless the path has a stage of that name.
 //!
 //! # Conditions
 //! Every given condition must hold; an absent one always holds; a condition on a field the hop

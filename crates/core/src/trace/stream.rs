@@ -28,6 +28,7 @@ pub struct LazyTrace<'a> {
     hops: Vec<HopRef>,
     total_ms: Option<i64>,
     missing_stages: Vec<String>,
+    notes: Vec<String>,
 }
 
 /// Trace `raw` like [`super::trace_message`], keeping a few bytes per hop instead of the hop.
@@ -36,8 +37,8 @@ pub fn trace_lazy<'a>(raw: &'a [u8], opts: &TraceOptions<'a>) -> Result<LazyTrac
     let values = received_values(raw)?;
     let mut timeline = Timeline::new(opts);
     let mut walk = StageWalk::new(opts.stages);
-    let mut hops = Vec::with_capacity(values.len());
-    for v in values.iter().rev() {
+    let mut hops = Vec::with_capacity(values.received.len());
+    for v in values.received.iter().rev() {
         let mut hop = hop_at(raw, v);
         timeline.step(&mut hop);
         let stage = walk.step(&hop);
@@ -53,6 +54,7 @@ pub fn trace_lazy<'a>(raw: &'a [u8], opts: &TraceOptions<'a>) -> Result<LazyTrac
         hops,
         total_ms: timeline.total_ms(),
         missing_stages: walk.missing(),
+        notes: values.notes,
     })
 }
 
@@ -69,13 +71,14 @@ impl LazyTrace<'_> {
         self.total_ms
     }
 
-    /// Bytes this trace holds besides the borrowed message: its per-hop records and the missing
-    /// stage names. It never includes a copy of the header block.
+    /// Bytes this trace holds besides the borrowed message: its per-hop records, the missing
+    /// stage names and the notes. It never includes a copy of the header block.
     pub fn retained_bytes(&self) -> usize {
         self.hops.capacity() * std::mem::size_of::<HopRef>()
             + self
                 .missing_stages
                 .iter()
+                .chain(&self.notes)
                 .map(|s| s.capacity() + std::mem::size_of::<String>())
                 .sum::<usize>()
     }
@@ -90,6 +93,7 @@ impl LazyTrace<'_> {
                 .stage
                 .and_then(|j| self.opts.stages.get(j as usize))
                 .map(|m| m.stage.clone());
+            super::providers::name_unlabelled(&mut hop, self.opts.stages);
             hop
         })
     }
@@ -98,11 +102,16 @@ impl LazyTrace<'_> {
 /// The same fields, in the same order, as [`Trace`]'s derived serialization.
 impl Serialize for LazyTrace<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Trace", 4)?;
+        let mut st = s.serialize_struct("Trace", 5)?;
         st.serialize_field("hops", &HopSeq(self))?;
         st.serialize_field("total_ms", &self.total_ms)?;
         st.serialize_field("warnings", &message_warnings(self.hops.len()))?;
         st.serialize_field("missing_stages", &self.missing_stages)?;
+        if self.notes.is_empty() {
+            st.skip_field("notes")?;
+        } else {
+            st.serialize_field("notes", &self.notes)?;
+        }
         st.end()
     }
 }
@@ -168,6 +177,12 @@ mod tests {
             many_hops(40),
             "Subject: none\n\n".to_owned(),
             "Received: garbage\nReceived: from a by b; 31 Feb 2025 00:00:00 +0000\n\n".to_owned(),
+            // Provider names and a Gmail ARC note.
+            "Received: by 2002:a05:7010:8a0c:b0:3c1:7d2e:98f4 with SMTP id x;\n Tue, 4 Nov 2025 10:12:39 -0800\n\
+             ARC-Seal: i=1; a=rsa-sha256; t=1762279958; cv=none; d=google.com; s=arc; b=x\n\
+             Received: from o1.example (o1.example [149.72.1.2]) by mx.google.com with ESMTPS id y;\n Tue, 4 Nov 2025 10:12:38 -0800\n\
+             Received: by filterdrecv-7bd4646d8d-4qk7x with SMTP id z\n 2025-11-04 18:12:38.520394051 +0000 UTC\n\n"
+                .to_owned(),
         ] {
             let o = opts(&stages);
             let held =
@@ -175,6 +190,10 @@ mod tests {
             let lazy =
                 serde_json::to_string_pretty(&trace_lazy(raw.as_bytes(), &o).unwrap()).unwrap();
             assert_eq!(lazy, held);
+            if raw.contains("ARC-Seal") {
+                assert!(held.contains("\"gmail-arc: ARC set i=1"), "{held}");
+                assert!(held.contains("\"stage\": \"sendgrid-filter\""), "{held}");
+            }
         }
         assert_eq!(trace_lazy(b"", &opts(&[])).unwrap_err(), TraceError::Empty);
     }

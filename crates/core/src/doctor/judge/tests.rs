@@ -270,3 +270,48 @@ fn durations_read_naturally() {
     assert_eq!(humanize(TimeDelta::hours(1)), "1 h");
     assert_eq!(humanize(TimeDelta::minutes(125)), "2 h 5 min");
 }
+
+#[test]
+fn a_sendgrid_key_passes_only_when_accepted_with_mail_send() {
+    let rb = Runbook::builtin();
+    let scopes = |s: &[&str]| KeyCheck::Scopes(s.iter().map(|x| x.to_string()).collect());
+    let ok = sendgrid_key(&scopes(&["alerts.read", "mail.send"]), rb);
+    assert_eq!(ok.status, Status::Pass);
+    assert_eq!(ok.detail, "key accepted; its 2 scope(s) include mail.send");
+    assert!(ok.hint.is_none());
+
+    let no_scope = sendgrid_key(&scopes(&["alerts.read"]), rb);
+    assert_eq!(no_scope.status, Status::Fail);
+    assert!(no_scope.detail.contains("lack mail.send"), "{no_scope:?}");
+    assert!(no_scope.hint.unwrap().contains("Mail Send"));
+
+    let status = |code, reason: &str, said: &str| KeyCheck::Status {
+        code,
+        reason: reason.into(),
+        said: said.into(),
+    };
+    let refused = sendgrid_key(&status(401, "Unauthorized", "authorization required"), rb);
+    assert_eq!(refused.status, Status::Fail);
+    assert_eq!(
+        refused.detail,
+        "401 Unauthorized: authorization required (the key is wrong, revoked or expired)"
+    );
+    assert!(refused.hint.unwrap().contains("API Keys"));
+    let forbidden = sendgrid_key(&status(403, "Forbidden", ""), rb);
+    assert_eq!(forbidden.status, Status::Fail);
+    assert!(forbidden.detail.starts_with("403 Forbidden (the key lacks"));
+
+    for unjudged in [
+        status(500, "Internal Server Error", ""),
+        status(429, "Too Many Requests", ""),
+        status(404, "Not Found", ""),
+        KeyCheck::NoAnswer("no complete answer within 1.0 s".into()),
+    ] {
+        let j = sendgrid_key(&unjudged, rb);
+        assert_eq!(j.status, Status::Unknown, "{unjudged:?}");
+        assert!(j.detail.starts_with("could not judge the key"), "{j:?}");
+        assert!(j.hint.is_some());
+    }
+    let no_key = sendgrid_key(&KeyCheck::NoKey("$SG_KEY is not set".into()), rb);
+    assert_eq!(no_key.status, Status::Fail);
+}
