@@ -390,3 +390,88 @@ fn passwords_stay_out_of_errors_and_debug_output() {
     let e = Store::connect_postgres(&tls, "x").err().expect("no TLS, no connection");
     assert!(e.to_string().to_lowercase().contains("tls"), "{e}");
 }
+
+/// A lab configuration (one scenario, its own state directory) whose canary `location` writes to
+/// the PostgreSQL history at `url`.
+fn lab_config(location: &str, url: &str, password: &Path) -> support::flowtest::Cfg {
+    use support::flowtest::{lab_scenario, Cfg};
+    let (name, text) = lab_scenario("lab-inbound.toml", "lab-inbound", |t| t);
+    let cfg = Cfg::new(&[(name.as_str(), text)]);
+    let mut text = std::fs::read_to_string(cfg.path()).unwrap();
+    text.push_str(&format!(
+        "\n[canary]\nlocation = {location:?}\n\n[store]\nurl = {url:?}\npassword_file = {:?}\nsslmode = \"disable\"\n",
+        password.display().to_string()
+    ));
+    std::fs::write(cfg.path(), text).unwrap();
+    cfg
+}
+
+/// Needs the lab (`lab/up`; shared lock): `flowtest run` as two canaries, `cloud` and `onprem`,
+/// at once against one PostgreSQL history (over its Unix socket, reachable from the lab's
+/// namespace); each stored row matches what its run printed.
+#[test]
+fn two_canaries_write_one_postgres_history() {
+    let lab = support::lab();
+    let _g = lab.healthy();
+    let pg = Cluster::start();
+    pg.create_db("shared");
+    let secrets = tempfile::tempdir().unwrap();
+    let SecretRef::File(pass) = password_file(secrets.path()) else {
+        unreachable!()
+    };
+    let url = pg.socket_url("shared");
+    let configs = [
+        ("cloud", lab_config("cloud", &url, &pass)),
+        ("onprem", lab_config("onprem", &url, &pass)),
+    ];
+    let printed: Vec<(&str, serde_json::Value)> = std::thread::scope(|s| {
+        let runs: Vec<_> = configs
+            .iter()
+            .map(|(location, cfg)| {
+                let lab = &lab;
+                s.spawn(move || {
+                    let (out, v) =
+                        support::flowtest::flowtest(lab, &cfg.path(), &["run", "lab-inbound"]);
+                    assert_eq!(out.status.code(), Some(0), "{}", support::describe(&out));
+                    (*location, support::flowtest::only(&v).clone())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let store = Store::connect_postgres(
+        &pg_config(pg.tcp_url("shared"), Some(SecretRef::File(pass.clone()))),
+        "reader",
+    )
+    .unwrap();
+    let (rows, summary) = scan_all(
+        &store,
+        &window(t0() - chrono::Duration::days(3650), t0() + chrono::Duration::days(3650)),
+    );
+    assert_eq!((summary.rows, summary.skipped), (2, 0), "{summary:?}");
+    for ((location, result), row) in printed.iter().zip(&rows) {
+        assert_eq!(row.location, *location, "ordered by location: {rows:?}");
+        assert_eq!(row.probe_id, result["probe_id"].as_str().unwrap());
+        assert_eq!(row.scenario, "lab-inbound");
+        assert_eq!(row.status, Some(Status::Delivered));
+        assert_eq!(row.total_ms, result["total_ms"].as_u64());
+        assert_eq!(row.timeout_ms, result["timeout_ms"].as_u64().unwrap());
+        let sent: DateTime<Utc> = result["sent_at"].as_str().unwrap().parse().unwrap();
+        // PostgreSQL keeps microseconds.
+        assert_eq!(row.sent_at.timestamp_micros(), sent.timestamp_micros());
+        let stages: Vec<(String, u64)> = result["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap().to_string(), s["ms"].as_u64().unwrap()))
+            .collect();
+        let stored: Vec<(String, u64)> =
+            row.stages.iter().map(|s| (s.name.clone(), s.ms)).collect();
+        assert_eq!(stored, stages);
+    }
+    assert_eq!(
+        pg.psql("shared", "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"),
+        "cloud:delivered,onprem:delivered"
+    );
+}

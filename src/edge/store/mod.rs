@@ -54,7 +54,7 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
-    #[error("result store {store}: {source}")]
+    #[error("result store {store}: {}", postgres_message(source))]
     Postgres {
         store: String,
         #[source]
@@ -75,6 +75,15 @@ pub enum StoreError {
     /// The store did not answer in time, or its connection thread is gone.
     #[error("result store {store}: {reason}")]
     Unavailable { store: String, reason: String },
+}
+
+/// A PostgreSQL error in one line: the server's own message when it sent one (the client's
+/// Display says only "db error" then).
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// A row still `pending`: its run has stored no result (still running, or killed).

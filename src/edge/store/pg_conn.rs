@@ -311,6 +311,8 @@ impl Worker {
             }
             let client = match self.client().await {
                 Ok(c) => c,
+                // The server refused us (authentication, no such database): final.
+                Err(e @ StoreError::Postgres { .. }) if refused(&e) => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "cannot connect to the result store");
                     last = Some(e);
@@ -344,6 +346,11 @@ impl Worker {
         }
         Err(last.expect("at least one attempt"))
     }
+}
+
+/// An error the server itself sent: trying again would get the same answer.
+fn refused(e: &StoreError) -> bool {
+    matches!(e, StoreError::Postgres { source, .. } if source.as_db_error().is_some())
 }
 
 /// Drive a connection until it closes; its errors are logged (the next operation reconnects).
