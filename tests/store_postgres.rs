@@ -391,6 +391,99 @@ fn passwords_stay_out_of_errors_and_debug_output() {
     assert!(e.to_string().to_lowercase().contains("tls"), "{e}");
 }
 
+/// A configuration without the lab: one scenario whose mailbox is a closed loopback port (so a
+/// run ends `fetch_failed` at once, nothing sent), written by canary `location` to `url`.
+fn closed_port_config(dir: &Path, location: &str, url: &str, password: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::create_dir_all(dir.join("scenarios")).unwrap();
+    std::fs::write(
+        dir.join("flowtest.toml"),
+        format!(
+            "state_dir = \"state\"\n[probe]\ndomain = \"probe.test\"\nkey_env = \"FT_KEY\"\n\
+             [canary]\nlocation = {location:?}\n\
+             [store]\nurl = {url:?}\npassword_file = {:?}\nsslmode = \"disable\"\n",
+            password.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("scenarios/closed.toml"),
+        format!(
+            "name = \"closed\"\ntimeout = \"5s\"\n\
+             [sender]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+             allow_plaintext = true\nmail_from = \"a@b.test\"\nrcpt_to = \"c@d.test\"\n\
+             [receiver]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nallow_plaintext = true\n\
+             username = \"c@d.test\"\npassword_env = \"FT_PW\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The real `flowtest run`, twice at once with two configurations (locations `east` and `west`)
+/// pointed at one PostgreSQL history: each verdict is stored under its location, as printed.
+#[test]
+fn two_flowtest_runs_write_one_history_with_their_locations() {
+    let pg = Cluster::start();
+    pg.create_db("runs");
+    let dir = tempfile::tempdir().unwrap();
+    let SecretRef::File(pass) = password_file(dir.path()) else {
+        unreachable!()
+    };
+    let url = pg.tcp_url("runs");
+    let printed: Vec<(String, serde_json::Value)> = std::thread::scope(|s| {
+        let runs: Vec<_> = ["east", "west"]
+            .into_iter()
+            .map(|location| {
+                let cfg_dir = dir.path().join(location);
+                closed_port_config(&cfg_dir, location, &url, &pass);
+                s.spawn(move || {
+                    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flowtest"));
+                    cmd.arg("--config")
+                        .arg(cfg_dir.join("flowtest.toml"))
+                        .args(["run", "closed", "--format", "json", "--quiet"])
+                        .env("FT_KEY", "0123456789abcdef0123456789abcdef")
+                        .env("FT_PW", "pw");
+                    let out = support::run_with_timeout(cmd, b"", Duration::from_secs(60));
+                    assert_eq!(out.status.code(), Some(2), "{}", support::describe(&out));
+                    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                    (location.to_string(), support::flowtest::only(&v).clone())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let reader = Store::connect_postgres(&pg_config(url, Some(SecretRef::File(pass))), "reader")
+        .unwrap();
+    let far = chrono::Duration::days(3650);
+    let (rows, summary) = scan_all(&reader, &window(t0() - far, t0() + far));
+    assert_eq!((summary.rows, summary.skipped), (2, 0), "{summary:?}");
+    for ((location, result), row) in printed.iter().zip(&rows) {
+        assert_eq!(&row.location, location, "{rows:?}");
+        assert_eq!(row.probe_id, result["probe_id"].as_str().unwrap());
+        assert_eq!(row.status, Some(Status::FetchFailed));
+        assert_eq!(result["status"], "fetch_failed");
+        assert_eq!(row.timeout_ms, 5_000);
+        let sent: DateTime<Utc> = result["sent_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(row.sent_at.timestamp_micros(), sent.timestamp_micros());
+        let codes: Vec<String> = result["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect();
+        let stored: Vec<String> = row.findings.iter().map(|f| f.code.to_string()).collect();
+        assert_eq!(stored, codes);
+    }
+    assert_eq!(
+        pg.psql("runs", "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"),
+        "east:fetch_failed,west:fetch_failed"
+    );
+}
+
 /// A lab configuration (one scenario, its own state directory) whose canary `location` writes to
 /// the PostgreSQL history at `url`.
 fn lab_config(location: &str, url: &str, password: &Path) -> support::flowtest::Cfg {
