@@ -99,9 +99,12 @@ fn pending_rows_are_listed_and_resolved_once(open: Open) {
     assert!(s
         .resolve_pending("old", "lost", t0() + sec(90), "{\"x\":1}")
         .unwrap());
-    assert!(!s.resolve_pending("old", "lost", t0() + sec(91), "{}").unwrap());
+    assert!(!s
+        .resolve_pending("old", "lost", t0() + sec(91), "{}")
+        .unwrap());
     assert!(
-        !s.resolve_pending("done", "lost", t0() + sec(91), "{}").unwrap(),
+        !s.resolve_pending("done", "lost", t0() + sec(91), "{}")
+            .unwrap(),
         "a stored result wins"
     );
     let row = s.get("old").unwrap().unwrap();
@@ -136,7 +139,10 @@ fn a_removal_is_claimed_once_per_kind(open: Open) {
         (Some(at(3)), Some(at(9)))
     );
     s.release_deletion("p", CopyKind::Probe, &at(4)).unwrap();
-    assert_eq!(s.probe_record("p").unwrap().unwrap().probe_deleted, Some(at(3)));
+    assert_eq!(
+        s.probe_record("p").unwrap().unwrap().probe_deleted,
+        Some(at(3))
+    );
     s.release_deletion("p", CopyKind::Probe, &at(3)).unwrap();
     let rec = s.probe_record("p").unwrap().unwrap();
     assert_eq!((rec.probe_deleted, rec.bounce_deleted), (None, Some(at(9))));
@@ -156,7 +162,10 @@ fn result_json(timeout_ms: u64, stage_ms: u64, finding: Option<&str>) -> String 
     )
 }
 
-fn scan_all(s: &Store, filter: &HistoryFilter) -> (Vec<HistoryRow>, flowtest::edge::store::ScanSummary) {
+fn scan_all(
+    s: &Store,
+    filter: &HistoryFilter,
+) -> (Vec<HistoryRow>, flowtest::edge::store::ScanSummary) {
     let mut rows = Vec::new();
     let summary = s
         .scan(filter, &mut |r| {
@@ -181,20 +190,60 @@ fn locations_and_the_history_scan(open: Open) {
     let onprem = open("onprem");
     // Written out of order, across two locations and two scenarios.
     cloud
-        .record_result("c2", "b", "delivered", t0() + sec(20), t0() + sec(21), Some(900), &result_json(30_000, 40, None))
+        .record_result(
+            "c2",
+            "b",
+            "delivered",
+            t0() + sec(20),
+            t0() + sec(21),
+            Some(900),
+            &result_json(30_000, 40, None),
+        )
         .unwrap();
     onprem
-        .record_result("o1", "b", "lost", t0() + sec(5), t0() + sec(35), None, &result_json(30_000, 41, Some("next_hop_refused")))
+        .record_result(
+            "o1",
+            "b",
+            "lost",
+            t0() + sec(5),
+            t0() + sec(35),
+            None,
+            &result_json(30_000, 41, Some("next_hop_refused")),
+        )
         .unwrap();
     cloud
-        .record_result("c1", "b", "slow", t0() + sec(10), t0() + sec(16), Some(6000), &result_json(30_000, 42, None))
+        .record_result(
+            "c1",
+            "b",
+            "slow",
+            t0() + sec(10),
+            t0() + sec(16),
+            Some(6000),
+            &result_json(30_000, 42, None),
+        )
         .unwrap();
     cloud.record_pending("c3", "a", t0() + sec(1)).unwrap();
     onprem
-        .record_result("bad", "a", "delivered", t0() + sec(2), t0() + sec(3), Some(1), "{not json")
+        .record_result(
+            "bad",
+            "a",
+            "delivered",
+            t0() + sec(2),
+            t0() + sec(3),
+            Some(1),
+            "{not json",
+        )
         .unwrap();
     cloud
-        .record_result("outside", "a", "delivered", t0() - sec(1), t0(), Some(1), &result_json(1, 1, None))
+        .record_result(
+            "outside",
+            "a",
+            "delivered",
+            t0() - sec(1),
+            t0(),
+            Some(1),
+            &result_json(1, 1, None),
+        )
         .unwrap();
     assert!(onprem.mark_late("o1", t0() + sec(65)).unwrap());
 
@@ -203,13 +252,22 @@ fn locations_and_the_history_scan(open: Open) {
     // Each location resolves its own pending rows and shows its own last verdict.
     assert_eq!(cloud.pending_before(t0() + sec(99)).unwrap().len(), 1);
     assert!(onprem.pending_before(t0() + sec(99)).unwrap().is_empty());
-    assert_eq!(cloud.last_status("b").unwrap().as_deref(), Some("delivered"));
+    assert_eq!(
+        cloud.last_status("b").unwrap().as_deref(),
+        Some("delivered")
+    );
     assert_eq!(onprem.last_status("b").unwrap().as_deref(), Some("lost"));
 
     let (rows, summary) = scan_all(&onprem, &window(t0(), t0() + sec(60)));
     let order: Vec<(&str, &str, &str)> = rows
         .iter()
-        .map(|r| (r.scenario.as_str(), r.location.as_str(), r.probe_id.as_str()))
+        .map(|r| {
+            (
+                r.scenario.as_str(),
+                r.location.as_str(),
+                r.probe_id.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         order,
@@ -217,13 +275,23 @@ fn locations_and_the_history_scan(open: Open) {
         "every location, in (scenario, location, sent_at) order; the bad row and the one before the window left out"
     );
     assert_eq!((summary.rows, summary.skipped), (4, 1));
-    assert!(summary.warnings[0].contains("bad"), "{:?}", summary.warnings);
+    assert!(
+        summary.warnings[0].contains("bad"),
+        "{:?}",
+        summary.warnings
+    );
     assert_eq!((rows[0].status, rows[0].timeout_ms), (None, 0), "pending");
     let c1 = &rows[1];
     assert_eq!(c1.status, Some(Status::Slow));
-    assert_eq!((c1.total_ms, c1.timeout_ms, c1.slo_target_ms), (Some(6000), 30_000, Some(5000)));
+    assert_eq!(
+        (c1.total_ms, c1.timeout_ms, c1.slo_target_ms),
+        (Some(6000), 30_000, Some(5000))
+    );
     assert_eq!(c1.sent_at, t0() + sec(10));
-    assert_eq!((c1.stages[0].name.as_str(), c1.stages[0].ms), ("submission", 42));
+    assert_eq!(
+        (c1.stages[0].name.as_str(), c1.stages[0].ms),
+        ("submission", 42)
+    );
     let o1 = &rows[3];
     assert_eq!(o1.findings[0].code, FindingCode::NextHopRefused);
     assert_eq!(o1.findings[0].stage.as_deref(), Some("ec2-mx"));
@@ -235,7 +303,11 @@ fn locations_and_the_history_scan(open: Open) {
     let mut f = window(t0() - sec(10), t0() + sec(60));
     f.locations = vec!["cloud".into()];
     f.scenarios = vec!["a".into()];
-    let ids: Vec<String> = scan_all(&cloud, &f).0.into_iter().map(|r| r.probe_id).collect();
+    let ids: Vec<String> = scan_all(&cloud, &f)
+        .0
+        .into_iter()
+        .map(|r| r.probe_id)
+        .collect();
     assert_eq!(ids, ["outside", "c3"]);
     let mut seen = 0;
     let summary = cloud
@@ -254,8 +326,16 @@ fn a_long_history_streams(open: Open) {
     let s = open("bulk");
     let json = result_json(1000, 1, None);
     for i in 0..1_200 {
-        s.record_result(&format!("p{i:05}"), "bulk", "delivered", t0() + sec(i), t0() + sec(i), Some(i), &json)
-            .unwrap();
+        s.record_result(
+            &format!("p{i:05}"),
+            "bulk",
+            "delivered",
+            t0() + sec(i),
+            t0() + sec(i),
+            Some(i),
+            &json,
+        )
+        .unwrap();
     }
     let mut last: Option<DateTime<Utc>> = None;
     let mut n = 0;
@@ -306,7 +386,10 @@ fn postgres_keeps_the_store_contract() {
     // What is stored is what PostgreSQL holds, location and all.
     let rows = pg.psql("contract4", "SELECT probe_id || ' ' || location FROM results WHERE probe_id IN ('c1', 'o1') ORDER BY probe_id");
     assert_eq!(rows, "c1 cloud\no1 onprem");
-    assert_eq!(pg.psql("contract4", "SELECT version FROM flowtest_schema"), "3");
+    assert_eq!(
+        pg.psql("contract4", "SELECT version FROM flowtest_schema"),
+        "3"
+    );
 }
 
 #[test]
@@ -324,17 +407,26 @@ fn concurrent_starts_migrate_once_and_a_newer_schema_is_refused() {
                 s.spawn(move || Store::connect_postgres(&cfg, &format!("loc{i}")))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
     });
     for (i, s) in stores.iter().enumerate() {
         s.record_pending(&format!("p{i}"), "race", t0()).unwrap();
     }
-    assert_eq!(pg.psql("race", "SELECT count(DISTINCT location) FROM results"), "8");
+    assert_eq!(
+        pg.psql("race", "SELECT count(DISTINCT location) FROM results"),
+        "8"
+    );
     assert_eq!(pg.psql("race", "SELECT count(*) FROM flowtest_schema"), "1");
     pg.psql("race", "UPDATE flowtest_schema SET version = 99");
-    let e = Store::connect_postgres(&cfg, "x").err().expect("newer schema refused");
+    let e = Store::connect_postgres(&cfg, "x")
+        .err()
+        .expect("newer schema refused");
     assert!(
-        e.to_string().ends_with("written by a newer flowtest (schema 99, this one knows 3)"),
+        e.to_string()
+            .ends_with("written by a newer flowtest (schema 99, this one knows 3)"),
         "{e}"
     );
 }
@@ -347,10 +439,21 @@ fn a_lost_connection_is_replaced_and_a_gone_server_is_an_error_not_a_hang() {
     let cfg = pg_config(pg.tcp_url("flaky"), Some(password_file(secrets.path())));
     let s = Store::connect_postgres(&cfg, "here").unwrap();
     s.record_pending("before", "s", t0()).unwrap();
-    assert!(pg.kill_sessions("flaky") >= 1, "the store's session was there");
+    assert!(
+        pg.kill_sessions("flaky") >= 1,
+        "the store's session was there"
+    );
     // The next write finds its connection dead, reconnects and succeeds.
-    s.record_result("before", "s", "delivered", t0(), t0() + sec(1), Some(3), "{}")
-        .unwrap();
+    s.record_result(
+        "before",
+        "s",
+        "delivered",
+        t0(),
+        t0() + sec(1),
+        Some(3),
+        "{}",
+    )
+    .unwrap();
     assert_eq!(s.get("before").unwrap().unwrap().status, "delivered");
 
     pg.stop();
@@ -358,7 +461,10 @@ fn a_lost_connection_is_replaced_and_a_gone_server_is_an_error_not_a_hang() {
         .record_pending("during", "s", t0())
         .expect_err("nothing to write to");
     let text = e.to_string();
-    assert!(text.starts_with(&format!("result store {}: ", cfg.url)), "{text}");
+    assert!(
+        text.starts_with(&format!("result store {}: ", cfg.url)),
+        "{text}"
+    );
     pg.restart();
     s.record_pending("after", "s", t0()).unwrap();
     assert_eq!(s.get("after").unwrap().unwrap().location, "here");
@@ -373,12 +479,17 @@ fn passwords_stay_out_of_errors_and_debug_output() {
     let wrong = dir.path().join("wrong.pass");
     std::fs::write(&wrong, "not-the-password-5d1c\n").unwrap();
     let cfg = pg_config(pg.tcp_url("secret"), Some(SecretRef::File(wrong)));
-    let e = Store::connect_postgres(&cfg, "x").err().expect("wrong password refused");
+    let e = Store::connect_postgres(&cfg, "x")
+        .err()
+        .expect("wrong password refused");
     for shown in [e.to_string(), format!("{e:?}"), format!("{cfg:?}")] {
         assert!(!shown.contains("not-the-password-5d1c"), "{shown}");
         assert!(!shown.contains(PASSWORD), "{shown}");
     }
-    assert!(e.to_string().contains("password authentication failed"), "{e}");
+    assert!(
+        e.to_string().contains("password authentication failed"),
+        "{e}"
+    );
     // Without any password the server refuses too, and says so.
     let e = Store::connect_postgres(&pg_config(pg.tcp_url("secret"), None), "x")
         .err()
@@ -387,18 +498,16 @@ fn passwords_stay_out_of_errors_and_debug_output() {
     // verify-full never falls back to plaintext: this server has no TLS.
     let mut tls = pg_config(pg.tcp_url("secret"), Some(password_file(dir.path())));
     tls.tls = PgTls::VerifyFull { ca_file: None };
-    let e = Store::connect_postgres(&tls, "x").err().expect("no TLS, no connection");
+    let e = Store::connect_postgres(&tls, "x")
+        .err()
+        .expect("no TLS, no connection");
     assert!(e.to_string().to_lowercase().contains("tls"), "{e}");
 }
 
 /// A configuration without the lab: one scenario whose mailbox is a closed loopback port (so a
 /// run ends `fetch_failed` at once, nothing sent), written by canary `location` to `url`.
 fn closed_port_config(dir: &Path, location: &str, url: &str, password: &Path) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::postgres::free_port();
     std::fs::create_dir_all(dir.join("scenarios")).unwrap();
     std::fs::write(
         dir.join("flowtest.toml"),
@@ -456,8 +565,8 @@ fn two_flowtest_runs_write_one_history_with_their_locations() {
             .collect();
         runs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let reader = Store::connect_postgres(&pg_config(url, Some(SecretRef::File(pass))), "reader")
-        .unwrap();
+    let reader =
+        Store::connect_postgres(&pg_config(url, Some(SecretRef::File(pass))), "reader").unwrap();
     let far = chrono::Duration::days(3650);
     let (rows, summary) = scan_all(&reader, &window(t0() - far, t0() + far));
     assert_eq!((summary.rows, summary.skipped), (2, 0), "{summary:?}");
@@ -479,7 +588,10 @@ fn two_flowtest_runs_write_one_history_with_their_locations() {
         assert_eq!(stored, codes);
     }
     assert_eq!(
-        pg.psql("runs", "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"),
+        pg.psql(
+            "runs",
+            "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"
+        ),
         "east:fetch_failed,west:fetch_failed"
     );
 }
@@ -540,7 +652,10 @@ fn two_canaries_write_one_postgres_history() {
     .unwrap();
     let (rows, summary) = scan_all(
         &store,
-        &window(t0() - chrono::Duration::days(3650), t0() + chrono::Duration::days(3650)),
+        &window(
+            t0() - chrono::Duration::days(3650),
+            t0() + chrono::Duration::days(3650),
+        ),
     );
     assert_eq!((summary.rows, summary.skipped), (2, 0), "{summary:?}");
     for ((location, result), row) in printed.iter().zip(&rows) {
@@ -557,14 +672,22 @@ fn two_canaries_write_one_postgres_history() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["name"].as_str().unwrap().to_string(), s["ms"].as_u64().unwrap()))
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["ms"].as_u64().unwrap(),
+                )
+            })
             .collect();
         let stored: Vec<(String, u64)> =
             row.stages.iter().map(|s| (s.name.clone(), s.ms)).collect();
         assert_eq!(stored, stages);
     }
     assert_eq!(
-        pg.psql("shared", "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"),
+        pg.psql(
+            "shared",
+            "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"
+        ),
         "cloud:delivered,onprem:delivered"
     );
 }

@@ -109,7 +109,10 @@ pub(crate) fn parse(
                  private CA) or \"disable\" (plaintext, loopback or a trusted network only); \
                  flowtest never skips verification"
             );
-            let v = raw.sslmode.as_ref().expect("a value other than the default");
+            let v = raw
+                .sslmode
+                .as_ref()
+                .expect("a value other than the default");
             return Err(at(m, v, "store.sslmode"));
         }
     };
@@ -145,9 +148,11 @@ fn check_url(url: &str) -> Result<String, String> {
     let authority = rest.split('/').next().unwrap_or_default();
     if let Some((userinfo, _)) = authority.rsplit_once('@') {
         if userinfo.contains(':') {
-            return Err("the URL holds a password: remove it and set password_env or \
+            return Err(
+                "the URL holds a password: remove it and set password_env or \
                  password_file (secrets are never written in config files)"
-                .into());
+                    .into(),
+            );
         }
     }
     if url.contains('?') {
@@ -234,12 +239,28 @@ mod tests {
     fn bad_tables_name_the_field_and_never_repeat_a_password() {
         for (body, field, says) in [
             ("url = \"mysql://u@h/d\"", "store.url", "PostgreSQL URL"),
-            ("url = \"postgres://u:hunter2@h/d\"", "store.url", "holds a password"),
-            ("url = \"postgres://u:@h/d\"", "store.url", "holds a password"),
+            (
+                "url = \"postgres://u:hunter2@h/d\"",
+                "store.url",
+                "holds a password",
+            ),
+            (
+                "url = \"postgres://u:@h/d\"",
+                "store.url",
+                "holds a password",
+            ),
             ("url = \"postgres://h/d\"", "store.url", "name the user"),
             ("url = \"postgres://u@h\"", "store.url", "name the database"),
-            ("url = \"postgres://u@h/d?sslmode=disable\"", "store.url", "query"),
-            ("url = \"postgres://u@h:99999/d\"", "store.url", "not a PostgreSQL URL"),
+            (
+                "url = \"postgres://u@h/d?sslmode=disable\"",
+                "store.url",
+                "query",
+            ),
+            (
+                "url = \"postgres://u@h:99999/d\"",
+                "store.url",
+                "not a PostgreSQL URL",
+            ),
             (
                 "url = \"postgres://u@h/d\"\nsslmode = \"require\"",
                 "store.sslmode",

@@ -47,7 +47,7 @@ fn is_root() -> bool {
 }
 
 /// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -170,8 +170,22 @@ impl Cluster {
         let sock = self.socket_dir().display().to_string();
         let port = self.port.to_string();
         let args = [
-            "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &sock, "-p", &port, "-U",
-            USER, "-d", db, "-c", sql,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            &sock,
+            "-p",
+            &port,
+            "-U",
+            USER,
+            "-d",
+            db,
+            "-c",
+            sql,
         ];
         let mut cmd = if self.as_nobody {
             let mut c = Command::new("runuser");
@@ -235,7 +249,9 @@ impl Cluster {
         let log = self.log_file().display().to_string();
         self.pg(
             "pg_ctl",
-            &["-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start"],
+            &[
+                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
+            ],
         );
     }
 }

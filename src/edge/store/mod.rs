@@ -157,8 +157,12 @@ trait Backend: Send + Sync {
         at: &CopyAt,
         when: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    fn release_deletion(&self, probe_id: &str, kind: CopyKind, at: &CopyAt)
-        -> Result<(), StoreError>;
+    fn release_deletion(
+        &self,
+        probe_id: &str,
+        kind: CopyKind,
+        at: &CopyAt,
+    ) -> Result<(), StoreError>;
     fn pending_before(
         &self,
         location: &str,
@@ -370,8 +374,8 @@ impl Store {
         each: &mut dyn FnMut(HistoryRow) -> ControlFlow<()>,
     ) -> Result<ScanSummary, StoreError> {
         let mut summary = ScanSummary::default();
-        self.backend.scan(filter, &mut |raw| {
-            match history::to_history_row(raw) {
+        self.backend
+            .scan(filter, &mut |raw| match history::to_history_row(raw) {
                 Ok(row) => {
                     summary.rows += 1;
                     each(row)
@@ -380,8 +384,7 @@ impl Store {
                     summary.skip(warning);
                     ControlFlow::Continue(())
                 }
-            }
-        })?;
+            })?;
         Ok(summary)
     }
 }

@@ -223,10 +223,8 @@ impl PgConn {
                         .map_err(|_| self.unavailable("the connection thread has stopped"))?;
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(self.unavailable(format!(
-                        "no rows within {} s",
-                        self.call_timeout.as_secs()
-                    )))
+                    return Err(self
+                        .unavailable(format!("no rows within {} s", self.call_timeout.as_secs())))
                 }
             }
         }
@@ -322,7 +320,8 @@ impl Worker {
             match tokio::time::timeout(STATEMENT_TIMEOUT, op(client)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
-                    let broken = e.is_closed() || self.client.as_ref().is_some_and(Client::is_closed);
+                    let broken =
+                        e.is_closed() || self.client.as_ref().is_some_and(Client::is_closed);
                     let e = self.failed(e);
                     if !broken {
                         // The server answered with an error: repeating it would not help.

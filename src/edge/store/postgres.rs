@@ -391,7 +391,12 @@ impl Backend for PgStore {
                     let portal = t
                         .bind(
                             &stmt,
-                            &[&filter.from, &filter.to, &filter.scenarios, &filter.locations],
+                            &[
+                                &filter.from,
+                                &filter.to,
+                                &filter.scenarios,
+                                &filter.locations,
+                            ],
                         )
                         .await?;
                     loop {

@@ -199,7 +199,10 @@ impl Backend for SqliteStore {
                         sent_at: parse_ts(&r.get::<_, String>(4)?).unwrap_or_default(),
                         total_ms: r.get(5)?,
                         result_json: r.get(6)?,
-                        late_detected_at: r.get::<_, Option<String>>(7)?.as_deref().and_then(parse_ts),
+                        late_detected_at: r
+                            .get::<_, Option<String>>(7)?
+                            .as_deref()
+                            .and_then(parse_ts),
                         late_total_ms: r.get(8)?,
                     })
                 },

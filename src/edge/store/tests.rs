@@ -1,94 +1,9 @@
-//! The SQLite store: its contract, its migrations and its errors (the contract against both
-//! backends is in tests/store_postgres.rs).
+//! The SQLite store's own cases: reopening, migrations from schemas 1 and 2, errors. The contract
+//! both backends keep is in tests/store_postgres.rs, run against each.
 use super::*;
-use chrono::TimeZone;
 use crate::core::verdict::RecordState;
+use chrono::TimeZone;
 use rusqlite::Connection;
-
-#[test]
-fn pending_then_result_then_late() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
-    s.record_pending("p1", "lab-inbound", t0).unwrap();
-    assert_eq!(s.get("p1").unwrap().unwrap().status, "pending");
-    s.record_result(
-        "p1",
-        "lab-inbound",
-        "lost",
-        t0,
-        t0 + chrono::Duration::seconds(5),
-        None,
-        "{}",
-    )
-    .unwrap();
-    let seen = t0 + chrono::Duration::seconds(42);
-    assert!(s.mark_late("p1", seen).unwrap());
-    assert!(!s.mark_late("p1", seen).unwrap(), "marked once only");
-    let row = s.get("p1").unwrap().unwrap();
-    assert_eq!(row.status, "lost", "the original verdict stays");
-    assert_eq!(row.late_total_ms, Some(42_000));
-    assert_eq!(row.late_detected_at, Some(seen));
-    // Delivered probes are never marked late; unknown ids are ignored.
-    s.record_result("p2", "x", "delivered", t0, t0, Some(10), "{}")
-        .unwrap();
-    assert!(!s.mark_late("p2", seen).unwrap());
-    assert!(!s.mark_late("nope", seen).unwrap());
-    assert_eq!(s.last_status("x").unwrap().as_deref(), Some("delivered"));
-    s.record_pending("p3", "x", t0 + chrono::Duration::seconds(60))
-        .unwrap();
-    assert_eq!(
-        s.last_status("x").unwrap().as_deref(),
-        Some("delivered"),
-        "pending skipped"
-    );
-    assert_eq!(s.last_status("none").unwrap(), None);
-}
-
-#[test]
-fn pending_rows_are_listed_and_resolved_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
-    let sec = chrono::Duration::seconds;
-    s.record_pending("old", "a", t0).unwrap();
-    s.record_pending("young", "b", t0 + sec(60)).unwrap();
-    s.record_pending("done", "a", t0).unwrap();
-    s.record_result("done", "a", "delivered", t0, t0 + sec(1), Some(5), "{}")
-        .unwrap();
-    let listed = s.pending_before(t0 + sec(30)).unwrap();
-    assert_eq!(
-        listed,
-        vec![PendingRow {
-            probe_id: "old".into(),
-            scenario: "a".into(),
-            sent_at: t0
-        }]
-    );
-    assert_eq!(s.pending_before(t0 + sec(61)).unwrap().len(), 2);
-
-    assert!(s
-        .resolve_pending("old", "lost", t0 + sec(90), "{\"x\":1}")
-        .unwrap());
-    assert!(
-        !s.resolve_pending("old", "lost", t0 + sec(91), "{}")
-            .unwrap(),
-        "once"
-    );
-    assert!(
-        !s.resolve_pending("done", "lost", t0 + sec(91), "{}")
-            .unwrap(),
-        "a stored result wins"
-    );
-    let row = s.get("old").unwrap().unwrap();
-    assert_eq!(row.status, "lost");
-    assert_eq!(row.sent_at, t0);
-    assert_eq!(row.result_json.as_deref(), Some("{\"x\":1}"));
-    assert_eq!(s.get("done").unwrap().unwrap().status, "delivered");
-    // Resolved to lost, a late arrival is then marked as for any lost probe.
-    assert!(s.mark_late("old", t0 + sec(120)).unwrap());
-    assert_eq!(s.pending_before(t0 + sec(61)).unwrap().len(), 1);
-}
 
 #[test]
 fn survives_reopen() {
@@ -111,52 +26,6 @@ fn at(uid: u32) -> CopyAt {
         uid_validity: 11,
         uid,
     }
-}
-
-#[test]
-fn a_removal_is_claimed_once_per_kind_and_can_be_given_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
-    assert_eq!(
-        s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
-        Claim::NoRecord
-    );
-    s.record_pending("p", "lab-inbound", t0).unwrap();
-    assert_eq!(
-        s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
-        Claim::Claimed
-    );
-    assert_eq!(
-        s.claim_deletion("p", CopyKind::Probe, &at(3), t0).unwrap(),
-        Claim::SameCopy
-    );
-    assert_eq!(
-        s.claim_deletion("p", CopyKind::Probe, &at(4), t0).unwrap(),
-        Claim::OtherCopy(at(3))
-    );
-    // The bounce is removed once too, independently of the probe.
-    assert_eq!(
-        s.claim_deletion("p", CopyKind::Bounce, &at(9), t0).unwrap(),
-        Claim::Claimed
-    );
-    // The final result keeps the recorded removals.
-    s.record_result("p", "lab-inbound", "delivered", t0, t0, Some(5), "{}")
-        .unwrap();
-    let rec = s.probe_record("p").unwrap().unwrap();
-    assert_eq!(rec.state, RecordState::Finished);
-    assert_eq!(rec.probe_deleted, Some(at(3)));
-    assert_eq!(rec.bounce_deleted, Some(at(9)));
-    // Giving back another copy's claim changes nothing; the claimed copy's clears it.
-    s.release_deletion("p", CopyKind::Probe, &at(4)).unwrap();
-    assert_eq!(
-        s.probe_record("p").unwrap().unwrap().probe_deleted,
-        Some(at(3))
-    );
-    s.release_deletion("p", CopyKind::Probe, &at(3)).unwrap();
-    let rec = s.probe_record("p").unwrap().unwrap();
-    assert_eq!((rec.probe_deleted, rec.bounce_deleted), (None, Some(at(9))));
-    assert_eq!(s.probe_record("nope").unwrap(), None);
 }
 
 #[test]
@@ -230,10 +99,16 @@ fn a_schema_2_database_gets_locations_and_keeps_its_rows() {
     );
     let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
     // Rows from before locations belong to `default`, not to this store's location.
-    assert!(s.pending_before(t0 + chrono::Duration::hours(1)).unwrap().is_empty());
+    assert!(s
+        .pending_before(t0 + chrono::Duration::hours(1))
+        .unwrap()
+        .is_empty());
     let default = Store::open(dir.path()).unwrap();
     assert_eq!(
-        default.pending_before(t0 + chrono::Duration::hours(1)).unwrap().len(),
+        default
+            .pending_before(t0 + chrono::Duration::hours(1))
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
