@@ -504,6 +504,37 @@ fn passwords_stay_out_of_errors_and_debug_output() {
     assert!(e.to_string().to_lowercase().contains("tls"), "{e}");
 }
 
+#[test]
+fn verify_full_connects_over_verified_tls_only() {
+    let pg = Cluster::start();
+    pg.create_db("tls");
+    let ca = pg.require_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let password = Some(password_file(dir.path()));
+    let mut cfg = pg_config(pg.tcp_url("tls"), password.clone());
+    // Plaintext is refused now (the server takes TCP over TLS only).
+    let e = Store::connect_postgres(&cfg, "x")
+        .err()
+        .expect("hostssl only");
+    assert!(e.to_string().contains("no pg_hba.conf entry"), "{e}");
+    // Verified against the private CA, for the IP address in the URL and for a host name.
+    cfg.tls = PgTls::VerifyFull {
+        ca_file: Some(ca.clone()),
+    };
+    let s = Store::connect_postgres(&cfg, "secure").unwrap();
+    s.record_pending("p", "tls", t0()).unwrap();
+    assert_eq!(s.get("p").unwrap().unwrap().location, "secure");
+    let mut by_name = cfg.clone();
+    by_name.url = format!("postgres://flowtest@localhost:{}/tls", pg.port);
+    assert!(Store::connect_postgres(&by_name, "secure").is_ok());
+    // Without the CA, the web PKI roots do not vouch for this server: refused, not downgraded.
+    cfg.tls = PgTls::VerifyFull { ca_file: None };
+    let e = Store::connect_postgres(&cfg, "x")
+        .err()
+        .expect("unknown issuer");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
 /// A configuration without the lab: one scenario whose mailbox is a closed loopback port (so a
 /// run ends `fetch_failed` at once, nothing sent), written by canary `location` to `url`.
 fn closed_port_config(dir: &Path, location: &str, url: &str, password: &Path) {

@@ -256,6 +256,108 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Turn TLS on with a certificate for `127.0.0.1` and `localhost` from a new private CA, and
+    /// accept TCP connections over TLS only (`hostssl`; the socket stays for psql). Returns the
+    /// CA certificate's path.
+    pub fn require_tls(&self) -> PathBuf {
+        let d = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let mut c = Command::new("openssl");
+            c.args(args).current_dir(d);
+            let out = run_with_timeout(c, b"", Duration::from_secs(60));
+            assert!(out.status.success(), "openssl {args:?}: {}", describe(&out));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=flowtest test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let data = self.data_dir();
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(d.join(f), data.join(f)).unwrap();
+        }
+        if self.as_nobody {
+            let out = Command::new("chown")
+                .args(["nobody:nogroup"])
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chown: {}", describe(&out));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until the server says TLS is on.
+        for _ in 0..100 {
+            if self.psql("postgres", "SHOW ssl") == "on" {
+                return d.join("ca.pem");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("TLS did not come on");
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data_dir();

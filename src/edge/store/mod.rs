@@ -78,12 +78,22 @@ pub enum StoreError {
 }
 
 /// A PostgreSQL error in one line: the server's own message when it sent one (the client's
-/// Display says only "db error" then).
+/// Display says only "db error" then), else the client's with its causes (a TLS handshake
+/// failure says why only in its source).
 fn postgres_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A row still `pending`: its run has stored no result (still running, or killed).
