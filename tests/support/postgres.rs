@@ -101,26 +101,7 @@ impl Cluster {
                 "C",
             ],
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
-            cluster.port,
-            cluster.socket_dir().display()
-        );
-        cluster.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.display().to_string(),
-                "-o",
-                &options,
-                "-l",
-                &cluster.log_file().display().to_string(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        cluster.restart();
         cluster
     }
 
@@ -238,7 +219,7 @@ impl Cluster {
         self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
     }
 
-    /// Start it again after [`Cluster::stop`].
+    /// Start the server (again, after [`Cluster::stop`]).
     pub fn restart(&self) {
         let data = self.data_dir().display().to_string();
         let options = format!(
