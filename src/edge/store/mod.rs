@@ -378,6 +378,8 @@ impl Store {
     /// whatever the history's size. `each` returns `ControlFlow::Break(())` to stop early.
     /// A row whose stored result cannot be read is skipped and named in the summary's warnings;
     /// a `pending` row has no stored result and comes with `status: None`, `timeout_ms: 0`.
+    /// `each` must not call this store: the scan holds it (SQLite's connection, PostgreSQL's
+    /// connection thread) until it ends.
     pub fn scan(
         &self,
         filter: &HistoryFilter,
