@@ -89,10 +89,11 @@ pub struct ConfigLoader {
 impl Loader for ConfigLoader {
     fn load(&self) -> Result<Generation, String> {
         let config = Arc::new(Config::load(&self.path).map_err(|e| e.to_string())?);
-        if config.state_dir != self.store.path().parent().unwrap_or(&config.state_dir) {
+        if !self.store.serves(&config) {
             tracing::warn!(
-                state_dir = %config.state_dir.display(),
-                "state_dir changed: the canary keeps its store until it is restarted"
+                store = %self.store.describe(),
+                location = %self.store.location(),
+                "state_dir, [store] or the location changed: the canary keeps its store until it is restarted"
             );
         }
         let webhooks = Arc::new(alerts::resolve(&config.canary.webhooks)?);

@@ -28,7 +28,7 @@ pub fn run(config_path: &Option<PathBuf>, args: CanaryArgs) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let store = match Store::open(&config.state_dir) {
+    let store = match Store::from_config(&config) {
         Ok(s) => Arc::new(s),
         Err(e) => return unusable(e),
     };

@@ -27,6 +27,11 @@ pub fn run(config: &Option<PathBuf>) -> Exit {
         Ok(()) => println!("state_dir {}: writable", config.state_dir.display()),
         Err(e) => problems.push(format!("state_dir {}: {e}", config.state_dir.display())),
     }
+    if let crate::config::store::StoreConfig::Postgres(pg) = &config.store {
+        if let Some(Err(e)) = pg.password.as_ref().map(|p| p.resolve()) {
+            problems.push(format!("store {}: password: {e}", pg.url));
+        }
+    }
     if let Err(e) = crate::canary::alerts::resolve(&config.canary.webhooks) {
         problems.push(format!("canary: {e}"));
     }

@@ -95,7 +95,7 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
             Err(e) => return unusable(e),
         }
     }
-    let store = match Store::open(&config.state_dir) {
+    let store = match Store::from_config(&config) {
         Ok(s) => Arc::new(s),
         Err(e) => return unusable(e),
     };

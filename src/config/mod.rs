@@ -11,6 +11,7 @@ pub mod logsource;
 pub mod scenario;
 pub mod secret;
 pub mod sendgrid;
+pub mod store;
 mod validate;
 
 use std::fmt;
@@ -108,6 +109,8 @@ struct RawConfig {
     doctor: doctor::RawDoctor,
     /// `[canary]`: the scheduled canary's settings.
     canary: Option<canary::RawCanary>,
+    /// `[store]`: PostgreSQL instead of the SQLite file in `state_dir`.
+    store: Option<store::RawStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +161,8 @@ pub struct Config {
     pub doctor: DoctorConfig,
     /// `[canary]`, or its defaults.
     pub canary: canary::CanaryConfig,
+    /// `[store]`, or SQLite in `state_dir`.
+    pub store: store::StoreConfig,
 }
 
 impl Config {
@@ -259,6 +264,7 @@ impl Config {
         };
         let doctor = DoctorConfig::from_raw(path, src, raw.doctor)?;
         let canary = canary::parse(path, src, &base, raw.canary)?;
+        let store = store::parse(path, src, &base, raw.store)?;
         Ok(Config {
             path: path.to_path_buf(),
             probe_domain: domain,
@@ -272,6 +278,7 @@ impl Config {
             runbook,
             doctor,
             canary,
+            store,
         })
     }
 

@@ -1,5 +1,5 @@
 //! The real edges behind the runner's traits: SMTP or SendGrid API submission, the IMAP mailbox, the followed
-//! server logs and the SQLite store. Each adapter only forwards; the protocol work stays in
+//! server logs and the result store (SQLite or PostgreSQL). Each adapter only forwards; the protocol work stays in
 //! `edge`. Not here: any decision (the runner and core make them).
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 pub mod flowtest;
+pub mod postgres;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -94,6 +94,7 @@ fn config() -> Config {
         runbook: crate::core::runbook::Runbook::builtin().clone(),
         doctor: Default::default(),
         canary: Default::default(),
+        store: Default::default(),
     }
 }
 
