@@ -27,11 +27,15 @@ LAB_FAULTS=(dell-down vpn-down vpn-blackhole relay-domain-missing transport-unma
   mailstore-permission imap-auth-broken imap-no-idle slow-dell)
 # The faults `flowtest doctor` is tested against (lab/doctor.sh).
 LAB_FAULTS+=(cert-expired cert-wrong-name mx-missing)
+# OAuth 2 (lab/oauth.sh).
+LAB_FAULTS+=(token-expired)
 
 LAB_STEP="(start)"
 
 # shellcheck source=lab/doctor.sh
 source "$LAB_REPO/lab/doctor.sh"
+# shellcheck source=lab/oauth.sh
+source "$LAB_REPO/lab/oauth.sh"
 
 step() {
   LAB_STEP=$*
@@ -278,8 +282,14 @@ write_etc() {
 198.18.3.2  dell.corp.test imap.corp.test smtp.corp.test
 198.18.2.2  smtp.provider.test imap.provider.test provider.test
 EOF
-  # No DNS in the lab: a resolver on the namespace's own loopback answers "refused" at once.
-  printf '# flowtest lab: no DNS\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$LAB_DIR/etc/resolv.conf"
+  # Names outside /etc/hosts go to the lab DNS (NSD, lab/doctor.sh; authoritative only, it refuses
+  # anything else at once). The Docker lab has no such server: there a resolver on the container's
+  # own loopback answers "refused" at once. The mail path itself never resolves (IP literals).
+  if [[ $LAB_MODE == netns ]]; then
+    printf '# flowtest lab: the lab DNS (NSD)\nnameserver %s\noptions timeout:1 attempts:1\n' "$LAB_DNS_IP" >"$LAB_DIR/etc/resolv.conf"
+  else
+    printf '# flowtest lab: no DNS\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$LAB_DIR/etc/resolv.conf"
+  fi
 }
 
 # render SRC DST HOST: fills @LAB_DIR@ @HOST@ @FQDN@ @DOMAIN@; fails on any placeholder left over.
@@ -365,6 +375,7 @@ render_host() {
     local dv=$LAB_DIR/$host/dovecot
     install -d -m 0755 "$dv" "$LAB_DIR/$host/run" "$LAB_DIR/$host/state"
     render "$LAB_CONF/common/dovecot.conf.in" "$dv/dovecot.conf" "$host"
+    render "$LAB_CONF/common/dovecot-oauth2.conf.ext.in" "$dv/oauth2.conf.ext" "$host"
     if [[ -f $LAB_CONF/$host/dovecot-local.conf.in ]]; then
       render "$LAB_CONF/$host/dovecot-local.conf.in" "$dv/local.conf" "$host"
     fi
@@ -612,12 +623,20 @@ teardown() {
       sleep 0.05
     done
   done
-  pids=()
-  for ns in "${LAB_NAMESPACES[@]}"; do
-    ns_exists "$ns" || continue
-    mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+  # A killed process can take a while to be reaped (a busy machine, a process exiting from a
+  # blocking call): give the last SIGKILL time before calling it stuck.
+  local waited
+  for waited in $(seq 1 200); do
+    pids=()
+    for ns in "${LAB_NAMESPACES[@]}"; do
+      ns_exists "$ns" || continue
+      mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+    done
+    [[ ${#pids[@]} -gt 0 ]] || break
+    if ((waited % 20 == 0)); then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
+    sleep 0.05
   done
-  [[ ${#pids[@]} -eq 0 ]] || die "processes still running in the lab namespaces after SIGKILL: ${pids[*]}"
+  [[ ${#pids[@]} -eq 0 ]] || die "processes still running in the lab namespaces 10 s after SIGKILL: ${pids[*]}"
   step "removing links and namespaces"
   # Namespace deletion is asynchronous: delete the veths explicitly first (lab.md gotcha 8).
   if ns_exists internet; then
@@ -705,7 +724,7 @@ apply_fault() {
       reload_postfix dell
       ;;
     *)
-      apply_doctor_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
+      apply_doctor_fault "$name" || apply_oauth_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
       ;;
   esac
   add_fault_marker "$name" "$@"
@@ -735,4 +754,5 @@ heal() {
     flush_queue "$host"
   done
   heal_doctor
+  heal_oauth
 }
