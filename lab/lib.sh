@@ -96,9 +96,11 @@ ns_prefix() {
     NS_PREFIX=()
     return
   fi
+  # Every descriptor above stderr is closed first: a daemon started while a caller holds the lab
+  # lock (flock without -o) must not keep holding it for as long as it runs.
   # shellcheck disable=SC2016 # expanded by the inner bash
   NS_PREFIX=(ip netns exec "$host" unshare --uts --mount --propagation private --
-    /bin/bash -c 'mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
+    /bin/bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done 2>/dev/null; mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
     lab-ns "$LAB_DIR" "$(host_fqdn "$host")")
 }
 

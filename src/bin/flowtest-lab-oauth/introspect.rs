@@ -35,7 +35,8 @@ pub struct Issued {
 pub fn read_tokens(path: &Path) -> Result<Vec<Issued>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse_tokens(&text).map_err(|line| format!("{}: line {line} is not `TOKEN USER`", path.display()))
+    parse_tokens(&text)
+        .map_err(|line| format!("{}: line {line} is not `TOKEN USER`", path.display()))
 }
 
 fn parse_tokens(text: &str) -> Result<Vec<Issued>, usize> {
@@ -151,7 +152,10 @@ mod tests {
 
     #[test]
     fn the_token_is_read_from_a_form_or_query() {
-        assert_eq!(token_field(b"token=ya29.x%2By&token_type_hint=access_token").as_deref(), Some("ya29.x+y"));
+        assert_eq!(
+            token_field(b"token=ya29.x%2By&token_type_hint=access_token").as_deref(),
+            Some("ya29.x+y")
+        );
         assert_eq!(token_field(b"other=1"), None);
     }
 }
