@@ -30,13 +30,15 @@ pub(super) fn parse(
         None | Some("password") => AuthMechanism::Password,
         Some("xoauth2") => AuthMechanism::XOAuth2,
         Some("oauthbearer") => AuthMechanism::OAuthBearer,
-        Some(other) => return Err(at.at(
-            format!(
+        Some(other) => {
+            return Err(at.at(
+                format!(
                 "unknown mechanism {other:?} (known: \"password\", \"xoauth2\", \"oauthbearer\")"
             ),
-            a.mechanism.as_ref().map_or(offset, |m| m.span().start),
-            &format!("{table}.mechanism"),
-        )),
+                a.mechanism.as_ref().map_or(offset, |m| m.span().start),
+                &format!("{table}.mechanism"),
+            ))
+        }
     };
     let has_password = a.password_env.is_some() || a.password_file.is_some();
     let has_token = a.token_env.is_some() || a.token_file.is_some() || a.token_command.is_some();

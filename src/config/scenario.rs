@@ -1109,6 +1109,29 @@ max = "30s"
     }
 
     #[test]
+    fn the_receiver_logs_in_with_a_password_or_an_oauth_token() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.receiver.mechanism, AuthMechanism::Password);
+        let oauth = GOOD.replace(
+            "password_env = \"ALICE_PW\"",
+            "mechanism = \"oauthbearer\"\ntoken_command = [\"gcloud\", \"auth\", \"print-access-token\"]",
+        );
+        let s = parse_str(&oauth).unwrap();
+        assert_eq!(s.receiver.mechanism, AuthMechanism::OAuthBearer);
+        assert!(matches!(s.receiver.password, SecretRef::Command(ref a) if a[0] == "gcloud"));
+        // A password with an OAuth mechanism, or a token without one, is refused by name.
+        let mixed = GOOD.replace("password_env", "mechanism = \"xoauth2\"\npassword_env");
+        let e = parse_str(&mixed).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver"), "{e}");
+        let token_only = GOOD.replace("password_env", "token_env");
+        let e = parse_str(&token_only).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver"), "{e}");
+        let none = GOOD.replace("password_env = \"ALICE_PW\"", "mechanism = \"xoauth2\"");
+        let e = parse_str(&none).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver.token"), "{e}");
+    }
+
+    #[test]
     fn protocol_values_refuse_control_characters_with_line_and_field() {
         for (from, to, field, line) in [
             (

@@ -141,3 +141,34 @@ fn login_error(e: async_imap::error::Error, command: &str) -> FetchError {
         e => FetchError::Protocol(format!("answer to {command}: {}", safe(&server_text(&e)))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_sasl_ir_the_first_message_answers_the_empty_continuation() {
+        let mut x = OAuthExchange {
+            mechanism: AuthMechanism::XOAuth2,
+            first: Some(b"user=u\x01auth=Bearer t\x01\x01".to_vec()),
+            error: None,
+        };
+        let mut a = &mut x;
+        assert_eq!(a.process(b""), b"user=u\x01auth=Bearer t\x01\x01");
+        // The next continuation is the server's error: kept, and answered with nothing.
+        assert_eq!(a.process(br#"{"status":"401"}"#), b"");
+        assert_eq!(x.error.as_deref(), Some(&br#"{"status":"401"}"#[..]));
+    }
+
+    #[test]
+    fn with_sasl_ir_any_continuation_is_the_error() {
+        let mut x = OAuthExchange {
+            mechanism: AuthMechanism::OAuthBearer,
+            first: None,
+            error: None,
+        };
+        let mut a = &mut x;
+        assert_eq!(a.process(br#"{"status":"invalid_token"}"#), b"\x01");
+        assert!(x.error.is_some());
+    }
+}
