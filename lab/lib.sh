@@ -97,10 +97,11 @@ ns_prefix() {
     return
   fi
   # Every descriptor above stderr is closed first: a daemon started while a caller holds the lab
-  # lock (flock without -o) must not keep holding it for as long as it runs.
+  # lock (flock without -o) must not keep holding it for as long as it runs. (No redirection on
+  # that loop: bash would park stderr on a high descriptor the loop then closes.)
   # shellcheck disable=SC2016 # expanded by the inner bash
   NS_PREFIX=(ip netns exec "$host" unshare --uts --mount --propagation private --
-    /bin/bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done 2>/dev/null; mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
+    /bin/bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done; mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
     lab-ns "$LAB_DIR" "$(host_fqdn "$host")")
 }
 
