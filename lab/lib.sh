@@ -605,17 +605,34 @@ queue_count() {
   echo "${n:-0}"
 }
 
+# lab_bin NAME: the path of one of the project's lab binaries (target/debug/NAME), built when
+# missing (lab/test and lab/demo build the workspace first).
+lab_bin() {
+  local bin=$LAB_REPO/target/debug/$1
+  if [[ ! -x $bin ]]; then
+    command -v cargo >/dev/null || die "cargo is needed to build $bin"
+    (cd "$LAB_REPO" && cargo build --quiet --bin "$1") >&2 || die "cannot build $1"
+  fi
+  echo "$bin"
+}
+
+# lab_pids: sets `pids` to every process in the lab's namespaces.
+lab_pids() {
+  local ns
+  pids=()
+  for ns in "${LAB_NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+  done
+}
+
 # Kills every process in the lab's namespaces (all of them were started by the lab), then removes
 # the links and namespaces. Safe to run on a half-built or absent lab.
 teardown() {
   step "stopping every process in the lab namespaces"
   local ns pids round
   for round in TERM TERM TERM KILL; do
-    pids=()
-    for ns in "${LAB_NAMESPACES[@]}"; do
-      ns_exists "$ns" || continue
-      mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
-    done
+    lab_pids
     [[ ${#pids[@]} -gt 0 ]] || break
     note "signal $round to ${#pids[@]} process(es)"
     kill "-$round" "${pids[@]}" 2>/dev/null || true
@@ -630,11 +647,7 @@ teardown() {
   # blocking call): give the last SIGKILL time before calling it stuck.
   local waited
   for waited in $(seq 1 200); do
-    pids=()
-    for ns in "${LAB_NAMESPACES[@]}"; do
-      ns_exists "$ns" || continue
-      mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
-    done
+    lab_pids
     [[ ${#pids[@]} -gt 0 ]] || break
     if ((waited % 20 == 0)); then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
     sleep 0.05

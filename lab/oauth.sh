@@ -30,20 +30,10 @@ gen_oauth_tokens() {
   done
 }
 
-# The stand-in's binary, built when missing (lab/test and lab/demo build the workspace first).
-oauth_bin() {
-  local bin=$LAB_REPO/target/debug/flowtest-lab-oauth
-  if [[ ! -x $bin ]]; then
-    command -v cargo >/dev/null || die "cargo is needed to build $bin"
-    (cd "$LAB_REPO" && cargo build --quiet --bin flowtest-lab-oauth) >&2 || die "cannot build flowtest-lab-oauth"
-  fi
-  echo "$bin"
-}
-
 start_oauth() {
   step "starting the OAuth 2 introspection stand-in in internet ($LAB_OAUTH_IP:$LAB_OAUTH_PORT)"
   local bin
-  bin=$(oauth_bin)
+  bin=$(lab_bin flowtest-lab-oauth)
   ns_prefix internet
   nohup "${NS_PREFIX[@]}" "$bin" --listen "$LAB_OAUTH_IP:$LAB_OAUTH_PORT" \
     --tokens "$(oauth_dir)/tokens" --expired-flag "$(oauth_dir)/expired" \

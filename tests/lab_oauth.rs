@@ -8,17 +8,8 @@
 mod support;
 
 use serde_json::Value;
-use support::flowtest::{flowtest, lab_scenario, only, Cfg};
+use support::flowtest::{flowtest, hop_stages, lab_scenario, only, Cfg};
 use support::{describe, lab, Lab};
-
-fn hop_stages(r: &Value) -> Vec<String> {
-    r["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["stage"].as_str().map(str::to_string))
-        .collect()
-}
 
 fn token(lab: &Lab, user: &str) -> String {
     lab.password(&format!("oauth/{user}"))

@@ -303,9 +303,14 @@ async fn xoauth2_error_challenge_is_decoded_and_shown() {
         s.text
     );
     assert!(!s.text.contains("ya29"), "{}", s.text);
+    assert_provider_auth_failed(&s);
+}
+
+/// A refused token is the provider's finding, never a password's.
+fn assert_provider_auth_failed(s: &flowtest::core::outcome::Submission) {
     let d = flowtest::core::verdict::submission_verdict(
         flowtest::core::verdict::SubmitFailure::Failed,
-        &s,
+        s,
     );
     assert_eq!(
         d.finding.unwrap().code,
@@ -348,14 +353,7 @@ async fn oauthbearer_refusal_is_acknowledged_decoded_and_recorded() {
         Some(flowtest::core::outcome::AuthMechanism::OAuthBearer)
     );
     assert!(!s.text.contains("ya29"), "{}", s.text);
-    let d = flowtest::core::verdict::submission_verdict(
-        flowtest::core::verdict::SubmitFailure::Failed,
-        &s,
-    );
-    assert_eq!(
-        d.finding.unwrap().code,
-        flowtest::core::diagnosis::FindingCode::ProviderAuthFailed
-    );
+    assert_provider_auth_failed(&s);
 }
 
 #[tokio::test]

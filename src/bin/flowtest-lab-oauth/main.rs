@@ -41,14 +41,7 @@ pub struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     serve::init_tracing();
-    let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    serve::exit(run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<(), String> {

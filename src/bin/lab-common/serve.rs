@@ -15,6 +15,17 @@ pub fn init_tracing() {
         .init();
 }
 
+/// A stand-in's end: success, or its error logged and a failure exit status.
+pub fn exit(r: Result<(), String>) -> std::process::ExitCode {
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Listen on `addr`, print `listening on ADDR` on stdout once connections are accepted (tests
 /// read the port from it; port 0 picks a free one), then serve `router` until it fails.
 pub async fn serve(addr: SocketAddr, router: axum::Router, what: &str) -> Result<(), String> {
