@@ -48,6 +48,7 @@ write_zones() {
     zone_head internet.test "$serial"
     echo "ns IN A $LAB_DNS_IP"
     echo "client IN A $LAB_DNS_IP"
+    echo "oauth IN A $LAB_OAUTH_IP"
     echo '@ IN TXT "v=spf1 -all"'
   } >"$d/internet.test.zone"
   {

@@ -27,11 +27,15 @@ LAB_FAULTS=(dell-down vpn-down vpn-blackhole relay-domain-missing transport-unma
   mailstore-permission imap-auth-broken imap-no-idle slow-dell)
 # The faults `flowtest doctor` is tested against (lab/doctor.sh).
 LAB_FAULTS+=(cert-expired cert-wrong-name mx-missing)
+# OAuth 2 (lab/oauth.sh).
+LAB_FAULTS+=(token-expired)
 
 LAB_STEP="(start)"
 
 # shellcheck source=lab/doctor.sh
 source "$LAB_REPO/lab/doctor.sh"
+# shellcheck source=lab/oauth.sh
+source "$LAB_REPO/lab/oauth.sh"
 
 step() {
   LAB_STEP=$*
@@ -92,9 +96,12 @@ ns_prefix() {
     NS_PREFIX=()
     return
   fi
+  # Every descriptor above stderr is closed first: a daemon started while a caller holds the lab
+  # lock (flock without -o) must not keep holding it for as long as it runs. (No redirection on
+  # that loop: bash would park stderr on a high descriptor the loop then closes.)
   # shellcheck disable=SC2016 # expanded by the inner bash
   NS_PREFIX=(ip netns exec "$host" unshare --uts --mount --propagation private --
-    /bin/bash -c 'mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
+    /bin/bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done; mount --bind "$1/etc/hosts" /etc/hosts && mount --bind "$1/etc/resolv.conf" /etc/resolv.conf && hostname "$2" && shift 2 && exec "$@"'
     lab-ns "$LAB_DIR" "$(host_fqdn "$host")")
 }
 
@@ -278,8 +285,14 @@ write_etc() {
 198.18.3.2  dell.corp.test imap.corp.test smtp.corp.test
 198.18.2.2  smtp.provider.test imap.provider.test provider.test
 EOF
-  # No DNS in the lab: a resolver on the namespace's own loopback answers "refused" at once.
-  printf '# flowtest lab: no DNS\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$LAB_DIR/etc/resolv.conf"
+  # Names outside /etc/hosts go to the lab DNS (NSD, lab/doctor.sh; authoritative only, it refuses
+  # anything else at once). The Docker lab has no such server: there a resolver on the container's
+  # own loopback answers "refused" at once. The mail path itself never resolves (IP literals).
+  if [[ $LAB_MODE == netns ]]; then
+    printf '# flowtest lab: the lab DNS (NSD)\nnameserver %s\noptions timeout:1 attempts:1\n' "$LAB_DNS_IP" >"$LAB_DIR/etc/resolv.conf"
+  else
+    printf '# flowtest lab: no DNS\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$LAB_DIR/etc/resolv.conf"
+  fi
 }
 
 # render SRC DST HOST: fills @LAB_DIR@ @HOST@ @FQDN@ @DOMAIN@; fails on any placeholder left over.
@@ -365,6 +378,7 @@ render_host() {
     local dv=$LAB_DIR/$host/dovecot
     install -d -m 0755 "$dv" "$LAB_DIR/$host/run" "$LAB_DIR/$host/state"
     render "$LAB_CONF/common/dovecot.conf.in" "$dv/dovecot.conf" "$host"
+    render "$LAB_CONF/common/dovecot-oauth2.conf.ext.in" "$dv/oauth2.conf.ext" "$host"
     if [[ -f $LAB_CONF/$host/dovecot-local.conf.in ]]; then
       render "$LAB_CONF/$host/dovecot-local.conf.in" "$dv/local.conf" "$host"
     fi
@@ -591,17 +605,34 @@ queue_count() {
   echo "${n:-0}"
 }
 
+# lab_bin NAME: the path of one of the project's lab binaries (target/debug/NAME), built when
+# missing (lab/test and lab/demo build the workspace first).
+lab_bin() {
+  local bin=$LAB_REPO/target/debug/$1
+  if [[ ! -x $bin ]]; then
+    command -v cargo >/dev/null || die "cargo is needed to build $bin"
+    (cd "$LAB_REPO" && cargo build --quiet --bin "$1") >&2 || die "cannot build $1"
+  fi
+  echo "$bin"
+}
+
+# lab_pids: sets `pids` to every process in the lab's namespaces.
+lab_pids() {
+  local ns
+  pids=()
+  for ns in "${LAB_NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+  done
+}
+
 # Kills every process in the lab's namespaces (all of them were started by the lab), then removes
 # the links and namespaces. Safe to run on a half-built or absent lab.
 teardown() {
   step "stopping every process in the lab namespaces"
   local ns pids round
   for round in TERM TERM TERM KILL; do
-    pids=()
-    for ns in "${LAB_NAMESPACES[@]}"; do
-      ns_exists "$ns" || continue
-      mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
-    done
+    lab_pids
     [[ ${#pids[@]} -gt 0 ]] || break
     note "signal $round to ${#pids[@]} process(es)"
     kill "-$round" "${pids[@]}" 2>/dev/null || true
@@ -612,12 +643,16 @@ teardown() {
       sleep 0.05
     done
   done
-  pids=()
-  for ns in "${LAB_NAMESPACES[@]}"; do
-    ns_exists "$ns" || continue
-    mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
+  # A killed process can take a while to be reaped (a busy machine, a process exiting from a
+  # blocking call): give the last SIGKILL time before calling it stuck.
+  local waited
+  for waited in $(seq 1 200); do
+    lab_pids
+    [[ ${#pids[@]} -gt 0 ]] || break
+    if ((waited % 20 == 0)); then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
+    sleep 0.05
   done
-  [[ ${#pids[@]} -eq 0 ]] || die "processes still running in the lab namespaces after SIGKILL: ${pids[*]}"
+  [[ ${#pids[@]} -eq 0 ]] || die "processes still running in the lab namespaces 10 s after SIGKILL: ${pids[*]}"
   step "removing links and namespaces"
   # Namespace deletion is asynchronous: delete the veths explicitly first (lab.md gotcha 8).
   if ns_exists internet; then
@@ -705,7 +740,7 @@ apply_fault() {
       reload_postfix dell
       ;;
     *)
-      apply_doctor_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
+      apply_doctor_fault "$name" || apply_oauth_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"
       ;;
   esac
   add_fault_marker "$name" "$@"
@@ -735,4 +770,5 @@ heal() {
     flush_queue "$host"
   done
   heal_doctor
+  heal_oauth
 }

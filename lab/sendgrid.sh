@@ -8,21 +8,11 @@
 
 SENDGRID_LISTEN=127.0.0.1:8025
 
-# The stand-in's binary, built when missing (lab/test and lab/demo build the workspace first).
-sendgrid_bin() {
-  local bin=$LAB_REPO/target/debug/flowtest-lab-sendgrid
-  if [[ ! -x $bin ]]; then
-    command -v cargo >/dev/null || die "cargo is needed to build $bin"
-    (cd "$LAB_REPO" && cargo build --quiet --bin flowtest-lab-sendgrid) >&2 || die "cannot build flowtest-lab-sendgrid"
-  fi
-  echo "$bin"
-}
-
 start_sendgrid() {
   step "starting the SendGrid API stand-in in internet ($SENDGRID_LISTEN)"
   (umask 077 && echo "SG.lab.$(openssl rand -hex 24)" >"$LAB_DIR/secrets/sendgrid-api-key")
   local bin
-  bin=$(sendgrid_bin)
+  bin=$(lab_bin flowtest-lab-sendgrid)
   ns_prefix internet
   nohup "${NS_PREFIX[@]}" "$bin" --listen "$SENDGRID_LISTEN" \
     --key-file "$LAB_DIR/secrets/sendgrid-api-key" \

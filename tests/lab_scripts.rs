@@ -65,7 +65,13 @@ fn every_template_renders_without_leftover_placeholders() {
             .map(|e| e.unwrap().path())
             .collect();
         files.extend(
-            ["main.cf.in", "master.cf.in", "dovecot.conf.in"].map(|f| conf.join("common").join(f)),
+            [
+                "main.cf.in",
+                "master.cf.in",
+                "dovecot.conf.in",
+                "dovecot-oauth2.conf.ext.in",
+            ]
+            .map(|f| conf.join("common").join(f)),
         );
         for src in files
             .iter()

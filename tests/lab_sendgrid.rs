@@ -5,18 +5,8 @@
 //! Needs the lab (`lab/up`); panics with a clear message when it is absent.
 mod support;
 
-use serde_json::Value;
-use support::flowtest::{flowtest, lab_scenario, only, Cfg};
+use support::flowtest::{flowtest, hop_stages, lab_scenario, only, Cfg};
 use support::{describe, lab};
-
-fn hop_stages(r: &Value) -> Vec<String> {
-    r["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["stage"].as_str().map(str::to_string))
-        .collect()
-}
 
 #[test]
 fn sendgrid_inbound_is_delivered_with_sendgrids_hops_as_stages() {

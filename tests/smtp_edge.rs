@@ -303,14 +303,57 @@ async fn xoauth2_error_challenge_is_decoded_and_shown() {
         s.text
     );
     assert!(!s.text.contains("ya29"), "{}", s.text);
+    assert_provider_auth_failed(&s);
+}
+
+/// A refused token is the provider's finding, never a password's.
+fn assert_provider_auth_failed(s: &flowtest::core::outcome::Submission) {
     let d = flowtest::core::verdict::submission_verdict(
         flowtest::core::verdict::SubmitFailure::Failed,
-        &s,
+        s,
     );
     assert_eq!(
         d.finding.unwrap().code,
         flowtest::core::diagnosis::FindingCode::ProviderAuthFailed
     );
+}
+
+#[tokio::test]
+async fn oauthbearer_refusal_is_acknowledged_decoded_and_recorded() {
+    let port = scripted(
+        Some("220 test ESMTP\r\n"),
+        vec![
+            EHLO_OAUTH,
+            // Base64 of `n,a=probe@gmail.test,^Aauth=Bearer ya29.token^A^A`, upper-cased.
+            (
+                "AUTH OAUTHBEARER BIXHPXBYB2JLQGDTYWLSLNRLC3QSAWF1DGG9QMVHCMVYIHLHMJKUDG9RZW4BAQ==",
+                "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+            ),
+            // RFC 7628: the client answers an error challenge with a lone ^A.
+            ("AQ==", "535 5.7.8 Error: authentication failed\r\n"),
+        ],
+    )
+    .await;
+    let (mut cfg, prepared) = xoauth2(port);
+    if let Some(a) = cfg.auth.as_mut() {
+        a.mechanism = AuthMechanism::OAuthBearer;
+    }
+    let SendOutcome::Failed(s) = send(&cfg, &prepared, MSG).await else {
+        panic!()
+    };
+    assert_eq!((s.code, s.phase), (Some(535), SmtpPhase::Auth));
+    assert!(
+        s.text
+            .contains(r#"OAUTHBEARER error: {"status":"invalid_token"}"#),
+        "{}",
+        s.text
+    );
+    assert_eq!(
+        s.auth_mechanism,
+        Some(flowtest::core::outcome::AuthMechanism::OAuthBearer)
+    );
+    assert!(!s.text.contains("ya29"), "{}", s.text);
+    assert_provider_auth_failed(&s);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! Secrets stay references ([`secret::SecretRef`]) until the edge that needs them resolves them.
 //! Not here: sending, fetching, logs (see `edge`), or what a scenario's result means (`core`).
 pub mod canary;
+mod credential;
 pub mod doctor;
 pub mod files;
 pub mod logsource;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::credential;
 use super::secret::SecretRef;
 pub use super::sendgrid::{check_base_url, SendGridSender, DEFAULT_SENDGRID_URL};
 use super::validate::{self, MAX_AGE, MAX_WAIT};
@@ -100,8 +101,12 @@ struct RawReceiver {
     allow_plaintext: bool,
     ca_file: Option<Spanned<String>>,
     username: Spanned<String>,
+    mechanism: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    token_command: Option<Vec<String>>,
     folders: Option<Spanned<Vec<String>>>,
     junk_folders: Option<Spanned<Vec<String>>>,
     idle: Option<bool>,
@@ -115,14 +120,23 @@ struct RawSlo {
     max: Option<Spanned<String>>,
 }
 
-/// How SMTP AUTH proves who we are.
+/// How SMTP AUTH or the IMAP login proves who we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMechanism {
-    /// A password, by PLAIN (preferred) or LOGIN, as the server offers them.
+    /// A password: SMTP by PLAIN (preferred) or LOGIN, as the server offers them; IMAP by LOGIN.
     Password,
     /// An OAuth 2 access token by XOAUTH2 (Gmail, Microsoft 365); refreshing it is the
     /// configured reference's business, never flowtest's.
     XOAuth2,
+    /// An OAuth 2 access token by OAUTHBEARER (RFC 7628).
+    OAuthBearer,
+}
+
+impl AuthMechanism {
+    /// Whether the secret is an OAuth 2 access token rather than a password.
+    pub fn is_oauth(self) -> bool {
+        matches!(self, AuthMechanism::XOAuth2 | AuthMechanism::OAuthBearer)
+    }
 }
 
 /// Credentials for SMTP AUTH.
@@ -204,7 +218,9 @@ pub struct Receiver {
     pub tls: TlsMode,
     pub ca_file: Option<PathBuf>,
     pub username: String,
+    /// The password, or the access token with an OAuth 2 [`AuthMechanism`].
     pub password: SecretRef,
+    pub mechanism: AuthMechanism,
     /// Folders watched for the probe (INBOX first).
     pub folders: Vec<String>,
     /// Folders whose arrival means "delivered to spam".
@@ -359,14 +375,14 @@ fn check_tls(
 
 /// The scenario file being parsed: its path and text (errors name both, with line numbers) and
 /// the directory its relative paths resolve against.
-struct Source<'a> {
-    file: &'a Path,
+pub(super) struct Source<'a> {
+    pub(super) file: &'a Path,
     src: &'a str,
     base: PathBuf,
 }
 
 impl Source<'_> {
-    fn at(&self, message: impl Into<String>, offset: usize, field: &str) -> ConfigError {
+    pub(super) fn at(&self, message: impl Into<String>, offset: usize, field: &str) -> ConfigError {
         ConfigError::new(self.file, message).at(self.src, offset, field)
     }
 
@@ -414,7 +430,7 @@ impl Source<'_> {
             .transpose()
     }
 
-    fn secret(
+    pub(super) fn secret(
         &self,
         env: Option<Spanned<String>>,
         path: Option<Spanned<String>>,
@@ -711,48 +727,19 @@ fn smtp_auth(
     tls_offset: usize,
 ) -> Result<Option<Auth>, ConfigError> {
     let Some(a) = auth else { return Ok(None) };
-    let mechanism = match a.mechanism.as_ref().map(|m| m.get_ref().as_str()) {
-        None | Some("password") => AuthMechanism::Password,
-        Some("xoauth2") => AuthMechanism::XOAuth2,
-        Some(other) => {
-            return Err(at.at(
-                format!("unknown mechanism {other:?} (known: \"password\", \"xoauth2\")"),
-                a.mechanism.as_ref().map_or(tls_offset, |m| m.span().start),
-                "sender.auth.mechanism",
-            ))
-        }
-    };
-    let password = match mechanism {
-        AuthMechanism::Password
-            if a.token_env.is_none() && a.token_file.is_none() && a.token_command.is_none() =>
-        {
-            at.secret(a.password_env, a.password_file, "sender.auth.password")?
-        }
-        AuthMechanism::XOAuth2 if a.password_env.is_none() && a.password_file.is_none() => {
-            match a.token_command {
-                Some(argv) if a.token_env.is_none() && a.token_file.is_none() => {
-                    if argv.first().is_none_or(|p| p.trim().is_empty()) {
-                        return Err(ConfigError::new(at.file, "names no program")
-                            .field("sender.auth.token_command"));
-                    }
-                    SecretRef::Command(argv)
-                }
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        at.file,
-                        "set only one of token_env, token_file and token_command",
-                    )
-                    .field("sender.auth"))
-                }
-                None => at.secret(a.token_env, a.token_file, "sender.auth.token")?,
-            }
-        }
-        _ => return Err(ConfigError::new(
-            at.file,
-            "password_* goes with mechanism = \"password\", token_* with mechanism = \"xoauth2\"",
-        )
-        .field("sender.auth")),
-    };
+    let (mechanism, password) = credential::parse(
+        at,
+        credential::Raw {
+            mechanism: a.mechanism,
+            password_env: a.password_env,
+            password_file: a.password_file,
+            token_env: a.token_env,
+            token_file: a.token_file,
+            token_command: a.token_command,
+        },
+        "sender.auth",
+        tls_offset,
+    )?;
     let auth = Auth {
         password,
         username: at.line(&a.username, "sender.auth.username")?,
@@ -791,6 +778,19 @@ fn parse_receiver(
         }
     };
     let junk_folders = junk_folders(at, r.junk_folders, &folders)?;
+    let (mechanism, password) = credential::parse(
+        at,
+        credential::Raw {
+            mechanism: r.mechanism,
+            password_env: r.password_env,
+            password_file: r.password_file,
+            token_env: r.token_env,
+            token_file: r.token_file,
+            token_command: r.token_command,
+        },
+        "receiver",
+        r.tls.span().start,
+    )?;
     Ok(Receiver {
         port: r
             .port
@@ -798,7 +798,8 @@ fn parse_receiver(
         host: at.nonempty(&r.host, "receiver.host")?,
         tls,
         ca_file: at.ca_file(r.ca_file, "receiver.ca_file")?,
-        password: at.secret(r.password_env, r.password_file, "receiver.password")?,
+        password,
+        mechanism,
         username: at.nonempty(&r.username, "receiver.username")?,
         folders,
         junk_folders,
@@ -1105,6 +1106,29 @@ max = "30s"
         let unknown = auth.replace("\"xoauth2\"", "\"cram-md5\"");
         let e = parse_str(&GOOD.replace("[receiver]", &unknown)).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sender.auth.mechanism"), "{e}");
+    }
+
+    #[test]
+    fn the_receiver_logs_in_with_a_password_or_an_oauth_token() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.receiver.mechanism, AuthMechanism::Password);
+        let oauth = GOOD.replace(
+            "password_env = \"ALICE_PW\"",
+            "mechanism = \"oauthbearer\"\ntoken_command = [\"gcloud\", \"auth\", \"print-access-token\"]",
+        );
+        let s = parse_str(&oauth).unwrap();
+        assert_eq!(s.receiver.mechanism, AuthMechanism::OAuthBearer);
+        assert!(matches!(s.receiver.password, SecretRef::Command(ref a) if a[0] == "gcloud"));
+        // A password with an OAuth mechanism, or a token without one, is refused by name.
+        let mixed = GOOD.replace("password_env", "mechanism = \"xoauth2\"\npassword_env");
+        let e = parse_str(&mixed).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver"), "{e}");
+        let token_only = GOOD.replace("password_env", "token_env");
+        let e = parse_str(&token_only).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver"), "{e}");
+        let none = GOOD.replace("password_env = \"ALICE_PW\"", "mechanism = \"xoauth2\"");
+        let e = parse_str(&none).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("receiver.token"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! deadline (and a per-command cap before that), afterwards by a short grace.
 //! Not here: deciding what to delete (the runner does, from verified tags and the store);
 //! opening the session (`connect`).
+mod auth;
 mod connect;
 
 use std::fmt;
@@ -25,11 +26,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-pub use connect::{login, ImapStream};
+pub use connect::{login, login_as, ImapStream};
 
 use crate::config::secret::Secret;
 use crate::config::Receiver;
-use crate::core::outcome::DetectedBy;
+use crate::core::outcome::{AuthMechanism, DetectedBy};
 use crate::core::probe::{self, Installation, ProbeTag, Verdict};
 use crate::core::verdict::{CopyAt, CopyKind};
 use crate::edge::bounded::Guarded;
@@ -60,6 +61,9 @@ pub enum FetchError {
     Connect(String),
     Tls(String),
     Auth(String),
+    /// An OAuth 2 access token was refused (expired, revoked, wrong scope): the server's
+    /// decoded error challenge says which. The provider's side, not a password.
+    TokenRefused(String),
     Protocol(String),
     /// The server turned the session away (`* BYE` at greeting or at login): a service
     /// problem, not a credential problem.
@@ -73,6 +77,7 @@ impl fmt::Display for FetchError {
             FetchError::Connect(m) => write!(f, "IMAP connection failed: {m}"),
             FetchError::Tls(m) => write!(f, "IMAP TLS failed: {m}"),
             FetchError::Auth(m) => write!(f, "IMAP login failed: {m}"),
+            FetchError::TokenRefused(m) => write!(f, "IMAP login failed, token refused: {m}"),
             FetchError::Protocol(m) => write!(f, "IMAP error: {m}"),
             FetchError::Refused(m) => write!(f, "IMAP server refused the session: {m}"),
             FetchError::Timeout(m) => write!(f, "IMAP timeout: {m}"),
@@ -173,6 +178,8 @@ struct FolderState {
 /// which is when IDLE's backstop look happens anyway.
 pub struct Mailbox {
     session: ImapSession,
+    /// How the session authenticated.
+    auth_mechanism: AuthMechanism,
     folders: Vec<FolderState>,
     /// Index of the folder currently SELECTed.
     selected: usize,
@@ -226,7 +233,7 @@ impl Mailbox {
         starts: &[(String, u32)],
         deadline: Instant,
     ) -> Result<Mailbox, FetchError> {
-        let mut session = login(r, prep, deadline).await?;
+        let (mut session, auth_mechanism) = login_as(r, prep, deadline).await?;
         let caps = within("CAPABILITY", step_until(deadline), session.capabilities()).await?;
         let can_idle = caps.has_str("IDLE");
         let can_uidplus = caps.has_str("UIDPLUS");
@@ -246,6 +253,7 @@ impl Mailbox {
         folders.reverse();
         Ok(Mailbox {
             session,
+            auth_mechanism,
             folders,
             selected: 0,
             can_idle,
@@ -253,6 +261,11 @@ impl Mailbox {
             idle: r.idle,
             poll: r.poll_interval,
         })
+    }
+
+    /// How the session authenticated.
+    pub fn auth_mechanism(&self) -> AuthMechanism {
+        self.auth_mechanism
     }
 
     /// Whether push detection will be used.

@@ -7,6 +7,7 @@ pub mod logfile;
 pub mod loginput;
 pub mod logsource;
 pub mod logwatch;
+pub mod oauth;
 pub mod sendgrid;
 pub mod smtp;
 pub mod store;

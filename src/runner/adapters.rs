@@ -14,7 +14,7 @@ use super::ports::{
 use crate::config::{Receiver, SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
-use crate::core::outcome::RunResult;
+use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
 use crate::edge::imap::{self, Armed, FetchError, Mailbox, ScannedCopy};
@@ -81,6 +81,9 @@ impl MailboxAccess for ImapAccount {
 impl MailboxSession for Mailbox {
     fn uses_idle(&self) -> bool {
         Mailbox::uses_idle(self)
+    }
+    fn auth_mechanism(&self) -> Option<AuthMechanism> {
+        Some(Mailbox::auth_mechanism(self))
     }
     fn resume_points(&self) -> ResumePoints {
         self.starts()

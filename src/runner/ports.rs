@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
-use crate::core::outcome::RunResult;
+use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
 use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
@@ -49,6 +49,10 @@ pub trait MailboxAccess: Send + Sync {
 pub trait MailboxSession: Send {
     /// Whether push detection (IDLE) will be used.
     fn uses_idle(&self) -> bool;
+    /// How the session authenticated (None: not known, e.g. a fake).
+    fn auth_mechanism(&self) -> Option<AuthMechanism> {
+        None
+    }
     fn resume_points(&self) -> ResumePoints;
     /// Arm detection of probe `want`; returns once armed (the probe may be sent then). The
     /// watch's steps are bounded by `deadline`, the probe's.

@@ -34,6 +34,7 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 fn mailbox_failure_code(e: &FetchError) -> FindingCode {
     match e {
         FetchError::Auth(_) => FindingCode::ImapAuthFailed,
+        FetchError::TokenRefused(_) => FindingCode::ProviderAuthFailed,
         FetchError::Tls(_) => FindingCode::TlsError,
         FetchError::Refused(_) | FetchError::Protocol(_) => FindingCode::ImapProtocolError,
         FetchError::Connect(_) | FetchError::Timeout(_) => FindingCode::ServiceError,
@@ -107,6 +108,7 @@ impl<'r> Run<'r> {
             Ok(m) => m,
             Err(e) => return self.fetch_failed(&e).await,
         };
+        self.result.imap_auth_mechanism = session.auth_mechanism();
         if self.scenario().receiver.idle && !session.uses_idle() {
             self.result
                 .warnings
@@ -263,11 +265,16 @@ impl<'r> Run<'r> {
         if self.runner.logs.is_empty() {
             return None;
         }
-        let (found, warnings) = self
+        let (mut found, warnings) = self
             .runner
             .logs
             .recent_host_findings(HOST_FINDINGS_LOOKBACK)
             .await;
+        // A refused token is also a failed login in the server's log: the same cause, not a
+        // password problem besides.
+        if code == FindingCode::ProviderAuthFailed {
+            found.retain(|f| f.code != FindingCode::ImapAuthFailed);
+        }
         let r = &mut self.result;
         r.warnings.extend(warnings);
         add_host_findings(r, found, code, &self.prepared.scenario.path);

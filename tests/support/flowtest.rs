@@ -86,6 +86,16 @@ pub fn flowtest(lab: &Lab, cfg: &Path, args: &[&str]) -> (Output, Value) {
     (out, v)
 }
 
+/// The stage names of a result's hops, oldest first (hops without a stage left out).
+pub fn hop_stages(r: &Value) -> Vec<String> {
+    r["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["stage"].as_str().map(str::to_string))
+        .collect()
+}
+
 pub fn only(v: &Value) -> &Value {
     let r = v["results"].as_array().expect("results");
     assert_eq!(r.len(), 1, "{v:#}");

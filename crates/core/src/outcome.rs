@@ -18,6 +18,43 @@ pub enum SmtpPhase {
     HttpApi,
 }
 
+/// How flowtest proved who it is to a server: the SASL mechanism, by its registered name in JSON
+/// (`"XOAUTH2"`), or the sending API's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AuthMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "LOGIN")]
+    Login,
+    /// Google's SASL form of an OAuth 2 bearer token (Gmail, Microsoft 365).
+    #[serde(rename = "XOAUTH2")]
+    XOAuth2,
+    /// RFC 7628's SASL form of an OAuth 2 bearer token.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
+    /// IMAP's own LOGIN command (a password, outside SASL).
+    #[serde(rename = "IMAP LOGIN")]
+    ImapLogin,
+}
+
+impl AuthMechanism {
+    /// The name as servers and JSON write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMechanism::Plain => "PLAIN",
+            AuthMechanism::Login => "LOGIN",
+            AuthMechanism::XOAuth2 => "XOAUTH2",
+            AuthMechanism::OAuthBearer => "OAUTHBEARER",
+            AuthMechanism::ImapLogin => "IMAP LOGIN",
+        }
+    }
+
+    /// An OAuth 2 access token, not a password: a refusal is the token's (provider_auth_failed).
+    pub fn is_oauth(self) -> bool {
+        matches!(self, AuthMechanism::XOAuth2 | AuthMechanism::OAuthBearer)
+    }
+}
+
 /// What the sending server said about the probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Submission {
@@ -31,6 +68,10 @@ pub struct Submission {
     /// The reply text, or the error when there was no reply.
     pub text: String,
     pub queue_id: Option<String>,
+    /// How the submission authenticated (absent when it did not, e.g. an MX on port 25, or when
+    /// it stopped before AUTH).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_mechanism: Option<AuthMechanism>,
 }
 
 /// How arrival was noticed.
@@ -172,6 +213,9 @@ pub struct RunResult {
     pub folder: Option<String>,
     pub detected_by: Option<DetectedBy>,
     pub submission: Option<Submission>,
+    /// How the mailbox session authenticated (absent when no login succeeded or was tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap_auth_mechanism: Option<AuthMechanism>,
     pub stages: Vec<Stage>,
     pub hops: Vec<crate::trace::Hop>,
     pub missing_stages: Vec<String>,

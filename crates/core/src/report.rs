@@ -85,6 +85,9 @@ pub fn human(results: &[RunResult]) -> String {
             };
             let _ = writeln!(o, "  submission: {}", truncate(&esc(&reply), 100));
         }
+        if let Some(line) = auth_line(r) {
+            let _ = writeln!(o, "  {line}");
+        }
         if !r.stages.is_empty() {
             let _ = writeln!(o, "  {:<24} {:>10}  source", "stage", "latency");
             for st in &r.stages {
@@ -170,6 +173,16 @@ fn summary_counts(results: &[RunResult]) -> String {
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How each side authenticated, when either did: `auth: submission XOAUTH2, mailbox XOAUTH2`.
+fn auth_line(r: &RunResult) -> Option<String> {
+    let sub = r.submission.as_ref().and_then(|s| s.auth_mechanism);
+    let parts: Vec<String> = [("submission", sub), ("mailbox", r.imap_auth_mechanism)]
+        .iter()
+        .filter_map(|(side, m)| m.map(|m| format!("{side} {}", m.as_str())))
+        .collect();
+    (!parts.is_empty()).then(|| format!("auth: {}", parts.join(", ")))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -391,7 +404,9 @@ mod tests {
                 enhanced: Some("2.0.0".into()),
                 text: "2.0.0 Ok: queued as ABC".into(),
                 queue_id: Some("ABC".into()),
+                auth_mechanism: None,
             }),
+            imap_auth_mechanism: None,
             stages: vec![Stage {
                 name: "submission".into(),
                 ms: 12,

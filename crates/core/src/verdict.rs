@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use crate::diagnosis::{classify_smtp_reply, Finding, FindingCode};
 use crate::fusion::{HeaderHop, HopStatus, MessageStatus, ProbeTimeline};
-use crate::outcome::{CleanupReport, RunResult, SloReport, SmtpPhase, Status, Submission};
+use crate::outcome::{
+    AuthMechanism, CleanupReport, RunResult, SloReport, SmtpPhase, Status, Submission,
+};
 use crate::trace::{Hop, StageMatcher};
 
 /// A run's result before anything is known: `lost` until shown otherwise, stamped `now`.
@@ -31,6 +33,7 @@ pub fn fresh_result(
         folder: None,
         detected_by: None,
         submission: None,
+        imap_auth_mechanism: None,
         stages: Vec::new(),
         hops: Vec::new(),
         missing_stages: Vec::new(),
@@ -162,9 +165,13 @@ pub enum SubmitFailure {
 pub fn send_failure_code(sub: &Submission) -> FindingCode {
     match (sub.phase, sub.code) {
         (SmtpPhase::HttpApi, code) => api_failure_code(code),
-        // The SMTP edge marks an OAuth 2 refusal (the decoded XOAUTH2 challenge) this way: the
-        // token, not a password, was refused.
-        (SmtpPhase::Auth, _) if sub.text.contains(XOAUTH2_REFUSAL) => {
+        // An OAuth 2 token, not a password, was refused: the mechanism says so, and so does the
+        // SMTP edge's mark on the decoded error challenge.
+        (SmtpPhase::Auth, _)
+            if sub.auth_mechanism.is_some_and(AuthMechanism::is_oauth)
+                || sub.text.contains(XOAUTH2_REFUSAL)
+                || sub.text.contains(OAUTHBEARER_REFUSAL) =>
+        {
             FindingCode::ProviderAuthFailed
         }
         (SmtpPhase::Auth, _) => FindingCode::AuthFailed,
@@ -183,6 +190,8 @@ pub fn send_failure_code(sub: &Submission) -> FindingCode {
 
 /// What the SMTP edge writes into a submission's text when a server refused an XOAUTH2 token.
 pub const XOAUTH2_REFUSAL: &str = "XOAUTH2 error:";
+/// The same for an OAUTHBEARER token.
+pub const OAUTHBEARER_REFUSAL: &str = "OAUTHBEARER error:";
 
 /// The finding for a mail-sending API's answer (an HTTP status; none: no answer at all, i.e. a
 /// connection failure or a timeout).
@@ -591,6 +600,7 @@ mod tests {
             enhanced: None,
             text: text.into(),
             queue_id: None,
+            auth_mechanism: None,
         }
     }
 

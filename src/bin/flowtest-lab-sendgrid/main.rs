@@ -8,6 +8,8 @@
 //! Prints `listening on ADDR` on stdout once it accepts connections (tests read the port).
 mod api;
 mod relay;
+#[path = "../lab-common/serve.rs"]
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,22 +69,8 @@ pub struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    serve::init_tracing();
+    serve::exit(run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -97,16 +85,7 @@ async fn run(args: Args) -> Result<(), String> {
         Some(to) => Some(relay::Relay::new(to, args.relay_ca.as_deref(), &args.helo)?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = Arc::new(api::State::new(key, args.behaviour, args.delay, relay));
-    println!("listening on {addr}");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    tracing::info!(%addr, behaviour = ?args.behaviour, "SendGrid API stand-in up");
-    axum::serve(listener, api::router(state))
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    tracing::info!(behaviour = ?args.behaviour, "SendGrid API stand-in starting");
+    serve::serve(args.listen, api::router(state), "SendGrid API stand-in").await
 }

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{safe, server_text, step_until, within, FetchError, Guard, ImapSession, Prepared};
+use super::{safe, step_until, within, FetchError, Guard, ImapSession, Prepared};
 use crate::config::{Receiver, TlsMode};
+use crate::core::outcome::AuthMechanism;
 use crate::edge::bounded::{Guarded, Limits};
 
 /// A plain or TLS TCP stream, as async-imap wants one type.
@@ -126,7 +127,7 @@ fn is_peer_gone(e: &std::io::Error) -> bool {
 }
 
 /// Whether a failed command is the peer going away rather than bad data.
-fn is_disconnect(e: &async_imap::error::Error) -> bool {
+pub(super) fn is_disconnect(e: &async_imap::error::Error) -> bool {
     match e {
         async_imap::error::Error::Io(io) => is_peer_gone(io),
         async_imap::error::Error::ConnectionLost => true,
@@ -237,6 +238,15 @@ pub async fn login(
     prep: &Prepared,
     deadline: Instant,
 ) -> Result<ImapSession, FetchError> {
+    login_as(r, prep, deadline).await.map(|(s, _)| s)
+}
+
+/// [`login`], also saying how the session authenticated.
+pub async fn login_as(
+    r: &Receiver,
+    prep: &Prepared,
+    deadline: Instant,
+) -> Result<(ImapSession, AuthMechanism), FetchError> {
     let mut pause = Duration::from_secs(1);
     for _ in 0..3 {
         match login_once(r, prep, deadline).await {
@@ -263,27 +273,18 @@ async fn login_once(
     r: &Receiver,
     prep: &Prepared,
     deadline: Instant,
-) -> Result<ImapSession, FetchError> {
+) -> Result<(ImapSession, AuthMechanism), FetchError> {
     let client = connect(r, prep, deadline).await?;
-    within("LOGIN", step_until(deadline), async {
-        client
-            .login(&r.username, prep.password.expose())
-            .await
-            .map_err(|(e, _)| login_error(e))
-    })
+    let what = match r.mechanism {
+        crate::config::AuthMechanism::Password => "LOGIN",
+        _ => "AUTHENTICATE",
+    };
+    within(
+        what,
+        step_until(deadline),
+        super::auth::log_in(client, r.mechanism, &r.username, &prep.password),
+    )
     .await
-}
-
-/// What a failed LOGIN means: only a `NO` is the credentials' fault.
-fn login_error(e: async_imap::error::Error) -> FetchError {
-    match e {
-        async_imap::error::Error::No(_) => FetchError::Auth(server_text(&e)),
-        e if is_disconnect(&e) => FetchError::Refused(format!(
-            "the connection was closed at login ({})",
-            safe(&e.to_string())
-        )),
-        e => FetchError::Protocol(format!("answer to LOGIN: {}", safe(&server_text(&e)))),
-    }
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ pub async fn send_until(
                 enhanced: None,
                 text,
                 queue_id,
+                auth_mechanism: None,
             }
         };
     let mut backoff = FIRST_BACKOFF;

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::secret::Secret;
 use crate::config::{SmtpSender, TlsMode};
-use crate::core::outcome::{SmtpPhase, Submission};
+use crate::core::outcome::{AuthMechanism, SmtpPhase, Submission};
 use crate::core::reply;
 use wire::{Reply, Wire, WireError};
 
@@ -70,6 +70,8 @@ struct Conversation {
     deadline: Instant,
     /// Each step must end by then too (the sender's command timeout).
     step_limit: Duration,
+    /// The AUTH mechanism, once one was chosen.
+    auth: Option<AuthMechanism>,
 }
 
 impl Conversation {
@@ -94,6 +96,7 @@ impl Conversation {
                 None
             },
             text,
+            auth_mechanism: self.auth,
         }
     }
     /// The end of the current step: the command timeout, capped by the submission's deadline.
@@ -155,6 +158,7 @@ pub async fn send_until(
         phase: SmtpPhase::Connect,
         deadline,
         step_limit: cfg.command_timeout,
+        auth: None,
     };
     match converse(cfg, prepared, message, &mut conv).await {
         Ok(o) | Err(o) => o,
@@ -241,7 +245,7 @@ async fn converse(
         conv.phase = SmtpPhase::Auth;
         auth::authenticate(
             &mut wire,
-            conv,
+            &mut *conv,
             &caps,
             &a.username,
             a.mechanism,

@@ -415,6 +415,7 @@ impl ProbeSender for FakeSender {
                 enhanced: crate::core::reply::enhanced_code(text),
                 text: text.to_string(),
                 queue_id: None,
+                auth_mechanism: None,
             };
             match &self.reply {
                 Reply::Accept => {

@@ -57,6 +57,7 @@ fn scenario() -> Scenario {
             ca_file: None,
             username: "user".into(),
             password: SecretRef::Env("FAKE_PASSWORD".into()),
+            mechanism: crate::config::AuthMechanism::Password,
             folders: vec!["INBOX".into(), "Junk".into()],
             junk_folders: vec!["Junk".into()],
             idle: true,
