@@ -12,13 +12,14 @@ use std::process::{Command, Output};
 use support::flowtest::{lab_scenario, Cfg};
 use support::{describe, lab, run_with_timeout, Lab, COMMAND_TIMEOUT};
 
-/// Every secret value the lab generated (`secrets/*`: one password per user, which includes the
-/// relay's SMTP password, and the probe key), trimmed as flowtest reads them.
+/// Every secret value the lab generated (`secrets/**`: one password and one OAuth 2 token per user,
+/// the relay's SMTP password, the probe key), trimmed as flowtest reads them.
 fn lab_secrets(lab: &Lab) -> Vec<(String, String)> {
     let dir = lab.dir.join("secrets");
+    assert!(dir.is_dir(), "no lab secrets in {}", dir.display());
     let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let p = e.unwrap().path();
+    // Recursively: the OAuth 2 access tokens live in `secrets/oauth/<user>`.
+    for p in files_under(&dir) {
         let v = std::fs::read_to_string(&p).unwrap().trim().to_string();
         assert!(v.len() >= 16, "{} is too short to search for", p.display());
         out.push((p.file_name().unwrap().to_string_lossy().into_owned(), v));
@@ -113,6 +114,18 @@ fn no_output_log_draft_or_store_holds_a_secret() {
     let cfg_path = cfg.path().display().to_string();
     let incidents = tempfile::tempdir().unwrap();
     let mut outputs = run_every_format(&lab, &cfg.path(), "--all", incidents.path(), &[]);
+    // Every crate's trace output too (async-imap echoes the commands it sends, LOGIN and
+    // AUTHENTICATE included, unless flowtest silences it).
+    let traced = flowtest_env(
+        &lab,
+        &["--config", &cfg_path, "run", "--all"],
+        &[("RUST_LOG", "trace")],
+    );
+    assert!(
+        String::from_utf8_lossy(&traced.stderr).contains("TRACE"),
+        "RUST_LOG=trace logged nothing"
+    );
+    outputs.push(("run with RUST_LOG=trace".into(), traced));
     for (what, out) in &outputs {
         assert!(
             matches!(out.status.code(), Some(0..=2)),

@@ -70,6 +70,20 @@ fn default_filter(verbose: u8, quiet: bool) -> String {
     format!("warn,flowtest={ours},flowtest_core={ours}")
 }
 
+/// Crates whose trace output echoes what they send (async-imap logs each command, LOGIN's password
+/// and AUTHENTICATE's token included): off whatever RUST_LOG asks, since secrets never reach logs.
+const SECRET_ECHOING_TARGETS: &[&str] = &["async_imap"];
+
+fn silence_secret_echoes(mut filter: EnvFilter) -> EnvFilter {
+    for target in SECRET_ECHOING_TARGETS {
+        match format!("{target}=off").parse() {
+            Ok(directive) => filter = filter.add_directive(directive),
+            Err(e) => tracing::error!(%target, error = %e, "bad built-in log directive"),
+        }
+    }
+    filter
+}
+
 /// Send `tracing` events to stderr, as text or JSON lines. RUST_LOG, when set, picks what is
 /// shown; otherwise `-v`/`-q` do. Call once, before anything logs.
 pub fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
@@ -87,7 +101,7 @@ pub fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     };
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter);
+        .with_env_filter(silence_secret_echoes(filter));
     let installed = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
