@@ -7,6 +7,9 @@
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 pub mod flowtest;
+pub mod http;
+pub mod netns;
+pub mod prometheus;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
