@@ -6,8 +6,9 @@
 //! failing and one recovered alert. The canary, Prometheus and the receiver all live in the
 //! lab's `internet` namespace (loopback there), so nothing is routed from the root namespace.
 //!
-//! Injects a fault: run it under the EXCLUSIVE lab lock,
-//! `flock -x /tmp/flowtest-lab.lock cargo test --test canary_prometheus`.
+//! Injects a fault: run it under the EXCLUSIVE lab lock, with `-o`
+//! (`flock -o -x /tmp/flowtest-lab.lock cargo test --test canary_prometheus`): `lab/heal` restarts
+//! the lab's DNS server, which would otherwise inherit the lock and hold it for good.
 mod support;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! - SIGHUP with a broken configuration keeps probing with the running one
 //!   (`flowtest_config_reload_success` 0, the log says why), SIGHUP with a fixed one reloads (1).
 //!
-//! Shared lab lock: `flock -s /tmp/flowtest-lab.lock cargo test --test canary_restart`.
+//! Shared lab lock: `flock -o -s /tmp/flowtest-lab.lock cargo test --test canary_restart`.
 //! Tolerates other engineers' probes in the same mailbox (the store is this test's own).
 mod support;
 
