@@ -103,6 +103,11 @@ echo "|---|---|---|---|"
 echo "| peak RSS (VmHWM) | $hwm_mb MB | <= 30 MB | $rss_ok |"
 echo "| CPU, (utime+stime) / wall | $cpu_pct % of a core ($cpu_s s over $wall s) | <= $CPU_TARGET_PCT % | $cpu_ok |"
 echo "| probes judged (delivered) | $probes ($delivered) | $((SCENARIOS * MINUTES)) scheduled | - |"
+# Verdicts other than delivered, by scenario and status, so a failing path is seen at once.
+awk '/^flowtest_probes_total\{/ && !/status="delivered"/ {
+  match($0, /scenario="[^"]*"/); sc = substr($0, RSTART + 10, RLENGTH - 11)
+  match($0, /status="[^"]*"/); st = substr($0, RSTART + 8, RLENGTH - 9)
+  print "  not delivered: " sc " " st " x" $NF }' <<< "$metrics"
 if ((probes == 0)); then
   echo "no probe was judged: the run says nothing" >&2
   tail -20 "$OUT/canary.log" >&2
