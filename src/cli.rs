@@ -161,7 +161,9 @@ pub struct CanaryArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-const SUBCOMMANDS: &[&str] = &[
+/// Every subcommand's name: `flowtest NAME` is `flowtest run NAME` for any other NAME, so no
+/// scenario may take one of these (config validation refuses it).
+pub(crate) const SUBCOMMANDS: &[&str] = &[
     "trace",
     "run",
     "list",

@@ -2,93 +2,17 @@
 //! (every probe fails fast), /metrics and /healthz scraped over HTTP on 127.0.0.1, a webhook
 //! receiver in the test, SIGHUP with a broken configuration (kept running, reload metric 0),
 //! and SIGTERM ending it cleanly. The webhook URL carries a token that must never be logged.
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::http::{free_port, get, metric, Receiver};
+
 const TOKEN: &str = "T0KEN-must-never-be-logged";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 GET; (status, body).
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-/// The value of the first sample of `name` whose labels include every `k="v"` in `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|kv| l.contains(kv))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// A webhook receiver answering 200 to every POST; the bodies it got.
-fn receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let Ok(n) = c.read(&mut chunk) else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|h| {
-                            let (k, v) = h.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break Some(body.to_string());
-                    }
-                }
-            };
-            if let Some(b) = body {
-                sink.lock().unwrap().push(b);
-            }
-            let _ =
-                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (port, got)
-}
 
 fn write_config(dir: &Path, broken: bool) {
     let text = if broken {
@@ -158,7 +82,7 @@ fn wait_metrics(addr: &str, secs: u64, what: &str, cond: impl Fn(&str) -> bool) 
 #[test]
 fn canary_probes_alerts_survives_a_bad_reload_and_stops_on_sigterm() {
     let dir = setup();
-    let (hook_port, hooks) = receiver();
+    let hooks = Receiver::serve(TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowtest"))
         .arg("--config")
@@ -170,7 +94,7 @@ fn canary_probes_alerts_survives_a_bad_reload_and_stops_on_sigterm() {
         .env("FT_PW", "pw")
         .env(
             "FT_HOOK",
-            format!("http://127.0.0.1:{hook_port}/hook/{TOKEN}"),
+            format!("http://127.0.0.1:{}/hook/{TOKEN}", hooks.port),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -254,7 +178,7 @@ fn canary_probes_alerts_survives_a_bad_reload_and_stops_on_sigterm() {
     assert_eq!(v["fields"]["location"], "ci");
 
     // Exactly one failing alert per scenario; no recovery (the world never healed).
-    let got = hooks.lock().unwrap().clone();
+    let got = hooks.bodies();
     let mut alerts: Vec<(String, String)> = got
         .iter()
         .map(|b| {

@@ -106,56 +106,28 @@ impl Metrics {
             alerts: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "flowtest_probes",
-            "Probes finished, by verdict",
-            m.probes.clone(),
-        );
-        registry.register(
-            "flowtest_delivery_seconds",
-            "End-to-end delivery time of delivered probes",
-            m.delivery.clone(),
-        );
-        registry.register(
-            "flowtest_stage_seconds",
-            "Time spent in each stage of the mail path",
-            m.stage.clone(),
-        );
-        registry.register(
-            "flowtest_last_success_timestamp_seconds",
-            "When a probe of the scenario was last delivered (Unix time)",
-            m.last_success.clone(),
-        );
-        registry.register(
-            "flowtest_up",
-            "1 when the scenario's latest verdict delivered the probe, else 0",
-            m.up.clone(),
-        );
-        registry.register(
-            "flowtest_findings",
-            "Findings diagnosed on probes, by code",
-            m.findings.clone(),
-        );
-        registry.register(
-            "flowtest_ticks_skipped",
-            "Scheduled probes not started because the previous one was still in flight or the scheduler was late",
-            m.skipped.clone(),
-        );
-        registry.register(
-            "flowtest_probes_in_flight",
-            "Probes sent and not yet judged",
-            m.in_flight.clone(),
-        );
-        registry.register(
-            "flowtest_config_reload_success",
-            "1 when the last configuration (re)load succeeded, 0 when it was refused",
-            m.reload_success.clone(),
-        );
-        registry.register(
-            "flowtest_alert_deliveries",
-            "Alert webhook deliveries, by outcome",
-            m.alerts.clone(),
-        );
+        // One row per metric: the field, its exposition name (counters get `_total` when
+        // encoded) and its help text.
+        macro_rules! register {
+            ($($field:ident: $name:literal, $help:literal;)*) => {
+                $(registry.register($name, $help, m.$field.clone());)*
+            };
+        }
+        register! {
+            probes: "flowtest_probes", "Probes finished, by verdict";
+            delivery: "flowtest_delivery_seconds", "End-to-end delivery time of delivered probes";
+            stage: "flowtest_stage_seconds", "Time spent in each stage of the mail path";
+            last_success: "flowtest_last_success_timestamp_seconds",
+                "When a probe of the scenario was last delivered (Unix time)";
+            up: "flowtest_up", "1 when the scenario's latest verdict delivered the probe, else 0";
+            findings: "flowtest_findings", "Findings diagnosed on probes, by code";
+            skipped: "flowtest_ticks_skipped",
+                "Scheduled probes not started because the previous one was still in flight or the scheduler was late";
+            in_flight: "flowtest_probes_in_flight", "Probes sent and not yet judged";
+            reload_success: "flowtest_config_reload_success",
+                "1 when the last configuration (re)load succeeded, 0 when it was refused";
+            alerts: "flowtest_alert_deliveries", "Alert webhook deliveries, by outcome";
+        }
         Metrics { registry, ..m }
     }
 

@@ -38,7 +38,8 @@ pub trait Loader: Send + Sync {
     fn stored_status(&self, scenario: &str) -> Option<String>;
 }
 
-/// The real prober: the shared runner with every scenario prepared.
+/// The real prober: the shared runner with every scenario prepared. Before each probe it
+/// resolves the rows a killed run left `pending` (as `flowtest run` does before its probes).
 pub struct RunnerProber {
     runner: Arc<Runner>,
     prepared: HashMap<String, Prepared>,
@@ -72,6 +73,10 @@ impl Prober for RunnerProber {
     fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>> {
         Box::pin(async move {
             let p = self.prepared.get(scenario)?;
+            // Rows a killed canary left `pending` are recorded `lost` once past their deadline,
+            // so this probe's cleanup can then mark their late copies and remove them (a
+            // `pending` probe is never touched).
+            self.runner.resolve_leftover_pending();
             Some(self.runner.run_one(p).await)
         })
     }

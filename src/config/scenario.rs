@@ -548,17 +548,27 @@ fn parse_path(
     Ok(path)
 }
 
-/// A name usable on the command line: letters, digits, '-', '_', and not a subcommand.
+/// A name usable on the command line: letters, digits, '-', '_', and not a subcommand (`flowtest
+/// NAME` runs a scenario, so a scenario named like a subcommand could never be run that way).
 fn scenario_name(at: &Source<'_>, raw: &Spanned<String>) -> Result<String, ConfigError> {
     let name = raw.get_ref().trim().to_string();
-    let name_ok = !name.is_empty()
+    let chars_ok = !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !["trace", "run", "list", "check-config", "diagnose", "help"].contains(&name.as_str());
-    if !name_ok {
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !chars_ok {
         return Err(at.at(
-            format!("{name:?}: use letters, digits, '-' and '_' (and not a subcommand's name)"),
+            format!("{name:?}: use letters, digits, '-' and '_'"),
+            raw.span().start,
+            "name",
+        ));
+    }
+    if crate::cli::SUBCOMMANDS.contains(&name.as_str()) {
+        return Err(at.at(
+            format!(
+                "{name:?} is a subcommand's name: `flowtest {name}` runs the subcommand, never \
+                 this scenario; rename it (e.g. \"{name}-probe\")"
+            ),
             raw.span().start,
             "name",
         ));

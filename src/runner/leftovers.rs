@@ -22,7 +22,7 @@ pub const LEFT_PENDING: &str =
 impl Runner {
     /// Record `lost` every `pending` row past its scenario's timeout (the longer of the
     /// configured one and `--timeout`) plus [`STALE_GRACE`]. Returns the probe ids resolved.
-    pub(super) fn resolve_leftover_pending(&self) -> Vec<String> {
+    pub(crate) fn resolve_leftover_pending(&self) -> Vec<String> {
         let now = self.clock.now();
         let rows = match self.store.pending_before(now - STALE_GRACE) {
             Ok(rows) => rows,

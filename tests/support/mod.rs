@@ -7,7 +7,10 @@
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 pub mod flowtest;
+pub mod http;
+pub mod netns;
 pub mod postgres;
+pub mod prometheus;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
