@@ -55,6 +55,8 @@ pub(super) struct Run<'r> {
 pub(super) struct ArmedMailbox {
     pub(super) armed: Box<dyn ArmedWait>,
     pub(super) resume: ResumePoints,
+    /// Whether the session pushes news (IDLE): the backstop's pace depends on it.
+    pub(super) idle: bool,
 }
 
 /// The probe as submitted.
@@ -113,11 +115,16 @@ impl<'r> Run<'r> {
                 .push("the IMAP server does not offer IDLE: polling instead".into());
         }
         let resume = session.resume_points();
+        let idle = session.uses_idle();
         match session
             .arm(self.runner.installation.clone(), self.id, self.deadline)
             .await
         {
-            Ok(armed) => Some(ArmedMailbox { armed, resume }),
+            Ok(armed) => Some(ArmedMailbox {
+                armed,
+                resume,
+                idle,
+            }),
             Err(e) => self.fetch_failed(&e).await,
         }
     }
