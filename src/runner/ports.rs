@@ -14,8 +14,8 @@ use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::RunResult;
 use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
-pub use crate::edge::imap::{Look, LookRequests};
 use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
+pub use crate::edge::imap::{Look, LookRequests};
 use crate::edge::smtp::SendOutcome;
 use crate::edge::store::{Claim, PendingRow, StoreError};
 

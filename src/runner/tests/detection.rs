@@ -96,7 +96,11 @@ async fn a_save_in_the_logs_asks_the_mailbox_at_once() {
     });
     let r = lab.run().await;
     assert_eq!(r.status, Status::Delivered, "{r:?}");
-    assert_eq!(r.detected_by, Some(DetectedBy::Poll), "the log's look, not IDLE");
+    assert_eq!(
+        r.detected_by,
+        Some(DetectedBy::Poll),
+        "the log's look, not IDLE"
+    );
     let total = r.total_ms.unwrap();
     assert!(
         (2000..=2100).contains(&total),
