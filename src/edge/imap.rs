@@ -11,6 +11,7 @@
 //! Not here: deciding what to delete (the runner does, from verified tags and the store);
 //! opening the session (`connect`).
 mod connect;
+mod special_use;
 mod watch;
 
 use std::fmt;
@@ -148,12 +149,47 @@ pub struct SeenProbe {
     pub internal_date: Option<DateTime<Utc>>,
     /// True when this message is a bounce quoting the probe rather than the probe itself.
     pub bounce: bool,
+    /// The folder's configured entry when the server's name differs (`special-use:junk`).
+    pub configured_as: Option<String>,
 }
 
 /// One watched folder and the first UID that is "new" for this run.
 struct FolderState {
+    /// The server's name.
     name: String,
+    /// The configured entry, when the server's name differs (`special-use:junk`).
+    configured_as: Option<String>,
     uid_next: u32,
+}
+
+/// The server's names for the configured folders: LIST (one command) only when an entry names
+/// a folder by its special use, or on Gmail (`special_use`).
+async fn folder_names(
+    session: &mut ImapSession,
+    r: &Receiver,
+    gmail: bool,
+    deadline: Instant,
+) -> Result<Vec<String>, FetchError> {
+    if !special_use::needs_list(&r.folders, gmail) {
+        return Ok(r.folders.clone());
+    }
+    let listed = within("LIST", step_until(deadline), async {
+        let names = session.list(Some(""), Some("*")).await?;
+        names.try_collect::<Vec<_>>().await
+    })
+    .await?;
+    let listed: Vec<special_use::Listed> = listed
+        .iter()
+        .map(|n| special_use::Listed {
+            name: n.name().to_string(),
+            uses: n
+                .attributes()
+                .iter()
+                .filter_map(special_use::Use::of)
+                .collect(),
+        })
+        .collect();
+    special_use::resolve(&r.folders, &listed, gmail).map_err(|e| FetchError::Protocol(safe(&e)))
 }
 
 /// The receiver's mailbox: ONE session for every watched folder (servers limit connections per
@@ -220,9 +256,10 @@ impl Mailbox {
         let caps = within("CAPABILITY", step_until(deadline), session.capabilities()).await?;
         let can_idle = caps.has_str("IDLE");
         let can_uidplus = caps.has_str("UIDPLUS");
+        let names = folder_names(&mut session, r, caps.has_str("X-GM-EXT-1"), deadline).await?;
         let mut folders = Vec::with_capacity(r.folders.len());
         // Select each in turn (proves it exists and gives UIDNEXT); the first stays selected.
-        for name in r.folders.iter().rev() {
+        for (name, configured) in names.iter().zip(&r.folders).rev() {
             let mb = within("SELECT", step_until(deadline), session.select(name)).await?;
             let uid_next = match starts.iter().find(|(n, _)| n == name) {
                 Some((_, u)) => *u,
@@ -230,6 +267,7 @@ impl Mailbox {
             };
             folders.push(FolderState {
                 name: name.clone(),
+                configured_as: (name != configured).then(|| configured.clone()),
                 uid_next,
             });
         }

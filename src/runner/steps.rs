@@ -245,9 +245,16 @@ impl<'r> Run<'r> {
             bounce: a.seen.bounce,
             total_ms: r.total_ms,
         };
+        // A folder found by its special use is junk when its configured entry is.
+        let junk_by_use = a
+            .seen
+            .configured_as
+            .as_ref()
+            .filter(|c| s.receiver.junk_folders.contains(c))
+            .map(|_| vec![a.seen.folder.clone()]);
         let d = arrival_status(
             Some(&facts),
-            &s.receiver.junk_folders,
+            junk_by_use.as_deref().unwrap_or(&s.receiver.junk_folders),
             s.slo.target.map(clock::millis),
         );
         self.apply(d);

@@ -157,6 +157,7 @@ async fn check_new(
     let detected_at = crate::clock::now();
     let detected_instant = crate::clock::instant();
     let name = mb.folders[i].name.clone();
+    let configured_as = mb.folders[i].configured_as.clone();
     let start = mb.folders[i].uid_next;
     ctx.count(1);
     let fetched = fetch(
@@ -218,6 +219,7 @@ async fn check_new(
             tag,
             internal_date: idate,
             bounce,
+            configured_as,
         },
         detected_at,
         detected_instant,

@@ -165,3 +165,24 @@ async fn idle_is_reissued_before_a_gmail_like_server_drops_it() {
         r.warnings
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_folder_found_by_its_special_use_is_junk_when_its_entry_is() {
+    let mut lab = Lab::delivered_after(800, "[Gmail]/Spam");
+    let entry = "special-use:junk".to_string();
+    lab.scenario.receiver.folders = vec!["INBOX".into(), entry.clone()];
+    lab.scenario.receiver.junk_folders = vec![entry.clone()];
+    {
+        let mut w = lab.mail.world();
+        w.folders = vec!["INBOX".into(), "[Gmail]/Spam".into()];
+        w.special_use = vec![("[Gmail]/Spam".into(), entry)];
+    }
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::DeliveredSpam, "{r:?}");
+    assert_eq!(
+        r.folder.as_deref(),
+        Some("[Gmail]/Spam"),
+        "the server's name"
+    );
+    assert_eq!(r.cleanup.deleted, 1);
+}

@@ -57,6 +57,8 @@ pub struct World {
     /// When set, UIDVALIDITY becomes this right after the next scan (a folder re-created
     /// between cleanup's scan and its deletion).
     pub uid_validity_after_scan: Option<u32>,
+    /// Folders the session found by a configured special use: (server name, configured entry).
+    pub special_use: Vec<(String, String)>,
     /// How long after a save IDLE reports it (Dovecot: about 500 ms); zero by default.
     pub push_delay: Duration,
     /// An IDLE left running this long drops the session (Gmail: about 29 minutes).
@@ -135,6 +137,7 @@ impl FakeMail {
                 idle: true,
                 uid_validity: 7,
                 uid_validity_after_scan: None,
+                special_use: Vec::new(),
                 push_delay: Duration::ZERO,
                 idle_drop_after: None,
                 changed,
@@ -197,6 +200,7 @@ impl FakeMail {
             tag,
             internal_date: m.internal_date,
             bounce: m.bounce,
+            configured_as: None,
         })
     }
 }
@@ -351,9 +355,16 @@ impl FakeArmed {
                     .is_some_and(|t| t.id == self.want)
         });
         match hit.and_then(|m| mail.seen(m).map(|s| (s, m.raw.clone(), m.saved))) {
-            Some((seen, raw, saved)) => Look::Found(
+            Some((mut seen, raw, saved)) => Look::Found(
                 Box::new(Arrival {
-                    seen,
+                    seen: {
+                        seen.configured_as = w
+                            .special_use
+                            .iter()
+                            .find(|(name, _)| *name == seen.folder)
+                            .map(|(_, c)| c.clone());
+                        seen
+                    },
                     detected_at: mail.clock.now(),
                     detected_instant: mail.clock.instant(),
                     detected_by: DetectedBy::Idle,
