@@ -81,7 +81,7 @@ impl World {
             raw,
             internal_date,
             bounce,
-            saved: Instant::now(),
+            saved: crate::clock::instant(),
         });
         self.next_uid += 1;
         self.changed.send_modify(|v| *v += 1);
@@ -390,7 +390,7 @@ impl ArmedWait for FakeArmed {
             };
             let uses_idle = self.session.idle;
             let mut in_window = false;
-            let mut idle_since = Instant::now();
+            let mut idle_since = crate::clock::instant();
             // Arming looks once at every folder, then IDLE starts.
             let mut commands = FULL_LOOK + u32::from(uses_idle);
             let mut first = true;
@@ -409,7 +409,7 @@ impl ArmedWait for FakeArmed {
                         commands += FOUND;
                         break WaitEnd::Arrived(a);
                     }
-                    if push_at.is_some_and(|t| t <= Instant::now()) {
+                    if push_at.is_some_and(|t| t <= crate::clock::instant()) {
                         commands += 1 + FOUND;
                         break WaitEnd::Arrived(a);
                     }
@@ -434,7 +434,7 @@ impl ArmedWait for FakeArmed {
                         }
                         if uses_idle && !in_window {
                             commands += 1;
-                            idle_since = Instant::now();
+                            idle_since = crate::clock::instant();
                         }
                     }
                     _ = sleep_until_some(drop_at) => break WaitEnd::SessionsLost,
