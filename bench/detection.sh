@@ -28,13 +28,17 @@ BEFORE_BIN=${BEFORE_BIN:-}
 OUT=$(mktemp -d /tmp/flowtest-bench-detection.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
-# The lab's configuration without its log sources (scenarios_dir made absolute).
-python3 - "$REPO/lab/flowtest.toml" "$REPO/lab/scenarios" > "$OUT/nologs.toml" <<'PY'
+# The lab's configuration without its log sources, and lab-inbound without the stages' log roles.
+mkdir -p "$OUT/scenarios"
+python3 - "$REPO/lab" "$OUT" <<'PY'
 import re, sys
-text = open(sys.argv[1]).read()
+lab, out = sys.argv[1], sys.argv[2]
+text = open(f"{lab}/flowtest.toml").read()
 text = re.sub(r'(?ms)^\[\[log_source\]\].*?(?=^\[|\Z)', '', text)
-text = re.sub(r'(?m)^scenarios_dir = .*$', f'scenarios_dir = "{sys.argv[2]}"', text)
-print(text)
+text = re.sub(r'(?m)^scenarios_dir = .*$', f'scenarios_dir = "{out}/scenarios"', text)
+open(f"{out}/nologs.toml", "w").write(text)
+scenario = open(f"{lab}/scenarios/lab-inbound.toml").read()
+open(f"{out}/scenarios/lab-inbound.toml", "w").write(re.sub(r'(?m)^role = .*\n', '', scenario))
 PY
 
 run() { # run BIN CONFIG OUTFILE
