@@ -11,9 +11,9 @@ use crate::core::outcome::client_stages;
 use crate::core::verdict::{apply_timeline, header_hops};
 use crate::edge::smtp::SendOutcome;
 
-/// How often the logs are looked at while the probe is in flight: the file followers' own pace,
-/// so a save line asks for a look as soon as it is read.
-const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How often the logs are looked at while the probe is in flight (each look re-reads the
+/// probe's timeline: with many probes at once, a shorter pace costs CPU the fan-out needs).
+const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// Time for the followers (100 ms polls) to catch the last lines before the final look: a
 /// rejection is logged just before the reply we already have.
 const SETTLE: Duration = Duration::from_millis(300);

@@ -103,8 +103,8 @@ async fn a_save_in_the_logs_asks_the_mailbox_at_once() {
     );
     let total = r.total_ms.unwrap();
     assert!(
-        (2000..=2100).contains(&total),
-        "seen {total} ms after sending: within one log poll of the save"
+        (2000..=2250).contains(&total),
+        "seen {total} ms after sending: within one look at the logs (250 ms) of the save"
     );
 }
 
