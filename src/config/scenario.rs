@@ -259,6 +259,7 @@ pub struct Scenario {
 }
 
 const JUNK_NAMES: &[&str] = &[
+    "special-use:junk",
     "junk",
     "spam",
     "[gmail]/spam",

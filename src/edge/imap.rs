@@ -12,42 +12,32 @@
 //! opening the session (`connect`).
 mod auth;
 mod connect;
+mod special_use;
+mod watch;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::Fetch;
 use async_imap::Session;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use tokio::sync::watch;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 pub use connect::{login, login_as, ImapStream};
+pub use watch::{Armed, Look, LookRequests, WaitEnd, IDLE_REFRESH};
 
 use crate::config::secret::Secret;
 use crate::config::Receiver;
 use crate::core::outcome::{AuthMechanism, DetectedBy};
-use crate::core::probe::{self, Installation, ProbeTag, Verdict};
+use crate::core::probe::{Installation, ProbeTag, Verdict};
 use crate::core::verdict::{CopyAt, CopyKind};
 use crate::edge::bounded::Guarded;
 
 /// Bound on each IMAP command (login, select, fetch, store), below the probe's deadline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// After the verdict, how long the watch may take to end IDLE and hand its session back.
-const STOP_GRACE: Duration = Duration::from_secs(2);
-/// Re-issue IDLE well before the 29-minute limit of RFC 2177.
-const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
-
-/// While IDLE waits, look anyway this often: some servers (Gmail) withhold news during IDLE
-/// until the client issues a command, so a push alone can miss a probe. Five poll intervals,
-/// between 2 s and the IDLE refresh limit.
-fn idle_backstop(poll: Duration) -> Duration {
-    (poll * 5).clamp(Duration::from_secs(2), IDLE_REFRESH)
-}
 /// Largest message fetched whole (bounces are scanned for a quoted probe).
 const MAX_FETCH: u32 = 4 * 1024 * 1024;
 
@@ -164,18 +154,53 @@ pub struct SeenProbe {
     pub internal_date: Option<DateTime<Utc>>,
     /// True when this message is a bounce quoting the probe rather than the probe itself.
     pub bounce: bool,
+    /// The folder's configured entry when the server's name differs (`special-use:junk`).
+    pub configured_as: Option<String>,
 }
 
 /// One watched folder and the first UID that is "new" for this run.
 struct FolderState {
+    /// The server's name.
     name: String,
+    /// The configured entry, when the server's name differs (`special-use:junk`).
+    configured_as: Option<String>,
     uid_next: u32,
+}
+
+/// The server's names for the configured folders: LIST (one command) only when an entry names
+/// a folder by its special use, or on Gmail (`special_use`).
+async fn folder_names(
+    session: &mut ImapSession,
+    r: &Receiver,
+    gmail: bool,
+    deadline: Instant,
+) -> Result<Vec<String>, FetchError> {
+    if !special_use::needs_list(&r.folders, gmail) {
+        return Ok(r.folders.clone());
+    }
+    let listed = within("LIST", step_until(deadline), async {
+        let names = session.list(Some(""), Some("*")).await?;
+        names.try_collect::<Vec<_>>().await
+    })
+    .await?;
+    let listed: Vec<special_use::Listed> = listed
+        .iter()
+        .map(|n| special_use::Listed {
+            name: n.name().to_string(),
+            uses: n
+                .attributes()
+                .iter()
+                .filter_map(special_use::Use::of)
+                .collect(),
+        })
+        .collect();
+    special_use::resolve(&r.folders, &listed, gmail).map_err(|e| FetchError::Protocol(safe(&e)))
 }
 
 /// The receiver's mailbox: ONE session for every watched folder (servers limit connections per
 /// user: Dovecot allows 10 per user and address by default, shared with the user's own clients).
-/// IDLE watches the first folder (INBOX); the others are looked at every few poll intervals,
-/// which is when IDLE's backstop look happens anyway.
+/// IDLE watches the first folder (INBOX); the others are looked at when the runner asks for a
+/// full look (its backstop, or a save seen in the logs).
 pub struct Mailbox {
     session: ImapSession,
     /// How the session authenticated.
@@ -186,7 +211,6 @@ pub struct Mailbox {
     can_idle: bool,
     can_uidplus: bool,
     idle: bool,
-    poll: Duration,
 }
 
 /// The probe (or its bounce) was found.
@@ -205,6 +229,8 @@ pub struct Arrival {
 #[derive(Debug, Default, Clone)]
 pub struct WaitNotes {
     pub warnings: Vec<String>,
+    /// IMAP commands the watch issued (DONE included), for the result's `imap_commands`.
+    pub commands: u32,
 }
 
 impl Mailbox {
@@ -237,9 +263,10 @@ impl Mailbox {
         let caps = within("CAPABILITY", step_until(deadline), session.capabilities()).await?;
         let can_idle = caps.has_str("IDLE");
         let can_uidplus = caps.has_str("UIDPLUS");
+        let names = folder_names(&mut session, r, caps.has_str("X-GM-EXT-1"), deadline).await?;
         let mut folders = Vec::with_capacity(r.folders.len());
         // Select each in turn (proves it exists and gives UIDNEXT); the first stays selected.
-        for name in r.folders.iter().rev() {
+        for (name, configured) in names.iter().zip(&r.folders).rev() {
             let mb = within("SELECT", step_until(deadline), session.select(name)).await?;
             let uid_next = match starts.iter().find(|(n, _)| n == name) {
                 Some((_, u)) => *u,
@@ -247,6 +274,7 @@ impl Mailbox {
             };
             folders.push(FolderState {
                 name: name.clone(),
+                configured_as: (name != configured).then(|| configured.clone()),
                 uid_next,
             });
         }
@@ -259,7 +287,6 @@ impl Mailbox {
             can_idle,
             can_uidplus,
             idle: r.idle,
-            poll: r.poll_interval,
         })
     }
 
@@ -280,47 +307,6 @@ impl Mailbox {
             self.selected = i;
         }
         Ok(())
-    }
-
-    /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready), by
-    /// `deadline`, the probe's: the watch's own steps end by then plus [`STOP_GRACE`]. Send the
-    /// probe only after this returns.
-    pub async fn arm(
-        self,
-        key: Installation,
-        want: Uuid,
-        deadline: Instant,
-    ) -> Result<Armed, FetchError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (found_tx, found_rx) = tokio::sync::mpsc::channel::<Arrival>(4);
-        let (armed_tx, armed_rx) = tokio::sync::oneshot::channel();
-        let ctx = WatchCtx {
-            key,
-            want,
-            stop: stop_rx,
-            found: found_tx,
-            poll: self.poll,
-            idle: self.idle && self.can_idle,
-            steps_end: deadline + STOP_GRACE,
-        };
-        let task = tokio::spawn(watch_mailbox(self, ctx, armed_tx));
-        let armed = within("arming detection", step_until(deadline), async {
-            armed_rx
-                .await
-                .unwrap_or_else(|_| Err(FetchError::Protocol("the IMAP watch ended".into())))
-        })
-        .await;
-        match armed {
-            Ok(()) => Ok(Armed {
-                task,
-                stop: stop_tx,
-                found: found_rx,
-            }),
-            Err(e) => {
-                task.abort();
-                Err(e)
-            }
-        }
     }
 
     /// Every message carrying a genuine tag of this installation in the watched folders: the
@@ -480,7 +466,8 @@ async fn scan_folder(
         if uids.contains(&uid) {
             continue;
         }
-        if let Some((raw, idate)) = fetch_whole(session, uid).await? {
+        // Cleanup's commands are not the watch's: not counted.
+        if let Some((raw, idate)) = fetch_whole(session, uid, &AtomicU32::new(0)).await? {
             if let Some(tag) = key.quoted_probe(&raw) {
                 out.push(ScannedCopy {
                     at: at(uid),
@@ -511,10 +498,13 @@ async fn fetch(
 }
 
 /// The whole message by UID (size-capped), with its INTERNALDATE.
+/// `commands` counts the IMAP commands issued.
 async fn fetch_whole(
     session: &mut ImapSession,
     uid: u32,
+    commands: &AtomicU32,
 ) -> Result<Option<(Vec<u8>, Option<DateTime<Utc>>)>, FetchError> {
+    commands.fetch_add(1, Ordering::Relaxed);
     let sizes = fetch(session, &uid.to_string(), "(UID RFC822.SIZE)").await?;
     let Some(size) = sizes
         .iter()
@@ -526,318 +516,12 @@ async fn fetch_whole(
     if size > MAX_FETCH {
         return Ok(None);
     }
+    commands.fetch_add(1, Ordering::Relaxed);
     let got = fetch(session, &uid.to_string(), "(UID INTERNALDATE BODY.PEEK[])").await?;
     Ok(got
         .iter()
         .find(|m| m.uid == Some(uid))
         .and_then(|m| m.body().map(|b| (b.to_vec(), internal(m)))))
-}
-
-struct WatchCtx {
-    key: Installation,
-    want: Uuid,
-    stop: watch::Receiver<bool>,
-    found: tokio::sync::mpsc::Sender<Arrival>,
-    poll: Duration,
-    idle: bool,
-    /// Every step of the watch ends by then: the probe's deadline plus [`STOP_GRACE`].
-    steps_end: Instant,
-}
-
-impl WatchCtx {
-    /// The end of the watch's next step.
-    fn step_until(&self) -> Instant {
-        step_until(self.steps_end)
-    }
-}
-
-/// Look at messages with UID >= uid_next in folder `i`; report ours when it is there.
-async fn check_new(
-    mb: &mut Mailbox,
-    i: usize,
-    ctx: &WatchCtx,
-    by: DetectedBy,
-    notes: &mut WaitNotes,
-) -> Result<bool, FetchError> {
-    mb.select(i).await?;
-    let detected_at = crate::clock::now();
-    let detected_instant = crate::clock::instant();
-    let name = mb.folders[i].name.clone();
-    let start = mb.folders[i].uid_next;
-    let fetched = fetch(
-        &mut mb.session,
-        &format!("{start}:*"),
-        "(UID RFC822.SIZE BODY.PEEK[HEADER])",
-    )
-    .await?;
-    let mut hit: Option<(u32, bool)> = None;
-    let mut max_uid = start.saturating_sub(1);
-    for m in &fetched {
-        let Some(uid) = m.uid else { continue };
-        // `N:*` returns the last message even when its UID is below N.
-        if uid < start {
-            continue;
-        }
-        max_uid = max_uid.max(uid);
-        let Some(h) = m.header() else { continue };
-        match ctx.key.verify(h) {
-            Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
-            Verdict::Forged(why)
-                if probe::header_value(h, probe::H_ID).as_deref()
-                    == Some(&ctx.want.to_string()) =>
-            {
-                notes.warnings.push(format!(
-                    "{name}: a message claims to be this probe but {why}; left untouched"
-                ));
-            }
-            Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
-                if let Some((raw, _)) = fetch_whole(&mut mb.session, uid).await? {
-                    if ctx.key.quoted_probe(&raw).is_some_and(|t| t.id == ctx.want) {
-                        hit = hit.or(Some((uid, true)));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    mb.folders[i].uid_next = max_uid + 1;
-    let Some((uid, bounce)) = hit else {
-        return Ok(false);
-    };
-    let Some((raw, idate)) = fetch_whole(&mut mb.session, uid).await? else {
-        notes.warnings.push(format!(
-            "{name}: probe UID {uid} vanished or is too large to fetch"
-        ));
-        return Ok(false);
-    };
-    let tag = if bounce {
-        ctx.key.quoted_probe(&raw)
-    } else {
-        ctx.key.verify(&raw).valid().cloned()
-    };
-    let Some(tag) = tag else { return Ok(false) };
-    let arrival = Arrival {
-        seen: SeenProbe {
-            folder: name,
-            uid,
-            tag,
-            internal_date: idate,
-            bounce,
-        },
-        detected_at,
-        detected_instant,
-        detected_by: by,
-        raw,
-    };
-    let _ = ctx.found.send(arrival).await;
-    Ok(true)
-}
-
-/// Look at every watched folder (the IDLE one last, so it stays selected).
-async fn check_all(
-    mb: &mut Mailbox,
-    ctx: &WatchCtx,
-    by: DetectedBy,
-    notes: &mut WaitNotes,
-) -> Result<bool, FetchError> {
-    for i in (0..mb.folders.len()).rev() {
-        if check_new(mb, i, ctx, by, notes).await? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-fn is_report(h: &[u8]) -> bool {
-    probe::header_value(h, "Content-Type")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
-}
-
-/// The watch loop: IDLE on the first folder (or poll) until our probe shows up or we are told
-/// to stop; every few poll intervals, a look at every folder. Returns the mailbox (its session
-/// reusable for cleanup) unless the session was lost.
-async fn watch_mailbox(
-    mut mb: Mailbox,
-    mut ctx: WatchCtx,
-    armed: tokio::sync::oneshot::Sender<Result<(), FetchError>>,
-) -> (Option<Mailbox>, WaitNotes) {
-    let mut notes = WaitNotes::default();
-    let mut armed = Some(armed);
-    // Look once before waiting: after a reconnection the probe may already be there.
-    let first = within(
-        "looking for the probe",
-        ctx.step_until(),
-        check_all(&mut mb, &ctx, DetectedBy::Poll, &mut notes),
-    )
-    .await;
-    match first {
-        Ok(true) => {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Ok(()));
-            }
-            return (Some(mb), notes);
-        }
-        Ok(false) => {}
-        Err(e) => {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Err(e));
-            }
-            return (None, notes);
-        }
-    }
-    loop {
-        if *ctx.stop.borrow() {
-            return (Some(mb), notes);
-        }
-        let by = if ctx.idle {
-            let mut handle = mb.session.idle();
-            if let Err(e) = within("IDLE", ctx.step_until(), handle.init()).await {
-                if let Some(a) = armed.take() {
-                    let _ = a.send(Err(e));
-                }
-                return (None, notes);
-            }
-            if let Some(a) = armed.take() {
-                let _ = a.send(Ok(()));
-            }
-            let resp = {
-                let (wait, interrupt) = handle.wait_with_timeout(idle_backstop(ctx.poll));
-                let mut interrupt = Some(interrupt);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        r = &mut wait => break r,
-                        changed = ctx.stop.changed(), if interrupt.is_some() => {
-                            if changed.is_err() || *ctx.stop.borrow() {
-                                // Dropping the stop source ends the wait with ManualInterrupt.
-                                interrupt = None;
-                            }
-                        }
-                    }
-                }
-            };
-            mb.session = match within("DONE", ctx.step_until(), handle.done()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    notes.warnings.push(format!("ending IDLE failed: {e}"));
-                    return (None, notes);
-                }
-            };
-            match resp {
-                // A push concerns the IDLE folder: look there first, as a push.
-                Ok(IdleResponse::NewData(_)) => {
-                    let look = within(
-                        "looking for the probe",
-                        ctx.step_until(),
-                        check_new(&mut mb, 0, &ctx, DetectedBy::Idle, &mut notes),
-                    )
-                    .await;
-                    match look {
-                        Ok(true) => return (Some(mb), notes),
-                        Ok(false) => continue,
-                        Err(e) => {
-                            notes.warnings.push(e.to_string());
-                            return (None, notes);
-                        }
-                    }
-                }
-                // The backstop: a look at every folder.
-                Ok(IdleResponse::Timeout) => DetectedBy::Poll,
-                Ok(IdleResponse::ManualInterrupt) => return (Some(mb), notes),
-                Err(e) => {
-                    notes.warnings.push(format!("IDLE failed: {e}"));
-                    return (None, notes);
-                }
-            }
-        } else {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Ok(()));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(ctx.poll) => {}
-                changed = ctx.stop.changed() => {
-                    if changed.is_err() {
-                        // The runner is gone: nobody will read a result.
-                        return (Some(mb), notes);
-                    }
-                    continue;
-                }
-            }
-            if let Err(e) = within("NOOP", ctx.step_until(), mb.session.noop()).await {
-                notes.warnings.push(e.to_string());
-                return (None, notes);
-            }
-            DetectedBy::Poll
-        };
-        let look = within(
-            "looking for the probe",
-            ctx.step_until(),
-            check_all(&mut mb, &ctx, by, &mut notes),
-        )
-        .await;
-        match look {
-            Ok(true) => return (Some(mb), notes),
-            Ok(false) => {}
-            Err(e) => {
-                notes.warnings.push(e.to_string());
-                return (None, notes);
-            }
-        }
-    }
-}
-
-/// Detection armed and running; the probe may now be sent.
-pub struct Armed {
-    task: tokio::task::JoinHandle<(Option<Mailbox>, WaitNotes)>,
-    stop: watch::Sender<bool>,
-    found: tokio::sync::mpsc::Receiver<Arrival>,
-}
-
-impl Armed {
-    /// Wait for the probe until `deadline`, or until `cancel` resolves (fail-fast from logs).
-    /// Returns the mailbox (for cleanup) when the session survived; the watch gets
-    /// [`STOP_GRACE`] to hand it back.
-    pub async fn wait(
-        mut self,
-        deadline: Instant,
-        cancel: impl std::future::Future<Output = ()>,
-    ) -> (WaitEnd, Option<Mailbox>, WaitNotes) {
-        tokio::pin!(cancel);
-        let end = tokio::select! {
-            a = self.found.recv() => match a {
-                Some(a) => WaitEnd::Arrived(Box::new(a)),
-                // A watch step that ran into the deadline ends the watch too: that is the
-                // deadline, not a lost session to reconnect.
-                None if crate::clock::instant() >= deadline => WaitEnd::Deadline,
-                // The watch ended without finding it: the session is gone.
-                None => WaitEnd::SessionsLost,
-            },
-            _ = tokio::time::sleep_until(deadline) => WaitEnd::Deadline,
-            _ = &mut cancel => WaitEnd::Cancelled,
-        };
-        let _ = self.stop.send(true);
-        match tokio::time::timeout(STOP_GRACE, &mut self.task).await {
-            Ok(Ok((mb, notes))) => (end, mb, notes),
-            _ => {
-                self.task.abort();
-                let notes = WaitNotes {
-                    warnings: vec!["the IMAP watch did not stop in time".into()],
-                };
-                (end, None, notes)
-            }
-        }
-    }
-}
-
-/// Why a wait ended.
-#[derive(Debug)]
-pub enum WaitEnd {
-    Arrived(Box<Arrival>),
-    Deadline,
-    /// The caller's cancel future resolved (the logs showed a permanent failure).
-    Cancelled,
-    /// Every IMAP session dropped (server restart, network): reconnect and wait on.
-    SessionsLost,
 }
 
 #[cfg(test)]
@@ -858,16 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn uid_sets_and_backstop() {
+    fn uid_sets() {
         assert_eq!(uid_set(&[3, 7, 9]), "3,7,9");
-        assert_eq!(
-            idle_backstop(Duration::from_millis(100)),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            idle_backstop(Duration::from_secs(2)),
-            Duration::from_secs(10)
-        );
-        assert_eq!(idle_backstop(Duration::from_secs(3600)), IDLE_REFRESH);
     }
 }

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::ports::{
-    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
-    ResultStore, ResumePoints, Waited,
+    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, LookRequests, MailboxAccess, MailboxSession,
+    ProbeSender, ResultStore, ResumePoints, Waited,
 };
 use crate::config::{Receiver, SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
@@ -128,6 +128,9 @@ impl ArmedWait for Armed {
                 notes,
             }
         })
+    }
+    fn looks(&self) -> LookRequests {
+        Armed::looks(self)
     }
 }
 

@@ -3,35 +3,52 @@
 //! logs (edge::logwatch, core::logs) or the fusion itself (core::fusion, core::verdict).
 use std::time::Duration;
 
-use super::ports::LogFeed;
+use super::ports::{LogFeed, Look, LookRequests};
 use super::progress::Progress;
 use super::steps::{Run, Sent};
-use crate::core::fusion::{MessageStatus, ProbeContext};
+use crate::core::fusion::{HopStatus, MessageStatus, ProbeContext, ProbeTimeline};
 use crate::core::outcome::client_stages;
 use crate::core::verdict::{apply_timeline, header_hops};
 use crate::edge::smtp::SendOutcome;
 
-/// How often the logs are looked at while the probe is in flight.
+/// How often the logs are looked at while the probe is in flight (each look re-reads the
+/// probe's timeline: with many probes at once, a shorter pace costs CPU the fan-out needs).
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// Time for the followers (100 ms polls) to catch the last lines before the final look: a
 /// rejection is logged just before the reply we already have.
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// Whether the mailbox server's log says the probe was saved (Dovecot's own line, or Postfix's
+/// LMTP hand-off that Dovecot acknowledged).
+fn saved(t: &ProbeTimeline) -> bool {
+    t.hops.iter().any(|h| {
+        h.status == HopStatus::Saved
+            || (h.status == HopStatus::Sent && h.service.as_deref() == Some("lmtp"))
+    })
+}
+
 /// Poll the logs while the probe is in flight. Resolves (ending the wait) only when they show a
-/// permanent failure; never resolves otherwise. Deferrals are shown in the progress line.
+/// permanent failure; never resolves otherwise. Deferrals are shown in the progress line; the
+/// first sign that the probe was saved asks the mailbox for a full look at once.
 pub(super) async fn watch_logs(
     logs: &mut dyn LogFeed,
     probe: &ProbeContext,
     progress: &Progress,
     scenario: &str,
+    looks: &LookRequests,
 ) {
     if logs.is_empty() {
         return std::future::pending().await;
     }
+    let mut asked = false;
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         logs.refresh(false).await;
         let t = logs.timeline(probe, &[]);
+        if !asked && saved(&t) {
+            looks.request(Look::Full);
+            asked = true;
+        }
         match t.status {
             MessageStatus::Bounced | MessageStatus::Rejected => return,
             MessageStatus::Deferred => {

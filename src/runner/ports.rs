@@ -15,6 +15,7 @@ use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
 use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
+pub use crate::edge::imap::{Look, LookRequests};
 use crate::edge::smtp::SendOutcome;
 use crate::edge::store::{Claim, PendingRow, StoreError};
 
@@ -85,6 +86,9 @@ pub trait ArmedWait: Send {
     /// Wait until the probe arrives, `deadline` passes, `cancel` resolves, or every session is
     /// lost. The session comes back (for cleanup) when it survived.
     fn wait<'a>(self: Box<Self>, deadline: Instant, cancel: Cancel<'a>) -> BoxFuture<'a, Waited>;
+    /// Where to ask this watch for a look now (the runner's window after acceptance, a save
+    /// seen in the logs, the backstop); take it before `wait`.
+    fn looks(&self) -> LookRequests;
 }
 
 /// How a wait ended, with the session when it survived.

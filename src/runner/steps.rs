@@ -56,6 +56,8 @@ pub(super) struct Run<'r> {
 pub(super) struct ArmedMailbox {
     pub(super) armed: Box<dyn ArmedWait>,
     pub(super) resume: ResumePoints,
+    /// Whether the session pushes news (IDLE): the backstop's pace depends on it.
+    pub(super) idle: bool,
 }
 
 /// The probe as submitted.
@@ -115,11 +117,16 @@ impl<'r> Run<'r> {
                 .push("the IMAP server does not offer IDLE: polling instead".into());
         }
         let resume = session.resume_points();
+        let idle = session.uses_idle();
         match session
             .arm(self.runner.installation.clone(), self.id, self.deadline)
             .await
         {
-            Ok(armed) => Some(ArmedMailbox { armed, resume }),
+            Ok(armed) => Some(ArmedMailbox {
+                armed,
+                resume,
+                idle,
+            }),
             Err(e) => self.fetch_failed(&e).await,
         }
     }
@@ -240,9 +247,16 @@ impl<'r> Run<'r> {
             bounce: a.seen.bounce,
             total_ms: r.total_ms,
         };
+        // A folder found by its special use is junk when its configured entry is.
+        let junk_by_use = a
+            .seen
+            .configured_as
+            .as_ref()
+            .filter(|c| s.receiver.junk_folders.contains(c))
+            .map(|_| vec![a.seen.folder.clone()]);
         let d = arrival_status(
             Some(&facts),
-            &s.receiver.junk_folders,
+            junk_by_use.as_deref().unwrap_or(&s.receiver.junk_folders),
             s.slo.target.map(clock::millis),
         );
         self.apply(d);

@@ -212,6 +212,10 @@ pub struct RunResult {
     pub delivered_ms: Option<i64>,
     pub folder: Option<String>,
     pub detected_by: Option<DetectedBy>,
+    /// IMAP commands the mailbox watch issued for this probe, from arming to the verdict
+    /// (looks, IDLE and DONE; not the login and SELECTs before arming). Absent when no watch ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap_commands: Option<u32>,
     pub submission: Option<Submission>,
     /// How the mailbox session authenticated (absent when no login succeeded or was tried).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -394,6 +394,7 @@ mod tests {
             detected_at: total.map(|t| t0 + chrono::Duration::milliseconds(t)),
             total_ms: total,
             delivered_ms: None,
+            imap_commands: None,
             folder: total.map(|_| "INBOX".into()),
             detected_by: None,
             submission: Some(Submission {

@@ -30,6 +30,7 @@ pub fn fresh_result(
         detected_at: None,
         total_ms: None,
         delivered_ms: None,
+        imap_commands: None,
         folder: None,
         detected_by: None,
         submission: None,

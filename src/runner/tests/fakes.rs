@@ -1,6 +1,7 @@
 //! In-memory edges for the runner's tests: a sender that delivers into a fake mailbox on a
-//! script (in tokio's paused time), a mailbox that verifies tags like the real one, scripted
-//! logs, and a store in a map.
+//! script (in tokio's paused time), a mailbox that verifies tags like the real one (and, when
+//! told, pushes news late like Dovecot, drops long IDLEs like Gmail, and counts the commands a
+//! real watch would issue), scripted logs, and a store in a map.
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,8 +23,8 @@ use crate::edge::imap::{Arrival, FetchError, ScannedCopy, SeenProbe, WaitEnd, Wa
 use crate::edge::smtp::SendOutcome;
 use crate::edge::store::{Claim, PendingRow, StoreError};
 use crate::runner::ports::{
-    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, MailboxAccess, MailboxSession, ProbeSender,
-    ResultStore, ResumePoints, Waited,
+    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, Look as WatchLook, LookRequests,
+    MailboxAccess, MailboxSession, ProbeSender, ResultStore, ResumePoints, Waited,
 };
 
 /// One message in the fake mailbox.
@@ -35,6 +36,8 @@ pub struct Msg {
     pub internal_date: Option<DateTime<Utc>>,
     /// A bounce quoting the probe rather than the probe itself.
     pub bounce: bool,
+    /// When it was saved, on the monotonic clock.
+    pub saved: Instant,
 }
 
 /// The server side of the fake mailbox.
@@ -54,6 +57,12 @@ pub struct World {
     /// When set, UIDVALIDITY becomes this right after the next scan (a folder re-created
     /// between cleanup's scan and its deletion).
     pub uid_validity_after_scan: Option<u32>,
+    /// Folders the session found by a configured special use: (server name, configured entry).
+    pub special_use: Vec<(String, String)>,
+    /// How long after a save IDLE reports it (Dovecot: about 500 ms); zero by default.
+    pub push_delay: Duration,
+    /// An IDLE left running this long drops the session (Gmail: about 29 minutes).
+    pub idle_drop_after: Option<Duration>,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
 }
@@ -72,6 +81,7 @@ impl World {
             raw,
             internal_date,
             bounce,
+            saved: crate::clock::instant(),
         });
         self.next_uid += 1;
         self.changed.send_modify(|v| *v += 1);
@@ -127,6 +137,9 @@ impl FakeMail {
                 idle: true,
                 uid_validity: 7,
                 uid_validity_after_scan: None,
+                special_use: Vec::new(),
+                push_delay: Duration::ZERO,
+                idle_drop_after: None,
                 changed,
             })),
             key,
@@ -187,6 +200,7 @@ impl FakeMail {
             tag,
             internal_date: m.internal_date,
             bounce: m.bounce,
+            configured_as: None,
         })
     }
 }
@@ -249,6 +263,7 @@ impl MailboxSession for FakeSession {
                 key,
                 want,
                 changed,
+                looks: LookRequests::default(),
             }) as Box<dyn ArmedWait>)
         })
     }
@@ -301,10 +316,18 @@ pub struct FakeArmed {
     key: Installation,
     want: Uuid,
     changed: watch::Receiver<u64>,
+    looks: LookRequests,
 }
 
+/// Commands a real watch issues (edge::imap::watch): a look's NOOP, a full look's FETCH per
+/// folder and SELECTs, the FETCHes of a found probe, IDLE and DONE.
+const NOOP: u32 = 1;
+const FULL_LOOK: u32 = 4;
+const FOUND: u32 = 3;
+
 enum Look {
-    Found(Box<Arrival>),
+    /// The probe (saved when), or the session is gone, or nothing yet.
+    Found(Box<Arrival>, Instant),
     Lost,
     Nothing,
 }
@@ -331,14 +354,24 @@ impl FakeArmed {
                     .valid()
                     .is_some_and(|t| t.id == self.want)
         });
-        match hit.and_then(|m| mail.seen(m).map(|s| (s, m.raw.clone()))) {
-            Some((seen, raw)) => Look::Found(Box::new(Arrival {
-                seen,
-                detected_at: mail.clock.now(),
-                detected_instant: mail.clock.instant(),
-                detected_by: DetectedBy::Idle,
-                raw,
-            })),
+        match hit.and_then(|m| mail.seen(m).map(|s| (s, m.raw.clone(), m.saved))) {
+            Some((mut seen, raw, saved)) => Look::Found(
+                Box::new(Arrival {
+                    seen: {
+                        seen.configured_as = w
+                            .special_use
+                            .iter()
+                            .find(|(name, _)| *name == seen.folder)
+                            .map(|(_, c)| c.clone());
+                        seen
+                    },
+                    detected_at: mail.clock.now(),
+                    detected_instant: mail.clock.instant(),
+                    detected_by: DetectedBy::Idle,
+                    raw,
+                }),
+                saved,
+            ),
             None => Look::Nothing,
         }
     }
@@ -351,15 +384,60 @@ impl ArmedWait for FakeArmed {
         mut cancel: Cancel<'a>,
     ) -> BoxFuture<'a, Waited> {
         Box::pin(async move {
+            let (push_delay, idle_drop) = {
+                let w = self.session.mail.world();
+                (w.push_delay, w.idle_drop_after)
+            };
+            let uses_idle = self.session.idle;
+            let mut in_window = false;
+            let mut idle_since = crate::clock::instant();
+            // Arming looks once at every folder, then IDLE starts.
+            let mut commands = FULL_LOOK + u32::from(uses_idle);
+            let mut first = true;
             let end = loop {
                 self.changed.borrow_and_update();
-                match self.look() {
-                    Look::Found(a) => break WaitEnd::Arrived(a),
+                let idling = uses_idle && !in_window;
+                let (found, push_at) = match self.look() {
                     Look::Lost => break WaitEnd::SessionsLost,
-                    Look::Nothing => {}
+                    Look::Found(a, saved) => (Some(a), Some((saved + push_delay).max(idle_since))),
+                    Look::Nothing => (None, None),
+                };
+                let push_at = push_at.filter(|_| idling);
+                if let Some(mut a) = found.clone() {
+                    if first {
+                        a.detected_by = DetectedBy::Poll;
+                        commands += FOUND;
+                        break WaitEnd::Arrived(a);
+                    }
+                    if push_at.is_some_and(|t| t <= crate::clock::instant()) {
+                        commands += 1 + FOUND;
+                        break WaitEnd::Arrived(a);
+                    }
                 }
+                first = false;
+                let drop_at = idle_drop.filter(|_| idling).map(|d| idle_since + d);
                 tokio::select! {
                     _ = self.changed.changed() => {}
+                    _ = sleep_until_some(push_at) => {}
+                    l = self.looks.next() => {
+                        commands += u32::from(idling) + NOOP;
+                        if let Look::Found(mut a, _) = self.look() {
+                            commands += FOUND;
+                            a.detected_at = self.session.mail.clock.now();
+                            a.detected_instant = self.session.mail.clock.instant();
+                            a.detected_by = DetectedBy::Poll;
+                            break WaitEnd::Arrived(a);
+                        }
+                        in_window = l == WatchLook::Window;
+                        if l == WatchLook::Full {
+                            commands += FULL_LOOK;
+                        }
+                        if uses_idle && !in_window {
+                            commands += 1;
+                            idle_since = crate::clock::instant();
+                        }
+                    }
+                    _ = sleep_until_some(drop_at) => break WaitEnd::SessionsLost,
                     _ = tokio::time::sleep_until(deadline) => break WaitEnd::Deadline,
                     _ = cancel.as_mut() => break WaitEnd::Cancelled,
                 }
@@ -371,9 +449,23 @@ impl ArmedWait for FakeArmed {
             Waited {
                 end,
                 session,
-                notes: WaitNotes::default(),
+                notes: WaitNotes {
+                    warnings: Vec::new(),
+                    commands,
+                },
             }
         })
+    }
+    fn looks(&self) -> LookRequests {
+        self.looks.clone()
+    }
+}
+
+/// Sleep until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -455,14 +547,18 @@ pub fn probe_raw(inst: &Installation, id: Uuid, sent_at: DateTime<Utc>) -> Vec<u
 
 /// Server logs: from `bounce_after` on, the sending host's Postfix log shows the probe bounced
 /// (real log lines, parsed and fused by the core like any log's).
+/// From `saved_after` on, Dovecot's log shows the probe stored into INBOX.
+#[derive(Default)]
 pub struct FakeLogs {
     pub bounce_after: Option<Duration>,
+    pub saved_after: Option<Duration>,
     pub host_findings: Vec<Finding>,
 }
 
 struct FakeFeed {
     started: Instant,
     bounce_after: Option<Duration>,
+    saved_after: Option<Duration>,
 }
 
 impl LogSources for FakeLogs {
@@ -473,6 +569,7 @@ impl LogSources for FakeLogs {
         let feed = FakeFeed {
             started: crate::clock::instant(),
             bounce_after: self.bounce_after,
+            saved_after: self.saved_after,
         };
         (Box::new(feed), Vec::new())
     }
@@ -482,6 +579,20 @@ impl LogSources for FakeLogs {
 }
 
 impl FakeFeed {
+    /// Dovecot's lines written so far.
+    fn dovecot_lines(&self, probe: &ProbeContext) -> Vec<String> {
+        let elapsed = crate::clock::instant().saturating_duration_since(self.started);
+        if self.saved_after.is_none_or(|after| elapsed < after) {
+            return Vec::new();
+        }
+        let at = probe.submitted_at.format("%Y-%m-%dT%H:%M:%S%.6f");
+        vec![format!(
+            "{at} lmtp(user@example.test)<7><m9btLEHrC2uaQAAAn00ZSw>: Info: sieve: msgid={}: \
+             stored mail into mailbox 'INBOX' delivery_time=3ms",
+            probe.message_id
+        )]
+    }
+
     /// The log lines written so far.
     fn lines(&self, probe: &ProbeContext) -> Vec<String> {
         let elapsed = crate::clock::instant().saturating_duration_since(self.started);
@@ -518,11 +629,16 @@ impl LogFeed for FakeFeed {
         Vec::new()
     }
     fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
-        let mut parser = LineParser::new(ParseContext::new("ec2", 2026));
         let mut corr = Correlator::new(Limits::default());
-        for line in self.lines(probe) {
-            if let Parsed::Record(r) = parser.parse(line.as_bytes()) {
-                corr.push(*r);
+        for (role, lines) in [
+            ("ec2", self.lines(probe)),
+            ("dovecot", self.dovecot_lines(probe)),
+        ] {
+            let mut parser = LineParser::new(ParseContext::new(role, 2026));
+            for line in lines {
+                if let Parsed::Record(r) = parser.parse(line.as_bytes()) {
+                    corr.push(*r);
+                }
             }
         }
         fuse_probe(probe, &corr.finish(), header_hops)

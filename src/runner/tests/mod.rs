@@ -1,5 +1,6 @@
 //! The runner end to end against fakes (tests/fakes.rs), in tokio's paused time with a test
 //! clock: every status, a mid-wait reconnect, a late arrival, and cleanups that must not delete.
+mod detection;
 mod fakes;
 mod stopping;
 
@@ -289,6 +290,7 @@ async fn a_failed_connection_is_send_failed() {
 async fn an_unreadable_mailbox_is_fetch_failed_and_nothing_is_sent() {
     let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
         bounce_after: None,
+        saved_after: None,
         host_findings: vec![
             Finding::new(FindingCode::ImapAuthFailed, Some("dovecot"), "same cause"),
             Finding::new(
@@ -380,7 +382,7 @@ async fn a_bounce_in_the_mailbox_is_bounced_and_removed() {
 async fn a_bounce_in_the_logs_ends_the_wait_early() {
     let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
         bounce_after: Some(Duration::from_secs(2)),
-        host_findings: Vec::new(),
+        ..FakeLogs::default()
     });
     let started = clock::instant();
     let r = lab.run().await;
