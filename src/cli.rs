@@ -49,6 +49,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Probe every scenario on its schedule; serve /metrics, /healthz and a status page.
     Canary(CanaryArgs),
+    /// SLA report over the stored results: availability, SLO, latency percentiles, error
+    /// budget, per stage, per day, worst incidents.
+    Report(ReportArgs),
 }
 
 /// How diagnostics (`tracing` events) are written on stderr.
@@ -161,6 +164,49 @@ pub struct CanaryArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Markdown,
+    Json,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The window: this long back from now (e.g. `30d`, `12h`, `2w`). Default: 30 days.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// Start of the window: YYYY-MM-DD (midnight in --tz), `YYYY-MM-DD HH:MM[:SS]` (in --tz) or
+    /// RFC 3339. Without --to, the window ends now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the window, exclusive: as --from, and a bare date includes that whole day.
+    /// Without --from, the window starts 30 days earlier.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only these scenarios (repeatable; default: every scenario with stored results).
+    #[arg(long = "scenario", value_name = "NAME", num_args = 1..)]
+    pub scenarios: Vec<String>,
+    /// Only these locations (repeatable).
+    #[arg(long = "location", value_name = "L", num_args = 1..)]
+    pub locations: Vec<String>,
+    /// Availability objective in percent, what the error budget is measured against.
+    #[arg(long, default_value_t = 99.9)]
+    pub slo_target: f64,
+    /// Time zone days are cut in: UTC or a fixed offset such as +02:00 (no named zones).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a scenario's availability is under --slo-target (its error budget overspent).
+    #[arg(long)]
+    pub fail_under: bool,
+}
+
 const SUBCOMMANDS: &[&str] = &[
     "trace",
     "run",
@@ -169,6 +215,7 @@ const SUBCOMMANDS: &[&str] = &[
     "diagnose",
     "doctor",
     "canary",
+    "report",
     "help",
 ];
 

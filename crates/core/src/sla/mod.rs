@@ -11,3 +11,4 @@ pub mod percentile;
 pub mod render_human;
 pub mod render_markdown;
 pub mod sections;
+pub mod window;

@@ -77,10 +77,10 @@ pub fn render(report: &SlaReport) -> String {
             continue;
         }
         out.push_str(&table(&sections::incidents(s, off), "  "));
-        for (i, inc) in s.incidents.iter().enumerate() {
-            for (finding, hint) in sections::finding_lines(inc) {
-                let _ = writeln!(out, "  #{} {}", i + 1, escape_control(&finding));
-                let _ = writeln!(out, "     fix: {}", escape_control(&hint));
+        for line in sections::finding_lines(s) {
+            let _ = writeln!(out, "  #{} {}", line.incident, escape_control(&line.text));
+            if let Some(fix) = &line.fix {
+                let _ = writeln!(out, "     fix: {}", escape_control(fix));
             }
         }
     }

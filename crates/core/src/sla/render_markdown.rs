@@ -66,15 +66,13 @@ pub fn render(report: &SlaReport) -> String {
         }
         out.push_str(&table(&sections::incidents(s, off)));
         out.push('\n');
-        for (i, inc) in s.incidents.iter().enumerate() {
-            for (finding, hint) in sections::finding_lines(inc) {
-                let _ = writeln!(
-                    out,
-                    "- #{} {}  \n  fix: {}",
-                    i + 1,
-                    cell(&finding),
-                    cell(&hint)
-                );
+        for line in sections::finding_lines(s) {
+            let _ = write!(out, "- #{} {}", line.incident, cell(&line.text));
+            match &line.fix {
+                Some(fix) => {
+                    let _ = writeln!(out, "  \n  fix: {}", cell(fix));
+                }
+                None => out.push('\n'),
             }
         }
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::aggregate::MAX_INCIDENTS;
-use super::model::{Incident, Latency, ScenarioReport, SlaReport};
+use super::model::{Latency, ScenarioReport, SlaReport};
 use crate::trace::render::human_ms;
 
 /// A table of text cells; the first `left` columns are left-aligned, the rest right-aligned.
@@ -56,7 +56,7 @@ pub fn preamble(report: &SlaReport) -> Vec<String> {
     let off = offset(report);
     vec![
         format!(
-            "Window: {} to {} ({}); days cut at midnight {}.",
+            "Window: {} to {} ({}, end excluded); days cut at midnight {}.",
             local_time(report.window.from, off),
             local_time(report.window.to, off),
             report.time_zone,
@@ -126,9 +126,9 @@ pub fn summary(report: &SlaReport) -> Table {
             "late",
             "failed",
             "spam",
-            "interrupted",
-            "error",
-            "pending",
+            "intr",
+            "err",
+            "pend",
         ],
         rows,
         left: 2,
@@ -184,7 +184,7 @@ pub fn days(s: &ScenarioReport) -> Table {
 
 pub fn incidents(s: &ScenarioReport, off: FixedOffset) -> Table {
     Table {
-        header: vec!["#", "start", "end", "probes", "cost %", "statuses", "stage"],
+        header: vec!["#", "start", "end", "statuses", "stage", "probes", "cost %"],
         rows: s
             .incidents
             .iter()
@@ -195,32 +195,44 @@ pub fn incidents(s: &ScenarioReport, off: FixedOffset) -> Table {
                     local_time(inc.start, off),
                     inc.end
                         .map_or_else(|| "ongoing".into(), |e| local_time(e, off)),
-                    inc.failed_probes.to_string(),
-                    format!("{:.3}", inc.availability_cost_percent),
                     inc.statuses.join(", "),
                     inc.stage.clone().unwrap_or_else(|| "-".into()),
+                    inc.failed_probes.to_string(),
+                    format!("{:.3}", inc.availability_cost_percent),
                 ]
             })
             .collect(),
-        left: 3,
+        left: 5,
     }
 }
 
-/// One line per finding of an incident: `code xN: message` and its fix.
-pub fn finding_lines(inc: &Incident) -> Vec<(String, String)> {
-    inc.findings
-        .iter()
-        .map(|f| {
+/// One finding of an incident as shown: `code xN: message`, and its fix unless an earlier
+/// incident of the same scenario showed the same code's fix already.
+pub struct FindingLine {
+    pub incident: usize,
+    pub text: String,
+    pub fix: Option<String>,
+}
+
+pub fn finding_lines(s: &ScenarioReport) -> Vec<FindingLine> {
+    let mut shown = Vec::new();
+    let mut out = Vec::new();
+    for (i, inc) in s.incidents.iter().enumerate() {
+        for f in &inc.findings {
             let code = serde_json::to_value(f.code)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            (
-                format!("{code} x{}: {}", f.count, f.message),
-                f.hint.clone(),
-            )
-        })
-        .collect()
+            let fix = (!shown.contains(&f.code)).then(|| f.hint.clone());
+            shown.push(f.code);
+            out.push(FindingLine {
+                incident: i + 1,
+                text: format!("{code} x{}: {}", f.count, f.message),
+                fix,
+            });
+        }
+    }
+    out
 }
 
 /// The incident section's title, naming the cap.
