@@ -5,7 +5,7 @@
 # JSON, computing nothing) and with the report over the last 30 days only (memory must not grow
 # with the history). The generated store is deleted at the end unless KEEP=1.
 #
-# usage: bench/report_10m.sh [SCENARIOS=20] [DAYS=365] [WORKDIR=/tmp/flowtest-report-bench] [RUNS=1]
+# usage: bench/report_10m.sh [SCENARIOS=20] [DAYS=365] [WORKDIR=/tmp/flowtest-report-bench]
 # Results: a Markdown table on stdout (and WORKDIR/results.md); record it in docs/BENCHMARKS.md
 # with this command line.
 set -euo pipefail
@@ -13,7 +13,6 @@ set -euo pipefail
 SCENARIOS=${1:-20}
 DAYS=${2:-365}
 DIR=${3:-/tmp/flowtest-report-bench}
-RUNS=${4:-1}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$DIR/state
 DB=$STATE/flowtest.db
@@ -37,25 +36,21 @@ size_mb=$(( $(stat -c %s "$DB") / 1000000 ))
 # Page cache warm where it fits: every run then reads from memory, the comparison is CPU.
 cat "$DB" > /dev/null
 
-measure() { # name, command...: prints "wall_s rss_kb" of the fastest of $RUNS runs
+timed() { # name, command...: one run under /usr/bin/time -v; prints "wall_s rss_kb"
     local name=$1; shift
-    local best_wall="" best_rss=""
-    for _ in $(seq "$RUNS"); do
-        /usr/bin/time -v -o "$DIR/$name.time" "$@" > "$DIR/$name.out" 2> "$DIR/$name.err"
-        local wall rss
-        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$DIR/$name.time")
-        rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$DIR/$name.time")
-        if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then
-            best_wall=$wall; best_rss=$rss
-        fi
-    done
-    echo "$best_wall $best_rss"
+    /usr/bin/time -v -o "$DIR/$name.time" "$@" > "$DIR/$name.out" 2> "$DIR/$name.err"
+    python3 - "$DIR/$name.time" <<'PY'
+import sys
+f = dict(l.strip().split(": ", 1) for l in open(sys.argv[1]) if ": " in l)
+clock = f["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")
+print(sum(float(x) * 60 ** i for i, x in enumerate(reversed(clock))), f["Maximum resident set size (kbytes)"])
+PY
 }
 
 FROM=$(date -u -d "2026-11-29 - $DAYS days" +%F)
-read -r s_wall s_rss <<< "$(measure scan sqlite3 "$DB" "SELECT count(*), sum(length(result_json)) FROM results")"
-read -r y_wall y_rss <<< "$(measure year "$BIN" --config "$DIR/flowtest.toml" report --format json --from "$FROM" --to 2026-11-28)"
-read -r m_wall m_rss <<< "$(measure month "$BIN" --config "$DIR/flowtest.toml" report --format json --from 2026-10-30 --to 2026-11-28)"
+read -r s_wall s_rss <<< "$(timed scan sqlite3 "$DB" "SELECT count(*), sum(length(result_json)) FROM results")"
+read -r y_wall y_rss <<< "$(timed year "$BIN" --config "$DIR/flowtest.toml" report --format json --from "$FROM" --to 2026-11-28)"
+read -r m_wall m_rss <<< "$(timed month "$BIN" --config "$DIR/flowtest.toml" report --format json --from 2026-10-30 --to 2026-11-28)"
 # Sanity: the report saw every row and the planted outages.
 python3 - "$DIR/year.out" "$rows" "$SCENARIOS" <<'PY'
 import json, sys
@@ -67,7 +62,7 @@ assert all(s["incidents"] and s["incidents"][0]["findings"][0]["code"] == "next_
 PY
 
 {
-echo "Input: $rows stored results ($SCENARIOS scenarios x $DAYS days, 1-minute probes), SQLite store of $size_mb MB ($DB), page cache warm, best of $RUNS run(s)."
+echo "Input: $rows stored results ($SCENARIOS scenarios x $DAYS days, 1-minute probes), SQLite store of $size_mb MB ($DB), page cache warm, one run each."
 echo "Machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 echo
 echo "| command | rows | wall (s) | rows/s | max RSS (MB) |"

@@ -31,16 +31,7 @@ impl Env {
         } else {
             tempfile::tempdir().unwrap()
         };
-        let state = dir.path().join("state");
-        std::fs::write(
-            dir.path().join("flowtest.toml"),
-            format!(
-                "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"FT_TEST_KEY\"\n",
-                state.display().to_string()
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+        let state = write_config(dir.path());
         let plan = history::plan();
         history::write(&state, &plan);
         Env { dir, plan }
@@ -63,6 +54,21 @@ impl Env {
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
         serde_json::from_slice(&out.stdout).expect("report JSON")
     }
+}
+
+/// `flowtest.toml` (and an empty scenarios directory) in `dir`; returns its state directory.
+fn write_config(dir: &Path) -> PathBuf {
+    let state = dir.join("state");
+    std::fs::write(
+        dir.join("flowtest.toml"),
+        format!(
+            "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"FT_TEST_KEY\"\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("scenarios")).unwrap();
+    state
 }
 
 fn describe(out: &Output) -> String {
@@ -567,16 +573,7 @@ fn exit_codes_and_errors(env: &Env) {
 #[test]
 fn a_missing_store_is_named_not_created() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    std::fs::write(
-        dir.path().join("flowtest.toml"),
-        format!(
-            "state_dir = {:?}\n[probe]\ndomain = \"probe.test\"\nkey_env = \"FT_TEST_KEY\"\n",
-            state.display().to_string()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+    let state = write_config(dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_flowtest"))
         .arg("--config")
         .arg(dir.path().join("flowtest.toml"))

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::model::SlaReport;
-use super::sections::{self, Table};
+use super::sections::{self, FindingLine, Frame, Table};
 use crate::text::escape_control;
 
 /// `s` safe inside a table cell or list item: controls escaped, one line, no pipes or tags.
@@ -30,53 +30,59 @@ pub fn table(t: &Table) -> String {
     out
 }
 
-pub fn render(report: &SlaReport) -> String {
-    let mut out = String::from("# flowtest SLA report\n\n");
-    for line in sections::preamble(report) {
-        let _ = writeln!(out, "- {line}");
+struct Markdown(String);
+
+impl Frame for Markdown {
+    fn preamble(&mut self, lines: &[String]) {
+        self.0.push_str("# flowtest SLA report\n\n");
+        for line in lines {
+            let _ = writeln!(self.0, "- {line}");
+        }
+        self.0.push('\n');
     }
-    out.push('\n');
-    if report.scenarios.is_empty() {
-        out.push_str("No stored results in the window.\n");
-        return out;
+
+    fn empty(&mut self) {
+        self.0.push_str("No stored results in the window.\n");
     }
-    out.push_str(&table(&sections::summary(report)));
-    let off = sections::offset(report);
-    for s in &report.scenarios {
+
+    fn summary(&mut self, t: &Table) {
+        self.0.push_str(&table(t));
+    }
+
+    fn scenario(&mut self, scenario: &str, location: &str, counts: &str) {
         let _ = write!(
-            out,
-            "\n## {} at {}\n\n",
-            cell(&s.scenario),
-            cell(&s.location)
+            self.0,
+            "\n## {} at {}\n\n{counts}\n",
+            cell(scenario),
+            cell(location)
         );
-        let _ = writeln!(
-            out,
-            "{} probes: {} delivered ({} to spam), {} lost, {} late, {} failed; apart: {} interrupted, {} error, {} pending.",
-            s.probes, s.delivered, s.delivered_spam, s.lost, s.late, s.failed, s.interrupted, s.errors, s.pending
-        );
-        if !s.stages.is_empty() {
-            out.push_str("\n### Stages (delivered probes)\n\n");
-            out.push_str(&table(&sections::stages(s)));
+    }
+
+    fn section(&mut self, title: &str, t: Option<&Table>) {
+        let _ = write!(self.0, "\n### {title}\n\n");
+        if let Some(t) = t {
+            self.0.push_str(&table(t));
         }
-        let _ = write!(out, "\n### Days ({})\n\n", report.time_zone);
-        out.push_str(&table(&sections::days(s)));
-        let _ = write!(out, "\n### {}\n\n", sections::incidents_title(s));
-        if s.incidents.is_empty() {
-            continue;
-        }
-        out.push_str(&table(&sections::incidents(s, off)));
-        out.push('\n');
-        for line in sections::finding_lines(s) {
-            let _ = write!(out, "- #{} {}", line.incident, cell(&line.text));
+    }
+
+    fn findings(&mut self, lines: &[FindingLine]) {
+        self.0.push('\n');
+        for line in lines {
+            let _ = write!(self.0, "- #{} {}", line.incident, cell(&line.text));
             match &line.fix {
                 Some(fix) => {
-                    let _ = writeln!(out, "  \n  fix: {}", cell(fix));
+                    let _ = writeln!(self.0, "  \n  fix: {}", cell(fix));
                 }
-                None => out.push('\n'),
+                None => self.0.push('\n'),
             }
         }
     }
-    out
+}
+
+pub fn render(report: &SlaReport) -> String {
+    let mut out = Markdown(String::new());
+    sections::walk(report, &mut out);
+    out.0
 }
 
 #[cfg(test)]

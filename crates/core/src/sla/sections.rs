@@ -1,6 +1,7 @@
-//! The tables every text format of the SLA report shows (summary, stages, days, incidents) and
-//! the words that define its figures, built once as plain cells; `render_human` and
-//! `render_markdown` only frame and escape them. Not here: computing the figures.
+//! The tables every text format of the SLA report shows (summary, stages, days, incidents), the
+//! words that define its figures and the order they come in ([`walk`]), built once as plain
+//! text; `render_human` and `render_markdown` only frame and escape them ([`Frame`]).
+//! Not here: computing the figures.
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::aggregate::MAX_INCIDENTS;
@@ -244,5 +245,55 @@ pub fn incidents_title(s: &ScenarioReport) -> String {
             "Worst incidents (runs of consecutive failed probes; at most {MAX_INCIDENTS}, most failed \
              probes first)"
         )
+    }
+}
+
+/// How one text format lays out the report's parts; every text given is raw (the frame escapes).
+pub trait Frame {
+    fn preamble(&mut self, lines: &[String]);
+    /// The window has no stored result.
+    fn empty(&mut self);
+    fn summary(&mut self, table: &Table);
+    /// A scenario at a location begins: its title and its probe counts.
+    fn scenario(&mut self, scenario: &str, location: &str, counts: &str);
+    /// A titled part of a scenario, with its table when it has one.
+    fn section(&mut self, title: &str, table: Option<&Table>);
+    fn findings(&mut self, lines: &[FindingLine]);
+}
+
+/// The report's parts, in order, through `frame`.
+pub fn walk(report: &SlaReport, frame: &mut impl Frame) {
+    frame.preamble(&preamble(report));
+    if report.scenarios.is_empty() {
+        frame.empty();
+        return;
+    }
+    frame.summary(&summary(report));
+    let off = offset(report);
+    for s in &report.scenarios {
+        let counts = format!(
+            "{} probes: {} delivered ({} to spam), {} lost, {} late, {} failed; apart: {} \
+             interrupted, {} error, {} pending.",
+            s.probes,
+            s.delivered,
+            s.delivered_spam,
+            s.lost,
+            s.late,
+            s.failed,
+            s.interrupted,
+            s.errors,
+            s.pending
+        );
+        frame.scenario(&s.scenario, &s.location, &counts);
+        if !s.stages.is_empty() {
+            frame.section("Stages (delivered probes)", Some(&stages(s)));
+        }
+        frame.section(&format!("Days ({})", report.time_zone), Some(&days(s)));
+        if s.incidents.is_empty() {
+            frame.section(&incidents_title(s), None);
+            continue;
+        }
+        frame.section(&incidents_title(s), Some(&incidents(s, off)));
+        frame.findings(&finding_lines(s));
     }
 }
