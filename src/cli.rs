@@ -385,6 +385,33 @@ mod tests {
     }
 
     #[test]
+    fn report_takes_lists_and_one_kind_of_window() {
+        let args = v(&[
+            "flowtest",
+            "report",
+            "--scenario",
+            "a",
+            "b",
+            "--location",
+            "x",
+            "--since",
+            "7d",
+            "--format",
+            "markdown",
+        ]);
+        assert_eq!(with_shorthand(args.clone()), args, "report is a subcommand");
+        let Command::Report(r) = Cli::parse_from(args).command else {
+            panic!("not the report command");
+        };
+        assert_eq!(r.scenarios, ["a", "b"]);
+        assert_eq!(r.locations, ["x"]);
+        assert_eq!(r.format, ReportFormat::Markdown);
+        assert_eq!((r.slo_target, r.tz.as_str(), r.fail_under), (99.9, "UTC", false));
+        let both = v(&["flowtest", "report", "--since", "1d", "--from", "2026-11-01"]);
+        assert!(Cli::try_parse_from(both).is_err());
+    }
+
+    #[test]
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
