@@ -406,8 +406,18 @@ mod tests {
         assert_eq!(r.scenarios, ["a", "b"]);
         assert_eq!(r.locations, ["x"]);
         assert_eq!(r.format, ReportFormat::Markdown);
-        assert_eq!((r.slo_target, r.tz.as_str(), r.fail_under), (99.9, "UTC", false));
-        let both = v(&["flowtest", "report", "--since", "1d", "--from", "2026-11-01"]);
+        assert_eq!(
+            (r.slo_target, r.tz.as_str(), r.fail_under),
+            (99.9, "UTC", false)
+        );
+        let both = v(&[
+            "flowtest",
+            "report",
+            "--since",
+            "1d",
+            "--from",
+            "2026-11-01",
+        ]);
         assert!(Cli::try_parse_from(both).is_err());
     }
 
