@@ -209,7 +209,7 @@ fn incidents(ps: &[&Planned]) -> Vec<Value> {
             }
             let mut statuses: Vec<(&str, usize)> = statuses.into_iter().collect();
             statuses.sort_by_key(|&(s, n)| (std::cmp::Reverse(n), s));
-            let top = stages.iter().map(|(_, n)| *n).max();
+            let top = stages.values().copied().max();
             let stage = stages
                 .iter()
                 .find(|(_, n)| Some(**n) == top)

@@ -127,7 +127,7 @@ fn fate(shape: &Shape, n: u64, t: DateTime<Utc>, rng: &mut Lcg) -> Planned {
                 Some("ec2"),
                 TIMEOUT_MSG,
             );
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 p.late_after_ms = Some(7 * 60_000 + n as i64);
             }
         }
