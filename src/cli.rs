@@ -49,6 +49,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Probe every scenario on its schedule; serve /metrics, /healthz and a status page.
     Canary(CanaryArgs),
+    /// SLA report over the stored results: availability, SLO, latency percentiles, error
+    /// budget, per stage, per day, worst incidents.
+    Report(ReportArgs),
 }
 
 /// How diagnostics (`tracing` events) are written on stderr.
@@ -161,6 +164,50 @@ pub struct CanaryArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Markdown,
+    Json,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The window: this long back from now (e.g. `30d`, `12h`, `2w`). Default: 30 days.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// Start of the window: YYYY-MM-DD (midnight in --tz), `YYYY-MM-DD HH:MM[:SS]` (in --tz) or
+    /// RFC 3339. Without --to, the window ends now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the window, exclusive: as --from, and a bare date includes that whole day.
+    /// Without --from, the window starts 30 days earlier.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only these scenarios (repeatable; default: every scenario with stored results).
+    #[arg(long = "scenario", value_name = "NAME", num_args = 1..)]
+    pub scenarios: Vec<String>,
+    /// Only these locations (repeatable).
+    #[arg(long = "location", value_name = "L", num_args = 1..)]
+    pub locations: Vec<String>,
+    /// Availability objective in percent, what the error budget is measured against.
+    #[arg(long, default_value_t = 99.9)]
+    pub slo_target: f64,
+    /// Time zone days are cut in: UTC or a fixed offset such as +02:00 (no named zones).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a scenario's availability is under --slo-target (its error budget overspent).
+    #[arg(long)]
+    pub fail_under: bool,
+}
+
+
 /// Every subcommand's name: `flowtest NAME` is `flowtest run NAME` for any other NAME, so no
 /// scenario may take one of these (config validation refuses it).
 pub(crate) const SUBCOMMANDS: &[&str] = &[
@@ -171,6 +218,7 @@ pub(crate) const SUBCOMMANDS: &[&str] = &[
     "diagnose",
     "doctor",
     "canary",
+    "report",
     "help",
 ];
 
@@ -337,6 +385,43 @@ mod tests {
             LogFormat::Json
         );
         assert_eq!(format(&["flowtest", "list"], false), LogFormat::Text);
+    }
+
+    #[test]
+    fn report_takes_lists_and_one_kind_of_window() {
+        let args = v(&[
+            "flowtest",
+            "report",
+            "--scenario",
+            "a",
+            "b",
+            "--location",
+            "x",
+            "--since",
+            "7d",
+            "--format",
+            "markdown",
+        ]);
+        assert_eq!(with_shorthand(args.clone()), args, "report is a subcommand");
+        let Command::Report(r) = Cli::parse_from(args).command else {
+            panic!("not the report command");
+        };
+        assert_eq!(r.scenarios, ["a", "b"]);
+        assert_eq!(r.locations, ["x"]);
+        assert_eq!(r.format, ReportFormat::Markdown);
+        assert_eq!(
+            (r.slo_target, r.tz.as_str(), r.fail_under),
+            (99.9, "UTC", false)
+        );
+        let both = v(&[
+            "flowtest",
+            "report",
+            "--since",
+            "1d",
+            "--from",
+            "2026-11-01",
+        ]);
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod check_config;
 pub mod diagnose;
 pub mod doctor;
 pub mod list;
+pub mod report;
 pub mod run;
 pub mod trace;
 
@@ -31,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Diagnose(args) => diagnose::run(&cli.config, args),
         Command::Doctor(args) => doctor::run(&cli.config, args),
         Command::Canary(args) => canary::run(&cli.config, args),
+        Command::Report(args) => report::run(&cli.config, args),
     }
 }
 
