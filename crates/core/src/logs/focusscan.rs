@@ -59,6 +59,8 @@ pub struct FocusScan<R> {
     /// The `Mmm` stamp and `host program/` head of the last Postfix line checked in full.
     fast_month: [u8; 3],
     fast_head: Vec<u8>,
+    chunk: usize,
+    lookback: usize,
 }
 
 impl<R: Read> FocusScan<R> {
@@ -76,6 +78,8 @@ impl<R: Read> FocusScan<R> {
             tracked: Vec::new(),
             fast_month: [0; 3],
             fast_head: Vec::new(),
+            chunk: CHUNK,
+            lookback: LOOKBACK,
         }
     }
 
@@ -98,7 +102,7 @@ impl<R: Read> FocusScan<R> {
             }
             let end = self.complete_end();
             if end == self.pos {
-                // One line longer than the buffer: over the cap whatever follows.
+                // No newline within the cap: an over-long line.
                 parser.note_overlong();
                 self.pos = self.filled;
                 self.skipping = true;
@@ -417,25 +421,33 @@ impl<R: Read> FocusScan<R> {
         }
     }
 
-    /// Make sure unread bytes with a complete line are buffered (keeping the look-back window
-    /// before them). False at end of input.
+    /// Make sure the unread bytes hold a complete line, or one already over the cap, keeping
+    /// the look-back window before them. False at end of input.
     fn fill(&mut self) -> io::Result<bool> {
-        let has_line = || memchr::memchr(b'\n', &self.buf[self.pos..self.filled]).is_some();
-        if self.pos < self.filled && (self.eof || has_line()) {
-            return Ok(true);
+        loop {
+            let unread = &self.buf[self.pos..self.filled];
+            let ready =
+                self.eof || unread.len() > self.cap || memchr::memchr(b'\n', unread).is_some();
+            if !unread.is_empty() && ready {
+                return Ok(true);
+            }
+            if self.eof {
+                return Ok(false);
+            }
+            self.read_chunk()?;
         }
-        if self.eof {
-            return Ok(false);
-        }
-        // Slide: keep the look-back window and the unread bytes.
-        let keep_from = self.pos.saturating_sub(LOOKBACK);
+    }
+
+    /// Read up to one chunk more, first sliding the buffer down to the look-back window.
+    fn read_chunk(&mut self) -> io::Result<()> {
+        let keep_from = self.pos.saturating_sub(self.lookback);
         if keep_from > 0 {
             self.buf.copy_within(keep_from..self.filled, 0);
             self.base += keep_from as u64;
             self.pos -= keep_from;
             self.filled -= keep_from;
         }
-        let want = self.filled + CHUNK;
+        let want = self.filled + self.chunk;
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
@@ -451,7 +463,7 @@ impl<R: Read> FocusScan<R> {
             }
             self.filled += n;
         }
-        Ok(self.pos < self.filled)
+        Ok(())
     }
 }
 
@@ -472,5 +484,98 @@ fn parse_into(parser: &mut LineParser, focus: &mut Focus, out: &mut Vec<LogRecor
     if let Parsed::Record(r) = parser.parse(line) {
         focus.learn(&r);
         out.push(*r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::ParseContext;
+
+    /// A log mixing what the focus keeps, skips and remembers, from Postfix, Dovecot and
+    /// others, with an over-long line, CRLF endings and garbage.
+    fn log() -> Vec<u8> {
+        let mut s = String::new();
+        for i in 0..60u32 {
+            let q = format!("{:010X}", 0xA000_0000u32 + i);
+            let n = format!("{:010X}", 0xB000_0000u32 + i);
+            let ts = format!("Nov  4 18:{:02}:{:02}", i / 60, i % 60);
+            let mid = format!("<m{}@x.test>", i % 7);
+            s += &format!("{ts} mx postfix/postscreen[9]: CONNECT from [192.0.2.{i}]:4000 to [198.51.100.1]:25\n");
+            s += &format!("{ts} mx postfix/smtpd[12]: {q}: client=c{i}[192.0.2.{i}]\n");
+            if i % 5 == 0 {
+                s += &format!("{ts} mx postfix/smtpd[12]: {q}: reject: RCPT from c[192.0.2.1]: 550 5.1.1 <z@corp.test>: no; from=<a@b> to=<z@corp.test> proto=ESMTP helo=<c>\n");
+            }
+            s += &format!("{ts} mx sshd[4]: Accepted publickey for root\n");
+            s += &format!("{ts} mx postfix/cleanup[13]: {q}: message-id={mid}\r\n");
+            s += &format!(
+                "{ts} mx postfix/qmgr[14]: {q}: from=<a@b>, size=100, nrcpt=1 (queue active)\n"
+            );
+            if i % 9 == 0 {
+                s += &format!(
+                    "{ts} mx postfix/smtpd[12]: warning: {q}: hostname c does not resolve\n"
+                );
+            }
+            if i % 11 == 0 {
+                s += &format!("{ts} mx postfix/smtpd[12]: NOQUEUE: reject: RCPT from c[192.0.2.2]: 554 5.7.1 <r@o.test>: Relay access denied; from=<a@b> to=<r@o.test> proto=ESMTP helo=<c>\n");
+                s += &"x".repeat(300);
+                s += "\n";
+            }
+            s += &format!("{ts} mx postfix/smtpd[20]: {n}: client=localhost[127.0.0.1]\n");
+            s += &format!("{ts} mx postfix/smtp[15]: {q}: to=<u{i}@corp.test>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {n})\n");
+            s += &format!("{ts} mx postfix/cleanup[13]: {n}: message-id={mid}\n");
+            s += &format!(
+                "{ts} mx dovecot: lmtp(u{i})<7><S{i}xyz>: msgid={mid}: saved mail to INBOX\n"
+            );
+            s += &format!("{ts} mx postfix/lmtp[16]: {n}: to=<u{i}@corp.test>, relay=mx[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <u{i}@corp.test> S{i}xyz Saved)\n");
+            s += &format!("{ts} mx dovecot: imap-login: Login: user=<u{i}>, method=PLAIN\n");
+            s += "garbage without a prefix\n";
+            s += &format!("{ts} mx postfix/qmgr[14]: {q}: removed\n");
+        }
+        s += "Nov  4 19:00:00 mx postfix/qmgr[14]: AAAAAAAAAA: removed";
+        s.into_bytes()
+    }
+
+    #[test]
+    fn gives_the_line_at_a_time_prefilter_records_and_counts() {
+        let data = log();
+        for id in ["m0@x.test", "<m3@x.test>", "m6@x.test", "absent@x.test"] {
+            let ctx = ParseContext::new("ec2", 2025);
+            let mut want_p = LineParser::new(ctx.clone());
+            let mut want_f = Focus::message_ids(&[id]);
+            let mut want = Vec::new();
+            let mut lines = crate::logs::BoundedLines::new(&data[..], 200);
+            while let Some(l) = lines.next_line().unwrap() {
+                match l {
+                    crate::logs::LineRead::Line(l) => {
+                        want_p.parse_focused(l, &mut want_f, &mut want)
+                    }
+                    crate::logs::LineRead::Overlong(_) => want_p.note_overlong(),
+                }
+            }
+            // Tiny chunks and window: lines cross reads, and the look-back is short but holds
+            // the client= line of the message-id's queue id.
+            for (chunk, lookback) in [(CHUNK, LOOKBACK), (97, 4000), (1000, 2000)] {
+                let mut p = LineParser::new(ctx.clone());
+                let mut f = Focus::message_ids(&[id]);
+                let mut scan = FocusScan::new(&data[..], 200);
+                scan.chunk = chunk;
+                scan.lookback = lookback;
+                let mut got = Vec::new();
+                while scan.next(&mut p, &mut f, &mut got).unwrap() {}
+                let raw = |v: &[LogRecord]| v.iter().map(|r| r.raw.clone()).collect::<Vec<_>>();
+                assert_eq!(raw(&got), raw(&want), "{id} chunk {chunk}");
+                assert_eq!(got, want, "{id} chunk {chunk}");
+                assert_eq!(p.counts(), want_p.counts(), "{id} chunk {chunk}");
+            }
+            assert!(want_p.counts().filtered > 0);
+            if id != "absent@x.test" {
+                assert!(
+                    want.iter()
+                        .any(|r| matches!(r.event, crate::logs::Event::Client { .. })),
+                    "{id}"
+                );
+            }
+        }
     }
 }
