@@ -45,7 +45,8 @@ def main():
     sub = 0.0
     pid = 2000
     pending = []  # deferred messages to retry: (due, lines-generator args)
-    needle_at = size // 2
+    # Mid-file on big logs; early on small ones, so that the retry a minute later is still in.
+    needle_at = size // 2 if size >= 100_000_000 else size // 10
     needle_done = False
     with open(out_path, "w", buffering=1 << 22) as f:
         buf = []
