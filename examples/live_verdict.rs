@@ -57,8 +57,15 @@ async fn main() {
         ..ProbeContext::default()
     };
     let (mut watch, _) = LogWatch::start(&[cfg]);
-    let mut log = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-    writeln!(log, "Nov  4 18:00:00 mx postfix/cleanup[2]: 4ABC00000: message-id=<probe-1@flowtest.test>").unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    writeln!(
+        log,
+        "Nov  4 18:00:00 mx postfix/cleanup[2]: 4ABC00000: message-id=<probe-1@flowtest.test>"
+    )
+    .unwrap();
     // The busy log arrives over a few ticks while the watch polls, as during a probe's wait.
     let cpu0 = cpu_seconds();
     let batches = 8;
