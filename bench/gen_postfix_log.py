@@ -2,10 +2,14 @@
 """Generate a realistic EC2-MX Postfix log (classic syslog / maillog_file layout) of a given
 size, for the `flowtest diagnose` vs `grep -F` benchmark.
 
-Per message: connect, client=, cleanup message-id, qmgr from=, TLS line, smtp status line,
-qmgr removed, disconnect; with ~4% NOQUEUE relay rejects, ~3% deferrals that are retried and
-delivered later, ~1% bounces, anvil statistics and warning lines. About 30 messages a second.
-One needle message (printed on stderr) sits in the middle: deferred once, then delivered.
+Per message: postscreen's CONNECT/PASS, connect, client=, cleanup message-id, qmgr from=, TLS
+line, smtp status line, qmgr removed, disconnect; with ~4% NOQUEUE relay rejects (~1% more
+rejected by postscreen's DNSBL check), ~3% deferrals that are retried and delivered later, ~1%
+bounces, ~10% passed through a content filter (smtp to 127.0.0.1:10024, re-injected through the
+smtpd on 127.0.0.1:10025 under a new queue id), ~5% delivered locally over LMTP to Dovecot
+(Dovecot's `lmtp(user)<pid><session>: msgid=...: saved mail to INBOX` line), anvil statistics
+and warning lines. About 30 messages a second. One needle message (printed on stderr) sits in
+the middle: deferred once, then delivered.
 
 usage: gen_postfix_log.py OUT SIZE_BYTES [SEED]
 """
@@ -41,7 +45,8 @@ def main():
     sub = 0.0
     pid = 2000
     pending = []  # deferred messages to retry: (due, lines-generator args)
-    needle_at = size // 2
+    # Mid-file on big logs; early on small ones, so that the retry a minute later is still in.
+    needle_at = size // 2 if size >= 100_000_000 else size // 10
     needle_done = False
     with open(out_path, "w", buffering=1 << 22) as f:
         buf = []
@@ -64,6 +69,14 @@ def main():
             client = "smtp%d.%s[198.18.%d.%d]" % (rng.randrange(1, 9), rng.choice(DOMAINS), rng.randrange(0, 4), rng.randrange(1, 250))
             sender = "%s%d@%s" % (rng.choice(USERS), rng.randrange(100), rng.choice(DOMAINS))
             rcpt = "%s@corp.test" % rng.choice(USERS)
+            ip = client.split("[")[1].rstrip("]")
+            emit("%s mx postfix/postscreen[1190]: CONNECT from [%s]:%d to [198.18.0.1]:25" % (ts, ip, rng.randrange(1024, 65535)))
+            if rng.random() < 0.01:
+                emit("%s mx postfix/postscreen[1190]: DNSBL rank 3 for [%s]:%d" % (ts, ip, rng.randrange(1024, 65535)))
+                emit("%s mx postfix/postscreen[1190]: NOQUEUE: reject: RCPT from [%s]:%d: 550 5.7.1 Service unavailable; client [%s] blocked using zen.example; from=<%s>, to=<%s>, proto=ESMTP, helo=<%s>" % (ts, ip, rng.randrange(1024, 65535), ip, sender, rcpt, client.split("[")[0]))
+                emit("%s mx postfix/postscreen[1190]: DISCONNECT [%s]:%d" % (ts, ip, rng.randrange(1024, 65535)))
+                continue
+            emit("%s mx postfix/postscreen[1190]: PASS OLD [%s]:%d" % (ts, ip, rng.randrange(1024, 65535)))
             emit("%s mx postfix/smtpd[%d]: connect from %s" % (ts, pid, client))
             r = rng.random()
             if r < 0.04:
@@ -86,7 +99,29 @@ def main():
                 if is_needle:
                     needle_done = True
                     print("needle message-id %s queue id %s" % (NEEDLE, q), file=sys.stderr)
-            elif r < 0.04:
+            elif not is_needle and r < 0.14:
+                # Content filter: out to 10024, back in on 10025 under a new queue id, then on.
+                fq = qid()
+                emit("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.3, delays=0.01/0/0.01/0.28, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as %s)" % (ts, pid + 5, q, rcpt, fq))
+                emit("%s mx postfix/smtpd[%d]: connect from localhost[127.0.0.1]" % (ts, pid + 9))
+                emit("%s mx postfix/smtpd[%d]: %s: client=localhost[127.0.0.1]" % (ts, pid + 9, fq))
+                emit("%s mx postfix/cleanup[%d]: %s: message-id=%s" % (ts, pid + 3, fq, mid))
+                emit("%s mx postfix/qmgr[1201]: %s: from=<%s>, size=%d, nrcpt=1 (queue active)" % (ts, fq, sender, rng.randrange(900, 90000)))
+                emit("%s mx postfix/smtpd[%d]: disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5" % (ts, pid + 9))
+                emit("%s mx postfix/qmgr[1201]: %s: removed" % (ts, q))
+                emit("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.%02d, delays=0.01/0/0.03/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as %s)" % (ts, pid + 5, fq, rcpt, rng.randrange(5, 99), nq))
+                emit("%s mx postfix/qmgr[1201]: %s: removed" % (ts, fq))
+            elif not is_needle and r < 0.19:
+                # Local mailbox over LMTP: Dovecot logs the save with the session id.
+                sess = "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/") for _ in range(22))
+                user = rcpt.split("@")[0]
+                lp = 30000 + rng.randrange(1, 999)
+                emit("%s mx dovecot: lmtp(%d): Connect from local" % (ts, lp))
+                emit("%s mx dovecot: lmtp(%s)<%d><%s>: msgid=%s: saved mail to INBOX" % (ts, user, lp, sess, mid))
+                emit("%s mx postfix/lmtp[%d]: %s: to=<%s>, relay=mx[private/dovecot-lmtp], delay=0.05, delays=0.01/0/0.01/0.03, dsn=2.0.0, status=sent (250 2.0.0 <%s> %s Saved)" % (ts, pid + 8, q, rcpt, rcpt, sess))
+                emit("%s mx dovecot: lmtp(%d): Disconnect from local: Client has quit the connection (state=READY)" % (ts, lp))
+                emit("%s mx postfix/qmgr[1201]: %s: removed" % (ts, q))
+            elif r < 0.20:
                 emit("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.12, delays=0.02/0/0.04/0.06, dsn=5.1.1, status=bounced (host 100.64.0.2[100.64.0.2] said: 550 5.1.1 <%s> User doesn't exist (in reply to RCPT TO command))" % (ts, pid + 5, q, rcpt, rcpt))
                 emit("%s mx postfix/bounce[%d]: %s: sender non-delivery notification: %s" % (ts, pid + 6, q, qid()))
                 emit("%s mx postfix/qmgr[1201]: %s: removed" % (ts, q))

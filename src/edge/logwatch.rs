@@ -1,11 +1,14 @@
 //! Live server-log evidence for one probe while `flowtest run` waits: every configured
-//! `[[log_source]]` is followed from the moment before the probe is sent, its lines are kept
-//! (bounded), and the probe's fused timeline (core::fusion) is rebuilt on demand from them.
+//! `[[log_source]]` is followed from the moment before the probe is sent, and each line is
+//! parsed and correlated once, as it arrives (core::fusion's streaming correlator); the probe's
+//! fused timeline is assembled on demand from the chains that can be its own.
 //!
 //! File sources are followed like `tail -F` from their size just before sending; command and
-//! docker sources are re-fetched for the probe's window every few seconds. Parsing and fusion are
-//! the pure core's; this module only gathers lines and hands them over.
+//! docker sources are re-fetched for the probe's window every few seconds, and only the lines
+//! after those already taken are new. Parsing and fusion are the pure core's; this module only
+//! gathers lines and hands them over.
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -13,19 +16,21 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::clock;
-use crate::core::diagnose::merge::{Merge, ParsedLines};
+use crate::core::diagnose::merge::{Merge, ParsedLines, RecordSource};
 use crate::core::diagnose::Window;
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{
-    fuse_probe, Correlator, HeaderHop, Limits, MessageChain, ProbeContext, ProbeTimeline,
+    fuse_probe, Correlator, HeaderHop, Limits, MessageChain, MessageStatus, ProbeContext,
+    ProbeTimeline,
 };
-use crate::core::logs::ParseContext;
+use crate::core::logs::{LineParser, LogRecord, ParseContext, Parsed};
 use crate::edge::logsource::{
     fetch_window, follow_file, FollowFrom, FollowHandle, LogSourceConfig, LogSourceKind,
 };
 
-/// Lines kept per source; a busy production log drops its oldest lines past this (counted).
-const MAX_LINES_PER_SOURCE: usize = 200_000;
+/// Finished chains kept for the timeline (without their log lines, which it does not use); a
+/// busy production log drops the oldest past this (counted).
+const MAX_FINISHED: usize = 50_000;
 /// How often command and docker sources are fetched again.
 const REFETCH: Duration = Duration::from_secs(2);
 /// How far before the send a fetched window starts (clock skew between hosts).
@@ -33,18 +38,64 @@ const WINDOW_SLACK_SECS: i64 = 30;
 
 struct Source {
     cfg: LogSourceConfig,
-    ctx: ParseContext,
-    lines: VecDeque<Vec<u8>>,
-    dropped: u64,
+    parser: LineParser,
+    /// Parsed records not yet correlated (merged with the other sources' first).
+    pending: VecDeque<LogRecord>,
     follow: Option<(FollowHandle, mpsc::Receiver<Vec<u8>>)>,
     last_fetch: Option<Instant>,
+    /// Lines of the fetched window already taken, and the last of them.
+    fetched: usize,
+    last_fetched: Option<Vec<u8>>,
     error: Option<String>,
+}
+
+impl Source {
+    fn take(&mut self, line: &[u8]) {
+        if let Parsed::Record(r) = self.parser.parse(line) {
+            self.pending.push_back(*r);
+        }
+    }
+
+    /// Take the lines of a re-fetched window that follow those taken from the last one (all
+    /// of them when the last one taken is no longer there: the log was rotated).
+    fn take_window(&mut self, lines: Vec<Vec<u8>>) {
+        let start = match &self.last_fetched {
+            None => 0,
+            Some(last) if self.fetched <= lines.len() && lines[self.fetched - 1] == *last => {
+                self.fetched
+            }
+            Some(last) => lines.iter().rposition(|l| l == last).map_or(0, |i| i + 1),
+        };
+        for l in &lines[start..] {
+            self.take(l);
+        }
+        if let Some(last) = lines.last() {
+            self.last_fetched = Some(last.clone());
+            self.fetched = lines.len();
+        }
+    }
+}
+
+/// A source's parsed records as the merge reads them.
+struct Pending<'a>(&'a mut VecDeque<LogRecord>);
+
+impl RecordSource for Pending<'_> {
+    type Error = Infallible;
+    type Shared = ();
+
+    fn read(&mut self, _: &mut (), out: &mut Vec<LogRecord>) -> Result<bool, Infallible> {
+        out.extend(self.0.pop_front());
+        Ok(!self.0.is_empty())
+    }
 }
 
 /// Log evidence being gathered for one probe.
 pub struct LogWatch {
     sources: Vec<Source>,
     since: DateTime<Utc>,
+    corr: Correlator,
+    finished: VecDeque<MessageChain>,
+    finished_dropped: u64,
 }
 
 impl LogWatch {
@@ -68,11 +119,12 @@ impl LogWatch {
             };
             out.push(Source {
                 cfg: cfg.clone(),
-                ctx,
-                lines: VecDeque::new(),
-                dropped: 0,
+                parser: LineParser::new(ctx),
+                pending: VecDeque::new(),
                 follow,
                 last_fetch: None,
+                fetched: 0,
+                last_fetched: None,
                 error: None,
             });
         }
@@ -80,6 +132,9 @@ impl LogWatch {
             LogWatch {
                 sources: out,
                 since: now - TimeDelta::seconds(WINDOW_SLACK_SECS),
+                corr: Correlator::new(Limits::default()),
+                finished: VecDeque::new(),
+                finished_dropped: 0,
             },
             warnings,
         )
@@ -89,17 +144,18 @@ impl LogWatch {
         self.sources.is_empty()
     }
 
-    /// Take in what the sources have produced since the last call.
+    /// Take in what the sources have produced since the last call: only the new lines are
+    /// parsed and correlated.
     pub async fn refresh(&mut self, force_fetch: bool) {
         let since = self.since;
         for s in &mut self.sources {
             if let Some((_, rx)) = s.follow.as_mut() {
+                let mut lines = Vec::new();
                 while let Ok(line) = rx.try_recv() {
-                    if s.lines.len() >= MAX_LINES_PER_SOURCE {
-                        s.lines.pop_front();
-                        s.dropped += 1;
-                    }
-                    s.lines.push_back(line);
+                    lines.push(line);
+                }
+                for l in &lines {
+                    s.take(l);
                 }
                 continue;
             }
@@ -111,14 +167,38 @@ impl LogWatch {
             let now = clock::now();
             match fetch_window(&s.cfg, since, now + TimeDelta::seconds(5), now).await {
                 Ok(lines) => {
-                    let skip = lines.len().saturating_sub(MAX_LINES_PER_SOURCE);
-                    s.dropped = skip as u64;
-                    s.lines = lines.into_iter().skip(skip).collect();
+                    s.take_window(lines);
                     s.error = None;
                 }
                 Err(e) => s.error = Some(e.to_string()),
             }
         }
+        self.correlate_pending();
+    }
+
+    /// Correlate the records taken since the last call, all sources merged in time order.
+    fn correlate_pending(&mut self) {
+        let lanes = self
+            .sources
+            .iter_mut()
+            .map(|s| Pending(&mut s.pending))
+            .collect();
+        for r in Merge::new(lanes) {
+            self.corr.push(r);
+        }
+        for mut m in self.corr.take_finished() {
+            m.lines = Vec::new();
+            if self.finished.len() >= MAX_FINISHED {
+                self.finished.pop_front();
+                self.finished_dropped += 1;
+            }
+            self.finished.push_back(m);
+        }
+    }
+
+    /// Lines parsed so far, all sources together (each line is parsed once).
+    pub fn lines_parsed(&self) -> u64 {
+        self.sources.iter().map(|s| s.parser.counts().lines).sum()
     }
 
     /// Problems reading the sources, for the result's warnings.
@@ -129,23 +209,39 @@ impl LogWatch {
             if let Some(e) = &s.error {
                 w.push(e.clone());
             }
-            if s.dropped > 0 {
-                w.push(format!(
-                    "log source {}: {} old lines dropped (busy log)",
-                    s.cfg.role, s.dropped
-                ));
-            }
+        }
+        if self.finished_dropped > 0 {
+            w.push(format!(
+                "log sources: {} finished messages dropped (busy log)",
+                self.finished_dropped
+            ));
         }
         w
     }
 
-    /// The probe's timeline from every line gathered so far (all sources merged in time order).
+    /// The probe's timeline from everything correlated so far: the finished chains that can be
+    /// its own and the open ones (`Correlator::probe_candidates`), in the order the whole set
+    /// would list them.
     pub fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
-        let corr = correlate(
-            self.sources.iter().map(|s| (s.ctx.clone(), s.lines.iter())),
-            None,
+        let unidentified = probe.accepted_at.is_none();
+        let qid = probe.submission_queue_id.as_deref();
+        let mut chains: Vec<MessageChain> = self
+            .finished
+            .iter()
+            .filter(|m| {
+                m.has_message_id(&probe.message_id)
+                    || (unidentified
+                        && m.message_id.is_none()
+                        && m.status == MessageStatus::Rejected)
+                    || qid.is_some_and(|q| m.hops.iter().any(|h| h.queue_id.as_deref() == Some(q)))
+            })
+            .cloned()
+            .collect();
+        chains.extend(
+            self.corr
+                .probe_candidates(&probe.message_id, qid, unidentified),
         );
-        fuse_probe(probe, &corr.finish(), header_hops)
+        fuse_probe(probe, &chains, header_hops)
     }
 }
 
@@ -289,6 +385,91 @@ mod tests {
         assert_named_once(&warnings);
         let (_, warnings) = recent_host_findings(&[cfg], Duration::from_secs(30)).await;
         assert_named_once(&warnings);
+    }
+
+    /// A watch over one in-memory source (lines handed in by the test).
+    fn memory_watch() -> LogWatch {
+        let mut cfg = source(LogSourceKind::Command);
+        cfg.command = Some(CommandSpec::Argv(vec!["true".into()]));
+        let (mut watch, warnings) = LogWatch::start(&[cfg]);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        watch.sources[0].parser = LineParser::new(ParseContext::new("ec2", 2025));
+        watch
+    }
+
+    const PROBE_LINES: [&str; 7] = [
+        "Nov  4 18:12:30 mx postfix/smtpd[1]: 4ABC00000: client=p[192.0.2.1]",
+        "Nov  4 18:12:30 mx postfix/cleanup[2]: 4ABC00000: message-id=<probe-1@flowtest.test>",
+        "Nov  4 18:12:30 mx postfix/qmgr[3]: 4ABC00000: from=<ft@provider.test>, size=900, nrcpt=1 (queue active)",
+        "Nov  4 18:12:31 mx postfix/smtp[4]: 4ABC00000: to=<bob@corp.test>, relay=none, delay=1, delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to dell[100.64.0.2]:25: Connection refused)",
+        "Nov  4 18:12:40 mx postfix/smtp[4]: 4ABC00000: to=<bob@corp.test>, relay=dell[100.64.0.2]:25, delay=10, delays=9/0/0.5/0.5, dsn=5.1.1, status=bounced (host dell[100.64.0.2] said: 550 5.1.1 <bob@corp.test>: User unknown (in reply to RCPT TO command))",
+        "Nov  4 18:12:40 mx postfix/bounce[5]: 4ABC00000: sender non-delivery notification: 4ABD00000",
+        "Nov  4 18:12:40 mx postfix/qmgr[3]: 4ABC00000: removed",
+    ];
+
+    fn probe() -> ProbeContext {
+        ProbeContext {
+            message_id: "<probe-1@flowtest.test>".into(),
+            mail_from: "ft@provider.test".into(),
+            rcpt_to: vec!["bob@corp.test".into()],
+            submitted_at: DateTime::parse_from_rfc3339("2025-11-04T18:12:30Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            ..ProbeContext::default()
+        }
+    }
+
+    /// Each line is parsed once however often the timeline is asked for, and the timeline is
+    /// the one a full re-correlation of every line gives.
+    #[test]
+    fn work_follows_new_lines_only() {
+        let mut watch = memory_watch();
+        let (first, second) = PROBE_LINES.split_at(4);
+        for l in first {
+            watch.sources[0].take(l.as_bytes());
+        }
+        watch.correlate_pending();
+        assert_eq!(watch.lines_parsed(), 4);
+        for _ in 0..3 {
+            assert_eq!(
+                watch.timeline(&probe(), &[]).status,
+                MessageStatus::Deferred
+            );
+        }
+        assert_eq!(watch.lines_parsed(), 4);
+        for l in second {
+            watch.sources[0].take(l.as_bytes());
+        }
+        watch.correlate_pending();
+        assert_eq!(watch.lines_parsed(), 7);
+        assert_eq!(watch.corr.stats().records, 7);
+        let live = watch.timeline(&probe(), &[]);
+        assert_eq!(live.status, MessageStatus::Bounced);
+        let all: Vec<Vec<u8>> = PROBE_LINES.iter().map(|l| l.as_bytes().to_vec()).collect();
+        let full = correlate(
+            [(ParseContext::new("ec2", 2025), all.iter())].into_iter(),
+            None,
+        );
+        let whole = fuse_probe(&probe(), &full.finish(), &[]);
+        assert_eq!(format!("{live:?}"), format!("{whole:?}"));
+    }
+
+    /// A re-fetched window hands over only the lines after those already taken.
+    #[test]
+    fn a_refetched_window_yields_only_its_new_lines() {
+        let mut watch = memory_watch();
+        let lines: Vec<Vec<u8>> = PROBE_LINES.iter().map(|l| l.as_bytes().to_vec()).collect();
+        watch.sources[0].take_window(lines[..3].to_vec());
+        assert_eq!(watch.lines_parsed(), 3);
+        watch.sources[0].take_window(lines[..3].to_vec());
+        assert_eq!(watch.lines_parsed(), 3);
+        watch.sources[0].take_window(lines[..5].to_vec());
+        assert_eq!(watch.lines_parsed(), 5);
+        // Rotated: the window now starts after the last line taken.
+        watch.sources[0].take_window(lines[4..].to_vec());
+        assert_eq!(watch.lines_parsed(), 7);
+        watch.correlate_pending();
+        assert_eq!(watch.corr.stats().records, 7);
     }
 
     #[test]

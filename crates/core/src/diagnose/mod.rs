@@ -105,7 +105,7 @@ impl Options {
     }
 
     /// The prefilter shared by every source, when it applies.
-    fn focus(&self) -> Option<Focus> {
+    pub(crate) fn focus(&self) -> Option<Focus> {
         match (&self.message_id, &self.rcpt, self.prefilter) {
             (Some(id), None, true) => Some(Focus::message_ids(&[id])),
             _ => None,

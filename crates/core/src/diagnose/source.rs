@@ -6,16 +6,23 @@ use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 
-use crate::logs::{BoundedLines, Focus, LineParser, LineRead, LogRecord, Parsed};
+use crate::logs::{BoundedLines, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed};
 
 use super::merge::RecordSource;
 use super::window::{Placement, Window};
 use super::{AnalyzeError, Input, Options, SourceReport, LINE_CAP};
 
+/// How a stream's input is read: line by line, or (with a message-id focus) searched a buffer
+/// at a time.
+enum Lines {
+    Each(BoundedLines<Box<dyn BufRead>>),
+    Focused(FocusScan<Box<dyn BufRead>>),
+}
+
 pub(super) struct LogStream {
     name: String,
     display: String,
-    lines: BoundedLines<Box<dyn BufRead>>,
+    lines: Lines,
     parser: LineParser,
     window: Window,
     scratch: Vec<LogRecord>,
@@ -30,7 +37,11 @@ impl LogStream {
         LogStream {
             name: input.name,
             display: input.display,
-            lines: BoundedLines::new(input.reader, LINE_CAP),
+            lines: if opts.focus().is_some() {
+                Lines::Focused(FocusScan::new(input.reader, LINE_CAP))
+            } else {
+                Lines::Each(BoundedLines::new(input.reader, LINE_CAP))
+            },
             parser: LineParser::new(ctx),
             window: opts.window(),
             scratch: Vec::new(),
@@ -77,20 +88,31 @@ impl RecordSource for LogStream {
         focus: &mut Option<Focus>,
         out: &mut Vec<LogRecord>,
     ) -> Result<bool, AnalyzeError> {
-        let line = self.lines.next_line().map_err(|err| AnalyzeError::Read {
+        let read_error = |err| AnalyzeError::Read {
             source: self.display.clone(),
             err,
-        })?;
-        match line {
-            None => return Ok(false),
-            Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-            Some(LineRead::Line(l)) => match focus {
-                Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
-                None => {
-                    if let Parsed::Record(r) = self.parser.parse(l) {
-                        self.scratch.push(*r);
-                    }
+        };
+        match (&mut self.lines, focus) {
+            (Lines::Focused(scan), Some(f)) => {
+                let more = scan
+                    .next(&mut self.parser, f, &mut self.scratch)
+                    .map_err(read_error)?;
+                if !more {
+                    return Ok(false);
                 }
+            }
+            (Lines::Focused(_), None) => return Ok(false),
+            (Lines::Each(lines), focus) => match lines.next_line().map_err(read_error)? {
+                None => return Ok(false),
+                Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
+                Some(LineRead::Line(l)) => match focus {
+                    Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
+                    None => {
+                        if let Parsed::Record(r) = self.parser.parse(l) {
+                            self.scratch.push(*r);
+                        }
+                    }
+                },
             },
         }
         let mut recs = std::mem::take(&mut self.scratch);

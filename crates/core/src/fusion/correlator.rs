@@ -427,6 +427,39 @@ impl Correlator {
             .cloned()
     }
 
+    /// The open chains a probe can be found in (`fusion::probe_chains` picks among them), oldest
+    /// first; only these are built: those naming its Message-ID or its submission queue id,
+    /// and, when `unidentified`, those without any Message-ID (rejections).
+    pub fn probe_candidates(
+        &self,
+        message_id: &str,
+        queue_id: Option<&str>,
+        unidentified: bool,
+    ) -> Vec<MessageChain> {
+        let key = msgid_key(message_id);
+        let mut ids: Vec<ChainId> = self
+            .chains
+            .values()
+            .filter(|ch| {
+                let mut ids = ch
+                    .message_id
+                    .iter()
+                    .chain(ch.entries.iter().filter_map(|e| e.message_id.as_ref()))
+                    .peekable();
+                let none = ids.peek().is_none();
+                ids.any(|m| msgid_key(m) == key)
+                    || (unidentified && none)
+                    || queue_id.is_some_and(|q| ch.entries.iter().any(|e| e.qid == q))
+            })
+            .map(|ch| ch.id)
+            .collect();
+        ids.sort_unstable();
+        ids.iter()
+            .filter_map(|id| self.chains.get(id))
+            .map(build_chain)
+            .collect()
+    }
+
     /// Host-level findings (warnings, auth failures...) aggregated per code and host.
     pub fn host_findings(&self) -> Vec<Finding> {
         self.host_findings.values().cloned().collect()

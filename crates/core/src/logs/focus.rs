@@ -18,6 +18,8 @@ pub struct Focus {
     // A focus follows a handful of ids: a linear scan beats hashing every line's queue id.
     qids: Small,
     sessions: Small,
+    /// Bumped whenever `qids` or `sessions` grow (a buffer scanner's search set follows it).
+    generation: u64,
 }
 
 /// A small set of byte strings.
@@ -29,12 +31,31 @@ impl Small {
         self.0.iter().any(|x| x == k)
     }
 
-    fn insert(&mut self, k: Vec<u8>) {
-        if !self.contains(&k) {
+    /// Whether `k` was new.
+    fn insert(&mut self, k: Vec<u8>) -> bool {
+        let new = !self.contains(&k);
+        if new {
             self.0.push(k);
         }
+        new
     }
 }
+
+/// Markers of lines that always pass [`Focus::decide`] (host-level findings): Postfix's
+/// `NOQUEUE:` and severity prefixes, Dovecot's severities, and Dovecot auth processes (whose
+/// token, and `auth failed` of the login processes, contain `auth`).
+const ALWAYS_KEPT: [&[u8]; 10] = [
+    b"NOQUEUE: ",
+    b"warning: ",
+    b"error: ",
+    b"fatal: ",
+    b"panic: ",
+    b"Error: ",
+    b"Warning: ",
+    b"Fatal: ",
+    b"Panic: ",
+    b"auth",
+];
 
 /// The prefilter's verdict for one line.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,6 +90,29 @@ impl Focus {
         }
     }
 
+    /// Changes whenever the focus learns a queue id or session.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The learned queue ids.
+    pub(crate) fn qids(&self) -> impl Iterator<Item = &[u8]> {
+        self.qids.0.iter().map(Vec::as_slice)
+    }
+
+    /// Byte strings at least one of which every line [`Focus::decide`] passes in full contains,
+    /// given that its prefix reads as a Postfix or Dovecot line (see `focusscan`): the
+    /// Message-IDs, `QID: ` of every learned queue id, the learned LMTP sessions and the
+    /// always-kept markers. (`Remember` lines are not covered: the scanner looks back for
+    /// them.)
+    pub(crate) fn patterns(&self) -> Vec<Vec<u8>> {
+        let mut p: Vec<Vec<u8>> = self.needles.clone();
+        p.extend(self.qids.0.iter().map(|q| [q.as_slice(), b": "].concat()));
+        p.extend(self.sessions.0.iter().cloned());
+        p.extend(ALWAYS_KEPT.iter().map(|m| m.to_vec()));
+        p
+    }
+
     fn hits(&self, b: &[u8]) -> bool {
         self.needles.iter().any(|n| find(b, n).is_some())
     }
@@ -81,14 +125,17 @@ impl Focus {
                 queue_id,
                 message_id,
             } if self.hits(message_id.as_bytes()) => {
-                self.qids.insert(queue_id.as_bytes().to_vec());
+                let new = self.qids.insert(queue_id.as_bytes().to_vec());
+                self.bump(new);
             }
             Event::Delivery(d) if self.qids.contains(d.queue_id.as_bytes()) => {
                 if let Some(n) = &d.queued_as {
-                    self.qids.insert(n.as_bytes().to_vec());
+                    let new = self.qids.insert(n.as_bytes().to_vec());
+                    self.bump(new);
                 }
                 if let Some(s) = &d.lmtp_session {
-                    self.sessions.insert(s.as_bytes().to_vec());
+                    let new = self.sessions.insert(s.as_bytes().to_vec());
+                    self.bump(new);
                 }
             }
             Event::DovecotDelivery {
@@ -96,9 +143,16 @@ impl Focus {
                 message_id: Some(m),
                 ..
             } if self.hits(m.as_bytes()) => {
-                self.sessions.insert(s.as_bytes().to_vec());
+                let new = self.sessions.insert(s.as_bytes().to_vec());
+                self.bump(new);
             }
             _ => {}
+        }
+    }
+
+    fn bump(&mut self, new: bool) {
+        if new {
+            self.generation += 1;
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod dovecot;
 pub mod focus;
+pub mod focusscan;
 mod postfix;
 mod prefix;
 pub mod reader;
@@ -19,6 +20,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub use focus::Focus;
+pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
 pub use reader::{BoundedLines, LineRead};
 
