@@ -5,7 +5,8 @@
 
 writes STATE_DIR/flowtest.db: SCENARIOS scenarios probed every EVERY_SECONDS for DAYS days
 ending 2026-11-29T00:00:00Z (20 scenarios, 365 days, 60 s: 10,512,000 rows), in the store's
-schema 2 (src/edge/store.rs: the `results` table, its (scenario, sent_at) index, user_version 2).
+schema 3 (src/edge/store/sqlite.rs: the `results` table with `location`, its indexes,
+user_version 3).
 Each row has a result JSON shaped like `flowtest run --format json`'s (five stages, findings on
 failures, slo, timeout_ms) but without hops, submission and skew, to keep 10 M rows near 8 GB.
 About 0.2 % of probes are lost in one-hour outages, 0.5 % are slow, 0.3 % go to spam, a few are
@@ -21,8 +22,8 @@ CREATE TABLE results (
     finished_at TEXT, total_ms INTEGER, result_json TEXT, late_detected_at TEXT, late_total_ms INTEGER,
     deleted_at TEXT, deleted_folder TEXT, deleted_uidvalidity INTEGER, deleted_uid INTEGER,
     bounce_deleted_at TEXT, bounce_deleted_folder TEXT, bounce_deleted_uidvalidity INTEGER,
-    bounce_deleted_uid INTEGER);
-PRAGMA user_version = 2;
+    bounce_deleted_uid INTEGER, location TEXT NOT NULL DEFAULT 'default');
+PRAGMA user_version = 3;
 """
 STAGES = ["submission", "ec2-mx", "tailscale-relay", "dovecot-lmtp", "detect"]
 HINT = "The next hop does not answer: check the Tailscale link, then postqueue -f on the host."
@@ -105,6 +106,7 @@ def main():
         print("scenario %d/%d written" % (s + 1, scenarios), file=sys.stderr)
     # The index last: one sort instead of ten million ordered inserts.
     db.execute("CREATE INDEX results_by_scenario ON results(scenario, sent_at)")
+    db.execute("CREATE INDEX results_by_location ON results(scenario, location, sent_at)")
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()

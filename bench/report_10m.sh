@@ -29,8 +29,13 @@ domain = "probe.test"
 key_env = "FT_BENCH_KEY"
 TOML
 
-(cd "$REPO" && cargo build --release --quiet --bin flowtest)
-BIN=$REPO/target/release/flowtest
+# FLOWTEST_BIN: that build instead of the release one (CI's brief run uses the debug build).
+if [ -n "${FLOWTEST_BIN:-}" ]; then
+    BIN=$(realpath "$FLOWTEST_BIN")
+else
+    (cd "$REPO" && cargo build --release --quiet --bin flowtest)
+    BIN=$REPO/target/release/flowtest
+fi
 rows=$(sqlite3 "$DB" "SELECT count(*) FROM results")
 size_mb=$(( $(stat -c %s "$DB") / 1000000 ))
 # Page cache warm where it fits: every run then reads from memory, the comparison is CPU.

@@ -207,7 +207,6 @@ pub struct ReportArgs {
     pub fail_under: bool,
 }
 
-
 /// Every subcommand's name: `flowtest NAME` is `flowtest run NAME` for any other NAME, so no
 /// scenario may take one of these (config validation refuses it).
 pub(crate) const SUBCOMMANDS: &[&str] = &[

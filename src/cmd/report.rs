@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::parse_duration_up_to;
+use crate::config::store::StoreConfig;
+use crate::config::Config;
 use crate::core::history::HistoryFilter;
 use crate::core::logs::parse_tz;
 use crate::core::sla::aggregate::{Aggregator, Options, MAX_INCIDENTS};
 use crate::core::sla::model::SlaReport;
 use crate::core::sla::{html, render_human, render_markdown, window};
-use crate::config::store::StoreConfig;
-use crate::config::Config;
 use crate::edge::store::Store;
 use crate::exit::Exit;
 
