@@ -200,4 +200,69 @@ fn prometheus_sees_dell_down_and_its_recovery_and_one_alert_each_way() {
     assert!(failing["consecutive_failures"].as_u64() >= Some(2));
     assert_eq!(recovered["status"], "delivered", "{recovered:#}");
     assert!(recovered["failing_stage"].is_null(), "{recovered:#}");
+
+    report_shows_the_outage(&lab, &cfg_path);
+}
+
+/// `flowtest report` over the history this canary wrote: the outage is an incident with its
+/// finding and hint, and the availability it cost is what its failed probes weigh.
+fn report_shows_the_outage(lab: &support::Lab, cfg_path: &str) {
+    // Through lab/run, which gives the configuration its secrets' environment.
+    let out = std::process::Command::new(lab.repo.join("lab/run"))
+        .args([
+            env!("CARGO_BIN_EXE_flowtest"),
+            "--config",
+            cfg_path,
+            "report",
+            "--since",
+            "1h",
+            "--format",
+            "json",
+        ])
+        .env("FLOWTEST_LAB_DIR", &lab.dir)
+        .output()
+        .expect("run flowtest report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let rows = report["scenarios"].as_array().expect("scenarios");
+    let row = rows
+        .iter()
+        .find(|r| r["scenario"] == SCENARIO)
+        .unwrap_or_else(|| panic!("{SCENARIO} in the report: {report:#}"));
+    assert_eq!(row["location"], LOCATION, "{row:#}");
+    let failed = row["lost"].as_u64().unwrap()
+        + row["late"].as_u64().unwrap()
+        + row["failed"].as_u64().unwrap();
+    assert!(failed >= 2, "the outage's failed probes: {row:#}");
+    let availability = row["availability_percent"].as_f64().unwrap();
+    assert!(availability < 100.0, "{row:#}");
+    let incident = row["incidents"]
+        .as_array()
+        .and_then(|i| i.first())
+        .unwrap_or_else(|| panic!("no incident: {row:#}"));
+    let codes: Vec<&str> = incident["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"next_hop_refused"), "{incident:#}");
+    assert!(
+        incident["findings"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{incident:#}"
+    );
+    // What the incident cost: its failed probes over the decided ones.
+    let decided = row["delivered"].as_u64().unwrap() + failed;
+    let cost = incident["availability_cost_percent"].as_f64().unwrap();
+    let expected = incident["failed_probes"].as_f64().unwrap() * 100.0 / decided as f64;
+    assert!(
+        cost > 0.0 && (cost - expected).abs() < 0.01,
+        "cost {cost} vs {expected}: {incident:#}"
+    );
 }

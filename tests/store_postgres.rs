@@ -71,6 +71,15 @@ fn pending_then_result_then_late(open: Open) {
         .unwrap();
     assert!(!s.mark_late("p2", seen).unwrap(), "never a delivered probe");
     assert!(!s.mark_late("nope", seen).unwrap());
+    // A probe the run was stopped before seeing arrives later: late too, the verdict kept.
+    s.record_result("p4", "y", "interrupted", t0(), t0() + sec(5), None, "{}")
+        .unwrap();
+    assert!(s.mark_late("p4", seen).unwrap());
+    let row = s.get("p4").unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.late_total_ms),
+        ("interrupted", Some(42_000))
+    );
     assert_eq!(s.last_status("x").unwrap().as_deref(), Some("delivered"));
     s.record_pending("p3", "x", t0() + sec(60)).unwrap();
     assert_eq!(s.last_status("x").unwrap().as_deref(), Some("delivered"));
@@ -624,6 +633,34 @@ fn two_flowtest_runs_write_one_history_with_their_locations() {
             "SELECT string_agg(location || ':' || status, ',' ORDER BY location) FROM results"
         ),
         "east:fetch_failed,west:fetch_failed"
+    );
+
+    // `flowtest report` reads the same PostgreSQL history: one row per location, as stored.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flowtest"));
+    cmd.arg("--config")
+        .arg(dir.path().join("east/flowtest.toml"))
+        .args(["report", "--since", "1d", "--format", "json"])
+        .env("FT_KEY", "0123456789abcdef0123456789abcdef");
+    let out = support::run_with_timeout(cmd, b"", Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", support::describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(&str, &str, u64, u64)> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["scenario"].as_str().unwrap(),
+                r["location"].as_str().unwrap(),
+                r["probes"].as_u64().unwrap(),
+                r["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("closed", "east", 1, 1), ("closed", "west", 1, 1)],
+        "{report:#}"
     );
 }
 

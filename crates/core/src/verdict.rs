@@ -360,7 +360,8 @@ fn merge_finding(result: &mut RunResult, mut f: Finding, path: &[StageMatcher]) 
 pub enum RecordState {
     /// Recorded before sending; its run has not stored a result (still running, or crashed).
     Pending,
-    /// Its run gave up waiting: reported `lost`.
+    /// Its run saw no arrival: reported `lost`, or `interrupted` by a stop before it arrived.
+    /// A copy found later is a late arrival.
     Lost,
     /// Any other final result.
     Finished,
@@ -371,7 +372,9 @@ impl RecordState {
     pub fn from_status(status: &str) -> RecordState {
         match status {
             "pending" => RecordState::Pending,
-            s if s == Status::Lost.as_str() => RecordState::Lost,
+            s if s == Status::Lost.as_str() || s == Status::Interrupted.as_str() => {
+                RecordState::Lost
+            }
             _ => RecordState::Finished,
         }
     }
@@ -1159,6 +1162,7 @@ mod tests {
     fn stored_statuses_map_to_record_states() {
         assert_eq!(RecordState::from_status("pending"), RecordState::Pending);
         assert_eq!(RecordState::from_status("lost"), RecordState::Lost);
+        assert_eq!(RecordState::from_status("interrupted"), RecordState::Lost);
         assert_eq!(RecordState::from_status("delivered"), RecordState::Finished);
         assert_eq!(RecordState::from_status("bounced"), RecordState::Finished);
     }

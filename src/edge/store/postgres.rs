@@ -246,7 +246,7 @@ impl Backend for PgStore {
         let n = self.execute(
             "UPDATE results SET late_detected_at = $2,
                late_total_ms = floor(EXTRACT(EPOCH FROM ($2 - sent_at)) * 1000)::BIGINT
-             WHERE probe_id = $1 AND status = 'lost' AND late_detected_at IS NULL"
+             WHERE probe_id = $1 AND status IN ('lost', 'interrupted') AND late_detected_at IS NULL"
                 .into(),
             params(vec![Box::new(probe_id.to_string()), Box::new(seen_at)]),
         )?;

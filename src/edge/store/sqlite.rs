@@ -37,6 +37,9 @@ const MIGRATE_TO_3: &str = "
     CREATE INDEX IF NOT EXISTS results_by_location ON results(scenario, location, sent_at);
     PRAGMA user_version = 3;";
 
+/// Verdicts a later arrival is recorded against (`late`): the run saw no arrival.
+const UNRESOLVED: [&str; 2] = ["lost", "interrupted"];
+
 pub(super) struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -228,13 +231,13 @@ impl Backend for SqliteStore {
         let Some(row) = self.get(probe_id)? else {
             return Ok(false);
         };
-        if row.status != "lost" || row.late_detected_at.is_some() {
+        if !UNRESOLVED.contains(&row.status.as_str()) || row.late_detected_at.is_some() {
             return Ok(false);
         }
         let late_ms = (seen_at - row.sent_at).num_milliseconds();
         let n = self.execute(
             "UPDATE results SET late_detected_at = ?2, late_total_ms = ?3
-             WHERE probe_id = ?1 AND status = 'lost' AND late_detected_at IS NULL",
+             WHERE probe_id = ?1 AND status IN ('lost', 'interrupted') AND late_detected_at IS NULL",
             params![probe_id, ts(seen_at), late_ms],
         )?;
         Ok(n == 1)
