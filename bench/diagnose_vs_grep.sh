@@ -95,8 +95,9 @@ msgs=$(tail -n 3 "$DIR/full.out" | sed -n 's/.*"messages":\([0-9]*\)}.*/\1/p')
 rm -f "$DIR/full.out"
 
 mb=$(python3 -c "print(round($BYTES/1e6))")
-rate() { python3 -c "print(round($BYTES/1e6/$1))"; }
-x() { python3 -c "print('%.2fx' % ($1/$g_wall))"; }
+# A time under the timer's resolution (the smoke's tiny file) counts as 1 ms, not as a division by 0.
+rate() { python3 -c "print(round($BYTES/1e6/max($1, 1e-3)))"; }
+x() { python3 -c "print('%.2fx' % ($1/max($g_wall, 1e-3)))"; }
 {
 echo "Input: $mb MB, $lines lines of generated EC2-MX Postfix log ($LOG), page cache warm, best of $RUNS runs."
 echo "Machine: $(nproc) cores, $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
@@ -116,7 +117,7 @@ echo "| \`flowtest diagnose --format json\` (every message: $msgs) | $a_wall | $
 if [ -n "${OLD_BIN:-}" ]; then
 echo "| same, earlier binary | $ao_wall | $(rate "$ao_wall") | $(x "$ao_wall") | $((ao_rss / 1024)) |"
 fi
-echo "| same, first tenth of the file | $s_wall | $(python3 -c "print(round($BYTES/1e7/$s_wall))") | | $((s_rss / 1024)) |"
+echo "| same, first tenth of the file | $s_wall | $(python3 -c "print(round($BYTES/1e7/max($s_wall, 1e-3)))") | | $((s_rss / 1024)) |"
 if [ -n "$same" ]; then echo; echo "Outputs, this build vs the earlier binary: $same"; fi
 } | tee "$DIR/results.md"
 if [ "$SMOKE" = 1 ]; then rm -rf "$DIR"; fi
