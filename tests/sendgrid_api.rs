@@ -9,7 +9,7 @@ use std::time::Duration;
 use flowtest::config::secret::{Secret, SecretRef};
 use flowtest::config::SendGridSender;
 use flowtest::core::diagnosis::FindingCode;
-use flowtest::core::outcome::{SmtpPhase, Status};
+use flowtest::core::outcome::{AuthMechanism, SmtpPhase, Status};
 use flowtest::core::verdict::{submission_verdict, SubmitFailure};
 use flowtest::edge::sendgrid::{prepare, send_until};
 use flowtest::edge::smtp::SendOutcome;
@@ -66,6 +66,7 @@ async fn accepted_means_queued_with_the_message_id() {
     };
     assert_eq!(sub.code, Some(202));
     assert_eq!(sub.phase, SmtpPhase::HttpApi);
+    assert_eq!(sub.auth_mechanism, Some(AuthMechanism::HttpBearer));
     assert!(sub.accepted_at.is_some());
     let id = sub.queue_id.as_deref().expect("X-Message-Id");
     assert_eq!(id.len(), 22, "{id}");

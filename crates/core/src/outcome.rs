@@ -35,6 +35,9 @@ pub enum AuthMechanism {
     /// IMAP's own LOGIN command (a password, outside SASL).
     #[serde(rename = "IMAP LOGIN")]
     ImapLogin,
+    /// An HTTP API key sent as `Authorization: Bearer` (SendGrid's v3 API).
+    #[serde(rename = "HTTP BEARER")]
+    HttpBearer,
 }
 
 impl AuthMechanism {
@@ -46,6 +49,7 @@ impl AuthMechanism {
             AuthMechanism::XOAuth2 => "XOAUTH2",
             AuthMechanism::OAuthBearer => "OAUTHBEARER",
             AuthMechanism::ImapLogin => "IMAP LOGIN",
+            AuthMechanism::HttpBearer => "HTTP BEARER",
         }
     }
 

@@ -18,7 +18,7 @@ pub use body::{api_errors, describe_errors, mail_send_body, ApiError, PROBE_ID_A
 
 use crate::config::secret::Secret;
 use crate::config::SendGridSender;
-use crate::core::outcome::{SmtpPhase, Submission};
+use crate::core::outcome::{AuthMechanism, SmtpPhase, Submission};
 use crate::edge::smtp::SendOutcome;
 
 /// Response bodies are read up to this much; the rest is dropped.
@@ -111,7 +111,8 @@ pub async fn send_until(
                 enhanced: None,
                 text,
                 queue_id,
-                auth_mechanism: None,
+                // Every request carries the API key as a Bearer token.
+                auth_mechanism: Some(AuthMechanism::HttpBearer),
             }
         };
     let mut backoff = FIRST_BACKOFF;

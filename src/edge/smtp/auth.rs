@@ -65,9 +65,9 @@ pub(super) async fn authenticate(
                 return Err(oauth_refused(wire, conv, m, &r).await);
             }
         }
-        // `choose` never picks IMAP's own command; said plainly rather than panicking.
-        AuthMechanism::ImapLogin => {
-            return Err(conv.failed("IMAP LOGIN is no SMTP mechanism".into(), None))
+        // `choose` never picks IMAP's own command or an HTTP key; said plainly, not a panic.
+        AuthMechanism::ImapLogin | AuthMechanism::HttpBearer => {
+            return Err(conv.failed(format!("{} is no SMTP mechanism", m.as_str()), None))
         }
     }
     Ok(())
