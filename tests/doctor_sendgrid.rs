@@ -8,6 +8,7 @@
 mod hostile;
 #[path = "support/sendgrid.rs"]
 mod stand_in;
+mod support;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
@@ -122,14 +123,7 @@ fn doctor(s: &Setup, format: &str) -> Watched {
 }
 
 fn key_check<'a>(v: &'a Value, scenario: &str) -> &'a Value {
-    let found: Vec<&Value> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["scenario"] == scenario && c["item"] == "sendgrid-api-key")
-        .collect();
-    assert_eq!(found.len(), 1, "{scenario}: {v:#}");
-    found[0]
+    support::doctor_check(v, scenario, "sendgrid-api-key")
 }
 
 fn text<'a>(c: &'a Value, field: &str) -> &'a str {

@@ -152,16 +152,7 @@ fn the_sendgrid_api_key_item_passes_with_the_labs_key_and_fails_with_a_wrong_one
     });
     let cfg = Cfg::new(&[(&good, good_text), (&bad, bad_text)]);
     let (_, v) = doctor(&lab, &cfg);
-    let key_item = |scenario: &str| -> &Value {
-        let found: Vec<&Value> = v["checks"]
-            .as_array()
-            .expect("checks")
-            .iter()
-            .filter(|c| c["scenario"] == scenario && c["item"] == "sendgrid-api-key")
-            .collect();
-        assert_eq!(found.len(), 1, "{scenario}: {v:#}");
-        found[0]
-    };
+    let key_item = |scenario: &str| support::doctor_check(&v, scenario, "sendgrid-api-key");
     let ok = key_item("doc-sendgrid");
     assert_eq!(ok["status"], "pass", "{ok:#}");
     assert!(

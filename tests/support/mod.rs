@@ -525,3 +525,20 @@ pub fn received_headers(raw: &str) -> Vec<String> {
     }
     out
 }
+
+/// The one check of `flowtest doctor --format json` output `v` for this scenario and item
+/// (panics, showing the output, unless there is exactly one).
+pub fn doctor_check<'a>(
+    v: &'a serde_json::Value,
+    scenario: &str,
+    item: &str,
+) -> &'a serde_json::Value {
+    let found: Vec<&serde_json::Value> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["scenario"] == scenario && c["item"] == item)
+        .collect();
+    assert_eq!(found.len(), 1, "{scenario} {item}: {v:#}");
+    found[0]
+}
