@@ -203,6 +203,9 @@ pub fn analyze_with(
     let mut merge = Merge::new(streams);
     let mut focus = opts.focus();
     let mut corr = Correlator::new(opts.correlator_limits());
+    if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
+        corr = corr.only_message_id(id);
+    }
     let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;
     while let Some(rec) = merge.next_record(&mut focus)? {

@@ -126,6 +126,9 @@ pub struct Correlator {
     pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
+    /// When set, only chains of this Message-ID (comparison key) are built when done; the
+    /// others are dropped unbuilt (counted in `chains_skipped`).
+    only_message_id: Option<String>,
 }
 
 impl Correlator {
@@ -149,7 +152,15 @@ impl Correlator {
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
+            only_message_id: None,
         }
+    }
+
+    /// Build only the chains of `message_id` when they are done (a `--message-id` run): the
+    /// others are still correlated (they may merge into it) but dropped unbuilt.
+    pub fn only_message_id(mut self, message_id: &str) -> Self {
+        self.only_message_id = Some(msgid_key(message_id).to_string());
+        self
     }
 
     pub fn limits(&self) -> &Limits {
@@ -334,6 +345,16 @@ impl Correlator {
         };
         self.unindex(&ch);
         self.line_budget.release(ch.line_bytes);
+        if let Some(want) = &self.only_message_id {
+            if ch
+                .message_id
+                .as_deref()
+                .is_none_or(|m| msgid_key(m) != want)
+            {
+                self.stats.chains_skipped += 1;
+                return;
+            }
+        }
         // The chain is gone: move its lines out instead of copying them.
         let lines = std::mem::take(&mut ch.lines);
         let mut out = build_chain(&ch);

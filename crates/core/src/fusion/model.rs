@@ -225,6 +225,8 @@ pub struct CorrelatorStats {
     pub chains_emitted: u64,
     /// Chains emitted early because `max_open_chains` was reached.
     pub chains_evicted: u64,
+    /// Done chains dropped unbuilt because they are not the one Message-ID asked for.
+    pub chains_skipped: u64,
     /// Finished chains dropped because nobody took them and `max_finished` was reached.
     pub finished_dropped: u64,
     pub host_findings_dropped: u64,

@@ -963,3 +963,34 @@ fn flushing_open_chains_in_batches_matches_the_end_of_input() {
     assert_eq!(batched.open_chains(), 0);
     assert_eq!(got, whole);
 }
+
+#[test]
+fn only_the_asked_message_id_is_built() {
+    let noqueue = "Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.test[192.0.2.9]: \
+                   554 5.7.1 <a@other.test>: Relay access denied; from=<m@x.test> to=<a@other.test> \
+                   proto=ESMTP helo=<x.test>";
+    let mut all = Correlator::new(Limits::default());
+    let mut one = Correlator::new(Limits::default()).only_message_id("<p1@flowtest>");
+    for c in [&mut all, &mut one] {
+        feed(c, "ec2", noqueue);
+        feed(c, "ec2", EC2);
+        feed(c, "dell", DELL);
+    }
+    let everything = all.finish_all();
+    assert_eq!(everything.messages.len(), 2);
+    assert_eq!(everything.stats.chains_skipped, 0);
+    let kept = one.finish_all();
+    assert_eq!(kept.messages.len(), 1, "{:#?}", kept.messages);
+    assert!(kept.messages[0].has_message_id("p1@flowtest"));
+    // The one built is the same message, across both hosts.
+    let same = everything
+        .messages
+        .iter()
+        .find(|m| m.has_message_id("p1@flowtest"));
+    assert_eq!(
+        format!("{:?}", kept.messages[0]),
+        format!("{:?}", same.unwrap())
+    );
+    assert_eq!(kept.stats.chains_skipped, 1);
+    assert_eq!(kept.host_findings, everything.host_findings);
+}

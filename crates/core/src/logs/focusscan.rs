@@ -21,12 +21,19 @@ use super::prefix::{program_name, quick_program_msg, MONTHS};
 use super::scan::{self, split_once};
 use super::{strip_eol, LineParser, LogRecord, Parsed};
 
-/// Bytes read at a time.
-const CHUNK: usize = 4 << 20;
+/// Bytes read at a time: small enough that what was read is still in the CPU cache when it is
+/// searched.
+const CHUNK: usize = 1 << 20;
+/// Bytes read into the buffer before it slides down to the look-back window (large against
+/// `LOOKBACK`, so that little is moved).
+const SLIDE_EVERY: usize = 16 << 20;
 /// Bytes before the unread part kept for looking back (remembered lines of a queue id).
 const LOOKBACK: usize = 2 << 20;
 /// Queue ids whose look-back state is kept.
 const MAX_TRACKED: usize = 4096;
+/// Lines at the start of a stream classified one by one (so that a file that is not a log
+/// shows its unknown lines); after them, lines without a hit are only counted.
+const SNIFF_LINES: u64 = 1000;
 
 /// Look-back state of one queue id in this stream.
 #[derive(Debug)]
@@ -61,6 +68,9 @@ pub struct FocusScan<R> {
     fast_head: Vec<u8>,
     chunk: usize,
     lookback: usize,
+    slide_every: usize,
+    /// Lines still to classify one by one (see [`SNIFF_LINES`]).
+    sniff_left: u64,
 }
 
 impl<R: Read> FocusScan<R> {
@@ -80,6 +90,8 @@ impl<R: Read> FocusScan<R> {
             fast_head: Vec::new(),
             chunk: CHUNK,
             lookback: LOOKBACK,
+            slide_every: SLIDE_EVERY,
+            sniff_left: SNIFF_LINES,
         }
     }
 
@@ -151,8 +163,10 @@ impl<R: Read> FocusScan<R> {
         false
     }
 
-    /// Count the lines of `buf[pos..stop]` (none holds a hit): filtered when their prefix reads
-    /// as Postfix or Dovecot, else decided in full. True when such a line yielded records.
+    /// Count the lines of `buf[pos..stop]` (none holds a hit). The first [`SNIFF_LINES`] of the
+    /// stream are classified: filtered when their prefix reads as Postfix, else decided in full
+    /// (a file that is not a log shows as unknown lines). Later ones are only counted, as
+    /// filtered: without a hit they cannot concern the focus. True when a line yielded records.
     fn skim(
         &mut self,
         parser: &mut LineParser,
@@ -161,27 +175,26 @@ impl<R: Read> FocusScan<R> {
         stop: usize,
     ) -> bool {
         while self.pos < stop {
-            let mut filtered = 0u64;
-            let mut slow = None;
-            while self.pos < stop {
-                let (line, next) = self.line_at(self.pos, stop);
-                let (s, e) = line;
-                if e - s <= self.cap && self.fast_postfix(&self.buf[s..e]) {
-                    filtered += 1;
-                    self.pos = next;
-                } else {
-                    slow = Some((line, next));
-                    break;
-                }
+            if self.sniff_left == 0 {
+                let n = count_lines(&self.buf[self.pos..stop]);
+                parser.counts.lines += n;
+                parser.counts.filtered += n;
+                self.pos = stop;
+                return false;
             }
-            parser.counts.lines += filtered;
-            parser.counts.filtered += filtered;
-            if let Some((line, next)) = slow {
-                let at = self.pos;
+            self.sniff_left -= 1;
+            let (line, next) = self.line_at(self.pos, stop);
+            let (s, e) = line;
+            if e - s <= self.cap && self.fast_postfix(&self.buf[s..e]) {
+                parser.counts.lines += 1;
+                parser.counts.filtered += 1;
                 self.pos = next;
-                if self.line(parser, focus, out, line, at) {
-                    return true;
-                }
+                continue;
+            }
+            let at = self.pos;
+            self.pos = next;
+            if self.line(parser, focus, out, line, at) {
+                return true;
             }
         }
         false
@@ -438,10 +451,11 @@ impl<R: Read> FocusScan<R> {
         }
     }
 
-    /// Read up to one chunk more, first sliding the buffer down to the look-back window.
+    /// Read up to one chunk more, first sliding the buffer down to the look-back window when
+    /// the read part has grown past it by `slide_every`.
     fn read_chunk(&mut self) -> io::Result<()> {
         let keep_from = self.pos.saturating_sub(self.lookback);
-        if keep_from > 0 {
+        if keep_from > 0 && (keep_from >= self.slide_every || self.chunk >= self.slide_every) {
             self.buf.copy_within(keep_from..self.filled, 0);
             self.base += keep_from as u64;
             self.pos -= keep_from;
@@ -465,6 +479,12 @@ impl<R: Read> FocusScan<R> {
         }
         Ok(())
     }
+}
+
+/// Lines in `b`: its newlines, plus a last line without one.
+fn count_lines(b: &[u8]) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', b).count() as u64;
+    newlines + u64::from(b.last().is_some_and(|&c| c != b'\n'))
 }
 
 /// Whether a Postfix message reads as a line the focus remembers for `q`.
@@ -555,18 +575,34 @@ mod tests {
             }
             // Tiny chunks and window: lines cross reads, and the look-back is short but holds
             // the client= line of the message-id's queue id.
-            for (chunk, lookback) in [(CHUNK, LOOKBACK), (97, 4000), (1000, 2000)] {
-                let mut p = LineParser::new(ctx.clone());
-                let mut f = Focus::message_ids(&[id]);
-                let mut scan = FocusScan::new(&data[..], 200);
-                scan.chunk = chunk;
-                scan.lookback = lookback;
-                let mut got = Vec::new();
-                while scan.next(&mut p, &mut f, &mut got).unwrap() {}
-                let raw = |v: &[LogRecord]| v.iter().map(|r| r.raw.clone()).collect::<Vec<_>>();
-                assert_eq!(raw(&got), raw(&want), "{id} chunk {chunk}");
-                assert_eq!(got, want, "{id} chunk {chunk}");
-                assert_eq!(p.counts(), want_p.counts(), "{id} chunk {chunk}");
+            let sizes = [
+                (CHUNK, LOOKBACK, SLIDE_EVERY),
+                (97, 4000, 300),
+                (1000, 2000, 1000),
+            ];
+            for (chunk, lookback, slide_every) in sizes {
+                // Every line classified, some, or none: the records stay the same.
+                for sniff in [SNIFF_LINES, 7, 0] {
+                    let mut p = LineParser::new(ctx.clone());
+                    let mut f = Focus::message_ids(&[id]);
+                    let mut scan = FocusScan::new(&data[..], 200);
+                    (scan.chunk, scan.lookback) = (chunk, lookback);
+                    (scan.slide_every, scan.sniff_left) = (slide_every, sniff);
+                    let mut got = Vec::new();
+                    while scan.next(&mut p, &mut f, &mut got).unwrap() {}
+                    let raw = |v: &[LogRecord]| v.iter().map(|r| r.raw.clone()).collect::<Vec<_>>();
+                    let case = format!("{id} chunk {chunk} sniff {sniff}");
+                    assert_eq!(raw(&got), raw(&want), "{case}");
+                    assert_eq!(got, want, "{case}");
+                    let (c, w) = (p.counts(), want_p.counts());
+                    if sniff == SNIFF_LINES {
+                        assert_eq!(c, w, "{case}");
+                    } else {
+                        // Unclassified lines count as filtered instead of unknown.
+                        assert_eq!((c.lines, c.parsed), (w.lines, w.parsed), "{case}");
+                        assert_eq!(c.filtered + c.unknown, w.filtered + w.unknown, "{case}");
+                    }
+                }
             }
             assert!(want_p.counts().filtered > 0);
             if id != "absent@x.test" {
