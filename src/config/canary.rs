@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::scenario::secret_ref;
 use super::secret::SecretRef;
-use super::{opt_duration, resolve_path, ConfigError};
+use super::{opt_wait, resolve_path, ConfigError};
 use crate::core::canary::schedule::Schedule;
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,21 +122,13 @@ pub(crate) fn parse(
         }
         None => d.location,
     };
-    let every = opt_duration(
-        file,
-        src,
-        raw.every.as_ref(),
-        "canary.every",
-        super::MAX_WAIT,
-    )?
-    .unwrap_or(d.every);
+    let every = opt_wait(file, src, raw.every.as_ref(), "canary.every")?.unwrap_or(d.every);
     if let Err(m) = Schedule::every(every) {
         return Err(ConfigError::new(file, m).field("canary.every"));
     }
     let jitter = match &raw.jitter {
         Some(j) if j.get_ref().trim() == "0" => Duration::ZERO,
-        j => opt_duration(file, src, j.as_ref(), "canary.jitter", super::MAX_WAIT)?
-            .unwrap_or(d.jitter),
+        j => opt_wait(file, src, j.as_ref(), "canary.jitter")?.unwrap_or(d.jitter),
     };
     let failures_before_alert = raw.failures_before_alert.unwrap_or(d.failures_before_alert);
     if failures_before_alert == 0 {
@@ -144,14 +136,7 @@ pub(crate) fn parse(
             ConfigError::new(file, "must be at least 1").field("canary.failures_before_alert")
         );
     }
-    let grace = opt_duration(
-        file,
-        src,
-        raw.grace.as_ref(),
-        "canary.grace",
-        super::MAX_WAIT,
-    )?
-    .unwrap_or(d.grace);
+    let grace = opt_wait(file, src, raw.grace.as_ref(), "canary.grace")?.unwrap_or(d.grace);
     let incident_dir = raw
         .incident_dir
         .as_ref()
@@ -223,7 +208,7 @@ pub(crate) fn scenario_schedule(
             ),
         ),
         (Some(e), None) => {
-            let d = opt_duration(file, src, Some(e), "every", super::MAX_WAIT)?.unwrap_or_default();
+            let d = opt_wait(file, src, Some(e), "every")?.unwrap_or_default();
             Schedule::every(d)
                 .map(Some)
                 .map_err(|m| ConfigError::new(file, m).at(src, e.span().start, "every"))
@@ -253,14 +238,8 @@ mod tests {
     }
 
     fn parse_str(src: &str) -> Result<CanaryConfig, ConfigError> {
-        let raw: Wrap =
-            toml::from_str(src).map_err(|e| ConfigError::new(Path::new("f"), e.to_string()))?;
-        parse(
-            Path::new("/etc/flowtest/flowtest.toml"),
-            src,
-            Path::new("/etc/flowtest"),
-            Some(raw.canary),
-        )
+        let raw = toml::from_str::<Wrap>(src).map(|w| w.canary);
+        crate::config::parse_as_etc_file(src, raw, parse)
     }
 
     #[test]

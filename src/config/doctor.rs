@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{opt_duration, ConfigError};
+use super::{opt_wait, ConfigError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,21 +59,14 @@ impl DoctorConfig {
                 ConfigError::new(file, m).at(src, ns.span().start, "doctor.nameserver")
             })?);
         }
-        let timeout = opt_duration(
+        let timeout = opt_wait(
             file,
             src,
             raw.check_timeout.as_ref(),
             "doctor.check_timeout",
-            super::MAX_WAIT,
         )?;
         c.check_timeout = timeout.unwrap_or(c.check_timeout);
-        let window = opt_duration(
-            file,
-            src,
-            raw.log_window.as_ref(),
-            "doctor.log_window",
-            super::MAX_WAIT,
-        )?;
+        let window = opt_wait(file, src, raw.log_window.as_ref(), "doctor.log_window")?;
         c.log_window = window.unwrap_or(c.log_window);
         if let Some(d) = &raw.cert_warn_days {
             if !(0..=3650).contains(d.get_ref()) {

@@ -224,14 +224,13 @@ impl Config {
         }
         let d = &raw.defaults;
         let defaults = Defaults {
-            timeout: opt_duration(path, src, d.timeout.as_ref(), "defaults.timeout", MAX_WAIT)?
+            timeout: opt_wait(path, src, d.timeout.as_ref(), "defaults.timeout")?
                 .unwrap_or(Duration::from_secs(120)),
-            poll_interval: opt_duration(
+            poll_interval: opt_wait(
                 path,
                 src,
                 d.poll_interval.as_ref(),
                 "defaults.poll_interval",
-                MAX_WAIT,
             )?
             .unwrap_or(Duration::from_secs(2)),
             cleanup: d.cleanup.unwrap_or(true),
@@ -398,6 +397,16 @@ pub(crate) fn opt_duration(
     .transpose()
 }
 
+/// An optional wait field: [`opt_duration`] up to [`MAX_WAIT`].
+pub(crate) fn opt_wait(
+    file: &Path,
+    src: &str,
+    v: Option<&Spanned<String>>,
+    field: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    opt_duration(file, src, v, field, MAX_WAIT)
+}
+
 pub use validate::{MAX_AGE, MAX_WAIT};
 
 /// A wait (`--timeout`, a scenario's timeout): `500ms`, `30s`, `2m`, `1h 30m` (humantime
@@ -416,6 +425,23 @@ pub fn parse_duration_up_to(s: &str, max: Duration) -> Result<Duration, String> 
         return Err(format!("{s:?}: a duration must be greater than zero"));
     }
     validate::at_most(s, d, max)
+}
+
+/// A table's parser run on a test's text as if it were `/etc/flowtest/flowtest.toml`; `raw` is
+/// the table as deserialized from `src`.
+#[cfg(test)]
+fn parse_as_etc_file<R, T>(
+    src: &str,
+    raw: Result<R, toml::de::Error>,
+    parse: fn(&Path, &str, &Path, Option<R>) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let raw = raw.map_err(|e| ConfigError::new(Path::new("f"), e.to_string()))?;
+    parse(
+        Path::new("/etc/flowtest/flowtest.toml"),
+        src,
+        Path::new("/etc/flowtest"),
+        Some(raw),
+    )
 }
 
 #[cfg(test)]

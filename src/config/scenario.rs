@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::credential;
 use super::secret::SecretRef;
 pub use super::sendgrid::{check_base_url, SendGridSender, DEFAULT_SENDGRID_URL};
-use super::validate::{self, MAX_AGE, MAX_WAIT};
-use super::{opt_duration, resolve_path, toml_error, ConfigError, Defaults};
+use super::validate::{self, MAX_AGE};
+use super::{opt_duration, opt_wait, resolve_path, toml_error, ConfigError, Defaults};
 use crate::core::canary::schedule::Schedule;
 use crate::core::trace::StageMatcher;
 
@@ -387,13 +387,13 @@ impl Source<'_> {
         ConfigError::new(self.file, message).at(self.src, offset, field)
     }
 
-    /// A wait ([`MAX_WAIT`] at most).
+    /// A wait ([`super::MAX_WAIT`] at most).
     fn duration(
         &self,
         v: Option<&Spanned<String>>,
         field: &str,
     ) -> Result<Option<Duration>, ConfigError> {
-        opt_duration(self.file, self.src, v, field, MAX_WAIT)
+        opt_wait(self.file, self.src, v, field)
     }
 
     /// A value written into a protocol command or a header: one line, no control characters.

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::scenario::secret_ref;
 use super::secret::SecretRef;
-use super::{opt_duration, resolve_path, ConfigError};
+use super::{opt_wait, resolve_path, ConfigError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,12 +116,11 @@ pub(crate) fn parse(
             return Err(at(m, v, "store.sslmode"));
         }
     };
-    let connect_timeout = opt_duration(
+    let connect_timeout = opt_wait(
         file,
         src,
         raw.connect_timeout.as_ref(),
         "store.connect_timeout",
-        super::MAX_WAIT,
     )?
     .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     Ok(StoreConfig::Postgres(PostgresConfig {
@@ -190,14 +189,8 @@ mod tests {
     }
 
     fn parse_str(src: &str) -> Result<StoreConfig, ConfigError> {
-        let raw: Wrap =
-            toml::from_str(src).map_err(|e| ConfigError::new(Path::new("f"), e.to_string()))?;
-        parse(
-            Path::new("/etc/flowtest/flowtest.toml"),
-            src,
-            Path::new("/etc/flowtest"),
-            Some(raw.store),
-        )
+        let raw = toml::from_str::<Wrap>(src).map(|w| w.store);
+        crate::config::parse_as_etc_file(src, raw, parse)
     }
 
     #[test]

@@ -62,26 +62,22 @@ mod tests {
                 .into(),
         ));
         let groups = [IncidentGroup::new(&f)];
-        let first = write_drafts(
-            dir.path(),
-            &groups,
-            "test",
-            Runbook::builtin(),
-            &Facts::default(),
-        )
-        .unwrap();
+        let write = || {
+            write_drafts(
+                dir.path(),
+                &groups,
+                "test",
+                Runbook::builtin(),
+                &Facts::default(),
+            )
+            .unwrap()
+        };
+        let first = write();
         assert_eq!(first.len(), 1);
         let name = first[0].file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with("_2025-11-05.md"), "{name}");
         std::fs::write(&first[0], "edited").unwrap();
-        let second = write_drafts(
-            dir.path(),
-            &groups,
-            "test",
-            Runbook::builtin(),
-            &Facts::default(),
-        )
-        .unwrap();
+        let second = write();
         assert_ne!(second, first);
         assert!(second[0].to_string_lossy().ends_with("_2025-11-05_2.md"));
         assert_eq!(std::fs::read_to_string(&first[0]).unwrap(), "edited");

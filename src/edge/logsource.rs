@@ -21,21 +21,22 @@ use crate::edge::logfile::{storage_of, text_reader, Storage};
 /// Longest line delivered; longer ones are cut (binary files must not grow memory).
 pub use crate::config::logsource::{CommandSpec, LogSourceConfig, LogSourceKind};
 
+/// A source's configuration cannot be used as it is.
+fn config_error(cfg: &LogSourceConfig, msg: impl Into<String>) -> LogSourceError {
+    LogSourceError::Config {
+        role: cfg.role.clone(),
+        msg: msg.into(),
+    }
+}
+
 /// Check a source before I/O, as an edge error.
 fn checked(cfg: &LogSourceConfig) -> Result<(), LogSourceError> {
-    cfg.validate().map_err(|msg| LogSourceError::Config {
-        role: cfg.role.clone(),
-        msg,
-    })
+    cfg.validate().map_err(|msg| config_error(cfg, msg))
 }
 
 /// The parse context of a source, as an edge error.
 fn context(cfg: &LogSourceConfig, now: DateTime<Utc>) -> Result<ParseContext, LogSourceError> {
-    cfg.parse_context(now)
-        .map_err(|msg| LogSourceError::Config {
-            role: cfg.role.clone(),
-            msg,
-        })
+    cfg.parse_context(now).map_err(|msg| config_error(cfg, msg))
 }
 
 pub const LINE_CAP: usize = 64 * 1024;
@@ -190,10 +191,10 @@ pub fn read_file_window(
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<u8>>, LogSourceError> {
     checked(cfg)?;
-    let path = cfg.path.clone().ok_or_else(|| LogSourceError::Config {
-        role: cfg.role.clone(),
-        msg: "no path".into(),
-    })?;
+    let path = cfg
+        .path
+        .clone()
+        .ok_or_else(|| config_error(cfg, "no path"))?;
     let ctx = context(cfg, now)?;
     let io_err = |p: &Path, err: io::Error| LogSourceError::Io {
         role: cfg.role.clone(),
@@ -268,7 +269,7 @@ pub async fn fetch_window(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<u8>>, LogSourceError> {
-    checked(cfg)?;
+    // A file source is checked by its reader.
     if cfg.kind == LogSourceKind::File {
         let role = cfg.role.clone();
         let cfg = cfg.clone();
@@ -279,10 +280,9 @@ pub async fn fetch_window(
                 err: io::Error::other(e),
             })?;
     }
-    let argv = command_argv(cfg, since, until).ok_or_else(|| LogSourceError::Config {
-        role: cfg.role.clone(),
-        msg: "nothing to run".into(),
-    })?;
+    checked(cfg)?;
+    let argv =
+        command_argv(cfg, since, until).ok_or_else(|| config_error(cfg, "nothing to run"))?;
     let role = cfg.role.clone();
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])

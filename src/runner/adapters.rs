@@ -8,21 +8,22 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::ports::{
-    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, LookRequests, MailboxAccess, MailboxSession,
-    ProbeSender, ResultStore, ResumePoints, Waited,
+    ArmedWait, Arming, BoxFuture, Cancel, FinalResult, LogFeed, LogSources, LookRequests,
+    MailboxAccess, MailboxSession, Opening, ProbeSender, ResultStore, ResumePoints, Scanning,
+    Waited,
 };
 use crate::config::{Receiver, SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
-use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
-use crate::edge::imap::{self, Armed, FetchError, Mailbox, ScannedCopy};
+use crate::core::verdict::{CopyAt, StoredProbe};
+use crate::edge::imap::{self, Armed, FetchError, Mailbox};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::sendgrid;
 use crate::edge::smtp::{self, SendOutcome};
-use crate::edge::store::{Claim, PendingRow, Store, StoreError};
+use crate::edge::store::{Claim, PendingRow, Removal, Store, StoreError};
 
 /// SMTP submission as configured by a scenario, secrets resolved.
 pub struct SmtpProbeSender {
@@ -65,11 +66,7 @@ pub struct ImapAccount {
 }
 
 impl MailboxAccess for ImapAccount {
-    fn open<'a>(
-        &'a self,
-        resume: &'a [(String, u32)],
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
+    fn open<'a>(&'a self, resume: &'a [(String, u32)], deadline: Instant) -> Opening<'a> {
         Box::pin(async move {
             let mb =
                 Mailbox::open_resuming(&self.receiver, &self.prepared, resume, deadline).await?;
@@ -88,30 +85,17 @@ impl MailboxSession for Mailbox {
     fn resume_points(&self) -> ResumePoints {
         self.starts()
     }
-    fn arm(
-        self: Box<Self>,
-        key: Installation,
-        want: Uuid,
-        deadline: Instant,
-    ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
+    fn arm(self: Box<Self>, key: Installation, want: Uuid, deadline: Instant) -> Arming {
         Box::pin(async move {
             let armed = Mailbox::arm(*self, key, want, deadline).await?;
             Ok(Box::new(armed) as Box<dyn ArmedWait>)
         })
     }
-    fn scan_probes<'a>(
-        &'a mut self,
-        key: &'a Installation,
-    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)> {
+    fn scan_probes<'a>(&'a mut self, key: &'a Installation) -> Scanning<'a> {
         Box::pin(Mailbox::scan_probes(self, key))
     }
-    fn delete<'a>(
-        &'a mut self,
-        folder: &'a str,
-        uid_validity: u32,
-        uids: &'a [u32],
-    ) -> BoxFuture<'a, Result<usize, FetchError>> {
-        Box::pin(Mailbox::delete(self, folder, uid_validity, uids))
+    fn delete<'a>(&'a mut self, at: &'a CopyAt) -> BoxFuture<'a, Result<usize, FetchError>> {
+        Box::pin(async move { Mailbox::delete(self, &at.folder, at.uid_validity, &[at.uid]).await })
     }
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(Mailbox::logout(*self))
@@ -171,50 +155,30 @@ impl LogFeed for LogWatch {
 }
 
 impl ResultStore for Store {
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        Store::record_pending(self, probe_id, scenario, sent_at)
+    fn record_pending(&self, result: &RunResult) -> Result<(), StoreError> {
+        Store::record_pending(self, &result.probe_id, &result.scenario, result.sent_at)
     }
-    fn record_result(
-        &self,
-        result: &RunResult,
-        json: &str,
-        finished_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    fn record_result(&self, done: &FinalResult<'_>) -> Result<(), StoreError> {
+        let result = done.result;
         Store::record_result(
             self,
             &result.probe_id,
             &result.scenario,
             result.status.as_str(),
             result.sent_at,
-            finished_at,
+            done.finished_at,
             result.total_ms,
-            json,
+            done.json,
         )
     }
     fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
         Store::probe_record(self, probe_id)
     }
-    fn claim_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        when: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        Store::claim_deletion(self, probe_id, kind, at, when)
+    fn claim_deletion(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<Claim, StoreError> {
+        Store::claim_deletion(self, copy.probe_id, copy.kind, copy.at, when)
     }
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError> {
-        Store::release_deletion(self, probe_id, kind, at)
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError> {
+        Store::release_deletion(self, copy.probe_id, copy.kind, copy.at)
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         Store::mark_late(self, probe_id, seen_at)
@@ -222,13 +186,8 @@ impl ResultStore for Store {
     fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError> {
         Store::pending_before(self, before)
     }
-    fn resolve_pending(
-        &self,
-        result: &RunResult,
-        json: &str,
-        finished_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let status = result.status.as_str();
-        Store::resolve_pending(self, &result.probe_id, status, finished_at, json)
+    fn resolve_pending(&self, done: &FinalResult<'_>) -> Result<bool, StoreError> {
+        let (id, status) = (&done.result.probe_id, done.result.status.as_str());
+        Store::resolve_pending(self, id, status, done.finished_at, done.json)
     }
 }

@@ -15,7 +15,7 @@ use crate::core::verdict::{
     SeenCopy,
 };
 use crate::edge::imap::{Arrival, ScannedCopy};
-use crate::edge::store::Claim;
+use crate::edge::store::{Claim, Removal};
 
 impl Run<'_> {
     /// Clean up with the session the wait left (none: say so), then log out.
@@ -122,7 +122,12 @@ impl Run<'_> {
         reason: DeleteReason,
     ) {
         let store = &self.runner.store;
-        match store.claim_deletion(probe_id, c.kind, &c.at, self.runner.clock.now()) {
+        let copy = Removal {
+            probe_id,
+            kind: c.kind,
+            at: &c.at,
+        };
+        match store.claim_deletion(copy, self.runner.clock.now()) {
             Ok(Claim::Claimed | Claim::SameCopy) => {}
             Ok(Claim::OtherCopy(done)) => return self.replayed(probe_id, c, Some(&done)),
             Ok(Claim::NoRecord) => {
@@ -146,14 +151,11 @@ impl Run<'_> {
                 self.result.cleanup.marked_late.push(probe_id.to_string());
             }
         }
-        match mb
-            .delete(&c.at.folder, c.at.uid_validity, &[c.at.uid])
-            .await
-        {
+        match mb.delete(&c.at).await {
             Ok(n) if reason == DeleteReason::Own => self.result.cleanup.deleted += n as u32,
             Ok(n) => self.result.cleanup.swept += n as u32,
             Err(e) => {
-                if let Err(e) = store.release_deletion(probe_id, c.kind, &c.at) {
+                if let Err(e) = store.release_deletion(copy) {
                     self.result.warnings.push(e.to_string());
                 }
                 self.result.cleanup.note = Some(e.to_string());

@@ -4,6 +4,7 @@
 //! cleanup (a `lost` row seen again). Not here: which probes cleanup deletes (core::verdict).
 use std::time::Duration;
 
+use super::ports::FinalResult;
 use super::Runner;
 use crate::clock;
 use crate::core::outcome::{RunResult, SloReport};
@@ -39,7 +40,12 @@ impl Runner {
             }
             let result = self.left_pending_result(&row, timeout, now);
             let json = serde_json::to_string(&result).unwrap_or_default();
-            match self.store.resolve_pending(&result, &json, now) {
+            let done = FinalResult {
+                result: &result,
+                json: &json,
+                finished_at: now,
+            };
+            match self.store.resolve_pending(&done) {
                 Ok(true) => {
                     tracing::info!(probe_id = %row.probe_id, scenario = %row.scenario, "{LEFT_PENDING}: recorded lost");
                     resolved.push(row.probe_id);

@@ -32,7 +32,7 @@ pub use stop::{Stop, STOP_GRACE};
 
 use crate::core::outcome::Status;
 use crate::edge::smtp::SendOutcome;
-use ports::{LogSources, ResultStore};
+use ports::{FinalResult, LogSources, ResultStore};
 use steps::Run;
 use uuid::Uuid;
 
@@ -198,7 +198,12 @@ impl Runner {
         self.config.runbook.apply(&mut result.findings, &facts);
         let json =
             serde_json::to_string(&result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        if let Err(e) = self.store.record_result(&result, &json, self.clock.now()) {
+        let done = FinalResult {
+            result: &result,
+            json: &json,
+            finished_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_result(&done) {
             // The result is still reported; say loudly, and in the result, that it was not stored.
             tracing::error!(error = %e, probe_id = %result.probe_id, "result not stored");
             result

@@ -13,11 +13,11 @@ use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
-use crate::core::verdict::{CopyAt, CopyKind, StoredProbe};
+use crate::core::verdict::{CopyAt, StoredProbe};
 use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
 pub use crate::edge::imap::{Look, LookRequests};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::{Claim, PendingRow, StoreError};
+use crate::edge::store::{Claim, PendingRow, Removal, StoreError};
 
 /// A boxed future that may move between threads (runs are spawned on tokio).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -29,6 +29,15 @@ pub type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>;
 /// lost session is re-opened, so the new one looks at everything since the probe was sent.
 pub type ResumePoints = Vec<(String, u32)>;
 
+/// A mailbox session being opened.
+pub type Opening<'a> = BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>>;
+
+/// Detection being armed.
+pub type Arming = BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
+
+/// A scan of the watched folders: the copies found, and warnings.
+pub type Scanning<'a> = BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)>;
+
 /// Submits one rendered probe (SMTP today).
 pub trait ProbeSender: Send + Sync {
     /// Submit `message`; every step of the submission ends by `deadline` (the probe's).
@@ -39,11 +48,7 @@ pub trait ProbeSender: Send + Sync {
 pub trait MailboxAccess: Send + Sync {
     /// Log in and select the watched folders by `deadline`; "new" starts where `resume` says
     /// for the folders it names (empty: now).
-    fn open<'a>(
-        &'a self,
-        resume: &'a [(String, u32)],
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>>;
+    fn open<'a>(&'a self, resume: &'a [(String, u32)], deadline: Instant) -> Opening<'a>;
 }
 
 /// One logged-in mailbox session.
@@ -57,27 +62,14 @@ pub trait MailboxSession: Send {
     fn resume_points(&self) -> ResumePoints;
     /// Arm detection of probe `want`; returns once armed (the probe may be sent then). The
     /// watch's steps are bounded by `deadline`, the probe's.
-    fn arm(
-        self: Box<Self>,
-        key: Installation,
-        want: Uuid,
-        deadline: Instant,
-    ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
+    fn arm(self: Box<Self>, key: Installation, want: Uuid, deadline: Instant) -> Arming;
     /// Every message carrying a genuine tag of this installation in the watched folders (probes,
     /// bounces quoting one, transplanted tags), with the UIDVALIDITY each UID was read under,
     /// and warnings.
-    fn scan_probes<'a>(
-        &'a mut self,
-        key: &'a Installation,
-    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)>;
-    /// Delete these UIDs (verified probes only) from `folder`, unless its UIDVALIDITY is no
-    /// longer `uid_validity`; the count deleted.
-    fn delete<'a>(
-        &'a mut self,
-        folder: &'a str,
-        uid_validity: u32,
-        uids: &'a [u32],
-    ) -> BoxFuture<'a, Result<usize, FetchError>>;
+    fn scan_probes<'a>(&'a mut self, key: &'a Installation) -> Scanning<'a>;
+    /// Delete this copy (a verified probe's) from its folder, unless the folder's UIDVALIDITY is
+    /// no longer the one its UID was read under; the count deleted.
+    fn delete<'a>(&'a mut self, at: &'a CopyAt) -> BoxFuture<'a, Result<usize, FetchError>>;
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
@@ -122,47 +114,29 @@ pub trait LogFeed: Send {
     fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline;
 }
 
+/// A final result as it is stored: the result, its serialized form, and when it was finished.
+pub struct FinalResult<'a> {
+    pub result: &'a RunResult,
+    pub json: &'a str,
+    pub finished_at: DateTime<Utc>,
+}
+
 /// Where results are kept.
 pub trait ResultStore: Send + Sync {
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Store the final result (`json` is its serialized form).
-    fn record_result(
-        &self,
-        result: &RunResult,
-        json: &str,
-        finished_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Record the probe of `result` (its id, scenario and send time) as pending.
+    fn record_pending(&self, result: &RunResult) -> Result<(), StoreError>;
+    /// Store the final result.
+    fn record_result(&self, done: &FinalResult<'_>) -> Result<(), StoreError>;
     /// The probe's state and recorded removals, if this store holds it.
     fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError>;
     /// Record this copy as the one removal of its kind, before deleting it.
-    fn claim_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        when: DateTime<Utc>,
-    ) -> Result<Claim, StoreError>;
+    fn claim_deletion(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<Claim, StoreError>;
     /// Undo a claim whose deletion did not happen.
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError>;
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError>;
     /// A probe recorded `lost` was seen after all; true when it was marked now.
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Rows still `pending` sent before `before` (left by a run that may have been killed).
     fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError>;
-    /// Store `result` for a row that is still `pending`; false when it is not (any more).
-    fn resolve_pending(
-        &self,
-        result: &RunResult,
-        json: &str,
-        finished_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    /// Store the result for a row that is still `pending`; false when it is not (any more).
+    fn resolve_pending(&self, done: &FinalResult<'_>) -> Result<bool, StoreError>;
 }

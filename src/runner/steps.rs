@@ -145,11 +145,7 @@ impl<'r> Run<'r> {
         let tag =
             ProbeTag::new(self.id, &s.name, self.runner.clock.now()).to(s.sender.recipients());
         self.result.sent_at = tag.sent_at;
-        if let Err(e) =
-            self.runner
-                .store
-                .record_pending(&self.result.probe_id, &s.name, tag.sent_at)
-        {
+        if let Err(e) = self.runner.store.record_pending(&self.result) {
             self.result.warnings.push(e.to_string());
         }
         self.progress("sending");

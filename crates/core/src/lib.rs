@@ -4,6 +4,8 @@ pub mod canary;
 pub mod diagnose;
 pub mod diagnosis;
 pub mod doctor;
+#[cfg(test)]
+mod fixtures;
 pub mod fusion;
 pub mod grouping;
 pub mod history;

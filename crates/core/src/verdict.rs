@@ -575,6 +575,7 @@ fn removable(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::bare_hop;
     use crate::fusion::{Hop as LogHop, Stage, StageSource};
     use chrono::{TimeDelta, TimeZone};
 
@@ -617,30 +618,6 @@ mod tests {
             protocol: None,
             optional: false,
             role: Some(role.into()),
-        }
-    }
-
-    fn log_hop(host: &str, status: HopStatus) -> LogHop {
-        LogHop {
-            host: host.into(),
-            queue_id: None,
-            service: None,
-            status,
-            relay: None,
-            delay_ms: None,
-            delays: None,
-            dsn: None,
-            reason: None,
-            from: None,
-            to: Vec::new(),
-            client: None,
-            next_queue_id: None,
-            lmtp_session: None,
-            mailbox: None,
-            attempts: 1,
-            arrived_at: None,
-            left_at: None,
-            whole_seconds: false,
         }
     }
 
@@ -877,8 +854,8 @@ mod tests {
         let mut t = timeline(
             MessageStatus::Delivered,
             vec![
-                log_hop("ec2", HopStatus::Sent),
-                log_hop("dovecot", HopStatus::Saved),
+                bare_hop("ec2", HopStatus::Sent),
+                bare_hop("dovecot", HopStatus::Saved),
             ],
         );
         t.last_host = Some("ec2".into());
@@ -920,7 +897,7 @@ mod tests {
             let mut r = result();
             apply_timeline(
                 &mut r,
-                timeline(logs, vec![log_hop("ec2", HopStatus::Queued)]),
+                timeline(logs, vec![bare_hop("ec2", HopStatus::Queued)]),
                 &[],
                 false,
             );

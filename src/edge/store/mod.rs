@@ -130,6 +130,31 @@ struct Finished<'a> {
     result_json: &'a str,
 }
 
+/// A probe about to be sent, as its pending row records it.
+struct Pending<'a> {
+    probe_id: &'a str,
+    scenario: &'a str,
+    location: &'a str,
+    sent_at: DateTime<Utc>,
+}
+
+/// The final result given to a row still `pending`.
+struct Resolution<'a> {
+    probe_id: &'a str,
+    status: &'a str,
+    finished_at: DateTime<Utc>,
+    result_json: &'a str,
+}
+
+/// One copy of a probe whose removal is claimed or released: the probe, what the copy is, and
+/// where it was.
+#[derive(Debug, Clone, Copy)]
+pub struct Removal<'a> {
+    pub probe_id: &'a str,
+    pub kind: CopyKind,
+    pub at: &'a CopyAt,
+}
+
 /// A row as a history scan reads it, before its stored result is parsed (`history`).
 struct RawHistoryRow {
     probe_id: String,
@@ -144,52 +169,28 @@ struct RawHistoryRow {
     late_total_ms: Option<i64>,
 }
 
+/// What a backend's scan hands each row to; `Break` ends the scan.
+type EachRow<'a> = &'a mut dyn FnMut(RawHistoryRow) -> ControlFlow<()>;
+
 /// What each backend does; [`Store`] adds the location and the rules shared by both.
 trait Backend: Send + Sync {
     fn describe(&self) -> String;
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        location: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    fn record_pending(&self, row: &Pending<'_>) -> Result<(), StoreError>;
     fn record_result(&self, row: &Finished<'_>) -> Result<(), StoreError>;
     fn get(&self, probe_id: &str) -> Result<Option<StoredResult>, StoreError>;
     fn last_status(&self, scenario: &str, location: &str) -> Result<Option<String>, StoreError>;
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
     fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError>;
     /// Record the removal if none of this kind is recorded yet; true when recorded now.
-    fn try_claim(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        when: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError>;
+    fn try_claim(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<bool, StoreError>;
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError>;
     fn pending_before(
         &self,
         location: &str,
         before: DateTime<Utc>,
     ) -> Result<Vec<PendingRow>, StoreError>;
-    fn resolve_pending(
-        &self,
-        probe_id: &str,
-        status: &str,
-        finished_at: DateTime<Utc>,
-        result_json: &str,
-    ) -> Result<bool, StoreError>;
-    fn scan(
-        &self,
-        filter: &HistoryFilter,
-        each: &mut dyn FnMut(RawHistoryRow) -> ControlFlow<()>,
-    ) -> Result<(), StoreError>;
+    fn resolve_pending(&self, row: &Resolution<'_>) -> Result<bool, StoreError>;
+    fn scan(&self, filter: &HistoryFilter, each: EachRow<'_>) -> Result<(), StoreError>;
 }
 
 /// The result store of one canary (or run): a backend and the location it writes.
@@ -270,8 +271,12 @@ impl Store {
         scenario: &str,
         sent_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.backend
-            .record_pending(probe_id, scenario, &self.location, sent_at)
+        self.backend.record_pending(&Pending {
+            probe_id,
+            scenario,
+            location: &self.location,
+            sent_at,
+        })
     }
 
     /// Store the final result (one transaction), replacing its pending row.
@@ -329,7 +334,10 @@ impl Store {
         at: &CopyAt,
         when: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        if self.backend.try_claim(probe_id, kind, at, when)? {
+        if self
+            .backend
+            .try_claim(Removal { probe_id, kind, at }, when)?
+        {
             return Ok(Claim::Claimed);
         }
         let Some(rec) = self.backend.probe_record(probe_id)? else {
@@ -350,7 +358,8 @@ impl Store {
         kind: CopyKind,
         at: &CopyAt,
     ) -> Result<(), StoreError> {
-        self.backend.release_deletion(probe_id, kind, at)
+        self.backend
+            .release_deletion(Removal { probe_id, kind, at })
     }
 
     /// This location's rows still `pending` whose probe was sent before `before`, oldest first:
@@ -369,8 +378,12 @@ impl Store {
         finished_at: DateTime<Utc>,
         result_json: &str,
     ) -> Result<bool, StoreError> {
-        self.backend
-            .resolve_pending(probe_id, status, finished_at, result_json)
+        self.backend.resolve_pending(&Resolution {
+            probe_id,
+            status,
+            finished_at,
+            result_json,
+        })
     }
 
     /// The history: every row `filter` selects (all locations unless it names some), handed to
@@ -432,6 +445,26 @@ fn deletion_columns(kind: CopyKind) -> [&'static str; 4] {
             "deleted_uid",
         ],
     }
+}
+
+/// The statement recording the removal of a copy of `kind` unless one is recorded: parameters
+/// 1 to 5 are the probe id, when, folder, UIDVALIDITY and UID, each written `{mark}N`.
+fn claim_sql(kind: CopyKind, mark: char) -> String {
+    let [c0, c1, c2, c3] = deletion_columns(kind);
+    format!(
+        "UPDATE results SET {c0} = {mark}2, {c1} = {mark}3, {c2} = {mark}4, {c3} = {mark}5
+         WHERE probe_id = {mark}1 AND {c0} IS NULL"
+    )
+}
+
+/// The statement undoing a recorded removal of this very copy: parameters 1 to 4 are the probe
+/// id, folder, UIDVALIDITY and UID, each written `{mark}N`.
+fn release_sql(kind: CopyKind, mark: char) -> String {
+    let [c0, c1, c2, c3] = deletion_columns(kind);
+    format!(
+        "UPDATE results SET {c0} = NULL, {c1} = NULL, {c2} = NULL, {c3} = NULL
+         WHERE probe_id = {mark}1 AND {c1} = {mark}2 AND {c2} = {mark}3 AND {c3} = {mark}4"
+    )
 }
 
 fn copy_at(folder: Option<String>, uid_validity: Option<u32>, uid: Option<u32>) -> Option<CopyAt> {

@@ -5,7 +5,6 @@
 //! `flowtest_schema`. Every operation is one statement (so one transaction), safe to repeat
 //! after a lost connection (`pg_conn`). Not here: the rules shared with SQLite (`Store`), the
 //! connection and its thread (`pg_conn`).
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,12 +13,12 @@ use tokio_postgres::{Client, Row};
 
 use super::pg_conn::PgConn;
 use super::{
-    copy_at, deletion_columns, Backend, Finished, PendingRow, RawHistoryRow, StoreError,
-    StoredResult, SCHEMA_VERSION,
+    claim_sql, copy_at, release_sql, Backend, EachRow, Finished, Pending, PendingRow,
+    RawHistoryRow, Removal, Resolution, StoreError, StoredResult, SCHEMA_VERSION,
 };
 use crate::config::store::PostgresConfig;
 use crate::core::history::HistoryFilter;
-use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
+use crate::core::verdict::{RecordState, StoredProbe};
 
 /// The advisory lock migrations take: "flowtest" in ASCII.
 const MIGRATION_LOCK: i64 = 0x666c_6f77_7465_7374;
@@ -163,22 +162,16 @@ impl Backend for PgStore {
         self.conn.store().to_string()
     }
 
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        location: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    fn record_pending(&self, r: &Pending<'_>) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO results (probe_id, scenario, location, status, sent_at)
              VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT (probe_id) DO NOTHING"
                 .into(),
             params(vec![
-                Box::new(probe_id.to_string()),
-                Box::new(scenario.to_string()),
-                Box::new(location.to_string()),
-                Box::new(sent_at),
+                Box::new(r.probe_id.to_string()),
+                Box::new(r.scenario.to_string()),
+                Box::new(r.location.to_string()),
+                Box::new(r.sent_at),
             ]),
         )
         .map(|_| ())
@@ -278,19 +271,10 @@ impl Backend for PgStore {
         .transpose()
     }
 
-    fn try_claim(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        when: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let [c0, c1, c2, c3] = deletion_columns(kind);
+    fn try_claim(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         let n = self.execute(
-            format!(
-                "UPDATE results SET {c0} = $2, {c1} = $3, {c2} = $4, {c3} = $5
-                 WHERE probe_id = $1 AND {c0} IS NULL"
-            ),
+            claim_sql(kind, '$'),
             params(vec![
                 Box::new(probe_id.to_string()),
                 Box::new(when),
@@ -302,18 +286,10 @@ impl Backend for PgStore {
         Ok(n == 1)
     }
 
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError> {
-        let [c0, c1, c2, c3] = deletion_columns(kind);
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         self.execute(
-            format!(
-                "UPDATE results SET {c0} = NULL, {c1} = NULL, {c2} = NULL, {c3} = NULL
-                 WHERE probe_id = $1 AND {c1} = $2 AND {c2} = $3 AND {c3} = $4"
-            ),
+            release_sql(kind, '$'),
             params(vec![
                 Box::new(probe_id.to_string()),
                 Box::new(at.folder.clone()),
@@ -345,32 +321,22 @@ impl Backend for PgStore {
             .collect()
     }
 
-    fn resolve_pending(
-        &self,
-        probe_id: &str,
-        status: &str,
-        finished_at: DateTime<Utc>,
-        result_json: &str,
-    ) -> Result<bool, StoreError> {
+    fn resolve_pending(&self, r: &Resolution<'_>) -> Result<bool, StoreError> {
         let n = self.execute(
             "UPDATE results SET status = $2, finished_at = $3, result_json = $4
              WHERE probe_id = $1 AND status = 'pending'"
                 .into(),
             params(vec![
-                Box::new(probe_id.to_string()),
-                Box::new(status.to_string()),
-                Box::new(finished_at),
-                Box::new(result_json.to_string()),
+                Box::new(r.probe_id.to_string()),
+                Box::new(r.status.to_string()),
+                Box::new(r.finished_at),
+                Box::new(r.result_json.to_string()),
             ]),
         )?;
         Ok(n == 1)
     }
 
-    fn scan(
-        &self,
-        filter: &HistoryFilter,
-        each: &mut dyn FnMut(RawHistoryRow) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, filter: &HistoryFilter, each: EachRow<'_>) -> Result<(), StoreError> {
         let filter = filter.clone();
         self.conn.stream(
             move |c, out| {

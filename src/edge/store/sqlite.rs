@@ -2,7 +2,6 @@
 //! canary and a one-shot run share the file; times are kept as fixed-width RFC 3339 text
 //! (nanoseconds, `Z`), so text order is time order. Not here: the rules shared with PostgreSQL
 //! (`Store`), reading stored results as history rows (`history`).
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,11 +10,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    copy_at, deletion_columns, Backend, Finished, PendingRow, RawHistoryRow, StoreError,
-    StoredResult, SCHEMA_VERSION,
+    claim_sql, copy_at, release_sql, Backend, EachRow, Finished, Pending, PendingRow,
+    RawHistoryRow, Removal, Resolution, StoreError, StoredResult, SCHEMA_VERSION,
 };
 use crate::core::history::HistoryFilter;
-use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
+use crate::core::verdict::{RecordState, StoredProbe};
 
 /// Schema 2: where and when each probe (and its bounce) was deleted, once. Added columns only,
 /// so a schema-1 database keeps its rows and an older flowtest is refused by the version check.
@@ -148,17 +147,11 @@ impl Backend for SqliteStore {
         self.path.display().to_string()
     }
 
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        location: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    fn record_pending(&self, r: &Pending<'_>) -> Result<(), StoreError> {
         self.execute(
             "INSERT OR IGNORE INTO results (probe_id, scenario, location, status, sent_at)
              VALUES (?1, ?2, ?3, 'pending', ?4)",
-            params![probe_id, scenario, location, ts(sent_at)],
+            params![r.probe_id, r.scenario, r.location, ts(r.sent_at)],
         )
         .map(|_| ())
     }
@@ -262,36 +255,19 @@ impl Backend for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn try_claim(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        when: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let [c0, c1, c2, c3] = deletion_columns(kind);
+    fn try_claim(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         let n = self.execute(
-            &format!(
-                "UPDATE results SET {c0} = ?2, {c1} = ?3, {c2} = ?4, {c3} = ?5
-                 WHERE probe_id = ?1 AND {c0} IS NULL"
-            ),
+            &claim_sql(kind, '?'),
             params![probe_id, ts(when), at.folder, at.uid_validity, at.uid],
         )?;
         Ok(n == 1)
     }
 
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError> {
-        let [c0, c1, c2, c3] = deletion_columns(kind);
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         self.execute(
-            &format!(
-                "UPDATE results SET {c0} = NULL, {c1} = NULL, {c2} = NULL, {c3} = NULL
-                 WHERE probe_id = ?1 AND {c1} = ?2 AND {c2} = ?3 AND {c3} = ?4"
-            ),
+            &release_sql(kind, '?'),
             params![probe_id, at.folder, at.uid_validity, at.uid],
         )
         .map(|_| ())
@@ -337,26 +313,16 @@ impl Backend for SqliteStore {
         Ok(out)
     }
 
-    fn resolve_pending(
-        &self,
-        probe_id: &str,
-        status: &str,
-        finished_at: DateTime<Utc>,
-        result_json: &str,
-    ) -> Result<bool, StoreError> {
+    fn resolve_pending(&self, r: &Resolution<'_>) -> Result<bool, StoreError> {
         let n = self.execute(
             "UPDATE results SET status = ?2, finished_at = ?3, result_json = ?4
              WHERE probe_id = ?1 AND status = 'pending'",
-            params![probe_id, status, ts(finished_at), result_json],
+            params![r.probe_id, r.status, ts(r.finished_at), r.result_json],
         )?;
         Ok(n == 1)
     }
 
-    fn scan(
-        &self,
-        filter: &HistoryFilter,
-        each: &mut dyn FnMut(RawHistoryRow) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, filter: &HistoryFilter, each: EachRow<'_>) -> Result<(), StoreError> {
         let mut sql = String::from(
             "SELECT probe_id, scenario, location, status, sent_at, total_ms, result_json,
                     late_detected_at, late_total_ms

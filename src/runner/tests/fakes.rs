@@ -21,10 +21,11 @@ use crate::core::probe::{Installation, ProbeMessage, ProbeTag};
 use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
 use crate::edge::imap::{Arrival, FetchError, ScannedCopy, SeenProbe, WaitEnd, WaitNotes};
 use crate::edge::smtp::SendOutcome;
-use crate::edge::store::{Claim, PendingRow, StoreError};
+use crate::edge::store::{Claim, PendingRow, Removal, StoreError};
 use crate::runner::ports::{
-    ArmedWait, BoxFuture, Cancel, LogFeed, LogSources, Look as WatchLook, LookRequests,
-    MailboxAccess, MailboxSession, ProbeSender, ResultStore, ResumePoints, Waited,
+    ArmedWait, Arming, BoxFuture, Cancel, FinalResult, LogFeed, LogSources, Look as WatchLook,
+    LookRequests, MailboxAccess, MailboxSession, Opening, ProbeSender, ResultStore, ResumePoints,
+    Scanning, Waited,
 };
 
 /// One message in the fake mailbox.
@@ -206,11 +207,7 @@ impl FakeMail {
 }
 
 impl MailboxAccess for FakeMail {
-    fn open<'a>(
-        &'a self,
-        resume: &'a [(String, u32)],
-        _deadline: Instant,
-    ) -> BoxFuture<'a, Result<Box<dyn MailboxSession>, FetchError>> {
+    fn open<'a>(&'a self, resume: &'a [(String, u32)], _deadline: Instant) -> Opening<'a> {
         Box::pin(async move {
             let mut w = self.world();
             w.opens += 1;
@@ -250,12 +247,7 @@ impl MailboxSession for FakeSession {
     fn resume_points(&self) -> ResumePoints {
         self.starts.clone()
     }
-    fn arm(
-        self: Box<Self>,
-        key: Installation,
-        want: Uuid,
-        _deadline: Instant,
-    ) -> BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>> {
+    fn arm(self: Box<Self>, key: Installation, want: Uuid, _deadline: Instant) -> Arming {
         Box::pin(async move {
             let changed = self.mail.world().changed.subscribe();
             Ok(Box::new(FakeArmed {
@@ -267,10 +259,7 @@ impl MailboxSession for FakeSession {
             }) as Box<dyn ArmedWait>)
         })
     }
-    fn scan_probes<'a>(
-        &'a mut self,
-        _key: &'a Installation,
-    ) -> BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)> {
+    fn scan_probes<'a>(&'a mut self, _key: &'a Installation) -> Scanning<'a> {
         Box::pin(async move {
             let mut w = self.mail.world();
             let v = w.uid_validity;
@@ -285,22 +274,18 @@ impl MailboxSession for FakeSession {
             (seen, Vec::new())
         })
     }
-    fn delete<'a>(
-        &'a mut self,
-        folder: &'a str,
-        uid_validity: u32,
-        uids: &'a [u32],
-    ) -> BoxFuture<'a, Result<usize, FetchError>> {
+    fn delete<'a>(&'a mut self, at: &'a CopyAt) -> BoxFuture<'a, Result<usize, FetchError>> {
         Box::pin(async move {
             let mut w = self.mail.world();
-            if w.uid_validity != uid_validity {
+            if w.uid_validity != at.uid_validity {
                 return Err(FetchError::Protocol(format!(
-                    "UIDVALIDITY of {folder} changed; nothing deleted"
+                    "UIDVALIDITY of {} changed; nothing deleted",
+                    at.folder
                 )));
             }
             let before = w.msgs.len();
             w.msgs
-                .retain(|m| !(m.folder == folder && uids.contains(&m.uid)));
+                .retain(|m| !(m.folder == at.folder && m.uid == at.uid));
             Ok(before - w.msgs.len())
         })
     }
@@ -656,6 +641,16 @@ pub struct Row {
     pub bounce_deleted: Option<CopyAt>,
 }
 
+impl Row {
+    /// The recorded removal of this kind of copy (a transplanted copy shares the probe's).
+    fn deleted_mut(&mut self, kind: CopyKind) -> &mut Option<CopyAt> {
+        match kind {
+            CopyKind::Bounce => &mut self.bounce_deleted,
+            _ => &mut self.probe_deleted,
+        }
+    }
+}
+
 /// The result store in a map.
 #[derive(Default)]
 pub struct MemStore {
@@ -683,26 +678,17 @@ impl MemStore {
 }
 
 impl ResultStore for MemStore {
-    fn record_pending(
-        &self,
-        probe_id: &str,
-        scenario: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.put(probe_id, "pending", sent_at);
-        if let Some(r) = self.rows.lock().unwrap().get_mut(probe_id) {
-            r.scenario = scenario.into();
+    fn record_pending(&self, result: &RunResult) -> Result<(), StoreError> {
+        self.put(&result.probe_id, "pending", result.sent_at);
+        if let Some(r) = self.rows.lock().unwrap().get_mut(&result.probe_id) {
+            r.scenario = result.scenario.clone();
         }
         Ok(())
     }
-    fn record_result(
-        &self,
-        result: &RunResult,
-        json: &str,
-        _: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    fn record_result(&self, done: &FinalResult<'_>) -> Result<(), StoreError> {
+        let result = done.result;
         assert!(
-            json.contains(&result.probe_id),
+            done.json.contains(&result.probe_id),
             "the stored JSON is the result's"
         );
         self.put(&result.probe_id, result.status.as_str(), result.sent_at);
@@ -715,21 +701,13 @@ impl ResultStore for MemStore {
             bounce_deleted: r.bounce_deleted,
         }))
     }
-    fn claim_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-        _: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+    fn claim_deletion(&self, copy: Removal<'_>, _: DateTime<Utc>) -> Result<Claim, StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         let mut rows = self.rows.lock().unwrap();
         let Some(r) = rows.get_mut(probe_id) else {
             return Ok(Claim::NoRecord);
         };
-        let slot = match kind {
-            CopyKind::Bounce => &mut r.bounce_deleted,
-            _ => &mut r.probe_deleted,
-        };
+        let slot = r.deleted_mut(kind);
         Ok(match slot {
             None => {
                 *slot = Some(at.clone());
@@ -739,18 +717,11 @@ impl ResultStore for MemStore {
             Some(done) => Claim::OtherCopy(done.clone()),
         })
     }
-    fn release_deletion(
-        &self,
-        probe_id: &str,
-        kind: CopyKind,
-        at: &CopyAt,
-    ) -> Result<(), StoreError> {
+    fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError> {
+        let Removal { probe_id, kind, at } = copy;
         let mut rows = self.rows.lock().unwrap();
         if let Some(r) = rows.get_mut(probe_id) {
-            let slot = match kind {
-                CopyKind::Bounce => &mut r.bounce_deleted,
-                _ => &mut r.probe_deleted,
-            };
+            let slot = r.deleted_mut(kind);
             if slot.as_ref() == Some(at) {
                 *slot = None;
             }
@@ -779,12 +750,8 @@ impl ResultStore for MemStore {
             })
             .collect())
     }
-    fn resolve_pending(
-        &self,
-        result: &RunResult,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    fn resolve_pending(&self, done: &FinalResult<'_>) -> Result<bool, StoreError> {
+        let result = done.result;
         let mut rows = self.rows.lock().unwrap();
         match rows.get_mut(&result.probe_id) {
             Some(r) if r.status == "pending" => {

@@ -2,6 +2,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::diagnosis::Finding;
+use crate::fixtures::bare_hop;
 use crate::fusion::{Hop, MessageStatus};
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
@@ -10,25 +11,13 @@ fn t(h: u32, m: u32) -> DateTime<Utc> {
 
 fn hop(host: &str, status: HopStatus, attempts: u32, arrived: DateTime<Utc>) -> Hop {
     Hop {
-        host: host.into(),
         queue_id: Some("ABC".into()),
         service: Some("smtp".into()),
-        status,
-        relay: None,
-        delay_ms: None,
-        delays: None,
-        dsn: None,
-        reason: None,
         from: Some("s@provider.test".into()),
         to: vec!["alice@corp.test".into()],
-        client: None,
-        next_queue_id: None,
-        lmtp_session: None,
-        mailbox: None,
         attempts,
         arrived_at: Some(arrived),
-        left_at: None,
-        whole_seconds: false,
+        ..bare_hop(host, status)
     }
 }
 
