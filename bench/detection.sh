@@ -25,8 +25,13 @@ if [ -z "${AFTER_BIN:-}" ]; then
   AFTER_BIN=$REPO/target/debug/flowtest
 fi
 BEFORE_BIN=${BEFORE_BIN:-}
-OUT=$(mktemp -d /tmp/flowtest-bench-detection.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+# KEEP=DIR keeps each probe's JSON result in DIR (for looking at outliers).
+if [ -n "${KEEP:-}" ]; then
+  OUT=$KEEP; mkdir -p "$OUT"
+else
+  OUT=$(mktemp -d /tmp/flowtest-bench-detection.XXXXXX)
+  trap 'rm -rf "$OUT"' EXIT
+fi
 
 # The lab's configuration without its log sources, and lab-inbound without the stages' log roles.
 mkdir -p "$OUT/scenarios"

@@ -20,8 +20,13 @@ if [ -z "${FLOWTEST_BIN:-}" ]; then
   (cd "$REPO" && cargo build --quiet --bin flowtest)
   FLOWTEST_BIN=$REPO/target/debug/flowtest
 fi
-OUT=$(mktemp -d /tmp/flowtest-bench-fanout.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+# KEEP=DIR keeps the configuration and the last run's JSON in DIR.
+if [ -n "${KEEP:-}" ]; then
+  OUT=$KEEP; rm -rf "$OUT"; mkdir -p "$OUT"
+else
+  OUT=$(mktemp -d /tmp/flowtest-bench-fanout.XXXXXX)
+  trap 'rm -rf "$OUT"' EXIT
+fi
 mkdir -p "$OUT/scenarios"
 python3 - "$REPO" "$OUT" "$COUNT" "$CONC" <<'PY'
 import re, sys

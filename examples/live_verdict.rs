@@ -54,6 +54,9 @@ async fn main() {
         mail_from: "ft@provider.test".into(),
         rcpt_to: vec!["bob@corp.test".into()],
         submitted_at: clock::now(),
+        // As the runner knows them once the MX accepted the probe ("250 2.0.0 Ok: queued as").
+        accepted_at: Some(clock::now()),
+        submission_queue_id: Some("4ABC00000".into()),
         ..ProbeContext::default()
     };
     let (mut watch, _) = LogWatch::start(&[cfg]);

@@ -31,6 +31,8 @@ use crate::edge::logsource::{
 /// Finished chains kept for the timeline (without their log lines, which it does not use); a
 /// busy production log drops the oldest past this (counted).
 const MAX_FINISHED: usize = 50_000;
+/// Followed lines taken in by one refresh at most (the rest waits for the next).
+const MAX_LINES_PER_REFRESH: usize = 1 << 20;
 /// How often command and docker sources are fetched again.
 const REFETCH: Duration = Duration::from_secs(2);
 /// How far before the send a fetched window starts (clock skew between hosts).
@@ -150,9 +152,18 @@ impl LogWatch {
         let since = self.since;
         for s in &mut self.sources {
             if let Some((_, rx)) = s.follow.as_mut() {
+                // The follower waits while its channel is full: drain it, let it read on, and
+                // drain again until it has nothing more (a backlog is taken in one refresh).
                 let mut lines = Vec::new();
-                while let Ok(line) = rx.try_recv() {
-                    lines.push(line);
+                loop {
+                    let before = lines.len();
+                    while let Ok(line) = rx.try_recv() {
+                        lines.push(line);
+                    }
+                    if lines.len() == before || lines.len() >= MAX_LINES_PER_REFRESH {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
                 }
                 for l in &lines {
                     s.take(l);
@@ -237,10 +248,11 @@ impl LogWatch {
             })
             .cloned()
             .collect();
-        chains.extend(
-            self.corr
-                .probe_candidates(&probe.message_id, qid, unidentified),
-        );
+        chains.extend(self.corr.probe_candidates(
+            &probe.message_id,
+            qid,
+            unidentified.then_some(&*probe.mail_from),
+        ));
         fuse_probe(probe, &chains, header_hops)
     }
 }

@@ -104,10 +104,7 @@ impl Runner {
             let id = Uuid::now_v7();
             let handle = tokio::spawn({
                 let p = Arc::clone(&p);
-                async move {
-                    let _permit = permit;
-                    me.run_probe(&p, id).await
-                }
+                async move { me.run_probe(&p, id, permit).await }
             });
             tasks.push((p, id, handle));
         }
@@ -147,10 +144,17 @@ impl Runner {
     /// One probe, start to finish. Never panics on server behaviour; always returns a result,
     /// and stores it.
     pub async fn run_one(&self, p: &Prepared) -> RunResult {
-        self.run_probe(p, Uuid::now_v7()).await
+        self.run_probe(p, Uuid::now_v7(), None).await
     }
 
-    async fn run_probe(&self, p: &Prepared, id: Uuid) -> RunResult {
+    /// `permit` (a place among `max_concurrency`) is given back once the probe holds no more
+    /// connections: the wait for the logs to settle does not keep another scenario waiting.
+    async fn run_probe(
+        &self,
+        p: &Prepared,
+        id: Uuid,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> RunResult {
         let mut run = Run::new(self, p, id);
         // Stopped before this scenario's turn: nothing is sent.
         if self.stop.requested() {
@@ -170,6 +174,9 @@ impl Runner {
         let mut sent = run.submit().await;
         let waited = run.await_arrival(&sent, armed, logs.as_mut()).await;
         run.judge(&sent, waited.arrival.as_ref());
+        run.clean_up_bounded(waited.session, waited.arrival.as_ref())
+            .await;
+        drop(permit);
         run.fuse_logs(logs.as_mut(), &mut sent, waited.arrival.is_some())
             .await;
         // Stopped while waiting: not lost, unknown (the logs may still have decided it).
@@ -180,8 +187,6 @@ impl Runner {
         {
             run.result = interrupted(run.result, IN_FLIGHT);
         }
-        run.clean_up_bounded(waited.session, waited.arrival.as_ref())
-            .await;
         self.finish(run.result)
     }
 

@@ -749,3 +749,41 @@ async fn one_at_a_time_scenarios_are_sent_in_the_listed_order() {
         .collect();
     assert_eq!(sent, names);
 }
+
+/// With one scenario at a time, the next starts while the previous one's logs settle: its
+/// place is given back once it holds no connection (after the cleanup).
+#[tokio::test(start_paused = true)]
+async fn the_next_scenario_does_not_wait_for_the_logs_to_settle() {
+    let logs = || FakeLogs {
+        bounce_after: None,
+        saved_after: Some(Duration::from_millis(250)),
+        host_findings: Vec::new(),
+    };
+    let elapsed_for = |n: usize| async move {
+        let lab = Lab::delivered_after(300, "INBOX").with_logs(logs());
+        let mut one = config();
+        one.max_concurrency = 1;
+        let runner = Arc::new(Runner {
+            config: Arc::new(one),
+            ..lab.runner
+        });
+        let prepared = (0..n)
+            .map(|i| {
+                let mut s = scenario();
+                s.name = format!("s{i}");
+                Prepared::with_edges(s, lab.sender.clone(), Arc::new(lab.mail.clone()))
+            })
+            .collect();
+        let start = tokio::time::Instant::now();
+        let results = runner.run_all(prepared).await;
+        assert!(results.iter().all(|r| r.status == Status::Delivered));
+        start.elapsed()
+    };
+    let one = elapsed_for(1).await;
+    let two = elapsed_for(2).await;
+    // Held through the settle (300 ms), two would take twice one.
+    assert!(
+        two + Duration::from_millis(250) <= one * 2,
+        "one {one:?}, two {two:?}"
+    );
+}

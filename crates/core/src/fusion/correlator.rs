@@ -105,6 +105,13 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
     ring.push_back(item);
 }
 
+/// Whether a chain's queue entries or rejections name `sender` (the envelope sender its built
+/// message can show).
+fn names_sender(ch: &Chain, sender: &str) -> bool {
+    let is = |f: &Option<String>| f.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(sender));
+    ch.entries.iter().any(|e| is(&e.from)) || ch.noqueue.iter().any(|n| is(&n.reject.from))
+}
+
 /// Streaming correlator: push records (in roughly time order per source), take finished chains.
 pub struct Correlator {
     pub(super) limits: Limits,
@@ -450,12 +457,13 @@ impl Correlator {
 
     /// The open chains a probe can be found in (`fusion::probe_chains` picks among them), oldest
     /// first; only these are built: those naming its Message-ID or its submission queue id,
-    /// and, when `unidentified`, those without any Message-ID (rejections).
+    /// and, with `rejected_sender` (a probe whose submission was refused), those without any
+    /// Message-ID that name that sender (its rejection is found by sender and recipient).
     pub fn probe_candidates(
         &self,
         message_id: &str,
         queue_id: Option<&str>,
-        unidentified: bool,
+        rejected_sender: Option<&str>,
     ) -> Vec<MessageChain> {
         let key = msgid_key(message_id);
         let mut ids: Vec<ChainId> = self
@@ -469,7 +477,7 @@ impl Correlator {
                     .peekable();
                 let none = ids.peek().is_none();
                 ids.any(|m| msgid_key(m) == key)
-                    || (unidentified && none)
+                    || (none && rejected_sender.is_some_and(|s| names_sender(ch, s)))
                     || queue_id.is_some_and(|q| ch.entries.iter().any(|e| e.qid == q))
             })
             .map(|ch| ch.id)

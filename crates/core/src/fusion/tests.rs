@@ -994,3 +994,17 @@ fn only_the_asked_message_id_is_built() {
     assert_eq!(kept.stats.chains_skipped, 1);
     assert_eq!(kept.host_findings, everything.host_findings);
 }
+
+#[test]
+fn a_refused_probe_is_looked_for_among_its_senders_rejections_only() {
+    let log = "\
+Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.test[192.0.2.9]: 554 5.7.1 <a@new.test>: Relay access denied; from=<probe@provider.test> to=<a@new.test> proto=ESMTP helo=<x.test>
+Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from y.test[192.0.2.8]: 554 5.7.1 <b@new.test>: Relay access denied; from=<other@y.test> to=<b@new.test> proto=ESMTP helo=<y.test>";
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", log);
+    let found = c.probe_candidates("<p9@flowtest>", None, Some("Probe@Provider.test"));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].from.as_deref(), Some("probe@provider.test"));
+    // An accepted probe is never matched to a rejection without a Message-ID.
+    assert!(c.probe_candidates("<p9@flowtest>", None, None).is_empty());
+}
