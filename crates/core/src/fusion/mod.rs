@@ -39,3 +39,5 @@ pub use probe::{fuse_probe, probe_chains, HeaderHop, ProbeContext};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_candidates;

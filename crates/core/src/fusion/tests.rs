@@ -7,7 +7,7 @@ use super::*;
 use crate::diagnosis::FindingCode;
 use crate::logs::{parse_line, ParseContext};
 
-fn feed(corr: &mut Correlator, role: &str, text: &str) {
+pub(super) fn feed(corr: &mut Correlator, role: &str, text: &str) {
     let ctx = ParseContext::new(role, 2025);
     for l in text.lines() {
         if let Some(r) = parse_line(l.as_bytes(), &ctx) {
@@ -32,14 +32,14 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-const EC2: &str = "\
+pub(super) const EC2: &str = "\
 Nov  7 12:00:05 mx postfix/smtpd[1]: 1A1A1A1A1A: client=smtp.provider.test[198.18.2.2]
 Nov  7 12:00:05 mx postfix/cleanup[2]: 1A1A1A1A1A: message-id=<p1@flowtest>
 Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: from=<probe@provider.test>, size=1200, nrcpt=1 (queue active)
 Nov  7 12:00:05 mx postfix/smtp[4]: 1A1A1A1A1A: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.01/0/0.04/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 2B2B2B2B2B)
 Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: removed";
 // Dell's clock runs 7 s ahead.
-const DELL: &str = "\
+pub(super) const DELL: &str = "\
 Nov  7 12:00:12 dell postfix/smtpd[1]: 2B2B2B2B2B: client=unknown[100.64.0.1]
 Nov  7 12:00:12 dell postfix/cleanup[2]: 2B2B2B2B2B: message-id=<p1@flowtest>
 Nov  7 12:00:12 dell postfix/qmgr[3]: 2B2B2B2B2B: from=<probe@provider.test>, size=1400, nrcpt=1 (queue active)
@@ -962,49 +962,4 @@ fn flushing_open_chains_in_batches_matches_the_end_of_input() {
     }
     assert_eq!(batched.open_chains(), 0);
     assert_eq!(got, whole);
-}
-
-#[test]
-fn only_the_asked_message_id_is_built() {
-    let noqueue = "Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.test[192.0.2.9]: \
-                   554 5.7.1 <a@other.test>: Relay access denied; from=<m@x.test> to=<a@other.test> \
-                   proto=ESMTP helo=<x.test>";
-    let mut all = Correlator::new(Limits::default());
-    let mut one = Correlator::new(Limits::default()).only_message_id("<p1@flowtest>");
-    for c in [&mut all, &mut one] {
-        feed(c, "ec2", noqueue);
-        feed(c, "ec2", EC2);
-        feed(c, "dell", DELL);
-    }
-    let everything = all.finish_all();
-    assert_eq!(everything.messages.len(), 2);
-    assert_eq!(everything.stats.chains_skipped, 0);
-    let kept = one.finish_all();
-    assert_eq!(kept.messages.len(), 1, "{:#?}", kept.messages);
-    assert!(kept.messages[0].has_message_id("p1@flowtest"));
-    // The one built is the same message, across both hosts.
-    let same = everything
-        .messages
-        .iter()
-        .find(|m| m.has_message_id("p1@flowtest"));
-    assert_eq!(
-        format!("{:?}", kept.messages[0]),
-        format!("{:?}", same.unwrap())
-    );
-    assert_eq!(kept.stats.chains_skipped, 1);
-    assert_eq!(kept.host_findings, everything.host_findings);
-}
-
-#[test]
-fn a_refused_probe_is_looked_for_among_its_senders_rejections_only() {
-    let log = "\
-Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.test[192.0.2.9]: 554 5.7.1 <a@new.test>: Relay access denied; from=<probe@provider.test> to=<a@new.test> proto=ESMTP helo=<x.test>
-Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from y.test[192.0.2.8]: 554 5.7.1 <b@new.test>: Relay access denied; from=<other@y.test> to=<b@new.test> proto=ESMTP helo=<y.test>";
-    let mut c = Correlator::new(Limits::default());
-    feed(&mut c, "ec2", log);
-    let found = c.probe_candidates("<p9@flowtest>", None, Some("Probe@Provider.test"));
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].from.as_deref(), Some("probe@provider.test"));
-    // An accepted probe is never matched to a rejection without a Message-ID.
-    assert!(c.probe_candidates("<p9@flowtest>", None, None).is_empty());
 }
