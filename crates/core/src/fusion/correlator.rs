@@ -16,6 +16,7 @@ use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::on_refused::RecentRefusal;
+use super::quiet::QuietQueue;
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
@@ -94,6 +95,15 @@ pub(super) struct RecentLine {
     pub raw: String,
 }
 
+/// The correlator's index maps: keys are short ids from the logs, looked up once or more per
+/// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
+pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An empty index.
+fn index<K, V>() -> Index<K, V> {
+    HashMap::with_hasher(foldhash::fast::RandomState::default())
+}
+
 /// Entries kept in each ring of recent lines.
 const RECENT_CAP: usize = 256;
 
@@ -109,12 +119,12 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
 pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
-    pub(super) chains: HashMap<ChainId, Chain>,
-    pub(super) qids: HashMap<String, Vec<(Arc<str>, ChainId)>>,
-    pub(super) msgids: HashMap<String, ChainId>,
-    pub(super) sessions: HashMap<String, ChainId>,
-    pub(super) pending_next: HashMap<String, Pending>,
-    pub(super) noqueue_by_rcpt: HashMap<String, Vec<ChainId>>,
+    pub(super) chains: Index<ChainId, Chain>,
+    pub(super) qids: Index<String, Vec<(Arc<str>, ChainId)>>,
+    pub(super) msgids: Index<String, ChainId>,
+    pub(super) sessions: Index<String, ChainId>,
+    pub(super) pending_next: Index<String, Pending>,
+    pub(super) noqueue_by_rcpt: Index<String, Vec<ChainId>>,
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
@@ -123,6 +133,8 @@ pub struct Correlator {
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     finished: VecDeque<MessageChain>,
+    /// The open chains by last activity: what a sweep looks at.
+    pub(super) quiet: QuietQueue,
     pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
@@ -136,12 +148,12 @@ impl Correlator {
         Correlator {
             limits,
             next_id: 1,
-            chains: HashMap::new(),
-            qids: HashMap::new(),
-            msgids: HashMap::new(),
-            sessions: HashMap::new(),
-            pending_next: HashMap::new(),
-            noqueue_by_rcpt: HashMap::new(),
+            chains: index(),
+            qids: index(),
+            msgids: index(),
+            sessions: index(),
+            pending_next: index(),
+            noqueue_by_rcpt: index(),
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
@@ -149,6 +161,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            quiet: QuietQueue::default(),
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
@@ -302,12 +315,11 @@ impl Correlator {
 
     /// Emit chains that are done (or must go to respect the bounds).
     fn sweep(&mut self, flush_all: bool) {
-        let mut done: Vec<ChainId> = self
-            .chains
-            .values()
-            .filter(|ch| flush_all || self.is_done(ch))
-            .map(|ch| ch.id)
-            .collect();
+        let mut done: Vec<ChainId> = if flush_all {
+            self.chains.keys().copied().collect()
+        } else {
+            self.done_chains()
+        };
         let over = (self.chains.len() - done.len()).saturating_sub(self.limits.max_open_chains);
         if over > 0 {
             self.evict(over, &mut done);
@@ -318,11 +330,31 @@ impl Correlator {
         }
     }
 
+    /// The open chains that are done. Only those quiet for the shortest wait can be; with
+    /// absurd limits (the threshold out of range) every chain is looked at.
+    fn done_chains(&mut self) -> Vec<ChainId> {
+        let Some(now) = self.now else {
+            return Vec::new();
+        };
+        let l = &self.limits;
+        let shortest = l.settle.min(l.grace).min(l.idle_timeout);
+        let candidates = match now.checked_sub_signed(shortest) {
+            Some(threshold) => self.quiet.quiet(&self.chains, threshold),
+            None => self.chains.keys().copied().collect(),
+        };
+        candidates
+            .into_iter()
+            .filter(|id| self.chains.get(id).is_some_and(|ch| self.is_done(ch)))
+            .collect()
+    }
+
     /// Mark the least recently active open chains (not already `done`) for emission: `over`
     /// of them plus a tenth of the cap, so that eviction does not run on every record.
     fn evict(&mut self, over: usize, done: &mut Vec<ChainId>) {
         let target = over + self.limits.max_open_chains / 10;
-        let done_set: HashSet<ChainId> = done.iter().copied().collect();
+        let mut done_set: HashSet<ChainId, _> =
+            HashSet::with_hasher(foldhash::fast::RandomState::default());
+        done_set.extend(done.iter().copied());
         let mut rest: Vec<(Option<DateTime<Utc>>, ChainId)> = self
             .chains
             .values()
