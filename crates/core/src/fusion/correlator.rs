@@ -16,7 +16,7 @@ use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::on_refused::RecentRefusal;
-use super::quiet::QuietQueue;
+use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
@@ -119,7 +119,7 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
 pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
-    pub(super) chains: Index<ChainId, Chain>,
+    pub(super) chains: Chains,
     pub(super) qids: Index<String, Vec<(Arc<str>, ChainId)>>,
     pub(super) msgids: Index<String, ChainId>,
     pub(super) sessions: Index<String, ChainId>,
@@ -133,8 +133,8 @@ pub struct Correlator {
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     finished: VecDeque<MessageChain>,
-    /// The open chains by last activity: what a sweep looks at.
-    pub(super) quiet: QuietQueue,
+    /// The open chains by due time: what a sweep looks at.
+    due: DueQueue,
     pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
@@ -148,7 +148,7 @@ impl Correlator {
         Correlator {
             limits,
             next_id: 1,
-            chains: index(),
+            chains: Chains::default(),
             qids: index(),
             msgids: index(),
             sessions: index(),
@@ -161,7 +161,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
-            quiet: QuietQueue::default(),
+            due: DueQueue::default(),
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
@@ -289,28 +289,35 @@ impl Correlator {
         }
     }
 
-    /// The chain is quiet long enough to be done: resolved chains settle quickly, chains waiting
-    /// for another host's log get the grace time, queue entries never closed the idle timeout.
-    fn is_done(&self, ch: &Chain) -> bool {
-        let Some(now) = self.now else {
-            return false;
-        };
-        let quiet = now - ch.last_activity.unwrap_or(now);
-        let l = &self.limits;
+    /// How long the chain must be quiet to be done: resolved chains settle quickly, chains
+    /// waiting for another host's log get the grace time, queue entries never closed the idle
+    /// timeout.
+    fn wait(l: &Limits, ch: &Chain) -> TimeDelta {
         if ch.entries.is_empty() {
             // NOQUEUE rejects and Dovecot-only deliveries.
-            let wait = if ch.dovecot.is_empty() {
+            return if ch.dovecot.is_empty() {
                 l.settle
             } else {
                 l.grace
             };
-            return quiet >= wait;
         }
         if !ch.entries.iter().all(Entry::closed) {
-            return quiet >= l.idle_timeout;
+            return l.idle_timeout;
         }
         let waiting = ch.pending_links > 0 || ch.awaiting_dovecot();
-        quiet >= if waiting { l.grace } else { l.settle }
+        if waiting {
+            l.grace
+        } else {
+            l.settle
+        }
+    }
+
+    /// The chain is quiet long enough to be done.
+    fn is_done(&self, ch: &Chain) -> bool {
+        let Some(now) = self.now else {
+            return false;
+        };
+        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, ch)
     }
 
     /// Emit chains that are done (or must go to respect the bounds).
@@ -330,22 +337,28 @@ impl Correlator {
         }
     }
 
-    /// The open chains that are done. Only those quiet for the shortest wait can be; with
-    /// absurd limits (the threshold out of range) every chain is looked at.
+    /// The open chains that are done: those due by now, looked at again (a due time is that of
+    /// the chain's state at its last change).
     fn done_chains(&mut self) -> Vec<ChainId> {
         let Some(now) = self.now else {
             return Vec::new();
         };
-        let l = &self.limits;
-        let shortest = l.settle.min(l.grace).min(l.idle_timeout);
-        let candidates = match now.checked_sub_signed(shortest) {
-            Some(threshold) => self.quiet.quiet(&self.chains, threshold),
-            None => self.chains.keys().copied().collect(),
-        };
-        candidates
+        let limits = self.limits;
+        let mut ids = self.due.due(&mut self.chains, now, |ch| {
+            ch.last_activity?
+                .checked_add_signed(Self::wait(&limits, ch))
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        let (done, not): (Vec<ChainId>, Vec<ChainId>) = ids
             .into_iter()
-            .filter(|id| self.chains.get(id).is_some_and(|ch| self.is_done(ch)))
-            .collect()
+            .partition(|id| self.chains.get(id).is_some_and(|ch| self.is_done(ch)));
+        // Untimed chains not done yet (and, never expected, a due chain that is not done: it
+        // did not change since its due time was set): queued anew.
+        for id in not {
+            self.chains.get_mut(&id);
+        }
+        done
     }
 
     /// Mark the least recently active open chains (not already `done`) for emission: `over`

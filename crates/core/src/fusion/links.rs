@@ -107,7 +107,6 @@ impl Correlator {
         let id = self.next_id;
         self.next_id += 1;
         self.chains.insert(id, Chain::new(id));
-        self.quiet.opened(id);
         id
     }
 

@@ -10,7 +10,7 @@
 //! - `correlator`: the streaming `Correlator`, its `Limits`, dispatch and emission of chains.
 //! - `on_queue`, `on_delivery`, `on_reject`, `on_refused`, `on_dovecot`, `on_host`: one handler
 //!   module per family of log events.
-//! - `quiet`: the queue of quiet chains a sweep looks at.
+//! - `quiet`: the open chains and when each falls due (what a sweep looks at).
 //! - `links`: finding and joining chains (`queued as` hand-offs, merges).
 //! - `chain`: the working state of one message while it is correlated.
 //! - `assemble`: working state -> `MessageChain`.

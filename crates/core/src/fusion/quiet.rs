@@ -1,71 +1,101 @@
-//! Which open chains a sweep has to look at: those quiet for at least the shortest wait (the
-//! only ones that can be done), found through a queue ordered by last activity instead of a pass
-//! over every open chain. Does not decide whether a chain is done (`correlator`); the queue is
-//! lazy, so chains are neither re-queued on activity nor removed on emission here.
+//! When open chains fall due: the open chains themselves ([`Chains`], which notes every chain
+//! handed out for change) and a queue of chains by the time each can first be done
+//! ([`DueQueue`]), so that a sweep looks at the chains that are due instead of every open one.
+//! Does not decide how long a chain waits (the correlator's `wait` does); the queue is lazy:
+//! entries of changed or emitted chains are dropped when they come up.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 
 use super::chain::{Chain, ChainId};
 use super::correlator::Index;
 
+/// The open chains. Reading goes through `Deref`; every chain handed out mutably (or inserted)
+/// is noted, since a change can change when it is due.
 #[derive(Debug, Default)]
-pub(super) struct QuietQueue {
-    /// (last activity when queued, chain), oldest first. An entry is stale when its chain has
-    /// been active since (re-queued when popped) or is gone (dropped when popped).
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, ChainId)>>,
-    /// Chains opened since the last look, queued then (their activity time is set after
-    /// opening).
-    fresh: Vec<ChainId>,
-    /// Chains quiet long enough but not done yet, or without any activity time: looked at on
-    /// every sweep, because what they wait for can change without new activity.
-    watch: Vec<ChainId>,
+pub(super) struct Chains {
+    map: Index<ChainId, Chain>,
+    changed: Vec<ChainId>,
 }
 
-impl QuietQueue {
-    /// A chain was opened.
-    pub fn opened(&mut self, id: ChainId) {
-        self.fresh.push(id);
+impl Deref for Chains {
+    type Target = Index<ChainId, Chain>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl Chains {
+    pub fn get_mut(&mut self, id: &ChainId) -> Option<&mut Chain> {
+        let ch = self.map.get_mut(id)?;
+        if !ch.changed {
+            ch.changed = true;
+            self.changed.push(*id);
+        }
+        Some(ch)
     }
 
-    /// Every open chain last active at or before `threshold` (or never): a superset of the
-    /// chains a sweep at `threshold + shortest wait` finds done. Chains active since are queued
-    /// again by their newest activity.
-    pub fn quiet(
+    pub fn insert(&mut self, id: ChainId, mut ch: Chain) {
+        ch.changed = true;
+        self.changed.push(id);
+        self.map.insert(id, ch);
+    }
+
+    pub fn remove(&mut self, id: &ChainId) -> Option<Chain> {
+        self.map.remove(id)
+    }
+}
+
+/// Open chains by the time each falls due.
+#[derive(Debug, Default)]
+pub(super) struct DueQueue {
+    /// (due time when queued, chain), earliest first. An entry is live while the chain is open
+    /// and its `due` is still that time.
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, ChainId)>>,
+    /// Chains that have no activity time (so no due time): looked at on every sweep.
+    untimed: Vec<ChainId>,
+}
+
+impl DueQueue {
+    /// Every open chain whose due time (by `due_of`, from its state) is at or before `now`, and
+    /// those without one, in no particular order; possibly with repeats. Chains changed since the
+    /// last call are queued anew first.
+    pub fn due(
         &mut self,
-        chains: &Index<ChainId, Chain>,
-        threshold: DateTime<Utc>,
+        chains: &mut Chains,
+        now: DateTime<Utc>,
+        due_of: impl Fn(&Chain) -> Option<DateTime<Utc>>,
     ) -> Vec<ChainId> {
-        for id in std::mem::take(&mut self.fresh) {
-            match chains.get(&id).map(|ch| ch.last_activity) {
-                None => {}
-                Some(Some(t)) => self.heap.push(Reverse((t, id))),
-                Some(None) => self.watch.push(id),
+        for id in std::mem::take(&mut chains.changed) {
+            let Some(ch) = chains.map.get_mut(&id) else {
+                continue;
+            };
+            ch.changed = false;
+            ch.due = due_of(ch);
+            match (ch.due, ch.last_activity) {
+                (Some(t), _) => self.heap.push(Reverse((t, id))),
+                (None, None) if !self.untimed.contains(&id) => self.untimed.push(id),
+                (None, None) => {}
+                // Out of range: never due by time alone.
+                (None, Some(_)) => {}
             }
         }
-        while let Some(&Reverse((queued, id))) = self.heap.peek() {
-            if queued > threshold {
+        self.untimed
+            .retain(|id| chains.get(id).is_some_and(|ch| ch.last_activity.is_none()));
+        let mut out = self.untimed.clone();
+        while let Some(&Reverse((t, id))) = self.heap.peek() {
+            if t > now {
                 break;
             }
             self.heap.pop();
-            match chains.get(&id).map(|ch| ch.last_activity) {
-                None => {}
-                Some(Some(t)) if t != queued => self.heap.push(Reverse((t, id))),
-                Some(_) => self.watch.push(id),
+            if chains.get(&id).is_some_and(|ch| ch.due == Some(t)) {
+                out.push(id);
             }
         }
-        let heap = &mut self.heap;
-        self.watch
-            .retain(|id| match chains.get(id).map(|ch| ch.last_activity) {
-                None => false,
-                Some(Some(t)) if t > threshold => {
-                    heap.push(Reverse((t, *id)));
-                    false
-                }
-                Some(_) => true,
-            });
-        self.watch.clone()
+        out
     }
 }
