@@ -13,13 +13,11 @@ pub mod window;
 use crate::runbook::Runbook;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::Serialize;
 
-use crate::diagnosis::Finding;
-use crate::fusion::{Correlator, Limits, MessageChain, SkewEstimate};
+use crate::fusion::{Correlator, Limits, MessageChain};
 use crate::incident::IncidentGroup;
 use crate::logs::{Focus, ParseContext, SourceCounts};
 use crate::outcome::Severity;
@@ -33,8 +31,6 @@ pub use window::{parse_time, Window, WindowError};
 pub const LINE_CAP: usize = 64 * 1024;
 /// Records correlated between two looks for finished messages (so output streams).
 const TAKE_FINISHED_EVERY: u64 = 1024;
-/// Batches of finished messages in flight from the correlating thread to the writing one.
-const BATCHES_IN_FLIGHT: usize = 16;
 
 /// How the report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +45,7 @@ pub struct Input {
     pub name: String,
     /// How to show the source in reports (its path).
     pub display: String,
-    pub reader: Box<dyn BufRead + Send>,
+    pub reader: Box<dyn BufRead>,
     /// Latest time the log can contain (file mtime); resolves year-less timestamps.
     pub reference: Option<DateTime<Utc>>,
     /// Bytes skipped at the start because they lie before `since` (0 when read whole).
@@ -193,8 +189,7 @@ pub fn analyze(
     analyze_with(inputs, opts, Runbook::builtin(), out)
 }
 
-/// [`analyze`] with hints from `runbook`. Reading, parsing and correlating run on a thread of
-/// their own; this one renders and writes, in the order the messages were finished.
+/// [`analyze`] with hints from `runbook`.
 pub fn analyze_with(
     inputs: Vec<Input>,
     opts: &Options,
@@ -205,112 +200,42 @@ pub fn analyze_with(
         .into_iter()
         .map(|i| LogStream::new(i, opts))
         .collect();
-    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-        let (written_tx, written_rx) = mpsc::channel();
-        scope.spawn(move || correlate(streams, opts, tx, written_rx));
-        // Returning early drops `rx`: the correlating thread stops at its next send.
-        let end = loop {
-            match rx.recv() {
-                Ok(Batch::Messages(mut ms)) => {
-                    for m in &mut ms {
-                        report.message(m).map_err(AnalyzeError::Write)?;
-                    }
-                    // Freed where they were allocated (cheaper for the allocator); when that
-                    // thread is gone, here.
-                    let _ = written_tx.send(ms);
-                }
-                Ok(Batch::End(end)) => break end,
-                Ok(Batch::Failed(e)) => return Err(e),
-                // The correlating thread panicked; the scope re-raises its panic.
-                Err(mpsc::RecvError) => {
-                    return Err(AnalyzeError::Write(io::Error::other(
-                        "the correlating thread stopped",
-                    )))
-                }
-            }
-        };
-        report.lines_dropped_over_cap(end.lines_dropped_over_cap);
-        report
-            .end(end.host_findings, end.skew, end.sources)
-            .map_err(AnalyzeError::Write)
-    })
-}
-
-/// What the correlating thread hands the writing one.
-enum Batch {
-    /// Finished messages, in the order the correlator finished them.
-    Messages(Vec<MessageChain>),
-    /// Reading failed: what was sent before stands, nothing follows.
-    Failed(AnalyzeError),
-    /// Input is over: what the report ends with.
-    End(Box<End>),
-}
-
-struct End {
-    host_findings: Vec<Finding>,
-    skew: Vec<SkewEstimate>,
-    lines_dropped_over_cap: u64,
-    sources: Vec<SourceReport>,
-}
-
-/// Merge and correlate the streams, sending finished messages in batches (taken every
-/// [`TAKE_FINISHED_EVERY`] records, so output streams) and then the end. Stops quietly when the
-/// writing side has gone. Frees the batches the writing side hands back once written.
-fn correlate(
-    streams: Vec<LogStream>,
-    opts: &Options,
-    tx: SyncSender<Batch>,
-    written: Receiver<Vec<MessageChain>>,
-) {
-    let send = |ms: Vec<MessageChain>| {
-        written.try_iter().for_each(drop);
-        ms.is_empty() || tx.send(Batch::Messages(ms)).is_ok()
-    };
     let mut merge = Merge::new(streams);
     let mut focus = opts.focus();
     let mut corr = Correlator::new(opts.correlator_limits());
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
     }
+    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;
-    loop {
-        match merge.next_record(&mut focus) {
-            Ok(Some(rec)) => {
-                corr.push(rec);
-                pushed += 1;
-                if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !send(corr.take_finished()) {
-                    return;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                let _ = tx.send(Batch::Failed(e));
-                return;
+    while let Some(rec) = merge.next_record(&mut focus)? {
+        corr.push(rec);
+        pushed += 1;
+        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+            for m in corr.take_finished() {
+                report.message(m).map_err(AnalyzeError::Write)?;
             }
         }
     }
-    // Drained in batches, each sent before the next is emitted: the chains still open at the
-    // end are never all held as finished messages too.
+    // Drained in batches, each reported before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
     loop {
-        if !send(corr.take_finished()) {
-            return;
+        for m in corr.take_finished() {
+            report.message(m).map_err(AnalyzeError::Write)?;
         }
         if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
             break;
         }
     }
     let outcome = corr.finish_all();
-    if !send(outcome.messages) {
-        return;
+    for m in outcome.messages {
+        report.message(m).map_err(AnalyzeError::Write)?;
     }
-    let _ = tx.send(Batch::End(Box::new(End {
-        host_findings: outcome.host_findings,
-        skew: outcome.skew,
-        lines_dropped_over_cap: outcome.stats.lines_dropped_over_cap,
-        sources: merge.into_sources().iter().map(LogStream::report).collect(),
-    })));
+    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+    let sources = merge.into_sources().iter().map(LogStream::report).collect();
+    report
+        .end(outcome.host_findings, outcome.skew, sources)
+        .map_err(AnalyzeError::Write)
 }
 
 #[cfg(test)]

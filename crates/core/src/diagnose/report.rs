@@ -71,25 +71,23 @@ impl<'a> Report<'a> {
         })
     }
 
-    /// Count and write one finished message (its findings get their hints; an unfiltered run
-    /// drops its lines). Borrowed, so that the caller decides where it is freed.
-    pub(super) fn message(&mut self, m: &mut MessageChain) -> io::Result<()> {
-        if !self.opts.wants(m) {
+    pub(super) fn message(&mut self, mut m: MessageChain) -> io::Result<()> {
+        if !self.opts.wants(&m) {
             return Ok(());
         }
         self.runbook.apply(&mut m.findings, &self.facts);
-        self.count(m);
+        self.count(&m);
         if !self.opts.filtered() {
             // Unfiltered runs can cover millions of messages: keep the output to the facts.
             m.lines.clear();
         }
         match self.opts.format {
             Format::Json => {
-                render::json_message(&mut *self.out, m, self.first_message, &mut self.scratch)?
+                render::json_message(&mut *self.out, &m, self.first_message, &mut self.scratch)?
             }
             Format::Human => {
                 if self.opts.filtered() || !m.findings.is_empty() || m.status.is_failure() {
-                    render::human_message(&mut *self.out, m, self.opts.filtered())?;
+                    render::human_message(&mut *self.out, &m, self.opts.filtered())?;
                 }
             }
         }
