@@ -31,9 +31,18 @@ pub(super) fn json_head(o: &mut dyn Write) -> io::Result<()> {
     o.write_all(b"{\"messages\": [")
 }
 
-pub(super) fn json_message(o: &mut dyn Write, m: &MessageChain, first: bool) -> io::Result<()> {
-    o.write_all(if first { b"\n  " } else { b",\n  " })?;
-    serde_json::to_writer(&mut *o, m).map_err(io::Error::other)
+/// One message of the list. Serialized into `scratch` first (reused between messages), then
+/// written at once: serde writes many small pieces, each a call through `o` otherwise.
+pub(super) fn json_message(
+    o: &mut dyn Write,
+    m: &MessageChain,
+    first: bool,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    scratch.extend_from_slice(if first { b"\n  " } else { b",\n  " });
+    serde_json::to_writer(&mut *scratch, m).map_err(io::Error::other)?;
+    o.write_all(scratch)
 }
 
 #[derive(Serialize)]

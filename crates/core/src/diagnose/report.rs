@@ -41,6 +41,8 @@ pub(super) struct Report<'a> {
     findings_truncated: u64,
     groups: IncidentGroups,
     span: Option<Span>,
+    /// Reused buffer each JSON message is serialized into.
+    scratch: Vec<u8>,
 }
 
 impl<'a> Report<'a> {
@@ -65,6 +67,7 @@ impl<'a> Report<'a> {
             findings_truncated: 0,
             groups: IncidentGroups::default(),
             span: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -79,7 +82,9 @@ impl<'a> Report<'a> {
             m.lines.clear();
         }
         match self.opts.format {
-            Format::Json => render::json_message(&mut *self.out, &m, self.first_message)?,
+            Format::Json => {
+                render::json_message(&mut *self.out, &m, self.first_message, &mut self.scratch)?
+            }
             Format::Human => {
                 if self.opts.filtered() || !m.findings.is_empty() || m.status.is_failure() {
                     render::human_message(&mut *self.out, &m, self.opts.filtered())?;

@@ -290,6 +290,10 @@ pub(super) struct Chain {
     /// `queued as` links not yet matched to a downstream entry.
     pub pending_links: u32,
     pub evicted: bool,
+    /// Handed out for change since the correlator last asked when it is due.
+    pub changed: bool,
+    /// When it falls due (quiet long enough to be done), as of its last change.
+    pub due: Option<DateTime<Utc>>,
 }
 
 /// Queue entries kept per chain after merges.
@@ -315,6 +319,8 @@ impl Chain {
             last_activity: None,
             pending_links: 0,
             evicted: false,
+            changed: false,
+            due: None,
         }
     }
 

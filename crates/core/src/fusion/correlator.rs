@@ -16,6 +16,7 @@ use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
 use super::on_refused::RecentRefusal;
+use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
@@ -94,6 +95,15 @@ pub(super) struct RecentLine {
     pub raw: String,
 }
 
+/// The correlator's index maps: keys are short ids from the logs, looked up once or more per
+/// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
+pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An empty index.
+fn index<K, V>() -> Index<K, V> {
+    HashMap::with_hasher(foldhash::fast::RandomState::default())
+}
+
 /// Entries kept in each ring of recent lines.
 const RECENT_CAP: usize = 256;
 
@@ -116,12 +126,12 @@ fn names_sender(ch: &Chain, sender: &str) -> bool {
 pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
-    pub(super) chains: HashMap<ChainId, Chain>,
-    pub(super) qids: HashMap<String, Vec<(Arc<str>, ChainId)>>,
-    pub(super) msgids: HashMap<String, ChainId>,
-    pub(super) sessions: HashMap<String, ChainId>,
-    pub(super) pending_next: HashMap<String, Pending>,
-    pub(super) noqueue_by_rcpt: HashMap<String, Vec<ChainId>>,
+    pub(super) chains: Chains,
+    pub(super) qids: Index<String, Vec<(Arc<str>, ChainId)>>,
+    pub(super) msgids: Index<String, ChainId>,
+    pub(super) sessions: Index<String, ChainId>,
+    pub(super) pending_next: Index<String, Pending>,
+    pub(super) noqueue_by_rcpt: Index<String, Vec<ChainId>>,
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
@@ -130,6 +140,8 @@ pub struct Correlator {
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     finished: VecDeque<MessageChain>,
+    /// The open chains by due time: what a sweep looks at.
+    due: DueQueue,
     pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
     now: Option<DateTime<Utc>>,
@@ -143,12 +155,12 @@ impl Correlator {
         Correlator {
             limits,
             next_id: 1,
-            chains: HashMap::new(),
-            qids: HashMap::new(),
-            msgids: HashMap::new(),
-            sessions: HashMap::new(),
-            pending_next: HashMap::new(),
-            noqueue_by_rcpt: HashMap::new(),
+            chains: Chains::default(),
+            qids: index(),
+            msgids: index(),
+            sessions: index(),
+            pending_next: index(),
+            noqueue_by_rcpt: index(),
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
@@ -156,6 +168,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            due: DueQueue::default(),
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
@@ -283,38 +296,44 @@ impl Correlator {
         }
     }
 
-    /// The chain is quiet long enough to be done: resolved chains settle quickly, chains waiting
-    /// for another host's log get the grace time, queue entries never closed the idle timeout.
-    fn is_done(&self, ch: &Chain) -> bool {
-        let Some(now) = self.now else {
-            return false;
-        };
-        let quiet = now - ch.last_activity.unwrap_or(now);
-        let l = &self.limits;
+    /// How long the chain must be quiet to be done: resolved chains settle quickly, chains
+    /// waiting for another host's log get the grace time, queue entries never closed the idle
+    /// timeout.
+    fn wait(l: &Limits, ch: &Chain) -> TimeDelta {
         if ch.entries.is_empty() {
             // NOQUEUE rejects and Dovecot-only deliveries.
-            let wait = if ch.dovecot.is_empty() {
+            return if ch.dovecot.is_empty() {
                 l.settle
             } else {
                 l.grace
             };
-            return quiet >= wait;
         }
         if !ch.entries.iter().all(Entry::closed) {
-            return quiet >= l.idle_timeout;
+            return l.idle_timeout;
         }
         let waiting = ch.pending_links > 0 || ch.awaiting_dovecot();
-        quiet >= if waiting { l.grace } else { l.settle }
+        if waiting {
+            l.grace
+        } else {
+            l.settle
+        }
+    }
+
+    /// The chain is quiet long enough to be done.
+    fn is_done(&self, ch: &Chain) -> bool {
+        let Some(now) = self.now else {
+            return false;
+        };
+        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, ch)
     }
 
     /// Emit chains that are done (or must go to respect the bounds).
     fn sweep(&mut self, flush_all: bool) {
-        let mut done: Vec<ChainId> = self
-            .chains
-            .values()
-            .filter(|ch| flush_all || self.is_done(ch))
-            .map(|ch| ch.id)
-            .collect();
+        let mut done: Vec<ChainId> = if flush_all {
+            self.chains.keys().copied().collect()
+        } else {
+            self.done_chains()
+        };
         let over = (self.chains.len() - done.len()).saturating_sub(self.limits.max_open_chains);
         if over > 0 {
             self.evict(over, &mut done);
@@ -325,11 +344,37 @@ impl Correlator {
         }
     }
 
+    /// The open chains that are done: those due by now, looked at again (a due time is that of
+    /// the chain's state at its last change).
+    fn done_chains(&mut self) -> Vec<ChainId> {
+        let Some(now) = self.now else {
+            return Vec::new();
+        };
+        let limits = self.limits;
+        let mut ids = self.due.due(&mut self.chains, now, |ch| {
+            ch.last_activity?
+                .checked_add_signed(Self::wait(&limits, ch))
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        let (done, not): (Vec<ChainId>, Vec<ChainId>) = ids
+            .into_iter()
+            .partition(|id| self.chains.get(id).is_some_and(|ch| self.is_done(ch)));
+        // Untimed chains not done yet (and, never expected, a due chain that is not done: it
+        // did not change since its due time was set): queued anew.
+        for id in not {
+            self.chains.get_mut(&id);
+        }
+        done
+    }
+
     /// Mark the least recently active open chains (not already `done`) for emission: `over`
     /// of them plus a tenth of the cap, so that eviction does not run on every record.
     fn evict(&mut self, over: usize, done: &mut Vec<ChainId>) {
         let target = over + self.limits.max_open_chains / 10;
-        let done_set: HashSet<ChainId> = done.iter().copied().collect();
+        let mut done_set: HashSet<ChainId, _> =
+            HashSet::with_hasher(foldhash::fast::RandomState::default());
+        done_set.extend(done.iter().copied());
         let mut rest: Vec<(Option<DateTime<Utc>>, ChainId)> = self
             .chains
             .values()

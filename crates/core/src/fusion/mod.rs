@@ -10,6 +10,7 @@
 //! - `correlator`: the streaming `Correlator`, its `Limits`, dispatch and emission of chains.
 //! - `on_queue`, `on_delivery`, `on_reject`, `on_refused`, `on_dovecot`, `on_host`: one handler
 //!   module per family of log events.
+//! - `quiet`: the open chains and when each falls due (what a sweep looks at).
 //! - `links`: finding and joining chains (`queued as` hand-offs, merges).
 //! - `chain`: the working state of one message while it is correlated.
 //! - `assemble`: working state -> `MessageChain`.
@@ -28,6 +29,7 @@ mod on_queue;
 mod on_refused;
 mod on_reject;
 mod probe;
+mod quiet;
 mod skew;
 
 pub use correlator::{Correlator, Limits};

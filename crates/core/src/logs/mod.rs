@@ -433,8 +433,10 @@ impl Interner {
     }
 }
 
+/// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
 fn build_record(
     line: &[u8],
+    text: Option<&str>,
     ctx: &ParseContext,
     h: prefix::Header<'_>,
     event: Event,
@@ -449,7 +451,7 @@ fn build_record(
         program: interner.get(h.program),
         pid: h.pid,
         event,
-        raw: scan::lossy(line),
+        raw: text.map_or_else(|| scan::lossy(line), str::to_owned),
     }
 }
 
@@ -470,7 +472,14 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
     let (h, ev) = parse_event(line, ctx, 0)?;
     let ev = ev.unwrap_or(Event::Info);
-    Some(build_record(line, ctx, h, ev, &mut Interner::default()))
+    Some(build_record(
+        line,
+        None,
+        ctx,
+        h,
+        ev,
+        &mut Interner::default(),
+    ))
 }
 
 /// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
@@ -514,13 +523,13 @@ impl LineParser {
 
     pub fn parse(&mut self, line: &[u8]) -> Parsed {
         let line = strip_eol(line);
-        self.count_line(line);
+        let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
         let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
-        self.accept(line, h, ev, bump, month)
+        self.accept(line, text, h, ev, bump, month)
     }
 
     /// Like [`LineParser::parse`], but lines that cannot concern `focus` are skipped (counted
@@ -564,11 +573,14 @@ impl LineParser {
         }
     }
 
-    fn count_line(&mut self, line: &[u8]) {
+    /// Count the line; its text when it is valid UTF-8 (checked once, here).
+    fn count_line<'a>(&mut self, line: &'a [u8]) -> Option<&'a str> {
         self.counts.lines += 1;
-        if std::str::from_utf8(line).is_err() {
+        let text = std::str::from_utf8(line).ok();
+        if text.is_none() {
             self.counts.invalid_utf8 += 1;
         }
+        text
     }
 
     /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
@@ -597,6 +609,7 @@ impl LineParser {
     fn accept(
         &mut self,
         line: &[u8],
+        text: Option<&str>,
         h: prefix::Header<'_>,
         ev: Option<Event>,
         bump: i32,
@@ -611,6 +624,7 @@ impl LineParser {
             None | Some(Event::Info) => Parsed::Info,
             Some(ev) => Parsed::Record(Box::new(build_record(
                 line,
+                text,
                 &self.ctx,
                 h,
                 ev,
