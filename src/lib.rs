@@ -17,7 +17,6 @@ pub use flowtest_core as core;
 pub mod canary;
 pub mod cli;
 pub mod clock;
-pub mod cmd;
 pub mod config;
 pub mod edge;
 pub mod exit;

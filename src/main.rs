@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use clap::Parser;
 use flowtest::cli::Cli;
 
+mod cmd;
+
 fn main() -> std::process::ExitCode {
     // The webhook client (reqwest without a bundled provider) needs the process-wide rustls
     // provider; installing it twice is harmless (the second call is refused).
@@ -12,6 +14,6 @@ fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = Cli::parse_from(flowtest::cli::with_shorthand(args.clone()));
     let format = flowtest::cli::log_format_for(&cli, &args, std::io::stderr().is_terminal());
-    flowtest::cmd::init_logging(cli.verbose, cli.quiet, format);
-    flowtest::cmd::dispatch(cli).into()
+    cmd::init_logging(cli.verbose, cli.quiet, format);
+    cmd::dispatch(cli).into()
 }

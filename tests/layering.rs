@@ -82,3 +82,47 @@ fn the_check_recognises_forbidden_names() {
         assert!(!forbidden(name), "{name}");
     }
 }
+
+/// The library (`src/` but the binary's `main.rs`, `cmd/` and `bin/`, and `crates/`) writes
+/// diagnostics through `tracing` only: no `eprintln!`/`println!` outside tests.
+#[test]
+fn the_library_prints_nothing_itself() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("crates"), &mut files);
+    let binary = ["src/main.rs", "src/cmd/", "src/bin/"];
+    let mut offences = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if binary.iter().any(|b| rel.starts_with(b)) || rel.contains("/tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Inline test modules sit at the end of a file.
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for (i, line) in code.lines().enumerate() {
+            if line.contains("eprintln!(") || line.contains("println!(") {
+                offences.push(format!("{rel}:{}", i + 1));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "printing in library code: {offences:?}"
+    );
+}

@@ -50,7 +50,7 @@ impl RunnerProber {
     /// Resolve the probe key and every scenario's secrets and CA files now, so a bad
     /// configuration is refused before it replaces a running one.
     pub fn new(config: Arc<Config>, store: Arc<Store>) -> Result<RunnerProber, String> {
-        let key = crate::cmd::run::probe_key(&config)?;
+        let key = crate::config::probe_key(&config)?;
         let prepared = config
             .scenarios
             .iter()

@@ -10,15 +10,15 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{load_config, runtime, unusable};
-use crate::canary::alerts::{Alerts, RetryPolicy};
-use crate::canary::daemon::{self, Control, Shared};
-use crate::canary::http;
-use crate::canary::metrics::Metrics;
-use crate::canary::prober::ConfigLoader;
-use crate::cli::CanaryArgs;
-use crate::clock;
-use crate::edge::store::Store;
-use crate::exit::Exit;
+use flowtest::canary::alerts::{Alerts, RetryPolicy};
+use flowtest::canary::daemon::{self, Control, Shared};
+use flowtest::canary::http;
+use flowtest::canary::metrics::Metrics;
+use flowtest::canary::prober::ConfigLoader;
+use flowtest::cli::CanaryArgs;
+use flowtest::clock;
+use flowtest::edge::store::Store;
+use flowtest::exit::Exit;
 
 /// How long queued alerts may still be delivered after the daemon stopped.
 const ALERT_FLUSH: Duration = Duration::from_secs(10);

@@ -3,11 +3,11 @@
 //! values are read to prove they exist, never shown.
 use std::path::{Path, PathBuf};
 
-use crate::exit::Exit;
-use crate::runner::prepare;
+use flowtest::exit::Exit;
+use flowtest::runner::prepare;
 
-use super::run::probe_key;
 use super::{load_config, unusable};
+use flowtest::config::probe_key;
 
 pub fn run(config: &Option<PathBuf>) -> Exit {
     let config = match load_config(config) {
@@ -27,12 +27,12 @@ pub fn run(config: &Option<PathBuf>) -> Exit {
         Ok(()) => println!("state_dir {}: writable", config.state_dir.display()),
         Err(e) => problems.push(format!("state_dir {}: {e}", config.state_dir.display())),
     }
-    if let crate::config::store::StoreConfig::Postgres(pg) = &config.store {
+    if let flowtest::config::store::StoreConfig::Postgres(pg) = &config.store {
         if let Some(Err(e)) = pg.password.as_ref().map(|p| p.resolve()) {
             problems.push(format!("store {}: password: {e}", pg.url));
         }
     }
-    if let Err(e) = crate::canary::alerts::resolve(&config.canary.webhooks) {
+    if let Err(e) = flowtest::canary::alerts::resolve(&config.canary.webhooks) {
         problems.push(format!("canary: {e}"));
     }
     if problems.is_empty() {

@@ -8,16 +8,16 @@ use std::path::PathBuf;
 
 use chrono::Datelike;
 
-use crate::cli::{DiagnoseArgs, TraceFormat};
-use crate::clock;
-use crate::core::diagnose::{
+use flowtest::cli::{DiagnoseArgs, TraceFormat};
+use flowtest::clock;
+use flowtest::core::diagnose::{
     analyze_with, parse_time, AnalyzeError, Format, Input, Options, Summary, Window, WindowError,
 };
-use crate::core::fusion::Limits;
-use crate::core::logs::parse_tz;
-use crate::core::runbook::{Facts, Runbook};
-use crate::edge::{incidents, loginput};
-use crate::exit::Exit;
+use flowtest::core::fusion::Limits;
+use flowtest::core::logs::parse_tz;
+use flowtest::core::runbook::{Facts, Runbook};
+use flowtest::edge::{incidents, loginput};
+use flowtest::exit::Exit;
 
 use super::unusable;
 
@@ -71,7 +71,7 @@ pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
 /// The configured runbook when a configuration is named or `./flowtest.toml` exists, else the
 /// built-in one (diagnose needs no configuration).
 fn runbook(config: &Option<PathBuf>) -> Result<Runbook, Exit> {
-    let path = crate::config::locate(config);
+    let path = flowtest::config::locate(config);
     if config.is_none() && !path.exists() {
         return Ok(Runbook::builtin().clone());
     }

@@ -2,10 +2,10 @@
 //! for the named scenarios (or all), print the checklist, exit as `run` does. Sends no mail.
 use std::path::PathBuf;
 
-use crate::cli::{DoctorArgs, DoctorFormat};
-use crate::core::doctor::{render, Summary};
-use crate::edge::doctor::examine;
-use crate::exit::Exit;
+use flowtest::cli::{DoctorArgs, DoctorFormat};
+use flowtest::core::doctor::{render, Summary};
+use flowtest::edge::doctor::examine;
+use flowtest::exit::Exit;
 
 use super::run::select;
 use super::{load_config, runtime, unusable};

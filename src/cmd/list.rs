@@ -1,9 +1,9 @@
 //! `flowtest list`: the configured scenarios, one line each (or JSON).
 use std::path::PathBuf;
 
-use crate::cli::{ListArgs, TraceFormat};
-use crate::config::{Sender, TlsMode};
-use crate::exit::Exit;
+use flowtest::cli::{ListArgs, TraceFormat};
+use flowtest::config::{Sender, TlsMode};
+use flowtest::exit::Exit;
 
 use super::load_config;
 

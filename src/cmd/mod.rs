@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat};
-use crate::config::Config;
-use crate::exit::Exit;
+use flowtest::cli::{Cli, Command, LogFormat};
+use flowtest::config::Config;
+use flowtest::exit::Exit;
 
 pub mod canary;
 pub mod check_config;
@@ -44,7 +44,7 @@ pub fn unusable(message: impl std::fmt::Display) -> Exit {
 
 /// Load the configuration or say in one line why not.
 pub fn load_config(explicit: &Option<PathBuf>) -> Result<Config, Exit> {
-    let path = crate::config::locate(explicit);
+    let path = flowtest::config::locate(explicit);
     if explicit.is_none() && !path.exists() {
         return Err(unusable(
             "no configuration: pass --config FILE, set FLOWTEST_CONFIG, or create ./flowtest.toml",

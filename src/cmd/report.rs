@@ -6,17 +6,17 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{ReportArgs, ReportFormat};
-use crate::config::parse_duration_up_to;
-use crate::config::store::StoreConfig;
-use crate::config::Config;
-use crate::core::history::HistoryFilter;
-use crate::core::logs::parse_tz;
-use crate::core::sla::aggregate::{Aggregator, Options, MAX_INCIDENTS};
-use crate::core::sla::model::SlaReport;
-use crate::core::sla::{html, render_human, render_markdown, window};
-use crate::edge::store::Store;
-use crate::exit::Exit;
+use flowtest::cli::{ReportArgs, ReportFormat};
+use flowtest::config::parse_duration_up_to;
+use flowtest::config::store::StoreConfig;
+use flowtest::config::Config;
+use flowtest::core::history::HistoryFilter;
+use flowtest::core::logs::parse_tz;
+use flowtest::core::sla::aggregate::{Aggregator, Options, MAX_INCIDENTS};
+use flowtest::core::sla::model::SlaReport;
+use flowtest::core::sla::{html, render_human, render_markdown, window};
+use flowtest::edge::store::Store;
+use flowtest::exit::Exit;
 
 use super::{load_config, unusable};
 
@@ -68,7 +68,7 @@ pub fn run(config: &Option<PathBuf>, args: ReportArgs) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let opts = match options(&args, crate::clock::now()) {
+    let opts = match options(&args, flowtest::clock::now()) {
         Ok(o) => o,
         Err(e) => return unusable(e),
     };

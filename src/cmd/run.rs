@@ -7,17 +7,16 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::cli::{RunArgs, RunFormat};
-use crate::config::{parse_duration, Config, Scenario};
-use crate::core::grouping::IncidentGroups;
-use crate::core::outcome::{severity_of, Severity};
-use crate::core::probe::ProbeKey;
-use crate::core::report;
-use crate::core::runbook::Facts;
-use crate::edge::incidents;
-use crate::edge::store::Store;
-use crate::exit::Exit;
-use crate::runner::{prepare, Progress, Runner, Stop, STOP_GRACE};
+use flowtest::cli::{RunArgs, RunFormat};
+use flowtest::config::{parse_duration, probe_key, Config, Scenario};
+use flowtest::core::grouping::IncidentGroups;
+use flowtest::core::outcome::{severity_of, Severity};
+use flowtest::core::report;
+use flowtest::core::runbook::Facts;
+use flowtest::edge::incidents;
+use flowtest::edge::store::Store;
+use flowtest::exit::Exit;
+use flowtest::runner::{prepare, Progress, Runner, Stop, STOP_GRACE};
 
 use super::{load_config, runtime, unusable};
 
@@ -58,16 +57,6 @@ pub fn select<'a>(
         }
     }
     Ok(out)
-}
-
-/// The probe key, from the configured environment variable or file.
-pub fn probe_key(config: &Config) -> Result<ProbeKey, String> {
-    let secret = config
-        .probe_key
-        .resolve()
-        .map_err(|e| format!("probe key: {e}"))?;
-    ProbeKey::new(secret.expose().as_bytes())
-        .map_err(|e| format!("probe key {}: {e}", config.probe_key.describe()))
 }
 
 pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {

@@ -4,9 +4,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{TraceArgs, TraceFormat};
-use crate::core::trace::{render_human, trace_lazy, trace_message, TraceOptions};
-use crate::exit::Exit;
+use flowtest::cli::{TraceArgs, TraceFormat};
+use flowtest::core::trace::{render_human, trace_lazy, trace_message, TraceOptions};
+use flowtest::exit::Exit;
 
 /// Largest message read. A message with attachments is rarely above 50 MiB; anything larger is
 /// refused rather than read into memory without bound.
@@ -78,7 +78,7 @@ pub fn run(config: &Option<PathBuf>, args: TraceArgs) -> Exit {
         }
     };
     let opts = TraceOptions {
-        now: crate::clock::now(),
+        now: flowtest::clock::now(),
         fetched_at: None,
         stages: &stages,
     };

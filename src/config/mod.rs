@@ -427,6 +427,16 @@ pub fn parse_duration_up_to(s: &str, max: Duration) -> Result<Duration, String> 
     validate::at_most(s, d, max)
 }
 
+/// The probe key, from the configured environment variable or file.
+pub fn probe_key(config: &Config) -> Result<crate::core::probe::ProbeKey, String> {
+    let secret = config
+        .probe_key
+        .resolve()
+        .map_err(|e| format!("probe key: {e}"))?;
+    crate::core::probe::ProbeKey::new(secret.expose().as_bytes())
+        .map_err(|e| format!("probe key {}: {e}", config.probe_key.describe()))
+}
+
 /// A table's parser run on a test's text as if it were `/etc/flowtest/flowtest.toml`; `raw` is
 /// the table as deserialized from `src`.
 #[cfg(test)]
