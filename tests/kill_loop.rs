@@ -58,6 +58,25 @@ fn status_in_store(db: &Connection, probe_id: &str) -> Option<String> {
     .ok()
 }
 
+/// Rows in the store (0 before it exists).
+fn row_count(db_path: &Path) -> u64 {
+    if !db_path.exists() {
+        return 0;
+    }
+    Connection::open(db_path)
+        .and_then(|db| db.query_row("SELECT count(*) FROM results", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+/// Wait until the store holds more than `before` rows (a probe recorded as sent), at most `max`.
+fn wait_for_more_rows(db_path: &Path, before: u64, max: Duration) {
+    let mut waited = Duration::ZERO;
+    while row_count(db_path) <= before && waited < max {
+        thread::sleep(Duration::from_millis(5));
+        waited += Duration::from_millis(5);
+    }
+}
+
 fn integrity(db_path: &Path) -> String {
     let db = Connection::open(db_path).unwrap();
     db.query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -91,6 +110,7 @@ fn killed_runs_leave_an_intact_store_with_everything_they_printed() {
     let mut rng = Rng(SEED);
     let mut printed_total = 0;
     for i in 0..KILLS {
+        let rows_before = row_count(&db_path);
         let out_path = out_dir.path().join(format!("run-{i}.json"));
         let mut child = Command::new(lab.repo.join("lab/run"))
             .args([
@@ -102,8 +122,16 @@ fn killed_runs_leave_an_intact_store_with_everything_they_printed() {
             .stderr(Stdio::null())
             .spawn()
             .expect("start lab/run flowtest");
-        // lab/run execs into flowtest: the child's pid is flowtest's once it runs.
-        thread::sleep(Duration::from_millis(100 + rng.below(2500)));
+        // lab/run execs into flowtest: the child's pid is flowtest's once it runs. Every other
+        // kill lands at a random moment of the run; the others a moment after its first probe
+        // was recorded as sent, so that some probes are surely in flight or not yet cleaned up
+        // when the process dies (the next run must find them late).
+        if i % 2 == 0 {
+            thread::sleep(Duration::from_millis(100 + rng.below(2500)));
+        } else {
+            wait_for_more_rows(&db_path, rows_before, Duration::from_secs(10));
+            thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        }
         let _ = child.kill();
         let _ = child.wait();
 
