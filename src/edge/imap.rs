@@ -35,14 +35,17 @@ use crate::core::outcome::{AuthMechanism, DetectedBy};
 use crate::core::probe::{Installation, ProbeTag, Verdict};
 use crate::core::verdict::{CopyAt, CopyKind};
 use crate::edge::bounded::Guarded;
+use tokio::io::BufWriter;
 
 /// Bound on each IMAP command (login, select, fetch, store), below the probe's deadline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest message fetched whole (bounces are scanned for a quoted probe).
 const MAX_FETCH: u32 = 4 * 1024 * 1024;
 
-/// Sessions read through the guard, so a server cannot grow memory without bound.
-type Guard = Guarded<ImapStream>;
+/// Sessions read through the guard, so a server cannot grow memory without bound, and write
+/// through a buffer that async-imap flushes after each command: a command leaves in one write
+/// (one TLS record, one TCP segment) instead of one per piece (tag, space, command, CRLF).
+type Guard = Guarded<BufWriter<ImapStream>>;
 type ImapSession = Session<Guard>;
 
 /// Why the mailbox could not be read. `Auth` is what users would see as "password does not match".
@@ -218,11 +221,34 @@ pub struct Mailbox {
 pub struct Arrival {
     pub seen: SeenProbe,
     pub detected_at: DateTime<Utc>,
-    /// The same moment on the monotonic clock: latencies are measured from it.
+    /// The same moment on the monotonic clock.
     pub detected_instant: Instant,
+    /// When the command whose answer showed the probe was sent (a look's NOOP or SELECT); the
+    /// answer itself for an IDLE push or the first look. The probe was saved before the answer,
+    /// and into it after this moment or before: Dovecot holds a command that meets a delivery
+    /// being saved into the folder until ~15-20 ms after the save, so an answer can come well
+    /// after the save while a look's own round trip is otherwise well under a millisecond.
+    pub asked_instant: Instant,
     pub detected_by: DetectedBy,
     /// The whole message as fetched (`BODY.PEEK[]`).
     pub raw: Vec<u8>,
+}
+
+/// The most a held answer moves the arrival back from the answer: about Dovecot's hold after a
+/// save. A longer hold (a server slow for another reason) is not taken as delivery time saved,
+/// so a latency is never reported much shorter than it may have been.
+const HELD_ANSWER_CREDIT: Duration = Duration::from_millis(15);
+
+impl Arrival {
+    /// When the probe is taken to have reached the folder: the middle of the command that showed
+    /// it (see [`Arrival::asked_instant`]), but never more than [`HELD_ANSWER_CREDIT`] before
+    /// the answer, so a held-up answer does not count as delivery time.
+    pub fn arrived_instant(&self) -> Instant {
+        let flight = self
+            .detected_instant
+            .saturating_duration_since(self.asked_instant);
+        self.detected_instant - (flight / 2).min(HELD_ANSWER_CREDIT)
+    }
 }
 
 /// What else the wait noticed (forged tags, protocol trouble); reported as warnings.

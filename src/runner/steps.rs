@@ -222,7 +222,7 @@ impl<'r> Run<'r> {
         r.detected_at = Some(a.detected_at);
         r.detected_by = Some(a.detected_by);
         r.folder = Some(a.seen.folder.clone());
-        let total = a.detected_instant.saturating_duration_since(started);
+        let total = a.arrived_instant().saturating_duration_since(started);
         r.total_ms = Some(i64::try_from(total.as_millis()).unwrap_or(i64::MAX));
         let options = TraceOptions {
             now: self.runner.clock.now(),

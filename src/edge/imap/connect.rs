@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_imap::Client;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
@@ -94,9 +94,18 @@ async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStr
     Ok(ImapStream::Tls(Box::new(tls)))
 }
 
+/// The stream as sessions use it: reads bounded, writes buffered until async-imap flushes (at
+/// the end of every command).
+fn guard<S: AsyncWrite>(stream: S) -> Guarded<BufWriter<S>> {
+    Guarded::new(BufWriter::with_capacity(WRITE_BUFFER, stream), Limits::IMAP)
+}
+
+/// Room for any command flowtest writes (a longer one is written straight through).
+const WRITE_BUFFER: usize = 8 * 1024;
+
 /// A client on `stream` once the server's greeting has been read and is `OK` or `PREAUTH`.
 async fn greeted(stream: ImapStream, deadline: Instant) -> Result<Client<Guard>, FetchError> {
-    let mut c = Client::new(Guarded::new(stream, Limits::IMAP));
+    let mut c = Client::new(guard(stream));
     let greeting = within("greeting", step_until(deadline), async {
         c.read_response().await.map_err(|e| {
             if is_peer_gone(&e) {
@@ -224,7 +233,7 @@ async fn connect(
                 tls_wrap(tcp, &r.host, prep),
             )
             .await?;
-            Ok(Client::new(Guarded::new(s, Limits::IMAP)))
+            Ok(Client::new(guard(s)))
         }
     }
 }
@@ -290,6 +299,74 @@ async fn login_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::DuplexStream;
+
+    /// A stream that counts the writes reaching it.
+    #[derive(Debug)]
+    struct Counting {
+        inner: DuplexStream,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for Counting {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_leaves_in_one_write() {
+        let (ours, mut server) = tokio::io::duplex(4096);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let answer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            while !got.ends_with(b"\r\n") {
+                let n = server.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before a whole command");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let tag = got.split(|b| *b == b' ').next().unwrap().to_vec();
+            server.write_all(&tag).await.unwrap();
+            server.write_all(b" OK logged in\r\n").await.unwrap();
+            (got, server)
+        });
+        let stream = Counting {
+            inner: ours,
+            writes: Arc::clone(&writes),
+        };
+        let session = Client::new(guard(stream)).login("probe", "pw").await;
+        assert!(session.is_ok(), "login failed");
+        let (got, _server) = answer.await.unwrap();
+        assert!(got.windows(5).any(|w| w == b"LOGIN"), "{got:?}");
+        assert_eq!(writes.load(Ordering::SeqCst), 1, "one command, one write");
+    }
 
     #[test]
     fn parse_failures_are_bad_data_and_shown_without_parser_internals() {

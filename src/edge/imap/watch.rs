@@ -142,16 +142,21 @@ impl Mailbox {
     }
 }
 
-/// Look at messages with UID >= uid_next in folder `i`; report ours when it is there.
+/// Look at messages with UID >= uid_next in folder `i`; report ours when it is there. `asked`:
+/// when the command whose answer brought the folder's news was sent (a look's NOOP); a SELECT
+/// made here is that command.
 async fn check_new(
     mb: &mut Mailbox,
     i: usize,
     ctx: &WatchCtx,
     by: DetectedBy,
+    asked: Option<Instant>,
     notes: &mut WaitNotes,
 ) -> Result<bool, FetchError> {
+    let mut asked = asked;
     if mb.selected != i {
         ctx.count(1);
+        asked = Some(crate::clock::instant());
     }
     mb.select(i).await?;
     let detected_at = crate::clock::now();
@@ -223,6 +228,7 @@ async fn check_new(
         },
         detected_at,
         detected_instant,
+        asked_instant: asked.unwrap_or(detected_instant),
         detected_by: by,
         raw,
     };
@@ -235,10 +241,12 @@ async fn check_all(
     mb: &mut Mailbox,
     ctx: &WatchCtx,
     by: DetectedBy,
+    asked: Option<Instant>,
     notes: &mut WaitNotes,
 ) -> Result<bool, FetchError> {
     for i in 0..mb.folders.len() {
-        if check_new(mb, i, ctx, by, notes).await? {
+        let asked = if i == 0 { asked } else { None };
+        if check_new(mb, i, ctx, by, asked, notes).await? {
             return Ok(true);
         }
     }
@@ -276,11 +284,12 @@ async fn look_now(
         ctx.count(1);
         mb.select(0).await?;
     }
+    let asked = Some(crate::clock::instant());
     let news = noop_news(mb, ctx).await?;
     match look {
         Look::Window if !news => Ok(false),
-        Look::Window => check_new(mb, 0, ctx, DetectedBy::Poll, notes).await,
-        Look::Full => check_all(mb, ctx, DetectedBy::Poll, notes).await,
+        Look::Window => check_new(mb, 0, ctx, DetectedBy::Poll, asked, notes).await,
+        Look::Full => check_all(mb, ctx, DetectedBy::Poll, asked, notes).await,
     }
 }
 
@@ -367,7 +376,7 @@ async fn watch_mailbox(
     let first = within(
         "looking for the probe",
         ctx.step_until(),
-        check_all(&mut mb, &ctx, DetectedBy::Poll, &mut notes),
+        check_all(&mut mb, &ctx, DetectedBy::Poll, None, &mut notes),
     )
     .await;
     match first {
@@ -433,7 +442,7 @@ async fn watch_mailbox(
         let look_result = within("looking for the probe", ctx.step_until(), async {
             match look {
                 Some(l) => look_now(&mut mb, &ctx, l, &mut notes).await,
-                None => check_new(&mut mb, 0, &ctx, DetectedBy::Idle, &mut notes).await,
+                None => check_new(&mut mb, 0, &ctx, DetectedBy::Idle, None, &mut notes).await,
             }
         })
         .await;

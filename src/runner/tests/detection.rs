@@ -82,6 +82,37 @@ async fn a_save_inside_the_window_is_seen_within_one_gap_not_after_idles_delay()
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_answer_held_while_the_server_saves_counts_from_the_middle_of_the_look() {
+    let deliver = 60;
+    let held = Duration::from_millis(30);
+    let lab = dovecot_like(deliver);
+    lab.mail.world().found_answer_held = held;
+    let r = lab.run().await;
+    assert_eq!(r.detected_by, Some(DetectedBy::Poll), "{r:?}");
+    let sent = r.submission.as_ref().unwrap().started_at;
+    let seen = (r.detected_at.unwrap() - sent).num_milliseconds();
+    assert!(
+        seen >= deliver as i64 + 30,
+        "the answer came {seen} ms after sending"
+    );
+    let total = r.total_ms.unwrap();
+    let gap = window_gap(Duration::from_millis(deliver)).as_millis() as i64;
+    assert!(
+        total >= deliver as i64 && total <= deliver as i64 + gap + 15,
+        "saved at {deliver} ms, look held 30 ms: total {total} ms"
+    );
+    // A server slow for longer is not credited beyond its usual hold after a save.
+    let lab = dovecot_like(deliver);
+    lab.mail.world().found_answer_held = Duration::from_millis(900);
+    let r = lab.run().await;
+    let total = r.total_ms.unwrap();
+    assert!(
+        total >= deliver as i64 + 900 - 15,
+        "saved at {deliver} ms, look held 900 ms: total {total} ms"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn after_the_window_idle_reports_the_save_with_dovecots_delay() {
     let r = dovecot_like(2000).run().await;
     assert_eq!(r.detected_by, Some(DetectedBy::Idle));

@@ -64,6 +64,9 @@ pub struct World {
     pub push_delay: Duration,
     /// An IDLE left running this long drops the session (Gmail: about 29 minutes).
     pub idle_drop_after: Option<Duration>,
+    /// A look that finds the probe is answered this long after it was asked (Dovecot holds a
+    /// NOOP that meets a delivery being saved); zero by default.
+    pub found_answer_held: Duration,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
 }
@@ -140,6 +143,7 @@ impl FakeMail {
                 uid_validity_after_scan: None,
                 special_use: Vec::new(),
                 push_delay: Duration::ZERO,
+                found_answer_held: Duration::ZERO,
                 idle_drop_after: None,
                 changed,
             })),
@@ -352,6 +356,7 @@ impl FakeArmed {
                     },
                     detected_at: mail.clock.now(),
                     detected_instant: mail.clock.instant(),
+                    asked_instant: mail.clock.instant(),
                     detected_by: DetectedBy::Idle,
                     raw,
                 }),
@@ -408,8 +413,12 @@ impl ArmedWait for FakeArmed {
                         commands += u32::from(idling) + NOOP;
                         if let Look::Found(mut a, _) = self.look() {
                             commands += FOUND;
+                            let asked = self.session.mail.clock.instant();
+                            let held = self.session.mail.world().found_answer_held;
+                            tokio::time::sleep(held).await;
                             a.detected_at = self.session.mail.clock.now();
                             a.detected_instant = self.session.mail.clock.instant();
+                            a.asked_instant = asked;
                             a.detected_by = DetectedBy::Poll;
                             break WaitEnd::Arrived(a);
                         }
