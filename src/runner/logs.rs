@@ -68,12 +68,7 @@ pub(super) async fn watch_logs(
 impl Run<'_> {
     /// The stages from the client's own clocks and the Received hops, then the server logs'
     /// account fused over them (when logs are configured and the probe reached a server).
-    pub(super) async fn fuse_logs(
-        &mut self,
-        logs: &mut dyn LogFeed,
-        sent: &mut Sent,
-        arrived: bool,
-    ) {
+    pub(super) async fn fuse_logs(&mut self, logs: &mut dyn LogFeed, sent: &mut Sent) {
         sent.probe.detected_at = self.result.detected_at;
         self.result.stages = client_stages(self.result.submission.as_ref(), &self.result.hops);
         let reached_a_server = matches!(
@@ -88,6 +83,6 @@ impl Run<'_> {
         self.result.warnings.extend(logs.warnings());
         let path = &self.prepared.scenario.path;
         let timeline = logs.timeline(&sent.probe, &header_hops(&self.result.hops, path));
-        apply_timeline(&mut self.result, timeline, path, arrived);
+        apply_timeline(&mut self.result, timeline, path, self.detected_ms);
     }
 }

@@ -177,8 +177,7 @@ impl Runner {
         run.clean_up_bounded(waited.session, waited.arrival.as_ref())
             .await;
         drop(permit);
-        run.fuse_logs(logs.as_mut(), &mut sent, waited.arrival.is_some())
-            .await;
+        run.fuse_logs(logs.as_mut(), &mut sent).await;
         // Stopped while waiting: not lost, unknown (the logs may still have decided it).
         let cut_short = self.stop.requested() && self.clock.instant() < sent.deadline;
         if cut_short

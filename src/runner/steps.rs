@@ -50,6 +50,9 @@ pub(super) struct Run<'r> {
     /// Every network step up to the verdict ends by then.
     pub(super) deadline: Instant,
     pub(super) result: RunResult,
+    /// Submission start to the moment the probe was fetched (`total_ms` may end a little
+    /// earlier: see `Arrival::arrived_instant`); None until it arrived.
+    pub(super) detected_ms: Option<i64>,
 }
 
 /// Detection armed, with where a reconnection must resume looking.
@@ -91,6 +94,7 @@ impl<'r> Run<'r> {
             id,
             deadline: runner.clock.instant() + timeout,
             result,
+            detected_ms: None,
         }
     }
 
@@ -222,8 +226,9 @@ impl<'r> Run<'r> {
         r.detected_at = Some(a.detected_at);
         r.detected_by = Some(a.detected_by);
         r.folder = Some(a.seen.folder.clone());
-        let total = a.arrived_instant().saturating_duration_since(started);
-        r.total_ms = Some(i64::try_from(total.as_millis()).unwrap_or(i64::MAX));
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        r.total_ms = Some(ms(a.arrived_instant().saturating_duration_since(started)));
+        self.detected_ms = Some(ms(a.detected_instant.saturating_duration_since(started)));
         let options = TraceOptions {
             now: self.runner.clock.now(),
             fetched_at: Some(a.detected_at),

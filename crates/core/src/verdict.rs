@@ -286,13 +286,16 @@ pub fn stage_for_role(role: &str, path: &[StageMatcher]) -> String {
 /// Fold the logs' timeline into the result: log-derived stages replace header arithmetic where
 /// the logs cover the probe; their findings (deferrals on the way included) join the result's;
 /// a probe that did not arrive takes the logs' verdict (bounced, rejected) or names where it
-/// was last seen.
+/// was last seen. `detected_ms`: submission start to the moment flowtest fetched the probe
+/// (where fusion's `detect` stage ends; `total_ms` may end a little before it); None when the
+/// probe did not arrive.
 pub fn apply_timeline(
     result: &mut RunResult,
     t: ProbeTimeline,
     path: &[StageMatcher],
-    arrived: bool,
+    detected_ms: Option<i64>,
 ) {
+    let arrived = detected_ms.is_some();
     if t.hops.is_empty() {
         result.notes.extend(t.notes);
         return;
@@ -311,10 +314,10 @@ pub fn apply_timeline(
         })
         .collect();
     // With the mailbox server's own "saved" line, fusion's `detect` stage runs from that save to
-    // our detection: what remains of the total is the delivery itself.
+    // our detection: what remains of the time to detection is the delivery itself.
     if t.hops.iter().any(|h| h.status == HopStatus::Saved) {
         if let (Some(total), Some(detect)) = (
-            result.total_ms,
+            detected_ms,
             result.stages.iter().find(|st| st.name == "detect"),
         ) {
             result.delivered_ms = Some(total - detect.ms as i64);
@@ -867,10 +870,17 @@ mod tests {
             logged,
             Finding::new(FindingCode::LookupFailure, Some("ec2"), "deferred"),
         ];
-        apply_timeline(&mut r, t, &path, true);
+        // Fetched 10 ms after the moment total_ms ends (a held answer): the detect stage runs
+        // to the fetch, so the delivery figure is counted from there.
+        let detected = r.total_ms.map(|t| t + 10);
+        apply_timeline(&mut r, t, &path, detected);
         let names: Vec<_> = r.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["submission", "ec2-mx", "detect"]);
-        assert_eq!(r.delivered_ms, Some(1500), "total minus the detect stage");
+        assert_eq!(
+            r.delivered_ms,
+            Some(1510),
+            "time to detection minus the detect stage"
+        );
         assert_eq!(r.log_status.as_deref(), Some("delivered"));
         assert_eq!(r.last_hop.as_deref(), Some("ec2-mx"));
         assert_eq!(r.findings.len(), 2, "the same code merges");
@@ -899,7 +909,7 @@ mod tests {
                 &mut r,
                 timeline(logs, vec![bare_hop("ec2", HopStatus::Queued)]),
                 &[],
-                false,
+                None,
             );
             assert_eq!(r.status, want);
             assert!(
@@ -910,7 +920,7 @@ mod tests {
         // Without log hops only the notes are taken.
         let mut r = result();
         r.stages = vec![stage("submission", 3)];
-        apply_timeline(&mut r, timeline(MessageStatus::Bounced, vec![]), &[], false);
+        apply_timeline(&mut r, timeline(MessageStatus::Bounced, vec![]), &[], None);
         assert_eq!(r.status, Status::Lost);
         assert_eq!(r.stages.len(), 1);
         assert!(r.log_status.is_none());
