@@ -12,6 +12,7 @@
 //! opening the session (`connect`).
 mod auth;
 mod connect;
+mod shared;
 mod special_use;
 mod watch;
 
@@ -27,7 +28,8 @@ use futures::TryStreamExt;
 use tokio::time::Instant;
 
 pub use connect::{login, login_as, ImapStream};
-pub use watch::{Armed, Look, LookRequests, WaitEnd, IDLE_REFRESH};
+pub use shared::{Member, SharedArmed, SharedMailbox};
+pub use watch::{Look, LookRequests, WaitEnd, IDLE_REFRESH};
 
 use crate::config::secret::Secret;
 use crate::config::Receiver;
