@@ -12,13 +12,12 @@
 //! and for the push-driven look that found it. Logging in, selecting, refreshing IDLE and
 //! push-driven looks that found nobody's probe are the session's own and charged to no probe.
 //! Not here: when to look (the runner decides), opening and sharing the session (`shared`).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::UnsolicitedResponse;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ use super::shared::{Joined, Request, Want};
 use super::{bounded, fetch, fetch_whole, Arrival, FetchError, Mailbox, SeenProbe};
 use super::{WaitNotes, MAX_FETCH};
 use crate::core::outcome::DetectedBy;
-use crate::core::probe::{self, Verdict};
+use crate::core::probe::{self, Installation, Verdict};
 
 /// Longest single IDLE: re-issued well before the 29 minutes of RFC 2177, after which servers
 /// (Gmail) drop the session.
@@ -145,9 +144,6 @@ struct Watch {
     idle: bool,
     /// Within a window IDLE stays off: the next look is due in milliseconds.
     in_window: bool,
-    /// A command other than a look re-selected a folder (and may have swallowed its EXISTS):
-    /// the next window look fetches whatever the NOOP says.
-    stale: bool,
     /// Replies owed to probes armed while IDLE was not running: sent once it is (or at once
     /// when polling), so a probe is sent only with detection armed.
     arming: Vec<oneshot::Sender<()>>,
@@ -155,6 +151,11 @@ struct Watch {
     issued: u32,
     /// Leave acknowledgements owed until the session is logged out.
     leaving: Vec<oneshot::Sender<()>>,
+    /// Arrivals found by the current look, handed over once its commands are charged (a run
+    /// reads its count as soon as its probe arrives).
+    ready: Vec<(mpsc::Sender<Arrival>, Arrival)>,
+    /// IDLE pushed news while a request ended it: looked at once the request is served.
+    push_due: bool,
 }
 
 /// What ended one IDLE (or one wait without it).
@@ -190,10 +191,11 @@ pub(super) async fn run(
         wake,
         idle,
         in_window: false,
-        stale: false,
         arming: Vec::new(),
         issued: 0,
         leaving: Vec::new(),
+        ready: Vec::new(),
+        push_due: false,
     };
     let lost = match w.serve(mb, requests).await {
         Ok(mb) => {
@@ -220,20 +222,49 @@ impl Watch {
         mut mb: Mailbox,
         mut requests: mpsc::UnboundedReceiver<Request>,
     ) -> Result<Mailbox, FetchError> {
-        let mut due: Option<Request> = None;
+        let mut due: VecDeque<Request> = VecDeque::new();
         loop {
-            // Requests first, in order: the creator's join is the first of all.
+            // Requests first, in order (the creator's join is the first of all); a look asked
+            // for meanwhile goes before a cleanup's request, which waits for no verdict.
             loop {
-                let r = match due.take() {
-                    Some(r) => r,
-                    None => match requests.try_recv() {
-                        Ok(r) => r,
-                        Err(_) => break,
-                    },
+                while let Ok(r) = requests.try_recv() {
+                    due.push_back(r);
+                }
+                let Some(r) = due.pop_front() else { break };
+                let r = match r {
+                    Request::Scan { key, reply } => {
+                        self.look(&mut mb).await?;
+                        // Every scan of the same installation waiting now gets the same one:
+                        // the folders are read once.
+                        let mut replies = vec![reply];
+                        let mut rest = VecDeque::with_capacity(due.len());
+                        for r in due.drain(..) {
+                            match r {
+                                Request::Scan { key: k, reply } if same_installation(&k, &key) => {
+                                    replies.push(reply)
+                                }
+                                other => rest.push_back(other),
+                            }
+                        }
+                        due = rest;
+                        let scanned = mb.scan_probes(&key).await;
+                        for r in replies {
+                            let _ = r.send(scanned.clone());
+                        }
+                        continue;
+                    }
+                    Request::Delete { .. } => {
+                        self.look(&mut mb).await?;
+                        r
+                    }
+                    r => r,
                 };
                 if let Then::End = self.handle(&mut mb, r).await? {
                     return Ok(mb);
                 }
+            }
+            if std::mem::take(&mut self.push_due) {
+                self.push_look(&mut mb).await?;
             }
             // No member yet: the creator's join is on its way (the last one's leaving ended
             // the watch above).
@@ -256,17 +287,9 @@ impl Watch {
                 }
             };
             match woke {
-                Woke::Push => {
-                    let before = self.issued;
-                    let found = self.check_new(&mut mb, 0, None, DetectedBy::Idle).await?;
-                    // The DONE before and the IDLE after belong to this look too.
-                    let cost = self.issued - before + 1 + u32::from(self.idle);
-                    for a in found {
-                        a.add(cost);
-                    }
-                }
+                Woke::Push => self.push_look(&mut mb).await?,
                 Woke::Looks => self.look(&mut mb).await?,
-                Woke::Request(r) => due = Some(r),
+                Woke::Request(r) => due.push_back(r),
                 Woke::Refresh => {}
             }
         }
@@ -300,15 +323,13 @@ impl Watch {
                 let before = self.issued;
                 self.check_all(mb, Some(&resume), DetectedBy::Poll).await?;
                 charges.add(self.issued - before);
-                self.stale = true;
+                self.deliver();
                 self.arming.push(reply);
             }
             Request::Scan { key, reply } => {
-                self.stale = true;
                 let _ = reply.send(mb.scan_probes(&key).await);
             }
             Request::Delete { at, reply } => {
-                self.stale = true;
                 let _ = reply.send(mb.delete(&at.folder, at.uid_validity, &[at.uid]).await);
             }
             Request::Leave { member, done } => {
@@ -388,40 +409,44 @@ impl Watch {
         for a in askers {
             a.add(cost);
         }
+        self.deliver();
         Ok(())
     }
 
-    /// One look. A window look costs one NOOP when nothing came; a full look re-reads every
-    /// folder whatever the NOOP said.
-    async fn look_now(&mut self, mb: &mut Mailbox, look: Look) -> Result<(), FetchError> {
-        if mb.selected != 0 {
-            self.count(1);
-            mb.select(0).await?;
+    /// The look IDLE's news asked for, charged to the probes it found.
+    async fn push_look(&mut self, mb: &mut Mailbox) -> Result<(), FetchError> {
+        let before = self.issued;
+        let found = self.check_new(mb, 0, None, DetectedBy::Idle).await?;
+        // The DONE before and the IDLE after belong to this look too.
+        let cost = self.issued - before + 1 + u32::from(self.idle);
+        for a in found {
+            a.add(cost);
         }
-        let news = self.noop_news(mb).await? || std::mem::take(&mut self.stale);
+        self.deliver();
+        Ok(())
+    }
+
+    /// Hand the arrivals found over, now that their looks are charged.
+    fn deliver(&mut self) {
+        for (to, arrival) in self.ready.drain(..) {
+            let _ = to.try_send(arrival);
+        }
+    }
+
+    /// One look. A window look is one FETCH of what is new in the first folder (not a NOOP
+    /// waiting for EXISTS: with several probes' looks, cleanups and IDLEs on one session, an
+    /// EXISTS can be answered to another command and never reach the NOOP); a full look
+    /// re-reads every folder.
+    async fn look_now(&mut self, mb: &mut Mailbox, look: Look) -> Result<(), FetchError> {
+        // What the server announced meanwhile is read by this look's FETCH.
+        while mb.session.unsolicited_responses.try_recv().is_ok() {}
         match look {
-            Look::Window if !news => {}
             Look::Window => {
                 self.check_new(mb, 0, None, DetectedBy::Poll).await?;
             }
             Look::Full => self.check_all(mb, None, DetectedBy::Poll).await?,
         }
         Ok(())
-    }
-
-    /// NOOP on the selected folder: the server reports what arrived there since (EXISTS). True
-    /// when it (or an earlier command) reported new messages.
-    async fn noop_news(&mut self, mb: &mut Mailbox) -> Result<bool, FetchError> {
-        self.count(1);
-        bounded("NOOP", mb.session.noop()).await?;
-        let mut news = false;
-        while let Ok(r) = mb.session.unsolicited_responses.try_recv() {
-            news |= matches!(
-                r,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            );
-        }
-        Ok(news)
     }
 
     /// Look at every watched folder, the first (IDLE's) first and left selected; from `from`
@@ -534,7 +559,7 @@ impl Watch {
                 detected_by: by,
                 raw,
             };
-            let _ = to.try_send(arrival);
+            self.ready.push((to, arrival));
             found.push(charges);
         }
         Ok(found)
@@ -629,10 +654,9 @@ impl Watch {
                 match woke {
                     // The push wins; a look asked for meanwhile is still due.
                     Some(Woke::Looks) => self.wake.notify_one(),
-                    // A request must not be lost: it is served first, and the next window look
-                    // fetches what the push announced.
+                    // A request must not be lost: it is served first, then the push's look.
                     Some(Woke::Request(r)) => {
-                        self.stale = true;
+                        self.push_due = true;
                         return Ok((mb, Woke::Request(r)));
                     }
                     _ => {}
@@ -645,6 +669,11 @@ impl Watch {
         };
         Ok((mb, woke))
     }
+}
+
+/// Whether two installations sign and verify alike (one run's probes all share one).
+fn same_installation(a: &Installation, b: &Installation) -> bool {
+    a.domain == b.domain && a.key.id() == b.key.id()
 }
 
 fn is_report(h: &[u8]) -> bool {

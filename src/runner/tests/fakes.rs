@@ -469,6 +469,9 @@ pub enum Reply {
     },
     /// Never answers: the submission fails when its deadline comes, as the real one does.
     Silent,
+    /// Accepts, but the answer comes this long after the message went on its way (a slow
+    /// end of session): the probe can land before its run starts waiting for it.
+    AcceptLate(Duration),
 }
 
 /// A sender that answers as told and, when it accepts, runs the mail system's events.
@@ -495,8 +498,11 @@ impl ProbeSender for FakeSender {
                 auth_mechanism: None,
             };
             match &self.reply {
-                Reply::Accept => {
+                Reply::Accept | Reply::AcceptLate(_) => {
                     self.mail.run_events(message.to_vec(), self.events.clone());
+                    if let Reply::AcceptLate(after) = self.reply {
+                        tokio::time::sleep(after).await;
+                    }
                     SendOutcome::Accepted(sub(
                         SmtpPhase::Message,
                         Some(250),
