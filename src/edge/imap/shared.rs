@@ -30,7 +30,7 @@ pub(super) enum Request {
     /// Watch for this probe; the reply comes once detection is armed.
     Arm {
         member: u64,
-        want: Want,
+        want: Box<Want>,
         found: mpsc::Sender<Arrival>,
         reply: oneshot::Sender<()>,
     },
@@ -222,7 +222,7 @@ impl Member {
         let looks = LookRequests::waking(Arc::clone(&self.wake));
         let (found_tx, found) = mpsc::channel(1);
         let (reply, armed) = oneshot::channel();
-        let w = Want {
+        let w = Box::new(Want {
             key,
             id: want,
             resume: if self.resuming {
@@ -232,7 +232,7 @@ impl Member {
             },
             looks: looks.clone(),
             charges: Arc::clone(&charges),
-        };
+        });
         self.requests
             .send(Request::Arm {
                 member: self.member,

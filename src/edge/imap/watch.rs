@@ -128,7 +128,7 @@ impl Charges {
 
 /// A probe armed with the watch, until found or disarmed.
 struct Armed {
-    want: Want,
+    want: Box<Want>,
     /// Where the arrival goes; taken when it is sent, so a probe is handed over once.
     found: Option<mpsc::Sender<Arrival>>,
 }
