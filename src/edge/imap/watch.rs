@@ -23,10 +23,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::shared::{Joined, Request, Want};
-use super::{bounded, fetch, fetch_whole, Arrival, FetchError, Mailbox, SeenProbe};
+use super::{bounded, fetch, fetch_whole, Arrival, FetchError, Mailbox, ScannedCopy, SeenProbe};
 use super::{WaitNotes, MAX_FETCH};
 use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, Installation, Verdict};
+use crate::core::verdict::CopyAt;
 
 /// Longest single IDLE: re-issued well before the 29 minutes of RFC 2177, after which servers
 /// (Gmail) drop the session.
@@ -234,28 +235,13 @@ impl Watch {
                 let r = match r {
                     Request::Scan { key, reply } => {
                         self.look(&mut mb).await?;
-                        // Every scan of the same installation waiting now gets the same one:
-                        // the folders are read once.
-                        let mut replies = vec![reply];
-                        let mut rest = VecDeque::with_capacity(due.len());
-                        for r in due.drain(..) {
-                            match r {
-                                Request::Scan { key: k, reply } if same_installation(&k, &key) => {
-                                    replies.push(reply)
-                                }
-                                other => rest.push_back(other),
-                            }
-                        }
-                        due = rest;
-                        let scanned = mb.scan_probes(&key).await;
-                        for r in replies {
-                            let _ = r.send(scanned.clone());
-                        }
+                        self.scan_batch(&mut mb, &key, reply, &mut due).await;
                         continue;
                     }
-                    Request::Delete { .. } => {
+                    Request::Delete { at, reply } => {
                         self.look(&mut mb).await?;
-                        r
+                        self.delete_batch(&mut mb, &at, reply, &mut due).await;
+                        continue;
                     }
                     r => r,
                 };
@@ -295,6 +281,51 @@ impl Watch {
         }
     }
 
+    /// A cleanup's scan; every scan of the same installation waiting now gets the same one
+    /// (the folders are read once).
+    async fn scan_batch(
+        &mut self,
+        mb: &mut Mailbox,
+        key: &Installation,
+        reply: oneshot::Sender<(Vec<ScannedCopy>, Vec<String>)>,
+        due: &mut VecDeque<Request>,
+    ) {
+        let mut replies = vec![reply];
+        replies.extend(take_waiting(due, |r| match r {
+            Request::Scan { key: k, reply } if same_installation(&k, key) => Ok(reply),
+            other => Err(other),
+        }));
+        let scanned = mb.scan_probes(key).await;
+        for r in replies {
+            let _ = r.send(scanned.clone());
+        }
+    }
+
+    /// A cleanup's deletion; those waiting now in the same folder, read under the same
+    /// UIDVALIDITY, go in one STORE and one EXPUNGE (each names a verified copy).
+    async fn delete_batch(
+        &mut self,
+        mb: &mut Mailbox,
+        at: &CopyAt,
+        reply: oneshot::Sender<Result<usize, FetchError>>,
+        due: &mut VecDeque<Request>,
+    ) {
+        let mut batch = vec![(at.uid, reply)];
+        batch.extend(take_waiting(due, |r| match r {
+            Request::Delete { at: a, reply }
+                if a.folder == at.folder && a.uid_validity == at.uid_validity =>
+            {
+                Ok((a.uid, reply))
+            }
+            other => Err(other),
+        }));
+        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+        let deleted = mb.delete(&at.folder, at.uid_validity, &uids).await;
+        for (_, reply) in batch {
+            let _ = reply.send(deleted.as_ref().map(|_| 1).map_err(Clone::clone));
+        }
+    }
+
     /// Serve one request; those that need no command are also served during IDLE
     /// ([`Watch::inline`]).
     async fn handle(&mut self, mb: &mut Mailbox, r: Request) -> Result<Then, FetchError> {
@@ -326,12 +357,6 @@ impl Watch {
                 self.deliver();
                 self.arming.push(reply);
             }
-            Request::Scan { key, reply } => {
-                let _ = reply.send(mb.scan_probes(&key).await);
-            }
-            Request::Delete { at, reply } => {
-                let _ = reply.send(mb.delete(&at.folder, at.uid_validity, &[at.uid]).await);
-            }
             Request::Leave { member, done } => {
                 self.members.remove(&member);
                 self.leaving.extend(done);
@@ -339,7 +364,10 @@ impl Watch {
                     return Ok(Then::End);
                 }
             }
-            Request::Join { .. } | Request::Disarm { .. } => {}
+            Request::Join { .. }
+            | Request::Disarm { .. }
+            | Request::Scan { .. }
+            | Request::Delete { .. } => {}
         }
         Ok(Then::Go)
     }
@@ -669,6 +697,23 @@ impl Watch {
         };
         Ok((mb, woke))
     }
+}
+
+/// Take out of `due` the requests `pick` accepts, keeping the others in order.
+fn take_waiting<T>(
+    due: &mut VecDeque<Request>,
+    mut pick: impl FnMut(Request) -> Result<T, Request>,
+) -> Vec<T> {
+    let mut taken = Vec::new();
+    let mut rest = VecDeque::with_capacity(due.len());
+    for r in due.drain(..) {
+        match pick(r) {
+            Ok(t) => taken.push(t),
+            Err(r) => rest.push_back(r),
+        }
+    }
+    *due = rest;
+    taken
 }
 
 /// Whether two installations sign and verify alike (one run's probes all share one).
