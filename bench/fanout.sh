@@ -2,8 +2,10 @@
 # Fan-out benchmark, one run, same lab: the wall time of `flowtest run --all` over 50 scenarios
 # against that of `flowtest run` of one of them (target: <= 2x). The scenarios are copies of
 # lab-inbound spread over the lab's mailboxes (alice, bob, postmaster: Dovecot allows 10 IMAP
-# connections per user and address), run with max_concurrency = CONC (default 24, so no user
-# passes 8 connections). The one-scenario and the fan-out runs alternate, REPEAT times.
+# connections per user and address), run with max_concurrency = CONC (default 24, so that a
+# flowtest opening one session per probe keeps every user under 8 connections; one sharing a
+# session per mailbox holds 3 in all, whatever CONC). The one-scenario and the fan-out runs
+# alternate, REPEAT times.
 #
 # usage: flock -s /tmp/flowtest-lab.lock bench/fanout.sh [SCENARIOS=50] [REPEAT=3]
 #        flock -s /tmp/flowtest-lab.lock bench/fanout.sh --smoke     (4 scenarios, once)

@@ -16,7 +16,7 @@ use flowtest::core::runbook::Facts;
 use flowtest::edge::incidents;
 use flowtest::edge::store::Store;
 use flowtest::exit::Exit;
-use flowtest::runner::{prepare, Progress, Runner, Stop, STOP_GRACE};
+use flowtest::runner::{prepare_all, Progress, Runner, Stop, STOP_GRACE};
 
 use super::{load_config, runtime, unusable};
 
@@ -77,13 +77,11 @@ pub fn run(config: &Option<PathBuf>, args: RunArgs) -> Exit {
         Ok(k) => k,
         Err(e) => return unusable(e),
     };
-    let mut prepared = Vec::with_capacity(selected.len());
-    for s in selected {
-        match prepare(s) {
-            Ok(p) => prepared.push(p),
-            Err(e) => return unusable(e),
-        }
-    }
+    // Scenarios watching the same mailbox share one IMAP session.
+    let prepared = match prepare_all(selected) {
+        Ok(p) => p,
+        Err(e) => return unusable(e),
+    };
     let store = match Store::from_config(&config) {
         Ok(s) => Arc::new(s),
         Err(e) => return unusable(e),

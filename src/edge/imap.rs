@@ -12,6 +12,7 @@
 //! opening the session (`connect`).
 mod auth;
 mod connect;
+mod shared;
 mod special_use;
 mod watch;
 
@@ -27,7 +28,8 @@ use futures::TryStreamExt;
 use tokio::time::Instant;
 
 pub use connect::{login, login_as, ImapStream};
-pub use watch::{Armed, Look, LookRequests, WaitEnd, IDLE_REFRESH};
+pub use shared::{Member, SharedArmed, SharedMailbox};
+pub use watch::{Look, LookRequests, WaitEnd, IDLE_REFRESH};
 
 use crate::config::secret::Secret;
 use crate::config::Receiver;
@@ -223,8 +225,8 @@ pub struct Arrival {
     pub detected_at: DateTime<Utc>,
     /// The same moment on the monotonic clock.
     pub detected_instant: Instant,
-    /// When the command whose answer showed the probe was sent (a look's NOOP or SELECT); the
-    /// answer itself for an IDLE push or the first look. The probe was saved before the answer,
+    /// When the command whose answer showed the probe was sent (a look's SELECT or FETCH of
+    /// what is new, also after an IDLE push). The probe was saved before the answer,
     /// and into it after this moment or before: Dovecot holds a command that meets a delivery
     /// being saved into the folder until ~15-20 ms after the save, so an answer can come well
     /// after the save while a look's own round trip is otherwise well under a millisecond.

@@ -1,6 +1,7 @@
 //! The real edges behind the runner's traits: SMTP or SendGrid API submission, the IMAP mailbox, the followed
 //! server logs and the result store (SQLite or PostgreSQL). Each adapter only forwards; the protocol work stays in
 //! `edge`. Not here: any decision (the runner and core make them).
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,13 +13,13 @@ use super::ports::{
     MailboxAccess, MailboxSession, Opening, ProbeSender, ResultStore, ResumePoints, Scanning,
     Waited,
 };
-use crate::config::{Receiver, SendGridSender, SmtpSender};
+use crate::config::{SendGridSender, SmtpSender};
 use crate::core::diagnosis::Finding;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 use crate::core::outcome::{AuthMechanism, RunResult};
 use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, StoredProbe};
-use crate::edge::imap::{self, Armed, FetchError, Mailbox};
+use crate::edge::imap::{FetchError, Member, SharedArmed, SharedMailbox};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::sendgrid;
@@ -59,62 +60,61 @@ impl ProbeSender for SendGridProbeSender {
     }
 }
 
-/// The receiver's IMAP account, password and TLS resolved.
+/// The receiver's IMAP account, password and TLS resolved: its one session is shared by every
+/// probe of the run that watches the same mailbox (`edge::imap::shared`).
 pub struct ImapAccount {
-    pub receiver: Receiver,
-    pub prepared: imap::Prepared,
+    pub shared: Arc<SharedMailbox>,
 }
 
 impl MailboxAccess for ImapAccount {
     fn open<'a>(&'a self, resume: &'a [(String, u32)], deadline: Instant) -> Opening<'a> {
         Box::pin(async move {
-            let mb =
-                Mailbox::open_resuming(&self.receiver, &self.prepared, resume, deadline).await?;
-            Ok(Box::new(mb) as Box<dyn MailboxSession>)
+            let member = self.shared.open(resume, deadline).await?;
+            Ok(Box::new(member) as Box<dyn MailboxSession>)
         })
     }
 }
 
-impl MailboxSession for Mailbox {
+impl MailboxSession for Member {
     fn uses_idle(&self) -> bool {
-        Mailbox::uses_idle(self)
+        Member::uses_idle(self)
     }
     fn auth_mechanism(&self) -> Option<AuthMechanism> {
-        Some(Mailbox::auth_mechanism(self))
+        Some(Member::auth_mechanism(self))
     }
     fn resume_points(&self) -> ResumePoints {
         self.starts()
     }
     fn arm(self: Box<Self>, key: Installation, want: Uuid, deadline: Instant) -> Arming {
         Box::pin(async move {
-            let armed = Mailbox::arm(*self, key, want, deadline).await?;
+            let armed = Member::arm(*self, key, want, deadline).await?;
             Ok(Box::new(armed) as Box<dyn ArmedWait>)
         })
     }
     fn scan_probes<'a>(&'a mut self, key: &'a Installation) -> Scanning<'a> {
-        Box::pin(Mailbox::scan_probes(self, key))
+        Box::pin(Member::scan_probes(self, key))
     }
     fn delete<'a>(&'a mut self, at: &'a CopyAt) -> BoxFuture<'a, Result<usize, FetchError>> {
-        Box::pin(async move { Mailbox::delete(self, &at.folder, at.uid_validity, &[at.uid]).await })
+        Box::pin(Member::delete(self, at))
     }
     fn logout(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(Mailbox::logout(*self))
+        Box::pin(Member::logout(*self))
     }
 }
 
-impl ArmedWait for Armed {
+impl ArmedWait for SharedArmed {
     fn wait<'a>(self: Box<Self>, deadline: Instant, cancel: Cancel<'a>) -> BoxFuture<'a, Waited> {
         Box::pin(async move {
-            let (end, mb, notes) = Armed::wait(*self, deadline, cancel).await;
+            let (end, member, notes) = SharedArmed::wait(*self, deadline, cancel).await;
             Waited {
                 end,
-                session: mb.map(|m| Box::new(m) as Box<dyn MailboxSession>),
+                session: member.map(|m| Box::new(m) as Box<dyn MailboxSession>),
                 notes,
             }
         })
     }
     fn looks(&self) -> LookRequests {
-        Armed::looks(self)
+        SharedArmed::looks(self)
     }
 }
 

@@ -26,7 +26,7 @@ mod stop;
 mod wait;
 
 pub use adapters::{ConfiguredLogs, ImapAccount, SmtpProbeSender};
-pub use prepare::{prepare, Prepared};
+pub use prepare::{prepare, prepare_all, Prepared};
 pub use progress::Progress;
 pub use stop::{Stop, STOP_GRACE};
 

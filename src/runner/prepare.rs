@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::adapters::{ImapAccount, SendGridProbeSender, SmtpProbeSender};
 use super::ports::{MailboxAccess, ProbeSender};
-use crate::config::{Scenario, Sender};
+use crate::config::{Receiver, Scenario, Sender};
+use crate::edge::imap::SharedMailbox;
 use crate::edge::{imap, sendgrid, smtp, tls};
 
 /// A scenario with everything it needs resolved, and the edges that send and receive its probe.
@@ -39,8 +40,42 @@ impl std::fmt::Debug for Prepared {
 }
 
 /// Resolve a scenario's secrets and CA files. The error is one line naming what is missing
-/// (a variable's name or a file's path, never a value).
+/// (a variable's name or a file's path, never a value). Its mailbox session is its own.
 pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
+    prepare_sharing(s, &mut Vec::new())
+}
+
+/// [`prepare`] every scenario of one run: the scenarios that watch the same mailbox share one
+/// session (see [`same_mailbox`]).
+pub fn prepare_all<'s>(
+    scenarios: impl IntoIterator<Item = &'s Scenario>,
+) -> Result<Vec<Prepared>, String> {
+    let mut sessions = Vec::new();
+    scenarios
+        .into_iter()
+        .map(|s| prepare_sharing(s, &mut sessions))
+        .collect()
+}
+
+/// Whether two receivers name the same mailbox session: the same server, port, TLS and CA,
+/// user, credentials, mechanism, watched folders and IDLE use. Poll interval and junk folders
+/// are how a scenario reads what the session sees, not the session.
+fn same_mailbox(a: &Receiver, b: &Receiver) -> bool {
+    a.host == b.host
+        && a.port == b.port
+        && a.tls == b.tls
+        && a.ca_file == b.ca_file
+        && a.username == b.username
+        && a.password == b.password
+        && a.mechanism == b.mechanism
+        && a.folders == b.folders
+        && a.idle == b.idle
+}
+
+fn prepare_sharing(
+    s: &Scenario,
+    sessions: &mut Vec<Arc<SharedMailbox>>,
+) -> Result<Prepared, String> {
     let ctx = |m: String| format!("scenario {}: {m}", s.name);
     let recv_ca = match &s.receiver.ca_file {
         Some(p) => tls::read_ca(p).map_err(|e| ctx(e.to_string()))?,
@@ -53,6 +88,17 @@ pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
             .password
             .resolve()
             .map_err(|e| ctx(format!("receiver password: {e}")))?,
+    };
+    let shared = match sessions
+        .iter()
+        .find(|m| same_mailbox(m.receiver(), &s.receiver))
+    {
+        Some(m) => Arc::clone(m),
+        None => {
+            let m = Arc::new(SharedMailbox::new(s.receiver.clone(), imap));
+            sessions.push(Arc::clone(&m));
+            m
+        }
     };
     let sender: Arc<dyn ProbeSender> = match &s.sender {
         Sender::Smtp(cfg) => {
@@ -96,9 +142,6 @@ pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
     Ok(Prepared {
         scenario: s.clone(),
         sender,
-        mailbox: Arc::new(ImapAccount {
-            receiver: s.receiver.clone(),
-            prepared: imap,
-        }),
+        mailbox: Arc::new(ImapAccount { shared }),
     })
 }

@@ -1,25 +1,34 @@
-//! The mailbox watch, armed before the probe is sent: it looks for the probe when the runner
-//! asks (its window after acceptance, a save seen in the logs, its backstop) and when IDLE
-//! pushes news, counts every IMAP command it issues, and re-issues IDLE before servers drop it
-//! (Gmail ends an IDLE after ~29 minutes). Not here: when to look (the runner decides), opening
-//! the session (`Mailbox::open`).
+//! The mailbox watch: the one task that owns a logged-in session ([`super::shared`] hands it
+//! out) and watches it for every probe armed with it. It looks when any armed probe asks (its
+//! runner's window after acceptance, a save seen in the logs, its backstop; the requests of all
+//! probes merge into one look) and when IDLE pushes news, hands each verified probe (or bounce
+//! quoting one) to the probe it belongs to, serves cleanup's scans and deletions one at a time,
+//! and re-issues IDLE before servers drop it (Gmail ends an IDLE after ~29 minutes).
+//!
+//! Commands are charged per probe, so `imap_commands` stays bounded by the probe's own schedule
+//! whatever the number of probes sharing the session: a probe pays for the looks it asked for
+//! (the DONE that ended IDLE for it, the NOOP, SELECTs and FETCHes of the look, the IDLE issued
+//! again), a resuming probe for its catch-up look, and a found probe for fetching its message
+//! and for the push-driven look that found it. Logging in, selecting, refreshing IDLE and
+//! push-driven looks that found nobody's probe are the session's own and charged to no probe.
+//! Not here: when to look (the runner decides), opening and sharing the session (`shared`).
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::UnsolicitedResponse;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{fetch, fetch_whole, step_until, within, Arrival, FetchError, Mailbox, SeenProbe};
+use super::shared::{Joined, Request, Want};
+use super::{bounded, fetch, fetch_whole, Arrival, FetchError, Mailbox, ScannedCopy, SeenProbe};
 use super::{WaitNotes, MAX_FETCH};
 use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, Installation, Verdict};
+use crate::core::verdict::CopyAt;
 
-/// After the verdict, how long the watch may take to end IDLE and hand its session back.
-const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Longest single IDLE: re-issued well before the 29 minutes of RFC 2177, after which servers
 /// (Gmail) drop the session.
 pub const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
@@ -43,15 +52,30 @@ pub struct LookRequests {
 #[derive(Default)]
 struct LookInner {
     pending: Mutex<Option<Look>>,
-    notify: tokio::sync::Notify,
+    notify: Notify,
+    /// Also woken on every request: the task watching for several probes' requests.
+    watcher: Option<Arc<Notify>>,
 }
 
 impl LookRequests {
+    /// Requests that also wake `watcher` (the shared session's watch).
+    pub(super) fn waking(watcher: Arc<Notify>) -> LookRequests {
+        LookRequests {
+            inner: Arc::new(LookInner {
+                watcher: Some(watcher),
+                ..LookInner::default()
+            }),
+        }
+    }
+
     pub fn request(&self, look: Look) {
         if let Ok(mut p) = self.inner.pending.lock() {
             *p = (*p).max(Some(look));
         }
         self.inner.notify.notify_one();
+        if let Some(w) = &self.inner.watcher {
+            w.notify_one();
+        }
     }
 
     /// The pending look, if any, without waiting.
@@ -71,443 +95,639 @@ impl LookRequests {
     }
 }
 
-struct WatchCtx {
-    key: Installation,
-    want: Uuid,
-    stop: watch::Receiver<bool>,
-    found: mpsc::Sender<Arrival>,
-    looks: LookRequests,
-    idle: bool,
-    /// Every step of the watch ends by then: the probe's deadline plus [`STOP_GRACE`].
-    steps_end: Instant,
-    commands: Arc<AtomicU32>,
+/// What one armed probe shares with the watch: its look requests, the commands charged to
+/// it and the warnings about it.
+#[derive(Default)]
+pub(super) struct Charges {
+    pub(super) commands: AtomicU32,
+    pub(super) warnings: Mutex<Vec<String>>,
 }
 
-impl WatchCtx {
-    /// The end of the watch's next step.
-    fn step_until(&self) -> Instant {
-        step_until(self.steps_end)
-    }
-
-    fn count(&self, n: u32) {
+impl Charges {
+    pub(super) fn add(&self, n: u32) {
         self.commands.fetch_add(n, Ordering::Relaxed);
     }
+
+    fn warn(&self, w: String) {
+        if let Ok(mut v) = self.warnings.lock() {
+            v.push(w);
+        }
+    }
+
+    /// The notes of a finished wait.
+    pub(super) fn notes(&self) -> WaitNotes {
+        WaitNotes {
+            warnings: self
+                .warnings
+                .lock()
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default(),
+            commands: self.commands.load(Ordering::Relaxed),
+        }
+    }
 }
 
-impl Mailbox {
-    /// Arm detection and return once it is armed (IDLE accepted, or poll mode ready), by
-    /// `deadline`, the probe's: the watch's own steps end by then plus [`STOP_GRACE`]. Send the
-    /// probe only after this returns.
-    pub async fn arm(
-        self,
-        key: Installation,
-        want: Uuid,
-        deadline: Instant,
-    ) -> Result<Armed, FetchError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (found_tx, found_rx) = mpsc::channel::<Arrival>(4);
-        let (armed_tx, armed_rx) = oneshot::channel();
-        let looks = LookRequests::default();
-        let commands = Arc::new(AtomicU32::new(0));
-        let ctx = WatchCtx {
-            key,
-            want,
-            stop: stop_rx,
-            found: found_tx,
-            looks: looks.clone(),
-            idle: self.idle && self.can_idle,
-            steps_end: deadline + STOP_GRACE,
-            commands: Arc::clone(&commands),
-        };
-        let task = tokio::spawn(watch_mailbox(self, ctx, armed_tx));
-        let armed = within("arming detection", step_until(deadline), async {
-            armed_rx
-                .await
-                .unwrap_or_else(|_| Err(FetchError::Protocol("the IMAP watch ended".into())))
-        })
-        .await;
-        match armed {
-            Ok(()) => Ok(Armed {
-                task,
-                stop: stop_tx,
-                found: found_rx,
-                looks,
-                commands,
-            }),
-            Err(e) => {
-                task.abort();
-                Err(e)
+/// A probe armed with the watch, until found or disarmed.
+struct Armed {
+    want: Box<Want>,
+    /// Where the arrival goes; taken when it is sent, so a probe is handed over once.
+    found: Option<mpsc::Sender<Arrival>>,
+}
+
+/// The watch's state besides the session.
+struct Watch {
+    /// Every member of the session; `Some` while its probe is armed.
+    members: BTreeMap<u64, Option<Armed>>,
+    next_member: u64,
+    /// Woken by every armed probe's look request.
+    wake: Arc<Notify>,
+    /// IDLE is used (configured and offered).
+    idle: bool,
+    /// Within a window IDLE stays off: the next look is due in milliseconds.
+    in_window: bool,
+    /// Replies owed to probes armed while IDLE was not running: sent once it is (or at once
+    /// when polling), so a probe is sent only with detection armed.
+    arming: Vec<oneshot::Sender<()>>,
+    /// Every command the session issued: a look's cost is the difference.
+    issued: u32,
+    /// Leave acknowledgements owed until the session is logged out.
+    leaving: Vec<oneshot::Sender<()>>,
+    /// Arrivals found by the current look, handed over once its commands are charged (a run
+    /// reads its count as soon as its probe arrives).
+    ready: Vec<(mpsc::Sender<Arrival>, Arrival)>,
+    /// IDLE pushed news while a request ended it: looked at once the request is served.
+    push_due: bool,
+}
+
+/// What ended one IDLE (or one wait without it).
+enum Woke {
+    /// The server pushed news.
+    Push,
+    /// An armed probe asked for a look.
+    Looks,
+    /// A request that needs the session.
+    Request(Request),
+    /// [`IDLE_REFRESH`] passed: IDLE is issued again.
+    Refresh,
+}
+
+/// How a handled request leaves the watch.
+enum Then {
+    Go,
+    /// The last member left: log out.
+    End,
+}
+
+/// Watch `mb` for every member until the last one leaves (logged out) or the session is lost
+/// (every armed probe then sees its arrivals channel close).
+pub(super) async fn run(
+    mb: Mailbox,
+    idle: bool,
+    wake: Arc<Notify>,
+    requests: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut w = Watch {
+        members: BTreeMap::new(),
+        next_member: 1,
+        wake,
+        idle,
+        in_window: false,
+        arming: Vec::new(),
+        issued: 0,
+        leaving: Vec::new(),
+        ready: Vec::new(),
+        push_due: false,
+    };
+    let lost = match w.serve(mb, requests).await {
+        Ok(mb) => {
+            tracing::debug!(commands = w.issued, "shared IMAP session logged out");
+            mb.logout().await;
+            None
+        }
+        Err(e) => Some(e),
+    };
+    if let Some(e) = lost {
+        tracing::debug!(error = %e, "shared IMAP session lost");
+        for a in w.members.values().flatten() {
+            a.want.charges.warn(e.to_string());
+        }
+    }
+    for l in w.leaving.drain(..) {
+        let _ = l.send(());
+    }
+}
+
+impl Watch {
+    async fn serve(
+        &mut self,
+        mut mb: Mailbox,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+    ) -> Result<Mailbox, FetchError> {
+        let mut due: VecDeque<Request> = VecDeque::new();
+        loop {
+            // Requests first, in order (the creator's join is the first of all); a look asked
+            // for meanwhile goes before a cleanup's request, which waits for no verdict.
+            loop {
+                while let Ok(r) = requests.try_recv() {
+                    due.push_back(r);
+                }
+                let Some(r) = due.pop_front() else { break };
+                let r = match r {
+                    Request::Scan { key, reply } => {
+                        self.look(&mut mb).await?;
+                        self.scan_batch(&mut mb, &key, reply, &mut due).await;
+                        continue;
+                    }
+                    Request::Delete { at, reply } => {
+                        self.look(&mut mb).await?;
+                        self.delete_batch(&mut mb, &at, reply, &mut due).await;
+                        continue;
+                    }
+                    r => r,
+                };
+                if let Then::End = self.handle(&mut mb, r).await? {
+                    return Ok(mb);
+                }
+            }
+            if std::mem::take(&mut self.push_due) {
+                self.push_look(&mut mb).await?;
+            }
+            // No member yet: the creator's join is on its way (the last one's leaving ended
+            // the watch above).
+            let armed = self.members.values().any(Option::is_some);
+            let woke = if self.idle && !self.in_window && armed {
+                let (m, woke) = self.idle_once(mb, &mut requests).await?;
+                mb = m;
+                woke
+            } else {
+                for a in self.arming.drain(..) {
+                    let _ = a.send(());
+                }
+                tokio::select! {
+                    () = self.wake.notified() => Woke::Looks,
+                    r = requests.recv() => match r {
+                        Some(r) => Woke::Request(r),
+                        // Every handle is gone, the pool's too: nobody is left to serve.
+                        None => return Ok(mb),
+                    },
+                }
+            };
+            match woke {
+                Woke::Push => self.push_look(&mut mb).await?,
+                Woke::Looks => self.look(&mut mb).await?,
+                Woke::Request(r) => due.push_back(r),
+                Woke::Refresh => {}
             }
         }
     }
-}
 
-/// Look at messages with UID >= uid_next in folder `i`; report ours when it is there. `asked`:
-/// when the command whose answer brought the folder's news was sent (a look's NOOP); a SELECT
-/// made here is that command.
-async fn check_new(
-    mb: &mut Mailbox,
-    i: usize,
-    ctx: &WatchCtx,
-    by: DetectedBy,
-    asked: Option<Instant>,
-    notes: &mut WaitNotes,
-) -> Result<bool, FetchError> {
-    let mut asked = asked;
-    if mb.selected != i {
-        ctx.count(1);
-        asked = Some(crate::clock::instant());
-    }
-    mb.select(i).await?;
-    let detected_at = crate::clock::now();
-    let detected_instant = crate::clock::instant();
-    let name = mb.folders[i].name.clone();
-    let configured_as = mb.folders[i].configured_as.clone();
-    let start = mb.folders[i].uid_next;
-    ctx.count(1);
-    let fetched = fetch(
-        &mut mb.session,
-        &format!("{start}:*"),
-        "(UID RFC822.SIZE BODY.PEEK[HEADER])",
-    )
-    .await?;
-    let mut hit: Option<(u32, bool)> = None;
-    let mut max_uid = start.saturating_sub(1);
-    for m in &fetched {
-        let Some(uid) = m.uid else { continue };
-        // `N:*` returns the last message even when its UID is below N.
-        if uid < start {
-            continue;
+    /// A cleanup's scan; every scan of the same installation waiting now gets the same one
+    /// (the folders are read once).
+    async fn scan_batch(
+        &mut self,
+        mb: &mut Mailbox,
+        key: &Installation,
+        reply: oneshot::Sender<(Vec<ScannedCopy>, Vec<String>)>,
+        due: &mut VecDeque<Request>,
+    ) {
+        let mut replies = vec![reply];
+        replies.extend(take_waiting(due, |r| match r {
+            Request::Scan { key: k, reply } if same_installation(&k, key) => Ok(reply),
+            other => Err(other),
+        }));
+        let scanned = mb.scan_probes(key).await;
+        for r in replies {
+            let _ = r.send(scanned.clone());
         }
-        max_uid = max_uid.max(uid);
-        let Some(h) = m.header() else { continue };
-        match ctx.key.verify(h) {
-            Verdict::Valid(tag) if tag.id == ctx.want => hit = hit.or(Some((uid, false))),
-            Verdict::Forged(why)
-                if probe::header_value(h, probe::H_ID).as_deref()
-                    == Some(&ctx.want.to_string()) =>
+    }
+
+    /// A cleanup's deletion; those waiting now in the same folder, read under the same
+    /// UIDVALIDITY, go in one STORE and one EXPUNGE (each names a verified copy).
+    async fn delete_batch(
+        &mut self,
+        mb: &mut Mailbox,
+        at: &CopyAt,
+        reply: oneshot::Sender<Result<usize, FetchError>>,
+        due: &mut VecDeque<Request>,
+    ) {
+        let mut batch = vec![(at.uid, reply)];
+        batch.extend(take_waiting(due, |r| match r {
+            Request::Delete { at: a, reply }
+                if a.folder == at.folder && a.uid_validity == at.uid_validity =>
             {
-                notes.warnings.push(format!(
-                    "{name}: a message claims to be this probe but {why}; left untouched"
-                ));
+                Ok((a.uid, reply))
             }
-            Verdict::NotAProbe if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH => {
-                if let Some((raw, _)) = fetch_whole(&mut mb.session, uid, &ctx.commands).await? {
-                    if ctx.key.quoted_probe(&raw).is_some_and(|t| t.id == ctx.want) {
-                        hit = hit.or(Some((uid, true)));
+            other => Err(other),
+        }));
+        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+        let deleted = mb.delete(&at.folder, at.uid_validity, &uids).await;
+        for (_, reply) in batch {
+            let _ = reply.send(deleted.as_ref().map(|_| 1).map_err(Clone::clone));
+        }
+    }
+
+    /// Serve one request; those that need no command are also served during IDLE
+    /// ([`Watch::inline`]).
+    async fn handle(&mut self, mb: &mut Mailbox, r: Request) -> Result<Then, FetchError> {
+        let r = match self.inline(r) {
+            Ok(then) => return Ok(then),
+            Err(r) => r,
+        };
+        match r {
+            Request::Arm {
+                member,
+                want,
+                found,
+                reply,
+            } => {
+                let resume = want.resume.clone();
+                let charges = Arc::clone(&want.charges);
+                self.members.insert(
+                    member,
+                    Some(Armed {
+                        want,
+                        found: Some(found),
+                    }),
+                );
+                // After a reconnection the probe may already be there: look from where this
+                // probe's run started.
+                let before = self.issued;
+                self.check_all(mb, Some(&resume), DetectedBy::Poll).await?;
+                charges.add(self.issued - before);
+                self.deliver();
+                self.arming.push(reply);
+            }
+            Request::Leave { member, done } => {
+                self.members.remove(&member);
+                self.leaving.extend(done);
+                if self.members.is_empty() {
+                    return Ok(Then::End);
+                }
+            }
+            Request::Join { .. }
+            | Request::Disarm { .. }
+            | Request::Scan { .. }
+            | Request::Delete { .. } => {}
+        }
+        Ok(Then::Go)
+    }
+
+    /// Serve a request that needs no command; hand back the others.
+    fn inline(&mut self, r: Request) -> Result<Then, Request> {
+        match r {
+            Request::Join { reply, .. } => {
+                let member = self.next_member;
+                self.next_member += 1;
+                if reply.send(Joined { member }).is_ok() {
+                    self.members.insert(member, None);
+                }
+            }
+            Request::Arm {
+                member,
+                want,
+                found,
+                reply,
+            } if want.resume.is_empty() => {
+                self.members.insert(
+                    member,
+                    Some(Armed {
+                        want,
+                        found: Some(found),
+                    }),
+                );
+                self.arming.push(reply);
+            }
+            Request::Disarm { member } => {
+                if let Some(m) = self.members.get_mut(&member) {
+                    *m = None;
+                }
+            }
+            Request::Leave { member, done } if self.members.len() > 1 => {
+                self.members.remove(&member);
+                if let Some(d) = done {
+                    let _ = d.send(());
+                }
+            }
+            other => return Err(other),
+        }
+        Ok(Then::Go)
+    }
+
+    fn count(&mut self, n: u32) {
+        self.issued += n;
+    }
+
+    /// The armed probes' pending look requests, merged into one look charged to each asker.
+    async fn look(&mut self, mb: &mut Mailbox) -> Result<(), FetchError> {
+        let mut askers = Vec::new();
+        let mut look = None;
+        for a in self.members.values().flatten() {
+            if let Some(l) = a.want.looks.take() {
+                askers.push(Arc::clone(&a.want.charges));
+                look = look.max(Some(l));
+            }
+        }
+        let Some(look) = look else { return Ok(()) };
+        let before = self.issued;
+        let was_idle = self.idle && !self.in_window;
+        self.look_now(mb, look).await?;
+        self.in_window = look == Look::Window;
+        let again = self.idle && !self.in_window;
+        let cost = self.issued - before + u32::from(was_idle) + u32::from(again);
+        for a in askers {
+            a.add(cost);
+        }
+        self.deliver();
+        Ok(())
+    }
+
+    /// The look IDLE's news asked for, charged to the probes it found.
+    async fn push_look(&mut self, mb: &mut Mailbox) -> Result<(), FetchError> {
+        let before = self.issued;
+        let found = self.check_new(mb, 0, None, DetectedBy::Idle).await?;
+        // The DONE before and the IDLE after belong to this look too.
+        let cost = self.issued - before + 1 + u32::from(self.idle);
+        for a in found {
+            a.add(cost);
+        }
+        self.deliver();
+        Ok(())
+    }
+
+    /// Hand the arrivals found over, now that their looks are charged.
+    fn deliver(&mut self) {
+        for (to, arrival) in self.ready.drain(..) {
+            let _ = to.try_send(arrival);
+        }
+    }
+
+    /// One look. A window look is one FETCH of what is new in the first folder (not a NOOP
+    /// waiting for EXISTS: with several probes' looks, cleanups and IDLEs on one session, an
+    /// EXISTS can be answered to another command and never reach the NOOP); a full look
+    /// re-reads every folder.
+    async fn look_now(&mut self, mb: &mut Mailbox, look: Look) -> Result<(), FetchError> {
+        // What the server announced meanwhile is read by this look's FETCH.
+        while mb.session.unsolicited_responses.try_recv().is_ok() {}
+        match look {
+            Look::Window => {
+                self.check_new(mb, 0, None, DetectedBy::Poll).await?;
+            }
+            Look::Full => self.check_all(mb, None, DetectedBy::Poll).await?,
+        }
+        Ok(())
+    }
+
+    /// Look at every watched folder, the first (IDLE's) first and left selected; from `from`
+    /// where it names a folder.
+    async fn check_all(
+        &mut self,
+        mb: &mut Mailbox,
+        from: Option<&[(String, u32)]>,
+        by: DetectedBy,
+    ) -> Result<(), FetchError> {
+        for i in 0..mb.folders.len() {
+            let start = from.and_then(|f| {
+                f.iter()
+                    .find(|(n, _)| *n == mb.folders[i].name)
+                    .map(|(_, u)| *u)
+            });
+            self.check_new(mb, i, start, by).await?;
+        }
+        if mb.selected != 0 {
+            self.count(1);
+            mb.select(0).await?;
+        }
+        Ok(())
+    }
+
+    /// Look at the messages of folder `i` from `from` (default: the first not looked at yet)
+    /// and hand every armed probe found there (or its bounce) to its run. Returns the charges
+    /// of the probes found.
+    async fn check_new(
+        &mut self,
+        mb: &mut Mailbox,
+        i: usize,
+        from: Option<u32>,
+        by: DetectedBy,
+    ) -> Result<Vec<Arc<Charges>>, FetchError> {
+        // The SELECT (when one is needed) or the FETCH below is the command whose answer shows
+        // what is in the folder: the probe was saved before its answer came.
+        let asked_instant = crate::clock::instant();
+        if mb.selected != i {
+            self.count(1);
+        }
+        mb.select(i).await?;
+        let name = mb.folders[i].name.clone();
+        let start = from.map_or(mb.folders[i].uid_next, |f| f.min(mb.folders[i].uid_next));
+        self.count(1);
+        let fetched = fetch(
+            &mut mb.session,
+            &format!("{start}:*"),
+            "(UID RFC822.SIZE BODY.PEEK[HEADER])",
+        )
+        .await?;
+        let detected_at = crate::clock::now();
+        let detected_instant = crate::clock::instant();
+        let mut hits: Vec<(u64, u32, bool)> = Vec::new();
+        let mut max_uid = start.saturating_sub(1);
+        for m in &fetched {
+            let Some(uid) = m.uid else { continue };
+            // `N:*` returns the last message even when its UID is below N.
+            if uid < start {
+                continue;
+            }
+            max_uid = max_uid.max(uid);
+            let Some(h) = m.header() else { continue };
+            if let Some(member) = self.claimed_by(h, &name) {
+                hits.push((member, uid, false));
+            } else if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH {
+                let counted = AtomicU32::new(0);
+                let whole = fetch_whole(&mut mb.session, uid, &counted).await?;
+                self.count(counted.into_inner());
+                if let Some(member) = whole.and_then(|(raw, _)| self.quoted_by(&raw)) {
+                    hits.push((member, uid, true));
+                }
+            }
+        }
+        let f = &mut mb.folders[i];
+        f.uid_next = f.uid_next.max(max_uid + 1);
+        let mut found = Vec::new();
+        for (member, uid, bounce) in hits {
+            let Some(Some(armed)) = self.members.get_mut(&member) else {
+                continue;
+            };
+            let charges = Arc::clone(&armed.want.charges);
+            let Some((raw, idate)) = fetch_whole(&mut mb.session, uid, &charges.commands).await?
+            else {
+                charges.warn(format!(
+                    "{name}: probe UID {uid} vanished or is too large to fetch"
+                ));
+                continue;
+            };
+            let key = &armed.want.key;
+            let tag = if bounce {
+                key.quoted_probe(&raw)
+            } else {
+                key.verify(&raw).valid().cloned()
+            };
+            let Some(tag) = tag.filter(|t| t.id == armed.want.id) else {
+                continue;
+            };
+            let Some(to) = armed.found.take() else {
+                continue;
+            };
+            let arrival = Arrival {
+                seen: SeenProbe {
+                    folder: name.clone(),
+                    uid,
+                    tag,
+                    internal_date: idate,
+                    bounce,
+                    configured_as: mb.folders[i].configured_as.clone(),
+                },
+                detected_at,
+                detected_instant,
+                asked_instant,
+                detected_by: by,
+                raw,
+            };
+            self.ready.push((to, arrival));
+            found.push(charges);
+        }
+        Ok(found)
+    }
+
+    /// The armed, not yet found probe whose genuine tag these headers carry. A tag that claims
+    /// to be one of them and fails verification is a warning of that probe's.
+    fn claimed_by(&self, h: &[u8], folder: &str) -> Option<u64> {
+        let id: Uuid = probe::header_value(h, probe::H_ID)?.trim().parse().ok()?;
+        let (member, armed) = self
+            .members
+            .iter()
+            .find_map(|(m, a)| a.as_ref().filter(|a| a.want.id == id).map(|a| (*m, a)))?;
+        armed.found.as_ref()?;
+        match armed.want.key.verify(h) {
+            Verdict::Valid(tag) if tag.id == id => Some(member),
+            Verdict::Forged(why) => {
+                armed.want.charges.warn(format!(
+                    "{folder}: a message claims to be this probe but {why}; left untouched"
+                ));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The armed, not yet found probe this bounce quotes.
+    fn quoted_by(&self, raw: &[u8]) -> Option<u64> {
+        self.members.iter().find_map(|(m, a)| {
+            let a = a.as_ref().filter(|a| a.found.is_some())?;
+            a.want
+                .key
+                .quoted_probe(raw)
+                .is_some_and(|t| t.id == a.want.id)
+                .then_some(*m)
+        })
+    }
+
+    /// One IDLE on the selected folder (the first), until news, a look request, a request
+    /// that needs the session, or the refresh limit. Requests that need no command are served
+    /// meanwhile; probes armed before it started are told once the server accepted it.
+    async fn idle_once(
+        &mut self,
+        mut mb: Mailbox,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> Result<(Mailbox, Woke), FetchError> {
+        let mut handle = mb.session.idle();
+        self.count(1);
+        bounded("IDLE", handle.init()).await?;
+        for a in self.arming.drain(..) {
+            let _ = a.send(());
+        }
+        let mut woke = None;
+        let resp = {
+            let (wait, interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
+            let mut interrupt = Some(interrupt);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    r = &mut wait => break r,
+                    () = self.wake.notified(), if interrupt.is_some() => {
+                        woke = Some(Woke::Looks);
+                        // Dropping the stop source ends the wait with ManualInterrupt.
+                        interrupt = None;
+                    }
+                    r = requests.recv(), if interrupt.is_some() => {
+                        let Some(r) = r else {
+                            interrupt = None;
+                            continue;
+                        };
+                        match self.inline(r) {
+                            Ok(_) => {
+                                for a in self.arming.drain(..) {
+                                    let _ = a.send(());
+                                }
+                            }
+                            Err(r) => {
+                                woke = Some(Woke::Request(r));
+                                interrupt = None;
+                            }
+                        }
                     }
                 }
             }
-            _ => {}
+        };
+        self.count(1);
+        mb.session = bounded("DONE", handle.done())
+            .await
+            .map_err(|e| FetchError::Protocol(format!("ending IDLE failed: {e}")))?;
+        let woke = match resp {
+            Ok(IdleResponse::NewData(_)) => {
+                match woke {
+                    // The push wins; a look asked for meanwhile is still due.
+                    Some(Woke::Looks) => self.wake.notify_one(),
+                    // A request must not be lost: it is served first, then the push's look.
+                    Some(Woke::Request(r)) => {
+                        self.push_due = true;
+                        return Ok((mb, Woke::Request(r)));
+                    }
+                    _ => {}
+                }
+                Woke::Push
+            }
+            Ok(IdleResponse::Timeout) => Woke::Refresh,
+            Ok(IdleResponse::ManualInterrupt) => woke.unwrap_or(Woke::Refresh),
+            Err(e) => return Err(FetchError::Protocol(format!("IDLE failed: {e}"))),
+        };
+        Ok((mb, woke))
+    }
+}
+
+/// Take out of `due` the requests `pick` accepts, keeping the others in order.
+fn take_waiting<T>(
+    due: &mut VecDeque<Request>,
+    mut pick: impl FnMut(Request) -> Result<T, Request>,
+) -> Vec<T> {
+    let mut taken = Vec::new();
+    let mut rest = VecDeque::with_capacity(due.len());
+    for r in due.drain(..) {
+        match pick(r) {
+            Ok(t) => taken.push(t),
+            Err(r) => rest.push_back(r),
         }
     }
-    mb.folders[i].uid_next = max_uid + 1;
-    let Some((uid, bounce)) = hit else {
-        return Ok(false);
-    };
-    let Some((raw, idate)) = fetch_whole(&mut mb.session, uid, &ctx.commands).await? else {
-        notes.warnings.push(format!(
-            "{name}: probe UID {uid} vanished or is too large to fetch"
-        ));
-        return Ok(false);
-    };
-    let tag = if bounce {
-        ctx.key.quoted_probe(&raw)
-    } else {
-        ctx.key.verify(&raw).valid().cloned()
-    };
-    let Some(tag) = tag else { return Ok(false) };
-    let arrival = Arrival {
-        seen: SeenProbe {
-            folder: name,
-            uid,
-            tag,
-            internal_date: idate,
-            bounce,
-            configured_as,
-        },
-        detected_at,
-        detected_instant,
-        asked_instant: asked.unwrap_or(detected_instant),
-        detected_by: by,
-        raw,
-    };
-    let _ = ctx.found.send(arrival).await;
-    Ok(true)
+    *due = rest;
+    taken
 }
 
-/// Look at every watched folder, the first (IDLE's) first and left selected.
-async fn check_all(
-    mb: &mut Mailbox,
-    ctx: &WatchCtx,
-    by: DetectedBy,
-    asked: Option<Instant>,
-    notes: &mut WaitNotes,
-) -> Result<bool, FetchError> {
-    for i in 0..mb.folders.len() {
-        let asked = if i == 0 { asked } else { None };
-        if check_new(mb, i, ctx, by, asked, notes).await? {
-            return Ok(true);
-        }
-    }
-    if mb.selected != 0 {
-        ctx.count(1);
-        mb.select(0).await?;
-    }
-    Ok(false)
-}
-
-/// NOOP on the selected folder: the server reports what arrived there since (EXISTS). True
-/// when it (or an earlier command) reported new messages.
-async fn noop_news(mb: &mut Mailbox, ctx: &WatchCtx) -> Result<bool, FetchError> {
-    ctx.count(1);
-    within("NOOP", ctx.step_until(), mb.session.noop()).await?;
-    let mut news = false;
-    while let Ok(r) = mb.session.unsolicited_responses.try_recv() {
-        news |= matches!(
-            r,
-            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-        );
-    }
-    Ok(news)
-}
-
-/// One requested look. A window look costs one NOOP when nothing came; a full look re-reads
-/// every folder whatever the NOOP said.
-async fn look_now(
-    mb: &mut Mailbox,
-    ctx: &WatchCtx,
-    look: Look,
-    notes: &mut WaitNotes,
-) -> Result<bool, FetchError> {
-    if mb.selected != 0 {
-        ctx.count(1);
-        mb.select(0).await?;
-    }
-    let asked = Some(crate::clock::instant());
-    let news = noop_news(mb, ctx).await?;
-    match look {
-        Look::Window if !news => Ok(false),
-        Look::Window => check_new(mb, 0, ctx, DetectedBy::Poll, asked, notes).await,
-        Look::Full => check_all(mb, ctx, DetectedBy::Poll, asked, notes).await,
-    }
+/// Whether two installations sign and verify alike (one run's probes all share one).
+fn same_installation(a: &Installation, b: &Installation) -> bool {
+    a.domain == b.domain && a.key.id() == b.key.id()
 }
 
 fn is_report(h: &[u8]) -> bool {
     probe::header_value(h, "Content-Type")
         .is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
-}
-
-/// What ended one IDLE.
-enum Woke {
-    /// The server pushed news.
-    Push,
-    Look(Look),
-    Stop,
-    /// [`IDLE_REFRESH`] passed: IDLE is issued again.
-    Refresh,
-}
-
-/// One IDLE on the selected folder (the first), until news, a look request, a stop, or the
-/// refresh limit. Reports "armed" once the server accepted it.
-async fn idle_once(
-    mut mb: Mailbox,
-    ctx: &mut WatchCtx,
-    armed: &mut Option<oneshot::Sender<Result<(), FetchError>>>,
-) -> Result<(Mailbox, Woke), FetchError> {
-    let mut handle = mb.session.idle();
-    ctx.count(1);
-    within("IDLE", ctx.step_until(), handle.init()).await?;
-    if let Some(a) = armed.take() {
-        let _ = a.send(Ok(()));
-    }
-    let mut woke = None;
-    let resp = {
-        let (wait, interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
-        let mut interrupt = Some(interrupt);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                r = &mut wait => break r,
-                changed = ctx.stop.changed(), if interrupt.is_some() => {
-                    if changed.is_err() || *ctx.stop.borrow() {
-                        // Dropping the stop source ends the wait with ManualInterrupt.
-                        woke = Some(Woke::Stop);
-                        interrupt = None;
-                    }
-                }
-                l = ctx.looks.next(), if interrupt.is_some() => {
-                    woke = Some(Woke::Look(l));
-                    interrupt = None;
-                }
-            }
-        }
-    };
-    ctx.count(1);
-    mb.session = within("DONE", ctx.step_until(), handle.done())
-        .await
-        .map_err(|e| FetchError::Protocol(format!("ending IDLE failed: {e}")))?;
-    let woke = match resp {
-        Ok(IdleResponse::NewData(_)) => {
-            // The push wins; a look asked for meanwhile is still due.
-            if let Some(Woke::Look(l)) = woke {
-                ctx.looks.request(l);
-            }
-            Woke::Push
-        }
-        Ok(IdleResponse::Timeout) => Woke::Refresh,
-        Ok(IdleResponse::ManualInterrupt) => woke.unwrap_or(Woke::Stop),
-        Err(e) => return Err(FetchError::Protocol(format!("IDLE failed: {e}"))),
-    };
-    Ok((mb, woke))
-}
-
-/// The watch loop: IDLE on the first folder (when used and no window look is due) until our
-/// probe shows up or we are told to stop; looks when the runner asks. Returns the mailbox (its
-/// session reusable for cleanup) unless the session was lost.
-async fn watch_mailbox(
-    mut mb: Mailbox,
-    mut ctx: WatchCtx,
-    armed: oneshot::Sender<Result<(), FetchError>>,
-) -> (Option<Mailbox>, WaitNotes) {
-    let mut notes = WaitNotes::default();
-    let mut armed = Some(armed);
-    // Look once before waiting: after a reconnection the probe may already be there.
-    let first = within(
-        "looking for the probe",
-        ctx.step_until(),
-        check_all(&mut mb, &ctx, DetectedBy::Poll, None, &mut notes),
-    )
-    .await;
-    match first {
-        Ok(true) => {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Ok(()));
-            }
-            return (Some(mb), notes);
-        }
-        Ok(false) => {}
-        Err(e) => {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Err(e));
-            }
-            return (None, notes);
-        }
-    }
-    // Within the runner's window IDLE stays off: the next look is due in milliseconds.
-    let mut in_window = false;
-    loop {
-        if *ctx.stop.borrow() {
-            return (Some(mb), notes);
-        }
-        let look = if ctx.idle && !in_window {
-            let woke = match idle_once(mb, &mut ctx, &mut armed).await {
-                Ok((m, woke)) => {
-                    mb = m;
-                    woke
-                }
-                Err(e) => {
-                    match armed.take() {
-                        Some(a) => {
-                            let _ = a.send(Err(e));
-                        }
-                        None => notes.warnings.push(e.to_string()),
-                    }
-                    return (None, notes);
-                }
-            };
-            match woke {
-                // After a push (and DONE) the folder is up to date: no NOOP needed.
-                Woke::Push => None,
-                Woke::Look(l) => Some(l),
-                Woke::Refresh => continue,
-                Woke::Stop => return (Some(mb), notes),
-            }
-        } else {
-            if let Some(a) = armed.take() {
-                let _ = a.send(Ok(()));
-            }
-            tokio::select! {
-                l = ctx.looks.next() => Some(l),
-                changed = ctx.stop.changed() => {
-                    if changed.is_err() {
-                        // The runner is gone: nobody will read a result.
-                        return (Some(mb), notes);
-                    }
-                    continue;
-                }
-            }
-        };
-        in_window = look == Some(Look::Window);
-        let look_result = within("looking for the probe", ctx.step_until(), async {
-            match look {
-                Some(l) => look_now(&mut mb, &ctx, l, &mut notes).await,
-                None => check_new(&mut mb, 0, &ctx, DetectedBy::Idle, None, &mut notes).await,
-            }
-        })
-        .await;
-        match look_result {
-            Ok(true) => return (Some(mb), notes),
-            Ok(false) => {}
-            Err(e) => {
-                notes.warnings.push(e.to_string());
-                return (None, notes);
-            }
-        }
-    }
-}
-
-/// Detection armed and running; the probe may now be sent.
-pub struct Armed {
-    task: tokio::task::JoinHandle<(Option<Mailbox>, WaitNotes)>,
-    stop: watch::Sender<bool>,
-    found: mpsc::Receiver<Arrival>,
-    looks: LookRequests,
-    commands: Arc<AtomicU32>,
-}
-
-impl Armed {
-    /// Where to ask the watch for a look.
-    pub fn looks(&self) -> LookRequests {
-        self.looks.clone()
-    }
-
-    /// Wait for the probe until `deadline`, or until `cancel` resolves (fail-fast from logs).
-    /// Returns the mailbox (for cleanup) when the session survived; the watch gets
-    /// [`STOP_GRACE`] to hand it back. The notes carry the commands the watch issued.
-    pub async fn wait(
-        mut self,
-        deadline: Instant,
-        cancel: impl std::future::Future<Output = ()>,
-    ) -> (WaitEnd, Option<Mailbox>, WaitNotes) {
-        tokio::pin!(cancel);
-        let end = tokio::select! {
-            a = self.found.recv() => match a {
-                Some(a) => WaitEnd::Arrived(Box::new(a)),
-                // A watch step that ran into the deadline ends the watch too: that is the
-                // deadline, not a lost session to reconnect.
-                None if crate::clock::instant() >= deadline => WaitEnd::Deadline,
-                // The watch ended without finding it: the session is gone.
-                None => WaitEnd::SessionsLost,
-            },
-            _ = tokio::time::sleep_until(deadline) => WaitEnd::Deadline,
-            _ = &mut cancel => WaitEnd::Cancelled,
-        };
-        let _ = self.stop.send(true);
-        let (mb, mut notes) = match tokio::time::timeout(STOP_GRACE, &mut self.task).await {
-            Ok(Ok((mb, notes))) => (mb, notes),
-            _ => {
-                self.task.abort();
-                let notes = WaitNotes {
-                    warnings: vec!["the IMAP watch did not stop in time".into()],
-                    commands: 0,
-                };
-                (None, notes)
-            }
-        };
-        notes.commands = self.commands.load(Ordering::Relaxed);
-        (end, mb, notes)
-    }
 }
 
 /// Why a wait ended.
@@ -519,6 +739,17 @@ pub enum WaitEnd {
     Cancelled,
     /// Every IMAP session dropped (server restart, network): reconnect and wait on.
     SessionsLost,
+}
+
+/// A wait's end from the arrivals channel: closed before the deadline means the session is gone.
+pub(super) fn ended(a: Option<Arrival>, deadline: Instant) -> WaitEnd {
+    match a {
+        Some(a) => WaitEnd::Arrived(Box::new(a)),
+        // A watch step that ran into the deadline ends the watch too: that is the deadline,
+        // not a lost session to reconnect.
+        None if crate::clock::instant() >= deadline => WaitEnd::Deadline,
+        None => WaitEnd::SessionsLost,
+    }
 }
 
 #[cfg(test)]
@@ -535,5 +766,16 @@ mod tests {
         assert_eq!(looks.take(), None, "merged into one");
         looks.request(Look::Window);
         assert_eq!(looks.next().await, Look::Window);
+    }
+
+    #[tokio::test]
+    async fn a_request_wakes_the_shared_watch() {
+        let wake = Arc::new(Notify::new());
+        let looks = LookRequests::waking(Arc::clone(&wake));
+        looks.request(Look::Window);
+        tokio::time::timeout(Duration::from_secs(1), wake.notified())
+            .await
+            .expect("woken");
+        assert_eq!(looks.take(), Some(Look::Window));
     }
 }

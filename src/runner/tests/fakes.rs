@@ -65,7 +65,7 @@ pub struct World {
     /// An IDLE left running this long drops the session (Gmail: about 29 minutes).
     pub idle_drop_after: Option<Duration>,
     /// A look that finds the probe is answered this long after it was asked (Dovecot holds a
-    /// NOOP that meets a delivery being saved); zero by default.
+    /// command that meets a delivery being saved); zero by default.
     pub found_answer_held: Duration,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
@@ -478,6 +478,9 @@ pub enum Reply {
     },
     /// Never answers: the submission fails when its deadline comes, as the real one does.
     Silent,
+    /// Accepts, but the answer comes this long after the message went on its way (a slow
+    /// end of session): the probe can land before its run starts waiting for it.
+    AcceptLate(Duration),
 }
 
 /// A sender that answers as told and, when it accepts, runs the mail system's events.
@@ -504,8 +507,11 @@ impl ProbeSender for FakeSender {
                 auth_mechanism: None,
             };
             match &self.reply {
-                Reply::Accept => {
+                Reply::Accept | Reply::AcceptLate(_) => {
                     self.mail.run_events(message.to_vec(), self.events.clone());
+                    if let Reply::AcceptLate(after) = self.reply {
+                        tokio::time::sleep(after).await;
+                    }
                     SendOutcome::Accepted(sub(
                         SmtpPhase::Message,
                         Some(250),

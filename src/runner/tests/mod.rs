@@ -2,6 +2,7 @@
 //! clock: every status, a mid-wait reconnect, a late arrival, and cleanups that must not delete.
 mod detection;
 mod fakes;
+mod sharing;
 mod stopping;
 
 use std::path::PathBuf;
