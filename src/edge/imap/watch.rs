@@ -352,7 +352,8 @@ impl Watch {
                 // After a reconnection the probe may already be there: look from where this
                 // probe's run started.
                 let before = self.issued;
-                self.check_all(mb, Some(&resume), DetectedBy::Poll).await?;
+                self.check_all(mb, Some(&resume), DetectedBy::Poll, None)
+                    .await?;
                 charges.add(self.issued - before);
                 self.deliver();
                 self.arming.push(reply);
@@ -444,7 +445,7 @@ impl Watch {
     /// The look IDLE's news asked for, charged to the probes it found.
     async fn push_look(&mut self, mb: &mut Mailbox) -> Result<(), FetchError> {
         let before = self.issued;
-        let found = self.check_new(mb, 0, None, DetectedBy::Idle).await?;
+        let found = self.check_new(mb, 0, None, DetectedBy::Idle, None).await?;
         // The DONE before and the IDLE after belong to this look too.
         let cost = self.issued - before + 1 + u32::from(self.idle);
         for a in found {
@@ -461,18 +462,26 @@ impl Watch {
         }
     }
 
-    /// One look. A window look is one FETCH of what is new in the first folder (not a NOOP
-    /// waiting for EXISTS: with several probes' looks, cleanups and IDLEs on one session, an
-    /// EXISTS can be answered to another command and never reach the NOOP); a full look
-    /// re-reads every folder.
+    /// One look: a NOOP, then a FETCH of what is new in the first folder (a window look) or in
+    /// every folder (a full look). The NOOP makes the server take in what was saved since its
+    /// last command (Dovecot's FETCH alone shows it only from the next command on); its EXISTS
+    /// is not waited for: with several probes' looks, cleanups and IDLEs on one session, an
+    /// EXISTS can be answered to another command and never reach the NOOP.
     async fn look_now(&mut self, mb: &mut Mailbox, look: Look) -> Result<(), FetchError> {
+        let asked = Some(crate::clock::instant());
+        if mb.selected != 0 {
+            self.count(1);
+            mb.select(0).await?;
+        }
+        self.count(1);
+        bounded("NOOP", mb.session.noop()).await?;
         // What the server announced meanwhile is read by this look's FETCH.
         while mb.session.unsolicited_responses.try_recv().is_ok() {}
         match look {
             Look::Window => {
-                self.check_new(mb, 0, None, DetectedBy::Poll).await?;
+                self.check_new(mb, 0, None, DetectedBy::Poll, asked).await?;
             }
-            Look::Full => self.check_all(mb, None, DetectedBy::Poll).await?,
+            Look::Full => self.check_all(mb, None, DetectedBy::Poll, asked).await?,
         }
         Ok(())
     }
@@ -484,6 +493,7 @@ impl Watch {
         mb: &mut Mailbox,
         from: Option<&[(String, u32)]>,
         by: DetectedBy,
+        asked: Option<Instant>,
     ) -> Result<(), FetchError> {
         for i in 0..mb.folders.len() {
             let start = from.and_then(|f| {
@@ -491,7 +501,8 @@ impl Watch {
                     .find(|(n, _)| *n == mb.folders[i].name)
                     .map(|(_, u)| *u)
             });
-            self.check_new(mb, i, start, by).await?;
+            let asked = if i == 0 { asked } else { None };
+            self.check_new(mb, i, start, by, asked).await?;
         }
         if mb.selected != 0 {
             self.count(1);
@@ -502,17 +513,17 @@ impl Watch {
 
     /// Look at the messages of folder `i` from `from` (default: the first not looked at yet)
     /// and hand every armed probe found there (or its bounce) to its run. Returns the charges
-    /// of the probes found.
+    /// of the probes found. `asked`: when the command that made the server take in the
+    /// folder's news was sent (a look's NOOP); else the SELECT or FETCH made here.
     async fn check_new(
         &mut self,
         mb: &mut Mailbox,
         i: usize,
         from: Option<u32>,
         by: DetectedBy,
+        asked: Option<Instant>,
     ) -> Result<Vec<Arc<Charges>>, FetchError> {
-        // The SELECT (when one is needed) or the FETCH below is the command whose answer shows
-        // what is in the folder: the probe was saved before its answer came.
-        let asked_instant = crate::clock::instant();
+        let asked_instant = asked.unwrap_or_else(crate::clock::instant);
         if mb.selected != i {
             self.count(1);
         }
