@@ -185,6 +185,8 @@ impl Entry {
         match self.rcpts.iter().position(|r| r.to == to) {
             Some(i) => Some(&mut self.rcpts[i]),
             None if self.rcpts.len() < MAX_RCPTS => {
+                // Most entries have one recipient: room for exactly one first.
+                self.rcpts.reserve_exact(1);
                 self.rcpts.push(Rcpt {
                     to: to.to_owned(),
                     status: RcptStatus::Pending,
