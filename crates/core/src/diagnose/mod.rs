@@ -212,7 +212,7 @@ pub fn analyze_with(
         corr.push(rec);
         pushed += 1;
         if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
-            for m in corr.take_finished() {
+            while let Some(m) = corr.next_finished() {
                 report.message(m).map_err(AnalyzeError::Write)?;
             }
         }
@@ -220,7 +220,7 @@ pub fn analyze_with(
     // Drained in batches, each reported before the next is emitted: the chains still open at
     // the end are never all held as finished messages too.
     loop {
-        for m in corr.take_finished() {
+        while let Some(m) = corr.next_finished() {
             report.message(m).map_err(AnalyzeError::Write)?;
         }
         if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {

@@ -204,7 +204,9 @@ impl<'a> Walk<'a> {
             ch,
             dove_order,
             placed: vec![false; ch.dovecot.len()],
-            hops: Vec::new(),
+            // Every hop there can be, at once: a hop is large, and growing the list by
+            // doubling would allocate several times its size.
+            hops: Vec::with_capacity(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len()),
             leaves: Vec::new(),
             notes: ch.notes.clone(),
         }
@@ -230,32 +232,14 @@ impl<'a> Walk<'a> {
         self.hops.push(h);
     }
 
-    /// One queue entry's hop, followed by Dovecot's side of its LMTP hand-offs: by session id,
-    /// else (a failed attempt's reply carries none) by recipient.
+    /// One queue entry's hop, followed by Dovecot's side of its LMTP hand-offs.
     fn entry(&mut self, e: &Entry) {
         let ch = self.ch;
         let hop = entry_hop(e);
         let status = hop.status;
-        let handed_to = hop.next_queue_id.clone();
+        let at = self.hops.len();
         self.hops.push(hop);
-        let sessions: Vec<&str> = e.lmtp_sessions().collect();
-        let lmtp_rcpts: Vec<String> = e
-            .rcpts
-            .iter()
-            .filter(|r| r.last.as_ref().is_some_and(|a| a.service == "lmtp"))
-            .map(|r| r.to.to_ascii_lowercase())
-            .collect();
-        let mut has_dove = false;
-        for k in 0..self.dove_order.len() {
-            let i = self.dove_order[k];
-            let d = &ch.dovecot[i];
-            let by_session = d.session.as_deref().is_some_and(|s| sessions.contains(&s));
-            let by_rcpt = d.user_key().is_some_and(|u| lmtp_rcpts.contains(&u));
-            if !self.placed[i] && (by_session || by_rcpt) {
-                has_dove = true;
-                self.push_dovecot(i);
-            }
-        }
+        let has_dove = !self.dove_order.is_empty() && self.place_dovecot_after(e);
         for n in ch
             .entries
             .iter()
@@ -276,12 +260,40 @@ impl<'a> Walk<'a> {
             return;
         }
         self.leaves.push(status.message_status());
-        if let (Some(n), HopStatus::Sent) = (handed_to, status) {
-            self.notes.push(format!(
-                "{} handed the message over as queue id {n}; no log given shows that queue id",
-                e.host
-            ));
+        if status == HopStatus::Sent {
+            if let Some(n) = &self.hops[at].next_queue_id {
+                let note = format!(
+                    "{} handed the message over as queue id {n}; no log given shows that queue id",
+                    e.host
+                );
+                self.notes.push(note);
+            }
         }
+    }
+
+    /// Dovecot's deliveries of the LMTP hand-offs of `e`, placed after it: by session id, else
+    /// (a failed attempt's reply carries none) by recipient. Whether there was any.
+    fn place_dovecot_after(&mut self, e: &Entry) -> bool {
+        let ch = self.ch;
+        let sessions: Vec<&str> = e.lmtp_sessions().collect();
+        let lmtp_rcpts: Vec<String> = e
+            .rcpts
+            .iter()
+            .filter(|r| r.last.as_ref().is_some_and(|a| a.service == "lmtp"))
+            .map(|r| r.to.to_ascii_lowercase())
+            .collect();
+        let mut has_dove = false;
+        for k in 0..self.dove_order.len() {
+            let i = self.dove_order[k];
+            let d = &ch.dovecot[i];
+            let by_session = d.session.as_deref().is_some_and(|s| sessions.contains(&s));
+            let by_rcpt = d.user_key().is_some_and(|u| lmtp_rcpts.contains(&u));
+            if !self.placed[i] && (by_session || by_rcpt) {
+                has_dove = true;
+                self.push_dovecot(i);
+            }
+        }
+        has_dove
     }
 
     /// A temporary refusal whose sender's latest attempt went through is history, not where

@@ -185,6 +185,8 @@ impl Entry {
         match self.rcpts.iter().position(|r| r.to == to) {
             Some(i) => Some(&mut self.rcpts[i]),
             None if self.rcpts.len() < MAX_RCPTS => {
+                // Most entries have one recipient: room for exactly one first.
+                self.rcpts.reserve_exact(1);
                 self.rcpts.push(Rcpt {
                     to: to.to_owned(),
                     status: RcptStatus::Pending,
@@ -448,6 +450,10 @@ impl Chain {
         if self.message_id.is_none() {
             self.message_id = g.message_id;
         }
+        // Grown by what comes, not by doubling: an entry is large, and an allocation past the
+        // allocator's small sizes is far slower.
+        let room = MAX_ENTRIES.saturating_sub(self.entries.len());
+        self.entries.reserve_exact(g.entries.len().min(room));
         for e in g.entries {
             if self.entries.len() < MAX_ENTRIES {
                 self.entries.push(e);

@@ -462,9 +462,16 @@ impl Correlator {
             .message_id
             .iter()
             .chain(ch.entries.iter().filter_map(|e| e.message_id.as_ref()));
+        let mut last: Option<&str> = None;
         for m in msgids {
-            if self.msgids.get(msgid_key(m)) == Some(&id) {
-                self.msgids.remove(msgid_key(m));
+            let key = msgid_key(m);
+            // Entries of one message repeat its id: one look-up each is enough.
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            if self.msgids.get(key) == Some(&id) {
+                self.msgids.remove(key);
             }
         }
     }
@@ -472,6 +479,12 @@ impl Correlator {
     /// Chains finished so far (emptied by this call). Call regularly when streaming.
     pub fn take_finished(&mut self) -> Vec<MessageChain> {
         self.finished.drain(..).collect()
+    }
+
+    /// The oldest finished chain not taken yet: [`Correlator::take_finished`] one at a time,
+    /// without gathering them into a new list first.
+    pub fn next_finished(&mut self) -> Option<MessageChain> {
+        self.finished.pop_front()
     }
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.

@@ -131,6 +131,8 @@ impl Correlator {
         }
         let cid = self.new_chain();
         if let Some(ch) = self.chains.get_mut(&cid) {
+            // Most chains hold one entry: room for exactly one keeps the allocation small.
+            ch.entries.reserve_exact(1);
             ch.entries
                 .push(Entry::new(host.clone(), qid, ts, subsecond));
             ch.touch(ts);

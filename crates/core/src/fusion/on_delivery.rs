@@ -42,7 +42,7 @@ impl Correlator {
 
     /// File the line and the attempt with the recipient of its queue entry. Returns the chain,
     /// the failure (if the attempt failed; the entry's pending detail lines may name a generic
-    /// failure more precisely and join its evidence) and the entry's sender.
+    /// failure more precisely and join its evidence) and, for a failure, the entry's sender.
     fn record_attempt(
         &mut self,
         rec: &LogRecord,
@@ -64,7 +64,10 @@ impl Correlator {
         let Some(e) = ch.entry_mut(&rec.role, &d.queue_id) else {
             return (cid, failure, from);
         };
-        from = e.from.clone();
+        if failure.is_some() {
+            // Only a failure is joined by sender.
+            from = e.from.clone();
+        }
         e.last_seen = ts.or(e.last_seen);
         if let Some(f) = &mut failure {
             for dc in e.details.iter().filter_map(|det| classify_text(det)) {

@@ -145,7 +145,12 @@ pub(crate) fn parse(service: &[u8], msg: &[u8]) -> Option<Option<Event>> {
     if let Some((qid, rest)) = split_qid(msg) {
         return with_qid(service, qid, rest);
     }
-    if INFO_PREFIXES.iter().any(|p| msg.starts_with(p)) {
+    // Most lines of a busy log are these: compare the first byte before the whole prefix.
+    let first = msg.first()?;
+    if INFO_PREFIXES
+        .iter()
+        .any(|p| p.first() == Some(first) && msg.starts_with(p))
+    {
         return Some(None);
     }
     None
