@@ -469,10 +469,7 @@ impl Watch {
     /// EXISTS can be answered to another command and never reach the NOOP.
     async fn look_now(&mut self, mb: &mut Mailbox, look: Look) -> Result<(), FetchError> {
         let asked = Some(crate::clock::instant());
-        if mb.selected != 0 {
-            self.count(1);
-            mb.select(0).await?;
-        }
+        self.select(mb, 0).await?;
         self.count(1);
         bounded("NOOP", mb.session.noop()).await?;
         // What the server announced meanwhile is read by this look's FETCH.
@@ -504,9 +501,14 @@ impl Watch {
             let asked = if i == 0 { asked } else { None };
             self.check_new(mb, i, start, by, asked).await?;
         }
-        if mb.selected != 0 {
+        self.select(mb, 0).await
+    }
+
+    /// SELECT folder `i` unless it is the selected one, counting the command.
+    async fn select(&mut self, mb: &mut Mailbox, i: usize) -> Result<(), FetchError> {
+        if mb.selected != i {
             self.count(1);
-            mb.select(0).await?;
+            mb.select(i).await?;
         }
         Ok(())
     }
@@ -524,10 +526,7 @@ impl Watch {
         asked: Option<Instant>,
     ) -> Result<Vec<Arc<Charges>>, FetchError> {
         let asked_instant = asked.unwrap_or_else(crate::clock::instant);
-        if mb.selected != i {
-            self.count(1);
-        }
-        mb.select(i).await?;
+        self.select(mb, i).await?;
         let name = mb.folders[i].name.clone();
         let start = from.map_or(mb.folders[i].uid_next, |f| f.min(mb.folders[i].uid_next));
         self.count(1);
