@@ -320,7 +320,11 @@ pub fn apply_timeline(
             detected_ms,
             result.stages.iter().find(|st| st.name == "detect"),
         ) {
-            result.delivered_ms = Some(total - detect.ms as i64);
+            let delivered = total - detect.ms as i64;
+            result.delivered_ms = Some(delivered);
+            // The save is the earliest the probe can have reached the mailbox: `total_ms`, an
+            // estimate from the look that showed it, never ends before it.
+            result.total_ms = result.total_ms.map(|t| t.max(delivered));
         }
     }
     result.skew = t.skew;
@@ -646,6 +650,21 @@ mod tests {
             notes: vec!["a note".into()],
             hops,
         }
+    }
+
+    #[test]
+    fn total_ms_never_ends_before_the_logged_save() {
+        let mut r = result();
+        r.total_ms = Some(100);
+        let mut t = timeline(
+            MessageStatus::Delivered,
+            vec![bare_hop("dovecot", HopStatus::Saved)],
+        );
+        t.stages = vec![stage("detect", 5)];
+        // Saved at 110 ms, fetched at 115 ms; the look's estimate said 100 ms.
+        apply_timeline(&mut r, t, &[], Some(115));
+        assert_eq!(r.delivered_ms, Some(110));
+        assert_eq!(r.total_ms, Some(110));
     }
 
     #[test]
