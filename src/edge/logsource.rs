@@ -1,7 +1,6 @@
 //! Log sources: where server logs come from, as configured per host in flowtest.toml
 //! (`[[log_source]]`): a file (with its rotated `.1` or `.1.gz` sibling; gzip read transparently;
-//! followable while it grows), a
-//! command printing log lines (`{since}` / `{until}` placeholders, timeout, killed on drop), or
+//! followed while it grows by `edge::follow`), a command printing log lines (`{since}` / `{until}` placeholders, timeout, killed on drop), or
 //! a docker container (`docker logs --timestamps`). Owns reading bytes and lines; does not parse
 //! them (`core::logs`) or correlate them (`core::fusion`).
 
@@ -9,7 +8,6 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
@@ -345,115 +343,7 @@ pub async fn fetch_window(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Following a growing file
-
-/// Where a follower starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FollowFrom {
-    Beginning,
-    End,
-    /// A byte offset measured by the caller (e.g. the size just before sending a probe), so
-    /// nothing written after that moment can be missed however late the task first runs.
-    Offset(u64),
-}
-
-/// A running follower; dropping it stops the task.
-pub struct FollowHandle {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FollowHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[cfg(unix)]
-fn file_id(m: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    m.ino() ^ (m.dev() << 32)
-}
-
-#[cfg(not(unix))]
-fn file_id(_m: &std::fs::Metadata) -> u64 {
-    0
-}
-
-/// Follow `path` like `tail -F`: poll its size every `poll`, deliver each complete new line,
-/// start over when the file is truncated, and switch to the new file when it is rotated
-/// (after draining the old one). A missing file is waited for.
-pub fn follow_file(
-    path: PathBuf,
-    from: FollowFrom,
-    poll: Duration,
-) -> (FollowHandle, mpsc::Receiver<Vec<u8>>) {
-    let (tx, rx) = mpsc::channel(4096);
-    let task = tokio::spawn(async move {
-        let mut state: Option<(tokio::fs::File, u64, u64)> = None; // (file, id, position)
-        let mut partial: Vec<u8> = Vec::new();
-        let mut first_open = true;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            if tx.is_closed() {
-                return;
-            }
-            if state.is_none() {
-                if let Ok(f) = tokio::fs::File::open(&path).await {
-                    if let Ok(m) = f.metadata().await {
-                        let pos = match from {
-                            FollowFrom::End if first_open => m.len(),
-                            // A file shorter than the offset was truncated or replaced meanwhile.
-                            FollowFrom::Offset(o) if first_open && o <= m.len() => o,
-                            _ => 0,
-                        };
-                        let mut f = f;
-                        use tokio::io::AsyncSeekExt;
-                        if f.seek(SeekFrom::Start(pos)).await.is_ok() {
-                            state = Some((f, file_id(&m), pos));
-                            partial.clear();
-                        }
-                    }
-                }
-                first_open = false;
-            }
-            if let Some((f, id, pos)) = state.as_mut() {
-                // Drain what is there.
-                loop {
-                    match f.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            *pos += n as u64;
-                            for &b in &buf[..n] {
-                                if b == b'\n' {
-                                    let line = std::mem::take(&mut partial);
-                                    if tx.send(line).await.is_err() {
-                                        return;
-                                    }
-                                } else if partial.len() < LINE_CAP {
-                                    partial.push(b);
-                                }
-                            }
-                        }
-                    }
-                }
-                // Truncated in place, or replaced by a new file (rotation)?
-                match tokio::fs::metadata(&path).await {
-                    Ok(m) if file_id(&m) != *id => state = None,
-                    Ok(m) if m.len() < *pos => {
-                        use tokio::io::AsyncSeekExt;
-                        if f.seek(SeekFrom::Start(0)).await.is_ok() {
-                            *pos = 0;
-                            partial.clear();
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            tokio::time::sleep(poll).await;
-        }
-    });
-    (FollowHandle { task }, rx)
-}
+// Following a command
 
 /// Run a long-lived command (e.g. `docker logs -f`, `ssh host tail -F`) and deliver its stdout
 /// lines. The child is killed when the handle is dropped.
@@ -525,6 +415,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::io::Write;
+    use std::time::Duration;
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 11, 4, h, m, s).unwrap()
@@ -736,30 +627,6 @@ mod tests {
             .expect("line within 5 s")
             .expect("follower alive");
         String::from_utf8(l).unwrap()
-    }
-
-    #[tokio::test]
-    async fn follow_handles_growth_truncation_and_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("mail.log");
-        std::fs::write(&p, "old line\n").unwrap();
-        let (_h, mut rx) = follow_file(p.clone(), FollowFrom::End, Duration::from_millis(20));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"one\ntw").unwrap();
-        assert_eq!(recv(&mut rx).await, "one");
-        f.write_all(b"o\n").unwrap();
-        assert_eq!(recv(&mut rx).await, "two");
-        // Truncation (copytruncate rotation): start over.
-        drop(f);
-        std::fs::write(&p, "").unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        std::fs::write(&p, "after truncate\n").unwrap();
-        assert_eq!(recv(&mut rx).await, "after truncate");
-        // Rename rotation: drain the old file, then read the new one from its start.
-        std::fs::rename(&p, dir.path().join("mail.log.1")).unwrap();
-        std::fs::write(&p, "new file\n").unwrap();
-        assert_eq!(recv(&mut rx).await, "new file");
     }
 
     #[tokio::test]

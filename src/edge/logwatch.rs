@@ -3,8 +3,8 @@
 //! parsed and correlated once, as it arrives (core::fusion's streaming correlator); the probe's
 //! fused timeline is assembled on demand from the chains that can be its own.
 //!
-//! File sources are followed like `tail -F` from their size just before sending; command and
-//! docker sources are re-fetched for the probe's window every few seconds, and only the lines
+//! File sources are followed like `tail -F` from their size just before sending, read on each
+//! refresh (everything written before it, off the async threads); command and docker sources are re-fetched for the probe's window every few seconds, and only the lines
 //! after those already taken are new. Parsing and fusion are the pure core's; this module only
 //! gathers lines and hands them over.
 use std::collections::VecDeque;
@@ -12,7 +12,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::clock;
@@ -24,15 +23,16 @@ use crate::core::fusion::{
     ProbeTimeline,
 };
 use crate::core::logs::{LineParser, LogRecord, ParseContext, Parsed};
-use crate::edge::logsource::{
-    fetch_window, follow_file, FollowFrom, FollowHandle, LogSourceConfig, LogSourceKind,
-};
+use crate::edge::follow::{self, FileFollower, FollowFrom};
+use crate::edge::logsource::{fetch_window, LogSourceConfig, LogSourceKind};
 
 /// Finished chains kept for the timeline (without their log lines, which it does not use); a
 /// busy production log drops the oldest past this (counted).
 const MAX_FINISHED: usize = 50_000;
-/// Followed lines taken in by one refresh at most (the rest waits for the next).
-const MAX_LINES_PER_REFRESH: usize = 1 << 20;
+/// Followed bytes taken in by one refresh at most (the rest waits for the next), read in
+/// pieces of `FOLLOW_PIECE` so a backlog is never held whole.
+const MAX_BYTES_PER_REFRESH: usize = 256 << 20;
+const FOLLOW_PIECE: usize = 4 << 20;
 /// How often command and docker sources are fetched again.
 const REFETCH: Duration = Duration::from_secs(2);
 /// How far before the send a fetched window starts (clock skew between hosts).
@@ -43,7 +43,10 @@ struct Source {
     parser: LineParser,
     /// Parsed records not yet correlated (merged with the other sources' first).
     pending: VecDeque<LogRecord>,
-    follow: Option<(FollowHandle, mpsc::Receiver<Vec<u8>>)>,
+    /// A followed file (out of its slot while a read runs on the blocking pool).
+    follow: Option<FileFollower>,
+    following: bool,
+    follow_buf: Vec<u8>,
     last_fetch: Option<Instant>,
     /// Lines of the fetched window already taken, and the last of them.
     fetched: usize,
@@ -55,6 +58,58 @@ impl Source {
     fn take(&mut self, line: &[u8]) {
         if let Parsed::Record(r) = self.parser.parse(line) {
             self.pending.push_back(*r);
+        }
+    }
+
+    /// Take in what the followed file has gained since the last refresh: every line written
+    /// before this call, up to `MAX_BYTES_PER_REFRESH`. The reads run on the blocking pool.
+    async fn read_followed(&mut self) {
+        let mut taken = 0;
+        while taken < MAX_BYTES_PER_REFRESH {
+            let Some(mut f) = self.follow.take() else {
+                return;
+            };
+            let mut buf = std::mem::take(&mut self.follow_buf);
+            let read = tokio::task::spawn_blocking(move || {
+                let r = f.read_new(&mut buf, FOLLOW_PIECE);
+                (f, buf, r)
+            })
+            .await;
+            let Ok((f, buf, r)) = read else {
+                self.error = Some(format!(
+                    "log source {}: the file reader failed",
+                    self.cfg.role
+                ));
+                self.following = false;
+                return;
+            };
+            self.follow = Some(f);
+            taken += buf.len();
+            for l in follow::lines(&buf) {
+                self.take(l);
+            }
+            // A backlog's big buffer is not kept for the quiet refreshes after it.
+            self.follow_buf = if buf.capacity() > 1 << 20 {
+                Vec::new()
+            } else {
+                buf
+            };
+            match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.error = None;
+                    return;
+                }
+                Err(e) => {
+                    let path = self.cfg.path.as_deref().unwrap_or(std::path::Path::new(""));
+                    self.error = Some(format!(
+                        "log source {}: cannot read {}: {e}",
+                        self.cfg.role,
+                        path.display()
+                    ));
+                    return;
+                }
+            }
         }
     }
 
@@ -115,7 +170,7 @@ impl LogWatch {
                         // Not there yet: whatever appears is new.
                         Err(_) => FollowFrom::Beginning,
                     };
-                    Some(follow_file(path.clone(), from, Duration::from_millis(100)))
+                    Some(FileFollower::new(path.clone(), from))
                 }
                 _ => None,
             };
@@ -123,7 +178,9 @@ impl LogWatch {
                 cfg: cfg.clone(),
                 parser: LineParser::new(ctx),
                 pending: VecDeque::new(),
+                following: follow.is_some(),
                 follow,
+                follow_buf: Vec::new(),
                 last_fetch: None,
                 fetched: 0,
                 last_fetched: None,
@@ -151,23 +208,8 @@ impl LogWatch {
     pub async fn refresh(&mut self, force_fetch: bool) {
         let since = self.since;
         for s in &mut self.sources {
-            if let Some((_, rx)) = s.follow.as_mut() {
-                // The follower waits while its channel is full: drain it, let it read on, and
-                // drain again until it has nothing more (a backlog is taken in one refresh).
-                let mut lines = Vec::new();
-                loop {
-                    let before = lines.len();
-                    while let Ok(line) = rx.try_recv() {
-                        lines.push(line);
-                    }
-                    if lines.len() == before || lines.len() >= MAX_LINES_PER_REFRESH {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-                for l in &lines {
-                    s.take(l);
-                }
+            if s.following {
+                s.read_followed().await;
                 continue;
             }
             let due = force_fetch || s.last_fetch.is_none_or(|t| t.elapsed() >= REFETCH);
@@ -464,6 +506,46 @@ mod tests {
         );
         let whole = fuse_probe(&probe(), &full.finish(), &[]);
         assert_eq!(format!("{live:?}"), format!("{whole:?}"));
+    }
+
+    /// One refresh takes every line the followed file gained before it, however many: the
+    /// verdict never waits for a backlog to trickle in over several refreshes.
+    #[tokio::test]
+    async fn a_refresh_takes_every_line_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        std::fs::write(
+            &path,
+            "Nov  4 18:00:00 mx postfix/qmgr[3]: 1ABC00000: removed\n",
+        )
+        .unwrap();
+        let mut cfg = source(LogSourceKind::File);
+        cfg.path = Some(path.clone());
+        cfg.timezone = Some("+00:00".into());
+        let (mut watch, warnings) = LogWatch::start(&[cfg]);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        watch.sources[0].parser = LineParser::new(ParseContext::new("ec2", 2025));
+        let mut body = String::new();
+        for i in 0..20_000u32 {
+            body.push_str(&format!(
+                "Nov  4 18:10:00 mx postfix/smtp[4]: {:010X}: to=<u{i}@corp.test>, relay=dell[100.64.0.2]:25, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n",
+                0x1000_0000 + i
+            ));
+        }
+        for l in PROBE_LINES {
+            body.push_str(l);
+            body.push('\n');
+        }
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+        watch.refresh(false).await;
+        assert_eq!(watch.lines_parsed(), 20_000 + PROBE_LINES.len() as u64);
+        assert_eq!(watch.timeline(&probe(), &[]).status, MessageStatus::Bounced);
+        assert!(watch.warnings().is_empty(), "{:#?}", watch.warnings());
     }
 
     /// A re-fetched window hands over only the lines after those already taken.

@@ -1,6 +1,7 @@
 //! The I/O edges: everything that touches the network, the filesystem or a clock.
 pub mod bounded;
 pub mod doctor;
+pub mod follow;
 pub mod imap;
 pub mod incidents;
 pub mod logfile;
