@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live verdict latency, side by side in one run: a busy Postfix log grows while the probe waits,
 # then the probe's bounce line is appended; how long until the log watch's timeline says
-# `bounced` (polled on the runner's 250 ms cadence; files are followed every 100 ms), and the
+# `bounced` (polled on the runner's 250 ms cadence; a followed file is read at each poll), and the
 # process CPU time spent while the busy lines came in. Runs examples/live_verdict.rs built from
 # this tree and, when OLD_SRC names a checkout of an earlier commit (the same example is copied
 # into it), from that one: the earlier watch re-parsed and re-correlated every buffered line on
