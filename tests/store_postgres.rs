@@ -56,6 +56,7 @@ fn at(uid: u32) -> CopyAt {
 
 fn pending_then_result_then_late(open: Open) {
     let s = open("default");
+    s.check().expect("a fresh store answers its health check");
     s.record_pending("p1", "lab-inbound", t0()).unwrap();
     assert_eq!(s.get("p1").unwrap().unwrap().status, "pending");
     s.record_result("p1", "lab-inbound", "lost", t0(), t0() + sec(5), None, "{}")
@@ -465,6 +466,9 @@ fn a_lost_connection_is_replaced_and_a_gone_server_is_an_error_not_a_hang() {
     .unwrap();
     assert_eq!(s.get("before").unwrap().unwrap().status, "delivered");
 
+    s.check()
+        .expect("the store answers the canary's health check");
+
     pg.stop();
     let e = s
         .record_pending("during", "s", t0())
@@ -474,7 +478,16 @@ fn a_lost_connection_is_replaced_and_a_gone_server_is_an_error_not_a_hang() {
         text.starts_with(&format!("result store {}: ", cfg.url)),
         "{text}"
     );
+    let e = s
+        .check()
+        .expect_err("a stopped server fails the health check");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("result store {}: ", cfg.url)),
+        "{e}"
+    );
     pg.restart();
+    s.check().expect("answers again once the server is back");
     s.record_pending("after", "s", t0()).unwrap();
     assert_eq!(s.get("after").unwrap().unwrap().location, "here");
     assert!(s.get("during").unwrap().is_none());

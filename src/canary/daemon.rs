@@ -39,6 +39,8 @@ pub enum Control {
 
 /// The scheduler is considered stuck when its heartbeat is older than this.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(10);
+/// How often the result store is asked whether it answers (for `/healthz`).
+const STORE_CHECK: Duration = Duration::from_secs(15);
 
 /// State shared by the scheduler, the probes and the HTTP handlers.
 pub struct Shared {
@@ -49,6 +51,9 @@ pub struct Shared {
     alerts: Alerts,
     /// Where `/healthz` checks the store can be written.
     state_dir: PathBuf,
+    /// Why the result store did not answer at its last check (`None`: it did).
+    store_problem: Mutex<Option<String>>,
+    store_check: Duration,
     in_flight: Mutex<HashMap<String, AbortHandle>>,
     finished: Notify,
     heartbeat: Mutex<Instant>,
@@ -72,6 +77,8 @@ impl Shared {
             location,
             alerts,
             state_dir,
+            store_problem: Mutex::new(None),
+            store_check: STORE_CHECK,
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
             heartbeat,
@@ -79,12 +86,32 @@ impl Shared {
         }
     }
 
+    /// Record the outcome of a store check, logging only a change.
+    fn set_store_problem(&self, problem: Option<String>) {
+        let mut slot = self.store_problem.lock().unwrap_or_else(|p| p.into_inner());
+        if *slot != problem {
+            match &problem {
+                Some(p) => tracing::error!(problem = %p, "the result store does not answer"),
+                None if slot.is_some() => tracing::info!("the result store answers again"),
+                None => {}
+            }
+        }
+        *slot = problem;
+    }
+
+    /// Ask the result store whether it answers every `every` instead of every 15 s.
+    pub fn with_store_check(mut self, every: Duration) -> Shared {
+        self.store_check = every;
+        self
+    }
+
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Why the canary is unhealthy, if it is: a stalled scheduler or an unwritable state
-    /// directory (the store lives there).
+    /// Why the canary is unhealthy, if it is: a stalled scheduler, an unwritable state
+    /// directory (a SQLite store lives there), or a result store that did not answer its last
+    /// check (PostgreSQL down, say).
     pub fn health_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let beat = *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner());
@@ -99,6 +126,9 @@ impl Shared {
                 self.state_dir.display(),
                 e.kind()
             ));
+        }
+        if let Some(p) = &*self.store_problem.lock().unwrap_or_else(|p| p.into_inner()) {
+            problems.push(format!("result store not answering: {p}"));
         }
         problems
     }
@@ -231,6 +261,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let first = loader.load()?;
     shared.metrics.config_reloaded(true);
+    let store_watch = tokio::spawn(watch_store(Arc::clone(&shared), Arc::clone(&loader)));
     let mut loops = start(&shared, loader.as_ref(), first);
     let mut beat = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -256,10 +287,26 @@ pub async fn run(
         }
     }
     shared.stopping.store(true, Ordering::SeqCst);
+    store_watch.abort();
     let _ = loops.stop.send(true);
     let gen = &loops.active.gen;
     drain(&shared, gen.config.canary.grace, gen.prober.as_ref()).await;
     Ok(())
+}
+
+/// Ask the store whether it answers, now and every `store_check`, for `/healthz`. A check
+/// still running when the next is due delays it (never two at once).
+async fn watch_store(shared: Arc<Shared>, loader: Arc<dyn Loader>) {
+    loop {
+        let l = Arc::clone(&loader);
+        let problem = match tokio::task::spawn_blocking(move || l.check_store()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(format!("the check failed: {e}")),
+        };
+        shared.set_store_problem(problem);
+        tokio::time::sleep(shared.store_check).await;
+    }
 }
 
 /// Start one loop per scenario of `gen`.

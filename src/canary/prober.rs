@@ -36,6 +36,9 @@ pub trait Loader: Send + Sync {
     fn load(&self) -> Result<Generation, String>;
     /// The latest verdict stored for a scenario, if any.
     fn stored_status(&self, scenario: &str) -> Option<String>;
+    /// Whether the result store answers now; the error names the store. Blocking (bounded by
+    /// the store's own timeouts): the daemon calls it off the async threads.
+    fn check_store(&self) -> Result<(), String>;
 }
 
 /// The real prober: the shared runner with every scenario prepared. Before each probe it
@@ -111,6 +114,10 @@ impl Loader for ConfigLoader {
             prober,
             webhooks,
         })
+    }
+
+    fn check_store(&self) -> Result<(), String> {
+        self.store.check().map_err(|e| e.to_string())
     }
 
     fn stored_status(&self, scenario: &str) -> Option<String> {

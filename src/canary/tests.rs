@@ -69,6 +69,8 @@ impl Prober for FakeProber {
 struct FakeLoader {
     config_path: std::path::PathBuf,
     broken: AtomicBool,
+    /// The result store stops answering.
+    store_down: AtomicBool,
     ok: Arc<AtomicBool>,
     delay: Duration,
     max_running: Arc<AtomicUsize>,
@@ -98,6 +100,15 @@ impl Loader for FakeLoader {
     }
     fn stored_status(&self, scenario: &str) -> Option<String> {
         (scenario == "stored").then(|| "delivered".into())
+    }
+    fn check_store(&self) -> Result<(), String> {
+        if self.store_down.load(Ordering::SeqCst) {
+            return Err(
+                "store postgresql://flowtest@db.test/flowtest unavailable: connection refused"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -195,6 +206,7 @@ async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) 
     let loader = Arc::new(FakeLoader {
         config_path: path,
         broken: AtomicBool::new(false),
+        store_down: AtomicBool::new(false),
         ok: Arc::new(AtomicBool::new(false)),
         delay,
         max_running: Arc::new(AtomicUsize::new(0)),
@@ -208,13 +220,16 @@ async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) 
     };
     let (alerts, _task) = Alerts::start(Arc::clone(&metrics), policy);
     let stepped = Arc::new(SteppedClock::default());
-    let shared = Arc::new(Shared::new(
-        metrics,
-        alerts,
-        Arc::clone(&stepped) as SharedClock,
-        "test-loc".into(),
-        dir.path().join("state"),
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            metrics,
+            alerts,
+            Arc::clone(&stepped) as SharedClock,
+            "test-loc".into(),
+            dir.path().join("state"),
+        )
+        .with_store_check(Duration::from_millis(20)),
+    );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     let app = super::http::router(Arc::clone(&shared));
@@ -384,6 +399,38 @@ async fn flipping_world_alerts_once_each_way_and_serves_metrics_health_and_page(
         "{page}"
     );
     assert!(page.contains("<svg "));
+    h.stop().await.unwrap();
+}
+
+/// A result store that stops answering (PostgreSQL down) makes `/healthz` fail with the
+/// store's own error, and healthy again once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_while_the_result_store_does_not_answer() {
+    let h = start(&["steady"], Duration::from_millis(10), "").await;
+    let health = || async { get(&format!("{}/healthz", h.base)).await };
+    let until = |want: u16| async move {
+        let deadline = clock::instant() + Duration::from_secs(5);
+        loop {
+            let (status, body) = health().await;
+            if status == want {
+                return body;
+            }
+            assert!(
+                clock::instant() < deadline,
+                "healthz stayed {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    until(200).await;
+    h.loader.store_down.store(true, Ordering::SeqCst);
+    let body = until(503).await;
+    assert_eq!(
+        body,
+        "result store not answering: store postgresql://flowtest@db.test/flowtest unavailable: connection refused\n"
+    );
+    h.loader.store_down.store(false, Ordering::SeqCst);
+    assert_eq!(until(200).await, "ok\n");
     h.stop().await.unwrap();
 }
 

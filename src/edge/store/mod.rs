@@ -179,6 +179,8 @@ trait Backend: Send + Sync {
     fn record_result(&self, row: &Finished<'_>) -> Result<(), StoreError>;
     fn get(&self, probe_id: &str) -> Result<Option<StoredResult>, StoreError>;
     fn last_status(&self, scenario: &str, location: &str) -> Result<Option<String>, StoreError>;
+    /// Read the results table once (bounded like every other call): the store answers.
+    fn check(&self) -> Result<(), StoreError>;
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError>;
     fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError>;
     /// Record the removal if none of this kind is recorded yet; true when recorded now.
@@ -311,6 +313,11 @@ impl Store {
     /// canary shows until its own first verdict.
     pub fn last_status(&self, scenario: &str) -> Result<Option<String>, StoreError> {
         self.backend.last_status(scenario, &self.location)
+    }
+
+    /// Whether the store answers now (the canary's `/healthz`); the error names the store.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.backend.check()
     }
 
     /// A probe recorded as `lost` was seen after all: note when, keep the verdict.

@@ -235,6 +235,11 @@ impl Backend for PgStore {
         row.map(|r| self.col(&r, 0)).transpose()
     }
 
+    fn check(&self) -> Result<(), StoreError> {
+        self.query_opt("SELECT 1 FROM results LIMIT 1", params(vec![]))
+            .map(|_| ())
+    }
+
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = self.execute(
             "UPDATE results SET late_detected_at = $2,

@@ -220,6 +220,14 @@ impl Backend for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn check(&self) -> Result<(), StoreError> {
+        self.conn()
+            .query_row("SELECT 1 FROM results LIMIT 1", [], |_| Ok(()))
+            .optional()
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let Some(row) = self.get(probe_id)? else {
             return Ok(false);
