@@ -453,6 +453,8 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         || t.contains("lookup failure")
         || t.contains("transport_maps")
         || t.contains("open database")
+        // The map was edited and postmap not run since: Postfix still reads the old entries.
+        || (t.starts_with("database ") && t.contains(" is older than source file "))
     {
         return Some(FindingCode::LookupFailure);
     }
@@ -669,6 +671,13 @@ mod tests {
     fn problems() {
         assert_eq!(
             classify_postfix_problem(Severity::Warning, "hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory"),
+            Some(FindingCode::LookupFailure)
+        );
+        assert_eq!(
+            classify_postfix_problem(
+                Severity::Warning,
+                "database /etc/postfix/transport.db is older than source file /etc/postfix/transport"
+            ),
             Some(FindingCode::LookupFailure)
         );
         assert_eq!(
