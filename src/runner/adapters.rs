@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::logshare::LogShare;
 use super::ports::{
     ArmedWait, Arming, BoxFuture, Cancel, FinalResult, LogFeed, LogSources, LookRequests,
     MailboxAccess, MailboxSession, Opening, ProbeSender, ResultStore, ResumePoints, Scanning,
@@ -118,9 +119,20 @@ impl ArmedWait for SharedArmed {
     }
 }
 
-/// The `[[log_source]]`s of the configuration.
+/// The `[[log_source]]`s of the configuration, followed by one feed for the probes in flight
+/// together (`logshare`).
 pub struct ConfiguredLogs {
-    pub sources: Vec<LogSourceConfig>,
+    sources: Vec<LogSourceConfig>,
+    share: LogShare,
+}
+
+impl ConfiguredLogs {
+    pub fn new(sources: Vec<LogSourceConfig>) -> ConfiguredLogs {
+        ConfiguredLogs {
+            sources,
+            share: LogShare::default(),
+        }
+    }
 }
 
 impl LogSources for ConfiguredLogs {
@@ -128,8 +140,10 @@ impl LogSources for ConfiguredLogs {
         self.sources.is_empty()
     }
     fn follow(&self) -> (Box<dyn LogFeed>, Vec<String>) {
-        let (watch, warnings) = LogWatch::start(&self.sources);
-        (Box::new(watch), warnings)
+        self.share.follow(crate::clock::instant(), || {
+            let (watch, warnings) = LogWatch::start(&self.sources);
+            (Box::new(watch) as Box<dyn LogFeed>, warnings)
+        })
     }
     fn recent_host_findings(
         &self,
@@ -146,11 +160,17 @@ impl LogFeed for LogWatch {
     fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
         Box::pin(LogWatch::refresh(self, force))
     }
-    fn warnings(&self) -> Vec<String> {
-        LogWatch::warnings(self)
+    fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
+        let w = LogWatch::warnings(self);
+        Box::pin(async move { w })
     }
-    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
-        LogWatch::timeline(self, probe, header_hops)
+    fn timeline<'a>(
+        &'a self,
+        probe: &'a ProbeContext,
+        header_hops: &'a [HeaderHop],
+    ) -> BoxFuture<'a, ProbeTimeline> {
+        let t = LogWatch::timeline(self, probe, header_hops);
+        Box::pin(async move { t })
     }
 }
 

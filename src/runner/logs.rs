@@ -3,6 +3,8 @@
 //! logs (edge::logwatch, core::logs) or the fusion itself (core::fusion, core::verdict).
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::ports::{LogFeed, Look, LookRequests};
 use super::progress::Progress;
 use super::steps::{Run, Sent};
@@ -44,7 +46,7 @@ pub(super) async fn watch_logs(
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         logs.refresh(false).await;
-        let t = logs.timeline(probe, &[]);
+        let t = logs.timeline(probe, &[]).await;
         if !asked && saved(&t) {
             looks.request(Look::Full);
             asked = true;
@@ -68,7 +70,13 @@ pub(super) async fn watch_logs(
 impl Run<'_> {
     /// The stages from the client's own clocks and the Received hops, then the server logs'
     /// account fused over them (when logs are configured and the probe reached a server).
-    pub(super) async fn fuse_logs(&mut self, logs: &mut dyn LogFeed, sent: &mut Sent) {
+    /// The logs are read once [`SETTLE`] has passed since `judged`.
+    pub(super) async fn fuse_logs(
+        &mut self,
+        logs: &mut dyn LogFeed,
+        sent: &mut Sent,
+        judged: Instant,
+    ) {
         sent.probe.detected_at = self.result.detected_at;
         self.result.stages = client_stages(self.result.submission.as_ref(), &self.result.hops);
         let reached_a_server = matches!(
@@ -78,11 +86,12 @@ impl Run<'_> {
         if logs.is_empty() || !reached_a_server {
             return;
         }
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep_until(judged + SETTLE).await;
         logs.refresh(true).await;
-        self.result.warnings.extend(logs.warnings());
+        self.result.warnings.extend(logs.warnings().await);
         let path = &self.prepared.scenario.path;
-        let timeline = logs.timeline(&sent.probe, &header_hops(&self.result.hops, path));
+        let hops = header_hops(&self.result.hops, path);
+        let timeline = logs.timeline(&sent.probe, &hops).await;
         apply_timeline(&mut self.result, timeline, path, self.detected_ms);
     }
 }

@@ -18,6 +18,7 @@ mod adapters;
 mod cleanup;
 pub(crate) mod leftovers;
 mod logs;
+mod logshare;
 pub mod ports;
 mod prepare;
 mod progress;
@@ -60,9 +61,7 @@ impl Runner {
         progress: Arc<Progress>,
         timeout_override: Option<Duration>,
     ) -> Runner {
-        let logs = Arc::new(ConfiguredLogs {
-            sources: config.log_sources.clone(),
-        });
+        let logs = Arc::new(ConfiguredLogs::new(config.log_sources.clone()));
         let installation = Installation::new(key, &config.probe_domain);
         Runner {
             config,
@@ -147,8 +146,10 @@ impl Runner {
         self.run_probe(p, Uuid::now_v7(), None).await
     }
 
-    /// `permit` (a place among `max_concurrency`) is given back once the probe holds no more
-    /// connections: the wait for the logs to settle does not keep another scenario waiting.
+    /// `permit` (a place among `max_concurrency`) is given back once the probe is judged: its
+    /// cleanup goes through the mailbox's shared session and holds no connection of its own,
+    /// and neither it nor the wait for the logs to settle keeps another scenario waiting. The
+    /// logs settle while the cleanup runs.
     async fn run_probe(
         &self,
         p: &Prepared,
@@ -161,9 +162,13 @@ impl Runner {
             return self.finish(interrupted(run.result, NOT_SENT));
         }
         // The mailbox first: if users cannot read mail, there is no point sending.
+        let step =
+            |what: &str| tracing::debug!(scenario = %p.scenario.name, probe_id = %id, "{what}");
+        step("started");
         let Some(armed) = run.open_and_arm().await else {
             return self.finish(run.result);
         };
+        step("armed");
         if self.stop.requested() {
             // Nothing sent, nothing to clean: dropping the watch closes its session.
             drop(armed);
@@ -172,12 +177,17 @@ impl Runner {
         // Follow the server logs from this moment, then send.
         let mut logs = run.follow_logs();
         let mut sent = run.submit().await;
+        step("submitted");
         let waited = run.await_arrival(&sent, armed, logs.as_mut()).await;
         run.judge(&sent, waited.arrival.as_ref());
+        let judged = self.clock.instant();
+        drop(permit);
+        step("judged");
         run.clean_up_bounded(waited.session, waited.arrival.as_ref())
             .await;
-        drop(permit);
-        run.fuse_logs(logs.as_mut(), &mut sent).await;
+        step("cleaned up");
+        run.fuse_logs(logs.as_mut(), &mut sent, judged).await;
+        step("logs fused");
         // Stopped while waiting: not lost, unknown (the logs may still have decided it).
         let cut_short = self.stop.requested() && self.clock.instant() < sent.deadline;
         if cut_short

@@ -109,9 +109,14 @@ pub trait LogFeed: Send {
     /// Take in new lines; `force` re-fetches windowed sources now.
     fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()>;
     /// Problems reading the sources.
-    fn warnings(&self) -> Vec<String>;
-    /// The probe's fused timeline from the lines gathered so far.
-    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline;
+    fn warnings(&self) -> BoxFuture<'_, Vec<String>>;
+    /// The probe's fused timeline from the lines gathered so far (a feed shared by several
+    /// probes is waited for while another one refreshes it).
+    fn timeline<'a>(
+        &'a self,
+        probe: &'a ProbeContext,
+        header_hops: &'a [HeaderHop],
+    ) -> BoxFuture<'a, ProbeTimeline>;
 }
 
 /// A final result as it is stored: the result, its serialized form, and when it was finished.

@@ -116,18 +116,28 @@ impl SharedMailbox {
         deadline: Instant,
     ) -> Result<Member, FetchError> {
         // Openers queue here while one logs in, then join its session: one login for all.
-        let mut live = within(
-            "waiting for the shared IMAP session",
-            step_until(deadline),
-            async { Ok::<_, FetchError>(self.live.lock().await) },
-        )
-        .await?;
-        if let Some(l) = live.as_ref() {
-            // A session that does not answer in time is left to its members; a new one opens.
-            let joined = tokio::time::timeout_at(step_until(deadline), join(l, resume)).await;
-            if let Ok(Some(m)) = joined {
-                return Ok(m);
-            }
+        // The lock is not held while joining: openers join together, each in one step of
+        // the watch, not one after another.
+        let lock = || {
+            within(
+                "waiting for the shared IMAP session",
+                step_until(deadline),
+                async { Ok::<_, FetchError>(self.live.lock().await) },
+            )
+        };
+        let current = lock().await?.clone();
+        if let Some(m) = try_join(current.as_ref(), resume, deadline).await {
+            return Ok(m);
+        }
+        let mut live = lock().await?;
+        // Another opener may have logged in meanwhile: join that one.
+        let other = live.as_ref().filter(|l| {
+            !current
+                .as_ref()
+                .is_some_and(|c| c.requests.same_channel(&l.requests))
+        });
+        if let Some(m) = try_join(other, resume, deadline).await {
+            return Ok(m);
         }
         let mb = Mailbox::open_resuming(&self.receiver, &self.prepared, resume, deadline).await?;
         tracing::debug!(user = %self.receiver.username, host = %self.receiver.host, "shared IMAP session opened");
@@ -148,6 +158,20 @@ impl SharedMailbox {
         *live = Some(l);
         m.ok_or_else(|| FetchError::Protocol("the IMAP session ended at once".into()))
     }
+}
+
+/// Join `live` within the step's time; `None` when there is none, or it has ended or does
+/// not answer in time (it is left to its members; a new one opens).
+async fn try_join(
+    live: Option<&Live>,
+    resume: &[(String, u32)],
+    deadline: Instant,
+) -> Option<Member> {
+    let l = live?;
+    tokio::time::timeout_at(step_until(deadline), join(l, resume))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Join a running session; `None` when it has ended.

@@ -23,7 +23,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::shared::{Joined, Request, Want};
-use super::{bounded, fetch, fetch_whole, Arrival, FetchError, Mailbox, ScannedCopy, SeenProbe};
+use super::{bounded, fetch, fetch_whole, internal, uid_set};
+use super::{Arrival, FetchError, Mailbox, ScannedCopy, SeenProbe};
 use super::{WaitNotes, MAX_FETCH};
 use crate::core::outcome::DetectedBy;
 use crate::core::probe::{self, Installation, Verdict};
@@ -145,9 +146,6 @@ struct Watch {
     idle: bool,
     /// Within a window IDLE stays off: the next look is due in milliseconds.
     in_window: bool,
-    /// Replies owed to probes armed while IDLE was not running: sent once it is (or at once
-    /// when polling), so a probe is sent only with detection armed.
-    arming: Vec<oneshot::Sender<()>>,
     /// Every command the session issued: a look's cost is the difference.
     issued: u32,
     /// Leave acknowledgements owed until the session is logged out.
@@ -158,6 +156,18 @@ struct Watch {
     /// IDLE pushed news while a request ended it: looked at once the request is served.
     push_due: bool,
 }
+
+/// A probe (or a bounce quoting one) a look found, for the member it belongs to.
+struct Hit {
+    member: u64,
+    uid: u32,
+    bounce: bool,
+    /// RFC822.SIZE as the look read it.
+    size: Option<u32>,
+}
+
+/// A whole message and its INTERNALDATE.
+type Whole = (Vec<u8>, Option<chrono::DateTime<chrono::Utc>>);
 
 /// What ended one IDLE (or one wait without it).
 enum Woke {
@@ -192,7 +202,6 @@ pub(super) async fn run(
         wake,
         idle,
         in_window: false,
-        arming: Vec::new(),
         issued: 0,
         leaving: Vec::new(),
         ready: Vec::new(),
@@ -225,11 +234,15 @@ impl Watch {
     ) -> Result<Mailbox, FetchError> {
         let mut due: VecDeque<Request> = VecDeque::new();
         loop {
-            // Requests first, in order (the creator's join is the first of all); a look asked
-            // for meanwhile goes before a cleanup's request, which waits for no verdict.
+            // Requests first (the creator's join is the first of all): those that need no
+            // command at once, so a probe joining or arming never waits behind cleanups;
+            // the others in order. A look asked for meanwhile goes before a cleanup's
+            // request, which waits for no verdict.
             loop {
                 while let Ok(r) = requests.try_recv() {
-                    due.push_back(r);
+                    if let Err(r) = self.inline(r) {
+                        due.push_back(r);
+                    }
                 }
                 let Some(r) = due.pop_front() else { break };
                 let r = match r {
@@ -260,9 +273,6 @@ impl Watch {
                 mb = m;
                 woke
             } else {
-                for a in self.arming.drain(..) {
-                    let _ = a.send(());
-                }
                 tokio::select! {
                     () = self.wake.notified() => Woke::Looks,
                     r = requests.recv() => match r {
@@ -356,7 +366,7 @@ impl Watch {
                     .await?;
                 charges.add(self.issued - before);
                 self.deliver();
-                self.arming.push(reply);
+                let _ = reply.send(());
             }
             Request::Leave { member, done } => {
                 self.members.remove(&member);
@@ -396,7 +406,11 @@ impl Watch {
                         found: Some(found),
                     }),
                 );
-                self.arming.push(reply);
+                // Armed once registered: every look from now on claims the probe, so it
+                // may be sent while the session is busy with other probes' looks and
+                // cleanups, or before IDLE runs again (the runner's looks after acceptance
+                // find what IDLE would not report).
+                let _ = reply.send(());
             }
             Request::Disarm { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
@@ -538,7 +552,7 @@ impl Watch {
         .await?;
         let detected_at = crate::clock::now();
         let detected_instant = crate::clock::instant();
-        let mut hits: Vec<(u64, u32, bool)> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
         let mut max_uid = start.saturating_sub(1);
         for m in &fetched {
             let Some(uid) = m.uid else { continue };
@@ -549,26 +563,47 @@ impl Watch {
             max_uid = max_uid.max(uid);
             let Some(h) = m.header() else { continue };
             if let Some(member) = self.claimed_by(h, &name) {
-                hits.push((member, uid, false));
+                hits.push(Hit {
+                    member,
+                    uid,
+                    bounce: false,
+                    size: m.size,
+                });
             } else if is_report(h) && m.size.unwrap_or(0) <= MAX_FETCH {
                 let counted = AtomicU32::new(0);
                 let whole = fetch_whole(&mut mb.session, uid, &counted).await?;
                 self.count(counted.into_inner());
                 if let Some(member) = whole.and_then(|(raw, _)| self.quoted_by(&raw)) {
-                    hits.push((member, uid, true));
+                    hits.push(Hit {
+                        member,
+                        uid,
+                        bounce: true,
+                        size: m.size,
+                    });
                 }
             }
         }
         let f = &mut mb.folders[i];
         f.uid_next = f.uid_next.max(max_uid + 1);
+        let mut bodies = self.fetch_probes(mb, &hits).await?;
         let mut found = Vec::new();
-        for (member, uid, bounce) in hits {
+        for Hit {
+            member,
+            uid,
+            bounce,
+            ..
+        } in hits
+        {
             let Some(Some(armed)) = self.members.get_mut(&member) else {
                 continue;
             };
             let charges = Arc::clone(&armed.want.charges);
-            let Some((raw, idate)) = fetch_whole(&mut mb.session, uid, &charges.commands).await?
-            else {
+            let whole = match bodies.remove(&uid) {
+                Some(b) => Some(b),
+                None if bounce => fetch_whole(&mut mb.session, uid, &charges.commands).await?,
+                None => None,
+            };
+            let Some((raw, idate)) = whole else {
                 charges.warn(format!(
                     "{name}: probe UID {uid} vanished or is too large to fetch"
                 ));
@@ -607,6 +642,43 @@ impl Watch {
         Ok(found)
     }
 
+    /// The whole messages of the probes a look found (bounces aside, fetched on their own), in
+    /// one FETCH: with many probes on one session, one command rather than two per probe. The
+    /// sizes come from the look's own FETCH; a message over [`MAX_FETCH`] is not fetched.
+    /// Each probe fetched is charged the command.
+    async fn fetch_probes(
+        &mut self,
+        mb: &mut Mailbox,
+        hits: &[Hit],
+    ) -> Result<BTreeMap<u32, Whole>, FetchError> {
+        let mut uids = Vec::new();
+        for h in hits {
+            if h.bounce || h.size.is_none_or(|s| s > MAX_FETCH) {
+                continue;
+            }
+            if let Some(Some(armed)) = self.members.get(&h.member) {
+                armed.want.charges.add(1);
+                uids.push(h.uid);
+            }
+        }
+        if uids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let got = fetch(
+            &mut mb.session,
+            &uid_set(&uids),
+            "(UID INTERNALDATE BODY.PEEK[])",
+        )
+        .await?;
+        Ok(got
+            .iter()
+            .filter_map(|m| {
+                let uid = m.uid.filter(|u| uids.contains(u))?;
+                Some((uid, (m.body()?.to_vec(), internal(m))))
+            })
+            .collect())
+    }
+
     /// The armed, not yet found probe whose genuine tag these headers carry. A tag that claims
     /// to be one of them and fails verification is a warning of that probe's.
     fn claimed_by(&self, h: &[u8], folder: &str) -> Option<u64> {
@@ -642,7 +714,7 @@ impl Watch {
 
     /// One IDLE on the selected folder (the first), until news, a look request, a request
     /// that needs the session, or the refresh limit. Requests that need no command are served
-    /// meanwhile; probes armed before it started are told once the server accepted it.
+    /// meanwhile.
     async fn idle_once(
         &mut self,
         mut mb: Mailbox,
@@ -651,9 +723,6 @@ impl Watch {
         let mut handle = mb.session.idle();
         self.count(1);
         bounded("IDLE", handle.init()).await?;
-        for a in self.arming.drain(..) {
-            let _ = a.send(());
-        }
         let mut woke = None;
         let resp = {
             let (wait, interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
@@ -672,16 +741,9 @@ impl Watch {
                             interrupt = None;
                             continue;
                         };
-                        match self.inline(r) {
-                            Ok(_) => {
-                                for a in self.arming.drain(..) {
-                                    let _ = a.send(());
-                                }
-                            }
-                            Err(r) => {
-                                woke = Some(Woke::Request(r));
-                                interrupt = None;
-                            }
+                        if let Err(r) = self.inline(r) {
+                            woke = Some(Woke::Request(r));
+                            interrupt = None;
                         }
                     }
                 }

@@ -67,6 +67,8 @@ pub struct World {
     /// A look that finds the probe is answered this long after it was asked (Dovecot holds a
     /// command that meets a delivery being saved); zero by default.
     pub found_answer_held: Duration,
+    /// How long a cleanup's scan takes; zero by default.
+    pub scan_delay: Duration,
     /// Bumped on every change, so waits wake up.
     changed: watch::Sender<u64>,
 }
@@ -144,6 +146,7 @@ impl FakeMail {
                 special_use: Vec::new(),
                 push_delay: Duration::ZERO,
                 found_answer_held: Duration::ZERO,
+                scan_delay: Duration::ZERO,
                 idle_drop_after: None,
                 changed,
             })),
@@ -265,6 +268,8 @@ impl MailboxSession for FakeSession {
     }
     fn scan_probes<'a>(&'a mut self, _key: &'a Installation) -> Scanning<'a> {
         Box::pin(async move {
+            let delay = self.mail.world().scan_delay;
+            tokio::time::sleep(delay).await;
             let mut w = self.mail.world();
             let v = w.uid_validity;
             let seen = w
@@ -625,10 +630,14 @@ impl LogFeed for FakeFeed {
     fn refresh(&mut self, _force: bool) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
+    fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async { Vec::new() })
     }
-    fn timeline(&self, probe: &ProbeContext, header_hops: &[HeaderHop]) -> ProbeTimeline {
+    fn timeline<'a>(
+        &'a self,
+        probe: &'a ProbeContext,
+        header_hops: &'a [HeaderHop],
+    ) -> BoxFuture<'a, ProbeTimeline> {
         let mut corr = Correlator::new(Limits::default());
         for (role, lines) in [
             ("ec2", self.lines(probe)),
@@ -641,7 +650,8 @@ impl LogFeed for FakeFeed {
                 }
             }
         }
-        fuse_probe(probe, &corr.finish(), header_hops)
+        let t = fuse_probe(probe, &corr.finish(), header_hops);
+        Box::pin(async move { t })
     }
 }
 

@@ -1,0 +1,211 @@
+//! One log feed for the probes of a run that are in flight together: each probe follows the
+//! same server logs, so one feed (one follower per source, each line parsed and correlated
+//! once) serves them all instead of one per probe, which with many probes at once multiplies
+//! the reading, parsing and correlating by their number. A probe joins the feed started
+//! within [`JOIN_WITHIN`] while another probe still holds it; otherwise it starts a new one,
+//! so a long-lived runner (the canary) never grows one feed's window without bound. Each
+//! probe still asks the feed for its own timeline: fusion picks the probe's chains by its
+//! Message-ID and queue id (a refused probe's rejection by sender, recipient and the time
+//! nearest its submission), so the other probes' lines are never taken for its own.
+//!
+//! Not here: following, parsing or fusing the logs (edge::logwatch, core).
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::ports::{BoxFuture, LogFeed};
+use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
+
+/// A feed started this long ago or less is joined; an older one is left to its probes.
+pub(super) const JOIN_WITHIN: Duration = Duration::from_secs(10);
+
+type Inner = tokio::sync::Mutex<Box<dyn LogFeed>>;
+
+/// The feed being shared, while a probe holds it.
+struct Current {
+    feed: Weak<Inner>,
+    started: Instant,
+    is_empty: bool,
+    /// The set-up warnings, handed to every probe that joins.
+    warnings: Vec<String>,
+}
+
+/// Hands out handles to one shared feed (see the module's text).
+#[derive(Default)]
+pub(super) struct LogShare {
+    current: Mutex<Option<Current>>,
+}
+
+impl LogShare {
+    /// A handle to the current feed, or to a new one from `start` (with its set-up warnings).
+    pub(super) fn follow(
+        &self,
+        now: Instant,
+        start: impl FnOnce() -> (Box<dyn LogFeed>, Vec<String>),
+    ) -> (Box<dyn LogFeed>, Vec<String>) {
+        let Ok(mut current) = self.current.lock() else {
+            // A panic elsewhere poisoned the lock: this probe gets a feed of its own.
+            return start();
+        };
+        if let Some(c) = current.as_ref() {
+            let young = now.saturating_duration_since(c.started) <= JOIN_WITHIN;
+            if let Some(feed) = c.feed.upgrade().filter(|_| young) {
+                let handle = SharedFeed {
+                    feed,
+                    is_empty: c.is_empty,
+                };
+                return (Box::new(handle), c.warnings.clone());
+            }
+        }
+        let (feed, warnings) = start();
+        let is_empty = feed.is_empty();
+        let feed = Arc::new(tokio::sync::Mutex::new(feed));
+        *current = Some(Current {
+            feed: Arc::downgrade(&feed),
+            started: now,
+            is_empty,
+            warnings: warnings.clone(),
+        });
+        (Box::new(SharedFeed { feed, is_empty }), warnings)
+    }
+}
+
+/// One probe's handle to a shared feed; the feed stops when the last handle is dropped.
+struct SharedFeed {
+    feed: Arc<Inner>,
+    is_empty: bool,
+}
+
+impl LogFeed for SharedFeed {
+    fn is_empty(&self) -> bool {
+        self.is_empty
+    }
+    fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.feed.lock().await.refresh(force).await })
+    }
+    fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move { self.feed.lock().await.warnings().await })
+    }
+    fn timeline<'a>(
+        &'a self,
+        probe: &'a ProbeContext,
+        header_hops: &'a [HeaderHop],
+    ) -> BoxFuture<'a, ProbeTimeline> {
+        Box::pin(async move { self.feed.lock().await.timeline(probe, header_hops).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::core::fusion::{fuse_probe, MessageStatus};
+
+    /// A feed that counts its refreshes (shared by every handle to it).
+    struct Counting {
+        refreshes: Arc<AtomicU32>,
+    }
+
+    impl LogFeed for Counting {
+        fn is_empty(&self) -> bool {
+            false
+        }
+        fn refresh(&mut self, _force: bool) -> BoxFuture<'_, ()> {
+            self.refreshes.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async {})
+        }
+        fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
+            let n = self.refreshes.load(Ordering::Relaxed);
+            Box::pin(async move { vec![format!("{n} refreshes")] })
+        }
+        fn timeline<'a>(
+            &'a self,
+            probe: &'a ProbeContext,
+            header_hops: &'a [HeaderHop],
+        ) -> BoxFuture<'a, ProbeTimeline> {
+            Box::pin(async move { fuse_probe(probe, &[], header_hops) })
+        }
+    }
+
+    /// A share whose `start` counts the feeds started.
+    struct Fixture {
+        share: LogShare,
+        started: AtomicU32,
+        refreshes: Arc<AtomicU32>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                share: LogShare::default(),
+                started: AtomicU32::new(0),
+                refreshes: Arc::new(AtomicU32::new(0)),
+            }
+        }
+
+        fn follow(&self) -> Box<dyn LogFeed> {
+            let (feed, warnings) = self.share.follow(crate::clock::instant(), || {
+                self.started.fetch_add(1, Ordering::Relaxed);
+                let feed = Counting {
+                    refreshes: Arc::clone(&self.refreshes),
+                };
+                (Box::new(feed) as Box<dyn LogFeed>, vec!["set-up".into()])
+            });
+            assert_eq!(warnings, ["set-up"], "every probe gets the set-up warnings");
+            feed
+        }
+
+        fn started(&self) -> u32 {
+            self.started.load(Ordering::Relaxed)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_in_flight_together_share_one_feed() {
+        let f = Fixture::new();
+        let mut a = f.follow();
+        let mut b = f.follow();
+        assert_eq!(f.started(), 1, "one feed for both");
+        a.refresh(false).await;
+        b.refresh(true).await;
+        // Both handles reach the same feed: it saw both refreshes.
+        assert_eq!(a.warnings().await, ["2 refreshes"]);
+        assert!(!b.is_empty());
+        let probe = ProbeContext {
+            message_id: "<p@probe.test>".into(),
+            mail_from: "a@probe.test".into(),
+            rcpt_to: vec!["u@example.test".into()],
+            submitted_at: chrono::DateTime::UNIX_EPOCH,
+            accepted_at: None,
+            detected_at: None,
+            submission_queue_id: None,
+            expected_hosts: Vec::new(),
+        };
+        assert_eq!(b.timeline(&probe, &[]).await.status, MessageStatus::Unknown);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_no_probe_holds_is_not_joined() {
+        let f = Fixture::new();
+        drop(f.follow());
+        let _b = f.follow();
+        assert_eq!(f.started(), 2, "the first feed ended with its last probe");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_feed_is_left_to_its_probes() {
+        let f = Fixture::new();
+        let _a = f.follow();
+        tokio::time::advance(JOIN_WITHIN + Duration::from_millis(1)).await;
+        let _b = f.follow();
+        assert_eq!(
+            f.started(),
+            2,
+            "a probe after JOIN_WITHIN starts its own feed"
+        );
+        let _c = f.follow();
+        assert_eq!(f.started(), 2, "and the next one joins that");
+    }
+}
