@@ -63,6 +63,19 @@ struct Segment {
     chunk: bool,
 }
 
+impl Segment {
+    /// One line of its own (stitched, or the last one without a newline) at `offset`.
+    fn line(offset: u64, line: Vec<u8>) -> Self {
+        Segment {
+            offset,
+            end: line.len(),
+            buf: line,
+            start: 0,
+            chunk: false,
+        }
+    }
+}
+
 /// Where the stream's bytes come from: the reader until the first look, then its read-ahead.
 enum Source {
     Reader(Box<dyn Read + Send>),
@@ -184,13 +197,7 @@ impl FocusScan {
                 if !std::mem::take(&mut self.skipping) {
                     let mut line = std::mem::take(&mut self.carry);
                     line.extend_from_slice(&buf[first..start]);
-                    self.push_segment(Segment {
-                        offset: self.carry_offset,
-                        end: line.len(),
-                        buf: line,
-                        start: 0,
-                        chunk: false,
-                    });
+                    self.push_segment(Segment::line(self.carry_offset, line));
                 }
             }
             let end = memchr::memrchr(b'\n', &buf[start..last]).map_or(start, |i| start + i + 1);
@@ -223,13 +230,7 @@ impl FocusScan {
             parser.note_overlong();
             return false;
         }
-        self.push_segment(Segment {
-            offset: self.carry_offset,
-            end: line.len(),
-            buf: line,
-            start: 0,
-            chunk: false,
-        });
+        self.push_segment(Segment::line(self.carry_offset, line));
         true
     }
 
@@ -812,19 +813,11 @@ mod tests {
 
     #[test]
     fn a_read_error_mid_scan_ends_it_with_that_error() {
-        struct Broken(io::Cursor<Vec<u8>>);
-        impl Read for Broken {
-            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-                match self.0.read(b)? {
-                    0 => Err(io::Error::other("device gone")),
-                    n => Ok(n),
-                }
-            }
-        }
+        use crate::logs::readahead::tests::Failing;
         let data = log();
         let mut p = LineParser::new(ParseContext::new("ec2", 2025));
         let mut f = Focus::message_ids(&["m1@x.test"]);
-        let mut scan = FocusScan::new(Box::new(Broken(io::Cursor::new(data))), 200);
+        let mut scan = FocusScan::new(Box::new(Failing(io::Cursor::new(data))), 200);
         scan.chunk = 1000;
         let mut got = Vec::new();
         let err = loop {
@@ -834,7 +827,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(err.to_string(), "device gone");
+        assert_eq!(err.to_string(), "disk on fire");
         assert!(
             !got.is_empty(),
             "records before the failing read were returned"

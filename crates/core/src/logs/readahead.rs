@@ -127,11 +127,11 @@ fn fill(reader: &mut dyn Read, mut buf: Vec<u8>, chunk: usize) -> io::Result<(Ch
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Yields its bytes, then an error.
-    struct Failing(io::Cursor<Vec<u8>>);
+    pub(crate) struct Failing(pub(crate) io::Cursor<Vec<u8>>);
 
     impl Read for Failing {
         fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
