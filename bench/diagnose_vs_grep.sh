@@ -7,6 +7,10 @@
 # run, and the JSON outputs of both are compared byte for byte (sha256).
 #
 # usage: bench/diagnose_vs_grep.sh [--smoke] [SIZE_BYTES=2e9] [WORKDIR=/tmp/flowtest-bench] [RUNS=3]
+# FOCUS_ONLY=1: only `grep -F` (both forms) and the `--message-id` diagnose (with OLD_BIN, both
+# binaries): short enough for one hold of `flock -x /tmp/flowtest-cpu.lock`.
+# grep writes its output to a file, as flowtest does: with stdout on /dev/null GNU grep stops at
+# the first match and reads only part of the file.
 # --smoke: 4 MB, one run, a debug build, no pflogsumm (seconds; CI keeps the script alive).
 # Results: a Markdown table on stdout (and WORKDIR/results.md). Record them in
 # docs/BENCHMARKS.md and docs/benchmarks/diagnose.md together with this command line.
@@ -77,6 +81,25 @@ m = d["messages"]
 assert len(m) == 1 and m[0]["message_id"] == sys.argv[2], m
 assert m[0]["status"] == "delivered" and m[0]["findings"][0]["code"] == "next_hop_timeout", m[0]
 PY
+if [ "${FOCUS_ONLY:-0}" = 1 ]; then
+    sum() { sha256sum < "$1" | cut -c1-16; }
+    x() { python3 -c "print('%.2fx' % ($1/max($g_wall, 1e-3)))"; }
+    {
+    echo "Input: $(python3 -c "print(round($BYTES/1e6))") MB ($LOG), page cache warm, best of $RUNS runs."
+    echo
+    echo "| command | wall (s) | x grep -F | max RSS (MB) |"
+    echo "|---|---:|---:|---:|"
+    echo "| \`grep -F '$NEEDLE'\` | $g_wall | 1.00x | $((g_rss / 1024)) |"
+    echo "| \`grep -F '<message-id>'\` then \`grep -F '$QID: '\` | $g2_wall | $(x "$g2_wall") | $((g2_rss / 1024)) |"
+    echo "| \`flowtest diagnose --message-id '$NEEDLE' --format json\` | $f_wall | $(x "$f_wall") | $((f_rss / 1024)) |"
+    if [ -n "${OLD_BIN:-}" ]; then
+        echo "| same, earlier binary | $fo_wall | $(x "$fo_wall") | $((fo_rss / 1024)) |"
+        echo
+        echo "Focused JSON: $(cmp -s "$DIR/focus.out" "$DIR/focus-old.out" && echo identical || echo DIFFERENT) (sha256 $(sum "$DIR/focus.out"))"
+    fi
+    } | tee "$DIR/results.md"
+    exit 0
+fi
 read -r a_wall a_rss <<< "$(measure full "$BIN" diagnose --year 2025 --format json "ec2=$LOG")"
 sum() { sha256sum < "$1" | cut -c1-16; }
 same=""

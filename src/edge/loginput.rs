@@ -6,7 +6,7 @@
 //! of each source (its mtime; now for stdin); does not parse or analyze lines.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -18,6 +18,34 @@ use crate::edge::logsource::seek_offset_for;
 
 /// Read buffer per source: large, sequential reads.
 const READ_BUFFER: usize = 1 << 20;
+/// Read buffer of a `--message-id` run's source: smaller than the focused scan's reads, so
+/// that they go straight to the file instead of through this buffer (one copy, into memory the
+/// scan reuses).
+const FOCUSED_READ_BUFFER: usize = 64 << 10;
+
+/// A regular file read as it was when opened: one that grows meanwhile ends at its length then
+/// (the scan ends instead of following the writer), one cut short meanwhile (rotation by
+/// `copytruncate`) ends where it was cut, with a warning.
+struct AsOpened {
+    file: io::Take<File>,
+    display: String,
+}
+
+impl Read for AsOpened {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let left = self.file.limit();
+        if n == 0 && !buf.is_empty() && left > 0 {
+            tracing::warn!(
+                source = %self.display,
+                missing_bytes = left,
+                "the log file became shorter while it was read (rotated?): its end was not read"
+            );
+            self.file.set_limit(0);
+        }
+        Ok(n)
+    }
+}
 
 /// A source that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +114,20 @@ pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenErro
             .map_err(failed)?;
     }
     let display = path.display().to_string();
-    let mut reader = text_reader(f, READ_BUFFER).map_err(failed)?;
+    let capacity = if opts.message_id.is_some() {
+        FOCUSED_READ_BUFFER
+    } else {
+        READ_BUFFER
+    };
+    let mut reader = if meta.is_file() {
+        let start = f.stream_position().map_err(failed)?;
+        let file = f.take(meta.len().saturating_sub(start));
+        let display = display.clone();
+        text_reader(AsOpened { file, display }, capacity)
+    } else {
+        text_reader(f, capacity)
+    }
+    .map_err(failed)?;
     check_text(&mut reader, &display).map_err(failed)?;
     Ok(Input {
         name,
@@ -220,5 +261,42 @@ mod tests {
         std::fs::write(&bin, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0").unwrap();
         let e = open("x".into(), &bin, &opts()).err().unwrap();
         assert!(e.to_string().contains("not a log file"), "{e}");
+    }
+
+    #[test]
+    fn a_file_is_read_as_long_as_it_was_when_opened() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ec2.log");
+        let line = "Nov  4 18:00:00 mx postfix/qmgr[1]: 4ABC: removed\n";
+        std::fs::write(&p, line.repeat(10_000)).unwrap();
+        let mut o = opts();
+        o.message_id = Some("<x@y>".into());
+        // Growing while read: the reading ends at the length it had when opened.
+        let mut input = open("ec2".into(), &p, &o).unwrap();
+        let mut head = vec![0u8; 1000];
+        input.reader.read_exact(&mut head).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(line.repeat(50_000).as_bytes()).unwrap();
+        let mut rest = Vec::new();
+        input.reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(head.len() + rest.len(), line.len() * 10_000);
+        // Cut short while read (copytruncate): the reading ends where it was cut.
+        let mut input = open("ec2".into(), &p, &o).unwrap();
+        input.reader.read_exact(&mut head).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let mut rest = Vec::new();
+        input.reader.read_to_end(&mut rest).unwrap();
+        assert!(
+            rest.len() <= FOCUSED_READ_BUFFER,
+            "only what was buffered: {}",
+            rest.len()
+        );
+        assert_eq!(input.reader.read(&mut head).unwrap(), 0, "stays at its end");
     }
 }

@@ -45,7 +45,7 @@ pub struct Input {
     pub name: String,
     /// How to show the source in reports (its path).
     pub display: String,
-    pub reader: Box<dyn BufRead>,
+    pub reader: Box<dyn BufRead + Send>,
     /// Latest time the log can contain (file mtime); resolves year-less timestamps.
     pub reference: Option<DateTime<Utc>>,
     /// Bytes skipped at the start because they lie before `since` (0 when read whole).
@@ -196,6 +196,7 @@ pub fn analyze_with(
     runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
+    let one_host = inputs.windows(2).all(|w| w[0].name == w[1].name);
     let streams: Vec<LogStream> = inputs
         .into_iter()
         .map(|i| LogStream::new(i, opts))
@@ -205,6 +206,9 @@ pub fn analyze_with(
     let mut corr = Correlator::new(opts.correlator_limits());
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
+        if one_host {
+            corr = corr.single_host();
+        }
     }
     let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;

@@ -15,8 +15,8 @@ use super::{AnalyzeError, Input, Options, SourceReport, LINE_CAP};
 /// How a stream's input is read: line by line, or (with a message-id focus) searched a buffer
 /// at a time.
 enum Lines {
-    Each(BoundedLines<Box<dyn BufRead>>),
-    Focused(FocusScan<Box<dyn BufRead>>),
+    Each(BoundedLines<Box<dyn BufRead + Send>>),
+    Focused(FocusScan),
 }
 
 pub(super) struct LogStream {

@@ -148,6 +148,8 @@ pub struct Correlator {
     /// When set, only chains of this Message-ID (comparison key) are built when done; the
     /// others are dropped unbuilt (counted in `chains_skipped`).
     only_message_id: Option<String>,
+    /// Every record comes from one host (see [`Correlator::single_host`]).
+    single_host: bool,
 }
 
 impl Correlator {
@@ -173,6 +175,7 @@ impl Correlator {
             stats: CorrelatorStats::default(),
             now: None,
             only_message_id: None,
+            single_host: false,
         }
     }
 
@@ -180,6 +183,15 @@ impl Correlator {
     /// others are still correlated (they may merge into it) but dropped unbuilt.
     pub fn only_message_id(mut self, message_id: &str) -> Self {
         self.only_message_id = Some(msgid_key(message_id).to_string());
+        self
+    }
+
+    /// Every record comes from one host. A NOQUEUE reject joins only another host's delivery
+    /// failure, so with [`Correlator::only_message_id`] it can never reach the asked message:
+    /// it builds no chain (it still counts as a record and moves the clock, so chains are done
+    /// and swept exactly when they would be).
+    pub fn single_host(mut self) -> Self {
+        self.single_host = true;
         self
     }
 
@@ -252,6 +264,8 @@ impl Correlator {
                 ..
             } => self.on_expired(&rec, queue_id, rcpt.as_ref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
+            Event::Reject(r)
+                if r.queue_id.is_none() && self.single_host && self.only_message_id.is_some() => {}
             Event::Reject(r) => self.on_reject(&rec, r),
             Event::Notification {
                 queue_id,

@@ -48,3 +48,32 @@ Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from y.test[192.0.2.8
     // An accepted probe is never matched to a rejection without a Message-ID.
     assert!(c.probe_candidates("<p9@flowtest>", None, None).is_empty());
 }
+
+#[test]
+fn a_single_host_run_builds_no_chain_for_noqueue_rejects() {
+    let noqueue = "Nov  7 12:00:04 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.test[192.0.2.9]: \
+                   554 5.7.1 <a@other.test>: Relay access denied; from=<m@x.test> to=<a@other.test> \
+                   proto=ESMTP helo=<x.test>";
+    let mut plain = Correlator::new(Limits::default()).only_message_id("<p1@flowtest>");
+    let mut single = Correlator::new(Limits::default())
+        .only_message_id("<p1@flowtest>")
+        .single_host();
+    for c in [&mut plain, &mut single] {
+        feed(c, "ec2", noqueue);
+        feed(c, "ec2", EC2);
+        feed(c, "ec2", noqueue);
+    }
+    let (plain, single) = (plain.finish_all(), single.finish_all());
+    assert_eq!(plain.stats.chains_skipped, 2);
+    assert_eq!(
+        single.stats.chains_skipped, 0,
+        "no chain was built for them"
+    );
+    assert_eq!(single.stats.records, plain.stats.records);
+    assert_eq!(single.messages.len(), 1);
+    assert_eq!(
+        format!("{:?}", single.messages),
+        format!("{:?}", plain.messages)
+    );
+    assert_eq!(single.host_findings, plain.host_findings);
+}

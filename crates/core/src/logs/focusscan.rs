@@ -1,9 +1,11 @@
-//! The `--message-id` scan over a read buffer: the buffer is searched for the focus's byte
+//! The `--message-id` scan over read chunks: each chunk is searched for the focus's byte
 //! strings (the Message-IDs, learned `QID: `s and sessions, the always-kept markers; one
 //! aho-corasick searcher, leftmost-first so that its SIMD prefilter runs) before any per-line
-//! work, so the lines in between are only counted. A remembered `client=`/`uid=`/`reject:`
-//! line of a queue id that turns out to matter is found by looking back in the buffer (a
-//! bounded window) instead of being copied aside on every line. Owns the buffer and the
+//! work, so the lines in between are only counted. The chunks come from a read-ahead thread
+//! (`readahead`), are cache-sized and recycled; a line cut by a chunk's end is stitched once
+//! into a line of its own. A remembered `client=`/`uid=`/`reject:` line of a queue id that
+//! turns out to matter is found by looking back over the last chunks (a bounded window)
+//! instead of being copied aside on every line. Owns the chunks, the stitching and the
 //! look-back bookkeeping; the decisions are `focus`'s and the parsing `LineParser`'s, so the
 //! result (records and counts) is the line-at-a-time prefilter's.
 //!
@@ -12,23 +14,25 @@
 //! unknown, as before). A run of lines with the same `Mmm` stamp and `host postfix/` head is
 //! recognized from a few byte comparisons.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::focus::{Decision, Focus};
 use super::prefix::{program_name, quick_program_msg, MONTHS};
+use super::readahead::{Chunk, ReadAhead};
 use super::scan::{self, split_once};
 use super::{strip_eol, LineParser, LogRecord, Parsed};
 
-/// Bytes read at a time: small enough that what was read is still in the CPU cache when it is
-/// searched.
-const CHUNK: usize = 1 << 20;
-/// Bytes read into the buffer before it slides down to the look-back window (large against
-/// `LOOKBACK`, so that little is moved).
-const SLIDE_EVERY: usize = 16 << 20;
-/// Bytes before the unread part kept for looking back (remembered lines of a queue id).
-const LOOKBACK: usize = 2 << 20;
+/// Bytes read at a time: small enough that a chunk is still in the CPU cache when it is
+/// searched (the kernel copies into a recycled buffer, not into fresh memory).
+const CHUNK: usize = 64 << 10;
+/// Chunks kept behind the one being scanned for looking back (remembered lines of a queue id):
+/// 2 MiB.
+const LOOKBACK_CHUNKS: usize = 32;
+/// Chunks read ahead of the scan.
+const AHEAD: usize = 3;
 /// Queue ids whose look-back state is kept.
 const MAX_TRACKED: usize = 4096;
 /// Lines at the start of a stream classified one by one (so that a file that is not a log
@@ -46,17 +50,54 @@ struct Tracked {
     replayed_to: u64,
 }
 
-/// A reader scanned for one focus, one record-bearing line at a time.
-pub struct FocusScan<R> {
-    reader: R,
+/// Whole lines of the stream: the complete lines of one read chunk, or one line stitched from
+/// the ends of two or more.
+#[derive(Debug)]
+struct Segment {
+    /// Stream offset of `buf[start]`.
+    offset: u64,
     buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
+    start: usize,
+    end: usize,
+    /// `buf` is a read chunk (goes back to the read-ahead when it leaves the look-back).
+    chunk: bool,
+}
+
+impl Segment {
+    /// One line of its own (stitched, or the last one without a newline) at `offset`.
+    fn line(offset: u64, line: Vec<u8>) -> Self {
+        Segment {
+            offset,
+            end: line.len(),
+            buf: line,
+            start: 0,
+            chunk: false,
+        }
+    }
+}
+
+/// Where the stream's bytes come from: the reader until the first look, then its read-ahead.
+enum Source {
+    Reader(Box<dyn Read + Send>),
+    Ahead(ReadAhead),
+    Gone,
+}
+
+/// A reader scanned for one focus, one record-bearing line at a time.
+pub struct FocusScan {
+    source: Source,
+    /// The look-back segments, then the one being scanned (`cur`), then those not scanned yet.
+    segments: VecDeque<Segment>,
+    cur: usize,
+    /// Position in `segments[cur]`.
     pos: usize,
-    /// End of the bytes in `buf`.
-    filled: usize,
-    /// Stream offset of `buf[0]`.
-    base: u64,
-    eof: bool,
+    /// Read chunks among `segments`.
+    chunks_held: usize,
+    /// The start of a line whose end has not been read yet, and its stream offset.
+    carry: Vec<u8>,
+    carry_offset: u64,
+    /// Stream offset of the next chunk.
+    read_offset: u64,
     /// Longest line parsed; longer ones are counted as over-long.
     cap: usize,
     /// Inside an over-long line whose rest is being skipped.
@@ -67,21 +108,22 @@ pub struct FocusScan<R> {
     fast_month: [u8; 3],
     fast_head: Vec<u8>,
     chunk: usize,
-    lookback: usize,
-    slide_every: usize,
+    lookback_chunks: usize,
     /// Lines still to classify one by one (see [`SNIFF_LINES`]).
     sniff_left: u64,
 }
 
-impl<R: Read> FocusScan<R> {
-    pub fn new(reader: R, cap: usize) -> Self {
+impl FocusScan {
+    pub fn new(reader: Box<dyn Read + Send>, cap: usize) -> Self {
         FocusScan {
-            reader,
-            buf: Vec::new(),
+            source: Source::Reader(reader),
+            segments: VecDeque::new(),
+            cur: 0,
             pos: 0,
-            filled: 0,
-            base: 0,
-            eof: false,
+            chunks_held: 0,
+            carry: Vec::new(),
+            carry_offset: 0,
+            read_offset: 0,
             cap: cap.max(1),
             skipping: false,
             searcher: None,
@@ -89,8 +131,7 @@ impl<R: Read> FocusScan<R> {
             fast_month: [0; 3],
             fast_head: Vec::new(),
             chunk: CHUNK,
-            lookback: LOOKBACK,
-            slide_every: SLIDE_EVERY,
+            lookback_chunks: LOOKBACK_CHUNKS,
             sniff_left: SNIFF_LINES,
         }
     }
@@ -105,57 +146,195 @@ impl<R: Read> FocusScan<R> {
     ) -> io::Result<bool> {
         self.note_learned(focus);
         loop {
-            if !self.fill()? {
+            if self
+                .segments
+                .get(self.cur)
+                .is_some_and(|s| self.pos < s.end)
+            {
+                if self.scan(parser, focus, out) {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if self.cur < self.segments.len() {
+                self.cur += 1;
+                if let Some(s) = self.segments.get(self.cur) {
+                    self.pos = s.start;
+                }
+                continue;
+            }
+            if !self.read_segments(parser)? {
                 return Ok(false);
-            }
-            if self.skipping {
-                self.skip_overlong_rest();
-                continue;
-            }
-            let end = self.complete_end();
-            if end == self.pos {
-                // No newline within the cap: an over-long line.
-                parser.note_overlong();
-                self.pos = self.filled;
-                self.skipping = true;
-                continue;
-            }
-            if self.scan(parser, focus, out, end) {
-                return Ok(true);
             }
         }
     }
 
-    /// Scan `buf[pos..end]` (whole lines); true when a line yielded records (`pos` is then
+    /// Read the next chunk into segments after the scanned ones (the complete lines, and the
+    /// line stitched across the previous chunk's end), dropping look-back beyond the window.
+    /// False at the end of input.
+    fn read_segments(&mut self, parser: &mut LineParser) -> io::Result<bool> {
+        loop {
+            let Some(Chunk {
+                buf,
+                start: first,
+                end: last,
+            }) = self.next_chunk()?
+            else {
+                return Ok(self.last_line(parser));
+            };
+            // Stream offset of `buf[i]`.
+            let base = self.read_offset;
+            let offset = |i: usize| base + (i - first) as u64;
+            self.read_offset += (last - first) as u64;
+            let mut start = first;
+            if self.skipping || !self.carry.is_empty() {
+                let Some(nl) = memchr::memchr(b'\n', &buf[first..last]) else {
+                    self.carry_on(parser, &buf[first..last]);
+                    self.recycle(buf);
+                    continue;
+                };
+                start = first + nl + 1;
+                if !std::mem::take(&mut self.skipping) {
+                    let mut line = std::mem::take(&mut self.carry);
+                    line.extend_from_slice(&buf[first..start]);
+                    self.push_segment(Segment::line(self.carry_offset, line));
+                }
+            }
+            let end = memchr::memrchr(b'\n', &buf[start..last]).map_or(start, |i| start + i + 1);
+            self.carry_offset = offset(end);
+            self.carry_on(parser, &buf[end..last]);
+            if end > start {
+                self.push_segment(Segment {
+                    offset: offset(start),
+                    buf,
+                    start,
+                    end,
+                    chunk: true,
+                });
+                self.chunks_held += 1;
+                self.drop_behind();
+            } else {
+                self.recycle(buf);
+            }
+            return Ok(true);
+        }
+    }
+
+    /// At the end of input: the last line, when it has no newline, as a segment of its own.
+    fn last_line(&mut self, parser: &mut LineParser) -> bool {
+        if std::mem::take(&mut self.skipping) || self.carry.is_empty() {
+            return false;
+        }
+        let line = std::mem::take(&mut self.carry);
+        if line.len() > self.cap {
+            parser.note_overlong();
+            return false;
+        }
+        self.push_segment(Segment::line(self.carry_offset, line));
+        true
+    }
+
+    /// Keep `part` (a line's start without its newline) for the next chunk; a line that grows
+    /// past the cap is counted as over-long and its rest skipped.
+    fn carry_on(&mut self, parser: &mut LineParser, part: &[u8]) {
+        if self.skipping || part.is_empty() {
+            return;
+        }
+        if self.carry.len() + part.len() > self.cap {
+            parser.note_overlong();
+            self.carry.clear();
+            self.skipping = true;
+            return;
+        }
+        self.carry.extend_from_slice(part);
+    }
+
+    fn push_segment(&mut self, s: Segment) {
+        if self.cur >= self.segments.len() {
+            self.pos = s.start;
+        }
+        self.segments.push_back(s);
+    }
+
+    /// Give back the chunks that fell out of the look-back window.
+    fn drop_behind(&mut self) {
+        while self.chunks_held > self.lookback_chunks + 1 && self.cur > 0 {
+            let Some(s) = self.segments.pop_front() else {
+                break;
+            };
+            self.cur -= 1;
+            if s.chunk {
+                self.chunks_held -= 1;
+                self.recycle(s.buf);
+            }
+        }
+    }
+
+    fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        if let Source::Reader(_) = self.source {
+            let Source::Reader(r) = std::mem::replace(&mut self.source, Source::Gone) else {
+                unreachable!("matched above");
+            };
+            let buffers = self.lookback_chunks + AHEAD + 2;
+            self.source = Source::Ahead(ReadAhead::start(r, self.chunk, buffers)?);
+        }
+        match &mut self.source {
+            Source::Ahead(a) => a.next(),
+            Source::Reader(_) | Source::Gone => Ok(None),
+        }
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        match &mut self.source {
+            Source::Ahead(a) => a.recycle(buf),
+            Source::Reader(_) | Source::Gone => {}
+        }
+    }
+
+    /// Scan the current segment from `pos`; true when a line yielded records (`pos` is then
     /// past it).
     fn scan(
         &mut self,
         parser: &mut LineParser,
         focus: &mut Focus,
         out: &mut Vec<LogRecord>,
+    ) -> bool {
+        let mut seg = std::mem::take(&mut self.segments[self.cur].buf);
+        let end = self.segments[self.cur].end;
+        let yielded = self.scan_in(parser, focus, out, &seg, end);
+        std::mem::swap(&mut self.segments[self.cur].buf, &mut seg);
+        yielded
+    }
+
+    fn scan_in(
+        &mut self,
+        parser: &mut LineParser,
+        focus: &mut Focus,
+        out: &mut Vec<LogRecord>,
+        buf: &[u8],
         end: usize,
     ) -> bool {
         while self.pos < end {
             self.refresh_searcher(focus);
             let ac = &self.searcher.as_ref().expect("refreshed").1;
-            let hit = ac.find(&self.buf[self.pos..end]);
+            let hit = ac.find(&buf[self.pos..end]);
             let (stop, hit_line) = match hit {
                 Some(m) => {
                     let at = self.pos + m.start();
-                    let start = memchr::memrchr(b'\n', &self.buf[self.pos..at])
+                    let start = memchr::memrchr(b'\n', &buf[self.pos..at])
                         .map_or(self.pos, |i| self.pos + i + 1);
                     (start, true)
                 }
                 None => (end, false),
             };
-            if self.skim(parser, focus, out, stop) {
+            if self.skim(parser, focus, out, buf, stop) {
                 return true;
             }
             if hit_line {
-                let (line, next) = self.line_at(self.pos, end);
+                let (line, next) = line_at(buf, self.pos, end);
                 let at = self.pos;
                 self.pos = next;
-                if self.line(parser, focus, out, line, at) {
+                if self.line(parser, focus, out, buf, line, at) {
                     return true;
                 }
             }
@@ -172,20 +351,21 @@ impl<R: Read> FocusScan<R> {
         parser: &mut LineParser,
         focus: &mut Focus,
         out: &mut Vec<LogRecord>,
+        buf: &[u8],
         stop: usize,
     ) -> bool {
         while self.pos < stop {
             if self.sniff_left == 0 {
-                let n = count_lines(&self.buf[self.pos..stop]);
+                let n = count_lines(&buf[self.pos..stop]);
                 parser.counts.lines += n;
                 parser.counts.filtered += n;
                 self.pos = stop;
                 return false;
             }
             self.sniff_left -= 1;
-            let (line, next) = self.line_at(self.pos, stop);
+            let (line, next) = line_at(buf, self.pos, stop);
             let (s, e) = line;
-            if e - s <= self.cap && self.fast_postfix(&self.buf[s..e]) {
+            if e - s <= self.cap && self.fast_postfix(&buf[s..e]) {
                 parser.counts.lines += 1;
                 parser.counts.filtered += 1;
                 self.pos = next;
@@ -193,20 +373,22 @@ impl<R: Read> FocusScan<R> {
             }
             let at = self.pos;
             self.pos = next;
-            if self.line(parser, focus, out, line, at) {
+            if self.line(parser, focus, out, buf, line, at) {
                 return true;
             }
         }
         false
     }
 
-    /// One line through the focus's decision (as `LineParser::parse_focused` does, with the
-    /// look-back instead of its ring). True when it yielded records.
+    /// One line of the current segment (`buf`) through the focus's decision (as
+    /// `LineParser::parse_focused` does, with the look-back instead of its ring). True when it
+    /// yielded records.
     fn line(
         &mut self,
         parser: &mut LineParser,
         focus: &mut Focus,
         out: &mut Vec<LogRecord>,
+        buf: &[u8],
         (s, e): (usize, usize),
         at: usize,
     ) -> bool {
@@ -215,7 +397,6 @@ impl<R: Read> FocusScan<R> {
             return false;
         }
         let before = out.len();
-        let buf = std::mem::take(&mut self.buf);
         let line = strip_eol(&buf[s..e]);
         let decision = match quick_program_msg(line) {
             Some((program, msg)) => {
@@ -224,60 +405,69 @@ impl<R: Read> FocusScan<R> {
             }
             None => Decision::Full,
         };
-        let offset = self.base + at as u64;
+        let offset = self.offset_in_current(at);
         match decision {
             Decision::Skip | Decision::Remember(_) => {
                 parser.counts.lines += 1;
                 parser.counts.filtered += 1;
             }
             Decision::FullWithReplay(q) => {
-                for (rs, re) in self.remembered(&buf, q, at) {
+                for old in self.remembered(buf, q, at) {
                     // Counted as read and filtered when it came; now it is parsed.
                     parser.counts.filtered = parser.counts.filtered.saturating_sub(1);
                     parser.counts.lines = parser.counts.lines.saturating_sub(1);
-                    parse_into(parser, focus, out, &buf[rs..re]);
+                    parse_into(parser, focus, out, &old);
                 }
                 self.track(q).replayed_to = offset;
                 parse_into(parser, focus, out, line);
             }
             Decision::Full => parse_into(parser, focus, out, line),
         }
-        self.buf = buf;
         self.note_learned(focus);
         out.len() > before
     }
 
-    /// The lines before `at` (inside the look-back window) that the focus remembered for `q`
-    /// and has not replayed yet, oldest first.
-    fn remembered(&self, buf: &[u8], q: &[u8], at: usize) -> Vec<(usize, usize)> {
+    /// Stream offset of `pos`-like index `i` in the current segment.
+    fn offset_in_current(&self, i: usize) -> u64 {
+        let s = &self.segments[self.cur];
+        s.offset + (i - s.start) as u64
+    }
+
+    /// The lines before `at` in the current segment (`cur`) and in the look-back segments that
+    /// the focus remembered for `q` and has not replayed yet, oldest first.
+    fn remembered(&self, cur: &[u8], q: &[u8], at: usize) -> Vec<Vec<u8>> {
         let (lo, hi) = match self.tracked.iter().find(|t| t.qid == q) {
             Some(t) => (t.replayed_to, t.learned_at),
             None => (0, u64::MAX),
         };
+        let pat = [q, b": "].concat();
+        let here = &self.segments[self.cur];
+        let behind = self
+            .segments
+            .iter()
+            .take(self.cur)
+            .map(|s| (s.offset, &s.buf[s.start..s.end]));
         let mut found = Vec::new();
-        let mut pat = q.to_vec();
-        pat.extend_from_slice(b": ");
-        let mut from = 0;
-        let hay = &buf[..at];
-        while let Some(i) = memchr::memmem::find(&hay[from..], &pat) {
-            let hit = from + i;
-            from = hit + pat.len();
-            let s = memchr::memrchr(b'\n', &hay[..hit]).map_or(0, |n| n + 1);
-            if s == 0 && self.base > 0 {
-                continue; // cut by the window
-            }
-            let e = memchr::memchr(b'\n', &hay[hit..]).map_or(at, |n| hit + n);
-            let offset = self.base + s as u64;
-            if offset < lo || offset >= hi || e - s > self.cap {
-                continue;
-            }
-            // Before the focus learned `q` (and after the last replay), a Postfix line of this
-            // shape was remembered.
-            let remembered = quick_program_msg(strip_eol(&hay[s..e])).is_some_and(|(p, msg)| {
-                memchr::memchr(b'/', program_name(p)).is_some() && remember_shape(msg, q)
-            });
-            if remembered && found.last().is_none_or(|&(ls, _)| ls != s) {
-                found.push((s, e));
+        for (base, hay) in behind.chain([(here.offset, &cur[here.start..at])]) {
+            let mut from = 0;
+            while let Some(i) = memchr::memmem::find(&hay[from..], &pat) {
+                let hit = from + i;
+                let s = memchr::memrchr(b'\n', &hay[..hit]).map_or(0, |n| n + 1);
+                let e = memchr::memchr(b'\n', &hay[hit..]).map_or(hay.len(), |n| hit + n);
+                from = e;
+                let offset = base + s as u64;
+                if offset < lo || offset >= hi || e - s > self.cap {
+                    continue;
+                }
+                // Before the focus learned `q` (and after the last replay), a Postfix line of
+                // this shape was remembered.
+                let line = strip_eol(&hay[s..e]);
+                let remembered = quick_program_msg(line).is_some_and(|(p, msg)| {
+                    memchr::memchr(b'/', program_name(p)).is_some() && remember_shape(msg, q)
+                });
+                if remembered {
+                    found.push(line.to_vec());
+                }
             }
         }
         found
@@ -292,7 +482,9 @@ impl<R: Read> FocusScan<R> {
         {
             return;
         }
-        let now = self.base + self.pos as u64;
+        let now = self.segments.get(self.cur).map_or(self.carry_offset, |s| {
+            s.offset + (self.pos - s.start) as u64
+        });
         for q in focus.qids() {
             match self.tracked.iter_mut().find(|t| t.qid == q) {
                 Some(t) => t.learned_at = t.learned_at.min(now),
@@ -404,80 +596,14 @@ impl<R: Read> FocusScan<R> {
             self.fast_head = head.to_vec();
         }
     }
+}
 
-    /// The line starting at `s` (before `limit`): its bounds without the newline, and where the
-    /// next one starts.
-    fn line_at(&self, s: usize, limit: usize) -> ((usize, usize), usize) {
-        match memchr::memchr(b'\n', &self.buf[s..limit]) {
-            Some(i) => ((s, s + i), s + i + 1),
-            None => ((s, limit), limit),
-        }
-    }
-
-    /// End of the last complete line in the unread part (all of it at end of input).
-    fn complete_end(&self) -> usize {
-        if self.eof {
-            return self.filled;
-        }
-        memchr::memrchr(b'\n', &self.buf[self.pos..self.filled])
-            .map_or(self.pos, |i| self.pos + i + 1)
-    }
-
-    /// Skip to the end of an over-long line.
-    fn skip_overlong_rest(&mut self) {
-        match memchr::memchr(b'\n', &self.buf[self.pos..self.filled]) {
-            Some(i) => {
-                self.pos += i + 1;
-                self.skipping = false;
-            }
-            None => self.pos = self.filled,
-        }
-    }
-
-    /// Make sure the unread bytes hold a complete line, or one already over the cap, keeping
-    /// the look-back window before them. False at end of input.
-    fn fill(&mut self) -> io::Result<bool> {
-        loop {
-            let unread = &self.buf[self.pos..self.filled];
-            let ready =
-                self.eof || unread.len() > self.cap || memchr::memchr(b'\n', unread).is_some();
-            if !unread.is_empty() && ready {
-                return Ok(true);
-            }
-            if self.eof {
-                return Ok(false);
-            }
-            self.read_chunk()?;
-        }
-    }
-
-    /// Read up to one chunk more, first sliding the buffer down to the look-back window when
-    /// the read part has grown past it by `slide_every`.
-    fn read_chunk(&mut self) -> io::Result<()> {
-        let keep_from = self.pos.saturating_sub(self.lookback);
-        if keep_from > 0 && (keep_from >= self.slide_every || self.chunk >= self.slide_every) {
-            self.buf.copy_within(keep_from..self.filled, 0);
-            self.base += keep_from as u64;
-            self.pos -= keep_from;
-            self.filled -= keep_from;
-        }
-        let want = self.filled + self.chunk;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
-        while self.filled < want {
-            let n = match self.reader.read(&mut self.buf[self.filled..want]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                self.eof = true;
-                break;
-            }
-            self.filled += n;
-        }
-        Ok(())
+/// The line starting at `s` in `buf` (before `limit`): its bounds without the newline, and
+/// where the next one starts.
+fn line_at(buf: &[u8], s: usize, limit: usize) -> ((usize, usize), usize) {
+    match memchr::memchr(b'\n', &buf[s..limit]) {
+        Some(i) => ((s, s + i), s + i + 1),
+        None => ((s, limit), limit),
     }
 }
 
@@ -575,19 +701,15 @@ mod tests {
             }
             // Tiny chunks and window: lines cross reads, and the look-back is short but holds
             // the client= line of the message-id's queue id.
-            let sizes = [
-                (CHUNK, LOOKBACK, SLIDE_EVERY),
-                (97, 4000, 300),
-                (1000, 2000, 1000),
-            ];
-            for (chunk, lookback, slide_every) in sizes {
+            let sizes = [(CHUNK, LOOKBACK_CHUNKS), (97, 40), (1000, 2), (4096, 1)];
+            for (chunk, lookback_chunks) in sizes {
                 // Every line classified, some, or none: the records stay the same.
                 for sniff in [SNIFF_LINES, 7, 0] {
                     let mut p = LineParser::new(ctx.clone());
                     let mut f = Focus::message_ids(&[id]);
-                    let mut scan = FocusScan::new(&data[..], 200);
-                    (scan.chunk, scan.lookback) = (chunk, lookback);
-                    (scan.slide_every, scan.sniff_left) = (slide_every, sniff);
+                    let mut scan = FocusScan::new(Box::new(io::Cursor::new(data.clone())), 200);
+                    (scan.chunk, scan.lookback_chunks) = (chunk, lookback_chunks);
+                    scan.sniff_left = sniff;
                     let mut got = Vec::new();
                     while scan.next(&mut p, &mut f, &mut got).unwrap() {}
                     let raw = |v: &[LogRecord]| v.iter().map(|r| r.raw.clone()).collect::<Vec<_>>();
@@ -613,5 +735,102 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The records of a focused scan of `data` read `chunk` bytes at a time with
+    /// `lookback_chunks` chunks kept behind, all lines past the sniff (only counted), and the
+    /// parser's counts.
+    fn scan_all(
+        data: &[u8],
+        id: &str,
+        chunk: usize,
+        lookback_chunks: usize,
+    ) -> (Vec<LogRecord>, crate::logs::SourceCounts) {
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let mut f = Focus::message_ids(&[id]);
+        let mut scan = FocusScan::new(Box::new(io::Cursor::new(data.to_vec())), 200);
+        (scan.chunk, scan.lookback_chunks, scan.sniff_left) = (chunk, lookback_chunks, 0);
+        let mut got = Vec::new();
+        while scan.next(&mut p, &mut f, &mut got).unwrap() {}
+        (got, p.counts().clone())
+    }
+
+    fn filler(n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!("Nov  4 18:00:00 mx postfix/smtpd[12]: connect from c{i}[192.0.2.1]\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_logged_before_the_message_id_are_found_chunks_back() {
+        // client= and a recipient reject, then ~6 KB of other lines, then the Message-ID: with
+        // 256-byte chunks they lie many chunks back.
+        let mut s = String::new();
+        s += "Nov  4 18:00:00 mx postfix/smtpd[12]: 1A2B3C4D5E: client=c[192.0.2.7]\n";
+        s += "Nov  4 18:00:00 mx postfix/smtpd[12]: 1A2B3C4D5E: reject: RCPT from c[192.0.2.7]: 550 5.1.1 <z@corp.test>: no; from=<a@b> to=<z@corp.test> proto=ESMTP helo=<c>\n";
+        s += &filler(80);
+        s += "Nov  4 18:00:01 mx postfix/cleanup[13]: 1A2B3C4D5E: message-id=<late@x.test>\n";
+        s += "Nov  4 18:00:01 mx postfix/qmgr[14]: 1A2B3C4D5E: removed\n";
+        let data = s.into_bytes();
+        let kinds = |v: &[LogRecord]| {
+            v.iter()
+                .map(|r| r.raw.split(": ").nth(2).unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        };
+        let (got, counts) = scan_all(&data, "late@x.test", 256, 40);
+        assert_eq!(
+            kinds(&got),
+            [
+                "client=c[192.0.2.7]",
+                "reject",
+                "message-id=<late@x.test>",
+                "removed"
+            ]
+        );
+        assert_eq!(counts.lines, 84);
+        assert_eq!(counts.parsed, 4);
+        // Once the window no longer reaches back that far, they are not found (it is bounded).
+        let (short, _) = scan_all(&data, "late@x.test", 256, 2);
+        assert_eq!(kinds(&short), ["message-id=<late@x.test>", "removed"]);
+    }
+
+    #[test]
+    fn a_needle_or_line_cut_by_a_read_is_found_whole() {
+        let head = filler(3);
+        let line = "Nov  4 18:00:01 mx postfix/cleanup[13]: 1A2B3C4D5E: message-id=<cut@x.test>\n";
+        let data = format!("{head}{line}{}", filler(2)).into_bytes();
+        let needle_at = head.len() + line.find("cut@").unwrap();
+        // Reads that end inside the Message-ID (and, for 1 byte, everywhere).
+        for chunk in [needle_at + 2, needle_at + 5, head.len() + 3, 1, 7] {
+            let (got, counts) = scan_all(&data, "cut@x.test", chunk, 4);
+            assert_eq!(got.len(), 1, "chunk {chunk}");
+            assert_eq!(got[0].raw, line.trim_end(), "chunk {chunk}");
+            assert_eq!((counts.lines, counts.filtered), (6, 5), "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_read_error_mid_scan_ends_it_with_that_error() {
+        use crate::logs::readahead::tests::Failing;
+        let data = log();
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let mut f = Focus::message_ids(&["m1@x.test"]);
+        let mut scan = FocusScan::new(Box::new(Failing(io::Cursor::new(data))), 200);
+        scan.chunk = 1000;
+        let mut got = Vec::new();
+        let err = loop {
+            match scan.next(&mut p, &mut f, &mut got) {
+                Ok(true) => {}
+                Ok(false) => panic!("the error was lost"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.to_string(), "disk on fire");
+        assert!(
+            !got.is_empty(),
+            "records before the failing read were returned"
+        );
     }
 }

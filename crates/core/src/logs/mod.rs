@@ -11,6 +11,7 @@ pub mod focus;
 pub mod focusscan;
 mod postfix;
 mod prefix;
+mod readahead;
 pub mod reader;
 pub(crate) mod scan;
 
