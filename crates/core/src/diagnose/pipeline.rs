@@ -1,0 +1,269 @@
+//! The diagnosis as three stages on their own threads, so that a run uses more than one core:
+//! the caller's thread reads, parses and merges the sources and writes the report's bytes; one
+//! thread correlates the records; one counts and renders the finished messages. Owns the hand-
+//! offs between them and how a stage's failure stops the others. Does not parse, correlate or
+//! render anything itself (`super::source`, `crate::fusion`, `super::report`).
+//!
+//! The output is the same as one thread's would be: records reach the correlator in merge
+//! order, finished messages are taken at the same record counts and rendered in the order taken,
+//! and the rendered bytes are written in the order rendered. A read error ends the run after
+//! the records read before it were correlated and what they finished was written, as a single
+//! thread would have.
+
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::thread;
+
+use crate::diagnosis::Finding;
+use crate::fusion::{Correlator, MessageChain, SkewEstimate};
+use crate::logs::{Focus, LogRecord};
+use crate::runbook::Runbook;
+
+use super::merge::Merge;
+use super::report::Report;
+use super::source::LogStream;
+use super::{AnalyzeError, Options, SourceReport, Summary};
+
+/// Records handed to the correlator at once.
+const RECORD_BATCH: usize = 1024;
+/// Records correlated between two looks for finished messages (so output streams).
+pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
+/// Batches waiting between two stages at most: bounds the memory in flight.
+const QUEUE: usize = 4;
+/// Rendered bytes handed to the writing thread at once.
+const CHUNK: usize = 1 << 16;
+
+/// What the correlator is handed.
+enum ToCorrelate {
+    Records(Vec<LogRecord>),
+    /// End of input: the sources' reports, for the report's end.
+    End(Vec<SourceReport>),
+}
+
+/// What the renderer is handed.
+enum ToRender {
+    Messages(Vec<MessageChain>),
+    End(Tail),
+}
+
+/// What the report's end needs from the correlator and the sources.
+struct Tail {
+    lines_dropped_over_cap: u64,
+    host_findings: Vec<Finding>,
+    skew: Vec<SkewEstimate>,
+    sources: Vec<SourceReport>,
+}
+
+/// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`.
+pub(super) fn run(
+    mut merge: Merge<LogStream>,
+    mut focus: Option<Focus>,
+    corr: Correlator,
+    opts: &Options,
+    runbook: &Runbook,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    let (to_corr, corr_rx) = mpsc::sync_channel::<ToCorrelate>(QUEUE);
+    let (to_render, render_rx) = mpsc::sync_channel::<ToRender>(QUEUE);
+    // Unbounded, so the renderer never waits on this thread while this thread may wait on the
+    // correlator (no cycle of waits); what it holds is bounded by the bounded queues upstream.
+    let (chunk_tx, chunks) = mpsc::channel::<Vec<u8>>();
+    thread::scope(|s| {
+        let correlating = s.spawn(move || correlate(corr, corr_rx, to_render));
+        let rendering = s.spawn(move || render(opts, runbook, render_rx, chunk_tx));
+        let read = feed(&mut merge, &mut focus, &to_corr, &chunks, out);
+        let read = read.and_then(|()| {
+            let sources = merge.into_sources().iter().map(LogStream::report).collect();
+            // A failed send means the correlator stopped early: its join tells why.
+            let _ = to_corr.send(ToCorrelate::End(sources));
+            Ok(())
+        });
+        // Without an end marker the correlator stops after what it was sent (a read error).
+        drop(to_corr);
+        let written = match &read {
+            Err(AnalyzeError::Write(_)) => Ok(()),
+            _ => write_all(&chunks, out),
+        };
+        // After a write error nothing more is taken: the stages stop at their next hand-off.
+        drop(chunks);
+        let (correlated, rendered) = (correlating.join(), rendering.join());
+        if let Err(p) = correlated {
+            std::panic::resume_unwind(p);
+        }
+        let rendered = rendered.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        read?;
+        written.map_err(AnalyzeError::Write)?;
+        // Without the end of input (which only a read error prevents) there is no summary.
+        let summary = rendered.map_err(AnalyzeError::Write)?.ok_or_else(|| {
+            AnalyzeError::Write(io::Error::other("the report ended before its input"))
+        })?;
+        out.flush().map_err(AnalyzeError::Write)?;
+        Ok(summary)
+    })
+}
+
+/// Read, parse and merge the sources, handing the records on in batches; between batches,
+/// write what was rendered so far.
+fn feed(
+    merge: &mut Merge<LogStream>,
+    focus: &mut Option<Focus>,
+    to_corr: &SyncSender<ToCorrelate>,
+    chunks: &Receiver<Vec<u8>>,
+    out: &mut dyn Write,
+) -> Result<(), AnalyzeError> {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    loop {
+        let next = match merge.next_record(focus) {
+            Ok(n) => n,
+            Err(e) => {
+                // What was read before the error is still correlated and reported.
+                let _ = to_corr.send(ToCorrelate::Records(batch));
+                return Err(e);
+            }
+        };
+        let Some(rec) = next else { break };
+        batch.push(rec);
+        if batch.len() == RECORD_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH));
+            if to_corr.send(ToCorrelate::Records(full)).is_err() {
+                // The correlator stopped (it can only panic): its join reports it.
+                return Ok(());
+            }
+            write_ready(chunks, out).map_err(AnalyzeError::Write)?;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = to_corr.send(ToCorrelate::Records(batch));
+    }
+    Ok(())
+}
+
+/// Write the chunks rendered so far, without waiting for more.
+fn write_ready(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
+    loop {
+        match chunks.try_recv() {
+            Ok(c) => out.write_all(&c)?,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// Write every chunk until the renderer is done.
+fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
+    for c in chunks.iter() {
+        out.write_all(&c)?;
+    }
+    Ok(())
+}
+
+/// The correlating stage: returns early when the input stops without its end marker (a read
+/// error) or the renderer stopped.
+fn correlate(mut corr: Correlator, records: Receiver<ToCorrelate>, to_render: SyncSender<ToRender>) {
+    let mut pushed: u64 = 0;
+    let send = |m: Vec<MessageChain>| m.is_empty() || to_render.send(ToRender::Messages(m)).is_ok();
+    let take = |corr: &mut Correlator| -> Vec<MessageChain> {
+        std::iter::from_fn(|| corr.next_finished()).collect()
+    };
+    let sources = loop {
+        match records.recv() {
+            Ok(ToCorrelate::Records(batch)) => {
+                for rec in batch {
+                    corr.push(rec);
+                    pushed += 1;
+                    if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !send(take(&mut corr)) {
+                        return;
+                    }
+                }
+            }
+            Ok(ToCorrelate::End(sources)) => break sources,
+            Err(_) => return,
+        }
+    };
+    // Drained in batches, each handed on before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        if !send(take(&mut corr)) {
+            return;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
+    }
+    let outcome = corr.finish_all();
+    if !send(outcome.messages) {
+        return;
+    }
+    let tail = Tail {
+        lines_dropped_over_cap: outcome.stats.lines_dropped_over_cap,
+        host_findings: outcome.host_findings,
+        skew: outcome.skew,
+        sources,
+    };
+    let _ = to_render.send(ToRender::End(tail));
+}
+
+/// The rendering stage: the report, written into chunks for the writing thread. `None` when
+/// the input ended before its end (a read error or a stopped correlator).
+fn render(
+    opts: &Options,
+    runbook: &Runbook,
+    messages: Receiver<ToRender>,
+    chunks: Sender<Vec<u8>>,
+) -> io::Result<Option<Summary>> {
+    let mut sink = ChunkSink {
+        buf: Vec::with_capacity(CHUNK),
+        to: chunks,
+    };
+    let mut report = Report::begin(&mut sink, opts, runbook)?;
+    let tail = loop {
+        match messages.recv() {
+            Ok(ToRender::Messages(batch)) => {
+                for m in batch {
+                    report.message(m)?;
+                }
+            }
+            Ok(ToRender::End(tail)) => break tail,
+            Err(_) => {
+                drop(report);
+                sink.flush()?;
+                return Ok(None);
+            }
+        }
+    };
+    report.lines_dropped_over_cap(tail.lines_dropped_over_cap);
+    report
+        .end(tail.host_findings, tail.skew, tail.sources)
+        .map(Some)
+}
+
+/// Bytes gathered into chunks and handed to the writing thread.
+struct ChunkSink {
+    buf: Vec<u8>,
+    to: Sender<Vec<u8>>,
+}
+
+impl ChunkSink {
+    fn hand_on(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.to
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "report writer stopped"))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.hand_on()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.hand_on()
+    }
+}
