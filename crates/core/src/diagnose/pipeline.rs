@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::thread;
 
 use crate::diagnosis::Finding;
-use crate::fusion::{Correlator, MessageChain, SkewEstimate};
+use crate::fusion::{Correlator, Finished, MessageChain, SkewEstimate};
 use crate::logs::{Focus, LogRecord};
 use crate::runbook::Runbook;
 
@@ -29,7 +29,7 @@ const RECORD_BATCH: usize = 1024;
 /// Records correlated between two looks for finished messages (so output streams).
 pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
 /// Batches waiting between two stages at most: bounds the memory in flight.
-const QUEUE: usize = 4;
+const QUEUE: usize = 8;
 /// Rendered bytes handed to the writing thread at once.
 const CHUNK: usize = 1 << 16;
 
@@ -42,7 +42,10 @@ enum ToCorrelate {
 
 /// What the renderer is handed.
 enum ToRender {
-    Messages(Vec<MessageChain>),
+    /// Chains done, built into messages by the renderer.
+    Done(Vec<Finished>),
+    /// Messages already built (by the correlator's end).
+    Built(Vec<MessageChain>),
     End(Tail),
 }
 
@@ -68,10 +71,19 @@ pub(super) fn run(
     // Unbounded, so the renderer never waits on this thread while this thread may wait on the
     // correlator (no cycle of waits); what it holds is bounded by the bounded queues upstream.
     let (chunk_tx, chunks) = mpsc::channel::<Vec<u8>>();
+    // Record batches the correlator is done with go back to be dropped (and their room reused)
+    // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
+    // Unbounded for the same reason as the chunks; at most the batches in flight.
+    let (spent_tx, spent) = mpsc::channel::<Vec<LogRecord>>();
     thread::scope(|s| {
-        let correlating = s.spawn(move || correlate(corr, corr_rx, to_render));
+        let correlating = s.spawn(move || correlate(corr, corr_rx, spent_tx, to_render));
         let rendering = s.spawn(move || render(opts, runbook, render_rx, chunk_tx));
-        let read = feed(&mut merge, &mut focus, &to_corr, &chunks, out);
+        let hand = Handoff {
+            to_corr: &to_corr,
+            spent: &spent,
+            chunks: &chunks,
+        };
+        let read = feed(&mut merge, &mut focus, &hand, out);
         let read = read.and_then(|()| {
             let sources = merge.into_sources().iter().map(LogStream::report).collect();
             // A failed send means the correlator stopped early: its join tells why.
@@ -102,15 +114,39 @@ pub(super) fn run(
     })
 }
 
+/// The reading thread's ends of the queues.
+struct Handoff<'a> {
+    to_corr: &'a SyncSender<ToCorrelate>,
+    spent: &'a Receiver<Vec<LogRecord>>,
+    chunks: &'a Receiver<Vec<u8>>,
+}
+
+impl Handoff<'_> {
+    /// An empty batch: a spent one emptied (the others dropped), else a new one.
+    fn empty_batch(&self) -> Vec<LogRecord> {
+        let mut batch = Vec::new();
+        for mut b in self.spent.try_iter() {
+            b.clear();
+            if batch.capacity() == 0 {
+                batch = b;
+            }
+        }
+        if batch.capacity() == 0 {
+            batch.reserve_exact(RECORD_BATCH);
+        }
+        batch
+    }
+}
+
 /// Read, parse and merge the sources, handing the records on in batches; between batches,
 /// write what was rendered so far.
 fn feed(
     merge: &mut Merge<LogStream>,
     focus: &mut Option<Focus>,
-    to_corr: &SyncSender<ToCorrelate>,
-    chunks: &Receiver<Vec<u8>>,
+    hand: &Handoff,
     out: &mut dyn Write,
 ) -> Result<(), AnalyzeError> {
+    let to_corr = hand.to_corr;
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
         let next = match merge.next_record(focus) {
@@ -124,12 +160,13 @@ fn feed(
         let Some(rec) = next else { break };
         batch.push(rec);
         if batch.len() == RECORD_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH));
+            let full = std::mem::take(&mut batch);
             if to_corr.send(ToCorrelate::Records(full)).is_err() {
                 // The correlator stopped (it can only panic): its join reports it.
                 return Ok(());
             }
-            write_ready(chunks, out).map_err(AnalyzeError::Write)?;
+            write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
+            batch = hand.empty_batch();
         }
     }
     if !batch.is_empty() {
@@ -158,22 +195,29 @@ fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> 
 
 /// The correlating stage: returns early when the input stops without its end marker (a read
 /// error) or the renderer stopped.
-fn correlate(mut corr: Correlator, records: Receiver<ToCorrelate>, to_render: SyncSender<ToRender>) {
+fn correlate(
+    mut corr: Correlator,
+    records: Receiver<ToCorrelate>,
+    spent: Sender<Vec<LogRecord>>,
+    to_render: SyncSender<ToRender>,
+) {
     let mut pushed: u64 = 0;
-    let send = |m: Vec<MessageChain>| m.is_empty() || to_render.send(ToRender::Messages(m)).is_ok();
-    let take = |corr: &mut Correlator| -> Vec<MessageChain> {
-        std::iter::from_fn(|| corr.next_finished()).collect()
+    let send = |m: Vec<Finished>| m.is_empty() || to_render.send(ToRender::Done(m)).is_ok();
+    let take = |corr: &mut Correlator| -> Vec<Finished> {
+        std::iter::from_fn(|| corr.next_finished_unbuilt()).collect()
     };
     let sources = loop {
         match records.recv() {
             Ok(ToCorrelate::Records(batch)) => {
-                for rec in batch {
-                    corr.push(rec);
+                for rec in &batch {
+                    corr.observe(rec);
                     pushed += 1;
                     if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !send(take(&mut corr)) {
                         return;
                     }
                 }
+                // Gone only when the reading thread is: then the batch is dropped here.
+                let _ = spent.send(batch);
             }
             Ok(ToCorrelate::End(sources)) => break sources,
             Err(_) => return,
@@ -190,7 +234,7 @@ fn correlate(mut corr: Correlator, records: Receiver<ToCorrelate>, to_render: Sy
         }
     }
     let outcome = corr.finish_all();
-    if !send(outcome.messages) {
+    if !outcome.messages.is_empty() && to_render.send(ToRender::Built(outcome.messages)).is_err() {
         return;
     }
     let tail = Tail {
@@ -217,7 +261,12 @@ fn render(
     let mut report = Report::begin(&mut sink, opts, runbook)?;
     let tail = loop {
         match messages.recv() {
-            Ok(ToRender::Messages(batch)) => {
+            Ok(ToRender::Done(batch)) => {
+                for f in batch {
+                    report.message(f.build())?;
+                }
+            }
+            Ok(ToRender::Built(batch)) => {
                 for m in batch {
                     report.message(m)?;
                 }
