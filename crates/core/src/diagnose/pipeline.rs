@@ -75,9 +75,19 @@ pub(super) fn run(
     // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
     // Unbounded for the same reason as the chunks; at most the batches in flight.
     let (spent_tx, spent) = mpsc::channel::<Vec<LogRecord>>();
+    // Likewise the chains the renderer built its messages from go back to the correlator.
+    let (built_tx, built_rx) = mpsc::channel::<Vec<Finished>>();
     thread::scope(|s| {
-        let correlating = s.spawn(move || correlate(corr, corr_rx, spent_tx, to_render));
-        let rendering = s.spawn(move || render(opts, runbook, render_rx, chunk_tx));
+        let correlating = s.spawn(move || {
+            let ends = CorrelatorEnds {
+                records: corr_rx,
+                spent: spent_tx,
+                built: built_rx,
+                to_render,
+            };
+            correlate(corr, ends)
+        });
+        let rendering = s.spawn(move || render(opts, runbook, render_rx, built_tx, chunk_tx));
         let hand = Handoff {
             to_corr: &to_corr,
             spent: &spent,
@@ -193,14 +203,23 @@ fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> 
     Ok(())
 }
 
-/// The correlating stage: returns early when the input stops without its end marker (a read
-/// error) or the renderer stopped.
-fn correlate(
-    mut corr: Correlator,
+/// The correlating thread's ends of the queues.
+struct CorrelatorEnds {
     records: Receiver<ToCorrelate>,
     spent: Sender<Vec<LogRecord>>,
+    built: Receiver<Vec<Finished>>,
     to_render: SyncSender<ToRender>,
-) {
+}
+
+/// The correlating stage: returns early when the input stops without its end marker (a read
+/// error) or the renderer stopped.
+fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
+    let CorrelatorEnds {
+        records,
+        spent,
+        built,
+        to_render,
+    } = ends;
     let mut pushed: u64 = 0;
     let send = |m: Vec<Finished>| m.is_empty() || to_render.send(ToRender::Done(m)).is_ok();
     let take = |corr: &mut Correlator| -> Vec<Finished> {
@@ -218,6 +237,7 @@ fn correlate(
                 }
                 // Gone only when the reading thread is: then the batch is dropped here.
                 let _ = spent.send(batch);
+                built.try_iter().for_each(drop);
             }
             Ok(ToCorrelate::End(sources)) => break sources,
             Err(_) => return,
@@ -252,6 +272,7 @@ fn render(
     opts: &Options,
     runbook: &Runbook,
     messages: Receiver<ToRender>,
+    built: Sender<Vec<Finished>>,
     chunks: Sender<Vec<u8>>,
 ) -> io::Result<Option<Summary>> {
     let mut sink = ChunkSink {
@@ -261,10 +282,12 @@ fn render(
     let mut report = Report::begin(&mut sink, opts, runbook)?;
     let tail = loop {
         match messages.recv() {
-            Ok(ToRender::Done(batch)) => {
-                for f in batch {
-                    report.message(f.build())?;
+            Ok(ToRender::Done(mut batch)) => {
+                for f in &mut batch {
+                    report.message(f.take_message())?;
                 }
+                // Once the correlator is done they are dropped here.
+                let _ = built.send(batch);
             }
             Ok(ToRender::Built(batch)) => {
                 for m in batch {

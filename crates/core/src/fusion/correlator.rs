@@ -131,7 +131,13 @@ pub struct Finished {
 impl Finished {
     /// The message the chain tells.
     pub fn build(mut self) -> MessageChain {
-        // The chain is gone: move its lines out instead of copying them.
+        self.take_message()
+    }
+
+    /// The message the chain tells, its log lines moved out of the chain: what is left is only
+    /// to be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
+    /// allocator caches warm).
+    pub fn take_message(&mut self) -> MessageChain {
         let lines = std::mem::take(&mut self.chain.lines);
         let mut out = build_chain(&self.chain);
         out.lines = lines;
