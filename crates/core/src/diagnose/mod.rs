@@ -194,17 +194,21 @@ pub fn analyze_with(
     runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
+    let (merge, focus, corr) = stages(inputs, opts);
+    pipeline::run(merge, focus, corr, opts, runbook, out)
+}
+
+/// The merge of `inputs`, the prefilter it reads with, and the correlator its records go to.
+fn stages(inputs: Vec<Input>, opts: &Options) -> (Merge<LogStream>, Option<Focus>, Correlator) {
     let streams: Vec<LogStream> = inputs
         .into_iter()
         .map(|i| LogStream::new(i, opts))
         .collect();
-    let merge = Merge::new(streams);
-    let focus = opts.focus();
     let mut corr = Correlator::new(opts.correlator_limits());
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
     }
-    pipeline::run(merge, focus, corr, opts, runbook, out)
+    (Merge::new(streams), opts.focus(), corr)
 }
 
 #[cfg(test)]

@@ -339,3 +339,220 @@ impl Write for ChunkSink {
         self.hand_on()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Cursor, Read};
+
+    use chrono::FixedOffset;
+
+    use super::super::{analyze, stages, Format, Input};
+    use super::*;
+    use crate::fusion::Limits;
+
+    /// `n` messages over an hour and more: most delivered, every seventh deferred for good
+    /// (open until the end), every fifth followed by a NOQUEUE reject; so chains finish in
+    /// every record batch and across batches.
+    fn log(n: u32, host: &str) -> Vec<u8> {
+        let mut s = String::new();
+        for i in 0..n {
+            let q = format!("{:010X}", 0x200_0000 + i);
+            let t = |d: u32| {
+                let t = i * 2 + d;
+                format!(
+                    "Nov  7 {:02}:{:02}:{:02}",
+                    10 + t / 3600,
+                    t / 60 % 60,
+                    t % 60
+                )
+            };
+            let (a, b) = (t(0), t(1));
+            s.push_str(&format!(
+                "{a} {host} postfix/smtpd[1]: {q}: client=a.example[192.0.2.5]\n\
+                 {a} {host} postfix/cleanup[2]: {q}: message-id=<m{i}@{host}>\n\
+                 {a} {host} postfix/qmgr[3]: {q}: from=<a{i}@x.test>, size=100, nrcpt=1 (queue active)\n"
+            ));
+            if i % 7 == 3 {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=none, delay=1, \
+                     delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to mx.corp.test\
+                     [192.0.2.1]:25: Connection timed out)\n"
+                ));
+            } else {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=mx.corp.test\
+                     [192.0.2.1]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent \
+                     (250 2.0.0 Ok)\n{b} {host} postfix/qmgr[3]: {q}: removed\n"
+                ));
+            }
+            if i % 5 == 0 {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtpd[1]: NOQUEUE: reject: RCPT from b.example\
+                     [192.0.2.9]: 554 5.7.1 <c{i}@other.test>: Relay access denied; \
+                     from=<d@x.test> to=<c{i}@other.test> proto=ESMTP helo=<b.example>\n"
+                ));
+            }
+        }
+        s.into_bytes()
+    }
+
+    fn opts(format: Format) -> Options {
+        Options {
+            message_id: None,
+            rcpt: None,
+            since: None,
+            until: None,
+            year: Some(2025),
+            fallback_year: 2025,
+            tz: FixedOffset::east_opt(0).unwrap(),
+            format,
+            limits: Limits::default(),
+            prefilter: true,
+        }
+    }
+
+    fn input(name: &str, reader: Box<dyn std::io::BufRead>) -> Input {
+        Input {
+            name: name.into(),
+            display: format!("{name}.log"),
+            reader,
+            reference: None,
+            skipped_bytes: 0,
+        }
+    }
+
+    /// The report as one thread writes it: every record pushed in merge order, finished
+    /// messages taken every `TAKE_FINISHED_EVERY` records, the open ones flushed in batches at
+    /// the end. What the stages must reproduce byte for byte.
+    fn one_thread(inputs: Vec<Input>, opts: &Options, out: &mut Vec<u8>) -> Option<AnalyzeError> {
+        let (mut merge, mut focus, mut corr) = stages(inputs, opts);
+        let runbook = Runbook::builtin();
+        let mut report = Report::begin(out, opts, runbook).unwrap();
+        let mut pushed: u64 = 0;
+        loop {
+            match merge.next_record(&mut focus) {
+                Ok(Some(rec)) => corr.push(rec),
+                Ok(None) => break,
+                Err(e) => return Some(e),
+            }
+            pushed += 1;
+            if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+                while let Some(m) = corr.next_finished() {
+                    report.message(m).unwrap();
+                }
+            }
+        }
+        loop {
+            while let Some(m) = corr.next_finished() {
+                report.message(m).unwrap();
+            }
+            if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+                break;
+            }
+        }
+        let outcome = corr.finish_all();
+        for m in outcome.messages {
+            report.message(m).unwrap();
+        }
+        report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+        let sources = merge.into_sources().iter().map(LogStream::report).collect();
+        report
+            .end(outcome.host_findings, outcome.skew, sources)
+            .unwrap();
+        None
+    }
+
+    fn two_sources() -> Vec<Input> {
+        vec![
+            input("ec2", Box::new(Cursor::new(log(3000, "mx")))),
+            input("dell", Box::new(Cursor::new(log(1000, "dell")))),
+        ]
+    }
+
+    #[test]
+    fn the_stages_write_what_one_thread_writes() {
+        for format in [Format::Json, Format::Human] {
+            let opts = opts(format);
+            let mut want = Vec::new();
+            assert!(one_thread(two_sources(), &opts, &mut want).is_none());
+            let mut got = Vec::new();
+            let summary = analyze(two_sources(), &opts, &mut got).unwrap();
+            assert_eq!(summary.messages, 4000 + 800, "{format:?}");
+            assert!(summary.failed > 500, "{}", summary.failed);
+            assert!(
+                got == want,
+                "{format:?}: {} bytes vs {} one thread writes",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+
+    /// Yields its bytes in small reads, then fails.
+    struct FailsAfter {
+        data: Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(4096);
+            match self.data.read(&mut buf[..n])? {
+                0 => Err(io::Error::other("disk gone")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_reports_what_one_thread_had_reported_before_it() {
+        let failing = || {
+            let data = Cursor::new(log(3000, "mx")[..600_000].to_vec());
+            vec![input("ec2", Box::new(BufReader::new(FailsAfter { data })))]
+        };
+        let opts = opts(Format::Json);
+        let mut want = Vec::new();
+        assert!(matches!(
+            one_thread(failing(), &opts, &mut want),
+            Some(AnalyzeError::Read { .. })
+        ));
+        let mut got = Vec::new();
+        let err = analyze(failing(), &opts, &mut got).unwrap_err();
+        assert!(
+            matches!(&err, AnalyzeError::Read { source, .. } if source == "ec2.log"),
+            "{err}"
+        );
+        assert!(want.len() > 10_000, "{}", want.len());
+        assert!(got == want, "{} bytes vs {}", got.len(), want.len());
+    }
+
+    /// Takes `room` bytes, then fails as a closed pipe does.
+    struct ClosesAfter {
+        room: usize,
+    }
+
+    impl Write for ClosesAfter {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.room < b.len() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            self.room -= b.len();
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_stops_every_stage_and_is_returned() {
+        for room in [0, 100_000] {
+            let mut out = ClosesAfter { room };
+            let err = analyze(two_sources(), &opts(Format::Json), &mut out).unwrap_err();
+            assert!(
+                matches!(&err, AnalyzeError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
+                "{err}"
+            );
+        }
+    }
+}

@@ -520,7 +520,11 @@ impl Correlator {
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
     pub fn messages(&self) -> Vec<MessageChain> {
-        let mut out: Vec<MessageChain> = self.finished.iter().map(|f| build_chain(&f.chain)).collect();
+        let mut out: Vec<MessageChain> = self
+            .finished
+            .iter()
+            .map(|f| build_chain(&f.chain))
+            .collect();
         let mut ids: Vec<&ChainId> = self.chains.keys().collect();
         ids.sort_unstable();
         for id in ids {
