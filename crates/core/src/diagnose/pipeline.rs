@@ -221,9 +221,18 @@ fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
         to_render,
     } = ends;
     let mut pushed: u64 = 0;
-    let send = |m: Vec<Finished>| m.is_empty() || to_render.send(ToRender::Done(m)).is_ok();
-    let take = |corr: &mut Correlator| -> Vec<Finished> {
-        std::iter::from_fn(|| corr.next_finished_unbuilt()).collect()
+    let mut lists = Lists {
+        pool: Vec::new(),
+        built,
+    };
+    // Hand on what finished; `false` when the renderer is gone.
+    let mut hand_on = |corr: &mut Correlator| {
+        let done = lists.take(corr);
+        if done.is_empty() {
+            lists.keep(done);
+            return true;
+        }
+        to_render.send(ToRender::Done(done)).is_ok()
     };
     let sources = loop {
         match records.recv() {
@@ -231,13 +240,12 @@ fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
                 for rec in &batch {
                     corr.observe(rec);
                     pushed += 1;
-                    if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !send(take(&mut corr)) {
+                    if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !hand_on(&mut corr) {
                         return;
                     }
                 }
                 // Gone only when the reading thread is: then the batch is dropped here.
                 let _ = spent.send(batch);
-                built.try_iter().for_each(drop);
             }
             Ok(ToCorrelate::End(sources)) => break sources,
             Err(_) => return,
@@ -246,7 +254,7 @@ fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
     // Drained in batches, each handed on before the next is emitted: the chains still open at
     // the end are never all held as finished messages too.
     loop {
-        if !send(take(&mut corr)) {
+        if !hand_on(&mut corr) {
             return;
         }
         if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
@@ -264,6 +272,34 @@ fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
         sources,
     };
     let _ = to_render.send(ToRender::End(tail));
+}
+
+/// Lists of finished chains handed to the renderer, reused once it hands them back (growing a
+/// new list each time means large allocations, where the allocator consolidates its free lists).
+/// The chains in a returned list are dropped here, on the thread that made them.
+struct Lists {
+    pool: Vec<Vec<Finished>>,
+    built: Receiver<Vec<Finished>>,
+}
+
+impl Lists {
+    /// The finished chains, in a reused list when one is back.
+    fn take(&mut self, corr: &mut Correlator) -> Vec<Finished> {
+        while let Ok(mut back) = self.built.try_recv() {
+            back.clear();
+            self.keep(back);
+        }
+        let mut list = self.pool.pop().unwrap_or_default();
+        list.extend(std::iter::from_fn(|| corr.next_finished_unbuilt()));
+        list
+    }
+
+    /// Keep an empty list for reuse (a few at most).
+    fn keep(&mut self, list: Vec<Finished>) {
+        if self.pool.len() < QUEUE {
+            self.pool.push(list);
+        }
+    }
 }
 
 /// The rendering stage: the report, written into chunks for the writing thread. `None` when
