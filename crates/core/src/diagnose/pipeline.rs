@@ -94,11 +94,10 @@ pub(super) fn run(
             chunks: &chunks,
         };
         let read = feed(&mut merge, &mut focus, &hand, out);
-        let read = read.and_then(|()| {
+        let read = read.map(|()| {
             let sources = merge.into_sources().iter().map(LogStream::report).collect();
             // A failed send means the correlator stopped early: its join tells why.
             let _ = to_corr.send(ToCorrelate::End(sources));
-            Ok(())
         });
         // Without an end marker the correlator stops after what it was sent (a read error).
         drop(to_corr);
