@@ -195,6 +195,9 @@ pub fn analyze_with(
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
     let (merge, focus, corr) = stages(inputs, opts);
+    if focus.is_some() {
+        return pipeline::one_thread(merge, focus, corr, opts, runbook, out);
+    }
     pipeline::run(merge, focus, corr, opts, runbook, out)
 }
 

@@ -1,10 +1,11 @@
-//! The diagnosis as three stages on their own threads, so that a run uses more than one core:
-//! the caller's thread reads, parses and merges the sources and writes the report's bytes; one
-//! thread correlates the records; one counts and renders the finished messages. Owns the hand-
-//! offs between them and how a stage's failure stops the others. Does not parse, correlate or
-//! render anything itself (`super::source`, `crate::fusion`, `super::report`).
+//! How a diagnosis runs: on the caller's thread alone ([`one_thread`]), or as three stages on
+//! their own threads so that a run uses more than one core ([`run`]): the caller's thread reads,
+//! parses and merges the sources and writes the report's bytes; one thread correlates the
+//! records; one builds, counts and renders the finished messages. Owns the hand-offs between
+//! them and how a stage's failure stops the others. Does not parse, correlate or render anything
+//! itself (`super::source`, `crate::fusion`, `super::report`).
 //!
-//! The output is the same as one thread's would be: records reach the correlator in merge
+//! The stages' output is the same as one thread's: records reach the correlator in merge
 //! order, finished messages are taken at the same record counts and rendered in the order taken,
 //! and the rendered bytes are written in the order rendered. A read error ends the run after
 //! the records read before it were correlated and what they finished was written, as a single
@@ -145,6 +146,49 @@ impl Handoff<'_> {
         }
         batch
     }
+}
+
+/// The same report on the caller's thread alone: for runs that correlate few records (a
+/// message-id prefilter skips most lines), where more threads would only add memory. What the
+/// stages reproduce byte for byte.
+pub(super) fn one_thread(
+    mut merge: Merge<LogStream>,
+    mut focus: Option<Focus>,
+    mut corr: Correlator,
+    opts: &Options,
+    runbook: &Runbook,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
+    let mut pushed: u64 = 0;
+    while let Some(rec) = merge.next_record(&mut focus)? {
+        corr.push(rec);
+        pushed += 1;
+        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+            while let Some(m) = corr.next_finished() {
+                report.message(m).map_err(AnalyzeError::Write)?;
+            }
+        }
+    }
+    // Drained in batches, each reported before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        while let Some(m) = corr.next_finished() {
+            report.message(m).map_err(AnalyzeError::Write)?;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
+    }
+    let outcome = corr.finish_all();
+    for m in outcome.messages {
+        report.message(m).map_err(AnalyzeError::Write)?;
+    }
+    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+    let sources = merge.into_sources().iter().map(LogStream::report).collect();
+    report
+        .end(outcome.host_findings, outcome.skew, sources)
+        .map_err(AnalyzeError::Write)
 }
 
 /// Read, parse and merge the sources, handing the records on in batches; between batches,
@@ -381,7 +425,7 @@ mod tests {
 
     use chrono::FixedOffset;
 
-    use super::super::{analyze, stages, Format, Input};
+    use super::super::{stages, Format, Input};
     use super::*;
     use crate::fusion::Limits;
 
@@ -456,45 +500,20 @@ mod tests {
         }
     }
 
-    /// The report as one thread writes it: every record pushed in merge order, finished
-    /// messages taken every `TAKE_FINISHED_EVERY` records, the open ones flushed in batches at
-    /// the end. What the stages must reproduce byte for byte.
-    fn one_thread(inputs: Vec<Input>, opts: &Options, out: &mut Vec<u8>) -> Option<AnalyzeError> {
-        let (mut merge, mut focus, mut corr) = stages(inputs, opts);
-        let runbook = Runbook::builtin();
-        let mut report = Report::begin(out, opts, runbook).unwrap();
-        let mut pushed: u64 = 0;
-        loop {
-            match merge.next_record(&mut focus) {
-                Ok(Some(rec)) => corr.push(rec),
-                Ok(None) => break,
-                Err(e) => return Some(e),
-            }
-            pushed += 1;
-            if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
-                while let Some(m) = corr.next_finished() {
-                    report.message(m).unwrap();
-                }
-            }
-        }
-        loop {
-            while let Some(m) = corr.next_finished() {
-                report.message(m).unwrap();
-            }
-            if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
-                break;
-            }
-        }
-        let outcome = corr.finish_all();
-        for m in outcome.messages {
-            report.message(m).unwrap();
-        }
-        report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
-        let sources = merge.into_sources().iter().map(LogStream::report).collect();
-        report
-            .end(outcome.host_findings, outcome.skew, sources)
-            .unwrap();
-        None
+    /// The report as [`one_thread`] writes it (`None`), or the error it stops with.
+    fn serial(inputs: Vec<Input>, opts: &Options, out: &mut Vec<u8>) -> Option<AnalyzeError> {
+        let (merge, focus, corr) = stages(inputs, opts);
+        one_thread(merge, focus, corr, opts, Runbook::builtin(), out).err()
+    }
+
+    /// The report as the stages write it.
+    fn staged(
+        inputs: Vec<Input>,
+        opts: &Options,
+        out: &mut dyn Write,
+    ) -> Result<Summary, AnalyzeError> {
+        let (merge, focus, corr) = stages(inputs, opts);
+        run(merge, focus, corr, opts, Runbook::builtin(), out)
     }
 
     fn two_sources() -> Vec<Input> {
@@ -509,9 +528,9 @@ mod tests {
         for format in [Format::Json, Format::Human] {
             let opts = opts(format);
             let mut want = Vec::new();
-            assert!(one_thread(two_sources(), &opts, &mut want).is_none());
+            assert!(serial(two_sources(), &opts, &mut want).is_none());
             let mut got = Vec::new();
-            let summary = analyze(two_sources(), &opts, &mut got).unwrap();
+            let summary = staged(two_sources(), &opts, &mut got).unwrap();
             assert_eq!(summary.messages, 4000 + 800, "{format:?}");
             assert!(summary.failed > 500, "{}", summary.failed);
             assert!(
@@ -539,7 +558,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_error_reports_what_one_thread_had_reported_before_it() {
+    fn a_read_error_reports_what_one_thread_reports_before_it() {
         let failing = || {
             let data = Cursor::new(log(3000, "mx")[..600_000].to_vec());
             vec![input("ec2", Box::new(BufReader::new(FailsAfter { data })))]
@@ -547,11 +566,11 @@ mod tests {
         let opts = opts(Format::Json);
         let mut want = Vec::new();
         assert!(matches!(
-            one_thread(failing(), &opts, &mut want),
+            serial(failing(), &opts, &mut want),
             Some(AnalyzeError::Read { .. })
         ));
         let mut got = Vec::new();
-        let err = analyze(failing(), &opts, &mut got).unwrap_err();
+        let err = staged(failing(), &opts, &mut got).unwrap_err();
         assert!(
             matches!(&err, AnalyzeError::Read { source, .. } if source == "ec2.log"),
             "{err}"
@@ -583,7 +602,7 @@ mod tests {
     fn a_write_error_stops_every_stage_and_is_returned() {
         for room in [0, 100_000] {
             let mut out = ClosesAfter { room };
-            let err = analyze(two_sources(), &opts(Format::Json), &mut out).unwrap_err();
+            let err = staged(two_sources(), &opts(Format::Json), &mut out).unwrap_err();
             assert!(
                 matches!(&err, AnalyzeError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
                 "{err}"
