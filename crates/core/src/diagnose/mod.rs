@@ -215,6 +215,25 @@ fn stages(inputs: Vec<Input>, opts: &Options) -> (Merge<LogStream>, Option<Focus
 }
 
 #[cfg(test)]
+impl Options {
+    /// Tests' options: every message, year 2025, UTC, default limits.
+    pub(crate) fn whole_2025(format: Format) -> Options {
+        Options {
+            message_id: None,
+            rcpt: None,
+            since: None,
+            until: None,
+            year: Some(2025),
+            fallback_year: 2025,
+            tz: FixedOffset::east_opt(0).expect("UTC"),
+            format,
+            limits: Limits::default(),
+            prefilter: true,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -235,19 +254,12 @@ mod tests {
 
     fn run(format: Format, cap: usize) -> (Summary, String) {
         let opts = Options {
-            message_id: None,
             rcpt: Some("bob@corp.test".into()),
-            since: None,
-            until: None,
-            year: Some(2025),
-            fallback_year: 2025,
-            tz: FixedOffset::east_opt(0).unwrap(),
-            format,
             limits: Limits {
                 max_retained_line_bytes: cap,
                 ..Limits::default()
             },
-            prefilter: true,
+            ..Options::whole_2025(format)
         };
         let input = Input {
             name: "ec2".into(),

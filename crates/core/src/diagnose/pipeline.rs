@@ -423,11 +423,8 @@ impl Write for ChunkSink {
 mod tests {
     use std::io::{BufReader, Cursor, Read};
 
-    use chrono::FixedOffset;
-
     use super::super::{stages, Format, Input};
     use super::*;
-    use crate::fusion::Limits;
 
     /// `n` messages over an hour and more: most delivered, every seventh deferred for good
     /// (open until the end), every fifth followed by a NOQUEUE reject; so chains finish in
@@ -476,18 +473,7 @@ mod tests {
     }
 
     fn opts(format: Format) -> Options {
-        Options {
-            message_id: None,
-            rcpt: None,
-            since: None,
-            until: None,
-            year: Some(2025),
-            fallback_year: 2025,
-            tz: FixedOffset::east_opt(0).unwrap(),
-            format,
-            limits: Limits::default(),
-            prefilter: true,
-        }
+        Options::whole_2025(format)
     }
 
     fn input(name: &str, reader: Box<dyn std::io::BufRead>) -> Input {
