@@ -5,6 +5,7 @@
 //! fallback year), parse lines (`crate::logs`) or write incident files.
 
 pub mod merge;
+mod pipeline;
 mod render;
 mod report;
 mod source;
@@ -23,14 +24,11 @@ use crate::logs::{Focus, ParseContext, SourceCounts};
 use crate::outcome::Severity;
 
 use merge::Merge;
-use report::Report;
 use source::LogStream;
 pub use window::{parse_time, Window, WindowError};
 
 /// Longest line kept; longer ones are cut and counted (binary input must not grow memory).
 pub const LINE_CAP: usize = 64 * 1024;
-/// Records correlated between two looks for finished messages (so output streams).
-const TAKE_FINISHED_EVERY: u64 = 1024;
 
 /// How the report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,13 +194,20 @@ pub fn analyze_with(
     runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
+    let (merge, focus, corr) = stages(inputs, opts);
+    if focus.is_some() {
+        return pipeline::one_thread(merge, focus, corr, opts, runbook, out);
+    }
+    pipeline::run(merge, focus, corr, opts, runbook, out)
+}
+
+/// The merge of `inputs`, the prefilter it reads with, and the correlator its records go to.
+fn stages(inputs: Vec<Input>, opts: &Options) -> (Merge<LogStream>, Option<Focus>, Correlator) {
     let one_host = inputs.windows(2).all(|w| w[0].name == w[1].name);
     let streams: Vec<LogStream> = inputs
         .into_iter()
         .map(|i| LogStream::new(i, opts))
         .collect();
-    let mut merge = Merge::new(streams);
-    let mut focus = opts.focus();
     let mut corr = Correlator::new(opts.correlator_limits());
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
@@ -210,36 +215,26 @@ pub fn analyze_with(
             corr = corr.single_host();
         }
     }
-    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
-    let mut pushed: u64 = 0;
-    while let Some(rec) = merge.next_record(&mut focus)? {
-        corr.push(rec);
-        pushed += 1;
-        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
-            while let Some(m) = corr.next_finished() {
-                report.message(m).map_err(AnalyzeError::Write)?;
-            }
+    (Merge::new(streams), opts.focus(), corr)
+}
+
+#[cfg(test)]
+impl Options {
+    /// Tests' options: every message, year 2025, UTC, default limits.
+    pub(crate) fn whole_2025(format: Format) -> Options {
+        Options {
+            message_id: None,
+            rcpt: None,
+            since: None,
+            until: None,
+            year: Some(2025),
+            fallback_year: 2025,
+            tz: FixedOffset::east_opt(0).expect("UTC"),
+            format,
+            limits: Limits::default(),
+            prefilter: true,
         }
     }
-    // Drained in batches, each reported before the next is emitted: the chains still open at
-    // the end are never all held as finished messages too.
-    loop {
-        while let Some(m) = corr.next_finished() {
-            report.message(m).map_err(AnalyzeError::Write)?;
-        }
-        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
-            break;
-        }
-    }
-    let outcome = corr.finish_all();
-    for m in outcome.messages {
-        report.message(m).map_err(AnalyzeError::Write)?;
-    }
-    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
-    let sources = merge.into_sources().iter().map(LogStream::report).collect();
-    report
-        .end(outcome.host_findings, outcome.skew, sources)
-        .map_err(AnalyzeError::Write)
 }
 
 #[cfg(test)]
@@ -263,19 +258,12 @@ mod tests {
 
     fn run(format: Format, cap: usize) -> (Summary, String) {
         let opts = Options {
-            message_id: None,
             rcpt: Some("bob@corp.test".into()),
-            since: None,
-            until: None,
-            year: Some(2025),
-            fallback_year: 2025,
-            tz: FixedOffset::east_opt(0).unwrap(),
-            format,
             limits: Limits {
                 max_retained_line_bytes: cap,
                 ..Limits::default()
             },
-            prefilter: true,
+            ..Options::whole_2025(format)
         };
         let input = Input {
             name: "ec2".into(),

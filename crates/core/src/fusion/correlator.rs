@@ -122,6 +122,29 @@ fn names_sender(ch: &Chain, sender: &str) -> bool {
     ch.entries.iter().any(|e| is(&e.from)) || ch.noqueue.iter().any(|n| is(&n.reject.from))
 }
 
+/// A chain that is done, not yet built into its message.
+#[derive(Debug)]
+pub struct Finished {
+    chain: Chain,
+}
+
+impl Finished {
+    /// The message the chain tells.
+    pub fn build(mut self) -> MessageChain {
+        self.take_message()
+    }
+
+    /// The message the chain tells, its log lines moved out of the chain: what is left is only
+    /// to be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
+    /// allocator caches warm).
+    pub fn take_message(&mut self) -> MessageChain {
+        let lines = std::mem::take(&mut self.chain.lines);
+        let mut out = build_chain(&self.chain);
+        out.lines = lines;
+        out
+    }
+}
+
 /// Streaming correlator: push records (in roughly time order per source), take finished chains.
 pub struct Correlator {
     pub(super) limits: Limits,
@@ -139,7 +162,7 @@ pub struct Correlator {
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
-    finished: VecDeque<MessageChain>,
+    finished: VecDeque<Finished>,
     /// The open chains by due time: what a sweep looks at.
     due: DueQueue,
     pub(super) line_budget: LineBudget,
@@ -242,6 +265,12 @@ impl Correlator {
 
     /// Feed one parsed record.
     pub fn push(&mut self, rec: LogRecord) {
+        self.observe(&rec);
+    }
+
+    /// Feed one parsed record the caller keeps: what a chain keeps of it is copied, so the
+    /// record can be dropped elsewhere (a pipeline drops it on the thread that made it).
+    pub fn observe(&mut self, rec: &LogRecord) {
         self.stats.records += 1;
         if let Some(t) = rec.timestamp {
             self.now = Some(self.now.map_or(t, |n| n.max(t)));
@@ -249,47 +278,47 @@ impl Correlator {
         match &rec.event {
             Event::Client {
                 queue_id, client, ..
-            } => self.on_client(&rec, queue_id, client),
-            Event::Pickup { queue_id, from } => self.on_pickup(&rec, queue_id, from),
+            } => self.on_client(rec, queue_id, client),
+            Event::Pickup { queue_id, from } => self.on_pickup(rec, queue_id, from),
             Event::MessageId {
                 queue_id,
                 message_id,
-            } => self.on_message_id(&rec, queue_id, message_id),
-            Event::QueueActive { queue_id, from, .. } => self.on_queue_active(&rec, queue_id, from),
-            Event::Delivery(d) => self.on_delivery(&rec, d),
+            } => self.on_message_id(rec, queue_id, message_id),
+            Event::QueueActive { queue_id, from, .. } => self.on_queue_active(rec, queue_id, from),
+            Event::Delivery(d) => self.on_delivery(rec, d),
             Event::Expired {
                 queue_id,
                 rcpt,
                 returned_to_sender,
                 ..
-            } => self.on_expired(&rec, queue_id, rcpt.as_ref(), *returned_to_sender),
-            Event::Removed { queue_id } => self.on_removed(&rec, queue_id),
+            } => self.on_expired(rec, queue_id, rcpt.as_ref(), *returned_to_sender),
+            Event::Removed { queue_id } => self.on_removed(rec, queue_id),
             Event::Reject(r)
                 if r.queue_id.is_none() && self.single_host && self.only_message_id.is_some() => {}
-            Event::Reject(r) => self.on_reject(&rec, r),
+            Event::Reject(r) => self.on_reject(rec, r),
             Event::Notification {
                 queue_id,
                 notice_queue_id,
                 ..
-            } => self.on_notification(&rec, queue_id, notice_queue_id),
-            Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(&rec, queue_id),
+            } => self.on_notification(rec, queue_id, notice_queue_id),
+            Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(rec, queue_id),
             Event::SaslAuthFailed {
                 client, mechanism, ..
-            } => self.on_sasl_auth_failed(&rec, client, mechanism),
+            } => self.on_sasl_auth_failed(rec, client, mechanism),
             Event::Problem {
                 severity,
                 queue_id,
                 text,
-            } => self.on_postfix_problem(&rec, *severity, queue_id.as_deref(), text),
-            Event::DovecotDelivery { .. } => self.on_dovecot_delivery(&rec),
-            Event::DovecotProblem { .. } => self.on_dovecot_problem(&rec),
+            } => self.on_postfix_problem(rec, *severity, queue_id.as_deref(), text),
+            Event::DovecotDelivery { .. } => self.on_dovecot_delivery(rec),
+            Event::DovecotProblem { .. } => self.on_dovecot_problem(rec),
             Event::Login {
                 service,
                 user,
                 success: false,
                 remote_ip,
                 ..
-            } => self.on_login_failed(&rec, service, user.as_deref(), remote_ip.as_deref()),
+            } => self.on_login_failed(rec, service, user.as_deref(), remote_ip.as_deref()),
             // A successful login, and lines that carry nothing to correlate.
             Event::Login { .. } | Event::Info => {}
             Event::AuthFailure {
@@ -297,11 +326,11 @@ impl Correlator {
                 kind,
                 remote_ip: None,
                 ..
-            } => self.on_recipient_lookup_failed(&rec, user.as_deref(), *kind),
+            } => self.on_recipient_lookup_failed(rec, user.as_deref(), *kind),
             Event::AuthFailure { user, kind, .. } => {
-                self.on_auth_failed(&rec, user.as_deref(), *kind)
+                self.on_auth_failed(rec, user.as_deref(), *kind)
             }
-            Event::AuthBackendError { text } => self.on_auth_backend_error(&rec, text),
+            Event::AuthBackendError { text } => self.on_auth_backend_error(rec, text),
         }
         if self.stats.records.is_multiple_of(4096)
             || self.chains.len() > self.limits.max_open_chains
@@ -406,7 +435,7 @@ impl Correlator {
     }
 
     fn emit(&mut self, id: ChainId) {
-        let Some(mut ch) = self.chains.remove(&id) else {
+        let Some(ch) = self.chains.remove(&id) else {
             return;
         };
         self.unindex(&ch);
@@ -421,16 +450,12 @@ impl Correlator {
                 return;
             }
         }
-        // The chain is gone: move its lines out instead of copying them.
-        let lines = std::mem::take(&mut ch.lines);
-        let mut out = build_chain(&ch);
-        out.lines = lines;
         self.stats.chains_emitted += 1;
         if self.finished.len() >= self.limits.max_finished {
             self.finished.pop_front();
             self.stats.finished_dropped += 1;
         }
-        self.finished.push_back(out);
+        self.finished.push_back(Finished { chain: ch });
     }
 
     /// Drop the index entries pointing at chain `ch` (being emitted).
@@ -492,18 +517,28 @@ impl Correlator {
 
     /// Chains finished so far (emptied by this call). Call regularly when streaming.
     pub fn take_finished(&mut self) -> Vec<MessageChain> {
-        self.finished.drain(..).collect()
+        self.finished.drain(..).map(Finished::build).collect()
     }
 
     /// The oldest finished chain not taken yet: [`Correlator::take_finished`] one at a time,
     /// without gathering them into a new list first.
     pub fn next_finished(&mut self) -> Option<MessageChain> {
+        self.finished.pop_front().map(Finished::build)
+    }
+
+    /// [`Correlator::next_finished`] without building the message: the caller builds it
+    /// ([`Finished::build`]), possibly on another thread.
+    pub fn next_finished_unbuilt(&mut self) -> Option<Finished> {
         self.finished.pop_front()
     }
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
     pub fn messages(&self) -> Vec<MessageChain> {
-        let mut out: Vec<MessageChain> = self.finished.iter().cloned().collect();
+        let mut out: Vec<MessageChain> = self
+            .finished
+            .iter()
+            .map(|f| build_chain(&f.chain))
+            .collect();
         let mut ids: Vec<&ChainId> = self.chains.keys().collect();
         ids.sort_unstable();
         for id in ids {
@@ -523,8 +558,13 @@ impl Correlator {
         self.finished
             .iter()
             .rev()
-            .find(|m| m.has_message_id(key))
-            .cloned()
+            .find(|f| {
+                f.chain
+                    .message_id
+                    .as_deref()
+                    .is_some_and(|m| msgid_key(m) == msgid_key(key))
+            })
+            .map(|f| build_chain(&f.chain))
     }
 
     /// The open chains a probe can be found in (`fusion::probe_chains` picks among them), oldest
@@ -606,7 +646,7 @@ impl Correlator {
         let host_findings = self.host_findings();
         let skew = self.skew();
         Outcome {
-            messages: self.finished.drain(..).collect(),
+            messages: self.finished.drain(..).map(Finished::build).collect(),
             host_findings,
             skew,
             stats: CorrelatorStats {

@@ -32,7 +32,7 @@ mod probe;
 mod quiet;
 mod skew;
 
-pub use correlator::{Correlator, Limits};
+pub use correlator::{Correlator, Finished, Limits};
 pub use model::{
     msgid_key, CorrelatorStats, Hop, HopStatus, HostSkew, MessageChain, MessageStatus, Outcome,
     ProbeTimeline, SkewEstimate, Stage, StageSource,

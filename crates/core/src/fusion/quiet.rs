@@ -70,7 +70,10 @@ impl DueQueue {
         now: DateTime<Utc>,
         due_of: impl Fn(&Chain) -> Option<DateTime<Utc>>,
     ) -> Vec<ChainId> {
-        for id in std::mem::take(&mut chains.changed) {
+        // The list is handed back emptied: regrowing it from nothing after every look would
+        // mean large allocations, where the allocator consolidates its free lists.
+        let mut changed = std::mem::take(&mut chains.changed);
+        for id in changed.drain(..) {
             let Some(ch) = chains.map.get_mut(&id) else {
                 continue;
             };
@@ -84,6 +87,7 @@ impl DueQueue {
                 (None, Some(_)) => {}
             }
         }
+        chains.changed = changed;
         self.untimed
             .retain(|id| chains.get(id).is_some_and(|ch| ch.last_activity.is_none()));
         let mut out = self.untimed.clone();

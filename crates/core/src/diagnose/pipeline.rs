@@ -1,0 +1,598 @@
+//! How a diagnosis runs: on the caller's thread alone ([`one_thread`]), or as three stages on
+//! their own threads so that a run uses more than one core ([`run`]): the caller's thread reads,
+//! parses and merges the sources and writes the report's bytes; one thread correlates the
+//! records; one builds, counts and renders the finished messages. Owns the hand-offs between
+//! them and how a stage's failure stops the others. Does not parse, correlate or render anything
+//! itself (`super::source`, `crate::fusion`, `super::report`).
+//!
+//! The stages' output is the same as one thread's: records reach the correlator in merge
+//! order, finished messages are taken at the same record counts and rendered in the order taken,
+//! and the rendered bytes are written in the order rendered. A read error ends the run after
+//! the records read before it were correlated and what they finished was written, as a single
+//! thread would have.
+
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::thread;
+
+use crate::diagnosis::Finding;
+use crate::fusion::{Correlator, Finished, MessageChain, SkewEstimate};
+use crate::logs::{Focus, LogRecord};
+use crate::runbook::Runbook;
+
+use super::merge::Merge;
+use super::report::Report;
+use super::source::LogStream;
+use super::{AnalyzeError, Options, SourceReport, Summary};
+
+/// Records handed to the correlator at once.
+const RECORD_BATCH: usize = 1024;
+/// Records correlated between two looks for finished messages (so output streams).
+pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
+/// Batches waiting between two stages at most: bounds the memory in flight.
+const QUEUE: usize = 8;
+/// Rendered bytes handed to the writing thread at once.
+const CHUNK: usize = 1 << 16;
+
+/// What the correlator is handed.
+enum ToCorrelate {
+    Records(Vec<LogRecord>),
+    /// End of input: the sources' reports, for the report's end.
+    End(Vec<SourceReport>),
+}
+
+/// What the renderer is handed.
+enum ToRender {
+    /// Chains done, built into messages by the renderer.
+    Done(Vec<Finished>),
+    /// Messages already built (by the correlator's end).
+    Built(Vec<MessageChain>),
+    End(Tail),
+}
+
+/// What the report's end needs from the correlator and the sources.
+struct Tail {
+    lines_dropped_over_cap: u64,
+    host_findings: Vec<Finding>,
+    skew: Vec<SkewEstimate>,
+    sources: Vec<SourceReport>,
+}
+
+/// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`.
+pub(super) fn run(
+    mut merge: Merge<LogStream>,
+    mut focus: Option<Focus>,
+    corr: Correlator,
+    opts: &Options,
+    runbook: &Runbook,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    let (to_corr, corr_rx) = mpsc::sync_channel::<ToCorrelate>(QUEUE);
+    let (to_render, render_rx) = mpsc::sync_channel::<ToRender>(QUEUE);
+    // Unbounded, so the renderer never waits on this thread while this thread may wait on the
+    // correlator (no cycle of waits); what it holds is bounded by the bounded queues upstream.
+    let (chunk_tx, chunks) = mpsc::channel::<Vec<u8>>();
+    // Record batches the correlator is done with go back to be dropped (and their room reused)
+    // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
+    // Unbounded for the same reason as the chunks; at most the batches in flight.
+    let (spent_tx, spent) = mpsc::channel::<Vec<LogRecord>>();
+    // Likewise the chains the renderer built its messages from go back to the correlator.
+    let (built_tx, built_rx) = mpsc::channel::<Vec<Finished>>();
+    thread::scope(|s| {
+        let correlating = s.spawn(move || {
+            let ends = CorrelatorEnds {
+                records: corr_rx,
+                spent: spent_tx,
+                built: built_rx,
+                to_render,
+            };
+            correlate(corr, ends)
+        });
+        let rendering = s.spawn(move || render(opts, runbook, render_rx, built_tx, chunk_tx));
+        let hand = Handoff {
+            to_corr: &to_corr,
+            spent: &spent,
+            chunks: &chunks,
+        };
+        let read = feed(&mut merge, &mut focus, &hand, out);
+        let read = read.map(|()| {
+            let sources = merge.into_sources().iter().map(LogStream::report).collect();
+            // A failed send means the correlator stopped early: its join tells why.
+            let _ = to_corr.send(ToCorrelate::End(sources));
+        });
+        // Without an end marker the correlator stops after what it was sent (a read error).
+        drop(to_corr);
+        let written = match &read {
+            Err(AnalyzeError::Write(_)) => Ok(()),
+            _ => write_all(&chunks, out),
+        };
+        // After a write error nothing more is taken: the stages stop at their next hand-off.
+        drop(chunks);
+        let (correlated, rendered) = (correlating.join(), rendering.join());
+        if let Err(p) = correlated {
+            std::panic::resume_unwind(p);
+        }
+        let rendered = rendered.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        read?;
+        written.map_err(AnalyzeError::Write)?;
+        // Without the end of input (which only a read error prevents) there is no summary.
+        let summary = rendered.map_err(AnalyzeError::Write)?.ok_or_else(|| {
+            AnalyzeError::Write(io::Error::other("the report ended before its input"))
+        })?;
+        out.flush().map_err(AnalyzeError::Write)?;
+        Ok(summary)
+    })
+}
+
+/// The reading thread's ends of the queues.
+struct Handoff<'a> {
+    to_corr: &'a SyncSender<ToCorrelate>,
+    spent: &'a Receiver<Vec<LogRecord>>,
+    chunks: &'a Receiver<Vec<u8>>,
+}
+
+impl Handoff<'_> {
+    /// An empty batch: a spent one emptied (the others dropped), else a new one.
+    fn empty_batch(&self) -> Vec<LogRecord> {
+        let mut batch = Vec::new();
+        for mut b in self.spent.try_iter() {
+            b.clear();
+            if batch.capacity() == 0 {
+                batch = b;
+            }
+        }
+        if batch.capacity() == 0 {
+            batch.reserve_exact(RECORD_BATCH);
+        }
+        batch
+    }
+}
+
+/// The same report on the caller's thread alone: for runs that correlate few records (a
+/// message-id prefilter skips most lines), where more threads would only add memory. What the
+/// stages reproduce byte for byte.
+pub(super) fn one_thread(
+    mut merge: Merge<LogStream>,
+    mut focus: Option<Focus>,
+    mut corr: Correlator,
+    opts: &Options,
+    runbook: &Runbook,
+    out: &mut dyn Write,
+) -> Result<Summary, AnalyzeError> {
+    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
+    let mut pushed: u64 = 0;
+    while let Some(rec) = merge.next_record(&mut focus)? {
+        corr.push(rec);
+        pushed += 1;
+        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+            while let Some(m) = corr.next_finished() {
+                report.message(m).map_err(AnalyzeError::Write)?;
+            }
+        }
+    }
+    // Drained in batches, each reported before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        while let Some(m) = corr.next_finished() {
+            report.message(m).map_err(AnalyzeError::Write)?;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
+    }
+    let outcome = corr.finish_all();
+    for m in outcome.messages {
+        report.message(m).map_err(AnalyzeError::Write)?;
+    }
+    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+    let sources = merge.into_sources().iter().map(LogStream::report).collect();
+    report
+        .end(outcome.host_findings, outcome.skew, sources)
+        .map_err(AnalyzeError::Write)
+}
+
+/// Read, parse and merge the sources, handing the records on in batches; between batches,
+/// write what was rendered so far.
+fn feed(
+    merge: &mut Merge<LogStream>,
+    focus: &mut Option<Focus>,
+    hand: &Handoff,
+    out: &mut dyn Write,
+) -> Result<(), AnalyzeError> {
+    let to_corr = hand.to_corr;
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    loop {
+        let next = match merge.next_record(focus) {
+            Ok(n) => n,
+            Err(e) => {
+                // What was read before the error is still correlated and reported.
+                let _ = to_corr.send(ToCorrelate::Records(batch));
+                return Err(e);
+            }
+        };
+        let Some(rec) = next else { break };
+        batch.push(rec);
+        if batch.len() == RECORD_BATCH {
+            let full = std::mem::take(&mut batch);
+            if to_corr.send(ToCorrelate::Records(full)).is_err() {
+                // The correlator stopped (it can only panic): its join reports it.
+                return Ok(());
+            }
+            write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
+            batch = hand.empty_batch();
+        }
+    }
+    if !batch.is_empty() {
+        let _ = to_corr.send(ToCorrelate::Records(batch));
+    }
+    Ok(())
+}
+
+/// Write the chunks rendered so far, without waiting for more.
+fn write_ready(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
+    loop {
+        match chunks.try_recv() {
+            Ok(c) => out.write_all(&c)?,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// Write every chunk until the renderer is done.
+fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
+    for c in chunks.iter() {
+        out.write_all(&c)?;
+    }
+    Ok(())
+}
+
+/// The correlating thread's ends of the queues.
+struct CorrelatorEnds {
+    records: Receiver<ToCorrelate>,
+    spent: Sender<Vec<LogRecord>>,
+    built: Receiver<Vec<Finished>>,
+    to_render: SyncSender<ToRender>,
+}
+
+/// The correlating stage: returns early when the input stops without its end marker (a read
+/// error) or the renderer stopped.
+fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
+    let CorrelatorEnds {
+        records,
+        spent,
+        built,
+        to_render,
+    } = ends;
+    let mut pushed: u64 = 0;
+    let mut lists = Lists {
+        pool: Vec::new(),
+        built,
+    };
+    // Hand on what finished; `false` when the renderer is gone.
+    let mut hand_on = |corr: &mut Correlator| {
+        let done = lists.take(corr);
+        if done.is_empty() {
+            lists.keep(done);
+            return true;
+        }
+        to_render.send(ToRender::Done(done)).is_ok()
+    };
+    let sources = loop {
+        match records.recv() {
+            Ok(ToCorrelate::Records(batch)) => {
+                for rec in &batch {
+                    corr.observe(rec);
+                    pushed += 1;
+                    if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !hand_on(&mut corr) {
+                        return;
+                    }
+                }
+                // Gone only when the reading thread is: then the batch is dropped here.
+                let _ = spent.send(batch);
+            }
+            Ok(ToCorrelate::End(sources)) => break sources,
+            Err(_) => return,
+        }
+    };
+    // Drained in batches, each handed on before the next is emitted: the chains still open at
+    // the end are never all held as finished messages too.
+    loop {
+        if !hand_on(&mut corr) {
+            return;
+        }
+        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+            break;
+        }
+    }
+    let outcome = corr.finish_all();
+    if !outcome.messages.is_empty() && to_render.send(ToRender::Built(outcome.messages)).is_err() {
+        return;
+    }
+    let tail = Tail {
+        lines_dropped_over_cap: outcome.stats.lines_dropped_over_cap,
+        host_findings: outcome.host_findings,
+        skew: outcome.skew,
+        sources,
+    };
+    let _ = to_render.send(ToRender::End(tail));
+}
+
+/// Lists of finished chains handed to the renderer, reused once it hands them back (growing a
+/// new list each time means large allocations, where the allocator consolidates its free lists).
+/// The chains in a returned list are dropped here, on the thread that made them.
+struct Lists {
+    pool: Vec<Vec<Finished>>,
+    built: Receiver<Vec<Finished>>,
+}
+
+impl Lists {
+    /// The finished chains, in a reused list when one is back.
+    fn take(&mut self, corr: &mut Correlator) -> Vec<Finished> {
+        while let Ok(mut back) = self.built.try_recv() {
+            back.clear();
+            self.keep(back);
+        }
+        let mut list = self.pool.pop().unwrap_or_default();
+        list.extend(std::iter::from_fn(|| corr.next_finished_unbuilt()));
+        list
+    }
+
+    /// Keep an empty list for reuse (a few at most).
+    fn keep(&mut self, list: Vec<Finished>) {
+        if self.pool.len() < QUEUE {
+            self.pool.push(list);
+        }
+    }
+}
+
+/// The rendering stage: the report, written into chunks for the writing thread. `None` when
+/// the input ended before its end (a read error or a stopped correlator).
+fn render(
+    opts: &Options,
+    runbook: &Runbook,
+    messages: Receiver<ToRender>,
+    built: Sender<Vec<Finished>>,
+    chunks: Sender<Vec<u8>>,
+) -> io::Result<Option<Summary>> {
+    let mut sink = ChunkSink {
+        buf: Vec::with_capacity(CHUNK),
+        to: chunks,
+    };
+    let mut report = Report::begin(&mut sink, opts, runbook)?;
+    let tail = loop {
+        match messages.recv() {
+            Ok(ToRender::Done(mut batch)) => {
+                for f in &mut batch {
+                    report.message(f.take_message())?;
+                }
+                // Once the correlator is done they are dropped here.
+                let _ = built.send(batch);
+            }
+            Ok(ToRender::Built(batch)) => {
+                for m in batch {
+                    report.message(m)?;
+                }
+            }
+            Ok(ToRender::End(tail)) => break tail,
+            Err(_) => {
+                drop(report);
+                sink.flush()?;
+                return Ok(None);
+            }
+        }
+    };
+    report.lines_dropped_over_cap(tail.lines_dropped_over_cap);
+    report
+        .end(tail.host_findings, tail.skew, tail.sources)
+        .map(Some)
+}
+
+/// Bytes gathered into chunks and handed to the writing thread.
+struct ChunkSink {
+    buf: Vec<u8>,
+    to: Sender<Vec<u8>>,
+}
+
+impl ChunkSink {
+    fn hand_on(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.to
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "report writer stopped"))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.hand_on()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.hand_on()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Cursor, Read};
+
+    use super::super::{stages, Format, Input};
+    use super::*;
+
+    /// `n` messages over an hour and more: most delivered, every seventh deferred for good
+    /// (open until the end), every fifth followed by a NOQUEUE reject; so chains finish in
+    /// every record batch and across batches.
+    fn log(n: u32, host: &str) -> Vec<u8> {
+        let mut s = String::new();
+        for i in 0..n {
+            let q = format!("{:010X}", 0x200_0000 + i);
+            let t = |d: u32| {
+                let t = i * 2 + d;
+                format!(
+                    "Nov  7 {:02}:{:02}:{:02}",
+                    10 + t / 3600,
+                    t / 60 % 60,
+                    t % 60
+                )
+            };
+            let (a, b) = (t(0), t(1));
+            s.push_str(&format!(
+                "{a} {host} postfix/smtpd[1]: {q}: client=a.example[192.0.2.5]\n\
+                 {a} {host} postfix/cleanup[2]: {q}: message-id=<m{i}@{host}>\n\
+                 {a} {host} postfix/qmgr[3]: {q}: from=<a{i}@x.test>, size=100, nrcpt=1 (queue active)\n"
+            ));
+            if i % 7 == 3 {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=none, delay=1, \
+                     delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to mx.corp.test\
+                     [192.0.2.1]:25: Connection timed out)\n"
+                ));
+            } else {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=mx.corp.test\
+                     [192.0.2.1]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent \
+                     (250 2.0.0 Ok)\n{b} {host} postfix/qmgr[3]: {q}: removed\n"
+                ));
+            }
+            if i % 5 == 0 {
+                s.push_str(&format!(
+                    "{b} {host} postfix/smtpd[1]: NOQUEUE: reject: RCPT from b.example\
+                     [192.0.2.9]: 554 5.7.1 <c{i}@other.test>: Relay access denied; \
+                     from=<d@x.test> to=<c{i}@other.test> proto=ESMTP helo=<b.example>\n"
+                ));
+            }
+        }
+        s.into_bytes()
+    }
+
+    fn opts(format: Format) -> Options {
+        Options::whole_2025(format)
+    }
+
+    fn input(name: &str, reader: Box<dyn std::io::BufRead + Send>) -> Input {
+        Input {
+            name: name.into(),
+            display: format!("{name}.log"),
+            reader,
+            reference: None,
+            skipped_bytes: 0,
+        }
+    }
+
+    /// The report as [`one_thread`] writes it (`None`), or the error it stops with.
+    fn serial(inputs: Vec<Input>, opts: &Options, out: &mut Vec<u8>) -> Option<AnalyzeError> {
+        let (merge, focus, corr) = stages(inputs, opts);
+        one_thread(merge, focus, corr, opts, Runbook::builtin(), out).err()
+    }
+
+    /// The report as the stages write it.
+    fn staged(
+        inputs: Vec<Input>,
+        opts: &Options,
+        out: &mut dyn Write,
+    ) -> Result<Summary, AnalyzeError> {
+        let (merge, focus, corr) = stages(inputs, opts);
+        run(merge, focus, corr, opts, Runbook::builtin(), out)
+    }
+
+    fn two_sources() -> Vec<Input> {
+        vec![
+            input("ec2", Box::new(Cursor::new(log(3000, "mx")))),
+            input("dell", Box::new(Cursor::new(log(1000, "dell")))),
+        ]
+    }
+
+    #[test]
+    fn the_stages_write_what_one_thread_writes() {
+        for format in [Format::Json, Format::Human] {
+            let opts = opts(format);
+            let mut want = Vec::new();
+            assert!(serial(two_sources(), &opts, &mut want).is_none());
+            let mut got = Vec::new();
+            let summary = staged(two_sources(), &opts, &mut got).unwrap();
+            assert_eq!(summary.messages, 4000 + 800, "{format:?}");
+            assert!(summary.failed > 500, "{}", summary.failed);
+            assert!(
+                got == want,
+                "{format:?}: {} bytes vs {} one thread writes",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+
+    /// Yields its bytes in small reads, then fails.
+    struct FailsAfter {
+        data: Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(4096);
+            match self.data.read(&mut buf[..n])? {
+                0 => Err(io::Error::other("disk gone")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_reports_what_one_thread_reports_before_it() {
+        let failing = || {
+            let data = Cursor::new(log(3000, "mx")[..600_000].to_vec());
+            vec![input("ec2", Box::new(BufReader::new(FailsAfter { data })))]
+        };
+        let opts = opts(Format::Json);
+        let mut want = Vec::new();
+        assert!(matches!(
+            serial(failing(), &opts, &mut want),
+            Some(AnalyzeError::Read { .. })
+        ));
+        let mut got = Vec::new();
+        let err = staged(failing(), &opts, &mut got).unwrap_err();
+        assert!(
+            matches!(&err, AnalyzeError::Read { source, .. } if source == "ec2.log"),
+            "{err}"
+        );
+        assert!(want.len() > 10_000, "{}", want.len());
+        assert!(got == want, "{} bytes vs {}", got.len(), want.len());
+    }
+
+    /// Takes `room` bytes, then fails as a closed pipe does.
+    struct ClosesAfter {
+        room: usize,
+    }
+
+    impl Write for ClosesAfter {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.room < b.len() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            self.room -= b.len();
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_stops_every_stage_and_is_returned() {
+        for room in [0, 100_000] {
+            let mut out = ClosesAfter { room };
+            let err = staged(two_sources(), &opts(Format::Json), &mut out).unwrap_err();
+            assert!(
+                matches!(&err, AnalyzeError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
+                "{err}"
+            );
+        }
+    }
+}
