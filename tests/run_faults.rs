@@ -262,27 +262,6 @@ fn deferred_probe_delivered_after_heal_keeps_its_deferral_finding() {
     assert!(evidence(f).contains("Connection refused"), "{f:#}");
 }
 
-/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace).
-fn kill_dell_imap_sessions() -> usize {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", "dell"])
-        .output()
-        .unwrap();
-    let mut killed = 0;
-    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "imap"
-            && std::process::Command::new("kill")
-                .arg(pid)
-                .status()
-                .is_ok_and(|s| s.success())
-        {
-            killed += 1;
-        }
-    }
-    killed
-}
-
 #[test]
 fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
     // Regression (CI): a Dovecot restart during the wait used to end it at once as `lost`.
@@ -297,7 +276,7 @@ fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        kill_dell_imap_sessions() >= 1,
+        support::kill_dell_imap_sessions() >= 1,
         "the run's IDLE session was there to kill"
     );
     let (out, v) = run.join().unwrap();

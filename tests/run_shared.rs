@@ -85,25 +85,6 @@ fn probes_on_one_mailbox_share_one_session() {
     assert_eq!(said(&out, LOGGED_OUT, ""), 2, "{}", describe(&out));
 }
 
-/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace).
-fn kill_dell_imap_sessions() -> usize {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", "dell"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.trim() == "imap"
-                && std::process::Command::new("kill")
-                    .arg(pid)
-                    .status()
-                    .is_ok_and(|s| s.success())
-        })
-        .count()
-}
-
 #[test]
 fn a_lost_shared_session_is_re_established_for_every_probe_on_it() {
     // slow-dell holds the probes 3 s at dell, long enough to kill the shared sessions first.
@@ -116,7 +97,7 @@ fn a_lost_shared_session_is_re_established_for_every_probe_on_it() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        kill_dell_imap_sessions() >= 2,
+        support::kill_dell_imap_sessions() >= 2,
         "the shared sessions were there to kill"
     );
     let (out, results) = run.join().unwrap();

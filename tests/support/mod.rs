@@ -542,3 +542,23 @@ pub fn doctor_check<'a>(
     assert_eq!(found.len(), 1, "{scenario} {item}: {v:#}");
     found[0]
 }
+
+/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace): the IMAP
+/// sessions a probe is watching on drop, as in a Dovecot restart. How many were killed.
+pub fn kill_dell_imap_sessions() -> usize {
+    let out = Command::new("ip")
+        .args(["netns", "pids", "dell"])
+        .output()
+        .expect("ip netns pids dell");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.trim() == "imap"
+                && Command::new("kill")
+                    .arg(pid)
+                    .status()
+                    .is_ok_and(|s| s.success())
+        })
+        .count()
+}
