@@ -59,6 +59,11 @@ impl FileFollower {
             chunk: vec![0; CHUNK],
         };
         f.open();
+        if f.opened.is_none() && !f.path.exists() {
+            // An offset measured on a file that is not there any more says nothing about the
+            // one that will appear: all of that one is new.
+            f.first = Some(FollowFrom::Beginning);
+        }
         f
     }
 
@@ -231,10 +236,10 @@ mod tests {
     fn a_missing_file_is_waited_for_and_read_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mail.log");
-        let mut f = FileFollower::new(p.clone(), FollowFrom::Offset(100));
+        let mut f = FileFollower::new(p.clone(), FollowFrom::Offset(10));
         assert!(take(&mut f).is_empty());
-        std::fs::write(&p, "first\n").unwrap();
-        assert_eq!(take(&mut f), ["first"]);
+        std::fs::write(&p, "first line, longer than the offset\n").unwrap();
+        assert_eq!(take(&mut f), ["first line, longer than the offset"]);
     }
 
     #[test]
