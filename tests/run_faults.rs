@@ -265,16 +265,20 @@ fn deferred_probe_delivered_after_heal_keeps_its_deferral_finding() {
 #[test]
 fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
     // Regression (CI): a Dovecot restart during the wait used to end it at once as `lost`.
-    // slow-dell holds the probe 3 s at dell, long enough to kill the watching sessions first.
+    // slow-dell holds the probe 4 s at dell (under its 5 s SLO), long enough to kill the watching
+    // sessions first.
     let lab = lab();
     let (n, t) = lab_scenario("lab-inbound.toml", "f-reconnect", |t| t);
     let cfg = Cfg::new(&[(&n, t)]);
     let path = cfg.path();
-    let _f = lab.fault("slow-dell", &["3"]);
+    let _f = lab.fault("slow-dell", &["4"]);
     let run = std::thread::spawn(move || {
         flowtest(&lab, &path, &["run", "f-reconnect", "--timeout", "30s"])
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        support::wait_for_dell_imap_sessions(1, Duration::from_secs(5)),
+        "the run's IDLE session was opened"
+    );
     assert!(
         support::kill_dell_imap_sessions() >= 1,
         "the run's IDLE session was there to kill"

@@ -87,15 +87,18 @@ fn probes_on_one_mailbox_share_one_session() {
 
 #[test]
 fn a_lost_shared_session_is_re_established_for_every_probe_on_it() {
-    // slow-dell holds the probes 3 s at dell, long enough to kill the shared sessions first.
+    // slow-dell holds the probes 4 s at dell, long enough to kill the shared sessions first.
     let lab = lab();
-    let _f = lab.fault("slow-dell", &["3"]);
+    let _f = lab.fault("slow-dell", &["4"]);
     let cfg = scenarios("reshared", 2);
     let run = std::thread::spawn(move || {
         let (out, results) = run_all(&lab, &cfg, &["--timeout", "30s"]);
         (out, results)
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        support::wait_for_dell_imap_sessions(2, Duration::from_secs(5)),
+        "the shared sessions were opened"
+    );
     assert!(
         support::kill_dell_imap_sessions() >= 2,
         "the shared sessions were there to kill"

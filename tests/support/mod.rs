@@ -543,9 +543,9 @@ pub fn doctor_check<'a>(
     found[0]
 }
 
-/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace): the IMAP
-/// sessions a probe is watching on drop, as in a Dovecot restart. How many were killed.
-pub fn kill_dell_imap_sessions() -> usize {
+/// Dell's Dovecot `imap` processes (only those in the lab's `dell` namespace): one per
+/// logged-in IMAP session.
+fn dell_imap_pids() -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "pids", "dell"])
         .output()
@@ -555,10 +555,36 @@ pub fn kill_dell_imap_sessions() -> usize {
         .filter(|pid| {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             comm.trim() == "imap"
-                && Command::new("kill")
-                    .arg(pid)
-                    .status()
-                    .is_ok_and(|s| s.success())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait (polling, at most `timeout`) until dell has at least `n` IMAP sessions, then a little
+/// longer so their logins are over; whether they came. A run's sessions log in while its probes
+/// are sent, later on a loaded machine than on a quiet one.
+pub fn wait_for_dell_imap_sessions(n: usize, timeout: Duration) -> bool {
+    let deadline = ::flowtest::clock::std_instant() + timeout;
+    while dell_imap_pids().len() < n {
+        if ::flowtest::clock::std_instant() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(200));
+    true
+}
+
+/// Kill dell's Dovecot `imap` processes (only those in the lab's `dell` namespace): the IMAP
+/// sessions a probe is watching on drop, as in a Dovecot restart. How many were killed.
+pub fn kill_dell_imap_sessions() -> usize {
+    dell_imap_pids()
+        .iter()
+        .filter(|pid| {
+            Command::new("kill")
+                .arg(pid.as_str())
+                .status()
+                .is_ok_and(|s| s.success())
         })
         .count()
 }
