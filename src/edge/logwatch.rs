@@ -43,9 +43,9 @@ struct Source {
     parser: LineParser,
     /// Parsed records not yet correlated (merged with the other sources' first).
     pending: VecDeque<LogRecord>,
-    /// A followed file (out of its slot while a read runs on the blocking pool).
+    /// A followed file (out of its slot while a read runs on the blocking pool; gone if that
+    /// read failed, and the source is then fetched as a window).
     follow: Option<FileFollower>,
-    following: bool,
     follow_buf: Vec<u8>,
     last_fetch: Option<Instant>,
     /// Lines of the fetched window already taken, and the last of them.
@@ -80,7 +80,6 @@ impl Source {
                     "log source {}: the file reader failed",
                     self.cfg.role
                 ));
-                self.following = false;
                 return;
             };
             self.follow = Some(f);
@@ -178,7 +177,6 @@ impl LogWatch {
                 cfg: cfg.clone(),
                 parser: LineParser::new(ctx),
                 pending: VecDeque::new(),
-                following: follow.is_some(),
                 follow,
                 follow_buf: Vec::new(),
                 last_fetch: None,
@@ -208,7 +206,7 @@ impl LogWatch {
     pub async fn refresh(&mut self, force_fetch: bool) {
         let since = self.since;
         for s in &mut self.sources {
-            if s.following {
+            if s.follow.is_some() {
                 s.read_followed().await;
                 continue;
             }
