@@ -20,18 +20,19 @@ pub trait RecordSource {
     /// State every source reads with (a shared prefilter, say); `()` for none.
     type Shared;
     /// Read on (typically one line) and append what it yields to `out`, possibly nothing.
-    /// `Ok(false)` once the source has nothing more; what was appended still counts.
+    /// `Ok(false)` once the source has nothing more; what was appended still counts. Records
+    /// travel boxed: they are large, and the merge and its callers move them several times.
     fn read(
         &mut self,
         shared: &mut Self::Shared,
-        out: &mut Vec<LogRecord>,
+        out: &mut Vec<Box<LogRecord>>,
     ) -> Result<bool, Self::Error>;
 }
 
 struct Lane<S> {
     source: S,
-    pending: VecDeque<LogRecord>,
-    scratch: Vec<LogRecord>,
+    pending: VecDeque<Box<LogRecord>>,
+    scratch: Vec<Box<LogRecord>>,
     done: bool,
     /// The latest timestamp taken from this source: where its untimestamped records belong.
     last_ts: Option<DateTime<Utc>>,
@@ -82,7 +83,10 @@ impl<S: RecordSource> Merge<S> {
     }
 
     /// The next record in time order, `None` when every source is done.
-    pub fn next_record(&mut self, shared: &mut S::Shared) -> Result<Option<LogRecord>, S::Error> {
+    pub fn next_record(
+        &mut self,
+        shared: &mut S::Shared,
+    ) -> Result<Option<Box<LogRecord>>, S::Error> {
         for lane in &mut self.lanes {
             lane.fill(shared)?;
         }
@@ -107,7 +111,7 @@ impl<S: RecordSource<Error = Infallible, Shared = ()>> Iterator for Merge<S> {
 
     fn next(&mut self) -> Option<LogRecord> {
         match self.next_record(&mut ()) {
-            Ok(r) => r,
+            Ok(r) => r.map(|b| *b),
             Err(never) => match never {},
         }
     }
@@ -138,7 +142,7 @@ where
     type Error = Infallible;
     type Shared = ();
 
-    fn read(&mut self, _: &mut (), out: &mut Vec<LogRecord>) -> Result<bool, Infallible> {
+    fn read(&mut self, _: &mut (), out: &mut Vec<Box<LogRecord>>) -> Result<bool, Infallible> {
         let Some(line) = self.lines.next() else {
             return Ok(false);
         };
@@ -146,7 +150,7 @@ where
             if r.timestamp
                 .is_none_or(|t| self.window.place(t) == Placement::Inside)
             {
-                out.push(*r);
+                out.push(r);
             }
         }
         Ok(true)

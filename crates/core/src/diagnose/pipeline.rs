@@ -36,7 +36,7 @@ const CHUNK: usize = 1 << 16;
 
 /// What the correlator is handed.
 enum ToCorrelate {
-    Records(Vec<LogRecord>),
+    Records(Vec<Box<LogRecord>>),
     /// End of input: the sources' reports, for the report's end.
     End(Vec<SourceReport>),
 }
@@ -75,7 +75,7 @@ pub(super) fn run(
     // Record batches the correlator is done with go back to be dropped (and their room reused)
     // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
     // Unbounded for the same reason as the chunks; at most the batches in flight.
-    let (spent_tx, spent) = mpsc::channel::<Vec<LogRecord>>();
+    let (spent_tx, spent) = mpsc::channel::<Vec<Box<LogRecord>>>();
     // Likewise the chains the renderer built its messages from go back to the correlator.
     let (built_tx, built_rx) = mpsc::channel::<Vec<Finished>>();
     thread::scope(|s| {
@@ -127,13 +127,13 @@ pub(super) fn run(
 /// The reading thread's ends of the queues.
 struct Handoff<'a> {
     to_corr: &'a SyncSender<ToCorrelate>,
-    spent: &'a Receiver<Vec<LogRecord>>,
+    spent: &'a Receiver<Vec<Box<LogRecord>>>,
     chunks: &'a Receiver<Vec<u8>>,
 }
 
 impl Handoff<'_> {
     /// An empty batch: a spent one emptied (the others dropped), else a new one.
-    fn empty_batch(&self) -> Vec<LogRecord> {
+    fn empty_batch(&self) -> Vec<Box<LogRecord>> {
         let mut batch = Vec::new();
         for mut b in self.spent.try_iter() {
             b.clear();
@@ -162,7 +162,7 @@ pub(super) fn one_thread(
     let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;
     while let Some(rec) = merge.next_record(&mut focus)? {
-        corr.push(rec);
+        corr.observe(&rec);
         pushed += 1;
         if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
             while let Some(m) = corr.next_finished() {
@@ -249,7 +249,7 @@ fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> 
 /// The correlating thread's ends of the queues.
 struct CorrelatorEnds {
     records: Receiver<ToCorrelate>,
-    spent: Sender<Vec<LogRecord>>,
+    spent: Sender<Vec<Box<LogRecord>>>,
     built: Receiver<Vec<Finished>>,
     to_render: SyncSender<ToRender>,
 }

@@ -86,7 +86,7 @@ impl RecordSource for LogStream {
     fn read(
         &mut self,
         focus: &mut Option<Focus>,
-        out: &mut Vec<LogRecord>,
+        out: &mut Vec<Box<LogRecord>>,
     ) -> Result<bool, AnalyzeError> {
         let read_error = |err| AnalyzeError::Read {
             source: self.display.clone(),
@@ -108,8 +108,11 @@ impl RecordSource for LogStream {
                 Some(LineRead::Line(l)) => match focus {
                     Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
                     None => {
+                        // The full scan's path: the record stays in the box it was made in.
                         if let Parsed::Record(r) = self.parser.parse(l) {
-                            self.scratch.push(*r);
+                            if self.admit(r.timestamp) {
+                                out.push(r);
+                            }
                         }
                     }
                 },
@@ -118,7 +121,7 @@ impl RecordSource for LogStream {
         let mut recs = std::mem::take(&mut self.scratch);
         for rec in recs.drain(..) {
             if self.admit(rec.timestamp) {
-                out.push(rec);
+                out.push(Box::new(rec));
             }
         }
         self.scratch = recs;
