@@ -149,7 +149,9 @@ pub struct Hop {
     pub lmtp_session: Option<String>,
     pub mailbox: Option<String>,
     pub attempts: u32,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub arrived_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub left_at: Option<DateTime<Utc>>,
     /// The timestamps above are whole-second floors (the log had no fraction).
     pub whole_seconds: bool,
