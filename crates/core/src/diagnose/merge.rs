@@ -27,6 +27,11 @@ pub trait RecordSource {
         shared: &mut Self::Shared,
         out: &mut Vec<Box<LogRecord>>,
     ) -> Result<bool, Self::Error>;
+
+    /// Take what it can reuse of records already merged and used (popped from `spent`).
+    fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+        let _ = spent;
+    }
 }
 
 struct Lane<S> {
@@ -98,6 +103,17 @@ impl<S: RecordSource> Merge<S> {
             }
         }
         Ok(best.and_then(|(i, _)| self.lanes[i].pending.pop_front()))
+    }
+
+    /// Records the caller is done with, offered to each source in turn for reuse; what none
+    /// takes is left in `spent`.
+    pub fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+        for lane in &mut self.lanes {
+            if spent.is_empty() {
+                break;
+            }
+            lane.source.recycle(spent);
+        }
     }
 
     /// The sources, in the order given (for their counts once the merge is over).

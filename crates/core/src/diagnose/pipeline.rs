@@ -132,10 +132,12 @@ struct Handoff<'a> {
 }
 
 impl Handoff<'_> {
-    /// An empty batch: a spent one emptied (the others dropped), else a new one.
-    fn empty_batch(&self) -> Vec<Box<LogRecord>> {
+    /// An empty batch: a spent one emptied (its records offered to `merge` for reuse, the
+    /// other batches dropped), else a new one.
+    fn empty_batch(&self, merge: &mut Merge<LogStream>) -> Vec<Box<LogRecord>> {
         let mut batch = Vec::new();
         for mut b in self.spent.try_iter() {
+            merge.recycle(&mut b);
             b.clear();
             if batch.capacity() == 0 {
                 batch = b;
@@ -219,7 +221,7 @@ fn feed(
                 return Ok(());
             }
             write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
-            batch = hand.empty_batch();
+            batch = hand.empty_batch(merge);
         }
     }
     if !batch.is_empty() {

@@ -127,4 +127,8 @@ impl RecordSource for LogStream {
         self.scratch = recs;
         Ok(!self.stopped_after_until)
     }
+
+    fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+        self.parser.recycle(spent);
+    }
 }

@@ -5,7 +5,7 @@
 //! Does not parse timestamps, and leaves years outside 0..=9999 to chrono itself.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serializer;
 
 /// Longest text written here: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const MAX: usize = 30;

@@ -435,6 +435,7 @@ impl Interner {
 }
 
 /// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
+/// `raw` is an emptied string whose room the line's text reuses.
 fn build_record(
     line: &[u8],
     text: Option<&str>,
@@ -442,7 +443,12 @@ fn build_record(
     h: prefix::Header<'_>,
     event: Event,
     interner: &mut Interner,
+    mut raw: String,
 ) -> LogRecord {
+    match text {
+        Some(t) => raw.push_str(t),
+        None => raw.push_str(&String::from_utf8_lossy(line)),
+    }
     LogRecord {
         role: ctx.role.clone(),
         format: h.format,
@@ -452,7 +458,40 @@ fn build_record(
         program: interner.get(h.program),
         pid: h.pid,
         event,
-        raw: text.map_or_else(|| scan::lossy(line), str::to_owned),
+        raw,
+    }
+}
+
+/// Records handed back for reuse ([`LineParser::recycle`]): a full scan makes one per line
+/// it correlates, and reusing the box and its line's room saves two allocations each.
+#[derive(Debug, Clone, Default)]
+struct Spares {
+    records: Vec<Box<LogRecord>>,
+}
+
+impl Spares {
+    /// Records kept at most (about two of the pipeline's batches).
+    const CAP: usize = 2048;
+    /// Longest line room kept with a record: an over-long line's room is let go.
+    const RAW_ROOM: usize = 1024;
+
+    /// A record's box and its emptied line, when one is spare.
+    fn take(&mut self) -> Option<(Box<LogRecord>, String)> {
+        let mut rec = self.records.pop()?;
+        let mut raw = std::mem::take(&mut rec.raw);
+        raw.clear();
+        Some((rec, raw))
+    }
+
+    fn put(&mut self, mut rec: Box<LogRecord>) -> bool {
+        if self.records.len() >= Self::CAP {
+            return false;
+        }
+        if rec.raw.capacity() > Self::RAW_ROOM {
+            rec.raw = String::new();
+        }
+        self.records.push(rec);
+        true
     }
 }
 
@@ -480,6 +519,7 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
         h,
         ev,
         &mut Interner::default(),
+        String::new(),
     ))
 }
 
@@ -493,6 +533,7 @@ pub struct LineParser {
     counts: SourceCounts,
     interner: Interner,
     ring: focus::Ring,
+    spares: Spares,
 }
 
 impl LineParser {
@@ -504,6 +545,7 @@ impl LineParser {
             counts: SourceCounts::default(),
             interner: Interner::default(),
             ring: focus::Ring::new(),
+            spares: Spares::default(),
         }
     }
 
@@ -621,16 +663,35 @@ impl LineParser {
         }
         self.counts.parsed += 1;
         *self.counts.formats.entry(h.format).or_insert(0) += 1;
-        match ev {
-            None | Some(Event::Info) => Parsed::Info,
-            Some(ev) => Parsed::Record(Box::new(build_record(
+        let ev = match ev {
+            None | Some(Event::Info) => return Parsed::Info,
+            Some(ev) => ev,
+        };
+        let (ctx, interner) = (&self.ctx, &mut self.interner);
+        Parsed::Record(match self.spares.take() {
+            Some((mut rec, raw)) => {
+                *rec = build_record(line, text, ctx, h, ev, interner, raw);
+                rec
+            }
+            None => Box::new(build_record(
                 line,
                 text,
-                &self.ctx,
+                ctx,
                 h,
                 ev,
-                &mut self.interner,
-            ))),
+                interner,
+                String::new(),
+            )),
+        })
+    }
+
+    /// Hand back records the caller is done with: the next records reuse their boxes and line
+    /// room. Those beyond what is kept are dropped here.
+    pub fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+        while let Some(rec) = spent.pop() {
+            if !self.spares.put(rec) {
+                break;
+            }
         }
     }
 }
