@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use chrono::{DateTime, Utc};
 
-use crate::logs::{LineParser, LogRecord, ParseContext, Parsed};
+use crate::logs::{BoxedRecord, LineParser, LogRecord, ParseContext, Parsed};
 
 use super::window::{Placement, Window};
 
@@ -25,19 +25,19 @@ pub trait RecordSource {
     fn read(
         &mut self,
         shared: &mut Self::Shared,
-        out: &mut Vec<Box<LogRecord>>,
+        out: &mut Vec<BoxedRecord>,
     ) -> Result<bool, Self::Error>;
 
     /// Take what it can reuse of records already merged and used (popped from `spent`).
-    fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+    fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
         let _ = spent;
     }
 }
 
 struct Lane<S> {
     source: S,
-    pending: VecDeque<Box<LogRecord>>,
-    scratch: Vec<Box<LogRecord>>,
+    pending: VecDeque<BoxedRecord>,
+    scratch: Vec<BoxedRecord>,
     done: bool,
     /// The latest timestamp taken from this source: where its untimestamped records belong.
     last_ts: Option<DateTime<Utc>>,
@@ -88,10 +88,7 @@ impl<S: RecordSource> Merge<S> {
     }
 
     /// The next record in time order, `None` when every source is done.
-    pub fn next_record(
-        &mut self,
-        shared: &mut S::Shared,
-    ) -> Result<Option<Box<LogRecord>>, S::Error> {
+    pub fn next_record(&mut self, shared: &mut S::Shared) -> Result<Option<BoxedRecord>, S::Error> {
         for lane in &mut self.lanes {
             lane.fill(shared)?;
         }
@@ -107,7 +104,7 @@ impl<S: RecordSource> Merge<S> {
 
     /// Records the caller is done with, offered to each source in turn for reuse; what none
     /// takes is left in `spent`.
-    pub fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+    pub fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
         for lane in &mut self.lanes {
             if spent.is_empty() {
                 break;
@@ -158,7 +155,7 @@ where
     type Error = Infallible;
     type Shared = ();
 
-    fn read(&mut self, _: &mut (), out: &mut Vec<Box<LogRecord>>) -> Result<bool, Infallible> {
+    fn read(&mut self, _: &mut (), out: &mut Vec<BoxedRecord>) -> Result<bool, Infallible> {
         let Some(line) = self.lines.next() else {
             return Ok(false);
         };

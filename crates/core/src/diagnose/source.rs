@@ -6,7 +6,9 @@ use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 
-use crate::logs::{BoundedLines, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed};
+use crate::logs::{
+    BoundedLines, BoxedRecord, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed,
+};
 
 use super::merge::RecordSource;
 use super::window::{Placement, Window};
@@ -86,7 +88,7 @@ impl RecordSource for LogStream {
     fn read(
         &mut self,
         focus: &mut Option<Focus>,
-        out: &mut Vec<Box<LogRecord>>,
+        out: &mut Vec<BoxedRecord>,
     ) -> Result<bool, AnalyzeError> {
         let read_error = |err| AnalyzeError::Read {
             source: self.display.clone(),
@@ -128,7 +130,7 @@ impl RecordSource for LogStream {
         Ok(!self.stopped_after_until)
     }
 
-    fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+    fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
         self.parser.recycle(spent);
     }
 }

@@ -5,7 +5,7 @@
 //! Does not parse timestamps, and leaves years outside 0..=9999 to chrono itself.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::Serializer;
+use serde::{Serialize, Serializer};
 
 /// Longest text written here: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const MAX: usize = 30;
@@ -49,9 +49,9 @@ fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX]) -> Option<usize> {
     if nano != 0 {
         buf[n] = b'.';
         n += 1;
-        let (value, width) = if nano % 1_000_000 == 0 {
+        let (value, width) = if nano.is_multiple_of(1_000_000) {
             (nano / 1_000_000, 3)
-        } else if nano % 1_000 == 0 {
+        } else if nano.is_multiple_of(1_000) {
             (nano / 1_000, 6)
         } else {
             (nano, 9)
@@ -76,6 +76,15 @@ pub(crate) fn serialize_opt<S: Serializer>(
         // Only ASCII digits and separators were written.
         Some(n) => s.serialize_some(std::str::from_utf8(&buf[..n]).unwrap_or_default()),
         None => s.serialize_some(t),
+    }
+}
+
+/// An optional timestamp serialized as [`serialize_opt`] does (for writers that are not derived).
+pub(crate) struct Opt<'a>(pub &'a Option<DateTime<Utc>>);
+
+impl Serialize for Opt<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_opt(self.0, s)
     }
 }
 

@@ -317,6 +317,10 @@ pub struct LogRecord {
     pub raw: String,
 }
 
+/// A record as the parser hands it out and a merge passes it on: boxed, since a record is large
+/// and moves several times between the parser and the correlator.
+pub type BoxedRecord = Box<LogRecord>;
+
 /// Outcome of parsing one line on the fast path.
 #[derive(Debug)]
 pub enum Parsed {
@@ -324,7 +328,7 @@ pub enum Parsed {
     Unknown,
     /// Recognized, but nothing to correlate (no allocation was made).
     Info,
-    Record(Box<LogRecord>),
+    Record(BoxedRecord),
 }
 
 /// Per-source counters, reported so that skipped input is never silent.
@@ -466,7 +470,7 @@ fn build_record(
 /// it correlates, and reusing the box and its line's room saves two allocations each.
 #[derive(Debug, Clone, Default)]
 struct Spares {
-    records: Vec<Box<LogRecord>>,
+    records: Vec<BoxedRecord>,
 }
 
 impl Spares {
@@ -476,14 +480,14 @@ impl Spares {
     const RAW_ROOM: usize = 1024;
 
     /// A record's box and its emptied line, when one is spare.
-    fn take(&mut self) -> Option<(Box<LogRecord>, String)> {
+    fn take(&mut self) -> Option<(BoxedRecord, String)> {
         let mut rec = self.records.pop()?;
         let mut raw = std::mem::take(&mut rec.raw);
         raw.clear();
         Some((rec, raw))
     }
 
-    fn put(&mut self, mut rec: Box<LogRecord>) -> bool {
+    fn put(&mut self, mut rec: BoxedRecord) -> bool {
         if self.records.len() >= Self::CAP {
             return false;
         }
@@ -687,7 +691,7 @@ impl LineParser {
 
     /// Hand back records the caller is done with: the next records reuse their boxes and line
     /// room. Those beyond what is kept are dropped here.
-    pub fn recycle(&mut self, spent: &mut Vec<Box<LogRecord>>) {
+    pub fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
         while let Some(rec) = spent.pop() {
             if !self.spares.put(rec) {
                 break;
