@@ -26,23 +26,26 @@ fn digits(buf: &mut [u8; MAX], at: usize, mut n: u32, width: usize) {
 
 /// The text into `buf`, its length; `None` for a year chrono writes with a sign.
 fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX]) -> Option<usize> {
-    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    // Each accessor of a `DateTime` works out its local time anew: once is enough.
+    let naive = t.naive_utc();
+    let (date, time) = (naive.date(), naive.time());
+    let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
     digits(buf, 0, year, 4);
     buf[4] = b'-';
-    two(buf, 5, t.month());
+    two(buf, 5, date.month());
     buf[7] = b'-';
-    two(buf, 8, t.day());
+    two(buf, 8, date.day());
     buf[10] = b'T';
-    let mut sec = t.second();
-    let mut nano = t.nanosecond();
+    let mut sec = time.second();
+    let mut nano = time.nanosecond();
     // A leap second: chrono carries it in the nanoseconds and writes second 60.
     if nano >= 1_000_000_000 {
         sec += 1;
         nano -= 1_000_000_000;
     }
-    two(buf, 11, t.hour());
+    two(buf, 11, time.hour());
     buf[13] = b':';
-    two(buf, 14, t.minute());
+    two(buf, 14, time.minute());
     buf[16] = b':';
     two(buf, 17, sec);
     let mut n = 19;
