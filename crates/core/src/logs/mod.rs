@@ -388,8 +388,9 @@ fn parse_event<'a>(
     line: &'a [u8],
     ctx: &ParseContext,
     year_bump: i32,
+    days: &mut prefix::Days,
 ) -> Option<(prefix::Header<'a>, Option<Event>)> {
-    let h = prefix::parse_header(line, ctx, year_bump)?;
+    let h = prefix::parse_header_with(line, ctx, year_bump, days)?;
     let ev = event_of(&h)?;
     Some((h, ev))
 }
@@ -514,7 +515,7 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
-    let (h, ev) = parse_event(line, ctx, 0)?;
+    let (h, ev) = parse_event(line, ctx, 0, &mut prefix::Days::default())?;
     let ev = ev.unwrap_or(Event::Info);
     Some(build_record(
         line,
@@ -538,6 +539,7 @@ pub struct LineParser {
     interner: Interner,
     ring: focus::Ring,
     spares: Spares,
+    days: prefix::Days,
 }
 
 impl LineParser {
@@ -550,6 +552,7 @@ impl LineParser {
             interner: Interner::default(),
             ring: focus::Ring::new(),
             spares: Spares::default(),
+            days: prefix::Days::default(),
         }
     }
 
@@ -572,7 +575,7 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
+        let Some((h, ev)) = parse_event(line, &self.ctx, bump, &mut self.days) else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
