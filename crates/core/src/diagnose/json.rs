@@ -11,131 +11,97 @@ use std::io;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::diagnosis::Finding;
 use crate::fusion::rfc3339;
 use crate::fusion::{Hop, MessageChain};
 use crate::logs::Delays;
 
-/// One member's value, as the reported types hold it.
-enum Value<'a> {
-    Str(&'a str),
-    OptStr(Option<&'a str>),
-    Strs(&'a [String]),
-    Bool(bool),
-    Num(u64),
-    OptNum(Option<u64>),
-    Time(&'a Option<DateTime<Utc>>),
-    Delays(Option<&'a Delays>),
-    Hops(&'a [Hop]),
-    Findings(&'a [Finding]),
-}
-
 /// Append `m` as `serde_json::to_writer` would.
 pub(super) fn message(out: &mut Vec<u8>, m: &MessageChain) -> io::Result<()> {
-    use Value::*;
-    object(
-        out,
-        &[
-            ("message_id", OptStr(m.message_id.as_deref())),
-            ("status", Str(m.status.as_str())),
-            ("from", OptStr(m.from.as_deref())),
-            ("to", Strs(&m.to)),
-            ("hops", Hops(&m.hops)),
-            ("findings", Findings(&m.findings)),
-            ("notes", Strs(&m.notes)),
-            ("complete", Bool(m.complete)),
-            ("lines", Strs(&m.lines)),
-            ("lines_dropped", Num(m.lines_dropped)),
-        ],
-    )
-}
-
-fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
-    use Value::*;
-    object(
-        out,
-        &[
-            ("host", Str(&h.host)),
-            ("queue_id", OptStr(h.queue_id.as_deref())),
-            ("service", OptStr(h.service.as_deref())),
-            ("status", Str(h.status.as_str())),
-            ("relay", OptStr(h.relay.as_deref())),
-            ("delay_ms", OptNum(h.delay_ms)),
-            ("delays", Delays(h.delays.as_ref())),
-            ("dsn", OptStr(h.dsn.as_deref())),
-            ("reason", OptStr(h.reason.as_deref())),
-            ("from", OptStr(h.from.as_deref())),
-            ("to", Strs(&h.to)),
-            ("client", OptStr(h.client.as_deref())),
-            ("next_queue_id", OptStr(h.next_queue_id.as_deref())),
-            ("lmtp_session", OptStr(h.lmtp_session.as_deref())),
-            ("mailbox", OptStr(h.mailbox.as_deref())),
-            ("attempts", Num(u64::from(h.attempts))),
-            ("arrived_at", Time(&h.arrived_at)),
-            ("left_at", Time(&h.left_at)),
-            ("whole_seconds", Bool(h.whole_seconds)),
-        ],
-    )
-}
-
-/// An object of `members`, in their order. Member names are plain identifiers (nothing to
-/// escape).
-fn object(out: &mut Vec<u8>, members: &[(&str, Value)]) -> io::Result<()> {
-    out.push(b'{');
-    for (i, (name, v)) in members.iter().enumerate() {
+    out.extend_from_slice(b"{\"message_id\":");
+    opt_str(out, m.message_id.as_deref())?;
+    out.extend_from_slice(b",\"status\":");
+    str_(out, m.status.as_str())?;
+    out.extend_from_slice(b",\"from\":");
+    opt_str(out, m.from.as_deref())?;
+    out.extend_from_slice(b",\"to\":");
+    strs(out, &m.to)?;
+    out.extend_from_slice(b",\"hops\":[");
+    for (i, h) in m.hops.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        value(out, v)?;
+        hop(out, h)?;
     }
+    out.extend_from_slice(b"],\"findings\":");
+    serde(out, &m.findings)?;
+    out.extend_from_slice(b",\"notes\":");
+    strs(out, &m.notes)?;
+    out.extend_from_slice(b",\"complete\":");
+    bool_(out, m.complete);
+    out.extend_from_slice(b",\"lines\":");
+    strs(out, &m.lines)?;
+    out.extend_from_slice(b",\"lines_dropped\":");
+    serde(out, &m.lines_dropped)?;
     out.push(b'}');
     Ok(())
 }
 
-fn value(out: &mut Vec<u8>, v: &Value) -> io::Result<()> {
-    match v {
-        Value::Str(s) => str_(out, s),
-        Value::OptStr(Some(s)) => str_(out, s),
-        Value::OptStr(None) => null(out),
-        Value::Strs(list) => array(out, list, |out, s| str_(out, s)),
-        Value::Bool(b) => {
-            out.extend_from_slice(if *b { b"true" } else { b"false" });
-            Ok(())
-        }
-        Value::Num(n) => serde(out, n),
-        Value::OptNum(n) => serde(out, n),
-        Value::Time(t) => serde(out, &rfc3339::Opt(t)),
-        Value::Delays(None) => null(out),
-        Value::Delays(Some(d)) => object(
-            out,
-            &[
-                ("before_qmgr_ms", Value::Num(d.before_qmgr_ms)),
-                ("in_qmgr_ms", Value::Num(d.in_qmgr_ms)),
-                ("conn_setup_ms", Value::Num(d.conn_setup_ms)),
-                ("transmission_ms", Value::Num(d.transmission_ms)),
-            ],
-        ),
-        Value::Hops(hops) => array(out, hops, hop),
-        Value::Findings(f) => serde(out, f),
+fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
+    out.extend_from_slice(b"{\"host\":");
+    str_(out, &h.host)?;
+    out.extend_from_slice(b",\"queue_id\":");
+    opt_str(out, h.queue_id.as_deref())?;
+    out.extend_from_slice(b",\"service\":");
+    opt_str(out, h.service.as_deref())?;
+    out.extend_from_slice(b",\"status\":");
+    str_(out, h.status.as_str())?;
+    out.extend_from_slice(b",\"relay\":");
+    opt_str(out, h.relay.as_deref())?;
+    out.extend_from_slice(b",\"delay_ms\":");
+    serde(out, &h.delay_ms)?;
+    out.extend_from_slice(b",\"delays\":");
+    match &h.delays {
+        Some(d) => delays(out, d)?,
+        None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"dsn\":");
+    opt_str(out, h.dsn.as_deref())?;
+    out.extend_from_slice(b",\"reason\":");
+    opt_str(out, h.reason.as_deref())?;
+    out.extend_from_slice(b",\"from\":");
+    opt_str(out, h.from.as_deref())?;
+    out.extend_from_slice(b",\"to\":");
+    strs(out, &h.to)?;
+    out.extend_from_slice(b",\"client\":");
+    opt_str(out, h.client.as_deref())?;
+    out.extend_from_slice(b",\"next_queue_id\":");
+    opt_str(out, h.next_queue_id.as_deref())?;
+    out.extend_from_slice(b",\"lmtp_session\":");
+    opt_str(out, h.lmtp_session.as_deref())?;
+    out.extend_from_slice(b",\"mailbox\":");
+    opt_str(out, h.mailbox.as_deref())?;
+    out.extend_from_slice(b",\"attempts\":");
+    serde(out, &h.attempts)?;
+    out.extend_from_slice(b",\"arrived_at\":");
+    time(out, &h.arrived_at)?;
+    out.extend_from_slice(b",\"left_at\":");
+    time(out, &h.left_at)?;
+    out.extend_from_slice(b",\"whole_seconds\":");
+    bool_(out, h.whole_seconds);
+    out.push(b'}');
+    Ok(())
 }
 
-fn array<T>(
-    out: &mut Vec<u8>,
-    items: &[T],
-    each: impl Fn(&mut Vec<u8>, &T) -> io::Result<()>,
-) -> io::Result<()> {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        each(out, item)?;
-    }
-    out.push(b']');
+fn delays(out: &mut Vec<u8>, d: &Delays) -> io::Result<()> {
+    out.extend_from_slice(b"{\"before_qmgr_ms\":");
+    serde(out, &d.before_qmgr_ms)?;
+    out.extend_from_slice(b",\"in_qmgr_ms\":");
+    serde(out, &d.in_qmgr_ms)?;
+    out.extend_from_slice(b",\"conn_setup_ms\":");
+    serde(out, &d.conn_setup_ms)?;
+    out.extend_from_slice(b",\"transmission_ms\":");
+    serde(out, &d.transmission_ms)?;
+    out.push(b'}');
     Ok(())
 }
 
@@ -144,9 +110,8 @@ fn serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> io::Result<()> {
     serde_json::to_writer(&mut *out, v).map_err(io::Error::other)
 }
 
-fn null(out: &mut Vec<u8>) -> io::Result<()> {
-    out.extend_from_slice(b"null");
-    Ok(())
+fn bool_(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
 /// A string: copied between quotes when no byte needs escaping (no quote, backslash or control
@@ -167,10 +132,36 @@ fn str_(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
     Ok(())
 }
 
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
+    match s {
+        Some(s) => str_(out, s),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn strs(out: &mut Vec<u8>, list: &[String]) -> io::Result<()> {
+    out.push(b'[');
+    for (i, s) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        str_(out, s)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+fn time(out: &mut Vec<u8>, t: &Option<DateTime<Utc>>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &rfc3339::Opt(t)).map_err(io::Error::other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::FindingCode;
+    use crate::diagnosis::{Finding, FindingCode};
     use crate::fusion::{HopStatus, MessageStatus};
     use chrono::{NaiveDate, TimeZone};
 
