@@ -139,8 +139,8 @@ impl RecordSource for Pending<'_> {
     type Error = Infallible;
     type Shared = ();
 
-    fn read(&mut self, _: &mut (), out: &mut Vec<LogRecord>) -> Result<bool, Infallible> {
-        out.extend(self.0.pop_front());
+    fn read(&mut self, _: &mut (), out: &mut Vec<Box<LogRecord>>) -> Result<bool, Infallible> {
+        out.extend(self.0.pop_front().map(Box::new));
         Ok(!self.0.is_empty())
     }
 }

@@ -188,7 +188,9 @@ pub struct Finding {
     pub hint: String,
     /// Occurrences folded into this finding (host-level findings aggregate repeats).
     pub count: u64,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub first_seen: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub last_seen: Option<DateTime<Utc>>,
 }
 

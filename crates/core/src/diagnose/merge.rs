@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use chrono::{DateTime, Utc};
 
-use crate::logs::{LineParser, LogRecord, ParseContext, Parsed};
+use crate::logs::{BoxedRecord, LineParser, LogRecord, ParseContext, Parsed};
 
 use super::window::{Placement, Window};
 
@@ -20,18 +20,24 @@ pub trait RecordSource {
     /// State every source reads with (a shared prefilter, say); `()` for none.
     type Shared;
     /// Read on (typically one line) and append what it yields to `out`, possibly nothing.
-    /// `Ok(false)` once the source has nothing more; what was appended still counts.
+    /// `Ok(false)` once the source has nothing more; what was appended still counts. Records
+    /// travel boxed: they are large, and the merge and its callers move them several times.
     fn read(
         &mut self,
         shared: &mut Self::Shared,
-        out: &mut Vec<LogRecord>,
+        out: &mut Vec<BoxedRecord>,
     ) -> Result<bool, Self::Error>;
+
+    /// Take what it can reuse of records already merged and used (popped from `spent`).
+    fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
+        let _ = spent;
+    }
 }
 
 struct Lane<S> {
     source: S,
-    pending: VecDeque<LogRecord>,
-    scratch: Vec<LogRecord>,
+    pending: VecDeque<BoxedRecord>,
+    scratch: Vec<BoxedRecord>,
     done: bool,
     /// The latest timestamp taken from this source: where its untimestamped records belong.
     last_ts: Option<DateTime<Utc>>,
@@ -82,7 +88,7 @@ impl<S: RecordSource> Merge<S> {
     }
 
     /// The next record in time order, `None` when every source is done.
-    pub fn next_record(&mut self, shared: &mut S::Shared) -> Result<Option<LogRecord>, S::Error> {
+    pub fn next_record(&mut self, shared: &mut S::Shared) -> Result<Option<BoxedRecord>, S::Error> {
         for lane in &mut self.lanes {
             lane.fill(shared)?;
         }
@@ -96,6 +102,17 @@ impl<S: RecordSource> Merge<S> {
         Ok(best.and_then(|(i, _)| self.lanes[i].pending.pop_front()))
     }
 
+    /// Records the caller is done with, offered to each source in turn for reuse; what none
+    /// takes is left in `spent`.
+    pub fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
+        for lane in &mut self.lanes {
+            if spent.is_empty() {
+                break;
+            }
+            lane.source.recycle(spent);
+        }
+    }
+
     /// The sources, in the order given (for their counts once the merge is over).
     pub fn into_sources(self) -> Vec<S> {
         self.lanes.into_iter().map(|l| l.source).collect()
@@ -107,7 +124,7 @@ impl<S: RecordSource<Error = Infallible, Shared = ()>> Iterator for Merge<S> {
 
     fn next(&mut self) -> Option<LogRecord> {
         match self.next_record(&mut ()) {
-            Ok(r) => r,
+            Ok(r) => r.map(|b| *b),
             Err(never) => match never {},
         }
     }
@@ -138,7 +155,7 @@ where
     type Error = Infallible;
     type Shared = ();
 
-    fn read(&mut self, _: &mut (), out: &mut Vec<LogRecord>) -> Result<bool, Infallible> {
+    fn read(&mut self, _: &mut (), out: &mut Vec<BoxedRecord>) -> Result<bool, Infallible> {
         let Some(line) = self.lines.next() else {
             return Ok(false);
         };
@@ -146,7 +163,7 @@ where
             if r.timestamp
                 .is_none_or(|t| self.window.place(t) == Placement::Inside)
             {
-                out.push(*r);
+                out.push(r);
             }
         }
         Ok(true)

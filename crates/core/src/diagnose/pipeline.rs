@@ -17,7 +17,7 @@ use std::thread;
 
 use crate::diagnosis::Finding;
 use crate::fusion::{Correlator, Finished, MessageChain, SkewEstimate};
-use crate::logs::{Focus, LogRecord};
+use crate::logs::{BoxedRecord, Focus};
 use crate::runbook::Runbook;
 
 use super::merge::Merge;
@@ -36,7 +36,7 @@ const CHUNK: usize = 1 << 16;
 
 /// What the correlator is handed.
 enum ToCorrelate {
-    Records(Vec<LogRecord>),
+    Records(Vec<BoxedRecord>),
     /// End of input: the sources' reports, for the report's end.
     End(Vec<SourceReport>),
 }
@@ -75,7 +75,7 @@ pub(super) fn run(
     // Record batches the correlator is done with go back to be dropped (and their room reused)
     // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
     // Unbounded for the same reason as the chunks; at most the batches in flight.
-    let (spent_tx, spent) = mpsc::channel::<Vec<LogRecord>>();
+    let (spent_tx, spent) = mpsc::channel::<Vec<BoxedRecord>>();
     // Likewise the chains the renderer built its messages from go back to the correlator.
     let (built_tx, built_rx) = mpsc::channel::<Vec<Finished>>();
     thread::scope(|s| {
@@ -127,15 +127,17 @@ pub(super) fn run(
 /// The reading thread's ends of the queues.
 struct Handoff<'a> {
     to_corr: &'a SyncSender<ToCorrelate>,
-    spent: &'a Receiver<Vec<LogRecord>>,
+    spent: &'a Receiver<Vec<BoxedRecord>>,
     chunks: &'a Receiver<Vec<u8>>,
 }
 
 impl Handoff<'_> {
-    /// An empty batch: a spent one emptied (the others dropped), else a new one.
-    fn empty_batch(&self) -> Vec<LogRecord> {
+    /// An empty batch: a spent one emptied (its records offered to `merge` for reuse, the
+    /// other batches dropped), else a new one.
+    fn empty_batch(&self, merge: &mut Merge<LogStream>) -> Vec<BoxedRecord> {
         let mut batch = Vec::new();
         for mut b in self.spent.try_iter() {
+            merge.recycle(&mut b);
             b.clear();
             if batch.capacity() == 0 {
                 batch = b;
@@ -162,7 +164,7 @@ pub(super) fn one_thread(
     let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
     let mut pushed: u64 = 0;
     while let Some(rec) = merge.next_record(&mut focus)? {
-        corr.push(rec);
+        corr.observe(&rec);
         pushed += 1;
         if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
             while let Some(m) = corr.next_finished() {
@@ -219,7 +221,7 @@ fn feed(
                 return Ok(());
             }
             write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
-            batch = hand.empty_batch();
+            batch = hand.empty_batch(merge);
         }
     }
     if !batch.is_empty() {
@@ -249,7 +251,7 @@ fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> 
 /// The correlating thread's ends of the queues.
 struct CorrelatorEnds {
     records: Receiver<ToCorrelate>,
-    spent: Sender<Vec<LogRecord>>,
+    spent: Sender<Vec<BoxedRecord>>,
     built: Receiver<Vec<Finished>>,
     to_render: SyncSender<ToRender>,
 }

@@ -31,8 +31,8 @@ pub(super) fn json_head(o: &mut dyn Write) -> io::Result<()> {
     o.write_all(b"{\"messages\": [")
 }
 
-/// One message of the list. Serialized into `scratch` first (reused between messages), then
-/// written at once: serde writes many small pieces, each a call through `o` otherwise.
+/// One message of the list. Written into `scratch` first (reused between messages), then
+/// written at once: it is made of many small pieces, each a call through `o` otherwise.
 pub(super) fn json_message(
     o: &mut dyn Write,
     m: &MessageChain,
@@ -41,7 +41,7 @@ pub(super) fn json_message(
 ) -> io::Result<()> {
     scratch.clear();
     scratch.extend_from_slice(if first { b"\n  " } else { b",\n  " });
-    serde_json::to_writer(&mut *scratch, m).map_err(io::Error::other)?;
+    super::json::message(scratch, m)?;
     o.write_all(scratch)
 }
 

@@ -6,7 +6,9 @@ use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 
-use crate::logs::{BoundedLines, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed};
+use crate::logs::{
+    BoundedLines, BoxedRecord, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed,
+};
 
 use super::merge::RecordSource;
 use super::window::{Placement, Window};
@@ -86,7 +88,7 @@ impl RecordSource for LogStream {
     fn read(
         &mut self,
         focus: &mut Option<Focus>,
-        out: &mut Vec<LogRecord>,
+        out: &mut Vec<BoxedRecord>,
     ) -> Result<bool, AnalyzeError> {
         let read_error = |err| AnalyzeError::Read {
             source: self.display.clone(),
@@ -108,8 +110,11 @@ impl RecordSource for LogStream {
                 Some(LineRead::Line(l)) => match focus {
                     Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
                     None => {
+                        // The full scan's path: the record stays in the box it was made in.
                         if let Parsed::Record(r) = self.parser.parse(l) {
-                            self.scratch.push(*r);
+                            if self.admit(r.timestamp) {
+                                out.push(r);
+                            }
                         }
                     }
                 },
@@ -118,10 +123,14 @@ impl RecordSource for LogStream {
         let mut recs = std::mem::take(&mut self.scratch);
         for rec in recs.drain(..) {
             if self.admit(rec.timestamp) {
-                out.push(rec);
+                out.push(Box::new(rec));
             }
         }
         self.scratch = recs;
         Ok(!self.stopped_after_until)
+    }
+
+    fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
+        self.parser.recycle(spent);
     }
 }

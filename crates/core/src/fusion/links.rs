@@ -62,19 +62,29 @@ fn bracket_ip(s: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// The address in the brackets is a loopback address. Asked of every client and relay: an
+/// IPv4 loopback is written `127.` first (leading zeros do not parse) and an IPv6 one has a
+/// colon, so other addresses are not parsed at all.
+fn bracket_loopback(s: &str) -> bool {
+    let maybe = s.find('[').is_some_and(|open| {
+        let inner = &s[open + 1..];
+        inner.starts_with("127.") || inner.split(']').next().is_some_and(|a| a.contains(':'))
+    });
+    maybe && bracket_ip(s).is_some_and(|ip| ip.is_loopback())
+}
+
 /// A Postfix `relay=` that is this host itself: loopback (`127.0.0.1[127.0.0.1]:10024`,
 /// `localhost[::1]:25`) or a content filter port (`amavis[172.18.0.5]:10024`).
 pub(super) fn relay_is_local(relay: &str) -> bool {
     let port = relay
         .rsplit_once("]:")
         .and_then(|(_, p)| p.parse::<u16>().ok());
-    bracket_ip(relay).is_some_and(|ip| ip.is_loopback())
-        || port.is_some_and(|p| CONTENT_FILTER_PORTS.contains(&p))
+    bracket_loopback(relay) || port.is_some_and(|p| CONTENT_FILTER_PORTS.contains(&p))
 }
 
 /// An smtpd `client=` on the loopback (`localhost[127.0.0.1]`): a re-injection on this host.
 pub(super) fn client_is_local(client: &str) -> bool {
-    bracket_ip(client).is_some_and(|ip| ip.is_loopback())
+    bracket_loopback(client)
 }
 
 /// Two message-ids do not contradict each other (the same, or one is unknown).

@@ -6,7 +6,7 @@
 //! lines (`core::logs`).
 //!
 //! Where things are:
-//! - `model`: the output types (serialized to JSON as they are).
+//! - `model`: the output types (serialized to JSON as they are; `rfc3339`: their timestamps).
 //! - `correlator`: the streaming `Correlator`, its `Limits`, dispatch and emission of chains.
 //! - `on_queue`, `on_delivery`, `on_reject`, `on_refused`, `on_dovecot`, `on_host`: one handler
 //!   module per family of log events.
@@ -30,6 +30,7 @@ mod on_refused;
 mod on_reject;
 mod probe;
 mod quiet;
+pub(crate) mod rfc3339;
 mod skew;
 
 pub use correlator::{Correlator, Finished, Limits};

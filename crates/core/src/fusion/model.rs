@@ -149,7 +149,9 @@ pub struct Hop {
     pub lmtp_session: Option<String>,
     pub mailbox: Option<String>,
     pub attempts: u32,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub arrived_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub left_at: Option<DateTime<Utc>>,
     /// The timestamps above are whole-second floors (the log had no fraction).
     pub whole_seconds: bool,
@@ -193,7 +195,15 @@ impl MessageChain {
 
 /// Message-id comparison key: without angle brackets and surrounding space.
 pub fn msgid_key(id: &str) -> &str {
-    id.trim().trim_start_matches('<').trim_end_matches('>')
+    // Looked up for every message-id line and emitted chain: when both ends are visible ASCII
+    // (as a message-id's are), there is no surrounding space, and `trim`'s Unicode check is
+    // skipped.
+    let b = id.as_bytes();
+    let trimmed = match (b.first(), b.last()) {
+        (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => id,
+        _ => id.trim(),
+    };
+    trimmed.trim_start_matches('<').trim_end_matches('>')
 }
 
 /// Estimated clock offset of `host` relative to `reference` (`host - reference`).
@@ -334,6 +344,24 @@ mod tests {
         assert_eq!(expect.len(), ALL.len());
         for (hop, msg) in expect {
             assert_eq!(hop.message_status(), msg, "{hop:?}");
+        }
+    }
+
+    #[test]
+    fn msgid_key_drops_brackets_and_any_surrounding_space() {
+        for (id, key) in [
+            ("<a@b>", "a@b"),
+            ("a@b", "a@b"),
+            ("  <a@b>\t", "a@b"),
+            ("\u{a0}<a@b>\u{2003}", "a@b"),
+            ("<<a@b>>", "a@b"),
+            ("<é@b>", "é@b"),
+            ("é@b", "é@b"),
+            ("", ""),
+            (" ", ""),
+            ("<>", ""),
+        ] {
+            assert_eq!(msgid_key(id), key, "{id:?}");
         }
     }
 }

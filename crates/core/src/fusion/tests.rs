@@ -828,7 +828,18 @@ fn local_relays_and_clients_are_recognized() {
     }
     assert!(client_is_local("localhost[127.0.0.1]"));
     assert!(client_is_local("localhost[::1]"));
-    assert!(!client_is_local("unknown[100.64.0.1]"));
+    assert!(client_is_local("h[IPv6:0:0:0:0:0:0:0:1]"));
+    assert!(client_is_local("h[127.255.0.9]"));
+    for c in [
+        "unknown[100.64.0.1]",
+        "h[::ffff:127.0.0.1]",
+        "h[0127.0.0.1]",
+        "h[128.0.0.1]",
+        "h[127.0.0]",
+        "h[ipv6:2001:db8::1]",
+    ] {
+        assert!(!client_is_local(c), "{c}");
+    }
 }
 
 #[test]

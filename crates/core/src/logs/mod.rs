@@ -317,6 +317,10 @@ pub struct LogRecord {
     pub raw: String,
 }
 
+/// A record as the parser hands it out and a merge passes it on: boxed, since a record is large
+/// and moves several times between the parser and the correlator.
+pub type BoxedRecord = Box<LogRecord>;
+
 /// Outcome of parsing one line on the fast path.
 #[derive(Debug)]
 pub enum Parsed {
@@ -324,7 +328,7 @@ pub enum Parsed {
     Unknown,
     /// Recognized, but nothing to correlate (no allocation was made).
     Info,
-    Record(Box<LogRecord>),
+    Record(BoxedRecord),
 }
 
 /// Per-source counters, reported so that skipped input is never silent.
@@ -384,8 +388,9 @@ fn parse_event<'a>(
     line: &'a [u8],
     ctx: &ParseContext,
     year_bump: i32,
+    days: &mut prefix::Days,
 ) -> Option<(prefix::Header<'a>, Option<Event>)> {
-    let h = prefix::parse_header(line, ctx, year_bump)?;
+    let h = prefix::parse_header_with(line, ctx, year_bump, days)?;
     let ev = event_of(&h)?;
     Some((h, ev))
 }
@@ -435,6 +440,7 @@ impl Interner {
 }
 
 /// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
+/// `raw` is an emptied string whose room the line's text reuses.
 fn build_record(
     line: &[u8],
     text: Option<&str>,
@@ -442,7 +448,12 @@ fn build_record(
     h: prefix::Header<'_>,
     event: Event,
     interner: &mut Interner,
+    mut raw: String,
 ) -> LogRecord {
+    match text {
+        Some(t) => raw.push_str(t),
+        None => raw.push_str(&String::from_utf8_lossy(line)),
+    }
     LogRecord {
         role: ctx.role.clone(),
         format: h.format,
@@ -452,7 +463,40 @@ fn build_record(
         program: interner.get(h.program),
         pid: h.pid,
         event,
-        raw: text.map_or_else(|| scan::lossy(line), str::to_owned),
+        raw,
+    }
+}
+
+/// Records handed back for reuse ([`LineParser::recycle`]): a full scan makes one per line
+/// it correlates, and reusing the box and its line's room saves two allocations each.
+#[derive(Debug, Clone, Default)]
+struct Spares {
+    records: Vec<BoxedRecord>,
+}
+
+impl Spares {
+    /// Records kept at most (about two of the pipeline's batches).
+    const CAP: usize = 2048;
+    /// Longest line room kept with a record: an over-long line's room is let go.
+    const RAW_ROOM: usize = 1024;
+
+    /// A record's box and its emptied line, when one is spare.
+    fn take(&mut self) -> Option<(BoxedRecord, String)> {
+        let mut rec = self.records.pop()?;
+        let mut raw = std::mem::take(&mut rec.raw);
+        raw.clear();
+        Some((rec, raw))
+    }
+
+    fn put(&mut self, mut rec: BoxedRecord) -> bool {
+        if self.records.len() >= Self::CAP {
+            return false;
+        }
+        if rec.raw.capacity() > Self::RAW_ROOM {
+            rec.raw = String::new();
+        }
+        self.records.push(rec);
+        true
     }
 }
 
@@ -471,7 +515,7 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
-    let (h, ev) = parse_event(line, ctx, 0)?;
+    let (h, ev) = parse_event(line, ctx, 0, &mut prefix::Days::default())?;
     let ev = ev.unwrap_or(Event::Info);
     Some(build_record(
         line,
@@ -480,6 +524,7 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
         h,
         ev,
         &mut Interner::default(),
+        String::new(),
     ))
 }
 
@@ -493,6 +538,8 @@ pub struct LineParser {
     counts: SourceCounts,
     interner: Interner,
     ring: focus::Ring,
+    spares: Spares,
+    days: prefix::Days,
 }
 
 impl LineParser {
@@ -504,6 +551,8 @@ impl LineParser {
             counts: SourceCounts::default(),
             interner: Interner::default(),
             ring: focus::Ring::new(),
+            spares: Spares::default(),
+            days: prefix::Days::default(),
         }
     }
 
@@ -526,7 +575,7 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let Some((h, ev)) = parse_event(line, &self.ctx, bump) else {
+        let Some((h, ev)) = parse_event(line, &self.ctx, bump, &mut self.days) else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
@@ -621,16 +670,35 @@ impl LineParser {
         }
         self.counts.parsed += 1;
         *self.counts.formats.entry(h.format).or_insert(0) += 1;
-        match ev {
-            None | Some(Event::Info) => Parsed::Info,
-            Some(ev) => Parsed::Record(Box::new(build_record(
+        let ev = match ev {
+            None | Some(Event::Info) => return Parsed::Info,
+            Some(ev) => ev,
+        };
+        let (ctx, interner) = (&self.ctx, &mut self.interner);
+        Parsed::Record(match self.spares.take() {
+            Some((mut rec, raw)) => {
+                *rec = build_record(line, text, ctx, h, ev, interner, raw);
+                rec
+            }
+            None => Box::new(build_record(
                 line,
                 text,
-                &self.ctx,
+                ctx,
                 h,
                 ev,
-                &mut self.interner,
-            ))),
+                interner,
+                String::new(),
+            )),
+        })
+    }
+
+    /// Hand back records the caller is done with: the next records reuse their boxes and line
+    /// room. Those beyond what is kept are dropped here.
+    pub fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
+        while let Some(rec) = spent.pop() {
+            if !self.spares.put(rec) {
+                break;
+            }
         }
     }
 }

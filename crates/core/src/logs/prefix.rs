@@ -301,15 +301,65 @@ fn parse_classic(b: &[u8]) -> Option<Classic> {
     })
 }
 
+/// The day the last year-less stamp fell on, with the UTC time of its local midnight: lines come
+/// in time order, so most are on the day of the line before, and the calendar work is done once
+/// a day instead of once a line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Days {
+    last: Option<LastDay>,
+}
+
+/// A calendar day in a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Day {
+    year: i32,
+    month: u32,
+    day: u32,
+    utc_offset: i32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastDay {
+    day: Day,
+    /// Its local midnight in UTC (`None`: no such date).
+    midnight: Option<DateTime<Utc>>,
+}
+
+impl Days {
+    fn midnight(&mut self, day: Day) -> Option<DateTime<Utc>> {
+        if let Some(last) = self.last.filter(|l| l.day == day) {
+            return last.midnight;
+        }
+        let midnight = NaiveDate::from_ymd_opt(day.year, day.month, day.day)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|n| n.checked_sub_signed(TimeDelta::seconds(i64::from(day.utc_offset))))
+            .map(|n| n.and_utc());
+        self.last = Some(LastDay { day, midnight });
+        midnight
+    }
+}
+
 /// Resolve a year-less timestamp. With a reference time (e.g. the file's mtime, or "now" for a
 /// live command), a date more than two days after the reference belongs to the previous year
 /// (the usual syslog rule: logs are not written in the future). Without one, `ctx.year` plus
 /// the caller's rollover count is used.
-fn classic_to_utc(c: &Classic, ctx: &ParseContext, year_bump: i32) -> Option<DateTime<Utc>> {
+fn classic_to_utc(
+    c: &Classic,
+    ctx: &ParseContext,
+    year_bump: i32,
+    days: &mut Days,
+) -> Option<DateTime<Utc>> {
     let off = ctx_offset(ctx);
-    let build = |year: i32| -> Option<DateTime<Utc>> {
-        let d = NaiveDate::from_ymd_opt(year, c.month, c.day)?;
-        Some(to_utc(d.and_hms_nano_opt(c.h, c.m, c.s, c.nanos)?, off))
+    // `parse_hms` has checked the time of day (a leap second is already folded into :59).
+    let since_midnight = TimeDelta::new(i64::from(c.h * 3600 + c.m * 60 + c.s), c.nanos)?;
+    let mut build = |year: i32| -> Option<DateTime<Utc>> {
+        let day = Day {
+            year,
+            month: c.month,
+            day: c.day,
+            utc_offset: off,
+        };
+        days.midnight(day)?.checked_add_signed(since_midnight)
     };
     match ctx.reference {
         Some(r) => {
@@ -381,10 +431,21 @@ fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
 
 /// Parse the prefix of `line` (no trailing newline). `year_bump` is the caller's Dec -> Jan
 /// rollover count for year-less formats.
+#[cfg(test)]
 pub(crate) fn parse_header<'a>(
     line: &'a [u8],
     ctx: &ParseContext,
     year_bump: i32,
+) -> Option<Header<'a>> {
+    parse_header_with(line, ctx, year_bump, &mut Days::default())
+}
+
+/// [`parse_header`] with the caller's day of the last year-less stamp.
+pub(crate) fn parse_header_with<'a>(
+    line: &'a [u8],
+    ctx: &ParseContext,
+    year_bump: i32,
+    days: &mut Days,
 ) -> Option<Header<'a>> {
     let mut format;
     let ts;
@@ -422,7 +483,7 @@ pub(crate) fn parse_header<'a>(
             rest = after;
         }
     } else if let Some(c) = parse_classic(line) {
-        ts = Some(classic_to_utc(&c, ctx, year_bump)?);
+        ts = Some(classic_to_utc(&c, ctx, year_bump, days)?);
         subsecond = c.frac > 0;
         format = if c.zero_padded {
             LineFormat::PostfixMaillog
@@ -595,6 +656,46 @@ mod tests {
         assert_eq!(h.ts, Some(ts(2025, 12, 31, 23, 59, 59)));
         let h = parse_header(b"Jan  2 00:00:01 mx postfix/smtpd[1]: x", &c, 0).unwrap();
         assert_eq!(h.ts, Some(ts(2026, 1, 2, 0, 0, 1)));
+    }
+
+    #[test]
+    fn the_day_kept_from_the_line_before_gives_each_line_its_own_time() {
+        let lines: [&[u8]; 7] = [
+            b"Nov  4 23:59:59.250 mx postfix/smtpd[1]: x",
+            b"Nov  4 00:00:00 mx postfix/smtpd[1]: x",
+            b"Nov  5 00:00:01 mx postfix/smtpd[1]: x",
+            b"Feb 29 12:00:00 mx postfix/smtpd[1]: x",
+            b"Feb 28 23:59:60 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09 mx postfix/smtpd[1]: x",
+            b"Dec 31 22:30:00 mx postfix/smtpd[1]: x",
+        ];
+        for tz in ["+00:00", "+02:00", "-05:30"] {
+            let mut c = ctx();
+            c.tz = parse_tz(tz).unwrap();
+            let mut days = Days::default();
+            for bump in [0, 1] {
+                for l in lines {
+                    let kept = parse_header_with(l, &c, bump, &mut days).map(|h| h.ts);
+                    let fresh = parse_header(l, &c, bump).map(|h| h.ts);
+                    assert_eq!(kept, fresh, "{tz} {}", String::from_utf8_lossy(l));
+                    let naive = std::str::from_utf8(l)
+                        .unwrap()
+                        .split(" mx ")
+                        .next()
+                        .unwrap();
+                    let year = 2025 + bump;
+                    let want = NaiveDateTime::parse_from_str(
+                        &format!("{year} {naive}"),
+                        "%Y %b %e %H:%M:%S%.f",
+                    )
+                    .ok()
+                    .map(|n| to_utc(n, c.tz.local_minus_utc()));
+                    if !naive.ends_with(":60") {
+                        assert_eq!(fresh.flatten(), want, "{tz} {naive}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
