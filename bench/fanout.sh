@@ -80,3 +80,18 @@ for label, xs in (("one scenario", one), (f"--all, {sys.argv[2]} scenarios, max_
 ratio = statistics.median(allr) / statistics.median(one)
 print(f"\nratio --all / one: {ratio:.2f}x; target <= 2x: {'met' if ratio <= 2 else 'NOT met'}")
 PY
+# Where the last --all run's probes spent their time: the client-measured stages, median and max.
+python3 - "$OUT/last.json" <<'PY'
+import json, statistics, sys
+try:
+    results = json.load(open(sys.argv[1]))["results"]
+except (ValueError, KeyError, OSError):
+    sys.exit(0)
+parts = []
+for name in ("submission", "detect", "end_to_end"):
+    ms = [s["ms"] for r in results for s in r.get("stages", []) if s["name"] == name and s.get("ms") is not None]
+    if ms:
+        parts.append(f"{name} median {statistics.median(ms):.0f} ms, max {max(ms)} ms")
+if parts:
+    print("last --all run, per probe: " + "; ".join(parts))
+PY

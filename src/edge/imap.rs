@@ -12,6 +12,7 @@
 //! opening the session (`connect`).
 mod auth;
 mod connect;
+mod roster;
 mod shared;
 mod special_use;
 mod watch;

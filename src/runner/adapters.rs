@@ -24,18 +24,21 @@ use crate::edge::imap::{FetchError, Member, SharedArmed, SharedMailbox};
 use crate::edge::logsource::LogSourceConfig;
 use crate::edge::logwatch::{recent_host_findings, LogWatch};
 use crate::edge::sendgrid;
-use crate::edge::smtp::{self, SendOutcome};
+use crate::edge::smtp::{self, SmtpPool, Submitted};
 use crate::edge::store::{Claim, PendingRow, Removal, Store, StoreError};
 
-/// SMTP submission as configured by a scenario, secrets resolved.
+/// SMTP submission as configured by a scenario, secrets resolved, on the connections it
+/// shares with the run's other scenarios that submit to the same server the same way.
 pub struct SmtpProbeSender {
     pub cfg: SmtpSender,
     pub prepared: smtp::Prepared,
+    pub pool: Arc<SmtpPool>,
 }
 
 impl ProbeSender for SmtpProbeSender {
-    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
-        Box::pin(smtp::send_until(
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted> {
+        Box::pin(smtp::send_pooled(
+            &self.pool,
             &self.cfg,
             &self.prepared,
             message,
@@ -51,13 +54,12 @@ pub struct SendGridProbeSender {
 }
 
 impl ProbeSender for SendGridProbeSender {
-    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
-        Box::pin(sendgrid::send_until(
-            &self.cfg,
-            &self.prepared,
-            message,
-            deadline,
-        ))
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted> {
+        Box::pin(async move {
+            let started = crate::clock::instant();
+            let outcome = sendgrid::send_until(&self.cfg, &self.prepared, message, deadline).await;
+            Submitted { outcome, started }
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use crate::core::probe::Installation;
 use crate::core::verdict::{CopyAt, StoredProbe};
 use crate::edge::imap::{FetchError, ScannedCopy, WaitEnd, WaitNotes};
 pub use crate::edge::imap::{Look, LookRequests};
-use crate::edge::smtp::SendOutcome;
+use crate::edge::smtp::Submitted;
 use crate::edge::store::{Claim, PendingRow, Removal, StoreError};
 
 /// A boxed future that may move between threads (runs are spawned on tokio).
@@ -38,10 +38,12 @@ pub type Arming = BoxFuture<'static, Result<Box<dyn ArmedWait>, FetchError>>;
 /// A scan of the watched folders: the copies found, and warnings.
 pub type Scanning<'a> = BoxFuture<'a, (Vec<ScannedCopy>, Vec<String>)>;
 
-/// Submits one rendered probe (SMTP today).
+/// Submits one rendered probe (SMTP or SendGrid's API).
 pub trait ProbeSender: Send + Sync {
-    /// Submit `message`; every step of the submission ends by `deadline` (the probe's).
-    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome>;
+    /// Submit `message`; every step of the submission ends by `deadline` (the probe's). The
+    /// answer says when the submission started: a sender may first wait for its turn on a
+    /// connection shared with other probes, which is not the mail system's time.
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted>;
 }
 
 /// The receiver's account: opens mailbox sessions.

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::adapters::{ImapAccount, SendGridProbeSender, SmtpProbeSender};
 use super::ports::{MailboxAccess, ProbeSender};
-use crate::config::{Receiver, Scenario, Sender};
+use crate::config::{Receiver, Scenario, Sender, SmtpSender};
 use crate::edge::imap::SharedMailbox;
+use crate::edge::smtp::SmtpPool;
 use crate::edge::{imap, sendgrid, smtp, tls};
 
 /// A scenario with everything it needs resolved, and the edges that send and receive its probe.
@@ -42,19 +43,47 @@ impl std::fmt::Debug for Prepared {
 /// Resolve a scenario's secrets and CA files. The error is one line naming what is missing
 /// (a variable's name or a file's path, never a value). Its mailbox session is its own.
 pub fn prepare(s: &Scenario) -> Result<Prepared, String> {
-    prepare_sharing(s, &mut Vec::new())
+    prepare_sharing(s, &mut Shared::default())
+}
+
+/// What the scenarios of one run share: mailbox sessions, and connections to submission
+/// servers.
+#[derive(Default)]
+struct Shared {
+    sessions: Vec<Arc<SharedMailbox>>,
+    pools: Vec<(SmtpSender, Arc<SmtpPool>)>,
 }
 
 /// [`prepare`] every scenario of one run: the scenarios that watch the same mailbox share one
-/// session (see [`same_mailbox`]).
+/// session (see [`same_mailbox`]), those that submit to the same server the same way share its
+/// connections (see [`same_submission`]).
 pub fn prepare_all<'s>(
     scenarios: impl IntoIterator<Item = &'s Scenario>,
 ) -> Result<Vec<Prepared>, String> {
-    let mut sessions = Vec::new();
+    let mut shared = Shared::default();
     scenarios
         .into_iter()
-        .map(|s| prepare_sharing(s, &mut sessions))
+        .map(|s| prepare_sharing(s, &mut shared))
         .collect()
+}
+
+/// Whether two SMTP senders can share connections: the same server, port, TLS and CA, EHLO
+/// name, credentials and command timeout. The envelope and headers are each transaction's.
+fn same_submission(a: &SmtpSender, b: &SmtpSender) -> bool {
+    let same_auth = match (&a.auth, &b.auth) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x.username == y.username && x.password == y.password && x.mechanism == y.mechanism
+        }
+        _ => false,
+    };
+    a.host == b.host
+        && a.port == b.port
+        && a.tls == b.tls
+        && a.ca_file == b.ca_file
+        && a.helo == b.helo
+        && same_auth
+        && a.command_timeout == b.command_timeout
 }
 
 /// Whether two receivers name the same mailbox session: the same server, port, TLS and CA,
@@ -72,10 +101,7 @@ fn same_mailbox(a: &Receiver, b: &Receiver) -> bool {
         && a.idle == b.idle
 }
 
-fn prepare_sharing(
-    s: &Scenario,
-    sessions: &mut Vec<Arc<SharedMailbox>>,
-) -> Result<Prepared, String> {
+fn prepare_sharing(s: &Scenario, shared: &mut Shared) -> Result<Prepared, String> {
     let ctx = |m: String| format!("scenario {}: {m}", s.name);
     let recv_ca = match &s.receiver.ca_file {
         Some(p) => tls::read_ca(p).map_err(|e| ctx(e.to_string()))?,
@@ -89,14 +115,15 @@ fn prepare_sharing(
             .resolve()
             .map_err(|e| ctx(format!("receiver password: {e}")))?,
     };
-    let shared = match sessions
+    let session = match shared
+        .sessions
         .iter()
         .find(|m| same_mailbox(m.receiver(), &s.receiver))
     {
         Some(m) => Arc::clone(m),
         None => {
             let m = Arc::new(SharedMailbox::new(s.receiver.clone(), imap));
-            sessions.push(Arc::clone(&m));
+            shared.sessions.push(Arc::clone(&m));
             m
         }
     };
@@ -119,9 +146,18 @@ fn prepare_sharing(
                 ),
                 None => None,
             };
+            let pool = match shared.pools.iter().find(|(c, _)| same_submission(c, cfg)) {
+                Some((_, p)) => Arc::clone(p),
+                None => {
+                    let p = Arc::new(SmtpPool::default());
+                    shared.pools.push((cfg.clone(), Arc::clone(&p)));
+                    p
+                }
+            };
             Arc::new(SmtpProbeSender {
                 cfg: cfg.clone(),
                 prepared: smtp::Prepared { ca_pem, password },
+                pool,
             })
         }
         Sender::SendGrid(cfg) => {
@@ -142,6 +178,6 @@ fn prepare_sharing(
     Ok(Prepared {
         scenario: s.clone(),
         sender,
-        mailbox: Arc::new(ImapAccount { shared }),
+        mailbox: Arc::new(ImapAccount { shared: session }),
     })
 }

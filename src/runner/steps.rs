@@ -21,7 +21,7 @@ use crate::core::verdict::{
     submission_verdict, ArrivalFacts, StatusDecision, SubmitFailure,
 };
 use crate::edge::imap::{Arrival, FetchError};
-use crate::edge::smtp::SendOutcome;
+use crate::edge::smtp::{SendOutcome, Submitted};
 
 /// How far back the logs are searched for why a mailbox could not be read.
 const HOST_FINDINGS_LOOKBACK: Duration = Duration::from_secs(20);
@@ -161,8 +161,10 @@ impl<'r> Run<'r> {
             extra_headers: &s.headers,
         }
         .render(&self.runner.installation.key);
-        let started = self.runner.clock.instant();
-        let outcome = self.prepared.sender.send(&message, self.deadline).await;
+        // The submission (and `total_ms`) starts with the conversation, not with a wait for
+        // a connection shared with the run's other probes.
+        let Submitted { outcome, started } =
+            self.prepared.sender.send(&message, self.deadline).await;
         let sub: Submission = outcome.submission().clone();
         self.result.submission = Some(sub.clone());
         self.result.accepted_at = sub.accepted_at;

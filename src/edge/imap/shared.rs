@@ -6,15 +6,18 @@
 //! out. A session lost on the way ends every armed probe's wait as lost, and the next probe to
 //! open the mailbox logs in again for all of them, each resuming from its own points.
 //!
-//! A member's handles only send requests to the watch, which serves them one at a time, so a
-//! cleanup's scan or deletion never interleaves with a look. Not here: looking, dispatching and
-//! charging commands (`watch`), what to delete (the runner decides).
+//! Joining, arming and leaving go through the session's roster (`roster`) at once; what needs
+//! the session (a resuming probe's catch-up look, a cleanup's scan or deletion, the logout) is
+//! asked of the watch, which serves it between looks, so a scan never interleaves with a look.
+//! Not here: looking, dispatching and charging commands (`watch`), what to delete (the runner
+//! decides).
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::roster::{Armed, Left, Roster};
 use super::watch::{self, Charges, LookRequests, WaitEnd};
 use super::{step_until, within, Arrival, FetchError, Mailbox, Prepared, ScannedCopy, WaitNotes};
 use crate::config::Receiver;
@@ -22,21 +25,15 @@ use crate::core::outcome::AuthMechanism;
 use crate::core::probe::Installation;
 use crate::core::verdict::CopyAt;
 
-/// What a member asks of the session's watch.
+/// What a member asks of the session's watch: what needs the session's commands (joining,
+/// arming from scratch, disarming and leaving are done on the [`Roster`] at once).
 pub(super) enum Request {
-    Join {
-        reply: oneshot::Sender<Joined>,
-    },
-    /// Watch for this probe; the reply comes once detection is armed.
-    Arm {
+    /// Arm a probe of a session lost on the way: the watch looks from its resume points first
+    /// (it may have arrived meanwhile); the reply comes once that look is done.
+    Resume {
         member: u64,
-        want: Box<Want>,
-        found: mpsc::Sender<Arrival>,
+        armed: Armed,
         reply: oneshot::Sender<()>,
-    },
-    /// Stop watching for the member's probe (its wait ended).
-    Disarm {
-        member: u64,
     },
     Scan {
         key: Installation,
@@ -46,17 +43,8 @@ pub(super) enum Request {
         at: CopyAt,
         reply: oneshot::Sender<Result<usize, FetchError>>,
     },
-    /// The member is done; `done` is answered once its part is over (after the logout when
-    /// it was the last).
-    Leave {
-        member: u64,
-        done: Option<oneshot::Sender<()>>,
-    },
-}
-
-/// A member's place in the session.
-pub(super) struct Joined {
-    pub(super) member: u64,
+    /// The last member left: log out, then answer `done`.
+    LogOut { done: Option<oneshot::Sender<()>> },
 }
 
 /// One probe being watched for.
@@ -74,6 +62,7 @@ pub(super) struct Want {
 #[derive(Clone)]
 struct Live {
     requests: mpsc::UnboundedSender<Request>,
+    roster: Arc<Roster>,
     /// Woken by every member's look request.
     wake: Arc<Notify>,
     facts: Facts,
@@ -116,27 +105,14 @@ impl SharedMailbox {
         deadline: Instant,
     ) -> Result<Member, FetchError> {
         // Openers queue here while one logs in, then join its session: one login for all.
-        // The lock is not held while joining: openers join together, each in one step of
-        // the watch, not one after another.
-        let lock = || {
-            within(
-                "waiting for the shared IMAP session",
-                step_until(deadline),
-                async { Ok::<_, FetchError>(self.live.lock().await) },
-            )
-        };
-        let current = lock().await?.clone();
-        if let Some(m) = try_join(current.as_ref(), resume, deadline).await {
-            return Ok(m);
-        }
-        let mut live = lock().await?;
-        // Another opener may have logged in meanwhile: join that one.
-        let other = live.as_ref().filter(|l| {
-            !current
-                .as_ref()
-                .is_some_and(|c| c.requests.same_channel(&l.requests))
-        });
-        if let Some(m) = try_join(other, resume, deadline).await {
+        // Joining takes no command, so the lock is held only for a moment otherwise.
+        let mut live = within(
+            "waiting for the shared IMAP session",
+            step_until(deadline),
+            async { Ok::<_, FetchError>(self.live.lock().await) },
+        )
+        .await?;
+        if let Some(m) = live.as_ref().and_then(|l| join(l, resume)) {
             return Ok(m);
         }
         let mb = Mailbox::open_resuming(&self.receiver, &self.prepared, resume, deadline).await?;
@@ -148,37 +124,24 @@ impl SharedMailbox {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
-        tokio::spawn(watch::run(mb, facts.idle, Arc::clone(&wake), rx));
+        let roster = Arc::new(Roster::default());
         let l = Live {
             requests: tx,
-            wake,
+            roster: Arc::clone(&roster),
+            wake: Arc::clone(&wake),
             facts,
         };
-        let m = join(&l, resume).await;
+        // The creator joins before the watch runs: its roster is never empty until a leave.
+        let m = join(&l, resume);
+        tokio::spawn(watch::run(mb, l.facts.idle, wake, roster, rx));
         *live = Some(l);
         m.ok_or_else(|| FetchError::Protocol("the IMAP session ended at once".into()))
     }
 }
 
-/// Join `live` within the step's time; `None` when there is none, or it has ended or does
-/// not answer in time (it is left to its members; a new one opens).
-async fn try_join(
-    live: Option<&Live>,
-    resume: &[(String, u32)],
-    deadline: Instant,
-) -> Option<Member> {
-    let l = live?;
-    tokio::time::timeout_at(step_until(deadline), join(l, resume))
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Join a running session; `None` when it has ended.
-async fn join(live: &Live, resume: &[(String, u32)]) -> Option<Member> {
-    let (reply, joined) = oneshot::channel();
-    live.requests.send(Request::Join { reply }).ok()?;
-    let Joined { member } = joined.await.ok()?;
+/// Join a running session at once; `None` when it has ended.
+fn join(live: &Live, resume: &[(String, u32)]) -> Option<Member> {
+    let member = live.roster.join().ok()?;
     // Where this member's "new" starts: its own points, else the session's current ones
     // (a member sends its probe only after arming, so nothing of it can be below them).
     let starts = live
@@ -192,6 +155,7 @@ async fn join(live: &Live, resume: &[(String, u32)]) -> Option<Member> {
         .collect();
     Some(Member {
         requests: live.requests.clone(),
+        roster: Arc::clone(&live.roster),
         wake: Arc::clone(&live.wake),
         member,
         idle: live.facts.idle,
@@ -206,6 +170,7 @@ async fn join(live: &Live, resume: &[(String, u32)]) -> Option<Member> {
 /// all the same.
 pub struct Member {
     requests: mpsc::UnboundedSender<Request>,
+    roster: Arc<Roster>,
     wake: Arc<Notify>,
     member: u64,
     idle: bool,
@@ -235,7 +200,8 @@ impl Member {
     }
 
     /// Arm detection of probe `want` and return once it is armed, by `deadline` (the probe's).
-    /// Send the probe only after this returns.
+    /// Send the probe only after this returns. A fresh probe is armed at once; a resuming one
+    /// once the watch has looked from its resume points.
     pub async fn arm(
         self,
         key: Installation,
@@ -245,30 +211,36 @@ impl Member {
         let charges = Arc::new(Charges::default());
         let looks = LookRequests::waking(Arc::clone(&self.wake));
         let (found_tx, found) = mpsc::channel(1);
-        let (reply, armed) = oneshot::channel();
-        let w = Box::new(Want {
-            key,
-            id: want,
-            resume: if self.resuming {
-                self.starts.clone()
-            } else {
-                Vec::new()
-            },
-            looks: looks.clone(),
-            charges: Arc::clone(&charges),
-        });
-        self.requests
-            .send(Request::Arm {
-                member: self.member,
-                want: w,
-                found: found_tx,
-                reply,
+        let armed = Armed {
+            want: Box::new(Want {
+                key,
+                id: want,
+                resume: if self.resuming {
+                    self.starts.clone()
+                } else {
+                    Vec::new()
+                },
+                looks: looks.clone(),
+                charges: Arc::clone(&charges),
+            }),
+            found: Some(found_tx),
+        };
+        if self.resuming {
+            let (reply, done) = oneshot::channel();
+            self.requests
+                .send(Request::Resume {
+                    member: self.member,
+                    armed,
+                    reply,
+                })
+                .map_err(|_| lost())?;
+            within("arming detection", step_until(deadline), async {
+                done.await.map_err(|_| lost())
             })
-            .map_err(|_| lost())?;
-        within("arming detection", step_until(deadline), async {
-            armed.await.map_err(|_| lost())
-        })
-        .await?;
+            .await?;
+        } else {
+            self.roster.arm(self.member, armed).map_err(|_| lost())?;
+        }
         Ok(SharedArmed {
             member: self,
             found,
@@ -304,27 +276,32 @@ impl Member {
         got.await.map_err(|_| lost())?
     }
 
-    /// Leave the session; the last member's leaving logs it out.
+    /// Leave the session; the last member's leaving logs it out (and waits for that, a few
+    /// seconds at most).
     pub async fn logout(mut self) {
         self.left = true;
-        let (done, over) = oneshot::channel();
-        let sent = self.requests.send(Request::Leave {
-            member: self.member,
-            done: Some(done),
-        });
-        if sent.is_ok() {
+        if let Some(over) = self.leave(true) {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(3), over).await;
         }
+    }
+
+    /// Take this member off the roster; the last one asks the watch to log out (the answer
+    /// comes when it has, if `wait`).
+    fn leave(&self, wait: bool) -> Option<oneshot::Receiver<()>> {
+        if self.roster.leave(self.member) != Left::Last {
+            return None;
+        }
+        let (done, over) = oneshot::channel();
+        let done = wait.then_some(done);
+        self.requests.send(Request::LogOut { done }).ok()?;
+        wait.then_some(over)
     }
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
         if !self.left {
-            let _ = self.requests.send(Request::Leave {
-                member: self.member,
-                done: None,
-            });
+            let _ = self.leave(false);
         }
     }
 }
@@ -360,12 +337,126 @@ impl SharedArmed {
         let member = match end {
             WaitEnd::SessionsLost => None,
             _ => {
-                let _ = self.member.requests.send(Request::Disarm {
-                    member: self.member.member,
-                });
+                self.member.roster.disarm(self.member.member);
                 Some(self.member)
             }
         };
         (end, member, self.charges.notes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::secret::{Secret, SecretRef};
+    use crate::config::TlsMode;
+    use crate::core::probe::ProbeKey;
+    use crate::edge::imap::Look;
+
+    /// A small IMAP server on a loopback port with an empty INBOX that answers every NOOP only
+    /// once `gate` is notified; `noop` is notified when a NOOP comes in.
+    async fn slow_noop_server(gate: Arc<Notify>, noop: Arc<Notify>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (r, mut w) = conn.into_split();
+            let mut lines = BufReader::new(r).lines();
+            let _ = w
+                .write_all(b"* OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] ready\r\n")
+                .await;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+                let verb = command.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                let reply = match verb.as_str() {
+                    "CAPABILITY" => {
+                        format!("* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n{tag} OK done\r\n")
+                    }
+                    "SELECT" | "EXAMINE" => format!(
+                        "* 0 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 1] ok\r\n\
+                         {tag} OK [READ-WRITE] done\r\n"
+                    ),
+                    "NOOP" => {
+                        noop.notify_one();
+                        gate.notified().await;
+                        format!("{tag} OK done\r\n")
+                    }
+                    "IDLE" => {
+                        let _ = w.write_all(b"+ idling\r\n").await;
+                        let _ = lines.next_line().await;
+                        format!("{tag} OK idle done\r\n")
+                    }
+                    "LOGOUT" => format!("* BYE bye\r\n{tag} OK done\r\n"),
+                    _ => format!("{tag} OK done\r\n"),
+                };
+                if w.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        port
+    }
+
+    fn mailbox(port: u16) -> SharedMailbox {
+        let receiver = Receiver {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            ca_file: None,
+            username: "probe".into(),
+            password: SecretRef::Env("FLOWTEST_TEST_UNUSED".into()),
+            mechanism: crate::config::AuthMechanism::Password,
+            folders: vec!["INBOX".into()],
+            junk_folders: Vec::new(),
+            idle: true,
+            poll_interval: Duration::from_secs(1),
+        };
+        let prepared = Prepared {
+            tls: crate::edge::tls::client_config(&[]).expect("TLS config"),
+            password: Secret::new("pw".into()),
+        };
+        SharedMailbox::new(receiver, prepared)
+    }
+
+    #[tokio::test]
+    async fn a_probe_joins_and_arms_while_the_watch_waits_on_another_probes_look() {
+        let (gate, noop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let shared = mailbox(slow_noop_server(Arc::clone(&gate), Arc::clone(&noop)).await);
+        let key = Installation::new(ProbeKey::new(&[7; 32]).expect("key"), "probe.test");
+        let deadline = crate::clock::instant() + Duration::from_secs(20);
+        let first = shared.open(&[], deadline).await.expect("logs in");
+        let first = first
+            .arm(key.clone(), Uuid::now_v7(), deadline)
+            .await
+            .expect("armed");
+        first.looks().request(Look::Window);
+        // The watch is now inside the first probe's look, waiting on the server's NOOP.
+        tokio::time::timeout(Duration::from_secs(5), noop.notified())
+            .await
+            .expect("the look's NOOP reached the server");
+        let second = tokio::time::timeout(Duration::from_secs(1), async {
+            let m = shared.open(&[], deadline).await?;
+            m.arm(key.clone(), Uuid::now_v7(), deadline).await
+        })
+        .await;
+        let second = second
+            .expect("joining and arming do not wait for the watch's command")
+            .expect("armed");
+        gate.notify_one();
+        let at_once = std::future::ready(());
+        let (end, member, _) = second.wait(crate::clock::instant(), at_once).await;
+        assert!(
+            matches!(end, WaitEnd::Cancelled | WaitEnd::Deadline),
+            "{end:?}"
+        );
+        drop(member);
+        drop(first);
     }
 }

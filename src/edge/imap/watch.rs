@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::shared::{Joined, Request, Want};
+use super::roster::Roster;
+use super::shared::Request;
 use super::{bounded, fetch, fetch_whole, internal, uid_set};
 use super::{Arrival, FetchError, Mailbox, ScannedCopy, SeenProbe};
 use super::{WaitNotes, MAX_FETCH};
@@ -128,18 +129,10 @@ impl Charges {
     }
 }
 
-/// A probe armed with the watch, until found or disarmed.
-struct Armed {
-    want: Box<Want>,
-    /// Where the arrival goes; taken when it is sent, so a probe is handed over once.
-    found: Option<mpsc::Sender<Arrival>>,
-}
-
 /// The watch's state besides the session.
 struct Watch {
-    /// Every member of the session; `Some` while its probe is armed.
-    members: BTreeMap<u64, Option<Armed>>,
-    next_member: u64,
+    /// The session's members and their armed probes (read at each look).
+    roster: Arc<Roster>,
     /// Woken by every armed probe's look request.
     wake: Arc<Notify>,
     /// IDLE is used (configured and offered).
@@ -179,6 +172,8 @@ enum Woke {
     Request(Request),
     /// [`IDLE_REFRESH`] passed: IDLE is issued again.
     Refresh,
+    /// A probe was armed while none was: IDLE starts where it is used.
+    Armed,
 }
 
 /// How a handled request leaves the watch.
@@ -194,11 +189,11 @@ pub(super) async fn run(
     mb: Mailbox,
     idle: bool,
     wake: Arc<Notify>,
+    roster: Arc<Roster>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) {
     let mut w = Watch {
-        members: BTreeMap::new(),
-        next_member: 1,
+        roster,
         wake,
         idle,
         in_window: false,
@@ -215,12 +210,15 @@ pub(super) async fn run(
         }
         Err(e) => Some(e),
     };
+    // Nobody joins or arms any more; the armed probes' arrivals channels close with them.
+    let armed = w.roster.close();
     if let Some(e) = lost {
         tracing::debug!(error = %e, "shared IMAP session lost");
-        for a in w.members.values().flatten() {
+        for a in &armed {
             a.want.charges.warn(e.to_string());
         }
     }
+    drop(armed);
     for l in w.leaving.drain(..) {
         let _ = l.send(());
     }
@@ -234,15 +232,11 @@ impl Watch {
     ) -> Result<Mailbox, FetchError> {
         let mut due: VecDeque<Request> = VecDeque::new();
         loop {
-            // Requests first (the creator's join is the first of all): those that need no
-            // command at once, so a probe joining or arming never waits behind cleanups;
-            // the others in order. A look asked for meanwhile goes before a cleanup's
-            // request, which waits for no verdict.
+            // Requests first, in order (joining and arming need none: the roster). A look
+            // asked for meanwhile goes before a cleanup's request, which waits for no verdict.
             loop {
                 while let Ok(r) = requests.try_recv() {
-                    if let Err(r) = self.inline(r) {
-                        due.push_back(r);
-                    }
+                    due.push_back(r);
                 }
                 let Some(r) = due.pop_front() else { break };
                 let r = match r {
@@ -265,9 +259,8 @@ impl Watch {
             if std::mem::take(&mut self.push_due) {
                 self.push_look(&mut mb).await?;
             }
-            // No member yet: the creator's join is on its way (the last one's leaving ended
-            // the watch above).
-            let armed = self.members.values().any(Option::is_some);
+            // With no probe armed there is nothing to push: no IDLE until one is.
+            let armed = self.roster.any_armed();
             let woke = if self.idle && !self.in_window && armed {
                 let (m, woke) = self.idle_once(mb, &mut requests).await?;
                 mb = m;
@@ -275,6 +268,7 @@ impl Watch {
             } else {
                 tokio::select! {
                     () = self.wake.notified() => Woke::Looks,
+                    () = self.roster.armed_one.notified() => Woke::Armed,
                     r = requests.recv() => match r {
                         Some(r) => Woke::Request(r),
                         // Every handle is gone, the pool's too: nobody is left to serve.
@@ -286,7 +280,7 @@ impl Watch {
                 Woke::Push => self.push_look(&mut mb).await?,
                 Woke::Looks => self.look(&mut mb).await?,
                 Woke::Request(r) => due.push_back(r),
-                Woke::Refresh => {}
+                Woke::Refresh | Woke::Armed => {}
             }
         }
     }
@@ -336,29 +330,21 @@ impl Watch {
         }
     }
 
-    /// Serve one request; those that need no command are also served during IDLE
-    /// ([`Watch::inline`]).
+    /// Serve a resuming probe's arming or the logout (scans and deletions are batched by the
+    /// caller).
     async fn handle(&mut self, mb: &mut Mailbox, r: Request) -> Result<Then, FetchError> {
-        let r = match self.inline(r) {
-            Ok(then) => return Ok(then),
-            Err(r) => r,
-        };
         match r {
-            Request::Arm {
+            Request::Resume {
                 member,
-                want,
-                found,
+                armed,
                 reply,
             } => {
-                let resume = want.resume.clone();
-                let charges = Arc::clone(&want.charges);
-                self.members.insert(
-                    member,
-                    Some(Armed {
-                        want,
-                        found: Some(found),
-                    }),
-                );
+                let resume = armed.want.resume.clone();
+                let charges = Arc::clone(&armed.want.charges);
+                if self.roster.arm(member, armed).is_err() {
+                    // The session is ending: the dropped reply tells the member so.
+                    return Ok(Then::Go);
+                }
                 // After a reconnection the probe may already be there: look from where this
                 // probe's run started.
                 let before = self.issued;
@@ -368,62 +354,11 @@ impl Watch {
                 self.deliver();
                 let _ = reply.send(());
             }
-            Request::Leave { member, done } => {
-                self.members.remove(&member);
+            Request::LogOut { done } => {
                 self.leaving.extend(done);
-                if self.members.is_empty() {
-                    return Ok(Then::End);
-                }
+                return Ok(Then::End);
             }
-            Request::Join { .. }
-            | Request::Disarm { .. }
-            | Request::Scan { .. }
-            | Request::Delete { .. } => {}
-        }
-        Ok(Then::Go)
-    }
-
-    /// Serve a request that needs no command; hand back the others.
-    fn inline(&mut self, r: Request) -> Result<Then, Request> {
-        match r {
-            Request::Join { reply, .. } => {
-                let member = self.next_member;
-                self.next_member += 1;
-                if reply.send(Joined { member }).is_ok() {
-                    self.members.insert(member, None);
-                }
-            }
-            Request::Arm {
-                member,
-                want,
-                found,
-                reply,
-            } if want.resume.is_empty() => {
-                self.members.insert(
-                    member,
-                    Some(Armed {
-                        want,
-                        found: Some(found),
-                    }),
-                );
-                // Armed once registered: every look from now on claims the probe, so it
-                // may be sent while the session is busy with other probes' looks and
-                // cleanups, or before IDLE runs again (the runner's looks after acceptance
-                // find what IDLE would not report).
-                let _ = reply.send(());
-            }
-            Request::Disarm { member } => {
-                if let Some(m) = self.members.get_mut(&member) {
-                    *m = None;
-                }
-            }
-            Request::Leave { member, done } if self.members.len() > 1 => {
-                self.members.remove(&member);
-                if let Some(d) = done {
-                    let _ = d.send(());
-                }
-            }
-            other => return Err(other),
+            Request::Scan { .. } | Request::Delete { .. } => {}
         }
         Ok(Then::Go)
     }
@@ -436,7 +371,7 @@ impl Watch {
     async fn look(&mut self, mb: &mut Mailbox) -> Result<(), FetchError> {
         let mut askers = Vec::new();
         let mut look = None;
-        for a in self.members.values().flatten() {
+        for a in self.roster.lock().by_id.values().flatten() {
             if let Some(l) = a.want.looks.take() {
                 askers.push(Arc::clone(&a.want.charges));
                 look = look.max(Some(l));
@@ -594,10 +529,9 @@ impl Watch {
             ..
         } in hits
         {
-            let Some(Some(armed)) = self.members.get_mut(&member) else {
+            let Some(charges) = self.charges_of(member) else {
                 continue;
             };
-            let charges = Arc::clone(&armed.want.charges);
             let whole = match bodies.remove(&uid) {
                 Some(b) => Some(b),
                 None if bounce => fetch_whole(&mut mb.session, uid, &charges.commands).await?,
@@ -607,6 +541,11 @@ impl Watch {
                 charges.warn(format!(
                     "{name}: probe UID {uid} vanished or is too large to fetch"
                 ));
+                continue;
+            };
+            let mut members = self.roster.lock();
+            // Disarmed meanwhile (its wait ended): not handed over.
+            let Some(Some(armed)) = members.by_id.get_mut(&member) else {
                 continue;
             };
             let key = &armed.want.key;
@@ -656,8 +595,8 @@ impl Watch {
             if h.bounce || h.size.is_none_or(|s| s > MAX_FETCH) {
                 continue;
             }
-            if let Some(Some(armed)) = self.members.get(&h.member) {
-                armed.want.charges.add(1);
+            if let Some(charges) = self.charges_of(h.member) {
+                charges.add(1);
                 uids.push(h.uid);
             }
         }
@@ -683,8 +622,9 @@ impl Watch {
     /// to be one of them and fails verification is a warning of that probe's.
     fn claimed_by(&self, h: &[u8], folder: &str) -> Option<u64> {
         let id: Uuid = probe::header_value(h, probe::H_ID)?.trim().parse().ok()?;
-        let (member, armed) = self
-            .members
+        let members = self.roster.lock();
+        let (member, armed) = members
+            .by_id
             .iter()
             .find_map(|(m, a)| a.as_ref().filter(|a| a.want.id == id).map(|a| (*m, a)))?;
         armed.found.as_ref()?;
@@ -700,9 +640,16 @@ impl Watch {
         }
     }
 
+    /// The charges of `member`'s armed probe, if it is armed.
+    fn charges_of(&self, member: u64) -> Option<Arc<Charges>> {
+        let members = self.roster.lock();
+        let armed = members.by_id.get(&member)?.as_ref()?;
+        Some(Arc::clone(&armed.want.charges))
+    }
+
     /// The armed, not yet found probe this bounce quotes.
     fn quoted_by(&self, raw: &[u8]) -> Option<u64> {
-        self.members.iter().find_map(|(m, a)| {
+        self.roster.lock().by_id.iter().find_map(|(m, a)| {
             let a = a.as_ref().filter(|a| a.found.is_some())?;
             a.want
                 .key
@@ -737,14 +684,8 @@ impl Watch {
                         interrupt = None;
                     }
                     r = requests.recv(), if interrupt.is_some() => {
-                        let Some(r) = r else {
-                            interrupt = None;
-                            continue;
-                        };
-                        if let Err(r) = self.inline(r) {
-                            woke = Some(Woke::Request(r));
-                            interrupt = None;
-                        }
+                        woke = r.map(Woke::Request);
+                        interrupt = None;
                     }
                 }
             }

@@ -1,5 +1,7 @@
 //! SMTP submission of one probe, step by step (connect, STARTTLS, AUTH, MAIL, RCPT, DATA) so a
-//! failure is attributed to the step that failed.
+//! failure is attributed to the step that failed. The probes of a run share a few connections
+//! to each submission server (`pool`): a probe's transaction may run on a connection another
+//! probe opened, and its submission then starts at RSET rather than at connect.
 //!
 //! Outcomes follow the probe vocabulary: a 4xx/5xx reply to the envelope or data is a rejection
 //! (the server said no); a connection, TLS or AUTH failure means we could not send at all.
@@ -9,6 +11,7 @@
 //! be timed precisely (one write per command, TCP_NODELAY), which the libraries we tried do not
 //! offer. The wire itself is `wire`; SASL mechanisms are `auth`.
 mod auth;
+mod pool;
 pub mod wire;
 
 use std::time::Duration;
@@ -20,6 +23,8 @@ use crate::config::secret::Secret;
 use crate::config::{SmtpSender, TlsMode};
 use crate::core::outcome::{AuthMechanism, SmtpPhase, Submission};
 use crate::core::reply;
+use pool::Connection;
+pub use pool::{SmtpPool, MAX_OPEN};
 use wire::{Reply, Wire, WireError};
 
 /// How a submission ended.
@@ -146,13 +151,40 @@ pub async fn send(cfg: &SmtpSender, prepared: &Prepared, message: &[u8]) -> Send
     send_until(cfg, prepared, message, deadline).await
 }
 
-/// Send `message`, every step bounded by the command timeout and the whole by `deadline`.
+/// Send `message` on a connection of its own, every step bounded by the command timeout and
+/// the whole by `deadline`.
 pub async fn send_until(
     cfg: &SmtpSender,
     prepared: &Prepared,
     message: &[u8],
     deadline: Instant,
 ) -> SendOutcome {
+    send_pooled(&SmtpPool::default(), cfg, prepared, message, deadline)
+        .await
+        .outcome
+}
+
+/// A submission, and when its conversation started.
+pub struct Submitted {
+    pub outcome: SendOutcome,
+    /// The start of the conversation, after the wait for a turn in the pool (that wait is
+    /// the client's own, not the server's): the start of the `submission` stage.
+    pub started: Instant,
+}
+
+/// Send `message` on one of `pool`'s connections (see [`SmtpPool`]): a fresh one, or one
+/// handed over by the probe that submitted before it (RSET first). A handed-over connection
+/// that fails before DATA is sent is replaced by a fresh one and the transaction starts
+/// again; after DATA nothing is retried (the server may have taken the message).
+pub async fn send_pooled(
+    pool: &SmtpPool,
+    cfg: &SmtpSender,
+    prepared: &Prepared,
+    message: &[u8],
+    deadline: Instant,
+) -> Submitted {
+    let turn = pool.turn(deadline).await;
+    let started = crate::clock::instant();
     let mut conv = Conversation {
         started_at: crate::clock::now(),
         phase: SmtpPhase::Connect,
@@ -160,8 +192,152 @@ pub async fn send_until(
         step_limit: cfg.command_timeout,
         auth: None,
     };
-    match converse(cfg, prepared, message, &mut conv).await {
-        Ok(o) | Err(o) => o,
+    let Some(mut turn) = turn else {
+        let text = "no connection to the submission server was free before the deadline";
+        return Submitted {
+            outcome: conv.failed(text.into(), None),
+            started,
+        };
+    };
+    if let Some(c) = turn.handed.take() {
+        match take_over(c, cfg, message, &mut conv).await {
+            Some(ended) => return ended.finish(turn, started).await,
+            // Gone stale: a fresh connection, the conversation from its start.
+            None => {
+                conv.phase = SmtpPhase::Connect;
+                conv.auth = None;
+            }
+        }
+    }
+    let ended = match establish(cfg, prepared, &mut conv).await {
+        Ok(c) => transact(c, cfg, message, &mut conv).await,
+        Err(outcome) => Ended {
+            outcome,
+            conn: None,
+            before_data: false,
+        },
+    };
+    ended.finish(turn, started).await
+}
+
+/// How a transaction ended: the outcome, the connection while it is still sound (after the
+/// server's acceptance or refusal), and whether it broke before DATA was sent.
+struct Ended {
+    outcome: SendOutcome,
+    conn: Option<Connection>,
+    before_data: bool,
+}
+
+impl Ended {
+    async fn finish(self, turn: pool::Turn<'_>, started: Instant) -> Submitted {
+        if let Some(c) = self.conn {
+            // QUIT politely but never let it delay or change the verdict.
+            turn.finish(c, crate::clock::instant() + Duration::from_secs(2))
+                .await;
+        }
+        Submitted {
+            outcome: self.outcome,
+            started,
+        }
+    }
+}
+
+/// The transaction on a handed-over connection, RSET first; `None` when the connection
+/// proved stale before DATA was sent (a reply that says it is closing included).
+async fn take_over(
+    mut c: Connection,
+    cfg: &SmtpSender,
+    message: &[u8],
+    conv: &mut Conversation,
+) -> Option<Ended> {
+    conv.phase = SmtpPhase::Mail;
+    conv.auth = c.auth;
+    let until = conv.step_deadline();
+    let reset = match c.wire.command("RSET", until).await {
+        Ok(()) => c.wire.reply(until).await.ok(),
+        Err(_) => None,
+    };
+    if !reset.is_some_and(|r| r.is_positive()) {
+        return None;
+    }
+    let ended = transact(c, cfg, message, conv).await;
+    (!ended.before_data).then_some(ended)
+}
+
+/// Why an envelope command did not get a positive reply.
+enum Stop {
+    /// The server refused: the connection can carry another transaction.
+    Refused(SendOutcome),
+    /// The connection failed, or the server is closing it (421).
+    Broken(SendOutcome),
+}
+
+/// One command of the transaction and its reply.
+async fn step(conv: &Conversation, wire: &mut Wire, line: &str) -> Result<Reply, Stop> {
+    let until = conv.step_deadline();
+    let r = match wire.command(line, until).await {
+        Ok(()) => wire.reply(until).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(r) if r.is_positive() => Ok(r),
+        Ok(r) if r.code == 421 => Err(Stop::Broken(conv.refused(&r))),
+        Ok(r) => Err(Stop::Refused(conv.refused(&r))),
+        Err(e) => Err(Stop::Broken(conv.wire_failed(e))),
+    }
+}
+
+/// MAIL, RCPT, DATA and the message on an open session.
+async fn transact(
+    mut c: Connection,
+    cfg: &SmtpSender,
+    message: &[u8],
+    conv: &mut Conversation,
+) -> Ended {
+    let stopped = |stop: Stop, c: Connection, before_data: bool| match stop {
+        Stop::Refused(outcome) => Ended {
+            outcome,
+            conn: Some(c),
+            before_data: false,
+        },
+        Stop::Broken(outcome) => Ended {
+            outcome,
+            conn: None,
+            before_data,
+        },
+    };
+    conv.phase = SmtpPhase::Mail;
+    if let Err(s) = step(conv, &mut c.wire, &format!("MAIL FROM:<{}>", cfg.mail_from)).await {
+        return stopped(s, c, true);
+    }
+    conv.phase = SmtpPhase::Rcpt;
+    for r in &cfg.rcpt_to {
+        if let Err(s) = step(conv, &mut c.wire, &format!("RCPT TO:<{r}>")).await {
+            return stopped(s, c, true);
+        }
+    }
+    conv.phase = SmtpPhase::Data;
+    if let Err(s) = step(conv, &mut c.wire, "DATA").await {
+        return stopped(s, c, false);
+    }
+    conv.phase = SmtpPhase::Message;
+    let until = conv.step_deadline();
+    let sent = c.wire.write_all(&wire::data_payload(message), until).await;
+    let reply = match sent {
+        Ok(()) => c.wire.reply(until).await,
+        Err(e) => Err(e),
+    };
+    let r = match reply {
+        Ok(r) if r.is_positive() => r,
+        Ok(r) if r.code == 421 => return stopped(Stop::Broken(conv.refused(&r)), c, false),
+        Ok(r) => return stopped(Stop::Refused(conv.refused(&r)), c, false),
+        Err(e) => return stopped(Stop::Broken(conv.wire_failed(e)), c, false),
+    };
+    let accepted = conv.record(Some(r.code), r.text(), Some(crate::clock::now()));
+    Ended {
+        outcome: SendOutcome::Accepted(accepted),
+        conn: Some(c),
+        before_data: false,
     }
 }
 
@@ -213,12 +389,13 @@ async fn ehlo(
         .await
 }
 
-async fn converse(
+/// Connect, STARTTLS (or implicit TLS), EHLO and AUTH as configured: a session ready for
+/// its first transaction.
+async fn establish(
     cfg: &SmtpSender,
     prepared: &Prepared,
-    message: &[u8],
     conv: &mut Conversation,
-) -> Result<SendOutcome, SendOutcome> {
+) -> Result<Connection, SendOutcome> {
     let tls = match cfg.tls {
         TlsMode::None => None,
         _ => Some(tls_config(cfg, &prepared.ca_pem).map_err(|e| conv.failed(e, None))?),
@@ -253,32 +430,11 @@ async fn converse(
         )
         .await?;
     }
-
-    conv.phase = SmtpPhase::Mail;
-    conv.exchange(&mut wire, &format!("MAIL FROM:<{}>", cfg.mail_from))
-        .await?;
-    conv.phase = SmtpPhase::Rcpt;
-    for r in &cfg.rcpt_to {
-        conv.exchange(&mut wire, &format!("RCPT TO:<{r}>")).await?;
-    }
-    conv.phase = SmtpPhase::Data;
-    conv.exchange(&mut wire, "DATA").await?;
-    conv.phase = SmtpPhase::Message;
-    let until = conv.step_deadline();
-    wire.write_all(&wire::data_payload(message), until)
-        .await
-        .map_err(|e| conv.wire_failed(e))?;
-    let resp = conv.expect(&mut wire, until).await?;
-    let accepted_at = crate::clock::now();
-    // QUIT politely but never let it delay or change the verdict.
-    let quit_by = crate::clock::instant() + Duration::from_secs(2);
-    if wire.command("QUIT", quit_by).await.is_ok() {
-        let _ = wire.reply(quit_by).await;
-    }
-    wire.shutdown().await;
-    Ok(SendOutcome::Accepted(conv.record(
-        Some(resp.code),
-        resp.text(),
-        Some(accepted_at),
-    )))
+    Ok(Connection {
+        wire,
+        auth: conv.auth,
+    })
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use crate::core::probe::Verdict;
 use crate::core::probe::{Installation, ProbeMessage, ProbeTag};
 use crate::core::verdict::{CopyAt, CopyKind, RecordState, StoredProbe};
 use crate::edge::imap::{Arrival, FetchError, ScannedCopy, SeenProbe, WaitEnd, WaitNotes};
-use crate::edge::smtp::SendOutcome;
+use crate::edge::smtp::{SendOutcome, Submitted};
 use crate::edge::store::{Claim, PendingRow, Removal, StoreError};
 use crate::runner::ports::{
     ArmedWait, Arming, BoxFuture, Cancel, FinalResult, LogFeed, LogSources, Look as WatchLook,
@@ -497,8 +497,18 @@ pub struct FakeSender {
 }
 
 impl ProbeSender for FakeSender {
-    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, SendOutcome> {
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted> {
         Box::pin(async move {
+            let started = self.mail.clock.instant();
+            let outcome = self.answer(message, deadline).await;
+            Submitted { outcome, started }
+        })
+    }
+}
+
+impl FakeSender {
+    async fn answer(&self, message: &[u8], deadline: Instant) -> SendOutcome {
+        {
             self.sent.lock().unwrap().push(message.to_vec());
             let now = self.mail.clock.now();
             let sub = |phase, code: Option<u16>, text: &str, accepted| Submission {
@@ -533,7 +543,7 @@ impl ProbeSender for FakeSender {
                     SendOutcome::Failed(sub(SmtpPhase::Connect, None, "no answer", None))
                 }
             }
-        })
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::fakes::{Event, Reply};
 use super::{scenario, t0, Lab};
 use crate::core::outcome::{RunResult, Status};
-use crate::edge::smtp::SendOutcome;
+use crate::edge::smtp::Submitted;
 use crate::runner::leftovers::{LEFT_PENDING, STALE_GRACE};
 use crate::runner::ports::{BoxFuture, ProbeSender};
 use crate::runner::{Prepared, Runner, Stop};
@@ -18,7 +18,7 @@ use crate::runner::{Prepared, Runner, Stop};
 struct PanickingSender;
 
 impl ProbeSender for PanickingSender {
-    fn send<'a>(&'a self, _: &'a [u8], _: tokio::time::Instant) -> BoxFuture<'a, SendOutcome> {
+    fn send<'a>(&'a self, _: &'a [u8], _: tokio::time::Instant) -> BoxFuture<'a, Submitted> {
         Box::pin(async { panic!("sender bug: index out of range") })
     }
 }

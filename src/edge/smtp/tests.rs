@@ -1,0 +1,188 @@
+//! Submissions sharing a pool against a scripted SMTP server on a loopback port: connections
+//! handed over between probes, a stale one replaced, nothing sent twice.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// What the server does besides accepting every message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Accepts,
+    /// Closes each connection right after accepting its first message.
+    ClosesAfterOne,
+    /// Takes a connection's second message, then closes without answering it.
+    DropsTheSecond,
+}
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicUsize,
+    messages: AtomicUsize,
+    commands: Mutex<Vec<String>>,
+}
+
+impl Seen {
+    fn count(&self, verb: &str) -> usize {
+        let c = self.commands.lock().expect("commands");
+        c.iter().filter(|l| l.starts_with(verb)).count()
+    }
+}
+
+async fn server(script: Script) -> (u16, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let seen = Arc::new(Seen::default());
+    let s = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(conn, script, Arc::clone(&s)));
+        }
+    });
+    (port, seen)
+}
+
+async fn serve(conn: tokio::net::TcpStream, script: Script, seen: Arc<Seen>) {
+    let (r, mut w) = conn.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let _ = w.write_all(b"220 test ESMTP\r\n").await;
+    let mut taken = 0;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let verb = line
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        seen.commands.lock().expect("commands").push(verb.clone());
+        let reply = match verb.as_str() {
+            "DATA" => {
+                if w.write_all(b"354 go on\r\n").await.is_err() {
+                    return;
+                }
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if l == "." {
+                        break;
+                    }
+                }
+                seen.messages.fetch_add(1, Ordering::SeqCst);
+                taken += 1;
+                if script == Script::DropsTheSecond && taken == 2 {
+                    return;
+                }
+                let n = seen.messages.load(Ordering::SeqCst);
+                let _ = w
+                    .write_all(format!("250 2.0.0 Ok: queued as Q{n}\r\n").as_bytes())
+                    .await;
+                if script == Script::ClosesAfterOne {
+                    return;
+                }
+                continue;
+            }
+            "QUIT" => {
+                let _ = w.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            "EHLO" => "250-test\r\n250 8BITMIME\r\n".to_string(),
+            _ => "250 ok\r\n".to_string(),
+        };
+        if w.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A plaintext sender to the scripted server (loopback only).
+fn sender(port: u16) -> SmtpSender {
+    let (from, to) = (
+        "probe@example.net".to_string(),
+        "alice@example.org".to_string(),
+    );
+    SmtpSender {
+        mail_from: from.clone(),
+        rcpt_to: vec![to.clone()],
+        header_from: from,
+        header_to: to,
+        helo: Some("client.test".into()),
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        ca_file: None,
+        auth: None,
+        command_timeout: Duration::from_secs(5),
+    }
+}
+
+/// `n` submissions at once on one pool; their outcomes in order.
+async fn submit_together(port: u16, n: usize) -> Vec<SendOutcome> {
+    let pool = SmtpPool::default();
+    let cfg = sender(port);
+    let prepared = Prepared {
+        ca_pem: None,
+        password: None,
+    };
+    let deadline = crate::clock::instant() + Duration::from_secs(10);
+    let sends =
+        (0..n).map(|_| send_pooled(&pool, &cfg, &prepared, b"Subject: t\r\n\r\nx\r\n", deadline));
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|s| s.outcome)
+        .collect()
+}
+
+fn accepted(o: &SendOutcome) -> bool {
+    matches!(o, SendOutcome::Accepted(_))
+}
+
+#[tokio::test]
+async fn probes_beyond_the_pools_connections_take_them_over_and_every_one_is_closed() {
+    let (port, seen) = server(Script::Accepts).await;
+    let out = submit_together(port, MAX_OPEN + 3).await;
+    assert!(out.iter().all(accepted), "{out:?}");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), MAX_OPEN);
+    assert_eq!(seen.messages.load(Ordering::SeqCst), MAX_OPEN + 3);
+    assert_eq!(seen.count("RSET"), 3, "one RSET per connection taken over");
+    assert_eq!(
+        seen.count("EHLO"),
+        MAX_OPEN,
+        "no new session for a taken-over one"
+    );
+    assert_eq!(
+        seen.count("QUIT"),
+        MAX_OPEN,
+        "every connection is closed politely"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_went_stale_is_replaced_by_a_fresh_one() {
+    let (port, seen) = server(Script::ClosesAfterOne).await;
+    let out = submit_together(port, MAX_OPEN + 1).await;
+    assert!(out.iter().all(accepted), "{out:?}");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), MAX_OPEN + 1);
+    assert_eq!(seen.messages.load(Ordering::SeqCst), MAX_OPEN + 1);
+}
+
+#[tokio::test]
+async fn nothing_is_sent_again_once_data_went_out() {
+    let (port, seen) = server(Script::DropsTheSecond).await;
+    let out = submit_together(port, MAX_OPEN + 1).await;
+    let failed: Vec<_> = out.iter().filter(|o| !accepted(o)).collect();
+    assert_eq!(failed.len(), 1, "{out:?}");
+    assert!(
+        matches!(failed[0], SendOutcome::Failed(s) if s.phase == SmtpPhase::Message),
+        "{failed:?}"
+    );
+    assert_eq!(
+        seen.messages.load(Ordering::SeqCst),
+        MAX_OPEN + 1,
+        "the message whose answer was lost is not sent again"
+    );
+    assert_eq!(seen.connections.load(Ordering::SeqCst), MAX_OPEN);
+}
