@@ -279,6 +279,11 @@ async fn step(conv: &Conversation, wire: &mut Wire, line: &str) -> Result<Reply,
         Ok(()) => wire.reply(until).await,
         Err(e) => Err(e),
     };
+    judge_reply(conv, r)
+}
+
+/// A transaction reply (or the wire's failure to bring one) as the conversation goes on from it.
+fn judge_reply(conv: &Conversation, r: Result<Reply, WireError>) -> Result<Reply, Stop> {
     match r {
         Ok(r) if r.is_positive() => Ok(r),
         Ok(r) if r.code == 421 => Err(Stop::Broken(conv.refused(&r))),
@@ -327,11 +332,9 @@ async fn transact(
         Ok(()) => c.wire.reply(until).await,
         Err(e) => Err(e),
     };
-    let r = match reply {
-        Ok(r) if r.is_positive() => r,
-        Ok(r) if r.code == 421 => return stopped(Stop::Broken(conv.refused(&r)), c, false),
-        Ok(r) => return stopped(Stop::Refused(conv.refused(&r)), c, false),
-        Err(e) => return stopped(Stop::Broken(conv.wire_failed(e)), c, false),
+    let r = match judge_reply(conv, reply) {
+        Ok(r) => r,
+        Err(s) => return stopped(s, c, false),
     };
     let accepted = conv.record(Some(r.code), r.text(), Some(crate::clock::now()));
     Ended {
