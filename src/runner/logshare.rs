@@ -8,6 +8,11 @@
 //! Message-ID and queue id (a refused probe's rejection by sender, recipient and the time
 //! nearest its submission), so the other probes' lines are never taken for its own.
 //!
+//! A refresh asked for while another probe's refresh runs waits for it; if that refresh (or
+//! one after it) began after this one was asked, it took in every line written before then,
+//! so the waiting probe's refresh is not run again. Many probes settling at once then share
+//! one read instead of queueing one each.
+//!
 //! Not here: following, parsing or fusing the logs (edge::logwatch, core).
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -15,12 +20,38 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::ports::{BoxFuture, LogFeed};
+use crate::clock;
 use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 
 /// A feed started this long ago or less is joined; an older one is left to its probes.
 pub(super) const JOIN_WITHIN: Duration = Duration::from_secs(10);
 
-type Inner = tokio::sync::Mutex<Box<dyn LogFeed>>;
+type Inner = tokio::sync::Mutex<Fed>;
+
+/// The shared feed, and when its last refreshes began.
+struct Fed {
+    feed: Box<dyn LogFeed>,
+    /// When the last refresh began, and the last forced one.
+    refreshed: Option<Instant>,
+    forced: Option<Instant>,
+}
+
+impl Fed {
+    /// Refresh, unless a refresh of the kind asked (a forced one for `force`) began at or
+    /// after `asked`: the lock is held for a whole refresh, so that one is done.
+    async fn refresh_since(&mut self, asked: Instant, force: bool) {
+        let last = if force { self.forced } else { self.refreshed };
+        if last.is_some_and(|t| t >= asked) {
+            return;
+        }
+        let begun = clock::instant();
+        self.refreshed = Some(begun);
+        if force {
+            self.forced = Some(begun);
+        }
+        self.feed.refresh(force).await;
+    }
+}
 
 /// The feed being shared, while a probe holds it.
 struct Current {
@@ -60,7 +91,11 @@ impl LogShare {
         }
         let (feed, warnings) = start();
         let is_empty = feed.is_empty();
-        let feed = Arc::new(tokio::sync::Mutex::new(feed));
+        let feed = Arc::new(tokio::sync::Mutex::new(Fed {
+            feed,
+            refreshed: None,
+            forced: None,
+        }));
         *current = Some(Current {
             feed: Arc::downgrade(&feed),
             started: now,
@@ -82,17 +117,23 @@ impl LogFeed for SharedFeed {
         self.is_empty
     }
     fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.feed.lock().await.refresh(force).await })
+        Box::pin(async move {
+            let asked = clock::instant();
+            self.feed.lock().await.refresh_since(asked, force).await;
+        })
     }
     fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
-        Box::pin(async move { self.feed.lock().await.warnings().await })
+        Box::pin(async move { self.feed.lock().await.feed.warnings().await })
     }
     fn timeline<'a>(
         &'a self,
         probe: &'a ProbeContext,
         header_hops: &'a [HeaderHop],
     ) -> BoxFuture<'a, ProbeTimeline> {
-        Box::pin(async move { self.feed.lock().await.timeline(probe, header_hops).await })
+        Box::pin(async move {
+            let fed = self.feed.lock().await;
+            fed.feed.timeline(probe, header_hops).await
+        })
     }
 }
 
@@ -207,5 +248,71 @@ mod tests {
         );
         let _c = f.follow();
         assert_eq!(f.started(), 2, "and the next one joins that");
+    }
+
+    /// A feed whose refreshes take 10 ms, noting each one's `force`.
+    struct Slow {
+        runs: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl LogFeed for Slow {
+        fn is_empty(&self) -> bool {
+            false
+        }
+        fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
+            self.runs.lock().unwrap().push(force);
+            Box::pin(tokio::time::sleep(Duration::from_millis(10)))
+        }
+        fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
+            Box::pin(async { Vec::new() })
+        }
+        fn timeline<'a>(
+            &'a self,
+            probe: &'a ProbeContext,
+            header_hops: &'a [HeaderHop],
+        ) -> BoxFuture<'a, ProbeTimeline> {
+            Box::pin(async move { fuse_probe(probe, &[], header_hops) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_waiting_on_a_refresh_share_the_next_one() {
+        let share = LogShare::default();
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let mut feeds: Vec<Box<dyn LogFeed>> = (0..4)
+            .map(|_| {
+                let start = || {
+                    let feed = Slow {
+                        runs: Arc::clone(&runs),
+                    };
+                    (Box::new(feed) as Box<dyn LogFeed>, Vec::new())
+                };
+                share.follow(crate::clock::instant(), start).0
+            })
+            .collect();
+        let [a, b, c, d] = &mut feeds[..] else {
+            unreachable!("four feeds")
+        };
+        let ms = Duration::from_millis;
+        // `a` refreshes from 0 to 10 ms; `b` and `c` ask at 1 ms, while it runs: it began
+        // before they asked, so one more refresh runs (10 to 20 ms) and serves both.
+        tokio::join!(a.refresh(false), async {
+            tokio::time::sleep(ms(1)).await;
+            tokio::join!(b.refresh(false), c.refresh(false));
+        });
+        assert_eq!(*runs.lock().unwrap(), [false, false]);
+        // A forced refresh is not served by plain ones, even those begun after it was asked.
+        tokio::join!(a.refresh(false), async {
+            tokio::time::sleep(ms(1)).await;
+            tokio::join!(b.refresh(false), d.refresh(true));
+        });
+        assert_eq!(*runs.lock().unwrap(), [false, false, false, false, true]);
+        // A forced refresh serves plain ones waiting on it.
+        tokio::join!(a.refresh(true), async {
+            tokio::time::sleep(ms(1)).await;
+            tokio::join!(d.refresh(true), b.refresh(false), c.refresh(false));
+        });
+        let all = runs.lock().unwrap().clone();
+        assert_eq!(all, [false, false, false, false, true, true, true]);
     }
 }
