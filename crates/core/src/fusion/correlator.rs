@@ -218,6 +218,14 @@ impl Correlator {
         self
     }
 
+    /// Keep no log lines with the chains (messages come without them): for a report that shows
+    /// none. They are still counted and charged to `max_retained_line_bytes` as if kept, so
+    /// every count (`lines_dropped`, lines dropped over the cap) is what it would be.
+    pub fn without_lines(mut self) -> Self {
+        self.line_budget.count_only = true;
+        self
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -654,5 +662,73 @@ impl Correlator {
                 ..self.stats.clone()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::tests::feed;
+
+    /// `n` messages handed from `mx` to `dell` (some deferred first, every third left open),
+    /// with a few lines more than a chain keeps.
+    fn two_hosts(n: u32) -> (String, String) {
+        let (mut mx, mut dell) = (String::new(), String::new());
+        for i in 0..n {
+            let (q, d) = (format!("{:010X}", 0x300_0000 + i), format!("{:010X}", 0x400_0000 + i));
+            let t = format!("Nov  7 12:{:02}:{:02}", i / 60 % 60, i % 60);
+            mx.push_str(&format!(
+                "{t} mx postfix/smtpd[1]: {q}: client=s{i}.example.org[203.0.113.9]\n\
+                 {t} mx postfix/cleanup[2]: {q}: message-id=<two{i}@x>\n\
+                 {t} mx postfix/qmgr[3]: {q}: from=<s{i}@example.org>, size=900, nrcpt=1 (queue active)\n"
+            ));
+            for _ in 0..i % 4 {
+                mx.push_str(&format!(
+                    "{t} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=dell[192.0.2.1]:25, delay=1, \
+                     delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to dell[192.0.2.1]:25: \
+                     Connection timed out)\n"
+                ));
+            }
+            if i % 3 == 0 {
+                continue;
+            }
+            mx.push_str(&format!(
+                "{t} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=dell[192.0.2.1]:25, delay=1, \
+                 delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {d})\n\
+                 {t} mx postfix/qmgr[3]: {q}: removed\n"
+            ));
+            dell.push_str(&format!(
+                "{t} dell postfix/smtpd[1]: {d}: client=mx[192.0.2.7]\n\
+                 {t} dell postfix/cleanup[2]: {d}: message-id=<two{i}@x>\n\
+                 {t} dell postfix/qmgr[3]: {d}: removed\n"
+            ));
+        }
+        (mx, dell)
+    }
+
+    #[test]
+    fn without_lines_only_the_lines_are_missing() {
+        let limits = Limits {
+            max_lines: 6,
+            max_retained_line_bytes: 40_000,
+            ..Limits::default()
+        };
+        let (mx, dell) = two_hosts(600);
+        let run = |c: Correlator| {
+            let mut c = c;
+            feed(&mut c, "mx", &mx);
+            feed(&mut c, "dell", &dell);
+            c.finish_all()
+        };
+        let mut kept = run(Correlator::new(limits));
+        let counted = run(Correlator::new(limits).without_lines());
+        assert!(kept.stats.lines_dropped_over_cap > 100, "{:?}", kept.stats);
+        assert!(kept.messages.iter().any(|m| m.lines.len() == 6 && m.lines_dropped > 0));
+        assert!(counted.messages.iter().all(|m| m.lines.is_empty()));
+        for m in &mut kept.messages {
+            m.lines.clear();
+        }
+        assert_eq!(counted.messages, kept.messages);
+        assert_eq!(counted.stats, kept.stats);
     }
 }
