@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
-use super::assemble::build_chain;
+use super::assemble::{build_chain, take_chain};
 use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
@@ -134,14 +134,11 @@ impl Finished {
         self.take_message()
     }
 
-    /// The message the chain tells, its log lines moved out of the chain: what is left is only
-    /// to be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
+    /// The message the chain tells, its text moved out of the chain: what is left is only to
+    /// be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
     /// allocator caches warm).
     pub fn take_message(&mut self) -> MessageChain {
-        let lines = std::mem::take(&mut self.chain.lines);
-        let mut out = build_chain(&self.chain);
-        out.lines = lines;
-        out
+        take_chain(&mut self.chain)
     }
 }
 
