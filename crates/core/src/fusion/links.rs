@@ -69,15 +69,12 @@ fn bracket_ip(s: &str) -> Option<IpAddr> {
 /// than the whole check on strings this short.
 fn bracket_loopback(s: &str) -> bool {
     let b = s.as_bytes();
-    let Some(open) = b.iter().position(|&c| c == b'[') else {
+    let Some(open) = memchr::memchr(b'[', b) else {
         return false;
     };
     let inner = &b[open + 1..];
-    let addr = inner
-        .iter()
-        .position(|&c| c == b']')
-        .map_or(inner, |close| &inner[..close]);
-    let maybe = inner.starts_with(b"127.") || addr.contains(&b':');
+    let addr = memchr::memchr(b']', inner).map_or(inner, |close| &inner[..close]);
+    let maybe = inner.starts_with(b"127.") || memchr::memchr(b':', addr).is_some();
     maybe && bracket_ip(s).is_some_and(|ip| ip.is_loopback())
 }
 
@@ -161,9 +158,10 @@ impl Correlator {
                 .push(Entry::new(host.clone(), qid, ts, subsecond));
             ch.touch(ts);
         }
+        // Most queue ids are on one host: room for exactly one.
         self.qids
             .entry(qid.to_owned())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push((host.clone(), cid));
         // Someone upstream already said `queued as <qid>`?
         if self
