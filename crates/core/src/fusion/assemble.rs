@@ -68,7 +68,11 @@ fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
     let left_at = attempts().filter_map(|a| a.at).max();
     let tries = e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0);
     let main = main_rcpt(e).and_then(|i| e.rcpts[i].last.take());
-    let to = e.rcpts.iter_mut().map(|r| std::mem::take(&mut r.to)).collect();
+    let to = e
+        .rcpts
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.to))
+        .collect();
     let (service, relay, delays, dsn, reason, next_queue_id, lmtp_session) = match main {
         Some(a) => (
             Some(a.service),
@@ -192,19 +196,23 @@ fn ordered_entries(ch: &Chain) -> Vec<usize> {
         (e.arrived, &*e.host, e.qid.as_str())
     };
     roots.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
+    // The stack of entries to visit, the next on top: the roots, then each entry's downstream
+    // entries by arrival, stacked in place (no list per entry).
+    let mut stack = roots;
+    stack.reverse();
     let mut out: Vec<usize> = Vec::with_capacity(entries.len());
-    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
     while let Some(i) = stack.pop() {
         if out.contains(&i) {
             continue;
         }
         out.push(i);
         let e = &entries[i];
-        let mut kids: Vec<usize> = (0..entries.len())
-            .filter(|&k| entries[k].notice_of.is_none() && e.feeds(&entries[k]))
-            .collect();
-        kids.sort_by_key(|&k| entries[k].arrived);
-        stack.extend(kids.into_iter().rev());
+        let kids = stack.len();
+        stack.extend(
+            (0..entries.len()).filter(|&k| entries[k].notice_of.is_none() && e.feeds(&entries[k])),
+        );
+        stack[kids..].sort_by_key(|&k| entries[k].arrived);
+        stack[kids..].reverse();
     }
     out
 }
@@ -224,8 +232,8 @@ enum HopOf {
 }
 
 /// Walks a chain's entries in path order, placing Dovecot's deliveries after the entry that
-/// handed the message to Dovecot, and collects the status of every hop where the message ended
-/// (a leaf: no downstream entry, no Dovecot delivery after it). It only reads the chain: the
+/// handed the message to Dovecot, and keeps the worst status of the hops where the message
+/// ended (a leaf: no downstream entry, no Dovecot delivery after it). It only reads the chain: the
 /// hops are made after it, by moving their text out of the chain.
 struct Walk<'a> {
     ch: &'a Chain,
@@ -233,7 +241,8 @@ struct Walk<'a> {
     dove_order: Vec<usize>,
     placed: Vec<bool>,
     hops: Vec<HopOf>,
-    leaves: Vec<MessageStatus>,
+    /// The worst status of a hop where the message ended, so far.
+    worst: Option<MessageStatus>,
     notes: Vec<String>,
 }
 
@@ -246,7 +255,7 @@ impl<'a> Walk<'a> {
             dove_order,
             placed: vec![false; ch.dovecot.len()],
             hops: Vec::with_capacity(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len()),
-            leaves: Vec::new(),
+            worst: None,
             notes,
         }
     }
@@ -262,11 +271,19 @@ impl<'a> Walk<'a> {
             .any(|o| o.user_key() == d.user_key() && o.at > d.at)
     }
 
+    /// The message ended at a hop of this status. A delivered copy and a Dovecot "saved" both
+    /// count as delivered; the worst leaf decides.
+    fn leaf(&mut self, status: MessageStatus) {
+        if self.worst.is_none_or(|w| status.rank() >= w.rank()) {
+            self.worst = Some(status);
+        }
+    }
+
     fn push_dovecot(&mut self, i: usize) {
         self.placed[i] = true;
         if self.is_latest(i) {
             let status = dovecot_status(&self.ch.dovecot[i]);
-            self.leaves.push(status.message_status());
+            self.leaf(status.message_status());
         }
         self.hops.push(HopOf::Dovecot(i));
     }
@@ -297,7 +314,7 @@ impl<'a> Walk<'a> {
         if has_downstream || has_dove || self.refusal_retried(e, status) {
             return;
         }
-        self.leaves.push(status.message_status());
+        self.leaf(status.message_status());
         if status == HopStatus::Sent {
             let next = main_rcpt(e).and_then(|r| e.rcpts[r].last.as_ref()?.queued_as.as_ref());
             if let Some(n) = next {
@@ -358,7 +375,7 @@ impl<'a> Walk<'a> {
         }
         for n in 0..self.ch.noqueue.len() {
             self.hops.push(HopOf::NoQueue(n));
-            self.leaves.push(MessageStatus::Rejected);
+            self.leaf(MessageStatus::Rejected);
         }
     }
 }
@@ -416,16 +433,11 @@ pub(super) fn take_chain(ch: &mut Chain) -> MessageChain {
     walk.rest();
     let Walk {
         hops: sources,
-        leaves,
+        worst,
         mut notes,
         ..
     } = walk;
-    // A delivered copy and a Dovecot "saved" both count as delivered; the worst leaf decides.
-    let status = leaves
-        .iter()
-        .copied()
-        .max_by_key(|s| s.rank())
-        .unwrap_or(MessageStatus::Unknown);
+    let status = worst.unwrap_or(MessageStatus::Unknown);
     let first = entries.first().map(|&i| &ch.entries[i]);
     let from = first
         .and_then(|e| e.from.clone())
