@@ -115,6 +115,27 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
     ring.push_back(item);
 }
 
+/// Remove `key` from `index` if its value is `ours`. Removed first and put back when it is
+/// not: one look-up in the usual case, where an emitted chain's keys are its own.
+fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool) {
+    if let Some((k, v)) = index.remove_entry(key) {
+        if !ours(&v) {
+            index.insert(k, v);
+        }
+    }
+}
+
+/// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
+/// one look-up in the usual case, as [`unlink`].
+fn drop_from_list<T>(index: &mut Index<String, Vec<T>>, key: &str, ours: impl Fn(&T) -> bool) {
+    if let Some((k, mut v)) = index.remove_entry(key) {
+        v.retain(|x| !ours(x));
+        if !v.is_empty() {
+            index.insert(k, v);
+        }
+    }
+}
+
 /// Whether a chain's queue entries or rejections name `sender` (the envelope sender its built
 /// message can show).
 fn names_sender(ch: &Chain, sender: &str) -> bool {
@@ -467,26 +488,15 @@ impl Correlator {
     fn unindex(&mut self, ch: &Chain) {
         let id = ch.id;
         let sessions = &mut self.sessions;
-        let mut drop_session = |s: &String| {
-            if sessions.get(s) == Some(&id) {
-                sessions.remove(s);
-            }
-        };
+        let mut drop_session = |s: &str| unlink(sessions, s, |c| *c == id);
         for e in &ch.entries {
-            if let Some(v) = self.qids.get_mut(&e.qid) {
-                v.retain(|(_, c)| *c != id);
-                if v.is_empty() {
-                    self.qids.remove(&e.qid);
-                }
-            }
+            drop_from_list(&mut self.qids, &e.qid, |(_, c)| *c == id);
             for a in e.rcpts.iter().filter_map(|r| r.last.as_ref()) {
                 if let Some(s) = &a.lmtp_session {
                     drop_session(s);
                 }
                 if let Some(n) = &a.queued_as {
-                    if self.pending_next.get(n).is_some_and(|p| p.chain == id) {
-                        self.pending_next.remove(n);
-                    }
+                    unlink(&mut self.pending_next, n, |p| p.chain == id);
                 }
             }
         }
@@ -495,12 +505,7 @@ impl Correlator {
         }
         for to in ch.noqueue.iter().filter_map(|nq| nq.reject.to.as_ref()) {
             let k = to.to_ascii_lowercase();
-            if let Some(v) = self.noqueue_by_rcpt.get_mut(&k) {
-                v.retain(|c| *c != id);
-                if v.is_empty() {
-                    self.noqueue_by_rcpt.remove(&k);
-                }
-            }
+            drop_from_list(&mut self.noqueue_by_rcpt, &k, |c| *c == id);
         }
         let msgids = ch
             .message_id
@@ -514,9 +519,7 @@ impl Correlator {
                 continue;
             }
             last = Some(key);
-            if self.msgids.get(key) == Some(&id) {
-                self.msgids.remove(key);
-            }
+            unlink(&mut self.msgids, key, |c| *c == id);
         }
     }
 
@@ -672,7 +675,10 @@ mod tests {
     fn two_hosts(n: u32) -> (String, String) {
         let (mut mx, mut dell) = (String::new(), String::new());
         for i in 0..n {
-            let (q, d) = (format!("{:010X}", 0x300_0000 + i), format!("{:010X}", 0x400_0000 + i));
+            let (q, d) = (
+                format!("{:010X}", 0x300_0000 + i),
+                format!("{:010X}", 0x400_0000 + i),
+            );
             let t = format!("Nov  7 12:{:02}:{:02}", i / 60 % 60, i % 60);
             mx.push_str(&format!(
                 "{t} mx postfix/smtpd[1]: {q}: client=s{i}.example.org[203.0.113.9]\n\
@@ -720,7 +726,10 @@ mod tests {
         let mut kept = run(Correlator::new(limits));
         let counted = run(Correlator::new(limits).without_lines());
         assert!(kept.stats.lines_dropped_over_cap > 100, "{:?}", kept.stats);
-        assert!(kept.messages.iter().any(|m| m.lines.len() == 6 && m.lines_dropped > 0));
+        assert!(kept
+            .messages
+            .iter()
+            .any(|m| m.lines.len() == 6 && m.lines_dropped > 0));
         assert!(counted.messages.iter().all(|m| m.lines.is_empty()));
         for m in &mut kept.messages {
             m.lines.clear();
