@@ -318,11 +318,16 @@ impl<'a> Walk<'a> {
         if status == HopStatus::Sent {
             let next = main_rcpt(e).and_then(|r| e.rcpts[r].last.as_ref()?.queued_as.as_ref());
             if let Some(n) = next {
-                let note = format!(
-                    "{} handed the message over as queue id {n}; no log given shows that queue id",
-                    e.host
+                // Joined rather than formatted: most relayed messages get this note.
+                self.notes.push(
+                    [
+                        &*e.host,
+                        " handed the message over as queue id ",
+                        n,
+                        "; no log given shows that queue id",
+                    ]
+                    .concat(),
                 );
-                self.notes.push(note);
             }
         }
     }
