@@ -69,12 +69,13 @@ fn bracket_ip(s: &str) -> Option<IpAddr> {
 /// than the whole check on strings this short.
 fn bracket_loopback(s: &str) -> bool {
     let b = s.as_bytes();
-    let Some(open) = memchr::memchr(b'[', b) else {
+    let Some(open) = b.iter().position(|&c| c == b'[') else {
         return false;
     };
     let inner = &b[open + 1..];
-    let addr = memchr::memchr(b']', inner).map_or(inner, |close| &inner[..close]);
-    let maybe = inner.starts_with(b"127.") || memchr::memchr(b':', addr).is_some();
+    // One pass over the address (up to `]`) for a colon.
+    let maybe =
+        inner.starts_with(b"127.") || inner.iter().take_while(|&&c| c != b']').any(|&c| c == b':');
     maybe && bracket_ip(s).is_some_and(|ip| ip.is_loopback())
 }
 
