@@ -210,6 +210,10 @@ fn stages(inputs: Vec<Input>, opts: &Options) -> (Merge<LogStream>, Option<Focus
         .map(|i| LogStream::new(i, opts))
         .collect();
     let mut corr = Correlator::new(opts.correlator_limits());
+    if !opts.filtered() {
+        // The report shows no lines then (`Report::message`).
+        corr = corr.without_lines();
+    }
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
         if one_host {

@@ -409,6 +409,10 @@ impl ChunkSink {
 
 impl Write for ChunkSink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        // Handed on before it would outgrow its room: growing a chunk copies all of it.
+        if self.buf.len() + b.len() > self.buf.capacity() {
+            self.hand_on()?;
+        }
         self.buf.extend_from_slice(b);
         if self.buf.len() >= CHUNK {
             self.hand_on()?;

@@ -44,70 +44,88 @@ fn entry_status(e: &Entry) -> HopStatus {
     }
 }
 
-fn entry_hop(e: &Entry) -> Hop {
-    // The attempt that best describes the hop: the last one of the worst recipient that had
-    // one (a recipient rejected at RCPT never had an attempt; the status still counts it).
-    let main = e
-        .rcpts
+/// The recipient whose last attempt best describes the hop: the worst one that had an attempt
+/// (a recipient rejected at RCPT never had one; the status still counts it).
+fn main_rcpt(e: &Entry) -> Option<usize> {
+    e.rcpts
         .iter()
-        .filter(|r| r.last.is_some())
-        .max_by_key(|r| match r.status {
+        .enumerate()
+        .filter(|(_, r)| r.last.is_some())
+        .max_by_key(|(_, r)| match r.status {
             RcptStatus::Bounced | RcptStatus::Expired => 4,
             RcptStatus::Deferred => 3,
             RcptStatus::Rejected => 2,
             RcptStatus::Sent => 1,
             RcptStatus::Pending => 0,
         })
-        .and_then(|r| r.last.as_ref());
+        .map(|(i, _)| i)
+}
+
+/// The hop of entry `e`, whose status is `status`: its text is moved out of the entry.
+fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
     let attempts = || e.rcpts.iter().filter_map(|r| r.last.as_ref());
+    let delay_ms = attempts().filter_map(|a| a.delay_ms).max();
+    let left_at = attempts().filter_map(|a| a.at).max();
+    let tries = e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0);
+    let main = main_rcpt(e).and_then(|i| e.rcpts[i].last.take());
+    let to = e
+        .rcpts
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.to))
+        .collect();
+    let (service, relay, delays, dsn, reason, next_queue_id, lmtp_session) = match main {
+        Some(a) => (
+            Some(a.service),
+            a.relay,
+            a.delays,
+            a.dsn,
+            Some(a.reason),
+            a.queued_as,
+            a.lmtp_session,
+        ),
+        None => (None, None, None, None, None, None, None),
+    };
     Hop {
         host: e.host.to_string(),
-        queue_id: Some(e.qid.clone()),
-        service: main.map(|a| a.service.clone()),
-        status: entry_status(e),
-        relay: main.and_then(|a| a.relay.clone()),
-        delay_ms: attempts().filter_map(|a| a.delay_ms).max(),
-        delays: main.and_then(|a| a.delays),
-        dsn: main.and_then(|a| a.dsn.clone()),
-        reason: e
-            .rejected
-            .clone()
-            .or_else(|| e.refused.clone())
-            .or_else(|| main.map(|a| a.reason.clone())),
-        from: e.from.clone(),
-        to: e.rcpts.iter().map(|r| r.to.clone()).collect(),
-        client: e.client.clone(),
-        next_queue_id: main.and_then(|a| a.queued_as.clone()),
-        lmtp_session: main.and_then(|a| a.lmtp_session.clone()),
+        queue_id: Some(std::mem::take(&mut e.qid)),
+        service,
+        status,
+        relay,
+        delay_ms,
+        delays,
+        dsn,
+        reason: e.rejected.take().or_else(|| e.refused.take()).or(reason),
+        from: e.from.take(),
+        to,
+        client: e.client.take(),
+        next_queue_id,
+        lmtp_session,
         mailbox: None,
-        attempts: e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0),
+        attempts: tries,
         arrived_at: e.arrived,
-        left_at: attempts().filter_map(|a| a.at).max(),
+        left_at,
         whole_seconds: !e.subsecond,
     }
 }
 
-fn dovecot_hop(d: &DoveDelivery) -> Hop {
+/// The hop of Dovecot's delivery `d`: its text is moved out of it.
+fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
     Hop {
         host: d.host.to_string(),
         queue_id: None,
         service: Some("dovecot".into()),
-        status: if d.saved {
-            HopStatus::Saved
-        } else {
-            HopStatus::SaveFailed
-        },
+        status: dovecot_status(d),
         relay: None,
         delay_ms: d.delivery_time_ms,
         delays: None,
         dsn: None,
         reason: None,
         from: None,
-        to: d.user.iter().cloned().collect(),
+        to: d.user.take().into_iter().collect(),
         client: None,
         next_queue_id: None,
-        lmtp_session: d.session.clone(),
-        mailbox: d.mailbox.clone(),
+        lmtp_session: d.session.take(),
+        mailbox: d.mailbox.take(),
         attempts: 1,
         // Dovecot logs when it is done; it started `delivery_time` before.
         arrived_at: match (d.at, d.delivery_time_ms) {
@@ -123,8 +141,18 @@ fn dovecot_hop(d: &DoveDelivery) -> Hop {
     }
 }
 
-fn noqueue_hop(n: &NoQueue) -> Hop {
-    let r = &n.reject;
+fn dovecot_status(d: &DoveDelivery) -> HopStatus {
+    if d.saved {
+        HopStatus::Saved
+    } else {
+        HopStatus::SaveFailed
+    }
+}
+
+/// The hop of NOQUEUE reject `n`: its text is moved out of it.
+fn noqueue_hop(n: &mut NoQueue) -> Hop {
+    let reason = reply_text(&n.reject);
+    let r = &mut n.reject;
     Hop {
         host: n.host.to_string(),
         queue_id: None,
@@ -133,11 +161,11 @@ fn noqueue_hop(n: &NoQueue) -> Hop {
         relay: None,
         delay_ms: None,
         delays: None,
-        dsn: r.dsn.clone(),
-        reason: Some(reply_text(r)),
-        from: r.from.clone(),
-        to: r.to.iter().cloned().collect(),
-        client: r.client.clone(),
+        dsn: r.dsn.take(),
+        reason: Some(reason),
+        from: r.from.take(),
+        to: r.to.take().into_iter().collect(),
+        client: r.client.take(),
         next_queue_id: None,
         lmtp_session: None,
         mailbox: None,
@@ -150,30 +178,41 @@ fn noqueue_hop(n: &NoQueue) -> Hop {
 
 /// Order entries along their links: roots (no upstream inside the chain) by arrival, each
 /// followed by its downstream entries. Robust to clock skew, unlike sorting by time.
-/// Notifications about the message are not part of its path.
-fn ordered_entries(ch: &Chain) -> Vec<&Entry> {
-    let in_chain = |h: &Arc<str>, q: &str| ch.entries.iter().any(|e| e.host == *h && e.qid == q);
-    let mut roots: Vec<&Entry> = ch
-        .entries
-        .iter()
-        .filter(|e| e.notice_of.is_none())
-        .filter(|e| e.upstream.as_ref().is_none_or(|(h, q)| !in_chain(h, q)))
+/// Notifications about the message are not part of its path. Indices into `ch.entries`.
+fn ordered_entries(ch: &Chain) -> Vec<usize> {
+    let entries = &ch.entries;
+    let in_chain = |h: &Arc<str>, q: &str| entries.iter().any(|e| e.host == *h && e.qid == q);
+    let mut roots: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].notice_of.is_none())
+        .filter(|&i| {
+            entries[i]
+                .upstream
+                .as_ref()
+                .is_none_or(|(h, q)| !in_chain(h, q))
+        })
         .collect();
-    roots.sort_by_key(|e| (e.arrived, e.host.clone(), e.qid.clone()));
-    let mut out: Vec<&Entry> = Vec::with_capacity(ch.entries.len());
-    let mut stack: Vec<&Entry> = roots.into_iter().rev().collect();
-    while let Some(e) = stack.pop() {
-        if out.iter().any(|x| std::ptr::eq(*x, e)) {
+    let root_key = |i: &usize| {
+        let e = &entries[*i];
+        (e.arrived, &*e.host, e.qid.as_str())
+    };
+    roots.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
+    // The stack of entries to visit, the next on top: the roots, then each entry's downstream
+    // entries by arrival, stacked in place (no list per entry).
+    let mut stack = roots;
+    stack.reverse();
+    let mut out: Vec<usize> = Vec::with_capacity(entries.len());
+    while let Some(i) = stack.pop() {
+        if out.contains(&i) {
             continue;
         }
-        out.push(e);
-        let mut kids: Vec<&Entry> = ch
-            .entries
-            .iter()
-            .filter(|k| k.notice_of.is_none() && e.feeds(k))
-            .collect();
-        kids.sort_by_key(|k| k.arrived);
-        stack.extend(kids.into_iter().rev());
+        out.push(i);
+        let e = &entries[i];
+        let kids = stack.len();
+        stack.extend(
+            (0..entries.len()).filter(|&k| entries[k].notice_of.is_none() && e.feeds(&entries[k])),
+        );
+        stack[kids..].sort_by_key(|&k| entries[k].arrived);
+        stack[kids..].reverse();
     }
     out
 }
@@ -183,32 +222,41 @@ fn refusal_overtaken(down: &Entry, up_status: HopStatus) -> bool {
     down.refused.is_some() && up_status == HopStatus::Sent
 }
 
+/// Where a hop comes from: an index into the chain's entries (with the entry's status),
+/// Dovecot deliveries or NOQUEUE rejects.
+#[derive(Debug, Clone, Copy)]
+enum HopOf {
+    Entry(usize, HopStatus),
+    Dovecot(usize),
+    NoQueue(usize),
+}
+
 /// Walks a chain's entries in path order, placing Dovecot's deliveries after the entry that
-/// handed the message to Dovecot, and collects the status of every hop where the message ended
-/// (a leaf: no downstream entry, no Dovecot delivery after it).
+/// handed the message to Dovecot, and keeps the worst status of the hops where the message
+/// ended (a leaf: no downstream entry, no Dovecot delivery after it). It only reads the chain: the
+/// hops are made after it, by moving their text out of the chain.
 struct Walk<'a> {
     ch: &'a Chain,
     /// Dovecot deliveries (indices into `ch.dovecot`) in time order.
     dove_order: Vec<usize>,
     placed: Vec<bool>,
-    hops: Vec<Hop>,
-    leaves: Vec<MessageStatus>,
+    hops: Vec<HopOf>,
+    /// The worst status of a hop where the message ended, so far.
+    worst: Option<MessageStatus>,
     notes: Vec<String>,
 }
 
 impl<'a> Walk<'a> {
-    fn new(ch: &'a Chain) -> Self {
+    fn new(ch: &'a Chain, notes: Vec<String>) -> Self {
         let mut dove_order: Vec<usize> = (0..ch.dovecot.len()).collect();
         dove_order.sort_by_key(|&i| ch.dovecot[i].at);
         Walk {
             ch,
             dove_order,
             placed: vec![false; ch.dovecot.len()],
-            // Every hop there can be, at once: a hop is large, and growing the list by
-            // doubling would allocate several times its size.
             hops: Vec::with_capacity(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len()),
-            leaves: Vec::new(),
-            notes: ch.notes.clone(),
+            worst: None,
+            notes,
         }
     }
 
@@ -223,22 +271,29 @@ impl<'a> Walk<'a> {
             .any(|o| o.user_key() == d.user_key() && o.at > d.at)
     }
 
+    /// The message ended at a hop of this status. A delivered copy and a Dovecot "saved" both
+    /// count as delivered; the worst leaf decides.
+    fn leaf(&mut self, status: MessageStatus) {
+        if self.worst.is_none_or(|w| status.rank() >= w.rank()) {
+            self.worst = Some(status);
+        }
+    }
+
     fn push_dovecot(&mut self, i: usize) {
         self.placed[i] = true;
-        let h = dovecot_hop(&self.ch.dovecot[i]);
         if self.is_latest(i) {
-            self.leaves.push(h.status.message_status());
+            let status = dovecot_status(&self.ch.dovecot[i]);
+            self.leaf(status.message_status());
         }
-        self.hops.push(h);
+        self.hops.push(HopOf::Dovecot(i));
     }
 
     /// One queue entry's hop, followed by Dovecot's side of its LMTP hand-offs.
-    fn entry(&mut self, e: &Entry) {
+    fn entry(&mut self, i: usize) {
         let ch = self.ch;
-        let hop = entry_hop(e);
-        let status = hop.status;
-        let at = self.hops.len();
-        self.hops.push(hop);
+        let e = &ch.entries[i];
+        let status = entry_status(e);
+        self.hops.push(HopOf::Entry(i, status));
         let has_dove = !self.dove_order.is_empty() && self.place_dovecot_after(e);
         for n in ch
             .entries
@@ -259,14 +314,20 @@ impl<'a> Walk<'a> {
         if has_downstream || has_dove || self.refusal_retried(e, status) {
             return;
         }
-        self.leaves.push(status.message_status());
+        self.leaf(status.message_status());
         if status == HopStatus::Sent {
-            if let Some(n) = &self.hops[at].next_queue_id {
-                let note = format!(
-                    "{} handed the message over as queue id {n}; no log given shows that queue id",
-                    e.host
+            let next = main_rcpt(e).and_then(|r| e.rcpts[r].last.as_ref()?.queued_as.as_ref());
+            if let Some(n) = next {
+                // Joined rather than formatted: most relayed messages get this note.
+                self.notes.push(
+                    [
+                        &*e.host,
+                        " handed the message over as queue id ",
+                        n,
+                        "; no log given shows that queue id",
+                    ]
+                    .concat(),
                 );
-                self.notes.push(note);
             }
         }
     }
@@ -317,9 +378,9 @@ impl<'a> Walk<'a> {
                 self.push_dovecot(i);
             }
         }
-        for n in &self.ch.noqueue {
-            self.hops.push(noqueue_hop(n));
-            self.leaves.push(MessageStatus::Rejected);
+        for n in 0..self.ch.noqueue.len() {
+            self.hops.push(HopOf::NoQueue(n));
+            self.leaf(MessageStatus::Rejected);
         }
     }
 }
@@ -348,8 +409,11 @@ fn recipients(ch: &Chain, first: Option<&Entry>) -> Vec<String> {
 }
 
 /// The chain's findings, tagged with its message-id, in the order they were first seen.
-fn findings(ch: &Chain) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = ch.findings.iter().map(|x| x.f.clone()).collect();
+fn findings(ch: &mut Chain) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = std::mem::take(&mut ch.findings)
+        .into_iter()
+        .map(|x| x.f)
+        .collect();
     for f in &mut findings {
         f.message_id = ch.message_id.clone();
     }
@@ -357,41 +421,59 @@ fn findings(ch: &Chain) -> Vec<Finding> {
     findings
 }
 
+/// The message a chain tells, leaving the chain behind.
 pub(super) fn build_chain(ch: &Chain) -> MessageChain {
+    take_chain(&mut ch.clone())
+}
+
+/// The message a chain tells, its text moved out of the chain: what is left of the chain is
+/// only to be dropped.
+pub(super) fn take_chain(ch: &mut Chain) -> MessageChain {
     let entries = ordered_entries(ch);
-    let mut walk = Walk::new(ch);
-    for e in &entries {
-        walk.entry(e);
+    let notes = std::mem::take(&mut ch.notes);
+    let mut walk = Walk::new(ch, notes);
+    for &i in &entries {
+        walk.entry(i);
     }
     walk.rest();
-    // A delivered copy and a Dovecot "saved" both count as delivered; the worst leaf decides.
-    let status = walk
-        .leaves
-        .iter()
-        .copied()
-        .max_by_key(|s| s.rank())
-        .unwrap_or(MessageStatus::Unknown);
-    let from = entries
-        .first()
+    let Walk {
+        hops: sources,
+        worst,
+        mut notes,
+        ..
+    } = walk;
+    let status = worst.unwrap_or(MessageStatus::Unknown);
+    let first = entries.first().map(|&i| &ch.entries[i]);
+    let from = first
         .and_then(|e| e.from.clone())
         .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.clone()));
-    let mut notes = walk.notes;
+    let to = recipients(ch, first);
     if ch.evicted {
         notes.push("emitted before it finished: the open-message limit was reached".into());
     }
+    // A reject or a Dovecot delivery is final; queue entries must all have closed.
+    let complete = !ch.evicted
+        && ch.entries.iter().all(Entry::closed)
+        && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty());
+    let hops = sources
+        .into_iter()
+        .map(|h| match h {
+            HopOf::Entry(i, status) => entry_hop(&mut ch.entries[i], status),
+            HopOf::Dovecot(i) => dovecot_hop(&mut ch.dovecot[i]),
+            HopOf::NoQueue(i) => noqueue_hop(&mut ch.noqueue[i]),
+        })
+        .collect();
+    let findings = findings(ch);
     MessageChain {
-        message_id: ch.message_id.clone(),
+        findings,
+        message_id: ch.message_id.take(),
         status,
         from,
-        to: recipients(ch, entries.first().copied()),
-        hops: walk.hops,
-        findings: findings(ch),
+        to,
+        hops,
         notes,
-        // A reject or a Dovecot delivery is final; queue entries must all have closed.
-        complete: !ch.evicted
-            && ch.entries.iter().all(Entry::closed)
-            && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty()),
-        lines: ch.lines.clone(),
+        complete,
+        lines: std::mem::take(&mut ch.lines),
         lines_dropped: ch.lines_dropped,
     }
 }

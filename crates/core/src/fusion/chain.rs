@@ -26,14 +26,27 @@ const MAX_DETAILS: usize = 4;
 
 /// `s` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
 pub(super) fn clip(s: &str, max: usize) -> String {
+    match clip_end(s, max) {
+        None => s.to_owned(),
+        Some(end) => format!("{}…", &s[..end]),
+    }
+}
+
+/// Where [`clip`] cuts `s` (`None`: it does not).
+fn clip_end(s: &str, max: usize) -> Option<usize> {
     if s.len() <= max {
-        return s.to_owned();
+        return None;
     }
     let mut end = max;
     while end > 0 && !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &s[..end])
+    Some(end)
+}
+
+/// The length of [`clip`]'s text, without making it.
+fn clipped_len(s: &str, max: usize) -> usize {
+    clip_end(s, max).map_or(s.len(), |end| end + '…'.len_utf8())
 }
 
 /// Both times known and at most `w` apart. Without timestamps a time join cannot be checked, so
@@ -265,6 +278,8 @@ pub(super) struct ChainFinding {
 pub(super) struct LineBudget {
     pub bytes: usize,
     pub dropped: u64,
+    /// Lines are counted and charged as if kept, but not kept: for a report that shows none.
+    pub count_only: bool,
 }
 
 impl LineBudget {
@@ -285,6 +300,8 @@ pub(super) struct Chain {
     pub findings: Vec<ChainFinding>,
     pub notes: Vec<String>,
     pub lines: Vec<String>,
+    /// Lines taken: those in `lines`, or with [`LineBudget::count_only`] those counted.
+    pub lines_taken: usize,
     pub lines_dropped: u64,
     /// Bytes of `lines`, charged to the correlator's [`LineBudget`] until the chain is emitted.
     pub line_bytes: usize,
@@ -316,6 +333,7 @@ impl Chain {
             findings: Vec::new(),
             notes: Vec::new(),
             lines: Vec::new(),
+            lines_taken: 0,
             lines_dropped: 0,
             line_bytes: 0,
             last_activity: None,
@@ -341,19 +359,22 @@ impl Chain {
     /// Keep a log line unless this chain has `max_lines` or all open chains together have
     /// `max_retained_line_bytes`; a line not kept is counted.
     pub fn add_line(&mut self, raw: &str, limits: &Limits, budget: &mut LineBudget) {
-        if self.lines.len() >= limits.max_lines {
+        if self.lines_taken >= limits.max_lines {
             self.lines_dropped += 1;
             return;
         }
-        let line = clip(raw, limits.max_line_bytes);
-        if budget.bytes.saturating_add(line.len()) > limits.max_retained_line_bytes {
+        let len = clipped_len(raw, limits.max_line_bytes);
+        if budget.bytes.saturating_add(len) > limits.max_retained_line_bytes {
             self.lines_dropped += 1;
             budget.dropped += 1;
             return;
         }
-        budget.bytes += line.len();
-        self.line_bytes += line.len();
-        self.lines.push(line);
+        budget.bytes += len;
+        self.line_bytes += len;
+        self.lines_taken += 1;
+        if !budget.count_only {
+            self.lines.push(clip(raw, limits.max_line_bytes));
+        }
     }
 
     /// Add a note once (bounded).
@@ -469,13 +490,12 @@ impl Chain {
         for n in g.notes {
             self.add_note(n);
         }
-        for l in g.lines {
-            if self.lines.len() < limits.max_lines {
-                self.lines.push(l);
-            } else {
-                self.lines_dropped += 1;
-            }
-        }
+        // `g`'s lines (or, counting only, its count of them) as far as there is room.
+        let room = limits.max_lines.saturating_sub(self.lines_taken);
+        let taken = g.lines_taken.min(room);
+        self.lines.extend(g.lines.into_iter().take(taken));
+        self.lines_taken += taken;
+        self.lines_dropped += (g.lines_taken - taken) as u64;
         self.lines_dropped += g.lines_dropped;
         // Lines dropped here stay charged until this chain is emitted: the budget over-counts a
         // little rather than ever under-counting.

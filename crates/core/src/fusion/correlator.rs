@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, LogRecord};
 
-use super::assemble::build_chain;
+use super::assemble::{build_chain, take_chain};
 use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
@@ -115,6 +115,27 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
     ring.push_back(item);
 }
 
+/// Remove `key` from `index` if its value is `ours`. Removed first and put back when it is
+/// not: one look-up in the usual case, where an emitted chain's keys are its own.
+fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool) {
+    if let Some((k, v)) = index.remove_entry(key) {
+        if !ours(&v) {
+            index.insert(k, v);
+        }
+    }
+}
+
+/// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
+/// one look-up in the usual case, as [`unlink`].
+fn drop_from_list<T>(index: &mut Index<String, Vec<T>>, key: &str, ours: impl Fn(&T) -> bool) {
+    if let Some((k, mut v)) = index.remove_entry(key) {
+        v.retain(|x| !ours(x));
+        if !v.is_empty() {
+            index.insert(k, v);
+        }
+    }
+}
+
 /// Whether a chain's queue entries or rejections name `sender` (the envelope sender its built
 /// message can show).
 fn names_sender(ch: &Chain, sender: &str) -> bool {
@@ -134,14 +155,11 @@ impl Finished {
         self.take_message()
     }
 
-    /// The message the chain tells, its log lines moved out of the chain: what is left is only
-    /// to be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
+    /// The message the chain tells, its text moved out of the chain: what is left is only to
+    /// be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
     /// allocator caches warm).
     pub fn take_message(&mut self) -> MessageChain {
-        let lines = std::mem::take(&mut self.chain.lines);
-        let mut out = build_chain(&self.chain);
-        out.lines = lines;
-        out
+        take_chain(&mut self.chain)
     }
 }
 
@@ -215,6 +233,14 @@ impl Correlator {
     /// and swept exactly when they would be).
     pub fn single_host(mut self) -> Self {
         self.single_host = true;
+        self
+    }
+
+    /// Keep no log lines with the chains (messages come without them): for a report that shows
+    /// none. They are still counted and charged to `max_retained_line_bytes` as if kept, so
+    /// every count (`lines_dropped`, lines dropped over the cap) is what it would be.
+    pub fn without_lines(mut self) -> Self {
+        self.line_budget.count_only = true;
         self
     }
 
@@ -462,26 +488,15 @@ impl Correlator {
     fn unindex(&mut self, ch: &Chain) {
         let id = ch.id;
         let sessions = &mut self.sessions;
-        let mut drop_session = |s: &String| {
-            if sessions.get(s) == Some(&id) {
-                sessions.remove(s);
-            }
-        };
+        let mut drop_session = |s: &str| unlink(sessions, s, |c| *c == id);
         for e in &ch.entries {
-            if let Some(v) = self.qids.get_mut(&e.qid) {
-                v.retain(|(_, c)| *c != id);
-                if v.is_empty() {
-                    self.qids.remove(&e.qid);
-                }
-            }
+            drop_from_list(&mut self.qids, &e.qid, |(_, c)| *c == id);
             for a in e.rcpts.iter().filter_map(|r| r.last.as_ref()) {
                 if let Some(s) = &a.lmtp_session {
                     drop_session(s);
                 }
                 if let Some(n) = &a.queued_as {
-                    if self.pending_next.get(n).is_some_and(|p| p.chain == id) {
-                        self.pending_next.remove(n);
-                    }
+                    unlink(&mut self.pending_next, n, |p| p.chain == id);
                 }
             }
         }
@@ -490,12 +505,7 @@ impl Correlator {
         }
         for to in ch.noqueue.iter().filter_map(|nq| nq.reject.to.as_ref()) {
             let k = to.to_ascii_lowercase();
-            if let Some(v) = self.noqueue_by_rcpt.get_mut(&k) {
-                v.retain(|c| *c != id);
-                if v.is_empty() {
-                    self.noqueue_by_rcpt.remove(&k);
-                }
-            }
+            drop_from_list(&mut self.noqueue_by_rcpt, &k, |c| *c == id);
         }
         let msgids = ch
             .message_id
@@ -509,9 +519,7 @@ impl Correlator {
                 continue;
             }
             last = Some(key);
-            if self.msgids.get(key) == Some(&id) {
-                self.msgids.remove(key);
-            }
+            unlink(&mut self.msgids, key, |c| *c == id);
         }
     }
 
@@ -654,5 +662,79 @@ impl Correlator {
                 ..self.stats.clone()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::tests::feed;
+
+    /// `n` messages handed from `mx` to `dell` (some deferred first, every third left open),
+    /// with a few lines more than a chain keeps.
+    fn two_hosts(n: u32) -> (String, String) {
+        let (mut mx, mut dell) = (String::new(), String::new());
+        for i in 0..n {
+            let (q, d) = (
+                format!("{:010X}", 0x300_0000 + i),
+                format!("{:010X}", 0x400_0000 + i),
+            );
+            let t = format!("Nov  7 12:{:02}:{:02}", i / 60 % 60, i % 60);
+            mx.push_str(&format!(
+                "{t} mx postfix/smtpd[1]: {q}: client=s{i}.example.org[203.0.113.9]\n\
+                 {t} mx postfix/cleanup[2]: {q}: message-id=<two{i}@x>\n\
+                 {t} mx postfix/qmgr[3]: {q}: from=<s{i}@example.org>, size=900, nrcpt=1 (queue active)\n"
+            ));
+            for _ in 0..i % 4 {
+                mx.push_str(&format!(
+                    "{t} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=dell[192.0.2.1]:25, delay=1, \
+                     delays=0.1/0/1/0, dsn=4.4.1, status=deferred (connect to dell[192.0.2.1]:25: \
+                     Connection timed out)\n"
+                ));
+            }
+            if i % 3 == 0 {
+                continue;
+            }
+            mx.push_str(&format!(
+                "{t} mx postfix/smtp[4]: {q}: to=<bob@corp.test>, relay=dell[192.0.2.1]:25, delay=1, \
+                 delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {d})\n\
+                 {t} mx postfix/qmgr[3]: {q}: removed\n"
+            ));
+            dell.push_str(&format!(
+                "{t} dell postfix/smtpd[1]: {d}: client=mx[192.0.2.7]\n\
+                 {t} dell postfix/cleanup[2]: {d}: message-id=<two{i}@x>\n\
+                 {t} dell postfix/qmgr[3]: {d}: removed\n"
+            ));
+        }
+        (mx, dell)
+    }
+
+    #[test]
+    fn without_lines_only_the_lines_are_missing() {
+        let limits = Limits {
+            max_lines: 6,
+            max_retained_line_bytes: 40_000,
+            ..Limits::default()
+        };
+        let (mx, dell) = two_hosts(600);
+        let run = |c: Correlator| {
+            let mut c = c;
+            feed(&mut c, "mx", &mx);
+            feed(&mut c, "dell", &dell);
+            c.finish_all()
+        };
+        let mut kept = run(Correlator::new(limits));
+        let counted = run(Correlator::new(limits).without_lines());
+        assert!(kept.stats.lines_dropped_over_cap > 100, "{:?}", kept.stats);
+        assert!(kept
+            .messages
+            .iter()
+            .any(|m| m.lines.len() == 6 && m.lines_dropped > 0));
+        assert!(counted.messages.iter().all(|m| m.lines.is_empty()));
+        for m in &mut kept.messages {
+            m.lines.clear();
+        }
+        assert_eq!(counted.messages, kept.messages);
+        assert_eq!(counted.stats, kept.stats);
     }
 }

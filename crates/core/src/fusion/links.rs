@@ -65,21 +65,33 @@ fn bracket_ip(s: &str) -> Option<IpAddr> {
 /// The address in the brackets is a loopback address. Asked of every client and relay: an
 /// IPv4 loopback is written `127.` first (leading zeros do not parse) and an IPv6 one has a
 /// colon, so other addresses are not parsed at all.
+/// Asked of every client and relay, so it looks at bytes: the std `str` searchers cost more
+/// than the whole check on strings this short.
 fn bracket_loopback(s: &str) -> bool {
-    let maybe = s.find('[').is_some_and(|open| {
-        let inner = &s[open + 1..];
-        inner.starts_with("127.") || inner.split(']').next().is_some_and(|a| a.contains(':'))
-    });
+    let b = s.as_bytes();
+    let Some(open) = b.iter().position(|&c| c == b'[') else {
+        return false;
+    };
+    let inner = &b[open + 1..];
+    // One pass over the address (up to `]`) for a colon.
+    let maybe =
+        inner.starts_with(b"127.") || inner.iter().take_while(|&&c| c != b']').any(|&c| c == b':');
     maybe && bracket_ip(s).is_some_and(|ip| ip.is_loopback())
 }
 
 /// A Postfix `relay=` that is this host itself: loopback (`127.0.0.1[127.0.0.1]:10024`,
 /// `localhost[::1]:25`) or a content filter port (`amavis[172.18.0.5]:10024`).
 pub(super) fn relay_is_local(relay: &str) -> bool {
-    let port = relay
-        .rsplit_once("]:")
-        .and_then(|(_, p)| p.parse::<u16>().ok());
-    bracket_loopback(relay) || port.is_some_and(|p| CONTENT_FILTER_PORTS.contains(&p))
+    if bracket_loopback(relay) {
+        return true;
+    }
+    // The port after the last `]:`.
+    let b = relay.as_bytes();
+    let port = (0..b.len().saturating_sub(1))
+        .rev()
+        .find(|&i| b[i] == b']' && b[i + 1] == b':')
+        .and_then(|i| relay[i + 2..].parse::<u16>().ok());
+    port.is_some_and(|p| CONTENT_FILTER_PORTS.contains(&p))
 }
 
 /// An smtpd `client=` on the loopback (`localhost[127.0.0.1]`): a re-injection on this host.
@@ -147,9 +159,10 @@ impl Correlator {
                 .push(Entry::new(host.clone(), qid, ts, subsecond));
             ch.touch(ts);
         }
+        // Most queue ids are on one host: room for exactly one.
         self.qids
             .entry(qid.to_owned())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push((host.clone(), cid));
         // Someone upstream already said `queued as <qid>`?
         if self

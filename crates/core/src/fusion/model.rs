@@ -203,7 +203,15 @@ pub fn msgid_key(id: &str) -> &str {
         (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => id,
         _ => id.trim(),
     };
-    trimmed.trim_start_matches('<').trim_end_matches('>')
+    // Leading `<`s, then trailing `>`s off what is left (ASCII, so the cuts fall on character
+    // boundaries), by bytes rather than `trim_*_matches`' character pattern.
+    let t = trimmed.as_bytes();
+    let start = t.iter().position(|&c| c != b'<').unwrap_or(t.len());
+    let end = t[start..]
+        .iter()
+        .rposition(|&c| c != b'>')
+        .map_or(start, |last| start + last + 1);
+    &trimmed[start..end]
 }
 
 /// Estimated clock offset of `host` relative to `reference` (`host - reference`).
@@ -360,6 +368,12 @@ mod tests {
             ("", ""),
             (" ", ""),
             ("<>", ""),
+            ("<<>>", ""),
+            (">>", ""),
+            ("<<", ""),
+            ("a<", "a<"),
+            (">a<", ">a<"),
+            ("<a>b>", "a>b"),
         ] {
             assert_eq!(msgid_key(id), key, "{id:?}");
         }

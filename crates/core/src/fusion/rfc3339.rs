@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
 /// Longest text written here: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-const MAX: usize = 30;
+pub(crate) const MAX: usize = 30;
 
 /// `n` (below 100) as two digits.
 fn two(buf: &mut [u8; MAX], at: usize, n: u32) {
@@ -25,7 +25,7 @@ fn digits(buf: &mut [u8; MAX], at: usize, mut n: u32, width: usize) {
 }
 
 /// The text into `buf`, its length; `None` for a year chrono writes with a sign.
-fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX]) -> Option<usize> {
+pub(crate) fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX]) -> Option<usize> {
     // Each accessor of a `DateTime` works out its local time anew: once is enough.
     let naive = t.naive_utc();
     let (date, time) = (naive.date(), naive.time());
