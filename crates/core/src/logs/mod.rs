@@ -382,40 +382,30 @@ fn family(program: &[u8], msg: &[u8]) -> Family {
     Family::Other
 }
 
-/// Parse a line into the event it carries. `year_bump` is the rollover count the stateful
-/// [`LineParser`] tracks for year-less formats.
-fn parse_event<'a>(
-    line: &'a [u8],
-    ctx: &ParseContext,
-    year_bump: i32,
-    days: &mut prefix::Days,
-) -> Option<(prefix::Header<'a>, Option<Event>)> {
-    let h = prefix::parse_header_with(line, ctx, year_bump, days)?;
-    let ev = event_of(&h)?;
-    Some((h, ev))
-}
-
-/// The event a recognized header's message carries (`None`: not understood).
+/// The event a recognized header's message carries: `None` when the message is not understood,
+/// `Some(None)` when it carries nothing flowtest needs.
 fn event_of(h: &prefix::Header<'_>) -> Option<Option<Event>> {
-    Some(match family(h.program, h.msg) {
+    // Each arm hands its parser's answer back as it is: the event is large, and unwrapping and
+    // wrapping it again would copy it.
+    match family(h.program, h.msg) {
         Family::Postfix => {
             let name = prefix::program_name(h.program);
             let service = match memchr::memrchr(b'/', name) {
                 Some(i) => &name[i + 1..],
                 None => name,
             };
-            postfix::parse(service, h.msg)?
+            postfix::parse(service, h.msg)
         }
         Family::Dovecot => {
             let name = prefix::program_name(h.program);
             if name == b"dovecot" {
-                dovecot::parse_syslog(h.msg)?
+                dovecot::parse_syslog(h.msg)
             } else {
-                dovecot::parse(h.program, h.msg)?
+                dovecot::parse(h.program, h.msg)
             }
         }
-        Family::Other => return None,
-    })
+        Family::Other => None,
+    }
 }
 
 /// Small cache of repeated strings (program names, host names) so that records share them.
@@ -439,32 +429,48 @@ impl Interner {
     }
 }
 
+impl LogRecord {
+    /// A record with nothing in it yet, for [`fill_record`] to fill.
+    fn blank(role: Arc<str>) -> Self {
+        LogRecord {
+            program: role.clone(),
+            role,
+            format: LineFormat::Bare,
+            timestamp: None,
+            subsecond: false,
+            host: None,
+            pid: None,
+            event: Event::Info,
+            raw: String::new(),
+        }
+    }
+}
+
+/// Fill `rec` (a blank or spent record, whose line room is reused) with a parsed line.
 /// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
-/// `raw` is an emptied string whose room the line's text reuses.
-fn build_record(
+/// The record is filled in place: an event is large, and each move of it is a copy.
+fn fill_record(
+    rec: &mut LogRecord,
     line: &[u8],
     text: Option<&str>,
     ctx: &ParseContext,
-    h: prefix::Header<'_>,
+    h: &prefix::Header<'_>,
     event: Event,
     interner: &mut Interner,
-    mut raw: String,
-) -> LogRecord {
+) {
+    rec.raw.clear();
     match text {
-        Some(t) => raw.push_str(t),
-        None => raw.push_str(&String::from_utf8_lossy(line)),
+        Some(t) => rec.raw.push_str(t),
+        None => rec.raw.push_str(&String::from_utf8_lossy(line)),
     }
-    LogRecord {
-        role: ctx.role.clone(),
-        format: h.format,
-        timestamp: h.ts,
-        subsecond: h.subsecond,
-        host: h.host.map(|x| interner.get(x)),
-        program: interner.get(h.program),
-        pid: h.pid,
-        event,
-        raw,
-    }
+    rec.role = ctx.role.clone();
+    rec.format = h.format;
+    rec.timestamp = h.ts;
+    rec.subsecond = h.subsecond;
+    rec.host = h.host.map(|x| interner.get(x));
+    rec.program = interner.get(h.program);
+    rec.pid = h.pid;
+    rec.event = event;
 }
 
 /// Records handed back for reuse ([`LineParser::recycle`]): a full scan makes one per line
@@ -480,12 +486,9 @@ impl Spares {
     /// Longest line room kept with a record: an over-long line's room is let go.
     const RAW_ROOM: usize = 1024;
 
-    /// A record's box and its emptied line, when one is spare.
-    fn take(&mut self) -> Option<(BoxedRecord, String)> {
-        let mut rec = self.records.pop()?;
-        let mut raw = std::mem::take(&mut rec.raw);
-        raw.clear();
-        Some((rec, raw))
+    /// A spent record, when one is spare.
+    fn take(&mut self) -> Option<BoxedRecord> {
+        self.records.pop()
     }
 
     fn put(&mut self, mut rec: BoxedRecord) -> bool {
@@ -515,17 +518,11 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
-    let (h, ev) = parse_event(line, ctx, 0, &mut prefix::Days::default())?;
-    let ev = ev.unwrap_or(Event::Info);
-    Some(build_record(
-        line,
-        None,
-        ctx,
-        h,
-        ev,
-        &mut Interner::default(),
-        String::new(),
-    ))
+    let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
+    let ev = event_of(&h)?.unwrap_or(Event::Info);
+    let mut rec = LogRecord::blank(ctx.role.clone());
+    fill_record(&mut rec, line, None, ctx, &h, ev, &mut Interner::default());
+    Some(rec)
 }
 
 /// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
@@ -575,11 +572,24 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let Some((h, ev)) = parse_event(line, &self.ctx, bump, &mut self.days) else {
+        let Some(h) = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days) else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
-        self.accept(line, text, h, ev, bump, month)
+        match event_of(&h) {
+            None => {
+                self.counts.unknown += 1;
+                Parsed::Unknown
+            }
+            Some(None | Some(Event::Info)) => {
+                self.note_parsed(h.format, bump, month);
+                Parsed::Info
+            }
+            Some(Some(ev)) => {
+                self.note_parsed(h.format, bump, month);
+                Parsed::Record(self.record(line, text, &h, ev))
+            }
+        }
     }
 
     /// Like [`LineParser::parse`], but lines that cannot concern `focus` are skipped (counted
@@ -656,40 +666,29 @@ impl LineParser {
         (bump, month)
     }
 
-    fn accept(
-        &mut self,
-        line: &[u8],
-        text: Option<&str>,
-        h: prefix::Header<'_>,
-        ev: Option<Event>,
-        bump: i32,
-        month: Option<u32>,
-    ) -> Parsed {
+    /// Count a recognized line (and keep the month it was stamped in for the rollover).
+    fn note_parsed(&mut self, format: LineFormat, bump: i32, month: Option<u32>) {
         if let (Some(m), true) = (month, bump == self.year_bump) {
             self.last_month = Some(m);
         }
         self.counts.parsed += 1;
-        *self.counts.formats.entry(h.format).or_insert(0) += 1;
-        let ev = match ev {
-            None | Some(Event::Info) => return Parsed::Info,
-            Some(ev) => ev,
-        };
-        let (ctx, interner) = (&self.ctx, &mut self.interner);
-        Parsed::Record(match self.spares.take() {
-            Some((mut rec, raw)) => {
-                *rec = build_record(line, text, ctx, h, ev, interner, raw);
-                rec
-            }
-            None => Box::new(build_record(
-                line,
-                text,
-                ctx,
-                h,
-                ev,
-                interner,
-                String::new(),
-            )),
-        })
+        *self.counts.formats.entry(format).or_insert(0) += 1;
+    }
+
+    /// A record of the line, in a spare box when there is one.
+    fn record(
+        &mut self,
+        line: &[u8],
+        text: Option<&str>,
+        h: &prefix::Header<'_>,
+        ev: Event,
+    ) -> BoxedRecord {
+        let mut rec = self
+            .spares
+            .take()
+            .unwrap_or_else(|| Box::new(LogRecord::blank(self.ctx.role.clone())));
+        fill_record(&mut rec, line, text, &self.ctx, h, ev, &mut self.interner);
+        rec
     }
 
     /// Hand back records the caller is done with: the next records reuse their boxes and line
