@@ -301,12 +301,54 @@ fn parse_classic(b: &[u8]) -> Option<Classic> {
     })
 }
 
-/// The day the last year-less stamp fell on, with the UTC time of its local midnight: lines come
-/// in time order, so most are on the day of the line before, and the calendar work is done once
-/// a day instead of once a line.
+/// The day the last year-less stamp fell on, with the UTC time of its local midnight, and that
+/// stamp itself with its resolved time: lines come in time order, so most are on the day of the
+/// line before (the calendar work is done once a day instead of once a line), and on a busy log
+/// most share the very stamp of the line before (which is then not parsed again).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Days {
     last: Option<LastDay>,
+    stamp: Option<LastStamp>,
+}
+
+/// Longest classic stamp kept as the last one (`Mmm dd HH:MM:SS` and a fraction of up to 16
+/// digits); longer ones are parsed every time.
+const STAMP_ROOM: usize = 32;
+
+/// A classic stamp as resolved for a line: its time, what it looked like and where it ends.
+#[derive(Debug, Clone, Copy)]
+struct ClassicStamp {
+    ts: DateTime<Utc>,
+    subsecond: bool,
+    zero_padded: bool,
+    end: usize,
+}
+
+/// What a classic stamp's time depends on besides its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StampKey {
+    year_bump: i32,
+    year: i32,
+    reference: Option<DateTime<Utc>>,
+    utc_offset: i32,
+}
+
+impl StampKey {
+    fn new(ctx: &ParseContext, year_bump: i32) -> Self {
+        StampKey {
+            year_bump,
+            year: ctx.year,
+            reference: ctx.reference,
+            utc_offset: ctx_offset(ctx),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastStamp {
+    text: [u8; STAMP_ROOM],
+    key: StampKey,
+    stamp: ClassicStamp,
 }
 
 /// A calendar day in a zone.
@@ -326,6 +368,34 @@ struct LastDay {
 }
 
 impl Days {
+    /// The last stamp, if `line` starts with the same one (and the same context would resolve
+    /// it). `parse_classic` reads a stamp's bytes up to its end and the byte after it only, so
+    /// the same bytes there give the same stamp.
+    fn recall(&self, line: &[u8], key: StampKey) -> Option<ClassicStamp> {
+        let last = self.stamp.as_ref().filter(|l| l.key == key)?;
+        let end = last.stamp.end;
+        let same =
+            line.get(..end) == last.text.get(..end) && matches!(line.get(end), None | Some(b' '));
+        same.then_some(last.stamp)
+    }
+
+    fn remember(&mut self, line: &[u8], key: StampKey, stamp: ClassicStamp) {
+        let Some(text) = line.get(..stamp.end) else {
+            return;
+        };
+        if text.len() > STAMP_ROOM {
+            self.stamp = None;
+            return;
+        }
+        let mut room = [0u8; STAMP_ROOM];
+        room[..text.len()].copy_from_slice(text);
+        self.stamp = Some(LastStamp {
+            text: room,
+            key,
+            stamp,
+        });
+    }
+
     fn midnight(&mut self, day: Day) -> Option<DateTime<Utc>> {
         if let Some(last) = self.last.filter(|l| l.day == day) {
             return last.midnight;
@@ -372,6 +442,32 @@ fn classic_to_utc(
         }
         None => build(ctx.year.saturating_add(year_bump)),
     }
+}
+
+/// The classic stamp at the start of `line`, resolved: `None` when there is none, `Some(None)`
+/// when it names no time (29 February of a common year, say).
+fn resolve_classic(
+    line: &[u8],
+    ctx: &ParseContext,
+    year_bump: i32,
+    days: &mut Days,
+) -> Option<Option<ClassicStamp>> {
+    let key = StampKey::new(ctx, year_bump);
+    if let Some(s) = days.recall(line, key) {
+        return Some(Some(s));
+    }
+    let c = parse_classic(line)?;
+    let Some(ts) = classic_to_utc(&c, ctx, year_bump, days) else {
+        return Some(None);
+    };
+    let stamp = ClassicStamp {
+        ts,
+        subsecond: c.frac > 0,
+        zero_padded: c.zero_padded,
+        end: c.end,
+    };
+    days.remember(line, key, stamp);
+    Some(Some(stamp))
 }
 
 /// Split `prog[pid]` into name-with-suffix and pid. Dovecot tokens (`lmtp(x)<1><s>`) are kept
@@ -452,7 +548,19 @@ pub(crate) fn parse_header_with<'a>(
     let subsecond;
     let rest: &[u8];
 
-    if let Some(iso) = parse_iso(line) {
+    // A classic stamp starts with a letter and an ISO one with a digit: at most one is found,
+    // and the classic one (most logs' own) is looked for first.
+    if let Some(c) = resolve_classic(line, ctx, year_bump, days) {
+        let c = c?;
+        ts = Some(c.ts);
+        subsecond = c.subsecond;
+        format = if c.zero_padded {
+            LineFormat::PostfixMaillog
+        } else {
+            LineFormat::ClassicSyslog
+        };
+        rest = line.get(c.end + 1..).unwrap_or(&[]);
+    } else if let Some(iso) = parse_iso(line) {
         let after = line.get(iso.end + 1..).unwrap_or(&[]);
         // docker --timestamps: an inner line with its own timestamp follows the stamp.
         let inner_iso = parse_iso(after);
@@ -482,15 +590,6 @@ pub(crate) fn parse_header_with<'a>(
             };
             rest = after;
         }
-    } else if let Some(c) = parse_classic(line) {
-        ts = Some(classic_to_utc(&c, ctx, year_bump, days)?);
-        subsecond = c.frac > 0;
-        format = if c.zero_padded {
-            LineFormat::PostfixMaillog
-        } else {
-            LineFormat::ClassicSyslog
-        };
-        rest = line.get(c.end + 1..).unwrap_or(&[]);
     } else {
         ts = None;
         subsecond = false;
@@ -693,6 +792,34 @@ mod tests {
                     if !naive.ends_with(":60") {
                         assert_eq!(fresh.flatten(), want, "{tz} {naive}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stamp_kept_from_the_line_before_is_reused_only_when_it_would_parse_the_same() {
+        let lines: [&[u8]; 8] = [
+            b"Nov  5 07:08:09 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09 mx postfix/smtpd[1]: y",
+            b"Nov  5 07:08:09.5 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09.5 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09.51 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09x mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:0",
+            b"Nov  5 07:08:09.12345678901234567890 mx postfix/smtpd[1]: x",
+        ];
+        let mut other = ctx();
+        other.tz = parse_tz("+02:00").unwrap();
+        let mut referenced = ctx();
+        referenced.reference = Some(ts(2026, 1, 3, 0, 0, 0));
+        let mut days = Days::default();
+        for c in [ctx(), other, referenced] {
+            for bump in [0, 1, 0] {
+                for l in lines.iter().chain(lines.iter().rev()) {
+                    let kept = parse_header_with(l, &c, bump, &mut days).map(|h| (h.ts, h.msg));
+                    let fresh = parse_header(l, &c, bump).map(|h| (h.ts, h.msg));
+                    assert_eq!(kept, fresh, "{}", String::from_utf8_lossy(l));
                 }
             }
         }
