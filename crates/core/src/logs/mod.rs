@@ -15,6 +15,8 @@ mod readahead;
 pub mod reader;
 pub(crate) mod scan;
 
+use scan::LineText;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -384,7 +386,7 @@ fn family(program: &[u8], msg: &[u8]) -> Family {
 
 /// The event a recognized header's message carries: `None` when the message is not understood,
 /// `Some(None)` when it carries nothing flowtest needs.
-fn event_of(h: &prefix::Header<'_>) -> Option<Option<Event>> {
+fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
     // Each arm hands its parser's answer back as it is: the event is large, and unwrapping and
     // wrapping it again would copy it.
     match family(h.program, h.msg) {
@@ -394,7 +396,7 @@ fn event_of(h: &prefix::Header<'_>) -> Option<Option<Event>> {
                 Some(i) => &name[i + 1..],
                 None => name,
             };
-            postfix::parse(service, h.msg)
+            postfix::parse(t, service, h.msg)
         }
         Family::Dovecot => {
             let name = prefix::program_name(h.program);
@@ -447,21 +449,19 @@ impl LogRecord {
 }
 
 /// Fill `rec` (a blank or spent record, whose line room is reused) with a parsed line.
-/// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
 /// The record is filled in place: an event is large, and each move of it is a copy.
 fn fill_record(
     rec: &mut LogRecord,
-    line: &[u8],
-    text: Option<&str>,
+    line: LineText<'_>,
     ctx: &ParseContext,
     h: &prefix::Header<'_>,
     event: Event,
     interner: &mut Interner,
 ) {
     rec.raw.clear();
-    match text {
+    match line.text() {
         Some(t) => rec.raw.push_str(t),
-        None => rec.raw.push_str(&String::from_utf8_lossy(line)),
+        None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
     rec.role = ctx.role.clone();
     rec.format = h.format;
@@ -519,9 +519,10 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
     let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
-    let ev = event_of(&h)?.unwrap_or(Event::Info);
+    let line = LineText::check(line);
+    let ev = event_of(line, &h)?.unwrap_or(Event::Info);
     let mut rec = LogRecord::blank(ctx.role.clone());
-    fill_record(&mut rec, line, None, ctx, &h, ev, &mut Interner::default());
+    fill_record(&mut rec, line, ctx, &h, ev, &mut Interner::default());
     Some(rec)
 }
 
@@ -576,7 +577,7 @@ impl LineParser {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
-        match event_of(&h) {
+        match event_of(text, &h) {
             None => {
                 self.counts.unknown += 1;
                 Parsed::Unknown
@@ -587,7 +588,7 @@ impl LineParser {
             }
             Some(Some(ev)) => {
                 self.note_parsed(h.format, bump, month);
-                Parsed::Record(self.record(line, text, &h, ev))
+                Parsed::Record(self.record(text, &h, ev))
             }
         }
     }
@@ -633,11 +634,11 @@ impl LineParser {
         }
     }
 
-    /// Count the line; its text when it is valid UTF-8 (checked once, here).
-    fn count_line<'a>(&mut self, line: &'a [u8]) -> Option<&'a str> {
+    /// Count the line, checked as UTF-8 (once, here).
+    fn count_line<'a>(&mut self, line: &'a [u8]) -> LineText<'a> {
         self.counts.lines += 1;
-        let text = std::str::from_utf8(line).ok();
-        if text.is_none() {
+        let text = LineText::check(line);
+        if text.text().is_none() {
             self.counts.invalid_utf8 += 1;
         }
         text
@@ -676,18 +677,12 @@ impl LineParser {
     }
 
     /// A record of the line, in a spare box when there is one.
-    fn record(
-        &mut self,
-        line: &[u8],
-        text: Option<&str>,
-        h: &prefix::Header<'_>,
-        ev: Event,
-    ) -> BoxedRecord {
+    fn record(&mut self, line: LineText<'_>, h: &prefix::Header<'_>, ev: Event) -> BoxedRecord {
         let mut rec = self
             .spares
             .take()
             .unwrap_or_else(|| Box::new(LogRecord::blank(self.ctx.role.clone())));
-        fill_record(&mut rec, line, text, &self.ctx, h, ev, &mut self.interner);
+        fill_record(&mut rec, line, &self.ctx, h, ev, &mut self.interner);
         rec
     }
 
