@@ -6,7 +6,7 @@
 //! Return convention: `None` = not understood (the caller counts it as unknown);
 //! `Some(None)` = understood but carries nothing flowtest needs; `Some(Some(ev))` = an event.
 
-use super::scan::{self, field, find, rfind, split_once, strip_prefix, LineText};
+use super::scan::{self, field, find, rfind, split_once, starts_with, strip_prefix, LineText};
 use super::{
     Delays, Delivery, DeliveryStatus, Event, ExpiredRcpt, MapLookup, MapProblem, Reject, Severity,
 };
@@ -147,15 +147,11 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
     if let Some((qid, rest)) = split_qid(msg) {
         return with_qid(t, service, qid, rest);
     }
-    // Most lines of a busy log are these: compare the first byte before the whole prefix.
-    let first = msg.first()?;
-    if INFO_PREFIXES
+    // Most lines of a busy log are these (`starts_with` compares the first byte first).
+    INFO_PREFIXES
         .iter()
-        .any(|p| p.first() == Some(first) && msg.starts_with(p))
-    {
-        return Some(None);
-    }
-    None
+        .any(|p| starts_with(msg, p))
+        .then_some(None)
 }
 
 fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> Event {
@@ -252,7 +248,7 @@ fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
         b"redirect: ",
         b"lost connection",
     ] {
-        if rest.starts_with(info) {
+        if starts_with(rest, info) {
             return Some(None);
         }
     }
@@ -291,7 +287,7 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             message_id: t.owned(scan::trim(v)),
         }));
     }
-    if rest.starts_with(b"resent-message-id=") {
+    if starts_with(rest, b"resent-message-id=") {
         return Some(None);
     }
     if let Some((action, body)) = reject_action(rest) {
@@ -317,7 +313,7 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"breaking line",
         b"Cannot start TLS",
     ] {
-        if rest.starts_with(info) {
+        if starts_with(rest, info) {
             if info == b"Cannot start TLS" {
                 return Some(Some(Event::AttemptDetail {
                     queue_id: queue_id(),
@@ -327,7 +323,7 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             return Some(None);
         }
     }
-    if rest.starts_with(b"from=") {
+    if starts_with(rest, b"from=") {
         let from = field(rest, b"from=")
             .map(|v| t.owned(v))
             .unwrap_or_default();
@@ -355,10 +351,10 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             from,
         }));
     }
-    if rest.starts_with(b"to=") {
+    if starts_with(rest, b"to=") {
         return to_line(t, service, qid, rest).map(Some);
     }
-    if rest.starts_with(b"status=expired") {
+    if starts_with(rest, b"status=expired") {
         return Some(Some(Event::Expired {
             queue_id: queue_id(),
             from: String::new(),
@@ -385,7 +381,7 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"Server certificate not verified",
         b"certificate verification failed",
     ] {
-        if rest.starts_with(detail) {
+        if starts_with(rest, detail) {
             return Some(Some(Event::AttemptDetail {
                 queue_id: queue_id(),
                 text: t.owned(rest),

@@ -34,9 +34,20 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memmem::find(hay, needle).is_some()
 }
 
+/// `hay` starts with `prefix`. The first bytes are compared before the rest: most candidates
+/// differ there, and comparing the rest is a call.
+#[inline]
+pub(crate) fn starts_with(hay: &[u8], prefix: &[u8]) -> bool {
+    match (prefix.first(), hay.first()) {
+        (None, _) => true,
+        (Some(p), Some(h)) => p == h && hay.starts_with(prefix),
+        (Some(_), None) => false,
+    }
+}
+
 #[inline]
 pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    hay.strip_prefix(prefix)
+    starts_with(hay, prefix).then(|| &hay[prefix.len()..])
 }
 
 /// Bytes as an owned `String`, replacing invalid UTF-8 (logs are not guaranteed to be UTF-8).
