@@ -355,31 +355,36 @@ pub struct SourceCounts {
 }
 
 /// What a line's header identifies its writer as.
-enum Family {
-    Postfix,
-    Dovecot,
+enum Family<'a> {
+    /// Postfix, with the service that logged the line (`smtpd`, `qmgr`, ...).
+    Postfix {
+        service: &'a [u8],
+    },
+    /// Dovecot, through syslog (the process token starts the message) or in its own log.
+    Dovecot {
+        syslog: bool,
+    },
     Other,
 }
 
-fn family(program: &[u8], msg: &[u8]) -> Family {
-    let name = prefix::program_name(program);
+/// The writer of a line, from its program's name (its token up to `[`, `(` or `<`).
+fn family(name: &[u8]) -> Family<'_> {
     if let Some(slash) = memchr::memrchr(b'/', name) {
         // `postfix/smtpd`, `postfix-ec2/qmgr`, `postfix/submission/smtpd`: the first component
         // is the syslog_name, the last the service. A custom syslog_name without "postfix" is
         // accepted when the service is a Postfix daemon name.
         let first = &name[..memchr::memchr(b'/', name).unwrap_or(slash)];
-        if first.starts_with(b"postfix") || postfix::is_service(&name[slash + 1..]) {
-            return Family::Postfix;
+        let service = &name[slash + 1..];
+        if scan::starts_with(first, b"postfix") || postfix::is_service(service) {
+            return Family::Postfix { service };
         }
         return Family::Other;
     }
     if name == b"dovecot" {
-        // Via syslog the Dovecot process token is the start of the message.
-        let _ = msg;
-        return Family::Dovecot;
+        return Family::Dovecot { syslog: true };
     }
     if prefix::is_dovecot_service(name) {
-        return Family::Dovecot;
+        return Family::Dovecot { syslog: false };
     }
     Family::Other
 }
@@ -389,23 +394,10 @@ fn family(program: &[u8], msg: &[u8]) -> Family {
 fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
     // Each arm hands its parser's answer back as it is: the event is large, and unwrapping and
     // wrapping it again would copy it.
-    match family(h.program, h.msg) {
-        Family::Postfix => {
-            let name = prefix::program_name(h.program);
-            let service = match memchr::memrchr(b'/', name) {
-                Some(i) => &name[i + 1..],
-                None => name,
-            };
-            postfix::parse(t, service, h.msg)
-        }
-        Family::Dovecot => {
-            let name = prefix::program_name(h.program);
-            if name == b"dovecot" {
-                dovecot::parse_syslog(h.msg)
-            } else {
-                dovecot::parse(h.program, h.msg)
-            }
-        }
+    match family(h.name) {
+        Family::Postfix { service } => postfix::parse(t, service, h.msg),
+        Family::Dovecot { syslog: true } => dovecot::parse_syslog(h.msg),
+        Family::Dovecot { syslog: false } => dovecot::parse(h.program, h.msg),
         Family::Other => None,
     }
 }
@@ -650,7 +642,7 @@ impl LineParser {
         // its own year).
         let mut bump = self.year_bump;
         let month = if self.ctx.reference.is_none() {
-            peek_classic_month(line)
+            prefix::month_number(line)
         } else {
             None
         };
@@ -695,17 +687,6 @@ impl LineParser {
             }
         }
     }
-}
-
-/// Month of a classic `Mmm dd` (or docker-wrapped) stamp, without parsing the rest.
-fn peek_classic_month(line: &[u8]) -> Option<u32> {
-    const M: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let head = line.get(..3)?;
-    let m = M.iter().position(|x| &x[..] == head)?;
-    Some(m as u32 + 1)
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ pub(crate) struct Header<'a> {
     /// The program token without `[pid]`, e.g. `postfix/smtpd`, `dovecot`, or Dovecot's own
     /// process token `lmtp(alice@x)<12><sess>` (kept whole: dovecot.rs splits it).
     pub program: &'a [u8],
+    /// The program's name: its token up to the first `[`, `(` or `<` ([`program_name`]).
+    pub name: &'a [u8],
     pub pid: Option<u32>,
     pub msg: &'a [u8],
 }
@@ -112,6 +114,25 @@ pub(crate) fn program_name(token: &[u8]) -> &[u8] {
         .position(|&c| c == b'[' || c == b'(' || c == b'<')
         .unwrap_or(token.len());
     &token[..end]
+}
+
+/// The month (1-12) a line starts with as `Jan` ... `Dec`.
+pub(crate) fn month_number(b: &[u8]) -> Option<u32> {
+    Some(match b.get(..3)? {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
 }
 
 fn digits2(b: &[u8], i: usize) -> Option<u32> {
@@ -267,8 +288,7 @@ struct Classic {
 
 /// `Mmm dd HH:MM:SS[.frac]` (day space- or zero-padded) at the start of `b`.
 fn parse_classic(b: &[u8]) -> Option<Classic> {
-    let mon = b.get(..3)?;
-    let month = MONTHS.iter().position(|m| &m[..] == mon)? as u32 + 1;
+    let month = month_number(b)?;
     if b.get(3) != Some(&b' ') {
         return None;
     }
@@ -627,6 +647,7 @@ pub(crate) fn parse_header_with<'a>(
         subsecond,
         host,
         program,
+        name,
         pid,
         msg,
     })
@@ -642,7 +663,7 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
             let sp = memchr::memchr(b' ', b)?;
             return Some(&b[sp + 1..]);
         }
-        let classic = b.len() > 16 && MONTHS.iter().any(|m| b[..3] == m[..]) && b[3] == b' ';
+        let classic = b.len() > 16 && month_number(b).is_some() && b[3] == b' ';
         if classic {
             // `Mmm dd HH:MM:SS` (maybe `.frac`), then a space.
             let sp = memchr::memchr(b' ', &b[15..]).map(|i| i + 15)?;
