@@ -369,11 +369,12 @@ enum Family<'a> {
 
 /// The writer of a line, from its program's name (its token up to `[`, `(` or `<`).
 fn family(name: &[u8]) -> Family<'_> {
-    if let Some(slash) = memchr::memrchr(b'/', name) {
+    // Names are short: plain loops beat setting up a vector search.
+    if let Some(slash) = name.iter().rposition(|&c| c == b'/') {
         // `postfix/smtpd`, `postfix-ec2/qmgr`, `postfix/submission/smtpd`: the first component
         // is the syslog_name, the last the service. A custom syslog_name without "postfix" is
         // accepted when the service is a Postfix daemon name.
-        let first = &name[..memchr::memchr(b'/', name).unwrap_or(slash)];
+        let first = &name[..name.iter().position(|&c| c == b'/').unwrap_or(slash)];
         let service = &name[slash + 1..];
         if scan::starts_with(first, b"postfix") || postfix::is_service(service) {
             return Family::Postfix { service };

@@ -493,7 +493,8 @@ fn resolve_classic(
 /// Split `prog[pid]` into name-with-suffix and pid. Dovecot tokens (`lmtp(x)<1><s>`) are kept
 /// whole; only `[digits]` counts as a pid here.
 fn split_pid(token: &[u8]) -> (&[u8], Option<u32>) {
-    if let Some(open) = memchr::memchr(b'[', token) {
+    // Tokens are short: a plain loop beats setting up a vector search.
+    if let Some(open) = token.iter().position(|&c| c == b'[') {
         if token.last() == Some(&b']') && open + 1 < token.len() {
             let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
                 .and_then(|p| u32::try_from(p).ok());
@@ -528,8 +529,9 @@ fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
         (Some(s), _) => {
             let host = &r[..s];
             let rest = &r[s + 1..];
-            let (prog, msg) = match super::scan::find(rest, b": ") {
-                Some(c) => (&rest[..c], &rest[c + 2..]),
+            // The first `: ` after the host is the line's first (`colon`, past the space here).
+            let (prog, msg) = match colon {
+                Some(c) => (&r[s + 1..c], &r[c + 2..]),
                 None => prog_at_end(rest)?,
             };
             if host.is_empty() {
