@@ -566,11 +566,12 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let Some(h) = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days) else {
+        let header = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
+        let Some(h) = &header else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
-        match event_of(text, &h) {
+        match event_of(text, h) {
             None => {
                 self.counts.unknown += 1;
                 Parsed::Unknown
@@ -581,7 +582,7 @@ impl LineParser {
             }
             Some(Some(ev)) => {
                 self.note_parsed(h.format, bump, month);
-                Parsed::Record(self.record(text, &h, ev))
+                Parsed::Record(self.record(text, h, ev))
             }
         }
     }

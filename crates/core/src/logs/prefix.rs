@@ -494,14 +494,37 @@ fn resolve_classic(
 /// whole; only `[digits]` counts as a pid here.
 fn split_pid(token: &[u8]) -> (&[u8], Option<u32>) {
     // Tokens are short: a plain loop beats setting up a vector search.
-    if let Some(open) = token.iter().position(|&c| c == b'[') {
-        if token.last() == Some(&b']') && open + 1 < token.len() {
-            let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
-                .and_then(|p| u32::try_from(p).ok());
-            return (&token[..open], pid);
-        }
+    match token.iter().position(|&c| c == b'[') {
+        Some(open) => split_pid_at(token, open),
+        None => (token, None),
+    }
+}
+
+/// [`split_pid`] with the token's first `[` at `open`.
+fn split_pid_at(token: &[u8], open: usize) -> (&[u8], Option<u32>) {
+    if token.last() == Some(&b']') && open + 1 < token.len() {
+        let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
+            .and_then(|p| u32::try_from(p).ok());
+        return (&token[..open], pid);
     }
     (token, None)
+}
+
+/// A program token's program and pid ([`split_pid`]) with the program's name
+/// ([`program_name`]), from one scan of the usual `name[pid]` token.
+fn split_token(token: &[u8]) -> (&[u8], &[u8], Option<u32>) {
+    let cut = token
+        .iter()
+        .position(|&c| c == b'[' || c == b'(' || c == b'<');
+    // The program is the token or the part before its first `[`; either way its name ends at
+    // the token's first `[`, `(` or `<`.
+    let name = &token[..cut.unwrap_or(token.len())];
+    let (program, pid) = match cut {
+        Some(open) if token[open] == b'[' => split_pid_at(token, open),
+        Some(_) => split_pid(token),
+        None => (token, None),
+    };
+    (program, name, pid)
 }
 
 fn valid_program(token: &[u8]) -> bool {
@@ -622,11 +645,10 @@ pub(crate) fn parse_header_with<'a>(
     // Tolerate the double space some writers put after the stamp.
     let rest = rest.trim_ascii_start();
     let (host, token, msg) = parse_rest(rest)?;
-    let (program, pid) = split_pid(token);
+    let (program, name, pid) = split_token(token);
     if !valid_program(program) {
         return None;
     }
-    let name = program_name(program);
     let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
     if dovecot_own && format != LineFormat::Docker {
         format = LineFormat::DovecotLog;
@@ -845,6 +867,28 @@ mod tests {
                     assert_eq!(kept, fresh, "{}", String::from_utf8_lossy(l));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_scan_of_a_token_splits_it_as_pid_then_name_would() {
+        for t in [
+            &b"postfix/smtpd[4007]"[..],
+            b"postfix/smtpd",
+            b"postfix/smtpd[]",
+            b"postfix/smtpd[12",
+            b"postfix/smtpd[x]",
+            b"lmtp(alice@corp.test)<12><abc>",
+            b"lmtp(a)[12]",
+            b"lmtp<1>[2]",
+            b"a[1](b)",
+            b"[",
+            b"(",
+            b"",
+        ] {
+            let (program, pid) = split_pid(t);
+            let want = (program, program_name(program), pid);
+            assert_eq!(split_token(t), want, "{}", String::from_utf8_lossy(t));
         }
     }
 
