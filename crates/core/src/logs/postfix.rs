@@ -968,6 +968,19 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_in_a_kept_field_is_replaced_there_only() {
+        let msg = b"ABCDEF1234: to=<al\xffce@corp.test>, relay=none, delay=1, \
+                    delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to x\xc3: refused)";
+        let Some(Some(Event::Delivery(d))) = parse(b"smtp", msg) else {
+            panic!("not a delivery")
+        };
+        assert_eq!(d.to, "al\u{fffd}ce@corp.test");
+        assert_eq!(d.reason, "connect to x\u{fffd}: refused");
+        assert_eq!(d.relay.as_deref(), Some("none"));
+        assert_eq!(d.queue_id, "ABCDEF1234");
+    }
+
+    #[test]
     fn unknown_and_info() {
         assert!(parse(b"smtpd", b"connect from x[1.2.3.4]") == Some(None));
         assert!(parse(b"smtpd", b"something new").is_none());

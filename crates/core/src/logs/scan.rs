@@ -280,6 +280,26 @@ mod tests {
     }
 
     #[test]
+    fn parts_of_a_line_come_out_as_lossy_makes_them() {
+        let valid = "to=<é@x.test>, relay=mx€".as_bytes();
+        let invalid = &b"to=<\xff@x.test>, relay=mx\xc3"[..];
+        for line in [valid, invalid] {
+            let t = LineText::check(line);
+            assert_eq!(t.text().is_some(), line == valid);
+            // Every part, including those cutting a character in two.
+            for a in 0..=line.len() {
+                for b in a..=line.len() {
+                    assert_eq!(t.owned(&line[a..b]), lossy(&line[a..b]), "{a}..{b}");
+                }
+            }
+            // Bytes that are not this line's are converted on their own.
+            let copy = line.to_vec();
+            assert_eq!(t.owned(&copy[3..9]), lossy(&copy[3..9]));
+            assert_eq!(t.owned(b"\xffz"), "\u{fffd}z");
+        }
+    }
+
+    #[test]
     fn field_respects_boundaries() {
         let l = b"to=<a@x>, orig_to=<b@x>, relay=none, delay=0.5, dsn=4.4.1, status=deferred (x)";
         assert_eq!(field(l, b"to="), Some(&b"a@x"[..]));
