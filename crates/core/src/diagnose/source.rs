@@ -69,6 +69,33 @@ impl LogStream {
         }
     }
 
+    /// The full scan's read: lines until one makes a record or the input ends (most lines make
+    /// none, and a call per line costs more than the line). The record stays in the box it was
+    /// made in.
+    fn read_all(&mut self, out: &mut Vec<BoxedRecord>) -> Result<bool, AnalyzeError> {
+        loop {
+            let Lines::Each(lines) = &mut self.lines else {
+                return Ok(false);
+            };
+            let line = lines.next_line().map_err(|err| AnalyzeError::Read {
+                source: self.display.clone(),
+                err,
+            })?;
+            match line {
+                None => return Ok(false),
+                Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
+                Some(LineRead::Line(l)) => {
+                    if let Parsed::Record(r) = self.parser.parse(l) {
+                        if self.admit(r.timestamp) {
+                            out.push(r);
+                        }
+                        return Ok(!self.stopped_after_until);
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn report(&self) -> SourceReport {
         SourceReport {
             name: self.name.clone(),
@@ -104,20 +131,11 @@ impl RecordSource for LogStream {
                 }
             }
             (Lines::Focused(_), None) => return Ok(false),
-            (Lines::Each(lines), focus) => match lines.next_line().map_err(read_error)? {
+            (Lines::Each(_), None) => return self.read_all(out),
+            (Lines::Each(lines), Some(f)) => match lines.next_line().map_err(read_error)? {
                 None => return Ok(false),
                 Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-                Some(LineRead::Line(l)) => match focus {
-                    Some(f) => self.parser.parse_focused(l, f, &mut self.scratch),
-                    None => {
-                        // The full scan's path: the record stays in the box it was made in.
-                        if let Parsed::Record(r) = self.parser.parse(l) {
-                            if self.admit(r.timestamp) {
-                                out.push(r);
-                            }
-                        }
-                    }
-                },
+                Some(LineRead::Line(l)) => self.parser.parse_focused(l, f, &mut self.scratch),
             },
         }
         let mut recs = std::mem::take(&mut self.scratch);

@@ -15,6 +15,8 @@ mod readahead;
 pub mod reader;
 pub(crate) mod scan;
 
+use scan::LineText;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -353,69 +355,52 @@ pub struct SourceCounts {
 }
 
 /// What a line's header identifies its writer as.
-enum Family {
-    Postfix,
-    Dovecot,
+enum Family<'a> {
+    /// Postfix, with the service that logged the line (`smtpd`, `qmgr`, ...).
+    Postfix {
+        service: &'a [u8],
+    },
+    /// Dovecot, through syslog (the process token starts the message) or in its own log.
+    Dovecot {
+        syslog: bool,
+    },
     Other,
 }
 
-fn family(program: &[u8], msg: &[u8]) -> Family {
-    let name = prefix::program_name(program);
-    if let Some(slash) = memchr::memrchr(b'/', name) {
+/// The writer of a line, from its program's name (its token up to `[`, `(` or `<`).
+fn family(name: &[u8]) -> Family<'_> {
+    // Names are short: plain loops beat setting up a vector search.
+    if let Some(slash) = name.iter().rposition(|&c| c == b'/') {
         // `postfix/smtpd`, `postfix-ec2/qmgr`, `postfix/submission/smtpd`: the first component
         // is the syslog_name, the last the service. A custom syslog_name without "postfix" is
         // accepted when the service is a Postfix daemon name.
-        let first = &name[..memchr::memchr(b'/', name).unwrap_or(slash)];
-        if first.starts_with(b"postfix") || postfix::is_service(&name[slash + 1..]) {
-            return Family::Postfix;
+        let first = &name[..name.iter().position(|&c| c == b'/').unwrap_or(slash)];
+        let service = &name[slash + 1..];
+        if scan::starts_with(first, b"postfix") || postfix::is_service(service) {
+            return Family::Postfix { service };
         }
         return Family::Other;
     }
     if name == b"dovecot" {
-        // Via syslog the Dovecot process token is the start of the message.
-        let _ = msg;
-        return Family::Dovecot;
+        return Family::Dovecot { syslog: true };
     }
     if prefix::is_dovecot_service(name) {
-        return Family::Dovecot;
+        return Family::Dovecot { syslog: false };
     }
     Family::Other
 }
 
-/// Parse a line into the event it carries. `year_bump` is the rollover count the stateful
-/// [`LineParser`] tracks for year-less formats.
-fn parse_event<'a>(
-    line: &'a [u8],
-    ctx: &ParseContext,
-    year_bump: i32,
-    days: &mut prefix::Days,
-) -> Option<(prefix::Header<'a>, Option<Event>)> {
-    let h = prefix::parse_header_with(line, ctx, year_bump, days)?;
-    let ev = event_of(&h)?;
-    Some((h, ev))
-}
-
-/// The event a recognized header's message carries (`None`: not understood).
-fn event_of(h: &prefix::Header<'_>) -> Option<Option<Event>> {
-    Some(match family(h.program, h.msg) {
-        Family::Postfix => {
-            let name = prefix::program_name(h.program);
-            let service = match memchr::memrchr(b'/', name) {
-                Some(i) => &name[i + 1..],
-                None => name,
-            };
-            postfix::parse(service, h.msg)?
-        }
-        Family::Dovecot => {
-            let name = prefix::program_name(h.program);
-            if name == b"dovecot" {
-                dovecot::parse_syslog(h.msg)?
-            } else {
-                dovecot::parse(h.program, h.msg)?
-            }
-        }
-        Family::Other => return None,
-    })
+/// The event a recognized header's message carries: `None` when the message is not understood,
+/// `Some(None)` when it carries nothing flowtest needs.
+fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
+    // Each arm hands its parser's answer back as it is: the event is large, and unwrapping and
+    // wrapping it again would copy it.
+    match family(h.name) {
+        Family::Postfix { service } => postfix::parse(t, service, h.msg),
+        Family::Dovecot { syslog: true } => dovecot::parse_syslog(h.msg),
+        Family::Dovecot { syslog: false } => dovecot::parse(h.program, h.msg),
+        Family::Other => None,
+    }
 }
 
 /// Small cache of repeated strings (program names, host names) so that records share them.
@@ -439,32 +424,46 @@ impl Interner {
     }
 }
 
-/// `text` is `line` already checked as UTF-8 (`None`: unchecked or invalid, converted lossily).
-/// `raw` is an emptied string whose room the line's text reuses.
-fn build_record(
-    line: &[u8],
-    text: Option<&str>,
+impl LogRecord {
+    /// A record with nothing in it yet, for [`fill_record`] to fill.
+    fn blank(role: Arc<str>) -> Self {
+        LogRecord {
+            program: role.clone(),
+            role,
+            format: LineFormat::Bare,
+            timestamp: None,
+            subsecond: false,
+            host: None,
+            pid: None,
+            event: Event::Info,
+            raw: String::new(),
+        }
+    }
+}
+
+/// Fill `rec` (a blank or spent record, whose line room is reused) with a parsed line.
+/// The record is filled in place: an event is large, and each move of it is a copy.
+fn fill_record(
+    rec: &mut LogRecord,
+    line: LineText<'_>,
     ctx: &ParseContext,
-    h: prefix::Header<'_>,
+    h: &prefix::Header<'_>,
     event: Event,
     interner: &mut Interner,
-    mut raw: String,
-) -> LogRecord {
-    match text {
-        Some(t) => raw.push_str(t),
-        None => raw.push_str(&String::from_utf8_lossy(line)),
+) {
+    rec.raw.clear();
+    match line.text() {
+        Some(t) => rec.raw.push_str(t),
+        None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
-    LogRecord {
-        role: ctx.role.clone(),
-        format: h.format,
-        timestamp: h.ts,
-        subsecond: h.subsecond,
-        host: h.host.map(|x| interner.get(x)),
-        program: interner.get(h.program),
-        pid: h.pid,
-        event,
-        raw,
-    }
+    rec.role = ctx.role.clone();
+    rec.format = h.format;
+    rec.timestamp = h.ts;
+    rec.subsecond = h.subsecond;
+    rec.host = h.host.map(|x| interner.get(x));
+    rec.program = interner.get(h.program);
+    rec.pid = h.pid;
+    rec.event = event;
 }
 
 /// Records handed back for reuse ([`LineParser::recycle`]): a full scan makes one per line
@@ -480,12 +479,9 @@ impl Spares {
     /// Longest line room kept with a record: an over-long line's room is let go.
     const RAW_ROOM: usize = 1024;
 
-    /// A record's box and its emptied line, when one is spare.
-    fn take(&mut self) -> Option<(BoxedRecord, String)> {
-        let mut rec = self.records.pop()?;
-        let mut raw = std::mem::take(&mut rec.raw);
-        raw.clear();
-        Some((rec, raw))
+    /// A spent record, when one is spare.
+    fn take(&mut self) -> Option<BoxedRecord> {
+        self.records.pop()
     }
 
     fn put(&mut self, mut rec: BoxedRecord) -> bool {
@@ -515,17 +511,12 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
-    let (h, ev) = parse_event(line, ctx, 0, &mut prefix::Days::default())?;
-    let ev = ev.unwrap_or(Event::Info);
-    Some(build_record(
-        line,
-        None,
-        ctx,
-        h,
-        ev,
-        &mut Interner::default(),
-        String::new(),
-    ))
+    let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
+    let line = LineText::check(line);
+    let ev = event_of(line, &h)?.unwrap_or(Event::Info);
+    let mut rec = LogRecord::blank(ctx.role.clone());
+    fill_record(&mut rec, line, ctx, &h, ev, &mut Interner::default());
+    Some(rec)
 }
 
 /// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
@@ -575,11 +566,25 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let Some((h, ev)) = parse_event(line, &self.ctx, bump, &mut self.days) else {
+        let header = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
+        let Some(h) = &header else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
-        self.accept(line, text, h, ev, bump, month)
+        match event_of(text, h) {
+            None => {
+                self.counts.unknown += 1;
+                Parsed::Unknown
+            }
+            Some(None | Some(Event::Info)) => {
+                self.note_parsed(h.format, bump, month);
+                Parsed::Info
+            }
+            Some(Some(ev)) => {
+                self.note_parsed(h.format, bump, month);
+                Parsed::Record(self.record(text, h, ev))
+            }
+        }
     }
 
     /// Like [`LineParser::parse`], but lines that cannot concern `focus` are skipped (counted
@@ -623,11 +628,11 @@ impl LineParser {
         }
     }
 
-    /// Count the line; its text when it is valid UTF-8 (checked once, here).
-    fn count_line<'a>(&mut self, line: &'a [u8]) -> Option<&'a str> {
+    /// Count the line, checked as UTF-8 (once, here).
+    fn count_line<'a>(&mut self, line: &'a [u8]) -> LineText<'a> {
         self.counts.lines += 1;
-        let text = std::str::from_utf8(line).ok();
-        if text.is_none() {
+        let text = LineText::check(line);
+        if text.text().is_none() {
             self.counts.invalid_utf8 += 1;
         }
         text
@@ -639,7 +644,7 @@ impl LineParser {
         // its own year).
         let mut bump = self.year_bump;
         let month = if self.ctx.reference.is_none() {
-            peek_classic_month(line)
+            prefix::month_number(line)
         } else {
             None
         };
@@ -656,40 +661,23 @@ impl LineParser {
         (bump, month)
     }
 
-    fn accept(
-        &mut self,
-        line: &[u8],
-        text: Option<&str>,
-        h: prefix::Header<'_>,
-        ev: Option<Event>,
-        bump: i32,
-        month: Option<u32>,
-    ) -> Parsed {
+    /// Count a recognized line (and keep the month it was stamped in for the rollover).
+    fn note_parsed(&mut self, format: LineFormat, bump: i32, month: Option<u32>) {
         if let (Some(m), true) = (month, bump == self.year_bump) {
             self.last_month = Some(m);
         }
         self.counts.parsed += 1;
-        *self.counts.formats.entry(h.format).or_insert(0) += 1;
-        let ev = match ev {
-            None | Some(Event::Info) => return Parsed::Info,
-            Some(ev) => ev,
-        };
-        let (ctx, interner) = (&self.ctx, &mut self.interner);
-        Parsed::Record(match self.spares.take() {
-            Some((mut rec, raw)) => {
-                *rec = build_record(line, text, ctx, h, ev, interner, raw);
-                rec
-            }
-            None => Box::new(build_record(
-                line,
-                text,
-                ctx,
-                h,
-                ev,
-                interner,
-                String::new(),
-            )),
-        })
+        *self.counts.formats.entry(format).or_insert(0) += 1;
+    }
+
+    /// A record of the line, in a spare box when there is one.
+    fn record(&mut self, line: LineText<'_>, h: &prefix::Header<'_>, ev: Event) -> BoxedRecord {
+        let mut rec = self
+            .spares
+            .take()
+            .unwrap_or_else(|| Box::new(LogRecord::blank(self.ctx.role.clone())));
+        fill_record(&mut rec, line, &self.ctx, h, ev, &mut self.interner);
+        rec
     }
 
     /// Hand back records the caller is done with: the next records reuse their boxes and line
@@ -701,17 +689,6 @@ impl LineParser {
             }
         }
     }
-}
-
-/// Month of a classic `Mmm dd` (or docker-wrapped) stamp, without parsing the rest.
-fn peek_classic_month(line: &[u8]) -> Option<u32> {
-    const M: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let head = line.get(..3)?;
-    let m = M.iter().position(|x| &x[..] == head)?;
-    Some(m as u32 + 1)
 }
 
 #[cfg(test)]

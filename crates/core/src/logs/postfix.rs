@@ -6,7 +6,7 @@
 //! Return convention: `None` = not understood (the caller counts it as unknown);
 //! `Some(None)` = understood but carries nothing flowtest needs; `Some(Some(ev))` = an event.
 
-use super::scan::{self, field, find, lossy, rfind, split_once, strip_prefix};
+use super::scan::{self, field, find, rfind, split_once, starts_with, strip_prefix, LineText};
 use super::{
     Delays, Delivery, DeliveryStatus, Event, ExpiredRcpt, MapLookup, MapProblem, Reject, Severity,
 };
@@ -126,37 +126,35 @@ fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
 
 /// `QID: rest` at the start of `msg`.
 fn split_qid(msg: &[u8]) -> Option<(&[u8], &[u8])> {
-    let head = &msg[..msg.len().min(24)];
-    let i = find(head, b": ")?;
-    let q = &msg[..i];
-    if !scan::is_queue_id(q) {
-        return None;
-    }
-    Some((q, &msg[i + 2..]))
+    // A queue id is alphanumerics up to the first `: `: counting them first stops most other
+    // lines (`connect from ...`) within a few bytes.
+    let n = msg
+        .iter()
+        .position(|c| !c.is_ascii_alphanumeric())
+        .unwrap_or(msg.len());
+    let rest = msg[n..].strip_prefix(b": ")?;
+    let q = &msg[..n];
+    scan::is_queue_id(q).then_some((q, rest))
 }
 
-pub(crate) fn parse(service: &[u8], msg: &[u8]) -> Option<Option<Event>> {
+pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Option<Event>> {
     if let Some((sev, text)) = severity_prefix(msg) {
-        return Some(Some(problem(service, sev, text)));
+        return Some(Some(problem(t, service, sev, text)));
     }
     if let Some(rest) = strip_prefix(msg, b"NOQUEUE: ") {
-        return noqueue(rest);
+        return noqueue(t, rest);
     }
     if let Some((qid, rest)) = split_qid(msg) {
-        return with_qid(service, qid, rest);
+        return with_qid(t, service, qid, rest);
     }
-    // Most lines of a busy log are these: compare the first byte before the whole prefix.
-    let first = msg.first()?;
-    if INFO_PREFIXES
+    // Most lines of a busy log are these (`starts_with` compares the first byte first).
+    INFO_PREFIXES
         .iter()
-        .any(|p| p.first() == Some(first) && msg.starts_with(p))
-    {
-        return Some(None);
-    }
-    None
+        .any(|p| starts_with(msg, p))
+        .then_some(None)
 }
 
-fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
+fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> Event {
     // smtpd: `warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`
     if service == b"smtpd" || service == b"submission" {
         if let Some(at) = find(text, b": SASL ") {
@@ -166,9 +164,9 @@ fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
                     .map(|(_, r)| r)
                     .unwrap_or(b"");
                 return Event::SaslAuthFailed {
-                    client: lossy(&text[..at]),
-                    mechanism: lossy(&after[..m_end]),
-                    reason: lossy(reason),
+                    client: t.owned(&text[..at]),
+                    mechanism: t.owned(&after[..m_end]),
+                    reason: t.owned(reason),
                 };
             }
         }
@@ -176,13 +174,13 @@ fn problem(service: &[u8], severity: Severity, text: &[u8]) -> Event {
     // `warning: QID: text` (cleanup's map lookup problems): the text without the queue id, as
     // for `QID: warning: text`.
     let (queue_id, text) = match split_qid(text) {
-        Some((q, rest)) => (Some(lossy(q)), rest),
+        Some((q, rest)) => (Some(t.owned(q)), rest),
         None => (None, text),
     };
     Event::Problem {
         severity,
         queue_id,
-        text: lossy(text),
+        text: t.owned(text),
     }
 }
 
@@ -240,9 +238,9 @@ fn reject_action(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
-fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
+fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
     if let Some((action, body)) = reject_action(rest) {
-        return Some(Some(Event::Reject(reject(None, action, body)?)));
+        return Some(Some(Event::Reject(reject(t, None, action, body)?)));
     }
     for info in [
         &b"warn: "[..],
@@ -250,21 +248,21 @@ fn noqueue(rest: &[u8]) -> Option<Option<Event>> {
         b"redirect: ",
         b"lost connection",
     ] {
-        if rest.starts_with(info) {
+        if starts_with(rest, info) {
             return Some(None);
         }
     }
     None
 }
 
-fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
-    let queue_id = || lossy(qid);
+fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
+    let queue_id = || t.owned(qid);
     if let Some((sev, text)) = severity_prefix(rest) {
         // `QID: warning: header Subject: ...` (cleanup header_checks WARN) and friends.
         return Some(Some(Event::Problem {
             severity: sev,
             queue_id: Some(queue_id()),
-            text: lossy(text),
+            text: t.owned(text),
         }));
     }
     if rest == b"removed" {
@@ -279,21 +277,26 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         };
         return Some(Some(Event::Client {
             queue_id: queue_id(),
-            client: lossy(client),
-            sasl_username: field(tail, b"sasl_username=").map(lossy),
+            client: t.owned(client),
+            sasl_username: field(tail, b"sasl_username=").map(|v| t.owned(v)),
         }));
     }
     if let Some(v) = strip_prefix(rest, b"message-id=") {
         return Some(Some(Event::MessageId {
             queue_id: queue_id(),
-            message_id: lossy(scan::trim(v)),
+            message_id: t.owned(scan::trim(v)),
         }));
     }
-    if rest.starts_with(b"resent-message-id=") {
+    if starts_with(rest, b"resent-message-id=") {
         return Some(None);
     }
     if let Some((action, body)) = reject_action(rest) {
-        return Some(Some(Event::Reject(reject(Some(queue_id()), action, body)?)));
+        return Some(Some(Event::Reject(reject(
+            t,
+            Some(queue_id()),
+            action,
+            body,
+        )?)));
     }
     for info in [
         &b"warn: "[..],
@@ -310,18 +313,20 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         b"breaking line",
         b"Cannot start TLS",
     ] {
-        if rest.starts_with(info) {
+        if starts_with(rest, info) {
             if info == b"Cannot start TLS" {
                 return Some(Some(Event::AttemptDetail {
                     queue_id: queue_id(),
-                    text: lossy(rest),
+                    text: t.owned(rest),
                 }));
             }
             return Some(None);
         }
     }
-    if rest.starts_with(b"from=") {
-        let from = field(rest, b"from=").map(lossy).unwrap_or_default();
+    if starts_with(rest, b"from=") {
+        let from = field(rest, b"from=")
+            .map(|v| t.owned(v))
+            .unwrap_or_default();
         if let Some(st) = find(rest, b"status=expired") {
             return Some(Some(Event::Expired {
                 queue_id: queue_id(),
@@ -340,16 +345,16 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         }));
     }
     if let Some(v) = strip_prefix(rest, b"uid=") {
-        let from = field(v, b"from=").map(lossy).unwrap_or_default();
+        let from = field(v, b"from=").map(|v| t.owned(v)).unwrap_or_default();
         return Some(Some(Event::Pickup {
             queue_id: queue_id(),
             from,
         }));
     }
-    if rest.starts_with(b"to=") {
-        return to_line(service, qid, rest).map(Some);
+    if starts_with(rest, b"to=") {
+        return to_line(t, service, qid, rest).map(Some);
     }
-    if rest.starts_with(b"status=expired") {
+    if starts_with(rest, b"status=expired") {
         return Some(Some(Event::Expired {
             queue_id: queue_id(),
             from: String::new(),
@@ -362,8 +367,8 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         if scan::is_queue_id(next) {
             return Some(Some(Event::Notification {
                 queue_id: queue_id(),
-                kind: lossy(&rest[..at]),
-                notice_queue_id: lossy(next),
+                kind: t.owned(&rest[..at]),
+                notice_queue_id: t.owned(next),
             }));
         }
     }
@@ -376,10 +381,10 @@ fn with_qid(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
         b"Server certificate not verified",
         b"certificate verification failed",
     ] {
-        if rest.starts_with(detail) {
+        if starts_with(rest, detail) {
             return Some(Some(Event::AttemptDetail {
                 queue_id: queue_id(),
-                text: lossy(rest),
+                text: t.owned(rest),
             }));
         }
     }
@@ -418,7 +423,7 @@ fn returned_to_sender(status_text: &[u8]) -> bool {
 }
 
 /// A `to=<...>, ..., status=WORD ...` line: a delivery attempt, or the recipient's expiry.
-fn to_line(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
+fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
     let st = find(rest, b"status=")?;
     let fields = &rest[..st];
     let after = &rest[st + 7..];
@@ -440,26 +445,27 @@ fn to_line(service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
     };
     if word == b"expired" {
         return Some(Event::Expired {
-            queue_id: lossy(qid),
+            queue_id: t.owned(qid),
             from: String::new(),
             rcpt: Some(ExpiredRcpt {
-                to: lossy(to),
-                orig_to: field(fields, b"orig_to=").map(lossy),
-                relay: field(fields, b"relay=").map(lossy),
+                to: t.owned(to),
+                orig_to: field(fields, b"orig_to=").map(|v| t.owned(v)),
+                relay: field(fields, b"relay=").map(|v| t.owned(v)),
                 delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
-                dsn: field(fields, b"dsn=").map(lossy),
-                reason: lossy(reason),
+                dsn: field(fields, b"dsn=").map(|v| t.owned(v)),
+                reason: t.owned(reason),
             }),
             returned_to_sender: returned_to_sender(tail),
         });
     }
     let status = parse_status(word);
     Some(Event::Delivery(delivery(
-        service, qid, fields, to, status, reason,
+        t, service, qid, fields, to, status, reason,
     )))
 }
 
 fn delivery(
+    t: LineText<'_>,
     service: &[u8],
     qid: &[u8],
     fields: &[u8],
@@ -468,38 +474,38 @@ fn delivery(
     reason: &[u8],
 ) -> Delivery {
     let queued_as = find(reason, b"queued as ").and_then(|i| {
-        let t = scan::alnum_token(&reason[i + 10..]);
-        let t = t.strip_suffix(b")").unwrap_or(t);
-        (t.len() >= 3 && t.iter().all(u8::is_ascii_alphanumeric)).then(|| lossy(t))
+        let q = scan::alnum_token(&reason[i + 10..]);
+        let q = q.strip_suffix(b")").unwrap_or(q);
+        (q.len() >= 3 && q.iter().all(u8::is_ascii_alphanumeric)).then(|| t.owned(q))
     });
     Delivery {
-        queue_id: lossy(qid),
-        service: lossy(service),
-        to: lossy(to),
-        orig_to: field(fields, b"orig_to=").map(lossy),
-        relay: field(fields, b"relay=").map(lossy),
+        queue_id: t.owned(qid),
+        service: t.owned(service),
+        to: t.owned(to),
+        orig_to: field(fields, b"orig_to=").map(|v| t.owned(v)),
+        relay: field(fields, b"relay=").map(|v| t.owned(v)),
         delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
         delays: field(fields, b"delays=").and_then(parse_delays),
-        dsn: field(fields, b"dsn=").map(lossy),
+        dsn: field(fields, b"dsn=").map(|v| t.owned(v)),
         status,
         lmtp_session: if status == DeliveryStatus::Sent {
-            lmtp_session(reason)
+            lmtp_session(t, reason)
         } else {
             None
         },
-        reason: lossy(reason),
+        reason: t.owned(reason),
         queued_as,
     }
 }
 
 /// Dovecot's LMTP reply `250 2.0.0 <rcpt> SESSION Saved` carries the session id.
-fn lmtp_session(reason: &[u8]) -> Option<String> {
+fn lmtp_session(t: LineText<'_>, reason: &[u8]) -> Option<String> {
     let gt = find(reason, b"> ")?;
     let rest = &reason[gt + 2..];
     let tok = scan::alnum_token(rest);
     let after = rest.get(tok.len()..)?;
     if tok.len() >= 8 && after.starts_with(b" Saved") {
-        Some(lossy(tok))
+        Some(t.owned(tok))
     } else {
         None
     }
@@ -531,7 +537,7 @@ pub(crate) fn split_reply(b: &[u8]) -> (Option<u16>, Option<&[u8]>, &[u8]) {
     }
 }
 
-fn reject(queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject> {
+fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject> {
     let stage_end = memchr::memchr(b' ', body)?;
     let stage = &body[..stage_end];
     let after_stage = &body[stage_end + 1..];
@@ -540,7 +546,7 @@ fn reject(queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject
         let fields_at = rfind(after_stage, b"; from=<").unwrap_or(after_stage.len());
         let (client, fields) = {
             let head = &after_stage[..fields_at];
-            let client = rfind(head, b" from ").map(|i| lossy(&head[i + 6..]));
+            let client = rfind(head, b" from ").map(|i| t.owned(&head[i + 6..]));
             (client, &after_stage[fields_at..])
         };
         let reply_at = find(fields, b">: ").map(|i| i + 3);
@@ -548,15 +554,15 @@ fn reject(queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject
         let (code, dsn, text) = split_reply(reply);
         return Some(Reject {
             queue_id,
-            action: lossy(action),
-            stage: lossy(stage),
+            action: t.owned(action),
+            stage: t.owned(stage),
             client,
             code,
-            dsn: dsn.map(lossy),
-            reason: lossy(if text.is_empty() { reply } else { text }),
-            from: field(fields, b"from=").map(lossy),
-            to: field(fields, b"to=").map(lossy),
-            helo: field(fields, b"helo=").map(lossy),
+            dsn: dsn.map(|v| t.owned(v)),
+            reason: t.owned(if text.is_empty() { reply } else { text }),
+            from: field(fields, b"from=").map(|v| t.owned(v)),
+            to: field(fields, b"to=").map(|v| t.owned(v)),
+            helo: field(fields, b"helo=").map(|v| t.owned(v)),
         });
     }
     // `RCPT from host[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
@@ -583,21 +589,26 @@ fn reject(queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject
     let (code, dsn, text) = split_reply(reply);
     Some(Reject {
         queue_id,
-        action: lossy(action),
-        stage: lossy(stage),
-        client: Some(lossy(client)),
+        action: t.owned(action),
+        stage: t.owned(stage),
+        client: Some(t.owned(client)),
         code,
-        dsn: dsn.map(lossy),
-        reason: lossy(text),
-        from: field(fields, b"from=").map(lossy),
-        to: field(fields, b"to=").map(lossy),
-        helo: field(fields, b"helo=").map(lossy),
+        dsn: dsn.map(|v| t.owned(v)),
+        reason: t.owned(text),
+        from: field(fields, b"from=").map(|v| t.owned(v)),
+        to: field(fields, b"to=").map(|v| t.owned(v)),
+        helo: field(fields, b"helo=").map(|v| t.owned(v)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The grammar on `msg` alone, as a whole line.
+    fn parse(service: &[u8], msg: &[u8]) -> Option<Option<Event>> {
+        super::parse(LineText::check(msg), service, msg)
+    }
 
     fn ev(service: &str, msg: &str) -> Event {
         parse(service.as_bytes(), msg.as_bytes())
@@ -954,6 +965,19 @@ mod tests {
             assert_eq!(r.reason, reason, "{line}");
             assert_eq!(r.helo.as_deref(), Some("mail.example.org"), "{line}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_kept_field_is_replaced_there_only() {
+        let msg = b"ABCDEF1234: to=<al\xffce@corp.test>, relay=none, delay=1, \
+                    delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to x\xc3: refused)";
+        let Some(Some(Event::Delivery(d))) = parse(b"smtp", msg) else {
+            panic!("not a delivery")
+        };
+        assert_eq!(d.to, "al\u{fffd}ce@corp.test");
+        assert_eq!(d.reason, "connect to x\u{fffd}: refused");
+        assert_eq!(d.relay.as_deref(), Some("none"));
+        assert_eq!(d.queue_id, "ABCDEF1234");
     }
 
     #[test]

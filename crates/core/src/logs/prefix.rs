@@ -63,6 +63,8 @@ pub(crate) struct Header<'a> {
     /// The program token without `[pid]`, e.g. `postfix/smtpd`, `dovecot`, or Dovecot's own
     /// process token `lmtp(alice@x)<12><sess>` (kept whole: dovecot.rs splits it).
     pub program: &'a [u8],
+    /// The program's name: its token up to the first `[`, `(` or `<` ([`program_name`]).
+    pub name: &'a [u8],
     pub pid: Option<u32>,
     pub msg: &'a [u8],
 }
@@ -112,6 +114,25 @@ pub(crate) fn program_name(token: &[u8]) -> &[u8] {
         .position(|&c| c == b'[' || c == b'(' || c == b'<')
         .unwrap_or(token.len());
     &token[..end]
+}
+
+/// The month (1-12) a line starts with as `Jan` ... `Dec`.
+pub(crate) fn month_number(b: &[u8]) -> Option<u32> {
+    Some(match b.get(..3)? {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
 }
 
 fn digits2(b: &[u8], i: usize) -> Option<u32> {
@@ -267,8 +288,7 @@ struct Classic {
 
 /// `Mmm dd HH:MM:SS[.frac]` (day space- or zero-padded) at the start of `b`.
 fn parse_classic(b: &[u8]) -> Option<Classic> {
-    let mon = b.get(..3)?;
-    let month = MONTHS.iter().position(|m| &m[..] == mon)? as u32 + 1;
+    let month = month_number(b)?;
     if b.get(3) != Some(&b' ') {
         return None;
     }
@@ -301,12 +321,54 @@ fn parse_classic(b: &[u8]) -> Option<Classic> {
     })
 }
 
-/// The day the last year-less stamp fell on, with the UTC time of its local midnight: lines come
-/// in time order, so most are on the day of the line before, and the calendar work is done once
-/// a day instead of once a line.
+/// The day the last year-less stamp fell on, with the UTC time of its local midnight, and that
+/// stamp itself with its resolved time: lines come in time order, so most are on the day of the
+/// line before (the calendar work is done once a day instead of once a line), and on a busy log
+/// most share the very stamp of the line before (which is then not parsed again).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Days {
     last: Option<LastDay>,
+    stamp: Option<LastStamp>,
+}
+
+/// Longest classic stamp kept as the last one (`Mmm dd HH:MM:SS` and a fraction of up to 16
+/// digits); longer ones are parsed every time.
+const STAMP_ROOM: usize = 32;
+
+/// A classic stamp as resolved for a line: its time, what it looked like and where it ends.
+#[derive(Debug, Clone, Copy)]
+struct ClassicStamp {
+    ts: DateTime<Utc>,
+    subsecond: bool,
+    zero_padded: bool,
+    end: usize,
+}
+
+/// What a classic stamp's time depends on besides its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StampKey {
+    year_bump: i32,
+    year: i32,
+    reference: Option<DateTime<Utc>>,
+    utc_offset: i32,
+}
+
+impl StampKey {
+    fn new(ctx: &ParseContext, year_bump: i32) -> Self {
+        StampKey {
+            year_bump,
+            year: ctx.year,
+            reference: ctx.reference,
+            utc_offset: ctx_offset(ctx),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastStamp {
+    text: [u8; STAMP_ROOM],
+    key: StampKey,
+    stamp: ClassicStamp,
 }
 
 /// A calendar day in a zone.
@@ -326,6 +388,34 @@ struct LastDay {
 }
 
 impl Days {
+    /// The last stamp, if `line` starts with the same one (and the same context would resolve
+    /// it). `parse_classic` reads a stamp's bytes up to its end and the byte after it only, so
+    /// the same bytes there give the same stamp.
+    fn recall(&self, line: &[u8], key: StampKey) -> Option<ClassicStamp> {
+        let last = self.stamp.as_ref().filter(|l| l.key == key)?;
+        let end = last.stamp.end;
+        let same =
+            line.get(..end) == last.text.get(..end) && matches!(line.get(end), None | Some(b' '));
+        same.then_some(last.stamp)
+    }
+
+    fn remember(&mut self, line: &[u8], key: StampKey, stamp: ClassicStamp) {
+        let Some(text) = line.get(..stamp.end) else {
+            return;
+        };
+        if text.len() > STAMP_ROOM {
+            self.stamp = None;
+            return;
+        }
+        let mut room = [0u8; STAMP_ROOM];
+        room[..text.len()].copy_from_slice(text);
+        self.stamp = Some(LastStamp {
+            text: room,
+            key,
+            stamp,
+        });
+    }
+
     fn midnight(&mut self, day: Day) -> Option<DateTime<Utc>> {
         if let Some(last) = self.last.filter(|l| l.day == day) {
             return last.midnight;
@@ -374,17 +464,67 @@ fn classic_to_utc(
     }
 }
 
+/// The classic stamp at the start of `line`, resolved: `None` when there is none, `Some(None)`
+/// when it names no time (29 February of a common year, say).
+fn resolve_classic(
+    line: &[u8],
+    ctx: &ParseContext,
+    year_bump: i32,
+    days: &mut Days,
+) -> Option<Option<ClassicStamp>> {
+    let key = StampKey::new(ctx, year_bump);
+    if let Some(s) = days.recall(line, key) {
+        return Some(Some(s));
+    }
+    let c = parse_classic(line)?;
+    let Some(ts) = classic_to_utc(&c, ctx, year_bump, days) else {
+        return Some(None);
+    };
+    let stamp = ClassicStamp {
+        ts,
+        subsecond: c.frac > 0,
+        zero_padded: c.zero_padded,
+        end: c.end,
+    };
+    days.remember(line, key, stamp);
+    Some(Some(stamp))
+}
+
 /// Split `prog[pid]` into name-with-suffix and pid. Dovecot tokens (`lmtp(x)<1><s>`) are kept
 /// whole; only `[digits]` counts as a pid here.
 fn split_pid(token: &[u8]) -> (&[u8], Option<u32>) {
-    if let Some(open) = memchr::memchr(b'[', token) {
-        if token.last() == Some(&b']') && open + 1 < token.len() {
-            let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
-                .and_then(|p| u32::try_from(p).ok());
-            return (&token[..open], pid);
-        }
+    // Tokens are short: a plain loop beats setting up a vector search.
+    match token.iter().position(|&c| c == b'[') {
+        Some(open) => split_pid_at(token, open),
+        None => (token, None),
+    }
+}
+
+/// [`split_pid`] with the token's first `[` at `open`.
+fn split_pid_at(token: &[u8], open: usize) -> (&[u8], Option<u32>) {
+    if token.last() == Some(&b']') && open + 1 < token.len() {
+        let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
+            .and_then(|p| u32::try_from(p).ok());
+        return (&token[..open], pid);
     }
     (token, None)
+}
+
+/// A program token's program and pid ([`split_pid`]) with the program's name
+/// ([`program_name`]), from one scan of the usual `name[pid]` token.
+fn split_token(token: &[u8]) -> (&[u8], &[u8], Option<u32>) {
+    let cut = token
+        .iter()
+        .position(|&c| c == b'[' || c == b'(' || c == b'<');
+    // The program is the token or the part before its first `[`; either way its name ends at
+    // the token's first `[`, `(` or `<`.
+    let name = &token[..cut.unwrap_or(token.len())];
+    let (program, pid) = match cut {
+        Some(open) if token[open] == b'[' => split_pid_at(token, open),
+        Some(_) => split_pid(token),
+        None => (token, None),
+    };
+    (program, name, pid)
 }
 
 fn valid_program(token: &[u8]) -> bool {
@@ -412,8 +552,9 @@ fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
         (Some(s), _) => {
             let host = &r[..s];
             let rest = &r[s + 1..];
-            let (prog, msg) = match super::scan::find(rest, b": ") {
-                Some(c) => (&rest[..c], &rest[c + 2..]),
+            // The first `: ` after the host is the line's first (`colon`, past the space here).
+            let (prog, msg) = match colon {
+                Some(c) => (&r[s + 1..c], &r[c + 2..]),
                 None => prog_at_end(rest)?,
             };
             if host.is_empty() {
@@ -452,7 +593,19 @@ pub(crate) fn parse_header_with<'a>(
     let subsecond;
     let rest: &[u8];
 
-    if let Some(iso) = parse_iso(line) {
+    // A classic stamp starts with a letter and an ISO one with a digit: at most one is found,
+    // and the classic one (most logs' own) is looked for first.
+    if let Some(c) = resolve_classic(line, ctx, year_bump, days) {
+        let c = c?;
+        ts = Some(c.ts);
+        subsecond = c.subsecond;
+        format = if c.zero_padded {
+            LineFormat::PostfixMaillog
+        } else {
+            LineFormat::ClassicSyslog
+        };
+        rest = line.get(c.end + 1..).unwrap_or(&[]);
+    } else if let Some(iso) = parse_iso(line) {
         let after = line.get(iso.end + 1..).unwrap_or(&[]);
         // docker --timestamps: an inner line with its own timestamp follows the stamp.
         let inner_iso = parse_iso(after);
@@ -482,15 +635,6 @@ pub(crate) fn parse_header_with<'a>(
             };
             rest = after;
         }
-    } else if let Some(c) = parse_classic(line) {
-        ts = Some(classic_to_utc(&c, ctx, year_bump, days)?);
-        subsecond = c.frac > 0;
-        format = if c.zero_padded {
-            LineFormat::PostfixMaillog
-        } else {
-            LineFormat::ClassicSyslog
-        };
-        rest = line.get(c.end + 1..).unwrap_or(&[]);
     } else {
         ts = None;
         subsecond = false;
@@ -501,11 +645,10 @@ pub(crate) fn parse_header_with<'a>(
     // Tolerate the double space some writers put after the stamp.
     let rest = rest.trim_ascii_start();
     let (host, token, msg) = parse_rest(rest)?;
-    let (program, pid) = split_pid(token);
+    let (program, name, pid) = split_token(token);
     if !valid_program(program) {
         return None;
     }
-    let name = program_name(program);
     let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
     if dovecot_own && format != LineFormat::Docker {
         format = LineFormat::DovecotLog;
@@ -528,6 +671,7 @@ pub(crate) fn parse_header_with<'a>(
         subsecond,
         host,
         program,
+        name,
         pid,
         msg,
     })
@@ -543,7 +687,7 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
             let sp = memchr::memchr(b' ', b)?;
             return Some(&b[sp + 1..]);
         }
-        let classic = b.len() > 16 && MONTHS.iter().any(|m| b[..3] == m[..]) && b[3] == b' ';
+        let classic = b.len() > 16 && month_number(b).is_some() && b[3] == b' ';
         if classic {
             // `Mmm dd HH:MM:SS` (maybe `.frac`), then a space.
             let sp = memchr::memchr(b' ', &b[15..]).map(|i| i + 15)?;
@@ -695,6 +839,56 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_stamp_kept_from_the_line_before_is_reused_only_when_it_would_parse_the_same() {
+        let lines: [&[u8]; 8] = [
+            b"Nov  5 07:08:09 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09 mx postfix/smtpd[1]: y",
+            b"Nov  5 07:08:09.5 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09.5 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09.51 mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:09x mx postfix/smtpd[1]: x",
+            b"Nov  5 07:08:0",
+            b"Nov  5 07:08:09.12345678901234567890 mx postfix/smtpd[1]: x",
+        ];
+        let mut other = ctx();
+        other.tz = parse_tz("+02:00").unwrap();
+        let mut referenced = ctx();
+        referenced.reference = Some(ts(2026, 1, 3, 0, 0, 0));
+        let mut days = Days::default();
+        for c in [ctx(), other, referenced] {
+            for bump in [0, 1, 0] {
+                for l in lines.iter().chain(lines.iter().rev()) {
+                    let kept = parse_header_with(l, &c, bump, &mut days).map(|h| (h.ts, h.msg));
+                    let fresh = parse_header(l, &c, bump).map(|h| (h.ts, h.msg));
+                    assert_eq!(kept, fresh, "{}", String::from_utf8_lossy(l));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_scan_of_a_token_splits_it_as_pid_then_name_would() {
+        for t in [
+            &b"postfix/smtpd[4007]"[..],
+            b"postfix/smtpd",
+            b"postfix/smtpd[]",
+            b"postfix/smtpd[12",
+            b"postfix/smtpd[x]",
+            b"lmtp(alice@corp.test)<12><abc>",
+            b"lmtp(a)[12]",
+            b"lmtp<1>[2]",
+            b"a[1](b)",
+            b"[",
+            b"(",
+            b"",
+        ] {
+            let (program, pid) = split_pid(t);
+            let want = (program, program_name(program), pid);
+            assert_eq!(split_token(t), want, "{}", String::from_utf8_lossy(t));
         }
     }
 

@@ -34,9 +34,20 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memmem::find(hay, needle).is_some()
 }
 
+/// `hay` starts with `prefix`. The first bytes are compared before the rest: most candidates
+/// differ there, and comparing the rest is a call.
+#[inline]
+pub(crate) fn starts_with(hay: &[u8], prefix: &[u8]) -> bool {
+    match (prefix.first(), hay.first()) {
+        (None, _) => true,
+        (Some(p), Some(h)) => p == h && hay.starts_with(prefix),
+        (Some(_), None) => false,
+    }
+}
+
 #[inline]
 pub(crate) fn strip_prefix<'a>(hay: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    hay.strip_prefix(prefix)
+    starts_with(hay, prefix).then(|| &hay[prefix.len()..])
 }
 
 /// Bytes as an owned `String`, replacing invalid UTF-8 (logs are not guaranteed to be UTF-8).
@@ -45,6 +56,56 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// A line as the grammars see it: its bytes, and its text when the whole line is valid UTF-8
+/// (checked once, here). The parts a record keeps are cut from that text instead of being
+/// checked again; the parts of an invalid line are converted lossily, each on its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineText<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> LineText<'a> {
+    pub(crate) fn check(bytes: &'a [u8]) -> Self {
+        LineText {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+        }
+    }
+
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The whole line, when it is valid UTF-8.
+    pub(crate) fn text(self) -> Option<&'a str> {
+        self.text
+    }
+
+    /// `part` as an owned string, as [`lossy`] makes it. A part of this line is cut from its
+    /// text when the line is valid and the part starts and ends on character boundaries.
+    pub(crate) fn owned(self, part: &[u8]) -> String {
+        match self.text.zip(self.range_of(part)) {
+            Some((text, range)) => match text.get(range) {
+                Some(s) => s.to_owned(),
+                None => lossy(part),
+            },
+            None => lossy(part),
+        }
+    }
+
+    /// Where `part` lies in the line, when it is a slice of it (compared by address: the
+    /// grammars hand back slices of the line they were given).
+    fn range_of(self, part: &[u8]) -> Option<std::ops::Range<usize>> {
+        let start = part
+            .as_ptr()
+            .addr()
+            .checked_sub(self.bytes.as_ptr().addr())?;
+        let end = start.checked_add(part.len())?;
+        (end <= self.bytes.len()).then_some(start..end)
     }
 }
 
@@ -88,6 +149,9 @@ pub(crate) fn field<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 
 /// Parse a decimal like `0.52` / `12` / `1.2e-3`-free Postfix delay into milliseconds, rounded.
 pub(crate) fn seconds_to_ms(b: &[u8]) -> Option<u64> {
+    if let Some(ms) = whole_ms(b) {
+        return Some(ms);
+    }
     let s = std::str::from_utf8(b).ok()?;
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
         return None;
@@ -97,6 +161,25 @@ pub(crate) fn seconds_to_ms(b: &[u8]) -> Option<u64> {
         return None;
     }
     Some((v * 1000.0).round() as u64)
+}
+
+/// Postfix's usual delays (`0.52`, `31`: at most three decimals) in integers: a whole number of
+/// milliseconds, which the floating-point parse also rounds to (its error is far below half a
+/// millisecond at these sizes). `None`: another form, left to that parse.
+fn whole_ms(b: &[u8]) -> Option<u64> {
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &b""[..]),
+    };
+    if int.is_empty() || int.len() > 12 || frac.len() > 3 {
+        return None;
+    }
+    let ms = parse_u64(int)? * 1000;
+    if frac.is_empty() {
+        return Some(ms);
+    }
+    let scale = [100, 10, 1][frac.len() - 1];
+    Some(ms + parse_u64(frac)? * scale)
 }
 
 /// Parse an unsigned decimal integer of at most 19 digits.
@@ -113,14 +196,18 @@ pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
 /// alphanumerics from an alphabet without vowels. Requiring one of the two keeps words such as
 /// `statistics:` from passing for queue ids.
 pub(crate) fn is_queue_id(b: &[u8]) -> bool {
-    if !(5..=20).contains(&b.len()) || !b.iter().all(u8::is_ascii_alphanumeric) {
+    if !(5..=20).contains(&b.len()) {
         return false;
     }
-    let hex = b.iter().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'));
-    let no_vowels = !b
-        .iter()
-        .any(|c| matches!(c.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u'));
-    hex || no_vowels
+    let (mut hex, mut vowel) = (true, false);
+    for &c in b {
+        if !c.is_ascii_alphanumeric() {
+            return false;
+        }
+        hex &= matches!(c, b'0'..=b'9' | b'A'..=b'F');
+        vowel |= matches!(c.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u');
+    }
+    hex || !vowel
 }
 
 /// Leading token of alphanumerics (for `queued as XYZ` and session ids).
@@ -137,6 +224,80 @@ pub(crate) fn alnum_token(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The floating-point reading every delay had before the integer one.
+    fn float_ms(b: &[u8]) -> Option<u64> {
+        let s = std::str::from_utf8(b).ok()?;
+        if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return None;
+        }
+        let v: f64 = s.parse().ok()?;
+        Some((v * 1000.0).round() as u64)
+    }
+
+    #[test]
+    fn whole_milliseconds_agree_with_the_floating_point_reading() {
+        let mut cases: Vec<String> = [
+            "0",
+            "1.",
+            ".5",
+            ".",
+            "",
+            "00.100",
+            "0.07",
+            "0.005",
+            "0.0005",
+            "1.2345",
+            "12.3",
+            "999999999999.999",
+            "9999999999999",
+            "1..2",
+            "1.2.3",
+            "x",
+            "1.x",
+            "-1",
+            "+1",
+            "0.1000",
+            "4294967296.5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for int in [0u64, 1, 7, 31, 99, 432_001, 123_456_789_012] {
+            for frac in [
+                "", "0", "5", "9", "07", "52", "99", "001", "005", "125", "999",
+            ] {
+                cases.push(if frac.is_empty() {
+                    int.to_string()
+                } else {
+                    format!("{int}.{frac}")
+                });
+            }
+        }
+        for c in &cases {
+            assert_eq!(seconds_to_ms(c.as_bytes()), float_ms(c.as_bytes()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn parts_of_a_line_come_out_as_lossy_makes_them() {
+        let valid = "to=<é@x.test>, relay=mx€".as_bytes();
+        let invalid = &b"to=<\xff@x.test>, relay=mx\xc3"[..];
+        for line in [valid, invalid] {
+            let t = LineText::check(line);
+            assert_eq!(t.text().is_some(), line == valid);
+            // Every part, including those cutting a character in two.
+            for a in 0..=line.len() {
+                for b in a..=line.len() {
+                    assert_eq!(t.owned(&line[a..b]), lossy(&line[a..b]), "{a}..{b}");
+                }
+            }
+            // Bytes that are not this line's are converted on their own.
+            let copy = line.to_vec();
+            assert_eq!(t.owned(&copy[3..9]), lossy(&copy[3..9]));
+            assert_eq!(t.owned(b"\xffz"), "\u{fffd}z");
+        }
+    }
 
     #[test]
     fn field_respects_boundaries() {
@@ -162,6 +323,8 @@ mod tests {
         assert_eq!(seconds_to_ms(b"12"), Some(12000));
         assert_eq!(seconds_to_ms(b"-1"), None);
         assert_eq!(seconds_to_ms(b"1..2"), None);
+        assert_eq!(seconds_to_ms(b"432001"), Some(432_001_000));
+        assert_eq!(seconds_to_ms(b"0.0005"), Some(1));
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         assert_eq!(parse_u64(b"1234"), Some(1234));
         assert_eq!(find(b"abcabc", b"ca"), Some(2));
