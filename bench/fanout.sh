@@ -79,7 +79,7 @@ allr = [float(r[1]) for r in rows if r[0] == "all"]
 print("| run | repeats | wall median s | each | statuses |")
 print("|---|---|---|---|---|")
 for label, xs in (("one scenario", one), (f"--all, {sys.argv[2]} scenarios, max_concurrency {sys.argv[3]}", allr)):
-    st = " / ".join(r[2] for r in rows if (r[0] == "one") == (label == "one scenario"))
+    st = " / ".join(r[2] for r in rows if r[0] == ("one" if label == "one scenario" else "all"))
     print(f"| {label} | {len(xs)} | {statistics.median(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} | {st} |")
 ratio = statistics.median(allr) / statistics.median(one)
 print(f"\nratio --all / one: {ratio:.2f}x; target <= 2x: {'met' if ratio <= 2 else 'NOT met'}")

@@ -140,25 +140,27 @@ impl LogFeed for SharedFeed {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::MutexGuard;
 
     use super::*;
     use crate::core::fusion::{fuse_probe, MessageStatus};
 
-    /// A feed that counts its refreshes (shared by every handle to it).
-    struct Counting {
-        refreshes: Arc<AtomicU32>,
+    /// A feed whose refreshes take 10 ms, noting each one's `force` (in a list shared by
+    /// every handle to it).
+    struct Noting {
+        runs: Arc<Mutex<Vec<bool>>>,
     }
 
-    impl LogFeed for Counting {
+    impl LogFeed for Noting {
         fn is_empty(&self) -> bool {
             false
         }
-        fn refresh(&mut self, _force: bool) -> BoxFuture<'_, ()> {
-            self.refreshes.fetch_add(1, Ordering::Relaxed);
-            Box::pin(async {})
+        fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
+            self.runs.lock().unwrap().push(force);
+            Box::pin(tokio::time::sleep(Duration::from_millis(10)))
         }
         fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
-            let n = self.refreshes.load(Ordering::Relaxed);
+            let n = self.runs.lock().unwrap().len();
             Box::pin(async move { vec![format!("{n} refreshes")] })
         }
         fn timeline<'a>(
@@ -174,7 +176,7 @@ mod tests {
     struct Fixture {
         share: LogShare,
         started: AtomicU32,
-        refreshes: Arc<AtomicU32>,
+        runs: Arc<Mutex<Vec<bool>>>,
     }
 
     impl Fixture {
@@ -182,15 +184,15 @@ mod tests {
             Fixture {
                 share: LogShare::default(),
                 started: AtomicU32::new(0),
-                refreshes: Arc::new(AtomicU32::new(0)),
+                runs: Arc::default(),
             }
         }
 
         fn follow(&self) -> Box<dyn LogFeed> {
             let (feed, warnings) = self.share.follow(crate::clock::instant(), || {
                 self.started.fetch_add(1, Ordering::Relaxed);
-                let feed = Counting {
-                    refreshes: Arc::clone(&self.refreshes),
+                let feed = Noting {
+                    runs: Arc::clone(&self.runs),
                 };
                 (Box::new(feed) as Box<dyn LogFeed>, vec!["set-up".into()])
             });
@@ -200,6 +202,11 @@ mod tests {
 
         fn started(&self) -> u32 {
             self.started.load(Ordering::Relaxed)
+        }
+
+        /// The refreshes run so far, each with its `force`.
+        fn runs(&self) -> MutexGuard<'_, Vec<bool>> {
+            self.runs.lock().unwrap()
         }
     }
 
@@ -250,46 +257,10 @@ mod tests {
         assert_eq!(f.started(), 2, "and the next one joins that");
     }
 
-    /// A feed whose refreshes take 10 ms, noting each one's `force`.
-    struct Slow {
-        runs: Arc<Mutex<Vec<bool>>>,
-    }
-
-    impl LogFeed for Slow {
-        fn is_empty(&self) -> bool {
-            false
-        }
-        fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
-            self.runs.lock().unwrap().push(force);
-            Box::pin(tokio::time::sleep(Duration::from_millis(10)))
-        }
-        fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
-            Box::pin(async { Vec::new() })
-        }
-        fn timeline<'a>(
-            &'a self,
-            probe: &'a ProbeContext,
-            header_hops: &'a [HeaderHop],
-        ) -> BoxFuture<'a, ProbeTimeline> {
-            Box::pin(async move { fuse_probe(probe, &[], header_hops) })
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn probes_waiting_on_a_refresh_share_the_next_one() {
-        let share = LogShare::default();
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let mut feeds: Vec<Box<dyn LogFeed>> = (0..4)
-            .map(|_| {
-                let start = || {
-                    let feed = Slow {
-                        runs: Arc::clone(&runs),
-                    };
-                    (Box::new(feed) as Box<dyn LogFeed>, Vec::new())
-                };
-                share.follow(crate::clock::instant(), start).0
-            })
-            .collect();
+        let f = Fixture::new();
+        let mut feeds: Vec<Box<dyn LogFeed>> = (0..4).map(|_| f.follow()).collect();
         let [a, b, c, d] = &mut feeds[..] else {
             unreachable!("four feeds")
         };
@@ -300,19 +271,18 @@ mod tests {
             tokio::time::sleep(ms(1)).await;
             tokio::join!(b.refresh(false), c.refresh(false));
         });
-        assert_eq!(*runs.lock().unwrap(), [false, false]);
+        assert_eq!(*f.runs(), [false, false]);
         // A forced refresh is not served by plain ones, even those begun after it was asked.
         tokio::join!(a.refresh(false), async {
             tokio::time::sleep(ms(1)).await;
             tokio::join!(b.refresh(false), d.refresh(true));
         });
-        assert_eq!(*runs.lock().unwrap(), [false, false, false, false, true]);
+        assert_eq!(*f.runs(), [false, false, false, false, true]);
         // A forced refresh serves plain ones waiting on it.
         tokio::join!(a.refresh(true), async {
             tokio::time::sleep(ms(1)).await;
             tokio::join!(d.refresh(true), b.refresh(false), c.refresh(false));
         });
-        let all = runs.lock().unwrap().clone();
-        assert_eq!(all, [false, false, false, false, true, true, true]);
+        assert_eq!(*f.runs(), [false, false, false, false, true, true, true]);
     }
 }
