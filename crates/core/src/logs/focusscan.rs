@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::focus::{Decision, Focus};
-use super::prefix::{program_name, quick_program_msg, MONTHS};
+use super::prefix::{month_number, program_name, quick_program_msg};
 use super::readahead::{Chunk, ReadAhead};
 use super::scan::{self, split_once};
 use super::{strip_eol, LineParser, LogRecord, Parsed};
@@ -568,7 +568,7 @@ impl FocusScan {
         if line.len() <= 16 || line[3] != b' ' || line[15] != b' ' || line[16] == b' ' {
             return;
         }
-        if !MONTHS.iter().any(|m| line[..3] == m[..]) {
+        if month_number(line).is_none() {
             return;
         }
         // `program` is a slice of `line`: the head runs from the host to the slash.
@@ -584,9 +584,7 @@ impl FocusScan {
             return;
         }
         // A host that reads as a second stamp (docker --timestamps) changes the reading.
-        let stamp_like = MONTHS
-            .iter()
-            .any(|m| head.starts_with(&m[..]) && head.get(3) == Some(&b' '))
+        let stamp_like = (month_number(head).is_some() && head.get(3) == Some(&b' '))
             || (head.len() > 4 && head[..4].iter().all(u8::is_ascii_digit) && head[4] == b'-');
         if stamp_like {
             return;

@@ -69,10 +69,6 @@ pub(crate) struct Header<'a> {
     pub msg: &'a [u8],
 }
 
-pub(crate) const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
 /// Dovecot process names as they appear at the start of its own log lines.
 const DOVECOT_SERVICES: &[&[u8]] = &[
     b"lmtp",
