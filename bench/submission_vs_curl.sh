@@ -5,30 +5,42 @@
 # clock); curl's is its --write-out time_total for the same transaction (QUIT included).
 #
 # usage: bench/submission_vs_curl.sh [RUNS=20]      (the lab must be up: lab/up)
+# FLOWTEST_BIN: the binary to measure (default: a release build made here). OLD_BIN: an earlier
+# binary, measured in the same run right after each FLOWTEST_BIN submission, as its own row.
 # Prints a Markdown table (median, p90, max for each side, and the ratio of medians).
 set -euo pipefail
 RUNS=${1:-20}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 LAB_DIR=${FLOWTEST_LAB_DIR:-/run/flowtest-lab}
 [ -d "$LAB_DIR/secrets" ] || { echo "the lab is not up: run lab/up" >&2; exit 1; }
-(cd "$REPO" && cargo build --release --quiet)
+BIN=${FLOWTEST_BIN:-}
+if [ -z "$BIN" ]; then
+  (cd "$REPO" && cargo build --release --quiet)
+  BIN=$REPO/target/release/flowtest
+fi
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 MSG=$OUT/msg.eml
 printf 'From: sender@provider.test\r\nTo: alice@corp.test\r\nSubject: curl benchmark\r\nMessage-ID: <bench-%s@provider.test>\r\n\r\nbody\r\n' "$$" > "$MSG"
 
 # Postfix serves each connection with an idle smtpd process when it has one and spawns a new one
-# (~40 ms) when not: right after a session ends its process is briefly busy. So each submission
-# waits a moment after the previous one, and the order alternates, to give both sides the same
-# server state.
+# when not: right after a session ends its process is briefly busy. So each submission waits a
+# moment after the previous one, and the order alternates, to give both sides the same server
+# state. (A ~40 ms tail once blamed on the spawning was a delayed-ACK stall after the TLS 1.3
+# session tickets: see src/edge/tcp.rs.)
 curl_once() {
   "$REPO/lab/run" curl -s --url smtp://mx.corp.test:25 --ssl-reqd --cacert "$LAB_DIR/ca/ca.pem" \
     --mail-from sender@provider.test --mail-rcpt alice@corp.test --upload-file "$MSG" \
     -w '%{time_total}\n' -o /dev/null >> "$OUT/curl.txt"
 }
 flowtest_once() {
-  "$REPO/lab/run" "$REPO/target/release/flowtest" \
+  "$REPO/lab/run" "$BIN" \
     --config "$REPO/lab/flowtest.toml" run lab-inbound --format json --quiet > "$OUT/flowtest-$1.json" || true
+  if [ -n "${OLD_BIN:-}" ]; then
+    sleep 0.5
+    "$REPO/lab/run" "$OLD_BIN" \
+      --config "$REPO/lab/flowtest.toml" run lab-inbound --format json --quiet > "$OUT/old-$1.json" || true
+  fi
 }
 for i in $(seq "$RUNS"); do
   if ((i % 2)); then
@@ -43,18 +55,22 @@ python3 - "$OUT" <<'PY'
 import json, statistics, sys, os
 out = sys.argv[1]
 curl = [float(l) * 1000 for l in open(os.path.join(out, "curl.txt")) if l.strip()]
-ft = []
-for name in sorted(os.listdir(out)):
-    if not name.startswith("flowtest-"):
-        continue
-    try:
-        doc = json.load(open(os.path.join(out, name)))
-    except ValueError:
-        continue
-    for r in doc.get("results", []):
-        for st in r.get("stages", []):
-            if st.get("name") == "submission":
-                ft.append(float(st["ms"]))
+def stages(prefix):
+    xs = []
+    for name in sorted(os.listdir(out)):
+        if not name.startswith(prefix):
+            continue
+        try:
+            doc = json.load(open(os.path.join(out, name)))
+        except ValueError:
+            continue
+        for r in doc.get("results", []):
+            for st in r.get("stages", []):
+                if st.get("name") == "submission":
+                    xs.append(float(st["ms"]))
+    return xs
+ft = stages("flowtest-")
+old = stages("old-")
 def row(name, xs):
     xs = sorted(xs)
     p90 = xs[min(len(xs) - 1, int(0.9 * len(xs)))]
@@ -63,6 +79,8 @@ print("| submitter | runs | median ms | p90 ms | max ms |")
 print("|---|---|---|---|---|")
 print(row("curl (STARTTLS, QUIT)", curl))
 print(row("flowtest submission stage", ft))
+if old:
+    print(row("OLD_BIN submission stage", old))
 print(f"\nratio of medians flowtest/curl: {statistics.median(ft) / statistics.median(curl):.2f}; "
       f"difference: {statistics.median(ft) - statistics.median(curl):.1f} ms")
 PY

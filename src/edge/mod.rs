@@ -12,4 +12,5 @@ pub mod oauth;
 pub mod sendgrid;
 pub mod smtp;
 pub mod store;
+pub mod tcp;
 pub mod tls;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_imap::Client;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -18,12 +17,13 @@ use super::{safe, step_until, within, FetchError, Guard, ImapSession, Prepared};
 use crate::config::{Receiver, TlsMode};
 use crate::core::outcome::AuthMechanism;
 use crate::edge::bounded::{Guarded, Limits};
+use crate::edge::tcp::{self, Tcp};
 
 /// A plain or TLS TCP stream, as async-imap wants one type.
 #[derive(Debug)]
 pub enum ImapStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Tcp),
+    Tls(Box<TlsStream<Tcp>>),
 }
 
 impl AsyncRead for ImapStream {
@@ -65,7 +65,7 @@ impl AsyncWrite for ImapStream {
 }
 
 /// Read one CRLF-terminated line from a not-yet-buffered stream (greeting / STARTTLS answer).
-async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
+async fn read_line_raw(s: &mut Tcp) -> Result<String, FetchError> {
     let mut line = Vec::with_capacity(128);
     let mut b = [0u8; 1];
     while line.len() < 8192 {
@@ -84,7 +84,7 @@ async fn read_line_raw(s: &mut TcpStream) -> Result<String, FetchError> {
     Err(FetchError::Protocol("line too long".into()))
 }
 
-async fn tls_wrap(tcp: TcpStream, host: &str, prep: &Prepared) -> Result<ImapStream, FetchError> {
+async fn tls_wrap(tcp: Tcp, host: &str, prep: &Prepared) -> Result<ImapStream, FetchError> {
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| FetchError::Tls(format!("{host}: {e}")))?;
     let tls = TlsConnector::from(prep.tls.clone())
@@ -183,12 +183,11 @@ async fn connect(
     deadline: Instant,
 ) -> Result<Client<Guard>, FetchError> {
     let tcp = within("connect", step_until(deadline), async {
-        TcpStream::connect((r.host.as_str(), r.port))
+        tcp::connect(&r.host, r.port)
             .await
             .map_err(|e| FetchError::Connect(format!("{}:{}: {e}", r.host, r.port)))
     })
     .await?;
-    let _ = tcp.set_nodelay(true);
     match r.tls {
         TlsMode::Tls => {
             let s = within(

@@ -1,7 +1,7 @@
 //! The SMTP wire: one client connection with bounded reads. Every reply line is capped before it
 //! is buffered (a peer that never sends a line end cannot grow memory), every read and write is
-//! bounded by a deadline, and each command goes out in one write on a TCP_NODELAY socket (no
-//! Nagle + delayed-ACK stall between a command and its reply).
+//! bounded by a deadline, and each command goes out in one write on a socket that neither holds
+//! it (Nagle) nor delays the ACKs that would let the server answer (`edge::tcp`).
 //!
 //! Owns bytes on the socket and reply framing; not the order of the conversation or what a reply
 //! means (`edge::smtp`).
@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::edge::tcp;
 
 /// Longest reply line accepted (RFC 5321 allows 512 octets; servers' EHLO lines stay far below).
 pub const MAX_LINE: usize = 8 * 1024;
@@ -94,16 +95,13 @@ async fn bounded<T>(
 }
 
 impl Wire {
-    /// Connect over TCP (TCP_NODELAY on), before `deadline`.
+    /// Connect over TCP (Nagle off, replies acknowledged at once: `edge::tcp`), before
+    /// `deadline`.
     pub async fn connect(host: &str, port: u16, deadline: Instant) -> Result<Wire, WireError> {
         let tcp = bounded(deadline, async {
-            TcpStream::connect((host, port))
-                .await
-                .map_err(WireError::Connect)
+            tcp::connect(host, port).await.map_err(WireError::Connect)
         })
         .await?;
-        // Best effort: a socket that refuses the option still works, only slower.
-        let _ = tcp.set_nodelay(true);
         Ok(Wire::over(Box::new(tcp)))
     }
 
