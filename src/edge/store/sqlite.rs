@@ -54,6 +54,33 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
+/// How long a statement waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether SQLite said another connection holds the lock it needs.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Turn WAL on (the file keeps it). The switch needs the file to itself, and when another
+/// process is opening the same new file SQLite reports its lock at once instead of waiting in
+/// the busy handler: several runs started together on a fresh state directory failed with
+/// "database is locked". So the switch is tried again within [`BUSY_TIMEOUT`].
+fn wal_on(conn: &Connection) -> rusqlite::Result<()> {
+    let until = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0));
+        match mode {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Open (creating if needed) `<dir>/flowtest.db`, migrating it to the current schema.
     pub(super) fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
@@ -67,9 +94,8 @@ impl SqliteStore {
             source,
         })?;
         let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        wal_on(&conn).map_err(err)?;
         // FULL, not NORMAL: with WAL, NORMAL may lose the last commits on a power cut (the WAL is
         // not synced at each commit). A result is printed only after it is stored, so a printed
         // result must survive; one fsync per probe result costs nothing next to a mail round trip.

@@ -155,3 +155,28 @@ fn errors_name_the_file_and_keep_their_source() {
     );
     assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
 }
+
+/// Processes started together on a fresh state directory (a deploy hook running several
+/// scenarios at once) all open the store: none fails with "database is locked" while another
+/// creates the file, turns WAL on or migrates.
+#[test]
+fn stores_opened_together_on_a_fresh_directory_all_open() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            let opened: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Store::open(dir.path()).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in opened {
+                let r = o.join().unwrap();
+                assert!(r.is_ok(), "{}", r.unwrap_err());
+            }
+        });
+    }
+}
