@@ -22,6 +22,8 @@ pub(super) struct Connection {
     pub(super) wire: Wire,
     /// How it authenticated, if it did: every submission on it reports that.
     pub(super) auth: Option<AuthMechanism>,
+    /// The server offered PIPELINING (RFC 2920): the envelope goes out in one write.
+    pub(super) pipelining: bool,
 }
 
 /// The shared connections to one submission server (see the module's text).
@@ -111,6 +113,7 @@ mod tests {
         Connection {
             wire: Wire::over(Box::new(ours)),
             auth: None,
+            pipelining: false,
         }
     }
 

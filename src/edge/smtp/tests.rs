@@ -1,5 +1,6 @@
 //! Submissions sharing a pool against a scripted SMTP server on a loopback port: connections
-//! handed over between probes, a stale one replaced, nothing sent twice.
+//! handed over between probes, a stale one replaced, nothing sent twice; the envelope in one
+//! write only to a server that offers PIPELINING.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,19 @@ enum Script {
     ClosesAfterOne,
     /// Takes a connection's second message, then closes without answering it.
     DropsTheSecond,
+    /// Offers PIPELINING (RFC 2920).
+    Pipelining,
+    /// Offers PIPELINING and refuses the first RCPT it is sent (550).
+    PipeliningRefusesFirstRcpt,
+}
+
+impl Script {
+    fn pipelining(self) -> bool {
+        matches!(
+            self,
+            Script::Pipelining | Script::PipeliningRefusesFirstRcpt
+        )
+    }
 }
 
 /// What the server saw.
@@ -25,6 +39,10 @@ struct Seen {
     connections: AtomicUsize,
     messages: AtomicUsize,
     commands: Mutex<Vec<String>>,
+    /// Commands that arrived with more of the client's bytes already behind them: sent
+    /// without waiting for their reply.
+    ahead: Mutex<Vec<String>>,
+    rcpts_refused: AtomicUsize,
 }
 
 impl Seen {
@@ -60,6 +78,9 @@ async fn serve(conn: tokio::net::TcpStream, script: Script, seen: Arc<Seen>) {
             .unwrap_or("")
             .to_ascii_uppercase();
         seen.commands.lock().expect("commands").push(verb.clone());
+        if !lines.get_ref().buffer().is_empty() {
+            seen.ahead.lock().expect("ahead").push(verb.clone());
+        }
         let reply = match verb.as_str() {
             "DATA" => {
                 if w.write_all(b"354 go on\r\n").await.is_err() {
@@ -88,7 +109,14 @@ async fn serve(conn: tokio::net::TcpStream, script: Script, seen: Arc<Seen>) {
                 let _ = w.write_all(b"221 bye\r\n").await;
                 return;
             }
+            "EHLO" if script.pipelining() => "250-test\r\n250 PIPELINING\r\n".to_string(),
             "EHLO" => "250-test\r\n250 8BITMIME\r\n".to_string(),
+            "RCPT"
+                if script == Script::PipeliningRefusesFirstRcpt
+                    && seen.rcpts_refused.fetch_add(1, Ordering::SeqCst) == 0 =>
+            {
+                "550 5.1.1 <alice@example.org>: Recipient address rejected\r\n".to_string()
+            }
             _ => "250 ok\r\n".to_string(),
         };
         if w.write_all(reply.as_bytes()).await.is_err() {
@@ -185,4 +213,47 @@ async fn nothing_is_sent_again_once_data_went_out() {
         "the message whose answer was lost is not sent again"
     );
     assert_eq!(seen.connections.load(Ordering::SeqCst), MAX_OPEN);
+}
+
+#[tokio::test]
+async fn the_envelope_goes_out_in_one_write_only_to_a_server_offering_pipelining() {
+    let (port, seen) = server(Script::Accepts).await;
+    let out = submit_together(port, MAX_OPEN + 2).await;
+    assert!(out.iter().all(accepted), "{out:?}");
+    let ahead = seen.ahead.lock().expect("ahead").clone();
+    assert!(ahead.is_empty(), "sent before its reply came: {ahead:?}");
+
+    let (port, seen) = server(Script::Pipelining).await;
+    let out = submit_together(port, MAX_OPEN + 2).await;
+    assert!(out.iter().all(accepted), "{out:?}");
+    assert_eq!(seen.messages.load(Ordering::SeqCst), MAX_OPEN + 2);
+    let ahead = seen.ahead.lock().expect("ahead").clone();
+    let count = |verb: &str| ahead.iter().filter(|v| *v == verb).count();
+    assert_eq!(count("MAIL"), MAX_OPEN + 2, "MAIL with its RCPT: {ahead:?}");
+    assert_eq!(
+        count("RSET"),
+        2,
+        "RSET with the envelope it resets for: {ahead:?}"
+    );
+    assert_eq!(
+        count("RCPT") + count("DATA"),
+        0,
+        "DATA waits for the envelope: {ahead:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_recipient_refused_in_a_pipelined_envelope_is_the_verdict_and_no_data_follows() {
+    let (port, seen) = server(Script::PipeliningRefusesFirstRcpt).await;
+    let out = submit_together(port, 1).await;
+    assert!(
+        matches!(&out[0], SendOutcome::Rejected(s) if s.phase == SmtpPhase::Rcpt && s.code == Some(550)),
+        "{out:?}"
+    );
+    assert_eq!(seen.count("DATA"), 0);
+    assert_eq!(seen.messages.load(Ordering::SeqCst), 0);
+    // The session stayed in step: the next probe takes it over and its message goes through.
+    let out = submit_together(port, 1).await;
+    assert!(accepted(&out[0]), "{out:?}");
+    assert_eq!(seen.messages.load(Ordering::SeqCst), 1);
 }
