@@ -68,12 +68,12 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 /// the busy handler: several runs started together on a fresh state directory failed with
 /// "database is locked". So the switch is tried again within [`BUSY_TIMEOUT`].
 fn wal_on(conn: &Connection) -> rusqlite::Result<()> {
-    let until = std::time::Instant::now() + BUSY_TIMEOUT;
+    let until = crate::clock::std_instant() + BUSY_TIMEOUT;
     loop {
         let mode =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0));
         match mode {
-            Err(e) if is_busy(&e) && std::time::Instant::now() < until => {
+            Err(e) if is_busy(&e) && crate::clock::std_instant() < until => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             other => return other.map(|_| ()),
