@@ -5,11 +5,13 @@
 # clock); curl's is its --write-out time_total for the same transaction (QUIT included).
 #
 # usage: bench/submission_vs_curl.sh [RUNS=20]      (the lab must be up: lab/up)
+#        bench/submission_vs_curl.sh --smoke        (2 runs: CI's check that it runs)
 # FLOWTEST_BIN: the binary to measure (default: a release build made here). OLD_BIN: an earlier
 # binary, measured in the same run right after each FLOWTEST_BIN submission, as its own row.
 # Prints a Markdown table (median, p90, max for each side, and the ratio of medians).
 set -euo pipefail
 RUNS=${1:-20}
+if [ "$RUNS" = --smoke ]; then RUNS=2; fi
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 LAB_DIR=${FLOWTEST_LAB_DIR:-/run/flowtest-lab}
 [ -d "$LAB_DIR/secrets" ] || { echo "the lab is not up: run lab/up" >&2; exit 1; }
