@@ -36,10 +36,15 @@ pub async fn connect(host: &str, port: u16) -> io::Result<Tcp> {
 impl Tcp {
     /// Acknowledge now whatever has arrived, and leave delayed-ACK mode (best effort).
     fn ack_now(&self) {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            let _ = SockRef::from(&self.inner).set_tcp_quickack(true);
+        let _ = SockRef::from(&self.inner).set_tcp_quickack(true);
+    }
+
+    /// `written` passed on, after [`Tcp::ack_now`] when it wrote something.
+    fn after_write(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.ack_now();
         }
+        written
     }
 
     /// Whether the kernel is in quick-ACK mode now (for tests).
@@ -72,11 +77,8 @@ impl AsyncWrite for Tcp {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
-        let r = Pin::new(&mut me.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            me.ack_now();
-        }
-        r
+        let written = Pin::new(&mut me.inner).poll_write(cx, data);
+        me.after_write(written)
     }
 
     fn poll_write_vectored(
@@ -85,11 +87,8 @@ impl AsyncWrite for Tcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
-        let r = Pin::new(&mut me.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            me.ack_now();
-        }
-        r
+        let written = Pin::new(&mut me.inner).poll_write_vectored(cx, bufs);
+        me.after_write(written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -336,9 +336,10 @@ async fn envelope(
         }
         let until = conv.step_deadline();
         if let Err(e) = c.wire.write_all(batch.as_bytes(), until).await {
-            return Err(match reset {
-                true => EnvelopeStop::Stale,
-                false => EnvelopeStop::Stop(Stop::Broken(conv.wire_failed(e))),
+            return Err(if reset {
+                EnvelopeStop::Stale
+            } else {
+                EnvelopeStop::Stop(Stop::Broken(conv.wire_failed(e)))
             });
         }
     }
