@@ -21,8 +21,9 @@ use flowtest::exit::Exit;
 
 use super::unusable;
 
-/// Output buffer: the report streams, but not line by line.
-const OUT_BUFFER: usize = 1 << 16;
+/// Output buffer: the report streams, but not line by line. Smaller than the pieces a full
+/// diagnosis hands over (64 KiB), which `BufWriter` then writes out without copying them.
+const OUT_BUFFER: usize = 1 << 13;
 
 pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
     let runbook = match runbook(config) {

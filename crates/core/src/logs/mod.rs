@@ -413,7 +413,10 @@ impl Interner {
     const CAP: usize = 64;
 
     fn get(&mut self, b: &[u8]) -> Arc<str> {
-        if let Some((_, a)) = self.items.iter().find(|(k, _)| &**k == b) {
+        // Names of one length mostly differ at their end (`postfix/qmgr`, `postfix/smtp`):
+        // the last byte rules most out before a full comparison.
+        let hit = |k: &[u8]| k.len() == b.len() && k.last() == b.last() && k == b;
+        if let Some((_, a)) = self.items.iter().find(|(k, _)| hit(k)) {
             return a.clone();
         }
         let a: Arc<str> = Arc::from(String::from_utf8_lossy(b).as_ref());
