@@ -3,7 +3,8 @@
 //! the probe's timeline on the runner's cadence until it says `bounced`. Prints the latency from
 //! the append to the verdict, and the process CPU time spent while the busy lines were coming in.
 //!
-//! usage: live_verdict LOG_PATH BUSY_LINES [TICK_MS=250]
+//! usage: live_verdict LOG_PATH BUSY_LINES [TICK_MS=100]
+//! (100 ms is the runner's pace, `runner::logs::WATCH_EVERY`; before it was 250 ms.)
 
 use std::io::Write;
 use std::time::Duration;
@@ -38,7 +39,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = std::path::PathBuf::from(&args[1]);
     let busy: u64 = args[2].parse().expect("BUSY_LINES is a number");
-    let tick = Duration::from_millis(args.get(3).map_or(250, |t| t.parse().expect("TICK_MS")));
+    let tick = Duration::from_millis(args.get(3).map_or(100, |t| t.parse().expect("TICK_MS")));
     std::fs::write(&path, b"").expect("log file is writable");
     let cfg = LogSourceConfig {
         role: "ec2".into(),

@@ -159,8 +159,11 @@ impl LogFeed for LogWatch {
     fn is_empty(&self) -> bool {
         LogWatch::is_empty(self)
     }
-    fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
-        Box::pin(LogWatch::refresh(self, force))
+    fn refresh(&mut self, force: bool) -> BoxFuture<'_, u64> {
+        Box::pin(async move {
+            LogWatch::refresh(self, force).await;
+            self.lines_parsed()
+        })
     }
     fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
         let w = LogWatch::warnings(self);

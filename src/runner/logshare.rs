@@ -34,22 +34,25 @@ struct Fed {
     /// When the last refresh began, and the last forced one.
     refreshed: Option<Instant>,
     forced: Option<Instant>,
+    /// Lines the feed had taken in after its last refresh.
+    taken: u64,
 }
 
 impl Fed {
     /// Refresh, unless a refresh of the kind asked (a forced one for `force`) began at or
     /// after `asked`: the lock is held for a whole refresh, so that one is done.
-    async fn refresh_since(&mut self, asked: Instant, force: bool) {
+    async fn refresh_since(&mut self, asked: Instant, force: bool) -> u64 {
         let last = if force { self.forced } else { self.refreshed };
         if last.is_some_and(|t| t >= asked) {
-            return;
+            return self.taken;
         }
         let begun = clock::instant();
         self.refreshed = Some(begun);
         if force {
             self.forced = Some(begun);
         }
-        self.feed.refresh(force).await;
+        self.taken = self.feed.refresh(force).await;
+        self.taken
     }
 }
 
@@ -95,6 +98,7 @@ impl LogShare {
             feed,
             refreshed: None,
             forced: None,
+            taken: 0,
         }));
         *current = Some(Current {
             feed: Arc::downgrade(&feed),
@@ -116,10 +120,10 @@ impl LogFeed for SharedFeed {
     fn is_empty(&self) -> bool {
         self.is_empty
     }
-    fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
+    fn refresh(&mut self, force: bool) -> BoxFuture<'_, u64> {
         Box::pin(async move {
             let asked = clock::instant();
-            self.feed.lock().await.refresh_since(asked, force).await;
+            self.feed.lock().await.refresh_since(asked, force).await
         })
     }
     fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
@@ -155,9 +159,15 @@ mod tests {
         fn is_empty(&self) -> bool {
             false
         }
-        fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()> {
-            self.runs.lock().unwrap().push(force);
-            Box::pin(tokio::time::sleep(Duration::from_millis(10)))
+        fn refresh(&mut self, force: bool) -> BoxFuture<'_, u64> {
+            let mut runs = self.runs.lock().unwrap();
+            runs.push(force);
+            // Each refresh takes in one more line.
+            let taken = runs.len() as u64;
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                taken
+            })
         }
         fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
             let n = self.runs.lock().unwrap().len();

@@ -108,8 +108,9 @@ pub trait LogSources: Send + Sync {
 /// Log lines being gathered for one probe.
 pub trait LogFeed: Send {
     fn is_empty(&self) -> bool;
-    /// Take in new lines; `force` re-fetches windowed sources now.
-    fn refresh(&mut self, force: bool) -> BoxFuture<'_, ()>;
+    /// Take in new lines; `force` re-fetches windowed sources now. Returns how many lines the
+    /// feed has taken in so far: while that number stays the same, so does every timeline.
+    fn refresh(&mut self, force: bool) -> BoxFuture<'_, u64>;
     /// Problems reading the sources.
     fn warnings(&self) -> BoxFuture<'_, Vec<String>>;
     /// The probe's fused timeline from the lines gathered so far (a feed shared by several

@@ -3,6 +3,7 @@
 //! told, pushes news late like Dovecot, drops long IDLEs like Gmail, and counts the commands a
 //! real watch would issue), scripted logs, and a store in a map.
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -568,12 +569,15 @@ pub struct FakeLogs {
     pub bounce_after: Option<Duration>,
     pub saved_after: Option<Duration>,
     pub host_findings: Vec<Finding>,
+    /// Timelines asked of its feeds, all together.
+    pub timelines: Arc<AtomicU32>,
 }
 
 struct FakeFeed {
     started: Instant,
     bounce_after: Option<Duration>,
     saved_after: Option<Duration>,
+    timelines: Arc<AtomicU32>,
 }
 
 impl LogSources for FakeLogs {
@@ -585,6 +589,7 @@ impl LogSources for FakeLogs {
             started: crate::clock::instant(),
             bounce_after: self.bounce_after,
             saved_after: self.saved_after,
+            timelines: Arc::clone(&self.timelines),
         };
         (Box::new(feed), Vec::new())
     }
@@ -637,8 +642,15 @@ impl LogFeed for FakeFeed {
     fn is_empty(&self) -> bool {
         false
     }
-    fn refresh(&mut self, _force: bool) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
+    /// Lines out so far: each group (the bounce's, Dovecot's save) counts as one.
+    fn refresh(&mut self, _force: bool) -> BoxFuture<'_, u64> {
+        let elapsed = crate::clock::instant().saturating_duration_since(self.started);
+        let out = [self.bounce_after, self.saved_after]
+            .into_iter()
+            .flatten()
+            .filter(|&after| elapsed >= after)
+            .count() as u64;
+        Box::pin(async move { out })
     }
     fn warnings(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async { Vec::new() })
@@ -648,6 +660,7 @@ impl LogFeed for FakeFeed {
         probe: &'a ProbeContext,
         header_hops: &'a [HeaderHop],
     ) -> BoxFuture<'a, ProbeTimeline> {
+        self.timelines.fetch_add(1, Ordering::Relaxed);
         let mut corr = Correlator::new(Limits::default());
         for (role, lines) in [
             ("ec2", self.lines(probe)),

@@ -6,12 +6,14 @@ mod sharing;
 mod stopping;
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 
+use super::logs::SETTLE;
 use super::{Prepared, Progress, Runner};
 use crate::clock::{self, SharedClock, TestClock};
 use crate::config::secret::SecretRef;
@@ -300,6 +302,7 @@ async fn an_unreadable_mailbox_is_fetch_failed_and_nothing_is_sent() {
                 "perm",
             ),
         ],
+        ..FakeLogs::default()
     });
     lab.mail
         .world()
@@ -401,6 +404,41 @@ async fn a_bounce_in_the_logs_ends_the_wait_early() {
         "fail fast, not the 30 s timeout: {:?}",
         clock::instant().duration_since(started)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watch_sees_a_failure_in_the_logs_within_150_ms_of_its_line() {
+    // Off the watch's grid of looks, so that a look does not happen to come just after it.
+    let written = Duration::from_millis(2_013);
+    let lab = Lab::new(Reply::Accept, Vec::new()).with_logs(FakeLogs {
+        bounce_after: Some(written),
+        ..FakeLogs::default()
+    });
+    let started = clock::instant();
+    let r = lab.run().await;
+    assert_eq!(r.log_status.as_deref(), Some("bounced"));
+    // The run ends SETTLE after the look that saw the bounce (nothing else takes time here).
+    let seen = clock::instant().duration_since(started) - SETTLE;
+    assert!(
+        seen >= written,
+        "seen at {seen:?}, before the line at {written:?}"
+    );
+    assert!(
+        seen - written <= Duration::from_millis(150),
+        "the line was written at {written:?}, the watch saw it at {seen:?}: the issue's 300 ms \
+         from line to verdict needs the look within half of it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_look_that_takes_in_no_new_line_skips_the_timeline() {
+    let logs = FakeLogs::default();
+    let timelines = Arc::clone(&logs.timelines);
+    let lab = Lab::delivered_after(2_000, "INBOX").with_logs(logs);
+    let r = lab.run().await;
+    assert_eq!(r.status, Status::Delivered);
+    // About 20 looks in 2 s took in nothing: one timeline while waiting, one for the result.
+    assert_eq!(timelines.load(Ordering::Relaxed), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -758,7 +796,7 @@ async fn the_next_scenario_does_not_wait_for_the_logs_to_settle() {
     let logs = || FakeLogs {
         bounce_after: None,
         saved_after: Some(Duration::from_millis(250)),
-        host_findings: Vec::new(),
+        ..FakeLogs::default()
     };
     let elapsed_for = |n: usize| async move {
         let lab = Lab::delivered_after(300, "INBOX").with_logs(logs());
