@@ -25,6 +25,10 @@ use crate::core::fusion::{HeaderHop, ProbeContext, ProbeTimeline};
 
 /// A feed started this long ago or less is joined; an older one is left to its probes.
 pub(super) const JOIN_WITHIN: Duration = Duration::from_secs(10);
+/// A look while the probes wait (not forced) is served by a refresh begun this long before it:
+/// with many probes looking every 100 ms, the feed is read a few times per look instead of
+/// once per probe.
+pub(super) const FRESH: Duration = Duration::from_millis(20);
 
 type Inner = tokio::sync::Mutex<Fed>;
 
@@ -40,10 +44,15 @@ struct Fed {
 
 impl Fed {
     /// Refresh, unless a refresh of the kind asked (a forced one for `force`) began at or
-    /// after `asked`: the lock is held for a whole refresh, so that one is done.
+    /// after `asked` (the lock is held for a whole refresh, so that one is done), or, for a
+    /// look while the probes wait, at most [`FRESH`] before it.
     async fn refresh_since(&mut self, asked: Instant, force: bool) -> u64 {
-        let last = if force { self.forced } else { self.refreshed };
-        if last.is_some_and(|t| t >= asked) {
+        let (last, slack) = if force {
+            (self.forced, Duration::ZERO)
+        } else {
+            (self.refreshed, FRESH)
+        };
+        if last.is_some_and(|t| t + slack >= asked) {
             return self.taken;
         }
         let begun = clock::instant();
@@ -149,7 +158,11 @@ mod tests {
     use super::*;
     use crate::core::fusion::{fuse_probe, MessageStatus};
 
-    /// A feed whose refreshes take 10 ms, noting each one's `force` (in a list shared by
+    /// How long a [`Noting`] refresh takes: longer than [`FRESH`], so that a look can come
+    /// while one runs and yet too late for it.
+    const TAKES: Duration = Duration::from_millis(30);
+
+    /// A feed whose refreshes take [`TAKES`], noting each one's `force` (in a list shared by
     /// every handle to it).
     struct Noting {
         runs: Arc<Mutex<Vec<bool>>>,
@@ -165,7 +178,7 @@ mod tests {
             // Each refresh takes in one more line.
             let taken = runs.len() as u64;
             Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(TAKES).await;
                 taken
             })
         }
@@ -269,30 +282,41 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn probes_waiting_on_a_refresh_share_the_next_one() {
+        assert!(TAKES > FRESH);
         let f = Fixture::new();
         let mut feeds: Vec<Box<dyn LogFeed>> = (0..4).map(|_| f.follow()).collect();
         let [a, b, c, d] = &mut feeds[..] else {
             unreachable!("four feeds")
         };
         let ms = Duration::from_millis;
-        // `a` refreshes from 0 to 10 ms; `b` and `c` ask at 1 ms, while it runs: it began
-        // before they asked, so one more refresh runs (10 to 20 ms) and serves both.
+        // `a` refreshes from 0 to 30 ms; `b` and `c` ask at 25 ms, while it runs: it began
+        // more than FRESH before they asked, so one more refresh runs (30 to 60 ms) and serves
+        // both.
         tokio::join!(a.refresh(false), async {
-            tokio::time::sleep(ms(1)).await;
+            tokio::time::sleep(ms(25)).await;
             tokio::join!(b.refresh(false), c.refresh(false));
         });
         assert_eq!(*f.runs(), [false, false]);
-        // A forced refresh is not served by plain ones, even those begun after it was asked.
+        // A look asked within FRESH of a refresh's start is served by it.
         tokio::join!(a.refresh(false), async {
             tokio::time::sleep(ms(1)).await;
+            b.refresh(false).await;
+        });
+        assert_eq!(*f.runs(), [false, false, false]);
+        // A forced refresh is not served by plain ones, even those begun after it was asked.
+        tokio::join!(a.refresh(false), async {
+            tokio::time::sleep(ms(25)).await;
             tokio::join!(b.refresh(false), d.refresh(true));
         });
-        assert_eq!(*f.runs(), [false, false, false, false, true]);
+        assert_eq!(*f.runs(), [false, false, false, false, false, true]);
         // A forced refresh serves plain ones waiting on it.
         tokio::join!(a.refresh(true), async {
-            tokio::time::sleep(ms(1)).await;
+            tokio::time::sleep(ms(25)).await;
             tokio::join!(d.refresh(true), b.refresh(false), c.refresh(false));
         });
-        assert_eq!(*f.runs(), [false, false, false, false, true, true, true]);
+        assert_eq!(
+            *f.runs(),
+            [false, false, false, false, false, true, true, true]
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::fakes::FakeLogs;
 use super::Lab;
 use crate::core::outcome::{DetectedBy, RunResult, Status};
+use crate::runner::logs::WATCH_EVERY;
 use crate::runner::wait::{backstop, window_gap, WINDOW_FIRST, WINDOW_LOOKS};
 
 /// Dovecot reports a save to an IDLE session about this long after it.
@@ -121,10 +122,12 @@ async fn after_the_window_idle_reports_the_save_with_dovecots_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn a_save_in_the_logs_asks_the_mailbox_at_once() {
-    // The save falls between two looks at the logs (every 250 ms), never on one: at the same
-    // instant, which of the two timers fires first is not defined.
-    let lab = dovecot_like(1900).with_logs(FakeLogs {
-        saved_after: Some(Duration::from_millis(1900)),
+    // The save falls between two looks at the logs (every WATCH_EVERY), never on one: at the
+    // same instant, which of the two timers fires first is not defined.
+    let saved = 1950;
+    assert_ne!(saved % WATCH_EVERY.as_millis(), 0);
+    let lab = dovecot_like(saved as u64).with_logs(FakeLogs {
+        saved_after: Some(Duration::from_millis(saved as u64)),
         ..FakeLogs::default()
     });
     let r = lab.run().await;
@@ -134,10 +137,10 @@ async fn a_save_in_the_logs_asks_the_mailbox_at_once() {
         Some(DetectedBy::Poll),
         "the log's look, not IDLE"
     );
-    let total = r.total_ms.unwrap();
+    let total = r.total_ms.unwrap() as u128;
     assert!(
-        (1900..=2150).contains(&total),
-        "seen {total} ms after sending: within one look at the logs (250 ms) of the save"
+        (saved..=saved + WATCH_EVERY.as_millis()).contains(&total),
+        "seen {total} ms after sending: within one look at the logs of the save at {saved} ms"
     );
 }
 
