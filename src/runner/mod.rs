@@ -15,6 +15,7 @@ use crate::core::probe::{Installation, ProbeKey};
 use crate::core::runbook::Facts;
 
 mod adapters;
+mod blocking;
 mod cleanup;
 pub(crate) mod leftovers;
 mod logs;
@@ -33,6 +34,7 @@ pub use stop::{Stop, STOP_GRACE};
 
 use crate::core::outcome::Status;
 use crate::edge::smtp::SendOutcome;
+use blocking::blocking;
 use ports::{FinalResult, LogSources, ResultStore};
 use steps::Run;
 use uuid::Uuid;
@@ -217,7 +219,7 @@ impl Runner {
             json: &json,
             finished_at: self.clock.now(),
         };
-        if let Err(e) = self.store.record_result(&done) {
+        if let Err(e) = blocking(|| self.store.record_result(&done)) {
             // The result is still reported; say loudly, and in the result, that it was not stored.
             tracing::error!(error = %e, probe_id = %result.probe_id, "result not stored");
             result
