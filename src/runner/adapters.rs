@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::blocking::blocking;
 use super::logshare::LogShare;
 use super::ports::{
     ArmedWait, Arming, BoxFuture, Cancel, FinalResult, LogFeed, LogSources, LookRequests,
@@ -181,38 +182,40 @@ impl LogFeed for LogWatch {
 
 impl ResultStore for Store {
     fn record_pending(&self, result: &RunResult) -> Result<(), StoreError> {
-        Store::record_pending(self, &result.probe_id, &result.scenario, result.sent_at)
+        blocking(|| Store::record_pending(self, &result.probe_id, &result.scenario, result.sent_at))
     }
     fn record_result(&self, done: &FinalResult<'_>) -> Result<(), StoreError> {
         let result = done.result;
-        Store::record_result(
-            self,
-            &result.probe_id,
-            &result.scenario,
-            result.status.as_str(),
-            result.sent_at,
-            done.finished_at,
-            result.total_ms,
-            done.json,
-        )
+        blocking(|| {
+            Store::record_result(
+                self,
+                &result.probe_id,
+                &result.scenario,
+                result.status.as_str(),
+                result.sent_at,
+                done.finished_at,
+                result.total_ms,
+                done.json,
+            )
+        })
     }
     fn probe_record(&self, probe_id: &str) -> Result<Option<StoredProbe>, StoreError> {
-        Store::probe_record(self, probe_id)
+        blocking(|| Store::probe_record(self, probe_id))
     }
     fn claim_deletion(&self, copy: Removal<'_>, when: DateTime<Utc>) -> Result<Claim, StoreError> {
-        Store::claim_deletion(self, copy.probe_id, copy.kind, copy.at, when)
+        blocking(|| Store::claim_deletion(self, copy.probe_id, copy.kind, copy.at, when))
     }
     fn release_deletion(&self, copy: Removal<'_>) -> Result<(), StoreError> {
-        Store::release_deletion(self, copy.probe_id, copy.kind, copy.at)
+        blocking(|| Store::release_deletion(self, copy.probe_id, copy.kind, copy.at))
     }
     fn mark_late(&self, probe_id: &str, seen_at: DateTime<Utc>) -> Result<bool, StoreError> {
-        Store::mark_late(self, probe_id, seen_at)
+        blocking(|| Store::mark_late(self, probe_id, seen_at))
     }
     fn pending_before(&self, before: DateTime<Utc>) -> Result<Vec<PendingRow>, StoreError> {
-        Store::pending_before(self, before)
+        blocking(|| Store::pending_before(self, before))
     }
     fn resolve_pending(&self, done: &FinalResult<'_>) -> Result<bool, StoreError> {
         let (id, status) = (&done.result.probe_id, done.result.status.as_str());
-        Store::resolve_pending(self, id, status, done.finished_at, done.json)
+        blocking(|| Store::resolve_pending(self, id, status, done.finished_at, done.json))
     }
 }

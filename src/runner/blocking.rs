@@ -3,7 +3,9 @@
 //! every task queued there: other probes' looks and timers, whose timing is what flowtest
 //! measures. [`blocking`] hands the worker's other tasks to another thread for the call's
 //! duration on the multi-threaded runtime (`flowtest run`, the canary); elsewhere (tests on a
-//! current-thread runtime, code outside any runtime) the call just runs.
+//! current-thread runtime, code outside any runtime) the call just runs. The real store's
+//! adapter (`adapters.rs`) makes every call of the `ResultStore` port through it, so the
+//! runner's own code never has to remember to.
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// Run `call`, which may block, without holding up the runtime's other tasks.

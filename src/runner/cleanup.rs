@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::blocking::blocking;
 use super::ports::MailboxSession;
 use super::steps::Run;
 use crate::core::verdict::{
@@ -68,7 +67,7 @@ impl Run<'_> {
         probe_id: &str,
         copies: &[ScannedCopy],
     ) {
-        let stored = match blocking(|| self.runner.store.probe_record(probe_id)) {
+        let stored = match self.runner.store.probe_record(probe_id) {
             Ok(s) => s,
             Err(e) => {
                 // Unknown is the safe reading: only this run's own probe could still be removed,
@@ -128,7 +127,7 @@ impl Run<'_> {
             kind: c.kind,
             at: &c.at,
         };
-        match blocking(|| store.claim_deletion(copy, self.runner.clock.now())) {
+        match store.claim_deletion(copy, self.runner.clock.now()) {
             Ok(Claim::Claimed | Claim::SameCopy) => {}
             Ok(Claim::OtherCopy(done)) => return self.replayed(probe_id, c, Some(&done)),
             Ok(Claim::NoRecord) => {
@@ -148,7 +147,7 @@ impl Run<'_> {
         }
         if reason == DeleteReason::MarkLate {
             let seen_at = c.internal_date.unwrap_or_else(|| self.runner.clock.now());
-            if blocking(|| store.mark_late(probe_id, seen_at)).unwrap_or(false) {
+            if store.mark_late(probe_id, seen_at).unwrap_or(false) {
                 self.result.cleanup.marked_late.push(probe_id.to_string());
             }
         }
@@ -156,7 +155,7 @@ impl Run<'_> {
             Ok(n) if reason == DeleteReason::Own => self.result.cleanup.deleted += n as u32,
             Ok(n) => self.result.cleanup.swept += n as u32,
             Err(e) => {
-                if let Err(e) = blocking(|| store.release_deletion(copy)) {
+                if let Err(e) = store.release_deletion(copy) {
                     self.result.warnings.push(e.to_string());
                 }
                 self.result.cleanup.note = Some(e.to_string());

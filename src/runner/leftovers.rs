@@ -4,7 +4,6 @@
 //! cleanup (a `lost` row seen again). Not here: which probes cleanup deletes (core::verdict).
 use std::time::Duration;
 
-use super::blocking::blocking;
 use super::ports::FinalResult;
 use super::Runner;
 use crate::clock;
@@ -26,7 +25,7 @@ impl Runner {
     /// configured one and `--timeout`) plus [`STALE_GRACE`]. Returns the probe ids resolved.
     pub(crate) fn resolve_leftover_pending(&self) -> Vec<String> {
         let now = self.clock.now();
-        let rows = match blocking(|| self.store.pending_before(now - STALE_GRACE)) {
+        let rows = match self.store.pending_before(now - STALE_GRACE) {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list pending rows left by earlier runs");
@@ -46,7 +45,7 @@ impl Runner {
                 json: &json,
                 finished_at: now,
             };
-            match blocking(|| self.store.resolve_pending(&done)) {
+            match self.store.resolve_pending(&done) {
                 Ok(true) => {
                     tracing::info!(probe_id = %row.probe_id, scenario = %row.scenario, "{LEFT_PENDING}: recorded lost");
                     resolved.push(row.probe_id);

@@ -34,7 +34,6 @@ pub use stop::{Stop, STOP_GRACE};
 
 use crate::core::outcome::Status;
 use crate::edge::smtp::SendOutcome;
-use blocking::blocking;
 use ports::{FinalResult, LogSources, ResultStore};
 use steps::Run;
 use uuid::Uuid;
@@ -219,7 +218,7 @@ impl Runner {
             json: &json,
             finished_at: self.clock.now(),
         };
-        if let Err(e) = blocking(|| self.store.record_result(&done)) {
+        if let Err(e) = self.store.record_result(&done) {
             // The result is still reported; say loudly, and in the result, that it was not stored.
             tracing::error!(error = %e, probe_id = %result.probe_id, "result not stored");
             result

@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::blocking::blocking;
 use super::ports::{ArmedWait, LogFeed, MailboxSession, ResumePoints};
 use super::{Prepared, Runner};
 use crate::clock;
@@ -150,7 +149,7 @@ impl<'r> Run<'r> {
         let tag =
             ProbeTag::new(self.id, &s.name, self.runner.clock.now()).to(s.sender.recipients());
         self.result.sent_at = tag.sent_at;
-        if let Err(e) = blocking(|| self.runner.store.record_pending(&self.result)) {
+        if let Err(e) = self.runner.store.record_pending(&self.result) {
             self.result.warnings.push(e.to_string());
         }
         self.progress("sending");
