@@ -459,12 +459,21 @@ fn fill_record(
         Some(t) => rec.raw.push_str(t),
         None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
-    rec.role = ctx.role.clone();
+    // A reused record mostly holds the same names already: keeping them spares two atomic
+    // updates of a count that the other stages' threads update too.
+    if !Arc::ptr_eq(&rec.role, &ctx.role) {
+        rec.role = ctx.role.clone();
+    }
     rec.format = h.format;
     rec.timestamp = h.ts;
     rec.subsecond = h.subsecond;
-    rec.host = h.host.map(|x| interner.get(x));
-    rec.program = interner.get(h.program);
+    match (&rec.host, h.host) {
+        (Some(kept), Some(x)) if kept.as_bytes() == x => {}
+        (_, x) => rec.host = x.map(|x| interner.get(x)),
+    }
+    if rec.program.as_bytes() != h.program {
+        rec.program = interner.get(h.program);
+    }
     rec.pid = h.pid;
     rec.event = event;
 }

@@ -128,10 +128,7 @@ fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
 fn split_qid(msg: &[u8]) -> Option<(&[u8], &[u8])> {
     // A queue id is alphanumerics up to the first `: `: counting them first stops most other
     // lines (`connect from ...`) within a few bytes.
-    let n = msg
-        .iter()
-        .position(|c| !c.is_ascii_alphanumeric())
-        .unwrap_or(msg.len());
+    let n = scan::alnum_len(msg);
     let rest = msg[n..].strip_prefix(b": ")?;
     let q = &msg[..n];
     scan::is_queue_id(q).then_some((q, rest))
@@ -324,9 +321,8 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         }
     }
     if starts_with(rest, b"from=") {
-        let from = field(rest, b"from=")
-            .map(|v| t.owned(v))
-            .unwrap_or_default();
+        let [from, size, nrcpt] = scan::fields(rest, [b"from=", b"size=", b"nrcpt="]);
+        let from = from.map(|v| t.owned(v)).unwrap_or_default();
         if let Some(st) = find(rest, b"status=expired") {
             return Some(Some(Event::Expired {
                 queue_id: queue_id(),
@@ -338,8 +334,8 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         return Some(Some(Event::QueueActive {
             queue_id: queue_id(),
             from,
-            size: field(rest, b"size=").and_then(scan::parse_u64),
-            nrcpt: field(rest, b"nrcpt=")
+            size: size.and_then(scan::parse_u64),
+            nrcpt: nrcpt
                 .and_then(scan::parse_u64)
                 .and_then(|n| u32::try_from(n).ok()),
         }));
@@ -422,10 +418,41 @@ fn returned_to_sender(status_text: &[u8]) -> bool {
     find(status_text, b"returned to sender").is_some()
 }
 
+/// The recipient fields of a `to=` line (before `status=`), found in one pass.
+struct RcptFields<'a> {
+    to: &'a [u8],
+    orig_to: Option<&'a [u8]>,
+    relay: Option<&'a [u8]>,
+    delay: Option<&'a [u8]>,
+    delays: Option<&'a [u8]>,
+    dsn: Option<&'a [u8]>,
+}
+
+impl<'a> RcptFields<'a> {
+    fn of(fields: &'a [u8]) -> Option<Self> {
+        let keys: [&[u8]; 6] = [
+            b"to=",
+            b"orig_to=",
+            b"relay=",
+            b"delay=",
+            b"delays=",
+            b"dsn=",
+        ];
+        let [to, orig_to, relay, delay, delays, dsn] = scan::fields(fields, keys);
+        Some(RcptFields {
+            to: to?,
+            orig_to,
+            relay,
+            delay,
+            delays,
+            dsn,
+        })
+    }
+}
+
 /// A `to=<...>, ..., status=WORD ...` line: a delivery attempt, or the recipient's expiry.
 fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Event> {
     let st = find(rest, b"status=")?;
-    let fields = &rest[..st];
     let after = &rest[st + 7..];
     let word_end = after
         .iter()
@@ -433,7 +460,7 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
         .unwrap_or(after.len());
     let word = &after[..word_end];
     let tail = &after[word_end..];
-    let to = field(fields, b"to=")?;
+    let f = RcptFields::of(&rest[..st])?;
     let reason = match memchr::memchr(b'(', tail) {
         Some(open) => {
             let inner = &tail[open + 1..];
@@ -448,11 +475,11 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
             queue_id: t.owned(qid),
             from: String::new(),
             rcpt: Some(ExpiredRcpt {
-                to: t.owned(to),
-                orig_to: field(fields, b"orig_to=").map(|v| t.owned(v)),
-                relay: field(fields, b"relay=").map(|v| t.owned(v)),
-                delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
-                dsn: field(fields, b"dsn=").map(|v| t.owned(v)),
+                to: t.owned(f.to),
+                orig_to: f.orig_to.map(|v| t.owned(v)),
+                relay: f.relay.map(|v| t.owned(v)),
+                delay_ms: f.delay.and_then(scan::seconds_to_ms),
+                dsn: f.dsn.map(|v| t.owned(v)),
                 reason: t.owned(reason),
             }),
             returned_to_sender: returned_to_sender(tail),
@@ -460,7 +487,7 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
     }
     let status = parse_status(word);
     Some(Event::Delivery(delivery(
-        t, service, qid, fields, to, status, reason,
+        t, service, qid, &f, status, reason,
     )))
 }
 
@@ -468,8 +495,7 @@ fn delivery(
     t: LineText<'_>,
     service: &[u8],
     qid: &[u8],
-    fields: &[u8],
-    to: &[u8],
+    f: &RcptFields<'_>,
     status: DeliveryStatus,
     reason: &[u8],
 ) -> Delivery {
@@ -481,12 +507,12 @@ fn delivery(
     Delivery {
         queue_id: t.owned(qid),
         service: t.owned(service),
-        to: t.owned(to),
-        orig_to: field(fields, b"orig_to=").map(|v| t.owned(v)),
-        relay: field(fields, b"relay=").map(|v| t.owned(v)),
-        delay_ms: field(fields, b"delay=").and_then(scan::seconds_to_ms),
-        delays: field(fields, b"delays=").and_then(parse_delays),
-        dsn: field(fields, b"dsn=").map(|v| t.owned(v)),
+        to: t.owned(f.to),
+        orig_to: f.orig_to.map(|v| t.owned(v)),
+        relay: f.relay.map(|v| t.owned(v)),
+        delay_ms: f.delay.and_then(scan::seconds_to_ms),
+        delays: f.delays.and_then(parse_delays),
+        dsn: f.dsn.map(|v| t.owned(v)),
         status,
         lmtp_session: if status == DeliveryStatus::Sent {
             lmtp_session(t, reason)
@@ -552,6 +578,7 @@ fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8])
         let reply_at = find(fields, b">: ").map(|i| i + 3);
         let reply = reply_at.map(|i| &fields[i..]).unwrap_or(b"");
         let (code, dsn, text) = split_reply(reply);
+        let [from, to, helo] = scan::fields(fields, [b"from=", b"to=", b"helo="]);
         return Some(Reject {
             queue_id,
             action: t.owned(action),
@@ -560,9 +587,9 @@ fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8])
             code,
             dsn: dsn.map(|v| t.owned(v)),
             reason: t.owned(if text.is_empty() { reply } else { text }),
-            from: field(fields, b"from=").map(|v| t.owned(v)),
-            to: field(fields, b"to=").map(|v| t.owned(v)),
-            helo: field(fields, b"helo=").map(|v| t.owned(v)),
+            from: from.map(|v| t.owned(v)),
+            to: to.map(|v| t.owned(v)),
+            helo: helo.map(|v| t.owned(v)),
         });
     }
     // `RCPT from host[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
@@ -587,6 +614,7 @@ fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8])
     let reply = &tail[..fields_at];
     let fields = &tail[fields_at..];
     let (code, dsn, text) = split_reply(reply);
+    let [from, to, helo] = scan::fields(fields, [b"from=", b"to=", b"helo="]);
     Some(Reject {
         queue_id,
         action: t.owned(action),
@@ -595,9 +623,9 @@ fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8])
         code,
         dsn: dsn.map(|v| t.owned(v)),
         reason: t.owned(text),
-        from: field(fields, b"from=").map(|v| t.owned(v)),
-        to: field(fields, b"to=").map(|v| t.owned(v)),
-        helo: field(fields, b"helo=").map(|v| t.owned(v)),
+        from: from.map(|v| t.owned(v)),
+        to: to.map(|v| t.owned(v)),
+        helo: helo.map(|v| t.owned(v)),
     })
 }
 

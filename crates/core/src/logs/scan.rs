@@ -128,23 +128,56 @@ pub(crate) fn field<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     while from < hay.len() {
         let rel = find(&hay[from..], key)?;
         let at = from + rel;
-        let boundary = at == 0 || matches!(hay[at - 1], b' ' | b',' | b'\t');
-        let vstart = at + key.len();
-        if boundary && vstart <= hay.len() {
-            let rest = &hay[vstart..];
-            if let Some(inner) = rest.strip_prefix(b"<") {
-                let end = memchr::memchr(b'>', inner).unwrap_or(inner.len());
-                return Some(&inner[..end]);
-            }
-            let end = rest
-                .iter()
-                .position(|&c| c == b',' || c == b' ' || c == b';')
-                .unwrap_or(rest.len());
-            return Some(&rest[..end]);
+        let boundary = at == 0 || is_field_boundary(hay[at - 1]);
+        if boundary {
+            return Some(value_at(&hay[at + key.len()..]));
         }
         from = at + 1;
     }
     None
+}
+
+/// What [`field`] finds for each of `keys`, in one pass over `hay` instead of a search per key.
+/// Each key must end with `=` (so none is the start of another).
+pub(crate) fn fields<'a, const N: usize>(hay: &'a [u8], keys: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    let mut left = N;
+    let mut at = 0;
+    // Every field boundary, in order: the line start and each byte after a separator.
+    while at < hay.len() && left > 0 {
+        let rest = &hay[at..];
+        let slot = keys
+            .iter()
+            .zip(found.iter_mut())
+            .find(|(k, f)| f.is_none() && k.first() == rest.first() && rest.starts_with(k));
+        if let Some((k, f)) = slot {
+            *f = Some(value_at(&rest[k.len()..]));
+            left -= 1;
+        }
+        match rest.iter().position(|&c| is_field_boundary(c)) {
+            Some(i) => at += i + 1,
+            None => break,
+        }
+    }
+    found
+}
+
+fn is_field_boundary(c: u8) -> bool {
+    matches!(c, b' ' | b',' | b'\t')
+}
+
+/// A field's value starting at `rest`: inside angle brackets (without them), else up to `,`,
+/// space or `;`.
+fn value_at(rest: &[u8]) -> &[u8] {
+    if let Some(inner) = rest.strip_prefix(b"<") {
+        let end = memchr::memchr(b'>', inner).unwrap_or(inner.len());
+        return &inner[..end];
+    }
+    let end = rest
+        .iter()
+        .position(|&c| c == b',' || c == b' ' || c == b';')
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// Parse a decimal like `0.52` / `12` / `1.2e-3`-free Postfix delay into milliseconds, rounded.
@@ -199,16 +232,50 @@ pub(crate) fn is_queue_id(b: &[u8]) -> bool {
     if !(5..=20).contains(&b.len()) {
         return false;
     }
-    let (mut hex, mut vowel) = (true, false);
+    // Every line of a log asks this: one table look-up per byte, no branch.
+    let (mut all, mut any) = (u8::MAX, 0);
     for &c in b {
-        if !c.is_ascii_alphanumeric() {
-            return false;
-        }
-        hex &= matches!(c, b'0'..=b'9' | b'A'..=b'F');
-        vowel |= matches!(c.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u');
+        let k = BYTE_CLASS[usize::from(c)];
+        all &= k;
+        any |= k;
     }
-    hex || !vowel
+    all & ALNUM != 0 && (all & HEX != 0 || any & VOWEL == 0)
 }
+
+/// Bytes up to the first that is not an ASCII letter or digit.
+pub(crate) fn alnum_len(b: &[u8]) -> usize {
+    b.iter()
+        .position(|&c| BYTE_CLASS[usize::from(c)] & ALNUM == 0)
+        .unwrap_or(b.len())
+}
+
+const ALNUM: u8 = 1;
+/// A digit or an upper-case hex letter (short queue ids).
+const HEX: u8 = 2;
+/// A vowel, either case (long queue ids have none).
+const VOWEL: u8 = 4;
+
+/// [`ALNUM`], [`HEX`] and [`VOWEL`] of each byte.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_alphanumeric() {
+            k |= ALNUM;
+        }
+        if matches!(b, b'0'..=b'9' | b'A'..=b'F') {
+            k |= HEX;
+        }
+        if matches!(b.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u') {
+            k |= VOWEL;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
 
 /// Leading token of alphanumerics (for `queued as XYZ` and session ids).
 pub(crate) fn alnum_token(b: &[u8]) -> &[u8] {
@@ -314,6 +381,80 @@ mod tests {
             field(b"to=<unterminated", b"to="),
             Some(&b"unterminated"[..])
         );
+    }
+
+    /// One pass finds what a search per key finds, on well-formed lists and on odd ones: keys
+    /// inside other keys or values, repeated keys, brackets left open, separators in a row.
+    #[test]
+    fn fields_in_one_pass_agree_with_field() {
+        let keys: [&[u8]; 6] = [
+            b"to=",
+            b"orig_to=",
+            b"relay=",
+            b"delay=",
+            b"delays=",
+            b"dsn=",
+        ];
+        let lists: &[&[u8]] = &[
+            b"to=<a@x>, orig_to=<b@x>, relay=none, delay=0.5, delays=0/0/0/0.5, dsn=4.4.1, ",
+            b"orig_to=<b@x>, to=<a@x>",
+            b"to=<a relay=x>, relay=r, delay=1",
+            b"xto=<no>, to=<yes>, delay=2, delay=3",
+            b"to=<unterminated, relay=r",
+            b"to=",
+            b"",
+            b",, \t to=<a>;delay=1 dsn=5.0.0;relay=x",
+            b"delays=1/2/3/4, delay=9",
+            b"to=a,b relay=[1.2.3.4]:25,delay=0.01",
+            "to=<\u{e9}@x>, relay=\u{e9}".as_bytes(),
+        ];
+        for l in lists {
+            let one = fields(l, keys);
+            for (k, got) in keys.iter().zip(one) {
+                assert_eq!(got, field(l, k), "{} in {}", lossy(k), lossy(l));
+            }
+        }
+        let [to, relay] = fields(b"relay=r, to=<a@x>", [b"to=", b"relay="]);
+        assert_eq!((to, relay), (Some(&b"a@x"[..]), Some(&b"r"[..])));
+    }
+
+    /// The queue id rules written out byte by byte, as they were before the table.
+    fn queue_id_by_rules(b: &[u8]) -> bool {
+        (5..=20).contains(&b.len())
+            && b.iter().all(u8::is_ascii_alphanumeric)
+            && (b.iter().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'))
+                || !b.iter().any(|c| b"aeiouAEIOU".contains(c)))
+    }
+
+    #[test]
+    fn queue_ids_by_table_and_by_rules_agree() {
+        assert!(is_queue_id(b"9F1C2A0B4D"));
+        assert!(is_queue_id(b"4dJHx72Wm3z1"));
+        assert!(!is_queue_id(b"statistics"));
+        assert!(
+            !is_queue_id(b"9f1c2a0b4d"),
+            "lower-case hex has no long-id form"
+        );
+        let bases: [&[u8]; 4] = [
+            b"9F1C2A0B4D",
+            b"4dJHx72Wm3z1",
+            b"ABCDE",
+            b"bcdfghjklmnpqrstvwxz",
+        ];
+        for base in bases {
+            for len in 4..=base.len() {
+                for at in 0..len {
+                    for c in 0..=255u8 {
+                        let mut id = base[..len].to_vec();
+                        id[at] = c;
+                        assert_eq!(is_queue_id(&id), queue_id_by_rules(&id), "{id:?}");
+                        let n = id.iter().position(|c| !c.is_ascii_alphanumeric());
+                        assert_eq!(alnum_len(&id), n.unwrap_or(id.len()), "{id:?}");
+                    }
+                }
+            }
+        }
+        assert!(!is_queue_id(b"BCDFGHJKLMNPQRSTVWXZB"), "21 bytes");
     }
 
     #[test]
