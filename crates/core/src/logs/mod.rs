@@ -708,6 +708,28 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    /// Every name comes back as itself, shared when seen before, also past the names the cache
+    /// keeps.
+    #[test]
+    fn the_interner_shares_names_and_never_mixes_them_up() {
+        let mut i = Interner::default();
+        let names: Vec<String> = (0..100)
+            .map(|n| format!("postfix/svc{n}"))
+            .chain(["postfix/smtp", "postfix/qmgr", "", "x", "postfix/smtpd"].map(String::from))
+            .collect();
+        let first: Vec<Arc<str>> = names.iter().map(|n| i.get(n.as_bytes())).collect();
+        for _ in 0..2 {
+            for (n, f) in names.iter().zip(&first).rev() {
+                let again = i.get(n.as_bytes());
+                assert_eq!(&*again, n.as_str());
+                let kept = i.items.iter().any(|(k, _)| **k == *n.as_bytes());
+                assert_eq!(Arc::ptr_eq(&again, f), kept, "{n}");
+            }
+        }
+        assert_eq!(i.items.len(), Interner::CAP);
+        assert_eq!(&*i.get(b"\xffbad"), "\u{fffd}bad");
+    }
+
     #[test]
     fn rollover_dec_to_jan() {
         let mut p = LineParser::new(ParseContext::new("ec2", 2025));
