@@ -72,7 +72,8 @@ impl<'a> LineText<'a> {
     pub(crate) fn check(bytes: &'a [u8]) -> Self {
         LineText {
             bytes,
-            text: std::str::from_utf8(bytes).ok(),
+            // The same answer as `std::str::from_utf8`, found with vector instructions.
+            text: simdutf8::basic::from_utf8(bytes).ok(),
         }
     }
 
