@@ -589,8 +589,11 @@ struct Spares {
 }
 
 impl Spares {
-    /// Records kept at most (about two of the pipeline's batches).
-    const CAP: usize = 2048;
+    /// Records kept at most: as many as a full diagnosis has in flight (8 batches of 1,024
+    /// queued, one being filled, one being correlated), so that records handed back in a burst
+    /// are kept rather than dropped, then made again (each drop and remake also updated a count
+    /// that the correlating thread updates too).
+    const CAP: usize = 10 * 1024;
     /// Longest line room kept with a record: an over-long line's room is let go.
     const RAW_ROOM: usize = 1024;
 
