@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The full-diagnose row of docs/BENCHMARKS.md, one command: ROUNDS alternating rounds on the same
+# file, each `grep -F <absent needle>` (output to a file) then every binary's
+# `flowtest diagnose --year 2025 --format FORMAT ec2=LOG` (every message of the log), timed with
+# /usr/bin/time. Prints each side's median wall time, its range, median user CPU, peak RSS and
+# its ratio to grep's median, and compares the binaries' reports byte for byte. Alternating
+# rounds, medians: a shared 2-core machine's speed drifts by 10-20 % within minutes.
+#
+# usage: bench/diagnose_full.sh [ROUNDS=11] [FORMAT=json] [BIN...]
+#        bench/diagnose_full.sh --smoke        (4 MB, one round, the debug build)
+# BIN defaults to this tree's release build (built here); name an earlier release build beside
+# it to compare. LOG (default /tmp/flowtest-bench/mail-tenth.log: the first 200,000,000 bytes of
+# `bench/gen_postfix_log.py LOG 2e9 1`, generated when missing).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SMOKE=0
+if [ "${1:-}" = --smoke ]; then SMOKE=1; shift; fi
+ROUNDS=${1:-11}
+FORMAT=${2:-json}
+shift $(( $# < 2 ? $# : 2 ))
+if [ "$SMOKE" = 1 ]; then
+    ROUNDS=1
+    DIR=$(mktemp -d /tmp/flowtest-bench-full.XXXXXX)
+    trap 'rm -rf "$DIR"' EXIT
+    LOG=$DIR/mail.log
+    python3 "$REPO/bench/gen_postfix_log.py" "$LOG" 4e6 1 2> /dev/null
+    (cd "$REPO" && cargo build --quiet --bin flowtest)
+    set -- "$REPO/target/debug/flowtest"
+else
+    DIR=${WORKDIR:-/tmp/flowtest-bench}
+    LOG=${LOG:-$DIR/mail-tenth.log}
+    mkdir -p "$DIR"
+    if [ ! -s "$LOG" ]; then
+        echo "generating $LOG ..." >&2
+        python3 "$REPO/bench/gen_postfix_log.py" "$DIR/mail.log" 2e9 1 2> /dev/null
+        head -c 200000000 "$DIR/mail.log" > "$LOG"
+    fi
+    if [ $# = 0 ]; then
+        (cd "$REPO" && cargo build --release --quiet --bin flowtest)
+        set -- "$REPO/target/release/flowtest"
+    fi
+fi
+cat "$LOG" > /dev/null # page cache warm: the comparison is CPU, not disk
+TIMES=$DIR/full.times
+: > "$TIMES"
+for _ in $(seq "$ROUNDS"); do
+    /usr/bin/time -f "grep %e %U %M" -a -o "$TIMES" \
+        grep -F '<absent-needle@nowhere.example>' "$LOG" > "$DIR/grep.out" || true
+    i=0
+    for b in "$@"; do
+        i=$((i + 1))
+        /usr/bin/time -f "$i %e %U %M" -a -o "$TIMES" \
+            "$b" diagnose --year 2025 --format "$FORMAT" "ec2=$LOG" > "$DIR/full-$i.out" 2> /dev/null || true
+    done
+done
+echo "Input: $(stat -c %s "$LOG") bytes, $(wc -l < "$LOG") lines ($LOG), page cache warm, $ROUNDS rounds."
+echo "Machine: $(nproc) cores, $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+python3 - "$TIMES" "$FORMAT" "$@" <<'PY'
+import statistics, sys
+times, fmt, bins = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows = [l.split() for l in open(times) if len(l.split()) == 4]
+def side(key):
+    r = [x for x in rows if x[0] == key]
+    if not r:
+        sys.exit(f"no timing for {key}: see {times}")
+    w = [float(x[1]) for x in r]
+    return statistics.median(w), min(w), max(w), statistics.median(float(x[2]) for x in r), max(int(x[3]) for x in r)
+g = side("grep")
+print("| command | wall median (s) | range | user median (s) | peak RSS (MB) | x grep -F |")
+print("|---|---:|---|---:|---:|---:|")
+print(f"| `grep -F` (absent needle) | {g[0]:.2f} | {g[1]:.2f}-{g[2]:.2f} | {g[3]:.2f} | {g[4] // 1024} | 1.0x |")
+for i, b in enumerate(bins, 1):
+    s = side(str(i))
+    print(f"| `{b} diagnose --format {fmt}` | {s[0]:.2f} | {s[1]:.2f}-{s[2]:.2f} | {s[3]:.2f} | {s[4] // 1024} | {s[0] / max(g[0], 1e-3):.1f}x |")
+PY
+for i in $(seq 2 $#); do
+    if cmp -s "$DIR/full-1.out" "$DIR/full-$i.out"; then same=identical; else same=DIFFERENT; fi
+    echo
+    echo "Report of binary $i against binary 1: $same"
+done
+# Binary 1 must have written a report (a JSON one names its messages).
+[ -s "$DIR/full-1.out" ] || { echo "binary 1 wrote no report" >&2; exit 1; }
+if [ "$FORMAT" = json ]; then grep -q '"messages"' "$DIR/full-1.out"; fi
