@@ -415,10 +415,7 @@ impl Interner {
     const CAP: usize = 64;
 
     fn get(&mut self, b: &[u8]) -> Arc<str> {
-        // Names of one length mostly differ at their end (`postfix/qmgr`, `postfix/smtp`):
-        // the last byte rules most out before a full comparison.
-        let hit = |k: &[u8]| k.len() == b.len() && k.last() == b.last() && k == b;
-        if let Some((_, a)) = self.items.iter().find(|(k, _)| hit(k)) {
+        if let Some((_, a)) = self.items.iter().find(|(k, _)| same_name(k, b)) {
             return a.clone();
         }
         let a: Arc<str> = Arc::from(String::from_utf8_lossy(b).as_ref());
@@ -429,11 +426,17 @@ impl Interner {
     }
 }
 
+/// Whether two names are the same. Names of one length mostly differ at their end
+/// (`postfix/qmgr`, `postfix/smtp`): the last byte rules most out before a full comparison.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.last() == b.last() && a == b
+}
+
 impl LogRecord {
     /// A record with nothing in it yet, for [`fill_record`] to fill.
     fn blank(role: Arc<str>) -> Self {
         LogRecord {
-            program: ProgramName::Other(role.clone()),
+            program: ProgramName::Usual(""),
             role,
             format: LineFormat::Bare,
             timestamp: None,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::Interner;
+use super::{same_name, Interner};
 
 /// A record's program (`postfix/smtpd`, `dovecot`, ...): one of the usual names as a static
 /// string, any other shared. The usual names have no reference count: records are made on one
@@ -65,9 +65,7 @@ const USUAL_PROGRAMS: &[&str] = &[
 impl ProgramName {
     /// The name of `b`: a usual one without a count, else shared through `interner`.
     pub(super) fn of(b: &[u8], interner: &mut Interner) -> Self {
-        let usual = USUAL_PROGRAMS
-            .iter()
-            .find(|p| p.len() == b.len() && p.as_bytes().last() == b.last() && p.as_bytes() == b);
+        let usual = USUAL_PROGRAMS.iter().find(|p| same_name(p.as_bytes(), b));
         match usual {
             Some(p) => ProgramName::Usual(p),
             None => ProgramName::Other(interner.get(b)),
