@@ -14,6 +14,7 @@ mod prefix;
 mod program;
 mod readahead;
 pub mod reader;
+mod rfc5424;
 pub(crate) mod scan;
 
 use scan::LineText;
@@ -664,7 +665,7 @@ impl LineParser {
         // its own year).
         let mut bump = self.year_bump;
         let month = if self.ctx.reference.is_none() {
-            prefix::month_number(line)
+            prefix::classic_month(line)
         } else {
             None
         };

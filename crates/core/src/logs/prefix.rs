@@ -5,6 +5,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::rfc5424;
 use super::ParseContext;
 
 /// The layout a line was recognized in.
@@ -24,18 +25,22 @@ pub enum LineFormat {
     Docker,
     /// Dovecot's own `log_path` file: `<log_timestamp>service(user)<pid><session>: Level: msg`.
     DovecotLog,
+    /// RFC 5424: `<22>1 2025-11-04T18:12:34.123456+00:00 host prog pid msgid [sd] msg`
+    /// (rsyslog's `RSYSLOG_SyslogProtocol23Format`, syslog-ng's `syslog-protocol`).
+    Rfc5424Syslog,
     /// No timestamp at all, but a recognizable `program[pid]:` / Dovecot prefix.
     Bare,
 }
 
 impl LineFormat {
-    pub const ALL: [LineFormat; 7] = [
+    pub const ALL: [LineFormat; 8] = [
         LineFormat::ClassicSyslog,
         LineFormat::PostfixMaillog,
         LineFormat::Rfc3339Syslog,
         LineFormat::JournalShortIso,
         LineFormat::Docker,
         LineFormat::DovecotLog,
+        LineFormat::Rfc5424Syslog,
         LineFormat::Bare,
     ];
 
@@ -47,6 +52,7 @@ impl LineFormat {
             LineFormat::JournalShortIso => "journal_short_iso",
             LineFormat::Docker => "docker",
             LineFormat::DovecotLog => "dovecot_log",
+            LineFormat::Rfc5424Syslog => "rfc5424_syslog",
             LineFormat::Bare => "bare",
         }
     }
@@ -577,14 +583,21 @@ pub(crate) fn parse_header<'a>(
     parse_header_with(line, ctx, year_bump, &mut Days::default())
 }
 
-/// [`parse_header`] with the caller's day of the last year-less stamp.
+/// [`parse_header`] with the caller's day of the last year-less stamp. A leading syslog
+/// priority (`<22>`) is skipped; after one, the line may be RFC 5424.
 pub(crate) fn parse_header_with<'a>(
     line: &'a [u8],
     ctx: &ParseContext,
     year_bump: i32,
     days: &mut Days,
 ) -> Option<Header<'a>> {
-    let mut format;
+    let (line, pri) = rfc5424::strip_pri(line);
+    if pri {
+        if let Some(h) = rfc5424_header(line, ctx) {
+            return Some(h);
+        }
+    }
+    let format;
     let ts;
     let subsecond;
     let rest: &[u8];
@@ -641,15 +654,46 @@ pub(crate) fn parse_header_with<'a>(
     // Tolerate the double space some writers put after the stamp.
     let rest = rest.trim_ascii_start();
     let (host, token, msg) = parse_rest(rest)?;
+    let stamp = Stamp {
+        format,
+        ts,
+        subsecond,
+    };
+    checked(stamp, host, token, None, msg)
+}
+
+/// How a line's time was written, and the time.
+struct Stamp {
+    format: LineFormat,
+    ts: Option<DateTime<Utc>>,
+    subsecond: bool,
+}
+
+/// The header of a line from its parts, if they read as one: a valid program token; without a
+/// time, only a line that is unmistakably Postfix or Dovecot; a host without spaces or colons.
+/// `procid` is a pid given apart from the program token (RFC 5424).
+fn checked<'a>(
+    stamp: Stamp,
+    host: Option<&'a [u8]>,
+    token: &'a [u8],
+    procid: Option<u32>,
+    msg: &'a [u8],
+) -> Option<Header<'a>> {
+    let Stamp {
+        mut format,
+        ts,
+        subsecond,
+    } = stamp;
     let (program, name, pid) = split_token(token);
+    let pid = pid.or(procid);
     if !valid_program(program) {
         return None;
     }
     let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
-    if dovecot_own && format != LineFormat::Docker {
+    if dovecot_own && !matches!(format, LineFormat::Docker | LineFormat::Rfc5424Syslog) {
         format = LineFormat::DovecotLog;
     }
-    if format == LineFormat::Bare {
+    if ts.is_none() {
         // Without a timestamp, only accept lines that are unmistakably Postfix or Dovecot.
         let postfixish = memchr::memchr(b'/', name).is_some() && pid.is_some();
         if !(postfixish || dovecot_own) {
@@ -673,10 +717,48 @@ pub(crate) fn parse_header_with<'a>(
     })
 }
 
+/// The header of an RFC 5424 line (its `<PRI>` stripped), if it is one. Its APP-NAME is the
+/// program token and its PROCID the pid; a nil TIMESTAMP is a line without a time.
+fn rfc5424_header<'a>(b: &'a [u8], ctx: &ParseContext) -> Option<Header<'a>> {
+    let f = rfc5424::fields(b)?;
+    let (ts, subsecond) = match f.stamp {
+        None => (None, false),
+        Some(s) => {
+            let iso = parse_iso(s).filter(|iso| iso.end == s.len())?;
+            let offset = match iso.zone {
+                Zone::None => ctx_offset(ctx),
+                Zone::Z => 0,
+                Zone::Colon(o) | Zone::Compact(o) => o,
+            };
+            (Some(to_utc(iso.naive, offset)), iso.frac_digits > 0)
+        }
+    };
+    let procid = f
+        .procid
+        .and_then(super::scan::parse_u64)
+        .and_then(|p| u32::try_from(p).ok());
+    let stamp = Stamp {
+        format: LineFormat::Rfc5424Syslog,
+        ts,
+        subsecond,
+    };
+    checked(stamp, f.host, f.app?, procid, f.msg)
+}
+
+/// The month of a line's classic stamp (after a syslog priority, if any), if it has one.
+pub(crate) fn classic_month(line: &[u8]) -> Option<u32> {
+    month_number(rfc5424::strip_pri(line).0)
+}
+
 /// Program token and message of a line without parsing or validating its timestamp: the cheap
 /// first look the message-id focus needs to skip most lines. Lines it accepts still go through
 /// [`parse_header`] before they count as parsed.
 pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (line, pri) = rfc5424::strip_pri(line);
+    if let Some(f) = pri.then(|| rfc5424::fields(line)).flatten() {
+        let (program, _) = split_pid(f.app?);
+        return valid_program(program).then_some((program, f.msg));
+    }
     fn skip_stamp(b: &[u8]) -> Option<&[u8]> {
         let iso = b.len() > 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
         if iso {
@@ -786,6 +868,71 @@ mod tests {
         assert_eq!(h.format, LineFormat::DovecotLog);
         assert_eq!(h.program, b"lmtp(alice@corp.test)<12><abc>");
         assert_eq!(h.msg, b"Info: hi");
+    }
+
+    #[test]
+    fn rfc_5424_lines() {
+        let l = b"<22>1 2025-11-04T18:12:34.123456+01:00 mx postfix/smtpd 4401 - - 5C2E: client=x";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::Rfc5424Syslog);
+        assert_eq!(
+            h.ts.unwrap(),
+            ts(2025, 11, 4, 17, 12, 34) + TimeDelta::microseconds(123456)
+        );
+        assert!(h.subsecond);
+        assert_eq!(h.host, Some(&b"mx"[..]));
+        assert_eq!(
+            (h.program, h.name, h.pid),
+            (&b"postfix/smtpd"[..], &b"postfix/smtpd"[..], Some(4401))
+        );
+        assert_eq!(h.msg, b"5C2E: client=x");
+        assert_eq!(
+            quick_program_msg(l),
+            Some((&b"postfix/smtpd"[..], &b"5C2E: client=x"[..]))
+        );
+        // Dovecot through syslog, with structured data and a byte-order mark.
+        let l = "<166>1 2025-11-04T18:12:34Z dell dovecot - - [timeQuality isSynced=\"1\"] \u{feff}lmtp(a@x)<9><s>: Info: hi";
+        let h = parse_header(l.as_bytes(), &ctx(), 0).unwrap();
+        assert_eq!(
+            (h.format, h.program, h.pid),
+            (LineFormat::Rfc5424Syslog, &b"dovecot"[..], None)
+        );
+        assert_eq!(h.msg, b"lmtp(a@x)<9><s>: Info: hi");
+        assert!(!h.subsecond);
+        // Without a time, only an unmistakable Postfix line is one; without a program, none is.
+        let h = parse_header(b"<22>1 - - postfix/qmgr 9 - - 5C2E: removed", &ctx(), 0).unwrap();
+        assert_eq!((h.ts, h.host, h.pid), (None, None, Some(9)));
+        for l in [
+            &b"<22>1 - mx sshd 9 - - Accepted key"[..],
+            b"<22>1 2025-11-04T18:12:34Z mx - 9 - - 5C2E: removed",
+            b"<22>1 2025-11-04T18:12:34Zjunk mx postfix/qmgr 9 - - 5C2E: removed",
+            b"<22>1 2025-02-30T18:12:34Z mx postfix/qmgr 9 - - 5C2E: removed",
+        ] {
+            assert!(
+                parse_header(l, &ctx(), 0).is_none(),
+                "{:?}",
+                l.escape_ascii()
+            );
+        }
+    }
+
+    #[test]
+    fn a_priority_before_a_classic_or_iso_line_is_skipped() {
+        let l = b"<22>Nov  4 18:12:34 mx postfix/smtpd[123]: connect from x[1.2.3.4]";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::ClassicSyslog);
+        assert_eq!(h.ts, Some(ts(2025, 11, 4, 18, 12, 34)));
+        assert_eq!((h.program, h.pid), (&b"postfix/smtpd"[..], Some(123)));
+        assert_eq!(classic_month(l), Some(11));
+        assert_eq!(
+            quick_program_msg(l),
+            Some((&b"postfix/smtpd"[..], &b"connect from x[1.2.3.4]"[..]))
+        );
+        let l = b"<13>2025-11-04T18:12:34.5+00:00 mx postfix/qmgr[9]: 5C2E: removed";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::Rfc3339Syslog);
+        // Not a priority: left alone (and not a line flowtest reads).
+        assert!(parse_header(b"<999>Nov  4 18:12:34 mx postfix/smtpd[1]: x", &ctx(), 0).is_none());
     }
 
     #[test]
