@@ -8,7 +8,8 @@ use flowtest::cli::Cli;
 mod cmd;
 
 /// mimalloc, not glibc's malloc: a full `diagnose` allocates and frees records and chains on
-/// three threads, and glibc's arenas and consolidation took about a third of its CPU.
+/// two threads, and glibc's arenas and consolidation took about a third of its CPU (measured
+/// when it ran on three).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,23 +1,25 @@
-//! How a diagnosis runs: on the caller's thread alone ([`one_thread`]), or as three stages on
-//! their own threads so that a run uses more than one core ([`run`]): the caller's thread reads,
-//! parses and merges the sources and writes the report's bytes; one thread correlates the
-//! records; one builds, counts and renders the finished messages. Owns the hand-offs between
-//! them and how a stage's failure stops the others. Does not parse, correlate or render anything
-//! itself (`super::source`, `crate::fusion`, `super::report`).
+//! How a diagnosis runs: on the caller's thread alone ([`one_thread`]), or as two stages on
+//! their own threads so that a run uses both cores ([`run`]): the caller's thread reads, parses
+//! and merges the sources and writes the report's bytes; the other correlates the records and
+//! builds, counts and renders the finished messages. Owns the hand-offs between them and how a
+//! stage's failure stops the other. Does not parse, correlate or render anything itself
+//! (`super::source`, `crate::fusion`, `super::report`).
 //!
-//! The stages' output is the same as one thread's: records reach the correlator in merge
-//! order, finished messages are taken at the same record counts and rendered in the order taken,
-//! and the rendered bytes are written in the order rendered. A read error ends the run after
-//! the records read before it were correlated and what they finished was written, as a single
-//! thread would have.
+//! The stages' output is the same as one thread's: both feed the records in merge order
+//! through the same [`Reporting`], and the rendered bytes are written in the order rendered. A
+//! read error ends the run after the records read before it were correlated and what they
+//! finished was written, as a single thread would have.
+//!
+//! Two stages, not three: with the rendering on a third thread, three busy threads shared the
+//! two cores, and the messages were freed by another thread than the one that made their text.
+//! The reading stage and the other one take about half of the work each.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::thread;
 
-use crate::diagnosis::Finding;
-use crate::fusion::{Correlator, Finished, MessageChain, SkewEstimate};
-use crate::logs::{BoxedRecord, Focus};
+use crate::fusion::Correlator;
+use crate::logs::{BoxedRecord, Focus, LogRecord};
 use crate::runbook::Runbook;
 
 use super::merge::Merge;
@@ -25,37 +27,80 @@ use super::report::Report;
 use super::source::LogStream;
 use super::{AnalyzeError, Options, SourceReport, Summary};
 
-/// Records handed to the correlator at once.
+/// Records handed to the correlating stage at once.
 const RECORD_BATCH: usize = 1024;
 /// Records correlated between two looks for finished messages (so output streams).
 pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
-/// Batches waiting between two stages at most: bounds the memory in flight.
+/// Batches waiting between the stages at most: bounds the memory in flight.
 const QUEUE: usize = 8;
 /// Rendered bytes handed to the writing thread at once.
 const CHUNK: usize = 1 << 16;
 
-/// What the correlator is handed.
+/// What the correlating stage is handed.
 enum ToCorrelate {
     Records(Vec<BoxedRecord>),
     /// End of input: the sources' reports, for the report's end.
     End(Vec<SourceReport>),
 }
 
-/// What the renderer is handed.
-enum ToRender {
-    /// Chains done, built into messages by the renderer.
-    Done(Vec<Finished>),
-    /// Messages already built (by the correlator's end).
-    Built(Vec<MessageChain>),
-    End(Tail),
+/// Records correlated into the report: what both ways of running do with each record and at
+/// the end of input, so that they write the same report.
+struct Reporting<'a> {
+    corr: Correlator,
+    report: Report<'a>,
+    pushed: u64,
 }
 
-/// What the report's end needs from the correlator and the sources.
-struct Tail {
-    lines_dropped_over_cap: u64,
-    host_findings: Vec<Finding>,
-    skew: Vec<SkewEstimate>,
-    sources: Vec<SourceReport>,
+impl<'a> Reporting<'a> {
+    fn begin(
+        corr: Correlator,
+        out: &'a mut dyn Write,
+        opts: &'a Options,
+        runbook: &'a Runbook,
+    ) -> io::Result<Self> {
+        Ok(Reporting {
+            corr,
+            report: Report::begin(out, opts, runbook)?,
+            pushed: 0,
+        })
+    }
+
+    /// Correlate a record; every [`TAKE_FINISHED_EVERY`] records, report what finished.
+    fn observe(&mut self, rec: &LogRecord) -> io::Result<()> {
+        self.corr.observe(rec);
+        self.pushed += 1;
+        if self.pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
+            self.report_finished()?;
+        }
+        Ok(())
+    }
+
+    fn report_finished(&mut self) -> io::Result<()> {
+        while let Some(m) = self.corr.next_finished() {
+            self.report.message(m)?;
+        }
+        Ok(())
+    }
+
+    /// The end of input: every chain still open, then the report's end.
+    fn end(mut self, sources: Vec<SourceReport>) -> io::Result<Summary> {
+        // Drained in batches, each reported before the next is emitted: the chains still open
+        // at the end are never all held as finished messages too.
+        loop {
+            self.report_finished()?;
+            if self.corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
+                break;
+            }
+        }
+        let outcome = self.corr.finish_all();
+        for m in outcome.messages {
+            self.report.message(m)?;
+        }
+        self.report
+            .lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+        self.report
+            .end(outcome.host_findings, outcome.skew, sources)
+    }
 }
 
 /// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`.
@@ -68,27 +113,20 @@ pub(super) fn run(
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
     let (to_corr, corr_rx) = mpsc::sync_channel::<ToCorrelate>(QUEUE);
-    let (to_render, render_rx) = mpsc::sync_channel::<ToRender>(QUEUE);
-    // Unbounded, so the renderer never waits on this thread while this thread may wait on the
-    // correlator (no cycle of waits); what it holds is bounded by the bounded queues upstream.
+    // Unbounded, so the correlating stage never waits on this thread while this thread may
+    // wait on it (no cycle of waits); what it holds is bounded by the bounded queue upstream.
     let (chunk_tx, chunks) = mpsc::channel::<Vec<u8>>();
-    // Record batches the correlator is done with go back to be dropped (and their room reused)
-    // where they were made: freeing on the allocating thread keeps its allocator's caches warm.
-    // Unbounded for the same reason as the chunks; at most the batches in flight.
+    // Record batches the correlating stage is done with go back to be dropped (and their room
+    // reused) where they were made: freeing on the allocating thread keeps its allocator's
+    // caches warm. Unbounded for the same reason as the chunks; at most the batches in flight.
     let (spent_tx, spent) = mpsc::channel::<Vec<BoxedRecord>>();
-    // Likewise the chains the renderer built its messages from go back to the correlator.
-    let (built_tx, built_rx) = mpsc::channel::<Vec<Finished>>();
     thread::scope(|s| {
-        let correlating = s.spawn(move || {
-            let ends = CorrelatorEnds {
-                records: corr_rx,
-                spent: spent_tx,
-                built: built_rx,
-                to_render,
-            };
-            correlate(corr, ends)
-        });
-        let rendering = s.spawn(move || render(opts, runbook, render_rx, built_tx, chunk_tx));
+        let ends = CorrelatingEnds {
+            records: corr_rx,
+            spent: spent_tx,
+            chunks: chunk_tx,
+        };
+        let correlating = s.spawn(move || correlate(corr, opts, runbook, ends));
         let hand = Handoff {
             to_corr: &to_corr,
             spent: &spent,
@@ -97,26 +135,24 @@ pub(super) fn run(
         let read = feed(&mut merge, &mut focus, &hand, out);
         let read = read.map(|()| {
             let sources = merge.into_sources().iter().map(LogStream::report).collect();
-            // A failed send means the correlator stopped early: its join tells why.
+            // A failed send means the other stage stopped early: its join tells why.
             let _ = to_corr.send(ToCorrelate::End(sources));
         });
-        // Without an end marker the correlator stops after what it was sent (a read error).
+        // Without an end marker the other stage stops after what it was sent (a read error).
         drop(to_corr);
         let written = match &read {
             Err(AnalyzeError::Write(_)) => Ok(()),
             _ => write_all(&chunks, out),
         };
-        // After a write error nothing more is taken: the stages stop at their next hand-off.
+        // After a write error nothing more is taken: the other stage stops at its next hand-off.
         drop(chunks);
-        let (correlated, rendered) = (correlating.join(), rendering.join());
-        if let Err(p) = correlated {
-            std::panic::resume_unwind(p);
-        }
-        let rendered = rendered.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let reported = correlating
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         read?;
         written.map_err(AnalyzeError::Write)?;
         // Without the end of input (which only a read error prevents) there is no summary.
-        let summary = rendered.map_err(AnalyzeError::Write)?.ok_or_else(|| {
+        let summary = reported.map_err(AnalyzeError::Write)?.ok_or_else(|| {
             AnalyzeError::Write(io::Error::other("the report ended before its input"))
         })?;
         out.flush().map_err(AnalyzeError::Write)?;
@@ -151,46 +187,22 @@ impl Handoff<'_> {
 }
 
 /// The same report on the caller's thread alone: for runs that correlate few records (a
-/// message-id prefilter skips most lines), where more threads would only add memory. What the
-/// stages reproduce byte for byte.
+/// message-id prefilter skips most lines), where another thread would only add memory. What
+/// the stages reproduce byte for byte.
 pub(super) fn one_thread(
     mut merge: Merge<LogStream>,
     mut focus: Option<Focus>,
-    mut corr: Correlator,
+    corr: Correlator,
     opts: &Options,
     runbook: &Runbook,
     out: &mut dyn Write,
 ) -> Result<Summary, AnalyzeError> {
-    let mut report = Report::begin(out, opts, runbook).map_err(AnalyzeError::Write)?;
-    let mut pushed: u64 = 0;
+    let mut reporting = Reporting::begin(corr, out, opts, runbook).map_err(AnalyzeError::Write)?;
     while let Some(rec) = merge.next_record(&mut focus)? {
-        corr.observe(&rec);
-        pushed += 1;
-        if pushed.is_multiple_of(TAKE_FINISHED_EVERY) {
-            while let Some(m) = corr.next_finished() {
-                report.message(m).map_err(AnalyzeError::Write)?;
-            }
-        }
+        reporting.observe(&rec).map_err(AnalyzeError::Write)?;
     }
-    // Drained in batches, each reported before the next is emitted: the chains still open at
-    // the end are never all held as finished messages too.
-    loop {
-        while let Some(m) = corr.next_finished() {
-            report.message(m).map_err(AnalyzeError::Write)?;
-        }
-        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
-            break;
-        }
-    }
-    let outcome = corr.finish_all();
-    for m in outcome.messages {
-        report.message(m).map_err(AnalyzeError::Write)?;
-    }
-    report.lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
     let sources = merge.into_sources().iter().map(LogStream::report).collect();
-    report
-        .end(outcome.host_findings, outcome.skew, sources)
-        .map_err(AnalyzeError::Write)
+    reporting.end(sources).map_err(AnalyzeError::Write)
 }
 
 /// Read, parse and merge the sources, handing the records on in batches; between batches,
@@ -217,7 +229,7 @@ fn feed(
         if batch.len() == RECORD_BATCH {
             let full = std::mem::take(&mut batch);
             if to_corr.send(ToCorrelate::Records(full)).is_err() {
-                // The correlator stopped (it can only panic): its join reports it.
+                // The other stage stopped (a write error, or a panic): its join reports it.
                 return Ok(());
             }
             write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
@@ -240,7 +252,7 @@ fn write_ready(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()
     }
 }
 
-/// Write every chunk until the renderer is done.
+/// Write every chunk until the other stage is done.
 fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
     for c in chunks.iter() {
         out.write_all(&c)?;
@@ -248,145 +260,50 @@ fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> 
     Ok(())
 }
 
-/// The correlating thread's ends of the queues.
-struct CorrelatorEnds {
+/// The correlating stage's ends of the queues.
+struct CorrelatingEnds {
     records: Receiver<ToCorrelate>,
     spent: Sender<Vec<BoxedRecord>>,
-    built: Receiver<Vec<Finished>>,
-    to_render: SyncSender<ToRender>,
+    chunks: Sender<Vec<u8>>,
 }
 
-/// The correlating stage: returns early when the input stops without its end marker (a read
-/// error) or the renderer stopped.
-fn correlate(mut corr: Correlator, ends: CorrelatorEnds) {
-    let CorrelatorEnds {
+/// The correlating stage: the records into the report, written into chunks for the writing
+/// thread. `None` when the input ended before its end (a read error).
+fn correlate(
+    corr: Correlator,
+    opts: &Options,
+    runbook: &Runbook,
+    ends: CorrelatingEnds,
+) -> io::Result<Option<Summary>> {
+    let CorrelatingEnds {
         records,
         spent,
-        built,
-        to_render,
+        chunks,
     } = ends;
-    let mut pushed: u64 = 0;
-    let mut lists = Lists {
-        pool: Vec::new(),
-        built,
+    let mut sink = ChunkSink {
+        buf: Vec::with_capacity(CHUNK),
+        to: chunks,
     };
-    // Hand on what finished; `false` when the renderer is gone.
-    let mut hand_on = |corr: &mut Correlator| {
-        let done = lists.take(corr);
-        if done.is_empty() {
-            lists.keep(done);
-            return true;
-        }
-        to_render.send(ToRender::Done(done)).is_ok()
-    };
+    let mut reporting = Reporting::begin(corr, &mut sink, opts, runbook)?;
     let sources = loop {
         match records.recv() {
             Ok(ToCorrelate::Records(batch)) => {
                 for rec in &batch {
-                    corr.observe(rec);
-                    pushed += 1;
-                    if pushed.is_multiple_of(TAKE_FINISHED_EVERY) && !hand_on(&mut corr) {
-                        return;
-                    }
+                    reporting.observe(rec)?;
                 }
                 // Gone only when the reading thread is: then the batch is dropped here.
                 let _ = spent.send(batch);
             }
             Ok(ToCorrelate::End(sources)) => break sources,
-            Err(_) => return,
-        }
-    };
-    // Drained in batches, each handed on before the next is emitted: the chains still open at
-    // the end are never all held as finished messages too.
-    loop {
-        if !hand_on(&mut corr) {
-            return;
-        }
-        if corr.flush_open(TAKE_FINISHED_EVERY as usize) == 0 {
-            break;
-        }
-    }
-    let outcome = corr.finish_all();
-    if !outcome.messages.is_empty() && to_render.send(ToRender::Built(outcome.messages)).is_err() {
-        return;
-    }
-    let tail = Tail {
-        lines_dropped_over_cap: outcome.stats.lines_dropped_over_cap,
-        host_findings: outcome.host_findings,
-        skew: outcome.skew,
-        sources,
-    };
-    let _ = to_render.send(ToRender::End(tail));
-}
-
-/// Lists of finished chains handed to the renderer, reused once it hands them back (growing a
-/// new list each time means large allocations, where the allocator consolidates its free lists).
-/// The chains in a returned list are dropped here, on the thread that made them.
-struct Lists {
-    pool: Vec<Vec<Finished>>,
-    built: Receiver<Vec<Finished>>,
-}
-
-impl Lists {
-    /// The finished chains, in a reused list when one is back.
-    fn take(&mut self, corr: &mut Correlator) -> Vec<Finished> {
-        while let Ok(mut back) = self.built.try_recv() {
-            back.clear();
-            self.keep(back);
-        }
-        let mut list = self.pool.pop().unwrap_or_default();
-        list.extend(std::iter::from_fn(|| corr.next_finished_unbuilt()));
-        list
-    }
-
-    /// Keep an empty list for reuse (a few at most).
-    fn keep(&mut self, list: Vec<Finished>) {
-        if self.pool.len() < QUEUE {
-            self.pool.push(list);
-        }
-    }
-}
-
-/// The rendering stage: the report, written into chunks for the writing thread. `None` when
-/// the input ended before its end (a read error or a stopped correlator).
-fn render(
-    opts: &Options,
-    runbook: &Runbook,
-    messages: Receiver<ToRender>,
-    built: Sender<Vec<Finished>>,
-    chunks: Sender<Vec<u8>>,
-) -> io::Result<Option<Summary>> {
-    let mut sink = ChunkSink {
-        buf: Vec::with_capacity(CHUNK),
-        to: chunks,
-    };
-    let mut report = Report::begin(&mut sink, opts, runbook)?;
-    let tail = loop {
-        match messages.recv() {
-            Ok(ToRender::Done(mut batch)) => {
-                for f in &mut batch {
-                    report.message(f.take_message())?;
-                }
-                // Once the correlator is done they are dropped here.
-                let _ = built.send(batch);
-            }
-            Ok(ToRender::Built(batch)) => {
-                for m in batch {
-                    report.message(m)?;
-                }
-            }
-            Ok(ToRender::End(tail)) => break tail,
             Err(_) => {
-                drop(report);
+                drop(reporting);
                 sink.flush()?;
                 return Ok(None);
             }
         }
     };
-    report.lines_dropped_over_cap(tail.lines_dropped_over_cap);
-    report
-        .end(tail.host_findings, tail.skew, tail.sources)
-        .map(Some)
+    let summary = reporting.end(sources)?;
+    Ok(Some(summary))
 }
 
 /// Bytes gathered into chunks and handed to the writing thread.

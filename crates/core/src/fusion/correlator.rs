@@ -145,20 +145,13 @@ fn names_sender(ch: &Chain, sender: &str) -> bool {
 
 /// A chain that is done, not yet built into its message.
 #[derive(Debug)]
-pub struct Finished {
+struct Finished {
     chain: Chain,
 }
 
 impl Finished {
     /// The message the chain tells.
-    pub fn build(mut self) -> MessageChain {
-        self.take_message()
-    }
-
-    /// The message the chain tells, its text moved out of the chain: what is left is only to
-    /// be dropped (a pipeline drops it on the thread that made it, which keeps that thread's
-    /// allocator caches warm).
-    pub fn take_message(&mut self) -> MessageChain {
+    fn build(mut self) -> MessageChain {
         take_chain(&mut self.chain)
     }
 }
@@ -532,12 +525,6 @@ impl Correlator {
     /// without gathering them into a new list first.
     pub fn next_finished(&mut self) -> Option<MessageChain> {
         self.finished.pop_front().map(Finished::build)
-    }
-
-    /// [`Correlator::next_finished`] without building the message: the caller builds it
-    /// ([`Finished::build`]), possibly on another thread.
-    pub fn next_finished_unbuilt(&mut self) -> Option<Finished> {
-        self.finished.pop_front()
     }
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.

@@ -33,7 +33,7 @@ mod quiet;
 pub(crate) mod rfc3339;
 mod skew;
 
-pub use correlator::{Correlator, Finished, Limits};
+pub use correlator::{Correlator, Limits};
 pub use model::{
     msgid_key, CorrelatorStats, Hop, HopStatus, HostSkew, MessageChain, MessageStatus, Outcome,
     ProbeTimeline, SkewEstimate, Stage, StageSource,
