@@ -268,6 +268,18 @@ fn parse_iso(b: &[u8]) -> Option<Iso> {
     })
 }
 
+impl Iso {
+    /// The stamp in UTC; without a zone, in the source's (`ctx`).
+    fn utc(&self, ctx: &ParseContext) -> DateTime<Utc> {
+        let offset = match self.zone {
+            Zone::None => ctx_offset(ctx),
+            Zone::Z => 0,
+            Zone::Colon(o) | Zone::Compact(o) => o,
+        };
+        to_utc(self.naive, offset)
+    }
+}
+
 fn to_utc(naive: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
     (naive - TimeDelta::seconds(i64::from(offset_secs))).and_utc()
 }
@@ -623,12 +635,7 @@ pub(crate) fn parse_header_with<'a>(
         } else {
             None
         };
-        let offset = match iso.zone {
-            Zone::None => ctx_offset(ctx),
-            Zone::Z => 0,
-            Zone::Colon(o) | Zone::Compact(o) => o,
-        };
-        ts = Some(to_utc(iso.naive, offset));
+        ts = Some(iso.utc(ctx));
         subsecond = iso.frac_digits > 0;
         if let Some(inner) = inner_iso {
             format = LineFormat::Docker;
@@ -725,12 +732,7 @@ fn rfc5424_header<'a>(b: &'a [u8], ctx: &ParseContext) -> Option<Header<'a>> {
         None => (None, false),
         Some(s) => {
             let iso = parse_iso(s).filter(|iso| iso.end == s.len())?;
-            let offset = match iso.zone {
-                Zone::None => ctx_offset(ctx),
-                Zone::Z => 0,
-                Zone::Colon(o) | Zone::Compact(o) => o,
-            };
-            (Some(to_utc(iso.naive, offset)), iso.frac_digits > 0)
+            (Some(iso.utc(ctx)), iso.frac_digits > 0)
         }
     };
     let procid = f
