@@ -423,12 +423,12 @@ fn findings(ch: &mut Chain) -> Vec<Finding> {
 
 /// The message a chain tells, leaving the chain behind.
 pub(super) fn build_chain(ch: &Chain) -> MessageChain {
-    take_chain(&mut ch.clone())
+    take_chain(ch.clone())
 }
 
-/// The message a chain tells, its text moved out of the chain: what is left of the chain is
-/// only to be dropped.
-pub(super) fn take_chain(ch: &mut Chain) -> MessageChain {
+/// The message a chain tells, its text moved out of the chain rather than copied.
+pub(super) fn take_chain(mut ch: Chain) -> MessageChain {
+    let ch = &mut ch;
     let entries = ordered_entries(ch);
     let notes = std::mem::take(&mut ch.notes);
     let mut walk = Walk::new(ch, notes);

@@ -143,19 +143,6 @@ fn names_sender(ch: &Chain, sender: &str) -> bool {
     ch.entries.iter().any(|e| is(&e.from)) || ch.noqueue.iter().any(|n| is(&n.reject.from))
 }
 
-/// A chain that is done, not yet built into its message.
-#[derive(Debug)]
-struct Finished {
-    chain: Chain,
-}
-
-impl Finished {
-    /// The message the chain tells.
-    fn build(mut self) -> MessageChain {
-        take_chain(&mut self.chain)
-    }
-}
-
 /// Streaming correlator: push records (in roughly time order per source), take finished chains.
 pub struct Correlator {
     pub(super) limits: Limits,
@@ -173,7 +160,8 @@ pub struct Correlator {
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
-    finished: VecDeque<Finished>,
+    /// Chains that are done, not yet built into their messages.
+    finished: VecDeque<Chain>,
     /// The open chains by due time: what a sweep looks at.
     due: DueQueue,
     pub(super) line_budget: LineBudget,
@@ -474,7 +462,7 @@ impl Correlator {
             self.finished.pop_front();
             self.stats.finished_dropped += 1;
         }
-        self.finished.push_back(Finished { chain: ch });
+        self.finished.push_back(ch);
     }
 
     /// Drop the index entries pointing at chain `ch` (being emitted).
@@ -518,22 +506,18 @@ impl Correlator {
 
     /// Chains finished so far (emptied by this call). Call regularly when streaming.
     pub fn take_finished(&mut self) -> Vec<MessageChain> {
-        self.finished.drain(..).map(Finished::build).collect()
+        self.finished.drain(..).map(take_chain).collect()
     }
 
     /// The oldest finished chain not taken yet: [`Correlator::take_finished`] one at a time,
     /// without gathering them into a new list first.
     pub fn next_finished(&mut self) -> Option<MessageChain> {
-        self.finished.pop_front().map(Finished::build)
+        self.finished.pop_front().map(take_chain)
     }
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
     pub fn messages(&self) -> Vec<MessageChain> {
-        let mut out: Vec<MessageChain> = self
-            .finished
-            .iter()
-            .map(|f| build_chain(&f.chain))
-            .collect();
+        let mut out: Vec<MessageChain> = self.finished.iter().map(build_chain).collect();
         let mut ids: Vec<&ChainId> = self.chains.keys().collect();
         ids.sort_unstable();
         for id in ids {
@@ -553,13 +537,12 @@ impl Correlator {
         self.finished
             .iter()
             .rev()
-            .find(|f| {
-                f.chain
-                    .message_id
+            .find(|ch| {
+                ch.message_id
                     .as_deref()
                     .is_some_and(|m| msgid_key(m) == msgid_key(key))
             })
-            .map(|f| build_chain(&f.chain))
+            .map(build_chain)
     }
 
     /// The open chains a probe can be found in (`fusion::probe_chains` picks among them), oldest
@@ -641,7 +624,7 @@ impl Correlator {
         let host_findings = self.host_findings();
         let skew = self.skew();
         Outcome {
-            messages: self.finished.drain(..).map(Finished::build).collect(),
+            messages: self.finished.drain(..).map(take_chain).collect(),
             host_findings,
             skew,
             stats: CorrelatorStats {
