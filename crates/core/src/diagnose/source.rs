@@ -100,7 +100,7 @@ impl LogStream {
         SourceReport {
             name: self.name.clone(),
             path: self.display.clone(),
-            counts: self.parser.counts().clone(),
+            counts: self.parser.counts(),
             out_of_window: self.out_of_window,
             stopped_after_until: self.stopped_after_until,
             skipped_bytes: self.skipped_bytes,

@@ -750,7 +750,7 @@ mod tests {
         (scan.chunk, scan.lookback_chunks, scan.sniff_left) = (chunk, lookback_chunks, 0);
         let mut got = Vec::new();
         while scan.next(&mut p, &mut f, &mut got).unwrap() {}
-        (got, p.counts().clone())
+        (got, p.counts())
     }
 
     fn filler(n: usize) -> String {

@@ -445,7 +445,9 @@ impl LogRecord {
             host: None,
             pid: None,
             event: Event::Info,
-            raw: String::new(),
+            // Room for most lines: a record is reused for many, and growing the room
+            // line by line copied it each time.
+            raw: String::with_capacity(Spares::RAW_MIN),
         }
     }
 }
@@ -499,6 +501,8 @@ impl Spares {
     const CAP: usize = 10 * 1024;
     /// Longest line room kept with a record: an over-long line's room is let go.
     const RAW_ROOM: usize = 1024;
+    /// Line room a new record starts with.
+    const RAW_MIN: usize = 256;
 
     /// A spent record, when one is spare.
     fn take(&mut self) -> Option<BoxedRecord> {
@@ -548,6 +552,10 @@ pub struct LineParser {
     year_bump: i32,
     last_month: Option<u32>,
     counts: SourceCounts,
+    /// Recognized lines by layout, indexed by `LineFormat as usize`: counted here (a map's
+    /// entry per line cost more than the rest of the counting) and put into `counts` when
+    /// they are asked for.
+    formats: [u64; LineFormat::ALL.len()],
     interner: Interner,
     ring: focus::Ring,
     spares: Spares,
@@ -561,6 +569,7 @@ impl LineParser {
             year_bump: 0,
             last_month: None,
             counts: SourceCounts::default(),
+            formats: [0; LineFormat::ALL.len()],
             interner: Interner::default(),
             ring: focus::Ring::new(),
             spares: Spares::default(),
@@ -572,8 +581,15 @@ impl LineParser {
         &self.ctx
     }
 
-    pub fn counts(&self) -> &SourceCounts {
-        &self.counts
+    /// What was counted so far.
+    pub fn counts(&self) -> SourceCounts {
+        let mut c = self.counts.clone();
+        for (f, &n) in LineFormat::ALL.iter().zip(&self.formats) {
+            if n > 0 {
+                c.formats.insert(*f, n);
+            }
+        }
+        c
     }
 
     /// Count a line the reader had to cut (over its length cap) as read and unknown.
@@ -688,7 +704,7 @@ impl LineParser {
             self.last_month = Some(m);
         }
         self.counts.parsed += 1;
-        *self.counts.formats.entry(format).or_insert(0) += 1;
+        self.formats[format as usize] += 1;
     }
 
     /// A record of the line, in a spare box when there is one.

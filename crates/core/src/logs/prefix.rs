@@ -831,6 +831,15 @@ mod tests {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
     }
 
+    /// `ALL` lists the formats in their declared order: a parser counts each format at the
+    /// index `format as usize`, and names it by `ALL` at that index.
+    #[test]
+    fn all_formats_in_declared_order() {
+        for (i, f) in LineFormat::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{f:?}");
+        }
+    }
+
     #[test]
     fn classic_and_maillog() {
         let l = b"Nov  4 18:12:34 mx postfix/smtpd[123]: connect from x[1.2.3.4]";

@@ -143,17 +143,28 @@ pub(crate) fn field<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 pub(crate) fn fields<'a, const N: usize>(hay: &'a [u8], keys: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
     let mut found = [None; N];
     let mut left = N;
+    // The keys' first bytes: a field whose first byte is none of them is passed over without
+    // comparing any key (most boundaries, since `, ` makes two of each).
+    let mut firsts = [false; 256];
+    for k in &keys {
+        debug_assert!(k.first().is_some_and(|&c| !is_field_boundary(c)));
+        if let Some(&c) = k.first() {
+            firsts[usize::from(c)] = true;
+        }
+    }
     let mut at = 0;
     // Every field boundary, in order: the line start and each byte after a separator.
     while at < hay.len() && left > 0 {
         let rest = &hay[at..];
-        let slot = keys
-            .iter()
-            .zip(found.iter_mut())
-            .find(|(k, f)| f.is_none() && k.first() == rest.first() && rest.starts_with(k));
-        if let Some((k, f)) = slot {
-            *f = Some(value_at(&rest[k.len()..]));
-            left -= 1;
+        if firsts[usize::from(rest[0])] {
+            let slot = keys
+                .iter()
+                .zip(found.iter_mut())
+                .find(|(k, f)| f.is_none() && rest.starts_with(k));
+            if let Some((k, f)) = slot {
+                *f = Some(value_at(&rest[k.len()..]));
+                left -= 1;
+            }
         }
         match rest.iter().position(|&c| is_field_boundary(c)) {
             Some(i) => at += i + 1,
