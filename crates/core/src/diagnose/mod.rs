@@ -214,11 +214,11 @@ fn stages(inputs: Vec<Input>, opts: &Options) -> (Merge<LogStream>, Option<Focus
         // The report shows no lines then (`Report::message`).
         corr = corr.without_lines();
     }
+    if one_host {
+        corr = corr.single_host();
+    }
     if let (Some(id), None) = (&opts.message_id, &opts.rcpt) {
         corr = corr.only_message_id(id);
-        if one_host {
-            corr = corr.single_host();
-        }
     }
     (Merge::new(streams), opts.focus(), corr)
 }

@@ -171,7 +171,7 @@ pub struct Correlator {
     /// others are dropped unbuilt (counted in `chains_skipped`).
     only_message_id: Option<String>,
     /// Every record comes from one host (see [`Correlator::single_host`]).
-    single_host: bool,
+    pub(super) single_host: bool,
 }
 
 impl Correlator {
@@ -208,10 +208,16 @@ impl Correlator {
         self
     }
 
-    /// Every record comes from one host. A NOQUEUE reject joins only another host's delivery
-    /// failure, so with [`Correlator::only_message_id`] it can never reach the asked message:
-    /// it builds no chain (it still counts as a record and moves the clock, so chains are done
-    /// and swept exactly when they would be).
+    /// Every record comes from one host. Then:
+    /// - a message handed to another host (not to a local content filter) is not kept open
+    ///   for the grace time waiting for that host's lines: none will come. It is done after
+    ///   the settle time, as a message with nothing left to wait for. (Should the hand-off
+    ///   still join an entry of this host, a re-injection by a localhost client, it does so
+    ///   while the chain is open.)
+    /// - a NOQUEUE reject joins only another host's delivery failure, so with
+    ///   [`Correlator::only_message_id`] it can never reach the asked message: it builds no
+    ///   chain (it still counts as a record and moves the clock, so chains are done and swept
+    ///   exactly when they would be).
     pub fn single_host(mut self) -> Self {
         self.single_host = true;
         self

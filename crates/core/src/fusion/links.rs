@@ -225,7 +225,9 @@ impl Correlator {
             if self.pending_next.get(next).is_some_and(|x| x.chain == cid) {
                 return;
             }
-            if let Some(ch) = self.chains.get_mut(&cid) {
+            // With one host's log, another host's entry never comes: nothing to wait for.
+            let awaited = !self.single_host || p.handoff.local;
+            if let Some(ch) = self.chains.get_mut(&cid).filter(|_| awaited) {
                 ch.pending_links += 1;
             }
             self.pending_next.insert(next.to_owned(), p);

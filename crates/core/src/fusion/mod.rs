@@ -44,3 +44,5 @@ pub use probe::{fuse_probe, probe_chains, HeaderHop, ProbeContext};
 mod tests;
 #[cfg(test)]
 mod tests_candidates;
+#[cfg(test)]
+mod tests_waiting;

@@ -1,0 +1,74 @@
+//! How long a done-looking chain is kept open waiting for another host's lines: the grace time
+//! when that host's log may come, the settle time when only one host's log is read.
+
+use super::tests::{feed, EC2};
+use super::*;
+use crate::logs::{parse_line, ParseContext};
+
+/// Records 15 s after the message (past the settle time, within the grace time), enough for
+/// the correlator's periodic sweep to run; then what it emitted.
+fn quiet_for_15s(c: &mut Correlator) -> Vec<MessageChain> {
+    let ctx = ParseContext::new("ec2", 2025);
+    let line = "Nov  7 12:00:20 mx postfix/smtpd[9]: warning: hostname x.test does not resolve \
+                to address 192.0.2.1";
+    for _ in 0..4096 {
+        c.push(parse_line(line.as_bytes(), &ctx).expect("a warning line"));
+    }
+    c.take_finished()
+}
+
+/// EC2's delivery with the relay replaced (its `queued as 2B2B2B2B2B` kept).
+fn relayed_to(relay: &str) -> String {
+    EC2.replace("100.64.0.2[100.64.0.2]:2525", relay)
+}
+
+#[test]
+fn one_hosts_log_does_not_wait_for_the_next_hops_log() {
+    let mut single = Correlator::new(Limits::default()).single_host();
+    let mut several = Correlator::new(Limits::default());
+    for c in [&mut single, &mut several] {
+        feed(c, "ec2", EC2);
+    }
+    let done = quiet_for_15s(&mut single);
+    assert_eq!(done.len(), 1, "done after the settle time: {done:#?}");
+    assert!(done[0].has_message_id("p1@flowtest"));
+    assert_eq!(done[0].status, MessageStatus::Delivered);
+    assert_eq!(single.open_chains(), 0);
+    // With other hosts' logs read too, the next hop's lines may still come: it waits.
+    assert!(quiet_for_15s(&mut several).is_empty());
+    assert_eq!(several.open_chains(), 1);
+    // Either way the message is the same.
+    let waited = several.finish();
+    assert_eq!(format!("{:?}", done[0]), format!("{:?}", waited[0]));
+}
+
+#[test]
+fn one_hosts_content_filter_is_still_waited_for() {
+    // The hand-off stays on this host: its re-injected entry can still come.
+    let mut c = Correlator::new(Limits::default()).single_host();
+    feed(&mut c, "ec2", &relayed_to("127.0.0.1[127.0.0.1]:10024"));
+    assert!(quiet_for_15s(&mut c).is_empty());
+    assert_eq!(c.open_chains(), 1);
+    let reinjected = "\
+Nov  7 12:00:21 mx postfix/smtpd[5]: 2B2B2B2B2B: client=localhost[127.0.0.1]
+Nov  7 12:00:21 mx postfix/qmgr[3]: 2B2B2B2B2B: removed";
+    feed(&mut c, "ec2", reinjected);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "one message through the filter: {ms:#?}");
+    assert_eq!(ms[0].hops.len(), 2);
+}
+
+#[test]
+fn one_hosts_relay_still_joins_an_entry_that_comes_while_it_is_open() {
+    // Relayed to an address of this host, re-injected by a localhost client (two instances
+    // logging to one file): joined, though the chain no longer waits for it.
+    let mut c = Correlator::new(Limits::default()).single_host();
+    feed(&mut c, "ec2", &relayed_to("mx2.corp.test[192.0.2.7]:25"));
+    let reinjected = "\
+Nov  7 12:00:06 mx postfix/smtpd[5]: 2B2B2B2B2B: client=localhost[127.0.0.1]
+Nov  7 12:00:06 mx postfix/qmgr[3]: 2B2B2B2B2B: removed";
+    feed(&mut c, "ec2", reinjected);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].hops.len(), 2);
+}
