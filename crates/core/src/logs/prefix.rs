@@ -517,11 +517,18 @@ fn split_pid(token: &[u8]) -> (&[u8], Option<u32>) {
 /// [`split_pid`] with the token's first `[` at `open`.
 fn split_pid_at(token: &[u8], open: usize) -> (&[u8], Option<u32>) {
     if token.last() == Some(&b']') && open + 1 < token.len() {
-        let pid = super::scan::parse_u64(&token[open + 1..token.len() - 1])
-            .and_then(|p| u32::try_from(p).ok());
-        return (&token[..open], pid);
+        return (&token[..open], pid(&token[open + 1..token.len() - 1]));
     }
     (token, None)
+}
+
+/// The pid between a token's brackets: decimal digits that fit in 32 bits.
+fn pid(b: &[u8]) -> Option<u32> {
+    // The usual pid, at most nine digits, cannot overflow: no checked arithmetic per digit.
+    if (1..=9).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0, |n, &c| n * 10 + u32::from(c - b'0')));
+    }
+    super::scan::parse_u64(b).and_then(|p| u32::try_from(p).ok())
 }
 
 /// A program token's program and pid ([`split_pid`]) with the program's name
@@ -542,10 +549,10 @@ fn split_token(token: &[u8]) -> (&[u8], &[u8], Option<u32>) {
 }
 
 fn valid_program(token: &[u8]) -> bool {
-    !token.is_empty()
+    token.first().is_some_and(u8::is_ascii_alphabetic)
         && token.len() <= 200
-        && !token.contains(&b' ')
-        && token[0].is_ascii_alphabetic()
+        // memchr's vector search: `contains` went a byte at a time.
+        && memchr::memchr(b' ', token).is_none()
 }
 
 /// `prog:` alone at the end of the line (empty message).
@@ -1043,6 +1050,25 @@ mod tests {
             let (program, pid) = split_pid(t);
             let want = (program, program_name(program), pid);
             assert_eq!(split_token(t), want, "{}", String::from_utf8_lossy(t));
+        }
+    }
+
+    #[test]
+    fn a_pid_is_the_digits_that_fit_in_32_bits() {
+        for (b, want) in [
+            (&b"4007"[..], Some(4007)),
+            (b"0", Some(0)),
+            (b"999999999", Some(999_999_999)),
+            (b"4294967295", Some(u32::MAX)),
+            (b"4294967296", None),
+            (b"00000000012", Some(12)),
+            (b"", None),
+            (b"12a", None),
+            (b"-1", None),
+            (b"+1", None),
+            (b"99999999999999999999", None),
+        ] {
+            assert_eq!(pid(b), want, "{}", String::from_utf8_lossy(b));
         }
     }
 
