@@ -21,9 +21,9 @@ use flowtest::exit::Exit;
 
 use super::unusable;
 
-/// Output buffer: the report streams, but not line by line. Smaller than the pieces a full
-/// diagnosis hands over (64 KiB), which `BufWriter` then writes out without copying them.
-const OUT_BUFFER: usize = 1 << 13;
+/// Output buffer: the report streams, but not line by line; written by the thread that renders
+/// it in a full diagnosis.
+const OUT_BUFFER: usize = 1 << 16;
 
 pub fn run(config: &Option<PathBuf>, args: DiagnoseArgs) -> Exit {
     let runbook = match runbook(config) {
@@ -116,8 +116,8 @@ fn report(
     opts: &Options,
     runbook: &Runbook,
 ) -> Result<Option<Summary>, AnalyzeError> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
+    // Not locked for the whole run: the report is written from another thread.
+    let mut out = io::BufWriter::with_capacity(OUT_BUFFER, io::stdout());
     match analyze_with(inputs, opts, runbook, &mut out) {
         Ok(s) => Ok(Some(s)),
         Err(AnalyzeError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),

@@ -179,11 +179,12 @@ impl std::fmt::Display for AnalyzeError {
 impl std::error::Error for AnalyzeError {}
 
 /// Analyze `inputs`, streaming the report to `out`, with the built-in runbook's hints.
-/// Deterministic given the inputs' bytes.
+/// Deterministic given the inputs' bytes. A full run writes `out` from a thread of its own
+/// (the one that renders the report), hence `Send`.
 pub fn analyze(
     inputs: Vec<Input>,
     opts: &Options,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<Summary, AnalyzeError> {
     analyze_with(inputs, opts, Runbook::builtin(), out)
 }
@@ -193,7 +194,7 @@ pub fn analyze_with(
     inputs: Vec<Input>,
     opts: &Options,
     runbook: &Runbook,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<Summary, AnalyzeError> {
     let (merge, focus, corr) = stages(inputs, opts);
     if focus.is_some() {

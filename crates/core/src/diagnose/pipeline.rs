@@ -1,21 +1,21 @@
 //! How a diagnosis runs: on the caller's thread alone ([`one_thread`]), or as two stages on
 //! their own threads so that a run uses both cores ([`run`]): the caller's thread reads, parses
-//! and merges the sources and writes the report's bytes; the other correlates the records and
-//! builds, counts and renders the finished messages. Owns the hand-offs between them and how a
+//! and merges the sources; the other correlates the records, builds, counts and renders the
+//! finished messages, and writes the report. Owns the hand-offs between them and how a
 //! stage's failure stops the other. Does not parse, correlate or render anything itself
 //! (`super::source`, `crate::fusion`, `super::report`).
 //!
 //! The stages' output is the same as one thread's: both feed the records in merge order
-//! through the same [`Reporting`], and the rendered bytes are written in the order rendered. A
-//! read error ends the run after the records read before it were correlated and what they
-//! finished was written, as a single thread would have.
+//! through the same [`Reporting`]. A read error ends the run after the records read before it
+//! were correlated and what they finished was written, as a single thread would have.
 //!
 //! Two stages, not three: with the rendering on a third thread, three busy threads shared the
 //! two cores, and the messages were freed by another thread than the one that made their text.
-//! The reading stage and the other one take about half of the work each.
+//! The report is written where it is rendered: the reading stage is the longer one, and the
+//! writing (the kernel's copy of the report) was a few per cent of the run on it.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
 
 use crate::fusion::Correlator;
@@ -33,8 +33,6 @@ const RECORD_BATCH: usize = 1024;
 pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
 /// Batches waiting between the stages at most: bounds the memory in flight.
 const QUEUE: usize = 8;
-/// Rendered bytes handed to the writing thread at once.
-const CHUNK: usize = 1 << 16;
 
 /// What the correlating stage is handed.
 enum ToCorrelate {
@@ -103,36 +101,25 @@ impl<'a> Reporting<'a> {
     }
 }
 
-/// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`.
+/// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`
+/// (from the correlating stage's thread).
 pub(super) fn run(
     mut merge: Merge<LogStream>,
     mut focus: Option<Focus>,
     corr: Correlator,
     opts: &Options,
     runbook: &Runbook,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<Summary, AnalyzeError> {
     let (to_corr, corr_rx) = mpsc::sync_channel::<ToCorrelate>(QUEUE);
-    // Unbounded, so the correlating stage never waits on this thread while this thread may
-    // wait on it (no cycle of waits); what it holds is bounded by the bounded queue upstream.
-    let (chunk_tx, chunks) = mpsc::channel::<Vec<u8>>();
     // Record batches the correlating stage is done with go back to be dropped (and their room
     // reused) where they were made: freeing on the allocating thread keeps its allocator's
-    // caches warm. Unbounded for the same reason as the chunks; at most the batches in flight.
+    // caches warm. Unbounded, so the correlating stage never waits on this thread while this
+    // thread may wait on it (no cycle of waits); it holds at most the batches in flight.
     let (spent_tx, spent) = mpsc::channel::<Vec<BoxedRecord>>();
     thread::scope(|s| {
-        let ends = CorrelatingEnds {
-            records: corr_rx,
-            spent: spent_tx,
-            chunks: chunk_tx,
-        };
-        let correlating = s.spawn(move || correlate(corr, opts, runbook, ends));
-        let hand = Handoff {
-            to_corr: &to_corr,
-            spent: &spent,
-            chunks: &chunks,
-        };
-        let read = feed(&mut merge, &mut focus, &hand, out);
+        let correlating = s.spawn(move || correlate(corr, opts, runbook, corr_rx, spent_tx, out));
+        let read = feed(&mut merge, &mut focus, &to_corr, &spent);
         let read = read.map(|()| {
             let sources = merge.into_sources().iter().map(LogStream::report).collect();
             // A failed send means the other stage stopped early: its join tells why.
@@ -140,50 +127,35 @@ pub(super) fn run(
         });
         // Without an end marker the other stage stops after what it was sent (a read error).
         drop(to_corr);
-        let written = match &read {
-            Err(AnalyzeError::Write(_)) => Ok(()),
-            _ => write_all(&chunks, out),
-        };
-        // After a write error nothing more is taken: the other stage stops at its next hand-off.
-        drop(chunks);
         let reported = correlating
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         read?;
-        written.map_err(AnalyzeError::Write)?;
         // Without the end of input (which only a read error prevents) there is no summary.
-        let summary = reported.map_err(AnalyzeError::Write)?.ok_or_else(|| {
+        reported.map_err(AnalyzeError::Write)?.ok_or_else(|| {
             AnalyzeError::Write(io::Error::other("the report ended before its input"))
-        })?;
-        out.flush().map_err(AnalyzeError::Write)?;
-        Ok(summary)
+        })
     })
 }
 
-/// The reading thread's ends of the queues.
-struct Handoff<'a> {
-    to_corr: &'a SyncSender<ToCorrelate>,
-    spent: &'a Receiver<Vec<BoxedRecord>>,
-    chunks: &'a Receiver<Vec<u8>>,
-}
-
-impl Handoff<'_> {
-    /// An empty batch: a spent one emptied (its records offered to `merge` for reuse, the
-    /// other batches dropped), else a new one.
-    fn empty_batch(&self, merge: &mut Merge<LogStream>) -> Vec<BoxedRecord> {
-        let mut batch = Vec::new();
-        for mut b in self.spent.try_iter() {
-            merge.recycle(&mut b);
-            b.clear();
-            if batch.capacity() == 0 {
-                batch = b;
-            }
-        }
+/// An empty batch: a spent one emptied (its records offered to `merge` for reuse, the other
+/// batches dropped), else a new one.
+fn empty_batch(
+    spent: &Receiver<Vec<BoxedRecord>>,
+    merge: &mut Merge<LogStream>,
+) -> Vec<BoxedRecord> {
+    let mut batch = Vec::new();
+    for mut b in spent.try_iter() {
+        merge.recycle(&mut b);
+        b.clear();
         if batch.capacity() == 0 {
-            batch.reserve_exact(RECORD_BATCH);
+            batch = b;
         }
-        batch
     }
+    if batch.capacity() == 0 {
+        batch.reserve_exact(RECORD_BATCH);
+    }
+    batch
 }
 
 /// The same report on the caller's thread alone: for runs that correlate few records (a
@@ -205,15 +177,13 @@ pub(super) fn one_thread(
     reporting.end(sources).map_err(AnalyzeError::Write)
 }
 
-/// Read, parse and merge the sources, handing the records on in batches; between batches,
-/// write what was rendered so far.
+/// Read, parse and merge the sources, handing the records on in batches.
 fn feed(
     merge: &mut Merge<LogStream>,
     focus: &mut Option<Focus>,
-    hand: &Handoff,
-    out: &mut dyn Write,
+    to_corr: &SyncSender<ToCorrelate>,
+    spent: &Receiver<Vec<BoxedRecord>>,
 ) -> Result<(), AnalyzeError> {
-    let to_corr = hand.to_corr;
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
         let next = match merge.next_record(focus) {
@@ -232,8 +202,7 @@ fn feed(
                 // The other stage stopped (a write error, or a panic): its join reports it.
                 return Ok(());
             }
-            write_ready(hand.chunks, out).map_err(AnalyzeError::Write)?;
-            batch = hand.empty_batch(merge);
+            batch = empty_batch(spent, merge);
         }
     }
     if !batch.is_empty() {
@@ -242,49 +211,17 @@ fn feed(
     Ok(())
 }
 
-/// Write the chunks rendered so far, without waiting for more.
-fn write_ready(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
-    loop {
-        match chunks.try_recv() {
-            Ok(c) => out.write_all(&c)?,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(()),
-        }
-    }
-}
-
-/// Write every chunk until the other stage is done.
-fn write_all(chunks: &Receiver<Vec<u8>>, out: &mut dyn Write) -> io::Result<()> {
-    for c in chunks.iter() {
-        out.write_all(&c)?;
-    }
-    Ok(())
-}
-
-/// The correlating stage's ends of the queues.
-struct CorrelatingEnds {
-    records: Receiver<ToCorrelate>,
-    spent: Sender<Vec<BoxedRecord>>,
-    chunks: Sender<Vec<u8>>,
-}
-
-/// The correlating stage: the records into the report, written into chunks for the writing
-/// thread. `None` when the input ended before its end (a read error).
+/// The correlating stage: the records into the report, written to `out`. `None` when the
+/// input ended before its end (a read error); what was reported until then is flushed.
 fn correlate(
     corr: Correlator,
     opts: &Options,
     runbook: &Runbook,
-    ends: CorrelatingEnds,
+    records: Receiver<ToCorrelate>,
+    spent: Sender<Vec<BoxedRecord>>,
+    out: &mut (dyn Write + Send),
 ) -> io::Result<Option<Summary>> {
-    let CorrelatingEnds {
-        records,
-        spent,
-        chunks,
-    } = ends;
-    let mut sink = ChunkSink {
-        buf: Vec::with_capacity(CHUNK),
-        to: chunks,
-    };
-    let mut reporting = Reporting::begin(corr, &mut sink, opts, runbook)?;
+    let mut reporting = Reporting::begin(corr, &mut *out, opts, runbook)?;
     let sources = loop {
         match records.recv() {
             Ok(ToCorrelate::Records(batch)) => {
@@ -297,49 +234,14 @@ fn correlate(
             Ok(ToCorrelate::End(sources)) => break sources,
             Err(_) => {
                 drop(reporting);
-                sink.flush()?;
+                out.flush()?;
                 return Ok(None);
             }
         }
     };
     let summary = reporting.end(sources)?;
+    out.flush()?;
     Ok(Some(summary))
-}
-
-/// Bytes gathered into chunks and handed to the writing thread.
-struct ChunkSink {
-    buf: Vec<u8>,
-    to: Sender<Vec<u8>>,
-}
-
-impl ChunkSink {
-    fn hand_on(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.to
-            .send(full)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "report writer stopped"))
-    }
-}
-
-impl Write for ChunkSink {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        // Handed on before it would outgrow its room: growing a chunk copies all of it.
-        if self.buf.len() + b.len() > self.buf.capacity() {
-            self.hand_on()?;
-        }
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= CHUNK {
-            self.hand_on()?;
-        }
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.hand_on()
-    }
 }
 
 #[cfg(test)]
@@ -419,7 +321,7 @@ mod tests {
     fn staged(
         inputs: Vec<Input>,
         opts: &Options,
-        out: &mut dyn Write,
+        out: &mut (dyn Write + Send),
     ) -> Result<Summary, AnalyzeError> {
         let (merge, focus, corr) = stages(inputs, opts);
         run(merge, focus, corr, opts, Runbook::builtin(), out)
