@@ -25,6 +25,12 @@ const MAX_NOTES: usize = 8;
 const MAX_DETAILS: usize = 4;
 
 /// `s` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
+/// Whether `host` names the host `h`. The records of a source share its role's `Arc`, so the
+/// usual answer is found by comparing addresses, without comparing the bytes.
+pub(super) fn same_host(h: &Arc<str>, host: &str) -> bool {
+    std::ptr::eq(h.as_ptr(), host.as_ptr()) && h.len() == host.len() || **h == *host
+}
+
 pub(super) fn clip(s: &str, max: usize) -> String {
     match clip_end(s, max) {
         None => s.to_owned(),
@@ -347,7 +353,7 @@ impl Chain {
     pub fn entry_mut(&mut self, host: &str, qid: &str) -> Option<&mut Entry> {
         self.entries
             .iter_mut()
-            .find(|e| e.qid == qid && &*e.host == host)
+            .find(|e| e.qid == qid && same_host(&e.host, host))
     }
 
     pub fn touch(&mut self, ts: Option<DateTime<Utc>>) {
@@ -502,5 +508,21 @@ impl Chain {
         self.line_bytes += g.line_bytes;
         self.pending_links += g.pending_links;
         self.touch(g.last_activity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_the_same_by_address_or_by_name() {
+        let ec2: Arc<str> = Arc::from("ec2");
+        assert!(same_host(&ec2, &ec2));
+        assert!(same_host(&ec2, &String::from("ec2")));
+        assert!(!same_host(&ec2, "dell"));
+        // Same start, shorter: a prefix is not the host.
+        assert!(!same_host(&ec2, &ec2[..2]));
+        assert!(!same_host(&ec2, ""));
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::logs::Delays;
 
-use super::chain::{Chain, ChainId, Entry};
+use super::chain::{same_host, Chain, ChainId, Entry};
 use super::correlator::Correlator;
 use super::model::msgid_key;
 use super::skew::{handoff_note, OffsetRange, OnConflict, Stamp};
@@ -136,7 +136,7 @@ impl Correlator {
         self.qids
             .get(qid)?
             .iter()
-            .find(|(h, _)| &**h == host)
+            .find(|(h, _)| same_host(h, host))
             .map(|(_, c)| *c)
     }
 
