@@ -9,6 +9,7 @@
 mod dovecot;
 pub mod focus;
 pub mod focusscan;
+mod memo;
 mod postfix;
 mod prefix;
 mod program;
@@ -560,6 +561,7 @@ pub struct LineParser {
     ring: focus::Ring,
     spares: Spares,
     days: prefix::Days,
+    memo: memo::HeaderMemo,
 }
 
 impl LineParser {
@@ -574,6 +576,7 @@ impl LineParser {
             ring: focus::Ring::new(),
             spares: Spares::default(),
             days: prefix::Days::default(),
+            memo: memo::HeaderMemo::default(),
         }
     }
 
@@ -603,7 +606,13 @@ impl LineParser {
         let line = strip_eol(line);
         let text = self.count_line(line);
         let (bump, month) = self.rollover(line);
-        let header = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
+        let header = self.memo.recall(line, bump).or_else(|| {
+            let h = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
+            if let Some(h) = &h {
+                self.memo.keep(line, bump, h);
+            }
+            h
+        });
         let Some(h) = &header else {
             self.counts.unknown += 1;
             return Parsed::Unknown;

@@ -59,7 +59,7 @@ impl LineFormat {
 }
 
 /// The parsed prefix of a line; borrowed slices into the line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Header<'a> {
     pub format: LineFormat,
     pub ts: Option<DateTime<Utc>>,
