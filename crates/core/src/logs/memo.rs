@@ -88,6 +88,11 @@ impl HeaderMemo {
             },
             None => None,
         };
+        // Every part lies before the message, so within the bytes a recalled line shares.
+        let ends = [Some(&program), Some(&name), host.as_ref()];
+        if ends.into_iter().flatten().any(|r| r.end > n) {
+            return;
+        }
         self.text.clear();
         self.text.extend_from_slice(&line[..n]);
         self.year_bump = year_bump;
