@@ -22,6 +22,22 @@ fn relayed_to(relay: &str) -> String {
     EC2.replace("100.64.0.2[100.64.0.2]:2525", relay)
 }
 
+/// The hand-off's next entry (`2B2B2B2B2B`) on this host, from a localhost client, at `hms`.
+fn reinject_at(c: &mut Correlator, hms: &str) {
+    let lines = format!(
+        "Nov  7 {hms} mx postfix/smtpd[5]: 2B2B2B2B2B: client=localhost[127.0.0.1]\n\
+         Nov  7 {hms} mx postfix/qmgr[3]: 2B2B2B2B2B: removed"
+    );
+    feed(c, "ec2", &lines);
+}
+
+/// The message was joined across its hand-off: one message, both entries its hops.
+fn one_message_of_two_hops(c: Correlator) {
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].hops.len(), 2, "{ms:#?}");
+}
+
 #[test]
 fn one_hosts_log_does_not_wait_for_the_next_hops_log() {
     let mut single = Correlator::new(Limits::default()).single_host();
@@ -49,13 +65,8 @@ fn one_hosts_content_filter_is_still_waited_for() {
     feed(&mut c, "ec2", &relayed_to("127.0.0.1[127.0.0.1]:10024"));
     assert!(quiet_for_15s(&mut c).is_empty());
     assert_eq!(c.open_chains(), 1);
-    let reinjected = "\
-Nov  7 12:00:21 mx postfix/smtpd[5]: 2B2B2B2B2B: client=localhost[127.0.0.1]
-Nov  7 12:00:21 mx postfix/qmgr[3]: 2B2B2B2B2B: removed";
-    feed(&mut c, "ec2", reinjected);
-    let ms = c.finish();
-    assert_eq!(ms.len(), 1, "one message through the filter: {ms:#?}");
-    assert_eq!(ms[0].hops.len(), 2);
+    reinject_at(&mut c, "12:00:21");
+    one_message_of_two_hops(c);
 }
 
 #[test]
@@ -64,11 +75,6 @@ fn one_hosts_relay_still_joins_an_entry_that_comes_while_it_is_open() {
     // logging to one file): joined, though the chain no longer waits for it.
     let mut c = Correlator::new(Limits::default()).single_host();
     feed(&mut c, "ec2", &relayed_to("mx2.corp.test[192.0.2.7]:25"));
-    let reinjected = "\
-Nov  7 12:00:06 mx postfix/smtpd[5]: 2B2B2B2B2B: client=localhost[127.0.0.1]
-Nov  7 12:00:06 mx postfix/qmgr[3]: 2B2B2B2B2B: removed";
-    feed(&mut c, "ec2", reinjected);
-    let ms = c.finish();
-    assert_eq!(ms.len(), 1, "{ms:#?}");
-    assert_eq!(ms[0].hops.len(), 2);
+    reinject_at(&mut c, "12:00:06");
+    one_message_of_two_hops(c);
 }
