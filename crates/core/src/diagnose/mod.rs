@@ -283,6 +283,36 @@ mod tests {
         (s, String::from_utf8(out).unwrap())
     }
 
+    /// More findings than the report lists: the count by code is of all of them.
+    #[test]
+    fn findings_are_counted_by_code_past_the_listed_ones() {
+        let mut log = open_log(1_200);
+        for i in 0..300 {
+            log.push_str(&format!(
+                "Nov  7 12:00:07 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from b.example\
+                 [192.0.2.9]: 554 5.7.1 <c{i}@other.test>: Relay access denied; \
+                 from=<d@x.test> to=<c{i}@other.test> proto=ESMTP helo=<b.example>\n"
+            ));
+        }
+        let input = Input {
+            name: "ec2".into(),
+            display: "ec2.log".into(),
+            reader: Box::new(io::Cursor::new(log.into_bytes())),
+            reference: None,
+            skipped_bytes: 0,
+        };
+        let mut out = Vec::new();
+        analyze(vec![input], &Options::whole_2025(Format::Json), &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let summary = &v["summary"];
+        assert_eq!(
+            summary["findings_by_code"],
+            serde_json::json!({"next_hop_timeout": 1200, "relay_access_denied": 300}),
+            "{summary}"
+        );
+        assert_eq!(summary["findings_truncated"], 500, "{summary}");
+    }
+
     #[test]
     fn lines_dropped_over_the_cap_are_reported_in_both_formats() {
         let (s, json) = run(Format::Json, 8 * 1024);

@@ -39,6 +39,9 @@ pub(super) struct Report<'a> {
     summary: Summary,
     top_findings: Vec<Finding>,
     findings_truncated: u64,
+    /// Every message's findings by code, those left out of `top_findings` too: the split of all
+    /// findings, whatever order the messages finished in.
+    by_code: BTreeMap<&'static str, u64>,
     groups: IncidentGroups,
     span: Option<Span>,
     /// Reused buffer each JSON message is serialized into.
@@ -65,6 +68,7 @@ impl<'a> Report<'a> {
             summary: Summary::default(),
             top_findings: Vec::new(),
             findings_truncated: 0,
+            by_code: BTreeMap::new(),
             groups: IncidentGroups::default(),
             span: None,
             scratch: Vec::new(),
@@ -114,6 +118,7 @@ impl<'a> Report<'a> {
             }
         }
         for f in &m.findings {
+            *self.by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
             if self.top_findings.len() < MAX_TOP_FINDINGS {
                 self.top_findings.push(f.clone());
             } else {
@@ -160,8 +165,8 @@ impl<'a> Report<'a> {
         for f in &host_findings {
             self.groups.add(f);
         }
-        let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for f in self.top_findings.iter().chain(host_findings.iter()) {
+        let mut by_code = std::mem::take(&mut self.by_code);
+        for f in &host_findings {
             *by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
         }
         let tail = Tail {
