@@ -249,7 +249,7 @@ impl LogWatch {
 
     /// Lines parsed so far, all sources together (each line is parsed once).
     pub fn lines_parsed(&self) -> u64 {
-        self.sources.iter().map(|s| s.parser.counts().lines).sum()
+        self.sources.iter().map(|s| s.parser.lines()).sum()
     }
 
     /// Problems reading the sources, for the result's warnings.

@@ -28,6 +28,11 @@ struct Span {
     last: DateTime<Utc>,
 }
 
+/// Count `f` (each of its occurrences) under its code.
+fn tally(by_code: &mut BTreeMap<&'static str, u64>, f: &Finding) {
+    *by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
+}
+
 /// Streams the report as it is produced.
 pub(super) struct Report<'a> {
     out: &'a mut dyn Write,
@@ -118,7 +123,7 @@ impl<'a> Report<'a> {
             }
         }
         for f in &m.findings {
-            *self.by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
+            tally(&mut self.by_code, f);
             if self.top_findings.len() < MAX_TOP_FINDINGS {
                 self.top_findings.push(f.clone());
             } else {
@@ -167,7 +172,7 @@ impl<'a> Report<'a> {
         }
         let mut by_code = std::mem::take(&mut self.by_code);
         for f in &host_findings {
-            *by_code.entry(f.code.as_str()).or_insert(0) += f.count.max(1);
+            tally(&mut by_code, f);
         }
         let tail = Tail {
             top_findings: &self.top_findings,

@@ -24,13 +24,13 @@ const MAX_NOTES: usize = 8;
 /// Per-attempt detail lines kept per queue entry (the last ones).
 const MAX_DETAILS: usize = 4;
 
-/// `s` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
 /// Whether `host` names the host `h`. The records of a source share its role's `Arc`, so the
 /// usual answer is found by comparing addresses, without comparing the bytes.
 pub(super) fn same_host(h: &Arc<str>, host: &str) -> bool {
     std::ptr::eq(h.as_ptr(), host.as_ptr()) && h.len() == host.len() || **h == *host
 }
 
+/// `s` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
 pub(super) fn clip(s: &str, max: usize) -> String {
     match clip_end(s, max) {
         None => s.to_owned(),

@@ -41,6 +41,39 @@ fn range_in(line: &[u8], part: &[u8]) -> Option<Range<usize>> {
     (end <= line.len()).then_some(start..end)
 }
 
+/// Where a header's parts lie in its line.
+struct Places {
+    /// Where the message starts: the bytes before it are what a recalled line shares.
+    msg: usize,
+    host: Option<Range<usize>>,
+    program: Range<usize>,
+    name: Range<usize>,
+}
+
+/// Where `h`'s parts lie in `line`, when a line sharing `line`'s bytes up to its message would
+/// parse to the same header.
+fn places(line: &[u8], h: &Header<'_>) -> Option<Places> {
+    let msg = range_in(line, h.msg)?;
+    let n = msg.start;
+    let after_colon = n >= 2 && &line[n - 2..n] == b": ";
+    let kept = h.format != LineFormat::Rfc5424Syslog && after_colon && n <= ROOM;
+    if !kept || msg.end != line.len() {
+        return None;
+    }
+    // Every part lies before the message, so within the bytes a recalled line shares.
+    let before = |part: &[u8]| range_in(line, part).filter(|r| r.end <= n);
+    let host = match h.host {
+        Some(x) => Some(before(x)?),
+        None => None,
+    };
+    Some(Places {
+        msg: n,
+        host,
+        program: before(h.program)?,
+        name: before(h.name)?,
+    })
+}
+
 impl HeaderMemo {
     /// The kept header, if `line` starts with the kept line's bytes up to its message and the
     /// rollover count is the same.
@@ -65,42 +98,17 @@ impl HeaderMemo {
     /// Keep `h`, the header just parsed from `line`, when it can be recalled safely.
     pub(crate) fn keep(&mut self, line: &[u8], year_bump: i32, h: &Header<'_>) {
         self.format = None;
-        let Some(msg) = range_in(line, h.msg) else {
+        let Some(p) = places(line, h) else {
             return;
         };
-        let n = msg.start;
-        let after_colon = n >= 2 && &line[n - 2..n] == b": ";
-        if h.format == LineFormat::Rfc5424Syslog
-            || !after_colon
-            || n > ROOM
-            || msg.end != line.len()
-        {
-            return;
-        }
-        let (Some(program), Some(name)) = (range_in(line, h.program), range_in(line, h.name))
-        else {
-            return;
-        };
-        let host = match h.host {
-            Some(x) => match range_in(line, x) {
-                Some(r) => Some(r),
-                None => return,
-            },
-            None => None,
-        };
-        // Every part lies before the message, so within the bytes a recalled line shares.
-        let ends = [Some(&program), Some(&name), host.as_ref()];
-        if ends.into_iter().flatten().any(|r| r.end > n) {
-            return;
-        }
         self.text.clear();
-        self.text.extend_from_slice(&line[..n]);
+        self.text.extend_from_slice(&line[..p.msg]);
         self.year_bump = year_bump;
         self.ts = h.ts;
         self.subsecond = h.subsecond;
-        self.host = host;
-        self.program = program;
-        self.name = name;
+        self.host = p.host;
+        self.program = p.program;
+        self.name = p.name;
         self.pid = h.pid;
         self.format = Some(h.format);
     }

@@ -584,6 +584,11 @@ impl LineParser {
         &self.ctx
     }
 
+    /// Lines read so far (what [`LineParser::counts`] says, without building the counts).
+    pub fn lines(&self) -> u64 {
+        self.counts.lines
+    }
+
     /// What was counted so far.
     pub fn counts(&self) -> SourceCounts {
         let mut c = self.counts.clone();
