@@ -2,7 +2,10 @@
 //! grace (and is cleaned up when it arrives), the scenario not yet started is `interrupted`
 //! without sending, the results gathered are printed and stored, and the exit code is 3.
 //!
-//! Needs the lab (`lab/up`); panics with a clear message when it is absent. Injects no fault.
+//! Needs the lab (`lab/up`); panics with a clear message when it is absent. Injects `slow-dell`
+//! (1 s on the MX -> dell hop) so the first probe is in flight for a second: the signal lands
+//! while it travels, whatever the machine's load. Without it the probe is judged in ~40 ms and
+//! the next scenario starts, so a signal sent a little late found the second probe in flight.
 mod support;
 
 use std::process::{Command, Stdio};
@@ -36,7 +39,8 @@ fn wait_for_pending(db: &std::path::Path) -> bool {
 
 fn stop_run_with(signal: &str) {
     let lab = lab();
-    let _g = lab.healthy();
+    // Well within STOP_GRACE (2 s): the probe in flight still arrives after the signal.
+    let _f = lab.fault("slow-dell", &["1"]);
     let scen = [
         lab_scenario("lab-inbound.toml", "sig-first", |t| t),
         lab_scenario("lab-inbound.toml", "sig-second", |t| t),
