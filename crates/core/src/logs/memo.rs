@@ -91,7 +91,7 @@ impl HeaderMemo {
             program: &line[self.program.clone()],
             name: &line[self.name.clone()],
             pid: self.pid,
-            msg: &line[n..],
+            msg: super::variants::without_solaris_id(&line[n..]),
         })
     }
 

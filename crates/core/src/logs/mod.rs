@@ -17,6 +17,7 @@ mod readahead;
 pub mod reader;
 mod rfc5424;
 pub(crate) mod scan;
+mod variants;
 
 use scan::LineText;
 

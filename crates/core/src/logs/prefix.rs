@@ -5,8 +5,8 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::rfc5424;
 use super::ParseContext;
+use super::{rfc5424, variants};
 
 /// The layout a line was recognized in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -28,12 +28,18 @@ pub enum LineFormat {
     /// RFC 5424: `<22>1 2025-11-04T18:12:34.123456+00:00 host prog pid msgid [sd] msg`
     /// (rsyslog's `RSYSLOG_SyslogProtocol23Format`, syslog-ng's `syslog-protocol`).
     Rfc5424Syslog,
+    /// `journalctl -o short-full`: `Mon 2025-11-04 18:12:34 UTC host prog[pid]: msg`.
+    JournalShortFull,
+    /// `journalctl -o short-unix`: `1762279954.123456 host prog[pid]: msg`.
+    JournalShortUnix,
+    /// A `tai64n` label (multilog, s6-log, `svlogd -tt`) before the line: `@4000000069... msg`.
+    Tai64n,
     /// No timestamp at all, but a recognizable `program[pid]:` / Dovecot prefix.
     Bare,
 }
 
 impl LineFormat {
-    pub const ALL: [LineFormat; 8] = [
+    pub const ALL: [LineFormat; 11] = [
         LineFormat::ClassicSyslog,
         LineFormat::PostfixMaillog,
         LineFormat::Rfc3339Syslog,
@@ -41,6 +47,9 @@ impl LineFormat {
         LineFormat::Docker,
         LineFormat::DovecotLog,
         LineFormat::Rfc5424Syslog,
+        LineFormat::JournalShortFull,
+        LineFormat::JournalShortUnix,
+        LineFormat::Tai64n,
         LineFormat::Bare,
     ];
 
@@ -53,6 +62,9 @@ impl LineFormat {
             LineFormat::Docker => "docker",
             LineFormat::DovecotLog => "dovecot_log",
             LineFormat::Rfc5424Syslog => "rfc5424_syslog",
+            LineFormat::JournalShortFull => "journal_short_full",
+            LineFormat::JournalShortUnix => "journal_short_unix",
+            LineFormat::Tai64n => "tai64n",
             LineFormat::Bare => "bare",
         }
     }
@@ -204,15 +216,16 @@ enum Zone {
     Compact(i32),
 }
 
-struct Iso {
+pub(super) struct Iso {
     naive: NaiveDateTime,
     zone: Zone,
     frac_digits: usize,
-    end: usize,
+    /// Where the stamp ends (the index of the byte after it).
+    pub end: usize,
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±hh:mm|±hhmm|±hh]` at the start of `b`.
-fn parse_iso(b: &[u8]) -> Option<Iso> {
+pub(super) fn parse_iso(b: &[u8]) -> Option<Iso> {
     let y = digits4(b, 0)?;
     if b.get(4) != Some(&b'-') {
         return None;
@@ -277,6 +290,19 @@ impl Iso {
             Zone::Colon(o) | Zone::Compact(o) => o,
         };
         to_utc(self.naive, offset)
+    }
+
+    /// The stamp's wall time read in the zone `offset_secs` east of UTC (its own zone ignored).
+    pub(super) fn utc_at(&self, offset_secs: i32) -> DateTime<Utc> {
+        to_utc(self.naive, offset_secs)
+    }
+
+    pub(super) fn has_zone(&self) -> bool {
+        !matches!(self.zone, Zone::None)
+    }
+
+    pub(super) fn subsecond(&self) -> bool {
+        self.frac_digits > 0
     }
 }
 
@@ -658,6 +684,11 @@ pub(crate) fn parse_header_with<'a>(
             };
             rest = after;
         }
+    } else if let Some(other) = variants::stamp(line, ctx) {
+        ts = Some(other.ts);
+        subsecond = other.subsecond;
+        format = other.format;
+        rest = line.get(other.end + 1..).unwrap_or(&[]);
     } else {
         ts = None;
         subsecond = false;
@@ -704,7 +735,11 @@ fn checked<'a>(
         return None;
     }
     let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
-    if dovecot_own && !matches!(format, LineFormat::Docker | LineFormat::Rfc5424Syslog) {
+    let own_stamp = matches!(
+        format,
+        LineFormat::Docker | LineFormat::Rfc5424Syslog | LineFormat::Tai64n
+    );
+    if dovecot_own && !own_stamp {
         format = LineFormat::DovecotLog;
     }
     if ts.is_none() {
@@ -727,7 +762,7 @@ fn checked<'a>(
         program,
         name,
         pid,
-        msg,
+        msg: variants::without_solaris_id(msg),
     })
 }
 
@@ -782,14 +817,16 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
         }
         None
     }
-    let mut rest = skip_stamp(line).unwrap_or(line);
+    let mut rest = skip_stamp(line)
+        .or_else(|| variants::skip(line))
+        .unwrap_or(line);
     // docker --timestamps wraps a line that has its own stamp.
     if let Some(inner) = skip_stamp(rest) {
         rest = inner;
     }
     let (_, token, msg) = parse_rest(rest.trim_ascii_start())?;
     let (program, _) = split_pid(token);
-    valid_program(program).then_some((program, msg))
+    valid_program(program).then_some((program, variants::without_solaris_id(msg)))
 }
 
 /// Parse a time zone setting: `UTC`, `Z`, `+02:00`, `-0500`, `+2`.
