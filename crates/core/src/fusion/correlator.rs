@@ -213,7 +213,9 @@ impl Correlator {
     ///   for the grace time waiting for that host's lines: none will come. It is done after
     ///   the settle time, as a message with nothing left to wait for. (Should the hand-off
     ///   still join an entry of this host, a re-injection by a localhost client, it does so
-    ///   while the chain is open.)
+    ///   while the chain is open.) The same for an LMTP hand-off without Dovecot's line, and
+    ///   Dovecot's line without Postfix's: the other side is logged at the same moment, or
+    ///   not in this log at all;
     /// - a NOQUEUE reject joins only another host's delivery failure, so with
     ///   [`Correlator::only_message_id`] it can never reach the asked message: it builds no
     ///   chain (it still counts as a record and moves the clock, so chains are done and swept
@@ -354,11 +356,14 @@ impl Correlator {
 
     /// How long the chain must be quiet to be done: resolved chains settle quickly, chains
     /// waiting for another host's log get the grace time, queue entries never closed the idle
-    /// timeout.
-    fn wait(l: &Limits, ch: &Chain) -> TimeDelta {
+    /// timeout. With one host's log ([`Correlator::single_host`]) Postfix's and Dovecot's sides
+    /// of an LMTP hand-off are not waited for either: both are logged within the same moment
+    /// (Dovecot's save before the reply Postfix logs), so the other side, when it is in the log
+    /// at all, comes well within the settle time.
+    fn wait(l: &Limits, single_host: bool, ch: &Chain) -> TimeDelta {
         if ch.entries.is_empty() {
             // NOQUEUE rejects and Dovecot-only deliveries.
-            return if ch.dovecot.is_empty() {
+            return if ch.dovecot.is_empty() || single_host {
                 l.settle
             } else {
                 l.grace
@@ -367,7 +372,7 @@ impl Correlator {
         if !ch.entries.iter().all(Entry::closed) {
             return l.idle_timeout;
         }
-        let waiting = ch.pending_links > 0 || ch.awaiting_dovecot();
+        let waiting = ch.pending_links > 0 || (!single_host && ch.awaiting_dovecot());
         if waiting {
             l.grace
         } else {
@@ -380,7 +385,7 @@ impl Correlator {
         let Some(now) = self.now else {
             return false;
         };
-        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, ch)
+        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, self.single_host, ch)
     }
 
     /// Emit chains that are done (or must go to respect the bounds).
@@ -406,10 +411,10 @@ impl Correlator {
         let Some(now) = self.now else {
             return Vec::new();
         };
-        let limits = self.limits;
+        let (limits, single_host) = (self.limits, self.single_host);
         let mut ids = self.due.due(&mut self.chains, now, |ch| {
             ch.last_activity?
-                .checked_add_signed(Self::wait(&limits, ch))
+                .checked_add_signed(Self::wait(&limits, single_host, ch))
         });
         ids.sort_unstable();
         ids.dedup();

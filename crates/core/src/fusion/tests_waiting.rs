@@ -78,3 +78,56 @@ fn one_hosts_relay_still_joins_an_entry_that_comes_while_it_is_open() {
     reinject_at(&mut c, "12:00:06");
     one_message_of_two_hops(c);
 }
+
+/// Dell's LMTP hand-off of `2B2B2B2B2B` to Dovecot, its session `c2tldzFza2V3MXNrZXcxcw`.
+const LMTP: &str = "\
+Nov  7 12:00:05 dell postfix/cleanup[2]: 2B2B2B2B2B: message-id=<p1@flowtest>
+Nov  7 12:00:05 dell postfix/lmtp[4]: 2B2B2B2B2B: to=<bob@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.03, delays=0.01/0/0.01/0.01, dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> c2tldzFza2V3MXNrZXcxcw Saved)
+Nov  7 12:00:05 dell postfix/qmgr[3]: 2B2B2B2B2B: removed";
+/// Dovecot's side of that hand-off.
+const SAVED: &str =
+    "Nov  7 12:00:05 dell dovecot: lmtp(bob@corp.test)<77><c2tldzFza2V3MXNrZXcxcw>: \
+                     msgid=<p1@flowtest>: saved mail to INBOX";
+
+/// One side of an LMTP hand-off fed alone: with one host's log it is done after the settle
+/// time; with several hosts' it waits for the other side, which then joins it.
+fn lmtp_side_waits_only_with_several_hosts(side: (&str, &str), other: (&str, &str)) {
+    let mut single = Correlator::new(Limits::default()).single_host();
+    let mut several = Correlator::new(Limits::default());
+    for c in [&mut single, &mut several] {
+        feed(c, side.0, side.1);
+    }
+    let done = quiet_for_15s(&mut single);
+    assert_eq!(done.len(), 1, "done after the settle time: {done:#?}");
+    assert_eq!(single.open_chains(), 0);
+    assert!(quiet_for_15s(&mut several).is_empty());
+    assert_eq!(several.open_chains(), 1);
+    feed(&mut several, other.0, other.1);
+    let joined = several.finish();
+    assert_eq!(joined.len(), 1, "{joined:#?}");
+    assert_eq!(joined[0].hops.len(), 2, "both sides: {joined:#?}");
+}
+
+#[test]
+fn one_hosts_lmtp_hand_off_does_not_wait_for_dovecots_line() {
+    lmtp_side_waits_only_with_several_hosts(("dell", LMTP), ("dovecot", SAVED));
+}
+
+#[test]
+fn one_hosts_dovecot_line_does_not_wait_for_postfixs() {
+    lmtp_side_waits_only_with_several_hosts(("dovecot", SAVED), ("dell", LMTP));
+}
+
+/// On one host, both sides in one log: joined whichever comes first (Dovecot's usually).
+#[test]
+fn one_hosts_lmtp_hand_off_joins_dovecots_line_in_either_order() {
+    for (first, second) in [(LMTP, SAVED), (SAVED, LMTP)] {
+        let mut c = Correlator::new(Limits::default()).single_host();
+        feed(&mut c, "dell", first);
+        feed(&mut c, "dell", second);
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Delivered);
+        assert_eq!(ms[0].hops.len(), 2, "{ms:#?}");
+    }
+}
