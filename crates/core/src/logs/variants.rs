@@ -182,10 +182,14 @@ fn tai64n(b: &[u8]) -> Option<OtherStamp> {
     if !matches!(b.get(25), None | Some(b' ')) {
         return None;
     }
+    // Checked first: only then is every byte one character, so the text splits anywhere.
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
     let text = std::str::from_utf8(hex).ok()?;
     let label = u64::from_str_radix(&text[..16], 16).ok()?;
     let nanos = u32::from_str_radix(&text[16..], 16).ok()?;
-    if !hex.iter().all(u8::is_ascii_hexdigit) || nanos >= 1_000_000_000 {
+    if nanos >= 1_000_000_000 {
         return None;
     }
     let secs = i64::try_from(label.checked_sub(TAI64_EPOCH)?).ok()?;
@@ -356,6 +360,9 @@ mod tests {
             "@4000000069xx0000000000000 x",
             "@400000006923a8f13b9aca00 x",
             "@3fffffffffffffff00000000 x",
+            // A character of two bytes across the 16th: no panic, no stamp.
+            "@400000006923a8féb9aca00 x",
+            "@4000000069é3a8f13b9aca00 x",
         ] {
             assert_eq!(stamp(line.as_bytes(), &c), None, "{line}");
         }
