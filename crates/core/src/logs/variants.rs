@@ -202,7 +202,18 @@ fn tai64n(b: &[u8]) -> Option<OtherStamp> {
 }
 
 /// `msg` without the `[ID <number> <facility>.<level>] ` tag Solaris' syslogd puts before it.
+/// Called for every line: the look at the first byte is inlined, the rest is not.
+#[inline(always)]
 pub(super) fn without_solaris_id(msg: &[u8]) -> &[u8] {
+    if msg.first() == Some(&b'[') {
+        strip_solaris_id(msg)
+    } else {
+        msg
+    }
+}
+
+#[inline(never)]
+fn strip_solaris_id(msg: &[u8]) -> &[u8] {
     if !msg.starts_with(b"[ID ") {
         return msg;
     }
