@@ -704,10 +704,14 @@ pub(crate) fn parse_header_with<'a>(
         ts,
         subsecond,
     };
-    checked(stamp, host, token, None, msg)
+    checked(stamp, host, token, None, msg).or_else(|| {
+        let token = variants::without_priority(token)?;
+        checked(stamp, host, token, None, msg)
+    })
 }
 
 /// How a line's time was written, and the time.
+#[derive(Clone, Copy)]
 struct Stamp {
     format: LineFormat,
     ts: Option<DateTime<Utc>>,
@@ -825,7 +829,10 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
         rest = inner;
     }
     let (_, token, msg) = parse_rest(rest.trim_ascii_start())?;
-    let (program, _) = split_pid(token);
+    let (mut program, _) = split_pid(token);
+    if !valid_program(program) {
+        program = split_pid(variants::without_priority(token)?).0;
+    }
     valid_program(program).then_some((program, variants::without_solaris_id(msg)))
 }
 

@@ -5,8 +5,9 @@
 //! - a `tai64n` label (daemontools' `multilog`, s6-log, runit's `svlogd -tt`):
 //!   `@4000000069...` then the line, often Dovecot's own log written to stderr;
 //!
-//! and, inside a classic line, the message tag Solaris' syslogd puts before the message:
-//! `prog[pid]: [ID 197553 mail.info] msg`.
+//! and, inside a classic line, what some syslog daemons add around the program: BusyBox' (Alpine's)
+//! `<facility>.<level>` before it, `host mail.info prog[pid]: msg`, and the message tag Solaris'
+//! syslogd puts after it, `prog[pid]: [ID 197553 mail.info] msg`.
 //! Owns only these; the header around them is `prefix`'s.
 
 use chrono::{DateTime, Utc};
@@ -201,6 +202,43 @@ fn tai64n(b: &[u8]) -> Option<OtherStamp> {
     })
 }
 
+const FACILITIES: [&[u8]; 16] = [
+    b"kern",
+    b"user",
+    b"mail",
+    b"daemon",
+    b"auth",
+    b"syslog",
+    b"lpr",
+    b"news",
+    b"uucp",
+    b"cron",
+    b"authpriv",
+    b"ftp",
+    b"ntp",
+    b"security",
+    b"console",
+    b"clock",
+];
+const LEVELS: [&[u8]; 11] = [
+    b"emerg", b"panic", b"alert", b"crit", b"err", b"error", b"warning", b"warn", b"notice",
+    b"info", b"debug",
+];
+
+/// The program token after the `<facility>.<level> ` BusyBox' syslogd (Alpine's, by default)
+/// writes between the host and the program: `mx mail.info postfix/smtpd[301]: msg`. Only tried
+/// for a token that is not a program as it stands.
+pub(super) fn without_priority(token: &[u8]) -> Option<&[u8]> {
+    let sp = memchr::memchr(b' ', token)?;
+    let (facility, level) = token[..sp].split_at(memchr::memchr(b'.', &token[..sp])?);
+    let level = &level[1..];
+    let local = facility.len() == 6
+        && facility.starts_with(b"local")
+        && (b'0'..=b'7').contains(&facility[5]);
+    let known = (local || FACILITIES.contains(&facility)) && LEVELS.contains(&level);
+    known.then_some(&token[sp + 1..])
+}
+
 /// `msg` without the `[ID <number> <facility>.<level>] ` tag Solaris' syslogd puts before it.
 /// Called for every line: the look at the first byte is inlined, the rest is not.
 #[inline(always)]
@@ -353,6 +391,31 @@ mod tests {
             assert_eq!(without_solaris_id(kept.as_bytes()), kept.as_bytes());
         }
         assert_eq!(without_solaris_id(b"[ID 7 mail.err]"), b"");
+    }
+
+    #[test]
+    fn busyboxs_facility_and_level_before_the_program() {
+        let l = "Nov 30 17:08:01 mx mail.info postfix/smtpd[301]: connect from x[1.2.3.4]";
+        let h = parse(l);
+        assert_eq!(h.format, LineFormat::ClassicSyslog);
+        assert_eq!(h.host, Some(&b"mx"[..]));
+        assert_eq!((h.program, h.pid), (&b"postfix/smtpd"[..], Some(301)));
+        assert_eq!(h.msg, b"connect from x[1.2.3.4]");
+        quick_agrees(l);
+        let local = parse("2025-11-30T17:08:01+00:00 mx local7.warn dovecot: imap-login: x");
+        assert_eq!(local.name, b"dovecot");
+        for token in [
+            "mail.nope postfix/smtpd[1]",
+            "local8.info postfix/smtpd[1]",
+            "mailinfo postfix/smtpd[1]",
+            "mail.info",
+            ".info postfix/smtpd[1]",
+        ] {
+            assert_eq!(without_priority(token.as_bytes()), None, "{token}");
+        }
+        let c = ctx();
+        let odd = b"Nov 30 17:08:01 mx some words here: not a program";
+        assert!(parse_header(odd, &c, 0).is_none());
     }
 
     /// Lines that only look like these layouts are not read as them.
