@@ -1,11 +1,11 @@
-//! Less common layouts of a syslog line, each read only when a line starts with neither a month
-//! name nor an ISO date (so the usual formats pay nothing for them):
+//! Less common layouts of a syslog line. These stamps are read only when a line starts with
+//! neither a month name nor an ISO date (so the usual formats pay nothing for them):
 //! - `journalctl -o short-full`: `Mon 2026-11-30 17:08:01 UTC host prog[pid]: msg`;
 //! - `journalctl -o short-unix`: `1796058481.123456 host prog[pid]: msg` (seconds since 1970, UTC);
 //! - a `tai64n` label (daemontools' `multilog`, s6-log, runit's `svlogd -tt`):
 //!   `@4000000069...` then the line, often Dovecot's own log written to stderr;
 //!
-//! and, inside a classic line, what some syslog daemons add around the program: BusyBox' (Alpine's)
+//! and, around the program of a line in any layout, what some syslog daemons add: BusyBox' (Alpine's)
 //! `<facility>.<level>` before it, `host mail.info prog[pid]: msg`, and the message tag Solaris'
 //! syslogd puts after it, `prog[pid]: [ID 197553 mail.info] msg`.
 //! Owns only these; the header around them is `prefix`'s.
