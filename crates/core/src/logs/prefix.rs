@@ -829,11 +829,11 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
         rest = inner;
     }
     let (_, token, msg) = parse_rest(rest.trim_ascii_start())?;
-    let (mut program, _) = split_pid(token);
-    if !valid_program(program) {
-        program = split_pid(variants::without_priority(token)?).0;
-    }
-    valid_program(program).then_some((program, variants::without_solaris_id(msg)))
+    let program = match split_pid(token).0 {
+        p if valid_program(p) => p,
+        _ => Some(split_pid(variants::without_priority(token)?).0).filter(|p| valid_program(p))?,
+    };
+    Some((program, variants::without_solaris_id(msg)))
 }
 
 /// Parse a time zone setting: `UTC`, `Z`, `+02:00`, `-0500`, `+2`.
