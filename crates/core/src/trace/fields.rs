@@ -9,10 +9,15 @@
 //!   from-side fields unless a `from` clause exists outside comments.
 //! - The date is the text after the last `;` outside comments. When there is none (SendGrid's
 //!   filter and API hops), the first word from which the rest of the header parses completely as
-//!   a date is taken, trying at most [`MAX_DATE_CANDIDATES`] words (bounded work).
+//!   a date is taken, trying at most [`MAX_DATE_CANDIDATES`] words (bounded work). A clause
+//!   keyword soon after a date ends it (MDaemon's `; Tue, 4 Nov 2025 08:24:21 -0600 id 0000...`).
 //! - `protocol` is the text after `with` as written (`ESMTPS`, `esmtpsa`, `LMTP`, `HTTPREST`,
 //!   `Microsoft SMTP Server`, `mapi`): up to three words, stopping at a comment, `;`, another
-//!   clause keyword, or something that starts a date.
+//!   clause keyword, or something that starts a date. Comments right after `with` are skipped
+//!   (qmail's TLS patch: `with (DHE-RSA-AES256-SHA encrypted) SMTP`); a bracketed name is taken
+//!   whole (XMail: `with [XMail 1.20 ESMTP Server]`).
+//! - A v4-mapped client (`[::ffff:192.0.2.7]`) is reported as its IPv4 address, and a webmail's
+//!   `(NaSMail authenticated user x.y)` login is not taken for the client's reverse name.
 //! - The client IP falls back to forms mail-parser does not read, on the from side only:
 //!   qmail's SMTP AUTH `(user@192.0.2.4)` and Exim 3's `[192.0.2.4.51234]` (port as a fifth
 //!   dotted part; the from-host is then kept as written, brackets included).
@@ -29,6 +34,9 @@ use super::{Hop, HopWarning, Timestamp};
 
 /// How many word positions are tried as a date start in a header without `;`.
 pub(crate) const MAX_DATE_CANDIDATES: usize = 64;
+
+/// Tokens a date can span: weekday, day, month, year, time, zone and a comment, with room.
+const DATE_TOKENS: usize = 12;
 
 /// Longest `raw` text kept in a hop (the unfolded header value). Longer values are cut with `...`
 /// so a hostile header cannot balloon the JSON report; real Received headers are under 1 KiB.
@@ -203,17 +211,7 @@ pub(crate) fn scan(text: &str) -> Scan {
         } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
             out.id_word = next_word;
         } else if w.eq_ignore_ascii_case("with") && out.protocol.is_none() {
-            let mut words: Vec<&str> = Vec::new();
-            for t in toks.get(i + 1..).unwrap_or_default() {
-                let Some(p) = word(t) else { break };
-                if words.len() == 3 || is_keyword(p) || may_start_date(p) || p.ends_with(',') {
-                    break;
-                }
-                words.push(p);
-            }
-            if !words.is_empty() {
-                out.protocol = Some(words.join(" "));
-            }
+            out.protocol = protocol(text, toks.get(i + 1..).unwrap_or_default());
         }
     }
 
@@ -234,7 +232,13 @@ pub(crate) fn scan(text: &str) -> Scan {
         }
     }
     for (pos, ti) in candidates.into_iter().take(MAX_DATE_CANDIDATES) {
-        if let Some(d) = text.get(pos..).and_then(parse_received_date) {
+        let parsed = text.get(pos..).and_then(parse_received_date).or_else(|| {
+            // A clause written after the date (`...; Thu, 10 Nov 2005 08:24:21 -0600 id
+            // 0000.1234`): the date is the text before it.
+            let end = clause_after(text, &toks, ti)?;
+            text.get(pos..end).and_then(parse_received_date)
+        });
+        if let Some(d) = parsed {
             out.date = Some(d);
             out.comment_only_prefix = toks
                 .get(..ti)
@@ -245,6 +249,60 @@ pub(crate) fn scan(text: &str) -> Scan {
         }
     }
     out
+}
+
+/// The protocol after `with`, as written: up to three words, stopping at a comment, `;`, another
+/// clause keyword, a comma or something that starts a date. Comments right after `with` are
+/// skipped (qmail's TLS patch writes `with (DHE-RSA-AES256-SHA encrypted) SMTP`), and a bracketed
+/// name is taken whole without its brackets (XMail's `with [XMail 1.20 ESMTP Server]`).
+fn protocol(text: &str, after_with: &[Tok]) -> Option<String> {
+    let words_from = after_with
+        .iter()
+        .position(|t| !matches!(t, Tok::Comment(..)))?;
+    let toks = after_with.get(words_from..)?;
+    let word = |t: &Tok| match *t {
+        Tok::Word(a, b) => text.get(a..b),
+        _ => None,
+    };
+    let first = toks.first().and_then(word)?;
+    if first.starts_with('[') {
+        let Tok::Word(start, _) = toks[0] else {
+            return None;
+        };
+        let close = text.get(start..)?.find(']')?;
+        let inner = text.get(start + 1..start + close)?.trim();
+        return (!inner.is_empty() && inner.len() <= 64 && !inner.contains(['(', ')', ';']))
+            .then(|| inner.split_ascii_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let mut words: Vec<&str> = Vec::new();
+    for t in toks {
+        let Some(p) = word(t) else { break };
+        if words.len() == 3 || is_keyword(p) || may_start_date(p) || p.ends_with(',') {
+            break;
+        }
+        words.push(p);
+    }
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Where the first clause keyword outside comments after token `from` starts, if it is near
+/// enough to end a date there (a date is at most [`DATE_TOKENS`] tokens, a comment counting as one).
+fn clause_after(text: &str, toks: &[Tok], from: usize) -> Option<usize> {
+    toks.get(from..)?
+        .iter()
+        .take(DATE_TOKENS)
+        .find_map(|t| match *t {
+            Tok::Word(a, b) if text.get(a..b).is_some_and(is_keyword) => Some(a),
+            _ => None,
+        })
+}
+
+/// `name` is the login of a webmail's `(NaSMail authenticated user john.doe)` comment, which
+/// mail-parser reads as the client's reverse DNS name.
+fn names_a_login(text: &str, name: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let needle = format!("authenticated user {}", name.to_ascii_lowercase());
+    lower.contains(&needle)
 }
 
 /// Unfold and collapse whitespace runs to one space, for the `raw` field.
@@ -378,7 +436,9 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                     _ => None,
                 })
                 .or(s.client_ip)
-                .map(|ip| ip.to_string());
+                // `[::ffff:192.0.2.7]` is an IPv4 client on a dual-stack socket: the address the
+                // servers' logs and the lab's ranges name is the IPv4 one.
+                .map(|ip| ip.to_canonical().to_string());
             hop.helo = match &r.helo {
                 Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
                     helo_literal(&text)
@@ -389,7 +449,8 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             hop.from_rdns = r
                 .from_iprev
                 .as_ref()
-                .and_then(|n| non_empty(n.trim_end_matches('.')));
+                .and_then(|n| non_empty(n.trim_end_matches('.')))
+                .filter(|n| !names_a_login(&text, n));
         }
         hop.by =
             r.by.as_ref()
@@ -566,5 +627,82 @@ mod tests {
         let long = "é".repeat(3000);
         let u = unfold(&long);
         assert!(u.ends_with("...") && u.len() <= MAX_RAW_KEPT + 3);
+    }
+
+    #[test]
+    fn protocol_after_a_comment_or_in_brackets() {
+        let p = |s: &str| scan(s).protocol;
+        // qmail's TLS patch puts the cipher between `with` and the protocol.
+        assert_eq!(
+            p("from a (HELO a) (192.0.2.9) by b with (ECDHE-RSA-AES256-GCM-SHA384 encrypted) ESMTPS; 4 Nov 2025 18:12:30 -0000")
+                .as_deref(),
+            Some("ESMTPS")
+        );
+        // XMail names itself in brackets.
+        assert_eq!(
+            p("from a (192.0.2.9:4012) by b with [XMail 1.27 ESMTP Server] id <S1F> for <x@y>; Tue, 4 Nov 2025 18:12:30 +0000")
+                .as_deref(),
+            Some("XMail 1.27 ESMTP Server")
+        );
+        // An unclosed bracket, or a comment alone: no protocol rather than a fragment.
+        assert_eq!(
+            p("from a by b with [XMail 1.27; 4 Nov 2025 18:12:30 -0000"),
+            None
+        );
+        assert_eq!(
+            p("from a by b with (only a comment); 4 Nov 2025 18:12:30 -0000"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_clause_after_the_date_ends_it() {
+        let d = |s: &str| {
+            scan(s)
+                .date
+                .map(|d| super::super::date::format_rfc3339(&d.utc, d.precision))
+        };
+        assert_eq!(
+            d("from pc (pc.example [192.0.2.4]) by mx.example with esmtp; Tue, 4 Nov 2025 08:24:21 -0600 id 0000012C.690A1B35.00003F1E")
+                .as_deref(),
+            Some("2025-11-04T14:24:21Z")
+        );
+        // Other trailing text still leaves the header without a date.
+        assert_eq!(
+            d("from a by b; Tue, 4 Nov 2025 08:24:21 -0600 trailing words"),
+            None
+        );
+        // The keyword must come within a date's length.
+        assert_eq!(
+            d("from a by b; Tue, 4 Nov 2025 08:24:21 -0600 x x x x x x x x x x x x id 1"),
+            None
+        );
+    }
+
+    fn hop_of(value: &str) -> Hop {
+        let raw = format!("Received: {value}\r\n\r\n");
+        let msg = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("a message");
+        let parsed = msg.header("Received").expect("a Received header");
+        build_hop(value.as_bytes(), parsed)
+    }
+
+    #[test]
+    fn a_v4_mapped_client_is_its_ipv4_address() {
+        let h = hop_of("from relay.example ([::ffff:198.51.100.40]) by mx.example with esmtp; Tue, 4 Nov 2025 18:12:30 +0200");
+        assert_eq!(h.from_ip.as_deref(), Some("198.51.100.40"));
+        let h = hop_of("from relay.example ([IPv6:2001:db8::40]) by mx.example with esmtp; Tue, 4 Nov 2025 18:12:30 +0200");
+        assert_eq!(h.from_ip.as_deref(), Some("2001:db8::40"));
+    }
+
+    #[test]
+    fn a_webmail_login_is_not_a_reverse_name() {
+        let h = hop_of("from 203.0.113.61 (NaSMail authenticated user erin.r) by webmail.example.org with HTTP; Tue, 4 Nov 2025 18:12:30 +0000");
+        assert_eq!(h.from_ip.as_deref(), Some("203.0.113.61"));
+        assert_eq!(h.from_rdns, None);
+        // A reverse name in the usual place is kept.
+        let h = hop_of("from a.example (mail.a.example [203.0.113.62]) by mx.example (Postfix) with ESMTP id 4dJ; Tue, 4 Nov 2025 18:12:30 +0000");
+        assert_eq!(h.from_rdns.as_deref(), Some("mail.a.example"));
     }
 }
