@@ -18,6 +18,8 @@
 //!   whole (XMail: `with [XMail 1.20 ESMTP Server]`).
 //! - A v4-mapped client (`[::ffff:192.0.2.7]`) is reported as its IPv4 address, and a webmail's
 //!   `(NaSMail authenticated user x.y)` login is not taken for the client's reverse name.
+//! - Exim 3's `from NAME (HELO) [IP]` names the reverse name first and the HELO in the comment,
+//!   the other way round from Sendmail's and Postfix's `from HELO (NAME [IP])`.
 //! - The client IP falls back to forms mail-parser does not read, on the from side only:
 //!   qmail's SMTP AUTH `(user@192.0.2.4)` and Exim 3's `[192.0.2.4.51234]` (port as a fifth
 //!   dotted part; the from-host is then kept as written, brackets included).
@@ -183,6 +185,9 @@ pub(crate) struct Scan {
     pub date: Option<ParsedDate>,
     /// Only comments and `;` precede the date (the qmail form).
     pub comment_only_prefix: bool,
+    /// Exim 3's `from NAME (HELO) [IP]`: the HELO, when the from clause has that shape (NAME is
+    /// then the client's reverse name, not the HELO).
+    pub exim3_helo: Option<String>,
 }
 
 pub(crate) fn scan(text: &str) -> Scan {
@@ -206,6 +211,7 @@ pub(crate) fn scan(text: &str) -> Scan {
             out.has_from = true;
             out.from_word = next_word;
             out.client_ip = from_side_ip(text, toks.get(i + 1..).unwrap_or_default());
+            out.exim3_helo = exim3_helo(text, toks.get(i + 1..).unwrap_or_default());
         } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
             out.by_word = next_word;
         } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
@@ -283,6 +289,22 @@ fn protocol(text: &str, after_with: &[Tok]) -> Option<String> {
         words.push(p);
     }
     (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Exim 3 writes `from NAME (HELO) [IP]` (the literal outside the comment, a port possibly as a
+/// fifth dotted part), where Sendmail and Postfix write `from HELO (NAME [IP])`, Exim 4
+/// `from NAME ([IP] helo=HELO)` and qmail `from NAME (HELO x) (IP)`: the HELO of that shape.
+fn exim3_helo(text: &str, after_from: &[Tok]) -> Option<String> {
+    let [Tok::Word(..), Tok::Comment(ca, cb), Tok::Word(la, lb), ..] = after_from else {
+        return None;
+    };
+    let literal = text.get(*la..*lb)?;
+    let inner = literal.strip_prefix('[')?.strip_suffix(']')?;
+    let is_ip = inner.parse::<IpAddr>().is_ok() || client_ip_word(literal).is_some();
+    let helo = text.get(ca + 1..cb.checked_sub(1)?)?.trim();
+    let one_word =
+        !helo.is_empty() && !helo.contains(|c: char| c.is_whitespace() || "()[]".contains(c));
+    (is_ip && one_word).then(|| helo.to_owned())
 }
 
 /// Where the first clause keyword outside comments after token `from` starts, if it is near
@@ -451,6 +473,16 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 .as_ref()
                 .and_then(|n| non_empty(n.trim_end_matches('.')))
                 .filter(|n| !names_a_login(&text, n));
+            if let Some(helo) = &s.exim3_helo {
+                // mail-parser reads the comment as the reverse name; in Exim 3's form it is the
+                // HELO, and the name before it is the reverse name.
+                hop.helo = Some(helo.clone());
+                hop.from_rdns = s
+                    .from_word
+                    .as_deref()
+                    .filter(|w| !w.starts_with('['))
+                    .and_then(non_empty);
+            }
         }
         hop.by =
             r.by.as_ref()
@@ -704,5 +736,20 @@ mod tests {
         // A reverse name in the usual place is kept.
         let h = hop_of("from a.example (mail.a.example [203.0.113.62]) by mx.example (Postfix) with ESMTP id 4dJ; Tue, 4 Nov 2025 18:12:30 +0000");
         assert_eq!(h.from_rdns.as_deref(), Some("mail.a.example"));
+    }
+
+    #[test]
+    fn exim3_names_the_reverse_name_before_the_helo() {
+        let h = hop_of("from gw.example.net (laptop.lan) [192.0.2.71.40112] (mail) by mx.example.org with esmtp (Exim 3.36 #1) id 1CO5y7-0001vC-00; Tue, 4 Nov 2025 18:12:30 +0100");
+        assert_eq!(h.from_rdns.as_deref(), Some("gw.example.net"));
+        assert_eq!(h.helo.as_deref(), Some("laptop.lan"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.71"));
+        // Sendmail's and Postfix's `HELO (NAME [IP])` keep their reading.
+        let h = hop_of("from laptop.lan (gw.example.net [192.0.2.71]) by mx.example.org (8.17.1/8.17.1) with ESMTP id 5B4IA1x; Tue, 4 Nov 2025 18:12:30 +0100");
+        assert_eq!(h.from_rdns.as_deref(), Some("gw.example.net"));
+        assert_eq!(h.helo, None);
+        // A comment of several words before a literal is not Exim 3's HELO.
+        let h = hop_of("from gw.example.net (may be forged) [192.0.2.71] by mx.example.org; Tue, 4 Nov 2025 18:12:30 +0100");
+        assert_eq!(h.helo, None);
     }
 }
