@@ -322,9 +322,12 @@ fn clause_after(text: &str, toks: &[Tok], from: usize) -> Option<usize> {
 /// `name` is the login of a webmail's `(NaSMail authenticated user john.doe)` comment, which
 /// mail-parser reads as the client's reverse DNS name.
 fn names_a_login(text: &str, name: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    let needle = format!("authenticated user {}", name.to_ascii_lowercase());
-    lower.contains(&needle)
+    const LOGIN: &str = "authenticated user ";
+    text.match_indices(LOGIN).any(|(at, _)| {
+        text.get(at + LOGIN.len()..)
+            .and_then(|rest| rest.get(..name.len()))
+            .is_some_and(|w| w.eq_ignore_ascii_case(name))
+    })
 }
 
 /// Unfold and collapse whitespace runs to one space, for the `raw` field.
