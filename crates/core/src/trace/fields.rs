@@ -755,4 +755,16 @@ mod tests {
         let h = hop_of("from gw.example.net (may be forged) [192.0.2.71] by mx.example.org; Tue, 4 Nov 2025 18:12:30 +0100");
         assert_eq!(h.helo, None);
     }
+
+    #[test]
+    fn communigate_forms() {
+        let h = hop_of("from [203.0.113.90] (account carol@example.org HELO [10.0.0.5]) by cgp.example.org (CommuniGate Pro SMTP 6.3.9) with ESMTPSA id 4412731 for dave@example.com; Tue, 04 Nov 2025 10:12:30 -0800");
+        assert_eq!(h.from_ip.as_deref(), Some("203.0.113.90"));
+        assert_eq!(h.protocol.as_deref(), Some("ESMTPSA"));
+        assert_eq!(h.id.as_deref(), Some("4412731"));
+        let h = hop_of("from relay.example.net ([198.51.100.14] verified) by cgp.example.org (CommuniGate Pro SMTP 6.3.9) with ESMTPS id 4412732 for dave@example.com; Tue, 04 Nov 2025 10:12:31 -0800");
+        assert_eq!(h.from_ip.as_deref(), Some("198.51.100.14"));
+        assert_eq!(h.from.as_deref(), Some("relay.example.net"));
+        assert!(h.timestamp.is_some() && h.warnings.is_empty());
+    }
 }
