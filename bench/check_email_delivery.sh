@@ -15,7 +15,8 @@
 # shows what each reports while the on-prem host is down: check_email_delivery with a fresh token
 # (a timeout, no hop, no reason), with the fixed subject users often configure while an older
 # message with it is still in the mailbox (a false OK), and flowtest (lost, the hop and the reason).
-# Needs: apt-get install monitoring-plugins-contrib libmail-imapclient-perl.
+# Needs: apt-get install monitoring-plugins-contrib libmail-imapclient-perl libio-socket-ssl-perl
+# (check_smtp_send's STARTTLS needs IO::Socket::SSL, which the plugins only recommend).
 set -euo pipefail
 N=${1:-10}
 MODE=healthy
@@ -28,7 +29,7 @@ LAB_DIR=${FLOWTEST_LAB_DIR:-/run/flowtest-lab}
 PLUGINS=${PLUGINS:-/usr/lib/nagios/plugins}
 [ -d "$LAB_DIR/secrets" ] || { echo "the lab is not up: run lab/up" >&2; exit 1; }
 [ -x "$PLUGINS/check_email_delivery" ] || {
-  echo "check_email_delivery missing: apt-get install monitoring-plugins-contrib libmail-imapclient-perl" >&2; exit 1; }
+  echo "check_email_delivery missing: apt-get install monitoring-plugins-contrib libmail-imapclient-perl libio-socket-ssl-perl" >&2; exit 1; }
 if [ -z "${FLOWTEST_BIN:-}" ]; then
   (cd "$REPO" && cargo build --quiet --bin flowtest)
   FLOWTEST_BIN=$REPO/target/debug/flowtest
@@ -154,4 +155,9 @@ if len(errs) == 2:
     print(f"\nmedian absolute error check_email_delivery / flowtest: {a / max(b, 0.1):.0f}x")
 for n in notes:
     print(n)
+# A side that measured nothing is a broken benchmark (a missing Perl module, a lab fault), not a
+# result: fail, so that CI's smoke run catches it.
+missing = [label for label, rows in (("check_email_delivery", ced), ("flowtest", ft)) if not rows]
+if missing:
+    sys.exit(f"no probe measured for: {', '.join(missing)} (see the notes above)")
 PY
