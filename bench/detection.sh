@@ -120,4 +120,9 @@ for side, prefix in (("before (main)", "before"), ("after, with log sources", "a
     print(f"| {side} | {len(rs)} | {fmt(det)} | {fmt(dl)} | {fmt(te)} | {cmds} | {by} |")
 if "before" in summary and "after" in summary and summary["after"] > 0:
     print(f"\nmedian detection before/after: {summary['before'] / summary['after']:.1f}x")
+# A side that ran and measured no probe is a broken benchmark, not a result: fail (CI's smoke).
+ran = {n.split("-")[0] for n in os.listdir(out) if n.endswith(".json")}
+empty = sorted(p for p in ran if p in ("before", "after", "nologs") and p not in summary)
+if empty or "after" not in summary:
+    sys.exit(f"no probe measured for: {', '.join(empty) or 'after'}")
 PY

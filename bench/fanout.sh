@@ -58,7 +58,7 @@ label, t0, t1, f = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv
 try:
     st = collections.Counter(r["status"] for r in json.load(open(f))["results"])
 except (ValueError, KeyError):
-    st = {"no output": 1}
+    st = {"no_output": 1}
 print(label, f"{t1 - t0:.3f}", ",".join(f"{k}={v}" for k, v in sorted(st.items())))
 PY
   sleep 1
@@ -83,6 +83,11 @@ for label, xs in (("one scenario", one), (f"--all, {sys.argv[2]} scenarios, max_
     print(f"| {label} | {len(xs)} | {statistics.median(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} | {st} |")
 ratio = statistics.median(allr) / statistics.median(one)
 print(f"\nratio --all / one: {ratio:.2f}x; target <= 2x: {'met' if ratio <= 2 else 'NOT met'}")
+# A timed run whose probes were not all delivered times something else: fail (CI's smoke).
+bad = [f"{r[0]}: {r[2]}" for r in rows if r[0] in ("one", "all")
+       and any(not kv.startswith("delivered=") for kv in r[2].split(","))]
+if bad:
+    sys.exit("runs with probes not delivered: " + "; ".join(bad))
 PY
 # Where the last --all run's probes spent their time: the client-measured stages, median and max.
 python3 - "$OUT/last.json" <<'PY'
