@@ -69,6 +69,11 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$PID/stat" | awk '{print $12 + $13}'; }
 start_secs() { sed 's/^.*) //' "/proc/$PID/stat" | awk -v t="$TICK" -v b="$BOOT_TIME" '{printf "%.2f", b + $20 / t}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$PID/status"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$PID/status"; }
+# The peak: Linux's VmHWM can read lower than an RSS seen before it (its high-water mark is not
+# raised when pages go back through madvise, as the allocator returns them), so every sample's
+# RSS counts too.
+PEAK_KB=0
+note_peak() { local k; for k in "$@"; do ((k > PEAK_KB)) && PEAK_KB=$k; done; return 0; }
 
 echo "canary pid $PID, $SCENARIOS scenarios every 1 m, running $MINUTES min (samples every 60 s)"
 printf '%6s %10s %10s %12s\n' minute "RSS KB" "HWM KB" "CPU % (avg)"
@@ -77,7 +82,10 @@ for m in $(seq 1 "$MINUTES"); do
   kill -0 "$PID" 2>/dev/null || { echo "the canary exited early:" >&2; tail -20 "$OUT/canary.log" >&2; exit 2; }
   now=$(date +%s.%N)
   pct=$(awk -v c="$(cpu_ticks)" -v t="$TICK" -v s="$(start_secs)" -v n="$now" 'BEGIN {printf "%.3f", 100 * c / t / (n - s)}')
-  printf '%6s %10s %10s %12s\n' "$m" "$(rss_kb)" "$(hwm_kb)" "$pct"
+  rss=$(rss_kb); note_peak "$(hwm_kb)" "$(rss_kb)"
+hwm=$PEAK_KB
+  note_peak "$rss" "$hwm"
+  printf '%6s %10s %10s %12s\n' "$m" "$rss" "$hwm" "$pct"
 done
 
 # Final figures before stopping it.
@@ -100,7 +108,7 @@ cpu_ok=$(awk -v p="$cpu_pct" -v t="$CPU_TARGET_PCT" 'BEGIN {print (p <= t) ? "ye
 echo
 echo "| measure | flowtest canary, $SCENARIOS scenarios every 1 m, $MINUTES min | target | met? |"
 echo "|---|---|---|---|"
-echo "| peak RSS (VmHWM) | $hwm_mb MB | <= 30 MB | $rss_ok |"
+echo "| peak RSS (VmHWM, or a higher RSS sample) | $hwm_mb MB | <= 30 MB | $rss_ok |"
 echo "| CPU, (utime+stime) / wall | $cpu_pct % of a core ($cpu_s s over $wall s) | <= $CPU_TARGET_PCT % | $cpu_ok |"
 echo "| probes judged (delivered) | $probes ($delivered) | $((SCENARIOS * MINUTES)) scheduled | - |"
 # Verdicts other than delivered, by scenario and status, so a failing path is seen at once.
