@@ -546,13 +546,16 @@ mod tests {
         );
     }
 
+    /// The date `scan` finds in a header value, as RFC 3339.
+    fn date_of(s: &str) -> Option<String> {
+        scan(s)
+            .date
+            .map(|d| super::super::date::format_rfc3339(&d.utc, d.precision))
+    }
+
     #[test]
     fn date_location() {
-        let d = |s: &str| {
-            scan(s)
-                .date
-                .map(|d| super::super::date::format_rfc3339(&d.utc, d.precision))
-        };
+        let d = date_of;
         assert_eq!(
             d("by f with SMTP id f-1-2 2018-03-26 13:35:36.270951634 +0000 UTC m=+266323.963383415")
                 .as_deref(),
@@ -692,11 +695,7 @@ mod tests {
 
     #[test]
     fn a_clause_after_the_date_ends_it() {
-        let d = |s: &str| {
-            scan(s)
-                .date
-                .map(|d| super::super::date::format_rfc3339(&d.utc, d.precision))
-        };
+        let d = date_of;
         assert_eq!(
             d("from pc (pc.example [192.0.2.4]) by mx.example with esmtp; Tue, 4 Nov 2025 08:24:21 -0600 id 0000012C.690A1B35.00003F1E")
                 .as_deref(),
