@@ -48,10 +48,17 @@ pub enum FindingCode {
     MessageTooLarge,
     /// A mail-sending API could not be reached or kept failing (connect error, timeout, 5xx).
     ProviderUnavailable,
+    /// Postfix's SMTP client has no SASL mechanism it may use with the relay (`no mechanism
+    /// available`, `No worthy mechs found`): the Cyrus SASL plugins are missing, or the security
+    /// options rule out what the relay offers. Not the credentials.
+    SaslNoMechanism,
+    /// Postfix's SMTP server cannot reach its SASL backend (Dovecot's auth socket, saslauthd):
+    /// no client can authenticate to submit mail.
+    SaslServerUnavailable,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 26] = [
+    pub const ALL: [FindingCode; 28] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -78,6 +85,8 @@ impl FindingCode {
         FindingCode::ProviderRequestInvalid,
         FindingCode::MessageTooLarge,
         FindingCode::ProviderUnavailable,
+        FindingCode::SaslNoMechanism,
+        FindingCode::SaslServerUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +117,8 @@ impl FindingCode {
             FindingCode::ProviderRequestInvalid => "provider_request_invalid",
             FindingCode::MessageTooLarge => "message_too_large",
             FindingCode::ProviderUnavailable => "provider_unavailable",
+            FindingCode::SaslNoMechanism => "sasl_no_mechanism",
+            FindingCode::SaslServerUnavailable => "sasl_server_unavailable",
         }
     }
 
@@ -140,6 +151,8 @@ impl FindingCode {
             FindingCode::ProviderRequestInvalid => "Sending API refused the request",
             FindingCode::MessageTooLarge => "Message too large",
             FindingCode::ProviderUnavailable => "Sending API unavailable",
+            FindingCode::SaslNoMechanism => "No usable SASL mechanism for the relay",
+            FindingCode::SaslServerUnavailable => "SMTP AUTH backend unreachable",
         }
     }
 
@@ -284,6 +297,11 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
         ],
     ) {
         return Some(FindingCode::TlsError);
+    }
+    // Before the credentials: `SASL authentication failed; cannot authenticate to server X: no
+    // mechanism available` is a missing SASL plugin or a security option, not a password.
+    if has(t, &["no mechanism available", "no worthy mechs"]) {
+        return Some(FindingCode::SaslNoMechanism);
     }
     if has(
         t,
@@ -459,6 +477,17 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         || (t.starts_with("database ") && t.contains(" is older than source file "))
     {
         return Some(FindingCode::LookupFailure);
+    }
+    if t.contains("no worthy mechs") {
+        return Some(FindingCode::SaslNoMechanism);
+    }
+    // smtpd's SASL backend: Dovecot's auth socket (`SASL: Connect to private/auth failed: No such
+    // file or directory`, then `fatal: no SASL authentication mechanisms`) or Cyrus' saslauthd.
+    if (t.starts_with("sasl: connect to") && t.contains(" failed"))
+        || t.contains("no sasl authentication mechanisms")
+        || t.contains("cannot connect to saslauthd server")
+    {
+        return Some(FindingCode::SaslServerUnavailable);
     }
     if t.contains("sasl") && t.contains("authentication failed") {
         return Some(FindingCode::AuthFailed);
@@ -689,9 +718,46 @@ mod tests {
             ),
             None
         );
+        // smtpd's SASL backend, before the fatal error it ends in.
+        for (sev, text) in [
+            (Severity::Fatal, "no SASL authentication mechanisms"),
+            (
+                Severity::Warning,
+                "SASL: Connect to private/auth failed: No such file or directory",
+            ),
+            (
+                Severity::Warning,
+                "SASL authentication failure: cannot connect to saslauthd server: Permission denied",
+            ),
+        ] {
+            assert_eq!(
+                classify_postfix_problem(sev, text),
+                Some(FindingCode::SaslServerUnavailable),
+                "{text}"
+            );
+        }
         assert_eq!(
-            classify_postfix_problem(Severity::Fatal, "no SASL authentication mechanisms"),
+            classify_postfix_problem(
+                Severity::Fatal,
+                "open /etc/postfix/main.cf: Permission denied"
+            ),
             Some(FindingCode::ServiceError)
+        );
+        // The SMTP client without a usable mechanism: not the credentials.
+        assert_eq!(
+            classify_postfix_problem(
+                Severity::Warning,
+                "SASL authentication failure: No worthy mechs found"
+            ),
+            Some(FindingCode::SaslNoMechanism)
+        );
+        assert_eq!(
+            classify_text("SASL authentication failed; cannot authenticate to server smtp.sendgrid.net[198.51.100.9]: no mechanism available"),
+            Some(FindingCode::SaslNoMechanism)
+        );
+        assert_eq!(
+            classify_text("SASL authentication failed; server smtp.sendgrid.net[198.51.100.9] said: 535 Authentication failed: Bad username / password"),
+            Some(FindingCode::AuthFailed)
         );
         assert_eq!(
             classify_dovecot_problem(Severity::Error, "Mailbox INBOX: open(/var/mail/alice/dovecot.index.log) failed: Permission denied (euid=2000(<unknown>) egid=2000(<unknown>) missing +w perm: /var/mail/alice, dir owned by 1000:1000 mode=0700)"),
