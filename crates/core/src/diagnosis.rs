@@ -250,26 +250,23 @@ fn has(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
 }
 
-/// The specific cause named by a reply / status / error text, if any (case-insensitive).
-/// Generic outcomes (`*_other`) are left to the callers, who know the status.
-pub fn classify_text(text: &str) -> Option<FindingCode> {
-    let t = text.to_ascii_lowercase();
-    let t = t.as_str();
-    if t.contains("relay access denied") {
-        return Some(FindingCode::RelayAccessDenied);
-    }
-    if has(
-        t,
+/// What a reply / status / error text names, in the order the causes are tried: the first whose
+/// needle the (lower-cased) text contains wins. The order matters where texts name two things:
+/// a TLS failure before the credentials, a missing SASL mechanism before the credentials
+/// (`SASL authentication failed; cannot authenticate to server X: no mechanism available` is a
+/// missing plugin or a security option, not a password).
+const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
+    (FindingCode::RelayAccessDenied, &["relay access denied"]),
+    (
+        FindingCode::UnexpectedPath,
         &[
             "loops back to myself",
             "mail forwarding loop",
             "too many hops",
         ],
-    ) {
-        return Some(FindingCode::UnexpectedPath);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::LookupFailure,
         &[
             "address resolver failure",
             "lookup failure",
@@ -278,11 +275,9 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             "open database",
             "table lookup problem",
         ],
-    ) {
-        return Some(FindingCode::LookupFailure);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::TlsError,
         &[
             "tls is required",
             "cannot start tls",
@@ -295,16 +290,13 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             "cannot load certificate",
             "can't load ssl certificate",
         ],
-    ) {
-        return Some(FindingCode::TlsError);
-    }
-    // Before the credentials: `SASL authentication failed; cannot authenticate to server X: no
-    // mechanism available` is a missing SASL plugin or a security option, not a password.
-    if has(t, &["no mechanism available", "no worthy mechs"]) {
-        return Some(FindingCode::SaslNoMechanism);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::SaslNoMechanism,
+        &["no mechanism available", "no worthy mechs"],
+    ),
+    (
+        FindingCode::AuthFailed,
         &[
             "sasl authentication failed",
             "authentication failed",
@@ -312,37 +304,26 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             " 535 ",
             "5.7.8",
         ],
-    ) || t.starts_with("535")
-    {
-        return Some(FindingCode::AuthFailed);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::NextHopUnreachable,
         &[
             "network is unreachable",
             "no route to host",
             "host is unreachable",
         ],
-    ) {
-        return Some(FindingCode::NextHopUnreachable);
-    }
-    if t.contains("connection refused")
-        || (t.contains("connect to ") && t.contains("no such file or directory"))
-    {
-        return Some(FindingCode::NextHopRefused);
-    }
-    if has(
-        t,
+    ),
+    (FindingCode::NextHopRefused, &["connection refused"]),
+    (
+        FindingCode::NextHopTimeout,
         &[
             "connection timed out",
             "timed out while",
             "operation timed out",
         ],
-    ) {
-        return Some(FindingCode::NextHopTimeout);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::DnsError,
         &[
             "host or domain name not found",
             "name service error",
@@ -350,17 +331,13 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             "domain not found",
             "nxdomain",
         ],
-    ) {
-        return Some(FindingCode::DnsError);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::MailboxPermissionDenied,
         &["permission denied", "missing +w perm", "missing +x perm"],
-    ) {
-        return Some(FindingCode::MailboxPermissionDenied);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::MailboxFull,
         &[
             "quota exceeded",
             "mailbox full",
@@ -370,11 +347,9 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             " 5.2.2 ",
             " 4.2.2 ",
         ],
-    ) {
-        return Some(FindingCode::MailboxFull);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::RecipientUnknown,
         &[
             "user doesn't exist",
             "user unknown",
@@ -385,11 +360,9 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             "does not exist",
             " 5.1.1 ",
         ],
-    ) {
-        return Some(FindingCode::RecipientUnknown);
-    }
-    if has(
-        t,
+    ),
+    (
+        FindingCode::RateLimited,
         &[
             "rate limit",
             "too many connections",
@@ -400,10 +373,30 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
             "unusual rate",
             "concurrency limit exceeded",
         ],
-    ) {
-        return Some(FindingCode::RateLimited);
+    ),
+];
+
+/// The specific cause named by a reply / status / error text, if any (case-insensitive).
+/// Generic outcomes (`*_other`) are left to the callers, who know the status.
+pub fn classify_text(text: &str) -> Option<FindingCode> {
+    let t = text.to_ascii_lowercase();
+    let t = t.as_str();
+    TEXT_CAUSES
+        .iter()
+        .find(|(code, needles)| has(t, needles) || names_without_needle(*code, t))
+        .map(|(code, _)| *code)
+}
+
+/// The causes a text names in a shape a needle does not catch: a reply that starts with 535, and
+/// Postfix's `connect to private/x: No such file or directory` (a local socket that is not there).
+fn names_without_needle(code: FindingCode, t: &str) -> bool {
+    match code {
+        FindingCode::AuthFailed => t.starts_with("535"),
+        FindingCode::NextHopRefused => {
+            t.contains("connect to ") && t.contains("no such file or directory")
+        }
+        _ => false,
     }
-    None
 }
 
 /// Classify a reply the client got from a server (e.g. at submission time).
