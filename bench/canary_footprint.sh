@@ -82,8 +82,7 @@ for m in $(seq 1 "$MINUTES"); do
   kill -0 "$PID" 2>/dev/null || { echo "the canary exited early:" >&2; tail -20 "$OUT/canary.log" >&2; exit 2; }
   now=$(date +%s.%N)
   pct=$(awk -v c="$(cpu_ticks)" -v t="$TICK" -v s="$(start_secs)" -v n="$now" 'BEGIN {printf "%.3f", 100 * c / t / (n - s)}')
-  rss=$(rss_kb); note_peak "$(hwm_kb)" "$(rss_kb)"
-hwm=$PEAK_KB
+  rss=$(rss_kb); hwm=$(hwm_kb)
   note_peak "$rss" "$hwm"
   printf '%6s %10s %10s %12s\n' "$m" "$rss" "$hwm" "$pct"
 done
@@ -92,7 +91,8 @@ done
 now=$(date +%s.%N)
 ticks=$(cpu_ticks)
 started=$(start_secs)
-hwm=$(hwm_kb)
+note_peak "$(hwm_kb)" "$(rss_kb)"
+hwm=$PEAK_KB
 metrics=$("$REPO/lab/run" curl -s "http://127.0.0.1:$PORT/metrics" || true)
 kill -TERM "$PID"
 for _ in $(seq 60); do kill -0 "$PID" 2>/dev/null || break; sleep 1; done
