@@ -168,6 +168,14 @@ fn client_ip_word(w: &str) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
+/// The text of a word token (`None` for a comment or `;`).
+fn word_at<'a>(text: &'a str, t: &Tok) -> Option<&'a str> {
+    match *t {
+        Tok::Word(a, b) => text.get(a..b),
+        _ => None,
+    }
+}
+
 /// What the comment-aware scan found in one header value.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
@@ -194,10 +202,7 @@ pub(crate) fn scan(text: &str) -> Scan {
     // A trailing `;` (`...+0000;`) is noise: the date is before it.
     let text = text.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == ';');
     let toks = tokenize(text);
-    let word = |t: &Tok| match *t {
-        Tok::Word(a, b) => text.get(a..b),
-        _ => None,
-    };
+    let word = |t: &Tok| word_at(text, t);
     let mut out = Scan::default();
 
     for (i, t) in toks.iter().enumerate() {
@@ -266,10 +271,7 @@ fn protocol(text: &str, after_with: &[Tok]) -> Option<String> {
         .iter()
         .position(|t| !matches!(t, Tok::Comment(..)))?;
     let toks = after_with.get(words_from..)?;
-    let word = |t: &Tok| match *t {
-        Tok::Word(a, b) => text.get(a..b),
-        _ => None,
-    };
+    let word = |t: &Tok| word_at(text, t);
     let first = toks.first().and_then(word)?;
     if first.starts_with('[') {
         let Tok::Word(start, _) = toks[0] else {
@@ -314,7 +316,7 @@ fn clause_after(text: &str, toks: &[Tok], from: usize) -> Option<usize> {
         .iter()
         .take(DATE_TOKENS)
         .find_map(|t| match *t {
-            Tok::Word(a, b) if text.get(a..b).is_some_and(is_keyword) => Some(a),
+            Tok::Word(a, _) if word_at(text, t).is_some_and(is_keyword) => Some(a),
             _ => None,
         })
 }
