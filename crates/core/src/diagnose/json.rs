@@ -157,13 +157,13 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
     }
 }
 
-fn strs(out: &mut Vec<u8>, list: &[String]) -> io::Result<()> {
+fn strs(out: &mut Vec<u8>, list: &[impl AsRef<str>]) -> io::Result<()> {
     out.push(b'[');
     for (i, s) in list.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        str_(out, s)?;
+        str_(out, s.as_ref())?;
     }
     out.push(b']');
     Ok(())
@@ -200,7 +200,7 @@ mod tests {
             + chrono::TimeDelta::nanoseconds(n as i64 * 1_234_000);
         Hop {
             host: "ec2".into(),
-            queue_id: Some(format!("4dJHx{n}")),
+            queue_id: Some(format!("4dJHx{n}").into()),
             service: n.is_multiple_of(2).then(|| "smtp".into()),
             status: HopStatus::Sent,
             relay: Some("100.64.0.2[100.64.0.2]:2525".into()),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 
 use crate::diagnosis::Finding;
+use crate::logs::EventText;
 
 use super::chain::{reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
 use super::model::{Hop, HopStatus, MessageChain, MessageStatus};
@@ -86,7 +87,7 @@ fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
         None => (None, None, None, None, None, None, None),
     };
     Hop {
-        host: e.host.to_string(),
+        host: EventText::from(&*e.host),
         queue_id: Some(std::mem::take(&mut e.qid)),
         service,
         status,
@@ -111,7 +112,7 @@ fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
 /// The hop of Dovecot's delivery `d`: its text is moved out of it.
 fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
     Hop {
-        host: d.host.to_string(),
+        host: EventText::from(&*d.host),
         queue_id: None,
         service: Some("dovecot".into()),
         status: dovecot_status(d),
@@ -121,11 +122,11 @@ fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
         dsn: None,
         reason: None,
         from: None,
-        to: d.user.take().into_iter().collect(),
+        to: d.user.take().into_iter().map(EventText::from).collect(),
         client: None,
         next_queue_id: None,
-        lmtp_session: d.session.take(),
-        mailbox: d.mailbox.take(),
+        lmtp_session: d.session.take().map(EventText::from),
+        mailbox: d.mailbox.take().map(EventText::from),
         attempts: 1,
         // Dovecot logs when it is done; it started `delivery_time` before.
         arrived_at: match (d.at, d.delivery_time_ms) {
@@ -154,7 +155,7 @@ fn noqueue_hop(n: &mut NoQueue) -> Hop {
     let reason = reply_text(&n.reject);
     let r = &mut n.reject;
     Hop {
-        host: n.host.to_string(),
+        host: EventText::from(&*n.host),
         queue_id: None,
         service: None,
         status: HopStatus::Rejected,
@@ -341,7 +342,7 @@ impl<'a> Walk<'a> {
             .rcpts
             .iter()
             .filter(|r| r.last.as_ref().is_some_and(|a| a.service == "lmtp"))
-            .map(|r| r.to.to_ascii_lowercase())
+            .map(|r| r.to.as_str().to_ascii_lowercase())
             .collect();
         let mut has_dove = false;
         for k in 0..self.dove_order.len() {
@@ -386,17 +387,17 @@ impl<'a> Walk<'a> {
 }
 
 /// Envelope recipients: the first entry's, the rejected ones, else Dovecot's users.
-fn recipients(ch: &Chain, first: Option<&Entry>) -> Vec<String> {
-    fn push_unique(to: &mut Vec<String>, t: &String) {
-        if !to.contains(t) {
-            to.push(t.clone());
+fn recipients(ch: &Chain, first: Option<&Entry>) -> Vec<EventText> {
+    fn push_unique(to: &mut Vec<EventText>, t: &str) {
+        if !to.iter().any(|x| x == t) {
+            to.push(t.into());
         }
     }
-    let mut to: Vec<String> = Vec::new();
+    let mut to: Vec<EventText> = Vec::new();
     let envelope = first
         .into_iter()
-        .flat_map(|e| e.rcpts.iter().map(|r| &r.to));
-    let rejected = ch.noqueue.iter().filter_map(|n| n.reject.to.as_ref());
+        .flat_map(|e| e.rcpts.iter().map(|r| r.to.as_str()));
+    let rejected = ch.noqueue.iter().filter_map(|n| n.reject.to.as_deref());
     for t in envelope.chain(rejected) {
         push_unique(&mut to, t);
     }
@@ -415,7 +416,7 @@ fn findings(ch: &mut Chain) -> Vec<Finding> {
         .map(|x| x.f)
         .collect();
     for f in &mut findings {
-        f.message_id = ch.message_id.clone();
+        f.message_id = ch.message_id.as_deref().map(String::from);
     }
     findings.sort_by_key(|f| f.first_seen);
     findings
@@ -445,8 +446,9 @@ pub(super) fn take_chain(mut ch: Chain) -> MessageChain {
     let status = worst.unwrap_or(MessageStatus::Unknown);
     let first = entries.first().map(|&i| &ch.entries[i]);
     let from = first
-        .and_then(|e| e.from.clone())
-        .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.clone()));
+        .and_then(|e| e.from.as_deref())
+        .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.as_deref()))
+        .map(EventText::from);
     let to = recipients(ch, first);
     if ch.evicted {
         notes.push("emitted before it finished: the open-message limit was reached".into());

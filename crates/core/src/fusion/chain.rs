@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{Delays, Reject};
+use crate::logs::{Delays, EventText, Reject};
 
 use super::correlator::Limits;
 
@@ -107,21 +107,21 @@ pub(super) enum RcptStatus {
 /// One delivery attempt to one recipient (the last one is kept).
 #[derive(Debug, Clone)]
 pub(super) struct Attempt {
-    pub service: String,
-    pub relay: Option<String>,
+    pub service: EventText,
+    pub relay: Option<EventText>,
     pub delay_ms: Option<u64>,
     pub delays: Option<Delays>,
-    pub dsn: Option<String>,
+    pub dsn: Option<EventText>,
     pub reason: String,
-    pub queued_as: Option<String>,
-    pub lmtp_session: Option<String>,
+    pub queued_as: Option<EventText>,
+    pub lmtp_session: Option<EventText>,
     pub at: Option<DateTime<Utc>>,
     pub subsecond: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct Rcpt {
-    pub to: String,
+    pub to: EventText,
     pub status: RcptStatus,
     pub attempts: u32,
     pub last: Option<Attempt>,
@@ -131,10 +131,10 @@ pub(super) struct Rcpt {
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub host: Arc<str>,
-    pub qid: String,
-    pub client: Option<String>,
-    pub from: Option<String>,
-    pub message_id: Option<String>,
+    pub qid: EventText,
+    pub client: Option<EventText>,
+    pub from: Option<EventText>,
+    pub message_id: Option<EventText>,
     pub arrived: Option<DateTime<Utc>>,
     pub subsecond: bool,
     pub last_seen: Option<DateTime<Utc>>,
@@ -161,7 +161,7 @@ impl Entry {
     pub fn new(host: Arc<str>, qid: &str, ts: Option<DateTime<Utc>>, subsecond: bool) -> Self {
         Entry {
             host,
-            qid: qid.to_owned(),
+            qid: qid.into(),
             client: None,
             from: None,
             message_id: None,
@@ -207,7 +207,7 @@ impl Entry {
                 // Most entries have one recipient: room for exactly one first.
                 self.rcpts.reserve_exact(1);
                 self.rcpts.push(Rcpt {
-                    to: to.to_owned(),
+                    to: to.into(),
                     status: RcptStatus::Pending,
                     attempts: 0,
                     last: None,
@@ -299,7 +299,7 @@ impl LineBudget {
 #[derive(Debug, Clone)]
 pub(super) struct Chain {
     pub id: ChainId,
-    pub message_id: Option<String>,
+    pub message_id: Option<EventText>,
     pub entries: Vec<Entry>,
     pub dovecot: Vec<DoveDelivery>,
     pub noqueue: Vec<NoQueue>,
@@ -463,10 +463,9 @@ impl Chain {
             e.rcpts.iter().any(|r| {
                 r.last.as_ref().is_some_and(|a| {
                     a.lmtp_session.is_some()
-                        && !self
-                            .dovecot
-                            .iter()
-                            .any(|d| d.session.is_some() && d.session == a.lmtp_session)
+                        && !self.dovecot.iter().any(|d| {
+                            d.session.is_some() && d.session.as_deref() == a.lmtp_session.as_deref()
+                        })
                 })
             })
         }) && self.dovecot.is_empty()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{Event, LogRecord};
+use crate::logs::{Event, EventText, LogRecord};
 
 use super::assemble::{build_chain, take_chain};
 use super::chain::{within, Chain, ChainId, Entry, LineBudget};
@@ -71,13 +71,13 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub(super) struct RecentFailure {
     pub host: Arc<str>,
-    pub qid: String,
+    pub qid: EventText,
     /// Recipient, lower-cased.
-    pub to: String,
+    pub to: EventText,
     pub from: Option<String>,
     pub at: Option<DateTime<Utc>>,
     pub chain: ChainId,
-    pub service: String,
+    pub service: EventText,
     /// The delivery's reason text: a rejection joins it only if it quotes the rejection's reply.
     pub reason: String,
 }
@@ -127,7 +127,10 @@ fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool)
 
 /// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
 /// one look-up in the usual case, as [`unlink`].
-fn drop_from_list<T>(index: &mut Index<String, Vec<T>>, key: &str, ours: impl Fn(&T) -> bool) {
+fn drop_from_list<K, T>(index: &mut Index<K, Vec<T>>, key: &str, ours: impl Fn(&T) -> bool)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<str>,
+{
     if let Some((k, mut v)) = index.remove_entry(key) {
         v.retain(|x| !ours(x));
         if !v.is_empty() {
@@ -139,8 +142,9 @@ fn drop_from_list<T>(index: &mut Index<String, Vec<T>>, key: &str, ours: impl Fn
 /// Whether a chain's queue entries or rejections name `sender` (the envelope sender its built
 /// message can show).
 fn names_sender(ch: &Chain, sender: &str) -> bool {
-    let is = |f: &Option<String>| f.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(sender));
-    ch.entries.iter().any(|e| is(&e.from)) || ch.noqueue.iter().any(|n| is(&n.reject.from))
+    let is = |f: Option<&str>| f.is_some_and(|f| f.eq_ignore_ascii_case(sender));
+    ch.entries.iter().any(|e| is(e.from.as_deref()))
+        || ch.noqueue.iter().any(|n| is(n.reject.from.as_deref()))
 }
 
 /// Streaming correlator: push records (in roughly time order per source), take finished chains.
@@ -148,7 +152,7 @@ pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
     pub(super) chains: Chains,
-    pub(super) qids: Index<String, Vec<(Arc<str>, ChainId)>>,
+    pub(super) qids: Index<EventText, Vec<(Arc<str>, ChainId)>>,
     pub(super) msgids: Index<String, ChainId>,
     pub(super) sessions: Index<String, ChainId>,
     pub(super) pending_next: Index<String, Pending>,
@@ -501,8 +505,9 @@ impl Correlator {
         }
         let msgids = ch
             .message_id
-            .iter()
-            .chain(ch.entries.iter().filter_map(|e| e.message_id.as_ref()));
+            .as_deref()
+            .into_iter()
+            .chain(ch.entries.iter().filter_map(|e| e.message_id.as_deref()));
         let mut last: Option<&str> = None;
         for m in msgids {
             let key = msgid_key(m);
@@ -573,8 +578,9 @@ impl Correlator {
             .filter(|ch| {
                 let mut ids = ch
                     .message_id
-                    .iter()
-                    .chain(ch.entries.iter().filter_map(|e| e.message_id.as_ref()))
+                    .as_deref()
+                    .into_iter()
+                    .chain(ch.entries.iter().filter_map(|e| e.message_id.as_deref()))
                     .peekable();
                 let none = ids.peek().is_none();
                 ids.any(|m| msgid_key(m) == key)

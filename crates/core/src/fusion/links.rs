@@ -161,7 +161,7 @@ impl Correlator {
         }
         // Most queue ids are on one host: room for exactly one.
         self.qids
-            .entry(qid.to_owned())
+            .entry(qid.into())
             .or_insert_with(|| Vec::with_capacity(1))
             .push((host.clone(), cid));
         // Someone upstream already said `queued as <qid>`?
@@ -196,7 +196,7 @@ impl Correlator {
                 .entries
                 .iter()
                 .find(|e| e.host == p.handoff.up_host && e.sent_to(qid).is_some())
-                .map(|e| e.qid.clone());
+                .map(|e| e.qid.to_string());
             if let (Some(uq), Some(e)) = (up_qid, ch.entry_mut(host, qid)) {
                 e.upstream = Some((p.handoff.up_host.clone(), uq));
             }
@@ -360,9 +360,9 @@ impl Correlator {
     /// Make every index entry of chain `g` that points at `gone` point at `keep`.
     fn repoint(&mut self, g: &Chain, gone: ChainId, keep: ChainId) {
         let sessions = &mut self.sessions;
-        let mut repoint_session = |s: &String| {
+        let mut repoint_session = |s: &str| {
             if sessions.get(s) == Some(&gone) {
-                sessions.insert(s.clone(), keep);
+                sessions.insert(s.to_owned(), keep);
             }
         };
         for e in &g.entries {
@@ -379,7 +379,7 @@ impl Correlator {
                 }
                 if let Some(p) = a
                     .queued_as
-                    .as_ref()
+                    .as_deref()
                     .and_then(|n| self.pending_next.get_mut(n))
                 {
                     if p.chain == gone {
@@ -392,7 +392,10 @@ impl Correlator {
             repoint_session(s);
         }
         for to in g.noqueue.iter().filter_map(|nq| nq.reject.to.as_ref()) {
-            if let Some(v) = self.noqueue_by_rcpt.get_mut(&to.to_ascii_lowercase()) {
+            if let Some(v) = self
+                .noqueue_by_rcpt
+                .get_mut(&to.as_str().to_ascii_lowercase())
+            {
                 for c in v.iter_mut().filter(|c| **c == gone) {
                     *c = keep;
                 }

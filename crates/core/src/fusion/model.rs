@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::diagnosis::Finding;
-use crate::logs::Delays;
+use crate::logs::{Delays, EventText};
 
 /// Final state of a message as far as the logs show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -130,24 +130,24 @@ impl fmt::Display for HopStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hop {
     /// Host role of the log source (`ec2`, `dell`, `dovecot`, ...).
-    pub host: String,
-    pub queue_id: Option<String>,
+    pub host: EventText,
+    pub queue_id: Option<EventText>,
     /// Postfix delivery agent of the last attempt (`smtp`, `lmtp`, ...) or `dovecot`.
-    pub service: Option<String>,
+    pub service: Option<EventText>,
     pub status: HopStatus,
-    pub relay: Option<String>,
+    pub relay: Option<EventText>,
     /// Postfix `delay=` of the last attempt (arrival on this host to end of that attempt), or
     /// Dovecot's `delivery_time`.
     pub delay_ms: Option<u64>,
     pub delays: Option<Delays>,
-    pub dsn: Option<String>,
+    pub dsn: Option<EventText>,
     pub reason: Option<String>,
-    pub from: Option<String>,
-    pub to: Vec<String>,
-    pub client: Option<String>,
-    pub next_queue_id: Option<String>,
-    pub lmtp_session: Option<String>,
-    pub mailbox: Option<String>,
+    pub from: Option<EventText>,
+    pub to: Vec<EventText>,
+    pub client: Option<EventText>,
+    pub next_queue_id: Option<EventText>,
+    pub lmtp_session: Option<EventText>,
+    pub mailbox: Option<EventText>,
     pub attempts: u32,
     #[serde(serialize_with = "crate::fusion::rfc3339::serialize_opt")]
     pub arrived_at: Option<DateTime<Utc>>,
@@ -160,10 +160,10 @@ pub struct Hop {
 /// Everything the logs say about one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageChain {
-    pub message_id: Option<String>,
+    pub message_id: Option<EventText>,
     pub status: MessageStatus,
-    pub from: Option<String>,
-    pub to: Vec<String>,
+    pub from: Option<EventText>,
+    pub to: Vec<EventText>,
     pub hops: Vec<Hop>,
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,

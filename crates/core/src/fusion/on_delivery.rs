@@ -66,7 +66,7 @@ impl Correlator {
         };
         if failure.is_some() {
             // Only a failure is joined by sender.
-            from = e.from.clone();
+            from = e.from.as_deref().map(String::from);
         }
         e.last_seen = ts.or(e.last_seen);
         if let Some(f) = &mut failure {

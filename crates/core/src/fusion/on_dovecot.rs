@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::diagnosis::{classify_dovecot_problem, classify_text, is_spam_mailbox};
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{AuthFailureKind, Event, LogRecord};
+use crate::logs::{AuthFailureKind, Event, EventText, LogRecord};
 
 use super::chain::{clip, generic, within, ChainId, DoveDelivery, MAX_DOVECOT};
 use super::correlator::{remember, Correlator, RecentLine};
@@ -94,7 +94,7 @@ impl Correlator {
         let cid = self.dovecot_chain(message_id.as_deref(), session.as_deref());
         if let Some(ch) = self.chains.get_mut(&cid) {
             if ch.message_id.is_none() {
-                ch.message_id = message_id.clone();
+                ch.message_id = message_id.as_deref().map(EventText::from);
             }
             if ch.dovecot.len() < MAX_DOVECOT {
                 ch.dovecot.push(d);

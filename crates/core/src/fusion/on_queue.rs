@@ -35,7 +35,7 @@ impl Correlator {
 
     pub(super) fn on_client(&mut self, rec: &LogRecord, queue_id: &str, client: &str) {
         self.on_entry_line(rec, queue_id, |e| {
-            e.client = Some(client.to_owned());
+            e.client = Some(client.into());
             if e.arrived.is_none() {
                 e.arrived = rec.timestamp;
                 e.subsecond = rec.subsecond;
@@ -48,7 +48,7 @@ impl Correlator {
 
     pub(super) fn on_pickup(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {
         self.on_entry_line(rec, queue_id, |e| {
-            e.from = Some(from.to_owned());
+            e.from = Some(from.into());
             e.client = Some("local pickup".into());
         });
     }
@@ -57,7 +57,7 @@ impl Correlator {
     pub(super) fn on_message_id(&mut self, rec: &LogRecord, queue_id: &str, message_id: &str) {
         let mut notice = false;
         let mut cid = self.on_entry_line(rec, queue_id, |e| {
-            e.message_id = Some(message_id.to_owned());
+            e.message_id = Some(message_id.into());
             notice = e.notice_of.is_some();
         });
         if notice {
@@ -78,14 +78,14 @@ impl Correlator {
         }
         if let Some(ch) = self.chains.get_mut(&cid) {
             if ch.message_id.is_none() {
-                ch.message_id = Some(message_id.to_owned());
+                ch.message_id = Some(message_id.into());
             }
         }
     }
 
     pub(super) fn on_queue_active(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {
         self.on_entry_line(rec, queue_id, |e| {
-            e.from = Some(from.to_owned());
+            e.from = Some(from.into());
             e.qmgr_seen = true;
             e.last_seen = rec.timestamp.or(e.last_seen);
         });
@@ -158,7 +158,7 @@ impl Correlator {
                 ch.entries.push(n);
             }
             self.qids
-                .entry(notice_qid.to_owned())
+                .entry(notice_qid.into())
                 .or_default()
                 .push((host.clone(), cid));
             return;
@@ -193,12 +193,7 @@ impl Correlator {
 /// A per-recipient expiry: the recipient's status, and its last relay, dsn and reason as the
 /// attempt that describes it.
 fn record_expired_rcpt(e: &mut Entry, x: &ExpiredRcpt, rec: &LogRecord, max_line: usize) {
-    let service = rec
-        .program
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let service = rec.program.rsplit('/').next().unwrap_or_default().into();
     let Some(r) = e.rcpt_mut(&x.to) else {
         return;
     };

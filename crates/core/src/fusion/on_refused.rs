@@ -120,7 +120,7 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
     ) -> Option<(Arc<str>, String)> {
         self.failure_elsewhere(host, key, ts, |x| x.reason.contains(CLEANUP_TEMP_REPLY))
-            .map(|x| (x.host.clone(), x.qid.clone()))
+            .map(|x| (x.host.clone(), x.qid.to_string()))
     }
 
     /// Join the upstream entry (whose deferral quotes the refusal) with the refused entry,

@@ -112,7 +112,7 @@ impl Correlator {
         let Some(to) = &r.to else {
             return;
         };
-        let key = to.to_ascii_lowercase();
+        let key = to.as_str().to_ascii_lowercase();
         if let Some(up) = self.upstream_failure_quoting(&rec.role, &key, ts, r) {
             // The reject's finding (cause side) absorbs the upstream bounce's.
             cid = self.merge(up, cid);

@@ -159,7 +159,7 @@ pub fn fuse_probe(
     if chains.is_empty() {
         t.notes.push("no log line mentions this probe".into());
     }
-    t.last_host = t.hops.last().map(|h| h.host.clone());
+    t.last_host = t.hops.last().map(|h| h.host.to_string());
     t
 }
 
@@ -176,7 +176,7 @@ fn client_skew(ctx: &ProbeContext, status: MessageStatus, hops: &[Hop]) -> Vec<H
         let res_ms = if h.whole_seconds { 1000 } else { 1 };
         let mut add = |at: DateTime<Utc>, after, before| {
             let sample = OffsetRange::event(Stamp { at, res_ms }, after, before);
-            acc.entry(h.host.clone())
+            acc.entry(h.host.to_string())
                 .or_default()
                 .add(sample, OnConflict::TakeLatest);
         };
@@ -281,8 +281,8 @@ impl LogStages {
     }
 
     fn hop(&mut self, h: &Hop) {
-        if !self.covered.contains(&h.host) {
-            self.covered.push(h.host.clone());
+        if !self.covered.iter().any(|c| *c == h.host) {
+            self.covered.push(h.host.to_string());
         }
         if h.status == HopStatus::Rejected {
             return;
@@ -294,7 +294,7 @@ impl LogStages {
             self.postfix_hop(h, d, incoming);
         } else if let Some(ms) = h.delay_ms {
             let detail = "Postfix delay= (no breakdown)".into();
-            self.push(h.host.clone(), ms, postfix_precision_ms(ms), detail);
+            self.push(h.host.to_string(), ms, postfix_precision_ms(ms), detail);
         }
     }
 
@@ -309,7 +309,7 @@ impl LogStages {
             (None, Some(d)) => (d, 1, "Dovecot LMTP delivery_time".to_owned()),
             (None, None) => return,
         };
-        self.push(h.host.clone(), ms, precision, detail);
+        self.push(h.host.to_string(), ms, precision, detail);
     }
 
     /// A Postfix host's stage from its `delays=a/b/c/d`; its own c+d is carried to the next.
@@ -345,12 +345,12 @@ impl LogStages {
                 ),
             },
         };
-        self.push(h.host.clone(), ms, precision, detail);
+        self.push(h.host.to_string(), ms, precision, detail);
         let out = d.conn_setup_ms + d.transmission_ms;
         self.carry = Some(Carry {
             ms: out,
             precision_ms: postfix_precision_ms(out),
-            from: h.host.clone(),
+            from: h.host.to_string(),
         });
     }
 

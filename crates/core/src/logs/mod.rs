@@ -57,6 +57,13 @@ impl ParseContext {
     }
 }
 
+/// A text a log line gives (a queue id, an address, a DSN, a relay), as a Postfix event, the
+/// correlator's chain and a reported hop keep it: up to 24 bytes inside the value, without an
+/// allocation. A full diagnose makes about a dozen such texts per message, most that short,
+/// and moves them from the event to the chain to the hop; as `String`s their allocations,
+/// copies and frees were the largest item of both threads.
+pub type EventText = compact_str::CompactString;
+
 /// Postfix `delays=a/b/c/d`, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Delays {
@@ -85,34 +92,34 @@ pub enum DeliveryStatus {
 /// One delivery attempt result line (`to=<...>, relay=..., status=...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub queue_id: String,
+    pub queue_id: EventText,
     /// Postfix service that logged it (`smtp`, `lmtp`, `local`, `virtual`, `pipe`, `error`, `qmgr`...).
-    pub service: String,
-    pub to: String,
-    pub orig_to: Option<String>,
-    pub relay: Option<String>,
+    pub service: EventText,
+    pub to: EventText,
+    pub orig_to: Option<EventText>,
+    pub relay: Option<EventText>,
     pub delay_ms: Option<u64>,
     pub delays: Option<Delays>,
-    pub dsn: Option<String>,
+    pub dsn: Option<EventText>,
     pub status: DeliveryStatus,
     /// Text inside `status=word (...)`.
-    pub reason: String,
+    pub reason: EventText,
     /// `queued as NEXTID` from the next hop's 250 reply.
-    pub queued_as: Option<String>,
+    pub queued_as: Option<EventText>,
     /// Dovecot's LMTP session id from `250 2.0.0 <rcpt> SESSION Saved`.
-    pub lmtp_session: Option<String>,
+    pub lmtp_session: Option<EventText>,
 }
 
 /// The recipient side of a per-recipient `status=expired` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredRcpt {
-    pub to: String,
-    pub orig_to: Option<String>,
-    pub relay: Option<String>,
+    pub to: EventText,
+    pub orig_to: Option<EventText>,
+    pub relay: Option<EventText>,
     pub delay_ms: Option<u64>,
-    pub dsn: Option<String>,
+    pub dsn: Option<EventText>,
     /// The last attempt's reason, the text inside `(...)` (empty when not logged).
-    pub reason: String,
+    pub reason: EventText,
 }
 
 /// A map lookup that failed inside Postfix, read from a `warning:` / `fatal:` text such as
@@ -143,19 +150,19 @@ pub enum MapProblem {
 /// A rejection by smtpd / postscreen / cleanup (`NOQUEUE: reject: ...` or `QID: reject: ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
-    pub queue_id: Option<String>,
+    pub queue_id: Option<EventText>,
     /// `reject`, `milter-reject`, `discard`, `hold`, `defer`.
-    pub action: String,
+    pub action: EventText,
     /// SMTP stage: `RCPT`, `DATA`, `END-OF-MESSAGE`, `CONNECT`, `header`, `body`, ...
-    pub stage: String,
-    pub client: Option<String>,
+    pub stage: EventText,
+    pub client: Option<EventText>,
     pub code: Option<u16>,
-    pub dsn: Option<String>,
+    pub dsn: Option<EventText>,
     /// The reply text after the codes, e.g. `<x@y>: Relay access denied`.
-    pub reason: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub helo: Option<String>,
+    pub reason: EventText,
+    pub from: Option<EventText>,
+    pub to: Option<EventText>,
+    pub helo: Option<EventText>,
 }
 
 /// Severity of a `warning:` / `error:` / `fatal:` / `panic:` line.
@@ -181,21 +188,24 @@ pub enum AuthFailureKind {
 pub enum Event {
     /// smtpd: `QID: client=host[ip][, sasl_method=..., sasl_username=...]`.
     Client {
-        queue_id: String,
-        client: String,
-        sasl_username: Option<String>,
+        queue_id: EventText,
+        client: EventText,
+        sasl_username: Option<EventText>,
     },
     /// pickup: `QID: uid=N from=<x>` (local submission).
-    Pickup { queue_id: String, from: String },
+    Pickup {
+        queue_id: EventText,
+        from: EventText,
+    },
     /// cleanup: `QID: message-id=<...>`.
     MessageId {
-        queue_id: String,
-        message_id: String,
+        queue_id: EventText,
+        message_id: EventText,
     },
     /// qmgr: `QID: from=<x>, size=N, nrcpt=N (queue active)`.
     QueueActive {
-        queue_id: String,
-        from: String,
+        queue_id: EventText,
+        from: EventText,
         size: Option<u64>,
         nrcpt: Option<u32>,
     },
@@ -205,38 +215,41 @@ pub enum Event {
     /// `QID: from=<x>, status=expired, returned to sender`, or a per-recipient
     /// `QID: to=<x>, relay=none, ..., dsn=4.4.1, status=expired, returned to sender (reason)`.
     Expired {
-        queue_id: String,
+        queue_id: EventText,
         /// Empty when the line does not name the sender.
-        from: String,
+        from: EventText,
         /// The recipient of a per-recipient line, with its delivery fields.
         rcpt: Option<ExpiredRcpt>,
         /// `returned to sender`: a non-delivery notification goes back.
         returned_to_sender: bool,
     },
     /// qmgr: `QID: removed`.
-    Removed { queue_id: String },
+    Removed { queue_id: EventText },
     /// smtpd / postscreen / cleanup rejection.
     Reject(Reject),
     /// bounce: `QID: sender non-delivery notification: QID2`.
     Notification {
-        queue_id: String,
-        kind: String,
-        notice_queue_id: String,
+        queue_id: EventText,
+        kind: EventText,
+        notice_queue_id: EventText,
     },
     /// smtp/lmtp per-attempt detail with a queue id (`QID: lost connection with ...`,
     /// `QID: SASL authentication failed; server ... said: 535 ...`, `QID: host X said: ...`).
-    AttemptDetail { queue_id: String, text: String },
+    AttemptDetail {
+        queue_id: EventText,
+        text: EventText,
+    },
     /// smtpd: `warning: host[ip]: SASL LOGIN authentication failed: ...`.
     SaslAuthFailed {
-        client: String,
-        mechanism: String,
-        reason: String,
+        client: EventText,
+        mechanism: EventText,
+        reason: EventText,
     },
     /// Other `warning:` / `error:` / `fatal:` / `panic:` lines (Postfix).
     Problem {
         severity: Severity,
-        queue_id: Option<String>,
-        text: String,
+        queue_id: Option<EventText>,
+        text: EventText,
     },
     /// Dovecot LMTP/LDA delivery outcome (`msgid=<..>: saved mail to INBOX`, `save failed to ...`).
     DovecotDelivery {

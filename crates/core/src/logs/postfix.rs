@@ -8,7 +8,8 @@
 
 use super::scan::{self, field, find, rfind, split_once, starts_with, strip_prefix, LineText};
 use super::{
-    Delays, Delivery, DeliveryStatus, Event, ExpiredRcpt, MapLookup, MapProblem, Reject, Severity,
+    Delays, Delivery, DeliveryStatus, Event, EventText, ExpiredRcpt, MapLookup, MapProblem, Reject,
+    Severity,
 };
 
 const SERVICES: &[&[u8]] = &[
@@ -353,7 +354,7 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     if starts_with(rest, b"status=expired") {
         return Some(Some(Event::Expired {
             queue_id: queue_id(),
-            from: String::new(),
+            from: EventText::default(),
             rcpt: None,
             returned_to_sender: returned_to_sender(rest),
         }));
@@ -473,7 +474,7 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
     if word == b"expired" {
         return Some(Event::Expired {
             queue_id: t.owned(qid),
-            from: String::new(),
+            from: EventText::default(),
             rcpt: Some(ExpiredRcpt {
                 to: t.owned(f.to),
                 orig_to: f.orig_to.map(|v| t.owned(v)),
@@ -525,7 +526,7 @@ fn delivery(
 }
 
 /// Dovecot's LMTP reply `250 2.0.0 <rcpt> SESSION Saved` carries the session id.
-fn lmtp_session(t: LineText<'_>, reason: &[u8]) -> Option<String> {
+fn lmtp_session(t: LineText<'_>, reason: &[u8]) -> Option<EventText> {
     let gt = find(reason, b"> ")?;
     let rest = &reason[gt + 2..];
     let tok = scan::alnum_token(rest);
@@ -563,7 +564,12 @@ pub(crate) fn split_reply(b: &[u8]) -> (Option<u16>, Option<&[u8]>, &[u8]) {
     }
 }
 
-fn reject(t: LineText<'_>, queue_id: Option<String>, action: &[u8], body: &[u8]) -> Option<Reject> {
+fn reject(
+    t: LineText<'_>,
+    queue_id: Option<EventText>,
+    action: &[u8],
+    body: &[u8],
+) -> Option<Reject> {
     let stage_end = memchr::memchr(b' ', body)?;
     let stage = &body[..stage_end];
     let after_stage = &body[stage_end + 1..];
@@ -905,7 +911,7 @@ mod tests {
             ev("qmgr", "ABCDEF1234: status=expired, returned to sender"),
             Event::Expired {
                 queue_id: "ABCDEF1234".into(),
-                from: String::new(),
+                from: EventText::default(),
                 rcpt: None,
                 returned_to_sender: true,
             }

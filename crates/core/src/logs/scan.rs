@@ -1,6 +1,7 @@
 //! Byte-scanning helpers shared by the line parsers. Owns nothing but slicing; never panics
 //! (every index is checked), never allocates except in [`lossy`].
 
+use super::EventText;
 use memchr::memmem;
 
 /// Haystacks shorter than this are searched by first-byte scan: building memchr's SIMD
@@ -86,15 +87,15 @@ impl<'a> LineText<'a> {
         self.text
     }
 
-    /// `part` as an owned string, as [`lossy`] makes it. A part of this line is cut from its
+    /// `part` as an event's text, as [`lossy`] makes it. A part of this line is cut from its
     /// text when the line is valid and the part starts and ends on character boundaries.
-    pub(crate) fn owned(self, part: &[u8]) -> String {
+    pub(crate) fn owned(self, part: &[u8]) -> EventText {
         match self.text.zip(self.range_of(part)) {
             Some((text, range)) => match text.get(range) {
-                Some(s) => s.to_owned(),
-                None => lossy(part),
+                Some(s) => EventText::from(s),
+                None => lossy(part).into(),
             },
-            None => lossy(part),
+            None => lossy(part).into(),
         }
     }
 
