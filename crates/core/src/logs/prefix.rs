@@ -577,8 +577,9 @@ fn split_token(token: &[u8]) -> (&[u8], &[u8], Option<u32>) {
 fn valid_program(token: &[u8]) -> bool {
     token.first().is_some_and(u8::is_ascii_alphabetic)
         && token.len() <= 200
-        // memchr's vector search: `contains` went a byte at a time.
-        && memchr::memchr(b' ', token).is_none()
+        // In blocks: `contains` went a byte at a time, and memchr's call cost more than the
+        // search on a token this short.
+        && !super::scan::has_byte(token, b' ')
 }
 
 /// `prog:` alone at the end of the line (empty message).
@@ -592,7 +593,7 @@ fn prog_at_end(t: &[u8]) -> Option<(&[u8], &[u8])> {
 type Rest<'a> = (Option<&'a [u8]>, &'a [u8], &'a [u8]);
 
 fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
-    let sp = memchr::memchr(b' ', r);
+    let sp = super::scan::byte_pos(r, b' ');
     let colon = super::scan::find(r, b": ");
     match (sp, colon) {
         (_, Some(c)) if sp.is_none_or(|s| c < s) => Some((None, &r[..c], &r[c + 2..])),
