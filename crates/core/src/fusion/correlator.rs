@@ -310,7 +310,7 @@ impl Correlator {
                 rcpt,
                 returned_to_sender,
                 ..
-            } => self.on_expired(rec, queue_id, rcpt.as_ref(), *returned_to_sender),
+            } => self.on_expired(rec, queue_id, rcpt.as_deref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(rec, queue_id),
             Event::Reject(r)
                 if r.queue_id.is_none() && self.single_host && self.only_message_id.is_some() => {}

@@ -210,7 +210,7 @@ pub enum Event {
         nrcpt: Option<u32>,
     },
     /// A delivery attempt's outcome (smtp, lmtp, local, virtual, pipe, error, qmgr...).
-    Delivery(Delivery),
+    Delivery(Box<Delivery>),
     /// Postfix gave up on the message (`maximal_queue_lifetime`): qmgr's
     /// `QID: from=<x>, status=expired, returned to sender`, or a per-recipient
     /// `QID: to=<x>, relay=none, ..., dsn=4.4.1, status=expired, returned to sender (reason)`.
@@ -219,14 +219,14 @@ pub enum Event {
         /// Empty when the line does not name the sender.
         from: EventText,
         /// The recipient of a per-recipient line, with its delivery fields.
-        rcpt: Option<ExpiredRcpt>,
+        rcpt: Option<Box<ExpiredRcpt>>,
         /// `returned to sender`: a non-delivery notification goes back.
         returned_to_sender: bool,
     },
     /// qmgr: `QID: removed`.
     Removed { queue_id: EventText },
     /// smtpd / postscreen / cleanup rejection.
-    Reject(Reject),
+    Reject(Box<Reject>),
     /// bounce: `QID: sender non-delivery notification: QID2`.
     Notification {
         queue_id: EventText,

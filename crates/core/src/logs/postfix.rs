@@ -238,7 +238,9 @@ fn reject_action(rest: &[u8]) -> Option<(&[u8], &[u8])> {
 
 fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
     if let Some((action, body)) = reject_action(rest) {
-        return Some(Some(Event::Reject(reject(t, None, action, body)?)));
+        return Some(Some(Event::Reject(Box::new(reject(
+            t, None, action, body,
+        )?))));
     }
     for info in [
         &b"warn: "[..],
@@ -289,12 +291,12 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         return Some(None);
     }
     if let Some((action, body)) = reject_action(rest) {
-        return Some(Some(Event::Reject(reject(
+        return Some(Some(Event::Reject(Box::new(reject(
             t,
             Some(queue_id()),
             action,
             body,
-        )?)));
+        )?))));
     }
     for info in [
         &b"warn: "[..],
@@ -475,21 +477,21 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
         return Some(Event::Expired {
             queue_id: t.owned(qid),
             from: EventText::default(),
-            rcpt: Some(ExpiredRcpt {
+            rcpt: Some(Box::new(ExpiredRcpt {
                 to: t.owned(f.to),
                 orig_to: f.orig_to.map(|v| t.owned(v)),
                 relay: f.relay.map(|v| t.owned(v)),
                 delay_ms: f.delay.and_then(scan::seconds_to_ms),
                 dsn: f.dsn.map(|v| t.owned(v)),
                 reason: t.owned(reason),
-            }),
+            })),
             returned_to_sender: returned_to_sender(tail),
         });
     }
     let status = parse_status(word);
-    Some(Event::Delivery(delivery(
+    Some(Event::Delivery(Box::new(delivery(
         t, service, qid, &f, status, reason,
-    )))
+    ))))
 }
 
 fn delivery(
