@@ -62,7 +62,7 @@ pub(crate) fn has_byte(hay: &[u8], byte: u8) -> bool {
     if blocks.iter().any(any) {
         return true;
     }
-    rest.contains(&byte)
+    rest.iter().fold(false, |any, &c| any | (c == byte))
 }
 
 /// `hay` starts with `prefix`. The first bytes are compared before the rest: most candidates
