@@ -209,7 +209,9 @@ pub enum Event {
         size: Option<u64>,
         nrcpt: Option<u32>,
     },
-    /// A delivery attempt's outcome (smtp, lmtp, local, virtual, pipe, error, qmgr...).
+    /// A delivery attempt's outcome (smtp, lmtp, local, virtual, pipe, error, qmgr...). Boxed,
+    /// as a reject and an expired recipient are: the largest variants, and every event is moved
+    /// whole from the grammar to its record.
     Delivery(Box<Delivery>),
     /// Postfix gave up on the message (`maximal_queue_lifetime`): qmgr's
     /// `QID: from=<x>, status=expired, returned to sender`, or a per-recipient
