@@ -427,10 +427,63 @@ fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
 #[derive(Debug, Clone, Default)]
 struct Interner {
     items: Vec<(Box<[u8]>, Arc<str>)>,
+    /// The last host name asked for, its bytes held here (see [`Interner::host`]).
+    last_host: LastName,
+}
+
+/// A name's bytes, inline, beside its shared text.
+#[derive(Debug, Clone)]
+struct LastName {
+    bytes: [u8; LastName::MAX],
+    /// `usize::MAX` when the name is longer than `MAX` (or none is kept): never equal.
+    len: usize,
+    name: Arc<str>,
+}
+
+impl LastName {
+    /// Longest name kept inline; longer ones are looked up every time.
+    const MAX: usize = 32;
+
+    fn new(b: &[u8], name: Arc<str>) -> Self {
+        let mut bytes = [0; Self::MAX];
+        let len = if b.len() <= Self::MAX {
+            bytes[..b.len()].copy_from_slice(b);
+            b.len()
+        } else {
+            usize::MAX
+        };
+        LastName { bytes, len, name }
+    }
+
+    fn is(&self, b: &[u8]) -> bool {
+        self.len == b.len() && self.bytes[..self.len] == *b
+    }
+}
+
+impl Default for LastName {
+    fn default() -> Self {
+        LastName {
+            bytes: [0; Self::MAX],
+            len: usize::MAX,
+            name: Arc::from(""),
+        }
+    }
 }
 
 impl Interner {
     const CAP: usize = 64;
+
+    /// The shared text of host name `b`, which is mostly the last line's host. It is compared
+    /// with bytes kept here, not through the shared text: that small block can share a cache
+    /// line with another one whose count the correlating thread updates at every message (the
+    /// role's name), and reading it made every line wait for that line to come back.
+    fn host(&mut self, b: &[u8]) -> &Arc<str> {
+        if !self.last_host.is(b) {
+            let name = self.get(b);
+            self.last_host = LastName::new(b, name);
+        }
+        &self.last_host.name
+    }
 
     fn get(&mut self, b: &[u8]) -> Arc<str> {
         if let Some((_, a)) = self.items.iter().find(|(k, _)| same_name(k, b)) {
@@ -492,9 +545,18 @@ fn fill_record(
     rec.format = h.format;
     rec.timestamp = h.ts;
     rec.subsecond = h.subsecond;
-    match (&rec.host, h.host) {
-        (Some(kept), Some(x)) if kept.as_bytes() == x => {}
-        (_, x) => rec.host = x.map(|x| interner.get(x)),
+    match h.host {
+        Some(x) => {
+            let name = interner.host(x);
+            if !rec
+                .host
+                .as_ref()
+                .is_some_and(|kept| Arc::ptr_eq(kept, name))
+            {
+                rec.host = Some(name.clone());
+            }
+        }
+        None => rec.host = None,
     }
     if rec.program.as_bytes() != h.program {
         rec.program = ProgramName::of(h.program, interner);
@@ -783,6 +845,28 @@ mod tests {
         }
         assert_eq!(i.items.len(), Interner::CAP);
         assert_eq!(&*i.get(b"\xffbad"), "\u{fffd}bad");
+    }
+
+    /// A host name is found as itself whether it is the last one asked for or not, short or
+    /// longer than what is kept inline, and the same name is the same shared text.
+    #[test]
+    fn the_last_host_is_itself() {
+        let mut i = Interner::default();
+        let long = "h".repeat(LastName::MAX + 1);
+        let names = [
+            "mx", "mx", "dell", "", "mx", &long, &long, "m", "mx2", "dell",
+        ];
+        let mut seen: Vec<(String, Arc<str>)> = Vec::new();
+        for n in names {
+            let got = i.host(n.as_bytes()).clone();
+            assert_eq!(&*got, n);
+            if let Some((_, first)) = seen.iter().find(|(k, _)| k == n) {
+                assert!(Arc::ptr_eq(first, &got), "{n}");
+            }
+            seen.push((n.to_owned(), got));
+        }
+        assert_eq!(&**i.host(b"mx\xff"), "mx\u{fffd}");
+        assert_eq!(&**i.host(b"mx"), "mx");
     }
 
     #[test]
