@@ -59,10 +59,14 @@ pub(crate) fn is_service(name: &[u8]) -> bool {
     SERVICES.contains(&name)
 }
 
-/// Informational lines without a queue id, by prefix. Recognized, not needed.
+/// Informational lines without a queue id, by prefix. Recognized, not needed. Looked at in
+/// order: the lines of every connection (smtpd's and postscreen's) come first.
 const INFO_PREFIXES: &[&[u8]] = &[
     b"connect from ",
     b"disconnect from ",
+    b"CONNECT from ",
+    b"PASS OLD ",
+    b"PASS NEW ",
     b"lost connection after ",
     b"timeout after ",
     b"too many errors after ",
@@ -76,9 +80,6 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"statistics: ",
     b"setting up TLS connection",
     b"TLS SNI",
-    b"CONNECT from ",
-    b"PASS NEW ",
-    b"PASS OLD ",
     b"DISCONNECT ",
     b"HANGUP ",
     b"PREGREET ",
@@ -112,6 +113,10 @@ const INFO_PREFIXES: &[&[u8]] = &[
 ];
 
 fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
+    // Every line asks: its first byte rules out most at once.
+    if !matches!(msg.first(), Some(b'w' | b'e' | b'f' | b'p')) {
+        return None;
+    }
     for (p, s) in [
         (&b"warning: "[..], Severity::Warning),
         (b"error: ", Severity::Error),
