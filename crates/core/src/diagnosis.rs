@@ -3,11 +3,13 @@
 //! code. Does not hold the fixes' wording (each finding's hint comes from the runbook,
 //! `core::runbook`) and does not read logs or correlate them (`core::logs` / `core::fusion`).
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::logs::{DeliveryStatus, Severity};
-use crate::runbook::{Facts, Runbook, Subject};
+use crate::runbook::{Facts, HintCache, Runbook};
 
 /// What went wrong, from a fixed vocabulary so that reports, metrics labels and incident files
 /// stay stable.
@@ -227,7 +229,13 @@ impl Finding {
 
     /// Render the hint again from the built-in runbook, after the code, host or stage changed.
     pub fn rehint(&mut self) {
-        self.hint = Runbook::builtin().hint(Subject::of(self), &Facts::default());
+        thread_local! {
+            // A correlator makes thousands of findings with the same few hints.
+            static BUILTIN_HINTS: RefCell<HintCache> = RefCell::default();
+        }
+        BUILTIN_HINTS.with_borrow_mut(|cache| {
+            cache.set_hint(Runbook::builtin(), &Facts::default(), self);
+        });
     }
 
     /// Widen the seen-interval to include `t`.

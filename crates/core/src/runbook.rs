@@ -289,6 +289,14 @@ impl Runbook {
         }
     }
 
+    /// [`Runbook::apply`] through `cache`, which must only ever be used with this runbook and
+    /// these facts.
+    pub fn apply_cached(&self, findings: &mut [Finding], facts: &Facts, cache: &mut HintCache) {
+        for f in findings {
+            cache.set_hint(self, facts, f);
+        }
+    }
+
     /// The incident record's texts for a finding.
     pub fn incident(&self, s: Subject<'_>, facts: &Facts) -> IncidentTexts {
         let render = |pick: fn(&Texts) -> Option<&str>, neutral: &str| {
@@ -378,6 +386,40 @@ impl Runbook {
             Piece::Unknown(raw) => out.push_str(raw),
         });
         out
+    }
+}
+
+/// Hints rendered before, by subject (code, role, stage), for one runbook and one set of
+/// facts: a long report renders the same few hints for thousands of findings. The first
+/// `CAP` subjects are kept; others are rendered every time.
+#[derive(Debug, Default)]
+pub struct HintCache {
+    kept: Vec<(FindingCode, Option<String>, Option<String>, String)>,
+}
+
+impl HintCache {
+    const CAP: usize = 64;
+
+    /// Set `f`'s hint as `runbook.hint` with `facts` renders it.
+    pub fn set_hint(&mut self, runbook: &Runbook, facts: &Facts, f: &mut Finding) {
+        let s = Subject::of(f);
+        let found = self.kept.iter().position(|(code, role, stage, _)| {
+            *code == s.code && role.as_deref() == s.role && stage.as_deref() == s.stage
+        });
+        if let Some(i) = found {
+            f.hint.clone_from(&self.kept[i].3);
+            return;
+        }
+        let hint = runbook.hint(s, facts);
+        if self.kept.len() < Self::CAP {
+            let key = (
+                s.code,
+                s.role.map(str::to_owned),
+                s.stage.map(str::to_owned),
+            );
+            self.kept.push((key.0, key.1, key.2, hint.clone()));
+        }
+        f.hint = hint;
     }
 }
 
@@ -659,6 +701,33 @@ impact = "Outbound mail through {relay}"
         assert!(rb
             .hint(s, &Facts::default())
             .contains("queue on edge (edge)"));
+    }
+
+    /// A cached hint is what rendering gives, for every code, role and stage, also past the
+    /// subjects the cache keeps and when a finding already carries another hint.
+    #[test]
+    fn cached_hints_are_the_rendered_ones() {
+        let rb = Runbook::parse(SITE).unwrap();
+        let facts = Facts {
+            recipient: Some("bob@example.test".into()),
+        };
+        let mut cache = HintCache::default();
+        let roles = [None, Some("mx"), Some("dell"), Some("other")];
+        for round in 0..2 {
+            for code in FindingCode::ALL {
+                for role in roles {
+                    for stage in [None, Some("ec2"), role] {
+                        let mut f = Finding::new(code, role, "m");
+                        f.stage = stage.map(str::to_owned);
+                        let want = rb.hint(Subject::of(&f), &facts);
+                        let mut batch = [f];
+                        rb.apply_cached(&mut batch, &facts, &mut cache);
+                        assert_eq!(batch[0].hint, want, "{round} {code} {role:?} {stage:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(cache.kept.len(), HintCache::CAP);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::grouping::IncidentGroups;
 
 use super::render::{self, Tail};
 use super::{Format, Options, SourceReport, Summary};
-use crate::runbook::{Facts, Runbook};
+use crate::runbook::{Facts, HintCache, Runbook};
 
 /// Message findings listed at the top level at most (the rest are counted).
 const MAX_TOP_FINDINGS: usize = 1_000;
@@ -40,6 +40,8 @@ pub(super) struct Report<'a> {
     /// Renders every finding's hint (the configured runbook, or the built-in one).
     runbook: &'a Runbook,
     facts: Facts,
+    /// Hints this report rendered, by subject (with `runbook` and `facts`).
+    hints: HintCache,
     first_message: bool,
     summary: Summary,
     top_findings: Vec<Finding>,
@@ -69,6 +71,7 @@ impl<'a> Report<'a> {
             facts: Facts {
                 recipient: opts.rcpt.clone(),
             },
+            hints: HintCache::default(),
             first_message: true,
             summary: Summary::default(),
             top_findings: Vec::new(),
@@ -84,7 +87,8 @@ impl<'a> Report<'a> {
         if !self.opts.wants(&m) {
             return Ok(());
         }
-        self.runbook.apply(&mut m.findings, &self.facts);
+        self.runbook
+            .apply_cached(&mut m.findings, &self.facts, &mut self.hints);
         self.count(&m);
         if !self.opts.filtered() {
             // Unfiltered runs can cover millions of messages: keep the output to the facts.
@@ -166,7 +170,8 @@ impl<'a> Report<'a> {
         sources: Vec<SourceReport>,
     ) -> io::Result<Summary> {
         let mut host_findings = self.relevant(host_findings);
-        self.runbook.apply(&mut host_findings, &self.facts);
+        self.runbook
+            .apply_cached(&mut host_findings, &self.facts, &mut self.hints);
         for f in &host_findings {
             self.groups.add(f);
         }
