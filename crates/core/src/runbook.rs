@@ -412,12 +412,8 @@ impl HintCache {
         }
         let hint = runbook.hint(s, facts);
         if self.kept.len() < Self::CAP {
-            let key = (
-                s.code,
-                s.role.map(str::to_owned),
-                s.stage.map(str::to_owned),
-            );
-            self.kept.push((key.0, key.1, key.2, hint.clone()));
+            let (role, stage) = (s.role.map(str::to_owned), s.stage.map(str::to_owned));
+            self.kept.push((s.code, role, stage, hint.clone()));
         }
         f.hint = hint;
     }

@@ -1,5 +1,6 @@
 //! Byte-scanning helpers shared by the line parsers. Owns nothing but slicing; never panics
-//! (every index is checked), never allocates except in [`lossy`].
+//! (every index is checked), and allocates only the texts it hands out ([`lossy`],
+//! [`LineText::owned`] past the inline length).
 
 use super::EventText;
 use memchr::memmem;
