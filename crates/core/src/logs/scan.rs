@@ -242,21 +242,30 @@ pub(crate) fn seconds_to_ms(b: &[u8]) -> Option<u64> {
 
 /// Postfix's usual delays (`0.52`, `31`: at most three decimals) in integers: a whole number of
 /// milliseconds, which the floating-point parse also rounds to (its error is far below half a
-/// millisecond at these sizes). `None`: another form, left to that parse.
+/// millisecond at these sizes). `None`: another form, left to that parse. One pass over the
+/// bytes: a delivery line has five of these.
 fn whole_ms(b: &[u8]) -> Option<u64> {
-    let (int, frac) = match b.iter().position(|&c| c == b'.') {
-        Some(i) => (&b[..i], &b[i + 1..]),
-        None => (b, &b""[..]),
-    };
-    if int.is_empty() || int.len() > 12 || frac.len() > 3 {
+    let mut digits: u64 = 0;
+    let mut int_len = 0;
+    // Digits after the dot, once there is one.
+    let mut frac_len: Option<usize> = None;
+    for &c in b {
+        match (c, &mut frac_len) {
+            (b'0'..=b'9', None) if int_len < 12 => int_len += 1,
+            (b'0'..=b'9', Some(f)) if *f < 3 => *f += 1,
+            (b'.', None) => {
+                frac_len = Some(0);
+                continue;
+            }
+            _ => return None,
+        }
+        // At most 15 digits: no overflow.
+        digits = digits * 10 + u64::from(c - b'0');
+    }
+    if int_len == 0 {
         return None;
     }
-    let ms = parse_u64(int)? * 1000;
-    if frac.is_empty() {
-        return Some(ms);
-    }
-    let scale = [100, 10, 1][frac.len() - 1];
-    Some(ms + parse_u64(frac)? * scale)
+    Some(digits * [1000, 100, 10, 1][frac_len.unwrap_or(0)])
 }
 
 /// Parse an unsigned decimal integer of at most 19 digits.
@@ -387,6 +396,30 @@ mod tests {
         }
         for c in &cases {
             assert_eq!(seconds_to_ms(c.as_bytes()), float_ms(c.as_bytes()), "{c:?}");
+        }
+        // Postfix's own forms take the integer path.
+        for c in [
+            "0",
+            "1.",
+            "0.52",
+            "31",
+            "00.100",
+            "999999999999.999",
+            "0.005",
+        ] {
+            assert_eq!(whole_ms(c.as_bytes()), float_ms(c.as_bytes()), "{c:?}");
+        }
+        for c in [
+            ".5",
+            "",
+            ".",
+            "1.2345",
+            "9999999999999",
+            "1..2",
+            "1.x",
+            "+1",
+        ] {
+            assert_eq!(whole_ms(c.as_bytes()), None, "{c:?}");
         }
     }
 
