@@ -238,6 +238,8 @@ mod tests {
         let mut odd = hop(3);
         odd.arrived_at = Some(far);
         odd.status = HopStatus::SaveFailed;
+        odd.delay_ms = None;
+        odd.attempts = u32::MAX;
         vec![
             MessageChain {
                 message_id: None,
@@ -261,7 +263,7 @@ mod tests {
                 notes: vec![],
                 complete: false,
                 lines: vec!["raw \u{1b}[31m line".into()],
-                lines_dropped: 0,
+                lines_dropped: u64::MAX,
             },
         ]
     }
