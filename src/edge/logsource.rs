@@ -223,10 +223,12 @@ pub fn read_file_window(
         let mut lines = BoundedLines::new(reader, LINE_CAP);
         let mut parser = LineParser::new(ctx.clone());
         while let Some(l) = lines.next_line().map_err(|e| io_err(&p, e))? {
-            let l = match l {
-                LineRead::Line(l) | LineRead::Overlong(l) => l,
+            let parsed = match l {
+                LineRead::Text(t) => parser.parse_text(t),
+                LineRead::Line(l) | LineRead::Overlong(l) => parser.parse(l),
             };
-            if let Parsed::Record(r) = parser.parse(l) {
+            let l = l.bytes();
+            if let Parsed::Record(r) = parsed {
                 if r.timestamp.is_some_and(|t| t > until + ORDER_SLACK) {
                     break;
                 }

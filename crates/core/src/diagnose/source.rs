@@ -84,8 +84,12 @@ impl LogStream {
             match line {
                 None => return Ok(false),
                 Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-                Some(LineRead::Line(l)) => {
-                    if let Parsed::Record(r) = self.parser.parse(l) {
+                Some(l) => {
+                    let parsed = match l {
+                        LineRead::Text(t) => self.parser.parse_text(t),
+                        l => self.parser.parse(l.bytes()),
+                    };
+                    if let Parsed::Record(r) = parsed {
                         if self.admit(r.timestamp) {
                             out.push(r);
                         }
@@ -135,7 +139,7 @@ impl RecordSource for LogStream {
             (Lines::Each(lines), Some(f)) => match lines.next_line().map_err(read_error)? {
                 None => return Ok(false),
                 Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-                Some(LineRead::Line(l)) => self.parser.parse_focused(l, f, &mut self.scratch),
+                Some(l) => self.parser.parse_focused(l.bytes(), f, &mut self.scratch),
             },
         }
         let mut recs = std::mem::take(&mut self.scratch);

@@ -691,10 +691,8 @@ mod tests {
             let mut lines = crate::logs::BoundedLines::new(&data[..], 200);
             while let Some(l) = lines.next_line().unwrap() {
                 match l {
-                    crate::logs::LineRead::Line(l) => {
-                        want_p.parse_focused(l, &mut want_f, &mut want)
-                    }
                     crate::logs::LineRead::Overlong(_) => want_p.note_overlong(),
+                    l => want_p.parse_focused(l.bytes(), &mut want_f, &mut want),
                 }
             }
             // Tiny chunks and window: lines cross reads, and the look-back is short but holds

@@ -687,7 +687,20 @@ impl LineParser {
 
     pub fn parse(&mut self, line: &[u8]) -> Parsed {
         let line = strip_eol(line);
-        let text = self.count_line(line);
+        let text = self.count_line(LineText::check(line));
+        self.parse_counted(text)
+    }
+
+    /// [`LineParser::parse`] of a line already known to be valid UTF-8 (the reader checked its
+    /// block of lines at once).
+    pub fn parse_text(&mut self, line: &str) -> Parsed {
+        let line = line.trim_end_matches(['\n', '\r']);
+        let text = self.count_line(LineText::known(line));
+        self.parse_counted(text)
+    }
+
+    fn parse_counted(&mut self, text: LineText<'_>) -> Parsed {
+        let line = text.bytes();
         let (bump, month) = self.rollover(line);
         let header = self.memo.recall(line, bump).or_else(|| {
             let h = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
@@ -757,10 +770,9 @@ impl LineParser {
         }
     }
 
-    /// Count the line, checked as UTF-8 (once, here).
-    fn count_line<'a>(&mut self, line: &'a [u8]) -> LineText<'a> {
+    /// Count the line, checked as UTF-8 (once, by the caller).
+    fn count_line<'a>(&mut self, text: LineText<'a>) -> LineText<'a> {
         self.counts.lines += 1;
-        let text = LineText::check(line);
         if text.text().is_none() {
             self.counts.invalid_utf8 += 1;
         }

@@ -109,6 +109,14 @@ impl<'a> LineText<'a> {
         }
     }
 
+    /// A line known to be valid UTF-8.
+    pub(crate) fn known(text: &'a str) -> Self {
+        LineText {
+            bytes: text.as_bytes(),
+            text: Some(text),
+        }
+    }
+
     pub(crate) fn bytes(self) -> &'a [u8] {
         self.bytes
     }
