@@ -83,9 +83,16 @@ fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
     out.extend_from_slice(b",\"attempts\":");
     serde(out, &h.attempts)?;
     out.extend_from_slice(b",\"arrived_at\":");
+    let start = out.len();
     time(out, &h.arrived_at)?;
+    let arrived = start..out.len();
     out.extend_from_slice(b",\"left_at\":");
-    time(out, &h.left_at)?;
+    if h.left_at == h.arrived_at {
+        // Mostly the same second: its text is copied rather than made again.
+        out.extend_from_within(arrived);
+    } else {
+        time(out, &h.left_at)?;
+    }
     out.extend_from_slice(b",\"whole_seconds\":");
     bool_(out, h.whole_seconds);
     out.push(b'}');
@@ -132,19 +139,21 @@ fn escaped(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
-/// No byte needs escaping. Looked at in blocks of 16 without stopping inside one (the tail
-/// padded with spaces to a whole block), which the compiler turns into vector compares: a
-/// message's strings are a few dozen bytes, and a byte at a time was a sixth of the rendering.
+/// No byte needs escaping. Looked at in blocks of 16 without stopping inside one, which the
+/// compiler turns into vector compares: a message's strings are a few dozen bytes, and a byte
+/// at a time was a sixth of the rendering. A string of 16 bytes or more ends with its last 16
+/// (overlapping the last whole block); a shorter one is looked at whole.
 fn plain(s: &[u8]) -> bool {
-    let (blocks, rest) = s.as_chunks::<16>();
-    for block in blocks {
-        if block.iter().fold(false, |any, &b| any | escaped(b)) {
-            return false;
+    fn any_escaped(bytes: &[u8]) -> bool {
+        bytes.iter().fold(false, |any, &b| any | escaped(b))
+    }
+    match s.last_chunk::<16>() {
+        None => !any_escaped(s),
+        Some(last) => {
+            let (blocks, _) = s.as_chunks::<16>();
+            blocks.iter().all(|b| !any_escaped(b)) && !any_escaped(last)
         }
     }
-    let mut last = [b' '; 16];
-    last[..rest.len()].copy_from_slice(rest);
-    !last.iter().fold(false, |any, &b| any | escaped(b))
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
@@ -240,6 +249,10 @@ mod tests {
         odd.status = HopStatus::SaveFailed;
         odd.delay_ms = None;
         odd.attempts = u32::MAX;
+        // Neither time known: the `null` written for one is copied for the other.
+        let mut timeless = hop(5);
+        timeless.arrived_at = None;
+        timeless.left_at = None;
         vec![
             MessageChain {
                 message_id: None,
@@ -258,7 +271,7 @@ mod tests {
                 status: MessageStatus::Delivered,
                 from: None,
                 to: vec!["dave@corp.test".into()],
-                hops: vec![hop(0), hop(1), hop(2), odd],
+                hops: vec![hop(0), hop(1), hop(2), odd, timeless],
                 findings: vec![],
                 notes: vec![],
                 complete: false,
