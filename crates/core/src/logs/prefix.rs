@@ -550,9 +550,14 @@ fn split_pid_at(token: &[u8], open: usize) -> (&[u8], Option<u32>) {
 
 /// The pid between a token's brackets: decimal digits that fit in 32 bits.
 fn pid(b: &[u8]) -> Option<u32> {
-    // The usual pid, at most nine digits, cannot overflow: no checked arithmetic per digit.
-    if (1..=9).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
-        return Some(b.iter().fold(0, |n, &c| n * 10 + u32::from(c - b'0')));
+    // The usual pid, at most nine digits, cannot overflow: one pass that adds up the digits
+    // and notes any other byte (the sum is dropped then), with no branch per byte.
+    if (1..=9).contains(&b.len()) {
+        let (n, all_digits) = b.iter().fold((0u32, true), |(n, ok), &c| {
+            let d = c.wrapping_sub(b'0');
+            (n.wrapping_mul(10).wrapping_add(u32::from(d)), ok & (d < 10))
+        });
+        return all_digits.then_some(n);
     }
     super::scan::parse_u64(b).and_then(|p| u32::try_from(p).ok())
 }
@@ -1114,6 +1119,21 @@ mod tests {
             (b"99999999999999999999", None),
         ] {
             assert_eq!(pid(b), want, "{}", String::from_utf8_lossy(b));
+        }
+        // Every pair of bytes, and each in a nine-digit pid: the digits, or nothing.
+        let reference = |b: &[u8]| {
+            if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(b).ok()?.parse::<u32>().ok()
+        };
+        for x in 0..=255u8 {
+            for y in 0..=255u8 {
+                let two = [x, y];
+                assert_eq!(pid(&two), reference(&two), "{two:?}");
+                let nine = [b'1', x, b'2', b'3', b'4', y, b'5', b'6', b'7'];
+                assert_eq!(pid(&nine), reference(&nine), "{nine:?}");
+            }
         }
     }
 
