@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::core::logs::{parse_line, BoundedLines, LineParser, LineRead, ParseContext, Parsed};
+use crate::core::logs::{parse_line, BoundedLines, LineParser, ParseContext, Parsed};
 use crate::edge::logfile::{storage_of, text_reader, Storage};
 
 /// Longest line delivered; longer ones are cut (binary files must not grow memory).
@@ -223,10 +223,7 @@ pub fn read_file_window(
         let mut lines = BoundedLines::new(reader, LINE_CAP);
         let mut parser = LineParser::new(ctx.clone());
         while let Some(l) = lines.next_line().map_err(|e| io_err(&p, e))? {
-            let parsed = match l {
-                LineRead::Text(t) => parser.parse_text(t),
-                LineRead::Line(l) | LineRead::Overlong(l) => parser.parse(l),
-            };
+            let parsed = parser.parse_read(&l);
             let l = l.bytes();
             if let Parsed::Record(r) = parsed {
                 if r.timestamp.is_some_and(|t| t > until + ORDER_SLACK) {

@@ -85,11 +85,7 @@ impl LogStream {
                 None => return Ok(false),
                 Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
                 Some(l) => {
-                    let parsed = match l {
-                        LineRead::Text(t) => self.parser.parse_text(t),
-                        l => self.parser.parse(l.bytes()),
-                    };
-                    if let Parsed::Record(r) = parsed {
+                    if let Parsed::Record(r) = self.parser.parse_read(&l) {
                         if self.admit(r.timestamp) {
                             out.push(r);
                         }

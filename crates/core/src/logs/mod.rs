@@ -691,9 +691,17 @@ impl LineParser {
         self.parse_counted(text)
     }
 
-    /// [`LineParser::parse`] of a line already known to be valid UTF-8 (the reader checked its
-    /// block of lines at once).
-    pub fn parse_text(&mut self, line: &str) -> Parsed {
+    /// [`LineParser::parse`] of a line as the reader read it: not checked as UTF-8 again when
+    /// the reader checked its block of lines at once.
+    pub fn parse_read(&mut self, line: &LineRead<'_>) -> Parsed {
+        match *line {
+            LineRead::Text(t) => self.parse_text(t),
+            ref l => self.parse(l.bytes()),
+        }
+    }
+
+    /// [`LineParser::parse`] of a line already known to be valid UTF-8.
+    fn parse_text(&mut self, line: &str) -> Parsed {
         let line = line.trim_end_matches(['\n', '\r']);
         let text = self.count_line(LineText::known(line));
         self.parse_counted(text)

@@ -217,7 +217,7 @@ mod tests {
         out
     }
 
-    /// What splitting on `\n` gives, cut at `cap`; a line is text when valid UTF-8.
+    /// What splitting on `\n` gives: each line's first `cap` bytes, and whether it was longer.
     fn expected(data: &[u8], cap: usize) -> Vec<(bool, Vec<u8>)> {
         let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
