@@ -107,6 +107,32 @@ impl<S: RecordSource> Merge<S> {
         Ok(best.and_then(|(i, _)| self.lanes[i].pending.pop_front()))
     }
 
+    /// Records in time order appended to `out` until it holds `max` (or a little more: one read
+    /// can yield several). `Ok(false)` once every source is done; what was appended still
+    /// counts. One source's records are read straight into `out`, without passing through its
+    /// lane: a full diagnosis of one log hands on every record of it.
+    pub fn next_batch(
+        &mut self,
+        shared: &mut S::Shared,
+        out: &mut Vec<BoxedRecord>,
+        max: usize,
+    ) -> Result<bool, S::Error> {
+        if let [lane] = &mut self.lanes[..] {
+            out.extend(lane.pending.drain(..));
+            while out.len() < max && !lane.done {
+                lane.done = !lane.source.read(shared, out)?;
+            }
+            return Ok(!lane.done);
+        }
+        while out.len() < max {
+            match self.next_record(shared)? {
+                Some(rec) => out.push(rec),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
     /// Records the caller is done with, offered to each source in turn for reuse; what none
     /// takes is left in `spent`.
     pub fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {
@@ -202,6 +228,12 @@ mod tests {
         "Nov  4 18:12:33 dell postfix/qmgr[1]: 5ABE00000: removed",
     ];
 
+    /// A source whose lines are out of time order.
+    const LATE_FIRST: &[&str] = &[
+        "Nov  4 18:12:35 mx postfix/qmgr[1]: 4ABF00000: removed",
+        "Nov  4 18:12:30 mx postfix/qmgr[1]: 4ABC00000: removed",
+    ];
+
     #[test]
     fn oldest_head_first_and_ties_to_the_first_source() {
         let got = merged(&[("ec2", A), ("dell", B)], Window::default());
@@ -241,13 +273,60 @@ mod tests {
 
     #[test]
     fn a_source_out_of_order_keeps_its_own_order() {
-        let late_first: &[&str] = &[
-            "Nov  4 18:12:35 mx postfix/qmgr[1]: 4ABF00000: removed",
-            "Nov  4 18:12:30 mx postfix/qmgr[1]: 4ABC00000: removed",
-        ];
-        let got = merged(&[("ec2", late_first), ("dell", B)], Window::default());
+        let got = merged(&[("ec2", LATE_FIRST), ("dell", B)], Window::default());
         let pos = |q: &str| got.iter().position(|l| l.contains(q)).unwrap();
         assert!(pos("4ABF00000") < pos("4ABC00000"), "{got:#?}");
         assert!(pos("5ABE00000") < pos("4ABF00000"), "{got:#?}");
+    }
+
+    /// The records of `sources` as batches of at most `max` (plus what one read adds) make
+    /// them, one line each.
+    fn batched(sources: &[(&str, &[&str])], max: usize) -> Vec<String> {
+        let lanes: Vec<_> = sources
+            .iter()
+            .map(|(role, lines)| {
+                ParsedLines::new(
+                    ParseContext::new(role, 2025),
+                    lines.iter(),
+                    Window::default(),
+                )
+            })
+            .collect();
+        let mut merge = Merge::new(lanes);
+        let (mut got, mut batch) = (Vec::new(), Vec::new());
+        loop {
+            let more = merge.next_batch(&mut (), &mut batch, max).unwrap();
+            assert!(
+                batch.len() <= max || !more,
+                "a batch of {} for {max}",
+                batch.len()
+            );
+            assert!(
+                !more || batch.len() >= max,
+                "more records after a short batch"
+            );
+            got.extend(batch.drain(..).map(|r| format!("{} {}", r.role, r.raw)));
+            if !more {
+                return got;
+            }
+        }
+    }
+
+    #[test]
+    fn batches_hold_the_merged_records_in_order() {
+        let garbage: &[&str] = &["not a log line", "", "Nov  4 18:12:36 mx kernel: noise"];
+        let one: Vec<&str> = A.iter().chain(garbage).chain(B).copied().collect();
+        let cases: [&[(&str, &[&str])]; 4] = [
+            &[("ec2", &one)],
+            &[("ec2", A), ("dell", B)],
+            &[("ec2", LATE_FIRST), ("dell", B), ("other", garbage)],
+            &[("ec2", garbage)],
+        ];
+        for sources in cases {
+            let want = merged(sources, Window::default());
+            for max in [1, 2, 3, 64] {
+                assert_eq!(batched(sources, max), want, "max {max}");
+            }
+        }
     }
 }

@@ -186,24 +186,23 @@ fn feed(
 ) -> Result<(), AnalyzeError> {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
-        let next = match merge.next_record(focus) {
-            Ok(n) => n,
+        let more = match merge.next_batch(focus, &mut batch, RECORD_BATCH) {
+            Ok(more) => more,
             Err(e) => {
                 // What was read before the error is still correlated and reported.
                 let _ = to_corr.send(ToCorrelate::Records(batch));
                 return Err(e);
             }
         };
-        let Some(rec) = next else { break };
-        batch.push(rec);
-        if batch.len() == RECORD_BATCH {
-            let full = std::mem::take(&mut batch);
-            if to_corr.send(ToCorrelate::Records(full)).is_err() {
-                // The other stage stopped (a write error, or a panic): its join reports it.
-                return Ok(());
-            }
-            batch = empty_batch(spent, merge);
+        if !more {
+            break;
         }
+        let full = std::mem::take(&mut batch);
+        if to_corr.send(ToCorrelate::Records(full)).is_err() {
+            // The other stage stopped (a write error, or a panic): its join reports it.
+            return Ok(());
+        }
+        batch = empty_batch(spent, merge);
     }
     if !batch.is_empty() {
         let _ = to_corr.send(ToCorrelate::Records(batch));
