@@ -2,8 +2,9 @@
 //! writes for a [`MessageChain`] (compact, members in declaration order), with the member names
 //! as literal bytes and a string copied at once when it holds nothing to escape. A full diagnosis
 //! writes one per message, and serde's escaping scan of every name and value was a tenth of its
-//! instructions. Findings (failed messages only), strings that need escaping and years chrono
-//! writes with a sign go through `serde_json` itself. Does not decide what is written
+//! instructions (and of a failed message's findings, their hints and evidence lines, a fiftieth
+//! of the correlating thread's). Strings that need escaping and years chrono writes with a sign
+//! go through `serde_json` itself. Does not decide what is written
 //! (`super::report`).
 
 use std::io;
@@ -11,6 +12,7 @@ use std::io;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::diagnosis::Finding;
 use crate::fusion::rfc3339;
 use crate::fusion::{Hop, MessageChain};
 use crate::logs::Delays;
@@ -32,8 +34,14 @@ pub(super) fn message(out: &mut Vec<u8>, m: &MessageChain) -> io::Result<()> {
         }
         hop(out, h)?;
     }
-    out.extend_from_slice(b"],\"findings\":");
-    serde(out, &m.findings)?;
+    out.extend_from_slice(b"],\"findings\":[");
+    for (i, f) in m.findings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        finding(out, f)?;
+    }
+    out.push(b']');
     out.extend_from_slice(b",\"notes\":");
     strs(out, &m.notes)?;
     out.extend_from_slice(b",\"complete\":");
@@ -95,6 +103,31 @@ fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
     }
     out.extend_from_slice(b",\"whole_seconds\":");
     bool_(out, h.whole_seconds);
+    out.push(b'}');
+    Ok(())
+}
+
+fn finding(out: &mut Vec<u8>, f: &Finding) -> io::Result<()> {
+    out.extend_from_slice(b"{\"code\":");
+    str_(out, f.code.as_str())?;
+    out.extend_from_slice(b",\"stage\":");
+    opt_str(out, f.stage.as_deref())?;
+    out.extend_from_slice(b",\"host\":");
+    opt_str(out, f.host.as_deref())?;
+    out.extend_from_slice(b",\"message_id\":");
+    opt_str(out, f.message_id.as_deref())?;
+    out.extend_from_slice(b",\"message\":");
+    str_(out, &f.message)?;
+    out.extend_from_slice(b",\"evidence\":");
+    strs(out, &f.evidence)?;
+    out.extend_from_slice(b",\"hint\":");
+    str_(out, &f.hint)?;
+    out.extend_from_slice(b",\"count\":");
+    serde(out, &f.count)?;
+    out.extend_from_slice(b",\"first_seen\":");
+    time(out, &f.first_seen)?;
+    out.extend_from_slice(b",\"last_seen\":");
+    time(out, &f.last_seen)?;
     out.push(b'}');
     Ok(())
 }
@@ -244,6 +277,17 @@ mod tests {
         let mut finding = Finding::new(FindingCode::RelayAccessDenied, Some("ec2"), "denied \"x\"");
         finding.evidence = vec!["Nov  4 06:00:00 mx postfix/smtpd[1]: reject".into()];
         finding.first_seen = Some(Utc.with_ymd_and_hms(2025, 11, 4, 6, 0, 0).unwrap());
+        // No stage or host, a message-id, evidence that needs escaping, both times, a count.
+        let mut other = Finding::new(FindingCode::SaslServerUnavailable, None, "plain");
+        other.message_id = Some("<a\\b@x>".into());
+        other.evidence = vec!["tab\there".into(), "é ✓ \u{7f}".into(), String::new()];
+        other.hint = "postconf -e 'relay_domains = \"a b\"'".into();
+        other.count = u64::MAX;
+        other.first_seen = finding.first_seen;
+        other.last_seen = Some(
+            Utc.with_ymd_and_hms(2025, 11, 4, 6, 0, 0).unwrap()
+                + chrono::TimeDelta::microseconds(1),
+        );
         let far = NaiveDate::from_ymd_opt(12345, 1, 2)
             .unwrap()
             .and_hms_opt(3, 4, 5)
@@ -265,7 +309,7 @@ mod tests {
                 from: Some("info78@corp.example".into()),
                 to: vec![],
                 hops: vec![],
-                findings: vec![finding],
+                findings: vec![finding, other],
                 notes: vec!["a \u{0} note".into()],
                 complete: true,
                 lines: vec![],
