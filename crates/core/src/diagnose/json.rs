@@ -2,10 +2,9 @@
 //! writes for a [`MessageChain`] (compact, members in declaration order), with the member names
 //! as literal bytes and a string copied at once when it holds nothing to escape. A full diagnosis
 //! writes one per message, and serde's escaping scan of every name and value was a tenth of its
-//! instructions (and of a failed message's findings, their hints and evidence lines, a fiftieth
-//! of the correlating thread's). Strings that need escaping and years chrono writes with a sign
-//! go through `serde_json` itself. Does not decide what is written
-//! (`super::report`).
+//! instructions; for a failed message's findings (hints, evidence lines), a fiftieth of the
+//! correlating thread's. Strings that need escaping and years chrono writes with a sign go
+//! through `serde_json` itself. Does not decide what is written (`super::report`).
 
 use std::io;
 
@@ -107,6 +106,7 @@ fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
     Ok(())
 }
 
+/// A finding of a failed message, members in `Finding`'s declaration order.
 fn finding(out: &mut Vec<u8>, f: &Finding) -> io::Result<()> {
     out.extend_from_slice(b"{\"code\":");
     str_(out, f.code.as_str())?;
