@@ -26,21 +26,10 @@ pub(super) fn message(out: &mut Vec<u8>, m: &MessageChain) -> io::Result<()> {
     opt_str(out, m.from.as_deref())?;
     out.extend_from_slice(b",\"to\":");
     strs(out, &m.to)?;
-    out.extend_from_slice(b",\"hops\":[");
-    for (i, h) in m.hops.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        hop(out, h)?;
-    }
-    out.extend_from_slice(b"],\"findings\":[");
-    for (i, f) in m.findings.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        finding(out, f)?;
-    }
-    out.push(b']');
+    out.extend_from_slice(b",\"hops\":");
+    array(out, &m.hops, hop)?;
+    out.extend_from_slice(b",\"findings\":");
+    array(out, &m.findings, finding)?;
     out.extend_from_slice(b",\"notes\":");
     strs(out, &m.notes)?;
     out.extend_from_slice(b",\"complete\":");
@@ -205,12 +194,21 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
 }
 
 fn strs(out: &mut Vec<u8>, list: &[impl AsRef<str>]) -> io::Result<()> {
+    array(out, list, |out, s| str_(out, s.as_ref()))
+}
+
+/// `items` between brackets, each written by `one`, separated by commas.
+fn array<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut one: impl FnMut(&mut Vec<u8>, &T) -> io::Result<()>,
+) -> io::Result<()> {
     out.push(b'[');
-    for (i, s) in list.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        str_(out, s.as_ref())?;
+        one(out, item)?;
     }
     out.push(b']');
     Ok(())
