@@ -5,7 +5,8 @@
 # /usr/bin/time. Prints each side's median wall time, its range, median user CPU, peak RSS and
 # its ratio to grep's median, and compares the binaries' reports byte for byte (and, when they
 # differ, message by message, whatever their order). Alternating rounds, medians: a shared 2-core
-# machine's speed drifts by 10-20 % within minutes.
+# machine's speed drifts by 10-20 % within minutes, and by up to 5x between phases, so the
+# machine's phase (bench/machine.sh) is printed from before and after the rounds.
 #
 # usage: bench/diagnose_full.sh [ROUNDS=11] [FORMAT=json] [BIN...]
 #        bench/diagnose_full.sh --smoke        (4 MB, one round, the debug build)
@@ -42,6 +43,10 @@ else
     fi
 fi
 cat "$LOG" > /dev/null # page cache warm: the comparison is CPU, not disk
+# The machine's phase before and after the rounds (bench/machine.sh): a series compares only
+# with one taken in a like phase.
+PHASE_ARG=$([ "$SMOKE" = 1 ] && echo --smoke || true)
+PHASE_BEFORE=$("$REPO/bench/machine.sh" $PHASE_ARG)
 TIMES=$DIR/full.times
 : > "$TIMES"
 for _ in $(seq "$ROUNDS"); do
@@ -56,6 +61,8 @@ for _ in $(seq "$ROUNDS"); do
 done
 echo "Input: $(stat -c %s "$LOG") bytes, $(wc -l < "$LOG") lines ($LOG), page cache warm, $ROUNDS rounds."
 echo "Machine: $(nproc) cores, $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Before: $PHASE_BEFORE"
+echo "After:  $("$REPO/bench/machine.sh" $PHASE_ARG)"
 echo
 python3 - "$TIMES" "$FORMAT" "$@" <<'PY'
 import statistics, sys
