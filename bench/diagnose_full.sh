@@ -46,7 +46,7 @@ cat "$LOG" > /dev/null # page cache warm: the comparison is CPU, not disk
 # The machine's phase before and after the rounds (bench/machine.sh): a series compares only
 # with one taken in a like phase.
 PHASE_ARG=$([ "$SMOKE" = 1 ] && echo --smoke || true)
-PHASE_BEFORE=$("$REPO/bench/machine.sh" $PHASE_ARG)
+PHASE_BEFORE=$("$REPO/bench/machine.sh" ${PHASE_ARG:+"$PHASE_ARG"})
 TIMES=$DIR/full.times
 : > "$TIMES"
 for _ in $(seq "$ROUNDS"); do
@@ -62,7 +62,7 @@ done
 echo "Input: $(stat -c %s "$LOG") bytes, $(wc -l < "$LOG") lines ($LOG), page cache warm, $ROUNDS rounds."
 echo "Machine: $(nproc) cores, $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)."
 echo "Before: $PHASE_BEFORE"
-echo "After:  $("$REPO/bench/machine.sh" $PHASE_ARG)"
+echo "After:  $("$REPO/bench/machine.sh" ${PHASE_ARG:+"$PHASE_ARG"})"
 echo
 python3 - "$TIMES" "$FORMAT" "$@" <<'PY'
 import statistics, sys
