@@ -6,7 +6,7 @@
 # its ratio to grep's median, and compares the binaries' reports byte for byte (and, when they
 # differ, message by message, whatever their order). Alternating rounds, medians: a shared 2-core
 # machine's speed drifts by 10-20 % within minutes, and by up to 5x between phases, so the
-# machine's phase (bench/machine.sh) is printed from before and after the rounds.
+# machine's phase (bench/machine.sh) is printed, measured before and after the rounds.
 #
 # usage: bench/diagnose_full.sh [ROUNDS=11] [FORMAT=json] [BIN...]
 #        bench/diagnose_full.sh --smoke        (4 MB, one round, the debug build)
