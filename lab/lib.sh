@@ -24,7 +24,7 @@ DELL_USERS=(alice@corp.test bob@corp.test postmaster@corp.test info@newdomain.te
 PROVIDER_USERS=(probe@provider.test)
 LAB_VMAIL_UID=5000
 LAB_FAULTS=(dell-down vpn-down vpn-blackhole relay-domain-missing transport-unmapped dovecot-down
-  mailstore-permission imap-auth-broken imap-no-idle slow-dell)
+  mailstore-permission imap-auth-broken imap-no-idle slow-dell slow-mx)
 # The faults `flowtest doctor` is tested against (lab/doctor.sh).
 LAB_FAULTS+=(cert-expired cert-wrong-name mx-missing)
 # OAuth 2 (lab/oauth.sh).
@@ -682,6 +682,17 @@ add_fault_marker() {
   echo "$*" >>"$LAB_DIR/state/faults"
 }
 
+# sleep_fault NAME HOST N SETTING: HOST's Postfix sleeps N s (1..250) where SETTING (a printf
+# format, %s for N) says; the faults slow-dell and slow-mx.
+sleep_fault() {
+  local name=$1 host=$2 n=$3 setting=$4
+  [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 250 ]] || die "$name needs a delay in seconds (1..250), got '${n}'"
+  # shellcheck disable=SC2059 # the setting is the format
+  pf "$host" postconf -c "$(pf_dir "$host")" -e "$(printf "$setting" "$n")"
+  backdate "$(pf_dir "$host")/main.cf"
+  reload_postfix "$host"
+}
+
 apply_fault() {
   local name=$1
   shift
@@ -733,11 +744,11 @@ apply_fault() {
       reload_dovecot dell
       ;;
     slow-dell)
-      local n=${1:-}
-      [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 250 ]] || die "slow-dell needs a delay in seconds (1..250), got '${n}'"
-      pf dell postconf -c "$(pf_dir dell)" -e "dell_relay_client_restrictions = sleep $n, permit_mynetworks, reject"
-      backdate "$(pf_dir dell)/main.cf"
-      reload_postfix dell
+      sleep_fault slow-dell dell "${1:-}" "dell_relay_client_restrictions = sleep %s, permit_mynetworks, reject"
+      ;;
+    slow-mx)
+      # Evaluated at RCPT (smtpd_delay_reject): the client waits N s for the RCPT reply.
+      sleep_fault slow-mx ec2 "${1:-}" "smtpd_client_restrictions = sleep %s, permit"
       ;;
     *)
       apply_doctor_fault "$name" || apply_oauth_fault "$name" || die "unknown fault '$name' (known: ${LAB_FAULTS[*]})"

@@ -350,6 +350,30 @@ fn slow_dell_injects_latency_on_the_ec2_to_dell_hop() {
 }
 
 #[test]
+fn slow_mx_delays_the_submission_then_heal_restores_it() {
+    let lab = lab();
+    let timed = |t: &str| {
+        let start = flowtest::clock::std_instant();
+        send_accepted(&lab, t);
+        start.elapsed()
+    };
+    {
+        let _f = lab.fault("slow-mx", &["2"]);
+        let took = timed(&token("slow-mx"));
+        assert!(
+            (Duration::from_secs(2)..Duration::from_secs(10)).contains(&took),
+            "expected ~2 s more at the MX: {took:?}"
+        );
+    }
+    let _g = lab.healthy();
+    let took = timed(&token("slow-mx-healed"));
+    assert!(
+        took < Duration::from_secs(1),
+        "still slow after heal: {took:?}"
+    );
+}
+
+#[test]
 fn unknown_fault_name_fails_loudly() {
     let lab = lab();
     let out = std::process::Command::new(lab.repo.join("lab/fault"))

@@ -2,10 +2,10 @@
 //! grace (and is cleaned up when it arrives), the scenario not yet started is `interrupted`
 //! without sending, the results gathered are printed and stored, and the exit code is 3.
 //!
-//! Needs the lab (`lab/up`); panics with a clear message when it is absent. Injects `slow-dell`
-//! (1 s on the MX -> dell hop) so the first probe is in flight for a second: the signal lands
-//! while it travels, whatever the machine's load. Without it the probe is judged in ~40 ms and
-//! the next scenario starts, so a signal sent a little late found the second probe in flight.
+//! Needs the lab (`lab/up`); panics with a clear message when it is absent. Injects `slow-mx`
+//! (the MX answers RCPT 1 s late) so the first probe is being sent for a second, holding the
+//! run's one place (`max_concurrency = 1`; a place is given back once a probe is sent): the
+//! signal lands while the second scenario waits its turn, whatever the machine's load.
 mod support;
 
 use std::process::{Command, Stdio};
@@ -39,8 +39,9 @@ fn wait_for_pending(db: &std::path::Path) -> bool {
 
 fn stop_run_with(signal: &str) {
     let lab = lab();
-    // Well within STOP_GRACE (2 s): the probe in flight still arrives after the signal.
-    let _f = lab.fault("slow-dell", &["1"]);
+    // Well within STOP_GRACE (2 s): the probe in flight is still accepted and arrives after
+    // the signal.
+    let _f = lab.fault("slow-mx", &["1"]);
     let scen = [
         lab_scenario("lab-inbound.toml", "sig-first", |t| t),
         lab_scenario("lab-inbound.toml", "sig-second", |t| t),
@@ -51,7 +52,7 @@ fn stop_run_with(signal: &str) {
             .map(|(n, t)| (n.as_str(), t.clone()))
             .collect::<Vec<_>>(),
     );
-    // One scenario at a time: the second waits its turn while the first is in flight.
+    // One scenario at a time: the second waits its turn while the first is being sent.
     let text = std::fs::read_to_string(cfg.path()).unwrap();
     let one = text.replace("max_concurrency = 4", "max_concurrency = 1");
     assert_ne!(

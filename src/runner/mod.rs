@@ -88,9 +88,10 @@ impl Runner {
         Runner { stop, ..self }
     }
 
-    /// Run several scenarios, at most `max_concurrency` at once, started in the input order.
-    /// Results keep that order, one per scenario: a scenario whose task panicked gets an
-    /// `error` result. Rows left `pending` by killed runs are resolved first.
+    /// Run several scenarios, started in the input order, at most `max_concurrency` of them
+    /// being sent at once (see [`Runner::run_probe`]). Results keep that order, one per
+    /// scenario: a scenario whose task panicked gets an `error` result. Rows left `pending` by
+    /// killed runs are resolved first.
     pub async fn run_all(self: &Arc<Self>, prepared: Vec<Prepared>) -> Vec<RunResult> {
         self.resolve_leftover_pending();
         let sem = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrency));
@@ -147,10 +148,12 @@ impl Runner {
         self.run_probe(p, Uuid::now_v7(), None).await
     }
 
-    /// `permit` (a place among `max_concurrency`) is given back once the probe is judged: its
-    /// cleanup goes through the mailbox's shared session and holds no connection of its own,
-    /// and neither it nor the wait for the logs to settle keeps another scenario waiting. The
-    /// logs settle while the cleanup runs.
+    /// `permit` (a place among `max_concurrency`) is given back once the probe is sent (or
+    /// could not be): from then on it holds no connection of its own (the mailbox's session
+    /// is shared by the run's probes, the submission connections are the pool's), so neither
+    /// its wait for delivery, nor its cleanup, nor the logs settling keeps another scenario
+    /// waiting. A run whose probes are stuck (the VPN down) then takes one timeout, not one
+    /// per `max_concurrency` scenarios. The logs settle while the cleanup runs.
     async fn run_probe(
         &self,
         p: &Prepared,
@@ -178,11 +181,11 @@ impl Runner {
         // Follow the server logs from this moment, then send.
         let mut logs = run.follow_logs();
         let mut sent = run.submit().await;
+        drop(permit);
         step("submitted");
         let waited = run.await_arrival(&sent, armed, logs.as_mut()).await;
         run.judge(&sent, waited.arrival.as_ref());
         let judged = self.clock.instant();
-        drop(permit);
         step("judged");
         run.clean_up_bounded(waited.session, waited.arrival.as_ref())
             .await;

@@ -790,7 +790,7 @@ async fn one_at_a_time_scenarios_are_sent_in_the_listed_order() {
 }
 
 /// With one scenario at a time, the next starts while the previous one's logs settle: its
-/// place is given back once it holds no connection (after the cleanup).
+/// place is given back once it holds no connection (once it is sent).
 #[tokio::test(start_paused = true)]
 async fn the_next_scenario_does_not_wait_for_the_logs_to_settle() {
     let logs = || FakeLogs {

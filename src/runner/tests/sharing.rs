@@ -1,12 +1,27 @@
 //! Several probes of one run in one mailbox: one probe's cleanup, which sees every probe there,
-//! leaves the others' messages to their own runs.
+//! leaves the others' messages to their own runs; and what a place among `max_concurrency` is
+//! held for (sending, not the wait for delivery).
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fakes::{Event, FakeSender, Reply};
+use super::fakes::{Event, FakeMail, FakeSender, Reply};
 use super::{scenario, Lab};
-use crate::core::outcome::Status;
+use crate::core::outcome::{RunResult, Status};
 use crate::runner::{Prepared, Runner};
+
+/// A sender whose probe lands in INBOX 10 ms after it is sent, and whose submission is
+/// answered only `ms` after it.
+fn answered_late(lab: &Lab, ms: u64) -> Arc<FakeSender> {
+    Arc::new(FakeSender {
+        mail: lab.mail.clone(),
+        reply: Reply::AcceptLate(Duration::from_millis(ms)),
+        events: vec![Event::Deliver {
+            after: Duration::from_millis(10),
+            folder: "INBOX",
+        }],
+        sent: Mutex::new(Vec::new()),
+    })
+}
 
 /// B's probe lands while B's run still waits for its submission's answer; A's probe arrives,
 /// and A cleans up then, with B's probe in the mailbox and not yet detected. A removes only its
@@ -14,15 +29,7 @@ use crate::runner::{Prepared, Runner};
 #[tokio::test(start_paused = true)]
 async fn a_cleanup_never_takes_another_runs_probe_before_it_was_detected() {
     let lab = Lab::delivered_after(50, "INBOX");
-    let slow = Arc::new(FakeSender {
-        mail: lab.mail.clone(),
-        reply: Reply::AcceptLate(Duration::from_millis(400)),
-        events: vec![Event::Deliver {
-            after: Duration::from_millis(10),
-            folder: "INBOX",
-        }],
-        sent: Mutex::new(Vec::new()),
-    });
+    let slow = answered_late(&lab, 400);
     let mut a = scenario();
     a.name = "a-fast".into();
     let mut b = scenario();
@@ -51,37 +58,97 @@ async fn a_cleanup_never_takes_another_runs_probe_before_it_was_detected() {
     assert!(lab.mail.world().msgs.is_empty(), "both probes removed");
 }
 
-/// With one place among `max_concurrency`, the second scenario's probe is sent once the
-/// first is judged, not after the first's (slow) cleanup; both are still cleaned up.
-#[tokio::test(start_paused = true)]
-async fn the_next_probe_goes_when_one_is_judged_not_after_its_cleanup() {
-    let mut lab = Lab::delivered_after(50, "INBOX");
-    lab.mail.world().scan_delay = Duration::from_secs(2);
+/// Scenarios "a-first" (sent by `a`) and "b-second" (by `b`) run with one place among
+/// `max_concurrency`; both must be delivered. The results, and the mailbox to look at after.
+async fn one_place_two_delivered(
+    mut lab: Lab,
+    a: Arc<FakeSender>,
+    b: Arc<FakeSender>,
+) -> (Vec<RunResult>, FakeMail) {
     let mut config = super::config();
     config.max_concurrency = 1;
     lab.runner.config = Arc::new(config);
-    let mut a = scenario();
-    a.name = "a-first".into();
-    let mut b = scenario();
-    b.name = "b-second".into();
-    let prepared = vec![
-        Prepared::with_edges(a, lab.sender.clone(), Arc::new(lab.mail.clone())),
-        Prepared::with_edges(b, lab.sender.clone(), Arc::new(lab.mail.clone())),
-    ];
+    let prepared = [("a-first", a), ("b-second", b)]
+        .into_iter()
+        .map(|(name, sender)| {
+            let mut s = scenario();
+            s.name = name.into();
+            Prepared::with_edges(s, sender, Arc::new(lab.mail.clone()))
+        })
+        .collect();
     let runner: Arc<Runner> = Arc::new(lab.runner);
     let results = runner.run_all(prepared).await;
+    for r in &results {
+        assert_eq!(r.status, Status::Delivered, "{r:?}");
+    }
+    (results, lab.mail)
+}
+
+/// With one place among `max_concurrency`, the second scenario's probe is sent once the first
+/// is sent, not after the first's (slow) delivery nor its (slow) cleanup: a waiting probe holds
+/// no connection of its own. Both are still judged and cleaned up.
+#[tokio::test(start_paused = true)]
+async fn the_next_probe_goes_once_one_is_sent_not_after_its_delivery() {
+    let lab = Lab::delivered_after(3_000, "INBOX");
+    lab.mail.world().scan_delay = Duration::from_secs(2);
+    let (a, b) = (lab.sender.clone(), lab.sender.clone());
+    let (results, mail) = one_place_two_delivered(lab, a, b).await;
     let (ra, rb) = (&results[0], &results[1]);
-    assert_eq!(ra.status, Status::Delivered, "{ra:?}");
-    assert_eq!(rb.status, Status::Delivered, "{rb:?}");
-    let gap = rb.sent_at - ra.verdict_at;
+    let gap = rb.sent_at - ra.sent_at;
     assert!(
         gap < chrono::TimeDelta::seconds(1),
-        "B was sent {gap} after A's verdict: it waited for A's 2 s cleanup"
+        "B was sent {gap} after A: it waited for A's 3 s delivery"
     );
+    assert!(rb.sent_at < ra.verdict_at, "{ra:?} {rb:?}");
     assert_eq!(
         (ra.cleanup.deleted, rb.cleanup.deleted),
         (1, 1),
         "{ra:?} {rb:?}"
     );
-    assert!(lab.mail.world().msgs.is_empty(), "both probes removed");
+    assert!(mail.world().msgs.is_empty(), "both probes removed");
+}
+
+/// The place is held while the probe is being sent: with one place, the second scenario is
+/// sent only once the first's submission has its answer.
+#[tokio::test(start_paused = true)]
+async fn one_place_holds_the_next_probe_until_the_submission_is_answered() {
+    let lab = Lab::delivered_after(50, "INBOX");
+    let (a, b) = (answered_late(&lab, 700), lab.sender.clone());
+    let (results, _) = one_place_two_delivered(lab, a, b).await;
+    let (ra, rb) = (&results[0], &results[1]);
+    let gap = rb.sent_at - ra.sent_at;
+    assert!(
+        gap >= chrono::TimeDelta::milliseconds(700),
+        "B was sent {gap} after A, before A's answer came at 700 ms"
+    );
+}
+
+/// The VPN down: every probe is accepted and none arrives. With one place, four scenarios take
+/// one timeout, not four: each waits for its delivery without holding the place.
+#[tokio::test(start_paused = true)]
+async fn stuck_probes_cost_one_timeout_not_one_per_place() {
+    let mut lab = Lab::new(Reply::Accept, Vec::new());
+    let mut config = super::config();
+    config.max_concurrency = 1;
+    lab.runner.config = Arc::new(config);
+    let prepared = (0..4)
+        .map(|i| {
+            let mut s = scenario();
+            s.name = format!("stuck-{i}");
+            s.timeout = Duration::from_secs(10);
+            Prepared::with_edges(s, lab.sender.clone(), Arc::new(lab.mail.clone()))
+        })
+        .collect();
+    let runner: Arc<Runner> = Arc::new(lab.runner);
+    let started = crate::clock::instant();
+    let results = runner.run_all(prepared).await;
+    assert!(
+        results.iter().all(|r| r.status == Status::Lost),
+        "{results:?}"
+    );
+    let took = crate::clock::instant().duration_since(started);
+    assert!(
+        took < Duration::from_secs(12),
+        "four stuck probes took {took:?}: they waited one after another"
+    );
 }
