@@ -153,7 +153,9 @@ impl Shared {
     }
 
     async fn probe(&self, gen: &Active, name: &str) {
-        let Ok(_permit) = Arc::clone(&gen.limit).acquire_owned().await else {
+        // Given back by the prober once the probe is sent: a probe waiting for its delivery
+        // keeps no other scenario waiting.
+        let Ok(place) = Arc::clone(&gen.limit).acquire_owned().await else {
             return;
         };
         if self.stopping.load(Ordering::SeqCst) {
@@ -162,7 +164,7 @@ impl Shared {
         }
         let result = {
             let _counted = InFlight::new(&self.metrics);
-            gen.gen.prober.probe(name).await
+            gen.gen.prober.probe(name, place).await
         };
         match result {
             Some(r) => self.verdict(gen, r),

@@ -11,12 +11,16 @@ use crate::config::Config;
 use crate::core::outcome::RunResult;
 use crate::edge::store::Store;
 use crate::runner::ports::BoxFuture;
-use crate::runner::{prepare, Prepared, Progress, Runner, Stop};
+use crate::runner::{prepare_all, Prepared, Progress, Runner, Stop};
+
+/// A probe's place among `max_concurrency`.
+pub type Place = tokio::sync::OwnedSemaphorePermit;
 
 /// Runs one probe of a named scenario to its verdict.
 pub trait Prober: Send + Sync {
-    /// `None` when the scenario is not known to this prober.
-    fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>>;
+    /// `None` when the scenario is not known to this prober. `place` is given back (dropped)
+    /// once the probe holds no connection of its own: the real prober's, once it is sent.
+    fn probe<'a>(&'a self, scenario: &'a str, place: Place) -> BoxFuture<'a, Option<RunResult>>;
     /// Ask probes in flight to end now: each is judged if it can be within the runner's short
     /// grace, else recorded `interrupted`; own delivered probes are still cleaned up.
     fn interrupt(&self) {}
@@ -41,8 +45,11 @@ pub trait Loader: Send + Sync {
     fn check_store(&self) -> Result<(), String>;
 }
 
-/// The real prober: the shared runner with every scenario prepared. Before each probe it
-/// resolves the rows a killed run left `pending` (as `flowtest run` does before its probes).
+/// The real prober: the shared runner with every scenario prepared, those that watch one
+/// mailbox sharing its session and those that submit to one server its connections (as in
+/// `flowtest run --all`), so a probe waiting for its delivery holds no place and an outage that
+/// keeps some probes waiting does not stop the others. Before each probe it resolves the rows a
+/// killed run left `pending` (as `flowtest run` does before its probes).
 pub struct RunnerProber {
     runner: Arc<Runner>,
     prepared: HashMap<String, Prepared>,
@@ -54,11 +61,13 @@ impl RunnerProber {
     /// configuration is refused before it replaces a running one.
     pub fn new(config: Arc<Config>, store: Arc<Store>) -> Result<RunnerProber, String> {
         let key = crate::config::probe_key(&config)?;
+        let prepared = prepare_all(&config.scenarios)?;
         let prepared = config
             .scenarios
             .iter()
-            .map(|s| prepare(s).map(|p| (s.name.clone(), p)))
-            .collect::<Result<HashMap<_, _>, _>>()?;
+            .map(|s| s.name.clone())
+            .zip(prepared)
+            .collect();
         let stop = Stop::default();
         let runner = Arc::new(
             Runner::new(config, key, store, Arc::new(Progress::default()), None)
@@ -73,14 +82,14 @@ impl RunnerProber {
 }
 
 impl Prober for RunnerProber {
-    fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>> {
+    fn probe<'a>(&'a self, scenario: &'a str, place: Place) -> BoxFuture<'a, Option<RunResult>> {
         Box::pin(async move {
             let p = self.prepared.get(scenario)?;
             // Rows a killed canary left `pending` are recorded `lost` once past their deadline,
             // so this probe's cleanup can then mark their late copies and remove them (a
             // `pending` probe is never touched).
             self.runner.resolve_leftover_pending();
-            Some(self.runner.run_one(p).await)
+            Some(self.runner.run_one_placed(p, place).await)
         })
     }
     fn interrupt(&self) {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::alerts::{self, Alerts, RetryPolicy};
 use super::daemon::{self, Control, Shared};
 use super::metrics::Metrics;
-use super::prober::{Generation, Loader, Prober};
+use super::prober::{Generation, Loader, Place, Prober};
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::core::canary::bare_result;
@@ -32,8 +32,10 @@ struct FakeProber {
 }
 
 impl Prober for FakeProber {
-    fn probe<'a>(&'a self, scenario: &'a str) -> BoxFuture<'a, Option<RunResult>> {
+    fn probe<'a>(&'a self, scenario: &'a str, place: Place) -> BoxFuture<'a, Option<RunResult>> {
         Box::pin(async move {
+            // A fake probe holds its place until its verdict.
+            let _place = place;
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(now, Ordering::SeqCst);
             let interrupted = tokio::select! {

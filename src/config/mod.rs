@@ -151,8 +151,8 @@ pub struct Config {
     pub probe_key: SecretRef,
     pub state_dir: PathBuf,
     pub scenarios_dir: PathBuf,
-    /// `run --all`: probes being sent at once (a sent probe's wait holds no place); the
-    /// canary: probes in flight at once.
+    /// Probes being sent at once (by `run --all`, by the canary); a sent probe's wait for its
+    /// delivery holds no place.
     pub max_concurrency: usize,
     pub defaults: Defaults,
     pub scenarios: Vec<Scenario>,

@@ -148,6 +148,16 @@ impl Runner {
         self.run_probe(p, Uuid::now_v7(), None).await
     }
 
+    /// [`Runner::run_one`] in `place` (among `max_concurrency`), given back once the probe is
+    /// sent (see [`Runner::run_probe`]).
+    pub async fn run_one_placed(
+        &self,
+        p: &Prepared,
+        place: tokio::sync::OwnedSemaphorePermit,
+    ) -> RunResult {
+        self.run_probe(p, Uuid::now_v7(), Some(place)).await
+    }
+
     /// `permit` (a place among `max_concurrency`) is given back once the probe is sent (or
     /// could not be): from then on it holds no connection of its own (the mailbox's session
     /// is shared by the run's probes, the submission connections are the pool's), so neither

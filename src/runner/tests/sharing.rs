@@ -152,3 +152,22 @@ async fn stuck_probes_cost_one_timeout_not_one_per_place() {
         "four stuck probes took {took:?}: they waited one after another"
     );
 }
+
+/// The canary's way in: a probe run in a place gives it back once sent, long before its
+/// verdict, so another scenario's probe can start meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_placed_probe_gives_its_place_back_once_sent() {
+    let lab = Lab::delivered_after(3_000, "INBOX");
+    let places = Arc::new(tokio::sync::Semaphore::new(1));
+    let place = Arc::clone(&places).acquire_owned().await.unwrap();
+    let p = Prepared::with_edges(scenario(), lab.sender.clone(), Arc::new(lab.mail.clone()));
+    let runner = Arc::new(lab.runner);
+    let probe = tokio::spawn(async move { runner.run_one_placed(&p, place).await });
+    let _next = places.acquire().await.unwrap();
+    assert!(
+        !probe.is_finished(),
+        "the place came back only with the verdict"
+    );
+    let r = probe.await.unwrap();
+    assert_eq!(r.status, Status::Delivered, "{r:?}");
+}
