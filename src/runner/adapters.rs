@@ -95,6 +95,9 @@ impl MailboxSession for Member {
             Ok(Box::new(armed) as Box<dyn ArmedWait>)
         })
     }
+    fn until_quiet(&self, by: Instant) -> BoxFuture<'_, ()> {
+        Box::pin(Member::until_quiet(self, by))
+    }
     fn scan_probes<'a>(&'a mut self, key: &'a Installation) -> Scanning<'a> {
         Box::pin(Member::scan_probes(self, key))
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::logs::SETTLE;
 use super::ports::MailboxSession;
 use super::steps::Run;
 use crate::core::verdict::{
@@ -29,6 +30,10 @@ impl Run<'_> {
             self.result.cleanup.note = Some("the IMAP session was lost; nothing cleaned".into());
             return;
         };
+        // The logs are given SETTLE to settle anyway: within it, the cleanup waits for the
+        // other probes on a shared session to be found, so that its scan and deletions never
+        // hold up their looks (and the cleanups that waited go as one scan).
+        mb.until_quiet(self.runner.clock.instant() + SETTLE).await;
         self.clean_mailbox(mb.as_mut(), own).await;
         mb.logout().await;
     }

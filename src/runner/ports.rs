@@ -65,6 +65,11 @@ pub trait MailboxSession: Send {
     /// Arm detection of probe `want`; returns once armed (the probe may be sent then). The
     /// watch's steps are bounded by `deadline`, the probe's.
     fn arm(self: Box<Self>, key: Installation, want: Uuid, deadline: Instant) -> Arming;
+    /// Wait, until `by` at most, for no other probe on this session to be waiting for its
+    /// delivery (a session of its own: at once).
+    fn until_quiet(&self, _by: Instant) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
     /// Every message carrying a genuine tag of this installation in the watched folders (probes,
     /// bounces quoting one, transplanted tags), with the UIDVALIDITY each UID was read under,
     /// and warnings.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 
 use super::shared::Want;
 use super::Arrival;
@@ -28,6 +29,8 @@ pub(super) struct Roster {
     inner: Mutex<Members>,
     /// Woken when a probe is armed: a watch with no probe armed waits without IDLE.
     pub(super) armed_one: Notify,
+    /// Woken when the last armed probe is disarmed (see [`Roster::until_none_armed`]).
+    none_armed: Notify,
 }
 
 /// Every member of the session; `Some` while its probe is armed.
@@ -92,6 +95,7 @@ impl Roster {
         if let Some(a) = self.lock().by_id.get_mut(&member) {
             *a = None;
         }
+        self.tell_if_none_armed();
     }
 
     /// Take `member` off the roster; the last one closes it.
@@ -101,28 +105,54 @@ impl Roster {
             return Left::Ended;
         }
         m.by_id.remove(&member);
-        if m.by_id.is_empty() {
+        let left = if m.by_id.is_empty() {
             m.closed = true;
             Left::Last
         } else {
             Left::Others
-        }
+        };
+        drop(m);
+        self.tell_if_none_armed();
+        left
     }
 
     /// Close the roster (the session was lost) and hand back the probes armed on it; their
     /// arrivals channels close when they are dropped.
     pub(super) fn close(&self) -> Vec<Armed> {
-        let mut m = self.lock();
-        m.closed = true;
-        std::mem::take(&mut m.by_id)
-            .into_values()
-            .flatten()
-            .collect()
+        let armed = {
+            let mut m = self.lock();
+            m.closed = true;
+            std::mem::take(&mut m.by_id)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        self.none_armed.notify_waiters();
+        armed
     }
 
     /// Whether any probe is armed.
     pub(super) fn any_armed(&self) -> bool {
         self.lock().by_id.values().any(Option::is_some)
+    }
+
+    fn tell_if_none_armed(&self) {
+        if !self.any_armed() {
+            self.none_armed.notify_waiters();
+        }
+    }
+
+    /// Wait until no probe is armed (every wait on the session has ended), or until `by`.
+    pub(super) async fn until_none_armed(&self, by: Instant) {
+        loop {
+            let woken = self.none_armed.notified();
+            tokio::pin!(woken);
+            // Registered before the check: a disarming in between still wakes it.
+            woken.as_mut().enable();
+            if !self.any_armed() || tokio::time::timeout_at(by, woken).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -185,6 +215,30 @@ mod tests {
             r.arm(m, again).is_err(),
             "nothing is armed on a lost session"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_quiet_ends_with_the_last_armed_probe_or_at_its_bound() {
+        let r = Arc::new(Roster::default());
+        let (m, other) = (r.join().expect("open"), r.join().expect("open"));
+        let (a, _rx) = armed();
+        r.arm(m, a).expect("open");
+        let start = crate::clock::instant();
+        let far = start + std::time::Duration::from_secs(5);
+        let waiter = tokio::spawn({
+            let r = Arc::clone(&r);
+            async move { r.until_none_armed(far).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "a probe is still armed");
+        r.disarm(m);
+        waiter.await.expect("the wait ends");
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(200));
+        let (b, _rx) = armed();
+        r.arm(other, b).expect("open");
+        let soon = crate::clock::instant() + std::time::Duration::from_millis(300);
+        r.until_none_armed(soon).await;
+        assert_eq!(crate::clock::instant(), soon, "bounded by its time");
     }
 
     #[test]

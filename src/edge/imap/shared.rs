@@ -249,6 +249,12 @@ impl Member {
         })
     }
 
+    /// Wait, until `by` at most, for no probe on this session to be waiting for its delivery:
+    /// a cleanup's scan and deletions then take no turn from another probe's looks.
+    pub async fn until_quiet(&self, by: Instant) {
+        self.roster.until_none_armed(by).await;
+    }
+
     /// Every message carrying a genuine tag of this installation in the watched folders.
     pub async fn scan_probes(&self, key: &Installation) -> (Vec<ScannedCopy>, Vec<String>) {
         let (reply, got) = oneshot::channel();
