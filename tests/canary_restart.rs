@@ -1,4 +1,4 @@
-//! The canary against the real lab (no fault) through a kill -9 and a restart, then two SIGHUPs:
+//! The canary against the real lab through a kill -9 and a restart, then two SIGHUPs:
 //! - killed while a probe is in flight (its row `pending` in the store), nothing recorded before
 //!   is lost or changed, and the restarted canary resolves that row (recorded `lost`, its process
 //!   having died) and, when the probe is found in the mailbox, marks it late and removes it: one
@@ -6,7 +6,12 @@
 //! - SIGHUP with a broken configuration keeps probing with the running one
 //!   (`flowtest_config_reload_success` 0, the log says why), SIGHUP with a fixed one reloads (1).
 //!
-//! Shared lab lock: `flock -o -s /tmp/flowtest-lab.lock cargo test --test canary_restart`.
+//! The lab runs with `slow-dell 2` throughout: a probe then stays in flight two seconds after the
+//! MX accepted it, so the kill lands before it is delivered (a healthy lab delivers, detects and
+//! cleans up a probe within ~40 ms of the acceptance, and a kill that came later found the
+//! probe's own cleanup done and nothing left to reconcile).
+//!
+//! Exclusive lab lock (the fault).
 //! Tolerates other engineers' probes in the same mailbox (the store is this test's own).
 mod support;
 
@@ -116,8 +121,8 @@ fn more_probes(listen: &str, n: f64, secs: u64) {
 }
 
 /// Wait (bounded) for a probe in flight: its row `pending` and the MX has accepted it (so it
-/// will arrive), with at least one verdict stored before it. Polled tightly: a lab probe is in
-/// flight for about half a second. The probe id and every row at that moment.
+/// will arrive), with at least one verdict stored before it. Polled tightly (the fault keeps a
+/// probe in flight two seconds). The probe id and every row at that moment.
 fn in_flight_probe(lab: &Lab, db: &Path) -> (String, BTreeMap<String, Row>) {
     let deadline = ::flowtest::clock::std_instant() + Duration::from_secs(60);
     loop {
@@ -141,7 +146,7 @@ fn in_flight_probe(lab: &Lab, db: &Path) -> (String, BTreeMap<String, Row>) {
 #[test]
 fn kill_9_mid_probe_then_restart_loses_nothing_and_reconciles_the_probe_and_sighup_reloads() {
     let lab = lab();
-    let _healthy = lab.healthy();
+    let _slow = lab.fault("slow-dell", &["2"]);
     let scenario = lab_scenario("lab-inbound.toml", SCENARIO, |t| {
         t.replacen(
             &format!("name = \"{SCENARIO}\""),
