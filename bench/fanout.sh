@@ -2,10 +2,11 @@
 # Fan-out benchmark, one run, same lab: the wall time of `flowtest run --all` over 50 scenarios
 # against that of `flowtest run` of one of them (target: <= 2x). The scenarios are copies of
 # lab-inbound spread over the lab's mailboxes (alice, bob, postmaster: Dovecot allows 10 IMAP
-# connections per user and address), run with max_concurrency = CONC (default 24, so that a
-# flowtest opening one session per probe keeps every user under 8 connections; one sharing a
-# session per mailbox holds 3 in all, whatever CONC). The one-scenario and the fan-out runs
-# alternate, REPEAT times, after one untimed run of each.
+# connections per user and address), run with max_concurrency = CONC (default 24, kept so that
+# series stay comparable across stops; `CONC=4` is the lab's own flowtest.toml, what a user gets
+# by default). A place bounds only the sending: the probes share one session per mailbox (3 in
+# all) and 4 SMTP connections, whatever CONC. The one-scenario and the fan-out runs alternate,
+# REPEAT times, after one untimed run of each.
 #
 # usage: flock -s /tmp/flowtest-lab.lock bench/fanout.sh [SCENARIOS=50] [REPEAT=3]
 #        flock -s /tmp/flowtest-lab.lock bench/fanout.sh --smoke     (4 scenarios, once)
