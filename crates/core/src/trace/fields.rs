@@ -196,6 +196,9 @@ pub(crate) struct Scan {
     /// Exim 3's `from NAME (HELO) [IP]`: the HELO, when the from clause has that shape (NAME is
     /// then the client's reverse name, not the HELO).
     pub exim3_helo: Option<String>,
+    /// The reverse name of Sendmail's and Postfix's `from HELO (NAME [IP])`: NAME, when the
+    /// first comment after the from word has that shape and NAME is not `unknown`.
+    pub comment_rdns: Option<String>,
 }
 
 pub(crate) fn scan(text: &str) -> Scan {
@@ -217,6 +220,7 @@ pub(crate) fn scan(text: &str) -> Scan {
             out.from_word = next_word;
             out.client_ip = from_side_ip(text, toks.get(i + 1..).unwrap_or_default());
             out.exim3_helo = exim3_helo(text, toks.get(i + 1..).unwrap_or_default());
+            out.comment_rdns = comment_rdns(text, toks.get(i + 1..).unwrap_or_default());
         } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
             out.by_word = next_word;
         } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
@@ -309,6 +313,22 @@ fn exim3_helo(text: &str, after_from: &[Tok]) -> Option<String> {
     (is_ip && one_word).then(|| helo.to_owned())
 }
 
+/// NAME of `from HELO (NAME [IP])` (Sendmail, Postfix), also with Sendmail's `(may be forged)`
+/// after the literal: the client's reverse name as the receiving server looked it up.
+fn comment_rdns(text: &str, after_from: &[Tok]) -> Option<String> {
+    let [Tok::Word(..), Tok::Comment(ca, cb), ..] = after_from else {
+        return None;
+    };
+    let inner = text.get(ca + 1..cb.checked_sub(1)?)?.trim();
+    let (name, rest) = inner.split_once(' ')?;
+    let name = name.trim_end_matches('.');
+    let plausible = !name.is_empty()
+        && !name.eq_ignore_ascii_case("unknown")
+        && !name.contains(['@', '[', '(', ')'])
+        && rest.trim_start().starts_with('[');
+    plausible.then(|| name.to_owned())
+}
+
 /// Where the first clause keyword outside comments after token `from` starts, if it is near
 /// enough to end a date there (a date is at most [`DATE_TOKENS`] tokens, a comment counting as one).
 fn clause_after(text: &str, toks: &[Tok], from: usize) -> Option<usize> {
@@ -321,15 +341,19 @@ fn clause_after(text: &str, toks: &[Tok], from: usize) -> Option<usize> {
         })
 }
 
-/// `name` is the login of a webmail's `(NaSMail authenticated user john.doe)` comment, which
-/// mail-parser reads as the client's reverse DNS name.
+/// `name` is a login that mail-parser reads as the client's reverse DNS name: a webmail's
+/// `(NaSMail authenticated user john.doe)`, or the SASL login Postfix adds with
+/// `smtpd_sasl_authenticated_header = yes`, `(Authenticated sender: mail.example.net)`.
 fn names_a_login(text: &str, name: &str) -> bool {
-    const LOGIN: &str = "authenticated user ";
-    text.match_indices(LOGIN).any(|(at, _)| {
-        text.get(at + LOGIN.len()..)
-            .and_then(|rest| rest.get(..name.len()))
-            .is_some_and(|w| w.eq_ignore_ascii_case(name))
-    })
+    ["authenticated user ", "Authenticated sender: "]
+        .iter()
+        .any(|login| {
+            text.match_indices(login).any(|(at, _)| {
+                text.get(at + login.len()..)
+                    .and_then(|rest| rest.get(..name.len()))
+                    .is_some_and(|w| w.eq_ignore_ascii_case(name))
+            })
+        })
 }
 
 /// Unfold and collapse whitespace runs to one space, for the `raw` field.
@@ -473,11 +497,16 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 Some(h) => host_text(h, None),
                 None => None,
             };
-            hop.from_rdns = r
+            hop.from_rdns = match r
                 .from_iprev
                 .as_ref()
                 .and_then(|n| non_empty(n.trim_end_matches('.')))
-                .filter(|n| !names_a_login(&text, n));
+            {
+                // The login is not the client's name; the `(NAME [IP])` comment, when there is
+                // one, still names it.
+                Some(n) if names_a_login(&text, &n) => s.comment_rdns.clone(),
+                other => other,
+            };
             if let Some(helo) = &s.exim3_helo {
                 // mail-parser reads the comment as the reverse name; in Exim 3's form it is the
                 // HELO, and the name before it is the reverse name.
@@ -740,6 +769,22 @@ mod tests {
         // A reverse name in the usual place is kept.
         let h = hop_of("from a.example (mail.a.example [203.0.113.62]) by mx.example (Postfix) with ESMTP id 4dJ; Tue, 4 Nov 2025 18:12:30 +0000");
         assert_eq!(h.from_rdns.as_deref(), Some("mail.a.example"));
+    }
+
+    #[test]
+    fn postfix_authenticated_sender_is_not_a_reverse_name() {
+        // `smtpd_sasl_authenticated_header = yes`: the login comes after the client's comment.
+        let h = hop_of("from relay.example.org (relay.example.org [192.0.2.80]) (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) (Authenticated sender: gw.example.net) by mx.example.com (Postfix) with ESMTPSA id 4dJq0T1; Tue, 4 Nov 2025 18:12:30 +0000 (UTC)");
+        assert_eq!(h.from_rdns.as_deref(), Some("relay.example.org"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.80"));
+        assert_eq!(h.id.as_deref(), Some("4dJq0T1"));
+        // A client without a reverse name keeps none, whatever the login looks like.
+        let h = hop_of("from [10.1.2.3] (unknown [198.51.100.9]) (Authenticated sender: mail.example.org) by mx.example.com (Postfix) with ESMTPSA id 4dJq0T2; Tue, 4 Nov 2025 18:12:31 +0000 (UTC)");
+        assert_eq!(h.from_rdns, None);
+        assert_eq!(h.from_ip.as_deref(), Some("198.51.100.9"));
+        // An address or a bare user name as the login leaves the reverse name as it was.
+        let h = hop_of("from laptop (host.example.net [203.0.113.5]) (Authenticated sender: erin@example.org) by mx.example.com (Postfix) with ESMTPSA id 4dJq0T3; Tue, 4 Nov 2025 18:12:32 +0000 (UTC)");
+        assert_eq!(h.from_rdns.as_deref(), Some("host.example.net"));
     }
 
     #[test]
