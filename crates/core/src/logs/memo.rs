@@ -1,13 +1,14 @@
-//! The header of the line before, kept so that a line starting with the very same bytes (stamp,
-//! host and program token up to the first `: `) is not parsed again: on a busy log about a
-//! third of the lines do (one process logging several lines within a second). Owns only that
-//! memo; the parsing itself is `prefix`'s.
+//! The headers of the lines before, kept so that a line starting with the very same bytes as one
+//! of them (stamp, host and program token up to the first `: `) is not parsed again. A busy log
+//! interleaves a few processes within each second (postscreen, an smtpd, cleanup, qmgr, a
+//! delivery agent): the last line alone shares a third of the lines' headers, the last
+//! [`KEPT`] about two thirds. Owns only that memo; the parsing itself is `prefix`'s.
 //!
 //! Why the same bytes give the same header: the header of a classic, ISO or Dovecot line is read
 //! from its bytes up to the first `: ` after the stamp (the stamp, the first space, the program
 //! token), and the message starts right after it. A line that shares those bytes shares that
 //! first `: ` too (none comes earlier in the same bytes), so every part falls at the same place.
-//! The time also depends on the parser's year and rollover state: the memo is kept with the
+//! The time also depends on the parser's year and rollover state: each header is kept with the
 //! rollover count it was made under and used only under the same one. RFC 5424 lines, and
 //! lines whose message does not follow a `: `, are not kept.
 
@@ -20,18 +21,50 @@ use super::prefix::{Header, LineFormat};
 /// Longest prefix kept: longer ones are parsed every time.
 const ROOM: usize = 128;
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct HeaderMemo {
-    /// The kept line's bytes up to its message (`..msg`); empty when nothing is kept.
+/// Headers kept: a miss compares the line with each of them, so a few more than the processes
+/// that usually interleave within a second.
+pub(crate) const KEPT: usize = 6;
+
+/// One kept header.
+#[derive(Debug, Clone)]
+struct Kept {
+    /// The kept line's bytes up to its message (`..msg`).
     text: Vec<u8>,
     year_bump: i32,
-    format: Option<LineFormat>,
+    format: LineFormat,
     ts: Option<DateTime<Utc>>,
     subsecond: bool,
     host: Option<Range<usize>>,
     program: Range<usize>,
     name: Range<usize>,
     pid: Option<u32>,
+}
+
+impl Kept {
+    fn recall<'a>(&self, line: &'a [u8], year_bump: i32) -> Option<Header<'a>> {
+        let n = self.text.len();
+        if year_bump != self.year_bump || line.get(..n)? != self.text.as_slice() {
+            return None;
+        }
+        Some(Header {
+            format: self.format,
+            ts: self.ts,
+            subsecond: self.subsecond,
+            host: self.host.clone().map(|r| &line[r]),
+            program: &line[self.program.clone()],
+            name: &line[self.name.clone()],
+            pid: self.pid,
+            msg: super::variants::without_solaris_id(&line[n..]),
+        })
+    }
+}
+
+/// The last [`KEPT`] headers that can be recalled safely, the newest looked at first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeaderMemo {
+    kept: Vec<Kept>,
+    /// Where the newest is in `kept` (a ring once full).
+    newest: usize,
 }
 
 /// Where `part` (a slice of `line`) lies in `line`.
@@ -75,42 +108,52 @@ fn places(line: &[u8], h: &Header<'_>) -> Option<Places> {
 }
 
 impl HeaderMemo {
-    /// The kept header, if `line` starts with the kept line's bytes up to its message and the
-    /// rollover count is the same.
+    /// A kept header, if `line` starts with that header's line's bytes up to its message and
+    /// the rollover count is the same.
     pub(crate) fn recall<'a>(&self, line: &'a [u8], year_bump: i32) -> Option<Header<'a>> {
-        let format = self.format?;
-        let n = self.text.len();
-        if year_bump != self.year_bump || line.get(..n)? != self.text.as_slice() {
-            return None;
-        }
-        Some(Header {
-            format,
-            ts: self.ts,
-            subsecond: self.subsecond,
-            host: self.host.clone().map(|r| &line[r]),
-            program: &line[self.program.clone()],
-            name: &line[self.name.clone()],
-            pid: self.pid,
-            msg: super::variants::without_solaris_id(&line[n..]),
-        })
+        let n = self.kept.len();
+        (0..n)
+            .map(|back| &self.kept[(self.newest + n - back) % n])
+            .find_map(|k| k.recall(line, year_bump))
     }
 
-    /// Keep `h`, the header just parsed from `line`, when it can be recalled safely.
+    /// Keep `h`, the header just parsed from `line`, when it can be recalled safely: in place
+    /// of the oldest once [`KEPT`] are kept.
     pub(crate) fn keep(&mut self, line: &[u8], year_bump: i32, h: &Header<'_>) {
-        self.format = None;
         let Some(p) = places(line, h) else {
             return;
         };
-        self.text.clear();
-        self.text.extend_from_slice(&line[..p.msg]);
-        self.year_bump = year_bump;
-        self.ts = h.ts;
-        self.subsecond = h.subsecond;
-        self.host = p.host;
-        self.program = p.program;
-        self.name = p.name;
-        self.pid = h.pid;
-        self.format = Some(h.format);
+        let full = self.kept.len() == KEPT;
+        let slot = if full {
+            (self.newest + 1) % KEPT
+        } else {
+            self.kept.len()
+        };
+        // The oldest's room is reused for the newest.
+        let mut text = if full {
+            std::mem::take(&mut self.kept[slot].text)
+        } else {
+            Vec::new()
+        };
+        text.clear();
+        text.extend_from_slice(&line[..p.msg]);
+        let k = Kept {
+            text,
+            year_bump,
+            format: h.format,
+            ts: h.ts,
+            subsecond: h.subsecond,
+            host: p.host,
+            program: p.program,
+            name: p.name,
+            pid: h.pid,
+        };
+        if full {
+            self.kept[slot] = k;
+        } else {
+            self.kept.push(k);
+        }
+        self.newest = slot;
     }
 }
 
@@ -204,6 +247,42 @@ mod tests {
         assert!(recalled > 1_000, "the memo is used: {recalled}");
         // A change of year (the rollover count) is never answered from the memo.
         same_as_alone(&lines, |i| i32::from(i % 3 == 0));
+    }
+
+    #[test]
+    fn interleaved_processes_are_recalled_until_pushed_out() {
+        let ctx = ParseContext::new("ec2", 2025);
+        let line = |proc_: &str| format!("Nov  7 12:00:05 mx {proc_}: 1A1A1A1A1A: removed");
+        let procs: Vec<String> = (0..KEPT + 1)
+            .map(|i| format!("postfix/smtpd[{}]", 100 + i))
+            .collect();
+        let mut memo = HeaderMemo::default();
+        let mut days = Days::default();
+        let mut look = |memo: &mut HeaderMemo, l: &str| match memo.recall(l.as_bytes(), 0) {
+            Some(h) => (true, h.pid),
+            None => {
+                let h = parse_header_with(l.as_bytes(), &ctx, 0, &mut days).unwrap();
+                memo.keep(l.as_bytes(), 0, &h);
+                (false, h.pid)
+            }
+        };
+        // The first KEPT processes, one line each, then again in another order: all recalled,
+        // each with its own pid.
+        for p in &procs[..KEPT] {
+            assert!(!look(&mut memo, &line(p)).0);
+        }
+        for (i, p) in procs[..KEPT].iter().enumerate().rev() {
+            let pid = u32::try_from(100 + i).unwrap();
+            assert_eq!(look(&mut memo, &line(p)), (true, Some(pid)), "{p}");
+        }
+        // One more process pushes the oldest out; the others stay.
+        assert!(!look(&mut memo, &line(&procs[KEPT])).0);
+        assert!(
+            !look(&mut memo, &line(&procs[0])).0,
+            "the oldest was replaced"
+        );
+        assert!(look(&mut memo, &line(&procs[KEPT])).0);
+        assert!(look(&mut memo, &line(&procs[2])).0);
     }
 
     #[test]
