@@ -110,6 +110,19 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"exiting",
     b"postfix/",
     b"mail system is ",
+    // dnsblog: `addr 192.0.2.7 listed by domain zen.example as 127.0.0.2`.
+    b"addr ",
+    b"WHITELIST VETO ",
+    b"ALLOWLIST VETO ",
+    // postsuper's summaries (`Deleted: 3 messages`).
+    b"Deleted: ",
+    b"Requeued: ",
+    b"Placed on hold: ",
+    b"Released from hold: ",
+    // The smtp client's TLS check before any message (with a queue id it is an attempt's detail).
+    b"certificate verification failed for ",
+    b"bare <LF> received",
+    b"discarding EHLO keywords: ",
 ];
 
 fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
@@ -149,6 +162,10 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
     }
     if let Some((qid, rest)) = split_qid(msg) {
         return with_qid(t, service, qid, rest);
+    }
+    if starts_with(msg, b"proxy-") {
+        // A before-queue filter's verdict quoted without its `NOQUEUE: `.
+        return noqueue(t, msg);
     }
     // Most lines of a busy log are these (`starts_with` compares the first byte first).
     INFO_PREFIXES
@@ -233,6 +250,11 @@ fn reject_action(rest: &[u8]) -> Option<(&[u8], &[u8])> {
         b"discard: ",
         b"hold: ",
         b"defer: ",
+        // A milter's DISCARD and HOLD (cleanup), and a before-queue content filter's refusal
+        // (`smtpd_proxy_filter`): `proxy-reject: END-OF-MESSAGE: 554 5.7.0 text; from=<...>`.
+        b"milter-discard: ",
+        b"milter-hold: ",
+        b"proxy-reject: ",
     ] {
         if let Some(body) = strip_prefix(rest, action) {
             return Some((&action[..action.len() - 2], body));
@@ -252,6 +274,10 @@ fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
         b"filter: ",
         b"redirect: ",
         b"lost connection",
+        // `warn_if_reject`: what would have been refused, and was not.
+        b"reject_warning: ",
+        // The before-queue filter took the message; its own queue id follows in this log.
+        b"proxy-accept: ",
     ] {
         if starts_with(rest, info) {
             return Some(None);
@@ -303,6 +329,9 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             body,
         )?))));
     }
+    if rest == b"placed on hold" {
+        return Some(Some(held_by_hand(queue_id())));
+    }
     for info in [
         &b"warn: "[..],
         b"filter: ",
@@ -312,10 +341,15 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"prepend: ",
         b"skipped, still being delivered",
         b"requeued",
-        b"placed on hold",
         b"released from hold",
         b"enabling PIX workarounds",
         b"breaking line",
+        b"reject_warning: ",
+        b"proxy-accept: ",
+        // A milter's header check that redirects, replaces or prepends (`milter-header-redirect:
+        // header X-Spam: yes ...: target`): the message goes on, as after `redirect:`.
+        b"milter-header-",
+        b"milter-body-",
         b"Cannot start TLS",
     ] {
         if starts_with(rest, info) {
@@ -395,12 +429,31 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     None
 }
 
+/// `postsuper -h`: a message held by hand, as a HOLD rule would have.
+fn held_by_hand(queue_id: EventText) -> Event {
+    Event::Reject(Box::new(Reject {
+        queue_id: Some(queue_id),
+        action: EventText::const_new("hold"),
+        stage: EventText::default(),
+        client: None,
+        code: None,
+        dsn: None,
+        reason: EventText::const_new("placed on hold (postsuper -h)"),
+        from: None,
+        to: None,
+        helo: None,
+    }))
+}
+
 fn parse_status(word: &[u8]) -> DeliveryStatus {
     match word {
         b"sent" => DeliveryStatus::Sent,
         b"deferred" => DeliveryStatus::Deferred,
         b"bounced" => DeliveryStatus::Bounced,
-        b"deliverable" | b"undeliverable" => DeliveryStatus::Verify,
+        // `undeliverable-but-not-cached`: a verification probe whose answer was not kept.
+        b"deliverable" | b"undeliverable" | b"undeliverable-but-not-cached" => {
+            DeliveryStatus::Verify
+        }
         _ => DeliveryStatus::Other,
     }
 }
@@ -605,6 +658,11 @@ fn reject(
             helo: helo.map(|v| t.owned(v)),
         });
     }
+    // A before-queue content filter's reply has no client: `END-OF-MESSAGE: 554 5.7.0 text;
+    // from=<a> to=<b> proto=ESMTP helo=<h>`.
+    if let Some(stage) = stage.strip_suffix(b":") {
+        return Some(reply_reject(t, queue_id, action, stage, None, after_stage));
+    }
     // `RCPT from host[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
     // postscreen: `RCPT from [ip]:port: 550 5.7.1 text; from=<a>, to=<b>, proto=ESMTP, helo=<h>`
     let after_from = strip_prefix(after_stage, b"from ")?;
@@ -621,25 +679,40 @@ fn reject(
     }
     let client = &after_from[..cend];
     let tail = strip_prefix(&after_from[cend..], b": ").unwrap_or(&after_from[cend..]);
+    Some(reply_reject(t, queue_id, action, stage, Some(client), tail))
+}
+
+/// A reject whose `tail` is the reply, then the envelope fields: `554 5.7.1 text; from=<a>
+/// to=<b> proto=ESMTP helo=<h>`.
+fn reply_reject(
+    t: LineText<'_>,
+    queue_id: Option<EventText>,
+    action: &[u8],
+    stage: &[u8],
+    client: Option<&[u8]>,
+    tail: &[u8],
+) -> Reject {
+    // `from=` is left out before MAIL FROM (a VRFY, an early RCPT), `to=` before RCPT.
     let fields_at = rfind(tail, b"; from=<")
+        .or_else(|| rfind(tail, b"; to=<"))
         .or_else(|| rfind(tail, b"; proto="))
         .unwrap_or(tail.len());
     let reply = &tail[..fields_at];
     let fields = &tail[fields_at..];
     let (code, dsn, text) = split_reply(reply);
     let [from, to, helo] = scan::fields(fields, [b"from=", b"to=", b"helo="]);
-    Some(Reject {
+    Reject {
         queue_id,
         action: t.owned(action),
         stage: t.owned(stage),
-        client: Some(t.owned(client)),
+        client: client.map(|c| t.owned(c)),
         code,
         dsn: dsn.map(|v| t.owned(v)),
         reason: t.owned(text),
         from: from.map(|v| t.owned(v)),
         to: to.map(|v| t.owned(v)),
         helo: helo.map(|v| t.owned(v)),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -707,6 +780,151 @@ mod tests {
         );
         assert_eq!(d.dsn.as_deref(), Some("4.4.1"));
         assert_eq!(d.queued_as, None);
+    }
+
+    #[test]
+    fn a_before_queue_filter_s_refusal_and_acceptance() {
+        // `smtpd_proxy_filter`: the filter's reply has no client part.
+        for prefix in ["NOQUEUE: ", "3F5E8D5A1: ", ""] {
+            let line = format!(
+                "{prefix}proxy-reject: END-OF-MESSAGE: 554 5.7.0 Rejected as spam, see \
+                 postmaster@corp.test; from=<a@provider.test> to=<dave@corp.test> proto=ESMTP \
+                 helo=<mx.provider.test>"
+            );
+            let Event::Reject(r) = ev("smtpd", &line) else {
+                panic!("{line}")
+            };
+            assert_eq!(r.action, "proxy-reject");
+            assert_eq!(r.stage, "END-OF-MESSAGE");
+            assert_eq!(r.client, None);
+            assert_eq!((r.code, r.dsn.as_deref()), (Some(554), Some("5.7.0")));
+            assert_eq!(r.reason, "Rejected as spam, see postmaster@corp.test");
+            assert_eq!(r.from.as_deref(), Some("a@provider.test"));
+            assert_eq!(r.to.as_deref(), Some("dave@corp.test"));
+            assert_eq!(r.helo.as_deref(), Some("mx.provider.test"));
+        }
+        // The filter took it: its own queue id carries the message on in this log.
+        assert_eq!(
+            parse(
+                b"smtpd",
+                b"NOQUEUE: proxy-accept: END-OF-MESSAGE: 250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): \
+                  250 2.0.0 Ok: queued as 9C1D2E3F4A; from=<a@provider.test> to=<dave@corp.test> \
+                  proto=ESMTP helo=<mx.provider.test>"
+            ),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn a_milter_s_discard_and_hold_are_rejects_its_header_actions_are_not() {
+        for (action, word) in [("milter-discard", "DISCARD"), ("milter-hold", "HOLD")] {
+            let line = format!(
+                "5D6E7F8A9B: {action}: END-OF-MESSAGE from mx.provider.test[198.51.100.4]: milter \
+                 triggers {word} action; from=<a@provider.test> to=<dave@corp.test> proto=ESMTP \
+                 helo=<mx.provider.test>"
+            );
+            let Event::Reject(r) = ev("cleanup", &line) else {
+                panic!("{line}")
+            };
+            assert_eq!(r.action, action);
+            assert_eq!(r.queue_id.as_deref(), Some("5D6E7F8A9B"));
+            assert_eq!(r.client.as_deref(), Some("mx.provider.test[198.51.100.4]"));
+            assert_eq!(r.reason, format!("milter triggers {word} action"));
+            assert_eq!(r.to.as_deref(), Some("dave@corp.test"));
+        }
+        assert_eq!(
+            parse(
+                b"cleanup",
+                b"5D6E7F8A9B: milter-header-redirect: header X-Spam-Flag: YES from \
+                  mx.provider.test[198.51.100.4]; from=<a@provider.test> to=<dave@corp.test> \
+                  proto=ESMTP helo=<mx.provider.test>: quarantine@corp.test"
+            ),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn a_reject_without_a_sender_splits_its_fields_where_they_start() {
+        // VRFY comes before any MAIL FROM: the fields start at `to=`.
+        let Event::Reject(r) = ev(
+            "smtpd",
+            "NOQUEUE: reject: VRFY from unknown[2001:db8::7]: 454 4.7.1 <erin@other.test>: Relay \
+             access denied; to=<erin@other.test> proto=SMTP helo=<probe>",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.stage, "VRFY");
+        assert_eq!(r.reason, "<erin@other.test>: Relay access denied");
+        assert_eq!(r.to.as_deref(), Some("erin@other.test"));
+        assert_eq!(r.helo.as_deref(), Some("probe"));
+        assert_eq!(r.from, None);
+        // `warn_if_reject`: a warning of what would have been refused is recognised, no event.
+        assert_eq!(
+            parse(
+                b"smtpd",
+                b"NOQUEUE: reject_warning: RCPT from mx.provider.test[198.51.100.4]: 553 5.7.1 \
+                  <a@provider.test>: Sender address rejected: not owned by user bob; \
+                  from=<a@provider.test> to=<dave@corp.test> proto=ESMTP helo=<mx.provider.test>"
+            ),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn lines_of_no_message_that_are_recognised() {
+        for (service, msg) in [
+            (
+                "dnsblog",
+                "addr 198.51.100.4 listed by domain zen.example as 127.0.0.2",
+            ),
+            (
+                "dnsblog",
+                "addr 2001:db8::4 listed by domain bl.example as 127.0.0.4",
+            ),
+            ("postscreen", "WHITELIST VETO [198.51.100.4]:40522"),
+            ("postscreen", "ALLOWLIST VETO [198.51.100.4]:40523"),
+            ("postsuper", "Deleted: 3 messages"),
+            ("postsuper", "Requeued: 1 message"),
+            ("postsuper", "Placed on hold: 2 messages"),
+            ("postsuper", "Released from hold: 2 messages"),
+            (
+                "smtp",
+                "certificate verification failed for mx.other.test[203.0.113.9]:25: untrusted \
+                 issuer /CN=Example CA",
+            ),
+            (
+                "smtpd",
+                "bare <LF> received after DATA from mx.provider.test[198.51.100.4]",
+            ),
+            ("smtpd", "discarding EHLO keywords: CHUNKING"),
+        ] {
+            assert_eq!(
+                parse(service.as_bytes(), msg.as_bytes()),
+                Some(None),
+                "{service}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_verification_probe_not_cached_is_a_verification() {
+        let Event::Delivery(d) = ev(
+            "error",
+            "7A8B9C0D1E: to=<nobody@corp.test>, relay=none, delay=0.01, \
+             delays=0/0/0/0, dsn=5.1.1, status=undeliverable-but-not-cached (unknown user)",
+        ) else {
+            panic!()
+        };
+        assert_eq!(d.status, DeliveryStatus::Verify);
+        assert_eq!(d.dsn.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
+    fn a_queue_id_with_a_64_bit_inode_number() {
+        let Event::Removed { queue_id } = ev("qmgr", "A1B2C3D4E5F60718293A4: removed") else {
+            panic!()
+        };
+        assert_eq!(queue_id, "A1B2C3D4E5F60718293A4");
     }
 
     #[test]

@@ -286,11 +286,16 @@ pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
     })
 }
 
+/// Longest queue id: a short id is 5 hex digits of microseconds and the queue file's inode
+/// number in hex, up to 21 with a 64-bit inode (XFS, btrfs); a long id is a little longer
+/// (seconds and microseconds, `z`, the inode in base 51: up to 23).
+const QUEUE_ID_MAX: usize = 24;
+
 /// A Postfix queue id: short ids are upper-case hex; long ids (`enable_long_queue_ids`) are
 /// alphanumerics from an alphabet without vowels. Requiring one of the two keeps words such as
 /// `statistics:` from passing for queue ids.
 pub(crate) fn is_queue_id(b: &[u8]) -> bool {
-    if !(5..=20).contains(&b.len()) {
+    if !(5..=QUEUE_ID_MAX).contains(&b.len()) {
         return false;
     }
     // Every line of a log asks this: one table look-up per byte, no branch.
@@ -531,7 +536,7 @@ mod tests {
 
     /// The queue id rules written out byte by byte, as they were before the table.
     fn queue_id_by_rules(b: &[u8]) -> bool {
-        (5..=20).contains(&b.len())
+        (5..=24).contains(&b.len())
             && b.iter().all(u8::is_ascii_alphanumeric)
             && (b.iter().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'))
                 || !b.iter().any(|c| b"aeiouAEIOU".contains(c)))
@@ -550,7 +555,7 @@ mod tests {
             b"9F1C2A0B4D",
             b"4dJHx72Wm3z1",
             b"ABCDE",
-            b"bcdfghjklmnpqrstvwxz",
+            b"bcdfghjklmnpqrstvwxzbcdf",
         ];
         for base in bases {
             for len in 4..=base.len() {
@@ -565,7 +570,9 @@ mod tests {
                 }
             }
         }
-        assert!(!is_queue_id(b"BCDFGHJKLMNPQRSTVWXZB"), "21 bytes");
+        // A short id with a 64-bit inode number (21 bytes) passes; 25 bytes are too many.
+        assert!(is_queue_id(b"A1B2C3D4E5F60718293A4"));
+        assert!(!is_queue_id(b"BCDFGHJKLMNPQRSTVWXZBCDFG"), "25 bytes");
     }
 
     #[test]
