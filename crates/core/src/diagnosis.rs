@@ -57,10 +57,16 @@ pub enum FindingCode {
     /// Postfix's SMTP server cannot reach its SASL backend (Dovecot's auth socket, saslauthd):
     /// no client can authenticate to submit mail.
     SaslServerUnavailable,
+    /// The message was put on hold (a header/body check or milter HOLD, or `postsuper -h`): it
+    /// stays in the hold queue, never delivered, until someone releases it.
+    Held,
+    /// The message was accepted and then thrown away (a check's or milter's DISCARD): the sender
+    /// was told it was delivered.
+    Discarded,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 28] = [
+    pub const ALL: [FindingCode; 30] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -89,6 +95,8 @@ impl FindingCode {
         FindingCode::ProviderUnavailable,
         FindingCode::SaslNoMechanism,
         FindingCode::SaslServerUnavailable,
+        FindingCode::Held,
+        FindingCode::Discarded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +129,8 @@ impl FindingCode {
             FindingCode::ProviderUnavailable => "provider_unavailable",
             FindingCode::SaslNoMechanism => "sasl_no_mechanism",
             FindingCode::SaslServerUnavailable => "sasl_server_unavailable",
+            FindingCode::Held => "held",
+            FindingCode::Discarded => "discarded",
         }
     }
 
@@ -155,6 +165,8 @@ impl FindingCode {
             FindingCode::ProviderUnavailable => "Sending API unavailable",
             FindingCode::SaslNoMechanism => "No usable SASL mechanism for the relay",
             FindingCode::SaslServerUnavailable => "SMTP AUTH backend unreachable",
+            FindingCode::Held => "Held in the queue",
+            FindingCode::Discarded => "Discarded",
         }
     }
 
@@ -170,6 +182,7 @@ impl FindingCode {
                 | FindingCode::UnexpectedPath
                 | FindingCode::ProviderRequestInvalid
                 | FindingCode::MessageTooLarge
+                | FindingCode::Discarded
         )
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::diagnosis::{classify_smtp_reply, Finding};
+use crate::diagnosis::{classify_smtp_reply, Finding, FindingCode};
 use crate::logs::{LogRecord, Reject};
 
 use super::chain::{clip, reply_text, senders_agree, within, ChainId, NoQueue, RcptStatus};
@@ -30,11 +30,29 @@ fn quotes_reply(reason: &str, r: &Reject) -> bool {
     }
 }
 
-/// The finding's text: who rejected what, at which stage, with the reply.
+/// What a reject's action did to the message: held it, discarded it, or refused it.
+fn action_code(r: &Reject) -> Option<FindingCode> {
+    match r.action.as_str() {
+        "hold" | "milter-hold" => Some(FindingCode::Held),
+        "discard" | "milter-discard" => Some(FindingCode::Discarded),
+        _ => None,
+    }
+}
+
+/// The finding's text: who rejected (held, discarded) what, at which stage, with the reply.
 fn reject_message(role: &str, r: &Reject, reply: &str) -> String {
+    let verb = match action_code(r) {
+        Some(FindingCode::Held) => "held",
+        Some(FindingCode::Discarded) => "discarded",
+        _ => "rejected",
+    };
+    let stage = if r.stage.is_empty() {
+        "the message"
+    } else {
+        r.stage.as_str()
+    };
     format!(
-        "{role} rejected {}{}{}{}: {}",
-        r.stage,
+        "{role} {verb} {stage}{}{}{}: {}",
         r.from
             .as_deref()
             .map(|f| format!(" from <{f}>"))
@@ -54,7 +72,9 @@ impl Correlator {
     pub(super) fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
         let ts = rec.timestamp;
         let limits = self.limits;
-        let code = classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason);
+        let code = action_code(r).unwrap_or_else(|| {
+            classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason)
+        });
         let (code, explaining) = self.explaining_problems(&rec.role, ts, code);
         let reply = reply_text(r);
         let mut f = Finding::new(code, Some(&rec.role), reject_message(&rec.role, r, &reply));
@@ -81,7 +101,7 @@ impl Correlator {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
                     rc.status = RcptStatus::Rejected;
                 }
-            } else if r.action != "hold" {
+            } else if !matches!(r.action.as_str(), "hold" | "milter-hold") {
                 e.rejected = Some(clip(reply, 300));
             }
             if e.from.is_none() {
@@ -162,5 +182,63 @@ impl Correlator {
                     })
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnosis::FindingCode;
+    use crate::fusion::tests::feed;
+    use crate::fusion::{Correlator, HopStatus, Limits};
+
+    #[test]
+    fn held_and_discarded_messages_are_named_as_such() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  7 12:00:00 mx postfix/cleanup[2]: 5A5A5A5A5A: hold: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held\n\
+             Nov  7 12:00:01 mx postfix/cleanup[2]: 6B6B6B6B6B: milter-hold: END-OF-MESSAGE from unknown[198.18.1.1]: milter triggers HOLD action; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>\n\
+             Nov  7 12:00:02 mx postfix/qmgr[3]: 7C7C7C7C7C: from=<a@provider.test>, size=900, nrcpt=1 (queue active)\n\
+             Nov  7 12:00:03 mx postfix/postsuper[9]: 7C7C7C7C7C: placed on hold\n\
+             Nov  7 12:00:04 mx postfix/cleanup[2]: 8D8D8D8D8D: milter-discard: END-OF-MESSAGE from unknown[198.18.1.1]: milter triggers DISCARD action; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>\n\
+             Nov  7 12:00:05 mx postfix/cleanup[2]: 9E9E9E9E9E: discard: header Subject: offer from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Dropped",
+        );
+        let ms = c.finish();
+        for (qid, code, says) in [
+            ("5A5A5A5A5A", FindingCode::Held, "ec2 held header"),
+            ("6B6B6B6B6B", FindingCode::Held, "ec2 held END-OF-MESSAGE"),
+            (
+                "7C7C7C7C7C",
+                FindingCode::Held,
+                "ec2 held the message: placed on hold (postsuper -h)",
+            ),
+            (
+                "8D8D8D8D8D",
+                FindingCode::Discarded,
+                "ec2 discarded END-OF-MESSAGE",
+            ),
+            ("9E9E9E9E9E", FindingCode::Discarded, "ec2 discarded header"),
+        ] {
+            let m = ms
+                .iter()
+                .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+                .unwrap();
+            assert!(
+                m.findings
+                    .iter()
+                    .find(|f| f.code == code)
+                    .expect("its finding")
+                    .message
+                    .starts_with(says),
+                "{m:#?}"
+            );
+            // A held message stays in the queue; a discarded one is gone.
+            assert_eq!(m.complete, code == FindingCode::Discarded, "{qid}");
+            assert_ne!(
+                m.hops[0].status == HopStatus::Rejected,
+                code == FindingCode::Held
+            );
+        }
     }
 }
