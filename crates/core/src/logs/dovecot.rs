@@ -241,8 +241,28 @@ const BACKEND_MARKERS: &[&[u8]] = &[
     b"connect(",
 ];
 
+/// An auth worker's text without Dovecot 2.3's prefix naming the connection it came over,
+/// `conn unix:auth-worker (pid=830,uid=109): auth-worker<6>: ` (else its `(pid=..,uid=..)` would
+/// be read as the user and the address).
+fn without_worker_prefix(text: &[u8]) -> &[u8] {
+    let mut t = text;
+    if t.starts_with(b"conn ") {
+        if let Some(end) = find(t, b"): ") {
+            t = &t[end + 3..];
+        }
+    }
+    if let Some(rest) = t.strip_prefix(b"auth-worker<") {
+        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if let Some(after) = rest[digits..].strip_prefix(b">: ") {
+            t = after;
+        }
+    }
+    t
+}
+
 fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>> {
     // `driver(user,ip,<session>): message`
+    let text = without_worker_prefix(text);
     let (user, ip, body) = match find(text, b"): ") {
         Some(close) if memchr::memchr(b'(', &text[..close]).is_some() => {
             let open = memchr::memchr(b'(', &text[..close]).unwrap_or(0);
@@ -262,7 +282,12 @@ fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>
     {
         return Some(Some(Event::AuthBackendError { text: lossy(text) }));
     }
-    if contains(body, b"Password mismatch") || contains(body, b"password mismatch") {
+    // PAM says it its own way: `pam_authenticate() failed: Authentication failure` (older Dovecot
+    // adds no `(password mismatch?)`), `User not known to the underlying authentication module`.
+    if contains(body, b"Password mismatch")
+        || contains(body, b"password mismatch")
+        || contains(body, b"pam_authenticate() failed: Authentication failure")
+    {
         return Some(Some(Event::AuthFailure {
             user,
             kind: AuthFailureKind::PasswordMismatch,
@@ -270,7 +295,7 @@ fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>
             text: lossy(text),
         }));
     }
-    if contains(body, b"unknown user") {
+    if contains(body, b"unknown user") || contains(body, b"User not known to the underlying") {
         return Some(Some(Event::AuthFailure {
             user,
             kind: AuthFailureKind::UnknownUser,
@@ -363,6 +388,47 @@ mod tests {
                 ..
             }
         ));
+        for (line, kind) in [
+            (
+                "pam(gina@corp.test,203.0.113.8): pam_authenticate() failed: Authentication failure",
+                AuthFailureKind::PasswordMismatch,
+            ),
+            (
+                "pam(hal@corp.test,203.0.113.8): pam_authenticate() failed: User not known to the underlying authentication module",
+                AuthFailureKind::UnknownUser,
+            ),
+        ] {
+            assert!(
+                matches!(ev("auth", line), Event::AuthFailure { kind: k, .. } if k == kind),
+                "{line}"
+            );
+        }
+        // Dovecot 2.3 names the worker connection first.
+        for (line, user, ip, kind) in [
+            (
+                "conn unix:auth-worker (pid=830,uid=109): auth-worker<6>: sql(erin@corp.test,203.0.113.7,<Zx1>): Password mismatch",
+                Some("erin@corp.test"),
+                Some("203.0.113.7"),
+                AuthFailureKind::PasswordMismatch,
+            ),
+            (
+                "conn unix:auth-worker (pid=830,uid=109): auth-worker<7>: sql(frank@corp.test): unknown user",
+                Some("frank@corp.test"),
+                None,
+                AuthFailureKind::UnknownUser,
+            ),
+        ] {
+            let Event::AuthFailure {
+                user: u,
+                remote_ip,
+                kind: k,
+                ..
+            } = ev("auth-worker(14864)", line)
+            else {
+                panic!("{line}")
+            };
+            assert_eq!((u.as_deref(), remote_ip.as_deref(), k), (user, ip, kind), "{line}");
+        }
         assert!(matches!(
             ev("auth-worker(12)", "Error: mysql(mariadb): Connect failed to database (mailserver): Access denied for user 'mailuser'@'172.18.0.3' (using password: YES) - waiting for 1 seconds before retry"),
             Event::AuthBackendError { .. }
