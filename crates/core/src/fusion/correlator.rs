@@ -322,8 +322,10 @@ impl Correlator {
             } => self.on_notification(rec, queue_id, notice_queue_id),
             Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(rec, queue_id),
             Event::SaslAuthFailed {
-                client, mechanism, ..
-            } => self.on_sasl_auth_failed(rec, client, mechanism),
+                client,
+                mechanism,
+                reason,
+            } => self.on_sasl_auth_failed(rec, client, mechanism, reason),
             Event::Problem {
                 severity,
                 queue_id,

@@ -14,6 +14,13 @@ use super::correlator::{remember, Correlator, RecentLine};
 /// Problem lines that explain one failure, at most.
 const MAX_EXPLAINING: usize = 3;
 
+/// A SASL failure's reason that is smtpd's, not the client's: its authentication server went
+/// away (`Connection lost to authentication server`) or could not be reached.
+fn backend_lost(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("authentication server") || (r.starts_with("connect to ") && r.contains("failed"))
+}
+
 impl Correlator {
     /// Count a host-level finding (one per code and host), bounded by `max_host_findings`.
     pub(super) fn host_finding(
@@ -42,10 +49,31 @@ impl Correlator {
         self.host_findings.insert(key, f);
     }
 
-    pub(super) fn on_sasl_auth_failed(&mut self, rec: &LogRecord, client: &str, mechanism: &str) {
+    /// smtpd's `SASL LOGIN authentication failed: REASON` for a client: the client's credentials,
+    /// unless the reason says smtpd lost its SASL backend (Dovecot's auth, saslauthd), which
+    /// fails every client alike.
+    pub(super) fn on_sasl_auth_failed(
+        &mut self,
+        rec: &LogRecord,
+        client: &str,
+        mechanism: &str,
+        reason: &str,
+    ) {
         let role = &rec.role;
-        let msg = format!("{role}: SASL {mechanism} authentication failed for client {client}");
-        self.host_finding(FindingCode::AuthFailed, role, msg, rec);
+        let (code, msg) = if backend_lost(reason) {
+            (
+                FindingCode::SaslServerUnavailable,
+                format!(
+                    "{role}: SASL {mechanism} authentication failed for client {client}: {reason}"
+                ),
+            )
+        } else {
+            (
+                FindingCode::AuthFailed,
+                format!("{role}: SASL {mechanism} authentication failed for client {client}"),
+            )
+        };
+        self.host_finding(code, role, msg, rec);
     }
 
     /// A Postfix warning/error: filed with its message if it names a queue id (a map lookup
@@ -168,5 +196,32 @@ impl Correlator {
         }
         hits.reverse();
         (code, hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnosis::FindingCode;
+    use crate::fusion::tests::feed;
+    use crate::fusion::{Correlator, Limits};
+
+    #[test]
+    fn a_lost_sasl_backend_is_the_server_s_not_the_client_s() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 13:00:05 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.1]: SASL LOGIN authentication failed: Connection lost to authentication server\n\
+             Nov  7 13:00:06 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.2]: SASL PLAIN authentication failed: Connection lost to authentication server\n\
+             Nov  7 13:00:09 dell postfix/submission/smtpd[1306]: warning: unknown[198.18.3.3]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+        );
+        let out = c.finish_all();
+        let of = |code: FindingCode| out.host_findings.iter().find(|f| f.code == code);
+        let lost = of(FindingCode::SaslServerUnavailable).expect("the backend's finding");
+        assert_eq!(lost.count, 2, "{lost:#?}");
+        assert!(lost
+            .message
+            .ends_with("Connection lost to authentication server"));
+        assert_eq!(of(FindingCode::AuthFailed).map(|f| f.count), Some(1));
     }
 }
