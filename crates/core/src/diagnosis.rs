@@ -476,6 +476,19 @@ pub fn classify_delivery(status: DeliveryStatus, reason: &str) -> Option<Finding
     }
 }
 
+/// Classify the reason of smtpd's `SASL <mech> authentication failed: REASON`: the client's
+/// credentials, unless smtpd lost its SASL backend (`Connection lost to authentication
+/// server`, a failed connect to it: Dovecot's auth, saslauthd), which fails every client alike.
+pub fn classify_sasl_failure(reason: &str) -> FindingCode {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("authentication server") || (r.starts_with("connect to ") && r.contains("failed"))
+    {
+        FindingCode::SaslServerUnavailable
+    } else {
+        FindingCode::AuthFailed
+    }
+}
+
 /// Classify a Postfix `warning:` / `error:` / `fatal:` line into a host-level finding. Most
 /// warnings are noise (clients without reverse DNS, TLS scanners): only causes that break mail
 /// flow qualify.

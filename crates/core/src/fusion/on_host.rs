@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::diagnosis::{classify_postfix_problem, Finding, FindingCode};
+use crate::diagnosis::{classify_postfix_problem, classify_sasl_failure, Finding, FindingCode};
 use crate::logs::{AuthFailureKind, LogRecord, Severity};
 
 use super::chain::{clip, generic, within};
@@ -13,13 +13,6 @@ use super::correlator::{remember, Correlator, RecentLine};
 
 /// Problem lines that explain one failure, at most.
 const MAX_EXPLAINING: usize = 3;
-
-/// A SASL failure's reason that is smtpd's, not the client's: its authentication server went
-/// away (`Connection lost to authentication server`) or could not be reached.
-fn backend_lost(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    r.contains("authentication server") || (r.starts_with("connect to ") && r.contains("failed"))
-}
 
 impl Correlator {
     /// Count a host-level finding (one per code and host), bounded by `max_host_findings`.
@@ -49,9 +42,8 @@ impl Correlator {
         self.host_findings.insert(key, f);
     }
 
-    /// smtpd's `SASL LOGIN authentication failed: REASON` for a client: the client's credentials,
-    /// unless the reason says smtpd lost its SASL backend (Dovecot's auth, saslauthd), which
-    /// fails every client alike.
+    /// smtpd's `SASL LOGIN authentication failed: REASON` for a client (classified by
+    /// [`classify_sasl_failure`]).
     pub(super) fn on_sasl_auth_failed(
         &mut self,
         rec: &LogRecord,
@@ -60,18 +52,12 @@ impl Correlator {
         reason: &str,
     ) {
         let role = &rec.role;
-        let (code, msg) = if backend_lost(reason) {
-            (
-                FindingCode::SaslServerUnavailable,
-                format!(
-                    "{role}: SASL {mechanism} authentication failed for client {client}: {reason}"
-                ),
-            )
-        } else {
-            (
-                FindingCode::AuthFailed,
-                format!("{role}: SASL {mechanism} authentication failed for client {client}"),
-            )
+        let code = classify_sasl_failure(reason);
+        let msg = match code {
+            FindingCode::SaslServerUnavailable => format!(
+                "{role}: SASL {mechanism} authentication failed for client {client}: {reason}"
+            ),
+            _ => format!("{role}: SASL {mechanism} authentication failed for client {client}"),
         };
         self.host_finding(code, role, msg, rec);
     }

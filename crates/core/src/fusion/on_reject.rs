@@ -101,7 +101,7 @@ impl Correlator {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
                     rc.status = RcptStatus::Rejected;
                 }
-            } else if !matches!(r.action.as_str(), "hold" | "milter-hold") {
+            } else if action_code(r) != Some(FindingCode::Held) {
                 e.rejected = Some(clip(reply, 300));
             }
             if e.from.is_none() {
