@@ -587,6 +587,26 @@ wait_dovecot_ready() {
   done
 }
 
+# clear_auth_penalties HOST: forgets the login penalties Dovecot's anvil holds (a reload keeps
+# them). After failed logins from an address Dovecot delays that address's next login by 2 s, 4 s,
+# up to 15 s for an hour; a fault that makes logins fail (token-expired, a broken SQL passdb) would
+# otherwise slow the healthy lab's first logins after it. `PENALTY-INC IDENT 0 0` is what Dovecot's
+# own auth sends after a successful login (perl-base is Essential on Debian: no extra package).
+clear_auth_penalties() {
+  local host=$1 idents
+  mapfile -t idents < <(in_ns "$host" doveadm -c "$LAB_DIR/$host/dovecot/dovecot.conf" penalty 2>/dev/null |
+    awk 'NR > 1 && $2 > 0 { print $1 }')
+  ((${#idents[@]})) || return 0
+  note "clearing Dovecot login penalties on $host (${idents[*]})"
+  in_ns "$host" perl -MIO::Socket::UNIX -e '
+    alarm 5;
+    my $s = IO::Socket::UNIX->new(Peer => shift @ARGV) or die "anvil: $!\n";
+    print $s "VERSION\tanvil\t1\t0\n";
+    print $s "PENALTY-INC\t$_\t0\t0\n" for @ARGV;
+    print $s "PENALTY-DUMP\n";
+    while (my $l = <$s>) { last if $l eq "\n" }' "$LAB_DIR/$host/run/anvil" "${idents[@]}"
+}
+
 ensure_running() {
   local host=$1
   if [[ $host != ec2 ]]; then
@@ -775,6 +795,8 @@ heal() {
     [[ $host == ec2 ]] || wait_dovecot_ready "$host"
     wait_postfix_ready "$host"
   done
+  clear_auth_penalties dell
+  clear_auth_penalties provider
   rm -f "$LAB_DIR/state/faults"
   step "flushing the queues (dell, provider, ec2)"
   for host in dell provider ec2; do

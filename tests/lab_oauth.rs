@@ -138,12 +138,21 @@ fn assert_token_refused(r: &Value, status: &str, stage: &str) {
 #[test]
 fn an_expired_token_is_provider_auth_failed_on_either_side() {
     let lab = lab();
-    let _f = lab.fault("token-expired", &[]);
+    let fault = lab.fault("token-expired", &[]);
+    // Each refusal leaves Dovecot a login penalty for the client's address: its next login
+    // waits 2 s or more, an hour long, and a Dovecot reload keeps it.
+    let penalised = |host: &str| {
+        lab.dovecot_penalties(host)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect::<Vec<_>>()
+    };
     // The mailbox is logged in to first: its refused token ends the run before sending.
     let (out, r) = run(&lab, "lab-gmail-oauth-expired-imap", |t| t);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert_token_refused(&r, "fetch_failed", "mailbox");
     assert!(r["submission"].is_null(), "nothing was sent: {r:#}");
+    assert!(!penalised("dell").is_empty(), "no login penalty on dell");
     // With a password for the mailbox, the submission's token is the one refused.
     let (out, r) = run(&lab, "lab-gmail-oauth-expired-smtp", password_receiver);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
@@ -151,4 +160,20 @@ fn an_expired_token_is_provider_auth_failed_on_either_side() {
     assert_eq!(r["submission"]["phase"], "auth", "{r:#}");
     assert_eq!(r["submission"]["auth_mechanism"], "XOAUTH2", "{r:#}");
     assert_eq!(r["imap_auth_mechanism"], "IMAP LOGIN", "{r:#}");
+    assert!(
+        !penalised("provider").is_empty(),
+        "no login penalty on provider"
+    );
+    // Healing clears the penalties, so the tests after this one log in undelayed.
+    drop(fault);
+    assert_eq!(
+        penalised("dell"),
+        [],
+        "dell kept a login penalty after heal"
+    );
+    assert_eq!(
+        penalised("provider"),
+        [],
+        "provider kept a login penalty after heal"
+    );
 }

@@ -231,6 +231,28 @@ impl Lab {
         line.split(": ").nth(1).map(|s| s.trim().to_string())
     }
 
+    /// Dovecot's login penalties on one lab host (`doveadm penalty`): each address with its count.
+    /// A count above 0 delays that address's next login by 2 s or more.
+    pub fn dovecot_penalties(&self, host: &str) -> Vec<(String, u32)> {
+        let conf = self.dir.join(host).join("dovecot/dovecot.conf");
+        let mut cmd = Command::new("doveadm");
+        cmd.arg("-c").arg(&conf).arg("penalty");
+        let out = run_with_timeout(cmd, b"", COMMAND_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "doveadm penalty on {host}: {}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// The password generated at `lab/up` for a user.
     pub fn password(&self, user: &str) -> String {
         let path = self.dir.join("secrets").join(user);
