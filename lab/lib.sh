@@ -598,6 +598,7 @@ clear_auth_penalties() {
     awk 'NR > 1 && $2 > 0 { print $1 }')
   ((${#idents[@]})) || return 0
   note "clearing Dovecot login penalties on $host (${idents[*]})"
+  # shellcheck disable=SC2016 # a Perl program: its $ are Perl's
   in_ns "$host" perl -MIO::Socket::UNIX -e '
     alarm 5;
     my $s = IO::Socket::UNIX->new(Peer => shift @ARGV) or die "anvil: $!\n";
