@@ -60,14 +60,15 @@ pub(super) async fn watch_logs(
         }
         match t.status {
             MessageStatus::Bounced | MessageStatus::Rejected => return,
-            MessageStatus::Deferred => {
+            MessageStatus::Deferred | MessageStatus::Held => {
                 let why = t
                     .findings
                     .first()
                     .map(|f| f.message.clone())
                     .unwrap_or_default();
                 let at = t.last_host.unwrap_or_default();
-                progress.set(scenario, &format!("deferred at {at}: {why}; still waiting"));
+                let what = t.status.as_str();
+                progress.set(scenario, &format!("{what} at {at}: {why}; still waiting"));
             }
             _ => {}
         }

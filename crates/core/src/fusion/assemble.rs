@@ -29,13 +29,16 @@ fn entry_status(e: &Entry) -> HopStatus {
         HopStatus::Bounced
     } else if has(RcptStatus::Expired) {
         HopStatus::Expired
+    } else if e.held && !e.removed {
+        // Not retried while held, whatever its last attempt said; deleted while held is Removed.
+        HopStatus::Held
     } else if has(RcptStatus::Deferred) {
         HopStatus::Deferred
     } else if has(RcptStatus::Sent) {
         HopStatus::Sent
     } else if has(RcptStatus::Rejected) {
         HopStatus::Rejected
-    } else if e.removed && e.rcpts.is_empty() {
+    } else if e.removed && e.rcpts.iter().all(|r| r.status == RcptStatus::Pending) {
         // Gone without a delivery line in these logs (deleted, or delivered before them).
         HopStatus::Removed
     } else if e.qmgr_seen || e.message_id.is_some() || has(RcptStatus::Pending) {

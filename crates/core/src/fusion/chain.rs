@@ -140,6 +140,9 @@ pub(super) struct Entry {
     pub last_seen: Option<DateTime<Utc>>,
     pub removed: bool,
     pub expired: bool,
+    /// On hold (a HOLD rule, a milter's HOLD, `postsuper -h`) and not released since: the
+    /// queue manager will not send it until someone does.
+    pub held: bool,
     /// Whole-message rejection (cleanup/milter/DATA) with its reason.
     pub rejected: Option<String>,
     /// Refused with a temporary error before it was queued (cleanup could not look up a map):
@@ -169,6 +172,7 @@ impl Entry {
             subsecond,
             last_seen: ts,
             removed: false,
+            held: false,
             expired: false,
             rejected: None,
             refused: None,

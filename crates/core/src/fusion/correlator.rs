@@ -312,6 +312,7 @@ impl Correlator {
                 ..
             } => self.on_expired(rec, queue_id, rcpt.as_deref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(rec, queue_id),
+            Event::Released { queue_id } => self.on_released(rec, queue_id),
             Event::Reject(r)
                 if r.queue_id.is_none() && self.single_host && self.only_message_id.is_some() => {}
             Event::Reject(r) => self.on_reject(rec, r),

@@ -19,6 +19,8 @@ pub enum MessageStatus {
     Bounced,
     Rejected,
     Queued,
+    /// On hold in a queue: not delivered until someone releases it (`postsuper -H`).
+    Held,
     Unknown,
 }
 
@@ -30,15 +32,20 @@ impl MessageStatus {
             MessageStatus::Bounced => "bounced",
             MessageStatus::Rejected => "rejected",
             MessageStatus::Queued => "queued",
+            MessageStatus::Held => "held",
             MessageStatus::Unknown => "unknown",
         }
     }
 
-    /// The message did not get where it was going (as far as the logs show).
+    /// The message did not get where it was going (as far as the logs show). A held message
+    /// counts: it stays where it is until someone acts.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            MessageStatus::Deferred | MessageStatus::Bounced | MessageStatus::Rejected
+            MessageStatus::Deferred
+                | MessageStatus::Held
+                | MessageStatus::Bounced
+                | MessageStatus::Rejected
         )
     }
 
@@ -48,9 +55,10 @@ impl MessageStatus {
             MessageStatus::Delivered => 0,
             MessageStatus::Unknown => 1,
             MessageStatus::Queued => 2,
-            MessageStatus::Deferred => 3,
-            MessageStatus::Rejected => 4,
-            MessageStatus::Bounced => 5,
+            MessageStatus::Held => 3,
+            MessageStatus::Deferred => 4,
+            MessageStatus::Rejected => 5,
+            MessageStatus::Bounced => 6,
         }
     }
 }
@@ -75,6 +83,8 @@ pub enum HopStatus {
     Removed,
     /// In the queue, with no delivery attempt logged yet.
     Queued,
+    /// On hold in the queue (a HOLD rule, a milter, `postsuper -h`), not released since.
+    Held,
     /// Dovecot saved it into a mailbox.
     Saved,
     /// Dovecot could not save it.
@@ -93,6 +103,7 @@ impl HopStatus {
             HopStatus::Refused => "refused",
             HopStatus::Removed => "removed",
             HopStatus::Queued => "queued",
+            HopStatus::Held => "held",
             HopStatus::Saved => "saved",
             HopStatus::SaveFailed => "save_failed",
             HopStatus::Unknown => "unknown",
@@ -109,6 +120,7 @@ impl HopStatus {
             HopStatus::Bounced | HopStatus::Expired => MessageStatus::Bounced,
             HopStatus::Rejected => MessageStatus::Rejected,
             HopStatus::Queued => MessageStatus::Queued,
+            HopStatus::Held => MessageStatus::Held,
             HopStatus::Removed | HopStatus::Unknown => MessageStatus::Unknown,
         }
     }
@@ -307,7 +319,7 @@ pub struct ProbeTimeline {
 mod tests {
     use super::*;
 
-    const ALL: [HopStatus; 11] = [
+    const ALL: [HopStatus; 12] = [
         HopStatus::Sent,
         HopStatus::Deferred,
         HopStatus::Bounced,
@@ -316,6 +328,7 @@ mod tests {
         HopStatus::Refused,
         HopStatus::Removed,
         HopStatus::Queued,
+        HopStatus::Held,
         HopStatus::Saved,
         HopStatus::SaveFailed,
         HopStatus::Unknown,
@@ -346,6 +359,7 @@ mod tests {
             (HopStatus::Rejected, M::Rejected),
             (HopStatus::Refused, M::Deferred),
             (HopStatus::Queued, M::Queued),
+            (HopStatus::Held, M::Held),
             (HopStatus::Removed, M::Unknown),
             (HopStatus::Unknown, M::Unknown),
         ];

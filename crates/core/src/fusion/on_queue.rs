@@ -137,6 +137,14 @@ impl Correlator {
         });
     }
 
+    /// `postsuper -H`: the message is no longer held; the queue manager may send it again.
+    pub(super) fn on_released(&mut self, rec: &LogRecord, queue_id: &str) {
+        self.on_entry_line(rec, queue_id, |e| {
+            e.held = false;
+            e.last_seen = rec.timestamp.or(e.last_seen);
+        });
+    }
+
     /// A bounce/delay notification: the line is kept with the message. The notice of an
     /// expired message (same host) joins its chain as a notice, not as a hop or a message of
     /// its own: it is how the expiry reached the sender. The notice of a bounced delivery stays

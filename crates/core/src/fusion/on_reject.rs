@@ -101,8 +101,16 @@ impl Correlator {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
                     rc.status = RcptStatus::Rejected;
                 }
-            } else if action_code(r) != Some(FindingCode::Held) {
-                e.rejected = Some(clip(reply, 300));
+            } else {
+                // The whole message: its recipient (cleanup names one) is the message's too.
+                if let Some(to) = r.to.as_deref() {
+                    e.rcpt_mut(to);
+                }
+                if action_code(r) == Some(FindingCode::Held) {
+                    e.held = true;
+                } else {
+                    e.rejected = Some(clip(reply, 300));
+                }
             }
             if e.from.is_none() {
                 e.from = r.from.clone();
@@ -189,7 +197,7 @@ impl Correlator {
 mod tests {
     use crate::diagnosis::FindingCode;
     use crate::fusion::tests::feed;
-    use crate::fusion::{Correlator, HopStatus, Limits};
+    use crate::fusion::{Correlator, HopStatus, Limits, MessageStatus};
 
     #[test]
     fn held_and_discarded_messages_are_named_as_such() {
@@ -233,12 +241,65 @@ mod tests {
                     .starts_with(says),
                 "{m:#?}"
             );
-            // A held message stays in the queue; a discarded one is gone.
+            // A held message stays in the queue, held (a failure: it waits for someone); a
+            // discarded one is gone.
             assert_eq!(m.complete, code == FindingCode::Discarded, "{qid}");
-            assert_ne!(
-                m.hops[0].status == HopStatus::Rejected,
-                code == FindingCode::Held
-            );
+            let (hop, status) = match code {
+                FindingCode::Held => (HopStatus::Held, MessageStatus::Held),
+                _ => (HopStatus::Rejected, MessageStatus::Rejected),
+            };
+            assert_eq!((m.hops[0].status, m.status), (hop, status), "{qid}");
+            assert!(m.status.is_failure());
+            if qid != "7C7C7C7C7C" {
+                assert_eq!(m.to, ["c@corp.test"], "{qid}");
+            }
+        }
+    }
+
+    /// What becomes of a held message: released and sent, released and still waiting, deleted
+    /// while held, and held after a deferral (no longer retried).
+    #[test]
+    fn a_held_message_is_held_until_released_or_deleted() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  7 12:00:00 mx postfix/cleanup[2]: 1A1A1A1A1A: hold: header Subject: a from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held
+\
+             Nov  7 12:00:00 mx postfix/cleanup[2]: 2B2B2B2B2B: hold: header Subject: b from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held
+\
+             Nov  7 12:00:00 mx postfix/cleanup[2]: 3C3C3C3C3C: hold: header Subject: c from unknown[198.18.1.1]; from=<a@provider.test> to=<c@corp.test> proto=ESMTP helo=<x>: Held
+\
+             Nov  7 12:00:01 mx postfix/qmgr[3]: 4D4D4D4D4D: from=<a@provider.test>, size=900, nrcpt=1 (queue active)
+\
+             Nov  7 12:00:01 mx postfix/smtp[4]: 4D4D4D4D4D: to=<c@corp.test>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)
+\
+             Nov  7 12:00:05 mx postfix/postsuper[9]: 1A1A1A1A1A: released from hold
+\
+             Nov  7 12:00:05 mx postfix/postsuper[9]: 2B2B2B2B2B: released from hold
+\
+             Nov  7 12:00:05 mx postfix/postsuper[9]: 3C3C3C3C3C: removed
+\
+             Nov  7 12:00:05 mx postfix/postsuper[9]: 4D4D4D4D4D: placed on hold
+\
+             Nov  7 12:00:06 mx postfix/qmgr[3]: 1A1A1A1A1A: from=<a@provider.test>, size=900, nrcpt=1 (queue active)
+\
+             Nov  7 12:00:06 mx postfix/smtp[4]: 1A1A1A1A1A: to=<c@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=6, delays=5/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 5E5E5E5E5E)
+\
+             Nov  7 12:00:06 mx postfix/qmgr[3]: 1A1A1A1A1A: removed",
+        );
+        let ms = c.finish();
+        for (qid, hop, status) in [
+            ("1A1A1A1A1A", HopStatus::Sent, MessageStatus::Delivered),
+            ("2B2B2B2B2B", HopStatus::Queued, MessageStatus::Queued),
+            ("3C3C3C3C3C", HopStatus::Removed, MessageStatus::Unknown),
+            ("4D4D4D4D4D", HopStatus::Held, MessageStatus::Held),
+        ] {
+            let m = ms
+                .iter()
+                .find(|m| m.hops[0].queue_id.as_deref() == Some(qid))
+                .unwrap();
+            assert_eq!((m.hops[0].status, m.status), (hop, status), "{qid}: {m:#?}");
         }
     }
 }

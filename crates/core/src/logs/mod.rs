@@ -227,6 +227,8 @@ pub enum Event {
     },
     /// qmgr: `QID: removed`.
     Removed { queue_id: EventText },
+    /// postsuper: `QID: released from hold` (`postsuper -H`): the queue manager may now send it.
+    Released { queue_id: EventText },
     /// smtpd / postscreen / cleanup rejection.
     Reject(Box<Reject>),
     /// bounce: `QID: sender non-delivery notification: QID2`.
@@ -312,6 +314,7 @@ impl Event {
             | Event::QueueActive { queue_id, .. }
             | Event::Expired { queue_id, .. }
             | Event::Removed { queue_id }
+            | Event::Released { queue_id }
             | Event::Notification { queue_id, .. }
             | Event::AttemptDetail { queue_id, .. } => Some(queue_id),
             Event::Delivery(d) => Some(&d.queue_id),

@@ -332,6 +332,11 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     if rest == b"placed on hold" {
         return Some(Some(held_by_hand(queue_id())));
     }
+    if rest == b"released from hold" {
+        return Some(Some(Event::Released {
+            queue_id: queue_id(),
+        }));
+    }
     for info in [
         &b"warn: "[..],
         b"filter: ",
@@ -341,7 +346,6 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"prepend: ",
         b"skipped, still being delivered",
         b"requeued",
-        b"released from hold",
         b"enabling PIX workarounds",
         b"breaking line",
         b"reject_warning: ",
