@@ -293,3 +293,53 @@ fn lost_imap_sessions_are_re_established_and_the_probe_still_found() {
     );
     assert_eq!(r["cleanup"]["deleted"], 1, "{r:#}");
 }
+
+/// After a failed login from the probe's address, Dovecot delays that address's next login
+/// (its auth penalty, 2 s after one failure): the probe still delivers, and its result says
+/// where the time went, the submission's AUTH step, and the likely cause.
+#[test]
+fn a_login_penalty_is_named_as_the_slow_submission_step() {
+    let lab = lab();
+    // Alone: the penalty would slow every other test's logins from the same address.
+    let _g = lab.alone();
+    let user = "probe@provider.test";
+    let bad = lab.submit_with(
+        &support::token("penalty"),
+        "smtp.provider.test",
+        user,
+        "not-the-password",
+        "alice@corp.test",
+    );
+    assert!(!bad.accepted(), "{}", bad.transcript);
+    assert!(
+        lab.dovecot_penalties("provider")
+            .iter()
+            .any(|(_, n)| *n > 0),
+        "the failed login left no penalty"
+    );
+    let (code, r, _) = run_scenario("lab-provider-inbound.toml", "lab-provider-penalty", &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let steps = r["submission"]["steps"].as_array().expect("steps");
+    let auth = steps
+        .iter()
+        .find(|s| s["step"] == "auth")
+        .expect("an AUTH step");
+    assert!(auth["ms"].as_u64().unwrap() >= 1900, "{r:#}");
+    let noted = r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|n| n.starts_with("the submission's AUTH step took") && n.contains("doveadm penalty"));
+    assert!(noted, "{r:#}");
+    let stage = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "submission")
+        .unwrap();
+    assert!(
+        stage["detail"].as_str().unwrap().contains(", AUTH "),
+        "{stage}"
+    );
+}

@@ -166,6 +166,9 @@ impl<'r> Run<'r> {
         let Submitted { outcome, started } =
             self.prepared.sender.send(&message, self.deadline).await;
         let sub: Submission = outcome.submission().clone();
+        if let Some(note) = crate::core::submission_steps::slow_step_note(&sub) {
+            self.result.notes.push(note);
+        }
         self.result.submission = Some(sub.clone());
         self.result.accepted_at = sub.accepted_at;
         Sent {

@@ -178,6 +178,18 @@ impl Lab {
         }
     }
 
+    /// Exclusive hold without a fault, healed when the guard is dropped: for a test whose own
+    /// actions would disturb the others' (a failed login slows every later login from its
+    /// address), and which `lab/heal` undoes.
+    pub fn alone(&self) -> LabGuard {
+        LabGuard {
+            lab_repo: self.repo.clone(),
+            lab_dir: self.dir.clone(),
+            heal_on_drop: true,
+            _lock: self.lock(true),
+        }
+    }
+
     /// Exclusive hold; applies `lab/fault NAME ARGS` and heals when the guard is dropped.
     pub fn fault(&self, name: &str, args: &[&str]) -> LabGuard {
         let lock = self.lock(true);
@@ -468,7 +480,18 @@ impl Lab {
 
     /// Authenticated submission (STARTTLS verified against the lab CA, AUTH PLAIN) on port 587.
     pub fn submit(&self, token: &str, server: &str, user: &str, to: &str) -> Sent {
-        let password = self.password(user);
+        self.submit_with(token, server, user, &self.password(user), to)
+    }
+
+    /// [`Lab::submit`] with the password given (a wrong one, for a failed login).
+    pub fn submit_with(
+        &self,
+        token: &str,
+        server: &str,
+        user: &str,
+        password: &str,
+        to: &str,
+    ) -> Sent {
         let ca = self.dir.join("ca/ca.pem").display().to_string();
         self.swaks(
             token,
@@ -486,7 +509,7 @@ impl Lab {
                 "--auth-user",
                 user,
                 "--auth-password",
-                &password,
+                password,
                 "--from",
                 user,
                 "--to",

@@ -17,6 +17,7 @@ pub mod reply;
 pub mod report;
 pub mod runbook;
 pub mod sla;
+pub mod submission_steps;
 pub mod text;
 pub mod trace;
 pub mod verdict;

@@ -76,6 +76,10 @@ pub struct Submission {
     /// it stopped before AUTH).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_mechanism: Option<AuthMechanism>,
+    /// How long each step of the SMTP conversation took (client clock), in order; empty for
+    /// an HTTP API submission. (A boxed slice keeps a send's outcome small.)
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub steps: Box<[crate::submission_steps::StepTime]>,
 }
 
 /// How arrival was noticed.
@@ -258,7 +262,7 @@ pub fn client_stages(sub: Option<&Submission>, hops: &[crate::trace::Hop]) -> Ve
                 source: StageSource::Client,
                 precision_ms: 1,
                 bounded: false,
-                detail: Some("SMTP submission until the server accepted (client clock)".into()),
+                detail: Some(crate::submission_steps::stage_detail(s)),
             });
         }
     }

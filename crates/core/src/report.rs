@@ -406,6 +406,7 @@ mod tests {
                 text: "2.0.0 Ok: queued as ABC".into(),
                 queue_id: Some("ABC".into()),
                 auth_mechanism: None,
+                steps: Box::default(),
             }),
             imap_auth_mechanism: None,
             stages: vec![Stage {

@@ -302,12 +302,19 @@ pub fn apply_timeline(
     }
     result.log_status = Some(t.status.as_str().to_string());
     result.last_hop = t.last_host.as_deref().map(|r| stage_for_role(r, path));
+    let submission = result
+        .submission
+        .as_ref()
+        .map(crate::submission_steps::stage_detail);
     result.stages = t
         .stages
         .into_iter()
         .map(|mut st| {
             st.name = match st.name.as_str() {
-                "submit" => "submission".to_string(),
+                "submit" => {
+                    st.detail = submission.clone().or(st.detail);
+                    "submission".to_string()
+                }
                 n => stage_for_role(n, path),
             };
             st
@@ -613,6 +620,7 @@ mod tests {
             text: text.into(),
             queue_id: None,
             auth_mechanism: None,
+            steps: Box::default(),
         }
     }
 

@@ -113,6 +113,7 @@ pub async fn send_until(
                 queue_id,
                 // Every request carries the API key as a Bearer token.
                 auth_mechanism: Some(AuthMechanism::HttpBearer),
+                steps: Box::default(),
             }
         };
     let mut backoff = FIRST_BACKOFF;

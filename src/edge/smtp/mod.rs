@@ -25,6 +25,7 @@ use crate::config::secret::Secret;
 use crate::config::{SmtpSender, TlsMode};
 use crate::core::outcome::{AuthMechanism, SmtpPhase, Submission};
 use crate::core::reply;
+use crate::core::submission_steps::{add_step, StepTime};
 use pool::Connection;
 pub use pool::{SmtpPool, MAX_OPEN};
 use wire::{Reply, Wire, WireError};
@@ -70,6 +71,12 @@ fn tls_config(
     tls::client_config(&extra).map_err(|e| e.to_string())
 }
 
+/// Whole milliseconds from `a` to `b`, rounded.
+fn elapsed_ms(a: Instant, b: Instant) -> u64 {
+    let us = b.saturating_duration_since(a).as_micros();
+    u64::try_from((us + 500) / 1000).unwrap_or(u64::MAX)
+}
+
 struct Conversation {
     started_at: DateTime<Utc>,
     phase: SmtpPhase,
@@ -79,9 +86,41 @@ struct Conversation {
     step_limit: Duration,
     /// The AUTH mechanism, once one was chosen.
     auth: Option<AuthMechanism>,
+    /// The steps done so far and their times; the current one (`phase`) began at `step_began`.
+    steps: Vec<StepTime>,
+    step_began: Instant,
 }
 
 impl Conversation {
+    fn new(deadline: Instant, step_limit: Duration) -> Self {
+        Conversation {
+            started_at: crate::clock::now(),
+            phase: SmtpPhase::Connect,
+            deadline,
+            step_limit,
+            auth: None,
+            steps: Vec::new(),
+            step_began: crate::clock::instant(),
+        }
+    }
+    /// The current step is over; `phase` begins.
+    fn enter(&mut self, phase: SmtpPhase) {
+        let now = crate::clock::instant();
+        add_step(
+            &mut self.steps,
+            self.phase,
+            elapsed_ms(self.step_began, now),
+        );
+        self.phase = phase;
+        self.step_began = now;
+    }
+    /// The steps done, the current one until now.
+    fn steps_until_now(&self) -> Vec<StepTime> {
+        let mut steps = self.steps.clone();
+        let ms = elapsed_ms(self.step_began, crate::clock::instant());
+        add_step(&mut steps, self.phase, ms);
+        steps
+    }
     fn failed(&self, text: String, code: Option<u16>) -> SendOutcome {
         SendOutcome::Failed(self.record(code, text, None))
     }
@@ -104,6 +143,7 @@ impl Conversation {
             },
             text,
             auth_mechanism: self.auth,
+            steps: self.steps_until_now().into_boxed_slice(),
         }
     }
     /// The end of the current step: the command timeout, capped by the submission's deadline.
@@ -187,13 +227,7 @@ pub async fn send_pooled(
 ) -> Submitted {
     let turn = pool.turn(deadline).await;
     let started = crate::clock::instant();
-    let mut conv = Conversation {
-        started_at: crate::clock::now(),
-        phase: SmtpPhase::Connect,
-        deadline,
-        step_limit: cfg.command_timeout,
-        auth: None,
-    };
+    let mut conv = Conversation::new(deadline, cfg.command_timeout);
     let Some(mut turn) = turn else {
         let text = "no connection to the submission server was free before the deadline";
         return Submitted {
@@ -206,7 +240,7 @@ pub async fn send_pooled(
             Some(ended) => return ended.finish(turn, started).await,
             // Gone stale: a fresh connection, the conversation from its start.
             None => {
-                conv.phase = SmtpPhase::Connect;
+                conv.enter(SmtpPhase::Connect);
                 conv.auth = None;
             }
         }
@@ -261,6 +295,8 @@ async fn take_over(
     conv: &mut Conversation,
 ) -> Option<Ended> {
     conv.auth = c.auth;
+    // No connect, TLS or AUTH on a connection already open: its time is the envelope's.
+    conv.phase = SmtpPhase::Mail;
     let ended = transact(c, cfg, message, conv, true).await?;
     (!ended.before_data).then_some(ended)
 }
@@ -268,9 +304,9 @@ async fn take_over(
 /// Why an envelope command did not get a positive reply.
 enum Stop {
     /// The server refused: the connection can carry another transaction.
-    Refused(SendOutcome),
+    Refused(Box<SendOutcome>),
     /// The connection failed, or the server is closing it (421).
-    Broken(SendOutcome),
+    Broken(Box<SendOutcome>),
 }
 
 /// One command of the transaction and its reply.
@@ -287,9 +323,9 @@ async fn step(conv: &Conversation, wire: &mut Wire, line: &str) -> Result<Reply,
 fn judge_reply(conv: &Conversation, r: Result<Reply, WireError>) -> Result<Reply, Stop> {
     match r {
         Ok(r) if r.is_positive() => Ok(r),
-        Ok(r) if r.code == 421 => Err(Stop::Broken(conv.refused(&r))),
-        Ok(r) => Err(Stop::Refused(conv.refused(&r))),
-        Err(e) => Err(Stop::Broken(conv.wire_failed(e))),
+        Ok(r) if r.code == 421 => Err(Stop::Broken(Box::new(conv.refused(&r)))),
+        Ok(r) => Err(Stop::Refused(Box::new(conv.refused(&r)))),
+        Err(e) => Err(Stop::Broken(Box::new(conv.wire_failed(e)))),
     }
 }
 
@@ -339,7 +375,7 @@ async fn envelope(
             return Err(if reset {
                 EnvelopeStop::Stale
             } else {
-                EnvelopeStop::Stop(Stop::Broken(conv.wire_failed(e)))
+                EnvelopeStop::Stop(Stop::Broken(Box::new(conv.wire_failed(e))))
             });
         }
     }
@@ -360,7 +396,9 @@ async fn envelope(
             }
             continue;
         };
-        conv.phase = phase;
+        if conv.phase != phase {
+            conv.enter(phase);
+        }
         match judge_reply(conv, reply) {
             Ok(_) => {}
             Err(Stop::Refused(o)) if c.pipelining => {
@@ -386,27 +424,27 @@ async fn transact(
 ) -> Option<Ended> {
     let stopped = |stop: Stop, c: Connection, before_data: bool| match stop {
         Stop::Refused(outcome) => Ended {
-            outcome,
+            outcome: *outcome,
             conn: Some(c),
             before_data: false,
         },
         Stop::Broken(outcome) => Ended {
-            outcome,
+            outcome: *outcome,
             conn: None,
             before_data,
         },
     };
-    conv.phase = SmtpPhase::Mail;
+    conv.enter(SmtpPhase::Mail);
     match envelope(&mut c, cfg, conv, reset).await {
         Ok(()) => {}
         Err(EnvelopeStop::Stale) => return None,
         Err(EnvelopeStop::Stop(s)) => return Some(stopped(s, c, true)),
     }
-    conv.phase = SmtpPhase::Data;
+    conv.enter(SmtpPhase::Data);
     if let Err(s) = step(conv, &mut c.wire, "DATA").await {
         return Some(stopped(s, c, false));
     }
-    conv.phase = SmtpPhase::Message;
+    conv.enter(SmtpPhase::Message);
     let until = conv.step_deadline();
     let sent = c.wire.write_all(&wire::data_payload(message), until).await;
     let reply = match sent {
@@ -487,7 +525,7 @@ async fn establish(
     let (mut wire, mut caps) = open(cfg, tls.as_ref(), conv).await?;
 
     if let (TlsMode::Starttls, Some(t)) = (cfg.tls, &tls) {
-        conv.phase = SmtpPhase::Starttls;
+        conv.enter(SmtpPhase::Starttls);
         if !caps.has_extension("STARTTLS") {
             return Err(conv.failed(
                 "the server does not offer STARTTLS (tls = \"starttls\" requires it)".into(),
@@ -503,7 +541,7 @@ async fn establish(
     }
 
     if let Some(a) = &cfg.auth {
-        conv.phase = SmtpPhase::Auth;
+        conv.enter(SmtpPhase::Auth);
         auth::authenticate(
             &mut wire,
             &mut *conv,

@@ -521,6 +521,7 @@ impl FakeSender {
                 text: text.to_string(),
                 queue_id: None,
                 auth_mechanism: None,
+                steps: Box::default(),
             };
             match &self.reply {
                 Reply::Accept | Reply::AcceptLate(_) => {
