@@ -63,10 +63,14 @@ pub enum FindingCode {
     /// The message was accepted and then thrown away (a check's or milter's DISCARD): the sender
     /// was told it was delivered.
     Discarded,
+    /// A server's disk is full: Postfix's queue file system (`452 4.3.1 Insufficient system
+    /// storage`, `not enough free space in mail queue`) or Dovecot's mail store (`No space left
+    /// on device`). Every message waits, not one user's.
+    DiskFull,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 30] = [
+    pub const ALL: [FindingCode; 31] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -97,6 +101,7 @@ impl FindingCode {
         FindingCode::SaslServerUnavailable,
         FindingCode::Held,
         FindingCode::Discarded,
+        FindingCode::DiskFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +136,7 @@ impl FindingCode {
             FindingCode::SaslServerUnavailable => "sasl_server_unavailable",
             FindingCode::Held => "held",
             FindingCode::Discarded => "discarded",
+            FindingCode::DiskFull => "disk_full",
         }
     }
 
@@ -167,6 +173,7 @@ impl FindingCode {
             FindingCode::SaslServerUnavailable => "SMTP AUTH backend unreachable",
             FindingCode::Held => "Held in the queue",
             FindingCode::Discarded => "Discarded",
+            FindingCode::DiskFull => "Disk full",
         }
     }
 
@@ -278,6 +285,15 @@ fn has(hay: &str, needles: &[&str]) -> bool {
 /// missing plugin or a security option, not a password).
 const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     (FindingCode::RelayAccessDenied, &["relay access denied"]),
+    (
+        FindingCode::DiskFull,
+        &[
+            "insufficient system storage",
+            "not enough free space in mail queue",
+            "no space left on device",
+            "not enough disk space",
+        ],
+    ),
     (
         FindingCode::UnexpectedPath,
         &[
@@ -437,6 +453,10 @@ pub fn classify_smtp_reply(code: u16, enhanced: Option<&str>, text: &str) -> Fin
         if e == "4.7.28" || e == "4.5.3" {
             return FindingCode::RateLimited;
         }
+        // "Mail system full": the server's own storage, not a mailbox's quota.
+        if e == "4.3.1" || e == "5.3.1" {
+            return FindingCode::DiskFull;
+        }
     }
     if code == 535 {
         return FindingCode::AuthFailed;
@@ -494,6 +514,20 @@ pub fn classify_sasl_failure(reason: &str) -> FindingCode {
 /// flow qualify.
 pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
+    if has(
+        &t,
+        &[
+            "not enough free space in mail queue",
+            "no space left on device",
+            "insufficient system storage",
+        ],
+    ) {
+        return Some(FindingCode::DiskFull);
+    }
+    // A DNS blocklist zone that does not resolve: the check does nothing (no map is involved).
+    if t.contains("rbl lookup error") || t.contains("dnsbl lookup error") {
+        return Some(FindingCode::DnsError);
+    }
     if (t.contains(" is unavailable") && t.contains("open database"))
         || t.contains("map lookup problem")
         || t.contains("lookup error")
@@ -533,9 +567,12 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     if t.contains("permission denied") && (t.contains("maildir") || t.contains("mailbox")) {
         return Some(FindingCode::MailboxPermissionDenied);
     }
+    // postdrop (local submission: sendmail from cron, web applications) cannot write to the
+    // queue: a read-only or mis-owned maildrop directory; the mail waits in the caller.
     if t.contains("bad command startup")
         || t.contains("exit status")
         || t.contains("killed by signal")
+        || t.contains("mail_queue_enter: create file")
     {
         return Some(FindingCode::ServiceError);
     }
@@ -548,6 +585,9 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
 /// Classify a Dovecot error/warning/fatal line into a finding.
 pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
+    if has(&t, &["no space left on device", "not enough disk space"]) {
+        return Some(FindingCode::DiskFull);
+    }
     if has(
         &t,
         &[
@@ -792,6 +832,47 @@ mod tests {
         );
         assert!(
             is_spam_mailbox("Junk") && is_spam_mailbox("INBOX.Spam") && !is_spam_mailbox("INBOX")
+        );
+    }
+
+    /// A full disk, a blocklist zone that does not resolve and a queue postdrop cannot write
+    /// are named for what they are (lines from other projects' test data, reworded).
+    #[test]
+    fn disk_blocklist_and_queue_write_problems() {
+        use FindingCode::*;
+        assert_eq!(
+            classify_smtp_reply(452, None, "452 Insufficient system storage"),
+            DiskFull
+        );
+        assert_eq!(
+            classify_smtp_reply(452, Some("4.3.1"), "452 4.3.1 Insufficient system storage"),
+            DiskFull
+        );
+        assert_eq!(
+            classify_status_text("host mx.example[192.0.2.1] said: 452 4.3.1 Insufficient system storage (in reply to MAIL FROM command)"),
+            DiskFull
+        );
+        let w = Severity::Warning;
+        for (text, code) in [
+            ("not enough free space in mail queue: 1000 bytes < 1.5*message_size_limit", DiskFull),
+            ("maildrop/ABC: write: No space left on device", DiskFull),
+            ("199.249.24.179.list.dsbl.org: RBL lookup error: Host or domain name not found. Name service error for name=199.249.24.179.list.dsbl.org type=A: Host not found, try again", DnsError),
+            ("mail_queue_enter: create file maildrop/123456.12345: Read-only file system", ServiceError),
+            ("mail_queue_enter: create file maildrop/123456.12345: Permission denied", ServiceError),
+        ] {
+            assert_eq!(classify_postfix_problem(w, text), Some(code), "{text}");
+        }
+        assert_eq!(
+            classify_dovecot_problem(
+                Severity::Error,
+                "write(/var/mail/alice/new/1.M2) failed: No space left on device"
+            ),
+            Some(DiskFull)
+        );
+        // A map's own lookup error stays the map's.
+        assert_eq!(
+            classify_postfix_problem(w, "hash:/etc/postfix/access lookup error for \"x\""),
+            Some(LookupFailure)
         );
     }
 
