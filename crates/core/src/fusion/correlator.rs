@@ -92,6 +92,8 @@ pub(super) struct RecentLine {
     pub session: Option<String>,
     pub at: Option<DateTime<Utc>>,
     pub code: Option<FindingCode>,
+    /// The process that logged it, when the line names one.
+    pub pid: Option<u32>,
     pub raw: String,
 }
 

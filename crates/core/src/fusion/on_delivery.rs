@@ -121,7 +121,9 @@ impl Correlator {
         }
         // Host warnings that explain it (e.g. transport.db unavailable next to "address
         // resolver failure").
-        let (code, ev) = self.explaining_problems(role, ts, failure.code);
+        // Any process's warning: the delivery agent's failure follows another's (trivial-rewrite's
+        // failed transport lookup, then the agent's "address resolver failure").
+        let (code, ev) = self.explaining_problems(role, ts, failure.code, None);
         failure.code = code;
         failure.evidence.extend(ev);
         // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from the

@@ -233,6 +233,7 @@ impl Correlator {
                 session,
                 at: rec.timestamp,
                 code,
+                pid: rec.pid,
                 raw,
             },
         );
@@ -330,6 +331,7 @@ impl Correlator {
                 session: None,
                 at: rec.timestamp,
                 code: Some(code),
+                pid: rec.pid,
                 raw,
             },
         );

@@ -98,6 +98,7 @@ impl Correlator {
                 session: None,
                 at: rec.timestamp,
                 code,
+                pid: rec.pid,
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
@@ -148,12 +149,17 @@ impl Correlator {
     }
 
     /// Recent warning lines on `host` that explain a failure classified as `code` (up to
-    /// three, oldest first); a generic code takes the warnings' specific one.
+    /// three, oldest first); a generic code takes the warnings' specific one. With `pid`, only
+    /// that process's own warnings can rename a generic code: a server's reject follows its own
+    /// warning (smtpd's failed lookup, then its reply), while any other process's warning in
+    /// the window (master's note of a crashed daemon, an unrelated client's blocklist lookup)
+    /// is not why this reject was sent.
     pub(super) fn explaining_problems(
         &self,
         host: &str,
         ts: Option<DateTime<Utc>>,
         code: FindingCode,
+        pid: Option<u32>,
     ) -> (FindingCode, Vec<String>) {
         let mut code = code;
         let mut hits: Vec<String> = Vec::new();
@@ -170,7 +176,8 @@ impl Correlator {
             if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
                 continue;
             }
-            if pc == code || generic(code) {
+            let renames = generic(code) && (pid.is_none() || p.pid == pid);
+            if pc == code || renames {
                 code = pc;
                 if !hits.contains(&p.raw) {
                     hits.push(p.raw.clone());
@@ -209,5 +216,31 @@ mod tests {
             .message
             .ends_with("Connection lost to authentication server"));
         assert_eq!(of(FindingCode::AuthFailed).map(|f| f.count), Some(1));
+    }
+
+    /// A generic reject takes the specific code of a warning its own process logged before it,
+    /// never that of another process's warning in the same window.
+    #[test]
+    fn only_the_rejecting_process_s_warning_renames_its_reject() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "May  8 08:26:40 mx postfix/master[1]: warning: process /usr/lib/postfix/sbin/cleanup pid 77 exit status 1\n\
+             May  8 08:26:55 mx postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.9]:4711: 550 5.7.1 Service unavailable; client [192.0.2.9] blocked using zen.example; from=<a@x.example>, to=<b@corp.test>, proto=ESMTP, helo=<x>\n\
+             May  8 08:27:00 mx postfix/smtpd[472]: warning: hash:/etc/postfix/client_access is unavailable. open database /etc/postfix/client_access.db: No such file or directory\n\
+             May  8 08:27:00 mx postfix/smtpd[472]: NOQUEUE: reject: RCPT from unknown[192.0.2.10]: 451 4.3.5 Server configuration error; from=<a@x.example> to=<c@corp.test> proto=ESMTP helo=<y>",
+        );
+        let out = c.finish_all();
+        let code_of = |to: &str| {
+            let m = out
+                .messages
+                .iter()
+                .find(|m| m.to.iter().any(|t| t == to))
+                .unwrap();
+            m.findings[0].code
+        };
+        assert_eq!(code_of("b@corp.test"), FindingCode::RejectedOther);
+        assert_eq!(code_of("c@corp.test"), FindingCode::LookupFailure);
     }
 }
