@@ -295,7 +295,13 @@ fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>
             text: lossy(text),
         }));
     }
-    if contains(body, b"unknown user") || contains(body, b"User not known to the underlying") {
+    // The passdb knew the user but no userdb does (`user not found from userdb`, 2.x `... from
+    // any userdbs`, logged for logins only): the login fails as for an unknown user.
+    if contains(body, b"unknown user")
+        || contains(body, b"User not known to the underlying")
+        || contains(body, b"user not found from userdb")
+        || contains(body, b"user not found from any userdb")
+    {
         return Some(Some(Event::AuthFailure {
             user,
             kind: AuthFailureKind::UnknownUser,
@@ -395,6 +401,15 @@ mod tests {
             ),
             (
                 "pam(hal@corp.test,203.0.113.8): pam_authenticate() failed: User not known to the underlying authentication module",
+                AuthFailureKind::UnknownUser,
+            ),
+            // The password was right, no userdb knows the user (1.x, then 2.x wording).
+            (
+                "userdb(ivy@corp.test,::ffff:127.0.0.1): user not found from userdb",
+                AuthFailureKind::UnknownUser,
+            ),
+            (
+                "Error: userdb(ivy@corp.test,203.0.113.7,<Zx1abc>): user not found from any userdbs",
                 AuthFailureKind::UnknownUser,
             ),
         ] {
