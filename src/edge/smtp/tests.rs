@@ -257,3 +257,37 @@ async fn a_recipient_refused_in_a_pipelined_envelope_is_the_verdict_and_no_data_
     assert!(accepted(&out[0]), "{out:?}");
     assert_eq!(seen.messages.load(Ordering::SeqCst), 1);
 }
+
+/// A fresh connection's steps start with its connect; a taken-over one has only its
+/// transaction (no connect, TLS or AUTH of its own); both in the conversation's order.
+#[tokio::test]
+async fn each_submission_records_its_own_steps_in_order() {
+    use crate::core::submission_steps::StepTime;
+    let (port, _seen) = server(Script::Accepts).await;
+    let out = submit_together(port, MAX_OPEN + 1).await;
+    let steps = |o: &SendOutcome| -> Vec<SmtpPhase> {
+        o.submission()
+            .steps
+            .iter()
+            .map(|s: &StepTime| s.step)
+            .collect()
+    };
+    let fresh = vec![
+        SmtpPhase::Connect,
+        SmtpPhase::Mail,
+        SmtpPhase::Data,
+        SmtpPhase::Message,
+    ];
+    let taken_over = vec![SmtpPhase::Mail, SmtpPhase::Data, SmtpPhase::Message];
+    let all: Vec<Vec<SmtpPhase>> = out.iter().map(steps).collect();
+    assert_eq!(
+        all.iter().filter(|s| **s == fresh).count(),
+        MAX_OPEN,
+        "{all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|s| **s == taken_over).count(),
+        1,
+        "{all:?}"
+    );
+}
