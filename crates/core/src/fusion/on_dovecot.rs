@@ -9,7 +9,7 @@ use crate::diagnosis::{classify_dovecot_problem, classify_text, is_spam_mailbox}
 use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{AuthFailureKind, Event, EventText, LogRecord};
 
-use super::chain::{clip, generic, within, ChainId, DoveDelivery, MAX_DOVECOT};
+use super::chain::{clip, generic, within, Chain, ChainId, DoveDelivery, MAX_DOVECOT};
 use super::correlator::{remember, Correlator, RecentLine};
 use super::links::msgids_agree;
 use super::model::msgid_key;
@@ -49,6 +49,44 @@ fn delivery_finding(
     f.add_evidence(&clip(&rec.raw, max_line_bytes), max_evidence);
     f.seen(rec.timestamp);
     Some(f)
+}
+
+/// A save that succeeded after a failed one for the same recipient and session (Sieve could not
+/// file it into the folder a rule named, then kept it in INBOX): the message was delivered. The
+/// failed saves go, and their findings become a note.
+fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
+    let same = |e: &DoveDelivery| {
+        !e.saved
+            && e.user_key() == d.user_key()
+            && (e.session.is_none() || d.session.is_none() || e.session == d.session)
+    };
+    let failed: Vec<String> = ch
+        .dovecot
+        .iter()
+        .filter(|e| same(e))
+        .map(|e| e.mailbox.clone().unwrap_or_else(|| "?".into()))
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    ch.dovecot.retain(|e| !same(e));
+    let who = d.user.as_deref().unwrap_or("?");
+    let prefix = format!(
+        "{}: Dovecot could not save the message for {who} into ",
+        d.host
+    );
+    let mut dropped = Vec::new();
+    ch.findings.retain(|x| {
+        let keep = !x.f.message.starts_with(&prefix);
+        if !keep {
+            dropped.push(x.f.message.clone());
+        }
+        keep
+    });
+    let into = d.mailbox.as_deref().unwrap_or("?");
+    for m in dropped {
+        ch.notes.push(format!("{m}; saved into {into} instead"));
+    }
 }
 
 impl Correlator {
@@ -95,6 +133,9 @@ impl Correlator {
         if let Some(ch) = self.chains.get_mut(&cid) {
             if ch.message_id.is_none() {
                 ch.message_id = message_id.as_deref().map(EventText::from);
+            }
+            if d.saved {
+                saved_after_failing(ch, &d);
             }
             if ch.dovecot.len() < MAX_DOVECOT {
                 ch.dovecot.push(d);
@@ -334,6 +375,57 @@ impl Correlator {
                 pid: rec.pid,
                 raw,
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fusion::tests::feed;
+    use crate::fusion::{Correlator, Limits, MessageStatus};
+
+    /// `msgid=unspecified` is no Message-ID: three deliveries without one stay three messages.
+    #[test]
+    fn deliveries_without_a_message_id_are_not_joined() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<22587><5Gjr0001>: msgid=unspecified: saved mail to INBOX\n\
+             Nov  7 12:00:01 dell dovecot: lmtp(bob@corp.test)<22588><5Gjr0002>: msgid=unspecified: save failed to INBOX: Quota exceeded (mailbox for user is full)\n\
+             Nov  7 12:00:02 dell dovecot: lmtp(carol@corp.test)<22589><5Gjr0003>: msgid=unspecified: sieve: stored mail into mailbox 'Junk'",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 3, "{ms:#?}");
+        assert!(ms.iter().all(|m| m.message_id.is_none()), "{ms:#?}");
+        let alice = ms
+            .iter()
+            .find(|m| m.to.iter().any(|t| t == "alice@corp.test"))
+            .unwrap();
+        assert_eq!(alice.status, MessageStatus::Delivered);
+    }
+
+    /// Sieve could not file the message into the folder its rule named, then kept it in INBOX:
+    /// delivered, the failure a note, no finding.
+    #[test]
+    fn a_save_after_a_failed_one_delivers_the_message() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<22587><5Gjr0001>: Error: sieve: msgid=<m1@x.example>: failed to store into mailbox 'Archive': Mailbox doesn't exist: Archive\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<22587><5Gjr0001>: sieve: msgid=<m1@x.example>: stored mail into mailbox 'INBOX'",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+        assert!(m.findings.is_empty(), "{m:#?}");
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.contains("into Archive") && n.ends_with("saved into INBOX instead")),
+            "{m:#?}"
         );
     }
 }

@@ -117,7 +117,9 @@ fn msgid(msg: &[u8]) -> Option<String> {
         .iter()
         .position(|&c| c == b' ' || c == b',' || c == b':')
         .unwrap_or(v.len());
-    (end > 0).then(|| lossy(&v[..end]))
+    // `msgid=unspecified`: Dovecot's word for a message without a Message-ID, not an id (every
+    // such message would otherwise join one chain).
+    (end > 0 && &v[..end] != b"unspecified").then(|| lossy(&v[..end]))
 }
 
 /// `delivery_time=12ms` (Dovecot's `%{delivery_time}` is whole milliseconds).
