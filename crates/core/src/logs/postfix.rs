@@ -637,7 +637,8 @@ fn reject(
     let stage_end = memchr::memchr(b' ', body)?;
     let stage = &body[..stage_end];
     let after_stage = &body[stage_end + 1..];
-    if stage == b"header" || stage == b"body" {
+    // `content`: message_reject_characters / message_strip_characters, as cleanup checks them.
+    if stage == b"header" || stage == b"body" || stage == b"content" {
         // `header Subject: x from host[ip]; from=<a> to=<b> proto=ESMTP helo=<h>: 5.7.1 text`
         let fields_at = rfind(after_stage, b"; from=<").unwrap_or(after_stage.len());
         let (client, fields) = {
@@ -987,6 +988,20 @@ mod tests {
         assert_eq!(r.action, "milter-reject");
         assert_eq!(r.code, None);
         assert_eq!(r.dsn.as_deref(), Some("5.7.1"));
+        // message_reject_characters: the `content` check, shaped as a header check.
+        let Event::Reject(r) = ev(
+            "cleanup",
+            "4dJHx72Wm3z2: reject: content Received: from h.example (h.example [10.0.0.1]) \
+             from h.example[10.0.0.1]; from=<a@x.example> to=<alice@corp.test> proto=ESMTP \
+             helo=<h.example>: 5.7.1 disallowed character",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.stage.as_str(), r.reason.as_str(), r.to.as_deref()),
+            ("content", "disallowed character", Some("alice@corp.test"))
+        );
+        assert_eq!(r.client.as_deref(), Some("h.example[10.0.0.1]"));
     }
 
     #[test]
