@@ -396,6 +396,12 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "mailbox unavailable",
             "does not exist",
             " 5.1.1 ",
+            // Other servers' words for it (Logwatch's list of unknown-recipient replies).
+            "mailbox not found",
+            "no mailbox here by that name",
+            "invalid recipient",
+            "unknown recipient",
+            "no account by that name",
         ],
     ),
     (
@@ -418,10 +424,16 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
 pub fn classify_text(text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
     let t = t.as_str();
-    TEXT_CAUSES
+    let code = TEXT_CAUSES
         .iter()
         .find(|(code, needles)| has(t, needles) || names_without_needle(*code, t))
-        .map(|(code, _)| *code)
+        .map(|(code, _)| *code)?;
+    // `Sender address rejected: undeliverable address: ... User unknown`: the unknown address is
+    // the sender's (reject_unverified_sender), not the message's recipient.
+    if code == FindingCode::RecipientUnknown && t.contains("sender address rejected") {
+        return None;
+    }
+    Some(code)
 }
 
 /// The causes a text names in a shape a needle does not catch: a reply that starts with 535, and
@@ -437,26 +449,26 @@ fn names_without_needle(code: FindingCode, t: &str) -> bool {
 }
 
 /// Classify a reply the client got from a server (e.g. at submission time).
+/// The cause an enhanced status code (RFC 3463) names unambiguously, if any.
+fn classify_enhanced(e: &str) -> Option<FindingCode> {
+    let e = e.trim();
+    if e.starts_with("5.1.1") || e == "5.1.0" || e == "5.1.10" {
+        return Some(FindingCode::RecipientUnknown);
+    }
+    Some(match e {
+        "4.2.2" | "5.2.2" => FindingCode::MailboxFull,
+        "5.7.8" | "4.7.8" => FindingCode::AuthFailed,
+        "4.7.28" | "4.5.3" => FindingCode::RateLimited,
+        // "Mail system full": the server's own storage, not a mailbox's quota.
+        "4.3.1" | "5.3.1" => FindingCode::DiskFull,
+        _ => return None,
+    })
+}
+
 pub fn classify_smtp_reply(code: u16, enhanced: Option<&str>, text: &str) -> FindingCode {
     // Codes first where they are unambiguous, then the text, then the class.
-    if let Some(e) = enhanced {
-        let e = e.trim();
-        if e.starts_with("5.1.1") || e == "5.1.0" || e == "5.1.10" {
-            return FindingCode::RecipientUnknown;
-        }
-        if e == "4.2.2" || e == "5.2.2" {
-            return FindingCode::MailboxFull;
-        }
-        if e == "5.7.8" || e == "4.7.8" {
-            return FindingCode::AuthFailed;
-        }
-        if e == "4.7.28" || e == "4.5.3" {
-            return FindingCode::RateLimited;
-        }
-        // "Mail system full": the server's own storage, not a mailbox's quota.
-        if e == "4.3.1" || e == "5.3.1" {
-            return FindingCode::DiskFull;
-        }
+    if let Some(c) = enhanced.and_then(classify_enhanced) {
+        return c;
     }
     if code == 535 {
         return FindingCode::AuthFailed;
@@ -484,15 +496,20 @@ pub fn classify_status_text(text: &str) -> FindingCode {
     }
 }
 
-/// Classify a delivery outcome with its status word (`None` for a successful one).
-pub fn classify_delivery(status: DeliveryStatus, reason: &str) -> Option<FindingCode> {
+/// Classify a delivery outcome with its status word (`None` for a successful one): the reason's
+/// text first, then the line's own `dsn=` (Postfix's enhanced code for it: a remote server's
+/// `550 Invalid recipient` still carries `dsn=5.1.1`).
+pub fn classify_delivery(
+    status: DeliveryStatus,
+    dsn: Option<&str>,
+    reason: &str,
+) -> Option<FindingCode> {
+    let specific = || classify_text(reason).or_else(|| dsn.and_then(classify_enhanced));
     match status {
         DeliveryStatus::Sent | DeliveryStatus::Verify => None,
-        DeliveryStatus::Deferred => {
-            Some(classify_text(reason).unwrap_or(FindingCode::DeferredOther))
-        }
-        DeliveryStatus::Bounced => Some(classify_text(reason).unwrap_or(FindingCode::BouncedOther)),
-        DeliveryStatus::Other => Some(classify_status_text(reason)),
+        DeliveryStatus::Deferred => Some(specific().unwrap_or(FindingCode::DeferredOther)),
+        DeliveryStatus::Bounced => Some(specific().unwrap_or(FindingCode::BouncedOther)),
+        DeliveryStatus::Other => Some(specific().unwrap_or_else(|| classify_status_text(reason))),
     }
 }
 
@@ -553,11 +570,24 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     if t.contains("sasl") && t.contains("authentication failed") {
         return Some(FindingCode::AuthFailed);
     }
-    if t.contains("connection rate limit exceeded")
-        || t.contains("connection concurrency limit exceeded")
-        || t.contains("message delivery request rate limit exceeded")
+    // anvil's limits (connection, message, recipient, TLS session rates), a service at its
+    // process limit, postscreen with every port busy: clients wait or are turned away.
+    if t.contains("rate limit exceeded")
+        || t.contains("concurrency limit exceeded")
+        || t.contains("has reached its process limit")
+        || t.contains("all screening ports busy")
     {
         return Some(FindingCode::RateLimited);
+    }
+    // A Postfix daemon's client to a local service (a policy service, a milter) that does not
+    // answer, and queue files that cannot be written: the mail waits or is refused (451 4.3.5).
+    if t.contains("problem talking to server")
+        || (t.starts_with("connect to ")
+            && has(&t, &["connection refused", "no such file", "timed out"]))
+        || t.contains("write queue file")
+        || t.contains("error writing message file")
+    {
+        return Some(FindingCode::ServiceError);
     }
     if (t.contains("cannot load") || t.contains("cannot get"))
         && (t.contains("certificate") || t.contains("private key"))
@@ -587,6 +617,20 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     let t = text.to_ascii_lowercase();
     if has(&t, &["no space left on device", "not enough disk space"]) {
         return Some(FindingCode::DiskFull);
+    }
+    // The master's word on a crashed or failing service process (`service(auth): child 19654
+    // returned error 89`, `killed with signal 11`, `command startup failed, throttling`).
+    if t.starts_with("service(")
+        && has(
+            &t,
+            &[
+                "returned error",
+                "killed with signal",
+                "command startup failed",
+            ],
+        )
+    {
+        return Some(FindingCode::ServiceError);
     }
     if has(
         &t,
@@ -837,6 +881,42 @@ mod tests {
 
     /// A full disk, a blocklist zone that does not resolve and a queue postdrop cannot write
     /// are named for what they are (lines from other projects' test data, reworded).
+    /// Unknown recipients in other servers' words, or by Postfix's own dsn=; an unknown sender
+    /// is not an unknown recipient.
+    #[test]
+    fn recipients_unknown_by_word_or_dsn_and_senders_apart() {
+        use FindingCode::*;
+        let b = DeliveryStatus::Bounced;
+        for reason in [
+            "host mx.example[192.0.2.8] said: 550 MAILBOX NOT FOUND (in reply to RCPT TO command)",
+            "host mx.example[192.0.2.8] said: 511 sorry, no mailbox here by that name (#5.1.1 - chkuser) (in reply to RCPT TO command)",
+            "host mx.example[192.0.2.8] said: 550 unknown recipient address (in reply to RCPT TO command)",
+        ] {
+            assert_eq!(classify_delivery(b, None, reason), Some(RecipientUnknown), "{reason}");
+        }
+        let vague = "host mx.example[192.0.2.8] said: 550 No (in reply to RCPT TO command)";
+        assert_eq!(
+            classify_delivery(b, Some("5.1.1"), vague),
+            Some(RecipientUnknown)
+        );
+        assert_eq!(
+            classify_delivery(b, Some("5.0.0"), vague),
+            Some(BouncedOther)
+        );
+        assert_eq!(
+            classify_delivery(
+                DeliveryStatus::Deferred,
+                Some("4.3.1"),
+                "host x said: 452 try later"
+            ),
+            Some(DiskFull)
+        );
+        assert_eq!(
+            classify_smtp_reply(550, Some("5.1.7"), "<f@example.net>: Sender address rejected: undeliverable address: host mx.example.net[192.0.2.7] said: 550 5.1.1 <f@example.net>: Recipient address rejected: User unknown in virtual alias table"),
+            RejectedOther
+        );
+    }
+
     #[test]
     fn disk_blocklist_and_queue_write_problems() {
         use FindingCode::*;
@@ -869,6 +949,27 @@ mod tests {
             ),
             Some(DiskFull)
         );
+        // Local services that do not answer, capacity limits, crashed Dovecot services.
+        for (text, code) in [
+            ("problem talking to server 127.0.0.1:12525: Connection refused", ServiceError),
+            ("connect to 127.0.0.1:12525: Connection refused", ServiceError),
+            ("write queue file: Input/output error", ServiceError),
+            ("service \"smtp\" (25) has reached its process limit \"50\": new clients may experience noticeable delays", RateLimited),
+            ("New TLS session rate limit exceeded: 40 from mail.example[192.0.2.3] for service smtp", RateLimited),
+        ] {
+            assert_eq!(classify_postfix_problem(w, text), Some(code), "{text}");
+        }
+        for text in [
+            "service(auth): child 19654 returned error 89 (Fatal failure)",
+            "service(imap): child 1234 killed with signal 11 (core dumps disabled)",
+            "service(lmtp): command startup failed, throttling for 2 secs",
+        ] {
+            assert_eq!(
+                classify_dovecot_problem(Severity::Error, text),
+                Some(ServiceError),
+                "{text}"
+            );
+        }
         // A map's own lookup error stays the map's.
         assert_eq!(
             classify_postfix_problem(w, "hash:/etc/postfix/access lookup error for \"x\""),

@@ -51,10 +51,11 @@ impl Correlator {
         let ts = rec.timestamp;
         let limits = self.limits;
         let cid = self.entry_chain(&rec.role, &d.queue_id, ts, rec.subsecond);
-        let mut failure = classify_delivery(d.status, &d.reason).map(|code| Failure {
-            code,
-            evidence: vec![clip(&rec.raw, limits.max_line_bytes)],
-        });
+        let mut failure =
+            classify_delivery(d.status, d.dsn.as_deref(), &d.reason).map(|code| Failure {
+                code,
+                evidence: vec![clip(&rec.raw, limits.max_line_bytes)],
+            });
         let mut from = None;
         let Some(ch) = self.chains.get_mut(&cid) else {
             return (cid, failure, from);
