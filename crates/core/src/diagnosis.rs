@@ -414,6 +414,8 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "4.7.28",
             "throttl",
             "unusual rate",
+            // Greylisting: a temporary refusal the sender's retry gets through.
+            "greylist",
             "concurrency limit exceeded",
         ],
     ),
@@ -915,6 +917,14 @@ mod tests {
             classify_smtp_reply(550, Some("5.1.7"), "<f@example.net>: Sender address rejected: undeliverable address: host mx.example.net[192.0.2.7] said: 550 5.1.1 <f@example.net>: Recipient address rejected: User unknown in virtual alias table"),
             RejectedOther
         );
+        // Greylisting is a temporary refusal, not a permanent reject.
+        let greylisted = classify_smtp_reply(
+            450,
+            Some("4.2.0"),
+            "<b@corp.test>: Recipient address rejected: Greylisted, see https://postgrey.example/",
+        );
+        assert_eq!(greylisted, RateLimited);
+        assert!(!greylisted.is_permanent());
     }
 
     #[test]

@@ -598,6 +598,10 @@ fn prog_at_end(t: &[u8]) -> Option<(&[u8], &[u8])> {
 type Rest<'a> = (Option<&'a [u8]>, &'a [u8], &'a [u8]);
 
 fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
+    let r = match r.first() {
+        Some(b'<') => super::variants::without_bsd_priority(r),
+        _ => r,
+    };
     let sp = super::scan::byte_pos(r, b' ');
     let colon = super::scan::find(r, b": ");
     match (sp, colon) {

@@ -239,6 +239,27 @@ pub(super) fn without_priority(token: &[u8]) -> Option<&[u8]> {
     known.then_some(&token[sp + 1..])
 }
 
+/// The rest of a line after the `<facility>.<level> ` FreeBSD's `syslogd -vv` writes before the
+/// host (`<mail.info> mx postfix/smtpd[301]: msg`); `r` itself when it has none. Only called
+/// for a remainder that starts with `<`.
+pub(super) fn without_bsd_priority(r: &[u8]) -> &[u8] {
+    let close = match memchr::memchr(b'>', r) {
+        Some(c) if c < 24 && r.get(c + 1) == Some(&b' ') => c,
+        _ => return r,
+    };
+    let token = &r[1..close];
+    let named = memchr::memchr(b'.', token).is_some_and(|dot| {
+        let (facility, level) = (&token[..dot], &token[dot + 1..]);
+        (FACILITIES.contains(&facility) || facility.len() == 6 && facility.starts_with(b"local"))
+            && LEVELS.contains(&level)
+    });
+    if named {
+        &r[close + 2..]
+    } else {
+        r
+    }
+}
+
 /// `msg` without the `[ID <number> <facility>.<level>] ` tag Solaris' syslogd puts before it.
 /// Called for every line: the look at the first byte is inlined, the rest is not.
 #[inline(always)]
@@ -416,6 +437,20 @@ mod tests {
         let c = ctx();
         let odd = b"Nov 30 17:08:01 mx some words here: not a program";
         assert!(parse_header(odd, &c, 0).is_none());
+    }
+
+    /// FreeBSD's `syslogd -vv` names the facility and level before the host.
+    #[test]
+    fn bsds_facility_and_level_before_the_host() {
+        let l = "Jul  1 20:08:06 <mail.info> mailhost postfix/smtpd[4711]: connect from x[1.2.3.4]";
+        let h = parse(l);
+        assert_eq!(h.host, Some(&b"mailhost"[..]));
+        assert_eq!((h.program, h.pid), (&b"postfix/smtpd"[..], Some(4711)));
+        assert_eq!(h.msg, b"connect from x[1.2.3.4]");
+        quick_agrees(l);
+        for kept in ["<mail.nope> mx", "<mail.info>mx", "<mailinfo> mx", "<x"] {
+            assert_eq!(without_bsd_priority(kept.as_bytes()), kept.as_bytes());
+        }
     }
 
     /// Lines that only look like these layouts are not read as them.
