@@ -148,6 +148,9 @@ fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
 fn dovecot_status(d: &DoveDelivery) -> HopStatus {
     if d.saved {
         HopStatus::Saved
+    } else if d.discarded {
+        // As a Postfix DISCARD: refused for good, not a save to retry.
+        HopStatus::Rejected
     } else {
         HopStatus::SaveFailed
     }

@@ -256,6 +256,8 @@ pub(super) struct DoveDelivery {
     pub session: Option<String>,
     pub mailbox: Option<String>,
     pub saved: bool,
+    /// The recipient's Sieve script discarded it (not saved, and not to be retried).
+    pub discarded: bool,
     pub delivery_time_ms: Option<u64>,
     pub at: Option<DateTime<Utc>>,
     pub subsecond: bool,

@@ -27,7 +27,11 @@ fn delivery_finding(
     let role = &rec.role;
     let who = d.user.as_deref().unwrap_or("?");
     let mb = d.mailbox.as_deref().unwrap_or("?");
-    let mut f = if !d.saved {
+    let mut f = if d.discarded {
+        let msg =
+            format!("{role}: the Sieve script of {who} discarded the message (discard action)");
+        Finding::new(FindingCode::Discarded, Some(role), msg)
+    } else if !d.saved {
         let code = classify_text(text)
             .or(cause.and_then(|c| c.code))
             .unwrap_or(FindingCode::DeferredOther);
@@ -109,6 +113,7 @@ impl Correlator {
             session: session.clone(),
             mailbox: mailbox.clone(),
             saved: *saved,
+            discarded: !*saved && crate::logs::is_sieve_discard(text.as_bytes()),
             delivery_time_ms: *delivery_time_ms,
             at: rec.timestamp,
             subsecond: rec.subsecond,
@@ -381,6 +386,7 @@ impl Correlator {
 
 #[cfg(test)]
 mod tests {
+    use crate::diagnosis::FindingCode;
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, Limits, MessageStatus};
 
@@ -403,6 +409,30 @@ mod tests {
             .find(|m| m.to.iter().any(|t| t == "alice@corp.test"))
             .unwrap();
         assert_eq!(alice.status, MessageStatus::Delivered);
+    }
+
+    /// The recipient's Sieve script discarded the message: refused for good at Dovecot, with
+    /// the finding that says so, though Postfix handed it over.
+    #[test]
+    fn a_sieve_discard_is_discarded_not_delivered() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell postfix/lmtp[5]: 1A2B3C4D5E: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <alice@corp.test> 5Gjr0009 Saved)\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<22590><5Gjr0009>: sieve: msgid=<m9@x.example>: Marked message to be discarded if not explicitly delivered (discard action)\n\
+             Nov  7 12:00:00 dell postfix/cleanup[4]: 1A2B3C4D5E: message-id=<m9@x.example>",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        assert_eq!(m.status, MessageStatus::Rejected, "{m:#?}");
+        let f = &m.findings[0];
+        assert_eq!(f.code, FindingCode::Discarded, "{m:#?}");
+        assert!(
+            f.message.contains("Sieve script of alice@corp.test"),
+            "{f:#?}"
+        );
     }
 
     /// Sieve could not file the message into the folder its rule named, then kept it in INBOX:

@@ -102,6 +102,11 @@ pub(crate) fn parse_syslog(msg: &[u8]) -> Option<Option<Event>> {
     parse(token, rest)
 }
 
+/// Pigeonhole's line for a message its Sieve script discards.
+pub(crate) fn is_sieve_discard(text: &[u8]) -> bool {
+    contains(text, b"(discard action)") || contains(text, b"arked message to be discarded")
+}
+
 /// Message-id as logged (`msgid=<a@b>`), keeping the brackets like Postfix's `message-id=`.
 fn msgid(msg: &[u8]) -> Option<String> {
     let at = find(msg, b"msgid=")?;
@@ -171,7 +176,13 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             } else {
                 None
             };
-            if saved_to.is_some() || failed_to.is_some() || contains(text, b"rejected: ") {
+            // Sieve's discard: `marked message to be discarded if not explicitly delivered
+            // (discard action)`; unless a later line stores it after all, it is in no mailbox.
+            if saved_to.is_some()
+                || failed_to.is_some()
+                || contains(text, b"rejected: ")
+                || is_sieve_discard(text)
+            {
                 let saved = saved_to.is_some();
                 return Some(Some(Event::DovecotDelivery {
                     user,
