@@ -102,6 +102,16 @@ pub(crate) fn parse_syslog(msg: &[u8]) -> Option<Option<Event>> {
     parse(token, rest)
 }
 
+/// A Dovecot 2.2 session id (22 characters of base64, a 128-bit GUID) and `: ` at the start of
+/// `text`: the id and the text after it.
+fn text_session(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (id, rest) = (text.get(..22)?, text.get(22..)?);
+    let base64 = id
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/'));
+    (base64 && rest.starts_with(b": ")).then(|| (id, &rest[2..]))
+}
+
 /// Pigeonhole's line for a message its Sieve script discards.
 pub(crate) fn is_sieve_discard(text: &[u8]) -> bool {
     contains(text, b"(discard action)") || contains(text, b"arked message to be discarded")
@@ -161,6 +171,12 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
     let session = p.session.map(lossy);
     match p.name {
         b"lmtp" | b"lda" | b"dovecot-lda" => {
+            // Dovecot 2.2 writes the session at the start of the text: `lmtp(4130, u@x):
+            // Hk7uCmSd31Q2EAAAb2Ji6A: msgid=...` (2.3 puts it in the token).
+            let (session, text) = match (session, text_session(text)) {
+                (None, Some((s, rest))) => (Some(lossy(s)), rest),
+                (s, _) => (s, text),
+            };
             let saved_to = if contains(text, b"saved mail to ") {
                 mailbox_after(text, b"saved mail to ")
             } else if contains(text, b"stored mail into mailbox ") {
@@ -355,6 +371,32 @@ mod tests {
         );
         assert_eq!(parse_proc(b"sshd(1)"), None);
         assert_eq!(parse_proc(b"lmtp(x"), None);
+    }
+
+    /// Dovecot 2.2: the pid and user in the token, the session at the start of the text.
+    #[test]
+    fn dovecot_2_2_session_in_the_text() {
+        let Event::DovecotDelivery {
+            user,
+            session,
+            message_id,
+            saved,
+            ..
+        } = ev(
+            "lmtp(22587, alice@corp.test)",
+            "5GjrDafYTFE7WAAABf1gKA: msgid=<m2@x.example>: saved mail to INBOX",
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(user.as_deref(), Some("alice@corp.test"));
+        assert_eq!(session.as_deref(), Some("5GjrDafYTFE7WAAABf1gKA"));
+        assert_eq!(message_id.as_deref(), Some("<m2@x.example>"));
+        assert!(saved);
+        assert_eq!(
+            text_session(b"msgid=<m2@x.example>: saved mail to INBOX"),
+            None
+        );
     }
 
     #[test]
