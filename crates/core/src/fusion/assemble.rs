@@ -157,14 +157,30 @@ fn dovecot_status(d: &DoveDelivery) -> HopStatus {
 }
 
 /// The hop of NOQUEUE reject `n`: its text is moved out of it.
+/// A NOQUEUE reject's hop status: a 4xx reply is temporary, the client keeps the message and
+/// tries again (greylisting, a failed lookup), as after cleanup's temporary refusal.
+fn noqueue_status(n: &NoQueue) -> HopStatus {
+    let temporary = match (n.reject.code, n.reject.dsn.as_deref()) {
+        (Some(c), _) => (400..500).contains(&c),
+        (None, Some(d)) => d.starts_with('4'),
+        (None, None) => false,
+    };
+    if temporary {
+        HopStatus::Refused
+    } else {
+        HopStatus::Rejected
+    }
+}
+
 fn noqueue_hop(n: &mut NoQueue) -> Hop {
     let reason = reply_text(&n.reject);
+    let status = noqueue_status(n);
     let r = &mut n.reject;
     Hop {
         host: EventText::from(&*n.host),
         queue_id: None,
         service: None,
-        status: HopStatus::Rejected,
+        status,
         relay: None,
         delay_ms: None,
         delays: None,
@@ -387,7 +403,7 @@ impl<'a> Walk<'a> {
         }
         for n in 0..self.ch.noqueue.len() {
             self.hops.push(HopOf::NoQueue(n));
-            self.leaf(MessageStatus::Rejected);
+            self.leaf(noqueue_status(&self.ch.noqueue[n]).message_status());
         }
     }
 }

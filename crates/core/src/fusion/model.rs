@@ -76,8 +76,8 @@ pub enum HopStatus {
     Expired,
     /// Refused: a NOQUEUE or cleanup/milter reject, or every recipient rejected.
     Rejected,
-    /// Refused with a temporary error (cleanup could not look up a map): the sending side
-    /// keeps the message and retries.
+    /// Refused with a temporary error (a 4xx reject, cleanup's failed map lookup): the sending
+    /// side keeps the message and retries.
     Refused,
     /// Left the queue without a delivery line in these logs (deleted, or delivered before them).
     Removed,

@@ -256,6 +256,40 @@ mod tests {
         }
     }
 
+    /// A 4xx NOQUEUE reject is temporary (the client keeps the message and retries): refused
+    /// and deferred; a 5xx one is rejected.
+    #[test]
+    fn a_temporary_reject_is_deferred_a_permanent_one_rejected() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  7 12:00:00 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[192.0.2.5]: 450 4.2.0 <b@corp.test>: Recipient address rejected: Greylisted; from=<a@x.example> to=<b@corp.test> proto=ESMTP helo=<x>\n\
+             Nov  7 12:00:01 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[192.0.2.6]: 554 5.7.1 <c@corp.test>: Relay access denied; from=<a@x.example> to=<c@corp.test> proto=ESMTP helo=<x>",
+        );
+        let ms = c.finish();
+        let of = |to: &str| {
+            let m = ms.iter().find(|m| m.to.iter().any(|t| t == to)).unwrap();
+            (m.hops[0].status, m.status, m.findings[0].code)
+        };
+        assert_eq!(
+            of("b@corp.test"),
+            (
+                HopStatus::Refused,
+                MessageStatus::Deferred,
+                FindingCode::RateLimited
+            )
+        );
+        assert_eq!(
+            of("c@corp.test"),
+            (
+                HopStatus::Rejected,
+                MessageStatus::Rejected,
+                FindingCode::RelayAccessDenied
+            )
+        );
+    }
+
     /// What becomes of a held message: released and sent, released and still waiting, deleted
     /// while held, and held after a deferral (no longer retried).
     #[test]
