@@ -12,7 +12,10 @@
 //! - Month before day, without the RFC comma: `Sat Apr 21 2018 03:01:04 +0000` and
 //!   `Apr 21 2018 03:01:04 +0000` (also `Apr 21, 2018`).
 //! - Fractional seconds to the nanosecond (more than 9 digits are truncated to 9).
-//! - Zones: `+hhmm`/`-hhmm`, `+hh:mm`, `UT`, `UTC`, `GMT`, `Z`, `EST/EDT`, `CST/CDT`, `MST/MDT`,
+//! - Other orders and separators real clients write: ctime's `Sat Mar 24 21:23:03 EDT 2007`, RFC
+//!   850's `19-Nov-82`, dotted times `13.47.26` (no fraction then).
+//! - Zones: `+hhmm`/`-hhmm`, `+hh:mm`, an unsigned `hhmm` (read as `+hhmm`), JavaScript's
+//!   `GMT+hhmm`, `UT`, `UTC`, `GMT`, `Z`, `EST/EDT`, `CST/CDT`, `MST/MDT`,
 //!   `PST/PDT`, and the other military letters which RFC 5322 (4.3) says to read as `-0000`.
 //!   Ambiguous names (`CET`, `IST`, `BST`, ...) alone are rejected: guessing would be silently
 //!   wrong. A name after a numeric offset (`-0800 PST`, Go's `+0000 UTC`) is ignored: the number
@@ -179,19 +182,25 @@ impl<'a> Cursor<'a> {
 fn parse_time(c: &mut Cursor) -> Option<(u32, u32, u32, u32, Precision)> {
     let (hour, _) = c.digits(1, 2)?;
     c.ws();
-    if !c.eat(b':') {
-        return None;
-    }
+    // `13.47.26`: dots throughout (older clients), then no fraction.
+    let sep = match c.peek()? {
+        s @ (b':' | b'.') => s,
+        _ => return None,
+    };
+    c.i += 1;
     c.ws();
     let (minute, _) = c.digits(2, 2)?;
     let save = c.i;
     c.ws();
-    if !c.eat(b':') {
+    if !c.eat(sep) {
         c.i = save;
         return Some((hour, minute, 0, 0, Precision::Minute));
     }
     c.ws();
     let (second, _) = c.digits(2, 2)?;
+    if sep == b'.' {
+        return Some((hour, minute, second, 0, Precision::Second));
+    }
     if c.peek() == Some(b'.') || c.peek() == Some(b',') {
         c.i += 1;
         let start = c.i;
@@ -284,8 +293,22 @@ fn parse_zone(c: &mut Cursor) -> Option<i32> {
         }
         return Some(offset);
     }
+    // Four digits without a sign (`... 22:23:35 0200`, seen from real clients): `+hhmm`.
+    if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+        let (v, len) = c.digits(4, 4)?;
+        let (h, m) = (v / 100, v % 100);
+        return (len == 4 && h < 18 && m < 60).then(|| (h * 3600 + m * 60) as i32);
+    }
     let word = c.alpha();
-    named_zone(word)
+    let named = named_zone(word)?;
+    // JavaScript's `Date.toString()`: `GMT+0200 (Central European Summer Time)`: the offset
+    // written after the name is the zone (four digits or `hh:mm`, never POSIX's inverted `+2`).
+    if named == 0 && matches!(c.peek(), Some(b'+' | b'-')) {
+        let start = c.i;
+        let offset = parse_numeric_zone(c)?;
+        return (c.i - start >= 5).then_some(offset);
+    }
+    Some(named)
 }
 
 fn weekday_name(w: &str) -> bool {
@@ -341,12 +364,24 @@ fn parse_rfc5322(c: &mut Cursor) -> Option<ParsedDate> {
         c.ws();
         let (day, _) = c.digits(1, 2)?;
         c.ws();
+        if looks_like_time(c) {
+            return ctime_rest(c, day, month);
+        }
         c.eat(b',');
         (day, month)
     } else {
         let (day, _) = c.digits(1, 2)?;
-        c.ws();
-        (day, month_number(c.alpha())?)
+        // RFC 850's `19-Nov-82`: a dash on both sides of the month, or neither.
+        if c.eat(b'-') {
+            let month = month_number(c.alpha())?;
+            if !c.eat(b'-') {
+                return None;
+            }
+            (day, month)
+        } else {
+            c.ws();
+            (day, month_number(c.alpha())?)
+        }
     };
     c.ws();
     let (y, ylen) = c.digits(2, 4)?;
@@ -360,6 +395,25 @@ fn parse_rfc5322(c: &mut Cursor) -> Option<ParsedDate> {
     c.ws();
     let (hour, minute, second, nanos, precision) = parse_time(c)?;
     let offset = parse_zone(c)?;
+    build(
+        year, month, day, hour, minute, second, nanos, precision, offset,
+    )
+}
+
+/// `h[h]:` at the cursor: a time where a year was expected.
+fn looks_like_time(c: &Cursor) -> bool {
+    let rest = c.b.get(c.i..).unwrap_or_default();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    (1..=2).contains(&digits) && rest.get(digits) == Some(&b':')
+}
+
+/// ctime's and date(1)'s order after `month day`: `21:23:03 EDT 2007`. The zone is required,
+/// as everywhere.
+fn ctime_rest(c: &mut Cursor, day: u32, month: u32) -> Option<ParsedDate> {
+    let (hour, minute, second, nanos, precision) = parse_time(c)?;
+    let offset = parse_zone(c)?;
+    c.ws();
+    let (year, _) = c.digits(4, 4)?;
     build(
         year, month, day, hour, minute, second, nanos, precision, offset,
     )
@@ -528,6 +582,50 @@ mod tests {
         none("Apr 2018 03:01:04 +0000");
         none("Apr 21 2018 03:01:04");
         none("Sat Apr 21 2018");
+    }
+
+    /// Forms other projects' date tests read and real clients write (MimeKit, mime4j, CPython,
+    /// JavaMail): an unsigned zone, JavaScript's `GMT+hhmm`, dotted times, RFC 850's dashes,
+    /// ctime's order. Each still needs a zone.
+    #[test]
+    fn other_real_world_forms() {
+        assert_eq!(
+            rfc("Tue, 17 Jul 2012 22:23:35.882 0000"),
+            "2012-07-17T22:23:35.882Z"
+        );
+        assert_eq!(
+            rfc("Tue, 12 Jun 2012 19:22:28 0200"),
+            "2012-06-12T17:22:28Z"
+        );
+        assert_eq!(
+            rfc("Sat Apr 21 2018 03:01:04 GMT+0200 (Central European Summer Time)"),
+            "2018-04-21T01:01:04Z"
+        );
+        assert_eq!(
+            rfc("Sat Apr 21 2018 03:01:04 GMT-03:30"),
+            "2018-04-21T06:31:04Z"
+        );
+        assert_eq!(rfc("5 Feb 2003 13.47.26 -0800"), "2003-02-05T21:47:26Z");
+        assert_eq!(rfc("Wed, 3 Apr 2002 14.58 +0800"), "2002-04-03T06:58:00Z");
+        assert_eq!(
+            rfc("Friday, 19-Nov-82 16:14:55 EST"),
+            "1982-11-19T21:14:55Z"
+        );
+        assert_eq!(rfc("1-Jan-2015 00:00 +0000"), "2015-01-01T00:00:00Z");
+        assert_eq!(rfc("Sat Mar 24 21:23:03 EDT 2007"), "2007-03-25T01:23:03Z");
+        for bad in [
+            "Sat Apr 21 2018 03:01:04 GMT+2",
+            "Tue, 12 Jun 2012 19:22:28 2400",
+            "Tue, 12 Jun 2012 19:22:28 020",
+            "12.34.56.78+0800",
+            "5 Feb 2003 13.47:26 -0800",
+            "5 Feb 2003 13.47.26.5 -0800",
+            "1-Jan 2015 00:00 +0000",
+            "Nov--82 16:14:55 EST",
+            "Sat Mar 24 21:23:03 2007",
+        ] {
+            none(bad);
+        }
     }
 
     #[test]
