@@ -191,6 +191,8 @@ pub(crate) struct Scan {
     /// `(user@192.0.2.4)` and Exim 3's `[192.0.2.4.51234]` (the port as a fifth dotted part).
     pub client_ip: Option<IpAddr>,
     pub date: Option<ParsedDate>,
+    /// Text follows the last `;` but is no date flowtest reads (not a missing date).
+    pub date_unread: bool,
     /// Only comments and `;` precede the date (the qmail form).
     pub comment_only_prefix: bool,
     /// Exim 3's `from NAME (HELO) [IP]`: the HELO, when the from clause has that shape (NAME is
@@ -238,6 +240,12 @@ pub(crate) fn scan(text: &str) -> Scan {
             candidates.push((pos + 1, si + 1));
         }
     }
+    let words_after_semi = last_semi.is_some_and(|si| {
+        toks.get(si + 1..)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Tok::Word(..)))
+    });
     let region = last_semi.map_or(0, |si| si + 1);
     for (ti, t) in toks.iter().enumerate().skip(region) {
         if let (Tok::Word(a, _), Some(w)) = (t, word(t)) {
@@ -263,6 +271,7 @@ pub(crate) fn scan(text: &str) -> Scan {
             break;
         }
     }
+    out.date_unread = out.date.is_none() && words_after_semi;
     out
 }
 
@@ -535,7 +544,11 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
         hop.warnings.push(HopWarning::Malformed);
     }
     if hop.timestamp.is_none() {
-        hop.warnings.push(HopWarning::NoDate);
+        hop.warnings.push(if s.date_unread {
+            HopWarning::UnreadableDate
+        } else {
+            HopWarning::NoDate
+        });
     }
     hop
 }

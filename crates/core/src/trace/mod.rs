@@ -125,6 +125,8 @@ pub enum HopWarning {
     NoDate,
     ClockSkew,
     FutureDate,
+    /// Text follows the header's `;` but is no date flowtest reads (`no_date`: there is none).
+    UnreadableDate,
 }
 
 impl HopWarning {
@@ -134,6 +136,7 @@ impl HopWarning {
             HopWarning::NoDate => "no_date",
             HopWarning::ClockSkew => "clock_skew",
             HopWarning::FutureDate => "future_date",
+            HopWarning::UnreadableDate => "unreadable_date",
         }
     }
 }

@@ -169,7 +169,10 @@ fn warning_text(w: HopWarning, hop: &Hop) -> String {
                 esc(&hop.raw)
             )
         }
-        HopWarning::NoDate => "no_date: the date is missing or not a valid date".into(),
+        HopWarning::NoDate => "no_date: the header has no date".into(),
+        HopWarning::UnreadableDate => {
+            "unreadable_date: the text after the ';' is not a date flowtest reads".into()
+        }
         HopWarning::ClockSkew => format!(
             "clock_skew: stamped {} before the previous dated hop",
             human_ms(hop.delay_ms.unwrap_or(0).saturating_abs())
@@ -280,7 +283,7 @@ mod tests {
         );
         assert!(s.contains("18:12:31.190"));
         assert!(s.contains("no date"));
-        assert!(s.contains("! no_date"));
+        assert!(s.contains("! unreadable_date: the text after"), "{s}");
         assert!(s.contains("! clock_skew: stamped 7m 28s before"), "{s}");
         assert!(s.contains("-- 2025-11-04 --"));
         assert!(s.contains("\n       x -> mail.example.org\n"), "{s}");
