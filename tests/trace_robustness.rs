@@ -133,11 +133,18 @@ fn check(t: &Trace) {
     for hop in &t.hops {
         match hop.timestamp {
             None => {
-                assert!(hop.warnings.contains(&HopWarning::NoDate), "{hop:?}");
+                // Exactly one of the two: no date at all, or text that is no date.
+                let no_date = hop.warnings.contains(&HopWarning::NoDate);
+                let unreadable = hop.warnings.contains(&HopWarning::UnreadableDate);
+                assert!(no_date != unreadable, "{hop:?}");
                 assert_eq!(hop.delay_ms, None);
             }
             Some(_) => {
                 assert!(!hop.warnings.contains(&HopWarning::NoDate), "{hop:?}");
+                assert!(
+                    !hop.warnings.contains(&HopWarning::UnreadableDate),
+                    "{hop:?}"
+                );
                 assert_eq!(hop.delay_ms.is_some(), timed_seen > 0, "{hop:?}");
                 timed_seen += 1;
             }
