@@ -283,17 +283,17 @@ fn has(hay: &str, needles: &[&str]) -> bool {
 /// a TLS failure before the credentials, a missing SASL mechanism before the credentials
 /// (`SASL authentication failed; cannot authenticate to server X: no mechanism available` is a
 /// missing plugin or a security option, not a password).
+/// A full disk in Postfix's words (a reply, a warning) and the kernel's (Dovecot's errors).
+const DISK_FULL: &[&str] = &[
+    "insufficient system storage",
+    "not enough free space in mail queue",
+    "no space left on device",
+    "not enough disk space",
+];
+
 const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     (FindingCode::RelayAccessDenied, &["relay access denied"]),
-    (
-        FindingCode::DiskFull,
-        &[
-            "insufficient system storage",
-            "not enough free space in mail queue",
-            "no space left on device",
-            "not enough disk space",
-        ],
-    ),
+    (FindingCode::DiskFull, DISK_FULL),
     (
         FindingCode::UnexpectedPath,
         &[
@@ -533,14 +533,7 @@ pub fn classify_sasl_failure(reason: &str) -> FindingCode {
 /// flow qualify.
 pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
-    if has(
-        &t,
-        &[
-            "not enough free space in mail queue",
-            "no space left on device",
-            "insufficient system storage",
-        ],
-    ) {
+    if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
     }
     // A DNS blocklist zone that does not resolve: the check does nothing (no map is involved).
@@ -617,7 +610,7 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
 /// Classify a Dovecot error/warning/fatal line into a finding.
 pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
-    if has(&t, &["no space left on device", "not enough disk space"]) {
+    if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
     }
     // The master's word on a crashed or failing service process (`service(auth): child 19654

@@ -396,9 +396,8 @@ async fn envelope(
             }
             continue;
         };
-        if conv.phase != phase {
-            conv.enter(phase);
-        }
+        // The RCPTs after MAIL add to one envelope step (`add_step`).
+        conv.enter(phase);
         match judge_reply(conv, reply) {
             Ok(_) => {}
             Err(Stop::Refused(o)) if c.pipelining => {

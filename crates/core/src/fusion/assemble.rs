@@ -156,7 +156,6 @@ fn dovecot_status(d: &DoveDelivery) -> HopStatus {
     }
 }
 
-/// The hop of NOQUEUE reject `n`: its text is moved out of it.
 /// A NOQUEUE reject's hop status: a 4xx reply is temporary, the client keeps the message and
 /// tries again (greylisting, a failed lookup), as after cleanup's temporary refusal.
 fn noqueue_status(n: &NoQueue) -> HopStatus {
@@ -172,6 +171,7 @@ fn noqueue_status(n: &NoQueue) -> HopStatus {
     }
 }
 
+/// The hop of NOQUEUE reject `n`: its text is moved out of it.
 fn noqueue_hop(n: &mut NoQueue) -> Hop {
     let reason = reply_text(&n.reject);
     let status = noqueue_status(n);

@@ -35,10 +35,7 @@ fn delivery_finding(
         let code = classify_text(text)
             .or(cause.and_then(|c| c.code))
             .unwrap_or(FindingCode::DeferredOther);
-        let msg = format!(
-            "{role}: Dovecot could not save the message for {who} into {mb}: {}",
-            clip(text, 300)
-        );
+        let msg = format!("{}{mb}: {}", save_failed_prefix(role, who), clip(text, 300));
         let mut f = Finding::new(code, Some(role), msg);
         if let Some(c) = cause {
             f.add_evidence(&c.raw, max_evidence);
@@ -55,6 +52,11 @@ fn delivery_finding(
     Some(f)
 }
 
+/// How a failed save's finding starts (the folder and the reason follow).
+fn save_failed_prefix(role: &str, who: &str) -> String {
+    format!("{role}: Dovecot could not save the message for {who} into ")
+}
+
 /// A save that succeeded after a failed one for the same recipient and session (Sieve could not
 /// file it into the folder a rule named, then kept it in INBOX): the message was delivered. The
 /// failed saves go, and their findings become a note.
@@ -64,21 +66,11 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
             && e.user_key() == d.user_key()
             && (e.session.is_none() || d.session.is_none() || e.session == d.session)
     };
-    let failed: Vec<String> = ch
-        .dovecot
-        .iter()
-        .filter(|e| same(e))
-        .map(|e| e.mailbox.clone().unwrap_or_else(|| "?".into()))
-        .collect();
-    if failed.is_empty() {
+    if !ch.dovecot.iter().any(same) {
         return;
     }
     ch.dovecot.retain(|e| !same(e));
-    let who = d.user.as_deref().unwrap_or("?");
-    let prefix = format!(
-        "{}: Dovecot could not save the message for {who} into ",
-        d.host
-    );
+    let prefix = save_failed_prefix(&d.host, d.user.as_deref().unwrap_or("?"));
     let mut dropped = Vec::new();
     ch.findings.retain(|x| {
         let keep = !x.f.message.starts_with(&prefix);

@@ -230,13 +230,19 @@ const LEVELS: [&[u8]; 11] = [
 /// for a token that is not a program as it stands.
 pub(super) fn without_priority(token: &[u8]) -> Option<&[u8]> {
     let sp = memchr::memchr(b' ', token)?;
-    let (facility, level) = token[..sp].split_at(memchr::memchr(b'.', &token[..sp])?);
-    let level = &level[1..];
+    is_priority(&token[..sp]).then_some(&token[sp + 1..])
+}
+
+/// `mail.info`, `local7.warn`: a syslog facility and level by name.
+fn is_priority(token: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', token) else {
+        return false;
+    };
+    let (facility, level) = (&token[..dot], &token[dot + 1..]);
     let local = facility.len() == 6
         && facility.starts_with(b"local")
         && (b'0'..=b'7').contains(&facility[5]);
-    let known = (local || FACILITIES.contains(&facility)) && LEVELS.contains(&level);
-    known.then_some(&token[sp + 1..])
+    (local || FACILITIES.contains(&facility)) && LEVELS.contains(&level)
 }
 
 /// The rest of a line after the `<facility>.<level> ` FreeBSD's `syslogd -vv` writes before the
@@ -247,13 +253,7 @@ pub(super) fn without_bsd_priority(r: &[u8]) -> &[u8] {
         Some(c) if c < 24 && r.get(c + 1) == Some(&b' ') => c,
         _ => return r,
     };
-    let token = &r[1..close];
-    let named = memchr::memchr(b'.', token).is_some_and(|dot| {
-        let (facility, level) = (&token[..dot], &token[dot + 1..]);
-        (FACILITIES.contains(&facility) || facility.len() == 6 && facility.starts_with(b"local"))
-            && LEVELS.contains(&level)
-    });
-    if named {
+    if is_priority(&r[1..close]) {
         &r[close + 2..]
     } else {
         r
