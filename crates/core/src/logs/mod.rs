@@ -9,6 +9,7 @@
 mod dovecot;
 pub mod focus;
 pub mod focusscan;
+mod journal_json;
 mod memo;
 mod postfix;
 mod prefix;
@@ -619,6 +620,11 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
+    if let Some(entry) = journal_json::syslog_line(line) {
+        let mut rec = parse_line(entry.as_bytes(), ctx)?;
+        rec.format = LineFormat::JournalJson;
+        return Some(rec);
+    }
     let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
     let line = LineText::check(line);
     let ev = event_of(line, &h)?.unwrap_or(Event::Info);
@@ -712,6 +718,17 @@ impl LineParser {
     }
 
     fn parse_counted(&mut self, text: LineText<'_>) -> Parsed {
+        // A journal entry is read as the line it stands for (one byte looked at for others).
+        if matches!(text.bytes().first(), Some(b'{' | b'\x1e' | b'd')) {
+            if let Some(line) = journal_json::syslog_line(text.bytes()) {
+                return self.parse_as(LineText::known(&line), Some(LineFormat::JournalJson));
+            }
+        }
+        self.parse_as(text, None)
+    }
+
+    /// A line's record; `format` names the layout when the line was made from another.
+    fn parse_as(&mut self, text: LineText<'_>, format: Option<LineFormat>) -> Parsed {
         let line = text.bytes();
         let (bump, month) = self.rollover(line);
         let header = self.memo.recall(line, bump).or_else(|| {
@@ -721,10 +738,14 @@ impl LineParser {
             }
             h
         });
-        let Some(h) = &header else {
+        let Some(mut h) = header else {
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
+        if let Some(f) = format {
+            h.format = f;
+        }
+        let h = &h;
         match event_of(text, h) {
             None => {
                 self.counts.unknown += 1;
@@ -909,6 +930,47 @@ mod tests {
             })
             .collect();
         assert_eq!(years, vec![2025, 2026, 2025]);
+    }
+
+    #[test]
+    fn a_journal_entry_is_read_and_counted_as_one() {
+        let entry = br#"{"__REALTIME_TIMESTAMP":"1762279954123456","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/qmgr","SYSLOG_PID":"1201","MESSAGE":"D0E873A000: from=<a@x.test>, size=10, nrcpt=1 (queue active)"}"#;
+        let ctx = ParseContext::new("ec2", 2025);
+        let mut p = LineParser::new(ctx.clone());
+        let Parsed::Record(r) = p.parse(entry) else {
+            panic!("not a record")
+        };
+        assert_eq!(r.format, LineFormat::JournalJson);
+        assert_eq!(
+            r.timestamp,
+            Some(
+                Utc.with_ymd_and_hms(2025, 11, 4, 18, 12, 34).unwrap()
+                    + chrono::TimeDelta::microseconds(123_456)
+            )
+        );
+        assert!(r.subsecond);
+        assert_eq!((r.host.as_deref(), r.pid), (Some("mx"), Some(1201)));
+        assert!(
+            matches!(r.event, Event::QueueActive { .. }),
+            "{:?}",
+            r.event
+        );
+        assert!(r
+            .raw
+            .starts_with("2025-11-04T18:12:34.123456+00:00 mx postfix/qmgr[1201]: "));
+        // An info entry, and an object that is no entry (unknown, as any unread line).
+        let info = br#"{"__REALTIME_TIMESTAMP":"1762279954123456","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/smtpd","SYSLOG_PID":"7","MESSAGE":"connect from x[192.0.2.1]"}"#;
+        assert!(matches!(p.parse(info), Parsed::Info));
+        assert!(matches!(
+            p.parse(br#"{"MESSAGE":"no time"}"#),
+            Parsed::Unknown
+        ));
+        let c = p.counts();
+        assert_eq!((c.lines, c.parsed, c.unknown), (3, 2, 1));
+        assert_eq!(c.formats.get(&LineFormat::JournalJson), Some(&2));
+        // The stateless parser reads it the same way.
+        let one = parse_line(entry, &ctx).unwrap();
+        assert_eq!((one.format, one.timestamp), (r.format, r.timestamp));
     }
 
     #[test]

@@ -34,12 +34,15 @@ pub enum LineFormat {
     JournalShortUnix,
     /// A `tai64n` label (multilog, s6-log, `svlogd -tt`) before the line: `@4000000069... msg`.
     Tai64n,
+    /// `journalctl -o json` (or `json-seq`, `json-sse`): one entry a line, read as the
+    /// `short-iso-precise` line it stands for (`journal_json`).
+    JournalJson,
     /// No timestamp at all, but a recognizable `program[pid]:` / Dovecot prefix.
     Bare,
 }
 
 impl LineFormat {
-    pub const ALL: [LineFormat; 11] = [
+    pub const ALL: [LineFormat; 12] = [
         LineFormat::ClassicSyslog,
         LineFormat::PostfixMaillog,
         LineFormat::Rfc3339Syslog,
@@ -50,6 +53,7 @@ impl LineFormat {
         LineFormat::JournalShortFull,
         LineFormat::JournalShortUnix,
         LineFormat::Tai64n,
+        LineFormat::JournalJson,
         LineFormat::Bare,
     ];
 
@@ -65,6 +69,7 @@ impl LineFormat {
             LineFormat::JournalShortFull => "journal_short_full",
             LineFormat::JournalShortUnix => "journal_short_unix",
             LineFormat::Tai64n => "tai64n",
+            LineFormat::JournalJson => "journal_json",
             LineFormat::Bare => "bare",
         }
     }

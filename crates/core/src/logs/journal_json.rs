@@ -1,0 +1,190 @@
+//! journald's JSON export (`journalctl -o json`, and `json-seq`'s and `json-sse`'s framing of
+//! the same object): one entry a line, turned into the `journalctl -o short-iso-precise` line
+//! it stands for (in UTC), which the rest of the parser reads and evidence shows. Owns which fields make that line; does not
+//! parse the line itself (`prefix`, `postfix`, `dovecot`).
+//!
+//! An entry's fields are strings, except that a value which is not valid UTF-8 (or holds
+//! control characters) comes as an array of its bytes, and a field given more than once as an
+//! array of its values.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The fields a line is made of; every other field is skipped unread.
+#[derive(Deserialize)]
+struct Entry {
+    /// When the program logged it (microseconds since the epoch), when the journal knows.
+    #[serde(rename = "_SOURCE_REALTIME_TIMESTAMP")]
+    source_time: Option<Value>,
+    /// When the journal received it: what `journalctl` shows without the above.
+    #[serde(rename = "__REALTIME_TIMESTAMP")]
+    time: Option<Value>,
+    #[serde(rename = "_HOSTNAME")]
+    host: Option<Value>,
+    #[serde(rename = "SYSLOG_IDENTIFIER")]
+    ident: Option<Value>,
+    #[serde(rename = "_COMM")]
+    comm: Option<Value>,
+    #[serde(rename = "SYSLOG_PID")]
+    syslog_pid: Option<Value>,
+    #[serde(rename = "_PID")]
+    pid: Option<Value>,
+    #[serde(rename = "MESSAGE")]
+    message: Option<Value>,
+}
+
+/// The object of a line, without `json-seq`'s record separator or `json-sse`'s `data: `;
+/// `None` when the line holds no object (the test is one byte for most lines).
+fn object(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_prefix(b"\x1e").unwrap_or(line);
+    let line = line.strip_prefix(b"data: ").unwrap_or(line);
+    (line.first() == Some(&b'{')).then_some(line)
+}
+
+/// The `short-iso-precise` line of a journal entry
+/// (`2025-11-04T18:12:34.123456+00:00 host prog[pid]: message`), or `None` when the line is no
+/// journal entry with a time and a message.
+pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
+    let e: Entry = serde_json::from_slice(object(line)?).ok()?;
+    let micros: i64 = text(e.source_time.as_ref())
+        .or_else(|| text(e.time.as_ref()))?
+        .trim()
+        .parse()
+        .ok()?;
+    let message = text(e.message.as_ref())?;
+    let host = text(e.host.as_ref());
+    let ident = text(e.ident.as_ref()).or_else(|| text(e.comm.as_ref()));
+    let pid = text(e.syslog_pid.as_ref()).or_else(|| text(e.pid.as_ref()));
+    let at = DateTime::from_timestamp_micros(micros)?;
+    let mut out = String::with_capacity(message.len() + 80);
+    let _ = write!(
+        out,
+        "{} {}",
+        at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+        word(host.as_deref().unwrap_or("localhost"))
+    );
+    if let Some(ident) = ident {
+        out.push(' ');
+        out.push_str(&word(&ident));
+        match pid.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            Some(p) => {
+                let _ = write!(out, "[{p}]:");
+            }
+            None => out.push(':'),
+        }
+    }
+    out.push(' ');
+    // One line a record: a multi-line message's lines are joined.
+    out.extend(message.chars().map(|c| match c {
+        '\n' | '\r' => ' ',
+        c => c,
+    }));
+    Some(out)
+}
+
+/// A field's text: a string; an array of bytes (lossily decoded); of several values, the
+/// first.
+fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
+    match v? {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Array(items) => match items.first()? {
+            Value::Number(_) => {
+                let bytes: Option<Vec<u8>> = items
+                    .iter()
+                    .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect();
+                Some(Cow::Owned(String::from_utf8_lossy(&bytes?).into_owned()))
+            }
+            first => text(Some(first)),
+        },
+        _ => None,
+    }
+}
+
+/// A host or program name as one word of the line (a space would split it).
+fn word(s: &str) -> Cow<'_, str> {
+    if s.is_empty() {
+        Cow::Borrowed("-")
+    } else if s.contains(char::is_whitespace) {
+        Cow::Owned(s.replace(char::is_whitespace, "_"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry as `journalctl -o json` prints it (fields as systemd 252 writes them).
+    const SMTPD: &str = r#"{"__CURSOR":"s=5d1c;i=1a2b","__REALTIME_TIMESTAMP":"1762279954123456","__MONOTONIC_TIMESTAMP":"5123456789","_BOOT_ID":"0f1e","SYSLOG_FACILITY":"2","_UID":"0","_GID":"0","_MACHINE_ID":"9a8b","_HOSTNAME":"mx","_TRANSPORT":"syslog","PRIORITY":"6","SYSLOG_IDENTIFIER":"postfix/smtpd","SYSLOG_PID":"4007","_PID":"4007","_COMM":"smtpd","_EXE":"/usr/lib/postfix/sbin/smtpd","_SYSTEMD_UNIT":"postfix@-.service","SYSLOG_TIMESTAMP":"Nov  4 18:12:34 ","MESSAGE":"D0E873A000: client=unknown[192.0.2.1]"}"#;
+
+    #[test]
+    fn an_entry_is_its_syslog_line() {
+        assert_eq!(
+            syslog_line(SMTPD.as_bytes()).as_deref(),
+            Some(
+                "2025-11-04T18:12:34.123456+00:00 mx postfix/smtpd[4007]: \
+                 D0E873A000: client=unknown[192.0.2.1]"
+            )
+        );
+    }
+
+    #[test]
+    fn the_sources_time_comes_first_and_framings_are_read() {
+        let with_source = SMTPD.replace(
+            r#""_COMM""#,
+            r#""_SOURCE_REALTIME_TIMESTAMP":"1762279954000001","_COMM""#,
+        );
+        for line in [
+            with_source.clone(),
+            format!("\x1e{with_source}"),
+            format!("data: {with_source}"),
+        ] {
+            let got = syslog_line(line.as_bytes()).unwrap();
+            assert!(
+                got.starts_with("2025-11-04T18:12:34.000001+00:00 mx "),
+                "{got}"
+            );
+        }
+    }
+
+    #[test]
+    fn byte_arrays_repeats_and_missing_fields() {
+        // MESSAGE as bytes (not UTF-8, a newline), the identifier given twice, no _HOSTNAME,
+        // no pid, a time before 1970.
+        let line = r#"{"__REALTIME_TIMESTAMP":"-1500000","SYSLOG_IDENTIFIER":["dovecot","x"],"MESSAGE":[108,109,116,112,58,32,255,10,111,107]}"#;
+        assert_eq!(
+            syslog_line(line.as_bytes()).as_deref(),
+            Some("1969-12-31T23:59:58.500000+00:00 localhost dovecot: lmtp: \u{fffd} ok")
+        );
+        // _COMM stands in for the identifier; `_PID` for `SYSLOG_PID`.
+        let line = r#"{"__REALTIME_TIMESTAMP":"1000000","_HOSTNAME":"my host","_COMM":"master","_PID":"12","MESSAGE":"daemon started"}"#;
+        assert_eq!(
+            syslog_line(line.as_bytes()).as_deref(),
+            Some("1970-01-01T00:00:01.000000+00:00 my_host master[12]: daemon started")
+        );
+    }
+
+    #[test]
+    fn what_is_no_entry_is_none() {
+        for line in [
+            "",
+            "{",
+            "{}",
+            "[1,2]",
+            r#"{"MESSAGE":"no time"}"#,
+            r#"{"__REALTIME_TIMESTAMP":"soon","MESSAGE":"x"}"#,
+            r#"{"__REALTIME_TIMESTAMP":"1","MESSAGE":null}"#,
+            r#"{"__REALTIME_TIMESTAMP":"1","MESSAGE":[300]}"#,
+            r#"{"__REALTIME_TIMESTAMP":"9223372036854775807","MESSAGE":"past chrono's range"}"#,
+            "Nov  4 18:12:34 mx postfix/smtpd[1]: {json-looking text}",
+        ] {
+            assert_eq!(syslog_line(line.as_bytes()), None, "{line}");
+        }
+    }
+}
