@@ -386,6 +386,22 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
         ],
     ),
     (
+        FindingCode::MessageTooLarge,
+        &[
+            // Postfix's reply and its SMTP client's check of a server's SIZE, Exchange's,
+            // Gmail's, Sendmail's; RFC 3463's codes for a message over a size limit.
+            "message size exceeds",
+            "exceeds size limit",
+            "message size limit",
+            "message too big",
+            "message too large",
+            "message file too big",
+            "message length exceeds",
+            " 5.3.4 ",
+            " 5.2.3 ",
+        ],
+    ),
+    (
         FindingCode::RecipientUnknown,
         &[
             "user doesn't exist",
@@ -463,6 +479,8 @@ fn classify_enhanced(e: &str) -> Option<FindingCode> {
         "4.7.28" | "4.5.3" => FindingCode::RateLimited,
         // "Mail system full": the server's own storage, not a mailbox's quota.
         "4.3.1" | "5.3.1" => FindingCode::DiskFull,
+        // "Message too big for system", "Message length exceeds administrative limit".
+        "5.3.4" | "5.2.3" => FindingCode::MessageTooLarge,
         _ => return None,
     })
 }
@@ -878,6 +896,35 @@ mod tests {
     /// are named for what they are (lines from other projects' test data, reworded).
     /// Unknown recipients in other servers' words, or by Postfix's own dsn=; an unknown sender
     /// is not an unknown recipient.
+    #[test]
+    fn messages_over_a_size_limit_by_word_or_code() {
+        use FindingCode::*;
+        let b = DeliveryStatus::Bounced;
+        for (dsn, reason) in [
+            // Postfix's SMTP client, against the SIZE the server announced.
+            (Some("5.3.4"), "message size 52428800 exceeds size limit 35882577 of server mx.example.com[192.0.2.9]"),
+            (Some("5.2.3"), "host gmail-smtp-in.l.google.com[142.250.1.26] said: 552-5.2.3 Your message exceeded Google's message size limits. Please visit https://support.google.com/mail/?p=MaxSizeError to view our size guidelines. - gsmtp (in reply to end of DATA command)"),
+            (None, "host mx.example[192.0.2.8] said: 552 5.3.4 Message size exceeds fixed maximum message size (in reply to MAIL FROM command)"),
+            (None, "host mx.example[192.0.2.8] said: 552 Message length exceeds administrative limit (in reply to end of DATA command)"),
+            (Some("5.3.4"), "host mx.example[192.0.2.8] said: 552 no (in reply to end of DATA command)"),
+        ] {
+            assert_eq!(classify_delivery(b, dsn, reason), Some(MessageTooLarge), "{reason}");
+        }
+        assert_eq!(
+            classify_smtp_reply(552, Some("5.3.4"), "Message size exceeds fixed limit"),
+            MessageTooLarge
+        );
+        // A full mailbox is not a message over a limit.
+        assert_eq!(
+            classify_delivery(
+                b,
+                Some("5.2.2"),
+                "host x said: 552 5.2.2 Mailbox full (in reply to end of DATA command)"
+            ),
+            Some(MailboxFull)
+        );
+    }
+
     #[test]
     fn recipients_unknown_by_word_or_dsn_and_senders_apart() {
         use FindingCode::*;
