@@ -36,6 +36,8 @@ fn entry_status(e: &Entry) -> HopStatus {
         HopStatus::Deferred
     } else if has(RcptStatus::Sent) {
         HopStatus::Sent
+    } else if has(RcptStatus::Verified) {
+        HopStatus::Verified
     } else if has(RcptStatus::Rejected) {
         HopStatus::Rejected
     } else if e.removed && e.rcpts.iter().all(|r| r.status == RcptStatus::Pending) {
@@ -59,7 +61,7 @@ fn main_rcpt(e: &Entry) -> Option<usize> {
             RcptStatus::Bounced | RcptStatus::Expired => 4,
             RcptStatus::Deferred => 3,
             RcptStatus::Rejected => 2,
-            RcptStatus::Sent => 1,
+            RcptStatus::Sent | RcptStatus::Verified => 1,
             RcptStatus::Pending => 0,
         })
         .map(|(i, _)| i)

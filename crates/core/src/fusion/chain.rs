@@ -102,6 +102,9 @@ pub(super) enum RcptStatus {
     /// Given up after the maximal queue lifetime (a per-recipient `status=expired`).
     Expired,
     Rejected,
+    /// An address-verification probe's answer (`status=deliverable` or `undeliverable`):
+    /// the recipient was asked about, nothing was delivered.
+    Verified,
 }
 
 /// One delivery attempt to one recipient (the last one is kept).

@@ -21,6 +21,9 @@ pub enum MessageStatus {
     Queued,
     /// On hold in a queue: not delivered until someone releases it (`postsuper -H`).
     Held,
+    /// An address-verification probe (Postfix's verify(8)): the recipient was asked about and
+    /// nothing was delivered; the answer is its hop's `dsn` and `reason`.
+    Verified,
     Unknown,
 }
 
@@ -33,6 +36,7 @@ impl MessageStatus {
             MessageStatus::Rejected => "rejected",
             MessageStatus::Queued => "queued",
             MessageStatus::Held => "held",
+            MessageStatus::Verified => "verified",
             MessageStatus::Unknown => "unknown",
         }
     }
@@ -53,12 +57,13 @@ impl MessageStatus {
     pub(crate) fn rank(self) -> u8 {
         match self {
             MessageStatus::Delivered => 0,
-            MessageStatus::Unknown => 1,
-            MessageStatus::Queued => 2,
-            MessageStatus::Held => 3,
-            MessageStatus::Deferred => 4,
-            MessageStatus::Rejected => 5,
-            MessageStatus::Bounced => 6,
+            MessageStatus::Verified => 1,
+            MessageStatus::Unknown => 2,
+            MessageStatus::Queued => 3,
+            MessageStatus::Held => 4,
+            MessageStatus::Deferred => 5,
+            MessageStatus::Rejected => 6,
+            MessageStatus::Bounced => 7,
         }
     }
 }
@@ -67,7 +72,7 @@ impl MessageStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HopStatus {
-    /// Postfix handed it on (`status=sent`, or an address verification that succeeded).
+    /// Postfix handed it on (`status=sent`).
     Sent,
     /// The last attempt was deferred; the message waits in the queue for a retry.
     Deferred,
@@ -89,6 +94,9 @@ pub enum HopStatus {
     Saved,
     /// Dovecot could not save it.
     SaveFailed,
+    /// An address-verification probe was answered (`status=deliverable` or `undeliverable`,
+    /// the answer in `dsn` and `reason`): nothing was delivered.
+    Verified,
     Unknown,
 }
 
@@ -106,6 +114,7 @@ impl HopStatus {
             HopStatus::Held => "held",
             HopStatus::Saved => "saved",
             HopStatus::SaveFailed => "save_failed",
+            HopStatus::Verified => "verified",
             HopStatus::Unknown => "unknown",
         }
     }
@@ -121,6 +130,7 @@ impl HopStatus {
             HopStatus::Rejected => MessageStatus::Rejected,
             HopStatus::Queued => MessageStatus::Queued,
             HopStatus::Held => MessageStatus::Held,
+            HopStatus::Verified => MessageStatus::Verified,
             HopStatus::Removed | HopStatus::Unknown => MessageStatus::Unknown,
         }
     }
@@ -319,7 +329,7 @@ pub struct ProbeTimeline {
 mod tests {
     use super::*;
 
-    const ALL: [HopStatus; 12] = [
+    const ALL: [HopStatus; 13] = [
         HopStatus::Sent,
         HopStatus::Deferred,
         HopStatus::Bounced,
@@ -331,6 +341,7 @@ mod tests {
         HopStatus::Held,
         HopStatus::Saved,
         HopStatus::SaveFailed,
+        HopStatus::Verified,
         HopStatus::Unknown,
     ];
 
@@ -360,6 +371,7 @@ mod tests {
             (HopStatus::Refused, M::Deferred),
             (HopStatus::Queued, M::Queued),
             (HopStatus::Held, M::Held),
+            (HopStatus::Verified, M::Verified),
             (HopStatus::Removed, M::Unknown),
             (HopStatus::Unknown, M::Unknown),
         ];

@@ -79,7 +79,8 @@ impl Correlator {
             f.evidence.extend(e.details.drain(..));
         }
         let status = match d.status {
-            DeliveryStatus::Sent | DeliveryStatus::Verify => RcptStatus::Sent,
+            DeliveryStatus::Sent => RcptStatus::Sent,
+            DeliveryStatus::Verify => RcptStatus::Verified,
             DeliveryStatus::Deferred | DeliveryStatus::Other => RcptStatus::Deferred,
             DeliveryStatus::Bounced => RcptStatus::Bounced,
         };

@@ -297,6 +297,41 @@ fn open_chains_stay_bounded() {
 }
 
 #[test]
+fn address_verification_probes_are_verified_not_delivered() {
+    // Postfix's verify(8) probes: one answered deliverable, one undeliverable. Neither
+    // delivered anything, and neither is a failure of the mail system.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  6 07:30:00 mx postfix/cleanup[1]: 4A4B4C4D4E: message-id=<20251106073000.4A4B4C4D4E@mx.example>\n\
+         Nov  6 07:30:00 mx postfix/qmgr[3]: 4A4B4C4D4E: from=<double-bounce@mx.example>, size=240, nrcpt=1 (queue active)\n\
+         Nov  6 07:30:00 mx postfix/smtp[2]: 4A4B4C4D4E: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.02/0/0.05/0.03, dsn=2.1.5, status=deliverable (250 2.1.5 Ok)\n\
+         Nov  6 07:30:00 mx postfix/qmgr[3]: 4A4B4C4D4E: removed\n\
+         Nov  6 07:30:02 mx postfix/cleanup[1]: 5A5B5C5D5E: message-id=<20251106073002.5A5B5C5D5E@mx.example>\n\
+         Nov  6 07:30:02 mx postfix/qmgr[3]: 5A5B5C5D5E: from=<double-bounce@mx.example>, size=240, nrcpt=1 (queue active)\n\
+         Nov  6 07:30:02 mx postfix/smtp[2]: 5A5B5C5D5E: to=<nobody@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.02/0/0.05/0.03, dsn=5.1.1, status=undeliverable (host 100.64.0.2[100.64.0.2] said: 550 5.1.1 <nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))\n\
+         Nov  6 07:30:02 mx postfix/qmgr[3]: 5A5B5C5D5E: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 2);
+    for m in &ms {
+        assert_eq!(m.status, MessageStatus::Verified, "{m:#?}");
+        assert!(!m.status.is_failure());
+        assert!(m.findings.is_empty(), "{:?}", m.findings);
+        assert_eq!(m.hops[0].status, HopStatus::Verified);
+    }
+    // The answer is the hop's reply.
+    assert_eq!(ms[0].hops[0].dsn.as_deref(), Some("2.1.5"));
+    assert_eq!(ms[1].hops[0].dsn.as_deref(), Some("5.1.1"));
+    assert!(ms[1].hops[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("User unknown"));
+}
+
+#[test]
 fn deferred_then_delivered_keeps_the_deferral_finding() {
     let mut c = Correlator::new(Limits::default());
     feed(
