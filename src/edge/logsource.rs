@@ -504,6 +504,36 @@ mod tests {
     }
 
     #[test]
+    fn file_window_seeks_in_a_journal_json_export() {
+        // `journalctl -o json > mail.json`: an entry a second from 17:00 to 20:59.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.json");
+        let mut f = File::create(&p).unwrap();
+        let start = t(17, 0, 0).timestamp_micros();
+        for i in 0..4 * 3600i64 {
+            writeln!(
+                f,
+                r#"{{"__REALTIME_TIMESTAMP":"{}","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/qmgr","SYSLOG_PID":"1","MESSAGE":"{i:010X}: removed"}}"#,
+                start + i * 1_000_000 + 250_000
+            )
+            .unwrap();
+        }
+        drop(f);
+        let w = read_file_window(&file_cfg(&p), t(19, 0, 0), t(19, 1, 0), t(23, 0, 0)).unwrap();
+        let text = texts(&w);
+        let at = |h: i64, m: i64| format!("{:010X}: removed", (h - 17) * 3600 + m * 60);
+        assert!(
+            text.iter().any(|l| l.contains(&at(19, 0))),
+            "{:?}",
+            text.first()
+        );
+        assert!(text.iter().any(|l| l.contains(&at(19, 1))));
+        // Seeked near the window, not read from the top.
+        assert!(w.len() < 3000, "read {} lines: no seek?", w.len());
+        assert!(!text.iter().any(|l| l.contains(&at(17, 30))));
+    }
+
+    #[test]
     fn file_window_reads_a_gzipped_rotated_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mail.log");
