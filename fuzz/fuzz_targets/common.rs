@@ -1,6 +1,8 @@
 //! Shared by the log-line fuzz targets: the parse contexts every line is tried under and the
 //! checks every parse must pass. Included with `#[path]`; not a target itself.
-use flowtest::core::logs::{parse_line, Focus, LineParser, LogRecord, ParseContext, Parsed};
+use flowtest::core::logs::{
+    parse_line, Focus, LineFormat, LineParser, LogRecord, ParseContext, Parsed,
+};
 
 /// Contexts that change how a line is read: zone, year inference with and without a reference.
 pub fn contexts() -> Vec<ParseContext> {
@@ -15,7 +17,8 @@ pub fn contexts() -> Vec<ParseContext> {
 }
 
 fn check_record(r: &LogRecord, line: &[u8]) {
-    // The raw text is the line itself (lossy), without its end-of-line bytes.
+    // The raw text is the line itself (lossy), without its end-of-line bytes; a journal entry's
+    // is the line it stands for.
     let trimmed = {
         let mut l = line;
         while let Some((&last, rest)) = l.split_last() {
@@ -27,7 +30,12 @@ fn check_record(r: &LogRecord, line: &[u8]) {
         }
         l
     };
-    assert_eq!(r.raw, String::from_utf8_lossy(trimmed));
+    if r.format == LineFormat::JournalJson {
+        // A journal entry's text is the syslog line it stands for: one line, never empty.
+        assert!(!r.raw.is_empty() && !r.raw.contains(['\n', '\r']));
+    } else {
+        assert_eq!(r.raw, String::from_utf8_lossy(trimmed));
+    }
     // The accessors never panic and agree with the event.
     let _ = r.event.queue_id();
     if let Some(m) = r.event.map_lookup() {
