@@ -293,6 +293,12 @@ const DISK_FULL: &[&str] = &[
 
 const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     (FindingCode::RelayAccessDenied, &["relay access denied"]),
+    // A sender's daily limit (Gmail's `550 5.4.5 Daily user sending quota exceeded`), before
+    // the mailbox quotas below.
+    (
+        FindingCode::RateLimited,
+        &["sending quota exceeded", "sending limit exceeded"],
+    ),
     (FindingCode::DiskFull, DISK_FULL),
     (
         FindingCode::UnexpectedPath,
@@ -397,6 +403,8 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "message too large",
             "message file too big",
             "message length exceeds",
+            // Exchange's and Node's smtp-server's "exceeds fixed maximum message size".
+            "maximum message size",
             " 5.3.4 ",
             " 5.2.3 ",
         ],
@@ -553,6 +561,11 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     let t = text.to_ascii_lowercase();
     if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
+    }
+    // smtpd's `QID: queue file size limit exceeded`; sendmail(1)'s `fatal: USER(UID): message
+    // file too big`: the message is over message_size_limit, the host is fine.
+    if t.contains("queue file size limit exceeded") || t.contains("message file too big") {
+        return Some(FindingCode::MessageTooLarge);
     }
     // A DNS blocklist zone that does not resolve: the check does nothing (no map is involved).
     if t.contains("rbl lookup error") || t.contains("dnsbl lookup error") {
@@ -913,6 +926,29 @@ mod tests {
         assert_eq!(
             classify_smtp_reply(552, Some("5.3.4"), "Message size exceeds fixed limit"),
             MessageTooLarge
+        );
+        // Node's smtp-server, without a code in the text.
+        assert_eq!(
+            classify_delivery(b, None, "host mx.example[192.0.2.8] said: 552 Error: message exceeds fixed maximum message size 10485760 (in reply to end of DATA command)"),
+            Some(MessageTooLarge)
+        );
+        // Postfix's own lines when it refuses one: smtpd's warning, sendmail(1)'s fatal.
+        for text in [
+            "3999BEB4021: queue file size limit exceeded",
+            "no-reply@example.com(8080): message file too big",
+        ] {
+            for sev in [Severity::Warning, Severity::Fatal] {
+                assert_eq!(
+                    classify_postfix_problem(sev, text),
+                    Some(MessageTooLarge),
+                    "{text}"
+                );
+            }
+        }
+        // A sender's daily quota is a rate limit, not a full mailbox.
+        assert_eq!(
+            classify_delivery(b, Some("5.4.5"), "host gmail-smtp-in.l.google.com[142.250.1.26] said: 550 5.4.5 Daily user sending quota exceeded. - gsmtp (in reply to MAIL FROM command)"),
+            Some(RateLimited)
         );
         // A full mailbox is not a message over a limit.
         assert_eq!(

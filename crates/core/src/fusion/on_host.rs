@@ -75,6 +75,10 @@ impl Correlator {
         let role = &rec.role;
         let limits = self.limits;
         let code = classify_postfix_problem(severity, text);
+        if let (Some(q), Some(FindingCode::MessageTooLarge)) = (queue_id, code) {
+            self.on_size_refusal(rec, q, text);
+            return;
+        }
         let refused = match (queue_id, rec.event.map_lookup()) {
             (Some(q), Some(m)) => self.on_map_refusal(rec, q, &m),
             _ => false,
@@ -102,6 +106,25 @@ impl Correlator {
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
+    }
+
+    /// `QID: queue file size limit exceeded` (the client was told `552 5.3.4 Error: message
+    /// file too big`): this message is refused whole, over `message_size_limit`; not a
+    /// problem of the host's.
+    fn on_size_refusal(&mut self, rec: &LogRecord, queue_id: &str, text: &str) {
+        let limits = self.limits;
+        let text = clip(text, 300);
+        let cid = self.on_entry_line(rec, queue_id, |e| e.rejected = Some(text.clone()));
+        let mut f = Finding::new(
+            FindingCode::MessageTooLarge,
+            Some(&rec.role),
+            format!("{} refused the message: {text}", rec.role),
+        );
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        f.seen(rec.timestamp);
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
+        }
     }
 
     pub(super) fn on_login_failed(

@@ -297,6 +297,31 @@ fn open_chains_stay_bounded() {
 }
 
 #[test]
+fn a_message_over_the_queue_file_size_limit_is_rejected_for_its_size() {
+    // smtpd's only word when a message grows past message_size_limit during DATA (the
+    // client was told `552 5.3.4 Error: message file too big`); no qmgr line follows.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Sep 17 06:29:55 mx postfix/smtpd[5151]: 3999BEB4021: client=unknown[192.0.2.44]\n\
+         Sep 17 06:29:55 mx postfix/cleanup[5152]: 3999BEB4021: message-id=<big@example.org>\n\
+         Sep 17 06:29:56 mx postfix/smtpd[5151]: warning: 3999BEB4021: queue file size limit exceeded\n\
+         Sep 17 06:29:56 mx postfix/smtpd[5151]: disconnect from unknown[192.0.2.44] ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 commands=4/5",
+    );
+    let out = c.finish_all();
+    assert_eq!(out.messages.len(), 1);
+    let m = &out.messages[0];
+    assert_eq!(m.status, MessageStatus::Rejected, "{m:#?}");
+    assert_eq!(m.hops[0].status, HopStatus::Rejected);
+    let codes: Vec<_> = m.findings.iter().map(|f| f.code).collect();
+    assert_eq!(codes, [FindingCode::MessageTooLarge]);
+    assert!(m.findings[0].evidence[0].contains("queue file size limit exceeded"));
+    // The message's own finding, not the host's.
+    assert!(out.host_findings.is_empty(), "{:?}", out.host_findings);
+}
+
+#[test]
 fn address_verification_probes_are_verified_not_delivered() {
     // Postfix's verify(8) probes: one answered deliverable, one undeliverable. Neither
     // delivered anything, and neither is a failure of the mail system.

@@ -50,11 +50,8 @@ fn object(line: &[u8]) -> Option<&[u8]> {
 /// journal entry with a time and a message.
 pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
     let e: Entry = serde_json::from_slice(object(line)?).ok()?;
-    let micros: i64 = text(e.source_time.as_ref())
-        .or_else(|| text(e.time.as_ref()))?
-        .trim()
-        .parse()
-        .ok()?;
+    // As journalctl does: the program's own time when it is a time, else the journal's.
+    let micros = micros(e.source_time.as_ref()).or_else(|| micros(e.time.as_ref()))?;
     let message = text(e.message.as_ref())?;
     let host = text(e.host.as_ref());
     let ident = text(e.ident.as_ref()).or_else(|| text(e.comm.as_ref()));
@@ -86,11 +83,22 @@ pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// A time field's microseconds since the epoch: a positive number, as a string (what
+/// journalctl writes) or a JSON number.
+fn micros(v: Option<&Value>) -> Option<i64> {
+    let n = match v? {
+        Value::Number(n) => n.as_i64()?,
+        v => text(Some(v))?.trim().parse().ok()?,
+    };
+    (n > 0).then_some(n)
+}
+
 /// A field's text: a string; an array of bytes (lossily decoded); of several values, the
-/// first.
+/// first that is one.
 fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
     match v? {
         Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         Value::Array(items) => match items.first()? {
             Value::Number(_) => {
                 let bytes: Option<Vec<u8>> = items
@@ -99,7 +107,7 @@ fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
                     .collect();
                 Some(Cow::Owned(String::from_utf8_lossy(&bytes?).into_owned()))
             }
-            first => text(Some(first)),
+            _ => items.iter().find_map(|v| text(Some(v))),
         },
         _ => None,
     }
@@ -156,17 +164,43 @@ mod tests {
     #[test]
     fn byte_arrays_repeats_and_missing_fields() {
         // MESSAGE as bytes (not UTF-8, a newline), the identifier given twice, no _HOSTNAME,
-        // no pid, a time before 1970.
-        let line = r#"{"__REALTIME_TIMESTAMP":"-1500000","SYSLOG_IDENTIFIER":["dovecot","x"],"MESSAGE":[108,109,116,112,58,32,255,10,111,107]}"#;
+        // no pid.
+        let line = r#"{"__REALTIME_TIMESTAMP":"1500000","SYSLOG_IDENTIFIER":["dovecot","x"],"MESSAGE":[108,109,116,112,58,32,255,10,111,107]}"#;
         assert_eq!(
             syslog_line(line.as_bytes()).as_deref(),
-            Some("1969-12-31T23:59:58.500000+00:00 localhost dovecot: lmtp: \u{fffd} ok")
+            Some("1970-01-01T00:00:01.500000+00:00 localhost dovecot: lmtp: \u{fffd} ok")
         );
         // _COMM stands in for the identifier; `_PID` for `SYSLOG_PID`.
         let line = r#"{"__REALTIME_TIMESTAMP":"1000000","_HOSTNAME":"my host","_COMM":"master","_PID":"12","MESSAGE":"daemon started"}"#;
         assert_eq!(
             syslog_line(line.as_bytes()).as_deref(),
             Some("1970-01-01T00:00:01.000000+00:00 my_host master[12]: daemon started")
+        );
+    }
+
+    #[test]
+    fn a_source_time_that_is_no_time_falls_back_and_numbers_are_read() {
+        for source in [
+            r#""""#,
+            r#""abc""#,
+            r#""0""#,
+            r#""18446744073709551615""#,
+            "null",
+        ] {
+            let line = format!(
+                r#"{{"_SOURCE_REALTIME_TIMESTAMP":{source},"__REALTIME_TIMESTAMP":"1762279954123456","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/qmgr","MESSAGE":"x"}}"#
+            );
+            let got = syslog_line(line.as_bytes()).unwrap();
+            assert!(
+                got.starts_with("2025-11-04T18:12:34.123456+00:00 mx "),
+                "{source}: {got}"
+            );
+        }
+        // Numbers where strings are usual; a repeated MESSAGE whose first value is null.
+        let line = r#"{"__REALTIME_TIMESTAMP":1762279954123456,"_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/qmgr","SYSLOG_PID":1201,"MESSAGE":[null,"D0E873A000: removed"]}"#;
+        assert_eq!(
+            syslog_line(line.as_bytes()).as_deref(),
+            Some("2025-11-04T18:12:34.123456+00:00 mx postfix/qmgr[1201]: D0E873A000: removed")
         );
     }
 
@@ -179,6 +213,7 @@ mod tests {
             "[1,2]",
             r#"{"MESSAGE":"no time"}"#,
             r#"{"__REALTIME_TIMESTAMP":"soon","MESSAGE":"x"}"#,
+            r#"{"__REALTIME_TIMESTAMP":"-1500000","MESSAGE":"before 1970"}"#,
             r#"{"__REALTIME_TIMESTAMP":"1","MESSAGE":null}"#,
             r#"{"__REALTIME_TIMESTAMP":"1","MESSAGE":[300]}"#,
             r#"{"__REALTIME_TIMESTAMP":"9223372036854775807","MESSAGE":"past chrono's range"}"#,
