@@ -45,4 +45,6 @@ mod tests;
 #[cfg(test)]
 mod tests_candidates;
 #[cfg(test)]
+mod tests_outcomes;
+#[cfg(test)]
 mod tests_waiting;
