@@ -58,12 +58,14 @@ pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
     let pid = text(e.syslog_pid.as_ref()).or_else(|| text(e.pid.as_ref()));
     let at = DateTime::from_timestamp_micros(micros)?;
     let mut out = String::with_capacity(message.len() + 80);
-    let _ = write!(
-        out,
-        "{} {}",
-        at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
-        word(host.as_deref().unwrap_or("localhost"))
-    );
+    let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"));
+    if let Some(line) = inner_line(&message) {
+        // A program that writes whole log lines to its output (Postfix with `maillog_file =
+        // /dev/stdout` in a container): its own host and program, the journal's time.
+        push_one_line(&mut out, line);
+        return Some(out);
+    }
+    let _ = write!(out, " {}", word(host.as_deref().unwrap_or("localhost")));
     if let Some(ident) = ident {
         out.push(' ');
         out.push_str(&word(&ident));
@@ -74,13 +76,42 @@ pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
             None => out.push(':'),
         }
     }
+    push_one_line(&mut out, &message);
+    Some(out)
+}
+
+/// A space, then `text` as one line: a multi-line message's lines are joined.
+fn push_one_line(out: &mut String, text: &str) {
     out.push(' ');
-    // One line a record: a multi-line message's lines are joined.
-    out.extend(message.chars().map(|c| match c {
+    out.extend(text.chars().map(|c| match c {
         '\n' | '\r' => ' ',
         c => c,
     }));
-    Some(out)
+}
+
+/// What follows a message's own classic stamp (`Nov 04 18:12:34 ` or `Nov  4 18:12:34 `,
+/// as postlogd and syslog write it) when it has one and a `host program: ` after it.
+fn inner_line(message: &str) -> Option<&str> {
+    let b = message.as_bytes();
+    let stamp = b.get(..16)?;
+    let month = stamp[..3].iter().all(u8::is_ascii_alphabetic);
+    let day = matches!(stamp[4], b' ' | b'0'..=b'3') && stamp[5].is_ascii_digit();
+    let time = stamp[7..15].iter().enumerate().all(|(i, c)| {
+        if i % 3 == 2 {
+            *c == b':'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    let spaces = stamp[3] == b' ' && stamp[6] == b' ' && stamp[15] == b' ';
+    if !(month && day && time && spaces) {
+        return None;
+    }
+    let rest = message.get(16..)?;
+    // `host program[pid]: `: two words, the second ending in `:`.
+    let mut words = rest.splitn(3, ' ');
+    let (_, program) = (words.next()?, words.next()?);
+    (program.len() > 1 && program.ends_with(':')).then_some(rest)
 }
 
 /// A time field's microseconds since the epoch: a positive number, as a string (what
@@ -202,6 +233,41 @@ mod tests {
             syslog_line(line.as_bytes()).as_deref(),
             Some("2025-11-04T18:12:34.123456+00:00 mx postfix/qmgr[1201]: D0E873A000: removed")
         );
+    }
+
+    #[test]
+    fn a_whole_log_line_in_the_message_keeps_its_host_and_program() {
+        // Postfix in a container logging to stdout, the container's output in the journal.
+        for inner in [
+            "Nov 04 18:12:34 mail postfix/smtpd[123]: connect from unknown[192.0.2.1]",
+            "Nov  4 18:12:34 mail postfix/smtpd[123]: connect from unknown[192.0.2.1]",
+        ] {
+            let line = format!(
+                r#"{{"__REALTIME_TIMESTAMP":"1762279954123456","_HOSTNAME":"docker1","SYSLOG_IDENTIFIER":"mailserver","CONTAINER_NAME":"mailserver","MESSAGE":"{inner}"}}"#
+            );
+            assert_eq!(
+                syslog_line(line.as_bytes()).as_deref(),
+                Some(
+                    "2025-11-04T18:12:34.123456+00:00 mail postfix/smtpd[123]: \
+                     connect from unknown[192.0.2.1]"
+                )
+            );
+        }
+        // A message that only starts like a date stays the program's message.
+        for message in [
+            "Nov 04 18:12:34 backup done",
+            "Nov 04 18:12:34 x y z",
+            "Nov 4 x",
+        ] {
+            let line = format!(
+                r#"{{"__REALTIME_TIMESTAMP":"1762279954123456","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"cron","MESSAGE":"{message}"}}"#
+            );
+            let got = syslog_line(line.as_bytes()).unwrap();
+            assert_eq!(
+                got,
+                format!("2025-11-04T18:12:34.123456+00:00 mx cron: {message}")
+            );
+        }
     }
 
     #[test]
