@@ -112,19 +112,14 @@ impl Correlator {
     /// file too big`): this message is refused whole, over `message_size_limit`; not a
     /// problem of the host's.
     fn on_size_refusal(&mut self, rec: &LogRecord, queue_id: &str, text: &str) {
-        let limits = self.limits;
         let text = clip(text, 300);
         let cid = self.on_entry_line(rec, queue_id, |e| e.rejected = Some(text.clone()));
-        let mut f = Finding::new(
+        let f = Finding::new(
             FindingCode::MessageTooLarge,
             Some(&rec.role),
             format!("{} refused the message: {text}", rec.role),
         );
-        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-        f.seen(rec.timestamp);
-        if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, true, &mut self.line_budget);
-        }
+        self.add_record_finding(cid, rec, f, &[]);
     }
 
     pub(super) fn on_login_failed(

@@ -13,6 +13,25 @@ use super::links::client_is_local;
 use super::model::msgid_key;
 
 impl Correlator {
+    /// Add `f` to chain `cid`, evidenced by `rec`'s line (then `more`) and seen at its time.
+    pub(super) fn add_record_finding(
+        &mut self,
+        cid: ChainId,
+        rec: &LogRecord,
+        mut f: Finding,
+        more: &[String],
+    ) {
+        let limits = self.limits;
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        for e in more {
+            f.add_evidence(e, limits.max_evidence);
+        }
+        f.seen(rec.timestamp);
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.add_finding(f, &limits, true, &mut self.line_budget);
+        }
+    }
+
     /// The common shape of a queue entry's line: find (or open) the entry, let `update` change
     /// it, and file the line with its chain. Returns the chain.
     pub(super) fn on_entry_line(
@@ -122,12 +141,8 @@ impl Correlator {
         } else {
             format!("{}: {what}: {}", rec.role, clip(&last_reason, 300))
         };
-        let mut f = Finding::new(FindingCode::Expired, Some(&rec.role), msg);
-        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-        f.seen(rec.timestamp);
-        if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, true, &mut self.line_budget);
-        }
+        let f = Finding::new(FindingCode::Expired, Some(&rec.role), msg);
+        self.add_record_finding(cid, rec, f, &[]);
     }
 
     pub(super) fn on_removed(&mut self, rec: &LogRecord, queue_id: &str) {

@@ -49,24 +49,16 @@ impl Correlator {
         let Some(reason) = m.reason.filter(|r| r.contains("not accepted")) else {
             return false;
         };
-        let limits = self.limits;
         let ts = rec.timestamp;
         let text = clip(&refusal_text(m, reason), 300);
         let explaining = self.lookup_errors(&rec.role, ts, m);
         let cid = self.on_entry_line(rec, queue_id, |e| e.refused = Some(text.clone()));
-        let mut f = Finding::new(
+        let f = Finding::new(
             FindingCode::LookupFailure,
             Some(&rec.role),
             format!("{}: {text}", rec.role),
         );
-        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-        for e in &explaining {
-            f.add_evidence(e, limits.max_evidence);
-        }
-        f.seen(ts);
-        if let Some(ch) = self.chains.get_mut(&cid) {
-            ch.add_finding(f, &limits, true, &mut self.line_budget);
-        }
+        self.add_record_finding(cid, rec, f, &explaining);
         let Some(key) = m.key.map(str::to_ascii_lowercase) else {
             return true;
         };

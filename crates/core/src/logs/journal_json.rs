@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 use chrono::DateTime;
+
+use super::prefix;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -92,22 +94,8 @@ fn push_one_line(out: &mut String, text: &str) {
 /// What follows a message's own classic stamp (`Nov 04 18:12:34 ` or `Nov  4 18:12:34 `,
 /// as postlogd and syslog write it) when it has one and a `host program: ` after it.
 fn inner_line(message: &str) -> Option<&str> {
-    let b = message.as_bytes();
-    let stamp = b.get(..16)?;
-    let month = stamp[..3].iter().all(u8::is_ascii_alphabetic);
-    let day = matches!(stamp[4], b' ' | b'0'..=b'3') && stamp[5].is_ascii_digit();
-    let time = stamp[7..15].iter().enumerate().all(|(i, c)| {
-        if i % 3 == 2 {
-            *c == b':'
-        } else {
-            c.is_ascii_digit()
-        }
-    });
-    let spaces = stamp[3] == b' ' && stamp[6] == b' ' && stamp[15] == b' ';
-    if !(month && day && time && spaces) {
-        return None;
-    }
-    let rest = message.get(16..)?;
+    let end = prefix::classic_stamp_end(message.as_bytes())?;
+    let rest = message.get(end + 1..)?;
     // `host program[pid]: `: two words, the second ending in `:`.
     let mut words = rest.splitn(3, ' ');
     let (_, program) = (words.next()?, words.next()?);
