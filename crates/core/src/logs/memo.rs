@@ -30,6 +30,10 @@ pub(crate) const KEPT: usize = 6;
 struct Kept {
     /// The kept line's bytes up to its message (`..msg`).
     text: Vec<u8>,
+    /// The last 8 of those bytes (the program token's end and its `: `), compared first: the
+    /// headers of one second differ there, and a miss then costs one compare, not a walk over
+    /// the stamp and host they share.
+    tail: [u8; 8],
     year_bump: i32,
     format: LineFormat,
     ts: Option<DateTime<Utc>>,
@@ -43,7 +47,11 @@ struct Kept {
 impl Kept {
     fn recall<'a>(&self, line: &'a [u8], year_bump: i32) -> Option<Header<'a>> {
         let n = self.text.len();
-        if year_bump != self.year_bump || line.get(..n)? != self.text.as_slice() {
+        let head = line.get(..n)?;
+        if year_bump != self.year_bump
+            || head.last_chunk::<8>() != Some(&self.tail)
+            || head != self.text.as_slice()
+        {
             return None;
         }
         Some(Header {
@@ -111,16 +119,25 @@ impl HeaderMemo {
     /// A kept header, if `line` starts with that header's line's bytes up to its message and
     /// the rollover count is the same.
     pub(crate) fn recall<'a>(&self, line: &'a [u8], year_bump: i32) -> Option<Header<'a>> {
+        // Newest first, round the ring (a step down, not a modulo: no division per look).
         let n = self.kept.len();
-        (0..n)
-            .map(|back| &self.kept[(self.newest + n - back) % n])
-            .find_map(|k| k.recall(line, year_bump))
+        let mut i = self.newest;
+        for _ in 0..n {
+            if let Some(h) = self.kept.get(i).and_then(|k| k.recall(line, year_bump)) {
+                return Some(h);
+            }
+            i = i.checked_sub(1).unwrap_or(n - 1);
+        }
+        None
     }
 
     /// Keep `h`, the header just parsed from `line`, when it can be recalled safely: in place
     /// of the oldest once [`KEPT`] are kept.
     pub(crate) fn keep(&mut self, line: &[u8], year_bump: i32, h: &Header<'_>) {
         let Some(p) = places(line, h) else {
+            return;
+        };
+        let Some(&tail) = line[..p.msg].last_chunk::<8>() else {
             return;
         };
         let full = self.kept.len() == KEPT;
@@ -139,6 +156,7 @@ impl HeaderMemo {
         text.extend_from_slice(&line[..p.msg]);
         let k = Kept {
             text,
+            tail,
             year_bump,
             format: h.format,
             ts: h.ts,
