@@ -110,6 +110,20 @@ fn options(args: &DiagnoseArgs) -> Result<Options, String> {
     })
 }
 
+/// Standard output without its line buffering: the report is written in pieces of many lines,
+/// and stdout's own writer would look for the last newline in each, write up to it and hold the
+/// rest back (a copy and a second write per piece).
+fn unbuffered_stdout() -> Box<dyn Write + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(io::stdout())
+}
+
 /// Stream the report to stdout. `None` when stdout was closed early (`| head`): not an error.
 fn report(
     inputs: Vec<Input>,
@@ -117,7 +131,7 @@ fn report(
     runbook: &Runbook,
 ) -> Result<Option<Summary>, AnalyzeError> {
     // Not locked for the whole run: the report is written from another thread.
-    let mut out = io::BufWriter::with_capacity(OUT_BUFFER, io::stdout());
+    let mut out = io::BufWriter::with_capacity(OUT_BUFFER, unbuffered_stdout());
     match analyze_with(inputs, opts, runbook, &mut out) {
         Ok(s) => Ok(Some(s)),
         Err(AnalyzeError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),

@@ -37,7 +37,7 @@ pub(super) fn message(out: &mut Vec<u8>, m: &MessageChain) -> io::Result<()> {
     out.extend_from_slice(b",\"lines\":");
     strs(out, &m.lines)?;
     out.extend_from_slice(b",\"lines_dropped\":");
-    serde(out, &m.lines_dropped)?;
+    num(out, m.lines_dropped);
     out.push(b'}');
     Ok(())
 }
@@ -54,7 +54,10 @@ fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
     out.extend_from_slice(b",\"relay\":");
     opt_str(out, h.relay.as_deref())?;
     out.extend_from_slice(b",\"delay_ms\":");
-    serde(out, &h.delay_ms)?;
+    match h.delay_ms {
+        Some(n) => num(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"delays\":");
     match &h.delays {
         Some(d) => delays(out, d)?,
@@ -77,7 +80,7 @@ fn hop(out: &mut Vec<u8>, h: &Hop) -> io::Result<()> {
     out.extend_from_slice(b",\"mailbox\":");
     opt_str(out, h.mailbox.as_deref())?;
     out.extend_from_slice(b",\"attempts\":");
-    serde(out, &h.attempts)?;
+    num(out, h.attempts.into());
     out.extend_from_slice(b",\"arrived_at\":");
     let start = out.len();
     time(out, &h.arrived_at)?;
@@ -112,7 +115,7 @@ fn finding(out: &mut Vec<u8>, f: &Finding) -> io::Result<()> {
     out.extend_from_slice(b",\"hint\":");
     str_(out, &f.hint)?;
     out.extend_from_slice(b",\"count\":");
-    serde(out, &f.count)?;
+    num(out, f.count);
     out.extend_from_slice(b",\"first_seen\":");
     time(out, &f.first_seen)?;
     out.extend_from_slice(b",\"last_seen\":");
@@ -123,13 +126,13 @@ fn finding(out: &mut Vec<u8>, f: &Finding) -> io::Result<()> {
 
 fn delays(out: &mut Vec<u8>, d: &Delays) -> io::Result<()> {
     out.extend_from_slice(b"{\"before_qmgr_ms\":");
-    serde(out, &d.before_qmgr_ms)?;
+    num(out, d.before_qmgr_ms);
     out.extend_from_slice(b",\"in_qmgr_ms\":");
-    serde(out, &d.in_qmgr_ms)?;
+    num(out, d.in_qmgr_ms);
     out.extend_from_slice(b",\"conn_setup_ms\":");
-    serde(out, &d.conn_setup_ms)?;
+    num(out, d.conn_setup_ms);
     out.extend_from_slice(b",\"transmission_ms\":");
-    serde(out, &d.transmission_ms)?;
+    num(out, d.transmission_ms);
     out.push(b'}');
     Ok(())
 }
@@ -137,6 +140,11 @@ fn delays(out: &mut Vec<u8>, d: &Delays) -> io::Result<()> {
 /// Whatever else, as `serde_json` writes it.
 fn serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> io::Result<()> {
     serde_json::to_writer(&mut *out, v).map_err(io::Error::other)
+}
+
+/// A number, as `serde_json` writes it (with the same `itoa`), without its serializer.
+fn num(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn bool_(out: &mut Vec<u8>, b: bool) {

@@ -31,18 +31,12 @@ pub(super) fn json_head(o: &mut dyn Write) -> io::Result<()> {
     o.write_all(b"{\"messages\": [")
 }
 
-/// One message of the list. Written into `scratch` first (reused between messages), then
-/// written at once: it is made of many small pieces, each a call through `o` otherwise.
-pub(super) fn json_message(
-    o: &mut dyn Write,
-    m: &MessageChain,
-    first: bool,
-    scratch: &mut Vec<u8>,
-) -> io::Result<()> {
-    scratch.clear();
-    scratch.extend_from_slice(if first { b"\n  " } else { b",\n  " });
-    super::json::message(scratch, m)?;
-    o.write_all(scratch)
+/// One message of the list, appended to `pending` (the caller writes it out in large pieces:
+/// a message is made of many small pieces, each a call through a writer otherwise, and a
+/// piece larger than the writer's buffer goes past that buffer without a copy).
+pub(super) fn json_message(pending: &mut Vec<u8>, m: &MessageChain, first: bool) -> io::Result<()> {
+    pending.extend_from_slice(if first { b"\n  " } else { b",\n  " });
+    super::json::message(pending, m)
 }
 
 #[derive(Serialize)]

@@ -16,6 +16,10 @@ use super::render::{self, Tail};
 use super::{Format, Options, SourceReport, Summary};
 use crate::runbook::{Facts, HintCache, Runbook};
 
+/// Bytes of rendered JSON messages gathered before they are written: more than the command's
+/// output buffer (64 KiB), so that each write goes past that buffer instead of through it.
+const PENDING: usize = 1 << 17;
+
 /// Message findings listed at the top level at most (the rest are counted).
 const MAX_TOP_FINDINGS: usize = 1_000;
 /// With a filter, host findings this close to the matched messages' span are shown.
@@ -51,8 +55,9 @@ pub(super) struct Report<'a> {
     by_code: BTreeMap<&'static str, u64>,
     groups: IncidentGroups,
     span: Option<Span>,
-    /// Reused buffer each JSON message is serialized into.
-    scratch: Vec<u8>,
+    /// JSON messages rendered and not written yet (at most about [`PENDING`] bytes). Written
+    /// before anything else is, and when the report is dropped (a read error ends a run early).
+    pending: Vec<u8>,
 }
 
 impl<'a> Report<'a> {
@@ -79,7 +84,7 @@ impl<'a> Report<'a> {
             by_code: BTreeMap::new(),
             groups: IncidentGroups::default(),
             span: None,
-            scratch: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -96,7 +101,10 @@ impl<'a> Report<'a> {
         }
         match self.opts.format {
             Format::Json => {
-                render::json_message(&mut *self.out, &m, self.first_message, &mut self.scratch)?
+                render::json_message(&mut self.pending, &m, self.first_message)?;
+                if self.pending.len() >= PENDING {
+                    self.write_pending()?;
+                }
             }
             Format::Human => {
                 if self.opts.filtered() || !m.findings.is_empty() || m.status.is_failure() {
@@ -106,6 +114,13 @@ impl<'a> Report<'a> {
         }
         self.first_message = false;
         Ok(())
+    }
+
+    /// Write the rendered messages gathered so far.
+    pub(super) fn write_pending(&mut self) -> io::Result<()> {
+        let done = self.out.write_all(&self.pending);
+        self.pending.clear();
+        done
     }
 
     /// Fold a matched message into the summary, the span, the findings and the incidents.
@@ -189,12 +204,27 @@ impl<'a> Report<'a> {
             findings_truncated: self.findings_truncated,
         };
         match self.opts.format {
-            Format::Json => render::json_tail(&mut *self.out, &tail)?,
+            Format::Json => {
+                let done = self.out.write_all(&self.pending);
+                self.pending.clear();
+                done?;
+                render::json_tail(&mut *self.out, &tail)?
+            }
             Format::Human => render::human_tail(&mut *self.out, &tail, self.opts)?,
         }
         self.out.flush()?;
         self.summary.sources = sources;
-        self.summary.incidents = self.groups.into_groups();
-        Ok(self.summary)
+        self.summary.incidents = std::mem::take(&mut self.groups).into_groups();
+        Ok(std::mem::take(&mut self.summary))
+    }
+}
+
+impl Drop for Report<'_> {
+    /// The messages already rendered are written even when the run ends early (as a buffered
+    /// writer's drop writes what it holds); a write error then has nowhere to go.
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.write_pending();
+        }
     }
 }
