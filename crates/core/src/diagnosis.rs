@@ -292,7 +292,23 @@ const DISK_FULL: &[&str] = &[
 ];
 
 const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
-    (FindingCode::RelayAccessDenied, &["relay access denied"]),
+    // Postfix's words, then other servers' (Exchange's `550 5.7.1 Unable to relay`, its
+    // `5.7.54`, Sendmail's `Relaying denied`, qmail's `sorry, that domain isn't in my list`).
+    (
+        FindingCode::RelayAccessDenied,
+        &[
+            "relay access denied",
+            "unable to relay",
+            "relaying denied",
+            "relay denied",
+            "relay not permitted",
+            "relaying not allowed",
+            "relaying prohibited",
+            "we do not relay",
+            "not permitted to relay",
+            "isn't in my list of allowed rcpthosts",
+        ],
+    ),
     // A sender's daily limit (Gmail's `550 5.4.5 Daily user sending quota exceeded`), before
     // the mailbox quotas below.
     (
@@ -426,6 +442,9 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "invalid recipient",
             "unknown recipient",
             "no account by that name",
+            // Exchange, Barracuda: `550 The recipient cannot be verified. Please check all
+            // recipients of this message to verify they are valid.`
+            "recipient cannot be verified",
         ],
     ),
     (
@@ -443,6 +462,12 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "concurrency limit exceeded",
         ],
     ),
+    // The delivery agent itself failed (a transport missing from master.cf, a pipe command that
+    // crashes): Postfix suspends the transport and every message for it waits.
+    (
+        FindingCode::ServiceError,
+        &["transport is unavailable", "unknown mail transport error"],
+    ),
 ];
 
 /// The specific cause named by a reply / status / error text, if any (case-insensitive).
@@ -457,6 +482,17 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
     // `Sender address rejected: undeliverable address: ... User unknown`: the unknown address is
     // the sender's (reject_unverified_sender), not the message's recipient.
     if code == FindingCode::RecipientUnknown && t.contains("sender address rejected") {
+        return None;
+    }
+    // `Sender address rejected: Domain not found`, `Helo command rejected: Host not found`:
+    // this server's checks of a client's own names (reject_unknown_sender_domain and the
+    // like), not a lookup this host's own mail needed.
+    let client_check = [
+        "sender address rejected",
+        "helo command rejected",
+        "client host rejected",
+    ];
+    if code == FindingCode::DnsError && has(t, &client_check) {
         return None;
     }
     Some(code)
@@ -483,6 +519,8 @@ fn classify_enhanced(e: &str) -> Option<FindingCode> {
     }
     Some(match e {
         "4.2.2" | "5.2.2" => FindingCode::MailboxFull,
+        // Exchange Online: "Unable to relay recipients in domain".
+        "5.7.54" => FindingCode::RelayAccessDenied,
         "5.7.8" | "4.7.8" => FindingCode::AuthFailed,
         "4.7.28" | "4.5.3" => FindingCode::RateLimited,
         // "Mail system full": the server's own storage, not a mailbox's quota.
@@ -579,6 +617,9 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         || t.contains("open database")
         // The map was edited and postmap not run since: Postfix still reads the old entries.
         || (t.starts_with("database ") && t.contains(" is older than source file "))
+        // A directory or SQL map's client (`dict_ldap_lookup: Search error 80: ...`,
+        // `dict_mysql_get_active: ...`): the map answered with an error, not with a key.
+        || (t.starts_with("dict_") && t.contains("error"))
     {
         return Some(FindingCode::LookupFailure);
     }
@@ -608,6 +649,9 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     // A Postfix daemon's client to a local service (a policy service, a milter) that does not
     // answer, and queue files that cannot be written: the mail waits or is refused (451 4.3.5).
     if t.contains("problem talking to server")
+        // Postfix's own internal services (`problem talking to service rewrite`: trivial-
+        // rewrite is down or crashing).
+        || t.contains("problem talking to service ")
         || (t.starts_with("connect to ")
             && has(&t, &["connection refused", "no such file", "timed out"]))
         || t.contains("write queue file")
@@ -717,96 +761,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smtp_replies() {
+    fn other_servers_wordings_name_their_causes() {
         use FindingCode::*;
-        let cases: &[(u16, Option<&str>, &str, FindingCode)] = &[
+        for (text, want) in [
             (
-                554,
-                Some("5.7.1"),
-                "<bob@other.test>: Relay access denied",
-                RelayAccessDenied,
+                "550 5.7.1 Unable to relay for ops@ops.example",
+                Some(RelayAccessDenied),
             ),
             (
-                454,
-                Some("4.7.1"),
-                "<bob@other.test>: Relay access denied",
-                RelayAccessDenied,
+                "550 5.7.1 <x@y.example>... Relaying denied",
+                Some(RelayAccessDenied),
             ),
             (
-                451,
-                Some("4.3.0"),
-                "<a@newdomain.test>: Temporary lookup failure",
-                LookupFailure,
+                "550 5.7.54 SMTP; Unable to relay recipients in domain",
+                Some(RelayAccessDenied),
             ),
             (
-                535,
-                Some("5.7.8"),
-                "Error: authentication failed: authentication failure",
-                AuthFailed,
-            ),
-            (535, None, "Authentication credentials invalid", AuthFailed),
-            (
-                550,
-                Some("5.1.1"),
-                "<x@corp.test>: Recipient address rejected: User unknown in virtual mailbox table",
-                RecipientUnknown,
+                "550-\"The recipient cannot be verified.  Please check",
+                Some(RecipientUnknown),
             ),
             (
-                452,
-                Some("4.2.2"),
-                "<alice@corp.test> Quota exceeded (mailbox for user is full)",
-                MailboxFull,
+                "delivery temporarily suspended: transport is unavailable",
+                Some(ServiceError),
             ),
+            // A client's own names checked by this server: not this host's DNS.
             (
-                421,
-                Some("4.7.0"),
-                "mx.corp.test Error: too many connections from 198.18.2.2",
-                RateLimited,
+                "450 4.1.8 <a@b.example>: Sender address rejected: Domain not found",
+                None,
             ),
+            ("450 4.7.1 <h>: Helo command rejected: Host not found", None),
             (
-                450,
-                Some("4.7.1"),
-                "Client host rejected: rate limit exceeded",
-                RateLimited,
+                "450 4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]",
+                None,
             ),
+            // This host's own lookup still is.
             (
-                421,
-                Some("4.7.28"),
-                "Our system has detected an unusual rate of unsolicited mail",
-                RateLimited,
+                "Host or domain name not found. Name service error for name=x.example",
+                Some(DnsError),
             ),
-            (
-                530,
-                Some("5.7.0"),
-                "Must issue a STARTTLS command first",
-                TlsError,
-            ),
-            (
-                554,
-                Some("5.7.1"),
-                "<x>: Sender address rejected: Access denied",
-                RejectedOther,
-            ),
-            (
-                450,
-                Some("4.7.1"),
-                "<x>: Helo command rejected: Host not found",
-                DnsError,
-            ),
-            (
-                550,
-                Some("5.7.26"),
-                "Unauthenticated email is not accepted",
-                RejectedOther,
-            ),
-        ];
-        for (code, enh, text, want) in cases {
-            assert_eq!(
-                classify_smtp_reply(*code, *enh, text),
-                *want,
-                "{code} {text}"
-            );
+        ] {
+            assert_eq!(classify_text(text), want, "{text}");
         }
+        assert_eq!(classify_enhanced("5.7.54"), Some(RelayAccessDenied));
+        let problem = |t| classify_postfix_problem(Severity::Warning, t);
+        assert_eq!(
+            problem("problem talking to service rewrite: Connection reset by peer"),
+            Some(ServiceError)
+        );
+        assert_eq!(
+            problem("dict_ldap_lookup: Search error 80: Internal (implementation specific) error"),
+            Some(LookupFailure)
+        );
     }
 
     #[test]

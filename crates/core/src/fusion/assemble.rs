@@ -99,7 +99,7 @@ fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
         relay,
         delay_ms,
         delays,
-        dsn,
+        dsn: dsn.or_else(|| e.refusal_dsn.take()),
         reason: e.rejected.take().or_else(|| e.refused.take()).or(reason),
         from: e.from.take(),
         to,
@@ -161,12 +161,7 @@ fn dovecot_status(d: &DoveDelivery) -> HopStatus {
 /// A NOQUEUE reject's hop status: a 4xx reply is temporary, the client keeps the message and
 /// tries again (greylisting, a failed lookup), as after cleanup's temporary refusal.
 fn noqueue_status(n: &NoQueue) -> HopStatus {
-    let temporary = match (n.reject.code, n.reject.dsn.as_deref()) {
-        (Some(c), _) => (400..500).contains(&c),
-        (None, Some(d)) => d.starts_with('4'),
-        (None, None) => false,
-    };
-    if temporary {
+    if n.reject.is_temporary() {
         HopStatus::Refused
     } else {
         HopStatus::Rejected

@@ -151,6 +151,9 @@ pub(super) struct Entry {
     /// Refused with a temporary error before it was queued (cleanup could not look up a map):
     /// the client keeps the message and retries. What went wrong.
     pub refused: Option<String>,
+    /// The status code of a whole-message reject or refusal (a milter's `4.7.1`), when no
+    /// delivery attempt gives the hop one.
+    pub refusal_dsn: Option<EventText>,
     /// This entry is a notification (bounce, delay) this host generated about another entry
     /// of the chain: that entry's queue id. Not a hop of the message.
     pub notice_of: Option<String>,
@@ -178,6 +181,7 @@ impl Entry {
             held: false,
             expired: false,
             rejected: None,
+            refusal_dsn: None,
             refused: None,
             notice_of: None,
             qmgr_seen: false,

@@ -309,10 +309,10 @@ impl Correlator {
             Event::Delivery(d) => self.on_delivery(rec, d),
             Event::Expired {
                 queue_id,
+                from,
                 rcpt,
                 returned_to_sender,
-                ..
-            } => self.on_expired(rec, queue_id, rcpt.as_deref(), *returned_to_sender),
+            } => self.on_expired(rec, queue_id, from, rcpt.as_deref(), *returned_to_sender),
             Event::Removed { queue_id } => self.on_removed(rec, queue_id),
             Event::Released { queue_id } => self.on_released(rec, queue_id),
             Event::Reject(r)
@@ -341,8 +341,8 @@ impl Correlator {
                 user,
                 success: false,
                 remote_ip,
-                ..
-            } => self.on_login_failed(rec, service, user.as_deref(), remote_ip.as_deref()),
+                text,
+            } => self.on_login_failed(rec, service, user.as_deref(), remote_ip.as_deref(), text),
             // A successful login, and lines that carry nothing to correlate.
             Event::Login { .. } | Event::Info => {}
             Event::AuthFailure {

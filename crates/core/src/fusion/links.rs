@@ -79,9 +79,10 @@ fn bracket_loopback(s: &str) -> bool {
 }
 
 /// A Postfix `relay=` that is this host itself: loopback (`127.0.0.1[127.0.0.1]:10024`,
-/// `localhost[::1]:25`) or a content filter port (`amavis[172.18.0.5]:10024`).
+/// `localhost[::1]:25`), a content filter port (`amavis[172.18.0.5]:10024`), or local(8)
+/// (`relay=local`, whose `forwarded as QID` re-injects the message here).
 pub(super) fn relay_is_local(relay: &str) -> bool {
-    if bracket_loopback(relay) {
+    if relay == "local" || bracket_loopback(relay) {
         return true;
     }
     // The port after the last `]:`.

@@ -128,9 +128,15 @@ impl Correlator {
         service: &str,
         user: Option<&str>,
         remote_ip: Option<&str>,
+        text: &str,
     ) {
+        let why = if text.contains("plaintext auth") {
+            " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
+        } else {
+            ""
+        };
         let msg = format!(
-            "{}: {service} login failed for {} from {}",
+            "{}: {service} login failed for {} from {}{why}",
             rec.role,
             user.unwrap_or("?"),
             remote_ip.unwrap_or("?")

@@ -116,12 +116,18 @@ impl Correlator {
         &mut self,
         rec: &LogRecord,
         queue_id: &str,
+        from: &str,
         rcpt: Option<&ExpiredRcpt>,
         returned_to_sender: bool,
     ) {
         let limits = self.limits;
         let mut last_reason = String::new();
         let cid = self.on_entry_line(rec, queue_id, |e| {
+            // The sender, when the queue manager's earlier line is not in these logs (rotated
+            // out: a message expires days after it arrived).
+            if e.from.is_none() && !from.is_empty() {
+                e.from = Some(from.into());
+            }
             match rcpt {
                 Some(x) => record_expired_rcpt(e, x, rec, limits.max_line_bytes),
                 None => e.expired = true,

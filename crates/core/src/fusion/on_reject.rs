@@ -108,8 +108,14 @@ impl Correlator {
                 }
                 if action_code(r) == Some(FindingCode::Held) {
                     e.held = true;
+                } else if r.is_temporary() {
+                    // A milter's or cleanup's 4xx (greylisting): the queue file is dropped and
+                    // the client tries again later, as after a NOQUEUE 4xx.
+                    e.refused = Some(clip(reply, 300));
+                    e.refusal_dsn = r.dsn.clone();
                 } else {
                     e.rejected = Some(clip(reply, 300));
+                    e.refusal_dsn = r.dsn.clone();
                 }
             }
             if e.from.is_none() {

@@ -813,6 +813,7 @@ fn local_relays_and_clients_are_recognized() {
         "x[ipv6:::1]:25",
         "amavis[172.18.0.5]:10024",
         "amavis[172.18.0.5]:10025",
+        "local",
     ] {
         assert!(relay_is_local(r), "{r}");
     }

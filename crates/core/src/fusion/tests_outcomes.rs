@@ -1,5 +1,6 @@
 //! Messages that end in neither delivery nor a failure of the mail system's: Postfix's
-//! address-verification probes, and a message refused whole for its size.
+//! address-verification probes, a message refused whole for its size or for a while (a
+//! milter's greylisting), and one forwarded by local(8) to another address.
 
 use super::tests::feed;
 use super::*;
@@ -63,4 +64,57 @@ fn address_verification_probes_are_verified_not_delivered() {
         .as_deref()
         .unwrap()
         .contains("User unknown"));
+}
+
+#[test]
+fn a_milters_temporary_reject_of_a_queued_message_is_a_refusal_with_its_status_code() {
+    // A greylisting milter at end of message: cleanup drops the queue file and the client is
+    // told to try again, as after a NOQUEUE 4xx. A 5.x.x reject of the same shape stays a
+    // reject. Both keep their status code on the hop.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "2021-02-06T10:57:58+01:00 mail.server.com postfix/smtpd[59585]: D6DDA23B0F: client=unknown[99.88.77.66]\n\
+         2021-02-06T10:57:58+01:00 mail.server.com postfix/cleanup[59586]: D6DDA23B0F: milter-reject: END-OF-MESSAGE from unknown[99.88.77.66]: 4.7.1 Greylisting in action, try again later; from=<user2@example.com> to=<some.dest@destdomain.com> proto=ESMTP helo=<host.sender.domain>\n\
+         2021-02-06T10:58:30+01:00 mail.server.com postfix/smtpd[59585]: E6DDA23B0F: client=unknown[99.88.77.67]\n\
+         2021-02-06T10:58:30+01:00 mail.server.com postfix/cleanup[59586]: E6DDA23B0F: milter-reject: END-OF-MESSAGE from unknown[99.88.77.67]: 5.7.1 black listed URL host sample.com; from=<x@example.com> to=<y@destdomain.com> proto=ESMTP helo=<h>",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 2);
+    let (grey, black) = (&ms[0], &ms[1]);
+    assert_eq!(grey.status, MessageStatus::Deferred, "{grey:#?}");
+    assert_eq!(grey.hops[0].status, HopStatus::Refused);
+    assert_eq!(grey.hops[0].dsn.as_deref(), Some("4.7.1"));
+    assert_eq!(grey.findings[0].code, FindingCode::RateLimited);
+    assert_eq!(black.status, MessageStatus::Rejected, "{black:#?}");
+    assert_eq!(black.hops[0].status, HopStatus::Rejected);
+    assert_eq!(black.hops[0].dsn.as_deref(), Some("5.7.1"));
+}
+
+#[test]
+fn a_local_forward_links_to_the_queue_id_it_was_forwarded_as() {
+    // local(8) resends a message to an alias's or .forward's address as a new queue file on
+    // the same host: `status=sent (forwarded as QID)` names it.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Jul  6 07:12:57 mx postfix/pickup[3000]: 3mLQKH6hqhz7sWK: uid=0 from=<root>\n\
+         Jul  6 07:12:57 mx postfix/cleanup[3001]: 3mLQKH6hqhz7sWK: message-id=<fw@mx.example>\n\
+         Jul  6 07:12:58 mx postfix/qmgr[3002]: 3mLQKH6hqhz7sWK: from=<root@mx.example>, size=500, nrcpt=1 (queue active)\n\
+         Jul  6 07:13:00 mx postfix/cleanup[3001]: 3mLQKK4rDdz7sVS: message-id=<fw@mx.example>\n\
+         Jul  6 07:13:00 mx postfix/local[3013]: 3mLQKH6hqhz7sWK: to=<logspam@system.alerts>, relay=local, delay=3.1, delays=1.8/0.86/0/0.44, dsn=2.0.0, status=sent (forwarded as 3mLQKK4rDdz7sVS)\n\
+         Jul  6 07:13:00 mx postfix/qmgr[3002]: 3mLQKH6hqhz7sWK: removed\n\
+         Jul  6 07:13:00 mx postfix/qmgr[3002]: 3mLQKK4rDdz7sVS: from=<root@mx.example>, size=700, nrcpt=1 (queue active)\n\
+         Jul  6 07:13:01 mx postfix/smtp[3020]: 3mLQKK4rDdz7sVS: to=<ops@elsewhere.example>, relay=mx.elsewhere.example[192.0.2.9]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1A2B3C4D5E)\n\
+         Jul  6 07:13:01 mx postfix/qmgr[3002]: 3mLQKK4rDdz7sVS: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let hops = &ms[0].hops;
+    assert_eq!(hops.len(), 2, "{hops:#?}");
+    assert_eq!(hops[0].next_queue_id.as_deref(), Some("3mLQKK4rDdz7sVS"));
+    assert_eq!(hops[1].queue_id.as_deref(), Some("3mLQKK4rDdz7sVS"));
+    assert_eq!(ms[0].status, MessageStatus::Delivered);
 }

@@ -89,8 +89,11 @@ pub(crate) fn parse_syslog(msg: &[u8]) -> Option<Option<Event>> {
         Some(x) => x,
         None => {
             // `dovecot: master: Dovecot v2.3 starting up` always has a colon; a bare message
-            // (e.g. `dovecot: Fatal: ...` handled below) may not.
-            return None;
+            // (e.g. `dovecot: Fatal: ...` handled below) may not. Dovecot 1.x's master logs
+            // its start and stop without a process token.
+            let start_stop =
+                msg.starts_with(b"Dovecot v") || msg.starts_with(b"Killed with signal");
+            return start_stop.then_some(None);
         }
     };
     if matches!(
@@ -223,7 +226,9 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                     text: lossy(text),
                 }));
             }
-            if contains(text, b"auth failed") {
+            // `Aborted login (auth failed, 1 attempts in 2 secs)`, and `(tried to use disabled
+            // plaintext auth)`: a client that logs in without TLS where Dovecot requires it.
+            if contains(text, b"auth failed") || contains(text, b"plaintext auth") {
                 return Some(Some(Event::Login {
                     service,
                     user: field(text, b"user=").map(lossy),

@@ -210,7 +210,11 @@ impl Focus {
             return Decision::Full;
         }
         if name.ends_with(b"-login") {
-            return if find(msg, b"auth failed").is_some() {
+            // The failed logins the parser reads (`dovecot::parse`): auth failed, and a login
+            // without TLS refused.
+            let failed =
+                find(msg, b"auth failed").is_some() || find(msg, b"plaintext auth").is_some();
+            return if failed {
                 Decision::Full
             } else {
                 Decision::Skip

@@ -167,6 +167,18 @@ pub struct Reject {
     pub helo: Option<EventText>,
 }
 
+impl Reject {
+    /// A temporary refusal (a 4xx reply, or a 4.x.x status without a reply code): the client
+    /// keeps the message and tries again.
+    pub fn is_temporary(&self) -> bool {
+        match (self.code, self.dsn.as_deref()) {
+            (Some(c), _) => (400..500).contains(&c),
+            (None, Some(d)) => d.starts_with('4'),
+            (None, None) => false,
+        }
+    }
+}
+
 /// Severity of a `warning:` / `error:` / `fatal:` / `panic:` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -74,6 +74,8 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"Trusted TLS connection established",
     b"Untrusted TLS connection established",
     b"Verified TLS connection established",
+    // Before Postfix 2.5: `TLS connection established from HOST[IP]: TLSv1 with cipher ...`.
+    b"TLS connection established ",
     b"SSL_accept error",
     b"SSL_connect error",
     b"improper command pipelining",
@@ -346,7 +348,9 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"prepend: ",
         b"skipped, still being delivered",
         b"requeued",
-        b"enabling PIX workarounds",
+        // `enabling PIX workarounds: ...`; before Postfix 2.2 `enabling PIX <CRLF>.<CRLF>
+        // workaround for HOST`.
+        b"enabling PIX ",
         b"breaking line",
         b"reject_warning: ",
         b"proxy-accept: ",
@@ -564,8 +568,13 @@ fn delivery(
     status: DeliveryStatus,
     reason: &[u8],
 ) -> Delivery {
-    let queued_as = find(reason, b"queued as ").and_then(|i| {
-        let q = scan::alnum_token(&reason[i + 10..]);
+    // The next queue id: the next hop's `250 ... queued as QID`, or local(8)'s `forwarded as
+    // QID` (an alias or .forward re-injected on this host).
+    let next = find(reason, b"queued as ")
+        .map(|i| i + 10)
+        .or_else(|| find(reason, b"forwarded as ").map(|i| i + 13));
+    let queued_as = next.and_then(|i| {
+        let q = scan::alnum_token(&reason[i..]);
         let q = q.strip_suffix(b")").unwrap_or(q);
         (q.len() >= 3 && q.iter().all(u8::is_ascii_alphanumeric)).then(|| t.owned(q))
     });
