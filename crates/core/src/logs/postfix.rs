@@ -570,9 +570,11 @@ fn delivery(
 ) -> Delivery {
     // The next queue id: the next hop's `250 ... queued as QID`, or local(8)'s `forwarded as
     // QID` (an alias or .forward re-injected on this host).
-    let next = find(reason, b"queued as ")
-        .map(|i| i + 10)
-        .or_else(|| find(reason, b"forwarded as ").map(|i| i + 13));
+    let next = find(reason, b"queued as ").map(|i| i + 10).or_else(|| {
+        (service == b"local")
+            .then(|| find(reason, b"forwarded as ").map(|i| i + 13))
+            .flatten()
+    });
     let queued_as = next.and_then(|i| {
         let q = scan::alnum_token(&reason[i..]);
         let q = q.strip_suffix(b")").unwrap_or(q);
