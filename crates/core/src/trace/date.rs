@@ -12,8 +12,9 @@
 //! - Month before day, without the RFC comma: `Sat Apr 21 2018 03:01:04 +0000` and
 //!   `Apr 21 2018 03:01:04 +0000` (also `Apr 21, 2018`).
 //! - Fractional seconds to the nanosecond (more than 9 digits are truncated to 9).
-//! - Other orders and separators real clients write: ctime's `Sat Mar 24 21:23:03 EDT 2007`, RFC
-//!   850's `19-Nov-82`, dotted times `13.47.26` (no fraction then).
+//! - Other orders and separators real clients write: ctime's `Sat Mar 24 21:23:03 EDT 2007` (and
+//!   `Fri Feb 07 10:18:12 2003 -0800`, the zone after the year), RFC 850's `19-Nov-82`, dotted
+//!   times `13.47.26` (no fraction then).
 //! - Zones: `+hhmm`/`-hhmm`, `+hh:mm`, an unsigned `hhmm` (read as `+hhmm`), JavaScript's
 //!   `GMT+hhmm`, `UT`, `UTC`, `GMT`, `Z`, `EST/EDT`, `CST/CDT`, `MST/MDT`,
 //!   `PST/PDT`, and the other military letters which RFC 5322 (4.3) says to read as `-0000`.
@@ -407,13 +408,26 @@ fn looks_like_time(c: &Cursor) -> bool {
     (1..=2).contains(&digits) && rest.get(digits) == Some(&b':')
 }
 
-/// ctime's and date(1)'s order after `month day`: `21:23:03 EDT 2007`. The zone is required,
-/// as everywhere.
+/// ctime's and date(1)'s order after `month day`: `21:23:03 EDT 2007`, or `21:23:03 2007 -0400`.
+/// The zone is required, as everywhere.
 fn ctime_rest(c: &mut Cursor, day: u32, month: u32) -> Option<ParsedDate> {
     let (hour, minute, second, nanos, precision) = parse_time(c)?;
-    let offset = parse_zone(c)?;
-    c.ws();
-    let (year, _) = c.digits(4, 4)?;
+    // The zone before the year (`Fri Sep 14 14:36:56 EDT 2018`) or after it (`Fri Feb 07
+    // 10:18:12 2003 -0800`, as some gateways write it).
+    let save = c.i;
+    let zone_first = parse_zone(c).and_then(|offset| {
+        c.ws();
+        c.digits(4, 4).map(|(year, _)| (year, offset))
+    });
+    let (year, offset) = match zone_first {
+        Some(x) => x,
+        None => {
+            c.i = save;
+            c.ws();
+            let (year, _) = c.digits(4, 4)?;
+            (year, parse_zone(c)?)
+        }
+    };
     build(
         year, month, day, hour, minute, second, nanos, precision, offset,
     )
@@ -606,6 +620,10 @@ mod tests {
             "2018-04-21T06:31:04Z"
         );
         assert_eq!(rfc("5 Feb 2003 13.47.26 -0800"), "2003-02-05T21:47:26Z");
+        assert_eq!(
+            rfc("Fri Feb 07 10:18:12 2003 -0800"),
+            "2003-02-07T18:18:12Z"
+        );
         assert_eq!(rfc("Wed, 3 Apr 2002 14.58 +0800"), "2002-04-03T06:58:00Z");
         assert_eq!(
             rfc("Friday, 19-Nov-82 16:14:55 EST"),

@@ -155,6 +155,17 @@ fn from_side_ip(text: &str, toks: &[Tok]) -> Option<IpAddr> {
 /// qmail's `user@192.0.2.4` or Exim 3's `[192.0.2.4.51234]`.
 fn client_ip_word(w: &str) -> Option<IpAddr> {
     if let Some(inner) = w.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        // `[IPv6:2001:db8::5]`, and Exchange's link-local `[fe80::250:56ff:fe85:5095%11]` with
+        // its zone index: the address without the prefix and the zone.
+        let bare = match inner.get(..5) {
+            Some(p) if p.eq_ignore_ascii_case("ipv6:") => &inner[5..],
+            _ => inner,
+        };
+        let bare = bare.split_once('%').map_or(bare, |(a, _)| a);
+        if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
+            return Some(IpAddr::V6(ip));
+        }
+        // Exim 3's `[192.0.2.4.51234]`: the address, a dot, the port.
         let (ip, port) = inner.rsplit_once('.')?;
         if port.is_empty() || port.len() > 5 || !port.bytes().all(|c| c.is_ascii_digit()) {
             return None;
@@ -329,11 +340,17 @@ fn comment_rdns(text: &str, after_from: &[Tok]) -> Option<String> {
         return None;
     };
     let inner = text.get(ca + 1..cb.checked_sub(1)?)?.trim();
-    let (name, rest) = inner.split_once(' ')?;
+    // Folded headers break lines inside the comment: any white space separates.
+    let (name, rest) = inner.split_once(|c: char| c.is_ascii_whitespace())?;
     let name = name.trim_end_matches('.');
+    // A host name's characters (`_` too, which real names carry); not qmail's `(HELO [ip])`.
     let plausible = !name.is_empty()
-        && !name.eq_ignore_ascii_case("unknown")
-        && !name.contains(['@', '[', '(', ')'])
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        && !["unknown", "helo", "ehlo"]
+            .iter()
+            .any(|w| name.eq_ignore_ascii_case(w))
         && rest.trim_start().starts_with('[');
     plausible.then(|| name.to_owned())
 }
@@ -421,9 +438,19 @@ fn ip_as_written(ip: IpAddr, written: Option<&str>) -> String {
 fn host_text(h: &Host, written: Option<&str>) -> Option<String> {
     match h {
         Host::Name(n) if n.is_empty() => written.map(str::to_owned).filter(|w| !w.is_empty()),
+        // `from [IPv6:2001:db8::5]` (an IPv6 client's address-literal HELO, as Postfix and
+        // Sendmail write it): mail-parser stops at the colon and yields "IPv6".
+        Host::Name(n) if n.eq_ignore_ascii_case("ipv6") && written.is_some_and(is_ipv6_literal) => {
+            written.map(str::to_owned)
+        }
         Host::Name(n) => Some(n.to_string()),
         Host::IpAddr(ip) => Some(ip_as_written(*ip, written)),
     }
+}
+
+/// `[IPv6:...]`, the address-literal form of RFC 5321.
+fn is_ipv6_literal(w: &str) -> bool {
+    w.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("[ipv6:")) && w.ends_with(']')
 }
 
 /// Exim writes `helo=[IPv6:2001:db8::7]`; mail-parser stops at the colon and yields "IPv6".
@@ -457,6 +484,36 @@ fn whole_id<'a>(parsed: &'a str, written: Option<&'a str>) -> &'a str {
         Some(w) if w.len() > parsed.len() && w.starts_with(parsed) => w,
         _ => parsed,
     }
+}
+
+/// The cipher as the header writes it, for names mail-parser does not take for one (`RC4-SHA`,
+/// `AECDH-AES256-SHA`, `CAMELLIA256-SHA`): Postfix's `with cipher NAME`, Sendmail's and
+/// Microsoft's `cipher=NAME`, Exim's `(TLSv1:NAME:128)`.
+fn written_cipher(text: &str) -> Option<String> {
+    let word = |rest: &str| {
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace() || matches!(c, ')' | ',' | ';'))
+            .unwrap_or(rest.len());
+        non_empty(&rest[..end])
+    };
+    let lower = text.to_ascii_lowercase();
+    for key in ["with cipher ", "cipher="] {
+        if let Some(i) = lower.find(key) {
+            return word(text[i + key.len()..].trim_start());
+        }
+    }
+    // Exim: `with esmtps (TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256)`, `(TLSv1:RC4-SHA:128)`.
+    text.split('(').skip(1).find_map(|c| {
+        let inner = c.split(')').next()?;
+        let mut parts = inner.split(':');
+        let (version, cipher, bits) = (parts.next()?, parts.next()?, parts.next()?);
+        let tls = ["tls", "ssl"]
+            .iter()
+            .any(|p| version.get(..3).is_some_and(|v| v.eq_ignore_ascii_case(p)));
+        let plain = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+        (tls && parts.next().is_none() && plain(cipher) && bits.parse::<u32>().is_ok())
+            .then(|| cipher.to_owned())
+    })
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -506,16 +563,16 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 Some(h) => host_text(h, None),
                 None => None,
             };
-            hop.from_rdns = match r
-                .from_iprev
-                .as_ref()
-                .and_then(|n| non_empty(n.trim_end_matches('.')))
-            {
-                // The login is not the client's name; the `(NAME [IP])` comment, when there is
-                // one, still names it.
-                Some(n) if names_a_login(&text, &n) => s.comment_rdns.clone(),
-                other => other,
-            };
+            // The `(NAME [IP])` comment right after the from-host names the client, whatever
+            // mail-parser made of the comments (it takes words from a later one, and passes
+            // over single-label names such as `localhost` and names with `_`); else mail-
+            // parser's name, unless that is a login (not the client's name).
+            hop.from_rdns = s.comment_rdns.clone().or_else(|| {
+                r.from_iprev
+                    .as_ref()
+                    .and_then(|n| non_empty(n.trim_end_matches('.')))
+                    .filter(|n| !names_a_login(&text, n))
+            });
             if let Some(helo) = &s.exim3_helo {
                 // mail-parser reads the comment as the reverse name; in Exim 3's form it is the
                 // HELO, and the name before it is the reverse name.
@@ -536,7 +593,11 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 .and_then(non_empty);
         hop.for_ = r.for_.as_deref().and_then(non_empty);
         hop.tls = r.tls_version.map(|v| tls_name(v).to_owned());
-        hop.tls_cipher = r.tls_cipher.as_deref().and_then(non_empty);
+        hop.tls_cipher = r
+            .tls_cipher
+            .as_deref()
+            .and_then(non_empty)
+            .or_else(|| written_cipher(&text));
     }
 
     let malformed = rec.is_none() || !(s.any_clause || (s.date.is_some() && s.comment_only_prefix));
@@ -825,5 +886,38 @@ mod tests {
         assert_eq!(h.from_ip.as_deref(), Some("198.51.100.14"));
         assert_eq!(h.from.as_deref(), Some("relay.example.net"));
         assert!(h.timestamp.is_some() && h.warnings.is_empty());
+    }
+
+    /// Shapes from other projects' Received-parser tests (SpamAssassin, mail-parser, pyreceived).
+    #[test]
+    fn address_literals_ciphers_and_reverse_names_as_written() {
+        // An IPv6 client's address-literal HELO, and an IPv6 literal as the by-host.
+        let h = hop_of("from [IPv6:2a02:8070:a184:1e00::5] (unknown [IPv6:2a02:8070:a184:1e00::5]) (using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits)) by mail.example.org (Postfix) with ESMTPSA id 4SgQxB1Lz5; Thu, 30 Nov 2023 10:23:19 +0100 (CET)");
+        assert_eq!(h.from.as_deref(), Some("[IPv6:2a02:8070:a184:1e00::5]"));
+        assert_eq!(h.from_ip.as_deref(), Some("2a02:8070:a184:1e00::5"));
+        let h = hop_of("from a.example by [IPv6:2001:db8::7] with ESMTPS id 3AUAN9; Thu, 30 Nov 2023 10:23:18 +0100");
+        assert_eq!(h.by.as_deref(), Some("[IPv6:2001:db8::7]"));
+        // Exchange's link-local literal with its zone index.
+        let h = hop_of("from EXCH02.CORP.LOCAL ([fe80::250:56ff:fe85:5095%11]) by EXCH02.CORP.LOCAL ([fe80::250:56ff:fe85:5095%11]) with Microsoft SMTP Server id 14.03.0123.003; Tue, 24 Jun 2014 10:16:07 -0500");
+        assert_eq!(h.from_ip.as_deref(), Some("fe80::250:56ff:fe85:5095"));
+        // Ciphers mail-parser does not take for one, in Postfix's, Sendmail's and Exim's words.
+        for (value, cipher) in [
+            ("from out.example (out.example [192.30.254.192]) (using TLSv1.2 with cipher AECDH-AES256-SHA (256/256 bits)) by mx.example (Postfix) with ESMTPS id C7B1A30014A; Tue, 3 Jul 2018 15:40:19 +0300 (MSK)", "AECDH-AES256-SHA"),
+            ("from a.example (a.example [80.137.77.231]) (authenticated bits=0) by mx.example (8.12.10/8.12.10) with ESMTP id i9IGfNdk; (version=TLSv1/SSLv3 cipher=RC4-MD5 bits=128 verify=NO); Mon, 18 Oct 2004 18:41:23 +0200", "RC4-MD5"),
+            ("from [192.0.2.9] (helo=a.example) by mx.example with esmtp (TLSv1:RC4-SHA:128) (Exim 4.04) id 1CJaZW-0006rU-00; Mon, 18 Oct 2004 18:41:23 +0200", "RC4-SHA"),
+        ] {
+            assert_eq!(hop_of(value).tls_cipher.as_deref(), Some(cipher), "{value}");
+        }
+        // The `(NAME [IP])` comment names the client, single-label and `_` names too; a later
+        // comment does not; qmail's `(HELO x)` is no name.
+        let h = hop_of("from localhost (localhost [127.0.0.1]) (ftp://ftp.isi.edu/in-notes/rfc1894.txt) by mx.example.org with dsn; Sat, 11 Dec 2010 12:19:59 +0900");
+        assert_eq!(h.from_rdns.as_deref(), Some("localhost"));
+        let h = hop_of("from [10.10.10.215] (Collation_Software.demarc.example.com [66.250.6.18]) by waste.example; Thu, 6 May 2004 17:40:44 -0500");
+        assert_eq!(
+            h.from_rdns.as_deref(),
+            Some("Collation_Software.demarc.example.com")
+        );
+        let h = hop_of("from unknown (HELO [10.0.0.12]) (carol@203.0.113.77) by mail.example.org with SMTP; 12 Mar 2026 09:41:04 -0000");
+        assert_eq!(h.from_rdns, None);
     }
 }
