@@ -251,11 +251,14 @@ pub(crate) fn scan(text: &str) -> Scan {
             candidates.push((pos + 1, si + 1));
         }
     }
+    // Words after the last `;` that could be a date: not a clause (OpenSMTPD writes
+    // `...; for <x@y>;`, without any date).
     let words_after_semi = last_semi.is_some_and(|si| {
         toks.get(si + 1..)
             .unwrap_or_default()
             .iter()
-            .any(|t| matches!(t, Tok::Word(..)))
+            .find_map(&word)
+            .is_some_and(|w| !is_keyword(w))
     });
     let region = last_semi.map_or(0, |si| si + 1);
     for (ti, t) in toks.iter().enumerate().skip(region) {
@@ -465,15 +468,19 @@ fn helo_literal(text: &str) -> Option<String> {
 /// mail-parser strips the brackets of a literal it cannot read as an address (Exim 3's
 /// `[192.0.2.4.51234]`); the from-host is reported as written, like other literals.
 fn bracketed_as_written(from: String, written: Option<&str>) -> String {
-    match written {
-        Some(w)
-            if w.len() == from.len() + 2
-                && w.starts_with('[')
-                && w.get(1..w.len() - 1) == Some(&from) =>
-        {
-            w.to_owned()
-        }
-        _ => from,
+    let Some(w) = written else {
+        return from;
+    };
+    // `[192.0.2.4]`, or with the client's port after it (`[10.128.128.81]:50999`).
+    let inner = w.strip_prefix('[').and_then(|r| {
+        let (inner, after) = r.split_once(']')?;
+        let port = after.strip_prefix(':').unwrap_or(after);
+        port.bytes().all(|c| c.is_ascii_digit()).then_some(inner)
+    });
+    if inner == Some(from.as_str()) {
+        w.to_owned()
+    } else {
+        from
     }
 }
 
@@ -919,5 +926,15 @@ mod tests {
         );
         let h = hop_of("from unknown (HELO [10.0.0.12]) (carol@203.0.113.77) by mail.example.org with SMTP; 12 Mar 2026 09:41:04 -0000");
         assert_eq!(h.from_rdns, None);
+        // A literal with the client's port is the from-host as written.
+        let h = hop_of("from [10.128.128.81]:50999 (HELO intra.example.com) by av4.example ([10.128.128.74]:25) with SMTP; Tue, 5 Mar 2002 14:11:53 -0000");
+        assert_eq!(h.from.as_deref(), Some("[10.128.128.81]:50999"));
+        assert_eq!(h.from_ip.as_deref(), Some("10.128.128.81"));
+        // OpenSMTPD's `; for <x@y>;` has no date at all; an impossible date is unreadable.
+        let h = hop_of("from localhost (localhost [local]); by localhost (OpenSMTPD) with ESMTPA id 1e2a9eaa; for <k@example.jp>;");
+        assert_eq!(h.warnings, [HopWarning::NoDate]);
+        let h =
+            hop_of("from a.example by b.example with ESMTP id 1; Thu, 31 Feb 2023 10:23:19 +0000");
+        assert_eq!(h.warnings, [HopWarning::UnreadableDate]);
     }
 }

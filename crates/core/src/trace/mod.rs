@@ -17,7 +17,8 @@
 //! # Warnings (per hop, a fixed set, serialized snake_case, in this order)
 //! - `malformed`: no clause (`from`/`by`/`with`/`id`/`for`/`via`) outside comments and not the
 //!   comment-plus-date form; the hop's fields are null.
-//! - `no_date`: no date, or one that does not parse (impossible dates such as 31 Feb included).
+//! - `no_date`: no date (nothing after the last `;`, or only a clause such as OpenSMTPD's
+//!   `; for <x@y>;`).
 //! - `clock_skew`: the hop is stamped earlier than the previous timestamped hop by more than the
 //!   written precision explains. Servers truncate what they print, so `18:12:38` stands for
 //!   `[18:12:38, 18:12:39)`: a second-precision hop after a millisecond one at `18:12:38.520`
@@ -25,6 +26,8 @@
 //!   lies before the earlier hop's time (`t_later + resolution_later <= t_earlier`).
 //! - `future_date`: later than the reference time by more than [`FUTURE_TOLERANCE_SECS`]; the
 //!   reference is the message's fetch time when known, else the time of analysis (`now`).
+//! - `unreadable_date`: text after the last `;` that is no date flowtest reads: a date without a
+//!   zone or with an ambiguous one, an impossible date such as 31 Feb, garbage.
 //!
 //! Nothing is clamped: numbers are reported as computed, and the warnings say what is suspect.
 //!
