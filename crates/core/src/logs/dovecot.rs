@@ -102,6 +102,14 @@ pub(crate) fn parse_syslog(msg: &[u8]) -> Option<Option<Event>> {
     ) {
         return parse(b"master", msg);
     }
+    // Dovecot 1.x names itself before the process (`dovecot[442]: dovecot: auth(default):
+    // ...`): the process token follows.
+    if token == b"dovecot" {
+        return match split_once(rest, b": ") {
+            Some((inner, inner_rest)) if inner != b"dovecot" => parse(inner, inner_rest),
+            _ => None,
+        };
+    }
     parse(token, rest)
 }
 
@@ -536,5 +544,25 @@ mod tests {
             Some(Some(Event::DovecotProblem { severity: Severity::Error, .. }))
         ));
         assert_eq!(parse_syslog(b"sshd: nope"), None);
+    }
+
+    /// Dovecot 1.x: its own name before the process token, a plaintext login refused, the
+    /// master's start without a process token.
+    #[test]
+    fn dovecot_1x_and_refused_plaintext_logins() {
+        assert!(matches!(
+            parse_syslog(b"dovecot: auth(default): pam(alice,192.0.2.7): pam_authenticate() failed: User not known to the underlying authentication module"),
+            Some(Some(Event::AuthFailure { .. }))
+        ));
+        assert_eq!(parse_syslog(b"dovecot: dovecot: x"), None);
+        assert!(matches!(
+            parse_syslog(b"pop3-login: Aborted login (tried to use disabled plaintext auth): rip=198.51.100.77, lip=192.0.2.1"),
+            Some(Some(Event::Login { success: false, .. }))
+        ));
+        assert_eq!(
+            parse_syslog(b"Dovecot v1.2.17 starting up (core dumps disabled)"),
+            Some(None)
+        );
+        assert_eq!(parse_syslog(b"something else without a token"), None);
     }
 }

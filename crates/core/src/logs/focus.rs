@@ -244,6 +244,11 @@ impl Focus {
         if name == b"dovecot" {
             // Via syslog the process token starts the message.
             return match split_once(msg, b": ") {
+                // Dovecot 1.x's `dovecot: auth(default): ...`: the process token follows.
+                Some((b"dovecot", rest)) => match split_once(rest, b": ") {
+                    Some((token, rest)) => self.dovecot(token, rest),
+                    None => Decision::Full,
+                },
                 Some((token, rest)) => self.dovecot(token, rest),
                 None => Decision::Full,
             };
