@@ -8,35 +8,125 @@
 //! array of its values.
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use super::prefix;
-use serde::Deserialize;
-use serde_json::Value;
 
 /// The fields a line is made of; every other field is skipped unread.
 #[derive(Deserialize)]
-struct Entry {
+struct Entry<'a> {
     /// When the program logged it (microseconds since the epoch), when the journal knows.
-    #[serde(rename = "_SOURCE_REALTIME_TIMESTAMP")]
-    source_time: Option<Value>,
+    #[serde(rename = "_SOURCE_REALTIME_TIMESTAMP", borrow)]
+    source_time: Option<Field<'a>>,
     /// When the journal received it: what `journalctl` shows without the above.
-    #[serde(rename = "__REALTIME_TIMESTAMP")]
-    time: Option<Value>,
-    #[serde(rename = "_HOSTNAME")]
-    host: Option<Value>,
-    #[serde(rename = "SYSLOG_IDENTIFIER")]
-    ident: Option<Value>,
-    #[serde(rename = "_COMM")]
-    comm: Option<Value>,
-    #[serde(rename = "SYSLOG_PID")]
-    syslog_pid: Option<Value>,
-    #[serde(rename = "_PID")]
-    pid: Option<Value>,
-    #[serde(rename = "MESSAGE")]
-    message: Option<Value>,
+    #[serde(rename = "__REALTIME_TIMESTAMP", borrow)]
+    time: Option<Field<'a>>,
+    #[serde(rename = "_HOSTNAME", borrow)]
+    host: Option<Field<'a>>,
+    #[serde(rename = "SYSLOG_IDENTIFIER", borrow)]
+    ident: Option<Field<'a>>,
+    #[serde(rename = "_COMM", borrow)]
+    comm: Option<Field<'a>>,
+    #[serde(rename = "SYSLOG_PID", borrow)]
+    syslog_pid: Option<Field<'a>>,
+    #[serde(rename = "_PID", borrow)]
+    pid: Option<Field<'a>>,
+    #[serde(rename = "MESSAGE", borrow)]
+    message: Option<Field<'a>>,
+}
+
+/// One field's value as the export writes it, borrowed from the line when it holds no escape
+/// (a journal has millions of entries: no value is built for what is not needed).
+#[derive(Debug, PartialEq)]
+enum Field<'a> {
+    Text(Cow<'a, str>),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    /// A value that is not valid UTF-8: its bytes (`None`: an element was no byte).
+    Bytes(Option<Vec<u8>>),
+    /// A field given more than once: its values.
+    Many(Vec<Field<'a>>),
+    /// `null`, a boolean, an object.
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FieldVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a journal field")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Unsigned(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Field::Signed(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Field::Float(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Field<'a>>()? {
+            items.push(item);
+        }
+        // An array of numbers is a value's bytes; anything else, repeated values.
+        let numeric =
+            |f: &Field<'_>| matches!(f, Field::Unsigned(_) | Field::Signed(_) | Field::Float(_));
+        if items.first().is_some_and(numeric) {
+            let bytes = items
+                .iter()
+                .map(|b| match b {
+                    Field::Unsigned(n) => u8::try_from(*n).ok(),
+                    _ => None,
+                })
+                .collect();
+            return Ok(Field::Bytes(bytes));
+        }
+        Ok(Field::Many(items))
+    }
 }
 
 /// The object of a line, without `json-seq`'s record separator or `json-sse`'s `data: `;
@@ -51,7 +141,23 @@ fn object(line: &[u8]) -> Option<&[u8]> {
 /// (`2025-11-04T18:12:34.123456+00:00 host prog[pid]: message`), or `None` when the line is no
 /// journal entry with a time and a message.
 pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
-    let e: Entry = serde_json::from_slice(object(line)?).ok()?;
+    match std::str::from_utf8(line) {
+        Ok(text) => syslog_line_of_text(text),
+        Err(_) => entry_line(serde_json::from_slice(object(line)?).ok()?),
+    }
+}
+
+/// [`syslog_line`] of a line known to be valid UTF-8: its strings are not checked again (the
+/// reader checked the line with its block).
+pub(crate) fn syslog_line_of_text(line: &str) -> Option<String> {
+    let obj = object(line.as_bytes())?;
+    // The framings stripped are ASCII: the object starts on a character boundary.
+    let obj = line.get(line.len() - obj.len()..)?;
+    entry_line(serde_json::from_str(obj).ok()?)
+}
+
+/// The line an entry stands for.
+fn entry_line(e: Entry<'_>) -> Option<String> {
     // As journalctl does: the program's own time when it is a time, else the journal's.
     let micros = micros(e.source_time.as_ref()).or_else(|| micros(e.time.as_ref()))?;
     let message = text(e.message.as_ref())?;
@@ -60,7 +166,7 @@ pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
     let pid = text(e.syslog_pid.as_ref()).or_else(|| text(e.pid.as_ref()));
     let at = DateTime::from_timestamp_micros(micros)?;
     let mut out = String::with_capacity(message.len() + 80);
-    let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"));
+    stamp(&mut out, at);
     if let Some(line) = inner_line(&message) {
         // A program that writes whole log lines to its output (Postfix with `maillog_file =
         // /dev/stdout` in a container): its own host and program, the journal's time.
@@ -82,9 +188,42 @@ pub(crate) fn syslog_line(line: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// `at` as `short-iso-precise` writes it in UTC: `2025-11-04T18:12:34.123456+00:00`.
+fn stamp(out: &mut String, at: DateTime<Utc>) {
+    let Ok(year) = u32::try_from(at.year()) else {
+        let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"));
+        return;
+    };
+    if year > 9999 {
+        let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"));
+        return;
+    }
+    // Digits by hand: the formatting machinery was a sixth of reading an entry.
+    let mut b = *b"0000-00-00T00:00:00.000000+00:00";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, at.month());
+    put(8, 2, at.day());
+    put(11, 2, at.hour());
+    put(14, 2, at.minute());
+    put(17, 2, at.second());
+    put(20, 6, at.timestamp_subsec_micros().min(999_999));
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+}
+
 /// A space, then `text` as one line: a multi-line message's lines are joined.
 fn push_one_line(out: &mut String, text: &str) {
     out.push(' ');
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
+        // Nearly every message: one line already.
+        out.push_str(text);
+        return;
+    }
     out.extend(text.chars().map(|c| match c {
         '\n' | '\r' => ' ',
         c => c,
@@ -104,9 +243,11 @@ fn inner_line(message: &str) -> Option<&str> {
 
 /// A time field's microseconds since the epoch: a positive number, as a string (what
 /// journalctl writes) or a JSON number.
-fn micros(v: Option<&Value>) -> Option<i64> {
+fn micros(v: Option<&Field<'_>>) -> Option<i64> {
     let n = match v? {
-        Value::Number(n) => n.as_i64()?,
+        Field::Unsigned(n) => i64::try_from(*n).ok()?,
+        Field::Signed(n) => *n,
+        Field::Float(_) => return None,
         v => text(Some(v))?.trim().parse().ok()?,
     };
     (n > 0).then_some(n)
@@ -114,21 +255,17 @@ fn micros(v: Option<&Value>) -> Option<i64> {
 
 /// A field's text: a string; an array of bytes (lossily decoded); of several values, the
 /// first that is one.
-fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
+fn text<'f>(v: Option<&'f Field<'_>>) -> Option<Cow<'f, str>> {
     match v? {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Array(items) => match items.first()? {
-            Value::Number(_) => {
-                let bytes: Option<Vec<u8>> = items
-                    .iter()
-                    .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect();
-                Some(Cow::Owned(String::from_utf8_lossy(&bytes?).into_owned()))
-            }
-            _ => items.iter().find_map(|v| text(Some(v))),
-        },
-        _ => None,
+        Field::Text(s) => Some(Cow::Borrowed(s.as_ref())),
+        Field::Unsigned(n) => Some(Cow::Owned(n.to_string())),
+        Field::Signed(n) => Some(Cow::Owned(n.to_string())),
+        Field::Float(n) => Some(Cow::Owned(serde_json::Number::from_f64(*n)?.to_string())),
+        Field::Bytes(bytes) => Some(Cow::Owned(
+            String::from_utf8_lossy(bytes.as_deref()?).into_owned(),
+        )),
+        Field::Many(items) => items.iter().find_map(|v| text(Some(v))),
+        Field::Other => None,
     }
 }
 

@@ -732,7 +732,11 @@ impl LineParser {
     fn parse_counted(&mut self, text: LineText<'_>) -> Parsed {
         // A journal entry is read as the line it stands for (one byte looked at for others).
         if matches!(text.bytes().first(), Some(b'{' | b'\x1e' | b'd')) {
-            if let Some(line) = journal_json::syslog_line(text.bytes()) {
+            let entry = match text.text() {
+                Some(t) => journal_json::syslog_line_of_text(t),
+                None => journal_json::syslog_line(text.bytes()),
+            };
+            if let Some(line) = entry {
                 return self.parse_as(LineText::known(&line), Some(LineFormat::JournalJson));
             }
         }
