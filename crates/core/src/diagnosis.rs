@@ -761,6 +761,100 @@ mod tests {
     use super::*;
 
     #[test]
+    fn smtp_replies() {
+        use FindingCode::*;
+        let cases: &[(u16, Option<&str>, &str, FindingCode)] = &[
+            (
+                554,
+                Some("5.7.1"),
+                "<bob@other.test>: Relay access denied",
+                RelayAccessDenied,
+            ),
+            (
+                454,
+                Some("4.7.1"),
+                "<bob@other.test>: Relay access denied",
+                RelayAccessDenied,
+            ),
+            (
+                451,
+                Some("4.3.0"),
+                "<a@newdomain.test>: Temporary lookup failure",
+                LookupFailure,
+            ),
+            (
+                535,
+                Some("5.7.8"),
+                "Error: authentication failed: authentication failure",
+                AuthFailed,
+            ),
+            (535, None, "Authentication credentials invalid", AuthFailed),
+            (
+                550,
+                Some("5.1.1"),
+                "<x@corp.test>: Recipient address rejected: User unknown in virtual mailbox table",
+                RecipientUnknown,
+            ),
+            (
+                452,
+                Some("4.2.2"),
+                "<alice@corp.test> Quota exceeded (mailbox for user is full)",
+                MailboxFull,
+            ),
+            (
+                421,
+                Some("4.7.0"),
+                "mx.corp.test Error: too many connections from 198.18.2.2",
+                RateLimited,
+            ),
+            (
+                450,
+                Some("4.7.1"),
+                "Client host rejected: rate limit exceeded",
+                RateLimited,
+            ),
+            (
+                421,
+                Some("4.7.28"),
+                "Our system has detected an unusual rate of unsolicited mail",
+                RateLimited,
+            ),
+            (
+                530,
+                Some("5.7.0"),
+                "Must issue a STARTTLS command first",
+                TlsError,
+            ),
+            (
+                554,
+                Some("5.7.1"),
+                "<x>: Sender address rejected: Access denied",
+                RejectedOther,
+            ),
+            (
+                450,
+                Some("4.7.1"),
+                "<x>: Helo command rejected: Host not found",
+                // The client's own HELO name checked by this server, not this host's DNS.
+                RejectedOther,
+            ),
+            (
+                550,
+                Some("5.7.26"),
+                "Unauthenticated email is not accepted",
+                RejectedOther,
+            ),
+        ];
+        for (code, enh, text, want) in cases {
+            assert_eq!(
+                classify_smtp_reply(*code, *enh, text),
+                *want,
+                "{code} {text}"
+            );
+        }
+    }
+
+    #[test]
     fn other_servers_wordings_name_their_causes() {
         use FindingCode::*;
         for (text, want) in [
