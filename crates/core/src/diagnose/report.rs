@@ -117,7 +117,7 @@ impl<'a> Report<'a> {
     }
 
     /// Write the rendered messages gathered so far.
-    pub(super) fn write_pending(&mut self) -> io::Result<()> {
+    fn write_pending(&mut self) -> io::Result<()> {
         let done = self.out.write_all(&self.pending);
         self.pending.clear();
         done
@@ -194,6 +194,8 @@ impl<'a> Report<'a> {
         for f in &host_findings {
             tally(&mut by_code, f);
         }
+        // The messages still gathered go first (none with the human format).
+        self.write_pending()?;
         let tail = Tail {
             top_findings: &self.top_findings,
             host_findings: &host_findings,
@@ -204,12 +206,7 @@ impl<'a> Report<'a> {
             findings_truncated: self.findings_truncated,
         };
         match self.opts.format {
-            Format::Json => {
-                let done = self.out.write_all(&self.pending);
-                self.pending.clear();
-                done?;
-                render::json_tail(&mut *self.out, &tail)?
-            }
+            Format::Json => render::json_tail(&mut *self.out, &tail)?,
             Format::Human => render::human_tail(&mut *self.out, &tail, self.opts)?,
         }
         self.out.flush()?;

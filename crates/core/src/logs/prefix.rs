@@ -808,13 +808,13 @@ fn rfc5424_header<'a>(b: &'a [u8], ctx: &ParseContext) -> Option<Header<'a>> {
     checked(stamp, f.host, f.app?, procid, f.msg)
 }
 
-/// The month of a line's classic stamp (after a syslog priority, if any), if it has one.
 /// Where a classic stamp at the start of `b` ends (`Nov  4 18:12:34`, `Nov 04 ...`), when there
 /// is one: without a year or zone, so not resolved to a time.
 pub(crate) fn classic_stamp_end(b: &[u8]) -> Option<usize> {
     parse_classic(b).map(|c| c.end)
 }
 
+/// The month of a line's classic stamp (after a syslog priority, if any), if it has one.
 pub(crate) fn classic_month(line: &[u8]) -> Option<u32> {
     month_number(rfc5424::strip_pri(line).0)
 }

@@ -157,10 +157,7 @@ fn client_ip_word(w: &str) -> Option<IpAddr> {
     if let Some(inner) = w.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
         // `[IPv6:2001:db8::5]`, and Exchange's link-local `[fe80::250:56ff:fe85:5095%11]` with
         // its zone index: the address without the prefix and the zone.
-        let bare = match inner.get(..5) {
-            Some(p) if p.eq_ignore_ascii_case("ipv6:") => &inner[5..],
-            _ => inner,
-        };
+        let bare = without_ipv6_tag(inner).unwrap_or(inner);
         let bare = bare.split_once('%').map_or(bare, |(a, _)| a);
         if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
             return Some(IpAddr::V6(ip));
@@ -453,7 +450,14 @@ fn host_text(h: &Host, written: Option<&str>) -> Option<String> {
 
 /// `[IPv6:...]`, the address-literal form of RFC 5321.
 fn is_ipv6_literal(w: &str) -> bool {
-    w.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("[ipv6:")) && w.ends_with(']')
+    w.strip_prefix('[').and_then(without_ipv6_tag).is_some() && w.ends_with(']')
+}
+
+/// `s` without its leading `IPv6:` tag (any case), when it has one.
+fn without_ipv6_tag(s: &str) -> Option<&str> {
+    s.get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("ipv6:"))
+        .map(|_| &s[5..])
 }
 
 /// Exim writes `helo=[IPv6:2001:db8::7]`; mail-parser stops at the colon and yields "IPv6".
