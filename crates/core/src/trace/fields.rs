@@ -209,6 +209,9 @@ pub(crate) struct Scan {
     /// The reverse name of Sendmail's and Postfix's `from HELO (NAME [IP])`: NAME, when the
     /// first comment after the from word has that shape and NAME is not `unknown`.
     pub comment_rdns: Option<String>,
+    /// The reverse name of qmail's `from NAME (HELO x) (IP)` or `from NAME (IP)`: NAME, when
+    /// it is a host name and not `unknown`.
+    pub qmail_rdns: Option<String>,
 }
 
 pub(crate) fn scan(text: &str) -> Scan {
@@ -231,6 +234,7 @@ pub(crate) fn scan(text: &str) -> Scan {
             out.client_ip = from_side_ip(text, toks.get(i + 1..).unwrap_or_default());
             out.exim3_helo = exim3_helo(text, toks.get(i + 1..).unwrap_or_default());
             out.comment_rdns = comment_rdns(text, toks.get(i + 1..).unwrap_or_default());
+            out.qmail_rdns = qmail_rdns(text, toks.get(i + 1..).unwrap_or_default());
         } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
             out.by_word = next_word;
         } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
@@ -352,6 +356,35 @@ fn comment_rdns(text: &str, after_from: &[Tok]) -> Option<String> {
             .iter()
             .any(|w| name.eq_ignore_ascii_case(w))
         && rest.trim_start().starts_with('[');
+    plausible.then(|| name.to_owned())
+}
+
+/// NAME of qmail's `from NAME (HELO x) (IP)` (the IP possibly as `user@IP`): the name
+/// tcpserver looked up for the client's address (`unknown` when it found none). Without the
+/// HELO comment (qmail leaves it out when it equals NAME) the shape is Exchange's too, whose
+/// NAME is the HELO: then nothing is read.
+fn qmail_rdns(text: &str, after_from: &[Tok]) -> Option<String> {
+    let [name @ Tok::Word(..), rest @ ..] = after_from else {
+        return None;
+    };
+    let inner = |t: &Tok| match *t {
+        Tok::Comment(a, b) => text.get(a + 1..b.checked_sub(1)?).map(str::trim),
+        _ => None,
+    };
+    let mut comments = rest.iter().map_while(inner);
+    let helo = comments.next()?.get(..5)?;
+    let address = comments.next()?;
+    if !helo.eq_ignore_ascii_case("HELO ") {
+        return None;
+    }
+    let ip = address.rsplit_once('@').map_or(address, |(_, ip)| ip);
+    ip.parse::<IpAddr>().ok()?;
+    let name = word_at(text, name)?.trim_end_matches('.');
+    let plausible = !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        && !name.eq_ignore_ascii_case("unknown");
     plausible.then(|| name.to_owned())
 }
 
@@ -578,7 +611,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             // mail-parser made of the comments (it takes words from a later one, and passes
             // over single-label names such as `localhost` and names with `_`); else mail-
             // parser's name, unless that is a login (not the client's name).
-            hop.from_rdns = s.comment_rdns.clone().or_else(|| {
+            hop.from_rdns = s.comment_rdns.clone().or(s.qmail_rdns).or_else(|| {
                 r.from_iprev
                     .as_ref()
                     .and_then(|n| non_empty(n.trim_end_matches('.')))
@@ -885,6 +918,26 @@ mod tests {
         // A comment of several words before a literal is not Exim 3's HELO.
         let h = hop_of("from gw.example.net (may be forged) [192.0.2.71] by mx.example.org; Tue, 4 Nov 2025 18:12:30 +0100");
         assert_eq!(h.helo, None);
+    }
+
+    #[test]
+    fn qmail_names_the_reverse_name_before_the_helo() {
+        let h = hop_of("from mail.example.com (HELO mx.example.com) (192.0.2.1) by mx.corp.test with SMTP; 4 Nov 2025 06:00:00 -0000");
+        assert_eq!(h.from_rdns.as_deref(), Some("mail.example.com"));
+        assert_eq!(h.helo.as_deref(), Some("mx.example.com"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.1"));
+        // A user before the address.
+        let h = hop_of("from gw.example.net (HELO laptop) (carol@203.0.113.77) by mail.example.org with SMTP; 12 Mar 2026 09:41:04 -0000");
+        assert_eq!(h.from_rdns.as_deref(), Some("gw.example.net"));
+        assert_eq!(h.from_ip.as_deref(), Some("203.0.113.77"));
+        // No reverse name, or a comment that is no address: none.
+        let h = hop_of("from unknown (HELO mx.example.com) (192.0.2.1) by mx.corp.test with SMTP; 4 Nov 2025 06:00:00 -0000");
+        assert_eq!(h.from_rdns, None);
+        let h = hop_of("from mail.example.com (HELO mx.example.com) by mx.corp.test with SMTP; 4 Nov 2025 06:00:00 -0000");
+        assert_eq!(h.from_rdns, None);
+        // Without the HELO comment the shape is Exchange's, whose from-host is the HELO.
+        let h = hop_of("from mail.example.com (192.0.2.1) by mx.corp.test with SMTP; 4 Nov 2025 06:00:00 -0000");
+        assert_eq!(h.from_rdns, None);
     }
 
     #[test]
