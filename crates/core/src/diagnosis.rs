@@ -67,10 +67,14 @@ pub enum FindingCode {
     /// storage`, `not enough free space in mail queue`) or Dovecot's mail store (`No space left
     /// on device`). Every message waits, not one user's.
     DiskFull,
+    /// The server a delivery went to refused to relay it (`Relay access denied`, `Unable to
+    /// relay` in its reply): the fix is on that server, or the recipient's domain is not hosted
+    /// there. `relay_access_denied` is this host's own refusal of a client.
+    NextHopRelayDenied,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 31] = [
+    pub const ALL: [FindingCode; 32] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -102,6 +106,7 @@ impl FindingCode {
         FindingCode::Held,
         FindingCode::Discarded,
         FindingCode::DiskFull,
+        FindingCode::NextHopRelayDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +142,7 @@ impl FindingCode {
             FindingCode::Held => "held",
             FindingCode::Discarded => "discarded",
             FindingCode::DiskFull => "disk_full",
+            FindingCode::NextHopRelayDenied => "next_hop_relay_denied",
         }
     }
 
@@ -174,6 +180,7 @@ impl FindingCode {
             FindingCode::Held => "Held in the queue",
             FindingCode::Discarded => "Discarded",
             FindingCode::DiskFull => "Disk full",
+            FindingCode::NextHopRelayDenied => "Next hop refused to relay",
         }
     }
 
@@ -182,6 +189,7 @@ impl FindingCode {
         matches!(
             self,
             FindingCode::RelayAccessDenied
+                | FindingCode::NextHopRelayDenied
                 | FindingCode::RecipientUnknown
                 | FindingCode::RejectedOther
                 | FindingCode::BouncedOther
@@ -570,7 +578,15 @@ pub fn classify_delivery(
     dsn: Option<&str>,
     reason: &str,
 ) -> Option<FindingCode> {
-    let specific = || classify_text(reason).or_else(|| dsn.and_then(classify_enhanced));
+    // A relay refusal in a delivery's reason is the receiving server's, not this host's.
+    let specific = || {
+        classify_text(reason)
+            .or_else(|| dsn.and_then(classify_enhanced))
+            .map(|c| match c {
+                FindingCode::RelayAccessDenied => FindingCode::NextHopRelayDenied,
+                c => c,
+            })
+    };
     match status {
         DeliveryStatus::Sent | DeliveryStatus::Verify => None,
         DeliveryStatus::Deferred => Some(specific().unwrap_or(FindingCode::DeferredOther)),

@@ -64,6 +64,17 @@ pub(super) fn within(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>, w: Time
     }
 }
 
+/// Two codes name one cause seen from its two sides: a delivery's `next_hop_relay_denied` is
+/// the next hop's own `relay_access_denied` reject.
+fn same_cause(a: FindingCode, b: FindingCode) -> bool {
+    use FindingCode::{NextHopRelayDenied, RelayAccessDenied};
+    a == b
+        || matches!(
+            (a, b),
+            (RelayAccessDenied, NextHopRelayDenied) | (NextHopRelayDenied, RelayAccessDenied)
+        )
+}
+
 /// A catch-all code that a more specific one (from a nearby line) may replace.
 pub(super) fn generic(code: FindingCode) -> bool {
     matches!(
@@ -444,7 +455,7 @@ impl Chain {
             .or_else(|| {
                 self.findings
                     .iter()
-                    .position(|x| x.f.code == f.code && (cause || x.cause))
+                    .position(|x| same_cause(x.f.code, f.code) && (cause || x.cause))
             });
         let Some(i) = pos else {
             if self.findings.len() < MAX_FINDINGS {
@@ -456,6 +467,7 @@ impl Chain {
         if cause && !existing.cause {
             // The cause's own lines lead the evidence.
             existing.cause = true;
+            existing.f.code = f.code;
             existing.f.host = f.host.clone();
             existing.f.stage = f.stage.clone();
             std::mem::swap(&mut existing.f.message, &mut f.message);

@@ -118,3 +118,49 @@ fn a_local_forward_links_to_the_queue_id_it_was_forwarded_as() {
     assert_eq!(hops[1].queue_id.as_deref(), Some("3mLQKK4rDdz7sVS"));
     assert_eq!(ms[0].status, MessageStatus::Delivered);
 }
+
+#[test]
+fn a_next_hops_relay_refusal_is_its_own_reject_when_its_log_is_read() {
+    // ec2 relays to dell, which refuses to relay for the domain (missing from its domains).
+    let ec2 = "Nov  5 09:02:00 mx postfix/smtpd[3]: 5B5B5B5B5B: client=smtp.provider.test[198.18.2.2]\n\
+         Nov  5 09:02:00 mx postfix/qmgr[4]: 5B5B5B5B5B: from=<sender@provider.test>, size=900, nrcpt=1 (queue active)\n\
+         Nov  5 09:02:01 mx postfix/smtp[5]: 5B5B5B5B5B: to=<sales@newdomain.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=1, delays=0.1/0/0.4/0.5, dsn=5.7.1, status=bounced (host 100.64.0.2[100.64.0.2] said: 554 5.7.1 <sales@newdomain.test>: Relay access denied (in reply to RCPT TO command))";
+    let dell = "Nov  5 09:02:01 dell postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[100.64.0.1]: 554 5.7.1 <sales@newdomain.test>: Relay access denied; from=<sender@provider.test> to=<sales@newdomain.test> proto=ESMTP helo=<mx.corp.test>";
+    // ec2's log alone: the next hop refused, which is not ec2's own relay_domains.
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", ec2);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let codes: Vec<_> = ms[0]
+        .findings
+        .iter()
+        .map(|f| (f.code, f.host.clone()))
+        .collect();
+    assert_eq!(
+        codes,
+        [(FindingCode::NextHopRelayDenied, Some("ec2".to_owned()))]
+    );
+    // With dell's log, in either order: one finding, dell's own reject, where the fix is.
+    for logs in [
+        [("ec2", ec2), ("dell", dell)],
+        [("dell", dell), ("ec2", ec2)],
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        for (role, text) in logs {
+            feed(&mut c, role, text);
+        }
+        let ms = c.finish();
+        let failed: Vec<_> = ms.iter().filter(|m| !m.findings.is_empty()).collect();
+        assert_eq!(failed.len(), 1, "{ms:#?}");
+        let codes: Vec<_> = failed[0]
+            .findings
+            .iter()
+            .map(|f| (f.code, f.host.clone()))
+            .collect();
+        assert_eq!(
+            codes,
+            [(FindingCode::RelayAccessDenied, Some("dell".to_owned()))],
+            "{ms:#?}"
+        );
+    }
+}
