@@ -401,12 +401,20 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     ),
     (
         FindingCode::MailboxPermissionDenied,
-        &["permission denied", "missing +w perm", "missing +x perm"],
+        &[
+            "permission denied",
+            "missing +w perm",
+            "missing +x perm",
+            // The userdb's uid is below first_valid_uid (or above last_valid_uid).
+            "mail access for users with uid",
+        ],
     ),
     (
         FindingCode::MailboxFull,
         &[
             "quota exceeded",
+            // Dovecot's words for the file system's quota (EDQUOT).
+            "not enough disk quota",
             "mailbox full",
             "mailbox is full",
             "over quota",
@@ -725,11 +733,20 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
             "missing +w perm",
             "missing +x perm",
             "eacces",
+            "mail access for users with uid",
         ],
     ) {
         return Some(FindingCode::MailboxPermissionDenied);
     }
-    if has(&t, &["quota exceeded", "mailbox is full", "over quota"]) {
+    if has(
+        &t,
+        &[
+            "quota exceeded",
+            "mailbox is full",
+            "over quota",
+            "not enough disk quota",
+        ],
+    ) {
         return Some(FindingCode::MailboxFull);
     }
     if t.contains("user doesn't exist") {
@@ -943,6 +960,9 @@ mod tests {
             ("TLS is required, but was not offered by host x[1.2.3.4]", TlsError),
             ("connect to store[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
             ("maildir delivery failed: create maildir file /var/mail/x/tmp/1: Permission denied", MailboxPermissionDenied),
+            // Dovecot's: the file system's quota; a userdb uid under first_valid_uid.
+            ("msgid=<fq1@y>: save failed to INBOX: Not enough disk quota", MailboxFull),
+            ("Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup).", MailboxPermissionDenied),
             ("lost connection with x[1.2.3.4] while sending end of data -- message may be sent more than once", DeferredOther),
         ];
         for (text, want) in cases {

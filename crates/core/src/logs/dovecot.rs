@@ -14,6 +14,14 @@ struct Proc<'a> {
     name: &'a [u8],
     user: Option<&'a [u8]>,
     session: Option<&'a [u8]>,
+    /// The client's address after the user, as Dovecot 2.4's auth processes write it:
+    /// `auth-worker(user,ip)<pid>`, `auth(user,ip,sasl:plain)<session>`.
+    addr: Option<&'a [u8]>,
+}
+
+/// `b` is an IP address as text.
+fn is_ip(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| s.parse::<std::net::IpAddr>().is_ok())
 }
 
 fn parse_proc(token: &[u8]) -> Option<Proc<'_>> {
@@ -34,6 +42,10 @@ fn parse_proc(token: &[u8]) -> Option<Proc<'_>> {
         for part in inner.split(|&c| c == b',') {
             let part = scan::trim(part);
             if part.is_empty() || part.iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            if p.user.is_some() && p.addr.is_none() && is_ip(part) {
+                p.addr = Some(part);
                 continue;
             }
             if p.user.is_none() {
@@ -195,7 +207,9 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             } else {
                 None
             };
-            let failed_to = if contains(text, b"save failed to ") {
+            let failed_to = if contains(text, b"save failed to open mailbox ") {
+                mailbox_after(text, b"save failed to open mailbox ")
+            } else if contains(text, b"save failed to ") {
                 mailbox_after(text, b"save failed to ")
             } else if contains(text, b"failed to store into mailbox ") {
                 // sieve's wording
@@ -247,7 +261,7 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             }
             problem_or_info(p.name, user, session, sev, text)
         }
-        b"auth" | b"auth-worker" => auth(p.name, sev, text),
+        b"auth" | b"auth-worker" => auth(&p, sev, text),
         _ => problem_or_info(p.name, user, session, sev, text),
     }
 }
@@ -302,8 +316,10 @@ fn without_worker_prefix(text: &[u8]) -> &[u8] {
     t
 }
 
-fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>> {
-    // `driver(user,ip,<session>): message`
+fn auth(p: &Proc<'_>, sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>> {
+    // `driver(user,ip,<session>): message`; Dovecot 2.4 puts the user and the address in the
+    // process token instead: `auth-worker(user,ip)<pid>: request [1]: sql: Password mismatch`.
+    let name = p.name;
     let text = without_worker_prefix(text);
     let (user, ip, body) = match find(text, b"): ") {
         Some(close) if memchr::memchr(b'(', &text[..close]).is_some() => {
@@ -317,7 +333,7 @@ fn auth(name: &[u8], sev: Option<Severity>, text: &[u8]) -> Option<Option<Event>
             let ip = parts.next().filter(|u| !u.is_empty()).map(lossy);
             (user, ip, &text[close + 3..])
         }
-        _ => (None, None, text),
+        _ => (p.user.map(lossy), p.addr.map(lossy), text),
     };
     if BACKEND_MARKERS.iter().any(|m| contains(text, m))
         && (sev.is_some() || contains(text, b"failed"))
@@ -371,7 +387,8 @@ mod tests {
             Some(Proc {
                 name: b"lmtp",
                 user: Some(b"alice@corp.test"),
-                session: Some(b"Zq0gHlsHamU6BwAAWjKm6A")
+                session: Some(b"Zq0gHlsHamU6BwAAWjKm6A"),
+                addr: None,
             })
         );
         assert_eq!(
@@ -379,7 +396,18 @@ mod tests {
             Some(Proc {
                 name: b"auth-worker",
                 user: None,
-                session: None
+                session: None,
+                addr: None,
+            })
+        );
+        // Dovecot 2.4's auth processes: the client's address after the user.
+        assert_eq!(
+            parse_proc(b"auth(tom@corp.test,172.17.0.1,sasl:plain)<Cd5NZ2o8ZpysEQAC>"),
+            Some(Proc {
+                name: b"auth",
+                user: Some(b"tom@corp.test"),
+                session: Some(b"Cd5NZ2o8ZpysEQAC"),
+                addr: Some(b"172.17.0.1"),
             })
         );
         assert_eq!(parse_proc(b"sshd(1)"), None);
@@ -444,6 +472,14 @@ mod tests {
             panic!()
         };
         assert_eq!((mailbox.as_deref(), saved), (Some("INBOX"), false));
+        // The mailbox that could not be opened, not the word `open`.
+        let Event::DovecotDelivery { mailbox, .. } = ev(
+            "lmtp(alice@corp.test)<1><S1234567>",
+            "Error: msgid=<x@y>: save failed to open mailbox INBOX: Internal error occurred.",
+        ) else {
+            panic!()
+        };
+        assert_eq!(mailbox.as_deref(), Some("INBOX"));
     }
 
     #[test]
@@ -484,6 +520,25 @@ mod tests {
             assert!(
                 matches!(ev("auth", line), Event::AuthFailure { kind: k, .. } if k == kind),
                 "{line}"
+            );
+        }
+        // Dovecot 2.4 puts the user and the address in the process token.
+        for (token, line, kind) in [
+            (
+                "auth-worker(all_in@corp.test,45.92.33.82)<82365>",
+                "request [1]: sql: Password mismatch",
+                AuthFailureKind::PasswordMismatch,
+            ),
+            (
+                "auth(tom@corp.test,172.17.0.1,sasl:plain)<Cd5NZ2o8ZpysEQAC>",
+                "passwd-file: unknown user",
+                AuthFailureKind::UnknownUser,
+            ),
+        ] {
+            let e = ev(token, line);
+            assert!(
+                matches!(&e, Event::AuthFailure { kind: k, user: Some(_), remote_ip: Some(_), .. } if *k == kind),
+                "{e:?}"
             );
         }
         // Dovecot 2.3 names the worker connection first.
