@@ -353,6 +353,8 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "ssl_accept",
             "certificate verification failed",
             "server certificate not verified",
+            // Postfix's smtp(8) with a `secure`/`verify` level: the chain is not trusted.
+            "server certificate not trusted",
             "must issue a starttls",
             "cannot load certificate",
             "can't load ssl certificate",
@@ -476,13 +478,21 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // Greylisting: a temporary refusal the sender's retry gets through.
             "greylist",
             "concurrency limit exceeded",
+            // postscreen and smtpd at their process limits: `all screening ports busy`, `all
+            // server ports busy`.
+            "ports busy",
         ],
     ),
     // The delivery agent itself failed (a transport missing from master.cf, a pipe command that
     // crashes): Postfix suspends the transport and every message for it waits.
     (
         FindingCode::ServiceError,
-        &["transport is unavailable", "unknown mail transport error"],
+        &[
+            "transport is unavailable",
+            "unknown mail transport error",
+            // qmgr: the master.cf service of the transport is not running.
+            "mail transport unavailable",
+        ],
     ),
 ];
 
@@ -680,6 +690,11 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
             && has(&t, &["connection refused", "no such file", "timed out"]))
         || t.contains("write queue file")
         || t.contains("error writing message file")
+        // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
+        // SMFIC_BODYEOB reply packet header: Connection timed out`): its default action then
+        // refuses or lets through every message.
+        || (t.starts_with("milter ")
+            && has(&t, &["can't read", "unexpected eof", "bad packet", "can't send"]))
     {
         return Some(FindingCode::ServiceError);
     }
@@ -960,6 +975,9 @@ mod tests {
             ("TLS is required, but was not offered by host x[1.2.3.4]", TlsError),
             ("connect to store[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
             ("maildir delivery failed: create maildir file /var/mail/x/tmp/1: Permission denied", MailboxPermissionDenied),
+            ("Server certificate not trusted", TlsError),
+            ("mail transport unavailable", ServiceError),
+            ("all server ports busy", RateLimited),
             // Dovecot's: the file system's quota; a userdb uid under first_valid_uid.
             ("msgid=<fq1@y>: save failed to INBOX: Not enough disk quota", MailboxFull),
             ("Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup).", MailboxPermissionDenied),

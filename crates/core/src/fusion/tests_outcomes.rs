@@ -130,14 +130,16 @@ fn a_next_hops_relay_refusal_is_its_own_reject_when_its_log_is_read() {
     let mut c = Correlator::new(Limits::default());
     feed(&mut c, "ec2", ec2);
     let ms = c.finish();
+    // Each finding's code and host.
+    let codes = |m: &MessageChain| -> Vec<(FindingCode, Option<String>)> {
+        m.findings
+            .iter()
+            .map(|f| (f.code, f.host.clone()))
+            .collect()
+    };
     assert_eq!(ms.len(), 1, "{ms:#?}");
-    let codes: Vec<_> = ms[0]
-        .findings
-        .iter()
-        .map(|f| (f.code, f.host.clone()))
-        .collect();
     assert_eq!(
-        codes,
+        codes(&ms[0]),
         [(FindingCode::NextHopRelayDenied, Some("ec2".to_owned()))]
     );
     // With dell's log, in either order: one finding, dell's own reject, where the fix is.
@@ -152,13 +154,8 @@ fn a_next_hops_relay_refusal_is_its_own_reject_when_its_log_is_read() {
         let ms = c.finish();
         let failed: Vec<_> = ms.iter().filter(|m| !m.findings.is_empty()).collect();
         assert_eq!(failed.len(), 1, "{ms:#?}");
-        let codes: Vec<_> = failed[0]
-            .findings
-            .iter()
-            .map(|f| (f.code, f.host.clone()))
-            .collect();
         assert_eq!(
-            codes,
+            codes(failed[0]),
             [(FindingCode::RelayAccessDenied, Some("dell".to_owned()))],
             "{ms:#?}"
         );

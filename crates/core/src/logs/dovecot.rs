@@ -248,9 +248,21 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                     text: lossy(text),
                 }));
             }
-            // `Aborted login (auth failed, 1 attempts in 2 secs)`, and `(tried to use disabled
-            // plaintext auth)`: a client that logs in without TLS where Dovecot requires it.
-            if contains(text, b"auth failed") || contains(text, b"plaintext auth") {
+            // The login process could not ask the auth service (its backend is down, or the
+            // auth process is): every login fails alike, whatever the password.
+            if contains(text, b"auth service reported temporary failure")
+                || contains(text, b"auth process communication failure")
+            {
+                return Some(Some(Event::AuthBackendError { text: lossy(text) }));
+            }
+            // `Aborted login (auth failed, 1 attempts in 2 secs)` (2.4: `Login aborted:
+            // Connection closed (auth failed, ...)`), and `(tried to use disabled plaintext
+            // auth)` (2.4: `disallowed cleartext auth`): a client that logs in without TLS where
+            // Dovecot requires it.
+            if contains(text, b"auth failed")
+                || contains(text, b"plaintext auth")
+                || contains(text, b"cleartext auth")
+            {
                 return Some(Some(Event::Login {
                     service,
                     user: field(text, b"user=").map(lossy),
@@ -294,7 +306,17 @@ const BACKEND_MARKERS: &[&[u8]] = &[
     b"Unknown database",
     b"Worker process died",
     b"auth worker: Aborted",
+    // Dovecot 2.4 and late 2.3 name the worker `auth-worker: ` (`Aborted PASSV request for x:
+    // Lookup timed out`, requests waiting for a free worker).
+    b"auth-worker: Abort",
+    b"auth-worker: Auth request was queued",
     b"connect(",
+    b"LDAP: binding failed",
+    b"Connection lost to LDAP server",
+    b"not connected to LDAP server",
+    b"): Connect failed: ",
+    b"unable to open database file",
+    b"Password query must return",
 ];
 
 /// An auth worker's text without Dovecot 2.3's prefix naming the connection it came over,
@@ -577,6 +599,30 @@ mod tests {
                 "Error: sql(alice@corp.test,1.2.3.4,<x>): Password query failed: Access denied"
             ),
             Event::AuthBackendError { .. }
+        ));
+    }
+
+    /// From Dovecot's own sources (2.3 and 2.4): directory and SQL backends that fail, workers
+    /// that time out, logins the auth service could not answer.
+    #[test]
+    fn backend_outages_in_dovecots_words() {
+        for (token, line) in [
+            ("auth", "Error: LDAP: binding failed (dn cn=dovecot,dc=corp,dc=test): Invalid credentials"),
+            ("auth", "Error: ldap(bob@corp.test,198.18.3.1,<Zm9v>): Aborting (timeout), we're not connected to LDAP server"),
+            ("auth", "Error: LDAP: Connection lost to LDAP server, reconnecting"),
+            ("auth-worker(7001)", "Error: pgsql(db.corp.test): Connect failed: Timeout after 5 seconds (state: connecting)"),
+            ("auth-worker(7001)", "Error: sqlite: open(/etc/dovecot/users.sqlite) failed: unable to open database file"),
+            ("auth-worker(7001)", "Error: sql(carl@corp.test,198.18.3.1,<Zm9v>): Password query must return a field named 'password'"),
+            ("auth", "Error: auth-worker: Aborted PASSV request for alice@corp.test: Lookup timed out"),
+            ("auth", "Error: auth-worker: Auth request was queued for 5 seconds, 3 left in queue (see service auth-worker { process_limit })"),
+            ("imap-login", "Info: Login aborted: Connection closed (auth service reported temporary failure, 1 attempts in 2 secs) (temp_fail): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A2>"),
+        ] {
+            assert!(matches!(ev(token, line), Event::AuthBackendError { .. }), "{line}");
+        }
+        // 2.4's word for a refused plaintext login.
+        assert!(matches!(
+            ev("imap-login", "Info: Login aborted: Connection closed (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled): user=<>, rip=203.0.113.5, lip=198.18.3.2, session=<A1>"),
+            Event::Login { success: false, .. }
         ));
     }
 

@@ -291,7 +291,13 @@ fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
 fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
     let queue_id = || t.owned(qid);
     if let Some((sev, text)) = severity_prefix(rest) {
-        // `QID: warning: header Subject: ...` (cleanup header_checks WARN) and friends.
+        // A header or body check's WARN action (`QID: warning: header Subject: ... from
+        // host[ip]; from=<x> to=<y> ...: text`, cleanup's and smtp(8)'s): the text is the
+        // message's own header, logged as asked, not a problem of the host.
+        if sev == Severity::Warning && CONTENT_CHECK_WARNINGS.iter().any(|w| starts_with(text, w)) {
+            return Some(None);
+        }
+        // Other `QID: warning: ...` lines (cleanup's map lookup problems and friends).
         return Some(Some(Event::Problem {
             severity: sev,
             queue_id: Some(queue_id()),
@@ -425,7 +431,11 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         b"SASL authentication failed",
         b"TLS is required",
         b"Server certificate not verified",
+        b"Server certificate not trusted",
         b"certificate verification failed",
+        // smtp(8)'s per-server skip (`QID: local data error while talking to X`): it tries the
+        // next MX.
+        b"local data error while talking to ",
     ] {
         if starts_with(rest, detail) {
             return Some(Some(Event::AttemptDetail {
@@ -436,6 +446,10 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     }
     None
 }
+
+/// What a header or body check's WARN action writes after `QID: warning: `.
+const CONTENT_CHECK_WARNINGS: [&[u8]; 4] =
+    [b"header ", b"body ", b"mime-header ", b"nested-header "];
 
 /// `postsuper -h`: a message held by hand, as a HOLD rule would have.
 fn held_by_hand(queue_id: EventText) -> Event {
@@ -1096,6 +1110,23 @@ mod tests {
                 from: "root".into()
             }
         );
+        // A header check's WARN logs the message's own header: nothing wrong with the host.
+        for line in [
+            "ABCDEF1234: warning: header Subject: PROBLEM: db01 /var No space left on device from local; from=<a@b> to=<c@d>: logged",
+            "ABCDEF1234: warning: body line with ldap lookup error from x[192.0.2.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<x>",
+        ] {
+            assert_eq!(parse(b"cleanup", line.as_bytes()), Some(None), "{line}");
+        }
+        // smtp(8)'s per-server skips are details of the attempt.
+        for line in [
+            "ABCDEF1234: Server certificate not trusted",
+            "ABCDEF1234: local data error while talking to mx1.partner.example[203.0.113.50]",
+        ] {
+            assert!(
+                matches!(ev("smtp", line), Event::AttemptDetail { .. }),
+                "{line}"
+            );
+        }
         assert_eq!(
             ev("smtp", "ABCDEF1234: lost connection with x[192.0.2.1] while receiving the initial server greeting"),
             Event::AttemptDetail { queue_id: "ABCDEF1234".into(), text: "lost connection with x[192.0.2.1] while receiving the initial server greeting".into() }

@@ -109,6 +109,7 @@ const DOVECOT_SERVICES: &[&[u8]] = &[
     b"master",
     b"config",
     b"dict",
+    b"dict-async",
     b"indexer",
     b"indexer-worker",
     b"doveadm",
