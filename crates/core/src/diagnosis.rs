@@ -536,6 +536,18 @@ fn names_without_needle(code: FindingCode, t: &str) -> bool {
     }
 }
 
+/// The cause enhanced code `e` names for a reply whose text is `text`. An unknown address the
+/// text says is the sender's is not the recipient's: Postfix writes a rejected sender's X.1.1 as
+/// X.1.0 (`550 5.1.0 <x@y>: Sender address rejected: User unknown in virtual mailbox table`).
+fn enhanced_cause(e: &str, text: &str) -> Option<FindingCode> {
+    let c = classify_enhanced(e)?;
+    let senders = c == FindingCode::RecipientUnknown
+        && text
+            .to_ascii_lowercase()
+            .contains("sender address rejected");
+    (!senders).then_some(c)
+}
+
 /// Classify a reply the client got from a server (e.g. at submission time).
 /// The cause an enhanced status code (RFC 3463) names unambiguously, if any.
 fn classify_enhanced(e: &str) -> Option<FindingCode> {
@@ -559,7 +571,7 @@ fn classify_enhanced(e: &str) -> Option<FindingCode> {
 
 pub fn classify_smtp_reply(code: u16, enhanced: Option<&str>, text: &str) -> FindingCode {
     // Codes first where they are unambiguous, then the text, then the class.
-    if let Some(c) = enhanced.and_then(classify_enhanced) {
+    if let Some(c) = enhanced.and_then(|e| enhanced_cause(e, text)) {
         return c;
     }
     if code == 535 {
@@ -599,7 +611,7 @@ pub fn classify_delivery(
     // A relay refusal in a delivery's reason is the receiving server's, not this host's.
     let specific = || {
         classify_text(reason)
-            .or_else(|| dsn.and_then(classify_enhanced))
+            .or_else(|| dsn.and_then(|e| enhanced_cause(e, reason)))
             .map(|c| match c {
                 FindingCode::RelayAccessDenied => FindingCode::NextHopRelayDenied,
                 c => c,
@@ -1145,6 +1157,28 @@ mod tests {
         assert_eq!(
             classify_smtp_reply(550, Some("5.1.7"), "<f@example.net>: Sender address rejected: undeliverable address: host mx.example.net[192.0.2.7] said: 550 5.1.1 <f@example.net>: Recipient address rejected: User unknown in virtual alias table"),
             RejectedOther
+        );
+        // Postfix writes a rejected sender's unknown address as X.1.0: not the recipient's.
+        let sender =
+            "<ceo@corp.test>: Sender address rejected: User unknown in virtual mailbox table";
+        assert_eq!(
+            classify_smtp_reply(550, Some("5.1.0"), sender),
+            RejectedOther
+        );
+        assert_eq!(
+            classify_delivery(
+                DeliveryStatus::Bounced,
+                Some("5.1.0"),
+                &format!(
+                    "host x[192.0.2.1] said: 550 5.1.0 {sender} (in reply to MAIL FROM command)"
+                )
+            ),
+            Some(BouncedOther)
+        );
+        // A recipient's X.1.0 stays the recipient's.
+        assert_eq!(
+            classify_smtp_reply(550, Some("5.1.0"), "<x@corp.test>: Address rejected"),
+            RecipientUnknown
         );
         // Greylisting is a temporary refusal, not a permanent reject.
         let greylisted = classify_smtp_reply(

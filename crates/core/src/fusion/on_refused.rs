@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{LogRecord, MapLookup};
+use crate::logs::{LogRecord, MapLookup, MapProblem};
 
 use super::chain::{clip, within, ChainId};
 use super::correlator::{remember, Correlator};
@@ -31,9 +31,14 @@ pub(super) struct RecentRefusal {
 
 /// The refusal's text: `cleanup could not look up MAP for KEY: REASON`.
 fn refusal_text(m: &MapLookup<'_>, reason: &str) -> String {
+    let what = match m.kind {
+        MapProblem::LookupFailed => "could not look up",
+        MapProblem::Nesting => "found too deep a nesting of",
+        MapProblem::Expansion => "found too large an expansion of",
+    };
     match m.key {
-        Some(k) => format!("cleanup could not look up {} for {k}: {reason}", m.map),
-        None => format!("cleanup could not look up {}: {reason}", m.map),
+        Some(k) => format!("cleanup {what} {} for {k}: {reason}", m.map),
+        None => format!("cleanup {what} {}: {reason}", m.map),
     }
 }
 

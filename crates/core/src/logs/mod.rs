@@ -147,6 +147,10 @@ pub enum MapProblem {
     LookupFailed,
     /// `unreasonable MAP map nesting`: an alias loop or a chain deeper than Postfix allows.
     Nesting,
+    /// `unreasonable MAP map expansion size for KEY` or `unreasonable MAP result VALUE`: an
+    /// alias that expands to more addresses (`virtual_alias_expansion_limit`) or to a longer
+    /// address than Postfix allows.
+    Expansion,
 }
 
 /// A rejection by smtpd / postscreen / cleanup (`NOQUEUE: reject: ...` or `QID: reject: ...`).

@@ -211,9 +211,15 @@ fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> 
 pub(crate) fn map_lookup(text: &str) -> Option<MapLookup<'_>> {
     let (head, kind, tail) = if let Some((h, t)) = text.split_once(" map lookup problem") {
         (h, MapProblem::LookupFailed, t)
-    } else {
-        let (h, t) = text.split_once(" map nesting")?;
+    } else if let Some((h, t)) = text.split_once(" map nesting") {
         (h.strip_prefix("unreasonable ")?, MapProblem::Nesting, t)
+    } else if let Some((h, t)) = text.split_once(" map expansion size") {
+        (h.strip_prefix("unreasonable ")?, MapProblem::Expansion, t)
+    } else {
+        // `unreasonable MAP result VALUE -- REASON`: the value, not a key, follows.
+        let (h, t) = text.strip_prefix("unreasonable ")?.split_once(" result ")?;
+        let reason_at = t.find(" -- ").unwrap_or(t.len());
+        (h, MapProblem::Expansion, &t[reason_at..])
     };
     let (tail, reason) = match tail.split_once(" -- ") {
         Some((t, r)) => (t, Some(r.trim()).filter(|r| !r.is_empty())),
@@ -1240,6 +1246,22 @@ mod tests {
         let m = e.map_lookup().unwrap();
         assert_eq!(m.kind, MapProblem::Nesting);
         assert_eq!(m.key, Some("a@corp.test"));
+        // An alias past the expansion limits: too many addresses, or too long a result.
+        let m = map_lookup("unreasonable virtual_alias_maps map expansion size for all@corp.test -- message not accepted, try again later").unwrap();
+        assert_eq!(
+            (m.map, m.kind, m.key),
+            (
+                "virtual_alias_maps",
+                MapProblem::Expansion,
+                Some("all@corp.test")
+            )
+        );
+        let m = map_lookup("unreasonable virtual_alias_maps result ops-team-with-a-very-long-name@corp.test... -- message not accepted, try again later").unwrap();
+        assert_eq!(
+            (m.map, m.kind, m.key),
+            ("virtual_alias_maps", MapProblem::Expansion, None)
+        );
+        assert_eq!(m.reason, Some("message not accepted, try again later"));
         // No queue id: the smtp client's fatal, the SNI form.
         let e = ev(
             "smtp",
@@ -1262,6 +1284,7 @@ mod tests {
             " map lookup problem for x",
             "a b map lookup problem",
             "unreasonable map nesting",
+            "unreasonable result x",
             "hash:/etc/postfix/transport is unavailable",
         ] {
             assert_eq!(map_lookup(t), None, "{t}");
