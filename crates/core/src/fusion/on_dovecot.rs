@@ -28,8 +28,11 @@ fn delivery_finding(
     let who = d.user.as_deref().unwrap_or("?");
     let mb = d.mailbox.as_deref().unwrap_or("?");
     let mut f = if d.discarded {
-        let msg =
-            format!("{role}: the Sieve script of {who} discarded the message (discard action)");
+        let msg = if crate::logs::is_sieve_reject(text.as_bytes()) {
+            format!("{role}: the Sieve script of {who} rejected the message (reject action): the sender is told, no mailbox has it")
+        } else {
+            format!("{role}: the Sieve script of {who} discarded the message (discard action)")
+        };
         Finding::new(FindingCode::Discarded, Some(role), msg)
     } else if !d.saved {
         let code = classify_text(text)
@@ -425,6 +428,25 @@ mod tests {
             f.message.contains("Sieve script of alice@corp.test"),
             "{f:#?}"
         );
+    }
+
+    /// A Sieve reject: in no mailbox, the sender told; as a discard, not a delivery.
+    #[test]
+    fn a_sieve_reject_is_no_delivery() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell postfix/lmtp[5]: 1A2B3C4D5F: to=<erin@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <erin@corp.test> 5Gjr0010 Saved)\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(erin@corp.test)<22591><5Gjr0010>: sieve: msgid=<r1@x.example>: rejected message from <spammer@bad.test> (reject)\n\
+             Nov  7 12:00:00 dell postfix/cleanup[4]: 1A2B3C4D5F: message-id=<r1@x.example>",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
+        let f = &ms[0].findings[0];
+        assert_eq!(f.code, FindingCode::Discarded, "{f:#?}");
+        assert!(f.message.contains("rejected the message"), "{f:#?}");
     }
 
     /// Sieve could not file the message into the folder its rule named, then kept it in INBOX:

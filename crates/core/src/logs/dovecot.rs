@@ -137,7 +137,18 @@ fn text_session(text: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Pigeonhole's line for a message its Sieve script discards.
 pub(crate) fn is_sieve_discard(text: &[u8]) -> bool {
-    contains(text, b"(discard action)") || contains(text, b"arked message to be discarded")
+    contains(text, b"(discard action)")
+        || contains(text, b"arked message to be discarded")
+        || is_sieve_reject(text)
+}
+
+/// Sieve's reject and ereject actions (`sieve: msgid=<x>: rejected message from <s> (reject)`;
+/// for the null sender `not sending reject message to <>`): the message goes into no mailbox
+/// and the sender is told so.
+pub(crate) fn is_sieve_reject(text: &[u8]) -> bool {
+    (contains(text, b"rejected message from ")
+        && (contains(text, b"(reject)") || contains(text, b"(ereject)")))
+        || contains(text, b"not sending reject message to ")
 }
 
 /// Message-id as logged (`msgid=<a@b>`), keeping the brackets like Postfix's `message-id=`.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
-pub(crate) use dovecot::is_sieve_discard;
+pub(crate) use dovecot::{is_sieve_discard, is_sieve_reject};
 pub use focus::Focus;
 pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
