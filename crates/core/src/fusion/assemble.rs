@@ -150,8 +150,8 @@ fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
 fn dovecot_status(d: &DoveDelivery) -> HopStatus {
     if d.saved {
         HopStatus::Saved
-    } else if d.discarded {
-        // As a Postfix DISCARD: refused for good, not a save to retry.
+    } else if d.discarded || d.rejected {
+        // As a Postfix DISCARD or reject: refused for good, not a save to retry.
         HopStatus::Rejected
     } else {
         HopStatus::SaveFailed
@@ -331,6 +331,11 @@ impl<'a> Walk<'a> {
             .entries
             .iter()
             .any(|k| k.notice_of.is_none() && e.feeds(k) && !refusal_overtaken(k, status));
+        if has_dove && matches!(status, HopStatus::Bounced | HopStatus::Expired) {
+            // Postfix's own final word (LMTP's 552 for a full mailbox): Dovecot's failed save
+            // after it is no deferral.
+            self.leaf(status.message_status());
+        }
         if has_downstream || has_dove || self.refusal_retried(e, status) {
             return;
         }

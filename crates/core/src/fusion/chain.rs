@@ -276,6 +276,9 @@ pub(super) struct DoveDelivery {
     pub saved: bool,
     /// The recipient's Sieve script discarded it (not saved, and not to be retried).
     pub discarded: bool,
+    /// LDA refused it for good (`rejected: Quota exceeded`): the sender gets a rejection, no
+    /// retry follows.
+    pub rejected: bool,
     pub delivery_time_ms: Option<u64>,
     pub at: Option<DateTime<Utc>>,
     pub subsecond: bool,

@@ -109,6 +109,7 @@ impl Correlator {
             mailbox: mailbox.clone(),
             saved: *saved,
             discarded: !*saved && crate::logs::is_sieve_discard(text.as_bytes()),
+            rejected: !*saved && text.contains("rejected: "),
             delivery_time_ms: *delivery_time_ms,
             at: rec.timestamp,
             subsecond: rec.subsecond,

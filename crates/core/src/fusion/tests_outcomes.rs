@@ -161,3 +161,37 @@ fn a_next_hops_relay_refusal_is_its_own_reject_when_its_log_is_read() {
         );
     }
 }
+
+#[test]
+fn a_full_mailbox_refused_for_good_is_no_deferral() {
+    // LMTP's 552 (quota_full_tempfail off, the default): Postfix bounced it, whatever order the
+    // two lines come in; LDA's `rejected:` (the pipe says sent): Dovecot refused it for good.
+    let lmtp = [
+        "Nov  4 06:01:00 dell dovecot: lmtp(carol@corp.test)<4243><BbCdEfGhIjKlMnOpQrStUv>: msgid=<q1@y>: save failed to INBOX: Quota exceeded (mailbox for user is full)",
+        "Nov  4 06:01:00 dell postfix/lmtp[5001]: 2B3C4D5E6F: to=<carol@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=5.2.2, status=bounced (host dell[private/dovecot-lmtp] said: 552 5.2.2 <carol@corp.test> Quota exceeded (mailbox for user is full) (in reply to end of DATA command))",
+    ];
+    let lda = "Nov  4 06:05:00 dell postfix/cleanup[5000]: 5E6F708192: message-id=<l1@y>\n\
+         Nov  4 06:05:00 dell dovecot: lda(henry@corp.test)<6001><GbCdEfGhIjKlMnOpQrStUv>: msgid=<l1@y>: rejected: Quota exceeded (mailbox for user is full)\n\
+         Nov  4 06:05:00 dell postfix/pipe[5003]: 5E6F708192: to=<henry@corp.test>, relay=dovecot, delay=0.2, delays=0.1/0/0/0.1, dsn=2.0.0, status=sent (delivered via dovecot service)";
+    for order in [[0, 1], [1, 0]] {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            &format!(
+                "Nov  4 06:01:00 dell postfix/cleanup[5000]: 2B3C4D5E6F: message-id=<q1@y>\n{}\n{}",
+                lmtp[order[0]], lmtp[order[1]]
+            ),
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Bounced, "{ms:#?}");
+        assert_eq!(ms[0].findings[0].code, FindingCode::MailboxFull);
+    }
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "dell", lda);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
+    assert_eq!(ms[0].findings[0].code, FindingCode::MailboxFull);
+}
