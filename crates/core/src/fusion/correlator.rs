@@ -129,8 +129,11 @@ fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool)
 
 /// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
 /// one look-up in the usual case, as [`unlink`].
-fn drop_from_list<K, T>(index: &mut Index<K, Vec<T>>, key: &str, ours: impl Fn(&T) -> bool)
-where
+pub(super) fn drop_from_list<K, T>(
+    index: &mut Index<K, Vec<T>>,
+    key: &str,
+    ours: impl Fn(&T) -> bool,
+) where
     K: std::hash::Hash + Eq + std::borrow::Borrow<str>,
 {
     if let Some((k, mut v)) = index.remove_entry(key) {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::logs::Delays;
 
 use super::chain::{same_host, Chain, ChainId, Entry};
-use super::correlator::Correlator;
+use super::correlator::{drop_from_list, Correlator};
 use super::model::msgid_key;
 use super::skew::{handoff_note, OffsetRange, OnConflict, Stamp};
 
@@ -138,6 +138,25 @@ impl Correlator {
             .iter()
             .find(|(h, _)| same_host(h, host))
             .map(|(_, c)| *c)
+    }
+
+    /// A new message's first line (`client=`, pickup's `uid=`) with a queue id whose entry on
+    /// `host` has left the queue (`removed`): Postfix gave the id to another message (short ids
+    /// repeat on a busy server), so the old entry no longer answers to it.
+    pub(super) fn retire_removed(&mut self, host: &str, qid: &str) {
+        let Some(cid) = self.find_entry(host, qid) else {
+            return;
+        };
+        let removed = self
+            .chains
+            .get_mut(&cid)
+            .and_then(|ch| ch.entry_mut(host, qid))
+            .is_some_and(|e| e.removed);
+        if removed {
+            drop_from_list(&mut self.qids, qid, |(h, c)| {
+                *c == cid && same_host(h, host)
+            });
+        }
     }
 
     /// The chain holding (host, qid), creating entry and chain on first sight.

@@ -53,6 +53,7 @@ impl Correlator {
     }
 
     pub(super) fn on_client(&mut self, rec: &LogRecord, queue_id: &str, client: &str) {
+        self.retire_removed(&rec.role, queue_id);
         self.on_entry_line(rec, queue_id, |e| {
             e.client = Some(client.into());
             if e.arrived.is_none() {
@@ -66,6 +67,7 @@ impl Correlator {
     }
 
     pub(super) fn on_pickup(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {
+        self.retire_removed(&rec.role, queue_id);
         self.on_entry_line(rec, queue_id, |e| {
             e.from = Some(from.into());
             e.client = Some("local pickup".into());

@@ -195,3 +195,37 @@ fn a_full_mailbox_refused_for_good_is_no_deferral() {
     assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
     assert_eq!(ms[0].findings[0].code, FindingCode::MailboxFull);
 }
+
+#[test]
+fn a_queue_id_given_to_a_new_message_starts_a_new_one() {
+    // Short queue ids repeat on a busy server: after `removed`, a new `client=` (or pickup's
+    // `uid=`) with the same id is another message.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Jun 15 10:00:00 mx postfix/smtpd[100]: 3B4C5D6E7F: client=a.example[192.0.2.1]\n\
+         Jun 15 10:00:00 mx postfix/cleanup[101]: 3B4C5D6E7F: message-id=<first@a.example>\n\
+         Jun 15 10:00:00 mx postfix/qmgr[102]: 3B4C5D6E7F: from=<a@a.example>, size=900, nrcpt=1 (queue active)\n\
+         Jun 15 10:00:01 mx postfix/smtp[103]: 3B4C5D6E7F: to=<bob@partner.example>, relay=mx.partner.example[203.0.113.50]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced (host mx.partner.example[203.0.113.50] said: 550 5.1.1 <bob@partner.example>: Recipient address rejected: User unknown (in reply to RCPT TO command))\n\
+         Jun 15 10:00:01 mx postfix/qmgr[102]: 3B4C5D6E7F: removed\n\
+         Jun 15 15:00:00 mx postfix/pickup[104]: 3B4C5D6E7F: uid=0 from=<root>\n\
+         Jun 15 15:00:00 mx postfix/cleanup[101]: 3B4C5D6E7F: message-id=<second@mx.example>\n\
+         Jun 15 15:00:00 mx postfix/qmgr[102]: 3B4C5D6E7F: from=<root@mx.example>, size=900, nrcpt=1 (queue active)\n\
+         Jun 15 15:00:01 mx postfix/smtp[103]: 3B4C5D6E7F: to=<carol@other.example>, relay=mx.other.example[203.0.113.60]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ZZZ)\n\
+         Jun 15 15:00:01 mx postfix/qmgr[102]: 3B4C5D6E7F: removed",
+    );
+    let ms = c.finish();
+    let seen: Vec<_> = ms
+        .iter()
+        .map(|m| (m.message_id.as_deref(), m.status, m.to.len()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("<first@a.example>"), MessageStatus::Bounced, 1),
+            (Some("<second@mx.example>"), MessageStatus::Delivered, 1)
+        ],
+        "{ms:#?}"
+    );
+}
