@@ -161,7 +161,11 @@ fn dovecot_status(d: &DoveDelivery) -> HopStatus {
 /// A NOQUEUE reject's hop status: a 4xx reply is temporary, the client keeps the message and
 /// tries again (greylisting, a failed lookup), as after cleanup's temporary refusal.
 fn noqueue_status(n: &NoQueue) -> HopStatus {
-    if n.reject.is_temporary() {
+    // smtpd's `NOQUEUE: hold: RCPT from ...` (before the queue file exists): the message that
+    // follows is kept on hold, not refused.
+    if matches!(n.reject.action.as_str(), "hold" | "milter-hold") {
+        HopStatus::Held
+    } else if n.reject.is_temporary() {
         HopStatus::Refused
     } else {
         HopStatus::Rejected

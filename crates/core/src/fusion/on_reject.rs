@@ -97,7 +97,10 @@ impl Correlator {
             return;
         };
         if let Some(e) = ch.entry_mut(&rec.role, q) {
-            if r.stage == "RCPT" {
+            // A HOLD holds the whole message, whichever stage triggered it (smtpd's `QID: hold:
+            // RCPT from ...`, a milter's `milter-hold`): the client was told 250.
+            let held = action_code(r) == Some(FindingCode::Held);
+            if r.stage == "RCPT" && !held {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
                     rc.status = RcptStatus::Rejected;
                 }
@@ -106,7 +109,7 @@ impl Correlator {
                 if let Some(to) = r.to.as_deref() {
                     e.rcpt_mut(to);
                 }
-                if action_code(r) == Some(FindingCode::Held) {
+                if held {
                     e.held = true;
                 } else if r.is_temporary() {
                     // A milter's or cleanup's 4xx (greylisting): the queue file is dropped and

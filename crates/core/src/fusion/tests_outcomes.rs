@@ -229,3 +229,28 @@ fn a_queue_id_given_to_a_new_message_starts_a_new_one() {
         "{ms:#?}"
     );
 }
+
+#[test]
+fn a_hold_at_rcpt_holds_the_whole_message() {
+    // smtpd's HOLD action (a check_sender_access HOLD) and a milter's, at RCPT time: the client
+    // was told 250 and the message sits in the hold queue; refused it is not.
+    for line in [
+        "Apr 29 02:00:15 mx postfix/smtpd[32667]: 5A1A2B3C4D: hold: RCPT from mail.example.net[192.0.2.30]: <news@example.net>: Sender address triggers HOLD action; from=<news@example.net> to=<bob@corp.test> proto=ESMTP helo=<mail.example.net>",
+        "Apr 29 02:00:15 mx postfix/smtpd[32667]: 5A1A2B3C4D: milter-hold: RCPT from mail.example.net[192.0.2.30]: milter triggers HOLD action; from=<news@example.net> to=<bob@corp.test> proto=ESMTP helo=<mail.example.net>",
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            &format!(
+                "Apr 29 02:00:15 mx postfix/smtpd[32667]: 5A1A2B3C4D: client=mail.example.net[192.0.2.30]\n{line}\n\
+                 Apr 29 02:00:16 mx postfix/cleanup[32670]: 5A1A2B3C4D: message-id=<n2@example.net>"
+            ),
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Held, "{line}\n{ms:#?}");
+        assert_eq!(ms[0].hops[0].status, HopStatus::Held);
+        assert_eq!(ms[0].findings[0].code, FindingCode::Held);
+    }
+}
