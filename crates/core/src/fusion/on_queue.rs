@@ -154,10 +154,26 @@ impl Correlator {
     }
 
     pub(super) fn on_removed(&mut self, rec: &LogRecord, queue_id: &str) {
-        self.on_entry_line(rec, queue_id, |e| {
+        let mut waiting = false;
+        let cid = self.on_entry_line(rec, queue_id, |e| {
+            waiting = e
+                .rcpts
+                .iter()
+                .any(|r| matches!(r.status, RcptStatus::Deferred | RcptStatus::Pending))
+                || e.held;
             e.removed = true;
             e.last_seen = rec.timestamp.or(e.last_seen);
         });
+        // `postsuper -d`: an administrator deleted it from the queue; no retry and no bounce
+        // follow.
+        if waiting && rec.program.as_str().ends_with("/postsuper") {
+            if let Some(ch) = self.chains.get_mut(&cid) {
+                ch.add_note(format!(
+                    "{}: deleted from the queue by postsuper (postsuper -d) before it was delivered; no retry or bounce follows",
+                    rec.role
+                ));
+            }
+        }
     }
 
     /// `postsuper -H`: the message is no longer held; the queue manager may send it again.

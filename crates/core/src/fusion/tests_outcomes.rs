@@ -254,3 +254,24 @@ fn a_hold_at_rcpt_holds_the_whole_message() {
         assert_eq!(ms[0].findings[0].code, FindingCode::Held);
     }
 }
+
+#[test]
+fn a_message_deleted_by_postsuper_says_so() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "May  6 08:00:00 mx postfix/qmgr[202]: 2B00000001: from=<a@example.net>, size=900, nrcpt=1 (queue active)\n\
+         May  6 08:00:30 mx postfix/smtp[203]: 2B00000001: to=<ops@slow.example>, relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.slow.example[198.51.100.50]:25: Connection timed out)\n\
+         May  6 09:00:00 mx postfix/postsuper[204]: 2B00000001: removed\n\
+         May  6 09:00:00 mx postfix/qmgr[202]: 2C00000002: from=<a@example.net>, size=900, nrcpt=1 (queue active)\n\
+         May  6 09:00:01 mx postfix/smtp[203]: 2C00000002: to=<ops@fast.example>, relay=mx.fast.example[198.51.100.51]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n\
+         May  6 09:00:01 mx postfix/qmgr[202]: 2C00000002: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 2, "{ms:#?}");
+    let deleted = |m: &MessageChain| m.notes.iter().any(|n| n.contains("postsuper -d"));
+    assert!(deleted(&ms[0]), "{:#?}", ms[0]);
+    // qmgr's `removed` after a delivery is no deletion.
+    assert!(!deleted(&ms[1]), "{:#?}", ms[1]);
+}
