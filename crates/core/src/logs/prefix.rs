@@ -590,7 +590,16 @@ fn valid_program(token: &[u8]) -> bool {
         && token.len() <= 200
         // In blocks: `contains` went a byte at a time, and memchr's call cost more than the
         // search on a token this short.
-        && !super::scan::has_byte(token, b' ')
+        && (!super::scan::has_byte(token, b' ') || spaces_in_parens(token))
+}
+
+/// Every space of `token` is inside its parentheses (Dovecot 2.2's `lmtp(6100, alice@x)`).
+fn spaces_in_parens(token: &[u8]) -> bool {
+    let (Some(open), Some(close)) = (memchr::memchr(b'(', token), memchr::memrchr(b')', token))
+    else {
+        return false;
+    };
+    open < close && !token[..open].contains(&b' ') && !token[close..].contains(&b' ')
 }
 
 /// `prog:` alone at the end of the line (empty message).
@@ -610,8 +619,16 @@ fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
     };
     let sp = super::scan::byte_pos(r, b' ');
     let colon = super::scan::find(r, b": ");
+    // A space inside a program token's parentheses (Dovecot 2.2's own log: `lmtp(6100,
+    // alice@corp.test): Info: ...`) is no host's end: a host name has no parenthesis.
+    let in_token = |s: usize| {
+        let word = &r[..s];
+        memchr::memchr(b'(', word).is_some() && memchr::memchr(b')', word).is_none()
+    };
     match (sp, colon) {
-        (_, Some(c)) if sp.is_none_or(|s| c < s) => Some((None, &r[..c], &r[c + 2..])),
+        (_, Some(c)) if sp.is_none_or(|s| c < s || in_token(s)) => {
+            Some((None, &r[..c], &r[c + 2..]))
+        }
         (Some(s), _) => {
             let host = &r[..s];
             let rest = &r[s + 1..];
@@ -952,6 +969,18 @@ mod tests {
         assert_eq!(h.format, LineFormat::DovecotLog);
         assert_eq!(h.program, b"lmtp(alice@corp.test)<12><abc>");
         assert_eq!(h.msg, b"Info: hi");
+        // Dovecot 2.2's own log: a space inside the token's parentheses.
+        let l = b"Nov 04 06:06:01 lmtp(22587, alice@corp.test): Info: saved";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::DovecotLog);
+        assert_eq!(
+            (h.host, h.program),
+            (None, &b"lmtp(22587, alice@corp.test)"[..])
+        );
+        // A space outside them is no token's.
+        assert!(!spaces_in_parens(b"lmtp (1)"));
+        assert!(!spaces_in_parens(b"lmtp(1) x"));
+        assert!(!spaces_in_parens(b"a)b (c"));
     }
 
     #[test]
