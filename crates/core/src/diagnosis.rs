@@ -496,11 +496,32 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     ),
 ];
 
+/// A permission Dovecot's authentication lacks (lower-cased text): its users file
+/// (`passwd-file: open(/etc/dovecot/users) failed: Permission denied`) or an auth socket
+/// (`connect(/var/run/dovecot/auth-userdb) failed: Permission denied`). Not the mail store's:
+/// the fix is the file's mode or the socket listener's user and mode, not a chown of mail.
+fn auth_permission_denied(t: &str) -> bool {
+    t.contains("permission denied")
+        && has(
+            t,
+            &[
+                "passwd-file",
+                "auth-userdb",
+                "auth-master",
+                "auth-client",
+                "/etc/dovecot/",
+            ],
+        )
+}
+
 /// The specific cause named by a reply / status / error text, if any (case-insensitive).
 /// Generic outcomes (`*_other`) are left to the callers, who know the status.
 pub fn classify_text(text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
     let t = t.as_str();
+    if auth_permission_denied(t) {
+        return Some(FindingCode::AuthBackendError);
+    }
     let code = TEXT_CAUSES
         .iter()
         .find(|(code, needles)| has(t, needles) || names_without_needle(*code, t))
@@ -738,6 +759,9 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     let t = text.to_ascii_lowercase();
     if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
+    }
+    if auth_permission_denied(&t) {
+        return Some(FindingCode::AuthBackendError);
     }
     // The master's word on a crashed or failing service process (`service(auth): child 19654
     // returned error 89`, `killed with signal 11`, `command startup failed, throttling`).
@@ -988,6 +1012,7 @@ mod tests {
             ("connect to store[private/dovecot-lmtp]: No such file or directory", NextHopRefused),
             ("maildir delivery failed: create maildir file /var/mail/x/tmp/1: Permission denied", MailboxPermissionDenied),
             ("Server certificate not trusted", TlsError),
+            ("userdb lookup: connect(/var/run/dovecot/auth-userdb) failed: Permission denied (euid=5000(vmail) egid=5000(vmail))", AuthBackendError),
             ("mail transport unavailable", ServiceError),
             ("all server ports busy", RateLimited),
             // Dovecot's: the file system's quota; a userdb uid under first_valid_uid.
