@@ -140,23 +140,30 @@ impl Correlator {
             .map(|(_, c)| *c)
     }
 
-    /// A new message's first line (`client=`, pickup's `uid=`) with a queue id whose entry on
-    /// `host` has left the queue (`removed`): Postfix gave the id to another message (short ids
-    /// repeat on a busy server), so the old entry no longer answers to it.
-    pub(super) fn retire_removed(&mut self, host: &str, qid: &str) {
-        let Some(cid) = self.find_entry(host, qid) else {
-            return;
-        };
-        let removed = self
-            .chains
-            .get_mut(&cid)
-            .and_then(|ch| ch.entry_mut(host, qid))
-            .is_some_and(|e| e.removed);
-        if removed {
+    /// [`Correlator::entry_chain`] for a new message's first line (`client=`, pickup's `uid=`).
+    /// A queue id whose entry on `host` has left the queue (`removed`) was given to another
+    /// message (short ids repeat on a busy server): the old entry no longer answers to it.
+    pub(super) fn fresh_entry_chain(
+        &mut self,
+        host: &Arc<str>,
+        qid: &str,
+        ts: Option<DateTime<Utc>>,
+        subsecond: bool,
+    ) -> ChainId {
+        if let Some(cid) = self.find_entry(host, qid) {
+            let removed = self
+                .chains
+                .get_mut(&cid)
+                .and_then(|ch| ch.entry_mut(host, qid))
+                .is_some_and(|e| e.removed);
+            if !removed {
+                return cid;
+            }
             drop_from_list(&mut self.qids, qid, |(h, c)| {
                 *c == cid && same_host(h, host)
             });
         }
+        self.new_entry_chain(host, qid, ts, subsecond)
     }
 
     /// The chain holding (host, qid), creating entry and chain on first sight.
@@ -170,6 +177,17 @@ impl Correlator {
         if let Some(c) = self.find_entry(host, qid) {
             return c;
         }
+        self.new_entry_chain(host, qid, ts, subsecond)
+    }
+
+    /// A new chain holding a new entry (host, qid), linked to what upstream said of it.
+    fn new_entry_chain(
+        &mut self,
+        host: &Arc<str>,
+        qid: &str,
+        ts: Option<DateTime<Utc>>,
+        subsecond: bool,
+    ) -> ChainId {
         let cid = self.new_chain();
         if let Some(ch) = self.chains.get_mut(&cid) {
             // Most chains hold one entry: room for exactly one keeps the allocation small.

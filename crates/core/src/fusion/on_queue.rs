@@ -41,6 +41,29 @@ impl Correlator {
         update: impl FnOnce(&mut Entry),
     ) -> ChainId {
         let cid = self.entry_chain(&rec.role, queue_id, rec.timestamp, rec.subsecond);
+        self.update_entry(rec, cid, queue_id, update)
+    }
+
+    /// [`Correlator::on_entry_line`] for a new message's first line: a removed entry with the
+    /// same queue id is another message's (`fresh_entry_chain`).
+    fn on_first_line(
+        &mut self,
+        rec: &LogRecord,
+        queue_id: &str,
+        update: impl FnOnce(&mut Entry),
+    ) -> ChainId {
+        let cid = self.fresh_entry_chain(&rec.role, queue_id, rec.timestamp, rec.subsecond);
+        self.update_entry(rec, cid, queue_id, update)
+    }
+
+    /// The line of entry (role, queue_id) in chain `cid`: `update` the entry, keep the line.
+    fn update_entry(
+        &mut self,
+        rec: &LogRecord,
+        cid: ChainId,
+        queue_id: &str,
+        update: impl FnOnce(&mut Entry),
+    ) -> ChainId {
         let limits = self.limits;
         if let Some(ch) = self.chains.get_mut(&cid) {
             if let Some(e) = ch.entry_mut(&rec.role, queue_id) {
@@ -53,8 +76,7 @@ impl Correlator {
     }
 
     pub(super) fn on_client(&mut self, rec: &LogRecord, queue_id: &str, client: &str) {
-        self.retire_removed(&rec.role, queue_id);
-        self.on_entry_line(rec, queue_id, |e| {
+        self.on_first_line(rec, queue_id, |e| {
             e.client = Some(client.into());
             if e.arrived.is_none() {
                 e.arrived = rec.timestamp;
@@ -67,8 +89,7 @@ impl Correlator {
     }
 
     pub(super) fn on_pickup(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {
-        self.retire_removed(&rec.role, queue_id);
-        self.on_entry_line(rec, queue_id, |e| {
+        self.on_first_line(rec, queue_id, |e| {
             e.from = Some(from.into());
             e.client = Some("local pickup".into());
         });

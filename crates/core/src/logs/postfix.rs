@@ -169,6 +169,16 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
         // A before-queue filter's verdict quoted without its `NOQUEUE: `.
         return noqueue(t, msg);
     }
+    // postscreen turning a client away before any screening (`reject: connect from
+    // [192.0.2.7]:41236: all screening ports busy`): the host is at its limit, no message
+    // began.
+    if starts_with(msg, b"reject: connect from ") {
+        return Some(Some(Event::Problem {
+            severity: Severity::Warning,
+            queue_id: None,
+            text: t.owned(msg),
+        }));
+    }
     // Most lines of a busy log are these (`starts_with` compares the first byte first).
     INFO_PREFIXES
         .iter()
@@ -1123,6 +1133,14 @@ mod tests {
         ] {
             assert_eq!(parse(b"cleanup", line.as_bytes()), Some(None), "{line}");
         }
+        // postscreen at its limit: a host problem (rate_limited), no message.
+        assert!(matches!(
+            ev(
+                "postscreen",
+                "reject: connect from [192.0.2.7]:41236: all screening ports busy"
+            ),
+            Event::Problem { queue_id: None, .. }
+        ));
         // smtp(8)'s per-server skips are details of the attempt.
         for line in [
             "ABCDEF1234: Server certificate not trusted",

@@ -622,8 +622,11 @@ fn parse_rest(r: &[u8]) -> Option<Rest<'_>> {
     // A space inside a program token's parentheses (Dovecot 2.2's own log: `lmtp(6100,
     // alice@corp.test): Info: ...`) is no host's end: a host name has no parenthesis.
     let in_token = |s: usize| {
+        // Looked at past a comma only: every syslog line's host ends at a space.
         let word = &r[..s];
-        memchr::memchr(b'(', word).is_some() && memchr::memchr(b')', word).is_none()
+        word.last() == Some(&b',')
+            && memchr::memchr(b'(', word).is_some()
+            && memchr::memchr(b')', word).is_none()
     };
     match (sp, colon) {
         (_, Some(c)) if sp.is_none_or(|s| c < s || in_token(s)) => {
