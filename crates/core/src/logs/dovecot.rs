@@ -246,6 +246,8 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                     text: lossy(text),
                 }));
             }
+            // The LMTP server's process-level lines name the recipient in their text.
+            let user = user.or_else(|| rcpt_named(text));
             problem_or_info(p.name, user, session, sev, text)
         }
         b"imap-login" | b"pop3-login" | b"submission-login" | b"managesieve-login" => {
@@ -287,6 +289,16 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
         b"auth" | b"auth-worker" => auth(&p, sev, text),
         _ => problem_or_info(p.name, user, session, sev, text),
     }
+}
+
+/// The recipient an LMTP server line names when its process token does not (`lmtp(6100):
+/// Error: lmtp-server: conn unix:pid=6099,uid=89 [1]: rcpt ivy@corp.test: Failed to initialize
+/// user: ...`).
+fn rcpt_named(text: &[u8]) -> Option<String> {
+    let at = find(text, b": rcpt ")?;
+    let v = &text[at + 7..];
+    let addr = &v[..find(v, b": ")?];
+    (memchr::memchr(b'@', addr).is_some() && !addr.contains(&b' ')).then(|| lossy(addr))
 }
 
 fn problem_or_info(
@@ -513,6 +525,18 @@ mod tests {
             panic!()
         };
         assert_eq!(mailbox.as_deref(), Some("INBOX"));
+    }
+
+    /// The LMTP server's process-level error names the recipient in its text.
+    #[test]
+    fn an_lmtp_servers_error_names_its_recipient() {
+        let e = ev("lmtp(6100)", "Error: lmtp-server: conn unix:pid=6099,uid=89 [1]: rcpt ivy@corp.test: Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup)");
+        assert!(
+            matches!(&e, Event::DovecotProblem { user: Some(u), .. } if u == "ivy@corp.test"),
+            "{e:?}"
+        );
+        assert_eq!(rcpt_named(b"x: rcpt not an address: y"), None);
+        assert_eq!(rcpt_named(b"x: rcpt a@b"), None);
     }
 
     #[test]
