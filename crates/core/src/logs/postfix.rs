@@ -169,21 +169,20 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
         // A before-queue filter's verdict quoted without its `NOQUEUE: `.
         return noqueue(t, msg);
     }
+    // Most lines of a busy log are these (`starts_with` compares the first byte first).
+    if INFO_PREFIXES.iter().any(|p| starts_with(msg, p)) {
+        return Some(None);
+    }
     // postscreen turning a client away before any screening (`reject: connect from
     // [192.0.2.7]:41236: all screening ports busy`): the host is at its limit, no message
     // began.
-    if starts_with(msg, b"reject: connect from ") {
-        return Some(Some(Event::Problem {
+    starts_with(msg, b"reject: connect from ").then(|| {
+        Some(Event::Problem {
             severity: Severity::Warning,
             queue_id: None,
             text: t.owned(msg),
-        }));
-    }
-    // Most lines of a busy log are these (`starts_with` compares the first byte first).
-    INFO_PREFIXES
-        .iter()
-        .any(|p| starts_with(msg, p))
-        .then_some(None)
+        })
+    })
 }
 
 fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> Event {

@@ -593,7 +593,10 @@ fn valid_program(token: &[u8]) -> bool {
         && (!super::scan::has_byte(token, b' ') || spaces_in_parens(token))
 }
 
-/// Every space of `token` is inside its parentheses (Dovecot 2.2's `lmtp(6100, alice@x)`).
+/// Every space of `token` is inside its parentheses (Dovecot 2.2's `lmtp(6100, alice@x)`). Out
+/// of line: a token with a space is rare, and [`valid_program`] is asked of every line.
+#[cold]
+#[inline(never)]
 fn spaces_in_parens(token: &[u8]) -> bool {
     let (Some(open), Some(close)) = (memchr::memchr(b'(', token), memchr::memrchr(b')', token))
     else {
