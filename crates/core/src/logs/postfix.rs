@@ -306,18 +306,7 @@ fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
 fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
     let queue_id = || t.owned(qid);
     if let Some((sev, text)) = severity_prefix(rest) {
-        // A header or body check's WARN action (`QID: warning: header Subject: ... from
-        // host[ip]; from=<x> to=<y> ...: text`, cleanup's and smtp(8)'s): the text is the
-        // message's own header, logged as asked, not a problem of the host.
-        if sev == Severity::Warning && CONTENT_CHECK_WARNINGS.iter().any(|w| starts_with(text, w)) {
-            return Some(None);
-        }
-        // Other `QID: warning: ...` lines (cleanup's map lookup problems and friends).
-        return Some(Some(Event::Problem {
-            severity: sev,
-            queue_id: Some(queue_id()),
-            text: t.owned(text),
-        }));
+        return Some(qid_problem(t, qid, sev, text));
     }
     if rest == b"removed" {
         return Some(Some(Event::Removed {
@@ -439,27 +428,46 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             }));
         }
     }
-    for detail in [
-        &b"lost connection with "[..],
-        b"conversation with ",
-        b"host ",
-        b"SASL authentication failed",
-        b"TLS is required",
-        b"Server certificate not verified",
-        b"Server certificate not trusted",
-        b"certificate verification failed",
-        // smtp(8)'s per-server skip (`QID: local data error while talking to X`): it tries the
-        // next MX.
-        b"local data error while talking to ",
-    ] {
-        if starts_with(rest, detail) {
-            return Some(Some(Event::AttemptDetail {
+    ATTEMPT_DETAILS
+        .iter()
+        .any(|d| starts_with(rest, d))
+        .then(|| {
+            Some(Event::AttemptDetail {
                 queue_id: queue_id(),
                 text: t.owned(rest),
-            }));
-        }
+            })
+        })
+}
+
+/// How an smtp/lmtp client's per-attempt line after `QID: ` starts.
+const ATTEMPT_DETAILS: [&[u8]; 9] = [
+    b"lost connection with ",
+    b"conversation with ",
+    b"host ",
+    b"SASL authentication failed",
+    b"TLS is required",
+    b"Server certificate not verified",
+    b"Server certificate not trusted",
+    b"certificate verification failed",
+    // smtp(8)'s per-server skip (`QID: local data error while talking to X`): it tries the
+    // next MX.
+    b"local data error while talking to ",
+];
+
+/// `QID: warning: TEXT` and its kin. A header or body check's WARN action (`QID: warning:
+/// header Subject: ... from host[ip]; from=<x> to=<y> ...: text`, cleanup's and smtp(8)'s) is
+/// the message's own header, logged as asked, not a problem of the host; other lines (cleanup's
+/// map lookup problems and friends) are.
+fn qid_problem(t: LineText<'_>, qid: &[u8], severity: Severity, text: &[u8]) -> Option<Event> {
+    if severity == Severity::Warning && CONTENT_CHECK_WARNINGS.iter().any(|w| starts_with(text, w))
+    {
+        return None;
     }
-    None
+    Some(Event::Problem {
+        severity,
+        queue_id: Some(t.owned(qid)),
+        text: t.owned(text),
+    })
 }
 
 /// What a header or body check's WARN action writes after `QID: warning: `.
