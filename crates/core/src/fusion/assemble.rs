@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 
-use crate::diagnosis::Finding;
+use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::EventText;
 
 use super::chain::{reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
 use super::model::{Hop, HopStatus, MessageChain, MessageStatus};
+use super::on_reject::action_code;
 
 /// A queue entry's status: a whole-message outcome first, else the worst recipient's.
 fn entry_status(e: &Entry) -> HopStatus {
@@ -163,7 +164,7 @@ fn dovecot_status(d: &DoveDelivery) -> HopStatus {
 fn noqueue_status(n: &NoQueue) -> HopStatus {
     // smtpd's `NOQUEUE: hold: RCPT from ...` (before the queue file exists): the message that
     // follows is kept on hold, not refused.
-    if matches!(n.reject.action.as_str(), "hold" | "milter-hold") {
+    if action_code(&n.reject) == Some(FindingCode::Held) {
         HopStatus::Held
     } else if n.reject.is_temporary() {
         HopStatus::Refused

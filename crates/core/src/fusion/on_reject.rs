@@ -31,7 +31,7 @@ fn quotes_reply(reason: &str, r: &Reject) -> bool {
 }
 
 /// What a reject's action did to the message: held it, discarded it, or refused it.
-fn action_code(r: &Reject) -> Option<FindingCode> {
+pub(super) fn action_code(r: &Reject) -> Option<FindingCode> {
     match r.action.as_str() {
         "hold" | "milter-hold" => Some(FindingCode::Held),
         "discard" | "milter-discard" => Some(FindingCode::Discarded),

@@ -135,7 +135,8 @@ fn text_session(text: &[u8]) -> Option<(&[u8], &[u8])> {
     (base64 && rest.starts_with(b": ")).then(|| (id, &rest[2..]))
 }
 
-/// Pigeonhole's line for a message its Sieve script discards.
+/// Pigeonhole's line for a message its Sieve script throws away: a discard, or a reject
+/// ([`is_sieve_reject`], which also tells the sender).
 pub(crate) fn is_sieve_discard(text: &[u8]) -> bool {
     contains(text, b"(discard action)")
         || contains(text, b"arked message to be discarded")
