@@ -4,7 +4,9 @@
 //! `core::runbook`) and does not read logs or correlate them (`core::logs` / `core::fusion`).
 
 use std::cell::RefCell;
+use std::sync::LazyLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -522,10 +524,12 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
     if auth_permission_denied(t) {
         return Some(FindingCode::AuthBackendError);
     }
+    let hits = cause_hits(t);
     let code = TEXT_CAUSES
         .iter()
-        .find(|(code, needles)| has(t, needles) || names_without_needle(*code, t))
-        .map(|(code, _)| *code)?;
+        .enumerate()
+        .find(|&(i, &(code, _))| hits & (1 << i) != 0 || names_without_needle(code, t))
+        .map(|(_, (code, _))| *code)?;
     // `Sender address rejected: undeliverable address: ... User unknown`: the unknown address is
     // the sender's (reject_unverified_sender), not the message's recipient.
     if code == FindingCode::RecipientUnknown && t.contains("sender address rejected") {
@@ -543,6 +547,28 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
         return None;
     }
     Some(code)
+}
+
+/// Which of [`TEXT_CAUSES`] have a needle in `t` (bit `i` for the `i`th), in one pass of an
+/// automaton of all their needles, built on first use. Asked of each needle in turn (a
+/// searcher made for each), a failed delivery's text took 11,000 instructions.
+fn cause_hits(t: &str) -> u128 {
+    static NEEDLES: LazyLock<(AhoCorasick, Vec<usize>)> = LazyLock::new(|| {
+        let (cause, needles): (Vec<usize>, Vec<&str>) = TEXT_CAUSES
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, needles))| needles.iter().map(move |n| (i, *n)))
+            .unzip();
+        let ac = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(needles)
+            .expect("the cause needles make an automaton");
+        (ac, cause)
+    });
+    const { assert!(TEXT_CAUSES.len() <= 128) };
+    let (ac, cause) = &*NEEDLES;
+    ac.find_overlapping_iter(t)
+        .fold(0, |hits, m| hits | 1 << cause[m.pattern().as_usize()])
 }
 
 /// The causes a text names in a shape a needle does not catch: a reply that starts with 535, and
@@ -843,6 +869,39 @@ pub fn is_spam_mailbox(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The automaton finds what asking each needle in turn finds: every needle alone, amid other
+    /// text, twice, overlapping another, and pairs of needles of different causes.
+    #[test]
+    fn cause_hits_are_the_needles_in_turn() {
+        let in_turn = |t: &str| {
+            TEXT_CAUSES
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, needles))| has(t, needles))
+                .fold(0u128, |hits, (i, _)| hits | 1 << i)
+        };
+        let needles: Vec<&str> = TEXT_CAUSES
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
+        let mut texts = vec![String::new(), "250 2.0.0 ok: queued as 4abc".to_string()];
+        for (k, n) in needles.iter().enumerate() {
+            let other = needles[(k * 7 + 3) % needles.len()];
+            texts.push((*n).to_string());
+            texts.push(format!(
+                "451 4.3.0 <a@b>: {n} (in reply to rcpt to command)"
+            ));
+            texts.push(format!("{n}{n}"));
+            texts.push(format!("{}{n}", &n[..n.len() / 2]));
+            texts.push(format!("x {n} y {other} z"));
+            texts.push(format!("{other}{n}"));
+        }
+        for t in &texts {
+            assert_eq!(cause_hits(t), in_turn(t), "{t:?}");
+        }
+        assert_ne!(cause_hits("relay access denied; no route to host"), 0);
+    }
 
     #[test]
     fn smtp_replies() {
