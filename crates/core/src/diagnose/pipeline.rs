@@ -74,8 +74,9 @@ impl<'a> Reporting<'a> {
     }
 
     fn report_finished(&mut self) -> io::Result<()> {
-        while let Some(m) = self.corr.next_finished() {
-            self.report.message(m)?;
+        while let Some(mut m) = self.corr.next_finished() {
+            self.report.message(&mut m)?;
+            self.corr.recycle(m);
         }
         Ok(())
     }
@@ -91,8 +92,8 @@ impl<'a> Reporting<'a> {
             }
         }
         let outcome = self.corr.finish_all();
-        for m in outcome.messages {
-            self.report.message(m)?;
+        for mut m in outcome.messages {
+            self.report.message(&mut m)?;
         }
         self.report
             .lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);

@@ -88,27 +88,27 @@ impl<'a> Report<'a> {
         })
     }
 
-    pub(super) fn message(&mut self, mut m: MessageChain) -> io::Result<()> {
-        if !self.opts.wants(&m) {
+    pub(super) fn message(&mut self, m: &mut MessageChain) -> io::Result<()> {
+        if !self.opts.wants(m) {
             return Ok(());
         }
         self.runbook
             .apply_cached(&mut m.findings, &self.facts, &mut self.hints);
-        self.count(&m);
+        self.count(m);
         if !self.opts.filtered() {
             // Unfiltered runs can cover millions of messages: keep the output to the facts.
             m.lines.clear();
         }
         match self.opts.format {
             Format::Json => {
-                render::json_message(&mut self.pending, &m, self.first_message)?;
+                render::json_message(&mut self.pending, m, self.first_message)?;
                 if self.pending.len() >= PENDING {
                     self.write_pending()?;
                 }
             }
             Format::Human => {
                 if self.opts.filtered() || !m.findings.is_empty() || m.status.is_failure() {
-                    render::human_message(&mut *self.out, &m, self.opts.filtered())?;
+                    render::human_message(&mut *self.out, m, self.opts.filtered())?;
                 }
             }
         }

@@ -13,6 +13,7 @@ use crate::logs::EventText;
 use super::chain::{reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
 use super::model::{Hop, HopStatus, MessageChain, MessageStatus};
 use super::on_reject::action_code;
+use super::spare::Spare;
 
 /// A queue entry's status: a whole-message outcome first, else the worst recipient's.
 fn entry_status(e: &Entry) -> HopStatus {
@@ -68,18 +69,15 @@ fn main_rcpt(e: &Entry) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// The hop of entry `e`, whose status is `status`: its text is moved out of the entry.
-fn entry_hop(e: &mut Entry, status: HopStatus) -> Hop {
+/// The hop of entry `e`, whose status is `status`: its text is moved out of the entry, its
+/// recipients into `to` (empty).
+fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
     let attempts = || e.rcpts.iter().filter_map(|r| r.last.as_ref());
     let delay_ms = attempts().filter_map(|a| a.delay_ms).max();
     let left_at = attempts().filter_map(|a| a.at).max();
     let tries = e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0);
     let main = main_rcpt(e).and_then(|i| e.rcpts[i].last.take());
-    let to = e
-        .rcpts
-        .iter_mut()
-        .map(|r| std::mem::take(&mut r.to))
-        .collect();
+    to.extend(e.rcpts.iter_mut().map(|r| std::mem::take(&mut r.to)));
     let (service, relay, delays, dsn, reason, next_queue_id, lmtp_session) = match main {
         Some(a) => (
             Some(a.service),
@@ -203,29 +201,31 @@ fn noqueue_hop(n: &mut NoQueue) -> Hop {
 
 /// Order entries along their links: roots (no upstream inside the chain) by arrival, each
 /// followed by its downstream entries. Robust to clock skew, unlike sorting by time.
-/// Notifications about the message are not part of its path. Indices into `ch.entries`.
-fn ordered_entries(ch: &Chain) -> Vec<usize> {
+/// Notifications about the message are not part of its path. Indices into `ch.entries`, in
+/// `out`; `stack` is working room (both are emptied first).
+fn ordered_entries(ch: &Chain, stack: &mut Vec<usize>, out: &mut Vec<usize>) {
     let entries = &ch.entries;
     let in_chain = |h: &Arc<str>, q: &str| entries.iter().any(|e| e.host == *h && e.qid == q);
-    let mut roots: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].notice_of.is_none())
-        .filter(|&i| {
-            entries[i]
-                .upstream
-                .as_ref()
-                .is_none_or(|(h, q)| !in_chain(h, q))
-        })
-        .collect();
+    stack.clear();
+    out.clear();
+    stack.extend(
+        (0..entries.len())
+            .filter(|&i| entries[i].notice_of.is_none())
+            .filter(|&i| {
+                entries[i]
+                    .upstream
+                    .as_ref()
+                    .is_none_or(|(h, q)| !in_chain(h, q))
+            }),
+    );
     let root_key = |i: &usize| {
         let e = &entries[*i];
         (e.arrived, &*e.host, e.qid.as_str())
     };
-    roots.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
-    // The stack of entries to visit, the next on top: the roots, then each entry's downstream
-    // entries by arrival, stacked in place (no list per entry).
-    let mut stack = roots;
+    // The stack of entries to visit, the next on top: the roots by arrival, then each entry's
+    // downstream entries by arrival, stacked in place (no list per entry).
+    stack.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
     stack.reverse();
-    let mut out: Vec<usize> = Vec::with_capacity(entries.len());
     while let Some(i) = stack.pop() {
         if out.contains(&i) {
             continue;
@@ -239,7 +239,6 @@ fn ordered_entries(ch: &Chain) -> Vec<usize> {
         stack[kids..].sort_by_key(|&k| entries[k].arrived);
         stack[kids..].reverse();
     }
-    out
 }
 
 /// `down` is a temporary refusal that its sender (now `up_status`) got past on a later try.
@@ -250,7 +249,7 @@ fn refusal_overtaken(down: &Entry, up_status: HopStatus) -> bool {
 /// Where a hop comes from: an index into the chain's entries (with the entry's status),
 /// Dovecot deliveries or NOQUEUE rejects.
 #[derive(Debug, Clone, Copy)]
-enum HopOf {
+pub(super) enum HopOf {
     Entry(usize, HopStatus),
     Dovecot(usize),
     NoQueue(usize),
@@ -272,14 +271,19 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(ch: &'a Chain, notes: Vec<String>) -> Self {
+    /// `hops`: an empty list to fill.
+    fn new(ch: &'a Chain, notes: Vec<String>, mut hops: Vec<HopOf>) -> Self {
         let mut dove_order: Vec<usize> = (0..ch.dovecot.len()).collect();
         dove_order.sort_by_key(|&i| ch.dovecot[i].at);
         Walk {
             ch,
             dove_order,
             placed: vec![false; ch.dovecot.len()],
-            hops: Vec::with_capacity(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len()),
+            hops: {
+                hops.clear();
+                hops.reserve(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len());
+                hops
+            },
             worst: None,
             notes,
         }
@@ -416,13 +420,12 @@ impl<'a> Walk<'a> {
 }
 
 /// Envelope recipients: the first entry's, the rejected ones, else Dovecot's users.
-fn recipients(ch: &Chain, first: Option<&Entry>) -> Vec<EventText> {
+fn recipients(ch: &Chain, first: Option<&Entry>, mut to: Vec<EventText>) -> Vec<EventText> {
     fn push_unique(to: &mut Vec<EventText>, t: &str) {
         if !to.iter().any(|x| x == t) {
             to.push(t.into());
         }
     }
-    let mut to: Vec<EventText> = Vec::new();
     let envelope = first
         .into_iter()
         .flat_map(|e| e.rcpts.iter().map(|r| r.to.as_str()));
@@ -439,11 +442,8 @@ fn recipients(ch: &Chain, first: Option<&Entry>) -> Vec<EventText> {
 }
 
 /// The chain's findings, tagged with its message-id, in the order they were first seen.
-fn findings(ch: &mut Chain) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = std::mem::take(&mut ch.findings)
-        .into_iter()
-        .map(|x| x.f)
-        .collect();
+fn findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.extend(ch.findings.drain(..).map(|x| x.f));
     for f in &mut findings {
         f.message_id = ch.message_id.as_deref().map(String::from);
     }
@@ -453,21 +453,24 @@ fn findings(ch: &mut Chain) -> Vec<Finding> {
 
 /// The message a chain tells, leaving the chain behind.
 pub(super) fn build_chain(ch: &Chain) -> MessageChain {
-    take_chain(ch.clone())
+    take_chain(ch.clone(), &mut Spare::default())
 }
 
-/// The message a chain tells, its text moved out of the chain rather than copied.
-pub(super) fn take_chain(mut ch: Chain) -> MessageChain {
+/// The message a chain tells, its text moved out of the chain rather than copied, its lists
+/// those `spare` has room in.
+pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
     let ch = &mut ch;
-    let entries = ordered_entries(ch);
-    let notes = std::mem::take(&mut ch.notes);
-    let mut walk = Walk::new(ch, notes);
+    let mut entries = std::mem::take(&mut spare.order);
+    ordered_entries(ch, &mut spare.stack, &mut entries);
+    let mut notes = spare.notes();
+    notes.append(&mut ch.notes);
+    let mut walk = Walk::new(ch, notes, std::mem::take(&mut spare.walk));
     for &i in &entries {
         walk.entry(i);
     }
     walk.rest();
     let Walk {
-        hops: sources,
+        hops: mut sources,
         worst,
         mut notes,
         ..
@@ -478,7 +481,7 @@ pub(super) fn take_chain(mut ch: Chain) -> MessageChain {
         .and_then(|e| e.from.as_deref())
         .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.as_deref()))
         .map(EventText::from);
-    let to = recipients(ch, first);
+    let to = recipients(ch, first, spare.list());
     if ch.evicted {
         notes.push("emitted before it finished: the open-message limit was reached".into());
     }
@@ -486,15 +489,15 @@ pub(super) fn take_chain(mut ch: Chain) -> MessageChain {
     let complete = !ch.evicted
         && ch.entries.iter().all(Entry::closed)
         && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty());
-    let hops = sources
-        .into_iter()
-        .map(|h| match h {
-            HopOf::Entry(i, status) => entry_hop(&mut ch.entries[i], status),
-            HopOf::Dovecot(i) => dovecot_hop(&mut ch.dovecot[i]),
-            HopOf::NoQueue(i) => noqueue_hop(&mut ch.noqueue[i]),
-        })
-        .collect();
-    let findings = findings(ch);
+    let mut hops = spare.hops();
+    hops.extend(sources.drain(..).map(|h| match h {
+        HopOf::Entry(i, status) => entry_hop(&mut ch.entries[i], status, spare.list()),
+        HopOf::Dovecot(i) => dovecot_hop(&mut ch.dovecot[i]),
+        HopOf::NoQueue(i) => noqueue_hop(&mut ch.noqueue[i]),
+    }));
+    spare.walk = sources;
+    spare.order = entries;
+    let findings = findings(ch, spare.findings());
     MessageChain {
         findings,
         message_id: ch.message_id.take(),

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use smallvec::SmallVec;
 
 use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{Event, EventText, LogRecord};
@@ -18,6 +19,7 @@ use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstima
 use super::on_refused::RecentRefusal;
 use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
+use super::spare::Spare;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +103,36 @@ pub(super) struct RecentLine {
 /// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
 pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The hosts a queue id is on, each with its chain: nearly always one.
+pub(super) type QidHosts = SmallVec<[(Arc<str>, ChainId); 1]>;
+
+/// A list an index holds per key ([`drop_from_list`]).
+pub(super) trait KeyList {
+    type Item;
+    fn retain_items(&mut self, keep: impl FnMut(&Self::Item) -> bool);
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> KeyList for Vec<T> {
+    type Item = T;
+    fn retain_items(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.retain(|x| keep(x));
+    }
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl<T> KeyList for SmallVec<[T; 1]> {
+    type Item = T;
+    fn retain_items(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.retain(|x| keep(x));
+    }
+    fn is_empty(&self) -> bool {
+        SmallVec::is_empty(self)
+    }
+}
+
 /// An empty index.
 fn index<K, V>() -> Index<K, V> {
     HashMap::with_hasher(foldhash::fast::RandomState::default())
@@ -119,7 +151,7 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
 
 /// Remove `key` from `index` if its value is `ours`. Removed first and put back when it is
 /// not: one look-up in the usual case, where an emitted chain's keys are its own.
-fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool) {
+fn unlink<V>(index: &mut Index<EventText, V>, key: &str, ours: impl Fn(&V) -> bool) {
     if let Some((k, v)) = index.remove_entry(key) {
         if !ours(&v) {
             index.insert(k, v);
@@ -129,15 +161,15 @@ fn unlink<V>(index: &mut Index<String, V>, key: &str, ours: impl Fn(&V) -> bool)
 
 /// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
 /// one look-up in the usual case, as [`unlink`].
-pub(super) fn drop_from_list<K, T>(
-    index: &mut Index<K, Vec<T>>,
+pub(super) fn drop_from_list<K, L: KeyList>(
+    index: &mut Index<K, L>,
     key: &str,
-    ours: impl Fn(&T) -> bool,
+    ours: impl Fn(&L::Item) -> bool,
 ) where
     K: std::hash::Hash + Eq + std::borrow::Borrow<str>,
 {
     if let Some((k, mut v)) = index.remove_entry(key) {
-        v.retain(|x| !ours(x));
+        v.retain_items(|x| !ours(x));
         if !v.is_empty() {
             index.insert(k, v);
         }
@@ -157,10 +189,10 @@ pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
     pub(super) chains: Chains,
-    pub(super) qids: Index<EventText, Vec<(Arc<str>, ChainId)>>,
-    pub(super) msgids: Index<String, ChainId>,
-    pub(super) sessions: Index<String, ChainId>,
-    pub(super) pending_next: Index<String, Pending>,
+    pub(super) qids: Index<EventText, QidHosts>,
+    pub(super) msgids: Index<EventText, ChainId>,
+    pub(super) sessions: Index<EventText, ChainId>,
+    pub(super) pending_next: Index<EventText, Pending>,
     pub(super) noqueue_by_rcpt: Index<String, Vec<ChainId>>,
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
@@ -171,6 +203,8 @@ pub struct Correlator {
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     /// Chains that are done, not yet built into their messages.
     finished: VecDeque<Chain>,
+    /// The lists of reported messages ([`Correlator::recycle`]), for the next ones built.
+    spare: Spare,
     /// The open chains by due time: what a sweep looks at.
     due: DueQueue,
     pub(super) line_budget: LineBudget,
@@ -201,6 +235,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            spare: Spare::default(),
             due: DueQueue::default(),
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
@@ -530,13 +565,24 @@ impl Correlator {
 
     /// Chains finished so far (emptied by this call). Call regularly when streaming.
     pub fn take_finished(&mut self) -> Vec<MessageChain> {
-        self.finished.drain(..).map(take_chain).collect()
+        let spare = &mut self.spare;
+        self.finished
+            .drain(..)
+            .map(|ch| take_chain(ch, spare))
+            .collect()
     }
 
     /// The oldest finished chain not taken yet: [`Correlator::take_finished`] one at a time,
     /// without gathering them into a new list first.
     pub fn next_finished(&mut self) -> Option<MessageChain> {
-        self.finished.pop_front().map(take_chain)
+        let ch = self.finished.pop_front()?;
+        Some(take_chain(ch, &mut self.spare))
+    }
+
+    /// Hand back a message taken from this correlator once it is reported: the next message
+    /// built reuses its lists' room (a full diagnosis builds one every few records).
+    pub fn recycle(&mut self, m: MessageChain) {
+        self.spare.keep(m);
     }
 
     /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
@@ -649,7 +695,13 @@ impl Correlator {
         let host_findings = self.host_findings();
         let skew = self.skew();
         Outcome {
-            messages: self.finished.drain(..).map(take_chain).collect(),
+            messages: {
+                let spare = &mut self.spare;
+                self.finished
+                    .drain(..)
+                    .map(|ch| take_chain(ch, spare))
+                    .collect()
+            },
             host_findings,
             skew,
             stats: CorrelatorStats {

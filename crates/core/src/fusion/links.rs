@@ -196,10 +196,9 @@ impl Correlator {
                 .push(Entry::new(host.clone(), qid, ts, subsecond));
             ch.touch(ts);
         }
-        // Most queue ids are on one host: room for exactly one.
         self.qids
             .entry(qid.into())
-            .or_insert_with(|| Vec::with_capacity(1))
+            .or_default()
             .push((host.clone(), cid));
         // Someone upstream already said `queued as <qid>`?
         if self
@@ -267,7 +266,7 @@ impl Correlator {
             if let Some(ch) = self.chains.get_mut(&cid).filter(|_| awaited) {
                 ch.pending_links += 1;
             }
-            self.pending_next.insert(next.to_owned(), p);
+            self.pending_next.insert(next.into(), p);
             return;
         };
         let Some((arrived, linked)) = self
@@ -399,7 +398,7 @@ impl Correlator {
         let sessions = &mut self.sessions;
         let mut repoint_session = |s: &str| {
             if sessions.get(s) == Some(&gone) {
-                sessions.insert(s.to_owned(), keep);
+                sessions.insert(s.into(), keep);
             }
         };
         for e in &g.entries {
@@ -440,7 +439,7 @@ impl Correlator {
         }
         if let Some(m) = &g.message_id {
             if self.msgids.get(msgid_key(m)) == Some(&gone) {
-                self.msgids.insert(msgid_key(m).to_owned(), keep);
+                self.msgids.insert(msgid_key(m).into(), keep);
             }
         }
     }

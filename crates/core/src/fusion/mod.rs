@@ -13,7 +13,7 @@
 //! - `quiet`: the open chains and when each falls due (what a sweep looks at).
 //! - `links`: finding and joining chains (`queued as` hand-offs, merges).
 //! - `chain`: the working state of one message while it is correlated.
-//! - `assemble`: working state -> `MessageChain`.
+//! - `assemble`: working state -> `MessageChain`; `spare`: the room a reported one leaves.
 //! - `skew`: the clock-offset estimator shared by the correlator and probe fusion.
 //! - `probe`: one probe's `ProbeTimeline`.
 
@@ -32,6 +32,7 @@ mod probe;
 mod quiet;
 pub(crate) mod rfc3339;
 mod skew;
+mod spare;
 
 pub use correlator::{Correlator, Limits};
 pub use model::{

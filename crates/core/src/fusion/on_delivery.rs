@@ -198,7 +198,7 @@ impl Correlator {
             }
             Some(_) => self.sample_dovecot(cid, session),
             None => {
-                self.sessions.insert(session.to_owned(), cid);
+                self.sessions.insert(session.into(), cid);
             }
         }
     }

@@ -148,7 +148,9 @@ impl Correlator {
             }
         }
         if let Some(s) = session {
-            self.sessions.entry(s.clone()).or_insert(cid);
+            if !self.sessions.contains_key(s.as_str()) {
+                self.sessions.insert(s.as_str().into(), cid);
+            }
             self.sample_dovecot(cid, s);
         }
     }
@@ -195,7 +197,7 @@ impl Correlator {
             (None, None) => {
                 let c = self.new_chain();
                 if let Some(k) = message_id.map(msgid_key).filter(|k| !k.is_empty()) {
-                    self.msgids.insert(k.to_owned(), c);
+                    self.msgids.insert(k.into(), c);
                 }
                 c
             }
@@ -218,7 +220,7 @@ impl Correlator {
         let mut attached = false;
         if let Some(ch) = session
             .as_ref()
-            .and_then(|s| self.sessions.get(s))
+            .and_then(|s| self.sessions.get(s.as_str()))
             .and_then(|cid| self.chains.get_mut(cid))
         {
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);

@@ -115,7 +115,7 @@ impl Correlator {
                 cid = self.merge(other, cid);
             }
             _ => {
-                self.msgids.insert(key.to_owned(), cid);
+                self.msgids.insert(key.into(), cid);
             }
         }
         if let Some(ch) = self.chains.get_mut(&cid) {
