@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::diagnosis::Finding;
 use crate::fusion::{HopStatus, MessageChain, SkewEstimate};
 
+use super::json::LastTime;
 use super::{Options, SourceReport, Summary};
 use crate::text::escape_control as esc;
 
@@ -34,9 +35,14 @@ pub(super) fn json_head(o: &mut dyn Write) -> io::Result<()> {
 /// One message of the list, appended to `pending` (the caller writes it out in large pieces:
 /// a message is made of many small pieces, each a call through a writer otherwise, and a
 /// piece larger than the writer's buffer goes past that buffer without a copy).
-pub(super) fn json_message(pending: &mut Vec<u8>, m: &MessageChain, first: bool) -> io::Result<()> {
+pub(super) fn json_message(
+    pending: &mut Vec<u8>,
+    m: &MessageChain,
+    first: bool,
+    last: &mut LastTime,
+) -> io::Result<()> {
     pending.extend_from_slice(if first { b"\n  " } else { b",\n  " });
-    super::json::message(pending, m)
+    super::json::message(pending, m, last)
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ use crate::diagnosis::Finding;
 use crate::fusion::{MessageChain, SkewEstimate};
 use crate::grouping::IncidentGroups;
 
+use super::json::LastTime;
 use super::render::{self, Tail};
 use super::{Format, Options, SourceReport, Summary};
 use crate::runbook::{Facts, HintCache, Runbook};
@@ -58,6 +59,8 @@ pub(super) struct Report<'a> {
     /// JSON messages rendered and not written yet (at most about [`PENDING`] bytes). Written
     /// before anything else is, and when the report is dropped (a read error ends a run early).
     pending: Vec<u8>,
+    /// The last timestamp written into `pending` and its text.
+    last_time: LastTime,
 }
 
 impl<'a> Report<'a> {
@@ -85,6 +88,7 @@ impl<'a> Report<'a> {
             groups: IncidentGroups::default(),
             span: None,
             pending: Vec::new(),
+            last_time: LastTime::default(),
         })
     }
 
@@ -101,7 +105,12 @@ impl<'a> Report<'a> {
         }
         match self.opts.format {
             Format::Json => {
-                render::json_message(&mut self.pending, m, self.first_message)?;
+                render::json_message(
+                    &mut self.pending,
+                    m,
+                    self.first_message,
+                    &mut self.last_time,
+                )?;
                 if self.pending.len() >= PENDING {
                     self.write_pending()?;
                 }

@@ -92,29 +92,13 @@ impl Spare {
 mod tests {
     use super::*;
     use crate::diagnosis::FindingCode;
+    use crate::fixtures::bare_hop;
     use crate::fusion::{HopStatus, MessageStatus};
 
     fn hop(to: &[&str]) -> Hop {
         Hop {
-            host: "ec2".into(),
-            queue_id: Some("4dJHx".into()),
-            service: None,
-            status: HopStatus::Sent,
-            relay: None,
-            delay_ms: None,
-            delays: None,
-            dsn: None,
-            reason: None,
-            from: None,
             to: to.iter().map(|t| EventText::from(*t)).collect(),
-            client: None,
-            next_queue_id: None,
-            lmtp_session: None,
-            mailbox: None,
-            attempts: 0,
-            arrived_at: None,
-            left_at: None,
-            whole_seconds: true,
+            ..bare_hop("ec2", HopStatus::Sent)
         }
     }
 
