@@ -275,15 +275,13 @@ impl<'a> Walk<'a> {
     fn new(ch: &'a Chain, notes: Vec<String>, mut hops: Vec<HopOf>) -> Self {
         let mut dove_order: Vec<usize> = (0..ch.dovecot.len()).collect();
         dove_order.sort_by_key(|&i| ch.dovecot[i].at);
+        hops.clear();
+        hops.reserve(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len());
         Walk {
             ch,
             dove_order,
             placed: vec![false; ch.dovecot.len()],
-            hops: {
-                hops.clear();
-                hops.reserve(ch.entries.len() + ch.dovecot.len() + ch.noqueue.len());
-                hops
-            },
+            hops,
             worst: None,
             notes,
         }

@@ -103,35 +103,9 @@ pub(super) struct RecentLine {
 /// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
 pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The hosts a queue id is on, each with its chain: nearly always one.
-pub(super) type QidHosts = SmallVec<[(Arc<str>, ChainId); 1]>;
-
-/// A list an index holds per key ([`drop_from_list`]).
-pub(super) trait KeyList {
-    type Item;
-    fn retain_items(&mut self, keep: impl FnMut(&Self::Item) -> bool);
-    fn is_empty(&self) -> bool;
-}
-
-impl<T> KeyList for Vec<T> {
-    type Item = T;
-    fn retain_items(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.retain(|x| keep(x));
-    }
-    fn is_empty(&self) -> bool {
-        Vec::is_empty(self)
-    }
-}
-
-impl<T> KeyList for SmallVec<[T; 1]> {
-    type Item = T;
-    fn retain_items(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.retain(|x| keep(x));
-    }
-    fn is_empty(&self) -> bool {
-        SmallVec::is_empty(self)
-    }
-}
+/// What an index holds at a key that can name several (the hosts a queue id is on, the chains
+/// that rejected a recipient): nearly always one, kept inside the index's entry.
+pub(super) type Few<T> = SmallVec<[T; 1]>;
 
 /// An empty index.
 fn index<K, V>() -> Index<K, V> {
@@ -161,15 +135,15 @@ fn unlink<V>(index: &mut Index<EventText, V>, key: &str, ours: impl Fn(&V) -> bo
 
 /// Drop the items `ours` from the list at `key`, and the key with its list once it is empty;
 /// one look-up in the usual case, as [`unlink`].
-pub(super) fn drop_from_list<K, L: KeyList>(
-    index: &mut Index<K, L>,
+pub(super) fn drop_from_list<K, T>(
+    index: &mut Index<K, Few<T>>,
     key: &str,
-    ours: impl Fn(&L::Item) -> bool,
+    ours: impl Fn(&T) -> bool,
 ) where
     K: std::hash::Hash + Eq + std::borrow::Borrow<str>,
 {
     if let Some((k, mut v)) = index.remove_entry(key) {
-        v.retain_items(|x| !ours(x));
+        v.retain(|x| !ours(x));
         if !v.is_empty() {
             index.insert(k, v);
         }
@@ -189,11 +163,11 @@ pub struct Correlator {
     pub(super) limits: Limits,
     pub(super) next_id: ChainId,
     pub(super) chains: Chains,
-    pub(super) qids: Index<EventText, QidHosts>,
+    pub(super) qids: Index<EventText, Few<(Arc<str>, ChainId)>>,
     pub(super) msgids: Index<EventText, ChainId>,
     pub(super) sessions: Index<EventText, ChainId>,
     pub(super) pending_next: Index<EventText, Pending>,
-    pub(super) noqueue_by_rcpt: Index<String, Vec<ChainId>>,
+    pub(super) noqueue_by_rcpt: Index<String, Few<ChainId>>,
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
@@ -695,13 +669,7 @@ impl Correlator {
         let host_findings = self.host_findings();
         let skew = self.skew();
         Outcome {
-            messages: {
-                let spare = &mut self.spare;
-                self.finished
-                    .drain(..)
-                    .map(|ch| take_chain(ch, spare))
-                    .collect()
-            },
+            messages: self.take_finished(),
             host_findings,
             skew,
             stats: CorrelatorStats {
