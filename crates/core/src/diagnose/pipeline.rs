@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
 
-use crate::fusion::Correlator;
+use crate::fusion::{Correlator, SWEEP_EVERY};
 use crate::logs::{BoxedRecord, Focus, LogRecord};
 use crate::runbook::Runbook;
 
@@ -29,8 +29,10 @@ use super::{AnalyzeError, Options, SourceReport, Summary};
 
 /// Records handed to the correlating stage at once.
 const RECORD_BATCH: usize = 1024;
-/// Records correlated between two looks for finished messages (so output streams).
-pub(super) const TAKE_FINISHED_EVERY: u64 = 1024;
+/// Records correlated between two looks for finished messages (so output streams): as often as
+/// the correlator looks for done chains ([`SWEEP_EVERY`]), so a message is assembled and
+/// rendered while what its chain is made of is still in the cache.
+pub(super) const TAKE_FINISHED_EVERY: u64 = SWEEP_EVERY;
 /// Batches waiting between the stages at most: bounds the memory in flight.
 const QUEUE: usize = 8;
 

@@ -21,6 +21,14 @@ use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
 use super::spare::Spare;
 
+/// Records observed between two looks for chains that are done. A done chain is emitted within
+/// this many records of falling due, while its memory (written by its last line, its index
+/// entries) is still in the CPU's cache: with a look every 4,096 records, emitting, assembling
+/// and rendering a chain read memory left thousands of records earlier, and a full diagnosis
+/// took a fifth longer (`bench/diagnose_full.sh`, docs/BENCHMARKS.md). A look costs a peek at
+/// the due queue when nothing fell due.
+pub const SWEEP_EVERY: u64 = 128;
+
 /// Bounds on the correlator's memory and its waiting times (in log time).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -368,7 +376,7 @@ impl Correlator {
             }
             Event::AuthBackendError { text } => self.on_auth_backend_error(rec, text),
         }
-        if self.stats.records.is_multiple_of(4096)
+        if self.stats.records.is_multiple_of(SWEEP_EVERY)
             || self.chains.len() > self.limits.max_open_chains
         {
             self.sweep(false);

@@ -34,7 +34,7 @@ pub(crate) mod rfc3339;
 mod skew;
 mod spare;
 
-pub use correlator::{Correlator, Limits};
+pub use correlator::{Correlator, Limits, SWEEP_EVERY};
 pub use model::{
     msgid_key, CorrelatorStats, Hop, HopStatus, HostSkew, MessageChain, MessageStatus, Outcome,
     ProbeTimeline, SkewEstimate, Stage, StageSource,

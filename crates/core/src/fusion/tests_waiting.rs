@@ -58,6 +58,33 @@ fn one_hosts_log_does_not_wait_for_the_next_hops_log() {
     assert_eq!(format!("{:?}", done[0]), format!("{:?}", waited[0]));
 }
 
+/// A done chain is emitted at the next look for done chains, within [`SWEEP_EVERY`] records of
+/// falling due, and not before it is due.
+#[test]
+fn a_done_chain_is_emitted_within_one_sweep_interval() {
+    let ctx = ParseContext::new("ec2", 2025);
+    let at = |hms: &str| {
+        let line = format!("Nov  7 {hms} mx postfix/smtpd[9]: warning: hostname x.test does not resolve to address 192.0.2.1");
+        parse_line(line.as_bytes(), &ctx).expect("a warning line")
+    };
+    let mut c = Correlator::new(Limits::default()).single_host();
+    feed(&mut c, "ec2", EC2);
+    // A whole interval of lines within the settle time: looked at, not due yet.
+    for _ in 0..SWEEP_EVERY {
+        c.push(at("12:00:05"));
+    }
+    assert!(c.take_finished().is_empty());
+    assert_eq!(c.open_chains(), 1);
+    // Past the settle time: emitted by the time the next interval's records are in.
+    for _ in 0..SWEEP_EVERY {
+        c.push(at("12:00:20"));
+    }
+    let done = c.take_finished();
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert!(done[0].has_message_id("p1@flowtest"));
+    assert_eq!(c.open_chains(), 0);
+}
+
 #[test]
 fn one_hosts_content_filter_is_still_waited_for() {
     // The hand-off stays on this host: its re-injected entry can still come.
