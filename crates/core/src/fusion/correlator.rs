@@ -25,8 +25,8 @@ use super::spare::Spare;
 /// this many records of falling due, while its memory (written by its last line, its index
 /// entries) is still in the CPU's cache: with a look every 4,096 records, emitting, assembling
 /// and rendering a chain read memory left thousands of records earlier, and a full diagnosis
-/// took a fifth longer (`bench/diagnose_full.sh`, docs/BENCHMARKS.md). A look costs a peek at
-/// the due queue when nothing fell due.
+/// took about 40 % longer for the same instructions (`bench/diagnose_full.sh`, §20 of
+/// docs/benchmarks/diagnose.md). A look costs a peek at the due queue when nothing fell due.
 pub const SWEEP_EVERY: u64 = 128;
 
 /// Bounds on the correlator's memory and its waiting times (in log time).
