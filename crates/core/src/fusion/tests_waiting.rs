@@ -5,15 +5,22 @@ use super::tests::{feed, EC2};
 use super::*;
 use crate::logs::{parse_line, ParseContext};
 
+/// `n` quiet records (a warning of no message) logged at `hms`.
+fn quiet_at(c: &mut Correlator, hms: &str, n: u64) {
+    let ctx = ParseContext::new("ec2", 2025);
+    let line = format!(
+        "Nov  7 {hms} mx postfix/smtpd[9]: warning: hostname x.test does not resolve to \
+         address 192.0.2.1"
+    );
+    for _ in 0..n {
+        c.push(parse_line(line.as_bytes(), &ctx).expect("a warning line"));
+    }
+}
+
 /// Records 15 s after the message (past the settle time, within the grace time), enough for
 /// the correlator's periodic sweep to run; then what it emitted.
 fn quiet_for_15s(c: &mut Correlator) -> Vec<MessageChain> {
-    let ctx = ParseContext::new("ec2", 2025);
-    let line = "Nov  7 12:00:20 mx postfix/smtpd[9]: warning: hostname x.test does not resolve \
-                to address 192.0.2.1";
-    for _ in 0..4096 {
-        c.push(parse_line(line.as_bytes(), &ctx).expect("a warning line"));
-    }
+    quiet_at(c, "12:00:20", 4096);
     c.take_finished()
 }
 
@@ -62,23 +69,14 @@ fn one_hosts_log_does_not_wait_for_the_next_hops_log() {
 /// falling due, and not before it is due.
 #[test]
 fn a_done_chain_is_emitted_within_one_sweep_interval() {
-    let ctx = ParseContext::new("ec2", 2025);
-    let at = |hms: &str| {
-        let line = format!("Nov  7 {hms} mx postfix/smtpd[9]: warning: hostname x.test does not resolve to address 192.0.2.1");
-        parse_line(line.as_bytes(), &ctx).expect("a warning line")
-    };
     let mut c = Correlator::new(Limits::default()).single_host();
     feed(&mut c, "ec2", EC2);
     // A whole interval of lines within the settle time: looked at, not due yet.
-    for _ in 0..SWEEP_EVERY {
-        c.push(at("12:00:05"));
-    }
+    quiet_at(&mut c, "12:00:05", SWEEP_EVERY);
     assert!(c.take_finished().is_empty());
     assert_eq!(c.open_chains(), 1);
     // Past the settle time: emitted by the time the next interval's records are in.
-    for _ in 0..SWEEP_EVERY {
-        c.push(at("12:00:20"));
-    }
+    quiet_at(&mut c, "12:00:20", SWEEP_EVERY);
     let done = c.take_finished();
     assert_eq!(done.len(), 1, "{done:#?}");
     assert!(done[0].has_message_id("p1@flowtest"));
