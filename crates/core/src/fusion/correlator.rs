@@ -354,17 +354,17 @@ impl Correlator {
                 queue_id,
                 text,
             } => self.on_postfix_problem(rec, *severity, queue_id.as_deref(), text),
-            Event::DovecotDelivery { .. } => self.on_dovecot_delivery(rec),
-            Event::DovecotProblem { .. } => self.on_dovecot_problem(rec),
-            Event::Login {
-                service,
-                user,
-                success: false,
-                remote_ip,
-                text,
-            } => self.on_login_failed(rec, service, user.as_deref(), remote_ip.as_deref(), text),
+            Event::DovecotDelivery(d) => self.on_dovecot_delivery(rec, d),
+            Event::DovecotProblem(p) => self.on_dovecot_problem(rec, p),
+            Event::Login(l) if !l.success => self.on_login_failed(
+                rec,
+                &l.service,
+                l.user.as_deref(),
+                l.remote_ip.as_deref(),
+                &l.text,
+            ),
             // A successful login, and lines that carry nothing to correlate.
-            Event::Login { .. } | Event::Info => {}
+            Event::Login(_) | Event::Info => {}
             Event::AuthFailure {
                 user,
                 kind,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::diagnosis::{classify_dovecot_problem, classify_text, is_spam_mailbox};
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{AuthFailureKind, Event, EventText, LogRecord};
+use crate::logs::{AuthFailureKind, DovecotDelivery, DovecotProblem, Event, EventText, LogRecord};
 
 use super::chain::{clip, generic, within, Chain, ChainId, DoveDelivery, MAX_DOVECOT};
 use super::correlator::{remember, Correlator, RecentLine};
@@ -89,8 +89,8 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
 }
 
 impl Correlator {
-    pub(super) fn on_dovecot_delivery(&mut self, rec: &LogRecord) {
-        let Event::DovecotDelivery {
+    pub(super) fn on_dovecot_delivery(&mut self, rec: &LogRecord, line: &DovecotDelivery) {
+        let DovecotDelivery {
             user,
             session,
             message_id,
@@ -98,10 +98,7 @@ impl Correlator {
             saved,
             delivery_time_ms,
             text,
-        } = &rec.event
-        else {
-            return;
-        };
+        } = line;
         let d = DoveDelivery {
             host: rec.role.clone(),
             user: user.clone(),
@@ -204,17 +201,14 @@ impl Correlator {
         }
     }
 
-    pub(super) fn on_dovecot_problem(&mut self, rec: &LogRecord) {
-        let Event::DovecotProblem {
+    pub(super) fn on_dovecot_problem(&mut self, rec: &LogRecord, line: &DovecotProblem) {
+        let DovecotProblem {
             service,
             user,
             session,
             severity,
             text,
-        } = &rec.event
-        else {
-            return;
-        };
+        } = line;
         let limits = self.limits;
         let code = classify_dovecot_problem(*severity, text);
         let mut attached = false;
@@ -326,12 +320,12 @@ impl Correlator {
             x.cause = true;
             x.f.host = Some(rec.role.to_string());
             x.f.stage = Some(rec.role.to_string());
-            if let Event::DovecotProblem { user, text, .. } = &rec.event {
+            if let Event::DovecotProblem(p) = &rec.event {
                 x.f.message = format!(
                     "{}: Dovecot could not deliver for {}: {}",
                     rec.role,
-                    user.as_deref().unwrap_or("?"),
-                    clip(text, 300)
+                    p.user.as_deref().unwrap_or("?"),
+                    clip(&p.text, 300)
                 );
             }
         }

@@ -6,7 +6,7 @@
 
 use super::prefix::{is_dovecot_service, program_name};
 use super::scan::{self, contains, field, find, lossy, split_once, strip_prefix};
-use super::{AuthFailureKind, Event, Severity};
+use super::{AuthFailureKind, DovecotDelivery, DovecotProblem, Event, Login, Severity};
 
 /// The parts of a Dovecot process token.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -237,7 +237,7 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                 || is_sieve_discard(text)
             {
                 let saved = saved_to.is_some();
-                return Some(Some(Event::DovecotDelivery {
+                return Some(Some(Event::DovecotDelivery(Box::new(DovecotDelivery {
                     user,
                     session,
                     message_id: msgid(text),
@@ -245,7 +245,7 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                     saved,
                     delivery_time_ms: delivery_time_ms(text),
                     text: lossy(text),
-                }));
+                }))));
             }
             // The LMTP server's process-level lines name the recipient in their text.
             let user = user.or_else(|| rcpt_named(text));
@@ -254,13 +254,13 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
         b"imap-login" | b"pop3-login" | b"submission-login" | b"managesieve-login" => {
             let service = lossy(&p.name[..p.name.len() - 6]);
             if let Some(rest) = strip_prefix(text, b"Login: ") {
-                return Some(Some(Event::Login {
+                return Some(Some(Event::Login(Box::new(Login {
                     service,
                     user: field(rest, b"user=").map(lossy),
                     success: true,
                     remote_ip: field(rest, b"rip=").map(lossy),
                     text: lossy(text),
-                }));
+                }))));
             }
             // The login process could not ask the auth service (its backend is down, or the
             // auth process is): every login fails alike, whatever the password.
@@ -277,13 +277,13 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                 || contains(text, b"plaintext auth")
                 || contains(text, b"cleartext auth")
             {
-                return Some(Some(Event::Login {
+                return Some(Some(Event::Login(Box::new(Login {
                     service,
                     user: field(text, b"user=").map(lossy),
                     success: false,
                     remote_ip: field(text, b"rip=").map(lossy),
                     text: lossy(text),
-                }));
+                }))));
             }
             problem_or_info(p.name, user, session, sev, text)
         }
@@ -309,12 +309,14 @@ fn problem_or_info(
     sev: Option<Severity>,
     text: &[u8],
 ) -> Option<Option<Event>> {
-    Some(sev.map(|severity| Event::DovecotProblem {
-        service: lossy(name),
-        user,
-        session,
-        severity,
-        text: lossy(text),
+    Some(sev.map(|severity| {
+        Event::DovecotProblem(Box::new(DovecotProblem {
+            service: lossy(name),
+            user,
+            session,
+            severity,
+            text: lossy(text),
+        }))
     }))
 }
 
@@ -463,23 +465,16 @@ mod tests {
     /// Dovecot 2.2: the pid and user in the token, the session at the start of the text.
     #[test]
     fn dovecot_2_2_session_in_the_text() {
-        let Event::DovecotDelivery {
-            user,
-            session,
-            message_id,
-            saved,
-            ..
-        } = ev(
+        let Event::DovecotDelivery(d) = ev(
             "lmtp(22587, alice@corp.test)",
             "5GjrDafYTFE7WAAABf1gKA: msgid=<m2@x.example>: saved mail to INBOX",
-        )
-        else {
+        ) else {
             panic!()
         };
-        assert_eq!(user.as_deref(), Some("alice@corp.test"));
-        assert_eq!(session.as_deref(), Some("5GjrDafYTFE7WAAABf1gKA"));
-        assert_eq!(message_id.as_deref(), Some("<m2@x.example>"));
-        assert!(saved);
+        assert_eq!(d.user.as_deref(), Some("alice@corp.test"));
+        assert_eq!(d.session.as_deref(), Some("5GjrDafYTFE7WAAABf1gKA"));
+        assert_eq!(d.message_id.as_deref(), Some("<m2@x.example>"));
+        assert!(d.saved);
         assert_eq!(
             text_session(b"msgid=<m2@x.example>: saved mail to INBOX"),
             None
@@ -494,7 +489,7 @@ mod tests {
         );
         assert_eq!(
             e,
-            Event::DovecotDelivery {
+            Event::DovecotDelivery(Box::new(DovecotDelivery {
                 user: Some("alice@corp.test".into()),
                 session: Some("Zq0gHlsHamU6BwAAWjKm6A".into()),
                 message_id: Some("<p1@flowtest>".into()),
@@ -502,30 +497,30 @@ mod tests {
                 saved: true,
                 delivery_time_ms: Some(3),
                 text: "msgid=<p1@flowtest>: saved mail to INBOX delivery_time=3ms".into(),
-            }
+            }))
         );
-        let Event::DovecotDelivery { mailbox, saved, .. } = ev(
+        let Event::DovecotDelivery(d) = ev(
             "lmtp(alice@corp.test)<1><S1234567>",
             "Info: msgid=<x@y>: sieve: stored mail into mailbox 'Junk'",
         ) else {
             panic!()
         };
-        assert_eq!((mailbox.as_deref(), saved), (Some("Junk"), true));
-        let Event::DovecotDelivery { mailbox, saved, .. } = ev(
+        assert_eq!((d.mailbox.as_deref(), d.saved), (Some("Junk"), true));
+        let Event::DovecotDelivery(d) = ev(
             "lmtp(alice@corp.test)<1><S1234567>",
             "Error: msgid=<x@y>: save failed to INBOX: Quota exceeded (mailbox for user is full)",
         ) else {
             panic!()
         };
-        assert_eq!((mailbox.as_deref(), saved), (Some("INBOX"), false));
+        assert_eq!((d.mailbox.as_deref(), d.saved), (Some("INBOX"), false));
         // The mailbox that could not be opened, not the word `open`.
-        let Event::DovecotDelivery { mailbox, .. } = ev(
+        let Event::DovecotDelivery(d) = ev(
             "lmtp(alice@corp.test)<1><S1234567>",
             "Error: msgid=<x@y>: save failed to open mailbox INBOX: Internal error occurred.",
         ) else {
             panic!()
         };
-        assert_eq!(mailbox.as_deref(), Some("INBOX"));
+        assert_eq!(d.mailbox.as_deref(), Some("INBOX"));
     }
 
     /// The LMTP server's process-level error names the recipient in its text.
@@ -533,7 +528,7 @@ mod tests {
     fn an_lmtp_servers_error_names_its_recipient() {
         let e = ev("lmtp(6100)", "Error: lmtp-server: conn unix:pid=6099,uid=89 [1]: rcpt ivy@corp.test: Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup)");
         assert!(
-            matches!(&e, Event::DovecotProblem { user: Some(u), .. } if u == "ivy@corp.test"),
+            matches!(&e, Event::DovecotProblem(p) if p.user.as_deref() == Some("ivy@corp.test")),
             "{e:?}"
         );
         assert_eq!(rcpt_named(b"x: rcpt not an address: y"), None);
@@ -658,7 +653,7 @@ mod tests {
         // 2.4's word for a refused plaintext login.
         assert!(matches!(
             ev("imap-login", "Info: Login aborted: Connection closed (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled): user=<>, rip=203.0.113.5, lip=198.18.3.2, session=<A1>"),
-            Event::Login { success: false, .. }
+            Event::Login(ref l) if !l.success
         ));
     }
 
@@ -666,11 +661,11 @@ mod tests {
     fn logins_and_syslog() {
         assert!(matches!(
             ev("imap-login", "Login: user=<alice@corp.test>, method=PLAIN, rip=198.18.3.1, lip=198.18.3.2, mpid=3, TLS, session=<x>"),
-            Event::Login { success: true, .. }
+            Event::Login(ref l) if l.success
         ));
         assert!(matches!(
             ev("imap-login", "Info: Disconnected: Connection closed (auth failed, 1 attempts in 2 secs): user=<alice@corp.test>, method=PLAIN, rip=198.18.3.1, lip=198.18.3.2, TLS, session=<x>"),
-            Event::Login { success: false, ref user, .. } if user.as_deref() == Some("alice@corp.test")
+            Event::Login(ref l) if !l.success && l.user.as_deref() == Some("alice@corp.test")
         ));
         assert_eq!(
             parse_syslog(b"imap-login: Disconnected (no auth attempts in 0 secs): user=<>"),
@@ -678,7 +673,7 @@ mod tests {
         );
         assert!(matches!(
             parse_syslog(b"imap(alice@corp.test)<3><s>: Error: chdir(/var/mail/alice) failed: Permission denied (euid=1000)"),
-            Some(Some(Event::DovecotProblem { severity: Severity::Error, .. }))
+            Some(Some(Event::DovecotProblem(ref p))) if p.severity == Severity::Error
         ));
         assert_eq!(parse_syslog(b"sshd: nope"), None);
     }
@@ -694,7 +689,7 @@ mod tests {
         assert_eq!(parse_syslog(b"dovecot: dovecot: x"), None);
         assert!(matches!(
             parse_syslog(b"pop3-login: Aborted login (tried to use disabled plaintext auth): rip=198.51.100.77, lip=192.0.2.1"),
-            Some(Some(Event::Login { success: false, .. }))
+            Some(Some(Event::Login(ref l))) if !l.success
         ));
         assert_eq!(
             parse_syslog(b"Dovecot v1.2.17 starting up (core dumps disabled)"),

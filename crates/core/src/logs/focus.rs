@@ -138,13 +138,13 @@ impl Focus {
                     self.bump(new);
                 }
             }
-            Event::DovecotDelivery {
-                session: Some(s),
-                message_id: Some(m),
-                ..
-            } if self.hits(m.as_bytes()) => {
-                let new = self.sessions.insert(s.as_bytes().to_vec());
-                self.bump(new);
+            Event::DovecotDelivery(d) => {
+                if let (Some(s), Some(m)) = (&d.session, &d.message_id) {
+                    if self.hits(m.as_bytes()) {
+                        let new = self.sessions.insert(s.as_bytes().to_vec());
+                        self.bump(new);
+                    }
+                }
             }
             _ => {}
         }
