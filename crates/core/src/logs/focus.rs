@@ -138,12 +138,14 @@ impl Focus {
                     self.bump(new);
                 }
             }
-            Event::DovecotDelivery(d) => {
-                if let (Some(s), Some(m)) = (&d.session, &d.message_id) {
-                    if self.hits(m.as_bytes()) {
-                        let new = self.sessions.insert(s.as_bytes().to_vec());
-                        self.bump(new);
-                    }
+            Event::DovecotDelivery(d)
+                if d.message_id
+                    .as_ref()
+                    .is_some_and(|m| self.hits(m.as_bytes())) =>
+            {
+                if let Some(s) = &d.session {
+                    let new = self.sessions.insert(s.as_bytes().to_vec());
+                    self.bump(new);
                 }
             }
             _ => {}
