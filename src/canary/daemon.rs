@@ -293,6 +293,7 @@ pub async fn run(
     let _ = loops.stop.send(true);
     let gen = &loops.active.gen;
     drain(&shared, gen.config.canary.grace, gen.prober.as_ref()).await;
+    gen.prober.close().await;
     Ok(())
 }
 

@@ -24,6 +24,10 @@ pub trait Prober: Send + Sync {
     /// Ask probes in flight to end now: each is judged if it can be within the runner's short
     /// grace, else recorded `interrupted`; own delivered probes are still cleaned up.
     fn interrupt(&self) {}
+    /// Close what is kept open between probes (idle SMTP connections): the canary stops.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// One loaded configuration with everything resolved: what the scheduler runs until the next
@@ -94,6 +98,13 @@ impl Prober for RunnerProber {
     }
     fn interrupt(&self) {
         self.stop.request();
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for p in self.prepared.values() {
+                p.close().await;
+            }
+        })
     }
 }
 

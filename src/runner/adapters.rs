@@ -46,6 +46,9 @@ impl ProbeSender for SmtpProbeSender {
             deadline,
         ))
     }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.pool.close())
+    }
 }
 
 /// SendGrid's v3 API as configured by a scenario, client built and key resolved.

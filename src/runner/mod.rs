@@ -110,6 +110,7 @@ impl Runner {
             tasks.push((p, id, handle));
         }
         let mut out = Vec::with_capacity(tasks.len());
+        let mut done = Vec::with_capacity(tasks.len());
         for (p, id, handle) in tasks {
             // A panic in one scenario must not hide the others' results, nor pass for no result.
             let r = match handle.await {
@@ -117,6 +118,11 @@ impl Runner {
                 Err(e) => self.internal_error(&p, id, e),
             };
             out.push(r);
+            done.push(p);
+        }
+        // The run is over: no connection is kept for a next probe.
+        for p in done {
+            p.close().await;
         }
         out
     }

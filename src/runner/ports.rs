@@ -44,6 +44,11 @@ pub trait ProbeSender: Send + Sync {
     /// answer says when the submission started: a sender may first wait for its turn on a
     /// connection shared with other probes, which is not the mail system's time.
     fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted>;
+    /// Close what the sender keeps open between probes (idle SMTP connections): the run is
+    /// over. Sending again later opens anew.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The receiver's account: opens mailbox sessions.

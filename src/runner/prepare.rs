@@ -30,6 +30,11 @@ impl Prepared {
             mailbox,
         }
     }
+
+    /// Close what its sender keeps open between probes (see [`ProbeSender::close`]).
+    pub async fn close(&self) {
+        self.sender.close().await;
+    }
 }
 
 impl std::fmt::Debug for Prepared {

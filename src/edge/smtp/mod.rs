@@ -193,15 +193,16 @@ pub async fn send(cfg: &SmtpSender, prepared: &Prepared, message: &[u8]) -> Send
     send_until(cfg, prepared, message, deadline).await
 }
 
-/// Send `message` on a connection of its own, every step bounded by the command timeout and
-/// the whole by `deadline`.
+/// Send `message` on a connection of its own, closed after it, every step bounded by the
+/// command timeout and the whole by `deadline`.
 pub async fn send_until(
     cfg: &SmtpSender,
     prepared: &Prepared,
     message: &[u8],
     deadline: Instant,
 ) -> SendOutcome {
-    send_pooled(&SmtpPool::default(), cfg, prepared, message, deadline)
+    let lone = SmtpPool::lingering(Duration::ZERO);
+    send_pooled(&lone, cfg, prepared, message, deadline)
         .await
         .outcome
 }
@@ -275,9 +276,9 @@ struct Ended {
 impl Ended {
     async fn finish(self, turn: pool::Turn<'_>, started: Instant) -> Submitted {
         if let Some(c) = self.conn {
-            // QUIT politely but never let it delay or change the verdict.
-            turn.finish(c, crate::clock::instant() + Duration::from_secs(2))
-                .await;
+            // The verdict is taken: the connection's end (QUIT, or kept) cannot change it.
+            let keep = matches!(self.outcome, SendOutcome::Accepted(_));
+            turn.finish(c, keep).await;
         }
         Submitted {
             outcome: self.outcome,

@@ -146,8 +146,9 @@ fn sender(port: u16) -> SmtpSender {
     }
 }
 
-/// `n` submissions at once on one pool; their outcomes in order.
-async fn submit_together(port: u16, n: usize) -> Vec<SendOutcome> {
+/// `n` submissions on one pool, all at once or one after another, then the end of the run;
+/// their outcomes in order.
+async fn submit_on_one_pool(port: u16, n: usize, at_once: bool) -> Vec<SendOutcome> {
     let pool = SmtpPool::default();
     let cfg = sender(port);
     let prepared = Prepared {
@@ -155,13 +156,23 @@ async fn submit_together(port: u16, n: usize) -> Vec<SendOutcome> {
         password: None,
     };
     let deadline = crate::clock::instant() + Duration::from_secs(10);
-    let sends =
-        (0..n).map(|_| send_pooled(&pool, &cfg, &prepared, b"Subject: t\r\n\r\nx\r\n", deadline));
-    futures::future::join_all(sends)
-        .await
-        .into_iter()
-        .map(|s| s.outcome)
-        .collect()
+    let send = || send_pooled(&pool, &cfg, &prepared, b"Subject: t\r\n\r\nx\r\n", deadline);
+    let out = if at_once {
+        futures::future::join_all((0..n).map(|_| send())).await
+    } else {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(send().await);
+        }
+        out
+    };
+    // The end of a run: the connections kept for a next probe are closed.
+    pool.close().await;
+    out.into_iter().map(|s| s.outcome).collect()
+}
+
+async fn submit_together(port: u16, n: usize) -> Vec<SendOutcome> {
+    submit_on_one_pool(port, n, true).await
 }
 
 fn accepted(o: &SendOutcome) -> bool {
@@ -252,10 +263,31 @@ async fn a_recipient_refused_in_a_pipelined_envelope_is_the_verdict_and_no_data_
     );
     assert_eq!(seen.count("DATA"), 0);
     assert_eq!(seen.messages.load(Ordering::SeqCst), 0);
-    // The session stayed in step: the next probe takes it over and its message goes through.
+    // The session stayed in step: the next probe's message goes through.
     let out = submit_together(port, 1).await;
     assert!(accepted(&out[0]), "{out:?}");
     assert_eq!(seen.messages.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn probes_one_after_another_share_the_connection_kept_between_them() {
+    let (port, seen) = server(Script::Accepts).await;
+    let out = submit_on_one_pool(port, 3, false).await;
+    assert!(out.iter().all(accepted), "{out:?}");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.count("EHLO"), 1, "one session");
+    assert_eq!(seen.count("RSET"), 2, "each later probe resets it");
+    assert_eq!(seen.count("QUIT"), 1, "closed politely at the run's end");
+}
+
+#[tokio::test]
+async fn a_connection_whose_transaction_was_refused_is_not_kept() {
+    let (port, seen) = server(Script::PipeliningRefusesFirstRcpt).await;
+    let out = submit_on_one_pool(port, 2, false).await;
+    assert!(matches!(&out[0], SendOutcome::Rejected(_)), "{out:?}");
+    assert!(accepted(&out[1]), "{out:?}");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.count("QUIT"), 2, "the refused one closed at once");
 }
 
 /// A fresh connection's steps start with its connect; a taken-over one has only its
