@@ -29,6 +29,8 @@ struct FakeProber {
     count: Arc<AtomicUsize>,
     /// Signalled by `interrupt`: a probe waiting then ends `interrupted`.
     stop: Arc<tokio::sync::Notify>,
+    /// At each `close`: how many probes were still running.
+    closes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Prober for FakeProber {
@@ -66,6 +68,11 @@ impl Prober for FakeProber {
     fn interrupt(&self) {
         self.stop.notify_waiters();
     }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let running = self.running.load(Ordering::SeqCst);
+        self.closes.lock().unwrap().push(running);
+        Box::pin(async {})
+    }
 }
 
 struct FakeLoader {
@@ -77,6 +84,7 @@ struct FakeLoader {
     delay: Duration,
     max_running: Arc<AtomicUsize>,
     count: Arc<AtomicUsize>,
+    closes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Loader for FakeLoader {
@@ -95,6 +103,7 @@ impl Loader for FakeLoader {
                 max_running: Arc::clone(&self.max_running),
                 count: Arc::clone(&self.count),
                 stop: Arc::new(tokio::sync::Notify::new()),
+                closes: Arc::clone(&self.closes),
             }),
             config,
             webhooks,
@@ -213,6 +222,7 @@ async fn start_on(names: &[&str], schedule: &str, delay: Duration, extra: &str) 
         delay,
         max_running: Arc::new(AtomicUsize::new(0)),
         count: Arc::new(AtomicUsize::new(0)),
+        closes: Arc::new(Mutex::new(Vec::new())),
     });
     let metrics = Arc::new(Metrics::new("test-loc"));
     let policy = RetryPolicy {
@@ -487,11 +497,17 @@ async fn a_probe_outliving_its_tick_is_never_doubled_and_finishes_at_shutdown() 
     // Shut down while a probe waits: it finishes (within the 5 s grace) and is counted.
     let finished_before = h.loader.count.load(Ordering::SeqCst);
     let count_ref = Arc::clone(&h.loader.count);
+    let closes = Arc::clone(&h.loader.closes);
     h.stop().await.unwrap();
     assert_eq!(
         count_ref.load(Ordering::SeqCst),
         finished_before + 1,
         "the in-flight probe finished"
+    );
+    assert_eq!(
+        *closes.lock().unwrap(),
+        vec![0],
+        "the prober closed once, after its last probe (idle connections)"
     );
 }
 

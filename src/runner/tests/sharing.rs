@@ -1,12 +1,17 @@
 //! Several probes of one run in one mailbox: one probe's cleanup, which sees every probe there,
 //! leaves the others' messages to their own runs; and what a place among `max_concurrency` is
 //! held for (sending, not the wait for delivery).
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::fakes::{Event, FakeMail, FakeSender, Reply};
 use super::{scenario, Lab};
 use crate::core::outcome::{RunResult, Status};
+use crate::edge::smtp::Submitted;
+use crate::runner::ports::{BoxFuture, ProbeSender};
 use crate::runner::{Prepared, Runner};
 
 /// A sender whose probe lands in INBOX 10 ms after it is sent, and whose submission is
@@ -170,4 +175,53 @@ async fn a_placed_probe_gives_its_place_back_once_sent() {
     );
     let r = probe.await.unwrap();
     assert_eq!(r.status, Status::Delivered, "{r:?}");
+}
+
+/// A sender that notes, at each close it is asked for, how many of its submissions had ended.
+struct Closing {
+    inner: Arc<FakeSender>,
+    ended: AtomicUsize,
+    closed_after: Mutex<Vec<usize>>,
+}
+
+impl ProbeSender for Closing {
+    fn send<'a>(&'a self, message: &'a [u8], deadline: Instant) -> BoxFuture<'a, Submitted> {
+        Box::pin(async move {
+            let s = self.inner.send(message, deadline).await;
+            self.ended.fetch_add(1, Ordering::SeqCst);
+            s
+        })
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let ended = self.ended.load(Ordering::SeqCst);
+            self.closed_after.lock().expect("closes").push(ended);
+        })
+    }
+}
+
+/// What a run's senders keep open for its next probe (idle SMTP connections) is closed when
+/// the run ends, after its last submission, not before.
+#[tokio::test(start_paused = true)]
+async fn a_run_closes_its_senders_after_its_last_submission() {
+    let lab = Lab::delivered_after(50, "INBOX");
+    let sender = Arc::new(Closing {
+        inner: lab.sender.clone(),
+        ended: AtomicUsize::new(0),
+        closed_after: Mutex::new(Vec::new()),
+    });
+    let prepared = (0..3)
+        .map(|i| {
+            let mut s = scenario();
+            s.name = format!("shared-{i}");
+            let as_sender: Arc<dyn ProbeSender> = sender.clone();
+            Prepared::with_edges(s, as_sender, Arc::new(lab.mail.clone()))
+        })
+        .collect();
+    let runner: Arc<Runner> = Arc::new(lab.runner);
+    let results = runner.run_all(prepared).await;
+    assert!(results.iter().all(|r| r.status == Status::Delivered));
+    let closed_after = sender.closed_after.lock().expect("closes").clone();
+    assert!(!closed_after.is_empty(), "never closed");
+    assert!(closed_after.iter().all(|&n| n == 3), "{closed_after:?}");
 }
