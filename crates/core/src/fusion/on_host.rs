@@ -130,11 +130,7 @@ impl Correlator {
         remote_ip: Option<&str>,
         text: &str,
     ) {
-        let why = if text.contains("plaintext auth") {
-            " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
-        } else {
-            ""
-        };
+        let why = login_failure_why(text);
         let msg = format!(
             "{}: {service} login failed for {} from {}{why}",
             rec.role,
@@ -216,6 +212,23 @@ impl Correlator {
     }
 }
 
+/// Why a login failed, in the operator's words, from the login process's reason.
+fn login_failure_why(text: &str) -> &'static str {
+    if text.contains("plaintext auth") || text.contains("cleartext auth") {
+        " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
+    } else if text.contains("(user disabled") {
+        " (the user database marks the account disabled)"
+    } else if text.contains("(password expired") {
+        " (the user database says the password has expired)"
+    } else if text.contains("(authorization failed") {
+        " (authenticated, but not allowed to log in as that user: a master user or an authorization rule)"
+    } else if text.contains("(internal failure") {
+        " (the password was accepted, then the session could not start: the server's own error for the user says why, often the mail store's owner or permissions, uid/gid)"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::diagnosis::FindingCode;
@@ -266,5 +279,29 @@ mod tests {
         };
         assert_eq!(code_of("b@corp.test"), FindingCode::RejectedOther);
         assert_eq!(code_of("c@corp.test"), FindingCode::LookupFailure);
+    }
+
+    /// The reasons Dovecot's login processes give (2.3's `Disconnected (...)` and `Aborted
+    /// login (...)`, 2.4's `Login aborted: Connection closed (...) (code)`), each said in the
+    /// finding.
+    #[test]
+    fn a_failed_logins_finding_names_its_reason() {
+        for (reason, why) in [
+            ("Login aborted: Connection closed (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled)", "not set to use TLS"),
+            ("Aborted login (tried to use disabled plaintext auth)", "not set to use TLS"),
+            ("Disconnected (user disabled, 1 attempts in 2 secs)", "marks the account disabled"),
+            ("Login aborted: Connection closed (password expired, 1 attempts in 2 secs) (password_expired)", "password has expired"),
+            ("Aborted login (authorization failed, 1 attempts in 2 secs)", "not allowed to log in as that user"),
+            ("Disconnected (internal failure, 1 successful auths)", "session could not start"),
+            ("Aborted login (auth failed, 1 attempts in 2 secs)", "login failed for dan@corp.test from 203.0.113.6"),
+        ] {
+            let mut c = Correlator::new(Limits::default());
+            let line = format!("Nov 06 11:00:02 imap-login: Info: {reason}: user=<dan@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A2>");
+            feed(&mut c, "dovecot", &line);
+            let out = c.finish_all();
+            let f = out.host_findings.iter().find(|f| f.code == FindingCode::ImapAuthFailed);
+            let message = f.map_or("", |f| f.message.as_str());
+            assert!(message.contains(why), "{reason}: {message:?}");
+        }
     }
 }

@@ -262,21 +262,10 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                     text: lossy(text),
                 }))));
             }
-            // The login process could not ask the auth service (its backend is down, or the
-            // auth process is): every login fails alike, whatever the password.
-            if contains(text, b"auth service reported temporary failure")
-                || contains(text, b"auth process communication failure")
-            {
+            if login_backend_failed(text) {
                 return Some(Some(Event::AuthBackendError { text: lossy(text) }));
             }
-            // `Aborted login (auth failed, 1 attempts in 2 secs)` (2.4: `Login aborted:
-            // Connection closed (auth failed, ...)`), and `(tried to use disabled plaintext
-            // auth)` (2.4: `disallowed cleartext auth`): a client that logs in without TLS where
-            // Dovecot requires it.
-            if contains(text, b"auth failed")
-                || contains(text, b"plaintext auth")
-                || contains(text, b"cleartext auth")
-            {
+            if login_failed(text) {
                 return Some(Some(Event::Login(Box::new(Login {
                     service,
                     user: field(text, b"user=").map(lossy),
@@ -290,6 +279,35 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
         b"auth" | b"auth-worker" => auth(&p, sev, text),
         _ => problem_or_info(p.name, user, session, sev, text),
     }
+}
+
+/// A login process's line saying it could not ask the auth service (its backend is down, or
+/// the auth process is): every login fails alike, whatever the password.
+pub(crate) fn login_backend_failed(text: &[u8]) -> bool {
+    contains(text, b"auth service reported temporary failure")
+        || contains(text, b"auth process communication failure")
+}
+
+/// The reasons a login process gives for a failed login, in its disconnect line (2.3:
+/// `Aborted login (auth failed, 1 attempts in 2 secs)` or `Disconnected (...)`; 2.4: `Login
+/// aborted: Connection closed (auth failed, ...) (auth_failed)`).
+const LOGIN_FAILURES: [&[u8]; 7] = [
+    b"auth failed",
+    // A client that logs in without TLS where Dovecot requires it (2.4: `disallowed
+    // cleartext auth`).
+    b"plaintext auth",
+    b"cleartext auth",
+    // The passdb refused the account itself.
+    b"(user disabled",
+    b"(password expired",
+    b"(authorization failed",
+    // The password was accepted, then the session could not start (the mail store, often).
+    b"(internal failure",
+];
+
+/// Whether a login process's line tells of a failed login.
+pub(crate) fn login_failed(text: &[u8]) -> bool {
+    LOGIN_FAILURES.iter().any(|m| contains(text, m))
 }
 
 /// The recipient an LMTP server line names when its process token does not (`lmtp(6100):
@@ -655,6 +673,28 @@ mod tests {
             ev("imap-login", "Info: Login aborted: Connection closed (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled): user=<>, rip=203.0.113.5, lip=198.18.3.2, session=<A1>"),
             Event::Login(ref l) if !l.success
         ));
+    }
+
+    #[test]
+    fn logins_the_passdb_or_the_session_refused_are_failed_logins() {
+        for line in [
+            "Info: Disconnected (user disabled, 1 attempts in 2 secs): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A3>",
+            "Info: Login aborted: Connection closed (password expired, 1 attempts in 2 secs) (password_expired): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A4>",
+            "Info: Aborted login (authorization failed, 1 attempts in 2 secs): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A5>",
+            "Info: Disconnected (internal failure, 1 successful auths): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, mpid=0, TLS, session=<A6>",
+            "Info: Login aborted: Connection closed (internal failure, 1 successful auths) (internal_failure): user=<bob@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A7>",
+        ] {
+            assert!(
+                matches!(ev("imap-login", line), Event::Login(ref l) if !l.success && l.user.as_deref() == Some("bob@corp.test")),
+                "{line}"
+            );
+        }
+        // A client that left before logging in did not fail a login.
+        let left = "Info: Disconnected (no auth attempts in 0 secs): user=<>, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A8>";
+        assert!(
+            matches!(parse(b"imap-login", left.as_bytes()), Some(None)),
+            "{left}"
+        );
     }
 
     #[test]

@@ -212,10 +212,10 @@ impl Focus {
             return Decision::Full;
         }
         if name.ends_with(b"-login") {
-            // The failed logins the parser reads (`dovecot::parse`): auth failed, and a login
-            // without TLS refused.
+            // The failed logins and the auth service's failures the parser reads
+            // (`dovecot::parse`).
             let failed =
-                find(msg, b"auth failed").is_some() || find(msg, b"plaintext auth").is_some();
+                super::dovecot::login_failed(msg) || super::dovecot::login_backend_failed(msg);
             return if failed {
                 Decision::Full
             } else {

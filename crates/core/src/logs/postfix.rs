@@ -121,10 +121,16 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"Requeued: ",
     b"Placed on hold: ",
     b"Released from hold: ",
-    // The smtp client's TLS check before any message (with a queue id it is an attempt's detail).
+    // The smtp client's TLS check before any message (with a queue id it is an attempt's detail),
+    // and smtpd's of a client certificate; Postfix 3 names the peer's role first.
     b"certificate verification failed for ",
+    b"server certificate verification failed for ",
+    b"client certificate verification failed for ",
     b"bare <LF> received",
     b"discarding EHLO keywords: ",
+    // postscreen under load: shorter timeouts until the connections fall again.
+    b"entering STRESS mode ",
+    b"leaving STRESS mode ",
 ];
 
 fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
@@ -295,6 +301,9 @@ fn noqueue(t: LineText<'_>, rest: &[u8]) -> Option<Option<Event>> {
         b"reject_warning: ",
         // The before-queue filter took the message; its own queue id follows in this log.
         b"proxy-accept: ",
+        // The before-queue smtpd's client, with a before-queue filter: the queue file (and
+        // its `QID: client=`) is the after-filter smtpd's.
+        b"client=",
     ] {
         if starts_with(rest, info) {
             return Some(None);
@@ -950,6 +959,19 @@ mod tests {
                 "bare <LF> received after DATA from mx.provider.test[198.51.100.4]",
             ),
             ("smtpd", "discarding EHLO keywords: CHUNKING"),
+            (
+                "smtp",
+                "server certificate verification failed for gmail-smtp-in.l.google.com\
+                 [142.250.1.27]:25: num=20:unable to get local issuer certificate",
+            ),
+            (
+                "smtpd",
+                "client certificate verification failed for laptop.example[192.0.2.77]: \
+                 num=10:certificate has expired",
+            ),
+            ("postscreen", "entering STRESS mode with 70 connections"),
+            ("postscreen", "leaving STRESS mode with 2 connections"),
+            ("smtpd", "NOQUEUE: client=mail.example.com[192.0.2.1]"),
         ] {
             assert_eq!(
                 parse(service.as_bytes(), msg.as_bytes()),
