@@ -803,6 +803,12 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     {
         return Some(FindingCode::ServiceError);
     }
+    // The master turning clients away at a service's limit (`service(imap-login):
+    // process_limit (100) reached, client connections are being dropped`): the setting it
+    // names is to raise (doveconf -n), as the service error's hint says.
+    if t.starts_with("service(") && has(&t, &["process_limit (", "client_limit ("]) {
+        return Some(FindingCode::ServiceError);
+    }
     if has(
         &t,
         &[
@@ -836,9 +842,18 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
             "user query failed",
             "connect failed to database",
             "access denied for user",
+            // The userdb did not answer for a recipient or a login (`Failed to lookup user
+            // frank@corp.test: Internal error occurred`); an unknown user is told apart above.
+            "failed to lookup user",
         ],
     ) {
         return Some(FindingCode::AuthBackendError);
+    }
+    // The user was found, but their mail storage could not be set up (`Failed to initialize
+    // user: Namespace '': Mail storage autodetection failed with home=/home/eve`): a setting
+    // (mail_location, the home, the uid) names it.
+    if t.contains("failed to initialize user") {
+        return Some(FindingCode::ServiceError);
     }
     if has(
         &t,
@@ -1320,12 +1335,21 @@ mod tests {
             "service(auth): child 19654 returned error 89 (Fatal failure)",
             "service(imap): child 1234 killed with signal 11 (core dumps disabled)",
             "service(lmtp): command startup failed, throttling for 2 secs",
+            "Failed to initialize user: Namespace '': Mail storage autodetection failed with home=/home/eve",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),
                 Some(ServiceError),
                 "{text}"
             );
+        }
+        for (text, code) in [
+            ("service(imap-login): process_limit (100) reached, client connections are being dropped", ServiceError),
+            ("service(imap): client_limit (1000) reached, client connections are being dropped", ServiceError),
+            ("lmtp-server: conn unix:pid=5682,uid=89 [1]: rcpt frank@corp.test: Failed to lookup user frank@corp.test: Internal error occurred. Refer to server log for more information.", AuthBackendError),
+            ("Failed to initialize user: Mailbox INBOX: open(/var/mail/eve) failed: Permission denied", MailboxPermissionDenied),
+        ] {
+            assert_eq!(classify_dovecot_problem(Severity::Warning, text), Some(code), "{text}");
         }
         // A map's own lookup error stays the map's.
         assert_eq!(
