@@ -108,25 +108,16 @@ impl SmtpPool {
             }
             q.waiting += 1;
         }
+        // Counted out again however the wait ends: its deadline, or the probe dropped.
+        let waiter = Waiter(&self.shared);
         let permit = tokio::time::timeout_at(deadline, self.shared.places.acquire()).await;
+        let Ok(Ok(p)) = permit else { return None };
+        std::mem::forget(waiter);
+        // The place is the turn's now, given back by hand (see `Turn`'s drop).
+        p.forget();
         let mut q = self.shared.lock();
         q.waiting -= 1;
-        if let Ok(Ok(p)) = permit {
-            // The place is the turn's now, given back by hand (see `Turn`'s drop).
-            p.forget();
-            return Some(self.turn_with(q.handed.pop()));
-        }
-        // A connection handed over to this probe as it gave up has no place: close it.
-        let orphan = if q.handed.len() > q.waiting {
-            q.handed.pop()
-        } else {
-            None
-        };
-        drop(q);
-        if let Some(c) = orphan {
-            tokio::spawn(quit(c));
-        }
-        None
+        Some(self.turn_with(q.handed.pop()))
     }
 
     fn turn_with(&self, handed: Option<Connection>) -> Turn<'_> {
@@ -144,6 +135,23 @@ impl SmtpPool {
         let n = idle.len();
         futures::future::join_all(idle.into_iter().map(|(_, c)| quit(c))).await;
         self.shared.places.add_permits(n);
+    }
+}
+
+/// A probe waiting for a place, counted in `Queue::waiting` until it is dropped (or forgotten
+/// once it has its place).
+struct Waiter<'a>(&'a Shared);
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        q.waiting -= 1;
+        // A connection handed over to this probe as it gave up has no place: close it.
+        if q.handed.len() > q.waiting {
+            if let Some(c) = q.handed.pop() {
+                tokio::spawn(quit(c));
+            }
+        }
     }
 }
 
@@ -277,6 +285,27 @@ mod tests {
         assert!(next.handed.is_some(), "the connection was handed over");
         drop((next, turns));
         quit.abort();
+    }
+
+    /// A probe dropped while it waits for a place (its task aborted) is no longer counted: the
+    /// next finished connection is kept idle and closed with the run, not handed to nobody.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_dropped_is_not_counted() {
+        let pool = SmtpPool::default();
+        let mut turns = Vec::new();
+        for _ in 0..MAX_OPEN {
+            turns.push(pool.turn(far()).await.expect("a free place"));
+        }
+        {
+            let waiter = pool.turn(far());
+            tokio::pin!(waiter);
+            assert!(futures::poll!(waiter.as_mut()).is_pending());
+        }
+        let (c, quit) = conn();
+        turns.pop().expect("a turn").finish(c, true).await;
+        pool.close().await;
+        let closed = tokio::time::timeout(Duration::from_millis(100), quit).await;
+        assert!(matches!(closed, Ok(Ok(true))), "left open: {closed:?}");
     }
 
     #[tokio::test(start_paused = true)]
