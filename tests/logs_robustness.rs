@@ -170,7 +170,7 @@ fn mutated_lines_never_panic_and_counts_add_up() {
     }
     let c = parser.counts();
     assert_eq!(c.lines, n as u64);
-    assert_eq!(c.parsed + c.unknown, c.lines);
+    assert_eq!(c.parsed + c.other_programs + c.unknown, c.lines);
     assert!(
         c.unknown > 0 && c.parsed > 0,
         "mutations should produce both: {c:?}"
@@ -270,7 +270,8 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
         let lines = s["lines"].as_u64().unwrap();
         let parsed = s["parsed"].as_u64().unwrap();
         let unknown = s["unknown"].as_u64().unwrap();
-        assert_eq!(parsed + unknown, lines, "{s}");
+        let other = s["other_programs"].as_u64().unwrap();
+        assert_eq!(parsed + other + unknown, lines, "{s}");
     }
     assert!(sources[1]["unknown"].as_u64().unwrap() > 0);
     assert_eq!(summary.sources.len(), 2);

@@ -146,7 +146,10 @@ const NOT_A_LOG_MIN_LINES: u64 = 20;
 pub fn not_mail_logs(sources: &[SourceReport]) -> Vec<String> {
     sources
         .iter()
-        .filter(|s| s.counts.parsed == 0 && s.counts.unknown >= NOT_A_LOG_MIN_LINES)
+        .filter(|s| {
+            s.counts.parsed == 0
+                && s.counts.unknown + s.counts.other_programs >= NOT_A_LOG_MIN_LINES
+        })
         .map(|s| {
             format!(
                 "{} is not a mail log: none of its {} lines is a Postfix or Dovecot log line",

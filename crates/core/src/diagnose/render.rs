@@ -150,11 +150,15 @@ fn human_source(o: &mut dyn Write, s: &SourceReport) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "source {} ({}): {} lines, {} parsed, {} unknown{}{} [{}]",
+        "source {} ({}): {} lines, {} parsed, {}{} unknown{}{} [{}]",
         esc(&s.name),
         esc(&s.path),
         s.counts.lines,
         s.counts.parsed,
+        if_any(s.counts.other_programs, || format!(
+            "{} of other programs, ",
+            s.counts.other_programs
+        )),
         s.counts.unknown,
         if_any(s.counts.invalid_utf8, || format!(
             ", {} not UTF-8",

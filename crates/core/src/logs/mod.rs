@@ -395,15 +395,20 @@ pub struct SourceCounts {
     pub lines: u64,
     /// Lines recognized (a known format and a known Postfix / Dovecot message).
     pub parsed: u64,
-    /// Lines skipped because they were not understood.
+    /// Lines skipped because they were not understood: no known layout, or a Postfix or
+    /// Dovecot message flowtest does not read.
     pub unknown: u64,
+    /// Lines in a known layout from a program other than Postfix and Dovecot (a milter such as
+    /// opendkim, a content filter such as amavis, cron): passed over, and not counted unknown,
+    /// so that `unknown` shows what flowtest missed of the mail servers' own lines.
+    pub other_programs: u64,
     /// Lines that were not valid UTF-8 (still parsed, lossily). Lines skipped by a
     /// [`Focus`] are not checked.
     pub invalid_utf8: u64,
     /// Lines longer than the reader's cap (cut there; counted as unknown).
     pub overlong: u64,
     /// Lines skipped unparsed by a message-id [`Focus`] (they cannot concern the message).
-    /// `lines = parsed + unknown + filtered`.
+    /// `lines = parsed + other_programs + unknown + filtered`.
     pub filtered: u64,
     /// Recognized lines by layout.
     pub formats: std::collections::BTreeMap<LineFormat, u64>,
@@ -782,7 +787,10 @@ impl LineParser {
         let h = &h;
         match event_of(text, h) {
             None => {
-                self.counts.unknown += 1;
+                match family(h.name) {
+                    Family::Other => self.counts.other_programs += 1,
+                    _ => self.counts.unknown += 1,
+                }
                 Parsed::Unknown
             }
             Some(None | Some(Event::Info)) => {
@@ -1029,11 +1037,40 @@ mod tests {
             Parsed::Info
         ));
         assert!(matches!(
-            p.parse(b"Nov  4 18:12:34 mx sshd[1]: Accepted publickey for root"),
+            p.parse(b"Nov  4 18:12:34 mx postfix/smtpd[1]: no such message flowtest reads"),
             Parsed::Unknown
         ));
         let c = p.counts();
-        assert_eq!((c.lines, c.parsed, c.unknown), (3, 1, 2));
+        assert_eq!(
+            (c.lines, c.parsed, c.unknown, c.other_programs),
+            (3, 1, 2, 0)
+        );
+    }
+
+    #[test]
+    fn other_programs_lines_are_counted_apart_from_unknown_ones() {
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        // Four lines of other programs, then three unknown ones: not a known layout, and
+        // Postfix's own lines flowtest does not read.
+        for line in [
+            "Nov  4 18:12:34 mx sshd[1]: Accepted publickey for root",
+            "Nov  4 18:12:34 mx opendkim[200]: 4AB12345C: DKIM verification successful",
+            "Nov  4 18:12:34 mx amavis[204]: (12345-01) Passed CLEAN {RelayedInbound}",
+            "2025-11-04T18:12:34.123456+00:00 mx CRON[5]: (root) CMD (true)",
+            "garbage",
+            "Nov  4 18:12:34 mx postfix/smtpd[8]: something new",
+            "Nov  4 18:12:34 mx postfix-out/qmgr[9]: something new",
+        ] {
+            assert!(
+                matches!(p.parse(line.as_bytes()), Parsed::Unknown),
+                "{line}"
+            );
+        }
+        let c = p.counts();
+        assert_eq!(
+            (c.lines, c.parsed, c.other_programs, c.unknown),
+            (7, 0, 4, 3)
+        );
     }
 
     #[test]
