@@ -370,6 +370,9 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
         // `enabling PIX workarounds: ...`; before Postfix 2.2 `enabling PIX <CRLF>.<CRLF>
         // workaround for HOST`.
         b"enabling PIX ",
+        // smtp(8) after a server lost a pipelined transaction: `enabling PIPELINING workaround
+        // for HOST[ADDR]:PORT`, the message is retried without pipelining.
+        b"enabling PIPELINING workaround",
         b"breaking line",
         b"reject_warning: ",
         b"proxy-accept: ",
@@ -1161,6 +1164,13 @@ mod tests {
             "ABCDEF1234: warning: body line with ldap lookup error from x[192.0.2.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<x>",
         ] {
             assert_eq!(parse(b"cleanup", line.as_bytes()), Some(None), "{line}");
+        }
+        // The SMTP client's workarounds for a broken server: nothing wrong with the message.
+        for line in [
+            "ABCDEF1234: enabling PIPELINING workaround for mx.example.org[192.0.2.5]:25",
+            "ABCDEF1234: enabling PIX workarounds: disable_esmtp delay_dotcrlf for mx.example.org[192.0.2.5]:25",
+        ] {
+            assert_eq!(parse(b"smtp", line.as_bytes()), Some(None), "{line}");
         }
         // postscreen at its limit: a host problem (rate_limited), no message.
         assert!(matches!(
