@@ -182,13 +182,68 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
     // postscreen turning a client away before any screening (`reject: connect from
     // [192.0.2.7]:41236: all screening ports busy`): the host is at its limit, no message
     // began.
-    starts_with(msg, b"reject: connect from ").then(|| {
-        Some(Event::Problem {
+    if starts_with(msg, b"reject: connect from ") {
+        return Some(Some(Event::Problem {
             severity: Severity::Warning,
             queue_id: None,
             text: t.owned(msg),
-        })
-    })
+        }));
+    }
+    // Asked last: only lines no other rule knows get here.
+    tls_detail(service, msg).then_some(None)
+}
+
+/// The TLS library's own lines at `smtpd_tls_loglevel`/`smtp_tls_loglevel` 2 and up (and the
+/// tlsmgr's): the handshake's steps, the peer's certificate and the session cache. Their
+/// outcome, when it matters, is in a line of its own (`SSL_accept error from ...`, `TLS is
+/// required, but ...`, a delivery's status), so they carry nothing flowtest needs; they are
+/// recognized so that a log at a higher TLS level is not full of unknown lines. Formats from
+/// Postfix's `src/tls` (`tls_misc.c`, `tls_server.c`, `tls_client.c`, `tls_verify.c`,
+/// `tls_scache.c`, `tls_dane.c`).
+fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
+    const STEPS: &[&[u8]] = &[
+        b"SSL_accept:",
+        b"SSL_connect:",
+        b"SSL3 alert ",
+        b"looking for session ",
+        b"reloaded session ",
+        b"save session ",
+        b"remove session ",
+        b"SNI data for ",
+    ];
+    // After the peer (`NAME[ADDR]` for smtpd, `NAME[ADDR]:PORT` for smtp) and `: `.
+    const PEER_DETAILS: &[&[u8]] = &[
+        b"TLS cipher list ",
+        b"Issuing session ticket",
+        b"Decrypting session ticket",
+        b"Reusing old session",
+        b"re-using session ",
+        b"depth=",
+        b"subject_CN=",
+        b"Matched ",
+        b"matched peername: ",
+        b"SNI hostname: ",
+        b"looking up session ",
+        b"reloaded session ",
+        b"save session ",
+        b"remove session ",
+        b"all TLSA records unusable",
+        b"all fingerprints unusable",
+        b"all trust anchors unusable",
+        b"cert valid despite trust init failure",
+    ];
+    if STEPS.iter().any(|p| starts_with(msg, p)) {
+        return true;
+    }
+    if service == b"tlsmgr" {
+        // `open smtp TLS cache btree:...`, `put smtp session id=... [data N bytes]`.
+        return find(msg, b" TLS cache").is_some() || find(msg, b" session id=").is_some();
+    }
+    let Some(colon) = find(msg, b": ") else {
+        return false;
+    };
+    let (peer, detail) = (&msg[..colon], &msg[colon + 2..]);
+    !peer.is_empty() && !peer.contains(&b' ') && PEER_DETAILS.iter().any(|p| starts_with(detail, p))
 }
 
 fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> Event {
@@ -1378,6 +1433,90 @@ mod tests {
         assert_eq!(d.reason, "connect to x\u{fffd}: refused");
         assert_eq!(d.relay.as_deref(), Some("none"));
         assert_eq!(d.queue_id, "ABCDEF1234");
+    }
+
+    /// Lines of Postfix's TLS library at a TLS log level of 2 and up (formats from its
+    /// `src/tls`): recognized, carrying nothing. Lines that only look alike stay unknown.
+    #[test]
+    fn tls_library_details_are_info() {
+        for (service, msg) in [
+            ("smtpd", "SSL_accept:before SSL initialization"),
+            ("smtpd", "SSL_accept:SSLv3/TLS read client hello"),
+            ("smtpd", "SSL_accept:error in error"),
+            ("smtp", "SSL_connect:SSLv3/TLS write client hello"),
+            ("smtpd", "SSL3 alert write:fatal:handshake failure"),
+            (
+                "smtpd",
+                "x.example[192.0.2.4]: TLS cipher list \"aNULL:-aNULL:HIGH:@STRENGTH\"",
+            ),
+            (
+                "smtpd",
+                "x.example[192.0.2.4]: Issuing session ticket, key expiration: 1700000000",
+            ),
+            (
+                "smtpd",
+                "x.example[192.0.2.4]: Decrypting session ticket, key expiration: 17",
+            ),
+            ("smtpd", "x.example[192.0.2.4]: Reusing old session"),
+            ("smtpd", "x.example[192.0.2.4]: SNI hostname: mx.corp.test"),
+            (
+                "smtp",
+                "mx.example[192.0.2.1]:25: depth=0 verify=1 subject=/CN=mx.example",
+            ),
+            (
+                "smtp",
+                "mx.example[192.0.2.1]:25: subject_CN=mx.example, issuer_CN=R3, \
+                 fingerprint=AA:BB, pkey_fingerprint=CC:DD",
+            ),
+            (
+                "smtp",
+                "mx.example[192.0.2.1]:25: Matched trust anchor at depth 1",
+            ),
+            (
+                "smtp",
+                "mx.example[192.0.2.1]:25: matched peername: mx.example",
+            ),
+            (
+                "smtp",
+                "mx.example[192.0.2.1]:25: re-using session with untrusted certificate, look \
+                 for details earlier in the log",
+            ),
+            (
+                "smtp",
+                "looking for session [192.0.2.1]:25&p=1 in smtp cache",
+            ),
+            ("smtp", "save session [192.0.2.1]:25&p=1 to smtp cache"),
+            (
+                "tlsmgr",
+                "open smtp TLS cache btree:/var/lib/postfix/smtp_scache",
+            ),
+            ("tlsmgr", "put smtp session id=AB12 [data 1234 bytes]"),
+            (
+                "tlsmgr",
+                "read smtp TLS cache entry AB12: time=1700000000 [data 1234 bytes]",
+            ),
+        ] {
+            assert!(
+                parse(service.as_bytes(), msg.as_bytes()) == Some(None),
+                "{service}: {msg}"
+            );
+        }
+        for (service, msg) in [
+            ("smtpd", "x.example [192.0.2.4]: TLS cipher list \"x\""),
+            ("smtpd", ": TLS cipher list \"x\""),
+            ("smtpd", "x.example[192.0.2.4]: something else"),
+            (
+                "smtpd",
+                "open smtp TLS cache btree:/var/lib/postfix/smtp_scache",
+            ),
+        ] {
+            assert!(
+                parse(service.as_bytes(), msg.as_bytes()).is_none(),
+                "{service}: {msg}"
+            );
+        }
+        // After a queue id, the message's own grammar decides.
+        assert!(parse(b"smtp", b"ABCDEF1234: SSL_connect:whatever").is_none());
     }
 
     #[test]
