@@ -6,6 +6,7 @@
 //! Parsers never fail: a line that is not understood yields `None` / [`Parsed::Unknown`] and
 //! the caller counts it. Input is bytes; invalid UTF-8 is tolerated everywhere.
 
+mod docker_json;
 mod dovecot;
 pub mod focus;
 pub mod focusscan;
@@ -655,13 +656,37 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
     line
 }
 
+/// A line that wraps another in JSON (a journal entry, a Docker `json-file` entry): the line
+/// it stands for and the wrapping's format. One byte is looked at for other lines.
+#[inline(always)]
+fn wrapped_line(text: LineText<'_>) -> Option<(String, LineFormat)> {
+    if !matches!(text.bytes().first(), Some(b'{' | b'\x1e' | b'd')) {
+        return None;
+    }
+    unwrapped(text)
+}
+
+/// [`wrapped_line`] past its first byte: kept out of the common path's code.
+#[inline(never)]
+fn unwrapped(text: LineText<'_>) -> Option<(String, LineFormat)> {
+    if docker_json::is_entry(text.bytes()) {
+        let line = docker_json::timestamped_line(text.text()?)?;
+        return Some((line, LineFormat::DockerJson));
+    }
+    let entry = match text.text() {
+        Some(t) => journal_json::syslog_line_of_text(t),
+        None => journal_json::syslog_line(text.bytes()),
+    };
+    entry.map(|line| (line, LineFormat::JournalJson))
+}
+
 /// Parse one line (pure, stateless). `None` when the line is not understood. Known lines that
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = strip_eol(line);
-    if let Some(entry) = journal_json::syslog_line(line) {
+    if let Some((entry, format)) = wrapped_line(LineText::check(line)) {
         let mut rec = parse_line(entry.as_bytes(), ctx)?;
-        rec.format = LineFormat::JournalJson;
+        rec.format = format;
         return Some(rec);
     }
     let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
@@ -757,15 +782,8 @@ impl LineParser {
     }
 
     fn parse_counted(&mut self, text: LineText<'_>) -> Parsed {
-        // A journal entry is read as the line it stands for (one byte looked at for others).
-        if matches!(text.bytes().first(), Some(b'{' | b'\x1e' | b'd')) {
-            let entry = match text.text() {
-                Some(t) => journal_json::syslog_line_of_text(t),
-                None => journal_json::syslog_line(text.bytes()),
-            };
-            if let Some(line) = entry {
-                return self.parse_as(LineText::known(&line), Some(LineFormat::JournalJson));
-            }
+        if let Some((line, format)) = wrapped_line(text) {
+            return self.parse_as(LineText::known(&line), Some(format));
         }
         self.parse_as(text, None)
     }

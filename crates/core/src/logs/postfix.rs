@@ -199,7 +199,9 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
 /// required, but ...`, a delivery's status), so they carry nothing flowtest needs; they are
 /// recognized so that a log at a higher TLS level is not full of unknown lines. Formats from
 /// Postfix's `src/tls` (`tls_misc.c`, `tls_server.c`, `tls_client.c`, `tls_verify.c`,
-/// `tls_scache.c`, `tls_dane.c`).
+/// `tls_scache.c`, `tls_dane.c`). Kept out of line: only lines no other rule knows get here.
+#[cold]
+#[inline(never)]
 fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
     const STEPS: &[&[u8]] = &[
         b"SSL_accept:",

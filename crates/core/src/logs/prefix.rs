@@ -39,10 +39,17 @@ pub enum LineFormat {
     JournalJson,
     /// No timestamp at all, but a recognizable `program[pid]:` / Dovecot prefix.
     Bare,
+    /// A container runtime's CRI log (containerd, CRI-O: `/var/log/pods/...`): an RFC 3339
+    /// nanosecond stamp, the stream and `F` (a whole line) or `P` (a part of a longer one)
+    /// before the container's line: `2025-11-04T18:12:34.123456789Z stdout F Nov  4 ...`.
+    Cri,
+    /// Docker's `json-file` log (`/var/lib/docker/containers/ID/ID-json.log`): one object a
+    /// line, read as the `docker logs --timestamps` line it stands for (`docker_json`).
+    DockerJson,
 }
 
 impl LineFormat {
-    pub const ALL: [LineFormat; 12] = [
+    pub const ALL: [LineFormat; 14] = [
         LineFormat::ClassicSyslog,
         LineFormat::PostfixMaillog,
         LineFormat::Rfc3339Syslog,
@@ -55,6 +62,8 @@ impl LineFormat {
         LineFormat::Tai64n,
         LineFormat::JournalJson,
         LineFormat::Bare,
+        LineFormat::Cri,
+        LineFormat::DockerJson,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +80,8 @@ impl LineFormat {
             LineFormat::Tai64n => "tai64n",
             LineFormat::JournalJson => "journal_json",
             LineFormat::Bare => "bare",
+            LineFormat::Cri => "cri",
+            LineFormat::DockerJson => "docker_json",
         }
     }
 }
@@ -700,6 +711,11 @@ pub(crate) fn parse_header_with<'a>(
         rest = line.get(c.end + 1..).unwrap_or(&[]);
     } else if let Some(iso) = parse_iso(line) {
         let after = line.get(iso.end + 1..).unwrap_or(&[]);
+        // A CRI log's stream and tag come between its stamp and the container's line.
+        let (after, wrapper) = match cri_tag(after) {
+            Some(inner) => (inner, LineFormat::Cri),
+            None => (after, LineFormat::Docker),
+        };
         // docker --timestamps: an inner line with its own timestamp follows the stamp.
         let inner_iso = parse_iso(after);
         let inner_classic = if inner_iso.is_none() {
@@ -710,13 +726,14 @@ pub(crate) fn parse_header_with<'a>(
         ts = Some(iso.utc(ctx));
         subsecond = iso.frac_digits > 0;
         if let Some(inner) = inner_iso {
-            format = LineFormat::Docker;
+            format = wrapper;
             rest = after.get(inner.end + 1..).unwrap_or(&[]);
         } else if let Some(inner) = inner_classic {
-            format = LineFormat::Docker;
+            format = wrapper;
             rest = after.get(inner.end + 1..).unwrap_or(&[]);
         } else {
             format = match iso.zone {
+                _ if wrapper == LineFormat::Cri => LineFormat::Cri,
                 Zone::Compact(_) => LineFormat::JournalShortIso,
                 Zone::Z if iso.frac_digits == 9 => LineFormat::Docker,
                 _ => LineFormat::Rfc3339Syslog,
@@ -747,6 +764,18 @@ pub(crate) fn parse_header_with<'a>(
         let token = variants::without_priority(token)?;
         checked(stamp, host, token, None, msg)
     })
+}
+
+/// What follows a CRI log's stamp before the container's line: the stream (`stdout`,
+/// `stderr`) and the tag (`F`: the whole line; `P`: a part of a line longer than the runtime's
+/// buffer, whose rest comes in the next; a part is read as the line it starts, its rest as a
+/// line of its own).
+fn cri_tag(b: &[u8]) -> Option<&[u8]> {
+    let rest = b
+        .strip_prefix(b"stdout ")
+        .or_else(|| b.strip_prefix(b"stderr "))?;
+    rest.strip_prefix(b"F ")
+        .or_else(|| rest.strip_prefix(b"P "))
 }
 
 /// How a line's time was written, and the time.
@@ -780,7 +809,7 @@ fn checked<'a>(
     let dovecot_own = host.is_none() && is_dovecot_service(name) && name != b"dovecot";
     let own_stamp = matches!(
         format,
-        LineFormat::Docker | LineFormat::Rfc5424Syslog | LineFormat::Tai64n
+        LineFormat::Docker | LineFormat::Cri | LineFormat::Rfc5424Syslog | LineFormat::Tai64n
     );
     if dovecot_own && !own_stamp {
         format = LineFormat::DovecotLog;
@@ -869,7 +898,8 @@ pub(crate) fn quick_program_msg(line: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut rest = skip_stamp(line)
         .or_else(|| variants::skip(line))
         .unwrap_or(line);
-    // docker --timestamps wraps a line that has its own stamp.
+    // docker --timestamps and CRI logs wrap a line that has its own stamp.
+    rest = cri_tag(rest).unwrap_or(rest);
     if let Some(inner) = skip_stamp(rest) {
         rest = inner;
     }
@@ -970,6 +1000,32 @@ mod tests {
         assert_eq!(h.format, LineFormat::Docker);
         assert_eq!(h.host, Some(&b"mx"[..]));
         assert_eq!(h.msg, b"x");
+        // CRI (containerd, CRI-O): the stream and tag between the stamps; the runtime's stamp
+        // is the line's time.
+        for l in [
+            &b"2025-11-04T18:12:34.123456789Z stdout F Nov  4 18:12:33 mx postfix/smtpd[1]: x"[..],
+            b"2025-11-04T18:12:34.123456789Z stderr P Nov  4 18:12:33 mx postfix/smtpd[1]: x",
+            b"2025-11-04T19:12:34.123456789+01:00 stdout F 2025-11-04T18:12:33Z mx postfix/smtpd[1]: x",
+        ] {
+            let h = parse_header(l, &ctx(), 0).unwrap();
+            assert_eq!(h.format, LineFormat::Cri, "{}", String::from_utf8_lossy(l));
+            assert_eq!(h.host, Some(&b"mx"[..]));
+            assert_eq!(h.program, b"postfix/smtpd");
+            assert_eq!(h.msg, b"x");
+            assert_eq!(
+                h.ts.unwrap(),
+                ts(2025, 11, 4, 18, 12, 34) + TimeDelta::nanoseconds(123456789)
+            );
+            assert_eq!(quick_program_msg(l), Some((&b"postfix/smtpd"[..], &b"x"[..])));
+        }
+        // Dovecot logging to the container's stderr without a stamp of its own.
+        let l = b"2025-11-04T18:12:34.123456789Z stderr F lmtp(alice@corp.test)<12><abc>: Info: hi";
+        let h = parse_header(l, &ctx(), 0).unwrap();
+        assert_eq!(h.format, LineFormat::Cri);
+        assert_eq!(h.program, b"lmtp(alice@corp.test)<12><abc>");
+        // Only the runtime's words make a CRI tag.
+        let l = b"2025-11-04T18:12:34.123456789Z stdin F Nov  4 18:12:33 mx postfix/smtpd[1]: x";
+        assert!(parse_header(l, &ctx(), 0).is_none_or(|h| h.format != LineFormat::Cri));
         let l = b"2025-11-04T18:12:34.123456 lmtp(alice@corp.test)<12><abc>: Info: hi";
         let h = parse_header(l, &ctx(), 0).unwrap();
         assert_eq!(h.format, LineFormat::DovecotLog);
