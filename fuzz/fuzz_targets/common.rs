@@ -30,8 +30,9 @@ fn check_record(r: &LogRecord, line: &[u8]) {
         }
         l
     };
-    if r.format == LineFormat::JournalJson {
-        // A journal entry's text is the syslog line it stands for: one line, never empty.
+    if matches!(r.format, LineFormat::JournalJson | LineFormat::DockerJson) {
+        // A journal or Docker JSON entry's text is the line it stands for: one line, never
+        // empty.
         assert!(!r.raw.is_empty() && !r.raw.contains(['\n', '\r']));
     } else {
         assert_eq!(r.raw, String::from_utf8_lossy(trimmed));

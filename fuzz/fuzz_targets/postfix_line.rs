@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
 
-const PROGRAMS: [&str; 16] = [
+const PROGRAMS: [&str; 18] = [
     "Nov  4 18:12:34 mx postfix/smtpd[123]: ",
     "Nov  4 18:12:34 mx postfix/cleanup[123]: ",
     "Nov  4 18:12:34 mx postfix/qmgr[123]: ",
@@ -23,6 +23,8 @@ const PROGRAMS: [&str; 16] = [
     "Nov  4 18:12:34 mx postfix-out/submission/smtpd[123]: ",
     "Nov  4 18:12:34 mx postfix-in/smtpd[123]: ",
     "Nov  4 18:12:34 mx mta/cleanup[123]: ",
+    "Nov  4 18:12:34 mx postfix/tlsmgr[123]: ",
+    "2025-11-04T18:12:34.123456789Z stdout F Nov  4 18:12:34 mx postfix/smtp[123]: ",
     "Nov  4 18:12:34 mx postfix/master[123]: ",
 ];
 
