@@ -683,14 +683,13 @@ fn unwrapped(text: LineText<'_>) -> Option<(String, LineFormat)> {
 /// Parse one line (pure, stateless). `None` when the line is not understood. Known lines that
 /// carry nothing of interest come back as [`Event::Info`].
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
-    let line = strip_eol(line);
-    if let Some((entry, format)) = wrapped_line(LineText::check(line)) {
+    let line = LineText::check(strip_eol(line));
+    if let Some((entry, format)) = wrapped_line(line) {
         let mut rec = parse_line(entry.as_bytes(), ctx)?;
         rec.format = format;
         return Some(rec);
     }
-    let h = prefix::parse_header_with(line, ctx, 0, &mut prefix::Days::default())?;
-    let line = LineText::check(line);
+    let h = prefix::parse_header_with(line.bytes(), ctx, 0, &mut prefix::Days::default())?;
     let ev = event_of(line, &h)?.unwrap_or(Event::Info);
     let mut rec = LogRecord::blank(ctx.role.clone());
     fill_record(&mut rec, line, ctx, &h, ev, &mut Interner::default());
