@@ -747,6 +747,11 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         || t.contains("problem talking to service ")
         || (t.starts_with("connect to ")
             && has(&t, &["connection refused", "no such file", "timed out"]))
+        // A `tcp:` table's server (a policy or lookup daemon) that cannot be reached or does not
+        // answer (`read TCP map reply from 127.0.0.1:10030: unexpected EOF (...)`, `connect to
+        // TCP map ...`: dict_tcp's words): every lookup through it fails until it is back.
+        || t.starts_with("read tcp map reply from ")
+        || t.starts_with("connect to tcp map ")
         || t.contains("write queue file")
         || t.contains("error writing message file")
         // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
@@ -1326,6 +1331,9 @@ mod tests {
             ("problem talking to server 127.0.0.1:12525: Connection refused", ServiceError),
             ("connect to 127.0.0.1:12525: Connection refused", ServiceError),
             ("write queue file: Input/output error", ServiceError),
+            ("read TCP map reply from 127.0.0.1:10030: unexpected EOF (Operation now in progress)", ServiceError),
+            ("read TCP map reply from 127.0.0.1:10030: malformed reply: 200_OK", ServiceError),
+            ("connect to TCP map 127.0.0.1:10030: No route to host", ServiceError),
             ("service \"smtp\" (25) has reached its process limit \"50\": new clients may experience noticeable delays", RateLimited),
             ("New TLS session rate limit exceeded: 40 from mail.example[192.0.2.3] for service smtp", RateLimited),
         ] {

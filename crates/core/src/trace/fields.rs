@@ -481,6 +481,29 @@ fn host_text(h: &Host, written: Option<&str>) -> Option<String> {
     }
 }
 
+/// The receiving host: the first `by` clause's. mail-parser keeps the last `by` it reads, so a
+/// `by` among the protocol's words (`by mx.example with SMTP by AOL`) would replace it; and a
+/// first `by` word that is a mailbox, not a host (a forged header's `by x@mail.example with gg
+/// login by AOL ...`), leaves the hop without one.
+fn by_host(parsed: Option<&Host>, first_word: Option<&str>) -> Option<String> {
+    match (parsed, first_word) {
+        (_, Some(w)) if w.contains('@') => None,
+        (Some(Host::Name(n)), Some(w))
+            if is_host_name(w) && !n.eq_ignore_ascii_case(w.trim_end_matches('.')) =>
+        {
+            Some(w.trim_end_matches('.').to_owned())
+        }
+        (h, w) => h.and_then(|h| host_text(h, w)),
+    }
+}
+
+/// A word made of a host name's characters only (no brackets, no address literal).
+fn is_host_name(w: &str) -> bool {
+    w.bytes().any(|b| b.is_ascii_alphanumeric())
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
 /// `[IPv6:...]`, the address-literal form of RFC 5321.
 fn is_ipv6_literal(w: &str) -> bool {
     w.strip_prefix('[').and_then(without_ipv6_tag).is_some() && w.ends_with(']')
@@ -628,9 +651,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                     .and_then(non_empty);
             }
         }
-        hop.by =
-            r.by.as_ref()
-                .and_then(|h| host_text(h, s.by_word.as_deref()));
+        hop.by = by_host(r.by.as_ref(), s.by_word.as_deref());
         hop.id =
             r.id.as_deref()
                 .map(|id| whole_id(id, s.id_word.as_deref()))

@@ -509,4 +509,19 @@ mod tests {
         assert!(t.hops[0].warnings.is_empty());
         assert!(t.hops[0].timestamp.is_some());
     }
+
+    #[test]
+    fn a_mailbox_after_by_is_no_host() {
+        // A forged header (from rspamd's Received-parser cases): the first `by` names a mailbox,
+        // and a later `by` in the protocol's words must not be taken for the receiving host.
+        let t = trace(
+            "Received: from [192.0.2.101] (HELLO 198.51.100.35) (198.51.100.35) by someone@mail.example with gg login by AOL 6.0 for Windows US sub 008 SMTP  ; Tue, 03 Jul 2018 09:01:47 -0300\n\n",
+        );
+        assert_eq!(t.hops[0].by, None);
+        assert!(t.hops[0].timestamp.is_some());
+        let t = trace(
+            "Received: from a by mx.example with SMTP by AOL; Tue, 03 Jul 2018 09:01:47 -0300\n\n",
+        );
+        assert_eq!(t.hops[0].by.as_deref(), Some("mx.example"));
+    }
 }
