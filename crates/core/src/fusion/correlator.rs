@@ -16,6 +16,7 @@ use super::assemble::{build_chain, take_chain};
 use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::on_queue::Expiry;
 use super::on_refused::RecentRefusal;
 use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
@@ -332,7 +333,17 @@ impl Correlator {
                 from,
                 rcpt,
                 returned_to_sender,
-            } => self.on_expired(rec, queue_id, from, rcpt.as_deref(), *returned_to_sender),
+                forced,
+            } => self.on_expired(
+                rec,
+                queue_id,
+                from,
+                rcpt.as_deref(),
+                Expiry {
+                    returned_to_sender: *returned_to_sender,
+                    forced: *forced,
+                },
+            ),
             Event::Removed { queue_id } => self.on_removed(rec, queue_id),
             Event::Released { queue_id } => self.on_released(rec, queue_id),
             Event::Reject(r)

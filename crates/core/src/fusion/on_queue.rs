@@ -12,6 +12,14 @@ use super::correlator::Correlator;
 use super::links::client_is_local;
 use super::model::msgid_key;
 
+/// How a queue entry's retries ended: by the queue's lifetime or by an administrator, and
+/// whether a non-delivery notification went back.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expiry {
+    pub returned_to_sender: bool,
+    pub forced: bool,
+}
+
 impl Correlator {
     /// Add `f` to chain `cid`, evidenced by `rec`'s line (then `more`) and seen at its time.
     pub(super) fn add_record_finding(
@@ -141,7 +149,7 @@ impl Correlator {
         queue_id: &str,
         from: &str,
         rcpt: Option<&ExpiredRcpt>,
-        returned_to_sender: bool,
+        how: Expiry,
     ) {
         let limits = self.limits;
         let mut last_reason = String::new();
@@ -160,10 +168,11 @@ impl Correlator {
         // Its own code rather than the last deferral's: the deferral's finding (already on the
         // chain, with that cause's fix) says why delivery failed; this one says that retrying
         // has stopped and the sender must resend, which is what an operator acts on first.
-        let what = if returned_to_sender {
-            "expired in queue, returned to sender"
-        } else {
-            "expired in queue"
+        let what = match (how.forced, how.returned_to_sender) {
+            (false, true) => "expired in queue, returned to sender",
+            (false, false) => "expired in queue",
+            (true, true) => "expired by an administrator (postsuper -e), returned to sender",
+            (true, false) => "expired by an administrator (postsuper -e)",
         };
         let msg = if last_reason.is_empty() {
             format!("{}: {what}", rec.role)

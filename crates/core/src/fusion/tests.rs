@@ -659,6 +659,29 @@ fn a_whole_message_expiry_quotes_the_last_deferral() {
 }
 
 #[test]
+fn an_expiry_forced_by_an_administrator_says_so() {
+    // Postfix 3.5+'s `postsuper -e`: `status=force-expired` on the sender's line (the form
+    // postfix_exporter's tests show) and on a recipient's.
+    for line in [
+        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, status=force-expired, returned to sender",
+        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=600, delays=600/0/0/0, dsn=4.7.0, status=force-expired, returned to sender (message is administratively expired)",
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &format!("{EXPIRING}\n{line}"));
+        let ms = c.finish();
+        assert_eq!(ms[0].hops[0].status, HopStatus::Expired, "{line}");
+        assert_eq!(ms[0].status, MessageStatus::Bounced, "{line}");
+        let f = finding(&ms[0], FindingCode::Expired);
+        assert!(
+            f.message
+                .starts_with("ec2: expired by an administrator (postsuper -e), returned to sender"),
+            "{}",
+            f.message
+        );
+    }
+}
+
+#[test]
 fn a_bounce_notice_stays_a_message_of_its_own() {
     let mut c = Correlator::new(Limits::default());
     feed(

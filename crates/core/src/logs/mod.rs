@@ -275,6 +275,9 @@ pub enum Event {
         rcpt: Option<Box<ExpiredRcpt>>,
         /// `returned to sender`: a non-delivery notification goes back.
         returned_to_sender: bool,
+        /// `status=force-expired` (Postfix 3.5+): an administrator expired it (`postsuper -e`),
+        /// not the queue's lifetime.
+        forced: bool,
     },
     /// qmgr: `QID: removed`.
     Removed { queue_id: EventText },

@@ -451,13 +451,16 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     }
     if starts_with(rest, b"from=") {
         let [from, size, nrcpt] = scan::fields(rest, [b"from=", b"size=", b"nrcpt="]);
+        // The status follows the sender's address, which may hold any of its words.
+        let after_from = from.map_or(&rest[..0], |v| scan::after(rest, v));
         let from = from.map(|v| t.owned(v)).unwrap_or_default();
-        if let Some(st) = find(rest, b"status=expired") {
+        if let Some((st, forced)) = expiry_status(after_from) {
             return Some(Some(Event::Expired {
                 queue_id: queue_id(),
                 from,
                 rcpt: None,
-                returned_to_sender: returned_to_sender(&rest[st..]),
+                returned_to_sender: returned_to_sender(&after_from[st..]),
+                forced,
             }));
         }
         return Some(Some(Event::QueueActive {
@@ -479,12 +482,13 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
     if starts_with(rest, b"to=") {
         return to_line(t, service, qid, rest).map(Some);
     }
-    if starts_with(rest, b"status=expired") {
+    if let Some(forced) = strip_prefix(rest, b"status=").and_then(expiry_word) {
         return Some(Some(Event::Expired {
             queue_id: queue_id(),
             from: EventText::default(),
             rcpt: None,
             returned_to_sender: returned_to_sender(rest),
+            forced,
         }));
     }
     if let Some(at) = find(rest, b" notification: ") {
@@ -593,6 +597,30 @@ fn returned_to_sender(status_text: &[u8]) -> bool {
     find(status_text, b"returned to sender").is_some()
 }
 
+/// Where a queue manager's `status=expired` (the queue's lifetime is over) or `status=force-
+/// expired` (Postfix 3.5+: `postsuper -e` or `-f`) starts in `rest`, and whether it was forced.
+/// One search for `status=` (a sender's line has none), each hit's word then compared.
+fn expiry_status(rest: &[u8]) -> Option<(usize, bool)> {
+    memchr::memmem::find_iter(rest, b"status=")
+        .find_map(|at| expiry_word(&rest[at + b"status=".len()..]).map(|forced| (at, forced)))
+}
+
+/// `Some(forced)` when `s` starts with an expiry's status word.
+fn expiry_word(s: &[u8]) -> Option<bool> {
+    if starts_with(s, b"expired") {
+        Some(false)
+    } else if starts_with(s, b"force-expired") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// A recipient's status word that ends its retries: `expired` or `force-expired`.
+fn is_expiry(word: &[u8]) -> bool {
+    word == b"expired" || word == b"force-expired"
+}
+
 /// The recipient fields of a `to=` line (before `status=`), found in one pass.
 struct RcptFields<'a> {
     to: &'a [u8],
@@ -642,10 +670,10 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
             let close = memchr::memrchr(b')', inner).unwrap_or(inner.len());
             &inner[..close]
         }
-        None if word == b"expired" => b"",
+        None if is_expiry(word) => b"",
         None => scan::trim(tail),
     };
-    if word == b"expired" {
+    if is_expiry(word) {
         return Some(Event::Expired {
             queue_id: t.owned(qid),
             from: EventText::default(),
@@ -658,6 +686,7 @@ fn to_line(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<E
                 reason: t.owned(reason),
             })),
             returned_to_sender: returned_to_sender(tail),
+            forced: word == b"force-expired",
         });
     }
     let status = parse_status(word);
@@ -1158,6 +1187,7 @@ mod tests {
                 from: "a@b".into(),
                 rcpt: None,
                 returned_to_sender: true,
+                forced: false,
             }
         );
         assert_eq!(
@@ -1313,6 +1343,44 @@ mod tests {
             panic!()
         };
         assert_eq!((r.reason.as_str(), r.dsn.as_deref()), ("", Some("4.4.7")));
+        let Event::Expired {
+            rcpt: Some(r),
+            forced: true,
+            ..
+        } = ev(
+            "qmgr",
+            "ABCDEF1234: to=<b@x>, relay=none, delay=5, delays=5/0/0/0, dsn=4.7.0, status=force-expired, returned to sender (message is administratively expired)",
+        )
+        else {
+            panic!("not a forced expiry")
+        };
+        assert_eq!(r.reason, "message is administratively expired");
+        assert!(matches!(
+            ev(
+                "qmgr",
+                "ABCDEF1234: from=<a@b>, status=force-expired, returned to sender"
+            ),
+            Event::Expired {
+                forced: true,
+                returned_to_sender: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ev(
+                "qmgr",
+                "ABCDEF1234: status=force-expired, returned to sender"
+            ),
+            Event::Expired { forced: true, .. }
+        ));
+        // A sender whose address holds the words is still a sender.
+        assert!(matches!(
+            ev(
+                "qmgr",
+                "ABCDEF1234: from=<status=expired@b>, size=1, nrcpt=1 (queue active)"
+            ),
+            Event::QueueActive { .. }
+        ));
         assert_eq!(
             ev("qmgr", "ABCDEF1234: status=expired, returned to sender"),
             Event::Expired {
@@ -1320,6 +1388,7 @@ mod tests {
                 from: EventText::default(),
                 rcpt: None,
                 returned_to_sender: true,
+                forced: false,
             }
         );
     }

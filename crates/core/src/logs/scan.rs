@@ -150,6 +150,16 @@ impl<'a> LineText<'a> {
     }
 }
 
+/// The bytes of `hay` after `part`, a sub-slice of it (empty when `part` is not one).
+pub(crate) fn after<'a>(hay: &'a [u8], part: &[u8]) -> &'a [u8] {
+    part.as_ptr()
+        .addr()
+        .checked_sub(hay.as_ptr().addr())
+        .filter(|&start| start <= hay.len())
+        .and_then(|start| hay.get(start.checked_add(part.len())?..))
+        .unwrap_or_default()
+}
+
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
@@ -357,6 +367,16 @@ pub(crate) fn alnum_token(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_part_of_the_line() {
+        let line = b"from=<a@b>, status=expired";
+        assert_eq!(after(line, &line[6..9]), b">, status=expired");
+        assert_eq!(after(line, &line[line.len()..]), b"");
+        // Not a part of it: nothing.
+        let other = b"a@b".to_vec();
+        assert_eq!(after(line, &other), b"");
+    }
 
     /// The floating-point reading every delay had before the integer one.
     fn float_ms(b: &[u8]) -> Option<u64> {
