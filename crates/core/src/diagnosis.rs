@@ -752,6 +752,14 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         // TCP map ...`: dict_tcp's words): every lookup through it fails until it is back.
         || t.starts_with("read tcp map reply from ")
         || t.starts_with("connect to tcp map ")
+        // The queue manager about a delivery agent that fails (`transport lmtp failure -- see a
+        // previous warning/fatal/panic logfile record ...`; `private/lmtp socket: malformed
+        // response`, the agent died mid-answer): the transport's mail waits.
+        || (t.starts_with("transport ") && t.contains(" failure -- see a previous "))
+        || (t.starts_with("private/") && t.ends_with("socket: malformed response"))
+        // postdrop (local submission) finds no pickup service: Postfix's master is not running,
+        // and what cron and web applications send waits in the maildrop queue.
+        || t.starts_with("unable to look up public/pickup")
         || t.contains("write queue file")
         || t.contains("error writing message file")
         // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
@@ -858,6 +866,12 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     // user: Namespace '': Mail storage autodetection failed with home=/home/eve`): a setting
     // (mail_location, the home, the uid) names it.
     if t.contains("failed to initialize user") {
+        return Some(FindingCode::ServiceError);
+    }
+    // A process out of file descriptors (`open(.../dovecot.index.log) failed: Too many open
+    // files`): deliveries and logins fail until its open-file limit is raised (the service's
+    // `ulimit -n`, which Dovecot's master sizes from the services' client limits).
+    if t.contains("too many open files") {
         return Some(FindingCode::ServiceError);
     }
     if has(
@@ -1334,6 +1348,9 @@ mod tests {
             ("read TCP map reply from 127.0.0.1:10030: unexpected EOF (Operation now in progress)", ServiceError),
             ("read TCP map reply from 127.0.0.1:10030: malformed reply: 200_OK", ServiceError),
             ("connect to TCP map 127.0.0.1:10030: No route to host", ServiceError),
+            ("transport lmtp failure -- see a previous warning/fatal/panic logfile record for the problem description", ServiceError),
+            ("private/lmtp socket: malformed response", ServiceError),
+            ("unable to look up public/pickup: No such file or directory", ServiceError),
             ("service \"smtp\" (25) has reached its process limit \"50\": new clients may experience noticeable delays", RateLimited),
             ("New TLS session rate limit exceeded: 40 from mail.example[192.0.2.3] for service smtp", RateLimited),
         ] {
@@ -1344,6 +1361,7 @@ mod tests {
             "service(imap): child 1234 killed with signal 11 (core dumps disabled)",
             "service(lmtp): command startup failed, throttling for 2 secs",
             "Failed to initialize user: Namespace '': Mail storage autodetection failed with home=/home/eve",
+            "open(/var/mail/vhosts/corp.test/alice/dovecot.index.log) failed: Too many open files",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),
