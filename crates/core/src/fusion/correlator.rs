@@ -105,6 +105,8 @@ pub(super) struct RecentLine {
     pub code: Option<FindingCode>,
     /// The process that logged it, when the line names one.
     pub pid: Option<u32>,
+    /// A fatal or panic line: the likeliest cause among the lines that explain a failure.
+    pub fatal: bool,
     pub raw: String,
 }
 

@@ -272,6 +272,7 @@ impl Correlator {
                 at: rec.timestamp,
                 code,
                 pid: rec.pid,
+                fatal: false,
                 raw,
             },
         );
@@ -370,6 +371,7 @@ impl Correlator {
                 at: rec.timestamp,
                 code: Some(code),
                 pid: rec.pid,
+                fatal: false,
                 raw,
             },
         );

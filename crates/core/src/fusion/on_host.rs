@@ -13,6 +13,26 @@ use super::correlator::{remember, Correlator, RecentLine};
 
 /// Problem lines that explain one failure, at most.
 const MAX_EXPLAINING: usize = 3;
+/// Problem lines looked at for one failure, at most: a daemon's fatal error is often followed by
+/// other processes' warnings about it (the queue manager's `transport lmtp failure -- see a
+/// previous ... record`, master's `exit status 1`), which would crowd out the cause.
+const MAX_CANDIDATES: usize = 8;
+
+/// The lines that explain a failure, out of `candidates` (newest first, each marked when it is
+/// a fatal or panic line): the fatal ones first, then the newest others, up to
+/// [`MAX_EXPLAINING`], oldest first.
+fn explaining_lines(candidates: &[(&str, bool)]) -> Vec<String> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    // Stable: within each kind, newest first.
+    order.sort_by_key(|&i| !candidates[i].1);
+    order.truncate(MAX_EXPLAINING);
+    // Oldest first, as they were logged.
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    order
+        .into_iter()
+        .map(|i| candidates[i].0.to_owned())
+        .collect()
+}
 
 impl Correlator {
     /// Count a host-level finding (one per code and host), bounded by `max_host_findings`.
@@ -103,6 +123,7 @@ impl Correlator {
                 at: rec.timestamp,
                 code,
                 pid: rec.pid,
+                fatal: matches!(severity, Severity::Fatal | Severity::Panic),
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
@@ -182,7 +203,8 @@ impl Correlator {
         pid: Option<u32>,
     ) -> (FindingCode, Vec<String>) {
         let mut code = code;
-        let mut hits: Vec<String> = Vec::new();
+        // (line, a fatal or panic line): the candidates, newest first.
+        let mut hits: Vec<(&str, bool)> = Vec::new();
         // The ring is in arrival order (roughly time order): stop once it is well older than
         // the window instead of walking all of it for every failure.
         let floor = ts.and_then(|t| t.checked_sub_signed(self.limits.link_window * 4));
@@ -199,16 +221,15 @@ impl Correlator {
             let renames = generic(code) && (pid.is_none() || p.pid == pid);
             if pc == code || renames {
                 code = pc;
-                if !hits.contains(&p.raw) {
-                    hits.push(p.raw.clone());
+                if !hits.iter().any(|(raw, _)| *raw == p.raw) {
+                    hits.push((&p.raw, p.fatal));
                 }
-                if hits.len() >= MAX_EXPLAINING {
+                if hits.len() >= MAX_CANDIDATES {
                     break;
                 }
             }
         }
-        hits.reverse();
-        (code, hits)
+        (code, explaining_lines(&hits))
     }
 }
 
@@ -231,6 +252,7 @@ fn login_failure_why(text: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::explaining_lines;
     use crate::diagnosis::FindingCode;
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, Limits};
@@ -303,5 +325,23 @@ mod tests {
             let message = f.map_or("", |f| f.message.as_str());
             assert!(message.contains(why), "{reason}: {message:?}");
         }
+    }
+
+    #[test]
+    fn fatal_lines_explain_first_then_the_newest_others() {
+        // Newest first, as the ring is walked back.
+        let lines = [
+            ("w3", false),
+            ("w2", false),
+            ("fatal1", true),
+            ("w1", false),
+            ("fatal0", true),
+        ];
+        assert_eq!(explaining_lines(&lines), ["fatal0", "fatal1", "w3"]);
+        assert_eq!(
+            explaining_lines(&[("w2", false), ("w1", false)]),
+            ["w1", "w2"]
+        );
+        assert!(explaining_lines(&[]).is_empty());
     }
 }

@@ -998,3 +998,36 @@ fn flushing_open_chains_in_batches_matches_the_end_of_input() {
     assert_eq!(batched.open_chains(), 0);
     assert_eq!(got, whole);
 }
+
+#[test]
+fn a_daemon_s_fatal_error_stays_in_the_evidence_past_the_warnings_about_it() {
+    // lmtp(8) dies on its configuration; the queue manager and master then warn about it, and
+    // the message is deferred. The fatal line says what to fix: it must not be crowded out.
+    let log = "\
+Nov  4 06:00:00 dell postfix/smtpd[100]: ABCDEF1234: client=ec2[100.64.0.1]
+Nov  4 06:00:00 dell postfix/qmgr[102]: ABCDEF1234: from=<a@example.org>, size=1200, nrcpt=1 (queue active)
+Nov  4 06:00:00 dell postfix/lmtp[103]: fatal: valid hostname or network address required in server description: private/dovecot-lmtp
+Nov  4 06:00:01 dell postfix/qmgr[102]: warning: private/lmtp socket: malformed response
+Nov  4 06:00:01 dell postfix/qmgr[102]: warning: transport lmtp failure -- see a previous warning/fatal/panic logfile record for the problem description
+Nov  4 06:00:01 dell postfix/master[1]: warning: process /usr/lib/postfix/sbin/lmtp pid 103 exit status 1
+Nov  4 06:00:01 dell postfix/error[104]: ABCDEF1234: to=<alice@corp.test>, relay=none, delay=1, delays=0/1/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)";
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "dell", log);
+    let ms = c.finish();
+    let f = finding(&ms[0], FindingCode::ServiceError);
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("fatal: valid hostname")),
+        "{f:#?}"
+    );
+    // The newest of the warnings are kept beside it, oldest first after the failure's own line.
+    let explaining: Vec<&str> = f.evidence.iter().skip(1).map(String::as_str).collect();
+    assert_eq!(explaining.len(), 3, "{f:#?}");
+    assert!(explaining[0].contains("fatal:"), "{explaining:#?}");
+    assert!(
+        explaining[1].contains("transport lmtp failure"),
+        "{explaining:#?}"
+    );
+    assert!(explaining[2].contains("exit status 1"), "{explaining:#?}");
+}
