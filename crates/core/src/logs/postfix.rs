@@ -601,8 +601,16 @@ fn returned_to_sender(status_text: &[u8]) -> bool {
 /// expired` (Postfix 3.5+: `postsuper -e` or `-f`) starts in `rest`, and whether it was forced.
 /// One search for `status=` (a sender's line has none), each hit's word then compared.
 fn expiry_status(rest: &[u8]) -> Option<(usize, bool)> {
-    memchr::memmem::find_iter(rest, b"status=")
-        .find_map(|at| expiry_word(&rest[at + b"status=".len()..]).map(|forced| (at, forced)))
+    let mut from = 0;
+    while let Some(at) = rest.get(from..).and_then(|r| find(r, b"status=")) {
+        let at = from + at;
+        let word = rest.get(at + b"status=".len()..).unwrap_or_default();
+        if let Some(forced) = expiry_word(word) {
+            return Some((at, forced));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// `Some(forced)` when `s` starts with an expiry's status word.
