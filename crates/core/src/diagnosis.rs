@@ -319,6 +319,19 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "isn't in my list of allowed rcpthosts",
         ],
     ),
+    // SendGrid's relay refusing a From address it has not verified (`550 The from address
+    // does not match a verified Sender Identity`), the same as its API's 403: the provider's
+    // account, not the relay's credentials.
+    (
+        FindingCode::ProviderAuthFailed,
+        &["verified sender identity"],
+    ),
+    // A relay that wants SMTP AUTH and got none (SendGrid's `550 Unauthenticated senders not
+    // allowed`): smtp_sasl_auth_enable or its password map is missing.
+    (
+        FindingCode::AuthFailed,
+        &["unauthenticated senders not allowed"],
+    ),
     // A sender's daily limit (Gmail's `550 5.4.5 Daily user sending quota exceeded`), before
     // the mailbox quotas below.
     (
@@ -1228,6 +1241,16 @@ mod tests {
                 );
             }
         }
+        // SendGrid's relay: an unverified From address is the provider account's (as its API's
+        // 403), a missing SMTP AUTH the relay credentials'.
+        assert_eq!(
+            classify_delivery(b, Some("5.0.0"), "host smtp.sendgrid.net[159.183.224.104] said: 550 The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved. (in reply to end of DATA command)"),
+            Some(ProviderAuthFailed)
+        );
+        assert_eq!(
+            classify_delivery(b, Some("5.0.0"), "host smtp.sendgrid.net[159.183.224.104] said: 550 Unauthenticated senders not allowed (in reply to MAIL FROM command)"),
+            Some(AuthFailed)
+        );
         // A sender's daily quota is a rate limit, not a full mailbox.
         assert_eq!(
             classify_delivery(b, Some("5.4.5"), "host gmail-smtp-in.l.google.com[142.250.1.26] said: 550 5.4.5 Daily user sending quota exceeded. - gsmtp (in reply to MAIL FROM command)"),
