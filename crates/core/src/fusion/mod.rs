@@ -46,6 +46,8 @@ mod tests;
 #[cfg(test)]
 mod tests_candidates;
 #[cfg(test)]
+mod tests_causes;
+#[cfg(test)]
 mod tests_outcomes;
 #[cfg(test)]
 mod tests_waiting;

@@ -343,7 +343,7 @@ fn dovecot_error_upgrades_generic_lmtp_deferral_and_times_are_utc() {
 // One test per family of log events the tests above leave out: what each kind of line does to
 // the chains and host findings, through `Correlator::push`.
 
-fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
+pub(super) fn finding(m: &MessageChain, code: FindingCode) -> &crate::diagnosis::Finding {
     m.findings
         .iter()
         .find(|f| f.code == code)
@@ -592,7 +592,7 @@ fn rejects_of_a_queued_message_close_or_keep_the_entry() {
     assert!(!held.complete, "a held message stays in the queue");
 }
 
-const EXPIRING: &str = "\
+pub(super) const EXPIRING: &str = "\
 Nov  7 08:00:00 mx postfix/smtpd[1]: 3C3C3C3C3C: client=smtp.provider.test[198.18.2.2]
 Nov  7 08:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, size=900, nrcpt=2 (queue active)
 Nov  7 08:00:30 mx postfix/smtp[4]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.slow.example[192.0.2.50]:25: Connection timed out)
@@ -656,29 +656,6 @@ fn a_whole_message_expiry_quotes_the_last_deferral() {
     assert!(finding(&ms[0], FindingCode::Expired).message.ends_with(
         "returned to sender: connect to mx.slow.example[192.0.2.50]:25: Connection timed out"
     ));
-}
-
-#[test]
-fn an_expiry_forced_by_an_administrator_says_so() {
-    // Postfix 3.5+'s `postsuper -e`: `status=force-expired` on the sender's line (the form
-    // postfix_exporter's tests show) and on a recipient's.
-    for line in [
-        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, status=force-expired, returned to sender",
-        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=600, delays=600/0/0/0, dsn=4.7.0, status=force-expired, returned to sender (message is administratively expired)",
-    ] {
-        let mut c = Correlator::new(Limits::default());
-        feed(&mut c, "ec2", &format!("{EXPIRING}\n{line}"));
-        let ms = c.finish();
-        assert_eq!(ms[0].hops[0].status, HopStatus::Expired, "{line}");
-        assert_eq!(ms[0].status, MessageStatus::Bounced, "{line}");
-        let f = finding(&ms[0], FindingCode::Expired);
-        assert!(
-            f.message
-                .starts_with("ec2: expired by an administrator (postsuper -e), returned to sender"),
-            "{}",
-            f.message
-        );
-    }
 }
 
 #[test]
@@ -997,37 +974,4 @@ fn flushing_open_chains_in_batches_matches_the_end_of_input() {
     }
     assert_eq!(batched.open_chains(), 0);
     assert_eq!(got, whole);
-}
-
-#[test]
-fn a_daemon_s_fatal_error_stays_in_the_evidence_past_the_warnings_about_it() {
-    // lmtp(8) dies on its configuration; the queue manager and master then warn about it, and
-    // the message is deferred. The fatal line says what to fix: it must not be crowded out.
-    let log = "\
-Nov  4 06:00:00 dell postfix/smtpd[100]: ABCDEF1234: client=ec2[100.64.0.1]
-Nov  4 06:00:00 dell postfix/qmgr[102]: ABCDEF1234: from=<a@example.org>, size=1200, nrcpt=1 (queue active)
-Nov  4 06:00:00 dell postfix/lmtp[103]: fatal: valid hostname or network address required in server description: private/dovecot-lmtp
-Nov  4 06:00:01 dell postfix/qmgr[102]: warning: private/lmtp socket: malformed response
-Nov  4 06:00:01 dell postfix/qmgr[102]: warning: transport lmtp failure -- see a previous warning/fatal/panic logfile record for the problem description
-Nov  4 06:00:01 dell postfix/master[1]: warning: process /usr/lib/postfix/sbin/lmtp pid 103 exit status 1
-Nov  4 06:00:01 dell postfix/error[104]: ABCDEF1234: to=<alice@corp.test>, relay=none, delay=1, delays=0/1/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)";
-    let mut c = Correlator::new(Limits::default());
-    feed(&mut c, "dell", log);
-    let ms = c.finish();
-    let f = finding(&ms[0], FindingCode::ServiceError);
-    assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.contains("fatal: valid hostname")),
-        "{f:#?}"
-    );
-    // The newest of the warnings are kept beside it, oldest first after the failure's own line.
-    let explaining: Vec<&str> = f.evidence.iter().skip(1).map(String::as_str).collect();
-    assert_eq!(explaining.len(), 3, "{f:#?}");
-    assert!(explaining[0].contains("fatal:"), "{explaining:#?}");
-    assert!(
-        explaining[1].contains("transport lmtp failure"),
-        "{explaining:#?}"
-    );
-    assert!(explaining[2].contains("exit status 1"), "{explaining:#?}");
 }

@@ -1,0 +1,62 @@
+//! Failures whose cause another line names: an administrator's `postsuper -e` (Postfix 3.5's
+//! `status=force-expired`), and a daemon's fatal error that other processes' warnings follow.
+
+use super::tests::{feed, finding, EXPIRING};
+use super::*;
+use crate::diagnosis::FindingCode;
+
+#[test]
+fn an_expiry_forced_by_an_administrator_says_so() {
+    // Postfix 3.5+'s `postsuper -e`: `status=force-expired` on the sender's line (the form
+    // postfix_exporter's tests show) and on a recipient's.
+    for line in [
+        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: from=<a@provider.test>, status=force-expired, returned to sender",
+        "Nov  7 09:00:00 mx postfix/qmgr[3]: 3C3C3C3C3C: to=<ops@slow.example>, relay=none, delay=600, delays=600/0/0/0, dsn=4.7.0, status=force-expired, returned to sender (message is administratively expired)",
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &format!("{EXPIRING}\n{line}"));
+        let ms = c.finish();
+        assert_eq!(ms[0].hops[0].status, HopStatus::Expired, "{line}");
+        assert_eq!(ms[0].status, MessageStatus::Bounced, "{line}");
+        let f = finding(&ms[0], FindingCode::Expired);
+        assert!(
+            f.message
+                .starts_with("ec2: expired by an administrator (postsuper -e), returned to sender"),
+            "{}",
+            f.message
+        );
+    }
+}
+
+#[test]
+fn a_daemon_s_fatal_error_stays_in_the_evidence_past_the_warnings_about_it() {
+    // lmtp(8) dies on its configuration; the queue manager and master then warn about it, and
+    // the message is deferred. The fatal line says what to fix: it must not be crowded out.
+    let log = "\
+Nov  4 06:00:00 dell postfix/smtpd[100]: ABCDEF1234: client=ec2[100.64.0.1]
+Nov  4 06:00:00 dell postfix/qmgr[102]: ABCDEF1234: from=<a@example.org>, size=1200, nrcpt=1 (queue active)
+Nov  4 06:00:00 dell postfix/lmtp[103]: fatal: valid hostname or network address required in server description: private/dovecot-lmtp
+Nov  4 06:00:01 dell postfix/qmgr[102]: warning: private/lmtp socket: malformed response
+Nov  4 06:00:01 dell postfix/qmgr[102]: warning: transport lmtp failure -- see a previous warning/fatal/panic logfile record for the problem description
+Nov  4 06:00:01 dell postfix/master[1]: warning: process /usr/lib/postfix/sbin/lmtp pid 103 exit status 1
+Nov  4 06:00:01 dell postfix/error[104]: ABCDEF1234: to=<alice@corp.test>, relay=none, delay=1, delays=0/1/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)";
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "dell", log);
+    let ms = c.finish();
+    let f = finding(&ms[0], FindingCode::ServiceError);
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("fatal: valid hostname")),
+        "{f:#?}"
+    );
+    // The newest of the warnings are kept beside it, oldest first after the failure's own line.
+    let explaining: Vec<&str> = f.evidence.iter().skip(1).map(String::as_str).collect();
+    assert_eq!(explaining.len(), 3, "{f:#?}");
+    assert!(explaining[0].contains("fatal:"), "{explaining:#?}");
+    assert!(
+        explaining[1].contains("transport lmtp failure"),
+        "{explaining:#?}"
+    );
+    assert!(explaining[2].contains("exit status 1"), "{explaining:#?}");
+}
