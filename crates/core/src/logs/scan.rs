@@ -138,26 +138,23 @@ impl<'a> LineText<'a> {
         }
     }
 
-    /// Where `part` lies in the line, when it is a slice of it (compared by address: the
-    /// grammars hand back slices of the line they were given).
+    /// Where `part` lies in the line, when it is a slice of it.
     fn range_of(self, part: &[u8]) -> Option<std::ops::Range<usize>> {
-        let start = part
-            .as_ptr()
-            .addr()
-            .checked_sub(self.bytes.as_ptr().addr())?;
-        let end = start.checked_add(part.len())?;
-        (end <= self.bytes.len()).then_some(start..end)
+        range_in(self.bytes, part)
     }
+}
+
+/// Where `part` lies in `hay`, when it is a slice of it (compared by address: the grammars
+/// hand back slices of the line they were given).
+fn range_in(hay: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = part.as_ptr().addr().checked_sub(hay.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    (end <= hay.len()).then_some(start..end)
 }
 
 /// The bytes of `hay` after `part`, a sub-slice of it (empty when `part` is not one).
 pub(crate) fn after<'a>(hay: &'a [u8], part: &[u8]) -> &'a [u8] {
-    part.as_ptr()
-        .addr()
-        .checked_sub(hay.as_ptr().addr())
-        .filter(|&start| start <= hay.len())
-        .and_then(|start| hay.get(start.checked_add(part.len())?..))
-        .unwrap_or_default()
+    range_in(hay, part).map_or(&[], |r| &hay[r.end..])
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
