@@ -121,6 +121,7 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"Requeued: ",
     b"Placed on hold: ",
     b"Released from hold: ",
+    b"Force-expired: ",
     // The smtp client's TLS check before any message (with a queue id it is an attempt's detail),
     // and smtpd's of a client certificate; Postfix 3 names the peer's role first.
     b"certificate verification failed for ",
@@ -1046,6 +1047,7 @@ mod tests {
             ("postsuper", "Requeued: 1 message"),
             ("postsuper", "Placed on hold: 2 messages"),
             ("postsuper", "Released from hold: 2 messages"),
+            ("postsuper", "Force-expired: 1 message"),
             (
                 "smtp",
                 "certificate verification failed for mx.other.test[203.0.113.9]:25: untrusted \
