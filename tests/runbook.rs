@@ -40,7 +40,7 @@ fn default_runbook_keeps_the_operators_words_for_the_lab_roles() {
          ping between EC2 and the Dell host) and that the Dell host and its Postfix are up, \
          then postqueue -f on the EC2 MX."
     );
-    assert!(hint(FindingCode::AuthFailed, "dell").contains("check the SendGrid SASL credentials"));
+    assert!(hint(FindingCode::AuthFailed, "dell").contains("check SendGrid's SASL credentials"));
     assert!(hint(FindingCode::MailboxPermissionDenied, "dovecot").contains("5000"));
     assert!(hint(FindingCode::AuthBackendError, "dovecot").contains("SQL"));
     assert!(hint(FindingCode::LookupFailure, "ec2").contains("postmap"));
@@ -74,6 +74,49 @@ fn default_runbook_keeps_the_operators_words_for_the_lab_roles() {
     );
     assert_eq!(t.component_title, "SendGrid");
     assert_eq!(t.impact, "Outbound mail (relay through SendGrid)");
+}
+
+/// Every text of every finding, rendered for a lab role, a role the runbook does not know and
+/// no role at all (placeholders then read as their neutral phrase, "the relay"), reads as
+/// English: no word doubled where a text's own article meets a placeholder's ("the the relay").
+#[test]
+fn default_runbook_texts_never_double_a_word() {
+    let doubled = |text: &str| {
+        let words: Vec<String> = text
+            .split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .collect();
+        words
+            .windows(2)
+            .find(|w| !w[0].is_empty() && w[0] == w[1])
+            .map(|w| w[0].clone())
+    };
+    for code in FindingCode::ALL {
+        for role in [
+            Some("ec2"),
+            Some("dell"),
+            Some("dovecot"),
+            Some("mx9"),
+            None,
+        ] {
+            let f = Finding::new(code, role, "x");
+            let t = Runbook::builtin().incident(Subject::of(&f), &Facts::default());
+            for (field, text) in [
+                ("hint", &t.hint),
+                ("impact", &t.impact),
+                ("symptoms", &t.symptoms),
+                ("root_cause", &t.root_cause),
+                ("prevention", &t.prevention),
+                ("related", &t.related),
+            ] {
+                assert_eq!(doubled(text), None, "{code:?} at {role:?}, {field}: {text}");
+            }
+            assert_eq!(doubled(&f.hint), None, "{code:?} at {role:?}: {}", f.hint);
+        }
+    }
 }
 
 /// A config dir with no scenarios; `runbook` is written beside flowtest.toml when given.
