@@ -67,10 +67,46 @@ pub fn looks_binary(head: &[u8]) -> bool {
     memchr::memchr(0, &head[..head.len().min(SNIFF_BYTES)]).is_some()
 }
 
+/// Compressions that logrotate's `compresscmd` can produce besides gzip, by their magic
+/// numbers: the name and the command that writes the text to stdout.
+const OTHER_COMPRESSIONS: [(&[u8], &str, &str); 4] = [
+    (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz", "xz -dc"),
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstd -dc"),
+    (&[0x04, 0x22, 0x4d, 0x18], "lz4", "lz4 -dc"),
+    // `BZh`, the block size digit, then the first block's magic (the digits of pi).
+    (b"BZh", "bzip2", "bzip2 -dc"),
+];
+
+/// The compression (other than gzip, which is read) whose magic number `head` starts with: its
+/// name and the command that decompresses it to stdout.
+pub fn other_compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    OTHER_COMPRESSIONS
+        .iter()
+        .find(|(magic, name, _)| {
+            head.starts_with(magic)
+                && (*name != "bzip2"
+                    || (head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d))
+                        && head.get(4..10) == Some(&[0x31, 0x41, 0x59, 0x26, 0x53, 0x59][..])))
+        })
+        .map(|&(_, name, command)| (name, command))
+}
+
 /// Check the text `r` is about to deliver without consuming it: an error naming the source
-/// when it is binary. Decompression errors surface here too, before any output.
+/// when it is binary (and the compression, when it is one flowtest does not read, with the
+/// command that decompresses it into flowtest's stdin). Decompression errors surface here too,
+/// before any output.
 pub fn check_text(r: &mut dyn BufRead, display: &str) -> io::Result<()> {
     let head = r.fill_buf()?;
+    if let Some((name, command)) = other_compression(head) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{display} is {name}-compressed; flowtest reads plain and gzip logs only: \
+                 give it the text on stdin as the source `-` (`{command} {display} | flowtest \
+                 diagnose ROLE=-`)"
+            ),
+        ));
+    }
     if looks_binary(head) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -122,7 +158,34 @@ mod tests {
             "/bin/ls is not a log file: it holds binary data"
         );
         let mut ok: &[u8] = b"Nov  4 18:12:31 mx postfix/smtpd[1]: connect\n";
+        // A text line that merely starts like bzip2's magic is text.
+        let mut bz_like: &[u8] = b"BZh9 is not bzip2 without its block magic\n";
+        check_text(&mut bz_like, "notes.log").unwrap();
         check_text(&mut ok, "mail.log").unwrap();
         assert_eq!(ok.len(), 45, "nothing consumed");
+    }
+
+    /// The heads the real tools write (`xz`, `zstd`, `lz4`, `bzip2` on a one-line log, first
+    /// bytes as `od` shows them) are named, with the command that decompresses them.
+    #[test]
+    fn other_compressions_are_named_with_the_command_that_reads_them() {
+        let heads: [(&[u8], &str); 4] = [
+            (b"\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46", "xz -dc"),
+            (b"\x28\xb5\x2f\xfd\x24\x2d\x69\x01", "zstd -dc"),
+            (b"\x04\x22\x4d\x18\x64\x40\xa7", "lz4 -dc"),
+            (b"BZh91AY&SY\x8e\x27\x45\x02", "bzip2 -dc"),
+        ];
+        for (head, command) in heads {
+            let mut r = head;
+            let e = check_text(&mut r, "mail.log.2.x").unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "`{command} mail.log.2.x | flowtest diagnose ROLE=-`"
+                )),
+                "{text}"
+            );
+            assert_eq!(r.len(), head.len(), "nothing consumed");
+        }
     }
 }
