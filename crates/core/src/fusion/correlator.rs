@@ -357,6 +357,7 @@ impl Correlator {
                 ..
             } => self.on_notification(rec, queue_id, notice_queue_id),
             Event::AttemptDetail { queue_id, .. } => self.on_attempt_detail(rec, queue_id),
+            Event::Redirected { queue_id, to } => self.on_redirected(rec, queue_id, to),
             Event::SaslAuthFailed {
                 client,
                 mechanism,

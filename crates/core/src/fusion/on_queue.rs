@@ -265,6 +265,20 @@ impl Correlator {
         let line = clip(&rec.raw, self.limits.max_line_bytes);
         self.on_entry_line(rec, queue_id, |e| e.add_detail(line));
     }
+
+    /// A REDIRECT action: the message's recipients do not get it, `to` does; said in a note
+    /// (a rule the operator wrote, not a failure, but why a probe never reaches its mailbox).
+    pub(super) fn on_redirected(&mut self, rec: &LogRecord, queue_id: &str, to: &str) {
+        let cid = self.on_entry_line(rec, queue_id, |_| {});
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            ch.add_note(format!(
+                "{} redirected the message to {} (a REDIRECT action of an access table, \
+                 header_checks or body_checks): it goes there instead of to its recipients",
+                rec.role,
+                clip(to, 200)
+            ));
+        }
+    }
 }
 
 /// A per-recipient expiry: the recipient's status, and its last relay, dsn and reason as the

@@ -1,6 +1,7 @@
 //! Messages that end in neither delivery nor a failure of the mail system's: Postfix's
 //! address-verification probes, a message refused whole for its size or for a while (a
-//! milter's greylisting), and one forwarded by local(8) to another address.
+//! milter's greylisting), one forwarded by local(8) to another address, and one a REDIRECT
+//! action sent elsewhere.
 
 use super::tests::feed;
 use super::*;
@@ -117,6 +118,34 @@ fn a_local_forward_links_to_the_queue_id_it_was_forwarded_as() {
     assert_eq!(hops[0].next_queue_id.as_deref(), Some("3mLQKK4rDdz7sVS"));
     assert_eq!(hops[1].queue_id.as_deref(), Some("3mLQKK4rDdz7sVS"));
     assert_eq!(ms[0].status, MessageStatus::Delivered);
+}
+
+#[test]
+fn a_redirect_action_is_noted_on_the_message_it_sent_elsewhere() {
+    // An access table's REDIRECT at RCPT time: delivered, to another address than the one the
+    // client gave; the note says which rule kind did it and where the message went.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  4 06:00:00 mx postfix/smtpd[12]: 4A1B2C3D4F: client=unknown[192.0.2.9]\n\
+         Nov  4 06:00:00 mx postfix/smtpd[12]: 4A1B2C3D4F: redirect: RCPT from unknown[192.0.2.9]: <b@corp.test>: Recipient address triggers REDIRECT archive@corp.test; from=<a@x.example> to=<b@corp.test> proto=ESMTP helo=<x>\n\
+         Nov  4 06:00:00 mx postfix/cleanup[11]: 4A1B2C3D4F: message-id=<r1@x.example>\n\
+         Nov  4 06:00:00 mx postfix/qmgr[13]: 4A1B2C3D4F: from=<a@x.example>, size=300, nrcpt=1 (queue active)\n\
+         Nov  4 06:00:01 mx postfix/local[15]: 4A1B2C3D4F: to=<archive@corp.test>, orig_to=<b@corp.test>, relay=local, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (delivered to mailbox)\n\
+         Nov  4 06:00:01 mx postfix/qmgr[13]: 4A1B2C3D4F: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    assert_eq!(ms[0].status, MessageStatus::Delivered);
+    assert!(ms[0].findings.is_empty(), "{:#?}", ms[0].findings);
+    assert!(
+        ms[0].notes.iter().any(|n| n.starts_with(
+            "ec2 redirected the message to archive@corp.test (a REDIRECT action of an access table"
+        )),
+        "{:#?}",
+        ms[0].notes
+    );
 }
 
 #[test]

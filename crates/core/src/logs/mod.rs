@@ -297,6 +297,11 @@ pub enum Event {
         queue_id: EventText,
         text: EventText,
     },
+    /// smtpd or cleanup: a REDIRECT action of an access table, `header_checks` or
+    /// `body_checks` (`QID: redirect: RCPT from ...: Recipient address triggers REDIRECT
+    /// x@y; from=<...> ...`, `QID: redirect: header Subject: ... helo=<h>: x@y`): the message
+    /// goes to `to` instead of its recipients.
+    Redirected { queue_id: EventText, to: EventText },
     /// smtpd: `warning: host[ip]: SASL LOGIN authentication failed: ...`.
     SaslAuthFailed {
         client: EventText,
@@ -352,7 +357,8 @@ impl Event {
             | Event::Removed { queue_id }
             | Event::Released { queue_id }
             | Event::Notification { queue_id, .. }
-            | Event::AttemptDetail { queue_id, .. } => Some(queue_id),
+            | Event::AttemptDetail { queue_id, .. }
+            | Event::Redirected { queue_id, .. } => Some(queue_id),
             Event::Delivery(d) => Some(&d.queue_id),
             Event::Reject(r) => r.queue_id.as_deref(),
             Event::Problem { queue_id, .. } => queue_id.as_deref(),

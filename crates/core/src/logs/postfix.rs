@@ -323,6 +323,21 @@ pub(crate) fn map_lookup(text: &str) -> Option<MapLookup<'_>> {
     })
 }
 
+/// Where a REDIRECT action sent the message: smtpd's `... triggers REDIRECT x@y; from=<...>`,
+/// or cleanup's check whose target follows the line's last `: ` (`header Subject: a: b from
+/// host[ip]; from=<...> helo=<h>: x@y`). `None` when no address-like target is there.
+fn redirect_target(body: &[u8]) -> Option<&[u8]> {
+    let target = match scan::find(body, b"triggers REDIRECT ") {
+        Some(at) => {
+            let v = &body[at + 18..];
+            &v[..memchr::memchr(b';', v).unwrap_or(v.len())]
+        }
+        None => &body[scan::rfind(body, b": ")? + 2..],
+    };
+    let target = scan::trim(target);
+    (!target.is_empty() && !target.contains(&b' ') && target.contains(&b'@')).then_some(target)
+}
+
 /// A reject/milter-reject/discard/hold/defer action line: the action's name and what follows.
 fn reject_action(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     for action in [
@@ -446,6 +461,14 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
                     queue_id: queue_id(),
                     text: t.owned(rest),
                 }));
+            }
+            if info == b"redirect: " {
+                return Some(
+                    redirect_target(&rest[info.len()..]).map(|to| Event::Redirected {
+                        queue_id: queue_id(),
+                        to: t.owned(to),
+                    }),
+                );
             }
             return Some(None);
         }
@@ -1277,6 +1300,40 @@ mod tests {
             ),
             Event::Problem { queue_id: None, .. }
         ));
+        // A REDIRECT action: smtpd's access table (the target before `; from=`), cleanup's
+        // header or body check (the target after the line's last `: `, past a header text
+        // with colons of its own); without an address-like target, nothing to follow.
+        for (service, line, to) in [
+            (
+                "smtpd",
+                "4A1B2C3D4F: redirect: RCPT from unknown[192.0.2.9]: <b@corp.test>: Recipient \
+                 address triggers REDIRECT archive@corp.test; from=<a@x.example> \
+                 to=<b@corp.test> proto=ESMTP helo=<x>",
+                "archive@corp.test",
+            ),
+            (
+                "cleanup",
+                "4A1B2C3D4E: redirect: header Subject: Re: invoice from unknown[192.0.2.9]; \
+                 from=<a@x.example> to=<b@corp.test> proto=ESMTP helo=<x>: audit@corp.test",
+                "audit@corp.test",
+            ),
+        ] {
+            assert_eq!(
+                ev(service, line),
+                Event::Redirected {
+                    queue_id: line[..10].into(),
+                    to: to.into()
+                },
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse(
+                b"cleanup",
+                b"4A1B2C3D4E: redirect: header Subject: x from local; from=<a@b>"
+            ),
+            Some(None)
+        );
         // smtp(8)'s per-server skips are details of the attempt.
         for line in [
             "ABCDEF1234: Server certificate not trusted",
