@@ -887,6 +887,22 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     if t.contains("too many open files") {
         return Some(FindingCode::ServiceError);
     }
+    // Sieve's redirect or vacation reply could not be sent (`redirect action: failed to
+    // redirect message to <x>: Sendmail program returned error (temporary failure)`): Dovecot's
+    // own way out, `sendmail_path` or `submission_host`, fails, and LMTP defers the message.
+    // The sendmail program's own word, which Dovecot logs without a user (`lmtp: Error:
+    // sendmail: fatal: open /etc/postfix/main.cf: No such file or directory`), is the cause.
+    if has(
+        &t,
+        &[
+            "failed to redirect message to",
+            "failed to send vacation response",
+            "sendmail program returned error",
+            "sendmail: fatal:",
+        ],
+    ) {
+        return Some(FindingCode::ServiceError);
+    }
     if has(
         &t,
         &[
@@ -1385,6 +1401,10 @@ mod tests {
             "service(lmtp): command startup failed, throttling for 2 secs",
             "Failed to initialize user: Namespace '': Mail storage autodetection failed with home=/home/eve",
             "open(/var/mail/vhosts/corp.test/alice/dovecot.index.log) failed: Too many open files",
+            // The lab's Dovecot 2.3 when a Sieve redirect cannot be sent (its sendmail program
+            // found no Postfix configuration), and that program's own word.
+            "sieve: msgid=<redir-yes@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: Sendmail program returned error (temporary failure) delivery_time=10ms",
+            "sendmail: fatal: open /etc/postfix/main.cf: No such file or directory",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),

@@ -107,6 +107,9 @@ pub(super) struct RecentLine {
     pub pid: Option<u32>,
     /// A fatal or panic line: the likeliest cause among the lines that explain a failure.
     pub fatal: bool,
+    /// The message-id the line names (Dovecot's `msgid=`), when it names one: it explains only
+    /// that message's failure.
+    pub msgid: Option<String>,
     pub raw: String,
 }
 
@@ -197,7 +200,7 @@ pub struct Correlator {
     now: Option<DateTime<Utc>>,
     /// When set, only chains of this Message-ID (comparison key) are built when done; the
     /// others are dropped unbuilt (counted in `chains_skipped`).
-    only_message_id: Option<String>,
+    pub(super) only_message_id: Option<String>,
     /// Every record comes from one host (see [`Correlator::single_host`]).
     pub(super) single_host: bool,
 }

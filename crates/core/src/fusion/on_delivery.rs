@@ -10,7 +10,7 @@ use crate::diagnosis::{classify_delivery, classify_text, Finding, FindingCode};
 use crate::logs::{Delivery, DeliveryStatus, LogRecord};
 
 use super::chain::{clip, generic, within, Attempt, ChainId, RcptStatus};
-use super::correlator::{remember, Correlator, RecentFailure};
+use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
 use super::links::Handoff;
 
 /// A failed delivery's classification and the lines that show it.
@@ -119,7 +119,7 @@ impl Correlator {
         let to_key = d.to.to_ascii_lowercase();
         // Dovecot's own error line explains LMTP's generic "Internal error occurred".
         if d.service == "lmtp" || d.service == "lda" {
-            self.explain_by_dovecot(&to_key, ts, &mut failure);
+            self.explain_by_dovecot(cid, &to_key, ts, &mut failure);
         }
         // Host warnings that explain it (e.g. transport.db unavailable next to "address
         // resolver failure").
@@ -170,14 +170,28 @@ impl Correlator {
         cid
     }
 
-    /// The latest Dovecot error for this recipient within the window joins the evidence, and
+    /// The latest Dovecot error for this recipient within the window (one that names no other
+    /// message than chain `cid`'s, and names a cause when one does) joins the evidence, and
     /// names a generic failure.
-    fn explain_by_dovecot(&self, to_key: &str, ts: Option<DateTime<Utc>>, failure: &mut Failure) {
-        let hit = self
-            .recent_dovecot
-            .iter()
-            .rev()
-            .find(|r| r.key == to_key && within(r.at, ts, self.limits.link_window));
+    fn explain_by_dovecot(
+        &self,
+        cid: ChainId,
+        to_key: &str,
+        ts: Option<DateTime<Utc>>,
+        failure: &mut Failure,
+    ) {
+        let ours = |r: &&RecentLine| {
+            r.key == to_key
+                && within(r.at, ts, self.limits.link_window)
+                && self.chain_is_msgid(cid, r.msgid.as_deref())
+        };
+        // The line that names a cause, else the latest (a session's closing words, such as
+        // Sieve's `Execution of script ... was aborted`, follow the line with the cause).
+        let mut lines = self.recent_dovecot.iter().rev().filter(ours);
+        let hit = lines
+            .clone()
+            .find(|r| r.code.is_some())
+            .or_else(|| lines.next());
         if let Some(r) = hit {
             if let (true, Some(dc)) = (generic(failure.code), r.code) {
                 failure.code = dc;

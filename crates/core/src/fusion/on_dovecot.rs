@@ -99,6 +99,13 @@ impl Correlator {
             delivery_time_ms,
             text,
         } = line;
+        if !*saved {
+            if let Some(to) = crate::logs::sieve_redirect_target(text.as_bytes()) {
+                let to = String::from_utf8_lossy(to);
+                self.on_sieve_redirect(rec, line, &to);
+                return;
+            }
+        }
         let d = DoveDelivery {
             host: rec.role.clone(),
             user: user.clone(),
@@ -116,7 +123,7 @@ impl Correlator {
         let cause = if d.saved {
             None
         } else {
-            self.save_failure_cause(&d)
+            self.save_failure_cause(&d, message_id.as_deref())
         };
         let limits = self.limits;
         let finding = delivery_finding(
@@ -152,15 +159,43 @@ impl Correlator {
         }
     }
 
+    /// Sieve's redirect: no hop of its own (the LMTP reply already said the message was taken),
+    /// a note on the message joined by its Message-ID or LMTP session saying where it went.
+    fn on_sieve_redirect(&mut self, rec: &LogRecord, line: &DovecotDelivery, to: &str) {
+        let cid = self.dovecot_chain(line.message_id.as_deref(), line.session.as_deref());
+        let limits = self.limits;
+        if let Some(ch) = self.chains.get_mut(&cid) {
+            if ch.message_id.is_none() {
+                ch.message_id = line.message_id.as_deref().map(EventText::from);
+            }
+            ch.add_line(&rec.raw, &limits, &mut self.line_budget);
+            ch.touch(rec.timestamp);
+            ch.add_note(format!(
+                "{}: the Sieve script of {} forwarded the message to {} (redirect): that \
+                 mailbox has no copy unless the script also kept one",
+                rec.role,
+                line.user.as_deref().unwrap_or("?"),
+                clip(to, 200)
+            ));
+        }
+        if let Some(s) = &line.session {
+            if !self.sessions.contains_key(s.as_str()) {
+                self.sessions.insert(s.as_str().into(), cid);
+            }
+        }
+    }
+
     /// The latest classified Dovecot error of the same session, or of the same user within the
-    /// window.
-    fn save_failure_cause(&self, d: &DoveDelivery) -> Option<RecentLine> {
+    /// window, unless it names another message than `message_id`.
+    fn save_failure_cause(&self, d: &DoveDelivery, message_id: Option<&str>) -> Option<RecentLine> {
         let user_key = d.user_key();
+        let ours = message_id.map(msgid_key);
         self.recent_dovecot
             .iter()
             .rev()
             .find(|r| {
                 r.code.is_some()
+                    && (ours.is_none() || r.msgid.is_none() || r.msgid.as_deref() == ours)
                     && ((d.session.is_some() && r.session == d.session)
                         || (user_key.as_deref() == Some(r.key.as_str())
                             && within(r.at, d.at, self.limits.link_window)))
@@ -209,8 +244,19 @@ impl Correlator {
             severity,
             text,
         } = line;
+        // The message the line is about: named in it, or by its LMTP session's earlier line.
+        let msgid = crate::logs::dovecot_msgid(text.as_bytes())
+            .map(|m| msgid_key(&m).to_owned())
+            .or_else(|| self.session_msgid(session.as_deref()));
         let limits = self.limits;
         let code = classify_dovecot_problem(*severity, text);
+        if self.is_another_message(msgid.as_deref()) {
+            // Kept for its session's later lines only (they are that message's too).
+            if session.is_some() {
+                self.remember_dovecot(rec, user.as_deref(), session.clone(), code, msgid);
+            }
+            return;
+        }
         let mut attached = false;
         if let Some(ch) = session
             .as_ref()
@@ -223,7 +269,7 @@ impl Correlator {
         }
         if service == "lmtp" || service == "lda" {
             if let Some(u) = user {
-                attached |= self.attach_to_lmtp_failure(rec, u, session.clone(), code);
+                attached |= self.attach_to_lmtp_failure(rec, u, session.clone(), code, msgid);
             }
         }
         let Some(c) = code else {
@@ -250,33 +296,80 @@ impl Correlator {
     /// A Dovecot LMTP/LDA error for `user`: it explains the LMTP failure Postfix logged just
     /// before (if any), and is remembered for a failure logged after it. Returns whether it
     /// joined a failure's chain.
+    ///
+    /// A line that names its message (`msgid=<x>`) explains only that message's failure, and
+    /// one without joins the failure of the message its LMTP session's earlier line named: two
+    /// messages for one user in the same second must not take each other's cause.
     fn attach_to_lmtp_failure(
         &mut self,
         rec: &LogRecord,
         user: &str,
         session: Option<String>,
         code: Option<FindingCode>,
+        msgid: Option<String>,
     ) -> bool {
         let key = user.to_ascii_lowercase();
-        let hit = self.recent_failure_of(&key, rec.timestamp, Some("lmtp"));
+        let hit = self.recent_failure_of(&key, rec.timestamp, Some("lmtp"), msgid.as_deref());
         if let Some(cid) = hit {
             self.upgrade_with_dovecot(cid, code, rec);
         }
+        self.remember_dovecot(rec, Some(user), session, code, msgid);
+        hit.is_some()
+    }
+
+    /// Keep a Dovecot error line for a failure Postfix logs after it, and for its session's
+    /// later lines (which message they are about).
+    fn remember_dovecot(
+        &mut self,
+        rec: &LogRecord,
+        user: Option<&str>,
+        session: Option<String>,
+        code: Option<FindingCode>,
+        msgid: Option<String>,
+    ) {
         let raw = clip(&rec.raw, self.limits.max_line_bytes);
         remember(
             &mut self.recent_dovecot,
             RecentLine {
                 host: rec.role.clone(),
-                key,
+                key: user.map(str::to_ascii_lowercase).unwrap_or_default(),
                 session,
                 at: rec.timestamp,
                 code,
                 pid: rec.pid,
                 fatal: false,
+                msgid,
                 raw,
             },
         );
-        hit.is_some()
+    }
+
+    /// In a `--message-id` run, whether the message a line is about (`msgid`, a key) is another
+    /// than the asked one: the line is that message's, whether the prefilter let it through
+    /// (its LMTP process or user is the asked message's too) or not, so it is no evidence and
+    /// no host finding of this run either way.
+    fn is_another_message(&self, msgid: Option<&str>) -> bool {
+        matches!((self.only_message_id.as_deref(), msgid), (Some(want), Some(m)) if m != want)
+    }
+
+    /// The message-id an earlier Dovecot error line of this LMTP session named.
+    fn session_msgid(&self, session: Option<&str>) -> Option<String> {
+        let s = session?;
+        self.recent_dovecot
+            .iter()
+            .rev()
+            .find(|r| r.session.as_deref() == Some(s) && r.msgid.is_some())
+            .and_then(|r| r.msgid.clone())
+    }
+
+    /// Whether chain `cid` can be the message `msgid` names (a msgid key): it has that
+    /// message-id, or none known.
+    pub(super) fn chain_is_msgid(&self, cid: ChainId, msgid: Option<&str>) -> bool {
+        let theirs = self.chains.get(&cid).and_then(|c| c.message_id.as_deref());
+        match (msgid, theirs) {
+            (Some(m), Some(t)) => msgid_key(t) == m,
+            _ => true,
+        }
     }
 
     /// The chain of the latest delivery failure to `to_key` within the window (by `service`
@@ -286,6 +379,7 @@ impl Correlator {
         to_key: &str,
         ts: Option<DateTime<Utc>>,
         service: Option<&str>,
+        msgid: Option<&str>,
     ) -> Option<ChainId> {
         self.recent_failures
             .iter()
@@ -294,6 +388,7 @@ impl Correlator {
                 f.to == to_key
                     && service.is_none_or(|s| f.service == s)
                     && within(f.at, ts, self.limits.link_window)
+                    && self.chain_is_msgid(f.chain, msgid)
             })
             .map(|f| f.chain)
     }
@@ -355,7 +450,7 @@ impl Correlator {
         let limits = self.limits;
         let key = u.to_ascii_lowercase();
         let raw = clip(&rec.raw, limits.max_line_bytes);
-        let hit = self.recent_failure_of(&key, rec.timestamp, None);
+        let hit = self.recent_failure_of(&key, rec.timestamp, None, None);
         if let Some(ch) = hit.and_then(|cid| self.chains.get_mut(&cid)) {
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
@@ -372,6 +467,7 @@ impl Correlator {
                 code: Some(code),
                 pid: rec.pid,
                 fatal: false,
+                msgid: None,
                 raw,
             },
         );
@@ -426,6 +522,38 @@ mod tests {
         assert!(
             f.message.contains("Sieve script of alice@corp.test"),
             "{f:#?}"
+        );
+    }
+
+    /// A Sieve redirect: LMTP took the message (delivered), the mailbox has no copy; a note
+    /// says where it went, and the line joins the message by its LMTP session.
+    #[test]
+    fn a_sieve_redirect_is_a_note_on_a_delivered_message() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell postfix/cleanup[4]: 1A2B3C4D5F: message-id=<m10@x.example>\n\
+             Nov  7 12:00:00 dell postfix/qmgr[6]: 1A2B3C4D5F: from=<a@x.example>, size=300, nrcpt=1 (queue active)\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<22591><6Hks0010>: sieve: msgid=<m10@x.example>: forwarded to <bob@elsewhere.example>\n\
+             Nov  7 12:00:00 dell postfix/lmtp[5]: 1A2B3C4D5F: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <alice@corp.test> 6Hks0010 Saved)",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+        assert!(m.findings.is_empty(), "{m:#?}");
+        assert!(
+            m.notes.iter().any(|n| n.starts_with(
+                "dell: the Sieve script of alice@corp.test forwarded the message to <bob@elsewhere.example> (redirect)"
+            )),
+            "{m:#?}"
+        );
+        assert!(
+            m.hops
+                .iter()
+                .all(|h| h.status != crate::fusion::HopStatus::SaveFailed),
+            "{m:#?}"
         );
     }
 

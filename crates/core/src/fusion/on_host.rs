@@ -124,6 +124,7 @@ impl Correlator {
                 code,
                 pid: rec.pid,
                 fatal: matches!(severity, Severity::Fatal | Severity::Panic),
+                msgid: None,
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );

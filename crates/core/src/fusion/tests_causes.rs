@@ -1,5 +1,6 @@
 //! Failures whose cause another line names: an administrator's `postsuper -e` (Postfix 3.5's
-//! `status=force-expired`), and a daemon's fatal error that other processes' warnings follow.
+//! `status=force-expired`), a daemon's fatal error that other processes' warnings follow, and
+//! Dovecot's error lines for two messages to one user in the same second.
 
 use super::tests::{feed, finding, EXPIRING};
 use super::*;
@@ -59,4 +60,61 @@ Nov  4 06:00:01 dell postfix/error[104]: ABCDEF1234: to=<alice@corp.test>, relay
         "{explaining:#?}"
     );
     assert!(explaining[2].contains("exit status 1"), "{explaining:#?}");
+}
+
+/// Two messages for one user, deferred by LMTP in the same second, each for its own reason
+/// (the lab's Sieve redirect failing, as Dovecot 2.3 logged it): each failure takes the Dovecot
+/// line that names its message-id, or a line of that line's LMTP session, whichever log is
+/// read first; none takes the other message's.
+#[test]
+fn dovecot_lines_explain_only_the_message_they_name() {
+    let dovecot = "2025-12-04T09:45:28.446436 lmtp(alice@corp.test)<30260><FcziGLiLEms0dgAAn00ZSw>: Error: sieve: msgid=<redir-yes@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: Sendmail program returned error (temporary failure) delivery_time=10ms\n\
+         2025-12-04T09:45:28.446436 lmtp(alice@corp.test)<30260><FcziGLiLEms0dgAAn00ZSw>: Error: sieve: Execution of script /x/lab-spam.sieve was aborted due to temporary failure\n\
+         2025-12-04T09:45:28.455712 lmtp(alice@corp.test)<30260><4CWeGriLEms0dgAAn00ZSw>: Error: sieve: msgid=<redir-keep@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: Mailbox quota exceeded\n\
+         2025-12-04T09:45:28.456061 lmtp(alice@corp.test)<30260><4CWeGriLEms0dgAAn00ZSw>: Error: sieve: Execution of script /x/lab-spam.sieve was aborted due to temporary failure";
+    let postfix = "Dec 04 09:45:28 dell postfix/cleanup[30258]: 5F7BFDC495: message-id=<redir-yes@provider.test>\n\
+         Dec 04 09:45:28 dell postfix/qmgr[29857]: 5F7BFDC495: from=<someone@provider.test>, size=606, nrcpt=1 (queue active)\n\
+         Dec 04 09:45:28 dell postfix/cleanup[30258]: 68521DC497: message-id=<redir-keep@provider.test>\n\
+         Dec 04 09:45:28 dell postfix/qmgr[29857]: 68521DC497: from=<someone@provider.test>, size=609, nrcpt=1 (queue active)\n\
+         Dec 04 09:45:28 dell postfix/lmtp[30259]: 5F7BFDC495: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.06, delays=0.01/0.01/0.02/0.03, dsn=4.2.0, status=deferred (host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Execution of Sieve filters was aborted due to temporary failure (in reply to end of DATA command))\n\
+         Dec 04 09:45:28 dell postfix/lmtp[30264]: 68521DC497: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.03, delays=0/0.01/0.01/0.01, dsn=4.2.0, status=deferred (host dell[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Execution of Sieve filters was aborted due to temporary failure (in reply to end of DATA command))";
+    for dovecot_first in [false, true] {
+        let mut c = Correlator::new(Limits::default());
+        let logs = [("dell", postfix), ("dell-dovecot", dovecot)];
+        for (role, text) in if dovecot_first {
+            [logs[1], logs[0]]
+        } else {
+            logs
+        } {
+            feed(&mut c, role, text);
+        }
+        let ms = c.finish();
+        assert_eq!(ms.len(), 2, "{ms:#?}");
+        for (id, own_session, code) in [
+            (
+                "<redir-yes@provider.test>",
+                "FcziGLiLEms0dgAAn00ZSw",
+                FindingCode::ServiceError,
+            ),
+            (
+                "<redir-keep@provider.test>",
+                "4CWeGriLEms0dgAAn00ZSw",
+                FindingCode::MailboxFull,
+            ),
+        ] {
+            let m = ms
+                .iter()
+                .find(|m| m.message_id.as_deref() == Some(id))
+                .unwrap();
+            let f = &m.findings[0];
+            assert_eq!(f.code, code, "dovecot first: {dovecot_first}: {f:#?}");
+            let dovecot_evidence: Vec<&String> =
+                f.evidence.iter().filter(|e| e.contains("lmtp(")).collect();
+            assert!(!dovecot_evidence.is_empty(), "{f:#?}");
+            assert!(
+                dovecot_evidence.iter().all(|e| e.contains(own_session)),
+                "dovecot first: {dovecot_first}: {id} took another message's line: {f:#?}"
+            );
+        }
+    }
 }

@@ -143,6 +143,16 @@ pub(crate) fn is_sieve_discard(text: &[u8]) -> bool {
         || is_sieve_reject(text)
 }
 
+/// Where Pigeonhole's redirect action sent the message (`sieve: msgid=<x>: forwarded to
+/// <bob@example.org>`): the address, brackets kept. The recipient's mailbox gets no copy unless
+/// the script also keeps it (a save line of its own).
+pub(crate) fn sieve_redirect_target(text: &[u8]) -> Option<&[u8]> {
+    let at = find(text, b": forwarded to <")?;
+    let v = &text[at + 15..];
+    let end = memchr::memchr(b'>', v)? + 1;
+    Some(&v[..end])
+}
+
 /// Sieve's reject and ereject actions (`sieve: msgid=<x>: rejected message from <s> (reject)`;
 /// for the null sender `not sending reject message to <>`): the message goes into no mailbox
 /// and the sender is told so.
@@ -153,7 +163,7 @@ pub(crate) fn is_sieve_reject(text: &[u8]) -> bool {
 }
 
 /// Message-id as logged (`msgid=<a@b>`), keeping the brackets like Postfix's `message-id=`.
-fn msgid(msg: &[u8]) -> Option<String> {
+pub(crate) fn msgid(msg: &[u8]) -> Option<String> {
     let at = find(msg, b"msgid=")?;
     if at > 0 && !matches!(msg[at - 1], b' ' | b',' | b':') {
         return None;
@@ -235,6 +245,7 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
                 || failed_to.is_some()
                 || contains(text, b"rejected: ")
                 || is_sieve_discard(text)
+                || sieve_redirect_target(text).is_some()
             {
                 let saved = saved_to.is_some();
                 return Some(Some(Event::DovecotDelivery(Box::new(DovecotDelivery {
@@ -539,6 +550,23 @@ mod tests {
             panic!()
         };
         assert_eq!(d.mailbox.as_deref(), Some("INBOX"));
+        // Sieve's redirect: a delivery line in no mailbox, its target read by the correlator;
+        // a duplicate redirect Pigeonhole suppressed forwards nothing.
+        let Event::DovecotDelivery(d) = ev(
+            "lmtp(alice@corp.test)<1><S1234567>",
+            "sieve: msgid=<x@y>: forwarded to <bob@elsewhere.example>",
+        ) else {
+            panic!()
+        };
+        assert_eq!((d.mailbox.as_deref(), d.saved), (None, false));
+        assert_eq!(
+            sieve_redirect_target(d.text.as_bytes()),
+            Some(&b"<bob@elsewhere.example>"[..])
+        );
+        assert_eq!(
+            sieve_redirect_target(b"sieve: msgid=<x@y>: discarded duplicate forward to <b@c>"),
+            None
+        );
     }
 
     /// The LMTP server's process-level error names the recipient in its text.

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
-pub(crate) use dovecot::{is_sieve_discard, is_sieve_reject};
+pub(crate) use dovecot::{
+    is_sieve_discard, is_sieve_reject, msgid as dovecot_msgid, sieve_redirect_target,
+};
 pub use focus::Focus;
 pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
