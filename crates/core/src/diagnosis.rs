@@ -887,20 +887,22 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     if t.contains("too many open files") {
         return Some(FindingCode::ServiceError);
     }
-    // Sieve's redirect or vacation reply could not be sent (`redirect action: failed to
-    // redirect message to <x>: Sendmail program returned error (temporary failure)`): Dovecot's
-    // own way out, `sendmail_path` or `submission_host`, fails, and LMTP defers the message.
+    // Sieve's redirect or vacation reply could not be sent for now (`redirect action: failed
+    // to redirect message to <x>: Sendmail program returned error (temporary failure)`):
+    // Dovecot's own way out, `sendmail_path` or `submission_host`, fails, and LMTP defers the
+    // message. (Refused for good, the script's implicit keep saves it: a note, no finding.)
     // The sendmail program's own word, which Dovecot logs without a user (`lmtp: Error:
     // sendmail: fatal: open /etc/postfix/main.cf: No such file or directory`), is the cause.
-    if has(
+    let sieve_send = has(
         &t,
         &[
             "failed to redirect message to",
             "failed to send vacation response",
-            "sendmail program returned error",
-            "sendmail: fatal:",
         ],
-    ) {
+    );
+    if (sieve_send && t.contains("(temporary failure)"))
+        || has(&t, &["sendmail program returned error", "sendmail: fatal:"])
+    {
         return Some(FindingCode::ServiceError);
     }
     if has(

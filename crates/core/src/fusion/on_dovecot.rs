@@ -185,6 +185,32 @@ impl Correlator {
         }
     }
 
+    /// Sieve could not forward the message (its redirect refused or not sent): a note on the
+    /// message its line names, whatever becomes of the message (kept in INBOX, or deferred).
+    fn note_failed_redirect(
+        &mut self,
+        rec: &LogRecord,
+        user: Option<&str>,
+        text: &str,
+        msgid: Option<&str>,
+    ) {
+        let Some(cid) = msgid.and_then(|k| self.msgids.get(k).copied()) else {
+            return;
+        };
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        let why = text
+            .find("failed to redirect message to ")
+            .map_or(text, |at| &text[at + "failed to ".len()..]);
+        ch.add_note(format!(
+            "{}: the Sieve script of {} could not forward the message: {}",
+            rec.role,
+            user.unwrap_or("?"),
+            clip(why, 300)
+        ));
+    }
+
     /// The latest classified Dovecot error of the same session, or of the same user within the
     /// window, unless it names another message than `message_id`.
     fn save_failure_cause(&self, d: &DoveDelivery, message_id: Option<&str>) -> Option<RecentLine> {
@@ -256,6 +282,9 @@ impl Correlator {
                 self.remember_dovecot(rec, user.as_deref(), session.clone(), code, msgid);
             }
             return;
+        }
+        if text.contains("failed to redirect message to ") {
+            self.note_failed_redirect(rec, user.as_deref(), text, msgid.as_deref());
         }
         let mut attached = false;
         if let Some(ch) = session

@@ -241,6 +241,14 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             };
             // Sieve's discard: `marked message to be discarded if not explicitly delivered
             // (discard action)`; unless a later line stores it after all, it is in no mailbox.
+            // Sieve's redirect that could not be sent: the reply it quotes may say `rejected:`
+            // (`RCPT TO failed: 554 5.7.1 <x>: Client host rejected: Access denied`), which is
+            // no save failure. Logged as an error when the message is deferred for it, at Info
+            // when the script's implicit keep saves it: a warning about the action then.
+            if contains(text, b"failed to redirect message to ") {
+                let severity = Some(sev.unwrap_or(Severity::Warning));
+                return problem_or_info(p.name, user, session, severity, text);
+            }
             if saved_to.is_some()
                 || failed_to.is_some()
                 || contains(text, b"rejected: ")
@@ -567,6 +575,16 @@ mod tests {
             sieve_redirect_target(b"sieve: msgid=<x@y>: discarded duplicate forward to <b@c>"),
             None
         );
+        // A redirect refused for good (Pigeonhole logs it at Info; the implicit keep saves the
+        // message after it): a warning about the action, not a failed save, though the reply
+        // it quotes says `rejected:` (the lab's Dovecot 2.3 with a submission_host).
+        assert!(matches!(
+            ev(
+                "lmtp(alice@corp.test)<19771><Nw/EKBCOEms7TQAAn00ZSw>",
+                "Info: sieve: msgid=<redirok-yes@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: smtp(100.64.0.2:2525): RCPT TO failed: 554 5.7.1 <unknown[100.64.0.2]>: Client host rejected: Access denied (permanent failure) delivery_time=8ms",
+            ),
+            Event::DovecotProblem(p) if p.severity == Severity::Warning
+        ));
     }
 
     /// The LMTP server's process-level error names the recipient in its text.
