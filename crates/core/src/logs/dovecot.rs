@@ -241,11 +241,14 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             };
             // Sieve's discard: `marked message to be discarded if not explicitly delivered
             // (discard action)`; unless a later line stores it after all, it is in no mailbox.
-            // Sieve's redirect that could not be sent: the reply it quotes may say `rejected:`
-            // (`RCPT TO failed: 554 5.7.1 <x>: Client host rejected: Access denied`), which is
-            // no save failure. Logged as an error when the message is deferred for it, at Info
-            // when the script's implicit keep saves it: a warning about the action then.
-            if contains(text, b"failed to redirect message to ") {
+            // Sieve's redirect (or vacation reply) that could not be sent: the reply it quotes
+            // may say `rejected:` (`RCPT TO failed: 554 5.7.1 <x>: Client host rejected: Access
+            // denied`), which is no save failure. Logged as an error when the message is
+            // deferred for it, at Info when the script's implicit keep saves it: a warning
+            // about the action then.
+            if contains(text, b"failed to redirect message to ")
+                || contains(text, b"failed to send vacation response")
+            {
                 let severity = Some(sev.unwrap_or(Severity::Warning));
                 return problem_or_info(p.name, user, session, severity, text);
             }
@@ -584,6 +587,13 @@ mod tests {
                 "Info: sieve: msgid=<redirok-yes@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: smtp(100.64.0.2:2525): RCPT TO failed: 554 5.7.1 <unknown[100.64.0.2]>: Client host rejected: Access denied (permanent failure) delivery_time=8ms",
             ),
             Event::DovecotProblem(p) if p.severity == Severity::Warning
+        ));
+        assert!(matches!(
+            ev(
+                "lmtp(alice@corp.test)<1><S1234567>",
+                "Info: sieve: msgid=<x@y>: failed to send vacation response to <a@b>: smtp(127.0.0.1:25): RCPT TO failed: 550 5.1.1 <a@b>: Recipient address rejected: User unknown (permanent failure)",
+            ),
+            Event::DovecotProblem(_)
         ));
     }
 
