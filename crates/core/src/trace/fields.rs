@@ -286,8 +286,26 @@ pub(crate) fn scan(text: &str) -> Scan {
             break;
         }
     }
+    if out.date.is_none() {
+        out.date = date_in_unclosed_comment(text, &toks);
+    }
     out.date_unread = out.date.is_none() && words_after_semi;
     out
+}
+
+/// A header whose comment never closes swallows its `; date` (`from a (by a (8.12.10/8.12.11)
+/// with ESMTP id x for <u@b>; Mon, 22 Sep 2008 20:20:25 GMT`, as a Sendmail at webex.com
+/// wrote it): the date after the last `;` of that unclosed comment, when one parses there.
+fn date_in_unclosed_comment(text: &str, toks: &[Tok]) -> Option<ParsedDate> {
+    let Some(Tok::Comment(start, end)) = toks.last() else {
+        return None;
+    };
+    let comment = text.get(*start..*end)?;
+    if *end != text.len() || comment.trim_end().ends_with(')') {
+        return None;
+    }
+    let semi = comment.rfind(';')?;
+    comment.get(semi + 1..).and_then(parse_received_date)
 }
 
 /// The protocol after `with`, as written: up to three words, stopping at a comment, `;`, another
@@ -750,6 +768,15 @@ mod tests {
         );
         assert_eq!(d("from a by b; garbage"), None);
         assert_eq!(d("from a by b;"), None);
+        // A comment left open swallows the rest (a real Sendmail header of webex.com's, from
+        // the Ruby mail gem's test messages): the date after its last `;`.
+        assert_eq!(
+            d("from jsj1wlrmd001.webex.com (by jsj1wlrmd001.webex.com\r\n  (8.12.10/8.12.11) with ESMTP id m8MKKPTs022429\r\n  for <xxxx@example.com>; Mon, 22 Sep 2008 20:20:25 GMT")
+                .as_deref(),
+            Some("2008-09-22T20:20:25Z")
+        );
+        // Closed, a date inside a comment is still not the header's.
+        assert_eq!(d("from a (by a; Mon, 22 Sep 2008 20:20:25 GMT)"), None);
     }
 
     #[test]
