@@ -218,10 +218,12 @@ fn ordered_entries(ch: &Chain, stack: &mut Vec<usize>, out: &mut Vec<usize>) {
                     .is_none_or(|(h, q)| !in_chain(h, q))
             }),
     );
-    let root_key = |i: &usize| {
-        let e = &entries[*i];
-        (e.arrived, &*e.host, e.qid.as_str())
-    };
+    // Roots that arrived in the same (whole) second: one that hands the message on to another
+    // entry of the chain first (the MX's, before the copy a Sieve redirect on the last host
+    // submitted again, which hands on nothing), then in the order their first lines were read,
+    // whatever the hosts are called.
+    let hands_on = |i: usize| entries.iter().any(|k| entries[i].feeds(k));
+    let root_key = |i: &usize| (entries[*i].arrived, !hands_on(*i), *i);
     // The stack of entries to visit, the next on top: the roots by arrival, then each entry's
     // downstream entries by arrival, stacked in place (no list per entry).
     stack.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
