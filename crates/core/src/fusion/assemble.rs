@@ -223,10 +223,10 @@ fn ordered_entries(ch: &Chain, stack: &mut Vec<usize>, out: &mut Vec<usize>) {
     // submitted again, which hands on nothing), then in the order their first lines were read,
     // whatever the hosts are called.
     let hands_on = |i: usize| entries.iter().any(|k| entries[i].feeds(k));
-    let root_key = |i: &usize| (entries[*i].arrived, !hands_on(*i), *i);
+    let root_key = |i: usize| (entries[i].arrived, !hands_on(i), i);
     // The stack of entries to visit, the next on top: the roots by arrival, then each entry's
     // downstream entries by arrival, stacked in place (no list per entry).
-    stack.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
+    stack.sort_by_key(|&i| root_key(i));
     stack.reverse();
     while let Some(i) = stack.pop() {
         if out.contains(&i) {
