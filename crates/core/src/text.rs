@@ -11,9 +11,20 @@ fn is_unsafe(c: char) -> bool {
     (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether no character of `s` is unsafe. Printable ASCII and tabs are checked a byte at a
+/// time without decoding (a report's log lines and replies are mostly that: decoding each
+/// character was a twentieth of a human report's rendering thread); a text with a control byte
+/// or a non-ASCII one is then looked at a character at a time.
+fn is_clean(s: &str) -> bool {
+    let printable = s.bytes().fold(true, |all, b| {
+        all & ((b' '..=b'~').contains(&b) | (b == b'\t'))
+    });
+    printable || !s.chars().any(is_unsafe)
+}
+
 /// `s` with control characters shown as escapes (`\x1b`, `\u{9b}`); borrowed when clean.
 pub fn escape_control(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
+    if is_clean(s) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -77,6 +88,23 @@ mod tests {
             escape_control("250 2.0.0 Ok\tqueued"),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn non_ascii_text_is_borrowed_and_its_controls_escaped() {
+        assert!(matches!(escape_control("café <ü@ex.de>"), Cow::Borrowed(_)));
+        assert_eq!(escape_control("é\u{85}x"), "é\\u{85}x");
+        assert_eq!(escape_control("é\u{2067}x"), "é\\u{2067}x");
+        // Every ASCII byte: only the printable ones and the tab pass unescaped.
+        for b in 0u8..0x80 {
+            let s = char::from(b).to_string();
+            let kept = (0x20..0x7f).contains(&b) || b == b'\t';
+            assert_eq!(
+                matches!(escape_control(&s), Cow::Borrowed(_)),
+                kept,
+                "{b:#x}"
+            );
+        }
     }
 
     #[test]

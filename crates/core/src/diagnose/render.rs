@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
 use crate::diagnosis::Finding;
@@ -199,12 +199,39 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
     )
 }
 
+/// A hop's time as `%Y-%m-%d %H:%M:%S`, with `%.3f` when the log gave more than whole seconds.
+/// Written from the time's fields: chrono's `format` reads its pattern again for every hop.
 fn fmt_ts(t: Option<DateTime<Utc>>, whole: bool) -> String {
-    match t {
-        Some(t) if whole => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
-        None => "-".into(),
+    use std::fmt::Write as _;
+    let Some(t) = t else {
+        return "-".into();
+    };
+    if !(0..=9999).contains(&t.year()) {
+        // A year chrono writes with a sign.
+        let pattern = if whole {
+            "%Y-%m-%d %H:%M:%S"
+        } else {
+            "%Y-%m-%d %H:%M:%S%.3f"
+        };
+        return t.format(pattern).to_string();
     }
+    // A leap second is second 59 with a nanosecond count past a billion, written as second 60.
+    let nanos = t.nanosecond();
+    let mut out = String::with_capacity(23);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second() + u32::from(nanos >= 1_000_000_000)
+    );
+    if !whole {
+        let _ = write!(out, ".{:03}", nanos % 1_000_000_000 / 1_000_000);
+    }
+    out
 }
 
 fn human_finding(o: &mut dyn Write, f: &Finding, indent: &str) -> io::Result<()> {
@@ -304,4 +331,39 @@ fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+
+    /// The hop time written from its fields is chrono's `format` of the same pattern.
+    #[test]
+    fn hop_times_are_written_as_chrono_writes_them() {
+        let day = |y, mo, d| NaiveDate::from_ymd_opt(y, mo, d).unwrap();
+        let times = [
+            day(2026, 11, 4).and_hms_milli_opt(6, 0, 0, 0).unwrap(),
+            day(2026, 1, 9)
+                .and_hms_micro_opt(23, 59, 7, 123_456)
+                .unwrap(),
+            day(2016, 12, 31)
+                .and_hms_milli_opt(23, 59, 59, 1_500)
+                .unwrap(), // leap second
+            day(99, 2, 3).and_hms_opt(4, 5, 6).unwrap(),
+            day(12345, 6, 7).and_hms_opt(8, 9, 10).unwrap(),
+            day(-44, 3, 15)
+                .and_hms_nano_opt(12, 0, 0, 999_999_999)
+                .unwrap(),
+        ];
+        for naive in times {
+            let t = Utc.from_utc_datetime(&naive);
+            let whole = t.format("%Y-%m-%d %H:%M:%S").to_string();
+            let frac = t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+            assert_eq!(fmt_ts(Some(t), true), whole, "{naive:?}");
+            assert_eq!(fmt_ts(Some(t), false), frac, "{naive:?}");
+        }
+        assert_eq!(fmt_ts(None, true), "-");
+    }
 }
