@@ -915,11 +915,32 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     ) {
         return Some(FindingCode::TlsError);
     }
+    if severity != Severity::Warning && has(&t, AUTH_SERVICE_UNUSABLE) {
+        return Some(FindingCode::ServiceError);
+    }
     match severity {
         Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
         Severity::Warning | Severity::Error => None,
     }
 }
+
+/// A Dovecot process that cannot use the auth service, in lib-auth's words and the auth
+/// server's: the service is stuck, or its binary is of another version than the process's
+/// (a package upgrade without a restart: `Authentication server not compatible with this
+/// client (mixed old and new binaries?)`, Dovecot 2.2's `Authentication server didn't send
+/// valid SPID as expected`, the auth server's `BUG: Authentication client sent unknown
+/// handshake command`). Every login and user lookup fails until Dovecot is restarted. Errors
+/// only: what a process logs as a warning about the auth service (`Auth connection closed
+/// with 1 pending requests`, `auth client 123 disconnected with 1 pending requests`) comes
+/// with any restart of it.
+const AUTH_SERVICE_UNUSABLE: &[&str] = &[
+    "authentication server not compatible with this client",
+    "authentication server didn't send valid spid",
+    "timeout waiting for handshake from auth server",
+    "disconnected from auth server, aborting",
+    "bug: authentication client sent unknown handshake",
+    "bug: authentication server sent",
+];
 
 /// Mailbox names that mean "filed as spam".
 pub fn is_spam_mailbox(name: &str) -> bool {
@@ -1407,6 +1428,13 @@ mod tests {
             // found no Postfix configuration), and that program's own word.
             "sieve: msgid=<redir-yes@provider.test>: redirect action: failed to redirect message to <bob@elsewhere.example>: Sendmail program returned error (temporary failure) delivery_time=10ms",
             "sendmail: fatal: open /etc/postfix/main.cf: No such file or directory",
+            // A process and an auth service of different versions (a package upgrade without a
+            // restart), or an auth service that does not answer: every login fails alike.
+            "Authentication server not compatible with this client (mixed old and new binaries?)",
+            "Authentication server didn't send valid SPID as expected: MECH PLAIN plaintext",
+            "BUG: Authentication client sent unknown handshake command: REQUEST\t2492858369\t16648",
+            "Disconnected from auth server, aborting (client-pid=16648 client-id=1)",
+            "Timeout waiting for handshake from auth server. my pid=19, input bytes=0",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),
@@ -1414,6 +1442,14 @@ mod tests {
                 "{text}"
             );
         }
+        // Errors only: a warning about the auth service comes with any restart of it.
+        assert_eq!(
+            classify_dovecot_problem(
+                Severity::Warning,
+                "Disconnected from auth server, aborting (client-pid=16648 client-id=1)"
+            ),
+            None
+        );
         for (text, code) in [
             ("service(imap-login): process_limit (100) reached, client connections are being dropped", ServiceError),
             ("service(imap): client_limit (1000) reached, client connections are being dropped", ServiceError),

@@ -278,6 +278,41 @@ mod tests {
         assert_eq!(of(FindingCode::AuthFailed).map(|f| f.count), Some(1));
     }
 
+    /// Dovecot's processes and an auth service of another version (a package upgrade without a
+    /// restart): their errors are one service error of the host; the failed login after them
+    /// is still a failed login, and a warning about the auth service alone is no finding.
+    #[test]
+    fn a_process_that_cannot_use_the_auth_service_is_a_service_error() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Aug  8 13:48:52 dell dovecot: auth: Error: BUG: Authentication client sent unknown handshake command: REQUEST\t3\t16648\t1
+\
+             Aug  8 13:48:52 dell dovecot: pop3: Error: Authentication server didn't send valid SPID as expected: MECH PLAIN plaintext
+\
+             Aug  8 13:48:52 dell dovecot: pop3: Error: Disconnected from auth server, aborting (client-pid=16648 client-id=1)
+\
+             Aug  8 13:48:52 dell dovecot: pop3-login: Internal login failure (pid=16648 id=1) (internal failure, 1 succesful auths): user=<ivy@corp.test>, method=PLAIN, rip=198.18.0.9, lip=100.64.0.2, mpid=16651, TLS, session=<X6AcVsscFgC8r5t2>
+\
+             Aug  8 13:48:52 dell dovecot: auth: Warning: auth client 16648 disconnected with 1 pending requests: EOF",
+        );
+        let out = c.finish_all();
+        let of = |code: FindingCode| out.host_findings.iter().find(|f| f.code == code);
+        let service = of(FindingCode::ServiceError).expect("the auth service's finding");
+        assert_eq!(service.count, 3, "{service:#?}");
+        assert!(
+            service.message.contains("unknown handshake command"),
+            "{service:#?}"
+        );
+        let login = of(FindingCode::ImapAuthFailed).expect("the failed login");
+        assert!(
+            login.message.contains("the password was accepted"),
+            "{login:#?}"
+        );
+        assert_eq!(out.host_findings.len(), 2, "{:#?}", out.host_findings);
+    }
+
     /// A generic reject takes the specific code of a warning its own process logged before it,
     /// never that of another process's warning in the same window.
     #[test]
