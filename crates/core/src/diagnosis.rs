@@ -915,7 +915,12 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     ) {
         return Some(FindingCode::TlsError);
     }
-    if severity != Severity::Warning && has(&t, AUTH_SERVICE_UNUSABLE) {
+    // A login process whose client waited 10 s for the greeting because auth did not answer
+    // (`Auth process not responding, delayed sending initial response (greeting)`), a warning
+    // no restart explains.
+    if (severity != Severity::Warning && has(&t, AUTH_SERVICE_UNUSABLE))
+        || t.contains("auth process not responding")
+    {
         return Some(FindingCode::ServiceError);
     }
     match severity {
@@ -1442,6 +1447,13 @@ mod tests {
                 "{text}"
             );
         }
+        assert_eq!(
+            classify_dovecot_problem(
+                Severity::Warning,
+                "Auth process not responding, delayed sending initial response (greeting): user=<>, rip=198.18.3.1, lip=198.18.3.2, TLS, session=<gRjmd9FhJrHGEgMB>"
+            ),
+            Some(ServiceError)
+        );
         // Errors only: a warning about the auth service comes with any restart of it.
         assert_eq!(
             classify_dovecot_problem(
