@@ -524,6 +524,8 @@ fn auth_permission_denied(t: &str) -> bool {
                 "auth-userdb",
                 "auth-master",
                 "auth-client",
+                // A login process's connection to its auth socket (`auth: connect(login)`).
+                "auth: connect(",
                 "/etc/dovecot/",
             ],
         )
@@ -915,18 +917,26 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     ) {
         return Some(FindingCode::TlsError);
     }
-    // A login process whose client waited 10 s for the greeting because auth did not answer
-    // (`Auth process not responding, delayed sending initial response (greeting)`), a warning
-    // no restart explains.
-    if (severity != Severity::Warning && has(&t, AUTH_SERVICE_UNUSABLE))
-        || t.contains("auth process not responding")
-    {
+    if auth_service_unusable(severity, &t) {
         return Some(FindingCode::ServiceError);
     }
     match severity {
         Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
         Severity::Warning | Severity::Error => None,
     }
+}
+
+/// Whether a Dovecot line (lower-cased) tells of a process that cannot use the auth service:
+/// an error in [`AUTH_SERVICE_UNUSABLE`]'s words, lib-auth's failed connect to the auth socket
+/// (2.3 prefixes it `auth-client: conn unix:login`), or a login process whose client waited
+/// 10 s for the greeting because auth did not answer (`Auth process not responding, delayed
+/// sending initial response (greeting)`), a warning no restart explains.
+fn auth_service_unusable(severity: Severity, t: &str) -> bool {
+    let error = severity != Severity::Warning;
+    let lib_auth_connect =
+        t.contains("auth-client") && t.contains("connect(") && t.contains(") failed");
+    (error && (has(t, AUTH_SERVICE_UNUSABLE) || lib_auth_connect))
+        || t.contains("auth process not responding")
 }
 
 /// A Dovecot process that cannot use the auth service, in lib-auth's words and the auth
@@ -945,6 +955,9 @@ const AUTH_SERVICE_UNUSABLE: &[&str] = &[
     "disconnected from auth server, aborting",
     "bug: authentication client sent unknown handshake",
     "bug: authentication server sent",
+    // A login process that cannot reach the auth socket at all (`auth: connect(login) failed:
+    // Connection refused`); one it may not open is told apart above.
+    "auth: connect(",
 ];
 
 /// Mailbox names that mean "filed as spam".
@@ -1440,6 +1453,8 @@ mod tests {
             "BUG: Authentication client sent unknown handshake command: REQUEST\t2492858369\t16648",
             "Disconnected from auth server, aborting (client-pid=16648 client-id=1)",
             "Timeout waiting for handshake from auth server. my pid=19, input bytes=0",
+            "auth: connect(login) failed: Connection refused",
+            "auth-client: conn unix:login: connect(login) failed: No such file or directory",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),
@@ -1453,6 +1468,14 @@ mod tests {
                 "Auth process not responding, delayed sending initial response (greeting): user=<>, rip=198.18.3.1, lip=198.18.3.2, TLS, session=<gRjmd9FhJrHGEgMB>"
             ),
             Some(ServiceError)
+        );
+        // A login process that may not open its auth socket: the listener's mode or user.
+        assert_eq!(
+            classify_dovecot_problem(
+                Severity::Error,
+                "auth: connect(/var/run/dovecot/login/login) failed: Permission denied (euid=97(dovenull) egid=97(dovenull) missing +r perm: /var/run/dovecot/login/login)"
+            ),
+            Some(AuthBackendError)
         );
         // Errors only: a warning about the auth service comes with any restart of it.
         assert_eq!(
