@@ -287,14 +287,10 @@ mod tests {
         feed(
             &mut c,
             "dell",
-            "Aug  8 13:48:52 dell dovecot: auth: Error: BUG: Authentication client sent unknown handshake command: REQUEST\t3\t16648\t1
-\
-             Aug  8 13:48:52 dell dovecot: pop3: Error: Authentication server didn't send valid SPID as expected: MECH PLAIN plaintext
-\
-             Aug  8 13:48:52 dell dovecot: pop3: Error: Disconnected from auth server, aborting (client-pid=16648 client-id=1)
-\
-             Aug  8 13:48:52 dell dovecot: pop3-login: Internal login failure (pid=16648 id=1) (internal failure, 1 succesful auths): user=<ivy@corp.test>, method=PLAIN, rip=198.18.0.9, lip=100.64.0.2, mpid=16651, TLS, session=<X6AcVsscFgC8r5t2>
-\
+            "Aug  8 13:48:52 dell dovecot: auth: Error: BUG: Authentication client sent unknown handshake command: REQUEST\t3\t16648\t1\n\
+             Aug  8 13:48:52 dell dovecot: pop3: Error: Authentication server didn't send valid SPID as expected: MECH PLAIN plaintext\n\
+             Aug  8 13:48:52 dell dovecot: pop3: Error: Disconnected from auth server, aborting (client-pid=16648 client-id=1)\n\
+             Aug  8 13:48:52 dell dovecot: pop3-login: Internal login failure (pid=16648 id=1) (internal failure, 1 succesful auths): user=<ivy@corp.test>, method=PLAIN, rip=198.18.0.9, lip=100.64.0.2, mpid=16651, TLS, session=<X6AcVsscFgC8r5t2>\n\
              Aug  8 13:48:52 dell dovecot: auth: Warning: auth client 16648 disconnected with 1 pending requests: EOF",
         );
         let out = c.finish_all();
