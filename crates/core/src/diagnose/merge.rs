@@ -144,6 +144,15 @@ impl<S: RecordSource> Merge<S> {
         }
     }
 
+    /// The one source, when there is only one and nothing of it is pending here: read
+    /// straight from it, it yields what the merge would (its records in its own order).
+    pub fn only_source(&mut self) -> Option<&mut S> {
+        match &mut self.lanes[..] {
+            [lane] if lane.pending.is_empty() => Some(&mut lane.source),
+            _ => None,
+        }
+    }
+
     /// The sources, in the order given (for their counts once the merge is over).
     pub fn into_sources(self) -> Vec<S> {
         self.lanes.into_iter().map(|l| l.source).collect()

@@ -4,6 +4,7 @@
 //! JSON. Does not open files, read clocks (the caller hands in readers, reference times and the
 //! fallback year), parse lines (`crate::logs`) or write incident files.
 
+mod blocks;
 mod json;
 pub mod merge;
 mod pipeline;

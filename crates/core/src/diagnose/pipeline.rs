@@ -5,6 +5,11 @@
 //! stage's failure stops the other. Does not parse, correlate or render anything itself
 //! (`super::source`, `crate::fusion`, `super::report`).
 //!
+//! Parsing a line costs more than correlating it: with one log read whole, the reading stage
+//! hands a whole block of lines instead of records whenever the correlating stage is about to
+//! wait, and that stage parses it (`super::blocks`). How much each stage parses then follows
+//! how fast each is; the 2 GB human-report run took 12 % less time (docs/BENCHMARKS.md).
+//!
 //! The stages' output is the same as one thread's: both feed the records in merge order
 //! through the same [`Reporting`]. A read error ends the run after the records read before it
 //! were correlated and what they finished was written, as a single thread would have.
@@ -15,6 +20,7 @@
 //! writing (the kernel's copy of the report) was a few per cent of the run on it.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
 
@@ -22,7 +28,8 @@ use crate::fusion::{Correlator, SWEEP_EVERY};
 use crate::logs::{BoxedRecord, Focus, LogRecord};
 use crate::runbook::Runbook;
 
-use super::merge::Merge;
+use super::blocks::{Block, BlockParser, HandOff};
+use super::merge::{Merge, RecordSource};
 use super::report::Report;
 use super::source::LogStream;
 use super::{AnalyzeError, Options, SourceReport, Summary};
@@ -33,14 +40,47 @@ const RECORD_BATCH: usize = 1024;
 /// the correlator looks for done chains ([`SWEEP_EVERY`]), so a message is assembled and
 /// rendered while what its chain is made of is still in the cache.
 pub(super) const TAKE_FINISHED_EVERY: u64 = SWEEP_EVERY;
-/// Batches waiting between the stages at most: bounds the memory in flight.
+/// Hand-offs waiting between the stages at most: bounds the memory in flight.
 const QUEUE: usize = 8;
 
 /// What the correlating stage is handed.
 enum ToCorrelate {
     Records(Vec<BoxedRecord>),
+    /// Whole lines of the one log, to parse there (`super::blocks`).
+    Block(Block),
     /// End of input: the sources' reports, for the report's end.
     End(Vec<SourceReport>),
+}
+
+/// Blocks of lines the reading stage took whole, and how many of them it handed over.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Handed {
+    blocks: u64,
+    handed: u64,
+}
+
+/// What the correlating stage hands back to be reused where it was made.
+enum Spent {
+    Records(Vec<BoxedRecord>),
+    Text(String),
+}
+
+/// The reading stage's end of the hand-over queue, which counts the hand-offs waiting in it.
+struct Queue<'a> {
+    tx: SyncSender<ToCorrelate>,
+    waiting: &'a AtomicUsize,
+}
+
+impl Queue<'_> {
+    /// Hand `m` over (waiting while the queue is full); `false` when the other stage stopped.
+    fn send(&self, m: ToCorrelate) -> bool {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(m).is_ok()
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
 }
 
 /// Records correlated into the report: what both ways of running do with each record and at
@@ -107,58 +147,127 @@ impl<'a> Reporting<'a> {
 /// Run the stages over `merge` (reading with `focus`) into `corr`, writing the report to `out`
 /// (from the correlating stage's thread).
 pub(super) fn run(
-    mut merge: Merge<LogStream>,
-    mut focus: Option<Focus>,
+    merge: Merge<LogStream>,
+    focus: Option<Focus>,
     corr: Correlator,
     opts: &Options,
     runbook: &Runbook,
     out: &mut (dyn Write + Send),
 ) -> Result<Summary, AnalyzeError> {
+    run_handing(merge, focus, corr, (opts, runbook), out, HandOff::WhenIdle).map(|(s, _)| s)
+}
+
+/// [`run`], handing blocks of one log's lines to the correlating stage as `hand_off` says.
+fn run_handing(
+    mut merge: Merge<LogStream>,
+    mut focus: Option<Focus>,
+    corr: Correlator,
+    (opts, runbook): (&Options, &Runbook),
+    out: &mut (dyn Write + Send),
+    hand_off: HandOff,
+) -> Result<(Summary, Handed), AnalyzeError> {
     let (to_corr, corr_rx) = mpsc::sync_channel::<ToCorrelate>(QUEUE);
-    // Record batches the correlating stage is done with go back to be dropped (and their room
-    // reused) where they were made: freeing on the allocating thread keeps its allocator's
-    // caches warm. Unbounded, so the correlating stage never waits on this thread while this
-    // thread may wait on it (no cycle of waits); it holds at most the batches in flight.
-    let (spent_tx, spent) = mpsc::channel::<Vec<BoxedRecord>>();
+    // What the correlating stage is done with goes back to be dropped (or its room reused)
+    // where it was made: freeing on the allocating thread keeps its allocator's caches warm.
+    // Unbounded, so the correlating stage never waits on this thread while this thread may
+    // wait on it (no cycle of waits); it holds at most the hand-offs in flight.
+    let (spent_tx, spent) = mpsc::channel::<Spent>();
+    let waiting = AtomicUsize::new(0);
+    // Blocks of lines are handed over only from one log read whole (`super::blocks`).
+    let blocks = match (&focus, merge.only_source()) {
+        (None, Some(src)) if src.shares_blocks() => Some(src.block_parser()),
+        _ => None,
+    };
+    let sharing = blocks.is_some();
     thread::scope(|s| {
-        let correlating = s.spawn(move || correlate(corr, opts, runbook, corr_rx, spent_tx, out));
-        let read = feed(&mut merge, &mut focus, &to_corr, &spent);
-        let read = read.map(|()| {
+        let stage = Correlating {
+            blocks,
+            waiting: &waiting,
+            spent: spent_tx,
+        };
+        let correlating = s.spawn(move || stage.run(corr, opts, runbook, corr_rx, out));
+        let queue = Queue {
+            tx: to_corr,
+            waiting: &waiting,
+        };
+        let read = match merge.only_source().filter(|_| sharing) {
+            Some(src) => feed_blocks(src, &queue, &spent, hand_off),
+            None => feed(&mut merge, &mut focus, &queue, &spent).map(|()| Handed::default()),
+        };
+        let read = read.inspect(|_| {
             let sources = merge.into_sources().iter().map(LogStream::report).collect();
             // A failed send means the other stage stopped early: its join tells why.
-            let _ = to_corr.send(ToCorrelate::End(sources));
+            let _ = queue.send(ToCorrelate::End(sources));
         });
         // Without an end marker the other stage stops after what it was sent (a read error).
-        drop(to_corr);
+        drop(queue);
         let reported = correlating
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        read?;
+        let handed = read?;
         // Without the end of input (which only a read error prevents) there is no summary.
-        reported.map_err(AnalyzeError::Write)?.ok_or_else(|| {
+        let summary = reported.map_err(AnalyzeError::Write)?.ok_or_else(|| {
             AnalyzeError::Write(io::Error::other("the report ended before its input"))
-        })
+        })?;
+        Ok((summary, handed))
     })
 }
 
-/// An empty batch: a spent one emptied (its records offered to `merge` for reuse, the other
-/// batches dropped), else a new one.
-fn empty_batch(
-    spent: &Receiver<Vec<BoxedRecord>>,
-    merge: &mut Merge<LogStream>,
-) -> Vec<BoxedRecord> {
-    let mut batch = Vec::new();
-    for mut b in spent.try_iter() {
-        merge.recycle(&mut b);
-        b.clear();
-        if batch.capacity() == 0 {
-            batch = b;
+/// What the correlating stage gave back, kept for reuse: a batch's room, block texts.
+#[derive(Default)]
+struct Returned {
+    batch: Vec<BoxedRecord>,
+    texts: Vec<String>,
+}
+
+impl Returned {
+    /// Take what came back: records offered to `recycle` (for reuse by the parser), one
+    /// emptied batch and a few texts kept, the rest dropped.
+    fn collect(&mut self, spent: &Receiver<Spent>, recycle: &mut dyn FnMut(&mut Vec<BoxedRecord>)) {
+        for s in spent.try_iter() {
+            match s {
+                Spent::Records(mut b) => {
+                    recycle(&mut b);
+                    b.clear();
+                    if self.batch.capacity() == 0 {
+                        self.batch = b;
+                    }
+                }
+                Spent::Text(t) if self.texts.len() < QUEUE => self.texts.push(t),
+                Spent::Text(_) => {}
+            }
         }
     }
-    if batch.capacity() == 0 {
-        batch.reserve_exact(RECORD_BATCH);
+
+    /// An empty batch: one given back, else a new one.
+    fn batch(&mut self) -> Vec<BoxedRecord> {
+        let mut batch = std::mem::take(&mut self.batch);
+        if batch.capacity() == 0 {
+            batch.reserve_exact(RECORD_BATCH);
+        }
+        batch
     }
-    batch
+
+    fn text(&mut self) -> String {
+        self.texts.pop().unwrap_or_default()
+    }
+
+    /// Hand `batch` over and put an empty one in its place; `false` when the other stage
+    /// stopped (a write error, or a panic: its join reports it).
+    fn send(
+        &mut self,
+        batch: &mut Vec<BoxedRecord>,
+        queue: &Queue<'_>,
+        spent: &Receiver<Spent>,
+        src: &mut LogStream,
+    ) -> bool {
+        if !queue.send(ToCorrelate::Records(std::mem::take(batch))) {
+            return false;
+        }
+        self.collect(spent, &mut |b| src.recycle(b));
+        *batch = self.batch();
+        true
+    }
 }
 
 /// The same report on the caller's thread alone: for runs that correlate few records (a
@@ -184,16 +293,17 @@ pub(super) fn one_thread(
 fn feed(
     merge: &mut Merge<LogStream>,
     focus: &mut Option<Focus>,
-    to_corr: &SyncSender<ToCorrelate>,
-    spent: &Receiver<Vec<BoxedRecord>>,
+    queue: &Queue<'_>,
+    spent: &Receiver<Spent>,
 ) -> Result<(), AnalyzeError> {
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut returned = Returned::default();
+    let mut batch = returned.batch();
     loop {
         let more = match merge.next_batch(focus, &mut batch, RECORD_BATCH) {
             Ok(more) => more,
             Err(e) => {
                 // What was read before the error is still correlated and reported.
-                let _ = to_corr.send(ToCorrelate::Records(batch));
+                queue.send(ToCorrelate::Records(batch));
                 return Err(e);
             }
         };
@@ -201,49 +311,132 @@ fn feed(
             break;
         }
         let full = std::mem::take(&mut batch);
-        if to_corr.send(ToCorrelate::Records(full)).is_err() {
+        if !queue.send(ToCorrelate::Records(full)) {
             // The other stage stopped (a write error, or a panic): its join reports it.
             return Ok(());
         }
-        batch = empty_batch(spent, merge);
+        returned.collect(spent, &mut |b| merge.recycle(b));
+        batch = returned.batch();
     }
     if !batch.is_empty() {
-        let _ = to_corr.send(ToCorrelate::Records(batch));
+        queue.send(ToCorrelate::Records(batch));
     }
     Ok(())
 }
 
-/// The correlating stage: the records into the report, written to `out`. `None` when the
-/// input ended before its end (a read error); what was reported until then is flushed.
-fn correlate(
-    corr: Correlator,
-    opts: &Options,
-    runbook: &Runbook,
-    records: Receiver<ToCorrelate>,
-    spent: Sender<Vec<BoxedRecord>>,
-    out: &mut (dyn Write + Send),
-) -> io::Result<Option<Summary>> {
-    let mut reporting = Reporting::begin(corr, &mut *out, opts, runbook)?;
-    let sources = loop {
-        match records.recv() {
-            Ok(ToCorrelate::Records(batch)) => {
-                for rec in &batch {
-                    reporting.observe(rec)?;
-                }
-                // Gone only when the reading thread is: then the batch is dropped here.
-                let _ = spent.send(batch);
+/// The reading stage over one log read whole: a block of whole lines at a time, each parsed
+/// here or handed over (as `hand_off` says, when its lines allow it), and the lines no block
+/// holds (after invalid UTF-8, across the reader's buffer) one at a time.
+fn feed_blocks(
+    src: &mut LogStream,
+    queue: &Queue<'_>,
+    spent: &Receiver<Spent>,
+    hand_off: HandOff,
+) -> Result<Handed, AnalyzeError> {
+    let mut returned = Returned::default();
+    let mut batch = returned.batch();
+    let mut text = String::new();
+    let mut n = Handed::default();
+    loop {
+        let taken = match src.take_block(&mut text) {
+            Ok(taken) => taken,
+            Err(e) => {
+                queue.send(ToCorrelate::Records(batch));
+                return Err(e);
             }
-            Ok(ToCorrelate::End(sources)) => break sources,
-            Err(_) => {
+        };
+        if taken {
+            n.blocks += 1;
+            let at = hand_off
+                .now(queue.waiting(), n.blocks)
+                .then(|| src.hand_over_at(&text))
+                .flatten();
+            if let Some(at) = at {
+                // The records read before the block go first: the order stays the log's.
+                if !batch.is_empty() && !returned.send(&mut batch, queue, spent, src) {
+                    return Ok(n);
+                }
+                returned.collect(spent, &mut |b| src.recycle(b));
+                let text = std::mem::replace(&mut text, returned.text());
+                if !queue.send(ToCorrelate::Block(Block { text, at })) {
+                    return Ok(n);
+                }
+                n.handed += 1;
+                continue;
+            }
+            src.parse_block(&text, &mut batch);
+        } else {
+            match src.read_line(&mut batch) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    queue.send(ToCorrelate::Records(batch));
+                    return Err(e);
+                }
+            }
+        }
+        if batch.len() >= RECORD_BATCH && !returned.send(&mut batch, queue, spent, src) {
+            return Ok(n);
+        }
+    }
+    if !batch.is_empty() {
+        queue.send(ToCorrelate::Records(batch));
+    }
+    Ok(n)
+}
+
+/// The correlating stage: what it needs besides the correlator and the report.
+struct Correlating<'a> {
+    /// The parser of the blocks handed over, when some may be.
+    blocks: Option<BlockParser>,
+    waiting: &'a AtomicUsize,
+    spent: Sender<Spent>,
+}
+
+impl Correlating<'_> {
+    /// The records (and blocks) into the report, written to `out`. `None` when the input
+    /// ended before its end (a read error); what was reported until then is flushed.
+    fn run(
+        mut self,
+        corr: Correlator,
+        opts: &Options,
+        runbook: &Runbook,
+        records: Receiver<ToCorrelate>,
+        out: &mut (dyn Write + Send),
+    ) -> io::Result<Option<Summary>> {
+        let mut reporting = Reporting::begin(corr, &mut *out, opts, runbook)?;
+        let mut sources = loop {
+            let Ok(m) = records.recv() else {
                 drop(reporting);
                 out.flush()?;
                 return Ok(None);
+            };
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match m {
+                ToCorrelate::Records(batch) => {
+                    for rec in &batch {
+                        reporting.observe(rec)?;
+                    }
+                    // Gone only when the reading thread is: then the batch is dropped here.
+                    let _ = self.spent.send(Spent::Records(batch));
+                }
+                ToCorrelate::Block(block) => {
+                    let Some(parser) = self.blocks.as_mut() else {
+                        return Err(io::Error::other("a block of lines came without its parser"));
+                    };
+                    parser.parse(&block, |rec| reporting.observe(rec))?;
+                    let _ = self.spent.send(Spent::Text(block.text));
+                }
+                ToCorrelate::End(sources) => break sources,
             }
+        };
+        if let (Some(parser), Some(first)) = (&self.blocks, sources.first_mut()) {
+            parser.add_counts_to(first);
         }
-    };
-    let summary = reporting.end(sources)?;
-    out.flush()?;
-    Ok(Some(summary))
+        let summary = reporting.end(sources)?;
+        out.flush()?;
+        Ok(Some(summary))
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +546,101 @@ mod tests {
                 want.len()
             );
         }
+    }
+
+    /// `log(n)` stamped across a new year (its first half on Dec 31, the rest on Jan 1, no
+    /// year in the stamps), with lines no block holds as text (invalid UTF-8: the rest of their
+    /// 64 KiB is read a line at a time) and lines that wrap another (a journal entry, whose
+    /// stamp is inside it), each every 1,500 lines.
+    fn new_year_log(n: u32) -> Vec<u8> {
+        let text = String::from_utf8(log(n, "mx")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let half = lines.len() / 2;
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let day = if i < half { "Dec 31" } else { "Jan  1" };
+            out.extend_from_slice(line.replacen("Nov  7", day, 1).as_bytes());
+            out.push(b'\n');
+            if i % 1500 == 500 {
+                out.extend_from_slice(day.as_bytes());
+                out.extend_from_slice(
+                    b" 10:00:01 mx postfix/smtpd[1]: connect from \xffbad[192.0.2.7]\n",
+                );
+            }
+            if i % 1500 == 1000 {
+                out.extend_from_slice(
+                    br#"{"__REALTIME_TIMESTAMP":"1767175200000000","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/smtpd","SYSLOG_PID":"1","SYSLOG_TIMESTAMP":"Dec 31 10:00:00 ","MESSAGE":"disconnect from a.example[192.0.2.5]"}"#,
+                );
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// The report the stages write of one log read through a buffer of `buffer` bytes (`None`:
+    /// the whole log at once), handing blocks over as `hand_off` says.
+    fn staged_one_log(
+        data: &[u8],
+        buffer: Option<usize>,
+        opts: &Options,
+        hand_off: HandOff,
+    ) -> (Vec<u8>, Handed) {
+        let reader: Box<dyn std::io::BufRead + Send> = match buffer {
+            Some(n) => Box::new(BufReader::with_capacity(n, Cursor::new(data.to_vec()))),
+            None => Box::new(Cursor::new(data.to_vec())),
+        };
+        let (merge, focus, corr) = stages(vec![input("ec2", reader)], opts);
+        let mut out = Vec::new();
+        let (_, handed) = run_handing(
+            merge,
+            focus,
+            corr,
+            (opts, Runbook::builtin()),
+            &mut out,
+            hand_off,
+        )
+        .unwrap();
+        (out, handed)
+    }
+
+    #[test]
+    fn blocks_parsed_on_either_stage_make_what_one_thread_writes() {
+        let data = new_year_log(1500);
+        let since = chrono::DateTime::parse_from_rfc3339("2025-12-31T10:30:00Z").unwrap();
+        let cases = [
+            (None, HandOff::Every(1), None),
+            (None, HandOff::Every(2), None),
+            (Some(4096), HandOff::Every(1), None),
+            (None, HandOff::Every(3), Some(since.to_utc())),
+        ];
+        for (buffer, hand_off, since) in cases {
+            for format in [Format::Json, Format::Human] {
+                let mut opts = opts(format);
+                opts.since = since;
+                let mut want = Vec::new();
+                let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
+                assert!(serial(one, &opts, &mut want).is_none());
+                let (got, handed) = staged_one_log(&data, buffer, &opts, hand_off);
+                let case = format!("{format:?} {buffer:?} {hand_off:?} {since:?}: {handed:?}");
+                // Both stages parsed blocks: some were handed over, and some (the first, the
+                // one where the year turns, those with wrapped lines) were not.
+                assert!(handed.handed >= 2, "{case}");
+                assert!(handed.handed < handed.blocks, "{case}");
+                assert!(got == want, "{case}: {} bytes vs {}", got.len(), want.len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_stages_balancing_by_themselves_write_what_one_thread_writes() {
+        let data = new_year_log(1500);
+        let opts = opts(Format::Json);
+        let mut want = Vec::new();
+        let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
+        assert!(serial(one, &opts, &mut want).is_none());
+        let (got, handed) = staged_one_log(&data, None, &opts, HandOff::WhenIdle);
+        assert!(handed.blocks > 10, "{handed:?}");
+        assert!(got == want, "{} bytes vs {}", got.len(), want.len());
     }
 
     /// Yields its bytes in small reads, then fails.

@@ -4,14 +4,13 @@
 
 use std::io::BufRead;
 
-use chrono::{DateTime, Utc};
-
 use crate::logs::{
-    BoundedLines, BoxedRecord, Focus, FocusScan, LineParser, LineRead, LogRecord, Parsed,
+    block_lines, BoundedLines, BoxedRecord, Focus, FocusScan, LineParser, LineRead, LogRecord,
+    Rollover,
 };
 
+use super::blocks::{parse_line, Admission, BlockParser};
 use super::merge::RecordSource;
-use super::window::{Placement, Window};
 use super::{AnalyzeError, Input, Options, SourceReport, LINE_CAP};
 
 /// How a stream's input is read: line by line, or (with a message-id focus) searched a buffer
@@ -26,10 +25,8 @@ pub(super) struct LogStream {
     display: String,
     lines: Lines,
     parser: LineParser,
-    window: Window,
+    admission: Admission,
     scratch: Vec<LogRecord>,
-    out_of_window: u64,
-    stopped_after_until: bool,
     skipped_bytes: u64,
 }
 
@@ -45,55 +42,89 @@ impl LogStream {
                 Lines::Each(BoundedLines::new(input.reader, LINE_CAP))
             },
             parser: LineParser::new(ctx),
-            window: opts.window(),
+            admission: Admission::new(opts.window()),
             scratch: Vec::new(),
-            out_of_window: 0,
-            stopped_after_until: false,
             skipped_bytes: input.skipped_bytes,
         }
     }
 
-    /// Whether a record is kept (inside the window); notes when the log has gone past it.
-    fn admit(&mut self, t: Option<DateTime<Utc>>) -> bool {
-        match t.map(|t| self.window.place(t)) {
-            None | Some(Placement::Inside) => true,
-            Some(Placement::Outside) => {
-                self.out_of_window += 1;
-                false
-            }
-            Some(Placement::Beyond) => {
-                self.out_of_window += 1;
-                self.stopped_after_until = true;
-                false
+    /// The full scan's read: lines until one makes a record the window keeps, or the input
+    /// ends (most lines make none, and a call per line costs more than the line). The record
+    /// stays in the box it was made in.
+    fn read_all(&mut self, out: &mut Vec<BoxedRecord>) -> Result<bool, AnalyzeError> {
+        let before = out.len();
+        loop {
+            let more = self.read_line(out)?;
+            if !more || out.len() > before {
+                return Ok(more);
             }
         }
     }
 
-    /// The full scan's read: lines until one makes a record or the input ends (most lines make
-    /// none, and a call per line costs more than the line). The record stays in the box it was
-    /// made in.
-    fn read_all(&mut self, out: &mut Vec<BoxedRecord>) -> Result<bool, AnalyzeError> {
-        loop {
-            let Lines::Each(lines) = &mut self.lines else {
-                return Ok(false);
-            };
-            let line = lines.next_line().map_err(|err| AnalyzeError::Read {
-                source: self.display.clone(),
-                err,
-            })?;
-            match line {
-                None => return Ok(false),
-                Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-                Some(l) => {
-                    if let Parsed::Record(r) = self.parser.parse_read(&l) {
-                        if self.admit(r.timestamp) {
-                            out.push(r);
-                        }
-                        return Ok(!self.stopped_after_until);
-                    }
+    /// Whether this stream's whole lines can be parsed a block at a time elsewhere too: a full
+    /// scan (no message-id focus) that reads to the end (no `--until` to stop after).
+    pub(super) fn shares_blocks(&self) -> bool {
+        matches!(self.lines, Lines::Each(_)) && !self.admission.has_end()
+    }
+
+    /// A parser of this stream's blocks for the correlating stage.
+    pub(super) fn block_parser(&self) -> BlockParser {
+        BlockParser::new(
+            self.parser.for_another_thread(),
+            self.admission.anew(),
+            LINE_CAP,
+        )
+    }
+
+    /// The next block of whole lines into `into` (see [`BoundedLines::take_block`]); `false`
+    /// when the next line is to be read on its own ([`LogStream::read_line`]).
+    pub(super) fn take_block(&mut self, into: &mut String) -> Result<bool, AnalyzeError> {
+        let Lines::Each(lines) = &mut self.lines else {
+            return Ok(false);
+        };
+        lines.take_block(into).map_err(|err| AnalyzeError::Read {
+            source: self.display.clone(),
+            err,
+        })
+    }
+
+    /// The rollover state another parser reads `block` at, when its lines leave this
+    /// stream's tracking where it stands (see [`LineParser::keeps_rollover`]).
+    pub(super) fn hand_over_at(&self, block: &str) -> Option<Rollover> {
+        self.parser
+            .keeps_rollover(block)
+            .then(|| self.parser.rollover_state())
+    }
+
+    /// Parse a block taken with [`LogStream::take_block`] here, its kept records into `out`.
+    pub(super) fn parse_block(&mut self, block: &str, out: &mut Vec<BoxedRecord>) {
+        for line in block_lines(block, LINE_CAP) {
+            if let Some(r) = parse_line(&mut self.parser, &line) {
+                if self.admission.admit(&r) {
+                    out.push(r);
                 }
             }
         }
+    }
+
+    /// One line (whatever it makes), its record into `out`; `false` at the end of input.
+    pub(super) fn read_line(&mut self, out: &mut Vec<BoxedRecord>) -> Result<bool, AnalyzeError> {
+        let Lines::Each(lines) = &mut self.lines else {
+            return Ok(false);
+        };
+        let line = lines.next_line().map_err(|err| AnalyzeError::Read {
+            source: self.display.clone(),
+            err,
+        })?;
+        let Some(line) = line else {
+            return Ok(false);
+        };
+        if let Some(r) = parse_line(&mut self.parser, &line) {
+            if self.admission.admit(&r) {
+                out.push(r);
+            }
+        }
+        Ok(!self.admission.stopped_after_until)
     }
 
     pub(super) fn report(&self) -> SourceReport {
@@ -101,8 +132,8 @@ impl LogStream {
             name: self.name.clone(),
             path: self.display.clone(),
             counts: self.parser.counts(),
-            out_of_window: self.out_of_window,
-            stopped_after_until: self.stopped_after_until,
+            out_of_window: self.admission.out_of_window,
+            stopped_after_until: self.admission.stopped_after_until,
             skipped_bytes: self.skipped_bytes,
         }
     }
@@ -140,12 +171,12 @@ impl RecordSource for LogStream {
         }
         let mut recs = std::mem::take(&mut self.scratch);
         for rec in recs.drain(..) {
-            if self.admit(rec.timestamp) {
+            if self.admission.admit(&rec) {
                 out.push(Box::new(rec));
             }
         }
         self.scratch = recs;
-        Ok(!self.stopped_after_until)
+        Ok(!self.admission.stopped_after_until)
     }
 
     fn recycle(&mut self, spent: &mut Vec<BoxedRecord>) {

@@ -6,6 +6,7 @@
 //! Parsers never fail: a line that is not understood yields `None` / [`Parsed::Unknown`] and
 //! the caller counts it. Input is bytes; invalid UTF-8 is tolerated everywhere.
 
+mod counts;
 mod docker_json;
 mod dovecot;
 pub mod focus;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
+pub use counts::SourceCounts;
 pub(crate) use dovecot::{
     is_sieve_discard, is_sieve_reject, msgid as dovecot_msgid, sieve_redirect_target,
 };
@@ -35,7 +37,7 @@ pub use focus::Focus;
 pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
 pub use program::ProgramName;
-pub use reader::{BoundedLines, LineRead};
+pub use reader::{block_lines, BoundedLines, LineRead};
 
 /// What the parser needs to know about a source that its lines do not say.
 #[derive(Debug, Clone)]
@@ -400,32 +402,6 @@ pub enum Parsed {
     Record(BoxedRecord),
 }
 
-/// Per-source counters, reported so that skipped input is never silent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SourceCounts {
-    /// Lines read (including unknown and over-long ones).
-    pub lines: u64,
-    /// Lines recognized (a known format and a known Postfix / Dovecot message).
-    pub parsed: u64,
-    /// Lines skipped because they were not understood: no known layout, or a Postfix or
-    /// Dovecot message flowtest does not read.
-    pub unknown: u64,
-    /// Lines in a known layout from a program other than Postfix and Dovecot (a milter such as
-    /// opendkim, a content filter such as amavis, cron): passed over, and not counted unknown,
-    /// so that `unknown` shows what flowtest missed of the mail servers' own lines.
-    pub other_programs: u64,
-    /// Lines that were not valid UTF-8 (still parsed, lossily). Lines skipped by a
-    /// [`Focus`] are not checked.
-    pub invalid_utf8: u64,
-    /// Lines longer than the reader's cap (cut there; counted as unknown).
-    pub overlong: u64,
-    /// Lines skipped unparsed by a message-id [`Focus`] (they cannot concern the message).
-    /// `lines = parsed + other_programs + unknown + filtered`.
-    pub filtered: u64,
-    /// Recognized lines by layout.
-    pub formats: std::collections::BTreeMap<LineFormat, u64>,
-}
-
 /// What a line's header identifies its writer as.
 enum Family<'a> {
     /// Postfix, with the service that logged the line (`smtpd`, `qmgr`, ...).
@@ -707,6 +683,13 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     Some(rec)
 }
 
+/// Where a [`LineParser`]'s Dec -> Jan rollover tracking stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollover {
+    year_bump: i32,
+    last_month: Option<u32>,
+}
+
 /// Stateful per-source parser: tracks the Dec -> Jan rollover of year-less timestamps and
 /// counts what it saw. Known-but-irrelevant lines are not allocated for.
 #[derive(Debug, Clone)]
@@ -886,6 +869,43 @@ impl LineParser {
             self.counts.invalid_utf8 += 1;
         }
         text
+    }
+
+    /// Where the Dec -> Jan rollover tracking stands (for [`LineParser::resume_at`]).
+    pub fn rollover_state(&self) -> Rollover {
+        Rollover {
+            year_bump: self.year_bump,
+            last_month: self.last_month,
+        }
+    }
+
+    /// Go on from a rollover state another parser of the same source reached.
+    pub fn resume_at(&mut self, at: Rollover) {
+        self.year_bump = at.year_bump;
+        self.last_month = at.last_month;
+    }
+
+    /// Whether parsing `block`'s lines leaves the rollover tracking where it stands (so that
+    /// another parser resumed at [`LineParser::rollover_state`] reads them at the same years,
+    /// and this one can go on after them as it is): no line is stamped in another month than
+    /// the last one seen. A line that may wrap another (whose month is inside) says no.
+    pub fn keeps_rollover(&self, block: &str) -> bool {
+        if self.ctx.reference.is_some() {
+            return true;
+        }
+        let b = block.as_bytes();
+        let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', b).map(|i| i + 1));
+        starts.filter(|&at| at < b.len()).all(|at| {
+            let line = &b[at..];
+            !matches!(line.first(), Some(b'{' | b'\x1e' | b'd'))
+                && prefix::classic_month(line).is_none_or(|m| Some(m) == self.last_month)
+        })
+    }
+
+    /// A parser of the same source for another thread: the same context, nothing counted or
+    /// kept yet (its counts are added to this one's at the end).
+    pub fn for_another_thread(&self) -> LineParser {
+        LineParser::new(self.ctx.clone())
     }
 
     /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
