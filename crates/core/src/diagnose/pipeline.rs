@@ -701,13 +701,17 @@ mod tests {
 
     #[test]
     fn a_write_error_stops_every_stage_and_is_returned() {
-        for room in [0, 100_000] {
-            let mut out = ClosesAfter { room };
-            let err = staged(two_sources(), &opts(Format::Json), &mut out).unwrap_err();
-            assert!(
-                matches!(&err, AnalyzeError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
-                "{err}"
-            );
+        // Two sources (records only), and one log read whole (blocks handed over too).
+        let one_log = || vec![input("ec2", Box::new(Cursor::new(new_year_log(1500))))];
+        for inputs in [two_sources as fn() -> Vec<Input>, one_log] {
+            for room in [0, 100_000] {
+                let mut out = ClosesAfter { room };
+                let err = staged(inputs(), &opts(Format::Json), &mut out).unwrap_err();
+                assert!(
+                    matches!(&err, AnalyzeError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
+                    "{err}"
+                );
+            }
         }
     }
 }
