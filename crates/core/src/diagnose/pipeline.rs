@@ -8,7 +8,7 @@
 //! Parsing a line costs more than correlating it: with one log read whole, the reading stage
 //! hands a whole block of lines instead of records whenever the correlating stage is about to
 //! wait, and that stage parses it (`super::blocks`). How much each stage parses then follows
-//! how fast each is; the 2 GB human-report run took 12 % less time (docs/BENCHMARKS.md).
+//! how fast each is; the 2 GB human-report run took 7-9 % less time (docs/BENCHMARKS.md).
 //!
 //! The stages' output is the same as one thread's: both feed the records in merge order
 //! through the same [`Reporting`]. A read error ends the run after the records read before it
