@@ -631,6 +631,60 @@ mod tests {
         }
     }
 
+    /// A log over four months around a new year (no year in its stamps) with a straggler of
+    /// the month before now and then, as a log whose writers' clocks or queues lag shows.
+    fn months_log(messages: u32) -> Vec<u8> {
+        const MONTHS: [&str; 4] = ["Nov", "Dec", "Jan", "Feb"];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut s = String::new();
+        for i in 0..messages {
+            let now = (i * 4 / messages) as usize;
+            let m = if now > 0 && next() % 1500 == 0 {
+                now - 1
+            } else {
+                now
+            };
+            let (mon, day, q) = (MONTHS[m], 1 + i % 28, format!("{:010X}", 0x300_0000 + i));
+            let t = format!("{mon} {day:2} 10:{:02}:{:02}", i / 60 % 60, i % 60);
+            s.push_str(&format!(
+                "{t} mx postfix/qmgr[3]: {q}: from=<a{i}@x.test>, size=100, nrcpt=1 (queue active)\n\
+                 {t} mx postfix/smtp[4]: {q}: to=<b@y.test>, relay=y.test[192.0.2.1]:25, delay=1, \
+                 delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n\
+                 {t} mx postfix/qmgr[3]: {q}: removed\n"
+            ));
+        }
+        s.into_bytes()
+    }
+
+    #[test]
+    fn blocks_keep_the_years_of_a_log_whose_months_step_back() {
+        let data = months_log(6000);
+        let opts = opts(Format::Json);
+        let mut want = Vec::new();
+        let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
+        assert!(serial(one, &opts, &mut want).is_none());
+        // The years are in the report: a block read at the wrong year would change it.
+        let text = String::from_utf8_lossy(&want);
+        assert!(text.contains("2025-11-") && text.contains("2026-02-"));
+        for hand_off in [HandOff::Every(1), HandOff::Every(2)] {
+            let (got, handed) = staged_one_log(&data, None, &opts, hand_off);
+            assert!(handed.handed >= 2, "{hand_off:?}: {handed:?}");
+            assert!(handed.handed < handed.blocks, "{hand_off:?}: {handed:?}");
+            assert!(
+                got == want,
+                "{hand_off:?}: {} bytes vs {}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+
     #[test]
     fn the_stages_balancing_by_themselves_write_what_one_thread_writes() {
         let data = new_year_log(1500);
