@@ -321,10 +321,12 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
     ),
     // SendGrid's relay refusing a From address it has not verified (`550 The from address
     // does not match a verified Sender Identity`), the same as its API's 403: the provider's
-    // account, not the relay's credentials.
+    // account, not the relay's credentials. So is an account out of its plan's credits, which
+    // the relay answers to AUTH with `451 Authentication failed: Maximum credits exceeded`
+    // (the API with a 401 of the same words): the password is right, the plan is spent.
     (
         FindingCode::ProviderAuthFailed,
-        &["verified sender identity"],
+        &["verified sender identity", "maximum credits exceeded"],
     ),
     // A relay that wants SMTP AUTH and got none (SendGrid's `550 Unauthenticated senders not
     // allowed`): smtp_sasl_auth_enable or its password map is missing.
@@ -1307,6 +1309,16 @@ mod tests {
         assert_eq!(
             classify_delivery(b, Some("5.0.0"), "host smtp.sendgrid.net[159.183.224.104] said: 550 Unauthenticated senders not allowed (in reply to MAIL FROM command)"),
             Some(AuthFailed)
+        );
+        // SendGrid's account out of credits: its relay refuses AUTH with words that say
+        // "authentication failed", but the fix is the plan, not the relay's password.
+        assert_eq!(
+            classify_delivery(b, Some("4.0.0"), "delivery temporarily suspended: SASL authentication failed; server smtp.sendgrid.net[159.183.224.104] said: 451 Authentication failed: Maximum credits exceeded"),
+            Some(ProviderAuthFailed)
+        );
+        assert_eq!(
+            classify_smtp_reply(451, None, "Authentication failed: Maximum credits exceeded"),
+            ProviderAuthFailed
         );
         // A sender's daily quota is a rate limit, not a full mailbox.
         assert_eq!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::diagnosis::{classify_smtp_reply, Finding, FindingCode};
+use crate::diagnosis::{classify_smtp_reply, classify_text, Finding, FindingCode};
 use crate::fusion::{HeaderHop, HopStatus, MessageStatus, ProbeTimeline};
 use crate::outcome::{
     AuthMechanism, CleanupReport, RunResult, SloReport, SmtpPhase, Status, Submission,
@@ -167,11 +167,14 @@ pub fn send_failure_code(sub: &Submission) -> FindingCode {
     match (sub.phase, sub.code) {
         (SmtpPhase::HttpApi, code) => api_failure_code(code),
         // An OAuth 2 token, not a password, was refused: the mechanism says so, and so does the
-        // SMTP edge's mark on the decoded error challenge.
+        // SMTP edge's mark on the decoded error challenge. A provider's account refused at
+        // AUTH whatever the password (SendGrid's `451 Authentication failed: Maximum credits
+        // exceeded`) is the provider's too: its words say so.
         (SmtpPhase::Auth, _)
             if sub.auth_mechanism.is_some_and(AuthMechanism::is_oauth)
                 || sub.text.contains(XOAUTH2_REFUSAL)
-                || sub.text.contains(OAUTHBEARER_REFUSAL) =>
+                || sub.text.contains(OAUTHBEARER_REFUSAL)
+                || classify_text(&sub.text) == Some(FindingCode::ProviderAuthFailed) =>
         {
             FindingCode::ProviderAuthFailed
         }
@@ -824,6 +827,31 @@ mod tests {
         );
         let d = submission_verdict(SubmitFailure::Failed, &s);
         assert_eq!(d.finding.unwrap().code, FindingCode::AuthFailed);
+    }
+
+    #[test]
+    fn a_provider_account_out_of_credits_is_the_providers_not_the_password() {
+        // SendGrid's relay answers AUTH so when the plan's credits are spent.
+        let s = sub(
+            SmtpPhase::Auth,
+            Some(451),
+            "Authentication failed: Maximum credits exceeded",
+        );
+        assert_eq!(send_failure_code(&s), FindingCode::ProviderAuthFailed);
+        // Its API says the same with a 401.
+        let mut s = sub(
+            SmtpPhase::HttpApi,
+            Some(401),
+            "Unauthorized: Maximum credits exceeded",
+        );
+        assert_eq!(send_failure_code(&s), FindingCode::ProviderAuthFailed);
+        // A wrong password stays the relay's credentials.
+        s = sub(
+            SmtpPhase::Auth,
+            Some(535),
+            "Authentication failed: Bad username / password",
+        );
+        assert_eq!(send_failure_code(&s), FindingCode::AuthFailed);
     }
 
     #[test]
