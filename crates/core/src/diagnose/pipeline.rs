@@ -577,6 +577,14 @@ mod tests {
         out
     }
 
+    /// The report [`one_thread`] writes of one log.
+    fn serial_one_log(data: &[u8], opts: &Options) -> Vec<u8> {
+        let mut want = Vec::new();
+        let one = vec![input("ec2", Box::new(Cursor::new(data.to_vec())))];
+        assert!(serial(one, opts, &mut want).is_none());
+        want
+    }
+
     /// The report the stages write of one log read through a buffer of `buffer` bytes (`None`:
     /// the whole log at once), handing blocks over as `hand_off` says.
     fn staged_one_log(
@@ -617,9 +625,7 @@ mod tests {
             for format in [Format::Json, Format::Human] {
                 let mut opts = opts(format);
                 opts.since = since;
-                let mut want = Vec::new();
-                let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
-                assert!(serial(one, &opts, &mut want).is_none());
+                let want = serial_one_log(&data, &opts);
                 let (got, handed) = staged_one_log(&data, buffer, &opts, hand_off);
                 let case = format!("{format:?} {buffer:?} {hand_off:?} {since:?}: {handed:?}");
                 // Both stages parsed blocks: some were handed over, and some (the first, the
@@ -666,9 +672,7 @@ mod tests {
     fn blocks_keep_the_years_of_a_log_whose_months_step_back() {
         let data = months_log(6000);
         let opts = opts(Format::Json);
-        let mut want = Vec::new();
-        let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
-        assert!(serial(one, &opts, &mut want).is_none());
+        let want = serial_one_log(&data, &opts);
         // The years are in the report: a block read at the wrong year would change it.
         let text = String::from_utf8_lossy(&want);
         assert!(text.contains("2025-11-") && text.contains("2026-02-"));
@@ -689,9 +693,7 @@ mod tests {
     fn the_stages_balancing_by_themselves_write_what_one_thread_writes() {
         let data = new_year_log(1500);
         let opts = opts(Format::Json);
-        let mut want = Vec::new();
-        let one = vec![input("ec2", Box::new(Cursor::new(data.clone())))];
-        assert!(serial(one, &opts, &mut want).is_none());
+        let want = serial_one_log(&data, &opts);
         let (got, handed) = staged_one_log(&data, None, &opts, HandOff::WhenIdle);
         assert!(handed.blocks > 10, "{handed:?}");
         assert!(got == want, "{} bytes vs {}", got.len(), want.len());

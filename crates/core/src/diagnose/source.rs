@@ -70,7 +70,7 @@ impl LogStream {
     /// A parser of this stream's blocks for the correlating stage.
     pub(super) fn block_parser(&self) -> BlockParser {
         BlockParser::new(
-            self.parser.for_another_thread(),
+            LineParser::new(self.parser.context().clone()),
             self.admission.anew(),
             LINE_CAP,
         )
@@ -82,10 +82,7 @@ impl LogStream {
         let Lines::Each(lines) = &mut self.lines else {
             return Ok(false);
         };
-        lines.take_block(into).map_err(|err| AnalyzeError::Read {
-            source: self.display.clone(),
-            err,
-        })
+        lines.take_block(into).map_err(read_error(&self.display))
     }
 
     /// The rollover state another parser reads `block` at, when its lines leave this
@@ -99,11 +96,7 @@ impl LogStream {
     /// Parse a block taken with [`LogStream::take_block`] here, its kept records into `out`.
     pub(super) fn parse_block(&mut self, block: &str, out: &mut Vec<BoxedRecord>) {
         for line in block_lines(block, LINE_CAP) {
-            if let Some(r) = parse_line(&mut self.parser, &line) {
-                if self.admission.admit(&r) {
-                    out.push(r);
-                }
-            }
+            keep_line(&mut self.parser, &mut self.admission, &line, out);
         }
     }
 
@@ -112,18 +105,11 @@ impl LogStream {
         let Lines::Each(lines) = &mut self.lines else {
             return Ok(false);
         };
-        let line = lines.next_line().map_err(|err| AnalyzeError::Read {
-            source: self.display.clone(),
-            err,
-        })?;
+        let line = lines.next_line().map_err(read_error(&self.display))?;
         let Some(line) = line else {
             return Ok(false);
         };
-        if let Some(r) = parse_line(&mut self.parser, &line) {
-            if self.admission.admit(&r) {
-                out.push(r);
-            }
-        }
+        keep_line(&mut self.parser, &mut self.admission, &line, out);
         Ok(!self.admission.stopped_after_until)
     }
 
@@ -139,6 +125,28 @@ impl LogStream {
     }
 }
 
+/// A read error, naming the source it came from.
+fn read_error(display: &str) -> impl Fn(std::io::Error) -> AnalyzeError + '_ {
+    move |err| AnalyzeError::Read {
+        source: display.to_owned(),
+        err,
+    }
+}
+
+/// A line's record into `out`, when it makes one that the window keeps.
+fn keep_line(
+    parser: &mut LineParser,
+    admission: &mut Admission,
+    line: &LineRead<'_>,
+    out: &mut Vec<BoxedRecord>,
+) {
+    if let Some(r) = parse_line(parser, line) {
+        if admission.admit(&r) {
+            out.push(r);
+        }
+    }
+}
+
 impl RecordSource for LogStream {
     type Error = AnalyzeError;
     type Shared = Option<Focus>;
@@ -148,26 +156,24 @@ impl RecordSource for LogStream {
         focus: &mut Option<Focus>,
         out: &mut Vec<BoxedRecord>,
     ) -> Result<bool, AnalyzeError> {
-        let read_error = |err| AnalyzeError::Read {
-            source: self.display.clone(),
-            err,
-        };
         match (&mut self.lines, focus) {
             (Lines::Focused(scan), Some(f)) => {
                 let more = scan
                     .next(&mut self.parser, f, &mut self.scratch)
-                    .map_err(read_error)?;
+                    .map_err(read_error(&self.display))?;
                 if !more {
                     return Ok(false);
                 }
             }
             (Lines::Focused(_), None) => return Ok(false),
             (Lines::Each(_), None) => return self.read_all(out),
-            (Lines::Each(lines), Some(f)) => match lines.next_line().map_err(read_error)? {
-                None => return Ok(false),
-                Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
-                Some(l) => self.parser.parse_focused(l.bytes(), f, &mut self.scratch),
-            },
+            (Lines::Each(lines), Some(f)) => {
+                match lines.next_line().map_err(read_error(&self.display))? {
+                    None => return Ok(false),
+                    Some(LineRead::Overlong(_)) => self.parser.note_overlong(),
+                    Some(l) => self.parser.parse_focused(l.bytes(), f, &mut self.scratch),
+                }
+            }
         }
         let mut recs = std::mem::take(&mut self.scratch);
         for rec in recs.drain(..) {

@@ -902,12 +902,6 @@ impl LineParser {
         })
     }
 
-    /// A parser of the same source for another thread: the same context, nothing counted or
-    /// kept yet (its counts are added to this one's at the end).
-    pub fn for_another_thread(&self) -> LineParser {
-        LineParser::new(self.ctx.clone())
-    }
-
     /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
     fn rollover(&mut self, line: &[u8]) -> (i32, Option<u32>) {
         // Rollover: only meaningful without a reference time (with one, every line resolves

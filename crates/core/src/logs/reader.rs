@@ -151,25 +151,30 @@ impl<R: BufRead> BoundedLines<R> {
         into.clear();
         let handed_out = std::mem::take(&mut self.pending_consume);
         self.consume(handed_out);
-        if self.at != self.text.len() || self.unchecked > 0 {
+        if self.at != self.text.len() {
             return Ok(false);
+        }
+        Ok(self.fill_block(into)? > 0)
+    }
+
+    /// A new block of whole, checked lines appended to `into` and consumed from the reader;
+    /// its length, 0 when none can be made here (invalid UTF-8 ahead, no whole line in the
+    /// reader's buffer, the end of input).
+    fn fill_block(&mut self, into: &mut String) -> io::Result<usize> {
+        if self.unchecked > 0 {
+            return Ok(0);
         }
         let chunk = match self.inner.fill_buf() {
             Ok(c) => c,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
             Err(e) => return Err(e),
         };
         let (text, unchecked) = text_block(chunk);
+        let n = text.len();
         into.push_str(text);
-        let n = into.len();
-        self.consume(n);
+        self.inner.consume(n);
         self.unchecked = unchecked;
-        Ok(n > 0)
-    }
-
-    /// The cap on a line's length.
-    pub fn cap(&self) -> usize {
-        self.cap
+        Ok(n)
     }
 
     /// Consume `n` bytes of the reader's buffer.
@@ -185,22 +190,12 @@ impl<R: BufRead> BoundedLines<R> {
     /// whole line in the reader's buffer): the caller reads a line on its own.
     fn next_in_block(&mut self) -> io::Result<Option<(usize, usize)>> {
         if self.at == self.text.len() {
-            if self.unchecked > 0 {
-                return Ok(None);
-            }
-            self.text.clear();
+            let mut text = std::mem::take(&mut self.text);
+            text.clear();
             self.at = 0;
-            let chunk = match self.inner.fill_buf() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let (text, unchecked) = text_block(chunk);
-            self.text.push_str(text);
-            let n = self.text.len();
-            self.consume(n);
-            self.unchecked = unchecked;
-            if n == 0 {
+            let made = self.fill_block(&mut text);
+            self.text = text;
+            if made? == 0 {
                 return Ok(None);
             }
         }
@@ -326,7 +321,7 @@ mod tests {
         loop {
             if r.take_block(&mut block).unwrap() {
                 blocks += 1;
-                for l in block_lines(&block, r.cap()) {
+                for l in block_lines(&block, cap) {
                     out.push((matches!(l, LineRead::Overlong(_)), l.bytes().to_vec()));
                 }
                 continue;
