@@ -43,6 +43,11 @@ fn default_runbook_keeps_the_operators_words_for_the_lab_roles() {
     assert!(hint(FindingCode::AuthFailed, "dell").contains("check SendGrid's SASL credentials"));
     assert!(hint(FindingCode::MailboxPermissionDenied, "dovecot").contains("5000"));
     assert!(hint(FindingCode::AuthBackendError, "dovecot").contains("SQL"));
+    // The same code stands for an auth socket refused by its mode: the hint says where that
+    // is fixed, not only the database's credentials.
+    assert!(hint(FindingCode::AuthBackendError, "dovecot").contains("unix_listener"));
+    // A bounced message is not in the queue that postqueue -f flushes.
+    assert!(hint(FindingCode::MailboxFull, "dovecot").contains("bounced (5.2.2)"));
     assert!(hint(FindingCode::LookupFailure, "ec2").contains("postmap"));
 
     // The recipient from the configuration names the domain to add.
