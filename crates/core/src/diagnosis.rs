@@ -533,6 +533,25 @@ fn auth_permission_denied(t: &str) -> bool {
         )
 }
 
+/// A local caller's mistake, which sendmail(1) and postfix(1) end with `fatal:` and exit status
+/// EX_USAGE: `Recipient addresses must be specified on the command line or via the -t option`
+/// (PHP's mail() with a sendmail_path without -t), `usage: sendmail [options]`. The mail system
+/// is fine; the caller is not. `t` is lowercase.
+fn caller_usage_error(t: &str) -> bool {
+    t.starts_with("usage: ")
+        || has(
+            t,
+            &[
+                "recipient addresses must be specified on the command line",
+                "no recipient addresses found in message header",
+                "requires no recipient",
+                "can be used only in delivery mode",
+                "cannot be used with -bv",
+                "command is reserved for the superuser",
+            ],
+        )
+}
+
 /// The specific cause named by a reply / status / error text, if any (case-insensitive).
 /// Generic outcomes (`*_other`) are left to the callers, who know the status.
 pub fn classify_text(text: &str) -> Option<FindingCode> {
@@ -707,6 +726,9 @@ pub fn classify_sasl_failure(reason: &str) -> FindingCode {
 /// flow qualify.
 pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
     let t = text.to_ascii_lowercase();
+    if caller_usage_error(&t) {
+        return None;
+    }
     if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
     }
@@ -1258,6 +1280,36 @@ mod tests {
         assert!(
             is_spam_mailbox("Junk") && is_spam_mailbox("INBOX.Spam") && !is_spam_mailbox("INBOX")
         );
+    }
+
+    /// A caller's usage error (sendmail(1), postfix(1); lines as posted from real servers) is no
+    /// finding of the host's, at any severity; the daemons' own fatals still are.
+    #[test]
+    fn a_callers_usage_error_is_not_a_service_error() {
+        for text in [
+            "Recipient addresses must be specified on the command line or via the -t option",
+            "www-data(33): Recipient addresses must be specified on the command line or via the -t option",
+            "root(0): No recipient addresses found in message header",
+            "usage: sendmail [options]",
+            "usage: postfix [-c config_dir] [-Dv] command",
+            "the postfix command is reserved for the superuser",
+            "display queue mode requires no recipient",
+            "-t option cannot be used with -bv",
+        ] {
+            for sev in [Severity::Fatal, Severity::Error] {
+                assert_eq!(classify_postfix_problem(sev, text), None, "{text}");
+            }
+        }
+        for text in [
+            "bind 127.0.0.1 port 25: Address already in use",
+            "chdir /var/spool/postfix: No such file or directory",
+        ] {
+            assert_eq!(
+                classify_postfix_problem(Severity::Fatal, text),
+                Some(FindingCode::ServiceError),
+                "{text}"
+            );
+        }
     }
 
     /// A full disk, a blocklist zone that does not resolve and a queue postdrop cannot write
