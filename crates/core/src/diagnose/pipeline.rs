@@ -689,6 +689,42 @@ mod tests {
         }
     }
 
+    /// `log` as `grep` prints it from several rotated files, some with `-n` and as context
+    /// lines (`grep -H -n -C1 ID /var/log/mail.log*`).
+    fn as_grep_output(log: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, line) in log.split_inclusive(|&b| b == b'\n').enumerate() {
+            let prefix = match i % 4 {
+                0 => "/var/log/mail.log:".to_string(),
+                1 => format!("/var/log/mail.log.1:{}:", i + 1),
+                2 => format!("mail.log-20260101-{}-", i + 1),
+                _ => format!("{}-", i + 1),
+            };
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    #[test]
+    fn grep_output_of_a_log_reads_as_the_log() {
+        let data = months_log(3000);
+        let grepped = as_grep_output(&data);
+        for format in [Format::Json, Format::Human] {
+            let opts = opts(format);
+            let want = serial_one_log(&data, &opts);
+            assert!(
+                serial_one_log(&grepped, &opts) == want,
+                "{format:?}, one thread"
+            );
+            // Blocks whose months hide behind a prefix stay on the reading stage.
+            for hand_off in [HandOff::Every(1), HandOff::WhenIdle] {
+                let (got, handed) = staged_one_log(&grepped, None, &opts, hand_off);
+                assert!(got == want, "{format:?} {hand_off:?}: {handed:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_stages_balancing_by_themselves_write_what_one_thread_writes() {
         let data = new_year_log(1500);

@@ -11,6 +11,7 @@ mod docker_json;
 mod dovecot;
 pub mod focus;
 pub mod focusscan;
+mod grep_prefix;
 mod journal_json;
 mod memo;
 mod postfix;
@@ -793,6 +794,9 @@ impl LineParser {
             h
         });
         let Some(mut h) = header else {
+            if let Some(inner) = format.is_none().then(|| self.grep_inner(text)).flatten() {
+                return self.parse_as(inner, None);
+            }
             self.counts.unknown += 1;
             return Parsed::Unknown;
         };
@@ -819,6 +823,17 @@ impl LineParser {
                 Parsed::Record(self.record(text, h, ev))
             }
         }
+    }
+
+    /// The line inside a line `grep` printed with a file name or line number before it
+    /// ([`grep_prefix`]), when a layout understands the line from one of its cuts on.
+    #[inline(never)]
+    fn grep_inner<'a>(&mut self, text: LineText<'a>) -> Option<LineText<'a>> {
+        let line = text.bytes();
+        let (ctx, bump, days) = (&self.ctx, self.year_bump, &mut self.days);
+        let at = grep_prefix::cuts(line)
+            .find(|&at| prefix::parse_header_with(&line[at..], ctx, bump, days).is_some())?;
+        Some(text.from(at))
     }
 
     /// Like [`LineParser::parse`], but lines that cannot concern `focus` are skipped (counted
@@ -888,7 +903,8 @@ impl LineParser {
     /// Whether parsing `block`'s lines leaves the rollover tracking where it stands (so that
     /// another parser resumed at [`LineParser::rollover_state`] reads them at the same years,
     /// and this one can go on after them as it is): no line is stamped in another month than
-    /// the last one seen. A line that may wrap another (whose month is inside) says no.
+    /// the last one seen. A line that may wrap another (whose month is inside) says no, and so
+    /// does one whose month may stand behind a `grep` prefix.
     pub fn keeps_rollover(&self, block: &str) -> bool {
         if self.ctx.reference.is_some() {
             return true;
@@ -898,7 +914,10 @@ impl LineParser {
         starts.filter(|&at| at < b.len()).all(|at| {
             let line = &b[at..];
             !matches!(line.first(), Some(b'{' | b'\x1e' | b'd'))
-                && prefix::classic_month(line).is_none_or(|m| Some(m) == self.last_month)
+                && match prefix::classic_month(line) {
+                    Some(m) => Some(m) == self.last_month,
+                    None => !grep_prefix::may_hide_month(line),
+                }
         })
     }
 

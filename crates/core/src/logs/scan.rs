@@ -121,6 +121,14 @@ impl<'a> LineText<'a> {
         self.bytes
     }
 
+    /// The line from byte `at` on, its text too when the line's was valid there.
+    pub(crate) fn from(self, at: usize) -> Self {
+        match self.text.and_then(|t| t.get(at..)) {
+            Some(t) => LineText::known(t),
+            None => LineText::check(self.bytes.get(at..).unwrap_or_default()),
+        }
+    }
+
     /// The whole line, when it is valid UTF-8.
     pub(crate) fn text(self) -> Option<&'a str> {
         self.text

@@ -1,0 +1,112 @@
+//! Log lines as `grep` prints them: with the file's name before each line when it searched
+//! several files (`grep -F ID /var/log/maillog*`, `zgrep`, `grep -r`: `FILE:line`), `-` instead
+//! of `:` before a context line (`-A`, `-B`, `-C`), and the line's number after the name or
+//! alone with `-n` (`FILE:12:line`, `12-line`). That is how operators cut a message out of
+//! rotated logs; `diagnose` reads the lines inside. Only a line that no layout understood is
+//! looked at again, so the common path pays nothing; owns where such a line starts, not how it
+//! is parsed.
+
+use super::prefix::classic_month;
+
+/// How far into a line the file name and line number may reach.
+const MAX_PREFIX: usize = 1024;
+/// Cuts tried at most per line (a name holds few `:` and `-`; a line of garbage, many).
+const MAX_CUTS: usize = 8;
+
+/// Where the line inside `line` may start: after each `:` or `-` within its first space-free
+/// token (the name and number hold no space; the inner line's stamp ends the token), when a
+/// stamp or a program name can start there.
+pub(crate) fn cuts(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let end = memchr::memchr(b' ', line)
+        .unwrap_or(line.len())
+        .min(MAX_PREFIX);
+    memchr::memchr2_iter(b':', b'-', &line[..end])
+        .map(|i| i + 1)
+        .filter(move |&at| line.get(at).is_some_and(|&b| can_start_line(b)))
+        .take(MAX_CUTS)
+}
+
+/// A byte a log line can start with: a stamp's digit, month, weekday or `@`, a syslog
+/// priority's `<`, a program's name.
+fn can_start_line(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'<' || b == b'@'
+}
+
+/// Whether a classic stamp (whose month the Dec -> Jan rollover follows) may stand behind a
+/// `grep` prefix at the start of `line`, which has no classic stamp of its own. Lines that
+/// start with a digit are looked at only as `grep -n`'s `12:` (an RFC 3339 or ISO stamp's
+/// `2025-11-` is not a month), so that their layouts pay one look.
+pub(crate) fn may_hide_month(line: &[u8]) -> bool {
+    if line.first().is_some_and(u8::is_ascii_digit) {
+        let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+        return matches!(line.get(digits), Some(b':' | b'-'))
+            && classic_month(&line[digits + 1..]).is_some();
+    }
+    cuts(line).any(|at| classic_month(&line[at..]).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(line: &str) -> Vec<&str> {
+        cuts(line.as_bytes()).map(|at| &line[at..]).collect()
+    }
+
+    #[test]
+    fn cuts_follow_every_separator_of_the_name_and_number() {
+        let got = inner("/var/log/mail.log-20250105:12:May 15 02:05:02 mail postfix/qmgr[9]: x");
+        assert_eq!(
+            got,
+            [
+                "20250105:12:May 15 02:05:02 mail postfix/qmgr[9]: x",
+                "12:May 15 02:05:02 mail postfix/qmgr[9]: x",
+                "May 15 02:05:02 mail postfix/qmgr[9]: x",
+            ]
+        );
+        // A context line, and `-n` alone.
+        assert_eq!(
+            inner("maillog-May 15 02:05:02 mail postfix/smtpd[1]: y")[0],
+            "May 15 02:05:02 mail postfix/smtpd[1]: y"
+        );
+        assert_eq!(
+            inner("7:2025-05-15T02:05:02+00:00 mail postfix/smtpd[1]: y")[0],
+            "2025-05-15T02:05:02+00:00 mail postfix/smtpd[1]: y"
+        );
+    }
+
+    #[test]
+    fn cuts_are_bounded_on_garbage() {
+        let colons = ":a".repeat(10_000);
+        assert_eq!(cuts(colons.as_bytes()).count(), MAX_CUTS);
+        assert_eq!(cuts(b"::::::::::::").count(), 0);
+        assert_eq!(cuts(b"").count(), 0);
+        assert_eq!(cuts(b"no separator here").count(), 0);
+        let long = format!("{}:May 15 02:05:02 h p[1]: x", "a".repeat(MAX_PREFIX));
+        assert_eq!(cuts(long.as_bytes()).count(), 0);
+    }
+
+    #[test]
+    fn a_month_behind_a_prefix_is_seen_and_stamps_with_years_are_not_one() {
+        for line in [
+            "/var/log/maillog:May 15 02:05:02 mail postfix/smtpd[1]: x",
+            "maillog.1-Dec 31 23:59:59 mail postfix/smtpd[1]: x",
+            "12:Jan  1 00:00:01 mail postfix/smtpd[1]: x",
+            "12-Jan  1 00:00:01 mail postfix/smtpd[1]: x",
+        ] {
+            assert!(may_hide_month(line.as_bytes()), "{line}");
+        }
+        for line in [
+            "2025-11-04T18:12:34.123456+00:00 mx postfix/smtpd[1]: x",
+            "1762279954.123456 mx postfix/smtpd[1]: x",
+            "Mon 2025-11-04 18:12:34 UTC mx postfix/smtpd[1]: x",
+            "postfix/smtpd[123]: NOQUEUE: reject: x",
+            "@4000000069000000 postfix/smtpd[1]: x",
+            "<22>1 2025-11-04T18:12:34Z mx postfix 1 - - x",
+            "garbage",
+            "",
+        ] {
+            assert!(!may_hide_month(line.as_bytes()), "{line}");
+        }
+    }
+}
