@@ -677,11 +677,22 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
         rec.format = format;
         return Some(rec);
     }
-    let h = prefix::parse_header_with(line.bytes(), ctx, 0, &mut prefix::Days::default())?;
+    let mut days = prefix::Days::default();
+    let Some(h) = prefix::parse_header_with(line.bytes(), ctx, 0, &mut days) else {
+        let at = grep_cut(line.bytes(), ctx, 0, &mut days)?;
+        return parse_line(&line.bytes()[at..], ctx);
+    };
     let ev = event_of(line, &h)?.unwrap_or(Event::Info);
     let mut rec = LogRecord::blank(ctx.role.clone());
     fill_record(&mut rec, line, ctx, &h, ev, &mut Interner::default());
     Some(rec)
+}
+
+/// Where the line inside a line `grep` prefixed starts ([`grep_prefix`]): the first cut from
+/// which a layout understands it.
+fn grep_cut(line: &[u8], ctx: &ParseContext, bump: i32, days: &mut prefix::Days) -> Option<usize> {
+    grep_prefix::cuts(line)
+        .find(|&at| prefix::parse_header_with(&line[at..], ctx, bump, days).is_some())
 }
 
 /// Where a [`LineParser`]'s Dec -> Jan rollover tracking stands.
@@ -829,10 +840,7 @@ impl LineParser {
     /// ([`grep_prefix`]), when a layout understands the line from one of its cuts on.
     #[inline(never)]
     fn grep_inner<'a>(&mut self, text: LineText<'a>) -> Option<LineText<'a>> {
-        let line = text.bytes();
-        let (ctx, bump, days) = (&self.ctx, self.year_bump, &mut self.days);
-        let at = grep_prefix::cuts(line)
-            .find(|&at| prefix::parse_header_with(&line[at..], ctx, bump, days).is_some())?;
+        let at = grep_cut(text.bytes(), &self.ctx, self.year_bump, &mut self.days)?;
         Some(text.from(at))
     }
 
