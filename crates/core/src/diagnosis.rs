@@ -535,8 +535,9 @@ fn auth_permission_denied(t: &str) -> bool {
 
 /// A local caller's mistake, which sendmail(1) and postfix(1) end with `fatal:` and exit status
 /// EX_USAGE: `Recipient addresses must be specified on the command line or via the -t option`
-/// (PHP's mail() with a sendmail_path without -t), `usage: sendmail [options]`. The mail system
-/// is fine; the caller is not. `t` is lowercase.
+/// (PHP's mail() with a sendmail_path without -t), `usage: sendmail [options]`; or a command that
+/// had nothing to do (`postfix start` while it runs). The mail system is fine; the caller is
+/// not. `t` is lowercase.
 fn caller_usage_error(t: &str) -> bool {
     t.starts_with("usage: ")
         || has(
@@ -548,6 +549,8 @@ fn caller_usage_error(t: &str) -> bool {
                 "can be used only in delivery mode",
                 "cannot be used with -bv",
                 "command is reserved for the superuser",
+                // `postfix start` while it runs (postfix-script): nothing was changed.
+                "mail system is already running",
             ],
         )
 }
@@ -1295,6 +1298,7 @@ mod tests {
             "the postfix command is reserved for the superuser",
             "display queue mode requires no recipient",
             "-t option cannot be used with -bv",
+            "the Postfix mail system is already running",
         ] {
             for sev in [Severity::Fatal, Severity::Error] {
                 assert_eq!(classify_postfix_problem(sev, text), None, "{text}");
@@ -1303,6 +1307,9 @@ mod tests {
         for text in [
             "bind 127.0.0.1 port 25: Address already in use",
             "chdir /var/spool/postfix: No such file or directory",
+            // `postfix reload` or `postqueue -p` finding master down: the mail system is.
+            "the Postfix mail system is not running",
+            "Queue report unavailable - mail system is down",
         ] {
             assert_eq!(
                 classify_postfix_problem(Severity::Fatal, text),
