@@ -33,16 +33,25 @@ fn can_start_line(b: u8) -> bool {
 }
 
 /// Whether a classic stamp (whose month the Dec -> Jan rollover follows) may stand behind a
-/// `grep` prefix at the start of `line`, which has no classic stamp of its own. Lines that
-/// start with a digit are looked at only as `grep -n`'s `12:` (an RFC 3339 or ISO stamp's
-/// `2025-11-` is not a month), so that their layouts pay one look.
+/// `grep` prefix at the start of `line`, which has no classic stamp of its own. A line that
+/// starts with a stamp with a year (RFC 3339, ISO, Unix seconds) pays one look.
 pub(crate) fn may_hide_month(line: &[u8]) -> bool {
-    if line.first().is_some_and(u8::is_ascii_digit) {
-        let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
-        return matches!(line.get(digits), Some(b':' | b'-'))
-            && classic_month(&line[digits + 1..]).is_some();
+    !starts_with_dated_stamp(line) && cuts(line).any(|at| classic_month(&line[at..]).is_some())
+}
+
+/// `2025-11-04...` or `1762279954.123456 ...`: a stamp with its year, not a file name.
+fn starts_with_dated_stamp(line: &[u8]) -> bool {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    match line.get(digits) {
+        Some(b'-') => {
+            digits == 4
+                && line
+                    .get(5..7)
+                    .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        }
+        Some(b'.' | b' ') => digits >= 9,
+        _ => false,
     }
-    cuts(line).any(|at| classic_month(&line[at..]).is_some())
 }
 
 #[cfg(test)]
@@ -93,6 +102,9 @@ mod tests {
             "maillog.1-Dec 31 23:59:59 mail postfix/smtpd[1]: x",
             "12:Jan  1 00:00:01 mail postfix/smtpd[1]: x",
             "12-Jan  1 00:00:01 mail postfix/smtpd[1]: x",
+            // A file name that starts with digits, as a date.
+            "20250101-maillog:Jan  1 00:00:01 mail postfix/smtpd[1]: x",
+            "2025-maillog:Jan  1 00:00:01 mail postfix/smtpd[1]: x",
         ] {
             assert!(may_hide_month(line.as_bytes()), "{line}");
         }
