@@ -15,9 +15,10 @@ const MAX_CUTS: usize = 8;
 
 /// Where the line inside `line` may start: after each `:` or `-` within its first space-free
 /// token (the name and number hold no space; the inner line's stamp ends the token), when a
-/// stamp or a program name can start there.
+/// stamp or a program name can start there. `line` may run on into the lines after it (a
+/// block's rest): the token ends at the line's end too.
 pub(crate) fn cuts(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let end = memchr::memchr(b' ', line)
+    let end = memchr::memchr2(b' ', b'\n', line)
         .unwrap_or(line.len())
         .min(MAX_PREFIX);
     memchr::memchr2_iter(b':', b'-', &line[..end])
