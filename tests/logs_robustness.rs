@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::TimeDelta;
 use flowtest::core::diagnose::{analyze, Format, Input, Options};
 use flowtest::core::fusion::{Correlator, Limits};
-use flowtest::core::logs::{parse_line, LineParser, ParseContext, Parsed};
+use flowtest::core::logs::{parse_line, LineFormat, LineParser, ParseContext, Parsed};
 
 /// xorshift64*: tiny, deterministic, no dependency.
 struct Rng(u64);
@@ -127,6 +127,25 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     l
 }
 
+/// A record's text is its line (lossy, without its end-of-line bytes), or the line inside it
+/// when `grep` printed a file name or line number before it (space-free, ending with `:` or
+/// `-`, within 1 KiB). A journal or Docker entry's is the line it stands for.
+fn is_line_or_grep_inner(raw: &str, line: &[u8]) -> bool {
+    let end = line.len() - line.iter().rev().take_while(|&&c| c == b'\r').count();
+    let line = &line[..end];
+    if raw == String::from_utf8_lossy(line) {
+        return true;
+    }
+    let token = line
+        .iter()
+        .position(|&c| c == b' ')
+        .unwrap_or(line.len())
+        .min(1024);
+    (1..=token).any(|at| {
+        matches!(line[at - 1], b':' | b'-') && raw == String::from_utf8_lossy(&line[at..])
+    })
+}
+
 #[test]
 fn mutated_lines_never_panic_and_counts_add_up() {
     let corpus = corpus();
@@ -154,6 +173,13 @@ fn mutated_lines_never_panic_and_counts_add_up() {
             assert!(
                 stateless,
                 "stateful parser accepted a line the stateless one rejected"
+            );
+            assert!(
+                matches!(r.format, LineFormat::JournalJson | LineFormat::DockerJson)
+                    || is_line_or_grep_inner(&r.raw, &line),
+                "record text {:?} of line {:?}",
+                r.raw,
+                String::from_utf8_lossy(&line)
             );
             corr.push(*r);
             records += 1;

@@ -16,11 +16,16 @@ const MAX_CUTS: usize = 8;
 /// Where the line inside `line` may start: after each `:` or `-` within its first space-free
 /// token (the name and number hold no space; the inner line's stamp ends the token), when a
 /// stamp or a program name can start there. `line` may run on into the lines after it (a
-/// block's rest): the token ends at the line's end too.
+/// block's rest): the token ends at the line's end too. A token that starts as an ISO date and
+/// time is a stamp (one run into its host, say), not a file name: it is not cut.
 pub(crate) fn cuts(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let end = memchr::memchr2(b' ', b'\n', line)
-        .unwrap_or(line.len())
-        .min(MAX_PREFIX);
+    let end = if starts_with_iso_date_time(line) {
+        0
+    } else {
+        memchr::memchr2(b' ', b'\n', line)
+            .unwrap_or(line.len())
+            .min(MAX_PREFIX)
+    };
     memchr::memchr2_iter(b':', b'-', &line[..end])
         .map(|i| i + 1)
         .filter(move |&at| line.get(at).is_some_and(|&b| can_start_line(b)))
@@ -38,6 +43,21 @@ fn can_start_line(b: u8) -> bool {
 /// starts with a stamp with a year (RFC 3339, ISO, Unix seconds) pays one look.
 pub(crate) fn may_hide_month(line: &[u8]) -> bool {
     !starts_with_dated_stamp(line) && cuts(line).any(|at| classic_month(&line[at..]).is_some())
+}
+
+/// `2025-11-04T18` (or with a space, or `t`, before the hour): a stamp's date and hour.
+fn starts_with_iso_date_time(line: &[u8]) -> bool {
+    let digits = |r: std::ops::Range<usize>| {
+        line.get(r)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    digits(0..4)
+        && line.get(4) == Some(&b'-')
+        && digits(5..7)
+        && line.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(line.get(10), Some(b'T' | b't' | b' '))
+        && digits(11..13)
 }
 
 /// `2025-11-04...` or `1762279954.123456 ...`: a stamp with its year, not a file name.
@@ -82,6 +102,27 @@ mod tests {
         assert_eq!(
             inner("7:2025-05-15T02:05:02+00:00 mail postfix/smtpd[1]: y")[0],
             "2025-05-15T02:05:02+00:00 mail postfix/smtpd[1]: y"
+        );
+    }
+
+    #[test]
+    fn a_stamp_run_into_its_host_is_not_a_file_name() {
+        // A CRI line that lost its stream and tag (the fuzz smoke's input): cutting after the
+        // hour or minute made `01.210dell` a host and the line's tail a record.
+        for line in [
+            "2025-11-04T18:30:01.210dell postfix/smtpd[201]: 0F9E8D7C6B: client=x[1.2.3.4]",
+            "2025-11-04t18:30:01-mx:postfix/smtpd[201]: x",
+        ] {
+            assert_eq!(cuts(line.as_bytes()).count(), 0, "{line}");
+        }
+        // A file named by its date is still a file name.
+        assert_eq!(
+            inner("2025-11-04.log:Nov  4 18:30:01 mx postfix/smtpd[1]: x"),
+            [
+                "11-04.log:Nov  4 18:30:01 mx postfix/smtpd[1]: x",
+                "04.log:Nov  4 18:30:01 mx postfix/smtpd[1]: x",
+                "Nov  4 18:30:01 mx postfix/smtpd[1]: x"
+            ]
         );
     }
 

@@ -385,7 +385,9 @@ pub struct LogRecord {
     pub program: ProgramName,
     pub pid: Option<u32>,
     pub event: Event,
-    /// The whole line (lossy UTF-8, without the newline).
+    /// The whole line (lossy UTF-8, without the newline); of a line `grep` printed with a file
+    /// name or line number before it, the line inside; of a journal or Docker entry, the line
+    /// it stands for.
     pub raw: String,
 }
 
@@ -673,14 +675,22 @@ fn unwrapped(text: LineText<'_>) -> Option<(String, LineFormat)> {
 pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
     let line = LineText::check(strip_eol(line));
     if let Some((entry, format)) = wrapped_line(line) {
-        let mut rec = parse_line(entry.as_bytes(), ctx)?;
+        let mut rec = parse_unwrapped(LineText::known(&entry), ctx, false)?;
         rec.format = format;
         return Some(rec);
     }
+    parse_unwrapped(line, ctx, true)
+}
+
+/// [`parse_line`] of a line no journal or Docker entry wraps; `grep` tells whether a prefix
+/// `grep` printed may come first (as [`LineParser`] does, not inside a wrapped entry).
+fn parse_unwrapped(line: LineText<'_>, ctx: &ParseContext, grep: bool) -> Option<LogRecord> {
     let mut days = prefix::Days::default();
     let Some(h) = prefix::parse_header_with(line.bytes(), ctx, 0, &mut days) else {
-        let at = grep_cut(line.bytes(), ctx, 0, &mut days)?;
-        return parse_line(&line.bytes()[at..], ctx);
+        let at = grep
+            .then(|| grep_cut(line.bytes(), ctx, 0, &mut days))
+            .flatten()?;
+        return parse_unwrapped(line.from(at), ctx, false);
     };
     let ev = event_of(line, &h)?.unwrap_or(Event::Info);
     let mut rec = LogRecord::blank(ctx.role.clone());
