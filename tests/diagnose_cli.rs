@@ -266,3 +266,71 @@ fn dovecot_auth_errors_draft_the_runbook_incident() {
         .join("DOVECOT_LOGIN_FAILURE_2025-11-06.md")
         .exists());
 }
+
+/// A central syslog server's file (every host's lines in one, by time), given without a name:
+/// each line stands for the host it names, as when each host's log is given apart; given a
+/// name, every line stands for that name.
+#[test]
+fn a_central_syslog_file_reads_as_its_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<String> = ["provider", "ec2", "dell", "dovecot"]
+        .iter()
+        .flat_map(|f| {
+            let text = fs::read_to_string(fx(&format!("classic-syslog/delivered-3hop/{f}.log")));
+            text.unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    // One day: the stamp's text sorts as its time.
+    lines.sort_by(|a, b| a[..15].cmp(&b[..15]));
+    let central = dir.path().join("central.log");
+    fs::write(&central, lines.join("\n") + "\n").unwrap();
+    let hops = |args: &[&str]| {
+        let o = run(&[&["--year", "2025", "--format", "json"], args].concat());
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let hops = m["hops"].as_array().unwrap().iter();
+                let mut hops: Vec<String> = hops
+                    .map(|h| format!("{}:{}:{}", h["host"], h["status"], h["queue_id"]))
+                    .collect();
+                // Each hand-off is followed to the next host's entry: no note that the queue
+                // id it names is missing from the logs.
+                hops.extend(m["notes"].as_array().unwrap().iter().map(|n| n.to_string()));
+                hops
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_host = hops(&[central.to_str().unwrap()]);
+    assert_eq!(
+        by_host[0],
+        [
+            r#""smtp":"sent":"4dJHx72Wm3z1Pq""#,
+            r#""mx":"sent":"5C2E81A0F3""#,
+            r#""dell":"sent":"8A1B3C4D5E""#,
+            r#""dell":"saved":null"#,
+        ]
+    );
+    // The same hops as the four logs given apart, each named after its host.
+    let apart = hops(&[
+        &src("smtp", "classic-syslog/delivered-3hop/provider.log"),
+        &src("mx", "classic-syslog/delivered-3hop/ec2.log"),
+        &src("dell", "classic-syslog/delivered-3hop/dell.log"),
+        &src("dell", "classic-syslog/delivered-3hop/dovecot.log"),
+    ]);
+    assert_eq!(by_host, apart);
+    // Named, the file is one stage: its own hand-offs cannot be told from a queue id reused.
+    let named = hops(&[&format!("central={}", central.display())]);
+    assert!(
+        named[0][..4].iter().all(|h| h.starts_with(r#""central":"#)),
+        "{named:?}"
+    );
+}

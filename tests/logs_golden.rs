@@ -82,6 +82,7 @@ fn run_case_with(dir: &Path, message_id: Option<&str>, prefilter: bool) -> Value
                 reader: Box::new(BufReader::new(fs::File::open(p).unwrap())),
                 reference: None,
                 skipped_bytes: 0,
+                hosts_from_lines: false,
             }
         })
         .collect();

@@ -236,6 +236,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             reader: Box::new(Cursor::new(a)),
             reference: None,
             skipped_bytes: 0,
+            hosts_from_lines: false,
         },
         Input {
             name: "dell".into(),
@@ -243,6 +244,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
             reader: Box::new(Cursor::new(b)),
             reference: None,
             skipped_bytes: 0,
+            hosts_from_lines: false,
         },
     ];
     for format in [Format::Json, Format::Human] {
@@ -266,6 +268,7 @@ fn whole_analysis_survives_binary_and_interleaved_sources() {
                 reader: Box::new(Cursor::new(Vec::<u8>::new())),
                 reference: None,
                 skipped_bytes: 0,
+                hosts_from_lines: false,
             })
             .collect();
         let mut out = Vec::new();

@@ -55,28 +55,49 @@ pub struct OpenError {
     pub err: io::Error,
 }
 
+/// A source argument: `NAME=PATH`, or a bare path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SourceArg {
+    /// NAME, or the path's file stem.
+    pub name: String,
+    pub path: PathBuf,
+    /// NAME was given: every line stands for it. A bare path's lines stand for the host each
+    /// names (a central syslog server's file holds many), the stem for a line that names none.
+    pub named: bool,
+}
+
 /// `NAME=PATH` or a bare path (its file stem names the source).
-pub fn parse_source(s: &str) -> (String, PathBuf) {
+pub fn parse_source(s: &str) -> SourceArg {
     if let Some((name, path)) = s.split_once('=') {
         if !name.is_empty() && !name.contains('/') && !path.is_empty() {
-            return (name.to_owned(), PathBuf::from(path));
+            return SourceArg {
+                name: name.to_owned(),
+                path: PathBuf::from(path),
+                named: true,
+            };
         }
     }
-    let p = PathBuf::from(s);
-    let name = p
+    let path = PathBuf::from(s);
+    let name = path
         .file_stem()
         .map(|x| x.to_string_lossy().into_owned())
         .filter(|x| !x.is_empty())
         .unwrap_or_else(|| "log".into());
-    (name, p)
+    SourceArg {
+        name,
+        path,
+        named: false,
+    }
 }
 
 /// Open every `NAME=PATH` argument, in order; the first that cannot be opened is the error.
 pub fn open_all(args: &[String], opts: &Options) -> Result<Vec<Input>, OpenError> {
     args.iter()
         .map(|s| {
-            let (name, path) = parse_source(s);
-            open(name, &path, opts)
+            let arg = parse_source(s);
+            let mut input = open(arg.name, &arg.path, opts)?;
+            input.hosts_from_lines = !arg.named;
+            Ok(input)
         })
         .collect()
 }
@@ -96,6 +117,7 @@ pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenErro
             reader,
             reference: Some(clock::now()),
             skipped_bytes: 0,
+            hosts_from_lines: false,
         });
     }
     let mut f = File::open(path).map_err(failed)?;
@@ -135,6 +157,7 @@ pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenErro
         reader,
         reference,
         skipped_bytes,
+        hosts_from_lines: false,
     })
 }
 
@@ -183,21 +206,20 @@ mod tests {
 
     #[test]
     fn sources() {
+        let arg = |name: &str, path: &str, named| SourceArg {
+            name: name.into(),
+            path: PathBuf::from(path),
+            named,
+        };
         assert_eq!(
             parse_source("ec2=/var/log/a=b.log"),
-            ("ec2".into(), PathBuf::from("/var/log/a=b.log"))
+            arg("ec2", "/var/log/a=b.log", true)
         );
         assert_eq!(
             parse_source("/var/log/dell-postfix.log"),
-            (
-                "dell-postfix".into(),
-                PathBuf::from("/var/log/dell-postfix.log")
-            )
+            arg("dell-postfix", "/var/log/dell-postfix.log", false)
         );
-        assert_eq!(
-            parse_source("./x=y/z.log"),
-            ("z".into(), PathBuf::from("./x=y/z.log"))
-        );
+        assert_eq!(parse_source("./x=y/z.log"), arg("z", "./x=y/z.log", false));
     }
 
     #[test]

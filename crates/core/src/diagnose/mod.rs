@@ -50,6 +50,9 @@ pub struct Input {
     pub reference: Option<DateTime<Utc>>,
     /// Bytes skipped at the start because they lie before `since` (0 when read whole).
     pub skipped_bytes: u64,
+    /// A line that names its host stands for that host rather than for `name` (a source given
+    /// without a name: a central syslog server's file, or one host's, whose name its lines say).
+    pub hosts_from_lines: bool,
 }
 
 /// What to look for and how to report it (validated before any input is read).
@@ -278,6 +281,7 @@ mod tests {
             reader: Box::new(io::Cursor::new(open_log(500).into_bytes())),
             reference: None,
             skipped_bytes: 0,
+            hosts_from_lines: false,
         };
         let mut out = Vec::new();
         let s = analyze(vec![input], &opts, &mut out).unwrap();
@@ -301,6 +305,7 @@ mod tests {
             reader: Box::new(io::Cursor::new(log.into_bytes())),
             reference: None,
             skipped_bytes: 0,
+            hosts_from_lines: false,
         };
         let mut out = Vec::new();
         analyze(vec![input], &Options::whole_2025(Format::Json), &mut out).unwrap();

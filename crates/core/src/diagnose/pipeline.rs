@@ -503,6 +503,7 @@ mod tests {
             reader,
             reference: None,
             skipped_bytes: 0,
+            hosts_from_lines: false,
         }
     }
 

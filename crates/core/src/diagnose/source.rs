@@ -32,7 +32,8 @@ pub(super) struct LogStream {
 
 impl LogStream {
     pub(super) fn new(input: Input, opts: &Options) -> Self {
-        let ctx = opts.context_for(&input.name, input.reference);
+        let mut ctx = opts.context_for(&input.name, input.reference);
+        ctx.hosts_from_lines = input.hosts_from_lines;
         LogStream {
             name: input.name,
             display: input.display,

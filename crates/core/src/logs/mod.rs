@@ -6,6 +6,7 @@
 //! Parsers never fail: a line that is not understood yields `None` / [`Parsed::Unknown`] and
 //! the caller counts it. Input is bytes; invalid UTF-8 is tolerated everywhere.
 
+mod context;
 mod counts;
 mod docker_json;
 mod dovecot;
@@ -27,9 +28,10 @@ use scan::LineText;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use context::ParseContext;
 pub use counts::SourceCounts;
 pub(crate) use dovecot::{
     is_sieve_discard, is_sieve_reject, msgid as dovecot_msgid, sieve_redirect_target,
@@ -39,31 +41,6 @@ pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
 pub use program::ProgramName;
 pub use reader::{block_lines, BoundedLines, LineRead};
-
-/// What the parser needs to know about a source that its lines do not say.
-#[derive(Debug, Clone)]
-pub struct ParseContext {
-    /// Host role of the source (`ec2`, `dell`, `dovecot`, ...): names the stage and keys queue ids.
-    pub role: Arc<str>,
-    /// Year for year-less formats when no `reference` is given.
-    pub year: i32,
-    /// Zone of timestamps that carry none (classic syslog, Dovecot's own log).
-    pub tz: FixedOffset,
-    /// A time the log cannot be later than (file mtime, or now for a live command). When set,
-    /// year-less dates more than two days after it are taken to be from the previous year.
-    pub reference: Option<DateTime<Utc>>,
-}
-
-impl ParseContext {
-    pub fn new(role: &str, year: i32) -> Self {
-        ParseContext {
-            role: Arc::from(role),
-            year,
-            tz: FixedOffset::east_opt(0).expect("zero offset is valid"),
-            reference: None,
-        }
-    }
-}
 
 /// A text a log line gives (a queue id, an address, a DSN, a relay), as a Postfix event, the
 /// correlator's chain and a reported hop keep it: up to 24 bytes inside the value, without an
@@ -572,14 +549,11 @@ fn fill_record(
         Some(t) => rec.raw.push_str(t),
         None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
-    // A reused record mostly holds the same names already: keeping them spares two atomic
-    // updates of a count that the other stages' threads update too.
-    if !Arc::ptr_eq(&rec.role, &ctx.role) {
-        rec.role = ctx.role.clone();
-    }
     rec.format = h.format;
     rec.timestamp = h.ts;
     rec.subsecond = h.subsecond;
+    // A reused record mostly holds the same names already: keeping them spares two atomic
+    // updates of a count that the other stages' threads update too.
     match h.host {
         Some(x) => {
             let name = interner.host(x);
@@ -592,6 +566,13 @@ fn fill_record(
             }
         }
         None => rec.host = None,
+    }
+    let role = match &rec.host {
+        Some(host) if ctx.hosts_from_lines => host,
+        _ => &ctx.role,
+    };
+    if !Arc::ptr_eq(&rec.role, role) {
+        rec.role = role.clone();
     }
     if rec.program.as_bytes() != h.program {
         rec.program = ProgramName::of(h.program, interner);
@@ -1201,5 +1182,33 @@ mod tests {
             r.raw,
             "Nov  4 18:12:34 mx postfix/cleanup[7]: 4dJHx72Wm3z1: message-id=<a@b>"
         );
+    }
+
+    /// A source whose lines name their hosts: each record stands for its line's host; a line
+    /// naming none (Dovecot's own log), and any line of a named source, for the source.
+    #[test]
+    fn a_line_stands_for_its_host_when_the_source_says_so() {
+        let lines = [
+            "Nov  4 18:12:34 mx postfix/cleanup[7]: 4dJHx72Wm3z1: message-id=<a@b>",
+            "Nov  4 18:12:35 dell postfix/cleanup[8]: 5C2E81A0F3: message-id=<a@b>",
+            "Nov 04 18:12:36 lmtp(alice@corp.test)<9><mKq8JfPzCWmhEQAAzH4ZCA>: msgid=<a@b>: saved mail to INBOX",
+        ];
+        let roles = |hosts_from_lines| {
+            let mut ctx = ParseContext::new("central", 2025);
+            ctx.hosts_from_lines = hosts_from_lines;
+            let mut p = LineParser::new(ctx.clone());
+            lines.map(|l| {
+                let stateless = parse_line(l.as_bytes(), &ctx).expect(l).role;
+                match p.parse(l.as_bytes()) {
+                    Parsed::Record(r) => {
+                        assert_eq!(r.role, stateless);
+                        r.role.to_string()
+                    }
+                    other => panic!("{l}: {other:?}"),
+                }
+            })
+        };
+        assert_eq!(roles(true), ["mx", "dell", "central"]);
+        assert_eq!(roles(false), ["central", "central", "central"]);
     }
 }
