@@ -212,6 +212,10 @@ pub(crate) struct Scan {
     /// The reverse name of qmail's `from NAME (HELO x) (IP)` or `from NAME (IP)`: NAME, when
     /// it is a host name and not `unknown`.
     pub qmail_rdns: Option<String>,
+    /// The `by` host and `id` of a comment that never closes and swallowed those clauses
+    /// (`by x via smap (V1.3 id xma093673; date`), when the header has none outside it.
+    pub unclosed_by: Option<String>,
+    pub unclosed_id: Option<String>,
 }
 
 pub(crate) fn scan(text: &str) -> Scan {
@@ -289,6 +293,7 @@ pub(crate) fn scan(text: &str) -> Scan {
     if out.date.is_none() {
         out.date = date_in_unclosed_comment(text, &toks);
     }
+    rescue_unclosed_clauses(&mut out, text, &toks);
     out.date_unread = out.date.is_none() && words_after_semi;
     out
 }
@@ -306,6 +311,43 @@ fn date_in_unclosed_comment(text: &str, toks: &[Tok]) -> Option<ParsedDate> {
     }
     let semi = comment.rfind(';')?;
     comment.get(semi + 1..).and_then(parse_received_date)
+}
+
+/// The clauses an unclosed comment swallowed, read as if it had no `(` (one level: a comment
+/// left open inside it stays a comment), for those the header lacks outside it.
+fn rescue_unclosed_clauses(out: &mut Scan, text: &str, toks: &[Tok]) {
+    let Some(&Tok::Comment(start, end)) = toks.last() else {
+        return;
+    };
+    let Some(inner) = text.get(start + 1..end) else {
+        return;
+    };
+    if end != text.len() || inner.trim_end().ends_with(')') {
+        return;
+    }
+    let toks = tokenize(inner);
+    let after = |kw: &str| {
+        let i = toks
+            .iter()
+            .position(|t| word_at(inner, t).is_some_and(|w| w.eq_ignore_ascii_case(kw)))?;
+        toks.get(i + 1..)
+    };
+    let next_word = |kw: &str| after(kw)?.first().and_then(|t| word_at(inner, t));
+    if out.by_word.is_none() {
+        out.unclosed_by = next_word("by")
+            .map(|w| w.trim_end_matches('.'))
+            .filter(|w| is_host_name(w))
+            .map(str::to_owned);
+    }
+    if out.id_word.is_none() {
+        out.unclosed_id = next_word("id")
+            .map(|w| w.trim_start_matches('<').trim_end_matches('>'))
+            .filter(|w| !w.is_empty() && !w.contains(['(', ')']))
+            .map(str::to_owned);
+    }
+    if out.protocol.is_none() {
+        out.protocol = after("with").and_then(|rest| protocol(inner, rest));
+    }
 }
 
 /// The protocol after `with`, as written: up to three words, stopping at a comment, `;`, another
@@ -669,11 +711,12 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                     .and_then(non_empty);
             }
         }
-        hop.by = by_host(r.by.as_ref(), s.by_word.as_deref());
+        hop.by = by_host(r.by.as_ref(), s.by_word.as_deref()).or(s.unclosed_by);
         hop.id =
             r.id.as_deref()
                 .map(|id| whole_id(id, s.id_word.as_deref()))
-                .and_then(non_empty);
+                .and_then(non_empty)
+                .or(s.unclosed_id);
         hop.for_ = r.for_.as_deref().and_then(non_empty);
         hop.tls = r.tls_version.map(|v| tls_name(v).to_owned());
         hop.tls_cipher = r
@@ -836,6 +879,33 @@ mod tests {
         assert!(!s.any_clause && s.comment_only_prefix && s.date.is_some());
         let s = scan("garbage; 4 Nov 2025 18:12:34 -0000");
         assert!(!s.any_clause && !s.comment_only_prefix && s.date.is_some());
+    }
+
+    #[test]
+    fn clauses_an_unclosed_comment_swallowed_are_read() {
+        // TIS smap's header as SpamAssassin's received-parser tests hold it, and a Sendmail
+        // header of webex.com's (from the Ruby mail gem's test messages).
+        let s = scan("from snake.corp.yahoo.com(216.145.52.229) by x.x.org via smap (V1.3 id xma093673; Wed, 26 Mar 03 20:43:24 -0600");
+        assert_eq!(s.by_word.as_deref(), Some("x.x.org"));
+        assert_eq!(s.unclosed_by, None);
+        assert_eq!(s.unclosed_id.as_deref(), Some("xma093673"));
+        let s = scan("from jsj1wlrmd001.webex.com (by jsj1wlrmd001.webex.com (8.12.10/8.12.11) with ESMTP id m8MKKPTs022429 for <xxxx@example.com>; Mon, 22 Sep 2008 20:20:25 GMT");
+        assert_eq!(s.unclosed_by.as_deref(), Some("jsj1wlrmd001.webex.com"));
+        assert_eq!(s.unclosed_id.as_deref(), Some("m8MKKPTs022429"));
+        assert_eq!(s.protocol.as_deref(), Some("ESMTP"));
+        // Closed, a comment's words are no clauses; nor are those of a comment left open when
+        // the header has the clause outside it.
+        let s = scan("from a (by c with X id y) by b; 4 Nov 2025 18:12:34 -0000");
+        assert_eq!(
+            (s.unclosed_by, s.unclosed_id, s.protocol),
+            (None, None, None)
+        );
+        let s = scan("from a by b with SMTP id q (by c id y with X");
+        assert_eq!((s.unclosed_by, s.unclosed_id), (None, None));
+        assert_eq!(s.protocol.as_deref(), Some("SMTP"));
+        // One level only: a comment left open inside the open one stays a comment.
+        let s = scan(&format!("from a {}by b id c", "(".repeat(10_000)));
+        assert_eq!((s.unclosed_by, s.unclosed_id), (None, None));
     }
 
     #[test]
