@@ -8,7 +8,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 /// What the parser needs to know about a source that its lines do not say.
 #[derive(Debug, Clone)]
 pub struct ParseContext {
-    /// Host role of the source (`ec2`, `dell`, `dovecot`, ...): names the stage and keys queue ids.
+    /// Host role of the source (`ec2`, `dell`, `dovecot`, ...): names the stage and keys queue ids
+    /// (of a line that names its host, that host instead, with `hosts_from_lines`).
     pub role: Arc<str>,
     /// Year for year-less formats when no `reference` is given.
     pub year: i32,
