@@ -94,7 +94,7 @@ impl Correlator {
     ) {
         let role = &rec.role;
         let limits = self.limits;
-        let code = classify_postfix_problem(severity, text);
+        let code = classify_postfix_problem(severity, text).map(|c| of_map_tool(rec, c));
         if let (Some(q), Some(FindingCode::MessageTooLarge)) = (queue_id, code) {
             self.on_size_refusal(rec, q, text);
             return;
@@ -251,6 +251,17 @@ fn login_failure_why(text: &str) -> &'static str {
     }
 }
 
+/// A fatal error of `postmap` or `postalias` (`fatal: open /etc/postfix/transport: No such file
+/// or directory`): a lookup table that cannot be built, not a daemon to restart.
+fn of_map_tool(rec: &LogRecord, code: FindingCode) -> FindingCode {
+    let tool = rec.program.rsplit('/').next().unwrap_or_default();
+    if code == FindingCode::ServiceError && matches!(tool, "postmap" | "postalias") {
+        FindingCode::LookupFailure
+    } else {
+        code
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::explaining_lines;
@@ -307,6 +318,35 @@ mod tests {
             "{login:#?}"
         );
         assert_eq!(out.host_findings.len(), 2, "{:#?}", out.host_findings);
+    }
+
+    /// postmap's and postalias' fatal errors are about a table that cannot be built; the same
+    /// words from a daemon stay its service error.
+    #[test]
+    fn a_map_tool_s_fatal_error_is_a_lookup_failure() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  4 18:12:36 mx postfix/postmap[2103]: fatal: open /etc/postfix/virtual: No such file or directory\n\
+             Nov  4 18:12:37 mx postfix/postalias[2104]: fatal: open /etc/aliases: Permission denied\n\
+             Nov  4 18:12:38 mx postfix/smtpd[2105]: fatal: open /etc/postfix/main.cf: Permission denied",
+        );
+        let out = c.finish_all();
+        let codes: Vec<_> = out
+            .host_findings
+            .iter()
+            .map(|f| (f.code, f.count))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (FindingCode::LookupFailure, 2),
+                (FindingCode::ServiceError, 1)
+            ],
+            "{:#?}",
+            out.host_findings
+        );
     }
 
     /// A generic reject takes the specific code of a warning its own process logged before it,
