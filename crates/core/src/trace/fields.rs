@@ -345,7 +345,9 @@ fn rescue_unclosed_clauses(out: &mut Scan, text: &str, toks: &[Tok]) {
             .filter(|w| !w.is_empty() && !w.contains(['(', ')']))
             .map(str::to_owned);
     }
-    if out.protocol.is_none() {
+    // Only after a `by` it swallowed: a header cut inside Postfix's `(using TLSv1.3 with
+    // cipher ...` has no protocol there.
+    if out.protocol.is_none() && out.unclosed_by.is_some() {
         out.protocol = after("with").and_then(|rest| protocol(inner, rest));
     }
 }
@@ -903,6 +905,12 @@ mod tests {
         let s = scan("from a by b with SMTP id q (by c id y with X");
         assert_eq!((s.unclosed_by, s.unclosed_id), (None, None));
         assert_eq!(s.protocol.as_deref(), Some("SMTP"));
+        // A header cut inside Postfix's TLS comment: no protocol from it.
+        let s = scan("from a (a [192.0.2.1]) (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384");
+        assert_eq!(
+            (s.unclosed_by, s.unclosed_id, s.protocol),
+            (None, None, None)
+        );
         // One level only: a comment left open inside the open one stays a comment.
         let s = scan(&format!("from a {}by b id c", "(".repeat(10_000)));
         assert_eq!((s.unclosed_by, s.unclosed_id), (None, None));
