@@ -351,7 +351,10 @@ impl<'a> Walk<'a> {
         self.leaf(status.message_status());
         if status == HopStatus::Sent {
             let next = main_rcpt(e).and_then(|r| e.rcpts[r].last.as_ref()?.queued_as.as_ref());
-            if let Some(n) = next {
+            // The message's chain may hold that queue id's entry without a link to it (one
+            // source named for several hosts): then a log does show it.
+            let shown = |n: &str| ch.entries.iter().any(|k| k.qid == n);
+            if let Some(n) = next.filter(|n| !shown(n)) {
                 // Joined rather than formatted: most relayed messages get this note.
                 self.notes.push(
                     [
