@@ -24,9 +24,15 @@ fn is_ip(b: &[u8]) -> bool {
     std::str::from_utf8(b).is_ok_and(|s| s.parse::<std::net::IpAddr>().is_ok())
 }
 
+/// Dovecot 1.x's LDA, `deliver(user)`: named only with its user, since a bare `deliver` is
+/// also other programs' (Cyrus's).
+pub(crate) fn is_v1_deliver(token: &[u8]) -> bool {
+    token.starts_with(b"deliver(")
+}
+
 fn parse_proc(token: &[u8]) -> Option<Proc<'_>> {
     let name = program_name(token);
-    if !is_dovecot_service(name) {
+    if !is_dovecot_service(name) && !is_v1_deliver(token) {
         return None;
     }
     let mut p = Proc {
@@ -215,7 +221,7 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
     let user = p.user.map(lossy);
     let session = p.session.map(lossy);
     match p.name {
-        b"lmtp" | b"lda" | b"dovecot-lda" => {
+        b"lmtp" | b"lda" | b"dovecot-lda" | b"deliver" => {
             // Dovecot 2.2 writes the session at the start of the text: `lmtp(4130, u@x):
             // Hk7uCmSd31Q2EAAAb2Ji6A: msgid=...` (2.3 puts it in the token).
             let (session, text) = match (session, text_session(text)) {
@@ -792,5 +798,31 @@ mod tests {
             Some(None)
         );
         assert_eq!(parse_syslog(b"something else without a token"), None);
+    }
+
+    /// Dovecot 1.x's LDA, `deliver(user)`, under its own tag or through Dovecot's log; a bare
+    /// `deliver` (Cyrus's) is not Dovecot's.
+    #[test]
+    fn dovecot_1x_deliver() {
+        let Event::DovecotDelivery(d) =
+            ev("deliver(dave)", "msgid=<a1@x.example>: saved mail to INBOX")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (d.user.as_deref(), d.message_id.as_deref(), d.saved),
+            (Some("dave"), Some("<a1@x.example>"), true)
+        );
+        let Some(Some(Event::DovecotDelivery(d))) = parse_syslog(
+            b"deliver(dave@corp.test): msgid=<a2@x.example>: save failed to INBOX: Quota exceeded",
+        ) else {
+            panic!()
+        };
+        assert_eq!((d.mailbox.as_deref(), d.saved), (Some("INBOX"), false));
+        assert_eq!(
+            parse(b"deliver", b"msgid=<a3@x>: saved mail to INBOX"),
+            None
+        );
+        assert!(!is_v1_deliver(b"deliver[12]"));
     }
 }

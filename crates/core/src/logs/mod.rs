@@ -431,6 +431,8 @@ fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
         Family::Postfix { service } => postfix::parse(t, service, h.msg),
         Family::Dovecot { syslog: true } => dovecot::parse_syslog(h.msg),
         Family::Dovecot { syslog: false } => dovecot::parse(h.program, h.msg),
+        // Dovecot 1.x's LDA under its own syslog tag: `deliver(alice): msgid=...`.
+        Family::Other if dovecot::is_v1_deliver(h.program) => dovecot::parse(h.program, h.msg),
         Family::Other => None,
     }
 }
@@ -809,7 +811,7 @@ impl LineParser {
         match event_of(text, h) {
             None => {
                 // Asked again only of a line not understood: the common path stays as it was.
-                if matches!(family(h.name), Family::Other) {
+                if matches!(family(h.name), Family::Other) && !dovecot::is_v1_deliver(h.program) {
                     self.counts.other_programs += 1;
                 } else {
                     self.counts.unknown += 1;
@@ -1126,6 +1128,8 @@ mod tests {
             "garbage",
             "Nov  4 18:12:34 mx postfix/smtpd[8]: something new",
             "Nov  4 18:12:34 mx postfix-out/qmgr[9]: something new",
+            // Cyrus's `deliver`; Dovecot 1.x's is named with its user (below).
+            "Nov  4 18:12:34 mx deliver[10]: duplicate_check: <a@x> user.dave 0",
         ] {
             assert!(
                 matches!(p.parse(line.as_bytes()), Parsed::Unknown),
@@ -1135,8 +1139,10 @@ mod tests {
         let c = p.counts();
         assert_eq!(
             (c.lines, c.parsed, c.other_programs, c.unknown),
-            (7, 0, 4, 3)
+            (8, 0, 5, 3)
         );
+        let line = b"Nov  4 18:12:35 dell deliver(dave): msgid=<a1@x.example>: saved mail to INBOX";
+        assert!(matches!(p.parse(line), Parsed::Record(_)));
     }
 
     #[test]
