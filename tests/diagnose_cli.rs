@@ -339,3 +339,26 @@ fn a_central_syslog_file_reads_as_its_hosts() {
         );
     }
 }
+
+/// A recipient's own `status=expired, returned to sender` line gives no reason when no
+/// deferral came before it: the hop prints no empty `reason:` line for it.
+#[test]
+fn an_expiry_without_a_reason_prints_no_empty_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mx.log");
+    fs::write(
+        &log,
+        "Mar  3 08:10:00 mx postfix/qmgr[1]: 6C5D4E3F2A: from=<a@corp.test>, size=900, nrcpt=1 (queue active)\n\
+         Mar  3 08:10:00 mx postfix/qmgr[1]: 6C5D4E3F2A: to=<d@gone.example>, relay=none, delay=432000, delays=432000/0/0/0, dsn=4.4.1, status=expired, returned to sender\n\
+         Mar  3 08:10:00 mx postfix/qmgr[1]: 6C5D4E3F2A: removed\n",
+    )
+    .unwrap();
+    let o = run(&["--year", "2025", log.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" expired "), "{out}");
+    assert!(
+        !out.lines().any(|l| l.trim_end().ends_with("reason:")),
+        "{out}"
+    );
+}

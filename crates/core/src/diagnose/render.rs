@@ -326,7 +326,8 @@ fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
         fmt_ts(h.left_at.or(h.arrived_at), h.whole_seconds)
     )?;
     if h.status != HopStatus::Sent && h.status != HopStatus::Saved {
-        if let Some(r) = &h.reason {
+        // `status=expired, returned to sender` may give no reason: no empty line for it.
+        if let Some(r) = h.reason.as_deref().filter(|r| !r.is_empty()) {
             writeln!(o, "  {:<10} reason: {}", "", esc(r))?;
         }
     }
