@@ -11,7 +11,8 @@
 # usage: bench/diagnose_full.sh [ROUNDS=11] [FORMAT=json] [BIN...]
 #        bench/diagnose_full.sh --smoke        (4 MB, one round, the debug build)
 # BIN defaults to this tree's release build (built here); name an earlier release build beside
-# it to compare. LOG (default /tmp/flowtest-bench/mail-tenth.log: the first 200,000,000 bytes of
+# it to compare. NULL_TOO=1 also runs each binary with its report sent to /dev/null, in the
+# same rounds: what writing the report into the page cache costs. LOG (default /tmp/flowtest-bench/mail-tenth.log: the first 200,000,000 bytes of
 # `bench/gen_postfix_log.py LOG 2e9 1`, generated when missing).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,12 @@ for _ in $(seq "$ROUNDS"); do
         sync
         /usr/bin/time -f "$i %e %U %M %S" -a -o "$TIMES" \
             "$b" diagnose --year 2025 --format "$FORMAT" "ec2=$LOG" > "$DIR/full-$i.out" 2> /dev/null || true
+        if [ "${NULL_TOO:-0}" = 1 ]; then
+            # The same run with the report thrown away: what writing it to a file costs.
+            sync
+            /usr/bin/time -f "$i-null %e %U %M %S" -a -o "$TIMES" \
+                "$b" diagnose --year 2025 --format "$FORMAT" "ec2=$LOG" > /dev/null 2> /dev/null || true
+        fi
     done
 done
 echo "Input: $(stat -c %s "$LOG") bytes, $(wc -l < "$LOG") lines ($LOG), page cache warm, $ROUNDS rounds."
@@ -88,8 +95,11 @@ print("| command | wall median (s) | range | user median (s) | system median (s)
 print("|---|---:|---|---:|---:|---:|---:|")
 print(f"| `grep -F` (absent needle) | {g[0]:.2f} | {g[1]:.2f}-{g[2]:.2f} | {g[3]:.2f} | {g[5]:.2f} | {g[4] // 1024} | 1.0x |")
 for i, b in enumerate(bins, 1):
-    s = side(str(i))
-    print(f"| `{b} diagnose --format {fmt}` | {s[0]:.2f} | {s[1]:.2f}-{s[2]:.2f} | {s[3]:.2f} | {s[5]:.2f} | {s[4] // 1024} | {s[0] / max(g[0], 1e-3):.1f}x |")
+    for key, sink in [(str(i), ""), (f"{i}-null", " > /dev/null")]:
+        if key.endswith("-null") and not any(x[0] == key for x in rows):
+            continue
+        s = side(key)
+        print(f"| `{b} diagnose --format {fmt}`{sink} | {s[0]:.2f} | {s[1]:.2f}-{s[2]:.2f} | {s[3]:.2f} | {s[5]:.2f} | {s[4] // 1024} | {s[0] / max(g[0], 1e-3):.1f}x |")
 PY
 # A report's messages in a fixed order (JSON: one per line; human: the blocks between blank
 # lines): the order a run emits them in depends on when each is done, which a change of
