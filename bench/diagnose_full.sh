@@ -12,7 +12,8 @@
 #        bench/diagnose_full.sh --smoke        (4 MB, one round, the debug build)
 # BIN defaults to this tree's release build (built here); name an earlier release build beside
 # it to compare. NULL_TOO=1 also runs each binary with its report sent to /dev/null, in the
-# same rounds: what writing the report into the page cache costs. LOG (default /tmp/flowtest-bench/mail-tenth.log: the first 200,000,000 bytes of
+# same rounds: what writing the report into the page cache costs. LOG (default
+# /tmp/flowtest-bench/mail-tenth.log: the first 200,000,000 bytes of
 # `bench/gen_postfix_log.py LOG 2e9 1`, generated when missing).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -395,12 +395,14 @@ enum Family<'a> {
     Other,
 }
 
-/// The writer of a line, from its program's name (its token up to `[`, `(` or `<`). Inlined
+/// The writer of a line, from its program's name (its token up to `[`, `(` or `<`), and for
+/// Dovecot 1.x's LDA from its token (`deliver(alice)`: a bare `deliver` is Cyrus's). Inlined
 /// into both callers: called from a second place, it was compiled apart, and every line paid a
 /// call and lost what inlining into [`event_of`] had saved (1.5 % of the reading thread's
 /// instructions, `bench/instructions.sh`).
 #[inline(always)]
-fn family(name: &[u8]) -> Family<'_> {
+fn family<'a>(h: &prefix::Header<'a>) -> Family<'a> {
+    let name = h.name;
     // Names are short: plain loops beat setting up a vector search.
     if let Some(slash) = name.iter().rposition(|&c| c == b'/') {
         // `postfix/smtpd`, `postfix-ec2/qmgr`, `postfix/submission/smtpd`: the first component
@@ -416,7 +418,7 @@ fn family(name: &[u8]) -> Family<'_> {
     if name == b"dovecot" {
         return Family::Dovecot { syslog: true };
     }
-    if prefix::is_dovecot_service(name) {
+    if prefix::is_dovecot_service(name) || dovecot::is_v1_deliver(h.program) {
         return Family::Dovecot { syslog: false };
     }
     Family::Other
@@ -427,12 +429,10 @@ fn family(name: &[u8]) -> Family<'_> {
 fn event_of(t: LineText<'_>, h: &prefix::Header<'_>) -> Option<Option<Event>> {
     // Each arm hands its parser's answer back as it is: the event is large, and unwrapping and
     // wrapping it again would copy it.
-    match family(h.name) {
+    match family(h) {
         Family::Postfix { service } => postfix::parse(t, service, h.msg),
         Family::Dovecot { syslog: true } => dovecot::parse_syslog(h.msg),
         Family::Dovecot { syslog: false } => dovecot::parse(h.program, h.msg),
-        // Dovecot 1.x's LDA under its own syslog tag: `deliver(alice): msgid=...`.
-        Family::Other if dovecot::is_v1_deliver(h.program) => dovecot::parse(h.program, h.msg),
         Family::Other => None,
     }
 }
@@ -811,7 +811,7 @@ impl LineParser {
         match event_of(text, h) {
             None => {
                 // Asked again only of a line not understood: the common path stays as it was.
-                if matches!(family(h.name), Family::Other) && !dovecot::is_v1_deliver(h.program) {
+                if matches!(family(h), Family::Other) {
                     self.counts.other_programs += 1;
                 } else {
                     self.counts.unknown += 1;
