@@ -71,6 +71,7 @@ pub enum TraceFormat {
 pub struct TraceArgs {
     /// Message file (RFC 5322; headers alone suffice). `-` or nothing reads stdin.
     pub file: Option<PathBuf>,
+    /// Output: a table of the hops, or JSON (the path, each hop's delay and the warnings).
     #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
     pub format: TraceFormat,
     /// Scenario whose expected path labels the hops with stage names.
@@ -93,6 +94,7 @@ pub struct RunArgs {
     /// Run every configured scenario (concurrently, bounded).
     #[arg(long)]
     pub all: bool,
+    /// Output on stdout: text, JSON, a JUnit XML test report, or one Nagios plugin line.
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
     /// Write the report to FILE instead of stdout.
@@ -111,6 +113,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Output: a line per scenario, or JSON.
     #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
     pub format: TraceFormat,
 }
@@ -120,13 +123,16 @@ pub struct DiagnoseArgs {
     /// Log sources: `ROLE=PATH` (ROLE is the host role, e.g. ec2, dell) or a bare path.
     #[arg(required = true)]
     pub sources: Vec<String>,
+    /// Only the message with this Message-ID (angle brackets optional); prints its log lines.
     #[arg(long)]
     pub message_id: Option<String>,
+    /// Only messages to this recipient address (any case); prints their log lines.
     #[arg(long)]
     pub rcpt: Option<String>,
     /// Start of the window (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
     #[arg(long)]
     pub since: Option<String>,
+    /// End of the window (same forms as `--since`).
     #[arg(long)]
     pub until: Option<String>,
     /// Year for log formats that have none (classic syslog); default: inferred from file times.
@@ -135,6 +141,7 @@ pub struct DiagnoseArgs {
     /// Time zone of timestamps that carry none (classic syslog, Dovecot's log): UTC, +02:00.
     #[arg(long, default_value = "UTC")]
     pub tz: String,
+    /// Output: failures in full and a summary, or JSON (every message, its hops and findings).
     #[arg(long, value_enum, default_value_t = TraceFormat::Human)]
     pub format: TraceFormat,
     /// Write a draft incident record for each failure into DIR.
@@ -153,6 +160,7 @@ pub enum DoctorFormat {
 pub struct DoctorArgs {
     /// Scenarios to check (default: every configured scenario).
     pub names: Vec<String>,
+    /// Output: a checklist by scenario (the fix under each failed check), JSON, or one Nagios line.
     #[arg(long, value_enum, default_value_t = DoctorFormat::Human)]
     pub format: DoctorFormat,
 }
@@ -197,6 +205,7 @@ pub struct ReportArgs {
     /// Time zone days are cut in: UTC or a fixed offset such as +02:00 (no named zones).
     #[arg(long, default_value = "UTC")]
     pub tz: String,
+    /// Output: text, Markdown, JSON, or a self-contained HTML page.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,
     /// Write the report to FILE instead of stdout.
@@ -427,5 +436,24 @@ mod tests {
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut silent = Vec::new();
+        for cmd in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    silent.push(format!("{} {id}", cmd.get_name()));
+                }
+            }
+        }
+        assert!(
+            silent.is_empty(),
+            "arguments without a help text: {silent:?}"
+        );
     }
 }
