@@ -362,3 +362,37 @@ fn an_expiry_without_a_reason_prints_no_empty_reason() {
         "{out}"
     );
 }
+
+#[test]
+fn each_recipient_of_a_mixed_hop_is_printed_with_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mx.log");
+    fs::write(
+        &log,
+        "Oct  1 12:18:15 mx postfix/qmgr[3]: 72FEB28781: from=<a@ext.example.org>, size=885, nrcpt=2 (queue active)\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<nobody@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.3, delays=0.29/0.03/0.63/0.36, dsn=5.1.1, status=bounced (host 100.64.0.2[100.64.0.2] said: 550 5.1.1 <nobody@corp.test>: User unknown (in reply to RCPT TO command))\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.5, delays=0.29/0.03/0.63/0.56, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 43EC973143)\n\
+         Oct  1 12:18:16 mx postfix/qmgr[3]: 72FEB28781: removed\n",
+    )
+    .unwrap();
+    let o = run(&["--year", "2025", log.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    // The bounced one's reason is the hop's, printed once above; the sent one's is its own.
+    assert!(
+        lines.contains(&"recipient <nobody@corp.test>: bounced (5.1.1)"),
+        "{out}"
+    );
+    assert!(
+        lines.contains(
+            &"recipient <alice@corp.test>: sent (2.0.0) 250 2.0.0 Ok: queued as 43EC973143"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("User unknown").count(),
+        3,
+        "the hop's reason, the finding and its line: {out}"
+    );
+}

@@ -24,5 +24,6 @@ pub(crate) fn bare_hop(host: &str, status: HopStatus) -> Hop {
         arrived_at: None,
         left_at: None,
         whole_seconds: false,
+        recipients: Vec::new(),
     }
 }

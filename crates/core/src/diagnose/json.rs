@@ -89,6 +89,24 @@ fn hop(out: &mut Vec<u8>, h: &Hop, last: &mut LastTime) -> io::Result<()> {
     last.write(out, &h.left_at)?;
     out.extend_from_slice(b",\"whole_seconds\":");
     bool_(out, h.whole_seconds);
+    if !h.recipients.is_empty() {
+        out.extend_from_slice(b",\"recipients\":[");
+        for (i, r) in h.recipients.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"to\":");
+            str_(out, &r.to)?;
+            out.extend_from_slice(b",\"status\":");
+            word(out, r.status.as_str());
+            out.extend_from_slice(b",\"dsn\":");
+            opt_str(out, r.dsn.as_deref())?;
+            out.extend_from_slice(b",\"reason\":");
+            opt_str(out, r.reason.as_deref())?;
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
     out.push(b'}');
     Ok(())
 }
@@ -273,7 +291,7 @@ impl LastTime {
 mod tests {
     use super::*;
     use crate::diagnosis::{Finding, FindingCode};
-    use crate::fusion::{HopStatus, MessageStatus};
+    use crate::fusion::{HopStatus, MessageStatus, RcptOutcome};
     use chrono::{NaiveDate, TimeZone};
 
     fn hop(n: u64) -> Hop {
@@ -304,6 +322,24 @@ mod tests {
             arrived_at: Some(t),
             left_at: (!n.is_multiple_of(2)).then_some(t),
             whole_seconds: n.is_multiple_of(2),
+            recipients: if n % 4 == 1 {
+                vec![
+                    RcptOutcome {
+                        to: "dave@corp.test".into(),
+                        status: HopStatus::Bounced,
+                        dsn: Some("5.1.1".into()),
+                        reason: Some("550 \"no\" such\tuser".into()),
+                    },
+                    RcptOutcome {
+                        to: "line\nbreak".into(),
+                        status: HopStatus::Queued,
+                        dsn: None,
+                        reason: None,
+                    },
+                ]
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -331,6 +331,17 @@ fn human_hop(o: &mut dyn Write, h: &crate::fusion::Hop) -> io::Result<()> {
             writeln!(o, "  {:<10} reason: {}", "", esc(r))?;
         }
     }
+    for r in &h.recipients {
+        write!(o, "  {:<10} recipient <{}>: {}", "", esc(&r.to), r.status)?;
+        if let Some(d) = r.dsn.as_deref() {
+            write!(o, " ({})", esc(d))?;
+        }
+        // The worst recipient's reason is the hop's, written above.
+        match r.reason.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) if Some(t) != h.reason.as_deref() => writeln!(o, " {}", esc(t))?,
+            _ => writeln!(o)?,
+        }
+    }
     Ok(())
 }
 

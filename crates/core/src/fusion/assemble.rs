@@ -11,7 +11,7 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::EventText;
 
 use super::chain::{reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
-use super::model::{Hop, HopStatus, MessageChain, MessageStatus};
+use super::model::{Hop, HopStatus, MessageChain, MessageStatus, RcptOutcome};
 use super::on_reject::action_code;
 use super::spare::Spare;
 
@@ -69,14 +69,49 @@ fn main_rcpt(e: &Entry) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// A recipient's status as a hop's.
+fn rcpt_hop_status(s: RcptStatus) -> HopStatus {
+    match s {
+        RcptStatus::Pending => HopStatus::Queued,
+        RcptStatus::Sent => HopStatus::Sent,
+        RcptStatus::Deferred => HopStatus::Deferred,
+        RcptStatus::Bounced => HopStatus::Bounced,
+        RcptStatus::Expired => HopStatus::Expired,
+        RcptStatus::Rejected => HopStatus::Rejected,
+        RcptStatus::Verified => HopStatus::Verified,
+    }
+}
+
+/// Each recipient's outcome, when not all recipients of `e` have the same status (a whole
+/// message's refusal or rejection is every recipient's: none then).
+fn rcpt_outcomes(e: &Entry) -> Vec<RcptOutcome> {
+    let first = e.rcpts.first().map(|r| r.status);
+    let mixed = e.rcpts.iter().any(|r| Some(r.status) != first);
+    if !mixed || e.rejected.is_some() || e.refused.is_some() || e.expired {
+        return Vec::new();
+    }
+    e.rcpts
+        .iter()
+        .map(|r| RcptOutcome {
+            to: r.to.clone(),
+            status: rcpt_hop_status(r.status),
+            dsn: r.last.as_ref().and_then(|a| a.dsn.clone()),
+            reason: r.last.as_ref().map(|a| a.reason.clone()),
+        })
+        .collect()
+}
+
 /// The hop of entry `e`, whose status is `status`: its text is moved out of the entry, its
-/// recipients into `to` (empty).
+/// recipients into `to` (empty). Its delay is that of the attempt its reason is from; where
+/// that attempt handed nothing on, the next queue id is another recipient's.
 fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
+    let recipients = rcpt_outcomes(e);
     let attempts = || e.rcpts.iter().filter_map(|r| r.last.as_ref());
-    let delay_ms = attempts().filter_map(|a| a.delay_ms).max();
+    let latest_delay = attempts().filter_map(|a| a.delay_ms).max();
     let left_at = attempts().filter_map(|a| a.at).max();
     let tries = e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0);
     let main = main_rcpt(e).and_then(|i| e.rcpts[i].last.take());
+    let delay_ms = main.as_ref().and_then(|a| a.delay_ms).or(latest_delay);
     to.extend(e.rcpts.iter_mut().map(|r| std::mem::take(&mut r.to)));
     let (service, relay, delays, dsn, reason, next_queue_id, lmtp_session) = match main {
         Some(a) => (
@@ -85,7 +120,11 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
             a.delays,
             a.dsn,
             Some(a.reason),
-            a.queued_as,
+            a.queued_as.or_else(|| {
+                e.rcpts
+                    .iter()
+                    .find_map(|r| r.last.as_ref().and_then(|o| o.queued_as.clone()))
+            }),
             a.lmtp_session,
         ),
         None => (None, None, None, None, None, None, None),
@@ -110,6 +149,7 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
         arrived_at: e.arrived,
         left_at,
         whole_seconds: !e.subsecond,
+        recipients,
     }
 }
 
@@ -143,6 +183,7 @@ fn dovecot_hop(d: &mut DoveDelivery) -> Hop {
         },
         left_at: d.at,
         whole_seconds: !d.subsecond,
+        recipients: Vec::new(),
     }
 }
 
@@ -196,6 +237,7 @@ fn noqueue_hop(n: &mut NoQueue) -> Hop {
         arrived_at: n.at,
         left_at: n.at,
         whole_seconds: true,
+        recipients: Vec::new(),
     }
 }
 

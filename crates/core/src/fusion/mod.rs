@@ -37,7 +37,7 @@ mod spare;
 pub use correlator::{Correlator, Limits, SWEEP_EVERY};
 pub use model::{
     msgid_key, CorrelatorStats, Hop, HopStatus, HostSkew, MessageChain, MessageStatus, Outcome,
-    ProbeTimeline, SkewEstimate, Stage, StageSource,
+    ProbeTimeline, RcptOutcome, SkewEstimate, Stage, StageSource,
 };
 pub use probe::{fuse_probe, probe_chains, HeaderHop, ProbeContext};
 

@@ -177,6 +177,20 @@ pub struct Hop {
     pub left_at: Option<DateTime<Utc>>,
     /// The timestamps above are whole-second floors (the log had no fraction).
     pub whole_seconds: bool,
+    /// Each recipient's own outcome when they differ (one bounced, another sent): the hop's
+    /// status and reason are the worst recipient's. Empty when all fared alike.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RcptOutcome>,
+}
+
+/// One recipient's outcome at a hop whose recipients fared differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RcptOutcome {
+    pub to: EventText,
+    pub status: HopStatus,
+    pub dsn: Option<EventText>,
+    /// The reply or reason of its last attempt (none for a recipient not yet tried).
+    pub reason: Option<String>,
 }
 
 /// Everything the logs say about one message.

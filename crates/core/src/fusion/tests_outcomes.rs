@@ -1,7 +1,7 @@
 //! Messages that end in neither delivery nor a failure of the mail system's: Postfix's
 //! address-verification probes, a message refused whole for its size or for a while (a
 //! milter's greylisting), one forwarded by local(8) to another address, and one a REDIRECT
-//! action sent elsewhere.
+//! action sent elsewhere; and one whose recipients fared differently.
 
 use super::tests::feed;
 use super::*;
@@ -303,4 +303,66 @@ fn a_message_deleted_by_postsuper_says_so() {
     assert!(deleted(&ms[0]), "{:#?}", ms[0]);
     // qmgr's `removed` after a delivery is no deletion.
     assert!(!deleted(&ms[1]), "{:#?}", ms[1]);
+}
+
+#[test]
+fn recipients_that_fared_differently_each_keep_their_outcome() {
+    // One queue entry, two recipients at the same relay: one bounced (unknown user), one sent
+    // and handed on. The hop is the bounced one's, its delay that attempt's; the sent one is
+    // not lost, nor the queue id it was handed on as.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Oct  1 12:18:15 mx postfix/smtpd[1]: 72FEB28781: client=ext.example.org[198.51.100.7]\n\
+         Oct  1 12:18:15 mx postfix/cleanup[2]: 72FEB28781: message-id=<mixed@ext.example.org>\n\
+         Oct  1 12:18:15 mx postfix/qmgr[3]: 72FEB28781: from=<a@ext.example.org>, size=885, nrcpt=2 (queue active)\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<nobody@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.3, delays=0.29/0.03/0.63/0.36, dsn=5.1.1, status=bounced (host 100.64.0.2[100.64.0.2] said: 550 5.1.1 <nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.5, delays=0.29/0.03/0.63/0.56, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 43EC973143)\n\
+         Oct  1 12:18:16 mx postfix/qmgr[3]: 72FEB28781: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let hop = &ms[0].hops[0];
+    assert_eq!(hop.status, HopStatus::Bounced);
+    assert_eq!(hop.dsn.as_deref(), Some("5.1.1"));
+    assert_eq!(
+        hop.delay_ms,
+        Some(1300),
+        "the delay of the attempt the delays are from"
+    );
+    assert_eq!(hop.delays.as_ref().map(|d| d.transmission_ms), Some(360));
+    assert_eq!(hop.next_queue_id.as_deref(), Some("43EC973143"));
+    let got: Vec<_> = hop
+        .recipients
+        .iter()
+        .map(|r| (&*r.to, r.status, r.dsn.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("nobody@corp.test", HopStatus::Bounced, Some("5.1.1")),
+            ("alice@corp.test", HopStatus::Sent, Some("2.0.0")),
+        ]
+    );
+    assert_eq!(
+        hop.recipients[1].reason.as_deref(),
+        Some("250 2.0.0 Ok: queued as 43EC973143")
+    );
+}
+
+#[test]
+fn recipients_that_fared_alike_list_no_outcomes() {
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Oct  1 12:18:15 mx postfix/qmgr[3]: 72FEB28781: from=<a@ext.example.org>, size=885, nrcpt=2 (queue active)\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.3, delays=0.29/0.03/0.63/0.36, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 43EC973143)\n\
+         Oct  1 12:18:16 mx postfix/smtp[4]: 72FEB28781: to=<alice@corp.test>, relay=100.64.0.2[100.64.0.2]:25, delay=1.5, delays=0.29/0.03/0.63/0.56, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 43EC973143)\n\
+         Oct  1 12:18:16 mx postfix/qmgr[3]: 72FEB28781: removed",
+    );
+    let ms = c.finish();
+    assert_eq!(ms[0].hops[0].status, HopStatus::Sent);
+    assert!(ms[0].hops[0].recipients.is_empty(), "{ms:#?}");
 }
