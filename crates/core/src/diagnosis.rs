@@ -955,13 +955,16 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
 
 /// Whether a Dovecot line (lower-cased) tells of a process that cannot use the auth service:
 /// an error in [`AUTH_SERVICE_UNUSABLE`]'s words, lib-auth's failed connect to the auth socket
-/// (2.3 prefixes it `auth-client: conn unix:login`), or a login process whose client waited
-/// 10 s for the greeting because auth did not answer (`Auth process not responding, delayed
-/// sending initial response (greeting)`), a warning no restart explains.
+/// (2.3 prefixes it `auth-client: conn unix:login`; a user lookup's, as LMTP's, `auth-master:
+/// userdb lookup(a@corp.test): connect(/var/run/dovecot//auth-userdb) failed: No such file or
+/// directory`), or a login process whose client waited 10 s for the greeting because auth did
+/// not answer (`Auth process not responding, delayed sending initial response (greeting)`), a
+/// warning no restart explains. A socket it may not open is told apart before.
 fn auth_service_unusable(severity: Severity, t: &str) -> bool {
     let error = severity != Severity::Warning;
-    let lib_auth_connect =
-        t.contains("auth-client") && t.contains("connect(") && t.contains(") failed");
+    let lib_auth_connect = has(t, &["auth-client", "auth-master"])
+        && t.contains("connect(")
+        && t.contains(") failed");
     (error && (has(t, AUTH_SERVICE_UNUSABLE) || lib_auth_connect))
         || t.contains("auth process not responding")
 }
@@ -1526,6 +1529,9 @@ mod tests {
             "Timeout waiting for handshake from auth server. my pid=19, input bytes=0",
             "auth: connect(login) failed: Connection refused",
             "auth-client: conn unix:login: connect(login) failed: No such file or directory",
+            // A user lookup's (LMTP's, the LDA's): the auth-userdb socket is not there.
+            "auth-master: userdb lookup(info@domain.com): connect(/var/run/dovecot//auth-userdb) failed: No such file or directory",
+            "auth-master: userdb lookup(a@corp.test): connect(/run/dovecot/auth-userdb) failed: Connection refused",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),
