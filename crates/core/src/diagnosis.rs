@@ -574,6 +574,12 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
     if code == FindingCode::RecipientUnknown && t.contains("sender address rejected") {
         return None;
     }
+    // `host mx00.emig.gmx.net[...] refused to talk to me: 550-Requested action not taken:
+    // mailbox unavailable 550-Reject due to policy restrictions`: a refusal at the greeting,
+    // before any recipient was named; it is about this server (its address, its reputation).
+    if code == FindingCode::RecipientUnknown && t.contains("refused to talk to me") {
+        return None;
+    }
     // `Sender address rejected: Domain not found`, `Helo command rejected: Host not found`:
     // this server's checks of a client's own names (reject_unknown_sender_domain and the
     // like), not a lookup this host's own mail needed.
@@ -679,7 +685,7 @@ pub fn classify_status_text(text: &str) -> FindingCode {
         return c;
     }
     let t = text.trim_start();
-    if t.contains(" said: 5") || t.starts_with('5') {
+    if t.contains(" said: 5") || t.contains(" refused to talk to me: 5") || t.starts_with('5') {
         FindingCode::BouncedOther
     } else {
         FindingCode::DeferredOther
@@ -962,9 +968,8 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
 /// warning no restart explains. A socket it may not open is told apart before.
 fn auth_service_unusable(severity: Severity, t: &str) -> bool {
     let error = severity != Severity::Warning;
-    let lib_auth_connect = has(t, &["auth-client", "auth-master"])
-        && t.contains("connect(")
-        && t.contains(") failed");
+    let lib_auth_connect =
+        has(t, &["auth-client", "auth-master"]) && t.contains("connect(") && t.contains(") failed");
     (error && (has(t, AUTH_SERVICE_UNUSABLE) || lib_auth_connect))
         || t.contains("auth process not responding")
 }
@@ -1197,6 +1202,8 @@ mod tests {
             ("address resolver failure", LookupFailure),
             ("Host or domain name not found. Name service error for name=nowhere.test type=MX: Host not found, try again", DnsError),
             ("host store[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
+            // Turned away at the greeting, whatever words the reply uses.
+            ("host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 550-Requested action not taken: mailbox unavailable 550-Reject due to policy restrictions. 550 For explanation visit https://www.gmx.net/mail/senderguidelines?c=pr", BouncedOther),
             ("host store[private/dovecot-lmtp] said: 451 4.2.0 <alice@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command)", DeferredOther),
             ("host x[1.2.3.4] said: 550 5.7.1 Message rejected as spam (in reply to end of DATA command)", BouncedOther),
             ("mail for corp.test loops back to myself", UnexpectedPath),
