@@ -31,6 +31,7 @@ use std::net::IpAddr;
 
 use mail_parser::{HeaderValue, Host, Received, TlsVersion};
 
+use super::client::{read_client, Client};
 use super::date::{parse_received_date, ParsedDate};
 use super::{Hop, HopWarning, Timestamp};
 
@@ -45,7 +46,7 @@ const DATE_TOKENS: usize = 12;
 pub(crate) const MAX_RAW_KEPT: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
+pub(super) enum Tok {
     /// A word outside comments: byte range into the text.
     Word(usize, usize),
     /// `;` outside comments, at this byte offset.
@@ -55,7 +56,7 @@ enum Tok {
 }
 
 /// Split the header value into words, `;` and comments, all at comment depth 0.
-fn tokenize(s: &str) -> Vec<Tok> {
+pub(super) fn tokenize(s: &str) -> Vec<Tok> {
     let b = s.as_bytes();
     let mut toks = Vec::new();
     let mut i = 0;
@@ -101,7 +102,7 @@ fn tokenize(s: &str) -> Vec<Tok> {
 
 const KEYWORDS: [&str; 6] = ["from", "by", "via", "with", "id", "for"];
 
-fn is_keyword(w: &str) -> bool {
+pub(super) fn is_keyword(w: &str) -> bool {
     KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
 }
 
@@ -153,7 +154,7 @@ fn from_side_ip(text: &str, toks: &[Tok]) -> Option<IpAddr> {
 }
 
 /// qmail's `user@192.0.2.4` or Exim 3's `[192.0.2.4.51234]`.
-fn client_ip_word(w: &str) -> Option<IpAddr> {
+pub(super) fn client_ip_word(w: &str) -> Option<IpAddr> {
     if let Some(inner) = w.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
         // `[IPv6:2001:db8::5]`, and Exchange's link-local `[fe80::250:56ff:fe85:5095%11]` with
         // its zone index: the address without the prefix and the zone.
@@ -177,7 +178,7 @@ fn client_ip_word(w: &str) -> Option<IpAddr> {
 }
 
 /// The text of a word token (`None` for a comment or `;`).
-fn word_at<'a>(text: &'a str, t: &Tok) -> Option<&'a str> {
+pub(super) fn word_at<'a>(text: &'a str, t: &Tok) -> Option<&'a str> {
     match *t {
         Tok::Word(a, b) => text.get(a..b),
         _ => None,
@@ -216,6 +217,11 @@ pub(crate) struct Scan {
     /// (`by x via smap (V1.3 id xma093673; date`), when the header has none outside it.
     pub unclosed_by: Option<String>,
     pub unclosed_id: Option<String>,
+    /// What the from clause says of the client (`client.rs`).
+    pub client: Client,
+    /// The recipient after `for` as written: mail-parser cuts `<u@[192.0.2.7]>` to `u@` and
+    /// drops a quoted local part (`<"x;y"@example.com>`).
+    pub for_word: Option<String>,
 }
 
 pub(crate) fn scan(text: &str) -> Scan {
@@ -239,6 +245,9 @@ pub(crate) fn scan(text: &str) -> Scan {
             out.exim3_helo = exim3_helo(text, toks.get(i + 1..).unwrap_or_default());
             out.comment_rdns = comment_rdns(text, toks.get(i + 1..).unwrap_or_default());
             out.qmail_rdns = qmail_rdns(text, toks.get(i + 1..).unwrap_or_default());
+            out.client = read_client(text, &toks, i);
+        } else if w.eq_ignore_ascii_case("for") && out.for_word.is_none() {
+            out.for_word = toks.get(i + 1).and_then(|t| recipient(text, t));
         } else if w.eq_ignore_ascii_case("by") && out.by_word.is_none() {
             out.by_word = next_word;
         } else if w.eq_ignore_ascii_case("id") && out.id_word.is_none() {
@@ -394,6 +403,13 @@ fn exim3_helo(text: &str, after_from: &[Tok]) -> Option<String> {
     let inner = literal.strip_prefix('[')?.strip_suffix(']')?;
     let is_ip = inner.parse::<IpAddr>().is_ok() || client_ip_word(literal).is_some();
     let helo = text.get(ca + 1..cb.checked_sub(1)?)?.trim();
+    // GMX writes the verb: `from NAME (EHLO homepc) [IP]`.
+    let verb = helo.get(..5).unwrap_or_default();
+    let helo = if verb.eq_ignore_ascii_case("helo ") || verb.eq_ignore_ascii_case("ehlo ") {
+        helo.get(5..).unwrap_or_default().trim_start()
+    } else {
+        helo
+    };
     let one_word =
         !helo.is_empty() && !helo.contains(|c: char| c.is_whitespace() || "()[]".contains(c));
     (is_ip && one_word).then(|| helo.to_owned())
@@ -448,6 +464,36 @@ fn qmail_rdns(text: &str, after_from: &[Tok]) -> Option<String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
         && !name.eq_ignore_ascii_case("unknown");
     plausible.then(|| name.to_owned())
+}
+
+/// The recipient that token `t` (the one after `for`) starts: `<...>` up to its `>` outside a
+/// quoted local part, or a bare address; `None` for anything without an `@`.
+fn recipient(text: &str, t: &Tok) -> Option<String> {
+    let Tok::Word(start, end) = *t else {
+        return None;
+    };
+    let rest = text.get(start..)?;
+    let address = match rest.strip_prefix('<') {
+        Some(inner) => inner.get(..angle_close(inner)?)?,
+        None => text.get(start..end)?.trim_end_matches([',', ';']),
+    };
+    (address.contains('@') && address.len() <= 320).then(|| address.to_owned())
+}
+
+/// Where the `>` closing an address starts, outside a quoted local part; `None` at a line break.
+fn angle_close(inner: &str) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i),
+            '\r' | '\n' => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Where the first clause keyword outside comments after token `from` starts, if it is near
@@ -560,7 +606,7 @@ fn by_host(parsed: Option<&Host>, first_word: Option<&str>) -> Option<String> {
 }
 
 /// A word made of a host name's characters only (no brackets, no address literal).
-fn is_host_name(w: &str) -> bool {
+pub(super) fn is_host_name(w: &str) -> bool {
     w.bytes().any(|b| b.is_ascii_alphanumeric())
         && w.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
@@ -649,6 +695,50 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The client's address: none when a HELO imitates the server's comment; Exim's first literal in
+/// Exim's layout; else mail-parser's, or the from-side form it does not read, as long as the from
+/// clause writes it (mail-parser reads on into a comment that never closes); else the last
+/// address the from clause writes (where Postfix and Sendmail put the client's).
+fn client_ip(r: &Received, s: &Scan) -> Option<IpAddr> {
+    let c = &s.client;
+    if c.ambiguous {
+        return None;
+    }
+    if c.exim {
+        return c.exim_ip;
+    }
+    let parsed_from = match r.from {
+        Some(Host::IpAddr(ip)) => Some(ip),
+        _ => None,
+    };
+    let written = |ip: &IpAddr| {
+        c.addresses
+            .iter()
+            .any(|a| a.to_canonical() == ip.to_canonical())
+    };
+    [r.from_ip, parsed_from, s.client_ip]
+        .into_iter()
+        .flatten()
+        .find(written)
+        .or_else(|| c.addresses.last().copied())
+}
+
+/// `name` is written in the from clause (mail-parser reads names on into a comment that never
+/// closes: `(unknown [192.0.2.1] by mx.example.com` is no reverse name `mx.example.com`).
+fn in_clause(clause: &str, name: &str) -> bool {
+    clause
+        .to_ascii_lowercase()
+        .contains(&name.to_ascii_lowercase())
+}
+
+/// A word servers write where they have no name: `<unknown.domain>`, `softdnserr`, `unknown`.
+fn is_placeholder(name: &str, clause: &str) -> bool {
+    ["unknown", "unknown.domain", "softdnserr"]
+        .iter()
+        .any(|p| name.eq_ignore_ascii_case(p))
+        || clause.contains(&format!("<{name}>"))
+}
+
 /// Build one hop from the header's raw value bytes and mail-parser's parse of it.
 pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
     let text = String::from_utf8_lossy(raw_value);
@@ -675,16 +765,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 .as_ref()
                 .and_then(|h| host_text(h, s.from_word.as_deref()))
                 .map(|f| bracketed_as_written(f, s.from_word.as_deref()));
-            hop.from_ip = r
-                .from_ip
-                .or(match r.from {
-                    Some(Host::IpAddr(ip)) => Some(ip),
-                    _ => None,
-                })
-                .or(s.client_ip)
-                // `[::ffff:192.0.2.7]` is an IPv4 client on a dual-stack socket: the address the
-                // servers' logs and the lab's ranges name is the IPv4 one.
-                .map(|ip| ip.to_canonical().to_string());
+            hop.from_ip = client_ip(r, &s).map(|ip| ip.to_canonical().to_string());
             hop.helo = match &r.helo {
                 Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
                     helo_literal(&text)
@@ -696,12 +777,19 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             // mail-parser made of the comments (it takes words from a later one, and passes
             // over single-label names such as `localhost` and names with `_`); else mail-
             // parser's name, unless that is a login (not the client's name).
-            hop.from_rdns = s.comment_rdns.clone().or(s.qmail_rdns).or_else(|| {
-                r.from_iprev
-                    .as_ref()
-                    .and_then(|n| non_empty(n.trim_end_matches('.')))
-                    .filter(|n| !names_a_login(&text, n))
-            });
+            hop.from_rdns = s
+                .client
+                .exim_rdns
+                .clone()
+                .or_else(|| s.comment_rdns.clone())
+                .or_else(|| s.qmail_rdns.clone())
+                .or_else(|| {
+                    r.from_iprev
+                        .as_ref()
+                        .and_then(|n| non_empty(n.trim_end_matches('.')))
+                        .filter(|n| !names_a_login(&text, n) && in_clause(&s.client.text, n))
+                })
+                .filter(|n| !is_placeholder(n, &s.client.text));
             if let Some(helo) = &s.exim3_helo {
                 // mail-parser reads the comment as the reverse name; in Exim 3's form it is the
                 // HELO, and the name before it is the reverse name.
@@ -719,7 +807,10 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 .map(|id| whole_id(id, s.id_word.as_deref()))
                 .and_then(non_empty)
                 .or(s.unclosed_id);
-        hop.for_ = r.for_.as_deref().and_then(non_empty);
+        hop.for_ = s
+            .for_word
+            .clone()
+            .or_else(|| r.for_.as_deref().and_then(non_empty));
         hop.tls = r.tls_version.map(|v| tls_name(v).to_owned());
         hop.tls_cipher = r
             .tls_cipher
@@ -731,6 +822,10 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
     let malformed = rec.is_none() || !(s.any_clause || (s.date.is_some() && s.comment_only_prefix));
     if malformed {
         hop.warnings.push(HopWarning::Malformed);
+    }
+    if s.client.ambiguous && rec.is_some() && s.has_from {
+        hop.warnings.push(HopWarning::AmbiguousClient);
+        hop.from_rdns = None;
     }
     if hop.timestamp.is_none() {
         hop.warnings.push(if s.date_unread {
@@ -1064,6 +1159,57 @@ mod tests {
         // Without the HELO comment the shape is Exchange's, whose from-host is the HELO.
         let h = hop_of("from mail.example.com (192.0.2.1) by mx.corp.test with SMTP; 4 Nov 2025 06:00:00 -0000");
         assert_eq!(h.from_rdns, None);
+    }
+
+    #[test]
+    fn recipients_as_written() {
+        let h = hop_of("from x (unknown [192.0.2.1]) by mx.example with ESMTP id A for <u@[192.0.2.7]>; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.for_.as_deref(), Some("u@[192.0.2.7]"));
+        let h = hop_of("from x (unknown [192.0.2.1]) by mx.example with ESMTP id A for <\"x;y z\"@example.com>; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.for_.as_deref(), Some("\"x;y z\"@example.com"));
+        assert!(h.timestamp.is_some());
+        let h = hop_of("from x by mx.example with esmtp id 1aVFVG-0000me-LC for user@example.org; Mon, 15 Feb 2016 10:31:35 +0100");
+        assert_eq!(h.for_.as_deref(), Some("user@example.org"));
+        // No address: nothing.
+        let h = hop_of("from x by mx.example with SMTP for <>; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.for_, None);
+    }
+
+    #[test]
+    fn the_client_is_read_from_the_from_clause_only() {
+        // A comment left open: neither the `for` literal nor the `by` host is the client.
+        let h = hop_of("from x (unknown [192.0.2.1] by mx.example.com (Postfix) with ESMTP id ABC for <u@[6.6.6.7]>; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(h.from_rdns, None);
+        // Exim: the literal before the HELO, whatever the HELO holds.
+        let h = hop_of("from mail.example.org ([192.0.2.10] helo=(unknown [6.6.6.6])x) by mx.example.net with esmtp (Exim 4.96) id 1abcDE-000001-AB; Mon, 21 Sep 2026 10:00:00 +0000");
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.10"));
+        assert_eq!(h.from_rdns.as_deref(), Some("mail.example.org"));
+        // A HELO imitating Postfix's comment: no client, and a warning.
+        let h = hop_of("from x (a [6.6.6.6]) (using TLS) (unknown [192.0.2.1]) by mx.example.com (Postfix) with ESMTP id ABC; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!((h.from_ip, h.from_rdns), (None, None));
+        assert_eq!(h.warnings, [HopWarning::AmbiguousClient]);
+    }
+
+    #[test]
+    fn placeholders_are_no_reverse_names() {
+        let h = hop_of("from 12-211-5-69.client.attbi.com (<unknown.domain>[12.211.5.69]) by rwcrmhc53.attbi.com (rwcrmhc53) with SMTP id <2002112823351305300akl1ue>; Thu, 28 Nov 2002 23:35:13 +0000");
+        assert_eq!(h.from_rdns, None);
+        assert_eq!(h.from_ip.as_deref(), Some("12.211.5.69"));
+        let h = hop_of("from bushinternet.com (softdnserr [::ffff:61.99.99.67]) by mail.cs.helsinki.fi with esmtp; Fri, 22 Aug 2003 12:25:41 +0300");
+        assert_eq!(h.from_rdns, None);
+        assert_eq!(h.from_ip.as_deref(), Some("61.99.99.67"));
+    }
+
+    #[test]
+    fn gmx_writes_the_helo_verb() {
+        let h = hop_of("from dslb-082-083-045-064.pools.arcor-ip.net (EHLO homepc) [82.83.45.64] by mail.gmx.net (mp010) with SMTP; 03 Feb 2007 13:13:47 +0100");
+        assert_eq!(
+            h.from_rdns.as_deref(),
+            Some("dslb-082-083-045-064.pools.arcor-ip.net")
+        );
+        assert_eq!(h.helo.as_deref(), Some("homepc"));
+        assert_eq!(h.from_ip.as_deref(), Some("82.83.45.64"));
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! # Warnings (per hop, a fixed set, serialized snake_case, in this order)
 //! - `malformed`: no clause (`from`/`by`/`with`/`id`/`for`/`via`) outside comments and not the
 //!   comment-plus-date form; the hop's fields are null.
+//! - `ambiguous_client`: the from clause holds text shaped like the server's own `(NAME [IP])`
+//!   comment besides it (a HELO such as `x (a [6.6.6.6])`), or such a comment between two `by`
+//!   clauses: `from_ip` and `from_rdns` are null, as either reading could be the forged one.
 //! - `no_date`: no date (nothing after the last `;`, or only a clause such as OpenSMTPD's
 //!   `; for <x@y>;`).
 //! - `clock_skew`: the hop is stamped earlier than the previous timestamped hop by more than the
@@ -40,6 +43,7 @@
 //! RFC 3339 in UTC with `Z`. The fraction is printed with exactly the digits the header had
 //! (`.434`, `.270951634`, `.430` keeps its zero), and not at all when the header had none; a time
 //! written without seconds prints `:00`.
+mod client;
 pub mod date;
 mod fields;
 pub mod providers;
@@ -125,6 +129,8 @@ pub struct Hop {
 #[serde(rename_all = "snake_case")]
 pub enum HopWarning {
     Malformed,
+    /// The from clause can be read with more than one client (a HELO imitating the comment).
+    AmbiguousClient,
     NoDate,
     ClockSkew,
     FutureDate,
@@ -136,6 +142,7 @@ impl HopWarning {
     pub fn code(self) -> &'static str {
         match self {
             HopWarning::Malformed => "malformed",
+            HopWarning::AmbiguousClient => "ambiguous_client",
             HopWarning::NoDate => "no_date",
             HopWarning::ClockSkew => "clock_skew",
             HopWarning::FutureDate => "future_date",

@@ -169,6 +169,9 @@ fn warning_text(w: HopWarning, hop: &Hop) -> String {
                 esc(&hop.raw)
             )
         }
+        HopWarning::AmbiguousClient => {
+            "ambiguous_client: more than one client could be meant; none is taken".into()
+        }
         HopWarning::NoDate => "no_date: the header has no date".into(),
         HopWarning::UnreadableDate => {
             "unreadable_date: the text after the ';' is not a date flowtest reads".into()
