@@ -95,8 +95,16 @@ fn rcpt_outcomes(e: &Entry) -> Vec<RcptOutcome> {
         .map(|r| RcptOutcome {
             to: r.to.clone(),
             status: rcpt_hop_status(r.status),
-            dsn: r.last.as_ref().and_then(|a| a.dsn.clone()),
-            reason: r.last.as_ref().map(|a| a.reason.clone()),
+            dsn: match (&r.last, &r.rejected) {
+                (Some(a), _) => a.dsn.clone(),
+                (None, Some(x)) => x.dsn.clone(),
+                (None, None) => None,
+            },
+            reason: match (&r.last, &r.rejected) {
+                (Some(a), _) => Some(a.reason.clone()),
+                (None, Some(x)) => Some(x.reply.clone()),
+                (None, None) => None,
+            },
         })
         .collect()
 }
@@ -106,6 +114,7 @@ fn rcpt_outcomes(e: &Entry) -> Vec<RcptOutcome> {
 /// that attempt handed nothing on, the next queue id is another recipient's.
 fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
     let recipients = rcpt_outcomes(e);
+    let detail = last_detail(e);
     let attempts = || e.rcpts.iter().filter_map(|r| r.last.as_ref());
     let latest_delay = attempts().filter_map(|a| a.delay_ms).max();
     let left_at = attempts().filter_map(|a| a.at).max();
@@ -138,7 +147,12 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
         delay_ms,
         delays,
         dsn: dsn.or_else(|| e.refusal_dsn.take()),
-        reason: e.rejected.take().or_else(|| e.refused.take()).or(reason),
+        reason: e
+            .rejected
+            .take()
+            .or_else(|| e.refused.take())
+            .or(reason)
+            .or(detail),
         from: e.from.take(),
         to,
         client: e.client.take(),
@@ -151,6 +165,16 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
         whole_seconds: !e.subsecond,
         recipients,
     }
+}
+
+/// The last attempt's detail of an entry no delivery line has reported on yet (`host X said: 450
+/// ...` before Postfix tries the next MX, `connect to X: Connection refused`): the text after the
+/// queue id, so a message still queued says why.
+fn last_detail(e: &Entry) -> Option<String> {
+    let line = e.details.back()?;
+    let marker = format!("{}: ", e.qid);
+    let at = line.find(&marker)? + marker.len();
+    line.get(at..).map(str::to_owned)
 }
 
 /// The hop of Dovecot's delivery `d`: its text is moved out of it.

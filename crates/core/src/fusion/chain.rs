@@ -139,6 +139,15 @@ pub(super) struct Rcpt {
     pub status: RcptStatus,
     pub attempts: u32,
     pub last: Option<Attempt>,
+    /// The reply and its status code when smtpd rejected this recipient at RCPT (boxed: rare).
+    pub rejected: Option<Box<RcptReject>>,
+}
+
+/// smtpd's reject of one recipient of a queued message.
+#[derive(Debug, Clone)]
+pub(super) struct RcptReject {
+    pub dsn: Option<EventText>,
+    pub reply: String,
 }
 
 /// One queue entry (a queue id on one host).
@@ -233,6 +242,7 @@ impl Entry {
                     status: RcptStatus::Pending,
                     attempts: 0,
                     last: None,
+                    rejected: None,
                 });
                 self.rcpts.last_mut()
             }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use crate::diagnosis::{classify_smtp_reply, Finding, FindingCode};
 use crate::logs::{LogRecord, Reject};
 
-use super::chain::{clip, reply_text, senders_agree, within, ChainId, NoQueue, RcptStatus};
+use super::chain::{
+    clip, reply_text, senders_agree, within, ChainId, NoQueue, RcptReject, RcptStatus,
+};
 use super::correlator::Correlator;
 
 /// Whether a delivery failure's reason quotes this rejection's reply ("host X said: 554 5.7.1
@@ -103,6 +105,10 @@ impl Correlator {
             if r.stage == "RCPT" && !held {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
                     rc.status = RcptStatus::Rejected;
+                    rc.rejected = Some(Box::new(RcptReject {
+                        dsn: r.dsn.clone(),
+                        reply: clip(reply, 300),
+                    }));
                 }
             } else {
                 // The whole message: its recipient (cleanup names one) is the message's too.

@@ -366,3 +366,40 @@ fn recipients_that_fared_alike_list_no_outcomes() {
     assert_eq!(ms[0].hops[0].status, HopStatus::Sent);
     assert!(ms[0].hops[0].recipients.is_empty(), "{ms:#?}");
 }
+
+#[test]
+fn a_queued_message_says_what_its_last_attempt_was_told() {
+    // Postfix logs a 4xx from one MX before it tries the next; the window ends before any
+    // status line (SEKOIA-IO's intake test data has this line alone).
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Mar 14 11:18:40 mx postfix/cleanup[101]: 30D713F81F: message-id=<said-1@example.net>\n\
+         Mar 14 11:18:40 mx postfix/qmgr[102]: 30D713F81F: from=<a@example.net>, size=900, nrcpt=1 (queue active)\n\
+         Mar 14 11:18:49 mx postfix/smtp[106]: 30D713F81F: host mx.example.org[5.6.7.8] said: 450 4.1.1 <abuse@example.com>: Recipient address rejected: unverified address (in reply to RCPT TO command)",
+    );
+    let out = c.finish_all();
+    let m = &out.messages[0];
+    assert_eq!(m.status, MessageStatus::Queued, "{m:#?}");
+    assert_eq!(
+        m.hops[0].reason.as_deref(),
+        Some("host mx.example.org[5.6.7.8] said: 450 4.1.1 <abuse@example.com>: Recipient address rejected: unverified address (in reply to RCPT TO command)")
+    );
+    // A delivery line after it reports on that attempt; the detail is its evidence, not its reason.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Mar 14 11:18:40 mx postfix/cleanup[101]: 30D713F81F: message-id=<said-2@example.net>\n\
+         Mar 14 11:18:40 mx postfix/qmgr[102]: 30D713F81F: from=<a@example.net>, size=900, nrcpt=1 (queue active)\n\
+         Mar 14 11:18:49 mx postfix/smtp[106]: 30D713F81F: host mx1.example.org[5.6.7.8] said: 450 4.7.1 try later (in reply to RCPT TO command)\n\
+         Mar 14 11:18:50 mx postfix/smtp[106]: 30D713F81F: to=<abuse@example.com>, relay=mx2.example.org[5.6.7.9]:25, delay=10, delays=0/0/1/0, dsn=4.4.2, status=deferred (lost connection with mx2.example.org[5.6.7.9] while receiving the initial server greeting)",
+    );
+    let out = c.finish_all();
+    let hop = &out.messages[0].hops[0];
+    assert_eq!(
+        hop.reason.as_deref(),
+        Some("lost connection with mx2.example.org[5.6.7.9] while receiving the initial server greeting")
+    );
+}
