@@ -495,6 +495,11 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "4.7.28",
             "throttl",
             "unusual rate",
+            // Gmail's older words for the same 421 4.7.0 block: `an unusual amount of
+            // unsolicited mail ... temporarily blocked`.
+            "unusual amount of unsolicited",
+            // Office 365: `432 4.3.2 Concurrent connections limit exceeded`.
+            "concurrent connections limit",
             // Greylisting: a temporary refusal the sender's retry gets through.
             "greylist",
             "concurrency limit exceeded",
@@ -1046,6 +1051,18 @@ mod tests {
                 421,
                 Some("4.7.28"),
                 "Our system has detected an unusual rate of unsolicited mail",
+                RateLimited,
+            ),
+            (
+                421,
+                Some("4.7.0"),
+                "[88.16.31.62] Our system has detected an unusual amount of unsolicited 421-4.7.0 mail originating from your IP address. To protect our users from 421-4.7.0 spam, mail sent from your IP address has been temporarily blocked.",
+                RateLimited,
+            ),
+            (
+                432,
+                Some("4.3.2"),
+                "Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information.",
                 RateLimited,
             ),
             (
