@@ -110,6 +110,9 @@ pub(super) struct RecentLine {
     /// The message-id the line names (Dovecot's `msgid=`), when it names one: it explains only
     /// that message's failure.
     pub msgid: Option<String>,
+    /// The queue id a Postfix problem line names (`cleanup[1]: warning: 9BECF3F19D: ... map
+    /// lookup problem`): it explains only that queue entry's failures.
+    pub qid: Option<String>,
     pub raw: String,
 }
 

@@ -25,6 +25,9 @@ impl Correlator {
         if let Some(failure) = failure {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }
+        if d.service == "discard" && d.status == DeliveryStatus::Sent {
+            self.on_discarded(rec, d, cid);
+        }
         if let Some(next) = d.queued_as.as_ref().filter(|n| **n != d.queue_id) {
             let handoff = Handoff::new(
                 rec.role.clone(),
@@ -103,6 +106,33 @@ impl Correlator {
         (cid, failure, from)
     }
 
+    /// discard(8) "delivered" the recipient: a transport map (or a content filter's reply)
+    /// sent it to `discard:`, which drops it and logs `status=sent`. Nobody receives it: the
+    /// recipient is discarded, as by an access table's DISCARD action, and a finding says so.
+    fn on_discarded(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
+        let limits = self.limits;
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        if let Some(r) = ch
+            .entry_mut(&rec.role, &d.queue_id)
+            .and_then(|e| e.rcpt_mut(&d.to))
+        {
+            r.status = RcptStatus::Rejected;
+        }
+        let msg = format!(
+            "{}: the discard transport dropped the message to <{}> ({}): a transport map or \
+             content filter routes it to discard:",
+            rec.role,
+            d.to,
+            clip(&d.reason, 200)
+        );
+        let mut f = Finding::new(FindingCode::Discarded, Some(&rec.role), msg);
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        f.seen(rec.timestamp);
+        ch.add_finding(f, &limits, false, &mut self.line_budget);
+    }
+
     /// A failed attempt: explain it, join the next hop's reject it quotes, add its finding and
     /// remember it for lines logged after it. Returns the (possibly merged) chain.
     fn on_delivery_failure(
@@ -122,10 +152,16 @@ impl Correlator {
             self.explain_by_dovecot(cid, &to_key, ts, &mut failure);
         }
         // Host warnings that explain it (e.g. transport.db unavailable next to "address
-        // resolver failure").
-        // Any process's warning: the delivery agent's failure follows another's (trivial-rewrite's
-        // failed transport lookup, then the agent's "address resolver failure").
-        let (code, ev) = self.explaining_problems(role, ts, failure.code, None);
+        // resolver failure"). Any process's warning when the failure is a local one: the
+        // delivery agent's failure follows another's (trivial-rewrite's failed transport lookup,
+        // then the agent's "address resolver failure"). A failure the remote side or the
+        // network caused is explained only by the agent's own warnings (a TLS library problem).
+        let pid = if remote_cause(&d.reason) {
+            rec.pid
+        } else {
+            None
+        };
+        let (code, ev) = self.explaining_problems(role, ts, failure.code, pid, Some(&d.queue_id));
         failure.code = code;
         failure.evidence.extend(ev);
         // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from the
@@ -216,4 +252,18 @@ impl Correlator {
             }
         }
     }
+}
+
+/// A delivery failure the next hop or the network caused, as Postfix words it: a reply, a lost
+/// or refused connection, a timeout. No local table's warning is why it happened.
+fn remote_cause(reason: &str) -> bool {
+    [
+        " said: ",
+        "lost connection with ",
+        "conversation with ",
+        "connect to ",
+        "refused to talk to me",
+    ]
+    .iter()
+    .any(|m| reason.contains(m))
 }

@@ -368,6 +368,7 @@ impl Correlator {
                 pid: rec.pid,
                 fatal: false,
                 msgid,
+                qid: None,
                 raw,
             },
         );
@@ -497,6 +498,7 @@ impl Correlator {
                 pid: rec.pid,
                 fatal: false,
                 msgid: None,
+                qid: None,
                 raw,
             },
         );

@@ -125,6 +125,7 @@ impl Correlator {
                 pid: rec.pid,
                 fatal: matches!(severity, Severity::Fatal | Severity::Panic),
                 msgid: None,
+                qid: queue_id.map(str::to_owned),
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
@@ -195,13 +196,16 @@ impl Correlator {
     /// that process's own warnings can rename a generic code: a server's reject follows its own
     /// warning (smtpd's failed lookup, then its reply), while any other process's warning in
     /// the window (master's note of a crashed daemon, an unrelated client's blocklist lookup)
-    /// is not why this reject was sent.
+    /// is not why this reject was sent. A warning that names a queue id explains only a failure
+    /// of that queue entry (`qid`): cleanup's refusal of one message is not why another one's
+    /// delivery failed.
     pub(super) fn explaining_problems(
         &self,
         host: &str,
         ts: Option<DateTime<Utc>>,
         code: FindingCode,
         pid: Option<u32>,
+        qid: Option<&str>,
     ) -> (FindingCode, Vec<String>) {
         let mut code = code;
         // (line, a fatal or panic line): the candidates, newest first.
@@ -217,6 +221,9 @@ impl Correlator {
             }
             let Some(pc) = p.code else { continue };
             if &*p.host != host || !within(p.at, ts, self.limits.link_window) {
+                continue;
+            }
+            if p.qid.is_some() && p.qid.as_deref() != qid {
                 continue;
             }
             let renames = generic(code) && (pid.is_none() || p.pid == pid);

@@ -77,7 +77,8 @@ impl Correlator {
         let code = action_code(r).unwrap_or_else(|| {
             classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason)
         });
-        let (code, explaining) = self.explaining_problems(&rec.role, ts, code, rec.pid);
+        let (code, explaining) =
+            self.explaining_problems(&rec.role, ts, code, rec.pid, r.queue_id.as_deref());
         let reply = reply_text(r);
         let mut f = Finding::new(code, Some(&rec.role), reject_message(&rec.role, r, &reply));
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);

@@ -1,6 +1,7 @@
 //! Failures whose cause another line names: an administrator's `postsuper -e` (Postfix 3.5's
 //! `status=force-expired`), a daemon's fatal error that other processes' warnings follow, and
-//! Dovecot's error lines for two messages to one user in the same second.
+//! Dovecot's error lines for two messages to one user in the same second; and warnings that are
+//! no cause of a failure logged after them.
 
 use super::tests::{feed, finding, EXPIRING};
 use super::*;
@@ -117,4 +118,57 @@ fn dovecot_lines_explain_only_the_message_they_name() {
             );
         }
     }
+}
+
+#[test]
+fn a_local_warning_does_not_rename_a_failure_the_remote_side_caused() {
+    // fail2ban's and the exporters' real lines: cleanup refused another message for a failed
+    // map lookup, and smtpd warned of a missing table; then a delivery to Yahoo was deferred by
+    // Yahoo or the network. Neither warning is why: the code stays generic, no postmap hint.
+    for lines in [
+        "Oct 26 18:13:50 mx postfix/cleanup[1111]: warning: 9BECF3F19D: sender_canonical_maps map lookup problem for sender@example.com -- message not accepted, try again later\n\
+         Oct 26 18:13:51 mx postfix/error[2222]: 2DC5552A34: to=<user@yahoo.com>, relay=none, delay=63495, delays=63350/144/0/0, dsn=4.4.2, status=deferred (delivery temporarily suspended: lost connection with mta7.am0.yahoodns.net[98.136.216.22] while sending RCPT TO)",
+        "Oct 26 18:13:50 mx postfix/smtpd[1111]: warning: hash:/etc/postfix/virtual is unavailable. open database /etc/postfix/virtual.db: No such file or directory\n\
+         Oct 26 18:13:55 mx postfix/smtp[2222]: 2DC5552A34: to=<user@yahoo.com>, relay=mta7.am0.yahoodns.net[98.136.216.22]:25, delay=5, delays=1/0/2/2, dsn=4.0.0, status=deferred (host mta7.am0.yahoodns.net[98.136.216.22] said: 421 4.7.0 [TSS04] Messages from 192.0.2.4 temporarily deferred (in reply to MAIL FROM command))",
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", lines);
+        let out = c.finish_all();
+        let m = out
+            .messages
+            .iter()
+            .find(|m| m.hops.iter().any(|h| h.queue_id.as_deref() == Some("2DC5552A34")))
+            .unwrap_or_else(|| panic!("{:#?}", out.messages));
+        let codes: Vec<_> = m.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [FindingCode::DeferredOther], "{lines}");
+        assert!(
+            m.findings[0].evidence.iter().all(|e| !e.contains("warning:")),
+            "{:#?}",
+            m.findings[0]
+        );
+    }
+}
+
+#[test]
+fn a_warning_naming_a_queue_id_explains_only_that_entry() {
+    // cleanup's warning for 9BECF3F19D is no cause of 2DC5552A34's local failure.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Oct 26 18:13:50 mx postfix/cleanup[1111]: warning: 9BECF3F19D: sender_canonical_maps map lookup problem for sender@example.com -- message not accepted, try again later\n\
+         Oct 26 18:13:51 mx postfix/local[2222]: 2DC5552A34: to=<bob@mx.example>, relay=local, delay=1, delays=0/0/0/1, dsn=4.3.0, status=deferred (temporary failure)",
+    );
+    let out = c.finish_all();
+    let m = out
+        .messages
+        .iter()
+        .find(|m| {
+            m.hops
+                .iter()
+                .any(|h| h.queue_id.as_deref() == Some("2DC5552A34"))
+        })
+        .unwrap_or_else(|| panic!("{:#?}", out.messages));
+    let codes: Vec<_> = m.findings.iter().map(|f| f.code).collect();
+    assert_eq!(codes, [FindingCode::DeferredOther]);
 }

@@ -403,3 +403,35 @@ fn a_queued_message_says_what_its_last_attempt_was_told() {
         Some("lost connection with mx2.example.org[5.6.7.9] while receiving the initial server greeting")
     );
 }
+
+#[test]
+fn the_discard_transport_discards_what_it_says_it_sent() {
+    // A transport map sent the domain to `discard:`; discard(8) logs `status=sent` (the
+    // grok-patterns project's test line). Nobody gets the message.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Oct 26 18:13:40 mx postfix/qmgr[100]: 25F2E5E061: from=<a@example.net>, size=900, nrcpt=1 (queue active)\n\
+         Oct 26 18:13:50 mx postfix/discard[19593]: 25F2E5E061: to=<tom@example.com>, relay=none, delay=0.1, delays=0.1/0/0/0, dsn=2.0.0, status=sent (test.example.com)",
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Rejected, "{m:#?}");
+    assert_eq!(m.hops[0].status, HopStatus::Rejected);
+    let codes: Vec<_> = m.findings.iter().map(|f| f.code).collect();
+    assert_eq!(codes, [FindingCode::Discarded]);
+    assert!(
+        m.findings[0].message.contains("discard transport"),
+        "{m:#?}"
+    );
+    // smtp's `status=sent` is no discard.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Oct 26 18:13:50 mx postfix/smtp[19593]: 25F2E5E061: to=<tom@example.com>, relay=mx.example.com[192.0.2.9]:25, delay=0.1, delays=0.1/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4A)",
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+    assert!(m.findings.is_empty());
+}
