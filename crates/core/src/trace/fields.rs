@@ -163,6 +163,14 @@ pub(super) fn client_ip_word(w: &str) -> Option<IpAddr> {
         if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
             return Some(IpAddr::V6(ip));
         }
+        // ecelerity's `[192.0.2.4:2525]`: the address, a colon, the port.
+        if let Some((ip, port)) = inner.rsplit_once(':') {
+            return port
+                .parse::<u16>()
+                .ok()
+                .and_then(|_| ip.parse::<std::net::Ipv4Addr>().ok())
+                .map(IpAddr::V4);
+        }
         // Exim 3's `[192.0.2.4.51234]`: the address, a dot, the port.
         let (ip, port) = inner.rsplit_once('.')?;
         if port.is_empty() || port.len() > 5 || !port.bytes().all(|c| c.is_ascii_digit()) {
@@ -624,11 +632,16 @@ fn without_ipv6_tag(s: &str) -> Option<&str> {
         .map(|_| &s[5..])
 }
 
-/// Exim writes `helo=[IPv6:2001:db8::7]`; mail-parser stops at the colon and yields "IPv6".
-/// Take the bracketed literal as written instead.
+/// The HELO as an address literal, as written: Exim's `helo=[IPv6:2001:db8::7]` (mail-parser
+/// stops at the colon and yields "IPv6"), qmail's and Sendmail's `(HELO [192.0.2.7])` (mail-
+/// parser drops the brackets, and a bracketed literal is a valid HELO where a bare address is
+/// not).
 fn helo_literal(text: &str) -> Option<String> {
     let lower = text.to_ascii_lowercase();
-    let start = lower.find("helo=[")? + "helo=".len();
+    let start = ["helo=[", "helo [", "ehlo ["]
+        .iter()
+        .filter_map(|k| lower.find(k).map(|i| i + k.len() - 1))
+        .min()?;
     let len = text.get(start..)?.find(']')? + 1;
     text.get(start..start + len).map(str::to_owned)
 }
@@ -770,6 +783,15 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
                     helo_literal(&text)
                 }
+                Some(Host::IpAddr(ip)) => Some(
+                    helo_literal(&text)
+                        .filter(|l| {
+                            let inner = l.trim_start_matches('[').trim_end_matches(']');
+                            let bare = without_ipv6_tag(inner).unwrap_or(inner);
+                            bare.parse::<IpAddr>().is_ok_and(|x| x == *ip)
+                        })
+                        .unwrap_or_else(|| ip.to_string()),
+                ),
                 Some(h) => host_text(h, None),
                 None => None,
             };
@@ -789,7 +811,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                         .and_then(|n| non_empty(n.trim_end_matches('.')))
                         .filter(|n| !names_a_login(&text, n) && in_clause(&s.client.text, n))
                 })
-                .filter(|n| !is_placeholder(n, &s.client.text));
+                .filter(|n| !is_placeholder(n, &s.client.text) && n.parse::<IpAddr>().is_err());
             if let Some(helo) = &s.exim3_helo {
                 // mail-parser reads the comment as the reverse name; in Exim 3's form it is the
                 // HELO, and the name before it is the reverse name.
@@ -1199,6 +1221,23 @@ mod tests {
         let h = hop_of("from bushinternet.com (softdnserr [::ffff:61.99.99.67]) by mail.cs.helsinki.fi with esmtp; Fri, 22 Aug 2003 12:25:41 +0300");
         assert_eq!(h.from_rdns, None);
         assert_eq!(h.from_ip.as_deref(), Some("61.99.99.67"));
+    }
+
+    #[test]
+    fn literals_as_ecelerity_and_qmail_write_them() {
+        // ecelerity: the port inside the brackets.
+        let h = hop_of("from ([192.0.2.1:2525]) by mx.example with ESMTP id 7B/1C-01234-56789ABC; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.1"));
+        // A HELO that is an address literal keeps its brackets; a bare address stays bare.
+        let h = hop_of("from unknown (HELO [10.10.10.10]) (192.0.2.5) by mx.example with SMTP; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.helo.as_deref(), Some("[10.10.10.10]"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.5"));
+        let h = hop_of("from [192.0.2.5] (helo=10.10.10.10) by mx.example with esmtp (Exim 4.96) id 1abcDE-000001-AB; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.helo.as_deref(), Some("10.10.10.10"));
+        // An address is no reverse name.
+        let h = hop_of("from 212.202.243.194 ([212.202.243.194] helo=blackstar) by mx.example with esmtp (Exim 4.96) id 1abcDE-000001-AB; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.from_rdns, None);
+        assert_eq!(h.helo.as_deref(), Some("blackstar"));
     }
 
     #[test]
