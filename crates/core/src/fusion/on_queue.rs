@@ -273,7 +273,8 @@ impl Correlator {
         if let Some(ch) = self.chains.get_mut(&cid) {
             ch.add_note(format!(
                 "{} redirected the message to {} (a REDIRECT action of an access table, \
-                 header_checks or body_checks): it goes there instead of to its recipients",
+                 header_checks, body_checks or milter_header_checks): it goes there instead of to its \
+                 recipients",
                 rec.role,
                 clip(to, 200)
             ));

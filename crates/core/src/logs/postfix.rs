@@ -462,9 +462,14 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
                     text: t.owned(rest),
                 }));
             }
-            if info == b"redirect: " {
+            // A milter's header or body check's REDIRECT goes where `redirect:`'s does.
+            let redirect = [&b"milter-header-redirect: "[..], b"milter-body-redirect: "]
+                .iter()
+                .find(|r| starts_with(rest, r))
+                .map_or(info.len(), |r| r.len());
+            if info == b"redirect: " || redirect > info.len() {
                 return Some(
-                    redirect_target(&rest[info.len()..]).map(|to| Event::Redirected {
+                    redirect_target(&rest[redirect..]).map(|to| Event::Redirected {
                         queue_id: queue_id(),
                         to: t.owned(to),
                     }),
@@ -1021,6 +1026,19 @@ mod tests {
                 b"5D6E7F8A9B: milter-header-redirect: header X-Spam-Flag: YES from \
                   mx.provider.test[198.51.100.4]; from=<a@provider.test> to=<dave@corp.test> \
                   proto=ESMTP helo=<mx.provider.test>: quarantine@corp.test"
+            ),
+            Some(Some(Event::Redirected {
+                queue_id: "5D6E7F8A9B".into(),
+                to: "quarantine@corp.test".into()
+            }))
+        );
+        // A milter's header check that prepends is no redirect.
+        assert_eq!(
+            parse(
+                b"cleanup",
+                b"5D6E7F8A9B: milter-header-prepend: header X-Spam-Flag: YES from \
+                  mx.provider.test[198.51.100.4]; from=<a@provider.test> to=<dave@corp.test> \
+                  proto=ESMTP helo=<mx.provider.test>: X-Checked: yes"
             ),
             Some(None)
         );
