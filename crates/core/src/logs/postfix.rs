@@ -213,6 +213,10 @@ fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
         b"save session ",
         b"remove session ",
         b"SNI data for ",
+        // tls_server.c and tls_client.c at start-up, log level 2 (Postfix 3.7 in
+        // docker-mailserver's logs).
+        b"initializing the server-side TLS engine",
+        b"initializing the client-side TLS engine",
     ];
     // After the peer (`NAME[ADDR]` for smtpd, `NAME[ADDR]:PORT` for smtp) and `: `.
     const PEER_DETAILS: &[&[u8]] = &[
@@ -1599,6 +1603,8 @@ mod tests {
             ("smtpd", "SSL_accept:before SSL initialization"),
             ("smtpd", "SSL_accept:SSLv3/TLS read client hello"),
             ("smtpd", "SSL_accept:error in error"),
+            ("smtpd", "initializing the server-side TLS engine"),
+            ("smtp", "initializing the client-side TLS engine"),
             ("smtp", "SSL_connect:SSLv3/TLS write client hello"),
             ("smtpd", "SSL3 alert write:fatal:handshake failure"),
             (
