@@ -265,6 +265,9 @@ pub(crate) fn scan(text: &str) -> Scan {
         }
     }
 
+    if !out.has_from {
+        from_in_leading_comment(&mut out, text, &toks);
+    }
     // The date: after the last `;` outside comments, else the first word that starts one.
     let last_semi = toks.iter().rposition(|t| matches!(t, Tok::Semicolon(_)));
     let mut candidates: Vec<(usize, usize)> = Vec::new(); // (byte offset, token index)
@@ -313,6 +316,34 @@ pub(crate) fn scan(text: &str) -> Scan {
     rescue_unclosed_clauses(&mut out, text, &toks);
     out.date_unread = out.date.is_none() && words_after_semi;
     out
+}
+
+/// The from clause inside the header's first comment, as Symantec's mail gateway writes it:
+/// `(from h.example [192.0.2.1]) by mx.example with SMTP id A1; date`. Sendmail's local
+/// submission `(from root@localhost) by h.example (8.17.1/8.17.1/Submit) id x; date` names a
+/// user, not a client: no from clause.
+fn from_in_leading_comment(out: &mut Scan, text: &str, toks: &[Tok]) {
+    let Some(&Tok::Comment(a, b)) = toks.first() else {
+        return;
+    };
+    let Some(inner) = text.get(a + 1..b).map(|c| c.strip_suffix(')').unwrap_or(c)) else {
+        return;
+    };
+    let inner_toks = tokenize(inner);
+    let is_from = inner_toks
+        .first()
+        .and_then(|t| word_at(inner, t))
+        .is_some_and(|w| w.eq_ignore_ascii_case("from"));
+    let from_word = inner_toks.get(1).and_then(|t| word_at(inner, t));
+    let clause_after = toks
+        .iter()
+        .any(|t| word_at(text, t).is_some_and(is_keyword));
+    if !is_from || !clause_after || from_word.is_none_or(|w| w.contains('@')) {
+        return;
+    }
+    out.has_from = true;
+    out.from_word = from_word.map(str::to_owned);
+    out.client = read_client(inner, &inner_toks, 0);
 }
 
 /// A header whose comment never closes swallows its `; date` (`from a (by a (8.12.10/8.12.11)
@@ -1238,6 +1269,22 @@ mod tests {
         let h = hop_of("from 212.202.243.194 ([212.202.243.194] helo=blackstar) by mx.example with esmtp (Exim 4.96) id 1abcDE-000001-AB; Thu, 1 Jan 2026 00:00:00 +0000");
         assert_eq!(h.from_rdns, None);
         assert_eq!(h.helo.as_deref(), Some("blackstar"));
+    }
+
+    #[test]
+    fn a_from_clause_in_the_first_comment() {
+        // Symantec's mail gateway.
+        let h = hop_of("(from h.example [192.0.2.1]) by mx.example with SMTP id A1; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!(h.from.as_deref(), Some("h.example"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.1"));
+        assert!(h.warnings.is_empty(), "{:?}", h.warnings);
+        // Sendmail's local submission names a user, not a client.
+        let h = hop_of("(from root@localhost) by h.example (8.17.1/8.17.1/Submit) id 5B4IA1x; Thu, 1 Jan 2026 00:00:00 +0000");
+        assert_eq!((h.from, h.from_ip), (None, None));
+        assert_eq!(h.by.as_deref(), Some("h.example"));
+        // qmail's comment is no from clause.
+        let h = hop_of("(qmail 123 invoked from network); 4 Nov 2025 06:00:00 -0000");
+        assert_eq!(h.from, None);
     }
 
     #[test]
