@@ -11,7 +11,8 @@
 //!   `from [IP] (helo=HELO)`; the client's address is that first literal, whatever the HELO's text
 //!   holds. The layout is known by a first comment that starts with `helo=`, `ident=` or `port=`,
 //!   or that starts with a literal in a header Exim signed (`(Exim 4.96)`, an Exim message id) or
-//!   with `helo=` in it. Exim 3 writes `from NAME [IP]` when the HELO was NAME.
+//!   with `helo=` in it. Exim 3 writes `from NAME [IP]` when the HELO was NAME. CommuniGate Pro
+//!   writes `from NAME ([IP] verified)` in the same order.
 //! - Postfix and Sendmail write `from HELO (NAME [IP])`, the HELO first and as the client sent
 //!   it: a HELO such as `x (a [6.6.6.6])` imitates the comment. When the from clause's comments
 //!   hold two different literals (those of a qmail `(HELO [ip])` comment aside), or a comment
@@ -27,13 +28,13 @@ pub(crate) struct Client {
     pub addresses: Vec<IpAddr>,
     /// The from clause as text (its end cut inside a comment that never closes).
     pub text: String,
-    /// The from clause is laid out as Exim lays it out.
-    pub exim: bool,
-    /// In Exim's layout, the client's address: the first literal (none when the clause starts
+    /// The from clause names the client first, as Exim (and CommuniGate Pro) lay it out.
+    pub names_first: bool,
+    /// In that layout, the client's address: the first literal (none when the clause starts
     /// with a name and a HELO: `from x (helo=[203.0.113.5])` names no client).
-    pub exim_ip: Option<IpAddr>,
-    /// In Exim's `from NAME ([IP] ...)`, NAME: the reverse name Exim verified.
-    pub exim_rdns: Option<String>,
+    pub named_ip: Option<IpAddr>,
+    /// In that layout's `from NAME ([IP] ...)`, NAME: the reverse name the server verified.
+    pub verified_name: Option<String>,
     /// A HELO imitates the server's comment: no address can be trusted.
     pub ambiguous: bool,
 }
@@ -57,11 +58,11 @@ pub(crate) fn read_client(text: &str, toks: &[Tok], from_at: usize) -> Client {
         }
     }
     let signed = exim_signed(text, toks);
-    match exim_layout(text, &clause, signed) {
+    match names_first(text, &clause, signed) {
         Some((ip, rdns)) => {
-            client.exim = true;
-            client.exim_ip = ip;
-            client.exim_rdns = rdns;
+            client.names_first = true;
+            client.named_ip = ip;
+            client.verified_name = rdns;
         }
         None => {
             client.ambiguous = imitated_comment(text, &clause) || comment_between_bys(text, toks)
@@ -176,9 +177,9 @@ fn is_exim_id(w: &str) -> bool {
             && alnum(a) && alnum(b) && alnum(c))
 }
 
-/// In Exim's layout, the client's address and verified reverse name; `None` when the from clause
-/// is not laid out as Exim lays it out.
-fn exim_layout(
+/// In Exim's layout (and CommuniGate's), the client's address and verified reverse name;
+/// `None` when the from clause is not laid out so.
+fn names_first(
     text: &str,
     clause: &FromClause,
     signed: bool,
@@ -208,7 +209,9 @@ fn exim_layout(
         .starts_with('[')
         .then(|| literal_at(inner))
         .flatten()?;
-    if !(signed || lower.contains("helo=")) {
+    // CommuniGate Pro: `from NAME ([IP] verified)`, NAME checked against the address.
+    let verified = lower.trim_end().ends_with("] verified");
+    if !(signed || verified || lower.contains("helo=")) {
         return None;
     }
     let name = word.trim_end_matches('.');
@@ -290,23 +293,27 @@ mod tests {
     #[test]
     fn exim_names_the_client_first() {
         let c = client("from [192.0.2.66] (helo=(unknown [6.6.6.6])x) by mx.example.net with esmtp (Exim 4.96) id 1abcDE-000001-AB; Mon, 21 Sep 2026 10:00:00 +0000");
-        assert_eq!(c.exim_ip, Some(ip("192.0.2.66")));
-        assert_eq!(c.exim_rdns, None);
+        assert_eq!(c.named_ip, Some(ip("192.0.2.66")));
+        assert_eq!(c.verified_name, None);
         let c = client("from mail.example.org ([192.0.2.10] helo=(unknown [6.6.6.6])x) by mx.example.net with esmtp id 1abcDE-000001-AB; Mon, 21 Sep 2026 10:00:00 +0000");
-        assert_eq!(c.exim_ip, Some(ip("192.0.2.10")));
-        assert_eq!(c.exim_rdns.as_deref(), Some("mail.example.org"));
+        assert_eq!(c.named_ip, Some(ip("192.0.2.10")));
+        assert_eq!(c.verified_name.as_deref(), Some("mail.example.org"));
         // Without a HELO, Exim's signature tells its layout from Sendmail's `HELO ([IP])`.
         let c = client("from rdns.example.com ([217.70.183.195]) by by.example.org with esmtps (TLSv1.2:DHE-RSA-AES256-SHA:256) (Exim 4.85) id 1aVFVG-0000me-LC; Mon, 15 Feb 2016 10:31:35 +0100");
-        assert_eq!(c.exim_rdns.as_deref(), Some("rdns.example.com"));
+        assert_eq!(c.verified_name.as_deref(), Some("rdns.example.com"));
         let c = client("from helo.example.com ([217.70.183.195]) by mx.example.org (8.17.1/8.17.1) with ESMTP id 5B4IA1x; Tue, 4 Nov 2025 18:12:30 +0100");
-        assert_eq!((c.exim_ip, c.exim_rdns), (None, None));
+        assert_eq!((c.named_ip, c.verified_name), (None, None));
         // Exim 3, the HELO the same as the name.
         let c = client("from boggle.ihug.co.nz [203.109.252.209] by grunt6.ihug.co.nz with esmtp (Exim 3.35 #1 (Debian)) id 18SWRe-0006X6-00; Sun, 29 Dec 2002 18:57:06 +1300");
-        assert_eq!(c.exim_ip, Some(ip("203.109.252.209")));
-        assert_eq!(c.exim_rdns.as_deref(), Some("boggle.ihug.co.nz"));
+        assert_eq!(c.named_ip, Some(ip("203.109.252.209")));
+        assert_eq!(c.verified_name.as_deref(), Some("boggle.ihug.co.nz"));
+        // CommuniGate Pro.
+        let c = client("from host.example.com ([192.0.2.1] verified) by mail.example.net (CommuniGate Pro SMTP 5.1.13) with ESMTP id 9786656; Thu, 27 Mar 2008 15:08:17 +0600");
+        assert_eq!(c.verified_name.as_deref(), Some("host.example.com"));
+        assert_eq!(c.named_ip, Some(ip("192.0.2.1")));
         // An ident and no HELO.
         let c = client("from [2a01:4f8:161:124b::3026] (ident=mail) by parser.example.com with esmtpa (Exim 4.85) id 1akrrE-2016TL-NN; Tue, 29 Mar 2016 14:30:49 +0300");
-        assert_eq!(c.exim_ip, Some(ip("2a01:4f8:161:124b::3026")));
+        assert_eq!(c.named_ip, Some(ip("2a01:4f8:161:124b::3026")));
     }
 
     #[test]

@@ -740,7 +740,7 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// The client's address: none when a HELO imitates the server's comment; Exim's first literal in
-/// Exim's layout; else mail-parser's, or the from-side form it does not read, as long as the from
+/// Exim's (and CommuniGate's) layout; else mail-parser's, or the from-side form it does not read, as long as the from
 /// clause writes it (mail-parser reads on into a comment that never closes); else the last
 /// address the from clause writes (where Postfix and Sendmail put the client's).
 fn client_ip(r: &Received, s: &Scan) -> Option<IpAddr> {
@@ -748,8 +748,8 @@ fn client_ip(r: &Received, s: &Scan) -> Option<IpAddr> {
     if c.ambiguous {
         return None;
     }
-    if c.exim {
-        return c.exim_ip;
+    if c.names_first {
+        return c.named_ip;
     }
     let parsed_from = match r.from {
         Some(Host::IpAddr(ip)) => Some(ip),
@@ -832,7 +832,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             // parser's name, unless that is a login (not the client's name).
             hop.from_rdns = s
                 .client
-                .exim_rdns
+                .verified_name
                 .clone()
                 .or_else(|| s.comment_rdns.clone())
                 .or_else(|| s.qmail_rdns.clone())
