@@ -188,6 +188,9 @@ pub struct Correlator {
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
+    /// smtpd's SASL failures (client in `key`): an `auth=0/N` at the session's end that they
+    /// explain is not counted again.
+    pub(super) recent_sasl: VecDeque<RecentLine>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
@@ -222,6 +225,7 @@ impl Correlator {
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
             recent_problems: VecDeque::new(),
+            recent_sasl: VecDeque::new(),
             recent_refusals: VecDeque::new(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
@@ -369,6 +373,9 @@ impl Correlator {
                 mechanism,
                 reason,
             } => self.on_sasl_auth_failed(rec, client, mechanism, reason),
+            Event::AuthNeverSucceeded { client, attempts } => {
+                self.on_auth_never_succeeded(rec, client, *attempts)
+            }
             Event::Problem {
                 severity,
                 queue_id,

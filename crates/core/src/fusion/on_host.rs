@@ -80,6 +80,45 @@ impl Correlator {
             _ => format!("{role}: SASL {mechanism} authentication failed for client {client}"),
         };
         self.host_finding(code, role, msg, rec);
+        remember(
+            &mut self.recent_sasl,
+            RecentLine {
+                host: role.clone(),
+                key: client.to_owned(),
+                session: None,
+                at: rec.timestamp,
+                code: Some(code),
+                pid: rec.pid,
+                fatal: false,
+                msgid: None,
+                qid: None,
+                raw: String::new(),
+            },
+        );
+    }
+
+    /// smtpd's session ended with `auth=0/N`: the client tried AUTH and never succeeded. When
+    /// the same process logged no SASL failure for it, the server refused AUTH without a word
+    /// (not offered on that port: `smtpd_sasl_auth_enable = no`, or `smtpd_tls_auth_only`
+    /// before STARTTLS), or the client gave up: one `auth_failed` host finding says so.
+    pub(super) fn on_auth_never_succeeded(&mut self, rec: &LogRecord, client: &str, n: u32) {
+        let role = &rec.role;
+        let explained = self.recent_sasl.iter().rev().any(|s| {
+            s.host == *role
+                && s.pid == rec.pid
+                && s.key == client
+                && within(s.at, rec.timestamp, self.limits.link_window * 4)
+        });
+        if explained {
+            return;
+        }
+        let tries = if n == 1 { "once" } else { "more than once" };
+        let msg = format!(
+            "{role}: client {client} tried SMTP AUTH {tries} and never succeeded, and no \
+             failure was logged: AUTH was refused (not offered on this port or before STARTTLS) \
+             or the client gave up"
+        );
+        self.host_finding(FindingCode::AuthFailed, role, msg, rec);
     }
 
     /// A Postfix warning/error: filed with its message if it names a queue id (a map lookup
@@ -275,6 +314,50 @@ mod tests {
     use crate::diagnosis::FindingCode;
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, Limits};
+
+    #[test]
+    fn an_auth_that_never_succeeded_is_counted_once() {
+        // docker-mailserver's Postfix 3.7 with AUTH off on port 25: only the counters tell.
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "mx",
+            "Nov  7 13:00:05 mx postfix/smtpd[1306]: connect from unknown[172.18.0.1]\n\
+             Nov  7 13:00:05 mx postfix/smtpd[1306]: lost connection after AUTH from unknown[172.18.0.1]\n\
+             Nov  7 13:00:05 mx postfix/smtpd[1306]: disconnect from unknown[172.18.0.1] ehlo=2 starttls=1 auth=0/1 commands=3/4\n\
+             Nov  7 13:00:07 mx postfix/smtpd[1307]: disconnect from unknown[172.18.0.2] ehlo=1 auth=1/1 quit=1 commands=3\n\
+             Nov  7 13:00:08 mx postfix/smtpd[1307]: disconnect from unknown[172.18.0.2] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+        );
+        let out = c.finish_all();
+        let auth: Vec<_> = out
+            .host_findings
+            .iter()
+            .filter(|f| f.code == FindingCode::AuthFailed)
+            .collect();
+        assert_eq!(auth.len(), 1, "{:#?}", out.host_findings);
+        assert_eq!(auth[0].count, 1);
+        assert!(
+            auth[0].message.contains("unknown[172.18.0.1]"),
+            "{:#?}",
+            auth[0]
+        );
+        // A password the server refused is logged as such; its session's counters add nothing.
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "mx",
+            "Nov  7 13:00:09 mx postfix/submission/smtpd[1308]: warning: unknown[198.18.3.3]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n\
+             Nov  7 13:00:10 mx postfix/submission/smtpd[1308]: disconnect from unknown[198.18.3.3] ehlo=1 auth=0/1 quit=1 commands=2/3",
+        );
+        let out = c.finish_all();
+        let auth: Vec<_> = out
+            .host_findings
+            .iter()
+            .filter(|f| f.code == FindingCode::AuthFailed)
+            .collect();
+        assert_eq!(auth.len(), 1, "{:#?}", out.host_findings);
+        assert_eq!(auth[0].count, 1, "{:#?}", auth[0]);
+    }
 
     #[test]
     fn a_lost_sasl_backend_is_the_server_s_not_the_client_s() {

@@ -290,6 +290,10 @@ pub enum Event {
         mechanism: EventText,
         reason: EventText,
     },
+    /// smtpd's `disconnect from CLIENT ... auth=0/N ...` (Postfix 3.0+'s command counters): the
+    /// client tried SMTP AUTH `attempts` times and never succeeded. A refused AUTH (not offered
+    /// on that port) is logged nowhere else.
+    AuthNeverSucceeded { client: EventText, attempts: u32 },
     /// Other `warning:` / `error:` / `fatal:` / `panic:` lines (Postfix).
     Problem {
         severity: Severity,

@@ -176,6 +176,9 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
         // A before-queue filter's verdict quoted without its `NOQUEUE: `.
         return noqueue(t, msg);
     }
+    if let Some(rest) = strip_prefix(msg, b"disconnect from ") {
+        return Some(failed_auth(t, service, rest));
+    }
     // Most lines of a busy log are these (`starts_with` compares the first byte first).
     if INFO_PREFIXES.iter().any(|p| starts_with(msg, p)) {
         return Some(None);
@@ -251,6 +254,26 @@ fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
     };
     let (peer, detail) = (&msg[..colon], &msg[colon + 2..]);
     !peer.is_empty() && !peer.contains(&b' ') && PEER_DETAILS.iter().any(|p| starts_with(detail, p))
+}
+
+/// smtpd's `disconnect from CLIENT ehlo=1 auth=0/2 quit=1 commands=2/4`: an AUTH that never
+/// succeeded (`auth=0/N`, N > 0) is an event; any other disconnect carries nothing.
+fn failed_auth(t: LineText<'_>, service: &[u8], rest: &[u8]) -> Option<Event> {
+    if service != b"smtpd" && service != b"submission" {
+        return None;
+    }
+    let at = find(rest, b" auth=0/")?;
+    let client = &rest[..rest.iter().position(|&c| c == b' ')?];
+    let digits = &rest[at + 8..];
+    let end = digits
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let attempts: u32 = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
+    (attempts > 0).then(|| Event::AuthNeverSucceeded {
+        client: t.owned(client),
+        attempts,
+    })
 }
 
 fn problem(t: LineText<'_>, service: &[u8], severity: Severity, text: &[u8]) -> Event {
@@ -1593,6 +1616,38 @@ mod tests {
         assert_eq!(d.reason, "connect to x\u{fffd}: refused");
         assert_eq!(d.relay.as_deref(), Some("none"));
         assert_eq!(d.queue_id, "ABCDEF1234");
+    }
+
+    #[test]
+    fn a_session_whose_auth_never_succeeded() {
+        assert_eq!(
+            ev(
+                "smtpd",
+                "disconnect from unknown[172.18.0.1] ehlo=2 starttls=1 auth=0/3 commands=3/6"
+            ),
+            Event::AuthNeverSucceeded {
+                client: "unknown[172.18.0.1]".into(),
+                attempts: 3
+            }
+        );
+        for (service, line) in [
+            (
+                "smtpd",
+                "disconnect from unknown[172.18.0.1] ehlo=1 auth=1/2 quit=1 commands=4/5",
+            ),
+            (
+                "smtpd",
+                "disconnect from unknown[172.18.0.1] ehlo=1 quit=1 commands=2",
+            ),
+            ("smtpd", "disconnect from unknown[172.18.0.1] auth=0/x"),
+            ("postscreen", "disconnect from unknown[172.18.0.1] auth=0/1"),
+        ] {
+            assert_eq!(
+                parse(service.as_bytes(), line.as_bytes()),
+                Some(None),
+                "{line}"
+            );
+        }
     }
 
     /// Lines of Postfix's TLS library at a TLS log level of 2 and up (formats from its
