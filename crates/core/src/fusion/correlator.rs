@@ -398,9 +398,12 @@ impl Correlator {
                 remote_ip: None,
                 ..
             } => self.on_recipient_lookup_failed(rec, user.as_deref(), *kind),
-            Event::AuthFailure { user, kind, .. } => {
-                self.on_auth_failed(rec, user.as_deref(), *kind)
-            }
+            Event::AuthFailure {
+                user,
+                kind,
+                remote_ip,
+                ..
+            } => self.on_auth_failed(rec, user.as_deref(), *kind, remote_ip.as_deref()),
             Event::AuthBackendError { text } => self.on_auth_backend_error(rec, text),
         }
         if self.stats.records.is_multiple_of(SWEEP_EVERY)

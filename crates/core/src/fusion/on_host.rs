@@ -208,13 +208,17 @@ impl Correlator {
         rec: &LogRecord,
         user: Option<&str>,
         kind: AuthFailureKind,
+        remote_ip: Option<&str>,
     ) {
         let what = match kind {
             AuthFailureKind::PasswordMismatch => "password mismatch",
             AuthFailureKind::UnknownUser => "unknown user",
         };
+        let from = remote_ip
+            .map(|ip| format!(" from {ip}"))
+            .unwrap_or_default();
         let msg = format!(
-            "{}: Dovecot auth {what} for {}",
+            "{}: Dovecot auth {what} for {}{from}",
             rec.role,
             user.unwrap_or("?")
         );
