@@ -458,52 +458,8 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
             queue_id: queue_id(),
         }));
     }
-    for info in [
-        &b"warn: "[..],
-        b"filter: ",
-        b"redirect: ",
-        b"replace: ",
-        b"info: ",
-        b"prepend: ",
-        b"skipped, still being delivered",
-        b"requeued",
-        // `enabling PIX workarounds: ...`; before Postfix 2.2 `enabling PIX <CRLF>.<CRLF>
-        // workaround for HOST`.
-        b"enabling PIX ",
-        // smtp(8) after a server lost a pipelined transaction: `enabling PIPELINING workaround
-        // for HOST[ADDR]:PORT`, the message is retried without pipelining.
-        b"enabling PIPELINING workaround",
-        b"breaking line",
-        b"reject_warning: ",
-        b"proxy-accept: ",
-        // A milter's header check that redirects, replaces or prepends (`milter-header-redirect:
-        // header X-Spam: yes ...: target`): the message goes on, as after `redirect:`.
-        b"milter-header-",
-        b"milter-body-",
-        b"Cannot start TLS",
-    ] {
-        if starts_with(rest, info) {
-            if info == b"Cannot start TLS" {
-                return Some(Some(Event::AttemptDetail {
-                    queue_id: queue_id(),
-                    text: t.owned(rest),
-                }));
-            }
-            // A milter's header or body check's REDIRECT goes where `redirect:`'s does.
-            let redirect = [&b"milter-header-redirect: "[..], b"milter-body-redirect: "]
-                .iter()
-                .find(|r| starts_with(rest, r))
-                .map_or(info.len(), |r| r.len());
-            if info == b"redirect: " || redirect > info.len() {
-                return Some(
-                    redirect_target(&rest[redirect..]).map(|to| Event::Redirected {
-                        queue_id: queue_id(),
-                        to: t.owned(to),
-                    }),
-                );
-            }
-            return Some(None);
-        }
+    if let Some(ev) = qid_info(t, qid, rest) {
+        return Some(ev);
     }
     if starts_with(rest, b"from=") {
         let [from, size, nrcpt] = scan::fields(rest, [b"from=", b"size=", b"nrcpt="]);
@@ -566,6 +522,62 @@ fn with_qid(t: LineText<'_>, service: &[u8], qid: &[u8], rest: &[u8]) -> Option<
                 text: t.owned(rest),
             })
         })
+}
+
+/// The lines after `QID: ` that tell of an action on the message and carry at most its
+/// redirection or a TLS attempt's detail (`warn:`, `filter:`, `redirect:`, a milter's header
+/// check, ...): `Some(event)` when `rest` is one of them.
+#[inline]
+fn qid_info(t: LineText<'_>, qid: &[u8], rest: &[u8]) -> Option<Option<Event>> {
+    for info in [
+        &b"warn: "[..],
+        b"filter: ",
+        b"redirect: ",
+        b"replace: ",
+        b"info: ",
+        b"prepend: ",
+        b"skipped, still being delivered",
+        b"requeued",
+        // `enabling PIX workarounds: ...`; before Postfix 2.2 `enabling PIX <CRLF>.<CRLF>
+        // workaround for HOST`.
+        b"enabling PIX ",
+        // smtp(8) after a server lost a pipelined transaction: `enabling PIPELINING workaround
+        // for HOST[ADDR]:PORT`, the message is retried without pipelining.
+        b"enabling PIPELINING workaround",
+        b"breaking line",
+        b"reject_warning: ",
+        b"proxy-accept: ",
+        // A milter's header or body check that replaces or prepends: the message goes on; one
+        // that redirects (`milter-header-redirect: header X-Spam: yes ...: target`) is read
+        // as `redirect:` is.
+        b"milter-header-",
+        b"milter-body-",
+        b"Cannot start TLS",
+    ] {
+        if starts_with(rest, info) {
+            if info == b"Cannot start TLS" {
+                return Some(Some(Event::AttemptDetail {
+                    queue_id: t.owned(qid),
+                    text: t.owned(rest),
+                }));
+            }
+            // A milter's header or body check's REDIRECT goes where `redirect:`'s does.
+            let redirect = [&b"milter-header-redirect: "[..], b"milter-body-redirect: "]
+                .iter()
+                .find(|r| starts_with(rest, r))
+                .map_or(info.len(), |r| r.len());
+            if info == b"redirect: " || redirect > info.len() {
+                return Some(
+                    redirect_target(&rest[redirect..]).map(|to| Event::Redirected {
+                        queue_id: t.owned(qid),
+                        to: t.owned(to),
+                    }),
+                );
+            }
+            return Some(None);
+        }
+    }
+    None
 }
 
 /// How an smtp/lmtp client's per-attempt line after `QID: ` starts.
