@@ -92,19 +92,18 @@ fn rcpt_outcomes(e: &Entry) -> Vec<RcptOutcome> {
     }
     e.rcpts
         .iter()
-        .map(|r| RcptOutcome {
-            to: r.to.clone(),
-            status: rcpt_hop_status(r.status),
-            dsn: match (&r.last, &r.rejected) {
-                (Some(a), _) => a.dsn.clone(),
-                (None, Some(x)) => x.dsn.clone(),
-                (None, None) => None,
-            },
-            reason: match (&r.last, &r.rejected) {
-                (Some(a), _) => Some(a.reason.clone()),
-                (None, Some(x)) => Some(x.reply.clone()),
-                (None, None) => None,
-            },
+        .map(|r| {
+            let (dsn, reason) = match (&r.last, &r.rejected) {
+                (Some(a), _) => (a.dsn.clone(), Some(a.reason.clone())),
+                (None, Some(x)) => (x.dsn.clone(), Some(x.reply.clone())),
+                (None, None) => (None, None),
+            };
+            RcptOutcome {
+                to: r.to.clone(),
+                status: rcpt_hop_status(r.status),
+                dsn,
+                reason,
+            }
         })
         .collect()
 }

@@ -140,6 +140,15 @@ pub(super) fn remember<T>(ring: &mut VecDeque<T>, item: T) {
     ring.push_back(item);
 }
 
+/// smtpd's SASL failure for a client, by the process that logged it.
+#[derive(Debug, Clone)]
+pub(super) struct RecentSasl {
+    pub host: Arc<str>,
+    pub pid: Option<u32>,
+    pub client: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
 /// Remove `key` from `index` if its value is `ours`. Removed first and put back when it is
 /// not: one look-up in the usual case, where an emitted chain's keys are its own.
 fn unlink<V>(index: &mut Index<EventText, V>, key: &str, ours: impl Fn(&V) -> bool) {
@@ -188,9 +197,9 @@ pub struct Correlator {
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
     pub(super) recent_problems: VecDeque<RecentLine>,
-    /// smtpd's SASL failures (client in `key`): an `auth=0/N` at the session's end that they
-    /// explain is not counted again.
-    pub(super) recent_sasl: VecDeque<RecentLine>,
+    /// smtpd's SASL failures: an `auth=0/N` at the session's end that they explain is not
+    /// counted again.
+    pub(super) recent_sasl: VecDeque<RecentSasl>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).

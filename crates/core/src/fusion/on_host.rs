@@ -9,7 +9,7 @@ use crate::diagnosis::{classify_postfix_problem, classify_sasl_failure, Finding,
 use crate::logs::{AuthFailureKind, LogRecord, Severity};
 
 use super::chain::{clip, generic, within};
-use super::correlator::{remember, Correlator, RecentLine};
+use super::correlator::{remember, Correlator, RecentLine, RecentSasl};
 
 /// Problem lines that explain one failure, at most.
 const MAX_EXPLAINING: usize = 3;
@@ -82,17 +82,11 @@ impl Correlator {
         self.host_finding(code, role, msg, rec);
         remember(
             &mut self.recent_sasl,
-            RecentLine {
+            RecentSasl {
                 host: role.clone(),
-                key: client.to_owned(),
-                session: None,
-                at: rec.timestamp,
-                code: Some(code),
                 pid: rec.pid,
-                fatal: false,
-                msgid: None,
-                qid: None,
-                raw: String::new(),
+                client: client.to_owned(),
+                at: rec.timestamp,
             },
         );
     }
@@ -106,7 +100,7 @@ impl Correlator {
         let explained = self.recent_sasl.iter().rev().any(|s| {
             s.host == *role
                 && s.pid == rec.pid
-                && s.key == client
+                && s.client == client
                 && within(s.at, rec.timestamp, self.limits.link_window * 4)
         });
         if explained {
@@ -319,6 +313,13 @@ mod tests {
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, Limits};
 
+    fn auth_failed(out: &crate::fusion::Outcome) -> Vec<&crate::diagnosis::Finding> {
+        out.host_findings
+            .iter()
+            .filter(|f| f.code == FindingCode::AuthFailed)
+            .collect()
+    }
+
     #[test]
     fn an_auth_that_never_succeeded_is_counted_once() {
         // docker-mailserver's Postfix 3.7 with AUTH off on port 25: only the counters tell.
@@ -333,11 +334,7 @@ mod tests {
              Nov  7 13:00:08 mx postfix/smtpd[1307]: disconnect from unknown[172.18.0.2] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
         );
         let out = c.finish_all();
-        let auth: Vec<_> = out
-            .host_findings
-            .iter()
-            .filter(|f| f.code == FindingCode::AuthFailed)
-            .collect();
+        let auth = auth_failed(&out);
         assert_eq!(auth.len(), 1, "{:#?}", out.host_findings);
         assert_eq!(auth[0].count, 1);
         assert!(
@@ -354,11 +351,7 @@ mod tests {
              Nov  7 13:00:10 mx postfix/submission/smtpd[1308]: disconnect from unknown[198.18.3.3] ehlo=1 auth=0/1 quit=1 commands=2/3",
         );
         let out = c.finish_all();
-        let auth: Vec<_> = out
-            .host_findings
-            .iter()
-            .filter(|f| f.code == FindingCode::AuthFailed)
-            .collect();
+        let auth = auth_failed(&out);
         assert_eq!(auth.len(), 1, "{:#?}", out.host_findings);
         assert_eq!(auth[0].count, 1, "{:#?}", auth[0]);
     }

@@ -19,7 +19,9 @@
 //!   with a literal sits between two `by` clauses, the client cannot be told: `ambiguous`.
 use std::net::IpAddr;
 
-use super::fields::{client_ip_word, is_host_name, is_keyword, tokenize, word_at, Tok};
+use super::fields::{
+    client_ip_word, helo_argument, is_host_name, is_keyword, tokenize, word_at, Tok,
+};
 
 /// What the from clause says about the client.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -143,8 +145,14 @@ fn with_port(w: &str) -> Option<IpAddr> {
     ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
+/// The addresses of the literals `[...]` anywhere in `s`.
+fn literals_in(s: &str) -> impl Iterator<Item = IpAddr> + '_ {
+    s.match_indices('[')
+        .filter_map(|(open, _)| s.get(open..).and_then(literal_at))
+}
+
 /// The address of the literal `[...]` that `s` starts with (a port after it is allowed).
-fn literal_at(s: &str) -> Option<IpAddr> {
+pub(super) fn literal_at(s: &str) -> Option<IpAddr> {
     let close = s.find(']')?;
     let literal = s.get(..=close)?;
     let inner = literal.get(1..close)?;
@@ -228,15 +236,12 @@ fn imitated_comment(text: &str, clause: &FromClause) -> bool {
         let Some(inner) = text.get(a + 1..b.min(clause.end)) else {
             continue;
         };
-        let verb = inner.trim_start().get(..5).unwrap_or_default();
-        if verb.eq_ignore_ascii_case("helo ") || verb.eq_ignore_ascii_case("ehlo ") {
+        if helo_argument(inner.trim_start()).is_some() {
             continue;
         }
-        for (open, _) in inner.match_indices('[') {
-            if let Some(ip) = inner.get(open..).and_then(literal_at) {
-                if !seen.contains(&ip) {
-                    seen.push(ip);
-                }
+        for ip in literals_in(inner) {
+            if !seen.contains(&ip) {
+                seen.push(ip);
             }
         }
     }
@@ -257,10 +262,9 @@ fn comment_between_bys(text: &str, toks: &[Tok]) -> bool {
         .unwrap_or_default()
         .iter()
         .any(|t| match *t {
-            Tok::Comment(a, b) => text.get(a..b).is_some_and(|c| {
-                c.match_indices('[')
-                    .any(|(i, _)| c.get(i..).and_then(literal_at).is_some())
-            }),
+            Tok::Comment(a, b) => text
+                .get(a..b)
+                .is_some_and(|c| literals_in(c).next().is_some()),
             _ => false,
         })
 }

@@ -31,7 +31,7 @@ use std::net::IpAddr;
 
 use mail_parser::{HeaderValue, Host, Received, TlsVersion};
 
-use super::client::{read_client, Client};
+use super::client::{literal_at, read_client, Client};
 use super::date::{parse_received_date, ParsedDate};
 use super::{Hop, HopWarning, Timestamp};
 
@@ -431,6 +431,12 @@ fn protocol(text: &str, after_with: &[Tok]) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
+/// What follows a `HELO ` or `EHLO ` verb (any case) that `s` starts with.
+pub(super) fn helo_argument(s: &str) -> Option<&str> {
+    let verb = s.get(..5)?;
+    (verb.eq_ignore_ascii_case("helo ") || verb.eq_ignore_ascii_case("ehlo ")).then(|| &s[5..])
+}
+
 /// Exim 3 writes `from NAME (HELO) [IP]` (the literal outside the comment, a port possibly as a
 /// fifth dotted part), where Sendmail and Postfix write `from HELO (NAME [IP])`, Exim 4
 /// `from NAME ([IP] helo=HELO)` and qmail `from NAME (HELO x) (IP)`: the HELO of that shape.
@@ -443,12 +449,7 @@ fn exim3_helo(text: &str, after_from: &[Tok]) -> Option<String> {
     let is_ip = inner.parse::<IpAddr>().is_ok() || client_ip_word(literal).is_some();
     let helo = text.get(ca + 1..cb.checked_sub(1)?)?.trim();
     // GMX writes the verb: `from NAME (EHLO homepc) [IP]`.
-    let verb = helo.get(..5).unwrap_or_default();
-    let helo = if verb.eq_ignore_ascii_case("helo ") || verb.eq_ignore_ascii_case("ehlo ") {
-        helo.get(5..).unwrap_or_default().trim_start()
-    } else {
-        helo
-    };
+    let helo = helo_argument(helo).map_or(helo, str::trim_start);
     let one_word =
         !helo.is_empty() && !helo.contains(|c: char| c.is_whitespace() || "()[]".contains(c));
     (is_ip && one_word).then(|| helo.to_owned())
@@ -739,10 +740,11 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-/// The client's address: none when a HELO imitates the server's comment; Exim's first literal in
-/// Exim's (and CommuniGate's) layout; else mail-parser's, or the from-side form it does not read, as long as the from
-/// clause writes it (mail-parser reads on into a comment that never closes); else the last
-/// address the from clause writes (where Postfix and Sendmail put the client's).
+/// The client's address: none when a HELO imitates the server's comment; the first literal in
+/// Exim's (and CommuniGate's) layout; else mail-parser's, or the from-side form it does not
+/// read, as long as the from clause writes it (mail-parser reads on into a comment that never
+/// closes); else the last address the from clause writes (where Postfix and Sendmail put the
+/// client's).
 fn client_ip(r: &Received, s: &Scan) -> Option<IpAddr> {
     let c = &s.client;
     if c.ambiguous {
@@ -809,6 +811,8 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 .as_ref()
                 .and_then(|h| host_text(h, s.from_word.as_deref()))
                 .map(|f| bracketed_as_written(f, s.from_word.as_deref()));
+            // `[::ffff:192.0.2.7]` is an IPv4 client on a dual-stack socket: the address the
+            // servers' logs and the lab's ranges name is the IPv4 one.
             hop.from_ip = client_ip(r, &s).map(|ip| ip.to_canonical().to_string());
             hop.helo = match &r.helo {
                 Some(Host::Name(n)) if n.is_empty() || n.eq_ignore_ascii_case("ipv6") => {
@@ -816,11 +820,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
                 }
                 Some(Host::IpAddr(ip)) => Some(
                     helo_literal(&text)
-                        .filter(|l| {
-                            let inner = l.trim_start_matches('[').trim_end_matches(']');
-                            let bare = without_ipv6_tag(inner).unwrap_or(inner);
-                            bare.parse::<IpAddr>().is_ok_and(|x| x == *ip)
-                        })
+                        .filter(|l| literal_at(l) == Some(*ip))
                         .unwrap_or_else(|| ip.to_string()),
                 ),
                 Some(h) => host_text(h, None),
