@@ -25,7 +25,9 @@ impl Correlator {
         if let Some(failure) = failure {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }
-        if d.service == "discard" && d.status == DeliveryStatus::Sent {
+        if d.status == DeliveryStatus::Sent
+            && (d.service == "discard" || filter_discarded(&d.reason))
+        {
             self.on_discarded(rec, d, cid);
         }
         if let Some(next) = d.queued_as.as_ref().filter(|n| **n != d.queue_id) {
@@ -107,8 +109,10 @@ impl Correlator {
     }
 
     /// discard(8) "delivered" the recipient: a transport map (or a content filter's reply)
-    /// sent it to `discard:`, which drops it and logs `status=sent`. Nobody receives it: the
-    /// recipient is discarded, as by an access table's DISCARD action, and a finding says so.
+    /// sent it to `discard:`, which drops it and logs `status=sent`. Or a content filter took it
+    /// and threw it away (amavisd-new's `250 2.7.0 Ok, discarded, id=... - INFECTED: ...`).
+    /// Nobody receives it: the recipient is discarded, as by an access table's DISCARD action,
+    /// and a finding says so.
     fn on_discarded(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
         let limits = self.limits;
         let Some(ch) = self.chains.get_mut(&cid) else {
@@ -120,13 +124,24 @@ impl Correlator {
         {
             r.status = RcptStatus::Rejected;
         }
-        let msg = format!(
-            "{}: the discard transport dropped the message to <{}> ({}): a transport map or \
-             content filter routes it to discard:",
-            rec.role,
-            d.to,
-            clip(&d.reason, 200)
-        );
+        let msg = if d.service == "discard" {
+            format!(
+                "{}: the discard transport dropped the message to <{}> ({}): a transport map or \
+                 content filter routes it to discard:",
+                rec.role,
+                d.to,
+                clip(&d.reason, 200)
+            )
+        } else {
+            format!(
+                "{}: the content filter at {} discarded the message to <{}> after accepting it \
+                 ({})",
+                rec.role,
+                d.relay.as_deref().unwrap_or("?"),
+                d.to,
+                clip(&d.reason, 200)
+            )
+        };
         let mut f = Finding::new(FindingCode::Discarded, Some(&rec.role), msg);
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         f.seen(rec.timestamp);
@@ -161,6 +176,7 @@ impl Correlator {
         } else {
             None
         };
+        let quoted = failure.code;
         let (code, ev) = self.explaining_problems(role, ts, failure.code, pid, Some(&d.queue_id));
         failure.code = code;
         failure.evidence.extend(ev);
@@ -183,6 +199,15 @@ impl Correlator {
             clip(&d.reason, 300)
         );
         let mut f = Finding::new(failure.code, Some(role), msg);
+        // The next hop's own trouble in its reply (`host X said: 451 4.3.0 ... Temporary lookup
+        // failure`, `452 4.3.1 Insufficient system storage`) is that server's, not this host's:
+        // the message still waits here (its stage), the fix is on the server that said it.
+        if code == quoted && matches!(code, FindingCode::LookupFailure | FindingCode::DiskFull) {
+            if let Some(speaker) = reply_speaker(&d.reason) {
+                f.host = Some(speaker.to_owned());
+                f.rehint();
+            }
+        }
         for ev in &failure.evidence {
             f.add_evidence(ev, limits.max_evidence);
         }
@@ -252,6 +277,30 @@ impl Correlator {
             }
         }
     }
+}
+
+/// A content filter's reply that it accepted the message and threw it away: amavisd-new's
+/// `250 2.7.0 Ok, discarded, id=03491-01 - spam` (a blocked virus or spam whose destiny is
+/// D_DISCARD). Looked for near the reply's start only: every delivered line asks.
+fn filter_discarded(reason: &str) -> bool {
+    let head = &reason.as_bytes()[..reason.len().min(40)];
+    head.first() == Some(&b'2')
+        && head
+            .windows(13)
+            .any(|w| w.eq_ignore_ascii_case(b"ok, discarded"))
+}
+
+/// The server whose reply a delivery's reason quotes: `mx.example` of Postfix's `host
+/// mx.example[192.0.2.1] said: ...` (its address when it has no name).
+fn reply_speaker(reason: &str) -> Option<&str> {
+    let before = &reason[..reason.find(" said: ")?];
+    let host = &before[before.rfind("host ")? + 5..];
+    let (name, rest) = host.split_once('[')?;
+    let name = match name {
+        "" | "unknown" => rest.split_once(']')?.0,
+        n => n,
+    };
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
 }
 
 /// A delivery failure the next hop or the network caused, as Postfix words it: a reply, a lost

@@ -435,3 +435,75 @@ fn the_discard_transport_discards_what_it_says_it_sent() {
     assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
     assert!(m.findings.is_empty());
 }
+
+#[test]
+fn a_content_filter_that_discards_is_no_delivery() {
+    // amavisd-new's reply for a blocked virus whose destiny is D_DISCARD (the ASO parser's
+    // example line): it took the message and threw it away; no later hop exists.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 10:10:00 relay postfix/smtp[4010]: 56EE54317: to=<creans@cs.tcd.ie>, relay=127.0.0.1[127.0.0.1]:10024, delay=3, delays=0.1/0/0/2.9, dsn=2.7.0, status=sent (250 2.7.0 Ok, discarded, id=00218-04 - INFECTED: Eicar-Test-Signature)",
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Rejected, "{m:#?}");
+    assert_eq!(m.hops[0].status, HopStatus::Rejected);
+    assert_eq!(m.findings.len(), 1, "{m:#?}");
+    let f = &m.findings[0];
+    assert_eq!(f.code, FindingCode::Discarded);
+    assert!(f.message.contains("content filter at 127.0.0.1"), "{f:#?}");
+    assert!(f.hint.contains("Ok, discarded"), "{f:#?}");
+    // Its plain pass (`Ok, id=..., from MTA(...): 250 2.0.0 Ok: queued as X`) is a delivery.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 10:10:00 relay postfix/smtp[4010]: 66EE54317: to=<a@cs.tcd.ie>, relay=127.0.0.1[127.0.0.1]:10024, delay=3, delays=0.1/0/0/2.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3B2C1D)",
+    );
+    let m = &c.finish()[0];
+    assert_ne!(m.status, MessageStatus::Rejected, "{m:#?}");
+    assert!(m.findings.is_empty(), "{m:#?}");
+}
+
+#[test]
+fn a_next_hops_own_trouble_in_its_reply_is_named_at_that_server() {
+    // cuttlefish's test line: the lookup failed on foo.bar.com, not here. The message still
+    // waits here (its stage); the finding and its fix name the server that said it.
+    for (reply, code, speaker) in [
+        (
+            "host foo.bar.com[1.2.3.4] said: 451 4.3.0 <b@x.example>: Temporary lookup failure (in reply to RCPT TO command)",
+            FindingCode::LookupFailure,
+            "foo.bar.com",
+        ),
+        (
+            "host unknown[192.0.2.8] said: 452 4.3.1 Insufficient system storage (in reply to MAIL FROM command)",
+            FindingCode::DiskFull,
+            "192.0.2.8",
+        ),
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            &format!("Apr  5 16:41:54 kedumba postfix/smtp[18733]: 39D9336AFA81: to=<foo@bar.com>, relay=foo.bar.com[1.2.3.4]:25, delay=5, delays=0.1/0.03/1.6/0.91, dsn=4.3.0, status=deferred ({reply})"),
+        );
+        let m = &c.finish()[0];
+        assert_eq!(m.status, MessageStatus::Deferred);
+        let f = &m.findings[0];
+        assert_eq!(f.code, code, "{f:#?}");
+        assert_eq!(f.host.as_deref(), Some(speaker), "{f:#?}");
+        assert_eq!(f.stage.as_deref(), Some("ec2"), "{f:#?}");
+        assert!(f.hint.contains(speaker), "{f:#?}");
+    }
+    // This host's own failed lookup stays this host's.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Apr  5 16:41:54 mx postfix/smtp[18733]: 39D9336AFA81: to=<foo@bar.com>, relay=none, delay=5, delays=0.1/0.03/1.6/0.91, dsn=4.3.0, status=deferred (address resolver failure)",
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.findings[0].code, FindingCode::LookupFailure);
+    assert_eq!(m.findings[0].host.as_deref(), Some("ec2"));
+}
