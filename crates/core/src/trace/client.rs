@@ -17,6 +17,8 @@
 //!   it: a HELO such as `x (a [6.6.6.6])` imitates the comment. When the from clause's comments
 //!   hold two different literals (those of a qmail `(HELO [ip])` comment aside), or a comment
 //!   with a literal sits between two `by` clauses, the client cannot be told: `ambiguous`.
+//! - A comment that holds the HELO alone (qmail's and qpsmtpd's `(HELO x)`, `(helo=x)`) is the
+//!   client's words: an address in it is never the client's (`(HELO h [8.8.8.8]) (1.2.3.4)`).
 use std::net::IpAddr;
 
 use super::fields::{
@@ -55,9 +57,15 @@ pub(crate) fn read_client(text: &str, toks: &[Tok], from_at: usize) -> Client {
     for t in &clause.toks {
         let (a, b) = span(t);
         let end = b.min(clause.end);
-        if let Some(chunk) = text.get(a..end) {
-            client.addresses.extend(addresses_in(chunk));
+        let Some(chunk) = text.get(a..end) else {
+            continue;
+        };
+        // qmail's and qpsmtpd's `(HELO x)` comment holds what the client said, not what the
+        // server saw: `(HELO host [8.8.8.8]) (1.2.3.4)` names 1.2.3.4 alone.
+        if matches!(t, Tok::Comment(..)) && is_helo_comment(chunk) {
+            continue;
         }
+        client.addresses.extend(addresses_in(chunk));
     }
     let signed = exim_signed(text, toks);
     match names_first(text, &clause, signed) {
@@ -71,6 +79,15 @@ pub(crate) fn read_client(text: &str, toks: &[Tok], from_at: usize) -> Client {
         }
     }
     client
+}
+
+/// A comment that holds the client's HELO alone: `(HELO x)`, `(EHLO x)`, `(helo=x)`.
+fn is_helo_comment(comment: &str) -> bool {
+    let inner = comment.strip_prefix('(').unwrap_or(comment).trim_start();
+    helo_argument(inner).is_some()
+        || inner
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("helo="))
 }
 
 /// The from clause: its tokens and the byte range they cover.

@@ -641,6 +641,9 @@ fn by_host(parsed: Option<&Host>, first_word: Option<&str>) -> Option<String> {
         {
             Some(w.trim_end_matches('.').to_owned())
         }
+        // mail-parser lost it (a `"` inside a comment before it reads as a quoted string to
+        // the header's end): the word after `by` outside comments, as written.
+        (None, Some(w)) if is_host_name(w) => Some(w.trim_end_matches('.').to_owned()),
         (h, w) => h.and_then(|h| host_text(h, w)),
     }
 }
@@ -859,6 +862,7 @@ pub(crate) fn build_hop(raw_value: &[u8], parsed: &HeaderValue) -> Hop {
             r.id.as_deref()
                 .map(|id| whole_id(id, s.id_word.as_deref()))
                 .and_then(non_empty)
+                .or_else(|| s.id_word.clone().filter(|w| !w.is_empty()))
                 .or(s.unclosed_id);
         hop.for_ = s
             .for_word
@@ -1351,5 +1355,44 @@ mod tests {
         let h =
             hop_of("from a.example by b.example with ESMTP id 1; Thu, 31 Feb 2023 10:23:19 +0000");
         assert_eq!(h.warnings, [HopWarning::UnreadableDate]);
+    }
+
+    #[test]
+    fn a_double_quote_in_a_comment_is_comment_text() {
+        // RFC 5322 3.2.2: only `\` and parentheses are special in a comment. mail-parser reads
+        // the `"` as a quoted string to the header's end and loses `by` and `id`.
+        let h = hop_of("from a.example (b.example [192.0.2.1]) (authenticated sender \"x) by mx.example (Postfix) with ESMTPSA id ABC; Thu, 01 Oct 2026 12:00:00 +0000");
+        assert_eq!(h.by.as_deref(), Some("mx.example"));
+        assert_eq!(h.id.as_deref(), Some("ABC"));
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.1"));
+        let h = hop_of("from sender.example (quoted-looking \" by relay; still comment) by mx.example with ESMTP; Thu, 01 Oct 2026 12:00:00 +0000");
+        assert_eq!(h.by.as_deref(), Some("mx.example"));
+        assert!(h.warnings.is_empty(), "{:?}", h.warnings);
+    }
+
+    #[test]
+    fn a_helo_comment_never_names_the_client() {
+        // qmail/qpsmtpd write `(HELO x) (IP)`: what the client said, then what the server saw.
+        for value in [
+            "from source (HELO host [8.8.8.8]) (1.2.3.4) by mx.example (qpsmtpd/0.84) with ESMTP; Thu, 01 Oct 2026 12:00:00 +0000",
+            "from source (1.2.3.4) (HELO host [8.8.8.8]) by mx.example; Thu, 01 Oct 2026 12:00:00 +0000",
+        ] {
+            assert_eq!(hop_of(value).from_ip.as_deref(), Some("1.2.3.4"), "{value}");
+        }
+        // With nothing the server wrote, there is no client address; also when the HELO
+        // escapes a parenthesis or quotes a `by`.
+        for value in [
+            "from source (HELO host [8.8.8.8]) by mx.example; Thu, 01 Oct 2026 12:00:00 +0000",
+            "from source (HELO x\\) [8.8.8.8]) by mx.example; Thu, 01 Oct 2026 12:00:00 +0000",
+            "from source (HELO \"x by y\" [8.8.8.8]) by mx.example; Thu, 01 Oct 2026 12:00:00 +0000",
+        ] {
+            let h = hop_of(value);
+            assert_eq!(h.from_ip, None, "{value}");
+            assert_eq!(h.by.as_deref(), Some("mx.example"), "{value}");
+        }
+        // qmail's literal HELO stays the HELO; the address is the server's.
+        let h = hop_of("from unknown (HELO [10.0.0.5]) (192.0.2.9) by mail.example.com with SMTP; Thu, 01 Oct 2026 12:00:00 +0000");
+        assert_eq!(h.from_ip.as_deref(), Some("192.0.2.9"));
+        assert_eq!(h.helo.as_deref(), Some("[10.0.0.5]"));
     }
 }
