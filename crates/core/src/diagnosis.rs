@@ -498,6 +498,10 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // Gmail's older words for the same 421 4.7.0 block: `an unusual amount of
             // unsolicited mail ... temporarily blocked`.
             "unusual amount of unsolicited",
+            // Gmail's per-user limit: `450-4.2.1 The Gmail user you are trying to contact is
+            // receiving mail at a rate that prevents additional messages from being delivered`
+            // (Postfix joins a multi-line reply with each line's `450-4.2.1` left in).
+            "at a rate that prevents",
             // Office 365: `432 4.3.2 Concurrent connections limit exceeded`.
             "concurrent connections limit",
             // Greylisting: a temporary refusal the sender's retry gets through.
@@ -1057,6 +1061,12 @@ mod tests {
                 421,
                 Some("4.7.0"),
                 "[88.16.31.62] Our system has detected an unusual amount of unsolicited 421-4.7.0 mail originating from your IP address. To protect our users from 421-4.7.0 spam, mail sent from your IP address has been temporarily blocked.",
+                RateLimited,
+            ),
+            (
+                450,
+                Some("4.2.1"),
+                "The Gmail user you are trying to contact is receiving 450-4.2.1 mail at a rate that prevents additional messages from 450-4.2.1 being delivered.",
                 RateLimited,
             ),
             (

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 
-use crate::diagnosis::{Finding, FindingCode};
+use crate::diagnosis::{classify_text, Finding, FindingCode};
 use crate::logs::EventText;
 
-use super::chain::{reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
+use super::chain::{clip, reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
 use super::model::{Hop, HopStatus, MessageChain, MessageStatus, RcptOutcome};
 use super::on_reject::action_code;
 use super::spare::Spare;
@@ -510,7 +510,39 @@ fn recipients(ch: &Chain, first: Option<&Entry>, mut to: Vec<EventText>) -> Vec<
 }
 
 /// The chain's findings, tagged with its message-id, in the order they were first seen.
-fn findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
+/// An entry whose last attempt failed with no delivery line after it in these logs (they end
+/// there, or cut the entry's other lines off): what that attempt said is its finding, so a
+/// message the logs leave waiting still says why (`Cannot start TLS: handshake failure`, a
+/// server's `450 4.2.1` rate limit). None once a delivery line reported on a recipient: that
+/// line's finding already took the detail as evidence.
+fn unreported_attempts(ch: &Chain, sources: &[HopOf], out: &mut Vec<Finding>) {
+    for h in sources {
+        let HopOf::Entry(i, HopStatus::Queued | HopStatus::Unknown) = *h else {
+            continue;
+        };
+        let e = &ch.entries[i];
+        if e.rcpts.iter().any(|r| r.last.is_some()) {
+            continue;
+        }
+        let (Some(detail), Some(line)) = (last_detail(e), e.details.back()) else {
+            continue;
+        };
+        let code = classify_text(&detail).unwrap_or(FindingCode::DeferredOther);
+        let msg = format!(
+            "{}: the last delivery attempt of {} failed, and no delivery line follows it in \
+             these logs: {}",
+            e.host,
+            e.qid,
+            clip(&detail, 300)
+        );
+        let mut f = Finding::new(code, Some(&e.host), msg);
+        f.evidence.push(line.clone());
+        f.seen(e.last_seen);
+        out.push(f);
+    }
+}
+
+fn chain_findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.extend(ch.findings.drain(..).map(|x| x.f));
     for f in &mut findings {
         f.message_id = ch.message_id.as_deref().map(String::from);
@@ -557,6 +589,8 @@ pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
     let complete = !ch.evicted
         && ch.entries.iter().all(Entry::closed)
         && !(ch.entries.is_empty() && ch.noqueue.is_empty() && ch.dovecot.is_empty());
+    let mut findings = spare.findings();
+    unreported_attempts(ch, &sources, &mut findings);
     let mut hops = spare.hops();
     hops.extend(sources.drain(..).map(|h| match h {
         HopOf::Entry(i, status) => entry_hop(&mut ch.entries[i], status, spare.list()),
@@ -565,7 +599,7 @@ pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
     }));
     spare.walk = sources;
     spare.order = entries;
-    let findings = findings(ch, spare.findings());
+    let findings = chain_findings(ch, findings);
     MessageChain {
         findings,
         message_id: ch.message_id.take(),

@@ -180,6 +180,10 @@ impl Correlator {
         let (code, ev) = self.explaining_problems(role, ts, failure.code, pid, Some(&d.queue_id));
         failure.code = code;
         failure.evidence.extend(ev);
+        if code == FindingCode::TlsError {
+            let tls = self.agent_tls_lines(role, ts, rec.pid);
+            failure.evidence.extend(tls);
+        }
         // The next hop's NOQUEUE reject of this very recipient: join it (its finding, from the
         // rejecting side, absorbs this one when the codes agree).
         if let Some(nq) = self.find_noqueue(role, &to_key, from.as_deref(), ts, &d.reason) {

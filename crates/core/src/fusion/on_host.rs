@@ -276,6 +276,32 @@ impl Correlator {
         }
         (code, explaining_lines(&hits))
     }
+
+    /// The delivery agent's own TLS warnings before its TLS failure (`warning: TLS library
+    /// problem: ... certificate verify failed`): no finding of their own (a server's are mostly
+    /// scanners), but what the failed handshake's fix has to read. Oldest first.
+    pub(super) fn agent_tls_lines(
+        &self,
+        host: &str,
+        ts: Option<DateTime<Utc>>,
+        pid: Option<u32>,
+    ) -> Vec<String> {
+        let Some(pid) = pid else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = self
+            .recent_problems
+            .iter()
+            .rev()
+            .filter(|p| p.pid == Some(pid) && &*p.host == host && p.code.is_none())
+            .filter(|p| within(p.at, ts, self.limits.link_window))
+            .filter(|p| p.raw.contains("TLS") || p.raw.contains("SSL"))
+            .take(MAX_CANDIDATES)
+            .map(|p| p.raw.clone())
+            .collect();
+        lines.reverse();
+        lines
+    }
 }
 
 /// Why a login failed, in the operator's words, from the login process's reason.

@@ -507,3 +507,72 @@ fn a_next_hops_own_trouble_in_its_reply_is_named_at_that_server() {
     assert_eq!(m.findings[0].code, FindingCode::LookupFailure);
     assert_eq!(m.findings[0].host.as_deref(), Some("ec2"));
 }
+
+#[test]
+fn an_attempt_the_logs_end_after_still_says_why() {
+    // blog.jj5.net's content-filter hand-off and an ASO example line: per-attempt lines with
+    // no delivery line after them in the logs given.
+    for (lines, code) in [
+        (
+            "Feb  1 03:52:19 sixsigma postfix/smtp[8555]: SSL_connect error to 127.0.0.1[127.0.0.1]:10025: -1\n\
+             Feb  1 03:52:19 sixsigma postfix/smtp[8555]: B97C42542CE: Cannot start TLS: handshake failure",
+            FindingCode::TlsError,
+        ),
+        (
+            "Nov  5 10:30:00 relay postfix/smtp[4030]: 80C05439E: host ASPMX.L.GOOGLE.COM[66.249.93.27] said: 450-4.2.1 The Gmail user you are trying to contact is receiving 450-4.2.1 mail at a rate that prevents additional messages from 450-4.2.1 being delivered. (in reply to RCPT TO command)",
+            FindingCode::RateLimited,
+        ),
+        (
+            "Nov  5 10:30:00 relay postfix/smtp[4030]: 80C05439F: lost connection with mx.example.net[192.0.2.4] while sending RCPT TO",
+            FindingCode::DeferredOther,
+        ),
+    ] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", lines);
+        let m = &c.finish()[0];
+        assert_eq!(m.findings.len(), 1, "{m:#?}");
+        let f = &m.findings[0];
+        assert_eq!(f.code, code, "{f:#?}");
+        assert!(f.message.contains("no delivery line follows"), "{f:#?}");
+        assert_eq!(f.evidence.len(), 1, "{f:#?}");
+    }
+    // The next server took it: the delivery line's outcome, no finding for the attempt before.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 10:30:00 relay postfix/smtp[4030]: 80C05439E: host a.mx.example[192.0.2.4] said: 421 4.7.0 try again later (in reply to MAIL FROM command)\n\
+         Nov  5 10:30:01 relay postfix/smtp[4030]: 80C05439E: to=<u@example.org>, relay=b.mx.example[192.0.2.5]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9A)",
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+    assert!(m.findings.is_empty(), "{m:#?}");
+}
+
+#[test]
+fn a_tls_failure_shows_its_agents_tls_warnings() {
+    // ubuntuforums' 2007 thread: the CA file was missing; the smtp process said so just before.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Feb  5 12:08:05 borg postfix/qmgr[18463]: 85D37281B7: from=<r@borg.example>, size=599, nrcpt=1 (queue active)\n\
+         Feb  5 12:08:06 borg postfix/smtpd[777]: warning: TLS library problem: error:0A000126:SSL routines::unexpected eof while reading\n\
+         Feb  5 12:08:06 borg postfix/smtp[20250]: warning: TLS library problem: 20250:error:14090086:SSL routines:SSL3_GET_SERVER_CERTIFICATE:certificate verify failed:s3_clnt.c:894:\n\
+         Feb  5 12:08:06 borg postfix/smtp[20250]: 85D37281B7: to=<r@gmail.example>, relay=smtp.gmail.example[192.0.2.9]:587, delay=3634, delays=3633/0.04/0.37/0, dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)",
+    );
+    let m = &c.finish()[0];
+    let f = &m.findings[0];
+    assert_eq!(f.code, FindingCode::TlsError);
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("certificate verify failed")),
+        "{f:#?}"
+    );
+    // Another process's (a server's scanner) is not the agent's.
+    assert!(
+        !f.evidence.iter().any(|e| e.contains("smtpd[777]")),
+        "{f:#?}"
+    );
+}
