@@ -13,6 +13,8 @@
 //! - `delay_ms`: this hop's timestamp minus the nearest earlier hop that has one, rounded to the
 //!   nearest millisecond (halves away from zero). Negative values are reported as they are.
 //! - `total_ms`: last timestamped hop minus the first one; null with fewer than two.
+//! - `created_at`: the `Date` header, read as a Received date is (the writer's clock, which may be
+//!   off: nothing is checked against it); `delivered_after_ms`: the last timestamped hop minus it.
 //!
 //! # Warnings (per hop, a fixed set, serialized snake_case, in this order)
 //! - `malformed`: no clause (`from`/`by`/`with`/`id`/`for`/`via`) outside comments and not the
@@ -34,7 +36,8 @@
 //!
 //! Nothing is clamped: numbers are reported as computed, and the warnings say what is suspect.
 //!
-//! Message-level `warnings` (strings): `no_received_headers` when the message has none.
+//! Message-level `warnings` (strings): `no_received_headers` when the message has none;
+//! `unreadable_date_header` when its `Date` header is no date flowtest reads.
 //!
 //! Message-level `notes` (strings, the key absent when there are none): what ARC headers tell of
 //! the path (`providers::arc_notes`): each of Gmail's ARC sets, its seal time and recorded results.
@@ -88,6 +91,13 @@ pub enum TraceError {
 pub struct Trace {
     pub hops: Vec<Hop>,
     pub total_ms: Option<i64>,
+    /// The message's `Date` header: when its writer says it was written (the sender's clock).
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// The last timestamped hop minus `created_at` (what header analyzers call "delivered
+    /// after"); null without both.
+    #[serde(default)]
+    pub delivered_after_ms: Option<i64>,
     pub warnings: Vec<String>,
     pub missing_stages: Vec<String>,
     /// What other headers say of the path: Gmail's ARC sets (`gmail-arc: ...`), one each.
@@ -205,6 +215,8 @@ fn valid_field_name(name: &str) -> bool {
 /// value lies (newest first) and the notes its ARC headers give.
 struct HeaderValues {
     received: Vec<Range<usize>>,
+    /// The first `Date` header's value.
+    date: Option<Range<usize>>,
     notes: Vec<String>,
 }
 
@@ -243,6 +255,10 @@ fn received_values(raw: &[u8]) -> Result<HeaderValues, TraceError> {
             .filter(|h| h.name == HeaderName::Received)
             .map(value)
             .collect(),
+        date: headers
+            .iter()
+            .find(|h| h.name == HeaderName::Date)
+            .map(value),
         notes: providers::arc_notes(&arc),
     })
 }
@@ -273,20 +289,65 @@ pub fn trace_message(raw: &[u8], opts: &TraceOptions) -> Result<Trace, TraceErro
     for hop in &mut hops {
         providers::name_unlabelled(hop, opts.stages);
     }
+    let created = Created::read(raw, values.date.as_ref());
     Ok(Trace {
-        warnings: message_warnings(hops.len()),
+        warnings: message_warnings(hops.len(), &created),
         hops,
         total_ms: timeline.total_ms(),
+        created_at: created.at(),
+        delivered_after_ms: created.until(timeline.last()),
         missing_stages,
         notes: values.notes,
     })
 }
 
-fn message_warnings(hops: usize) -> Vec<String> {
+fn message_warnings(hops: usize, created: &Created) -> Vec<String> {
+    let mut w = Vec::new();
     if hops == 0 {
-        vec!["no_received_headers".to_string()]
-    } else {
-        Vec::new()
+        w.push("no_received_headers".to_string());
+    }
+    if matches!(created, Created::Unreadable) {
+        w.push("unreadable_date_header".to_string());
+    }
+    w
+}
+
+/// What the message's `Date` header says.
+#[derive(Debug, Clone, Copy)]
+enum Created {
+    Absent,
+    /// A `Date` header whose text is no date flowtest reads.
+    Unreadable,
+    At(Timestamp),
+}
+
+impl Created {
+    /// Read the `Date` header at `value` in `raw` with the Received dates' reader (the same
+    /// RFC 5322 date-time, and the same forms real clients write).
+    fn read(raw: &[u8], value: Option<&Range<usize>>) -> Self {
+        let Some(bytes) = value.and_then(|v| raw.get(v.clone())) else {
+            return Created::Absent;
+        };
+        match parse_received_date(String::from_utf8_lossy(bytes).trim()) {
+            Some(p) => Created::At(Timestamp {
+                utc: p.utc,
+                precision: p.precision,
+            }),
+            None => Created::Unreadable,
+        }
+    }
+
+    fn at(&self) -> Option<Timestamp> {
+        match *self {
+            Created::At(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// From the writing to `last` (the last timestamped hop), in milliseconds.
+    fn until(&self, last: Option<Timestamp>) -> Option<i64> {
+        let (a, b) = (self.at()?, last?);
+        Some(round_ms(b.unix_nanos() - a.unix_nanos()))
     }
 }
 
@@ -330,6 +391,11 @@ impl Timeline {
         self.first.get_or_insert(ts);
         self.prev = Some(ts);
         self.timed += 1;
+    }
+
+    /// The last timestamped hop's time.
+    fn last(&self) -> Option<Timestamp> {
+        self.prev
     }
 
     /// Last timestamped hop minus the first; `None` with fewer than two.
@@ -385,6 +451,43 @@ mod tests {
         assert_eq!(t.hops[1].delay_ms, Some(2250));
         assert_eq!(t.total_ms, Some(2250));
         assert!(t.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_date_header_is_when_it_was_written() {
+        let t = trace(
+            "Received: from b by c with ESMTP id 2; Tue, 4 Nov 2025 18:12:32.250 +0000\n\
+             Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\
+             Date: Tue, 04 Nov 2025 19:12:29 +0100 (CET)\n\
+             Subject: x\n\nbody\n",
+        );
+        assert_eq!(
+            t.created_at.map(|c| c.to_rfc3339()).as_deref(),
+            Some("2025-11-04T18:12:29Z")
+        );
+        assert_eq!(t.delivered_after_ms, Some(3250));
+        assert!(t.warnings.is_empty());
+        // A writer's clock ahead of the servers': reported as computed.
+        let t = trace(
+            "Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\
+             Date: Tue, 4 Nov 2025 18:13:30 +0000\n\n",
+        );
+        assert_eq!(t.delivered_after_ms, Some(-60_000));
+        // None, or none readable: no time, and the latter is said.
+        let t = trace("Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\n");
+        assert_eq!((t.created_at, t.delivered_after_ms), (None, None));
+        assert!(t.warnings.is_empty());
+        let t = trace(
+            "Received: from a by b with ESMTP id 1; Tue, 4 Nov 2025 18:12:30 +0000\n\
+             Date: yesterday\n\n",
+        );
+        assert_eq!((t.created_at, t.delivered_after_ms), (None, None));
+        assert_eq!(t.warnings, ["unreadable_date_header"]);
+        // Without a timed hop there is nothing to measure to.
+        let t = trace("Date: Tue, 4 Nov 2025 18:13:30 +0000\nSubject: x\n\n");
+        assert!(t.created_at.is_some());
+        assert_eq!(t.delivered_after_ms, None);
+        assert_eq!(t.warnings, ["no_received_headers"]);
     }
 
     #[test]

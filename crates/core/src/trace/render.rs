@@ -44,6 +44,16 @@ pub fn render_human(t: &Trace, width: usize) -> String {
         }
         None => out.push('\n'),
     }
+    if let Some(c) = t.created_at {
+        let mut line = format!(
+            "Date header {} UTC (writer's clock)",
+            c.utc.format("%Y-%m-%d %H:%M:%S")
+        );
+        if let Some(ms) = t.delivered_after_ms {
+            let _ = write!(line, ", delivered after {}", human_ms(ms));
+        }
+        wrap(&mut out, "", &line, width);
+    }
     if t.hops.is_empty() {
         out.push_str("no Received headers: nothing to trace\n");
     } else {
@@ -248,7 +258,7 @@ fn fit(s: &str, w: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{trace_message, TraceOptions};
+    use super::super::{trace_message, Timestamp, TraceOptions};
     use super::*;
 
     fn sample() -> Trace {
@@ -375,6 +385,8 @@ mod tests {
         let t = Trace {
             hops: vec![],
             total_ms: None,
+            created_at: None,
+            delivered_after_ms: None,
             warnings: vec![],
             missing_stages: vec![],
             notes: vec!["gmail-arc: ARC set i=1 sealed by google.com at 2025-11-04T18:31:07Z (cv=none); mx.google.com: dkim=pass spf=pass dmarc=pass".into()],
@@ -392,10 +404,29 @@ mod tests {
     }
 
     #[test]
+    fn the_date_header_line_says_whose_clock_it_is() {
+        let mut t = sample();
+        t.created_at = Some(Timestamp {
+            utc: "2025-11-04T18:12:29Z".parse().unwrap(),
+            precision: Precision::Second,
+        });
+        t.delivered_after_ms = Some(3250);
+        let s = render_human(&t, 80);
+        let line = s.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            line, "Date header 2025-11-04 18:12:29 UTC (writer's clock), delivered after 3.25 s",
+            "{s}"
+        );
+        assert!(!render_human(&sample(), 80).contains("Date header"));
+    }
+
+    #[test]
     fn empty_trace() {
         let t = Trace {
             hops: vec![],
             total_ms: None,
+            created_at: None,
+            delivered_after_ms: None,
             warnings: vec!["no_received_headers".into()],
             missing_stages: vec!["ec2-mx".into()],
             notes: vec![],

@@ -11,7 +11,9 @@ use serde::{Serialize, Serializer};
 use super::stages::StageWalk;
 #[cfg(doc)]
 use super::Trace;
-use super::{hop_at, message_warnings, received_values, Hop, Timeline, TraceError, TraceOptions};
+use super::{
+    hop_at, message_warnings, received_values, Created, Hop, Timeline, TraceError, TraceOptions,
+};
 
 /// One hop as held by a [`LazyTrace`]: its value's place in the message and its stage index.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct LazyTrace<'a> {
     opts: TraceOptions<'a>,
     hops: Vec<HopRef>,
     total_ms: Option<i64>,
+    created: Created,
+    delivered_after_ms: Option<i64>,
     missing_stages: Vec<String>,
     notes: Vec<String>,
 }
@@ -48,11 +52,14 @@ pub fn trace_lazy<'a>(raw: &'a [u8], opts: &TraceOptions<'a>) -> Result<LazyTrac
             stage: stage.map(to_u32),
         });
     }
+    let created = Created::read(raw, values.date.as_ref());
     Ok(LazyTrace {
         raw,
         opts: *opts,
         hops,
         total_ms: timeline.total_ms(),
+        delivered_after_ms: created.until(timeline.last()),
+        created,
         missing_stages: walk.missing(),
         notes: values.notes,
     })
@@ -102,10 +109,15 @@ impl LazyTrace<'_> {
 /// The same fields, in the same order, as [`Trace`]'s derived serialization.
 impl Serialize for LazyTrace<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Trace", 5)?;
+        let mut st = s.serialize_struct("Trace", 7)?;
         st.serialize_field("hops", &HopSeq(self))?;
         st.serialize_field("total_ms", &self.total_ms)?;
-        st.serialize_field("warnings", &message_warnings(self.hops.len()))?;
+        st.serialize_field("created_at", &self.created.at())?;
+        st.serialize_field("delivered_after_ms", &self.delivered_after_ms)?;
+        st.serialize_field(
+            "warnings",
+            &message_warnings(self.hops.len(), &self.created),
+        )?;
         st.serialize_field("missing_stages", &self.missing_stages)?;
         if self.notes.is_empty() {
             st.skip_field("notes")?;
@@ -177,6 +189,8 @@ mod tests {
             many_hops(40),
             "Subject: none\n\n".to_owned(),
             "Received: garbage\nReceived: from a by b; 31 Feb 2025 00:00:00 +0000\n\n".to_owned(),
+            "Received: from a by b; Tue, 4 Nov 2025 18:12:30 +0000\nDate: Tue, 4 Nov 2025 18:12:29 +0000\n\n".to_owned(),
+            "Received: from a by b; Tue, 4 Nov 2025 18:12:30 +0000\nDate: soon\n\n".to_owned(),
             // Provider names and a Gmail ARC note.
             "Received: by 2002:a05:7010:8a0c:b0:3c1:7d2e:98f4 with SMTP id x;\n Tue, 4 Nov 2025 10:12:39 -0800\n\
              ARC-Seal: i=1; a=rsa-sha256; t=1762279958; cv=none; d=google.com; s=arc; b=x\n\
