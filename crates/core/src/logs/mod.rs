@@ -422,6 +422,11 @@ fn family<'a>(h: &prefix::Header<'a>) -> Family<'a> {
     if name == b"dovecot" {
         return Family::Dovecot { syslog: true };
     }
+    // postfix(1) itself (`postfix[6085]: fatal: /etc/postfix/main.cf, line 12: ...` when
+    // `postfix start` or `reload` finds the configuration broken).
+    if name == b"postfix" {
+        return Family::Postfix { service: name };
+    }
     if prefix::is_dovecot_service(name) || dovecot::is_v1_deliver(h.program) {
         return Family::Dovecot { syslog: false };
     }
@@ -1167,6 +1172,29 @@ mod tests {
             assert_eq!(rej.reason, "<b@x.test>: Relay access denied", "{line}");
             assert_eq!(r.pid, Some(123));
         }
+    }
+
+    #[test]
+    fn the_postfix_command_is_postfixs_own() {
+        // postfix(1) logs under its own name: a broken main.cf at `postfix start` or `reload`.
+        let ctx = ParseContext::new("ec2", 2025);
+        let r = parse_line(
+            b"Nov  4 10:00:01 mx postfix[6085]: fatal: /etc/postfix/main.cf, line 12: missing '=' after attribute name: \"relay_domains corp.test\"",
+            &ctx,
+        )
+        .expect("a record");
+        assert!(
+            matches!(&r.event, Event::Problem { severity: Severity::Fatal, text, .. } if text.starts_with("/etc/postfix/main.cf")),
+            "{:?}",
+            r.event
+        );
+        // Its compatibility notice is recognized and carries nothing.
+        let mut p = LineParser::new(ctx);
+        assert!(matches!(
+            p.parse(b"Nov  4 10:00:00 mx postfix[6084]: Postfix is running with backwards-compatible default settings"),
+            Parsed::Info
+        ));
+        assert_eq!((p.counts().unknown, p.counts().other_programs), (0, 0));
     }
 
     #[test]

@@ -132,6 +132,13 @@ const INFO_PREFIXES: &[&[u8]] = &[
     // postscreen under load: shorter timeouts until the connections fall again.
     b"entering STRESS mode ",
     b"leaving STRESS mode ",
+    // Postfix 3's compatibility notice at start (postfix(1) and daemons): `Postfix is running
+    // with backwards-compatible default settings`, `See http://www.postfix.org/COMPATIBILITY_
+    // README.html for details`, `To disable backwards compatibility use "postconf ..."`.
+    b"Postfix is running with backwards-compatible",
+    b"Postfix is using backwards-compatible",
+    b"See http://www.postfix.org/COMPATIBILITY_README.html",
+    b"To disable backwards compatibility use",
 ];
 
 fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
