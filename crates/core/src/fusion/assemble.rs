@@ -509,7 +509,6 @@ fn recipients(ch: &Chain, first: Option<&Entry>, mut to: Vec<EventText>) -> Vec<
     to
 }
 
-/// The chain's findings, tagged with its message-id, in the order they were first seen.
 /// An entry whose last attempt failed with no delivery line after it in these logs (they end
 /// there, or cut the entry's other lines off): what that attempt said is its finding, so a
 /// message the logs leave waiting still says why (`Cannot start TLS: handshake failure`, a
@@ -542,6 +541,7 @@ fn unreported_attempts(ch: &Chain, sources: &[HopOf], out: &mut Vec<Finding>) {
     }
 }
 
+/// The chain's findings, tagged with its message-id, in the order they were first seen.
 fn chain_findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.extend(ch.findings.drain(..).map(|x| x.f));
     for f in &mut findings {

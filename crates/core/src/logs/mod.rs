@@ -1194,6 +1194,10 @@ mod tests {
             p.parse(b"Nov  4 10:00:00 mx postfix[6084]: Postfix is running with backwards-compatible default settings"),
             Parsed::Info
         ));
+        assert!(matches!(
+            p.parse(b"Nov  4 10:00:00 mx postfix/smtpd[100]: using backwards-compatible default setting smtputf8_enable=no to accept non-ASCII sender address \"x@y\""),
+            Parsed::Info
+        ));
         assert_eq!((p.counts().unknown, p.counts().other_programs), (0, 0));
     }
 

@@ -139,6 +139,9 @@ const INFO_PREFIXES: &[&[u8]] = &[
     b"Postfix is using backwards-compatible",
     b"See http://www.postfix.org/COMPATIBILITY_README.html",
     b"To disable backwards compatibility use",
+    // A daemon's notice that it acted on such a default: `using backwards-compatible default
+    // setting smtputf8_enable=no to accept non-ASCII sender address ...`.
+    b"using backwards-compatible default setting",
 ];
 
 fn severity_prefix(msg: &[u8]) -> Option<(Severity, &[u8])> {
