@@ -16,6 +16,7 @@ use super::assemble::{build_chain, take_chain};
 use super::chain::{within, Chain, ChainId, Entry, LineBudget};
 use super::links::Pending;
 use super::model::{msgid_key, CorrelatorStats, MessageChain, Outcome, SkewEstimate};
+use super::on_host::HostFinding;
 use super::on_queue::Expiry;
 use super::on_refused::RecentRefusal;
 use super::quiet::{Chains, DueQueue};
@@ -201,7 +202,7 @@ pub struct Correlator {
     /// counted again.
     pub(super) recent_sasl: VecDeque<RecentSasl>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
-    pub(super) host_findings: BTreeMap<(FindingCode, String), Finding>,
+    pub(super) host_findings: BTreeMap<(FindingCode, String), HostFinding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     /// Chains that are done, not yet built into their messages.
@@ -673,7 +674,10 @@ impl Correlator {
 
     /// Host-level findings (warnings, auth failures...) aggregated per code and host.
     pub fn host_findings(&self) -> Vec<Finding> {
-        self.host_findings.values().cloned().collect()
+        self.host_findings
+            .values()
+            .map(HostFinding::finding)
+            .collect()
     }
 
     /// Clock offset estimates per host pair, from the hand-offs seen.

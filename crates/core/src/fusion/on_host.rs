@@ -3,6 +3,8 @@
 //! and Dovecot login/auth failures, auth backend errors. They become findings aggregated per
 //! code and host. Lines about one message's delivery have their own modules.
 
+use std::hash::{Hash, Hasher};
+
 use chrono::{DateTime, Utc};
 
 use crate::diagnosis::{classify_postfix_problem, classify_sasl_failure, Finding, FindingCode};
@@ -34,6 +36,58 @@ fn explaining_lines(candidates: &[(&str, bool)]) -> Vec<String> {
         .collect()
 }
 
+/// Other wordings of one host finding told apart at most: past it, "or more".
+const MAX_WORDINGS: usize = 32;
+
+/// A host-level finding and, when its message names a client or user, how many others were
+/// folded into it: its message is the first occurrence's, and the others' failures must not
+/// read as that one's repeats.
+#[derive(Debug, Clone)]
+pub(super) struct HostFinding {
+    finding: Finding,
+    /// The message names who failed (a client, a user): other messages are other ones.
+    per_client: bool,
+    /// Hashes of the other messages seen, up to [`MAX_WORDINGS`].
+    others: Vec<u64>,
+    more: bool,
+}
+
+impl HostFinding {
+    fn fold(&mut self, message: &str) {
+        if !self.per_client || message == self.finding.message {
+            return;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        message.hash(&mut hasher);
+        let h = hasher.finish();
+        if self.others.contains(&h) {
+            return;
+        }
+        if self.others.len() < MAX_WORDINGS {
+            self.others.push(h);
+        } else {
+            self.more = true;
+        }
+    }
+
+    /// The finding as reported: its message says how many others it stands for.
+    pub(super) fn finding(&self) -> Finding {
+        let mut f = self.finding.clone();
+        let n = self.others.len();
+        if n > 0 {
+            let (more, s) = (
+                if self.more { " or more" } else { "" },
+                if n == 1 { "" } else { "s" },
+            );
+            f.message = format!(
+                "{} (and {n}{more} other client{s} or user{s}: see the evidence)",
+                f.message
+            );
+        }
+        f
+    }
+}
+
 impl Correlator {
     /// Count a host-level finding (one per code and host), bounded by `max_host_findings`.
     pub(super) fn host_finding(
@@ -43,10 +97,29 @@ impl Correlator {
         message: String,
         rec: &LogRecord,
     ) {
+        self.fold_host_finding(code, host, message, rec, false);
+    }
+
+    /// [`Correlator::host_finding`] of a failure whose message names the client or user that
+    /// failed.
+    fn client_finding(&mut self, code: FindingCode, host: &str, message: String, rec: &LogRecord) {
+        self.fold_host_finding(code, host, message, rec, true);
+    }
+
+    fn fold_host_finding(
+        &mut self,
+        code: FindingCode,
+        host: &str,
+        message: String,
+        rec: &LogRecord,
+        per_client: bool,
+    ) {
         let key = (code, host.to_owned());
         let max_ev = self.limits.max_evidence;
         let line = clip(&rec.raw, self.limits.max_line_bytes);
-        if let Some(f) = self.host_findings.get_mut(&key) {
+        if let Some(h) = self.host_findings.get_mut(&key) {
+            h.fold(&message);
+            let f = &mut h.finding;
             f.count += 1;
             f.add_evidence(&line, max_ev);
             f.seen(rec.timestamp);
@@ -56,10 +129,16 @@ impl Correlator {
             self.stats.host_findings_dropped += 1;
             return;
         }
-        let mut f = Finding::new(code, Some(host), message);
-        f.add_evidence(&line, max_ev);
-        f.seen(rec.timestamp);
-        self.host_findings.insert(key, f);
+        let mut finding = Finding::new(code, Some(host), message);
+        finding.add_evidence(&line, max_ev);
+        finding.seen(rec.timestamp);
+        let h = HostFinding {
+            finding,
+            per_client,
+            others: Vec::new(),
+            more: false,
+        };
+        self.host_findings.insert(key, h);
     }
 
     /// smtpd's `SASL LOGIN authentication failed: REASON` for a client (classified by
@@ -79,7 +158,12 @@ impl Correlator {
             ),
             _ => format!("{role}: SASL {mechanism} authentication failed for client {client}"),
         };
-        self.host_finding(code, role, msg, rec);
+        if code == FindingCode::SaslServerUnavailable {
+            // The server's own trouble, whichever client met it.
+            self.host_finding(code, role, msg, rec);
+        } else {
+            self.client_finding(code, role, msg, rec);
+        }
         remember(
             &mut self.recent_sasl,
             RecentSasl {
@@ -112,7 +196,7 @@ impl Correlator {
              failure was logged: AUTH was refused (not offered on this port or before STARTTLS) \
              or the client gave up"
         );
-        self.host_finding(FindingCode::AuthFailed, role, msg, rec);
+        self.client_finding(FindingCode::AuthFailed, role, msg, rec);
     }
 
     /// A Postfix warning/error: filed with its message if it names a queue id (a map lookup
@@ -193,7 +277,7 @@ impl Correlator {
             user.unwrap_or("?"),
             remote_ip.unwrap_or("?")
         );
-        self.host_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
+        self.client_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
     }
 
     /// A client's login rejected by Dovecot's passdb.
@@ -216,7 +300,7 @@ impl Correlator {
             rec.role,
             user.unwrap_or("?")
         );
-        self.host_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
+        self.client_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
     }
 
     pub(super) fn on_auth_backend_error(&mut self, rec: &LogRecord, text: &str) {
@@ -344,6 +428,45 @@ mod tests {
             .iter()
             .filter(|f| f.code == FindingCode::AuthFailed)
             .collect()
+    }
+
+    #[test]
+    fn a_host_finding_of_several_clients_says_it_is_not_one_clients() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "mx",
+            "Nov  7 13:00:00 mx postfix/smtpd[1201]: warning: unknown[203.0.113.7]: SASL LOGIN authentication failed: authentication failure\n\
+             Nov  7 13:00:05 mx postfix/smtpd[1202]: warning: unknown[198.51.100.8]: SASL LOGIN authentication failed: authentication failure\n\
+             Nov  7 13:00:06 mx postfix/smtpd[1202]: warning: unknown[198.51.100.8]: SASL LOGIN authentication failed: authentication failure\n\
+             Nov  7 13:00:07 mx postfix/smtpd[1203]: warning: unknown[203.0.113.7]: SASL LOGIN authentication failed: authentication failure",
+        );
+        let out = c.finish_all();
+        let auth = auth_failed(&out);
+        assert_eq!(auth.len(), 1, "{:#?}", out.host_findings);
+        assert_eq!(auth[0].count, 4);
+        assert!(
+            auth[0].message.starts_with(
+                "mx: SASL LOGIN authentication failed for client unknown[203.0.113.7] (and 1 other client or user:"
+            ),
+            "{}",
+            auth[0].message
+        );
+        // One client's repeats stay one client's.
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "mx",
+            "Nov  7 13:00:00 mx postfix/smtpd[1201]: warning: unknown[203.0.113.7]: SASL LOGIN authentication failed: authentication failure\n\
+             Nov  7 13:00:05 mx postfix/smtpd[1202]: warning: unknown[203.0.113.7]: SASL LOGIN authentication failed: authentication failure",
+        );
+        let out = c.finish_all();
+        let auth = auth_failed(&out);
+        assert_eq!(
+            auth[0].message,
+            "mx: SASL LOGIN authentication failed for client unknown[203.0.113.7]"
+        );
+        assert_eq!(auth[0].count, 2);
     }
 
     #[test]
