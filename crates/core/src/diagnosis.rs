@@ -285,7 +285,9 @@ impl Finding {
 }
 
 mod auth;
+mod postfix_problem;
 use auth::{auth_permission_denied, auth_service_unusable};
+pub use postfix_problem::classify_postfix_problem;
 
 fn has(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
@@ -343,6 +345,21 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
         FindingCode::RateLimited,
         &["sending quota exceeded", "sending limit exceeded"],
     ),
+    // Postfix about its own configuration (dsn 4.3.5/4.3.0): smtpd's `451 4.3.5 Server
+    // configuration error` (a restriction or map it cannot use), `Server configuration
+    // problem`, `421 4.3.0 Server local data error` (a queue file it cannot read); smtp's and
+    // local's `mail system configuration error`, `local data error while talking to X`. Before
+    // the causes below: every message meets it, not one recipient.
+    (
+        FindingCode::ServiceError,
+        &[
+            "server configuration error",
+            "server configuration problem",
+            "server local data error",
+            "local data error while",
+            "mail system configuration error",
+        ],
+    ),
     (FindingCode::DiskFull, DISK_FULL),
     (
         FindingCode::UnexpectedPath,
@@ -378,11 +395,23 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "must issue a starttls",
             "cannot load certificate",
             "can't load ssl certificate",
+            // smtp's `client TLS configuration problem` (its own smtp_tls_* settings or policy
+            // table are invalid), smtpd's `TLS context initialization failed` (port 465's
+            // wrapper mode, or STARTTLS, with no usable key or certificate).
+            "tls configuration problem",
+            "tls context initialization failed",
         ],
     ),
     (
         FindingCode::SaslNoMechanism,
-        &["no mechanism available", "no worthy mechs"],
+        &[
+            "no mechanism available",
+            "no worthy mechs",
+            // `SASL authentication failed: server X offered no compatible authentication
+            // mechanisms for this type of connection security`: the security options (or no
+            // TLS) rule out what the relay offers; the password was never tried.
+            "no compatible authentication mechanisms",
+        ],
     ),
     (
         FindingCode::AuthFailed,
@@ -419,6 +448,11 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "host not found",
             "domain not found",
             "nxdomain",
+            // smtp with smtp_host_lookup = native (getaddrinfo): `unable to look up host X:
+            // Name or service not known`; a reply filter (smtp_dns_reply_filter) that drops
+            // every record: `Error looking up name=X type=MX: DNS reply filter drops all results`.
+            "unable to look up host ",
+            "dns reply filter",
         ],
     ),
     (
@@ -427,6 +461,9 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "permission denied",
             "missing +w perm",
             "missing +x perm",
+            // local(8) with strict_mailbox_ownership: `destination /var/mail/bob is not owned by
+            // recipient`.
+            "not owned by recipient",
             // The userdb's uid is below first_valid_uid (or above last_valid_uid).
             "mail access for users with uid",
         ],
@@ -492,6 +529,8 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             "too many connections",
             "too many messages",
             "too many recipients",
+            // anvil's smtpd_client_message_rate_limit: `450 4.7.1 Error: too much mail from X`.
+            "too much mail from",
             "4.7.28",
             "throttl",
             "unusual rate",
@@ -524,28 +563,6 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
         ],
     ),
 ];
-
-/// A local caller's mistake, which sendmail(1) and postfix(1) end with `fatal:` and exit status
-/// EX_USAGE: `Recipient addresses must be specified on the command line or via the -t option`
-/// (PHP's mail() with a sendmail_path without -t), `usage: sendmail [options]`; or a command that
-/// had nothing to do (`postfix start` while it runs). The mail system is fine; the caller is
-/// not. `t` is lowercase.
-fn caller_usage_error(t: &str) -> bool {
-    t.starts_with("usage: ")
-        || has(
-            t,
-            &[
-                "recipient addresses must be specified on the command line",
-                "no recipient addresses found in message header",
-                "requires no recipient",
-                "can be used only in delivery mode",
-                "cannot be used with -bv",
-                "command is reserved for the superuser",
-                // `postfix start` while it runs (postfix-script): nothing was changed.
-                "mail system is already running",
-            ],
-        )
-}
 
 /// The specific cause named by a reply / status / error text, if any (case-insensitive).
 /// Generic outcomes (`*_other`) are left to the callers, who know the status.
@@ -583,6 +600,17 @@ pub fn classify_text(text: &str) -> Option<FindingCode> {
     if code == FindingCode::DnsError && has(t, &client_check) {
         return None;
     }
+    // pipe(8)'s `Command died with status 75: "/usr/bin/spamc". Command output: spamc: connect
+    // to spamd on 127.0.0.1 failed ...: Connection refused`: the command's own connection (a
+    // local filter's daemon) failed, not a connection to the next hop.
+    let network = [
+        FindingCode::NextHopRefused,
+        FindingCode::NextHopTimeout,
+        FindingCode::NextHopUnreachable,
+    ];
+    if network.contains(&code) && t.contains("command output:") {
+        return Some(FindingCode::ServiceError);
+    }
     Some(code)
 }
 
@@ -614,7 +642,12 @@ fn names_without_needle(code: FindingCode, t: &str) -> bool {
     match code {
         FindingCode::AuthFailed => t.starts_with("535"),
         FindingCode::NextHopRefused => {
-            t.contains("connect to ") && t.contains("no such file or directory")
+            (t.contains("connect to ") && t.contains("no such file or directory"))
+                // Postfix's own `connect to dell.corp.test[private/dovecot-lmtp]: Permission
+                // denied`: the next hop's socket does not let Postfix in; no mail store was
+                // touched.
+                || ((t.starts_with("connect to ") || t.contains("suspended: connect to "))
+                    && t.contains("permission denied"))
         }
         _ => false,
     }
@@ -719,117 +752,6 @@ pub fn classify_sasl_failure(reason: &str) -> FindingCode {
         FindingCode::SaslServerUnavailable
     } else {
         FindingCode::AuthFailed
-    }
-}
-
-/// Classify a Postfix `warning:` / `error:` / `fatal:` line into a host-level finding. Most
-/// warnings are noise (clients without reverse DNS, TLS scanners): only causes that break mail
-/// flow qualify.
-pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<FindingCode> {
-    let t = text.to_ascii_lowercase();
-    if caller_usage_error(&t) {
-        return None;
-    }
-    if has(&t, DISK_FULL) {
-        return Some(FindingCode::DiskFull);
-    }
-    // smtpd's `QID: queue file size limit exceeded`; sendmail(1)'s `fatal: USER(UID): message
-    // file too big`: the message is over message_size_limit, the host is fine.
-    if t.contains("queue file size limit exceeded") || t.contains("message file too big") {
-        return Some(FindingCode::MessageTooLarge);
-    }
-    // A DNS blocklist zone that does not resolve: the check does nothing (no map is involved).
-    if t.contains("rbl lookup error") || t.contains("dnsbl lookup error") {
-        return Some(FindingCode::DnsError);
-    }
-    if (t.contains(" is unavailable") && t.contains("open database"))
-        || t.contains("map lookup problem")
-        || t.contains("lookup error")
-        || t.contains("lookup failure")
-        || t.contains("transport_maps")
-        || t.contains("open database")
-        // The map was edited and postmap not run since: Postfix still reads the old entries.
-        || (t.starts_with("database ") && t.contains(" is older than source file "))
-        // A directory or SQL map's client (`dict_ldap_lookup: Search error 80: ...`,
-        // `dict_mysql_get_active: ...`): the map answered with an error, not with a key.
-        || (t.starts_with("dict_") && t.contains("error"))
-    {
-        return Some(FindingCode::LookupFailure);
-    }
-    if t.contains("no worthy mechs") {
-        return Some(FindingCode::SaslNoMechanism);
-    }
-    // smtpd's SASL backend: Dovecot's auth socket (`SASL: Connect to private/auth failed: No such
-    // file or directory`, then `fatal: no SASL authentication mechanisms`) or Cyrus' saslauthd.
-    if (t.starts_with("sasl: connect to") && t.contains(" failed"))
-        || t.contains("no sasl authentication mechanisms")
-        || t.contains("cannot connect to saslauthd server")
-    {
-        return Some(FindingCode::SaslServerUnavailable);
-    }
-    if t.contains("sasl") && t.contains("authentication failed") {
-        return Some(FindingCode::AuthFailed);
-    }
-    // anvil's limits (connection, message, recipient, TLS session rates), a service at its
-    // process limit, postscreen with every port busy: clients wait or are turned away.
-    if t.contains("rate limit exceeded")
-        || t.contains("concurrency limit exceeded")
-        || t.contains("has reached its process limit")
-        || t.contains("all screening ports busy")
-    {
-        return Some(FindingCode::RateLimited);
-    }
-    // A Postfix daemon's client to a local service (a policy service, a milter) that does not
-    // answer, and queue files that cannot be written: the mail waits or is refused (451 4.3.5).
-    if t.contains("problem talking to server")
-        // Postfix's own internal services (`problem talking to service rewrite`: trivial-
-        // rewrite is down or crashing).
-        || t.contains("problem talking to service ")
-        || (t.starts_with("connect to ")
-            && has(&t, &["connection refused", "no such file", "timed out"]))
-        // A `tcp:` table's server (a policy or lookup daemon) that cannot be reached or does not
-        // answer (`read TCP map reply from 127.0.0.1:10030: unexpected EOF (...)`, `connect to
-        // TCP map ...`: dict_tcp's words): every lookup through it fails until it is back.
-        || t.starts_with("read tcp map reply from ")
-        || t.starts_with("connect to tcp map ")
-        // The queue manager about a delivery agent that fails (`transport lmtp failure -- see a
-        // previous warning/fatal/panic logfile record ...`; `private/lmtp socket: malformed
-        // response`, the agent died mid-answer): the transport's mail waits.
-        || (t.starts_with("transport ") && t.contains(" failure -- see a previous "))
-        || (t.starts_with("private/") && t.ends_with("socket: malformed response"))
-        // postdrop (local submission) finds no pickup service: Postfix's master is not running,
-        // and what cron and web applications send waits in the maildrop queue.
-        || t.starts_with("unable to look up public/pickup")
-        || t.contains("write queue file")
-        || t.contains("error writing message file")
-        // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
-        // SMFIC_BODYEOB reply packet header: Connection timed out`): its default action then
-        // refuses or lets through every message.
-        || (t.starts_with("milter ")
-            && has(&t, &["can't read", "unexpected eof", "bad packet", "can't send"]))
-    {
-        return Some(FindingCode::ServiceError);
-    }
-    if (t.contains("cannot load") || t.contains("cannot get"))
-        && (t.contains("certificate") || t.contains("private key"))
-    {
-        return Some(FindingCode::TlsError);
-    }
-    if t.contains("permission denied") && (t.contains("maildir") || t.contains("mailbox")) {
-        return Some(FindingCode::MailboxPermissionDenied);
-    }
-    // postdrop (local submission: sendmail from cron, web applications) cannot write to the
-    // queue: a read-only or mis-owned maildrop directory; the mail waits in the caller.
-    if t.contains("bad command startup")
-        || t.contains("exit status")
-        || t.contains("killed by signal")
-        || t.contains("mail_queue_enter: create file")
-    {
-        return Some(FindingCode::ServiceError);
-    }
-    match severity {
-        Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
-        Severity::Warning | Severity::Error => None,
     }
 }
 
@@ -1196,6 +1118,66 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(classify_status_text(text), *want, "{text}");
+        }
+    }
+
+    /// Texts of the installed Postfix (3.7's binaries' own format strings, filled in): each
+    /// names its cause, not the first familiar word in it.
+    #[test]
+    fn postfix_own_texts_name_their_cause() {
+        use FindingCode::*;
+        let statuses: &[(&str, FindingCode)] = &[
+            // The LMTP socket's mode, not the mail store's owner.
+            ("connect to dell.corp.test[private/dovecot-lmtp]: Permission denied", NextHopRefused),
+            ("delivery temporarily suspended: connect to dell.corp.test[private/dovecot-lmtp]: Permission denied", NextHopRefused),
+            // A pipe command's own connection (spamc to spamd), not the next hop.
+            ("Command died with status 75: \"/usr/bin/spamc\". Command output: spamc: connect to spamd on 127.0.0.1 failed, retrying (#1 of 3): Connection refused", ServiceError),
+            ("Command died with status 77: \"/usr/lib/dovecot/deliver\". Command output: Quota exceeded (mailbox for user is full)", MailboxFull),
+            ("SASL authentication failed: server smtp.provider.example[198.51.100.25] offered no compatible authentication mechanisms for this type of connection security", SaslNoMechanism),
+            ("client TLS configuration problem", TlsError),
+            ("unable to look up host relay.corp.test: Name or service not known", DnsError),
+            ("Error looking up name=partner.example type=MX: DNS reply filter drops all results", DnsError),
+            ("mail system configuration error", ServiceError),
+            ("Server configuration error", ServiceError),
+            ("local data error while talking to mx.partner.example[203.0.113.50]", ServiceError),
+            ("cannot update mailbox /var/mail/bob for user bob. destination /var/mail/bob is not owned by recipient", MailboxPermissionDenied),
+        ];
+        for (text, want) in statuses {
+            assert_eq!(classify_status_text(text), *want, "{text}");
+        }
+        let replies: &[(&str, FindingCode)] = &[
+            ("Server configuration error", ServiceError),
+            (
+                "<bob@corp.test>: Recipient address rejected: Server configuration problem",
+                ServiceError,
+            ),
+            ("ec2.corp.test Server local data error", ServiceError),
+            ("Error: too much mail from 203.0.113.9", RateLimited),
+        ];
+        for (text, want) in replies {
+            assert_eq!(classify_smtp_reply(451, None, text), *want, "{text}");
+        }
+        let problems: &[(&str, Option<FindingCode>)] = &[
+            // A map's configuration file it may not read: the table, not a mailbox.
+            ("mysql:/etc/postfix/mysql-virtual-mailbox-maps.cf is unavailable. open /etc/postfix/mysql-virtual-mailbox-maps.cf: Permission denied", Some(LookupFailure)),
+            ("socketmap:inet:127.0.0.1:10001:sender-canonical socketmap server temporary error: backend database unreachable", Some(LookupFailure)),
+            ("dnsblog_query: lookup error for DNS query 9.113.0.203.zen.spamhaus.org: Host or domain name not found. Name service error for name=9.113.0.203.zen.spamhaus.org type=A: Host not found, try again", Some(DnsError)),
+            ("TLS policy lookup error for partner.example/mx.partner.example: Host or domain name not found. Name service error for name=_25._tcp.mx.partner.example type=TLSA: Host not found, try again", Some(DnsError)),
+            ("connect to Milter service unix:/run/opendkim/opendkim.sock: Permission denied", Some(ServiceError)),
+            ("milter inet:127.0.0.1:8891: unreasonable packet length: 1213486160 > 1073741823", Some(ServiceError)),
+            ("milter inet:127.0.0.1:8891: read error in initial handshake", Some(ServiceError)),
+            ("connect #1 to subsystem private/proxymap: Connection refused", Some(ServiceError)),
+            ("cannot pass connection to service private/smtpd: Resource temporarily unavailable", Some(ServiceError)),
+            ("Wrapper-mode request dropped from unknown[198.18.3.1] for service submissions. TLS context initialization failed. For details see earlier warnings in your logs.", Some(TlsError)),
+            // Still noise: a client's name that does not resolve back.
+            ("hostname mail.example does not resolve to address 203.0.113.9", None),
+        ];
+        for (text, want) in problems {
+            assert_eq!(
+                classify_postfix_problem(Severity::Warning, text),
+                *want,
+                "{text}"
+            );
         }
     }
 

@@ -347,7 +347,10 @@ impl Correlator {
             if p.qid.is_some() && p.qid.as_deref() != qid {
                 continue;
             }
-            let renames = generic(code) && (pid.is_none() || p.pid == pid);
+            // A server's `451 4.3.5 Server configuration error` is a service error only until
+            // its own process's warning says which setting or table broke.
+            let vague = generic(code) || (code == FindingCode::ServiceError && pid.is_some());
+            let renames = vague && (pid.is_none() || p.pid == pid);
             if pc == code || renames {
                 code = pc;
                 if !hits.iter().any(|(raw, _)| *raw == p.raw) {
@@ -596,7 +599,8 @@ mod tests {
             "May  8 08:26:40 mx postfix/master[1]: warning: process /usr/lib/postfix/sbin/cleanup pid 77 exit status 1\n\
              May  8 08:26:55 mx postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.9]:4711: 550 5.7.1 Service unavailable; client [192.0.2.9] blocked using zen.example; from=<a@x.example>, to=<b@corp.test>, proto=ESMTP, helo=<x>\n\
              May  8 08:27:00 mx postfix/smtpd[472]: warning: hash:/etc/postfix/client_access is unavailable. open database /etc/postfix/client_access.db: No such file or directory\n\
-             May  8 08:27:00 mx postfix/smtpd[472]: NOQUEUE: reject: RCPT from unknown[192.0.2.10]: 451 4.3.5 Server configuration error; from=<a@x.example> to=<c@corp.test> proto=ESMTP helo=<y>",
+             May  8 08:27:00 mx postfix/smtpd[472]: NOQUEUE: reject: RCPT from unknown[192.0.2.10]: 451 4.3.5 Server configuration error; from=<a@x.example> to=<c@corp.test> proto=ESMTP helo=<y>\n\
+             May  8 08:27:01 mx postfix/smtpd[473]: NOQUEUE: reject: RCPT from unknown[192.0.2.11]: 451 4.3.5 Server configuration error; from=<a@x.example> to=<d@corp.test> proto=ESMTP helo=<y>",
         );
         let out = c.finish_all();
         let code_of = |to: &str| {
@@ -609,6 +613,8 @@ mod tests {
         };
         assert_eq!(code_of("b@corp.test"), FindingCode::RejectedOther);
         assert_eq!(code_of("c@corp.test"), FindingCode::LookupFailure);
+        // Without its own process's warning, Postfix's words say it: its configuration.
+        assert_eq!(code_of("d@corp.test"), FindingCode::ServiceError);
     }
 
     /// The reasons Dovecot's login processes give (2.3's `Disconnected (...)` and `Aborted
