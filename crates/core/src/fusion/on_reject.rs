@@ -18,17 +18,17 @@ use super::correlator::Correlator;
 /// ..."): only then is the rejection the cause. Same recipient and sender within the window is
 /// not enough: an earlier probe's rejection, or a failure of another kind (a lost connection)
 /// at the same moment, would otherwise be taken for it.
+/// The reply's code alone is not enough: a Dovecot LMTP's `451 4.2.0 ... Internal error` on
+/// one host and another host's `451 4.3.0 <bob@corp.test>: Temporary lookup failure` to a later
+/// client share a code and a recipient and nothing else.
 fn quotes_reply(reason: &str, r: &Reject) -> bool {
+    let head: String = r.reason.chars().take(24).collect();
+    let says_head = head.is_empty() || reason.contains(&head);
     match (r.code, r.dsn.as_deref()) {
         // Postfix: "host X[ip] said: 554 5.7.1 <rcpt>: Relay access denied (in reply to ...)".
-        (Some(code), dsn) => {
-            reason.contains(&format!("said: {code}"))
-                || dsn.is_some_and(|d| reason.contains(&format!("{code} {d}")))
-        }
-        (None, _) => {
-            let head: String = r.reason.chars().take(24).collect();
-            !head.is_empty() && reason.contains(&head)
-        }
+        (Some(code), Some(d)) => reason.contains(&format!("{code} {d}")) && says_head,
+        (Some(code), None) => reason.contains(&format!("said: {code}")) && says_head,
+        (None, _) => !head.is_empty() && says_head,
     }
 }
 
@@ -214,6 +214,58 @@ mod tests {
     use crate::diagnosis::FindingCode;
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, HopStatus, Limits, MessageStatus};
+
+    /// A later client's NOQUEUE reject on the MX (`451 4.3.0 ... Temporary lookup failure`) to
+    /// the same sender and recipient is not the reply the next hop's LMTP failure quotes (`451
+    /// 4.2.0 ... Internal error`): the delivered message stays delivered, the reject stays a
+    /// message of its own. Seen in the lab with transport-unmapped after mailstore-permission.
+    #[test]
+    fn a_reject_sharing_only_the_reply_code_is_not_the_quoted_one() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Dec  5 22:38:58 mx postfix/smtpd[12549]: 34CF71802AE: client=unknown[198.18.1.1]\n\
+             Dec  5 22:38:58 mx postfix/cleanup[12547]: 34CF71802AE: message-id=<u0176@internet.test>\n\
+             Dec  5 22:38:58 mx postfix/qmgr[12056]: 34CF71802AE: from=<frank@internet.test>, size=415, nrcpt=1 (queue active)\n\
+             Dec  5 22:38:58 mx postfix/smtp[15697]: 34CF71802AE: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 3570C1802E1)",
+        );
+        feed(
+            &mut c,
+            "dell",
+            "Dec  5 22:38:58 dell postfix/smtpd[15696]: 3570C1802E1: client=unknown[100.64.0.1]\n\
+             Dec  5 22:38:58 dell postfix/qmgr[11981]: 3570C1802E1: from=<frank@internet.test>, size=584, nrcpt=1 (queue active)\n\
+             Dec  5 22:39:33 dell postfix/lmtp[12130]: 3570C1802E1: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=35, delays=35/0/0/0, dsn=4.2.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: 451 4.2.0 <bob@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command))",
+        );
+        feed(
+            &mut c,
+            "ec2",
+            "Dec  5 22:39:44 mx postfix/smtpd[24082]: NOQUEUE: reject: RCPT from unknown[198.18.1.1]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; from=<frank@internet.test> to=<bob@corp.test> proto=ESMTP helo=<client.internet.test>",
+        );
+        feed(
+            &mut c,
+            "dell",
+            "Dec  5 22:39:42 dell postfix/lmtp[23705]: 3570C1802E1: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=44, delays=44/0.03/0/0.02, dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> +H93EK6SFGuhXAAAn00ZSw Saved)",
+        );
+        let out = c.finish_all();
+        assert_eq!(out.messages.len(), 2, "{:#?}", out.messages);
+        let m = out
+            .messages
+            .iter()
+            .find(|m| m.message_id.is_some())
+            .unwrap();
+        assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+        assert!(m
+            .findings
+            .iter()
+            .all(|f| f.code != FindingCode::LookupFailure));
+        let reject = out
+            .messages
+            .iter()
+            .find(|m| m.message_id.is_none())
+            .unwrap();
+        assert_eq!(reject.findings[0].code, FindingCode::LookupFailure);
+    }
 
     #[test]
     fn held_and_discarded_messages_are_named_as_such() {
