@@ -495,6 +495,24 @@ impl Chain {
         ex.seen(f.last_seen);
     }
 
+    /// Finding `i` took another code or host: one with the same ones already there takes it
+    /// over (a second attempt's generic failure that Dovecot's line then named is the first
+    /// attempt's cause again, counted once more).
+    pub fn refold_finding(&mut self, i: usize, limits: &Limits) {
+        let Some(x) = self.findings.get(i) else {
+            return;
+        };
+        let twin = self
+            .findings
+            .iter()
+            .enumerate()
+            .any(|(j, y)| j != i && y.f.code == x.f.code && y.f.host == x.f.host);
+        if twin {
+            let x = self.findings.remove(i);
+            self.fold_finding(x.f, limits, x.cause);
+        }
+    }
+
     /// An LMTP hand-off was logged but Dovecot's side of it not yet.
     pub fn awaiting_dovecot(&self) -> bool {
         self.entries.iter().any(|e| {

@@ -92,6 +92,9 @@ pub(super) struct RecentFailure {
     pub service: EventText,
     /// The delivery's reason text: a rejection joins it only if it quotes the rejection's reply.
     pub reason: String,
+    /// The delivery agent's process (Postfix's `lmtp[PID]`): Dovecot names it as its LMTP
+    /// client (`conn unix:pid=PID`).
+    pub pid: Option<u32>,
 }
 
 /// A problem line (Postfix warning, Dovecot error), kept a while so that a failure logged after
@@ -114,6 +117,10 @@ pub(super) struct RecentLine {
     /// The queue id a Postfix problem line names (`cleanup[1]: warning: 9BECF3F19D: ... map
     /// lookup problem`): it explains only that queue entry's failures.
     pub qid: Option<String>,
+    /// The Postfix LMTP client a Dovecot line's session served (`lmtp-server: conn
+    /// unix:pid=12136,...`, or an earlier line of its session): it explains only a failure
+    /// that process logged.
+    pub conn_pid: Option<u32>,
     pub raw: String,
 }
 

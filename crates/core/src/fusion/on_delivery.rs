@@ -12,6 +12,7 @@ use crate::logs::{Delivery, DeliveryStatus, LogRecord};
 use super::chain::{clip, generic, within, Attempt, ChainId, RcptStatus};
 use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
 use super::links::Handoff;
+use super::on_dovecot::same_client;
 
 /// A failed delivery's classification and the lines that show it.
 struct Failure {
@@ -164,7 +165,7 @@ impl Correlator {
         let to_key = d.to.to_ascii_lowercase();
         // Dovecot's own error line explains LMTP's generic "Internal error occurred".
         if d.service == "lmtp" || d.service == "lda" {
-            self.explain_by_dovecot(cid, &to_key, ts, &mut failure);
+            self.explain_by_dovecot(cid, &to_key, (ts, rec.pid), &mut failure);
         }
         // Host warnings that explain it (e.g. transport.db unavailable next to "address
         // resolver failure"). Any process's warning when the failure is a local one: the
@@ -230,6 +231,7 @@ impl Correlator {
                 chain: cid,
                 service: d.service.clone(),
                 reason: clip(&d.reason, 300),
+                pid: rec.pid,
             },
         );
         cid
@@ -238,17 +240,21 @@ impl Correlator {
     /// The latest Dovecot error for this recipient within the window (one that names no other
     /// message than chain `cid`'s, and names a cause when one does) joins the evidence, and
     /// names a generic failure.
+    /// `at` is the failure's time and its delivery agent's process: a Dovecot line that names
+    /// another LMTP client served another delivery.
     fn explain_by_dovecot(
         &self,
         cid: ChainId,
         to_key: &str,
-        ts: Option<DateTime<Utc>>,
+        at: (Option<DateTime<Utc>>, Option<u32>),
         failure: &mut Failure,
     ) {
+        let (ts, agent) = at;
         let ours = |r: &&RecentLine| {
             r.key == to_key
-                && within(r.at, ts, self.limits.link_window)
+                && within(r.at, ts, self.client_window(r.conn_pid))
                 && self.chain_is_msgid(cid, r.msgid.as_deref())
+                && same_client(r.conn_pid, agent)
         };
         // The line that names a cause, else the latest (a session's closing words, such as
         // Sieve's `Execution of script ... was aborted`, follow the line with the cause).

@@ -3,14 +3,17 @@
 //! explain a Postfix LMTP failure, and recipient lookups that failed during delivery. Dovecot's
 //! login and auth lines about clients are host-level (`on_host`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::diagnosis::{classify_dovecot_problem, classify_text, is_spam_mailbox};
 use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{AuthFailureKind, DovecotDelivery, DovecotProblem, Event, EventText, LogRecord};
 
-use super::chain::{clip, generic, within, Chain, ChainId, DoveDelivery, MAX_DOVECOT};
-use super::correlator::{remember, Correlator, RecentLine};
+use super::chain::{
+    clip, generic, within, Chain, ChainFinding, ChainId, DoveDelivery, MAX_DOVECOT,
+};
+use super::correlator::Limits;
+use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
 use super::links::msgids_agree;
 use super::model::msgid_key;
 
@@ -53,6 +56,60 @@ fn delivery_finding(
     f.add_evidence(&clip(&rec.raw, max_line_bytes), max_evidence);
     f.seen(rec.timestamp);
     Some(f)
+}
+
+/// Which delivery a Dovecot line is about, as far as it says: the message (`msgid=`, or its
+/// session's earlier line's) and the Postfix LMTP client its session served.
+#[derive(Debug, Default)]
+struct About {
+    msgid: Option<String>,
+    conn_pid: Option<u32>,
+}
+
+/// The Postfix LMTP client process Dovecot's LMTP server names (`lmtp-server: conn
+/// unix:pid=12136,uid=102 [1]: rcpt ...`).
+fn lmtp_client_pid(text: &str) -> Option<u32> {
+    let at = text.find("conn unix:pid=")? + "conn unix:pid=".len();
+    let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+    text[at..at + digits].parse().ok()
+}
+
+/// How far apart in time a Dovecot line and the LMTP failure it explains may be logged: a line
+/// that names its LMTP client is that client's delivery of the same moment (one host's clock;
+/// Postfix writes whole seconds), since the client delivers one message after another; one
+/// that does not is joined by its user within the link window.
+const SAME_CLIENT_WINDOW: TimeDelta = TimeDelta::seconds(2);
+
+/// A Dovecot line that names its LMTP client (`conn_pid`) can explain only a failure that
+/// process logged (`agent`); either unknown, it can.
+pub(super) fn same_client(conn_pid: Option<u32>, agent: Option<u32>) -> bool {
+    match (conn_pid, agent) {
+        (Some(c), Some(a)) => c == a,
+        _ => true,
+    }
+}
+
+/// A failed save that names its message (`msgid=`) and a cause is why that message's LMTP
+/// delivery of the same moment failed: the generic failure Postfix logged for it (`451 4.2.0
+/// ... Internal error occurred`) takes the cause, whatever Dovecot line without a message-id
+/// was joined before.
+fn name_lmtp_failure(ch: &mut Chain, save: &Finding, limits: &Limits) {
+    if generic(save.code) {
+        return;
+    }
+    let near = |x: &ChainFinding| {
+        x.f.host == save.host
+            && generic(x.f.code)
+            && within(x.f.last_seen, save.last_seen, SAME_CLIENT_WINDOW)
+    };
+    let Some(i) = ch.findings.iter().rposition(near) else {
+        return;
+    };
+    let x = &mut ch.findings[i];
+    x.f.code = save.code;
+    x.cause = true;
+    x.f.rehint();
+    ch.refold_finding(i, limits);
 }
 
 /// How a failed save's finding starts (the folder and the reason follow).
@@ -148,6 +205,9 @@ impl Correlator {
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
             if let Some(f) = finding {
+                if !*saved && message_id.is_some() {
+                    name_lmtp_failure(ch, &f, &limits);
+                }
                 ch.add_finding(f, &limits, true, &mut self.line_budget);
             }
         }
@@ -216,6 +276,7 @@ impl Correlator {
     fn save_failure_cause(&self, d: &DoveDelivery, message_id: Option<&str>) -> Option<RecentLine> {
         let user_key = d.user_key();
         let ours = message_id.map(msgid_key);
+        let client = self.session_conn_pid(d.session.as_deref());
         self.recent_dovecot
             .iter()
             .rev()
@@ -224,7 +285,8 @@ impl Correlator {
                     && (ours.is_none() || r.msgid.is_none() || r.msgid.as_deref() == ours)
                     && ((d.session.is_some() && r.session == d.session)
                         || (user_key.as_deref() == Some(r.key.as_str())
-                            && within(r.at, d.at, self.limits.link_window)))
+                            && same_client(r.conn_pid, client)
+                            && within(r.at, d.at, self.client_window(r.conn_pid.or(client)))))
             })
             .cloned()
     }
@@ -274,17 +336,19 @@ impl Correlator {
         let msgid = crate::logs::dovecot_msgid(text.as_bytes())
             .map(|m| msgid_key(&m).to_owned())
             .or_else(|| self.session_msgid(session.as_deref()));
+        let conn_pid = lmtp_client_pid(text).or_else(|| self.session_conn_pid(session.as_deref()));
+        let about = About { msgid, conn_pid };
         let limits = self.limits;
         let code = classify_dovecot_problem(*severity, text);
-        if self.is_another_message(msgid.as_deref()) {
+        if self.is_another_message(about.msgid.as_deref()) {
             // Kept for its session's later lines only (they are that message's too).
             if session.is_some() {
-                self.remember_dovecot(rec, user.as_deref(), session.clone(), code, msgid);
+                self.remember_dovecot(rec, user.as_deref(), session.clone(), code, about);
             }
             return;
         }
         if text.contains("failed to redirect message to ") {
-            self.note_failed_redirect(rec, user.as_deref(), text, msgid.as_deref());
+            self.note_failed_redirect(rec, user.as_deref(), text, about.msgid.as_deref());
         }
         let mut attached = false;
         if let Some(ch) = session
@@ -298,7 +362,7 @@ impl Correlator {
         }
         if service == "lmtp" || service == "lda" {
             if let Some(u) = user {
-                attached |= self.attach_to_lmtp_failure(rec, u, session.clone(), code, msgid);
+                attached |= self.attach_to_lmtp_failure(rec, u, session.clone(), code, about);
             }
         }
         let Some(c) = code else {
@@ -335,14 +399,16 @@ impl Correlator {
         user: &str,
         session: Option<String>,
         code: Option<FindingCode>,
-        msgid: Option<String>,
+        about: About,
     ) -> bool {
         let key = user.to_ascii_lowercase();
-        let hit = self.recent_failure_of(&key, rec.timestamp, Some("lmtp"), msgid.as_deref());
+        let hit = self
+            .recent_failure_of(&key, rec.timestamp, Some("lmtp"), &about)
+            .map(|f| f.chain);
         if let Some(cid) = hit {
             self.upgrade_with_dovecot(cid, code, rec);
         }
-        self.remember_dovecot(rec, Some(user), session, code, msgid);
+        self.remember_dovecot(rec, Some(user), session, code, about);
         hit.is_some()
     }
 
@@ -354,7 +420,7 @@ impl Correlator {
         user: Option<&str>,
         session: Option<String>,
         code: Option<FindingCode>,
-        msgid: Option<String>,
+        about: About,
     ) {
         let raw = clip(&rec.raw, self.limits.max_line_bytes);
         remember(
@@ -367,11 +433,31 @@ impl Correlator {
                 code,
                 pid: rec.pid,
                 fatal: false,
-                msgid,
+                msgid: about.msgid,
                 qid: None,
+                conn_pid: about.conn_pid,
                 raw,
             },
         );
+    }
+
+    /// The window a Dovecot line naming (or not) its LMTP client joins a failure in.
+    pub(super) fn client_window(&self, conn_pid: Option<u32>) -> TimeDelta {
+        if conn_pid.is_some() {
+            SAME_CLIENT_WINDOW
+        } else {
+            self.limits.link_window
+        }
+    }
+
+    /// The LMTP client an earlier Dovecot line of this session named.
+    fn session_conn_pid(&self, session: Option<&str>) -> Option<u32> {
+        let s = session?;
+        self.recent_dovecot
+            .iter()
+            .rev()
+            .find(|r| r.session.as_deref() == Some(s) && r.conn_pid.is_some())
+            .and_then(|r| r.conn_pid)
     }
 
     /// In a `--message-id` run, whether the message a line is about (`msgid`, a key) is another
@@ -402,25 +488,22 @@ impl Correlator {
         }
     }
 
-    /// The chain of the latest delivery failure to `to_key` within the window (by `service`
-    /// when given).
+    /// The latest delivery failure to `to_key` within the window (by `service` when given) that
+    /// can be the one a Dovecot line is `about`.
     fn recent_failure_of(
         &self,
         to_key: &str,
         ts: Option<DateTime<Utc>>,
         service: Option<&str>,
-        msgid: Option<&str>,
-    ) -> Option<ChainId> {
-        self.recent_failures
-            .iter()
-            .rev()
-            .find(|f| {
-                f.to == to_key
-                    && service.is_none_or(|s| f.service == s)
-                    && within(f.at, ts, self.limits.link_window)
-                    && self.chain_is_msgid(f.chain, msgid)
-            })
-            .map(|f| f.chain)
+        about: &About,
+    ) -> Option<&RecentFailure> {
+        self.recent_failures.iter().rev().find(|f| {
+            f.to == to_key
+                && service.is_none_or(|s| f.service == s)
+                && within(f.at, ts, self.client_window(about.conn_pid))
+                && self.chain_is_msgid(f.chain, about.msgid.as_deref())
+                && same_client(about.conn_pid, f.pid)
+        })
     }
 
     /// The LMTP failure's generic finding gets the specific cause, the Dovecot line, and
@@ -431,14 +514,14 @@ impl Correlator {
             return;
         };
         ch.add_line(&rec.raw, &limits, &mut self.line_budget);
-        let Some(x) = ch
+        let Some(i) = ch
             .findings
-            .iter_mut()
-            .rev()
-            .find(|x| generic(x.f.code) || Some(x.f.code) == code)
+            .iter()
+            .rposition(|x| generic(x.f.code) || Some(x.f.code) == code)
         else {
             return;
         };
+        let x = &mut ch.findings[i];
         if let (true, Some(c)) = (generic(x.f.code), code) {
             x.f.code = c;
         }
@@ -459,6 +542,7 @@ impl Correlator {
         x.f.rehint();
         x.f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         x.f.seen(rec.timestamp);
+        ch.refold_finding(i, &limits);
     }
 
     /// A passdb lookup without a client address: Dovecot resolving an LMTP/LDA recipient, not a
@@ -480,7 +564,9 @@ impl Correlator {
         let limits = self.limits;
         let key = u.to_ascii_lowercase();
         let raw = clip(&rec.raw, limits.max_line_bytes);
-        let hit = self.recent_failure_of(&key, rec.timestamp, None, None);
+        let hit = self
+            .recent_failure_of(&key, rec.timestamp, None, &About::default())
+            .map(|f| f.chain);
         if let Some(ch) = hit.and_then(|cid| self.chains.get_mut(&cid)) {
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
@@ -499,6 +585,7 @@ impl Correlator {
                 fatal: false,
                 msgid: None,
                 qid: None,
+                conn_pid: None,
                 raw,
             },
         );
@@ -512,6 +599,64 @@ mod tests {
     use crate::fusion::{Correlator, Limits, MessageStatus};
 
     /// `msgid=unspecified` is no Message-ID: three deliveries without one stay three messages.
+    /// Dovecot's LMTP server names the Postfix LMTP client it served (`conn unix:pid=N`), and
+    /// one client delivers one message after another: its line explains only that client's
+    /// failure of the same moment, and a failed save that names its message names that
+    /// message's failure. From a lab run: two messages to one user through one client in one
+    /// second, and another client's line a moment before.
+    #[test]
+    fn dovecot_lines_explain_only_their_lmtp_clients_delivery() {
+        let lmtp = |q: &str, at: &str| {
+            format!(
+                "Dec  5 {at} dell postfix/lmtp[12136]: {q}: to=<postmaster@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.01, delays=0/0/0/0.01, dsn=4.2.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: 451 4.2.0 <postmaster@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command))\n"
+            )
+        };
+        let server = |at: &str, session: &str, pid: u32, n: u32| {
+            format!(
+                "2025-12-05T{at} lmtp(postmaster@corp.test)<12120><{session}>: Error: lmtp-server: conn unix:pid={pid},uid=102 [{n}]: rcpt postmaster@corp.test: Mailbox INBOX: open(/var/mail/corp.test/postmaster/Maildir/tmp/1.M1) failed: Permission denied\n"
+            )
+        };
+        let save = |at: &str, session: &str, id: &str| {
+            format!(
+                "2025-12-05T{at} lmtp(postmaster@corp.test)<12120><{session}>: Error: sieve: msgid=<{id}>: failed to store into mailbox 'INBOX': Mailbox INBOX: open(/var/mail/corp.test/postmaster/Maildir/tmp/1.M1) failed: Permission denied\n"
+            )
+        };
+        let mut log = String::new();
+        for (q, id) in [("2B47618031D", "a@x"), ("3C58729042E", "b@x")] {
+            log += &format!("Dec  5 10:00:30 dell postfix/cleanup[1]: {q}: message-id=<{id}>\n");
+            log += &format!("Dec  5 10:00:30 dell postfix/qmgr[2]: {q}: from=<s@x>, size=1, nrcpt=1 (queue active)\n");
+        }
+        log += &server("10:00:32.902004", "oFfQBX2SFGthLwAAn00ZSw", 12025, 4);
+        log += &lmtp("2B47618031D", "10:00:33");
+        log += &lmtp("3C58729042E", "10:00:33");
+        log += &server("10:00:33.324688", "UL73EqWSFGtYLwAAn00ZSw", 12136, 9);
+        log += &save("10:00:33.324688", "UL73EqWSFGtYLwAAn00ZSw", "a@x");
+        log += &server("10:00:33.334670", "INWwE6WSFGtcLwAAn00ZSw", 12136, 10);
+        log += &save("10:00:33.334670", "INWwE6WSFGtcLwAAn00ZSw", "b@x");
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "dell", &log);
+        let out = c.finish_all();
+        for id in ["<a@x>", "<b@x>"] {
+            let m = out
+                .messages
+                .iter()
+                .find(|m| m.message_id.as_deref() == Some(id))
+                .unwrap();
+            let codes: Vec<FindingCode> = m.findings.iter().map(|f| f.code).collect();
+            assert_eq!(
+                codes,
+                [FindingCode::MailboxPermissionDenied],
+                "{id}: {:#?}",
+                m.findings
+            );
+            let evidence = m.findings[0].evidence.join("\n");
+            assert!(
+                !evidence.contains("pid=12025"),
+                "{id}: another client's line: {evidence}"
+            );
+        }
+    }
+
     #[test]
     fn deliveries_without_a_message_id_are_not_joined() {
         let mut c = Correlator::new(Limits::default());

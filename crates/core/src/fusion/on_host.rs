@@ -243,6 +243,7 @@ impl Correlator {
                 fatal: matches!(severity, Severity::Fatal | Severity::Panic),
                 msgid: None,
                 qid: queue_id.map(str::to_owned),
+                conn_pid: None,
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
