@@ -104,7 +104,10 @@ pub fn parse_everywhere(data: &[u8]) {
         for p in [&stateful, &focused] {
             let c = p.counts();
             assert_eq!(c.lines, lines);
-            assert_eq!(c.lines, c.parsed + c.other_programs + c.unknown + c.filtered);
+            assert_eq!(
+                c.lines,
+                c.parsed + c.other_programs + c.unknown + c.filtered
+            );
             assert!(c.invalid_utf8 <= c.lines);
             assert_eq!(c.formats.values().sum::<u64>(), c.parsed);
         }

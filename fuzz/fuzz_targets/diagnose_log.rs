@@ -1,0 +1,255 @@
+//! Fuzz target: whole `diagnose` runs over two hosts' logs built from real line shapes, so the
+//! correlator, the chain assembly, the findings and both report formats see message histories
+//! (queue ids handed on, retries, rejects, Dovecot's saves and errors, clocks that jump) rather
+//! than lines that die in a parser.
+//!
+//! Each input is a list of steps of four bytes and an optional text: a line shape, which source
+//! and queue id / message id / recipient it names, and how far the log's clock moves (forward,
+//! back, or over a new year). Checks, for every input:
+//! - the JSON report parses, and its summary's statuses add up to its message count;
+//! - the human report is written without a panic;
+//! - the same input gives the same JSON twice (the full run uses two threads);
+//! - asked for one Message-ID, the prefilter (lines skipped before parsing) gives the same
+//!   verdicts (statuses, findings) as the run that parses every line.
+#![no_main]
+use flowtest::core::diagnose::{analyze, Format, Input, Options};
+use flowtest::core::fusion::Limits;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+/// Line shapes: `{T}` time, `{H}` host, `{P}` pid, `{Q}`/`{Q2}` queue ids, `{M}` a message id,
+/// `{R}` a recipient, `{X}` text taken from the input.
+const SHAPES: [&str; 40] = [
+    "{T} {H} postfix/smtpd[{P}]: connect from mail.sender.example[203.0.113.9]",
+    "{T} {H} postfix/smtpd[{P}]: {Q}: client=mail.sender.example[203.0.113.9]",
+    "{T} {H} postfix/smtpd[{P}]: {Q}: client=unknown[100.64.0.1], sasl_method=PLAIN, sasl_username={R}",
+    "{T} {H} postfix/pickup[{P}]: {Q}: uid=0 from=<root>",
+    "{T} {H} postfix/cleanup[{P}]: {Q}: message-id=<{M}>",
+    "{T} {H} postfix/cleanup[{P}]: {Q}: hold: header Subject: {X} from local; from=<a@b.example> to=<{R}>",
+    "{T} {H} postfix/cleanup[{P}]: {Q}: milter-reject: END-OF-MESSAGE from x[192.0.2.4]: 5.7.1 {X}; from=<a@b.example> to=<{R}> proto=ESMTP helo=<h>",
+    "{T} {H} postfix/qmgr[{P}]: {Q}: from=<a@sender.example>, size=1000, nrcpt=2 (queue active)",
+    "{T} {H} postfix/qmgr[{P}]: {Q}: removed",
+    "{T} {H} postfix/qmgr[{P}]: {Q}: from=<a@sender.example>, status=expired, returned to sender",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=100.64.0.2[100.64.0.2]:2525, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {Q2})",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=none, delay=31, delays=0.1/0/30/0, dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=none, delay=35, delays=0.1/0/35/0, dsn=4.4.1, status=deferred (connect to 100.64.0.2[100.64.0.2]:2525: Connection timed out)",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=mx.other.example[198.51.100.3]:25, delay=2, delays=0.1/0/0.5/1.4, dsn=5.1.1, status=bounced (host mx.other.example[198.51.100.3] said: 550 5.1.1 <{R}>: Recipient address rejected: User unknown (in reply to RCPT TO command))",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=mx.other.example[198.51.100.3]:25, delay=2, delays=0.1/0/0.5/1.4, dsn=4.0.0, status=deferred (host mx.other.example[198.51.100.3] said: {X})",
+    "{T} {H} postfix/lmtp[{P}]: {Q}: to=<{R}>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.01/0.08, dsn=2.0.0, status=sent (250 2.0.0 <{R}> AbCdEf Saved)",
+    "{T} {H} postfix/lmtp[{P}]: {Q}: to=<{R}>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.01/0.08, dsn=4.3.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: 451 4.3.0 <{R}> Temporary internal error (in reply to end of DATA command))",
+    "{T} {H} postfix/bounce[{P}]: {Q}: sender non-delivery notification: {Q2}",
+    "{T} {H} postfix/smtpd[{P}]: NOQUEUE: reject: RCPT from x.example[203.0.113.7]: 554 5.7.1 <{R}>: Relay access denied; from=<a@b.example> to=<{R}> proto=ESMTP helo=<h>",
+    "{T} {H} postfix/smtpd[{P}]: warning: x.example[203.0.113.7]: SASL LOGIN authentication failed: {X}",
+    "{T} {H} postfix/smtpd[{P}]: disconnect from x.example[203.0.113.7] ehlo=1 auth=0/1 quit=1 commands=2/3",
+    "{T} {H} postfix/trivial-rewrite[{P}]: warning: hash:/etc/postfix/transport is unavailable. open database /etc/postfix/transport.db: No such file or directory",
+    "{T} {H} postfix/smtpd[{P}]: {Q}: reject: RCPT from x.example[203.0.113.7]: 451 4.3.0 <{R}>: Temporary lookup failure; from=<a@b.example> to=<{R}> proto=ESMTP helo=<h>",
+    "{T} {H} postfix/smtp[{P}]: {Q}: host mx.other.example[198.51.100.3] said: 450 {X} (in reply to RCPT TO command)",
+    "{T} {H} postfix/error[{P}]: {Q}: to=<{R}>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (delivery temporarily suspended: connect to 100.64.0.2[100.64.0.2]:2525: Connection refused)",
+    "{T} {H} postfix/local[{P}]: {Q}: to=<{R}>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to command: /usr/lib/dovecot/deliver)",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.5, delays=0/0/0/0.5, dsn=2.7.0, status=sent (250 2.7.0 Ok, discarded, id=00001-01 - spam)",
+    "{T} {H} postfix/qmgr[{P}]: {Q}: to=<{R}>, relay=none, delay=1, delays=1/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)",
+    "{T} {H} postfix/master[{P}]: warning: process /usr/lib/postfix/sbin/smtpd pid {P} exit status 1",
+    "{T} {H} postfix/smtpd[{P}]: fatal: {X}",
+    "{T} {H} postfix/smtp[{P}]: {Q}: to=<{R}>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 {X})",
+    "{T} {H} dovecot: lmtp({R})<{P}><AbCd{P}>: msgid=<{M}>: saved mail to INBOX",
+    "{T} {H} dovecot: lmtp({R})<{P}><AbCd{P}>: msgid=<{M}>: save failed to INBOX: Permission denied",
+    "{T} {H} dovecot: lmtp({R})<{P}><AbCd{P}>: Error: open(/var/mail/x/new) failed: Permission denied (euid=1000(x) egid=1000(x) missing +w perm: /var/mail/x)",
+    "{T} {H} dovecot: auth-worker({P}): Error: sql({R},192.0.2.9): {X}",
+    "{T} {H} dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<{R}>, method=PLAIN, rip=192.0.2.9, lip=198.18.3.2, TLS, session=<abc{P}>",
+    "{T} {H} dovecot: lmtp({R})<{P}><AbCd{P}>: sieve: msgid=<{M}>: stored mail into mailbox 'Junk'",
+    "{T} {H} dovecot: lmtp({R})<{P}><AbCd{P}>: msgid=<{M}>: rejected: Quota exceeded (mailbox for user is full)",
+    "{T} {H} dovecot: lmtp({P}): Error: {X}",
+    "{T} {H} {X}",
+];
+
+const QUEUE_IDS: [&str; 6] = [
+    "4AB12C3D4E",
+    "6D07EF7B77",
+    "D0E873A000",
+    "9FC1F7CD5B",
+    "3YvRtX0bNmz9kLp",
+    "BE80C46D1F",
+];
+const MESSAGE_IDS: [&str; 3] = [
+    "m1@sender.example",
+    "m2@sender.example",
+    "m1@SENDER.example",
+];
+const RECIPIENTS: [&str; 3] = ["bob@corp.test", "alice@corp.test", "Bob@corp.test"];
+const HOSTS: [&str; 2] = ["ec2", "dell"];
+
+/// The log's clock, in seconds since Dec 31 23:00:00 of the run's year: the steps may cross
+/// into January (the year-less syslog stamps' rollover) or step back.
+fn stamp(t: i64) -> String {
+    let base = chrono::NaiveDate::from_ymd_opt(2024, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 0, 0))
+        .expect("a valid base time");
+    let at = base + chrono::TimeDelta::seconds(t.clamp(0, 40 * 86_400));
+    at.format("%b %e %H:%M:%S").to_string()
+}
+
+/// One line from a step; `text` is the input's text for `{X}`.
+fn line(step: &[u8; 4], t: i64, text: &str) -> String {
+    let [shape, ids, _, _] = *step;
+    let q = usize::from(ids & 0x0f);
+    SHAPES[usize::from(shape) % SHAPES.len()]
+        .replace("{T}", &stamp(t))
+        .replace("{H}", HOSTS[usize::from(shape >> 7)])
+        .replace("{P}", &(100 + u32::from(ids >> 4)).to_string())
+        .replace("{Q2}", QUEUE_IDS[(q + 1) % QUEUE_IDS.len()])
+        .replace("{Q}", QUEUE_IDS[q % QUEUE_IDS.len()])
+        .replace(
+            "{M}",
+            MESSAGE_IDS[usize::from(ids >> 4) % MESSAGE_IDS.len()],
+        )
+        .replace("{R}", RECIPIENTS[usize::from(ids >> 5) % RECIPIENTS.len()])
+        .replace("{X}", text)
+}
+
+/// The two sources' texts: steps of `[shape, ids, clock, source]`, each followed by its text
+/// up to a NUL when `source`'s high bit is set.
+fn build(data: &[u8]) -> [String; 2] {
+    let mut logs = [String::new(), String::new()];
+    let mut t: i64 = 0;
+    let mut rest = data;
+    while rest.len() >= 4 {
+        let step: [u8; 4] = rest[..4].try_into().expect("four bytes");
+        rest = &rest[4..];
+        let text = if step[3] & 0x80 != 0 {
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            let s = String::from_utf8_lossy(&rest[..end]).replace(['\n', '\r'], " ");
+            rest = rest.get(end + 1..).unwrap_or(&[]);
+            s
+        } else {
+            "Service unavailable".to_string()
+        };
+        t += match step[2] {
+            0..=239 => i64::from(step[2] & 0x1f),
+            240..=247 => -i64::from(step[2] - 239) * 7,
+            248..=251 => 3_600,
+            _ => 86_400,
+        };
+        t = t.max(0);
+        let log = &mut logs[usize::from(step[3] & 1)];
+        log.push_str(&line(&step, t, &text));
+        log.push('\n');
+    }
+    logs
+}
+
+fn inputs(logs: &[String; 2]) -> Vec<Input> {
+    HOSTS
+        .iter()
+        .zip(logs)
+        .filter(|(_, log)| !log.is_empty())
+        .map(|(name, log)| Input {
+            name: (*name).to_string(),
+            display: format!("{name}.log"),
+            reader: Box::new(std::io::Cursor::new(log.clone().into_bytes())),
+            reference: None,
+            skipped_bytes: 0,
+            hosts_from_lines: false,
+        })
+        .collect()
+}
+
+fn options(format: Format, message_id: Option<&str>, prefilter: bool) -> Options {
+    let mut limits = Limits::default();
+    // Small enough that the caps and the idle emission are reached by fuzz-sized logs.
+    limits.max_open_chains = 4;
+    limits.max_evidence = 3;
+    limits.max_lines = 5;
+    Options {
+        message_id: message_id.map(str::to_string),
+        rcpt: None,
+        since: None,
+        until: None,
+        year: Some(2024),
+        fallback_year: 2024,
+        tz: chrono::FixedOffset::east_opt(0).expect("UTC"),
+        format,
+        limits,
+        prefilter,
+    }
+}
+
+fn run(logs: &[String; 2], opts: &Options) -> Vec<u8> {
+    let mut out = Vec::new();
+    analyze(inputs(logs), opts, &mut out).expect("in-memory logs read and write");
+    out
+}
+
+fn json(report: &[u8]) -> Value {
+    serde_json::from_slice(report).expect("the JSON report parses")
+}
+
+/// A focused run's verdicts: each message's status and its findings' codes and hosts, and the
+/// host findings. The prefilter must not change them. (Its hops may differ: a line of another
+/// host that names a queue id before any line shows it belongs to the message is remembered,
+/// and replayed only if that host logs the queue id again; see [`dangling_entry`].)
+fn focused_view(logs: &[String; 2], id: &str, prefilter: bool) -> Vec<String> {
+    let v = json(&run(logs, &options(Format::Json, Some(id), prefilter)));
+    let finding = |f: &Value| format!("{} at {}", f["code"], f["host"]);
+    let mut view: Vec<String> = v["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let codes: Vec<String> = m["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(finding)
+                .collect();
+            format!("{} {}: {}", m["message_id"], m["status"], codes.join(", "))
+        })
+        .collect();
+    view.extend(v["findings"].as_array().into_iter().flatten().map(finding));
+    view
+}
+
+/// A queue entry the logs show only by lines that name neither its sender, its recipients nor
+/// an attempt (`client=`, `removed`): the prefilter skips such a line of another host when it
+/// comes before the line that names the queue id as the message's next hop, and no later line
+/// of that entry brings it back. Real logs show more of an entry (cleanup's `message-id=`
+/// names the message); a log cut short does not.
+fn dangling_entry(report: &Value) -> bool {
+    let mut hops = report["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["hops"].as_array().into_iter().flatten());
+    hops.any(|h| {
+        h["attempts"] == 0 && h["from"].is_null() && h["to"].as_array().is_some_and(Vec::is_empty)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let logs = build(data);
+    let report = run(&logs, &options(Format::Json, None, false));
+    let v = json(&report);
+    let summary = &v["summary"];
+    let total: u64 = summary["by_status"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    assert_eq!(Some(total), summary["messages"].as_u64(), "{summary}");
+    assert_eq!(
+        report,
+        run(&logs, &options(Format::Json, None, false)),
+        "the same logs gave two different reports"
+    );
+    let human = run(&logs, &options(Format::Human, None, false));
+    assert!(std::str::from_utf8(&human).is_ok());
+    let first_id = v["messages"]
+        .as_array()
+        .and_then(|ms| ms.iter().find_map(|m| m["message_id"].as_str()))
+        .map(str::to_string);
+    if let Some(id) = first_id.filter(|_| !dangling_entry(&v)) {
+        assert_eq!(
+            focused_view(&logs, &id, true),
+            focused_view(&logs, &id, false),
+            "the prefilter changed what {id} looks like"
+        );
+    }
+});
