@@ -560,6 +560,7 @@ pub(super) fn build_chain(ch: &Chain) -> MessageChain {
 /// those `spare` has room in.
 pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
     let ch = &mut ch;
+    super::on_dovecot::kept_after_failing(ch);
     let mut entries = std::mem::take(&mut spare.order);
     ordered_entries(ch, &mut spare.stack, &mut entries);
     let mut notes = spare.notes();

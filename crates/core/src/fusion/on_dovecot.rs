@@ -120,6 +120,29 @@ fn save_failed_prefix(role: &str, who: &str) -> String {
 /// A save that succeeded after a failed one for the same recipient and session (Sieve could not
 /// file it into the folder a rule named, then kept it in INBOX): the message was delivered. The
 /// failed saves go, and their findings become a note.
+/// A failed save in an LMTP session Postfix then logged `250 2.0.0 <rcpt> SESSION Saved` for
+/// (Sieve's `fileinto` to a folder that is missing or full, then `Execution of script ...
+/// failed, but implicit keep was successful`): Dovecot kept the message in INBOX, as after a
+/// save that followed the failed one. Asked once, when the chain is reported: the two lines
+/// come in either order.
+pub(super) fn kept_after_failing(ch: &mut Chain) {
+    let failed = |d: &DoveDelivery| !d.saved && !d.discarded && !d.rejected;
+    if !ch.dovecot.iter().any(|d| failed(d) && d.session.is_some()) {
+        return;
+    }
+    let accepted = |s: &str| ch.entries.iter().any(|e| e.lmtp_sessions().any(|a| a == s));
+    let kept = ch
+        .dovecot
+        .iter()
+        .position(|d| failed(d) && d.session.as_deref().is_some_and(accepted));
+    if let Some(i) = kept {
+        let mut keep = ch.dovecot[i].clone();
+        keep.saved = true;
+        keep.mailbox = Some("INBOX (Sieve's implicit keep: Dovecot answered 250 Saved)".into());
+        saved_after_failing(ch, &keep);
+    }
+}
+
 fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
     let same = |e: &DoveDelivery| {
         !e.saved
@@ -754,6 +777,33 @@ mod tests {
 
     /// Sieve could not file the message into the folder its rule named, then kept it in INBOX:
     /// delivered, the failure a note, no finding.
+    /// Sieve's `fileinto` failed (no Junk folder) and Dovecot kept the message in INBOX
+    /// (`failed, but implicit keep was successful`, no `stored mail` line): Postfix's `250 ...
+    /// SESSION Saved` for that session says it was delivered, in either order of the logs.
+    #[test]
+    fn a_failed_fileinto_in_an_accepted_session_is_delivered() {
+        let dovecot = "Nov  4 06:00:02 dell dovecot: lmtp(bob@corp.test)<2210><AbCdEf0123xyz>: sieve: msgid=<x1@provider.test>: failed to store into mailbox 'Junk': Mailbox doesn't exist: Junk\n\
+             Nov  4 06:00:02 dell dovecot: lmtp(bob@corp.test)<2210><AbCdEf0123xyz>: Error: sieve: Execution of script /var/lib/dovecot/sieve/default.sieve failed, but implicit keep was successful (user logfile /var/lib/dovecot/sieve/default.sieve.log may reveal additional details)\n";
+        let postfix = "Nov  4 06:00:01 dell postfix/cleanup[2202]: 6D07EF7B77: message-id=<x1@provider.test>\n\
+             Nov  4 06:00:01 dell postfix/qmgr[900]: 6D07EF7B77: from=<alice@provider.test>, size=1000, nrcpt=1 (queue active)\n\
+             Nov  4 06:00:02 dell postfix/lmtp[2203]: 6D07EF7B77: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.01/0.08, dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> AbCdEf0123xyz Saved)\n";
+        for log in [format!("{postfix}{dovecot}"), format!("{dovecot}{postfix}")] {
+            let mut c = Correlator::new(Limits::default());
+            feed(&mut c, "dell", &log);
+            let ms = c.finish();
+            assert_eq!(ms.len(), 1, "{ms:#?}");
+            let m = &ms[0];
+            assert_eq!(m.status, MessageStatus::Delivered, "{m:#?}");
+            assert!(m.findings.is_empty(), "{m:#?}");
+            assert!(
+                m.notes
+                    .iter()
+                    .any(|n| n.contains("into Junk") && n.contains("implicit keep")),
+                "{m:#?}"
+            );
+        }
+    }
+
     #[test]
     fn a_save_after_a_failed_one_delivers_the_message() {
         let mut c = Correlator::new(Limits::default());
