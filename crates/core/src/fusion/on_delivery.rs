@@ -167,6 +167,12 @@ impl Correlator {
         if d.service == "lmtp" || d.service == "lda" {
             self.explain_by_dovecot(cid, &to_key, (ts, rec.pid), &mut failure);
         }
+        if d.service == "lmtp" && generic(failure.code) {
+            if let Some(crash) = self.lmtp_crash_near(role, ts) {
+                failure.code = FindingCode::ServiceError;
+                failure.evidence.push(crash);
+            }
+        }
         // Host warnings that explain it (e.g. transport.db unavailable next to "address
         // resolver failure"). Any process's warning when the failure is a local one: the
         // delivery agent's failure follows another's (trivial-rewrite's failed transport lookup,

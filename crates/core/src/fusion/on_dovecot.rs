@@ -58,6 +58,16 @@ fn delivery_finding(
     Some(f)
 }
 
+/// The key an LMTP process's death is remembered under (no user's: `(` cannot start one).
+const LMTP_CRASH: &str = "(lmtp crash)";
+
+/// Dovecot's master on an LMTP process that died: `service(lmtp): child 2210 killed with signal
+/// 11`, `child 2210 returned error 89 (Out of memory)`.
+fn is_lmtp_crash(text: &str) -> bool {
+    text.starts_with("service(lmtp): child ")
+        && (text.contains(" killed with signal ") || text.contains(" returned error "))
+}
+
 /// Which delivery a Dovecot line is about, as far as it says: the message (`msgid=`, or its
 /// session's earlier line's) and the Postfix LMTP client its session served.
 #[derive(Debug, Default)]
@@ -370,6 +380,9 @@ impl Correlator {
             }
             return;
         }
+        if service == "master" && is_lmtp_crash(text) {
+            self.on_lmtp_crash(rec, code);
+        }
         if text.contains("failed to redirect message to ") {
             self.note_failed_redirect(rec, user.as_deref(), text, about.msgid.as_deref());
         }
@@ -473,6 +486,38 @@ impl Correlator {
         }
     }
 
+    /// Dovecot's master about an LMTP process that died (`service(lmtp): child 2210 killed with
+    /// signal 11`): Postfix's LMTP client lost its connection mid-delivery (`lost connection
+    /// with ... while sending end of data`), a generic deferral this names. Remembered for a
+    /// failure logged after it; one logged just before takes it now.
+    fn on_lmtp_crash(&mut self, rec: &LogRecord, code: Option<FindingCode>) {
+        let ts = rec.timestamp;
+        let hit = self
+            .recent_failures
+            .iter()
+            .rev()
+            .find(|f| {
+                f.host == rec.role && f.service == "lmtp" && within(f.at, ts, SAME_CLIENT_WINDOW)
+            })
+            .map(|f| f.chain);
+        if let Some(cid) = hit {
+            self.upgrade_with_dovecot(cid, Some(FindingCode::ServiceError), rec);
+        }
+        let about = About::default();
+        self.remember_dovecot(rec, Some(LMTP_CRASH), None, code, about);
+    }
+
+    /// A remembered LMTP crash on `host` at about `ts` (its line).
+    pub(super) fn lmtp_crash_near(&self, host: &str, ts: Option<DateTime<Utc>>) -> Option<String> {
+        self.recent_dovecot
+            .iter()
+            .rev()
+            .find(|r| {
+                r.key == LMTP_CRASH && &*r.host == host && within(r.at, ts, SAME_CLIENT_WINDOW)
+            })
+            .map(|r| r.raw.clone())
+    }
+
     /// The LMTP client an earlier Dovecot line of this session named.
     fn session_conn_pid(&self, session: Option<&str>) -> Option<u32> {
         let s = session?;
@@ -553,10 +598,14 @@ impl Correlator {
             x.f.host = Some(rec.role.to_string());
             x.f.stage = Some(rec.role.to_string());
             if let Event::DovecotProblem(p) = &rec.event {
+                let who = p
+                    .user
+                    .as_deref()
+                    .map(|u| format!(" for {u}"))
+                    .unwrap_or_default();
                 x.f.message = format!(
-                    "{}: Dovecot could not deliver for {}: {}",
+                    "{}: Dovecot could not deliver{who}: {}",
                     rec.role,
-                    p.user.as_deref().unwrap_or("?"),
                     clip(&p.text, 300)
                 );
             }
@@ -801,6 +850,30 @@ mod tests {
                     .any(|n| n.contains("into Junk") && n.contains("implicit keep")),
                 "{m:#?}"
             );
+        }
+    }
+
+    /// Dovecot's master on a crashed LMTP process names the lost connection Postfix's LMTP
+    /// client logged in the same moment, whichever came first.
+    #[test]
+    fn a_crashed_lmtp_process_is_why_the_connection_was_lost() {
+        let queued = "Nov  4 06:00:01 dell postfix/cleanup[2202]: 6D07EF7B77: message-id=<x1@provider.test>\n\
+             Nov  4 06:00:01 dell postfix/qmgr[900]: 6D07EF7B77: from=<alice@provider.test>, size=1000, nrcpt=1 (queue active)\n";
+        let crash = "Nov  4 06:00:02 dell dovecot: master: Error: service(lmtp): child 2210 killed with signal 11 (core dumps disabled - https://dovecot.org/bugreport.html#coredumps)\n";
+        let lost = "Nov  4 06:00:02 dell postfix/lmtp[2203]: 6D07EF7B77: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.01/0.08, dsn=4.4.2, status=deferred (lost connection with dell.corp.test[private/dovecot-lmtp] while sending end of data -- message may be sent more than once)\n";
+        for log in [
+            format!("{queued}{crash}{lost}"),
+            format!("{queued}{lost}{crash}"),
+        ] {
+            let mut c = Correlator::new(Limits::default());
+            feed(&mut c, "dell", &log);
+            let ms = c.finish();
+            let codes: Vec<FindingCode> = ms[0].findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, [FindingCode::ServiceError], "{log}");
+            assert!(ms[0].findings[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("killed with signal")));
         }
     }
 

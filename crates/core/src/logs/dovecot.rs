@@ -424,7 +424,12 @@ fn auth(p: &Proc<'_>, sev: Option<Severity>, text: &[u8]) -> Option<Option<Event
                 .next()
                 .filter(|u| !u.is_empty() && *u != b"?")
                 .map(lossy);
-            let ip = parts.next().filter(|u| !u.is_empty()).map(lossy);
+            // Without a client address the session follows the user: `sql(bob@corp.test,
+            // <AbCdEf0123xyz>): unknown user` is LMTP resolving a recipient, not a login.
+            let ip = parts
+                .next()
+                .filter(|u| !u.is_empty() && !u.starts_with(b"<"))
+                .map(lossy);
             (user, ip, &text[close + 3..])
         }
         _ => (p.user.map(lossy), p.addr.map(lossy), text),
@@ -685,6 +690,13 @@ mod tests {
             (
                 "conn unix:auth-worker (pid=830,uid=109): auth-worker<7>: sql(frank@corp.test): unknown user",
                 Some("frank@corp.test"),
+                None,
+                AuthFailureKind::UnknownUser,
+            ),
+            // LMTP's userdb lookup: its session where a login's address would be.
+            (
+                "sql(bob@corp.test,<AbCdEf0123xyz>): unknown user",
+                Some("bob@corp.test"),
                 None,
                 AuthFailureKind::UnknownUser,
             ),
