@@ -541,8 +541,11 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // receiving mail at a rate that prevents additional messages from being delivered`
             // (Postfix joins a multi-line reply with each line's `450-4.2.1` left in).
             "at a rate that prevents",
-            // Office 365: `432 4.3.2 Concurrent connections limit exceeded`.
+            // Office 365: `432 4.3.2 Concurrent connections limit exceeded`; Dovecot's LMTP at
+            // lmtp_user_concurrency_limit: `451 4.3.0 <x> Too many concurrent deliveries for
+            // user`.
             "concurrent connections limit",
+            "too many concurrent deliveries",
             // Greylisting: a temporary refusal the sender's retry gets through.
             "greylist",
             "concurrency limit exceeded",
@@ -1115,6 +1118,7 @@ mod tests {
             ("msgid=<fq1@y>: save failed to INBOX: Not enough disk quota", MailboxFull),
             ("Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup).", MailboxPermissionDenied),
             ("lost connection with x[1.2.3.4] while sending end of data -- message may be sent more than once", DeferredOther),
+            ("host dell.corp.test[private/dovecot-lmtp] said: 451 4.3.0 <bob@corp.test> Too many concurrent deliveries for user (in reply to RCPT TO command)", RateLimited),
         ];
         for (text, want) in cases {
             assert_eq!(classify_status_text(text), *want, "{text}");
@@ -1495,6 +1499,9 @@ mod tests {
             // A user lookup's (LMTP's, the LDA's): the auth-userdb socket is not there.
             "auth-master: userdb lookup(info@domain.com): connect(/var/run/dovecot//auth-userdb) failed: No such file or directory",
             "auth-master: userdb lookup(a@corp.test): connect(/run/dovecot/auth-userdb) failed: Connection refused",
+            // A login process's own socket to auth, with and without 2.3's prefix.
+            "net_connect_unix(/run/dovecot/login/auth) failed: No such file or directory",
+            "auth-client: conn unix:/run/dovecot/login/auth: net_connect_unix(/run/dovecot/login/auth) failed: Connection refused",
         ] {
             assert_eq!(
                 classify_dovecot_problem(Severity::Error, text),

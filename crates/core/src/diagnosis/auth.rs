@@ -33,8 +33,10 @@ pub(super) fn auth_permission_denied(t: &str) -> bool {
 /// warning no restart explains. A socket it may not open is told apart before.
 pub(super) fn auth_service_unusable(severity: Severity, t: &str) -> bool {
     let error = severity != Severity::Warning;
-    let lib_auth_connect =
-        has(t, &["auth-client", "auth-master"]) && t.contains("connect(") && t.contains(") failed");
+    // `net_connect_unix(/run/dovecot/login/auth) failed`, with or without 2.3's `auth-client:`.
+    let lib_auth_connect = has(t, &["auth-client", "auth-master", "/auth"])
+        && has(t, &["connect(", "connect_unix("])
+        && t.contains(") failed");
     (error && (has(t, AUTH_SERVICE_UNUSABLE) || lib_auth_connect))
         || t.contains("auth process not responding")
 }

@@ -278,7 +278,12 @@ impl Correlator {
             user.unwrap_or("?"),
             remote_ip.unwrap_or("?")
         );
-        self.client_finding(FindingCode::ImapAuthFailed, &rec.role, msg, rec);
+        let code = if auth_never_answered(text) {
+            FindingCode::AuthBackendError
+        } else {
+            FindingCode::ImapAuthFailed
+        };
+        self.client_finding(code, &rec.role, msg, rec);
     }
 
     /// A client's login rejected by Dovecot's passdb.
@@ -393,6 +398,19 @@ impl Correlator {
 }
 
 /// Why a login failed, in the operator's words, from the login process's reason.
+/// A login Dovecot's auth service never judged: `Auth process broken (auth failed, ...)`, `TLS:
+/// Authentication timed out` (the request to the auth process timed out: a passdb such as SQL
+/// that hangs). The password may well be right.
+fn auth_never_answered(text: &str) -> bool {
+    [
+        "Auth process broken",
+        "Authentication timed out",
+        "Auth server request timed out",
+    ]
+    .iter()
+    .any(|n| text.contains(n))
+}
+
 fn login_failure_why(text: &str) -> &'static str {
     if text.contains("plaintext auth") || text.contains("cleartext auth") {
         " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
@@ -402,6 +420,8 @@ fn login_failure_why(text: &str) -> &'static str {
         " (the user database says the password has expired)"
     } else if text.contains("(authorization failed") {
         " (authenticated, but not allowed to log in as that user: a master user or an authorization rule)"
+    } else if auth_never_answered(text) {
+        " (Dovecot's auth service never answered: the password was not judged; a passdb that hangs, such as SQL, or an auth process that died)"
     } else if text.contains("(internal failure") {
         " (the password was accepted, then the session could not start: the server's own error for the user says why, often the mail store's owner or permissions, uid/gid)"
     } else {
@@ -639,6 +659,27 @@ mod tests {
             let f = out.host_findings.iter().find(|f| f.code == FindingCode::ImapAuthFailed);
             let message = f.map_or("", |f| f.message.as_str());
             assert!(message.contains(why), "{reason}: {message:?}");
+        }
+        // The auth service never answered: the password was not judged.
+        for reason in [
+            "Disconnected: Auth process broken (auth failed, 1 attempts in 30 secs)",
+            "Disconnected (auth failed, 1 attempts in 60 secs)",
+        ] {
+            let mut c = Correlator::new(Limits::default());
+            let tail = if reason.contains("broken") {
+                "TLS"
+            } else {
+                "TLS: Authentication timed out"
+            };
+            let line = format!("Nov 06 11:00:02 imap-login: Info: {reason}: user=<dan@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, {tail}, session=<A2>");
+            feed(&mut c, "dovecot", &line);
+            let codes: Vec<FindingCode> = c
+                .finish_all()
+                .host_findings
+                .iter()
+                .map(|f| f.code)
+                .collect();
+            assert_eq!(codes, [FindingCode::AuthBackendError], "{line}");
         }
     }
 
