@@ -174,6 +174,13 @@ impl Focus {
         }
         let head = &msg[..msg.len().min(24)];
         let Some((q, _)) = split_once(head, b": ") else {
+            // smtpd's session end with `auth=0/N` (AUTH tried, never succeeded): a host-level
+            // finding, as a SASL failure's warning is.
+            if msg.starts_with(b"disconnect from ")
+                && memchr::memmem::find(msg, b" auth=0/").is_some()
+            {
+                return Decision::Full;
+            }
             return Decision::Skip;
         };
         if !scan::is_queue_id(q) {
@@ -313,5 +320,35 @@ impl Ring {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Decision, Focus};
+
+    /// Lines of no message that still make a host-level finding pass, as in a full parse.
+    #[test]
+    fn host_level_lines_pass_the_prefilter() {
+        let focus = Focus::message_ids(&["<a@x>"]);
+        let smtpd = b"postfix/smtpd";
+        for msg in [
+            &b"disconnect from x.example[203.0.113.7] ehlo=1 auth=0/1 quit=1 commands=2/3"[..],
+            b"warning: x.example[203.0.113.7]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+            b"NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1 <b@y>: Relay access denied; from=<a@x> to=<b@y> proto=ESMTP helo=<x>",
+        ] {
+            assert_eq!(focus.decide(smtpd, msg), Decision::Full, "{}", String::from_utf8_lossy(msg));
+        }
+        for msg in [
+            &b"disconnect from x.example[203.0.113.7] ehlo=1 auth=1/1 quit=1 commands=3"[..],
+            b"connect from x.example[203.0.113.7]",
+        ] {
+            assert_eq!(
+                focus.decide(smtpd, msg),
+                Decision::Skip,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+        }
     }
 }
