@@ -211,9 +211,14 @@ impl Correlator {
         );
         let mut f = Finding::new(failure.code, Some(role), msg);
         // The next hop's own trouble in its reply (`host X said: 451 4.3.0 ... Temporary lookup
-        // failure`, `452 4.3.1 Insufficient system storage`) is that server's, not this host's:
-        // the message still waits here (its stage), the fix is on the server that said it.
-        if code == quoted && matches!(code, FindingCode::LookupFailure | FindingCode::DiskFull) {
+        // failure`, `452 4.3.1 Insufficient system storage`, `refused to talk to me: 450 Server
+        // configuration problem`) is that server's, not this host's: the message still waits
+        // here (its stage), the fix is on the server that said it.
+        let theirs = matches!(
+            code,
+            FindingCode::LookupFailure | FindingCode::DiskFull | FindingCode::ServiceError
+        );
+        if code == quoted && theirs {
             if let Some(speaker) = reply_speaker(&d.reason) {
                 f.host = Some(speaker.to_owned());
                 f.rehint();
@@ -307,9 +312,13 @@ fn filter_discarded(reason: &str) -> bool {
 }
 
 /// The server whose reply a delivery's reason quotes: `mx.example` of Postfix's `host
-/// mx.example[192.0.2.1] said: ...` (its address when it has no name).
+/// mx.example[192.0.2.1] said: ...` or `... refused to talk to me: ...` (its address when it has
+/// no name).
 fn reply_speaker(reason: &str) -> Option<&str> {
-    let before = &reason[..reason.find(" said: ")?];
+    let end = reason
+        .find(" said: ")
+        .or_else(|| reason.find(" refused to talk to me: "))?;
+    let before = &reason[..end];
     let host = &before[before.rfind("host ")? + 5..];
     let (name, rest) = host.split_once('[')?;
     let name = match name {

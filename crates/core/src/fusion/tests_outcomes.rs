@@ -496,6 +496,18 @@ fn a_next_hops_own_trouble_in_its_reply_is_named_at_that_server() {
         assert_eq!(f.stage.as_deref(), Some("ec2"), "{f:#?}");
         assert!(f.hint.contains(speaker), "{f:#?}");
     }
+    // A remote server's words about its own configuration (the ASO rules' example), in the
+    // greeting's refusal: that server's service error.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  5 10:41:00 relay postfix/smtp[4041]: 431844388: to=<matthew@sammon.info>, orig_to=<matthew.sammon@cs.tcd.ie>, relay=redir-mail-telehouse1.gandi.net[217.70.180.1], delay=390, status=deferred (host redir-mail-telehouse1.gandi.net[217.70.180.1] refused to talk to me: 450 Server configuration problem)",
+    );
+    let f = &c.finish()[0].findings[0];
+    assert_eq!(f.code, FindingCode::ServiceError, "{f:#?}");
+    assert_eq!(f.host.as_deref(), Some("redir-mail-telehouse1.gandi.net"));
+    assert_eq!(f.stage.as_deref(), Some("ec2"));
     // This host's own failed lookup stays this host's.
     let mut c = Correlator::new(Limits::default());
     feed(
