@@ -356,9 +356,15 @@ impl FocusScan {
     ) -> bool {
         while self.pos < stop {
             if self.sniff_left == 0 {
-                let n = count_lines(&buf[self.pos..stop]);
+                let span = &buf[self.pos..stop];
+                let n = count_lines(span);
                 parser.counts.lines += n;
                 parser.counts.filtered += n;
+                // The span's first and last lines stand for its months (the rollover).
+                parser.observe_month(span);
+                if let Some(i) = memchr::memrchr(b'\n', strip_eol(span)) {
+                    parser.observe_month(&span[i + 1..]);
+                }
                 self.pos = stop;
                 return false;
             }
@@ -368,6 +374,7 @@ impl FocusScan {
             if e - s <= self.cap && self.fast_postfix(&buf[s..e]) {
                 parser.counts.lines += 1;
                 parser.counts.filtered += 1;
+                parser.observe_month(&buf[s..e]);
                 self.pos = next;
                 continue;
             }
@@ -410,6 +417,7 @@ impl FocusScan {
             Decision::Skip | Decision::Remember(_) => {
                 parser.counts.lines += 1;
                 parser.counts.filtered += 1;
+                parser.observe_month(line);
             }
             Decision::FullWithReplay(q) => {
                 for old in self.remembered(buf, q, at) {
@@ -760,6 +768,45 @@ mod tests {
                 format!("Nov  4 18:00:00 mx postfix/smtpd[12]: connect from c{i}[192.0.2.1]\n")
             })
             .collect()
+    }
+
+    /// With a year given (no reference time), a log that crosses a new year: the skipped
+    /// December lines still move the rollover, so the message's January lines get the year a
+    /// full parse gives them, on the line-at-a-time path and the scan's (spans counted whole).
+    #[test]
+    fn skipped_lines_still_turn_the_year() {
+        let mut s: String = (0..300)
+            .map(|i| {
+                format!(
+                    "Dec 31 23:59:{:02} mx postfix/smtpd[12]: connect from c{i}[192.0.2.1]\n",
+                    i % 60
+                )
+            })
+            .collect();
+        s += "Jan  1 00:00:01 mx postfix/cleanup[13]: 4AB12C3D4E: message-id=<yr@x>\n";
+        s += "Jan  1 00:00:03 mx postfix/qmgr[14]: 4AB12C3D4E: removed\n";
+        let data = s.into_bytes();
+        let full: Vec<_> = {
+            let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+            data.split(|&c| c == b'\n')
+                .filter_map(|l| match p.parse(l) {
+                    Parsed::Record(r) if r.raw.contains("4AB12C3D4E") => Some(r.timestamp),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(full[0].map(|t| chrono::Datelike::year(&t)), Some(2026));
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let mut f = Focus::message_ids(&["yr@x"]);
+        let mut one = Vec::new();
+        for l in data.split(|&c| c == b'\n') {
+            p.parse_focused(l, &mut f, &mut one);
+        }
+        let one: Vec<_> = one.iter().map(|r| r.timestamp).collect();
+        assert_eq!(one, full, "line at a time");
+        let (scanned, _) = scan_all(&data, "yr@x", 4096, 4);
+        let scanned: Vec<_> = scanned.iter().map(|r| r.timestamp).collect();
+        assert_eq!(scanned, full, "scan");
     }
 
     #[test]

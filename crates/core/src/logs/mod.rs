@@ -860,11 +860,13 @@ impl LineParser {
             focus::Decision::Skip => {
                 self.counts.lines += 1;
                 self.counts.filtered += 1;
+                self.observe_month(line);
                 return;
             }
             focus::Decision::Remember(q) => {
                 self.counts.lines += 1;
                 self.counts.filtered += 1;
+                self.observe_month(line);
                 self.ring.put(q, line);
                 return;
             }
@@ -952,6 +954,16 @@ impl LineParser {
             }
         }
         (bump, month)
+    }
+
+    /// A line the prefilter skips unparsed: its month still moves the Dec -> Jan rollover, so
+    /// that the lines parsed after it are given the year a full parse gives them (with
+    /// `--year`, a log that crosses a new year).
+    pub(crate) fn observe_month(&mut self, line: &[u8]) {
+        let (bump, month) = self.rollover(line);
+        if let (Some(m), true) = (month, bump == self.year_bump) {
+            self.last_month = Some(m);
+        }
     }
 
     /// Count a recognized line (and keep the month it was stamped in for the rollover).
