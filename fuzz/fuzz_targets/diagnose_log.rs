@@ -79,6 +79,9 @@ const MESSAGE_IDS: [&str; 3] = [
 const RECIPIENTS: [&str; 3] = ["bob@corp.test", "alice@corp.test", "Bob@corp.test"];
 const HOSTS: [&str; 2] = ["ec2", "dell"];
 
+/// The logs' reference time (2025-02-10T00:00:00Z), after every line the steps can write.
+const REFERENCE: i64 = 1_739_145_600;
+
 /// The log's clock, in seconds since Dec 31 23:00:00 of the run's year: the steps may cross
 /// into January (the year-less syslog stamps' rollover) or step back.
 fn stamp(t: i64) -> String {
@@ -182,7 +185,11 @@ fn inputs(logs: &[String; 2]) -> Vec<Input> {
             name: (*name).to_string(),
             display: format!("{name}.log"),
             reader: Box::new(std::io::Cursor::new(log.clone().into_bytes())),
-            reference: None,
+            // As the CLI does by default (the file's time): every line takes the year that puts
+            // it before the reference, in both logs alike. (A year given instead starts each log
+            // in that year, so a log that starts in January is a year before one that starts in
+            // December: two hosts' lines a year apart, which no message survives.)
+            reference: chrono::DateTime::from_timestamp(REFERENCE, 0),
             skipped_bytes: 0,
             hosts_from_lines: false,
         })
@@ -200,7 +207,7 @@ fn options(format: Format, message_id: Option<&str>, prefilter: bool) -> Options
         rcpt: None,
         since: None,
         until: None,
-        year: Some(2024),
+        year: None,
         fallback_year: 2024,
         tz: chrono::FixedOffset::east_opt(0).expect("UTC"),
         format,
