@@ -341,9 +341,13 @@ pub(crate) fn login_failed(text: &[u8]) -> bool {
 /// The recipient an LMTP server line names when its process token does not (`lmtp(6100):
 /// Error: lmtp-server: conn unix:pid=6099,uid=89 [1]: rcpt ivy@corp.test: Failed to initialize
 /// user: ...`).
+/// Earlier Dovecot says it without the prefix: `lmtp(2210): Error: Failed to lookup user
+/// bob@corp.test: Internal error occurred.`
 fn rcpt_named(text: &[u8]) -> Option<String> {
-    let at = find(text, b": rcpt ")?;
-    let v = &text[at + 7..];
+    let v = match find(text, b": rcpt ") {
+        Some(at) => &text[at + 7..],
+        None => &text[find(text, b"Failed to lookup user ")? + 22..],
+    };
     let addr = &v[..find(v, b": ")?];
     (memchr::memchr(b'@', addr).is_some() && !addr.contains(&b' ')).then(|| lossy(addr))
 }
@@ -617,6 +621,10 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(rcpt_named(b"x: rcpt not an address: y"), None);
+        assert_eq!(
+            rcpt_named(b"Error: Failed to lookup user bob@corp.test: Internal error occurred."),
+            Some("bob@corp.test".to_string())
+        );
         assert_eq!(rcpt_named(b"x: rcpt a@b"), None);
     }
 
