@@ -168,6 +168,10 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
                     *state = Some(false);
                 }
             }
+            // Removed, the queue id can name a new message: which needs its own line.
+            if shape.ends_with("{Q}: removed") && *state == Some(true) {
+                seen[source].remove(i);
+            }
         }
         logs[source].push_str(&line(&step, t, &text));
         logs[source].push('\n');
