@@ -128,7 +128,9 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
     let mut logs = [String::new(), String::new()];
     // Per log: the queue ids seen, and whether each is still as real logs show an entry
     // (`None` until its `message-id=` line, then `Some(true)`; `Some(false)` once broken).
-    let mut seen: [Vec<(usize, Option<bool>)>; 2] = [Vec::new(), Vec::new()];
+    // The message id an entry's `message-id=` line named: another one for the same entry is a
+    // queue id in use by two messages at once, which Postfix never does.
+    let mut seen: [Vec<(usize, Option<bool>, usize)>; 2] = [Vec::new(), Vec::new()];
     let mut t: i64 = 0;
     let mut rest = data;
     while rest.len() >= 4 {
@@ -153,30 +155,40 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
         let shape = SHAPES[usize::from(step[0]) % SHAPES.len()];
         if shape.contains("{Q}") {
             let q = usize::from(step[1] & 0x0f) % QUEUE_IDS.len();
-            let i = match seen[source].iter().position(|&(s, _)| s == q) {
+            let i = match seen[source].iter().position(|&(s, _, _)| s == q) {
                 Some(i) => i,
                 None => {
-                    seen[source].push((q, None));
+                    seen[source].push((q, None, 0));
                     seen[source].len() - 1
                 }
             };
-            let state = &mut seen[source][i].1;
+            // m1 and M1 are one message (a message id's domain has no case).
+            let named = usize::from(step[1] >> 4) % MESSAGE_IDS.len() % 2;
+            let (_, state, message) = &mut seen[source][i];
+            let message_id = shape.contains("{Q}: message-id=");
             if state.is_none() {
-                if shape.contains("{Q}: message-id=") {
+                if message_id {
                     *state = Some(true);
+                    *message = named;
                 } else if !remembered(shape) {
                     *state = Some(false);
                 }
+            } else if message_id && *message != named {
+                *state = Some(false);
             }
+            let state = *state;
             // Removed, the queue id can name a new message: which needs its own line.
-            if shape.ends_with("{Q}: removed") && *state == Some(true) {
+            if shape.ends_with("{Q}: removed") && state == Some(true) {
                 seen[source].remove(i);
             }
         }
         logs[source].push_str(&line(&step, t, &text));
         logs[source].push('\n');
     }
-    let whole = seen.iter().flatten().all(|&(_, state)| state == Some(true));
+    let whole = seen
+        .iter()
+        .flatten()
+        .all(|&(_, state, _)| state == Some(true));
     (logs, whole)
 }
 
