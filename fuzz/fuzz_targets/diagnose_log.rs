@@ -162,8 +162,9 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
                     seen[source].len() - 1
                 }
             };
-            // m1 and M1 are one message (a message id's domain has no case).
-            let named = usize::from(step[1] >> 4) % MESSAGE_IDS.len() % 2;
+            // m1 and M1 are two messages: flowtest compares Message-IDs byte for byte, as
+            // they travel unchanged from hop to hop.
+            let named = usize::from(step[1] >> 4) % MESSAGE_IDS.len();
             let (_, state, message) = &mut seen[source][i];
             let message_id = shape.contains("{Q}: message-id=");
             if state.is_none() {
