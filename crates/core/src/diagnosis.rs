@@ -453,6 +453,9 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // every record: `Error looking up name=X type=MX: DNS reply filter drops all results`.
             "unable to look up host ",
             "dns reply filter",
+            // smtp: the destination's MX records list this host, and no host of a better
+            // preference (`unable to find primary relay for partner.example`, dsn=4.3.5).
+            "unable to find primary relay",
         ],
     ),
     (
@@ -1141,6 +1144,8 @@ mod tests {
             ("client TLS configuration problem", TlsError),
             ("unable to look up host relay.corp.test: Name or service not known", DnsError),
             ("Error looking up name=partner.example type=MX: DNS reply filter drops all results", DnsError),
+            // The domain's MX records name this host and no better one (dsn=4.3.5).
+            ("unable to find primary relay for partner.example", DnsError),
             ("mail system configuration error", ServiceError),
             ("Server configuration error", ServiceError),
             ("local data error while talking to mx.partner.example[203.0.113.50]", ServiceError),
@@ -1172,6 +1177,9 @@ mod tests {
             ("milter inet:127.0.0.1:8891: read error in initial handshake", Some(ServiceError)),
             ("connect #1 to subsystem private/proxymap: Connection refused", Some(ServiceError)),
             ("cannot pass connection to service private/smtpd: Resource temporarily unavailable", Some(ServiceError)),
+            // Cyrus SASL's smtpd.conf broken (or its plugins missing): smtpd exits, and no
+            // client can authenticate.
+            ("SASL per-process initialization failed: generic failure", Some(SaslServerUnavailable)),
             ("Wrapper-mode request dropped from unknown[198.18.3.1] for service submissions. TLS context initialization failed. For details see earlier warnings in your logs.", Some(TlsError)),
             // Still noise: a client's name that does not resolve back.
             ("hostname mail.example does not resolve to address 203.0.113.9", None),

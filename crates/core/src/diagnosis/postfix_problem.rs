@@ -58,6 +58,8 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     if (t.starts_with("sasl: connect to") && t.contains(" failed"))
         || t.contains("no sasl authentication mechanisms")
         || t.contains("cannot connect to saslauthd server")
+        // Cyrus SASL's own setup in smtpd (its smtpd.conf, its plugins): smtpd exits at start.
+        || t.contains("sasl per-process initialization failed")
     {
         return Some(FindingCode::SaslServerUnavailable);
     }
