@@ -286,7 +286,7 @@ impl Finding {
 
 mod auth;
 mod postfix_problem;
-use auth::{auth_permission_denied, auth_service_unusable};
+use auth::{auth_permission_denied, auth_request_timed_out, auth_service_unusable};
 pub use postfix_problem::classify_postfix_problem;
 
 fn has(hay: &str, needles: &[&str]) -> bool {
@@ -827,7 +827,8 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
             // frank@corp.test: Internal error occurred`); an unknown user is told apart above.
             "failed to lookup user",
         ],
-    ) {
+    ) || auth_request_timed_out(&t)
+    {
         return Some(FindingCode::AuthBackendError);
     }
     // The user was found, but their mail storage could not be set up (`Failed to initialize
@@ -1545,6 +1546,8 @@ mod tests {
             ("service(imap): client_limit (1000) reached, client connections are being dropped", ServiceError),
             ("lmtp-server: conn unix:pid=5682,uid=89 [1]: rcpt frank@corp.test: Failed to lookup user frank@corp.test: Internal error occurred. Refer to server log for more information.", AuthBackendError),
             ("Failed to initialize user: Mailbox INBOX: open(/var/mail/eve) failed: Permission denied", MailboxPermissionDenied),
+            // The auth service's passdb lookup (state 2) that did not answer in 60 s.
+            ("Request 25947.1 timed out after 60 secs, state=2", AuthBackendError),
         ] {
             assert_eq!(classify_dovecot_problem(Severity::Warning, text), Some(code), "{text}");
         }

@@ -61,3 +61,11 @@ const AUTH_SERVICE_UNUSABLE: &[&str] = &[
     // Connection refused`); one it may not open is told apart above.
     "auth: connect(",
 ];
+
+/// The auth service's own word on a request its passdb or userdb did not answer in time
+/// (`Request 25947.1 timed out after 60 secs, state=2`: an SQL backend that hangs). Dovecot logs
+/// it as an error only while the lookup is pending; a client that stopped answering mid-
+/// mechanism is an info line of other words.
+pub(super) fn auth_request_timed_out(t: &str) -> bool {
+    t.starts_with("request ") && t.contains(" timed out after ") && t.contains(", state=")
+}
