@@ -11,7 +11,7 @@
 //! - the same input gives the same JSON twice (the full run uses two threads);
 //! - asked for one Message-ID, the prefilter (lines skipped before parsing) gives the same
 //!   verdicts (statuses, findings) as the run that parses every line, where each queue entry's
-//!   log shows its `message-id=` line as real logs do.
+//!   log shows its `message-id=` line as real logs do and each hop keeps the Message-ID.
 #![no_main]
 use flowtest::core::diagnose::{analyze, Format, Input, Options};
 use flowtest::core::fusion::Limits;
@@ -131,6 +131,11 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
     // The message id an entry's `message-id=` line named: another one for the same entry is a
     // queue id in use by two messages at once, which Postfix never does.
     let mut seen: [Vec<(usize, Option<bool>, usize)>; 2] = [Vec::new(), Vec::new()];
+    // Every (queue id, message) a `message-id=` line paired, in either log, and every hand-off
+    // (`queued as Q2`) with the message of the entry that made it: a next hop's entry of another
+    // message is a hop that rewrote the Message-ID, which `--message-id` does not follow.
+    let mut named_ids: Vec<(usize, usize)> = Vec::new();
+    let mut handoffs: Vec<(usize, usize)> = Vec::new();
     let mut t: i64 = 0;
     let mut rest = data;
     while rest.len() >= 4 {
@@ -178,6 +183,12 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
                 *state = Some(false);
             }
             let state = *state;
+            if message_id {
+                named_ids.push((q, named));
+            }
+            if shape.contains("queued as {Q2}") && state == Some(true) {
+                handoffs.push(((q + 1) % QUEUE_IDS.len(), *message));
+            }
             // Removed, the queue id can name a new message: which needs its own line.
             if shape.ends_with("{Q}: removed") && state == Some(true) {
                 seen[source].remove(i);
@@ -186,10 +197,14 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
         logs[source].push_str(&line(&step, t, &text));
         logs[source].push('\n');
     }
-    let whole = seen
+    let rewritten = handoffs
         .iter()
-        .flatten()
-        .all(|&(_, state, _)| state == Some(true));
+        .any(|&(q2, m)| named_ids.iter().any(|&(q, n)| q == q2 && n != m));
+    let whole = !rewritten
+        && seen
+            .iter()
+            .flatten()
+            .all(|&(_, state, _)| state == Some(true));
     (logs, whole)
 }
 
