@@ -152,6 +152,9 @@ pub struct Summary {
     /// Log lines not kept because the open messages together held `max_retained_line_bytes`
     /// (each message also keeps at most `max_lines`; its own `lines_dropped` counts both).
     pub lines_dropped_over_cap: u64,
+    /// SMTP transactions a client left before DATA (smtpd's `disconnect` counters): their
+    /// queue entries held no message and are not listed.
+    pub transactions_abandoned: u64,
 }
 
 impl Summary {
@@ -339,5 +342,37 @@ mod tests {
         let (d, json) = run(Format::Json, Limits::default().max_retained_line_bytes);
         assert_eq!(d.lines_dropped_over_cap, 0);
         assert!(!json.contains("lines_dropped_over_cap"));
+    }
+
+    /// Callouts (MAIL, RCPT, QUIT) are counted in the summary, not listed as messages.
+    #[test]
+    fn transactions_left_before_data_are_counted_not_listed() {
+        let mut log = String::new();
+        for i in 0..3 {
+            log.push_str(&format!(
+                "Nov  7 12:00:0{i} mx postfix/smtpd[7{i}]: 1A2B3C4D5{i}: client=callout.example[192.0.2.{i}]\n\
+                 Nov  7 12:00:0{i} mx postfix/smtpd[7{i}]: disconnect from callout.example[192.0.2.{i}] \
+                 ehlo=1 mail=1 rcpt=1 quit=1 commands=4\n"
+            ));
+        }
+        for format in [Format::Json, Format::Human] {
+            let input = Input {
+                name: "ec2".into(),
+                display: "ec2.log".into(),
+                reader: Box::new(io::Cursor::new(log.clone().into_bytes())),
+                reference: None,
+                skipped_bytes: 0,
+                hosts_from_lines: false,
+            };
+            let mut out = Vec::new();
+            let s = analyze(vec![input], &Options::whole_2025(format), &mut out).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!((s.messages, s.transactions_abandoned), (0, 3), "{out}");
+            let said = match format {
+                Format::Json => "\"transactions_abandoned\":3",
+                Format::Human => "(3 SMTP transaction(s) left before DATA: no message, not listed)",
+            };
+            assert!(out.contains(said), "{out}");
+        }
     }
 }

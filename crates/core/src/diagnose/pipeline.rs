@@ -137,8 +137,7 @@ impl<'a> Reporting<'a> {
         for mut m in outcome.messages {
             self.report.message(&mut m)?;
         }
-        self.report
-            .lines_dropped_over_cap(outcome.stats.lines_dropped_over_cap);
+        self.report.correlator_counts(&outcome.stats);
         self.report
             .end(outcome.host_findings, outcome.skew, sources)
     }

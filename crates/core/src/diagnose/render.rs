@@ -63,6 +63,8 @@ struct JsonSummary<'a> {
     /// Present only when lines were dropped, so reports of ordinary runs keep their shape.
     #[serde(skip_serializing_if = "is_zero")]
     lines_dropped_over_cap: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    transactions_abandoned: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -82,6 +84,7 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
             findings_by_code: t.findings_by_code,
             findings_truncated: t.findings_truncated,
             lines_dropped_over_cap: t.summary.lines_dropped_over_cap,
+            transactions_abandoned: t.summary.transactions_abandoned,
         },
     };
     let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
@@ -181,7 +184,7 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "summary: {} message(s){}{}{}",
+        "summary: {} message(s){}{}{}{}",
         t.summary.messages,
         if st.is_empty() {
             String::new()
@@ -195,6 +198,10 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         if_any(t.summary.lines_dropped_over_cap, || format!(
             " ({} log lines not kept: the open messages held the line memory cap)",
             t.summary.lines_dropped_over_cap
+        )),
+        if_any(t.summary.transactions_abandoned, || format!(
+            " ({} SMTP transaction(s) left before DATA: no message, not listed)",
+            t.summary.transactions_abandoned
         ))
     )
 }

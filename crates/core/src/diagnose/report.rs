@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::diagnosis::Finding;
-use crate::fusion::{MessageChain, SkewEstimate};
+use crate::fusion::{CorrelatorStats, MessageChain, SkewEstimate};
 use crate::grouping::IncidentGroups;
 
 use super::json::LastTime;
@@ -183,8 +183,10 @@ impl<'a> Report<'a> {
             .collect()
     }
 
-    pub(super) fn lines_dropped_over_cap(&mut self, n: u64) {
-        self.summary.lines_dropped_over_cap = n;
+    /// What the correlator counted rather than reported.
+    pub(super) fn correlator_counts(&mut self, stats: &CorrelatorStats) {
+        self.summary.lines_dropped_over_cap = stats.lines_dropped_over_cap;
+        self.summary.transactions_abandoned = stats.transactions_abandoned;
     }
 
     pub(super) fn end(

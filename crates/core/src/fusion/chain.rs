@@ -366,6 +366,25 @@ pub(super) const MAX_DOVECOT: usize = 64;
 const MAX_NOQUEUE_MERGED: usize = 16;
 
 impl Chain {
+    /// Nothing but one queue entry's `client=` line from `client`: no Message-ID, sender,
+    /// recipient, reject, Dovecot line or finding.
+    pub fn only_announced(&self, client: &str) -> bool {
+        let [e] = self.entries.as_slice() else {
+            return false;
+        };
+        self.message_id.is_none()
+            && self.dovecot.is_empty()
+            && self.noqueue.is_empty()
+            && self.findings.is_empty()
+            && e.client.as_deref() == Some(client)
+            && e.message_id.is_none()
+            && e.from.is_none()
+            && e.rcpts.is_empty()
+            && !e.qmgr_seen
+            && !e.closed()
+            && e.upstream.is_none()
+    }
+
     pub fn new(id: ChainId) -> Self {
         Chain {
             id,

@@ -128,6 +128,9 @@ pub(super) struct RecentLine {
 /// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
 pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// An smtpd process's latest transaction: the queue id its `client=` line announced, and when.
+pub(super) type SmtpdTransaction = (EventText, Option<DateTime<Utc>>);
+
 /// What an index holds at a key that can name several (the hosts a queue id is on, the chains
 /// that rejected a recipient): nearly always one, kept inside the index's entry.
 pub(super) type Few<T> = SmallVec<[T; 1]>;
@@ -209,6 +212,9 @@ pub struct Correlator {
     /// counted again.
     pub(super) recent_sasl: VecDeque<RecentSasl>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
+    /// Each smtpd process's latest transaction: (host, pid) -> the queue id its `client=` line
+    /// announced and when, for the process's `disconnect` that says no DATA came.
+    pub(super) smtpd_open: Index<(Arc<str>, u32), SmtpdTransaction>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), HostFinding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
@@ -244,6 +250,7 @@ impl Correlator {
             recent_problems: VecDeque::new(),
             recent_sasl: VecDeque::new(),
             recent_refusals: VecDeque::new(),
+            smtpd_open: index(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
@@ -393,6 +400,7 @@ impl Correlator {
             Event::AuthNeverSucceeded { client, attempts } => {
                 self.on_auth_never_succeeded(rec, client, *attempts)
             }
+            Event::TransactionAbandoned { client } => self.on_transaction_abandoned(rec, client),
             Event::Problem {
                 severity,
                 queue_id,
@@ -529,11 +537,9 @@ impl Correlator {
     }
 
     fn emit(&mut self, id: ChainId) {
-        let Some(ch) = self.chains.remove(&id) else {
+        let Some(ch) = self.remove_chain(id) else {
             return;
         };
-        self.unindex(&ch);
-        self.line_budget.release(ch.line_bytes);
         if let Some(want) = &self.only_message_id {
             if ch
                 .message_id
@@ -550,6 +556,14 @@ impl Correlator {
             self.stats.finished_dropped += 1;
         }
         self.finished.push_back(ch);
+    }
+
+    /// Take chain `id` out of the open chains, its index entries and its lines' charge.
+    pub(super) fn remove_chain(&mut self, id: ChainId) -> Option<Chain> {
+        let ch = self.chains.remove(&id)?;
+        self.unindex(&ch);
+        self.line_budget.release(ch.line_bytes);
+        Some(ch)
     }
 
     /// Drop the index entries pointing at chain `ch` (being emitted).

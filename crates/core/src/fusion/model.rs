@@ -286,6 +286,9 @@ pub struct CorrelatorStats {
     pub host_findings_dropped: u64,
     /// Log lines not kept because the open chains held `max_retained_line_bytes` already.
     pub lines_dropped_over_cap: u64,
+    /// SMTP transactions a client left before DATA: queue entries that never held a message,
+    /// dropped unreported.
+    pub transactions_abandoned: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

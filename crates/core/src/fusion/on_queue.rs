@@ -20,6 +20,9 @@ pub(super) struct Expiry {
     pub forced: bool,
 }
 
+/// smtpd processes whose latest transaction is remembered before the stale ones are forgotten.
+const SMTPD_SESSIONS_KEPT: usize = 4096;
+
 impl Correlator {
     /// Add `f` to chain `cid`, evidenced by `rec`'s line (then `more`) and seen at its time.
     pub(super) fn add_record_finding(
@@ -93,6 +96,45 @@ impl Correlator {
         });
         if client_is_local(client) {
             self.on_local_client(&rec.role, queue_id);
+        }
+        if let Some(pid) = rec.pid {
+            self.note_smtpd_transaction(rec, pid, queue_id);
+        }
+    }
+
+    /// Remember smtpd process `pid`'s transaction `queue_id` until the process's disconnect.
+    /// Processes whose disconnect never said anything (a message was sent) are forgotten
+    /// once no line of theirs is newer than the idle timeout.
+    fn note_smtpd_transaction(&mut self, rec: &LogRecord, pid: u32, queue_id: &str) {
+        if self.smtpd_open.len() >= SMTPD_SESSIONS_KEPT {
+            let (now, keep) = (rec.timestamp, self.limits.idle_timeout);
+            self.smtpd_open
+                .retain(|_, (_, at)| now.zip(*at).is_some_and(|(n, a)| n - a < keep));
+        }
+        self.smtpd_open
+            .insert((rec.role.clone(), pid), (queue_id.into(), rec.timestamp));
+    }
+
+    /// smtpd's `disconnect` counted recipients and no DATA: the queue entry its `client=` line
+    /// announced never held a message (Postfix removes it without a line). Left alone, it
+    /// would be reported as a message of unknown fate; it is dropped and counted instead,
+    /// unless something else was logged for it (a recipient's reject, a finding).
+    pub(super) fn on_transaction_abandoned(&mut self, rec: &LogRecord, client: &str) {
+        let Some(pid) = rec.pid else {
+            return;
+        };
+        let Some((qid, _)) = self.smtpd_open.remove(&(rec.role.clone(), pid)) else {
+            return;
+        };
+        let Some(cid) = self.find_entry(&rec.role, &qid) else {
+            return;
+        };
+        let bare = self
+            .chains
+            .get(&cid)
+            .is_some_and(|ch| ch.only_announced(client));
+        if bare && self.remove_chain(cid).is_some() {
+            self.stats.transactions_abandoned += 1;
         }
     }
 

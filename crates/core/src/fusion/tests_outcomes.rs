@@ -588,3 +588,49 @@ fn a_tls_failure_shows_its_agents_tls_warnings() {
         "{f:#?}"
     );
 }
+
+#[test]
+fn a_transaction_left_before_data_is_no_message() {
+    // A sender-verification callout (MAIL, RCPT, QUIT) and a client that gave up after a
+    // rejected recipient: smtpd announced queue files that Postfix removed without a line.
+    // Beside them: a message the same smtpd process took in its next session, a session whose
+    // reject names its queue id, and a `client=` whose process's disconnect is not in the log.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Dec  5 22:34:29 mx postfix/smtpd[14187]: 7D15E1801DF: client=unknown[198.18.1.1]\n\
+         Dec  5 22:34:29 mx postfix/smtpd[14187]: disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=1 quit=1 commands=4\n\
+         Dec  5 22:34:30 mx postfix/smtpd[14187]: 8E26F2912E0: client=mail.sender.example[203.0.113.9]\n\
+         Dec  5 22:34:30 mx postfix/cleanup[14190]: 8E26F2912E0: message-id=<kept@sender.example>\n\
+         Dec  5 22:34:30 mx postfix/qmgr[100]: 8E26F2912E0: from=<a@sender.example>, size=900, nrcpt=1 (queue active)\n\
+         Dec  5 22:34:30 mx postfix/smtpd[14187]: disconnect from mail.sender.example[203.0.113.9] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5\n\
+         Dec  5 22:34:31 mx postfix/smtp[14191]: 8E26F2912E0: to=<bob@partner.example>, relay=mx.partner.example[203.0.113.50]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ZZZ)\n\
+         Dec  5 22:34:31 mx postfix/qmgr[100]: 8E26F2912E0: removed\n\
+         Dec  5 22:34:32 mx postfix/smtpd[14187]: disconnect from unknown[198.18.1.2] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n\
+         Dec  5 22:34:33 mx postfix/smtpd[14200]: 9F37A3A23F1: client=unknown[198.18.1.3]\n\
+         Dec  5 22:34:33 mx postfix/smtpd[14200]: 9F37A3A23F1: reject: RCPT from unknown[198.18.1.3]: 550 5.1.1 <nobody@corp.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@b.example> to=<nobody@corp.test> proto=ESMTP helo=<h>\n\
+         Dec  5 22:34:33 mx postfix/smtpd[14200]: disconnect from unknown[198.18.1.3] ehlo=1 mail=1 rcpt=1/2 quit=1 commands=4/5\n\
+         Dec  5 22:34:34 mx postfix/smtpd[14201]: A048B4B3402: client=unknown[198.18.1.4]\n\
+         Dec  5 22:34:34 mx postfix/smtpd[14202]: disconnect from unknown[198.18.1.4] ehlo=1 mail=1 rcpt=1 quit=1 commands=4\n\
+         Dec  5 22:34:35 mx postfix/smtpd[14187]: B159C5C4513: client=unknown[198.18.1.1]\n\
+         Dec  5 22:34:35 mx postfix/smtpd[14187]: disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=1 commands=3",
+    );
+    let out = c.finish_all();
+    let seen: Vec<_> = out
+        .messages
+        .iter()
+        .map(|m| (m.hops[0].queue_id.as_deref(), m.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("8E26F2912E0"), MessageStatus::Delivered),
+            (Some("9F37A3A23F1"), MessageStatus::Rejected),
+            (Some("A048B4B3402"), MessageStatus::Unknown),
+        ],
+        "{:#?}",
+        out.messages
+    );
+    assert_eq!(out.stats.transactions_abandoned, 2);
+}

@@ -294,6 +294,8 @@ pub enum Event {
     /// client tried SMTP AUTH `attempts` times and never succeeded. A refused AUTH (not offered
     /// on that port) is logged nowhere else.
     AuthNeverSucceeded { client: EventText, attempts: u32 },
+    /// smtpd's `disconnect` counting recipients but no DATA or BDAT: no message was sent.
+    TransactionAbandoned { client: EventText },
     /// Other `warning:` / `error:` / `fatal:` / `panic:` lines (Postfix).
     Problem {
         severity: Severity,

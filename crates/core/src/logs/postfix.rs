@@ -187,7 +187,7 @@ pub(crate) fn parse(t: LineText<'_>, service: &[u8], msg: &[u8]) -> Option<Optio
         return noqueue(t, msg);
     }
     if let Some(rest) = strip_prefix(msg, b"disconnect from ") {
-        return Some(failed_auth(t, service, rest));
+        return Some(disconnect(t, service, rest));
     }
     // Most lines of a busy log are these (`starts_with` compares the first byte first).
     if INFO_PREFIXES.iter().any(|p| starts_with(msg, p)) {
@@ -267,13 +267,21 @@ fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
 }
 
 /// smtpd's `disconnect from CLIENT ehlo=1 auth=0/2 quit=1 commands=2/4`: an AUTH that never
-/// succeeded (`auth=0/N`, N > 0) is an event; any other disconnect carries nothing.
-fn failed_auth(t: LineText<'_>, service: &[u8], rest: &[u8]) -> Option<Event> {
+/// succeeded (`auth=0/N`, N > 0), else a transaction left before DATA (`rcpt=` counted, no
+/// `data=` nor `bdat=`), is an event; any other disconnect carries nothing.
+fn disconnect(t: LineText<'_>, service: &[u8], rest: &[u8]) -> Option<Event> {
     if service != b"smtpd" && service != b"submission" {
         return None;
     }
-    let at = find(rest, b" auth=0/")?;
     let client = &rest[..rest.iter().position(|&c| c == b' ')?];
+    let Some(at) = find(rest, b" auth=0/") else {
+        let abandoned = find(rest, b" rcpt=").is_some()
+            && find(rest, b" data=").is_none()
+            && find(rest, b" bdat=").is_none();
+        return abandoned.then(|| Event::TransactionAbandoned {
+            client: t.owned(client),
+        });
+    };
     let digits = &rest[at + 8..];
     let end = digits
         .iter()
@@ -1663,10 +1671,38 @@ mod tests {
             ),
             ("smtpd", "disconnect from unknown[172.18.0.1] auth=0/x"),
             ("postscreen", "disconnect from unknown[172.18.0.1] auth=0/1"),
+            // A whole transaction, by DATA or by BDAT (CHUNKING).
+            (
+                "smtpd",
+                "disconnect from unknown[172.18.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+            ),
+            (
+                "smtpd",
+                "disconnect from mail.example[192.0.2.7] ehlo=2 starttls=1 mail=1 rcpt=1 bdat=1 quit=1 commands=7",
+            ),
+            // Postfix before 3.0: no counters.
+            ("smtpd", "disconnect from unknown[172.18.0.1]"),
         ] {
             assert_eq!(
                 parse(service.as_bytes(), line.as_bytes()),
                 Some(None),
+                "{line}"
+            );
+        }
+    }
+
+    /// Recipients named and no DATA: a callout, or a client that gave up.
+    #[test]
+    fn a_session_left_before_data() {
+        for line in [
+            "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=1 quit=1 commands=4",
+            "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=0/1 commands=2/3",
+        ] {
+            assert_eq!(
+                ev("smtpd", line),
+                Event::TransactionAbandoned {
+                    client: "unknown[198.18.1.1]".into()
+                },
                 "{line}"
             );
         }
