@@ -128,8 +128,13 @@ pub(super) struct RecentLine {
 /// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
 pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An smtpd process's latest transaction: the queue id its `client=` line announced, and when.
-pub(super) type SmtpdTransaction = (EventText, Option<DateTime<Utc>>);
+/// A queue entry smtpd process `pid` announced with its `client=` line.
+#[derive(Debug, Clone)]
+pub(super) struct RecentClient {
+    pub host: Arc<str>,
+    pub pid: u32,
+    pub qid: EventText,
+}
 
 /// What an index holds at a key that can name several (the hosts a queue id is on, the chains
 /// that rejected a recipient): nearly always one, kept inside the index's entry.
@@ -212,9 +217,9 @@ pub struct Correlator {
     /// counted again.
     pub(super) recent_sasl: VecDeque<RecentSasl>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
-    /// Each smtpd process's latest transaction: (host, pid) -> the queue id its `client=` line
-    /// announced and when, for the process's `disconnect` that says no DATA came.
-    pub(super) smtpd_open: Index<(Arc<str>, u32), SmtpdTransaction>,
+    /// The latest `client=` lines (newest last): which queue entry an smtpd process announced,
+    /// for the process's `disconnect` that says no DATA came.
+    pub(super) recent_clients: VecDeque<RecentClient>,
     pub(super) host_findings: BTreeMap<(FindingCode, String), HostFinding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
@@ -250,7 +255,7 @@ impl Correlator {
             recent_problems: VecDeque::new(),
             recent_sasl: VecDeque::new(),
             recent_refusals: VecDeque::new(),
-            smtpd_open: index(),
+            recent_clients: VecDeque::new(),
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),

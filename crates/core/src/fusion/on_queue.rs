@@ -8,7 +8,7 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{ExpiredRcpt, LogRecord};
 
 use super::chain::{clip, Attempt, ChainId, Entry, RcptStatus};
-use super::correlator::Correlator;
+use super::correlator::{Correlator, RecentClient};
 use super::links::client_is_local;
 use super::model::msgid_key;
 
@@ -20,8 +20,8 @@ pub(super) struct Expiry {
     pub forced: bool,
 }
 
-/// smtpd processes whose latest transaction is remembered before the stale ones are forgotten.
-const SMTPD_SESSIONS_KEPT: usize = 4096;
+/// `client=` lines remembered for the disconnect of their smtpd process.
+const RECENT_CLIENTS: usize = 1024;
 
 impl Correlator {
     /// Add `f` to chain `cid`, evidenced by `rec`'s line (then `more`) and seen at its time.
@@ -102,17 +102,18 @@ impl Correlator {
         }
     }
 
-    /// Remember smtpd process `pid`'s transaction `queue_id` until the process's disconnect.
-    /// Processes whose disconnect never said anything (a message was sent) are forgotten
-    /// once no line of theirs is newer than the idle timeout.
+    /// Remember that smtpd process `pid` announced `queue_id`, among the latest
+    /// [`RECENT_CLIENTS`] such lines: a session that ends without DATA does so within moments
+    /// of its `client=` line (a callout's QUIT follows its RCPT at once).
     fn note_smtpd_transaction(&mut self, rec: &LogRecord, pid: u32, queue_id: &str) {
-        if self.smtpd_open.len() >= SMTPD_SESSIONS_KEPT {
-            let (now, keep) = (rec.timestamp, self.limits.idle_timeout);
-            self.smtpd_open
-                .retain(|_, (_, at)| now.zip(*at).is_some_and(|(n, a)| n - a < keep));
+        if self.recent_clients.len() >= RECENT_CLIENTS {
+            self.recent_clients.pop_front();
         }
-        self.smtpd_open
-            .insert((rec.role.clone(), pid), (queue_id.into(), rec.timestamp));
+        self.recent_clients.push_back(RecentClient {
+            host: rec.role.clone(),
+            pid,
+            qid: queue_id.into(),
+        });
     }
 
     /// smtpd's `disconnect` counted recipients and no DATA: the queue entry its `client=` line
@@ -123,7 +124,14 @@ impl Correlator {
         let Some(pid) = rec.pid else {
             return;
         };
-        let Some((qid, _)) = self.smtpd_open.remove(&(rec.role.clone(), pid)) else {
+        let Some(at) = self
+            .recent_clients
+            .iter()
+            .rposition(|c| c.pid == pid && c.host == rec.role)
+        else {
+            return;
+        };
+        let Some(RecentClient { qid, .. }) = self.recent_clients.remove(at) else {
             return;
         };
         let Some(cid) = self.find_entry(&rec.role, &qid) else {

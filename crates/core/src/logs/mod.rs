@@ -936,9 +936,9 @@ impl LineParser {
     }
 
     /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
+    #[inline]
     fn rollover(&mut self, line: &[u8]) -> (i32, Option<u32>) {
-        // Rollover: only meaningful without a reference time (with one, every line resolves
-        // its own year).
+        // Only without a reference time: with one, every line resolves its own year.
         let mut bump = self.year_bump;
         let month = if self.ctx.reference.is_none() {
             prefix::classic_month(line)

@@ -267,18 +267,27 @@ fn tls_detail(service: &[u8], msg: &[u8]) -> bool {
 }
 
 /// smtpd's `disconnect from CLIENT ehlo=1 auth=0/2 quit=1 commands=2/4`: an AUTH that never
-/// succeeded (`auth=0/N`, N > 0), else a transaction left before DATA (`rcpt=` counted, no
-/// `data=` nor `bdat=`), is an event; any other disconnect carries nothing.
+/// succeeded (`auth=0/N`, N > 0), else a transaction left before DATA (a recipient accepted,
+/// `rcpt=1` or `rcpt=1/2`, and no `data=` nor `bdat=`), is an event; any other disconnect
+/// carries nothing. (Recipients all refused, `rcpt=0/1`, leave no queue entry behind, or one
+/// whose reject names it.) smtpd writes the counters in its command table's order, where DATA
+/// and BDAT follow RCPT.
 fn disconnect(t: LineText<'_>, service: &[u8], rest: &[u8]) -> Option<Event> {
     if service != b"smtpd" && service != b"submission" {
         return None;
     }
     let client = &rest[..rest.iter().position(|&c| c == b' ')?];
     let Some(at) = find(rest, b" auth=0/") else {
-        let abandoned = find(rest, b" rcpt=").is_some()
-            && find(rest, b" data=").is_none()
-            && find(rest, b" bdat=").is_none();
-        return abandoned.then(|| Event::TransactionAbandoned {
+        let after = &rest[find(rest, b" rcpt=")? + 6..];
+        let accepted = after
+            .first()
+            .is_some_and(|&c| c.is_ascii_digit() && c != b'0');
+        let next = after
+            .iter()
+            .position(|&c| c == b' ')
+            .map_or(&b""[..], |i| &after[i + 1..]);
+        let data = next.starts_with(b"data=") || next.starts_with(b"bdat=");
+        return (accepted && !data).then(|| Event::TransactionAbandoned {
             client: t.owned(client),
         });
     };
@@ -1682,6 +1691,11 @@ mod tests {
             ),
             // Postfix before 3.0: no counters.
             ("smtpd", "disconnect from unknown[172.18.0.1]"),
+            // Every recipient refused: no queue entry (or one its reject names).
+            (
+                "smtpd",
+                "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4",
+            ),
         ] {
             assert_eq!(
                 parse(service.as_bytes(), line.as_bytes()),
@@ -1696,7 +1710,7 @@ mod tests {
     fn a_session_left_before_data() {
         for line in [
             "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=1 quit=1 commands=4",
-            "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=0/1 commands=2/3",
+            "disconnect from unknown[198.18.1.1] ehlo=1 mail=1 rcpt=1/2 commands=3/4",
         ] {
             assert_eq!(
                 ev("smtpd", line),
