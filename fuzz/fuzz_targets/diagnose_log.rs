@@ -157,6 +157,16 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
             _ => 86_400,
         };
         t = t.max(0);
+        // An hour or a day later, no SMTP session is still on its way from `client=` to
+        // cleanup's `message-id=` (smtpd times a client out after 300 s): an entry still
+        // waiting for that line is cut short (a full parse has long emitted it by then).
+        if step[2] >= 248 {
+            for (_, state, _) in seen.iter_mut().flatten() {
+                if state.is_none() {
+                    *state = Some(false);
+                }
+            }
+        }
         let source = usize::from(step[3] & 1);
         let shape = SHAPES[usize::from(step[0]) % SHAPES.len()];
         if shape.contains("{Q}") {
