@@ -75,6 +75,18 @@ fn same_cause(a: FindingCode, b: FindingCode) -> bool {
         )
 }
 
+/// One occurrence seen twice: a failure of one delivery attempt logged by both its sides
+/// (Postfix's deferral and Dovecot's failed save, Postfix's whole seconds against Dovecot's
+/// microseconds) or by two lines of one process, within a second or so. A message's attempts
+/// are minutes apart (the queue's back-off), so `count` stays the number of attempts.
+fn same_moment(ex: &Finding, f: &Finding) -> bool {
+    f.count <= 1
+        && ex
+            .last_seen
+            .zip(f.first_seen)
+            .is_some_and(|(a, b)| (a - b).num_milliseconds().abs() < 2_000)
+}
+
 /// A catch-all code that a more specific one (from a nearby line) may replace.
 pub(super) fn generic(code: FindingCode) -> bool {
     matches!(
@@ -506,7 +518,9 @@ impl Chain {
             std::mem::swap(&mut existing.f.evidence, &mut f.evidence);
         }
         let ex = &mut existing.f;
-        ex.count += f.count.max(1);
+        if !same_moment(ex, &f) {
+            ex.count += f.count.max(1);
+        }
         for e in f.evidence.drain(..) {
             ex.add_evidence(&e, limits.max_evidence);
         }

@@ -729,6 +729,35 @@ mod tests {
         }
     }
 
+    /// Each failed attempt is logged by both its sides (Postfix's deferral, Dovecot's failed
+    /// save): the finding counts attempts, not lines. From a lab run: three attempts, the
+    /// fourth delivered.
+    #[test]
+    fn a_finding_counts_attempts_not_both_sides_of_each() {
+        let mut log = String::from(
+            "Dec  5 22:38:58 dell postfix/cleanup[1]: 3570C1802E1: message-id=<u0176@x>\n",
+        );
+        for (at, pid, session) in [
+            ("22:38:58", 12121, "iPAfDY"),
+            ("22:39:13", 12020, "uBJVA5"),
+            ("22:39:33", 12130, "FzZEqW"),
+        ] {
+            log += &format!("Dec  5 {at} dell postfix/lmtp[{pid}]: 3570C1802E1: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0, delays=0/0/0/0, dsn=4.2.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: 451 4.2.0 <bob@corp.test> Internal error occurred. Refer to server log for more information. (in reply to end of DATA command))\n");
+            log += &format!("2025-12-05T{at}.221603 lmtp(bob@corp.test)<11989><{session}>: Error: lmtp-server: conn unix:pid={pid},uid=102 [4]: rcpt bob@corp.test: Mailbox INBOX: open(/var/mail/corp.test/bob/Maildir/tmp/1.M1) failed: Permission denied\n");
+            log += &format!("2025-12-05T{at}.221637 lmtp(bob@corp.test)<11989><{session}>: Error: sieve: msgid=<u0176@x>: failed to store into mailbox 'INBOX': Mailbox INBOX: open(/var/mail/corp.test/bob/Maildir/tmp/1.M1) failed: Permission denied\n");
+        }
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "dell", &log);
+        let ms = c.finish();
+        let counts: Vec<(FindingCode, u64)> =
+            ms[0].findings.iter().map(|f| (f.code, f.count)).collect();
+        assert_eq!(
+            counts,
+            [(FindingCode::MailboxPermissionDenied, 3)],
+            "{ms:#?}"
+        );
+    }
+
     #[test]
     fn deliveries_without_a_message_id_are_not_joined() {
         let mut c = Correlator::new(Limits::default());
