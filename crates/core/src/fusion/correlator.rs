@@ -469,6 +469,21 @@ impl Correlator {
         }
     }
 
+    /// Whether chain `id` is open to a new line: there, and not yet done. One that is done but
+    /// not yet swept is emitted now, as the next sweep would: what joins it must not hang on
+    /// how many records came between (a sweep runs every few thousand, and a `--message-id`
+    /// run reads far fewer).
+    pub(super) fn still_open(&mut self, id: ChainId) -> bool {
+        let Some(ch) = self.chains.get(&id) else {
+            return false;
+        };
+        if self.is_done(ch) {
+            self.emit(id);
+            return false;
+        }
+        true
+    }
+
     /// The chain is quiet long enough to be done.
     fn is_done(&self, ch: &Chain) -> bool {
         let Some(now) = self.now else {

@@ -331,7 +331,7 @@ impl Correlator {
             .map(msgid_key)
             .filter(|k| !k.is_empty())
             .and_then(|k| self.msgids.get(k).copied())
-            .filter(|c| self.chains.contains_key(c));
+            .filter(|&c| self.still_open(c));
         let by_session = session
             .and_then(|s| self.sessions.get(s).copied())
             .filter(|c| self.chains.contains_key(c));

@@ -169,7 +169,7 @@ impl Correlator {
             return;
         }
         match self.msgids.get(key).copied() {
-            Some(other) if self.chains.contains_key(&other) => {
+            Some(other) if self.still_open(other) => {
                 cid = self.merge(other, cid);
             }
             _ => {

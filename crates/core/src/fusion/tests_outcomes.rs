@@ -634,3 +634,37 @@ fn a_transaction_left_before_data_is_no_message() {
     );
     assert_eq!(out.stats.transactions_abandoned, 2);
 }
+
+/// A chain already done (quiet past its wait) takes no more lines, whether or not a sweep has
+/// come by since: a Message-ID seen again minutes after Dovecot's line of a message that had
+/// no Postfix line is another delivery. Fed alone, as a `--message-id` run reads it, and with
+/// a thousand other lines between, as a full run does.
+#[test]
+fn a_done_chain_takes_no_line_whether_or_not_a_sweep_came_by() {
+    let first = "Dec 31 23:00:19 dell dovecot: lmtp(bob@corp.test)<106><AbCd106>: msgid=<m1@sender.example>: save failed to INBOX: Permission denied\n";
+    let later =
+        "Dec 31 23:05:01 dell postfix/cleanup[106]: D0E873A000: message-id=<m1@sender.example>\n";
+    let mut other = String::new();
+    for i in 0..5_000 {
+        other += &format!(
+            "Dec 31 23:0{}:{:02} dell postfix/cleanup[7]: {:010X}: message-id=<o{i}@x>\n",
+            1 + i / 1_250,
+            (i / 25) % 50,
+            0x1000_0000 + i
+        );
+    }
+    let mut seen = Vec::new();
+    for between in [String::new(), other] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "dell", &format!("{first}{between}{later}"));
+        let ms = c.finish();
+        let m1: Vec<_> = ms
+            .iter()
+            .filter(|m| m.message_id.as_deref() == Some("<m1@sender.example>"))
+            .map(|m| (m.status, m.hops.len()))
+            .collect();
+        seen.push(m1);
+    }
+    assert_eq!(seen[0].len(), 2, "{:?}", seen[0]);
+    assert_eq!(seen[0], seen[1]);
+}
