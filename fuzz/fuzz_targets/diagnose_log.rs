@@ -11,7 +11,8 @@
 //! - the same input gives the same JSON twice (the full run uses two threads);
 //! - asked for one Message-ID, the prefilter (lines skipped before parsing) gives the same
 //!   verdicts (statuses, findings) as the run that parses every line, where each queue entry's
-//!   log shows its `message-id=` line as real logs do and each hop keeps the Message-ID.
+//!   log shows its `message-id=` line as real logs do and each hop keeps the Message-ID, and
+//!   no chain of that message was emitted early at the open-message limit.
 #![no_main]
 use flowtest::core::diagnose::{analyze, Format, Input, Options};
 use flowtest::core::fusion::Limits;
@@ -285,8 +286,21 @@ fn json(report: &[u8]) -> Value {
 /// A focused run's verdicts: each message's status and its findings' codes and hosts, and the
 /// host findings. The prefilter must not change them where every entry's log shows its
 /// `message-id=` line as real logs do (see [`build`]).
-fn focused_view(logs: &[String; 2], id: &str, prefilter: bool) -> Vec<String> {
+fn focused_view(logs: &[String; 2], id: &str, prefilter: bool) -> Option<Vec<String>> {
     let v = json(&run(logs, &options(Format::Json, Some(id), prefilter)));
+    // A chain emitted early at the open-message limit (4 here) takes no more lines: with
+    // fewer lines read, the prefilter's run reaches the limit less often, which is the limit's
+    // purpose (memory), not a change of what the lines say.
+    let evicted = v["messages"].as_array().into_iter().flatten().any(|m| {
+        m["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("open-message limit")))
+    });
+    if evicted {
+        return None;
+    }
     let finding = |f: &Value| format!("{} at {}", f["code"], f["host"]);
     let mut view: Vec<String> = v["messages"]
         .as_array()
@@ -303,7 +317,7 @@ fn focused_view(logs: &[String; 2], id: &str, prefilter: bool) -> Vec<String> {
         })
         .collect();
     view.extend(v["findings"].as_array().into_iter().flatten().map(finding));
-    view
+    Some(view)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -328,10 +342,15 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|ms| ms.iter().find_map(|m| m["message_id"].as_str()))
         .map(str::to_string);
     if let Some(id) = first_id.filter(|_| whole) {
-        assert_eq!(
+        let views = (
             focused_view(&logs, &id, true),
             focused_view(&logs, &id, false),
-            "the prefilter changed what {id} looks like"
         );
+        if let (Some(skipping), Some(parsing)) = views {
+            assert_eq!(
+                skipping, parsing,
+                "the prefilter changed what {id} looks like"
+            );
+        }
     }
 });
