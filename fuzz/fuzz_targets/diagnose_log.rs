@@ -206,8 +206,10 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
             if shape.contains("queued as {Q2}") && state == Some(true) {
                 handoffs.push(((q + 1) % QUEUE_IDS.len(), *message));
             }
-            // Removed, the queue id can name a new message: which needs its own line.
-            if shape.ends_with("{Q}: removed") && state == Some(true) {
+            // Removed, or refused whole by a milter (the queue file is gone, unlogged), the
+            // queue id can name a new message: which needs its own line.
+            let gone = shape.ends_with("{Q}: removed") || shape.contains("{Q}: milter-reject:");
+            if gone && state == Some(true) {
                 seen[source].remove(i);
             }
         }
