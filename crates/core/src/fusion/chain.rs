@@ -224,6 +224,12 @@ impl Entry {
         }
     }
 
+    /// The queue file is gone (removed after delivery, or refused whole before it was
+    /// queued): the queue id may be given to another message.
+    pub fn gone(&self) -> bool {
+        self.removed || self.rejected.is_some() || self.refused.is_some()
+    }
+
     /// The message's part in this entry is over. A notification's own fate does not keep the
     /// message open.
     pub fn closed(&self) -> bool {
@@ -416,6 +422,12 @@ impl Chain {
             changed: false,
             due: None,
         }
+    }
+
+    pub fn entry(&self, host: &str, qid: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| e.qid == qid && same_host(&e.host, host))
     }
 
     pub fn entry_mut(&mut self, host: &str, qid: &str) -> Option<&mut Entry> {

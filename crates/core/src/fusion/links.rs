@@ -141,8 +141,9 @@ impl Correlator {
     }
 
     /// [`Correlator::entry_chain`] for a new message's first line (`client=`, pickup's `uid=`).
-    /// A queue id whose entry on `host` has left the queue (`removed`) was given to another
-    /// message (short ids repeat on a busy server): the old entry no longer answers to it.
+    /// A queue id whose entry on `host` has left the queue (`removed`, or refused whole by
+    /// cleanup or a milter) was given to another message (short ids repeat on a busy server):
+    /// the old entry no longer answers to it.
     pub(super) fn fresh_entry_chain(
         &mut self,
         host: &Arc<str>,
@@ -151,12 +152,12 @@ impl Correlator {
         subsecond: bool,
     ) -> ChainId {
         if let Some(cid) = self.find_entry(host, qid) {
-            let removed = self
+            let gone = self
                 .chains
                 .get_mut(&cid)
                 .and_then(|ch| ch.entry_mut(host, qid))
-                .is_some_and(|e| e.removed);
-            if !removed {
+                .is_some_and(|e| e.gone());
+            if !gone {
                 return cid;
             }
             drop_from_list(&mut self.qids, qid, |(h, c)| {

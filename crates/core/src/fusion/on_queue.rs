@@ -156,10 +156,18 @@ impl Correlator {
     /// The message-id joins this entry's chain with any other chain of the same message.
     pub(super) fn on_message_id(&mut self, rec: &LogRecord, queue_id: &str, message_id: &str) {
         let mut notice = false;
-        let mut cid = self.on_entry_line(rec, queue_id, |e| {
+        let update = |e: &mut Entry| {
             e.message_id = Some(message_id.into());
             notice = e.notice_of.is_some();
-        });
+        };
+        // cleanup names one Message-ID per entry: another one, after the entry's queue file
+        // is gone, is a new message's under the reused queue id (a notification or forwarded
+        // copy starts with this line; or its start is not in these logs).
+        let mut cid = if self.gone_with_other_message_id(&rec.role, queue_id, message_id) {
+            self.on_first_line(rec, queue_id, update)
+        } else {
+            self.on_entry_line(rec, queue_id, update)
+        };
         if notice {
             // A notification's own message-id is not the message's.
             return;
@@ -181,6 +189,17 @@ impl Correlator {
                 ch.message_id = Some(message_id.into());
             }
         }
+    }
+
+    /// Whether (host, queue_id)'s entry is gone and named a Message-ID other than `message_id`.
+    fn gone_with_other_message_id(&self, host: &str, queue_id: &str, message_id: &str) -> bool {
+        let Some(cid) = self.find_entry(host, queue_id) else {
+            return false;
+        };
+        self.chains
+            .get(&cid)
+            .and_then(|ch| ch.entry(host, queue_id))
+            .is_some_and(|e| e.gone() && e.message_id.as_deref().is_some_and(|m| m != message_id))
     }
 
     pub(super) fn on_queue_active(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {

@@ -668,3 +668,41 @@ fn a_done_chain_takes_no_line_whether_or_not_a_sweep_came_by() {
     assert_eq!(seen[0].len(), 2, "{:?}", seen[0]);
     assert_eq!(seen[0], seen[1]);
 }
+
+#[test]
+fn a_queue_id_refused_whole_can_name_the_next_message() {
+    // A milter refused 4AB12C3D4E whole (cleanup dropped the queue file); the short id was then
+    // given to another message twice: one a client sent (`client=`), one whose first line is
+    // cleanup's (a bounce's notification). Three messages, each with its own lines.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Dec 31 23:00:01 mx postfix/smtpd[100]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+         Dec 31 23:00:02 mx postfix/cleanup[101]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+         Dec 31 23:00:03 mx postfix/cleanup[101]: 4AB12C3D4E: milter-reject: END-OF-MESSAGE from a.example[203.0.113.9]: 5.7.1 Spam; from=<s@a.example> to=<bob@corp.test> proto=ESMTP helo=<a.example>\n\
+         Dec 31 23:00:05 mx postfix/smtpd[100]: 4AB12C3D4E: client=b.example[203.0.113.10]\n\
+         Dec 31 23:00:05 mx postfix/cleanup[101]: 4AB12C3D4E: message-id=<m2@b.example>\n\
+         Dec 31 23:00:05 mx postfix/cleanup[101]: 4AB12C3D4E: milter-reject: END-OF-MESSAGE from b.example[203.0.113.10]: 4.7.1 Try again later; from=<s@b.example> to=<bob@corp.test> proto=ESMTP helo=<b.example>\n\
+         Dec 31 23:00:09 mx postfix/cleanup[101]: 4AB12C3D4E: message-id=<m3@mx.example>\n\
+         Dec 31 23:00:09 mx postfix/qmgr[3]: 4AB12C3D4E: from=<>, size=2000, nrcpt=1 (queue active)\n\
+         Dec 31 23:00:09 mx postfix/smtp[102]: 4AB12C3D4E: to=<s@c.example>, relay=c.example[198.51.100.3]:25, delay=0.2, delays=0.01/0/0.1/0.09, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n\
+         Dec 31 23:00:09 mx postfix/qmgr[3]: 4AB12C3D4E: removed",
+    );
+    let ms = c.finish();
+    let by_id = |id: &str| {
+        let m = ms.iter().find(|m| m.message_id.as_deref() == Some(id));
+        m.unwrap_or_else(|| panic!("no {id} in {ms:#?}"))
+    };
+    assert_eq!(ms.len(), 3, "{ms:#?}");
+    assert_eq!(by_id("<m1@a.example>").status, MessageStatus::Rejected);
+    assert_eq!(by_id("<m2@b.example>").status, MessageStatus::Deferred);
+    let m3 = by_id("<m3@mx.example>");
+    assert_eq!(m3.status, MessageStatus::Delivered, "{m3:#?}");
+    assert!(m3.findings.is_empty(), "{:?}", m3.findings);
+    for m in &ms {
+        let id = m.message_id.as_deref().unwrap_or_default();
+        let own = m.lines.iter().filter(|l| l.contains(id)).count();
+        assert_eq!(own, 1, "{id}: {:#?}", m.lines);
+    }
+}
