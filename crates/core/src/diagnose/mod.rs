@@ -375,4 +375,48 @@ mod tests {
             assert!(out.contains(said), "{out}");
         }
     }
+
+    /// Two hosts number their queues apart, so one queue id can name an entry on each. The
+    /// prefilter learns it from the first host's line; the second host's `client=` line, read
+    /// before the id was known, still comes with that host's `message-id=` line.
+    #[test]
+    fn a_queue_id_on_two_hosts_keeps_each_hosts_remembered_lines() {
+        // The reject is a record of ec2's before the dell line: the sources are read in turn.
+        let ec2 = "Dec 31 23:00:01 ec2 postfix/smtpd[100]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+                   Dec 31 23:00:02 ec2 postfix/smtpd[102]: NOQUEUE: reject: RCPT from b.example[192.0.2.7]: \
+                   554 5.7.1 <x@y.example>: Relay access denied; from=<s@b.example> to=<x@y.example> \
+                   proto=ESMTP helo=<b>\n\
+                   Dec 31 23:00:09 ec2 postfix/cleanup[101]: 4AB12C3D4E: message-id=<m1@a.example>\n";
+        let dell =
+            "Dec 31 23:00:05 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m1@a.example>\n";
+        let report = |prefilter: bool| {
+            let input = |name: &str, log: &str| Input {
+                name: name.into(),
+                display: format!("{name}.log"),
+                reader: Box::new(io::Cursor::new(log.as_bytes().to_vec())),
+                reference: None,
+                skipped_bytes: 0,
+                hosts_from_lines: false,
+            };
+            let opts = Options {
+                message_id: Some("<m1@a.example>".into()),
+                prefilter,
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(
+                vec![input("ec2", ec2), input("dell", dell)],
+                &opts,
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let skipping = report(true);
+        assert!(
+            skipping.contains("\"client\":\"a.example[203.0.113.9]\""),
+            "{skipping}"
+        );
+        assert_eq!(skipping, report(false));
+    }
 }

@@ -187,11 +187,14 @@ impl Focus {
             return Decision::Skip;
         }
         let rest = &msg[q.len() + 2..];
-        if self.qids.contains(q) {
-            return Decision::Full;
-        }
+        // Before the known-id check: each host numbers its own queue, so a queue id learned
+        // from another host's line can be this host's entry too, whose remembered lines come
+        // with its `message-id=` line all the same.
         if rest.starts_with(b"message-id=") && self.hits(rest) {
             return Decision::FullWithReplay(q);
+        }
+        if self.qids.contains(q) {
+            return Decision::Full;
         }
         // `QID: warning: ...` passes like any warning, with the entry's remembered lines.
         if LEVELS.iter().any(|p| rest.starts_with(p)) {
