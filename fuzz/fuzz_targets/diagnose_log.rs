@@ -138,6 +138,12 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
     let mut named_ids: Vec<(usize, usize)> = Vec::new();
     let mut handoffs: Vec<(usize, usize)> = Vec::new();
     let mut abandoned = false;
+    // Per log and smtpd process: the queue id its last `client=` line announced. Its next
+    // transaction ends that one, which never reached DATA if it had no `message-id=` line yet:
+    // no real log has more lines of it (a full parse drops it; the prefilter may replay its
+    // `client=` line to a later one), unless its queue id starts anew.
+    let mut last_client: Vec<(usize, u8, usize)> = Vec::new();
+    let mut left: Vec<(usize, usize)> = Vec::new();
     let mut t: i64 = 0;
     let mut rest = data;
     while rest.len() >= 4 {
@@ -199,9 +205,31 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
             if starts && existed.is_some() {
                 *state = Some(false);
             }
+            if let Some(at) = left.iter().position(|&l| l == (source, q)) {
+                if starts {
+                    left.remove(at);
+                } else {
+                    *state = Some(false);
+                }
+            }
             let state = *state;
             if message_id {
                 named_ids.push((q, named));
+            }
+            if shape.contains("{Q}: client=") {
+                let pid = step[1] >> 4;
+                let last = last_client.iter_mut().find(|(s, p, _)| (*s, *p) == (source, pid));
+                let before = match last {
+                    Some((_, _, before)) => Some(std::mem::replace(before, q)),
+                    None => {
+                        last_client.push((source, pid, q));
+                        None
+                    }
+                };
+                let bare = |b: usize| seen[source].iter().any(|&(s, st, _)| s == b && st.is_none());
+                if let Some(b) = before.filter(|&b| b != q && bare(b)) {
+                    left.push((source, b));
+                }
             }
             if shape.contains("queued as {Q2}") && state == Some(true) {
                 handoffs.push(((q + 1) % QUEUE_IDS.len(), *message));

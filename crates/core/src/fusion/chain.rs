@@ -384,9 +384,9 @@ pub(super) const MAX_DOVECOT: usize = 64;
 const MAX_NOQUEUE_MERGED: usize = 16;
 
 impl Chain {
-    /// Nothing but one queue entry's `client=` line from `client`: no Message-ID, sender,
-    /// recipient, reject, Dovecot line or finding.
-    pub fn only_announced(&self, client: &str) -> bool {
+    /// Nothing but one queue entry's `client=` line (from `client`, when given): no
+    /// Message-ID, sender, recipient, reject, Dovecot line or finding.
+    pub fn only_announced(&self, client: Option<&str>) -> bool {
         let [e] = self.entries.as_slice() else {
             return false;
         };
@@ -394,7 +394,8 @@ impl Chain {
             && self.dovecot.is_empty()
             && self.noqueue.is_empty()
             && self.findings.is_empty()
-            && e.client.as_deref() == Some(client)
+            && e.client.is_some()
+            && (client.is_none() || e.client.as_deref() == client)
             && e.message_id.is_none()
             && e.from.is_none()
             && e.rcpts.is_empty()

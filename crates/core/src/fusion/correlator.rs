@@ -128,12 +128,12 @@ pub(super) struct RecentLine {
 /// record, so a fast non-cryptographic hash (seeded per map) pays for itself.
 pub(super) type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A queue entry smtpd process `pid` announced with its `client=` line.
+/// A queue entry an smtpd process announced with its `client=` line, the `seq`th such line.
 #[derive(Debug, Clone)]
 pub(super) struct RecentClient {
     pub host: Arc<str>,
-    pub pid: u32,
     pub qid: EventText,
+    pub seq: u64,
 }
 
 /// What an index holds at a key that can name several (the hosts a queue id is on, the chains
@@ -217,9 +217,11 @@ pub struct Correlator {
     /// counted again.
     pub(super) recent_sasl: VecDeque<RecentSasl>,
     pub(super) recent_refusals: VecDeque<RecentRefusal>,
-    /// The latest `client=` lines (newest last): which queue entry an smtpd process announced,
-    /// for the process's `disconnect` that says no DATA came.
-    pub(super) recent_clients: VecDeque<RecentClient>,
+    /// By smtpd process id: the queue entry each process announced last (its `client=`
+    /// line), for the process's `disconnect` that says no DATA came or its next transaction.
+    pub(super) recent_clients: Index<u32, Few<RecentClient>>,
+    /// `client=` lines noted so far.
+    pub(super) clients_noted: u64,
     pub(super) host_findings: BTreeMap<(FindingCode, String), HostFinding>,
     /// Clock offset of a host (first) against the host that handed it messages (second).
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
@@ -255,7 +257,8 @@ impl Correlator {
             recent_problems: VecDeque::new(),
             recent_sasl: VecDeque::new(),
             recent_refusals: VecDeque::new(),
-            recent_clients: VecDeque::new(),
+            recent_clients: Index::default(),
+            clients_noted: 0,
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),

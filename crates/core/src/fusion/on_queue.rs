@@ -5,7 +5,7 @@
 //! rejects have their own modules (`on_delivery`, `on_reject`).
 
 use crate::diagnosis::{Finding, FindingCode};
-use crate::logs::{ExpiredRcpt, LogRecord};
+use crate::logs::{EventText, ExpiredRcpt, LogRecord};
 
 use super::chain::{clip, Attempt, ChainId, Entry, RcptStatus};
 use super::correlator::{Correlator, RecentClient};
@@ -87,6 +87,18 @@ impl Correlator {
     }
 
     pub(super) fn on_client(&mut self, rec: &LogRecord, queue_id: &str, client: &str) {
+        // smtpd runs one transaction at a time: its next one ends the last. That one never
+        // reached DATA when nothing but its `client=` line was logged (cleanup logs
+        // `message-id=`, `<>` if the header is missing, before DATA's reply): RSET, or a
+        // session of a Postfix older than 3.0, whose `disconnect` counts no commands.
+        if let Some(last) = rec
+            .pid
+            .and_then(|pid| self.take_transaction(&rec.role, pid))
+        {
+            if last != queue_id {
+                self.drop_bare_transaction(&rec.role, &last, None);
+            }
+        }
         self.on_first_line(rec, queue_id, |e| {
             e.client = Some(client.into());
             if e.arrived.is_none() {
@@ -102,18 +114,28 @@ impl Correlator {
         }
     }
 
-    /// Remember that smtpd process `pid` announced `queue_id`, among the latest
-    /// [`RECENT_CLIENTS`] such lines: a session that ends without DATA does so within moments
-    /// of its `client=` line (a callout's QUIT follows its RCPT at once).
+    /// Remember that smtpd process `pid` announced `queue_id` (its last transaction was taken
+    /// before). Only the latest [`RECENT_CLIENTS`] or so are kept: a session that ends without
+    /// DATA does so within moments of its `client=` line (a callout's QUIT follows its RCPT at
+    /// once), and a process that exited leaves its last one behind.
     fn note_smtpd_transaction(&mut self, rec: &LogRecord, pid: u32, queue_id: &str) {
-        if self.recent_clients.len() >= RECENT_CLIENTS {
-            self.recent_clients.pop_front();
+        let seq = self.clients_noted;
+        self.clients_noted += 1;
+        if self.recent_clients.len() >= 2 * RECENT_CLIENTS {
+            let oldest = seq.saturating_sub(RECENT_CLIENTS as u64);
+            self.recent_clients.retain(|_, cs| {
+                cs.retain(|c| c.seq >= oldest);
+                !cs.is_empty()
+            });
         }
-        self.recent_clients.push_back(RecentClient {
-            host: rec.role.clone(),
-            pid,
-            qid: queue_id.into(),
-        });
+        self.recent_clients
+            .entry(pid)
+            .or_default()
+            .push(RecentClient {
+                host: rec.role.clone(),
+                qid: queue_id.into(),
+                seq,
+            });
     }
 
     /// smtpd's `disconnect` counted recipients and no DATA: the queue entry its `client=` line
@@ -121,20 +143,30 @@ impl Correlator {
     /// would be reported as a message of unknown fate; it is dropped and counted instead,
     /// unless something else was logged for it (a recipient's reject, a finding).
     pub(super) fn on_transaction_abandoned(&mut self, rec: &LogRecord, client: &str) {
-        let Some(pid) = rec.pid else {
-            return;
-        };
-        let Some(at) = self
-            .recent_clients
-            .iter()
-            .rposition(|c| c.pid == pid && c.host == rec.role)
-        else {
-            return;
-        };
-        let Some(RecentClient { qid, .. }) = self.recent_clients.remove(at) else {
-            return;
-        };
-        let Some(cid) = self.find_entry(&rec.role, &qid) else {
+        if let Some(qid) = rec
+            .pid
+            .and_then(|pid| self.take_transaction(&rec.role, pid))
+        {
+            self.drop_bare_transaction(&rec.role, &qid, Some(client));
+        }
+    }
+
+    /// The queue id of the transaction smtpd process `pid` of `host` announced last, taken
+    /// off the record.
+    fn take_transaction(&mut self, host: &str, pid: u32) -> Option<EventText> {
+        let cs = self.recent_clients.get_mut(&pid)?;
+        let at = cs.iter().position(|c| *c.host == *host)?;
+        let c = cs.swap_remove(at);
+        if cs.is_empty() {
+            self.recent_clients.remove(&pid);
+        }
+        Some(c.qid)
+    }
+
+    /// Drop and count (host, qid)'s chain when nothing but its `client=` line (from `client`,
+    /// when given) was logged for it.
+    fn drop_bare_transaction(&mut self, host: &str, qid: &str, client: Option<&str>) {
+        let Some(cid) = self.find_entry(host, qid) else {
             return;
         };
         let bare = self

@@ -706,3 +706,37 @@ fn a_queue_id_refused_whole_can_name_the_next_message() {
         assert_eq!(own, 1, "{id}: {:#?}", m.lines);
     }
 }
+
+#[test]
+fn a_transaction_its_process_left_for_the_next_is_no_message() {
+    // One session: MAIL, RCPT (4B12C3D4E5 announced), RSET, then a whole message; and a
+    // process of a Postfix before 3.0 (no counters on `disconnect`) whose next session starts
+    // a transaction. A transaction that reached DATA stays, with or without a Message-ID.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Dec 31 23:00:01 mx postfix/smtpd[100]: 4B12C3D4E5: client=a.example[203.0.113.9]\n\
+         Dec 31 23:00:02 mx postfix/smtpd[100]: 4C12C3D4E5: client=a.example[203.0.113.9]\n\
+         Dec 31 23:00:02 mx postfix/cleanup[101]: 4C12C3D4E5: message-id=<m1@a.example>\n\
+         Dec 31 23:00:02 mx postfix/qmgr[3]: 4C12C3D4E5: from=<s@a.example>, size=900, nrcpt=1 (queue active)\n\
+         Dec 31 23:00:03 mx postfix/smtpd[100]: 4D12C3D4E5: client=a.example[203.0.113.9]\n\
+         Dec 31 23:00:03 mx postfix/cleanup[101]: 4D12C3D4E5: message-id=<>\n\
+         Dec 31 23:00:03 mx postfix/smtpd[100]: disconnect from a.example[203.0.113.9] ehlo=1 mail=3 rcpt=3 data=2 rset=1 quit=1 commands=11\n\
+         Dec 31 23:00:04 mx postfix/smtpd[200]: 4E12C3D4E5: client=b.example[203.0.113.10]\n\
+         Dec 31 23:00:04 mx postfix/smtpd[200]: disconnect from b.example[203.0.113.10]\n\
+         Dec 31 23:00:05 mx postfix/smtpd[200]: 4F12C3D4E5: client=c.example[203.0.113.11]\n\
+         Dec 31 23:00:06 mx postfix/cleanup[101]: 4F12C3D4E5: message-id=<m2@c.example>",
+    );
+    let out = c.finish_all();
+    let qids: Vec<_> = out
+        .messages
+        .iter()
+        .flat_map(|m| m.hops.iter().filter_map(|h| h.queue_id.as_deref()))
+        .collect();
+    assert_eq!(qids.len(), 3, "{:#?}", out.messages);
+    for q in ["4C12C3D4E5", "4D12C3D4E5", "4F12C3D4E5"] {
+        assert!(qids.contains(&q), "{q} not in {qids:?}");
+    }
+    assert_eq!(out.stats.transactions_abandoned, 2);
+}
