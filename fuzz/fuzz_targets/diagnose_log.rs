@@ -212,13 +212,15 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
                     *state = Some(false);
                 }
             }
-            let state = *state;
+            let (state, message) = (*state, *message);
             if message_id {
                 named_ids.push((q, named));
             }
             if shape.contains("{Q}: client=") {
                 let pid = step[1] >> 4;
-                let last = last_client.iter_mut().find(|(s, p, _)| (*s, *p) == (source, pid));
+                let last = last_client
+                    .iter_mut()
+                    .find(|(s, p, _)| (*s, *p) == (source, pid));
                 let before = match last {
                     Some((_, _, before)) => Some(std::mem::replace(before, q)),
                     None => {
@@ -226,13 +228,17 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
                         None
                     }
                 };
-                let bare = |b: usize| seen[source].iter().any(|&(s, st, _)| s == b && st.is_none());
+                let bare = |b: usize| {
+                    seen[source]
+                        .iter()
+                        .any(|&(s, st, _)| s == b && st.is_none())
+                };
                 if let Some(b) = before.filter(|&b| b != q && bare(b)) {
                     left.push((source, b));
                 }
             }
             if shape.contains("queued as {Q2}") && state == Some(true) {
-                handoffs.push(((q + 1) % QUEUE_IDS.len(), *message));
+                handoffs.push(((q + 1) % QUEUE_IDS.len(), message));
             }
             // Removed, or refused whole by a milter (the queue file is gone, unlogged), the
             // queue id can name a new message: which needs its own line.
