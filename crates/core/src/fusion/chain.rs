@@ -230,6 +230,12 @@ impl Entry {
         self.removed || self.rejected.is_some() || self.refused.is_some()
     }
 
+    /// In Postfix's queue: the queue manager took it, or a delivery to one of its recipients
+    /// was deferred (retried until the queue lifetime ends).
+    pub fn in_queue(&self) -> bool {
+        self.qmgr_seen || self.rcpts.iter().any(|r| r.status == RcptStatus::Deferred)
+    }
+
     /// The message's part in this entry is over. A notification's own fate does not keep the
     /// message open.
     pub fn closed(&self) -> bool {

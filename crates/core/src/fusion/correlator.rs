@@ -52,6 +52,10 @@ pub struct Limits {
     pub grace: TimeDelta,
     /// Quiet time after which a chain whose queue entries never closed is emitted.
     pub idle_timeout: TimeDelta,
+    /// The same for an entry in Postfix's queue (the queue manager took it, or a delivery was
+    /// deferred): Postfix retries it until `maximal_queue_lifetime` (5 days by default), and a
+    /// log cut to its lines (`grep QID`) shows the next retry or the expiry days later.
+    pub queue_lifetime: TimeDelta,
     /// Finished chains held until taken; older ones are dropped (and counted).
     pub max_finished: usize,
     /// Distinct host-level findings (code x host) kept.
@@ -71,6 +75,7 @@ impl Default for Limits {
             settle: TimeDelta::seconds(10),
             grace: TimeDelta::seconds(120),
             idle_timeout: TimeDelta::hours(6),
+            queue_lifetime: TimeDelta::days(6),
             max_finished: 100_000,
             max_host_findings: 1_000,
             link_window: TimeDelta::seconds(30),
@@ -462,7 +467,12 @@ impl Correlator {
             };
         }
         if !ch.entries.iter().all(Entry::closed) {
-            return l.idle_timeout;
+            let in_queue = ch.entries.iter().any(|e| !e.closed() && e.in_queue());
+            return if in_queue {
+                l.queue_lifetime
+            } else {
+                l.idle_timeout
+            };
         }
         let waiting = ch.pending_links > 0 || (!single_host && ch.awaiting_dovecot());
         if waiting {

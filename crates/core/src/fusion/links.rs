@@ -151,7 +151,7 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         subsecond: bool,
     ) -> ChainId {
-        if let Some(cid) = self.find_entry(host, qid) {
+        if let Some(cid) = self.find_entry(host, qid).filter(|&c| self.still_open(c)) {
             let gone = self
                 .chains
                 .get_mut(&cid)
@@ -175,7 +175,9 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         subsecond: bool,
     ) -> ChainId {
-        if let Some(c) = self.find_entry(host, qid) {
+        // A chain already done takes no more lines (`still_open`), whether or not a sweep
+        // has come by since.
+        if let Some(c) = self.find_entry(host, qid).filter(|&c| self.still_open(c)) {
             return c;
         }
         self.new_entry_chain(host, qid, ts, subsecond)

@@ -740,3 +740,71 @@ fn a_transaction_its_process_left_for_the_next_is_no_message() {
     }
     assert_eq!(out.stats.transactions_abandoned, 2);
 }
+
+/// 5,000 other messages' `message-id=` lines, one every 20 s from `day` at 04:00:00 (Dec):
+/// enough records for sweeps to come by, and log time for chains to fall due.
+fn other_messages(day: u32) -> String {
+    let mut s = String::new();
+    for i in 0..5_000u32 {
+        let t = 4 * 3_600 + 20 * i;
+        let (d, h, m, sec) = (day + t / 86_400, t / 3_600 % 24, t / 60 % 60, t % 60);
+        s += &format!(
+            "Dec {d} {h:02}:{m:02}:{sec:02} mx postfix/cleanup[7]: {:010X}: message-id=<o{i}@x>\n",
+            0x1000_0000 + i
+        );
+    }
+    s
+}
+
+#[test]
+fn an_entry_in_the_queue_stays_one_message_across_days() {
+    // Deferred twice, then expired 34 h later (a log cut to the queue id's lines, or a
+    // deferred queue retried slowly): one message, bounced, whether or not sweeps came by.
+    let retries = "Dec 27 02:38:54 mx postfix/qmgr[22753]: C93CEB08A046: from=<ina@somedomain.com>, size=1844, nrcpt=1 (queue active)\n\
+         Dec 27 02:39:24 mx postfix/smtp[15816]: C93CEB08A046: to=<order@arobor.ru>, relay=none, delay=307136, delays=307106/0.02/30/0, dsn=4.4.1, status=deferred (connect to arobor.ru[178.210.73.19]:25: Connection timed out)\n\
+         Dec 27 03:49:24 mx postfix/smtp[15816]: C93CEB08A046: to=<order@arobor.ru>, relay=none, delay=311336, delays=311306/0.02/30/0, dsn=4.4.1, status=deferred (connect to arobor.ru[178.210.73.19]:25: Connection timed out)\n";
+    let end = "Dec 28 13:39:28 mx postfix/qmgr[22753]: C93CEB08A046: from=<ina@somedomain.com>, status=expired, returned to sender\n\
+         Dec 28 13:39:28 mx postfix/qmgr[22753]: C93CEB08A046: removed\n";
+    for between in [String::new(), other_messages(27)] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &format!("{retries}{between}{end}"));
+        let ms = c.finish();
+        let it: Vec<_> = ms
+            .iter()
+            .filter(|m| {
+                m.hops
+                    .iter()
+                    .any(|h| h.queue_id.as_deref() == Some("C93CEB08A046"))
+            })
+            .collect();
+        assert_eq!(it.len(), 1, "{it:#?}");
+        assert_eq!(it[0].status, MessageStatus::Bounced, "{:#?}", it[0]);
+        assert!(it[0].mentions_rcpt("order@arobor.ru"));
+    }
+}
+
+#[test]
+fn a_line_after_an_entry_fell_quiet_joins_it_or_not_whatever_came_between() {
+    // An entry never in the queue (its message-id= alone), quiet for 7 h: done. A later line
+    // of its queue id starts another, with or without the sweeps other records bring.
+    let first = "Dec 27 03:00:00 mx postfix/cleanup[2]: 1A1A1A1A1A: message-id=<m1@x>\n";
+    let later = "Dec 28 13:00:00 mx postfix/qmgr[3]: 1A1A1A1A1A: removed\n";
+    let mut seen = Vec::new();
+    for between in [String::new(), other_messages(27)] {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", &format!("{first}{between}{later}"));
+        let ms = c.finish();
+        let it: Vec<_> = ms
+            .iter()
+            .filter(|m| {
+                m.hops
+                    .iter()
+                    .any(|h| h.queue_id.as_deref() == Some("1A1A1A1A1A"))
+            })
+            .map(|m| (m.status, m.message_id.clone()))
+            .collect();
+        seen.push(it);
+    }
+    assert_eq!(seen[0].len(), 2, "{:?}", seen[0]);
+    assert_eq!(seen[0], seen[1]);
+}
