@@ -1182,6 +1182,11 @@ mod tests {
             // client can authenticate.
             ("SASL per-process initialization failed: generic failure", Some(SaslServerUnavailable)),
             ("Wrapper-mode request dropped from unknown[198.18.3.1] for service submissions. TLS context initialization failed. For details see earlier warnings in your logs.", Some(TlsError)),
+            // An SQL or LDAP table Postfix could not ask, and its client's reason.
+            ("proxy:mysql:/etc/postfix/mysql-virtual_domains.cf(0,lock|fold_fix): table lookup problem", Some(LookupFailure)),
+            ("connect to mysql server 127.0.0.1: Access denied for user 'postfix'@'localhost' (using password: YES)", Some(LookupFailure)),
+            ("connect to pgsql server 127.0.0.1: could not connect to server: Connection refused", Some(LookupFailure)),
+            ("dict_ldap_connect: Unable to bind to server ldap://ldap.corp.test:389 with dn cn=postfix: -1 (Can't contact LDAP server)", Some(LookupFailure)),
             // Still noise: a client's name that does not resolve back.
             ("hostname mail.example does not resolve to address 203.0.113.9", None),
         ];

@@ -47,6 +47,14 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         // A socketmap table's server (`socketmap:inet:127.0.0.1:10001:name socketmap server
         // temporary error: ...`).
         || (t.contains(" socketmap server ") && t.contains(" error"))
+        // A table that could not be asked (`fatal: proxy:mysql:/etc/postfix/x.cf(0,lock|fold_fix):
+        // table lookup problem`), after its client's cause (`connect to mysql server 127.0.0.1:
+        // Access denied for user ...`, the same for pgsql; LDAP's `dict_ldap_connect: Unable to
+        // bind to server ...`): the database's address, user, password or grants.
+        || t.contains("table lookup problem")
+        || t.starts_with("connect to mysql server")
+        || t.starts_with("connect to pgsql server")
+        || (t.starts_with("dict_ldap_connect") && t.contains("unable"))
     {
         return Some(FindingCode::LookupFailure);
     }
