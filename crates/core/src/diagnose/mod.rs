@@ -419,4 +419,36 @@ mod tests {
         );
         assert_eq!(skipping, report(false));
     }
+
+    /// A sender no line named is unknown, not the null sender `<>` of a bounce.
+    #[test]
+    fn the_human_report_tells_an_unknown_sender_from_the_null_one() {
+        let mut log = open_log(1);
+        log.push_str(
+            "Nov  7 12:00:08 mx postfix/cleanup[2]: 2B2B2B2B2B: message-id=<dsn@x>\n\
+             Nov  7 12:00:08 mx postfix/qmgr[3]: 2B2B2B2B2B: from=<>, size=2000, nrcpt=1 (queue active)\n\
+             Nov  7 12:00:09 mx postfix/smtp[4]: 2B2B2B2B2B: to=<s@y.example>, relay=mx.y.example[192.0.2.9]:25, \
+             delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.y.example[192.0.2.9] said: \
+             550 5.1.1 <s@y.example>: User unknown (in reply to RCPT TO command))\n",
+        );
+        let input = Input {
+            name: "ec2".into(),
+            display: "ec2.log".into(),
+            reader: Box::new(io::Cursor::new(log.into_bytes())),
+            reference: None,
+            skipped_bytes: 0,
+            hosts_from_lines: false,
+        };
+        let mut out = Vec::new();
+        analyze(vec![input], &Options::whole_2025(Format::Human), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("<open0@x>  DEFERRED  from (unknown) to <bob@corp.test>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<dsn@x>  BOUNCED  from <> to <s@y.example>"),
+            "{out}"
+        );
+    }
 }

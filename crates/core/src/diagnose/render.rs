@@ -266,13 +266,23 @@ pub(super) fn human_message(
     m: &MessageChain,
     with_lines: bool,
 ) -> io::Result<()> {
+    // A sender or recipients no line named (the log starts after them) are unknown: `<>` is
+    // the null sender of a bounce.
+    let from = m
+        .from
+        .as_deref()
+        .map_or("(unknown)".into(), |f| format!("<{f}>"));
+    let to = match m.to.as_slice() {
+        [] => "(unknown)".into(),
+        to => format!("<{}>", to.join(">, <")),
+    };
     writeln!(
         o,
-        "{}  {}  from <{}> to <{}>",
+        "{}  {}  from {} to {}",
         esc(m.message_id.as_deref().unwrap_or("(no message-id)")),
         m.status.as_str().to_uppercase(),
-        esc(m.from.as_deref().unwrap_or("")),
-        esc(&m.to.join(">, <"))
+        esc(&from),
+        esc(&to)
     )?;
     for h in &m.hops {
         human_hop(o, h)?;
