@@ -384,6 +384,7 @@ mod tests {
                 complete: true,
                 lines: vec![],
                 lines_dropped: 1,
+                last_seen: None,
             },
             MessageChain {
                 message_id: Some("<8a9aa648a7dd.25b41@lists.example.net>".into()),
@@ -396,6 +397,8 @@ mod tests {
                 complete: false,
                 lines: vec!["raw \u{1b}[31m line".into()],
                 lines_dropped: u64::MAX,
+                // Not in the report.
+                last_seen: hop(2).left_at,
             },
         ]
     }

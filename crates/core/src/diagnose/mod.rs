@@ -451,4 +451,30 @@ mod tests {
             "{out}"
         );
     }
+
+    /// With `--message-id`, the host findings around the message: its latest line counts,
+    /// not only its hops' arrivals (a hop still queued has left nowhere yet).
+    #[test]
+    fn host_findings_around_a_queued_message_reach_its_latest_line() {
+        let log = "Nov  7 12:00:00 mx postfix/smtpd[1]: 1A2B3C4D5E: client=a.example[192.0.2.1]\n\
+                   Nov  7 12:06:00 mx postfix/cleanup[2]: 1A2B3C4D5E: message-id=<slow@x>\n\
+                   Nov  7 12:06:30 mx dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): \
+                   user=<bob@corp.test>, method=PLAIN, rip=192.0.2.9, lip=198.18.3.2, TLS, session=<abc>\n";
+        let input = Input {
+            name: "ec2".into(),
+            display: "ec2.log".into(),
+            reader: Box::new(io::Cursor::new(log.as_bytes().to_vec())),
+            reference: None,
+            skipped_bytes: 0,
+            hosts_from_lines: false,
+        };
+        let opts = Options {
+            message_id: Some("<slow@x>".into()),
+            ..Options::whole_2025(Format::Json)
+        };
+        let mut out = Vec::new();
+        analyze(vec![input], &opts, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("\"code\":\"imap_auth_failed\""), "{out}");
+    }
 }

@@ -139,16 +139,16 @@ impl<'a> Report<'a> {
         if m.status.is_failure() {
             self.summary.failed += 1;
         }
-        for h in &m.hops {
-            for t in [h.arrived_at, h.left_at].into_iter().flatten() {
-                self.span = Some(match self.span {
-                    None => Span { first: t, last: t },
-                    Some(s) => Span {
-                        first: s.first.min(t),
-                        last: s.last.max(t),
-                    },
-                });
-            }
+        // Its hops' times, and its latest line's (a hop still queued has no `left_at`).
+        let hops = m.hops.iter().flat_map(|h| [h.arrived_at, h.left_at]);
+        for t in hops.chain([m.last_seen]).flatten() {
+            self.span = Some(match self.span {
+                None => Span { first: t, last: t },
+                Some(s) => Span {
+                    first: s.first.min(t),
+                    last: s.last.max(t),
+                },
+            });
         }
         for f in &m.findings {
             tally(&mut self.by_code, f);

@@ -612,5 +612,6 @@ pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
         complete,
         lines: std::mem::take(&mut ch.lines),
         lines_dropped: ch.lines_dropped,
+        last_seen: ch.last_activity,
     }
 }

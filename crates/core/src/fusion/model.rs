@@ -208,6 +208,9 @@ pub struct MessageChain {
     /// The log lines (bounded; `lines_dropped` counts the rest).
     pub lines: Vec<String>,
     pub lines_dropped: u64,
+    /// The log time of its latest line (not in the JSON report: its hops say when).
+    #[serde(skip)]
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 impl MessageChain {

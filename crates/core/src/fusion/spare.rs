@@ -114,6 +114,7 @@ mod tests {
             complete: true,
             lines: vec![],
             lines_dropped: 0,
+            last_seen: None,
         }
     }
 

@@ -33,6 +33,7 @@ fn chain(hops: Vec<Hop>, findings: Vec<Finding>) -> MessageChain {
         complete: false,
         lines: vec![],
         lines_dropped: 0,
+        last_seen: None,
     }
 }
 
