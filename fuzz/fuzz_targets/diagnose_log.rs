@@ -144,6 +144,12 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
     // `client=` line to a later one), unless its queue id starts anew.
     let mut last_client: Vec<(usize, u8, usize)> = Vec::new();
     let mut left: Vec<(usize, usize)> = Vec::new();
+    // Per log and queue id, the time of its last line. A queue id's line after 6 h of quiet
+    // (the correlator's idle timeout for an entry not in the queue) joins the chain or starts
+    // another by whether a sweep came by since, which the prefilter's fewer records change:
+    // outside the check (a queue entry's lines are minutes apart, or its retries' hours).
+    let mut last_line: Vec<(usize, usize, i64)> = Vec::new();
+    let mut quiet_gap = false;
     let mut t: i64 = 0;
     let mut rest = data;
     while rest.len() >= 4 {
@@ -178,6 +184,16 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
         let shape = SHAPES[usize::from(step[0]) % SHAPES.len()];
         if shape.contains("{Q}") {
             let q = usize::from(step[1] & 0x0f) % QUEUE_IDS.len();
+            match last_line
+                .iter_mut()
+                .find(|(s, l, _)| (*s, *l) == (source, q))
+            {
+                Some((_, _, last)) => {
+                    quiet_gap |= t - *last >= 6 * 3_600;
+                    *last = t;
+                }
+                None => last_line.push((source, q, t)),
+            }
             let existed = seen[source].iter().position(|&(s, _, _)| s == q);
             let i = existed.unwrap_or_else(|| {
                 seen[source].push((q, None, 0));
@@ -262,6 +278,7 @@ fn build(data: &[u8]) -> ([String; 2], bool) {
         .any(|&(q2, m)| named_ids.iter().any(|&(q, n)| q == q2 && n != m));
     let whole = !rewritten
         && !abandoned
+        && !quiet_gap
         && seen
             .iter()
             .flatten()

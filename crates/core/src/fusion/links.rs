@@ -175,9 +175,7 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         subsecond: bool,
     ) -> ChainId {
-        // A chain already done takes no more lines (`still_open`), whether or not a sweep
-        // has come by since.
-        if let Some(c) = self.find_entry(host, qid).filter(|&c| self.still_open(c)) {
+        if let Some(c) = self.find_entry(host, qid) {
             return c;
         }
         self.new_entry_chain(host, qid, ts, subsecond)

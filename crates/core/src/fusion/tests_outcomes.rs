@@ -782,29 +782,3 @@ fn an_entry_in_the_queue_stays_one_message_across_days() {
         assert!(it[0].mentions_rcpt("order@arobor.ru"));
     }
 }
-
-#[test]
-fn a_line_after_an_entry_fell_quiet_joins_it_or_not_whatever_came_between() {
-    // An entry never in the queue (its message-id= alone), quiet for 7 h: done. A later line
-    // of its queue id starts another, with or without the sweeps other records bring.
-    let first = "Dec 27 03:00:00 mx postfix/cleanup[2]: 1A1A1A1A1A: message-id=<m1@x>\n";
-    let later = "Dec 28 13:00:00 mx postfix/qmgr[3]: 1A1A1A1A1A: removed\n";
-    let mut seen = Vec::new();
-    for between in [String::new(), other_messages(27)] {
-        let mut c = Correlator::new(Limits::default());
-        feed(&mut c, "ec2", &format!("{first}{between}{later}"));
-        let ms = c.finish();
-        let it: Vec<_> = ms
-            .iter()
-            .filter(|m| {
-                m.hops
-                    .iter()
-                    .any(|h| h.queue_id.as_deref() == Some("1A1A1A1A1A"))
-            })
-            .map(|m| (m.status, m.message_id.clone()))
-            .collect();
-        seen.push(it);
-    }
-    assert_eq!(seen[0].len(), 2, "{:?}", seen[0]);
-    assert_eq!(seen[0], seen[1]);
-}
