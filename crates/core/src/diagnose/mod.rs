@@ -254,6 +254,18 @@ impl Options {
 mod tests {
     use super::*;
 
+    /// One host's log, read from memory, with the file's time unknown.
+    fn input(name: &str, log: impl Into<Vec<u8>>) -> Input {
+        Input {
+            name: name.into(),
+            display: format!("{name}.log"),
+            reader: Box::new(io::Cursor::new(log.into())),
+            reference: None,
+            skipped_bytes: 0,
+            hosts_from_lines: false,
+        }
+    }
+
     /// `n` messages that stay deferred, all to `bob@corp.test`.
     fn open_log(n: u32) -> String {
         let mut s = String::new();
@@ -278,14 +290,7 @@ mod tests {
             },
             ..Options::whole_2025(format)
         };
-        let input = Input {
-            name: "ec2".into(),
-            display: "ec2.log".into(),
-            reader: Box::new(io::Cursor::new(open_log(500).into_bytes())),
-            reference: None,
-            skipped_bytes: 0,
-            hosts_from_lines: false,
-        };
+        let input = input("ec2", open_log(500));
         let mut out = Vec::new();
         let s = analyze(vec![input], &opts, &mut out).unwrap();
         (s, String::from_utf8(out).unwrap())
@@ -302,14 +307,7 @@ mod tests {
                  from=<d@x.test> to=<c{i}@other.test> proto=ESMTP helo=<b.example>\n"
             ));
         }
-        let input = Input {
-            name: "ec2".into(),
-            display: "ec2.log".into(),
-            reader: Box::new(io::Cursor::new(log.into_bytes())),
-            reference: None,
-            skipped_bytes: 0,
-            hosts_from_lines: false,
-        };
+        let input = input("ec2", log);
         let mut out = Vec::new();
         analyze(vec![input], &Options::whole_2025(Format::Json), &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -356,14 +354,7 @@ mod tests {
             ));
         }
         for format in [Format::Json, Format::Human] {
-            let input = Input {
-                name: "ec2".into(),
-                display: "ec2.log".into(),
-                reader: Box::new(io::Cursor::new(log.clone().into_bytes())),
-                reference: None,
-                skipped_bytes: 0,
-                hosts_from_lines: false,
-            };
+            let input = input("ec2", log.clone());
             let mut out = Vec::new();
             let s = analyze(vec![input], &Options::whole_2025(format), &mut out).unwrap();
             let out = String::from_utf8(out).unwrap();
@@ -390,14 +381,6 @@ mod tests {
         let dell =
             "Dec 31 23:00:05 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m1@a.example>\n";
         let report = |prefilter: bool| {
-            let input = |name: &str, log: &str| Input {
-                name: name.into(),
-                display: format!("{name}.log"),
-                reader: Box::new(io::Cursor::new(log.as_bytes().to_vec())),
-                reference: None,
-                skipped_bytes: 0,
-                hosts_from_lines: false,
-            };
             let opts = Options {
                 message_id: Some("<m1@a.example>".into()),
                 prefilter,
@@ -431,14 +414,7 @@ mod tests {
              delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.y.example[192.0.2.9] said: \
              550 5.1.1 <s@y.example>: User unknown (in reply to RCPT TO command))\n",
         );
-        let input = Input {
-            name: "ec2".into(),
-            display: "ec2.log".into(),
-            reader: Box::new(io::Cursor::new(log.into_bytes())),
-            reference: None,
-            skipped_bytes: 0,
-            hosts_from_lines: false,
-        };
+        let input = input("ec2", log);
         let mut out = Vec::new();
         analyze(vec![input], &Options::whole_2025(Format::Human), &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
@@ -460,14 +436,7 @@ mod tests {
                    Nov  7 12:06:00 mx postfix/cleanup[2]: 1A2B3C4D5E: message-id=<slow@x>\n\
                    Nov  7 12:06:30 mx dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): \
                    user=<bob@corp.test>, method=PLAIN, rip=192.0.2.9, lip=198.18.3.2, TLS, session=<abc>\n";
-        let input = Input {
-            name: "ec2".into(),
-            display: "ec2.log".into(),
-            reader: Box::new(io::Cursor::new(log.as_bytes().to_vec())),
-            reference: None,
-            skipped_bytes: 0,
-            hosts_from_lines: false,
-        };
+        let input = input("ec2", log);
         let opts = Options {
             message_id: Some("<slow@x>".into()),
             ..Options::whole_2025(Format::Json)

@@ -502,13 +502,7 @@ impl Correlator {
         let Some(now) = self.now else {
             return false;
         };
-        let quiet = now - ch.last_activity.unwrap_or(now);
-        // Asked for nearly every line: most chains were active moments ago.
-        let l = &self.limits;
-        if quiet < l.settle.min(l.grace).min(l.idle_timeout) {
-            return false;
-        }
-        quiet >= Self::wait(l, self.single_host, ch)
+        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, self.single_host, ch)
     }
 
     /// Emit chains that are done (or must go to respect the bounds).

@@ -154,9 +154,9 @@ impl Correlator {
         if let Some(cid) = self.find_entry(host, qid).filter(|&c| self.still_open(c)) {
             let gone = self
                 .chains
-                .get_mut(&cid)
-                .and_then(|ch| ch.entry_mut(host, qid))
-                .is_some_and(|e| e.gone());
+                .get(&cid)
+                .and_then(|ch| ch.entry(host, qid))
+                .is_some_and(Entry::gone);
             if !gone {
                 return cid;
             }
