@@ -403,6 +403,47 @@ mod tests {
         assert_eq!(skipping, report(false));
     }
 
+    /// One failure seen on two hosts is led by its earlier sighting, not by the line read
+    /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
+    /// lines are read, and before them when the prefilter skips the line of another message.
+    #[test]
+    fn a_failure_seen_on_two_hosts_is_led_by_its_earlier_sighting() {
+        let full = |host: &str, t: &str, session: &str| {
+            format!(
+                "Dec 31 {t} {host} dovecot: lmtp(bob@corp.test)<107><{session}>: \
+                 msgid=<m2@a.example>: rejected: Quota exceeded (mailbox for user is full)\n"
+            )
+        };
+        let ec2 = format!(
+            "Dec 31 23:00:12 ec2 postfix/cleanup[101]: D0E873A000: message-id=<m2@a.example>\n{}",
+            full("ec2", "23:00:14", "AbCd1")
+        );
+        let dell = format!(
+            "Dec 31 23:00:36 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m1@a.example>\n{}",
+            full("dell", "23:00:00", "XyZw2")
+        );
+        let report = |prefilter: bool| {
+            let opts = Options {
+                message_id: Some("<m2@a.example>".into()),
+                prefilter,
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(
+                vec![input("ec2", ec2.clone()), input("dell", dell.clone())],
+                &opts,
+                &mut out,
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["messages"][0]["findings"].clone()
+        };
+        let parsing = report(false);
+        assert_eq!(parsing[0]["code"], "mailbox_full", "{parsing}");
+        assert_eq!(parsing[0]["host"], "dell", "{parsing}");
+        assert_eq!(parsing, report(true));
+    }
+
     /// A sender no line named is unknown, not the null sender `<>` of a bounce.
     #[test]
     fn the_human_report_tells_an_unknown_sender_from_the_null_one() {

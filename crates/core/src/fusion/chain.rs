@@ -527,9 +527,16 @@ impl Chain {
             return;
         };
         let existing = &mut self.findings[i];
-        if cause && !existing.cause {
+        // Between two sightings of one standing (both causes, or both symptoms) on two hosts,
+        // the earlier leads, not the one read first: a log whose clock steps back is merged
+        // in another order when fewer of its lines are read (the prefilter's run).
+        let earlier = cause == existing.cause
+            && existing.f.host != f.host
+            && f.first_seen
+                .is_some_and(|a| existing.f.first_seen.is_none_or(|b| a < b));
+        if (cause && !existing.cause) || earlier {
             // The cause's own lines lead the evidence.
-            existing.cause = true;
+            existing.cause = cause;
             existing.f.code = f.code;
             existing.f.host = f.host.clone();
             existing.f.stage = f.stage.clone();
