@@ -30,8 +30,17 @@ pub(crate) fn is_v1_deliver(token: &[u8]) -> bool {
     token.starts_with(b"deliver(")
 }
 
+/// Dovecot 1.x names its mail processes in capitals (`IMAP(user): Disconnected: Logged out`).
+fn v1_service(name: &[u8]) -> &[u8] {
+    match name {
+        b"IMAP" => b"imap",
+        b"POP3" => b"pop3",
+        _ => name,
+    }
+}
+
 fn parse_proc(token: &[u8]) -> Option<Proc<'_>> {
-    let name = program_name(token);
+    let name = v1_service(program_name(token));
     if !is_dovecot_service(name) && !is_v1_deliver(token) {
         return None;
     }
@@ -818,6 +827,14 @@ mod tests {
             Some(None)
         );
         assert_eq!(parse_syslog(b"something else without a token"), None);
+        assert_eq!(
+            parse_syslog(b"IMAP(david): Disconnected: Logged out"),
+            Some(None)
+        );
+        assert!(matches!(
+            parse_syslog(b"POP3(dave): Error: mbox file /var/mail/dave: Permission denied"),
+            Some(Some(Event::DovecotProblem(ref p))) if p.service == "pop3" && p.user.as_deref() == Some("dave")
+        ));
     }
 
     /// Dovecot 1.x's LDA, `deliver(user)`, under its own tag or through Dovecot's log; a bare
