@@ -155,6 +155,9 @@ pub struct Summary {
     /// SMTP transactions a client left before DATA (smtpd's `disconnect` counters): their
     /// queue entries held no message and are not listed.
     pub transactions_abandoned: u64,
+    /// Queue ids seen only in their `removed` line: messages that began before the log (or
+    /// the window), not listed.
+    pub removed_only: u64,
 }
 
 impl Summary {
@@ -362,6 +365,32 @@ mod tests {
             let said = match format {
                 Format::Json => "\"transactions_abandoned\":3",
                 Format::Human => "(3 SMTP transaction(s) left before DATA: no message, not listed)",
+            };
+            assert!(out.contains(said), "{out}");
+        }
+    }
+
+    /// A queue id whose only line is `removed` ended a message that began before the log: it
+    /// is counted, not listed as a message of unknown fate. One with any other line is listed.
+    #[test]
+    fn a_queue_id_seen_only_removed_is_counted_not_listed() {
+        let log = "Nov  7 12:00:01 mx postfix/qmgr[3]: 1D3D829EC99: removed\n\
+                   Nov  7 12:00:02 mx postfix/qmgr[3]: 2E4E4E4E4E: removed\n\
+                   Nov  7 12:00:02 mx postfix/cleanup[2]: 3F5F5F5F5F: message-id=<m@x>\n\
+                   Nov  7 12:00:03 mx postfix/qmgr[3]: 3F5F5F5F5F: removed\n";
+        for format in [Format::Json, Format::Human] {
+            let mut out = Vec::new();
+            let s = analyze(
+                vec![input("mx", log)],
+                &Options::whole_2025(format),
+                &mut out,
+            )
+            .unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!((s.messages, s.removed_only), (1, 2), "{out}");
+            let said = match format {
+                Format::Json => "\"removed_only\":2",
+                Format::Human => "(2 queue id(s) seen only in their `removed` line",
             };
             assert!(out.contains(said), "{out}");
         }

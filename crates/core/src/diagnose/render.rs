@@ -65,6 +65,8 @@ struct JsonSummary<'a> {
     lines_dropped_over_cap: u64,
     #[serde(skip_serializing_if = "is_zero")]
     transactions_abandoned: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    removed_only: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -85,6 +87,7 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
             findings_truncated: t.findings_truncated,
             lines_dropped_over_cap: t.summary.lines_dropped_over_cap,
             transactions_abandoned: t.summary.transactions_abandoned,
+            removed_only: t.summary.removed_only,
         },
     };
     let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
@@ -184,7 +187,7 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "summary: {} message(s){}{}{}{}",
+        "summary: {} message(s){}{}{}{}{}",
         t.summary.messages,
         if st.is_empty() {
             String::new()
@@ -202,6 +205,10 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         if_any(t.summary.transactions_abandoned, || format!(
             " ({} SMTP transaction(s) left before DATA: no message, not listed)",
             t.summary.transactions_abandoned
+        )),
+        if_any(t.summary.removed_only, || format!(
+            " ({} queue id(s) seen only in their `removed` line: begun before the log, not listed)",
+            t.summary.removed_only
         ))
     )
 }

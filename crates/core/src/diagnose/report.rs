@@ -187,6 +187,7 @@ impl<'a> Report<'a> {
     pub(super) fn correlator_counts(&mut self, stats: &CorrelatorStats) {
         self.summary.lines_dropped_over_cap = stats.lines_dropped_over_cap;
         self.summary.transactions_abandoned = stats.transactions_abandoned;
+        self.summary.removed_only = stats.removed_only;
     }
 
     pub(super) fn end(

@@ -390,24 +390,46 @@ pub(super) const MAX_DOVECOT: usize = 64;
 const MAX_NOQUEUE_MERGED: usize = 16;
 
 impl Chain {
-    /// Nothing but one queue entry's `client=` line (from `client`, when given): no
-    /// Message-ID, sender, recipient, reject, Dovecot line or finding.
-    pub fn only_announced(&self, client: Option<&str>) -> bool {
+    /// The one queue entry of a chain that says nothing else: no Message-ID, sender,
+    /// recipient, Dovecot line, reject or finding (what it does say is the caller's to check).
+    fn bare_entry(&self) -> Option<&Entry> {
         let [e] = self.entries.as_slice() else {
-            return false;
+            return None;
         };
-        self.message_id.is_none()
+        let bare = self.message_id.is_none()
             && self.dovecot.is_empty()
             && self.noqueue.is_empty()
             && self.findings.is_empty()
-            && e.client.is_some()
-            && (client.is_none() || e.client.as_deref() == client)
             && e.message_id.is_none()
             && e.from.is_none()
             && e.rcpts.is_empty()
             && !e.qmgr_seen
-            && !e.closed()
-            && e.upstream.is_none()
+            && e.upstream.is_none();
+        bare.then_some(e)
+    }
+
+    /// Nothing but one queue entry's `client=` line (from `client`, when given): no
+    /// Message-ID, sender, recipient, reject, Dovecot line or finding.
+    pub fn only_announced(&self, client: Option<&str>) -> bool {
+        self.bare_entry().is_some_and(|e| {
+            e.client.is_some() && (client.is_none() || e.client.as_deref() == client) && !e.closed()
+        })
+    }
+
+    /// Nothing but one queue entry's `removed` line: the end of a message whose other lines
+    /// lie before the log (or the window). Not a message it can say anything of.
+    pub fn only_removed(&self) -> bool {
+        self.notes.is_empty()
+            && self.bare_entry().is_some_and(|e| {
+                e.removed
+                    && e.client.is_none()
+                    && e.rejected.is_none()
+                    && e.refused.is_none()
+                    && e.notice_of.is_none()
+                    && !e.expired
+                    && !e.held
+                    && e.details.is_empty()
+            })
     }
 
     pub fn new(id: ChainId) -> Self {

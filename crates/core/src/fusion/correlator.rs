@@ -573,6 +573,10 @@ impl Correlator {
         let Some(ch) = self.remove_chain(id) else {
             return;
         };
+        if ch.only_removed() {
+            self.stats.removed_only += 1;
+            return;
+        }
         if let Some(want) = &self.only_message_id {
             if ch
                 .message_id

@@ -292,6 +292,9 @@ pub struct CorrelatorStats {
     /// SMTP transactions a client left before DATA: queue entries that never held a message,
     /// dropped unreported.
     pub transactions_abandoned: u64,
+    /// Queue ids whose only line was `removed`: the ends of messages that began before the
+    /// log (or the window), dropped unreported.
+    pub removed_only: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
