@@ -432,6 +432,48 @@ mod tests {
         assert_eq!(skipping, report(false));
     }
 
+    /// A queue id learned from one host's `message-id=` line is that host's: the other host's
+    /// earlier entry under the same id (another message) stays out of a focused run, although
+    /// dell's log, read a record ahead of the merge, names the id while ec2's is an hour
+    /// behind (ec2's reject is a record it stops at).
+    #[test]
+    fn a_queue_id_learned_on_one_host_does_not_take_in_anothers_entry() {
+        let ec2 = "Dec 31 23:00:02 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                   Dec 31 23:02:10 ec2 postfix/smtpd[103]: NOQUEUE: reject: RCPT from b.example[192.0.2.7]: \
+                   554 5.7.1 <x@y.example>: Relay access denied; from=<s@b.example> to=<x@y.example> \
+                   proto=ESMTP helo=<b>\n\
+                   Dec 31 23:02:32 ec2 postfix/smtp[101]: 4AB12C3D4E: to=<bob@corp.test>, relay=none, \
+                   delay=31, delays=0.1/0/30/0, dsn=4.4.1, status=deferred (connect to \
+                   100.64.0.2[100.64.0.2]:2525: Connection refused)\n\
+                   Jan  1 00:02:40 ec2 postfix/smtp[101]: 4AB12C3D4E: to=<bob@corp.test>, \
+                   relay=100.64.0.2[100.64.0.2]:2525, delay=3600, delays=3599/0/0.5/0.5, dsn=2.0.0, \
+                   status=sent (250 2.0.0 Ok: queued as 6D07EF7B77)\n\
+                   Jan  1 00:03:08 ec2 postfix/qmgr[102]: 4AB12C3D4E: removed\n\
+                   Jan  1 00:03:36 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m2@a.example>\n";
+        let dell = "Dec 31 23:02:02 dell dovecot: lmtp(bob@corp.test)<7><AbCd7>: \
+                    msgid=<m0@a.example>: saved mail to INBOX\n\
+                    Jan  1 00:12:28 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m2@a.example>\n";
+        let report = |prefilter: bool| {
+            let opts = Options {
+                message_id: Some("<m2@a.example>".into()),
+                prefilter,
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(
+                vec![input("ec2", ec2), input("dell", dell)],
+                &opts,
+                &mut out,
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["messages"].clone()
+        };
+        let skipping = report(true);
+        assert_eq!(skipping[0]["findings"], serde_json::json!([]), "{skipping}");
+        assert_eq!(skipping, report(false));
+    }
+
     /// One failure seen on two hosts is led by its earlier sighting, not by the line read
     /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
     /// lines are read, and before them when the prefilter skips the line of another message.

@@ -7,6 +7,8 @@
 //! Lines that always pass: Postfix `warning:`/`error:`/`fatal:`/`panic:` and `NOQUEUE:` lines,
 //! Dovecot error/warning lines, auth and failed logins (host-level findings need them).
 
+use std::sync::Arc;
+
 use super::prefix::program_name;
 use super::scan::{self, find, split_once};
 use super::{Event, LogRecord};
@@ -16,10 +18,47 @@ use super::{Event, LogRecord};
 pub struct Focus {
     needles: Vec<Vec<u8>>,
     // A focus follows a handful of ids: a linear scan beats hashing every line's queue id.
-    qids: Small,
+    qids: Qids,
     sessions: Small,
     /// Bumped whenever `qids` or `sessions` grow (a buffer scanner's search set follows it).
     generation: u64,
+}
+
+/// A learned queue id and the log stream whose queue it numbers: its `message-id=` line's
+/// (each host numbers its own queue, and the streams are read side by side, each a line or so
+/// ahead of the merge: a queue id learned from one host's later line must not take in another
+/// host's earlier lines of an entry under the same id). `None` for a hand-off's next queue id
+/// (`queued as X`), which is another host's, or this one's behind a content filter.
+#[derive(Debug, Clone)]
+struct Known {
+    scope: Option<Arc<str>>,
+    qid: Vec<u8>,
+}
+
+/// The learned queue ids.
+#[derive(Debug, Clone, Default)]
+struct Qids(Vec<Known>);
+
+impl Qids {
+    fn contains(&self, scope: &str, q: &[u8]) -> bool {
+        self.0
+            .iter()
+            .any(|k| k.qid == q && k.scope.as_deref().is_none_or(|s| s == scope))
+    }
+
+    /// Whether it was new to `scope` (`None`: to some stream).
+    fn insert(&mut self, scope: Option<&Arc<str>>, q: &[u8]) -> bool {
+        let known = self.0.iter().any(|k| {
+            k.qid == q && (k.scope.is_none() || k.scope.as_deref() == scope.map(|s| &**s))
+        });
+        if !known {
+            self.0.push(Known {
+                scope: scope.cloned(),
+                qid: q.to_vec(),
+            });
+        }
+        !known
+    }
 }
 
 /// A small set of byte strings.
@@ -95,19 +134,28 @@ impl Focus {
         self.generation
     }
 
-    /// The learned queue ids.
-    pub(crate) fn qids(&self) -> impl Iterator<Item = &[u8]> {
-        self.qids.0.iter().map(Vec::as_slice)
+    /// The queue ids learned for stream `scope`.
+    pub(crate) fn qids<'a>(&'a self, scope: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.qids
+            .0
+            .iter()
+            .filter(move |k| k.scope.as_deref().is_none_or(|s| s == scope))
+            .map(|k| k.qid.as_slice())
     }
 
     /// Byte strings at least one of which every line [`Focus::decide`] passes in full contains,
     /// given that its prefix reads as a Postfix or Dovecot line (see `focusscan`): the
-    /// Message-IDs, `QID: ` of every learned queue id, the learned LMTP sessions and the
-    /// always-kept markers. (`Remember` lines are not covered: the scanner looks back for
-    /// them.)
+    /// Message-IDs, `QID: ` of every learned queue id (of any stream: a superset), the learned
+    /// LMTP sessions and the always-kept markers. (`Remember` lines are not covered: the
+    /// scanner looks back for them.)
     pub(crate) fn patterns(&self) -> Vec<Vec<u8>> {
         let mut p: Vec<Vec<u8>> = self.needles.clone();
-        p.extend(self.qids.0.iter().map(|q| [q.as_slice(), b": "].concat()));
+        p.extend(
+            self.qids
+                .0
+                .iter()
+                .map(|k| [k.qid.as_slice(), b": "].concat()),
+        );
         p.extend(self.sessions.0.iter().cloned());
         p.extend(ALWAYS_KEPT.iter().map(|m| m.to_vec()));
         p
@@ -117,20 +165,21 @@ impl Focus {
         self.needles.iter().any(|n| find(b, n).is_some())
     }
 
-    /// Widen the focus with what a passed record reveals: the queue id of a focused
-    /// Message-ID, the next hop's queue id and the LMTP session of a focused delivery.
-    pub fn learn(&mut self, rec: &LogRecord) {
+    /// Widen the focus with what a passed record of stream `scope` (its parser's role)
+    /// reveals: the queue id of a focused Message-ID (this stream's), the next hop's queue id
+    /// and the LMTP session of a focused delivery.
+    pub fn learn(&mut self, scope: &Arc<str>, rec: &LogRecord) {
         match &rec.event {
             Event::MessageId {
                 queue_id,
                 message_id,
             } if self.hits(message_id.as_bytes()) => {
-                let new = self.qids.insert(queue_id.as_bytes().to_vec());
+                let new = self.qids.insert(Some(scope), queue_id.as_bytes());
                 self.bump(new);
             }
-            Event::Delivery(d) if self.qids.contains(d.queue_id.as_bytes()) => {
+            Event::Delivery(d) if self.qids.contains(scope, d.queue_id.as_bytes()) => {
                 if let Some(n) = &d.queued_as {
-                    let new = self.qids.insert(n.as_bytes().to_vec());
+                    let new = self.qids.insert(None, n.as_bytes());
                     self.bump(new);
                 }
                 if let Some(s) = &d.lmtp_session {
@@ -158,8 +207,8 @@ impl Focus {
         }
     }
 
-    /// Decide for a Postfix line (`msg` after `program[pid]: `).
-    fn postfix<'a>(&self, msg: &'a [u8]) -> Decision<'a> {
+    /// Decide for a Postfix line (`msg` after `program[pid]: `) of stream `scope`.
+    fn postfix<'a>(&self, scope: &str, msg: &'a [u8]) -> Decision<'a> {
         const LEVELS: [&[u8]; 4] = [b"warning: ", b"error: ", b"fatal: ", b"panic: "];
         if msg.starts_with(b"NOQUEUE: ") {
             return Decision::Full;
@@ -193,7 +242,7 @@ impl Focus {
         if rest.starts_with(b"message-id=") && self.hits(rest) {
             return Decision::FullWithReplay(q);
         }
-        if self.qids.contains(q) {
+        if self.qids.contains(scope, q) {
             return Decision::Full;
         }
         // `QID: warning: ...` passes like any warning, with the entry's remembered lines.
@@ -247,11 +296,12 @@ impl Focus {
         Decision::Skip
     }
 
-    /// Decide from a line's program token and message (see `prefix::quick_program_msg`).
-    pub(crate) fn decide<'a>(&self, program: &'a [u8], msg: &'a [u8]) -> Decision<'a> {
+    /// Decide from a line's program token and message (see `prefix::quick_program_msg`), of
+    /// stream `scope` (its parser's role).
+    pub(crate) fn decide<'a>(&self, scope: &str, program: &'a [u8], msg: &'a [u8]) -> Decision<'a> {
         let name = program_name(program);
         if memchr::memchr(b'/', name).is_some() {
-            return self.postfix(msg);
+            return self.postfix(scope, msg);
         }
         if name == b"dovecot" {
             // Via syslog the process token starts the message.
@@ -340,14 +390,14 @@ mod tests {
             b"warning: x.example[203.0.113.7]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
             b"NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1 <b@y>: Relay access denied; from=<a@x> to=<b@y> proto=ESMTP helo=<x>",
         ] {
-            assert_eq!(focus.decide(smtpd, msg), Decision::Full, "{}", String::from_utf8_lossy(msg));
+            assert_eq!(focus.decide("mx", smtpd, msg), Decision::Full, "{}", String::from_utf8_lossy(msg));
         }
         for msg in [
             &b"disconnect from x.example[203.0.113.7] ehlo=1 auth=1/1 quit=1 commands=3"[..],
             b"connect from x.example[203.0.113.7]",
         ] {
             assert_eq!(
-                focus.decide(smtpd, msg),
+                focus.decide("mx", smtpd, msg),
                 Decision::Skip,
                 "{}",
                 String::from_utf8_lossy(msg)

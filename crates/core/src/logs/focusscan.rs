@@ -144,7 +144,7 @@ impl FocusScan {
         focus: &mut Focus,
         out: &mut Vec<LogRecord>,
     ) -> io::Result<bool> {
-        self.note_learned(focus);
+        self.note_learned(focus, &parser.ctx.role);
         loop {
             if self
                 .segments
@@ -408,7 +408,7 @@ impl FocusScan {
         let decision = match quick_program_msg(line) {
             Some((program, msg)) => {
                 self.learn_head(line, program);
-                focus.decide(program, msg)
+                focus.decide(&parser.ctx.role, program, msg)
             }
             None => Decision::Full,
         };
@@ -431,7 +431,7 @@ impl FocusScan {
             }
             Decision::Full => parse_into(parser, focus, out, line),
         }
-        self.note_learned(focus);
+        self.note_learned(focus, &parser.ctx.role);
         out.len() > before
     }
 
@@ -481,8 +481,9 @@ impl FocusScan {
         found
     }
 
-    /// Start tracking the queue ids the focus learned since the last look.
-    fn note_learned(&mut self, focus: &Focus) {
+    /// Start tracking the queue ids the focus learned for this stream (`scope`) since the
+    /// last look.
+    fn note_learned(&mut self, focus: &Focus, scope: &str) {
         if self
             .searcher
             .as_ref()
@@ -493,7 +494,7 @@ impl FocusScan {
         let now = self.segments.get(self.cur).map_or(self.carry_offset, |s| {
             s.offset + (self.pos - s.start) as u64
         });
-        for q in focus.qids() {
+        for q in focus.qids(scope) {
             match self.tracked.iter_mut().find(|t| t.qid == q) {
                 Some(t) => t.learned_at = t.learned_at.min(now),
                 None => self.push_tracked(Tracked {
@@ -634,7 +635,7 @@ fn remember_shape(msg: &[u8], q: &[u8]) -> bool {
 
 fn parse_into(parser: &mut LineParser, focus: &mut Focus, out: &mut Vec<LogRecord>, line: &[u8]) {
     if let Parsed::Record(r) = parser.parse(line) {
-        focus.learn(&r);
+        focus.learn(&parser.ctx.role, &r);
         out.push(*r);
     }
 }

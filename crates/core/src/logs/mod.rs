@@ -710,7 +710,7 @@ pub struct Rollover {
 /// counts what it saw. Known-but-irrelevant lines are not allocated for.
 #[derive(Debug, Clone)]
 pub struct LineParser {
-    ctx: ParseContext,
+    pub(crate) ctx: ParseContext,
     year_bump: i32,
     last_month: Option<u32>,
     counts: SourceCounts,
@@ -855,7 +855,7 @@ impl LineParser {
         let line = strip_eol(line);
         // First look without timestamps or UTF-8 validation: most lines stop here.
         let decision = match prefix::quick_program_msg(line) {
-            Some((program, msg)) => focus.decide(program, msg),
+            Some((program, msg)) => focus.decide(&self.ctx.role, program, msg),
             None => focus::Decision::Full,
         };
         match decision {
@@ -878,7 +878,7 @@ impl LineParser {
                     self.counts.filtered = self.counts.filtered.saturating_sub(1);
                     self.counts.lines = self.counts.lines.saturating_sub(1);
                     if let Parsed::Record(r) = self.parse(&old) {
-                        focus.learn(&r);
+                        focus.learn(&self.ctx.role, &r);
                         out.push(*r);
                     }
                 }
@@ -886,7 +886,7 @@ impl LineParser {
             focus::Decision::Full => {}
         }
         if let Parsed::Record(r) = self.parse(line) {
-            focus.learn(&r);
+            focus.learn(&self.ctx.role, &r);
             out.push(*r);
         }
     }
