@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{same_name, Interner};
+use super::interner::{same_name, Interner};
 
 /// A record's program (`postfix/smtpd`, `dovecot`, ...): one of the usual names as a static
 /// string, any other shared. The usual names have no reference count: records are made on one
