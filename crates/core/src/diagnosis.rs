@@ -868,7 +868,8 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
             "can't load ssl private key",
             "ssl_ctx_use",
         ],
-    ) {
+    ) || crate::logs::login_certificate_refused(text.as_bytes())
+    {
         return Some(FindingCode::TlsError);
     }
     if auth_service_unusable(severity, &t) {
@@ -1553,6 +1554,9 @@ mod tests {
             ("Failed to initialize user: Mailbox INBOX: open(/var/mail/eve) failed: Permission denied", MailboxPermissionDenied),
             // The auth service's passdb lookup (state 2) that did not answer in 60 s.
             ("Request 25947.1 timed out after 60 secs, state=2", AuthBackendError),
+            // A client refused the server's certificate (its login process's disconnect).
+            ("Disconnected (no auth attempts): rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: error:14094416:SSL routines:SSL3_READ_BYTES:sslv3 alert certificate unknown: SSL alert number 46", TlsError),
+            ("Disconnected (no auth attempts in 0 secs): user=<>, rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: error:0A000418:SSL routines::tlsv1 alert unknown ca: SSL alert number 48", TlsError),
         ] {
             assert_eq!(classify_dovecot_problem(Severity::Warning, text), Some(code), "{text}");
         }

@@ -515,6 +515,28 @@ mod tests {
         assert_eq!(parsing, report(true));
     }
 
+    /// Clients refusing Dovecot's certificate (its login processes' disconnects, logged at
+    /// Info) are a host's TLS failure, with or without `--message-id`'s prefilter.
+    #[test]
+    fn clients_refusing_dovecots_certificate_are_a_tls_finding() {
+        let log = "Jun  9 09:45:08 mx postfix/cleanup[2]: 1A2B3C4D5E: message-id=<m@x>\n\
+                   Jun  9 09:45:55 mx dovecot: imap-login: Disconnected (no auth attempts): \
+                   rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: \
+                   error:14094416:SSL routines:SSL3_READ_BYTES:sslv3 alert certificate unknown: \
+                   SSL alert number 46\n";
+        for prefilter in [false, true] {
+            let opts = Options {
+                message_id: Some("<m@x>".into()),
+                prefilter,
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(vec![input("mx", log)], &opts, &mut out).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["findings"][0]["code"], "tls_error", "{v}");
+        }
+    }
+
     /// A sender no line named is unknown, not the null sender `<>` of a bounce.
     #[test]
     fn the_human_report_tells_an_unknown_sender_from_the_null_one() {

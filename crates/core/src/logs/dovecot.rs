@@ -302,6 +302,9 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             if login_backend_failed(text) {
                 return Some(Some(Event::AuthBackendError { text: lossy(text) }));
             }
+            if login_certificate_refused(text) {
+                return problem_or_info(p.name, user, session, Some(Severity::Warning), text);
+            }
             if login_failed(text) {
                 return Some(Some(Event::Login(Box::new(Login {
                     service,
@@ -316,6 +319,20 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
         b"auth" | b"auth-worker" => auth(&p, sev, text),
         _ => problem_or_info(p.name, user, session, sev, text),
     }
+}
+
+/// A login process's disconnect after the client refused the server's certificate in the TLS
+/// handshake (`TLS handshaking: SSL_accept() failed: ...: sslv3 alert certificate unknown: SSL
+/// alert number 46`): alerts 42 (bad certificate), 45 (expired), 46 (unknown: not trusted) and
+/// 48 (unknown CA). Other handshake failures (no shared cipher, a scanner's plain text, a
+/// broken connection's bad MAC) are the client's or the network's.
+pub(crate) fn login_certificate_refused(text: &[u8]) -> bool {
+    let Some(at) = find(text, b"SSL alert number ") else {
+        return false;
+    };
+    let n = &text[at + 17..];
+    let digits = n.iter().take_while(|c| c.is_ascii_digit()).count();
+    matches!(&n[..digits], b"42" | b"45" | b"46" | b"48")
 }
 
 /// A login process's line saying it could not ask the auth service (its backend is down, or
@@ -827,6 +844,19 @@ mod tests {
             Some(None)
         );
         assert_eq!(parse_syslog(b"something else without a token"), None);
+        // A client refusing the server's certificate, and handshakes that failed otherwise.
+        let refused = b"imap-login: Info: Disconnected (no auth attempts): rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: error:14094416:SSL routines:SSL3_READ_BYTES:sslv3 alert certificate unknown: SSL alert number 46";
+        assert!(matches!(
+            parse_syslog(refused),
+            Some(Some(Event::DovecotProblem(ref p))) if p.severity == Severity::Warning && p.service == "imap-login"
+        ));
+        for other in [
+            &b"imap-login: Info: Disconnected (no auth attempts): rip=192.0.2.7, lip=198.18.3.2, TLS: SSL_read() failed: error:140943FC:SSL routines:SSL3_READ_BYTES:sslv3 alert bad record mac: SSL alert number 20"[..],
+            b"imap-login: Disconnected (no auth attempts in 0 secs): user=<>, rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: error:1408A0C1:SSL routines:ssl3_get_client_hello:no shared cipher",
+            b"imap-login: Info: Disconnected: rip=192.0.2.7, TLS handshaking: SSL alert number 420",
+        ] {
+            assert_eq!(parse_syslog(other), Some(None), "{}", String::from_utf8_lossy(other));
+        }
         assert_eq!(
             parse_syslog(b"IMAP(david): Disconnected: Logged out"),
             Some(None)

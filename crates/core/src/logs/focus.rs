@@ -81,9 +81,9 @@ impl Small {
 }
 
 /// Markers of lines that always pass [`Focus::decide`] (host-level findings): Postfix's
-/// `NOQUEUE:` and severity prefixes, Dovecot's severities, and Dovecot auth processes (whose
-/// token, and `auth failed` of the login processes, contain `auth`).
-const ALWAYS_KEPT: [&[u8]; 10] = [
+/// `NOQUEUE:` and severity prefixes, Dovecot's severities, Dovecot auth processes (whose
+/// token, and `auth failed` of the login processes, contain `auth`) and TLS alerts.
+const ALWAYS_KEPT: [&[u8]; 11] = [
     b"NOQUEUE: ",
     b"warning: ",
     b"error: ",
@@ -94,6 +94,8 @@ const ALWAYS_KEPT: [&[u8]; 10] = [
     b"Fatal: ",
     b"Panic: ",
     b"auth",
+    // A login's TLS handshake the client refused (`SSL alert number 46`).
+    b"SSL alert number 4",
 ];
 
 /// The prefilter's verdict for one line.
@@ -273,8 +275,9 @@ impl Focus {
         if name.ends_with(b"-login") {
             // The failed logins and the auth service's failures the parser reads
             // (`dovecot::parse`).
-            let failed =
-                super::dovecot::login_failed(msg) || super::dovecot::login_backend_failed(msg);
+            let failed = super::dovecot::login_failed(msg)
+                || super::dovecot::login_backend_failed(msg)
+                || super::dovecot::login_certificate_refused(msg);
             return if failed {
                 Decision::Full
             } else {
@@ -392,6 +395,17 @@ mod tests {
         ] {
             assert_eq!(focus.decide("mx", smtpd, msg), Decision::Full, "{}", String::from_utf8_lossy(msg));
         }
+        let tls = |n: u8| {
+            format!("imap-login: Info: Disconnected (no auth attempts): rip=192.0.2.7, lip=198.18.3.2, TLS handshaking: SSL_accept() failed: error:14094416:SSL routines:SSL3_READ_BYTES:sslv3 alert: SSL alert number {n}")
+        };
+        assert_eq!(
+            focus.decide("mx", b"dovecot", tls(46).as_bytes()),
+            Decision::Full
+        );
+        assert_eq!(
+            focus.decide("mx", b"dovecot", tls(20).as_bytes()),
+            Decision::Skip
+        );
         for msg in [
             &b"disconnect from x.example[203.0.113.7] ehlo=1 auth=1/1 quit=1 commands=3"[..],
             b"connect from x.example[203.0.113.7]",

@@ -36,7 +36,8 @@ use serde::Serialize;
 pub use context::ParseContext;
 pub use counts::SourceCounts;
 pub(crate) use dovecot::{
-    is_sieve_discard, is_sieve_reject, msgid as dovecot_msgid, sieve_redirect_target,
+    is_sieve_discard, is_sieve_reject, login_certificate_refused, msgid as dovecot_msgid,
+    sieve_redirect_target,
 };
 pub use focus::Focus;
 pub use focusscan::FocusScan;
