@@ -474,6 +474,38 @@ mod tests {
         assert_eq!(skipping, report(false));
     }
 
+    /// Whether a line joins a message is judged at the line's own time: in a log whose clock
+    /// steps back, the latest time read before it depends on which lines were read (all of
+    /// them, or the prefilter's few), and the message was split in one run and not the other.
+    #[test]
+    fn a_late_line_joins_by_its_own_time_not_the_latest_read() {
+        let ec2 =
+            "Dec 31 23:00:10 ec2 postfix/cleanup[1]: 1A1A1A1A1A: message-id=<other@a.example>\n";
+        let dell = "Dec 31 23:00:19 dell dovecot: lmtp(bob@corp.test)<106><AbCd106>: \
+                    msgid=<m1@a.example>: save failed to INBOX: Permission denied\n\
+                    Dec 31 23:02:24 dell postfix/cleanup[102]: BE80C46D1F: message-id=<m2@a.example>\n\
+                    Dec 31 23:01:56 dell postfix/cleanup[115]: 9FC1F7CD5B: message-id=<m1@a.example>\n";
+        let report = |prefilter: bool| {
+            let opts = Options {
+                message_id: Some("<m1@a.example>".into()),
+                prefilter,
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(
+                vec![input("ec2", ec2), input("dell", dell)],
+                &opts,
+                &mut out,
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["messages"].clone()
+        };
+        let parsing = report(false);
+        assert_eq!(parsing.as_array().map(Vec::len), Some(1), "{parsing}");
+        assert_eq!(parsing, report(true));
+    }
+
     /// One failure seen on two hosts is led by its earlier sighting, not by the line read
     /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
     /// lines are read, and before them when the prefilter skips the line of another message.

@@ -238,7 +238,10 @@ pub struct Correlator {
     due: DueQueue,
     pub(super) line_budget: LineBudget,
     pub(super) stats: CorrelatorStats,
+    /// The latest time read.
     now: Option<DateTime<Utc>>,
+    /// The time of the record being read (`now` when it has none).
+    at: Option<DateTime<Utc>>,
     /// When set, only chains of this Message-ID (comparison key) are built when done; the
     /// others are dropped unbuilt (counted in `chains_skipped`).
     pub(super) only_message_id: Option<String>,
@@ -272,6 +275,7 @@ impl Correlator {
             line_budget: LineBudget::default(),
             stats: CorrelatorStats::default(),
             now: None,
+            at: None,
             only_message_id: None,
             single_host: false,
         }
@@ -366,6 +370,7 @@ impl Correlator {
         if let Some(t) = rec.timestamp {
             self.now = Some(self.now.map_or(t, |n| n.max(t)));
         }
+        self.at = rec.timestamp.or(self.now);
         match &rec.event {
             Event::Client {
                 queue_id, client, ..
@@ -482,24 +487,25 @@ impl Correlator {
         }
     }
 
-    /// Whether chain `id` is open to a new line: there, and not yet done. One that is done but
-    /// not yet swept is emitted now, as the next sweep would: what joins it must not hang on
-    /// how many records came between (a sweep runs every few thousand, and a `--message-id`
-    /// run reads far fewer).
+    /// Whether chain `id` is open to a new line: there, and not yet done at the line's own
+    /// time. One that is done but not yet swept is emitted now, as the next sweep would: what
+    /// joins it must not hang on how many records came between (a sweep runs every few
+    /// thousand, and a `--message-id` run reads far fewer), nor, in a log whose clock steps
+    /// back, on the latest time read before it (which the lines a prefilter skips change).
     pub(super) fn still_open(&mut self, id: ChainId) -> bool {
         let Some(ch) = self.chains.get(&id) else {
             return false;
         };
-        if self.is_done(ch) {
+        if self.is_done(ch, self.at) {
             self.emit(id);
             return false;
         }
         true
     }
 
-    /// The chain is quiet long enough to be done.
-    fn is_done(&self, ch: &Chain) -> bool {
-        let Some(now) = self.now else {
+    /// The chain is quiet long enough at `now` to be done.
+    fn is_done(&self, ch: &Chain, now: Option<DateTime<Utc>>) -> bool {
+        let Some(now) = now else {
             return false;
         };
         now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, self.single_host, ch)
@@ -535,9 +541,11 @@ impl Correlator {
         });
         ids.sort_unstable();
         ids.dedup();
-        let (done, not): (Vec<ChainId>, Vec<ChainId>) = ids
-            .into_iter()
-            .partition(|id| self.chains.get(id).is_some_and(|ch| self.is_done(ch)));
+        let (done, not): (Vec<ChainId>, Vec<ChainId>) = ids.into_iter().partition(|id| {
+            self.chains
+                .get(id)
+                .is_some_and(|ch| self.is_done(ch, self.now))
+        });
         // Untimed chains not done yet (and, never expected, a due chain that is not done: it
         // did not change since its due time was set): queued anew.
         for id in not {
