@@ -569,6 +569,32 @@ mod tests {
         }
     }
 
+    /// Dovecot's LDA save, logged just before pipe's line for the same recipient, is that
+    /// delivery's when no `message-id=` line joins them (a log that starts mid-message); a
+    /// save of another recipient is not.
+    #[test]
+    fn an_lda_save_joins_the_pipe_delivery_of_its_recipient() {
+        let log = |user: &str| {
+            format!(
+                "May  5 00:04:33 mail dovecot: lda({user}): msgid=<a1@x.example>: saved mail to INBOX\n\
+                 May  5 00:04:33 mail postfix/pipe[24341]: E0D25336042: to=<client@host.com>, \
+                 relay=dovecot, delay=0.11, delays=0.01/0.01/0/0.09, dsn=2.0.0, \
+                 status=sent (delivered via dovecot service)\n"
+            )
+        };
+        for (user, messages) in [("client@host.com", 1), ("other@host.com", 2)] {
+            let mut out = Vec::new();
+            let s = analyze(
+                vec![input("mx", log(user))],
+                &Options::whole_2025(Format::Json),
+                &mut out,
+            )
+            .unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(s.messages, messages, "{out}");
+        }
+    }
+
     /// A sender no line named is unknown, not the null sender `<>` of a bounce.
     #[test]
     fn the_human_report_tells_an_unknown_sender_from_the_null_one() {

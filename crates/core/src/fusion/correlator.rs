@@ -217,6 +217,8 @@ pub struct Correlator {
     pub(super) noqueue_by_rcpt: Index<String, Few<ChainId>>,
     pub(super) recent_failures: VecDeque<RecentFailure>,
     pub(super) recent_dovecot: VecDeque<RecentLine>,
+    /// LDA saves waiting for pipe's line of their recipient (`on_lda`).
+    pub(super) lda_saves: VecDeque<super::on_lda::LdaSave>,
     pub(super) recent_problems: VecDeque<RecentLine>,
     /// smtpd's SASL failures: an `auth=0/N` at the session's end that they explain is not
     /// counted again.
@@ -262,6 +264,7 @@ impl Correlator {
             noqueue_by_rcpt: index(),
             recent_failures: VecDeque::new(),
             recent_dovecot: VecDeque::new(),
+            lda_saves: VecDeque::new(),
             recent_problems: VecDeque::new(),
             recent_sasl: VecDeque::new(),
             recent_refusals: VecDeque::new(),

@@ -25,6 +25,7 @@ mod model;
 mod on_delivery;
 mod on_dovecot;
 mod on_host;
+mod on_lda;
 mod on_queue;
 mod on_refused;
 mod on_reject;

@@ -23,6 +23,7 @@ struct Failure {
 impl Correlator {
     pub(super) fn on_delivery(&mut self, rec: &LogRecord, d: &Delivery) {
         let (mut cid, failure, from) = self.record_attempt(rec, d);
+        cid = self.join_lda_save(rec, d, cid);
         if let Some(failure) = failure {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }

@@ -225,6 +225,7 @@ impl Correlator {
             limits.max_line_bytes,
         );
         let cid = self.dovecot_chain(message_id.as_deref(), session.as_deref());
+        self.note_lda_save(&d, cid);
         if let Some(ch) = self.chains.get_mut(&cid) {
             if ch.message_id.is_none() {
                 ch.message_id = message_id.as_deref().map(EventText::from);
