@@ -370,6 +370,19 @@ mod tests {
         }
     }
 
+    /// The JSON report of `logs` (role, text) focused on Message-ID `id`.
+    fn focused(logs: &[(&str, &str)], id: &str, prefilter: bool) -> serde_json::Value {
+        let opts = Options {
+            message_id: Some(id.into()),
+            prefilter,
+            ..Options::whole_2025(Format::Json)
+        };
+        let inputs = logs.iter().map(|(role, log)| input(role, *log)).collect();
+        let mut out = Vec::new();
+        analyze(inputs, &opts, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
     /// A queue id whose only line is `removed` ended a message that began before the log: it
     /// is counted, not listed as a message of unknown fate. One with any other line is listed.
     #[test]
@@ -409,24 +422,11 @@ mod tests {
                    Dec 31 23:00:09 ec2 postfix/cleanup[101]: 4AB12C3D4E: message-id=<m1@a.example>\n";
         let dell =
             "Dec 31 23:00:05 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m1@a.example>\n";
-        let report = |prefilter: bool| {
-            let opts = Options {
-                message_id: Some("<m1@a.example>".into()),
-                prefilter,
-                ..Options::whole_2025(Format::Json)
-            };
-            let mut out = Vec::new();
-            analyze(
-                vec![input("ec2", ec2), input("dell", dell)],
-                &opts,
-                &mut out,
-            )
-            .unwrap();
-            String::from_utf8(out).unwrap()
-        };
+        let report =
+            |prefilter| focused(&[("ec2", ec2), ("dell", dell)], "<m1@a.example>", prefilter);
         let skipping = report(true);
-        assert!(
-            skipping.contains("\"client\":\"a.example[203.0.113.9]\""),
+        assert_eq!(
+            skipping["messages"][0]["hops"][0]["client"], "a.example[203.0.113.9]",
             "{skipping}"
         );
         assert_eq!(skipping, report(false));
@@ -454,20 +454,12 @@ mod tests {
                     msgid=<m0@a.example>: saved mail to INBOX\n\
                     Jan  1 00:12:28 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m2@a.example>\n";
         let report = |prefilter: bool| {
-            let opts = Options {
-                message_id: Some("<m2@a.example>".into()),
+            focused(
+                &[("ec2", &ec2), ("dell", &dell)],
+                "<m2@a.example>",
                 prefilter,
-                ..Options::whole_2025(Format::Json)
-            };
-            let mut out = Vec::new();
-            analyze(
-                vec![input("ec2", ec2), input("dell", dell)],
-                &opts,
-                &mut out,
-            )
-            .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            v["messages"].clone()
+            )["messages"]
+                .clone()
         };
         let skipping = report(true);
         assert_eq!(skipping[0]["findings"], serde_json::json!([]), "{skipping}");
@@ -486,20 +478,12 @@ mod tests {
                     Dec 31 23:02:24 dell postfix/cleanup[102]: BE80C46D1F: message-id=<m2@a.example>\n\
                     Dec 31 23:01:56 dell postfix/cleanup[115]: 9FC1F7CD5B: message-id=<m1@a.example>\n";
         let report = |prefilter: bool| {
-            let opts = Options {
-                message_id: Some("<m1@a.example>".into()),
+            focused(
+                &[("ec2", &ec2), ("dell", &dell)],
+                "<m1@a.example>",
                 prefilter,
-                ..Options::whole_2025(Format::Json)
-            };
-            let mut out = Vec::new();
-            analyze(
-                vec![input("ec2", ec2), input("dell", dell)],
-                &opts,
-                &mut out,
-            )
-            .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            v["messages"].clone()
+            )["messages"]
+                .clone()
         };
         let parsing = report(false);
         assert_eq!(parsing.as_array().map(Vec::len), Some(1), "{parsing}");
@@ -526,20 +510,12 @@ mod tests {
             full("dell", "23:00:00", "XyZw2")
         );
         let report = |prefilter: bool| {
-            let opts = Options {
-                message_id: Some("<m2@a.example>".into()),
+            focused(
+                &[("ec2", &ec2), ("dell", &dell)],
+                "<m2@a.example>",
                 prefilter,
-                ..Options::whole_2025(Format::Json)
-            };
-            let mut out = Vec::new();
-            analyze(
-                vec![input("ec2", ec2.clone()), input("dell", dell.clone())],
-                &opts,
-                &mut out,
-            )
-            .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            v["messages"][0]["findings"].clone()
+            )["messages"][0]["findings"]
+                .clone()
         };
         let parsing = report(false);
         assert_eq!(parsing[0]["code"], "mailbox_full", "{parsing}");
@@ -557,14 +533,7 @@ mod tests {
                    error:14094416:SSL routines:SSL3_READ_BYTES:sslv3 alert certificate unknown: \
                    SSL alert number 46\n";
         for prefilter in [false, true] {
-            let opts = Options {
-                message_id: Some("<m@x>".into()),
-                prefilter,
-                ..Options::whole_2025(Format::Json)
-            };
-            let mut out = Vec::new();
-            analyze(vec![input("mx", log)], &opts, &mut out).unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let v = focused(&[("mx", log)], "<m@x>", prefilter);
             assert_eq!(v["findings"][0]["code"], "tls_error", "{v}");
         }
     }
