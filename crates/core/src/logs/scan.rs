@@ -234,12 +234,19 @@ fn is_field_boundary(c: u8) -> bool {
 }
 
 /// A field's value starting at `rest`: inside angle brackets (without them), else up to `,`,
-/// space or `;`.
+/// space or `;`. An opening bracket never closed (a cut or hand-edited line) ends like a bare
+/// value, not at the line's end.
 fn value_at(rest: &[u8]) -> &[u8] {
     if let Some(inner) = rest.strip_prefix(b"<") {
-        let end = memchr::memchr(b'>', inner).unwrap_or(inner.len());
-        return &inner[..end];
+        if let Some(end) = memchr::memchr(b'>', inner) {
+            return &inner[..end];
+        }
+        return bare_value(inner);
     }
+    bare_value(rest)
+}
+
+fn bare_value(rest: &[u8]) -> &[u8] {
     let end = rest
         .iter()
         .position(|&c| c == b',' || c == b' ' || c == b';')
@@ -556,6 +563,9 @@ mod tests {
             }
         }
         let [to, relay] = fields(b"relay=r, to=<a@x>", [b"to=", b"relay="]);
+        assert_eq!((to, relay), (Some(&b"a@x"[..]), Some(&b"r"[..])));
+        // A bracket never closed ends the value where a bare one would.
+        let [to, relay] = fields(b"to=<a@x, relay=r, delay=1", [b"to=", b"relay="]);
         assert_eq!((to, relay), (Some(&b"a@x"[..]), Some(&b"r"[..])));
     }
 
