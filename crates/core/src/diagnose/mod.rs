@@ -454,11 +454,7 @@ mod tests {
                     msgid=<m0@a.example>: saved mail to INBOX\n\
                     Jan  1 00:12:28 dell postfix/cleanup[7]: 4AB12C3D4E: message-id=<m2@a.example>\n";
         let report = |prefilter: bool| {
-            focused(
-                &[("ec2", &ec2), ("dell", &dell)],
-                "<m2@a.example>",
-                prefilter,
-            )["messages"]
+            focused(&[("ec2", ec2), ("dell", dell)], "<m2@a.example>", prefilter)["messages"]
                 .clone()
         };
         let skipping = report(true);
@@ -478,11 +474,7 @@ mod tests {
                     Dec 31 23:02:24 dell postfix/cleanup[102]: BE80C46D1F: message-id=<m2@a.example>\n\
                     Dec 31 23:01:56 dell postfix/cleanup[115]: 9FC1F7CD5B: message-id=<m1@a.example>\n";
         let report = |prefilter: bool| {
-            focused(
-                &[("ec2", &ec2), ("dell", &dell)],
-                "<m1@a.example>",
-                prefilter,
-            )["messages"]
+            focused(&[("ec2", ec2), ("dell", dell)], "<m1@a.example>", prefilter)["messages"]
                 .clone()
         };
         let parsing = report(false);
