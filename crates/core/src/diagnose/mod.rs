@@ -515,6 +515,36 @@ mod tests {
         assert_eq!(parsing, report(true));
     }
 
+    /// A message's findings seen in the same second are ordered by code and host, not by which
+    /// log's line the merge took first: that depends on the log's order on the command line
+    /// and, when a clock steps back, on whether the prefilter skipped another message's line.
+    #[test]
+    fn findings_of_one_second_keep_one_order() {
+        let ec2 = "Dec 31 23:00:01 ec2 postfix/cleanup[1]: 1A1A1A1A1A: message-id=<other@a.example>\n\
+                   Dec 31 23:00:00 ec2 postfix/cleanup[101]: D0E873A000: message-id=<m2@a.example>\n\
+                   Dec 31 23:00:00 ec2 postfix/smtp[102]: D0E873A000: to=<bob@corp.test>, \
+                   relay=100.64.0.2[100.64.0.2]:2525, delay=0.2, delays=0.1/0/0.05/0.05, dsn=4.3.0, \
+                   status=deferred (host 100.64.0.2[100.64.0.2] said: 451 4.3.0 Temporary internal \
+                   failure (in reply to end of DATA command))\n";
+        let dell = "Dec 31 23:00:00 dell dovecot: lmtp(bob@corp.test)<106><AbCd106>: \
+                    msgid=<m2@a.example>: save failed to INBOX: Permission denied\n";
+        let codes = |logs: &[(&str, &str)], prefilter: bool| {
+            let v = focused(logs, "<m2@a.example>", prefilter);
+            let findings = v["messages"][0]["findings"].as_array().cloned();
+            let codes: Vec<String> = findings
+                .unwrap_or_default()
+                .iter()
+                .map(|f| format!("{}@{}", f["code"], f["host"]))
+                .collect();
+            codes
+        };
+        let want = codes(&[("ec2", ec2), ("dell", dell)], false);
+        assert_eq!(want.len(), 2, "{want:?}");
+        assert_eq!(want, codes(&[("ec2", ec2), ("dell", dell)], true));
+        assert_eq!(want, codes(&[("dell", dell), ("ec2", ec2)], false));
+        assert_eq!(want, codes(&[("dell", dell), ("ec2", ec2)], true));
+    }
+
     /// Clients refusing Dovecot's certificate (its login processes' disconnects, logged at
     /// Info) are a host's TLS failure, with or without `--message-id`'s prefilter.
     #[test]

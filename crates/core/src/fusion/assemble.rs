@@ -541,13 +541,14 @@ fn unreported_attempts(ch: &Chain, sources: &[HopOf], out: &mut Vec<Finding>) {
     }
 }
 
-/// The chain's findings, tagged with its message-id, in the order they were first seen.
+/// The chain's findings, tagged with its message-id, in the order they were first seen;
+/// those of one instant by code and host, not by which log's line the merge read first.
 fn chain_findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.extend(ch.findings.drain(..).map(|x| x.f));
     for f in &mut findings {
         f.message_id = ch.message_id.as_deref().map(String::from);
     }
-    findings.sort_by_key(|f| f.first_seen);
+    findings.sort_by(|a, b| (a.first_seen, a.code, &a.host).cmp(&(b.first_seen, b.code, &b.host)));
     findings
 }
 
