@@ -124,6 +124,48 @@ fn default_runbook_texts_never_double_a_word() {
     }
 }
 
+/// A host the default runbook does not describe (another name, another system's log read by
+/// its own host names) gets generic advice: no text names the operator's deployment (its
+/// VPN, its hosts, its database, its mail store's uid), and only the provider's own findings
+/// (the SendGrid API a probe was sent through) name SendGrid. The lab's roles keep the words.
+#[test]
+fn default_runbook_names_the_deployment_only_for_its_own_roles() {
+    let deployment = [
+        "Tailscale",
+        "Dell",
+        "EC2",
+        "MariaDB",
+        "5000",
+        "docker compose",
+    ];
+    for code in FindingCode::ALL {
+        let provider =
+            code.as_str().starts_with("provider_") || code.as_str() == "message_too_large";
+        let f = Finding::new(code, Some("mail.example.net"), "x");
+        let t = Runbook::builtin().incident(Subject::of(&f), &Facts::default());
+        for text in [
+            &f.hint,
+            &t.impact,
+            &t.symptoms,
+            &t.root_cause,
+            &t.prevention,
+            &t.related,
+        ] {
+            let named = deployment.iter().find(|w| text.contains(*w));
+            assert_eq!(named, None, "{code:?}: {text}");
+            if !provider {
+                assert!(!text.contains("SendGrid"), "{code:?}: {text}");
+            }
+        }
+        assert!(t.component_title != "Tailscale", "{code:?}");
+    }
+    let on = |code, role| Finding::new(code, Some(role), "x").hint;
+    assert!(on(FindingCode::NextHopTimeout, "ec2").contains("Tailscale"));
+    assert!(on(FindingCode::NextHopTimeout, "mail").contains("firewall"));
+    assert!(on(FindingCode::RecipientUnknown, "dell").contains("MariaDB"));
+    assert!(on(FindingCode::RecipientUnknown, "mail").contains("virtual_mailbox_maps"));
+}
+
 /// A config dir with no scenarios; `runbook` is written beside flowtest.toml when given.
 fn setup(runbook: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

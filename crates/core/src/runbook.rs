@@ -17,6 +17,11 @@
 //!   `diagnose --rcpt`);
 //! - `{domain}`: the domain of `{recipient}`.
 //!
+//! A finding on a host role the runbook's `[roles]` do not describe (a log given under another
+//! name, a bare log's own host names) takes `[finding.<code>.other_roles]` before the code's
+//! own texts: a runbook written for one system keeps its deployment's words (its VPN, its
+//! hosts) for that system's roles and gives generic advice for anyone else's log.
+//!
 //! A placeholder without a value renders as a neutral phrase ("the host", "the stage", "the
 //! next hop", "the relay", "the recipient", "the domain"). An unknown name is an error when the
 //! runbook is parsed; text that reaches the renderer anyway keeps it verbatim.
@@ -162,6 +167,8 @@ struct Entry {
     texts: Texts,
     /// `[finding.<code>.role.<role>]`: what differs when the finding is on that role.
     by_role: BTreeMap<String, Texts>,
+    /// `[finding.<code>.other_roles]`: what differs on a role `[roles]` does not describe.
+    other_roles: Option<Texts>,
 }
 
 /// A parsed, validated runbook. Read-only; every lookup falls back to neutral words for what
@@ -250,13 +257,21 @@ impl Runbook {
             let mut by_role = BTreeMap::new();
             for (role, r) in std::mem::take(&mut e.role) {
                 let rkey = format!("{key}.role.{role}");
-                if !r.role.is_empty() {
-                    return Err(v.error(None, &rkey, "a role table cannot hold role tables"));
-                }
-                by_role.insert(role, v.texts(r, &rkey)?);
+                by_role.insert(role, v.leaf_texts(r, &rkey)?);
             }
+            let other_roles = match e.other_roles.take() {
+                Some(r) => Some(v.leaf_texts(*r, &format!("{key}.other_roles"))?),
+                None => None,
+            };
             let texts = v.texts(e, &key)?;
-            findings.insert(code, Entry { texts, by_role });
+            findings.insert(
+                code,
+                Entry {
+                    texts,
+                    by_role,
+                    other_roles,
+                },
+            );
         }
         Ok(Runbook {
             roles,
@@ -338,11 +353,16 @@ impl Runbook {
         }
     }
 
-    /// The role's own texts first, then the code's.
+    /// The role's own texts first (or, on a role `[roles]` does not describe, the texts for
+    /// other roles), then the code's.
     fn entry_texts(&self, s: Subject<'_>) -> impl Iterator<Item = &Texts> {
         let entry = self.findings.get(&s.code);
-        let by_role = entry.zip(s.role).and_then(|(e, r)| e.by_role.get(r));
-        by_role.into_iter().chain(entry.map(|e| &e.texts))
+        let first = entry.zip(s.role).and_then(|(e, r)| match e.by_role.get(r) {
+            Some(t) => Some(t),
+            None if !self.roles.contains_key(r) => e.other_roles.as_ref(),
+            None => None,
+        });
+        first.into_iter().chain(entry.map(|e| &e.texts))
     }
 
     fn text(&self, s: Subject<'_>, pick: fn(&Texts) -> Option<&str>) -> Option<&str> {
@@ -509,7 +529,8 @@ struct RawRole {
     relay: Option<Spanned<String>>,
 }
 
-/// `[finding.<code>]`, and (the same keys but `role`) `[finding.<code>.role.<role>]`.
+/// `[finding.<code>]`, and (the same keys but `role` and `other_roles`)
+/// `[finding.<code>.role.<role>]` and `[finding.<code>.other_roles]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
@@ -524,6 +545,7 @@ struct RawEntry {
     related: Option<Spanned<String>>,
     #[serde(default)]
     role: BTreeMap<String, RawEntry>,
+    other_roles: Option<Box<RawEntry>>,
 }
 
 struct Validator<'s> {
@@ -619,6 +641,14 @@ impl Validator<'_> {
         Ok(v.map(Spanned::into_inner))
     }
 
+    /// A role's or other roles' table: texts only, no tables of its own.
+    fn leaf_texts(&self, e: RawEntry, key: &str) -> Result<Texts, RunbookError> {
+        if !e.role.is_empty() || e.other_roles.is_some() {
+            return Err(self.error(None, key, "a role table cannot hold role tables"));
+        }
+        self.texts(e, key)
+    }
+
     fn texts(&self, e: RawEntry, key: &str) -> Result<Texts, RunbookError> {
         Ok(Texts {
             hint: self.template(e.hint, key, "hint")?,
@@ -663,6 +693,9 @@ impact = "Submission"
 [finding.auth_failed.role.store]
 component = "RELAY"
 impact = "Outbound mail through {relay}"
+
+[finding.auth_failed.other_roles]
+hint = "Check the client's password on {role}."
 "#;
 
     fn subject(code: FindingCode, role: Option<&'static str>) -> Subject<'static> {
@@ -744,6 +777,34 @@ impact = "Outbound mail through {relay}"
         assert_eq!(
             (t.component.as_str(), t.severity),
             ("NET", IncidentSeverity::Critical)
+        );
+    }
+
+    /// A role `[roles]` does not describe takes the other roles' texts, then the code's; a
+    /// described role never takes them, also where its own table lacks the text.
+    #[test]
+    fn other_roles_texts_stand_on_roles_the_runbook_does_not_describe() {
+        let rb = Runbook::parse(SITE).unwrap();
+        let facts = Facts::default();
+        let on = |role| rb.incident(subject(FindingCode::AuthFailed, role), &facts);
+        let edge = on(Some("edge"));
+        assert_eq!(edge.hint, "Check the client's password on edge.");
+        assert_eq!(
+            (edge.component.as_str(), edge.impact.as_str()),
+            ("MTA", "Submission")
+        );
+        assert_eq!(on(Some("mx")).hint, "Check the credentials for the relay.");
+        assert_eq!(
+            on(Some("store")).hint,
+            "Check the credentials for the smarthost."
+        );
+        assert_eq!(on(None).hint, "Check the credentials for the relay.");
+        let nested = "[finding.auth_failed.other_roles.role.mx]\nhint = \"x\"\n";
+        let e = Runbook::parse(nested).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("finding.auth_failed.other_roles"),
+            "{e}"
         );
     }
 
