@@ -456,6 +456,12 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // smtp: the destination's MX records list this host, and no host of a better
             // preference (`unable to find primary relay for partner.example`, dsn=4.3.5).
             "unable to find primary relay",
+            // RFC 7505: the domain publishes a null MX (`MX 0 .`), it accepts no mail at all:
+            // Postfix's `Domain x does not accept mail (nullMX)` (dsn=5.1.0), others' `556
+            // 5.1.10 Recipient address has null MX`. No mailbox to create; the address or the
+            // domain's DNS is wrong.
+            "(nullmx)",
+            "null mx",
         ],
     ),
     (
@@ -675,7 +681,11 @@ fn enhanced_cause(e: &str, text: &str) -> Option<FindingCode> {
 /// The cause an enhanced status code (RFC 3463) names unambiguously, if any.
 fn classify_enhanced(e: &str) -> Option<FindingCode> {
     let e = e.trim();
-    if e.starts_with("5.1.1") || e == "5.1.0" || e == "5.1.10" {
+    if e == "5.1.10" {
+        // RFC 7505: "Recipient address has null MX".
+        return Some(FindingCode::DnsError);
+    }
+    if e.starts_with("5.1.1") || e == "5.1.0" {
         return Some(FindingCode::RecipientUnknown);
     }
     Some(match e {
@@ -1105,6 +1115,9 @@ mod tests {
             ("conversation with x[1.2.3.4] timed out while receiving the initial server greeting", NextHopTimeout),
             ("address resolver failure", LookupFailure),
             ("Host or domain name not found. Name service error for name=nowhere.test type=MX: Host not found, try again", DnsError),
+            // A null MX (RFC 7505): the domain takes no mail; no mailbox is missing.
+            ("Domain nullmx.example does not accept mail (nullMX)", DnsError),
+            ("host mx.example[192.0.2.1] said: 556 5.1.10 Recipient address has null MX (in reply to RCPT TO command)", DnsError),
             ("host store[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
             // Turned away at the greeting, whatever words the reply uses.
             ("host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 550-Requested action not taken: mailbox unavailable 550-Reject due to policy restrictions. 550 For explanation visit https://www.gmx.net/mail/senderguidelines?c=pr", BouncedOther),
@@ -1400,6 +1413,10 @@ mod tests {
             classify_delivery(b, Some("5.0.0"), vague),
             Some(BouncedOther)
         );
+        // RFC 7505's null MX by its own code, whatever the words.
+        assert_eq!(classify_delivery(b, Some("5.1.10"), vague), Some(DnsError));
+        let nullmx = "Domain nullmx.example does not accept mail (nullMX)";
+        assert_eq!(classify_delivery(b, Some("5.1.0"), nullmx), Some(DnsError));
         assert_eq!(
             classify_delivery(
                 DeliveryStatus::Deferred,
