@@ -482,6 +482,35 @@ mod tests {
         assert_eq!(parsing, report(true));
     }
 
+    /// A line that joins a message by its Message-ID at its own time joins it although a
+    /// line of another host read before it, at a later time, found the message done: dell's
+    /// clock steps back, so its message-id line is read after ec2's reject when all its lines
+    /// are read, and before it when the prefilter skips the line of another message.
+    #[test]
+    fn a_late_line_joins_a_message_another_hosts_line_found_done() {
+        let ec2 =
+            "Dec 31 23:00:10 ec2 postfix/cleanup[1]: 1A1A1A1A1A: message-id=<other@a.example>\n\
+                   Dec 31 23:02:23 ec2 dovecot: lmtp(bob@corp.test)<106><AbCd106>: \
+                   msgid=<m1@a.example>: rejected: Quota exceeded (mailbox for user is full)\n";
+        let dell = "Dec 31 23:00:19 dell dovecot: lmtp(bob@corp.test)<106><AbCd106>: \
+                    msgid=<m1@a.example>: save failed to INBOX: Permission denied\n\
+                    Dec 31 23:02:24 dell postfix/cleanup[102]: BE80C46D1F: message-id=<m2@a.example>\n\
+                    Dec 31 23:01:56 dell postfix/cleanup[115]: 9FC1F7CD5B: message-id=<m1@a.example>\n";
+        // The lines each message shows come in the order read, which the clock step changes.
+        let report = |prefilter: bool| {
+            let mut v = focused(&[("ec2", ec2), ("dell", dell)], "<m1@a.example>", prefilter);
+            for m in v["messages"].as_array_mut().into_iter().flatten() {
+                if let Some(lines) = m["lines"].as_array_mut() {
+                    lines.sort_by_key(|l| l.to_string());
+                }
+            }
+            v["messages"].clone()
+        };
+        let skipping = report(true);
+        assert_eq!(skipping.as_array().map(Vec::len), Some(1), "{skipping}");
+        assert_eq!(skipping, report(false));
+    }
+
     /// One failure seen on two hosts is led by its earlier sighting, not by the line read
     /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
     /// lines are read, and before them when the prefilter skips the line of another message.

@@ -22,6 +22,7 @@ use super::on_refused::RecentRefusal;
 use super::quiet::{Chains, DueQueue};
 use super::skew::SkewBounds;
 use super::spare::Spare;
+use super::superseded::Superseded;
 
 /// Records observed between two looks for chains that are done. A done chain is emitted within
 /// this many records of falling due, while its memory (written by its last line, its index
@@ -234,6 +235,8 @@ pub struct Correlator {
     pub(super) skew: BTreeMap<(String, String), SkewBounds>,
     /// Chains that are done, not yet built into their messages.
     finished: VecDeque<Chain>,
+    /// Done chains held until the next chain of their Message-ID is emitted (`superseded`).
+    pub(super) superseded: Superseded,
     /// The lists of reported messages ([`Correlator::recycle`]), for the next ones built.
     spare: Spare,
     /// The open chains by due time: what a sweep looks at.
@@ -273,6 +276,7 @@ impl Correlator {
             host_findings: BTreeMap::new(),
             skew: BTreeMap::new(),
             finished: VecDeque::new(),
+            superseded: Superseded::default(),
             spare: Spare::default(),
             due: DueQueue::default(),
             line_budget: LineBudget::default(),
@@ -506,12 +510,42 @@ impl Correlator {
         true
     }
 
+    /// [`Correlator::still_open`] for a line joining chain `id` by its Message-ID: a chain done
+    /// at the line's own time is held as superseded instead of emitted (the line goes to
+    /// another chain of that Message-ID, which a later-read line of an earlier time can bring
+    /// it back into: see `superseded`).
+    pub(super) fn open_to_message_id(&mut self, id: ChainId) -> bool {
+        let Some(ch) = self.chains.get(&id) else {
+            return false;
+        };
+        if self.is_done(ch, self.at) {
+            self.supersede(id);
+            return false;
+        }
+        true
+    }
+
+    /// The time of the record being read (the latest read when it has none).
+    pub(super) fn at(&self) -> Option<DateTime<Utc>> {
+        self.at
+    }
+
     /// The chain is quiet long enough at `now` to be done.
     fn is_done(&self, ch: &Chain, now: Option<DateTime<Utc>>) -> bool {
+        Self::done_at(&self.limits, self.single_host, ch, now)
+    }
+
+    /// [`Correlator::is_done`] of a correlator with these limits and [`Correlator::single_host`].
+    pub(super) fn done_at(
+        l: &Limits,
+        single_host: bool,
+        ch: &Chain,
+        now: Option<DateTime<Utc>>,
+    ) -> bool {
         let Some(now) = now else {
             return false;
         };
-        now - ch.last_activity.unwrap_or(now) >= Self::wait(&self.limits, self.single_host, ch)
+        now - ch.last_activity.unwrap_or(now) >= Self::wait(l, single_host, ch)
     }
 
     /// Emit chains that are done (or must go to respect the bounds).
@@ -584,6 +618,18 @@ impl Correlator {
         let Some(ch) = self.remove_chain(id) else {
             return;
         };
+        if !self.superseded.is_empty() {
+            if let Some(key) = ch.message_id.as_deref().map(msgid_key) {
+                for held in self.release_superseded(key) {
+                    self.finish_chain(held);
+                }
+            }
+        }
+        self.finish_chain(ch);
+    }
+
+    /// A chain out of the open (or held) ones: counted, dropped or queued to be built.
+    fn finish_chain(&mut self, ch: Chain) {
         if ch.only_removed() {
             self.stats.removed_only += 1;
             return;
@@ -676,9 +722,11 @@ impl Correlator {
         self.spare.keep(m);
     }
 
-    /// A snapshot of everything known: finished-but-not-taken chains, then open ones.
+    /// A snapshot of everything known: finished-but-not-taken chains, held superseded ones, then
+    /// open ones.
     pub fn messages(&self) -> Vec<MessageChain> {
         let mut out: Vec<MessageChain> = self.finished.iter().map(build_chain).collect();
+        out.extend(self.superseded.iter().map(build_chain));
         let mut ids: Vec<&ChainId> = self.chains.keys().collect();
         ids.sort_unstable();
         for id in ids {
@@ -786,6 +834,9 @@ impl Correlator {
     /// End of input: all chains plus host findings, skew and counters.
     pub fn finish_all(mut self) -> Outcome {
         self.sweep(true);
+        for held in self.release_all_superseded() {
+            self.finish_chain(held);
+        }
         let host_findings = self.host_findings();
         let skew = self.skew();
         Outcome {

@@ -11,6 +11,7 @@
 //! - `on_queue`, `on_delivery`, `on_reject`, `on_refused`, `on_dovecot`, `on_host`: one handler
 //!   module per family of log events.
 //! - `quiet`: the open chains and when each falls due (what a sweep looks at).
+//! - `superseded`: done chains a later chain of their Message-ID holds, for a late line.
 //! - `links`: finding and joining chains (`queued as` hand-offs, merges).
 //! - `chain`: the working state of one message while it is correlated.
 //! - `assemble`: working state -> `MessageChain`; `spare`: the room a reported one leaves.
@@ -34,6 +35,7 @@ mod quiet;
 pub(crate) mod rfc3339;
 mod skew;
 mod spare;
+mod superseded;
 
 pub use correlator::{Correlator, Limits, SWEEP_EVERY};
 pub use model::{

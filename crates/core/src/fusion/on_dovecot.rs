@@ -328,11 +328,24 @@ impl Correlator {
     /// The chain a Dovecot delivery line belongs to: by its Message-ID, else by its LMTP session
     /// (unless that chain's Message-ID differs), else a new one.
     fn dovecot_chain(&mut self, message_id: Option<&str>, session: Option<&str>) -> ChainId {
-        let by_msgid = message_id
-            .map(msgid_key)
-            .filter(|k| !k.is_empty())
+        let key = message_id.map(msgid_key).filter(|k| !k.is_empty());
+        let cid = self.dovecot_chain_of(key, message_id, session);
+        if let Some(k) = key {
+            self.bridge(k, cid);
+        }
+        cid
+    }
+
+    /// [`Correlator::dovecot_chain`] but for the held chains its Message-ID (`key`) brings back.
+    fn dovecot_chain_of(
+        &mut self,
+        key: Option<&str>,
+        message_id: Option<&str>,
+        session: Option<&str>,
+    ) -> ChainId {
+        let by_msgid = key
             .and_then(|k| self.msgids.get(k).copied())
-            .filter(|&c| self.still_open(c));
+            .filter(|&c| self.open_to_message_id(c));
         let by_session = session
             .and_then(|s| self.sessions.get(s).copied())
             .filter(|c| self.chains.contains_key(c));
@@ -350,7 +363,7 @@ impl Correlator {
             }
             (None, None) => {
                 let c = self.new_chain();
-                if let Some(k) = message_id.map(msgid_key).filter(|k| !k.is_empty()) {
+                if let Some(k) = key {
                     self.msgids.insert(k.into(), c);
                 }
                 c

@@ -209,13 +209,14 @@ impl Correlator {
             return;
         }
         match self.msgids.get(key).copied() {
-            Some(other) if self.still_open(other) => {
+            Some(other) if self.open_to_message_id(other) => {
                 cid = self.merge(other, cid);
             }
             _ => {
                 self.msgids.insert(key.into(), cid);
             }
         }
+        self.bridge(key, cid);
         if let Some(ch) = self.chains.get_mut(&cid) {
             if ch.message_id.is_none() {
                 ch.message_id = Some(message_id.into());
