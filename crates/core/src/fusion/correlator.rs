@@ -500,14 +500,7 @@ impl Correlator {
     /// thousand, and a `--message-id` run reads far fewer), nor, in a log whose clock steps
     /// back, on the latest time read before it (which the lines a prefilter skips change).
     pub(super) fn still_open(&mut self, id: ChainId) -> bool {
-        let Some(ch) = self.chains.get(&id) else {
-            return false;
-        };
-        if self.is_done(ch, self.at) {
-            self.emit(id);
-            return false;
-        }
-        true
+        self.open_else(id, Self::emit)
     }
 
     /// [`Correlator::still_open`] for a line joining chain `id` by its Message-ID: a chain done
@@ -515,11 +508,17 @@ impl Correlator {
     /// another chain of that Message-ID, which a later-read line of an earlier time can bring
     /// it back into: see `superseded`).
     pub(super) fn open_to_message_id(&mut self, id: ChainId) -> bool {
+        self.open_else(id, Self::supersede)
+    }
+
+    /// Whether chain `id` is there and not done at the line's own time; a done one goes to
+    /// `done` (emitted or held).
+    fn open_else(&mut self, id: ChainId, done: fn(&mut Self, ChainId)) -> bool {
         let Some(ch) = self.chains.get(&id) else {
             return false;
         };
         if self.is_done(ch, self.at) {
-            self.supersede(id);
+            done(self, id);
             return false;
         }
         true
