@@ -511,6 +511,34 @@ mod tests {
         assert_eq!(skipping, report(false));
     }
 
+    /// A Dovecot save and a later failure of the same recipient and session are judged by their
+    /// own times, not by which is read first: dell's clock steps back, so its earlier save is
+    /// read after ec2's later reject when all lines are read, and before it when the prefilter
+    /// skips dell's lines of another message. Either way the reject came last.
+    #[test]
+    fn a_save_and_a_failure_are_ordered_by_their_own_times() {
+        let ec2 =
+            "Dec 31 23:00:22 ec2 postfix/cleanup[101]: D0E873A000: message-id=<m2@a.example>\n\
+                   Dec 31 23:00:24 ec2 dovecot: lmtp(bob@corp.test)<107><AbCd107>: \
+                   msgid=<m2@a.example>: rejected: Quota exceeded (mailbox for user is full)\n";
+        let dell =
+            "Dec 31 23:00:46 dell postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                    Dec 31 23:00:04 dell dovecot: lmtp(bob@corp.test)<107><AbCd107>: sieve: \
+                    msgid=<m2@a.example>: stored mail into mailbox 'Junk'\n";
+        let status = |prefilter: bool| {
+            let v = focused(&[("ec2", ec2), ("dell", dell)], "<m2@a.example>", prefilter);
+            let ms = v["messages"].as_array().cloned().unwrap_or_default();
+            assert_eq!(ms.len(), 1, "{v}");
+            (
+                ms[0]["status"].clone(),
+                ms[0]["hops"].as_array().map(Vec::len),
+            )
+        };
+        let skipping = status(true);
+        assert_eq!(skipping.0, "rejected", "{skipping:?}");
+        assert_eq!(skipping, status(false));
+    }
+
     /// One failure seen on two hosts is led by its earlier sighting, not by the line read
     /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
     /// lines are read, and before them when the prefilter skips the line of another message.

@@ -154,11 +154,7 @@ pub(super) fn kept_after_failing(ch: &mut Chain) {
 }
 
 fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
-    let same = |e: &DoveDelivery| {
-        !e.saved
-            && e.user_key() == d.user_key()
-            && (e.session.is_none() || d.session.is_none() || e.session == d.session)
-    };
+    let same = |e: &DoveDelivery| !e.saved && same_attempt(e, d) && not_after(e, d);
     if !ch.dovecot.iter().any(same) {
         return;
     }
@@ -176,6 +172,31 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
     for m in dropped {
         ch.notes.push(format!("{m}; saved into {into} instead"));
     }
+}
+
+/// Deliveries `a` and `b` are for one recipient in one LMTP session (or a session unknown).
+fn same_attempt(a: &DoveDelivery, b: &DoveDelivery) -> bool {
+    a.user_key() == b.user_key()
+        && (a.session.is_none() || b.session.is_none() || a.session == b.session)
+}
+
+/// Delivery `a` was logged no later than `b` by their own times; with a time unknown, it was
+/// read first (the caller's order).
+fn not_after(a: &DoveDelivery, b: &DoveDelivery) -> bool {
+    a.at.zip(b.at).is_none_or(|(x, y)| x <= y)
+}
+
+/// A save of failed delivery `d`'s recipient and session, read before `d` but logged at or
+/// after it (another host's log read first, or a log whose clock steps back): `d` failed
+/// before the save, as [`saved_after_failing`] has it when the lines come in time order.
+fn save_not_before(ch: &Chain, d: &DoveDelivery) -> Option<DoveDelivery> {
+    if d.saved || d.at.is_none() {
+        return None;
+    }
+    ch.dovecot
+        .iter()
+        .find(|s| s.saved && s.at.is_some() && same_attempt(s, d) && not_after(d, s))
+        .cloned()
 }
 
 impl Correlator {
@@ -233,6 +254,7 @@ impl Correlator {
             if d.saved {
                 saved_after_failing(ch, &d);
             }
+            let save = save_not_before(ch, &d);
             if ch.dovecot.len() < MAX_DOVECOT {
                 ch.dovecot.push(d);
             }
@@ -243,6 +265,9 @@ impl Correlator {
                     name_lmtp_failure(ch, &f, &limits);
                 }
                 ch.add_finding(f, &limits, true, &mut self.line_budget);
+            }
+            if let Some(save) = save {
+                saved_after_failing(ch, &save);
             }
         }
         if let Some(s) = session {
