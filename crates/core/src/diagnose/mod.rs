@@ -539,6 +539,32 @@ mod tests {
         assert_eq!(skipping, status(false));
     }
 
+    /// A save takes back every earlier failure of its recipient and session, each named by the
+    /// host that logged it: read after the save (dell's clock steps back), dell's reject kept
+    /// its finding in a full run, while the prefilter read it first and folded it into ec2's.
+    #[test]
+    fn a_save_takes_back_the_failures_of_every_host() {
+        let ec2 =
+            "Dec 31 23:00:07 ec2 postfix/cleanup[101]: D0E873A000: message-id=<m2@a.example>\n\
+                   Dec 31 23:00:09 ec2 dovecot: lmtp(bob@corp.test)<107><AbCd107>: \
+                   msgid=<m2@a.example>: rejected: Quota exceeded (mailbox for user is full)\n\
+                   Dec 31 23:01:02 ec2 dovecot: lmtp(bob@corp.test)<107><AbCd107>: \
+                   msgid=<m2@a.example>: saved mail to INBOX\n";
+        let dell =
+            "Dec 31 23:01:24 dell postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                    Dec 31 23:00:42 dell dovecot: lmtp(bob@corp.test)<107><AbCd107>: \
+                    msgid=<m2@a.example>: rejected: Quota exceeded (mailbox for user is full)\n";
+        let findings = |prefilter: bool| {
+            let v = focused(&[("ec2", ec2), ("dell", dell)], "<m2@a.example>", prefilter);
+            let ms = v["messages"].as_array().cloned().unwrap_or_default();
+            assert_eq!(ms.len(), 1, "{v}");
+            (ms[0]["status"].clone(), ms[0]["findings"].clone())
+        };
+        let skipping = findings(true);
+        assert_eq!(skipping.1, serde_json::json!([]), "{skipping:?}");
+        assert_eq!(skipping, findings(false));
+    }
+
     /// One failure seen on two hosts is led by its earlier sighting, not by the line read
     /// first: dell's clock steps back, so its earlier line is read after ec2's when all its
     /// lines are read, and before them when the prefilter skips the line of another message.

@@ -158,11 +158,21 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
     if !ch.dovecot.iter().any(same) {
         return;
     }
-    ch.dovecot.retain(|e| !same(e));
-    let prefix = save_failed_prefix(&d.host, d.user.as_deref().unwrap_or("?"));
+    // Each failure's finding is named by the host that logged it, which need not be the save's.
+    let mut prefixes: Vec<String> = Vec::new();
+    ch.dovecot.retain(|e| {
+        let gone = same(e);
+        if gone {
+            let p = save_failed_prefix(&e.host, e.user.as_deref().unwrap_or("?"));
+            if !prefixes.contains(&p) {
+                prefixes.push(p);
+            }
+        }
+        !gone
+    });
     let mut dropped = Vec::new();
     ch.findings.retain(|x| {
-        let keep = !x.f.message.starts_with(&prefix);
+        let keep = !prefixes.iter().any(|p| x.f.message.starts_with(p.as_str()));
         if !keep {
             dropped.push(x.f.message.clone());
         }
