@@ -223,6 +223,10 @@ pub struct Finding {
     /// The stage where the message got stuck (the host role of the log that showed it).
     pub stage: Option<String>,
     pub host: Option<String>,
+    /// The server `host` talked to, when the finding is about it and the log names it
+    /// (`HOST[IP]` as logged): the runbook tells its next hop from other servers by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     pub message_id: Option<String>,
     /// One line saying what happened.
     pub message: String,
@@ -245,6 +249,7 @@ impl Finding {
             code,
             stage: host.map(str::to_owned),
             host: host.map(str::to_owned),
+            peer: None,
             message_id: None,
             message: message.into(),
             evidence: Vec::new(),
@@ -257,7 +262,8 @@ impl Finding {
         f
     }
 
-    /// Render the hint again from the built-in runbook, after the code, host or stage changed.
+    /// Render the hint again from the built-in runbook, after the code, host, stage or peer
+    /// changed.
     pub fn rehint(&mut self) {
         thread_local! {
             // A correlator makes thousands of findings with the same few hints.

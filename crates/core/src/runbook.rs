@@ -22,6 +22,11 @@
 //! own texts: a runbook written for one system keeps its deployment's words (its VPN, its
 //! hosts) for that system's roles and gives generic advice for anyone else's log.
 //!
+//! A role's `next_hop_addresses` (networks, addresses, host names: `next_hop`) tell its next hop
+//! from other servers: a finding on that role whose `peer` (the server it talked to) is none
+//! of them is about another server (an Internet MX a bounce goes to) and takes the other roles'
+//! texts too, then the code's.
+//!
 //! A placeholder without a value renders as a neutral phrase ("the host", "the stage", "the
 //! next hop", "the relay", "the recipient", "the domain"). An unknown name is an error when the
 //! runbook is parsed; text that reaches the renderer anyway keeps it verbatim.
@@ -34,6 +39,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnosis::{Finding, FindingCode};
+
+mod next_hop;
+
+pub use next_hop::HopAddress;
 
 /// The compiled-in runbook: the operator's system as the troubleshooting guide describes it.
 pub const DEFAULT_RUNBOOK: &str = include_str!("../../../runbook/default.toml");
@@ -146,6 +155,9 @@ pub struct Role {
     pub next_hop: Option<String>,
     /// The relay this role sends outbound mail through (`{relay}`).
     pub relay: Option<String>,
+    /// Where the next hop is reached (`next_hop_addresses`): a finding's peer that is none of
+    /// these is another server. Empty: every peer is taken for the next hop.
+    pub next_hop_addresses: Vec<HopAddress>,
 }
 
 /// What a runbook says about one finding code, or about one code on one role.
@@ -205,6 +217,8 @@ pub struct Subject<'a> {
     /// The host role where it was seen.
     pub role: Option<&'a str>,
     pub stage: Option<&'a str>,
+    /// The server the finding's host talked to (`HOST[IP]`, as the log gives it).
+    pub peer: Option<&'a str>,
 }
 
 impl<'a> Subject<'a> {
@@ -213,6 +227,7 @@ impl<'a> Subject<'a> {
             code: f.code,
             role: f.host.as_deref(),
             stage: f.stage.as_deref(),
+            peer: f.peer.as_deref(),
         }
     }
 }
@@ -243,6 +258,7 @@ impl Runbook {
                     name: v.plain(r.name, &key, "name")?,
                     next_hop: v.plain(r.next_hop, &key, "next_hop")?,
                     relay: v.plain(r.relay, &key, "relay")?,
+                    next_hop_addresses: v.addresses(r.next_hop_addresses, &key)?,
                 },
             );
         }
@@ -353,16 +369,31 @@ impl Runbook {
         }
     }
 
-    /// The role's own texts first (or, on a role `[roles]` does not describe, the texts for
-    /// other roles), then the code's.
+    /// The role's own texts first (or, on a role `[roles]` does not describe or about a peer
+    /// that is not the role's next hop, the texts for other roles), then the code's.
     fn entry_texts(&self, s: Subject<'_>) -> impl Iterator<Item = &Texts> {
         let entry = self.findings.get(&s.code);
+        let other_server = self.peer_off_next_hop(s);
         let first = entry.zip(s.role).and_then(|(e, r)| match e.by_role.get(r) {
+            _ if other_server => e.other_roles.as_ref(),
             Some(t) => Some(t),
-            None if !self.roles.contains_key(r) => e.other_roles.as_ref(),
-            None => None,
+            None if self.roles.contains_key(r) => None,
+            None => e.other_roles.as_ref(),
         });
         first.into_iter().chain(entry.map(|e| &e.texts))
+    }
+
+    /// The finding names a peer, and its role lists where its next hop is reached, and the
+    /// peer is none of those: the finding is about another server.
+    pub fn peer_off_next_hop(&self, s: Subject<'_>) -> bool {
+        let addresses = s
+            .role
+            .and_then(|r| self.roles.get(r))
+            .map_or(&[][..], |r| &r.next_hop_addresses[..]);
+        match s.peer {
+            Some(peer) if !addresses.is_empty() => !next_hop::peer_matches(addresses, peer),
+            _ => false,
+        }
     }
 
     fn text(&self, s: Subject<'_>, pick: fn(&Texts) -> Option<&str>) -> Option<&str> {
@@ -409,12 +440,16 @@ impl Runbook {
     }
 }
 
-/// Hints rendered before, by subject (code, role, stage), for one runbook and one set of
-/// facts: a long report renders the same few hints for thousands of findings. The first
-/// `CAP` subjects are kept; others are rendered every time.
+/// A [`HintCache`] key: code, role, stage, and whether the peer is off the role's next hop
+/// (what else picks the texts; the peer itself fills no placeholder).
+type HintKey = (FindingCode, Option<String>, Option<String>, bool);
+
+/// Hints rendered before, by subject (code, role, stage, peer off the next hop), for one
+/// runbook and one set of facts: a long report renders the same few hints for thousands of
+/// findings. The first `CAP` subjects are kept; others are rendered every time.
 #[derive(Debug, Default)]
 pub struct HintCache {
-    kept: Vec<(FindingCode, Option<String>, Option<String>, String)>,
+    kept: Vec<(HintKey, String)>,
 }
 
 impl HintCache {
@@ -423,17 +458,25 @@ impl HintCache {
     /// Set `f`'s hint as `runbook.hint` with `facts` renders it.
     pub fn set_hint(&mut self, runbook: &Runbook, facts: &Facts, f: &mut Finding) {
         let s = Subject::of(f);
-        let found = self.kept.iter().position(|(code, role, stage, _)| {
-            *code == s.code && role.as_deref() == s.role && stage.as_deref() == s.stage
-        });
+        let other_server = runbook.peer_off_next_hop(s);
+        let found = self
+            .kept
+            .iter()
+            .position(|((code, role, stage, other), _)| {
+                *code == s.code
+                    && role.as_deref() == s.role
+                    && stage.as_deref() == s.stage
+                    && *other == other_server
+            });
         if let Some(i) = found {
-            f.hint.clone_from(&self.kept[i].3);
+            f.hint.clone_from(&self.kept[i].1);
             return;
         }
         let hint = runbook.hint(s, facts);
         if self.kept.len() < Self::CAP {
             let (role, stage) = (s.role.map(str::to_owned), s.stage.map(str::to_owned));
-            self.kept.push((s.code, role, stage, hint.clone()));
+            self.kept
+                .push(((s.code, role, stage, other_server), hint.clone()));
         }
         f.hint = hint;
     }
@@ -527,6 +570,7 @@ struct RawRole {
     name: Option<Spanned<String>>,
     next_hop: Option<Spanned<String>>,
     relay: Option<Spanned<String>>,
+    next_hop_addresses: Option<Vec<Spanned<String>>>,
 }
 
 /// `[finding.<code>]`, and (the same keys but `role` and `other_roles`)
@@ -577,6 +621,22 @@ impl Validator<'_> {
             ));
         }
         Ok(Some(v.into_inner()))
+    }
+
+    /// `next_hop_addresses`: each a network, an address or a host name.
+    fn addresses(
+        &self,
+        v: Option<Vec<Spanned<String>>>,
+        table: &str,
+    ) -> Result<Vec<HopAddress>, RunbookError> {
+        let key = format!("{table}.next_hop_addresses");
+        let Some(v) = v else { return Ok(Vec::new()) };
+        v.into_iter()
+            .map(|a| {
+                HopAddress::parse(a.get_ref())
+                    .map_err(|m| self.error(Some(a.span().start), &key, m))
+            })
+            .collect()
     }
 
     /// Component and issue-type names become part of a file name.
@@ -665,6 +725,9 @@ impl Validator<'_> {
 }
 
 #[cfg(test)]
+mod tests_next_hop;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -703,6 +766,7 @@ hint = "Check the client's password on {role}."
             code,
             role,
             stage: role,
+            peer: None,
         }
     }
 

@@ -365,6 +365,7 @@ fn merge_finding(result: &mut RunResult, mut f: Finding, path: &[StageMatcher]) 
     }
     if existing.host.is_none() {
         existing.host = f.host;
+        existing.peer = f.peer;
     }
     if existing.first_seen.is_none() {
         existing.first_seen = f.first_seen;

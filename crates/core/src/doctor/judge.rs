@@ -206,6 +206,7 @@ fn runbook_fix(runbook: &Runbook, code: FindingCode) -> String {
             code,
             role: None,
             stage: None,
+            peer: None,
         },
         &Facts::default(),
     )
@@ -384,16 +385,17 @@ pub fn relay(e: &RelayEvidence<'_>, chains: &[MessageChain], runbook: &Runbook) 
         let reason = last_reason
             .map(|(_, r)| format!("; last deferral: {r}"))
             .unwrap_or_default();
-        let code = waiting
+        let found = waiting
             .iter()
             .flat_map(|(m, _)| m.findings.iter())
-            .find(|f| f.host.as_deref() == Some(e.from))
-            .map_or(FindingCode::DeferredOther, |f| f.code);
+            .find(|f| f.host.as_deref() == Some(e.from));
+        let code = found.map_or(FindingCode::DeferredOther, |f| f.code);
         let hint = runbook.hint(
             Subject {
                 code,
                 role: Some(e.from),
                 stage: None,
+                peer: found.and_then(|f| f.peer.as_deref()),
             },
             &Facts {
                 recipient: Some(format!("postmaster@{}", e.domain)),

@@ -561,6 +561,7 @@ impl Chain {
             existing.cause = cause;
             existing.f.code = f.code;
             existing.f.host = f.host.clone();
+            existing.f.peer = f.peer.clone();
             existing.f.stage = f.stage.clone();
             std::mem::swap(&mut existing.f.message, &mut f.message);
             std::mem::swap(&mut existing.f.evidence, &mut f.evidence);

@@ -645,6 +645,8 @@ impl Correlator {
         if code.is_some() {
             x.cause = true;
             x.f.host = Some(rec.role.to_string());
+            // Dovecot's host is where the cause is: no server it talked to is named.
+            x.f.peer = None;
             x.f.stage = Some(rec.role.to_string());
             if let Event::DovecotProblem(p) = &rec.event {
                 let who = p

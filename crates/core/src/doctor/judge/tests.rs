@@ -69,6 +69,7 @@ fn waiting_mail_fails_the_hop_with_the_deferral_and_the_runbook_fix() {
             code: FindingCode::NextHopRefused,
             role: Some("ec2"),
             stage: None,
+            peer: None,
         },
         &Facts {
             recipient: Some("postmaster@corp.test".into()),
