@@ -291,8 +291,10 @@ impl Finding {
 }
 
 mod auth;
+mod peer;
 mod postfix_problem;
 use auth::{auth_permission_denied, auth_request_timed_out, auth_service_unusable};
+pub use peer::delivery_peer;
 pub use postfix_problem::classify_postfix_problem;
 
 fn has(hay: &str, needles: &[&str]) -> bool {

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::diagnosis::{classify_delivery, classify_text, Finding, FindingCode};
+use crate::diagnosis::{classify_delivery, classify_text, delivery_peer, Finding, FindingCode};
 use crate::logs::{Delivery, DeliveryStatus, LogRecord};
 
 use super::chain::{clip, generic, within, Attempt, ChainId, RcptStatus};
@@ -211,6 +211,14 @@ impl Correlator {
             clip(&d.reason, 300)
         );
         let mut f = Finding::new(failure.code, Some(role), msg);
+        // The server it talked to, for a finding about that server: the runbook's texts for
+        // the role's next hop are wrong for another one (an Internet MX a bounce goes to).
+        if code.about_peer() {
+            f.peer = delivery_peer(&d.reason, d.relay.as_deref());
+            if f.peer.is_some() {
+                f.rehint();
+            }
+        }
         // The next hop's own trouble in its reply (`host X said: 451 4.3.0 ... Temporary lookup
         // failure`, `452 4.3.1 Insufficient system storage`, `refused to talk to me: 450 Server
         // configuration problem`) is that server's, not this host's: the message still waits
