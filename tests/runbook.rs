@@ -161,6 +161,29 @@ fn default_runbook_names_the_deployment_only_for_its_own_roles() {
     }
     let on = |code, role| Finding::new(code, Some(role), "x").hint;
     assert!(on(FindingCode::NextHopTimeout, "ec2").contains("Tailscale"));
+    // ec2's own log about another server than dell (an Internet MX a bounce goes to) gets the
+    // generic words too (ec2 is still named by its name); a peer over Tailscale keeps them.
+    let peer = |code, peer: &str| {
+        let mut f = Finding::new(code, Some("ec2"), "x");
+        f.peer = Some(peer.to_owned());
+        Runbook::builtin().hint(Subject::of(&f), &Facts::default())
+    };
+    for code in [
+        FindingCode::NextHopTimeout,
+        FindingCode::NextHopRefused,
+        FindingCode::NextHopUnreachable,
+    ] {
+        let h = peer(code, "alt1.gmail-smtp-in.l.google.com[142.250.1.27]");
+        let named = ["Tailscale", "Dell", "MariaDB", "docker compose"]
+            .iter()
+            .find(|w| h.contains(*w));
+        assert_eq!(named, None, "{code:?}: {h}");
+        let h = peer(code, "100.64.0.2[100.64.0.2]");
+        assert!(
+            h.contains("Tailscale") || h.contains("Dell"),
+            "{code:?}: {h}"
+        );
+    }
     assert!(on(FindingCode::NextHopTimeout, "mail").contains("firewall"));
     assert!(on(FindingCode::RecipientUnknown, "dell").contains("MariaDB"));
     assert!(on(FindingCode::RecipientUnknown, "mail").contains("virtual_mailbox_maps"));
@@ -333,4 +356,13 @@ fn readme_example_runbook_is_valid() {
         rb.incident(Subject::of(&f), &Facts::default()).component,
         "STORE"
     );
+    // A peer that is not where mx's next hop is reached takes the other roles' hint.
+    let mut f = Finding::new(FindingCode::NextHopTimeout, Some("mx"), "x");
+    f.peer = Some("mx.example[192.0.2.1]".into());
+    assert_eq!(
+        rb.hint(Subject::of(&f), &Facts::default()),
+        "Check the network path from the gateway to the next server, then postqueue -f on the gateway."
+    );
+    f.peer = Some("store.example".into());
+    assert!(rb.hint(Subject::of(&f), &Facts::default()).contains("VPN"));
 }

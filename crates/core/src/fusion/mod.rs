@@ -53,4 +53,6 @@ mod tests_causes;
 #[cfg(test)]
 mod tests_outcomes;
 #[cfg(test)]
+mod tests_peers;
+#[cfg(test)]
 mod tests_waiting;
