@@ -506,6 +506,30 @@ mod tests {
         });
     }
 
+    /// A recipient reject under a queue id whose entry was removed belongs to the message that
+    /// took the queue id next (short ids repeat on a busy server), not to the removed one: the
+    /// prefilter, which never saw the first message's lines, replays the reject with the next
+    /// message's `message-id=` line, and a full parse must give it to the same message.
+    #[test]
+    fn a_reject_after_its_queue_id_was_removed_is_the_next_messages() {
+        let ec2 = "Dec 31 23:00:09 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                   Dec 31 23:00:11 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
+                   Dec 31 23:00:31 ec2 postfix/smtpd[106]: 4AB12C3D4E: reject: RCPT from \
+                   x.example[203.0.113.7]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
+                   from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
+                   Dec 31 23:02:39 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
+        let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
+            let codes: Vec<_> = m["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| f["code"].clone())
+                .collect();
+            serde_json::json!([m["status"], codes, m["lines"].as_array().map(Vec::len)])
+        });
+        assert_eq!(m, serde_json::json!(["rejected", ["lookup_failure"], 2]));
+    }
+
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and
     /// without the prefilter, which must agree.
     fn one_message_either_way(

@@ -140,10 +140,10 @@ impl Correlator {
             .map(|(_, c)| *c)
     }
 
-    /// [`Correlator::entry_chain`] for a new message's first line (`client=`, pickup's `uid=`).
-    /// A queue id whose entry on `host` has left the queue (`removed`, or refused whole by
-    /// cleanup or a milter) was given to another message (short ids repeat on a busy server):
-    /// the old entry no longer answers to it.
+    /// [`Correlator::entry_chain`] for a line logged only while a queue file is new (smtpd's
+    /// `client=` and rejects, pickup's `uid=`). A queue id whose entry on `host` has left the
+    /// queue (`removed`, or refused whole by cleanup or a milter) was given to another message
+    /// (short ids repeat on a busy server): the old entry no longer answers to it.
     pub(super) fn fresh_entry_chain(
         &mut self,
         host: &Arc<str>,

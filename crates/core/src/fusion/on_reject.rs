@@ -95,7 +95,9 @@ impl Correlator {
     /// A reject of a message that has a queue id: one recipient (RCPT) or the whole message.
     fn on_queued_reject(&mut self, rec: &LogRecord, r: &Reject, q: &str, reply: &str, f: Finding) {
         let limits = self.limits;
-        let cid = self.entry_chain(&rec.role, q, rec.timestamp, rec.subsecond);
+        // A reject comes while its transaction is open: after the entry's queue file is gone,
+        // the queue id was given to another message (as for `client=`).
+        let cid = self.fresh_entry_chain(&rec.role, q, rec.timestamp, rec.subsecond);
         let Some(ch) = self.chains.get_mut(&cid) else {
             return;
         };
