@@ -530,6 +530,27 @@ mod tests {
         assert_eq!(m, serde_json::json!(["rejected", ["lookup_failure"], 2]));
     }
 
+    /// A queue id used again after its entry was removed starts anew at its `client=` line:
+    /// the prefilter replays only the lines of the use its Message-ID names, not the earlier
+    /// message's reject, which a full parse gives to that earlier message.
+    #[test]
+    fn a_reused_queue_id_replays_only_its_latest_use() {
+        let ec2 = "Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+                   Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: reject: RCPT from \
+                   a.example[203.0.113.9]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
+                   from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
+                   Dec 31 23:00:09 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                   Dec 31 23:00:11 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
+                   Dec 31 23:00:31 ec2 postfix/smtpd[106]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+                   Dec 31 23:00:32 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
+        let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
+            serde_json::json!([m["status"], m["findings"], m["lines"]])
+        });
+        assert_eq!(m[0], "queued");
+        assert_eq!(m[1], serde_json::json!([]));
+        assert_eq!(m[2].as_array().map(Vec::len), Some(2), "{m}");
+    }
+
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and
     /// without the prefilter, which must agree.
     fn one_message_either_way(

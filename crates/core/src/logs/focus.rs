@@ -326,6 +326,24 @@ impl Focus {
     }
 }
 
+/// The remembered lines of `q` (oldest first) that belong to its latest use: from its last
+/// `client=`/`uid=` line on, the first line of a queue file. Short queue ids repeat on a busy
+/// server, and the lines before it were another message's, which a full parse gives to that
+/// message (`fusion::links`, `fresh_entry_chain`).
+pub(crate) fn latest_use(mut lines: Vec<Vec<u8>>, q: &[u8]) -> Vec<Vec<u8>> {
+    if let Some(i) = lines.iter().rposition(|l| opens_entry(l, q)) {
+        lines.drain(..i);
+    }
+    lines
+}
+
+/// Whether a remembered line of `q` is its queue file's first (`QID: client=`, `QID: uid=`).
+fn opens_entry(line: &[u8], q: &[u8]) -> bool {
+    super::prefix::quick_program_msg(line)
+        .and_then(|(_, msg)| msg.strip_prefix(q)?.strip_prefix(b": "))
+        .is_some_and(|r| r.starts_with(b"client=") || r.starts_with(b"uid="))
+}
+
 /// The queue id a message starts with (`QID: ...`), if it does.
 fn queue_id_head(msg: &[u8]) -> Option<&[u8]> {
     let (q, _) = split_once(&msg[..msg.len().min(24)], b": ")?;
@@ -363,7 +381,7 @@ impl Ring {
         self.next = (self.next + 1) % Self::SIZE;
     }
 
-    /// Take the remembered lines of `qid` (oldest first).
+    /// Take the remembered lines of `qid`'s latest use (oldest first; see [`latest_use`]).
     pub(crate) fn take(&mut self, qid: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let n = self.slots.len();
@@ -375,7 +393,7 @@ impl Ring {
                 q.clear();
             }
         }
-        out
+        latest_use(out, qid)
     }
 }
 

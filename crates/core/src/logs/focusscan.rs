@@ -442,7 +442,7 @@ impl FocusScan {
     }
 
     /// The lines before `at` in the current segment (`cur`) and in the look-back segments that
-    /// the focus remembered for `q` and has not replayed yet, oldest first.
+    /// the focus remembered for `q` and has not replayed yet, of `q`'s latest use, oldest first.
     fn remembered(&self, cur: &[u8], q: &[u8], at: usize) -> Vec<Vec<u8>> {
         let (lo, hi) = match self.tracked.iter().find(|t| t.qid == q) {
             Some(t) => (t.replayed_to, t.learned_at),
@@ -478,7 +478,7 @@ impl FocusScan {
                 }
             }
         }
-        found
+        super::focus::latest_use(found, q)
     }
 
     /// Start tracking the queue ids the focus learned for this stream (`scope`) since the
@@ -646,11 +646,12 @@ mod tests {
     use crate::logs::ParseContext;
 
     /// A log mixing what the focus keeps, skips and remembers, from Postfix, Dovecot and
-    /// others, with an over-long line, CRLF endings and garbage.
+    /// others, with an over-long line, CRLF endings, garbage, and queue ids used again after
+    /// their entry was removed (each message's remembered lines are its own use's).
     fn log() -> Vec<u8> {
         let mut s = String::new();
         for i in 0..60u32 {
-            let q = format!("{:010X}", 0xA000_0000u32 + i);
+            let q = format!("{:010X}", 0xA000_0000u32 + i % 20);
             let n = format!("{:010X}", 0xB000_0000u32 + i);
             let ts = format!("Nov  4 18:{:02}:{:02}", i / 60, i % 60);
             let mid = format!("<m{}@x.test>", i % 7);
