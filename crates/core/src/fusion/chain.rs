@@ -18,7 +18,7 @@ pub(super) type ChainId = u64;
 /// Recipients kept per queue entry; more are counted in `rcpts_dropped`.
 const MAX_RCPTS: usize = 64;
 /// Findings kept per chain.
-const MAX_FINDINGS: usize = 16;
+pub(super) const MAX_FINDINGS: usize = 16;
 /// Notes kept per chain.
 const MAX_NOTES: usize = 8;
 /// Per-attempt detail lines kept per queue entry (the last ones).
@@ -66,7 +66,7 @@ pub(super) fn within(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>, w: Time
 
 /// Two codes name one cause seen from its two sides: a delivery's `next_hop_relay_denied` is
 /// the next hop's own `relay_access_denied` reject.
-fn same_cause(a: FindingCode, b: FindingCode) -> bool {
+pub(super) fn same_cause(a: FindingCode, b: FindingCode) -> bool {
     use FindingCode::{NextHopRelayDenied, RelayAccessDenied};
     a == b
         || matches!(
@@ -316,6 +316,10 @@ pub(super) struct DoveDelivery {
     pub delivery_time_ms: Option<u64>,
     pub at: Option<DateTime<Utc>>,
     pub subsecond: bool,
+    /// A failure's own finding as first made (the chain's finding of its code may be another
+    /// failure's, this one folded in): made again when a save takes back the one it was
+    /// folded into while this failure stands.
+    pub finding: Option<Box<Finding>>,
 }
 
 impl DoveDelivery {

@@ -10,7 +10,8 @@ use crate::diagnosis::{Finding, FindingCode};
 use crate::logs::{AuthFailureKind, DovecotDelivery, DovecotProblem, Event, EventText, LogRecord};
 
 use super::chain::{
-    clip, generic, within, Chain, ChainFinding, ChainId, DoveDelivery, MAX_DOVECOT,
+    clip, generic, same_cause, within, Chain, ChainFinding, ChainId, DoveDelivery, MAX_DOVECOT,
+    MAX_FINDINGS,
 };
 use super::correlator::Limits;
 use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
@@ -182,6 +183,23 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
     for m in dropped {
         ch.notes.push(format!("{m}; saved into {into} instead"));
     }
+    restore_standing(ch);
+}
+
+/// The failures a save did not take back whose finding is gone with one it did (one finding per
+/// code: another recipient's failure, or another session's, was folded into it): each one's own
+/// finding stands again, as when the save came before it.
+fn restore_standing(ch: &mut Chain) {
+    for i in 0..ch.dovecot.len() {
+        let Some(f) = ch.dovecot[i].finding.as_deref() else {
+            continue;
+        };
+        let covered = ch.findings.iter().any(|x| same_cause(x.f.code, f.code));
+        if !covered && ch.findings.len() < MAX_FINDINGS {
+            let f = f.clone();
+            ch.findings.push(ChainFinding { f, cause: true });
+        }
+    }
 }
 
 /// Deliveries `a` and `b` are for one recipient in one LMTP session (or a session unknown).
@@ -238,6 +256,7 @@ impl Correlator {
             delivery_time_ms: *delivery_time_ms,
             at: rec.timestamp,
             subsecond: rec.subsecond,
+            finding: None,
         };
         // A save failure's reason is often generic; Dovecot's error line just before it (same
         // session, or same user within the window) has the cause.
@@ -255,6 +274,10 @@ impl Correlator {
             limits.max_evidence,
             limits.max_line_bytes,
         );
+        let mut d = d;
+        if !d.saved {
+            d.finding = finding.clone().map(Box::new);
+        }
         let cid = self.dovecot_chain(message_id.as_deref(), session.as_deref());
         self.note_lda_save(&d, cid);
         if let Some(ch) = self.chains.get_mut(&cid) {
@@ -975,6 +998,38 @@ mod tests {
             m.notes
                 .iter()
                 .any(|n| n.contains("into Archive") && n.ends_with("saved into INBOX instead")),
+            "{m:#?}"
+        );
+    }
+
+    /// One LMTP session for two recipients: bob's failed `fileinto` and alice's failed save
+    /// make one finding (one per code), led by bob's; bob's message is then kept in INBOX.
+    /// That takes back bob's failure, not alice's: her finding stands.
+    #[test]
+    fn a_save_takes_back_only_its_recipients_failure_from_a_shared_finding() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            "Nov  7 12:00:00 dell dovecot: lmtp(bob@corp.test)<7><S1xyz>: msgid=<m@a.example>: save failed to Work: Permission denied\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(alice@corp.test)<7><S1xyz>: msgid=<m@a.example>: save failed to INBOX: Permission denied\n\
+             Nov  7 12:00:00 dell dovecot: lmtp(bob@corp.test)<7><S1xyz>: msgid=<m@a.example>: saved mail to INBOX",
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let found: Vec<_> = m
+            .findings
+            .iter()
+            .map(|f| (f.code, f.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 1, "{m:#?}");
+        assert_eq!(found[0].0, FindingCode::MailboxPermissionDenied, "{m:#?}");
+        assert!(found[0].1.contains("for alice@corp.test"), "{m:#?}");
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.contains("for bob@corp.test into Work")),
             "{m:#?}"
         );
     }
