@@ -551,6 +551,24 @@ mod tests {
         assert_eq!(m[2].as_array().map(Vec::len), Some(2), "{m}");
     }
 
+    /// Without a `client=` line of its own (its start cut from the log), a message under a
+    /// reused queue id still takes none of the earlier message's lines: that message's
+    /// `message-id=` and `removed` lines, which the prefilter remembers as markers, end them.
+    #[test]
+    fn an_earlier_messages_lines_stay_its_own_without_the_next_ones_start() {
+        let ec2 = "Dec 31 23:00:24 ec2 postfix/smtpd[100]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+                   Dec 31 23:00:35 ec2 postfix/smtpd[100]: 4AB12C3D4E: reject: RCPT from \
+                   a.example[203.0.113.9]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
+                   from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
+                   Dec 31 23:00:37 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+                   Dec 31 23:03:37 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
+                   Dec 31 23:04:05 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
+        let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
+            serde_json::json!([m["findings"], m["lines"].as_array().map(Vec::len)])
+        });
+        assert_eq!(m, serde_json::json!([[], 1]));
+    }
+
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and
     /// without the prefilter, which must agree.
     fn one_message_either_way(

@@ -106,7 +106,8 @@ pub(crate) enum Decision<'a> {
     /// Parse it fully, after replaying the remembered lines of this queue id.
     FullWithReplay(&'a [u8]),
     /// Remember it (a `client=`/`uid=` line or a recipient reject of a not-yet-known queue
-    /// id), else skip.
+    /// id, or another message's line that ends what came before: see `latest_use`), else
+    /// skip.
     Remember(&'a [u8]),
     Skip,
 }
@@ -259,6 +260,11 @@ impl Focus {
         {
             return Decision::Remember(q);
         }
+        // Another message's `message-id=` and `removed` end what was remembered before them
+        // (see `latest_use`): the queue id is given to another message after it.
+        if ends_use(rest) {
+            return Decision::Remember(q);
+        }
         Decision::Skip
     }
 
@@ -326,22 +332,38 @@ impl Focus {
     }
 }
 
-/// The remembered lines of `q` (oldest first) that belong to its latest use: from its last
-/// `client=`/`uid=` line on, the first line of a queue file. Short queue ids repeat on a busy
-/// server, and the lines before it were another message's, which a full parse gives to that
-/// message (`fusion::links`, `fresh_entry_chain`).
+/// The remembered lines of `q` (oldest first) that belong to its latest use: those after the
+/// last line of another message under `q` (its `message-id=`, or `removed`), and from the last
+/// `client=`/`uid=` line on (the first line of a queue file). Short queue ids repeat on a busy
+/// server, and the lines before were another message's, which a full parse gives to that
+/// message (`fusion::links`, `fresh_entry_chain`). The markers themselves are not replayed.
 pub(crate) fn latest_use(mut lines: Vec<Vec<u8>>, q: &[u8]) -> Vec<Vec<u8>> {
-    if let Some(i) = lines.iter().rposition(|l| opens_entry(l, q)) {
+    let cut = lines.iter().enumerate().rev().find_map(|(i, l)| {
+        let rest = after_queue_id(l, q)?;
+        if rest.starts_with(b"client=") || rest.starts_with(b"uid=") {
+            Some(i)
+        } else if ends_use(rest) {
+            Some(i + 1)
+        } else {
+            None
+        }
+    });
+    if let Some(i) = cut {
         lines.drain(..i);
     }
     lines
 }
 
-/// Whether a remembered line of `q` is its queue file's first (`QID: client=`, `QID: uid=`).
-fn opens_entry(line: &[u8], q: &[u8]) -> bool {
+/// A remembered line's message after `q: `.
+fn after_queue_id<'a>(line: &'a [u8], q: &[u8]) -> Option<&'a [u8]> {
     super::prefix::quick_program_msg(line)
         .and_then(|(_, msg)| msg.strip_prefix(q)?.strip_prefix(b": "))
-        .is_some_and(|r| r.starts_with(b"client=") || r.starts_with(b"uid="))
+}
+
+/// A queue entry's line after which its queue id can only name another message: its
+/// `message-id=` (remembered only when it is not a followed message's) or `removed`.
+pub(crate) fn ends_use(rest: &[u8]) -> bool {
+    rest.starts_with(b"message-id=") || rest == b"removed"
 }
 
 /// The queue id a message starts with (`QID: ...`), if it does.
