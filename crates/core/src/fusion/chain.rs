@@ -555,11 +555,15 @@ impl Chain {
         let existing = &mut self.findings[i];
         // Between two sightings of one standing (both causes, or both symptoms) on two hosts,
         // the earlier leads, not the one read first: a log whose clock steps back is merged
-        // in another order when fewer of its lines are read (the prefilter's run).
+        // in another order when fewer of its lines are read (the prefilter's run). Seen at the
+        // same moment, the host named first leads, whichever line was read first.
         let earlier = cause == existing.cause
             && existing.f.host != f.host
-            && f.first_seen
-                .is_some_and(|a| existing.f.first_seen.is_none_or(|b| a < b));
+            && f.first_seen.is_some_and(|a| {
+                existing.f.first_seen.is_none_or(|b| {
+                    a < b || (a == b && f.host.as_deref() < existing.f.host.as_deref())
+                })
+            });
         if (cause && !existing.cause) || earlier {
             // The cause's own lines lead the evidence.
             existing.cause = cause;

@@ -975,3 +975,24 @@ fn flushing_open_chains_in_batches_matches_the_end_of_input() {
     assert_eq!(batched.open_chains(), 0);
     assert_eq!(got, whole);
 }
+
+/// One standing seen on two hosts at the same moment (the same failure in both hosts' logs,
+/// whole seconds): which host leads the finding does not hang on which log was read first,
+/// which the prefilter's skipped lines change.
+#[test]
+fn a_finding_seen_on_two_hosts_at_once_is_led_by_the_same_host_in_either_order() {
+    let line = |role: &str| {
+        format!(
+            "Dec 31 23:00:00 {role} dovecot: lmtp(bob@corp.test)<107><AbCd107>: \
+             msgid=<m2@a.example>: rejected: Quota exceeded (mailbox for user is full)"
+        )
+    };
+    let (ec2, dell) = (line("ec2"), line("dell"));
+    let leaders = in_both_orders(("ec2", &ec2), ("dell", &dell)).map(|c| {
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        finding(&ms[0], FindingCode::MailboxFull).host.clone()
+    });
+    assert_eq!(leaders[0], leaders[1]);
+    assert_eq!(leaders[0].as_deref(), Some("dell"));
+}
