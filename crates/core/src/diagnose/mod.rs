@@ -530,20 +530,26 @@ mod tests {
         assert_eq!(m, serde_json::json!(["rejected", ["lookup_failure"], 2]));
     }
 
+    /// A message under queue id 4AB12C3D4E whose entry was removed, with a recipient's reject.
+    const EARLIER_USE: &str = "\
+        Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+        Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: reject: RCPT from \
+        a.example[203.0.113.9]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
+        from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
+        Dec 31 23:00:09 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+        Dec 31 23:00:11 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n";
+
     /// A queue id used again after its entry was removed starts anew at its `client=` line:
     /// the prefilter replays only the lines of the use its Message-ID names, not the earlier
     /// message's reject, which a full parse gives to that earlier message.
     #[test]
     fn a_reused_queue_id_replays_only_its_latest_use() {
-        let ec2 = "Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
-                   Dec 31 23:00:08 ec2 postfix/smtpd[108]: 4AB12C3D4E: reject: RCPT from \
-                   a.example[203.0.113.9]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
-                   from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
-                   Dec 31 23:00:09 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
-                   Dec 31 23:00:11 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
-                   Dec 31 23:00:31 ec2 postfix/smtpd[106]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
-                   Dec 31 23:00:32 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
-        let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
+        let ec2 = format!(
+            "{EARLIER_USE}\
+             Dec 31 23:00:31 ec2 postfix/smtpd[106]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
+             Dec 31 23:00:32 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n"
+        );
+        let m = one_message_either_way(&ec2, "", "<m2@a.example>", |m| {
             serde_json::json!([m["status"], m["findings"], m["lines"]])
         });
         assert_eq!(m[0], "queued");
@@ -556,14 +562,11 @@ mod tests {
     /// `message-id=` and `removed` lines, which the prefilter remembers as markers, end them.
     #[test]
     fn an_earlier_messages_lines_stay_its_own_without_the_next_ones_start() {
-        let ec2 = "Dec 31 23:00:24 ec2 postfix/smtpd[100]: 4AB12C3D4E: client=a.example[203.0.113.9]\n\
-                   Dec 31 23:00:35 ec2 postfix/smtpd[100]: 4AB12C3D4E: reject: RCPT from \
-                   a.example[203.0.113.9]: 451 4.3.0 <bob@corp.test>: Temporary lookup failure; \
-                   from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
-                   Dec 31 23:00:37 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
-                   Dec 31 23:03:37 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
-                   Dec 31 23:04:05 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
-        let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
+        let ec2 = format!(
+            "{EARLIER_USE}\
+             Dec 31 23:04:05 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n"
+        );
+        let m = one_message_either_way(&ec2, "", "<m2@a.example>", |m| {
             serde_json::json!([m["findings"], m["lines"].as_array().map(Vec::len)])
         });
         assert_eq!(m, serde_json::json!([[], 1]));
