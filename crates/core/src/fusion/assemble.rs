@@ -11,6 +11,7 @@ use crate::diagnosis::{classify_text, Finding, FindingCode};
 use crate::logs::EventText;
 
 use super::chain::{clip, reply_text, Chain, DoveDelivery, Entry, NoQueue, RcptStatus};
+use super::correlator::Limits;
 use super::model::{Hop, HopStatus, MessageChain, MessageStatus, RcptOutcome};
 use super::on_reject::action_code;
 use super::spare::Spare;
@@ -553,15 +554,15 @@ fn chain_findings(ch: &mut Chain, mut findings: Vec<Finding>) -> Vec<Finding> {
 }
 
 /// The message a chain tells, leaving the chain behind.
-pub(super) fn build_chain(ch: &Chain) -> MessageChain {
-    take_chain(ch.clone(), &mut Spare::default())
+pub(super) fn build_chain(ch: &Chain, limits: &Limits) -> MessageChain {
+    take_chain(ch.clone(), &mut Spare::default(), limits)
 }
 
 /// The message a chain tells, its text moved out of the chain rather than copied, its lists
 /// those `spare` has room in.
-pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare) -> MessageChain {
+pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare, limits: &Limits) -> MessageChain {
     let ch = &mut ch;
-    super::on_dovecot::kept_after_failing(ch);
+    super::on_dovecot::kept_after_failing(ch, limits);
     let mut entries = std::mem::take(&mut spare.order);
     ordered_entries(ch, &mut spare.stack, &mut entries);
     let mut notes = spare.notes();

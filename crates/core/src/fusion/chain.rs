@@ -18,7 +18,7 @@ pub(super) type ChainId = u64;
 /// Recipients kept per queue entry; more are counted in `rcpts_dropped`.
 const MAX_RCPTS: usize = 64;
 /// Findings kept per chain.
-pub(super) const MAX_FINDINGS: usize = 16;
+const MAX_FINDINGS: usize = 16;
 /// Notes kept per chain.
 const MAX_NOTES: usize = 8;
 /// Per-attempt detail lines kept per queue entry (the last ones).
@@ -317,8 +317,8 @@ pub(super) struct DoveDelivery {
     pub at: Option<DateTime<Utc>>,
     pub subsecond: bool,
     /// A failure's own finding as first made (the chain's finding of its code may be another
-    /// failure's, this one folded in): made again when a save takes back the one it was
-    /// folded into while this failure stands.
+    /// failure's, this one folded in): folded again when a save takes back the failure that
+    /// led the finding it was folded into while this one stands.
     pub finding: Option<Box<Finding>>,
 }
 
@@ -536,7 +536,7 @@ impl Chain {
             .sum()
     }
 
-    fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
+    pub(super) fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
         let pos = self
             .findings
             .iter()

@@ -701,10 +701,10 @@ impl Correlator {
 
     /// Chains finished so far (emptied by this call). Call regularly when streaming.
     pub fn take_finished(&mut self) -> Vec<MessageChain> {
-        let spare = &mut self.spare;
+        let (spare, limits) = (&mut self.spare, &self.limits);
         self.finished
             .drain(..)
-            .map(|ch| take_chain(ch, spare))
+            .map(|ch| take_chain(ch, spare, limits))
             .collect()
     }
 
@@ -712,7 +712,7 @@ impl Correlator {
     /// without gathering them into a new list first.
     pub fn next_finished(&mut self) -> Option<MessageChain> {
         let ch = self.finished.pop_front()?;
-        Some(take_chain(ch, &mut self.spare))
+        Some(take_chain(ch, &mut self.spare, &self.limits))
     }
 
     /// Hand back a message taken from this correlator once it is reported: the next message
@@ -724,13 +724,17 @@ impl Correlator {
     /// A snapshot of everything known: finished-but-not-taken chains, held superseded ones, then
     /// open ones.
     pub fn messages(&self) -> Vec<MessageChain> {
-        let mut out: Vec<MessageChain> = self.finished.iter().map(build_chain).collect();
-        out.extend(self.superseded.iter().map(build_chain));
+        let mut out: Vec<MessageChain> = self
+            .finished
+            .iter()
+            .map(|c| build_chain(c, &self.limits))
+            .collect();
+        out.extend(self.superseded.iter().map(|c| build_chain(c, &self.limits)));
         let mut ids: Vec<&ChainId> = self.chains.keys().collect();
         ids.sort_unstable();
         for id in ids {
             if let Some(ch) = self.chains.get(id) {
-                out.push(build_chain(ch));
+                out.push(build_chain(ch, &self.limits));
             }
         }
         out
@@ -740,7 +744,7 @@ impl Correlator {
     pub fn message(&self, message_id: &str) -> Option<MessageChain> {
         let key = msgid_key(message_id);
         if let Some(ch) = self.msgids.get(key).and_then(|c| self.chains.get(c)) {
-            return Some(build_chain(ch));
+            return Some(build_chain(ch, &self.limits));
         }
         self.finished
             .iter()
@@ -750,7 +754,7 @@ impl Correlator {
                     .as_deref()
                     .is_some_and(|m| msgid_key(m) == msgid_key(key))
             })
-            .map(build_chain)
+            .map(|c| build_chain(c, &self.limits))
     }
 
     /// The open chains a probe can be found in (`fusion::probe_chains` picks among them), oldest
@@ -784,7 +788,7 @@ impl Correlator {
         ids.sort_unstable();
         ids.iter()
             .filter_map(|id| self.chains.get(id))
-            .map(build_chain)
+            .map(|c| build_chain(c, &self.limits))
             .collect()
     }
 

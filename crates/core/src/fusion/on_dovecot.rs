@@ -11,7 +11,6 @@ use crate::logs::{AuthFailureKind, DovecotDelivery, DovecotProblem, Event, Event
 
 use super::chain::{
     clip, generic, same_cause, within, Chain, ChainFinding, ChainId, DoveDelivery, MAX_DOVECOT,
-    MAX_FINDINGS,
 };
 use super::correlator::Limits;
 use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
@@ -128,15 +127,12 @@ fn save_failed_prefix(role: &str, who: &str) -> String {
     format!("{role}: Dovecot could not save the message for {who} into ")
 }
 
-/// A save that succeeded after a failed one for the same recipient and session (Sieve could not
-/// file it into the folder a rule named, then kept it in INBOX): the message was delivered. The
-/// failed saves go, and their findings become a note.
 /// A failed save in an LMTP session Postfix then logged `250 2.0.0 <rcpt> SESSION Saved` for
 /// (Sieve's `fileinto` to a folder that is missing or full, then `Execution of script ...
 /// failed, but implicit keep was successful`): Dovecot kept the message in INBOX, as after a
 /// save that followed the failed one. Asked once, when the chain is reported: the two lines
 /// come in either order.
-pub(super) fn kept_after_failing(ch: &mut Chain) {
+pub(super) fn kept_after_failing(ch: &mut Chain, limits: &Limits) {
     let failed = |d: &DoveDelivery| !d.saved && !d.discarded && !d.rejected;
     if !ch.dovecot.iter().any(|d| failed(d) && d.session.is_some()) {
         return;
@@ -150,55 +146,66 @@ pub(super) fn kept_after_failing(ch: &mut Chain) {
         let mut keep = ch.dovecot[i].clone();
         keep.saved = true;
         keep.mailbox = Some("INBOX (Sieve's implicit keep: Dovecot answered 250 Saved)".into());
-        saved_after_failing(ch, &keep);
+        saved_after_failing(ch, &keep, limits);
     }
 }
 
-fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery) {
+/// A save that succeeded after a failed one for the same recipient and session (Sieve could not
+/// file it into the folder a rule named, then kept it in INBOX): the message was delivered. The
+/// failed saves go, and their findings become a note.
+fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery, limits: &Limits) {
     let same = |e: &DoveDelivery| !e.saved && same_attempt(e, d) && not_after(e, d);
     if !ch.dovecot.iter().any(same) {
         return;
     }
-    // Each failure's finding is named by the host that logged it, which need not be the save's.
-    let mut prefixes: Vec<String> = Vec::new();
-    ch.dovecot.retain(|e| {
+    // The failed saves taken back, by their own findings (a Sieve discard is not one).
+    let mut taken: Vec<Box<Finding>> = Vec::new();
+    ch.dovecot.retain_mut(|e| {
         let gone = same(e);
         if gone {
-            let p = save_failed_prefix(&e.host, e.user.as_deref().unwrap_or("?"));
-            if !prefixes.contains(&p) {
-                prefixes.push(p);
+            let prefix = save_failed_prefix(&e.host, e.user.as_deref().unwrap_or("?"));
+            if let Some(f) = e.finding.take().filter(|f| f.message.starts_with(&prefix)) {
+                if !taken.iter().any(|t| t.message == f.message) {
+                    taken.push(f);
+                }
             }
         }
         !gone
     });
-    let mut dropped = Vec::new();
-    ch.findings.retain(|x| {
-        let keep = !prefixes.iter().any(|p| x.f.message.starts_with(p.as_str()));
-        if !keep {
-            dropped.push(x.f.message.clone());
-        }
-        keep
-    });
     let into = d.mailbox.as_deref().unwrap_or("?");
-    for m in dropped {
-        ch.notes.push(format!("{m}; saved into {into} instead"));
+    for f in &taken {
+        ch.notes
+            .push(format!("{}; saved into {into} instead", f.message));
     }
-    restore_standing(ch);
+    // A chain finding led by a failure taken back goes; the failures still standing of its
+    // code are folded again, as if the taken-back ones had never been logged.
+    let mut codes: Vec<FindingCode> = Vec::new();
+    ch.findings.retain(|x| {
+        let gone = taken.iter().any(|t| t.message == x.f.message);
+        if gone && !codes.contains(&x.f.code) {
+            codes.push(x.f.code);
+        }
+        !gone
+    });
+    fold_standing(ch, &codes, limits);
 }
 
-/// The failures a save did not take back whose finding is gone with one it did (one finding per
-/// code: another recipient's failure, or another session's, was folded into it): each one's own
-/// finding stands again, as when the save came before it.
-fn restore_standing(ch: &mut Chain) {
-    for i in 0..ch.dovecot.len() {
-        let Some(f) = ch.dovecot[i].finding.as_deref() else {
-            continue;
-        };
-        let covered = ch.findings.iter().any(|x| same_cause(x.f.code, f.code));
-        if !covered && ch.findings.len() < MAX_FINDINGS {
-            let f = f.clone();
-            ch.findings.push(ChainFinding { f, cause: true });
-        }
+/// Fold the own findings of the failures still standing whose code is one of `codes` into the
+/// chain, earliest first (so the same one leads whatever order their lines were read in).
+fn fold_standing(ch: &mut Chain, codes: &[FindingCode], limits: &Limits) {
+    if codes.is_empty() {
+        return;
+    }
+    let mut standing: Vec<Finding> = ch
+        .dovecot
+        .iter()
+        .filter_map(|e| e.finding.as_deref())
+        .filter(|f| codes.iter().any(|c| same_cause(*c, f.code)))
+        .cloned()
+        .collect();
+    standing.sort_by(|a, b| (a.first_seen, &a.host).cmp(&(b.first_seen, &b.host)));
+    for f in standing {
+        ch.fold_finding(f, limits, true);
     }
 }
 
@@ -285,7 +292,7 @@ impl Correlator {
                 ch.message_id = message_id.as_deref().map(EventText::from);
             }
             if d.saved {
-                saved_after_failing(ch, &d);
+                saved_after_failing(ch, &d, &limits);
             }
             let save = save_not_before(ch, &d);
             if ch.dovecot.len() < MAX_DOVECOT {
@@ -300,7 +307,7 @@ impl Correlator {
                 ch.add_finding(f, &limits, true, &mut self.line_budget);
             }
             if let Some(save) = save {
-                saved_after_failing(ch, &save);
+                saved_after_failing(ch, &save, &limits);
             }
         }
         if let Some(s) = session {
@@ -1032,5 +1039,41 @@ mod tests {
                 .any(|n| n.contains("for bob@corp.test into Work")),
             "{m:#?}"
         );
+    }
+
+    /// A save takes back only its own session's failures: the finding of a failure it took
+    /// back is made again from the failures still standing, the earliest leading (as if the
+    /// taken-back one had never been logged), and only what it took back becomes a note. Here
+    /// bob's rejection in session S1 is taken back by his save there; his failed save in S2
+    /// and alice's rejections stand, hers on `dell` the earlier although `ec2`'s was read first.
+    #[test]
+    fn a_save_rebuilds_the_findings_it_took_back_from_the_failures_that_stand() {
+        let mut c = Correlator::new(Limits::default());
+        let line = |at: &str, who: &str, session: &str, what: &str| {
+            format!("Nov  7 12:00:{at} dell dovecot: lmtp({who}@corp.test)<7><{session}>: msgid=<m@a.example>: {what}\n")
+        };
+        let quota = "rejected: Quota exceeded (mailbox for user is full)";
+        let dell = line("00", "bob", "S2", "save failed to INBOX: Permission denied")
+            + &line("05", "bob", "S1", quota);
+        feed(&mut c, "dell", &dell);
+        feed(&mut c, "ec2", &line("08", "alice", "S3", quota));
+        let dell =
+            line("06", "alice", "S1", quota) + &line("07", "bob", "S1", "saved mail to Junk");
+        feed(&mut c, "dell", &dell);
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let full = m
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::MailboxFull);
+        let full = full.unwrap_or_else(|| panic!("{m:#?}"));
+        assert_eq!(full.host.as_deref(), Some("dell"), "{m:#?}");
+        assert!(full.message.contains("for alice@corp.test"), "{m:#?}");
+        assert_eq!(full.count, 2, "{m:#?}");
+        let denied = FindingCode::MailboxPermissionDenied;
+        assert!(m.findings.iter().any(|f| f.code == denied), "{m:#?}");
+        assert_eq!(m.notes.len(), 1, "{m:#?}");
+        assert!(m.notes[0].contains("bob@corp.test into ?"), "{m:#?}");
     }
 }
