@@ -13,7 +13,7 @@ use super::chain::{
     clip, generic, same_cause, within, Chain, ChainFinding, ChainId, DoveDelivery, MAX_DOVECOT,
 };
 use super::correlator::Limits;
-use super::correlator::{remember, Correlator, RecentFailure, RecentLine};
+use super::correlator::{remember, Correlator, RecentLine};
 use super::links::msgids_agree;
 use super::model::msgid_key;
 
@@ -517,14 +517,12 @@ impl Correlator {
         about: About,
     ) -> bool {
         let key = user.to_ascii_lowercase();
-        let hit = self
-            .recent_failure_of(&key, rec.timestamp, Some("lmtp"), &about)
-            .map(|f| f.chain);
-        if let Some(cid) = hit {
+        let hits = self.recent_failures_of(&key, rec.timestamp, Some("lmtp"), &about);
+        for &cid in &hits {
             self.upgrade_with_dovecot(cid, code, rec);
         }
         self.remember_dovecot(rec, Some(user), session, code, about);
-        hit.is_some()
+        !hits.is_empty()
     }
 
     /// Keep a Dovecot error line for a failure Postfix logs after it, and for its session's
@@ -635,22 +633,31 @@ impl Correlator {
         }
     }
 
-    /// The latest delivery failure to `to_key` within the window (by `service` when given) that
-    /// can be the one a Dovecot line is `about`.
-    fn recent_failure_of(
+    /// The messages of the delivery failures to `to_key` within the window (by `service` when
+    /// given) that can be the ones a Dovecot line is `about`, latest first. A line that names
+    /// neither its message nor its LMTP client is about its user: it explains each of them, as
+    /// a line logged before them does (`explain_by_dovecot`), whichever was logged last.
+    fn recent_failures_of(
         &self,
         to_key: &str,
         ts: Option<DateTime<Utc>>,
         service: Option<&str>,
         about: &About,
-    ) -> Option<&RecentFailure> {
-        self.recent_failures.iter().rev().find(|f| {
+    ) -> Vec<ChainId> {
+        let mut chains: Vec<ChainId> = Vec::new();
+        let hits = self.recent_failures.iter().rev().filter(|f| {
             f.to == to_key
                 && service.is_none_or(|s| f.service == s)
                 && within(f.at, ts, self.client_window(about.conn_pid))
                 && self.chain_is_msgid(f.chain, about.msgid.as_deref())
                 && same_client(about.conn_pid, f.pid)
-        })
+        });
+        for f in hits {
+            if !chains.contains(&f.chain) {
+                chains.push(f.chain);
+            }
+        }
+        chains
     }
 
     /// The LMTP failure's generic finding gets the specific cause, the Dovecot line, and
@@ -717,10 +724,10 @@ impl Correlator {
         let limits = self.limits;
         let key = u.to_ascii_lowercase();
         let raw = clip(&rec.raw, limits.max_line_bytes);
-        let hit = self
-            .recent_failure_of(&key, rec.timestamp, None, &About::default())
-            .map(|f| f.chain);
-        if let Some(ch) = hit.and_then(|cid| self.chains.get_mut(&cid)) {
+        for cid in self.recent_failures_of(&key, rec.timestamp, None, &About::default()) {
+            let Some(ch) = self.chains.get_mut(&cid) else {
+                continue;
+            };
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             if let Some(x) = ch.findings.iter_mut().find(|x| x.f.code == code) {
                 x.f.add_evidence(&raw, limits.max_evidence);
@@ -1075,5 +1082,31 @@ mod tests {
         assert!(m.findings.iter().any(|f| f.code == denied), "{m:#?}");
         assert_eq!(m.notes.len(), 1, "{m:#?}");
         assert!(m.notes[0].contains("bob@corp.test into ?"), "{m:#?}");
+    }
+
+    /// A Dovecot error that names neither its message nor its LMTP client is about its user:
+    /// it explains each failure of that user's deliveries within the window, as it does when
+    /// logged before them, not only the one logged last (which `--message-id` on the other
+    /// message, not reading the last one, would not see).
+    #[test]
+    fn a_users_dovecot_error_explains_each_of_its_recent_lmtp_failures() {
+        let mut c = Correlator::new(Limits::default());
+        let lmtp = |at: &str, q: &str| {
+            format!("Dec 31 23:00:{at} ec2 postfix/lmtp[106]: {q}: to=<bob@corp.test>, relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.01/0.08, dsn=4.3.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: 451 4.3.0 <bob@corp.test> Temporary internal error (in reply to end of DATA command))\n")
+        };
+        let log = format!(
+            "Dec 31 23:00:01 ec2 postfix/cleanup[100]: D0E873A000: message-id=<m2@a.example>\n\
+             Dec 31 23:00:01 ec2 postfix/cleanup[100]: 4AB12C3D4E: message-id=<m1@a.example>\n\
+             {}{}Dec 31 23:00:04 ec2 dovecot: lmtp(bob@corp.test)<100><AbCd100>: Error: open(/var/mail/x/new) failed: Permission denied (euid=1000(x) egid=1000(x) missing +w perm: /var/mail/x)\n",
+            lmtp("02", "D0E873A000"),
+            lmtp("04", "4AB12C3D4E"),
+        );
+        feed(&mut c, "ec2", &log);
+        let ms = c.finish();
+        assert_eq!(ms.len(), 2, "{ms:#?}");
+        for m in &ms {
+            let codes: Vec<_> = m.findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, [FindingCode::MailboxPermissionDenied], "{m:#?}");
+        }
     }
 }
