@@ -252,17 +252,7 @@ impl Focus {
         if LEVELS.iter().any(|p| rest.starts_with(p)) {
             return Decision::FullWithReplay(q);
         }
-        // smtpd rejects a recipient after the queue file exists (`QID: reject: RCPT ...`) before
-        // cleanup logs the Message-ID: the message's own finding.
-        if rest.starts_with(b"client=")
-            || rest.starts_with(b"uid=")
-            || rest.starts_with(b"reject: ")
-        {
-            return Decision::Remember(q);
-        }
-        // Another message's `message-id=` and `removed` end what was remembered before them
-        // (see `latest_use`): the queue id is given to another message after it.
-        if ends_use(rest) {
+        if remembered(rest) {
             return Decision::Remember(q);
         }
         Decision::Skip
@@ -340,7 +330,7 @@ impl Focus {
 pub(crate) fn latest_use(mut lines: Vec<Vec<u8>>, q: &[u8]) -> Vec<Vec<u8>> {
     let cut = lines.iter().enumerate().rev().find_map(|(i, l)| {
         let rest = after_queue_id(l, q)?;
-        if rest.starts_with(b"client=") || rest.starts_with(b"uid=") {
+        if opens_use(rest) {
             Some(i)
         } else if ends_use(rest) {
             Some(i + 1)
@@ -360,9 +350,24 @@ fn after_queue_id<'a>(line: &'a [u8], q: &[u8]) -> Option<&'a [u8]> {
         .and_then(|(_, msg)| msg.strip_prefix(q)?.strip_prefix(b": "))
 }
 
+/// Whether a line of a queue id not followed (yet) is remembered, by its message after
+/// `QID: `: the lines that open a use of the queue id, smtpd's recipient reject (`QID: reject:
+/// RCPT ...`, logged after the queue file exists and before cleanup logs the Message-ID: the
+/// message's own finding), and another message's lines that end what was remembered before
+/// them (see [`latest_use`]). Both prefilter paths (the line-at-a-time decision and
+/// `focusscan`'s look-back) remember by this.
+pub(crate) fn remembered(rest: &[u8]) -> bool {
+    opens_use(rest) || rest.starts_with(b"reject: ") || ends_use(rest)
+}
+
+/// A queue file's first line (`QID: client=`, `QID: uid=`): a use of the queue id opens.
+fn opens_use(rest: &[u8]) -> bool {
+    rest.starts_with(b"client=") || rest.starts_with(b"uid=")
+}
+
 /// A queue entry's line after which its queue id can only name another message: its
 /// `message-id=` (remembered only when it is not a followed message's) or `removed`.
-pub(crate) fn ends_use(rest: &[u8]) -> bool {
+fn ends_use(rest: &[u8]) -> bool {
     rest.starts_with(b"message-id=") || rest == b"removed"
 }
 

@@ -626,12 +626,7 @@ fn remember_shape(msg: &[u8], q: &[u8]) -> bool {
         return false;
     };
     let rest = &msg[head.len() + 2..];
-    head == q
-        && scan::is_queue_id(head)
-        && ([&b"client="[..], b"uid=", b"reject: "]
-            .iter()
-            .any(|p| rest.starts_with(p))
-            || super::focus::ends_use(rest))
+    head == q && scan::is_queue_id(head) && super::focus::remembered(rest)
 }
 
 fn parse_into(parser: &mut LineParser, focus: &mut Focus, out: &mut Vec<LogRecord>, line: &[u8]) {
