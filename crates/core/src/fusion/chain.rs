@@ -537,16 +537,7 @@ impl Chain {
     }
 
     pub(super) fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
-        let pos = self
-            .findings
-            .iter()
-            .position(|x| x.f.code == f.code && x.f.host == f.host)
-            .or_else(|| {
-                self.findings
-                    .iter()
-                    .position(|x| same_cause(x.f.code, f.code) && (cause || x.cause))
-            });
-        let Some(i) = pos else {
+        let Some(i) = self.fold_target(&f, cause) else {
             if self.findings.len() < MAX_FINDINGS {
                 self.findings.push(ChainFinding { f, cause });
             }
@@ -583,6 +574,19 @@ impl Chain {
         }
         ex.seen(f.first_seen);
         ex.seen(f.last_seen);
+    }
+
+    /// The finding that `f` (from the side that caused it when `cause`) folds into: the one of
+    /// its code and host, else the first of the same cause that either side caused.
+    pub(super) fn fold_target(&self, f: &Finding, cause: bool) -> Option<usize> {
+        self.findings
+            .iter()
+            .position(|x| x.f.code == f.code && x.f.host == f.host)
+            .or_else(|| {
+                self.findings
+                    .iter()
+                    .position(|x| same_cause(x.f.code, f.code) && (cause || x.cause))
+            })
     }
 
     /// Finding `i` took another code or host: one with the same ones already there takes it

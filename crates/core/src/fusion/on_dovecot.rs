@@ -173,21 +173,38 @@ fn saved_after_failing(ch: &mut Chain, d: &DoveDelivery, limits: &Limits) {
         !gone
     });
     let into = d.mailbox.as_deref().unwrap_or("?");
+    // One note per failure's text: a failure read after the save but logged before it is taken
+    // back on its own, after the others of the same text.
     for f in &taken {
-        ch.notes
-            .push(format!("{}; saved into {into} instead", f.message));
+        ch.add_note(format!("{}; saved into {into} instead", f.message));
     }
-    // A chain finding led by a failure taken back goes; the failures still standing of its
-    // code are folded again, as if the taken-back ones had never been logged.
+    // A chain finding a failure taken back leads, or was folded into while a Dovecot failure
+    // leads it, goes; the failures still standing of its code are folded again, as if the
+    // taken-back ones had never been logged (counted and timed by those that stand).
+    let folded: Vec<usize> = taken
+        .iter()
+        .filter_map(|t| ch.fold_target(t, true))
+        .filter(|&i| led_by_dovecot(ch, &ch.findings[i].f, &taken))
+        .collect();
     let mut codes: Vec<FindingCode> = Vec::new();
+    let mut i = 0;
     ch.findings.retain(|x| {
-        let gone = taken.iter().any(|t| t.message == x.f.message);
+        let gone = folded.contains(&i) || taken.iter().any(|t| t.message == x.f.message);
+        i += 1;
         if gone && !codes.contains(&x.f.code) {
             codes.push(x.f.code);
         }
         !gone
     });
     fold_standing(ch, &codes, limits);
+}
+
+/// Chain finding `x` is led by a Dovecot failure's own finding (one of the chain's, or one of
+/// those `taken` back), not by a Postfix line.
+fn led_by_dovecot(ch: &Chain, x: &Finding, taken: &[Box<Finding>]) -> bool {
+    let own = ch.dovecot.iter().filter_map(|e| e.finding.as_deref());
+    own.chain(taken.iter().map(|t| &**t))
+        .any(|f| f.message == x.message)
 }
 
 /// Fold the own findings of the failures still standing whose code is one of `codes` into the
@@ -758,6 +775,14 @@ mod tests {
     use crate::fusion::tests::feed;
     use crate::fusion::{Correlator, Limits, MessageStatus};
 
+    /// Dovecot's LMTP line on `dell` at second `at` of 12:00, for `who` in session `session`.
+    fn dove_line(at: &str, who: &str, session: &str, what: &str) -> String {
+        format!("Nov  7 12:00:{at} dell dovecot: lmtp({who}@corp.test)<7><{session}>: msgid=<m@a.example>: {what}\n")
+    }
+
+    /// Dovecot's words for a rejection over quota.
+    const QUOTA: &str = "rejected: Quota exceeded (mailbox for user is full)";
+
     /// `msgid=unspecified` is no Message-ID: three deliveries without one stay three messages.
     /// Dovecot's LMTP server names the Postfix LMTP client it served (`conn unix:pid=N`), and
     /// one client delivers one message after another: its line explains only that client's
@@ -1056,16 +1081,12 @@ mod tests {
     #[test]
     fn a_save_rebuilds_the_findings_it_took_back_from_the_failures_that_stand() {
         let mut c = Correlator::new(Limits::default());
-        let line = |at: &str, who: &str, session: &str, what: &str| {
-            format!("Nov  7 12:00:{at} dell dovecot: lmtp({who}@corp.test)<7><{session}>: msgid=<m@a.example>: {what}\n")
-        };
-        let quota = "rejected: Quota exceeded (mailbox for user is full)";
-        let dell = line("00", "bob", "S2", "save failed to INBOX: Permission denied")
-            + &line("05", "bob", "S1", quota);
+        let dell = dove_line("00", "bob", "S2", "save failed to INBOX: Permission denied")
+            + &dove_line("05", "bob", "S1", QUOTA);
         feed(&mut c, "dell", &dell);
-        feed(&mut c, "ec2", &line("08", "alice", "S3", quota));
-        let dell =
-            line("06", "alice", "S1", quota) + &line("07", "bob", "S1", "saved mail to Junk");
+        feed(&mut c, "ec2", &dove_line("08", "alice", "S3", QUOTA));
+        let dell = dove_line("06", "alice", "S1", QUOTA)
+            + &dove_line("07", "bob", "S1", "saved mail to Junk");
         feed(&mut c, "dell", &dell);
         let ms = c.finish();
         assert_eq!(ms.len(), 1, "{ms:#?}");
@@ -1080,6 +1101,35 @@ mod tests {
         assert_eq!(full.count, 2, "{m:#?}");
         let denied = FindingCode::MailboxPermissionDenied;
         assert!(m.findings.iter().any(|f| f.code == denied), "{m:#?}");
+        assert_eq!(m.notes.len(), 1, "{m:#?}");
+        assert!(m.notes[0].contains("bob@corp.test into ?"), "{m:#?}");
+    }
+
+    /// A failure taken back that was folded into a finding another failure leads (same code
+    /// and host) leaves that finding as if it had never been logged: counted and timed by the
+    /// failures that stand. A failure read after the save but logged before it is taken back
+    /// as well, and its note (the same text as the first one's) is not said twice. Here alice's
+    /// rejection leads; bob's two rejections in S1 (one read after his save there) go.
+    #[test]
+    fn a_save_takes_its_failures_out_of_a_finding_another_failure_leads() {
+        let mut c = Correlator::new(Limits::default());
+        let log = dove_line("01", "alice", "S3", QUOTA)
+            + &dove_line("05", "bob", "S1", QUOTA)
+            + &dove_line("12", "bob", "S1", "saved mail to Junk")
+            + &dove_line("08", "bob", "S1", QUOTA);
+        feed(&mut c, "dell", &log);
+        let ms = c.finish();
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        let full: Vec<_> = m
+            .findings
+            .iter()
+            .filter(|f| f.code == FindingCode::MailboxFull)
+            .collect();
+        assert_eq!(full.len(), 1, "{m:#?}");
+        assert!(full[0].message.contains("for alice@corp.test"), "{m:#?}");
+        assert_eq!(full[0].count, 1, "{m:#?}");
+        assert_eq!(full[0].first_seen, full[0].last_seen, "{m:#?}");
         assert_eq!(m.notes.len(), 1, "{m:#?}");
         assert!(m.notes[0].contains("bob@corp.test into ?"), "{m:#?}");
     }
