@@ -430,7 +430,7 @@ impl Correlator {
             .filter(|&c| self.open_to_message_id(c));
         let by_session = session
             .and_then(|s| self.sessions.get(s).copied())
-            .filter(|c| self.chains.contains_key(c));
+            .filter(|&c| self.still_open(c));
         match (by_msgid, by_session) {
             (Some(a), Some(b)) if a != b && self.compatible(a, b) => self.merge(a, b),
             (Some(a), _) => a,
@@ -483,11 +483,13 @@ impl Correlator {
             self.note_failed_redirect(rec, user.as_deref(), text, about.msgid.as_deref());
         }
         let mut attached = false;
-        if let Some(ch) = session
+        // Its session's message, unless that was done at the line's own time (then it goes now,
+        // as the next sweep would: what a line joins must not hang on when sweeps come by).
+        let open = session
             .as_ref()
-            .and_then(|s| self.sessions.get(s.as_str()))
-            .and_then(|cid| self.chains.get_mut(cid))
-        {
+            .and_then(|s| self.sessions.get(s.as_str()).copied())
+            .filter(|&cid| self.still_open(cid));
+        if let Some(ch) = open.and_then(|cid| self.chains.get_mut(&cid)) {
             ch.add_line(&rec.raw, &limits, &mut self.line_budget);
             ch.touch(rec.timestamp);
             attached = true;
@@ -1132,6 +1134,48 @@ mod tests {
         assert_eq!(full[0].first_seen, full[0].last_seen, "{m:#?}");
         assert_eq!(m.notes.len(), 1, "{m:#?}");
         assert!(m.notes[0].contains("bob@corp.test into ?"), "{m:#?}");
+    }
+
+    /// A Dovecot error of an LMTP session whose message was done at the error's own time is
+    /// not that message's (an hour later here): it stays a host finding, and the message ends
+    /// where it ended, whether or not a sweep for done messages came by between the two lines
+    /// (one did in a long log, or with many open messages; none does in this short one).
+    #[test]
+    fn a_sessions_error_after_its_message_was_done_stays_out_of_it() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            &(dove_line("00", "alice", "S1", QUOTA)
+                + "Nov  7 13:00:00 dell dovecot: lmtp(alice@corp.test)<7><S1>: Error: open(/var/mail/x/new) failed: Permission denied\n"),
+        );
+        let o = c.finish_all();
+        assert_eq!(o.messages.len(), 1, "{o:#?}");
+        let m = &o.messages[0];
+        let noon = chrono::NaiveDate::from_ymd_opt(2025, 11, 7)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map(|t| t.and_utc());
+        assert_eq!(m.last_seen, noon, "{m:#?}");
+        assert!(m.lines.iter().all(|l| !l.contains("Error: open")), "{m:#?}");
+        let denied = FindingCode::MailboxPermissionDenied;
+        assert!(m.findings.iter().all(|f| f.code != denied), "{m:#?}");
+        assert!(o.host_findings.iter().any(|f| f.code == denied), "{o:#?}");
+    }
+
+    /// The same for a delivery line of that session that names no message: an hour after the
+    /// session's message was done, it is a message of its own, and the first stays rejected.
+    #[test]
+    fn a_sessions_save_after_its_message_was_done_is_another_message() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "dell",
+            &(dove_line("00", "alice", "S1", QUOTA)
+                + "Nov  7 13:00:00 dell dovecot: lmtp(alice@corp.test)<7><S1>: saved mail to INBOX\n"),
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 2, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
     }
 
     /// A Dovecot error that names neither its message nor its LMTP client is about its user:
