@@ -138,7 +138,8 @@ pub struct DiagnoseArgs {
     /// Year for log formats that have none (classic syslog); default: inferred from file times.
     #[arg(long)]
     pub year: Option<i32>,
-    /// Time zone of timestamps that carry none (classic syslog, Dovecot's log): UTC, +02:00.
+    /// Time zone of timestamps that carry none (classic syslog, Dovecot's log): UTC, +02:00, or
+    /// a zone name such as Europe/Berlin (its daylight-saving changes followed).
     #[arg(long, default_value = "UTC")]
     pub tz: String,
     /// Output: failures in full and a summary, or JSON (every message, its hops and findings).

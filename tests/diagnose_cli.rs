@@ -116,7 +116,7 @@ fn bad_arguments_exit_three_before_reading() {
         vec!["--since", "yesterday", log],
         vec!["--until", "2025-13-01", log],
         vec!["--since", "2025-11-05", "--until", "2025-11-04", log],
-        vec!["--tz", "Europe/Berlin", log],
+        vec!["--tz", "Europe/Atlantis", log],
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");

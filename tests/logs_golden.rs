@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use flowtest::core::diagnose::{analyze, parse_time, Format, Input, Options};
 use flowtest::core::fusion::Limits;
-use flowtest::core::logs::parse_tz;
+use flowtest::core::logs::LogZone;
 use golden::{fact_eq, Case, Golden};
 use serde::Deserialize;
 use serde_json::Value;
@@ -93,7 +93,7 @@ fn run_case_with(dir: &Path, message_id: Option<&str>, prefilter: bool) -> Value
         until: get("until").map(|s| parse_time(&s).unwrap()),
         year: Some(case.get("year").and_then(Value::as_i64).unwrap_or(2025) as i32),
         fallback_year: 2025,
-        tz: parse_tz(&get("tz").unwrap_or_else(|| "UTC".into())).unwrap(),
+        tz: LogZone::parse(&get("tz").unwrap_or_else(|| "UTC".into())).unwrap(),
         format: Format::Json,
         limits: Limits::default(),
         prefilter,

@@ -1,19 +1,23 @@
 //! Shared by the log-line fuzz targets: the parse contexts every line is tried under and the
 //! checks every parse must pass. Included with `#[path]`; not a target itself.
 use flowtest::core::logs::{
-    parse_line, Focus, LineFormat, LineParser, LogRecord, ParseContext, Parsed,
+    parse_line, Focus, LineFormat, LineParser, LogRecord, LogZone, ParseContext, Parsed,
 };
 
-/// Contexts that change how a line is read: zone, year inference with and without a reference.
+/// Contexts that change how a line is read: zone (fixed or named), year inference with and
+/// without a reference.
 pub fn contexts() -> Vec<ParseContext> {
     let mut plain = ParseContext::new("ec2", 2025);
-    plain.tz = chrono::FixedOffset::east_opt(0).expect("zero");
+    plain.tz = chrono::FixedOffset::east_opt(0).expect("zero").into();
     let mut east = ParseContext::new("dell", 2024);
-    east.tz = chrono::FixedOffset::east_opt(14 * 3600).expect("+14:00");
+    east.tz = chrono::FixedOffset::east_opt(14 * 3600).expect("+14:00").into();
     let mut referenced = ParseContext::new("dovecot", 1970);
-    referenced.tz = chrono::FixedOffset::west_opt(12 * 3600).expect("-12:00");
+    referenced.tz = chrono::FixedOffset::west_opt(12 * 3600).expect("-12:00").into();
     referenced.reference = chrono::DateTime::from_timestamp(1_767_225_600, 0);
-    vec![plain, east, referenced]
+    // A named zone: its folds (the hour shown twice) and gaps.
+    let mut named = ParseContext::new("mx", 2025);
+    named.tz = LogZone::parse("Europe/Berlin").expect("a zone of the IANA database");
+    vec![plain, east, referenced, named]
 }
 
 fn check_record(r: &LogRecord, line: &[u8]) {

@@ -328,7 +328,7 @@ fn options(format: Format, message_id: Option<&str>, prefilter: bool) -> Options
         until: None,
         year: None,
         fallback_year: 2024,
-        tz: chrono::FixedOffset::east_opt(0).expect("UTC"),
+        tz: chrono::FixedOffset::east_opt(0).expect("UTC").into(),
         format,
         limits,
         prefilter,

@@ -14,7 +14,7 @@ use flowtest::core::diagnose::{
     analyze_with, parse_time, AnalyzeError, Format, Input, Options, Summary, Window, WindowError,
 };
 use flowtest::core::fusion::Limits;
-use flowtest::core::logs::parse_tz;
+use flowtest::core::logs::LogZone;
 use flowtest::core::runbook::{Facts, Runbook};
 use flowtest::edge::{incidents, loginput};
 use flowtest::exit::Exit;
@@ -89,7 +89,7 @@ fn options(args: &DiagnoseArgs) -> Result<Options, String> {
     };
     let window = Window::new(time("since", &args.since)?, time("until", &args.until)?)
         .map_err(|WindowError::SinceAfterUntil| "--since is after --until".to_owned())?;
-    let tz = parse_tz(&args.tz).map_err(|e| format!("--tz: {e}"))?;
+    let tz = LogZone::parse(&args.tz).map_err(|e| format!("--tz: {e}"))?;
     if let Some(y) = args.year.filter(|y| !(1970..=9999).contains(y)) {
         return Err(format!("--year {y} is out of range"));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::core::logs::{parse_tz, ParseContext};
+use crate::core::logs::{LogZone, ParseContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +73,7 @@ impl LogSourceConfig {
             }
         }
         if let Some(tz) = &self.timezone {
-            if let Err(e) = parse_tz(tz) {
+            if let Err(e) = LogZone::parse(tz) {
                 return bad(&e);
             }
         }
@@ -85,7 +85,7 @@ impl LogSourceConfig {
     pub fn parse_context(&self, now: DateTime<Utc>) -> Result<ParseContext, String> {
         let mut ctx = ParseContext::new(&self.role, now.year());
         if let Some(tz) = &self.timezone {
-            ctx.tz = parse_tz(tz)?;
+            ctx.tz = LogZone::parse(tz)?;
         }
         ctx.reference = Some(now);
         Ok(ctx)

@@ -197,7 +197,7 @@ mod tests {
             until: None,
             year: None,
             fallback_year: 2025,
-            tz: crate::core::logs::parse_tz("UTC").unwrap(),
+            tz: crate::core::logs::LogZone::UTC,
             format: Format::Json,
             limits: Limits::default(),
             prefilter: true,

@@ -452,8 +452,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            d.parse_context(t(18, 0, 0)).unwrap().tz.local_minus_utc(),
-            3600
+            d.parse_context(t(18, 0, 0)).unwrap().tz.fixed_secs(),
+            Some(3600)
         );
         let a: LogSourceConfig = toml::from_str(
             "role = \"x\"\nkind = \"command\"\ncommand = [\"journalctl\", \"-o\", \"short-iso\", \"--since\", \"@{since_epoch}\"]\n",

@@ -17,12 +17,12 @@ use crate::runbook::Runbook;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
-use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 use crate::fusion::{Correlator, Limits, MessageChain};
 use crate::incident::IncidentGroup;
-use crate::logs::{Focus, ParseContext, SourceCounts};
+use crate::logs::{Focus, LogZone, ParseContext, SourceCounts};
 use crate::outcome::Severity;
 
 use merge::Merge;
@@ -66,7 +66,7 @@ pub struct Options {
     pub year: Option<i32>,
     /// Year used when there is neither `year` nor a reference.
     pub fallback_year: i32,
-    pub tz: FixedOffset,
+    pub tz: LogZone,
     pub format: Format,
     pub limits: Limits,
     /// With `message_id` (and no `rcpt`), skip lines that cannot concern the message before
@@ -245,7 +245,7 @@ impl Options {
             until: None,
             year: Some(2025),
             fallback_year: 2025,
-            tz: FixedOffset::east_opt(0).expect("UTC"),
+            tz: LogZone::UTC,
             format,
             limits: Limits::default(),
             prefilter: true,
@@ -570,6 +570,43 @@ mod tests {
             serde_json::json!([m["findings"], m["lines"].as_array().map(Vec::len)])
         });
         assert_eq!(m, serde_json::json!([[], 1]));
+    }
+
+    /// The lines the prefilter skips in a named zone's fold still move where the log stands
+    /// in it: a message in the fold's second pass (02:10 CET, after 02:50 CEST) reads at
+    /// +01:00 with the prefilter as without it, and in the full report.
+    #[test]
+    fn a_message_in_a_folds_second_pass_reads_the_same_focused_or_not() {
+        let log = "Oct 26 02:50:00 mx postfix/cleanup[2]: 1A2B3C4D5F: message-id=<a@x>\n\
+                   Oct 26 02:50:01 mx postfix/qmgr[3]: 1A2B3C4D5F: removed\n\
+                   Oct 26 02:10:00 mx postfix/cleanup[2]: 2B3C4D5F6A: message-id=<b@x>\n\
+                   Oct 26 02:10:01 mx postfix/smtp[4]: 2B3C4D5F6A: to=<bob@corp.test>, \
+                   relay=none, delay=1, delays=0.1/0/1/0, dsn=4.4.1, status=deferred \
+                   (connect to mx.corp.test[192.0.2.1]:25: Connection timed out)\n";
+        let run = |message_id: Option<&str>, prefilter: bool| {
+            let opts = Options {
+                message_id: message_id.map(str::to_owned),
+                prefilter,
+                tz: LogZone::parse("Europe/Berlin").unwrap(),
+                ..Options::whole_2025(Format::Json)
+            };
+            let mut out = Vec::new();
+            analyze(vec![input("ec2", log)], &opts, &mut out).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let b = v["messages"]
+                .as_array()
+                .and_then(|ms| ms.iter().find(|m| m["message_id"] == "<b@x>").cloned());
+            b.unwrap_or_else(|| panic!("{v}"))
+        };
+        let skipping = run(Some("<b@x>"), true);
+        assert_eq!(skipping, run(Some("<b@x>"), false));
+        // The full report lists no message's lines.
+        let full = run(None, false);
+        assert_eq!(
+            (&skipping["hops"], &skipping["findings"]),
+            (&full["hops"], &full["findings"])
+        );
+        assert_eq!(skipping["hops"][0]["left_at"], "2025-10-26T01:10:01Z");
     }
 
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and

@@ -637,6 +637,61 @@ mod tests {
         }
     }
 
+    /// Messages of three lines in Berlin's time (no zone in the stamps): `q` on 25 October
+    /// 2025; on the 26th one at 02:59 before the clocks went back (CEST), then `q` from 02:00
+    /// after (CET, the same wall times again); `q` on the 27th. Only the parser that reads the
+    /// one message before knows that the lines after it are in the second pass.
+    fn fold_log(q: u32) -> Vec<u8> {
+        let mut s = String::new();
+        let parts = [
+            ("Oct 25", 10 * 3600, q),
+            ("Oct 26", 2 * 3600 + 59 * 60, 1),
+            ("Oct 26", 2 * 3600, q),
+            ("Oct 27", 10 * 3600, q),
+        ];
+        let mut i = 0;
+        for (day, from, n) in parts {
+            for k in 0..n {
+                let t = from + k * 3600 / n;
+                let stamp = format!("{day} {:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
+                let id = format!("{:010X}", 0x300_0000 + i);
+                i += 1;
+                s.push_str(&format!(
+                    "{stamp} mx postfix/cleanup[2]: {id}: message-id=<f{i}@mx>\n\
+                     {stamp} mx postfix/smtp[4]: {id}: to=<bob@corp.test>, relay=mx.corp.test\
+                     [192.0.2.1]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent \
+                     (250 2.0.0 Ok)\n{stamp} mx postfix/qmgr[3]: {id}: removed\n"
+                ));
+            }
+        }
+        s.into_bytes()
+    }
+
+    /// A block stamped on the day a named zone sets its clock back is parsed where the lines
+    /// before it were: both passes of the fold read at their own offsets, as one thread
+    /// reads them, with blocks of the other days parsed on either stage.
+    #[test]
+    fn blocks_around_a_named_zones_fold_make_what_one_thread_writes() {
+        let data = fold_log(1200);
+        for hand_off in [HandOff::Every(1), HandOff::Every(2)] {
+            let mut opts = opts(Format::Json);
+            opts.tz = crate::logs::LogZone::parse("Europe/Berlin").unwrap();
+            let want = serial_one_log(&data, &opts);
+            let text = String::from_utf8_lossy(&want);
+            // 02:59 on the 26th, first at +02:00, then at +01:00.
+            assert!(text.contains("\"2025-10-26T00:59:00Z\""), "{hand_off:?}");
+            assert!(text.contains("\"2025-10-26T01:59:57Z\""), "{hand_off:?}");
+            let (got, handed) = staged_one_log(&data, None, &opts, hand_off);
+            assert!(handed.handed >= 2, "{hand_off:?}: {handed:?}");
+            assert!(
+                got == want,
+                "{hand_off:?}: {} bytes vs {}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+
     /// A log over four months around a new year (no year in its stamps) with a straggler of
     /// the month before now and then, as a log whose writers' clocks or queues lag shows.
     fn months_log(messages: u32) -> Vec<u8> {

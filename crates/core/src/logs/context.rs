@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+
+use super::LogZone;
 
 /// What the parser needs to know about a source that its lines do not say.
 #[derive(Debug, Clone)]
@@ -14,7 +16,7 @@ pub struct ParseContext {
     /// Year for year-less formats when no `reference` is given.
     pub year: i32,
     /// Zone of timestamps that carry none (classic syslog, Dovecot's own log).
-    pub tz: FixedOffset,
+    pub tz: LogZone,
     /// A time the log cannot be later than (file mtime, or now for a live command). When set,
     /// year-less dates more than two days after it are taken to be from the previous year.
     pub reference: Option<DateTime<Utc>>,
@@ -28,7 +30,7 @@ impl ParseContext {
         ParseContext {
             role: Arc::from(role),
             year,
-            tz: FixedOffset::east_opt(0).expect("zero offset is valid"),
+            tz: LogZone::UTC,
             reference: None,
             hosts_from_lines: false,
         }

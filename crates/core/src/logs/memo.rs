@@ -233,7 +233,7 @@ mod tests {
     /// header every time. Returns how many came from the memo.
     fn same_as_alone(lines: &[Vec<u8>], bump_of: impl Fn(usize) -> i32) -> usize {
         let mut ctx = ParseContext::new("ec2", 2025);
-        ctx.tz = chrono::FixedOffset::east_opt(3600).unwrap();
+        ctx.tz = chrono::FixedOffset::east_opt(3600).unwrap().into();
         let (mut memo, mut days) = (HeaderMemo::default(), Days::default());
         let mut recalled = 0;
         for (i, line) in lines.iter().enumerate() {

@@ -24,13 +24,14 @@ pub mod reader;
 mod rfc5424;
 pub(crate) mod scan;
 mod variants;
+mod zone;
 
 use interner::Interner;
 use scan::LineText;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 pub use context::ParseContext;
@@ -44,6 +45,7 @@ pub use focusscan::FocusScan;
 pub use prefix::{parse_tz, LineFormat};
 pub use program::ProgramName;
 pub use reader::{block_lines, BoundedLines, LineRead};
+pub use zone::LogZone;
 
 /// A text a log line gives (a queue id, an address, a DSN, a relay), as a Postfix event, the
 /// correlator's chain and a reported hop keep it: up to 24 bytes inside the value, without an
@@ -646,11 +648,21 @@ pub struct LineParser {
     spares: Spares,
     days: prefix::Days,
     memo: memo::HeaderMemo,
+    /// The local dates (month, day) on which the source's named zone sets its clock back:
+    /// lines stamped on them are read in order by this parser alone (`super::zone`).
+    fold_days: Vec<(u32, u32)>,
 }
 
 impl LineParser {
     pub fn new(ctx: ParseContext) -> Self {
+        // The years year-less stamps are read in: the reference's or the one before, else
+        // the given one and those a rollover moves to.
+        let years = match ctx.reference.map(|r| r.year()) {
+            Some(r) => r - 1..=r,
+            None => ctx.year..=ctx.year.saturating_add(1),
+        };
         LineParser {
+            fold_days: ctx.tz.fold_days(years),
             ctx,
             year_bump: 0,
             last_month: None,
@@ -726,7 +738,7 @@ impl LineParser {
         let (bump, month) = self.rollover(line);
         let header = self.memo.recall(line, bump).or_else(|| {
             let h = prefix::parse_header_with(line, &self.ctx, bump, &mut self.days);
-            if let Some(h) = &h {
+            if let Some(h) = h.as_ref().filter(|_| !self.days.folded) {
                 self.memo.keep(line, bump, h);
             }
             h
@@ -842,8 +854,12 @@ impl LineParser {
     /// and this one can go on after them as it is): no line is stamped in another month than
     /// the last one seen. A line that may wrap another (whose month is inside) says no, and so
     /// does one whose month may stand behind a `grep` prefix.
+    /// No line may fall in a fold of the source's named zone either: where the log stands in
+    /// one is this parser's alone.
     pub fn keeps_rollover(&self, block: &str) -> bool {
-        if self.ctx.reference.is_some() {
+        let by_month = self.ctx.reference.is_none();
+        let folds = !self.fold_days.is_empty();
+        if !by_month && !folds {
             return true;
         }
         let b = block.as_bytes();
@@ -851,11 +867,36 @@ impl LineParser {
         starts.filter(|&at| at < b.len()).all(|at| {
             let line = &b[at..];
             !matches!(line.first(), Some(b'{' | b'\x1e' | b'd'))
-                && match prefix::classic_month(line) {
-                    Some(m) => Some(m) == self.last_month,
-                    None => !grep_prefix::may_hide_month(line),
-                }
+                && (!folds || !self.may_fold(line))
+                && (!by_month
+                    || match prefix::classic_month(line) {
+                        Some(m) => Some(m) == self.last_month,
+                        None => !grep_prefix::may_hide_month(line),
+                    })
         })
+    }
+
+    /// Whether `line` may be stamped on a day the source's named zone sets its clock back.
+    fn may_fold(&self, line: &[u8]) -> bool {
+        match prefix::local_date(line) {
+            Some(md) => self.fold_days.contains(&md),
+            None => grep_prefix::may_hide_month(line),
+        }
+    }
+
+    /// Lines the prefilter skips unparsed (one, or a span of them): those that may fall in a
+    /// fold of the source's named zone still move where the log stands in it, so that the
+    /// lines parsed after them are read at the offsets a full parse gives them.
+    pub(crate) fn observe_fold(&mut self, span: &[u8]) {
+        if self.fold_days.is_empty() {
+            return;
+        }
+        for line in span.split(|&c| c == b'\n') {
+            let line = strip_eol(line);
+            if self.may_fold(line) {
+                let _ = prefix::parse_header_with(line, &self.ctx, self.year_bump, &mut self.days);
+            }
+        }
     }
 
     /// Year bump for this line and its classic month (Dec -> Jan rollover tracking).
@@ -885,6 +926,7 @@ impl LineParser {
     /// that the lines parsed after it are given the year a full parse gives them (with
     /// `--year`, a log that crosses a new year).
     pub(crate) fn observe_month(&mut self, line: &[u8]) {
+        self.observe_fold(line);
         let (bump, month) = self.rollover(line);
         if let (Some(m), true) = (month, bump == self.year_bump) {
             self.last_month = Some(m);

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::zone::Fold;
 use super::ParseContext;
 use super::{rfc5424, variants};
 
@@ -299,10 +300,11 @@ pub(super) fn parse_iso(b: &[u8]) -> Option<Iso> {
 }
 
 impl Iso {
-    /// The stamp in UTC; without a zone, in the source's (`ctx`).
-    fn utc(&self, ctx: &ParseContext) -> DateTime<Utc> {
+    /// The stamp in UTC; without a zone, in the source's (`ctx`), read where `days` says the
+    /// log stands in a fold of that zone.
+    fn utc(&self, ctx: &ParseContext, days: &mut Days) -> DateTime<Utc> {
         let offset = match self.zone {
-            Zone::None => ctx_offset(ctx),
+            Zone::None => return days.resolve(ctx, self.naive),
             Zone::Z => 0,
             Zone::Colon(o) | Zone::Compact(o) => o,
         };
@@ -312,6 +314,12 @@ impl Iso {
     /// The stamp's wall time read in the zone `offset_secs` east of UTC (its own zone ignored).
     pub(super) fn utc_at(&self, offset_secs: i32) -> DateTime<Utc> {
         to_utc(self.naive, offset_secs)
+    }
+
+    /// The stamp's wall time read in `zone`, outside any log's course: a wall time in a fold
+    /// is read at its earlier offset.
+    pub(super) fn utc_in(&self, zone: &super::LogZone) -> DateTime<Utc> {
+        zone.instant(self.naive, &mut Fold::default()).ts
     }
 
     pub(super) fn has_zone(&self) -> bool {
@@ -327,8 +335,9 @@ fn to_utc(naive: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
     (naive - TimeDelta::seconds(i64::from(offset_secs))).and_utc()
 }
 
+/// The source's offset when it is a fixed one; `i32::MIN` (no offset) for a named zone.
 fn ctx_offset(ctx: &ParseContext) -> i32 {
-    ctx.tz.local_minus_utc()
+    ctx.tz.fixed_secs().unwrap_or(i32::MIN)
 }
 
 struct Classic {
@@ -386,6 +395,11 @@ fn parse_classic(b: &[u8]) -> Option<Classic> {
 pub(crate) struct Days {
     last: Option<LastDay>,
     stamp: Option<LastStamp>,
+    /// Where the log stands in a fold of a named zone (`super::zone`).
+    fold: Fold,
+    /// The last header parsed read a wall time in a fold: its time depends on the lines
+    /// before it, so it is not remembered for a line with the same bytes.
+    pub(crate) folded: bool,
 }
 
 /// Longest classic stamp kept as the last one (`Mmm dd HH:MM:SS` and a fraction of up to 16
@@ -473,6 +487,13 @@ impl Days {
         });
     }
 
+    /// A zone-less wall time in UTC, in the source's zone.
+    fn resolve(&mut self, ctx: &ParseContext, local: NaiveDateTime) -> DateTime<Utc> {
+        let r = ctx.tz.instant(local, &mut self.fold);
+        self.folded |= r.ambiguous;
+        r.ts
+    }
+
     fn midnight(&mut self, day: Day) -> Option<DateTime<Utc>> {
         if let Some(last) = self.last.filter(|l| l.day == day) {
             return last.midnight;
@@ -500,6 +521,13 @@ fn classic_to_utc(
     // `parse_hms` has checked the time of day (a leap second is already folded into :59).
     let since_midnight = TimeDelta::new(i64::from(c.h * 3600 + c.m * 60 + c.s), c.nanos)?;
     let mut build = |year: i32| -> Option<DateTime<Utc>> {
+        if off == i32::MIN {
+            // A named zone: the offset is the wall time's own, not the day's.
+            let local = NaiveDate::from_ymd_opt(year, c.month, c.day)?.and_time(
+                chrono::NaiveTime::from_hms_nano_opt(c.h, c.m, c.s, c.nanos)?,
+            );
+            return Some(days.resolve(ctx, local));
+        }
         let day = Day {
             year,
             month: c.month,
@@ -510,7 +538,7 @@ fn classic_to_utc(
     };
     match ctx.reference {
         Some(r) => {
-            let local_year = (r + TimeDelta::seconds(i64::from(off))).year();
+            let local_year = (r + TimeDelta::seconds(i64::from(ctx.tz.offset_at_utc(r)))).year();
             match build(local_year) {
                 Some(t) if t <= r + TimeDelta::days(2) => Some(t),
                 // Future (or 29 Feb in a non-leap year): previous year.
@@ -543,6 +571,8 @@ fn resolve_classic(
         zero_padded: c.zero_padded,
         end: c.end,
     };
+    // A stamp in a fold is remembered too: only the next line's very same stamp recalls it,
+    // and that line is read in the same pass (a pass ends only where the clock steps back).
     days.remember(line, key, stamp);
     Some(Some(stamp))
 }
@@ -686,9 +716,10 @@ pub(crate) fn parse_header_with<'a>(
     year_bump: i32,
     days: &mut Days,
 ) -> Option<Header<'a>> {
+    days.folded = false;
     let (line, pri) = rfc5424::strip_pri(line);
     if pri {
-        if let Some(h) = rfc5424_header(line, ctx) {
+        if let Some(h) = rfc5424_header(line, ctx, days) {
             return Some(h);
         }
     }
@@ -723,7 +754,7 @@ pub(crate) fn parse_header_with<'a>(
         } else {
             None
         };
-        ts = Some(iso.utc(ctx));
+        ts = Some(iso.utc(ctx, days));
         subsecond = iso.frac_digits > 0;
         if let Some(inner) = inner_iso {
             format = wrapper;
@@ -840,13 +871,13 @@ fn checked<'a>(
 
 /// The header of an RFC 5424 line (its `<PRI>` stripped), if it is one. Its APP-NAME is the
 /// program token and its PROCID the pid; a nil TIMESTAMP is a line without a time.
-fn rfc5424_header<'a>(b: &'a [u8], ctx: &ParseContext) -> Option<Header<'a>> {
+fn rfc5424_header<'a>(b: &'a [u8], ctx: &ParseContext, days: &mut Days) -> Option<Header<'a>> {
     let f = rfc5424::fields(b)?;
     let (ts, subsecond) = match f.stamp {
         None => (None, false),
         Some(s) => {
             let iso = parse_iso(s).filter(|iso| iso.end == s.len())?;
-            (Some(iso.utc(ctx)), iso.frac_digits > 0)
+            (Some(iso.utc(ctx, days)), iso.frac_digits > 0)
         }
     };
     let procid = f
@@ -870,6 +901,29 @@ pub(crate) fn classic_stamp_end(b: &[u8]) -> Option<usize> {
 /// The month of a line's classic stamp (after a syslog priority, if any), if it has one.
 pub(crate) fn classic_month(line: &[u8]) -> Option<u32> {
     month_number(rfc5424::strip_pri(line).0)
+}
+
+/// The local date (month, day) a line's stamp names, read without parsing it: a classic
+/// stamp's (`Oct 26`, `Oct  6`, `Oct 06`) or an ISO one's (`2025-10-26`), after a priority.
+pub(crate) fn local_date(line: &[u8]) -> Option<(u32, u32)> {
+    let b = rfc5424::strip_pri(line).0;
+    let digit = |i: usize| {
+        b.get(i)
+            .filter(|c| c.is_ascii_digit())
+            .map(|c| u32::from(c - b'0'))
+    };
+    if let Some(m) = month_number(b) {
+        let day = match (b.get(4)?, digit(5)) {
+            (b' ', Some(d)) => d,
+            (_, Some(d)) => digit(4)? * 10 + d,
+            (_, None) => digit(4)?,
+        };
+        return Some((m, day));
+    }
+    let year = (0..4).all(|i| digit(i).is_some()) && b.get(4) == Some(&b'-');
+    let date = year && b.get(7) == Some(&b'-');
+    date.then(|| Some((digit(5)? * 10 + digit(6)?, digit(8)? * 10 + digit(9)?)))
+        .flatten()
 }
 
 /// Program token and message of a line without parsing or validating its timestamp: the cheap
@@ -1133,7 +1187,7 @@ mod tests {
         ];
         for tz in ["+00:00", "+02:00", "-05:30"] {
             let mut c = ctx();
-            c.tz = parse_tz(tz).unwrap();
+            c.tz = parse_tz(tz).unwrap().into();
             let mut days = Days::default();
             for bump in [0, 1] {
                 for l in lines {
@@ -1151,7 +1205,7 @@ mod tests {
                         "%Y %b %e %H:%M:%S%.f",
                     )
                     .ok()
-                    .map(|n| to_utc(n, c.tz.local_minus_utc()));
+                    .map(|n| to_utc(n, c.tz.fixed_secs().unwrap()));
                     if !naive.ends_with(":60") {
                         assert_eq!(fresh.flatten(), want, "{tz} {naive}");
                     }
@@ -1173,7 +1227,7 @@ mod tests {
             b"Nov  5 07:08:09.12345678901234567890 mx postfix/smtpd[1]: x",
         ];
         let mut other = ctx();
-        other.tz = parse_tz("+02:00").unwrap();
+        other.tz = parse_tz("+02:00").unwrap().into();
         let mut referenced = ctx();
         referenced.reference = Some(ts(2026, 1, 3, 0, 0, 0));
         let mut days = Days::default();
@@ -1247,7 +1301,7 @@ mod tests {
     #[test]
     fn timezone_applies_to_naive_stamps() {
         let mut c = ctx();
-        c.tz = parse_tz("+02:00").unwrap();
+        c.tz = parse_tz("+02:00").unwrap().into();
         let h = parse_header(b"Nov  4 18:12:34 mx postfix/smtpd[1]: x", &c, 0).unwrap();
         assert_eq!(h.ts, Some(ts(2025, 11, 4, 16, 12, 34)));
         assert!(parse_tz("Europe/Berlin").is_err());

@@ -82,10 +82,13 @@ fn short_full(b: &[u8], ctx: &ParseContext) -> Option<OtherStamp> {
     if !zone_like {
         return None;
     }
-    let offset = zone_offset(zone).unwrap_or_else(|| ctx.tz.local_minus_utc());
+    let ts = match zone_offset(zone) {
+        Some(offset) => iso.utc_at(offset),
+        None => iso.utc_in(&ctx.tz),
+    };
     Some(OtherStamp {
         format: LineFormat::JournalShortFull,
-        ts: iso.utc_at(offset),
+        ts,
         subsecond: iso.subsecond(),
         end: zone_start + zone_len,
     })
@@ -352,7 +355,7 @@ mod tests {
     #[test]
     fn an_ambiguous_zone_is_the_sources() {
         let mut c = ctx();
-        c.tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        c.tz = FixedOffset::east_opt(8 * 3600).unwrap().into();
         let l = b"Mon 2025-06-02 08:00:00 CST mx postfix/qmgr[9]: ABC: removed";
         let h = parse_header(l, &c, 0).unwrap();
         assert_eq!(h.ts, Some(utc("2025-06-02T00:00:00Z")));
