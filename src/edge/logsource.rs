@@ -455,6 +455,17 @@ mod tests {
             d.parse_context(t(18, 0, 0)).unwrap().tz.fixed_secs(),
             Some(3600)
         );
+        // A zone name: its offset follows daylight saving, so it is no fixed one.
+        let named: LogSourceConfig = toml::from_str(
+            "role = \"dell\"\nkind = \"file\"\npath = \"/x\"\ntimezone = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        named.validate().unwrap();
+        let tz = named.parse_context(t(18, 0, 0)).unwrap().tz;
+        assert_eq!(
+            (tz.to_string(), tz.fixed_secs()),
+            ("Europe/Berlin".into(), None)
+        );
         let a: LogSourceConfig = toml::from_str(
             "role = \"x\"\nkind = \"command\"\ncommand = [\"journalctl\", \"-o\", \"short-iso\", \"--since\", \"@{since_epoch}\"]\n",
         )
@@ -467,7 +478,7 @@ mod tests {
             "role = \"x\"\nkind = \"file\"\n",
             "role = \"x\"\nkind = \"docker\"\ncontainer = \"\"\n",
             "role = \"x\"\nkind = \"command\"\ncommand = []\n",
-            "role = \"x\"\nkind = \"file\"\npath = \"/x\"\ntimezone = \"Europe/Berlin\"\n",
+            "role = \"x\"\nkind = \"file\"\npath = \"/x\"\ntimezone = \"Europe/Atlantis\"\n",
             "role = \"\"\nkind = \"file\"\npath = \"/x\"\n",
         ] {
             let c: LogSourceConfig = toml::from_str(bad).unwrap();
