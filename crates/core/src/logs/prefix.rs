@@ -413,6 +413,8 @@ struct ClassicStamp {
     subsecond: bool,
     zero_padded: bool,
     end: usize,
+    /// It lay in a fold of a named zone ([`Days::folded`]).
+    folded: bool,
 }
 
 /// What a classic stamp's time depends on besides its text.
@@ -559,6 +561,8 @@ fn resolve_classic(
 ) -> Option<Option<ClassicStamp>> {
     let key = StampKey::new(ctx, year_bump);
     if let Some(s) = days.recall(line, key) {
+        // A line with the same header bytes later may be in the other pass of the fold.
+        days.folded |= s.folded;
         return Some(Some(s));
     }
     let c = parse_classic(line)?;
@@ -570,6 +574,7 @@ fn resolve_classic(
         subsecond: c.frac > 0,
         zero_padded: c.zero_padded,
         end: c.end,
+        folded: days.folded,
     };
     // A stamp in a fold is remembered too: only the next line's very same stamp recalls it,
     // and that line is read in the same pass (a pass ends only where the clock steps back).

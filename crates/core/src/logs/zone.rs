@@ -319,13 +319,17 @@ mod tests {
         ctx.tz = berlin();
         let mut p = LineParser::new(ctx);
         let line = "Oct 26 02:30:00 dell postfix/qmgr[9]: 4AB12C3D4E: removed";
+        // The same stamp again: its time is the stamp remembered from the line before.
+        let same_stamp = "Oct 26 02:30:00 dell postfix/cleanup[8]: 4AB12C3D4E: message-id=<a@x>";
         let got = times(
             &mut p,
             &[
                 line,
+                same_stamp,
                 "Oct 26 02:59:10 dell postfix/qmgr[9]: 5BC23D4E5F: removed",
                 line,
                 line,
+                same_stamp,
                 "Oct 26 03:00:00 dell postfix/qmgr[9]: 5BC23D4E5F: removed",
             ],
         );
@@ -333,7 +337,9 @@ mod tests {
             got,
             [
                 "2025-10-26T00:30:00+00:00",
+                "2025-10-26T00:30:00+00:00",
                 "2025-10-26T00:59:10+00:00",
+                "2025-10-26T01:30:00+00:00",
                 "2025-10-26T01:30:00+00:00",
                 "2025-10-26T01:30:00+00:00",
                 "2025-10-26T02:00:00+00:00",
