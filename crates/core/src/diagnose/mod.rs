@@ -102,7 +102,7 @@ impl Options {
             (None, None) => (self.fallback_year, None),
         };
         let mut ctx = ParseContext::new(name, year);
-        ctx.tz = self.tz;
+        ctx.tz = self.tz.clone();
         ctx.reference = reference;
         ctx
     }

@@ -878,7 +878,7 @@ impl LineParser {
 
     /// Whether `line` may be stamped on a day the source's named zone sets its clock back.
     fn may_fold(&self, line: &[u8]) -> bool {
-        match prefix::local_date(line) {
+        match zone::local_date(line) {
             Some(md) => self.fold_days.contains(&md),
             None => grep_prefix::may_hide_month(line),
         }

@@ -908,29 +908,6 @@ pub(crate) fn classic_month(line: &[u8]) -> Option<u32> {
     month_number(rfc5424::strip_pri(line).0)
 }
 
-/// The local date (month, day) a line's stamp names, read without parsing it: a classic
-/// stamp's (`Oct 26`, `Oct  6`, `Oct 06`) or an ISO one's (`2025-10-26`), after a priority.
-pub(crate) fn local_date(line: &[u8]) -> Option<(u32, u32)> {
-    let b = rfc5424::strip_pri(line).0;
-    let digit = |i: usize| {
-        b.get(i)
-            .filter(|c| c.is_ascii_digit())
-            .map(|c| u32::from(c - b'0'))
-    };
-    if let Some(m) = month_number(b) {
-        let day = match (b.get(4)?, digit(5)) {
-            (b' ', Some(d)) => d,
-            (_, Some(d)) => digit(4)? * 10 + d,
-            (_, None) => digit(4)?,
-        };
-        return Some((m, day));
-    }
-    let year = (0..4).all(|i| digit(i).is_some()) && b.get(4) == Some(&b'-');
-    let date = year && b.get(7) == Some(&b'-');
-    date.then(|| Some((digit(5)? * 10 + digit(6)?, digit(8)? * 10 + digit(9)?)))
-        .flatten()
-}
-
 /// Program token and message of a line without parsing or validating its timestamp: the cheap
 /// first look the message-id focus needs to skip most lines. Lines it accepts still go through
 /// [`parse_header`] before they count as parsed.

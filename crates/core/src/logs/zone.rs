@@ -11,12 +11,9 @@
 //! A wall time in a gap (the hour a clock set forward skips) is read at the offset before it.
 
 use std::fmt;
-use std::str::FromStr;
 
-use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc,
-};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use super::prefix::parse_tz;
 
@@ -26,11 +23,12 @@ use super::prefix::parse_tz;
 const STEP_BACK: TimeDelta = TimeDelta::minutes(5);
 
 /// The zone of stamps that carry none.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum LogZone {
     Fixed(FixedOffset),
-    /// A named zone, whose offset follows its daylight-saving changes.
-    Named(Tz),
+    /// A named zone (its name as given, its rules), whose offset follows its daylight-saving
+    /// changes.
+    Named(Box<str>, TimeZone),
 }
 
 impl LogZone {
@@ -42,19 +40,23 @@ impl LogZone {
         if let Ok(fixed) = parse_tz(s) {
             return Ok(LogZone::Fixed(fixed));
         }
-        Tz::from_str(s.trim()).map(LogZone::Named).map_err(|_| {
-            format!(
-                "time zone '{s}' is neither a fixed offset (UTC, +HH:MM, -HH:MM) nor a zone \
+        let name = s.trim();
+        let named = TimeZone::get(name).ok().filter(|_| !name.is_empty());
+        named
+            .map(|tz| LogZone::Named(name.into(), tz))
+            .ok_or_else(|| {
+                format!(
+                    "time zone '{s}' is neither a fixed offset (UTC, +HH:MM, -HH:MM) nor a zone \
                  name of the IANA database (Europe/Berlin, America/New_York)"
-            )
-        })
+                )
+            })
     }
 
     /// Seconds east of UTC when the zone is a fixed offset.
     pub fn fixed_secs(&self) -> Option<i32> {
         match self {
             LogZone::Fixed(o) => Some(o.local_minus_utc()),
-            LogZone::Named(_) => None,
+            LogZone::Named(..) => None,
         }
     }
 
@@ -62,10 +64,8 @@ impl LogZone {
     pub(crate) fn offset_at_utc(&self, t: DateTime<Utc>) -> i32 {
         match self {
             LogZone::Fixed(o) => o.local_minus_utc(),
-            LogZone::Named(tz) => tz
-                .offset_from_utc_datetime(&t.naive_utc())
-                .fix()
-                .local_minus_utc(),
+            LogZone::Named(_, tz) => jiff::Timestamp::from_second(t.timestamp())
+                .map_or(0, |ts| tz.to_offset(ts).seconds()),
         }
     }
 
@@ -75,27 +75,25 @@ impl LogZone {
     pub(crate) fn instant(&self, local: NaiveDateTime, fold: &mut Fold) -> Resolved {
         let tz = match self {
             LogZone::Fixed(o) => return Resolved::plain(local, o.local_minus_utc()),
-            LogZone::Named(tz) => tz,
+            LogZone::Named(_, tz) => tz,
         };
-        match tz.offset_from_local_datetime(&local) {
-            chrono::LocalResult::Single(o) => Resolved::plain(local, o.fix().local_minus_utc()),
-            chrono::LocalResult::Ambiguous(a, b) => {
-                let (a, b) = (a.fix().local_minus_utc(), b.fix().local_minus_utc());
-                // The earlier instant has the larger offset east.
-                let (earlier, later) = (a.max(b), a.min(b));
+        match offsets(tz, local) {
+            // A year jiff cannot hold (past 9999) has no rules: read it in UTC.
+            None => Resolved::plain(local, 0),
+            Some(AmbiguousOffset::Unambiguous { offset }) => {
+                Resolved::plain(local, offset.seconds())
+            }
+            Some(AmbiguousOffset::Gap { before, .. }) => Resolved::plain(local, before.seconds()),
+            Some(AmbiguousOffset::Fold { before, after }) => {
                 let offset = if fold.second_pass(local) {
-                    later
+                    after
                 } else {
-                    earlier
+                    before
                 };
                 Resolved {
-                    ts: shift(local, offset),
+                    ts: shift(local, offset.seconds()),
                     ambiguous: true,
                 }
-            }
-            chrono::LocalResult::None => {
-                let before = local.and_utc() - TimeDelta::days(1);
-                Resolved::plain(local, self.offset_at_utc(before))
             }
         }
     }
@@ -103,7 +101,7 @@ impl LogZone {
     /// The local dates (month, day) of `years` on which a clock is set back: the days whose
     /// lines may fall in a fold. None for a fixed offset.
     pub(crate) fn fold_days(&self, years: std::ops::RangeInclusive<i32>) -> Vec<(u32, u32)> {
-        let LogZone::Named(tz) = self else {
+        let LogZone::Named(_, tz) = self else {
             return Vec::new();
         };
         let mut days = Vec::new();
@@ -122,19 +120,56 @@ impl LogZone {
 
 /// Whether the offset of `tz` is smaller at the end of local day `d` than at its start (a
 /// wall time shown twice read at its first offset at the start, its second at the end).
-fn folds_on(tz: &Tz, d: NaiveDate) -> bool {
-    let offset = |n: Option<NaiveDateTime>, pick: fn(i32, i32) -> i32| match tz
-        .offset_from_local_datetime(&n?)
-    {
-        chrono::LocalResult::Single(o) => Some(o.fix().local_minus_utc()),
-        chrono::LocalResult::Ambiguous(a, b) => {
-            Some(pick(a.fix().local_minus_utc(), b.fix().local_minus_utc()))
+fn folds_on(tz: &TimeZone, d: NaiveDate) -> bool {
+    let offset = |n: Option<NaiveDateTime>, at_end: bool| match offsets(tz, n?)? {
+        AmbiguousOffset::Unambiguous { offset } => Some(offset.seconds()),
+        AmbiguousOffset::Fold { before, after } => {
+            Some(if at_end { after } else { before }.seconds())
         }
-        chrono::LocalResult::None => None,
+        AmbiguousOffset::Gap { .. } => None,
     };
-    let start = offset(d.and_hms_opt(0, 0, 0), i32::max);
-    let end = offset(d.and_hms_opt(23, 59, 59), i32::min);
+    let start = offset(d.and_hms_opt(0, 0, 0), false);
+    let end = offset(d.and_hms_opt(23, 59, 59), true);
     matches!((start, end), (Some(s), Some(e)) if e < s)
+}
+
+/// The offsets `tz` gives the wall time `local` (`None`: a year outside jiff's range).
+fn offsets(tz: &TimeZone, local: NaiveDateTime) -> Option<AmbiguousOffset> {
+    let small = |n: u32| i8::try_from(n).ok();
+    let civil = jiff::civil::DateTime::new(
+        i16::try_from(local.year()).ok()?,
+        small(local.month())?,
+        small(local.day())?,
+        small(local.hour())?,
+        small(local.minute())?,
+        small(local.second())?,
+        i32::try_from(local.nanosecond()).ok()?,
+    )
+    .ok()?;
+    Some(tz.to_ambiguous_timestamp(civil).offset())
+}
+
+/// The local date (month, day) a line's stamp names, read without parsing it: a classic
+/// stamp's (`Oct 26`, `Oct  6`, `Oct 06`) or an ISO one's (`2025-10-26`), after a priority.
+pub(crate) fn local_date(line: &[u8]) -> Option<(u32, u32)> {
+    let b = super::rfc5424::strip_pri(line).0;
+    let digit = |i: usize| {
+        b.get(i)
+            .filter(|c| c.is_ascii_digit())
+            .map(|c| u32::from(c - b'0'))
+    };
+    if let Some(m) = super::prefix::month_number(b) {
+        let day = match (b.get(4)?, digit(5)) {
+            (b' ', Some(d)) => d,
+            (_, Some(d)) => digit(4)? * 10 + d,
+            (_, None) => digit(4)?,
+        };
+        return Some((m, day));
+    }
+    let year = (0..4).all(|i| digit(i).is_some()) && b.get(4) == Some(&b'-');
+    let date = year && b.get(7) == Some(&b'-');
+    date.then(|| Some((digit(5)? * 10 + digit(6)?, digit(8)? * 10 + digit(9)?)))
+        .flatten()
 }
 
 fn shift(local: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
@@ -192,6 +227,19 @@ impl Default for LogZone {
     }
 }
 
+/// Two zones are the same when they are the same offset, or have the same name.
+impl PartialEq for LogZone {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LogZone::Fixed(a), LogZone::Fixed(b)) => a == b,
+            (LogZone::Named(a, _), LogZone::Named(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LogZone {}
+
 impl From<FixedOffset> for LogZone {
     fn from(o: FixedOffset) -> Self {
         LogZone::Fixed(o)
@@ -203,7 +251,7 @@ impl fmt::Display for LogZone {
         match self {
             LogZone::Fixed(o) if o.local_minus_utc() == 0 => f.write_str("UTC"),
             LogZone::Fixed(o) => write!(f, "{o}"),
-            LogZone::Named(tz) => f.write_str(tz.name()),
+            LogZone::Named(name, _) => f.write_str(name),
         }
     }
 }
@@ -368,7 +416,6 @@ mod tests {
 
     #[test]
     fn a_lines_local_date_is_read_without_parsing_it() {
-        use super::super::prefix::local_date;
         assert_eq!(local_date(b"Oct 26 02:30:00 x"), Some((10, 26)));
         assert_eq!(local_date(b"Oct  6 02:30:00 x"), Some((10, 6)));
         assert_eq!(local_date(b"Oct 06 02:30:00 x"), Some((10, 6)));
