@@ -221,12 +221,6 @@ impl Fold {
     }
 }
 
-impl Default for LogZone {
-    fn default() -> Self {
-        LogZone::UTC
-    }
-}
-
 /// Two zones are the same when they are the same offset, or have the same name.
 impl PartialEq for LogZone {
     fn eq(&self, other: &Self) -> bool {
