@@ -609,6 +609,54 @@ mod tests {
         assert_eq!(skipping["hops"][0]["left_at"], "2025-10-26T01:10:01Z");
     }
 
+    /// Two queue entries of one message that arrived in the same second are ordered the same
+    /// with the prefilter as without it: the prefilter reads an entry's `client=` line only
+    /// when its `message-id=` line names it, after the other entry's lines, so the order
+    /// their lines were read differs. Which entry leads decides which one Dovecot's save
+    /// (matched by recipient only) follows, and so the message's status.
+    #[test]
+    fn two_entries_of_one_second_are_ordered_alike_focused_or_not() {
+        let lmtp = |t: &str, q: &str, tail: &str| {
+            format!(
+                "Dec 31 {t} ec2 postfix/lmtp[9]: {q}: to=<bob@corp.test>, \
+                 relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, \
+                 delays=0.01/0/0.01/0.08, {tail}\n"
+            )
+        };
+        let ec2 = format!(
+            "Dec 31 23:00:01 ec2 postfix/smtpd[5]: 4AB12C3D4E: client=mail.sender.example[203.0.113.9]\n\
+             Dec 31 23:00:01 ec2 postfix/cleanup[6]: 3YvRtX0bNmz9kLp: message-id=<m1@a.example>\n\
+             Dec 31 23:00:05 ec2 postfix/cleanup[6]: 4AB12C3D4E: message-id=<m1@a.example>\n{}{}\
+             Dec 31 23:00:49 ec2 dovecot: lmtp(bob@corp.test)<106><AbCd106>: sieve: \
+             msgid=<m1@a.example>: stored mail into mailbox 'Junk'\n",
+            lmtp(
+                "23:00:25",
+                "4AB12C3D4E",
+                "dsn=4.3.0, status=deferred (host dell.corp.test[private/dovecot-lmtp] said: \
+                 451 4.3.0 <bob@corp.test> Temporary internal error (in reply to end of DATA command))"
+            ),
+            lmtp(
+                "23:00:29",
+                "3YvRtX0bNmz9kLp",
+                "dsn=2.0.0, status=sent (250 2.0.0 <bob@corp.test> AbCdEf Saved)"
+            ),
+        );
+        let m = one_message_either_way(&ec2, "", "<m1@a.example>", |m| {
+            let qids: Vec<_> = m["hops"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| h["queue_id"].clone())
+                .collect();
+            serde_json::json!([m["status"], qids])
+        });
+        // By queue id, byte for byte.
+        assert_eq!(
+            m,
+            serde_json::json!(["deferred", ["3YvRtX0bNmz9kLp", null, "4AB12C3D4E"]])
+        );
+    }
+
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and
     /// without the prefilter, which must agree.
     fn one_message_either_way(

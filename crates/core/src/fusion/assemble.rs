@@ -286,10 +286,13 @@ fn ordered_entries(ch: &Chain, stack: &mut Vec<usize>, out: &mut Vec<usize>) {
     );
     // Roots that arrived in the same (whole) second: one that hands the message on to another
     // entry of the chain first (the MX's, before the copy a Sieve redirect on the last host
-    // submitted again, which hands on nothing), then in the order their first lines were read,
-    // whatever the hosts are called.
+    // submitted again, which hands on nothing), then by queue id, whatever the hosts are
+    // called. Postfix's queue ids start with the queue file's microsecond (short ids, in hex)
+    // or its time (long ids), so on one host that is the order the entries were made; and
+    // unlike the order their first lines were read, a `--message-id` run, which reads an
+    // entry's `client=` line only once its `message-id=` line names it, sees the same.
     let hands_on = |i: usize| entries.iter().any(|k| entries[i].feeds(k));
-    let root_key = |i: usize| (entries[i].arrived, !hands_on(i), i);
+    let root_key = |i: usize| (entries[i].arrived, !hands_on(i), entries[i].qid.as_str(), i);
     // The stack of entries to visit, the next on top: the roots by arrival, then each entry's
     // downstream entries by arrival, stacked in place (no list per entry).
     stack.sort_by_key(|&i| root_key(i));
