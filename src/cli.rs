@@ -203,7 +203,8 @@ pub struct ReportArgs {
     /// Availability objective in percent, what the error budget is measured against.
     #[arg(long, default_value_t = 99.9)]
     pub slo_target: f64,
-    /// Time zone days are cut in: UTC or a fixed offset such as +02:00 (no named zones).
+    /// Time zone days are cut in and times shown in: UTC, a fixed offset such as +02:00, or a
+    /// zone name such as Europe/Berlin (its daylight-saving changes followed).
     #[arg(long, default_value = "UTC")]
     pub tz: String,
     /// Output: text, Markdown, JSON, or a self-contained HTML page.

@@ -430,19 +430,16 @@ fn report_figures_match_an_independent_computation() {
 
     // Another zone cuts other days and another window; another target, one scenario.
     let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
-    let got = env.json(&[
-        "--from",
-        "2026-11-02",
-        "--to",
-        "2026-11-05",
-        "--tz",
+    let days = ["--from", "2026-11-02", "--to", "2026-11-05", "--tz"];
+    let more = [
         "+02:00",
         "--slo-target",
         "99.5",
         "--scenario",
         "alpha-inbound",
         "gamma-provider",
-    ]);
+    ];
+    let got = env.json(&[&days[..], &more].concat());
     let ask = Ask {
         from: utc("2026-11-01T22:00:00Z"),
         to: utc("2026-11-05T22:00:00Z"),
@@ -453,6 +450,18 @@ fn report_figures_match_an_independent_computation() {
     };
     assert_matches(&expected(&env.plan, &ask), &got);
     assert_eq!(got["scenarios"][0]["days"][0]["date"], "2026-11-02");
+
+    // A named zone: Berlin keeps CET (+01:00) all that week, and the report names the zone.
+    let got = env.json(&[&days[..], &["Europe/Berlin"]].concat());
+    let ask = Ask {
+        from: utc("2026-11-01T23:00:00Z"),
+        to: utc("2026-11-05T23:00:00Z"),
+        target: 99.9,
+        offset: FixedOffset::east_opt(3600).unwrap(),
+        zone: "Europe/Berlin",
+        scenarios: &[],
+    };
+    assert_matches(&expected(&env.plan, &ask), &got);
 
     // Exact times in the window; a location no probe has leaves the report empty.
     let got = env.json(&[
@@ -554,7 +563,7 @@ fn exit_codes_and_errors(env: &Env) {
     assert_eq!(utc(t) - utc(f), chrono::Duration::days(30));
 
     for (args, says) in [
-        (&["--tz", "Europe/Berlin"][..], "named zones"),
+        (&["--tz", "Europe/Atlantis"][..], "nor a zone name"),
         (&["--slo-target", "100"][..], "--slo-target 100"),
         (&["--from", "someday"][..], "'someday' is not a date"),
         (

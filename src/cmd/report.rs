@@ -11,7 +11,7 @@ use flowtest::config::parse_duration_up_to;
 use flowtest::config::store::StoreConfig;
 use flowtest::config::Config;
 use flowtest::core::history::HistoryFilter;
-use flowtest::core::logs::parse_tz;
+use flowtest::core::logs::LogZone;
 use flowtest::core::sla::aggregate::{Aggregator, Options, MAX_INCIDENTS};
 use flowtest::core::sla::model::SlaReport;
 use flowtest::core::sla::{html, render_human, render_markdown, window};
@@ -25,7 +25,7 @@ const MAX_SINCE: Duration = Duration::from_secs(10 * 366 * 86_400);
 
 /// The aggregation's options from the arguments, or what is wrong with them.
 fn options(args: &ReportArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Options, String> {
-    let offset = parse_tz(&args.tz).map_err(|e| format!("--tz: {e}"))?;
+    let zone = LogZone::parse(&args.tz).map_err(|e| format!("--tz: {e}"))?;
     if !(args.slo_target > 0.0 && args.slo_target < 100.0) {
         return Err(format!(
             "--slo-target {}: give a percentage above 0 and below 100 (e.g. 99.9)",
@@ -39,13 +39,12 @@ fn options(args: &ReportArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Opti
         .transpose()?
         .map(|d| chrono::Duration::from_std(d).map_err(|e| format!("--since: {e}")))
         .transpose()?;
-    let (from, to) = window::resolve(since, args.from.as_deref(), args.to.as_deref(), now, offset)?;
+    let (from, to) = window::resolve(since, args.from.as_deref(), args.to.as_deref(), now, &zone)?;
     Ok(Options {
         from,
         to,
         slo_target_percent: args.slo_target,
-        offset,
-        time_zone: window::zone_name(offset),
+        zone,
         max_incidents: MAX_INCIDENTS,
     })
 }

@@ -61,7 +61,7 @@ impl LogZone {
     }
 
     /// Seconds east of UTC at the instant `t`.
-    pub(crate) fn offset_at_utc(&self, t: DateTime<Utc>) -> i32 {
+    pub fn offset_at_utc(&self, t: DateTime<Utc>) -> i32 {
         match self {
             LogZone::Fixed(o) => o.local_minus_utc(),
             LogZone::Named(_, tz) => jiff::Timestamp::from_second(t.timestamp())
@@ -96,6 +96,25 @@ impl LogZone {
                 }
             }
         }
+    }
+
+    /// The wall time `local` in UTC on its own, with no log around it: a time in a fold is its
+    /// first pass (the earlier instant), one in a gap is read at the offset before it (so a
+    /// midnight a clock skips is the instant the day begins).
+    pub fn earliest(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        self.instant(local, &mut Fold::default()).ts
+    }
+
+    /// The wall time and calendar date at the instant `t`.
+    pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        let secs = self.offset_at_utc(t);
+        let held = if secs > 0 {
+            NaiveDateTime::MAX
+        } else {
+            NaiveDateTime::MIN
+        };
+        let by = TimeDelta::seconds(i64::from(secs));
+        t.naive_utc().checked_add_signed(by).unwrap_or(held)
     }
 
     /// The local dates (month, day) of `years` on which a clock is set back: the days whose
@@ -172,8 +191,15 @@ pub(crate) fn local_date(line: &[u8]) -> Option<(u32, u32)> {
         .flatten()
 }
 
+/// `local` at `offset_secs` east of UTC, held at chrono's ends of time rather than past them.
 fn shift(local: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
-    (local - TimeDelta::seconds(i64::from(offset_secs))).and_utc()
+    let by = TimeDelta::seconds(i64::from(offset_secs));
+    let held = if offset_secs > 0 {
+        NaiveDateTime::MIN
+    } else {
+        NaiveDateTime::MAX
+    };
+    local.checked_sub_signed(by).unwrap_or(held).and_utc()
 }
 
 /// A wall time resolved to UTC.

@@ -3,7 +3,7 @@
 //! `ORDER BY scenario, sent_at` or `ORDER BY scenario, location, sent_at` gives); only the
 //! current scenario's values are held, so memory is bounded by the largest scenario's window,
 //! never the whole history. Not here: reading the history (the edge) or rendering.
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 use super::budget::{error_budget_left_percent, Outcome, Tally};
 use super::days::Days;
@@ -11,6 +11,7 @@ use super::incidents::Incidents;
 use super::model::{ScenarioReport, SlaReport, StageLatency, Window};
 use super::percentile;
 use crate::history::HistoryRow;
+use crate::logs::LogZone;
 
 /// Incidents a report keeps per scenario and location.
 pub const MAX_INCIDENTS: usize = 10;
@@ -22,10 +23,9 @@ pub struct Options {
     pub to: DateTime<Utc>,
     /// The availability objective, in percent (e.g. 99.9).
     pub slo_target_percent: f64,
-    /// Days are cut at midnight at this offset.
-    pub offset: FixedOffset,
-    /// How the offset is named in the report (`UTC`, `+02:00`).
-    pub time_zone: String,
+    /// Days are cut at midnight in this zone, which the report names (`UTC`, `+02:00`,
+    /// `Europe/Berlin`).
+    pub zone: LogZone,
     /// Incidents kept per scenario and location, worst first.
     pub max_incidents: usize,
 }
@@ -69,7 +69,7 @@ impl Group {
             tally: Tally::default(),
             latencies: Vec::new(),
             stages: Vec::new(),
-            days: Days::new(opts.offset),
+            days: Days::new(opts.zone.clone()),
             incidents: Incidents::new(opts.max_incidents),
         }
     }
@@ -215,7 +215,7 @@ impl Aggregator {
             },
             slo_target_percent: self.opts.slo_target_percent,
             percentile_method: percentile::METHOD,
-            time_zone: self.opts.time_zone,
+            time_zone: self.opts.zone.to_string(),
             scenarios: self.done,
         }
     }

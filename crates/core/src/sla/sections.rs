@@ -2,10 +2,11 @@
 //! words that define its figures and the order they come in ([`walk`]), built once as plain
 //! text; `render_human` and `render_markdown` only frame and escape them ([`Frame`]).
 //! Not here: computing the figures.
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 use super::aggregate::MAX_INCIDENTS;
 use super::model::{Latency, ScenarioReport, SlaReport};
+use crate::logs::LogZone;
 use crate::trace::render::human_ms;
 
 /// A table of text cells; the first `left` columns are left-aligned, the rest right-aligned.
@@ -15,17 +16,15 @@ pub struct Table {
     pub left: usize,
 }
 
-/// The time zone the report's days and times are shown in.
-pub fn offset(report: &SlaReport) -> FixedOffset {
-    crate::logs::parse_tz(&report.time_zone)
-        .unwrap_or_else(|_| FixedOffset::east_opt(0).expect("zero offset is valid"))
+/// The time zone the report's days and times are shown in (UTC for a name this build does not
+/// know: a report written elsewhere).
+pub fn zone(report: &SlaReport) -> LogZone {
+    LogZone::parse(&report.time_zone).unwrap_or(LogZone::UTC)
 }
 
 /// `t` in the report's time zone, to the second, without the zone (stated once per report).
-pub fn local_time(t: DateTime<Utc>, offset: FixedOffset) -> String {
-    t.with_timezone(&offset)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+pub fn local_time(t: DateTime<Utc>, zone: &LogZone) -> String {
+    zone.local(t).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A percentage to three decimals, rounded down so that 100.000 means no failure at all.
@@ -54,12 +53,12 @@ fn latency_cells(l: &Latency) -> [String; 4] {
 
 /// The header lines: window, target, zone and the definitions of the figures.
 pub fn preamble(report: &SlaReport) -> Vec<String> {
-    let off = offset(report);
+    let zone = zone(report);
     vec![
         format!(
             "Window: {} to {} ({}, end excluded); days cut at midnight {}.",
-            local_time(report.window.from, off),
-            local_time(report.window.to, off),
+            local_time(report.window.from, &zone),
+            local_time(report.window.to, &zone),
             report.time_zone,
             report.time_zone
         ),
@@ -183,7 +182,7 @@ pub fn days(s: &ScenarioReport) -> Table {
     }
 }
 
-pub fn incidents(s: &ScenarioReport, off: FixedOffset) -> Table {
+pub fn incidents(s: &ScenarioReport, zone: &LogZone) -> Table {
     Table {
         header: vec!["#", "start", "end", "statuses", "stage", "probes", "cost %"],
         rows: s
@@ -193,9 +192,9 @@ pub fn incidents(s: &ScenarioReport, off: FixedOffset) -> Table {
             .map(|(i, inc)| {
                 vec![
                     (i + 1).to_string(),
-                    local_time(inc.start, off),
+                    local_time(inc.start, zone),
                     inc.end
-                        .map_or_else(|| "ongoing".into(), |e| local_time(e, off)),
+                        .map_or_else(|| "ongoing".into(), |e| local_time(e, zone)),
                     inc.statuses.join(", "),
                     inc.stage.clone().unwrap_or_else(|| "-".into()),
                     inc.failed_probes.to_string(),
@@ -269,7 +268,7 @@ pub fn walk(report: &SlaReport, frame: &mut impl Frame) {
         return;
     }
     frame.summary(&summary(report));
-    let off = offset(report);
+    let zone = zone(report);
     for s in &report.scenarios {
         let counts = format!(
             "{} probes: {} delivered ({} to spam), {} lost, {} late, {} failed; apart: {} \
@@ -293,7 +292,7 @@ pub fn walk(report: &SlaReport, frame: &mut impl Frame) {
             frame.section(&incidents_title(s), None);
             continue;
         }
-        frame.section(&incidents_title(s), Some(&incidents(s, off)));
+        frame.section(&incidents_title(s), Some(&incidents(s, &zone)));
         frame.findings(&finding_lines(s));
     }
 }

@@ -1,4 +1,4 @@
-use chrono::{FixedOffset, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 
 use super::*;
 use crate::history::{HistoryStage, LateArrival};
@@ -9,8 +9,7 @@ fn opts() -> Options {
         from: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
         to: Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap(),
         slo_target_percent: 99.0,
-        offset: FixedOffset::east_opt(0).unwrap(),
-        time_zone: "UTC".into(),
+        zone: LogZone::UTC,
         max_incidents: 10,
     }
 }
