@@ -292,10 +292,11 @@ impl Correlator {
     }
 
     /// An LMTP hand-off's session id joins the chain with Dovecot's line of the same session
-    /// (when their message-ids agree) and samples the skew between the two.
+    /// (when their message-ids agree, and that chain is still open at the line's time, as the
+    /// Dovecot lines' own joins ask: `still_open`) and samples the skew between the two.
     fn join_lmtp_session(&mut self, cid: ChainId, session: &str) {
         match self.sessions.get(session).copied() {
-            Some(other) if other != cid && self.chains.contains_key(&other) => {
+            Some(other) if other != cid && self.still_open(other) => {
                 if self.compatible(cid, other) {
                     let keep = self.merge(cid, other);
                     self.sample_dovecot(keep, session);

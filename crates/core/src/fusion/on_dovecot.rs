@@ -1178,6 +1178,29 @@ mod tests {
         assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
     }
 
+    /// The same for Postfix's LMTP line that names the session in its reply: an hour after the
+    /// session's message was done, it does not join it (whether a sweep came by in between,
+    /// which hangs on how many other lines the log holds, decided that before).
+    #[test]
+    fn an_lmtp_reply_after_its_sessions_message_was_done_does_not_join_it() {
+        let mut c = Correlator::new(Limits::default());
+        let session = "kXr0Ml6DrWbWMAAAdzT4Cw";
+        feed(
+            &mut c,
+            "dell",
+            &(dove_line("00", "alice", session, QUOTA)
+                + &format!(
+                    "Nov  7 13:00:00 dell postfix/lmtp[9]: 4AB12C3D4E: to=<alice@corp.test>, \
+                     relay=dell.corp.test[private/dovecot-lmtp], delay=0.1, \
+                     delays=0.01/0/0.01/0.08, dsn=2.0.0, status=sent \
+                     (250 2.0.0 <alice@corp.test> {session} Saved)\n"
+                )),
+        );
+        let ms = c.finish();
+        assert_eq!(ms.len(), 2, "{ms:#?}");
+        assert_eq!(ms[0].status, MessageStatus::Rejected, "{ms:#?}");
+    }
+
     /// A Dovecot error that names neither its message nor its LMTP client is about its user:
     /// it explains each failure of that user's deliveries within the window, as it does when
     /// logged before them, not only the one logged last (which `--message-id` on the other
