@@ -105,6 +105,17 @@ impl LogZone {
         self.instant(local, &mut Fold::default()).ts
     }
 
+    /// Whether the wall time `local` names two instants (the hour a clock set back shows
+    /// twice).
+    pub fn is_ambiguous(&self, local: NaiveDateTime) -> bool {
+        match self {
+            LogZone::Fixed(_) => false,
+            LogZone::Named(_, tz) => {
+                matches!(offsets(tz, local), Some(AmbiguousOffset::Fold { .. }))
+            }
+        }
+    }
+
     /// The wall time and calendar date at the instant `t`.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         let secs = self.offset_at_utc(t);

@@ -22,9 +22,21 @@ pub fn zone(report: &SlaReport) -> LogZone {
     LogZone::parse(&report.time_zone).unwrap_or(LogZone::UTC)
 }
 
-/// `t` in the report's time zone, to the second, without the zone (stated once per report).
+/// `t` in the report's time zone, to the second, without the zone (stated once per report),
+/// but with its offset in the hour a clock set back shows twice, where the wall time alone
+/// names two instants.
 pub fn local_time(t: DateTime<Utc>, zone: &LogZone) -> String {
-    zone.local(t).format("%Y-%m-%d %H:%M:%S").to_string()
+    let local = zone.local(t);
+    let text = local.format("%Y-%m-%d %H:%M:%S");
+    if zone.is_ambiguous(local) {
+        let offset = chrono::FixedOffset::east_opt(zone.offset_at_utc(t));
+        match offset {
+            Some(o) => format!("{text} {o}"),
+            None => text.to_string(),
+        }
+    } else {
+        text.to_string()
+    }
 }
 
 /// A percentage to three decimals, rounded down so that 100.000 means no failure at all.
@@ -294,5 +306,28 @@ pub fn walk(report: &SlaReport, frame: &mut impl Frame) {
         }
         frame.section(&incidents_title(s), Some(&incidents(s, &zone)));
         frame.findings(&finding_lines(s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a named zone a time carries its offset only where the wall time alone names two
+    /// instants: 02:30 on the day Berlin's clocks go back, once in summer time, once in winter.
+    #[test]
+    fn a_time_in_the_repeated_hour_says_its_offset() {
+        let berlin = LogZone::parse("Europe/Berlin").unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let shown = |s| local_time(at(s), &berlin);
+        assert_eq!(shown("2026-10-25T00:30:00Z"), "2026-10-25 02:30:00 +02:00");
+        assert_eq!(shown("2026-10-25T01:30:00Z"), "2026-10-25 02:30:00 +01:00");
+        assert_eq!(shown("2026-10-25T02:30:00Z"), "2026-10-25 03:30:00");
+        assert_eq!(shown("2026-07-01T10:00:00Z"), "2026-07-01 12:00:00");
+        let plus2 = LogZone::parse("+02:00").unwrap();
+        assert_eq!(
+            local_time(at("2026-10-25T00:30:00Z"), &plus2),
+            "2026-10-25 02:30:00"
+        );
     }
 }
