@@ -519,12 +519,7 @@ mod tests {
                    from=<a@b.example> to=<bob@corp.test> proto=ESMTP helo=<h>\n\
                    Dec 31 23:02:39 ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@a.example>\n";
         let m = one_message_either_way(ec2, "", "<m2@a.example>", |m| {
-            let codes: Vec<_> = m["findings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| f["code"].clone())
-                .collect();
+            let codes = each(m, "findings", "code");
             serde_json::json!([m["status"], codes, m["lines"].as_array().map(Vec::len)])
         });
         assert_eq!(m, serde_json::json!(["rejected", ["lookup_failure"], 2]));
@@ -642,19 +637,19 @@ mod tests {
             ),
         );
         let m = one_message_either_way(&ec2, "", "<m1@a.example>", |m| {
-            let qids: Vec<_> = m["hops"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|h| h["queue_id"].clone())
-                .collect();
-            serde_json::json!([m["status"], qids])
+            serde_json::json!([m["status"], each(m, "hops", "queue_id")])
         });
         // By queue id, byte for byte.
         assert_eq!(
             m,
             serde_json::json!(["deferred", ["3YvRtX0bNmz9kLp", null, "4AB12C3D4E"]])
         );
+    }
+
+    /// Field `key` of each item of a message's list `list` (its findings' codes, say).
+    fn each(m: &serde_json::Value, list: &str, key: &str) -> Vec<serde_json::Value> {
+        let items = m[list].as_array().into_iter().flatten();
+        items.map(|x| x[key].clone()).collect()
     }
 
     /// What `view` shows of the one message `id` in `ec2`'s and `dell`'s logs, with and

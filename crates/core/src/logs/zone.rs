@@ -118,14 +118,7 @@ impl LogZone {
 
     /// The wall time and calendar date at the instant `t`.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
-        let secs = self.offset_at_utc(t);
-        let held = if secs > 0 {
-            NaiveDateTime::MAX
-        } else {
-            NaiveDateTime::MIN
-        };
-        let by = TimeDelta::seconds(i64::from(secs));
-        t.naive_utc().checked_add_signed(by).unwrap_or(held)
+        moved(t.naive_utc(), i64::from(self.offset_at_utc(t)))
     }
 
     /// The local dates (month, day) of `years` on which a clock is set back: the days whose
@@ -202,15 +195,20 @@ pub(crate) fn local_date(line: &[u8]) -> Option<(u32, u32)> {
         .flatten()
 }
 
-/// `local` at `offset_secs` east of UTC, held at chrono's ends of time rather than past them.
+/// `local` at `offset_secs` east of UTC.
 fn shift(local: NaiveDateTime, offset_secs: i32) -> DateTime<Utc> {
-    let by = TimeDelta::seconds(i64::from(offset_secs));
-    let held = if offset_secs > 0 {
-        NaiveDateTime::MIN
-    } else {
+    moved(local, -i64::from(offset_secs)).and_utc()
+}
+
+/// `n` moved by `secs`, held at chrono's ends of time rather than past them.
+fn moved(n: NaiveDateTime, secs: i64) -> NaiveDateTime {
+    let held = if secs > 0 {
         NaiveDateTime::MAX
+    } else {
+        NaiveDateTime::MIN
     };
-    local.checked_sub_signed(by).unwrap_or(held).and_utc()
+    n.checked_add_signed(TimeDelta::seconds(secs))
+        .unwrap_or(held)
 }
 
 /// A wall time resolved to UTC.

@@ -28,14 +28,9 @@ pub fn zone(report: &SlaReport) -> LogZone {
 pub fn local_time(t: DateTime<Utc>, zone: &LogZone) -> String {
     let local = zone.local(t);
     let text = local.format("%Y-%m-%d %H:%M:%S");
-    if zone.is_ambiguous(local) {
-        let offset = chrono::FixedOffset::east_opt(zone.offset_at_utc(t));
-        match offset {
-            Some(o) => format!("{text} {o}"),
-            None => text.to_string(),
-        }
-    } else {
-        text.to_string()
+    match chrono::FixedOffset::east_opt(zone.offset_at_utc(t)) {
+        Some(o) if zone.is_ambiguous(local) => format!("{text} {o}"),
+        _ => text.to_string(),
     }
 }
 
