@@ -396,3 +396,73 @@ fn each_recipient_of_a_mixed_hop_is_printed_with_its_outcome() {
         "the hop's reason, the finding and its line: {out}"
     );
 }
+
+/// A Berlin log through the night its clock goes back (26 October 2025: wall 02:00-02:59 at
+/// +02:00, then again at +01:00), one delivered message a second, its Message-ID naming the
+/// UTC second it was logged in. 8 MB: `--since` enters it by a binary search.
+fn berlin_fold_log(path: &Path) {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    let start = Utc.with_ymd_and_hms(2025, 10, 25, 22, 0, 0).unwrap();
+    let second_pass = Utc.with_ymd_and_hms(2025, 10, 26, 1, 0, 0).unwrap();
+    for i in 0..5 * 3600 {
+        let at = start + TimeDelta::seconds(i);
+        let offset = if at < second_pass { 2 } else { 1 };
+        let w = (at + TimeDelta::hours(offset)).format("%b %d %H:%M:%S");
+        let (q, label) = (format!("{i:010X}"), at.format("%H%M%S"));
+        for rest in [
+            "client=a.example[192.0.2.1]".to_string(),
+            format!("message-id=<{label}.{i}@x>"),
+            "from=<a@x>, size=100, nrcpt=1 (queue active)".to_string(),
+            "to=<b@y>, relay=y[192.0.2.2]:25, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 ok)".to_string(),
+            "removed".to_string(),
+        ] {
+            writeln!(f, "{w} mx postfix/qmgr[3]: {q}: {rest}").unwrap();
+        }
+    }
+}
+
+#[test]
+fn since_in_the_second_pass_of_a_fold_finds_that_passs_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mail.log");
+    berlin_fold_log(&p);
+    // 01:30 UTC is wall 02:30 in the second pass; 00:30 UTC the same wall time in the first.
+    for (since, label) in [
+        ("2025-10-26T01:30:00Z", "0130"),
+        ("2025-10-26T00:30:00Z", "0030"),
+    ] {
+        let until = since.replace(":30:00Z", ":30:59Z");
+        let o = bin()
+            .args([
+                "diagnose",
+                "--format",
+                "json",
+                "--year",
+                "2025",
+                "--tz",
+                "Europe/Berlin",
+            ])
+            .args(["--since", since, "--until", &until])
+            .arg(format!("ec2={}", p.display()))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let ids: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["message_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), 60, "{since}: {ids:?}");
+        assert!(
+            ids.iter().all(|id| id.starts_with(&format!("<{label}"))),
+            "{since}: {ids:?}"
+        );
+        assert!(
+            v["sources"][0]["skipped_bytes"].as_u64().unwrap() > 0,
+            "{since}: no seek"
+        );
+    }
+}

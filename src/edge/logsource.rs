@@ -141,10 +141,15 @@ fn first_time_after(
 /// Byte offset at which to start reading `path` so that no line at or after `since` (minus the
 /// ordering slack) is missed: a binary search on line timestamps. Files whose lines carry no
 /// timestamp are read from the start.
+///
+/// Where that time falls in the hour a named zone's clock shows twice, the search aims before
+/// the fold's first pass: a line read on its own is taken at the first pass, so the second
+/// pass looks an hour older than it is, and a parser that started inside it would read it so.
 pub fn seek_offset_for(path: &Path, since: DateTime<Utc>, ctx: &ParseContext) -> io::Result<u64> {
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
     let target = since - ORDER_SLACK;
+    let target = ctx.tz.before_fold(target).unwrap_or(target);
     let (mut lo, mut hi) = (0u64, len);
     // Invariant: every line starting before `lo` is older than `target`.
     while hi - lo > 256 * 1024 {
@@ -621,6 +626,83 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("nope.log"), "{e}");
+    }
+
+    /// A Berlin log through the night its clock goes back (2025-10-26: wall 02:00-02:59 first
+    /// at +02:00, then again at +01:00), four lines a second (4 MB, so that the seek's binary
+    /// search has steps to take), each naming its UTC instant.
+    fn berlin_fold_log(path: &Path) {
+        let mut f = io::BufWriter::new(File::create(path).unwrap());
+        let start = Utc.with_ymd_and_hms(2025, 10, 25, 22, 0, 0).unwrap();
+        for i in 0..(4 * 5 * 3600) {
+            let at = start + TimeDelta::seconds(i / 4);
+            let offset = if at < Utc.with_ymd_and_hms(2025, 10, 26, 1, 0, 0).unwrap() {
+                2
+            } else {
+                1
+            };
+            let wall = at + TimeDelta::hours(offset);
+            let utc = at.format("%H%M%S");
+            writeln!(
+                f,
+                "{} mx postfix/qmgr[1]: {utc}{i:05X}: removed",
+                wall.format("%b %d %H:%M:%S")
+            )
+            .unwrap();
+        }
+    }
+
+    /// The records of a window's lines, read in order as the canary reads them.
+    fn window_records(
+        lines: &[Vec<u8>],
+        cfg: &LogSourceConfig,
+        now: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, String)> {
+        let mut parser = LineParser::new(context(cfg, now).unwrap());
+        lines
+            .iter()
+            .filter_map(|l| match parser.parse(l) {
+                Parsed::Record(r) => Some((r.timestamp?, r.raw.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_in_either_pass_of_a_named_zones_fold_gets_its_own_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        berlin_fold_log(&p);
+        let mut cfg = file_cfg(&p);
+        cfg.timezone = Some("Europe/Berlin".into());
+        let now = Utc.with_ymd_and_hms(2025, 10, 26, 5, 0, 0).unwrap();
+        let utc = |h, m| Utc.with_ymd_and_hms(2025, 10, 26, h, m, 0).unwrap();
+        // 01:30 UTC is wall 02:30 in the second pass; 00:30 UTC the same wall time in the
+        // first; 02:03 UTC is just past the fold, its slack reaching back into the second pass.
+        for (since, until) in [
+            (utc(1, 30), utc(1, 31)),
+            (utc(0, 30), utc(0, 31)),
+            (utc(2, 3), utc(2, 4)),
+        ] {
+            let w = read_file_window(&cfg, since, until, now).unwrap();
+            let recs = window_records(&w, &cfg, now);
+            let inside: Vec<_> = recs
+                .iter()
+                .filter(|(t, _)| (since..=until).contains(t))
+                .collect();
+            assert_eq!(
+                inside.len(),
+                4 * 61,
+                "{since}: {} records, {:?} .. {:?}",
+                recs.len(),
+                &recs[..recs.len().min(3)],
+                recs.last()
+            );
+            for (t, raw) in inside {
+                let named = format!("{}", t.format("%H%M%S"));
+                assert!(raw.contains(&format!(": {named}")), "{t} read from {raw}");
+            }
+        }
     }
 
     #[tokio::test]

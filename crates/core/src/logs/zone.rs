@@ -116,6 +116,23 @@ impl LogZone {
         }
     }
 
+    /// When the instant `t` falls in a fold (either pass), an instant at or at most the fold's
+    /// length before the start of its first pass: a log read from there meets the first pass
+    /// before the second, so its parser tells them apart. `None` outside a fold.
+    pub fn before_fold(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let LogZone::Named(_, tz) = self else {
+            return None;
+        };
+        let local = self.local(t);
+        match offsets(tz, local)? {
+            AmbiguousOffset::Fold { before, after } => {
+                let length = i64::from(before.seconds() - after.seconds());
+                Some(self.earliest(local) - TimeDelta::seconds(length))
+            }
+            _ => None,
+        }
+    }
+
     /// The wall time and calendar date at the instant `t`.
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         moved(t.naive_utc(), i64::from(self.offset_at_utc(t)))
@@ -358,6 +375,36 @@ mod tests {
         assert_eq!(r.ts, utc("2025-03-30T01:00:00Z"));
         let r = z.instant(local("2025-07-01 12:00:00"), &mut fold);
         assert_eq!(r.ts, utc("2025-07-01T10:00:00Z"));
+    }
+
+    #[test]
+    fn before_a_fold_is_at_most_its_length_before_its_first_pass() {
+        // Berlin, 26 October 2025: wall 02:00-02:59 at +02:00 (00:00-00:59 UTC), then again at
+        // +01:00 (01:00-01:59 UTC).
+        let z = berlin();
+        for t in [
+            "2025-10-26T00:00:00Z",
+            "2025-10-26T00:30:00Z",
+            "2025-10-26T01:59:59Z",
+        ] {
+            let b = z.before_fold(utc(t)).unwrap();
+            assert!(b <= utc("2025-10-26T00:00:00Z"), "{t}: {b}");
+            assert!(b >= utc("2025-10-25T23:00:00Z"), "{t}: {b}");
+        }
+        for t in [
+            "2025-10-25T23:59:59Z",
+            "2025-10-26T02:00:00Z",
+            "2025-07-01T01:30:00Z",
+        ] {
+            assert_eq!(z.before_fold(utc(t)), None, "{t}");
+        }
+        assert_eq!(LogZone::UTC.before_fold(utc("2025-10-26T01:30:00Z")), None);
+        // Lord Howe sets its clock back by half an hour (+11:00 to +10:30, 6 April 2025 at
+        // 02:00): wall 01:30-01:59 twice, first at 14:30-14:59 UTC on the 5th.
+        let lh = LogZone::parse("Australia/Lord_Howe").unwrap();
+        let b = lh.before_fold(utc("2025-04-05T15:10:00Z")).unwrap();
+        assert!(b <= utc("2025-04-05T14:30:00Z"), "{b}");
+        assert!(b >= utc("2025-04-05T14:00:00Z"), "{b}");
     }
 
     #[test]
