@@ -207,10 +207,11 @@ pub fn read_file_window(
     let mut files = Vec::new();
     if let Some(rotated) = rotated_sibling(&path) {
         // The current file's first line: if it is newer than `since`, the window reaches back
-        // into the rotated file.
+        // into the rotated file. A first line in a named zone's fold, read alone, may be an
+        // hour older than it is: the rotated file is read then too.
         let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
         let first = first_time_after(&mut f, 0, &ctx).map_err(|e| io_err(&path, e))?;
-        if first.is_none_or(|(t, _)| t > since) {
+        if first.is_none_or(|(t, _)| t > since || ctx.tz.before_fold(t).is_some()) {
             files.push(rotated);
         }
     }
@@ -668,6 +669,39 @@ mod tests {
             .collect()
     }
 
+    /// The window's lines, read in order, hold each line logged in [since, until] (four a
+    /// second) and stamp it with the UTC instant its text names.
+    fn assert_window_reads_right(
+        cfg: &LogSourceConfig,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) {
+        let now = Utc.with_ymd_and_hms(2025, 10, 26, 5, 0, 0).unwrap();
+        let w = read_file_window(cfg, since, until, now).unwrap();
+        let recs = window_records(&w, cfg, now);
+        let inside: Vec<_> = recs
+            .iter()
+            .filter(|(t, _)| (since..=until).contains(t))
+            .collect();
+        let seconds = (until - since).num_seconds() + 1;
+        assert_eq!(
+            inside.len() as i64,
+            4 * seconds,
+            "{since}: {} records, {:?} .. {:?}",
+            recs.len(),
+            &recs[..recs.len().min(3)],
+            recs.last()
+        );
+        for (t, raw) in inside {
+            let named = format!("{}", t.format("%H%M%S"));
+            assert!(raw.contains(&format!(": {named}")), "{t} read from {raw}");
+        }
+    }
+
+    fn fold_utc(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 10, 26, h, m, 0).unwrap()
+    }
+
     #[test]
     fn a_window_in_either_pass_of_a_named_zones_fold_gets_its_own_lines() {
         let dir = tempfile::tempdir().unwrap();
@@ -675,34 +709,33 @@ mod tests {
         berlin_fold_log(&p);
         let mut cfg = file_cfg(&p);
         cfg.timezone = Some("Europe/Berlin".into());
-        let now = Utc.with_ymd_and_hms(2025, 10, 26, 5, 0, 0).unwrap();
-        let utc = |h, m| Utc.with_ymd_and_hms(2025, 10, 26, h, m, 0).unwrap();
         // 01:30 UTC is wall 02:30 in the second pass; 00:30 UTC the same wall time in the
         // first; 02:03 UTC is just past the fold, its slack reaching back into the second pass.
         for (since, until) in [
-            (utc(1, 30), utc(1, 31)),
-            (utc(0, 30), utc(0, 31)),
-            (utc(2, 3), utc(2, 4)),
+            (fold_utc(1, 30), fold_utc(1, 31)),
+            (fold_utc(0, 30), fold_utc(0, 31)),
+            (fold_utc(2, 3), fold_utc(2, 4)),
         ] {
-            let w = read_file_window(&cfg, since, until, now).unwrap();
-            let recs = window_records(&w, &cfg, now);
-            let inside: Vec<_> = recs
-                .iter()
-                .filter(|(t, _)| (since..=until).contains(t))
-                .collect();
-            assert_eq!(
-                inside.len(),
-                4 * 61,
-                "{since}: {} records, {:?} .. {:?}",
-                recs.len(),
-                &recs[..recs.len().min(3)],
-                recs.last()
-            );
-            for (t, raw) in inside {
-                let named = format!("{}", t.format("%H%M%S"));
-                assert!(raw.contains(&format!(": {named}")), "{t} read from {raw}");
-            }
+            assert_window_reads_right(&cfg, since, until);
         }
+    }
+
+    #[test]
+    fn a_log_rotated_in_the_second_pass_of_a_fold_is_read_back_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        berlin_fold_log(&p);
+        // Rotated at 01:40 UTC (wall 02:40, second pass): the current file's first line reads
+        // alone as 00:40 UTC, before the window, though it is after it.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let cut = text.find(": 014000").unwrap();
+        let cut = text[..cut].rfind('\n').unwrap() + 1;
+        std::fs::write(dir.path().join("mail.log.1"), &text[..cut]).unwrap();
+        std::fs::write(&p, &text[cut..]).unwrap();
+        let mut cfg = file_cfg(&p);
+        cfg.timezone = Some("Europe/Berlin".into());
+        assert_window_reads_right(&cfg, fold_utc(1, 35), fold_utc(1, 36));
+        assert_window_reads_right(&cfg, fold_utc(1, 38), fold_utc(1, 42));
     }
 
     #[tokio::test]
