@@ -202,16 +202,26 @@ impl Correlator {
             .or_default()
             .push((host.clone(), cid));
         // Someone upstream already said `queued as <qid>`?
-        if self
+        let upstream = self
             .pending_next
             .get(qid)
-            .is_some_and(|p| p.handoff.up_host != *host || p.handoff.local)
-        {
-            if let Some(p) = self.pending_next.remove(qid) {
-                return self.link(p, host, qid, Stamp::of(ts, subsecond), cid);
-            }
+            .is_some_and(|p| p.handoff.up_host != *host || p.handoff.local);
+        if let Some(p) = upstream.then(|| self.open_pending(qid)).flatten() {
+            return self.link(p, host, qid, Stamp::of(ts, subsecond), cid);
         }
         cid
+    }
+
+    /// The wait for `qid` taken, when the chain that said `queued as qid` is still open at this
+    /// line's own time; one done by then is emitted (and its wait with it), as a sweep between
+    /// would have done: whether the entry joins must not hang on how many records came between
+    /// (a `--message-id` run reads far fewer).
+    fn open_pending(&mut self, qid: &str) -> Option<Pending> {
+        let up = self.pending_next.get(qid)?.chain;
+        if !self.still_open(up) {
+            return None;
+        }
+        self.pending_next.remove(qid)
     }
 
     /// Join the upstream chain of `p` with the chain of the downstream entry (host, qid).
@@ -306,7 +316,7 @@ impl Correlator {
             .get(&cid)
             .and_then(|ch| ch.entries.iter().find(|e| e.host == *host && e.qid == qid))
             .and_then(|e| Stamp::of(e.arrived, e.subsecond));
-        if let Some(p) = self.pending_next.remove(qid) {
+        if let Some(p) = self.open_pending(qid) {
             self.link(p, host, qid, arrived, cid);
         }
     }

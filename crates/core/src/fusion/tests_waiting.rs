@@ -156,3 +156,40 @@ fn one_hosts_lmtp_hand_off_joins_dovecots_line_in_either_order() {
         assert_eq!(ms[0].hops.len(), 2, "{ms:#?}");
     }
 }
+
+/// Dell's entry of EC2's hand-off (`2B2B2B2B2B`), its first line at `hms`.
+fn dell_entry_at(c: &mut Correlator, hms: &str) {
+    let lines = format!(
+        "Nov  7 {hms} dell postfix/smtpd[1]: 2B2B2B2B2B: client=unknown[100.64.0.1]\n\
+         Nov  7 {hms} dell postfix/qmgr[3]: 2B2B2B2B2B: removed"
+    );
+    feed(c, "dell", &lines);
+}
+
+#[test]
+fn a_hand_offs_entry_joins_only_while_its_upstream_is_still_open() {
+    // Within the grace time: joined.
+    let mut c = Correlator::new(Limits::default());
+    feed(&mut c, "ec2", EC2);
+    dell_entry_at(&mut c, "12:01:00");
+    one_message_of_two_hops(c);
+    // Past it, the upstream chain is done at the entry's own time: the entry is a message of
+    // its own, whether a sweep came by between (as in a busy log) or not (as with the few
+    // lines a `--message-id` run reads).
+    let messages = |sweep_between: bool| {
+        let mut c = Correlator::new(Limits::default());
+        feed(&mut c, "ec2", EC2);
+        if sweep_between {
+            quiet_at(&mut c, "12:02:10", SWEEP_EVERY);
+        }
+        dell_entry_at(&mut c, "12:03:00");
+        let mut ms = c.take_finished();
+        ms.extend(c.finish());
+        ms.iter()
+            .map(|m| (m.message_id.clone(), m.hops.len()))
+            .collect::<Vec<_>>()
+    };
+    let swept = messages(true);
+    assert_eq!(swept.len(), 2, "{swept:?}");
+    assert_eq!(messages(false), swept);
+}
