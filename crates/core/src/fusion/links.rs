@@ -167,7 +167,9 @@ impl Correlator {
         self.new_entry_chain(host, qid, ts, subsecond)
     }
 
-    /// The chain holding (host, qid), creating entry and chain on first sight.
+    /// The chain holding (host, qid), creating entry and chain on first sight. A chain done at
+    /// the line's own time is emitted instead (the line starts another message, as after a
+    /// sweep).
     pub(super) fn entry_chain(
         &mut self,
         host: &Arc<str>,
@@ -175,7 +177,7 @@ impl Correlator {
         ts: Option<DateTime<Utc>>,
         subsecond: bool,
     ) -> ChainId {
-        if let Some(c) = self.find_entry(host, qid) {
+        if let Some(c) = self.find_entry(host, qid).filter(|&c| self.still_open(c)) {
             return c;
         }
         self.new_entry_chain(host, qid, ts, subsecond)

@@ -157,6 +157,13 @@ fn one_hosts_lmtp_hand_off_joins_dovecots_line_in_either_order() {
     }
 }
 
+/// Every message of the correlator: those it emitted so far, then the rest.
+fn all_messages(mut c: Correlator) -> Vec<MessageChain> {
+    let mut ms = c.take_finished();
+    ms.extend(c.finish());
+    ms
+}
+
 /// Dell's entry of EC2's hand-off (`2B2B2B2B2B`), its first line at `hms`.
 fn dell_entry_at(c: &mut Correlator, hms: &str) {
     let lines = format!(
@@ -183,10 +190,36 @@ fn a_hand_offs_entry_joins_only_while_its_upstream_is_still_open() {
             quiet_at(&mut c, "12:02:10", SWEEP_EVERY);
         }
         dell_entry_at(&mut c, "12:03:00");
-        let mut ms = c.take_finished();
-        ms.extend(c.finish());
-        ms.iter()
+        all_messages(c)
+            .iter()
             .map(|m| (m.message_id.clone(), m.hops.len()))
+            .collect::<Vec<_>>()
+    };
+    let swept = messages(true);
+    assert_eq!(swept.len(), 2, "{swept:?}");
+    assert_eq!(messages(false), swept);
+}
+
+#[test]
+fn a_removed_entrys_queue_id_named_after_its_message_was_done_is_another_message() {
+    // EC2's entry `1A1A1A1A1A` is removed at 12:00:05; the queue id, given to another message
+    // whose first lines the log lacks, is named again at 12:00:30 (past the settle time).
+    let messages = |sweep_between: bool| {
+        let mut c = Correlator::new(Limits::default()).single_host();
+        feed(&mut c, "ec2", EC2);
+        if sweep_between {
+            quiet_at(&mut c, "12:00:20", SWEEP_EVERY);
+        }
+        feed(
+            &mut c,
+            "ec2",
+            "Nov  7 12:00:30 mx postfix/smtp[4]: 1A1A1A1A1A: to=<carol@corp.test>, \
+             relay=none, delay=0.1, delays=0/0/0.1/0, dsn=4.4.1, status=deferred \
+             (connect to mx.corp.test[192.0.2.5]:25: Connection refused)",
+        );
+        all_messages(c)
+            .iter()
+            .map(|m| (m.message_id.clone(), m.status))
             .collect::<Vec<_>>()
     };
     let swept = messages(true);
