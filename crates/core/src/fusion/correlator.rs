@@ -65,6 +65,16 @@ pub struct Limits {
     pub link_window: TimeDelta,
 }
 
+impl Limits {
+    /// The shortest of the quiet times a chain may wait: no chain is done sooner.
+    fn shortest_wait(&self) -> TimeDelta {
+        self.settle
+            .min(self.grace)
+            .min(self.idle_timeout)
+            .min(self.queue_lifetime)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -247,6 +257,9 @@ pub struct Correlator {
     now: Option<DateTime<Utc>>,
     /// The time of the record being read (`now` when it has none).
     at: Option<DateTime<Utc>>,
+    /// `at`, and the shortest wait before it: a chain active after that is open at `at`
+    /// (worked out once per time read, as a time's arithmetic costs more than a comparison).
+    recent: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// When set, only chains of this Message-ID (comparison key) are built when done; the
     /// others are dropped unbuilt (counted in `chains_skipped`).
     pub(super) only_message_id: Option<String>,
@@ -283,6 +296,7 @@ impl Correlator {
             stats: CorrelatorStats::default(),
             now: None,
             at: None,
+            recent: None,
             only_message_id: None,
             single_host: false,
         }
@@ -514,14 +528,32 @@ impl Correlator {
     /// Whether chain `id` is there and not done at the line's own time; a done one goes to
     /// `done` (emitted or held).
     fn open_else(&mut self, id: ChainId, done: fn(&mut Self, ChainId)) -> bool {
+        let recent = self.recent_since();
         let Some(ch) = self.chains.get(&id) else {
             return false;
         };
+        // Most lines come within seconds of their chain's last: open, whatever its wait.
+        if recent.is_some_and(|r| ch.last_activity.is_some_and(|l| l > r)) {
+            return true;
+        }
         if self.is_done(ch, self.at) {
             done(self, id);
             return false;
         }
         true
+    }
+
+    /// The shortest wait before the record's time: a chain active since is not done.
+    fn recent_since(&mut self) -> Option<DateTime<Utc>> {
+        let at = self.at?;
+        match self.recent {
+            Some((t, since)) if t == at => Some(since),
+            _ => {
+                let since = at.checked_sub_signed(self.limits.shortest_wait())?;
+                self.recent = Some((at, since));
+                Some(since)
+            }
+        }
     }
 
     /// The time of the record being read (the latest read when it has none).

@@ -200,29 +200,37 @@ fn a_hand_offs_entry_joins_only_while_its_upstream_is_still_open() {
     assert_eq!(messages(false), swept);
 }
 
+/// EC2's message (its entry `1A1A1A1A1A` removed at 12:00:05), then the queue id named again
+/// at `hms` by a deferral of another message whose first lines the log lacks, with a sweep
+/// between or not: each message's Message-ID and status.
+fn queue_id_named_again_at(
+    hms: &str,
+    sweep_between: bool,
+) -> Vec<(Option<crate::logs::EventText>, MessageStatus)> {
+    let mut c = Correlator::new(Limits::default()).single_host();
+    feed(&mut c, "ec2", EC2);
+    if sweep_between {
+        quiet_at(&mut c, "12:00:20", SWEEP_EVERY);
+    }
+    let line = format!(
+        "Nov  7 {hms} mx postfix/smtp[4]: 1A1A1A1A1A: to=<carol@corp.test>, relay=none, \
+         delay=0.1, delays=0/0/0.1/0, dsn=4.4.1, status=deferred (connect to \
+         mx.corp.test[192.0.2.5]:25: Connection refused)"
+    );
+    feed(&mut c, "ec2", &line);
+    all_messages(c)
+        .iter()
+        .map(|m| (m.message_id.clone(), m.status))
+        .collect()
+}
+
 #[test]
 fn a_removed_entrys_queue_id_named_after_its_message_was_done_is_another_message() {
-    // EC2's entry `1A1A1A1A1A` is removed at 12:00:05; the queue id, given to another message
-    // whose first lines the log lacks, is named again at 12:00:30 (past the settle time).
-    let messages = |sweep_between: bool| {
-        let mut c = Correlator::new(Limits::default()).single_host();
-        feed(&mut c, "ec2", EC2);
-        if sweep_between {
-            quiet_at(&mut c, "12:00:20", SWEEP_EVERY);
-        }
-        feed(
-            &mut c,
-            "ec2",
-            "Nov  7 12:00:30 mx postfix/smtp[4]: 1A1A1A1A1A: to=<carol@corp.test>, \
-             relay=none, delay=0.1, delays=0/0/0.1/0, dsn=4.4.1, status=deferred \
-             (connect to mx.corp.test[192.0.2.5]:25: Connection refused)",
-        );
-        all_messages(c)
-            .iter()
-            .map(|m| (m.message_id.clone(), m.status))
-            .collect::<Vec<_>>()
-    };
-    let swept = messages(true);
+    // Past the settle time (10 s): another message, whether a sweep came by between or not.
+    let swept = queue_id_named_again_at("12:00:30", true);
     assert_eq!(swept.len(), 2, "{swept:?}");
-    assert_eq!(messages(false), swept);
+    assert_eq!(queue_id_named_again_at("12:00:30", false), swept);
+    // Done exactly at the settle time; a second before it, still open to the line.
+    assert_eq!(queue_id_named_again_at("12:00:15", false).len(), 2);
+    assert_eq!(queue_id_named_again_at("12:00:14", false).len(), 1);
 }
