@@ -27,10 +27,12 @@ impl Correlator {
         if let Some(failure) = failure {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }
-        if d.status == DeliveryStatus::Sent
-            && (d.service == "discard" || filter_discarded(&d.reason))
-        {
-            self.on_discarded(rec, d, cid);
+        if d.status == DeliveryStatus::Sent {
+            if d.service == "discard" || filter_discarded(&d.reason) {
+                self.on_discarded(rec, d, cid);
+            } else if filter_bounced(&d.reason) {
+                self.on_filter_bounced(rec, d, cid);
+            }
         }
         if let Some(next) = d.queued_as.as_ref().filter(|n| **n != d.queue_id) {
             let handoff = Handoff::new(
@@ -145,6 +147,34 @@ impl Correlator {
             )
         };
         let mut f = Finding::new(FindingCode::Discarded, Some(&rec.role), msg);
+        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
+        f.seen(rec.timestamp);
+        ch.add_finding(f, &limits, false, &mut self.line_budget);
+    }
+
+    /// A content filter took the message, blocked it and returned it to its sender itself
+    /// (amavisd-new's `250 2.5.0 Ok, id=18438-02, BOUNCE`): Postfix logs `status=sent`, but the
+    /// recipient gets nothing and the sender a bounce.
+    fn on_filter_bounced(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
+        let limits = self.limits;
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        if let Some(r) = ch
+            .entry_mut(&rec.role, &d.queue_id)
+            .and_then(|e| e.rcpt_mut(&d.to))
+        {
+            r.status = RcptStatus::Bounced;
+        }
+        let msg = format!(
+            "{}: the content filter at {} blocked the message to <{}> and returned it to the \
+             sender ({}): its own log names the verdict (a banned attachment, a virus, spam)",
+            rec.role,
+            d.relay.as_deref().unwrap_or("?"),
+            d.to,
+            clip(&d.reason, 200)
+        );
+        let mut f = Finding::new(FindingCode::BouncedOther, Some(&rec.role), msg);
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         f.seen(rec.timestamp);
         ch.add_finding(f, &limits, false, &mut self.line_budget);
@@ -312,13 +342,35 @@ impl Correlator {
 
 /// A content filter's reply that it accepted the message and threw it away: amavisd-new's
 /// `250 2.7.0 Ok, discarded, id=03491-01 - spam` (a blocked virus or spam whose destiny is
-/// D_DISCARD). Looked for near the reply's start only: every delivered line asks.
+/// D_DISCARD), or its `250 2.5.0 Ok, id=03164-18, DISCARD(bounce.suppressed)` (D_BOUNCE with
+/// the bounce not sent). Looked for near the reply's start only: every delivered line asks.
 fn filter_discarded(reason: &str) -> bool {
     let head = &reason.as_bytes()[..reason.len().min(40)];
     head.first() == Some(&b'2')
-        && head
+        && (head
             .windows(13)
             .any(|w| w.eq_ignore_ascii_case(b"ok, discarded"))
+            || filter_verdict(reason).is_some_and(|v| v.starts_with("DISCARD(")))
+}
+
+/// amavisd-new's reply for a message it blocked and bounced to its sender itself (D_BOUNCE):
+/// `250 2.5.0 Ok, id=18438-02, BOUNCE`.
+fn filter_bounced(reason: &str) -> bool {
+    filter_verdict(reason) == Some("BOUNCE")
+}
+
+/// The verdict word after amavisd-new's `2xx X.X.X Ok, id=ID, ` (`BOUNCE`,
+/// `DISCARD(bounce.suppressed)`): its replies for a blocked message whose `Ok` is no delivery.
+/// A plain pass (`250 2.0.0 from MTA(...): 250 2.0.0 Ok: queued as X`) has none.
+fn filter_verdict(reason: &str) -> Option<&str> {
+    if !reason.starts_with('2') || reason.len() > 120 {
+        return None;
+    }
+    let at = reason.find(" Ok, id=")?;
+    let (_, verdict) = reason[at + 8..].split_once(", ")?;
+    let verdict = verdict.trim_end();
+    let word = verdict.split_once('(').map_or(verdict, |(w, _)| w);
+    (!word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())).then_some(verdict)
 }
 
 /// The server whose reply a delivery's reason quotes: `mx.example` of Postfix's `host

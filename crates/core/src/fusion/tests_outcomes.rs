@@ -467,6 +467,48 @@ fn a_content_filter_that_discards_is_no_delivery() {
 }
 
 #[test]
+fn a_content_filter_that_bounces_is_no_delivery() {
+    // amavisd-new's reply for a banned attachment whose destiny is D_BOUNCE (Zentyal's
+    // documented example): Postfix says `status=sent`, amavis sent the bounce itself.
+    let line = |qid: &str, reply: &str| {
+        format!(
+            "Feb 18 11:31:30 arthas postfix/smtp[18723]: {qid}: to=<test.djoven@icecrown.es>, \
+             relay=127.0.0.1[127.0.0.1]:10024, delay=0.29, delays=0.08/0.01/0/0.2, dsn=2.5.0, \
+             status=sent ({reply})"
+        )
+    };
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        &line("79C12FEF59", "250 2.5.0 Ok, id=18438-02, BOUNCE"),
+    );
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Bounced, "{m:#?}");
+    assert_eq!(m.hops[0].status, HopStatus::Bounced);
+    assert_eq!(m.findings.len(), 1, "{m:#?}");
+    let f = &m.findings[0];
+    assert_eq!(f.code, FindingCode::BouncedOther);
+    assert!(f.message.contains("content filter at 127.0.0.1"), "{f:#?}");
+    assert!(f.message.contains("returned it to the sender"), "{f:#?}");
+    // With the bounce suppressed, nobody hears of it: a discard.
+    let mut c = Correlator::new(Limits::default());
+    let suppressed = "250 2.5.0 Ok, id=03164-18, DISCARD(bounce.suppressed)";
+    feed(&mut c, "ec2", &line("79C12FEF5A", suppressed));
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Rejected, "{m:#?}");
+    assert_eq!(m.findings[0].code, FindingCode::Discarded, "{m:#?}");
+    // A pass that names its id is a delivery.
+    let mut c = Correlator::new(Limits::default());
+    let pass =
+        "250 2.0.0 Ok, id=12345-01, from MTA([127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3B2C1D";
+    feed(&mut c, "ec2", &line("79C12FEF5B", pass));
+    let m = &c.finish()[0];
+    assert!(m.findings.is_empty(), "{m:#?}");
+    assert_ne!(m.status, MessageStatus::Bounced, "{m:#?}");
+}
+
+#[test]
 fn a_next_hops_own_trouble_in_its_reply_is_named_at_that_server() {
     // cuttlefish's test line: the lookup failed on foo.bar.com, not here. The message still
     // waits here (its stage); the finding and its fix name the server that said it.
