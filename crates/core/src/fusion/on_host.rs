@@ -102,7 +102,13 @@ impl Correlator {
 
     /// [`Correlator::host_finding`] of a failure whose message names the client or user that
     /// failed.
-    fn client_finding(&mut self, code: FindingCode, host: &str, message: String, rec: &LogRecord) {
+    pub(super) fn client_finding(
+        &mut self,
+        code: FindingCode,
+        host: &str,
+        message: String,
+        rec: &LogRecord,
+    ) {
         self.fold_host_finding(code, host, message, rec, true);
     }
 

@@ -70,8 +70,29 @@ fn reject_message(role: &str, r: &Reject, reply: &str) -> String {
     )
 }
 
+/// A reject of a command that starts no message: postscreen's or smtpd's `CONNECT`, `EHLO` or
+/// `HELO` (with `smtpd_delay_reject = no`), `VRFY`, `EXPN`, `ETRN`. No sender was given and
+/// nothing was sent, so it is no message (a VRFY names an address, but only asks about it). A
+/// DISCARD or HOLD at those stages applies to the mail the client then sends, so only a
+/// reject is meant.
+fn refuses_no_message(r: &Reject) -> bool {
+    r.queue_id.is_none()
+        && matches!(r.action.as_str(), "reject" | "milter-reject")
+        && r.from.is_none()
+        && matches!(
+            r.stage.as_str(),
+            "CONNECT" | "EHLO" | "HELO" | "VRFY" | "EXPN" | "ETRN"
+        )
+}
+
 impl Correlator {
     pub(super) fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
+        if refuses_no_message(r) {
+            // The client's: nothing was sent. A host finding, not a message.
+            let msg = reject_message(&rec.role, r, &reply_text(r));
+            self.client_finding(FindingCode::RejectedOther, &rec.role, msg, rec);
+            return;
+        }
         let ts = rec.timestamp;
         let limits = self.limits;
         let code = action_code(r).unwrap_or_else(|| {
@@ -267,6 +288,51 @@ mod tests {
             .find(|m| m.message_id.is_none())
             .unwrap();
         assert_eq!(reject.findings[0].code, FindingCode::LookupFailure);
+    }
+
+    /// Rejects of commands that start no message (fail2ban's and postfix_exporter's test
+    /// lines): no message is counted, one host finding names each client; a RCPT reject
+    /// beside them stays a rejected message.
+    #[test]
+    fn a_reject_before_any_message_is_the_hosts_not_a_message() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Aug 10 10:55:38 mx postfix/smtpd[2162]: NOQUEUE: reject: VRFY from 72-53-132-234.cpe.distributel.net[72.53.132.234]: 550 5.1.1 <root>: Recipient address rejected: User unknown in local recipient table; to=<root> proto=SMTP\n\
+             Aug 10 10:55:39 mx postfix/smtpd[3462]: NOQUEUE: reject: EHLO from s271272.static.corbina.ru[78.107.251.238]: 504 5.5.2 <User>: Helo command rejected: need fully-qualified hostname; proto=SMTP helo=<User>\n\
+             Aug 10 10:55:40 mx postfix/postscreen[12345]: NOQUEUE: reject: CONNECT from [123.45.67.89]:12345: too many connections\n\
+             Aug 10 10:55:41 mx postfix/smtpd[3463]: NOQUEUE: discard: CONNECT from unknown[198.18.1.7]: <unknown[198.18.1.7]>: Client host triggers DISCARD action; proto=ESMTP helo=<x>\n\
+             Aug 10 10:55:42 mx postfix/smtpd[3464]: NOQUEUE: reject: RCPT from unknown[198.18.1.8]: 554 5.7.1 <b@x.test>: Relay access denied; from=<a@example.org> to=<b@x.test> proto=ESMTP helo=<pc>",
+        );
+        let out = c.finish_all();
+        let statuses: Vec<_> = out.messages.iter().map(|m| m.status).collect();
+        assert_eq!(
+            statuses,
+            [MessageStatus::Rejected, MessageStatus::Rejected],
+            "{:#?}",
+            out.messages
+        );
+        let codes: Vec<_> = out.messages.iter().map(|m| m.findings[0].code).collect();
+        assert_eq!(
+            codes,
+            [FindingCode::Discarded, FindingCode::RelayAccessDenied]
+        );
+        let f = out
+            .host_findings
+            .iter()
+            .find(|f| f.code == FindingCode::RejectedOther)
+            .expect("a host finding");
+        assert_eq!(f.count, 3, "{f:#?}");
+        assert!(
+            f.message.starts_with("ec2 rejected VRFY to <root>"),
+            "{f:#?}"
+        );
+        assert!(f.message.contains("and 2 other"), "{f:#?}");
+        assert!(out
+            .host_findings
+            .iter()
+            .all(|f| f.code != FindingCode::RecipientUnknown));
     }
 
     #[test]
