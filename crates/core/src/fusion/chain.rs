@@ -342,6 +342,8 @@ pub(super) struct ChainFinding {
     pub f: Finding,
     /// Seen where the problem is (not as a symptom upstream).
     pub cause: bool,
+    /// Its message is a bounce's: how the message ended, which no later attempt replaces.
+    pub bounce_leads: bool,
 }
 
 /// The bytes of log lines held by all open chains, and the lines refused for lack of room.
@@ -528,6 +530,20 @@ impl Chain {
         self.line_bytes += added;
     }
 
+    /// A bounce's finding, already added (code, host, message): the symptom finding it folded
+    /// into on its host takes its message, unless a bounce leads it already. An earlier
+    /// deferral's "try again" is not how the message ended.
+    pub fn lead_with_bounce(&mut self, code: FindingCode, host: Option<&str>, message: String) {
+        let led = self
+            .findings
+            .iter_mut()
+            .find(|x| !x.cause && x.f.code == code && x.f.host.as_deref() == host);
+        if let Some(x) = led.filter(|x| !x.bounce_leads) {
+            x.f.message = message;
+            x.bounce_leads = true;
+        }
+    }
+
     fn evidence_bytes(&self) -> usize {
         self.findings
             .iter()
@@ -539,7 +555,11 @@ impl Chain {
     pub(super) fn fold_finding(&mut self, mut f: Finding, limits: &Limits, cause: bool) {
         let Some(i) = self.fold_target(&f, cause) else {
             if self.findings.len() < MAX_FINDINGS {
-                self.findings.push(ChainFinding { f, cause });
+                self.findings.push(ChainFinding {
+                    f,
+                    cause,
+                    bounce_leads: false,
+                });
             }
             return;
         };

@@ -268,7 +268,12 @@ impl Correlator {
         }
         f.seen(ts);
         if let Some(ch) = self.chains.get_mut(&cid) {
+            let bounce = (d.status == DeliveryStatus::Bounced)
+                .then(|| (f.code, f.host.clone(), f.message.clone()));
             ch.add_finding(f, &limits, false, &mut self.line_budget);
+            if let Some((code, host, message)) = bounce {
+                ch.lead_with_bounce(code, host.as_deref(), message);
+            }
         }
         remember(
             &mut self.recent_failures,

@@ -509,6 +509,44 @@ fn a_content_filter_that_bounces_is_no_delivery() {
 }
 
 #[test]
+fn a_bounce_leads_the_finding_its_deferrals_began() {
+    // A forum post's lines: deferred (MX lookup, try again), then bounced (5.4.4). One
+    // `dns_error` counted twice, whose message says how the message ended; another
+    // recipient's later bounce does not take over from the first.
+    let line = |t: &str, to: &str, dsn: &str, status: &str, why: &str| {
+        format!(
+            "Aug 29 22:08:{t} (none) postfix/smtp[4613]: ACA87E14DE: \
+             to=<{to}@smtp.oladeleodugbemi.net>, relay=none, delay=16426, \
+             delays=16426/0.16/0/0, dsn={dsn}, status={status} (Host or domain name not found. \
+             Name service error for name=smtp.oladeleodugbemi.net {why})\n"
+        )
+    };
+    let mut c = Correlator::new(Limits::default());
+    let log = line(
+        "35",
+        "glider",
+        "4.4.3",
+        "deferred",
+        "type=MX: Host not found, try again",
+    ) + &line(
+        "39",
+        "glider",
+        "5.4.4",
+        "bounced",
+        "type=AAAA: Host not found",
+    ) + &line("50", "kite", "5.4.4", "bounced", "type=A: Host not found");
+    feed(&mut c, "ec2", &log);
+    let m = &c.finish()[0];
+    assert_eq!(m.status, MessageStatus::Bounced, "{m:#?}");
+    assert_eq!(m.findings.len(), 1, "{m:#?}");
+    let f = &m.findings[0];
+    assert_eq!((f.code, f.count), (FindingCode::DnsError, 3), "{f:#?}");
+    assert!(f.message.contains("<glider@"), "{f:#?}");
+    assert!(f.message.contains(" bounced via smtp"), "{f:#?}");
+    assert!(f.message.contains("type=AAAA"), "{f:#?}");
+}
+
+#[test]
 fn a_next_hops_own_trouble_in_its_reply_is_named_at_that_server() {
     // cuttlefish's test line: the lookup failed on foo.bar.com, not here. The message still
     // waits here (its stage); the finding and its fix name the server that said it.
