@@ -28,9 +28,11 @@ impl Correlator {
             cid = self.on_delivery_failure(rec, d, cid, failure, from);
         }
         if d.status == DeliveryStatus::Sent {
-            if d.service == "discard" || filter_discarded(&d.reason) {
+            let verdict = filter_verdict(&d.reason);
+            let discarded = verdict.is_some_and(|v| v.starts_with("DISCARD("));
+            if d.service == "discard" || discarded || filter_discarded(&d.reason) {
                 self.on_discarded(rec, d, cid);
-            } else if filter_bounced(&d.reason) {
+            } else if verdict == Some("BOUNCE") {
                 self.on_filter_bounced(rec, d, cid);
             }
         }
@@ -347,33 +349,27 @@ impl Correlator {
 
 /// A content filter's reply that it accepted the message and threw it away: amavisd-new's
 /// `250 2.7.0 Ok, discarded, id=03491-01 - spam` (a blocked virus or spam whose destiny is
-/// D_DISCARD), or its `250 2.5.0 Ok, id=03164-18, DISCARD(bounce.suppressed)` (D_BOUNCE with
-/// the bounce not sent). Looked for near the reply's start only: every delivered line asks.
+/// D_DISCARD). Looked for near the reply's start only: every delivered line asks.
 fn filter_discarded(reason: &str) -> bool {
     let head = &reason.as_bytes()[..reason.len().min(40)];
     head.first() == Some(&b'2')
-        && (head
+        && head
             .windows(13)
             .any(|w| w.eq_ignore_ascii_case(b"ok, discarded"))
-            || filter_verdict(reason).is_some_and(|v| v.starts_with("DISCARD(")))
 }
 
-/// amavisd-new's reply for a message it blocked and bounced to its sender itself (D_BOUNCE):
-/// `250 2.5.0 Ok, id=18438-02, BOUNCE`.
-fn filter_bounced(reason: &str) -> bool {
-    filter_verdict(reason) == Some("BOUNCE")
-}
-
-/// The verdict word after amavisd-new's `2xx X.X.X Ok, id=ID, ` (`BOUNCE`,
-/// `DISCARD(bounce.suppressed)`): its replies for a blocked message whose `Ok` is no delivery.
-/// A plain pass (`250 2.0.0 from MTA(...): 250 2.0.0 Ok: queued as X`) has none.
+/// The verdict after amavisd-new's `2xx X.X.X Ok, id=ID, ` in its replies for a message it
+/// blocked, whose `Ok` is no delivery: `BOUNCE` (D_BOUNCE: `250 2.5.0 Ok, id=18438-02,
+/// BOUNCE`, the filter bounced it to the sender itself) or `DISCARD(bounce.suppressed)` (the
+/// bounce not sent). A plain pass (`250 2.0.0 Ok, id=..., from MTA(...): 250 2.0.0 Ok: queued
+/// as X`) has none. Every delivered line asks: its end rules nearly all out at once.
 fn filter_verdict(reason: &str) -> Option<&str> {
-    if !reason.starts_with('2') || reason.len() > 120 {
+    let reason = reason.trim_ascii_end();
+    if !(reason.ends_with(", BOUNCE") || reason.ends_with(')')) || !reason.starts_with('2') {
         return None;
     }
     let at = reason.find(" Ok, id=")?;
     let (_, verdict) = reason[at + 8..].split_once(", ")?;
-    let verdict = verdict.trim_end();
     let word = verdict.split_once('(').map_or(verdict, |(w, _)| w);
     (!word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())).then_some(verdict)
 }
