@@ -73,10 +73,14 @@ pub enum FindingCode {
     /// relay` in its reply): the fix is on that server, or the recipient's domain is not hosted
     /// there. `relay_access_denied` is this host's own refusal of a client.
     NextHopRelayDenied,
+    /// A mail client tried to log in without TLS and Dovecot refused it before checking any
+    /// password (`tried to use disallowed plaintext auth`): the client's setting, not its
+    /// credentials.
+    ImapLoginWithoutTls,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 32] = [
+    pub const ALL: [FindingCode; 33] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -109,6 +113,7 @@ impl FindingCode {
         FindingCode::Discarded,
         FindingCode::DiskFull,
         FindingCode::NextHopRelayDenied,
+        FindingCode::ImapLoginWithoutTls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +150,7 @@ impl FindingCode {
             FindingCode::Discarded => "discarded",
             FindingCode::DiskFull => "disk_full",
             FindingCode::NextHopRelayDenied => "next_hop_relay_denied",
+            FindingCode::ImapLoginWithoutTls => "imap_login_without_tls",
         }
     }
 
@@ -183,6 +189,7 @@ impl FindingCode {
             FindingCode::Discarded => "Discarded",
             FindingCode::DiskFull => "Disk full",
             FindingCode::NextHopRelayDenied => "Next hop refused to relay",
+            FindingCode::ImapLoginWithoutTls => "Mail client login without TLS",
         }
     }
 

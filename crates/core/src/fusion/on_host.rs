@@ -286,6 +286,8 @@ impl Correlator {
         );
         let code = if auth_never_answered(text) {
             FindingCode::AuthBackendError
+        } else if without_tls(text) {
+            FindingCode::ImapLoginWithoutTls
         } else {
             FindingCode::ImapAuthFailed
         };
@@ -417,8 +419,14 @@ fn auth_never_answered(text: &str) -> bool {
     .any(|n| text.contains(n))
 }
 
+/// Dovecot refused a login without TLS before any password was checked (`tried to use
+/// disallowed plaintext auth`; 2.4 says cleartext).
+fn without_tls(text: &str) -> bool {
+    text.contains("plaintext auth") || text.contains("cleartext auth")
+}
+
 fn login_failure_why(text: &str) -> &'static str {
-    if text.contains("plaintext auth") || text.contains("cleartext auth") {
+    if without_tls(text) {
         " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
     } else if text.contains("(user disabled") {
         " (the user database marks the account disabled)"
@@ -662,9 +670,17 @@ mod tests {
             let line = format!("Nov 06 11:00:02 imap-login: Info: {reason}: user=<dan@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A2>");
             feed(&mut c, "dovecot", &line);
             let out = c.finish_all();
-            let f = out.host_findings.iter().find(|f| f.code == FindingCode::ImapAuthFailed);
+            // Refused for want of TLS, no password checked: its own code, whose fix is the
+            // client's TLS setting, not the password's.
+            let code = if why == "not set to use TLS" {
+                FindingCode::ImapLoginWithoutTls
+            } else {
+                FindingCode::ImapAuthFailed
+            };
+            let f = out.host_findings.iter().find(|f| f.code == code);
             let message = f.map_or("", |f| f.message.as_str());
             assert!(message.contains(why), "{reason}: {message:?}");
+            assert_eq!(out.host_findings.len(), 1, "{reason}: {:#?}", out.host_findings);
         }
         // The auth service never answered: the password was not judged.
         for reason in [
