@@ -88,9 +88,17 @@ fn refuses_no_message(r: &Reject) -> bool {
 impl Correlator {
     pub(super) fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
         if refuses_no_message(r) {
-            // The client's: nothing was sent. A host finding, not a message.
+            // Nothing was sent: a host finding, not a message. Its cause keeps its code
+            // (postscreen's `too many connections` is a rate limit), but a VRFY's unknown or
+            // foreign address is no recipient to create or domain to relay.
+            let code = match classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason) {
+                FindingCode::RecipientUnknown | FindingCode::RelayAccessDenied => {
+                    FindingCode::RejectedOther
+                }
+                c => c,
+            };
             let msg = reject_message(&rec.role, r, &reply_text(r));
-            self.client_finding(FindingCode::RejectedOther, &rec.role, msg, rec);
+            self.client_finding(code, &rec.role, msg, rec);
             return;
         }
         let ts = rec.timestamp;
@@ -323,16 +331,19 @@ mod tests {
             .iter()
             .find(|f| f.code == FindingCode::RejectedOther)
             .expect("a host finding");
-        assert_eq!(f.count, 3, "{f:#?}");
+        assert_eq!(f.count, 2, "{f:#?}");
         assert!(
             f.message.starts_with("ec2 rejected VRFY to <root>"),
             "{f:#?}"
         );
-        assert!(f.message.contains("and 2 other"), "{f:#?}");
-        assert!(out
-            .host_findings
-            .iter()
-            .all(|f| f.code != FindingCode::RecipientUnknown));
+        assert!(f.message.contains("and 1 other"), "{f:#?}");
+        let codes: Vec<_> = out.host_findings.iter().map(|f| f.code).collect();
+        assert_eq!(
+            codes,
+            [FindingCode::RateLimited, FindingCode::RejectedOther],
+            "{:#?}",
+            out.host_findings
+        );
     }
 
     #[test]
