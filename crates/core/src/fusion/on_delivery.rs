@@ -120,16 +120,6 @@ impl Correlator {
     /// Nobody receives it: the recipient is discarded, as by an access table's DISCARD action,
     /// and a finding says so.
     fn on_discarded(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
-        let limits = self.limits;
-        let Some(ch) = self.chains.get_mut(&cid) else {
-            return;
-        };
-        if let Some(r) = ch
-            .entry_mut(&rec.role, &d.queue_id)
-            .and_then(|e| e.rcpt_mut(&d.to))
-        {
-            r.status = RcptStatus::Rejected;
-        }
         let msg = if d.service == "discard" {
             format!(
                 "{}: the discard transport dropped the message to <{}> ({}): a transport map or \
@@ -148,26 +138,14 @@ impl Correlator {
                 clip(&d.reason, 200)
             )
         };
-        let mut f = Finding::new(FindingCode::Discarded, Some(&rec.role), msg);
-        f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
-        f.seen(rec.timestamp);
-        ch.add_finding(f, &limits, false, &mut self.line_budget);
+        let outcome = (RcptStatus::Rejected, FindingCode::Discarded);
+        self.sent_but_not_delivered(rec, d, cid, outcome, msg);
     }
 
     /// A content filter took the message, blocked it and returned it to its sender itself
     /// (amavisd-new's `250 2.5.0 Ok, id=18438-02, BOUNCE`): Postfix logs `status=sent`, but the
     /// recipient gets nothing and the sender a bounce.
     fn on_filter_bounced(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
-        let limits = self.limits;
-        let Some(ch) = self.chains.get_mut(&cid) else {
-            return;
-        };
-        if let Some(r) = ch
-            .entry_mut(&rec.role, &d.queue_id)
-            .and_then(|e| e.rcpt_mut(&d.to))
-        {
-            r.status = RcptStatus::Bounced;
-        }
         let msg = format!(
             "{}: the content filter at {} blocked the message to <{}> and returned it to the \
              sender ({}): its own log names the verdict (a banned attachment, a virus, spam)",
@@ -176,7 +154,31 @@ impl Correlator {
             d.to,
             clip(&d.reason, 200)
         );
-        let mut f = Finding::new(FindingCode::BouncedOther, Some(&rec.role), msg);
+        let outcome = (RcptStatus::Bounced, FindingCode::BouncedOther);
+        self.sent_but_not_delivered(rec, d, cid, outcome, msg);
+    }
+
+    /// A `status=sent` that delivered nothing: the recipient takes the status it really had,
+    /// and the line is the evidence of a finding with `msg`.
+    fn sent_but_not_delivered(
+        &mut self,
+        rec: &LogRecord,
+        d: &Delivery,
+        cid: ChainId,
+        (status, code): (RcptStatus, FindingCode),
+        msg: String,
+    ) {
+        let limits = self.limits;
+        let Some(ch) = self.chains.get_mut(&cid) else {
+            return;
+        };
+        if let Some(r) = ch
+            .entry_mut(&rec.role, &d.queue_id)
+            .and_then(|e| e.rcpt_mut(&d.to))
+        {
+            r.status = status;
+        }
+        let mut f = Finding::new(code, Some(&rec.role), msg);
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         f.seen(rec.timestamp);
         ch.add_finding(f, &limits, false, &mut self.line_budget);
