@@ -299,8 +299,8 @@ mod tests {
     }
 
     /// Rejects of commands that start no message (fail2ban's and postfix_exporter's test
-    /// lines): no message is counted, one host finding names each client; a RCPT reject
-    /// beside them stays a rejected message.
+    /// lines): no message is counted, and host findings of their causes name the clients; a
+    /// DISCARD at CONNECT and a RCPT reject beside them stay messages.
     #[test]
     fn a_reject_before_any_message_is_the_hosts_not_a_message() {
         let mut c = Correlator::new(Limits::default());
