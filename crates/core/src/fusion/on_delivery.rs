@@ -148,7 +148,8 @@ impl Correlator {
     fn on_filter_bounced(&mut self, rec: &LogRecord, d: &Delivery, cid: ChainId) {
         let msg = format!(
             "{}: the content filter at {} blocked the message to <{}> and returned it to the \
-             sender ({}): its own log names the verdict (a banned attachment, a virus, spam)",
+             sender ({}): the filter's own log and quarantine name its verdict (a banned attachment, \
+             a virus, spam)",
             rec.role,
             d.relay.as_deref().unwrap_or("?"),
             d.to,
