@@ -87,28 +87,28 @@ fn refuses_no_message(r: &Reject) -> bool {
 
 impl Correlator {
     pub(super) fn on_reject(&mut self, rec: &LogRecord, r: &Reject) {
-        if refuses_no_message(r) {
-            // Nothing was sent: a host finding, not a message. Its cause keeps its code
-            // (postscreen's `too many connections` is a rate limit), but a VRFY's unknown or
-            // foreign address is no recipient to create or domain to relay.
-            let code = match classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason) {
-                FindingCode::RecipientUnknown | FindingCode::RelayAccessDenied => {
-                    FindingCode::RejectedOther
-                }
-                c => c,
-            };
-            let msg = reject_message(&rec.role, r, &reply_text(r));
-            self.client_finding(code, &rec.role, msg, rec);
-            return;
-        }
         let ts = rec.timestamp;
         let limits = self.limits;
         let code = action_code(r).unwrap_or_else(|| {
             classify_smtp_reply(r.code.unwrap_or(0), r.dsn.as_deref(), &r.reason)
         });
+        let reply = reply_text(r);
+        if refuses_no_message(r) {
+            // Nothing was sent: a host finding, not a message. Its cause keeps its code
+            // (postscreen's `too many connections` is a rate limit), but a VRFY's unknown or
+            // foreign address is no recipient to create or domain to relay.
+            let code = match code {
+                FindingCode::RecipientUnknown | FindingCode::RelayAccessDenied => {
+                    FindingCode::RejectedOther
+                }
+                c => c,
+            };
+            let msg = reject_message(&rec.role, r, &reply);
+            self.client_finding(code, &rec.role, msg, rec);
+            return;
+        }
         let (code, explaining) =
             self.explaining_problems(&rec.role, ts, code, rec.pid, r.queue_id.as_deref());
-        let reply = reply_text(r);
         let mut f = Finding::new(code, Some(&rec.role), reject_message(&rec.role, r, &reply));
         f.add_evidence(&clip(&rec.raw, limits.max_line_bytes), limits.max_evidence);
         for e in &explaining {
