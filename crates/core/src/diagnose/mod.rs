@@ -522,7 +522,8 @@ mod tests {
             let codes = each(m, "findings", "code");
             serde_json::json!([m["status"], codes, m["lines"].as_array().map(Vec::len)])
         });
-        assert_eq!(m, serde_json::json!(["rejected", ["lookup_failure"], 2]));
+        // A 451 at RCPT: the client keeps the message for that recipient and tries again.
+        assert_eq!(m, serde_json::json!(["deferred", ["lookup_failure"], 2]));
     }
 
     /// A message under queue id 4AB12C3D4E whose entry was removed, with a recipient's reject.

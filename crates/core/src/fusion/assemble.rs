@@ -43,6 +43,8 @@ fn entry_status(e: &Entry) -> HopStatus {
         HopStatus::Verified
     } else if has(RcptStatus::Rejected) {
         HopStatus::Rejected
+    } else if has(RcptStatus::Refused) {
+        HopStatus::Refused
     } else if e.removed && e.rcpts.iter().all(|r| r.status == RcptStatus::Pending) {
         // Gone without a delivery line in these logs (deleted, or delivered before them).
         HopStatus::Removed
@@ -63,7 +65,7 @@ fn main_rcpt(e: &Entry) -> Option<usize> {
         .max_by_key(|(_, r)| match r.status {
             RcptStatus::Bounced | RcptStatus::Expired => 4,
             RcptStatus::Deferred => 3,
-            RcptStatus::Rejected => 2,
+            RcptStatus::Rejected | RcptStatus::Refused => 2,
             RcptStatus::Sent | RcptStatus::Verified => 1,
             RcptStatus::Pending => 0,
         })
@@ -79,6 +81,7 @@ fn rcpt_hop_status(s: RcptStatus) -> HopStatus {
         RcptStatus::Bounced => HopStatus::Bounced,
         RcptStatus::Expired => HopStatus::Expired,
         RcptStatus::Rejected => HopStatus::Rejected,
+        RcptStatus::Refused => HopStatus::Refused,
         RcptStatus::Verified => HopStatus::Verified,
     }
 }
@@ -109,6 +112,16 @@ fn rcpt_outcomes(e: &Entry) -> Vec<RcptOutcome> {
         .collect()
 }
 
+/// The code and reply of the first recipient turned away at RCPT with the hop's status: the
+/// hop's own, when no recipient of it had a delivery attempt.
+fn rcpt_reply(e: &Entry, status: HopStatus) -> Option<(Option<EventText>, String)> {
+    e.rcpts
+        .iter()
+        .filter(|r| rcpt_hop_status(r.status) == status)
+        .find_map(|r| r.rejected.as_deref())
+        .map(|x| (x.dsn.clone(), x.reply.clone()))
+}
+
 /// The hop of entry `e`, whose status is `status`: its text is moved out of the entry, its
 /// recipients into `to` (empty). Its delay is that of the attempt its reason is from; where
 /// that attempt handed nothing on, the next queue id is another recipient's.
@@ -120,6 +133,11 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
     let left_at = attempts().filter_map(|a| a.at).max();
     let tries = e.rcpts.iter().map(|r| r.attempts).max().unwrap_or(0);
     let main = main_rcpt(e).and_then(|i| e.rcpts[i].last.take());
+    let at_rcpt = match main {
+        Some(_) => None,
+        None => rcpt_reply(e, status),
+    };
+    let (rcpt_dsn, rcpt_reason) = at_rcpt.unzip();
     let delay_ms = main.as_ref().and_then(|a| a.delay_ms).or(latest_delay);
     to.extend(e.rcpts.iter_mut().map(|r| std::mem::take(&mut r.to)));
     let (service, relay, delays, dsn, reason, next_queue_id, lmtp_session) = match main {
@@ -146,12 +164,13 @@ fn entry_hop(e: &mut Entry, status: HopStatus, mut to: Vec<EventText>) -> Hop {
         relay,
         delay_ms,
         delays,
-        dsn: dsn.or_else(|| e.refusal_dsn.take()),
+        dsn: dsn.or_else(|| e.refusal_dsn.take()).or(rcpt_dsn.flatten()),
         reason: e
             .rejected
             .take()
             .or_else(|| e.refused.take())
             .or(reason)
+            .or(rcpt_reason)
             .or(detail),
         from: e.from.take(),
         to,

@@ -125,6 +125,9 @@ pub(super) enum RcptStatus {
     /// Given up after the maximal queue lifetime (a per-recipient `status=expired`).
     Expired,
     Rejected,
+    /// Refused at RCPT with a 4xx: the client keeps the message for this recipient and tries
+    /// again in another transaction.
+    Refused,
     /// An address-verification probe's answer (`status=deliverable` or `undeliverable`):
     /// the recipient was asked about, nothing was delivered.
     Verified,

@@ -136,7 +136,11 @@ impl Correlator {
             let held = action_code(r) == Some(FindingCode::Held);
             if r.stage == "RCPT" && !held {
                 if let Some(rc) = e.rcpt_mut(r.to.as_deref().unwrap_or_default()) {
-                    rc.status = RcptStatus::Rejected;
+                    rc.status = if r.is_temporary() {
+                        RcptStatus::Refused
+                    } else {
+                        RcptStatus::Rejected
+                    };
                     rc.rejected = Some(Box::new(RcptReject {
                         dsn: r.dsn.clone(),
                         reply: clip(reply, 300),
@@ -435,6 +439,39 @@ mod tests {
                 FindingCode::RelayAccessDenied
             )
         );
+    }
+
+    /// A RCPT reject logged with the transaction's queue id (an earlier RCPT was accepted) is
+    /// read as the NOQUEUE one is: a 4xx refused and deferred, a 5xx rejected; the hop, with
+    /// no delivery attempt, carries the reject's code and reply.
+    #[test]
+    fn a_queued_rcpt_reject_is_deferred_when_temporary_and_names_its_reply() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Dec 19 19:42:14 mx postfix/submission/smtpd[21]: D155CDC24C: client=unknown[192.0.2.5], sasl_method=LOGIN, sasl_username=u@corp.test\n\
+             Dec 19 19:42:14 mx postfix/submission/smtpd[21]: D155CDC24C: reject: RCPT from unknown[192.0.2.5]: 450 4.7.1 <>: Sender address rejected: You are sending too many emails; from=<> to=<b@corp.test> proto=ESMTP helo=<x>\n\
+             Feb  8 21:28:47 mx postfix/smtpd[36]: DE81A2E2DA: client=unknown[192.0.2.6]\n\
+             Feb  8 21:28:47 mx postfix/smtpd[36]: DE81A2E2DA: reject: RCPT from unknown[192.0.2.6]: 550 5.1.1 <c@corp.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@x.example> to=<c@corp.test> proto=ESMTP helo=<x>",
+        );
+        let ms = c.finish();
+        let of = |to: &str| {
+            let m = ms.iter().find(|m| m.to.iter().any(|t| t == to)).unwrap();
+            let h = &m.hops[0];
+            (h.status, m.status, h.dsn.clone(), h.reason.clone())
+        };
+        let (hop, status, dsn, reason) = of("b@corp.test");
+        assert_eq!((hop, status), (HopStatus::Refused, MessageStatus::Deferred));
+        assert_eq!(dsn.as_deref(), Some("4.7.1"));
+        assert!(reason.unwrap().starts_with("450 4.7.1 <>: Sender address"));
+        let (hop, status, dsn, reason) = of("c@corp.test");
+        assert_eq!(
+            (hop, status),
+            (HopStatus::Rejected, MessageStatus::Rejected)
+        );
+        assert_eq!(dsn.as_deref(), Some("5.1.1"));
+        assert!(reason.unwrap().starts_with("550 5.1.1 <c@corp.test>"));
     }
 
     /// What becomes of a held message: released and sent, released and still waiting, deleted
