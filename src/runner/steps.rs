@@ -30,9 +30,13 @@ const HOST_FINDINGS_LOOKBACK: Duration = Duration::from_secs(20);
 const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
 /// The finding for a mailbox that could not be read. Only a `NO` to LOGIN is the credentials'
-/// fault; a server that sends `BYE` or garbage has its own code, never `imap_auth_failed`.
+/// fault, unless Dovecot says the user holds too many connections already (the password was
+/// accepted); a server that sends `BYE` or garbage has its own code, never `imap_auth_failed`.
 fn mailbox_failure_code(e: &FetchError) -> FindingCode {
     match e {
+        FetchError::Auth(m) if m.contains("connections from user+IP exceeded") => {
+            FindingCode::ImapConnectionLimit
+        }
         FetchError::Auth(_) => FindingCode::ImapAuthFailed,
         FetchError::TokenRefused(_) => FindingCode::ProviderAuthFailed,
         FetchError::Tls(_) => FindingCode::TlsError,
@@ -299,5 +303,27 @@ impl<'r> Run<'r> {
         r.warnings.extend(warnings);
         add_host_findings(r, found, code, &self.prepared.scenario.path);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `NO` to LOGIN is the password's fault, but not Dovecot's refusal over the user's
+    /// connections (`[UNAVAILABLE]`, the password accepted).
+    #[test]
+    fn a_login_refused_over_the_connection_limit_is_not_a_wrong_password() {
+        let over = "[UNAVAILABLE] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)";
+        assert_eq!(
+            mailbox_failure_code(&FetchError::Auth(over.into())),
+            FindingCode::ImapConnectionLimit
+        );
+        assert_eq!(
+            mailbox_failure_code(&FetchError::Auth(
+                "[AUTHENTICATIONFAILED] Authentication failed.".into()
+            )),
+            FindingCode::ImapAuthFailed
+        );
     }
 }

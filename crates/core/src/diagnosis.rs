@@ -77,10 +77,14 @@ pub enum FindingCode {
     /// password (`tried to use disallowed plaintext auth`): the client's setting, not its
     /// credentials.
     ImapLoginWithoutTls,
+    /// Dovecot refused a login, the password already accepted, because that user already holds
+    /// `mail_max_userip_connections` connections from that address: a client that opens (or
+    /// leaks) too many, not a password or a server fault.
+    ImapConnectionLimit,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 33] = [
+    pub const ALL: [FindingCode; 34] = [
         FindingCode::RelayAccessDenied,
         FindingCode::LookupFailure,
         FindingCode::NextHopRefused,
@@ -114,6 +118,7 @@ impl FindingCode {
         FindingCode::DiskFull,
         FindingCode::NextHopRelayDenied,
         FindingCode::ImapLoginWithoutTls,
+        FindingCode::ImapConnectionLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +156,7 @@ impl FindingCode {
             FindingCode::DiskFull => "disk_full",
             FindingCode::NextHopRelayDenied => "next_hop_relay_denied",
             FindingCode::ImapLoginWithoutTls => "imap_login_without_tls",
+            FindingCode::ImapConnectionLimit => "imap_connection_limit",
         }
     }
 
@@ -190,6 +196,7 @@ impl FindingCode {
             FindingCode::DiskFull => "Disk full",
             FindingCode::NextHopRelayDenied => "Next hop refused to relay",
             FindingCode::ImapLoginWithoutTls => "Mail client login without TLS",
+            FindingCode::ImapConnectionLimit => "Too many mail client connections",
         }
     }
 

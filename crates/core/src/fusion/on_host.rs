@@ -288,6 +288,8 @@ impl Correlator {
             FindingCode::AuthBackendError
         } else if without_tls(text) {
             FindingCode::ImapLoginWithoutTls
+        } else if over_connection_limit(text) {
+            FindingCode::ImapConnectionLimit
         } else {
             FindingCode::ImapAuthFailed
         };
@@ -425,9 +427,17 @@ fn without_tls(text: &str) -> bool {
     text.contains("plaintext auth") || text.contains("cleartext auth")
 }
 
+/// Dovecot refused a login, the password accepted, over the user's connections from one
+/// address (`Maximum number of connections from user+IP exceeded`).
+fn over_connection_limit(text: &str) -> bool {
+    text.contains("connections from user+IP exceeded")
+}
+
 fn login_failure_why(text: &str) -> &'static str {
     if without_tls(text) {
         " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
+    } else if over_connection_limit(text) {
+        " (the password was accepted, but the user already holds mail_max_userip_connections connections from that address)"
     } else if text.contains("(user disabled") {
         " (the user database marks the account disabled)"
     } else if text.contains("(password expired") {
@@ -665,17 +675,19 @@ mod tests {
             ("Aborted login (authorization failed, 1 attempts in 2 secs)", "not allowed to log in as that user"),
             ("Disconnected (internal failure, 1 successful auths)", "session could not start"),
             ("Aborted login (auth failed, 1 attempts in 2 secs)", "login failed for dan@corp.test from 203.0.113.6"),
+            ("Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)", "already holds mail_max_userip_connections"),
         ] {
             let mut c = Correlator::new(Limits::default());
             let line = format!("Nov 06 11:00:02 imap-login: Info: {reason}: user=<dan@corp.test>, method=PLAIN, rip=203.0.113.6, lip=198.18.3.2, TLS, session=<A2>");
             feed(&mut c, "dovecot", &line);
             let out = c.finish_all();
-            // Refused for want of TLS, no password checked: its own code, whose fix is the
-            // client's TLS setting, not the password's.
-            let code = if why == "not set to use TLS" {
-                FindingCode::ImapLoginWithoutTls
-            } else {
-                FindingCode::ImapAuthFailed
+            // Refused for want of TLS, no password checked, or over the user's connections
+            // with the password accepted: codes of their own, whose fixes are the client's
+            // settings, not the password's.
+            let code = match why {
+                "not set to use TLS" => FindingCode::ImapLoginWithoutTls,
+                "already holds mail_max_userip_connections" => FindingCode::ImapConnectionLimit,
+                _ => FindingCode::ImapAuthFailed,
             };
             let f = out.host_findings.iter().find(|f| f.code == code);
             let message = f.map_or("", |f| f.message.as_str());

@@ -345,7 +345,7 @@ pub(crate) fn login_backend_failed(text: &[u8]) -> bool {
 /// The reasons a login process gives for a failed login, in its disconnect line (2.3:
 /// `Aborted login (auth failed, 1 attempts in 2 secs)` or `Disconnected (...)`; 2.4: `Login
 /// aborted: Connection closed (auth failed, ...) (auth_failed)`).
-const LOGIN_FAILURES: [&[u8]; 7] = [
+const LOGIN_FAILURES: [&[u8]; 8] = [
     b"auth failed",
     // A client that logs in without TLS where Dovecot requires it (2.4: `disallowed
     // cleartext auth`).
@@ -357,6 +357,8 @@ const LOGIN_FAILURES: [&[u8]; 7] = [
     b"(authorization failed",
     // The password was accepted, then the session could not start (the mail store, often).
     b"(internal failure",
+    // The password was accepted; the user holds `mail_max_userip_connections` already.
+    b"connections from user+IP exceeded",
 ];
 
 /// Whether a login process's line tells of a failed login.
