@@ -192,10 +192,11 @@ impl Correlator {
             e.message_id = Some(message_id.into());
             notice = e.notice_of.is_some();
         };
-        // cleanup names one Message-ID per entry: another one, after the entry's queue file
-        // is gone, is a new message's under the reused queue id (a notification or forwarded
-        // copy starts with this line; or its start is not in these logs).
-        let mut cid = if self.gone_with_other_message_id(&rec.role, queue_id, message_id) {
+        // cleanup names one Message-ID per entry, before the queue manager takes it: another
+        // one after the entry's queue file is gone, or any one a second or more after an entry
+        // that named none went, is a new message's under the reused queue id (a notification or
+        // forwarded copy starts with this line; or its start is not in these logs).
+        let mut cid = if self.gone_with_other_message_id(rec, queue_id, message_id) {
             self.on_first_line(rec, queue_id, update)
         } else {
             self.on_entry_line(rec, queue_id, update)
@@ -224,15 +225,30 @@ impl Correlator {
         }
     }
 
-    /// Whether (host, queue_id)'s entry is gone and named a Message-ID other than `message_id`.
-    fn gone_with_other_message_id(&self, host: &str, queue_id: &str, message_id: &str) -> bool {
+    /// Whether (host, queue_id)'s entry is gone and named a Message-ID other than `message_id`,
+    /// or named none and went before the second of `rec` (a line of the same second may have
+    /// been written out of order).
+    fn gone_with_other_message_id(
+        &self,
+        rec: &LogRecord,
+        queue_id: &str,
+        message_id: &str,
+    ) -> bool {
+        let host = &*rec.role;
         let Some(cid) = self.find_entry(host, queue_id) else {
             return false;
         };
+        let went_before = |e: &Entry| matches!((e.last_seen, rec.timestamp), (Some(a), Some(b)) if a.timestamp() < b.timestamp());
         self.chains
             .get(&cid)
             .and_then(|ch| ch.entry(host, queue_id))
-            .is_some_and(|e| e.gone() && e.message_id.as_deref().is_some_and(|m| m != message_id))
+            .is_some_and(|e| {
+                e.gone()
+                    && match e.message_id.as_deref() {
+                        Some(m) => m != message_id,
+                        None => went_before(e),
+                    }
+            })
     }
 
     pub(super) fn on_queue_active(&mut self, rec: &LogRecord, queue_id: &str, from: &str) {

@@ -234,3 +234,40 @@ fn a_removed_entrys_queue_id_named_after_its_message_was_done_is_another_message
     assert_eq!(queue_id_named_again_at("12:00:15", false).len(), 2);
     assert_eq!(queue_id_named_again_at("12:00:14", false).len(), 1);
 }
+
+/// A chain waiting for the next hop's log stays open, but its entry's queue file is gone once
+/// `removed`: a `message-id=` line of that queue id a second or more later is another
+/// message's (cleanup names an entry's Message-ID before the queue manager takes it), even
+/// though the entry named none. In the same second it may be the entry's own line written out
+/// of order, and joins.
+#[test]
+fn a_message_id_after_its_entry_was_removed_starts_another_message() {
+    let at = |hms: &str| {
+        let mut c = Correlator::new(Limits::default());
+        let lines = format!(
+            "Jan  1 01:00:40 ec2 postfix/smtp[114]: 4AB12C3D4E: to=<alice@corp.test>, \
+             relay=100.64.0.2[100.64.0.2]:2525, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, \
+             status=sent (250 2.0.0 Ok: queued as 6D07EF7B77)\n\
+             Jan  1 01:01:08 ec2 postfix/qmgr[100]: 4AB12C3D4E: removed\n\
+             Jan  1 {hms} ec2 postfix/cleanup[107]: 4AB12C3D4E: message-id=<m2@sender.example>"
+        );
+        feed(&mut c, "ec2", &lines);
+        let mut out: Vec<_> = all_messages(c)
+            .iter()
+            .map(|m| (m.message_id.clone(), m.status))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    assert_eq!(
+        at("01:01:36"),
+        [
+            (None, MessageStatus::Delivered),
+            (Some("<m2@sender.example>".into()), MessageStatus::Queued)
+        ]
+    );
+    assert_eq!(
+        at("01:01:08"),
+        [(Some("<m2@sender.example>".into()), MessageStatus::Delivered)]
+    );
+}
