@@ -217,7 +217,9 @@ impl Correlator {
     ) {
         let role = &rec.role;
         let limits = self.limits;
-        let code = classify_postfix_problem(severity, text).map(|c| of_map_tool(rec, c));
+        let code = classify_postfix_problem(severity, text)
+            .map(|c| of_map_tool(rec, c))
+            .map(|c| self.death_of_a_fatal(rec, text, c).unwrap_or(c));
         if let (Some(q), Some(FindingCode::MessageTooLarge)) = (queue_id, code) {
             self.on_size_refusal(rec, q, text);
             return;
@@ -253,6 +255,36 @@ impl Correlator {
                 raw: clip(&rec.raw, limits.max_line_bytes),
             },
         );
+    }
+
+    /// master's words for a daemon that died (`process /usr/lib/postfix/smtpd pid 9829 exit
+    /// status 1`, then `/usr/lib/postfix/smtpd: bad command startup -- throttling`), as the
+    /// generic `service_error`: the code of the fatal line that daemon logged just before (that
+    /// pid's, when master names one), so that one cause is one finding.
+    fn death_of_a_fatal(
+        &self,
+        rec: &LogRecord,
+        text: &str,
+        code: FindingCode,
+    ) -> Option<FindingCode> {
+        if code != FindingCode::ServiceError || !rec.program.as_str().ends_with("/master") {
+            return None;
+        }
+        let pid = match text.find(" exit status ") {
+            Some(end) => Some(text[..end].rsplit_once(" pid ")?.1.parse::<u32>().ok()?),
+            None if text.ends_with("bad command startup -- throttling") => None,
+            None => return None,
+        };
+        self.recent_problems
+            .iter()
+            .rev()
+            .find(|p| {
+                p.fatal
+                    && p.host == rec.role
+                    && pid.is_none_or(|n| p.pid == Some(n))
+                    && within(p.at, rec.timestamp, self.limits.link_window)
+            })
+            .and_then(|p| p.code)
     }
 
     /// `QID: queue file size limit exceeded` (the client was told `552 5.3.4 Error: message
@@ -660,6 +692,36 @@ mod tests {
         assert_eq!(code_of("c@corp.test"), FindingCode::LookupFailure);
         // Without its own process's warning, Postfix's words say it: its configuration.
         assert_eq!(code_of("d@corp.test"), FindingCode::ServiceError);
+    }
+
+    /// master's lines about a daemon that died of a fatal error are filed under that error's
+    /// finding, whatever its code: one cause, one finding. Another daemon's death stays a
+    /// `service_error` of its own.
+    #[test]
+    fn a_daemons_death_is_filed_under_its_fatal_line() {
+        let mut c = Correlator::new(Limits::default());
+        feed(
+            &mut c,
+            "ec2",
+            "Jun 30 10:44:19 pc009 postfix/smtpd[9829]: fatal: SASL per-process initialization failed\n\
+             Jun 30 10:44:20 pc009 postfix/master[4987]: warning: process /usr/lib/postfix/smtpd pid 9829 exit status 1\n\
+             Jun 30 10:44:20 pc009 postfix/master[4987]: warning: /usr/lib/postfix/smtpd: bad command startup -- throttling\n\
+             Jun 30 10:44:21 pc009 postfix/master[4987]: warning: process /usr/lib/postfix/cleanup pid 9901 exit status 1",
+        );
+        let mut found: Vec<(FindingCode, u64)> = c
+            .finish_all()
+            .host_findings
+            .iter()
+            .map(|f| (f.code, f.count))
+            .collect();
+        found.sort_by_key(|x| x.0.as_str());
+        assert_eq!(
+            found,
+            [
+                (FindingCode::SaslServerUnavailable, 3),
+                (FindingCode::ServiceError, 1)
+            ]
+        );
     }
 
     /// The reasons Dovecot's login processes give (2.3's `Disconnected (...)` and `Aborted
