@@ -34,7 +34,7 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 /// accepted); a server that sends `BYE` or garbage has its own code, never `imap_auth_failed`.
 fn mailbox_failure_code(e: &FetchError) -> FindingCode {
     match e {
-        FetchError::Auth(m) if m.contains("connections from user+IP exceeded") => {
+        FetchError::Auth(m) if flowtest_core::logs::over_userip_limit(m) => {
             FindingCode::ImapConnectionLimit
         }
         FetchError::Auth(_) => FindingCode::ImapAuthFailed,

@@ -532,6 +532,17 @@ fn recipients(ch: &Chain, first: Option<&Entry>, mut to: Vec<EventText>) -> Vec<
     to
 }
 
+/// The message's envelope sender: its first hop's; where the logs begin after that hop's
+/// queue manager named it (the MX's entry seen only from its delivery line on), the next hop's
+/// that names one (a relay passes the sender on); else a reject's.
+fn sender(ch: &Chain, entries: &[usize]) -> Option<EventText> {
+    entries
+        .iter()
+        .find_map(|&i| ch.entries[i].from.as_deref())
+        .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.as_deref()))
+        .map(EventText::from)
+}
+
 /// An entry whose last attempt failed with no delivery line after it in these logs (they end
 /// there, or cut the entry's other lines off): what that attempt said is its finding, so a
 /// message the logs leave waiting still says why (`Cannot start TLS: handshake failure`, a
@@ -602,10 +613,7 @@ pub(super) fn take_chain(mut ch: Chain, spare: &mut Spare, limits: &Limits) -> M
     } = walk;
     let status = worst.unwrap_or(MessageStatus::Unknown);
     let first = entries.first().map(|&i| &ch.entries[i]);
-    let from = first
-        .and_then(|e| e.from.as_deref())
-        .or_else(|| ch.noqueue.first().and_then(|n| n.reject.from.as_deref()))
-        .map(EventText::from);
+    let from = sender(ch, &entries);
     let to = recipients(ch, first, spare.list());
     if ch.evicted {
         notes.push("emitted before it finished: the open-message limit was reached".into());

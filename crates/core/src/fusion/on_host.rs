@@ -320,7 +320,7 @@ impl Correlator {
             FindingCode::AuthBackendError
         } else if without_tls(text) {
             FindingCode::ImapLoginWithoutTls
-        } else if over_connection_limit(text) {
+        } else if crate::logs::over_userip_limit(text) {
             FindingCode::ImapConnectionLimit
         } else {
             FindingCode::ImapAuthFailed
@@ -459,16 +459,10 @@ fn without_tls(text: &str) -> bool {
     text.contains("plaintext auth") || text.contains("cleartext auth")
 }
 
-/// Dovecot refused a login, the password accepted, over the user's connections from one
-/// address (`Maximum number of connections from user+IP exceeded`).
-fn over_connection_limit(text: &str) -> bool {
-    text.contains("connections from user+IP exceeded")
-}
-
 fn login_failure_why(text: &str) -> &'static str {
     if without_tls(text) {
         " (a login without TLS, which Dovecot refuses: the client is not set to use TLS)"
-    } else if over_connection_limit(text) {
+    } else if crate::logs::over_userip_limit(text) {
         " (the password was accepted, but the user already holds mail_max_userip_connections connections from that address)"
     } else if text.contains("(user disabled") {
         " (the user database marks the account disabled)"

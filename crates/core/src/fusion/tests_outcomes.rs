@@ -862,3 +862,24 @@ fn an_entry_in_the_queue_stays_one_message_across_days() {
         assert!(it[0].mentions_rcpt("order@arobor.ru"));
     }
 }
+
+#[test]
+fn a_message_begun_before_the_log_takes_its_sender_from_a_later_hop() {
+    // The MX's log begins after its queue manager named the sender: only the relay's
+    // delivery line is left. The next hop received the message with its sender.
+    let mut c = Correlator::new(Limits::default());
+    feed(
+        &mut c,
+        "ec2",
+        "Nov  7 12:00:05 mx postfix/smtp[4]: 1A1A1A1A1A: to=<bob@corp.test>, relay=100.64.0.2[100.64.0.2]:2525, delay=0.1, delays=0.01/0/0.04/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 2B2B2B2B2B)\n\
+         Nov  7 12:00:05 mx postfix/qmgr[3]: 1A1A1A1A1A: removed",
+    );
+    feed(&mut c, "dell", super::tests::DELL);
+    let ms = c.finish();
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let m = &ms[0];
+    let hosts: Vec<&str> = m.hops.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(hosts, ["ec2", "dell"]);
+    assert_eq!(m.from.as_deref(), Some("probe@provider.test"), "{m:#?}");
+    assert_eq!(m.to, ["bob@corp.test"]);
+}

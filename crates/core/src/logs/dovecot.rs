@@ -358,8 +358,18 @@ const LOGIN_FAILURES: [&[u8]; 8] = [
     // The password was accepted, then the session could not start (the mail store, often).
     b"(internal failure",
     // The password was accepted; the user holds `mail_max_userip_connections` already.
-    b"connections from user+IP exceeded",
+    USERIP_LIMIT.as_bytes(),
 ];
+
+/// Dovecot's words for a login refused, the password accepted, because the user holds
+/// `mail_max_userip_connections` from that address already (`ERR_TOO_MANY_USERIP_CONNECTIONS`),
+/// in its log and in its reply to the client's LOGIN alike.
+const USERIP_LIMIT: &str = "connections from user+IP exceeded";
+
+/// Whether a Dovecot log line or IMAP reply tells of a login over the user's connection limit.
+pub fn over_userip_limit(text: &str) -> bool {
+    text.contains(USERIP_LIMIT)
+}
 
 /// Whether a login process's line tells of a failed login.
 pub(crate) fn login_failed(text: &[u8]) -> bool {

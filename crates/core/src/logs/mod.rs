@@ -36,6 +36,7 @@ use serde::Serialize;
 
 pub use context::ParseContext;
 pub use counts::SourceCounts;
+pub use dovecot::over_userip_limit;
 pub(crate) use dovecot::{
     is_sieve_discard, is_sieve_reject, login_certificate_refused, msgid as dovecot_msgid,
     sieve_redirect_target,
