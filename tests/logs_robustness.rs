@@ -141,9 +141,24 @@ fn is_line_or_grep_inner(raw: &str, line: &[u8]) -> bool {
         .position(|&c| c == b' ')
         .unwrap_or(line.len())
         .min(1024);
-    (1..=token).any(|at| {
+    let grep_cut = (1..=token).any(|at| {
         matches!(line[at - 1], b':' | b'-') && raw == String::from_utf8_lossy(&line[at..])
-    })
+    });
+    // The line after `docker compose logs`' `name | `, or another program's whole line in its
+    // message (`...: `); or the line with its localized month in English.
+    let lossy = String::from_utf8_lossy(line);
+    let before = lossy.strip_suffix(raw);
+    let inner = before.is_some_and(|b| b.ends_with("| ") || b.ends_with(": "));
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let english = raw.get(..3).is_some_and(|m| MONTHS.contains(&m))
+        && raw.get(3..).is_some_and(|rest| {
+            lossy
+                .strip_suffix(rest)
+                .is_some_and(|name| !name.contains(' '))
+        });
+    grep_cut || inner || english
 }
 
 #[test]

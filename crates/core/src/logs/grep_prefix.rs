@@ -2,7 +2,9 @@
 //! several files (`grep -F ID /var/log/maillog*`, `zgrep`, `grep -r`: `FILE:line`), `-` instead
 //! of `:` before a context line (`-A`, `-B`, `-C`), and the line's number after the name or
 //! alone with `-n` (`FILE:12:line`, `12-line`). That is how operators cut a message out of
-//! rotated logs; `diagnose` reads the lines inside. Only a line that no layout understood is
+//! rotated logs; `diagnose` reads the lines inside. `docker compose logs` puts its container's
+//! name, padded with spaces, and `| ` before each line (`postfix-mailcow_1    | Feb  7 ...`):
+//! read the same way. Only a line that no layout understood is
 //! looked at again, so the common path pays nothing; owns where such a line starts, not how it
 //! is parsed.
 
@@ -26,10 +28,21 @@ pub(crate) fn cuts(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
             .unwrap_or(line.len())
             .min(MAX_PREFIX)
     };
-    memchr::memchr2_iter(b':', b'-', &line[..end])
-        .map(|i| i + 1)
+    let names = memchr::memchr2_iter(b':', b'-', &line[..end]).map(|i| i + 1);
+    compose_cut(line)
+        .into_iter()
+        .chain(names)
         .filter(move |&at| line.get(at).is_some_and(|&b| can_start_line(b)))
         .take(MAX_CUTS)
+}
+
+/// Where the line after `docker compose logs`' prefix starts: a space-free container name,
+/// spaces, `| `.
+fn compose_cut(line: &[u8]) -> Option<usize> {
+    let name = memchr::memchr(b' ', &line[..line.len().min(MAX_PREFIX)])?;
+    let pad = line[name..].iter().take_while(|&&b| b == b' ').count();
+    let bar = name + pad;
+    (name > 0 && line.get(bar..bar + 2) == Some(b"| ")).then_some(bar + 2)
 }
 
 /// A byte a log line can start with: a stamp's digit, month, weekday or `@`, a syslog
@@ -81,6 +94,28 @@ mod tests {
 
     fn inner(line: &str) -> Vec<&str> {
         cuts(line.as_bytes()).map(|at| &line[at..]).collect()
+    }
+
+    #[test]
+    fn a_compose_logs_prefix_is_cut() {
+        for (line, want) in [
+            (
+                "postfix-mailcow_1    | Feb  7 11:18:26 mail postfix/smtp[396]: x",
+                "Feb  7 11:18:26 mail postfix/smtp[396]: x",
+            ),
+            (
+                "mailserver-1  | 2024-02-07T11:18:26.1Z mail postfix/smtp[396]: x",
+                "2024-02-07T11:18:26.1Z mail postfix/smtp[396]: x",
+            ),
+            (
+                "mail | Feb  7 11:18:26 mail dovecot: x",
+                "Feb  7 11:18:26 mail dovecot: x",
+            ),
+        ] {
+            assert_eq!(inner(line).first().copied(), Some(want), "{line}");
+        }
+        assert!(inner("mail |Feb  7 11:18:26 mail dovecot: x").is_empty());
+        assert!(inner(" | Feb  7 11:18:26 mail dovecot: x").is_empty());
     }
 
     #[test]

@@ -15,18 +15,21 @@ pub mod focusscan;
 mod grep_prefix;
 mod interner;
 mod journal_json;
+mod locale_month;
 mod memo;
 mod postfix;
 mod prefix;
 mod program;
 mod readahead;
 pub mod reader;
+mod relogged;
 mod rfc5424;
 pub(crate) mod scan;
 mod variants;
 mod zone;
 
 use interner::Interner;
+use relogged::relogged;
 use scan::LineText;
 
 use std::sync::Arc;
@@ -607,12 +610,21 @@ pub fn parse_line(line: &[u8], ctx: &ParseContext) -> Option<LogRecord> {
 fn parse_unwrapped(line: LineText<'_>, ctx: &ParseContext, grep: bool) -> Option<LogRecord> {
     let mut days = prefix::Days::default();
     let Some(h) = prefix::parse_header_with(line.bytes(), ctx, 0, &mut days) else {
+        if let Some(english) = line.text().and_then(locale_month::in_english) {
+            return parse_unwrapped(LineText::known(&english), ctx, grep);
+        }
         let at = grep
             .then(|| grep_cut(line.bytes(), ctx, 0, &mut days))
             .flatten()?;
         return parse_unwrapped(line.from(at), ctx, false);
     };
-    let ev = event_of(line, &h)?.unwrap_or(Event::Info);
+    let Some(ev) = event_of(line, &h) else {
+        let inner = matches!(family(&h), Family::Other)
+            .then(|| relogged(line, &h, ctx, 0))
+            .flatten()?;
+        return parse_unwrapped(inner, ctx, false);
+    };
+    let ev = ev.unwrap_or(Event::Info);
     let mut rec = LogRecord::blank(ctx.role.clone());
     fill_record(&mut rec, line, ctx, &h, ev, &mut Interner::default());
     Some(rec)
@@ -745,6 +757,9 @@ impl LineParser {
             h
         });
         let Some(mut h) = header else {
+            if let Some(english) = text.text().and_then(locale_month::in_english) {
+                return self.parse_as(LineText::known(&english), format);
+            }
             if let Some(inner) = format.is_none().then(|| self.grep_inner(text)).flatten() {
                 return self.parse_as(inner, None);
             }
@@ -759,6 +774,9 @@ impl LineParser {
             None => {
                 // Asked again only of a line not understood: the common path stays as it was.
                 if matches!(family(h), Family::Other) {
+                    if let Some(inner) = relogged(text, h, &self.ctx, bump) {
+                        return self.parse_as(inner, None);
+                    }
                     self.counts.other_programs += 1;
                 } else {
                     self.counts.unknown += 1;
@@ -998,6 +1016,52 @@ mod tests {
             })
             .collect();
         assert_eq!(years, vec![2025, 2026, 2025]);
+    }
+
+    #[test]
+    fn a_localized_month_is_read_and_moves_the_rollover() {
+        // journalctl on a German system: `Dez`, `Mär` (UTF-8), then an English `Jan`.
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let lines = [
+            "Dez 31 23:59:59 mx postfix/qmgr[1]: ABCDE12345: removed",
+            "Jan  1 00:00:01 mx postfix/qmgr[1]: ABCDE12346: removed",
+            "Mär  2 00:00:01 mx postfix/qmgr[1]: ABCDE12347: removed",
+        ];
+        let stamps: Vec<String> = lines
+            .iter()
+            .map(|l| match p.parse(l.as_bytes()) {
+                Parsed::Record(r) => r.timestamp.unwrap().format("%Y-%m-%d").to_string(),
+                other => panic!("{l}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(stamps, ["2025-12-31", "2026-01-01", "2026-03-02"]);
+        assert_eq!(p.counts().parsed, 3);
+        // The stateless parser reads it too.
+        let r = parse_line(lines[0].as_bytes(), &ParseContext::new("ec2", 2025)).unwrap();
+        assert_eq!(r.timestamp.unwrap().format("%m-%d").to_string(), "12-31");
+    }
+
+    #[test]
+    fn a_containers_whole_line_relogged_under_its_name_is_read_as_itself() {
+        // docker-mailserver under podman's journald driver: syslog's line for the container,
+        // Postfix's own line as its message.
+        let line = "Mar 15 14:00:33 c0-homelab mailserver[4087249]: 2026-03-15T15:00:33.520966+01:00 mail postfix/qmgr[17]: ABCDE12345: removed";
+        let mut p = LineParser::new(ParseContext::new("ec2", 2025));
+        let Parsed::Record(r) = p.parse(line.as_bytes()) else {
+            panic!("not a record")
+        };
+        assert_eq!(r.program.as_str(), "postfix/qmgr");
+        assert_eq!(
+            r.timestamp.unwrap().to_rfc3339(),
+            "2026-03-15T14:00:33.520966+00:00"
+        );
+        assert_eq!((p.counts().parsed, p.counts().other_programs), (1, 0));
+        let r = parse_line(line.as_bytes(), &ParseContext::new("ec2", 2025)).unwrap();
+        assert_eq!(r.program.as_str(), "postfix/qmgr");
+        // Another program's message that is no log line stays that program's.
+        let other = "Mar 15 14:00:33 mx opendkim[5]: 2026 ABCDE12345: DKIM-Signature field added";
+        assert!(matches!(p.parse(other.as_bytes()), Parsed::Unknown));
+        assert_eq!(p.counts().other_programs, 1);
     }
 
     #[test]

@@ -903,9 +903,11 @@ pub(crate) fn classic_stamp_end(b: &[u8]) -> Option<usize> {
     parse_classic(b).map(|c| c.end)
 }
 
-/// The month of a line's classic stamp (after a syslog priority, if any), if it has one.
+/// The month of a line's classic stamp (after a syslog priority, if any), if it has one, in
+/// English or in the system's language (`journalctl` writes the locale's).
 pub(crate) fn classic_month(line: &[u8]) -> Option<u32> {
-    month_number(rfc5424::strip_pri(line).0)
+    let line = rfc5424::strip_pri(line).0;
+    month_number(line).or_else(|| super::locale_month::month(line).map(|(m, _)| m))
 }
 
 /// Program token and message of a line without parsing or validating its timestamp: the cheap
