@@ -39,6 +39,8 @@ pub(super) fn auth_service_unusable(severity: Severity, t: &str) -> bool {
         && t.contains(") failed");
     (error && (has(t, AUTH_SERVICE_UNUSABLE) || lib_auth_connect))
         || t.contains("auth process not responding")
+        // A login process's disconnect for want of it (`logs::dovecot::login_auth_broken`).
+        || t.contains("auth process broken (disconnected before auth was ready")
 }
 
 /// A Dovecot process that cannot use the auth service, in lib-auth's words and the auth

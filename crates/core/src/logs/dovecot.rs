@@ -305,6 +305,9 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             if login_certificate_refused(text) {
                 return problem_or_info(p.name, user, session, Some(Severity::Warning), text);
             }
+            if login_auth_broken(text) {
+                return problem_or_info(p.name, user, session, Some(Severity::Error), text);
+            }
             if login_failed(text) {
                 return Some(Some(Event::Login(Box::new(Login {
                     service,
@@ -340,6 +343,14 @@ pub(crate) fn login_certificate_refused(text: &[u8]) -> bool {
 pub(crate) fn login_backend_failed(text: &[u8]) -> bool {
     contains(text, b"auth service reported temporary failure")
         || contains(text, b"auth process communication failure")
+}
+
+/// A login process's disconnect for want of its auth service, before any login was tried
+/// (`Disconnected: Auth process broken (disconnected before auth was ready, waited 30 secs)`):
+/// the auth process is hung or down, a service error. A login that was tried is a failed login
+/// (`auth failed`); without `Auth process broken`, the same reason is a client that left early.
+pub(crate) fn login_auth_broken(text: &[u8]) -> bool {
+    contains(text, b"Auth process broken") && !login_failed(text)
 }
 
 /// The reasons a login process gives for a failed login, in its disconnect line (2.3:
@@ -788,6 +799,19 @@ mod tests {
         ] {
             assert!(matches!(ev(token, line), Event::AuthBackendError { .. }), "{line}");
         }
+        // The auth process hung or down: the login process gives up on it (a service error,
+        // `diagnosis::auth_service_unusable`).
+        assert!(matches!(
+            ev("imap-login", "Disconnected: Auth process broken (disconnected before auth was ready, waited 1 secs)"),
+            Event::DovecotProblem(ref p) if p.severity == Severity::Error
+        ));
+        // A client that left before the auth service was ready, the service not said broken:
+        // a scanner's quick disconnect, no finding.
+        let scanner = "Info: Disconnected (disconnected before auth was ready, waited 0 secs): user=<>, rip=192.0.2.33, lip=192.0.2.11, session=<wpjWYSyZ1NnAqGQh>";
+        assert!(matches!(
+            parse(b"imap-login", scanner.as_bytes()),
+            Some(None | Some(Event::Info))
+        ));
         // 2.4's word for a refused plaintext login.
         assert!(matches!(
             ev("imap-login", "Info: Login aborted: Connection closed (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled): user=<>, rip=203.0.113.5, lip=198.18.3.2, session=<A1>"),

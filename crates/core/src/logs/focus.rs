@@ -273,7 +273,8 @@ impl Focus {
             // (`dovecot::parse`).
             let failed = super::dovecot::login_failed(msg)
                 || super::dovecot::login_backend_failed(msg)
-                || super::dovecot::login_certificate_refused(msg);
+                || super::dovecot::login_certificate_refused(msg)
+                || super::dovecot::login_auth_broken(msg);
             return if failed {
                 Decision::Full
             } else {
