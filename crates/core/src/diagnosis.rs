@@ -1223,6 +1223,10 @@ mod tests {
             ("connect to mysql server 127.0.0.1: Access denied for user 'postfix'@'localhost' (using password: YES)", Some(LookupFailure)),
             ("connect to pgsql server 127.0.0.1: could not connect to server: Connection refused", Some(LookupFailure)),
             ("dict_ldap_connect: Unable to bind to server ldap://ldap.corp.test:389 with dn cn=postfix: -1 (Can't contact LDAP server)", Some(LookupFailure)),
+            // A client refused this server's certificate (alert 48, unknown CA); a scanner's
+            // plain text on the TLS port is no finding.
+            ("TLS library problem: error:0A000418:SSL routines::tlsv1 alert unknown ca:../ssl/record/rec_layer_s3.c:1586:SSL alert number 48:", Some(TlsError)),
+            ("TLS library problem: error:0A00010B:SSL routines::wrong version number:../ssl/record/ssl3_record.c:354:", None),
             // Still noise: a client's name that does not resolve back.
             ("hostname mail.example does not resolve to address 203.0.113.9", None),
         ];

@@ -4,6 +4,18 @@
 use super::{has, FindingCode, DISK_FULL};
 use crate::logs::Severity;
 
+/// A TLS setup this Postfix cannot use (its certificate or key, its TLS context), or its
+/// certificate a client refused in the handshake (`TLS library problem: ...:tlsv1 alert unknown
+/// ca:...:SSL alert number 48:`, as Dovecot's login processes report it: submission clients
+/// that cannot verify the chain). `t` is `text` in lowercase.
+fn tls_problem(t: &str, text: &str) -> bool {
+    ((t.contains("cannot load") || t.contains("cannot get"))
+        && (t.contains("certificate") || t.contains("private key")))
+        || t.contains("tls context initialization failed")
+        || (t.contains("tls library problem")
+            && crate::logs::login_certificate_refused(text.as_bytes()))
+}
+
 /// Classify a Postfix `warning:` / `error:` / `fatal:` line into a host-level finding. Most
 /// warnings are noise (clients without reverse DNS, TLS scanners): only causes that break mail
 /// flow qualify.
@@ -134,10 +146,7 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     {
         return Some(FindingCode::ServiceError);
     }
-    if ((t.contains("cannot load") || t.contains("cannot get"))
-        && (t.contains("certificate") || t.contains("private key")))
-        || t.contains("tls context initialization failed")
-    {
+    if tls_problem(&t, text) {
         return Some(FindingCode::TlsError);
     }
     if t.contains("permission denied") && (t.contains("maildir") || t.contains("mailbox")) {
