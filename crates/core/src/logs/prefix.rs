@@ -790,6 +790,10 @@ pub(crate) fn parse_header_with<'a>(
 
     // Tolerate the double space some writers put after the stamp.
     let rest = rest.trim_ascii_start();
+    let rest = match format {
+        LineFormat::Rfc3339Syslog => variants::without_severity(rest),
+        _ => rest,
+    };
     let (host, token, msg) = parse_rest(rest)?;
     let stamp = Stamp {
         format,
@@ -1017,6 +1021,26 @@ mod tests {
         let l = b"Nov 04 18:12:34 mx postfix/qmgr[9]: ABCDEF123: removed";
         let h = parse_header(l, &ctx(), 0).unwrap();
         assert_eq!(h.format, LineFormat::PostfixMaillog);
+    }
+
+    #[test]
+    fn a_severity_in_the_hosts_place_is_no_host() {
+        // boky/postfix's rsyslog template: the severity, uppercase, padded to 8.
+        for (l, msg) in [
+            (&b"2023-12-30T21:20:26.617755+00:00 INFO    postfix/smtpd[481]: connect from unknown[10.0.1.22]"[..], &b"connect from unknown[10.0.1.22]"[..]),
+            (b"2023-12-30T21:20:26.625192+00:00 WARNING postfix/smtpd[481]: warning: TLS library problem", b"warning: TLS library problem"),
+        ] {
+            let h = parse_header(l, &ctx(), 0).unwrap();
+            assert_eq!((h.host, h.program, h.pid, h.msg), (None, &b"postfix/smtpd"[..], Some(481), msg));
+        }
+        // A host's name in capitals is still a host.
+        let h = parse_header(
+            b"2023-12-30T21:20:26+00:00 MAILGW postfix/smtpd[1]: x",
+            &ctx(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(h.host, Some(&b"MAILGW"[..]));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!
 //! and, around the program of a line in any layout, what some syslog daemons add: BusyBox' (Alpine's)
 //! `<facility>.<level>` before it, `host mail.info prog[pid]: msg`, and the message tag Solaris'
-//! syslogd puts after it, `prog[pid]: [ID 197553 mail.info] msg`.
+//! syslogd puts after it, `prog[pid]: [ID 197553 mail.info] msg`; and the severity word some
+//! container images' rsyslog templates write where the host goes (boky/postfix:
+//! `2023-12-30T21:20:26.617755+00:00 INFO    postfix/smtpd[481]: msg`).
 //! Owns only these; the header around them is `prefix`'s.
 
 use chrono::{DateTime, Utc};
@@ -23,6 +25,22 @@ pub(super) struct OtherStamp {
     pub ts: DateTime<Utc>,
     pub subsecond: bool,
     pub end: usize,
+}
+
+/// The line after its stamp without the severity an rsyslog template wrote in the host's place
+/// (`%syslogseverity-text:::uppercase%`, padded with spaces), and so without a host; other
+/// lines as they are. An uppercase severity is no host name a mail system's log shows.
+pub(super) fn without_severity(rest: &[u8]) -> &[u8] {
+    const LEVELS: [&[u8]; 9] = [
+        b"EMERG", b"ALERT", b"CRIT", b"ERR", b"ERROR", b"WARNING", b"NOTICE", b"INFO", b"DEBUG",
+    ];
+    if !rest.first().is_some_and(u8::is_ascii_uppercase) {
+        return rest;
+    }
+    match memchr::memchr(b' ', rest) {
+        Some(sp) if LEVELS.contains(&&rest[..sp]) => rest[sp..].trim_ascii_start(),
+        _ => rest,
+    }
 }
 
 /// The stamp `b` starts with in one of these layouts, if any.
