@@ -324,6 +324,19 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
     }
 }
 
+/// What Dovecot's `auth_verbose_passwords` makes it log of the password a client tried
+/// (`Password mismatch (given password: hunter2)`, `(SHA1 of given password: ...)`) replaced
+/// by `<redacted>` in a line's text: a report, its evidence and incident drafts are read and
+/// passed on by others. The password runs to the line's last `)` (it may hold one itself).
+pub(crate) fn redact_password(line: &mut String) {
+    const GIVEN: &str = "given password: ";
+    let Some(at) = line.find(GIVEN).map(|i| i + GIVEN.len()) else {
+        return;
+    };
+    let end = line[at..].rfind(')').map_or(line.len(), |i| at + i);
+    line.replace_range(at..end, "<redacted>");
+}
+
 /// A login process's disconnect after the client refused the server's certificate in the TLS
 /// handshake (`TLS handshaking: SSL_accept() failed: ...: sslv3 alert certificate unknown: SSL
 /// alert number 46`): alerts 42 (bad certificate), 45 (expired), 46 (unknown: not trusted) and
@@ -530,6 +543,20 @@ mod tests {
         parse(token.as_bytes(), msg.as_bytes())
             .unwrap_or_else(|| panic!("unknown: {msg}"))
             .unwrap_or_else(|| panic!("info: {msg}"))
+    }
+
+    #[test]
+    fn a_tried_password_is_redacted() {
+        for (line, want) in [
+            ("auth-worker(a@x,1.2.3.4)<1><S>: request [12]: Info: sql: Password mismatch (given password: XxxxXXxx123)", "auth-worker(a@x,1.2.3.4)<1><S>: request [12]: Info: sql: Password mismatch (given password: <redacted>)"),
+            ("dovecot: auth: passwd-file(a@x,1.2.3.4): Password mismatch (given password: p)w(d)", "dovecot: auth: passwd-file(a@x,1.2.3.4): Password mismatch (given password: <redacted>)"),
+            ("dovecot: auth: sql(a@x,1.2.3.4): unknown user (given password: cut", "dovecot: auth: sql(a@x,1.2.3.4): unknown user (given password: <redacted>"),
+            ("dovecot: auth: sql(a@x,1.2.3.4): Password mismatch", "dovecot: auth: sql(a@x,1.2.3.4): Password mismatch"),
+        ] {
+            let mut l = line.to_string();
+            redact_password(&mut l);
+            assert_eq!(l, want);
+        }
     }
 
     #[test]

@@ -491,6 +491,9 @@ fn fill_record(
         Some(t) => rec.raw.push_str(t),
         None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
+    if h.name == b"dovecot" || h.name.starts_with(b"auth") {
+        dovecot::redact_password(&mut rec.raw);
+    }
     rec.format = h.format;
     rec.timestamp = h.ts;
     rec.subsecond = h.subsecond;
