@@ -75,6 +75,10 @@ const ENGLISH: [&str; 12] = [
 /// The month of a line that starts with a localized month name, then a space and the day
 /// (`Okt 15`, `déc.  3`): the month and where the name ends. None for English names.
 pub(crate) fn month(line: &[u8]) -> Option<(u32, usize)> {
+    // An ISO stamp's digit: most lines that reach here (the rollover asks every line's month).
+    if line.first().is_none_or(u8::is_ascii_digit) {
+        return None;
+    }
     // The longest name is 8 bytes (`févr`, `août` and the Cyrillic ones are 2 bytes a letter).
     let end = memchr::memchr(b' ', line.get(..10).unwrap_or(line))?;
     let after = line.get(end + 1..)?;
@@ -82,7 +86,7 @@ pub(crate) fn month(line: &[u8]) -> Option<(u32, usize)> {
         b' ' => after.get(1).is_some_and(u8::is_ascii_digit),
         c => c.is_ascii_digit(),
     };
-    if end < 3 || !day_follows || line[0].is_ascii_digit() {
+    if end < 3 || !day_follows {
         return None;
     }
     let word = std::str::from_utf8(&line[..end]).ok()?;

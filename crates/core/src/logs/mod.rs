@@ -491,7 +491,8 @@ fn fill_record(
         Some(t) => rec.raw.push_str(t),
         None => rec.raw.push_str(&String::from_utf8_lossy(line.bytes())),
     }
-    if h.name == b"dovecot" || h.name.starts_with(b"auth") {
+    // Only the auth processes log a password (`auth-worker(...)`, `dovecot: auth: ...`).
+    if h.name.starts_with(b"auth") || (h.name == b"dovecot" && h.msg.starts_with(b"auth")) {
         dovecot::redact_password(&mut rec.raw);
     }
     rec.format = h.format;

@@ -8,10 +8,14 @@ use super::ParseContext;
 /// Where the whole log line another program logged starts, when its message is one: a
 /// container's output the journal or syslog took in under the container's name
 /// (`Mar 15 14:00:33 host mailserver[4087]: 2026-03-15T15:00:33.52+01:00 mail postfix/...`).
-/// Looked at only for a line of another program: a stamp must start its message.
+/// Looked at only for a line of another program: an ISO or classic stamp must start its
+/// message.
 fn relogged_at(line: &[u8], h: &Header<'_>) -> Option<usize> {
-    let first = *h.msg.first()?;
-    let stamp = first.is_ascii_digit() || prefix::month_number(h.msg).is_some();
+    // An ISO date (`2026-03-15T...`) or a classic month and its space: not merely a digit,
+    // which another program's queue-id lines (opendkim's `4A1B2C3D4E: ...`) start with.
+    let m = h.msg;
+    let iso = m.len() > 5 && m[..4].iter().all(u8::is_ascii_digit) && m[4] == b'-';
+    let stamp = iso || (prefix::month_number(m).is_some() && m.get(3) == Some(&b' '));
     let at = (h.msg.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
     (stamp && at > 0 && at < line.len()).then_some(at)
 }
