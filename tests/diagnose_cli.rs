@@ -108,6 +108,48 @@ fn unreadable_input_exits_three_with_one_line_error() {
     assert_eq!(o.status.code(), Some(3));
 }
 
+/// A short excerpt in a layout flowtest does not know is not "nothing failed": exit 3, naming
+/// the source and quoting its first unread line (a tried password redacted, controls escaped).
+/// A short log of Postfix lines in a known layout that flowtest does not read stays exit 0.
+#[test]
+fn a_short_excerpt_in_an_unknown_layout_exits_three_quoting_its_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pasted = dir.path().join("pasted.txt");
+    let lines =
+        "[13/Mar 10:59] auth: passwd(bob): Password mismatch (given password: s3cret)\x1b[0m\n\
+                 [13/Mar 10:59] postfix/smtp: 1A2B3C4D5E: to=<a@b.test>, status=sent\n\n";
+    fs::write(&pasted, lines).unwrap();
+    let o = run(&["--format", "json", &format!("mx={}", pasted.display())]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is not a mail log flowtest reads: none of its 3 lines"),
+        "{err}"
+    );
+    assert!(err.contains("2 are in no log layout flowtest knows, the first: \"[13/Mar 10:59] auth: passwd(bob): Password mismatch (given password: <redacted>)"), "{err}");
+    assert!(!err.contains("s3cret") && !err.contains('\x1b'), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = &report["sources"][0];
+    assert_eq!(
+        (source["no_layout"].as_u64(), source["unknown"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert!(!source["no_layout_sample"]
+        .as_str()
+        .unwrap()
+        .contains("s3cret"));
+
+    let unread = dir.path().join("unread.log");
+    let line = "Nov  4 06:00:00 mx postfix/smtpd[1]: a message flowtest does not read\n";
+    fs::write(&unread, line.repeat(3)).unwrap();
+    let o = run(&[&format!("mx={}", unread.display())]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("3 unknown ["),
+        "{o:?}"
+    );
+}
+
 #[test]
 fn bad_arguments_exit_three_before_reading() {
     let log = fx("classic-syslog/delivered-3hop/ec2.log");

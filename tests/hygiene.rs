@@ -311,5 +311,9 @@ fn diagnose_reads_gzip_and_refuses_what_is_not_a_log() {
         .arg(format!("x={}", prose.display()))
         .output()
         .unwrap();
-    assert_config_error(&o, "is not a mail log: none of its 50 lines");
+    assert_config_error(&o, "is not a mail log flowtest reads: none of its 50 lines");
+    assert_config_error(
+        &o,
+        "50 are in no log layout flowtest knows, the first: \"a line of",
+    );
 }

@@ -212,6 +212,7 @@ fn mutated_lines_never_panic_and_counts_add_up() {
     let c = parser.counts();
     assert_eq!(c.lines, n as u64);
     assert_eq!(c.parsed + c.other_programs + c.unknown, c.lines);
+    assert!(c.no_layout <= c.unknown && c.no_layout_sample.is_some() == (c.no_layout > 0));
     assert!(
         c.unknown > 0 && c.parsed > 0,
         "mutations should produce both: {c:?}"

@@ -164,23 +164,34 @@ pub fn open(name: String, path: &Path, opts: &Options) -> Result<Input, OpenErro
 /// Lines a source must have before "none of them is a log line" means it is not a log.
 const NOT_A_LOG_MIN_LINES: u64 = 20;
 
-/// The sources that turned out not to be mail logs at all: many lines, not one of them a
-/// Postfix or Dovecot line. One message per source, naming it.
+/// The sources that turned out not to be mail logs at all, one message each, naming it: many
+/// lines and not one of them a Postfix or Dovecot line, or nothing parsed and lines in no log
+/// layout flowtest knows (a pasted excerpt in another layout: however short, nothing of it was
+/// read, which must not pass as "nothing failed").
 pub fn not_mail_logs(sources: &[SourceReport]) -> Vec<String> {
-    sources
-        .iter()
-        .filter(|s| {
-            s.counts.parsed == 0
-                && s.counts.unknown + s.counts.other_programs >= NOT_A_LOG_MIN_LINES
-        })
-        .map(|s| {
-            format!(
-                "{} is not a mail log: none of its {} lines is a Postfix or Dovecot log line",
-                crate::core::text::escape_control(&s.path),
-                s.counts.lines
-            )
-        })
-        .collect()
+    sources.iter().filter_map(not_a_mail_log).collect()
+}
+
+fn not_a_mail_log(s: &SourceReport) -> Option<String> {
+    let c = &s.counts;
+    let sample = c.no_layout_sample.as_deref();
+    if c.parsed > 0 || (sample.is_none() && c.unknown + c.other_programs < NOT_A_LOG_MIN_LINES) {
+        return None;
+    }
+    let esc = crate::core::text::escape_control;
+    let unread = sample.map_or(String::new(), |first| {
+        let n = c.no_layout;
+        format!(
+            "; {n} are in no log layout flowtest knows, the first: \"{}\"",
+            esc(first)
+        )
+    });
+    Some(format!(
+        "{} is not a mail log flowtest reads: none of its {} lines is a Postfix or Dovecot log \
+         line{unread}",
+        esc(&s.path),
+        c.lines
+    ))
 }
 
 #[cfg(test)]

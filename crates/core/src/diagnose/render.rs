@@ -156,7 +156,7 @@ fn human_source(o: &mut dyn Write, s: &SourceReport) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "source {} ({}): {} lines, {} parsed, {}{} unknown{}{} [{}]",
+        "source {} ({}): {} lines, {} parsed, {}{} unknown{}{}{} [{}]",
         esc(&s.name),
         esc(&s.path),
         s.counts.lines,
@@ -166,6 +166,10 @@ fn human_source(o: &mut dyn Write, s: &SourceReport) -> io::Result<()> {
             s.counts.other_programs
         )),
         s.counts.unknown,
+        if_any(s.counts.no_layout, || format!(
+            " ({} in no known layout)",
+            s.counts.no_layout
+        )),
         if_any(s.counts.invalid_utf8, || format!(
             ", {} not UTF-8",
             s.counts.invalid_utf8

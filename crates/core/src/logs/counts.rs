@@ -15,6 +15,12 @@ pub struct SourceCounts {
     /// Lines skipped because they were not understood: no known layout, or a Postfix or
     /// Dovecot message flowtest does not read.
     pub unknown: u64,
+    /// Of the `unknown` lines, those in no log layout flowtest knows (blank lines aside): a
+    /// source with nothing parsed and some of these was most likely not read at all.
+    pub no_layout: u64,
+    /// The first of those lines (cut to [`SAMPLE_CHARS`] characters, a tried password
+    /// redacted), to show what the unread layout looks like.
+    pub no_layout_sample: Option<String>,
     /// Lines in a known layout from a program other than Postfix and Dovecot (a milter such as
     /// opendkim, a content filter such as amavis, cron): passed over, and not counted unknown,
     /// so that `unknown` shows what flowtest missed of the mail servers' own lines.
@@ -31,7 +37,27 @@ pub struct SourceCounts {
     pub formats: std::collections::BTreeMap<LineFormat, u64>,
 }
 
+/// How much of a line in no known layout is kept as its source's sample.
+pub const SAMPLE_CHARS: usize = 160;
+
 impl SourceCounts {
+    /// Count an unknown line that is in no known layout, keeping the first as the sample.
+    pub fn note_no_layout(&mut self, line: &[u8]) {
+        self.unknown += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.no_layout += 1;
+        if self.no_layout_sample.is_none() {
+            let mut cut: String = String::from_utf8_lossy(line)
+                .chars()
+                .take(SAMPLE_CHARS)
+                .collect();
+            super::dovecot::redact_password(&mut cut);
+            self.no_layout_sample = Some(cut);
+        }
+    }
+
     /// Add what another parser of the same source counted.
     pub fn add(&mut self, other: &SourceCounts) {
         // Taken apart whole: a counter added to the struct must be added here too.
@@ -39,6 +65,8 @@ impl SourceCounts {
             lines,
             parsed,
             unknown,
+            no_layout,
+            no_layout_sample,
             other_programs,
             invalid_utf8,
             overlong,
@@ -48,6 +76,10 @@ impl SourceCounts {
         self.lines += lines;
         self.parsed += parsed;
         self.unknown += unknown;
+        self.no_layout += no_layout;
+        if self.no_layout_sample.is_none() {
+            self.no_layout_sample.clone_from(no_layout_sample);
+        }
         self.other_programs += other_programs;
         self.invalid_utf8 += invalid_utf8;
         self.overlong += overlong;
@@ -55,5 +87,46 @@ impl SourceCounts {
         for (f, n) in formats {
             *self.formats.entry(*f).or_default() += n;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_in_no_layout_keep_the_first_as_a_sample_across_parsers() {
+        let mut first = SourceCounts::default();
+        first.note_no_layout(b" \t");
+        assert_eq!(
+            (
+                first.unknown,
+                first.no_layout,
+                first.no_layout_sample.as_deref()
+            ),
+            (1, 0, None)
+        );
+        let mut second = SourceCounts::default();
+        let long = format!("x{}", "y".repeat(400));
+        second.note_no_layout(long.as_bytes());
+        second.note_no_layout(b"later");
+        first.add(&second);
+        let sample = first.no_layout_sample.clone().unwrap();
+        assert_eq!(
+            (first.unknown, first.no_layout, sample.chars().count()),
+            (3, 2, SAMPLE_CHARS)
+        );
+        first.note_no_layout(b"(given password: hunter2)");
+        first.add(&SourceCounts {
+            no_layout_sample: Some("another".into()),
+            ..SourceCounts::default()
+        });
+        assert_eq!(first.no_layout_sample.as_deref(), Some(sample.as_str()));
+        let mut redacted = SourceCounts::default();
+        redacted.note_no_layout("é (given password: hunter2)".as_bytes());
+        assert_eq!(
+            redacted.no_layout_sample.as_deref(),
+            Some("é (given password: <redacted>)")
+        );
     }
 }

@@ -767,7 +767,7 @@ impl LineParser {
             if let Some(inner) = format.is_none().then(|| self.grep_inner(text)).flatten() {
                 return self.parse_as(inner, None);
             }
-            self.counts.unknown += 1;
+            self.counts.note_no_layout(text.bytes());
             return Parsed::Unknown;
         };
         if let Some(f) = format {
