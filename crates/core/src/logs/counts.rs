@@ -40,11 +40,18 @@ pub struct SourceCounts {
 /// How much of a line in no known layout is kept as its source's sample.
 pub const SAMPLE_CHARS: usize = 160;
 
+/// journalctl's own notes between entries (`-- No entries --`, `-- Boot 3f2a... --`,
+/// `-- Journal begins at ... --`): a layout known to be no log line.
+fn is_journal_note(line: &[u8]) -> bool {
+    let line = line.trim_ascii_end();
+    line.len() > 5 && line.starts_with(b"-- ") && line.ends_with(b" --")
+}
+
 impl SourceCounts {
     /// Count an unknown line that is in no known layout, keeping the first as the sample.
     pub fn note_no_layout(&mut self, line: &[u8]) {
         self.unknown += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.iter().all(u8::is_ascii_whitespace) || is_journal_note(line) {
             return;
         }
         self.no_layout += 1;
@@ -122,6 +129,8 @@ mod tests {
             ..SourceCounts::default()
         });
         assert_eq!(first.no_layout_sample.as_deref(), Some(sample.as_str()));
+        first.note_no_layout(b"-- No entries --\r");
+        assert_eq!((first.unknown, first.no_layout), (5, 3));
         let mut redacted = SourceCounts::default();
         redacted.note_no_layout("é (given password: hunter2)".as_bytes());
         assert_eq!(
