@@ -4,8 +4,9 @@
 //! only, so such a line is read as the same line with its month in English.
 
 /// Localized abbreviated month names (glibc's `abmon`, lowercase, without a trailing `.`) of
-/// the languages mail operators' systems commonly run in, with the month each means. English
-/// names are not here: those lines are read as they are.
+/// the languages mail operators' systems commonly run in, with the month each means. Names
+/// spelled as English ones (Spanish `mar`, `oct`) are not here: [`month`] reads those in any
+/// case but English's own.
 const NAMES: &[(&str, u32)] = &[
     // German (Austria's `Jän` too), Dutch, Danish/Norwegian/Swedish.
     ("jän", 1),
@@ -91,10 +92,13 @@ pub(crate) fn month(line: &[u8]) -> Option<(u32, usize)> {
     }
     let word = std::str::from_utf8(&line[..end]).ok()?;
     let word = word.strip_suffix('.').unwrap_or(word).to_lowercase();
-    NAMES
-        .iter()
-        .find(|(name, _)| *name == word)
-        .map(|&(_, m)| (m, end))
+    if let Some(&(_, m)) = NAMES.iter().find(|(name, _)| *name == word) {
+        return Some((m, end));
+    }
+    // Spanish, Catalan and the Nordic languages write many months as English does, but in lower
+    // case (`mar 13`, `oct 2`, Dutch `jan`); English as written is read as it is.
+    let i = ENGLISH.iter().position(|e| e.eq_ignore_ascii_case(&word))?;
+    (ENGLISH[i].as_bytes() != &line[..end]).then_some((i as u32 + 1, end))
 }
 
 /// The line with its localized month name in English (`Okt 15 ...` -> `Oct 15 ...`), when it
@@ -129,6 +133,18 @@ mod tests {
             (
                 "DEZ 24 10:00:00 mx dovecot: x",
                 "Dec 24 10:00:00 mx dovecot: x",
+            ),
+            (
+                "mar 13 10:59:32 mx postfix/smtp[3611]: x",
+                "Mar 13 10:59:32 mx postfix/smtp[3611]: x",
+            ),
+            (
+                "sep  7 10:00:00 mx dovecot: x",
+                "Sep  7 10:00:00 mx dovecot: x",
+            ),
+            (
+                "JAN  7 10:00:00 mx dovecot: x",
+                "Jan  7 10:00:00 mx dovecot: x",
             ),
             (
                 "окт 15 23:48:15 mx postfix/smtp[1]: x",
