@@ -323,6 +323,27 @@ mod tests {
         assert_eq!(summary["findings_truncated"], 500, "{summary}");
     }
 
+    /// A message whose last attempt failed with no delivery line after it (a log cut there) is
+    /// of unknown fate, and counted failed: the exit code must not say all is well. A message
+    /// still queued with no finding is not.
+    #[test]
+    fn a_message_whose_last_attempt_failed_counts_as_failed() {
+        let log = "2017-07-31T19:31:10.155469+00:00 smtp postfix/smtp[537]: C9D798162B: Cannot \
+                   start TLS: handshake failure\n\
+                   2017-07-31T19:31:11+00:00 smtp postfix/qmgr[9]: D0E873A000: \
+                   from=<a@b.test>, size=459, nrcpt=1 (queue active)\n";
+        let mut out = Vec::new();
+        let input = input("mx", log.to_owned());
+        let s = analyze(vec![input], &Options::whole_2025(Format::Json), &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["summary"]["by_status"],
+            serde_json::json!({"queued": 1, "unknown": 1}),
+            "{v}"
+        );
+        assert_eq!((s.failed, s.severity()), (1, Severity::Failed), "{v}");
+    }
+
     #[test]
     fn lines_dropped_over_the_cap_are_reported_in_both_formats() {
         let (s, json) = run(Format::Json, 8 * 1024);

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::diagnosis::Finding;
-use crate::fusion::{CorrelatorStats, MessageChain, SkewEstimate};
+use crate::fusion::{CorrelatorStats, MessageChain, MessageStatus, SkewEstimate};
 use crate::grouping::IncidentGroups;
 
 use super::json::LastTime;
@@ -136,7 +136,7 @@ impl<'a> Report<'a> {
     fn count(&mut self, m: &MessageChain) {
         self.summary.messages += 1;
         *self.summary.by_status.entry(m.status.as_str()).or_insert(0) += 1;
-        if m.status.is_failure() {
+        if failed(m) {
             self.summary.failed += 1;
         }
         // Its hops' times, and its latest line's (a hop still queued has no `left_at`).
@@ -158,7 +158,7 @@ impl<'a> Report<'a> {
                 self.findings_truncated += 1;
             }
         }
-        if m.status.is_failure() {
+        if failed(m) {
             for f in &m.findings {
                 self.groups.add(f);
             }
@@ -236,4 +236,12 @@ impl Drop for Report<'_> {
             let _ = self.write_pending();
         }
     }
+}
+
+/// A message that failed: its status says so, or its fate is not known (queued, unknown) and a
+/// finding says its last attempt failed (`QID: Cannot start TLS: handshake failure` with no
+/// delivery line after it): a monitor reading the exit code must not take that for "all well".
+fn failed(m: &MessageChain) -> bool {
+    let open = matches!(m.status, MessageStatus::Queued | MessageStatus::Unknown);
+    m.status.is_failure() || (open && m.findings.iter().any(|f| f.code.is_failure()))
 }
