@@ -31,7 +31,7 @@ pub(crate) fn is_v1_deliver(token: &[u8]) -> bool {
 }
 
 /// Dovecot 1.x names its mail processes in capitals (`IMAP(user): Disconnected: Logged out`).
-fn v1_service(name: &[u8]) -> &[u8] {
+pub(crate) fn v1_service(name: &[u8]) -> &[u8] {
     match name {
         b"IMAP" => b"imap",
         b"POP3" => b"pop3",
@@ -928,6 +928,23 @@ mod tests {
             parse_syslog(b"POP3(dave): Error: mbox file /var/mail/dave: Permission denied"),
             Some(Some(Event::DovecotProblem(ref p))) if p.service == "pop3" && p.user.as_deref() == Some("dave")
         ));
+    }
+
+    /// Dovecot 1.x's own log file names its mail processes in capitals, as its syslog lines do
+    /// (Ubuntu Forums, 2011): the mail store's permission error is Dovecot's, not another
+    /// program's line passed over.
+    #[test]
+    fn a_v1_log_files_capital_process_is_dovecots() {
+        let ctx = crate::logs::ParseContext::new("store", 2025);
+        let line = b"2011-05-26 22:25:35 IMAP(user1@sub.example): Error: mkdir(/var/vmail/user1/cur) \
+                     failed: Permission denied (euid=5000(<unknown>) egid=5000(<unknown>) missing +w \
+                     perm: /var/vmail/user1)";
+        let rec = crate::logs::parse_line(line, &ctx).expect("read");
+        assert!(
+            matches!(&rec.event, Event::DovecotProblem(p) if p.service == "imap" && p.user.as_deref() == Some("user1@sub.example")),
+            "{:?}",
+            rec.event
+        );
     }
 
     /// Dovecot 1.x's LDA, `deliver(user)`, under its own tag or through Dovecot's log; a bare

@@ -438,7 +438,9 @@ fn family<'a>(h: &prefix::Header<'a>) -> Family<'a> {
     if name == b"postfix" {
         return Family::Postfix { service: name };
     }
-    if prefix::is_dovecot_service(name) || dovecot::is_v1_deliver(h.program) {
+    // Dovecot 1.x's own log names its mail processes in capitals (`IMAP(user): Error: ...`).
+    let service = dovecot::v1_service(name);
+    if prefix::is_dovecot_service(service) || dovecot::is_v1_deliver(h.program) {
         return Family::Dovecot { syslog: false };
     }
     Family::Other
