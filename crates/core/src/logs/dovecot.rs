@@ -481,9 +481,14 @@ fn auth(p: &Proc<'_>, sev: Option<Severity>, text: &[u8]) -> Option<Option<Event
     // process token instead: `auth-worker(user,ip)<pid>: request [1]: sql: Password mismatch`.
     let name = p.name;
     let text = without_worker_prefix(text);
-    let (user, ip, body) = match find(text, b"): ") {
-        Some(close) if memchr::memchr(b'(', &text[..close]).is_some() => {
-            let open = memchr::memchr(b'(', &text[..close]).unwrap_or(0);
+    // The driver is the text's first word: an assertion's `file X.c: line 646 (function): ...`
+    // names a C function in its parentheses, not a user.
+    let driver = find(text, b"): ").and_then(|close| {
+        let open = memchr::memchr(b'(', &text[..close])?;
+        (!text[..open].contains(&b' ')).then_some((open, close))
+    });
+    let (user, ip, body) = match driver {
+        Some((open, close)) => {
             let inner = &text[open + 1..close];
             let mut parts = inner.split(|&c| c == b',');
             let user = parts
@@ -928,6 +933,25 @@ mod tests {
             parse_syslog(b"POP3(dave): Error: mbox file /var/mail/dave: Permission denied"),
             Some(Some(Event::DovecotProblem(ref p))) if p.service == "pop3" && p.user.as_deref() == Some("dave")
         ));
+    }
+
+    /// An auth process's assertion names the C function in parentheses: no user (modoboa
+    /// installer #568); a driver's `passwd-file(user,ip): ...` still names one.
+    #[test]
+    fn an_auth_assertion_names_no_user() {
+        let panic = b"Panic: file http-client.c: line 646 (http_client_context_close): assertion \
+                      failed: (cctx->clients_list == NULL)";
+        let ev = parse(b"auth", panic);
+        assert!(
+            matches!(&ev, Some(Some(Event::DovecotProblem(p))) if p.user.is_none()),
+            "{ev:?}"
+        );
+        let unknown = b"Info: passwd-file(bob@x.test,192.0.2.7): unknown user";
+        let ev = parse(b"auth", unknown);
+        assert!(
+            matches!(&ev, Some(Some(Event::AuthFailure { user: Some(u), .. })) if u == "bob@x.test"),
+            "{ev:?}"
+        );
     }
 
     /// Dovecot 1.x's own log file names its mail processes in capitals, as its syslog lines do
