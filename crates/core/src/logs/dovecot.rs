@@ -286,6 +286,10 @@ pub(crate) fn parse(token: &[u8], msg: &[u8]) -> Option<Option<Event>> {
             }
             // The LMTP server's process-level lines name the recipient in their text.
             let user = user.or_else(|| rcpt_named(text));
+            // Dovecot 1.x's `deliver` wrote its errors to syslog without `Error: ` (the level was
+            // syslog's): `deliver(bob): mkdir(/home/bob/Maildir/cur) failed: Permission denied`.
+            let v1_error = p.name == b"deliver" && contains(text, b") failed: ");
+            let sev = sev.or(v1_error.then_some(Severity::Error));
             problem_or_info(p.name, user, session, sev, text)
         }
         b"imap-login" | b"pop3-login" | b"submission-login" | b"managesieve-login" => {
@@ -995,5 +999,14 @@ mod tests {
             None
         );
         assert!(!is_v1_deliver(b"deliver[12]"));
+        // Its errors carry no `Error: ` (syslog held the level): still an error (Ubuntu
+        // Forums, 2010); its other lines stay information.
+        let denied = "mkdir(/home/bob/Maildir/cur) failed: Permission denied (euid=1000(bob))";
+        assert!(
+            matches!(ev("deliver(bob)", denied), Event::DovecotProblem(p) if p.severity == Severity::Error),
+            "{:?}",
+            ev("deliver(bob)", denied)
+        );
+        assert_eq!(parse(b"deliver(bob)", b"Loading modules"), Some(None));
     }
 }
