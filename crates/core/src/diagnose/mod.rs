@@ -256,6 +256,7 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::FindingCode;
 
     /// One host's log, read from memory, with the file's time unknown.
     fn input(name: &str, log: impl Into<Vec<u8>>) -> Input {
@@ -324,8 +325,8 @@ mod tests {
     }
 
     /// A message whose last attempt failed with no delivery line after it (a log cut there) is
-    /// of unknown fate, and counted failed: the exit code must not say all is well. A message
-    /// still queued with no finding is not.
+    /// of unknown fate, and counted failed: the exit code must not say all is well, and its
+    /// finding drafts an incident. A message still queued with no finding is not.
     #[test]
     fn a_message_whose_last_attempt_failed_counts_as_failed() {
         let log = "2017-07-31T19:31:10.155469+00:00 smtp postfix/smtp[537]: C9D798162B: Cannot \
@@ -342,6 +343,12 @@ mod tests {
             "{v}"
         );
         assert_eq!((s.failed, s.severity()), (1, Severity::Failed), "{v}");
+        let drafts: Vec<_> = s
+            .incidents
+            .iter()
+            .map(|g| (g.code, g.occurrences))
+            .collect();
+        assert_eq!(drafts, [(FindingCode::TlsError, 1)], "{v}");
     }
 
     #[test]

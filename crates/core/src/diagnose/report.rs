@@ -136,7 +136,8 @@ impl<'a> Report<'a> {
     fn count(&mut self, m: &MessageChain) {
         self.summary.messages += 1;
         *self.summary.by_status.entry(m.status.as_str()).or_insert(0) += 1;
-        if failed(m) {
+        let failed = failed(m);
+        if failed {
             self.summary.failed += 1;
         }
         // Its hops' times, and its latest line's (a hop still queued has no `left_at`).
@@ -158,7 +159,8 @@ impl<'a> Report<'a> {
                 self.findings_truncated += 1;
             }
         }
-        if failed(m) {
+        // A failed message's findings draft incidents, an open one's included.
+        if failed {
             for f in &m.findings {
                 self.groups.add(f);
             }
