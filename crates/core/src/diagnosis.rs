@@ -305,9 +305,13 @@ impl Finding {
 }
 
 mod auth;
+mod dovecot_socket;
 mod peer;
 mod postfix_problem;
-use auth::{auth_permission_denied, auth_request_timed_out, auth_service_unusable};
+use auth::{
+    auth_backend_unreadable, auth_permission_denied, auth_request_timed_out, auth_service_unusable,
+};
+use dovecot_socket::{dovecot_socket_failure, SocketFailure};
 pub use peer::delivery_peer;
 pub use postfix_problem::classify_postfix_problem;
 
@@ -601,7 +605,12 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
 /// The specific cause named by a reply / status / error text, if any (case-insensitive).
 /// Generic outcomes (`*_other`) are left to the callers, who know the status.
 pub fn classify_text(text: &str) -> Option<FindingCode> {
-    let t = text.to_ascii_lowercase();
+    let mut t = text.to_ascii_lowercase();
+    // dovecot-lda's first error line, which local(8) quotes as the command's output, may be
+    // its harmless failure to reach the stats socket; the cause is elsewhere.
+    if dovecot_socket_failure(&t) == Some(SocketFailure::Stats) {
+        t = dovecot_socket::without_failed_connect(&t);
+    }
     let t = t.as_str();
     if auth_permission_denied(t) {
         return Some(FindingCode::AuthBackendError);
@@ -799,8 +808,13 @@ pub fn classify_dovecot_problem(severity: Severity, text: &str) -> Option<Findin
     if has(&t, DISK_FULL) {
         return Some(FindingCode::DiskFull);
     }
-    if auth_permission_denied(&t) {
+    if auth_permission_denied(&t) || auth_backend_unreadable(&t) {
         return Some(FindingCode::AuthBackendError);
+    }
+    match dovecot_socket_failure(&t) {
+        Some(SocketFailure::Service) => return Some(FindingCode::ServiceError),
+        Some(SocketFailure::Stats) => return None,
+        None => {}
     }
     // The master's word on a crashed or failing service process (`service(auth): child 19654
     // returned error 89`, `killed with signal 11`, `command startup failed, throttling`).
@@ -1608,6 +1622,33 @@ mod tests {
             classify_postfix_problem(w, "hash:/etc/postfix/access lookup error for \"x\""),
             Some(LookupFailure)
         );
+    }
+
+    /// Auth backends that can judge no password, and Dovecot's own sockets out of reach: not
+    /// the mail store's permissions, whatever words the error uses.
+    #[test]
+    fn dovecot_backend_and_socket_errors() {
+        use FindingCode::*;
+        for (text, code) in [
+            ("passwd-file: open(/etc/dovecot/userdb) failed: No such file or directory", Some(AuthBackendError)),
+            ("passwd-file(info,67.211.213.194): stat(/etc/exim4/domains//passwd) failed: No such file or directory", Some(AuthBackendError)),
+            ("sql(b@x.test,127.0.0.1,<GyrF5+ml+Jx/AAAB>): Invalid password in passdb: Not a valid MD5-CRYPT or PLAIN-MD5 password", Some(AuthBackendError)),
+            ("sql(b@x.test,127.0.0.1): Password data is not valid for scheme SHA512-CRYPT: Input length isn't valid", Some(AuthBackendError)),
+            ("prefetch(user@example.org): userdb lookup not possible with only userdb prefetch", Some(AuthBackendError)),
+            ("net_connect_unix(anvil-auth-penalty) failed: Connection refused", Some(ServiceError)),
+            ("connect(ssl-params) failed: Permission denied", Some(ServiceError)),
+            // The stats socket a user's LDA may not write to: no failure of its own.
+            ("net_connect_unix(/run/dovecot/stats-writer) failed: Permission denied", None),
+            // The mail store's own permission error is still the mail store's.
+            ("open(/var/mail/x/tmp/1) failed: Permission denied", Some(MailboxPermissionDenied)),
+        ] {
+            assert_eq!(classify_dovecot_problem(Severity::Error, text), code, "{text}");
+        }
+        // local(8) quoting dovecot-lda's stats line: the permission error is not the mailbox's.
+        let stats = "temporary failure. Command output: lda(me): Error: net_connect_unix(/run/dovecot/stats-writer) failed: Permission denied ";
+        assert_eq!(classify_text(stats), None);
+        let quota = "Command output: lda(me): Error: net_connect_unix(/run/dovecot/stats-writer) failed: Permission denied lda(me): Error: Quota exceeded (mailbox for user is full)";
+        assert_eq!(classify_text(quota), Some(MailboxFull));
     }
 
     #[test]

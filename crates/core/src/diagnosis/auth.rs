@@ -24,6 +24,27 @@ pub(super) fn auth_permission_denied(t: &str) -> bool {
         )
 }
 
+/// An auth backend that can judge no password of the users it holds: its users file is not
+/// there (`passwd-file: open(/etc/dovecot/userdb) failed: No such file or directory`,
+/// `passwd-file(info,192.0.2.7): stat(/etc/exim4/domains//passwd) failed: ...`), or a stored
+/// password is in no scheme it reads (`Invalid password in passdb: Not a valid MD5-CRYPT or
+/// PLAIN-MD5 password`, 2.3's `Password data is not valid for scheme SHA512-CRYPT: ...`,
+/// `Unknown scheme SHA256-CRYPT`): the file's path, or `default_pass_scheme` and the stored
+/// `{SCHEME}` prefixes, are to fix; the user's password is not at fault.
+pub(super) fn auth_backend_unreadable(t: &str) -> bool {
+    (t.contains("passwd-file") && t.contains(") failed: "))
+        || has(
+            t,
+            &[
+                "invalid password in passdb",
+                "password data is not valid for scheme",
+                "): unknown scheme ",
+                // A userdb lookup (LDA's, LMTP's) with only `userdb prefetch` configured.
+                "userdb lookup not possible with only userdb prefetch",
+            ],
+        )
+}
+
 /// Whether a Dovecot line (lower-cased) tells of a process that cannot use the auth service:
 /// an error in [`AUTH_SERVICE_UNUSABLE`]'s words, lib-auth's failed connect to the auth socket
 /// (2.3 prefixes it `auth-client: conn unix:login`; a user lookup's, as LMTP's, `auth-master:
