@@ -975,6 +975,22 @@ mod tests {
         );
     }
 
+    /// Dovecot 2.2's own log file names the DH parameter builder `ssl-params`: Dovecot's line.
+    #[test]
+    fn the_ssl_params_process_is_dovecots() {
+        let ctx = crate::logs::ParseContext::new("store", 2016);
+        for line in [
+            &b"Oct 25 07:27:04 ssl-params: Info: Generating SSL parameters"[..],
+            b"2016-10-25 07:27:04 ssl-params: Info: SSL parameters regeneration completed",
+        ] {
+            let rec = crate::logs::parse_line(line, &ctx);
+            assert!(
+                matches!(rec.map(|r| r.event), Some(Event::Info)),
+                "{line:?}"
+            );
+        }
+    }
+
     /// Dovecot 1.x's LDA, `deliver(user)`, under its own tag or through Dovecot's log; a bare
     /// `deliver` (Cyrus's) is not Dovecot's.
     #[test]

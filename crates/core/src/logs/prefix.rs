@@ -133,6 +133,17 @@ const DOVECOT_SERVICES: &[&[u8]] = &[
     b"imap-hibernate",
     b"replicator",
     b"aggregator",
+    // 2.2's DH parameter builder (`ssl-params: Info: Generating SSL parameters`), and the
+    // services of director and URLAUTH setups.
+    b"ssl-params",
+    b"ssl-build-param",
+    b"director",
+    b"imap-urlauth",
+    b"imap-urlauth-login",
+    b"imap-urlauth-worker",
+    b"old-stats",
+    b"dns-client",
+    b"health-check",
 ];
 
 pub(crate) fn is_dovecot_service(name: &[u8]) -> bool {
