@@ -691,6 +691,12 @@ fn names_without_needle(code: FindingCode, t: &str) -> bool {
                 // touched.
                 || ((t.starts_with("connect to ") || t.contains("suspended: connect to "))
                     && t.contains("permission denied"))
+                // A server on the network that took the connection and closed it before its
+                // greeting (its process limit, TCP wrappers, a filter in front of it): it turned
+                // the session away. A local socket's server is left to Dovecot's own lines.
+                || (t.contains("lost connection with ")
+                    && t.contains("while receiving the initial server greeting")
+                    && delivery_peer(t, None).is_some())
         }
         _ => false,
     }
@@ -1172,6 +1178,8 @@ mod tests {
             ("msgid=<fq1@y>: save failed to INBOX: Not enough disk quota", MailboxFull),
             ("Failed to initialize user: Mail access for users with UID 1000 not permitted (see first_valid_uid in config file, uid from userdb lookup).", MailboxPermissionDenied),
             ("lost connection with x[1.2.3.4] while sending end of data -- message may be sent more than once", DeferredOther),
+            ("delivery temporarily suspended: lost connection with mailrise01.example[192.168.8.16] while receiving the initial server greeting", NextHopRefused),
+            ("lost connection with dell.corp.test[/run/lmtp] while receiving the initial server greeting", DeferredOther),
             ("host dell.corp.test[private/dovecot-lmtp] said: 451 4.3.0 <bob@corp.test> Too many concurrent deliveries for user (in reply to RCPT TO command)", RateLimited),
         ];
         for (text, want) in cases {
