@@ -1674,5 +1674,13 @@ mod tests {
         f.code = FindingCode::SpamFolder;
         f.rehint();
         assert!(f.hint.contains("Junk/Spam"), "{}", f.hint);
+        // A full mailbox may be another provider's (Gmail's 452 4.2.2): the fix says so.
+        f.code = FindingCode::MailboxFull;
+        f.rehint();
+        assert!(f.hint.contains("a server you do not run"), "{}", f.hint);
+        // A lost connection at the greeting is a refusal of the session: the fix says so.
+        f.code = FindingCode::NextHopRefused;
+        f.rehint();
+        assert!(f.hint.contains("initial server greeting"), "{}", f.hint);
     }
 }
