@@ -1235,6 +1235,7 @@ mod tests {
             ("milter inet:127.0.0.1:8891: unreasonable packet length: 1213486160 > 1073741823", Some(ServiceError)),
             ("milter inet:127.0.0.1:8891: read error in initial handshake", Some(ServiceError)),
             ("connect #1 to subsystem private/proxymap: Connection refused", Some(ServiceError)),
+            ("timeout talking to proxy inet:[127.0.0.1]:10024", Some(ServiceError)),
             ("cannot pass connection to service private/smtpd: Resource temporarily unavailable", Some(ServiceError)),
             // Cyrus SASL's smtpd.conf broken (or its plugins missing): smtpd exits, and no
             // client can authenticate.

@@ -95,55 +95,7 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
     {
         return Some(FindingCode::RateLimited);
     }
-    // A Postfix daemon's client to a local service (a policy service, a milter) that does not
-    // answer, and queue files that cannot be written: the mail waits or is refused (451 4.3.5).
-    if t.contains("problem talking to server")
-        // Postfix's own internal services (`problem talking to service rewrite`: trivial-
-        // rewrite is down or crashing).
-        || t.contains("problem talking to service ")
-        || (t.starts_with("connect to ")
-            && has(
-                &t,
-                &["connection refused", "no such file", "timed out", "permission denied"],
-            ))
-        // A daemon's client to one of Postfix's internal services (`connect #1 to subsystem
-        // private/proxymap: Connection refused`), postscreen handing a client to smtpd
-        // (`cannot pass connection to service private/smtpd: ...`).
-        || (t.starts_with("connect #") && t.contains(" to subsystem "))
-        || t.starts_with("cannot pass connection to service ")
-        // A `tcp:` table's server (a policy or lookup daemon) that cannot be reached or does not
-        // answer (`read TCP map reply from 127.0.0.1:10030: unexpected EOF (...)`, `connect to
-        // TCP map ...`: dict_tcp's words): every lookup through it fails until it is back.
-        || t.starts_with("read tcp map reply from ")
-        || t.starts_with("connect to tcp map ")
-        // The queue manager about a delivery agent that fails (`transport lmtp failure -- see a
-        // previous warning/fatal/panic logfile record ...`; `private/lmtp socket: malformed
-        // response`, the agent died mid-answer): the transport's mail waits.
-        || (t.starts_with("transport ") && t.contains(" failure -- see a previous "))
-        || (t.starts_with("private/") && t.ends_with("socket: malformed response"))
-        // postdrop (local submission) finds no pickup service: Postfix's master is not running,
-        // and what cron and web applications send waits in the maildrop queue.
-        || t.starts_with("unable to look up public/pickup")
-        || t.contains("write queue file")
-        || t.contains("error writing message file")
-        // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
-        // SMFIC_BODYEOB reply packet header: Connection timed out`): its default action then
-        // refuses or lets through every message.
-        || (t.starts_with("milter ")
-            && has(
-                &t,
-                &[
-                    "can't read",
-                    "unexpected eof",
-                    "bad packet",
-                    "can't send",
-                    // Pointed at a port that does not speak the milter protocol, or dead.
-                    "unreasonable packet length",
-                    "read error",
-                    "write error",
-                ],
-            ))
-    {
+    if local_service_failed(&t) {
         return Some(FindingCode::ServiceError);
     }
     if tls_problem(&t, text) {
@@ -165,6 +117,62 @@ pub fn classify_postfix_problem(severity: Severity, text: &str) -> Option<Findin
         Severity::Fatal | Severity::Panic => Some(FindingCode::ServiceError),
         Severity::Warning | Severity::Error => None,
     }
+}
+
+/// A Postfix daemon's client to a local service (a policy service, a milter, a content
+/// filter) that does not answer, and queue files that cannot be written: the mail waits or is
+/// refused (451 4.3.5). `t` is the text in lowercase.
+fn local_service_failed(t: &str) -> bool {
+    t.contains("problem talking to server")
+        // Postfix's own internal services (`problem talking to service rewrite`: trivial-
+        // rewrite is down or crashing).
+        || t.contains("problem talking to service ")
+        || (t.starts_with("connect to ")
+            && has(
+                t,
+                &["connection refused", "no such file", "timed out", "permission denied"],
+            ))
+        // A daemon's client to one of Postfix's internal services (`connect #1 to subsystem
+        // private/proxymap: Connection refused`), postscreen handing a client to smtpd
+        // (`cannot pass connection to service private/smtpd: ...`).
+        || (t.starts_with("connect #") && t.contains(" to subsystem "))
+        || t.starts_with("cannot pass connection to service ")
+        // A before-queue content filter (smtpd_proxy_filter, amavis on 10024) that stopped
+        // answering mid-message: smtpd refuses it with a generic `451 4.3.0 Error: queue file
+        // write error` (no disk is at fault).
+        || t.starts_with("timeout talking to proxy ")
+        // A `tcp:` table's server (a policy or lookup daemon) that cannot be reached or does not
+        // answer (`read TCP map reply from 127.0.0.1:10030: unexpected EOF (...)`, `connect to
+        // TCP map ...`: dict_tcp's words): every lookup through it fails until it is back.
+        || t.starts_with("read tcp map reply from ")
+        || t.starts_with("connect to tcp map ")
+        // The queue manager about a delivery agent that fails (`transport lmtp failure -- see a
+        // previous warning/fatal/panic logfile record ...`; `private/lmtp socket: malformed
+        // response`, the agent died mid-answer): the transport's mail waits.
+        || (t.starts_with("transport ") && t.contains(" failure -- see a previous "))
+        || (t.starts_with("private/") && t.ends_with("socket: malformed response"))
+        // postdrop (local submission) finds no pickup service: Postfix's master is not running,
+        // and what cron and web applications send waits in the maildrop queue.
+        || t.starts_with("unable to look up public/pickup")
+        || t.contains("write queue file")
+        || t.contains("error writing message file")
+        // A milter that stops answering mid-message (`milter inet:127.0.0.1:11332: can't read
+        // SMFIC_BODYEOB reply packet header: Connection timed out`): its default action then
+        // refuses or lets through every message.
+        || (t.starts_with("milter ")
+            && has(
+                t,
+                &[
+                    "can't read",
+                    "unexpected eof",
+                    "bad packet",
+                    "can't send",
+                    // Pointed at a port that does not speak the milter protocol, or dead.
+                    "unreasonable packet length",
+                    "read error",
+                    "write error",
+                ],
+            ))
 }
 
 /// A table Postfix cannot open (`hash:/etc/postfix/transport is unavailable. open database
