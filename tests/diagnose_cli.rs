@@ -292,11 +292,15 @@ fn dovecot_auth_errors_draft_the_runbook_incident() {
         .arg(src("dell", "dovecot-log/auth-sql-error/dovecot.log"))
         .output()
         .unwrap();
-    // No message failed (host-level findings only).
-    assert_eq!(o.status.code(), Some(0));
+    // No message failed, but Dovecot's auth backend is broken: a warning (1), not "all well".
+    assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("finding auth_backend_error at dell (3x)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(1 host finding(s) about the servers' own services: see above)"),
         "{out}"
     );
     assert!(dir
@@ -507,4 +511,74 @@ fn since_in_the_second_pass_of_a_fold_finds_that_passs_messages() {
             "{since}: no seek"
         );
     }
+}
+
+/// Host findings of a client's doing (a wrong password) leave the exit code at 0: a real server's
+/// log always holds some. A fault of the servers' own services makes it 1, but not in a run
+/// filtered to one message, whose exit code tells that message's fate.
+#[test]
+fn only_the_servers_own_faults_make_the_exit_code_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_only = dir.path().join("client.log");
+    fs::write(
+        &client_only,
+        "Nov 06 11:00:10 auth: passwd-file(bob@corp.test,198.18.3.1,<Zm9vYmFyYmF6MQ>): Password mismatch\n\
+         Nov 06 11:00:12 imap-login: Info: Disconnected: Connection closed (auth failed, 1 attempts in 2 secs): user=<bob@corp.test>, method=PLAIN, rip=198.18.3.1, lip=198.18.3.2, TLS, session=<Zm9vYmFyYmF6MQ>\n",
+    )
+    .unwrap();
+    let o = bin()
+        .args(["diagnose", "--year", "2025", "--format", "json"])
+        .arg(format!("dell={}", client_only.display()))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("imap_auth_failed"), "{out}");
+    assert!(!out.contains("server_faults"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+
+    let broken = src("dell", "dovecot-log/auth-sql-error/dovecot.log");
+    let o = bin()
+        .args(["diagnose", "--year", "2025", "--format", "json", &broken])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("\"server_faults\":1"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // A message delivered at dell while its auth backend was failing: filtered to it, the run
+    // shows the host finding around it but exits by the message's fate.
+    let postfix = dir.path().join("dell-postfix.log");
+    fs::write(
+        &postfix,
+        "Nov 06 11:00:00 dell postfix/smtpd[100]: 4ABC123DEF: client=ec2[100.64.0.1]\n\
+         Nov 06 11:00:00 dell postfix/cleanup[101]: 4ABC123DEF: message-id=<ok-1@provider.test>\n\
+         Nov 06 11:00:00 dell postfix/qmgr[102]: 4ABC123DEF: from=<x@provider.test>, size=300, nrcpt=1 (queue active)\n\
+         Nov 06 11:00:01 dell postfix/lmtp[103]: 4ABC123DEF: to=<alice@corp.test>, relay=dell[private/dovecot-lmtp], delay=0.1, delays=0.01/0/0.05/0.04, dsn=2.0.0, status=sent (250 2.0.0 <alice@corp.test> Saved)\n\
+         Nov 06 11:00:01 dell postfix/qmgr[102]: 4ABC123DEF: removed\n",
+    )
+    .unwrap();
+    let postfix = format!("dell={}", postfix.display());
+    let o = bin()
+        .args(["diagnose", "--year", "2025", &postfix, &broken])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = bin()
+        .args([
+            "diagnose",
+            "--year",
+            "2025",
+            "--message-id",
+            "<ok-1@provider.test>",
+        ])
+        .args([&postfix, &broken])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(out.contains("delivered"), "{out}");
+    assert!(out.contains("finding auth_backend_error at dell"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
+
+fn text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -222,6 +222,23 @@ impl FindingCode {
     pub fn is_failure(self) -> bool {
         !matches!(self, FindingCode::SpamFolder)
     }
+
+    /// A fault of the mail servers' own setup or services, whoever's mail met it: a daemon that
+    /// died or a socket it could not reach, the auth backend, a lookup table, the disk, the mail
+    /// store's permissions, the SASL server. As a host finding, no message need have failed
+    /// yet, but the next one may. A client's doing (a wrong password, a login without TLS, too
+    /// many connections, a TLS handshake a scanner broke off) is not one.
+    pub fn is_server_fault(self) -> bool {
+        matches!(
+            self,
+            FindingCode::ServiceError
+                | FindingCode::AuthBackendError
+                | FindingCode::LookupFailure
+                | FindingCode::DiskFull
+                | FindingCode::MailboxPermissionDenied
+                | FindingCode::SaslServerUnavailable
+        )
+    }
 }
 
 impl std::fmt::Display for FindingCode {

@@ -158,13 +158,19 @@ pub struct Summary {
     /// Queue ids seen only in their `removed` line: messages that began before the log (or
     /// the window), not listed.
     pub removed_only: u64,
+    /// Host findings of an unfiltered run that are faults of the servers' own services
+    /// ([`crate::diagnosis::FindingCode::is_server_fault`]).
+    pub server_faults: u64,
 }
 
 impl Summary {
-    /// Failed when any matched message failed.
+    /// Failed when any matched message failed; else degraded when a host finding shows a fault
+    /// of the servers' own services (the mail that meets it next will fail); else ok.
     pub fn severity(&self) -> Severity {
         if self.failed > 0 {
             Severity::Failed
+        } else if self.server_faults > 0 {
+            Severity::Degraded
         } else {
             Severity::Ok
         }

@@ -67,6 +67,8 @@ struct JsonSummary<'a> {
     transactions_abandoned: u64,
     #[serde(skip_serializing_if = "is_zero")]
     removed_only: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    server_faults: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -88,6 +90,7 @@ pub(super) fn json_tail(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
             lines_dropped_over_cap: t.summary.lines_dropped_over_cap,
             transactions_abandoned: t.summary.transactions_abandoned,
             removed_only: t.summary.removed_only,
+            server_faults: t.summary.server_faults,
         },
     };
     let v = serde_json::to_value(&tail).map_err(io::Error::other)?;
@@ -191,7 +194,7 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         .collect();
     writeln!(
         o,
-        "summary: {} message(s){}{}{}{}{}",
+        "summary: {} message(s){}{}{}{}{}{}",
         t.summary.messages,
         if st.is_empty() {
             String::new()
@@ -213,6 +216,10 @@ fn human_summary(o: &mut dyn Write, t: &Tail) -> io::Result<()> {
         if_any(t.summary.removed_only, || format!(
             " ({} queue id(s) seen only in their `removed` line: begun before the log, not listed)",
             t.summary.removed_only
+        )),
+        if_any(t.summary.server_faults, || format!(
+            " ({} host finding(s) about the servers' own services: see above)",
+            t.summary.server_faults
         ))
     )
 }

@@ -204,6 +204,12 @@ impl<'a> Report<'a> {
         for f in &host_findings {
             self.groups.add(f);
         }
+        if !self.opts.filtered() {
+            self.summary.server_faults = host_findings
+                .iter()
+                .filter(|f| f.code.is_server_fault())
+                .count() as u64;
+        }
         let mut by_code = std::mem::take(&mut self.by_code);
         for f in &host_findings {
             tally(&mut by_code, f);
