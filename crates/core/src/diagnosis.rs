@@ -505,6 +505,15 @@ const TEXT_CAUSES: &[(FindingCode, &[&str])] = &[
             // domain's DNS is wrong.
             "(nullmx)",
             "null mx",
+            // A DNSBL that refused the query: Spamhaus answers queries sent through a public
+            // resolver (or too many) with 127.255.255.254 (.255), whose TXT says so; Postfix,
+            // told to reject any 127/8 answer, rejects every client: `554 5.7.1 Service
+            // unavailable; Client host [IP] blocked using zen.spamhaus.org; Error: open
+            // resolver; https://check.spamhaus.org/returnc/pub/IP/`. The query failed; the
+            // client is not listed.
+            "error: open resolver",
+            "error: excessive number of queries",
+            "spamhaus.org/returnc/",
         ],
     ),
     (
@@ -1177,6 +1186,11 @@ mod tests {
             // A null MX (RFC 7505): the domain takes no mail; no mailbox is missing.
             ("Domain nullmx.example does not accept mail (nullMX)", DnsError),
             ("host mx.example[192.0.2.1] said: 556 5.1.10 Recipient address has null MX (in reply to RCPT TO command)", DnsError),
+            // A DNSBL's answer that its query was refused (Spamhaus via a public resolver), as
+            // Postfix's reject quotes it for a client or a sender domain: no listing.
+            ("554 5.7.1 Service unavailable; Client host [104.47.21.166] blocked using sbl.spamhaus.org; Error: open resolver; https://www.spamhaus.org/returnc/pub/172.69.79.93", DnsError),
+            ("554 5.7.1 Service unavailable; Sender address [user@gmail.com] blocked using dbl.spamhaus.org; Error: open resolver; https://check.spamhaus.org/returnc/pub/13.66.150.136/", DnsError),
+            ("554 5.7.1 Service unavailable; Client host [192.0.2.7] blocked using zen.spamhaus.org; Error: excessive number of queries; https://www.spamhaus.org/returnc/vol/192.0.2.53", DnsError),
             ("host store[private/dovecot-lmtp] said: 550 5.1.1 <x@corp.test> User doesn't exist: x@corp.test (in reply to RCPT TO command)", RecipientUnknown),
             // Turned away at the greeting, whatever words the reply uses.
             ("host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 550-Requested action not taken: mailbox unavailable 550-Reject due to policy restrictions. 550 For explanation visit https://www.gmx.net/mail/senderguidelines?c=pr", BouncedOther),
@@ -1700,5 +1714,10 @@ mod tests {
         f.code = FindingCode::NextHopRefused;
         f.rehint();
         assert!(f.hint.contains("initial server greeting"), "{}", f.hint);
+        // A DNSBL that refused the query is this server's resolver, not the client's listing.
+        f.code = FindingCode::DnsError;
+        f.rehint();
+        assert!(f.hint.contains("Error: open resolver"), "{}", f.hint);
+        assert!(f.hint.contains("127.0.0.[2..11]"), "{}", f.hint);
     }
 }
